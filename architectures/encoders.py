@@ -1,0 +1,166 @@
+"""Image encoders: (B, 1, 28, 28) normalised images -> (B, D) features, D in ``num_features``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from architectures.registry import (
+    ENCODERS,
+    Entry,
+    UnknownNameError,
+    register_encoder,
+    signature_defaults,
+)
+
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SmallCNN(nn.Module):
+    """Plain CNN, no normalisation layers: conv-pool, conv-pool, then a fully connected layer."""
+
+    def __init__(self, width: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),  # 14x14
+            nn.Conv2d(width, 2 * width, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),  # 7x7
+            nn.Flatten(),
+            nn.Dropout(dropout),
+            nn.Linear(2 * width * 7 * 7, hidden),
+            nn.ReLU(inplace=True),
+        )
+        self.num_features = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class GapCNN(nn.Module):
+    """Conv-BN-ReLU stages at 28, 14 and 7 pixels, then global average pooling."""
+
+    def __init__(self, width: int, depth: int, dropout: float) -> None:
+        super().__init__()
+        widths = (width, 2 * width, 4 * width)
+        layers: list[nn.Module] = []
+        cin = 1
+        for stage, cout in enumerate(widths):
+            if stage > 0:
+                layers.append(nn.MaxPool2d(2))
+            for _ in range(depth):
+                layers.append(conv_bn_relu(cin, cout))
+                cin = cout
+        self.body = nn.Sequential(*layers)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
+        self.num_features = cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.body(x))
+
+
+class TinyResNet(nn.Module):
+    """A stride-2 stem, then three stages of timm ResNet ``BasicBlock``s at 14, 7 and 4 pixels."""
+
+    def __init__(self, width: int, blocks: int, dropout: float) -> None:
+        from timm.models.resnet import BasicBlock
+
+        super().__init__()
+        self.stem = conv_bn_relu(1, width, stride=2)
+        stages: list[nn.Module] = []
+        cin = width
+        for stage in range(3):
+            cout = width * 2**stage
+            for i in range(blocks):
+                stride = 2 if (stage > 0 and i == 0) else 1
+                downsample = None
+                if stride != 1 or cin != cout:
+                    downsample = nn.Sequential(
+                        nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)
+                    )
+                stages.append(BasicBlock(cin, cout, stride=stride, downsample=downsample))
+                cin = cout
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
+        self.num_features = cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.stages(self.stem(x)))
+
+
+def _cnn_space(trial: Any) -> dict[str, Any]:
+    return {
+        "width": trial.suggest_categorical("width", [8, 16, 24, 32]),
+        "dropout": trial.suggest_float("dropout", 0.0, 0.5),
+    }
+
+
+def _small_cnn_space(trial: Any) -> dict[str, Any]:
+    return {
+        **_cnn_space(trial),
+        "fc_features": trial.suggest_categorical("fc_features", [64, 128, 256]),
+    }
+
+
+def _gap_cnn_space(trial: Any) -> dict[str, Any]:
+    return {**_cnn_space(trial), "depth": trial.suggest_int("depth", 1, 2)}
+
+
+def _tiny_resnet_space(trial: Any) -> dict[str, Any]:
+    return {**_cnn_space(trial), "blocks": trial.suggest_int("blocks", 1, 2)}
+
+
+@register_encoder(search_space=_small_cnn_space)
+def small_cnn(width: int = 16, fc_features: int = 128, dropout: float = 0.0) -> nn.Module:
+    """Plain conv-pool-conv-pool CNN with a fully connected feature layer (no BatchNorm)."""
+    return SmallCNN(width, fc_features, dropout)
+
+
+@register_encoder(search_space=_gap_cnn_space)
+def gap_cnn(width: int = 16, depth: int = 2, dropout: float = 0.0) -> nn.Module:
+    """Conv-BN-ReLU stages with global average pooling; few parameters."""
+    return GapCNN(width, depth, dropout)
+
+
+@register_encoder(search_space=_tiny_resnet_space)
+def tiny_resnet(width: int = 16, blocks: int = 1, dropout: float = 0.0) -> nn.Module:
+    """Small residual network built from timm's ResNet BasicBlock."""
+    return TinyResNet(width, blocks, dropout)
+
+
+def _timm_entry(name: str) -> Entry:
+    """``timm:<model>``: any timm model as a feature extractor, from scratch on 1 channel."""
+    model_name = name.split(":", 1)[1]
+
+    import timm
+
+    if not timm.list_models(model_name):
+        raise UnknownNameError(
+            f"unknown timm model {model_name!r}; valid: any name from timm.list_models()"
+        )
+
+    def factory(drop_rate: float = 0.0) -> nn.Module:
+        return timm.create_model(
+            model_name, pretrained=False, in_chans=1, num_classes=0, drop_rate=drop_rate
+        )
+
+    return Entry(
+        name=name,
+        factory=factory,
+        defaults=signature_defaults(factory),
+        search_space=lambda trial: {"drop_rate": trial.suggest_float("drop_rate", 0.0, 0.3)},
+        description=f"timm model {model_name} (in_chans=1, num_classes=0, pretrained=False)",
+    )
+
+
+ENCODERS.register_prefix("timm:", _timm_entry)

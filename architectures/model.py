@@ -1,0 +1,85 @@
+"""The composed model: an encoder, a fusion, and the input normalisation they both rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from architectures.fusions import NUM_DIGITS
+from architectures.registry import ENCODERS, FUSIONS
+
+MNIST_MEAN = 0.1307
+MNIST_STD = 0.3081
+
+
+class DigitSumModel(nn.Module):
+    """``model(images, addends) -> (digit_logits (B,10), sum_logits (B,19))``.
+
+    ``images`` are floats in [0, 1] of shape (B, 1, 28, 28); the model normalises them itself so
+    that every caller (trainer, ``predict``, exported graphs) feeds the same thing.
+    """
+
+    def __init__(self, encoder: nn.Module, fusion: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.fusion = fusion
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder((images - MNIST_MEAN) / MNIST_STD)
+
+    def forward(
+        self, images: torch.Tensor, addends: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fusion(self.features(images), addends)
+
+    def forward_all_addends(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits for every addend 0..9: shapes (B, 10, 10) and (B, 10, 19).
+
+        The encoder runs once per image; only the fusion runs per addend.
+        """
+        feats = self.features(images)
+        b = feats.shape[0]
+        addends = torch.arange(NUM_DIGITS, device=feats.device).repeat(b)
+        digit, total = self.fusion(feats.repeat_interleave(NUM_DIGITS, dim=0), addends)
+        return digit.view(b, NUM_DIGITS, -1), total.view(b, NUM_DIGITS, -1)
+
+
+def split_overrides(
+    arch: str, fusion: str, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Route hyperparameter overrides to the encoder or the fusion by name.
+
+    ``None`` means "use the entry's default". An unknown key is an error listing the valid ones.
+    """
+    enc_defaults = ENCODERS.get(arch).defaults
+    fus_defaults = FUSIONS.get(fusion).defaults
+    enc_kw: dict[str, Any] = {}
+    fus_kw: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in enc_defaults:
+            enc_kw[key] = value
+        elif key in fus_defaults:
+            fus_kw[key] = value
+        else:
+            valid = sorted({*enc_defaults, *fus_defaults})
+            raise ValueError(
+                f"unknown hyperparameter {key!r} for {arch} x {fusion}; valid: "
+                f"{', '.join(valid) or '(none)'}"
+            )
+    return enc_kw, fus_kw
+
+
+def create_model(arch: str, fusion: str, **overrides: Any) -> DigitSumModel:
+    """Build ``arch`` x ``fusion`` with the entries' defaults, overridden by ``overrides``."""
+    enc_kw, fus_kw = split_overrides(arch, fusion, overrides)
+    encoder = ENCODERS.get(arch).factory(**enc_kw)
+    head = FUSIONS.get(fusion).factory(in_features=encoder.num_features, **fus_kw)
+    return DigitSumModel(encoder, head)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

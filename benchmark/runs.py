@@ -1,0 +1,244 @@
+"""Run directories: what one training run writes, how it is resumed, and how it is loaded back.
+
+Layout of ``<results>/runs/<run-id>/``: ``config.json`` (resolved config), ``status.json``
+(running / complete / interrupted / failed), ``history.csv`` (one row per finished epoch),
+``checkpoint.pt`` (end of the last finished epoch), then ``metrics.json`` and ``model.pt`` when the
+run completes. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import platform
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from architectures import DigitSumModel, count_params, create_model
+from benchmark import io as atomic
+from benchmark.config import TrainConfig
+from benchmark.data import DigitSumData
+from benchmark.trainer import (
+    EpochStats,
+    TrainState,
+    build_state,
+    evaluate,
+    train,
+    use_channels_last,
+)
+
+CONFIG = "config.json"
+STATUS = "status.json"
+HISTORY = "history.csv"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+MODEL = "model.pt"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:
+    """A fresh directory; ``mkdir(exist_ok=False)`` plus a random token: never shared."""
+    runs = Path(results_dir) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    while True:
+        name = f"{stamp}-{slug(cfg.arch)}-{cfg.fusion}-s{cfg.seed}-{secrets.token_hex(3)}"
+        try:
+            (runs / name).mkdir()
+            return runs / name
+        except FileExistsError:
+            continue
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"cpu: {model} ({torch.get_num_threads()} threads)"
+
+
+def versions() -> dict[str, str]:
+    import timm
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of this checkout, with ``-dirty`` when it has uncommitted changes."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def write_status(run_dir: Path, status: str, message: str = "", **extra: Any) -> None:
+    atomic.write_json(
+        run_dir / STATUS, {"status": status, "message": message, "time": time.time(), **extra}
+    )
+
+
+def read_json(path: Path) -> Any:
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
+def write_history(run_dir: Path, history: list[EpochStats]) -> None:
+    buf = io.StringIO()
+    names = [f.name for f in fields(EpochStats)]
+    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow(vars(row))
+    atomic.write_text(run_dir / HISTORY, buf.getvalue())
+
+
+def save_checkpoint(run_dir: Path, state: TrainState) -> None:
+    atomic.save_torch(run_dir / CHECKPOINT, state.state_dict())
+    write_history(run_dir, state.history)
+
+
+def load_config(run_dir: Path) -> TrainConfig:
+    return TrainConfig.from_dict(read_json(Path(run_dir) / CONFIG))
+
+
+def finish(
+    run_dir: Path, cfg: TrainConfig, state: TrainState, data: DigitSumData
+) -> dict[str, Any]:
+    """Test-set evaluation (the only place it happens), then metrics.json and model.pt."""
+    model = state.model
+    device = next(model.parameters()).device
+    cl = use_channels_last(cfg, device)
+    val = evaluate(model, data.val, cfg.eval_batch_size, cfg.precision, cl)
+    test = evaluate(model, data.test, cfg.eval_batch_size, cfg.precision, cl, by_class=True)
+    steps_per_epoch = len(data.train.subset(cfg.train_subset)) // cfg.batch_size
+    images = steps_per_epoch * cfg.batch_size * cfg.epochs
+    metrics = {
+        "run_id": run_dir.name,
+        "arch": cfg.arch,
+        "fusion": cfg.fusion,
+        "seed": cfg.seed,
+        "params": count_params(model),
+        "epochs": cfg.epochs,
+        "train_seconds": state.train_seconds,
+        "compile_seconds": state.compile_seconds,
+        "train_images_per_s": images / state.train_seconds if state.train_seconds else None,
+        "device": device_name(device),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "config_hash": cfg.config_hash(),
+        "tuned": cfg.tuned_from is not None,
+        "config": cfg.to_dict(),
+        "val": val,
+        "test": test,
+    }
+    state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic.save_torch(run_dir / MODEL, state_dict)
+    atomic.write_json(run_dir / METRICS, metrics)
+    write_status(run_dir, "complete")
+    return metrics
+
+
+def execute(
+    cfg: TrainConfig,
+    data: DigitSumData,
+    run_dir: Path,
+    state: TrainState | None = None,
+    on_step: Callable[[int, int, float, float], None] | None = None,
+    on_epoch: Callable[[TrainState, EpochStats], None] | None = None,
+) -> dict[str, Any]:
+    """Train in ``run_dir`` with a checkpoint after every epoch; returns the metrics.
+
+    Interrupts and divergence leave the last checkpoint and history valid and the status marked;
+    the exception is re-raised for the caller to turn into an exit status.
+    """
+    from benchmark.trainer import NonFiniteLossError
+
+    def epoch_done(st: TrainState, stats: EpochStats) -> None:
+        save_checkpoint(run_dir, st)
+        if on_epoch is not None:
+            on_epoch(st, stats)
+
+    write_status(run_dir, "running", pid=os.getpid())
+    try:
+        state = train(cfg, data, state=state, on_epoch=epoch_done, on_step=on_step)
+    except KeyboardInterrupt:
+        write_status(
+            run_dir,
+            "interrupted",
+            f"stopped by an interrupt; resume with `python -m benchmark run --resume {run_dir}`",
+        )
+        raise
+    except NonFiniteLossError as exc:
+        write_status(run_dir, "failed", str(exc))
+        raise
+    return finish(run_dir, cfg, state, data)
+
+
+def start_run(cfg: TrainConfig, results_dir: Path) -> Path:
+    run_dir = new_run_dir(results_dir, cfg)
+    atomic.write_json(run_dir / CONFIG, cfg.to_dict())
+    write_status(run_dir, "created")
+    return run_dir
+
+
+def resume_state(run_dir: Path, cfg: TrainConfig, device: torch.device) -> TrainState | None:
+    """The state saved at the end of the last finished epoch, or None if no epoch finished."""
+    ckpt = Path(run_dir) / CHECKPOINT
+    state = build_state(cfg, device)
+    if not ckpt.exists():
+        return None
+    state.load_state_dict(atomic.load_torch(ckpt))
+    return state
+
+
+def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
+    """The trained model of a finished run, in eval mode on the CPU (weights loaded safely)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / MODEL).exists():
+        raise FileNotFoundError(f"{run_dir / MODEL} not found: is {run_dir} a finished run?")
+    cfg = load_config(run_dir)
+    model = create_model(cfg.arch, cfg.fusion, **cfg.model_args)
+    model.load_state_dict(atomic.load_torch(run_dir / MODEL))
+    return model.eval()
+
+
+def python_command() -> str:
+    return Path(sys.executable).name

@@ -1,0 +1,295 @@
+"""One trainer for every encoder x fusion: device-resident data, no DataLoader, exhaustive eval."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from architectures import DigitSumModel, count_params, create_model
+from architectures.fusions import NUM_DIGITS, NUM_SUMS
+from benchmark.config import TrainConfig, lr_at
+from benchmark.data import DigitSumData, Split, augment, to_float
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training diverged; the message names epoch, step and learning rate."""
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu")
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if bf16:
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
+    return cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+
+
+def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
+    """Cross-entropy with label smoothing spread over the *finite* logits only.
+
+    ``late_sum`` gives -inf to impossible sums; plain label smoothing would put mass there and make
+    the loss infinite. Over all-finite logits this equals ``F.cross_entropy(label_smoothing=eps)``.
+    """
+    if eps == 0:
+        return F.cross_entropy(logits, target)
+    logp = F.log_softmax(logits.float(), dim=1)
+    nll = -logp.gather(1, target[:, None]).squeeze(1)
+    finite = torch.isfinite(logits)
+    smooth = -torch.where(finite, logp, 0.0).sum(1) / finite.sum(1)
+    return ((1 - eps) * nll + eps * smooth).mean()
+
+
+def compute_loss(
+    model: DigitSumModel,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    addends: torch.Tensor,
+    cfg: TrainConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss and the number of correct sum predictions in the batch (a tensor: no host sync)."""
+    digit_logits, sum_logits = model(images, addends)
+    sums = labels + addends
+    loss = smoothed_cross_entropy(digit_logits, labels, cfg.label_smoothing)
+    if cfg.sum_loss_weight:
+        loss = loss + cfg.sum_loss_weight * smoothed_cross_entropy(
+            sum_logits, sums, cfg.label_smoothing
+        )
+    correct = (sum_logits.argmax(1) == sums).sum()
+    return loss, correct
+
+
+@torch.no_grad()
+def evaluate(
+    model: DigitSumModel,
+    split: Split,
+    batch_size: int = 1000,
+    precision: str = "auto",
+    channels_last: bool = False,
+    by_class: bool = False,
+) -> dict[str, Any]:
+    """Exhaustive metrics: every image paired with all 10 addends, so no sampling noise.
+
+    Accuracies are fractions in [0, 1]. ``joint_acc``: digit and sum both right on the same pair;
+    ``consistency``: predicted sum == predicted digit + addend.
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    addends = torch.arange(NUM_DIGITS, device=device)
+    totals = torch.zeros(4, dtype=torch.long, device=device)
+    class_correct = torch.zeros(NUM_SUMS, dtype=torch.long, device=device)
+    class_count = torch.zeros(NUM_SUMS, dtype=torch.long, device=device)
+    for start in range(0, len(split), batch_size):
+        images = to_float(split.images[start : start + batch_size].to(device))
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        labels = split.labels[start : start + batch_size].to(device)
+        with autocast(device, precision):
+            digit_logits, sum_logits = model.forward_all_addends(images)
+        pred_digit = digit_logits.argmax(-1)  # (B, 10)
+        pred_sum = sum_logits.argmax(-1)  # (B, 10)
+        true_sum = labels[:, None] + addends  # (B, 10)
+        digit_ok = pred_digit == labels[:, None]
+        sum_ok = pred_sum == true_sum
+        totals += torch.stack(
+            [
+                digit_ok.sum(),
+                sum_ok.sum(),
+                (digit_ok & sum_ok).sum(),
+                (pred_sum == pred_digit + addends).sum(),
+            ]
+        )
+        if by_class:
+            class_count += torch.bincount(true_sum.flatten(), minlength=NUM_SUMS)
+            class_correct += torch.bincount(true_sum[sum_ok], minlength=NUM_SUMS)
+    model.train(was_training)
+    pairs = len(split) * NUM_DIGITS
+    digit, total, joint, consistent = (t / pairs for t in totals.tolist())
+    out: dict[str, Any] = {
+        "digit_acc": digit,
+        "sum_acc": total,
+        "joint_acc": joint,
+        "consistency": consistent,
+        "pairs": pairs,
+    }
+    if by_class:
+        out["sum_acc_by_class"] = (class_correct / class_count.clamp(min=1)).tolist()
+    return out
+
+
+@dataclass
+class EpochStats:
+    epoch: int  # 1-based
+    train_loss: float
+    train_sum_acc: float  # on the sampled training pairs of this epoch
+    val_digit_acc: float
+    val_sum_acc: float
+    val_joint_acc: float
+    lr: float  # learning rate at the last step of the epoch
+    seconds: float  # training time of this epoch (evaluation excluded)
+
+
+@dataclass
+class TrainState:
+    """Everything needed to continue a run exactly: model, optimizer, step and generators."""
+
+    model: DigitSumModel
+    optimizer: torch.optim.Optimizer
+    generator: torch.Generator
+    step: int = 0
+    history: list[EpochStats] = field(default_factory=list)
+    train_seconds: float = 0.0
+    compile_seconds: float = 0.0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "step": self.step,
+            "train_seconds": self.train_seconds,
+            "compile_seconds": self.compile_seconds,
+            "history": [vars(h) for h in self.history],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"].cpu())
+        torch.set_rng_state(state["torch_rng"].cpu())
+        self.step = int(state["step"])
+        self.train_seconds = float(state["train_seconds"])
+        self.compile_seconds = float(state["compile_seconds"])
+        self.history = [EpochStats(**h) for h in state["history"]]
+
+
+def build_state(cfg: TrainConfig, device: torch.device) -> TrainState:
+    """Seeded model, optimizer and data generator for ``cfg``."""
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.arch, cfg.fusion, **cfg.model_args).to(device)
+    if use_channels_last(cfg, device):
+        model = model.to(memory_format=torch.channels_last)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    if cfg.optimizer == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+            groups, lr=cfg.lr, betas=(cfg.momentum, 0.999)
+        )
+    else:
+        optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    return TrainState(model=model, optimizer=optimizer, generator=generator)
+
+
+EpochCallback = Callable[[TrainState, EpochStats], None]
+StepCallback = Callable[[int, int, float, float], None]  # step in epoch, steps, loss, sum acc
+
+
+def train(
+    cfg: TrainConfig,
+    data: DigitSumData,
+    state: TrainState | None = None,
+    on_epoch: EpochCallback | None = None,
+    on_step: StepCallback | None = None,
+    report_every: int = 25,
+) -> TrainState:
+    """Train ``cfg.epochs`` epochs (continuing from ``state`` if given). ``data`` must already be
+    on the training device. ``on_epoch`` runs after each epoch (checkpointing, pruning);
+    ``on_step`` every ``report_every`` steps with the running loss (one host sync each time)."""
+    device = data.train.images.device
+    state = state or build_state(cfg, device)
+    model = state.model
+    train_split = data.train.subset(cfg.train_subset)
+    n = len(train_split)
+    bs = cfg.batch_size
+    steps_per_epoch = n // bs  # drop the ragged tail: constant shapes, a fresh one every epoch
+    total_steps = steps_per_epoch * cfg.epochs
+    channels_last = use_channels_last(cfg, device)
+    step_fn = compute_loss
+    if cfg.compile:
+        step_fn = torch.compile(compute_loss)
+    model.train()
+    start_epoch = state.step // steps_per_epoch
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, device=device, generator=state.generator)
+        loss_sum = torch.zeros((), device=device)
+        correct_sum = torch.zeros((), dtype=torch.long, device=device)
+        lr = cfg.lr
+        for i in range(steps_per_epoch):
+            idx = perm[i * bs : (i + 1) * bs]
+            images = to_float(train_split.images[idx])
+            labels = train_split.labels[idx]
+            addends = torch.randint(0, NUM_DIGITS, (bs,), device=device, generator=state.generator)
+            if cfg.augment:
+                images = augment(images, cfg.aug_shift, cfg.aug_degrees, state.generator)
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            lr = lr_at(cfg, state.step, total_steps)
+            for group in state.optimizer.param_groups:
+                group["lr"] = lr
+            with autocast(device, cfg.precision):
+                loss, correct = step_fn(model, images, labels, addends, cfg)
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            state.optimizer.step()
+            state.step += 1
+            loss_sum += loss.detach()
+            correct_sum += correct
+            if on_step is not None and ((i + 1) % report_every == 0 or i + 1 == steps_per_epoch):
+                mean_loss = loss_sum.item() / (i + 1)
+                if not math.isfinite(mean_loss):
+                    raise NonFiniteLossError(
+                        f"non-finite loss at epoch {epoch + 1}, step {i + 1}, lr {lr:.3g}"
+                    )
+                on_step(i + 1, steps_per_epoch, mean_loss, correct_sum.item() / ((i + 1) * bs))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - t0
+        state.train_seconds += seconds
+        train_loss = loss_sum.item() / steps_per_epoch
+        if not math.isfinite(train_loss):
+            raise NonFiniteLossError(
+                f"non-finite loss in epoch {epoch + 1} (steps 1-{steps_per_epoch}), lr {lr:.3g}"
+            )
+        val = evaluate(model, data.val, cfg.eval_batch_size, cfg.precision, channels_last)
+        stats = EpochStats(
+            epoch=epoch + 1,
+            train_loss=train_loss,
+            train_sum_acc=correct_sum.item() / (steps_per_epoch * bs),
+            val_digit_acc=val["digit_acc"],
+            val_sum_acc=val["sum_acc"],
+            val_joint_acc=val["joint_acc"],
+            lr=lr,
+            seconds=seconds,
+        )
+        state.history.append(stats)
+        if on_epoch is not None:
+            on_epoch(state, stats)
+    return state
+
+
+def model_params(model: torch.nn.Module) -> int:
+    return count_params(model)

@@ -1,0 +1,138 @@
+"""Registry-wide tests: every encoder x every fusion, plus the registry's own behaviour."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import architectures as A
+from architectures.fusions import NUM_SUMS, shifted_sum_logits
+
+PAIRS = [(e, f) for e in A.ENCODERS.names() for f in A.FUSIONS.names()]
+
+
+def batch(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g)
+
+
+@pytest.mark.parametrize(("arch", "fusion"), PAIRS)
+def test_forward_backward(arch: str, fusion: str) -> None:
+    torch.manual_seed(0)
+    model = A.create_model(arch, fusion)
+    images, addends = batch()
+    digit, total = model(images, addends)
+    assert digit.shape == (6, 10) and total.shape == (6, NUM_SUMS)
+    assert torch.isfinite(digit).all()
+    assert not torch.isnan(total).any()
+    labels = torch.randint(0, 10, (6,))
+    loss = F.cross_entropy(digit, labels) + F.cross_entropy(total, labels + addends)
+    assert torch.isfinite(loss)
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize(("arch", "fusion"), PAIRS)
+def test_all_addends_matches_per_addend_forward(arch: str, fusion: str) -> None:
+    torch.manual_seed(0)
+    model = A.create_model(arch, fusion).eval()
+    images, _ = batch(4)
+    digit_all, sum_all = model.forward_all_addends(images)
+    assert digit_all.shape == (4, 10, 10) and sum_all.shape == (4, 10, NUM_SUMS)
+    with torch.no_grad():
+        for a in (0, 3, 9):
+            digit, total = model(images, torch.full((4,), a))
+            torch.testing.assert_close(digit_all[:, a], digit, rtol=1e-4, atol=1e-4)
+            finite = torch.isfinite(total)
+            assert torch.equal(finite, torch.isfinite(sum_all[:, a]))
+            torch.testing.assert_close(sum_all[:, a][finite], total[finite], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("arch", A.ENCODERS.names())
+def test_late_sum_is_exact_shift_of_digit_distribution(arch: str) -> None:
+    torch.manual_seed(0)
+    model = A.create_model(arch, "late_sum").eval()
+    images, addends = batch(8)
+    with torch.no_grad():
+        digit, total = model(images, addends)
+    logp = F.log_softmax(digit, dim=1)
+    for i, a in enumerate(addends.tolist()):
+        torch.testing.assert_close(total[i, a : a + 10], logp[i])
+        outside = torch.cat([total[i, :a], total[i, a + 10 :]])
+        assert torch.isneginf(outside).all()
+    assert torch.equal(total.argmax(1), digit.argmax(1) + addends)
+    torch.testing.assert_close(total.exp().sum(1), torch.ones(8))
+
+
+def test_shifted_sum_logits_known_values() -> None:
+    logp = torch.log(torch.tensor([[0.5, 0.5] + [0.0] * 8]).clamp(min=1e-30))
+    out = shifted_sum_logits(logp, torch.tensor([9]))
+    assert out[0, 9].exp().item() == pytest.approx(0.5)
+    assert out[0, 10].exp().item() == pytest.approx(0.5)
+    assert torch.isneginf(out[0, :9]).all()
+
+
+def test_timm_encoder_through_prefix() -> None:
+    model = A.create_model("timm:test_resnet", "concat")
+    images, addends = batch(2)
+    digit, total = model(images, addends)
+    assert digit.shape == (2, 10) and total.shape == (2, NUM_SUMS)
+    (digit.sum() + total.sum()).backward()
+    assert model.encoder.num_features > 0
+    first_conv = next(m for m in model.encoder.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.in_channels == 1
+
+
+def test_unknown_names_list_valid_ones() -> None:
+    with pytest.raises(A.UnknownNameError, match="valid: gap_cnn, small_cnn, tiny_resnet"):
+        A.create_model("resnet9000", "concat")
+    with pytest.raises(A.UnknownNameError, match="concat"):
+        A.create_model("gap_cnn", "nope")
+    with pytest.raises(A.UnknownNameError, match="timm model"):
+        A.create_model("timm:definitely_not_a_model", "concat")
+
+
+def test_select_comma_wildcards_and_all() -> None:
+    assert A.ENCODERS.select("all") == A.ENCODERS.names()
+    assert A.ENCODERS.select("*cnn") == ["gap_cnn", "small_cnn"]
+    assert A.ENCODERS.select("tiny_resnet,gap_cnn,tiny_resnet") == ["tiny_resnet", "gap_cnn"]
+    assert A.FUSIONS.select("late_sum") == ["late_sum"]
+    with pytest.raises(A.UnknownNameError, match="matches nothing"):
+        A.FUSIONS.select("zz*")
+
+
+def test_overrides_route_to_encoder_and_fusion() -> None:
+    model = A.create_model("gap_cnn", "concat", width=8, hidden=32, depth=None)
+    assert model.encoder.num_features == 32  # 4 x width
+    assert model.fusion.digit_head.in_features == 32
+    assert A.ENCODERS.get("gap_cnn").defaults["depth"] == 2
+    with pytest.raises(ValueError, match="unknown hyperparameter 'bogus'.*valid: depth"):
+        A.create_model("gap_cnn", "concat", bogus=1)
+
+
+def test_entries_have_search_spaces_with_valid_keys() -> None:
+    optuna = pytest.importorskip("optuna")
+    for registry in (A.ENCODERS, A.FUSIONS):
+        for name in registry.names():
+            entry = registry.get(name)
+            assert entry.search_space is not None, name
+            params = entry.search_space(optuna.trial.FixedTrial(_first_choices(entry)))
+            assert set(params) <= set(entry.defaults), (name, params)
+
+
+def _first_choices(entry: A.Entry) -> dict:
+    """A FixedTrial answer for every suggest call: probe the space with a recording trial."""
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    entry.search_space(trial)
+    return dict(trial.params)
+
+
+def test_register_rejects_duplicates() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        A.register_encoder("gap_cnn")(lambda: None)

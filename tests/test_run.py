@@ -1,0 +1,92 @@
+"""Real-data runs through the CLI: files written, metric fields and ranges, load_run, determinism."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark import load_run
+from benchmark.cli import main
+from benchmark.trainer import evaluate
+
+SHORT = ["--epochs", "1", "--train-subset", "5000", "--batch-size", "50"]
+
+
+def run_cli(tmp_path: Path, mnist_root: Path, *extra: str) -> list[Path]:
+    before = set((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else set()
+    code = main(["run", *SHORT, "--data-dir", str(mnist_root), "--results-dir", str(tmp_path),
+                 *extra])
+    assert code == 0
+    return sorted(set((tmp_path / "runs").glob("*")) - before)
+
+
+@pytest.fixture(scope="module")
+def concat_run(tmp_path_factory: pytest.TempPathFactory, mnist_root: Path) -> Path:
+    tmp = tmp_path_factory.mktemp("concat")
+    (run_dir,) = run_cli(tmp, mnist_root, "--arch", "gap_cnn", "--fusion", "concat")
+    return run_dir
+
+
+def test_run_writes_every_file_with_valid_fields(concat_run: Path) -> None:
+    for name in ("config.json", "history.csv", "metrics.json", "model.pt", "status.json"):
+        assert (concat_run / name).is_file(), name
+    m = json.loads((concat_run / "metrics.json").read_text())
+    for key in ("arch", "fusion", "seed", "params", "epochs", "train_seconds",
+                "train_images_per_s", "device", "versions", "git_commit", "config", "val", "test"):
+        assert key in m, key
+    assert (m["arch"], m["fusion"], m["seed"], m["epochs"]) == ("gap_cnn", "concat", 0, 1)
+    assert m["params"] > 1000 and m["train_seconds"] > 0 and m["train_images_per_s"] > 0
+    assert set(m["versions"]) == {"python", "torch", "torchvision", "timm"}
+    assert m["config"]["train_subset"] == 5000 and m["config"]["batch_size"] == 50
+    for split in ("val", "test"):
+        for key in ("digit_acc", "sum_acc", "joint_acc", "consistency"):
+            assert 0.0 <= m[split][key] <= 1.0
+        assert m[split]["joint_acc"] <= min(m[split]["digit_acc"], m[split]["sum_acc"])
+    assert m["test"]["pairs"] == 100_000 and m["val"]["pairs"] == 50_000
+    assert len(m["test"]["sum_acc_by_class"]) == 19
+    assert all(0.0 <= v <= 1.0 for v in m["test"]["sum_acc_by_class"])
+    # 5,000 images for one epoch is enough to learn digits well above chance
+    assert m["test"]["digit_acc"] > 0.8
+    assert json.loads((concat_run / "status.json").read_text())["status"] == "complete"
+    rows = list(csv.DictReader((concat_run / "history.csv").open()))
+    assert len(rows) == 1 and float(rows[0]["seconds"]) > 0
+    assert float(rows[0]["val_sum_acc"]) == pytest.approx(m["val"]["sum_acc"])
+
+
+def test_load_run_reproduces_test_accuracy(concat_run: Path, mnist) -> None:
+    model = load_run(concat_run)
+    assert not model.training and next(model.parameters()).device == torch.device("cpu")
+    m = json.loads((concat_run / "metrics.json").read_text())
+    again = evaluate(model, mnist.test)
+    for key in ("digit_acc", "sum_acc", "joint_acc", "consistency"):
+        assert again[key] == m["test"][key]
+
+
+def test_same_seed_same_metrics_on_cpu(concat_run: Path, tmp_path: Path, mnist_root: Path) -> None:
+    (again,) = run_cli(tmp_path, mnist_root, "--arch", "gap_cnn", "--fusion", "concat")
+    a = json.loads((concat_run / "metrics.json").read_text())
+    b = json.loads((again / "metrics.json").read_text())
+    assert a["val"] == b["val"] and a["test"] == b["test"]
+    assert again.name != concat_run.name
+
+
+def test_late_sum_sum_accuracy_equals_digit_accuracy(tmp_path: Path, mnist_root: Path) -> None:
+    (run_dir,) = run_cli(tmp_path, mnist_root, "--arch", "small_cnn", "--fusion", "late_sum")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for split in ("val", "test"):
+        assert m[split]["sum_acc"] == m[split]["digit_acc"] == m[split]["joint_acc"]
+        assert m[split]["consistency"] == 1.0
+
+
+def test_grid_runs_each_combination_and_seed(tmp_path: Path, mnist_root: Path) -> None:
+    dirs = run_cli(tmp_path, mnist_root, "--arch", "gap_cnn", "--fusion", "late_sum,embed_add",
+                   "--seeds", "0,1", "--train-subset", "500", "--eval-batch-size", "5000")
+    seen = sorted(
+        (m["fusion"], m["seed"])
+        for m in (json.loads((d / "metrics.json").read_text()) for d in dirs)
+    )
+    assert seen == [("embed_add", 0), ("embed_add", 1), ("late_sum", 0), ("late_sum", 1)]

@@ -1,0 +1,339 @@
+"""The report on synthetic run directories with known values: no training happens here."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from benchmark import report
+from benchmark.cli import main
+
+DEVICE = "cpu: Test CPU (2 threads)"
+VERSIONS = {"python": "3.11.9", "torch": "2.99.0", "torchvision": "0.99.0", "timm": "9.9.9"}
+
+
+def make_run(
+    root: Path,
+    name: str,
+    *,
+    arch: str = "gap_cnn",
+    fusion: str = "concat",
+    seed: int = 0,
+    sum_acc: float = 0.9,
+    params: int = 1000,
+    tuned: bool = False,
+    config_hash: str = "aaaa0000",
+    val_curve: tuple[float, ...] = (0.5, 0.8),
+    by_class: list[float] | None = None,
+) -> Path:
+    """A finished run directory as `runs.finish` writes it, with values derived from sum_acc."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    test = {
+        "digit_acc": sum_acc + 0.01,
+        "sum_acc": sum_acc,
+        "joint_acc": sum_acc - 0.01,
+        "consistency": sum_acc + 0.005,
+        "pairs": 100000,
+        "sum_acc_by_class": by_class if by_class is not None else [sum_acc] * 19,
+    }
+    metrics = {
+        "run_id": name,
+        "arch": arch,
+        "fusion": fusion,
+        "seed": seed,
+        "params": params,
+        "epochs": len(val_curve),
+        "train_seconds": 100.0 + seed,
+        "compile_seconds": 0.0,
+        "train_images_per_s": 1000.0 * (seed + 1),
+        "device": DEVICE,
+        "versions": VERSIONS,
+        "git_commit": "abc123",
+        "config_hash": config_hash,
+        "tuned": tuned,
+        "config": {"arch": arch, "fusion": fusion, "seed": seed, "epochs": len(val_curve)},
+        "val": {"digit_acc": 0.9, "sum_acc": val_curve[-1], "joint_acc": 0.9, "consistency": 0.9},
+        "test": test,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "status.json").write_text(json.dumps({"status": "complete", "message": ""}))
+    rows = ["epoch,train_loss,train_sum_acc,val_digit_acc,val_sum_acc,val_joint_acc,lr,seconds"]
+    rows += [f"{i},0.1,0.9,0.9,{v},0.9,0.001,10.0" for i, v in enumerate(val_curve, start=1)]
+    (run_dir / "history.csv").write_text("\n".join(rows) + "\n")
+    return run_dir
+
+
+def make_suite(root: Path) -> Path:
+    """Three groups (one with three seeds, one tuned), one interrupted run and one corrupt run."""
+    runs = root / "runs"
+    for seed, acc, curve in ((0, 0.90, (0.5, 0.7)), (1, 0.92, (0.6, 0.8)), (2, 0.94, (0.7, 0.9))):
+        make_run(runs, f"a-concat-s{seed}", seed=seed, sum_acc=acc, val_curve=curve)
+    make_run(runs, "b-late-s0", arch="small_cnn", fusion="late_sum", sum_acc=0.80, params=500)
+    make_run(
+        runs,
+        "c-tuned-s0",
+        sum_acc=0.96,
+        params=1000,
+        tuned=True,
+        config_hash="bbbb1111",
+    )
+    interrupted = runs / "d-interrupted"
+    interrupted.mkdir()
+    (interrupted / "status.json").write_text(
+        json.dumps({"status": "interrupted", "message": "stopped by an interrupt"})
+    )
+    corrupt = runs / "e-corrupt"
+    corrupt.mkdir()
+    (corrupt / "metrics.json").write_text('{"arch": "gap_cnn", ')
+    (corrupt / "status.json").write_text(json.dumps({"status": "complete"}))
+    bench = root / "bench"
+    bench.mkdir()
+    (bench / "cpu.csv").write_text(
+        "arch,fusion,device,precision,batch_size,params,macs_per_image,infer_images_per_s,error\n"
+        "gap_cnn,concat,cpu,fp32,256,1000,50000,20000,\n"
+        "gap_cnn,concat,cpu,fp32,1,1000,50000,3000,\n"
+        "small_cnn,late_sum,cpu,fp32,256,500,20000,40000,\n"
+        "small_cnn,late_sum,cuda,bf16,256,500,20000,,out of memory\n"
+    )
+    return root
+
+
+def load(root: Path) -> report.Inputs:
+    return report.load_inputs(str(root / "runs" / "*"), str(root / "bench" / "*.csv"))
+
+
+def test_summary_has_known_means_stds_and_counts(tmp_path: Path) -> None:
+    inputs = load(make_suite(tmp_path))
+    summary = report.summarize(inputs.runs, inputs.bench)
+    assert list(summary["label"]) == [
+        "gap_cnn x concat (tuned)",
+        "gap_cnn x concat",
+        "small_cnn x late_sum",
+    ]  # best test sum accuracy first
+    three = summary.iloc[1]
+    assert three["n"] == 3 and three["seeds"] == "0,1,2" and not three["tuned"]
+    assert three["test_sum_acc_mean"] == pytest.approx(0.92)
+    assert three["test_sum_acc_std"] == pytest.approx(0.02)  # ddof=1
+    assert three["test_digit_acc_mean"] == pytest.approx(0.93)
+    assert three["test_joint_acc_mean"] == pytest.approx(0.91)
+    assert three["test_consistency_std"] == pytest.approx(0.02)
+    assert three["train_seconds_mean"] == pytest.approx(101.0)
+    assert three["train_images_per_s_mean"] == pytest.approx(2000.0)
+    assert three["params"] == 1000 and three["epochs"] == 2
+    single = summary.iloc[2]
+    assert single["n"] == 1 and math.isnan(single["test_sum_acc_std"])
+
+
+def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    make_run(runs, "default", sum_acc=0.90, config_hash="samehash")
+    make_run(runs, "tuned-0", seed=0, sum_acc=0.95, config_hash="samehash", tuned=True)
+    make_run(runs, "tuned-1", seed=1, sum_acc=0.97, config_hash="samehash", tuned=True)
+    make_run(runs, "other", arch="small_cnn", sum_acc=0.99, tuned=True)
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none" / "*.csv"))
+    summary = report.summarize(inputs.runs, inputs.bench)
+    assert len(summary) == 3
+    pairs = report.tuned_vs_default(summary)
+    assert len(pairs) == 1  # small_cnn has no default group
+    pair = pairs.iloc[0]
+    assert (pair["arch"], pair["fusion"]) == ("gap_cnn", "concat")
+    assert pair["test_sum_acc_mean_default"] == pytest.approx(0.90) and pair["n_default"] == 1
+    assert pair["test_sum_acc_mean_tuned"] == pytest.approx(0.96) and pair["n_tuned"] == 2
+    assert pair["test_sum_acc_std_tuned"] == pytest.approx(math.sqrt(2) * 0.01)
+    assert pair["delta"] == pytest.approx(0.06)
+    section = report.tuned_vs_default_section(summary)
+    assert "gap_cnn x concat" in section and "0.9600 ± 0.0141" in section and "+0.0600" in section
+
+
+def test_pareto_front_is_the_known_set() -> None:
+    params = pd.Series([10, 20, 20, 30, 5, 40, 40, 50])
+    acc = pd.Series([0.90, 0.95, 0.93, 0.94, 0.80, 0.99, 0.99, 0.98])
+    front = report.pareto_front(params, acc)
+    # 20/0.93 loses to 20/0.95, 30/0.94 to 20/0.95, 50/0.98 to 40/0.99; equal points both stay.
+    assert list(front[front].index) == [0, 1, 4, 5, 6]
+
+
+def test_pareto_column_in_summary(tmp_path: Path) -> None:
+    inputs = load(make_suite(tmp_path))
+    summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
+    # The tuned group beats the default one at the same size; the small model is cheapest.
+    assert summary["pareto"].to_dict() == {
+        "gap_cnn x concat (tuned)": True,
+        "gap_cnn x concat": False,
+        "small_cnn x late_sum": True,
+    }
+
+
+def test_bench_rows_give_macs_and_best_throughput(tmp_path: Path) -> None:
+    inputs = load(make_suite(tmp_path))
+    summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
+    default = summary.loc["gap_cnn x concat"]
+    assert default["macs_per_image"] == 50000
+    assert default["infer_images_per_s"] == 20000 and default["bench_batch_size"] == 256
+    small = summary.loc["small_cnn x late_sum"]
+    assert small["infer_images_per_s"] == 40000 and small["bench_device"] == "cpu"  # error row out
+    markdown = report.bench_section(inputs.bench, inputs.notes)
+    assert "out of memory" in markdown and "small_cnn x late_sum" in markdown
+
+
+def test_bench_with_missing_columns_and_other_model_size(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    make_run(runs, "big", params=2000)
+    make_run(runs, "late", fusion="late_sum", params=1000)
+    (tmp_path / "partial.csv").write_text(
+        "arch,fusion,params,macs_per_image\ngap_cnn,concat,1000,123\ngap_cnn,late_sum,,456\n"
+    )
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "*.csv"))
+    summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
+    assert math.isnan(summary.loc["gap_cnn x concat", "macs_per_image"])  # 1000 != 2000 params
+    assert summary.loc["gap_cnn x late_sum", "macs_per_image"] == 456  # params unknown: matched
+    assert summary["infer_images_per_s"].isna().all()
+    assert "acc_vs_throughput" not in report.render_plots(inputs, summary.reset_index())
+
+
+def test_unreadable_bench_file_is_a_note(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"")
+    bench, notes = report.load_bench([bad])
+    assert bench.empty and set(report.BENCH_COLUMNS) <= set(bench.columns)
+    assert len(notes) == 1 and "bad.csv" in notes[0]
+
+
+def test_incomplete_and_corrupt_runs_are_listed(tmp_path: Path) -> None:
+    root = make_suite(tmp_path)
+    bad_keys = root / "runs" / "f-no-test"
+    bad_keys.mkdir()
+    (bad_keys / "metrics.json").write_text(json.dumps({"arch": "gap_cnn", "fusion": "concat"}))
+    inputs = load(root)
+    incomplete = inputs.incomplete.set_index("run")
+    assert list(incomplete.index) == ["d-interrupted", "e-corrupt", "f-no-test"]
+    assert incomplete.loc["d-interrupted", "status"] == "interrupted"
+    assert "no metrics.json; stopped by an interrupt" == incomplete.loc["d-interrupted", "reason"]
+    assert incomplete.loc["e-corrupt", "reason"].startswith("corrupt metrics.json")
+    assert "test.sum_acc" in incomplete.loc["f-no-test", "reason"]
+    assert incomplete.loc["f-no-test", "status"] == "missing"
+    assert len(inputs.runs) == 5
+    report.write_report(inputs, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    section = text[text.index("## Incomplete runs") :]
+    assert "| d-interrupted | interrupted | no metrics.json; stopped by an interrupt |" in section
+    assert "e-corrupt" in section and "f-no-test" in section
+
+
+def test_val_curves_are_means_over_seeds(tmp_path: Path) -> None:
+    inputs = load(make_suite(tmp_path))
+    summary = report.summarize(inputs.runs, inputs.bench)
+    curves = report.val_curves(inputs.history, inputs.runs, summary)
+    three = curves[curves["label"] == "gap_cnn x concat"]
+    assert list(three["epoch"]) == [1, 2]
+    assert list(three["val_sum_acc"]) == pytest.approx([0.6, 0.8])
+    assert list(dict.fromkeys(curves["label"])) == list(summary["label"])  # summary order
+
+
+def test_class_accuracy_is_mean_per_sum(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    make_run(runs, "s0", seed=0, by_class=[i / 18 for i in range(19)])
+    make_run(runs, "s1", seed=1, by_class=[1.0] * 19)
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "*.csv"))
+    summary = report.summarize(inputs.runs, inputs.bench)
+    classes = report.class_accuracy(inputs.runs, summary)
+    assert classes.shape == (1, 19) and list(classes.columns) == list(range(19))
+    assert classes.iloc[0, 0] == pytest.approx(0.5) and classes.iloc[0, 18] == pytest.approx(1.0)
+
+
+def test_report_files_header_and_plots(tmp_path: Path) -> None:
+    inputs = load(make_suite(tmp_path))
+    summary, written = report.write_report(inputs, tmp_path / "out")
+    names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in written)
+    assert names == [
+        "plots/acc_vs_params.png",
+        "plots/acc_vs_throughput.png",
+        "plots/sum_class_heatmap.png",
+        "plots/val_curves.png",
+        "report.md",
+        "summary.csv",
+    ]
+    for path in written:
+        if path.suffix == ".png":
+            assert path.read_bytes().startswith(b"\x89PNG")
+    text = (tmp_path / "out" / "report.md").read_text()
+    header = text[: text.index("## Results")]
+    for expected in (DEVICE, "torch 2.99.0", "timm 9.9.9", "Epochs: 2", "Seeds: 0, 1, 2"):
+        assert expected in header
+    table = text[text.index("## Results") : text.index("## Tuned vs default")]
+    rows = [line for line in table.splitlines() if line.startswith("| 1 ") or "| 2 |" in line]
+    assert "gap_cnn x concat | yes" in rows[0] and "0.9200 ± 0.0200" in rows[1]
+    csv = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(csv.columns) == report.SUMMARY_COLUMNS and len(csv) == len(summary)
+
+
+def test_outputs_are_byte_identical_on_a_second_run(tmp_path: Path) -> None:
+    root = make_suite(tmp_path)
+
+    def outputs(out: Path) -> dict[str, bytes]:
+        report.write_report(load(root), out)
+        return {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+        }
+
+    first = outputs(tmp_path / "out")
+    assert outputs(tmp_path / "out") == first
+    assert outputs(tmp_path / "elsewhere") == first
+    assert len(first) == 6  # report.md, summary.csv and 4 PNGs
+
+
+def test_stale_plot_is_removed(tmp_path: Path) -> None:
+    root = make_suite(tmp_path)
+    report.write_report(load(root), tmp_path / "out")
+    for path in (root / "bench").iterdir():
+        path.unlink()
+    report.write_report(load(root), tmp_path / "out")
+    assert not (tmp_path / "out" / "plots" / "acc_vs_throughput.png").exists()
+
+
+def test_only_incomplete_runs_still_report(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "crashed"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"status": "failed", "message": "loss is nan"}))
+    summary, written = report.write_report(load(tmp_path), tmp_path / "out")
+    assert summary.empty and [p.name for p in written] == ["report.md", "summary.csv"]
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert (
+        "No complete runs." in text
+        and "| crashed | failed | no metrics.json; loss is nan |" in text
+    )
+
+
+def test_cli_report(tmp_path: Path, capsys: Any) -> None:
+    root = make_suite(tmp_path)
+    out = tmp_path / "out"
+    argv = ["report", "--runs", str(root / "runs" / "*"), "--out", str(out)]
+    assert main([*argv, "--bench", str(root / "bench" / "*.csv")]) == 0
+    assert (out / "report.md").exists() and (out / "plots" / "acc_vs_throughput.png").exists()
+    printed = capsys.readouterr().out
+    assert "| gap_cnn x concat     |    no | aaaa0000 | 3 | 0.9200 ± 0.0200 |" in printed.replace(
+        "│", "|"
+    )
+    assert "2 incomplete run(s)" in printed
+
+
+def test_cli_report_without_runs_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
+    status = main(["report", "--runs", str(tmp_path / "nothing" / "*"), "--out", str(tmp_path)])
+    assert status == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "matches no run directory" in err
+    assert not (tmp_path / "report.md").exists()
+
+
+def test_cli_report_out_must_be_a_directory(tmp_path: Path, capsys: Any) -> None:
+    root = make_suite(tmp_path)
+    (tmp_path / "file").write_text("x")
+    argv = ["report", "--runs", str(root / "runs" / "*"), "--out", str(tmp_path / "file")]
+    assert main(argv) == 2
+    assert "is a file; expected a directory" in capsys.readouterr().err

@@ -1,0 +1,327 @@
+"""tune: resumable Optuna studies (SQLite, journal, PostgreSQL), worker processes, run --tuned."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.storages import JournalStorage, RDBStorage
+from optuna.trial import TrialState
+
+from architectures import ENCODERS, FUSIONS
+from benchmark.cli import UsageError, main
+from benchmark.config import TrainConfig
+from benchmark.tune import (
+    default_params,
+    objective,
+    open_storage,
+    open_study,
+    split_params,
+    storage_label,
+    study_name,
+)
+
+TINY = ["--epochs", "1", "--train-subset", "300", "--val-subset", "200"]
+STUDY = "gap_cnn__concat__e1__n300__v200"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+TRAIN_SEARCHED = {"lr", "weight_decay", "batch_size", "label_smoothing", "sum_loss_weight"}
+
+
+def tune(results: Path, mnist_root: Path, *extra: str) -> int:
+    return main(
+        [
+            "tune",
+            "--arch",
+            "gap_cnn",
+            "--fusion",
+            "concat",
+            *TINY,
+            "--data-dir",
+            str(mnist_root),
+            "--results-dir",
+            str(results),
+            *extra,
+        ]
+    )
+
+
+def sqlite(results: Path) -> str:
+    return f"sqlite:///{results / 'optuna.db'}"
+
+
+def load(storage: str, name: str = STUDY) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def check_shared_study(study: optuna.Study, wanted: int, jobs: int) -> None:
+    """Workers on one study: the requested finished trials, numbered without gaps, all finished
+    (none lost in a RUNNING state), each suggestion drawn once (no two workers replaying the same
+    sampler seed), and the registry defaults evaluated exactly once."""
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert all(t.state in FINISHED for t in trials), [t.state for t in trials]
+    # MaxTrialsCallback stops new trials; the ones already running when the count is reached end.
+    assert wanted <= len(trials) <= wanted + jobs - 1
+    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)
+    assert [t.number for t in trials if t.user_attrs.get("defaults")] == [0]
+    assert trials[0].params == default_params("gap_cnn", "concat")
+
+
+# --------------------------------------------------------------------------- search spaces
+
+
+@pytest.mark.parametrize("fusion", FUSIONS.names())
+@pytest.mark.parametrize("arch", [*ENCODERS.names(), "timm:resnet10t"])
+def test_defaults_are_a_point_of_every_space(arch: str, fusion: str) -> None:
+    """The enqueued first trial reproduces the registry and TrainConfig defaults exactly."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # FixedTrial warns about a default outside its range
+        model_args, train = split_params(default_params(arch, fusion), arch, fusion)
+    defaults = {**ENCODERS.get(arch).defaults, **FUSIONS.get(fusion).defaults}
+    assert model_args and model_args == {k: defaults[k] for k in model_args}
+    reference = TrainConfig()
+    assert TRAIN_SEARCHED <= set(train)
+    assert train == {k: getattr(reference, k) for k in train}
+
+
+def test_storage_kinds(tmp_path: Path) -> None:
+    assert isinstance(open_storage(f"journal:{tmp_path / 'a' / 'j'}"), JournalStorage)
+    assert isinstance(open_storage(str(tmp_path / "b.log")), JournalStorage)
+    assert isinstance(open_storage(sqlite(tmp_path)), RDBStorage)
+    with pytest.raises(UsageError, match="SQLAlchemy URL"):
+        open_storage(str(tmp_path / "optuna.db"))
+    label = storage_label("postgresql+psycopg2://bench:s3cret@db.lan/optuna")
+    assert "s3cret" not in label and "db.lan/optuna" in label
+
+
+def test_defaults_enqueued_once_and_again_after_failure(tmp_path: Path) -> None:
+    """A resumed study keeps its waiting defaults trial; one that failed (interrupted) is redone."""
+    storage = open_storage(f"journal:{tmp_path / 'j.log'}")
+    cfg = TrainConfig(epochs=1)
+    study = open_study(storage, "s", cfg, None)
+    study = open_study(storage, "s", cfg, None)
+    waiting = study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 1 and waiting[0].user_attrs["defaults"]
+    trial = study.ask()
+    study.tell(trial, state=TrialState.FAIL)
+    study = open_study(storage, "s", cfg, None)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 1
+    with pytest.raises(UsageError, match="another --study"):
+        open_study(storage, "s", replace(cfg, epochs=3), None)
+
+
+def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
+    assert main(["run", "--tuned", "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "tuned" / "gap_cnn__concat.json") in err
+    assert "python -m benchmark tune --arch gap_cnn --fusion concat" in err
+    (tmp_path / "tuned").mkdir()
+    (tmp_path / "tuned" / "gap_cnn__concat.json").write_text("{}")
+    assert main(["run", "--tuned", "--results-dir", str(tmp_path)]) == 2
+    assert "not an export of `tune`" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--train-subset", "100"], "--train-subset must be >= 256"),
+        (["--arch", "all", "--study", "x"], "--study names one study"),
+        (["--trials", "0"], "--trials must be a positive integer"),
+        (["--storage", "optuna.db"], "SQLAlchemy URL"),
+        (["--arch", "nope"], "unknown encoder"),
+    ],
+)
+def test_bad_flags(tmp_path: Path, capsys, flags: list[str], message: str) -> None:
+    assert main(["tune", "--results-dir", str(tmp_path), *flags]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "tuned").exists()
+
+
+# ------------------------------------------------------------------------------- training
+
+
+@pytest.mark.slow
+def test_pruning_reports_every_epoch(mnist) -> None:
+    """A trial reports each epoch and is pruned when the pruner says so, except after the last."""
+
+    class Always(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return True
+
+    data = replace(mnist, val=mnist.val.subset(200))
+    for epochs, state in ((2, TrialState.PRUNED), (1, TrialState.COMPLETE)):
+        study = optuna.create_study(direction="maximize", pruner=Always())
+        study.enqueue_trial(default_params("gap_cnn", "concat") | {"width": 8, "depth": 1})
+        base = TrainConfig(epochs=epochs, train_subset=256)
+        study.optimize(lambda t, base=base: objective(t, base, data), n_trials=1)
+        (trial,) = study.trials
+        assert trial.state == state
+        assert list(trial.intermediate_values) == [1]
+        assert trial.user_attrs["params"] > 0 and trial.user_attrs["images_per_s"] > 0
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory, mnist_root: Path) -> Path:
+    """A 3-trial study on the default SQLite storage, and its export."""
+    results = tmp_path_factory.mktemp("tune")
+    assert tune(results, mnist_root, "--trials", "3") == 0
+    return results
+
+
+@pytest.mark.slow
+def test_study_resumes(tiny_study: Path, mnist_root: Path) -> None:
+    first = load(sqlite(tiny_study)).trials
+    assert [t.number for t in first] == [0, 1, 2]
+    assert all(t.state in FINISHED for t in first)
+    assert first[0].user_attrs["defaults"] and first[0].params == default_params(
+        "gap_cnn", "concat"
+    )
+    for t in first:
+        assert list(t.intermediate_values) == [1]  # one report per epoch
+        assert t.user_attrs["params"] > 1000
+        assert t.user_attrs["train_seconds"] > 0 and t.user_attrs["images_per_s"] > 0
+    assert list(tiny_study.rglob("*.pt")) == [] and not (tiny_study / "runs").exists()
+
+    assert tune(tiny_study, mnist_root, "--trials", "5") == 0  # --trials is the total
+    study = load(sqlite(tiny_study))
+    trials = study.trials
+    assert [t.number for t in trials] == [0, 1, 2, 3, 4]
+    assert [(t.params, t.value) for t in trials[:3]] == [(t.params, t.value) for t in first]
+    assert [t.number for t in trials if t.user_attrs.get("defaults")] == [0]
+    assert tune(tiny_study, mnist_root, "--trials", "5") == 0  # nothing left to do
+    assert len(load(sqlite(tiny_study)).trials) == 5
+
+    exported = json.loads((tiny_study / "tuned" / "gap_cnn__concat.json").read_text())
+    best = study.best_trial
+    assert exported["study"] == STUDY == study_name(TrainConfig(epochs=1, train_subset=300), 200)
+    assert (exported["trial"], exported["value"]) == (best.number, best.value)
+    assert exported["storage"] == sqlite(tiny_study)
+    assert (exported["model_args"], exported["train"]) == split_params(
+        best.params, "gap_cnn", "concat"
+    )
+    assert set(exported["model_args"]) == {"width", "dropout", "depth", "hidden", "head_dropout"}
+    assert TRAIN_SEARCHED <= set(exported["train"])
+
+
+@pytest.mark.slow
+def test_run_tuned_uses_the_export(tiny_study: Path, tmp_path: Path, mnist_root: Path) -> None:
+    """Exported values are trained with; flags typed on the command line win over them."""
+    shutil.copytree(tiny_study / "tuned", tmp_path / "tuned")
+    tuned = json.loads((tmp_path / "tuned" / "gap_cnn__concat.json").read_text())
+    argv = ["run", "--tuned", "--arch", "gap_cnn", "--fusion", "concat", "--epochs", "1"]
+    argv += ["--train-subset", "300", "--lr", "0.0025", "--model-arg", "width=8"]
+    argv += ["--model-arg", "depth=1", "--data-dir", str(mnist_root)]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["model_args"] == {**tuned["model_args"], "width": 8, "depth": 1}
+    assert config["lr"] == 0.0025
+    assert {k: config[k] for k in tuned["train"] if k != "lr"} == {
+        k: v for k, v in tuned["train"].items() if k != "lr"
+    }
+    assert config["tuned_from"] == {
+        "study": STUDY,
+        "trial": tuned["trial"],
+        "value": tuned["value"],
+        "file": str(tmp_path / "tuned" / "gap_cnn__concat.json"),
+    }
+    assert json.loads((run_dir / "metrics.json").read_text())["tuned"] is True
+
+
+@pytest.mark.slow
+def test_two_workers_share_a_sqlite_study(tmp_path: Path, mnist_root: Path) -> None:
+    assert tune(tmp_path, mnist_root, "--trials", "3", "--jobs", "2") == 0
+    check_shared_study(load(sqlite(tmp_path)), wanted=3, jobs=2)
+    assert (tmp_path / "tuned" / "gap_cnn__concat.json").is_file()
+
+
+# ----------------------------------------------------------------------------- PostgreSQL
+
+
+def postgres_bindir() -> Path | None:
+    """Where initdb and pg_ctl are: on PATH, else Debian's versioned directory (newest)."""
+    found = shutil.which("initdb") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None
+    )
+    return Path(found).resolve().parent if found else None
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL server on a Unix socket (no TCP), always stopped afterwards.
+
+    initdb refuses to run as root, so as root the server runs as the ``postgres`` user.
+    """
+    import psycopg2
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt install postgresql")
+    as_owner: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="pg-"))  # short: socket paths are limited to ~100 bytes
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(base)
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        shutil.chown(base, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data = base / "data"
+    pg_ctl = [*as_owner, str(bindir / "pg_ctl"), "-D", str(data)]
+    try:
+        subprocess.run(
+            [
+                *as_owner,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "bench",
+                "-N",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        options = f"-k {base} -c listen_addresses='' -F"
+        subprocess.run(
+            [*pg_ctl, "-l", str(base / "server.log"), "-w", "-o", options, "start"],
+            check=True,
+            capture_output=True,
+        )
+        conn = psycopg2.connect(host=str(base), user="bench", dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE optuna")
+        conn.close()
+        yield f"postgresql+psycopg2://bench@/optuna?host={base}"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_workers_share_a_postgres_study(
+    postgres_url: str, tmp_path: Path, mnist_root: Path
+) -> None:
+    assert (
+        tune(tmp_path, mnist_root, "--trials", "3", "--jobs", "2", "--storage", postgres_url) == 0
+    )
+    check_shared_study(load(postgres_url), wanted=3, jobs=2)
+    exported = json.loads((tmp_path / "tuned" / "gap_cnn__concat.json").read_text())
+    assert exported["storage"] == postgres_url
+    assert not (tmp_path / "optuna.db").exists()

@@ -1,0 +1,277 @@
+"""Held-out (digit, addend) pairs: selection, training never draws them, seen/held-out metrics,
+the fusions of the generalisation study (film, bilinear, small_linear_head), the report section."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+import architectures as A
+from benchmark import holdout, runs, trainer
+from benchmark.cli import build_parser, main
+from benchmark.config import TrainConfig
+from benchmark.data import DigitSumData
+from benchmark.generalisation import (
+    generalisation_section,
+    generalisation_table,
+    plot_generalisation,
+)
+from benchmark.holdout import MAX_HOLDOUT_PAIRS, heldout_mask, holdout_pairs, sample_addends
+
+ALL_PAIRS = {(d, a) for d in range(10) for a in range(10)}
+NEW_FUSIONS = ["film", "bilinear", "small_linear_head"]
+
+
+# -------------------------------------------------------------------------------- selection
+
+
+@pytest.mark.parametrize("seed", [holdout.HOLDOUT_SEED, 0, 1, 2])
+@pytest.mark.parametrize("k", [0, 1, 20, 37, MAX_HOLDOUT_PAIRS])
+def test_selection_keeps_every_digit_addend_and_sum_in_training(k: int, seed: int) -> None:
+    held = holdout_pairs(k, seed)
+    assert len(held) == len(set(held)) == k
+    assert set(held) <= ALL_PAIRS
+    trained = ALL_PAIRS - set(held)
+    assert {d for d, _ in trained} == set(range(10))
+    assert {a for _, a in trained} == set(range(10))
+    assert {d + a for d, a in trained} == set(range(19))
+
+
+def test_selection_is_a_pure_function_of_k_and_seed() -> None:
+    assert holdout_pairs(20) == holdout_pairs(20) == holdout_pairs(20, holdout.HOLDOUT_SEED)
+    assert holdout_pairs(20, seed=1) == holdout_pairs(20, seed=1)
+    assert holdout_pairs(20, seed=1) != holdout_pairs(20)
+    assert set(holdout_pairs(10)) < set(holdout_pairs(20))  # nested: K=10 within K=20
+    mask = heldout_mask(20)
+    assert mask.dtype == torch.bool and int(mask.sum()) == 20
+    assert {tuple(p) for p in mask.nonzero().tolist()} == set(holdout_pairs(20))
+
+
+def test_out_of_range_k_is_rejected_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match=f"0..{MAX_HOLDOUT_PAIRS}"):
+        holdout_pairs(MAX_HOLDOUT_PAIRS + 1)
+    for bad in (-1, MAX_HOLDOUT_PAIRS + 1):
+        with pytest.raises(ValueError, match="holdout_pairs must be in 0..50"):
+            TrainConfig(holdout_pairs=bad).validate()
+    TrainConfig(holdout_pairs=MAX_HOLDOUT_PAIRS).validate()
+    args = build_parser().parse_args(["run", "--holdout-pairs", "20"])
+    assert args.holdout_pairs == 20
+    assert main(["run", "--holdout-pairs", "51", "--results-dir", "/nonexistent"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holdout_pairs must be in 0..50, got 51" in err
+
+
+def test_sample_addends_is_uniform_over_allowed_and_plain_randint_without_mask() -> None:
+    labels = torch.arange(10).repeat_interleave(20_000)
+    allowed = holdout.allowed_mask(20)
+    assert holdout.allowed_mask(0) is None
+    addends = sample_addends(labels, allowed, torch.Generator().manual_seed(0))
+    counts = torch.zeros(10, 10)
+    counts.index_put_((labels, addends), torch.ones(len(labels)), accumulate=True)
+    assert (counts[heldout_mask(20)] == 0).all()
+    expected = 20_000 / allowed.sum(1, keepdim=True)  # per digit, uniform over its addends
+    ratio = counts[allowed.bool()] / expected.expand(10, 10)[allowed.bool()]
+    assert ((ratio - 1).abs() < 0.1).all(), ratio
+    # K = 0: exactly the draws of the trainer's original randint call
+    plain = sample_addends(labels[:128], None, torch.Generator().manual_seed(3))
+    reference = torch.randint(0, 10, (128,), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(plain, reference)
+
+
+# ---------------------------------------------------------------------------- real training
+
+
+def small_data(mnist: DigitSumData, n_eval: int = 300) -> DigitSumData:
+    return DigitSumData(
+        mnist.train, mnist.val.subset(n_eval), mnist.test.subset(n_eval), mnist.root
+    )
+
+
+def test_training_never_draws_a_heldout_pair(
+    mnist: DigitSumData, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[torch.Tensor] = []
+    original = trainer.compute_loss
+
+    def recording(
+        model: A.DigitSumModel,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        addends: torch.Tensor,
+        cfg: TrainConfig,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        drawn.append(torch.stack([labels, addends], 1))
+        return original(model, images, labels, addends, cfg)
+
+    monkeypatch.setattr(trainer, "compute_loss", recording)
+    cfg = TrainConfig(
+        fusion="late_sum", epochs=1, train_subset=1000, batch_size=100, holdout_pairs=20
+    )
+    trainer.train(cfg, small_data(mnist, 100))
+    pairs = torch.cat(drawn)
+    assert len(pairs) == 1000  # a full epoch
+    seen = {tuple(p) for p in pairs.tolist()}
+    assert not seen & set(holdout_pairs(20))
+    assert seen == ALL_PAIRS - set(holdout_pairs(20))
+
+
+def test_metrics_json_reports_seen_and_heldout_pairs(mnist: DigitSumData, tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        fusion="late_sum", epochs=1, train_subset=500, batch_size=100, holdout_pairs=20
+    )
+    data = small_data(mnist)
+    run_dir = runs.start_run(cfg, tmp_path)
+    runs.execute(cfg, data, run_dir)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["config"]["holdout_pairs"] == 20
+    assert m["holdout_pairs"] == [list(p) for p in holdout_pairs(20)]
+    mask = heldout_mask(20)
+    for name, split in (("val", data.val), ("test", data.test)):
+        seen, held, every = m[f"{name}_seen"], m[f"{name}_heldout"], m[name]
+        assert "seen" not in every and "heldout" not in every
+        assert every["pairs"] == 10 * len(split)
+        assert held["pairs"] == int(mask[split.labels].sum()) > 0
+        assert seen["pairs"] + held["pairs"] == every["pairs"]
+        for key in ("digit_acc", "sum_acc", "joint_acc", "consistency"):
+            assert 0 <= seen[key] <= 1 and 0 <= held[key] <= 1
+            pooled = seen[key] * seen["pairs"] + held[key] * held["pairs"]
+            assert pooled == pytest.approx(every[key] * every["pairs"])
+    # late_sum adds exactly, so held-out pairs are only as hard as recognising their digits
+    assert m["test_heldout"]["consistency"] == 1.0
+    # without held-out pairs, evaluate and metrics.json keep their former keys
+    plain = trainer.evaluate(runs.load_run(run_dir), data.val)
+    assert "seen" not in plain and "heldout" not in plain
+
+
+# ---------------------------------------------------------------------------------- fusions
+
+
+@pytest.mark.parametrize("fusion", NEW_FUSIONS)
+def test_new_fusions_forward_backward_and_bf16(fusion: str) -> None:
+    torch.manual_seed(0)
+    model = A.create_model("gap_cnn", fusion)
+    images = torch.rand(8, 1, 28, 28)
+    addends = torch.arange(8) % 10
+    digit, total = model(images, addends)
+    assert digit.shape == (8, 10) and total.shape == (8, 19)
+    assert torch.isfinite(digit).all() and torch.isfinite(total).all()
+    loss = F.cross_entropy(digit, addends) + F.cross_entropy(total, addends + 3)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        digit_all, sum_all = model.forward_all_addends(images)
+    assert digit_all.shape == (8, 10, 10) and sum_all.shape == (8, 10, 19)
+    assert torch.isfinite(digit_all).all() and torch.isfinite(sum_all).all()
+
+
+def test_film_starts_addend_blind_and_is_conditioned_by_its_embedding() -> None:
+    torch.manual_seed(0)
+    fusion = A.create_model("gap_cnn", "film").fusion.eval()
+    features = torch.randn(4, 64)
+    with torch.no_grad():
+        first = fusion(features, torch.zeros(4, dtype=torch.long))
+        second = fusion(features, torch.full((4,), 7))
+        assert torch.equal(first[1], second[1])  # gamma = beta = 0 at initialisation
+        fusion.film.weight.normal_()
+        assert not torch.allclose(fusion(features, torch.full((4,), 7))[1], second[1])
+
+
+def test_bilinear_outputs_log_distribution_and_represents_exact_addition() -> None:
+    torch.manual_seed(0)
+    fusion = A.create_model("gap_cnn", "bilinear").fusion.eval()
+    features = torch.randn(32, 64)
+    addends = torch.randint(0, 10, (32,))
+    with torch.no_grad():
+        digit, total = fusion(features, addends)
+        torch.testing.assert_close(total.exp().sum(1), torch.ones(32))
+        d, a = torch.meshgrid(torch.arange(10), torch.arange(10), indexing="ij")
+        fusion.table.zero_()
+        fusion.table[d, a, d + a] = 50.0  # the 0/1 addition matrix, up to e^-50
+        digit, total = fusion(features, addends)
+    assert torch.equal(total.argmax(1), digit.argmax(1) + addends)
+    torch.testing.assert_close(total.exp().sum(1), torch.ones(32))
+
+
+def test_small_linear_head_is_separable_yet_can_rank_the_right_sum() -> None:
+    """The docstring's claim: logits u.z + v[a] + b, and the quadratic score ranks d + a first."""
+    fusion = A.create_model("gap_cnn", "small_linear_head").fusion
+    s = torch.arange(19.0)[:, None]
+    j = torch.arange(10.0)[None, :]
+    with torch.no_grad():
+        fusion.sum_head.weight[:, :10] = (2 * s * j - s**2 / 2) / 10  # z = 10 * one_hot(d)
+        fusion.sum_head.weight[:, 10:] = 2 * s * j - s**2 / 2
+        fusion.sum_head.bias.zero_()
+        d, a = torch.meshgrid(torch.arange(10), torch.arange(10), indexing="ij")
+        z = 10.0 * F.one_hot(d.flatten(), 10)
+        logits = fusion.sum_head(torch.cat([z, F.one_hot(a.flatten(), 10).float()], 1))
+    assert torch.equal(logits.argmax(1), (d + a).flatten())
+    # separable: the (d, a) logit table is a digit term plus an addend term, no interaction
+    table = logits.view(10, 10, 19)
+    interaction = table - table[:, :1] - table[:1, :] + table[:1, :1]
+    torch.testing.assert_close(interaction, torch.zeros_like(interaction), atol=1e-3, rtol=0)
+
+
+# ----------------------------------------------------------------------------- report section
+
+
+def fake_metrics(fusion: str, seed: int, seen: float, held: float, k: int = 20) -> dict:
+    return {
+        "arch": "gap_cnn",
+        "fusion": fusion,
+        "seed": seed,
+        "tuned": False,
+        "config_hash": f"h{fusion}",
+        "config": {"holdout_pairs": k},
+        "test": {"sum_acc": seen},
+        "test_seen": {"sum_acc": seen, "digit_acc": 0.99, "consistency": 0.9},
+        "test_heldout": {"sum_acc": held, "digit_acc": 0.98, "consistency": 0.5},
+    }
+
+
+def test_generalisation_table_section_and_plot() -> None:
+    metrics = [fake_metrics("late_sum", s, 0.99, 0.98 + 0.01 * s) for s in range(3)]
+    metrics += [fake_metrics("concat", s, 0.995, 0.1 * s) for s in range(3)]
+    metrics += [{**fake_metrics("concat", 9, 1.0, 1.0), "test_heldout": None}]  # K = 0 run
+    table = generalisation_table(metrics)
+    assert list(table["fusion"]) == ["late_sum", "concat"]  # best held-out accuracy first
+    assert list(table["n"]) == [3, 3]
+    assert table.loc[0, "heldout_mean"] == pytest.approx(0.99)
+    assert table.loc[0, "heldout_std"] == pytest.approx(0.01)
+    assert table.loc[1, "gap"] == pytest.approx(0.1 - 0.995)
+    # the flattened runs frame of report.py gives the same table
+    pd.testing.assert_frame_equal(generalisation_table(pd.json_normalize(metrics)), table)
+    text = generalisation_section(metrics, plot_link="plots/generalisation.png")
+    late_row = "| gap_cnn x late_sum | 20 | no | hlate_sum | 3 | 99.00 ± 0.00 | 99.00 ± 1.00 |"
+    assert late_row + " +0.00 |" in text
+    concat_row = "| gap_cnn x concat | 20 | no | hconcat | 3 | 99.50 ± 0.00 | 10.00 ± 10.00 |"
+    assert concat_row + " -89.50 |" in text
+    assert "](plots/generalisation.png)" in text
+    assert generalisation_section(metrics[-1:]) == ""
+    png = plot_generalisation(metrics)
+    assert png.startswith(b"\x89PNG") and png == plot_generalisation(metrics)
+
+
+def test_validation_history_uses_seen_pairs_only(mnist) -> None:
+    """Held-out pairs never steer a decision: per-epoch validation (pruning, tuning) is seen-only."""
+    from benchmark.config import TrainConfig
+    from benchmark.holdout import heldout_mask
+    from benchmark.trainer import evaluate, train
+
+    cfg = TrainConfig(
+        arch="small_cnn",
+        fusion="concat",
+        epochs=1,
+        train_subset=512,
+        batch_size=128,
+        holdout_pairs=20,
+    )
+    state = train(cfg, mnist)
+    full = evaluate(state.model, mnist.val, heldout=heldout_mask(20))
+    assert state.history[-1].val_joint_acc == full["seen"]["joint_acc"]
+    assert full["seen"]["joint_acc"] != full["joint_acc"]

@@ -1,0 +1,108 @@
+"""``export``: ONNX (onnxruntime) and TorchScript models give PyTorch's outputs, -inf included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from architectures import ENCODERS, FUSIONS, create_model
+from benchmark import io as atomic
+from benchmark import load_run, runs
+from benchmark.cli import main
+from benchmark.config import TrainConfig
+from benchmark.data import to_float
+
+# Loading TorchScript is the point here; torch's notice that TorchScript is deprecated is not.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
+
+
+def assert_same_outputs(got: tuple, want: tuple[torch.Tensor, torch.Tensor]) -> None:
+    for g, w in zip(got, want, strict=True):
+        g = torch.as_tensor(g)
+        assert g.shape == w.shape
+        assert torch.equal(torch.isinf(g), torch.isinf(w))  # late_sum's impossible sums stay -inf
+        torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4, equal_nan=False)
+
+
+def inputs(mnist, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    images = to_float(mnist.test.images[:batch])
+    return images, torch.arange(batch) % 10
+
+
+def untrained_run(tmp_path: Path, arch: str, fusion: str) -> Path:
+    """A run directory holding a freshly initialised model: enough to check export parity."""
+    cfg = TrainConfig(arch=arch, fusion=fusion)
+    torch.manual_seed(0)
+    model = create_model(cfg.arch, cfg.fusion)
+    run_dir = tmp_path / "run"
+    atomic.write_json(run_dir / runs.CONFIG, cfg.to_dict())
+    atomic.save_torch(run_dir / runs.MODEL, model.state_dict())
+    return run_dir
+
+
+def export_onnx(run_dir: Path, out: Path) -> object:
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    assert main(["export", "--run", str(run_dir), "--format", "onnx", "--out", str(out)]) == 0
+    onnx.checker.check_model(str(out))
+    return ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+
+
+def test_onnx_matches_pytorch_late_sum(trained_run: Path, mnist, tmp_path: Path) -> None:
+    session = export_onnx(trained_run, tmp_path / "m.onnx")
+    model = load_run(trained_run)
+    for batch in (1, 7):  # the batch axis is dynamic
+        images, addends = inputs(mnist, batch)
+        with torch.no_grad():
+            want = model(images, addends)
+        assert torch.isinf(want[1]).any()  # so the -inf check means something
+        feed = {"images": images.numpy(), "addends": addends.numpy()}
+        assert_same_outputs(session.run(["digit_logits", "sum_logits"], feed), want)
+
+
+def test_torchscript_matches_pytorch_late_sum(trained_run: Path, mnist, tmp_path: Path) -> None:
+    out = tmp_path / "m.pt"
+    argv = ["export", "--run", str(trained_run), "--format", "torchscript", "--out", str(out)]
+    assert main(argv) == 0
+    scripted = torch.jit.load(str(out))
+    model = load_run(trained_run)
+    for batch in (1, 7):
+        images, addends = inputs(mnist, batch)
+        with torch.no_grad():
+            assert_same_outputs(scripted(images, addends), model(images, addends))
+
+
+OTHER_MODELS = [("gap_cnn", f) for f in FUSIONS.select("all") if f != "late_sum"] + [
+    (e, "concat") for e in ENCODERS.select("all") if e != "gap_cnn"
+]
+
+
+@pytest.mark.parametrize(("arch", "fusion"), OTHER_MODELS)
+def test_both_formats_match_pytorch_other_models(
+    arch: str, fusion: str, mnist, tmp_path: Path
+) -> None:
+    run_dir = untrained_run(tmp_path, arch, fusion)
+    images, addends = inputs(mnist, 5)
+    with torch.no_grad():
+        want = load_run(run_dir)(images, addends)
+    session = export_onnx(run_dir, tmp_path / "m.onnx")
+    assert_same_outputs(
+        session.run(None, {"images": images.numpy(), "addends": addends.numpy()}), want
+    )
+    assert main(["export", "--run", str(run_dir), "--format", "torchscript"]) == 0
+    scripted = torch.jit.load(str(run_dir / "model.torchscript.pt"))  # the default --out
+    with torch.no_grad():
+        assert_same_outputs(scripted(images, addends), want)
+
+
+def test_bad_run_or_format_is_exit_2_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--run", str(tmp_path), "--format", "onnx", "--out", str(out)]) == 2
+    assert "expected a finished run directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["export", "--run", str(tmp_path), "--format", "tflite", "--out", str(out)])
+    assert info.value.code == 2
+    assert "choose from 'onnx', 'torchscript'" in capsys.readouterr().err
+    assert not out.exists()

@@ -1,0 +1,183 @@
+"""``predict``: MNIST-style preprocessing of ordinary images; the command's output and errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from benchmark.cli import console, main
+from benchmark.predict import preprocess
+
+
+def page_with_digit(
+    digit_u8: torch.Tensor,
+    canvas: tuple[int, int],
+    size: int,
+    at: tuple[int, int],
+    paper: int = 255,
+    ink: int = 0,
+) -> Image.Image:
+    """An MNIST digit as someone would draw it: dark ink on light paper, at another size."""
+    x = digit_u8[0].float() / 255  # white on black
+    light = (paper + (ink - paper) * x).round().to(torch.uint8)
+    glyph = Image.fromarray(light.numpy()).resize((size, size), Image.BICUBIC)
+    page = Image.new("L", canvas, paper)
+    page.paste(glyph, at)
+    return page
+
+
+@pytest.fixture(scope="module")
+def drawn(mnist, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[int]]:
+    """The first 100 test digits as PNG files: 64x64 and 100x80 pages, off-white paper on some."""
+    folder = tmp_path_factory.mktemp("drawn")
+    paths, labels = [], []
+    for i in range(100):
+        digit = mnist.test.images[i]
+        if i % 4 == 3:  # greyish paper, grey pencil
+            page = page_with_digit(digit, (100, 80), 60, (10, 8), paper=225, ink=40)
+        elif i % 2:
+            page = page_with_digit(digit, (100, 80), 56, (26, 14))
+        else:
+            page = page_with_digit(digit, (64, 64), 44, (8, 12))
+        paths.append(folder / f"{i:03d}.png")
+        page.save(paths[-1])
+        labels.append(int(mnist.test.labels[i]))
+    return paths, labels
+
+
+def test_predict_gets_drawn_digits_right(
+    trained_run: Path, drawn: tuple[list[Path], list[int]], capsys
+) -> None:
+    paths, labels = drawn
+    addends = [i % 10 for i in range(len(paths))]
+    argv = ["predict", "--run", str(trained_run), "--json"]
+    for path, addend in zip(paths, addends, strict=True):
+        argv += ["--image", str(path), "--addend", str(addend)]
+    assert main(argv) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in results] == [str(p) for p in paths]
+    assert [r["addend"] for r in results] == addends
+    correct = sum(r["digit"] == label for r, label in zip(results, labels, strict=True))
+    assert correct >= 95, correct
+    for r in results:  # late_sum: the sum follows from the digit, with the same probability
+        assert r["sum"] == r["digit"] + r["addend"]
+        assert r["sum_prob"] == pytest.approx(r["digit_prob"], abs=1e-5)
+        assert sum(r["digit_probs"]) == pytest.approx(1, abs=1e-5)
+        assert len(r["sum_probs"]) == 19
+
+
+def test_single_addend_applies_to_every_image_in_a_table(
+    trained_run: Path, drawn: tuple[list[Path], list[int]], capsys, monkeypatch
+) -> None:
+    monkeypatch.setattr(console, "width", 300)  # no wrapped rows
+    paths, labels = drawn
+    assert (
+        main(
+            [
+                "predict",
+                "--run",
+                str(trained_run),
+                "--image",
+                str(paths[0]),
+                "--image",
+                str(paths[1]),
+                "--addend",
+                "4",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "p(digit)" in out and "p(sum)" in out
+    for path, label in zip(paths[:2], labels[:2], strict=True):
+        row = next(line for line in out.splitlines() if path.name in line)
+        cells = [c.strip() for c in row.split("│") if c.strip()]
+        assert cells[1:3] == ["4", str(label)] and cells[4] == str(label + 4)
+
+
+def test_preprocess_matches_mnist_conventions(mnist) -> None:
+    """Ink bounding box 20 pixels on its long side, centre of mass at the centre, white on black,
+    and the same result whatever the polarity and contrast of the drawing."""
+    digit = mnist.test.images[0]
+    dark_on_light = preprocess(page_with_digit(digit, (90, 120), 70, (5, 30)))
+    light_on_dark = preprocess(page_with_digit(digit, (90, 120), 70, (5, 30), paper=10, ink=250))
+    assert dark_on_light.shape == (1, 28, 28)
+    assert 0 <= dark_on_light.min() and dark_on_light.max() <= 1
+    assert (light_on_dark - dark_on_light).abs().max() < 0.05
+    x = dark_on_light[0]
+    ink = (x > 0.2).nonzero()
+    extent = ink.max(0).values - ink.min(0).values + 1
+    assert int(extent.max()) in (19, 20)
+    grid = torch.arange(28.0)
+    centre = torch.stack([(x.sum(1) * grid).sum(), (x.sum(0) * grid).sum()]) / x.sum()
+    assert torch.allclose(centre, torch.tensor([13.5, 13.5]), atol=0.75)
+    assert x[0].abs().max() == 0 and x[:, 0].abs().max() == 0  # black border
+    mnist_like = mnist.test.images[0, 0].float() / 255
+    assert (x - mnist_like).abs().mean() < 0.1  # close to the original MNIST digit
+
+
+def test_jpeg_reads_like_png(mnist, tmp_path: Path) -> None:
+    page = page_with_digit(mnist.test.images[1], (64, 64), 44, (8, 12))
+    page.save(tmp_path / "d.png")
+    page.convert("RGB").save(tmp_path / "d.jpg", quality=85)
+    png, jpg = (preprocess(Image.open(tmp_path / name)) for name in ("d.png", "d.jpg"))
+    assert (png - jpg).abs().mean() < 0.02
+
+
+def test_transparent_background_counts_as_paper() -> None:
+    page = Image.new("RGBA", (50, 50), (0, 0, 0, 0))  # transparent black
+    ImageDraw.Draw(page).line([(25, 5), (25, 45)], fill=(0, 0, 0, 255), width=4)
+    x = preprocess(page)[0]
+    assert x.max() == pytest.approx(1) and x[:, 14].sum() > x[:, 4].sum()
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("count", "2 image(s) but 3 addend(s)"),
+        ("missing", "no such file"),
+        ("unreadable", "cannot read it as an image"),
+        ("blank", "no digit found"),
+        ("addend", "addend must be an integer 0..9, got '10'"),
+        ("negative", "addend must be an integer 0..9, got '-1'"),
+        ("run", "expected a finished run directory"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    case: str, expected: str, trained_run: Path, drawn, tmp_path: Path, capsys
+) -> None:
+    good = str(drawn[0][0])
+    argv = {
+        "count": [
+            "--image",
+            good,
+            "--image",
+            good,
+            "--addend",
+            "1",
+            "--addend",
+            "2",
+            "--addend",
+            "3",
+        ],
+        "missing": ["--image", str(tmp_path / "nope.png"), "--addend", "1"],
+        "unreadable": ["--image", str(tmp_path / "text.png"), "--addend", "1"],
+        "blank": ["--image", str(tmp_path / "blank.png"), "--addend", "1"],
+        "addend": ["--image", good, "--addend", "10"],
+        "negative": ["--image", good, "--addend=-1"],
+        "run": ["--image", good, "--addend", "1"],
+    }[case]
+    (tmp_path / "text.png").write_text("not an image")
+    Image.new("L", (30, 30), 255).save(tmp_path / "blank.png")
+    run = tmp_path if case == "run" else trained_run
+    try:
+        code = main(["predict", "--run", str(run), *argv])
+    except SystemExit as exc:  # argparse-level errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err

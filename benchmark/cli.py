@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from benchmark import bench, datapath, export, predict, report, tune
 from benchmark.config import TrainConfig
 
 console = Console(highlight=False)
@@ -297,9 +298,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.resume:
         return resume(args)
     base = base_config(args)
-    if args.tuned:
-        raise UsageError("--tuned needs the tune command's results; see `python -m benchmark tune`")
     configs = grid_configs(args, base)
+    if args.tuned:
+        configs = [
+            tune.apply_tuned(cfg, config_overrides(args), Path(args.results_dir)) for cfg in configs
+        ]
     device = resolve_device(base.device)
     if base.threads:
         torch.set_num_threads(base.threads)
@@ -328,17 +331,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def resume(args: argparse.Namespace) -> int:
     """Continue ``--resume RUN_DIR`` from its last finished epoch (optimizer and RNGs restored)."""
+    import torch
+
     from benchmark import runs
     from benchmark.data import load_mnist
     from benchmark.trainer import resolve_device
 
     run_dir = Path(args.resume)
+    grid = ("arch", "fusion", "seed", "seeds", "model_arg")
+    given = [*config_overrides(args), *(k for k in grid if getattr(args, k) is not None)]
+    given += ["tuned"] if args.tuned else []
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        raise UsageError(f"--resume continues the saved config; drop {flags}")
     if not (run_dir / runs.CONFIG).exists():
         raise UsageError(f"--resume {run_dir}: no {runs.CONFIG} there; expected a run directory")
     if (run_dir / runs.METRICS).exists():
         raise UsageError(f"--resume {run_dir}: the run is already complete")
-    cfg = runs.load_config(run_dir)
+    pid = runs.live_pid(run_dir)
+    if pid is not None:
+        raise UsageError(f"--resume {run_dir}: still running (pid {pid}); stop it first")
+    try:
+        cfg = runs.load_config(run_dir)
+    except ValueError as exc:  # JSONDecodeError included
+        raise UsageError(f"--resume {run_dir}: unreadable {runs.CONFIG} ({exc})") from None
     device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # the same thread count keeps CPU results bit-exact
     state = runs.resume_state(run_dir, cfg, device)
     data = load_mnist(cfg.data_dir).to(device)
     console.print(f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1}")
@@ -380,7 +399,16 @@ def add_list_parser(sub: argparse._SubParsersAction) -> None:
 
 
 # Each entry adds one subcommand's parser; a command module owns its own flags.
-PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [add_list_parser, add_run_parser]
+PARSERS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_list_parser,
+    add_run_parser,
+    report.add_parser,
+    bench.add_parser,
+    datapath.add_parser,
+    tune.add_parser,
+    predict.add_parser,
+    export.add_parser,
+]
 
 
 def build_parser() -> ArgumentParser:
@@ -398,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse, dispatch, and turn expected failures into one line and an exit status."""
     from architectures import UnknownNameError
     from benchmark.data import DataError
+    from benchmark.io import UnreadableFileError
     from benchmark.trainer import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
@@ -407,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, UnknownNameError) as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return EXIT_USAGE
-    except DataError as exc:
+    except (DataError, UnreadableFileError) as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return EXIT_FAILED
     except NonFiniteLossError as exc:

@@ -51,6 +51,7 @@ class TrainConfig:
     aug_shift: float = 0.1  # max translation, fraction of the image side
     aug_degrees: float = 10.0  # max rotation, degrees
     train_subset: int | None = None  # use only the first N training images (tests, tuning)
+    holdout_pairs: int = 0  # (digit, addend) pairs never trained on, reported apart (holdout.py)
     eval_batch_size: int = 1000  # images per evaluation batch (x10 addends)
     device: str = "auto"  # auto = cuda when present, else cpu
     precision: str = "auto"  # auto = bf16 autocast on cuda, fp32 on cpu
@@ -88,6 +89,12 @@ class TrainConfig:
             raise ValueError(
                 f"train_subset must be >= batch_size ({self.batch_size}), got {self.train_subset}"
             )
+        from benchmark.holdout import MAX_HOLDOUT_PAIRS
+
+        if not 0 <= self.holdout_pairs <= MAX_HOLDOUT_PAIRS:
+            raise ValueError(
+                f"holdout_pairs must be in 0..{MAX_HOLDOUT_PAIRS}, got {self.holdout_pairs}"
+            )
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be a positive integer, got {self.threads}")
         for name, value, choices in (
@@ -117,6 +124,30 @@ class TrainConfig:
         learned = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
         blob = json.dumps(learned, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
+
+
+BATCH_SIZES = (64, 128, 256)  # the batch sizes tuning may pick
+
+
+def search_space(trial: Any) -> dict[str, Any]:
+    """``TrainConfig`` overrides for one Optuna trial (``tune``); define-by-run like the registry's.
+
+    Parameter names are field names and the defaults above lie inside every range, so the
+    defaults are one point of the space (``tune`` evaluates them first). Epochs are the tuning
+    budget, not searched.
+    """
+    space: dict[str, Any] = {
+        "lr": trial.suggest_float("lr", 1e-3, 2e-2, log=True),
+        "weight_decay": trial.suggest_float("weight_decay", 1e-5, 1e-2, log=True),
+        "batch_size": trial.suggest_categorical("batch_size", BATCH_SIZES),
+        "label_smoothing": trial.suggest_float("label_smoothing", 0.0, 0.2),
+        "sum_loss_weight": trial.suggest_float("sum_loss_weight", 0.25, 2.0),
+        "augment": trial.suggest_categorical("augment", [False, True]),
+    }
+    if space["augment"]:
+        space["aug_shift"] = trial.suggest_float("aug_shift", 0.0, 0.15)
+        space["aug_degrees"] = trial.suggest_float("aug_degrees", 0.0, 20.0)
+    return space
 
 
 def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:

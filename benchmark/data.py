@@ -6,6 +6,7 @@ device from a seeded generator, and images become floats in [0, 1] only inside t
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -67,10 +68,15 @@ def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool 
     if download:
         from torchvision.datasets import MNIST
 
+        folders = (roots[0], roots[0] / "MNIST", roots[0] / "MNIST" / "raw")
+        created = [folder for folder in folders if not folder.exists()]
         try:
             MNIST(str(roots[0]), train=True, download=True)
             MNIST(str(roots[0]), train=False, download=True)
         except Exception as exc:  # noqa: BLE001 - any network failure means the same to the user
+            for folder in reversed(created):  # leave no empty folders behind
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
             raise DataError(
                 f"MNIST not found (looked in {searched}) and the download failed "
                 f"({type(exc).__name__}); put the four IDX files in <root>/MNIST/raw/ and pass "

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
 
+class UnreadableFileError(RuntimeError):
+    """A saved file that is truncated, corrupt, or refused because loading it could run code."""
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
@@ -43,5 +56,20 @@ def save_torch(path: Path, obj: Any) -> None:
 
 
 def load_torch(path: Path) -> Any:
-    """Load without running pickled code (``weights_only=True``): untrusted files are safe."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """Load without running pickled code (``weights_only=True``): untrusted files are safe.
+
+    Raises ``UnreadableFileError`` (one line) for a refused, truncated or foreign file.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the pickle-protocol notice of a refused file
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UnreadableFileError(
+            f"{path}: refused to load: it holds more than tensors and plain data "
+            f"(loading it could run code), or it is corrupt"
+        ) from None
+    except (RuntimeError, EOFError, KeyError, ValueError) as exc:
+        raise UnreadableFileError(
+            f"{path}: unreadable ({type(exc).__name__}): truncated or not a torch file"
+        ) from None

@@ -14,10 +14,12 @@ import os
 import platform
 import re
 import secrets
+import signal
 import subprocess
-import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from architectures import DigitSumModel, count_params, create_model
 from benchmark import io as atomic
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData
+from benchmark.holdout import heldout_mask, holdout_pairs
 from benchmark.trainer import (
     EpochStats,
     TrainState,
@@ -130,9 +133,50 @@ def write_history(run_dir: Path, history: list[EpochStats]) -> None:
     atomic.write_text(run_dir / HISTORY, buf.getvalue())
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until a group of writes is done, so the files always agree.
+
+    Each file is atomic on its own; this keeps e.g. checkpoint.pt and history.csv at the same
+    epoch. A signal that arrives meanwhile is re-raised at the end (main thread only).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in watched}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for sig in caught:
+            signal.raise_signal(sig)
+
+
+def live_pid(run_dir: Path) -> int | None:
+    """The id of another live process that status.json says is running this run, else None."""
+    try:
+        status = read_json(Path(run_dir) / STATUS)
+    except (OSError, ValueError):
+        return None
+    pid = status.get("pid")
+    if status.get("status") != "running" or not isinstance(pid, int) or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, owned by someone else
+        pass
+    return pid
+
+
 def save_checkpoint(run_dir: Path, state: TrainState) -> None:
-    atomic.save_torch(run_dir / CHECKPOINT, state.state_dict())
-    write_history(run_dir, state.history)
+    with signals_deferred():
+        atomic.save_torch(run_dir / CHECKPOINT, state.state_dict())
+        write_history(run_dir, state.history)
 
 
 def load_config(run_dir: Path) -> TrainConfig:
@@ -146,8 +190,11 @@ def finish(
     model = state.model
     device = next(model.parameters()).device
     cl = use_channels_last(cfg, device)
-    val = evaluate(model, data.val, cfg.eval_batch_size, cfg.precision, cl)
-    test = evaluate(model, data.test, cfg.eval_batch_size, cfg.precision, cl, by_class=True)
+    held = heldout_mask(cfg.holdout_pairs) if cfg.holdout_pairs else None
+    val = evaluate(model, data.val, cfg.eval_batch_size, cfg.precision, cl, heldout=held)
+    test = evaluate(
+        model, data.test, cfg.eval_batch_size, cfg.precision, cl, by_class=True, heldout=held
+    )
     steps_per_epoch = len(data.train.subset(cfg.train_subset)) // cfg.batch_size
     images = steps_per_epoch * cfg.batch_size * cfg.epochs
     metrics = {
@@ -169,10 +216,16 @@ def finish(
         "val": val,
         "test": test,
     }
+    if held is not None:  # val/test stay all-pair figures; seen and held-out pairs apart
+        metrics["holdout_pairs"] = [list(pair) for pair in holdout_pairs(cfg.holdout_pairs)]
+        for name, split in (("val", val), ("test", test)):
+            metrics[f"{name}_seen"] = split.pop("seen")
+            metrics[f"{name}_heldout"] = split.pop("heldout")
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    atomic.save_torch(run_dir / MODEL, state_dict)
-    atomic.write_json(run_dir / METRICS, metrics)
-    write_status(run_dir, "complete")
+    with signals_deferred():
+        atomic.save_torch(run_dir / MODEL, state_dict)
+        atomic.write_json(run_dir / METRICS, metrics)
+        write_status(run_dir, "complete")
     return metrics
 
 
@@ -189,7 +242,6 @@ def execute(
     Interrupts and divergence leave the last checkpoint and history valid and the status marked;
     the exception is re-raised for the caller to turn into an exit status.
     """
-    from benchmark.trainer import NonFiniteLossError
 
     def epoch_done(st: TrainState, stats: EpochStats) -> None:
         save_checkpoint(run_dir, st)
@@ -199,17 +251,15 @@ def execute(
     write_status(run_dir, "running", pid=os.getpid())
     try:
         state = train(cfg, data, state=state, on_epoch=epoch_done, on_step=on_step)
+        return finish(run_dir, cfg, state, data)
     except KeyboardInterrupt:
-        write_status(
-            run_dir,
-            "interrupted",
-            f"stopped by an interrupt; resume with `python -m benchmark run --resume {run_dir}`",
-        )
+        if not (run_dir / METRICS).exists():  # else it came after the run had completed
+            resume = f"python -m benchmark run --resume {run_dir}"
+            write_status(run_dir, "interrupted", f"stopped by a signal; resume with `{resume}`")
         raise
-    except NonFiniteLossError as exc:
-        write_status(run_dir, "failed", str(exc))
+    except Exception as exc:  # divergence (NonFiniteLossError), out of memory, ...
+        write_status(run_dir, "failed", f"{type(exc).__name__}: {exc}")
         raise
-    return finish(run_dir, cfg, state, data)
 
 
 def start_run(cfg: TrainConfig, results_dir: Path) -> Path:
@@ -225,7 +275,13 @@ def resume_state(run_dir: Path, cfg: TrainConfig, device: torch.device) -> Train
     state = build_state(cfg, device)
     if not ckpt.exists():
         return None
-    state.load_state_dict(atomic.load_torch(ckpt))
+    saved = atomic.load_torch(ckpt)
+    try:
+        state.load_state_dict(saved)
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise atomic.UnreadableFileError(
+            f"{ckpt}: not a checkpoint of this run ({type(exc).__name__})"
+        ) from None
     return state
 
 
@@ -236,9 +292,11 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
         raise FileNotFoundError(f"{run_dir / MODEL} not found: is {run_dir} a finished run?")
     cfg = load_config(run_dir)
     model = create_model(cfg.arch, cfg.fusion, **cfg.model_args)
-    model.load_state_dict(atomic.load_torch(run_dir / MODEL))
+    saved = atomic.load_torch(run_dir / MODEL)
+    try:
+        model.load_state_dict(saved)
+    except (RuntimeError, TypeError) as exc:
+        raise atomic.UnreadableFileError(
+            f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} ({type(exc).__name__})"
+        ) from None
     return model.eval()
-
-
-def python_command() -> str:
-    return Path(sys.executable).name

@@ -12,10 +12,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from architectures import DigitSumModel, count_params, create_model
+from architectures import DigitSumModel, create_model
 from architectures.fusions import NUM_DIGITS, NUM_SUMS
 from benchmark.config import TrainConfig, lr_at
 from benchmark.data import DigitSumData, Split, augment, to_float
+from benchmark.holdout import allowed_mask, heldout_mask, sample_addends
 
 
 class NonFiniteLossError(RuntimeError):
@@ -75,6 +76,18 @@ def compute_loss(
     return loss, correct
 
 
+def pair_rates(counts: list[int], pairs: int) -> dict[str, Any]:
+    """Counts of (digit ok, sum ok, both ok, consistent) over ``pairs`` -> fractions (nan if 0)."""
+    digit, total, joint, consistent = (c / pairs if pairs else float("nan") for c in counts)
+    return {
+        "digit_acc": digit,
+        "sum_acc": total,
+        "joint_acc": joint,
+        "consistency": consistent,
+        "pairs": pairs,
+    }
+
+
 @torch.no_grad()
 def evaluate(
     model: DigitSumModel,
@@ -83,17 +96,23 @@ def evaluate(
     precision: str = "auto",
     channels_last: bool = False,
     by_class: bool = False,
+    heldout: torch.Tensor | None = None,
 ) -> dict[str, Any]:
     """Exhaustive metrics: every image paired with all 10 addends, so no sampling noise.
 
     Accuracies are fractions in [0, 1]. ``joint_acc``: digit and sum both right on the same pair;
-    ``consistency``: predicted sum == predicted digit + addend.
+    ``consistency``: predicted sum == predicted digit + addend. With ``heldout`` (a (10, 10) bool
+    mask over (digit, addend), see ``holdout.heldout_mask``) the same metrics also come for the
+    pairs training saw and the held-out ones, as ``seen`` and ``heldout`` sub-dicts.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     addends = torch.arange(NUM_DIGITS, device=device)
     totals = torch.zeros(4, dtype=torch.long, device=device)
+    held_totals = torch.zeros(5, dtype=torch.long, device=device)  # 4 counts, then pairs
+    if heldout is not None:
+        heldout = heldout.to(device)
     class_correct = torch.zeros(NUM_SUMS, dtype=torch.long, device=device)
     class_count = torch.zeros(NUM_SUMS, dtype=torch.long, device=device)
     for start in range(0, len(split), batch_size):
@@ -108,27 +127,21 @@ def evaluate(
         true_sum = labels[:, None] + addends  # (B, 10)
         digit_ok = pred_digit == labels[:, None]
         sum_ok = pred_sum == true_sum
-        totals += torch.stack(
-            [
-                digit_ok.sum(),
-                sum_ok.sum(),
-                (digit_ok & sum_ok).sum(),
-                (pred_sum == pred_digit + addends).sum(),
-            ]
-        )
+        ok = torch.stack([digit_ok, sum_ok, digit_ok & sum_ok, pred_sum == pred_digit + addends])
+        totals += ok.sum((1, 2))
+        if heldout is not None:
+            held = heldout[labels]  # (B, 10): the pairs training never drew
+            held_totals += torch.cat([(ok & held).sum((1, 2)), held.sum()[None]])
         if by_class:
             class_count += torch.bincount(true_sum.flatten(), minlength=NUM_SUMS)
             class_correct += torch.bincount(true_sum[sum_ok], minlength=NUM_SUMS)
     model.train(was_training)
     pairs = len(split) * NUM_DIGITS
-    digit, total, joint, consistent = (t / pairs for t in totals.tolist())
-    out: dict[str, Any] = {
-        "digit_acc": digit,
-        "sum_acc": total,
-        "joint_acc": joint,
-        "consistency": consistent,
-        "pairs": pairs,
-    }
+    out = pair_rates(totals.tolist(), pairs)
+    if heldout is not None:
+        held_pairs = int(held_totals[4])
+        out["seen"] = pair_rates((totals - held_totals[:4]).tolist(), pairs - held_pairs)
+        out["heldout"] = pair_rates(held_totals[:4].tolist(), held_pairs)
     if by_class:
         out["sum_acc_by_class"] = (class_correct / class_count.clamp(min=1)).tolist()
     return out
@@ -139,7 +152,7 @@ class EpochStats:
     epoch: int  # 1-based
     train_loss: float
     train_sum_acc: float  # on the sampled training pairs of this epoch
-    val_digit_acc: float
+    val_digit_acc: float  # validation figures: on seen pairs only when pairs are held out
     val_sum_acc: float
     val_joint_acc: float
     lr: float  # learning rate at the last step of the epoch
@@ -227,6 +240,8 @@ def train(
     steps_per_epoch = n // bs  # drop the ragged tail: constant shapes, a fresh one every epoch
     total_steps = steps_per_epoch * cfg.epochs
     channels_last = use_channels_last(cfg, device)
+    allowed = allowed_mask(cfg.holdout_pairs, device)  # None: every pair may be drawn
+    heldout = heldout_mask(cfg.holdout_pairs, device=device) if cfg.holdout_pairs else None
     step_fn = compute_loss
     if cfg.compile:
         step_fn = torch.compile(compute_loss)
@@ -242,7 +257,7 @@ def train(
             idx = perm[i * bs : (i + 1) * bs]
             images = to_float(train_split.images[idx])
             labels = train_split.labels[idx]
-            addends = torch.randint(0, NUM_DIGITS, (bs,), device=device, generator=state.generator)
+            addends = sample_addends(labels, allowed, state.generator)
             if cfg.augment:
                 images = augment(images, cfg.aug_shift, cfg.aug_degrees, state.generator)
             if channels_last:
@@ -274,7 +289,11 @@ def train(
             raise NonFiniteLossError(
                 f"non-finite loss in epoch {epoch + 1} (steps 1-{steps_per_epoch}), lr {lr:.3g}"
             )
-        val = evaluate(model, data.val, cfg.eval_batch_size, cfg.precision, channels_last)
+        val = evaluate(
+            model, data.val, cfg.eval_batch_size, cfg.precision, channels_last, heldout=heldout
+        )
+        if heldout is not None:  # held-out pairs must not steer any decision (tuning, pruning)
+            val = val["seen"]
         stats = EpochStats(
             epoch=epoch + 1,
             train_loss=train_loss,
@@ -289,7 +308,3 @@ def train(
         if on_epoch is not None:
             on_epoch(state, stats)
     return state
-
-
-def model_params(model: torch.nn.Module) -> int:
-    return count_params(model)

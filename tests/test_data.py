@@ -43,7 +43,9 @@ def test_split_is_fixed_and_partitions_the_training_set(mnist, mnist_root: Path)
     assert not torch.equal(mnist.val.labels, official.targets[-5_000:])
 
 
-def test_root_order_flag_then_env_then_data(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_root_order_flag_then_env_then_data(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("MNIST_ROOT", str(tmp_path / "env"))
     assert candidate_roots(tmp_path / "flag") == [tmp_path / "flag", tmp_path / "env", Path("data")]
     monkeypatch.delenv("MNIST_ROOT")

@@ -1,4 +1,4 @@
-"""Real-data runs through the CLI: files written, metric fields and ranges, load_run, determinism."""
+"""Real-data runs through the CLI: files, metric fields and ranges, load_run, determinism."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ SHORT = ["--epochs", "1", "--train-subset", "5000", "--batch-size", "50"]
 
 def run_cli(tmp_path: Path, mnist_root: Path, *extra: str) -> list[Path]:
     before = set((tmp_path / "runs").glob("*")) if (tmp_path / "runs").exists() else set()
-    code = main(["run", *SHORT, "--data-dir", str(mnist_root), "--results-dir", str(tmp_path),
-                 *extra])
+    code = main(
+        ["run", *SHORT, "--data-dir", str(mnist_root), "--results-dir", str(tmp_path), *extra]
+    )
     assert code == 0
     return sorted(set((tmp_path / "runs").glob("*")) - before)
 
@@ -35,8 +36,21 @@ def test_run_writes_every_file_with_valid_fields(concat_run: Path) -> None:
     for name in ("config.json", "history.csv", "metrics.json", "model.pt", "status.json"):
         assert (concat_run / name).is_file(), name
     m = json.loads((concat_run / "metrics.json").read_text())
-    for key in ("arch", "fusion", "seed", "params", "epochs", "train_seconds",
-                "train_images_per_s", "device", "versions", "git_commit", "config", "val", "test"):
+    for key in (
+        "arch",
+        "fusion",
+        "seed",
+        "params",
+        "epochs",
+        "train_seconds",
+        "train_images_per_s",
+        "device",
+        "versions",
+        "git_commit",
+        "config",
+        "val",
+        "test",
+    ):
         assert key in m, key
     assert (m["arch"], m["fusion"], m["seed"], m["epochs"]) == ("gap_cnn", "concat", 0, 1)
     assert m["params"] > 1000 and m["train_seconds"] > 0 and m["train_images_per_s"] > 0
@@ -83,8 +97,20 @@ def test_late_sum_sum_accuracy_equals_digit_accuracy(tmp_path: Path, mnist_root:
 
 
 def test_grid_runs_each_combination_and_seed(tmp_path: Path, mnist_root: Path) -> None:
-    dirs = run_cli(tmp_path, mnist_root, "--arch", "gap_cnn", "--fusion", "late_sum,embed_add",
-                   "--seeds", "0,1", "--train-subset", "500", "--eval-batch-size", "5000")
+    dirs = run_cli(
+        tmp_path,
+        mnist_root,
+        "--arch",
+        "gap_cnn",
+        "--fusion",
+        "late_sum,embed_add",
+        "--seeds",
+        "0,1",
+        "--train-subset",
+        "500",
+        "--eval-batch-size",
+        "5000",
+    )
     seen = sorted(
         (m["fusion"], m["seed"])
         for m in (json.loads((d / "metrics.json").read_text()) for d in dirs)

@@ -1,0 +1,390 @@
+"""``bench``: size, cost and speed of each encoder x fusion on this machine, one CSV row each.
+
+The method follows timm's ``benchmark.py``: untimed warm-up calls, then timed calls with the device
+synchronised around each one; bf16 autocast on CUDA by default. Every configuration's first call
+is timed on its own and kept out of the figures: with ``--compile`` it is the compilation, reported
+in ``compile_seconds``.
+
+Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` over the configuration's inference and
+training (reset before each configuration). On the CPU it is left empty (NaN): the only
+process-wide figure, ``ru_maxrss``, is a high-water mark that never comes down, so after the first
+configuration of a sweep it cannot tell what a smaller one needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.markup import escape
+from rich.table import Table
+from torch.utils.flop_counter import FlopCounterMode
+
+from architectures import ENCODERS, FUSIONS, DigitSumModel, count_params
+from architectures.fusions import NUM_DIGITS
+from benchmark import io as atomic
+from benchmark.config import TrainConfig
+from benchmark.runs import device_name, git_commit, slug
+from benchmark.trainer import autocast, build_state, compute_loss, resolve_device
+
+COLUMNS = (
+    "arch",
+    "fusion",
+    "device",
+    "device_type",
+    "precision",
+    "batch_size",
+    "train_batch_size",
+    "channels_last",
+    "compile",
+    "params",
+    "macs_per_image",
+    "infer_images_per_s",
+    "latency_ms_b1",
+    "train_images_per_s",
+    "peak_mem_mb",
+    "compile_seconds",
+    "torch",
+    "commit",
+    "error",
+)
+FIGURES = (
+    "params",
+    "macs_per_image",
+    "infer_images_per_s",
+    "latency_ms_b1",
+    "train_images_per_s",
+    "peak_mem_mb",
+    "compile_seconds",
+)
+DEFAULT_BATCH_SIZE = {"cpu": 1024, "cuda": 8192}
+ERROR_CHARS = 300  # an error row's message is cut here: one readable line in the CSV
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a measurement depends on besides the model; every field ends up in the row."""
+
+    device: torch.device
+    precision: str  # resolved: fp32 or bf16
+    batch_size: int
+    train_batch_size: int
+    warmup: int
+    iters: int
+    channels_last: bool
+    compile: bool
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 autocast on CUDA and fp32 on the CPU, as in the trainer."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+def results_path(
+    results_dir: str | Path, kind: str, device: torch.device, precision: str, suffix: str
+) -> Path:
+    """``<results>/<kind>/<device>-<precision><suffix>``: the file name says the conditions.
+
+    Any CPU is ``cpu`` (the row's ``device`` field names the model and thread count); a GPU is its
+    name, e.g. ``nvidia-h100-80gb-hbm3-bf16.csv``.
+    """
+    name = "cpu" if device.type == "cpu" else device_name(device)
+    return Path(results_dir) / kind / (slug(f"{name}-{precision}").lower() + suffix)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed_call(fn: Callable[[], Any], device: torch.device) -> float:
+    """Seconds for one call, the device synchronised before and after (timm's method)."""
+    synchronize(device)
+    t0 = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - t0
+
+
+def measure(fn: Callable[[], Any], s: Settings) -> tuple[float, list[float]]:
+    """(seconds of the first call, seconds of each timed call after ``s.warmup`` untimed ones).
+
+    The first call is where ``torch.compile`` compiles (or recompiles for a new shape)."""
+    first = timed_call(fn, s.device)
+    for _ in range(s.warmup):
+        fn()
+    return first, [timed_call(fn, s.device) for _ in range(s.iters)]
+
+
+def random_batch(
+    n: int, device: torch.device, channels_last: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Images in [0, 1], digit labels and addends: what the model sees, with random content."""
+    images = torch.rand(n, 1, 28, 28, device=device)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    labels = torch.randint(0, NUM_DIGITS, (n,), device=device)
+    addends = torch.randint(0, NUM_DIGITS, (n,), device=device)
+    return images, labels, addends
+
+
+def macs_per_image(model: DigitSumModel, device: torch.device) -> int:
+    """Multiply-accumulates of one image's forward pass: FlopCounterMode's flops / 2."""
+    images, _, addends = random_batch(1, device, channels_last=False)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(images, addends)
+    return counter.get_total_flops() // 2
+
+
+def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
+    """Every figure of one configuration; raises what torch raises (out of memory, unsupported)."""
+    if s.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(s.device)
+    if s.compile:  # compiled code is specialised per model; stale entries would hit the cache limit
+        torch.compiler.reset()
+    cfg = TrainConfig(
+        arch=arch,
+        fusion=fusion,
+        batch_size=s.train_batch_size,
+        device=s.device.type,
+        precision=s.precision,
+        channels_last=s.channels_last,
+        compile=s.compile,
+    )
+    state = build_state(cfg, s.device)  # the trainer's model and AdamW
+    model = state.model.eval()
+    params = count_params(model)
+    macs = macs_per_image(model, s.device)
+    forward = torch.compile(model) if s.compile else model
+
+    def infer_fn(images: torch.Tensor, addends: torch.Tensor) -> Callable[[], Any]:
+        def infer() -> Any:
+            with torch.no_grad(), autocast(s.device, s.precision):
+                return forward(images, addends)
+
+        return infer
+
+    images, _, addends = random_batch(s.batch_size, s.device, s.channels_last)
+    compile_infer, infer_times = measure(infer_fn(images, addends), s)
+    del images, addends
+    images, _, addends = random_batch(1, s.device, s.channels_last)
+    compile_b1, latency_times = measure(infer_fn(images, addends), s)
+
+    model.train()
+    loss_fn = torch.compile(compute_loss) if s.compile else compute_loss
+    images, labels, addends = random_batch(s.train_batch_size, s.device, s.channels_last)
+
+    def train_step() -> None:
+        with autocast(s.device, s.precision):
+            loss, _ = loss_fn(model, images, labels, addends, cfg)
+        state.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        state.optimizer.step()
+
+    compile_train, train_times = measure(train_step, s)
+    peak = math.nan
+    if s.device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(s.device) / 2**20
+    return {
+        "params": params,
+        "macs_per_image": macs,
+        "infer_images_per_s": s.batch_size * len(infer_times) / sum(infer_times),
+        "latency_ms_b1": 1000 * statistics.median(latency_times),
+        "train_images_per_s": s.train_batch_size * len(train_times) / sum(train_times),
+        "peak_mem_mb": peak,
+        "compile_seconds": compile_infer + compile_b1 + compile_train if s.compile else 0.0,
+    }
+
+
+def one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
+
+
+def bench_pair(arch: str, fusion: str, s: Settings, commit: str | None) -> dict[str, Any]:
+    """One CSV row; a configuration that fails gets NaN figures and the error: the sweep goes on."""
+    row: dict[str, Any] = {
+        "arch": arch,
+        "fusion": fusion,
+        "device": device_name(s.device),
+        "device_type": s.device.type,
+        "precision": s.precision,
+        "batch_size": s.batch_size,
+        "train_batch_size": s.train_batch_size,
+        "channels_last": s.channels_last,
+        "compile": s.compile,
+        **dict.fromkeys(FIGURES, math.nan),
+        "torch": torch.__version__,
+        "commit": commit,
+        "error": "",
+    }
+    try:
+        row.update(measure_pair(arch, fusion, s))
+    except (RuntimeError, ValueError, MemoryError) as exc:  # torch.OutOfMemoryError included
+        row["error"] = one_line(exc)
+    if s.device.type == "cuda":
+        torch.cuda.empty_cache()  # give a failed configuration's blocks back before the next
+    return row
+
+
+def check_header(path: Path) -> None:
+    """An existing results file must have our columns, or appended rows would be misread."""
+    from benchmark.cli import UsageError  # not at the top: benchmark.cli imports this module
+
+    if path.exists():
+        with path.open(newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if tuple(header) != COLUMNS:
+            raise UsageError(
+                f"{path} has other columns than this version writes; move it away or pass "
+                f"another --results-dir"
+            )
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Read, append, write atomically: an interrupt leaves the old file or the new, never half."""
+    existing = path.read_text() if path.exists() else ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    if not existing:
+        writer.writeheader()
+    writer.writerow(row)
+    atomic.write_text(path, existing + buf.getvalue())
+
+
+def fmt(value: Any, spec: str) -> str:
+    return "-" if isinstance(value, float) and math.isnan(value) else format(value, spec)
+
+
+def rows_table(rows: list[dict[str, Any]], path: Path) -> Table:
+    """The figures of this invocation; peak memory only on CUDA, compile time only if compiled."""
+    first = rows[0]
+    failed = sum(bool(r["error"]) for r in rows)
+    table = Table(
+        title=f"bench on {first['device']}, {first['precision']}, batch {first['batch_size']} "
+        f"(train {first['train_batch_size']}), channels_last {first['channels_last']}, "
+        f"compile {first['compile']}",
+        caption=f"appended to {path}" + (f"; {failed} failed (error column)" if failed else ""),
+    )
+    columns = {
+        "arch": ("arch", "s"),
+        "fusion": ("fusion", "s"),
+        "params": ("params", ",.0f"),
+        "macs_per_image": ("MMACs", ".2f"),
+        "infer_images_per_s": ("infer/s", ",.0f"),
+        "latency_ms_b1": ("b1 ms", ".2f"),
+        "train_images_per_s": ("train/s", ",.0f"),
+    }
+    if first["device_type"] == "cuda":
+        columns["peak_mem_mb"] = ("peak MB", ",.0f")
+    if first["compile"]:
+        columns["compile_seconds"] = ("compile s", ".1f")
+    for header, spec in columns.values():
+        table.add_column(header, justify="left" if spec == "s" else "right", no_wrap=True)
+    for r in rows:
+        values = {**r, "macs_per_image": r["macs_per_image"] / 1e6}
+        table.add_row(*(escape(fmt(values[key], spec)) for key, (_, spec) in columns.items()))
+    return table
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Resolve ``auto`` choices and defaults for this device; bad numbers are a usage error."""
+    from benchmark.cli import UsageError
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    batch_size = args.batch_size
+    if batch_size is None:
+        batch_size = DEFAULT_BATCH_SIZE.get(device.type, 1024)
+    for name, value, low in (
+        ("--batch-size", batch_size, 1),
+        ("--train-batch-size", args.train_batch_size, 1),
+        ("--iters", args.iters, 1),
+        ("--warmup", args.warmup, 0),
+    ):
+        if value < low:
+            raise UsageError(f"{name} must be an integer >= {low}, got {value}")
+    return Settings(
+        device=device,
+        precision=resolve_precision(args.precision, device),
+        batch_size=batch_size,
+        train_batch_size=args.train_batch_size,
+        warmup=args.warmup,
+        iters=args.iters,
+        channels_last=device.type == "cuda" if args.channels_last is None else args.channels_last,
+        compile=args.compile,
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Parameters, MACs per image, inference and training throughput, batch-1 latency and peak
+    memory for each encoder x fusion; one row each appended to <results>/bench/<device>.csv."""
+    from benchmark.cli import console, interrupts_as_exceptions
+
+    archs = ENCODERS.select(args.arch)
+    fusions = FUSIONS.select(args.fusion)
+    s = settings_from_args(args)
+    path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
+    check_header(path)
+    commit = git_commit()
+    total = len(archs) * len(fusions)
+    console.print(f"bench: {total} configuration(s) on {device_name(s.device)}, {s.precision}")
+    rows: list[dict[str, Any]] = []
+    with interrupts_as_exceptions():
+        for arch in archs:
+            for fusion in fusions:
+                row = bench_pair(arch, fusion, s, commit)
+                append_row(path, row)
+                rows.append(row)
+                status = row["error"] or f"{fmt(row['train_images_per_s'], ',.0f')} train img/s"
+                console.print(f"[{len(rows)}/{total}] {arch} x {fusion}: {escape(status)}")
+    console.print(rows_table(rows, path))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="params, MACs, throughput, latency, memory", description=cmd_bench.__doc__
+    )
+    p.add_argument("--arch", default="all", help="encoder(s): comma list, wildcards, all [all]")
+    p.add_argument("--fusion", default="all", help="fusion(s): comma list, wildcards, all [all]")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="[auto]")
+    p.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="autocast dtype; auto = bf16 on cuda, fp32 on cpu [auto]",
+    )
+    p.add_argument(
+        "--batch-size", type=int, help="inference throughput batch [1024 on cpu, 8192 on cuda]"
+    )
+    p.add_argument(
+        "--train-batch-size", type=int, default=128, help="training batch, as the trainer [128]"
+    )
+    p.add_argument("--warmup", type=int, default=10, help="untimed calls per measurement [10]")
+    p.add_argument("--iters", type=int, default=40, help="timed calls per measurement [40]")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels_last model and inputs [on for cuda, off for cpu]",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile (time reported apart) [off]"
+    )
+    p.add_argument("--results-dir", default="results", help="rows go to <dir>/bench/ [results]")
+    p.set_defaults(func=cmd_bench)

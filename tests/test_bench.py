@@ -1,0 +1,99 @@
+"""``python -m benchmark bench``: full rows appended atomically; failures become error rows."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from architectures import count_params, create_model
+from benchmark.bench import COLUMNS, FIGURES
+from benchmark.cli import main
+
+# small_cnn (width 16, 128 features) x concat (hidden 128), by hand: conv 1->16 at 28x28,
+# conv 16->32 at 14x14, fc 32*7*7->128, fusion MLP (128+10)->128, heads 128->10 and 128->19.
+SMALL_CNN_MACS = 1 * 16 * 9 * 28 * 28 + 16 * 32 * 9 * 14 * 14 + 32 * 7 * 7 * 128
+CONCAT_MACS = 138 * 128 + 128 * 10 + 128 * 19
+SMALL_CNN_CONCAT_MACS = SMALL_CNN_MACS + CONCAT_MACS
+TINY = ["--device", "cpu", "--batch-size", "8", "--train-batch-size", "8"]
+TINY += ["--warmup", "1", "--iters", "2"]
+
+
+def bench(tmp_path: Path, *args: str) -> int:
+    return main(["bench", *args, *TINY, "--results-dir", str(tmp_path)])
+
+
+def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
+    csv_path = tmp_path / "bench" / "cpu-fp32.csv"
+    assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 0
+    df = pd.read_csv(csv_path)
+    assert tuple(df.columns) == COLUMNS
+    assert len(df) == 1
+    row = df.iloc[0]
+    assert (row["arch"], row["fusion"], row["device_type"]) == ("small_cnn", "concat", "cpu")
+    assert row["device"].startswith("cpu")
+    assert row["precision"] == "fp32"
+    assert (row["batch_size"], row["train_batch_size"]) == (8, 8)
+    assert not row["channels_last"] and not row["compile"]
+    assert row["params"] == count_params(create_model("small_cnn", "concat"))
+    assert row["macs_per_image"] == SMALL_CNN_CONCAT_MACS
+    for name in ("infer_images_per_s", "latency_ms_b1", "train_images_per_s"):
+        assert row[name] > 0, name
+    assert math.isnan(row["peak_mem_mb"])  # not measured on the CPU (see the module docstring)
+    assert row["compile_seconds"] == 0
+    assert pd.isna(row["error"])
+    assert row["torch"] and row["commit"]
+
+    assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 0
+    df = pd.read_csv(csv_path)
+    assert len(df) == 2
+    assert csv_path.read_text().count("arch,fusion,") == 1  # one header
+    assert (df["macs_per_image"] == SMALL_CNN_CONCAT_MACS).all()
+    assert not list(csv_path.parent.glob(".*.tmp"))  # no leftover of the atomic write
+
+
+def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    impossible = ["--batch-size", str(10**12)]  # ~3 PB of images: the allocation fails
+    args = ["--arch", "small_cnn", "--fusion", "concat,late_sum", *TINY[:2]]
+    rc = main(["bench", *args, *impossible, "--iters", "1", "--results-dir", str(tmp_path)])
+    assert rc == 0
+    df = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv")
+    assert list(df["fusion"]) == ["concat", "late_sum"]
+    for _, row in df.iterrows():
+        assert row["error"].startswith("RuntimeError: ")
+        assert "\n" not in row["error"]
+        assert row[list(FIGURES)].isna().all()
+        assert row["batch_size"] == 10**12
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--batch-size", "0"],
+        ["--iters", "0"],
+        ["--warmup", "-1"],
+        ["--train-batch-size", "0"],
+        ["--arch", "no_such_encoder"],
+    ],
+)
+def test_bad_input_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    rc = main(["bench", "--device", "cpu", *args, "--results-dir", str(tmp_path)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "error" in err
+    assert not (tmp_path / "bench").exists()
+
+
+def test_a_csv_with_other_columns_is_left_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_path = tmp_path / "bench" / "cpu-fp32.csv"
+    csv_path.parent.mkdir()
+    csv_path.write_text("arch,fusion,something\nx,y,1\n")
+    assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 2
+    assert "other columns" in capsys.readouterr().err
+    assert csv_path.read_text() == "arch,fusion,something\nx,y,1\n"

@@ -1,0 +1,71 @@
+"""``python -m benchmark datapath``: the three data paths measured and reported, on real MNIST."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.cli import main
+from benchmark.datapath import NaiveDigitSumDataset
+
+
+def test_naive_dataset_items_and_batches(mnist) -> None:
+    split = mnist.train.subset(64)
+    dataset = NaiveDigitSumDataset(split)
+    assert len(dataset) == 64
+    image, addend, one_hot, label = dataset[5]
+    assert image.dtype == torch.float32 and image.shape == (1, 28, 28)
+    assert torch.equal(image, split.images[5].float() / 255)
+    assert addend.dtype == torch.int64 and 0 <= addend.item() <= 9
+    assert torch.equal(one_hot, F.one_hot(addend, 10).float())
+    assert label == split.labels[5]
+    loader = torch.utils.data.DataLoader(dataset, batch_size=16)
+    images, addends, one_hots, labels = next(iter(loader))
+    assert images.shape == (16, 1, 28, 28) and one_hots.shape == (16, 10)
+    assert addends.shape == labels.shape == (16,)
+    assert torch.equal(one_hots.argmax(1), addends)
+
+
+def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, mnist_root: Path) -> None:
+    args = ["--steps", "4", "--rounds", "2", "--warmup", "1", "--batch-size", "16"]
+    args += ["--device", "cpu"]
+    args += ["--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
+    assert main(["datapath", *args]) == 0
+    report = json.loads((tmp_path / "datapath" / "cpu-fp32.json").read_text())
+    assert (report["arch"], report["fusion"]) == ("gap_cnn", "concat")
+    assert (report["batch_size"], report["steps"], report["warmup"]) == (16, 4, 1)
+    assert report["rounds"] == 2
+    assert report["device"].startswith("cpu") and report["torch"] == torch.__version__
+    ips = report["images_per_s"]
+    assert set(ips) == {"trainer", "prebuilt", "dataloader"}
+    assert all(v > 0 for v in ips.values())
+    for way, figures in report["images_per_s_per_round"].items():
+        assert len(figures) == 2 and ips[way] == pytest.approx(sum(figures) / 2)  # median of 2
+    ratios = report["ratios"]
+    assert ratios["trainer_over_prebuilt"] == pytest.approx(ips["trainer"] / ips["prebuilt"])
+    assert ratios["trainer_over_dataloader"] == pytest.approx(ips["trainer"] / ips["dataloader"])
+    md = (tmp_path / "datapath" / "cpu-fp32.md").read_text()
+    assert f"{ips['trainer']:,.0f}" in md and f"{ratios['trainer_over_prebuilt']:.3f}" in md
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--steps", "100000"],  # more images than the training split
+        ["--steps", "0"],
+        ["--steps", "10", "--rounds", "3"],  # not a whole number of steps per round
+        ["--arch", "gap*"],  # one name, not a pattern
+    ],
+)
+def test_bad_input_is_a_usage_error(
+    tmp_path: Path, mnist_root: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    common = ["--device", "cpu", "--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
+    rc = main(["datapath", *common, *args])
+    assert rc == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "datapath").exists()

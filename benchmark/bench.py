@@ -1,9 +1,10 @@
 """``bench``: size, cost and speed of each encoder x fusion on this machine, one CSV row each.
 
 The method follows timm's ``benchmark.py``: untimed warm-up calls, then timed calls with the device
-synchronised around each one; bf16 autocast on CUDA by default. Every configuration's first call
-is timed on its own and kept out of the figures: with ``--compile`` it is the compilation, reported
-in ``compile_seconds``.
+synchronised around each one; bf16 autocast on CUDA by default. Unlike timm, throughput is the
+batch over the *median* call time (latency too is a median): on a shared machine one load spike
+would otherwise decide the mean. Every configuration's first call is timed on its own and kept out
+of the figures: with ``--compile`` it is the compilation, reported in ``compile_seconds``.
 
 Peak memory: on CUDA, ``torch.cuda.max_memory_allocated`` over the configuration's inference and
 training (reset before each configuration). On the CPU it is left empty (NaN): the only
@@ -200,9 +201,9 @@ def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
     return {
         "params": params,
         "macs_per_image": macs,
-        "infer_images_per_s": s.batch_size * len(infer_times) / sum(infer_times),
+        "infer_images_per_s": s.batch_size / statistics.median(infer_times),
         "latency_ms_b1": 1000 * statistics.median(latency_times),
-        "train_images_per_s": s.train_batch_size * len(train_times) / sum(train_times),
+        "train_images_per_s": s.train_batch_size / statistics.median(train_times),
         "peak_mem_mb": peak,
         "compile_seconds": compile_infer + compile_b1 + compile_train if s.compile else 0.0,
     }

@@ -258,7 +258,7 @@ def test_generalisation_table_section_and_plot() -> None:
 
 
 def test_validation_history_uses_seen_pairs_only(mnist) -> None:
-    """Held-out pairs never steer a decision: per-epoch validation (pruning, tuning) is seen-only."""
+    """Held-out pairs never steer a decision: per-epoch validation is on seen pairs only."""
     from benchmark.config import TrainConfig
     from benchmark.holdout import heldout_mask
     from benchmark.trainer import evaluate, train

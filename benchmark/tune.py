@@ -505,11 +505,18 @@ def tune_study(
         if specs:
             with progress_bar(console) as progress:
                 tracker = Tracker(progress, study, f"{cfg.arch} x {cfg.fusion}", args.trials)
+                waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+                if jobs == 1 or waiting:
+                    if not data:
+                        data.append(load_data(cfg, args.val_subset))
+                if jobs > 1 and waiting:
+                    # SQLite has no row locks: two workers could pop the same queued trial (the
+                    # defaults) and both tell it. Run the queued trials here, then the workers.
+                    first = replace(specs[0], trials=min(args.trials, done + waiting))
+                    run_worker(first, data[0], on_trial=tracker.refresh)
                 if jobs > 1:
                     codes = run_workers(specs, tracker.refresh)
                 else:
-                    if not data:
-                        data.append(load_data(cfg, args.val_subset))
                     run_worker(specs[0], data[0], on_trial=tracker.refresh)
     except KeyboardInterrupt:
         console.print(

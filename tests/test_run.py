@@ -13,6 +13,8 @@ from benchmark import load_run
 from benchmark.cli import main
 from benchmark.trainer import evaluate
 
+pytestmark = pytest.mark.slow
+
 SHORT = ["--epochs", "1", "--train-subset", "5000", "--batch-size", "50"]
 
 
@@ -116,3 +118,18 @@ def test_grid_runs_each_combination_and_seed(tmp_path: Path, mnist_root: Path) -
         for m in (json.loads((d / "metrics.json").read_text()) for d in dirs)
     )
     assert seen == [("embed_add", 0), ("embed_add", 1), ("late_sum", 0), ("late_sum", 1)]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_run_bf16_matches_cpu_closely(mnist) -> None:
+    """The CUDA path (bf16 autocast, channels_last) learns like the CPU path on the same data."""
+    from benchmark.config import TrainConfig
+    from benchmark.trainer import train
+
+    cfg = TrainConfig(fusion="late_sum", epochs=1, train_subset=5000, batch_size=50)
+    cuda_state = train(cfg, mnist.to("cuda"))
+    cpu_state = train(cfg, mnist)
+    cuda_acc = cuda_state.history[-1].val_sum_acc
+    assert cuda_acc > 0.8
+    assert abs(cuda_acc - cpu_state.history[-1].val_sum_acc) < 0.05

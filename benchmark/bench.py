@@ -358,18 +358,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from benchmark.cli import add_device_flags
+
     p = sub.add_parser(
         "bench", help="params, MACs, throughput, latency, memory", description=cmd_bench.__doc__
     )
     p.add_argument("--arch", default="all", help="encoder(s): comma list, wildcards, all [all]")
     p.add_argument("--fusion", default="all", help="fusion(s): comma list, wildcards, all [all]")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="[auto]")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="autocast dtype; auto = bf16 on cuda, fp32 on cpu [auto]",
-    )
+    add_device_flags(p)
     p.add_argument(
         "--batch-size", type=int, help="inference throughput batch [1024 on cpu, 8192 on cuda]"
     )

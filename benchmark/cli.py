@@ -112,6 +112,19 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
             )
 
 
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision``, shared by the measuring commands."""
+    from benchmark.config import DEVICES, PRECISIONS
+
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="[auto]")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="autocast dtype; auto = bf16 on cuda, fp32 on cpu [auto]",
+    )
+
+
 def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(TrainConfig)} - SPECIAL_FIELDS
     return {k: v for k, v in vars(args).items() if k in names and v is not None}

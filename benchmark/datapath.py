@@ -297,6 +297,8 @@ def report_table(report: dict[str, Any], path: Path) -> Table:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from benchmark.cli import add_device_flags
+
     p = sub.add_parser(
         "datapath",
         help="trainer vs pre-built batch vs DataLoader train images/s",
@@ -311,13 +313,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--rounds", type=int, default=10, help="the three alternate, steps/rounds each time [10]"
     )
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes [0]")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="[auto]")
-    p.add_argument(
-        "--precision",
-        choices=("auto", "fp32", "bf16"),
-        default="auto",
-        help="autocast dtype; auto = bf16 on cuda, fp32 on cpu [auto]",
-    )
+    add_device_flags(p)
     p.add_argument("--data-dir", help="MNIST root [$MNIST_ROOT, then ./data]")
     p.add_argument(
         "--results-dir", default="results", help="report goes to <dir>/datapath/ [results]"

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from benchmark import bench
 from benchmark import io as atomic
 from benchmark.generalisation import generalisation_section, holdout_runs, plot_generalisation
 
@@ -44,33 +45,8 @@ SEED_STATS = {f"test_{m}": f"test.{m}" for m in ACCURACIES} | {
 }
 REQUIRED_TEXT = ("arch", "fusion", "config_hash")
 REQUIRED_NUMBERS = ("seed", "params", *(f"test.{m}" for m in ACCURACIES))
-BENCH_COLUMNS = [
-    "arch",
-    "fusion",
-    "device",
-    "precision",
-    "batch_size",
-    "channels_last",
-    "compile",
-    "params",
-    "macs_per_image",
-    "infer_images_per_s",
-    "latency_ms_b1",
-    "train_images_per_s",
-    "peak_mem_mb",
-    "torch",
-    "commit",
-    "error",
-]
-BENCH_NUMBERS = [
-    "batch_size",
-    "params",
-    "macs_per_image",
-    "infer_images_per_s",
-    "latency_ms_b1",
-    "train_images_per_s",
-    "peak_mem_mb",
-]
+BENCH_COLUMNS = list(bench.COLUMNS)
+BENCH_NUMBERS = ["batch_size", *bench.FIGURES]
 # The bench section's table: header -> (bench column, format).
 BENCH_TABLE = {
     "device": ("device", ""),

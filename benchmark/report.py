@@ -302,11 +302,13 @@ def summarize(runs: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
 
 
 def tuned_vs_default(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each tuned group beside each default group of the same arch x fusion."""
+    """Each tuned group beside each default group of the same arch x fusion and epochs budget
+    (a 2-epoch default group is no baseline for 4-epoch tuned runs)."""
     columns = ["config_hash", "test_sum_acc_mean", "test_sum_acc_std", "n"]
-    default = summary.loc[~summary["tuned"].astype(bool), ["arch", "fusion", *columns]]
-    tuned = summary.loc[summary["tuned"].astype(bool), ["arch", "fusion", *columns]]
-    pairs = default.merge(tuned, on=["arch", "fusion"], suffixes=("_default", "_tuned"))
+    on = ["arch", "fusion", "epochs"]
+    default = summary.loc[~summary["tuned"].astype(bool), [*on, *columns]]
+    tuned = summary.loc[summary["tuned"].astype(bool), [*on, *columns]]
+    pairs = default.merge(tuned, on=on, suffixes=("_default", "_tuned"))
     pairs["delta"] = pairs["test_sum_acc_mean_tuned"] - pairs["test_sum_acc_mean_default"]
     keys = ["arch", "fusion", "config_hash_default", "config_hash_tuned"]
     return pairs.sort_values(keys, kind="stable").reset_index(drop=True)

@@ -12,17 +12,6 @@ from architectures.registry import (
     register_fusion,
 )
 
-
-def list_encoders(pattern: str = "*") -> list[str]:
-    """Registered encoder names matching a shell wildcard (``timm:<name>`` resolves on demand)."""
-    return ENCODERS.select(pattern) if pattern != "*" else ENCODERS.names()
-
-
-def list_fusions(pattern: str = "*") -> list[str]:
-    """Registered fusion names matching a shell wildcard."""
-    return FUSIONS.select(pattern) if pattern != "*" else FUSIONS.names()
-
-
 __all__ = [
     "ENCODERS",
     "FUSIONS",
@@ -31,8 +20,6 @@ __all__ = [
     "UnknownNameError",
     "count_params",
     "create_model",
-    "list_encoders",
-    "list_fusions",
     "register_encoder",
     "register_fusion",
     "split_overrides",

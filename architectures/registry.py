@@ -122,7 +122,7 @@ def signature_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 # Arguments the model factory supplies; they are not hyperparameters.
-WIRING_ARGS = frozenset({"in_features", "num_digits", "num_sums"})
+WIRING_ARGS = frozenset({"in_features"})
 
 ENCODERS = Registry("encoder")
 FUSIONS = Registry("fusion")

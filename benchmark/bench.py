@@ -1,4 +1,4 @@
-"""``bench``: size, cost and speed of each encoder x fusion on this machine, one CSV row each.
+"""Throughput for ``bench``: size, cost and speed of each encoder x fusion, one CSV row each.
 
 The method follows timm's ``benchmark.py``: untimed warm-up calls, then timed calls with the device
 synchronised around each one; bf16 autocast on CUDA by default. Unlike timm, throughput is the
@@ -14,7 +14,6 @@ configuration of a sweep it cannot tell what a smaller one needs.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import math
@@ -26,16 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.markup import escape
-from rich.table import Table
 from torch.utils.flop_counter import FlopCounterMode
 
-from architectures import ENCODERS, FUSIONS, DigitSumModel, count_params
+from architectures import DigitSumModel, count_params
 from architectures.fusions import NUM_DIGITS
-from benchmark import io as atomic
+from benchmark import files
 from benchmark.config import TrainConfig
-from benchmark.runs import device_name, git_commit, slug
-from benchmark.trainer import autocast, build_state, compute_loss, resolve_device
+from benchmark.errors import UsageError
+from benchmark.files import slug
+from benchmark.hardware import autocast, device_name, synchronize
+from benchmark.trainer import build_state, compute_loss, train_step
 
 COLUMNS = (
     "arch",
@@ -85,13 +84,6 @@ class Settings:
     compile: bool
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` is bf16 autocast on CUDA and fp32 on the CPU, as in the trainer."""
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return precision
-
-
 def results_path(
     results_dir: str | Path, kind: str, device: torch.device, precision: str, suffix: str
 ) -> Path:
@@ -102,11 +94,6 @@ def results_path(
     """
     name = "cpu" if device.type == "cpu" else device_name(device)
     return Path(results_dir) / kind / (slug(f"{name}-{precision}").lower() + suffix)
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def timed_call(fn: Callable[[], Any], device: torch.device) -> float:
@@ -187,14 +174,10 @@ def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
     loss_fn = torch.compile(compute_loss) if s.compile else compute_loss
     images, labels, addends = random_batch(s.train_batch_size, s.device, s.channels_last)
 
-    def train_step() -> None:
-        with autocast(s.device, s.precision):
-            loss, _ = loss_fn(model, images, labels, addends, cfg)
-        state.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        state.optimizer.step()
+    def step() -> None:
+        train_step(state, cfg, images, labels, addends, loss_fn)
 
-    compile_train, train_times = measure(train_step, s)
+    compile_train, train_times = measure(step, s)
     peak = math.nan
     if s.device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(s.device) / 2**20
@@ -242,8 +225,6 @@ def bench_pair(arch: str, fusion: str, s: Settings, commit: str | None) -> dict[
 
 def check_header(path: Path) -> None:
     """An existing results file must have our columns, or appended rows would be misread."""
-    from benchmark.cli import UsageError  # not at the top: benchmark.cli imports this module
-
     if path.exists():
         with path.open(newline="") as fh:
             header = next(csv.reader(fh), [])
@@ -262,126 +243,4 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
     if not existing:
         writer.writeheader()
     writer.writerow(row)
-    atomic.write_text(path, existing + buf.getvalue())
-
-
-def fmt(value: Any, spec: str) -> str:
-    return "-" if isinstance(value, float) and math.isnan(value) else format(value, spec)
-
-
-def rows_table(rows: list[dict[str, Any]], path: Path) -> Table:
-    """The figures of this invocation; peak memory only on CUDA, compile time only if compiled."""
-    first = rows[0]
-    failed = sum(bool(r["error"]) for r in rows)
-    table = Table(
-        title=f"bench on {first['device']}, {first['precision']}, batch {first['batch_size']} "
-        f"(train {first['train_batch_size']}), channels_last {first['channels_last']}, "
-        f"compile {first['compile']}",
-        caption=f"appended to {path}" + (f"; {failed} failed (error column)" if failed else ""),
-    )
-    columns = {
-        "arch": ("arch", "s"),
-        "fusion": ("fusion", "s"),
-        "params": ("params", ",.0f"),
-        "macs_per_image": ("MMACs", ".2f"),
-        "infer_images_per_s": ("infer/s", ",.0f"),
-        "latency_ms_b1": ("b1 ms", ".2f"),
-        "train_images_per_s": ("train/s", ",.0f"),
-    }
-    if first["device_type"] == "cuda":
-        columns["peak_mem_mb"] = ("peak MB", ",.0f")
-    if first["compile"]:
-        columns["compile_seconds"] = ("compile s", ".1f")
-    for header, spec in columns.values():
-        table.add_column(header, justify="left" if spec == "s" else "right", no_wrap=True)
-    for r in rows:
-        values = {**r, "macs_per_image": r["macs_per_image"] / 1e6}
-        table.add_row(*(escape(fmt(values[key], spec)) for key, (_, spec) in columns.items()))
-    return table
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Resolve ``auto`` choices and defaults for this device; bad numbers are a usage error."""
-    from benchmark.cli import UsageError
-
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    batch_size = args.batch_size
-    if batch_size is None:
-        batch_size = DEFAULT_BATCH_SIZE.get(device.type, 1024)
-    for name, value, low in (
-        ("--batch-size", batch_size, 1),
-        ("--train-batch-size", args.train_batch_size, 1),
-        ("--iters", args.iters, 1),
-        ("--warmup", args.warmup, 0),
-    ):
-        if value < low:
-            raise UsageError(f"{name} must be an integer >= {low}, got {value}")
-    return Settings(
-        device=device,
-        precision=resolve_precision(args.precision, device),
-        batch_size=batch_size,
-        train_batch_size=args.train_batch_size,
-        warmup=args.warmup,
-        iters=args.iters,
-        channels_last=device.type == "cuda" if args.channels_last is None else args.channels_last,
-        compile=args.compile,
-    )
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    """Parameters, MACs per image, inference and training throughput, batch-1 latency and peak
-    memory for each encoder x fusion; one row each appended to <results>/bench/<device>.csv."""
-    from benchmark.cli import console, interrupts_as_exceptions
-
-    archs = ENCODERS.select(args.arch)
-    fusions = FUSIONS.select(args.fusion)
-    s = settings_from_args(args)
-    path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
-    check_header(path)
-    commit = git_commit()
-    total = len(archs) * len(fusions)
-    console.print(f"bench: {total} configuration(s) on {device_name(s.device)}, {s.precision}")
-    rows: list[dict[str, Any]] = []
-    with interrupts_as_exceptions():
-        for arch in archs:
-            for fusion in fusions:
-                row = bench_pair(arch, fusion, s, commit)
-                append_row(path, row)
-                rows.append(row)
-                status = row["error"] or f"{fmt(row['train_images_per_s'], ',.0f')} train img/s"
-                console.print(f"[{len(rows)}/{total}] {arch} x {fusion}: {escape(status)}")
-    console.print(rows_table(rows, path))
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    from benchmark.cli import add_device_flags
-
-    p = sub.add_parser(
-        "bench", help="params, MACs, throughput, latency, memory", description=cmd_bench.__doc__
-    )
-    p.add_argument("--arch", default="all", help="encoder(s): comma list, wildcards, all [all]")
-    p.add_argument("--fusion", default="all", help="fusion(s): comma list, wildcards, all [all]")
-    add_device_flags(p)
-    p.add_argument(
-        "--batch-size", type=int, help="inference throughput batch [1024 on cpu, 8192 on cuda]"
-    )
-    p.add_argument(
-        "--train-batch-size", type=int, default=128, help="training batch, as the trainer [128]"
-    )
-    p.add_argument("--warmup", type=int, default=10, help="untimed calls per measurement [10]")
-    p.add_argument("--iters", type=int, default=40, help="timed calls per measurement [40]")
-    p.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="channels_last model and inputs [on for cuda, off for cpu]",
-    )
-    p.add_argument(
-        "--compile", action="store_true", help="torch.compile (time reported apart) [off]"
-    )
-    p.add_argument("--results-dir", default="results", help="rows go to <dir>/bench/ [results]")
-    p.set_defaults(func=cmd_bench)
+    files.write_text(path, existing + buf.getvalue())

@@ -29,37 +29,47 @@ EXECUTION_FIELDS = frozenset(
 )
 
 
+def option(default: Any = None, help: str = "", choices: tuple[str, ...] | None = None) -> Any:
+    """A config field whose ``--help`` line (and choices) the command-line flag is built from."""
+    meta = {"help": help, "choices": choices}
+    if isinstance(default, dict):
+        return field(default_factory=dict, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TrainConfig:
     """Hyperparameters and run settings. Defaults are the suite's reference settings."""
 
-    arch: str = "gap_cnn"
-    fusion: str = "concat"
-    model_args: dict[str, Any] = field(default_factory=dict)  # encoder/fusion overrides
-    seed: int = 0
-    epochs: int = 4
-    batch_size: int = 128  # images per optimizer step
-    optimizer: str = "adamw"
-    lr: float = 4e-3  # peak learning rate
-    momentum: float = 0.9  # SGD momentum / AdamW beta1
-    weight_decay: float = 5e-4  # decoupled (AdamW) or L2 (SGD)
-    schedule: str = "onecycle"  # per-step: linear warm-up then linear decay to 0
-    warmup: float = 0.2  # fraction of all steps spent warming up (onecycle, cosine)
-    label_smoothing: float = 0.0
-    sum_loss_weight: float = 1.0  # total loss = CE(digit) + sum_loss_weight * CE(sum)
-    augment: bool = False  # random shift/rotation per sample, on the device
-    aug_shift: float = 0.1  # max translation, fraction of the image side
-    aug_degrees: float = 10.0  # max rotation, degrees
-    train_subset: int | None = None  # use only the first N training images (tests, tuning)
-    holdout_pairs: int = 0  # (digit, addend) pairs never trained on, reported apart (holdout.py)
-    eval_batch_size: int = 1000  # images per evaluation batch (x10 addends)
-    device: str = "auto"  # auto = cuda when present, else cpu
-    precision: str = "auto"  # auto = bf16 autocast on cuda, fp32 on cpu
-    channels_last: bool | None = None  # None = on for cuda, off for cpu (measured slower there)
-    compile: bool = False  # torch.compile the model (compile time is reported apart)
-    threads: int | None = None  # CPU threads (torch.set_num_threads); None = torch's default
-    data_dir: str | None = None  # MNIST root; None = $MNIST_ROOT, then ./data
-    tuned_from: dict[str, Any] | None = None  # set by --tuned: study name, trial, value
+    arch: str = option("gap_cnn", "image encoder (see `list`)")
+    fusion: str = option("concat", "fusion of image features and addend (see `list`)")
+    model_args: dict[str, Any] = option({}, "encoder/fusion hyperparameter overrides")
+    seed: int = option(0, "seed of initialisation, batch order and addends")
+    epochs: int = option(4, "passes over the training split")
+    batch_size: int = option(128, "images per optimizer step")
+    optimizer: str = option("adamw", "optimizer", OPTIMIZERS)
+    lr: float = option(4e-3, "peak learning rate")
+    momentum: float = option(0.9, "SGD momentum / AdamW beta1")
+    weight_decay: float = option(5e-4, "decoupled (AdamW) or L2 (SGD) weight decay")
+    schedule: str = option(
+        "onecycle", "per-step schedule: onecycle = linear warm-up then linear decay", SCHEDULES
+    )
+    warmup: float = option(0.2, "fraction of all steps spent warming up (onecycle, cosine)")
+    label_smoothing: float = option(0.0, "label smoothing of both losses")
+    sum_loss_weight: float = option(1.0, "loss = CE(digit) + weight * CE(sum)")
+    augment: bool = option(False, "random shift/rotation per sample, on the device")
+    aug_shift: float = option(0.1, "max translation, fraction of the image side")
+    aug_degrees: float = option(10.0, "max rotation, degrees")
+    train_subset: int | None = option(None, "train on the first N training images only")
+    holdout_pairs: int = option(0, "(digit, addend) pairs never trained on, reported apart")
+    eval_batch_size: int = option(1000, "images per evaluation batch (x10 addends)")
+    device: str = option("auto", "auto = cuda when present, else cpu", DEVICES)
+    precision: str = option("auto", "autocast dtype; auto = bf16 on cuda, fp32 on cpu", PRECISIONS)
+    channels_last: bool | None = option(None, "channels_last memory; None = on for cuda only")
+    compile: bool = option(False, "torch.compile the loss step (compile time reported apart)")
+    threads: int | None = option(None, "CPU threads (torch.set_num_threads); None = torch's")
+    data_dir: str | None = option(None, "MNIST root; None = $MNIST_ROOT, then ./data")
+    tuned_from: dict[str, Any] | None = option(None, "set by --tuned: study, trial, value")
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line naming the bad field and what is accepted."""
@@ -97,14 +107,17 @@ class TrainConfig:
             )
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads must be a positive integer, got {self.threads}")
-        for name, value, choices in (
-            ("optimizer", self.optimizer, OPTIMIZERS),
-            ("schedule", self.schedule, SCHEDULES),
-            ("device", self.device, DEVICES),
-            ("precision", self.precision, PRECISIONS),
-        ):
-            if value not in choices:
-                raise ValueError(f"{name} {value!r} is not one of: {', '.join(choices)}")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            value = getattr(self, f.name)
+            if choices and value not in choices:
+                raise ValueError(f"{f.name} {value!r} is not one of: {', '.join(choices)}")
+
+    def steps_per_epoch(self, train_images: int) -> int:
+        """Optimizer steps per epoch over ``train_images`` (before ``train_subset``): the ragged
+        tail is dropped, so every step has the same shape."""
+        used = train_images if self.train_subset is None else min(self.train_subset, train_images)
+        return used // self.batch_size
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmark.errors import DamagedFileError
+
 SPLIT_SEED = 20_241_124  # fixed: every run sees the same train/validation split
 NUM_VAL = 5_000
 RAW_FILES = {
@@ -26,7 +28,7 @@ RAW_FILES = {
 }
 
 
-class DataError(RuntimeError):
+class DataError(DamagedFileError):
     """MNIST could not be found, fetched or read; the message says where and what to do."""
 
 

@@ -1,4 +1,4 @@
-"""``datapath``: what the trainer's data path costs, measured against two references.
+"""The ``datapath`` measurement: what the trainer's data path costs, against two references.
 
 Same model, batch size, optimizer and number of timed steps, three ways:
 
@@ -18,34 +18,19 @@ of the same configuration) and are not timed.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import statistics
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from rich.table import Table
 
-from architectures import ENCODERS, FUSIONS
 from architectures.fusions import NUM_DIGITS
-from benchmark import io as atomic
-from benchmark.bench import resolve_precision, results_path, synchronize
 from benchmark.config import TrainConfig
-from benchmark.data import DigitSumData, Split, load_mnist, to_float
-from benchmark.runs import device_name, git_commit
-from benchmark.trainer import (
-    TrainState,
-    autocast,
-    build_state,
-    compute_loss,
-    resolve_device,
-    train,
-    use_channels_last,
-)
+from benchmark.data import DigitSumData, Split, to_float
+from benchmark.hardware import resolve_channels_last, synchronize
+from benchmark.trainer import TrainState, build_state, train, train_step
 
 WAYS = ("trainer", "prebuilt", "dataloader")
 
@@ -76,15 +61,10 @@ def fit_step(
     labels: torch.Tensor,
     addends: torch.Tensor,
 ) -> None:
-    """One optimizer step as the trainer takes it: ``compute_loss`` under autocast, AdamW."""
-    device = images.device
-    if use_channels_last(cfg, device):
+    """The trainer's own step on a batch from elsewhere, in the trainer's memory layout."""
+    if resolve_channels_last(cfg.channels_last, images.device):
         images = images.contiguous(memory_format=torch.channels_last)
-    with autocast(device, cfg.precision):
-        loss, _ = compute_loss(state.model, images, labels, addends, cfg)
-    state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    state.optimizer.step()
+    train_step(state, cfg, images, labels, addends)
 
 
 def prebuilt_step(cfg: TrainConfig, split: Split) -> Callable[[], None]:
@@ -198,124 +178,3 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def cmd_datapath(args: argparse.Namespace) -> int:
-    """Train images/s of one model three ways: the trainer, one pre-built batch (upper bound) and
-    a per-item Dataset + DataLoader; writes <results>/datapath/<device>.json and .md."""
-    # Not at the top: benchmark.cli imports this module.
-    from benchmark.cli import UsageError, console, interrupts_as_exceptions
-
-    arch, fusion = ENCODERS.get(args.arch).name, FUSIONS.get(args.fusion).name
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    for name, value, low in (
-        ("--batch-size", args.batch_size, 1),
-        ("--steps", args.steps, 1),
-        ("--warmup", args.warmup, 0),
-        ("--rounds", args.rounds, 1),
-        ("--num-workers", args.num_workers, 0),
-    ):
-        if value < low:
-            raise UsageError(f"{name} must be an integer >= {low}, got {value}")
-    if args.steps % args.rounds:
-        raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")
-    precision = resolve_precision(args.precision, device)
-    cfg = TrainConfig(
-        arch=arch,
-        fusion=fusion,
-        epochs=1,
-        batch_size=args.batch_size,
-        device=device.type,
-        precision=precision,
-    )
-    cpu_data = load_mnist(args.data_dir)
-    needed = (args.warmup + args.steps) * args.batch_size
-    if needed > len(cpu_data.train):
-        raise UsageError(
-            f"(--warmup + --steps) x --batch-size = {needed} images, more than the "
-            f"{len(cpu_data.train)} training images; lower one of them"
-        )
-    data = cpu_data.to(device)
-    console.print(
-        f"datapath: {arch} x {fusion} on {device_name(device)}, batch {args.batch_size}, "
-        f"{args.steps} steps"
-    )
-    with interrupts_as_exceptions():
-        per_round = measure(
-            cfg,
-            data,
-            cpu_data.train.subset(needed),
-            args.steps,
-            args.warmup,
-            args.rounds,
-            args.num_workers,
-        )
-    ips = {way: statistics.median(figures) for way, figures in per_round.items()}
-    report = {
-        "arch": arch,
-        "fusion": fusion,
-        "device": device_name(device),
-        "device_type": device.type,
-        "precision": precision,
-        "torch": torch.__version__,
-        "commit": git_commit(),
-        "batch_size": args.batch_size,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "rounds": args.rounds,
-        "num_workers": args.num_workers,
-        "images_per_s": ips,  # the median of the rounds (see the module docstring)
-        "ratios": {
-            "trainer_over_prebuilt": ips["trainer"] / ips["prebuilt"],
-            "trainer_over_dataloader": ips["trainer"] / ips["dataloader"],
-        },
-        "images_per_s_per_round": per_round,
-    }
-    path = results_path(args.results_dir, "datapath", device, precision, ".json")
-    atomic.write_json(path, report)
-    atomic.write_text(path.with_suffix(".md"), markdown(report))
-    console.print(report_table(report, path))
-    return 0
-
-
-def report_table(report: dict[str, Any], path: Path) -> Table:
-    prebuilt = report["images_per_s"]["prebuilt"]
-    table = Table(
-        title=f"data path: {report['arch']} x {report['fusion']} on {report['device']}, "
-        f"batch {report['batch_size']}, {report['steps']} steps",
-        caption=f"written to {path} and .md",
-    )
-    for col in ("data path", "train img/s", "vs prebuilt"):
-        table.add_column(col, justify="left" if col == "data path" else "right")
-    for way in WAYS:
-        ips = report["images_per_s"][way]
-        table.add_row(way, f"{ips:,.0f}", f"{ips / prebuilt:.3f}")
-    return table
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    from benchmark.cli import add_device_flags
-
-    p = sub.add_parser(
-        "datapath",
-        help="trainer vs pre-built batch vs DataLoader train images/s",
-        description=cmd_datapath.__doc__,
-    )
-    p.add_argument("--arch", default="gap_cnn", help="one encoder [gap_cnn]")
-    p.add_argument("--fusion", default="concat", help="one fusion [concat]")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step, all three [128]")
-    p.add_argument("--steps", type=int, default=200, help="timed steps, each of the three [200]")
-    p.add_argument("--warmup", type=int, default=10, help="untimed steps before each [10]")
-    p.add_argument(
-        "--rounds", type=int, default=10, help="the three alternate, steps/rounds each time [10]"
-    )
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes [0]")
-    add_device_flags(p)
-    p.add_argument("--data-dir", help="MNIST root [$MNIST_ROOT, then ./data]")
-    p.add_argument(
-        "--results-dir", default="results", help="report goes to <dir>/datapath/ [results]"
-    )
-    p.set_defaults(func=cmd_datapath)

@@ -1,4 +1,4 @@
-"""export: a trained run as a standalone ONNX or TorchScript model.
+"""Export a trained model as a standalone ONNX or TorchScript model.
 
 The exported model is the whole DigitSumModel. Inputs: images float32 (B, 1, 28, 28) in
 [0, 1], a white digit on black as predict prepares it (the model normalises it itself), and
@@ -12,11 +12,9 @@ needs onnxscript, which this project does not depend on. TorchScript is a torch.
 
 from __future__ import annotations
 
-import argparse
 import io
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
@@ -59,51 +57,7 @@ def to_torchscript(model: DigitSumModel) -> bytes:
     return buf.getvalue()
 
 
-EXPORTERS: dict[str, tuple[Callable[[DigitSumModel], bytes], str]] = {
-    # format: (exporter, default file name in the run directory)
-    "onnx": (to_onnx, "model.onnx"),
-    "torchscript": (to_torchscript, "model.torchscript.pt"),
+EXPORTERS: dict[str, Callable[[DigitSumModel], bytes]] = {
+    "onnx": to_onnx,
+    "torchscript": to_torchscript,
 }
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """Write a trained run's model as ONNX or TorchScript: (images, addends) -> both logits."""
-    from benchmark import io as atomic
-    from benchmark import runs
-    from benchmark.cli import UsageError, console
-
-    run_dir = Path(args.run)
-    if not (run_dir / runs.MODEL).is_file() or not (run_dir / runs.CONFIG).is_file():
-        raise UsageError(
-            f"--run {run_dir}: no {runs.MODEL} and {runs.CONFIG} there; expected a finished run "
-            f"directory (results/runs/<run-id>)"
-        )
-    exporter, default_name = EXPORTERS[args.format]
-    out = Path(args.out) if args.out else run_dir / default_name
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a directory; expected a file path")
-    data = exporter(runs.load_run(run_dir))
-    atomic.write_bytes(out, data)
-    console.print(
-        f"wrote {out} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float in [0,1] and "
-        f"addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)",
-        soft_wrap=True,
-    )
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "export",
-        help="write a trained run's model as ONNX or TorchScript",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished run directory")
-    p.add_argument("--format", required=True, choices=sorted(EXPORTERS), help="output format")
-    p.add_argument(
-        "--out",
-        metavar="PATH",
-        help="output file [RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt]",
-    )
-    p.set_defaults(func=cmd_export)

@@ -1,4 +1,4 @@
-"""predict: digit and sum for your own images with a trained run.
+"""Digit and sum for your own images with a trained model (the ``predict`` command's library).
 
 Each PNG/JPEG is turned into an MNIST-like input the way the MNIST digits were made (LeCun et al.):
 
@@ -11,15 +11,11 @@ Each PNG/JPEG is turned into an MNIST-like input the way the MNIST digits were m
 5. paste it into a 28x28 black field so that its centre of mass sits at the centre of the field
    (moved only as far as keeps the whole digit inside).
 
-The model then sees floats in [0, 1], as in training. Give one --addend per --image, or
-a single one for all images.
+The model then sees floats in [0, 1], as in training.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +24,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from architectures import DigitSumModel
-from architectures.fusions import NUM_DIGITS
+from benchmark.errors import UsageError
 
 SIDE = 28  # MNIST field
 BOX = 20  # the digit's bounding box is scaled to fit this
@@ -109,8 +105,6 @@ def predict(
 
 def load_image(path: Path) -> torch.Tensor:
     """Read and preprocess one file; any problem is a one-line ``UsageError`` naming it."""
-    from benchmark.cli import UsageError
-
     if not path.is_file():
         raise UsageError(f"--image {path}: no such file")
     try:
@@ -121,83 +115,3 @@ def load_image(path: Path) -> torch.Tensor:
         raise UsageError(f"--image {path}: cannot read it as an image ({exc})") from None
     except ValueError as exc:
         raise UsageError(f"--image {path}: {exc}") from None
-
-
-def addend(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value < NUM_DIGITS:
-        raise argparse.ArgumentTypeError(f"addend must be an integer 0..9, got {text!r}")
-    return value
-
-
-def cmd_predict(args: argparse.Namespace) -> int:
-    """Digit and sum (with probabilities) for each image and its addend."""
-    from rich.table import Table
-
-    from benchmark import runs
-    from benchmark.cli import UsageError, console
-
-    paths = [Path(p) for p in args.image]
-    addends = args.addend
-    if len(addends) == 1:
-        addends = addends * len(paths)
-    if len(addends) != len(paths):
-        raise UsageError(
-            f"{len(paths)} image(s) but {len(args.addend)} addend(s); give one --addend per "
-            f"--image, or a single --addend for all"
-        )
-    images = torch.stack([load_image(p) for p in paths])
-    run_dir = Path(args.run)
-    if not (run_dir / runs.MODEL).is_file() or not (run_dir / runs.CONFIG).is_file():
-        raise UsageError(
-            f"--run {run_dir}: no {runs.MODEL} and {runs.CONFIG} there; expected a finished run "
-            f"directory (results/runs/<run-id>)"
-        )
-    model = runs.load_run(run_dir)
-    results = [
-        {"image": str(path), **result}
-        for path, result in zip(paths, predict(model, images, torch.tensor(addends)), strict=True)
-    ]
-    if args.json:
-        sys.stdout.write(json.dumps(results, indent=2) + "\n")
-        return 0
-    table = Table(title=f"predictions of {run_dir.name}")
-    for col in ("image", "addend", "digit", "p(digit)", "sum", "p(sum)"):
-        table.add_column(col, justify="left" if col == "image" else "right")
-    for r in results:
-        table.add_row(
-            r["image"],
-            str(r["addend"]),
-            str(r["digit"]),
-            f"{r['digit_prob']:.3f}",
-            str(r["sum"]),
-            f"{r['sum_prob']:.3f}",
-        )
-    console.print(table)
-    return 0
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "predict",
-        help="digit and sum for your own PNG/JPEG images with a trained run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished run directory")
-    p.add_argument(
-        "--image", required=True, action="append", metavar="PATH", help="PNG or JPEG (repeatable)"
-    )
-    p.add_argument(
-        "--addend",
-        required=True,
-        action="append",
-        type=addend,
-        metavar="0..9",
-        help="one per --image, or one for all (repeatable)",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_predict)

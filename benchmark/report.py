@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark import bench
-from benchmark import io as atomic
+from benchmark import files
 from benchmark.generalisation import generalisation_section, holdout_runs, plot_generalisation
 
 if TYPE_CHECKING:
@@ -206,10 +206,10 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return runs
 
 
-def load_bench(files: list[Path]) -> tuple[pd.DataFrame, list[str]]:
+def load_bench(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
     """Bench CSV rows with every expected column (missing ones empty), and notes on bad files."""
     frames, notes = [], []
-    for path in files:
+    for path in paths:
         try:
             frames.append(pd.read_csv(path).assign(file=Path(path).name))
         except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -654,14 +654,14 @@ def write_report(inputs: Inputs, out: Path) -> tuple[pd.DataFrame, list[Path]]:
     summary = summarize(inputs.runs, inputs.bench)
     plots = render_plots(inputs, summary)
     written = [out / "report.md", out / "summary.csv"]
-    atomic.write_text(written[0], render_markdown(inputs, summary, plots))
-    atomic.write_text(
+    files.write_text(written[0], render_markdown(inputs, summary, plots))
+    files.write_text(
         written[1], summary.to_csv(index=False, lineterminator="\n", float_format="%.10g")
     )
     for name in PLOTS:
         path = out / "plots" / f"{name}.png"
         if name in plots:
-            atomic.write_bytes(path, plots[name])
+            files.write_bytes(path, plots[name])
             written.append(path)
         else:
             path.unlink(missing_ok=True)  # a stale plot from an earlier report would mislead

@@ -11,34 +11,26 @@ from __future__ import annotations
 import csv
 import io
 import os
-import platform
-import re
 import secrets
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from architectures import DigitSumModel, count_params, create_model
-from benchmark import io as atomic
+from benchmark import files, metrics
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData
+from benchmark.errors import UsageError
+from benchmark.files import read_json, slug
+from benchmark.hardware import device_name, git_commit, resolve_channels_last, versions
 from benchmark.holdout import heldout_mask, holdout_pairs
-from benchmark.trainer import (
-    EpochStats,
-    TrainState,
-    build_state,
-    evaluate,
-    train,
-    use_channels_last,
-)
+from benchmark.trainer import EpochStats, TrainState, build_state, evaluate, train
 
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -46,10 +38,6 @@ HISTORY = "history.csv"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 MODEL = "model.pt"
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
 
 
 def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:
@@ -66,71 +54,19 @@ def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:
             continue
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"cpu: {model} ({torch.get_num_threads()} threads)"
-
-
-def versions() -> dict[str, str]:
-    import timm
-    import torchvision
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "timm": timm.__version__,
-    }
-
-
-def git_commit() -> str | None:
-    """The commit of this checkout, with ``-dirty`` when it has uncommitted changes."""
-    here = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha + ("-dirty" if dirty else "")
-
-
 def write_status(run_dir: Path, status: str, message: str = "", **extra: Any) -> None:
-    atomic.write_json(
+    files.write_json(
         run_dir / STATUS, {"status": status, "message": message, "time": time.time(), **extra}
     )
 
 
-def read_json(path: Path) -> Any:
-    import json
-
-    return json.loads(Path(path).read_text())
-
-
 def write_history(run_dir: Path, history: list[EpochStats]) -> None:
     buf = io.StringIO()
-    names = [f.name for f in fields(EpochStats)]
-    writer = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    rows = [stats.row() for stats in history]
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
     writer.writeheader()
-    for row in history:
-        writer.writerow(vars(row))
-    atomic.write_text(run_dir / HISTORY, buf.getvalue())
+    writer.writerows(rows)
+    files.write_text(run_dir / HISTORY, buf.getvalue())
 
 
 @contextmanager
@@ -175,7 +111,7 @@ def live_pid(run_dir: Path) -> int | None:
 
 def save_checkpoint(run_dir: Path, state: TrainState) -> None:
     with signals_deferred():
-        atomic.save_torch(run_dir / CHECKPOINT, state.state_dict())
+        files.save_torch(run_dir / CHECKPOINT, state.state_dict())
         write_history(run_dir, state.history)
 
 
@@ -189,14 +125,13 @@ def finish(
     """Test-set evaluation (the only place it happens), then metrics.json and model.pt."""
     model = state.model
     device = next(model.parameters()).device
-    cl = use_channels_last(cfg, device)
+    cl = resolve_channels_last(cfg.channels_last, device)
     held = heldout_mask(cfg.holdout_pairs) if cfg.holdout_pairs else None
     val = evaluate(model, data.val, cfg.eval_batch_size, cfg.precision, cl, heldout=held)
     test = evaluate(
         model, data.test, cfg.eval_batch_size, cfg.precision, cl, by_class=True, heldout=held
     )
-    steps_per_epoch = len(data.train.subset(cfg.train_subset)) // cfg.batch_size
-    images = steps_per_epoch * cfg.batch_size * cfg.epochs
+    images = cfg.steps_per_epoch(len(data.train)) * cfg.batch_size * cfg.epochs
     metrics = {
         "run_id": run_dir.name,
         "arch": cfg.arch,
@@ -223,8 +158,8 @@ def finish(
             metrics[f"{name}_heldout"] = split.pop("heldout")
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     with signals_deferred():
-        atomic.save_torch(run_dir / MODEL, state_dict)
-        atomic.write_json(run_dir / METRICS, metrics)
+        files.save_torch(run_dir / MODEL, state_dict)
+        files.write_json(run_dir / METRICS, metrics)
         write_status(run_dir, "complete")
     return metrics
 
@@ -264,7 +199,7 @@ def execute(
 
 def start_run(cfg: TrainConfig, results_dir: Path) -> Path:
     run_dir = new_run_dir(results_dir, cfg)
-    atomic.write_json(run_dir / CONFIG, cfg.to_dict())
+    files.write_json(run_dir / CONFIG, cfg.to_dict())
     write_status(run_dir, "created")
     return run_dir
 
@@ -275,14 +210,34 @@ def resume_state(run_dir: Path, cfg: TrainConfig, device: torch.device) -> Train
     state = build_state(cfg, device)
     if not ckpt.exists():
         return None
-    saved = atomic.load_torch(ckpt)
+    saved = files.load_torch(ckpt)
     try:
         state.load_state_dict(saved)
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
-        raise atomic.UnreadableFileError(
+        raise files.UnreadableFileError(
             f"{ckpt}: not a checkpoint of this run ({type(exc).__name__})"
         ) from None
     return state
+
+
+def check_finished(run_dir: Path, flag: str) -> None:
+    """A usage error unless ``run_dir`` is a run directory holding trained weights; says which
+    file is missing (weights are committed only for the reference runs)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise UsageError(
+            f"{flag} {run_dir}: no {CONFIG} there; expected a finished run directory "
+            f"(results/runs/<run-id>)"
+        )
+    if not (run_dir / MODEL).is_file():
+        status, _ = read_status(run_dir)
+        why = (
+            "the run is complete but its weights are not here (weights are committed only for "
+            "the reference runs; train one with `python -m benchmark run`)"
+            if status == "complete"
+            else f"the run is not finished (status: {status})"
+        )
+        raise UsageError(f"{flag} {run_dir}: no {MODEL}: {why}")
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
@@ -292,11 +247,83 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
         raise FileNotFoundError(f"{run_dir / MODEL} not found: is {run_dir} a finished run?")
     cfg = load_config(run_dir)
     model = create_model(cfg.arch, cfg.fusion, **cfg.model_args)
-    saved = atomic.load_torch(run_dir / MODEL)
+    saved = files.load_torch(run_dir / MODEL)
     try:
         model.load_state_dict(saved)
     except (RuntimeError, TypeError) as exc:
-        raise atomic.UnreadableFileError(
+        raise files.UnreadableFileError(
             f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} ({type(exc).__name__})"
         ) from None
     return model.eval()
+
+
+# ------------------------------------------------------------------------------------ readers
+
+
+class IncompleteRun(Exception):
+    """A run directory whose metrics cannot be used; the message is the reason shown."""
+
+
+REQUIRED_TEXT = ("arch", "fusion", "config_hash")
+
+
+def required_numbers() -> list[str]:
+    """The metrics.json keys (dotted) every complete run must hold as numbers."""
+    return ["seed", "params", *(f"test.{name}" for name in metrics.names())]
+
+
+def lookup(obj: Any, dotted: str) -> Any:
+    """``obj["a"]["b"]`` for ``"a.b"``; None where a level is missing or not a dict."""
+    for part in dotted.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's metrics, or ``IncompleteRun`` saying why they are missing or unusable."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        raise IncompleteRun(f"no {METRICS}")
+    try:
+        found = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise IncompleteRun(f"corrupt {METRICS}: {exc}") from None
+    if not isinstance(found, dict):
+        raise IncompleteRun(f"corrupt {METRICS}: not a JSON object")
+    bad = [k for k in REQUIRED_TEXT if not isinstance(lookup(found, k), str)]
+    bad += [k for k in required_numbers() if not is_number(lookup(found, k))]
+    if bad:
+        raise IncompleteRun(f"corrupt {METRICS}: missing or invalid {', '.join(bad)}")
+    return found
+
+
+def read_status(run_dir: Path) -> tuple[str, str]:
+    """(status, message) from status.json; ``missing`` / ``unreadable`` when it cannot be read."""
+    path = Path(run_dir) / STATUS
+    if not path.exists():
+        return "missing", ""
+    try:
+        status = read_json(path)
+        return str(status["status"]), str(status.get("message") or "")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+        return "unreadable", ""
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]] | None:
+    """history.csv as rows of numbers, or None when it is absent, lacks the epoch and validation
+    sum columns, or holds a value that is not a number (a damaged file never stops a report)."""
+    try:
+        with (Path(run_dir) / HISTORY).open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        numbers = [{k: float(v) for k, v in row.items()} for row in rows]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error):
+        return None
+    if not rows or not {"epoch", "val_sum_acc"} <= set(rows[0]):
+        return None
+    return numbers

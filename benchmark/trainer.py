@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -14,32 +13,16 @@ import torch.nn.functional as F
 
 from architectures import DigitSumModel, create_model
 from architectures.fusions import NUM_DIGITS, NUM_SUMS
+from benchmark import metrics
 from benchmark.config import TrainConfig, lr_at
 from benchmark.data import DigitSumData, Split, augment, to_float
+from benchmark.errors import TrainingFailed
+from benchmark.hardware import autocast, resolve_channels_last, synchronize
 from benchmark.holdout import allowed_mask, heldout_mask, sample_addends
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(TrainingFailed):
     """Training diverged; the message names epoch, step and learning rate."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available; use --device cpu")
-    return torch.device(name)
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
-    if bf16:
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def use_channels_last(cfg: TrainConfig, device: torch.device) -> bool:
-    return cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
 
 
 def smoothed_cross_entropy(logits: torch.Tensor, target: torch.Tensor, eps: float) -> torch.Tensor:
@@ -76,16 +59,22 @@ def compute_loss(
     return loss, correct
 
 
-def pair_rates(counts: list[int], pairs: int) -> dict[str, Any]:
-    """Counts of (digit ok, sum ok, both ok, consistent) over ``pairs`` -> fractions (nan if 0)."""
-    digit, total, joint, consistent = (c / pairs if pairs else float("nan") for c in counts)
-    return {
-        "digit_acc": digit,
-        "sum_acc": total,
-        "joint_acc": joint,
-        "consistency": consistent,
-        "pairs": pairs,
-    }
+def train_step(
+    state: TrainState,
+    cfg: TrainConfig,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    addends: torch.Tensor,
+    loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]] = compute_loss,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step, the only one in the suite (trainer, ``bench`` and ``datapath``):
+    loss under autocast, backward, step. Returns the detached loss and the correct-sum count."""
+    with autocast(images.device, cfg.precision):
+        loss, correct = loss_fn(state.model, images, labels, addends, cfg)
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    state.optimizer.step()
+    return loss.detach(), correct
 
 
 @torch.no_grad()
@@ -100,17 +89,17 @@ def evaluate(
 ) -> dict[str, Any]:
     """Exhaustive metrics: every image paired with all 10 addends, so no sampling noise.
 
-    Accuracies are fractions in [0, 1]. ``joint_acc``: digit and sum both right on the same pair;
-    ``consistency``: predicted sum == predicted digit + addend. With ``heldout`` (a (10, 10) bool
-    mask over (digit, addend), see ``holdout.heldout_mask``) the same metrics also come for the
-    pairs training saw and the held-out ones, as ``seen`` and ``heldout`` sub-dicts.
+    One fraction in [0, 1] per entry of ``metrics.METRICS``, plus ``pairs``. With ``heldout``
+    (a (10, 10) bool mask over (digit, addend), see ``holdout.heldout_mask``) the same metrics
+    also come for the pairs training saw and the held-out ones, as ``seen`` and ``heldout``.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     addends = torch.arange(NUM_DIGITS, device=device)
-    totals = torch.zeros(4, dtype=torch.long, device=device)
-    held_totals = torch.zeros(5, dtype=torch.long, device=device)  # 4 counts, then pairs
+    k = len(metrics.METRICS)
+    totals = torch.zeros(k, dtype=torch.long, device=device)
+    held_totals = torch.zeros(k + 1, dtype=torch.long, device=device)  # k counts, then pairs
     if heldout is not None:
         heldout = heldout.to(device)
     class_correct = torch.zeros(NUM_SUMS, dtype=torch.long, device=device)
@@ -125,9 +114,10 @@ def evaluate(
         pred_digit = digit_logits.argmax(-1)  # (B, 10)
         pred_sum = sum_logits.argmax(-1)  # (B, 10)
         true_sum = labels[:, None] + addends  # (B, 10)
-        digit_ok = pred_digit == labels[:, None]
         sum_ok = pred_sum == true_sum
-        ok = torch.stack([digit_ok, sum_ok, digit_ok & sum_ok, pred_sum == pred_digit + addends])
+        ok = torch.stack(
+            [m.hit(pred_digit, pred_sum, labels[:, None], addends) for m in metrics.METRICS]
+        )
         totals += ok.sum((1, 2))
         if heldout is not None:
             held = heldout[labels]  # (B, 10): the pairs training never drew
@@ -137,11 +127,11 @@ def evaluate(
             class_correct += torch.bincount(true_sum[sum_ok], minlength=NUM_SUMS)
     model.train(was_training)
     pairs = len(split) * NUM_DIGITS
-    out = pair_rates(totals.tolist(), pairs)
+    out = metrics.rates(totals.tolist(), pairs)
     if heldout is not None:
-        held_pairs = int(held_totals[4])
-        out["seen"] = pair_rates((totals - held_totals[:4]).tolist(), pairs - held_pairs)
-        out["heldout"] = pair_rates(held_totals[:4].tolist(), held_pairs)
+        held_pairs = int(held_totals[k])
+        out["seen"] = metrics.rates((totals - held_totals[:k]).tolist(), pairs - held_pairs)
+        out["heldout"] = metrics.rates(held_totals[:k].tolist(), held_pairs)
     if by_class:
         out["sum_acc_by_class"] = (class_correct / class_count.clamp(min=1)).tolist()
     return out
@@ -152,11 +142,27 @@ class EpochStats:
     epoch: int  # 1-based
     train_loss: float
     train_sum_acc: float  # on the sampled training pairs of this epoch
-    val_digit_acc: float  # validation figures: on seen pairs only when pairs are held out
-    val_sum_acc: float
-    val_joint_acc: float
+    val: dict[str, float]  # one per metric; on seen pairs only when pairs are held out
     lr: float  # learning rate at the last step of the epoch
-    seconds: float  # training time of this epoch (evaluation excluded)
+    seconds: float  # training time of this epoch (evaluation and compilation excluded)
+
+    def __getattr__(self, name: str) -> float:
+        """``val_<metric>`` (e.g. ``val_sum_acc``): a validation figure, as in history.csv."""
+        if name.startswith("val_") and name[4:] in self.__dict__.get("val", {}):
+            return self.val[name[4:]]
+        raise AttributeError(name)
+
+    def row(self) -> dict[str, float]:
+        """The history.csv row: validation metrics flattened to ``val_<metric>`` columns."""
+        values = {f"val_{k}": v for k, v in self.val.items()}
+        return {
+            "epoch": self.epoch,
+            "train_loss": self.train_loss,
+            "train_sum_acc": self.train_sum_acc,
+            **values,
+            "lr": self.lr,
+            "seconds": self.seconds,
+        }
 
 
 @dataclass
@@ -198,7 +204,7 @@ def build_state(cfg: TrainConfig, device: torch.device) -> TrainState:
     """Seeded model, optimizer and data generator for ``cfg``."""
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, cfg.fusion, **cfg.model_args).to(device)
-    if use_channels_last(cfg, device):
+    if resolve_channels_last(cfg.channels_last, device):
         model = model.to(memory_format=torch.channels_last)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -237,14 +243,13 @@ def train(
     train_split = data.train.subset(cfg.train_subset)
     n = len(train_split)
     bs = cfg.batch_size
-    steps_per_epoch = n // bs  # drop the ragged tail: constant shapes, a fresh one every epoch
+    steps_per_epoch = cfg.steps_per_epoch(len(data.train))
     total_steps = steps_per_epoch * cfg.epochs
-    channels_last = use_channels_last(cfg, device)
+    channels_last = resolve_channels_last(cfg.channels_last, device)
     allowed = allowed_mask(cfg.holdout_pairs, device)  # None: every pair may be drawn
     heldout = heldout_mask(cfg.holdout_pairs, device=device) if cfg.holdout_pairs else None
-    step_fn = compute_loss
-    if cfg.compile:
-        step_fn = torch.compile(compute_loss)
+    loss_fn = torch.compile(compute_loss) if cfg.compile else compute_loss
+    compiled = False  # the first compiled step compiles: timed apart as compile_seconds
     model.train()
     start_epoch = state.step // steps_per_epoch
     for epoch in range(start_epoch, cfg.epochs):
@@ -265,13 +270,19 @@ def train(
             lr = lr_at(cfg, state.step, total_steps)
             for group in state.optimizer.param_groups:
                 group["lr"] = lr
-            with autocast(device, cfg.precision):
-                loss, correct = step_fn(model, images, labels, addends, cfg)
-            state.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            state.optimizer.step()
+            if cfg.compile and not compiled:
+                synchronize(device)
+                c0 = time.perf_counter()
+                loss, correct = train_step(state, cfg, images, labels, addends, loss_fn)
+                synchronize(device)
+                spent = time.perf_counter() - c0
+                state.compile_seconds += spent
+                t0 += spent  # not training time
+                compiled = True
+            else:
+                loss, correct = train_step(state, cfg, images, labels, addends, loss_fn)
             state.step += 1
-            loss_sum += loss.detach()
+            loss_sum += loss
             correct_sum += correct
             if on_step is not None and ((i + 1) % report_every == 0 or i + 1 == steps_per_epoch):
                 mean_loss = loss_sum.item() / (i + 1)
@@ -280,8 +291,7 @@ def train(
                         f"non-finite loss at epoch {epoch + 1}, step {i + 1}, lr {lr:.3g}"
                     )
                 on_step(i + 1, steps_per_epoch, mean_loss, correct_sum.item() / ((i + 1) * bs))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+        synchronize(device)
         seconds = time.perf_counter() - t0
         state.train_seconds += seconds
         train_loss = loss_sum.item() / steps_per_epoch
@@ -298,9 +308,7 @@ def train(
             epoch=epoch + 1,
             train_loss=train_loss,
             train_sum_acc=correct_sum.item() / (steps_per_epoch * bs),
-            val_digit_acc=val["digit_acc"],
-            val_sum_acc=val["sum_acc"],
-            val_joint_acc=val["joint_acc"],
+            val={name: val[name] for name in metrics.names()},
             lr=lr,
             seconds=seconds,
         )

@@ -29,7 +29,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.study import MaxTrialsCallback
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
-from benchmark import io as atomic
+from benchmark import files
 from benchmark.config import BATCH_SIZES, DEVICES, TrainConfig, search_space
 
 DB_NAME = "optuna.db"
@@ -418,7 +418,7 @@ def export_best(study: optuna.Study, storage: str, path: Path) -> dict[str, Any]
         "train": train_overrides,
         "user_attrs": best.user_attrs,
     }
-    atomic.write_json(path, record)
+    files.write_json(path, record)
     return record
 
 

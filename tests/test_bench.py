@@ -17,8 +17,8 @@ from benchmark.cli import main
 SMALL_CNN_MACS = 1 * 16 * 9 * 28 * 28 + 16 * 32 * 9 * 14 * 14 + 32 * 7 * 7 * 128
 CONCAT_MACS = 138 * 128 + 128 * 10 + 128 * 19
 SMALL_CNN_CONCAT_MACS = SMALL_CNN_MACS + CONCAT_MACS
-TINY = ["--device", "cpu", "--batch-size", "8", "--train-batch-size", "8"]
-TINY += ["--warmup", "1", "--iters", "2"]
+TINY = ["--device", "cpu", "--infer-batch-size", "8", "--batch-size", "8"]
+TINY += ["--warmup-calls", "1", "--iters", "2"]
 
 
 def bench(tmp_path: Path, *args: str) -> int:
@@ -55,7 +55,7 @@ def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
 
 
 def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
-    impossible = ["--batch-size", str(10**12)]  # ~3 PB of images: the allocation fails
+    impossible = ["--infer-batch-size", str(10**12)]  # ~3 PB of images: the allocation fails
     args = ["--arch", "small_cnn", "--fusion", "concat,late_sum", *TINY[:2]]
     rc = main(["bench", *args, *impossible, "--iters", "1", "--results-dir", str(tmp_path)])
     assert rc == 0
@@ -71,10 +71,10 @@ def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(tmp_pat
 @pytest.mark.parametrize(
     "args",
     [
-        ["--batch-size", "0"],
+        ["--infer-batch-size", "0"],
         ["--iters", "0"],
-        ["--warmup", "-1"],
-        ["--train-batch-size", "0"],
+        ["--warmup-calls", "-1"],
+        ["--batch-size", "0"],
         ["--arch", "no_such_encoder"],
     ],
 )

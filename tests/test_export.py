@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from architectures import ENCODERS, FUSIONS, create_model
-from benchmark import io as atomic
+from benchmark import files
 from benchmark import load_run, runs
 from benchmark.cli import main
 from benchmark.config import TrainConfig
@@ -37,8 +37,8 @@ def untrained_run(tmp_path: Path, arch: str, fusion: str) -> Path:
     torch.manual_seed(0)
     model = create_model(cfg.arch, cfg.fusion)
     run_dir = tmp_path / "run"
-    atomic.write_json(run_dir / runs.CONFIG, cfg.to_dict())
-    atomic.save_torch(run_dir / runs.MODEL, model.state_dict())
+    files.write_json(run_dir / runs.CONFIG, cfg.to_dict())
+    files.save_torch(run_dir / runs.MODEL, model.state_dict())
     return run_dir
 
 

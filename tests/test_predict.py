@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from benchmark.cli import console, main
+from benchmark.cli import main
+from benchmark.commands.common import console
 from benchmark.predict import preprocess
 
 

@@ -20,7 +20,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from benchmark import io as atomic
+from benchmark import files
 from benchmark import runs
 from benchmark.cli import main
 from benchmark.config import TrainConfig
@@ -124,7 +124,7 @@ def test_sigterm_mid_training_then_resume_equals_uninterrupted(
         assert f"--resume {run_dir}" in (logs / "victim.out").read_text().replace("\n", "")
         assert status_of(run_dir) == "interrupted"
         assert not (run_dir / runs.METRICS).exists()  # so `report` lists it as incomplete
-        saved = atomic.load_torch(run_dir / runs.CHECKPOINT)
+        saved = files.load_torch(run_dir / runs.CHECKPOINT)
         assert 1 <= len(history_rows(run_dir)) == len(saved["history"]) < 3
 
         resumed = subprocess.run(
@@ -272,7 +272,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
 
 def test_resume_refuses_a_run_another_process_is_running(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    atomic.write_json(run_dir / runs.CONFIG, TrainConfig().to_dict())
+    files.write_json(run_dir / runs.CONFIG, TrainConfig().to_dict())
     other = subprocess.Popen(["sleep", "60"])
     try:
         runs.write_status(run_dir, "running", pid=other.pid)
@@ -364,7 +364,7 @@ class Payload:
 def test_malicious_pickle_is_refused_by_load_run_resume_and_predict(tmp_path: Path, capsys) -> None:
     marker = tmp_path / "pwned"
     run_dir = tmp_path / "run"
-    atomic.write_json(run_dir / runs.CONFIG, TrainConfig(fusion="late_sum").to_dict())
+    files.write_json(run_dir / runs.CONFIG, TrainConfig(fusion="late_sum").to_dict())
     runs.write_status(run_dir, "interrupted")
     for name in (runs.MODEL, runs.CHECKPOINT):
         torch.save({"encoder.weight": Payload(marker)}, run_dir / name)
@@ -373,7 +373,7 @@ def test_malicious_pickle_is_refused_by_load_run_resume_and_predict(tmp_path: Pa
     ImageDraw.Draw(page).line([(20, 8), (20, 32)], fill=0, width=3)  # a "1"
     page.save(image)
 
-    with pytest.raises(atomic.UnreadableFileError, match="refused"):
+    with pytest.raises(files.UnreadableFileError, match="refused"):
         runs.load_run(run_dir)
     assert main(["run", "--resume", str(run_dir)]) == 1
     assert "refused to load" in one_line(capsys.readouterr().err)
@@ -386,7 +386,7 @@ def test_malicious_pickle_is_refused_by_load_run_resume_and_predict(tmp_path: Pa
 
 def test_truncated_checkpoint_is_one_line_on_resume(tmp_path: Path, capsys) -> None:
     run_dir = tmp_path / "run"
-    atomic.write_json(run_dir / runs.CONFIG, TrainConfig().to_dict())
+    files.write_json(run_dir / runs.CONFIG, TrainConfig().to_dict())
     torch.save({"step": 1}, run_dir / runs.CHECKPOINT)
     data = (run_dir / runs.CHECKPOINT).read_bytes()
     (run_dir / runs.CHECKPOINT).write_bytes(data[: len(data) // 2])
@@ -406,10 +406,10 @@ class Interrupting:
 
 def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path: Path) -> None:
     path = tmp_path / "checkpoint.pt"
-    atomic.save_torch(path, {"step": 1, "w": torch.ones(1000)})
+    files.save_torch(path, {"step": 1, "w": torch.ones(1000)})
     with pytest.raises(KeyboardInterrupt):
-        atomic.save_torch(path, {"step": 2, "w": torch.zeros(1000), "x": Interrupting()})
-    assert atomic.load_torch(path)["step"] == 1
+        files.save_torch(path, {"step": 2, "w": torch.zeros(1000), "x": Interrupting()})
+    assert files.load_torch(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left
 
 

@@ -1,10 +1,12 @@
-"""Atomic file writes: a crash or an interrupt leaves the old file or the new one, never half."""
+"""Files on disk: atomic writes (a crash or an interrupt leaves the old file or the new one, never
+half), checked reads (a damaged file is one line naming it) and file-name-safe text."""
 
 from __future__ import annotations
 
 import json
 import os
 import pickle
+import re
 import tempfile
 import warnings
 from pathlib import Path
@@ -12,8 +14,10 @@ from typing import Any
 
 import torch
 
+from benchmark.errors import DamagedFileError
 
-class UnreadableFileError(RuntimeError):
+
+class UnreadableFileError(DamagedFileError):
     """A saved file that is truncated, corrupt, or refused because loading it could run code."""
 
 
@@ -73,3 +77,13 @@ def load_torch(path: Path) -> Any:
         raise UnreadableFileError(
             f"{path}: unreadable ({type(exc).__name__}): truncated or not a torch file"
         ) from None
+
+
+def read_json(path: Path) -> Any:
+    """Parsed JSON; ``OSError`` or ``ValueError`` (JSONDecodeError) for a missing or bad file."""
+    return json.loads(Path(path).read_text())
+
+
+def slug(text: str) -> str:
+    """``text`` reduced to characters that are safe in a file name on every system."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")

@@ -1,0 +1,150 @@
+"""``bench``: parameters, MACs, throughput, latency and memory of each encoder x fusion, one CSV
+row each under ``<results>/bench/`` (the method is described in ``benchmark.bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmark.commands.common import (
+    UsageError,
+    add_device_flags,
+    add_results_dir_flag,
+    console,
+    interrupts_as_exceptions,
+    print_wide,
+    require_at_least,
+)
+
+
+def fmt(value: Any, spec: str) -> str:
+    return "-" if isinstance(value, float) and math.isnan(value) else format(value, spec)
+
+
+def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
+    """The figures of this invocation; peak memory only on CUDA, compile time only if compiled."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    first = rows[0]
+    failed = sum(bool(r["error"]) for r in rows)
+    table = Table(
+        title=f"bench on {first['device']}, {first['precision']}, batch {first['batch_size']} "
+        f"(train {first['train_batch_size']}), channels_last {first['channels_last']}, "
+        f"compile {first['compile']}",
+        caption=f"appended to {path}" + (f"; {failed} failed (error column)" if failed else ""),
+    )
+    columns = {
+        "arch": ("arch", "s"),
+        "fusion": ("fusion", "s"),
+        "params": ("params", ",.0f"),
+        "macs_per_image": ("MMACs", ".2f"),
+        "infer_images_per_s": ("infer/s", ",.0f"),
+        "latency_ms_b1": ("b1 ms", ".2f"),
+        "train_images_per_s": ("train/s", ",.0f"),
+    }
+    if first["device_type"] == "cuda":
+        columns["peak_mem_mb"] = ("peak MB", ",.0f")
+    if first["compile"]:
+        columns["compile_seconds"] = ("compile s", ".1f")
+    for header, spec in columns.values():
+        table.add_column(header, justify="left" if spec == "s" else "right", no_wrap=True)
+    for r in rows:
+        values = {**r, "macs_per_image": r["macs_per_image"] / 1e6}
+        table.add_row(*(escape(fmt(values[key], spec)) for key, (_, spec) in columns.items()))
+    return table
+
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """Resolve ``auto`` choices and defaults for this device; bad numbers are a usage error."""
+    from benchmark.bench import DEFAULT_BATCH_SIZE, Settings
+    from benchmark.hardware import resolve_channels_last, resolve_device, resolve_precision
+
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    infer_batch = args.infer_batch_size or DEFAULT_BATCH_SIZE.get(device.type, 1024)
+    require_at_least(
+        [
+            ("--infer-batch-size", args.infer_batch_size, 1),
+            ("--batch-size", args.batch_size, 1),
+            ("--iters", args.iters, 1),
+            ("--warmup-calls", args.warmup_calls, 0),
+        ]
+    )
+    return Settings(
+        device=device,
+        precision=resolve_precision(args.precision, device),
+        batch_size=infer_batch,
+        train_batch_size=args.batch_size,
+        warmup=args.warmup_calls,
+        iters=args.iters,
+        channels_last=resolve_channels_last(args.channels_last, device),
+        compile=args.compile,
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Parameters, MACs per image, inference and training throughput, batch-1 latency and peak
+    memory for each encoder x fusion; one row each appended to <results>/bench/<device>.csv."""
+    from rich.markup import escape
+
+    from architectures import ENCODERS, FUSIONS
+    from benchmark.bench import append_row, bench_pair, check_header, results_path
+    from benchmark.hardware import device_name, git_commit
+
+    archs = ENCODERS.select(args.arch)
+    fusions = FUSIONS.select(args.fusion)
+    s = settings_from_args(args)
+    path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
+    check_header(path)
+    commit = git_commit()
+    total = len(archs) * len(fusions)
+    console.print(f"bench: {total} configuration(s) on {device_name(s.device)}, {s.precision}")
+    rows: list[dict[str, Any]] = []
+    with interrupts_as_exceptions():
+        for arch in archs:
+            for fusion in fusions:
+                row = bench_pair(arch, fusion, s, commit)
+                append_row(path, row)
+                rows.append(row)
+                status = row["error"] or f"{fmt(row['train_images_per_s'], ',.0f')} train img/s"
+                console.print(f"[{len(rows)}/{total}] {arch} x {fusion}: {escape(status)}")
+    print_wide(rows_table(rows, path))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench", help="params, MACs, throughput, latency, memory", description=cmd_bench.__doc__
+    )
+    p.add_argument("--arch", default="all", help="encoder(s): comma list, wildcards, all [all]")
+    p.add_argument("--fusion", default="all", help="fusion(s): comma list, wildcards, all [all]")
+    add_device_flags(p)
+    p.add_argument(
+        "--infer-batch-size",
+        type=int,
+        metavar="N",
+        help="images per inference call [1024 on cpu, 8192 on cuda]",
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=128, metavar="N", help="images per optimizer step [128]"
+    )
+    p.add_argument(
+        "--warmup-calls", type=int, default=10, metavar="N", help="untimed calls first [10]"
+    )
+    p.add_argument("--iters", type=int, default=40, metavar="N", help="timed calls [40]")
+    p.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="channels_last model and inputs [on for cuda, off for cpu]",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile (time reported apart) [off]"
+    )
+    add_results_dir_flag(p, "rows go to <dir>/bench/")
+    p.set_defaults(func=cmd_bench)

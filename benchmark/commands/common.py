@@ -1,0 +1,228 @@
+"""Plumbing shared by the commands: the console, exit statuses, signal handling and the flag
+builders (training settings come from ``TrainConfig`` so that every command spells them alike).
+
+Only light imports here: ``--help`` of any command must not load torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import types
+import typing
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+from benchmark.config import DEVICES, PRECISIONS, TrainConfig
+from benchmark.errors import UsageError
+
+console = Console(highlight=False)
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+__all__ = ["UsageError", "console"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM turned into an interrupt, so the same clean-up path serves both signals."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+@contextmanager
+def interrupts_as_exceptions() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) for the duration of the block."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ------------------------------------------------------------------------------ flag values
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid seed list {text!r}; expected comma-separated integers such as 0,1,2"
+        ) from None
+
+
+def parse_value(text: str) -> Any:
+    """A model-argument value: int, float, bool or None if it reads as one, else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), parse_value(value.strip())
+
+
+def optional(cast: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        return None if text.lower() == "none" else cast(text)
+
+    convert.__name__ = cast.__name__
+    return convert
+
+
+def one_of(choices: Iterable[str]) -> Callable[[str], str]:
+    """An argparse type for an enumerated field whose error names what is accepted."""
+    accepted = tuple(choices)
+
+    def parse(text: str) -> str:
+        if text not in accepted:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not accepted; expected one of {', '.join(accepted)}"
+            )
+        return text
+
+    return parse
+
+
+def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
+    """``(flag, value, lowest)`` triples: a value below its lowest is a usage error."""
+    for flag, value, low in values:
+        if value is not None and value < low:
+            raise UsageError(f"{flag} must be >= {low}, got {value}")
+
+
+# ------------------------------------------------------------------------------ flag builders
+
+
+# Config fields with dedicated flags (lists, grids) rather than generated ones.
+SPECIAL_FIELDS = frozenset({"arch", "fusion", "seed", "model_args", "tuned_from"})
+
+
+def config_fields(skip: Iterable[str] = ()) -> list[dataclasses.Field[Any]]:
+    skipped = SPECIAL_FIELDS | set(skip)
+    return [f for f in dataclasses.fields(TrainConfig) if f.name not in skipped]
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser,
+    skip: Iterable[str] = (),
+    title: str = "training config (defaults in brackets)",
+) -> None:
+    """One flag per ``TrainConfig`` field (``--batch-size``, ``--no-augment`` ...), with the
+    field's one-line description and choices; default None, so that only what the user typed
+    overrides the config (or the resumed/tuned one)."""
+    hints = typing.get_type_hints(TrainConfig)
+    defaults = TrainConfig()
+    group = parser.add_argument_group(title)
+    for f in config_fields(skip):
+        hint = hints[f.name]
+        args = typing.get_args(hint)
+        is_optional = isinstance(hint, types.UnionType) and type(None) in args
+        base = next(a for a in args if a is not type(None)) if is_optional else hint
+        flag = "--" + f.name.replace("_", "-")
+        helptext = f"{f.metadata.get('help', '')} [{getattr(defaults, f.name)}]".strip()
+        choices = f.metadata.get("choices")
+        if base is bool:
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=helptext
+            )
+        elif choices:
+            group.add_argument(
+                flag,
+                type=one_of(choices),
+                default=None,
+                metavar="{" + ",".join(choices) + "}",
+                help=helptext,
+            )
+        else:
+            cast = optional(base) if is_optional else base
+            group.add_argument(
+                flag, type=cast, default=None, metavar=base.__name__.upper(), help=helptext
+            )
+
+
+def config_overrides(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """The ``TrainConfig`` fields the user typed (flags left at None are not overrides)."""
+    names = {f.name for f in config_fields(skip)}
+    return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def add_device_flags(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision`` for the measuring commands, worded as in ``run``."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name, choices in (("device", DEVICES), ("precision", PRECISIONS)):
+        parser.add_argument(
+            f"--{name}",
+            choices=choices,
+            default="auto",
+            help=f"{fields[name].metadata['help']} [auto]",
+        )
+
+
+def add_results_dir_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--results-dir", default="results", metavar="DIR", help=f"{what} [results]")
+
+
+# ------------------------------------------------------------------------------ output
+
+
+def print_wide(table: Any) -> None:
+    """Into a pipe or log, print at the table's natural width rather than rich's default 80
+    columns, which would elide the numbers; a terminal keeps its own width."""
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    Console(file=console.file, width=max(console.width, natural), highlight=False).print(table)
+
+
+def progress(*columns: Any) -> Any:
+    """A rich progress display: description, bar, done/total, the given columns, elapsed and
+    remaining time."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *columns,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )

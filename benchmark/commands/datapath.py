@@ -1,0 +1,146 @@
+"""``datapath``: train images/s of the trainer against a pre-built batch and a DataLoader
+(the method is described in ``benchmark.datapath``)."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from pathlib import Path
+from typing import Any
+
+from benchmark.commands.common import (
+    UsageError,
+    add_device_flags,
+    add_results_dir_flag,
+    console,
+    interrupts_as_exceptions,
+    print_wide,
+    require_at_least,
+)
+
+
+def cmd_datapath(args: argparse.Namespace) -> int:
+    """Train images/s of one model three ways: the trainer, one pre-built batch (upper bound) and
+    a per-item Dataset + DataLoader; writes <results>/datapath/<device>.json and .md."""
+    import torch
+
+    from architectures import ENCODERS, FUSIONS
+    from benchmark import files
+    from benchmark.bench import results_path
+    from benchmark.config import TrainConfig
+    from benchmark.data import load_mnist
+    from benchmark.datapath import markdown, measure
+    from benchmark.hardware import device_name, git_commit, resolve_device, resolve_precision
+
+    arch, fusion = ENCODERS.get(args.arch).name, FUSIONS.get(args.fusion).name
+    try:
+        device = resolve_device(args.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    require_at_least(
+        [
+            ("--batch-size", args.batch_size, 1),
+            ("--steps", args.steps, 1),
+            ("--warmup-steps", args.warmup_steps, 0),
+            ("--rounds", args.rounds, 1),
+            ("--num-workers", args.num_workers, 0),
+        ]
+    )
+    if args.steps % args.rounds:
+        raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")
+    precision = resolve_precision(args.precision, device)
+    cfg = TrainConfig(
+        arch=arch,
+        fusion=fusion,
+        epochs=1,
+        batch_size=args.batch_size,
+        device=device.type,
+        precision=precision,
+    )
+    cpu_data = load_mnist(args.data_dir)
+    needed = (args.warmup_steps + args.steps) * args.batch_size
+    if needed > len(cpu_data.train):
+        raise UsageError(
+            f"(--warmup-steps + --steps) x --batch-size = {needed} images, more than the "
+            f"{len(cpu_data.train)} training images; lower one of them"
+        )
+    data = cpu_data.to(device)
+    console.print(
+        f"datapath: {arch} x {fusion} on {device_name(device)}, batch {args.batch_size}, "
+        f"{args.steps} steps"
+    )
+    with interrupts_as_exceptions():
+        per_round = measure(
+            cfg,
+            data,
+            cpu_data.train.subset(needed),
+            args.steps,
+            args.warmup_steps,
+            args.rounds,
+            args.num_workers,
+        )
+    ips = {way: statistics.median(figures) for way, figures in per_round.items()}
+    report = {
+        "arch": arch,
+        "fusion": fusion,
+        "device": device_name(device),
+        "device_type": device.type,
+        "precision": precision,
+        "torch": torch.__version__,
+        "commit": git_commit(),
+        "batch_size": args.batch_size,
+        "steps": args.steps,
+        "warmup": args.warmup_steps,
+        "rounds": args.rounds,
+        "num_workers": args.num_workers,
+        "images_per_s": ips,  # the median of the rounds (see benchmark.datapath)
+        "ratios": {
+            "trainer_over_prebuilt": ips["trainer"] / ips["prebuilt"],
+            "trainer_over_dataloader": ips["trainer"] / ips["dataloader"],
+        },
+        "images_per_s_per_round": per_round,
+    }
+    path = results_path(args.results_dir, "datapath", device, precision, ".json")
+    files.write_json(path, report)
+    files.write_text(path.with_suffix(".md"), markdown(report))
+    print_wide(report_table(report, path))
+    return 0
+
+
+def report_table(report: dict[str, Any], path: Path) -> Any:
+    from rich.table import Table
+
+    prebuilt = report["images_per_s"]["prebuilt"]
+    table = Table(
+        title=f"data path: {report['arch']} x {report['fusion']} on {report['device']}, "
+        f"batch {report['batch_size']}, {report['steps']} steps",
+        caption=f"written to {path} and .md",
+    )
+    for col in ("data path", "train img/s", "vs prebuilt"):
+        table.add_column(col, justify="left" if col == "data path" else "right")
+    for way, ips in report["images_per_s"].items():
+        table.add_row(way, f"{ips:,.0f}", f"{ips / prebuilt:.3f}")
+    return table
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "datapath",
+        help="trainer vs pre-built batch vs DataLoader train images/s",
+        description=cmd_datapath.__doc__,
+    )
+    p.add_argument("--arch", default="gap_cnn", help="one encoder [gap_cnn]")
+    p.add_argument("--fusion", default="concat", help="one fusion [concat]")
+    p.add_argument("--batch-size", type=int, default=128, help="images per optimizer step [128]")
+    p.add_argument("--steps", type=int, default=200, help="timed steps, each of the three [200]")
+    p.add_argument(
+        "--warmup-steps", type=int, default=10, help="untimed steps before each of the three [10]"
+    )
+    p.add_argument(
+        "--rounds", type=int, default=10, help="the three alternate, steps/rounds each time [10]"
+    )
+    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes [0]")
+    add_device_flags(p)
+    p.add_argument("--data-dir", help="MNIST root [$MNIST_ROOT, then ./data]")
+    add_results_dir_flag(p, "report goes to <dir>/datapath/")
+    p.set_defaults(func=cmd_datapath)

@@ -1,0 +1,58 @@
+"""``list``: the registered encoders and fusions with their sizes and default hyperparameters."""
+
+from __future__ import annotations
+
+import argparse
+
+from benchmark.commands.common import console, print_wide
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Encoders and fusions with parameter counts (encoder alone; fusion on the default gap_cnn)."""
+    from rich.table import Table
+
+    from architectures import ENCODERS, FUSIONS, count_params, create_model
+
+    table = Table(title="encoders (features D, parameters)")
+    for col in ("encoder", "D", "params", "defaults", "description"):
+        table.add_column(col, overflow="fold")
+    for name in ENCODERS.select(args.encoders):
+        entry = ENCODERS.get(name)
+        enc = entry.factory()
+        table.add_row(
+            name,
+            str(enc.num_features),
+            f"{count_params(enc):,}",
+            str(entry.defaults),
+            entry.description,
+        )
+    print_wide(table)
+    table = Table(title="fusions (parameters on gap_cnn features; with gap_cnn total)")
+    for col in ("fusion", "params", "model params", "defaults", "description"):
+        table.add_column(col, overflow="fold")
+    for name in FUSIONS.select(args.fusions):
+        entry = FUSIONS.get(name)
+        model = create_model("gap_cnn", name)
+        table.add_row(
+            name,
+            f"{count_params(model.fusion):,}",
+            f"{count_params(model):,}",
+            str(entry.defaults),
+            entry.description,
+        )
+    print_wide(table)
+    console.print(
+        "Any timm model: --arch timm:<name> (e.g. timm:resnet18); see timm.list_models()."
+    )
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "list",
+        help="registered encoders and fusions with parameter counts",
+        description=cmd_list.__doc__,
+    )
+    p.add_argument("--encoders", default="all", help="names or wildcards [all]")
+    p.add_argument("--fusions", default="all", help="names or wildcards [all]")
+    p.set_defaults(func=cmd_list)

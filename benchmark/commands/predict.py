@@ -1,0 +1,94 @@
+"""``predict``: digit and sum for your own PNG/JPEG images with a trained run.
+
+Each image is made MNIST-like the way the MNIST digits were made (grayscale, light-on-dark,
+cropped to the ink, scaled into a 20x20 box, centred by mass in a 28x28 field; see
+``benchmark.predict``). Give one --addend per --image, or a single one for all images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from benchmark.commands.common import UsageError, print_wide
+
+NUM_ADDENDS = 10
+
+
+def addend(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < NUM_ADDENDS:
+        raise argparse.ArgumentTypeError(f"addend must be an integer 0..9, got {text!r}")
+    return value
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Digit and sum (with probabilities) for each image and its addend."""
+    import torch
+    from rich.table import Table
+
+    from benchmark import runs
+    from benchmark.predict import load_image, predict
+
+    paths = [Path(p) for p in args.image]
+    addends = args.addend
+    if len(addends) == 1:
+        addends = addends * len(paths)
+    if len(addends) != len(paths):
+        raise UsageError(
+            f"{len(paths)} image(s) but {len(args.addend)} addend(s); give one --addend per "
+            f"--image, or a single --addend for all"
+        )
+    images = torch.stack([load_image(p) for p in paths])
+    run_dir = Path(args.run)
+    runs.check_finished(run_dir, "--run")
+    model = runs.load_run(run_dir)
+    results = [
+        {"image": str(path), **result}
+        for path, result in zip(paths, predict(model, images, torch.tensor(addends)), strict=True)
+    ]
+    if args.json:
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+        return 0
+    table = Table(title=f"predictions of {run_dir.name}")
+    for col in ("image", "addend", "digit", "p(digit)", "sum", "p(sum)"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    for r in results:
+        table.add_row(
+            r["image"],
+            str(r["addend"]),
+            str(r["digit"]),
+            f"{r['digit_prob']:.3f}",
+            str(r["sum"]),
+            f"{r['sum_prob']:.3f}",
+        )
+    print_wide(table)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="digit and sum for your own PNG/JPEG images with a trained run",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished run directory")
+    p.add_argument(
+        "--image", required=True, action="append", metavar="PATH", help="PNG or JPEG (repeatable)"
+    )
+    p.add_argument(
+        "--addend",
+        required=True,
+        action="append",
+        type=addend,
+        metavar="0..9",
+        help="one per --image, or one for all (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_predict)

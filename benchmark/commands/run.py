@@ -1,0 +1,231 @@
+"""``run``: train one run or a grid (arch x fusion x seed), or ``--resume`` an interrupted one."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from benchmark.commands.common import (
+    UsageError,
+    add_config_flags,
+    config_overrides,
+    console,
+    int_list,
+    interrupts_as_exceptions,
+    key_value,
+    print_wide,
+    progress,
+)
+from benchmark.config import TrainConfig
+
+
+def grid_configs(args: argparse.Namespace, base: TrainConfig) -> list[TrainConfig]:
+    """Every arch x fusion x seed the flags ask for, validated before anything is written."""
+    from architectures import ENCODERS, FUSIONS, split_overrides
+
+    archs = ENCODERS.select(args.arch) if args.arch else [base.arch]
+    fusions = FUSIONS.select(args.fusion) if args.fusion else [base.fusion]
+    if args.seeds is not None and args.seed is not None:
+        raise UsageError("give --seed or --seeds, not both")
+    seeds = (
+        args.seeds
+        if args.seeds is not None
+        else [args.seed if args.seed is not None else base.seed]
+    )
+    if not seeds:
+        raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2")
+    configs = []
+    for arch in archs:
+        for fusion in fusions:
+            for seed in seeds:
+                cfg = replace(base, arch=arch, fusion=fusion, seed=seed)
+                try:
+                    cfg.validate()
+                    split_overrides(arch, fusion, cfg.model_args)
+                except ValueError as exc:
+                    raise UsageError(str(exc)) from None
+                configs.append(cfg)
+    return configs
+
+
+def base_config(args: argparse.Namespace) -> TrainConfig:
+    cfg = TrainConfig(**config_overrides(args))
+    cfg.model_args = dict(args.model_arg or [])
+    return cfg
+
+
+def train_with_progress(
+    cfg: TrainConfig, data: Any, run_dir: Path, state: Any = None
+) -> dict[str, Any]:
+    """``runs.execute`` with a progress bar: steps, running loss, last validation figure."""
+    from rich.progress import TextColumn
+
+    from benchmark import runs
+
+    steps = cfg.steps_per_epoch(len(data.train))
+    done = state.step if state is not None else 0
+    label = f"{cfg.arch} x {cfg.fusion} seed {cfg.seed}"
+    columns = (
+        TextColumn("loss {task.fields[loss]:.4f}  train sum acc {task.fields[acc]:.4f}"),
+        TextColumn("{task.fields[val]}"),
+    )
+    with progress(*columns) as bar:
+        task = bar.add_task(
+            label,
+            total=steps * cfg.epochs,
+            completed=done,
+            loss=float("nan"),
+            acc=float("nan"),
+            val="",
+        )
+        epochs_done = [done // steps]
+
+        def on_step(i: int, n: int, loss: float, acc: float) -> None:
+            bar.update(task, completed=epochs_done[0] * n + i, loss=loss, acc=acc)
+
+        def on_epoch(st: Any, stats: Any) -> None:
+            epochs_done[0] = stats.epoch
+            bar.update(task, val=f"val sum {stats.val_sum_acc:.4f} (epoch {stats.epoch})")
+
+        return runs.execute(cfg, data, run_dir, state=state, on_step=on_step, on_epoch=on_epoch)
+
+
+def summary_table(rows: list[dict[str, Any]]) -> Any:
+    """The finished runs' test metrics, one row each (metrics from ``benchmark.metrics``)."""
+    from rich.table import Table
+
+    from benchmark import metrics
+
+    table = Table(title="test metrics (exhaustive: every image x all 10 addends)")
+    for col in ("arch", "fusion", "seed", "params"):
+        table.add_column(col, justify="right" if col in ("seed", "params") else "left")
+    for m in metrics.METRICS:
+        table.add_column(m.label.removesuffix(" acc"), justify="right")
+    for col in ("train s", "img/s"):
+        table.add_column(col, justify="right")
+    table.add_column("run")
+    for m in rows:
+        table.add_row(
+            m["arch"],
+            m["fusion"],
+            str(m["seed"]),
+            f"{m['params']:,}",
+            *(f"{m['test'][name]:.4f}" for name in metrics.names()),
+            f"{m['train_seconds']:.1f}",
+            f"{m['train_images_per_s']:,.0f}",
+            m["run_id"],
+        )
+    return table
+
+
+def prepare_device(cfg: TrainConfig) -> Any:
+    """The training device (a missing one is a usage error) with the thread count applied."""
+    import torch
+
+    from benchmark.hardware import resolve_device
+
+    try:
+        device = resolve_device(cfg.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # the same thread count keeps CPU results bit-exact
+    return device
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train one run or a grid (arch x fusion x seed), one after another."""
+    from benchmark import runs
+    from benchmark.data import load_mnist
+    from benchmark.hardware import device_name
+
+    if args.resume:
+        return resume(args)
+    base = base_config(args)
+    configs = grid_configs(args, base)
+    results_dir = Path(args.results_dir)
+    if args.tuned:
+        from benchmark import tuning  # optuna only when asked for
+
+        typed = config_overrides(args)
+        configs = [tuning.apply_tuned(cfg, typed, results_dir) for cfg in configs]
+    device = prepare_device(base)
+    data = load_mnist(base.data_dir).to(device)
+    finished: list[dict[str, Any]] = []
+    with interrupts_as_exceptions():
+        for i, cfg in enumerate(configs):
+            run_dir = runs.start_run(cfg, results_dir)
+            console.print(
+                f"[{i + 1}/{len(configs)}] {cfg.arch} x {cfg.fusion} seed {cfg.seed} "
+                f"on {device_name(device)} -> {run_dir}"
+            )
+            try:
+                finished.append(train_with_progress(cfg, data, run_dir))
+            except KeyboardInterrupt:
+                console.print(
+                    f"interrupted: {len(finished)} run(s) finished and kept; resume this "
+                    f"one with `python -m benchmark run --resume {run_dir}`; "
+                    f"{len(configs) - i - 1} run(s) of the grid not started"
+                )
+                raise
+    print_wide(summary_table(finished))
+    return 0
+
+
+def resume(args: argparse.Namespace) -> int:
+    """Continue ``--resume RUN_DIR`` from its last finished epoch (optimizer and RNGs restored)."""
+    from benchmark import runs
+    from benchmark.data import load_mnist
+
+    run_dir = Path(args.resume)
+    grid = ("arch", "fusion", "seed", "seeds", "model_arg")
+    given = [*config_overrides(args), *(k for k in grid if getattr(args, k) is not None)]
+    given += ["tuned"] if args.tuned else []
+    if given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        raise UsageError(f"--resume continues the saved config; drop {flags}")
+    if not (run_dir / runs.CONFIG).exists():
+        raise UsageError(f"--resume {run_dir}: no {runs.CONFIG} there; expected a run directory")
+    if (run_dir / runs.METRICS).exists():
+        raise UsageError(f"--resume {run_dir}: the run is already complete")
+    pid = runs.live_pid(run_dir)
+    if pid is not None:
+        raise UsageError(f"--resume {run_dir}: still running (pid {pid}); stop it first")
+    try:
+        cfg = runs.load_config(run_dir)
+    except ValueError as exc:  # JSONDecodeError included
+        raise UsageError(f"--resume {run_dir}: unreadable {runs.CONFIG} ({exc})") from None
+    device = prepare_device(cfg)
+    state = runs.resume_state(run_dir, cfg, device)
+    data = load_mnist(cfg.data_dir).to(device)
+    console.print(f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1}")
+    with interrupts_as_exceptions():
+        metrics = train_with_progress(cfg, data, run_dir, state=state)
+    print_wide(summary_table([metrics]))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="train arch x fusion x seed runs", description=cmd_run.__doc__)
+    p.add_argument("--arch", help="encoder(s): comma list, wildcards, or all [gap_cnn]")
+    p.add_argument("--fusion", help="fusion(s): comma list, wildcards, or all [concat]")
+    p.add_argument("--seed", type=int, help="one seed [0]")
+    p.add_argument("--seeds", type=int_list, help="several seeds, e.g. 0,1,2 (one run each)")
+    p.add_argument(
+        "--model-arg",
+        type=key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="encoder/fusion hyperparameter override, e.g. width=32 (repeatable)",
+    )
+    p.add_argument("--results-dir", default="results", help="where runs/ is written [results]")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument(
+        "--tuned",
+        action="store_true",
+        help="train with the parameters exported by `tune` for each arch x fusion",
+    )
+    add_config_flags(p)
+    p.set_defaults(func=cmd_run)

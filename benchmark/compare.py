@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from benchmark import runs, tuning
+from benchmark import runs, tuned, tuning
 from benchmark.config import TrainConfig
 from benchmark.errors import TrainingFailed
 
@@ -89,7 +89,7 @@ def run_config(plan: Plan, item: str, results_dir: Path) -> TrainConfig:
     arch, fusion, variant, seed = item.split("|")
     cfg = replace(plan.base, arch=arch, fusion=fusion, seed=int(seed))
     if variant == "tuned":
-        cfg = tuning.apply_tuned(cfg, (), results_dir, study=plan.study(arch, fusion))
+        cfg = tuned.apply_tuned(cfg, (), results_dir, study=plan.study(arch, fusion))
     return cfg
 
 

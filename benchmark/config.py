@@ -140,6 +140,17 @@ class TrainConfig:
 
 
 BATCH_SIZES = (64, 128, 256)  # the batch sizes tuning may pick
+# The fields search_space may set: `tune` takes no flag for them, `run --tuned` overrides them.
+SEARCHED = (
+    "lr",
+    "weight_decay",
+    "batch_size",
+    "label_smoothing",
+    "sum_loss_weight",
+    "augment",
+    "aug_shift",
+    "aug_degrees",
+)
 
 
 def search_space(trial: Any) -> dict[str, Any]:

@@ -7,8 +7,11 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,10 +23,14 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
 from architectures import ENCODERS, FUSIONS
-from benchmark.cli import UsageError, main
+from benchmark.cli import main
 from benchmark.config import TrainConfig
-from benchmark.tune import (
+from benchmark.errors import UsageError
+from benchmark.tuned import apply_tuned
+from benchmark.tuning import (
+    budget,
     default_params,
+    finished_count,
     objective,
     open_storage,
     open_study,
@@ -124,10 +131,10 @@ def test_defaults_enqueued_once_and_again_after_failure(tmp_path: Path) -> None:
 def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
     assert main(["run", "--tuned", "--results-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert str(tmp_path / "tuned" / "gap_cnn__concat.json") in err
+    assert str(tmp_path / "tuned") in err
     assert "python -m benchmark tune --arch gap_cnn --fusion concat" in err
     (tmp_path / "tuned").mkdir()
-    (tmp_path / "tuned" / "gap_cnn__concat.json").write_text("{}")
+    (tmp_path / "tuned" / "gap_cnn__concat__e4.json").write_text("{}")
     assert main(["run", "--tuned", "--results-dir", str(tmp_path)]) == 2
     assert "not an export of `tune`" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
@@ -203,11 +210,12 @@ def test_study_resumes(tiny_study: Path, mnist_root: Path) -> None:
     assert tune(tiny_study, mnist_root, "--trials", "5") == 0  # nothing left to do
     assert len(load(sqlite(tiny_study)).trials) == 5
 
-    exported = json.loads((tiny_study / "tuned" / "gap_cnn__concat.json").read_text())
+    exported = json.loads((tiny_study / "tuned" / f"{STUDY}.json").read_text())
     best = study.best_trial
     assert exported["study"] == STUDY == study_name(TrainConfig(epochs=1, train_subset=300), 200)
     assert (exported["trial"], exported["value"]) == (best.number, best.value)
-    assert exported["storage"] == sqlite(tiny_study)
+    assert exported["storage"] == "sqlite:///optuna.db"  # relative to the results directory
+    assert str(tiny_study) not in (tiny_study / "tuned" / f"{STUDY}.json").read_text()
     assert (exported["model_args"], exported["train"]) == split_params(
         best.params, "gap_cnn", "concat"
     )
@@ -219,7 +227,7 @@ def test_study_resumes(tiny_study: Path, mnist_root: Path) -> None:
 def test_run_tuned_uses_the_export(tiny_study: Path, tmp_path: Path, mnist_root: Path) -> None:
     """Exported values are trained with; flags typed on the command line win over them."""
     shutil.copytree(tiny_study / "tuned", tmp_path / "tuned")
-    tuned = json.loads((tmp_path / "tuned" / "gap_cnn__concat.json").read_text())
+    tuned = json.loads((tmp_path / "tuned" / f"{STUDY}.json").read_text())
     argv = ["run", "--tuned", "--arch", "gap_cnn", "--fusion", "concat", "--epochs", "1"]
     argv += ["--train-subset", "300", "--lr", "0.0025", "--model-arg", "width=8"]
     argv += ["--model-arg", "depth=1", "--data-dir", str(mnist_root)]
@@ -235,7 +243,8 @@ def test_run_tuned_uses_the_export(tiny_study: Path, tmp_path: Path, mnist_root:
         "study": STUDY,
         "trial": tuned["trial"],
         "value": tuned["value"],
-        "file": str(tmp_path / "tuned" / "gap_cnn__concat.json"),
+        "budget": tuned["budget"],
+        "file": f"tuned/{STUDY}.json",
     }
     assert json.loads((run_dir / "metrics.json").read_text())["tuned"] is True
 
@@ -244,7 +253,7 @@ def test_run_tuned_uses_the_export(tiny_study: Path, tmp_path: Path, mnist_root:
 def test_two_workers_share_a_sqlite_study(tmp_path: Path, mnist_root: Path) -> None:
     assert tune(tmp_path, mnist_root, "--trials", "3", "--jobs", "2") == 0
     check_shared_study(load(sqlite(tmp_path)), wanted=3, jobs=2)
-    assert (tmp_path / "tuned" / "gap_cnn__concat.json").is_file()
+    assert (tmp_path / "tuned" / f"{STUDY}.json").is_file()
 
 
 # ----------------------------------------------------------------------------- PostgreSQL
@@ -322,6 +331,166 @@ def test_two_workers_share_a_postgres_study(
         tune(tmp_path, mnist_root, "--trials", "3", "--jobs", "2", "--storage", postgres_url) == 0
     )
     check_shared_study(load(postgres_url), wanted=3, jobs=2)
-    exported = json.loads((tmp_path / "tuned" / "gap_cnn__concat.json").read_text())
+    exported = json.loads((tmp_path / "tuned" / f"{STUDY}.json").read_text())
     assert exported["storage"] == postgres_url
     assert not (tmp_path / "optuna.db").exists()
+
+
+# ------------------------------------------------------------------ secrets, caps, budgets
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg2://bench:s3cret@db.lan/optuna",
+        "postgresql+psycopg2://bench@db.lan/optuna?password=s3cret",
+        "postgresql+psycopg2://bench@db.lan/optuna?sslmode=require&password=s3cret&x=1",
+        "postgresql://bench:s3cret%40x@db.lan/optuna",  # escaped '@'
+        "postgresql://bench:s3cret@x/y@db.lan/optuna",  # unescaped '@' and '/'
+        "postgresql://bench:s3cret?@db.lan:5432/optuna",
+        "mysql+pymysql://bench:s3cret@db.lan/optuna?charset=utf8",
+        "could not connect: password=s3cret host=db.lan",  # a driver's message
+    ],
+)
+def test_passwords_are_masked_in_every_url_form(url: str) -> None:
+    label = storage_label(url)
+    assert "s3cret" not in label and "***" in label
+    assert "db.lan" in label
+
+
+def test_storage_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """$OPTUNA_STORAGE keeps the URL out of argv; a password in it is never printed."""
+    monkeypatch.setenv("OPTUNA_STORAGE", "postgresql+psycopg2://bench:s3cret@/optuna?host=/nowhere")
+    assert main(["tune", "--results-dir", str(tmp_path), "--trials", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot open it" in err and "s3cret" not in err
+    assert not (tmp_path / "optuna.db").exists()
+
+
+def test_a_suggestion_over_the_cap_is_rejected_before_training() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial(default_params("gap_cnn", "concat"))
+    base = TrainConfig(epochs=1)
+    # data=None: the trial must end before anything touches the data
+    study.optimize(lambda t: objective(t, base, None, max_params=1000), n_trials=1)
+    (trial,) = study.trials
+    assert trial.state == TrialState.PRUNED and trial.user_attrs["over_cap"] == 1000
+    assert trial.user_attrs["params"] > 1000
+    assert finished_count(study) == 0  # costs nothing, does not count towards --trials
+    assert study_name(base, None, 1000).endswith("__p1000")
+
+
+def write_export(results: Path, epochs: int) -> None:
+    cfg = TrainConfig(epochs=epochs)
+    name = study_name(cfg, None)
+    model_args, train = split_params(default_params("gap_cnn", "concat"), "gap_cnn", "concat")
+    record = {
+        "study": name,
+        "trial": 0,
+        "value": 0.5,
+        "budget": budget(cfg, None),
+        "model_args": model_args,
+        "train": {**train, "lr": 0.0123},
+    }
+    (results / "tuned").mkdir(exist_ok=True)
+    (results / "tuned" / f"{name}.json").write_text(json.dumps(record))
+
+
+def test_tuned_parameters_of_another_budget_need_asking(tmp_path: Path) -> None:
+    write_export(tmp_path, epochs=1)
+    with pytest.raises(UsageError, match="another budget.*--tuned-any-budget"):
+        apply_tuned(TrainConfig(epochs=4), (), tmp_path)
+    cfg = apply_tuned(TrainConfig(epochs=4), (), tmp_path, any_budget=True)
+    assert cfg.lr == 0.0123 and cfg.tuned_from["study"] == "gap_cnn__concat__e1"
+    assert cfg.tuned_from["file"] == "tuned/gap_cnn__concat__e1.json"
+    write_export(tmp_path, epochs=4)  # now one at the run's budget exists: it wins
+    assert apply_tuned(TrainConfig(epochs=4), (), tmp_path).tuned_from["study"].endswith("e4")
+    named = apply_tuned(TrainConfig(epochs=4), (), tmp_path, study="gap_cnn__concat__e1")
+    assert named.tuned_from["study"] == "gap_cnn__concat__e1"
+
+
+# ---------------------------------------------------------------------------- hard kills
+
+
+def wait_for_running(storage: str, name: str, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            trials = load(storage, name).trials
+        except KeyError:  # the study does not exist yet
+            trials = []
+        if any(t.state == TrialState.RUNNING for t in trials):
+            return
+        time.sleep(0.2)
+    raise AssertionError("no trial started")
+
+
+@pytest.mark.slow
+def test_sigkill_during_the_defaults_trial_then_rerun(
+    tmp_path: Path, mnist_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed with SIGKILL leaves its trial RUNNING; after the grace period the next
+    run fails it, re-queues it (the defaults) and ends with the wanted finished trials."""
+    flags = ["--epochs", "1", "--train-subset", "12000", "--val-subset", "200"]  # seconds long
+    name = study_name(TrainConfig(epochs=1, train_subset=12000), 200)
+    argv = [sys.executable, "-m", "benchmark", "tune", "--arch", "gap_cnn", "--fusion", "concat"]
+    argv += [*flags, "--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
+    proc = subprocess.Popen([*argv, "--trials", "2"], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_running(sqlite(tmp_path), name)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (killed,) = load(sqlite(tmp_path), name).trials
+    assert killed.state == TrialState.RUNNING and killed.user_attrs["defaults"]
+    monkeypatch.setattr("benchmark.tuning.HEARTBEAT_S", 1)
+    monkeypatch.setattr("benchmark.tuning.GRACE_S", 2)  # the real one is 40 s
+    time.sleep(3)
+    assert (
+        main(
+            [
+                "tune",
+                "--arch",
+                "gap_cnn",
+                "--fusion",
+                "concat",
+                *flags,
+                "--trials",
+                "2",
+                "--data-dir",
+                str(mnist_root),
+                "--results-dir",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
+    trials = load(sqlite(tmp_path), name).trials
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert sum(t.state in FINISHED for t in trials) == 2
+    (defaults,) = [t for t in trials if t.user_attrs.get("defaults") and t.state in FINISHED]
+    assert defaults.state == TrialState.COMPLETE
+    assert defaults.params == default_params("gap_cnn", "concat")
+
+
+@pytest.mark.slow
+def test_a_dead_worker_is_named_and_the_survivors_exported(
+    tmp_path: Path, mnist_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from benchmark.commands import tune as command
+
+    real = command.worker_argv
+
+    def one_dies(args, cfg, study, index):
+        if index == 2:
+            return [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), 9)"]
+        return real(args, cfg, study, index)
+
+    monkeypatch.setattr(command, "worker_argv", one_dies)
+    assert tune(tmp_path, mnist_root, "--trials", "3", "--jobs", "2") == 0
+    out = capsys.readouterr().out
+    assert "worker 2 (pid" in out and "killed by SIGKILL" in out
+    assert (tmp_path / "tuned" / f"{STUDY}.json").is_file()
+    assert finished_count(load(sqlite(tmp_path))) >= 3

@@ -147,10 +147,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     configs = grid_configs(args, base)
     results_dir = Path(args.results_dir)
     if args.tuned:
-        from benchmark import tuning  # optuna only when asked for
+        from benchmark import tuned  # optuna only when asked for
 
         typed = config_overrides(args)
-        configs = [tuning.apply_tuned(cfg, typed, results_dir) for cfg in configs]
+        configs = [
+            tuned.apply_tuned(cfg, typed, results_dir, args.tuned_study, args.tuned_any_budget)
+            for cfg in configs
+        ]
+        for cfg in configs:
+            spent = cfg.tuned_from
+            console.print(
+                f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {spent['study']} "
+                f"(trial {spent['trial']}, val joint {spent['value']:.4f})"
+            )
     device = prepare_device(base)
     data = load_mnist(base.data_dir).to(device)
     finished: list[dict[str, Any]] = []
@@ -225,7 +234,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--tuned",
         action="store_true",
-        help="train with the parameters exported by `tune` for each arch x fusion",
+        help="train with the parameters `tune` exported for each arch x fusion at this budget",
+    )
+    p.add_argument(
+        "--tuned-study",
+        metavar="NAME",
+        help="with --tuned: use this study's export (e.g. one tuned at another budget)",
+    )
+    p.add_argument(
+        "--tuned-any-budget",
+        action="store_true",
+        help="with --tuned: accept the one export of a pair although tuned at another budget",
     )
     add_config_flags(p)
     p.set_defaults(func=cmd_run)

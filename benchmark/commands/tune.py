@@ -1,0 +1,332 @@
+"""``tune``: Optuna search over each encoder x fusion's hyperparameters (``benchmark.tuning``).
+
+``--jobs N`` starts N plain worker processes (``tune ... --worker I``) on the same storage, the
+way several machines share a study: Optuna hands out the trials, each worker stops when the study
+holds ``--trials`` finished trials, and the queued defaults trial runs here first, once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from benchmark.commands.common import (
+    EXIT_FAILED,
+    UsageError,
+    add_config_flags,
+    config_overrides,
+    console,
+    interrupts_as_exceptions,
+    progress,
+    require_at_least,
+)
+from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
+
+POLL_S = 2.0  # how often the parent refreshes the progress while worker processes run
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def describe(t: Any) -> str:
+    """One line per finished trial: state, value or why not, time, parameters."""
+    from optuna.trial import TrialState
+
+    state = t.state.name.lower()
+    if t.state == TrialState.COMPLETE:
+        result = f"val joint {t.value:.4f}"
+    elif t.user_attrs.get("over_cap"):
+        result = f"{t.user_attrs['params']:,} parameters, over the cap (not counted)"
+    elif t.user_attrs.get("diverged"):
+        result = f"diverged: {t.user_attrs['diverged']}"
+    elif t.intermediate_values:
+        epoch = max(t.intermediate_values)
+        result = f"val joint {t.intermediate_values[epoch]:.4f} at epoch {epoch}"
+    else:
+        result = "no epoch finished"
+    seconds = t.duration.total_seconds() if t.duration else float("nan")
+    return f"  trial {t.number} {state}: {result} ({seconds:.0f} s) {format_params(t.params)}"
+
+
+class Tracker:
+    """A study's trial counts and best value on a progress bar, and one line per finished trial."""
+
+    def __init__(self, bar: Any, study: Any, label: str, trials: int) -> None:
+        self.bar = bar
+        self.study = study
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.task = bar.add_task(label, total=trials, complete=0, pruned=0, failed=0, best="-")
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        """Re-read the study (other processes write to it too); usable as an Optuna callback."""
+        from optuna.trial import TrialState
+
+        from benchmark import tuning
+
+        trials = self.study.get_trials(deepcopy=False)
+        counts = Counter(t.state for t in trials)
+        for t in trials:
+            if t.state.is_finished() and t.number not in self.seen:
+                self.seen.add(t.number)
+                self.bar.console.print(describe(t))
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        best = max(complete, key=lambda t: t.value, default=None)
+        self.bar.update(
+            self.task,
+            completed=tuning.finished_count(self.study),
+            complete=counts[TrialState.COMPLETE],
+            pruned=counts[TrialState.PRUNED],
+            failed=counts[TrialState.FAIL],
+            best=f"{best.value:.4f} (#{best.number})" if best else "-",
+        )
+
+
+def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: int) -> list[str]:
+    """The command line of worker ``index``: this study, the same settings, no --jobs. The
+    storage goes by environment variable, so that a password never reaches argv."""
+    argv = [sys.executable, "-m", "benchmark", "tune", "--arch", cfg.arch, "--fusion", cfg.fusion]
+    argv += ["--study", study, "--trials", str(args.trials), "--seed", str(args.seed)]
+    argv += ["--results-dir", str(args.results_dir), "--pruner", args.pruner]
+    argv += ["--worker", str(index)]
+    for flag, value in (
+        ("--timeout", args.timeout),
+        ("--val-subset", args.val_subset),
+        ("--max-params", args.max_params),
+    ):
+        if value is not None:
+            argv += [flag, str(value)]
+    for name, value in {**config_overrides(args, skip=SEARCHED), "threads": cfg.threads}.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif value is not None:
+            argv += [flag, str(value)]
+    return argv
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
+
+
+def run_workers(commands: list[list[str]], storage: str, refresh: Any) -> list[str]:
+    """Start the worker processes, refresh the progress until all exit; what went wrong, by
+    worker. An interrupt here stops the workers (SIGTERM fails their running trials)."""
+    env = {**os.environ, "OPTUNA_STORAGE": storage}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in commands]
+    try:
+        while any(p.poll() is None for p in procs):
+            time.sleep(POLL_S)
+            refresh()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    refresh()
+    return [
+        f"worker {i} (pid {p.pid}) {exit_reason(p.returncode)}"
+        for i, p in enumerate(procs, start=1)
+        if p.returncode
+    ]
+
+
+def tune_study(args: argparse.Namespace, cfg: TrainConfig, storage: Any, data: list[Any]) -> int:
+    """Bring one study to ``--trials`` finished trials, then export its best; an exit status.
+
+    ``data`` is a one-element cache: this process loads MNIST once for every study.
+    """
+    import optuna
+    from rich.progress import TextColumn
+
+    from benchmark import tuned, tuning
+
+    spec = tuning.storage_spec(args.storage, args.results_dir)
+    name = args.study or tuning.study_name(cfg, args.val_subset, args.max_params)
+    study = tuning.open_study(storage, name, cfg, args.val_subset, args.max_params)
+    done = tuning.finished_count(study)
+    before = len(study.trials)
+    study.sampler = optuna.samplers.TPESampler(
+        seed=tuning.sampler_seed(args.seed, before, args.worker or 0)
+    )
+    study.pruner = tuning.make_pruner(args.pruner, cfg.epochs)
+
+    def optimize(trials: int, callbacks: tuple[Any, ...] = ()) -> None:
+        if not data:
+            data.append(tuning.load_data(cfg, args.val_subset))
+        tuning.optimize(study, cfg, data[0], trials, args.timeout, args.max_params, callbacks)
+
+    if args.worker is not None:
+        optimize(args.trials)
+        return 0
+    console.print(
+        f"{cfg.arch} x {cfg.fusion}: study {name} in {tuning.storage_label(spec)}, "
+        f"{done} of {args.trials} trials finished"
+        + (f", cap {args.max_params:,} parameters" if args.max_params else "")
+    )
+    jobs = min(args.jobs, args.trials - done)
+    died: list[str] = []
+    try:
+        counts = TextColumn(
+            "complete {task.fields[complete]}  pruned {task.fields[pruned]}  "
+            "failed {task.fields[failed]}  best {task.fields[best]}"
+        )
+        with progress(counts) as bar:
+            tracker = Tracker(bar, study, f"{cfg.arch} x {cfg.fusion}", args.trials)
+            if jobs > 1 and tuning.waiting_count(study):
+                # SQLite has no row locks: two workers could pop the same queued trial (the
+                # defaults) and both tell it. Run the queued trials here, then the workers.
+                optimize(min(args.trials, done + tuning.waiting_count(study)), (tracker.refresh,))
+            if jobs > 1:
+                threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
+                worker_cfg = replace(cfg, threads=threads)  # share the cores, don't oversubscribe
+                commands = [worker_argv(args, worker_cfg, name, i + 1) for i in range(jobs)]
+                died = run_workers(commands, spec, tracker.refresh)
+            elif jobs == 1:
+                optimize(args.trials, (tracker.refresh,))
+    except KeyboardInterrupt:
+        console.print(
+            f"interrupted: the {tuning.finished_count(study)} finished trials of study {name} "
+            f"are kept; run the same command again to continue it"
+        )
+        raise
+    for line in died:
+        console.print(f"[red]{line}[/red]", soft_wrap=True)
+    exported = tuned.export_best(study, spec, args.results_dir)
+    if exported is None:
+        console.print(f"no complete trial in study {name}: nothing exported")
+    else:
+        path, record = exported
+        console.print(
+            f"best: trial {record['trial']} val joint {record['value']:.4f}; "
+            f"model {format_params(record['model_args'])}; "
+            f"train {format_params(record['train'])} -> {path}"
+        )
+    finished = tuning.finished_count(study)
+    if died and finished < args.trials:
+        console.print(
+            f"[red]study {name} has {finished} of {args.trials} finished trials; run the same "
+            f"command again to finish it[/red]"
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    for flag, value in (("--trials", args.trials), ("--jobs", args.jobs)):
+        if value < 1:
+            raise UsageError(f"{flag} must be a positive integer, got {value}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    require_at_least([("--val-subset", args.val_subset, 1), ("--max-params", args.max_params, 1)])
+    if args.train_subset is not None and args.train_subset < max(BATCH_SIZES):
+        raise UsageError(
+            f"--train-subset must be >= {max(BATCH_SIZES)} (the largest batch size tuned), "
+            f"got {args.train_subset}"
+        )
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Tune each arch x fusion in turn (Optuna TPE + pruning) and export the best parameters."""
+    import optuna
+
+    from architectures import ENCODERS, FUSIONS
+    from benchmark import tuning
+
+    check_flags(args)
+    pairs = [(a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)]
+    if args.study and len(pairs) > 1:
+        raise UsageError("--study names one study: give one --arch and one --fusion with it")
+    base = TrainConfig(seed=args.seed, **config_overrides(args, skip=SEARCHED))
+    try:
+        replace(base, batch_size=max(BATCH_SIZES)).validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    storage = tuning.open_storage(tuning.storage_spec(args.storage, args.results_dir))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if base.threads:
+        import torch
+
+        torch.set_num_threads(base.threads)
+    data: list[Any] = []
+    with interrupts_as_exceptions():
+        for arch, fusion in pairs:
+            cfg = replace(base, arch=arch, fusion=fusion)
+            status = tune_study(args, cfg, storage, data)
+            if status:
+                return status
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tune",
+        help="Optuna search of hyperparameters per arch x fusion",
+        description=cmd_tune.__doc__,
+    )
+    p.add_argument(
+        "--arch", default="gap_cnn", help="encoder(s): comma list, wildcards, all [gap_cnn]"
+    )
+    p.add_argument(
+        "--fusion", default="concat", help="fusion(s): comma list, wildcards, all [concat]"
+    )
+    p.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        default=40,
+        help="finished (complete + pruned) trials wanted in each study, earlier sessions "
+        "included: a re-run completes the remainder [40]",
+    )
+    p.add_argument(
+        "--timeout", type=float, metavar="S", help="seconds after which no new trial starts"
+    )
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="SQLAlchemy URL (sqlite:///PATH, postgresql+psycopg2://USER@HOST/DB) or journal "
+        "file (journal:PATH or PATH.log) [$OPTUNA_STORAGE, else sqlite:///<results-dir>/optuna.db]",
+    )
+    p.add_argument(
+        "--study", metavar="NAME", help="study name [<arch>__<fusion>__e<epochs>, see README]"
+    )
+    p.add_argument(
+        "--jobs", type=int, default=1, metavar="N", help="worker processes on the study [1]"
+    )
+    p.add_argument(
+        "--val-subset", type=int, metavar="N", help="score each trial on N validation images"
+    )
+    p.add_argument(
+        "--max-params",
+        type=int,
+        metavar="N",
+        help="parameter cap: a suggestion with more parameters is rejected before training "
+        "(and not counted) [none]",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, metavar="S", help="training seed of every trial [0]"
+    )
+    p.add_argument("--pruner", choices=("median", "hyperband"), default="median", help="[median]")
+    p.add_argument(
+        "--results-dir", default="results", metavar="DIR", help="optuna.db and tuned/ [results]"
+    )
+    p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by --jobs for its workers
+    add_config_flags(p, skip=SEARCHED, title="training settings held fixed while tuning")
+    p.set_defaults(func=cmd_tune)

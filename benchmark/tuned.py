@@ -1,0 +1,157 @@
+"""Tuned-parameter exports (``<results>/tuned/<study>.json``): the one owner of their format.
+
+``tune`` writes the best trial of a study there; ``run --tuned`` and ``compare`` read it. An export
+is keyed by its study, whose name holds the budget and the parameter cap, so parameters tuned at
+one budget are never silently used at another.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from benchmark import files
+from benchmark.config import TrainConfig
+from benchmark.errors import UsageError
+from benchmark.tuning import (
+    BUDGET_FIELDS,
+    finished_count,
+    fixed_overrides,
+    split_params,
+    storage_label,
+)
+
+TUNED_DIR = "tuned"
+
+
+def tuned_path(results_dir: str | Path, study: str) -> Path:
+    """One export per study: another budget or cap is another study, so another file."""
+    return Path(results_dir) / TUNED_DIR / f"{study}.json"
+
+
+def export_best(
+    study: optuna.Study, storage: str, results_dir: str | Path
+) -> tuple[Path, dict[str, Any]] | None:
+    """The best complete trial, split into model_args and train overrides; None if none is.
+
+    Written beside its study's budget and cap, with the storage named relative to the results
+    directory (or masked): nothing machine-specific goes into ``results/``.
+    """
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not complete:
+        return None
+    best = study.best_trial
+    spent = study.user_attrs["budget"]
+    model_args, train_overrides = split_params(best.params, spent["arch"], spent["fusion"])
+    attrs = {k: v for k, v in best.user_attrs.items() if k != "worker"}
+    record = {
+        "arch": spent["arch"],
+        "fusion": spent["fusion"],
+        "study": study.study_name,
+        "storage": storage_label(storage, relative_to=results_dir),
+        "trial": best.number,
+        "value": best.value,
+        "metric": "val joint_acc",
+        "budget": spent,
+        "finished_trials": finished_count(study),
+        "model_args": model_args,
+        "train": train_overrides,
+        "user_attrs": attrs,
+    }
+    path = tuned_path(results_dir, study.study_name)
+    files.write_json(path, record)
+    return path, record
+
+
+def read_export(path: Path) -> dict[str, Any]:
+    try:
+        tuned = json.loads(path.read_text())
+        if not isinstance(tuned, dict) or not isinstance(tuned.get("budget"), dict):
+            raise TypeError("no budget")
+        for key in ("study", "trial", "value", "train", "model_args"):
+            tuned[key]  # noqa: B018 - a missing key is a damaged export
+        return tuned
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise UsageError(f"--tuned {path}: not an export of `tune` ({exc!r})") from None
+
+
+def find_export(
+    cfg: TrainConfig, results_dir: Path, study: str | None = None, any_budget: bool = False
+) -> Path:
+    """The export ``run --tuned`` uses for ``cfg``: the named study's, else the one tuned at
+    ``cfg``'s budget; one at another budget only with ``any_budget``."""
+    if study is not None:
+        path = tuned_path(results_dir, study)
+        if not path.is_file():
+            raise UsageError(f"--tuned: {path} not found (no export of study {study!r})")
+        return path
+    prefix = f"{files.slug(cfg.arch)}__{cfg.fusion}__e"
+    found = sorted((Path(results_dir) / TUNED_DIR).glob(f"{prefix}*.json"))
+    if not found:
+        raise UsageError(
+            f"--tuned: no export for {cfg.arch} x {cfg.fusion} in {Path(results_dir) / TUNED_DIR};"
+            f" run `python -m benchmark tune --arch {cfg.arch} --fusion {cfg.fusion} "
+            f"--results-dir {results_dir}` first"
+        )
+    same = [p for p in found if same_budget(read_export(p)["budget"], cfg)]
+    candidates = same or (found if any_budget else [])
+    if len(candidates) == 1:
+        return candidates[0]
+    names = ", ".join(p.stem for p in found)
+    if not candidates:
+        raise UsageError(
+            f"--tuned: {cfg.arch} x {cfg.fusion} was tuned at another budget ({names}), not "
+            f"epochs={cfg.epochs} train_subset={cfg.train_subset} "
+            f"holdout_pairs={cfg.holdout_pairs}; tune at this budget, or add --tuned-any-budget"
+        )
+    raise UsageError(f"--tuned: several exports fit ({names}); choose one with --tuned-study")
+
+
+def same_budget(spent: dict[str, Any], cfg: TrainConfig) -> bool:
+    return all(spent.get(k) == getattr(cfg, k) for k in BUDGET_FIELDS) and (
+        spent.get("fixed", {}) == fixed_overrides(cfg)
+    )
+
+
+def apply_tuned(
+    cfg: TrainConfig,
+    explicit: Collection[str],
+    results_dir: Path,
+    study: str | None = None,
+    any_budget: bool = False,
+) -> TrainConfig:
+    """``run --tuned``: ``cfg`` with the exported best parameters, except the flags typed.
+
+    ``explicit`` names the TrainConfig fields given on the command line; ``cfg.model_args`` holds
+    the ``--model-arg`` ones. Both win over the tuned values. ``tuned_from`` records the study,
+    its budget and the export's path relative to the results directory.
+    """
+    from architectures import split_overrides
+
+    path = find_export(cfg, Path(results_dir), study, any_budget)
+    tuned = read_export(path)
+    try:
+        values = {
+            **cfg.to_dict(),
+            **{k: v for k, v in tuned["train"].items() if k not in explicit},
+            "model_args": {**tuned["model_args"], **cfg.model_args},
+            "tuned_from": {
+                "study": tuned["study"],
+                "trial": tuned["trial"],
+                "value": tuned["value"],
+                "budget": tuned["budget"],
+                "file": os.path.relpath(path, results_dir),
+            },
+        }
+        out = TrainConfig.from_dict(values)
+        out.validate()
+        split_overrides(out.arch, out.fusion, out.model_args)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"--tuned {path}: {exc}") from None
+    return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from benchmark import runs, tuned, tuning
+from benchmark import files, runs, tuned, tuning
 from benchmark.config import TrainConfig
 from benchmark.errors import TrainingFailed
 
@@ -48,10 +49,26 @@ class Plan:
         blob = json.dumps([learned, self.pairs, self.seeds, self.trials, self.max_params])
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
+    def config(self, arch: str, fusion: str, seed: int | None = None) -> TrainConfig:
+        return replace(
+            self.base, arch=arch, fusion=fusion, seed=self.base.seed if seed is None else seed
+        )
+
     def study(self, arch: str, fusion: str) -> str:
         """The tuning study of one combination: its budget and the cap are in the name."""
-        cfg = replace(self.base, arch=arch, fusion=fusion)
-        return f"{tuning.study_name(cfg, None)}__p{self.max_params}"
+        return tuning.study_name(self.config(arch, fusion), None, self.max_params)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key(),
+            "pairs": [list(p) for p in self.pairs],
+            "seeds": list(self.seeds),
+            "trials": self.trials,
+            "max_params": self.max_params,
+            "budget": {k: getattr(self.base, k) for k in tuning.BUDGET_FIELDS},
+            "fixed": tuning.fixed_overrides(self.base),
+            "studies": [self.study(a, f) for a, f in self.pairs],
+        }
 
     def items(self) -> list[str]:
         """Every final run, as ``arch|fusion|variant|seed`` strings (the queue's one param)."""
@@ -84,22 +101,51 @@ def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
     return None
 
 
-def run_config(plan: Plan, item: str, results_dir: Path) -> TrainConfig:
-    """The configuration of one queue item; tuned ones read the export of the plan's study."""
+Records = dict[tuple[str, str], dict[str, Any]]
+
+
+def run_config(plan: Plan, item: str, records: Records) -> TrainConfig:
+    """The configuration of one queue item; a tuned one takes its study's best trial."""
     arch, fusion, variant, seed = item.split("|")
-    cfg = replace(plan.base, arch=arch, fusion=fusion, seed=int(seed))
+    cfg = plan.config(arch, fusion, int(seed))
     if variant == "tuned":
-        cfg = tuned.apply_tuned(cfg, (), results_dir, study=plan.study(arch, fusion))
+        cfg = tuned.apply_record(
+            cfg, records[(arch, fusion)], source=f"study {plan.study(arch, fusion)}"
+        )
     return cfg
 
 
+def tuning_finished(studies: Sequence[optuna.Study]) -> bool:
+    """No trial left running in any study (killed workers' trials failed by their heartbeat):
+    only then is every best trial final, so every machine trains the same tuned configs."""
+    for study in studies:
+        tuning.fail_stale(study)
+        if study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
+            return False
+    return True
+
+
+def wait_for_tuning(studies: Sequence[optuna.Study], poll_s: float = 5.0) -> None:
+    while not tuning_finished(studies):
+        time.sleep(poll_s)
+
+
 def open_queue(plan: Plan, storage: Any) -> optuna.Study:
-    """The queue study of this plan, with every run enqueued once."""
+    """The queue study of this plan, with every run not done, queued or running enqueued: a run
+    interrupted in an earlier sitting (its trial failed) is queued again, a diverged one not."""
     queue = optuna.create_study(
         storage=storage, study_name=QUEUE_PREFIX + plan.key(), load_if_exists=True
     )
+    tuning.fail_stale(queue)
+    live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    held = {
+        t.params.get("item") or t.system_attrs.get("fixed_params", {}).get("item")
+        for t in queue.get_trials(deepcopy=False, states=live)
+        if not t.user_attrs.get("stray")
+    }
     for item in plan.items():
-        queue.enqueue_trial({"item": item}, user_attrs={"queued": True}, skip_if_exists=True)
+        if item not in held:
+            queue.enqueue_trial({"item": item}, user_attrs={"queued": True})
     return queue
 
 
@@ -111,6 +157,7 @@ def run_queue(
     plan: Plan,
     queue: optuna.Study,
     results_dir: Path,
+    records: Records,
     train: Callable[[TrainConfig], dict[str, Any]],
     on_item: Callable[[str, str], None] | None = None,
 ) -> None:
@@ -123,7 +170,11 @@ def run_queue(
         if not trial.user_attrs.get("queued"):  # the queue emptied between look and pop
             trial.set_user_attr("stray", True)
             raise optuna.TrialPruned("no queued run left")
-        cfg = run_config(plan, item, results_dir)
+        others = queue.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE))
+        if any(t.params.get("item") == item and t.number != trial.number for t in others):
+            trial.set_user_attr("stray", True)  # enqueued twice by two machines starting at once
+            raise optuna.TrialPruned(f"{item} is done or running elsewhere")
+        cfg = run_config(plan, item, records)
         done = find_complete(results_dir, cfg)
         if done is not None:
             trial.set_user_attr("run", done.name)
@@ -132,7 +183,11 @@ def run_queue(
             return float(runs.read_metrics(done)["test"]["sum_acc"])
         if on_item:
             on_item(item, "training")
-        metrics = train(cfg)
+        try:
+            metrics = train(cfg)
+        except TrainingFailed as exc:  # deterministic: not queued again
+            trial.set_user_attr("diverged", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
         trial.set_user_attr("run", metrics["run_id"])
         return float(metrics["test"]["sum_acc"])
 
@@ -141,20 +196,57 @@ def run_queue(
             study.stop()
 
     if waiting(queue):
-        # a diverged run is marked failed (deterministic: not retried) and the queue goes on
-        queue.optimize(objective, callbacks=[stop_when_empty], catch=(TrainingFailed,))
+        queue.optimize(objective, callbacks=[stop_when_empty])
 
 
 def progress_counts(queue: optuna.Study) -> dict[str, int]:
-    """Queued runs by state (stray pops left out)."""
-    counts = {"waiting": 0, "running": 0, "complete": 0, "failed": 0}
+    """Queued runs by where they stand, one state per run: complete, diverged, running,
+    waiting (a run interrupted and queued again counts once, by its latest state)."""
+    rank = {"complete": 4, "diverged": 3, "running": 2, "waiting": 1, "interrupted": 0}
+    state: dict[str, str] = {}
     for t in queue.get_trials(deepcopy=False):
-        if t.user_attrs.get("stray"):
+        item = t.params.get("item") or t.system_attrs.get("fixed_params", {}).get("item")
+        if t.user_attrs.get("stray") or item is None:
             continue
-        key = {
+        now = {
             TrialState.WAITING: "waiting",
             TrialState.RUNNING: "running",
             TrialState.COMPLETE: "complete",
-        }.get(t.state, "failed")
-        counts[key] += 1
+            TrialState.PRUNED: "diverged",
+        }.get(t.state, "interrupted")
+        if rank[now] > rank[state.get(item, "interrupted")] or item not in state:
+            state[item] = now
+    counts = dict.fromkeys(rank, 0)
+    for now in state.values():
+        counts[now] += 1
     return counts
+
+
+# ------------------------------------------------------------------------ comparison.json
+
+COMPARISON = "comparison.json"
+
+
+def record_stage(results_dir: Path, plan: Plan, stage: str, seconds: float, where: str) -> None:
+    """Add ``seconds`` of ``stage`` to ``<results>/comparison.json`` (the plan and the wall time
+    of each stage, per machine and summed over sittings, since ``compare`` resumes)."""
+    path = Path(results_dir) / COMPARISON
+    try:
+        found = json.loads(path.read_text())
+        if found.get("plan", {}).get("key") != plan.key():
+            found = {}
+    except (OSError, ValueError, AttributeError):
+        found = {}
+    stages = found.get("stages", {})
+    entry = stages.setdefault(stage, {})
+    entry[where] = round(entry.get(where, 0.0) + seconds, 1)
+    files.write_json(path, {"plan": plan.to_dict(), "stages": stages})
+
+
+def read_comparison(results_dir: Path) -> dict[str, Any] | None:
+    """The last ``compare`` plan written to ``results_dir``; None if none (or damaged)."""
+    try:
+        found = json.loads((Path(results_dir) / COMPARISON).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("plan"), dict) else None

@@ -35,12 +35,10 @@ def tuned_path(results_dir: str | Path, study: str) -> Path:
     return Path(results_dir) / TUNED_DIR / f"{study}.json"
 
 
-def export_best(
-    study: optuna.Study, storage: str, results_dir: str | Path
-) -> tuple[Path, dict[str, Any]] | None:
+def best_record(study: optuna.Study, storage: str, results_dir: str | Path) -> dict | None:
     """The best complete trial, split into model_args and train overrides; None if none is.
 
-    Written beside its study's budget and cap, with the storage named relative to the results
+    Beside it its study's budget and cap, and the storage named relative to the results
     directory (or masked): nothing machine-specific goes into ``results/``.
     """
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -49,8 +47,7 @@ def export_best(
     best = study.best_trial
     spent = study.user_attrs["budget"]
     model_args, train_overrides = split_params(best.params, spent["arch"], spent["fusion"])
-    attrs = {k: v for k, v in best.user_attrs.items() if k != "worker"}
-    record = {
+    return {
         "arch": spent["arch"],
         "fusion": spent["fusion"],
         "study": study.study_name,
@@ -62,8 +59,17 @@ def export_best(
         "finished_trials": finished_count(study),
         "model_args": model_args,
         "train": train_overrides,
-        "user_attrs": attrs,
+        "user_attrs": {k: v for k, v in best.user_attrs.items() if k != "worker"},
     }
+
+
+def export_best(
+    study: optuna.Study, storage: str, results_dir: str | Path
+) -> tuple[Path, dict[str, Any]] | None:
+    """Write ``best_record`` to ``<results>/tuned/<study>.json``; None if no trial completed."""
+    record = best_record(study, storage, results_dir)
+    if record is None:
+        return None
     path = tuned_path(results_dir, study.study_name)
     files.write_json(path, record)
     return path, record
@@ -132,26 +138,32 @@ def apply_tuned(
     the ``--model-arg`` ones. Both win over the tuned values. ``tuned_from`` records the study,
     its budget and the export's path relative to the results directory.
     """
+    path = find_export(cfg, Path(results_dir), study, any_budget)
+    return apply_record(cfg, read_export(path), explicit, os.path.relpath(path, results_dir))
+
+
+def apply_record(
+    cfg: TrainConfig, record: dict[str, Any], explicit: Collection[str] = (), source: str = ""
+) -> TrainConfig:
+    """``cfg`` with a tuned record's parameters (an export, or ``best_record`` of a study)."""
     from architectures import split_overrides
 
-    path = find_export(cfg, Path(results_dir), study, any_budget)
-    tuned = read_export(path)
     try:
         values = {
             **cfg.to_dict(),
-            **{k: v for k, v in tuned["train"].items() if k not in explicit},
-            "model_args": {**tuned["model_args"], **cfg.model_args},
+            **{k: v for k, v in record["train"].items() if k not in explicit},
+            "model_args": {**record["model_args"], **cfg.model_args},
             "tuned_from": {
-                "study": tuned["study"],
-                "trial": tuned["trial"],
-                "value": tuned["value"],
-                "budget": tuned["budget"],
-                "file": os.path.relpath(path, results_dir),
+                "study": record["study"],
+                "trial": record["trial"],
+                "value": record["value"],
+                "budget": record["budget"],
+                "file": source,
             },
         }
         out = TrainConfig.from_dict(values)
         out.validate()
         split_overrides(out.arch, out.fusion, out.model_args)
     except (ValueError, TypeError) as exc:
-        raise UsageError(f"--tuned {path}: {exc}") from None
+        raise UsageError(f"--tuned {source}: {exc}") from None
     return out

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import time
 import warnings
 from collections.abc import Collection
 from dataclasses import replace
@@ -21,7 +22,12 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
@@ -94,7 +100,7 @@ def open_storage(spec: str) -> BaseStorage:
     RUNNING there). Anything else must be an SQLAlchemy URL: RDB storages get heartbeats, and
     SQLite a long lock timeout so that concurrent workers wait instead of failing.
     """
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
     if spec.startswith("journal:") or spec.endswith(".log"):
         path = Path(spec.removeprefix("journal:"))
@@ -109,22 +115,26 @@ def open_storage(spec: str) -> BaseStorage:
     if spec.startswith("sqlite:///"):
         Path(spec.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                spec,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=HEARTBEAT_S,
-                grace_period=GRACE_S,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=3
-                ),
-            )
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        text = mask_secrets(str(exc).strip())
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise UsageError(f"--storage {storage_label(spec)}: cannot open it: {first}") from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    spec,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                )
+        except IntegrityError:  # two processes creating the tables at once: the other won
+            time.sleep(1.0 + attempt)
+            error: Exception = RuntimeError("tables could not be created")
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            error = exc
+            break
+    text = mask_secrets(str(error).strip())
+    first = text.splitlines()[0] if text else type(error).__name__
+    raise UsageError(f"--storage {storage_label(spec)}: cannot open it: {first}") from None
 
 
 SECRET_KEYS = r"password|passwd|pwd|pass|secret|token|sslpassword|api_key|apikey"
@@ -230,14 +240,20 @@ def open_study(
             f"study {name!r} was tuned with {found}, not {wanted}; "
             f"give the same settings or another --study NAME"
         )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    fail_stale(study)
     live = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
     held = study.get_trials(deepcopy=False, states=live)
     if not any(t.user_attrs.get("defaults") for t in held):
         study.enqueue_trial(default_params(cfg.arch, cfg.fusion), user_attrs={"defaults": True})
     return study
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the running trials whose worker stopped beating (RDB storages); the retry callback
+    queues them again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def counts_towards_budget(t: FrozenTrial) -> bool:

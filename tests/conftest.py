@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +62,66 @@ def trained_run(mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return run_dir
+
+
+def postgres_bindir() -> Path | None:
+    """Where initdb and pg_ctl are: on PATH, else Debian's versioned directory (newest)."""
+    found = shutil.which("initdb") or next(
+        iter(sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), reverse=True)), None
+    )
+    return Path(found).resolve().parent if found else None
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A throw-away PostgreSQL server on a Unix socket (no TCP), always stopped afterwards.
+
+    initdb refuses to run as root, so as root the server runs as the ``postgres`` user.
+    """
+    import psycopg2
+
+    bindir = postgres_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found: apt install postgresql")
+    as_owner: list[str] = []
+    base = Path(tempfile.mkdtemp(prefix="pg-"))  # short: socket paths are limited to ~100 bytes
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(base)
+            pytest.skip("running as root and there is no 'postgres' user to run the server as")
+        shutil.chown(base, "postgres")
+        as_owner = ["runuser", "-u", "postgres", "--"]
+    data = base / "data"
+    pg_ctl = [*as_owner, str(bindir / "pg_ctl"), "-D", str(data)]
+    try:
+        subprocess.run(
+            [
+                *as_owner,
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-A",
+                "trust",
+                "-U",
+                "bench",
+                "-N",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        options = f"-k {base} -c listen_addresses='' -F"
+        subprocess.run(
+            [*pg_ctl, "-l", str(base / "server.log"), "-w", "-o", options, "start"],
+            check=True,
+            capture_output=True,
+        )
+        conn = psycopg2.connect(host=str(base), user="bench", dbname="postgres")
+        conn.autocommit = True
+        conn.cursor().execute("CREATE DATABASE optuna")
+        conn.close()
+        yield f"postgresql+psycopg2://bench@/optuna?host={base}"
+    finally:
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,170 @@
+"""``compare``: one resumable protocol (tune at the final budget under a cap, default + tuned x
+seeds), shared between processes through the Optuna storage without running anything twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from benchmark import compare, runs
+from benchmark.cli import main
+from benchmark.config import TrainConfig
+
+TINY = ["--arch", "gap_cnn", "--fusion", "late_sum", "--trials", "2", "--seeds", "0,1"]
+TINY += ["--epochs", "1", "--train-subset", "512", "--no-report"]
+
+
+def compare_argv(results: Path, mnist_root: Path, *extra: str) -> list[str]:
+    return ["compare", *TINY, "--data-dir", str(mnist_root), "--results-dir", str(results), *extra]
+
+
+def complete_runs(results: Path) -> list[dict]:
+    found = []
+    for run_dir in sorted((results / "runs").glob("*")):
+        try:
+            found.append(runs.read_metrics(run_dir))
+        except runs.IncompleteRun:
+            pass
+    return found
+
+
+def plan_of(results: Path) -> dict:
+    return json.loads((results / compare.COMPARISON).read_text())["plan"]
+
+
+def check_protocol(found: list[dict], studies: list[optuna.Study], plan: dict) -> None:
+    """Every (variant, seed) once, tuned runs at the study's budget with its best trial."""
+    assert sorted((m["tuned"], m["seed"]) for m in found) == [(False, 0), (False, 1)] + [
+        (True, 0),
+        (True, 1),
+    ]
+    (study,) = studies
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len([t for t in finished if not t.user_attrs.get("over_cap")]) >= plan["trials"]
+    assert all(t.user_attrs["params"] <= plan["max_params"] for t in finished if t.value)
+    for m in found:
+        assert m["config"]["epochs"] == 1 and m["config"]["train_subset"] == 512
+        if m["tuned"]:
+            assert m["config"]["tuned_from"]["study"] == study.study_name
+            assert m["config"]["tuned_from"]["trial"] == study.best_trial.number
+
+
+@pytest.mark.slow
+def test_compare_resumes_and_skips_what_is_complete(
+    tmp_path: Path, mnist_root: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MNIST_ROOT", str(mnist_root))  # no --data-dir: no path in any file
+    argv = ["compare", *TINY, "--results-dir", str(tmp_path)]
+    assert main(argv) == 0
+    plan = plan_of(tmp_path)
+    assert plan["max_params"] == 72666  # the default gap_cnn x late_sum: the default cap
+    assert set(json.loads((tmp_path / compare.COMPARISON).read_text())["stages"]) == {
+        "tune",
+        "runs",
+    }
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    studies = [optuna.load_study(study_name=name, storage=storage) for name in plan["studies"]]
+    found = complete_runs(tmp_path)
+    check_protocol(found, studies, plan)
+    before = sorted(p.name for p in (tmp_path / "runs").iterdir())
+    capsys.readouterr()
+
+    assert main(argv) == 0  # nothing left: nothing trained
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
+    assert "4 of 4 complete" in capsys.readouterr().out
+    text = "".join(p.read_text() for p in tmp_path.rglob("*.json"))
+    assert str(tmp_path) not in text and str(mnist_root) not in text
+
+
+@pytest.mark.slow
+def test_an_interrupted_compare_loses_only_the_run_in_progress(
+    tmp_path: Path, mnist_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Interrupted during its third run, `compare` exits 130; run again, it trains that run and
+    the fourth, and never the two complete ones again."""
+    from benchmark.commands import run as run_command
+
+    real = run_command.train_with_progress
+    calls = []
+
+    def interrupted_third(cfg, data, run_dir, state=None):
+        calls.append(run_dir.name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(cfg, data, run_dir, state)
+
+    monkeypatch.setattr(run_command, "train_with_progress", interrupted_third)
+    assert main(compare_argv(tmp_path, mnist_root)) == 130
+    assert len(complete_runs(tmp_path)) == 2
+    monkeypatch.setattr(run_command, "train_with_progress", real)
+    assert main(compare_argv(tmp_path, mnist_root)) == 0
+    found = complete_runs(tmp_path)
+    assert Counter((m["tuned"], m["seed"]) for m in found) == {
+        (False, 0): 1,
+        (False, 1): 1,
+        (True, 0): 1,
+        (True, 1): 1,
+    }
+    assert len(list((tmp_path / "runs").iterdir())) == 5  # + the interrupted one, kept
+
+
+def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
+    for flags, message in (
+        (["--seeds", ""], "--seeds is empty"),
+        (["--trials", "0"], "--trials must be >= 1"),
+        (["--max-params", "0"], "--max-params must be >= 1"),
+        (["--train-subset", "100"], "train_subset must be >= batch_size"),
+        (["--arch", "nope"], "unknown encoder"),
+    ):
+        assert main(["compare", "--results-dir", str(tmp_path / "r"), *flags]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "r").exists()
+
+
+def test_default_cap_admits_every_default_configuration() -> None:
+    from architectures import count_params, create_model
+
+    pairs = [("gap_cnn", "concat"), ("small_cnn", "late_sum"), ("tiny_resnet", "embed_add")]
+    cap = compare.default_cap(pairs)
+    assert cap == max(count_params(create_model(a, f)) for a, f in pairs)
+    plan = compare.Plan(TrainConfig(epochs=2), tuple(pairs), (0, 1), 5, cap)
+    assert plan.study("gap_cnn", "concat") == f"gap_cnn__concat__e2__p{cap}"
+    assert len(plan.items()) == 3 * 2 * 2
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_machines_share_one_compare(
+    postgres_url: str, tmp_path: Path, mnist_root: Path
+) -> None:
+    """Two `compare` processes on one PostgreSQL storage (each its own results directory, as on
+    two machines): the trials and the final runs are divided, none is run twice."""
+    env = {**os.environ, "OPTUNA_STORAGE": postgres_url}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmark", *compare_argv(tmp_path / f"m{i}", mnist_root)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    found = complete_runs(tmp_path / "m0") + complete_runs(tmp_path / "m1")
+    plan = plan_of(tmp_path / "m0")
+    studies = [optuna.load_study(study_name=n, storage=postgres_url) for n in plan["studies"]]
+    check_protocol(found, studies, plan)  # each (variant, seed) exactly once over both
+    (study,) = studies
+    spent = [t for t in study.trials if not t.user_attrs.get("over_cap")]
+    assert len(spent) <= plan["trials"] + 1  # at most one trial past the budget

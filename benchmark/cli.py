@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import sys
 
-from benchmark.commands import bench, compare, datapath, export, listing, predict, run, tune
+from benchmark.commands import (
+    bench,
+    compare,
+    datapath,
+    export,
+    listing,
+    predict,
+    report,
+    run,
+    tune,
+)
 from benchmark.commands.common import (
     EXIT_FAILED,
     EXIT_SIGINT,
@@ -16,7 +26,7 @@ from benchmark.commands.common import (
 )
 from benchmark.errors import DamagedFileError, TrainingFailed, UsageError
 
-COMMANDS = (listing, run, tune, compare, bench, datapath, predict, export)
+COMMANDS = (listing, run, tune, compare, report, bench, datapath, predict, export)
 
 
 def build_parser() -> ArgumentParser:

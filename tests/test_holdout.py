@@ -16,7 +16,7 @@ from benchmark import holdout, runs, trainer
 from benchmark.cli import build_parser, main
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData
-from benchmark.generalisation import (
+from benchmark.report.generalisation import (
     generalisation_section,
     generalisation_table,
     plot_generalisation,

@@ -270,7 +270,7 @@ def test_report_files_header_and_plots(tmp_path: Path) -> None:
     rows = [line for line in table.splitlines() if line.startswith("| 1 ") or "| 2 |" in line]
     assert "gap_cnn x concat | yes" in rows[0] and "0.9200 ± 0.0200" in rows[1]
     csv = pd.read_csv(tmp_path / "out" / "summary.csv")
-    assert list(csv.columns) == report.SUMMARY_COLUMNS and len(csv) == len(summary)
+    assert list(csv.columns) == report.summary_columns() and len(csv) == len(summary)
 
 
 def test_outputs_are_byte_identical_on_a_second_run(tmp_path: Path) -> None:
@@ -337,3 +337,29 @@ def test_cli_report_out_must_be_a_directory(tmp_path: Path, capsys: Any) -> None
     argv = ["report", "--runs", str(root / "runs" / "*"), "--out", str(tmp_path / "file")]
     assert main(argv) == 2
     assert "is a file; expected a directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_metric_added_in_one_place_reaches_metrics_json_and_the_report(
+    mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Adding a ``Metric`` to ``benchmark.metrics.METRICS`` is the only edit needed: evaluation,
+    metrics.json, history.csv, the summary CSV and the report table all pick it up."""
+    from benchmark import metrics, runs
+    from benchmark.config import TrainConfig
+    from benchmark.data import DigitSumData
+
+    # a hit on every pair and its complement: exact rates, whatever the tiny model learned
+    odd = metrics.Metric(
+        "odd_sum_acc", "odd sum acc", "every pair", lambda pd, ps, d, a: d + a >= 0
+    )
+    monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, odd))
+    data = DigitSumData(mnist.train, mnist.val.subset(300), mnist.test.subset(300), mnist.root)
+    cfg = TrainConfig(epochs=1, train_subset=256, batch_size=64, eval_batch_size=300)
+    run_dir = runs.start_run(cfg, tmp_path)
+    found = runs.execute(cfg, data, run_dir)
+    assert found["test"]["odd_sum_acc"] == 1.0
+    assert "val_odd_sum_acc" in (run_dir / runs.HISTORY).read_text().splitlines()[0]
+    summary, _ = report.write_report(load(tmp_path), tmp_path / "out")
+    assert "test_odd_sum_acc_mean" in summary.columns
+    assert "| odd sum acc |" in (tmp_path / "out" / "report.md").read_text()

@@ -1,7 +1,7 @@
 """Report section "Does the network learn addition?": seen vs held-out pairs, per fusion.
 
 Input: runs trained with ``--holdout-pairs K`` (their metrics.json has ``test_seen`` and
-``test_heldout``), as the flattened runs frame of ``report.py`` (``pd.json_normalize`` of the
+``test_heldout``), as the flattened runs frame of the report's loader (``pd.json_normalize`` of the
 metrics: ``test_seen.sum_acc`` ...) or as a list of metrics dicts. Runs without held-out pairs
 are ignored. A group is one arch x fusion x tuned x config hash x K (seeds pooled), like the
 report's groups; mean and std (ddof=1) over its seeds.
@@ -9,10 +9,11 @@ report's groups; mean and std (ddof=1) over its seeds.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pandas as pd
+
+from benchmark.report.output import markdown_table, new_figure, png_bytes
 
 KEYS = ["arch", "fusion", "tuned", "config_hash", "holdout_pairs"]
 # Per-seed columns aggregated: short name -> flattened metrics column.
@@ -70,12 +71,6 @@ def percent_cells(table: pd.DataFrame, name: str) -> list[str]:
     return [percent(mean, std) for mean, std in pairs]
 
 
-def markdown(table: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "|".join("---" for _ in table) + "|"]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
-
-
 def generalisation_section(
     runs: pd.DataFrame | list[dict[str, Any]], plot_link: str | None = None
 ) -> str:
@@ -107,24 +102,19 @@ def generalisation_section(
         "the held-out ones; mean ± std (ddof=1) over n seeds. A fusion that learned addition "
         "keeps its accuracy on held-out pairs (gap near 0); one that learned a table of pairs "
         "collapses there while its held-out digit accuracy stays high.",
-        markdown(rows),
+        markdown_table(rows),
     ]
     if plot_link:
         parts.append(f"![{PLOT_TITLE}]({plot_link})")
     return "\n\n".join(parts)
 
 
-def plot_generalisation(runs: pd.DataFrame | list[dict[str, Any]], dpi: int = 100) -> bytes:
+def plot_generalisation(runs: pd.DataFrame | list[dict[str, Any]]) -> bytes:
     """Grouped bars, seen vs held-out test sum accuracy per group, std as error bars: PNG bytes
     without metadata, so the same runs give the same bytes."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     table = generalisation_table(runs)
     labels = table["fusion"] + "\n" + table["arch"] + " K=" + table["holdout_pairs"].astype(str)
-    fig = Figure(figsize=(max(6.0, 1.1 * len(table) + 2), 4.5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+    fig, ax = new_figure(max(6.0, 1.1 * len(table) + 2), 4.5)
     x = pd.RangeIndex(len(table)).to_numpy()
     for offset, name, label, color in (
         (-0.2, "seen", "seen pairs", "tab:blue"),
@@ -143,6 +133,4 @@ def plot_generalisation(runs: pd.DataFrame | list[dict[str, Any]], dpi: int = 10
     ax.set(ylabel="test sum accuracy (%)", ylim=(0, 100), title=PLOT_TITLE)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
+    return png_bytes(fig)

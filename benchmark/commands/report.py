@@ -1,0 +1,53 @@
+"""``report``: aggregate the finished runs (and bench CSVs) into report.md, summary.csv and
+plots (``benchmark.report``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from benchmark.commands.common import UsageError, console, print_wide
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Aggregate the runs (and bench CSVs) into report.md, summary.csv and plots."""
+    from benchmark.report import load_inputs, rich_table, write_report
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; expected a directory (created if missing)")
+    inputs = load_inputs(args.runs, args.bench)
+    if inputs.runs.empty and inputs.incomplete.empty:
+        raise UsageError(
+            f"--runs {args.runs!r} matches no run directory; expected a glob such as results/runs/*"
+        )
+    summary, written = write_report(inputs, out)
+    if not summary.empty:
+        print_wide(rich_table(summary))
+    if not inputs.incomplete.empty:
+        console.print(f"{len(inputs.incomplete)} incomplete run(s) listed in the report")
+    for note in inputs.notes:
+        console.print(note)
+    console.print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="aggregate runs into report.md, summary.csv, plots",
+        description=cmd_report.__doc__,
+    )
+    p.add_argument(
+        "--runs", default="results/runs/*", metavar="GLOB", help="run directories [%(default)s]"
+    )
+    p.add_argument(
+        "--out",
+        default="results",
+        metavar="DIR",
+        help="where report.md, summary.csv and plots/ go [%(default)s]",
+    )
+    p.add_argument(
+        "--bench", default="results/bench/*.csv", metavar="GLOB", help="bench CSVs [%(default)s]"
+    )
+    p.set_defaults(func=cmd_report)

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from architectures import ENCODERS, FUSIONS, create_model
-from benchmark import files
-from benchmark import load_run, runs
+from benchmark import files, load_run, runs
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.data import to_float

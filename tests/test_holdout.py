@@ -16,12 +16,12 @@ from benchmark import holdout, runs, trainer
 from benchmark.cli import build_parser, main
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData
+from benchmark.holdout import MAX_HOLDOUT_PAIRS, heldout_mask, holdout_pairs, sample_addends
 from benchmark.report.generalisation import (
     generalisation_section,
     generalisation_table,
     plot_generalisation,
 )
-from benchmark.holdout import MAX_HOLDOUT_PAIRS, heldout_mask, holdout_pairs, sample_addends
 
 ALL_PAIRS = {(d, a) for d in range(10) for a in range(10)}
 NEW_FUSIONS = ["film", "bilinear", "small_linear_head"]

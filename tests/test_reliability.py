@@ -20,8 +20,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from benchmark import files
-from benchmark import runs
+from benchmark import files, runs
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.data import RAW_FILES, DataError, DigitSumData, load_mnist

@@ -2,7 +2,13 @@
 
 from architectures import encoders as _encoders  # noqa: F401  (registers the built-in encoders)
 from architectures import fusions as _fusions  # noqa: F401  (registers the built-in fusions)
-from architectures.model import DigitSumModel, count_params, create_model, split_overrides
+from architectures.model import (
+    DigitSumModel,
+    check_model,
+    count_params,
+    create_model,
+    split_overrides,
+)
 from architectures.registry import (
     ENCODERS,
     FUSIONS,
@@ -19,6 +25,7 @@ __all__ = [
     "Entry",
     "UnknownNameError",
     "count_params",
+    "check_model",
     "create_model",
     "register_encoder",
     "register_fusion",

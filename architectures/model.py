@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -61,9 +62,9 @@ def split_overrides(
         if value is None:
             continue
         if key in enc_defaults:
-            enc_kw[key] = value
+            enc_kw[key] = check_value(key, value, enc_defaults[key])
         elif key in fus_defaults:
-            fus_kw[key] = value
+            fus_kw[key] = check_value(key, value, fus_defaults[key])
         else:
             valid = sorted({*enc_defaults, *fus_defaults})
             raise ValueError(
@@ -79,6 +80,47 @@ def create_model(arch: str, fusion: str, **overrides: Any) -> DigitSumModel:
     encoder = ENCODERS.get(arch).factory(**enc_kw)
     head = FUSIONS.get(fusion).factory(in_features=encoder.num_features, **fus_kw)
     return DigitSumModel(encoder, head)
+
+
+def check_value(key: str, value: Any, default: Any) -> Any:
+    """A hyperparameter override of the default's type (an int for an int, a finite number for
+    a float, a bool for a bool), not negative, and a dropout rate in [0, 1)."""
+    kind = type(default)
+    if kind is bool or isinstance(value, bool):
+        ok = isinstance(value, bool) and kind is bool
+    elif kind is int:
+        ok = isinstance(value, int)
+    elif kind is float:
+        ok = isinstance(value, int | float) and math.isfinite(value)
+    else:
+        return value  # strings and the like: the factory judges them
+    if not ok:
+        raise ValueError(f"{key}={value!r}: expected {kind.__name__} like the default {default!r}")
+    if kind is not bool and value < 0:
+        raise ValueError(f"{key}={value!r}: expected a value >= 0")
+    if "drop" in key and not value < 1:
+        raise ValueError(f"{key}={value!r}: a dropout rate must be in [0, 1)")
+    return value
+
+
+def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
+    """Build the model and run a batch of 28x28 images through it on the meta device (no
+    memory, no time), so that a size the factory rejects, or a timm model that cannot take
+    MNIST-sized input, is a ``ValueError`` before any run directory exists."""
+    try:
+        with torch.device("meta"):
+            model = create_model(arch, fusion, **overrides)
+            model(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+    except ValueError:
+        raise
+    except Exception as exc:  # the factories and timm raise many kinds; all mean "cannot build"
+        lines = str(exc).strip().splitlines()
+        reason = lines[0] if lines else type(exc).__name__
+        args = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "its defaults"
+        raise ValueError(
+            f"{arch} x {fusion} with {args} cannot run on 1x28x28 images: "
+            f"{type(exc).__name__}: {reason}"
+        ) from None
 
 
 def count_params(module: nn.Module) -> int:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+MNIST_TRAIN_IMAGES = 55_000  # the training split: MNIST's 60,000 less the 5,000 for validation
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
@@ -73,6 +75,15 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line naming the bad field and what is accepted."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{f.name} must be a finite number, got {value}")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be in 0..2**63-1, got {self.seed}")
+        for name in ("arch", "fusion"):
+            if not getattr(self, name).strip():
+                raise ValueError(f"{name} is empty; see `python -m benchmark list` for the names")
         positive = {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -95,6 +106,11 @@ class TrainConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if self.aug_shift < 0 or self.aug_degrees < 0:
             raise ValueError("aug_shift and aug_degrees must be >= 0")
+        if self.batch_size > MNIST_TRAIN_IMAGES:
+            raise ValueError(
+                f"batch_size must be <= the {MNIST_TRAIN_IMAGES:,} training images, "
+                f"got {self.batch_size}"
+            )
         if self.train_subset is not None and self.train_subset < self.batch_size:
             raise ValueError(
                 f"train_subset must be >= batch_size ({self.batch_size}), got {self.train_subset}"

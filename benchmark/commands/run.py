@@ -23,10 +23,10 @@ from benchmark.config import TrainConfig
 
 def grid_configs(args: argparse.Namespace, base: TrainConfig) -> list[TrainConfig]:
     """Every arch x fusion x seed the flags ask for, validated before anything is written."""
-    from architectures import ENCODERS, FUSIONS, split_overrides
+    from architectures import ENCODERS, FUSIONS, check_model, split_overrides
 
-    archs = ENCODERS.select(args.arch) if args.arch else [base.arch]
-    fusions = FUSIONS.select(args.fusion) if args.fusion else [base.fusion]
+    archs = ENCODERS.select(args.arch) if args.arch is not None else [base.arch]
+    fusions = FUSIONS.select(args.fusion) if args.fusion is not None else [base.fusion]
     if args.seeds is not None and args.seed is not None:
         raise UsageError("give --seed or --seeds, not both")
     seeds = (
@@ -44,6 +44,8 @@ def grid_configs(args: argparse.Namespace, base: TrainConfig) -> list[TrainConfi
                 try:
                     cfg.validate()
                     split_overrides(arch, fusion, cfg.model_args)
+                    if seed == seeds[0]:
+                        check_model(arch, fusion, cfg.model_args)
                 except ValueError as exc:
                     raise UsageError(str(exc)) from None
                 configs.append(cfg)
@@ -120,6 +122,18 @@ def summary_table(rows: list[dict[str, Any]]) -> Any:
     return table
 
 
+def check_writable(results_dir: Path) -> None:
+    """The results directory is a directory we may write in (or can be created): checked before
+    the data loads, so that a typo costs nothing."""
+    import os
+
+    existing = next((p for p in (results_dir, *results_dir.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UsageError(f"--results-dir {results_dir}: {existing} is a file; expected a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--results-dir {results_dir}: {existing} is not writable")
+
+
 def prepare_device(cfg: TrainConfig) -> Any:
     """The training device (a missing one is a usage error) with the thread count applied."""
     import torch
@@ -160,6 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {spent['study']} "
                 f"(trial {spent['trial']}, val joint {spent['value']:.4f})"
             )
+    check_writable(results_dir)
     device = prepare_device(base)
     data = load_mnist(base.data_dir).to(device)
     finished: list[dict[str, Any]] = []

@@ -1,0 +1,101 @@
+"""Bad values that used to pass the checks and crash later (or train something else): each is
+one line naming what was wrong and what is accepted, exit 2, before the data loads, nothing
+written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.test_reliability import exit_status, one_line
+
+CASES = [
+    # non-finite numbers, for every float field they reach
+    (["--lr", "inf"], "lr must be a finite number"),
+    (["--lr", "nan"], "lr must be a finite number"),
+    (["--weight-decay", "nan"], "weight_decay must be a finite number"),
+    (["--sum-loss-weight", "nan"], "sum_loss_weight must be a finite number"),
+    (["--aug-degrees", "inf"], "aug_degrees must be a finite number"),
+    (["--aug-shift=-inf"], "aug_shift must be a finite number"),
+    (["--warmup", "nan"], "warmup must be a finite number"),
+    (["--momentum", "inf"], "momentum must be a finite number"),
+    (["--label-smoothing", "nan"], "label_smoothing must be a finite number"),
+    # integers out of range
+    (["--seed", str(2**70)], "seed must be in 0..2**63-1"),
+    (["--seed", "-1"], "seed must be in 0..2**63-1"),
+    (["--seeds", f"0,{2**64}"], "seed must be in 0..2**63-1"),
+    (["--batch-size", "60000"], "batch_size must be <= the 55,000 training images"),
+    # empty or malformed names
+    (["--arch", ""], "no encoder given"),
+    (["--fusion", ""], "no fusion given"),
+    (["--arch", ","], "no encoder given"),
+    (["--fusion", " , "], "no fusion given"),
+    # model arguments of the wrong type or range
+    (["--model-arg", "width=-1"], "width=-1: expected a value >= 0"),
+    (["--model-arg", "width=abc"], "width='abc': expected int"),
+    (["--model-arg", "width=1.5"], "width=1.5: expected int"),
+    (["--model-arg", "width=true"], "width=True: expected int"),
+    (["--model-arg", "dropout=2"], "dropout=2: a dropout rate must be in [0, 1)"),
+    (["--model-arg", "dropout=nan"], "dropout=nan: expected float"),
+    (["--model-arg", "head_dropout=1"], "a dropout rate must be in [0, 1)"),
+    (["--model-arg", "depth=-2"], "depth=-2: expected a value >= 0"),
+    # a timm model that cannot take 28x28 input
+    (["--arch", "timm:vit_tiny_patch16_224"], "cannot run on 1x28x28 images"),
+]
+
+
+@pytest.mark.parametrize("flags, expected", CASES)
+def test_bad_values_end_in_one_line_before_anything_is_written(
+    flags: list[str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def no_data(*args, **kwargs):
+        raise AssertionError("bad input must be rejected before the data is loaded")
+
+    monkeypatch.setattr("benchmark.data.load_mnist", no_data)
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results"
+    assert exit_status(["run", *flags, "--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert expected in one_line(err)
+    assert "Traceback" not in err
+    assert not results.exists()
+
+
+def test_results_dir_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    target = tmp_path / "results"
+    target.write_text("not a directory")
+    assert exit_status(["run", "--results-dir", str(target / "sub")]) == 2
+    assert "is a file; expected a directory" in one_line(capsys.readouterr().err)
+    assert target.read_text() == "not a directory"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
+def test_results_dir_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    tmp_path.chmod(0o500)
+    try:
+        assert exit_status(["run", "--results-dir", str(tmp_path / "r")]) == 2
+        assert "is not writable" in one_line(capsys.readouterr().err)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_cuda_without_cuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    assert exit_status(["run", "--device", "cuda", "--results-dir", str(tmp_path / "r")]) == 2
+    assert "cuda" in one_line(capsys.readouterr().err).lower()
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_registered_model_passes_the_dry_run() -> None:
+    """The meta-device check must not refuse what trains: every encoder x fusion, defaults."""
+    from architectures import ENCODERS, FUSIONS, check_model
+
+    for arch in [*ENCODERS.names(), "timm:resnet10t"]:
+        for fusion in FUSIONS.names():
+            check_model(arch, fusion, {})

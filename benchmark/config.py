@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -75,6 +77,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line naming the bad field and what is accepted."""
+        self.check_types()
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -128,6 +131,23 @@ class TrainConfig:
             value = getattr(self, f.name)
             if choices and value not in choices:
                 raise ValueError(f"{f.name} {value!r} is not one of: {', '.join(choices)}")
+
+    def check_types(self) -> None:
+        """Each field of its annotated type (a config file may hold ``"batch_size": "x"``)."""
+        accepted = {int: (int,), float: (int, float), bool: (bool,), str: (str,), dict: (dict,)}
+        for name, hint in typing.get_type_hints(type(self)).items():
+            value = getattr(self, name)
+            union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+            members = typing.get_args(hint) if union else (hint,)
+            if value is None and type(None) in members:
+                continue
+            kinds = [k for k in members if k is not type(None)]
+            base = typing.get_origin(kinds[0]) or kinds[0]
+            ok = isinstance(value, accepted.get(base, (object,)))
+            if base is not bool and isinstance(value, bool):
+                ok = False
+            if not ok:
+                raise ValueError(f"{name} must be of type {base.__name__}, got {value!r}")
 
     def steps_per_epoch(self, train_images: int) -> int:
         """Optimizer steps per epoch over ``train_images`` (before ``train_subset``): the ragged

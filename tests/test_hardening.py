@@ -99,3 +99,60 @@ def test_every_registered_model_passes_the_dry_run() -> None:
     for arch in [*ENCODERS.names(), "timm:resnet10t"]:
         for fusion in FUSIONS.names():
             check_model(arch, fusion, {})
+
+
+# ------------------------------------------------------------------------ config files
+
+
+@pytest.mark.slow
+def test_a_run_config_reprints_as_itself_and_flags_override_it(
+    trained_run: Path, tmp_path: Path, capsys
+) -> None:
+    import json
+
+    from benchmark.cli import main
+
+    saved = json.loads((trained_run / "config.json").read_text())
+    argv = ["run", "--config", str(trained_run / "config.json"), "--print-config"]
+    assert main([*argv, "--results-dir", str(tmp_path / "r")]) == 0
+    assert json.loads(capsys.readouterr().out) == saved
+    assert main([*argv, "--lr", "0.0123", "--results-dir", str(tmp_path / "r")]) == 0
+    assert json.loads(capsys.readouterr().out) == {**saved, "lr": 0.0123}
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "content, name, expected",
+    [
+        ("{", "c.json", "not valid JSON"),
+        ("[1, 2]", "c.json", "expected an object of config fields"),
+        ('{"lrr": 1}', "c.json", "unknown config key(s) lrr"),
+        ('{"batch_size": 0}', "c.json", "batch_size must be a positive integer"),
+        ('{"batch_size": "x"}', "c.json", "batch_size"),
+        ('{"model_args": 3}', "c.json", "--config"),
+        ("lr = [", "c.toml", "not valid TOML"),
+        (None, "missing.json", "cannot read it"),
+    ],
+)
+def test_bad_config_files(
+    content: str | None, name: str, expected: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    argv = ["run", "--config", str(path), "--results-dir", str(tmp_path / "r")]
+    assert exit_status(argv) == 2
+    assert expected in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_toml_config(tmp_path: Path, capsys) -> None:
+    import json
+
+    (tmp_path / "c.toml").write_text('arch = "small_cnn"\nlr = 0.002\n[model_args]\nwidth = 8\n')
+    argv = ["run", "--config", str(tmp_path / "c.toml"), "--print-config", "--epochs", "2"]
+    assert exit_status(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["arch"], printed["lr"], printed["epochs"]) == ("small_cnn", 0.002, 2)
+    assert printed["model_args"] == {"width": 8}

@@ -14,6 +14,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rich.console import Console
@@ -174,6 +175,58 @@ def config_overrides(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict
     """The ``TrainConfig`` fields the user typed (flags left at None are not overrides)."""
     names = {f.name for f in config_fields(skip)}
     return {k: v for k, v in vars(args).items() if k in names and v is not None}
+
+
+def add_config_file_flags(parser: argparse.ArgumentParser, print_flag: bool = True) -> None:
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="start from this config (JSON, e.g. a run's config.json, or TOML); flags typed "
+        "on the command line override it",
+    )
+    if print_flag:
+        parser.add_argument(
+            "--print-config",
+            action="store_true",
+            help="print the resolved config as JSON and exit, training and writing nothing",
+        )
+
+
+def read_config_file(path: str) -> dict[str, Any]:
+    """A config file's fields: a JSON or TOML object of ``TrainConfig`` fields."""
+    import json
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"--config {path}: cannot read it ({exc})") from None
+    try:
+        if path.endswith(".toml"):
+            import tomllib
+
+            values: Any = tomllib.loads(text)
+        else:
+            values = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+        kind = "TOML" if path.endswith(".toml") else "JSON"
+        raise UsageError(f"--config {path}: not valid {kind} ({exc})") from None
+    if not isinstance(values, dict):
+        raise UsageError(f"--config {path}: expected an object of config fields")
+    return values
+
+
+def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConfig:
+    """``--config FILE`` (if given), then the config flags typed, then ``--model-arg``s on top of
+    the file's model_args: the configuration every command that trains starts from."""
+    values = read_config_file(args.config) if getattr(args, "config", None) else {}
+    values = {**values, **config_overrides(args, skip)}
+    typed_args = dict(getattr(args, "model_arg", None) or [])
+    try:
+        values["model_args"] = {**values.get("model_args", {}), **typed_args}
+        return TrainConfig.from_dict(values)
+    except (TypeError, ValueError) as exc:
+        where = f"--config {args.config}: " if getattr(args, "config", None) else ""
+        raise UsageError(f"{where}{exc}") from None
 
 
 def add_device_flags(parser: argparse.ArgumentParser) -> None:

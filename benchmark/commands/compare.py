@@ -14,8 +14,9 @@ from typing import Any
 
 from benchmark.commands.common import (
     UsageError,
+    add_config_file_flags,
     add_config_flags,
-    config_overrides,
+    base_config,
     console,
     int_list,
     interrupts_as_exceptions,
@@ -37,7 +38,7 @@ def plan_from(args: argparse.Namespace) -> Any:
     if not args.seeds:
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2,3,4")
     pairs = tuple((a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion))
-    base = TrainConfig(**config_overrides(args, skip=SEARCHED))
+    base = base_config(args, skip=SEARCHED)
     try:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:
@@ -178,5 +179,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--results-dir", default="results", metavar="DIR", help="runs, tuned/, report [results]"
     )
+    add_config_file_flags(p, print_flag=False)
     add_config_flags(p, skip=SEARCHED, title="the budget and the settings of every run")
     p.set_defaults(func=cmd_compare)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.commands.common import (
     UsageError,
+    add_config_file_flags,
     add_config_flags,
+    base_config,
     config_overrides,
     console,
     int_list,
@@ -46,16 +49,10 @@ def grid_configs(args: argparse.Namespace, base: TrainConfig) -> list[TrainConfi
                     split_overrides(arch, fusion, cfg.model_args)
                     if seed == seeds[0]:
                         check_model(arch, fusion, cfg.model_args)
-                except ValueError as exc:
+                except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
                     raise UsageError(str(exc)) from None
                 configs.append(cfg)
     return configs
-
-
-def base_config(args: argparse.Namespace) -> TrainConfig:
-    cfg = TrainConfig(**config_overrides(args))
-    cfg.model_args = dict(args.model_arg or [])
-    return cfg
 
 
 def train_with_progress(
@@ -174,6 +171,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {spent['study']} "
                 f"(trial {spent['trial']}, val joint {spent['value']:.4f})"
             )
+    if args.print_config:
+        resolved = [cfg.to_dict() for cfg in configs]
+        print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))
+        return 0
     check_writable(results_dir)
     device = prepare_device(base)
     data = load_mnist(base.data_dir).to(device)
@@ -207,6 +208,7 @@ def resume(args: argparse.Namespace) -> int:
     grid = ("arch", "fusion", "seed", "seeds", "model_arg")
     given = [*config_overrides(args), *(k for k in grid if getattr(args, k) is not None)]
     given += ["tuned"] if args.tuned else []
+    given += [k for k in ("config", "print_config") if getattr(args, k)]
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
         raise UsageError(f"--resume continues the saved config; drop {flags}")
@@ -261,5 +263,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --tuned: accept the one export of a pair although tuned at another budget",
     )
+    add_config_file_flags(p)
     add_config_flags(p)
     p.set_defaults(func=cmd_run)

@@ -20,7 +20,9 @@ from typing import Any
 from benchmark.commands.common import (
     EXIT_FAILED,
     UsageError,
+    add_config_file_flags,
     add_config_flags,
+    base_config,
     config_overrides,
     console,
     interrupts_as_exceptions,
@@ -99,6 +101,8 @@ def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: i
     argv += ["--study", study, "--trials", str(args.trials), "--seed", str(args.seed)]
     argv += ["--results-dir", str(args.results_dir), "--pruner", args.pruner]
     argv += ["--worker", str(index)]
+    if args.config:
+        argv += ["--config", args.config]
     for flag, value in (
         ("--timeout", args.timeout),
         ("--val-subset", args.val_subset),
@@ -254,7 +258,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     pairs = [(a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)]
     if args.study and len(pairs) > 1:
         raise UsageError("--study names one study: give one --arch and one --fusion with it")
-    base = TrainConfig(seed=args.seed, **config_overrides(args, skip=SEARCHED))
+    base = replace(base_config(args, skip=SEARCHED), seed=args.seed)
     try:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:
@@ -328,5 +332,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--results-dir", default="results", metavar="DIR", help="optuna.db and tuned/ [results]"
     )
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by --jobs for its workers
+    add_config_file_flags(p, print_flag=False)
     add_config_flags(p, skip=SEARCHED, title="training settings held fixed while tuning")
     p.set_defaults(func=cmd_tune)

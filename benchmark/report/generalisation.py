@@ -13,25 +13,35 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark import metrics
 from benchmark.report.output import markdown_table, new_figure, png_bytes
 
 KEYS = ["arch", "fusion", "tuned", "config_hash", "holdout_pairs"]
-# Per-seed columns aggregated: short name -> flattened metrics column.
-STATS = {
-    "seen": "test_seen.sum_acc",
-    "heldout": "test_heldout.sum_acc",
-    "heldout_digit": "test_heldout.digit_acc",
-    "heldout_consistency": "test_heldout.consistency",
-}
+
+
+def stats() -> dict[str, str]:
+    """Per-seed columns aggregated: short name -> flattened metrics column. Seen-pair sum
+    accuracy, then every metric of ``benchmark.metrics`` on the held-out pairs (``heldout`` is
+    the held-out sum accuracy)."""
+    held = {
+        ("heldout" if m.name == "sum_acc" else f"heldout_{m.name}"): f"test_heldout.{m.name}"
+        for m in sorted(metrics.METRICS, key=lambda m: m.name != "sum_acc")
+    }
+    return {"seen": "test_seen.sum_acc", **held}
+
+
 PLOT_TITLE = "Seen vs held-out (digit, addend) pairs: test sum accuracy"
 
 
 def holdout_runs(runs: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
     """The runs that held pairs out, one row each, with a ``holdout_pairs`` (K) column."""
     frame = pd.json_normalize(runs) if isinstance(runs, list) else runs
-    if frame.empty or STATS["heldout"] not in frame.columns:
-        return pd.DataFrame(columns=[*KEYS, *STATS.values()])
-    frame = frame[frame[STATS["heldout"]].notna()]
+    columns = stats()
+    if frame.empty or columns["heldout"] not in frame.columns:
+        return pd.DataFrame(columns=[*KEYS, *columns.values()])
+    frame = frame[frame[columns["heldout"]].notna()]
+    # a metric added after a run was made: not measured there, so shown as missing
+    frame = frame.assign(**{c: float("nan") for c in columns.values() if c not in frame})
     return frame.assign(
         holdout_pairs=frame["config.holdout_pairs"].astype(int),
         tuned=frame["tuned"].astype(bool) if "tuned" in frame else False,
@@ -39,14 +49,14 @@ def holdout_runs(runs: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def generalisation_table(runs: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per group: ``n``, ``<stat>_mean`` / ``<stat>_std`` for each of ``STATS`` and
+    """One row per group: ``n``, ``<stat>_mean`` / ``<stat>_std`` for each of ``stats()`` and
     ``gap`` (held-out minus seen mean sum accuracy); sorted by K, then held-out accuracy."""
     frame = holdout_runs(runs)
     if frame.empty:
         return pd.DataFrame(columns=[*KEYS, "n", "gap"])
     grouped = frame.groupby(KEYS, sort=True)
     table = grouped.size().rename("n").to_frame()
-    for name, column in STATS.items():
+    for name, column in stats().items():
         table[f"{name}_mean"] = grouped[column].mean()
         table[f"{name}_std"] = grouped[column].std()
     table["gap"] = table["heldout_mean"] - table["seen_mean"]
@@ -89,8 +99,11 @@ def generalisation_section(
             "seen sum acc %": percent_cells(table, "seen"),
             "held-out sum acc %": percent_cells(table, "heldout"),
             "gap (points)": [f"{100 * g:+.2f}" for g in table["gap"]],
-            "held-out digit acc %": percent_cells(table, "heldout_digit"),
-            "held-out consistency %": percent_cells(table, "heldout_consistency"),
+        }
+        | {
+            f"held-out {m.label} %": percent_cells(table, f"heldout_{m.name}")
+            for m in metrics.METRICS
+            if m.name != "sum_acc"
         }
     )
     parts = [

@@ -156,3 +156,20 @@ def test_toml_config(tmp_path: Path, capsys) -> None:
     printed = json.loads(capsys.readouterr().out)
     assert (printed["arch"], printed["lr"], printed["epochs"]) == ("small_cnn", 0.002, 2)
     assert printed["model_args"] == {"width": 8}
+
+
+def test_any_config_flag_sweeps_a_comma_list(capsys) -> None:
+    """--lr a,b --batch-size c,d --seeds 0,1: the cartesian product, every value checked."""
+    import json
+
+    argv = ["run", "--lr", "1e-3,3e-3", "--batch-size", "64,128", "--seeds", "0,1"]
+    assert exit_status([*argv, "--optimizer", "sgd", "--print-config"]) == 0
+    configs = json.loads(capsys.readouterr().out)
+    assert sorted((c["lr"], c["batch_size"], c["seed"]) for c in configs) == [
+        (lr, b, s) for lr in (1e-3, 3e-3) for b in (64, 128) for s in (0, 1)
+    ]
+    assert {c["optimizer"] for c in configs} == {"sgd"}
+    assert exit_status([*argv[:3], "--lr", "1e-3,inf", "--print-config"]) == 2
+    assert "lr must be a finite number" in one_line(capsys.readouterr().err)
+    assert exit_status(["run", "--schedule", "cosine,linear", "--print-config"]) == 2
+    assert "expected one of onecycle, cosine, constant" in one_line(capsys.readouterr().err)

@@ -133,14 +133,29 @@ def config_fields(skip: Iterable[str] = ()) -> list[dataclasses.Field[Any]]:
     return [f for f in dataclasses.fields(TrainConfig) if f.name not in skipped]
 
 
+def list_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """An argparse type for a comma list of values, each parsed (and checked) by ``parse``."""
+
+    def convert(text: str) -> list[Any]:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"{text!r} is empty; expected a value or a comma list")
+        return [parse(x) for x in items]
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert
+
+
 def add_config_flags(
     parser: argparse.ArgumentParser,
     skip: Iterable[str] = (),
     title: str = "training config (defaults in brackets)",
+    sweep: bool = False,
 ) -> None:
     """One flag per ``TrainConfig`` field (``--batch-size``, ``--no-augment`` ...), with the
     field's one-line description and choices; default None, so that only what the user typed
-    overrides the config (or the resumed/tuned one)."""
+    overrides the config (or the resumed/tuned one). With ``sweep``, every non-boolean flag takes
+    a comma list (a list value), which ``run`` expands into its grid."""
     hints = typing.get_type_hints(TrainConfig)
     defaults = TrainConfig()
     group = parser.add_argument_group(title)
@@ -159,15 +174,20 @@ def add_config_flags(
         elif choices:
             group.add_argument(
                 flag,
-                type=one_of(choices),
+                type=list_of(one_of(choices)) if sweep else one_of(choices),
                 default=None,
                 metavar="{" + ",".join(choices) + "}",
                 help=helptext,
             )
         else:
             cast = optional(base) if is_optional else base
+            metavar = base.__name__.upper() + (f"[,{base.__name__.upper()}...]" if sweep else "")
             group.add_argument(
-                flag, type=cast, default=None, metavar=base.__name__.upper(), help=helptext
+                flag,
+                type=list_of(cast) if sweep else cast,
+                default=None,
+                metavar=metavar,
+                help=helptext,
             )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,23 @@ from benchmark.commands.common import (
 from benchmark.config import TrainConfig
 
 
-def grid_configs(args: argparse.Namespace, base: TrainConfig) -> list[TrainConfig]:
-    """Every arch x fusion x seed the flags ask for, validated before anything is written."""
+def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The config flags given a comma list of several values (``--lr 1e-3,3e-3``); each flag in
+    ``args`` is left holding its first value, so that ``base_config`` sees plain values."""
+    sweeps = {}
+    for name, values in config_overrides(args).items():
+        if isinstance(values, list):
+            setattr(args, name, values[0])
+            if len(values) > 1:
+                sweeps[name] = values
+    return sweeps
+
+
+def grid_configs(
+    args: argparse.Namespace, base: TrainConfig, sweeps: dict[str, list[Any]] | None = None
+) -> list[TrainConfig]:
+    """Every arch x fusion x swept setting x seed the flags ask for, validated before anything
+    is written."""
     from architectures import ENCODERS, FUSIONS, check_model, split_overrides
 
     archs = ENCODERS.select(args.arch) if args.arch is not None else [base.arch]
@@ -39,19 +55,19 @@ def grid_configs(args: argparse.Namespace, base: TrainConfig) -> list[TrainConfi
     )
     if not seeds:
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2")
+    sweeps = sweeps or {}
+    points = [dict(zip(sweeps, values, strict=True)) for values in product(*sweeps.values())]
     configs = []
-    for arch in archs:
-        for fusion in fusions:
-            for seed in seeds:
-                cfg = replace(base, arch=arch, fusion=fusion, seed=seed)
-                try:
-                    cfg.validate()
-                    split_overrides(arch, fusion, cfg.model_args)
-                    if seed == seeds[0]:
-                        check_model(arch, fusion, cfg.model_args)
-                except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
-                    raise UsageError(str(exc)) from None
-                configs.append(cfg)
+    for arch, fusion, point, seed in product(archs, fusions, points, seeds):
+        cfg = replace(base, arch=arch, fusion=fusion, seed=seed, **point)
+        try:
+            cfg.validate()
+            split_overrides(arch, fusion, cfg.model_args)
+            if seed == seeds[0]:
+                check_model(arch, fusion, cfg.model_args)
+        except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
+            raise UsageError(str(exc)) from None
+        configs.append(cfg)
     return configs
 
 
@@ -154,8 +170,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         return resume(args)
+    sweeps = pop_sweeps(args)
     base = base_config(args)
-    configs = grid_configs(args, base)
+    configs = grid_configs(args, base, sweeps)
     results_dir = Path(args.results_dir)
     if args.tuned:
         from benchmark import tuned  # optuna only when asked for
@@ -176,6 +193,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))
         return 0
     check_writable(results_dir)
+    if len(configs) > 1:
+        sizes = [
+            (len(set(c.arch for c in configs)), "arch"),
+            (len(set(c.fusion for c in configs)), "fusion"),
+            *((len(v), "--" + k.replace("_", "-")) for k, v in sweeps.items()),
+            (len(set(c.seed for c in configs)), "seed"),
+        ]
+        console.print(
+            f"grid: {len(configs)} runs ("
+            + " x ".join(f"{n} {what}" for n, what in sizes if n > 1)
+            + ")"
+        )
     device = prepare_device(base)
     data = load_mnist(base.data_dir).to(device)
     finished: list[dict[str, Any]] = []
@@ -264,5 +293,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --tuned: accept the one export of a pair although tuned at another budget",
     )
     add_config_file_flags(p)
-    add_config_flags(p)
+    add_config_flags(p, sweep=True)
     p.set_defaults(func=cmd_run)

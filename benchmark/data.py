@@ -33,8 +33,11 @@ class DataError(DamagedFileError):
 
 
 def candidate_roots(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Where MNIST is looked for, in order: the flag, ``$MNIST_ROOT``, ``./data``."""
-    roots = [data_dir, os.environ.get("MNIST_ROOT"), "data"]
+    """Where MNIST is looked for: the flag's directory alone when given (never a silent fall
+    back to another copy), else ``$MNIST_ROOT``, then ``./data``."""
+    if data_dir:
+        return [Path(data_dir)]
+    roots = [os.environ.get("MNIST_ROOT"), "data"]
     return [Path(r) for r in roots if r]
 
 
@@ -51,11 +54,19 @@ def check_raw_files(root: Path) -> None:
         actual = path.stat().st_size
         if actual != size:
             raise DataError(f"{path}: size {actual} bytes, expected {size}: truncated or corrupt")
+        dims = 3 if magic == 2051 else 1
         with path.open("rb") as fh:
-            found = int.from_bytes(fh.read(4), "big")
-        if found != magic:
+            header = [int.from_bytes(fh.read(4), "big") for _ in range(1 + dims)]
+        if header[0] != magic:
             raise DataError(
-                f"{path}: IDX magic number {found}, expected {magic}: not an MNIST file"
+                f"{path}: IDX magic number {header[0]}, expected {magic}: not an MNIST file"
+            )
+        count = (size - 4 * (1 + dims)) // (28 * 28 if dims == 3 else 1)
+        wanted = [magic, count, 28, 28][: 1 + dims]
+        if header != wanted:
+            raise DataError(
+                f"{path}: IDX header says {' x '.join(map(str, header[1:]))}, expected "
+                f"{' x '.join(map(str, wanted[1:]))} for its {actual} bytes: corrupt"
             )
 
 
@@ -131,6 +142,11 @@ def load_mnist(
     perm = torch.randperm(
         len(train_full.targets), generator=torch.Generator().manual_seed(SPLIT_SEED)
     )
+    for split, name in ((train_full, "train"), (test, "t10k")):
+        targets = split.targets
+        if targets.numel() and not (0 <= int(targets.min()) and int(targets.max()) <= 9):
+            path = root / "MNIST" / "raw" / f"{name}-labels-idx1-ubyte"
+            raise DataError(f"{path}: labels outside 0-9 (corrupt)")
     images = train_full.data.unsqueeze(1)
     labels = train_full.targets.long()
     train_idx, val_idx = perm[:-NUM_VAL], perm[-NUM_VAL:]

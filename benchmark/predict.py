@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -38,6 +39,10 @@ def to_gray(image: Image.Image) -> torch.Tensor:
     if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
         image = image.convert("RGBA")
         image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey: keep the full depth
+        wide = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode != "I" or wide.max() > 255 else 255.0
+        return torch.from_numpy(wide / top).float().clamp(0.0, 1.0)
     gray = image.convert("L")
     pixels = torch.frombuffer(bytearray(gray.tobytes()), dtype=torch.uint8)
     return pixels.view(gray.height, gray.width).float() / 255.0

@@ -12,7 +12,6 @@ from benchmark.data import (
     DataError,
     augment,
     candidate_roots,
-    has_raw_files,
     load_mnist,
     resolve_root,
     to_float,
@@ -43,32 +42,72 @@ def test_split_is_fixed_and_partitions_the_training_set(mnist, mnist_root: Path)
     assert not torch.equal(mnist.val.labels, official.targets[-5_000:])
 
 
-def test_root_order_flag_then_env_then_data(
+def test_root_order_flag_alone_else_env_then_data(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("MNIST_ROOT", str(tmp_path / "env"))
-    assert candidate_roots(tmp_path / "flag") == [tmp_path / "flag", tmp_path / "env", Path("data")]
+    assert candidate_roots(tmp_path / "flag") == [tmp_path / "flag"]  # no silent fall-back
+    assert candidate_roots(None) == [tmp_path / "env", Path("data")]
     monkeypatch.delenv("MNIST_ROOT")
     assert candidate_roots(None) == [Path("data")]
 
 
-def test_root_prefers_first_that_holds_files(
+def test_a_data_dir_without_the_files_is_an_error_not_another_copy(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mnist_root: Path
 ) -> None:
     monkeypatch.setenv("MNIST_ROOT", str(mnist_root))
-    assert resolve_root(tmp_path / "empty", download=False) == mnist_root
-    assert not has_raw_files(tmp_path / "empty")
+    with pytest.raises(DataError, match=str(tmp_path / "empty")):
+        resolve_root(tmp_path / "empty", download=False)
+    assert resolve_root(None, download=False) == mnist_root
 
 
 def test_missing_data_error_names_places(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MNIST_ROOT", raising=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError) as info:
-        resolve_root(tmp_path / "nowhere", download=False)
+        resolve_root(None, download=False)
     message = str(info.value)
-    assert str(tmp_path / "nowhere" / "MNIST" / "raw") in message
     assert "data/MNIST/raw" in message and "MNIST_ROOT" in message
+    with pytest.raises(DataError, match=str(tmp_path / "nowhere" / "MNIST" / "raw")):
+        resolve_root(tmp_path / "nowhere", download=False)
     assert len(RAW_FILES) == 4
+
+
+@pytest.mark.parametrize(
+    "name, offset, value, expected",
+    [
+        ("train-images-idx3-ubyte", 4, 59_999, "IDX header says 59999 x 28 x 28"),
+        ("train-images-idx3-ubyte", 8, 56, "IDX header says 60000 x 56 x 28"),
+        ("t10k-labels-idx1-ubyte", 4, 10_001, "IDX header says 10001"),
+    ],
+)
+def test_idx_headers_are_checked_against_the_size(
+    name: str, offset: int, value: int, expected: str, tmp_path: Path, mnist_root: Path
+) -> None:
+    import shutil
+
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(mnist_root / "MNIST" / "raw", raw)
+    data = bytearray((raw / name).read_bytes())
+    data[offset : offset + 4] = value.to_bytes(4, "big")
+    (raw / name).write_bytes(bytes(data))
+    with pytest.raises(DataError, match=expected):
+        resolve_root(tmp_path, download=False)
+
+
+@pytest.mark.slow
+def test_labels_outside_0_9_are_refused(tmp_path: Path, mnist_root: Path) -> None:
+    import shutil
+
+    from benchmark.data import load_mnist
+
+    raw = tmp_path / "MNIST" / "raw"
+    shutil.copytree(mnist_root / "MNIST" / "raw", raw)
+    data = bytearray((raw / "t10k-labels-idx1-ubyte").read_bytes())
+    data[8 + 17] = 12
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(bytes(data))
+    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte: labels outside 0-9"):
+        load_mnist(tmp_path, download=False)
 
 
 def test_to_float_range() -> None:

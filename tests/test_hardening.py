@@ -173,3 +173,54 @@ def test_any_config_flag_sweeps_a_comma_list(capsys) -> None:
     assert "lr must be a finite number" in one_line(capsys.readouterr().err)
     assert exit_status(["run", "--schedule", "cosine,linear", "--print-config"]) == 2
     assert "expected one of onecycle, cosine, constant" in one_line(capsys.readouterr().err)
+
+
+# ------------------------------------------------------------------------ damaged files
+
+
+def test_load_torch_fuzz_ends_in_one_clean_error(tmp_path: Path) -> None:
+    """Random bytes, truncations and bit flips of a real checkpoint, and a directory in its
+    place: every failure is ``UnreadableFileError``, never another exception."""
+    import random
+
+    from benchmark import files
+
+    good = tmp_path / "good.pt"
+    torch.save({"model": {"w": torch.randn(64, 64)}, "step": 3}, good)
+    blob = good.read_bytes()
+    rng = random.Random(0)
+    damaged = [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 4096))) for _ in range(60)]
+    damaged += [blob[: rng.randrange(len(blob))] for _ in range(60)]
+    for _ in range(60):
+        flipped = bytearray(blob)
+        for _ in range(rng.randrange(1, 8)):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        damaged.append(bytes(flipped))
+    clean = 0
+    for i, data in enumerate(damaged):
+        path = tmp_path / f"bad{i}.pt"
+        path.write_bytes(data)
+        try:
+            files.load_torch(path)
+        except files.UnreadableFileError as exc:
+            assert str(path) in str(exc) and "\n" not in str(exc)
+        clean += 1  # loaded (a flip in a tensor's data) or refused cleanly
+    assert clean == len(damaged)
+    (tmp_path / "dir.pt").mkdir()
+    with pytest.raises(files.UnreadableFileError):
+        files.load_torch(tmp_path / "dir.pt")
+
+
+def test_a_16_bit_image_with_a_bright_background_is_read_at_full_depth(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.predict import load_image
+
+    pixels = np.full((56, 56), 65000, dtype=np.uint16)  # bright paper
+    pixels[14:42, 25:31] = 1000  # a dark stroke: a "1"
+    path = tmp_path / "one16.png"
+    Image.fromarray(pixels).save(path)
+    x = load_image(path)
+    assert x.shape == (1, 28, 28) and float(x.max()) == pytest.approx(1.0)
+    assert float(x[0, :, :4].max()) < 0.05  # background black after the inversion

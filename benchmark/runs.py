@@ -91,22 +91,36 @@ def signals_deferred() -> Iterator[None]:
             signal.raise_signal(sig)
 
 
-def live_pid(run_dir: Path) -> int | None:
-    """The id of another live process that status.json says is running this run, else None."""
+LOCK = ".lock"
+_held: dict[Path, int] = {}  # lock files this process holds (claims nest within one process)
+
+
+@contextmanager
+def claimed(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` exclusively while training it: an ``flock`` on its lock file, which the
+    kernel releases when the process ends however it ends, so a dead owner (or a reused pid)
+    never blocks a resume, and of two resumes started at once exactly one gets it."""
+    import fcntl
+
+    path = (Path(run_dir) / LOCK).resolve()
+    if path in _held:
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        status = read_json(Path(run_dir) / STATUS)
-    except (OSError, ValueError):
-        return None
-    pid = status.get("pid")
-    if status.get("status") != "running" or not isinstance(pid, int) or pid == os.getpid():
-        return None
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise UsageError(f"--resume {run_dir}: still running ({holder}); stop it first") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+    _held[path] = fd
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:  # alive, owned by someone else
-        pass
-    return pid
+        yield
+    finally:
+        del _held[path]
+        os.close(fd)  # releases the lock
 
 
 def save_checkpoint(run_dir: Path, state: TrainState) -> None:
@@ -183,6 +197,18 @@ def execute(
         if on_epoch is not None:
             on_epoch(st, stats)
 
+    with claimed(run_dir):
+        return _execute(cfg, data, run_dir, state, epoch_done, on_step)
+
+
+def _execute(
+    cfg: TrainConfig,
+    data: DigitSumData,
+    run_dir: Path,
+    state: TrainState | None,
+    epoch_done: Callable[[TrainState, EpochStats], None],
+    on_step: Callable[..., None] | None,
+) -> dict[str, Any]:
     write_status(run_dir, "running", pid=os.getpid())
     try:
         state = train(cfg, data, state=state, on_epoch=epoch_done, on_step=on_step)

@@ -224,3 +224,28 @@ def test_a_16_bit_image_with_a_bright_background_is_read_at_full_depth(tmp_path:
     x = load_image(path)
     assert x.shape == (1, 28, 28) and float(x.max()) == pytest.approx(1.0)
     assert float(x[0, :, :4].max()) < 0.05  # background black after the inversion
+
+
+@pytest.mark.slow
+def test_two_resumes_started_at_once_train_the_run_once(tmp_path: Path, mnist_root: Path) -> None:
+    import subprocess
+    import sys
+
+    from benchmark import files, runs
+    from benchmark.config import TrainConfig
+
+    cfg = TrainConfig(epochs=1, train_subset=3000, data_dir=str(mnist_root), threads=1)
+    run_dir = tmp_path / "run"
+    files.write_json(run_dir / runs.CONFIG, cfg.to_dict())
+    runs.write_status(run_dir, "interrupted", "stopped by a signal")
+    argv = [sys.executable, "-m", "benchmark", "run", "--resume", str(run_dir)]
+    procs = [
+        subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = sorted((p.wait(timeout=600), p.stderr.read()) for p in procs)
+    assert [code for code, _ in results] == [0, 2], results
+    loser = results[1][1]  # refused while the other trains, or after it finished
+    assert "still running (pid" in loser or "already complete" in loser, loser
+    assert loser.count("\n") == 1
+    assert runs.read_metrics(run_dir)["seed"] == 0

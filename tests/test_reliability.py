@@ -270,17 +270,32 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
 
 
 def test_resume_refuses_a_run_another_process_is_running(tmp_path: Path, capsys) -> None:
+    """The run's lock is held by a live process: refused, naming it. A status.json that names a
+    live but unrelated process (a reused pid) does not block; neither does a dead holder."""
     run_dir = tmp_path / "run"
     files.write_json(run_dir / runs.CONFIG, TrainConfig().to_dict())
-    other = subprocess.Popen(["sleep", "60"])
+    hold = (
+        "import sys, time; from pathlib import Path; from benchmark import runs\n"
+        "with runs.claimed(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
+    )
+    other = subprocess.Popen(
+        [sys.executable, "-c", hold, str(run_dir)], stdout=subprocess.PIPE, text=True
+    )
     try:
-        runs.write_status(run_dir, "running", pid=other.pid)
+        assert other.stdout.readline().strip() == "held"
         assert main(["run", "--resume", str(run_dir)]) == 2
-        assert f"still running (pid {other.pid})" in one_line(capsys.readouterr().err)
+        assert f"still running (pid {other.pid} since" in one_line(capsys.readouterr().err)
     finally:
         other.kill()
         other.wait()
-    assert runs.live_pid(run_dir) is None  # a dead process does not block a resume
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        runs.write_status(run_dir, "running", pid=sleeper.pid)  # a pid, but not our process
+        with runs.claimed(run_dir):  # the killed holder's lock is gone, the sleeper has none
+            pass
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 # ---------------------------------------------------------------------------------- data

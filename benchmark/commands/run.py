@@ -245,19 +245,20 @@ def resume(args: argparse.Namespace) -> int:
         raise UsageError(f"--resume {run_dir}: no {runs.CONFIG} there; expected a run directory")
     if (run_dir / runs.METRICS).exists():
         raise UsageError(f"--resume {run_dir}: the run is already complete")
-    pid = runs.live_pid(run_dir)
-    if pid is not None:
-        raise UsageError(f"--resume {run_dir}: still running (pid {pid}); stop it first")
-    try:
-        cfg = runs.load_config(run_dir)
-    except ValueError as exc:  # JSONDecodeError included
-        raise UsageError(f"--resume {run_dir}: unreadable {runs.CONFIG} ({exc})") from None
-    device = prepare_device(cfg)
-    state = runs.resume_state(run_dir, cfg, device)
-    data = load_mnist(cfg.data_dir).to(device)
-    console.print(f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1}")
-    with interrupts_as_exceptions():
-        metrics = train_with_progress(cfg, data, run_dir, state=state)
+    with runs.claimed(run_dir):  # held from here to the end: one resume at a time
+        if (run_dir / runs.METRICS).exists():  # another resume finished it just before
+            raise UsageError(f"--resume {run_dir}: the run is already complete")
+        try:
+            cfg = runs.load_config(run_dir)
+            cfg.validate()
+        except (OSError, ValueError, TypeError) as exc:  # JSONDecodeError included
+            raise UsageError(f"--resume {run_dir}: unusable {runs.CONFIG} ({exc})") from None
+        device = prepare_device(cfg)
+        state = runs.resume_state(run_dir, cfg, device)
+        data = load_mnist(cfg.data_dir).to(device)
+        console.print(f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1}")
+        with interrupts_as_exceptions():
+            metrics = train_with_progress(cfg, data, run_dir, state=state)
     print_wide(summary_table([metrics]))
     return 0
 

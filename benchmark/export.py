@@ -5,13 +5,16 @@ The exported model is the whole DigitSumModel. Inputs: images float32 (B, 1, 28,
 addends int64 (B,) in 0..9. Outputs: digit_logits (B, 10) and sum_logits (B, 19); for
 late_sum the impossible sums are -inf, as in PyTorch. The batch size B is free.
 
-ONNX goes through the TorchScript-based exporter (dynamo=False): the newer torch.export one
-needs onnxscript, which this project does not depend on. TorchScript is a torch.jit.trace
-(the model has no data-dependent control flow); load it with torch.jit.load.
+ONNX goes through torch's ``dynamo=True`` exporter (torch.export, then onnxscript) when
+onnxscript is installed (the ``dev`` extra has it), else through the TorchScript-based one, which
+torch deprecates. TorchScript is a torch.jit.trace (the model has no data-dependent control flow);
+load it with torch.jit.load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import io
 import warnings
 from collections.abc import Callable
@@ -30,13 +33,34 @@ def example_inputs(batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.rand(batch, 1, 28, 28), torch.arange(batch) % NUM_DIGITS
 
 
-def to_onnx(model: DigitSumModel) -> bytes:
+def onnx_exporter() -> str:
+    """``dynamo`` when onnxscript is installed, else the legacy ``torchscript`` exporter."""
+    return "dynamo" if importlib.util.find_spec("onnxscript") else "torchscript"
+
+
+def to_onnx(model: DigitSumModel, exporter: str | None = None) -> bytes:
     """The ONNX model as bytes, with a dynamic batch axis on every input and output."""
+    exporter = exporter or onnx_exporter()
+    model = model.eval()
+    if exporter == "dynamo":
+        batch = torch.export.Dim("batch")
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")  # progress lines and notices of the exporter
+            program = torch.onnx.export(
+                model,
+                example_inputs(),
+                input_names=list(INPUTS),
+                output_names=list(OUTPUTS),
+                dynamic_shapes={name: {0: batch} for name in INPUTS},
+                opset_version=max(OPSET, 18),  # the lowest opset onnxscript's library targets
+                dynamo=True,
+            )
+        return program.model_proto.SerializeToString()
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # the legacy exporter's notice
         torch.onnx.export(
-            model.eval(),
+            model,
             example_inputs(),
             buf,
             input_names=list(INPUTS),

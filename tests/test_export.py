@@ -49,7 +49,14 @@ def export_onnx(run_dir: Path, out: Path) -> object:
     return ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
 
 
-def test_onnx_matches_pytorch_late_sum(trained_run: Path, mnist, tmp_path: Path) -> None:
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_onnx_matches_pytorch_late_sum(
+    exporter: str, trained_run: Path, mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ONNX exporters: torch's dynamo one (onnxscript) and the TorchScript-based fallback."""
+    if exporter == "dynamo":
+        pytest.importorskip("onnxscript")
+    monkeypatch.setattr("benchmark.export.onnx_exporter", lambda: exporter)
     session = export_onnx(trained_run, tmp_path / "m.onnx")
     model = load_run(trained_run)
     for batch in (1, 7):  # the batch axis is dynamic

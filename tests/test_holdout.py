@@ -60,7 +60,7 @@ def test_out_of_range_k_is_rejected_in_one_line(capsys: pytest.CaptureFixture[st
             TrainConfig(holdout_pairs=bad).validate()
     TrainConfig(holdout_pairs=MAX_HOLDOUT_PAIRS).validate()
     args = build_parser().parse_args(["run", "--holdout-pairs", "20"])
-    assert args.holdout_pairs == 20
+    assert args.holdout_pairs == [20]  # every config flag takes a comma list (a sweep)
     assert main(["run", "--holdout-pairs", "51", "--results-dir", "/nonexistent"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "holdout_pairs must be in 0..50, got 51" in err

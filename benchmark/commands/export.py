@@ -15,7 +15,7 @@ FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a trained run's model as ONNX or TorchScript: (images, addends) -> both logits."""
     from benchmark import files, runs
-    from benchmark.export import EXPORTERS
+    from benchmark.export import EXPORTERS, onnx_exporter
 
     run_dir = Path(args.run)
     runs.check_finished(run_dir, "--run")
@@ -24,9 +24,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--out {out} is a directory; expected a file path")
     data = EXPORTERS[args.format](runs.load_run(run_dir))
     files.write_bytes(out, data)
+    how = f" with the {onnx_exporter()} exporter" if args.format == "onnx" else ""
     console.print(
-        f"wrote {out} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float in [0,1] and "
-        f"addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)",
+        f"wrote {out}{how} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float in "
+        f"[0,1] and addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)",
         soft_wrap=True,
     )
     return 0

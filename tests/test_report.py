@@ -363,3 +363,22 @@ def test_a_metric_added_in_one_place_reaches_metrics_json_and_the_report(
     summary, _ = report.write_report(load(tmp_path), tmp_path / "out")
     assert "test_odd_sum_acc_mean" in summary.columns
     assert "| odd sum acc |" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_a_users_run_and_report_with_the_defaults_leave_the_reference_alone(
+    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run` and `report` with no --results-dir write into output/, never into results/."""
+    reference = tmp_path / "results"
+    (reference / "runs").mkdir(parents=True)
+    (reference / "report.md").write_text("the committed reference\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MNIST_ROOT", str(mnist_root))
+    argv = ["run", "--epochs", "1", "--train-subset", "256", "--eval-batch-size", "2000"]
+    assert main(argv) == 0
+    assert main(["report"]) == 0
+    assert len(list((tmp_path / "output" / "runs").iterdir())) == 1
+    assert (tmp_path / "output" / "report.md").is_file()
+    assert sorted(p.name for p in reference.rglob("*")) == ["report.md", "runs"]
+    assert (reference / "report.md").read_text() == "the committed reference\n"

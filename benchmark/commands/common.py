@@ -23,6 +23,9 @@ from benchmark.config import DEVICES, PRECISIONS, TrainConfig
 from benchmark.errors import UsageError
 
 console = Console(highlight=False)
+# Where a user's runs, studies and reports go by default; the committed reference figures live in
+# results/ and change only when a command names it (--results-dir results).
+OUTPUT = "output"
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -262,7 +265,7 @@ def add_device_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def add_results_dir_flag(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--results-dir", default="results", metavar="DIR", help=f"{what} [results]")
+    parser.add_argument("--results-dir", default=OUTPUT, metavar="DIR", help=f"{what} [{OUTPUT}]")
 
 
 # ------------------------------------------------------------------------------ output

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.commands.common import (
+    OUTPUT,
     UsageError,
     add_config_file_flags,
     add_config_flags,
@@ -177,7 +178,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="sampler seed [0]")
     p.add_argument("--no-report", action="store_true", help="skip the report stage")
     p.add_argument(
-        "--results-dir", default="results", metavar="DIR", help="runs, tuned/, report [results]"
+        "--results-dir",
+        default=OUTPUT,
+        metavar="DIR",
+        help=f"runs, tuned/, optuna.db, report [{OUTPUT}; the reference: results]",
     )
     add_config_file_flags(p, print_flag=False)
     add_config_flags(p, skip=SEARCHED, title="the budget and the settings of every run")

@@ -6,14 +6,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, console, print_wide
+from benchmark.commands.common import OUTPUT, UsageError, console, print_wide
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Aggregate the runs (and bench CSVs) into report.md, summary.csv and plots."""
     from benchmark.report import load_inputs, rich_table, write_report
 
-    out = Path(args.out)
+    base = Path(args.results_dir)
+    args.runs = args.runs or str(base / "runs" / "*")
+    args.bench = args.bench or str(base / "bench" / "*.csv")
+    out = Path(args.out or base)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; expected a directory (created if missing)")
     inputs = load_inputs(args.runs, args.bench)
@@ -39,15 +42,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=cmd_report.__doc__,
     )
     p.add_argument(
-        "--runs", default="results/runs/*", metavar="GLOB", help="run directories [%(default)s]"
-    )
-    p.add_argument(
-        "--out",
-        default="results",
+        "--results-dir",
+        default=OUTPUT,
         metavar="DIR",
-        help="where report.md, summary.csv and plots/ go [%(default)s]",
+        help=f"report on DIR/runs/* and DIR/bench/*.csv, into DIR [{OUTPUT}; the committed "
+        "reference: results]",
     )
-    p.add_argument(
-        "--bench", default="results/bench/*.csv", metavar="GLOB", help="bench CSVs [%(default)s]"
-    )
+    p.add_argument("--runs", metavar="GLOB", help="run directories [DIR/runs/*]")
+    p.add_argument("--out", metavar="DIR", help="where report.md, summary.csv, plots/ go [DIR]")
+    p.add_argument("--bench", metavar="GLOB", help="bench CSVs [DIR/bench/*.csv]")
     p.set_defaults(func=cmd_report)

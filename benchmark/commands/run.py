@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.commands.common import (
+    OUTPUT,
     UsageError,
     add_config_file_flags,
     add_config_flags,
@@ -276,7 +277,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="encoder/fusion hyperparameter override, e.g. width=32 (repeatable)",
     )
-    p.add_argument("--results-dir", default="results", help="where runs/ is written [results]")
+    p.add_argument("--results-dir", default=OUTPUT, help=f"where runs/ is written [{OUTPUT}]")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument(
         "--tuned",

@@ -19,6 +19,7 @@ from typing import Any
 
 from benchmark.commands.common import (
     EXIT_FAILED,
+    OUTPUT,
     UsageError,
     add_config_file_flags,
     add_config_flags,
@@ -329,7 +330,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--pruner", choices=("median", "hyperband"), default="median", help="[median]")
     p.add_argument(
-        "--results-dir", default="results", metavar="DIR", help="optuna.db and tuned/ [results]"
+        "--results-dir", default=OUTPUT, metavar="DIR", help=f"optuna.db and tuned/ [{OUTPUT}]"
     )
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by --jobs for its workers
     add_config_file_flags(p, print_flag=False)

@@ -104,6 +104,8 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
     monkeypatch.setattr(run_command, "train_with_progress", interrupted_third)
     assert main(compare_argv(tmp_path, mnist_root)) == 130
     assert len(complete_runs(tmp_path)) == 2
+    stages = json.loads((tmp_path / compare.COMPARISON).read_text())["stages"]
+    assert set(stages) == {"tune", "runs"}  # an interrupted stage keeps its wall time
     monkeypatch.setattr(run_command, "train_with_progress", real)
     assert main(compare_argv(tmp_path, mnist_root)) == 0
     found = complete_runs(tmp_path)

@@ -8,6 +8,8 @@ import argparse
 import os
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -99,6 +101,19 @@ def train_all(plan: Any, storage: Any, data: Any, results_dir: Path, records: An
     return counts["diverged"]
 
 
+@contextmanager
+def stage_timer(results_dir: Path, plan: Any, stage: str, where: str) -> Iterator[None]:
+    """Add the stage's wall time to comparison.json, also when it is interrupted (sittings
+    add up)."""
+    from benchmark import compare
+
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        compare.record_stage(results_dir, plan, stage, time.perf_counter() - start, where)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Tune every combination at one budget and cap, train default and tuned over the same
     seeds, and write the report; run it again to finish what an interruption left."""
@@ -123,21 +138,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     data = load_mnist(plan.base.data_dir).to(device)
     with interrupts_as_exceptions():
-        start = time.perf_counter()
-        studies = tune_all(plan, storage, data, args.seed)
-        if not compare.tuning_finished(studies):
-            console.print("waiting for tuning trials still running on other machines ...")
-            compare.wait_for_tuning(studies)
-        compare.record_stage(results_dir, plan, "tune", time.perf_counter() - start, where)
+        with stage_timer(results_dir, plan, "tune", where):
+            studies = tune_all(plan, storage, data, args.seed)
+            if not compare.tuning_finished(studies):
+                console.print("waiting for tuning trials still running on other machines ...")
+                compare.wait_for_tuning(studies)
         records = {}
         for (arch, fusion), study in zip(plan.pairs, studies, strict=True):
             record = tuned.export_best(study, spec, results_dir)
             if record is None:
                 raise UsageError(f"study {study.study_name}: no complete trial to train with")
             records[(arch, fusion)] = record[1]
-        start = time.perf_counter()
-        failed = train_all(plan, storage, data, results_dir, records)
-        compare.record_stage(results_dir, plan, "runs", time.perf_counter() - start, where)
+        with stage_timer(results_dir, plan, "runs", where):
+            failed = train_all(plan, storage, data, results_dir, records)
     if not args.no_report:
         from benchmark.report import load_inputs, write_report
 

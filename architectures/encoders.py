@@ -9,7 +9,9 @@ from torch import nn
 
 from architectures.registry import (
     ENCODERS,
+    RATE,
     Entry,
+    Range,
     UnknownNameError,
     register_encoder,
     signature_defaults,
@@ -120,19 +122,31 @@ def _tiny_resnet_space(trial: Any) -> dict[str, Any]:
     return {**_cnn_space(trial), "blocks": trial.suggest_int("blocks", 1, 2)}
 
 
-@register_encoder(search_space=_small_cnn_space)
+# What each hyperparameter accepts (beyond these, a layer is empty or the model cannot fit).
+WIDTH = Range(1, 256)  # channels of the first stage; later stages double it
+REPEATS = Range(1, 8)  # conv layers or residual blocks per stage
+
+
+@register_encoder(
+    search_space=_small_cnn_space,
+    ranges={"width": WIDTH, "fc_features": Range(1, 4096), "dropout": RATE},
+)
 def small_cnn(width: int = 16, fc_features: int = 128, dropout: float = 0.0) -> nn.Module:
     """Plain conv-pool-conv-pool CNN with a fully connected feature layer (no BatchNorm)."""
     return SmallCNN(width, fc_features, dropout)
 
 
-@register_encoder(search_space=_gap_cnn_space)
+@register_encoder(
+    search_space=_gap_cnn_space, ranges={"width": WIDTH, "depth": REPEATS, "dropout": RATE}
+)
 def gap_cnn(width: int = 16, depth: int = 2, dropout: float = 0.0) -> nn.Module:
     """Conv-BN-ReLU stages with global average pooling; few parameters."""
     return GapCNN(width, depth, dropout)
 
 
-@register_encoder(search_space=_tiny_resnet_space)
+@register_encoder(
+    search_space=_tiny_resnet_space, ranges={"width": WIDTH, "blocks": REPEATS, "dropout": RATE}
+)
 def tiny_resnet(width: int = 16, blocks: int = 1, dropout: float = 0.0) -> nn.Module:
     """Small residual network built from timm's ResNet BasicBlock."""
     return TinyResNet(width, blocks, dropout)
@@ -160,6 +174,7 @@ def _timm_entry(name: str) -> Entry:
         defaults=signature_defaults(factory),
         search_space=lambda trial: {"drop_rate": trial.suggest_float("drop_rate", 0.0, 0.3)},
         description=f"timm model {model_name} (in_chans=1, num_classes=0, pretrained=False)",
+        ranges={"drop_rate": RATE},
     )
 
 

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from architectures.registry import register_fusion
+from architectures.registry import RATE, Range, register_fusion
 
 NUM_DIGITS = 10
 NUM_SUMS = 19
@@ -73,6 +73,10 @@ class LateSumFusion(nn.Module):
         return digit_logits, shifted_sum_logits(log_probs, addends)
 
 
+HIDDEN = {"hidden": Range(1, 4096), "head_dropout": RATE}  # what the hidden-layer fusions accept
+DROPOUT = {"head_dropout": RATE}
+
+
 def _hidden_space(trial: Any) -> dict[str, Any]:
     return {
         "hidden": trial.suggest_categorical("hidden", [64, 128, 256]),
@@ -80,21 +84,23 @@ def _hidden_space(trial: Any) -> dict[str, Any]:
     }
 
 
-@register_fusion(search_space=_hidden_space)
+def _dropout_space(trial: Any) -> dict[str, Any]:
+    return {"head_dropout": trial.suggest_float("head_dropout", 0.0, 0.5)}
+
+
+@register_fusion(search_space=_hidden_space, ranges=HIDDEN)
 def concat(in_features: int, hidden: int = 128, head_dropout: float = 0.0) -> nn.Module:
     """Features concatenated with the one-hot addend, an MLP, two heads."""
     return ConcatFusion(in_features, hidden, head_dropout)
 
 
-@register_fusion(search_space=_hidden_space)
+@register_fusion(search_space=_hidden_space, ranges=HIDDEN)
 def embed_add(in_features: int, hidden: int = 128, head_dropout: float = 0.0) -> nn.Module:
     """Learned addend embedding added to projected features, two heads."""
     return EmbedAddFusion(in_features, hidden, head_dropout)
 
 
-@register_fusion(
-    search_space=lambda trial: {"head_dropout": trial.suggest_float("head_dropout", 0.0, 0.5)}
-)
+@register_fusion(search_space=_dropout_space, ranges=DROPOUT)
 def late_sum(in_features: int, head_dropout: float = 0.0) -> nn.Module:
     """Digit head only; sum = digit distribution shifted by the addend (exact, consistent)."""
     return LateSumFusion(in_features, head_dropout)
@@ -179,23 +185,19 @@ class SmallLinearHeadFusion(nn.Module):
         return digit_logits, self.sum_head(torch.cat([digit_logits, one_hot], dim=1))
 
 
-def _dropout_space(trial: Any) -> dict[str, Any]:
-    return {"head_dropout": trial.suggest_float("head_dropout", 0.0, 0.5)}
-
-
-@register_fusion(search_space=_hidden_space)
+@register_fusion(search_space=_hidden_space, ranges=HIDDEN)
 def film(in_features: int, hidden: int = 128, head_dropout: float = 0.0) -> nn.Module:
     """Addend scales and shifts projected features per channel (FiLM), two heads."""
     return FiLMFusion(in_features, hidden, head_dropout)
 
 
-@register_fusion(search_space=_dropout_space)
+@register_fusion(search_space=_dropout_space, ranges=DROPOUT)
 def bilinear(in_features: int, head_dropout: float = 0.0) -> nn.Module:
     """Digit distribution x one-hot addend -> learned 100 -> 19 map of sum probabilities."""
     return BilinearFusion(in_features, head_dropout)
 
 
-@register_fusion(search_space=_dropout_space)
+@register_fusion(search_space=_dropout_space, ranges=DROPOUT)
 def small_linear_head(in_features: int, head_dropout: float = 0.0) -> nn.Module:
     """Baseline: digit logits and one-hot addend, one linear layer to the sum (weak by design)."""
     return SmallLinearHeadFusion(in_features, head_dropout)

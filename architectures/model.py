@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+import warnings
 from typing import Any
 
 import torch
@@ -50,21 +50,22 @@ class DigitSumModel(nn.Module):
 def split_overrides(
     arch: str, fusion: str, overrides: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Route hyperparameter overrides to the encoder or the fusion by name.
+    """Route hyperparameter overrides to the encoder or the fusion by name, each checked against
+    the entry's annotated type and declared range (``Entry.check``).
 
     ``None`` means "use the entry's default". An unknown key is an error listing the valid ones.
     """
-    enc_defaults = ENCODERS.get(arch).defaults
-    fus_defaults = FUSIONS.get(fusion).defaults
+    encoder, head = ENCODERS.get(arch), FUSIONS.get(fusion)
+    enc_defaults, fus_defaults = encoder.defaults, head.defaults
     enc_kw: dict[str, Any] = {}
     fus_kw: dict[str, Any] = {}
     for key, value in overrides.items():
         if value is None:
             continue
         if key in enc_defaults:
-            enc_kw[key] = check_value(key, value, enc_defaults[key])
+            enc_kw[key] = encoder.check(key, value)
         elif key in fus_defaults:
-            fus_kw[key] = check_value(key, value, fus_defaults[key])
+            fus_kw[key] = head.check(key, value)
         else:
             valid = sorted({*enc_defaults, *fus_defaults})
             raise ValueError(
@@ -82,37 +83,16 @@ def create_model(arch: str, fusion: str, **overrides: Any) -> DigitSumModel:
     return DigitSumModel(encoder, head)
 
 
-def check_value(key: str, value: Any, default: Any) -> Any:
-    """A hyperparameter override of the default's type (an int for an int, a finite number for
-    a float, a bool for a bool), not negative, and a dropout rate in [0, 1)."""
-    kind = type(default)
-    if kind is bool or isinstance(value, bool):
-        ok = isinstance(value, bool) and kind is bool
-    elif kind is int:
-        ok = isinstance(value, int)
-    elif kind is float:
-        ok = isinstance(value, int | float) and math.isfinite(value)
-    else:
-        return value  # strings and the like: the factory judges them
-    if not ok:
-        raise ValueError(f"{key}={value!r}: expected {kind.__name__} like the default {default!r}")
-    if kind is not bool and value < 0:
-        raise ValueError(f"{key}={value!r}: expected a value >= 0")
-    if "drop" in key and not value < 1:
-        raise ValueError(f"{key}={value!r}: a dropout rate must be in [0, 1)")
-    return value
-
-
 def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     """Build the model and run a batch of 28x28 images through it on the meta device (no
     memory, no time), so that a size the factory rejects, or a timm model that cannot take
     MNIST-sized input, is a ``ValueError`` before any run directory exists."""
+    split_overrides(arch, fusion, overrides)  # unknown names and bad values: already one line
     try:
-        with torch.device("meta"):
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a factory's notice would be a second line
             model = create_model(arch, fusion, **overrides)
             model(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
-    except ValueError:
-        raise
     except Exception as exc:  # the factories and timm raise many kinds; all mean "cannot build"
         lines = str(exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__

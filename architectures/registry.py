@@ -1,20 +1,44 @@
 """Registries of image encoders and fusions, in the style of timm's model registry.
 
 An entry is a factory function registered with a decorator. Its keyword arguments and their
-defaults *are* the entry's default hyperparameters, so there is one place to read them. An entry
-may also carry a define-by-run Optuna search space (a function of an ``optuna.Trial`` returning
-overrides), kept next to the definition it tunes.
+defaults *are* the entry's default hyperparameters, and their annotations the accepted types, so
+there is one place to read them. An entry may also carry a define-by-run Optuna search space (a
+function of an ``optuna.Trial`` returning overrides) and the range each numeric hyperparameter
+accepts, both kept next to the definition they describe.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import inspect
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 SearchSpace = Callable[[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric hyperparameter accepts: ``low <= v <= high`` (``v < high`` when
+    ``open_high``), so that a bad override is refused before a model is built, not deep inside
+    a layer or halfway through training."""
+
+    low: float
+    high: float
+    open_high: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        return self.low <= value and (value < self.high if self.open_high else value <= self.high)
+
+    def __str__(self) -> str:
+        if isinstance(self.low, int) and isinstance(self.high, int) and not self.open_high:
+            return f"{self.low}..{self.high}"
+        return f"[{self.low}, {self.high}{')' if self.open_high else ']'}"
+
+
+RATE = Range(0, 1, open_high=True)  # a dropout rate: 1 would drop everything
 
 
 class UnknownNameError(KeyError, ValueError):
@@ -33,6 +57,26 @@ class Entry:
     defaults: dict[str, Any]
     search_space: SearchSpace | None = None
     description: str = ""
+    ranges: dict[str, Range] = field(default_factory=dict)
+
+    def check(self, key: str, value: Any) -> Any:
+        """``value`` for hyperparameter ``key`` if it is of the annotated type (an int for an
+        int: not 1.5, not True; a finite number for a float) and in the declared range; else a
+        one-line ``ValueError`` saying what is accepted."""
+        kind = annotated_types(self.factory).get(key, type(self.defaults[key]))
+        if kind is bool:
+            ok = isinstance(value, bool)
+        elif kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind is float:
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            ok = ok and math.isfinite(value)
+        else:
+            return value  # strings and the like: the factory judges them
+        accepted = f"{kind.__name__}" + (f" in {self.ranges[key]}" if key in self.ranges else "")
+        if not ok or (key in self.ranges and value not in self.ranges[key]):
+            raise ValueError(f"{key}={value!r} for {self.name}: expected {accepted}")
+        return value
 
 
 @dataclass
@@ -44,9 +88,14 @@ class Registry:
     prefix_factories: dict[str, Callable[[str], Entry]] = field(default_factory=dict)
 
     def register(
-        self, name: str | None = None, *, search_space: SearchSpace | None = None
+        self,
+        name: str | None = None,
+        *,
+        search_space: SearchSpace | None = None,
+        ranges: dict[str, Range] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-        """Decorator: register ``fn`` under ``name`` (default: the function's name)."""
+        """Decorator: register ``fn`` under ``name`` (default: the function's name), with the
+        range each numeric hyperparameter accepts."""
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             key = name or fn.__name__
@@ -58,6 +107,7 @@ class Registry:
                 defaults=signature_defaults(fn),
                 search_space=search_space,
                 description=(inspect.getdoc(fn) or "").split("\n")[0],
+                ranges=dict(ranges or {}),
             )
             return fn
 
@@ -119,6 +169,12 @@ def signature_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
         for p in inspect.signature(fn).parameters.values()
         if p.default is not inspect.Parameter.empty and p.name not in WIRING_ARGS
     }
+
+
+def annotated_types(fn: Callable[..., Any]) -> dict[str, type]:
+    """The factory's parameters that are annotated with a plain class (``int``, ``float`` ...)."""
+    parameters = inspect.signature(fn, eval_str=True).parameters.values()
+    return {p.name: p.annotation for p in parameters if isinstance(p.annotation, type)}
 
 
 # Arguments the model factory supplies; they are not hyperparameters.

@@ -15,16 +15,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmark.config import MNIST_TRAIN_FILE_IMAGES, MNIST_VAL_IMAGES
 from benchmark.errors import DamagedFileError
 
 SPLIT_SEED = 20_241_124  # fixed: every run sees the same train/validation split
-NUM_VAL = 5_000
+NUM_VAL = MNIST_VAL_IMAGES
+IMAGES, LABELS = 2051, 2049  # IDX magic numbers: unsigned bytes in 3 dimensions / in 1
+SIDE = 28
 RAW_FILES = {
-    # name: (IDX magic number, expected size in bytes)
-    "train-images-idx3-ubyte": (2051, 16 + 60_000 * 28 * 28),
-    "train-labels-idx1-ubyte": (2049, 8 + 60_000),
-    "t10k-images-idx3-ubyte": (2051, 16 + 10_000 * 28 * 28),
-    "t10k-labels-idx1-ubyte": (2049, 8 + 10_000),
+    # name: (IDX magic number, number of items)
+    "train-images-idx3-ubyte": (IMAGES, MNIST_TRAIN_FILE_IMAGES),
+    "train-labels-idx1-ubyte": (LABELS, MNIST_TRAIN_FILE_IMAGES),
+    "t10k-images-idx3-ubyte": (IMAGES, 10_000),
+    "t10k-labels-idx1-ubyte": (LABELS, 10_000),
 }
 
 
@@ -41,42 +44,98 @@ def candidate_roots(data_dir: str | os.PathLike[str] | None = None) -> list[Path
     return [Path(r) for r in roots if r]
 
 
-def has_raw_files(root: Path) -> bool:
+def missing_files(root: Path) -> list[Path]:
     raw = root / "MNIST" / "raw"
-    return all((raw / name).is_file() for name in RAW_FILES)
+    return [raw / name for name in RAW_FILES if not (raw / name).is_file()]
+
+
+def has_raw_files(root: Path) -> bool:
+    return not missing_files(root)
+
+
+def layout(path: Path) -> tuple[list[int], int]:
+    """(the IDX header MNIST's file of this name has, the bytes of one item: image or label)."""
+    magic, count = RAW_FILES[path.name]
+    if magic == IMAGES:
+        return [magic, count, SIDE, SIDE], SIDE * SIDE
+    return [magic, count], 1
+
+
+def check_header(path: Path) -> None:
+    """The IDX header against the file's size and against MNIST's file of this name, without
+    reading the pixels: a refused file is a ``DataError`` naming it and the problem."""
+    wanted, item = layout(path)
+    try:
+        actual = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(4 * len(wanted))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    header = [int.from_bytes(head[i : i + 4], "big") for i in range(0, len(head) // 4 * 4, 4)]
+    if len(header) < len(wanted):
+        raise DataError(f"{path}: {actual} bytes, too short for an IDX header: truncated")
+    if header[0] != wanted[0]:
+        raise DataError(
+            f"{path}: IDX magic number {header[0]}, expected {wanted[0]}: not an MNIST file"
+        )
+    said = " x ".join(map(str, header[1:]))
+    if header[2:] != wanted[2:]:
+        raise DataError(
+            f"{path}: IDX header says {said}, expected {' x '.join(map(str, wanted[1:]))}: "
+            f"corrupt (MNIST images are {SIDE}x{SIDE})"
+        )
+    if actual != 4 * len(wanted) + header[1] * item:
+        raise DataError(
+            f"{path}: IDX header says {said} but the file has {actual} bytes: truncated or corrupt"
+        )
+    if header[1] != wanted[1]:
+        raise DataError(f"{path}: IDX header says {said}, expected {wanted[1]} items: not MNIST's")
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """One checked IDX file: images (N, 1, 28, 28) uint8 or labels (N,) int64 in 0-9."""
+    check_header(path)
+    wanted, item = layout(path)
+    size = 4 * len(wanted) + wanted[1] * item
+    try:
+        blob = bytearray(path.read_bytes())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if len(blob) != size:  # changed since its header was checked
+        raise DataError(f"{path}: {len(blob)} bytes, expected {size}: truncated or corrupt")
+    values = torch.frombuffer(blob, dtype=torch.uint8, offset=4 * len(wanted))
+    if wanted[0] == IMAGES:
+        return values.view(wanted[1], 1, SIDE, SIDE)
+    bad = (values > 9).nonzero()
+    if len(bad):
+        first = int(bad[0])
+        raise DataError(
+            f"{path}: labels outside 0-9 (label {int(values[first])} at item {first}): corrupt"
+        )
+    return values.long()
 
 
 def check_raw_files(root: Path) -> None:
     """Reject truncated or foreign IDX files with a message naming the file."""
-    raw = root / "MNIST" / "raw"
-    for name, (magic, size) in RAW_FILES.items():
-        path = raw / name
-        actual = path.stat().st_size
-        if actual != size:
-            raise DataError(f"{path}: size {actual} bytes, expected {size}: truncated or corrupt")
-        dims = 3 if magic == 2051 else 1
-        with path.open("rb") as fh:
-            header = [int.from_bytes(fh.read(4), "big") for _ in range(1 + dims)]
-        if header[0] != magic:
-            raise DataError(
-                f"{path}: IDX magic number {header[0]}, expected {magic}: not an MNIST file"
-            )
-        count = (size - 4 * (1 + dims)) // (28 * 28 if dims == 3 else 1)
-        wanted = [magic, count, 28, 28][: 1 + dims]
-        if header != wanted:
-            raise DataError(
-                f"{path}: IDX header says {' x '.join(map(str, header[1:]))}, expected "
-                f"{' x '.join(map(str, wanted[1:]))} for its {actual} bytes: corrupt"
-            )
+    for name in RAW_FILES:
+        check_header(root / "MNIST" / "raw" / name)
 
 
 def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool = True) -> Path:
-    """The first candidate root that holds MNIST; else download into the first candidate."""
+    """The first candidate root that holds MNIST; else download into the first candidate. A
+    root holding some of the four files but not all is an error naming a missing one (never a
+    fall-back to the next root, nor a download over the others)."""
     roots = candidate_roots(data_dir)
     for root in roots:
-        if has_raw_files(root):
+        missing = missing_files(root)
+        if not missing:
             check_raw_files(root)
             return root
+        if len(missing) < len(RAW_FILES):
+            raise DataError(
+                f"{missing[0]}: missing ({len(RAW_FILES) - len(missing)} of the 4 MNIST files are "
+                f"there); put all four IDX files in {missing[0].parent}"
+            )
     searched = ", ".join(str(r / "MNIST" / "raw") for r in roots)
     if download:
         from torchvision.datasets import MNIST
@@ -133,27 +192,21 @@ class DigitSumData:
 def load_mnist(
     data_dir: str | os.PathLike[str] | None = None, download: bool = True
 ) -> DigitSumData:
-    """55,000 train / 5,000 validation (fixed seed) from the official train set; official test."""
-    from torchvision.datasets import MNIST
+    """55,000 train / 5,000 validation (fixed seed) from the official train set; official test.
 
+    Every file is checked on the way in (``read_idx``): header against size, labels in 0-9."""
     root = resolve_root(data_dir, download=download)
-    train_full = MNIST(str(root), train=True, download=False)
-    test = MNIST(str(root), train=False, download=False)
-    perm = torch.randperm(
-        len(train_full.targets), generator=torch.Generator().manual_seed(SPLIT_SEED)
-    )
-    for split, name in ((train_full, "train"), (test, "t10k")):
-        targets = split.targets
-        if targets.numel() and not (0 <= int(targets.min()) and int(targets.max()) <= 9):
-            path = root / "MNIST" / "raw" / f"{name}-labels-idx1-ubyte"
-            raise DataError(f"{path}: labels outside 0-9 (corrupt)")
-    images = train_full.data.unsqueeze(1)
-    labels = train_full.targets.long()
+    raw = root / "MNIST" / "raw"
+    images = read_idx(raw / "train-images-idx3-ubyte")
+    labels = read_idx(raw / "train-labels-idx1-ubyte")
+    perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
     train_idx, val_idx = perm[:-NUM_VAL], perm[-NUM_VAL:]
     return DigitSumData(
         train=Split(images[train_idx].contiguous(), labels[train_idx].contiguous()),
         val=Split(images[val_idx].contiguous(), labels[val_idx].contiguous()),
-        test=Split(test.data.unsqueeze(1).contiguous(), test.targets.long().contiguous()),
+        test=Split(
+            read_idx(raw / "t10k-images-idx3-ubyte"), read_idx(raw / "t10k-labels-idx1-ubyte")
+        ),
         root=root,
     )
 

@@ -27,6 +27,10 @@ def _umask() -> int:
     return mask
 
 
+# Our temporaries: mkstemp's ``.<name>.<8 random characters>.tmp`` next to the file they become.
+TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+
+
 def _atomic(path: Path, write: Any) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +45,18 @@ def _atomic(path: Path, write: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_temporaries(directory: Path) -> list[Path]:
+    """Delete the temporaries a killed writer left in ``directory`` (SIGKILL skips the clean-up
+    of ``_atomic``); returns them. Only for a directory no one else is writing in, such as a
+    run directory whose lock we hold."""
+    removed = []
+    for path in Path(directory).iterdir():
+        if TEMPORARY.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def write_text(path: Path, text: str) -> None:

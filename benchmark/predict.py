@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from architectures import DigitSumModel
 from benchmark.errors import UsageError
@@ -31,6 +31,10 @@ SIDE = 28  # MNIST field
 BOX = 20  # the digit's bounding box is scaled to fit this
 INK = 0.2  # ink threshold after contrast stretching, for the bounding box
 MIN_CONTRAST = 0.1  # below this, the image holds no visible digit
+
+
+class BlankImageError(ValueError):
+    """A readable image with no digit in it (nothing but background)."""
 
 
 def to_gray(image: Image.Image) -> torch.Tensor:
@@ -60,7 +64,7 @@ def preprocess(image: Image.Image) -> torch.Tensor:
     x = x - border(x).median()
     peak = x.max()
     if peak < MIN_CONTRAST:
-        raise ValueError("no digit found (the image is blank or has almost no contrast)")
+        raise BlankImageError("no digit found (the image is blank or has almost no contrast)")
     x = (x / peak).clamp(min=0.0)
     ink = x > INK
     rows = ink.any(1).nonzero()[:, 0].tolist()
@@ -116,7 +120,8 @@ def load_image(path: Path) -> torch.Tensor:
         with Image.open(path) as image:
             image.load()
             return preprocess(image)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise UsageError(f"--image {path}: cannot read it as an image ({exc})") from None
-    except ValueError as exc:
+    except BlankImageError as exc:
         raise UsageError(f"--image {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged file makes PIL raise many kinds
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"--image {path}: cannot read it as an image ({reason})") from None

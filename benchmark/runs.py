@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 import secrets
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,11 +24,11 @@ from typing import Any
 
 import torch
 
-from architectures import DigitSumModel, count_params, create_model
+from architectures import DigitSumModel, check_model, count_params, create_model
 from benchmark import files, metrics
-from benchmark.config import TrainConfig
+from benchmark.config import MNIST_TRAIN_IMAGES, TrainConfig
 from benchmark.data import DigitSumData
-from benchmark.errors import UsageError
+from benchmark.errors import DamagedFileError, TrainingFailed, UsageError
 from benchmark.files import read_json, slug
 from benchmark.hardware import device_name, git_commit, resolve_channels_last, versions
 from benchmark.holdout import heldout_mask, holdout_pairs
@@ -106,7 +108,13 @@ def claimed(run_dir: Path) -> Iterator[None]:
     if path in _held:
         yield
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(
+            f"{run_dir}: cannot create its lock file ({exc.strerror or exc}); "
+            f"expected a run directory we may write in"
+        ) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -116,6 +124,7 @@ def claimed(run_dir: Path) -> Iterator[None]:
     os.ftruncate(fd, 0)
     os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
     _held[path] = fd
+    files.remove_temporaries(run_dir)  # ours, left by a writer killed mid-write: stale now
     try:
         yield
     finally:
@@ -130,7 +139,23 @@ def save_checkpoint(run_dir: Path, state: TrainState) -> None:
 
 
 def load_config(run_dir: Path) -> TrainConfig:
-    return TrainConfig.from_dict(read_json(Path(run_dir) / CONFIG))
+    """The run's saved config, checked as the command line's is (field types and ranges, model
+    names and arguments): a damaged or edited config.json is one line naming it."""
+    path = Path(run_dir) / CONFIG
+    try:
+        values = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not valid JSON: {exc}"
+        raise DamagedFileError(f"{path}: unreadable ({reason})") from None
+    if not isinstance(values, dict):
+        raise DamagedFileError(f"{path}: expected an object of config fields")
+    try:
+        cfg = TrainConfig.from_dict(values)
+        cfg.validate()
+        check_model(cfg.arch, cfg.fusion, cfg.model_args)
+    except (TypeError, ValueError) as exc:  # UnknownNameError is a ValueError
+        raise DamagedFileError(f"{path}: {exc}") from None
+    return cfg
 
 
 def finish(
@@ -218,9 +243,23 @@ def _execute(
             resume = f"python -m benchmark run --resume {run_dir}"
             write_status(run_dir, "interrupted", f"stopped by a signal; resume with `{resume}`")
         raise
-    except Exception as exc:  # divergence (NonFiniteLossError), out of memory, ...
+    except (torch.OutOfMemoryError, MemoryError) as exc:
+        write_status(run_dir, "failed", f"{type(exc).__name__}: out of memory")
+        raise TrainingFailed(
+            f"out of memory ({type(exc).__name__}); try a smaller --batch-size or model"
+        ) from None
+    except Exception as exc:  # divergence (NonFiniteLossError), ...
         write_status(run_dir, "failed", f"{type(exc).__name__}: {exc}")
         raise
+
+
+def completed_anyway(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics of a run that completed although a signal came (it arrived while the run's
+    files closed): the caller treats the run as done, not interrupted. None if not complete."""
+    try:
+        return read_metrics(run_dir)
+    except IncompleteRun:
+        return None
 
 
 def start_run(cfg: TrainConfig, results_dir: Path) -> Path:
@@ -238,11 +277,20 @@ def resume_state(run_dir: Path, cfg: TrainConfig, device: torch.device) -> Train
         return None
     saved = files.load_torch(ckpt)
     try:
-        state.load_state_dict(saved)
-    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's notices about odd content: a second line
+            state.load_state_dict(saved)
+    except Exception as exc:  # noqa: BLE001 - any shape of wrong content means the same
         raise files.UnreadableFileError(
             f"{ckpt}: not a checkpoint of this run ({type(exc).__name__})"
         ) from None
+    epochs = len(state.history)  # saved at the end of an epoch: step and history agree
+    if not 0 <= epochs <= cfg.epochs or state.step != epochs * cfg.steps_per_epoch(
+        MNIST_TRAIN_IMAGES
+    ):
+        raise files.UnreadableFileError(
+            f"{ckpt}: step {state.step} after {epochs} epoch(s) does not fit this run's config"
+        )
     return state
 
 
@@ -275,8 +323,10 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
     model = create_model(cfg.arch, cfg.fusion, **cfg.model_args)
     saved = files.load_torch(run_dir / MODEL)
     try:
-        model.load_state_dict(saved)
-    except (RuntimeError, TypeError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # as in resume_state
+            model.load_state_dict(saved)
+    except Exception as exc:  # noqa: BLE001 - a list, a foreign model's weights, ...: all one
         raise files.UnreadableFileError(
             f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} ({type(exc).__name__})"
         ) from None
@@ -308,7 +358,13 @@ def lookup(obj: Any, dotted: str) -> Any:
 
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (JSON's NaN and Infinity parse, but are no measurement)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# Optional metrics.json keys (dotted) and the type each must have where present, so that a
+# report, which flattens every run's metrics into one table, never meets a foreign shape.
+OPTIONAL_SHAPES = {"config": dict, "val": dict, "versions": dict, "tuned": bool}
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:
@@ -324,6 +380,9 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
         raise IncompleteRun(f"corrupt {METRICS}: not a JSON object")
     bad = [k for k in REQUIRED_TEXT if not isinstance(lookup(found, k), str)]
     bad += [k for k in required_numbers() if not is_number(lookup(found, k))]
+    bad += [k for k, kind in OPTIONAL_SHAPES.items() if not isinstance(found.get(k, kind()), kind)]
+    if "test_heldout" in found and not isinstance(lookup(found, "config.holdout_pairs"), int):
+        bad.append("config.holdout_pairs")
     if bad:
         raise IncompleteRun(f"corrupt {METRICS}: missing or invalid {', '.join(bad)}")
     return found
@@ -336,9 +395,11 @@ def read_status(run_dir: Path) -> tuple[str, str]:
         return "missing", ""
     try:
         status = read_json(path)
-        return str(status["status"]), str(status.get("message") or "")
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+    except (OSError, UnicodeDecodeError, ValueError):
         return "unreadable", ""
+    if not isinstance(status, dict) or not isinstance(status.get("status"), str):
+        return "unreadable", ""
+    return status["status"], str(status.get("message") or "")
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]] | None:

@@ -26,6 +26,15 @@ def test_split_sizes_and_dtypes(mnist) -> None:
         assert set(split.labels.unique().tolist()) == set(range(10))
 
 
+def test_the_checked_training_size_is_the_one_loaded(mnist) -> None:
+    """``TrainConfig.validate`` bounds the batch size by ``MNIST_TRAIN_IMAGES`` without loading
+    the data; the IDX header check is what makes that the number of images training sees."""
+    from benchmark.config import MNIST_TRAIN_IMAGES
+
+    assert len(mnist.train) == MNIST_TRAIN_IMAGES
+    assert RAW_FILES["train-images-idx3-ubyte"][1] == MNIST_TRAIN_IMAGES + len(mnist.val)
+
+
 def test_split_is_fixed_and_partitions_the_training_set(mnist, mnist_root: Path) -> None:
     again = load_mnist(mnist_root, download=False)
     assert torch.equal(again.train.images, mnist.train.images)
@@ -71,6 +80,26 @@ def test_missing_data_error_names_places(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with pytest.raises(DataError, match=str(tmp_path / "nowhere" / "MNIST" / "raw")):
         resolve_root(tmp_path / "nowhere", download=False)
     assert len(RAW_FILES) == 4
+
+
+def test_a_root_missing_one_file_names_it_and_never_falls_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mnist_root: Path
+) -> None:
+    """Three of the four files: the fourth is named, whether the root came from --data-dir or
+    $MNIST_ROOT; ./data (good here) is not tried, nothing is downloaded over the others."""
+    raw = tmp_path / "partial" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in list(RAW_FILES)[:3]:
+        (raw / name).symlink_to(mnist_root / "MNIST" / "raw" / name)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").symlink_to(mnist_root)
+    missing = raw / list(RAW_FILES)[3]
+    with pytest.raises(DataError, match=f"{missing}: missing"):
+        resolve_root(tmp_path / "partial", download=True)
+    monkeypatch.setenv("MNIST_ROOT", str(tmp_path / "partial"))
+    with pytest.raises(DataError, match=f"{missing}: missing"):
+        resolve_root(None, download=True)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(list(RAW_FILES)[:3])
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,19 @@ def one_line(text: str) -> str:
     assert len(lines) == 1, text
     assert "Traceback" not in text
     return lines[0]
+
+
+@contextmanager
+def child(code: str, *args: str, ready: str) -> Iterator[subprocess.Popen]:
+    """A Python process running ``code`` with ``args``, once it has printed ``ready``; killed
+    (if still alive) when the block ends."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == ready
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 @pytest.fixture
@@ -278,16 +293,9 @@ def test_resume_refuses_a_run_another_process_is_running(tmp_path: Path, capsys)
         "import sys, time; from pathlib import Path; from benchmark import runs\n"
         "with runs.claimed(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
     )
-    other = subprocess.Popen(
-        [sys.executable, "-c", hold, str(run_dir)], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert other.stdout.readline().strip() == "held"
+    with child(hold, str(run_dir), ready="held") as other:
         assert main(["run", "--resume", str(run_dir)]) == 2
         assert f"still running (pid {other.pid} since" in one_line(capsys.readouterr().err)
-    finally:
-        other.kill()
-        other.wait()
     sleeper = subprocess.Popen(["sleep", "60"])
     try:
         runs.write_status(run_dir, "running", pid=sleeper.pid)  # a pid, but not our process

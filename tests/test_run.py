@@ -133,3 +133,19 @@ def test_cuda_run_bf16_matches_cpu_closely(mnist) -> None:
     cuda_acc = cuda_state.history[-1].val_sum_acc
     assert cuda_acc > 0.8
     assert abs(cuda_acc - cpu_state.history[-1].val_sum_acc) < 0.05
+
+
+@pytest.mark.slow
+def test_grid_progress_shows_the_grid_and_the_final_evaluation(
+    mnist_root: Path, tmp_path: Path, capsys
+) -> None:
+    """Piped output: a grid bar (runs done of total) and a status during the test evaluation."""
+    from benchmark.cli import main
+
+    argv = ["run", "--seeds", "0,1", "--epochs", "1", "--train-subset", "256"]
+    argv += ["--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "grid: 2 runs (2 seed)" in out
+    assert "grid" in out and "1/2" in out
+    assert "evaluating on the test split" in out

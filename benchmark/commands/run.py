@@ -73,9 +73,15 @@ def grid_configs(
 
 
 def train_with_progress(
-    cfg: TrainConfig, data: Any, run_dir: Path, state: Any = None
+    cfg: TrainConfig,
+    data: Any,
+    run_dir: Path,
+    state: Any = None,
+    grid: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
-    """``runs.execute`` with a progress bar: steps, running loss, last validation figure."""
+    """``runs.execute`` with a progress bar: steps, running loss, last validation figure, a
+    status while the test split is evaluated, and, given ``grid`` (runs done, total), a bar for
+    the whole grid."""
     from rich.progress import TextColumn
 
     from benchmark import runs
@@ -84,26 +90,25 @@ def train_with_progress(
     done = state.step if state is not None else 0
     label = f"{cfg.arch} x {cfg.fusion} seed {cfg.seed}"
     columns = (
-        TextColumn("loss {task.fields[loss]:.4f}  train sum acc {task.fields[acc]:.4f}"),
+        TextColumn("{task.fields[loss]}"),
         TextColumn("{task.fields[val]}"),
     )
     with progress(*columns) as bar:
-        task = bar.add_task(
-            label,
-            total=steps * cfg.epochs,
-            completed=done,
-            loss=float("nan"),
-            acc=float("nan"),
-            val="",
-        )
+        if grid is not None and grid[1] > 1:
+            bar.add_task("grid", total=grid[1], completed=grid[0], loss="runs", val="")
+        task = bar.add_task(label, total=steps * cfg.epochs, completed=done, loss="", val="")
         epochs_done = [done // steps]
 
         def on_step(i: int, n: int, loss: float, acc: float) -> None:
-            bar.update(task, completed=epochs_done[0] * n + i, loss=loss, acc=acc)
+            text = f"loss {loss:.4f}  train sum acc {acc:.4f}"
+            bar.update(task, completed=epochs_done[0] * n + i, loss=text)
 
         def on_epoch(st: Any, stats: Any) -> None:
             epochs_done[0] = stats.epoch
-            bar.update(task, val=f"val sum {stats.val_sum_acc:.4f} (epoch {stats.epoch})")
+            val = f"val sum {stats.val_sum_acc:.4f} (epoch {stats.epoch})"
+            if stats.epoch == cfg.epochs:
+                val += "; evaluating on the test split (every image x 10 addends) ..."
+            bar.update(task, val=val)
 
         return runs.execute(cfg, data, run_dir, state=state, on_step=on_step, on_epoch=on_epoch)
 
@@ -206,6 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             + " x ".join(f"{n} {what}" for n, what in sizes if n > 1)
             + ")"
         )
+    for cfg in configs:  # every device asked for exists (a sweep may name several)
+        prepare_device(cfg)
     device = prepare_device(base)
     data = load_mnist(base.data_dir).to(device)
     finished: list[dict[str, Any]] = []
@@ -217,8 +224,12 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"on {device_name(device)} -> {run_dir}"
             )
             try:
-                finished.append(train_with_progress(cfg, data, run_dir))
+                finished.append(train_with_progress(cfg, data, run_dir, grid=(i, len(configs))))
             except KeyboardInterrupt:
+                done = runs.completed_anyway(run_dir) if i + 1 == len(configs) else None
+                if done is not None:  # the signal came as the last run closed: all done
+                    finished.append(done)
+                    break
                 console.print(
                     f"interrupted: {len(finished)} run(s) finished and kept; resume this "
                     f"one with `python -m benchmark run --resume {run_dir}`; "
@@ -249,17 +260,18 @@ def resume(args: argparse.Namespace) -> int:
     with runs.claimed(run_dir):  # held from here to the end: one resume at a time
         if (run_dir / runs.METRICS).exists():  # another resume finished it just before
             raise UsageError(f"--resume {run_dir}: the run is already complete")
-        try:
-            cfg = runs.load_config(run_dir)
-            cfg.validate()
-        except (OSError, ValueError, TypeError) as exc:  # JSONDecodeError included
-            raise UsageError(f"--resume {run_dir}: unusable {runs.CONFIG} ({exc})") from None
+        cfg = runs.load_config(run_dir)  # checked: a damaged config.json is one line naming it
         device = prepare_device(cfg)
         state = runs.resume_state(run_dir, cfg, device)
         data = load_mnist(cfg.data_dir).to(device)
         console.print(f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1}")
         with interrupts_as_exceptions():
-            metrics = train_with_progress(cfg, data, run_dir, state=state)
+            try:
+                metrics = train_with_progress(cfg, data, run_dir, state=state)
+            except KeyboardInterrupt:
+                metrics = runs.completed_anyway(run_dir)  # the signal came as it closed
+                if metrics is None:
+                    raise
     print_wide(summary_table([metrics]))
     return 0
 

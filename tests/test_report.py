@@ -147,8 +147,12 @@ def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     assert pair["test_sum_acc_mean_tuned"] == pytest.approx(0.96) and pair["n_tuned"] == 2
     assert pair["test_sum_acc_std_tuned"] == pytest.approx(math.sqrt(2) * 0.01)
     assert pair["delta"] == pytest.approx(0.06)
+    assert pair["err_delta"] == pytest.approx(-6.0) and math.isnan(pair["p"])  # n=1: no test
     section = report.tuned_vs_default_section(summary)
-    assert "gap_cnn x concat" in section and "0.9600 ± 0.0141" in section and "+0.0600" in section
+    # errors 10 % (one seed) and 4 ± t(0.975, 1) * sqrt(2) / sqrt(2) = 4 ± 12.71 %
+    assert "| gap_cnn x concat | 10.00 | 1,000 | 4.00 ± 12.71 | 1,000 | 1/2 | -6.00 | - | - |" in (
+        section
+    )
 
 
 def test_pareto_front_is_the_known_set() -> None:
@@ -174,7 +178,7 @@ def test_bench_rows_give_macs_and_best_throughput(tmp_path: Path) -> None:
     inputs = load(make_suite(tmp_path))
     summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
     default = summary.loc["gap_cnn x concat"]
-    assert default["macs_per_image"] == 50000
+    assert default["macs_per_image"] == 7_351_424  # counted on the model, not the bench's 50,000
     assert default["infer_images_per_s"] == 20000 and default["bench_batch_size"] == 256
     small = summary.loc["small_cnn x late_sum"]
     assert small["infer_images_per_s"] == 40000 and small["bench_device"] == "cpu"  # error row out
@@ -191,10 +195,7 @@ def test_bench_with_missing_columns_and_other_model_size(tmp_path: Path) -> None
     )
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "*.csv"))
     summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
-    assert math.isnan(summary.loc["gap_cnn x concat", "macs_per_image"])  # 1000 != 2000 params
-    assert summary.loc["gap_cnn x late_sum", "macs_per_image"] == 456  # params unknown: matched
     assert summary["infer_images_per_s"].isna().all()
-    assert "acc_vs_throughput" not in report.render_plots(inputs, summary.reset_index())
 
 
 def test_unreadable_bench_file_is_a_note(tmp_path: Path) -> None:
@@ -252,8 +253,8 @@ def test_report_files_header_and_plots(tmp_path: Path) -> None:
     summary, written = report.write_report(inputs, tmp_path / "out")
     names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in written)
     assert names == [
-        "plots/acc_vs_params.png",
-        "plots/acc_vs_throughput.png",
+        "plots/forest.png",
+        "plots/pareto.png",
         "plots/sum_class_heatmap.png",
         "plots/val_curves.png",
         "report.md",
@@ -263,12 +264,14 @@ def test_report_files_header_and_plots(tmp_path: Path) -> None:
         if path.suffix == ".png":
             assert path.read_bytes().startswith(b"\x89PNG")
     text = (tmp_path / "out" / "report.md").read_text()
-    header = text[: text.index("## Results")]
+    header = text[: text.index("## The answer")]
     for expected in (DEVICE, "torch 2.99.0", "timm 9.9.9", "Epochs: 2", "Seeds: 0, 1, 2"):
         assert expected in header
-    table = text[text.index("## Results") : text.index("## Tuned vs default")]
-    rows = [line for line in table.splitlines() if line.startswith("| 1 ") or "| 2 |" in line]
-    assert "gap_cnn x concat | yes" in rows[0] and "0.9200 ± 0.0200" in rows[1]
+    table = text[text.index("## Main comparison") : text.index("## Tuned vs default")]
+    rows = [line for line in table.splitlines() if line.startswith(("| 1 ", "| 2 "))]
+    # errors 8, 10 and 6 %: mean 8, half-width t(0.975, 2) * 2 / sqrt(3) = 4.97
+    assert "gap_cnn x concat | yes | 1 | 4.00 | best" in rows[0]
+    assert "gap_cnn x concat | no | 3 | 8.00 ± 4.97 |" in rows[1]
     csv = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert list(csv.columns) == report.summary_columns() and len(csv) == len(summary)
 
@@ -291,10 +294,11 @@ def test_outputs_are_byte_identical_on_a_second_run(tmp_path: Path) -> None:
 def test_stale_plot_is_removed(tmp_path: Path) -> None:
     root = make_suite(tmp_path)
     report.write_report(load(root), tmp_path / "out")
-    for path in (root / "bench").iterdir():
+    assert (tmp_path / "out" / "plots" / "val_curves.png").exists()
+    for path in (root / "runs").glob("*/history.csv"):
         path.unlink()
     report.write_report(load(root), tmp_path / "out")
-    assert not (tmp_path / "out" / "plots" / "acc_vs_throughput.png").exists()
+    assert not (tmp_path / "out" / "plots" / "val_curves.png").exists()
 
 
 def test_only_incomplete_runs_still_report(tmp_path: Path) -> None:
@@ -315,11 +319,10 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     out = tmp_path / "out"
     argv = ["report", "--runs", str(root / "runs" / "*"), "--out", str(out)]
     assert main([*argv, "--bench", str(root / "bench" / "*.csv")]) == 0
-    assert (out / "report.md").exists() and (out / "plots" / "acc_vs_throughput.png").exists()
-    printed = capsys.readouterr().out
-    assert "| gap_cnn x concat     |    no | aaaa0000 | 3 | 0.9200 ± 0.0200 |" in printed.replace(
-        "│", "|"
-    )
+    assert (out / "report.md").exists() and (out / "plots" / "forest.png").exists()
+    printed = capsys.readouterr().out.replace("│", "|")
+    row = next(line for line in printed.splitlines() if "|    no | 3 |" in line)
+    assert "gap_cnn x concat" in row and "8.00 ± 4.97" in row
     assert "2 incomplete run(s)" in printed
 
 
@@ -362,7 +365,7 @@ def test_a_metric_added_in_one_place_reaches_metrics_json_and_the_report(
     assert "val_odd_sum_acc" in (run_dir / runs.HISTORY).read_text().splitlines()[0]
     summary, _ = report.write_report(load(tmp_path), tmp_path / "out")
     assert "test_odd_sum_acc_mean" in summary.columns
-    assert "| odd sum acc |" in (tmp_path / "out" / "report.md").read_text()
+    assert "| odd sum acc % |" in (tmp_path / "out" / "report.md").read_text()
 
 
 @pytest.mark.slow
@@ -382,3 +385,151 @@ def test_a_users_run_and_report_with_the_defaults_leave_the_reference_alone(
     assert (tmp_path / "output" / "report.md").is_file()
     assert sorted(p.name for p in reference.rglob("*")) == ["report.md", "runs"]
     assert (reference / "report.md").read_text() == "the committed reference\n"
+
+
+def test_interval_and_welch_against_hand_computation() -> None:
+    from benchmark.report import stats
+
+    # mean 2, s = 1, t(0.975, 2) = 4.30265: half-width 4.30265 / sqrt(3) = 2.48414
+    assert stats.interval([1.0, 2.0, 3.0]) == pytest.approx((2.0, 2.48414), rel=1e-5)
+    mean, half = stats.interval([5.0])
+    assert mean == 5.0 and math.isnan(half)  # one seed: no spread to measure
+    # Welch: t = -3 / sqrt(1/3 + 1/3) = -3.67423, df = (2/3)^2 / (2 * (1/3)^2 / 2) = 4,
+    # two-sided p = 2 * P(T_4 > 3.67423) = 0.021312
+    assert stats.welch_p([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]) == pytest.approx(0.021312, rel=1e-4)
+    assert math.isnan(stats.welch_p([1.0], [4.0, 5.0]))
+    assert stats.indistinguishable(0.05) and not stats.indistinguishable(0.0213)
+    assert not stats.indistinguishable(math.nan)
+
+
+def configured_run(root: Path, name: str, config: dict, **kwargs: Any) -> Path:
+    """``make_run`` with a fuller config.json section (budget, flags, tuned_from)."""
+    run_dir = make_run(root, name, **kwargs)
+    found = json.loads((run_dir / "metrics.json").read_text())
+    found["config"] = {**found["config"], **config}
+    (run_dir / "metrics.json").write_text(json.dumps(found))
+    return run_dir
+
+
+def test_main_comparison_holds_only_the_reference_budget(tmp_path: Path) -> None:
+    """Held-out, ablation, other-epoch and hand-tuned runs never enter the main table, even when
+    their accuracy is the best; each says what sets it apart."""
+    runs = tmp_path / "runs"
+    for seed, acc in enumerate((0.95, 0.96, 0.97)):
+        make_run(runs, f"ref-{seed}", seed=seed, sum_acc=acc, val_curve=(0.9,))
+        make_run(runs, f"late-{seed}", fusion="late_sum", seed=seed, sum_acc=acc - 0.01,
+                 val_curve=(0.9,), config_hash="late0000")  # fmt: skip
+    make_run(runs, "small-0", arch="small_cnn", sum_acc=0.90, config_hash="s0000000",
+             val_curve=(0.9,))  # fmt: skip
+    study = "gap_cnn__concat__e1__p1000"
+    tuned_from = {"study": study, "budget": {"epochs": 1, "train_subset": None}}
+    for seed in (0, 1):
+        configured_run(runs, f"tuned-{seed}", {"lr": 0.01, "tuned_from": tuned_from},
+                       seed=seed, sum_acc=0.98, tuned=True, config_hash="t0000000",
+                       val_curve=(0.9,))  # fmt: skip
+    outsiders = {
+        "heldout": ({"holdout_pairs": 20}, "holdout_pairs 20"),
+        "augment": ({"augment": True}, "augment True"),
+        "longer": ({"epochs": 4}, "epochs 4"),
+        "hand-lr": ({"lr": 0.01}, "lr 0.01"),
+    }
+    for i, (name, (config, _)) in enumerate(outsiders.items()):
+        configured_run(runs, name, config, sum_acc=0.999, config_hash=f"x000000{i}",
+                       val_curve=(0.9,))  # fmt: skip
+    other_study = {"study": "gap_cnn__concat__e4__p9", "budget": {"epochs": 4}}
+    configured_run(runs, "tuned-elsewhere", {"tuned_from": other_study}, sum_acc=0.999,
+                   tuned=True, config_hash="y0000000", val_curve=(0.9,))  # fmt: skip
+    comparison = {
+        "plan": {
+            "key": "k",
+            "budget": {"epochs": 1, "train_subset": None, "holdout_pairs": 0},
+            "fixed": {},
+            "studies": [study],
+            "pairs": [["gap_cnn", "concat"]],
+            "seeds": [0, 1, 2],
+            "trials": 20,
+            "max_params": 1000,
+        },
+        "stages": {"tune": {"vm": 600.0}, "runs": {"vm": 120.0}},
+    }
+    (tmp_path / "comparison.json").write_text(json.dumps(comparison))
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"), tmp_path)
+    summary, _ = report.write_report(inputs, tmp_path / "out")
+    sections = dict(zip(summary["config_hash"], summary["section"], strict=True))
+    assert {h for h, s in sections.items() if s == "main"} == {
+        "aaaa0000", "late0000", "s0000000", "t0000000",
+    }  # fmt: skip
+    assert sections["x0000000"] == "heldout"
+    text = (tmp_path / "out" / "report.md").read_text()
+    main = text[text.index("## Main comparison") : text.index("## Tuned vs default")]
+    rows = [line for line in main.splitlines() if line[:3] in {f"| {i}" for i in range(10)}]
+    assert len(rows) == 4  # the 99.9 % outsiders stay out
+    other = text[text.index("## Other budgets") :]
+    for _, differs in list(outsiders.values())[1:]:
+        assert differs in other
+    assert "tuned by gap_cnn__concat__e4__p9" in other
+    answer = text[text.index("## The answer") : text.index("## Main comparison")]
+    assert "1 epoch(s) on the full training split" in answer
+    assert "**gap_cnn x concat (tuned)** has the lowest test sum error: 2.00%" in answer
+    assert "10.0 min" in text and "2.0 min" in text  # the stage wall times
+
+
+def test_near_best_is_welch_at_5_percent(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    accuracies = ((0.97, 0.975, 0.90), (0.96, 0.965, 0.91), (0.95, 0.955, 0.92))
+    for seed, (a, b, c) in enumerate(accuracies):
+        make_run(runs, f"a-{seed}", seed=seed, sum_acc=a, val_curve=(0.9,))
+        make_run(runs, f"b-{seed}", fusion="late_sum", seed=seed, sum_acc=b, val_curve=(0.9,),
+                 config_hash="b0000000")  # fmt: skip
+        make_run(runs, f"c-{seed}", fusion="embed_add", seed=seed, sum_acc=c, val_curve=(0.9,),
+                 config_hash="c0000000")  # fmt: skip
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))
+    summary = report.summarize(inputs.runs, inputs.bench).set_index("fusion")
+    assert summary.loc["late_sum", "p_vs_best"] == 1.0  # the best: 3.5 % error
+    # 4 % vs 3.5 %, s = 1 on both sides: t = 0.61, df = 4, p = 0.57
+    assert summary.loc["concat", "near_best"]
+    assert summary.loc["concat", "p_vs_best"] == pytest.approx(0.5734, abs=1e-3)
+    assert not summary.loc["embed_add", "near_best"]  # 9 % vs 3.5 %: worse
+    assert summary.loc["embed_add", "p_vs_best"] < 0.05
+
+
+def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
+    import optuna
+
+    runs = tmp_path / "runs"
+    make_run(runs, "a")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(
+        study_name="gap_cnn__concat__e1__p1000",
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2) + t.suggest_int("w", 1, 4), 6)
+    optuna.create_study(study_name="compare-runs__abc", storage=storage)  # the queue: left out
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"), tmp_path)
+    _, written = report.write_report(inputs, tmp_path / "out")
+    names = {p.relative_to(tmp_path / "out").as_posix() for p in written}
+    stem = "studies/gap_cnn__concat__e1__p1000"
+    assert {f"{stem}.csv", f"{stem}-history.png", f"{stem}-importance.png"} <= names
+    assert not any("compare-runs" in n for n in names)
+    trials = pd.read_csv(tmp_path / "out" / f"{stem}.csv")
+    assert len(trials) == 6 and {"params_lr", "params_w", "value", "state"} <= set(trials.columns)
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## Tuning studies" in text and f"[history]({stem}-history.png)" in text
+    assert f"| gap_cnn__concat__e1__p1000 | 6 | 0 | {study.best_value:.5f} |" in text
+
+
+def main_table_lines(text: str) -> list[str]:
+    section = text[text.index("## Main comparison") :]
+    section = section[: section.index("\n## ", 1)]
+    return [line for line in section.splitlines() if line.startswith("|")]
+
+
+def test_the_readme_quotes_the_generated_main_table() -> None:
+    """The README's table is the committed report's, as generated (not hand-edited)."""
+    repo = Path(__file__).resolve().parents[1]
+    readme = (repo / "README.md").read_text()
+    quoted = readme[readme.index("<!-- main-table:start -->") : readme.index("<!-- main-table:end")]
+    generated = main_table_lines((repo / "results" / "report.md").read_text())
+    assert len(generated) > 2 and quoted.splitlines()[1:] == generated

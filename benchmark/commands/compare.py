@@ -155,7 +155,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from benchmark.report import load_inputs, write_report
 
         start = time.perf_counter()
-        inputs = load_inputs(str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv"))
+        inputs = load_inputs(
+            str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv"), results_dir
+        )
         write_report(inputs, results_dir)
         compare.record_stage(results_dir, plan, "report", time.perf_counter() - start, where)
         console.print(f"report: {results_dir / 'report.md'}")

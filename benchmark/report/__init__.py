@@ -24,12 +24,14 @@ from benchmark.report.aggregate import (
 )
 from benchmark.report.load import BENCH_COLUMNS, Inputs, load_bench, load_inputs
 from benchmark.report.plots import PLOTS, render_plots
+from benchmark.report.reference import Reference, find, from_comparison
 from benchmark.report.render import (
     bench_section,
     render_markdown,
     rich_table,
     tuned_vs_default_section,
 )
+from benchmark.report.studies import STORAGE, studies_section
 
 __all__ = [
     "BENCH_COLUMNS",
@@ -50,16 +52,34 @@ __all__ = [
 ]
 
 
+def find_reference(inputs: Inputs) -> Reference:
+    """The reference of ``compare``'s comparison.json, or the budget most default runs used; a
+    comparison.json of the wrong shape is a note, not a failure."""
+    if inputs.comparison is not None:
+        try:
+            return from_comparison(inputs.comparison)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            inputs.notes.append("comparison.json has an unexpected shape: ignored")
+    return find(inputs.runs, None)
+
+
 def write_report(inputs: Inputs, out: Path) -> tuple[pd.DataFrame, list[Path]]:
-    """Write report.md, summary.csv and plots/*.png under ``out``; returns the summary and paths."""
+    """Write report.md, summary.csv, plots/*.png and studies/ (trial CSVs and Optuna's plots)
+    under ``out``; returns the summary and the paths written."""
     out = Path(out)
-    summary = summarize(inputs.runs, inputs.bench)
+    ref = find_reference(inputs)
+    summary = summarize(inputs.runs, inputs.bench, ref, inputs.history)
     plots = render_plots(inputs, summary)
+    label = STORAGE if inputs.results_dir is None else f"{inputs.results_dir}/{STORAGE}"
+    study_text, study_files = studies_section(inputs.studies, label)
     written = [out / "report.md", out / "summary.csv"]
-    files.write_text(written[0], render_markdown(inputs, summary, plots))
+    files.write_text(written[0], render_markdown(inputs, summary, plots, ref, study_text))
     files.write_text(
         written[1], summary.to_csv(index=False, lineterminator="\n", float_format="%.10g")
     )
+    for relative, blob in sorted(study_files.items()):
+        files.write_bytes(out / relative, blob)
+        written.append(out / relative)
     for name in PLOTS:
         path = out / "plots" / f"{name}.png"
         if name in plots:

@@ -1,12 +1,26 @@
 """Aggregate: one row per group (arch x fusion x tuned x config hash), mean / std / n over seeds,
-joined to the bench figures; per-epoch curves and per-sum accuracies for the plots."""
+its section (main comparison, other, held-out) and, in the main comparison, test error with a
+95% interval and Welch's test against the best; joined to the bench figures; per-epoch curves
+and per-sum accuracies for the plots."""
 
 from __future__ import annotations
 
+import json
+import math
+
 import numpy as np
 import pandas as pd
+import torch
 
+from architectures import create_model
+from benchmark.bench import macs_per_image
 from benchmark.report.load import KEYS, seed_stats
+from benchmark.report.reference import Reference, find, tuned_from
+from benchmark.report.stats import indistinguishable, interval, welch_p
+
+TARGET = 0.99  # validation sum accuracy whose first reach is timed ("time to target")
+SECTIONS = ("main", "other", "heldout")
+TIMINGS = ("train_seconds", "train_images_per_s")  # per-machine figures: never across devices
 
 # Columns the best bench row (highest inference throughput) contributes to a group.
 BENCH_BEST = {
@@ -30,6 +44,15 @@ def summary_columns() -> list[str]:
         "macs_per_image",
         *BENCH_BEST.values(),
         "pareto",
+        "section",
+        "differs",
+        "timing_device",
+        "test_sum_err_mean",
+        "test_sum_err_ci",
+        "p_vs_best",
+        "near_best",
+        "target_seconds",
+        "target_reached",
     ]
 
 
@@ -42,9 +65,11 @@ def pareto_front(cost: pd.Series, value: pd.Series) -> pd.Series:
 
 
 def group_labels(summary: pd.DataFrame) -> pd.Series:
-    """``arch x fusion`` (+ `` (tuned)``), with the config hash only where needed to be unique."""
+    """``arch x fusion``, then `` (tuned)`` in the main comparison or what sets the group apart
+    elsewhere (`` (epochs 4)``), with the config hash only where still needed to be unique."""
     tuned = np.where(summary["tuned"].astype(bool), " (tuned)", "")
-    base = summary["arch"] + " x " + summary["fusion"] + tuned
+    tag = np.where(summary["section"] == "main", tuned, " (" + summary["differs"] + ")")
+    base = summary["arch"] + " x " + summary["fusion"] + tag
     return base.where(~base.duplicated(keep=False), base + " #" + summary["config_hash"])
 
 
@@ -63,11 +88,100 @@ def bench_matches(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     return merged[same]
 
 
-def summarize(runs: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
-    """One row per group: mean / std (ddof=1) / n over seeds, best test sum accuracy first."""
+def model_macs(config: dict) -> float:
+    """Multiply-accumulates per image of the model a config describes (counted on the CPU, the
+    way ``bench`` counts them); NaN for a model this checkout cannot build."""
+    try:
+        model = create_model(config["arch"], config["fusion"], **config.get("model_args", {}))
+        return float(macs_per_image(model.eval(), torch.device("cpu")))
+    except Exception:  # noqa: BLE001 - an old run of a renamed model: the report goes on
+        return math.nan
+
+
+def run_table(runs: pd.DataFrame, ref: Reference) -> pd.DataFrame:
+    """Per run: its section and what sets it apart from the reference."""
+    if "config_json" not in runs:
+        runs = runs.assign(config_json="{}")
+    configs = [json.loads(c) for c in runs["config_json"]]
+    sources = [
+        tuned_from(c) or ({} if tuned else None)
+        for c, tuned in zip(configs, runs["tuned"], strict=True)
+    ]
+    heldout = [bool(c.get("holdout_pairs")) for c in configs]
+    main = [ref.is_main(c, t) for c, t in zip(configs, sources, strict=True)]
+    return runs.assign(
+        section=[
+            "heldout" if h else "main" if m else "other" for h, m in zip(heldout, main, strict=True)
+        ],
+        differs=[ref.differs(c, t) for c, t in zip(configs, sources, strict=True)],
+    )
+
+
+def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:
+    """Timings kept only for the runs on their group's most common device (a group spread over
+    machines gets one machine's figures, never an average of several), and that device."""
+    device = runs.get("device", pd.Series("-", index=runs.index)).fillna("-").astype(str)
+    modal = device.groupby([runs[k] for k in KEYS]).transform(
+        lambda d: d.value_counts().sort_index().idxmax()  # ties: the first by name
+    )
+    kept = runs.assign(timing_device=modal)
+    for column in TIMINGS:
+        kept[column] = kept[column].where(device == modal)
+    return kept
+
+
+def time_to_target(history: pd.DataFrame, target: float = TARGET) -> pd.Series:
+    """Per run: seconds of training until the first epoch whose validation sum accuracy reached
+    ``target`` (NaN if never), from the per-epoch history."""
+    if history.empty or "seconds" not in history:
+        return pd.Series(dtype=float)
+    rows = history.sort_values(["run", "epoch"], kind="stable")
+    elapsed = rows.groupby("run")["seconds"].cumsum()
+    reached = rows.assign(elapsed=elapsed)[rows["val_sum_acc"] >= target]
+    return reached.groupby("run")["elapsed"].first()
+
+
+def error_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Main-comparison groups: test sum error % with its 95% interval, Welch's p against the
+    group of lowest mean error, and whether the two are indistinguishable at 5%."""
+    errors = {
+        key: list(100 * (1 - group["test.sum_acc"]))
+        for key, group in runs[runs["section"] == "main"].groupby(KEYS)
+    }
+    out = summary.copy()
+    out["test_sum_err_mean"] = 100 * (1 - out["test_sum_acc_mean"])
+    out["test_sum_err_ci"] = math.nan
+    out["p_vs_best"] = math.nan
+    out["near_best"] = False
+    if not errors:
+        return out
+    best = min(errors, key=lambda k: (np.mean(errors[k]), k))
+    for i, row in out.iterrows():
+        key = tuple(row[k] for k in KEYS)
+        if key not in errors:
+            continue
+        out.at[i, "test_sum_err_ci"] = interval(errors[key])[1]
+        p = 1.0 if key == best else welch_p(errors[key], errors[best])
+        out.at[i, "p_vs_best"] = p
+        out.at[i, "near_best"] = indistinguishable(p)
+    return out
+
+
+def summarize(
+    runs: pd.DataFrame,
+    bench: pd.DataFrame,
+    ref: Reference | None = None,
+    history: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per group: mean / std (ddof=1) / n over seeds, its section (``SECTIONS``) and
+    ``differs``; main comparison first, then the others, each by best test sum accuracy."""
     if runs.empty:
         return pd.DataFrame(columns=summary_columns())
-    stats = {
+    ref = ref or find(runs, None)
+    runs = same_device_timings(run_table(runs, ref))
+    target = time_to_target(history if history is not None else pd.DataFrame())
+    runs = runs.assign(target_seconds=runs["run"].map(target))
+    stats_columns = {
         f"{name}_{stat}": (column, stat)
         for name, column in seed_stats().items()
         for stat in ("mean", "std")
@@ -79,40 +193,75 @@ def summarize(runs: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
             seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s))),
             epochs=("epochs", "first"),
             params=("params", "first"),
-            **stats,
+            section=("section", "first"),
+            differs=("differs", "first"),
+            timing_device=("timing_device", "first"),
+            config_json=("config_json", "first"),
+            target_seconds=("target_seconds", "mean"),
+            target_reached=("target_seconds", "count"),
+            **stats_columns,
         )
         .reset_index()
     )
     summary["label"] = group_labels(summary)
     matches = bench_matches(summary, bench)
-    macs = matches.groupby(KEYS)["macs_per_image"].max().rename("macs_per_image")
     best = (
         matches.sort_values("infer_images_per_s", ascending=False, kind="stable")
         .drop_duplicates(KEYS)
         .set_index(KEYS)[list(BENCH_BEST)]
         .rename(columns=BENCH_BEST)
     )
-    summary = summary.join(macs, on=KEYS).join(best, on=KEYS)
-    summary["pareto"] = pareto_front(summary["params"], summary["test_sum_acc_mean"])
+    summary = summary.join(best, on=KEYS)
+    summary["macs_per_image"] = [model_macs(json.loads(c)) for c in summary["config_json"]]
+    main = summary["section"] == "main"
+    summary["pareto"] = False
+    summary.loc[main, "pareto"] = pareto_front(
+        summary.loc[main, "params"], summary.loc[main, "test_sum_acc_mean"]
+    )
+    summary = error_stats(runs, summary)
+    summary["order"] = summary["section"].map(SECTIONS.index)
     summary = summary.sort_values(
-        ["test_sum_acc_mean", "arch", "fusion", "tuned", "config_hash"],
-        ascending=[False, True, True, True, True],
+        ["order", "test_sum_acc_mean", "arch", "fusion", "tuned", "config_hash"],
+        ascending=[True, False, True, True, True, True],
         kind="stable",
     )
     return summary[summary_columns()].reset_index(drop=True)
 
 
-def tuned_vs_default(summary: pd.DataFrame) -> pd.DataFrame:
-    """Each tuned group beside each default group of the same arch x fusion and epochs budget
-    (a 2-epoch default group is no baseline for 4-epoch tuned runs)."""
-    columns = ["config_hash", "test_sum_acc_mean", "test_sum_acc_std", "n"]
-    on = ["arch", "fusion", "epochs"]
-    default = summary.loc[~summary["tuned"].astype(bool), [*on, *columns]]
-    tuned = summary.loc[summary["tuned"].astype(bool), [*on, *columns]]
+def tuned_vs_default(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Each main-comparison combination's tuned group beside its default group (both at the
+    reference budget): error, parameters, the difference in error points and Welch's p."""
+    columns = [
+        "config_hash", "test_sum_err_mean", "test_sum_err_ci", "test_sum_acc_mean",
+        "test_sum_acc_std", "n", "params",
+    ]  # fmt: skip
+    main = summary[summary["section"] == "main"]
+    on = ["arch", "fusion"]
+    default = main.loc[~main["tuned"].astype(bool), [*on, *columns]]
+    tuned = main.loc[main["tuned"].astype(bool), [*on, *columns]]
     pairs = default.merge(tuned, on=on, suffixes=("_default", "_tuned"))
     pairs["delta"] = pairs["test_sum_acc_mean_tuned"] - pairs["test_sum_acc_mean_default"]
+    pairs["err_delta"] = pairs["test_sum_err_mean_tuned"] - pairs["test_sum_err_mean_default"]
+    pairs["p"] = [
+        welch_between(runs, r.arch, r.fusion, r.config_hash_default, r.config_hash_tuned)
+        for r in pairs.itertuples()
+    ]
     keys = ["arch", "fusion", "config_hash_default", "config_hash_tuned"]
     return pairs.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def welch_between(
+    runs: pd.DataFrame | None, arch: str, fusion: str, default_hash: str, tuned_hash: str
+) -> float:
+    """Welch's p between the test errors of a default and a tuned group (NaN without runs)."""
+    if runs is None:
+        return math.nan
+    same = (runs["arch"] == arch) & (runs["fusion"] == fusion)
+    default = runs[same & ~runs["tuned"] & (runs["config_hash"] == default_hash)]
+    tuned = runs[same & runs["tuned"] & (runs["config_hash"] == tuned_hash)]
+    return welch_p(
+        list(100 * (1 - default["test.sum_acc"])), list(100 * (1 - tuned["test.sum_acc"]))
+    )
 
 
 def with_labels(frame: pd.DataFrame, runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:

@@ -4,6 +4,7 @@ into DataFrames; a broken input is listed, never fatal."""
 from __future__ import annotations
 
 import glob
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import bench, metrics, runs
+from benchmark import bench, compare, metrics, runs
+from benchmark.report.studies import STORAGE, load_studies
 
 # A group: runs that differ only in seed (config_hash leaves seed and hardware out).
 KEYS = ["arch", "fusion", "tuned", "config_hash"]
@@ -40,6 +42,9 @@ class Inputs:
     incomplete: pd.DataFrame  # run, status, reason
     bench: pd.DataFrame  # BENCH_COLUMNS (and any others the CSVs have), plus ``file``
     notes: list[str] = field(default_factory=list)  # unreadable bench files, etc.
+    comparison: dict[str, Any] | None = None  # comparison.json of the results directory
+    studies: list[Any] = field(default_factory=list)  # Optuna studies of its optuna.db
+    results_dir: Path | None = None
 
 
 def find_run_dirs(pattern: str) -> list[Path]:
@@ -57,7 +62,9 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
             reason = f"{exc}; {message}" if message else str(exc)
             incomplete.append({"run": run_dir.name, "status": status, "reason": reason})
             continue
-        records.append({**found, "run": run_dir.name})
+        config = found.get("config") if isinstance(found.get("config"), dict) else {}
+        # the config whole (json_normalize flattens it), for the reference's comparisons
+        records.append({**found, "run": run_dir.name, "config_json": json.dumps(config)})
         history = runs.read_history(run_dir)
         if history is not None:
             histories.append(pd.DataFrame(history).assign(run=run_dir.name))
@@ -100,7 +107,16 @@ def load_bench(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
     return rows, notes
 
 
-def load_inputs(runs_glob: str, bench_glob: str) -> Inputs:
+def load_inputs(runs_glob: str, bench_glob: str, results_dir: Path | None = None) -> Inputs:
+    """Runs, bench rows and, from ``results_dir``, the ``compare`` protocol's comparison.json."""
     found, history, incomplete = load_runs(find_run_dirs(runs_glob))
     rows, notes = load_bench([Path(p) for p in sorted(glob.glob(bench_glob))])
-    return Inputs(found, history, incomplete, rows, notes)
+    if results_dir is None:
+        return Inputs(found, history, incomplete, rows, notes)
+    comparison = compare.read_comparison(results_dir)
+    try:
+        studies = load_studies(results_dir)
+    except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
+        notes.append(f"{Path(results_dir) / STORAGE} unreadable, studies left out: {exc}")
+        studies = []
+    return Inputs(found, history, incomplete, rows, notes, comparison, studies, results_dir)

@@ -33,14 +33,16 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def new_figure(width: float, height: float) -> tuple[Figure, Any]:
-    """A figure on the Agg canvas (no pyplot, no global state); imported here so that other
-    commands do not pay for matplotlib."""
+def new_figure(width: float, height: float, ncols: int = 0) -> tuple[Figure, Any]:
+    """A figure on the Agg canvas (no pyplot, no global state) and its axes: one, or a row of
+    ``ncols`` (sharing y); imported here so that other commands do not pay for matplotlib."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
+    if ncols:
+        return fig, fig.subplots(1, ncols, sharey=True, squeeze=False)[0]
     return fig, fig.subplots()
 
 

@@ -9,11 +9,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark import metrics
-from benchmark.report.aggregate import tuned_vs_default
+from benchmark.report.aggregate import TARGET, tuned_vs_default
 from benchmark.report.generalisation import generalisation_section
 from benchmark.report.load import Inputs
 from benchmark.report.output import MISSING, fmt, markdown_table
 from benchmark.report.plots import PLOTS
+from benchmark.report.reference import Reference
+from benchmark.report.stats import ALPHA
 
 # The bench section's table: header -> (bench column, format).
 BENCH_TABLE = {
@@ -38,34 +40,70 @@ def mean_std(mean: Any, std: Any) -> str:
     return fmt(mean, ".4f") + ("" if pd.isna(std) else f" ± {std:.4f}")
 
 
-def mean_std_cells(frame: pd.DataFrame, name: str, suffix: str = "") -> list[str]:
-    means, stds = frame[f"{name}_mean{suffix}"], frame[f"{name}_std{suffix}"]
-    return [mean_std(m, s) for m, s in zip(means, stds, strict=True)]
+def percent(mean: Any, std: Any) -> str:
+    """A fraction as percent, with its std (ddof=1) where there is one."""
+    return fmt(100 * mean, ".2f") + ("" if pd.isna(std) else f" ± {100 * std:.2f}")
+
+
+def error_cell(mean: Any, half: Any) -> str:
+    """Error % with the half-width of its 95% interval."""
+    return fmt(mean, ".2f") + ("" if pd.isna(half) else f" ± {half:.2f}")
+
+
+def combination(r: Any) -> str:
+    return f"{r.arch} x {r.fusion}"
+
+
+def metric_cells(r: Any, skip: str = "sum_acc") -> dict[str, str]:
+    """Every metric of ``benchmark.metrics`` but ``skip``: percent, mean ± std over seeds."""
+    return {
+        f"{m.label} %": percent(getattr(r, f"test_{m.name}_mean"), getattr(r, f"test_{m.name}_std"))
+        for m in metrics.METRICS
+        if m.name != skip
+    }
+
+
+def target_cell(r: Any) -> str:
+    if r.target_reached == 0:
+        return f"not reached (0/{r.n})"
+    return f"{r.target_seconds:.1f} ({r.target_reached}/{r.n})"
+
+
+def p_cell(p: float) -> str:
+    return "<0.001" if p < 0.001 else fmt(p, ".3f")
+
+
+def verdict(rank: int, p: float) -> str:
+    """The group against the best: itself, indistinguishable, worse, or untestable (a side has
+    one seed)."""
+    if rank == 1:
+        return "best"
+    if pd.isna(p):
+        return "-"
+    return "≈" if p >= ALPHA else "worse"
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The main table as strings, shared by report.md and the terminal: test sum accuracy,
-    then every other metric of ``benchmark.metrics``."""
+    """The main comparison as strings, shared by report.md and the terminal: test sum error with
+    its 95% interval and the Welch test against the best, every other metric, the costs."""
     rows = []
-    for rank, r in enumerate(summary.itertuples(index=False), start=1):
+    main = summary[summary["section"] == "main"]
+    for rank, r in enumerate(main.itertuples(index=False), start=1):
         rows.append(
             {
                 "#": str(rank),
-                "combination": f"{r.arch} x {r.fusion}",
+                "combination": combination(r),
                 "tuned": "yes" if r.tuned else "no",
-                "config": r.config_hash,
                 "n": str(r.n),
-                **{
-                    ("test " if m.name == "sum_acc" else "") + m.label: mean_std(
-                        getattr(r, f"test_{m.name}_mean"), getattr(r, f"test_{m.name}_std")
-                    )
-                    for m in sorted(metrics.METRICS, key=lambda m: m.name != "sum_acc")
-                },
+                "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),
+                "vs best": verdict(rank, r.p_vs_best),
+                "p": p_cell(r.p_vs_best) if rank > 1 else "",
+                **metric_cells(r),
                 "params": fmt(r.params, ",.0f"),
                 "MACs/img": fmt(r.macs_per_image, ",.0f"),
                 "train s": fmt(r.train_seconds_mean, ".1f"),
                 "train img/s": fmt(r.train_images_per_s_mean, ",.0f"),
-                "infer img/s": fmt(r.infer_images_per_s, ",.0f"),
+                f"s to {100 * TARGET:g}% val": target_cell(r),
                 "Pareto": "*" if r.pareto else "",
             }
         )
@@ -78,7 +116,7 @@ def distinct(values: pd.Series) -> str:
     return ", ".join(items) if items else MISSING
 
 
-def header_section(inputs: Inputs, summary: pd.DataFrame) -> str:
+def header_section(inputs: Inputs, summary: pd.DataFrame, ref: Reference) -> str:
     runs = inputs.runs
     lines = [
         "# digitsum-bench report",
@@ -94,6 +132,7 @@ def header_section(inputs: Inputs, summary: pd.DataFrame) -> str:
         seeds = sorted({int(s) for s in runs["seed"]})
         epochs = sorted({int(e) for e in runs["epochs"].dropna()})
         lines += [
+            f"- Reference budget: {ref.budget_text()} ({ref.source})",
             f"- Hardware: {distinct(runs.get('device', pd.Series(dtype=object)))}",
             f"- Versions: {versions or MISSING}",
             f"- Epochs: {', '.join(map(str, epochs)) or MISSING}",
@@ -102,46 +141,228 @@ def header_section(inputs: Inputs, summary: pd.DataFrame) -> str:
         ]
     lines += [
         "",
-        "Accuracies are exhaustive over the test set (every image x all 10 addends): mean ± std "
-        "(ddof=1) over the group's seeds; n = runs. A group is one arch x fusion x config hash "
-        "(hyperparameters, not seed or hardware); tuned and default runs are never mixed.",
+        "Accuracies are exhaustive over the test set (every image x all 10 addends, 100,000 "
+        "pairs). A group is one arch x fusion x config hash (hyperparameters, not seed or "
+        "hardware); tuned and default runs are never mixed; n = seeds.",
     ]
     return "\n".join(lines)
 
 
-def results_section(summary: pd.DataFrame) -> str:
+def names(rows: pd.DataFrame) -> str:
+    labels = list(rows["label"])
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | None = None) -> str:
+    """A few generated sentences that state the answer, from the main comparison alone."""
+    main = summary[summary["section"] == "main"]
+    if main.empty:
+        return (
+            "## The answer\n\nNo group was trained at the reference budget "
+            f"({ref.budget_text()}), so there is no main comparison to state."
+        )
+    best = main.iloc[0]
+    half = best["test_sum_err_ci"]
+    interval = (
+        f"95% CI {best['test_sum_err_mean'] - half:.2f}-{best['test_sum_err_mean'] + half:.2f}"
+        if pd.notna(half)
+        else "one seed, no interval"
+    )
+    text = [
+        f"At the reference budget ({ref.budget_text()}), **{best['label']}** has the lowest "
+        f"test sum error: {best['test_sum_err_mean']:.2f}% ({interval}, {best['n']} seeds; "
+        f"accuracy {100 * best['test_sum_acc_mean']:.2f}%), with {best['params']:,.0f} "
+        f"parameters and {best['train_seconds_mean']:.0f} s of training."
+    ]
+    rest = main.iloc[1:]
+    near = rest[rest["near_best"]]
+    untested = int(rest["p_vs_best"].isna().sum())
+    if untested:
+        text.append(
+            f"{untested} group(s) have too few seeds for a test against it (at least 2 each)."
+        )
+    if near.empty:
+        text.append(
+            f"The {len(rest) - untested} other group(s) tested are all worse by Welch's t-test "
+            "at 5% (each against the best, no correction for multiple comparisons)."
+        )
+    else:
+        text.append(
+            f"Welch's t-test at 5% cannot tell it apart from {len(near)} of the other "
+            f"{len(rest)} group(s): {names(near)}; the remaining "
+            f"{len(rest) - len(near) - untested} tested are worse."
+        )
+        tied = pd.concat([main.iloc[:1], near])
+        cheapest = tied.sort_values(["params", "test_sum_err_mean"], kind="stable").iloc[0]
+        if cheapest["label"] == best["label"]:
+            text.append("It is also the smallest of these in parameters.")
+        else:
+            text.append(
+                f"The smallest of these is **{cheapest['label']}**: {cheapest['params']:,.0f} "
+                f"parameters against {best['params']:,.0f} "
+                f"({cheapest['params'] / best['params']:.2f}x), "
+                f"{cheapest['train_seconds_mean']:.0f} s of training against "
+                f"{best['train_seconds_mean']:.0f} s, at "
+                f"{cheapest['test_sum_err_mean']:.2f}% error."
+            )
+    worst = main.iloc[-1]
+    if len(main) > 1:
+        text.append(
+            f"The highest error in the comparison is {worst['label']}'s: "
+            f"{worst['test_sum_err_mean']:.2f}%."
+        )
+    pairs = tuned_vs_default(summary, runs)
+    if not pairs.empty:
+        real = pairs["p"] < ALPHA
+        lower = int((real & (pairs["err_delta"] < 0)).sum())
+        higher = int((real & (pairs["err_delta"] > 0)).sum())
+        text.append(
+            f"Tuning (same budget, same parameter cap) lowered the error significantly in "
+            f"{lower} of {len(pairs)} combinations and raised it significantly in {higher} "
+            f"(Welch's t-test at 5%); in {len(pairs) - lower - higher} no difference was detected."
+        )
+    return "## The answer\n\n" + " ".join(text)
+
+
+def main_section(summary: pd.DataFrame, ref: Reference) -> str:
     if summary.empty:
-        return "## Results\n\nNo complete runs."
+        return "## Main comparison\n\nNo complete runs."
+    table = display_table(summary)
+    if table.empty:
+        return ""
+    timing = distinct(summary.loc[summary["section"] == "main", "timing_device"])
     return "\n\n".join(
         [
-            "## Results (best test sum accuracy first)",
-            markdown_table(display_table(summary)),
-            "Pareto: * marks the groups no other group beats with fewer or equal parameters. "
-            "Throughput and MACs come from the bench CSVs (best condition per group) where "
-            "present; train img/s and train s come from the runs.",
+            "## Main comparison (lowest test sum error first)",
+            f"Every group here was trained at the reference budget ({ref.budget_text()}) with "
+            "the default configuration or the configuration its own tuning study found at that "
+            "budget; nothing else differs.",
+            markdown_table(table),
+            "Sum error % is the mean over seeds with the half-width of its 95% confidence "
+            "interval (Student's t over seeds; the test images are the same for every group). "
+            "*vs best*: Welch's two-sided t-test of each group's errors against the best "
+            "group's; ≈ means p >= 0.05 (not distinguishable at 5%, no correction for the "
+            f"number of groups). Other metrics: mean ± std over seeds. Timings ({timing}) are "
+            "from the runs of one machine per group, never averaged across devices. MACs per "
+            "image are counted with torch's FlopCounterMode. "
+            f"*s to {100 * TARGET:g}% val*: training seconds until the first epoch end whose "
+            "validation sum accuracy reached the target (mean over the seeds that did; how "
+            "many did). Pareto: * marks the groups that no other group beats on error with "
+            "fewer or equal parameters.",
         ]
     )
 
 
-def tuned_vs_default_section(summary: pd.DataFrame) -> str:
+def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> str:
     if summary.empty:
         return ""
-    pairs = tuned_vs_default(summary)
+    pairs = tuned_vs_default(summary, runs)
     if pairs.empty:
-        return "## Tuned vs default\n\nNo arch x fusion has both a tuned and a default group."
+        return ""
+    verdict = [
+        "-"
+        if pd.isna(p)
+        else ("no difference detected" if p >= ALPHA else ("better" if d < 0 else "worse"))
+        for p, d in zip(pairs["p"], pairs["err_delta"], strict=True)
+    ]
     table = pd.DataFrame(
         {
             "combination": pairs["arch"] + " x " + pairs["fusion"],
-            "default config": pairs["config_hash_default"],
-            "default sum acc": mean_std_cells(pairs, "test_sum_acc", "_default"),
-            "default n": pairs["n_default"].astype(str),
-            "tuned config": pairs["config_hash_tuned"],
-            "tuned sum acc": mean_std_cells(pairs, "test_sum_acc", "_tuned"),
-            "tuned n": pairs["n_tuned"].astype(str),
-            "delta": [fmt(d, "+.4f") for d in pairs["delta"]],
+            "default error %": [
+                error_cell(m, h)
+                for m, h in zip(
+                    pairs["test_sum_err_mean_default"],
+                    pairs["test_sum_err_ci_default"],
+                    strict=True,
+                )
+            ],
+            "default params": [fmt(v, ",.0f") for v in pairs["params_default"]],
+            "tuned error %": [
+                error_cell(m, h)
+                for m, h in zip(
+                    pairs["test_sum_err_mean_tuned"], pairs["test_sum_err_ci_tuned"], strict=True
+                )
+            ],
+            "tuned params": [fmt(v, ",.0f") for v in pairs["params_tuned"]],
+            "n (default/tuned)": [
+                f"{a}/{b}" for a, b in zip(pairs["n_default"], pairs["n_tuned"], strict=True)
+            ],
+            "tuned - default (points)": [fmt(d, "+.2f") for d in pairs["err_delta"]],
+            "Welch p": [p_cell(p) for p in pairs["p"]],
+            "tuning": verdict,
         }
     )
-    return "## Tuned vs default\n\n" + markdown_table(table)
+    return "\n\n".join(
+        [
+            "## Tuned vs default (main comparison)",
+            "Both configurations of each combination at the reference budget and the same "
+            "seeds; the tuned one is the best trial of its study (same budget, same number of "
+            "finished trials, one parameter cap for all). *tuning*: better or worse where "
+            "Welch's two-sided t-test gives p < 0.05.",
+            markdown_table(table),
+        ]
+    )
+
+
+def other_section(summary: pd.DataFrame) -> str:
+    """Every group outside the main comparison (held-out runs aside), with what differs."""
+    rows = summary[summary["section"] == "other"]
+    if rows.empty:
+        return ""
+    table = pd.DataFrame(
+        [
+            {
+                "combination": combination(r),
+                "differs from the reference by": r.differs,
+                "n": str(r.n),
+                "sum acc %": percent(r.test_sum_acc_mean, r.test_sum_acc_std),
+                **metric_cells(r),
+                "params": fmt(r.params, ",.0f"),
+                "train s": fmt(r.train_seconds_mean, ".1f"),
+                "timing device": r.timing_device,
+            }
+            for r in rows.itertuples(index=False)
+        ]
+    )
+    return "\n\n".join(
+        [
+            "## Other budgets, ablations and hand-set configurations",
+            "Not comparable with the main comparison or with each other unless their "
+            "differences match; mean ± std (ddof=1) over seeds, best test sum accuracy first.",
+            markdown_table(table),
+        ]
+    )
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
+
+
+def cost_section(comparison: dict[str, Any] | None) -> str:
+    """Wall time of each stage of the ``compare`` protocol, per machine."""
+    if not comparison or not isinstance(comparison.get("stages"), dict):
+        return ""
+    plan = comparison["plan"]
+    rows = [
+        {"stage": stage, "machine": where, "wall time": duration(seconds)}
+        for stage, per in sorted(comparison["stages"].items())
+        if isinstance(per, dict)
+        for where, seconds in sorted(per.items())
+        if isinstance(seconds, int | float)
+    ]
+    if not rows:
+        return ""
+    return "\n\n".join(
+        [
+            "## Cost of the protocol",
+            f"`compare` protocol {plan.get('key')}: {len(plan.get('pairs', []))} combinations, "
+            f"{plan.get('trials')} finished tuning trials each under a cap of "
+            f"{plan.get('max_params', 0):,} parameters, seeds "
+            f"{', '.join(map(str, plan.get('seeds', [])))}. Wall time per stage, summed over "
+            "sittings:",
+            markdown_table(pd.DataFrame(rows)),
+        ]
+    )
 
 
 def bench_section(bench: pd.DataFrame, notes: list[str]) -> str:
@@ -177,13 +398,23 @@ def plots_section(plots: dict[str, bytes]) -> str:
     return "## Plots\n\n" + "\n\n".join(images)
 
 
-def render_markdown(inputs: Inputs, summary: pd.DataFrame, plots: dict[str, bytes]) -> str:
+def render_markdown(
+    inputs: Inputs,
+    summary: pd.DataFrame,
+    plots: dict[str, bytes],
+    ref: Reference,
+    studies: str = "",
+) -> str:
     sections = [
-        header_section(inputs, summary),
-        results_section(summary),
-        tuned_vs_default_section(summary),
+        header_section(inputs, summary, ref),
+        opening_section(summary, ref, inputs.runs),
+        main_section(summary, ref),
+        tuned_vs_default_section(summary, inputs.runs),
+        other_section(summary),
         generalisation_section(inputs.runs),
         bench_section(inputs.bench, inputs.notes),
+        cost_section(inputs.comparison),
+        studies,
         plots_section(plots),
         incomplete_section(inputs.incomplete),
     ]
@@ -191,10 +422,10 @@ def render_markdown(inputs: Inputs, summary: pd.DataFrame, plots: dict[str, byte
 
 
 def rich_table(summary: pd.DataFrame) -> Table:
-    table = Table(title="test metrics, mean ± std over seeds (best test sum accuracy first)")
+    table = Table(title="main comparison: test sum error %, mean ± 95% CI over seeds")
     display = display_table(summary)
     for column in display.columns:
-        table.add_column(column, justify="left" if column in ("combination", "config") else "right")
+        table.add_column(column, justify="left" if column == "combination" else "right")
     for row in display.itertuples(index=False):
         table.add_row(*(escape(cell) for cell in row))
     return table

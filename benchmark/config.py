@@ -21,6 +21,7 @@ OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+TRACKERS = ("none", "tensorboard", "mlflow")
 
 # Fields that change where or how fast a run goes, not what it learns: left out of the config hash.
 EXECUTION_FIELDS = frozenset(
@@ -34,6 +35,7 @@ EXECUTION_FIELDS = frozenset(
         "threads",
         "data_dir",
         "tuned_from",
+        "log",
     }
 )
 
@@ -78,6 +80,12 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile the loss step (compile time reported apart)")
     threads: int | None = option(None, "CPU threads (torch.set_num_threads); None = torch's")
     data_dir: str | None = option(None, "MNIST root; None = $MNIST_ROOT, then ./data")
+    log: str = option(
+        "none",
+        "also log to an experiment tracker: tensorboard (<run>/tensorboard) or mlflow "
+        "($MLFLOW_TRACKING_URI, else <results>/mlflow.db)",
+        TRACKERS,
+    )
     tuned_from: dict[str, Any] | None = option(None, "set by --tuned: study, trial, value")
 
     def validate(self) -> None:

@@ -32,6 +32,7 @@ from benchmark.errors import DamagedFileError, TrainingFailed, UsageError
 from benchmark.files import read_json, slug
 from benchmark.hardware import device_name, git_commit, resolve_channels_last, versions
 from benchmark.holdout import heldout_mask, holdout_pairs
+from benchmark.trackers import open_tracker
 from benchmark.trainer import EpochStats, TrainState, build_state, evaluate, train
 
 CONFIG = "config.json"
@@ -214,16 +215,38 @@ def execute(
     """Train in ``run_dir`` with a checkpoint after every epoch; returns the metrics.
 
     Interrupts and divergence leave the last checkpoint and history valid and the status marked;
-    the exception is re-raised for the caller to turn into an exit status.
+    the exception is re-raised for the caller to turn into an exit status. ``cfg.log`` names
+    a tracker that mirrors the run (``benchmark.trackers``).
     """
+    done = [len(state.history) if state is not None else 0]  # epochs finished
+
+    def step_done(i: int, n: int, loss: float, acc: float) -> None:
+        tracker.step(done[0] * n + i, loss, acc)
+        if on_step is not None:
+            on_step(i, n, loss, acc)
 
     def epoch_done(st: TrainState, stats: EpochStats) -> None:
         save_checkpoint(run_dir, st)
+        done[0] = stats.epoch
+        tracker.epoch(stats.epoch, stats.val, stats.lr)
         if on_epoch is not None:
             on_epoch(st, stats)
 
     with claimed(run_dir):
-        return _execute(cfg, data, run_dir, state, epoch_done, on_step)
+        tracker = open_tracker(cfg, run_dir)
+        status = "failed"
+        try:
+            # no per-step callback unless someone listens: each call syncs the device
+            steps = step_done if on_step is not None or cfg.log != "none" else None
+            metrics = _execute(cfg, data, run_dir, state, epoch_done, steps)
+            tracker.finish(metrics, run_dir)
+            status = "complete"
+            return metrics
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            tracker.close(status)
 
 
 def _execute(
@@ -306,8 +329,9 @@ def check_finished(run_dir: Path, flag: str) -> None:
     if not (run_dir / MODEL).is_file():
         status, _ = read_status(run_dir)
         why = (
-            "the run is complete but its weights are not here (weights are committed only for "
-            "the reference runs; train one with `python -m benchmark run`)"
+            "the run is complete but its weights are not here (git keeps only the reference "
+            "model's, see the README; train this one again with `python -m benchmark run "
+            f"--config {run_dir / CONFIG}`)"
             if status == "complete"
             else f"the run is not finished (status: {status})"
         )

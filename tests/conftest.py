@@ -34,6 +34,18 @@ def mnist(mnist_root: Path):
     return load_mnist(mnist_root, download=False)
 
 
+@pytest.fixture
+def small_data(mnist, monkeypatch: pytest.MonkeyPatch):
+    """Real images, few of them, patched in as ``load_mnist``: the CLI trains in a second."""
+    from benchmark.data import DigitSumData
+
+    data = DigitSumData(
+        mnist.train.subset(256), mnist.val.subset(100), mnist.test.subset(100), mnist.root
+    )
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *args, **kwargs: data)
+    return data
+
+
 @pytest.fixture(scope="session")
 def trained_run(mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished gap_cnn x late_sum run (1 epoch on 12k images, ~98% digit accuracy) for the

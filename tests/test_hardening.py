@@ -37,7 +37,7 @@ FLOAT_FLAGS = {  # flag: the finite values refused, besides nan, inf, -inf and w
     "--aug-shift": ["-0.05"],
     "--aug-degrees": ["-10"],
 }
-CHOICE_FLAGS = ("--optimizer", "--schedule", "--device", "--precision")
+CHOICE_FLAGS = ("--optimizer", "--schedule", "--device", "--precision", "--log")
 BOOL_FLAGS = ("--augment", "--compile", "--channels-last")
 
 
@@ -734,18 +734,6 @@ def test_resume_of_a_read_only_run_directory_is_one_line(
         assert "cannot create its lock file" in one_line(capsys.readouterr().err)
     finally:
         run_dir.chmod(0o700)
-
-
-@pytest.fixture
-def small_data(mnist, monkeypatch: pytest.MonkeyPatch):
-    """Real images, few of them, patched in as ``load_mnist``: the CLI trains in a second."""
-    from benchmark.data import DigitSumData
-
-    data = DigitSumData(
-        mnist.train.subset(256), mnist.val.subset(100), mnist.test.subset(100), mnist.root
-    )
-    monkeypatch.setattr("benchmark.data.load_mnist", lambda *args, **kwargs: data)
-    return data
 
 
 SMALL = ["--train-subset", "256", "--batch-size", "64", "--epochs", "1", "--eval-batch-size", "100"]

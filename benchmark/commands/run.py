@@ -24,6 +24,7 @@ from benchmark.commands.common import (
     progress,
 )
 from benchmark.config import TrainConfig
+from benchmark.trackers import check_available
 
 
 def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
@@ -211,8 +212,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             + " x ".join(f"{n} {what}" for n, what in sizes if n > 1)
             + ")"
         )
-    for cfg in configs:  # every device asked for exists (a sweep may name several)
+    for cfg in configs:  # every device and tracker asked for exists (a sweep may name several)
         prepare_device(cfg)
+        check_available(cfg.log)
     device = prepare_device(base)
     data = load_mnist(base.data_dir).to(device)
     finished: list[dict[str, Any]] = []
@@ -262,6 +264,7 @@ def resume(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume {run_dir}: the run is already complete")
         cfg = runs.load_config(run_dir)  # checked: a damaged config.json is one line naming it
         device = prepare_device(cfg)
+        check_available(cfg.log)
         state = runs.resume_state(run_dir, cfg, device)
         data = load_mnist(cfg.data_dir).to(device)
         console.print(f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1}")

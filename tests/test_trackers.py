@@ -1,0 +1,106 @@
+"""``--log tensorboard`` / ``--log mlflow``: real libraries, real (few) MNIST images; the files
+they write are read back with each tool's own reader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark import runs, trackers
+from tests.test_reliability import exit_status, one_line
+
+SMALL = ["--train-subset", "256", "--batch-size", "64", "--epochs", "2", "--eval-batch-size", "100"]
+
+
+def only_run(results: Path) -> Path:
+    (run_dir,) = (results / "runs").iterdir()
+    return run_dir
+
+
+def test_tensorboard_event_file_holds_the_run(small_data, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    assert exit_status(["run", *SMALL, "--log", "tensorboard", "--results-dir", str(tmp_path)]) == 0
+    run_dir = only_run(tmp_path)
+    metrics = runs.read_metrics(run_dir)
+    events = EventAccumulator(str(run_dir / trackers.TENSORBOARD_DIR))
+    events.Reload()
+    scalars = events.Tags()["scalars"]
+    val = events.Scalars("val/sum_acc")
+    assert [e.step for e in val] == [1, 2]
+    assert val[-1].value == pytest.approx(metrics["val"]["sum_acc"])
+    assert [e.step for e in events.Scalars("lr")] == [1, 2]
+    steps = [e.step for e in events.Scalars("train/loss")]
+    assert steps == sorted(steps) and steps[-1] == 2 * 4  # 256 images / 64 = 4 steps per epoch
+    assert events.Scalars("test/sum_acc")[0].value == pytest.approx(metrics["test"]["sum_acc"])
+    assert {"val/digit_acc", "train/sum_acc", "train_seconds"} <= set(scalars)
+    hparams = events.PluginTagToContent("hparams")  # the config, as TensorBoard's HParams
+    assert hparams
+    assert json.loads((run_dir / runs.CONFIG).read_text())["log"] == "tensorboard"
+
+
+def test_mlflow_local_store_holds_the_run(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert exit_status(["run", *SMALL, "--log", "mlflow", "--results-dir", str(tmp_path)]) == 0
+    run_dir = only_run(tmp_path)
+    metrics = runs.read_metrics(run_dir)
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(trackers.EXPERIMENT)
+    (found,) = client.search_runs([experiment.experiment_id])
+    assert found.info.run_name == run_dir.name and found.info.status == "FINISHED"
+    assert found.data.params["lr"] == str(metrics["config"]["lr"])
+    assert found.data.params["arch"] == "gap_cnn"
+    history = client.get_metric_history(found.info.run_id, "val.sum_acc")
+    assert sorted(m.step for m in history) == [1, 2]
+    assert found.data.metrics["test.sum_acc"] == pytest.approx(metrics["test"]["sum_acc"])
+    artifacts = {a.path for a in client.list_artifacts(found.info.run_id)}
+    assert {"metrics.json", "config.json", "history.csv", "model.pt"} <= artifacts
+    assert (tmp_path / "mlartifacts").is_dir()  # beside the runs, not in the working directory
+
+
+def test_a_tracker_that_is_not_installed_is_one_line_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    real = trackers.importlib.util.find_spec
+    monkeypatch.setattr(
+        trackers.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "mlflow" else real(name, *a),
+    )
+    assert exit_status(["run", *SMALL, "--log", "mlflow", "--results-dir", str(tmp_path)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "--log mlflow needs the mlflow package" in line and "[mlflow]" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_tracker_failing_mid_run_costs_a_warning_not_the_run(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("tensorboard")
+
+    def broken(self, *args) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(trackers.TensorBoard, "epoch", broken)
+    with pytest.warns(UserWarning, match="--log: OSError: disk full"):
+        status = exit_status(
+            ["run", *SMALL, "--log", "tensorboard", "--results-dir", str(tmp_path)]
+        )
+    assert status == 0
+    assert runs.read_status(only_run(tmp_path))[0] == "complete"
+
+
+def test_log_is_not_part_of_what_a_run_learns() -> None:
+    from dataclasses import replace
+
+    from benchmark.config import TrainConfig
+
+    assert replace(TrainConfig(), log="mlflow").config_hash() == TrainConfig().config_hash()

@@ -182,3 +182,28 @@ def test_bad_input_is_one_line_exit_2(
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and expected in err, err
+
+
+# The reference model committed with its weights (README "Use a trained model"): on a fresh
+# clone, predict and export work without training anything or finding MNIST.
+REFERENCE = Path(__file__).resolve().parents[1] / "results" / "runs"
+REFERENCE = REFERENCE / "20261129-121251-gap_cnn-embed_add-s0-55075d"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_the_committed_reference_model_predicts_the_example_digits(capsys) -> None:
+    console.width = 200
+    argv = ["predict", "--run", str(REFERENCE), "--json"]
+    argv += ["--image", str(EXAMPLES / "seven.png"), "--image", str(EXAMPLES / "zero.png")]
+    assert main([*argv, "--addend", "3", "--addend", "9"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [(p["digit"], p["sum"]) for p in found] == [(7, 10), (0, 9)]
+
+
+def test_the_committed_reference_model_exports(tmp_path: Path) -> None:
+    out = tmp_path / "reference.pt"
+    argv = ["export", "--run", str(REFERENCE), "--format", "torchscript", "--out", str(out)]
+    assert main(argv) == 0
+    model = torch.jit.load(str(out))
+    digit_logits, sum_logits = model(torch.zeros(2, 1, 28, 28), torch.tensor([1, 2]))
+    assert digit_logits.shape == (2, 10) and sum_logits.shape == (2, 19)

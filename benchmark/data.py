@@ -7,10 +7,12 @@ device from a seeded generator, and images become floats in [0, 1] only inside t
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -182,11 +184,27 @@ class DigitSumData:
     val: Split
     test: Split
     root: Path
+    # which copy was read, without a machine path: how it was found and each file's MD5
+    source: dict[str, Any] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> DigitSumData:
         return DigitSumData(
-            self.train.to(device), self.val.to(device), self.test.to(device), self.root
+            self.train.to(device), self.val.to(device), self.test.to(device), self.root, self.source
         )
+
+
+def describe_source(root: Path, data_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """How ``root`` was found (``--data-dir``, ``$MNIST_ROOT``, ``./data``) and the MD5 of each
+    of its four files: enough to tell which copy a run read, with no path of this machine."""
+    if data_dir:
+        via = "--data-dir"
+    elif os.environ.get("MNIST_ROOT") and Path(os.environ["MNIST_ROOT"]) == root:
+        via = "$MNIST_ROOT"
+    else:
+        via = "./data"
+    raw = root / "MNIST" / "raw"
+    md5 = {name: hashlib.md5((raw / name).read_bytes()).hexdigest() for name in RAW_FILES}
+    return {"found_via": via, "md5": md5}
 
 
 def load_mnist(
@@ -208,6 +226,7 @@ def load_mnist(
             read_idx(raw / "t10k-images-idx3-ubyte"), read_idx(raw / "t10k-labels-idx1-ubyte")
         ),
         root=root,
+        source=describe_source(root, data_dir),
     )
 
 

@@ -186,6 +186,7 @@ def finish(
         "versions": versions(),
         "git_commit": git_commit(),
         "config_hash": cfg.config_hash(),
+        "data": data.source,  # which MNIST copy: how it was found and its files' MD5
         "tuned": cfg.tuned_from is not None,
         "config": cfg.to_dict(),
         "val": val,
@@ -388,7 +389,7 @@ def is_number(value: Any) -> bool:
 
 # Optional metrics.json keys (dotted) and the type each must have where present, so that a
 # report, which flattens every run's metrics into one table, never meets a foreign shape.
-OPTIONAL_SHAPES = {"config": dict, "val": dict, "versions": dict, "tuned": bool}
+OPTIONAL_SHAPES = {"config": dict, "val": dict, "versions": dict, "tuned": bool, "data": dict}
 
 
 def read_metrics(run_dir: Path) -> dict[str, Any]:

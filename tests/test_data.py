@@ -155,3 +155,31 @@ def test_augment_identity_and_randomness(mnist) -> None:
     assert (moved - images).abs().mean() > 0.01
     # ink is moved, not created: total intensity stays close
     assert moved.sum() == pytest.approx(images.sum().item(), rel=0.1)
+
+
+@pytest.mark.slow
+def test_a_run_records_which_mnist_copy_it_read(
+    mnist_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How the copy was found and its files' MD5, never a path of this machine."""
+    from dataclasses import replace
+
+    from benchmark import runs
+    from benchmark.config import TrainConfig
+    from benchmark.data import RAW_FILES, load_mnist
+
+    monkeypatch.delenv("MNIST_ROOT", raising=False)
+    data = load_mnist(str(mnist_root), download=False)
+    assert data.source["found_via"] == "--data-dir"
+    sums = mnist_root / "MD5SUMS"
+    if sums.exists():  # the shared copy comes with its checksums
+        expected = dict(line.split()[::-1] for line in sums.read_text().splitlines() if line)
+        assert data.source["md5"] == {name: expected[name] for name in RAW_FILES}
+    monkeypatch.setenv("MNIST_ROOT", str(mnist_root))
+    assert load_mnist(download=False).source["found_via"] == "$MNIST_ROOT"
+    small = replace(data, val=data.val.subset(100), test=data.test.subset(100))
+    cfg = TrainConfig(epochs=1, train_subset=128, batch_size=64, eval_batch_size=100)
+    run_dir = runs.start_run(cfg, tmp_path)
+    runs.execute(cfg, small, run_dir)
+    recorded = runs.read_metrics(run_dir)["data"]
+    assert recorded == data.source and str(mnist_root) not in (run_dir / "metrics.json").read_text()

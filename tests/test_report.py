@@ -533,3 +533,34 @@ def test_the_readme_quotes_the_generated_main_table() -> None:
     quoted = readme[readme.index("<!-- main-table:start -->") : readme.index("<!-- main-table:end")]
     generated = main_table_lines((repo / "results" / "report.md").read_text())
     assert len(generated) > 2 and quoted.splitlines()[1:] == generated
+
+
+def test_study_plots_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
+    """Optuna lists parameter names from a set; the report fixes their order, so the same study
+    gives the same PNG bytes in every process (a committed study whose importance plot did
+    change with the hash seed before)."""
+    import hashlib
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "results" / "optuna.db", tmp_path / "optuna.db")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    code = (
+        "import hashlib, sys, optuna; from benchmark.report.studies import study_plots; "
+        "s = optuna.load_study(study_name='gap_cnn__concat__e1__p227165', storage=sys.argv[1]); "
+        "print(hashlib.sha256(study_plots(s)['importance']).hexdigest())"
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code, storage],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+    assert len(digests) == 1 and hashlib.sha256(b"").hexdigest() not in digests

@@ -56,7 +56,12 @@ def study_plots(study: optuna.Study) -> dict[str, bytes]:
         makers = {"history": plot_optimization_history}
         if len(complete) >= 2:
             evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-            makers["importance"] = lambda s: plot_param_importances(s, evaluator=evaluator)
+            # named in a fixed order: left to Optuna they come from a set, and the figures
+            # (sums in another order) would change with the hash seed of each process
+            names = sorted({k for t in complete for k in t.distributions})
+            makers["importance"] = lambda s: plot_param_importances(
+                s, evaluator=evaluator, params=names
+            )
         for name, make in makers.items():
             ax = make(study)
             ax.figure.set_size_inches(8, 4.5)

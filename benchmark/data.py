@@ -94,8 +94,9 @@ def check_header(path: Path) -> None:
         raise DataError(f"{path}: IDX header says {said}, expected {wanted[1]} items: not MNIST's")
 
 
-def read_idx(path: Path) -> torch.Tensor:
-    """One checked IDX file: images (N, 1, 28, 28) uint8 or labels (N,) int64 in 0-9."""
+def read_idx(path: Path, digests: dict[str, str] | None = None) -> torch.Tensor:
+    """One checked IDX file: images (N, 1, 28, 28) uint8 or labels (N,) int64 in 0-9; with
+    ``digests``, the MD5 of the bytes read is recorded there under the file's name."""
     check_header(path)
     wanted, item = layout(path)
     size = 4 * len(wanted) + wanted[1] * item
@@ -105,6 +106,8 @@ def read_idx(path: Path) -> torch.Tensor:
         raise DataError(f"{path}: cannot read it ({exc.strerror or exc})") from None
     if len(blob) != size:  # changed since its header was checked
         raise DataError(f"{path}: {len(blob)} bytes, expected {size}: truncated or corrupt")
+    if digests is not None:
+        digests[path.name] = hashlib.md5(blob).hexdigest()
     values = torch.frombuffer(blob, dtype=torch.uint8, offset=4 * len(wanted))
     if wanted[0] == IMAGES:
         return values.view(wanted[1], 1, SIDE, SIDE)
@@ -193,18 +196,13 @@ class DigitSumData:
         )
 
 
-def describe_source(root: Path, data_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
-    """How ``root`` was found (``--data-dir``, ``$MNIST_ROOT``, ``./data``) and the MD5 of each
-    of its four files: enough to tell which copy a run read, with no path of this machine."""
+def found_via(root: Path, data_dir: str | os.PathLike[str] | None) -> str:
+    """How ``root`` was found: ``--data-dir``, ``$MNIST_ROOT`` or ``./data`` (no machine path)."""
     if data_dir:
-        via = "--data-dir"
-    elif os.environ.get("MNIST_ROOT") and Path(os.environ["MNIST_ROOT"]) == root:
-        via = "$MNIST_ROOT"
-    else:
-        via = "./data"
-    raw = root / "MNIST" / "raw"
-    md5 = {name: hashlib.md5((raw / name).read_bytes()).hexdigest() for name in RAW_FILES}
-    return {"found_via": via, "md5": md5}
+        return "--data-dir"
+    if os.environ.get("MNIST_ROOT") and Path(os.environ["MNIST_ROOT"]) == root:
+        return "$MNIST_ROOT"
+    return "./data"
 
 
 def load_mnist(
@@ -215,18 +213,20 @@ def load_mnist(
     Every file is checked on the way in (``read_idx``): header against size, labels in 0-9."""
     root = resolve_root(data_dir, download=download)
     raw = root / "MNIST" / "raw"
-    images = read_idx(raw / "train-images-idx3-ubyte")
-    labels = read_idx(raw / "train-labels-idx1-ubyte")
+    md5: dict[str, str] = {}
+    images = read_idx(raw / "train-images-idx3-ubyte", md5)
+    labels = read_idx(raw / "train-labels-idx1-ubyte", md5)
     perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SPLIT_SEED))
     train_idx, val_idx = perm[:-NUM_VAL], perm[-NUM_VAL:]
     return DigitSumData(
         train=Split(images[train_idx].contiguous(), labels[train_idx].contiguous()),
         val=Split(images[val_idx].contiguous(), labels[val_idx].contiguous()),
         test=Split(
-            read_idx(raw / "t10k-images-idx3-ubyte"), read_idx(raw / "t10k-labels-idx1-ubyte")
+            read_idx(raw / "t10k-images-idx3-ubyte", md5),
+            read_idx(raw / "t10k-labels-idx1-ubyte", md5),
         ),
         root=root,
-        source=describe_source(root, data_dir),
+        source={"found_via": found_via(root, data_dir), "md5": md5},
     )
 
 

@@ -22,8 +22,8 @@ from typing import Any
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
 
-EXTRA = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # pip extra per tracker
-MODULE = {"tensorboard": "tensorboard", "mlflow": "mlflow"}  # what must be importable
+# The package each tracker imports, which is also the name of its pip extra.
+PACKAGE = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
 EXPERIMENT = "digitsum-bench"
 TENSORBOARD_DIR = "tensorboard"  # inside the run directory
 
@@ -31,9 +31,9 @@ TENSORBOARD_DIR = "tensorboard"  # inside the run directory
 def check_available(kind: str) -> None:
     """A one-line ``UsageError`` when the tracker's package is not installed (before anything
     is written)."""
-    if kind != "none" and importlib.util.find_spec(MODULE[kind]) is None:
+    if kind != "none" and importlib.util.find_spec(PACKAGE[kind]) is None:
         raise UsageError(
-            f"--log {kind} needs the {MODULE[kind]} package: pip install -e '.[{EXTRA[kind]}]'"
+            f"--log {kind} needs the {PACKAGE[kind]} package: pip install -e '.[{PACKAGE[kind]}]'"
         )
 
 

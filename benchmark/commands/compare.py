@@ -154,12 +154,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not args.no_report:
         from benchmark.report import load_inputs, write_report
 
-        start = time.perf_counter()
-        inputs = load_inputs(
-            str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv"), results_dir
-        )
-        write_report(inputs, results_dir)
-        compare.record_stage(results_dir, plan, "report", time.perf_counter() - start, where)
+        with stage_timer(results_dir, plan, "report", where):
+            inputs = load_inputs(
+                str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv"), results_dir
+            )
+            write_report(inputs, results_dir)
         console.print(f"report: {results_dir / 'report.md'}")
     return 1 if failed else 0
 

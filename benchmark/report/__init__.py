@@ -24,7 +24,7 @@ from benchmark.report.aggregate import (
 )
 from benchmark.report.load import BENCH_COLUMNS, Inputs, load_bench, load_inputs
 from benchmark.report.plots import PLOTS, render_plots
-from benchmark.report.reference import Reference, find, from_comparison
+from benchmark.report.reference import Reference, from_comparison, from_runs
 from benchmark.report.render import (
     bench_section,
     render_markdown,
@@ -60,7 +60,7 @@ def find_reference(inputs: Inputs) -> Reference:
             return from_comparison(inputs.comparison)
         except (KeyError, TypeError, AttributeError, ValueError):
             inputs.notes.append("comparison.json has an unexpected shape: ignored")
-    return find(inputs.runs, None)
+    return from_runs(inputs.runs)
 
 
 def write_report(inputs: Inputs, out: Path) -> tuple[pd.DataFrame, list[Path]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +16,7 @@ import torch
 from architectures import create_model
 from benchmark.bench import macs_per_image
 from benchmark.report.load import KEYS, seed_stats
-from benchmark.report.reference import Reference, find, tuned_from
+from benchmark.report.reference import Reference, from_runs, tuned_from
 from benchmark.report.stats import indistinguishable, interval, welch_p
 
 TARGET = 0.99  # validation sum accuracy whose first reach is timed ("time to target")
@@ -141,13 +142,15 @@ def time_to_target(history: pd.DataFrame, target: float = TARGET) -> pd.Series:
     return reached.groupby("run")["elapsed"].first()
 
 
+def sum_errors(runs: pd.DataFrame) -> dict[tuple[Any, ...], list[float]]:
+    """Test sum error % of each run, listed per group (``KEYS`` tuple)."""
+    return {key: list(100 * (1 - group["test.sum_acc"])) for key, group in runs.groupby(KEYS)}
+
+
 def error_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Main-comparison groups: test sum error % with its 95% interval, Welch's p against the
     group of lowest mean error, and whether the two are indistinguishable at 5%."""
-    errors = {
-        key: list(100 * (1 - group["test.sum_acc"]))
-        for key, group in runs[runs["section"] == "main"].groupby(KEYS)
-    }
+    errors = sum_errors(runs[runs["section"] == "main"])
     out = summary.copy()
     out["test_sum_err_mean"] = 100 * (1 - out["test_sum_acc_mean"])
     out["test_sum_err_ci"] = math.nan
@@ -177,7 +180,7 @@ def summarize(
     ``differs``; main comparison first, then the others, each by best test sum accuracy."""
     if runs.empty:
         return pd.DataFrame(columns=summary_columns())
-    ref = ref or find(runs, None)
+    ref = ref or from_runs(runs)
     runs = same_device_timings(run_table(runs, ref))
     target = time_to_target(history if history is not None else pd.DataFrame())
     runs = runs.assign(target_seconds=runs["run"].map(target))
@@ -242,26 +245,16 @@ def tuned_vs_default(summary: pd.DataFrame, runs: pd.DataFrame | None = None) ->
     pairs = default.merge(tuned, on=on, suffixes=("_default", "_tuned"))
     pairs["delta"] = pairs["test_sum_acc_mean_tuned"] - pairs["test_sum_acc_mean_default"]
     pairs["err_delta"] = pairs["test_sum_err_mean_tuned"] - pairs["test_sum_err_mean_default"]
+    errors = sum_errors(runs) if runs is not None else {}
     pairs["p"] = [
-        welch_between(runs, r.arch, r.fusion, r.config_hash_default, r.config_hash_tuned)
+        welch_p(
+            errors.get((r.arch, r.fusion, False, r.config_hash_default), []),
+            errors.get((r.arch, r.fusion, True, r.config_hash_tuned), []),
+        )
         for r in pairs.itertuples()
     ]
     keys = ["arch", "fusion", "config_hash_default", "config_hash_tuned"]
     return pairs.sort_values(keys, kind="stable").reset_index(drop=True)
-
-
-def welch_between(
-    runs: pd.DataFrame | None, arch: str, fusion: str, default_hash: str, tuned_hash: str
-) -> float:
-    """Welch's p between the test errors of a default and a tuned group (NaN without runs)."""
-    if runs is None:
-        return math.nan
-    same = (runs["arch"] == arch) & (runs["fusion"] == fusion)
-    default = runs[same & ~runs["tuned"] & (runs["config_hash"] == default_hash)]
-    tuned = runs[same & runs["tuned"] & (runs["config_hash"] == tuned_hash)]
-    return welch_p(
-        list(100 * (1 - default["test.sum_acc"])), list(100 * (1 - tuned["test.sum_acc"]))
-    )
 
 
 def with_labels(frame: pd.DataFrame, runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:

@@ -90,12 +90,11 @@ def from_comparison(comparison: dict[str, Any]) -> Reference:
 def most_used(configs: list[dict[str, Any]]) -> Reference:
     """The budget most plain default runs used (ties: more epochs); the defaults if none."""
     default = learned({})
+    plain = {k: v for k, v in default.items() if k not in BUDGET}
     counts: Counter[tuple[Any, ...]] = Counter()
     for config in configs:
         mine = learned(config)
-        if {k: v for k, v in mine.items() if k not in BUDGET} == {
-            k: v for k, v in default.items() if k not in BUDGET
-        }:
+        if {k: v for k, v in mine.items() if k not in BUDGET} == plain:
             counts[tuple(mine[k] for k in BUDGET)] += 1
     if not counts:
         return Reference(default, None, "the default configuration")
@@ -107,11 +106,9 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
     )
 
 
-def find(runs: pd.DataFrame, comparison: dict[str, Any] | None) -> Reference:
-    if comparison is not None:
-        return from_comparison(comparison)
-    configs = [json.loads(c) for c in runs.get("config_json", pd.Series(dtype=object))]
-    return most_used(configs)
+def from_runs(runs: pd.DataFrame) -> Reference:
+    """The reference without a comparison.json: ``most_used`` over the runs' configs."""
+    return most_used([json.loads(c) for c in runs.get("config_json", pd.Series(dtype=object))])
 
 
 def tuned_from(config: dict[str, Any]) -> dict[str, Any] | None:

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from benchmark import metrics
 from benchmark.report.aggregate import TARGET, tuned_vs_default
-from benchmark.report.generalisation import generalisation_section
+from benchmark.report.generalisation import generalisation_section, percent
 from benchmark.report.load import Inputs
 from benchmark.report.output import MISSING, fmt, markdown_table
 from benchmark.report.plots import PLOTS
@@ -34,15 +34,6 @@ BENCH_TABLE = {
     "commit": ("commit", ""),
     "error": ("error", ""),
 }
-
-
-def mean_std(mean: Any, std: Any) -> str:
-    return fmt(mean, ".4f") + ("" if pd.isna(std) else f" ± {std:.4f}")
-
-
-def percent(mean: Any, std: Any) -> str:
-    """A fraction as percent, with its std (ddof=1) where there is one."""
-    return fmt(100 * mean, ".2f") + ("" if pd.isna(std) else f" ± {100 * std:.2f}")
 
 
 def error_cell(mean: Any, half: Any) -> str:

@@ -35,6 +35,7 @@ EXECUTION_FIELDS = frozenset(
         "threads",
         "data_dir",
         "tuned_from",
+        "auto_probe",
         "log",
     }
 )
@@ -75,8 +76,14 @@ class TrainConfig:
     holdout_pairs: int = option(0, "(digit, addend) pairs never trained on, reported apart")
     eval_batch_size: int = option(1000, "images per evaluation batch (x10 addends)")
     device: str = option("auto", "auto = cuda when present, else cpu", DEVICES)
-    precision: str = option("auto", "autocast dtype; auto = bf16 on cuda, fp32 on cpu", PRECISIONS)
-    channels_last: bool | None = option(None, "channels_last memory; None = on for cuda only")
+    precision: str = option(
+        "auto",
+        "autocast dtype; auto = bf16 on cuda, on a cpu what its probe measured faster",
+        PRECISIONS,
+    )
+    channels_last: bool | None = option(
+        None, "channels_last memory; None = on for cuda, on a cpu what its probe measured faster"
+    )
     compile: bool = option(False, "torch.compile the loss step (compile time reported apart)")
     threads: int | None = option(None, "CPU threads (torch.set_num_threads); None = torch's")
     data_dir: str | None = option(None, "MNIST root; None = $MNIST_ROOT, then ./data")
@@ -87,6 +94,9 @@ class TrainConfig:
         TRACKERS,
     )
     tuned_from: dict[str, Any] | None = option(None, "set by --tuned: study, trial, value")
+    auto_probe: dict[str, Any] | None = option(
+        None, "set when a cpu's probe chose precision or channels_last: its figures"
+    )
 
     def validate(self) -> None:
         """Raise ``ValueError`` with one line naming the bad field and what is accepted."""

@@ -62,7 +62,7 @@ def fit_step(
     addends: torch.Tensor,
 ) -> None:
     """The trainer's own step on a batch from elsewhere, in the trainer's memory layout."""
-    if resolve_channels_last(cfg.channels_last, images.device):
+    if resolve_channels_last(cfg.channels_last, images.device, cfg.precision):
         images = images.contiguous(memory_format=torch.channels_last)
     train_step(state, cfg, images, labels, addends)
 

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from architectures import DigitSumModel, check_model, count_params, create_model
-from benchmark import files, metrics
+from benchmark import files, hardware, metrics
 from benchmark.config import MNIST_TRAIN_IMAGES, TrainConfig
 from benchmark.data import DigitSumData
 from benchmark.errors import DamagedFileError, TrainingFailed, UsageError
@@ -165,7 +165,7 @@ def finish(
     """Test-set evaluation (the only place it happens), then metrics.json and model.pt."""
     model = state.model
     device = next(model.parameters()).device
-    cl = resolve_channels_last(cfg.channels_last, device)
+    cl = resolve_channels_last(cfg.channels_last, device, cfg.precision)
     held = heldout_mask(cfg.holdout_pairs) if cfg.holdout_pairs else None
     val = evaluate(model, data.val, cfg.eval_batch_size, cfg.precision, cl, heldout=held)
     test = evaluate(
@@ -183,6 +183,8 @@ def finish(
         "compile_seconds": state.compile_seconds,
         "train_images_per_s": images / state.train_seconds if state.train_seconds else None,
         "device": device_name(device),
+        "precision": cfg.precision,  # resolved by execute: fp32 or bf16
+        "channels_last": cfg.channels_last,
         "versions": versions(),
         "git_commit": git_commit(),
         "config_hash": cfg.config_hash(),
@@ -233,6 +235,7 @@ def execute(
         if on_epoch is not None:
             on_epoch(st, stats)
 
+    cfg = hardware.resolve_execution(cfg, data.train.images.device)  # as start_run wrote it
     with claimed(run_dir):
         tracker = open_tracker(cfg, run_dir)
         status = "failed"
@@ -287,7 +290,9 @@ def completed_anyway(run_dir: Path) -> dict[str, Any] | None:
 
 
 def start_run(cfg: TrainConfig, results_dir: Path) -> Path:
+    """A new run directory holding the config (execution resolved on its device)."""
     run_dir = new_run_dir(results_dir, cfg)
+    cfg = hardware.resolve_execution(cfg, hardware.resolve_device(cfg.device))
     files.write_json(run_dir / CONFIG, cfg.to_dict())
     write_status(run_dir, "created")
     return run_dir

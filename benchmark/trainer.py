@@ -204,7 +204,7 @@ def build_state(cfg: TrainConfig, device: torch.device) -> TrainState:
     """Seeded model, optimizer and data generator for ``cfg``."""
     torch.manual_seed(cfg.seed)
     model = create_model(cfg.arch, cfg.fusion, **cfg.model_args).to(device)
-    if resolve_channels_last(cfg.channels_last, device):
+    if resolve_channels_last(cfg.channels_last, device, cfg.precision):
         model = model.to(memory_format=torch.channels_last)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
@@ -245,7 +245,7 @@ def train(
     bs = cfg.batch_size
     steps_per_epoch = cfg.steps_per_epoch(len(data.train))
     total_steps = steps_per_epoch * cfg.epochs
-    channels_last = resolve_channels_last(cfg.channels_last, device)
+    channels_last = resolve_channels_last(cfg.channels_last, device, cfg.precision)
     allowed = allowed_mask(cfg.holdout_pairs, device)  # None: every pair may be drawn
     heldout = heldout_mask(cfg.holdout_pairs, device=device) if cfg.holdout_pairs else None
     loss_fn = torch.compile(compute_loss) if cfg.compile else compute_loss

@@ -16,6 +16,20 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A CPU-probe cache of the session's own (``benchmark.hardware``): tests neither read nor
+    write the user's, and the command-line tests they start share it through the environment."""
+    path = tmp_path_factory.mktemp("probe-cache")
+    before = os.environ.get("DIGITSUM_CACHE")
+    os.environ["DIGITSUM_CACHE"] = str(path)
+    yield path
+    if before is None:
+        del os.environ["DIGITSUM_CACHE"]
+    else:
+        os.environ["DIGITSUM_CACHE"] = before
+
+
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     from benchmark.data import candidate_roots, has_raw_files

@@ -138,6 +138,7 @@ def test_the_table_covers_every_config_flag() -> None:
         "--fusion": "NAME_ROWS",
         "--model-args": "model_arg_rows",
         "--tuned-from": "no flag: set by --tuned",
+        "--auto-probe": "no flag: set by a run whose precision or layout a cpu probe chose",
         "--data-dir": "a path: the damaged-data cases below",
     }
     flags = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig)}

@@ -82,7 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         train_batch_size=args.batch_size,
         warmup=args.warmup_calls,
         iters=args.iters,
-        channels_last=resolve_channels_last(args.channels_last, device),
+        channels_last=resolve_channels_last(args.channels_last, device, args.precision),
         compile=args.compile,
     )
 

@@ -128,7 +128,7 @@ def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
 
 
 # Config fields with dedicated flags (lists, grids) rather than generated ones.
-SPECIAL_FIELDS = frozenset({"arch", "fusion", "seed", "model_args", "tuned_from"})
+SPECIAL_FIELDS = frozenset({"arch", "fusion", "seed", "model_args", "tuned_from", "auto_probe"})
 
 
 def config_fields(skip: Iterable[str] = ()) -> list[dataclasses.Field[Any]]:

@@ -169,9 +169,27 @@ def prepare_device(cfg: TrainConfig) -> Any:
     return device
 
 
+def execution_text(precision: str, channels_last: bool | None) -> str:
+    """``bf16, channels_last`` or ``fp32``: how a resolved config computes."""
+    return precision + (", channels_last" if channels_last else "")
+
+
+def say_probe(configs: list[TrainConfig]) -> None:
+    """One line on what a CPU probe chose for ``auto``, with its figures, when one chose."""
+    probe = next((c.auto_probe for c in configs if c.auto_probe), None)
+    if probe is None:
+        return
+    figures = ", ".join(f"{k} {v:,.0f}" for k, v in probe["images_per_s"].items())
+    console.print(
+        f"auto on this cpu: {execution_text(probe['precision'], probe['channels_last'])} "
+        f"(probed {probe['probed']}; training images/s {figures}; --precision and "
+        f"--[no-]channels-last choose instead)"
+    )
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Train one run or a grid (arch x fusion x seed), one after another."""
-    from benchmark import runs
+    from benchmark import hardware, runs
     from benchmark.data import load_mnist
     from benchmark.hardware import device_name
 
@@ -216,14 +234,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         prepare_device(cfg)
         check_available(cfg.log)
     device = prepare_device(base)
+    configs = [hardware.resolve_execution(cfg, prepare_device(cfg)) for cfg in configs]
+    say_probe(configs)
     data = load_mnist(base.data_dir).to(device)
     finished: list[dict[str, Any]] = []
     with interrupts_as_exceptions():
         for i, cfg in enumerate(configs):
             run_dir = runs.start_run(cfg, results_dir)
+            how = execution_text(cfg.precision, cfg.channels_last)
             console.print(
                 f"[{i + 1}/{len(configs)}] {cfg.arch} x {cfg.fusion} seed {cfg.seed} "
-                f"on {device_name(device)} -> {run_dir}"
+                f"on {device_name(device)}, {how} -> {run_dir}"
             )
             try:
                 finished.append(train_with_progress(cfg, data, run_dir, grid=(i, len(configs))))
@@ -267,7 +288,10 @@ def resume(args: argparse.Namespace) -> int:
         check_available(cfg.log)
         state = runs.resume_state(run_dir, cfg, device)
         data = load_mnist(cfg.data_dir).to(device)
-        console.print(f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1}")
+        console.print(
+            f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1} "
+            f"({execution_text(cfg.precision, cfg.channels_last)}, as saved)"
+        )
         with interrupts_as_exceptions():
             try:
                 metrics = train_with_progress(cfg, data, run_dir, state=state)

@@ -67,10 +67,13 @@ def pareto_front(cost: pd.Series, value: pd.Series) -> pd.Series:
 
 def group_labels(summary: pd.DataFrame) -> pd.Series:
     """``arch x fusion``, then `` (tuned)`` in the main comparison or what sets the group apart
-    elsewhere (`` (epochs 4)``), with the config hash only where still needed to be unique."""
+    elsewhere (`` (epochs 4)``), then `` [bf16]`` where the same configuration ran in two
+    precisions, and the config hash only where still needed to be unique."""
     tuned = np.where(summary["tuned"].astype(bool), " (tuned)", "")
     tag = np.where(summary["section"] == "main", tuned, " (" + summary["differs"] + ")")
     base = summary["arch"] + " x " + summary["fusion"] + tag
+    same = summary[["arch", "fusion", "tuned", "config_hash"]].duplicated(keep=False)
+    base = base.where(~same, base + " [" + summary["precision"] + "]")
     return base.where(~base.duplicated(keep=False), base + " #" + summary["config_hash"])
 
 
@@ -224,8 +227,8 @@ def summarize(
     summary = error_stats(runs, summary)
     summary["order"] = summary["section"].map(SECTIONS.index)
     summary = summary.sort_values(
-        ["order", "test_sum_acc_mean", "arch", "fusion", "tuned", "config_hash"],
-        ascending=[True, False, True, True, True, True],
+        ["order", "test_sum_acc_mean", "arch", "fusion", "tuned", "config_hash", "precision"],
+        ascending=[True, False, True, True, True, True, True],
         kind="stable",
     )
     return summary[summary_columns()].reset_index(drop=True)
@@ -239,7 +242,7 @@ def tuned_vs_default(summary: pd.DataFrame, runs: pd.DataFrame | None = None) ->
         "test_sum_acc_std", "n", "params",
     ]  # fmt: skip
     main = summary[summary["section"] == "main"]
-    on = ["arch", "fusion"]
+    on = ["arch", "fusion", "precision"]
     default = main.loc[~main["tuned"].astype(bool), [*on, *columns]]
     tuned = main.loc[main["tuned"].astype(bool), [*on, *columns]]
     pairs = default.merge(tuned, on=on, suffixes=("_default", "_tuned"))
@@ -248,12 +251,12 @@ def tuned_vs_default(summary: pd.DataFrame, runs: pd.DataFrame | None = None) ->
     errors = sum_errors(runs) if runs is not None else {}
     pairs["p"] = [
         welch_p(
-            errors.get((r.arch, r.fusion, False, r.config_hash_default), []),
-            errors.get((r.arch, r.fusion, True, r.config_hash_tuned), []),
+            errors.get((r.arch, r.fusion, False, r.config_hash_default, r.precision), []),
+            errors.get((r.arch, r.fusion, True, r.config_hash_tuned, r.precision), []),
         )
         for r in pairs.itertuples()
     ]
-    keys = ["arch", "fusion", "config_hash_default", "config_hash_tuned"]
+    keys = ["arch", "fusion", "precision", "config_hash_default", "config_hash_tuned"]
     return pairs.sort_values(keys, kind="stable").reset_index(drop=True)
 
 

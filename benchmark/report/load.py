@@ -15,8 +15,9 @@ import pandas as pd
 from benchmark import bench, compare, metrics, runs
 from benchmark.report.studies import STORAGE, load_studies
 
-# A group: runs that differ only in seed (config_hash leaves seed and hardware out).
-KEYS = ["arch", "fusion", "tuned", "config_hash"]
+# A group: runs that differ only in seed and machine (config_hash leaves seed and hardware out;
+# the arithmetic, fp32 or bf16, changes what a run computes, so it is a key of its own).
+KEYS = ["arch", "fusion", "tuned", "config_hash", "precision"]
 
 
 def seed_stats() -> dict[str, str]:
@@ -85,9 +86,21 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.json_normalize(records)
     tuned = frame.get("tuned", pd.Series(False, index=frame.index))
     frame["tuned"] = tuned.fillna(False).astype(bool)
+    frame["precision"] = run_precision(frame)
     for column in ("epochs", *seed_stats().values()):
         frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
     return frame
+
+
+def run_precision(frame: pd.DataFrame) -> pd.Series:
+    """fp32 or bf16 per run: metrics.json's ``precision``; for runs written before it was
+    recorded, their config's, with ``auto`` read as the rule of the time (bf16 on CUDA only)."""
+    missing = pd.Series(np.nan, index=frame.index, dtype=object)
+    recorded = frame.get("precision", missing)
+    configured = frame.get("config.precision", missing)
+    on_cpu = frame.get("device", missing).astype(str).str.startswith("cpu")
+    old_rule = pd.Series(np.where(on_cpu, "fp32", "bf16"), index=frame.index)
+    return recorded.fillna(configured.where(configured.isin(["fp32", "bf16"]), old_rule))
 
 
 def load_bench(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:

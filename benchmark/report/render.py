@@ -134,7 +134,8 @@ def header_section(inputs: Inputs, summary: pd.DataFrame, ref: Reference) -> str
         "",
         "Accuracies are exhaustive over the test set (every image x all 10 addends, 100,000 "
         "pairs). A group is one arch x fusion x config hash (hyperparameters, not seed or "
-        "hardware); tuned and default runs are never mixed; n = seeds.",
+        "hardware) x precision (fp32 or bf16 arithmetic); tuned and default runs are never "
+        "mixed; n = seeds.",
     ]
     return "\n".join(lines)
 
@@ -258,7 +259,10 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
     ]
     table = pd.DataFrame(
         {
-            "combination": pairs["arch"] + " x " + pairs["fusion"],
+            "combination": pairs["arch"]
+            + " x "
+            + pairs["fusion"]
+            + ("" if pairs["precision"].nunique() < 2 else " [" + pairs["precision"] + "]"),
             "default error %": [
                 error_cell(m, h)
                 for m, h in zip(

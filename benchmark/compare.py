@@ -46,7 +46,10 @@ class Plan:
     def key(self) -> str:
         """A short hash of what makes two ``compare`` invocations the same protocol."""
         learned = replace(self.base, arch="-", fusion="-", seed=0).config_hash()
-        blob = json.dumps([learned, self.pairs, self.seeds, self.trials, self.max_params])
+        parts = [learned, self.pairs, self.seeds, self.trials, self.max_params]
+        if self.base.precision != "auto":  # a set precision is another protocol (auto: as ever)
+            parts.append(self.base.precision)
+        blob = json.dumps(parts)
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
     def config(self, arch: str, fusion: str, seed: int | None = None) -> TrainConfig:
@@ -88,7 +91,8 @@ def default_cap(pairs: Sequence[tuple[str, str]]) -> int:
 
 
 def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
-    """A complete run of exactly this configuration and seed in ``results_dir``, if any."""
+    """A complete run of exactly this configuration and seed in ``results_dir``, if any (in
+    ``cfg``'s precision when that is set; with ``auto``, in either)."""
     wanted = cfg.config_hash()
     for run_dir in sorted((Path(results_dir) / "runs").glob("*")):
         try:
@@ -96,6 +100,7 @@ def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
         except runs.IncompleteRun:
             continue
         same = found["config_hash"] == wanted and found["seed"] == cfg.seed
+        same = same and cfg.precision in ("auto", runs.run_precision(found))
         if same and bool(found.get("tuned")) == (cfg.tuned_from is not None):
             return run_dir
     return None

@@ -4,6 +4,7 @@ half), checked reads (a damaged file is one line naming it) and file-name-safe t
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import re
@@ -103,3 +104,17 @@ def read_json(path: Path) -> Any:
 def slug(text: str) -> str:
     """``text`` reduced to characters that are safe in a file name on every system."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def lookup(obj: Any, dotted: str) -> Any:
+    """``obj["a"]["b"]`` for ``"a.b"``; None where a level is missing or not a dict."""
+    for part in dotted.split("."):
+        if not isinstance(obj, dict):
+            return None
+        obj = obj.get(part)
+    return obj
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (JSON's NaN and Infinity parse, but are no measurement)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import secrets
 import signal
@@ -378,20 +377,6 @@ def required_numbers() -> list[str]:
     return ["seed", "params", *(f"test.{name}" for name in metrics.names())]
 
 
-def lookup(obj: Any, dotted: str) -> Any:
-    """``obj["a"]["b"]`` for ``"a.b"``; None where a level is missing or not a dict."""
-    for part in dotted.split("."):
-        if not isinstance(obj, dict):
-            return None
-        obj = obj.get(part)
-    return obj
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float (JSON's NaN and Infinity parse, but are no measurement)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 # Optional metrics.json keys (dotted) and the type each must have where present, so that a
 # report, which flattens every run's metrics into one table, never meets a foreign shape.
 OPTIONAL_SHAPES = {"config": dict, "val": dict, "versions": dict, "tuned": bool, "data": dict}
@@ -408,14 +393,23 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
         raise IncompleteRun(f"corrupt {METRICS}: {exc}") from None
     if not isinstance(found, dict):
         raise IncompleteRun(f"corrupt {METRICS}: not a JSON object")
-    bad = [k for k in REQUIRED_TEXT if not isinstance(lookup(found, k), str)]
-    bad += [k for k in required_numbers() if not is_number(lookup(found, k))]
+    bad = [k for k in REQUIRED_TEXT if not isinstance(files.lookup(found, k), str)]
+    bad += [k for k in required_numbers() if not files.is_number(files.lookup(found, k))]
     bad += [k for k, kind in OPTIONAL_SHAPES.items() if not isinstance(found.get(k, kind()), kind)]
-    if "test_heldout" in found and not isinstance(lookup(found, "config.holdout_pairs"), int):
+    if "test_heldout" in found and not isinstance(files.lookup(found, "config.holdout_pairs"), int):
         bad.append("config.holdout_pairs")
     if bad:
         raise IncompleteRun(f"corrupt {METRICS}: missing or invalid {', '.join(bad)}")
     return found
+
+
+def run_precision(found: dict[str, Any]) -> str:
+    """fp32 or bf16 as a run's metrics record it; for runs from before that was recorded, their
+    config's, with ``auto`` read by the rule of the time (bf16 on CUDA only)."""
+    recorded = found.get("precision") or files.lookup(found, "config.precision")
+    if recorded in ("fp32", "bf16"):
+        return recorded
+    return "fp32" if str(found.get("device", "")).startswith("cpu") else "bf16"
 
 
 def read_status(run_dir: Path) -> tuple[str, str]:

@@ -320,6 +320,7 @@ def objective(
     (it finished, badly) rather than failed, so it counts towards ``--trials``.
     """
     from benchmark.errors import TrainingFailed
+    from benchmark.hardware import resolve_execution
     from benchmark.trainer import build_state, train
 
     model_args, overrides = suggest(trial, base.arch, base.fusion)
@@ -330,6 +331,9 @@ def objective(
     if max_params is not None and params > max_params:
         trial.set_user_attr("over_cap", max_params)
         raise optuna.TrialPruned(f"{params:,} parameters > cap {max_params:,}")
+    cfg = resolve_execution(cfg, data.train.images.device)  # auto: what this machine uses
+    trial.set_user_attr("precision", cfg.precision)
+    trial.set_user_attr("channels_last", cfg.channels_last)
     state = build_state(cfg, data.train.images.device)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
 

@@ -17,7 +17,8 @@ from benchmark.cli import main
 SMALL_CNN_MACS = 1 * 16 * 9 * 28 * 28 + 16 * 32 * 9 * 14 * 14 + 32 * 7 * 7 * 128
 CONCAT_MACS = 138 * 128 + 128 * 10 + 128 * 19
 SMALL_CNN_CONCAT_MACS = SMALL_CNN_MACS + CONCAT_MACS
-TINY = ["--device", "cpu", "--infer-batch-size", "8", "--batch-size", "8"]
+TINY = ["--device", "cpu", "--precision", "fp32", "--no-channels-last"]  # auto: test_precision
+TINY += ["--infer-batch-size", "8", "--batch-size", "8"]
 TINY += ["--warmup-calls", "1", "--iters", "2"]
 
 
@@ -56,7 +57,7 @@ def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
 
 def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
     impossible = ["--infer-batch-size", str(10**12)]  # ~3 PB of images: the allocation fails
-    args = ["--arch", "small_cnn", "--fusion", "concat,late_sum", *TINY[:2]]
+    args = ["--arch", "small_cnn", "--fusion", "concat,late_sum", *TINY[:5]]
     rc = main(["bench", *args, *impossible, "--iters", "1", "--results-dir", str(tmp_path)])
     assert rc == 0
     df = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv")

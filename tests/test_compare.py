@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -140,6 +141,30 @@ def test_default_cap_admits_every_default_configuration() -> None:
     plan = compare.Plan(TrainConfig(epochs=2), tuple(pairs), (0, 1), 5, cap)
     assert plan.study("gap_cnn", "concat") == f"gap_cnn__concat__e2__p{cap}"
     assert len(plan.items()) == 3 * 2 * 2
+
+
+def test_a_set_precision_is_its_own_protocol_and_auto_is_as_before(tmp_path: Path) -> None:
+    """The committed reference (``auto``, key 4afbe954) keeps its key; ``--precision bf16`` is
+    another queue, and its runs are found only in bf16 (auto takes either)."""
+    from benchmark import files
+    from benchmark.metrics import names as metric_names
+
+    committed = json.loads((Path(__file__).parents[1] / "results" / "comparison.json").read_text())
+    pairs = tuple(tuple(p) for p in committed["plan"]["pairs"])
+    args = (pairs, tuple(committed["plan"]["seeds"]), 20, committed["plan"]["max_params"])
+    auto = compare.Plan(TrainConfig(epochs=1), *args)  # type: ignore[arg-type]
+    assert auto.key() == committed["plan"]["key"] == "4afbe954"
+    bf16 = compare.Plan(TrainConfig(epochs=1, precision="bf16"), *args)  # type: ignore[arg-type]
+    assert bf16.key() != auto.key()
+    cfg = TrainConfig(epochs=1)
+    run_dir = tmp_path / "runs" / "a"
+    metrics = {"arch": cfg.arch, "fusion": cfg.fusion, "config_hash": cfg.config_hash()}
+    metrics |= {"seed": 0, "params": 1, "precision": "fp32", "device": "cpu: x"}
+    metrics["test"] = {name: 0.9 for name in metric_names()}
+    files.write_json(run_dir / runs.METRICS, metrics)
+    assert compare.find_complete(tmp_path, cfg) == run_dir
+    assert compare.find_complete(tmp_path, replace(cfg, precision="fp32")) == run_dir
+    assert compare.find_complete(tmp_path, replace(cfg, precision="bf16")) is None
 
 
 @pytest.mark.slow

@@ -32,7 +32,7 @@ def test_naive_dataset_items_and_batches(mnist) -> None:
 
 def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, mnist_root: Path) -> None:
     args = ["--steps", "4", "--rounds", "2", "--warmup-steps", "1", "--batch-size", "16"]
-    args += ["--device", "cpu"]
+    args += ["--device", "cpu", "--precision", "fp32"]  # auto is test_precision's
     args += ["--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
     assert main(["datapath", *args]) == 0
     report = json.loads((tmp_path / "datapath" / "cpu-fp32.json").read_text())

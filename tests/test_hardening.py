@@ -546,7 +546,7 @@ def good_run_files(run_dir: Path) -> None:
 def read_back(reader: str, run_dir: Path) -> None:
     """Read one damaged file the way the program does; a clean refusal raises, a read that
     succeeds must return something of the promised shape."""
-    from benchmark import runs
+    from benchmark import files, runs
     from benchmark.config import TrainConfig
     from benchmark.data import read_idx
 
@@ -554,7 +554,7 @@ def read_back(reader: str, run_dir: Path) -> None:
         runs.load_config(run_dir).validate()
     elif reader == runs.METRICS:
         found = runs.read_metrics(run_dir)
-        assert all(runs.is_number(runs.lookup(found, k)) for k in runs.required_numbers())
+        assert all(files.is_number(files.lookup(found, k)) for k in runs.required_numbers())
     elif reader == runs.STATUS:
         assert all(isinstance(x, str) for x in runs.read_status(run_dir))
     elif reader == runs.HISTORY:

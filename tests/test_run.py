@@ -120,6 +120,45 @@ def test_grid_runs_each_combination_and_seed(tmp_path: Path, mnist_root: Path) -
     assert seen == [("embed_add", 0), ("embed_add", 1), ("late_sum", 0), ("late_sum", 1)]
 
 
+def test_a_threads_sweep_runs_each_run_with_its_own_thread_count(
+    tmp_path: Path, mnist_root: Path
+) -> None:
+    before = torch.get_num_threads()
+    try:
+        dirs = run_cli(tmp_path, mnist_root, "--threads", "1,2", "--train-subset", "500",
+                       "--eval-batch-size", "5000")  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+    found = sorted(
+        (json.loads((d / "config.json").read_text())["threads"],
+         json.loads((d / "metrics.json").read_text())["device"])
+        for d in dirs
+    )  # fmt: skip
+    assert [t for t, _ in found] == [1, 2]
+    assert found[0][1].endswith("(1 threads)") and found[1][1].endswith("(2 threads)")
+
+
+def test_every_data_dir_of_a_sweep_is_checked_before_the_first_run(
+    tmp_path: Path, mnist_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A damaged second MNIST copy stops the grid before anything trains (it used to be
+    ignored: every run read the first copy)."""
+    import shutil
+
+    raw = tmp_path / "copy" / "MNIST" / "raw"
+    shutil.copytree(mnist_root / "MNIST" / "raw", raw)
+    data = bytearray((raw / "t10k-labels-idx1-ubyte").read_bytes())
+    data[8 + 17] = 12
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(bytes(data))
+    argv = ["run", *SHORT, "--data-dir", f"{mnist_root},{tmp_path / 'copy'}"]
+    assert main([*argv, "--results-dir", str(tmp_path / "out")]) == 1  # a damaged file
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "copy/MNIST/raw/t10k-labels-idx1-ubyte" in err
+    assert not (tmp_path / "out" / "runs").exists() or not any(
+        (tmp_path / "out" / "runs").iterdir()
+    )
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_run_bf16_matches_cpu_closely(mnist) -> None:

@@ -18,6 +18,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
 from architectures import ENCODERS, FUSIONS
+from benchmark import hardware
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
@@ -194,6 +195,10 @@ def test_study_resumes(tiny_study: Path, mnist_root: Path) -> None:
         assert list(t.intermediate_values) == [1]  # one report per epoch
         assert t.user_attrs["params"] > 1000
         assert t.user_attrs["train_seconds"] > 0 and t.user_attrs["images_per_s"] > 0
+        chosen = hardware.cpu_choice()  # auto on this machine, as the trial trained
+        assert (t.user_attrs["precision"], t.user_attrs["channels_last"]) == (
+            chosen["precision"], chosen["channels_last"],
+        )  # fmt: skip
     assert list(tiny_study.rglob("*.pt")) == [] and not (tiny_study / "runs").exists()
 
     assert tune(tiny_study, mnist_root, "--trials", "5") == 0  # --trials is the total

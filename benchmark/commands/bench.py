@@ -141,7 +141,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="channels_last model and inputs [on for cuda, off for cpu]",
+        help="channels_last model and inputs [on for cuda; on a cpu, its probe's choice]",
     )
     p.add_argument(
         "--compile", action="store_true", help="torch.compile (time reported apart) [off]"

@@ -233,13 +233,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     for cfg in configs:  # every device and tracker asked for exists (a sweep may name several)
         prepare_device(cfg)
         check_available(cfg.log)
-    device = prepare_device(base)
     configs = [hardware.resolve_execution(cfg, prepare_device(cfg)) for cfg in configs]
     say_probe(configs)
-    data = load_mnist(base.data_dir).to(device)
+    datasets: dict[tuple[str | None, str], Any] = {}
+    for cfg in configs:  # every MNIST copy on every device the grid names, loaded and checked
+        if (cfg.data_dir, cfg.device) not in datasets:
+            datasets[cfg.data_dir, cfg.device] = load_mnist(cfg.data_dir).to(prepare_device(cfg))
     finished: list[dict[str, Any]] = []
     with interrupts_as_exceptions():
         for i, cfg in enumerate(configs):
+            device = prepare_device(cfg)  # its device and thread count (a grid may sweep them)
+            data = datasets[cfg.data_dir, cfg.device]
             run_dir = runs.start_run(cfg, results_dir)
             how = execution_text(cfg.precision, cfg.channels_last)
             console.print(

@@ -16,11 +16,11 @@ import torch
 from architectures import create_model
 from benchmark.bench import macs_per_image
 from benchmark.report.load import KEYS, seed_stats
-from benchmark.report.reference import Reference, from_runs, tuned_from
+from benchmark.report.reference import SAME, Reference, from_runs, tuned_from
 from benchmark.report.stats import indistinguishable, interval, welch_p
 
 TARGET = 0.99  # validation sum accuracy whose first reach is timed ("time to target")
-SECTIONS = ("main", "other", "heldout")
+SECTIONS = ("main", "precision", "other", "heldout")
 TIMINGS = ("train_seconds", "train_images_per_s")  # per-machine figures: never across devices
 
 # Columns the best bench row (highest inference throughput) contributes to a group.
@@ -28,7 +28,7 @@ BENCH_BEST = {
     "infer_images_per_s": "infer_images_per_s",
     "latency_ms_b1": "latency_ms_b1",
     "device": "bench_device",
-    "precision": "bench_precision",
+    "bench_precision": "bench_precision",
     "batch_size": "bench_batch_size",
 }
 
@@ -67,13 +67,12 @@ def pareto_front(cost: pd.Series, value: pd.Series) -> pd.Series:
 
 def group_labels(summary: pd.DataFrame) -> pd.Series:
     """``arch x fusion``, then `` (tuned)`` in the main comparison or what sets the group apart
-    elsewhere (`` (epochs 4)``), then `` [bf16]`` where the same configuration ran in two
-    precisions, and the config hash only where still needed to be unique."""
+    elsewhere (`` (epochs 4)``), then the precision (`` [bf16]``) and the config hash only
+    where still needed to be unique."""
     tuned = np.where(summary["tuned"].astype(bool), " (tuned)", "")
     tag = np.where(summary["section"] == "main", tuned, " (" + summary["differs"] + ")")
     base = summary["arch"] + " x " + summary["fusion"] + tag
-    same = summary[["arch", "fusion", "tuned", "config_hash"]].duplicated(keep=False)
-    base = base.where(~same, base + " [" + summary["precision"] + "]")
+    base = base.where(~base.duplicated(keep=False), base + " [" + summary["precision"] + "]")
     return base.where(~base.duplicated(keep=False), base + " #" + summary["config_hash"])
 
 
@@ -87,6 +86,7 @@ def bench_matches(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     """Successful bench rows joined to groups by arch and fusion (and params when both know it,
     so a tuned model of another size does not borrow the default model's numbers)."""
     rows = bench[bench_ok(bench)].drop(columns=["file"], errors="ignore")
+    rows = rows.rename(columns={"precision": "bench_precision"})  # the group's is a key
     merged = summary[[*KEYS, "params"]].merge(rows, on=["arch", "fusion"], suffixes=("", "_bench"))
     same = merged["params_bench"].isna() | (merged["params_bench"] == merged["params"])
     return merged[same]
@@ -102,8 +102,16 @@ def model_macs(config: dict) -> float:
         return math.nan
 
 
+def main_precision(precisions: pd.Series) -> str:
+    """The precision of the main comparison: the one most of its runs used (ties: fp32)."""
+    counts = precisions.value_counts()
+    return "fp32" if counts.empty else max(counts.index, key=lambda p: (counts[p], p == "fp32"))
+
+
 def run_table(runs: pd.DataFrame, ref: Reference) -> pd.DataFrame:
-    """Per run: its section and what sets it apart from the reference."""
+    """Per run: its section and what sets it apart from the reference. A run that would be in
+    the main comparison but computed in another precision (bf16 where most are fp32) goes to
+    the precision section, beside its twin."""
     if "config_json" not in runs:
         runs = runs.assign(config_json="{}")
     configs = [json.loads(c) for c in runs["config_json"]]
@@ -112,13 +120,19 @@ def run_table(runs: pd.DataFrame, ref: Reference) -> pd.DataFrame:
         for c, tuned in zip(configs, runs["tuned"], strict=True)
     ]
     heldout = [bool(c.get("holdout_pairs")) for c in configs]
-    main = [ref.is_main(c, t) for c, t in zip(configs, sources, strict=True)]
-    return runs.assign(
-        section=[
-            "heldout" if h else "main" if m else "other" for h, m in zip(heldout, main, strict=True)
-        ],
-        differs=[ref.differs(c, t) for c, t in zip(configs, sources, strict=True)],
-    )
+    main = pd.Series([ref.is_main(c, t) for c, t in zip(configs, sources, strict=True)])
+    usual = main_precision(runs["precision"][main.to_numpy()])
+    other = (runs["precision"] != usual).tolist()
+    section = [
+        "heldout" if h else ("precision" if o else "main") if m else "other"
+        for h, m, o in zip(heldout, main, other, strict=True)
+    ]
+    differs = [ref.differs(c, t) for c, t in zip(configs, sources, strict=True)]
+    differs = [
+        d if not o else f"precision {p}" if d == SAME else f"{d}; precision {p}"
+        for d, o, p in zip(differs, other, runs["precision"], strict=True)
+    ]
+    return runs.assign(section=section, differs=differs)
 
 
 def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:

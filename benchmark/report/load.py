@@ -65,7 +65,14 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
             continue
         config = found.get("config") if isinstance(found.get("config"), dict) else {}
         # the config whole (json_normalize flattens it), for the reference's comparisons
-        records.append({**found, "run": run_dir.name, "config_json": json.dumps(config)})
+        records.append(
+            {
+                **found,
+                "run": run_dir.name,
+                "config_json": json.dumps(config),
+                "precision": runs.run_precision(found),
+            }
+        )
         history = runs.read_history(run_dir)
         if history is not None:
             histories.append(pd.DataFrame(history).assign(run=run_dir.name))
@@ -86,21 +93,9 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     frame = pd.json_normalize(records)
     tuned = frame.get("tuned", pd.Series(False, index=frame.index))
     frame["tuned"] = tuned.fillna(False).astype(bool)
-    frame["precision"] = run_precision(frame)
     for column in ("epochs", *seed_stats().values()):
         frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
     return frame
-
-
-def run_precision(frame: pd.DataFrame) -> pd.Series:
-    """fp32 or bf16 per run: metrics.json's ``precision``; for runs written before it was
-    recorded, their config's, with ``auto`` read as the rule of the time (bf16 on CUDA only)."""
-    missing = pd.Series(np.nan, index=frame.index, dtype=object)
-    recorded = frame.get("precision", missing)
-    configured = frame.get("config.precision", missing)
-    on_cpu = frame.get("device", missing).astype(str).str.startswith("cpu")
-    old_rule = pd.Series(np.where(on_cpu, "fp32", "bf16"), index=frame.index)
-    return recorded.fillna(configured.where(configured.isin(["fp32", "bf16"]), old_rule))
 
 
 def load_bench(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:

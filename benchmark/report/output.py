@@ -19,6 +19,15 @@ def fmt(value: Any, spec: str) -> str:
     return MISSING if pd.isna(value) else format(value, spec)
 
 
+def error_cell(mean: Any, half: Any) -> str:
+    """Error % with the half-width of its 95% interval."""
+    return fmt(mean, ".2f") + ("" if pd.isna(half) else f" ± {half:.2f}")
+
+
+def p_cell(p: float) -> str:
+    return "<0.001" if p < 0.001 else fmt(p, ".3f")
+
+
 def markdown_table(table: pd.DataFrame) -> str:
     def cell(value: Any) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")

@@ -22,6 +22,7 @@ from benchmark.config import EXECUTION_FIELDS, SEARCHED, TrainConfig
 
 BUDGET = ("epochs", "train_subset")  # what a budget is; held-out pairs are another experiment
 NAMES = ("arch", "fusion")
+SAME = "the reference configuration"  # ``differs`` of a group that differs in nothing learned
 TUNED_FIELDS = frozenset({*SEARCHED, "model_args"})  # what a tuned configuration may change
 
 
@@ -69,7 +70,7 @@ class Reference:
                 continue
             if mine[key] != self.base.get(key):
                 parts.append(f"{key} {show(mine[key])}")
-        return "; ".join(parts) or "the reference configuration"
+        return "; ".join(parts) or SAME
 
 
 def show(value: Any) -> str:

@@ -12,8 +12,9 @@ from benchmark import metrics
 from benchmark.report.aggregate import TARGET, tuned_vs_default
 from benchmark.report.generalisation import generalisation_section, percent
 from benchmark.report.load import Inputs
-from benchmark.report.output import MISSING, fmt, markdown_table
+from benchmark.report.output import MISSING, error_cell, fmt, markdown_table, p_cell
 from benchmark.report.plots import PLOTS
+from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
 from benchmark.report.stats import ALPHA
 
@@ -36,11 +37,6 @@ BENCH_TABLE = {
 }
 
 
-def error_cell(mean: Any, half: Any) -> str:
-    """Error % with the half-width of its 95% interval."""
-    return fmt(mean, ".2f") + ("" if pd.isna(half) else f" ± {half:.2f}")
-
-
 def combination(r: Any) -> str:
     return f"{r.arch} x {r.fusion}"
 
@@ -58,10 +54,6 @@ def target_cell(r: Any) -> str:
     if r.target_reached == 0:
         return f"not reached (0/{r.n})"
     return f"{r.target_seconds:.1f} ({r.target_reached}/{r.n})"
-
-
-def p_cell(p: float) -> str:
-    return "<0.001" if p < 0.001 else fmt(p, ".3f")
 
 
 def verdict(rank: int, p: float) -> str:
@@ -405,6 +397,7 @@ def render_markdown(
         opening_section(summary, ref, inputs.runs),
         main_section(summary, ref),
         tuned_vs_default_section(summary, inputs.runs),
+        precision_section(summary, inputs.runs),
         other_section(summary),
         generalisation_section(inputs.runs),
         bench_section(inputs.bench, inputs.notes),

@@ -1,0 +1,221 @@
+"""``auto`` precision and layout on a CPU: the probe, its cache, the choice a run records, and
+the report keeping the precisions apart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from benchmark import hardware, report, runs
+from benchmark.config import TrainConfig
+
+CPU = torch.device("cpu")
+NAMES = ("fp32", "fp32+channels_last", "bf16", "bf16+channels_last")
+
+
+def figures(*images_per_s: float) -> dict[str, float]:
+    """Probe figures in ``NAMES`` order (two values: a CPU without bf16)."""
+    return dict(zip(NAMES, images_per_s, strict=False))
+
+
+BF16_WINS = figures(1000, 1050, 1500, 2000)
+
+
+@pytest.mark.parametrize(
+    ("measured", "precision", "chosen"),
+    [
+        (BF16_WINS, "auto", ("bf16", True)),
+        (figures(1000, 1080, 1090, 1050), "auto", ("fp32", False)),  # all within 10%: no flip
+        (figures(1000, 1200), "auto", ("fp32", True)),  # no bf16 kernels
+        (figures(1000, 900, 800, 700), "auto", ("fp32", False)),
+        (BF16_WINS, "fp32", ("fp32", False)),  # precision set: only its layouts compete
+        (figures(1000, 1500, 1500, 2000), "fp32", ("fp32", True)),
+        (BF16_WINS, "bf16", ("bf16", True)),
+        (figures(1000, 1200), "bf16", ("bf16", False)),  # bf16 set but not measured
+    ],
+)
+def test_choose(measured: dict[str, float], precision: str, chosen: tuple[str, bool]) -> None:
+    assert hardware.choose(measured, precision) == chosen
+
+
+def test_probe_measures_every_variant_and_leaves_the_rng_alone() -> None:
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    measured = hardware.probe_cpu(rounds=2)
+    assert torch.equal(before, torch.get_rng_state())  # seeded runs never see the probe
+    assert list(measured) == [hardware.variant_name(*v) for v in hardware.cpu_variants()]
+    assert all(v > 0 for v in measured.values())
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        assert set(measured) == {"fp32", "fp32+channels_last"}
+
+
+@pytest.fixture
+def fake_probe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
+    """A fresh cache and a probe that counts its calls and measures ``BF16_WINS``."""
+    calls: list[int] = []
+
+    def probe(rounds: int = 0) -> dict[str, float]:
+        calls.append(1)
+        return dict(BF16_WINS)
+
+    monkeypatch.setenv("DIGITSUM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hardware, "_chosen", {})
+    monkeypatch.setattr(hardware, "probe_cpu", probe)
+    return calls
+
+
+def test_the_choice_is_measured_once_per_machine(fake_probe: list[int]) -> None:
+    record = hardware.cpu_choice()
+    assert (record["precision"], record["channels_last"]) == ("bf16", True)
+    assert record["images_per_s"] == BF16_WINS and record["machine"] == hardware.machine_key()
+    on_disk = json.loads(hardware.cache_path().read_text())
+    assert on_disk == {hardware.machine_key(): record}
+    hardware._chosen.clear()  # another process: reads the file, measures nothing
+    assert hardware.cpu_choice() == record and len(fake_probe) == 1
+
+
+@pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '{"KEY": {"precision": "fp16"}}'])
+def test_a_damaged_cache_is_measured_over(fake_probe: list[int], damage: str) -> None:
+    path = hardware.cache_path()
+    path.parent.mkdir(parents=True)
+    path.write_text(damage.replace("KEY", hardware.machine_key()))
+    assert hardware.cpu_choice()["precision"] == "bf16" and len(fake_probe) == 1
+    assert json.loads(path.read_text())[hardware.machine_key()]["precision"] == "bf16"
+
+
+def test_an_unwritable_cache_still_chooses(
+    fake_probe: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("DIGITSUM_CACHE", str(blocker / "cache"))  # under a file: no directory
+    assert hardware.cpu_choice()["precision"] == "bf16"
+    assert hardware.cpu_choice()["precision"] == "bf16" and len(fake_probe) == 1  # in-process
+
+
+def test_resolution_follows_the_probe_and_the_flags(fake_probe: list[int]) -> None:
+    assert hardware.resolve_precision("auto", CPU) == "bf16"
+    assert hardware.resolve_channels_last(None, CPU) is True
+    assert hardware.resolve_precision("fp32", CPU) == "fp32"
+    assert hardware.resolve_channels_last(None, CPU, "fp32") is False  # 1050 < 1.1 x 1000
+    assert hardware.resolve_channels_last(False, CPU) is False
+    cuda = torch.device("cuda")  # the CUDA rule needs no GPU to check, and no probe
+    assert hardware.resolve_precision("auto", cuda) == "bf16"
+    assert hardware.resolve_channels_last(None, cuda) is True
+    resolved = hardware.resolve_execution(TrainConfig(), CPU)
+    assert (resolved.precision, resolved.channels_last) == ("bf16", True)
+    assert resolved.auto_probe == hardware.cpu_choice()
+    assert resolved.config_hash() == TrainConfig().config_hash()  # what is learned is the same
+    set_both = hardware.resolve_execution(TrainConfig(precision="fp32", channels_last=False), CPU)
+    assert set_both.auto_probe is None
+    assert hardware.resolve_execution(resolved, CPU) == resolved  # idempotent
+
+
+def test_a_run_records_the_choice_and_its_resume_keeps_it(
+    fake_probe: list[int], small_data: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """config.json holds the resolved precision and layout with the probe's figures; metrics.json
+    the precision and layout used; a resume after the machine's choice changed keeps the run's."""
+    cfg = TrainConfig(epochs=1, batch_size=64, eval_batch_size=100)
+    run_dir = runs.start_run(cfg, tmp_path)
+    saved = json.loads((run_dir / runs.CONFIG).read_text())
+    assert (saved["precision"], saved["channels_last"]) == ("bf16", True)
+    assert saved["auto_probe"]["images_per_s"] == BF16_WINS
+    # the cache now says fp32 (another machine, a new probe): the run keeps what it started with
+    monkeypatch.setattr(hardware, "_chosen", {})
+    monkeypatch.setattr(hardware, "probe_cpu", lambda rounds=0: {"fp32": 1.0, "bf16": 0.5})
+    hardware.cache_path().unlink()
+    assert hardware.cpu_choice()["precision"] == "fp32"
+    metrics = runs.execute(runs.load_config(run_dir), small_data, run_dir)
+    assert (metrics["precision"], metrics["channels_last"]) == ("bf16", True)
+    assert metrics["config"]["auto_probe"]["images_per_s"] == BF16_WINS
+    fresh = runs.execute(cfg, small_data, runs.start_run(cfg, tmp_path))
+    assert (fresh["precision"], fresh["channels_last"]) == ("fp32", False)
+
+
+def test_cli_run_says_what_auto_chose(
+    fake_probe: list[int], small_data: Any, tmp_path: Path, capsys: Any
+) -> None:
+    from benchmark.cli import main
+
+    assert main(["run", "--epochs", "1", "--results-dir", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "auto on this cpu: bf16, channels_last" in out and "bf16+channels_last 2,000" in out
+    assert main(["run", "--epochs", "1", "--precision", "fp32", "--no-channels-last",
+                 "--results-dir", str(tmp_path)]) == 0  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())
+    assert "auto on this cpu" not in out and "fp32 ->" in out
+
+
+def test_bench_and_datapath_measure_what_auto_chose(
+    fake_probe: list[int], tmp_path: Path, mnist_root: Path
+) -> None:
+    from benchmark.cli import main
+
+    tiny = ["--device", "cpu", "--infer-batch-size", "8", "--batch-size", "8", "--iters", "1"]
+    assert main(["bench", "--arch", "small_cnn", "--fusion", "concat", *tiny,
+                 "--warmup-calls", "0", "--results-dir", str(tmp_path)]) == 0  # fmt: skip
+    row = (tmp_path / "bench" / "cpu-bf16.csv").read_text().splitlines()[1].split(",")
+    assert row[4:8] == ["bf16", "8", "8", "True"]  # precision, batches, channels_last
+    args = ["--steps", "2", "--rounds", "1", "--warmup-steps", "0", "--batch-size", "16"]
+    argv = ["datapath", *args, "--device", "cpu", "--data-dir", str(mnist_root)]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "datapath" / "cpu-bf16.json").read_text())["precision"] == "bf16"
+
+
+def twin_runs(root: Path, precision: str, errors: tuple[float, ...], speed: float) -> None:
+    """Default gap_cnn x concat runs in ``precision`` with the given test sum errors (%)."""
+    from test_report import make_run
+
+    for seed, err in enumerate(errors):
+        run_dir = make_run(root, f"{precision}-{seed}", seed=seed, sum_acc=1 - err / 100,
+                           val_curve=(0.9,))  # fmt: skip
+        found = json.loads((run_dir / "metrics.json").read_text())
+        found.update(precision=precision, channels_last=precision == "bf16")
+        found["train_images_per_s"] = speed
+        (run_dir / "metrics.json").write_text(json.dumps(found))
+
+
+def test_report_keeps_precisions_apart_and_compares_them(tmp_path: Path) -> None:
+    """bf16 twins of main-comparison groups leave the main table for a precision section that
+    sets their error beside the fp32 group's, with Welch's test and the speed-up."""
+    runs_dir = tmp_path / "runs"
+    twin_runs(runs_dir, "fp32", (1.0, 1.2, 1.4), 1000.0)
+    twin_runs(runs_dir, "bf16", (1.1, 1.3, 1.5), 2500.0)
+    inputs = report.load_inputs(str(runs_dir / "*"), str(tmp_path / "none"))
+    summary, _ = report.write_report(inputs, tmp_path / "out")
+    by_precision = summary.set_index("precision")
+    assert by_precision.loc["fp32", "section"] == "main" and by_precision.loc["fp32", "n"] == 3
+    assert by_precision.loc["bf16", "section"] == "precision"
+    assert by_precision.loc["fp32", "label"] == "gap_cnn x concat"  # main labels unchanged
+    assert by_precision.loc["bf16", "label"] == "gap_cnn x concat (precision bf16)"
+    text = (tmp_path / "out" / "report.md").read_text()
+    main = text[text.index("## Main comparison") : text.index("## Precision")]
+    assert "| 1 | gap_cnn x concat |" in main and "| 2 |" not in main
+    section = text[text.index("## Precision: bf16 vs fp32") :]
+    # 1.2 vs 1.3 % with s = 0.2 on both sides: t = 0.61, df = 4, p = 0.57; speed 2.5x
+    assert "| gap_cnn x concat | 3/3 | 1.20 ± 0.50 | 1.30 ± 0.50 | +0.10 | 0.573 |" in section
+    assert "no difference detected | 1,000 | 2,500 | 2.50 |" in section
+    assert "no difference in 1" in section and "2.50x fp32's" in section
+
+
+def test_older_runs_without_a_recorded_precision_read_the_old_rule(tmp_path: Path) -> None:
+    from test_report import make_run
+
+    make_run(tmp_path / "runs", "cpu-run")
+    gpu = make_run(tmp_path / "runs", "gpu-run", seed=1)
+    found = json.loads((gpu / "metrics.json").read_text())
+    found["device"] = "NVIDIA H100 80GB HBM3"
+    (gpu / "metrics.json").write_text(json.dumps(found))
+    set_run = make_run(tmp_path / "runs", "set-run", seed=2)
+    found = json.loads((set_run / "metrics.json").read_text())
+    found["config"]["precision"] = "bf16"
+    (set_run / "metrics.json").write_text(json.dumps(found))
+    frame = report.load_inputs(str(tmp_path / "runs" / "*"), str(tmp_path / "none")).runs
+    assert dict(zip(frame["run"], frame["precision"], strict=True)) == {
+        "cpu-run": "fp32", "gpu-run": "bf16", "set-run": "bf16",
+    }  # fmt: skip

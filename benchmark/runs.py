@@ -159,9 +159,10 @@ def load_config(run_dir: Path) -> TrainConfig:
 
 
 def finish(
-    run_dir: Path, cfg: TrainConfig, state: TrainState, data: DigitSumData
+    run_dir: Path, cfg: TrainConfig, state: TrainState, data: DigitSumData, commit: str | None
 ) -> dict[str, Any]:
-    """Test-set evaluation (the only place it happens), then metrics.json and model.pt."""
+    """Test-set evaluation (the only place it happens), then metrics.json and model.pt;
+    ``commit`` is the checkout's as training started (what the imported code came from)."""
     model = state.model
     device = next(model.parameters()).device
     cl = resolve_channels_last(cfg.channels_last, device, cfg.precision)
@@ -185,7 +186,7 @@ def finish(
         "precision": cfg.precision,  # resolved by execute: fp32 or bf16
         "channels_last": cfg.channels_last,
         "versions": versions(),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "config_hash": cfg.config_hash(),
         "data": data.source,  # which MNIST copy: how it was found and its files' MD5
         "tuned": cfg.tuned_from is not None,
@@ -261,9 +262,10 @@ def _execute(
     on_step: Callable[..., None] | None,
 ) -> dict[str, Any]:
     write_status(run_dir, "running", pid=os.getpid())
+    commit = git_commit()  # now: files edited during training are not the code that ran
     try:
         state = train(cfg, data, state=state, on_epoch=epoch_done, on_step=on_step)
-        return finish(run_dir, cfg, state, data)
+        return finish(run_dir, cfg, state, data, commit)
     except KeyboardInterrupt:
         if not (run_dir / METRICS).exists():  # else it came after the run had completed
             resume = f"python -m benchmark run --resume {run_dir}"

@@ -188,3 +188,21 @@ def test_grid_progress_shows_the_grid_and_the_final_evaluation(
     assert "grid: 2 runs (2 seed)" in out
     assert "grid" in out and "1/2" in out
     assert "evaluating on the test split" in out
+
+
+def test_the_commit_is_read_as_training_starts(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """metrics.json names the checkout the imported code came from, not one edited since."""
+    from benchmark import runs
+    from benchmark.config import TrainConfig
+
+    checkout = {"commit": "abc123"}
+    monkeypatch.setattr(runs, "git_commit", lambda: checkout["commit"])
+
+    def edited(*_: object) -> None:  # a file edited while the run trains
+        checkout["commit"] = "abc123-dirty"
+
+    cfg = TrainConfig(epochs=1, batch_size=64, eval_batch_size=100)
+    metrics = runs.execute(cfg, small_data, runs.start_run(cfg, tmp_path), on_epoch=edited)
+    assert metrics["git_commit"] == "abc123"

@@ -104,7 +104,7 @@ class TensorBoard(Tracker):
 
 
 class MLflow(Tracker):
-    """One MLflow run per run directory (a resume opens another MLflow run of the same name).
+    """One MLflow run per run directory, named after it (a resume continues it).
     The store is ``$MLFLOW_TRACKING_URI``, else a SQLite file beside the runs (``<results>/
     mlflow.db``, artifacts in ``<results>/mlartifacts``)."""
 
@@ -123,6 +123,13 @@ class MLflow(Tracker):
             )
         else:
             experiment_id = experiment.experiment_id
+        earlier = self.client.search_runs(
+            [experiment_id], f"tags.`mlflow.runName` = '{run_dir.name}'", max_results=1
+        )
+        if earlier:  # a resume: the same MLflow run goes on
+            self.run_id = earlier[0].info.run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
         self.run_id = self.client.create_run(
             experiment_id, run_name=run_dir.name, tags={"arch": cfg.arch, "fusion": cfg.fusion}
         ).info.run_id

@@ -66,6 +66,35 @@ def test_mlflow_local_store_holds_the_run(
     assert (tmp_path / "mlartifacts").is_dir()  # beside the runs, not in the working directory
 
 
+def test_mlflow_resume_continues_the_same_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupted run's MLflow run is taken up again by its resume, not doubled."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.config import TrainConfig
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    cfg = TrainConfig(log="mlflow")
+    run_dir = runs.start_run(cfg, tmp_path)
+    first = trackers.MLflow(run_dir, cfg)
+    first.epoch(1, {"sum_acc": 0.5}, 1e-3)
+    first.close("interrupted")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_run(first.run_id).info.status == "KILLED"
+    again = trackers.MLflow(run_dir, cfg)
+    assert again.run_id == first.run_id
+    assert client.get_run(again.run_id).info.status == "RUNNING"
+    again.epoch(2, {"sum_acc": 0.6}, 1e-3)
+    again.close("complete")
+    experiment = client.get_experiment_by_name(trackers.EXPERIMENT)
+    (found,) = client.search_runs([experiment.experiment_id])
+    assert found.info.status == "FINISHED"
+    steps = client.get_metric_history(found.info.run_id, "val.sum_acc")
+    assert sorted(m.step for m in steps) == [1, 2]
+
+
 def test_a_tracker_that_is_not_installed_is_one_line_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -48,7 +48,7 @@ def resolve_channels_last(
         return True
     probed = cpu_choice()
     if precision == "auto":
-        return bool(probed["channels_last"])
+        return probed["channels_last"]
     return choose(probed["images_per_s"], precision)[1]
 
 
@@ -159,10 +159,8 @@ def cpu_choice() -> dict[str, Any]:
     if key not in _chosen:
         path = cache_path()
         with cache_locked(path):
-            try:
-                cached = json.loads(path.read_text()).get(key)
-            except (OSError, ValueError, AttributeError):
-                cached = None
+            found = read_cache(path)
+            cached = found.get(key)
             if not valid_record(cached):
                 figures = probe_cpu()
                 precision, channels_last = choose(figures)
@@ -173,7 +171,7 @@ def cpu_choice() -> dict[str, Any]:
                     "machine": key,
                     "probed": time.strftime("%Y-%m-%d %H:%M:%S"),
                 }
-                save_record(path, key, cached)
+                write_cache(path, {**found, key: cached})
         _chosen[key] = cached
     return _chosen[key]
 
@@ -206,17 +204,21 @@ def valid_record(record: Any) -> bool:
     )
 
 
-def save_record(path: Path, key: str, record: dict[str, Any]) -> None:
-    """Add ``record`` to the cache file atomically; an unwritable cache is no error (the
-    choice then holds for this process only)."""
+def read_cache(path: Path) -> dict[str, Any]:
+    """The cache's records by machine key; empty when missing or damaged (measured over)."""
     try:
-        found = json.loads(path.read_text()) if path.exists() else {}
-        found = found if isinstance(found, dict) else {}
+        found = json.loads(path.read_text())
     except (OSError, ValueError):
-        found = {}
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def write_cache(path: Path, records: dict[str, Any]) -> None:
+    """Replace the cache file atomically; an unwritable cache is no error (the choice then
+    holds for this process only)."""
     try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({**found, key: record}, indent=2) + "\n")
+        tmp.write_text(json.dumps(records, indent=2) + "\n")
         os.replace(tmp, path)
     except OSError:
         pass

@@ -33,12 +33,13 @@ def precision_pairs(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
         b = errors.get((r.arch, r.fusion, r.tuned, r.config_hash, r.precision_other), [])
         same_device = r.timing_device_main == r.timing_device_other
         speed = r.train_images_per_s_mean_other / r.train_images_per_s_mean_main
+        (err_main, ci_main), (err_other, ci_other) = interval(a), interval(b)
         rows.append(
             {
-                "err_main": interval(a)[0],
-                "ci_main": interval(a)[1],
-                "err_other": interval(b)[0],
-                "ci_other": interval(b)[1],
+                "err_main": err_main,
+                "ci_main": ci_main,
+                "err_other": err_other,
+                "ci_other": ci_other,
                 "p": welch_p(a, b),
                 "speedup": speed if same_device else math.nan,
             }

@@ -261,8 +261,8 @@ def _execute(
     epoch_done: Callable[[TrainState, EpochStats], None],
     on_step: Callable[..., None] | None,
 ) -> dict[str, Any]:
-    write_status(run_dir, "running", pid=os.getpid())
     commit = git_commit()  # now: files edited during training are not the code that ran
+    write_status(run_dir, "running", pid=os.getpid())  # from here a signal marks it interrupted
     try:
         state = train(cfg, data, state=state, on_epoch=epoch_done, on_step=on_step)
         return finish(run_dir, cfg, state, data, commit)

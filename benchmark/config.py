@@ -23,27 +23,34 @@ DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
 TRACKERS = ("none", "tensorboard", "mlflow")
 
-# Fields that change where or how fast a run goes, not what it learns: left out of the config hash.
-EXECUTION_FIELDS = frozenset(
-    {
-        "seed",
-        "device",
-        "precision",
-        "channels_last",
-        "compile",
-        "eval_batch_size",
-        "threads",
-        "data_dir",
-        "tuned_from",
-        "auto_probe",
-        "log",
-    }
-)
+# What each field *is*: the one catalogue. Every TrainConfig field declares one kind in its
+# ``option()``; the config hash, the tuning budget and study names, the compare key, the flags and
+# the report's grouping all read it through ``fields_of``.
+KINDS = {
+    "name": "names the combination (arch, fusion): a group's identity, set by dedicated flags",
+    "model": "encoder/fusion hyperparameters: learned, and tuning may change them",
+    "searched": "training hyperparameters the tuning search space sets",
+    "budget": "how much training a run gets: a comparison is made at one budget",
+    "experiment": "changes what is learned and measured (held-out pairs): its own experiment",
+    "setting": "training settings held fixed by tuning (optimizer, schedule, ...)",
+    "seed": "the replicate: pooled over in a group",
+    "execution": "where and how fast a run goes, not what it learns",
+    "record": "written by the program (tuned_from, auto_probe, ...), never typed as a flag",
+}
+LEARNED_KINDS = ("name", "model", "searched", "budget", "experiment", "setting")
 
 
-def option(default: Any = None, help: str = "", choices: tuple[str, ...] | None = None) -> Any:
-    """A config field whose ``--help`` line (and choices) the command-line flag is built from."""
-    meta = {"help": help, "choices": choices}
+def option(
+    default: Any = None,
+    help: str = "",
+    choices: tuple[str, ...] | None = None,
+    kind: str = "setting",
+) -> Any:
+    """A config field: its ``--help`` line and choices (the flag is built from them) and its kind
+    (one of ``KINDS``)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown field kind {kind!r}; expected one of {', '.join(KINDS)}")
+    meta = {"help": help, "choices": choices, "kind": kind}
     if isinstance(default, dict):
         return field(default_factory=dict, metadata=meta)
     return field(default=default, metadata=meta)
@@ -53,49 +60,78 @@ def option(default: Any = None, help: str = "", choices: tuple[str, ...] | None 
 class TrainConfig:
     """Hyperparameters and run settings. Defaults are the suite's reference settings."""
 
-    arch: str = option("gap_cnn", "image encoder (see `list`)")
-    fusion: str = option("concat", "fusion of image features and addend (see `list`)")
-    model_args: dict[str, Any] = option({}, "encoder/fusion hyperparameter overrides")
-    seed: int = option(0, "seed of initialisation, batch order and addends")
-    epochs: int = option(4, "passes over the training split")
-    batch_size: int = option(128, "images per optimizer step")
-    optimizer: str = option("adamw", "optimizer", OPTIMIZERS)
-    lr: float = option(4e-3, "peak learning rate")
-    momentum: float = option(0.9, "SGD momentum / AdamW beta1")
-    weight_decay: float = option(5e-4, "decoupled (AdamW) or L2 (SGD) weight decay")
-    schedule: str = option(
-        "onecycle", "per-step schedule: onecycle = linear warm-up then linear decay", SCHEDULES
+    arch: str = option("gap_cnn", "image encoder (see `list`)", kind="name")
+    fusion: str = option("concat", "fusion of image features and addend (see `list`)", kind="name")
+    model_args: dict[str, Any] = option({}, "encoder/fusion hyperparameter overrides", kind="model")
+    seed: int = option(0, "seed of initialisation, batch order and addends", kind="seed")
+    epochs: int = option(4, "passes over the training split", kind="budget")
+    batch_size: int = option(128, "images per optimizer step", kind="searched")
+    optimizer: str = option("adamw", "optimizer", OPTIMIZERS, kind="setting")
+    lr: float = option(4e-3, "peak learning rate", kind="searched")
+    momentum: float = option(0.9, "SGD momentum / AdamW beta1", kind="setting")
+    weight_decay: float = option(
+        5e-4, "decoupled (AdamW) or L2 (SGD) weight decay", kind="searched"
     )
-    warmup: float = option(0.2, "fraction of all steps spent warming up (onecycle, cosine)")
-    label_smoothing: float = option(0.0, "label smoothing of both losses")
-    sum_loss_weight: float = option(1.0, "loss = CE(digit) + weight * CE(sum)")
-    augment: bool = option(False, "random shift/rotation per sample, on the device")
-    aug_shift: float = option(0.1, "max translation, fraction of the image side")
-    aug_degrees: float = option(10.0, "max rotation, degrees")
-    train_subset: int | None = option(None, "train on the first N training images only")
-    holdout_pairs: int = option(0, "(digit, addend) pairs never trained on, reported apart")
-    eval_batch_size: int = option(1000, "images per evaluation batch (x10 addends)")
-    device: str = option("auto", "auto = cuda when present, else cpu", DEVICES)
+    schedule: str = option(
+        "onecycle",
+        "per-step schedule: onecycle = linear warm-up then linear decay",
+        SCHEDULES,
+        kind="setting",
+    )
+    warmup: float = option(
+        0.2, "fraction of all steps spent warming up (onecycle, cosine)", kind="setting"
+    )
+    label_smoothing: float = option(0.0, "label smoothing of both losses", kind="searched")
+    sum_loss_weight: float = option(1.0, "loss = CE(digit) + weight * CE(sum)", kind="searched")
+    augment: bool = option(
+        False, "random shift/rotation per sample, on the device", kind="searched"
+    )
+    aug_shift: float = option(0.1, "max translation, fraction of the image side", kind="searched")
+    aug_degrees: float = option(10.0, "max rotation, degrees", kind="searched")
+    train_subset: int | None = option(
+        None, "train on the first N training images only", kind="budget"
+    )
+    holdout_pairs: int = option(
+        0, "(digit, addend) pairs never trained on, reported apart", kind="experiment"
+    )
+    eval_batch_size: int = option(
+        1000, "images per evaluation batch (x10 addends)", kind="execution"
+    )
+    device: str = option("auto", "auto = cuda when present, else cpu", DEVICES, kind="execution")
     precision: str = option(
         "auto",
         "autocast dtype; auto = bf16 on cuda, on a cpu what its probe measured faster",
         PRECISIONS,
+        kind="execution",
     )
     channels_last: bool | None = option(
-        None, "channels_last memory; None = on for cuda, on a cpu what its probe measured faster"
+        None,
+        "channels_last memory; None = on for cuda, on a cpu what its probe measured faster",
+        kind="execution",
     )
-    compile: bool = option(False, "torch.compile the loss step (compile time reported apart)")
-    threads: int | None = option(None, "CPU threads (torch.set_num_threads); None = torch's")
-    data_dir: str | None = option(None, "MNIST root; None = $MNIST_ROOT, then ./data")
+    compile: bool = option(
+        False, "torch.compile the loss step (compile time reported apart)", kind="execution"
+    )
+    threads: int | None = option(
+        None, "CPU threads (torch.set_num_threads); None = torch's", kind="execution"
+    )
+    data_dir: str | None = option(
+        None, "MNIST root; None = $MNIST_ROOT, then ./data", kind="execution"
+    )
     log: str = option(
         "none",
         "also log to an experiment tracker: tensorboard (<run>/tensorboard) or mlflow "
         "($MLFLOW_TRACKING_URI, else <results>/mlflow.db)",
         TRACKERS,
+        kind="execution",
     )
-    tuned_from: dict[str, Any] | None = option(None, "set by --tuned: study, trial, value")
+    tuned_from: dict[str, Any] | None = option(
+        None, "set by --tuned: study, trial, value", kind="record"
+    )
     auto_probe: dict[str, Any] | None = option(
-        None, "set when a cpu's probe chose precision or channels_last: its figures"
+        None,
+        "set when a cpu's probe chose precision or channels_last: its figures",
+        kind="record",
     )
 
     def validate(self) -> None:
@@ -199,23 +235,29 @@ class TrainConfig:
 
     def config_hash(self) -> str:
         """Short hash of what the run learns (not seed or hardware): groups runs in the report."""
-        learned = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
-        blob = json.dumps(learned, sort_keys=True, default=str).encode()
+        blob = json.dumps(learned_values(self.to_dict()), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
 
 
+def fields_of(*kinds: str) -> tuple[str, ...]:
+    """The ``TrainConfig`` fields of the given kinds (see ``KINDS``), in declaration order."""
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown field kind(s) {sorted(unknown)}; expected some of {list(KINDS)}")
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["kind"] in kinds)
+
+
+def learned_values(config: dict[str, Any], *, names: bool = True) -> dict[str, Any]:
+    """What a run learns from ``config`` (a ``TrainConfig.to_dict()`` or part of one, missing
+    fields at their defaults): the fields of ``LEARNED_KINDS``, the combination's names left out
+    when ``names`` is false. The config hash, the report's groups and ``compare``'s key use it."""
+    kinds = LEARNED_KINDS if names else tuple(k for k in LEARNED_KINDS if k != "name")
+    full = {**TrainConfig().to_dict(), **config}
+    return {k: full[k] for k in fields_of(*kinds)}
+
+
 BATCH_SIZES = (64, 128, 256)  # the batch sizes tuning may pick
-# The fields search_space may set: `tune` takes no flag for them, `run --tuned` overrides them.
-SEARCHED = (
-    "lr",
-    "weight_decay",
-    "batch_size",
-    "label_smoothing",
-    "sum_loss_weight",
-    "augment",
-    "aug_shift",
-    "aug_degrees",
-)
+SEARCHED = fields_of("searched")  # ``tune`` takes no flag for them, ``run --tuned`` sets them
 
 
 def search_space(trial: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from benchmark import files
-from benchmark.config import EXECUTION_FIELDS, SEARCHED, TrainConfig, search_space
+from benchmark.config import TrainConfig, fields_of, search_space
 from benchmark.errors import UsageError
 
 DB_NAME = "optuna.db"
@@ -42,8 +42,8 @@ SQLITE_TIMEOUT_S = 60  # wait this long for another process's write lock instead
 HEARTBEAT_S = 10  # a running trial says it is alive this often (RDB storages)
 GRACE_S = 40  # ... and is failed and re-queued by the next worker when silent this long
 PRUNERS = ("median", "hyperband")
-# Study fields that are the budget: values tuned at one budget are not comparable with another.
-BUDGET_FIELDS = ("epochs", "train_subset", "holdout_pairs")
+# A study's budget: values tuned at one budget (or experiment) are not comparable with another.
+BUDGET_FIELDS = fields_of("budget", "experiment")
 
 
 # ------------------------------------------------------------------------------ search space
@@ -177,9 +177,8 @@ def storage_label(spec: str, relative_to: str | Path | None = None) -> str:
 def fixed_overrides(cfg: TrainConfig) -> dict[str, Any]:
     """Settings that change what is learned, held fixed during the search, away from defaults."""
     reference = TrainConfig()
-    ignored = {"arch", "fusion", "model_args", *BUDGET_FIELDS, *EXECUTION_FIELDS, *SEARCHED}
     return {
-        k: v for k, v in cfg.to_dict().items() if k not in ignored and getattr(reference, k) != v
+        k: getattr(cfg, k) for k in fields_of("setting") if getattr(reference, k) != getattr(cfg, k)
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from benchmark.config import DEVICES, PRECISIONS, TrainConfig
+from benchmark.config import DEVICES, PRECISIONS, TrainConfig, fields_of
 from benchmark.errors import UsageError
 
 console = Console(highlight=False)
@@ -127,8 +127,8 @@ def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
 # ------------------------------------------------------------------------------ flag builders
 
 
-# Config fields with dedicated flags (lists, grids) rather than generated ones.
-SPECIAL_FIELDS = frozenset({"arch", "fusion", "seed", "model_args", "tuned_from", "auto_probe"})
+# Config fields with dedicated flags (lists, grids) or none (what the program records).
+SPECIAL_FIELDS = frozenset(fields_of("name", "model", "seed", "record"))
 
 
 def config_fields(skip: Iterable[str] = ()) -> list[dataclasses.Field[Any]]:

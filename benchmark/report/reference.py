@@ -18,19 +18,17 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.config import EXECUTION_FIELDS, SEARCHED, TrainConfig
+from benchmark.config import fields_of, learned_values
 
-BUDGET = ("epochs", "train_subset")  # what a budget is; held-out pairs are another experiment
-NAMES = ("arch", "fusion")
+BUDGET = fields_of("budget")  # what a budget is; held-out pairs are another experiment
 SAME = "the reference configuration"  # ``differs`` of a group that differs in nothing learned
-TUNED_FIELDS = frozenset({*SEARCHED, "model_args"})  # what a tuned configuration may change
+TUNED_FIELDS = frozenset(fields_of("searched", "model"))  # what a tuned configuration may change
 
 
 def learned(config: dict[str, Any]) -> dict[str, Any]:
     """The fields that change what a run learns, with the defaults filled in (arch and fusion
     left out: they name the group)."""
-    full = {**TrainConfig().to_dict(), **config}
-    return {k: v for k, v in full.items() if k not in EXECUTION_FIELDS and k not in NAMES}
+    return learned_values(config, names=False)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,9 @@ class UnknownNameError(KeyError, ValueError):
         return str(self.args[0])
 
 
+BUILT_IN = "built-in"
+
+
 @dataclass(frozen=True)
 class Entry:
     """One registered encoder or fusion."""
@@ -58,6 +62,7 @@ class Entry:
     search_space: SearchSpace | None = None
     description: str = ""
     ranges: dict[str, Range] = field(default_factory=dict)
+    origin: str = BUILT_IN  # where it came from: built-in, or the plug-in that registered it
 
     def check(self, key: str, value: Any) -> Any:
         """``value`` for hyperparameter ``key`` if it is of the annotated type (an int for an
@@ -100,15 +105,21 @@ class Registry:
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             key = name or fn.__name__
             if key in self.entries:
-                raise ValueError(f"{self.kind} {key!r} is already registered")
-            self.entries[key] = Entry(
+                raise ValueError(
+                    f"{self.kind} {key!r} is already registered ({self.entries[key].origin})"
+                )
+            entry = Entry(
                 name=key,
                 factory=fn,
                 defaults=signature_defaults(fn),
                 search_space=search_space,
                 description=(inspect.getdoc(fn) or "").split("\n")[0],
                 ranges=dict(ranges or {}),
+                origin=_origins[-1] if _origins else default_origin(fn),
             )
+            self.entries[key] = entry
+            if _added:
+                _added[-1].append((self, entry))
             return fn
 
         return decorator
@@ -175,6 +186,37 @@ def annotated_types(fn: Callable[..., Any]) -> dict[str, type]:
     """The factory's parameters that are annotated with a plain class (``int``, ``float`` ...)."""
     parameters = inspect.signature(fn, eval_str=True).parameters.values()
     return {p.name: p.annotation for p in parameters if isinstance(p.annotation, type)}
+
+
+def default_origin(fn: Callable[..., Any]) -> str:
+    """``built-in`` for the package's own entries, else the registering function's module (code
+    that registers without going through a plug-in loader still says where it came from)."""
+    module = getattr(fn, "__module__", None) or "?"
+    return BUILT_IN if module.split(".")[0] == "architectures" else module
+
+
+_origins: list[str] = []  # the origin of what is being registered, innermost last
+_added: list[list[tuple[Registry, Entry]]] = []  # what each open ``registering_from`` added
+
+
+@contextmanager
+def registering_from(origin: str) -> Iterator[list[tuple[Registry, Entry]]]:
+    """Entries registered inside the block record ``origin`` and are collected in the list it
+    yields; if the block raises, they are removed again, so that a plug-in which fails halfway
+    leaves no half of itself registered."""
+    added: list[tuple[Registry, Entry]] = []
+    _origins.append(origin)
+    _added.append(added)
+    try:
+        yield added
+    except BaseException:
+        for registry, entry in added:
+            registry.entries.pop(entry.name, None)
+        added.clear()
+        raise
+    finally:
+        _origins.pop()
+        _added.pop()
 
 
 # Arguments the model factory supplies; they are not hyperparameters.

@@ -14,14 +14,11 @@ configuration of a sweep it cannot tell what a smaller one needs.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -29,43 +26,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from architectures import DigitSumModel, count_params
 from architectures.fusions import NUM_DIGITS
-from benchmark import files
+from benchmark.benchfile import FIGURES
 from benchmark.config import TrainConfig
-from benchmark.errors import UsageError
-from benchmark.files import slug
-from benchmark.hardware import autocast, device_name, synchronize
+from benchmark.hardware import Execution, device_name
 from benchmark.trainer import build_state, compute_loss, train_step
 
-COLUMNS = (
-    "arch",
-    "fusion",
-    "device",
-    "device_type",
-    "precision",
-    "batch_size",
-    "train_batch_size",
-    "channels_last",
-    "compile",
-    "params",
-    "macs_per_image",
-    "infer_images_per_s",
-    "latency_ms_b1",
-    "train_images_per_s",
-    "peak_mem_mb",
-    "compile_seconds",
-    "torch",
-    "commit",
-    "error",
-)
-FIGURES = (
-    "params",
-    "macs_per_image",
-    "infer_images_per_s",
-    "latency_ms_b1",
-    "train_images_per_s",
-    "peak_mem_mb",
-    "compile_seconds",
-)
 DEFAULT_BATCH_SIZE = {"cpu": 1024, "cuda": 8192}
 ERROR_CHARS = 300  # an error row's message is cut here: one readable line in the CSV
 
@@ -74,34 +39,35 @@ ERROR_CHARS = 300  # an error row's message is cut here: one readable line in th
 class Settings:
     """What a measurement depends on besides the model; every field ends up in the row."""
 
-    device: torch.device
-    precision: str  # resolved: fp32 or bf16
-    batch_size: int
+    ex: Execution  # device, precision, layout, compile: decided once, as for a run
+    batch_size: int  # images per inference call
     train_batch_size: int
     warmup: int
     iters: int
-    channels_last: bool
-    compile: bool
+
+    @property
+    def device(self) -> torch.device:
+        return self.ex.device
+
+    @property
+    def precision(self) -> str:
+        return self.ex.precision
+
+    @property
+    def channels_last(self) -> bool:
+        return self.ex.channels_last
+
+    @property
+    def compile(self) -> bool:
+        return self.ex.compile
 
 
-def results_path(
-    results_dir: str | Path, kind: str, device: torch.device, precision: str, suffix: str
-) -> Path:
-    """``<results>/<kind>/<device>-<precision><suffix>``: the file name says the conditions.
-
-    Any CPU is ``cpu`` (the row's ``device`` field names the model and thread count); a GPU is its
-    name, e.g. ``nvidia-h100-80gb-hbm3-bf16.csv``.
-    """
-    name = "cpu" if device.type == "cpu" else device_name(device)
-    return Path(results_dir) / kind / (slug(f"{name}-{precision}").lower() + suffix)
-
-
-def timed_call(fn: Callable[[], Any], device: torch.device) -> float:
+def timed_call(fn: Callable[[], Any], ex: Execution) -> float:
     """Seconds for one call, the device synchronised before and after (timm's method)."""
-    synchronize(device)
+    ex.synchronize()
     t0 = time.perf_counter()
     fn()
-    synchronize(device)
+    ex.synchronize()
     return time.perf_counter() - t0
 
 
@@ -109,10 +75,10 @@ def measure(fn: Callable[[], Any], s: Settings) -> tuple[float, list[float]]:
     """(seconds of the first call, seconds of each timed call after ``s.warmup`` untimed ones).
 
     The first call is where ``torch.compile`` compiles (or recompiles for a new shape)."""
-    first = timed_call(fn, s.device)
+    first = timed_call(fn, s.ex)
     for _ in range(s.warmup):
         fn()
-    return first, [timed_call(fn, s.device) for _ in range(s.iters)]
+    return first, [timed_call(fn, s.ex) for _ in range(s.iters)]
 
 
 def random_batch(
@@ -136,22 +102,25 @@ def macs_per_image(model: DigitSumModel, device: torch.device) -> int:
     return counter.get_total_flops() // 2
 
 
+def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int, int]:
+    """(parameters, MACs per image) of a configuration's model, built and run on the meta
+    device: no memory, no time, and the global RNG untouched (a resumed run's is restored)."""
+    from architectures import create_model
+
+    meta = torch.device("meta")
+    with meta:
+        model = create_model(arch, fusion, **model_args).eval()
+    return count_params(model), macs_per_image(model, meta)
+
+
 def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
     """Every figure of one configuration; raises what torch raises (out of memory, unsupported)."""
     if s.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(s.device)
     if s.compile:  # compiled code is specialised per model; stale entries would hit the cache limit
         torch.compiler.reset()
-    cfg = TrainConfig(
-        arch=arch,
-        fusion=fusion,
-        batch_size=s.train_batch_size,
-        device=s.device.type,
-        precision=s.precision,
-        channels_last=s.channels_last,
-        compile=s.compile,
-    )
-    state = build_state(cfg, s.device)  # the trainer's model and AdamW
+    cfg = TrainConfig(arch=arch, fusion=fusion, batch_size=s.train_batch_size)  # its loss
+    state = build_state(cfg, s.ex)  # the trainer's model and AdamW
     model = state.model.eval()
     params = count_params(model)
     macs = macs_per_image(model, s.device)
@@ -159,7 +128,7 @@ def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
 
     def infer_fn(images: torch.Tensor, addends: torch.Tensor) -> Callable[[], Any]:
         def infer() -> Any:
-            with torch.no_grad(), autocast(s.device, s.precision):
+            with torch.no_grad(), s.ex.autocast():
                 return forward(images, addends)
 
         return infer
@@ -175,7 +144,7 @@ def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
     images, labels, addends = random_batch(s.train_batch_size, s.device, s.channels_last)
 
     def step() -> None:
-        train_step(state, cfg, images, labels, addends, loss_fn)
+        train_step(state, cfg, images, labels, addends, s.ex, loss_fn)
 
     compile_train, train_times = measure(step, s)
     peak = math.nan
@@ -221,26 +190,3 @@ def bench_pair(arch: str, fusion: str, s: Settings, commit: str | None) -> dict[
     if s.device.type == "cuda":
         torch.cuda.empty_cache()  # give a failed configuration's blocks back before the next
     return row
-
-
-def check_header(path: Path) -> None:
-    """An existing results file must have our columns, or appended rows would be misread."""
-    if path.exists():
-        with path.open(newline="") as fh:
-            header = next(csv.reader(fh), [])
-        if tuple(header) != COLUMNS:
-            raise UsageError(
-                f"{path} has other columns than this version writes; move it away or pass "
-                f"another --results-dir"
-            )
-
-
-def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Read, append, write atomically: an interrupt leaves the old file or the new, never half."""
-    existing = path.read_text() if path.exists() else ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    if not existing:
-        writer.writeheader()
-    writer.writerow(row)
-    files.write_text(path, existing + buf.getvalue())

@@ -4,6 +4,7 @@ failures into one line and an exit status. Each command lives in ``benchmark.com
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from benchmark.commands import (
     bench,
@@ -23,17 +24,35 @@ from benchmark.commands.common import (
     EXIT_USAGE,
     ArgumentParser,
     Terminated,
+    interrupts_as_exceptions,
 )
-from benchmark.errors import DamagedFileError, TrainingFailed, UsageError
+from benchmark.errors import DamagedFileError, TrainingFailed, UsageError, WriteFailed
 
 COMMANDS = (listing, run, tune, compare, report, bench, datapath, predict, export)
 
 
+def program_name() -> str:
+    """How the user started us: the console script by its name, else ``python -m benchmark``."""
+    script = Path(sys.argv[0]).name
+    return script if script.startswith("digitsum-bench") else "python -m benchmark"
+
+
+def package_version() -> str:
+    """The installed distribution's version (a clone used without ``pip install`` has none)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("digitsum-bench")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="python -m benchmark",
+        prog=program_name(),
         description="digitsum-bench: compare architectures on MNIST digit + addend",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for command in COMMANDS:
         command.add_parser(sub)
@@ -46,10 +65,26 @@ def is_unknown_name(exc: BaseException) -> bool:
     return registry is not None and isinstance(exc, registry.UnknownNameError)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    prog = f"python -m benchmark {args.command}"
+def os_error_line(exc: OSError) -> str:
+    """An ``OSError`` as one line: the file and the errno's meaning (``WriteFailed`` says it)."""
+    if isinstance(exc, WriteFailed) or not (exc.filename and exc.strerror):
+        return str(exc)
+    return f"{exc.filename}: {exc.strerror}"
+
+
+def main(argv: list[str] | None = None, *, restore_signals: bool = True) -> int:
+    """Run one command. From here on the first SIGINT or SIGTERM stops the work and later ones
+    are ignored (``interrupts_as_exceptions``); the process's entry point passes
+    ``restore_signals=False``, so that a late Ctrl-C is ignored while the interpreter exits."""
+    with interrupts_as_exceptions(restore=restore_signals):
+        return dispatch(argv)
+
+
+def dispatch(argv: list[str] | None) -> int:
+    prog = program_name()
     try:
+        args = build_parser().parse_args(argv)
+        prog = f"{prog} {args.command}"
         return int(args.func(args) or 0)
     except UsageError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
@@ -59,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except TrainingFailed as exc:
         sys.stderr.write(f"{prog}: training stopped: {exc}\n")
+        return EXIT_FAILED
+    except OSError as exc:  # a full or read-only disk, a permission: the system's, not a bug
+        sys.stderr.write(f"{prog}: error: {os_error_line(exc)}\n")
         return EXIT_FAILED
     except Terminated:
         sys.stderr.write(f"{prog}: terminated (SIGTERM)\n")

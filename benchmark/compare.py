@@ -24,12 +24,13 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from benchmark import files, runs, tuned, tuning
+from benchmark import exports, plugins, tuning
+from benchmark.comparison import QUEUE_PREFIX
 from benchmark.config import TrainConfig
 from benchmark.errors import TrainingFailed
+from benchmark.rundir import IncompleteRun, read_metrics, run_precision
 
 VARIANTS = ("default", "tuned")
-QUEUE_PREFIX = "compare-runs__"
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Plan:
             "budget": {k: getattr(self.base, k) for k in tuning.BUDGET_FIELDS},
             "fixed": tuning.fixed_overrides(self.base),
             "studies": [self.study(a, f) for a, f in self.pairs],
+            **({"plugins": used} if (used := plugins.used_by(self.pairs)) else {}),
         }
 
     def items(self) -> list[str]:
@@ -96,11 +98,11 @@ def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
     wanted = cfg.config_hash()
     for run_dir in sorted((Path(results_dir) / "runs").glob("*")):
         try:
-            found = runs.read_metrics(run_dir)
-        except runs.IncompleteRun:
+            found = read_metrics(run_dir)
+        except IncompleteRun:
             continue
         same = found["config_hash"] == wanted and found["seed"] == cfg.seed
-        same = same and cfg.precision in ("auto", runs.run_precision(found))
+        same = same and cfg.precision in ("auto", run_precision(found))
         if same and bool(found.get("tuned")) == (cfg.tuned_from is not None):
             return run_dir
     return None
@@ -114,7 +116,7 @@ def run_config(plan: Plan, item: str, records: Records) -> TrainConfig:
     arch, fusion, variant, seed = item.split("|")
     cfg = plan.config(arch, fusion, int(seed))
     if variant == "tuned":
-        cfg = tuned.apply_record(
+        cfg = exports.apply_record(
             cfg, records[(arch, fusion)], source=f"study {plan.study(arch, fusion)}"
         )
     return cfg
@@ -185,7 +187,7 @@ def run_queue(
             trial.set_user_attr("run", done.name)
             if on_item:
                 on_item(item, f"already complete in {done.name}")
-            return float(runs.read_metrics(done)["test"]["sum_acc"])
+            return float(read_metrics(done)["test"]["sum_acc"])
         if on_item:
             on_item(item, "training")
         try:
@@ -225,33 +227,3 @@ def progress_counts(queue: optuna.Study) -> dict[str, int]:
     for now in state.values():
         counts[now] += 1
     return counts
-
-
-# ------------------------------------------------------------------------ comparison.json
-
-COMPARISON = "comparison.json"
-
-
-def record_stage(results_dir: Path, plan: Plan, stage: str, seconds: float, where: str) -> None:
-    """Add ``seconds`` of ``stage`` to ``<results>/comparison.json`` (the plan and the wall time
-    of each stage, per machine and summed over sittings, since ``compare`` resumes)."""
-    path = Path(results_dir) / COMPARISON
-    try:
-        found = json.loads(path.read_text())
-        if found.get("plan", {}).get("key") != plan.key():
-            found = {}
-    except (OSError, ValueError, AttributeError):
-        found = {}
-    stages = found.get("stages", {})
-    entry = stages.setdefault(stage, {})
-    entry[where] = round(entry.get(where, 0.0) + seconds, 1)
-    files.write_json(path, {"plan": plan.to_dict(), "stages": stages})
-
-
-def read_comparison(results_dir: Path) -> dict[str, Any] | None:
-    """The last ``compare`` plan written to ``results_dir``; None if none (or damaged)."""
-    try:
-        found = json.loads((Path(results_dir) / COMPARISON).read_text())
-    except (OSError, ValueError):
-        return None
-    return found if isinstance(found, dict) and isinstance(found.get("plan"), dict) else None

@@ -125,12 +125,23 @@ class TrainConfig:
         TRACKERS,
         kind="execution",
     )
+    keep_checkpoint: bool = option(
+        False,
+        "keep checkpoint.pt once the run is complete (only a resume reads it)",
+        kind="execution",
+    )
     tuned_from: dict[str, Any] | None = option(
         None, "set by --tuned: study, trial, value", kind="record"
     )
     auto_probe: dict[str, Any] | None = option(
         None,
         "set when a cpu's probe chose precision or channels_last: its figures",
+        kind="record",
+    )
+    plugins: list[dict[str, Any]] | None = option(
+        None,
+        "set when the encoder or fusion came from a plug-in: each one's module or file as "
+        "given, the SHA-256 of its code and its entries (see docs/plugins.md)",
         kind="record",
     )
 
@@ -279,18 +290,3 @@ def search_space(trial: Any) -> dict[str, Any]:
         space["aug_shift"] = trial.suggest_float("aug_shift", 0.0, 0.15)
         space["aug_degrees"] = trial.suggest_float("aug_degrees", 0.0, 20.0)
     return space
-
-
-def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
-    """Learning rate for optimizer step ``step`` (0-based); a pure function, so resume is exact."""
-    import math
-
-    if cfg.schedule == "constant":
-        return cfg.lr
-    warm = int(cfg.warmup * total_steps)
-    if step < warm:
-        return cfg.lr * (step + 1) / warm
-    frac = (step - warm) / max(1, total_steps - warm)
-    if cfg.schedule == "onecycle":
-        return cfg.lr * max(0.0, 1.0 - frac)
-    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))

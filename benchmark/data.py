@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmark.config import MNIST_TRAIN_FILE_IMAGES, MNIST_VAL_IMAGES
+from benchmark.config import MNIST_TRAIN_FILE_IMAGES, MNIST_VAL_IMAGES, TrainConfig
 from benchmark.errors import DamagedFileError
+from benchmark.holdout import allowed_mask, sample_addends
 
 SPLIT_SEED = 20_241_124  # fixed: every run sees the same train/validation split
 NUM_VAL = MNIST_VAL_IMAGES
@@ -252,3 +254,49 @@ def augment(
     )
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
     return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+
+
+@dataclass(frozen=True)
+class Batches:
+    """A run's training batches, drawn on the device from one generator (airbench's way: a
+    ``randperm`` per epoch, no DataLoader): images as floats in the model's memory layout,
+    labels, and one addend per image from the pairs training may see, augmented when asked.
+    The ragged tail of an epoch is dropped, so every step has the same shape."""
+
+    split: Split
+    batch_size: int
+    allowed: torch.Tensor | None  # (10, 10) 0/1 mask of the pairs training may draw; None: all
+    augment: tuple[float, float] | None  # (shift, degrees), or None for no augmentation
+    memory_format: torch.memory_format = torch.contiguous_format
+
+    def steps(self) -> int:
+        return len(self.split) // self.batch_size
+
+    def epoch(
+        self, generator: torch.Generator
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One epoch of (images, labels, addends); draws from ``generator`` in the same order
+        as ever (the permutation, then per step the addends, then the augmentation)."""
+        bs = self.batch_size
+        perm = torch.randperm(len(self.split), device=self.split.images.device, generator=generator)
+        for i in range(self.steps()):
+            idx = perm[i * bs : (i + 1) * bs]
+            images = to_float(self.split.images[idx])
+            labels = self.split.labels[idx]
+            addends = sample_addends(labels, self.allowed, generator)
+            if self.augment is not None:
+                images = augment(images, *self.augment, generator)
+            yield images.contiguous(memory_format=self.memory_format), labels, addends
+
+
+def training_batches(
+    data: DigitSumData,
+    cfg: TrainConfig,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> Batches:
+    """The batches ``cfg`` trains on: its training subset, batch size, held-out pairs (never
+    drawn) and augmentation."""
+    split = data.train.subset(cfg.train_subset)
+    aug = (cfg.aug_shift, cfg.aug_degrees) if cfg.augment else None
+    allowed = allowed_mask(cfg.holdout_pairs, data.train.images.device)
+    return Batches(split, cfg.batch_size, allowed, aug, memory_format)

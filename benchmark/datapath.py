@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from architectures.fusions import NUM_DIGITS
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData, Split, to_float
-from benchmark.hardware import resolve_channels_last, synchronize
+from benchmark.hardware import Execution
 from benchmark.trainer import TrainState, build_state, train, train_step
 
 WAYS = ("trainer", "prebuilt", "dataloader")
@@ -60,30 +60,31 @@ def fit_step(
     images: torch.Tensor,
     labels: torch.Tensor,
     addends: torch.Tensor,
+    ex: Execution,
 ) -> None:
     """The trainer's own step on a batch from elsewhere, in the trainer's memory layout."""
-    if resolve_channels_last(cfg.channels_last, images.device, cfg.precision):
-        images = images.contiguous(memory_format=torch.channels_last)
-    train_step(state, cfg, images, labels, addends)
+    images = images.contiguous(memory_format=ex.memory_format)
+    train_step(state, cfg, images, labels, addends, ex)
 
 
-def prebuilt_step(cfg: TrainConfig, split: Split) -> Callable[[], None]:
+def prebuilt_step(cfg: TrainConfig, split: Split, ex: Execution) -> Callable[[], None]:
     """The step on one batch built once: the model's own speed, the data path's ceiling."""
-    device = split.images.device
-    state = build_state(cfg, device)
+    device = ex.device
+    state = build_state(cfg, ex)
     bs = cfg.batch_size
     images = to_float(split.images[:bs])
     labels = split.labels[:bs]
     addends = torch.randint(0, NUM_DIGITS, (bs,), device=device, generator=state.generator)
-    return lambda: fit_step(state, cfg, images, labels, addends)
+    return lambda: fit_step(state, cfg, images, labels, addends, ex)
 
 
 def dataloader_step(
-    cfg: TrainConfig, split: Split, num_workers: int, device: torch.device
+    cfg: TrainConfig, split: Split, num_workers: int, ex: Execution
 ) -> Callable[[], None]:
     """The step fed by a DataLoader over ``NaiveDigitSumDataset(split)`` (on the CPU); one pass,
     so ``split`` must hold a batch for every call."""
-    state = build_state(cfg, device)
+    device = ex.device
+    state = build_state(cfg, ex)
     loader = torch.utils.data.DataLoader(
         NaiveDigitSumDataset(split),
         batch_size=cfg.batch_size,
@@ -97,24 +98,25 @@ def dataloader_step(
     def step() -> None:
         images, addends, one_hot, labels = next(batches)
         one_hot.to(device)  # moved like the rest of the batch, then unused: the model has its own
-        fit_step(state, cfg, images.to(device), labels.to(device), addends.to(device))
+        fit_step(state, cfg, images.to(device), labels.to(device), addends.to(device), ex)
 
     return step
 
 
-def timed_seconds(step: Callable[[], None], steps: int, device: torch.device) -> float:
+def timed_seconds(step: Callable[[], None], steps: int, ex: Execution) -> float:
     """Seconds for ``steps`` calls, synchronised once at the end like the trainer's epoch timer."""
-    synchronize(device)
+    ex.synchronize()
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
-    synchronize(device)
+    ex.synchronize()
     return time.perf_counter() - t0
 
 
 def measure(
     cfg: TrainConfig,
     data: DigitSumData,
+    ex: Execution,
     loader_split: Split,
     steps: int,
     warmup: int,
@@ -129,28 +131,27 @@ def measure(
     continuing its state as a resumed run does; its epoch-end evaluation (outside
     ``train_seconds``) gets a one-batch validation split.
     """
-    device = data.train.images.device
     bs = cfg.batch_size
     per_round = steps // rounds
     data = dataclasses.replace(data, val=data.val.subset(bs))
     if warmup:  # a separate run: the timed one starts with a fresh model, as a real run does
-        train(dataclasses.replace(cfg, epochs=1, train_subset=warmup * bs), data)
+        train(dataclasses.replace(cfg, epochs=1, train_subset=warmup * bs), data, ex)
     others = {
-        "prebuilt": prebuilt_step(cfg, data.train),
-        "dataloader": dataloader_step(cfg, loader_split, num_workers, device),
+        "prebuilt": prebuilt_step(cfg, data.train, ex),
+        "dataloader": dataloader_step(cfg, loader_split, num_workers, ex),
     }
     for step in others.values():
-        timed_seconds(step, warmup, device)  # warm-up, not counted
+        timed_seconds(step, warmup, ex)  # warm-up, not counted
     trainer_cfg = dataclasses.replace(cfg, train_subset=per_round * bs)
-    state = build_state(trainer_cfg, device)
+    state = build_state(trainer_cfg, ex)
     images = per_round * bs
     per_round_ips: dict[str, list[float]] = {way: [] for way in WAYS}
     for r in range(rounds):
         before = state.train_seconds
-        train(dataclasses.replace(trainer_cfg, epochs=r + 1), data, state=state)
+        train(dataclasses.replace(trainer_cfg, epochs=r + 1), data, ex, state=state)
         per_round_ips["trainer"].append(images / (state.train_seconds - before))
         for name, step in others.items():
-            per_round_ips[name].append(images / timed_seconds(step, per_round, device))
+            per_round_ips[name].append(images / timed_seconds(step, per_round, ex))
     return per_round_ips
 
 

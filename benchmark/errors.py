@@ -5,6 +5,8 @@ Kept free of heavy imports so that the entry point can name them without loading
 
 from __future__ import annotations
 
+import os
+
 
 class UsageError(Exception):
     """Bad input: printed as one line, exit status 2, nothing written."""
@@ -16,3 +18,16 @@ class DamagedFileError(RuntimeError):
 
 class TrainingFailed(RuntimeError):
     """Training stopped on its own (divergence): one line, exit 1; the run directory says so."""
+
+
+class WriteFailed(OSError):
+    """A file could not be written (no space, read-only, quota, permission): one line naming
+    it and the reason, exit 1. Files are written atomically, so what was written before stays."""
+
+    def __init__(self, path: object, cause: OSError, hint: str = "") -> None:
+        reason = os.strerror(cause.errno) if cause.errno else str(cause)
+        super().__init__(cause.errno, f"cannot write {path}: {reason}" + (hint and f"; {hint}"))
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return self.strerror

@@ -1,21 +1,23 @@
 """Files on disk: atomic writes (a crash or an interrupt leaves the old file or the new one, never
-half), checked reads (a damaged file is one line naming it) and file-name-safe text."""
+half; a full or read-only disk is ``WriteFailed`` naming the file), checked reads (a damaged file
+is one line naming it) and file-name-safe text."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import pickle
 import re
+import signal
 import tempfile
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from benchmark.errors import DamagedFileError
+from benchmark.errors import DamagedFileError, WriteFailed
 
 
 class UnreadableFileError(DamagedFileError):
@@ -33,29 +35,77 @@ TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
 
 
 def _atomic(path: Path, write: Any) -> None:
+    """Write through a temporary beside ``path``, then rename it over ``path``. An ``OSError``
+    (no space, read-only, quota, permission; torch wraps it in a RuntimeError) becomes
+    ``WriteFailed`` naming ``path``, and the old file stays as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+    kill_point("before", path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise WriteFailed(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        kill_point("during", path)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except BaseException as exc:
+        with contextlib.suppress(OSError):  # the error path needs no disk (read-only refuses)
+            Path(tmp).unlink(missing_ok=True)
+        cause = _os_error(exc)
+        if cause is None:
+            raise
+        raise WriteFailed(path, cause) from None
+    kill_point("after", path)
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The ``OSError`` behind a failed write, also where a library re-raised it as another
+    exception (``torch.save`` gives a RuntimeError whose context is the OSError); None for an
+    interrupt or a bug, which are not the disk's doing."""
+    while isinstance(exc, Exception):
+        if isinstance(exc, OSError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+KILL_AT = "DIGITSUM_TEST_KILL_AT"
+_writes: Counter[str] = Counter()  # writes per file name, counted only under KILL_AT
+
+
+def kill_point(moment: str, path: Path) -> None:
+    """The fault suite's hook (tests/test_faults.py): ``DIGITSUM_TEST_KILL_AT`` set to
+    ``<moment>:<file name>[:<n>[:STOP]]`` (moment ``before``, ``during``: written but not yet
+    renamed, or ``after``) makes the process SIGKILL itself then, at its n-th write of that file
+    (the first by default), as a power cut or the OOM killer would stop it; with ``STOP`` it
+    SIGSTOPs instead, for the test to fill the disk or make it read-only before SIGCONT."""
+    wanted = os.environ.get(KILL_AT)
+    if not wanted:
+        return
+    when, name, *rest = wanted.split(":")
+    if moment == "before" and name == path.name:
+        _writes[name] += 1
+    if (when, name) == (moment, path.name) and _writes[name] == int(rest[0] if rest else 1):
+        os.kill(os.getpid(), signal.SIGSTOP if rest[1:] == ["STOP"] else signal.SIGKILL)
 
 
 def remove_temporaries(directory: Path) -> list[Path]:
     """Delete the temporaries a killed writer left in ``directory`` (SIGKILL skips the clean-up
     of ``_atomic``); returns them. Only for a directory no one else is writing in, such as a
-    run directory whose lock we hold."""
+    run directory whose lock we hold. One that cannot be removed (a read-only disk) stays: it
+    is harmless, and the next claim tries again."""
     removed = []
     for path in Path(directory).iterdir():
         if TEMPORARY.fullmatch(path.name) and path.is_file():
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                continue
             removed.append(path)
     return removed
 
@@ -73,6 +123,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    import torch  # here: readers of JSON and CSV files (the report) need no torch
+
     _atomic(path, lambda fh: torch.save(obj, fh))
 
 
@@ -81,6 +133,8 @@ def load_torch(path: Path) -> Any:
 
     Raises ``UnreadableFileError`` (one line) for a refused, truncated or foreign file.
     """
+    import torch
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the pickle-protocol notice of a refused file

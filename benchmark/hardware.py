@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,76 @@ def resolve_execution(cfg: TrainConfig, device: torch.device) -> TrainConfig:
     )
 
 
+@dataclass(frozen=True)
+class Execution:
+    """Where and how a run computes, decided once (``decide``) and handed to the trainer,
+    evaluation, ``bench`` and ``datapath``, which never resolve anything themselves (as timm
+    resolves its autocast once and passes the callable down)."""
+
+    device: torch.device
+    precision: str = "fp32"  # resolved: fp32 or bf16
+    channels_last: bool = False
+    compile: bool = False
+    threads: int | None = None  # None: torch's own
+    probe: dict[str, Any] | None = None  # the CPU probe's record when it decided an ``auto``
+
+    def activate(self) -> None:
+        """Apply the thread count (process-wide; the same count keeps CPU results bit-exact)."""
+        if self.threads:
+            torch.set_num_threads(self.threads)
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16 autocast when the precision is bf16, else nothing."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout of the model's weights and of every image batch fed to it."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def synchronize(self) -> None:
+        synchronize(self.device)
+
+    def settle(self, cfg: TrainConfig) -> TrainConfig:
+        """``cfg`` (of the same execution settings as the one decided) with the decision
+        written in, as config.json keeps it."""
+        return replace(
+            cfg,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            auto_probe=self.probe if self.probe is not None else cfg.auto_probe,
+        )
+
+    def describe(self) -> str:
+        """``bf16, channels_last`` or ``fp32`` (+ ``, compiled``): how it computes."""
+        return (
+            self.precision
+            + (", channels_last" if self.channels_last else "")
+            + (", compiled" if self.compile else "")
+        )
+
+
+def decide(cfg: TrainConfig) -> tuple[TrainConfig, Execution]:
+    """The one place a run's execution is decided: the device (a missing one is a ValueError),
+    its thread count, and ``auto`` precision and layout (on a CPU, the probe's choice). Returns
+    the config with those written in (what config.json keeps: a resume, or a rerun of that
+    config, computes the same way; deciding again on it changes nothing) and the context."""
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # before the probe: its record is per thread count
+    resolved = resolve_execution(cfg, device)
+    return resolved, Execution(
+        device=device,
+        precision=resolved.precision,
+        channels_last=bool(resolved.channels_last),
+        compile=resolved.compile,
+        threads=resolved.threads,
+        probe=resolved.auto_probe,
+    )
+
+
 # ------------------------------------------------------------------------- the CPU probe
 #
 # Whether bf16 autocast and channels_last pay on a CPU depends on the CPU (AMX, AVX-512 BF16 or
@@ -78,6 +148,9 @@ PROBE_MODEL = ("gap_cnn", "concat")  # the suite's default model ...
 PROBE_BATCH = 128  # ... at the default training batch size
 PROBE_ROUNDS = 6  # forward+backward passes per variant, interleaved; the first is warm-up
 PROBE_MARGIN = 1.10  # a variant replaces plain fp32 only when at least 10% faster
+# A variant's slowest pass over its fastest: near 1 on a quiet machine; above this the machine
+# was busy (other processes took the cores), so the figures are not cached.
+PROBE_SPREAD = 1.5
 _chosen: dict[str, dict[str, Any]] = {}  # this process's choices, by machine key
 
 
@@ -94,10 +167,11 @@ def cpu_variants() -> list[tuple[str, bool]]:
     return [(p, cl) for p in precisions for cl in (False, True)]
 
 
-def probe_cpu(rounds: int = PROBE_ROUNDS) -> dict[str, float]:
+def probe_cpu(rounds: int = PROBE_ROUNDS) -> tuple[dict[str, float], float]:
     """Training images/s (forward + backward of the default model on random images) of each
     CPU variant, the median of ``rounds - 1`` passes taken in turn (a load spike hits all of
-    them alike). The global RNG is left as it was, so seeded runs do not see the probe."""
+    them alike), and the widest spread of a variant's passes (slowest over fastest: how busy
+    the machine was). The global RNG is left as it was, so seeded runs do not see the probe."""
     from architectures import create_model
 
     cpu = torch.device("cpu")
@@ -113,13 +187,14 @@ def probe_cpu(rounds: int = PROBE_ROUNDS) -> dict[str, float]:
                 model = model.to(memory_format=fmt)
                 x = images.contiguous(memory_format=fmt)
                 t0 = time.perf_counter()
-                with autocast(cpu, precision):
+                with Execution(cpu, precision).autocast():
                     digit, total = model(x, addends)
                 (digit.float().logsumexp(1).mean() + total.float().logsumexp(1).mean()).backward()
                 model.zero_grad(set_to_none=True)
                 if r:
                     times[variant_name(precision, channels_last)].append(time.perf_counter() - t0)
-    return {name: round(PROBE_BATCH / statistics.median(t), 1) for name, t in times.items()}
+    figures = {name: round(PROBE_BATCH / statistics.median(t), 1) for name, t in times.items()}
+    return figures, max((max(t) / min(t) for t in times.values() if t), default=1.0)
 
 
 def choose(figures: dict[str, float], precision: str = "auto") -> tuple[str, bool]:
@@ -152,8 +227,9 @@ def cache_path() -> Path:
 
 def cpu_choice() -> dict[str, Any]:
     """This machine's probe record: ``precision``, ``channels_last`` (the choice for ``auto``),
-    the measured ``images_per_s`` per variant, ``machine`` and ``probed`` (when). Read from the
-    cache, else measured (about two seconds) and cached; an unreadable cache is measured over.
+    the measured ``images_per_s`` per variant, ``machine``, ``probed`` (when) and ``spread``
+    (``probe_cpu``'s). Read from the cache, else measured (about two seconds) and cached unless
+    the spread says the machine was busy; an unreadable cache is measured over.
     Processes starting at once take turns (an ``flock``), so all of them get one record."""
     key = machine_key()
     if key not in _chosen:
@@ -162,18 +238,27 @@ def cpu_choice() -> dict[str, Any]:
             found = read_cache(path)
             cached = found.get(key)
             if not valid_record(cached):
-                figures = probe_cpu()
-                precision, channels_last = choose(figures)
-                cached = {
-                    "precision": precision,
-                    "channels_last": channels_last,
-                    "images_per_s": figures,
-                    "machine": key,
-                    "probed": time.strftime("%Y-%m-%d %H:%M:%S"),
-                }
-                write_cache(path, {**found, key: cached})
+                figures, spread = probe_cpu()
+                cached = probe_record(figures, spread, key)
+                if spread <= PROBE_SPREAD:
+                    write_cache(path, {**found, key: cached})
+                else:
+                    say_contended(cached)
         _chosen[key] = cached
     return _chosen[key]
+
+
+def say_contended(record: dict[str, Any]) -> None:
+    """One line (on stdout, with the other notes of a command: stderr is for its errors): a
+    probe taken on a busy machine decides for this process only."""
+    import sys
+
+    how = record["precision"] + (", channels_last" if record["channels_last"] else "")
+    sys.stdout.write(
+        f"warning: the CPU probe's repeated passes disagree (slowest {record['spread']:.1f}x "
+        f"the fastest): this machine looks busy, so its choice ({how}) holds for this process "
+        f"only and is not cached; it is measured again next time\n"
+    )
 
 
 @contextlib.contextmanager
@@ -195,13 +280,31 @@ def cache_locked(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def probe_record(figures: dict[str, float], spread: float, key: str) -> dict[str, Any]:
+    """The cache's record of one probe: the choice for ``auto`` and what it rests on."""
+    precision, channels_last = choose(figures)
+    return {
+        "precision": precision,
+        "channels_last": channels_last,
+        "images_per_s": figures,
+        "machine": key,
+        "probed": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "spread": round(spread, 2),
+    }
+
+
 def valid_record(record: Any) -> bool:
-    return (
-        isinstance(record, dict)
-        and record.get("precision") in ("fp32", "bf16")
-        and isinstance(record.get("channels_last"), bool)
-        and isinstance(record.get("images_per_s"), dict)
-    )
+    """A cached record has every field ``probe_record`` writes, of its type (one edited or
+    written by an older version is measured over, never half-used)."""
+    shape = {"precision": str, "channels_last": bool, "images_per_s": dict, "machine": str}
+    shape |= {"probed": str, "spread": (int, float)}
+    if not isinstance(record, dict) or record.keys() != shape.keys():
+        return False
+    if not all(isinstance(record[k], kind) for k, kind in shape.items()):
+        return False
+    figures = record["images_per_s"]
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in figures.values())
+    return record["precision"] in ("fp32", "bf16") and bool(figures) and numbers
 
 
 def read_cache(path: Path) -> dict[str, Any]:
@@ -232,13 +335,6 @@ def auto_record(
     if device.type != "cpu" or (precision != "auto" and channels_last is not None):
         return None
     return cpu_choice()
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast when ``precision`` resolves to bf16 on ``device``, else nothing."""
-    if resolve_precision(precision, device) == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def synchronize(device: torch.device) -> None:

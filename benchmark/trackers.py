@@ -17,10 +17,13 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
+
+if TYPE_CHECKING:  # the stream it listens to; runtime import would load torch for --help
+    from benchmark.trainer import Progress
 
 # The package each tracker imports, which is also the name of its pip extra.
 PACKAGE = {"tensorboard": "tensorboard", "mlflow": "mlflow"}
@@ -61,6 +64,14 @@ def is_scalar(value: Any) -> bool:
 
 class Tracker:
     """What ``runs.execute`` calls; the base class records nothing (``--log none``)."""
+
+    def listen(self, event: Progress) -> None:
+        """The trainer's progress stream, mirrored: step events as the running loss, epoch
+        events as the validation metrics and learning rate."""
+        if event.stats is None:
+            self.step(event.step, event.loss, event.sum_acc)
+        else:
+            self.epoch(event.stats.epoch, event.stats.val, event.stats.lr)
 
     def step(self, step: int, loss: float, sum_acc: float) -> None:
         """Running training loss and sum accuracy at optimizer step ``step``."""

@@ -14,11 +14,11 @@ import torch.nn.functional as F
 from architectures import DigitSumModel, create_model
 from architectures.fusions import NUM_DIGITS, NUM_SUMS
 from benchmark import metrics
-from benchmark.config import TrainConfig, lr_at
-from benchmark.data import DigitSumData, Split, augment, to_float
+from benchmark.config import TrainConfig
+from benchmark.data import DigitSumData, Split, to_float, training_batches
 from benchmark.errors import TrainingFailed
-from benchmark.hardware import autocast, resolve_channels_last, synchronize
-from benchmark.holdout import allowed_mask, heldout_mask, sample_addends
+from benchmark.hardware import Execution
+from benchmark.holdout import heldout_mask
 
 
 class NonFiniteLossError(TrainingFailed):
@@ -65,11 +65,13 @@ def train_step(
     images: torch.Tensor,
     labels: torch.Tensor,
     addends: torch.Tensor,
+    ex: Execution,
     loss_fn: Callable[..., tuple[torch.Tensor, torch.Tensor]] = compute_loss,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimizer step, the only one in the suite (trainer, ``bench`` and ``datapath``):
-    loss under autocast, backward, step. Returns the detached loss and the correct-sum count."""
-    with autocast(images.device, cfg.precision):
+    loss under ``ex``'s autocast, backward, step. Returns the detached loss and the correct-sum
+    count."""
+    with ex.autocast():
         loss, correct = loss_fn(state.model, images, labels, addends, cfg)
     state.optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -81,35 +83,35 @@ def train_step(
 def evaluate(
     model: DigitSumModel,
     split: Split,
+    ex: Execution | None = None,
     batch_size: int = 1000,
-    precision: str = "auto",
-    channels_last: bool = False,
     by_class: bool = False,
-    heldout: torch.Tensor | None = None,
+    holdout_pairs: int = 0,
 ) -> dict[str, Any]:
     """Exhaustive metrics: every image paired with all 10 addends, so no sampling noise.
 
-    One fraction in [0, 1] per entry of ``metrics.METRICS``, plus ``pairs``. With ``heldout``
-    (a (10, 10) bool mask over (digit, addend), see ``holdout.heldout_mask``) the same metrics
-    also come for the pairs training saw and the held-out ones, as ``seen`` and ``heldout``.
+    One fraction in [0, 1] per entry of ``metrics.METRICS``, plus ``pairs``. With
+    ``holdout_pairs`` k > 0 (the (digit, addend) pairs a run never trained on, see
+    ``holdout.heldout_mask``) the same metrics also come for the pairs training saw and the
+    held-out ones, as ``seen`` and ``heldout``.
+    ``ex`` is how the run computes; None: fp32, contiguous, on the model's device.
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
+    ex = ex or Execution(device)
     addends = torch.arange(NUM_DIGITS, device=device)
     k = len(metrics.METRICS)
     totals = torch.zeros(k, dtype=torch.long, device=device)
     held_totals = torch.zeros(k + 1, dtype=torch.long, device=device)  # k counts, then pairs
-    if heldout is not None:
-        heldout = heldout.to(device)
+    heldout = heldout_mask(holdout_pairs, device=device) if holdout_pairs else None
     class_correct = torch.zeros(NUM_SUMS, dtype=torch.long, device=device)
     class_count = torch.zeros(NUM_SUMS, dtype=torch.long, device=device)
     for start in range(0, len(split), batch_size):
         images = to_float(split.images[start : start + batch_size].to(device))
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=ex.memory_format)
         labels = split.labels[start : start + batch_size].to(device)
-        with autocast(device, precision):
+        with ex.autocast():
             digit_logits, sum_logits = model.forward_all_addends(images)
         pred_digit = digit_logits.argmax(-1)  # (B, 10)
         pred_sum = sum_logits.argmax(-1)  # (B, 10)
@@ -135,6 +137,31 @@ def evaluate(
     if by_class:
         out["sum_acc_by_class"] = (class_correct / class_count.clamp(min=1)).tolist()
     return out
+
+
+def lr_at(cfg: TrainConfig, step: int, total_steps: int) -> float:
+    """Learning rate for optimizer step ``step`` (0-based); a pure function, so resume is exact."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    warm = int(cfg.warmup * total_steps)
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    frac = (step - warm) / max(1, total_steps - warm)
+    if cfg.schedule == "onecycle":
+        return cfg.lr * max(0.0, 1.0 - frac)
+    return cfg.lr * 0.5 * (1.0 + math.cos(math.pi * frac))
+
+
+def final_evaluation(
+    model: DigitSumModel, data: DigitSumData, ex: Execution, cfg: TrainConfig
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, torch.Tensor]]:
+    """The finished model's validation and test metrics (the only test-set evaluation; per-sum
+    accuracies and, with held-out pairs, seen and held-out figures) and its weights on the CPU."""
+    k = cfg.holdout_pairs
+    val = evaluate(model, data.val, ex, cfg.eval_batch_size, holdout_pairs=k)
+    test = evaluate(model, data.test, ex, cfg.eval_batch_size, by_class=True, holdout_pairs=k)
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    return val, test, weights
 
 
 @dataclass
@@ -200,12 +227,11 @@ class TrainState:
         self.history = [EpochStats(**h) for h in state["history"]]
 
 
-def build_state(cfg: TrainConfig, device: torch.device) -> TrainState:
-    """Seeded model, optimizer and data generator for ``cfg``."""
+def build_state(cfg: TrainConfig, ex: Execution) -> TrainState:
+    """Seeded model (placed as ``ex`` says), optimizer and data generator for ``cfg``."""
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.arch, cfg.fusion, **cfg.model_args).to(device)
-    if resolve_channels_last(cfg.channels_last, device, cfg.precision):
-        model = model.to(memory_format=torch.channels_last)
+    model = create_model(cfg.arch, cfg.fusion, **cfg.model_args)
+    model = model.to(ex.device, memory_format=ex.memory_format)
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [
@@ -218,80 +244,84 @@ def build_state(cfg: TrainConfig, device: torch.device) -> TrainState:
         )
     else:
         optimizer = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    generator = torch.Generator(device=device).manual_seed(cfg.seed)
+    generator = torch.Generator(device=ex.device).manual_seed(cfg.seed)
     return TrainState(model=model, optimizer=optimizer, generator=generator)
 
 
-EpochCallback = Callable[[TrainState, EpochStats], None]
-StepCallback = Callable[[int, int, float, float], None]  # step in epoch, steps, loss, sum acc
+@dataclass(frozen=True)
+class Progress:
+    """One event of a run's progress stream: every ``step_every`` steps, and once more after
+    each epoch's validation with ``stats`` and ``state`` set (checkpointing, pruning, trackers
+    and progress bars all listen to the same stream)."""
+
+    step: int  # optimizer steps done in the whole run
+    total: int  # optimizer steps of the whole run
+    epoch: int  # 1-based epoch the step belongs to
+    loss: float  # running mean training loss of this epoch
+    sum_acc: float  # running training sum accuracy of this epoch (sampled pairs)
+    stats: EpochStats | None = None  # set on the event that closes an epoch
+    state: TrainState | None = None  # idem
+
+
+Listener = Callable[[Progress], None]
 
 
 def train(
     cfg: TrainConfig,
     data: DigitSumData,
+    ex: Execution,
     state: TrainState | None = None,
-    on_epoch: EpochCallback | None = None,
-    on_step: StepCallback | None = None,
-    report_every: int = 25,
+    listen: Listener | None = None,
+    step_every: int | None = 25,
 ) -> TrainState:
-    """Train ``cfg.epochs`` epochs (continuing from ``state`` if given). ``data`` must already be
-    on the training device. ``on_epoch`` runs after each epoch (checkpointing, pruning);
-    ``on_step`` every ``report_every`` steps with the running loss (one host sync each time)."""
-    device = data.train.images.device
-    state = state or build_state(cfg, device)
+    """Train ``cfg.epochs`` epochs (continuing from ``state`` if given) as ``ex`` says; ``data``
+    must already be on ``ex.device``. ``listen`` gets the progress stream: a step event every
+    ``step_every`` steps (one host sync each; None: none) and an epoch event after each epoch."""
+    device = ex.device
+    ex.activate()
+    state = state or build_state(cfg, ex)
     model = state.model
-    train_split = data.train.subset(cfg.train_subset)
-    n = len(train_split)
+    batches = training_batches(data, cfg, ex.memory_format)
     bs = cfg.batch_size
-    steps_per_epoch = cfg.steps_per_epoch(len(data.train))
+    steps_per_epoch = batches.steps()
     total_steps = steps_per_epoch * cfg.epochs
-    channels_last = resolve_channels_last(cfg.channels_last, device, cfg.precision)
-    allowed = allowed_mask(cfg.holdout_pairs, device)  # None: every pair may be drawn
-    heldout = heldout_mask(cfg.holdout_pairs, device=device) if cfg.holdout_pairs else None
-    loss_fn = torch.compile(compute_loss) if cfg.compile else compute_loss
+    loss_fn = torch.compile(compute_loss) if ex.compile else compute_loss
     compiled = False  # the first compiled step compiles: timed apart as compile_seconds
+    every = step_every if listen is not None and step_every else 0
     model.train()
     start_epoch = state.step // steps_per_epoch
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
-        perm = torch.randperm(n, device=device, generator=state.generator)
         loss_sum = torch.zeros((), device=device)
         correct_sum = torch.zeros((), dtype=torch.long, device=device)
         lr = cfg.lr
-        for i in range(steps_per_epoch):
-            idx = perm[i * bs : (i + 1) * bs]
-            images = to_float(train_split.images[idx])
-            labels = train_split.labels[idx]
-            addends = sample_addends(labels, allowed, state.generator)
-            if cfg.augment:
-                images = augment(images, cfg.aug_shift, cfg.aug_degrees, state.generator)
-            if channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+        for i, (images, labels, addends) in enumerate(batches.epoch(state.generator)):
             lr = lr_at(cfg, state.step, total_steps)
             for group in state.optimizer.param_groups:
                 group["lr"] = lr
-            if cfg.compile and not compiled:
-                synchronize(device)
+            if ex.compile and not compiled:
+                ex.synchronize()
                 c0 = time.perf_counter()
-                loss, correct = train_step(state, cfg, images, labels, addends, loss_fn)
-                synchronize(device)
+                loss, correct = train_step(state, cfg, images, labels, addends, ex, loss_fn)
+                ex.synchronize()
                 spent = time.perf_counter() - c0
                 state.compile_seconds += spent
                 t0 += spent  # not training time
                 compiled = True
             else:
-                loss, correct = train_step(state, cfg, images, labels, addends, loss_fn)
+                loss, correct = train_step(state, cfg, images, labels, addends, ex, loss_fn)
             state.step += 1
             loss_sum += loss
             correct_sum += correct
-            if on_step is not None and ((i + 1) % report_every == 0 or i + 1 == steps_per_epoch):
+            if every and ((i + 1) % every == 0 or i + 1 == steps_per_epoch):
                 mean_loss = loss_sum.item() / (i + 1)
                 if not math.isfinite(mean_loss):
                     raise NonFiniteLossError(
                         f"non-finite loss at epoch {epoch + 1}, step {i + 1}, lr {lr:.3g}"
                     )
-                on_step(i + 1, steps_per_epoch, mean_loss, correct_sum.item() / ((i + 1) * bs))
-        synchronize(device)
+                acc = correct_sum.item() / ((i + 1) * bs)
+                listen(Progress(state.step, total_steps, epoch + 1, mean_loss, acc))
+        ex.synchronize()
         seconds = time.perf_counter() - t0
         state.train_seconds += seconds
         train_loss = loss_sum.item() / steps_per_epoch
@@ -299,20 +329,21 @@ def train(
             raise NonFiniteLossError(
                 f"non-finite loss in epoch {epoch + 1} (steps 1-{steps_per_epoch}), lr {lr:.3g}"
             )
-        val = evaluate(
-            model, data.val, cfg.eval_batch_size, cfg.precision, channels_last, heldout=heldout
-        )
-        if heldout is not None:  # held-out pairs must not steer any decision (tuning, pruning)
+        val = evaluate(model, data.val, ex, cfg.eval_batch_size, holdout_pairs=cfg.holdout_pairs)
+        if cfg.holdout_pairs:  # held-out pairs must not steer any decision (tuning, pruning)
             val = val["seen"]
+        train_acc = correct_sum.item() / (steps_per_epoch * bs)
         stats = EpochStats(
             epoch=epoch + 1,
             train_loss=train_loss,
-            train_sum_acc=correct_sum.item() / (steps_per_epoch * bs),
+            train_sum_acc=train_acc,
             val={name: val[name] for name in metrics.names()},
             lr=lr,
             seconds=seconds,
         )
         state.history.append(stats)
-        if on_epoch is not None:
-            on_epoch(state, stats)
+        if listen is not None:
+            listen(
+                Progress(state.step, total_steps, epoch + 1, train_loss, train_acc, stats, state)
+            )
     return state

@@ -10,12 +10,13 @@ study; the best trial is exported to ``<results>/tuned/<study>.json`` for ``run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
 import time
 import warnings
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from benchmark import files
 from benchmark.config import TrainConfig, fields_of, search_space
-from benchmark.errors import UsageError
+from benchmark.errors import DamagedFileError, UsageError
 
 DB_NAME = "optuna.db"
 STORAGE_ENV = "OPTUNA_STORAGE"  # the storage URL without putting a password in argv
@@ -100,7 +101,7 @@ def open_storage(spec: str) -> BaseStorage:
     RUNNING there). Anything else must be an SQLAlchemy URL: RDB storages get heartbeats, and
     SQLite a long lock timeout so that concurrent workers wait instead of failing.
     """
-    from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+    from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 
     if spec.startswith("journal:") or spec.endswith(".log"):
         path = Path(spec.removeprefix("journal:"))
@@ -126,15 +127,39 @@ def open_storage(spec: str) -> BaseStorage:
                     grace_period=GRACE_S,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
                 )
-        except IntegrityError:  # two processes creating the tables at once: the other won
+        except (IntegrityError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and "already exists" not in str(exc):
+                error = exc
+                break
+            # two processes creating the tables of a new storage at once: the other won
             time.sleep(1.0 + attempt)
-            error: Exception = RuntimeError("tables could not be created")
+            error = RuntimeError("tables could not be created")
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             error = exc
             break
     text = mask_secrets(str(error).strip())
     first = text.splitlines()[0] if text else type(error).__name__
+    if isinstance(error, DatabaseError) and not isinstance(error, OperationalError):
+        raise DamagedFileError(f"{storage_label(spec)}: damaged, cannot be read ({first})")
     raise UsageError(f"--storage {storage_label(spec)}: cannot open it: {first}") from None
+
+
+@contextlib.contextmanager
+def storage_errors(spec: str) -> Iterator[None]:
+    """A storage that cannot be reached or read in the middle of the work (a damaged database,
+    a server gone) is one line naming it, not a traceback from the database driver."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+        text = mask_secrets(str(getattr(cause, "orig", None) or cause or exc).strip())
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise DamagedFileError(
+            f"{storage_label(spec)}: cannot read the Optuna storage ({first}); damaged or "
+            f"unreachable: repair it, or give another --storage / --results-dir"
+        ) from None
 
 
 SECRET_KEYS = r"password|passwd|pwd|pass|secret|token|sslpassword|api_key|apikey"
@@ -265,6 +290,16 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counts_towards_budget(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
+def epochs_spent(study: optuna.Study) -> tuple[int, int]:
+    """(epochs the study's counted trials trained, epochs they would have trained unpruned):
+    what multi-fidelity pruning saved, measured rather than assumed. A trial's epochs are its
+    last reported epoch (a trial that diverged or was pruned before reporting trained none)."""
+    budget = study.user_attrs.get("budget", {}).get("epochs")
+    trials = [t for t in study.get_trials(deepcopy=False) if counts_towards_budget(t)]
+    trained = sum(max(t.intermediate_values, default=0) for t in trials)
+    return trained, len(trials) * int(budget or 0)
+
+
 class StopAt:
     """Optuna callback: stop when the study holds ``trials`` finished trials (all workers)."""
 
@@ -290,12 +325,11 @@ def sampler_seed(seed: int, trials_before: int, worker: int) -> int:
 # ---------------------------------------------------------------------------------- trials
 
 
-def load_data(cfg: TrainConfig, val_subset: int | None) -> Any:
-    """MNIST on the training device, the validation split cut to ``val_subset`` images."""
+def load_data(cfg: TrainConfig, val_subset: int | None, ex: Any) -> Any:
+    """MNIST on ``ex``'s device, the validation split cut to ``val_subset`` images."""
     from benchmark.data import load_mnist
-    from benchmark.hardware import resolve_device
 
-    data = load_mnist(cfg.data_dir).to(resolve_device(cfg.device))
+    data = load_mnist(cfg.data_dir).to(ex.device)
     return replace(data, val=data.val.subset(val_subset))
 
 
@@ -310,16 +344,16 @@ def count_model_params(cfg: TrainConfig) -> int:
 
 
 def objective(
-    trial: optuna.Trial, base: TrainConfig, data: Any, max_params: int | None = None
+    trial: optuna.Trial, base: TrainConfig, data: Any, ex: Any, max_params: int | None = None
 ) -> float:
     """Train one suggestion; validation joint accuracy after the last epoch (never the test set).
 
     A suggestion over the parameter cap is pruned before training (and not counted). Reports
     after every epoch so the pruner can stop a poor trial early; a trial that diverges is pruned
-    (it finished, badly) rather than failed, so it counts towards ``--trials``.
+    (it finished, badly) rather than failed, so it counts towards ``--trials``. ``base`` and
+    ``ex`` are as ``hardware.decide`` resolved them, once for the whole study.
     """
     from benchmark.errors import TrainingFailed
-    from benchmark.hardware import resolve_execution
     from benchmark.trainer import build_state, train
 
     model_args, overrides = suggest(trial, base.arch, base.fusion)
@@ -330,21 +364,25 @@ def objective(
     if max_params is not None and params > max_params:
         trial.set_user_attr("over_cap", max_params)
         raise optuna.TrialPruned(f"{params:,} parameters > cap {max_params:,}")
-    cfg = resolve_execution(cfg, data.train.images.device)  # auto: what this machine uses
-    trial.set_user_attr("precision", cfg.precision)
-    trial.set_user_attr("channels_last", cfg.channels_last)
-    state = build_state(cfg, data.train.images.device)
+    trial.set_user_attr("precision", ex.precision)
+    trial.set_user_attr("channels_last", ex.channels_last)
+    state = build_state(cfg, ex)
     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+    defaults = bool(trial.user_attrs.get("defaults"))
 
-    def on_epoch(st: Any, stats: Any) -> None:
+    def on_epoch(event: Any) -> None:
+        if event.stats is None:
+            return
+        st, epoch = event.state, event.stats.epoch
         trial.set_user_attr("train_seconds", st.train_seconds)
         trial.set_user_attr("images_per_s", st.step * cfg.batch_size / st.train_seconds)
-        trial.report(stats.val_joint_acc, stats.epoch)
-        if stats.epoch < cfg.epochs and trial.should_prune():  # a finished trial is complete
-            raise optuna.TrialPruned(f"pruned after epoch {stats.epoch}")
+        trial.report(event.stats.val_joint_acc, epoch)
+        # a finished trial is complete; the defaults trial always finishes (the reference point)
+        if epoch < cfg.epochs and not defaults and trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
     try:
-        train(cfg, data, state=state, on_epoch=on_epoch)
+        train(cfg, data, ex, state=state, listen=on_epoch, step_every=None)
     except TrainingFailed as exc:
         trial.set_user_attr("diverged", str(exc))
         raise optuna.TrialPruned(str(exc)) from None
@@ -355,6 +393,7 @@ def optimize(
     study: optuna.Study,
     base: TrainConfig,
     data: Any,
+    ex: Any,
     trials: int,
     timeout: float | None = None,
     max_params: int | None = None,
@@ -364,7 +403,7 @@ def optimize(
     if finished_count(study) >= trials:  # other workers got there first
         return
     study.optimize(
-        lambda trial: objective(trial, base, data, max_params),
+        lambda trial: objective(trial, base, data, ex, max_params),
         timeout=timeout,
         callbacks=[StopAt(trials), *callbacks],
     )

@@ -10,13 +10,17 @@ from typing import Any
 
 from benchmark.commands.common import (
     UsageError,
-    add_device_flags,
+    add_config_flags,
+    add_plugin_flag,
     add_results_dir_flag,
+    base_config,
     console,
     interrupts_as_exceptions,
+    only_fields,
     print_wide,
     require_at_least,
 )
+from benchmark.progress import prepare
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -57,33 +61,34 @@ def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
     return table
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
-    """Resolve ``auto`` choices and defaults for this device; bad numbers are a usage error."""
-    from benchmark.bench import DEFAULT_BATCH_SIZE, Settings
-    from benchmark.hardware import resolve_channels_last, resolve_device, resolve_precision
+# The run settings bench measures under, flagged and checked as ``run``'s are.
+SETTINGS = only_fields("device", "precision", "channels_last", "compile", "threads", "batch_size")
 
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    infer_batch = args.infer_batch_size or DEFAULT_BATCH_SIZE.get(device.type, 1024)
+
+def settings_from_args(args: argparse.Namespace) -> Any:
+    """The measurement settings: the execution decided once, as for a run (``auto`` resolved
+    for this device), plus bench's own call counts; bad numbers are a usage error."""
+    from benchmark.bench import DEFAULT_BATCH_SIZE, Settings
+
     require_at_least(
         [
             ("--infer-batch-size", args.infer_batch_size, 1),
-            ("--batch-size", args.batch_size, 1),
             ("--iters", args.iters, 1),
             ("--warmup-calls", args.warmup_calls, 0),
         ]
     )
+    cfg = base_config(args, skip=SETTINGS)
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    cfg, ex = prepare(cfg)
     return Settings(
-        device=device,
-        precision=resolve_precision(args.precision, device),
-        batch_size=infer_batch,
-        train_batch_size=args.batch_size,
+        ex=ex,
+        batch_size=args.infer_batch_size or DEFAULT_BATCH_SIZE.get(ex.device.type, 1024),
+        train_batch_size=cfg.batch_size,
         warmup=args.warmup_calls,
         iters=args.iters,
-        channels_last=resolve_channels_last(args.channels_last, device, args.precision),
-        compile=args.compile,
     )
 
 
@@ -93,7 +98,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from architectures import ENCODERS, FUSIONS
-    from benchmark.bench import append_row, bench_pair, check_header, results_path
+    from benchmark.bench import bench_pair
+    from benchmark.benchfile import append_row, check_header, results_path
     from benchmark.hardware import device_name, git_commit
 
     archs = ENCODERS.select(args.arch)
@@ -123,7 +129,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", default="all", help="encoder(s): comma list, wildcards, all [all]")
     p.add_argument("--fusion", default="all", help="fusion(s): comma list, wildcards, all [all]")
-    add_device_flags(p)
     p.add_argument(
         "--infer-batch-size",
         type=int,
@@ -131,20 +136,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="images per inference call [1024 on cpu, 8192 on cuda]",
     )
     p.add_argument(
-        "--batch-size", type=int, default=128, metavar="N", help="images per optimizer step [128]"
-    )
-    p.add_argument(
         "--warmup-calls", type=int, default=10, metavar="N", help="untimed calls first [10]"
     )
     p.add_argument("--iters", type=int, default=40, metavar="N", help="timed calls [40]")
-    p.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="channels_last model and inputs [on for cuda; on a cpu, its probe's choice]",
-    )
-    p.add_argument(
-        "--compile", action="store_true", help="torch.compile (time reported apart) [off]"
-    )
+    add_config_flags(p, skip=SETTINGS, title="run settings measured under (as for run)")
     add_results_dir_flag(p, "rows go to <dir>/bench/")
-    p.set_defaults(func=cmd_bench)
+    add_plugin_flag(p, cmd_bench)

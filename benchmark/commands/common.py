@@ -19,10 +19,10 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from benchmark.config import DEVICES, PRECISIONS, TrainConfig, fields_of
+from benchmark.config import TrainConfig, fields_of
 from benchmark.errors import UsageError
+from benchmark.progress import console
 
-console = Console(highlight=False)
 # Where a user's runs, studies and reports go by default; the committed reference figures live in
 # results/ and change only when a command names it (--results-dir results).
 OUTPUT = "output"
@@ -47,18 +47,42 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+_stopping: list[int] = []  # the signal that is stopping this process, once one came
+_depth = [0]  # interrupts_as_exceptions blocks open (they nest: cli.main's holds a command's)
+
+
+def _stop(signum: int, frame: Any) -> None:
+    if _stopping:  # a second Ctrl-C (or one held down): the first one's clean-up goes on
+        return
+    _stopping.append(signum)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 @contextmanager
-def interrupts_as_exceptions() -> Iterator[None]:
-    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) for the duration of the block."""
+def interrupts_as_exceptions(restore: bool = True) -> Iterator[None]:
+    """The first SIGINT raises KeyboardInterrupt and the first SIGTERM ``Terminated`` (one too),
+    so one clean-up path serves both; every later signal is ignored, so the clean-up (status
+    "interrupted", the resume hint, the exit line) is never cut short by a traceback. A SIGINT
+    ignored from the start (a background job of a script) stays ignored.
 
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
+    The handlers are restored when the outermost block ends; with ``restore=False`` (the
+    process's entry point) they stay, ignoring everything, while the interpreter shuts down."""
+    watched = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        watched.append(signal.SIGINT)
+    previous = {s: signal.signal(s, _stop) for s in watched}
+    _depth[0] += 1
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _depth[0] -= 1
+        if not restore:  # the process is ending: nothing more to interrupt. SIG_IGN, as the
+            for sig in watched:  # interpreter's exit resets its own handlers to the default
+                signal.signal(sig, signal.SIG_IGN)  # (which would end it by the signal)
+        elif _depth[0] == 0:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            _stopping.clear()
 
 
 # ------------------------------------------------------------------------------ flag values
@@ -242,6 +266,10 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
     """``--config FILE`` (if given), then the config flags typed, then ``--model-arg``s on top of
     the file's model_args: the configuration every command that trains starts from."""
     values = read_config_file(args.config) if getattr(args, "config", None) else {}
+    if values.get("plugins"):  # a run's config.json: the plug-ins its model came from
+        from benchmark import plugins
+
+        plugins.load_recorded(values, f"--config {args.config}")
     values = {**values, **config_overrides(args, skip)}
     typed_args = dict(getattr(args, "model_arg", None) or [])
     try:
@@ -252,16 +280,39 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
         raise UsageError(f"{where}{exc}") from None
 
 
-def add_device_flags(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--precision`` for the measuring commands, worded as in ``run``."""
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for name, choices in (("device", DEVICES), ("precision", PRECISIONS)):
-        parser.add_argument(
-            f"--{name}",
-            choices=choices,
-            default="auto",
-            help=f"{fields[name].metadata['help']} [auto]",
-        )
+def only_fields(*names: str) -> tuple[str, ...]:
+    """The ``skip`` of ``add_config_flags``/``base_config`` that keeps just ``names``: how the
+    measuring commands (``bench``, ``datapath``) take their settings through the same flags and
+    config as ``run``."""
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in names)
+
+
+def add_plugin_flag(
+    parser: argparse.ArgumentParser, command: Callable[[argparse.Namespace], int]
+) -> None:
+    """``--plugin`` (repeatable), and ``command`` as the parser's function, run once the
+    installed and the named plug-ins are loaded: before any architecture name is resolved, and
+    a bad plug-in is one line and exit status 2 before anything is written."""
+    import functools
+
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE_OR_FILE",
+        help="load encoders and fusions from a plug-in: a dotted module name on sys.path or a "
+        ".py file (repeatable); installed plug-ins (entry-point group digitsum_bench.plugins) "
+        "load without it. See docs/plugins.md",
+    )
+
+    @functools.wraps(command)
+    def with_plugins(args: argparse.Namespace) -> int:
+        from benchmark import plugins
+
+        plugins.load_all(args.plugin)
+        return command(args)
+
+    parser.set_defaults(func=with_plugins)
 
 
 def add_results_dir_flag(parser: argparse.ArgumentParser, what: str) -> None:
@@ -279,26 +330,3 @@ def print_wide(table: Any) -> None:
         return
     natural = console.measure(table, options=console.options.update_width(10_000)).maximum
     Console(file=console.file, width=max(console.width, natural), highlight=False).print(table)
-
-
-def progress(*columns: Any) -> Any:
-    """A rich progress display: description, bar, done/total, the given columns, elapsed and
-    remaining time."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        *columns,
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )

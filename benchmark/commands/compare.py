@@ -19,43 +19,67 @@ from benchmark.commands.common import (
     UsageError,
     add_config_file_flags,
     add_config_flags,
+    add_plugin_flag,
     base_config,
     console,
     int_list,
     interrupts_as_exceptions,
-    progress,
     require_at_least,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
+from benchmark.progress import StudyProgress, prepare, progress_bar, train_with_progress
 
+POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
 CORE_FUSIONS = "concat,embed_add,late_sum"
 
 
-def plan_from(args: argparse.Namespace) -> Any:
-    """The protocol the flags ask for, checked before anything is written."""
-    from architectures import ENCODERS, FUSIONS
-    from benchmark import compare
+# Config fields compare does not take as plain flags: the searched ones (tuning sets them) and
+# the epochs, which name the ladder's rungs.
+FIXED_BY_COMPARE = (*SEARCHED, "epochs")
+
+
+def plans_from(args: argparse.Namespace) -> list[Any]:
+    """The protocol the flags ask for, one plan per rung of the ``--epochs`` ladder, checked
+    before anything is written."""
+    from architectures import ENCODERS, FUSIONS, UnknownNameError
+    from benchmark import compare, plugins
+    from benchmark.comparison import COMPARISON, read_comparison
 
     require_at_least([("--trials", args.trials, 1), ("--max-params", args.max_params, 1)])
     if not args.seeds:
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2,3,4")
-    pairs = tuple((a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion))
-    base = base_config(args, skip=SEARCHED)
     try:
-        replace(base, batch_size=max(BATCH_SIZES)).validate()
+        pairs = tuple(
+            (a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)
+        )
+    except UnknownNameError:  # a rerun without --plugin: the plug-ins the protocol recorded
+        found = read_comparison(Path(args.results_dir))
+        if not found or not found["plan"].get("plugins"):
+            raise
+        plugins.load_recorded(found["plan"], Path(args.results_dir) / COMPARISON)
+        pairs = tuple(
+            (a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)
+        )
+    base = base_config(args, skip=FIXED_BY_COMPARE)
+    rungs = sorted(set(args.epochs)) if args.epochs else [base.epochs]
+    if not rungs or rungs[0] < 1:
+        raise UsageError(f"--epochs must be positive integers such as 1,3,9, got {args.epochs}")
+    try:
+        for epochs in rungs:
+            replace(base, epochs=epochs, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cap = args.max_params or compare.default_cap(pairs)
-    return compare.Plan(base, pairs, tuple(args.seeds), args.trials, cap)
+    seeds = tuple(args.seeds)
+    return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]
 
 
-def tune_all(plan: Any, storage: Any, data: Any, seed: int) -> list[Any]:
+def tune_all(plan: Any, storage: Any, data: Any, ex: Any, seed: int) -> list[Any]:
     """Stage 1: every combination's study to ``plan.trials`` finished trials (all machines)."""
     import optuna
 
     from benchmark import tuning
-    from benchmark.commands.tune import Tracker
 
     studies = []
     for arch, fusion in plan.pairs:
@@ -65,96 +89,139 @@ def tune_all(plan: Any, storage: Any, data: Any, seed: int) -> list[Any]:
         study.sampler = optuna.samplers.TPESampler(
             seed=tuning.sampler_seed(seed, len(study.trials), os.getpid())
         )
-        study.pruner = tuning.make_pruner("median", cfg.epochs)
-        with progress() as bar:
-            tracker = Tracker(bar, study, f"tune {arch} x {fusion}", plan.trials)
+        # multi-fidelity: trials report every epoch and Hyperband stops the poor ones early
+        study.pruner = tuning.make_pruner("hyperband", cfg.epochs)
+        with progress_bar() as bar:
+            tracker = StudyProgress(bar, study, f"tune {arch} x {fusion}", plan.trials)
             tuning.optimize(
-                study, cfg, data, plan.trials, None, plan.max_params, (tracker.refresh,)
+                study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh,)
             )
         studies.append(study)
     return studies
 
 
-def train_all(plan: Any, storage: Any, data: Any, results_dir: Path, records: Any) -> int:
+def train_all(plan: Any, storage: Any, data: Any, ex: Any, results_dir: Path, records: Any) -> int:
     """Stage 2: the queue of default and tuned runs, shared with other machines."""
-    from benchmark import compare, runs
-    from benchmark.commands.run import train_with_progress
+    from benchmark import compare, plugins, runs, tuning
 
     queue = compare.open_queue(plan, storage)
     total = len(plan.items())
     done = [compare.progress_counts(queue)["complete"]]
 
     def train(cfg: TrainConfig) -> dict[str, Any]:
+        cfg = ex.settle(cfg)  # what config.json keeps: precision and layout as decided
+        cfg = replace(cfg, plugins=plugins.used_by([(cfg.arch, cfg.fusion)]))
         run_dir = runs.start_run(cfg, results_dir)
-        return train_with_progress(cfg, data, run_dir)
+        return train_with_progress(cfg, data, run_dir, ex)
 
     def on_item(item: str, what: str) -> None:
         done[0] += 1
         console.print(f"[{done[0]}/{total}] {item.replace('|', ' ')}: {what}")
 
-    compare.run_queue(plan, queue, results_dir, records, train, on_item)
-    counts = compare.progress_counts(queue)
+    while True:
+        compare.run_queue(plan, queue, results_dir, records, train, on_item)
+        counts = compare.progress_counts(queue)
+        if not counts["running"] + counts["waiting"] + counts["interrupted"]:
+            break
+        # held by other workers: wait for them, and take over any whose heartbeat stops
+        console.print(
+            f"runs: {counts['complete']} of {total} complete, {counts['running']} held by "
+            f"other workers; waiting (a worker silent for {tuning.GRACE_S} s is taken over) ..."
+        )
+        time.sleep(POLL_S)
+        queue = compare.open_queue(plan, storage)  # fails the stale, queues them again
     console.print(
-        f"runs: {counts['complete']} of {total} complete, {counts['running']} running elsewhere, "
+        f"runs at {plan.base.epochs} epoch(s): {counts['complete']} of {total} complete, "
         f"{counts['diverged']} diverged"
     )
     return counts["diverged"]
 
 
 @contextmanager
-def stage_timer(results_dir: Path, plan: Any, stage: str, where: str) -> Iterator[None]:
-    """Add the stage's wall time to comparison.json, also when it is interrupted (sittings
-    add up)."""
-    from benchmark import compare
+def stage_timer(
+    results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any]
+) -> Iterator[None]:
+    """Add the stage's wall time to comparison.json (per rung of the ladder), also when it is
+    interrupted (sittings add up)."""
+    from benchmark.comparison import record_stage
 
     start = time.perf_counter()
     try:
         yield
     finally:
-        compare.record_stage(results_dir, plan, stage, time.perf_counter() - start, where)
+        seconds = time.perf_counter() - start
+        rungs = [p.to_dict() for p in ladder]
+        record_stage(results_dir, plan.to_dict(), stage, seconds, where, rungs)
+
+
+def tune_rung(
+    plan: Any, storage: Any, spec: str, data: Any, ex: Any, args: argparse.Namespace
+) -> dict[tuple[str, str], Any]:
+    """Stage 1 of a rung: its studies to ``--trials`` finished trials (waiting for other
+    machines' last trials), then each study's best exported; the records by combination."""
+    from benchmark import compare, exports, tuning
+
+    studies = tune_all(plan, storage, data, ex, args.seed)
+    if not compare.tuning_finished(studies):
+        console.print("waiting for tuning trials still running on other machines ...")
+        compare.wait_for_tuning(studies)
+    records = {}
+    for (arch, fusion), study in zip(plan.pairs, studies, strict=True):
+        trained, unpruned = tuning.epochs_spent(study)
+        share = f"{trained / unpruned:.0%}" if unpruned else "-"
+        console.print(
+            f"study {study.study_name}: trained {trained} epochs, {share} of the {unpruned} "
+            f"its counted trials would have trained unpruned"
+        )
+        record = exports.export_best(study, spec, args.results_dir)
+        if record is None:
+            raise UsageError(f"study {study.study_name}: no complete trial to train with")
+        records[(arch, fusion)] = record[1]
+    return records
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """Tune every combination at one budget and cap, train default and tuned over the same
-    seeds, and write the report; run it again to finish what an interruption left."""
+    """Tune every combination at each budget of the ladder (one cap), train default and tuned
+    over the same seeds at each, and write the report; run it again to finish what an
+    interruption left."""
     import optuna
 
-    from benchmark import compare, tuned, tuning
-    from benchmark.commands.run import prepare_device
+    from benchmark import tuning
     from benchmark.data import load_mnist
     from benchmark.hardware import device_name
 
-    plan = plan_from(args)
+    plans = plans_from(args)
+    ladder = [plan.base.epochs for plan in plans]  # lowest first
     results_dir = Path(args.results_dir)
     spec = tuning.storage_spec(args.storage, results_dir)
     storage = tuning.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    device = prepare_device(plan.base)
-    where = f"{socket.gethostname()} ({device_name(device)})"
+    _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
+    where = f"{socket.gethostname()} ({device_name(ex.device)})"
+    first = plans[0]
     console.print(
-        f"compare {len(plan.pairs)} combinations x {{default, tuned}} x {len(plan.seeds)} seeds, "
-        f"{plan.trials} trials each, cap {plan.max_params:,} parameters, "
-        f"{plan.base.epochs} epochs; storage {tuning.storage_label(spec)}; on {where}"
+        f"compare {len(first.pairs)} combinations x {{default, tuned}} x {len(first.seeds)} "
+        f"seeds, {first.trials} trials each, cap {first.max_params:,} parameters, at "
+        f"{', '.join(map(str, ladder))} epoch{'s' if ladder != [1] else ''}; storage "
+        f"{tuning.storage_label(spec)}; on {where}"
     )
-    data = load_mnist(plan.base.data_dir).to(device)
-    with interrupts_as_exceptions():
-        with stage_timer(results_dir, plan, "tune", where):
-            studies = tune_all(plan, storage, data, args.seed)
-            if not compare.tuning_finished(studies):
-                console.print("waiting for tuning trials still running on other machines ...")
-                compare.wait_for_tuning(studies)
+    data = load_mnist(first.base.data_dir).to(ex.device)
+    failed = 0
+    with interrupts_as_exceptions(), tuning.storage_errors(spec):
         records = {}
-        for (arch, fusion), study in zip(plan.pairs, studies, strict=True):
-            record = tuned.export_best(study, spec, results_dir)
-            if record is None:
-                raise UsageError(f"study {study.study_name}: no complete trial to train with")
-            records[(arch, fusion)] = record[1]
-        with stage_timer(results_dir, plan, "runs", where):
-            failed = train_all(plan, storage, data, results_dir, records)
+        for plan in plans:  # tuning of every rung first: the timed final runs come together
+            with stage_timer(results_dir, plan, "tune", where, plans):
+                records[plan.base.epochs] = tune_rung(plan, storage, spec, data, ex, args)
+        if args.tune_only:
+            console.print("--tune-only: every rung is tuned; run again without it to train")
+            return 0
+        for plan in plans:
+            with stage_timer(results_dir, plan, "runs", where, plans):
+                failed += train_all(plan, storage, data, ex, results_dir, records[plan.base.epochs])
     if not args.no_report:
         from benchmark.report import load_inputs, write_report
 
-        with stage_timer(results_dir, plan, "report", where):
+        with stage_timer(results_dir, plans[-1], "report", where, plans):
             inputs = load_inputs(
                 str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv"), results_dir
             )
@@ -172,7 +239,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default=CORE_ARCHS, help=f"encoder(s) [{CORE_ARCHS}]")
     p.add_argument("--fusion", default=CORE_FUSIONS, help=f"fusion(s) [{CORE_FUSIONS}]")
     p.add_argument(
-        "--seeds", type=int_list, default=[0, 1, 2, 3, 4], help="seeds of the final runs [0-4]"
+        "--seeds",
+        type=int_list,
+        default=[0, 1, 2, 3, 4],
+        help="seeds of the final runs [0,1,2,3,4]",
     )
     p.add_argument(
         "--trials", type=int, default=20, metavar="N", help="finished trials per study [20]"
@@ -190,6 +260,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sqlite:///<results-dir>/optuna.db]",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="sampler seed [0]")
+    p.add_argument(
+        "--epochs",
+        type=int_list,
+        metavar="E[,E...]",
+        help="the ladder of budgets: each rung is the whole protocol at that many epochs, "
+        "e.g. 1,3,9 [4]",
+    )
+    p.add_argument(
+        "--tune-only",
+        action="store_true",
+        help="tune every rung and stop (tuning may share the machine; the final runs carry "
+        "timings and want it quiet)",
+    )
     p.add_argument("--no-report", action="store_true", help="skip the report stage")
     p.add_argument(
         "--results-dir",
@@ -198,5 +281,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"runs, tuned/, optuna.db, report [{OUTPUT}; the reference: results]",
     )
     add_config_file_flags(p, print_flag=False)
-    add_config_flags(p, skip=SEARCHED, title="the budget and the settings of every run")
-    p.set_defaults(func=cmd_compare)
+    add_config_flags(p, skip=FIXED_BY_COMPARE, title="the budget and the settings of every run")
+    add_plugin_flag(p, cmd_compare)

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.commands.common import (
     UsageError,
-    add_device_flags,
+    add_config_flags,
+    add_plugin_flag,
     add_results_dir_flag,
+    base_config,
     console,
     interrupts_as_exceptions,
+    only_fields,
     print_wide,
     require_at_least,
 )
+from benchmark.progress import prepare
+
+# The run settings the data path is measured under, flagged and checked as ``run``'s are.
+SETTINGS = only_fields("device", "precision", "channels_last", "threads", "batch_size", "data_dir")
 
 
 def cmd_datapath(args: argparse.Namespace) -> int:
@@ -26,20 +34,14 @@ def cmd_datapath(args: argparse.Namespace) -> int:
 
     from architectures import ENCODERS, FUSIONS
     from benchmark import files
-    from benchmark.bench import results_path
-    from benchmark.config import TrainConfig
+    from benchmark.benchfile import results_path
     from benchmark.data import load_mnist
     from benchmark.datapath import markdown, measure
-    from benchmark.hardware import device_name, git_commit, resolve_device, resolve_precision
+    from benchmark.hardware import device_name, git_commit
 
     arch, fusion = ENCODERS.get(args.arch).name, FUSIONS.get(args.fusion).name
-    try:
-        device = resolve_device(args.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
     require_at_least(
         [
-            ("--batch-size", args.batch_size, 1),
             ("--steps", args.steps, 1),
             ("--warmup-steps", args.warmup_steps, 0),
             ("--rounds", args.rounds, 1),
@@ -48,17 +50,15 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     )
     if args.steps % args.rounds:
         raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")
-    precision = resolve_precision(args.precision, device)
-    cfg = TrainConfig(
-        arch=arch,
-        fusion=fusion,
-        epochs=1,
-        batch_size=args.batch_size,
-        device=device.type,
-        precision=precision,
-    )
-    cpu_data = load_mnist(args.data_dir)
-    needed = (args.warmup_steps + args.steps) * args.batch_size
+    cfg = replace(base_config(args, skip=SETTINGS), arch=arch, fusion=fusion, epochs=1)
+    try:
+        cfg.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    cfg, ex = prepare(cfg)  # decided once, as for a run
+    device, precision = ex.device, ex.precision
+    cpu_data = load_mnist(cfg.data_dir)
+    needed = (args.warmup_steps + args.steps) * cfg.batch_size
     if needed > len(cpu_data.train):
         raise UsageError(
             f"(--warmup-steps + --steps) x --batch-size = {needed} images, more than the "
@@ -66,13 +66,15 @@ def cmd_datapath(args: argparse.Namespace) -> int:
         )
     data = cpu_data.to(device)
     console.print(
-        f"datapath: {arch} x {fusion} on {device_name(device)}, batch {args.batch_size}, "
+        f"datapath: {arch} x {fusion} on {device_name(device)}, {ex.describe()}, "
+        f"batch {cfg.batch_size}, "
         f"{args.steps} steps"
     )
     with interrupts_as_exceptions():
         per_round = measure(
             cfg,
             data,
+            ex,
             cpu_data.train.subset(needed),
             args.steps,
             args.warmup_steps,
@@ -88,7 +90,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
         "precision": precision,
         "torch": torch.__version__,
         "commit": git_commit(),
-        "batch_size": args.batch_size,
+        "batch_size": cfg.batch_size,
         "steps": args.steps,
         "warmup": args.warmup_steps,
         "rounds": args.rounds,
@@ -131,7 +133,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", default="gap_cnn", help="one encoder [gap_cnn]")
     p.add_argument("--fusion", default="concat", help="one fusion [concat]")
-    p.add_argument("--batch-size", type=int, default=128, help="images per optimizer step [128]")
     p.add_argument("--steps", type=int, default=200, help="timed steps, each of the three [200]")
     p.add_argument(
         "--warmup-steps", type=int, default=10, help="untimed steps before each of the three [10]"
@@ -140,7 +141,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--rounds", type=int, default=10, help="the three alternate, steps/rounds each time [10]"
     )
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes [0]")
-    add_device_flags(p)
-    p.add_argument("--data-dir", help="MNIST root [$MNIST_ROOT, then ./data]")
+    add_config_flags(p, skip=SETTINGS, title="run settings measured under (as for run)")
     add_results_dir_flag(p, "report goes to <dir>/datapath/")
-    p.set_defaults(func=cmd_datapath)
+    add_plugin_flag(p, cmd_datapath)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, console
+from benchmark.commands.common import UsageError, add_plugin_flag, console
 
 # format: default file name in the run directory (the exporters are in benchmark.export)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
@@ -14,11 +14,11 @@ FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a trained run's model as ONNX or TorchScript: (images, addends) -> both logits."""
-    from benchmark import files, runs
+    from benchmark import files, rundir, runs
     from benchmark.export import EXPORTERS, onnx_exporter
 
     run_dir = Path(args.run)
-    runs.check_finished(run_dir, "--run")
+    rundir.check_finished(run_dir, "--run")
     out = Path(args.out) if args.out else run_dir / FORMATS[args.format]
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; expected a file path")
@@ -46,4 +46,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="output file [RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt]",
     )
-    p.set_defaults(func=cmd_export)
+    add_plugin_flag(p, cmd_export)

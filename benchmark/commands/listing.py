@@ -1,20 +1,22 @@
-"""``list``: the registered encoders and fusions with their sizes and default hyperparameters."""
+"""``list``: the registered encoders and fusions with their sizes, default hyperparameters and
+where each comes from (built-in, a ``--plugin``, or an installed plug-in's entry point)."""
 
 from __future__ import annotations
 
 import argparse
 
-from benchmark.commands.common import console, print_wide
+from benchmark.commands.common import add_plugin_flag, console, print_wide
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Encoders and fusions with parameter counts (encoder alone; fusion on the default gap_cnn)."""
+    """Encoders and fusions with parameter counts (encoder alone; fusion on the default gap_cnn)
+    and their origin: built-in, a --plugin, or an installed plug-in's entry point."""
     from rich.table import Table
 
     from architectures import ENCODERS, FUSIONS, count_params, create_model
 
     table = Table(title="encoders (features D, parameters)")
-    for col in ("encoder", "D", "params", "defaults", "description"):
+    for col in ("encoder", "D", "params", "defaults", "origin", "description"):
         table.add_column(col, overflow="fold")
     for name in ENCODERS.select(args.encoders):
         entry = ENCODERS.get(name)
@@ -24,11 +26,12 @@ def cmd_list(args: argparse.Namespace) -> int:
             str(enc.num_features),
             f"{count_params(enc):,}",
             str(entry.defaults),
+            entry.origin,
             entry.description,
         )
     print_wide(table)
     table = Table(title="fusions (parameters on gap_cnn features; with gap_cnn total)")
-    for col in ("fusion", "params", "model params", "defaults", "description"):
+    for col in ("fusion", "params", "model params", "defaults", "origin", "description"):
         table.add_column(col, overflow="fold")
     for name in FUSIONS.select(args.fusions):
         entry = FUSIONS.get(name)
@@ -38,6 +41,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"{count_params(model.fusion):,}",
             f"{count_params(model):,}",
             str(entry.defaults),
+            entry.origin,
             entry.description,
         )
     print_wide(table)
@@ -55,4 +59,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--encoders", default="all", help="names or wildcards [all]")
     p.add_argument("--fusions", default="all", help="names or wildcards [all]")
-    p.set_defaults(func=cmd_list)
+    add_plugin_flag(p, cmd_list)

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, print_wide
+from benchmark.commands.common import UsageError, add_plugin_flag, print_wide
 
 NUM_ADDENDS = 10
 
@@ -32,7 +32,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import torch
     from rich.table import Table
 
-    from benchmark import runs
+    from benchmark import rundir, runs
     from benchmark.predict import load_image, predict
 
     paths = [Path(p) for p in args.image]
@@ -46,7 +46,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     images = torch.stack([load_image(p) for p in paths])
     run_dir = Path(args.run)
-    runs.check_finished(run_dir, "--run")
+    rundir.check_finished(run_dir, "--run")
     model = runs.load_run(run_dir)
     results = [
         {"image": str(path), **result}
@@ -91,4 +91,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="one per --image, or one for all (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(func=cmd_predict)
+    add_plugin_flag(p, cmd_predict)

@@ -1,5 +1,5 @@
-"""``report``: aggregate the finished runs (and bench CSVs) into report.md, summary.csv and
-plots (``benchmark.report``)."""
+"""``report``: aggregate the finished runs (and bench CSVs) into report.md, report.html,
+summary.csv and plots (``benchmark.report``); ``--against DIR`` sets them beside a reference."""
 
 from __future__ import annotations
 
@@ -10,21 +10,33 @@ from benchmark.commands.common import OUTPUT, UsageError, console, print_wide
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Aggregate the runs (and bench CSVs) into report.md, summary.csv and plots."""
-    from benchmark.report import load_inputs, rich_table, write_report
+    """Aggregate the runs (and bench CSVs) into report.md, report.html, summary.csv and plots."""
+    from benchmark.comparison import read_comparison
+    from benchmark.report import beside, load_inputs, rich_table, write_report
 
     base = Path(args.results_dir)
-    args.runs = args.runs or str(base / "runs" / "*")
-    args.bench = args.bench or str(base / "bench" / "*.csv")
+    runs = args.runs or [str(base / "runs" / "*")]
+    bench = args.bench or str(base / "bench" / "*.csv")
     out = Path(args.out or base)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; expected a directory (created if missing)")
-    inputs = load_inputs(args.runs, args.bench, base)
+    inputs = load_inputs(runs, bench, base)
     if inputs.runs.empty and inputs.incomplete.empty:
         raise UsageError(
-            f"--runs {args.runs!r} matches no run directory; expected a glob such as results/runs/*"
+            f"--runs {' '.join(runs)!r} matches no run directory; expected a glob such as "
+            "results/runs/*"
         )
-    summary, written = write_report(inputs, out)
+    against = None
+    if args.against:
+        reference = Path(args.against)
+        if reference.resolve() == base.resolve():
+            raise UsageError(f"--against {reference} is the results directory itself")
+        theirs = load_inputs(str(reference / "runs" / "*"), str(reference / "bench" / "*.csv"))
+        theirs.comparison = read_comparison(reference)
+        if theirs.runs.empty:
+            raise UsageError(f"--against {reference}: no complete run in {reference}/runs")
+        inputs, against = beside(inputs, theirs), str(args.against)
+    summary, written = write_report(inputs, out, against)
     if not summary.empty:
         print_wide(rich_table(summary))
     if not inputs.incomplete.empty:
@@ -38,7 +50,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
-        help="aggregate runs into report.md, summary.csv, plots",
+        help="aggregate runs into report.md, report.html, summary.csv, plots",
         description=cmd_report.__doc__,
     )
     p.add_argument(
@@ -48,7 +60,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"report on DIR/runs/* and DIR/bench/*.csv, into DIR [{OUTPUT}; the committed "
         "reference: results]",
     )
-    p.add_argument("--runs", metavar="GLOB", help="run directories [DIR/runs/*]")
+    p.add_argument(
+        "--runs",
+        metavar="GLOB",
+        action="append",
+        help="run directories [DIR/runs/*]; repeat to take several",
+    )
     p.add_argument("--out", metavar="DIR", help="where report.md, summary.csv, plots/ go [DIR]")
     p.add_argument("--bench", metavar="GLOB", help="bench CSVs [DIR/bench/*.csv]")
+    p.add_argument(
+        "--against",
+        metavar="DIR",
+        help="set your runs beside the reference groups of another results directory (the "
+        "committed one: results) at its budget, tested against its best",
+    )
     p.set_defaults(func=cmd_report)

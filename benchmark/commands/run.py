@@ -14,16 +14,26 @@ from benchmark.commands.common import (
     UsageError,
     add_config_file_flags,
     add_config_flags,
+    add_plugin_flag,
     base_config,
     config_overrides,
     console,
     int_list,
     interrupts_as_exceptions,
     key_value,
-    print_wide,
-    progress,
 )
 from benchmark.config import TrainConfig
+from benchmark.progress import (
+    RunsProgress,
+    duration,
+    estimate,
+    prepare,
+    run_label,
+    say,
+    say_probe,
+    show_value,
+    train_with_progress,
+)
 from benchmark.trackers import check_available
 
 
@@ -45,6 +55,7 @@ def grid_configs(
     """Every arch x fusion x swept setting x seed the flags ask for, validated before anything
     is written."""
     from architectures import ENCODERS, FUSIONS, check_model, split_overrides
+    from benchmark import plugins
 
     archs = ENCODERS.select(args.arch) if args.arch is not None else [base.arch]
     fusions = FUSIONS.select(args.fusion) if args.fusion is not None else [base.fusion]
@@ -62,6 +73,7 @@ def grid_configs(
     configs = []
     for arch, fusion, point, seed in product(archs, fusions, points, seeds):
         cfg = replace(base, arch=arch, fusion=fusion, seed=seed, **point)
+        cfg = replace(cfg, plugins=plugins.used_by([(arch, fusion)]))  # config.json keeps them
         try:
             cfg.validate()
             split_overrides(arch, fusion, cfg.model_args)
@@ -73,73 +85,69 @@ def grid_configs(
     return configs
 
 
-def train_with_progress(
-    cfg: TrainConfig,
-    data: Any,
-    run_dir: Path,
-    state: Any = None,
-    grid: tuple[int, int] | None = None,
-) -> dict[str, Any]:
-    """``runs.execute`` with a progress bar: steps, running loss, last validation figure, a
-    status while the test split is evaluated, and, given ``grid`` (runs done, total), a bar for
-    the whole grid."""
-    from rich.progress import TextColumn
-
-    from benchmark import runs
-
-    steps = cfg.steps_per_epoch(len(data.train))
-    done = state.step if state is not None else 0
-    label = f"{cfg.arch} x {cfg.fusion} seed {cfg.seed}"
-    columns = (
-        TextColumn("{task.fields[loss]}"),
-        TextColumn("{task.fields[val]}"),
-    )
-    with progress(*columns) as bar:
-        if grid is not None and grid[1] > 1:
-            bar.add_task("grid", total=grid[1], completed=grid[0], loss="runs", val="")
-        task = bar.add_task(label, total=steps * cfg.epochs, completed=done, loss="", val="")
-        epochs_done = [done // steps]
-
-        def on_step(i: int, n: int, loss: float, acc: float) -> None:
-            text = f"loss {loss:.4f}  train sum acc {acc:.4f}"
-            bar.update(task, completed=epochs_done[0] * n + i, loss=text)
-
-        def on_epoch(st: Any, stats: Any) -> None:
-            epochs_done[0] = stats.epoch
-            val = f"val sum {stats.val_sum_acc:.4f} (epoch {stats.epoch})"
-            if stats.epoch == cfg.epochs:
-                val += "; evaluating on the test split (every image x 10 addends) ..."
-            bar.update(task, val=val)
-
-        return runs.execute(cfg, data, run_dir, state=state, on_step=on_step, on_epoch=on_epoch)
+def varying(configs: list[TrainConfig], names: tuple[str, ...]) -> tuple[str, ...]:
+    """The fields among ``names`` that take more than one value over ``configs``: what tells a
+    sweep's runs apart."""
+    return tuple(n for n in names if len({repr(getattr(c, n)) for c in configs}) > 1)
 
 
-def summary_table(rows: list[dict[str, Any]]) -> Any:
-    """The finished runs' test metrics, one row each (metrics from ``benchmark.metrics``)."""
+def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: bool = False) -> Any:
+    """The finished runs' test metrics, one row each, numbered, with a column for each field in
+    ``fields`` (what differs between the runs), or with ``joined`` one column holding them all
+    (it wraps: narrow terminals); what all rows share is in the title. Numbers never wrap."""
+    from rich import box
     from rich.table import Table
 
     from benchmark import metrics
 
-    table = Table(title="test metrics (exhaustive: every image x all 10 addends)")
-    for col in ("arch", "fusion", "seed", "params"):
-        table.add_column(col, justify="right" if col in ("seed", "params") else "left")
-    for m in metrics.METRICS:
-        table.add_column(m.label.removesuffix(" acc"), justify="right")
-    for col in ("train s", "img/s"):
-        table.add_column(col, justify="right")
-    table.add_column("run")
-    for m in rows:
+    same = [n for n in ("arch", "fusion") if n not in fields]
+    shared = " x ".join(str(rows[0][n]) for n in same) if rows else ""
+    if rows and "seed" not in fields:
+        shared += f"{', ' if shared else ''}seed {rows[0]['seed']}"
+    title = (f"{shared}: " if shared else "") + "test metrics (every image x all 10 addends)"
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
+    table.add_column("#", justify="right", no_wrap=True)
+    labels = ["run"] if joined and fields else list(fields)
+    for name in labels:
+        table.add_column(name, justify="left" if joined or name in ("arch", "fusion") else "right")
+    number_columns = ["params"] + [m.label.removesuffix(" acc") for m in metrics.METRICS]
+    for name in [*number_columns, "train s", "img/s"]:
+        table.add_column(name if len(name) <= 7 else name[:6] + ".", justify="right", no_wrap=True)
+    for i, m in enumerate(rows, start=1):
+        config = {**m.get("config", {}), **{n: m[n] for n in ("arch", "fusion", "seed")}}
+        values = [show_value(config.get(name)) for name in fields]
+        if joined and fields:
+            values = [
+                " ".join(
+                    v if n in ("arch", "fusion") else f"{n}={v}"
+                    for n, v in zip(fields, values, strict=True)
+                )
+            ]
         table.add_row(
-            m["arch"],
-            m["fusion"],
-            str(m["seed"]),
+            str(i),
+            *values,
             f"{m['params']:,}",
             *(f"{m['test'][name]:.4f}" for name in metrics.names()),
             f"{m['train_seconds']:.1f}",
             f"{m['train_images_per_s']:,.0f}",
-            m["run_id"],
         )
     return table
+
+
+def print_summary(
+    rows: list[dict[str, Any]], run_dirs: list[Path], fields: tuple[str, ...]
+) -> None:
+    """The summary table at the console's width (into a pipe: $COLUMNS, else 80), its fields
+    in one wrapping column when their own columns do not fit; then each row's run directory,
+    whole (to copy: a table cell would cut it)."""
+    if not rows:
+        return
+    table = summary_table(rows, fields)
+    if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:
+        table = summary_table(rows, fields, joined=True)
+    console.print(table)
+    for i, run_dir in enumerate(run_dirs, start=1):
+        say(f"{i:>3}  {run_dir}", soft_wrap=True)
 
 
 def check_writable(results_dir: Path) -> None:
@@ -154,42 +162,9 @@ def check_writable(results_dir: Path) -> None:
         raise UsageError(f"--results-dir {results_dir}: {existing} is not writable")
 
 
-def prepare_device(cfg: TrainConfig) -> Any:
-    """The training device (a missing one is a usage error) with the thread count applied."""
-    import torch
-
-    from benchmark.hardware import resolve_device
-
-    try:
-        device = resolve_device(cfg.device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)  # the same thread count keeps CPU results bit-exact
-    return device
-
-
-def execution_text(precision: str, channels_last: bool | None) -> str:
-    """``bf16, channels_last`` or ``fp32``: how a resolved config computes."""
-    return precision + (", channels_last" if channels_last else "")
-
-
-def say_probe(configs: list[TrainConfig]) -> None:
-    """One line on what a CPU probe chose for ``auto``, with its figures, when one chose."""
-    probe = next((c.auto_probe for c in configs if c.auto_probe), None)
-    if probe is None:
-        return
-    figures = ", ".join(f"{k} {v:,.0f}" for k, v in probe["images_per_s"].items())
-    console.print(
-        f"auto on this cpu: {execution_text(probe['precision'], probe['channels_last'])} "
-        f"(probed {probe['probed']}; training images/s {figures}; --precision and "
-        f"--[no-]channels-last choose instead)"
-    )
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     """Train one run or a grid (arch x fusion x seed), one after another."""
-    from benchmark import hardware, runs
+    from benchmark import rundir, runs
     from benchmark.data import load_mnist
     from benchmark.hardware import device_name
 
@@ -200,11 +175,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     configs = grid_configs(args, base, sweeps)
     results_dir = Path(args.results_dir)
     if args.tuned:
-        from benchmark import tuned  # optuna only when asked for
+        from benchmark import exports  # optuna only when asked for
 
         typed = config_overrides(args)
         configs = [
-            tuned.apply_tuned(cfg, typed, results_dir, args.tuned_study, args.tuned_any_budget)
+            exports.apply_tuned(cfg, typed, results_dir, args.tuned_study, args.tuned_any_budget)
             for cfg in configs
         ]
         for cfg in configs:
@@ -218,58 +193,79 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))
         return 0
     check_writable(results_dir)
-    if len(configs) > 1:
-        sizes = [
-            (len(set(c.arch for c in configs)), "arch"),
-            (len(set(c.fusion for c in configs)), "fusion"),
-            *((len(v), "--" + k.replace("_", "-")) for k, v in sweeps.items()),
-            (len(set(c.seed for c in configs)), "seed"),
-        ]
-        console.print(
-            f"grid: {len(configs)} runs ("
-            + " x ".join(f"{n} {what}" for n, what in sizes if n > 1)
-            + ")"
-        )
-    for cfg in configs:  # every device and tracker asked for exists (a sweep may name several)
-        prepare_device(cfg)
+    for cfg in configs:  # every tracker asked for exists (a sweep may name several)
         check_available(cfg.log)
-    configs = [hardware.resolve_execution(cfg, prepare_device(cfg)) for cfg in configs]
-    say_probe(configs)
+    # each run's execution decided once, here (a sweep may name several devices or threads)
+    decided = [prepare(cfg) for cfg in configs]
+    say_probe([cfg for cfg, _ in decided])
     datasets: dict[tuple[str | None, str], Any] = {}
-    for cfg in configs:  # every MNIST copy on every device the grid names, loaded and checked
-        if (cfg.data_dir, cfg.device) not in datasets:
-            datasets[cfg.data_dir, cfg.device] = load_mnist(cfg.data_dir).to(prepare_device(cfg))
+    for cfg, ex in decided:  # every MNIST copy on every device the grid names, loaded, checked
+        if (cfg.data_dir, str(ex.device)) not in datasets:
+            datasets[cfg.data_dir, str(ex.device)] = load_mnist(cfg.data_dir).to(ex.device)
+    work = [(cfg, ex, datasets[cfg.data_dir, str(ex.device)]) for cfg, ex in decided]
+    fields = varying(configs, ("arch", "fusion", *sweeps, "seed"))
+    seconds = announce(work, sweeps, results_dir)
+    several_ways = len({(str(ex.device), ex.describe()) for _, ex in decided}) > 1
+    steps = sum(cfg.steps_per_epoch(len(data.train)) * cfg.epochs for cfg, _, data in work)
     finished: list[dict[str, Any]] = []
-    with interrupts_as_exceptions():
-        for i, cfg in enumerate(configs):
-            device = prepare_device(cfg)  # its device and thread count (a grid may sweep them)
-            data = datasets[cfg.data_dir, cfg.device]
+    run_dirs: list[Path] = []
+    with interrupts_as_exceptions(), RunsProgress(len(work), steps, seconds) as shown:
+        for i, (cfg, ex, data) in enumerate(work):
             run_dir = runs.start_run(cfg, results_dir)
-            how = execution_text(cfg.precision, cfg.channels_last)
-            console.print(
-                f"[{i + 1}/{len(configs)}] {cfg.arch} x {cfg.fusion} seed {cfg.seed} "
-                f"on {device_name(device)}, {how} -> {run_dir}"
-            )
+            label = run_label(cfg, tuple(f for f in fields if f not in ("arch", "fusion", "seed")))
+            label += f" ({device_name(ex.device)}, {ex.describe()})" if several_ways else ""
             try:
-                finished.append(train_with_progress(cfg, data, run_dir, grid=(i, len(configs))))
+                finished.append(shown.train(cfg, data, run_dir, ex, label))
+                run_dirs.append(run_dir)
             except KeyboardInterrupt:
-                done = runs.completed_anyway(run_dir) if i + 1 == len(configs) else None
+                done = rundir.completed_anyway(run_dir) if i + 1 == len(work) else None
                 if done is not None:  # the signal came as the last run closed: all done
                     finished.append(done)
+                    run_dirs.append(run_dir)
                     break
-                console.print(
-                    f"interrupted: {len(finished)} run(s) finished and kept; resume this "
-                    f"one with `python -m benchmark run --resume {run_dir}`; "
-                    f"{len(configs) - i - 1} run(s) of the grid not started"
+                say(
+                    f"interrupted: {len(finished)} run(s) finished and kept, "
+                    f"{len(work) - i - 1} run(s) of the grid not started; resume this one with"
                 )
+                say(f"  python -m benchmark run --resume {run_dir}", soft_wrap=True)
                 raise
-    print_wide(summary_table(finished))
+    print_summary(finished, run_dirs, fields)
     return 0
+
+
+def announce(
+    work: list[tuple[TrainConfig, Any, Any]], sweeps: dict[str, list[Any]], results_dir: Path
+) -> float | None:
+    """Before the first run: the grid's size, where it runs and how long it should take (from
+    earlier runs or the CPU probe: ``progress.estimate``); returns that estimate in seconds."""
+    from benchmark.hardware import device_name
+
+    configs = [cfg for cfg, _, _ in work]
+    if len(configs) > 1:
+        sizes = [
+            (len({c.arch for c in configs}), "encoders"),
+            (len({c.fusion for c in configs}), "fusions"),
+            *((len(v), f"--{k.replace('_', '-')} values") for k, v in sweeps.items()),
+            (len({c.seed for c in configs}), "seeds"),
+        ]
+        parts = " x ".join(f"{n} {what}" for n, what in sizes if n > 1)
+        say(f"grid: {len(configs)} runs ({parts})")
+    ways = {(device_name(ex.device), ex.describe()) for _, ex, _ in work}
+    if len(ways) == 1:
+        say("on {}, {}".format(*next(iter(ways))))
+    found = estimate(
+        [(cfg, ex, (len(d.train), len(d.val), len(d.test))) for cfg, ex, d in work], results_dir
+    )
+    if found is None:
+        say("time: no estimate (no earlier run of these models here, no CPU probe figure)")
+        return None
+    say(f"time: about {duration(found[0])} in all, estimated from {found[1]}")
+    return found[0]
 
 
 def resume(args: argparse.Namespace) -> int:
     """Continue ``--resume RUN_DIR`` from its last finished epoch (optimizer and RNGs restored)."""
-    from benchmark import runs
+    from benchmark import rundir, runs
     from benchmark.data import load_mnist
 
     run_dir = Path(args.resume)
@@ -280,30 +276,35 @@ def resume(args: argparse.Namespace) -> int:
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
         raise UsageError(f"--resume continues the saved config; drop {flags}")
-    if not (run_dir / runs.CONFIG).exists():
-        raise UsageError(f"--resume {run_dir}: no {runs.CONFIG} there; expected a run directory")
-    if (run_dir / runs.METRICS).exists():
+    if not (run_dir / rundir.CONFIG).exists():
+        raise UsageError(f"--resume {run_dir}: no {rundir.CONFIG} there; expected a run directory")
+    closed = (
+        rundir.read_status(run_dir)[0] == "complete" and not (run_dir / rundir.CHECKPOINT).exists()
+    )
+    if (run_dir / rundir.METRICS).exists() and closed:  # else the claim closes it (if killed)
         raise UsageError(f"--resume {run_dir}: the run is already complete")
-    with runs.claimed(run_dir):  # held from here to the end: one resume at a time
-        if (run_dir / runs.METRICS).exists():  # another resume finished it just before
+    with rundir.claimed(run_dir):  # held from here to the end: one resume at a time
+        if (run_dir / rundir.METRICS).exists():  # another resume finished it just before
             raise UsageError(f"--resume {run_dir}: the run is already complete")
         cfg = runs.load_config(run_dir)  # checked: a damaged config.json is one line naming it
-        device = prepare_device(cfg)
+        cfg, ex = prepare(cfg)  # as saved: precision and layout were written in at the start
         check_available(cfg.log)
-        state = runs.resume_state(run_dir, cfg, device)
-        data = load_mnist(cfg.data_dir).to(device)
+        state = runs.resume_state(run_dir, cfg, ex)
+        data = load_mnist(cfg.data_dir).to(ex.device)
         console.print(
             f"resuming {run_dir} at epoch {len(state.history) + 1 if state else 1} "
-            f"({execution_text(cfg.precision, cfg.channels_last)}, as saved)"
+            f"({ex.describe()}, as saved)"
         )
         with interrupts_as_exceptions():
             try:
-                metrics = train_with_progress(cfg, data, run_dir, state=state)
+                metrics = train_with_progress(cfg, data, run_dir, ex, state=state)
             except KeyboardInterrupt:
-                metrics = runs.completed_anyway(run_dir)  # the signal came as it closed
+                metrics = rundir.completed_anyway(run_dir)  # the signal came as it closed
                 if metrics is None:
+                    say("interrupted; resume with")
+                    say(f"  python -m benchmark run --resume {run_dir}", soft_wrap=True)
                     raise
-    print_wide(summary_table([metrics]))
+    print_summary([metrics], [run_dir], ())
     return 0
 
 
@@ -339,4 +340,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_file_flags(p)
     add_config_flags(p, sweep=True)
-    p.set_defaults(func=cmd_run)
+    add_plugin_flag(p, cmd_run)

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
 from dataclasses import replace
 from typing import Any
 
@@ -23,76 +22,17 @@ from benchmark.commands.common import (
     UsageError,
     add_config_file_flags,
     add_config_flags,
+    add_plugin_flag,
     base_config,
     config_overrides,
     console,
     interrupts_as_exceptions,
-    progress,
     require_at_least,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
+from benchmark.progress import StudyProgress, format_params, prepare, progress_bar
 
 POLL_S = 2.0  # how often the parent refreshes the progress while worker processes run
-
-
-def format_params(params: dict[str, Any]) -> str:
-    return " ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-    )
-
-
-def describe(t: Any) -> str:
-    """One line per finished trial: state, value or why not, time, parameters."""
-    from optuna.trial import TrialState
-
-    state = t.state.name.lower()
-    if t.state == TrialState.COMPLETE:
-        result = f"val joint {t.value:.4f}"
-    elif t.user_attrs.get("over_cap"):
-        result = f"{t.user_attrs['params']:,} parameters, over the cap (not counted)"
-    elif t.user_attrs.get("diverged"):
-        result = f"diverged: {t.user_attrs['diverged']}"
-    elif t.intermediate_values:
-        epoch = max(t.intermediate_values)
-        result = f"val joint {t.intermediate_values[epoch]:.4f} at epoch {epoch}"
-    else:
-        result = "no epoch finished"
-    seconds = t.duration.total_seconds() if t.duration else float("nan")
-    return f"  trial {t.number} {state}: {result} ({seconds:.0f} s) {format_params(t.params)}"
-
-
-class Tracker:
-    """A study's trial counts and best value on a progress bar, and one line per finished trial."""
-
-    def __init__(self, bar: Any, study: Any, label: str, trials: int) -> None:
-        self.bar = bar
-        self.study = study
-        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-        self.task = bar.add_task(label, total=trials, complete=0, pruned=0, failed=0, best="-")
-        self.refresh()
-
-    def refresh(self, *_: Any) -> None:
-        """Re-read the study (other processes write to it too); usable as an Optuna callback."""
-        from optuna.trial import TrialState
-
-        from benchmark import tuning
-
-        trials = self.study.get_trials(deepcopy=False)
-        counts = Counter(t.state for t in trials)
-        for t in trials:
-            if t.state.is_finished() and t.number not in self.seen:
-                self.seen.add(t.number)
-                self.bar.console.print(describe(t))
-        complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        best = max(complete, key=lambda t: t.value, default=None)
-        self.bar.update(
-            self.task,
-            completed=tuning.finished_count(self.study),
-            complete=counts[TrialState.COMPLETE],
-            pruned=counts[TrialState.PRUNED],
-            failed=counts[TrialState.FAIL],
-            best=f"{best.value:.4f} (#{best.number})" if best else "-",
-        )
 
 
 def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: int) -> list[str]:
@@ -102,6 +42,8 @@ def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: i
     argv += ["--study", study, "--trials", str(args.trials), "--seed", str(args.seed)]
     argv += ["--results-dir", str(args.results_dir), "--pruner", args.pruner]
     argv += ["--worker", str(index)]
+    for plugin in args.plugin:  # the workers resolve the same names
+        argv += ["--plugin", plugin]
     if args.config:
         argv += ["--config", args.config]
     for flag, value in (
@@ -153,7 +95,9 @@ def run_workers(commands: list[list[str]], storage: str, refresh: Any) -> list[s
     ]
 
 
-def tune_study(args: argparse.Namespace, cfg: TrainConfig, storage: Any, data: list[Any]) -> int:
+def tune_study(
+    args: argparse.Namespace, cfg: TrainConfig, storage: Any, data: list[Any], ex: Any
+) -> int:
     """Bring one study to ``--trials`` finished trials, then export its best; an exit status.
 
     ``data`` is a one-element cache: this process loads MNIST once for every study.
@@ -161,7 +105,7 @@ def tune_study(args: argparse.Namespace, cfg: TrainConfig, storage: Any, data: l
     import optuna
     from rich.progress import TextColumn
 
-    from benchmark import tuned, tuning
+    from benchmark import exports, tuning
 
     spec = tuning.storage_spec(args.storage, args.results_dir)
     name = args.study or tuning.study_name(cfg, args.val_subset, args.max_params)
@@ -169,14 +113,16 @@ def tune_study(args: argparse.Namespace, cfg: TrainConfig, storage: Any, data: l
     done = tuning.finished_count(study)
     before = len(study.trials)
     study.sampler = optuna.samplers.TPESampler(
-        seed=tuning.sampler_seed(args.seed, before, args.worker or 0)
+        # a stream of its own per worker: two processes started at once on one study must
+        # not propose the same parameters (--jobs numbers its workers; others differ by pid)
+        seed=tuning.sampler_seed(args.seed, before, args.worker or os.getpid())
     )
     study.pruner = tuning.make_pruner(args.pruner, cfg.epochs)
 
     def optimize(trials: int, callbacks: tuple[Any, ...] = ()) -> None:
         if not data:
-            data.append(tuning.load_data(cfg, args.val_subset))
-        tuning.optimize(study, cfg, data[0], trials, args.timeout, args.max_params, callbacks)
+            data.append(tuning.load_data(cfg, args.val_subset, ex))
+        tuning.optimize(study, cfg, data[0], ex, trials, args.timeout, args.max_params, callbacks)
 
     if args.worker is not None:
         optimize(args.trials)
@@ -193,8 +139,8 @@ def tune_study(args: argparse.Namespace, cfg: TrainConfig, storage: Any, data: l
             "complete {task.fields[complete]}  pruned {task.fields[pruned]}  "
             "failed {task.fields[failed]}  best {task.fields[best]}"
         )
-        with progress(counts) as bar:
-            tracker = Tracker(bar, study, f"{cfg.arch} x {cfg.fusion}", args.trials)
+        with progress_bar(counts) as bar:
+            tracker = StudyProgress(bar, study, f"{cfg.arch} x {cfg.fusion}", args.trials)
             if jobs > 1 and tuning.waiting_count(study):
                 # SQLite has no row locks: two workers could pop the same queued trial (the
                 # defaults) and both tell it. Run the queued trials here, then the workers.
@@ -214,7 +160,7 @@ def tune_study(args: argparse.Namespace, cfg: TrainConfig, storage: Any, data: l
         raise
     for line in died:
         console.print(f"[red]{line}[/red]", soft_wrap=True)
-    exported = tuned.export_best(study, spec, args.results_dir)
+    exported = exports.export_best(study, spec, args.results_dir)
     if exported is None:
         console.print(f"no complete trial in study {name}: nothing exported")
     else:
@@ -264,17 +210,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    storage = tuning.open_storage(tuning.storage_spec(args.storage, args.results_dir))
+    spec = tuning.storage_spec(args.storage, args.results_dir)
+    storage = tuning.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    if base.threads:
-        import torch
-
-        torch.set_num_threads(base.threads)
+    base, ex = prepare(base)  # decided once for every study of this process
     data: list[Any] = []
-    with interrupts_as_exceptions():
+    with interrupts_as_exceptions(), tuning.storage_errors(spec):
         for arch, fusion in pairs:
             cfg = replace(base, arch=arch, fusion=fusion)
-            status = tune_study(args, cfg, storage, data)
+            status = tune_study(args, cfg, storage, data, ex)
             if status:
                 return status
     return 0
@@ -335,4 +279,4 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by --jobs for its workers
     add_config_file_flags(p, print_flag=False)
     add_config_flags(p, skip=SEARCHED, title="training settings held fixed while tuning")
-    p.set_defaults(func=cmd_tune)
+    add_plugin_flag(p, cmd_tune)

@@ -1,0 +1,102 @@
+"""The results files of ``bench`` (and ``datapath``'s naming): the CSV columns, where a file goes,
+and appending to and reading back the CSV. Torch-free, so the report reads bench rows without
+loading the training stack (``benchmark.bench`` measures them)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmark import files
+from benchmark.errors import UsageError
+from benchmark.files import slug
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+FIGURES = (
+    "params",
+    "macs_per_image",
+    "infer_images_per_s",
+    "latency_ms_b1",
+    "train_images_per_s",
+    "peak_mem_mb",
+    "compile_seconds",
+)
+COLUMNS = (
+    "arch",
+    "fusion",
+    "device",
+    "device_type",
+    "precision",
+    "batch_size",
+    "train_batch_size",
+    "channels_last",
+    "compile",
+    *FIGURES,
+    "torch",
+    "commit",
+    "error",
+)
+NUMBERS = ("batch_size", *FIGURES)  # read back as numbers (a damaged cell becomes NaN)
+
+
+def results_path(
+    results_dir: str | Path, kind: str, device: torch.device, precision: str, suffix: str
+) -> Path:
+    """``<results>/<kind>/<device>-<precision><suffix>``: the file name says the conditions.
+
+    Any CPU is ``cpu`` (the row's ``device`` field names the model and thread count); a GPU is its
+    name, e.g. ``nvidia-h100-80gb-hbm3-bf16.csv``.
+    """
+    from benchmark.hardware import device_name  # torch: only where a device is at hand anyway
+
+    name = "cpu" if device.type == "cpu" else device_name(device)
+    return Path(results_dir) / kind / (slug(f"{name}-{precision}").lower() + suffix)
+
+
+def check_header(path: Path) -> None:
+    """An existing results file must have our columns, or appended rows would be misread."""
+    if path.exists():
+        with path.open(newline="") as fh:
+            header = next(csv.reader(fh), [])
+        if tuple(header) != COLUMNS:
+            raise UsageError(
+                f"{path} has other columns than this version writes; move it away or pass "
+                f"another --results-dir"
+            )
+
+
+def append_row(path: Path, row: dict[str, Any]) -> None:
+    """Read, append, write atomically: an interrupt leaves the old file or the new, never half."""
+    existing = path.read_text() if path.exists() else ""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    if not existing:
+        writer.writeheader()
+    writer.writerow(row)
+    files.write_text(path, existing + buf.getvalue())
+
+
+def read_rows(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
+    """Bench CSV rows with every column (missing ones empty) and the file's name in ``file``,
+    and notes on files that could not be read (a bad file never stops a report)."""
+    import numpy as np
+    import pandas as pd  # here: ``bench``, which only appends, does not need it
+
+    frames, notes = [], []
+    for path in paths:
+        try:
+            frames.append(pd.read_csv(path).assign(file=Path(path).name))
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            notes.append(f"bench file {path} skipped: {str(exc).splitlines()[0]}")
+    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    for column in COLUMNS:
+        if column not in rows:
+            rows[column] = pd.Series(np.nan, index=rows.index, dtype=object)
+    for column in NUMBERS:
+        rows[column] = pd.to_numeric(rows[column], errors="coerce")
+    return rows, notes

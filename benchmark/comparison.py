@@ -1,0 +1,61 @@
+"""What ``compare`` leaves in a results directory for others to read: ``comparison.json`` (the
+plan and each stage's wall time) and the name prefix of its run queue in the Optuna storage
+(a work list, not a study). Free of torch and Optuna, so the report reads it cheaply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from benchmark import files
+
+COMPARISON = "comparison.json"
+QUEUE_PREFIX = "compare-runs__"
+
+
+def record_stage(
+    results_dir: Path,
+    plan: dict[str, Any],
+    stage: str,
+    seconds: float,
+    where: str,
+    ladder: list[dict[str, Any]] | None = None,
+) -> None:
+    """Add ``seconds`` of ``stage`` of ``plan`` (a plan's dict, with its ``key``) to
+    ``<results>/comparison.json``: the wall time of each stage, per machine, summed over
+    sittings since ``compare`` resumes.
+
+    One rung: ``{"plan", "stages"}``. A ladder (``ladder``: the plan of every rung, lowest
+    budget first): each rung's plan and stages under ``rungs``, keyed by its epochs, and the top
+    rung's at the top level, since the top rung gives the answer. Stages already recorded for a
+    plan (also in a one-rung file of the same protocol) are kept; other plans' are dropped."""
+    found = read_comparison(results_dir) or {}
+    held = [found, *(found.get("rungs") or {}).values()]
+    stages_of = {
+        r["plan"].get("key"): r.get("stages") or {}
+        for r in held
+        if isinstance(r, dict) and isinstance(r.get("plan"), dict)
+    }
+    stages = stages_of.get(plan["key"], {})
+    entry = stages.setdefault(stage, {})
+    entry[where] = round(entry.get(where, 0.0) + seconds, 1)
+    stages_of[plan["key"]] = stages
+    path = Path(results_dir) / COMPARISON
+    if not ladder or len(ladder) == 1:
+        files.write_json(path, {"plan": plan, "stages": stages})
+        return
+    rungs = {
+        str(p["budget"]["epochs"]): {"plan": p, "stages": stages_of.get(p["key"], {})}
+        for p in ladder
+    }
+    files.write_json(path, {**rungs[str(ladder[-1]["budget"]["epochs"])], "rungs": rungs})
+
+
+def read_comparison(results_dir: Path) -> dict[str, Any] | None:
+    """The last ``compare`` plan written to ``results_dir``; None if none (or damaged)."""
+    try:
+        found = json.loads((Path(results_dir) / COMPARISON).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) and isinstance(found.get("plan"), dict) else None

@@ -1,0 +1,77 @@
+"""Bring older run directories up to the current metrics.json: ``python -m benchmark.migrate
+RESULTS_DIR`` adds ``macs_per_image`` (multiply-accumulates of one image's forward pass, counted
+as ``bench`` and a new run count them) to each complete run that lacks it, so the report, which
+builds no model, can show it. Each file is rewritten atomically and at most once: a second call
+changes nothing. Runs of a model this checkout cannot build are left as they are (the report
+shows their MACs blank)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark import files
+from benchmark.rundir import METRICS, IncompleteRun, read_metrics
+
+
+def with_macs(found: dict[str, Any], macs: int) -> dict[str, Any]:
+    """``found`` with ``macs_per_image`` after ``params``, where a new run's metrics have it."""
+    out: dict[str, Any] = {}
+    for key, value in found.items():
+        out[key] = value
+        if key == "params":
+            out["macs_per_image"] = macs
+    out.setdefault("macs_per_image", macs)
+    return out
+
+
+def count_macs(found: dict[str, Any]) -> int:
+    """MACs per image of the model a run's metrics describe, built afresh on the CPU."""
+    import torch
+
+    from architectures import create_model
+    from benchmark.bench import macs_per_image
+
+    config = found.get("config") or {}
+    model = create_model(found["arch"], found["fusion"], **config.get("model_args", {}))
+    return macs_per_image(model.eval(), torch.device("cpu"))
+
+
+def migrate(results_dir: Path) -> tuple[list[str], list[str]]:
+    """Add what is missing to every complete run under ``results_dir/runs``: (one line per run
+    changed, one per run left out and why)."""
+    changed, left = [], []
+    for run_dir in sorted((Path(results_dir) / "runs").glob("*")):
+        try:
+            found = read_metrics(run_dir)
+        except IncompleteRun:
+            continue  # no metrics to complete: the report lists it as incomplete anyway
+        if "macs_per_image" in found:
+            continue
+        try:
+            macs = count_macs(found)
+        except Exception as exc:  # noqa: BLE001 - an old run of a renamed model: the rest go on
+            left.append(f"{run_dir.name}: left as it is ({type(exc).__name__}: {exc})")
+            continue
+        files.write_json(run_dir / METRICS, with_macs(found, macs))
+        changed.append(f"{run_dir.name}: {METRICS} + macs_per_image {macs}")
+    return changed, left
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmark.migrate", description=__doc__)
+    parser.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
+    args = parser.parse_args(argv)
+    if not (args.results_dir / "runs").is_dir():
+        parser.error(f"{args.results_dir}: no runs/ directory there; expected a results directory")
+    changed, left = migrate(args.results_dir)
+    for line in [*changed, *left]:
+        print(line)
+    print(f"{len(changed)} run(s) changed, {len(left)} left as they are")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""Plug-ins: encoders and fusions from outside the package (see docs/plugins.md).
+
+A plug-in is a module that registers entries with ``register_encoder`` / ``register_fusion`` when
+imported: a dotted module name on ``sys.path`` or a ``.py`` file given to ``--plugin``, or a
+module an installed distribution names in the ``digitsum_bench.plugins`` entry-point group
+(loaded by every command that names architectures, no flag needed). Each entry a plug-in adds is
+built and run on a few images on the CPU before any command goes on, so that a plug-in which
+cannot be imported, clashes with a registered name or returns wrong shapes or non-finite values
+is one line naming it (a ``UsageError``: exit status 2) before anything is written.
+
+A run records the plug-ins its encoder and fusion came from (``TrainConfig.plugins``: what was
+given, a SHA-256 of the code), so that reading the run back (``runs.load_config``) imports them
+again without ``--plugin``, says when one is missing, and warns when its code has changed.
+
+Torch-free at import: commands' ``--help`` must stay light.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import DamagedFileError, UsageError
+
+GROUP = "digitsum_bench.plugins"  # the entry-point group installed plug-ins declare
+PARTNERS = {"encoder": "concat", "fusion": "gap_cnn"}  # what a new entry is checked beside
+CHECK_BATCH = 4
+NUM_DIGITS, NUM_SUMS = 10, 19
+
+
+@dataclass
+class Plugin:
+    """One loaded plug-in: what was given, where it says its entries come from, its code's hash."""
+
+    spec: str  # a file path or dotted module name as given (the module, for an entry point)
+    origin: str  # what ``list`` shows in the origin column
+    sha256: str
+    entries: list[str] = field(default_factory=list)  # "encoder <name>", "fusion <name>"
+    entry_point: str | None = None
+    distribution: str | None = None  # "<name> <version>" of an entry point's distribution
+
+    def record(self) -> dict[str, Any]:
+        """What a run's config.json keeps of it."""
+        found: dict[str, Any] = {"plugin": self.spec, "sha256": self.sha256}
+        if self.entry_point is not None:
+            found.update(entry_point=self.entry_point, distribution=self.distribution)
+        return {**found, "entries": list(self.entries)}
+
+
+class PluginMissing(UsageError):
+    """A plug-in that is not there at all (no such file or module), as opposed to a broken one."""
+
+
+_loaded: dict[str, Plugin] = {}  # by resolved file path, module name or "entry point <name>"
+_entry_points_done = False
+_warned: set[tuple[str, str]] = set()
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def load_all(specs: Iterable[str] = ()) -> list[Plugin]:
+    """The installed entry-point plug-ins, then each ``--plugin`` given (each loaded once)."""
+    load_entry_points()
+    return [load(spec) for spec in specs]
+
+
+def is_file(spec: str) -> bool:
+    return spec.endswith(".py") or "/" in spec or "\\" in spec
+
+
+def load(spec: str) -> Plugin:
+    """Import one plug-in (a ``.py`` file or a dotted module name) and check what it registers."""
+    return load_file(spec) if is_file(spec) else load_module(spec)
+
+
+def load_file(spec: str) -> Plugin:
+    path = Path(spec)
+    key = str(path.resolve())
+    if key in _loaded:
+        return _loaded[key]
+    if not path.is_file():
+        raise PluginMissing(f"plug-in {spec}: no such file")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    name = f"digitsum_plugin_{''.join(c if c.isalnum() else '_' for c in path.stem)}_{digest[:8]}"
+    found = importlib.util.spec_from_file_location(name, path)
+    if found is None or found.loader is None:
+        raise UsageError(f"plug-in {spec}: not a Python file Python can import")
+    loader = found.loader
+
+    def run() -> None:
+        module = importlib.util.module_from_spec(found)
+        sys.modules[name] = module  # dataclasses, pickle and friends look modules up by name
+        try:
+            loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+
+    plugin = Plugin(spec, f"plug-in {spec}", digest)
+    return remember(key, imported(plugin, run, str(path.resolve())))
+
+
+def load_module(spec: str) -> Plugin:
+    if spec in _loaded:
+        return _loaded[spec]
+    if not all(part.isidentifier() for part in spec.split(".")):
+        raise UsageError(f"plug-in {spec}: neither a dotted module name nor a .py file")
+    try:
+        found = importlib.util.find_spec(spec)
+    except (ImportError, ValueError):  # a parent package that is not there
+        found = None
+    if found is None:
+        raise PluginMissing(f"plug-in {spec}: no module of that name on sys.path (nor a .py file)")
+    if spec in sys.modules:  # imported by other means: nothing registers again
+        raise UsageError(
+            f"plug-in {spec}: already imported before plug-ins were loaded; give it only "
+            f"through --plugin or its entry point"
+        )
+    plugin = Plugin(spec, f"plug-in {spec}", module_hash(found))
+    return remember(spec, imported(plugin, lambda: importlib.import_module(spec), found.origin))
+
+
+def load_entry_points() -> None:
+    """Every installed distribution's plug-ins in the ``digitsum_bench.plugins`` group (once)."""
+    global _entry_points_done
+    if _entry_points_done:
+        return
+    _entry_points_done = True
+    from importlib.metadata import entry_points
+
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown"
+        key = f"entry point {ep.name}"
+        if key in _loaded or ep.module in _loaded:
+            continue
+        try:
+            found = importlib.util.find_spec(ep.module)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            raise UsageError(f"plug-in entry point {ep.name} ({dist}): no module {ep.module}")
+        plugin = Plugin(
+            ep.module, f"entry point {ep.name} ({dist})", module_hash(found), [], ep.name, dist
+        )
+        remember(key, imported(plugin, ep.load, found.origin))
+        _loaded[ep.module] = plugin
+
+
+def remember(key: str, plugin: Plugin) -> Plugin:
+    _loaded[key] = plugin
+    return plugin
+
+
+def imported(plugin: Plugin, run: Callable[[], Any], source: str | None) -> Plugin:
+    """Run the import with what it registers labelled by the plug-in, then check each entry;
+    on any failure what it registered is removed again and the failure is one line."""
+    import architectures  # noqa: F401  (the built-ins first: a clash is the plug-in's)
+    from architectures.registry import registering_from
+
+    with registering_from(plugin.origin) as added:
+        try:
+            run()
+        except Exception as exc:  # anything a plug-in raises at import means "cannot load"
+            where = raised_at(exc, source)
+            raise UsageError(
+                f"{plugin.origin}: importing it raised {one_line(exc)}{where}"
+            ) from None
+        if not added:
+            raise UsageError(
+                f"{plugin.origin}: registers no encoder or fusion (expected @register_encoder "
+                f"or @register_fusion at import)"
+            )
+        for registry, entry in added:
+            problem = check_entry(registry.kind, entry.name)
+            if problem:
+                raise UsageError(f"{plugin.origin}: {registry.kind} {entry.name!r} {problem}")
+        plugin.entries = [f"{registry.kind} {entry.name}" for registry, entry in added]
+    return plugin
+
+
+def one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def raised_at(exc: BaseException, source: str | None) -> str:
+    """`` (file.py:12)``: the last line of the plug-in's own file the exception passed through."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
+    return f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+
+
+def module_hash(found: Any) -> str:
+    """SHA-256 of a module's code: its file, or every ``.py`` file of a package (by path)."""
+    digest = hashlib.sha256()
+    if found.submodule_search_locations:
+        for root in found.submodule_search_locations:
+            for path in sorted(Path(root).rglob("*.py")):
+                digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    elif found.origin and Path(found.origin).is_file():
+        digest.update(Path(found.origin).read_bytes())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------ checks
+
+
+def check_entry(kind: str, name: str) -> str | None:
+    """What is wrong with a newly registered entry, or None: a hyperparameter name the other
+    kind already uses (overrides are routed by name), a model the meta-device dry run rejects
+    (``check_model``), or one whose real forward on a few CPU images gives wrong shapes or
+    non-finite values."""
+    from architectures import ENCODERS, FUSIONS, check_model
+
+    own, other = (ENCODERS, FUSIONS) if kind == "encoder" else (FUSIONS, ENCODERS)
+    for key in own.get(name).defaults:
+        users = [e.name for e in other.entries.values() if key in e.defaults]
+        if users:
+            return (
+                f"has hyperparameter {key!r}, which {other.kind} {users[0]} also has: overrides "
+                f"are routed by name, so rename it"
+            )
+    arch, fusion = (name, PARTNERS[kind]) if kind == "encoder" else (PARTNERS[kind], name)
+    try:
+        check_model(arch, fusion, {})
+    except ValueError as exc:
+        return f"cannot be built and run: {exc}"
+    return check_outputs(arch, fusion)
+
+
+def check_outputs(arch: str, fusion: str) -> str | None:
+    """Run ``arch`` x ``fusion`` at its defaults on a few random images on the CPU (eval mode,
+    the global RNG untouched) and say what is wrong with the features and logits, if anything."""
+    import torch
+
+    from architectures import create_model
+
+    b = CHECK_BATCH
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            torch.manual_seed(0)
+            model = create_model(arch, fusion).eval()
+            images = torch.rand(b, 1, 28, 28)
+            addends = torch.arange(b) % NUM_DIGITS
+            features = model.features(images)
+            outputs = model(images, addends)
+    except Exception as exc:  # noqa: BLE001 - whatever a plug-in's forward raises
+        return f"with {arch} x {fusion} on {b} CPU images raised {one_line(exc)}"
+    with_ = f"(with {arch} x {fusion})"
+    width = getattr(model.encoder, "num_features", None)
+    if not isinstance(features, torch.Tensor) or tuple(features.shape) != (b, width):
+        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
+        return f"returns features of shape {shape}, expected ({b}, num_features={width})"
+    if not torch.isfinite(features).all():
+        return f"returns non-finite features {with_}"
+    if not (isinstance(outputs, tuple | list) and len(outputs) == 2):
+        return f"returns {type(outputs).__name__}, expected (digit_logits, sum_logits) {with_}"
+    for label, logits, classes in (
+        ("digit", outputs[0], NUM_DIGITS),
+        ("sum", outputs[1], NUM_SUMS),
+    ):
+        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (b, classes):
+            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
+            return f"returns {label} logits of shape {shape}, expected ({b}, {classes}) {with_}"
+    digit, total = outputs
+    # sum logits may be -inf for sums an addend makes impossible (late_sum), never NaN or +inf
+    if not torch.isfinite(digit).all() or total.isnan().any() or (total == float("inf")).any():
+        return f"returns non-finite logits {with_}"
+    if not torch.isfinite(total).any(dim=1).all():
+        return f"returns sum logits that are all -inf for some image {with_}"
+    return None
+
+
+# ------------------------------------------------------------------------------ run records
+
+
+def used_by(pairs: Iterable[tuple[str, str]]) -> list[dict[str, Any]] | None:
+    """The records of the plug-ins the (arch, fusion) ``pairs`` come from; None when all are
+    built-in (or from code registered without a loader)."""
+    wanted = {name for arch, fusion in pairs for name in (f"encoder {arch}", f"fusion {fusion}")}
+    seen: list[Plugin] = []
+    for plugin in _loaded.values():
+        if wanted & set(plugin.entries) and plugin not in seen:
+            seen.append(plugin)
+    return [p.record() for p in seen] or None
+
+
+def load_recorded(values: dict[str, Any], where: str | Path = "config") -> None:
+    """Import again the plug-ins a run's config records (``values["plugins"]``), before its
+    names are looked up. One that cannot be found, and whose entries no plug-in loaded
+    otherwise (``--plugin`` at its new place) provides, is a one-line ``UsageError``; one whose
+    code changed since is a one-line warning on stderr, and the command goes on."""
+    recorded = values.get("plugins") if isinstance(values, dict) else None
+    if recorded is None:
+        return
+    if not isinstance(recorded, list) or not all(valid_record(r) for r in recorded):
+        raise DamagedFileError(
+            f"{where}: plugins must be a list of {{plugin, sha256, entries}} records"
+        )
+    load_entry_points()
+    for record in recorded:
+        plugin = find_recorded(record, where)
+        if plugin.sha256 != record["sha256"] and (plugin.spec, record["sha256"]) not in _warned:
+            _warned.add((plugin.spec, record["sha256"]))
+            sys.stderr.write(
+                f"warning: plug-in {record['plugin']} has changed since {where} was written "
+                f"(sha256 {record['sha256'][:12]} then, {plugin.sha256[:12]} now); going on "
+                f"with the current code\n"
+            )
+
+
+def valid_record(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and all(isinstance(record.get(k), str) for k in ("plugin", "sha256"))
+        and isinstance(record.get("entries", []), list)
+    )
+
+
+def find_recorded(record: dict[str, Any], where: str | Path) -> Plugin:
+    """The loaded plug-in a record names: loaded now if need be, else one that provides all its
+    entries (given at another place); a missing one is a ``UsageError`` saying what to do."""
+    spec = record["plugin"]
+    if record.get("entry_point"):
+        plugin = _loaded.get(f"entry point {record['entry_point']}")
+        reason = f"entry point {record['entry_point']} of {record.get('distribution')} is not"
+        reason += " installed"
+    else:
+        try:
+            return load(spec)
+        except PluginMissing:
+            plugin, reason = None, "cannot be found"
+    if plugin is None:
+        entries = set(record.get("entries", []))
+        plugin = next((p for p in _loaded.values() if entries and entries <= set(p.entries)), None)
+    if plugin is None:
+        raise UsageError(
+            f"{where}: the run's plug-in {spec} {reason}; give it again with --plugin "
+            f"MODULE_OR_FILE (it provides {', '.join(record.get('entries', [])) or 'its model'})"
+        )
+    return plugin

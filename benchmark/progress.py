@@ -1,0 +1,336 @@
+"""What a person watches while work runs: the console, progress bars, a study's progress and a
+training run's progress. Shared by the commands (which never import one another); light at
+import, so that ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from benchmark.config import TrainConfig
+from benchmark.errors import UsageError
+
+console = Console(highlight=False)
+
+
+def progress_bar(*columns: Any) -> Any:
+    """A rich progress display: description, bar, done/total, the given columns, elapsed and
+    remaining time."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *columns,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Any]:
+    """``hardware.decide`` for a command: the resolved config and its execution context; a
+    device that is not there is a usage error."""
+    from benchmark import hardware
+
+    try:
+        return hardware.decide(cfg)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def say_probe(configs: list[TrainConfig]) -> None:
+    """One line on what a CPU probe chose for ``auto``, with its figures, when one chose."""
+    probe = next((c.auto_probe for c in configs if c.auto_probe), None)
+    if probe is None:
+        return
+    figures = ", ".join(f"{k} {v:,.0f}" for k, v in probe["images_per_s"].items())
+    how = probe["precision"] + (", channels_last" if probe["channels_last"] else "")
+    say(
+        f"auto on this cpu: {how} (probed {probe['probed']}; training images/s {figures}; "
+        f"--precision and --[no-]channels-last choose instead)"
+    )
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``7 min``, ``2 h 05 min``: a time as a person reads it in a progress line."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class RunsProgress:
+    """Runs one after another (a grid, or one run) as a person watches them. Each run prints a
+    line as it starts (its label, then its run directory whole, to copy) and one as it ends (time
+    and test figures). In a terminal, one live line for the whole sequence: runs done, a bar,
+    epoch, loss, time left and the current run, cut to the terminal's width and erased at the
+    end. Into a pipe or a log there is no live line; a line per epoch says how far it got."""
+
+    def __init__(self, runs: int, steps: int, estimate: float | None = None) -> None:
+        self.runs = runs  # how many runs the sequence trains
+        self.steps = max(steps, 1)  # optimizer steps still to train, all runs together
+        self.estimate = estimate  # seconds, if known before the start
+        self.done = 0  # runs finished
+        self.trained = 0  # steps trained by finished runs (in this process)
+        self.current = 0  # steps trained by the current run (in this process)
+        self.label = ""
+        self.epoch = ""
+        self.loss = ""
+        self.started = time.monotonic()
+        self.live: Any = None
+
+    def __enter__(self) -> RunsProgress:
+        if console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self, console=console, transient=True, refresh_per_second=4)
+            self.live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+    def time_left(self) -> float | None:
+        """From the pace so far (evaluation pauses included), or the estimate until then."""
+        trained = self.trained + self.current
+        elapsed = time.monotonic() - self.started
+        if trained:
+            return elapsed * (self.steps - trained) / trained
+        return None if self.estimate is None else max(self.estimate - elapsed, 0.0)
+
+    def __rich_console__(self, _console: Any, options: Any) -> Any:
+        """The live line, never wider than the terminal: what does not fit is cut at the end
+        (the current run's label, which its start line above shows whole)."""
+        from rich.text import Text
+
+        width = options.max_width
+        head = f"{self.done}/{self.runs} done " if self.runs > 1 else ""
+        left = self.time_left()
+        tail = f" {self.epoch}{self.loss}" + (f" {duration(left)} left" if left is not None else "")
+        size = min(width - len(head) - len(tail) - 24, 30)  # leave the label 22 columns
+        bar = Text()
+        if size >= 10:
+            filled = round(size * (self.trained + self.current) / self.steps)
+            char = "━" if console.encoding.lower().startswith("utf") else "#"
+            bar.append(char * filled, "bold magenta").append(char * (size - filled), "grey30")
+        line = Text.assemble(head, bar, tail, "  ", self.label, no_wrap=True, end="")
+        line.truncate(width, overflow="ellipsis")
+        yield line
+
+    def train(
+        self,
+        cfg: TrainConfig,
+        data: Any,
+        run_dir: Path,
+        ex: Any,
+        label: str,
+        state: Any = None,
+    ) -> dict[str, Any]:
+        """``runs.execute`` of one run of the sequence, shown (``label`` says which run)."""
+        from benchmark import runs
+
+        prefix = f"[{self.done + 1}/{self.runs}] " if self.runs > 1 else ""
+        say(prefix + label)
+        say(f"      {run_dir}", soft_wrap=True)  # whole, even in a narrow terminal: to copy
+        self.label, self.current, self.epoch, self.loss = label, 0, "starting", ""
+        first = state.step if state is not None else 0
+        begun = time.monotonic()
+
+        def show(event: Any) -> None:
+            self.current = event.step - first
+            self.epoch = f"epoch {event.epoch}/{cfg.epochs}"
+            self.loss = f" loss {event.loss:.4f}"
+            if event.stats is None:
+                return
+            if event.epoch == cfg.epochs:
+                self.loss = " testing"
+            if self.live is None:  # a pipe or a log: a line per epoch instead of the live line
+                say(
+                    f"      epoch {event.epoch}/{cfg.epochs}: loss {event.loss:.4f}, val sum "
+                    f"{event.stats.val_sum_acc:.4f} ({duration(event.stats.seconds)})"
+                    + ("; now the test split" if event.epoch == cfg.epochs else "")
+                )
+
+        found = runs.execute(cfg, data, run_dir, ex, state=state, listen=show)
+        self.done += 1
+        self.trained += self.current
+        self.current = 0
+        test = found["test"]
+        say(
+            f"      done in {duration(time.monotonic() - begun)}: test sum acc "
+            f"{test['sum_acc']:.4f}, joint acc {test['joint_acc']:.4f}"
+        )
+        return found
+
+
+def say(text: str, soft_wrap: bool = False) -> None:
+    """A line as typed (no markup: labels hold brackets)."""
+    console.print(text, markup=False, soft_wrap=soft_wrap)
+
+
+def run_label(cfg: TrainConfig, fields: tuple[str, ...] = ()) -> str:
+    """``gap_cnn x concat, lr=0.003, seed 1``: the combination, the given fields (what a sweep
+    varies) and the seed."""
+    values = ", ".join(f"{name}={show_value(getattr(cfg, name))}" for name in fields)
+    return f"{cfg.arch} x {cfg.fusion}" + (f", {values}" if values else "") + f", seed {cfg.seed}"
+
+
+def show_value(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def train_with_progress(
+    cfg: TrainConfig, data: Any, run_dir: Path, ex: Any, state: Any = None
+) -> dict[str, Any]:
+    """One run shown as ``RunsProgress`` shows a sequence of one."""
+    label = run_label(cfg)
+    steps = cfg.steps_per_epoch(len(data.train)) * cfg.epochs
+    with RunsProgress(1, steps - (state.step if state is not None else 0)) as shown:
+        return shown.train(cfg, data, run_dir, ex, label, state)
+
+
+# An evaluated image costs about a third of a trained one: forward only (a backward pass costs
+# about two forwards), the encoder once for all ten addends. Used for estimates only.
+EVAL_COST = 1 / 3
+
+
+def estimate(
+    work: list[tuple[TrainConfig, Any, tuple[int, int, int]]], results_dir: Path
+) -> tuple[float, str] | None:
+    """Seconds that ``work`` (config, execution, (train, val, test) images of its data) will
+    take, and what the figure rests on: the training images/s of earlier runs of the same
+    model, device, precision and batch size in ``results_dir``, else the CPU probe's figure for
+    the variant scaled by MACs per image. None when some run has neither."""
+    earlier = earlier_rates(results_dir)
+    total, bases = 0.0, set()
+    for cfg, ex, (n_train, n_val, n_test) in work:
+        found = training_rate(cfg, ex, earlier)
+        if found is None:
+            return None
+        rate, basis = found
+        trained = cfg.steps_per_epoch(n_train) * cfg.batch_size * cfg.epochs
+        evaluated = n_val * (cfg.epochs + 1) + n_test  # each epoch's validation, then the last
+        total += (trained + EVAL_COST * evaluated) / rate
+        bases.add(basis)
+    return total, " and ".join(sorted(bases))
+
+
+def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[float]]:
+    """Training images/s of the finished runs in ``results_dir``, by (arch, fusion, device,
+    precision, batch size)."""
+    from benchmark import rundir
+
+    rates: dict[tuple[Any, ...], list[float]] = {}
+    for run_dir in sorted(Path(results_dir).glob("runs/*")):
+        try:
+            found = rundir.read_metrics(run_dir)
+        except rundir.IncompleteRun:
+            continue
+        rate = found.get("train_images_per_s")
+        batch = found.get("config", {}).get("batch_size")
+        if isinstance(rate, (int, float)) and rate > 0:
+            key = (found["arch"], found["fusion"], found.get("device"), rundir.run_precision(found))
+            rates.setdefault((*key, batch), []).append(float(rate))
+    return rates
+
+
+def training_rate(
+    cfg: TrainConfig, ex: Any, earlier: dict[tuple[Any, ...], list[float]]
+) -> tuple[float, str] | None:
+    """Training images/s expected of ``cfg`` run as ``ex`` says, and where it comes from."""
+    import statistics
+
+    from benchmark import hardware
+    from benchmark.bench import model_cost
+
+    key = (cfg.arch, cfg.fusion, hardware.device_name(ex.device), ex.precision, cfg.batch_size)
+    if earlier.get(key):
+        return statistics.median(earlier[key]), "earlier runs in this results directory"
+    if ex.device.type != "cpu":
+        return None
+    record = ex.probe or hardware.read_cache(hardware.cache_path()).get(hardware.machine_key())
+    if not hardware.valid_record(record):  # never probed here: no figure (not worth a probe)
+        return None
+    figure = record["images_per_s"].get(hardware.variant_name(ex.precision, ex.channels_last))
+    if not figure:
+        return None
+    macs = model_cost(cfg.arch, cfg.fusion, cfg.model_args)[1]
+    default_macs = model_cost(*hardware.PROBE_MODEL, {})[1]
+    return figure * default_macs / max(macs, 1), "the CPU probe's figure scaled by MACs"
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(
+        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )
+
+
+def describe_trial(t: Any) -> str:
+    """One line per finished trial: state, value or why not, time, parameters."""
+    from optuna.trial import TrialState
+
+    state = t.state.name.lower()
+    if t.state == TrialState.COMPLETE:
+        result = f"val joint {t.value:.4f}"
+    elif t.user_attrs.get("over_cap"):
+        result = f"{t.user_attrs['params']:,} parameters, over the cap (not counted)"
+    elif t.user_attrs.get("diverged"):
+        result = f"diverged: {t.user_attrs['diverged']}"
+    elif t.intermediate_values:
+        epoch = max(t.intermediate_values)
+        result = f"val joint {t.intermediate_values[epoch]:.4f} at epoch {epoch}"
+    else:
+        result = "no epoch finished"
+    seconds = t.duration.total_seconds() if t.duration else float("nan")
+    return f"  trial {t.number} {state}: {result} ({seconds:.0f} s) {format_params(t.params)}"
+
+
+class StudyProgress:
+    """A study's trial counts and best value on a progress bar, and one line per finished trial
+    (a progress display; experiment trackers are ``benchmark.trackers``)."""
+
+    def __init__(self, bar: Any, study: Any, label: str, trials: int) -> None:
+        self.bar = bar
+        self.study = study
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.task = bar.add_task(label, total=trials, complete=0, pruned=0, failed=0, best="-")
+        self.refresh()
+
+    def refresh(self, *_: Any) -> None:
+        """Re-read the study (other processes write to it too); usable as an Optuna callback."""
+        from optuna.trial import TrialState
+
+        from benchmark import tuning
+
+        trials = self.study.get_trials(deepcopy=False)
+        counts = Counter(t.state for t in trials)
+        for t in trials:
+            if t.state.is_finished() and t.number not in self.seen:
+                self.seen.add(t.number)
+                self.bar.console.print(describe_trial(t))
+        complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        best = max(complete, key=lambda t: t.value, default=None)
+        self.bar.update(
+            self.task,
+            completed=tuning.finished_count(self.study),
+            complete=counts[TrialState.COMPLETE],
+            pruned=counts[TrialState.PRUNED],
+            failed=counts[TrialState.FAIL],
+            best=f"{best.value:.4f} (#{best.number})" if best else "-",
+        )

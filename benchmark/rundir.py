@@ -1,0 +1,299 @@
+"""The run directory format: file names, the writers that keep its files consistent, the lock
+that makes one process its owner, and the checked readers. Torch-free, so the report and the
+listing read runs without loading the training stack (``benchmark.runs`` trains them).
+
+Layout of ``<results>/runs/<run-id>/``: ``config.json`` (resolved config), ``status.json``
+(running / complete / interrupted / failed), ``history.csv`` (one row per finished epoch),
+``checkpoint.pt`` (end of the last finished epoch), then ``metrics.json`` and ``model.pt`` when the
+run completes. Every file is written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import os
+import secrets
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from benchmark import files, metrics
+from benchmark.config import TrainConfig
+from benchmark.errors import UsageError
+from benchmark.files import read_json, slug
+
+CONFIG = "config.json"
+STATUS = "status.json"
+HISTORY = "history.csv"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+MODEL = "model.pt"
+LOCK = ".lock"
+
+
+def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:
+    """A fresh directory; ``mkdir(exist_ok=False)`` plus a random token: never shared."""
+    runs = Path(results_dir) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    while True:
+        name = f"{stamp}-{slug(cfg.arch)}-{cfg.fusion}-s{cfg.seed}-{secrets.token_hex(3)}"
+        try:
+            (runs / name).mkdir()
+            return runs / name
+        except FileExistsError:
+            continue
+
+
+def write_status(run_dir: Path, status: str, message: str = "", **extra: Any) -> None:
+    files.write_json(
+        run_dir / STATUS, {"status": status, "message": message, "time": time.time(), **extra}
+    )
+
+
+def write_status_if_possible(run_dir: Path, status: str, message: str = "") -> bool:
+    """``write_status`` for an error path: a full or read-only disk must not replace the error
+    being reported by its own (the old status stays). True if written."""
+    try:
+        write_status(run_dir, status, message)
+    except OSError:
+        return False
+    return True
+
+
+def write_history(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """history.csv from one row per finished epoch (``EpochStats.row()``), columns in row order."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else [], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    files.write_text(run_dir / HISTORY, buf.getvalue())
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until a group of writes is done, so the files always agree.
+
+    Each file is atomic on its own; this keeps e.g. checkpoint.pt and history.csv at the same
+    epoch. The first signal that arrives meanwhile is re-raised at the end (main thread only);
+    more of them (Ctrl-C held down) add nothing: one is enough to stop.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in watched}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])
+
+
+_held: dict[Path, int] = {}  # lock files this process holds (claims nest within one process)
+
+
+@contextmanager
+def claimed(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir`` exclusively while training it: an ``flock`` on its lock file, which the
+    kernel releases when the process ends however it ends, so a dead owner (or a reused pid)
+    never blocks a resume, and of two resumes started at once exactly one gets it. Claiming
+    also mends what a killed owner left: its temporaries, and the closing of a run killed
+    after writing metrics.json (``close_completed``)."""
+    import fcntl
+
+    run_dir = Path(run_dir)
+    path = (run_dir / LOCK).resolve()
+    if path in _held:
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(
+            f"{run_dir}: cannot create its lock file ({exc.strerror or exc}); "
+            f"expected a run directory we may write in"
+        ) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise UsageError(f"--resume {run_dir}: still running ({holder}); stop it first") from None
+    _held[path] = fd
+    try:
+        with contextlib.suppress(OSError):  # who holds it: a full disk may refuse the note
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        files.remove_temporaries(run_dir)  # ours, left by a writer killed mid-write: stale now
+        if (run_dir / METRICS).exists():
+            close_completed(run_dir)
+        yield
+    finally:
+        del _held[path]
+        os.close(fd)  # releases the lock
+
+
+def close_completed(run_dir: Path) -> None:
+    """Finish the closing of a run whose metrics.json (written first: it completes the run) is
+    there, as a kill may have cut it short: status "complete", and no checkpoint.pt unless its
+    config keeps it. Best effort: on a read-only disk the run is complete all the same."""
+    if read_status(run_dir)[0] != "complete":
+        write_status_if_possible(run_dir, "complete")
+    try:
+        keep = files.lookup(read_json(run_dir / CONFIG), "keep_checkpoint") is not False
+    except (OSError, UnicodeDecodeError, ValueError):
+        keep = True  # unsure: leave it
+    if not keep:
+        with contextlib.suppress(OSError):
+            (run_dir / CHECKPOINT).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------ readers
+
+
+class IncompleteRun(Exception):
+    """A run directory whose metrics cannot be used; the message is the reason shown."""
+
+
+REQUIRED_TEXT = ("arch", "fusion", "config_hash")
+
+
+def required_numbers() -> list[str]:
+    """The metrics.json keys (dotted) every complete run must hold as numbers."""
+    return ["seed", "params", *(f"test.{name}" for name in metrics.names())]
+
+
+# Optional metrics.json keys (dotted) and the type each must have where present, so that a
+# report, which flattens every run's metrics into one table, never meets a foreign shape.
+OPTIONAL_SHAPES = {"config": dict, "val": dict, "versions": dict, "tuned": bool, "data": dict}
+
+
+def metrics_record(
+    run_id: str,
+    cfg: TrainConfig,
+    figures: dict[str, Any],
+    val: dict[str, Any],
+    test: dict[str, Any],
+) -> dict[str, Any]:
+    """metrics.json of a finished run, in its one layout: what it is (names, seed, config and
+    its hash), ``figures`` (params, MACs, timings, device, precision, versions, commit, data:
+    what the run measured about itself), then validation and test metrics. With held-out pairs
+    val/test stay all-pair figures and the seen and held-out ones go apart."""
+    found = {
+        "run_id": run_id,
+        "arch": cfg.arch,
+        "fusion": cfg.fusion,
+        "seed": cfg.seed,
+        **figures,
+        "config_hash": cfg.config_hash(),
+        "tuned": cfg.tuned_from is not None,
+        "config": cfg.to_dict(),
+        "val": val,
+        "test": test,
+    }
+    if cfg.holdout_pairs:
+        from benchmark.holdout import holdout_pairs  # torch: only when a run is written
+
+        found["holdout_pairs"] = [list(pair) for pair in holdout_pairs(cfg.holdout_pairs)]
+        for name, split in (("val", val), ("test", test)):
+            found[f"{name}_seen"] = split.pop("seen")
+            found[f"{name}_heldout"] = split.pop("heldout")
+    return found
+
+
+def read_metrics(run_dir: Path) -> dict[str, Any]:
+    """The run's metrics, or ``IncompleteRun`` saying why they are missing or unusable."""
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        raise IncompleteRun(f"no {METRICS}")
+    try:
+        found = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise IncompleteRun(f"corrupt {METRICS}: {exc}") from None
+    if not isinstance(found, dict):
+        raise IncompleteRun(f"corrupt {METRICS}: not a JSON object")
+    bad = [k for k in REQUIRED_TEXT if not isinstance(files.lookup(found, k), str)]
+    bad += [k for k in required_numbers() if not files.is_number(files.lookup(found, k))]
+    bad += [k for k, kind in OPTIONAL_SHAPES.items() if not isinstance(found.get(k, kind()), kind)]
+    if "test_heldout" in found and not isinstance(files.lookup(found, "config.holdout_pairs"), int):
+        bad.append("config.holdout_pairs")
+    if bad:
+        raise IncompleteRun(f"corrupt {METRICS}: missing or invalid {', '.join(bad)}")
+    return found
+
+
+def completed_anyway(run_dir: Path) -> dict[str, Any] | None:
+    """The metrics of a run that completed although a signal came (it arrived while the run's
+    files closed): the caller treats the run as done, not interrupted. None if not complete."""
+    try:
+        return read_metrics(run_dir)
+    except IncompleteRun:
+        return None
+
+
+def run_precision(found: dict[str, Any]) -> str:
+    """fp32 or bf16 as a run's metrics record it; for runs from before that was recorded, their
+    config's, with ``auto`` read by the rule of the time (bf16 on CUDA only)."""
+    recorded = found.get("precision") or files.lookup(found, "config.precision")
+    if recorded in ("fp32", "bf16"):
+        return recorded
+    return "fp32" if str(found.get("device", "")).startswith("cpu") else "bf16"
+
+
+def read_status(run_dir: Path) -> tuple[str, str]:
+    """(status, message) from status.json; ``missing`` / ``unreadable`` when it cannot be read."""
+    path = Path(run_dir) / STATUS
+    if not path.exists():
+        return "missing", ""
+    try:
+        status = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return "unreadable", ""
+    if not isinstance(status, dict) or not isinstance(status.get("status"), str):
+        return "unreadable", ""
+    return status["status"], str(status.get("message") or "")
+
+
+def read_history(run_dir: Path) -> list[dict[str, float]] | None:
+    """history.csv as rows of numbers, or None when it is absent, lacks the epoch and validation
+    sum columns, or holds a value that is not a number (a damaged file never stops a report)."""
+    try:
+        with (Path(run_dir) / HISTORY).open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        numbers = [{k: float(v) for k, v in row.items()} for row in rows]
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error):
+        return None
+    if not rows or not {"epoch", "val_sum_acc"} <= set(rows[0]):
+        return None
+    return numbers
+
+
+def check_finished(run_dir: Path, flag: str) -> None:
+    """A usage error unless ``run_dir`` is a run directory holding trained weights; says which
+    file is missing (weights are committed only for the reference runs)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file():
+        raise UsageError(
+            f"{flag} {run_dir}: no {CONFIG} there; expected a finished run directory "
+            f"(results/runs/<run-id>)"
+        )
+    if not (run_dir / MODEL).is_file():
+        status, _ = read_status(run_dir)
+        why = (
+            "the run is complete but its weights are not here (git keeps only the reference "
+            "model's, see the README; train this one again with `python -m benchmark run "
+            f"--config {run_dir / CONFIG}`)"
+            if status == "complete"
+            else f"the run is not finished (status: {status})"
+        )
+        raise UsageError(f"{flag} {run_dir}: no {MODEL}: {why}")

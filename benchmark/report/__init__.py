@@ -5,6 +5,9 @@ CSVs into DataFrames, broken inputs listed rather than fatal), *aggregate* (one 
 fusion x config hash x tuned, mean / std / n over seeds) and *render* (markdown sections, CSV,
 PNG plots; the held-out section is ``generalisation``). The same inputs give byte-identical
 outputs: everything is sorted, nothing records the time, and PNGs carry no software metadata.
+
+The report only reads what runs, ``bench``, the studies and ``compare`` wrote: it imports no
+torch and builds no model (a run's MACs per image are in its metrics.json).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from benchmark.report.aggregate import (
     tuned_vs_default,
     val_curves,
 )
-from benchmark.report.load import BENCH_COLUMNS, Inputs, load_bench, load_inputs
+from benchmark.report.html import render_html
+from benchmark.report.ladder import LADDER_PLOTS, ladder_report
+from benchmark.report.load import Inputs, load_inputs
 from benchmark.report.plots import PLOTS, render_plots
-from benchmark.report.reference import Reference, from_comparison, from_runs
+from benchmark.report.reference import Reference, beside, from_comparison, from_runs
 from benchmark.report.render import (
     bench_section,
     render_markdown,
@@ -34,11 +39,10 @@ from benchmark.report.render import (
 from benchmark.report.studies import STORAGE, studies_section
 
 __all__ = [
-    "BENCH_COLUMNS",
     "Inputs",
+    "beside",
     "bench_section",
     "class_accuracy",
-    "load_bench",
     "load_inputs",
     "pareto_front",
     "render_plots",
@@ -63,27 +67,35 @@ def find_reference(inputs: Inputs) -> Reference:
     return from_runs(inputs.runs)
 
 
-def write_report(inputs: Inputs, out: Path) -> tuple[pd.DataFrame, list[Path]]:
-    """Write report.md, summary.csv, plots/*.png and studies/ (trial CSVs and Optuna's plots)
-    under ``out``; returns the summary and the paths written."""
+def write_report(
+    inputs: Inputs, out: Path, against: str | None = None
+) -> tuple[pd.DataFrame, list[Path]]:
+    """Write report.md, report.html, summary.csv, plots/*.png and studies/ (trial CSVs and
+    Optuna's plots) under ``out``; returns the summary and the paths written. ``against`` names
+    the reference directory when ``inputs`` come from ``beside``."""
     out = Path(out)
     ref = find_reference(inputs)
     summary = summarize(inputs.runs, inputs.bench, ref, inputs.history)
-    plots = render_plots(inputs, summary)
+    plots = render_plots(inputs, summary, ref, out)
     label = STORAGE if inputs.results_dir is None else f"{inputs.results_dir}/{STORAGE}"
-    study_text, study_files = studies_section(inputs.studies, label)
-    written = [out / "report.md", out / "summary.csv"]
-    files.write_text(written[0], render_markdown(inputs, summary, plots, ref, study_text))
+    study_text, study_files = studies_section(inputs.studies, label, out)
+    ladder_text, ladder_plots = ladder_report(inputs)
+    written = [out / "report.md", out / "report.html", out / "summary.csv"]
+    markdown = render_markdown(inputs, summary, plots, ref, study_text, against, ladder_text)
+    files.write_text(written[0], markdown)
+    figures = {**plots, **ladder_plots}
+    images = {f"plots/{name}.png": blob for name, blob in figures.items()}
+    files.write_text(written[1], render_html(markdown, images))
     files.write_text(
-        written[1], summary.to_csv(index=False, lineterminator="\n", float_format="%.10g")
+        written[2], summary.to_csv(index=False, lineterminator="\n", float_format="%.10g")
     )
     for relative, blob in sorted(study_files.items()):
         files.write_bytes(out / relative, blob)
         written.append(out / relative)
-    for name in PLOTS:
+    for name in (*PLOTS, *LADDER_PLOTS):
         path = out / "plots" / f"{name}.png"
-        if name in plots:
-            files.write_bytes(path, plots[name])
+        if name in figures:
+            files.write_bytes(path, figures[name])
             written.append(path)
         else:
             path.unlink(missing_ok=True)  # a stale plot from an earlier report would mislead

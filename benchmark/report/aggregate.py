@@ -1,7 +1,8 @@
 """Aggregate: one row per group (arch x fusion x tuned x config hash), mean / std / n over seeds,
 its section (main comparison, other, held-out) and, in the main comparison, test error with a
 95% interval and Welch's test against the best; joined to the bench figures; per-epoch curves
-and per-sum accuracies for the plots."""
+and per-sum accuracies for the plots. Model size and cost (``params``, ``macs_per_image``) are
+what the runs recorded: nothing here builds a model."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from architectures import create_model
-from benchmark.bench import macs_per_image
-from benchmark.report.load import KEYS, seed_stats
+from benchmark.report.load import KEYS as RUN_KEYS
+from benchmark.report.load import seed_stats
 from benchmark.report.reference import SAME, Reference, from_runs, tuned_from
-from benchmark.report.stats import indistinguishable, interval, welch_p
+from benchmark.report.stats import ALPHA, indistinguishable, interval, welch_p
+from benchmark.report.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
+
+# A group's key: the loader's ``KEYS`` and whose runs they are (``report --against``: the
+# user's runs, ``yours``, beside a reference's; never pooled with the reference's when equal).
+KEYS = [*RUN_KEYS, "yours"]
 
 TARGET = 0.99  # validation sum accuracy whose first reach is timed ("time to target")
 SECTIONS = ("main", "precision", "other", "heldout")
@@ -31,6 +35,11 @@ BENCH_BEST = {
     "bench_precision": "bench_precision",
     "batch_size": "bench_batch_size",
 }
+
+
+def owned(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with the ``yours`` column (False where the loader left it out: no reference)."""
+    return runs if "yours" in runs else runs.assign(yours=False)
 
 
 def summary_columns() -> list[str]:
@@ -52,6 +61,8 @@ def summary_columns() -> list[str]:
         "test_sum_err_ci",
         "p_vs_best",
         "near_best",
+        "standing",
+        "same_as_default",
         "target_seconds",
         "target_reached",
     ]
@@ -67,11 +78,13 @@ def pareto_front(cost: pd.Series, value: pd.Series) -> pd.Series:
 
 def group_labels(summary: pd.DataFrame) -> pd.Series:
     """``arch x fusion``, then `` (tuned)`` in the main comparison or what sets the group apart
-    elsewhere (`` (epochs 4)``), then the precision (`` [bf16]``) and the config hash only
+    elsewhere (`` (epochs 4)``), `` [yours]`` for the user's runs beside a reference, then the
+    precision (`` [bf16]``) and the config hash only
     where still needed to be unique."""
     tuned = np.where(summary["tuned"].astype(bool), " (tuned)", "")
     tag = np.where(summary["section"] == "main", tuned, " (" + summary["differs"] + ")")
     base = summary["arch"] + " x " + summary["fusion"] + tag
+    base = base + np.where(summary["yours"].astype(bool), " [yours]", "")
     base = base.where(~base.duplicated(keep=False), base + " [" + summary["precision"] + "]")
     return base.where(~base.duplicated(keep=False), base + " #" + summary["config_hash"])
 
@@ -92,16 +105,6 @@ def bench_matches(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     return merged[same]
 
 
-def model_macs(config: dict) -> float:
-    """Multiply-accumulates per image of the model a config describes (counted on the CPU, the
-    way ``bench`` counts them); NaN for a model this checkout cannot build."""
-    try:
-        model = create_model(config["arch"], config["fusion"], **config.get("model_args", {}))
-        return float(macs_per_image(model.eval(), torch.device("cpu")))
-    except Exception:  # noqa: BLE001 - an old run of a renamed model: the report goes on
-        return math.nan
-
-
 def main_precision(precisions: pd.Series) -> str:
     """The precision of the main comparison: the one most of its runs used (ties: fp32)."""
     counts = precisions.value_counts()
@@ -111,23 +114,36 @@ def main_precision(precisions: pd.Series) -> str:
 def run_table(runs: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     """Per run: its section and what sets it apart from the reference. A run that would be in
     the main comparison but computed in another precision (bf16 where most are fp32) goes to
-    the precision section, beside its twin."""
+    the precision section, beside its twin; one over the protocol's parameter cap goes to the
+    others. The user's runs (``yours``) meet the reference's budget and cap, in any combination."""
     if "config_json" not in runs:
         runs = runs.assign(config_json="{}")
-    configs = [json.loads(c) for c in runs["config_json"]]
+    configs = [
+        {"arch": a, "fusion": f, **json.loads(c)}
+        for a, f, c in zip(runs["arch"], runs["fusion"], runs["config_json"], strict=True)
+    ]
     sources = [
         tuned_from(c) or ({} if tuned else None)
         for c, tuned in zip(configs, runs["tuned"], strict=True)
     ]
+    refs = [ref.opened() if yours else ref for yours in runs["yours"]]
     heldout = [bool(c.get("holdout_pairs")) for c in configs]
-    main = pd.Series([ref.is_main(c, t) for c, t in zip(configs, sources, strict=True)])
+    over = [ref.over_cap(p) for p in runs["params"]]
+    main = pd.Series(
+        [r.is_main(c, t) and not o for r, c, t, o in zip(refs, configs, sources, over, strict=True)]
+    )
     usual = main_precision(runs["precision"][main.to_numpy()])
     other = (runs["precision"] != usual).tolist()
     section = [
         "heldout" if h else ("precision" if o else "main") if m else "other"
         for h, m, o in zip(heldout, main, other, strict=True)
     ]
-    differs = [ref.differs(c, t) for c, t in zip(configs, sources, strict=True)]
+    differs = [r.differs(c, t) for r, c, t in zip(refs, configs, sources, strict=True)]
+    differs = [
+        d if not o else f"{p:,.0f} parameters, over the cap of {ref.max_params:,}"
+        if d == SAME else f"{d}; {p:,.0f} parameters, over the cap"
+        for d, o, p in zip(differs, over, runs["params"], strict=True)
+    ]  # fmt: skip
     differs = [
         d if not o else f"precision {p}" if d == SAME else f"{d}; precision {p}"
         for d, o, p in zip(differs, other, runs["precision"], strict=True)
@@ -161,21 +177,40 @@ def time_to_target(history: pd.DataFrame, target: float = TARGET) -> pd.Series:
 
 def sum_errors(runs: pd.DataFrame) -> dict[tuple[Any, ...], list[float]]:
     """Test sum error % of each run, listed per group (``KEYS`` tuple)."""
-    return {key: list(100 * (1 - group["test.sum_acc"])) for key, group in runs.groupby(KEYS)}
+    groups = owned(runs).groupby(KEYS)
+    return {key: list(100 * (1 - group["test.sum_acc"])) for key, group in groups}
+
+
+def best_key(errors: dict[tuple[Any, ...], list[float]]) -> tuple[Any, ...]:
+    """The best group: the lowest mean error among the reference's groups (not the user's) with
+    at least two seeds; a one-seed group is best only when no group has two."""
+    theirs = {k: v for k, v in errors.items() if not k[-1]} or errors
+    tested = {k: v for k, v in theirs.items() if len(v) >= 2} or theirs
+    return min(tested, key=lambda k: (np.mean(tested[k]), k))
+
+
+def standing(p: float, mine: list[float], best: list[float]) -> str:
+    """A group against the best, in ``wording``'s terms."""
+    if math.isnan(p):
+        return UNTESTED
+    if p >= ALPHA:
+        return NEAR
+    return BETTER if np.mean(mine) < np.mean(best) else WORSE
 
 
 def error_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Main-comparison groups: test sum error % with its 95% interval, Welch's p against the
-    group of lowest mean error, and whether the two are indistinguishable at 5%."""
+    best (``best_key``), whether the two are indistinguishable at 5%, and the ``standing``."""
     errors = sum_errors(runs[runs["section"] == "main"])
     out = summary.copy()
     out["test_sum_err_mean"] = 100 * (1 - out["test_sum_acc_mean"])
     out["test_sum_err_ci"] = math.nan
     out["p_vs_best"] = math.nan
     out["near_best"] = False
+    out["standing"] = ""
     if not errors:
         return out
-    best = min(errors, key=lambda k: (np.mean(errors[k]), k))
+    best = best_key(errors)
     for i, row in out.iterrows():
         key = tuple(row[k] for k in KEYS)
         if key not in errors:
@@ -184,6 +219,33 @@ def error_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
         p = 1.0 if key == best else welch_p(errors[key], errors[best])
         out.at[i, "p_vs_best"] = p
         out.at[i, "near_best"] = indistinguishable(p)
+        out.at[i, "standing"] = BEST if key == best else standing(p, errors[key], errors[best])
+    return out
+
+
+def same_as_default(summary: pd.DataFrame) -> pd.Series:
+    """True for a tuned group whose configuration equals its combination's default (same
+    config hash: the study's best trial was the default point), in the same section."""
+    on = ["arch", "fusion", "config_hash", "precision", "yours", "section"]
+    default = summary.loc[~summary["tuned"].astype(bool), on].drop_duplicates()
+    found = summary[on].merge(default.assign(twin=True), on=on, how="left")["twin"]
+    return (found.fillna(False).astype(bool) & summary["tuned"].astype(bool)).set_axis(
+        summary.index
+    )
+
+
+def comparable_timings(summary: pd.DataFrame) -> pd.DataFrame:
+    """The user's main-comparison timings kept only where measured on a kind of device the
+    reference's main comparison was timed on (accuracy is comparable anywhere, time is not)."""
+    main = summary["section"] == "main"
+    theirs = set(summary.loc[main & ~summary["yours"], "timing_device"])
+    away = main & summary["yours"] & ~summary["timing_device"].isin(theirs)
+    if not theirs or not away.any():
+        return summary
+    out = summary.copy()
+    for column in ("train_seconds_mean", "train_seconds_std", "train_images_per_s_mean",
+                   "train_images_per_s_std", "target_seconds"):  # fmt: skip
+        out.loc[away, column] = math.nan
     return out
 
 
@@ -197,6 +259,9 @@ def summarize(
     ``differs``; main comparison first, then the others, each by best test sum accuracy."""
     if runs.empty:
         return pd.DataFrame(columns=summary_columns())
+    if "macs_per_image" not in runs:  # runs from before it was recorded (see benchmark.migrate)
+        runs = runs.assign(macs_per_image=math.nan)
+    runs = owned(runs)
     ref = ref or from_runs(runs)
     runs = same_device_timings(run_table(runs, ref))
     target = time_to_target(history if history is not None else pd.DataFrame())
@@ -213,6 +278,7 @@ def summarize(
             seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s))),
             epochs=("epochs", "first"),
             params=("params", "first"),
+            macs_per_image=("macs_per_image", "first"),
             section=("section", "first"),
             differs=("differs", "first"),
             timing_device=("timing_device", "first"),
@@ -232,13 +298,13 @@ def summarize(
         .rename(columns=BENCH_BEST)
     )
     summary = summary.join(best, on=KEYS)
-    summary["macs_per_image"] = [model_macs(json.loads(c)) for c in summary["config_json"]]
     main = summary["section"] == "main"
     summary["pareto"] = False
     summary.loc[main, "pareto"] = pareto_front(
         summary.loc[main, "params"], summary.loc[main, "test_sum_acc_mean"]
     )
-    summary = error_stats(runs, summary)
+    summary = comparable_timings(error_stats(runs, summary))
+    summary["same_as_default"] = same_as_default(summary)
     summary["order"] = summary["section"].map(SECTIONS.index)
     summary = summary.sort_values(
         ["order", "test_sum_acc_mean", "arch", "fusion", "tuned", "config_hash", "precision"],
@@ -256,7 +322,7 @@ def tuned_vs_default(summary: pd.DataFrame, runs: pd.DataFrame | None = None) ->
         "test_sum_acc_std", "n", "params",
     ]  # fmt: skip
     main = summary[summary["section"] == "main"]
-    on = ["arch", "fusion", "precision"]
+    on = ["arch", "fusion", "precision", "yours"]
     default = main.loc[~main["tuned"].astype(bool), [*on, *columns]]
     tuned = main.loc[main["tuned"].astype(bool), [*on, *columns]]
     pairs = default.merge(tuned, on=on, suffixes=("_default", "_tuned"))
@@ -265,18 +331,20 @@ def tuned_vs_default(summary: pd.DataFrame, runs: pd.DataFrame | None = None) ->
     errors = sum_errors(runs) if runs is not None else {}
     pairs["p"] = [
         welch_p(
-            errors.get((r.arch, r.fusion, False, r.config_hash_default, r.precision), []),
-            errors.get((r.arch, r.fusion, True, r.config_hash_tuned, r.precision), []),
+            errors.get((r.arch, r.fusion, False, r.config_hash_default, r.precision, r.yours), []),
+            errors.get((r.arch, r.fusion, True, r.config_hash_tuned, r.precision, r.yours), []),
         )
         for r in pairs.itertuples()
     ]
-    keys = ["arch", "fusion", "precision", "config_hash_default", "config_hash_tuned"]
+    keys = ["yours", "arch", "fusion", "precision", "config_hash_default", "config_hash_tuned"]
     return pairs.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def with_labels(frame: pd.DataFrame, runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Per-run rows tagged with their group's keys and label (via the ``run`` column)."""
-    return frame.merge(runs[["run", *KEYS]], on="run").merge(summary[[*KEYS, "label"]], on=KEYS)
+    return frame.merge(owned(runs)[["run", *KEYS]], on="run").merge(
+        summary[[*KEYS, "label"]], on=KEYS
+    )
 
 
 def val_curves(history: pd.DataFrame, runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:

@@ -9,12 +9,15 @@ report's groups; mean and std (ddof=1) over its seeds.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from benchmark import metrics
-from benchmark.report.output import markdown_table, new_figure, png_bytes
+from benchmark.report.output import markdown_table, new_figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 KEYS = ["arch", "fusion", "tuned", "config_hash", "holdout_pairs"]
 
@@ -122,7 +125,7 @@ def generalisation_section(
     return "\n\n".join(parts)
 
 
-def plot_generalisation(runs: pd.DataFrame | list[dict[str, Any]]) -> bytes:
+def plot_generalisation(runs: pd.DataFrame | list[dict[str, Any]]) -> Figure:
     """Grouped bars, seen vs held-out test sum accuracy per group, std as error bars: PNG bytes
     without metadata, so the same runs give the same bytes."""
     table = generalisation_table(runs)
@@ -146,4 +149,4 @@ def plot_generalisation(runs: pd.DataFrame | list[dict[str, Any]]) -> bytes:
     ax.set(ylabel="test sum accuracy (%)", ylim=(0, 100), title=PLOT_TITLE)
     ax.legend(fontsize=8, loc="lower right")
     ax.grid(axis="y", alpha=0.3)
-    return png_bytes(fig)
+    return fig

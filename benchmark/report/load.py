@@ -1,19 +1,23 @@
-"""Load: run directories (through ``benchmark.runs``, the owner of their format) and bench CSVs
-into DataFrames; a broken input is listed, never fatal."""
+"""Load: run directories (through ``benchmark.rundir``, the owner of their format), bench CSVs
+(``benchmark.benchfile``), ``compare``'s comparison.json and the Optuna studies into DataFrames
+and objects; a broken input is listed, never fatal."""
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from benchmark import bench, compare, metrics, runs
-from benchmark.report.studies import STORAGE, load_studies
+from benchmark import files, metrics, rundir
+from benchmark.benchfile import read_rows
+from benchmark.comparison import read_comparison
+from benchmark.config import TrainConfig
+from benchmark.report.studies import STORAGE, load_studies, why
 
 # A group: runs that differ only in seed and machine (config_hash leaves seed and hardware out;
 # the arithmetic, fp32 or bf16, changes what a run computes, so it is a key of its own).
@@ -30,10 +34,6 @@ def seed_stats() -> dict[str, str]:
     }
 
 
-BENCH_COLUMNS = list(bench.COLUMNS)
-BENCH_NUMBERS = ["batch_size", *bench.FIGURES]
-
-
 @dataclass
 class Inputs:
     """Everything the report reads, as DataFrames (one row per complete run, epoch, ...)."""
@@ -41,25 +41,56 @@ class Inputs:
     runs: pd.DataFrame  # flattened metrics.json (``test.sum_acc`` ...), plus ``run`` (dir name)
     history: pd.DataFrame  # history.csv rows of complete runs, plus ``run``
     incomplete: pd.DataFrame  # run, status, reason
-    bench: pd.DataFrame  # BENCH_COLUMNS (and any others the CSVs have), plus ``file``
+    bench: pd.DataFrame  # benchfile.COLUMNS (and any others the CSVs have), plus ``file``
     notes: list[str] = field(default_factory=list)  # unreadable bench files, etc.
     comparison: dict[str, Any] | None = None  # comparison.json of the results directory
     studies: list[Any] = field(default_factory=list)  # Optuna studies of its optuna.db
     results_dir: Path | None = None
 
 
-def find_run_dirs(pattern: str) -> list[Path]:
-    return [Path(p) for p in sorted(glob.glob(pattern)) if Path(p).is_dir()]
+def find_run_dirs(pattern: str | list[str]) -> list[Path]:
+    """Everything ``pattern`` (or any of several patterns) matches, sorted, each once: a file
+    among the run directories is listed by ``load_runs`` as not a run, rather than passed over
+    in silence."""
+    patterns = [pattern] if isinstance(pattern, str) else pattern
+    return [Path(p) for p in sorted({found for one in patterns for found in glob.glob(one)})]
+
+
+def value_problems(found: dict[str, Any]) -> list[str]:
+    """What ``rundir.read_metrics`` leaves to its readers, checked as the writer would: optional
+    figures that are present but not numbers, and config fields of the wrong type (checked by
+    ``TrainConfig.check_types``, the code that checks a config before a run writes it; fields
+    this version does not know are left alone)."""
+    bad = [
+        k
+        for k in ("epochs", "macs_per_image", *seed_stats().values())
+        if files.lookup(found, k) is not None and not files.is_number(files.lookup(found, k))
+    ]
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    config = {k: v for k, v in (found.get("config") or {}).items() if k in known}
+    try:
+        TrainConfig.from_dict(config).check_types()
+    except (TypeError, ValueError) as exc:
+        bad.append(f"config ({exc})")
+    return bad
 
 
 def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(runs, history, incomplete) from run directories; a broken run is listed, never fatal."""
+    """(runs, history, incomplete) from run directories; a broken run, or anything else found
+    among them, is listed with the reason, never fatal."""
     records, histories, incomplete = [], [], []
     for run_dir in run_dirs:
+        if not run_dir.is_dir():
+            reason = "not a run directory (a file among the runs), left out"
+            incomplete.append({"run": run_dir.name, "status": "unreadable", "reason": reason})
+            continue
         try:
-            found = runs.read_metrics(run_dir)
-        except runs.IncompleteRun as exc:
-            status, message = runs.read_status(run_dir)
+            found = rundir.read_metrics(run_dir)
+            bad = value_problems(found)
+            if bad:
+                raise rundir.IncompleteRun(f"unreadable {rundir.METRICS}: {'; '.join(bad)}")
+        except rundir.IncompleteRun as exc:
+            status, message = rundir.read_status(run_dir)
             reason = f"{exc}; {message}" if message else str(exc)
             incomplete.append({"run": run_dir.name, "status": status, "reason": reason})
             continue
@@ -70,10 +101,10 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
                 **found,
                 "run": run_dir.name,
                 "config_json": json.dumps(config),
-                "precision": runs.run_precision(found),
+                "precision": rundir.run_precision(found),
             }
         )
-        history = runs.read_history(run_dir)
+        history = rundir.read_history(run_dir)
         if history is not None:
             histories.append(pd.DataFrame(history).assign(run=run_dir.name))
     history = (
@@ -95,36 +126,24 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     frame["tuned"] = tuned.fillna(False).astype(bool)
     for column in ("epochs", *seed_stats().values()):
         frame[column] = pd.to_numeric(frame.get(column), errors="coerce")
+    if "macs_per_image" in frame:  # absent from runs made before it was recorded
+        frame["macs_per_image"] = pd.to_numeric(frame["macs_per_image"], errors="coerce")
     return frame
 
 
-def load_bench(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
-    """Bench CSV rows with every expected column (missing ones empty), and notes on bad files."""
-    frames, notes = [], []
-    for path in paths:
-        try:
-            frames.append(pd.read_csv(path).assign(file=Path(path).name))
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            notes.append(f"bench file {path} skipped: {str(exc).splitlines()[0]}")
-    rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    for column in BENCH_COLUMNS:
-        if column not in rows:
-            rows[column] = pd.Series(np.nan, index=rows.index, dtype=object)
-    for column in BENCH_NUMBERS:
-        rows[column] = pd.to_numeric(rows[column], errors="coerce")
-    return rows, notes
-
-
-def load_inputs(runs_glob: str, bench_glob: str, results_dir: Path | None = None) -> Inputs:
+def load_inputs(
+    runs_glob: str | list[str], bench_glob: str, results_dir: Path | None = None
+) -> Inputs:
     """Runs, bench rows and, from ``results_dir``, the ``compare`` protocol's comparison.json."""
     found, history, incomplete = load_runs(find_run_dirs(runs_glob))
-    rows, notes = load_bench([Path(p) for p in sorted(glob.glob(bench_glob))])
+    rows, notes = read_rows([Path(p) for p in sorted(glob.glob(bench_glob))])
     if results_dir is None:
         return Inputs(found, history, incomplete, rows, notes)
-    comparison = compare.read_comparison(results_dir)
+    comparison = read_comparison(results_dir)
     try:
-        studies = load_studies(results_dir)
+        studies, unreadable = load_studies(results_dir)
+        notes += unreadable
     except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
-        notes.append(f"{Path(results_dir) / STORAGE} unreadable, studies left out: {exc}")
+        notes.append(f"{Path(results_dir) / STORAGE} unreadable, studies left out: {why(exc)}")
         studies = []
     return Inputs(found, history, incomplete, rows, notes, comparison, studies, results_dir)

@@ -55,8 +55,26 @@ def new_figure(width: float, height: float, ncols: int = 0) -> tuple[Figure, Any
     return fig, fig.subplots()
 
 
-def png_bytes(fig: Figure) -> bytes:
-    """PNG without the Software / date metadata, so equal figures give equal bytes."""
+def png_bytes(fig: Figure, stamp: str | None = None) -> bytes:
+    """PNG without the Software / date metadata, so equal figures give equal bytes; ``stamp``,
+    if given, is kept as its Comment (what the figure was drawn from, see ``png_stamp``)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    metadata = {"Software": None, **({"Comment": stamp} if stamp else {})}
+    fig.savefig(buf, format="png", dpi=DPI, metadata=metadata)
     return buf.getvalue()
+
+
+def png_stamp(blob: bytes) -> str | None:
+    """The Comment ``png_bytes`` stored in a PNG (its text chunks come before the image data);
+    None if there is none or ``blob`` is no PNG."""
+    at = 8  # the signature
+    while blob.startswith(b"\x89PNG\r\n\x1a\n") and at + 8 <= len(blob):
+        size, kind = int.from_bytes(blob[at : at + 4], "big"), blob[at + 4 : at + 8]
+        if kind == b"IDAT":
+            break
+        if kind == b"tEXt":
+            key, _, text = blob[at + 8 : at + 8 + size].partition(b"\0")
+            if key == b"Comment":
+                return text.decode("latin-1")
+        at += 12 + size
+    return None

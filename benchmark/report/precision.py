@@ -12,8 +12,9 @@ import pandas as pd
 from benchmark.report.aggregate import sum_errors
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.stats import ALPHA, interval, welch_p
+from benchmark.report.wording import plural, were
 
-TWIN = ["arch", "fusion", "tuned", "config_hash"]  # a group's identity but for precision
+TWIN = ["arch", "fusion", "tuned", "config_hash", "yours"]  # a group's identity but for precision
 COLUMNS = ["label", "precision", "n", "train_images_per_s_mean", "timing_device"]
 
 
@@ -29,8 +30,8 @@ def precision_pairs(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     errors = sum_errors(runs)
     rows = []
     for r in pairs.itertuples(index=False):
-        a = errors.get((r.arch, r.fusion, r.tuned, r.config_hash, r.precision_main), [])
-        b = errors.get((r.arch, r.fusion, r.tuned, r.config_hash, r.precision_other), [])
+        a = errors.get((r.arch, r.fusion, r.tuned, r.config_hash, r.precision_main, r.yours), [])
+        b = errors.get((r.arch, r.fusion, r.tuned, r.config_hash, r.precision_other, r.yours), [])
         same_device = r.timing_device_main == r.timing_device_other
         speed = r.train_images_per_s_mean_other / r.train_images_per_s_mean_main
         (err_main, ci_main), (err_other, ci_other) = interval(a), interval(b)
@@ -91,10 +92,11 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
     return "\n\n".join(
         [
             f"## Precision: {other} vs {usual}",
-            f"{len(pairs)} group(s) of the main comparison were also trained in {other} (same "
-            f"configuration and seeds; they stay out of the main comparison, which is "
-            f"{usual}). Welch's t-test at 5% finds a lower {other} error in {lower}, a higher "
-            f"one in {higher} and no difference in {len(pairs) - lower - higher}." + speed_text,
+            f"{plural(len(pairs), 'group')} of the main comparison {were(len(pairs))} also "
+            f"trained in {other} (same configuration and seeds; they stay out of the main "
+            f"comparison, which is {usual}). Welch's t-test at 5% finds a lower {other} error "
+            f"in {lower}, a higher one in {higher} and no difference in "
+            f"{len(pairs) - lower - higher}." + speed_text,
             markdown_table(table),
             "Error: mean over seeds ± the half-width of its 95% interval. Throughput: training "
             "images/s, mean over seeds, each side from its own runs (another sitting, possibly "

@@ -6,19 +6,22 @@ that budget. The reference comes from ``comparison.json`` (written by ``compare`
 results directory has one; otherwise it is the budget (epochs, training subset) that the most
 plain default runs used. A run with held-out pairs, an ablation flag (``--augment`` ...), other
 epochs or hand-set hyperparameters is never in the main comparison; its ``differs`` text says
-what sets it apart.
+what sets it apart. A ``compare`` protocol also names its combinations and a parameter cap: a
+combination it did not name, or a model over its cap, is outside its main comparison too.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from benchmark.config import fields_of, learned_values
+from benchmark.report.load import Inputs
+from benchmark.report.wording import plural
 
 BUDGET = fields_of("budget")  # what a budget is; held-out pairs are another experiment
 SAME = "the reference configuration"  # ``differs`` of a group that differs in nothing learned
@@ -39,14 +42,30 @@ class Reference:
     base: dict[str, Any]
     studies: frozenset[str] | None
     source: str
+    pairs: frozenset[tuple[str, str]] | None = None  # the protocol's combinations (None: any)
+    max_params: int | None = None  # the protocol's parameter cap (None: no cap)
 
     def budget_text(self) -> str:
         subset = self.base["train_subset"]
         data = "the full training split" if subset is None else f"{subset:,} training images"
-        return f"{self.base['epochs']} epoch(s) on {data}"
+        return f"{plural(self.base['epochs'], 'epoch')} on {data}"
+
+    def cap_text(self) -> str:
+        """The protocol's cap as a phrase ("" without one)."""
+        return "" if self.max_params is None else f"at most {self.max_params:,} parameters"
+
+    def opened(self) -> Reference:
+        """This reference for runs it did not plan (a user's, set beside it): the same budget
+        and cap, any combination, tuned by any study at that budget."""
+        return Reference(self.base, None, self.source, None, self.max_params)
+
+    def over_cap(self, params: Any) -> bool:
+        return self.max_params is not None and not pd.isna(params) and params > self.max_params
 
     def is_main(self, config: dict[str, Any], tuned_from: dict[str, Any] | None) -> bool:
         mine = learned(config)
+        if self.pairs is not None and (config.get("arch"), config.get("fusion")) not in self.pairs:
+            return False
         if tuned_from is None:
             return mine == self.base
         study = tuned_from.get("study")
@@ -67,11 +86,16 @@ class Reference:
             if tuned_from is not None and key in TUNED_FIELDS:
                 continue
             if mine[key] != self.base.get(key):
-                parts.append(f"{key} {show(mine[key])}")
+                parts.append(f"{key} {show(mine[key], key)}")
+        if not parts and self.pairs is not None:
+            if (config.get("arch"), config.get("fusion")) not in self.pairs:
+                parts.append("a combination the protocol did not name")
         return "; ".join(parts) or SAME
 
 
-def show(value: Any) -> str:
+def show(value: Any, key: str = "") -> str:
+    if value is None and key == "train_subset":
+        return "none (the full training split)"
     if isinstance(value, dict):
         return ",".join(f"{k}={show(v)}" for k, v in sorted(value.items())) or "{}"
     if isinstance(value, float):
@@ -83,7 +107,15 @@ def from_comparison(comparison: dict[str, Any]) -> Reference:
     """The reference of a ``compare`` protocol (its ``comparison.json``)."""
     plan = comparison["plan"]
     base = learned({**plan.get("fixed", {}), **plan["budget"]})
-    return Reference(base, frozenset(plan["studies"]), f"compare protocol {plan['key']}")
+    pairs = frozenset((arch, fusion) for arch, fusion in plan["pairs"]) if "pairs" in plan else None
+    cap = plan.get("max_params")
+    return Reference(
+        base,
+        frozenset(plan["studies"]),
+        f"`compare` protocol {plan['key']}",
+        pairs,
+        int(cap) if isinstance(cap, int | float) else None,
+    )
 
 
 def most_used(configs: list[dict[str, Any]]) -> Reference:
@@ -101,7 +133,7 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
     return Reference(
         {**default, **dict(zip(BUDGET, budget, strict=True))},
         None,
-        "the budget of most default runs (no comparison.json)",
+        "the budget most default runs used; there is no comparison.json",
     )
 
 
@@ -113,3 +145,17 @@ def from_runs(runs: pd.DataFrame) -> Reference:
 def tuned_from(config: dict[str, Any]) -> dict[str, Any] | None:
     found = config.get("tuned_from")
     return found if isinstance(found, dict) else None
+
+
+def beside(yours: Inputs, theirs: Inputs) -> Inputs:
+    """``report --against``: the user's inputs with a reference's runs set beside them. The
+    reference's runs, curves and comparison.json (so its budget, combinations and cap) come
+    along; the user's runs are marked ``yours``; bench rows, studies and incomplete runs are the
+    user's alone."""
+    runs = pd.concat(
+        [theirs.runs.assign(yours=False), yours.runs.assign(yours=True)], ignore_index=True
+    )
+    runs["yours"] = runs["yours"].astype(bool)
+    history = pd.concat([theirs.history, yours.history], ignore_index=True)
+    notes = yours.notes + [f"reference: {note}" for note in theirs.notes]
+    return replace(yours, runs=runs, history=history, notes=notes, comparison=theirs.comparison)

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from benchmark import metrics
 from benchmark.report.aggregate import TARGET, tuned_vs_default
+from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent
 from benchmark.report.load import Inputs
 from benchmark.report.output import MISSING, error_cell, fmt, markdown_table, p_cell
@@ -17,6 +18,7 @@ from benchmark.report.plots import PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
 from benchmark.report.stats import ALPHA
+from benchmark.report.wording import BEST, SAME_CONFIG, UNTESTED, plural
 
 # The bench section's table: header -> (bench column, format).
 BENCH_TABLE = {
@@ -53,17 +55,18 @@ def metric_cells(r: Any, skip: str = "sum_acc") -> dict[str, str]:
 def target_cell(r: Any) -> str:
     if r.target_reached == 0:
         return f"not reached (0/{r.n})"
+    if pd.isna(r.target_seconds):  # reached, but timed on another kind of device
+        return MISSING
     return f"{r.target_seconds:.1f} ({r.target_reached}/{r.n})"
 
 
-def verdict(rank: int, p: float) -> str:
-    """The group against the best: itself, indistinguishable, worse, or untestable (a side has
-    one seed)."""
-    if rank == 1:
-        return "best"
-    if pd.isna(p):
-        return "-"
-    return "≈" if p >= ALPHA else "worse"
+def verdict(r: Any) -> str:
+    """The group against the best (``wording``'s standings; one seed: untested)."""
+    return f"{UNTESTED} (1 seed)" if r.standing == UNTESTED and r.n < 2 else r.standing
+
+
+def tuned_cell(r: Any) -> str:
+    return ("yes" + (f" ({SAME_CONFIG})" if r.same_as_default else "")) if r.tuned else "no"
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -75,12 +78,12 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "#": str(rank),
-                "combination": combination(r),
-                "tuned": "yes" if r.tuned else "no",
+                "combination": combination(r) + (" [yours]" if r.yours else ""),
+                "tuned": tuned_cell(r),
                 "n": str(r.n),
                 "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),
-                "vs best": verdict(rank, r.p_vs_best),
-                "p": p_cell(r.p_vs_best) if rank > 1 else "",
+                "vs best": verdict(r),
+                "p": "" if r.standing == BEST else p_cell(r.p_vs_best),
                 **metric_cells(r),
                 "params": fmt(r.params, ",.0f"),
                 "MACs/img": fmt(r.macs_per_image, ",.0f"),
@@ -99,14 +102,22 @@ def distinct(values: pd.Series) -> str:
     return ", ".join(items) if items else MISSING
 
 
-def header_section(inputs: Inputs, summary: pd.DataFrame, ref: Reference) -> str:
+def header_section(
+    inputs: Inputs, summary: pd.DataFrame, ref: Reference, against: str | None = None
+) -> str:
     runs = inputs.runs
     lines = [
         "# digitsum-bench report",
         "",
-        f"- Runs: {len(runs)} complete in {len(summary)} group(s); "
+        f"- Runs: {plural(len(runs), 'complete run')} in {plural(len(summary), 'group')}; "
         f"{len(inputs.incomplete)} incomplete",
     ]
+    if against:
+        yours = int(runs["yours"].sum()) if "yours" in runs else 0
+        lines.append(
+            f"- Yours beside a reference: {plural(yours, 'run')} of yours (marked [yours]) "
+            f"and {plural(len(runs) - yours, 'run')} of the reference in `{against}`"
+        )
     if not runs.empty:
         version_columns = sorted(c for c in runs.columns if c.startswith("versions."))
         versions = "; ".join(
@@ -115,7 +126,7 @@ def header_section(inputs: Inputs, summary: pd.DataFrame, ref: Reference) -> str
         seeds = sorted({int(s) for s in runs["seed"]})
         epochs = sorted({int(e) for e in runs["epochs"].dropna()})
         lines += [
-            f"- Reference budget: {ref.budget_text()} ({ref.source})",
+            f"- Main comparison: {scope(ref, summary)} (from {ref.source})",
             f"- Hardware: {distinct(runs.get('device', pd.Series(dtype=object)))}",
             f"- Versions: {versions or MISSING}",
             f"- Epochs: {', '.join(map(str, epochs)) or MISSING}",
@@ -132,103 +143,43 @@ def header_section(inputs: Inputs, summary: pd.DataFrame, ref: Reference) -> str
     return "\n".join(lines)
 
 
-def names(rows: pd.DataFrame) -> str:
-    labels = list(rows["label"])
-    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
-
-
-def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | None = None) -> str:
-    """A few generated sentences that state the answer, from the main comparison alone."""
-    main = summary[summary["section"] == "main"]
-    if main.empty:
-        return (
-            "## The answer\n\nNo group was trained at the reference budget "
-            f"({ref.budget_text()}), so there is no main comparison to state."
-        )
-    best = main.iloc[0]
-    half = best["test_sum_err_ci"]
-    interval = (
-        f"95% CI {best['test_sum_err_mean'] - half:.2f}-{best['test_sum_err_mean'] + half:.2f}"
-        if pd.notna(half)
-        else "one seed, no interval"
-    )
-    text = [
-        f"At the reference budget ({ref.budget_text()}), **{best['label']}** has the lowest "
-        f"test sum error: {best['test_sum_err_mean']:.2f}% ({interval}, {best['n']} seeds; "
-        f"accuracy {100 * best['test_sum_acc_mean']:.2f}%), with {best['params']:,.0f} "
-        f"parameters and {best['train_seconds_mean']:.0f} s of training."
-    ]
-    rest = main.iloc[1:]
-    near = rest[rest["near_best"]]
-    untested = int(rest["p_vs_best"].isna().sum())
-    if untested:
-        text.append(
-            f"{untested} group(s) have too few seeds for a test against it (at least 2 each)."
-        )
-    if near.empty:
-        text.append(
-            f"The {len(rest) - untested} other group(s) tested are all worse by Welch's t-test "
-            "at 5% (each against the best, no correction for multiple comparisons)."
-        )
-    else:
-        text.append(
-            f"Welch's t-test at 5% cannot tell it apart from {len(near)} of the other "
-            f"{len(rest)} group(s): {names(near)}; the remaining "
-            f"{len(rest) - len(near) - untested} tested are worse."
-        )
-        tied = pd.concat([main.iloc[:1], near])
-        cheapest = tied.sort_values(["params", "test_sum_err_mean"], kind="stable").iloc[0]
-        if cheapest["label"] == best["label"]:
-            text.append("It is also the smallest of these in parameters.")
-        else:
-            text.append(
-                f"The smallest of these is **{cheapest['label']}**: {cheapest['params']:,.0f} "
-                f"parameters against {best['params']:,.0f} "
-                f"({cheapest['params'] / best['params']:.2f}x), "
-                f"{cheapest['train_seconds_mean']:.0f} s of training against "
-                f"{best['train_seconds_mean']:.0f} s, at "
-                f"{cheapest['test_sum_err_mean']:.2f}% error."
-            )
-    worst = main.iloc[-1]
-    if len(main) > 1:
-        text.append(
-            f"The highest error in the comparison is {worst['label']}'s: "
-            f"{worst['test_sum_err_mean']:.2f}%."
-        )
-    pairs = tuned_vs_default(summary, runs)
-    if not pairs.empty:
-        real = pairs["p"] < ALPHA
-        lower = int((real & (pairs["err_delta"] < 0)).sum())
-        higher = int((real & (pairs["err_delta"] > 0)).sum())
-        text.append(
-            f"Tuning (same budget, same parameter cap) lowered the error significantly in "
-            f"{lower} of {len(pairs)} combinations and raised it significantly in {higher} "
-            f"(Welch's t-test at 5%); in {len(pairs) - lower - higher} no difference was detected."
-        )
-    return "## The answer\n\n" + " ".join(text)
-
-
 def main_section(summary: pd.DataFrame, ref: Reference) -> str:
     if summary.empty:
         return "## Main comparison\n\nNo complete runs."
     table = display_table(summary)
     if table.empty:
         return ""
-    timing = distinct(summary.loc[summary["section"] == "main", "timing_device"])
+    main = summary[summary["section"] == "main"]
+    timing = distinct(main.loc[main["train_seconds_mean"].notna(), "timing_device"])
+    cap = f", under the protocol's cap of {ref.max_params:,} parameters" if ref.max_params else ""
+    yours = (
+        " Rows marked [yours] are your runs, tested against the reference's best; their "
+        "timings are shown only where measured on a kind of device the reference's were."
+        if main["yours"].any()
+        else ""
+    )
     return "\n\n".join(
         [
             "## Main comparison (lowest test sum error first)",
-            f"Every group here was trained at the reference budget ({ref.budget_text()}) with "
-            "the default configuration or the configuration its own tuning study found at that "
-            "budget; nothing else differs.",
+            f"Every group here was trained at the reference budget ({ref.budget_text()}), in "
+            f"{distinct(main['precision'])}{cap}, with the default configuration or the "
+            "configuration its own tuning study found at that budget; nothing else differs."
+            + yours,
             markdown_table(table),
             "Sum error % is the mean over seeds with the half-width of its 95% confidence "
             "interval (Student's t over seeds; the test images are the same for every group). "
             "*vs best*: Welch's two-sided t-test of each group's errors against the best "
-            "group's; ≈ means p >= 0.05 (not distinguishable at 5%, no correction for the "
-            f"number of groups). Other metrics: mean ± std over seeds. Timings ({timing}) are "
-            "from the runs of one machine per group, never averaged across devices. MACs per "
-            "image are counted with torch's FlopCounterMode. "
+            "group's (the lowest mean among groups with at least 2 seeds); ≈ means p >= 0.05 "
+            "(not distinguishable at 5%, no correction for the number of groups); untested: one "
+            "seed, no test. "
+            + (
+                f"*{SAME_CONFIG}*: the study's best configuration is the default. "
+                if main["same_as_default"].any()
+                else ""
+            )
+            + f"Other metrics: mean ± std over seeds. Timings ({timing}) are from the runs of "
+            "one machine per group, never averaged across devices. MACs per image are counted "
+            "with torch's FlopCounterMode. "
             f"*s to {100 * TARGET:g}% val*: training seconds until the first epoch end whose "
             "validation sum accuracy reached the target (mean over the seeds that did; how "
             "many did). Pareto: * marks the groups that no other group beats on error with "
@@ -243,18 +194,22 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
     pairs = tuned_vs_default(summary, runs)
     if pairs.empty:
         return ""
+    same = pairs["config_hash_default"] == pairs["config_hash_tuned"]
     verdict = [
-        "-"
+        "the default configuration (nothing tuned)"
+        if s
+        else f"{UNTESTED} (1 seed)"
         if pd.isna(p)
         else ("no difference detected" if p >= ALPHA else ("better" if d < 0 else "worse"))
-        for p, d in zip(pairs["p"], pairs["err_delta"], strict=True)
+        for s, p, d in zip(same, pairs["p"], pairs["err_delta"], strict=True)
     ]
     table = pd.DataFrame(
         {
             "combination": pairs["arch"]
             + " x "
             + pairs["fusion"]
-            + ("" if pairs["precision"].nunique() < 2 else " [" + pairs["precision"] + "]"),
+            + ("" if pairs["precision"].nunique() < 2 else " [" + pairs["precision"] + "]")
+            + pairs["yours"].map({True: " [yours]", False: ""}),
             "default error %": [
                 error_cell(m, h)
                 for m, h in zip(
@@ -274,8 +229,10 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
             "n (default/tuned)": [
                 f"{a}/{b}" for a, b in zip(pairs["n_default"], pairs["n_tuned"], strict=True)
             ],
-            "tuned - default (points)": [fmt(d, "+.2f") for d in pairs["err_delta"]],
-            "Welch p": [p_cell(p) for p in pairs["p"]],
+            "tuned - default (points)": [
+                "" if s else fmt(d, "+.2f") for s, d in zip(same, pairs["err_delta"], strict=True)
+            ],
+            "Welch p": ["" if s else p_cell(p) for s, p in zip(same, pairs["p"], strict=True)],
             "tuning": verdict,
         }
     )
@@ -391,10 +348,15 @@ def render_markdown(
     plots: dict[str, bytes],
     ref: Reference,
     studies: str = "",
+    against: str | None = None,
+    ladder: str = "",
 ) -> str:
+    """``ladder``: the sections of a ladder of budgets (``benchmark.report.ladder``), or the
+    warning of a partial protocol, placed right after *The answer*."""
     sections = [
-        header_section(inputs, summary, ref),
+        header_section(inputs, summary, ref, against),
         opening_section(summary, ref, inputs.runs),
+        ladder,
         main_section(summary, ref),
         tuned_vs_default_section(summary, inputs.runs),
         precision_section(summary, inputs.runs),

@@ -1,0 +1,247 @@
+"""The report's opening: a few sentences that state the answer of the main comparison, built
+from one set of rules (``wording``) for the cases a small results directory meets: nothing to
+compare, one seed (no interval, no test), untested groups, a tuned configuration that equals
+the default, and the user's groups set beside a reference (``report --against``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmark.report.aggregate import tuned_vs_default
+from benchmark.report.output import p_cell
+from benchmark.report.reference import Reference
+from benchmark.report.stats import ALPHA
+from benchmark.report.wording import (
+    BEST,
+    BETTER,
+    NEAR,
+    UNTESTED,
+    WORSE,
+    has,
+    is_are,
+    listing,
+    plural,
+)
+
+MORE_SEEDS = "train at least 2 seeds per group (`--seeds 0,1,2`) to test them"
+
+
+def p_text(p: float) -> str:
+    cell = p_cell(p)
+    return f"p {cell[0]} {cell[1:]}" if cell.startswith("<") else f"p = {cell}"
+
+
+def names(rows: pd.DataFrame) -> str:
+    return listing(list(rows["label"]))
+
+
+def scope(ref: Reference, summary: pd.DataFrame) -> str:
+    """What the main comparison holds: budget, precision and the protocol's cap."""
+    main = summary[summary["section"] == "main"]
+    parts = [ref.budget_text()]
+    precisions = sorted(set(main["precision"]))
+    if precisions:
+        parts.append("/".join(precisions))
+    if ref.cap_text():
+        parts.append(ref.cap_text())
+    return ", ".join(parts)
+
+
+def interval_text(row: pd.Series) -> str:
+    if pd.isna(row["test_sum_err_ci"]):
+        return "one seed, so no interval"
+    mean, half = row["test_sum_err_mean"], row["test_sum_err_ci"]
+    return f"95% CI {mean - half:.2f}-{mean + half:.2f}, {plural(int(row['n']), 'seed')}"
+
+
+def best_sentence(best: pd.Series, main: pd.DataFrame, ref: Reference, where: str) -> str:
+    tested = best["n"] >= 2 and (main["n"] < 2).any()
+    among = " among the groups with at least 2 seeds" if tested else ""
+    who, claim = f"**{best['label']}**", "has the lowest test sum error"
+    if main["yours"].any():
+        who = f"the reference's best, {who},"
+        if (main["test_sum_err_mean"] < best["test_sum_err_mean"]).any():
+            claim = "has the lowest test sum error of the reference's groups"
+    cost = f" with {best['params']:,.0f} parameters"
+    if pd.notna(best["train_seconds_mean"]):
+        cost += f" and {best['train_seconds_mean']:.0f} s of training"
+    return (
+        f"At the reference budget ({where}), {who} {claim}{among}: "
+        f"{best['test_sum_err_mean']:.2f}% ({interval_text(best)}; accuracy "
+        f"{100 * best['test_sum_acc_mean']:.2f}%),{cost}."
+    )
+
+
+def untested_sentences(best: pd.Series, untested: pd.DataFrame) -> list[str]:
+    if untested.empty:
+        return []
+    if best["n"] < 2:
+        return [f"Every group has one seed, so none can be tested against another; {MORE_SEEDS}."]
+    text = [
+        f"{plural(len(untested), 'group')} {has(len(untested))} one seed and "
+        f"{is_are(len(untested))} untested ({names(untested)}): one seed gives "
+        f"no interval and no test; {MORE_SEEDS}."
+    ]
+    lower = untested[untested["test_sum_err_mean"] < best["test_sum_err_mean"]]
+    if not lower.empty:
+        text.append(
+            f"A lower mean error from one seed ({names(lower)}) does not make a group the best."
+        )
+    return text
+
+
+def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
+    """Welch's verdicts against the best, the smallest of the groups tied with it and, where a
+    group with as few parameters and a lower mean is called worse, why (its spread)."""
+    rest = main[main["label"] != best["label"]]
+    tested = rest[rest["standing"].isin([NEAR, WORSE, BETTER])]
+    near, worse = tested[tested["standing"] == NEAR], tested[tested["standing"] == WORSE]
+    better = tested[tested["standing"] == BETTER]
+    text = []
+    if rest.empty:
+        return ["It is the only group in the main comparison: there is nothing to compare it with."]
+    if tested.empty:
+        return text
+    note = "(each against the best, no correction for multiple comparisons)"
+    if near.empty and better.empty:
+        text.append(
+            f"The other group tested, {names(worse)}, is worse by Welch's t-test at 5% {note}."
+            if len(worse) == 1
+            else f"The {len(worse)} other groups tested are all worse by Welch's t-test at 5% "
+            f"{note}."
+        )
+    elif not near.empty:
+        remaining = (
+            f"; the remaining {len(worse)} tested {'is' if len(worse) == 1 else 'are'} worse"
+        )
+        text.append(
+            f"Welch's t-test at 5% cannot tell it apart from {len(near)} of the "
+            f"{plural(len(tested), 'other group')} tested: {names(near)}"
+            f"{remaining if len(worse) else ''} {note}."
+        )
+    if not better.empty:
+        text.append(f"Welch's t-test at 5% finds a lower error than it for {names(better)}.")
+    if near.empty:
+        return text
+    tied = pd.concat([best.to_frame().T, near])
+    cheapest = tied.sort_values(["params", "test_sum_err_mean"], kind="stable").iloc[0]
+    if cheapest["label"] == best["label"]:
+        text.append("It is also the smallest of these in parameters.")
+    else:
+        time = (
+            f", {cheapest['train_seconds_mean']:.0f} s of training against "
+            f"{best['train_seconds_mean']:.0f} s"
+            if pd.notna(cheapest["train_seconds_mean"]) and pd.notna(best["train_seconds_mean"])
+            else ""
+        )
+        text.append(
+            f"The smallest of these is **{cheapest['label']}**: {cheapest['params']:,.0f} "
+            f"parameters against {best['params']:,.0f} "
+            f"({cheapest['params'] / best['params']:.2f}x){time}, at "
+            f"{cheapest['test_sum_err_mean']:.2f}% error."
+        )
+    text += spread_notes(worse, tied)
+    return text
+
+
+def spread_notes(worse: pd.DataFrame, tied: pd.DataFrame) -> list[str]:
+    """A group called worse although a tied one has no fewer parameters and a higher mean: the
+    test weighs spread as well as mean, and says so here rather than leave a riddle."""
+    notes = []
+    for _, r in worse.iterrows():
+        beaten = tied[
+            (tied["params"] >= r["params"]) & (tied["test_sum_err_mean"] > r["test_sum_err_mean"])
+        ]
+        if beaten.empty:
+            continue
+        other = beaten.sort_values("test_sum_err_ci", ascending=False, kind="stable").iloc[0]
+        notes.append(
+            f"{r['label']} has no more parameters and a lower mean error "
+            f"({r['test_sum_err_mean']:.2f}% against {other['test_sum_err_mean']:.2f}%) than "
+            f"{other['label']}, yet is called worse: its seeds agree closely (± "
+            f"{r['test_sum_err_ci']:.2f}), so Welch's test separates it from the best "
+            f"({p_text(r['p_vs_best'])}), while the wider spread of {other['label']} (± "
+            f"{other['test_sum_err_ci']:.2f}) leaves that one indistinguishable "
+            f"({p_text(other['p_vs_best'])}). Indistinguishable is not better."
+        )
+    return notes
+
+
+def tuning_sentences(summary: pd.DataFrame, runs: pd.DataFrame | None) -> list[str]:
+    pairs = tuned_vs_default(summary, runs)
+    if pairs.empty:
+        return []
+    same = pairs["config_hash_default"] == pairs["config_hash_tuned"]
+    text = []
+    if same.any():
+        named = listing(
+            [f"{a} x {f}" for a, f in zip(pairs["arch"][same], pairs["fusion"][same], strict=True)]
+        )
+        text.append(
+            f"In {plural(int(same.sum()), 'combination')} ({named}) the study's best "
+            "configuration is the default itself: its tuned row repeats the default."
+        )
+    pairs = pairs[~same]
+    if pairs.empty:
+        return text
+    real = pairs["p"] < ALPHA
+    lower = int((real & (pairs["err_delta"] < 0)).sum())
+    higher = int((real & (pairs["err_delta"] > 0)).sum())
+    untested = int(pairs["p"].isna().sum())
+    tail = f"; {untested} could not be tested (one seed)" if untested else ""
+    text.append(
+        f"Tuning (same budget, same parameter cap) lowered the error significantly in "
+        f"{lower} of {plural(len(pairs), 'combination')} and raised it significantly in "
+        f"{higher} (Welch's t-test at 5%); in {len(pairs) - lower - higher - untested} no "
+        f"difference was detected{tail}."
+    )
+    return text
+
+
+def yours_sentences(summary: pd.DataFrame) -> list[str]:
+    """``--against``: where the user's groups stand against the reference's best."""
+    yours = summary[summary["yours"].astype(bool)]
+    if yours.empty:
+        return []
+    main = yours[yours["section"] == "main"]
+    words = {BEST: "best", NEAR: "indistinguishable from it", WORSE: "worse",
+             BETTER: "better", UNTESTED: "untested (one seed)"}  # fmt: skip
+    text = [
+        f"{r['label']}: {r['test_sum_err_mean']:.2f}% error, {words[r['standing']]}"
+        + ("" if pd.isna(r["p_vs_best"]) else f" ({p_text(r['p_vs_best'])})")
+        for _, r in main.iterrows()
+    ]
+    out = [f"Yours against the reference's best: {'; '.join(text)}."] if text else []
+    away = len(yours) - len(main)
+    if away:
+        out.append(
+            f"{plural(away, 'group')} of yours {is_are(away)} not at the "
+            "reference's budget, precision or cap, so not in the main comparison (see below)."
+        )
+    return out
+
+
+def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | None = None) -> str:
+    """A few generated sentences that state the answer, from the main comparison alone."""
+    main = summary[summary["section"] == "main"]
+    where = scope(ref, summary)
+    if main.empty:
+        return (
+            f"## The answer\n\nNo group was trained at the reference budget ({where}), so there "
+            "is no main comparison to state."
+            + (" " + " ".join(yours_sentences(summary)) if summary["yours"].any() else "")
+        )
+    best = main[main["standing"] == BEST].iloc[0]
+    rest = main[main["label"] != best["label"]]
+    text = [best_sentence(best, main, ref, where)]
+    text += tested_sentences(main, best)
+    text += untested_sentences(best, rest[rest["standing"] == UNTESTED])
+    if len(main) > 2:
+        worst = main.iloc[-1]
+        text.append(
+            f"The highest error in the comparison is {worst['label']}'s: "
+            f"{worst['test_sum_err_mean']:.2f}%."
+        )
+    text += tuning_sentences(summary, runs)
+    text += yours_sentences(summary)
+    return "## The answer\n\n" + " ".join(text)

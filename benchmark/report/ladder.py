@@ -1,0 +1,422 @@
+"""Report sections of a ladder of budgets (``compare --epochs 1,3,9``): the answer at every rung
+against the top rung's, the ranks across budgets with Kendall's tau, learning curves over the
+rungs' budgets, the equal-time Pareto front across rungs, tuned vs default per rung and the cost
+of each rung; and, for any ``compare`` protocol, whether it is partial.
+
+Each rung is its own full protocol (its own schedule over its epochs, its own tuning studies),
+so its groups come from ``summarize`` at that rung's reference, exactly as the main comparison
+of a one-rung report. Nothing here is drawn from intermediate checkpoints."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from scipy import stats as scipy_stats
+
+from benchmark import files
+from benchmark.report.aggregate import pareto_front, summarize, tuned_vs_default
+from benchmark.report.ladder_plots import LADDER_PLOTS, epochs_text, ladder_plots
+from benchmark.report.load import Inputs
+from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
+from benchmark.report.reference import from_comparison
+from benchmark.report.stats import ALPHA
+from benchmark.report.studies import counted
+
+IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
+SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
+
+__all__ = ["LADDER_PLOTS", "Rung", "kendall", "ladder_report", "rungs_of"]
+
+
+@dataclass
+class Rung:
+    """One rung of the ladder: its plan and stage times as ``comparison.json`` holds them and
+    its groups (``summarize`` at its reference)."""
+
+    epochs: int
+    plan: dict[str, Any]
+    stages: dict[str, Any]
+    summary: pd.DataFrame
+
+    @property
+    def groups(self) -> pd.DataFrame:
+        """The rung's main groups, one per arch x fusion x tuned (the one of most seeds where a
+        study's best changed between runs), lowest error first, with their ``rank``."""
+        main = self.summary[self.summary["section"] == "main"]
+        if "yours" in main:  # the user's runs beside a reference are no rung of it
+            main = main[~main["yours"].astype(bool)]
+        main = main.sort_values("n", ascending=False, kind="stable").drop_duplicates(IDENTITY)
+        main = main.sort_values(["test_sum_err_mean", *IDENTITY], kind="stable")
+        return main.assign(rank=range(1, len(main) + 1)).reset_index(drop=True)
+
+    def missing(self) -> list[str]:
+        """The final runs of the plan that no complete main-comparison run stands for."""
+        main = self.summary[self.summary["section"] == "main"]
+        have = {
+            (r.arch, r.fusion, bool(r.tuned), int(seed))
+            for r in main.itertuples(index=False)
+            for seed in str(r.seeds).split(",")
+            if seed.strip().lstrip("-").isdigit()
+        }
+        return [
+            f"{arch} x {fusion} {'tuned' if tuned else 'default'} seed {seed}"
+            for arch, fusion in self.plan.get("pairs", [])
+            for tuned in (False, True)
+            for seed in self.plan.get("seeds", [])
+            if (arch, fusion, tuned, seed) not in have
+        ]
+
+    def expected(self) -> int:
+        return 2 * len(self.plan.get("pairs", [])) * len(self.plan.get("seeds", []))
+
+
+def rungs_of(comparison: dict[str, Any] | None) -> list[tuple[int, dict[str, Any]]]:
+    """(epochs, {"plan", "stages"}) of each rung of ``comparison.json``, lowest budget first;
+    a one-rung file is its own single rung. Entries of an unexpected shape are left out."""
+    if not isinstance(comparison, dict):
+        return []
+    rungs = comparison.get("rungs")
+    entries = rungs.values() if isinstance(rungs, dict) else [comparison]
+    found = []
+    for entry in entries:
+        plan = entry.get("plan") if isinstance(entry, dict) else None
+        epochs = files.lookup(plan, "budget.epochs")
+        if isinstance(plan, dict) and isinstance(epochs, int) and not isinstance(epochs, bool):
+            found.append((epochs, entry))
+    return sorted(found, key=lambda e: e[0])
+
+
+def build_rungs(inputs: Inputs) -> list[Rung]:
+    """Every readable rung of the results directory's protocol, its groups summarised."""
+    rungs = []
+    for epochs, entry in rungs_of(inputs.comparison):
+        try:
+            ref = from_comparison({"plan": entry["plan"]})
+        except (KeyError, TypeError, AttributeError, ValueError):
+            inputs.notes.append(f"comparison.json: the {epochs}-epoch rung is unreadable: ignored")
+            continue
+        summary = summarize(inputs.runs, inputs.bench, ref, inputs.history)
+        stages = entry.get("stages") if isinstance(entry.get("stages"), dict) else {}
+        rungs.append(Rung(epochs, entry["plan"], stages, summary))
+    return rungs
+
+
+def kendall(x: list[float], y: list[float]) -> tuple[float, float]:
+    """Kendall's tau-b of two rankings given as scores (here: mean errors of the same groups
+    at two rungs) and its two-sided p-value; NaN for fewer than two groups or no variation."""
+    if len(x) < 2:
+        return math.nan, math.nan
+    found = scipy_stats.kendalltau(x, y)
+    return float(found.statistic), float(found.pvalue)
+
+
+def rank_agreement(low: Rung, top: Rung) -> tuple[float, float, int]:
+    """(tau, p, groups): the ranking of ``low`` against ``top``'s, over the groups both have."""
+    both = low.groups.merge(top.groups, on=IDENTITY, suffixes=("_low", "_top"))
+    both = both.dropna(subset=["test_sum_err_mean_low", "test_sum_err_mean_top"])
+    tau, p = kendall(list(both["test_sum_err_mean_low"]), list(both["test_sum_err_mean_top"]))
+    return tau, p, len(both)
+
+
+def name(row: Any) -> str:
+    return f"{row.arch} x {row.fusion}" + (" (tuned)" if row.tuned else "")
+
+
+def interval_text(row: Any) -> str:
+    mean, half = row.test_sum_err_mean, row.test_sum_err_ci
+    if pd.isna(half):
+        return f"{mean:.2f}% (one seed, no interval)"
+    return f"{mean:.2f}% (95% CI {mean - half:.2f}-{mean + half:.2f})"
+
+
+def budgets(rungs: list[Rung]) -> str:
+    epochs = [str(r.epochs) for r in rungs]
+    return (", ".join(epochs[:-1]) + " and " + epochs[-1]) if len(epochs) > 1 else epochs[0]
+
+
+def partial_text(rungs: list[Rung], inputs: Inputs) -> str:
+    """A warning naming each rung that misses final runs or tuning trials; empty if none."""
+    studies = {s.study_name: s for s in inputs.studies}
+    lines = []
+    for rung in rungs:
+        missing = rung.missing()
+        if missing:
+            shown = "; ".join(missing[:SHOWN_MISSING])
+            more = len(missing) - SHOWN_MISSING
+            lines.append(
+                f"- {epochs_text(rung.epochs)}: {rung.expected() - len(missing)} of "
+                f"{rung.expected()} final runs complete; missing: {shown}"
+                + (f" and {more} more" if more > 0 else "")
+            )
+        wanted = rung.plan.get("trials")
+        for study_name in rung.plan.get("studies", []):
+            study = studies.get(study_name)
+            done = 0 if study is None else sum(map(counted, study.get_trials(deepcopy=False)))
+            if isinstance(wanted, int) and done < wanted and (study or inputs.studies):
+                lines.append(
+                    f"- {epochs_text(rung.epochs)}: study {study_name} has {done} of {wanted} "
+                    "finished trials"
+                )
+    if not lines:
+        return ""
+    return "\n".join(
+        [
+            "**This is a partial protocol.** The figures above and below come from the runs "
+            "that are complete; run `compare` again to finish it:",
+            "",
+            *lines,
+        ]
+    )
+
+
+def winners_text(rungs: list[Rung]) -> list[str]:
+    """Per lower rung: its winner, and where that group stands at the top rung."""
+    top = rungs[-1]
+    at_top = top.groups.set_index(IDENTITY)
+    tested = top.groups[top.groups["n"] >= 2]  # the best is tested against: two seeds or more
+    best_top = (tested if not tested.empty else top.groups).iloc[0] if len(top.groups) else None
+    lines = []
+    for rung in rungs[:-1]:
+        if rung.groups.empty:
+            lines.append(f"- At {epochs_text(rung.epochs)} no group is complete yet.")
+            continue
+        win = rung.groups.iloc[0]
+        text = f"- At {epochs_text(rung.epochs)} **{name(win)}** is best: {interval_text(win)}."
+        key = tuple(getattr(win, k) for k in IDENTITY)
+        if best_top is None or key not in at_top.index:
+            lines.append(text + f" It has no complete runs at {top.epochs} epochs.")
+            continue
+        there = at_top.loc[key]
+        there = there.iloc[0] if isinstance(there, pd.DataFrame) else there
+        lead = f" At {top.epochs} epochs it has {interval_text(there)}, rank {there['rank']}"
+        if there["rank"] == 1:
+            verdict = ": still the winner."
+        elif pd.isna(there["p_vs_best"]):
+            verdict = f"; too few seeds to test it against the best, {name(best_top)}."
+        else:
+            near = there["p_vs_best"] >= ALPHA
+            verdict = (
+                f"; {'not distinguishable from' if near else 'worse than'} the best there, "
+                f"{name(best_top)} at {interval_text(best_top)} (Welch's p "
+                f"{p_cell(there['p_vs_best'])})."
+            )
+        lines.append(text + lead + f" of {len(top.groups)}" + verdict)
+    for rung in rungs[:-1]:
+        tau, p, n = rank_agreement(rung, top)
+        if n >= 2 and pd.notna(tau):
+            lines.append(
+                f"- Kendall's tau of the {rung.epochs}-epoch ranking against the "
+                f"{top.epochs}-epoch one: {tau:.2f} (p {p_cell(p)}, {n} groups)."
+            )
+    return lines
+
+
+def answer_section(rungs: list[Rung], partial: str) -> str:
+    top = rungs[-1]
+    parts = [
+        "## The answer across budgets",
+        f"`compare` ran the protocol at {len(rungs)} budgets (rungs): {budgets(rungs)} epochs, "
+        "each its own full schedule with its own tuning studies. *The answer* above is the top "
+        f"rung's ({top.epochs} epochs); whether the lower rungs' winners still win there "
+        "(intervals: 95% CI over seeds; Welch's two-sided t-test against the top rung's best):",
+    ]
+    if partial:
+        parts.append(partial)
+    parts.append("\n".join(winners_text(rungs)))
+    return "\n\n".join(parts)
+
+
+def image(plots: dict[str, bytes], key: str) -> str:
+    return f"![{LADDER_PLOTS[key]}](plots/{key}.png)" if key in plots else ""
+
+
+def ranks_section(rungs: list[Rung], plots: dict[str, bytes]) -> str:
+    top = rungs[-1]
+    order = [tuple(r) for r in top.groups[IDENTITY].itertuples(index=False)]
+    for rung in reversed(rungs):
+        order += [
+            k for k in map(tuple, rung.groups[IDENTITY].itertuples(index=False)) if k not in order
+        ]
+    rows = []
+    for arch, fusion, tuned in order:
+        row = {"combination": f"{arch} x {fusion}", "tuned": "yes" if tuned else "no"}
+        for rung in rungs:
+            g = rung.groups
+            hit = g[(g["arch"] == arch) & (g["fusion"] == fusion) & (g["tuned"] == tuned)]
+            cell = "-"
+            if not hit.empty:
+                r = hit.iloc[0]
+                cell = f"{error_cell(r.test_sum_err_mean, r.test_sum_err_ci)} (#{r['rank']})"
+            row[f"{rung.epochs} ep: error % (rank)"] = cell
+        rows.append(row)
+    taus = []
+    for rung in rungs[:-1]:
+        tau, p, n = rank_agreement(rung, top)
+        taus.append(
+            {
+                "rung": f"{epochs_text(rung.epochs)}",
+                f"vs {top.epochs} epochs: groups": str(n),
+                "Kendall's tau": fmt(tau, ".3f"),
+                "p": "-" if pd.isna(p) else p_cell(p),
+            }
+        )
+    return "\n\n".join(
+        part
+        for part in [
+            "## Ranks across budgets",
+            "Test sum error % (mean over seeds ± the half-width of its 95% CI) and rank at each "
+            f"rung, in the order of the top rung ({top.epochs} epochs). Kendall's tau-b compares "
+            "each rung's ranking with the top rung's over the groups both have (1: the same "
+            "order, 0: unrelated, -1: reversed); p: its two-sided test of no association.",
+            markdown_table(pd.DataFrame(rows)),
+            markdown_table(pd.DataFrame(taus)),
+            image(plots, "ladder_ranks"),
+        ]
+        if part
+    )
+
+
+def curves_section(plots: dict[str, bytes]) -> str:
+    if "ladder_curves" not in plots:
+        return ""
+    return "\n\n".join(
+        [
+            "## Learning curves over budgets",
+            "Test sum error of every group against its rung's epochs: each point is a separate "
+            "full training schedule of that length (not a checkpoint of a longer one), mean over "
+            "seeds with its 95% CI.",
+            image(plots, "ladder_curves"),
+        ]
+    )
+
+
+def time_points(rungs: list[Rung]) -> tuple[pd.DataFrame, str, int]:
+    """(every rung's groups with their rung's epochs and the equal-time Pareto flag, the one
+    device their timings come from, groups left out as timed elsewhere). Timings are never
+    compared across kinds of device: the device that timed the most groups is the one used."""
+    points = pd.concat([r.groups.assign(rung=r.epochs) for r in rungs], ignore_index=True)
+    points = points.dropna(subset=["train_seconds_mean", "test_sum_err_mean"])
+    if points.empty:
+        return points.assign(front=False), "", 0
+    counts = points["timing_device"].astype(str).value_counts().sort_index()
+    device = str(counts.idxmax())
+    kept = points[points["timing_device"].astype(str) == device].reset_index(drop=True)
+    kept["front"] = pareto_front(kept["train_seconds_mean"], -kept["test_sum_err_mean"])
+    return kept, device, len(points) - len(kept)
+
+
+def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, bytes]) -> str:
+    if points.empty:
+        return ""
+    front = points[points["front"]].sort_values("train_seconds_mean", kind="stable")
+    rows = [
+        {
+            "from s of training (per run)": fmt(r.train_seconds_mean, ",.0f"),
+            "train": name(r),
+            "epochs": str(r.rung),
+            "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),
+        }
+        for r in front.itertuples(index=False)
+    ]
+    elsewhere = f" {away} group(s) timed on other devices are left out." if away else ""
+    return "\n\n".join(
+        part
+        for part in [
+            "## Equal time",
+            "Test sum error against training seconds per run (mean over seeds) for every group "
+            f'at every rung, all timed on {device}.{elsewhere} The Pareto front answers "with '
+            'this much training time on this machine, train this combination at this budget": '
+            "each row is the lowest error reachable from that many seconds on, until the next.",
+            markdown_table(pd.DataFrame(rows)),
+            image(plots, "ladder_time"),
+        ]
+        if part
+    )
+
+
+def tuning_section(rungs: list[Rung], runs: pd.DataFrame) -> str:
+    rows, means = [], []
+    for rung in rungs:
+        pairs = tuned_vs_default(rung.summary, runs)
+        if "yours" in pairs:
+            pairs = pairs[~pairs["yours"].astype(bool)]
+        if pairs.empty:
+            continue
+        real = pairs["p"] < ALPHA
+        mean = float(pairs["err_delta"].mean())
+        means.append((rung.epochs, mean))
+        rows.append(
+            {
+                "rung": f"{epochs_text(rung.epochs)}",
+                "combinations": str(len(pairs)),
+                "tuning lowered the error": str(int((real & (pairs["err_delta"] < 0)).sum())),
+                "raised it": str(int((real & (pairs["err_delta"] > 0)).sum())),
+                "no difference detected": str(int((~real).sum())),
+                "mean tuned - default (points)": fmt(mean, "+.2f"),
+                "largest gain (points)": fmt(float(pairs["err_delta"].min()), "+.2f"),
+            }
+        )
+    if not rows:
+        return ""
+    trend = ", ".join(f"{m:+.2f} at {epochs_text(e)}" for e, m in means)
+    return "\n\n".join(
+        [
+            "## Tuned vs default per budget",
+            "Does tuning matter less at longer budgets? Per rung, each combination's tuned group "
+            "against its default one (Welch's two-sided t-test at 5%; points of test sum "
+            f"error, negative: tuning lowered it). The mean effect of tuning: {trend}.",
+            markdown_table(pd.DataFrame(rows)),
+        ]
+    )
+
+
+def cost_section(rungs: list[Rung]) -> str:
+    rows = [
+        {
+            "rung": f"{epochs_text(rung.epochs)}",
+            "stage": stage,
+            "machine": where,
+            "wall time": f"{seconds / 60:.1f} min",
+        }  # fmt: skip
+        for rung in rungs
+        for stage, per in sorted(rung.stages.items())
+        if isinstance(per, dict)
+        for where, seconds in sorted(per.items())
+        if files.is_number(seconds)
+    ]
+    if not rows:
+        return ""
+    return "\n\n".join(
+        [
+            "## Cost per budget",
+            "Wall time of each stage of each rung, per machine, summed over sittings (a rung "
+            "reused from an earlier `compare` keeps the time it cost then).",
+            markdown_table(pd.DataFrame(rows)),
+        ]
+    )
+
+
+def ladder_report(inputs: Inputs) -> tuple[str, dict[str, bytes]]:
+    """(markdown to follow *The answer*, {plot name: PNG}) for the results directory's
+    ``compare`` protocol: with a ladder of two or more rungs, its sections and plots; with one
+    rung, only the warning of a partial protocol (nothing when it is complete)."""
+    rungs = build_rungs(inputs)
+    if not rungs:
+        return "", {}
+    partial = partial_text(rungs, inputs)
+    if len(rungs) == 1:
+        return ("## Partial protocol\n\n" + partial if partial else ""), {}
+    points, device, away = time_points(rungs)
+    plots = ladder_plots([(r.epochs, r.groups) for r in rungs], points, device)
+    sections = [
+        answer_section(rungs, partial),
+        ranks_section(rungs, plots),
+        curves_section(plots),
+        time_section(points, device, away, plots),
+        tuning_section(rungs, inputs.runs),
+        cost_section(rungs),
+    ]
+    return "\n\n".join(s for s in sections if s), plots

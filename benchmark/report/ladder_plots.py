@@ -1,0 +1,174 @@
+"""Plots of a ladder of budgets (``benchmark.report.ladder``): the ranks across rungs as a bump
+chart, learning curves over the rungs' budgets and error against training time across rungs
+with its Pareto front. Encoder as colour (rung as colour in the time plot), fusion as marker,
+filled and solid for tuned, hollow and dashed for default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from benchmark.report.output import new_figure, png_bytes
+from benchmark.report.plots import COLOURS, MARKERS, error_point, plain_log_ticks
+
+LADDER_PLOTS = {
+    "ladder_ranks": "Ranks across budgets: each group's rank by test sum error at every rung",
+    "ladder_curves": "Test sum error against the rung's epochs (mean and 95% CI over seeds)",
+    "ladder_time": "Equal time: test sum error against training seconds, every rung",
+}
+RUNG_COLOURS = ("tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:red", "tab:brown")
+
+
+def epochs_text(epochs: int) -> str:
+    return f"{epochs} epoch" + ("" if epochs == 1 else "s")
+
+
+def short(row: Any) -> str:
+    return f"{row.arch} x {row.fusion}" + (" (tuned)" if row.tuned else "")
+
+
+def palette(values: list[Any], colours: tuple[str, ...]) -> dict[Any, str]:
+    return {v: colours[i % len(colours)] for i, v in enumerate(sorted(set(values)))}
+
+
+def marks(values: list[Any]) -> dict[Any, str]:
+    return {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(sorted(set(values)))}
+
+
+def legend(ax: Any, colours: dict[Any, str], markers: dict[Any, str], **kw: Any) -> None:
+    """Colour and marker keys, then filled/solid = tuned, hollow/dashed = default."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, marker="o", ls="", label=k) for k, c in colours.items()]
+    handles += [Line2D([], [], color="grey", marker=m, ls="", label=k) for k, m in markers.items()]
+    handles += [
+        Line2D([], [], color="grey", marker="o", ls="-", label="tuned"),
+        Line2D([], [], color="grey", marker="o", mfc="white", ls="--", label="default"),
+    ]
+    ax.legend(handles=handles, fontsize=8, **kw)
+
+
+def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> bytes:
+    """A bump chart: rungs left to right, rank 1 at the top, one line per group, its name at
+    both ends so no line needs the legend to be read."""
+    every = pd.concat([g.assign(at=i) for i, (_, g) in enumerate(rungs)], ignore_index=True)
+    colours, markers = palette(list(every["arch"]), COLOURS), marks(list(every["fusion"]))
+    fig, ax = new_figure(12, 1.6 + 0.36 * every["rank"].max())
+    last = len(rungs) - 1
+    for _, line in every.groupby(["arch", "fusion", "tuned"], sort=True):
+        line = line.sort_values("at")
+        first = line.iloc[0]
+        colour = colours[first["arch"]]
+        ax.plot(
+            line["at"],
+            line["rank"],
+            color=colour,
+            ls="-" if first["tuned"] else "--",
+            marker=markers[first["fusion"]],
+            mfc=colour if first["tuned"] else "white",
+            ms=7,
+            lw=1.4,
+        )
+        for end, align, shift in ((line.iloc[0], "right", -0.06), (line.iloc[-1], "left", 0.06)):
+            if end["at"] in (0, last):
+                ax.text(end["at"] + shift, end["rank"], short(end), ha=align, va="center",
+                        fontsize=8, color=colour)  # fmt: skip
+    ax.set_xticks(range(len(rungs)), [f"{epochs_text(epochs)}" for epochs, _ in rungs])
+    ax.set_xlim(-1.1, last + 1.1)
+    ranks = range(1, int(every["rank"].max()) + 1)
+    ax.set_yticks(list(ranks), [f"#{r}" for r in ranks], fontsize=8)
+    ax.set_ylim(max(ranks) + 0.6, 0.4)
+    ax.set_ylabel("rank (1 = lowest error)")
+    ax.grid(axis="x", alpha=0.3)
+    legend(ax, colours, markers, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=8)
+    subtitle = "each rung a full training schedule of that many epochs"
+    ax.set_title(LADDER_PLOTS["ladder_ranks"] + "\n" + subtitle, fontsize=11)
+    return png_bytes(fig)
+
+
+def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> bytes:
+    """One panel per encoder, one line per fusion and variant: error (log) against the rung's
+    epochs (log), with 95% CI bars."""
+    every = pd.concat([g.assign(epochs=e) for e, g in rungs], ignore_index=True)
+    encoders = sorted(set(every["arch"]))
+    colours = palette(list(every["fusion"]), COLOURS)
+    fig, axes = new_figure(4.6 * len(encoders), 4.6, ncols=len(encoders))
+    for ax, arch in zip(axes, encoders, strict=True):
+        mine = every[every["arch"] == arch]
+        for (fusion, tuned), line in mine.groupby(["fusion", "tuned"], sort=True):
+            line = line.sort_values("epochs")
+            colour = colours[fusion]
+            ax.errorbar(
+                line["epochs"],
+                line["test_sum_err_mean"],
+                yerr=line["test_sum_err_ci"].fillna(0),
+                color=colour,
+                ls="-" if tuned else "--",
+                marker="o",
+                mfc=colour if tuned else "white",
+                ms=6,
+                capsize=3,
+                lw=1.3,
+                label=f"{fusion} ({'tuned' if tuned else 'default'})",
+            )
+        ax.set(title=arch, xlabel="epochs of the rung (log)", xscale="log", yscale="log")
+        epochs = sorted(set(every["epochs"]))
+        ax.set_xticks(epochs, [str(e) for e in epochs])
+        ax.minorticks_off()
+        plain_log_ticks(ax.yaxis)
+        ax.grid(which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test sum error % (log)")
+    fig.suptitle(LADDER_PLOTS["ladder_curves"] + " (solid: tuned; dashed: default)", fontsize=11)
+    return png_bytes(fig)
+
+
+def plot_time(points: pd.DataFrame, device: str) -> bytes:
+    """Every group at every rung: error against training seconds per run (both log), rung as
+    colour, encoder as marker; the Pareto front as a step line, its points named."""
+    colours = palette(list(points["rung"]), RUNG_COLOURS)
+    markers = marks(list(points["arch"]))
+    fig, ax = new_figure(11, 6.5)
+    for r in points.itertuples(index=False):
+        error_point(ax, r.train_seconds_mean, r, colours[r.rung], markers[r.arch])
+    front = points[points["front"]].sort_values("train_seconds_mean")
+    ax.step(front["train_seconds_mean"], front["test_sum_err_mean"], where="post", color="black",
+            lw=0.9, ls=":")  # fmt: skip
+    for r in front.itertuples(index=False):
+        ax.annotate(f"{short(r)}, {r.rung} ep", (r.train_seconds_mean, r.test_sum_err_mean),
+                    xytext=(6, 6), textcoords="offset points", fontsize=8)  # fmt: skip
+    ax.set(xscale="log", yscale="log", xlabel=f"training seconds per run (log; {device})",
+           ylabel="test sum error % (log)")  # fmt: skip
+    plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.yaxis)
+    ax.grid(which="both", alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=c, marker="o", ls="", label=f"{epochs_text(k)}")
+        for k, c in colours.items()
+    ]
+    handles += [Line2D([], [], color="grey", marker=m, ls="", label=k) for k, m in markers.items()]
+    handles += [
+        Line2D([], [], color="grey", marker="o", ls="", label="tuned"),
+        Line2D([], [], color="grey", marker="o", mfc="white", ls="", label="default"),
+        Line2D([], [], color="black", ls=":", label="Pareto front"),
+    ]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.set_title(LADDER_PLOTS["ladder_time"] + " (lower left is better)", fontsize=11)
+    return png_bytes(fig)
+
+
+def ladder_plots(
+    rungs: list[tuple[int, pd.DataFrame]], points: pd.DataFrame, device: str
+) -> dict[str, bytes]:
+    """PNG bytes by name (``LADDER_PLOTS``) from each rung's groups (epochs, ``Rung.groups``)
+    and the equal-time points; a plot without data is left out."""
+    rungs = [(e, g) for e, g in rungs if not g.empty]
+    if len(rungs) < 2:
+        return {}
+    plots = {"ladder_ranks": plot_ranks(rungs), "ladder_curves": plot_curves(rungs)}
+    if not points.empty:
+        plots["ladder_time"] = plot_time(points, device)
+    return plots

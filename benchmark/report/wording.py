@@ -1,0 +1,44 @@
+"""The words every generated sentence shares: counts that agree with their nouns, lists that
+read as English, and one name for each state a group can be in against the best (so the
+tables, the sentences and the plots never disagree about what "untested" means)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# A group's standing against the best of the main comparison, as every section names it.
+BEST = "best"
+NEAR = "≈"
+WORSE = "worse"
+BETTER = "better"
+UNTESTED = "untested"
+SAME_CONFIG = "= default"  # a tuned configuration that equals its combination's default
+
+IRREGULAR = {"group": "groups", "seed": "seeds", "epoch": "epochs", "combination": "combinations"}
+
+
+def plural(count: int, noun: str, many: str | None = None) -> str:
+    """``1 seed``, ``2 seeds``, ``0 groups``: the count and its noun in agreement."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count:,} {many or IRREGULAR.get(noun, noun + 's')}"
+
+
+def listing(items: Sequence[str], conjunction: str = "and") -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    items = list(items)
+    if len(items) < 2:
+        return "".join(items)
+    return ", ".join(items[:-1]) + f" {conjunction} " + items[-1]
+
+
+def were(count: int) -> str:
+    return "was" if count == 1 else "were"
+
+
+def is_are(count: int) -> str:
+    return "is" if count == 1 else "are"
+
+
+def has(count: int) -> str:
+    return "has" if count == 1 else "have"

@@ -1,28 +1,58 @@
-"""Shared fixtures. Real-data tests find MNIST like the CLI does ($MNIST_ROOT, then ./data)."""
+"""Shared fixtures and helpers.
+
+Two tiers: ``pytest -m "not slow"`` reads a synthetic MNIST written by ``synthetic_root`` (the
+four IDX files at full size, seven-segment digits) and trains tiny budgets on it; only tests marked
+``slow`` may read the real MNIST (``mnist_root``, ``mnist``: $MNIST_ROOT, then ./data, then
+../shared/mnist). A fast test that asks for the real data is a collection error.
+"""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = {"mnist_root", "mnist", "real_trained_run"}
+MNIST_ROOT = os.environ.get("MNIST_ROOT")  # as the session started, before any test changed it
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The fast tier never reads the real MNIST: a test that does must be marked ``slow``."""
+    for item in items:
+        real = REAL_DATA & set(getattr(item, "fixturenames", ()))
+        if real and item.get_closest_marker("slow") is None:
+            raise pytest.UsageError(
+                f"{item.nodeid} uses {', '.join(sorted(real))} (real MNIST) but is not marked "
+                "slow; use the synthetic set (synthetic_root, synthetic) or mark it slow"
+            )
 
 
 @pytest.fixture(scope="session", autouse=True)
 def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A CPU-probe cache of the session's own (``benchmark.hardware``): tests neither read nor
     write the user's, and the command-line tests they start share it through the environment."""
+    from benchmark import hardware
+
     path = tmp_path_factory.mktemp("probe-cache")
     before = os.environ.get("DIGITSUM_CACHE")
     os.environ["DIGITSUM_CACHE"] = str(path)
+    # ``auto`` in tests is plain fp32 on every machine, without a probe taking seconds of a busy
+    # machine per session (the probe itself is tested against its own caches)
+    figures = {"fp32": 1000.0, "fp32+channels_last": 1000.0}
+    key = hardware.machine_key()
+    hardware.write_cache(hardware.cache_path(), {key: hardware.probe_record(figures, 1.0, key)})
     yield path
     if before is None:
         del os.environ["DIGITSUM_CACHE"]
@@ -30,11 +60,91 @@ def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["DIGITSUM_CACHE"] = before
 
 
+# ------------------------------------------------------------------------------- data sets
+
+SEGMENTS = ["abcdef", "bc", "abdeg", "abcdg", "bcfg", "acdfg", "acdefg", "abc", "abcdefg", "abcdfg"]
+
+
+def digit_glyphs(stroke: int) -> list[list[list[int]]]:
+    """The ten digits as seven-segment glyphs, MNIST's way: a 20-pixel-high box in a 28x28
+    field, centre of mass at the centre (so ``predict``'s preprocessing gives them back)."""
+    import numpy as np
+
+    glyphs = np.zeros((10, 28, 28), np.uint8)
+    top, mid, bottom, left, right = 4, 13 - stroke // 2, 24 - stroke, 8, 20 - stroke
+    rows = {"a": top, "g": mid, "d": bottom}
+    cols = {"f": (left, top, mid), "b": (right, top, mid), "e": (left, mid, bottom)}
+    cols["c"] = (right, mid, bottom)
+    for digit, segments in enumerate(SEGMENTS):
+        for s in segments:
+            if s in rows:
+                glyphs[digit, rows[s] : rows[s] + stroke, left : right + stroke] = 255
+            else:
+                x, y0, y1 = cols[s]
+                glyphs[digit, y0 : y1 + stroke, x : x + stroke] = 255
+        ys, xs = np.nonzero(glyphs[digit])
+        shift = (round(13.5 - ys.mean()), round(13.5 - xs.mean()))
+        glyphs[digit] = np.roll(glyphs[digit], shift, axis=(0, 1))
+    return glyphs
+
+
+def write_synthetic_mnist(root: Path, seed: int = 0) -> Path:
+    """The four MNIST IDX files under ``root/MNIST/raw``, at MNIST's sizes (so every check of
+    ``benchmark.data`` applies), holding seven-segment digits: in training, two stroke widths
+    moved up to 2 pixels and dimmed down to half; in the test file, the centred glyphs."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    variants = np.stack([digit_glyphs(2), digit_glyphs(3)], 1)  # (10, 2, 28, 28)
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, count, moved in (("train", 60_000, True), ("t10k", 10_000, False)):
+        labels = rng.integers(0, 10, count, dtype=np.uint8)
+        images = variants[labels, rng.integers(0, 2, count)]
+        if moved:  # one roll per offset, over the images drawn for it
+            offsets = rng.integers(-2, 3, (count, 2))
+            for dy in range(-2, 3):
+                for dx in range(-2, 3):
+                    at = (offsets[:, 0] == dy) & (offsets[:, 1] == dx)
+                    images[at] = np.roll(images[at], (dy, dx), axis=(1, 2))
+            light = rng.integers(128, 256, count, dtype=np.uint16)[:, None, None]
+            images = (images * light >> 8).astype(np.uint8)
+        head = np.array([2051, count, 28, 28], ">u4").tobytes()
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(head + images.tobytes())
+        head = np.array([2049, count], ">u4").tobytes()
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(head + labels.tobytes())
+    return root
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic MNIST root (``write_synthetic_mnist``), written once per session."""
+    return write_synthetic_mnist(tmp_path_factory.mktemp("synthetic-mnist"))
+
+
+@pytest.fixture(scope="session")
+def synthetic(synthetic_root: Path):
+    """Its splits, loaded once per session by the real loader, on the CPU."""
+    from benchmark.data import load_mnist
+
+    return load_mnist(synthetic_root, download=False)
+
+
+@pytest.fixture(autouse=True)
+def fast_tier_data(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the fast tier, a command line that finds MNIST by itself ($MNIST_ROOT) finds the
+    synthetic set; slow tests see the environment the session started with."""
+    if request.node.get_closest_marker("slow") is None:
+        monkeypatch.setenv("MNIST_ROOT", str(request.getfixturevalue("synthetic_root")))
+
+
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
+    """The real MNIST (slow tests only)."""
     from benchmark.data import candidate_roots, has_raw_files
 
-    for root in candidate_roots(None) + [REPO.parent / "shared" / "mnist"]:
+    roots = [Path(MNIST_ROOT)] if MNIST_ROOT else []
+    for root in roots + candidate_roots("data") + [REPO.parent / "shared" / "mnist"]:
         if has_raw_files(root):
             return root.resolve()
     pytest.skip("MNIST not found: set MNIST_ROOT to a folder holding MNIST/raw/*-ubyte")
@@ -42,31 +152,32 @@ def mnist_root() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist(mnist_root: Path):
-    """The real splits, loaded once per session, on the CPU."""
+    """The real splits, loaded once per session, on the CPU (slow tests only)."""
     from benchmark.data import load_mnist
 
     return load_mnist(mnist_root, download=False)
 
 
 @pytest.fixture
-def small_data(mnist, monkeypatch: pytest.MonkeyPatch):
-    """Real images, few of them, patched in as ``load_mnist``: the CLI trains in a second."""
+def small_data(synthetic, monkeypatch: pytest.MonkeyPatch):
+    """Synthetic images, few of them, patched in as ``load_mnist``: the CLI trains in a second."""
     from benchmark.data import DigitSumData
 
     data = DigitSumData(
-        mnist.train.subset(256), mnist.val.subset(100), mnist.test.subset(100), mnist.root
+        synthetic.train.subset(256),
+        synthetic.val.subset(100),
+        synthetic.test.subset(100),
+        synthetic.root,
     )
     monkeypatch.setattr("benchmark.data.load_mnist", lambda *args, **kwargs: data)
     return data
 
 
-@pytest.fixture(scope="session")
-def trained_run(mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished gap_cnn x late_sum run (1 epoch on 12k images, ~98% digit accuracy) for the
-    predict and export tests; val/test cut to 1,000 images to keep the final evaluation short."""
+def train_run(data, folder: Path, train_subset: int):
+    """A finished gap_cnn x late_sum run of one epoch, val/test cut to 1,000 images."""
     import torch
 
-    from benchmark import runs
+    from benchmark import hardware, runs
     from benchmark.config import TrainConfig
     from benchmark.data import DigitSumData
 
@@ -74,19 +185,155 @@ def trained_run(mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
         arch="gap_cnn",
         fusion="late_sum",
         epochs=1,
-        train_subset=12_000,
+        train_subset=train_subset,
         batch_size=64,
         lr=8e-3,
         eval_batch_size=500,
     )
-    data = DigitSumData(mnist.train, mnist.val.subset(1000), mnist.test.subset(1000), mnist.root)
-    run_dir = runs.start_run(cfg, tmp_path_factory.mktemp("trained"))
+    data = DigitSumData(data.train, data.val.subset(1000), data.test.subset(1000), data.root)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # on a shared 2-core machine, one thread is the faster choice
-    try:
-        runs.execute(cfg, data, run_dir)
+    try:  # on a shared 2-core machine, one thread is the faster choice
+        cfg, ex = hardware.decide(replace(cfg, threads=1))
+        run_dir = runs.start_run(cfg, folder)
+        runs.execute(cfg, data, run_dir, ex)
     finally:
         torch.set_num_threads(threads)
+    return run_dir
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run on the synthetic set for the predict and export tests: 48 steps, ~5 s on
+    2 cores, and it reads the drawn seven-segment digits right (2,048 images were not enough)."""
+    return train_run(synthetic, tmp_path_factory.mktemp("trained"), 3072)
+
+
+@pytest.fixture(scope="session")
+def real_trained_run(mnist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same on real MNIST: 12k images, ~98% digit accuracy (slow tests only)."""
+    return train_run(mnist, tmp_path_factory.mktemp("real-trained"), 12_000)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def only_run(results: Path) -> Path:
+    """The one run directory under ``results`` (fails if there are more)."""
+    (run_dir,) = (results / "runs").iterdir()
+    return run_dir
+
+
+def exit_status(argv: list[str]) -> int:
+    """``main``'s exit status, whether it returns it or argparse raises ``SystemExit``."""
+    from benchmark.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code)
+
+
+def one_line(text: str) -> str:
+    """The one line of an error output (fails on more, or on a traceback)."""
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    assert "Traceback" not in text
+    return lines[0]
+
+
+@contextmanager
+def child(code: str, *args: str, ready: str) -> Iterator[subprocess.Popen]:
+    """A Python process running ``code`` with ``args``, once it has printed ``ready``; killed
+    (if still alive) when the block ends."""
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == ready
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def no_data_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the data fails the test: bad input must be refused before that."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+
+
+def interrupted_run(run_dir: Path, cfg=None) -> Path:
+    """A run directory as an interrupt leaves it: config.json and status.json."""
+    from benchmark import files, rundir
+    from benchmark.config import TrainConfig
+
+    files.write_json(run_dir / rundir.CONFIG, (cfg or TrainConfig()).to_dict())
+    rundir.write_status(run_dir, "interrupted", "stopped by a signal")
+    return run_dir
+
+
+def checkpoint_of(cfg, step: int = 0) -> dict:
+    """A valid checkpoint of a fresh training state for ``cfg``."""
+    import torch
+
+    from benchmark.hardware import Execution
+    from benchmark.trainer import build_state
+
+    state = build_state(cfg, Execution(torch.device("cpu")))
+    state.step = step
+    return state.state_dict()
+
+
+DEVICE = "cpu: Test CPU (2 threads)"
+VERSIONS = {"python": "3.11.9", "torch": "2.99.0", "torchvision": "0.99.0", "timm": "9.9.9"}
+
+
+def make_run(
+    root: Path,
+    name: str,
+    *,
+    arch: str = "gap_cnn",
+    fusion: str = "concat",
+    seed: int = 0,
+    sum_acc: float = 0.9,
+    params: int = 1000,
+    tuned: bool = False,
+    config_hash: str = "aaaa0000",
+    val_curve: tuple[float, ...] = (0.5, 0.8),
+    by_class: list[float] | None = None,
+) -> Path:
+    """A finished run directory as `runs.finish` writes it, with values derived from sum_acc."""
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    test = {
+        "digit_acc": sum_acc + 0.01,
+        "sum_acc": sum_acc,
+        "joint_acc": sum_acc - 0.01,
+        "consistency": sum_acc + 0.005,
+        "pairs": 100000,
+        "sum_acc_by_class": by_class if by_class is not None else [sum_acc] * 19,
+    }
+    metrics = {
+        "run_id": name,
+        "arch": arch,
+        "fusion": fusion,
+        "seed": seed,
+        "params": params,
+        "epochs": len(val_curve),
+        "train_seconds": 100.0 + seed,
+        "compile_seconds": 0.0,
+        "train_images_per_s": 1000.0 * (seed + 1),
+        "device": DEVICE,
+        "versions": VERSIONS,
+        "git_commit": "abc123",
+        "config_hash": config_hash,
+        "tuned": tuned,
+        "config": {"arch": arch, "fusion": fusion, "seed": seed, "epochs": len(val_curve)},
+        "val": {"digit_acc": 0.9, "sum_acc": val_curve[-1], "joint_acc": 0.9, "consistency": 0.9},
+        "test": test,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "status.json").write_text(json.dumps({"status": "complete", "message": ""}))
+    rows = ["epoch,train_loss,train_sum_acc,val_digit_acc,val_sum_acc,val_joint_acc,lr,seconds"]
+    rows += [f"{i},0.1,0.9,0.9,{v},0.9,0.001,10.0" for i, v in enumerate(val_curve, start=1)]
+    (run_dir / "history.csv").write_text("\n".join(rows) + "\n")
     return run_dir
 
 

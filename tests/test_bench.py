@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from architectures import count_params, create_model
-from benchmark.bench import COLUMNS, FIGURES
+from benchmark.benchfile import COLUMNS, FIGURES
 from benchmark.cli import main
 
 # small_cnn (width 16, 128 features) x concat (hidden 128), by hand: conv 1->16 at 28x28,

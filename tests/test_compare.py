@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark import compare, runs
+from benchmark import compare, comparison, rundir
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 
@@ -31,14 +31,14 @@ def complete_runs(results: Path) -> list[dict]:
     found = []
     for run_dir in sorted((results / "runs").glob("*")):
         try:
-            found.append(runs.read_metrics(run_dir))
-        except runs.IncompleteRun:
+            found.append(rundir.read_metrics(run_dir))
+        except rundir.IncompleteRun:
             pass
     return found
 
 
 def plan_of(results: Path) -> dict:
-    return json.loads((results / compare.COMPARISON).read_text())["plan"]
+    return json.loads((results / comparison.COMPARISON).read_text())["plan"]
 
 
 def check_protocol(found: list[dict], studies: list[optuna.Study], plan: dict) -> None:
@@ -67,7 +67,7 @@ def test_compare_resumes_and_skips_what_is_complete(
     assert main(argv) == 0
     plan = plan_of(tmp_path)
     assert plan["max_params"] == 72666  # the default gap_cnn x late_sum: the default cap
-    assert set(json.loads((tmp_path / compare.COMPARISON).read_text())["stages"]) == {
+    assert set(json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]) == {
         "tune",
         "runs",
     }
@@ -91,23 +91,23 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
 ) -> None:
     """Interrupted during its third run, `compare` exits 130; run again, it trains that run and
     the fourth, and never the two complete ones again."""
-    from benchmark.commands import run as run_command
+    from benchmark.commands import compare as compare_command
 
-    real = run_command.train_with_progress
+    real = compare_command.train_with_progress
     calls = []
 
-    def interrupted_third(cfg, data, run_dir, state=None):
+    def interrupted_third(cfg, data, run_dir, ex, state=None):
         calls.append(run_dir.name)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(cfg, data, run_dir, state)
+        return real(cfg, data, run_dir, ex, state)
 
-    monkeypatch.setattr(run_command, "train_with_progress", interrupted_third)
+    monkeypatch.setattr(compare_command, "train_with_progress", interrupted_third)
     assert main(compare_argv(tmp_path, mnist_root)) == 130
     assert len(complete_runs(tmp_path)) == 2
-    stages = json.loads((tmp_path / compare.COMPARISON).read_text())["stages"]
+    stages = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
     assert set(stages) == {"tune", "runs"}  # an interrupted stage keeps its wall time
-    monkeypatch.setattr(run_command, "train_with_progress", real)
+    monkeypatch.setattr(compare_command, "train_with_progress", real)
     assert main(compare_argv(tmp_path, mnist_root)) == 0
     found = complete_runs(tmp_path)
     assert Counter((m["tuned"], m["seed"]) for m in found) == {
@@ -161,7 +161,7 @@ def test_a_set_precision_is_its_own_protocol_and_auto_is_as_before(tmp_path: Pat
     metrics = {"arch": cfg.arch, "fusion": cfg.fusion, "config_hash": cfg.config_hash()}
     metrics |= {"seed": 0, "params": 1, "precision": "fp32", "device": "cpu: x"}
     metrics["test"] = {name: 0.9 for name in metric_names()}
-    files.write_json(run_dir / runs.METRICS, metrics)
+    files.write_json(run_dir / rundir.METRICS, metrics)
     assert compare.find_complete(tmp_path, cfg) == run_dir
     assert compare.find_complete(tmp_path, replace(cfg, precision="fp32")) == run_dir
     assert compare.find_complete(tmp_path, replace(cfg, precision="bf16")) is None

@@ -1,4 +1,7 @@
-"""The shared dataset: split sizes, determinism, root resolution, on-device augmentation."""
+"""The shared dataset: split sizes, determinism, root resolution, on-device augmentation.
+
+The fast tier reads the synthetic set (``conftest.write_synthetic_mnist``) through the real loader;
+damaged IDX files are ``test_damaged_files.py``'s."""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_line
 
+from benchmark.cli import main
 from benchmark.data import (
     RAW_FILES,
     DataError,
@@ -16,39 +21,46 @@ from benchmark.data import (
     resolve_root,
     to_float,
 )
+from benchmark.hardware import decide
 
 
-def test_split_sizes_and_dtypes(mnist) -> None:
-    assert len(mnist.train) == 55_000 and len(mnist.val) == 5_000 and len(mnist.test) == 10_000
-    for split in (mnist.train, mnist.val, mnist.test):
+def test_split_sizes_and_dtypes(synthetic) -> None:
+    assert (
+        len(synthetic.train) == 55_000
+        and len(synthetic.val) == 5_000
+        and len(synthetic.test) == 10_000
+    )
+    for split in (synthetic.train, synthetic.val, synthetic.test):
         assert split.images.dtype == torch.uint8 and split.images.shape[1:] == (1, 28, 28)
         assert split.labels.dtype == torch.int64
         assert set(split.labels.unique().tolist()) == set(range(10))
 
 
-def test_the_checked_training_size_is_the_one_loaded(mnist) -> None:
+def test_the_checked_training_size_is_the_one_loaded(synthetic) -> None:
     """``TrainConfig.validate`` bounds the batch size by ``MNIST_TRAIN_IMAGES`` without loading
     the data; the IDX header check is what makes that the number of images training sees."""
     from benchmark.config import MNIST_TRAIN_IMAGES
 
-    assert len(mnist.train) == MNIST_TRAIN_IMAGES
-    assert RAW_FILES["train-images-idx3-ubyte"][1] == MNIST_TRAIN_IMAGES + len(mnist.val)
+    assert len(synthetic.train) == MNIST_TRAIN_IMAGES
+    assert RAW_FILES["train-images-idx3-ubyte"][1] == MNIST_TRAIN_IMAGES + len(synthetic.val)
 
 
-def test_split_is_fixed_and_partitions_the_training_set(mnist, mnist_root: Path) -> None:
-    again = load_mnist(mnist_root, download=False)
-    assert torch.equal(again.train.images, mnist.train.images)
-    assert torch.equal(again.val.labels, mnist.val.labels)
+def test_split_is_fixed_and_partitions_the_training_set(synthetic, synthetic_root: Path) -> None:
+    again = load_mnist(synthetic_root, download=False)
+    assert torch.equal(again.train.images, synthetic.train.images)
+    assert torch.equal(again.val.labels, synthetic.val.labels)
     from torchvision.datasets import MNIST
 
-    official = MNIST(str(mnist_root), train=True, download=False)
+    official = MNIST(str(synthetic_root), train=True, download=False)
     # train + val is a permutation of the official training set: same label counts, same pixel sum
-    both = torch.cat([mnist.train.labels, mnist.val.labels])
+    both = torch.cat([synthetic.train.labels, synthetic.val.labels])
     assert torch.equal(both.bincount(), official.targets.bincount())
-    total = mnist.train.images.sum(dtype=torch.int64) + mnist.val.images.sum(dtype=torch.int64)
+    total = synthetic.train.images.sum(dtype=torch.int64) + synthetic.val.images.sum(
+        dtype=torch.int64
+    )
     assert total == official.data.sum(dtype=torch.int64)
     # not the trivial split (the first 55,000 in file order)
-    assert not torch.equal(mnist.val.labels, official.targets[-5_000:])
+    assert not torch.equal(synthetic.val.labels, official.targets[-5_000:])
 
 
 def test_root_order_flag_alone_else_env_then_data(
@@ -62,12 +74,12 @@ def test_root_order_flag_alone_else_env_then_data(
 
 
 def test_a_data_dir_without_the_files_is_an_error_not_another_copy(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mnist_root: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, synthetic_root: Path
 ) -> None:
-    monkeypatch.setenv("MNIST_ROOT", str(mnist_root))
+    monkeypatch.setenv("MNIST_ROOT", str(synthetic_root))
     with pytest.raises(DataError, match=str(tmp_path / "empty")):
         resolve_root(tmp_path / "empty", download=False)
-    assert resolve_root(None, download=False) == mnist_root
+    assert resolve_root(None, download=False) == synthetic_root
 
 
 def test_missing_data_error_names_places(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -83,16 +95,16 @@ def test_missing_data_error_names_places(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_a_root_missing_one_file_names_it_and_never_falls_back(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, mnist_root: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, synthetic_root: Path
 ) -> None:
     """Three of the four files: the fourth is named, whether the root came from --data-dir or
     $MNIST_ROOT; ./data (good here) is not tried, nothing is downloaded over the others."""
     raw = tmp_path / "partial" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for name in list(RAW_FILES)[:3]:
-        (raw / name).symlink_to(mnist_root / "MNIST" / "raw" / name)
+        (raw / name).symlink_to(synthetic_root / "MNIST" / "raw" / name)
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "data").symlink_to(mnist_root)
+    (tmp_path / "data").symlink_to(synthetic_root)
     missing = raw / list(RAW_FILES)[3]
     with pytest.raises(DataError, match=f"{missing}: missing"):
         resolve_root(tmp_path / "partial", download=True)
@@ -102,41 +114,29 @@ def test_a_root_missing_one_file_names_it_and_never_falls_back(
     assert sorted(p.name for p in raw.iterdir()) == sorted(list(RAW_FILES)[:3])
 
 
-@pytest.mark.parametrize(
-    "name, offset, value, expected",
-    [
-        ("train-images-idx3-ubyte", 4, 59_999, "IDX header says 59999 x 28 x 28"),
-        ("train-images-idx3-ubyte", 8, 56, "IDX header says 60000 x 56 x 28"),
-        ("t10k-labels-idx1-ubyte", 4, 10_001, "IDX header says 10001"),
-    ],
-)
-def test_idx_headers_are_checked_against_the_size(
-    name: str, offset: int, value: int, expected: str, tmp_path: Path, mnist_root: Path
+def test_empty_data_dir_lists_places_searched_without_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    import shutil
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.delenv("MNIST_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
 
-    raw = tmp_path / "MNIST" / "raw"
-    shutil.copytree(mnist_root / "MNIST" / "raw", raw)
-    data = bytearray((raw / name).read_bytes())
-    data[offset : offset + 4] = value.to_bytes(4, "big")
-    (raw / name).write_bytes(bytes(data))
-    with pytest.raises(DataError, match=expected):
-        resolve_root(tmp_path, download=False)
+    class OfflineMNIST:  # what torchvision does without a network: make raw/, then fail
+        def __init__(self, root: str, **kwargs) -> None:
+            (Path(root) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
-
-@pytest.mark.slow
-def test_labels_outside_0_9_are_refused(tmp_path: Path, mnist_root: Path) -> None:
-    import shutil
-
-    from benchmark.data import load_mnist
-
-    raw = tmp_path / "MNIST" / "raw"
-    shutil.copytree(mnist_root / "MNIST" / "raw", raw)
-    data = bytearray((raw / "t10k-labels-idx1-ubyte").read_bytes())
-    data[8 + 17] = 12
-    (raw / "t10k-labels-idx1-ubyte").write_bytes(bytes(data))
-    with pytest.raises(DataError, match="t10k-labels-idx1-ubyte: labels outside 0-9"):
-        load_mnist(tmp_path, download=False)
+    monkeypatch.setattr("torchvision.datasets.MNIST", OfflineMNIST)
+    with pytest.raises(DataError, match="looked in"):
+        load_mnist(empty, download=False)
+    code = main(["run", "--data-dir", str(empty), "--results-dir", str(tmp_path / "results")])
+    assert code == 1
+    line = one_line(capsys.readouterr().err)
+    assert str(empty / "MNIST" / "raw") in line  # the flag's directory alone: no fall-back
+    assert "download failed" in line
+    assert list(empty.iterdir()) == []  # the failed download left no empty folders behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
 def test_to_float_range() -> None:
@@ -144,8 +144,8 @@ def test_to_float_range() -> None:
     assert torch.equal(to_float(x), torch.tensor([[[[0.0, 1.0]]]]))
 
 
-def test_augment_identity_and_randomness(mnist) -> None:
-    images = to_float(mnist.train.images[:16])
+def test_augment_identity_and_randomness(synthetic) -> None:
+    images = to_float(synthetic.test.images[:16])  # centred: the moves keep the ink
     g = torch.Generator().manual_seed(0)
     same = augment(images, 0.0, 0.0, g)
     torch.testing.assert_close(same, images, atol=1e-5, rtol=0)
@@ -164,7 +164,7 @@ def test_a_run_records_which_mnist_copy_it_read(
     """How the copy was found and its files' MD5, never a path of this machine."""
     from dataclasses import replace
 
-    from benchmark import runs
+    from benchmark import rundir, runs
     from benchmark.config import TrainConfig
     from benchmark.data import RAW_FILES, load_mnist
 
@@ -178,8 +178,8 @@ def test_a_run_records_which_mnist_copy_it_read(
     monkeypatch.setenv("MNIST_ROOT", str(mnist_root))
     assert load_mnist(download=False).source["found_via"] == "$MNIST_ROOT"
     small = replace(data, val=data.val.subset(100), test=data.test.subset(100))
-    cfg = TrainConfig(epochs=1, train_subset=128, batch_size=64, eval_batch_size=100)
+    cfg, ex = decide(TrainConfig(epochs=1, train_subset=128, batch_size=64, eval_batch_size=100))
     run_dir = runs.start_run(cfg, tmp_path)
-    runs.execute(cfg, small, run_dir)
-    recorded = runs.read_metrics(run_dir)["data"]
+    runs.execute(cfg, small, run_dir, ex)
+    recorded = rundir.read_metrics(run_dir)["data"]
     assert recorded == data.source and str(mnist_root) not in (run_dir / "metrics.json").read_text()

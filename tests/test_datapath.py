@@ -1,4 +1,4 @@
-"""``python -m benchmark datapath``: the three data paths measured and reported, on real MNIST."""
+"""``python -m benchmark datapath``: the three data paths measured and reported (synthetic set)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from benchmark.cli import main
 from benchmark.datapath import NaiveDigitSumDataset
 
 
-def test_naive_dataset_items_and_batches(mnist) -> None:
-    split = mnist.train.subset(64)
+def test_naive_dataset_items_and_batches(synthetic) -> None:
+    split = synthetic.train.subset(64)
     dataset = NaiveDigitSumDataset(split)
     assert len(dataset) == 64
     image, addend, one_hot, label = dataset[5]
@@ -30,10 +30,10 @@ def test_naive_dataset_items_and_batches(mnist) -> None:
     assert torch.equal(one_hots.argmax(1), addends)
 
 
-def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, mnist_root: Path) -> None:
+def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, synthetic_root: Path) -> None:
     args = ["--steps", "4", "--rounds", "2", "--warmup-steps", "1", "--batch-size", "16"]
     args += ["--device", "cpu", "--precision", "fp32"]  # auto is test_precision's
-    args += ["--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
+    args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
     assert main(["datapath", *args]) == 0
     report = json.loads((tmp_path / "datapath" / "cpu-fp32.json").read_text())
     assert (report["arch"], report["fusion"]) == ("gap_cnn", "concat")
@@ -62,9 +62,9 @@ def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, mnist_root
     ],
 )
 def test_bad_input_is_a_usage_error(
-    tmp_path: Path, mnist_root: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+    tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str], args: list[str]
 ) -> None:
-    common = ["--device", "cpu", "--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
+    common = ["--device", "cpu", "--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
     rc = main(["datapath", *common, *args])
     assert rc == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from architectures import ENCODERS, FUSIONS, create_model
-from benchmark import files, load_run, runs
+from benchmark import files, load_run, rundir
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.data import to_float
@@ -25,8 +25,8 @@ def assert_same_outputs(got: tuple, want: tuple[torch.Tensor, torch.Tensor]) -> 
         torch.testing.assert_close(g, w, atol=1e-4, rtol=1e-4, equal_nan=False)
 
 
-def inputs(mnist, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
-    images = to_float(mnist.test.images[:batch])
+def inputs(data, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    images = to_float(data.test.images[:batch])
     return images, torch.arange(batch) % 10
 
 
@@ -36,8 +36,8 @@ def untrained_run(tmp_path: Path, arch: str, fusion: str) -> Path:
     torch.manual_seed(0)
     model = create_model(cfg.arch, cfg.fusion)
     run_dir = tmp_path / "run"
-    files.write_json(run_dir / runs.CONFIG, cfg.to_dict())
-    files.save_torch(run_dir / runs.MODEL, model.state_dict())
+    files.write_json(run_dir / rundir.CONFIG, cfg.to_dict())
+    files.save_torch(run_dir / rundir.MODEL, model.state_dict())
     return run_dir
 
 
@@ -51,7 +51,7 @@ def export_onnx(run_dir: Path, out: Path) -> object:
 
 @pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
 def test_onnx_matches_pytorch_late_sum(
-    exporter: str, trained_run: Path, mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    exporter: str, trained_run: Path, synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Both ONNX exporters: torch's dynamo one (onnxscript) and the TorchScript-based fallback."""
     if exporter == "dynamo":
@@ -60,7 +60,7 @@ def test_onnx_matches_pytorch_late_sum(
     session = export_onnx(trained_run, tmp_path / "m.onnx")
     model = load_run(trained_run)
     for batch in (1, 7):  # the batch axis is dynamic
-        images, addends = inputs(mnist, batch)
+        images, addends = inputs(synthetic, batch)
         with torch.no_grad():
             want = model(images, addends)
         assert torch.isinf(want[1]).any()  # so the -inf check means something
@@ -68,14 +68,14 @@ def test_onnx_matches_pytorch_late_sum(
         assert_same_outputs(session.run(["digit_logits", "sum_logits"], feed), want)
 
 
-def test_torchscript_matches_pytorch_late_sum(trained_run: Path, mnist, tmp_path: Path) -> None:
+def test_torchscript_matches_pytorch_late_sum(trained_run: Path, synthetic, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
     argv = ["export", "--run", str(trained_run), "--format", "torchscript", "--out", str(out)]
     assert main(argv) == 0
     scripted = torch.jit.load(str(out))
     model = load_run(trained_run)
     for batch in (1, 7):
-        images, addends = inputs(mnist, batch)
+        images, addends = inputs(synthetic, batch)
         with torch.no_grad():
             assert_same_outputs(scripted(images, addends), model(images, addends))
 
@@ -85,12 +85,16 @@ OTHER_MODELS = [("gap_cnn", f) for f in FUSIONS.select("all") if f != "late_sum"
 ]
 
 
-@pytest.mark.parametrize(("arch", "fusion"), OTHER_MODELS)
+# one model in the fast tier, every other one in the slow tier (5-8 s of export each on 2 cores)
+@pytest.mark.parametrize(
+    ("arch", "fusion"),
+    [OTHER_MODELS[0], *(pytest.param(*m, marks=pytest.mark.slow) for m in OTHER_MODELS[1:])],
+)
 def test_both_formats_match_pytorch_other_models(
-    arch: str, fusion: str, mnist, tmp_path: Path
+    arch: str, fusion: str, synthetic, tmp_path: Path
 ) -> None:
     run_dir = untrained_run(tmp_path, arch, fusion)
-    images, addends = inputs(mnist, 5)
+    images, addends = inputs(synthetic, 5)
     with torch.no_grad():
         want = load_run(run_dir)(images, addends)
     session = export_onnx(run_dir, tmp_path / "m.onnx")

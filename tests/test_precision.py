@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import make_run
 
-from benchmark import hardware, report, runs
+from benchmark import hardware, report, rundir, runs
 from benchmark.config import TrainConfig
 
 CPU = torch.device("cpu")
@@ -45,7 +46,8 @@ def test_choose(measured: dict[str, float], precision: str, chosen: tuple[str, b
 def test_probe_measures_every_variant_and_leaves_the_rng_alone() -> None:
     torch.manual_seed(123)
     before = torch.get_rng_state()
-    measured = hardware.probe_cpu(rounds=2)
+    measured, spread = hardware.probe_cpu(rounds=2)
+    assert spread == 1.0  # one timed pass per variant: nothing to disagree
     assert torch.equal(before, torch.get_rng_state())  # seeded runs never see the probe
     assert list(measured) == [hardware.variant_name(*v) for v in hardware.cpu_variants()]
     assert all(v > 0 for v in measured.values())
@@ -58,9 +60,9 @@ def fake_probe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[int]:
     """A fresh cache and a probe that counts its calls and measures ``BF16_WINS``."""
     calls: list[int] = []
 
-    def probe(rounds: int = 0) -> dict[str, float]:
+    def probe(rounds: int = 0) -> tuple[dict[str, float], float]:
         calls.append(1)
-        return dict(BF16_WINS)
+        return dict(BF16_WINS), 1.0
 
     monkeypatch.setenv("DIGITSUM_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(hardware, "_chosen", {})
@@ -121,19 +123,21 @@ def test_a_run_records_the_choice_and_its_resume_keeps_it(
     """config.json holds the resolved precision and layout with the probe's figures; metrics.json
     the precision and layout used; a resume after the machine's choice changed keeps the run's."""
     cfg = TrainConfig(epochs=1, batch_size=64, eval_batch_size=100)
-    run_dir = runs.start_run(cfg, tmp_path)
-    saved = json.loads((run_dir / runs.CONFIG).read_text())
+    run_dir = runs.start_run(hardware.decide(cfg)[0], tmp_path)
+    saved = json.loads((run_dir / rundir.CONFIG).read_text())
     assert (saved["precision"], saved["channels_last"]) == ("bf16", True)
     assert saved["auto_probe"]["images_per_s"] == BF16_WINS
     # the cache now says fp32 (another machine, a new probe): the run keeps what it started with
     monkeypatch.setattr(hardware, "_chosen", {})
-    monkeypatch.setattr(hardware, "probe_cpu", lambda rounds=0: {"fp32": 1.0, "bf16": 0.5})
+    monkeypatch.setattr(hardware, "probe_cpu", lambda rounds=0: ({"fp32": 1.0, "bf16": 0.5}, 1.0))
     hardware.cache_path().unlink()
     assert hardware.cpu_choice()["precision"] == "fp32"
-    metrics = runs.execute(runs.load_config(run_dir), small_data, run_dir)
+    resumed, ex = hardware.decide(runs.load_config(run_dir))
+    metrics = runs.execute(resumed, small_data, run_dir, ex)
     assert (metrics["precision"], metrics["channels_last"]) == ("bf16", True)
     assert metrics["config"]["auto_probe"]["images_per_s"] == BF16_WINS
-    fresh = runs.execute(cfg, small_data, runs.start_run(cfg, tmp_path))
+    cfg, ex = hardware.decide(cfg)
+    fresh = runs.execute(cfg, small_data, runs.start_run(cfg, tmp_path), ex)
     assert (fresh["precision"], fresh["channels_last"]) == ("fp32", False)
 
 
@@ -148,11 +152,11 @@ def test_cli_run_says_what_auto_chose(
     assert main(["run", "--epochs", "1", "--precision", "fp32", "--no-channels-last",
                  "--results-dir", str(tmp_path)]) == 0  # fmt: skip
     out = " ".join(capsys.readouterr().out.split())
-    assert "auto on this cpu" not in out and "fp32 ->" in out
+    assert "auto on this cpu" not in out and "threads), fp32" in out
 
 
 def test_bench_and_datapath_measure_what_auto_chose(
-    fake_probe: list[int], tmp_path: Path, mnist_root: Path
+    fake_probe: list[int], tmp_path: Path, synthetic_root: Path
 ) -> None:
     from benchmark.cli import main
 
@@ -162,15 +166,13 @@ def test_bench_and_datapath_measure_what_auto_chose(
     row = (tmp_path / "bench" / "cpu-bf16.csv").read_text().splitlines()[1].split(",")
     assert row[4:8] == ["bf16", "8", "8", "True"]  # precision, batches, channels_last
     args = ["--steps", "2", "--rounds", "1", "--warmup-steps", "0", "--batch-size", "16"]
-    argv = ["datapath", *args, "--device", "cpu", "--data-dir", str(mnist_root)]
+    argv = ["datapath", *args, "--device", "cpu", "--data-dir", str(synthetic_root)]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "datapath" / "cpu-bf16.json").read_text())["precision"] == "bf16"
 
 
 def twin_runs(root: Path, precision: str, errors: tuple[float, ...], speed: float) -> None:
     """Default gap_cnn x concat runs in ``precision`` with the given test sum errors (%)."""
-    from test_report import make_run
-
     for seed, err in enumerate(errors):
         run_dir = make_run(root, f"{precision}-{seed}", seed=seed, sum_acc=1 - err / 100,
                            val_curve=(0.9,))  # fmt: skip
@@ -204,8 +206,6 @@ def test_report_keeps_precisions_apart_and_compares_them(tmp_path: Path) -> None
 
 
 def test_older_runs_without_a_recorded_precision_read_the_old_rule(tmp_path: Path) -> None:
-    from test_report import make_run
-
     make_run(tmp_path / "runs", "cpu-run")
     gpu = make_run(tmp_path / "runs", "gpu-run", seed=1)
     found = json.loads((gpu / "metrics.json").read_text())
@@ -219,3 +219,14 @@ def test_older_runs_without_a_recorded_precision_read_the_old_rule(tmp_path: Pat
     assert dict(zip(frame["run"], frame["precision"], strict=True)) == {
         "cpu-run": "fp32", "gpu-run": "bf16", "set-run": "bf16",
     }  # fmt: skip
+
+
+def test_a_cached_record_missing_a_field_is_measured_over(fake_probe: list[int]) -> None:
+    """A record written by an older version or edited by hand is never half-used."""
+    record = hardware.cpu_choice()
+    del record["probed"]
+    hardware.write_cache(hardware.cache_path(), {hardware.machine_key(): record})
+    hardware._chosen.clear()
+    again = hardware.cpu_choice()
+    assert len(fake_probe) == 2 and isinstance(again["probed"], str)
+    assert hardware.valid_record(again) and not hardware.valid_record(record)

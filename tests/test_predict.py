@@ -31,13 +31,11 @@ def page_with_digit(
     return page
 
 
-@pytest.fixture(scope="module")
-def drawn(mnist, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[int]]:
+def draw_pages(data, folder: Path) -> tuple[list[Path], list[int]]:
     """The first 100 test digits as PNG files: 64x64 and 100x80 pages, off-white paper on some."""
-    folder = tmp_path_factory.mktemp("drawn")
     paths, labels = [], []
     for i in range(100):
-        digit = mnist.test.images[i]
+        digit = data.test.images[i]
         if i % 4 == 3:  # greyish paper, grey pencil
             page = page_with_digit(digit, (100, 80), 60, (10, 8), paper=225, ink=40)
         elif i % 2:
@@ -46,16 +44,32 @@ def drawn(mnist, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], 
             page = page_with_digit(digit, (64, 64), 44, (8, 12))
         paths.append(folder / f"{i:03d}.png")
         page.save(paths[-1])
-        labels.append(int(mnist.test.labels[i]))
+        labels.append(int(data.test.labels[i]))
     return paths, labels
 
 
+@pytest.fixture(scope="module")
+def drawn(synthetic, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Path], list[int]]:
+    """The synthetic set's first 100 test digits, drawn on pages (``draw_pages``)."""
+    return draw_pages(synthetic, tmp_path_factory.mktemp("drawn"))
+
+
+@pytest.mark.parametrize("data", ["synthetic", pytest.param("real", marks=pytest.mark.slow)])
 def test_predict_gets_drawn_digits_right(
-    trained_run: Path, drawn: tuple[list[Path], list[int]], capsys
+    data: str, request: pytest.FixtureRequest, tmp_path: Path, capsys
 ) -> None:
-    paths, labels = drawn
+    """A model trained on the set gets its drawn test digits right: seven-segment digits in the
+    fast tier, real handwriting (a 12k-image run on MNIST) in the slow one."""
+    if data == "real":
+        run = request.getfixturevalue("real_trained_run")
+        paths, labels = draw_pages(request.getfixturevalue("mnist"), tmp_path)
+    else:
+        run, (paths, labels) = (
+            request.getfixturevalue("trained_run"),
+            request.getfixturevalue("drawn"),
+        )
     addends = [i % 10 for i in range(len(paths))]
-    argv = ["predict", "--run", str(trained_run), "--json"]
+    argv = ["predict", "--run", str(run), "--json"]
     for path, addend in zip(paths, addends, strict=True):
         argv += ["--image", str(path), "--addend", str(addend)]
     assert main(argv) == 0
@@ -100,10 +114,10 @@ def test_single_addend_applies_to_every_image_in_a_table(
         assert cells[1:3] == ["4", str(label)] and cells[4] == str(label + 4)
 
 
-def test_preprocess_matches_mnist_conventions(mnist) -> None:
+def test_preprocess_matches_mnist_conventions(synthetic) -> None:
     """Ink bounding box 20 pixels on its long side, centre of mass at the centre, white on black,
     and the same result whatever the polarity and contrast of the drawing."""
-    digit = mnist.test.images[0]
+    digit = synthetic.test.images[0]
     dark_on_light = preprocess(page_with_digit(digit, (90, 120), 70, (5, 30)))
     light_on_dark = preprocess(page_with_digit(digit, (90, 120), 70, (5, 30), paper=10, ink=250))
     assert dark_on_light.shape == (1, 28, 28)
@@ -117,16 +131,31 @@ def test_preprocess_matches_mnist_conventions(mnist) -> None:
     centre = torch.stack([(x.sum(1) * grid).sum(), (x.sum(0) * grid).sum()]) / x.sum()
     assert torch.allclose(centre, torch.tensor([13.5, 13.5]), atol=0.75)
     assert x[0].abs().max() == 0 and x[:, 0].abs().max() == 0  # black border
-    mnist_like = mnist.test.images[0, 0].float() / 255
+    mnist_like = synthetic.test.images[0, 0].float() / 255
     assert (x - mnist_like).abs().mean() < 0.1  # close to the original MNIST digit
 
 
-def test_jpeg_reads_like_png(mnist, tmp_path: Path) -> None:
-    page = page_with_digit(mnist.test.images[1], (64, 64), 44, (8, 12))
+def test_jpeg_reads_like_png(synthetic, tmp_path: Path) -> None:
+    page = page_with_digit(synthetic.test.images[1], (64, 64), 44, (8, 12))
     page.save(tmp_path / "d.png")
     page.convert("RGB").save(tmp_path / "d.jpg", quality=85)
     png, jpg = (preprocess(Image.open(tmp_path / name)) for name in ("d.png", "d.jpg"))
     assert (png - jpg).abs().mean() < 0.02
+
+
+def test_a_16_bit_image_with_a_bright_background_is_read_at_full_depth(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.predict import load_image
+
+    pixels = np.full((56, 56), 65000, dtype=np.uint16)  # bright paper
+    pixels[14:42, 25:31] = 1000  # a dark stroke: a "1"
+    path = tmp_path / "one16.png"
+    Image.fromarray(pixels).save(path)
+    x = load_image(path)
+    assert x.shape == (1, 28, 28) and float(x.max()) == pytest.approx(1.0)
+    assert float(x[0, :, :4].max()) < 0.05  # background black after the inversion
 
 
 def test_transparent_background_counts_as_paper() -> None:

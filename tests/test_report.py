@@ -4,69 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from conftest import DEVICE, make_run
 
-from benchmark import report
+from benchmark import benchfile, report
 from benchmark.cli import main
-
-DEVICE = "cpu: Test CPU (2 threads)"
-VERSIONS = {"python": "3.11.9", "torch": "2.99.0", "torchvision": "0.99.0", "timm": "9.9.9"}
-
-
-def make_run(
-    root: Path,
-    name: str,
-    *,
-    arch: str = "gap_cnn",
-    fusion: str = "concat",
-    seed: int = 0,
-    sum_acc: float = 0.9,
-    params: int = 1000,
-    tuned: bool = False,
-    config_hash: str = "aaaa0000",
-    val_curve: tuple[float, ...] = (0.5, 0.8),
-    by_class: list[float] | None = None,
-) -> Path:
-    """A finished run directory as `runs.finish` writes it, with values derived from sum_acc."""
-    run_dir = root / name
-    run_dir.mkdir(parents=True)
-    test = {
-        "digit_acc": sum_acc + 0.01,
-        "sum_acc": sum_acc,
-        "joint_acc": sum_acc - 0.01,
-        "consistency": sum_acc + 0.005,
-        "pairs": 100000,
-        "sum_acc_by_class": by_class if by_class is not None else [sum_acc] * 19,
-    }
-    metrics = {
-        "run_id": name,
-        "arch": arch,
-        "fusion": fusion,
-        "seed": seed,
-        "params": params,
-        "epochs": len(val_curve),
-        "train_seconds": 100.0 + seed,
-        "compile_seconds": 0.0,
-        "train_images_per_s": 1000.0 * (seed + 1),
-        "device": DEVICE,
-        "versions": VERSIONS,
-        "git_commit": "abc123",
-        "config_hash": config_hash,
-        "tuned": tuned,
-        "config": {"arch": arch, "fusion": fusion, "seed": seed, "epochs": len(val_curve)},
-        "val": {"digit_acc": 0.9, "sum_acc": val_curve[-1], "joint_acc": 0.9, "consistency": 0.9},
-        "test": test,
-    }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics))
-    (run_dir / "status.json").write_text(json.dumps({"status": "complete", "message": ""}))
-    rows = ["epoch,train_loss,train_sum_acc,val_digit_acc,val_sum_acc,val_joint_acc,lr,seconds"]
-    rows += [f"{i},0.1,0.9,0.9,{v},0.9,0.001,10.0" for i, v in enumerate(val_curve, start=1)]
-    (run_dir / "history.csv").write_text("\n".join(rows) + "\n")
-    return run_dir
 
 
 def make_suite(root: Path) -> Path:
@@ -133,8 +81,8 @@ def test_summary_has_known_means_stds_and_counts(tmp_path: Path) -> None:
 def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_run(runs, "default", sum_acc=0.90, config_hash="samehash")
-    make_run(runs, "tuned-0", seed=0, sum_acc=0.95, config_hash="samehash", tuned=True)
-    make_run(runs, "tuned-1", seed=1, sum_acc=0.97, config_hash="samehash", tuned=True)
+    make_run(runs, "tuned-0", seed=0, sum_acc=0.95, config_hash="tunedhash", tuned=True)
+    make_run(runs, "tuned-1", seed=1, sum_acc=0.97, config_hash="tunedhash", tuned=True)
     make_run(runs, "other", arch="small_cnn", sum_acc=0.99, tuned=True)
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none" / "*.csv"))
     summary = report.summarize(inputs.runs, inputs.bench)
@@ -150,9 +98,8 @@ def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     assert pair["err_delta"] == pytest.approx(-6.0) and math.isnan(pair["p"])  # n=1: no test
     section = report.tuned_vs_default_section(summary)
     # errors 10 % (one seed) and 4 ± t(0.975, 1) * sqrt(2) / sqrt(2) = 4 ± 12.71 %
-    assert "| gap_cnn x concat | 10.00 | 1,000 | 4.00 ± 12.71 | 1,000 | 1/2 | -6.00 | - | - |" in (
-        section
-    )
+    row = "| gap_cnn x concat | 10.00 | 1,000 | 4.00 ± 12.71 | 1,000 | 1/2 | -6.00 | - |"
+    assert row + " untested (1 seed) |" in section
 
 
 def test_pareto_front_is_the_known_set() -> None:
@@ -175,10 +122,14 @@ def test_pareto_column_in_summary(tmp_path: Path) -> None:
 
 
 def test_bench_rows_give_macs_and_best_throughput(tmp_path: Path) -> None:
-    inputs = load(make_suite(tmp_path))
+    root = make_suite(tmp_path)
+    path = root / "runs" / "a-concat-s1" / "metrics.json"  # one seed of the group records MACs
+    path.write_text(json.dumps({**json.loads(path.read_text()), "macs_per_image": 7_351_424}))
+    inputs = load(root)
     summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
     default = summary.loc["gap_cnn x concat"]
-    assert default["macs_per_image"] == 7_351_424  # counted on the model, not the bench's 50,000
+    assert default["macs_per_image"] == 7_351_424  # what the run recorded, not the bench's 50,000
+    assert math.isnan(summary.loc["small_cnn x late_sum", "macs_per_image"])  # none recorded
     assert default["infer_images_per_s"] == 20000 and default["bench_batch_size"] == 256
     small = summary.loc["small_cnn x late_sum"]
     assert small["infer_images_per_s"] == 40000 and small["bench_device"] == "cpu"  # error row out
@@ -201,8 +152,8 @@ def test_bench_with_missing_columns_and_other_model_size(tmp_path: Path) -> None
 def test_unreadable_bench_file_is_a_note(tmp_path: Path) -> None:
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"")
-    bench, notes = report.load_bench([bad])
-    assert bench.empty and set(report.BENCH_COLUMNS) <= set(bench.columns)
+    bench, notes = benchfile.read_rows([bad])
+    assert bench.empty and set(benchfile.COLUMNS) <= set(bench.columns)
     assert len(notes) == 1 and "bad.csv" in notes[0]
 
 
@@ -257,6 +208,7 @@ def test_report_files_header_and_plots(tmp_path: Path) -> None:
         "plots/pareto.png",
         "plots/sum_class_heatmap.png",
         "plots/val_curves.png",
+        "report.html",
         "report.md",
         "summary.csv",
     ]
@@ -270,8 +222,9 @@ def test_report_files_header_and_plots(tmp_path: Path) -> None:
     table = text[text.index("## Main comparison") : text.index("## Tuned vs default")]
     rows = [line for line in table.splitlines() if line.startswith(("| 1 ", "| 2 "))]
     # errors 8, 10 and 6 %: mean 8, half-width t(0.975, 2) * 2 / sqrt(3) = 4.97
-    assert "gap_cnn x concat | yes | 1 | 4.00 | best" in rows[0]
-    assert "gap_cnn x concat | no | 3 | 8.00 ± 4.97 |" in rows[1]
+    # the one-seed group has the lowest mean but no test: the three-seed group is the best
+    assert "gap_cnn x concat | yes | 1 | 4.00 | untested (1 seed) | - |" in rows[0]
+    assert "gap_cnn x concat | no | 3 | 8.00 ± 4.97 | best |" in rows[1]
     csv = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert list(csv.columns) == report.summary_columns() and len(csv) == len(summary)
 
@@ -288,7 +241,7 @@ def test_outputs_are_byte_identical_on_a_second_run(tmp_path: Path) -> None:
     first = outputs(tmp_path / "out")
     assert outputs(tmp_path / "out") == first
     assert outputs(tmp_path / "elsewhere") == first
-    assert len(first) == 6  # report.md, summary.csv and 4 PNGs
+    assert len(first) == 7  # report.md, report.html, summary.csv and 4 PNGs
 
 
 def test_stale_plot_is_removed(tmp_path: Path) -> None:
@@ -306,7 +259,11 @@ def test_only_incomplete_runs_still_report(tmp_path: Path) -> None:
     run.mkdir(parents=True)
     (run / "status.json").write_text(json.dumps({"status": "failed", "message": "loss is nan"}))
     summary, written = report.write_report(load(tmp_path), tmp_path / "out")
-    assert summary.empty and [p.name for p in written] == ["report.md", "summary.csv"]
+    assert summary.empty and [p.name for p in written] == [
+        "report.md",
+        "report.html",
+        "summary.csv",
+    ]
     text = (tmp_path / "out" / "report.md").read_text()
     assert (
         "No complete runs." in text
@@ -348,9 +305,10 @@ def test_a_metric_added_in_one_place_reaches_metrics_json_and_the_report(
 ) -> None:
     """Adding a ``Metric`` to ``benchmark.metrics.METRICS`` is the only edit needed: evaluation,
     metrics.json, history.csv, the summary CSV and the report table all pick it up."""
-    from benchmark import metrics, runs
+    from benchmark import metrics, rundir, runs
     from benchmark.config import TrainConfig
     from benchmark.data import DigitSumData
+    from benchmark.hardware import decide
 
     # a hit on every pair and its complement: exact rates, whatever the tiny model learned
     odd = metrics.Metric(
@@ -358,11 +316,11 @@ def test_a_metric_added_in_one_place_reaches_metrics_json_and_the_report(
     )
     monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, odd))
     data = DigitSumData(mnist.train, mnist.val.subset(300), mnist.test.subset(300), mnist.root)
-    cfg = TrainConfig(epochs=1, train_subset=256, batch_size=64, eval_batch_size=300)
+    cfg, ex = decide(TrainConfig(epochs=1, train_subset=256, batch_size=64, eval_batch_size=300))
     run_dir = runs.start_run(cfg, tmp_path)
-    found = runs.execute(cfg, data, run_dir)
+    found = runs.execute(cfg, data, run_dir, ex)
     assert found["test"]["odd_sum_acc"] == 1.0
-    assert "val_odd_sum_acc" in (run_dir / runs.HISTORY).read_text().splitlines()[0]
+    assert "val_odd_sum_acc" in (run_dir / rundir.HISTORY).read_text().splitlines()[0]
     summary, _ = report.write_report(load(tmp_path), tmp_path / "out")
     assert "test_odd_sum_acc_mean" in summary.columns
     assert "| odd sum acc % |" in (tmp_path / "out" / "report.md").read_text()
@@ -436,6 +394,11 @@ def test_main_comparison_holds_only_the_reference_budget(tmp_path: Path) -> None
     for i, (name, (config, _)) in enumerate(outsiders.items()):
         configured_run(runs, name, config, sum_acc=0.999, config_hash=f"x000000{i}",
                        val_curve=(0.9,))  # fmt: skip
+    # at the budget, but a combination the protocol did not name, or over its parameter cap
+    make_run(runs, "unnamed", fusion="embed_add", sum_acc=0.999, config_hash="u0000000",
+             val_curve=(0.9,))  # fmt: skip
+    make_run(runs, "big", arch="small_cnn", sum_acc=0.999, params=5000, config_hash="b0000000",
+             val_curve=(0.9,))  # fmt: skip
     other_study = {"study": "gap_cnn__concat__e4__p9", "budget": {"epochs": 4}}
     configured_run(runs, "tuned-elsewhere", {"tuned_from": other_study}, sum_acc=0.999,
                    tuned=True, config_hash="y0000000", val_curve=(0.9,))  # fmt: skip
@@ -445,7 +408,7 @@ def test_main_comparison_holds_only_the_reference_budget(tmp_path: Path) -> None
             "budget": {"epochs": 1, "train_subset": None, "holdout_pairs": 0},
             "fixed": {},
             "studies": [study],
-            "pairs": [["gap_cnn", "concat"]],
+            "pairs": [["gap_cnn", "concat"], ["gap_cnn", "late_sum"], ["small_cnn", "concat"]],
             "seeds": [0, 1, 2],
             "trials": 20,
             "max_params": 1000,
@@ -468,9 +431,13 @@ def test_main_comparison_holds_only_the_reference_budget(tmp_path: Path) -> None
     for _, differs in list(outsiders.values())[1:]:
         assert differs in other
     assert "tuned by gap_cnn__concat__e4__p9" in other
+    assert "a combination the protocol did not name" in other
+    assert "5,000 parameters, over the cap of 1,000" in other
     answer = text[text.index("## The answer") : text.index("## Main comparison")]
-    assert "1 epoch(s) on the full training split" in answer
-    assert "**gap_cnn x concat (tuned)** has the lowest test sum error: 2.00%" in answer
+    assert "(1 epoch on the full training split, fp32, at most 1,000 parameters)" in answer
+    best = "**gap_cnn x concat (tuned)** has the lowest test sum error among the groups with at "
+    assert best + "least 2 seeds: 2.00%" in answer
+    assert "in fp32, under the protocol's cap of 1,000 parameters" in main
     assert "10.0 min" in text and "2.0 min" in text  # the stage wall times
 
 
@@ -505,7 +472,7 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
         direction="maximize",
         sampler=optuna.samplers.RandomSampler(seed=0),
     )
-    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2) + t.suggest_int("w", 1, 4), 6)
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2) + t.suggest_int("w", 1, 4), 8)
     optuna.create_study(study_name="compare-runs__abc", storage=storage)  # the queue: left out
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"), tmp_path)
     _, written = report.write_report(inputs, tmp_path / "out")
@@ -514,10 +481,10 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
     assert {f"{stem}.csv", f"{stem}-history.png", f"{stem}-importance.png"} <= names
     assert not any("compare-runs" in n for n in names)
     trials = pd.read_csv(tmp_path / "out" / f"{stem}.csv")
-    assert len(trials) == 6 and {"params_lr", "params_w", "value", "state"} <= set(trials.columns)
+    assert len(trials) == 8 and {"params_lr", "params_w", "value", "state"} <= set(trials.columns)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "## Tuning studies" in text and f"[history]({stem}-history.png)" in text
-    assert f"| gap_cnn__concat__e1__p1000 | 6 | 0 | {study.best_value:.5f} |" in text
+    assert f"| gap_cnn__concat__e1__p1000 | 8 | 0 | {study.best_value:.5f} |" in text
 
 
 def main_table_lines(text: str) -> list[str]:
@@ -535,6 +502,7 @@ def test_the_readme_quotes_the_generated_main_table() -> None:
     assert len(generated) > 2 and quoted.splitlines()[1:] == generated
 
 
+@pytest.mark.slow  # two Python processes drawing the plots: ~18 s on 2 cores
 def test_study_plots_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
     """Optuna lists parameter names from a set; the report fixes their order, so the same study
     gives the same PNG bytes in every process (a committed study whose importance plot did
@@ -564,3 +532,139 @@ def test_study_plots_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
         for seed in ("1", "2", "3")
     }
     assert len(digests) == 1 and hashlib.sha256(b"").hexdigest() not in digests
+
+
+def test_the_report_imports_no_torch_and_no_training_code() -> None:
+    """The report only reads: importing it loads neither torch nor the trainer nor a command."""
+    code = (
+        "import sys, benchmark.report; "
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('benchmark.commands', "
+        "'benchmark.trainer', 'benchmark.compare', 'benchmark.tuning', 'architectures'))]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_migrate_adds_macs_once(tmp_path: Path, capsys: Any) -> None:
+    """Older runs get ``macs_per_image`` counted on their model; a second pass changes nothing,
+    and the report shows it."""
+    from benchmark import migrate
+
+    root = make_suite(tmp_path)
+    assert migrate.main([str(root)]) == 0
+    assert "5 run(s) changed" in capsys.readouterr().out.splitlines()[-1]  # the complete ones
+    path = root / "runs" / "a-concat-s0" / "metrics.json"
+    found = json.loads(path.read_text())
+    assert found["macs_per_image"] == 7_351_424  # gap_cnn x concat, as bench counts it
+    assert list(found).index("macs_per_image") == list(found).index("params") + 1
+    before = {p: p.read_bytes() for p in root.rglob("*.json")}
+    assert migrate.main([str(root)]) == 0
+    assert capsys.readouterr().out.strip() == "0 run(s) changed, 0 left as they are"
+    assert {p: p.read_bytes() for p in root.rglob("*.json")} == before
+    summary = report.summarize(load(root).runs, load(root).bench).set_index("label")
+    assert summary.loc["gap_cnn x concat", "macs_per_image"] == 7_351_424
+
+
+def answer_of(root: Path) -> str:
+    """The opening sentences of the report on ``root/runs``."""
+    report.write_report(load(root), root / "out")
+    text = (root / "out" / "report.md").read_text()
+    return text[text.index("## The answer") : text.index("## Main comparison")]
+
+
+def test_sentences_of_a_one_group_one_seed_report(tmp_path: Path) -> None:
+    make_run(tmp_path / "runs", "only", sum_acc=0.95, val_curve=(0.9,))
+    answer = answer_of(tmp_path)
+    assert "(1 epoch on the full training split, fp32)" in answer
+    assert "0.95" not in answer and "5.00% (one seed, so no interval; accuracy 95.00%)" in answer
+    assert "It is the only group in the main comparison: there is nothing to compare it with." in (
+        answer
+    )
+    for wrong in ("1 seeds", "(s)", "0 other", "too few seeds"):
+        assert wrong not in answer
+
+
+def test_sentences_when_every_group_has_one_seed(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    make_run(runs, "a", sum_acc=0.95, val_curve=(0.9,))
+    make_run(runs, "b", fusion="late_sum", sum_acc=0.90, config_hash="b0000000", val_curve=(0.9,))
+    answer = answer_of(tmp_path)
+    assert "**gap_cnn x concat** has the lowest test sum error: 5.00% (one seed" in answer
+    assert "Every group has one seed, so none can be tested against another" in answer
+    assert "worse" not in answer and "group(s)" not in answer
+
+
+def test_sentences_of_a_two_group_report(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed, (a, b) in enumerate(((0.95, 0.80), (0.96, 0.81), (0.97, 0.82))):
+        make_run(runs, f"a{seed}", seed=seed, sum_acc=a, val_curve=(0.9,))
+        make_run(runs, f"b{seed}", fusion="late_sum", seed=seed, sum_acc=b,
+                 config_hash="b0000000", val_curve=(0.9,))  # fmt: skip
+    make_run(runs, "lucky", fusion="embed_add", sum_acc=0.99, config_hash="c0000000",
+             val_curve=(0.9,))  # fmt: skip
+    answer = answer_of(tmp_path)
+    assert "lowest test sum error among the groups with at least 2 seeds: 4.00% (95% CI" in answer
+    assert "3 seeds" in answer
+    assert "The other group tested, gap_cnn x late_sum, is worse by Welch's t-test" in answer
+    assert "1 group has one seed and is untested (gap_cnn x embed_add)" in answer
+    assert "does not make a group the best" in answer
+    table = (tmp_path / "out" / "report.md").read_text()
+    assert "| gap_cnn x embed_add | no | 1 | 1.00 | untested (1 seed) | - |" in table
+
+
+def test_a_tuned_configuration_equal_to_the_default_is_named(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"d{seed}", seed=seed, sum_acc=0.95 + seed / 100, val_curve=(0.9,))
+        make_run(runs, f"t{seed}", seed=seed, sum_acc=0.95 + seed / 100, tuned=True,
+                 val_curve=(0.9,))  # fmt: skip
+    answer = answer_of(tmp_path)
+    assert "the study's best configuration is the default itself" in answer
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| yes (= default) |" in text and "the default configuration (nothing tuned)" in text
+
+
+def test_forest_with_one_group_has_a_marker_and_ticks(tmp_path: Path) -> None:
+    from benchmark.report.plots import forest_figure
+
+    make_run(tmp_path / "runs", "only", sum_acc=0.95, val_curve=(0.9,))
+    inputs = load(tmp_path)
+    summary = report.summarize(inputs.runs, inputs.bench)
+    fig = forest_figure(summary)
+    ax = fig.axes[0]
+    low, high = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if low <= t <= high]
+    assert ticks and ax.get_yticks().tolist() == [0]
+    points = [line for line in ax.get_lines() if len(line.get_xdata()) == 1]
+    assert any(p.get_marker() not in (None, "", "None") for p in points)
+    assert low < 5.0 < high and ax.get_ylim()[0] < 0 < ax.get_ylim()[1]
+
+
+def test_untested_groups_are_not_drawn_as_worse(tmp_path: Path) -> None:
+    from matplotlib.colors import to_rgba
+
+    from benchmark.report.plots import STANDING_STYLE, forest_figure
+
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"a{seed}", seed=seed, sum_acc=0.95 + seed / 100, val_curve=(0.9,))
+    make_run(runs, "one", fusion="late_sum", sum_acc=0.90, config_hash="b0000000",
+             val_curve=(0.9,))  # fmt: skip
+    inputs = load(tmp_path)
+    fig = forest_figure(report.summarize(inputs.runs, inputs.bench))
+    colours = {to_rgba(line.get_color()) for line in fig.axes[0].get_lines()}
+    assert to_rgba(STANDING_STYLE["worse"][0]) not in colours
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "untested: one seed, no interval" in labels and "worse (Welch, 5%)" not in labels
+
+
+def test_report_runs_given_twice_takes_both(tmp_path: Path) -> None:
+    make_run(tmp_path / "one", "a", sum_acc=0.95, val_curve=(0.9,))
+    make_run(tmp_path / "two", "b", fusion="late_sum", sum_acc=0.9, config_hash="b0000000",
+             val_curve=(0.9,))  # fmt: skip
+    args = ["report", "--results-dir", str(tmp_path / "out"), "--bench", str(tmp_path / "x")]
+    args += ["--runs", str(tmp_path / "one" / "*"), "--runs", str(tmp_path / "two" / "*")]
+    assert main(args) == 0
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert sorted(summary["fusion"]) == ["concat", "late_sum"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from benchmark import load_run
 from benchmark.cli import main
+from benchmark.hardware import Execution, decide
 from benchmark.trainer import evaluate
 
 pytestmark = pytest.mark.slow
@@ -77,7 +79,8 @@ def test_load_run_reproduces_test_accuracy(concat_run: Path, mnist) -> None:
     model = load_run(concat_run)
     assert not model.training and next(model.parameters()).device == torch.device("cpu")
     m = json.loads((concat_run / "metrics.json").read_text())
-    again = evaluate(model, mnist.test)
+    ex = Execution(torch.device("cpu"), m["precision"], m["channels_last"])  # as it ran
+    again = evaluate(model.to(memory_format=ex.memory_format), mnist.test, ex)
     for key in ("digit_acc", "sum_acc", "joint_acc", "consistency"):
         assert again[key] == m["test"][key]
 
@@ -164,11 +167,12 @@ def test_every_data_dir_of_a_sweep_is_checked_before_the_first_run(
 def test_cuda_run_bf16_matches_cpu_closely(mnist) -> None:
     """The CUDA path (bf16 autocast, channels_last) learns like the CPU path on the same data."""
     from benchmark.config import TrainConfig
+    from benchmark.hardware import decide
     from benchmark.trainer import train
 
     cfg = TrainConfig(fusion="late_sum", epochs=1, train_subset=5000, batch_size=50)
-    cuda_state = train(cfg, mnist.to("cuda"))
-    cpu_state = train(cfg, mnist)
+    cuda_state = train(*decide(replace(cfg, device="cuda")), mnist.to("cuda"))
+    cpu_state = train(*decide(replace(cfg, device="cpu")), mnist)
     cuda_acc = cuda_state.history[-1].val_sum_acc
     assert cuda_acc > 0.8
     assert abs(cuda_acc - cpu_state.history[-1].val_sum_acc) < 0.05
@@ -185,9 +189,9 @@ def test_grid_progress_shows_the_grid_and_the_final_evaluation(
     argv += ["--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "grid: 2 runs (2 seed)" in out
+    assert "grid: 2 runs (2 seeds)" in out
     assert "grid" in out and "1/2" in out
-    assert "evaluating on the test split" in out
+    assert "now the test split" in out
 
 
 def test_the_commit_is_read_as_training_starts(
@@ -203,6 +207,6 @@ def test_the_commit_is_read_as_training_starts(
     def edited(*_: object) -> None:  # a file edited while the run trains
         checkout["commit"] = "abc123-dirty"
 
-    cfg = TrainConfig(epochs=1, batch_size=64, eval_batch_size=100)
-    metrics = runs.execute(cfg, small_data, runs.start_run(cfg, tmp_path), on_epoch=edited)
+    cfg, ex = decide(TrainConfig(epochs=1, batch_size=64, eval_batch_size=100))
+    metrics = runs.execute(cfg, small_data, runs.start_run(cfg, tmp_path), ex, listen=edited)
     assert metrics["git_commit"] == "abc123"

@@ -1,4 +1,4 @@
-"""``--log tensorboard`` / ``--log mlflow``: real libraries, real (few) MNIST images; the files
+"""``--log tensorboard`` / ``--log mlflow``: real libraries, a few synthetic images; the files
 they write are read back with each tool's own reader."""
 
 from __future__ import annotations
@@ -7,16 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import exit_status, one_line, only_run
 
-from benchmark import runs, trackers
-from tests.test_reliability import exit_status, one_line
+from benchmark import rundir, runs, trackers
 
 SMALL = ["--train-subset", "256", "--batch-size", "64", "--epochs", "2", "--eval-batch-size", "100"]
-
-
-def only_run(results: Path) -> Path:
-    (run_dir,) = (results / "runs").iterdir()
-    return run_dir
 
 
 def test_tensorboard_event_file_holds_the_run(small_data, tmp_path: Path) -> None:
@@ -25,7 +20,7 @@ def test_tensorboard_event_file_holds_the_run(small_data, tmp_path: Path) -> Non
 
     assert exit_status(["run", *SMALL, "--log", "tensorboard", "--results-dir", str(tmp_path)]) == 0
     run_dir = only_run(tmp_path)
-    metrics = runs.read_metrics(run_dir)
+    metrics = rundir.read_metrics(run_dir)
     events = EventAccumulator(str(run_dir / trackers.TENSORBOARD_DIR))
     events.Reload()
     scalars = events.Tags()["scalars"]
@@ -39,7 +34,7 @@ def test_tensorboard_event_file_holds_the_run(small_data, tmp_path: Path) -> Non
     assert {"val/digit_acc", "train/sum_acc", "train_seconds"} <= set(scalars)
     hparams = events.PluginTagToContent("hparams")  # the config, as TensorBoard's HParams
     assert hparams
-    assert json.loads((run_dir / runs.CONFIG).read_text())["log"] == "tensorboard"
+    assert json.loads((run_dir / rundir.CONFIG).read_text())["log"] == "tensorboard"
 
 
 def test_mlflow_local_store_holds_the_run(
@@ -51,7 +46,7 @@ def test_mlflow_local_store_holds_the_run(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert exit_status(["run", *SMALL, "--log", "mlflow", "--results-dir", str(tmp_path)]) == 0
     run_dir = only_run(tmp_path)
-    metrics = runs.read_metrics(run_dir)
+    metrics = rundir.read_metrics(run_dir)
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.get_experiment_by_name(trackers.EXPERIMENT)
     (found,) = client.search_runs([experiment.experiment_id])
@@ -124,7 +119,7 @@ def test_a_tracker_failing_mid_run_costs_a_warning_not_the_run(
             ["run", *SMALL, "--log", "tensorboard", "--results-dir", str(tmp_path)]
         )
     assert status == 0
-    assert runs.read_status(only_run(tmp_path))[0] == "complete"
+    assert rundir.read_status(only_run(tmp_path))[0] == "complete"
 
 
 def test_log_is_not_part_of_what_a_run_learns() -> None:

@@ -22,7 +22,7 @@ from benchmark import hardware
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
-from benchmark.tuned import apply_tuned
+from benchmark.exports import apply_tuned
 from benchmark.tuning import (
     budget,
     default_params,
@@ -310,8 +310,8 @@ def test_a_suggestion_over_the_cap_is_rejected_before_training() -> None:
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial(default_params("gap_cnn", "concat"))
     base = TrainConfig(epochs=1)
-    # data=None: the trial must end before anything touches the data
-    study.optimize(lambda t: objective(t, base, None, max_params=1000), n_trials=1)
+    # data=None, ex=None: the trial must end before anything touches the data or the device
+    study.optimize(lambda t: objective(t, base, None, None, max_params=1000), n_trials=1)
     (trial,) = study.trials
     assert trial.state == TrialState.PRUNED and trial.user_attrs["over_cap"] == 1000
     assert trial.user_attrs["params"] > 1000

@@ -1,0 +1,119 @@
+"""``report --against DIR``: the user's runs set beside a reference's main comparison, built from
+synthetic run directories (``make_run``): no training here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+from conftest import make_run
+
+from benchmark.cli import main
+
+PLAN = {
+    "key": "ref00001",
+    "budget": {"epochs": 1, "train_subset": None, "holdout_pairs": 0},
+    "fixed": {},
+    "studies": [],
+    "pairs": [["gap_cnn", "concat"], ["gap_cnn", "late_sum"]],
+    "seeds": [0, 1, 2],
+    "trials": 20,
+    "max_params": 2000,
+}
+
+
+def make_reference(root: Path) -> Path:
+    """A reference results directory: two combinations at 1 epoch, three seeds each, and a
+    comparison.json naming them (cap 2,000 parameters)."""
+    for seed, (a, b) in enumerate(((0.95, 0.90), (0.96, 0.91), (0.97, 0.92))):
+        make_run(root / "runs", f"ref-a{seed}", seed=seed, sum_acc=a, val_curve=(0.9,))
+        make_run(root / "runs", f"ref-b{seed}", fusion="late_sum", seed=seed, sum_acc=b,
+                 config_hash="b0000000", val_curve=(0.9,))  # fmt: skip
+    (root / "comparison.json").write_text(json.dumps({"plan": PLAN, "stages": {}}))
+    return root
+
+
+def make_yours(root: Path, device: str | None = None) -> Path:
+    """The user's runs: a combination of their own at the reference budget (3 seeds), the
+    reference's own default configuration again, and one run at another budget."""
+    for seed, acc in enumerate((0.955, 0.965, 0.96)):
+        run = make_run(root / "runs", f"my-{seed}", arch="my_cnn", fusion="gated", seed=seed,
+                       sum_acc=acc, params=1500, config_hash="m0000000",
+                       val_curve=(0.9,))  # fmt: skip
+        if device:
+            found = json.loads((run / "metrics.json").read_text())
+            found.update(device=device, precision="fp32")
+            (run / "metrics.json").write_text(json.dumps(found))
+    make_run(root / "runs", "my-same", sum_acc=0.99, val_curve=(0.9,))
+    make_run(root / "runs", "my-long", arch="my_cnn", fusion="gated", sum_acc=0.99, params=1500,
+             config_hash="m1111111")  # 2 epochs  # fmt: skip
+    return root
+
+
+def report_against(tmp_path: Path, device: str | None = None) -> tuple[str, pd.DataFrame]:
+    reference = make_reference(tmp_path / "reference")
+    yours = make_yours(tmp_path / "output", device)
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    return (yours / "report.md").read_text(), pd.read_csv(yours / "summary.csv")
+
+
+def test_against_shows_both_sides_in_the_main_comparison(tmp_path: Path) -> None:
+    text, summary = report_against(tmp_path)
+    main_rows = summary[summary["section"] == "main"]
+    assert set(main_rows["label"]) == {
+        "gap_cnn x concat",
+        "gap_cnn x late_sum",
+        "my_cnn x gated [yours]",
+        "gap_cnn x concat [yours]",  # the reference's configuration, trained again: kept apart
+    }
+    best = main_rows[main_rows["standing"] == "best"]
+    assert list(best["label"]) == ["gap_cnn x concat"]  # the reference's best, not a user's
+    mine = main_rows.set_index("label").loc["my_cnn x gated [yours]"]
+    assert mine["standing"] == "≈" and 0.05 <= mine["p_vs_best"] <= 1
+    assert "Yours beside a reference: 5 runs of yours (marked [yours]) and 6 runs" in text
+    assert "the reference's best, **gap_cnn x concat**," in text
+    assert "Yours against the reference's best: gap_cnn x concat [yours]: 1.00% error, " in text
+    assert "my_cnn x gated [yours]: 4.00% error, indistinguishable from it (p = 1.000)" in text
+    assert "1 group of yours is not at the reference's budget" in text
+    assert "| my_cnn x gated [yours] | no | 3 | 4.00 ± " in text
+    other = summary[summary["section"] == "other"]
+    assert list(other["label"]) == ["my_cnn x gated (epochs 2) [yours]"]
+    for name in ("forest", "pareto"):
+        assert (tmp_path / "output" / "plots" / f"{name}.png").is_file()
+
+
+def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> None:
+    from benchmark.report import beside, load_inputs, summarize
+    from benchmark.report.plots import forest_figure, pareto_figure
+    from benchmark.report.reference import from_comparison
+
+    reference, yours = make_reference(tmp_path / "ref"), make_yours(tmp_path / "out")
+    theirs = load_inputs(str(reference / "runs" / "*"), str(reference / "none"))
+    theirs.comparison = {"plan": PLAN}
+    inputs = beside(load_inputs(str(yours / "runs" / "*"), str(yours / "none")), theirs)
+    summary = summarize(inputs.runs, inputs.bench, from_comparison(theirs.comparison))
+    forest = forest_figure(summary)
+    labels = [t.get_text() for t in forest.axes[0].get_yticklabels()]
+    assert "my_cnn x gated [yours]" in labels
+    assert "yours (diamond)" in [t.get_text() for t in forest.legends[0].get_texts()]
+    pareto = pareto_figure(summary)
+    assert "yours (ringed)" in [t.get_text() for t in pareto.legends[0].get_texts()]
+
+
+def test_timings_only_beside_the_same_kind_of_device(tmp_path: Path) -> None:
+    text, summary = report_against(tmp_path, device="cuda: NVIDIA H200")
+    mine = summary.set_index("label").loc["my_cnn x gated [yours]"]
+    assert pd.isna(mine["train_seconds_mean"]) and pd.notna(mine["test_sum_err_mean"])
+    theirs = summary.set_index("label").loc["gap_cnn x concat"]
+    assert pd.notna(theirs["train_seconds_mean"])
+    row = next(line for line in text.splitlines() if "my_cnn x gated [yours] |" in line)
+    assert "| - | - |" in row  # train s, train img/s
+    # the same kind of device: timings kept
+    _, same = report_against(tmp_path / "again")
+    assert pd.notna(same.set_index("label").loc["my_cnn x gated [yours]", "train_seconds_mean"])
+
+
+def test_against_the_results_directory_itself_is_a_usage_error(tmp_path: Path) -> None:
+    reference = make_reference(tmp_path / "reference")
+    assert main(["report", "--results-dir", str(reference), "--against", str(reference)]) == 2

@@ -1,0 +1,41 @@
+"""The program names itself as it was started and says its version."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_version_prints_the_package_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.strip().endswith(f" {version('digitsum-bench')}")
+
+
+def test_the_console_script_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["/venv/bin/digitsum-bench", "--help"])
+    assert build_parser().format_usage().startswith("usage: digitsum-bench ")
+    monkeypatch.setattr(sys, "argv", [str(REPO / "benchmark" / "__main__.py")])
+    assert build_parser().format_usage().startswith("usage: python -m benchmark ")
+
+
+@pytest.mark.skipif(not shutil.which("digitsum-bench"), reason="package not installed")
+def test_the_installed_console_script() -> None:
+    shown = subprocess.run(
+        ["digitsum-bench", "--help"], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert shown.stdout.startswith("usage: digitsum-bench")
+    shown = subprocess.run(
+        ["digitsum-bench", "--version"], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert shown.stdout.strip() == f"digitsum-bench {version('digitsum-bench')}"

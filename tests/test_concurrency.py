@@ -1,0 +1,99 @@
+"""Concurrent workers are first-class: two ``tune`` or two ``compare`` processes started at the
+same moment on a fresh results directory both finish, never repeat each other's parameters and
+leave the right totals (the schema of a new storage is created once, safely; every worker's
+sampler has its own seed stream)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from benchmark import rundir
+
+REPEATS = 10  # the race is a matter of timing: start the pair again and again
+TINY = ["--arch", "small_cnn", "--fusion", "late_sum", "--epochs", "1", "--train-subset", "256"]
+
+
+def start_together(argvs: list[list[str]], cwd: Path) -> list[subprocess.CompletedProcess]:
+    """Start every command within the same instant; wait for all."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmark", *argv],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(REPEATS))
+def test_two_tunes_started_at_once_share_one_new_study(
+    attempt: int, tmp_path: Path, synthetic_root: Path
+) -> None:
+    argv = [
+        "tune",
+        *TINY,
+        "--trials",
+        "4",
+        "--val-subset",
+        "500",
+        "--data-dir",
+        str(synthetic_root),
+    ]
+    argv += ["--results-dir", str(tmp_path)]
+    for proc in start_together([argv, argv], tmp_path):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    (summary,) = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = optuna.load_study(
+        study_name=summary.study_name, storage=f"sqlite:///{tmp_path / 'optuna.db'}"
+    )
+    trials = finished(study)
+    assert 4 <= len(trials) <= 5  # both stop at 4; one may finish a last trial it had begun
+    params = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(set(params)) == len(params), "two workers proposed the same parameters"
+    assert sum(bool(t.user_attrs.get("defaults")) for t in trials) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("attempt", range(REPEATS))
+def test_two_compares_started_at_once_train_each_run_once(
+    attempt: int, tmp_path: Path, synthetic_root: Path
+) -> None:
+    argv = ["compare", *TINY, "--trials", "2", "--seeds", "0", "--no-report"]
+    argv += ["--eval-batch-size", "2000", "--data-dir", str(synthetic_root)]
+    argv += ["--results-dir", str(tmp_path)]
+    for proc in start_together([argv, argv], tmp_path):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    found = []
+    for run_dir in sorted((tmp_path / "runs").glob("*")):
+        try:
+            found.append(rundir.read_metrics(run_dir))
+        except rundir.IncompleteRun:
+            pass
+    assert sorted(m["tuned"] for m in found) == [False, True]  # each final run exactly once
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    (tuned,) = [n for n in names if n.startswith("small_cnn__late_sum__e1")]
+    trials = finished(optuna.load_study(study_name=tuned, storage=storage))
+    params = [tuple(sorted(t.params.items())) for t in trials]
+    assert len(trials) >= 2 and len(set(params)) == len(params)

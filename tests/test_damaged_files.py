@@ -1,0 +1,426 @@
+"""Damaged files: every file we read (config.json, checkpoint, weights, metrics, status, history,
+the MNIST IDX files, a user's images), damaged, ends in one line naming it (exit 1 from the
+command line), never a traceback, a fall-back to another copy or an unsafe unpickling."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import checkpoint_of, exit_status, interrupted_run, no_data_load, one_line
+from PIL import Image, ImageDraw
+
+
+def a_one(path: Path) -> Path:
+    """A PNG of a drawn "1": dark ink on white paper, as ``predict`` reads it."""
+    page = Image.new("L", (40, 40), 255)
+    ImageDraw.Draw(page).line([(20, 8), (20, 32)], fill=0, width=3)
+    page.save(path)
+    return path
+
+
+CONFIG_DAMAGE = [
+    ("{", "not valid JSON"),
+    ("", "not valid JSON"),
+    ("\udcff", "unreadable"),
+    ("[1, 2]", "expected an object of config fields"),
+    ('"gap_cnn"', "expected an object of config fields"),
+    ('{"batch_size": 0}', "batch_size must be a positive integer"),
+    ('{"batch_size": "x"}', "batch_size must be of type int"),
+    ('{"seed": 1e30}', "seed must be of type int"),
+    ('{"lr": NaN}', "lr must be a finite number"),
+    ('{"epochs": 100000000000000000000000}', "epochs must fit in 64 bits"),
+    ('{"lrr": 1}', "unknown config key(s) lrr"),
+    ('{"arch": "nope"}', "unknown encoder 'nope'"),
+    ('{"arch": ""}', "arch is empty"),
+    ('{"model_args": 3}', "model_args must be of type dict"),
+    ('{"model_args": {"width": -1}}', "width=-1 for gap_cnn: expected int in 1..256"),
+    ('{"model_args": {"dropout": 1}}', "dropout=1 for gap_cnn: expected float in [0, 1)"),
+    ('{"optimizer": "adam"}', "optimizer 'adam' is not one of: adamw, sgd"),
+    (None, "Is a directory"),
+]
+
+
+@pytest.mark.parametrize("content, expected", CONFIG_DAMAGE)
+def test_a_damaged_config_json_on_resume_is_one_line(
+    content: str | None, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from benchmark import rundir
+
+    no_data_load(monkeypatch)
+    run_dir = interrupted_run(tmp_path / "run")
+    path = run_dir / rundir.CONFIG
+    path.unlink()
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content.encode(errors="surrogateescape"))
+    before = (run_dir / rundir.STATUS).read_text()
+    assert exit_status(["run", "--resume", str(run_dir)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert str(path) in line and expected in line
+    assert (run_dir / rundir.STATUS).read_text() == before  # not marked running, nothing trained
+    assert not (run_dir / rundir.CHECKPOINT).exists() and not (run_dir / rundir.METRICS).exists()
+
+
+def checkpoint_damage() -> list[tuple[str, object, str]]:
+    """(id, what to put in checkpoint.pt: bytes, an object to torch.save, or None for a
+    directory, the expected fragment)."""
+    from benchmark.config import TrainConfig
+
+    cfg = TrainConfig()
+    valid = checkpoint_of(cfg)
+    saved = io.BytesIO()
+    torch.save(valid, saved)
+    return [
+        ("truncated", saved.getvalue()[: len(saved.getvalue()) // 2], "truncated or not a torch"),
+        ("zip-of-junk", b"PK\x03\x04" + bytes(range(256)) * 8, "truncated or not a torch file"),
+        ("pickle-junk", bytes(range(256)) * 8, "refused to load"),
+        ("empty", b"", "truncated or not a torch file"),
+        ("directory", None, "IsADirectoryError"),
+        ("a-list", [1, 2, 3], "not a checkpoint of this run"),
+        ("a-tensor", torch.zeros(3), "not a checkpoint of this run"),
+        ("missing-keys", {"model": valid["model"]}, "not a checkpoint of this run"),
+        ("wrong-types", {**valid, "generator": "x"}, "not a checkpoint of this run"),
+        ("another-model", checkpoint_of(TrainConfig(arch="small_cnn")), "not a checkpoint"),
+        ("step-mid-epoch", {**valid, "step": 7}, "does not fit this run's config"),
+        ("more-epochs", {**valid, "history": [{}] * 9}, "not a checkpoint of this run"),
+    ]
+
+
+@pytest.mark.parametrize("damage", checkpoint_damage(), ids=lambda d: d[0])
+def test_a_damaged_checkpoint_on_resume_is_one_line(
+    damage: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from benchmark import rundir
+
+    no_data_load(monkeypatch)
+    _, content, expected = damage
+    run_dir = interrupted_run(tmp_path / "run")
+    path = run_dir / rundir.CHECKPOINT
+    if content is None:
+        path.mkdir()
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        torch.save(content, path)
+    assert exit_status(["run", "--resume", str(run_dir)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert str(path) in line and expected in line
+    assert not (run_dir / rundir.METRICS).exists()
+
+
+@pytest.mark.parametrize("damage", ["random-bytes", "truncated", "a-list", "another-model"])
+def test_damaged_weights_for_predict_are_one_line(damage: str, tmp_path: Path, capsys) -> None:
+    from architectures import create_model
+    from benchmark import files, rundir
+    from benchmark.config import TrainConfig
+
+    run_dir = tmp_path / "run"
+    files.write_json(run_dir / rundir.CONFIG, TrainConfig().to_dict())
+    rundir.write_status(run_dir, "complete")
+    path = run_dir / rundir.MODEL
+    if damage == "a-list":
+        torch.save([1, 2], path)
+    elif damage == "another-model":
+        torch.save(create_model("small_cnn", "concat").state_dict(), path)
+    else:
+        torch.save(create_model("gap_cnn", "concat").state_dict(), path)
+        blob = path.read_bytes()
+        path.write_bytes(blob[: len(blob) // 3] if damage == "truncated" else os.urandom(999))
+    image = a_one(tmp_path / "digit.png")
+    argv = ["predict", "--run", str(run_dir), "--image", str(image), "--addend", "1"]
+    assert exit_status(argv) == 1
+    assert str(path) in one_line(capsys.readouterr().err)
+
+
+def idx_damage() -> list[tuple[str, str, object, str]]:
+    """(id, file, damage: bytes -> bytes, or "missing" / "directory", expected fragment)."""
+
+    def put(offset: int, value: int):
+        return lambda b: b[:offset] + value.to_bytes(4, "big") + b[offset + 4 :]
+
+    def label(index: int, value: int):
+        return lambda b: b[: 8 + index] + bytes([value]) + b[9 + index :]
+
+    train, labels, test = (
+        "train-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+    )
+    return [
+        ("truncated", labels, lambda b: b[:-100], "truncated or corrupt"),
+        ("extended", labels, lambda b: b + b"\0" * 7, "truncated or corrupt"),
+        ("header-only", test, lambda b: b[:16], "truncated or corrupt"),
+        ("too-short", labels, lambda b: b[:5], "too short for an IDX header"),
+        ("empty", labels, lambda b: b"", "too short for an IDX header"),
+        ("wrong-magic", labels, put(0, 2051), "IDX magic number 2051, expected 2049"),
+        ("count-vs-size", train, put(4, 59_999), "IDX header says 59999 x 28 x 28 but"),
+        ("not-28x28", train, lambda b: put(8, 56)(put(12, 14)(b)), "56 x 14, expected"),
+        ("other-count", labels, lambda b: put(4, 10_001)(b) + b"\1", "expected 10000 items"),
+        ("label-12", labels, label(17, 12), "labels outside 0-9 (label 12 at item 17)"),
+        ("label-255", "train-labels-idx1-ubyte", label(0, 255), "(label 255 at item 0)"),
+        ("missing", labels, "missing", "missing (3 of the 4 MNIST files are there)"),
+        ("directory", test, "directory", "missing (3 of the 4 MNIST files are there)"),
+    ]
+
+
+@pytest.mark.parametrize("damage", idx_damage(), ids=lambda d: d[0])
+def test_damaged_mnist_is_one_line_naming_the_file(
+    damage: tuple, tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Through the CLI (``--data-dir``): exit 1, one line naming the file, no run directory; and
+    never a fall-back to $MNIST_ROOT, which holds good files."""
+    _, name, change, expected = damage
+    raw = tmp_path / "mnist" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for other in ("train-images", "train-labels", "t10k-images", "t10k-labels"):
+        target = raw / f"{other}-idx{3 if 'images' in other else 1}-ubyte"
+        source = synthetic_root / "MNIST" / "raw" / target.name
+        if target.name != name:
+            target.symlink_to(source)
+        elif change == "directory":
+            target.mkdir()
+        elif change != "missing":
+            target.write_bytes(change(source.read_bytes()))
+    monkeypatch.setenv("MNIST_ROOT", str(synthetic_root))
+    results = tmp_path / "results"
+    argv = ["run", "--data-dir", str(tmp_path / "mnist"), "--results-dir", str(results)]
+    assert exit_status(argv) == 1
+    line = one_line(capsys.readouterr().err)
+    assert str(raw / name) in line and expected in line
+    assert not results.exists()
+
+
+def damaged_versions(blob: bytes, seed: int, count: int = 30) -> list[bytes]:
+    """Seeded random bytes, truncations and bit flips of ``blob``: ``count`` of each."""
+    import random
+
+    rng = random.Random(seed)
+    out = [rng.randbytes(rng.randrange(0, 2 * len(blob) + 2)) for _ in range(count)]
+    out += [blob[: rng.randrange(len(blob))] for _ in range(count)]
+    for _ in range(count):
+        flipped = bytearray(blob)
+        for _ in range(rng.randrange(1, 8)):
+            flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+        out.append(bytes(flipped))
+    return out
+
+
+def json_mutations(obj: object, seed: int, count: int = 30) -> list[bytes]:
+    """Valid JSON of the wrong shape: one value somewhere in ``obj`` replaced by a foreign one."""
+    import json
+    import random
+
+    rng = random.Random(seed)
+    foreign = [None, "x", "", [], {}, [1], {"a": 1}, True, -1, 0, 1e308, float("nan"), 2**70]
+
+    def mutate(value: object) -> object:
+        if isinstance(value, dict) and value and rng.random() < 0.7:
+            key = rng.choice(list(value))
+            return {**value, key: mutate(value[key])}
+        return rng.choice(foreign)
+
+    return [json.dumps(mutate(obj)).encode() for _ in range(count)]
+
+
+def good_run_files(run_dir: Path) -> None:
+    """Every file a run directory holds, written by the real writers (two epochs done)."""
+    from architectures import create_model
+    from benchmark import files, rundir
+    from benchmark.config import TrainConfig
+    from benchmark.metrics import names
+    from benchmark.trainer import EpochStats
+
+    cfg = TrainConfig(epochs=3)
+    figures = {name: 0.5 for name in names()}
+    stats = [EpochStats(e, 0.5, 0.9, dict(figures), 1e-3, 2.0) for e in (1, 2)]
+    interrupted_run(run_dir, cfg)
+    rundir.write_history(run_dir, [s.row() for s in stats])
+    files.save_torch(run_dir / rundir.CHECKPOINT, checkpoint_of(cfg))
+    files.save_torch(run_dir / rundir.MODEL, create_model(cfg.arch, cfg.fusion).state_dict())
+    metrics = {"arch": cfg.arch, "fusion": cfg.fusion, "config_hash": "abc", "seed": 0}
+    metrics |= {"params": 10, "tuned": False, "config": cfg.to_dict(), "test": figures}
+    files.write_json(run_dir / rundir.METRICS, metrics)
+
+
+def read_back(reader: str, run_dir: Path) -> None:
+    """Read one damaged file the way the program does; a clean refusal raises, a read that
+    succeeds must return something of the promised shape."""
+    from benchmark import files, rundir, runs
+    from benchmark.config import TrainConfig
+    from benchmark.data import read_idx
+    from benchmark.hardware import Execution
+
+    if reader == rundir.CONFIG:
+        runs.load_config(run_dir).validate()
+    elif reader == rundir.METRICS:
+        found = rundir.read_metrics(run_dir)
+        assert all(files.is_number(files.lookup(found, k)) for k in rundir.required_numbers())
+    elif reader == rundir.STATUS:
+        assert all(isinstance(x, str) for x in rundir.read_status(run_dir))
+    elif reader == rundir.HISTORY:
+        rows = rundir.read_history(run_dir)
+        assert rows is None or all(isinstance(v, float) for r in rows for v in r.values())
+    elif reader == rundir.CHECKPOINT:
+        runs.resume_state(run_dir, TrainConfig(epochs=3), Execution(torch.device("cpu")))
+    elif reader == rundir.MODEL:
+        runs.load_run(run_dir)
+    else:  # an IDX file
+        values = read_idx(run_dir / reader)
+        assert "labels" not in reader or int(values.max()) <= 9
+
+
+def test_every_file_reader_fuzzed_ends_cleanly(tmp_path: Path, synthetic_root: Path) -> None:
+    """Random bytes, truncations and bit flips (and, for JSON, valid JSON of the wrong shape) of
+    every file we read: each read succeeds with the promised shape or is refused with the
+    reader's one clean error (one line naming the file); never another exception."""
+    import json
+    import shutil
+
+    from benchmark import rundir
+    from benchmark.errors import DamagedFileError
+
+    good = tmp_path / "good"
+    good_run_files(good)
+    raw = synthetic_root / "MNIST" / "raw"
+    for name in ("t10k-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        shutil.copy(raw / name, good / name)
+    json_shapes = {rundir.CONFIG, rundir.METRICS, rundir.STATUS}
+    tried = refused = 0
+    for seed, name in enumerate(sorted(p.name for p in good.iterdir())):
+        blob = (good / name).read_bytes()
+        # fewer of the costly ones: 8 MB of images; weights, which build a model to load into
+        fewer = {"t10k-images-idx3-ubyte": 4, rundir.MODEL: 15}
+        damaged = damaged_versions(blob, seed, count=fewer.get(name, 30))
+        if name in json_shapes:
+            damaged += json_mutations(json.loads(blob), seed)
+        for data in damaged:  # one file damaged at a time, the others good
+            (good / name).write_bytes(data)
+            tried += 1
+            try:
+                read_back(name, good)
+            except (DamagedFileError, rundir.IncompleteRun) as exc:
+                message = str(exc)
+                assert "\n" not in message, message
+                named = isinstance(exc, rundir.IncompleteRun) or str(good / name) in message
+                assert named, message
+                refused += 1
+        (good / name).write_bytes(blob)
+    assert tried >= 600 and 0 < refused < tried  # both ends of the contract were exercised
+    print(f"fuzz: {tried} damaged files, {refused} refused cleanly, the others read")
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_the_image_reader_fuzzed_ends_cleanly(fmt: str, tmp_path: Path) -> None:
+    """``predict``'s images: damaged PNGs and JPEGs are read or refused with one line naming the
+    file (a bad input: ``UsageError``), never another exception (PIL raises SyntaxError,
+    struct.error ... for broken chunks)."""
+    from benchmark.errors import UsageError
+    from benchmark.predict import load_image
+
+    page = Image.new("L", (40, 40), 255)
+    ImageDraw.Draw(page).line([(20, 8), (20, 32)], fill=0, width=3)
+    buffer = io.BytesIO()
+    page.save(buffer, fmt)
+    path = tmp_path / f"digit.{fmt.lower()}"
+    refused = 0
+    for data in damaged_versions(buffer.getvalue(), seed=1, count=150):
+        path.write_bytes(data)
+        try:
+            assert load_image(path).shape == (1, 28, 28)
+        except UsageError as exc:
+            assert str(path) in str(exc) and "\n" not in str(exc), str(exc)
+            refused += 1
+    assert 0 < refused < 450  # some damage is refused, some is still a readable image
+
+
+def test_a_non_numeric_history_value_costs_that_run_its_curve_not_the_report(
+    tmp_path: Path,
+) -> None:
+    """The report reads runs through these readers: the damaged history is dropped (None), the
+    run's metrics still count, and nothing raises."""
+    from benchmark import rundir
+
+    run_dir = tmp_path / "run"
+    good_run_files(run_dir)
+    path = run_dir / rundir.HISTORY
+    header, first, *rest = path.read_text().splitlines()
+    path.write_text("\n".join([header, first.replace("0.5", "abc", 1), *rest]) + "\n")
+    assert rundir.read_history(run_dir) is None
+    assert rundir.read_metrics(run_dir)["arch"] == "gap_cnn"
+
+
+class Payload:
+    """Unpickling this creates ``marker``: what a malicious checkpoint could do."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_malicious_pickle_is_refused_by_load_run_resume_and_predict(tmp_path: Path, capsys) -> None:
+    from benchmark import files, rundir, runs
+    from benchmark.cli import main
+    from benchmark.config import TrainConfig
+
+    marker = tmp_path / "pwned"
+    run_dir = tmp_path / "run"
+    files.write_json(run_dir / rundir.CONFIG, TrainConfig(fusion="late_sum").to_dict())
+    rundir.write_status(run_dir, "interrupted")
+    for name in (rundir.MODEL, rundir.CHECKPOINT):
+        torch.save({"encoder.weight": Payload(marker)}, run_dir / name)
+    image = a_one(tmp_path / "digit.png")
+
+    with pytest.raises(files.UnreadableFileError, match="refused"):
+        runs.load_run(run_dir)
+    assert main(["run", "--resume", str(run_dir)]) == 1
+    assert "refused to load" in one_line(capsys.readouterr().err)
+    assert main(["predict", "--run", str(run_dir), "--image", str(image), "--addend", "1"]) == 1
+    assert "refused to load" in one_line(capsys.readouterr().err)
+    assert not marker.exists()
+    torch.load(run_dir / rundir.MODEL, weights_only=False)  # unsafe load: the payload does run
+    assert marker.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
+def test_resume_of_a_read_only_run_directory_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    no_data_load(monkeypatch)
+    run_dir = interrupted_run(tmp_path / "run")
+    run_dir.chmod(0o500)
+    try:
+        assert exit_status(["run", "--resume", str(run_dir)]) == 2
+        assert "cannot create its lock file" in one_line(capsys.readouterr().err)
+    finally:
+        run_dir.chmod(0o700)
+
+
+def test_a_damaged_optuna_db_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pages damaged behind an intact header: ``tune`` names the storage in one line instead of
+    the database driver's traceback."""
+    import optuna
+
+    from benchmark.cli import main
+
+    db = tmp_path / "optuna.db"
+    study = optuna.create_study(storage=f"sqlite:///{db}", study_name="x")
+    for _ in range(200):  # a few pages of trials
+        study.enqueue_trial({"lr": 0.01}, user_attrs={"note": "x" * 200})
+    del study
+    capsys.readouterr()  # Optuna's own notices while the file was made
+    blob = bytearray(db.read_bytes())
+    blob[4096:] = bytes(len(blob) - 4096)  # keep the first page (the header), wipe the rest
+    db.write_bytes(bytes(blob))
+    status = main(["tune", "--results-dir", str(tmp_path), "--trials", "1", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert status == 1  # a damaged file, not a bad flag
+    assert "optuna.db" in one_line(err) and "damaged" in err

@@ -1,0 +1,305 @@
+"""Bad flags and config files: every bad value ends in one line naming what was wrong and what is
+accepted, exit 2, before the data loads and with nothing written.
+
+The tables below are built per class of input (each flag's edge values, each model argument's
+type and range), so that a new flag or hyperparameter is covered by adding it, not by
+remembering to write a test. Damaged files are ``test_damaged_files.py``'s.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import exit_status, one_line
+
+HUGE = str(2**70)
+INT_FLAGS = {  # flag: the values refused, besides wrong types and HUGE
+    "--epochs": ["0", "-1"],
+    "--batch-size": ["0", "-3", "55001"],
+    "--eval-batch-size": ["0", "-1"],
+    "--holdout-pairs": ["-1", "51"],
+    "--threads": ["0", "-2", "257"],
+    "--train-subset": ["0", "-5", "127"],
+    "--seed": ["-1"],
+}
+FLOAT_FLAGS = {  # flag: the finite values refused, besides nan, inf, -inf and wrong types
+    "--lr": ["0", "-0.1", "1e-400"],
+    "--momentum": ["-0.1", "1", "1.5"],
+    "--weight-decay": ["-1e-4"],
+    "--warmup": ["-0.1", "1"],
+    "--label-smoothing": ["-0.1", "1"],
+    "--sum-loss-weight": ["-1"],
+    "--aug-shift": ["-0.05"],
+    "--aug-degrees": ["-10"],
+}
+CHOICE_FLAGS = ("--optimizer", "--schedule", "--device", "--precision", "--log")
+BOOL_FLAGS = ("--augment", "--compile", "--channels-last", "--keep-checkpoint")
+
+
+def flag_rows() -> list[tuple[list[str], str]]:
+    """(argv, a fragment of the one line expected) for each flag's edge values."""
+    rows: list[tuple[list[str], str]] = []
+    for flag, values in INT_FLAGS.items():
+        name = flag[2:].replace("-", "_")
+        rows += [([f"{flag}={v}"], name) for v in values]
+        rows += [([f"{flag}={HUGE}"], name), ([flag, "1.5"], "invalid int value")]
+        rows += [([flag, "abc"], "invalid int value"), ([flag, "0x10"], "invalid int value")]
+    for flag, values in FLOAT_FLAGS.items():
+        name = flag[2:].replace("-", "_")
+        rows += [([f"{flag}={v}"], name) for v in values]
+        rows += [([f"{flag}={v}"], f"{name} must be a finite number") for v in ("nan", "inf")]
+        rows += [([f"{flag}=-inf"], f"{name} must be a finite number"), ([flag, "1e400"], name)]
+        rows += [([flag, "abc"], "invalid float value"), ([flag, ""], "is empty")]
+    for flag in CHOICE_FLAGS:
+        rows += [([flag, "bogus"], "expected one of"), ([flag, ""], "is empty")]
+    rows += [([f"{flag}=yes"], "ignored explicit argument") for flag in BOOL_FLAGS]
+    return rows
+
+
+NAME_ROWS = [
+    (["--arch", ""], "no encoder given; valid: "),
+    (["--arch", ","], "no encoder given"),
+    (["--arch", " , "], "no encoder given"),
+    (["--fusion", ""], "no fusion given; valid:"),
+    (["--fusion", " , "], "no fusion given"),
+    (["--arch", "nope"], "unknown encoder 'nope'; valid: "),
+    (["--fusion", "nope"], "unknown fusion 'nope'; valid:"),
+    (["--arch", "gap_*x"], "matches nothing"),
+    (["--arch", "timm:"], "unknown encoder 'timm:'"),
+    (["--arch", "timm:no_such_model_xyz"], "unknown timm model"),
+    (["--arch", "timm:vit_tiny_patch16_224"], "cannot run on 1x28x28 images"),
+    (["--model-arg", "nope=1"], "unknown hyperparameter 'nope'"),
+    (["--model-arg", "width"], "expected KEY=VALUE"),
+    (["--model-arg", "=3"], "expected KEY=VALUE"),
+    (["--fusion", "late_sum", "--model-arg", "hidden=3"], "unknown hyperparameter 'hidden'"),
+    (["--seed", "1", "--seeds", "1,2"], "not both"),
+    (["--seeds", f"0,{2**64}"], "seed must be in 0..2**63-1"),
+    (["--seeds", "x"], "comma-separated integers"),
+    (["--fusion", "nope2"], "late_sum"),  # the valid ones are listed
+    (["--model-arg", "nope=2"], "valid: depth, dropout"),
+    (["--lr", "-1"], "lr must be > 0, got -1.0"),
+    (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+    (["--optimizer", "adam"], "'adam' is not accepted; expected one of adamw, sgd"),
+    (["--train-subset", "10"], "train_subset must be >= batch_size"),
+    (["--holdout-pairs", "51"], "holdout_pairs must be in 0..50, got 51"),
+    (["--resume", "nowhere"], "expected a run directory"),  # relative to tmp_path
+    (["--resume", "nowhere", "--epochs", "9"], "drop --epochs"),
+]
+
+
+def model_arg_rows() -> list[tuple[list[str], str]]:
+    """Every hyperparameter of every registered encoder and fusion (and a timm one), each with
+    the values its annotated type and declared range refuse."""
+    from architectures import ENCODERS, FUSIONS
+
+    rows: list[tuple[list[str], str]] = []
+    pairs = [(ENCODERS, arch, "concat") for arch in ENCODERS.names()]
+    pairs += [(ENCODERS, "timm:resnet10t", "concat")]
+    pairs += [(FUSIONS, "gap_cnn", fusion) for fusion in FUSIONS.names()]
+    for registry, arch, fusion in pairs:
+        entry = registry.get(arch if registry is ENCODERS else fusion)
+        for key, default in entry.defaults.items():
+            span = entry.ranges[key]
+            bad = ["abc", "true", "''", "nan", "inf", "-inf", str(span.low - 1), "1e400"]
+            if isinstance(default, int):
+                bad += ["1.5", str(span.high + 1), HUGE]
+            else:
+                bad += [str(span.high + 0.5)] + (["1"] if span.open_high else [])
+            names = ["--arch", arch, "--fusion", fusion]
+            rows += [([*names, "--model-arg", f"{key}={v}"], f"{key}=") for v in bad]
+    return rows
+
+
+CASES = [*flag_rows(), *NAME_ROWS, *model_arg_rows()]
+
+
+@pytest.mark.parametrize("flags, expected", CASES, ids=[" ".join(f) for f, _ in CASES])
+def test_bad_values_end_in_one_line_before_anything_is_written(
+    flags: list[str], expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def no_data(*args, **kwargs):
+        raise AssertionError("bad input must be rejected before the data is loaded")
+
+    monkeypatch.setattr("benchmark.data.load_mnist", no_data)
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results"
+    assert exit_status(["run", *flags, "--results-dir", str(results)]) == 2
+    err = capsys.readouterr().err
+    assert expected in one_line(err)
+    assert not results.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere here
+
+
+def test_the_table_covers_every_config_flag() -> None:
+    """A new TrainConfig field gets its edge values in the table above, or a reason here."""
+    import dataclasses
+
+    from benchmark.config import TrainConfig
+
+    covered = {*INT_FLAGS, *FLOAT_FLAGS, *CHOICE_FLAGS, *BOOL_FLAGS}
+    elsewhere = {
+        "--arch": "NAME_ROWS",
+        "--fusion": "NAME_ROWS",
+        "--model-args": "model_arg_rows",
+        "--tuned-from": "no flag: set by --tuned",
+        "--auto-probe": "no flag: set by a run whose precision or layout a cpu probe chose",
+        "--plugins": "no flag: set by a run whose encoder or fusion came from a plug-in",
+        "--data-dir": "a path: the damaged-data cases below",
+    }
+    flags = {"--" + f.name.replace("_", "-") for f in dataclasses.fields(TrainConfig)}
+    assert flags == covered | set(elsewhere)
+
+
+def test_declared_ranges_hold_the_defaults_and_the_search_spaces() -> None:
+    """Each numeric hyperparameter declares its range next to its factory, and that range holds
+    its default and every value its search space may suggest."""
+    from architectures import ENCODERS, FUSIONS
+
+    class Bounds:  # a trial that records the extremes each suggestion may take
+        def __init__(self) -> None:
+            self.seen: dict[str, list[float]] = {}
+
+        def suggest_float(self, name: str, low: float, high: float, **kw) -> float:
+            self.seen[name] = [low, high]
+            return low
+
+        def suggest_int(self, name: str, low: int, high: int, **kw) -> int:
+            self.seen[name] = [low, high]
+            return low
+
+        def suggest_categorical(self, name: str, choices: list) -> object:
+            self.seen[name] = [c for c in choices if not isinstance(c, bool)]
+            return choices[0]
+
+    entries = [ENCODERS.get(n) for n in [*ENCODERS.names(), "timm:resnet10t"]]
+    entries += [FUSIONS.get(n) for n in FUSIONS.names()]
+    for entry in entries:
+        assert set(entry.ranges) == set(entry.defaults), entry.name
+        trial = Bounds()
+        entry.search_space(trial)
+        for key, span in entry.ranges.items():
+            for value in [entry.defaults[key], *trial.seen.get(key, [])]:
+                assert value in span, (entry.name, key, value, str(span))
+
+
+def test_results_dir_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    target = tmp_path / "results"
+    target.write_text("not a directory")
+    assert exit_status(["run", "--results-dir", str(target / "sub")]) == 2
+    assert "is a file; expected a directory" in one_line(capsys.readouterr().err)
+    assert target.read_text() == "not a directory"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
+def test_results_dir_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    tmp_path.chmod(0o500)
+    try:
+        assert exit_status(["run", "--results-dir", str(tmp_path / "r")]) == 2
+        assert "is not writable" in one_line(capsys.readouterr().err)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+@pytest.mark.parametrize("devices", ["cuda", "cpu,cuda"])  # a sweep: every device is checked
+def test_cuda_without_cuda(
+    devices: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    assert exit_status(["run", "--device", devices, "--results-dir", str(tmp_path / "r")]) == 2
+    assert "CUDA is not available" in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_every_registered_model_passes_the_dry_run() -> None:
+    """The meta-device check must not refuse what trains: every encoder x fusion, defaults
+    (``check_model`` refuses with a ``ValueError``; every refusal is listed)."""
+    from architectures import ENCODERS, FUSIONS, check_model
+
+    refused = []
+    for arch in [*ENCODERS.names(), "timm:resnet10t"]:
+        for fusion in FUSIONS.names():
+            try:
+                check_model(arch, fusion, {})
+            except ValueError as exc:
+                refused.append(str(exc))
+    assert refused == []
+
+
+# ------------------------------------------------------------------------ config files
+
+
+def test_a_run_config_reprints_as_itself_and_flags_override_it(
+    trained_run: Path, tmp_path: Path, capsys
+) -> None:
+    import json
+
+    from benchmark.cli import main
+
+    saved = json.loads((trained_run / "config.json").read_text())
+    argv = ["run", "--config", str(trained_run / "config.json"), "--print-config"]
+    assert main([*argv, "--results-dir", str(tmp_path / "r")]) == 0
+    assert json.loads(capsys.readouterr().out) == saved
+    assert main([*argv, "--lr", "0.0123", "--results-dir", str(tmp_path / "r")]) == 0
+    assert json.loads(capsys.readouterr().out) == {**saved, "lr": 0.0123}
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "content, name, expected",
+    [
+        ("{", "c.json", "not valid JSON"),
+        ("[1, 2]", "c.json", "expected an object of config fields"),
+        ('{"lrr": 1}', "c.json", "unknown config key(s) lrr"),
+        ('{"batch_size": 0}', "c.json", "batch_size must be a positive integer"),
+        ('{"batch_size": "x"}', "c.json", "batch_size"),
+        ('{"model_args": 3}', "c.json", "--config"),
+        ("lr = [", "c.toml", "not valid TOML"),
+        (None, "missing.json", "cannot read it"),
+    ],
+)
+def test_bad_config_files(
+    content: str | None, name: str, expected: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    path = tmp_path / name
+    if content is not None:
+        path.write_text(content)
+    argv = ["run", "--config", str(path), "--results-dir", str(tmp_path / "r")]
+    assert exit_status(argv) == 2
+    assert expected in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_toml_config(tmp_path: Path, capsys) -> None:
+    import json
+
+    (tmp_path / "c.toml").write_text('arch = "small_cnn"\nlr = 0.002\n[model_args]\nwidth = 8\n')
+    argv = ["run", "--config", str(tmp_path / "c.toml"), "--print-config", "--epochs", "2"]
+    assert exit_status(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["arch"], printed["lr"], printed["epochs"]) == ("small_cnn", 0.002, 2)
+    assert printed["model_args"] == {"width": 8}
+
+
+def test_any_config_flag_sweeps_a_comma_list(capsys) -> None:
+    """--lr a,b --batch-size c,d --seeds 0,1: the cartesian product, every value checked."""
+    import json
+
+    argv = ["run", "--lr", "1e-3,3e-3", "--batch-size", "64,128", "--seeds", "0,1"]
+    assert exit_status([*argv, "--optimizer", "sgd", "--print-config"]) == 0
+    configs = json.loads(capsys.readouterr().out)
+    assert sorted((c["lr"], c["batch_size"], c["seed"]) for c in configs) == [
+        (lr, b, s) for lr in (1e-3, 3e-3) for b in (64, 128) for s in (0, 1)
+    ]
+    assert {c["optimizer"] for c in configs} == {"sgd"}
+    assert exit_status([*argv[:3], "--lr", "1e-3,inf", "--print-config"]) == 2
+    assert "lr must be a finite number" in one_line(capsys.readouterr().err)
+    assert exit_status(["run", "--schedule", "cosine,linear", "--print-config"]) == 2
+    assert "expected one of onecycle, cosine, constant" in one_line(capsys.readouterr().err)

@@ -1,0 +1,249 @@
+"""The report of a ladder of budgets (``benchmark.report.ladder``), on run directories written by
+hand (``make_run``) and a comparison.json with rungs: nothing trains."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import make_run
+
+from benchmark import comparison
+from benchmark.report import load_inputs, write_report
+from benchmark.report.ladder import LADDER_PLOTS, kendall
+from benchmark.report.studies import STORAGE, epochs_spent, load_studies, studies_section
+
+PAIRS = [("gap_cnn", "concat"), ("gap_cnn", "late_sum"), ("small_cnn", "concat")]
+SEEDS = [0, 1, 2]
+RUNGS = [1, 3, 9]
+SECTIONS = [
+    "## The answer across budgets",
+    "## Ranks across budgets",
+    "## Learning curves over budgets",
+    "## Equal time",
+    "## Tuned vs default per budget",
+    "## Cost per budget",
+]
+
+# Test sum error % of each group (arch, fusion, tuned) at each rung, before a per-seed jitter:
+# the 1-epoch winner (small_cnn x concat, tuned) falls to third at 9 epochs.
+ERRORS = {
+    ("gap_cnn", "concat", False): {1: 3.0, 3: 1.6, 9: 0.70},
+    ("gap_cnn", "concat", True): {1: 2.0, 3: 1.2, 9: 0.50},
+    ("gap_cnn", "late_sum", False): {1: 2.6, 3: 1.5, 9: 0.90},
+    ("gap_cnn", "late_sum", True): {1: 1.8, 3: 1.0, 9: 0.60},
+    ("small_cnn", "concat", False): {1: 2.2, 3: 1.4, 9: 1.10},
+    ("small_cnn", "concat", True): {1: 1.2, 3: 1.1, 9: 0.80},
+}
+
+
+def plan(epochs: int) -> dict:
+    """A ``compare`` plan of one rung, as ``Plan.to_dict`` writes it."""
+    return {
+        "key": f"key{epochs:04d}",
+        "pairs": [list(p) for p in PAIRS],
+        "seeds": SEEDS,
+        "trials": 2,
+        "max_params": 10_000,
+        "budget": {"epochs": epochs, "train_subset": None, "holdout_pairs": 0},
+        "fixed": {},
+        "studies": [study(a, f, epochs) for a, f in PAIRS],
+    }
+
+
+def study(arch: str, fusion: str, epochs: int) -> str:
+    return f"{arch}__{fusion}__e{epochs}__p10000"
+
+
+def ladder_run(runs: Path, arch: str, fusion: str, tuned: bool, epochs: int, seed: int) -> Path:
+    """A complete final run of the protocol at rung ``epochs`` (a tuned one names its study)."""
+    error = ERRORS[(arch, fusion, tuned)][epochs] + 0.02 * (seed - 1)
+    name = f"{arch}-{fusion}-{'t' if tuned else 'd'}-e{epochs}-s{seed}"
+    run_dir = make_run(
+        runs,
+        name,
+        arch=arch,
+        fusion=fusion,
+        seed=seed,
+        sum_acc=1 - error / 100,
+        tuned=tuned,
+        config_hash=f"{'t' if tuned else 'd'}{epochs:07d}",
+        val_curve=tuple(0.9 for _ in range(epochs)),
+    )
+    path = run_dir / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["train_seconds"] = 10.0 * epochs * (2 if arch == "small_cnn" else 1) + seed
+    if tuned:
+        metrics["config"]["tuned_from"] = {
+            "study": study(arch, fusion, epochs),
+            "budget": {"epochs": epochs, "train_subset": None},
+        }
+    path.write_text(json.dumps(metrics))
+    return run_dir
+
+
+def write_ladder(results: Path, rungs: list[int] = RUNGS, skip: int = 0) -> Path:
+    """Every final run of every rung (the last ``skip`` of the top rung left out) and the
+    comparison.json ``compare --epochs`` writes."""
+    runs = results / "runs"
+    items = list(itertools.product(RUNGS, PAIRS, (False, True), SEEDS))
+    items = [i for i in items if i[0] in rungs]
+    for epochs, (arch, fusion), tuned, seed in items[: len(items) - skip]:
+        ladder_run(runs, arch, fusion, tuned, epochs, seed)
+    entries = {
+        str(e): {"plan": plan(e), "stages": {"tune": {"cpu": 60.0 * e}, "runs": {"cpu": 30.0 * e}}}
+        for e in rungs
+    }
+    found = {**entries[str(rungs[-1])]}
+    if len(rungs) > 1:
+        found["rungs"] = entries
+    (results / comparison.COMPARISON).write_text(json.dumps(found))
+    return results
+
+
+def report(results: Path, out: Path | None = None) -> str:
+    inputs = load_inputs(str(results / "runs" / "*"), str(results / "bench" / "*.csv"), results)
+    write_report(inputs, out or results)
+    return ((out or results) / "report.md").read_text()
+
+
+def test_a_ladder_report_answers_at_every_budget(tmp_path: Path) -> None:
+    text = report(write_ladder(tmp_path))
+    at = [text.index(section) for section in SECTIONS]
+    assert at == sorted(at)
+    assert text.index("## The answer\n") < at[0] < text.index("## Main comparison")
+    assert "partial protocol" not in text
+    assert "9 epochs" in text.split("## Main comparison")[0]  # the answer is the top rung's
+    answer = text[at[0] : at[1]]
+    # the 1-epoch winner is fourth of six at 9 epochs, worse than the best there
+    assert "At 1 epoch **small_cnn x concat (tuned)** is best: 1.20% (95% CI 1.15-1.25)" in answer
+    assert "rank 4 of 6; worse than the best there, gap_cnn x concat (tuned)" in answer
+    for name in LADDER_PLOTS:
+        png = tmp_path / "plots" / f"{name}.png"
+        assert png.read_bytes().startswith(b"\x89PNG")
+        assert f"](plots/{name}.png)" in text
+    ranks = text[at[1] : at[2]]
+    assert (
+        "| gap_cnn x concat | yes | 2.00 ± 0.05 (#3) | 1.20 ± 0.05 (#3) | 0.50 ± 0.05 (#1) |"
+        in ranks
+    )
+    equal_time = text[at[3] : at[4]]
+    front = [line for line in equal_time.splitlines() if line.startswith("| ")][1:]
+    assert front == [  # seconds per run: 10 x epochs (x2 for small_cnn) + the mean seed
+        "| 11 | gap_cnn x late_sum (tuned) | 1 | 1.80 ± 0.05 |",
+        "| 21 | small_cnn x concat (tuned) | 1 | 1.20 ± 0.05 |",
+        "| 31 | gap_cnn x late_sum (tuned) | 3 | 1.00 ± 0.05 |",
+        "| 91 | gap_cnn x concat (tuned) | 9 | 0.50 ± 0.05 |",
+    ]
+    tuning = text[at[4] : at[5]]
+    assert "The mean effect of tuning: -0.93 at 1 epoch, -0.40 at 3 epochs, -0.27 at 9" in tuning
+    assert report(tmp_path) == text  # byte-identical when run again
+
+
+def hand_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's tau without ties: (concordant - discordant) pairs over all pairs."""
+    pairs = list(itertools.combinations(range(len(x)), 2))
+    sign = [(x[i] - x[j]) * (y[i] - y[j]) for i, j in pairs]
+    return (sum(s > 0 for s in sign) - sum(s < 0 for s in sign)) / len(pairs)
+
+
+def test_kendall_tau_against_a_hand_count(tmp_path: Path) -> None:
+    x, y = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 1.0, 4.0, 3.0, 5.0]
+    assert kendall(x, y)[0] == pytest.approx(hand_tau(x, y)) == pytest.approx(0.6)
+    assert kendall(x, x[::-1])[0] == pytest.approx(-1.0)
+    text = report(write_ladder(tmp_path))
+    keys = sorted(ERRORS)
+    for low in (1, 3):
+        tau = hand_tau([ERRORS[k][low] for k in keys], [ERRORS[k][9] for k in keys])
+        p = kendall([ERRORS[k][low] for k in keys], [ERRORS[k][9] for k in keys])[1]
+        line = f"| {low} epoch{'s' if low > 1 else ''} | 6 | {tau:.3f} | {p:.3f} |"
+        assert line in text
+        assert f"ranking against the 9-epoch one: {tau:.2f}" in text
+
+
+def test_a_partial_ladder_says_so_near_the_answer(tmp_path: Path) -> None:
+    text = report(write_ladder(tmp_path, skip=2))
+    warning = text.index("**This is a partial protocol.**")
+    assert text.index("## The answer across budgets") < warning < text.index("## Ranks across")
+    assert "- 9 epochs: 16 of 18 final runs complete; missing: small_cnn x concat tuned " in text
+    assert "seed 1; small_cnn x concat tuned seed 2" in text
+    assert "- 1 epoch:" not in text
+
+
+def test_a_partial_single_rung_protocol_says_so(tmp_path: Path) -> None:
+    text = report(write_ladder(tmp_path, rungs=[3], skip=1))
+    assert "## Partial protocol\n\n**This is a partial protocol.**" in text
+    assert "17 of 18 final runs complete; missing: small_cnn x concat tuned seed 2" in text
+
+
+def test_one_rung_gives_the_report_of_no_ladder(tmp_path: Path) -> None:
+    """A ladder of one rung is the one-rung protocol: the same report, no ladder section."""
+    plain = report(write_ladder(tmp_path / "plain", rungs=[3]))
+    single = write_ladder(tmp_path / "single", rungs=[3])
+    found = json.loads((single / comparison.COMPARISON).read_text())
+    found["rungs"] = {"3": {"plan": found["plan"], "stages": found["stages"]}}
+    (single / comparison.COMPARISON).write_text(json.dumps(found))
+    assert report(single) == plain
+    assert not any(section in plain for section in SECTIONS)
+    assert "partial" not in plain
+    assert not list((single / "plots").glob("ladder_*.png"))
+
+
+def test_a_ladder_report_removes_its_plots_once_there_is_no_ladder(tmp_path: Path) -> None:
+    write_ladder(tmp_path)
+    report(tmp_path)
+    assert len(list((tmp_path / "plots").glob("ladder_*.png"))) == 3
+    found = json.loads((tmp_path / comparison.COMPARISON).read_text())
+    del found["rungs"]
+    (tmp_path / comparison.COMPARISON).write_text(json.dumps(found))
+    report(tmp_path)
+    assert not list((tmp_path / "plots").glob("ladder_*.png"))
+
+
+def make_study(path: Path, name: str, epochs: int, reached: list[int]) -> None:
+    """A study of ``epochs`` whose trials reported up to the epochs in ``reached`` (a trial
+    short of ``epochs`` was pruned), plus one rejected by the parameter cap."""
+    storage = f"sqlite:///{path}"
+    found = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    found.set_user_attr("budget", {"epochs": epochs})
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    for i, last in enumerate(reached):
+        found.add_trial(
+            optuna.trial.create_trial(
+                state=(
+                    optuna.trial.TrialState.COMPLETE
+                    if last == epochs
+                    else optuna.trial.TrialState.PRUNED
+                ),
+                value=0.9 + 0.01 * i if last == epochs else None,
+                params={"lr": 1e-3 * (i + 1)},
+                distributions={"lr": lr},
+                intermediate_values={e: 0.8 + 0.01 * e for e in range(1, last + 1)},
+            )
+        )
+    found.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE,
+            value=0.0,
+            params={"lr": 0.05},
+            distributions={"lr": lr},
+            user_attrs={"over_cap": True},
+        )
+    )
+
+
+def test_the_studies_section_measures_the_saving_of_pruning(tmp_path: Path) -> None:
+    make_study(tmp_path / STORAGE, "gap_cnn__concat__e9__p10000", 9, [9, 1, 3, 9])
+    make_study(tmp_path / STORAGE, "gap_cnn__concat__e1__p10000", 1, [1, 1])
+    studies, notes = load_studies(tmp_path)
+    assert notes == []
+    spent = {s.study_name: epochs_spent(s) for s in studies}
+    assert spent == {"gap_cnn__concat__e1__p10000": (2, 2), "gap_cnn__concat__e9__p10000": (22, 36)}
+    text, _ = studies_section(studies)
+    assert "| epochs trained / trials x E |" in text
+    assert "| 22 / 36 (61%) |" in text
+    one_epoch, _ = studies_section([s for s in studies if "__e1__" in s.study_name])
+    assert "epochs trained" not in one_epoch  # nothing to prune at one epoch: as ever

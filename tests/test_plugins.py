@@ -1,0 +1,307 @@
+"""Plug-ins from outside the package: a ``.py`` file or module given to ``--plugin`` and an
+installed distribution's entry point register encoders and fusions that every command can name;
+a run remembers its plug-ins (resume, predict, report, compare reruns need no ``--plugin``); a bad
+plug-in is one line, exit status 2, nothing written. Command lines that load a good plug-in run in
+child processes (on the synthetic MNIST the fast tier points $MNIST_ROOT at), so that this
+session's registry keeps only the built-ins (and installed plug-ins)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import pytest
+
+from benchmark import plugins
+from benchmark.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--epochs", "1", "--train-subset", "256", "--batch-size", "128", "--threads", "1"]
+
+PLUGIN = '''
+"""A plug-in written outside the repository."""
+import torch
+from torch import nn
+
+from architectures import Range, register_encoder, register_fusion
+
+
+class Encoder(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.num_features = channels
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Fusion(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, d)
+        self.digit, self.sum = nn.Linear(d, 10), nn.Linear(d, 19)
+
+    def forward(self, features, addends):
+        h = features * self.embed(addends)
+        return self.digit(h), self.sum(h)
+
+
+def space(trial):
+    return {"channels": trial.suggest_categorical("channels", [4, 8])}
+
+
+@register_encoder(search_space=space, ranges={"channels": Range(1, 64)})
+def ext_cnn(channels: int = 8) -> nn.Module:
+    """One strided convolution."""
+    return Encoder(channels)
+
+
+@register_fusion()
+def ext_mix(in_features: int) -> nn.Module:
+    """Features times an addend embedding."""
+    return Fusion(in_features)
+'''
+
+
+def cli(*args: str | Path, mnist: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmark ARGS`` in a child process, in the environment the test set (or
+    with ``MNIST_ROOT=mnist``: a module fixture runs before the fast tier's MNIST_ROOT is set)."""
+    cmd = [sys.executable, "-m", "benchmark", *map(str, args)]
+    env = {**os.environ, **({"MNIST_ROOT": str(mnist)} if mnist else {})}
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in text, text
+    return lines[0]
+
+
+def run_dirs(results: Path) -> list[Path]:
+    return sorted((results / "runs").iterdir())
+
+
+@pytest.fixture(scope="module")
+def plugin_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("elsewhere") / "my_plugin.py"
+    path.write_text(PLUGIN)
+    return path
+
+
+@pytest.fixture(scope="module")
+def plugin_run(
+    plugin_file: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A finished ext_cnn x ext_mix run trained through ``--plugin FILE``."""
+    results = tmp_path_factory.mktemp("plugin-results")
+    done = cli("run", "--plugin", plugin_file, "--arch", "ext_cnn", "--fusion", "ext_mix", *TINY,
+               "--results-dir", results, mnist=synthetic_root)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (run_dir,) = run_dirs(results)
+    return run_dir
+
+
+def test_every_command_that_names_architectures_takes_plugin() -> None:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("run", "tune", "compare", "bench", "list", "predict", "export"):
+        assert "--plugin" in sub.choices[name]._option_string_actions, name
+
+
+def test_list_shows_plugin_entries_with_their_origin(plugin_file: Path) -> None:
+    done = cli("list", "--plugin", plugin_file, "--encoders", "ext_cnn,gap_cnn", "--fusions",
+               "ext_mix")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[1]: line for line in done.stdout.splitlines() if "│" in line}
+    assert f"plug-in {plugin_file}" in rows["ext_cnn"] and "built-in" in rows["gap_cnn"]
+    assert f"plug-in {plugin_file}" in rows["ext_mix"]
+
+
+def test_a_run_records_its_plugin(plugin_run: Path, plugin_file: Path) -> None:
+    config = json.loads((plugin_run / "config.json").read_text())
+    assert (config["arch"], config["fusion"]) == ("ext_cnn", "ext_mix")
+    (record,) = config["plugins"]
+    assert record["plugin"] == str(plugin_file)
+    assert record["sha256"] == hashlib.sha256(plugin_file.read_bytes()).hexdigest()
+    assert record["entries"] == ["encoder ext_cnn", "fusion ext_mix"]
+    assert json.loads((plugin_run / "metrics.json").read_text())["config"]["plugins"] == [record]
+
+
+def test_predict_report_and_resume_need_no_plugin_flag(plugin_run: Path) -> None:
+    image = REPO / "examples" / "seven.png"
+    done = cli("predict", "--run", plugin_run, "--image", image, "--addend", "3", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["addend"] == 3
+    results = plugin_run.parent.parent
+    done = cli("report", "--results-dir", results)
+    assert done.returncode == 0, done.stderr
+    assert "ext_cnn" in (results / "report.md").read_text()
+    # interrupted after its last epoch's checkpoint: the resume only evaluates and writes
+    for name in ("metrics.json", "model.pt"):
+        (plugin_run / name).unlink()
+    (plugin_run / "status.json").write_text('{"status": "interrupted", "message": ""}')
+    done = cli("run", "--resume", plugin_run)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((plugin_run / "status.json").read_text())["status"] == "complete"
+
+
+def test_a_missing_or_changed_plugin_is_said_in_one_line(
+    plugin_run: Path, plugin_file: Path, tmp_path: Path
+) -> None:
+    image = REPO / "examples" / "seven.png"
+    predict = ["predict", "--run", plugin_run, "--image", image, "--addend", "1", "--json"]
+    moved = tmp_path / "moved.py"
+    plugin_file.rename(moved)
+    try:
+        done = cli(*predict)
+        assert done.returncode == 2
+        line = one_line(done.stderr)
+        assert str(plugin_file) in line and "cannot be found" in line and "--plugin" in line
+        assert cli(*predict, "--plugin", moved).returncode == 0  # given at its new place
+        moved.write_text(PLUGIN + "# edited\n")
+        done = cli(*predict, "--plugin", moved)
+        assert done.returncode == 0, done.stderr
+        assert "has changed since" in one_line(done.stderr)
+    finally:
+        moved.write_text(PLUGIN)
+        moved.rename(plugin_file)
+
+
+@pytest.mark.slow  # two compares in child processes: a minute on 2 cores
+def test_compare_with_a_plugin_completes_and_reruns_without_it(
+    plugin_file: Path, tmp_path: Path
+) -> None:
+    argv = ["compare", "--arch", "ext_cnn,gap_cnn", "--fusion", "late_sum", "--trials", "1",
+            "--seeds", "0", "--epochs", "1", "--train-subset", "256", "--threads", "1",
+            "--no-report", "--results-dir", tmp_path]  # fmt: skip
+    done = cli(*argv, "--plugin", plugin_file)
+    assert done.returncode == 0, done.stderr
+    found = [json.loads((d / "config.json").read_text()) for d in run_dirs(tmp_path)]
+    assert sorted(c["arch"] for c in found) == ["ext_cnn", "ext_cnn", "gap_cnn", "gap_cnn"]
+    assert all(bool(c["plugins"]) == (c["arch"] == "ext_cnn") for c in found)
+    plan = json.loads((tmp_path / "comparison.json").read_text())["plan"]
+    assert [p["plugin"] for p in plan["plugins"]] == [str(plugin_file)]
+    done = cli(*argv)  # the same protocol again, no --plugin: nothing left to do
+    assert done.returncode == 0, done.stderr
+    assert len(run_dirs(tmp_path)) == 4
+
+
+# ------------------------------------------------------------------------ installed package
+
+
+def example_installed() -> bool:
+    return any(ep.name == "example" for ep in entry_points(group=plugins.GROUP))
+
+
+needs_example = pytest.mark.skipif(
+    not example_installed(),
+    reason="the example plug-in is not installed: python -m pip install -e "
+    "examples/digitsum-plugin-example",
+)
+
+
+@needs_example
+def test_the_installed_example_is_found_without_plugin(
+    tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process, as its entries are installed anyway: trained on a few synthetic images."""
+    assert main(["list", "--encoders", "dwsep_cnn", "--fusions", "gated"]) == 0
+    assert capsys.readouterr().out.count("entry point example (digitsum-plugin-example") == 2
+    argv = ["run", "--arch", "dwsep_cnn", "--fusion", "gated", *TINY, "--results-dir", tmp_path]
+    assert main([*map(str, argv), "--eval-batch-size", "100"]) == 0
+    (run_dir,) = run_dirs(tmp_path)
+    (record,) = json.loads((run_dir / "config.json").read_text())["plugins"]
+    assert record["entry_point"] == "example" and record["plugin"] == "digitsum_plugin_example"
+    assert record["distribution"].startswith("digitsum-plugin-example ")
+    image = REPO / "examples" / "zero.png"
+    done = cli("predict", "--run", run_dir, "--image", image, "--addend", "4", "--json")
+    assert done.returncode == 0, done.stderr  # a fresh process finds it through the record
+
+
+# ------------------------------------------------------------------------------ bad plug-ins
+
+HEADER = "import torch\nfrom torch import nn\nfrom architectures import register_encoder, "
+HEADER += "register_fusion\n"
+BAD = {
+    "import fails": ("import no_such_dependency_xyz\n", "ModuleNotFoundError"),
+    "raises while registering": (
+        "@register_encoder()\ndef half_done() -> nn.Module:\n    return nn.Identity()\n"
+        "raise RuntimeError('boom')\n",
+        "RuntimeError: boom (bad.py:7)",
+    ),
+    "name taken": (
+        "@register_encoder()\ndef gap_cnn() -> nn.Module:\n    return nn.Identity()\n",
+        "encoder 'gap_cnn' is already registered (built-in)",
+    ),
+    "registers nothing": ("x = 1\n", "registers no encoder or fusion"),
+    "hyperparameter clash": (
+        "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        return x.flatten(1)[:, :4]\n"
+        "@register_encoder()\ndef clash(hidden: int = 4) -> nn.Module:\n    return E()\n",
+        "has hyperparameter 'hidden', which fusion",
+    ),
+    "wrong shapes": (
+        "class F(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+        "        self.head = nn.Linear(d, 9)\n"
+        "    def forward(self, f, a):\n        return self.head(f), torch.zeros(len(f), 19)\n"
+        "@register_fusion()\ndef nine(in_features: int) -> nn.Module:\n"
+        "    return F(in_features)\n",
+        "fusion 'nine' returns digit logits of shape (4, 9), expected (4, 10)",
+    ),
+    "non-finite outputs": (
+        "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        return torch.full((len(x), 4), float('nan'))\n"
+        "@register_encoder()\ndef nans() -> nn.Module:\n    return E()\n",
+        "encoder 'nans' returns non-finite features",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_plugin_is_one_line_exit_2_and_nothing_written(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In this process (a failed plug-in leaves nothing registered, see the last test)."""
+    body, expected = BAD[case]
+    path = tmp_path / "bad.py"
+    path.write_text(HEADER + body)
+    results = tmp_path / "results"
+    assert main(["run", "--plugin", str(path), *TINY, "--results-dir", str(results)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"plug-in {path}" in line and expected in line, line
+    assert not results.exists()
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [("missing.py", "no such file"), ("no_such_plugin_module", "no module of that name")],
+)
+def test_a_plugin_that_does_not_exist_is_one_line(
+    spec: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given = str(tmp_path / spec) if spec.endswith(".py") else spec
+    results = tmp_path / "results"
+    assert main(["run", "--plugin", given, *TINY, "--results-dir", str(results)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"plug-in {given}: {expected}" in line
+    assert not results.exists()
+
+
+def test_a_failing_plugin_leaves_nothing_registered(tmp_path: Path) -> None:
+    """In one process: what a plug-in registered before it failed is removed again."""
+    from architectures import ENCODERS
+    from benchmark.errors import UsageError
+
+    path = tmp_path / "half.py"
+    path.write_text(HEADER + BAD["raises while registering"][0])
+    with pytest.raises(UsageError, match="boom"):
+        plugins.load(str(path))
+    assert "half_done" not in ENCODERS.entries

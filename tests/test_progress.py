@@ -1,0 +1,194 @@
+"""What a person sees while ``run`` trains: at 80 columns in a terminal (one live line, erased at
+the end, nothing wider than the screen) and into a pipe (plain lines, one per epoch); a sweep's
+rows tell its runs apart; finished runs drop checkpoint.pt; a busy machine's probe is not
+cached."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import exit_status
+from rich.console import Console
+
+from benchmark import hardware, rundir
+from benchmark.progress import RunsProgress
+
+WIDTH = 80
+TINY = ["--epochs", "2", "--batch-size", "64", "--eval-batch-size", "100", "--threads", "1"]
+TINY += ["--precision", "fp32", "--no-channels-last", "--results-dir", "out"]
+SWEEP = ["run", "--lr", "1e-3,3e-3", "--seeds", "0,1", *TINY]
+CSI = re.compile(r"\x1b\[([?0-9;]*)([A-Za-z])")
+
+
+def screen(raw: str, width: int = WIDTH) -> list[str]:
+    """The lines a terminal ``width`` columns wide shows after ``raw`` (the cursor controls rich
+    uses: column, erase line, cursor up); a character written past the last column fails."""
+    lines, row, col, at = [""], 0, 0, 0
+    while at < len(raw):
+        found = CSI.match(raw, at)
+        if found:
+            arg, code = found.groups()
+            if code == "G":
+                col = int(arg or 1) - 1
+            elif code == "K":
+                lines[row] = ""
+            elif code == "A":
+                row = max(row - int(arg or 1), 0)
+            at = found.end()
+            continue
+        char = raw[at]
+        at += 1
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            row, col = row + 1, 0
+            lines.extend([""] * (row + 1 - len(lines)))
+        else:
+            assert col < width, f"wider than {width} columns: {lines[row]!r}"
+            lines[row] = lines[row][:col].ljust(col) + char + lines[row][col + 1 :]
+            col += 1
+    return lines
+
+
+def use_console(monkeypatch: pytest.MonkeyPatch, terminal: bool) -> io.StringIO:
+    """Every command's console replaced by one ``WIDTH`` columns wide writing to a buffer: a
+    terminal (cursor controls, live display) or a pipe."""
+    out = io.StringIO()
+    console = Console(
+        file=out, width=WIDTH, force_terminal=terminal, color_system=None, highlight=False
+    )
+    for module in ("benchmark.progress", "benchmark.commands.common", "benchmark.commands.run"):
+        monkeypatch.setattr(f"{module}.console", console)
+    return out
+
+
+def table_rows(lines: list[str]) -> list[list[str]]:
+    """The summary table's data rows, split into cells."""
+    rule = next(i for i, line in enumerate(lines) if line.strip().startswith("───"))
+    rows = []
+    for line in lines[rule + 1 :]:
+        if not line.strip():
+            break
+        rows.append(line.split())
+    return rows
+
+
+def test_the_live_line_fits_every_width() -> None:
+    shown = RunsProgress(runs=8, steps=1000, estimate=600)
+    shown.done, shown.current, shown.epoch, shown.loss = 3, 200, "epoch 2/4", " loss 0.4132"
+    shown.label = "timm:resnet10t x embed_add, lr=0.003, batch_size=64, weight_decay=0.0005, seed 1"
+    for width in (40, 80, 200):
+        out = io.StringIO()
+        Console(file=out, width=width, color_system=None).print(shown)
+        (line,) = out.getvalue().splitlines()
+        assert len(line) <= width
+        if width >= 80:
+            assert line.startswith("3/8 done ━") and "epoch 2/4 loss 0.4132" in line
+            assert " left" in line and "timm:resnet10t" in line
+
+
+def test_a_sweep_in_an_80_column_terminal(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = use_console(monkeypatch, terminal=True)
+    assert exit_status(SWEEP) == 0
+    lines = screen(out.getvalue())
+    assert not any("━" in line or re.match(r"\d+/4 done", line) for line in lines), "live line left"
+    assert "grid: 4 runs (2 --lr values x 2 seeds)" in lines
+    starts = [line for line in lines if re.match(r"\[\d/4\] gap_cnn x concat, lr=", line)]
+    assert len(starts) == 4 and len(set(starts)) == 4
+    rows = table_rows(lines)
+    assert [row[0] for row in rows] == ["1", "2", "3", "4"]
+    assert len({(row[1], row[2]) for row in rows}) == 4  # lr and seed tell every row apart
+    run_dirs = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "out" / "runs").iterdir())
+    listed = sorted(line.split()[1] for line in lines if re.match(r" +\d  out/runs/", line))
+    assert listed == run_dirs  # whole run ids, to copy
+
+
+def test_a_sweep_into_a_pipe(small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = use_console(monkeypatch, terminal=False)
+    assert exit_status(SWEEP) == 0
+    text = out.getvalue()
+    assert "\x1b" not in text and "━" not in text
+    lines = text.splitlines()
+    assert all(len(line.rstrip()) <= WIDTH for line in lines), max(lines, key=len)
+    assert sum("epoch 1/2: loss" in line for line in lines) == 4
+    assert sum("now the test split" in line for line in lines) == 4
+    assert sum(line.strip().startswith("done in") for line in lines) == 4
+    assert len({(row[1], row[2]) for row in table_rows(lines)}) == 4
+
+
+def test_a_finished_run_drops_its_checkpoint_unless_asked(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    use_console(monkeypatch, terminal=False)
+    assert exit_status(["run", *TINY]) == 0
+    assert exit_status(["run", *TINY, "--keep-checkpoint", "--seed", "1"]) == 0
+    kept = {
+        json.loads((d / rundir.CONFIG).read_text())["seed"]: (d / rundir.CHECKPOINT).exists()
+        for d in (tmp_path / "out" / "runs").iterdir()
+    }
+    assert kept == {0: False, 1: True}
+    for d in (tmp_path / "out" / "runs").iterdir():
+        assert (d / rundir.MODEL).exists() and (d / rundir.METRICS).exists()
+
+
+def test_an_interrupted_run_keeps_its_checkpoint_and_resumes(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint goes only once the run is complete: an interrupt leaves it to resume."""
+    from benchmark import runs
+    from benchmark.config import TrainConfig
+
+    use_console(monkeypatch, terminal=False)
+    cfg, ex = hardware.decide(
+        TrainConfig(epochs=2, batch_size=64, eval_batch_size=100, train_subset=256,
+                    precision="fp32", channels_last=False, threads=1)
+    )  # fmt: skip
+    run_dir = runs.start_run(cfg, tmp_path)
+
+    def stop_after_the_first_epoch(event) -> None:
+        if event.stats is not None:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runs.execute(cfg, small_data, run_dir, ex, listen=stop_after_the_first_epoch)
+    assert (run_dir / rundir.CHECKPOINT).exists()
+    assert exit_status(["run", "--resume", str(run_dir)]) == 0
+    assert rundir.read_status(run_dir)[0] == "complete"
+    assert not (run_dir / rundir.CHECKPOINT).exists()
+    assert len(rundir.read_history(run_dir)) == 2
+
+
+@pytest.fixture
+def probe_spread(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[float]:
+    """A fresh cache and a probe whose passes disagree as the list's last entry says."""
+    spreads: list[float] = []
+    monkeypatch.setenv("DIGITSUM_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(hardware, "_chosen", {})
+    monkeypatch.setattr(
+        hardware, "probe_cpu", lambda rounds=0: ({"fp32": 1000.0, "bf16": 1500.0}, spreads[-1])
+    )
+    return spreads
+
+
+def test_a_busy_machines_probe_warns_and_is_not_cached(probe_spread: list[float], capsys) -> None:
+    probe_spread.append(3.2)  # the slowest pass took 3.2x the fastest: other work took the cores
+    record = hardware.cpu_choice()
+    assert record["precision"] == "bf16" and record["spread"] == 3.2  # this process decides
+    assert not hardware.cache_path().exists()
+    said = capsys.readouterr().out
+    assert said.startswith("warning: the CPU probe's repeated passes disagree") and "3.2x" in said
+    assert len(said.strip().splitlines()) == 1
+    hardware._chosen.clear()  # the next process measures again, on a quiet machine
+    probe_spread.append(1.1)
+    record = hardware.cpu_choice()
+    assert json.loads(hardware.cache_path().read_text()) == {hardware.machine_key(): record}
+    assert capsys.readouterr().out == ""

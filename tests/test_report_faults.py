@@ -1,0 +1,153 @@
+"""``report`` survives any single bad input (issue 23, item 6): a damaged ``optuna.db`` (header
+intact, pages damaged), a run directory with a value of the wrong type, a foreign file among
+the runs. The item is listed as unreadable with the reason; the rest of the report is written."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import optuna
+import pytest
+from conftest import exit_status, make_run
+
+from benchmark.report import load_inputs, write_report
+from benchmark.report.studies import STORAGE
+
+GOOD = [("gap_cnn", "concat", 0.95), ("gap_cnn", "late_sum", 0.96)]
+
+
+def results_with_runs(results: Path) -> Path:
+    """Two groups of two seeds each, all readable."""
+    for arch, fusion, acc in GOOD:
+        for seed in (0, 1):
+            make_run(results / "runs", f"{fusion}-s{seed}", arch=arch, fusion=fusion, seed=seed,
+                     sum_acc=acc + 0.001 * seed, config_hash=f"h-{fusion}")  # fmt: skip
+    return results
+
+
+def write_studies(results: Path, names: list[str]) -> Path:
+    """An optuna.db holding a few trials per study, as ``tune`` leaves it."""
+    storage = f"sqlite:///{results / STORAGE}"
+    lr = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    for name in names:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        study.set_user_attr("budget", {"epochs": 1})
+        for i in range(3):
+            study.add_trial(
+                optuna.trial.create_trial(
+                    value=0.9 + 0.01 * i,
+                    params={"lr": 1e-3 * (i + 1)},
+                    distributions={"lr": lr},
+                    intermediate_values={1: 0.9},
+                )
+            )
+    return results / STORAGE
+
+
+def damage_table(db: Path, table: str) -> None:
+    """Overwrite the root page of ``table`` with garbage; the header (page 1) stays intact."""
+    with sqlite3.connect(db) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,))
+        root = root[0]
+    conn.close()
+    blob = bytearray(db.read_bytes())
+    at = (root - 1) * page_size
+    blob[at : at + page_size] = b"\xab" * page_size
+    db.write_bytes(bytes(blob))
+
+
+def report(results: Path) -> tuple[str, object]:
+    inputs = load_inputs(str(results / "runs" / "*"), str(results / "bench" / "*.csv"), results)
+    summary, _ = write_report(inputs, results)
+    return (results / "report.md").read_text(), summary
+
+
+def assert_rest_written(text: str, summary) -> None:
+    """Both good groups are in the report's tables."""
+    assert sorted(summary["fusion"]) == ["concat", "late_sum"]
+    assert list(summary["n"]) == [2, 2]
+    assert "## Main comparison" in text
+
+
+def test_damaged_pages_of_optuna_db_cost_the_studies_only(tmp_path: Path) -> None:
+    results = results_with_runs(tmp_path)
+    db = write_studies(results, ["gap_cnn__concat__e1__p1", "gap_cnn__late_sum__e1__p1"])
+    damage_table(db, "trial_params")
+    assert db.read_bytes().startswith(b"SQLite format 3\x00")
+    text, summary = report(results)
+    assert_rest_written(text, summary)
+    for name in ("gap_cnn__concat__e1__p1", "gap_cnn__late_sum__e1__p1"):
+        assert f"{db}: study {name} unreadable, left out: database disk image is malformed" in text
+    assert "## Tuning studies" not in text
+
+
+def test_a_storage_damaged_throughout_costs_its_section_only(tmp_path: Path) -> None:
+    results = results_with_runs(tmp_path)
+    db = write_studies(results, ["gap_cnn__concat__e1__p1"])
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    conn.close()
+    for table in tables:
+        damage_table(db, table)
+    text, summary = report(results)
+    assert_rest_written(text, summary)
+    assert f"{db} unreadable, studies left out: " in text
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "reason"),
+    [
+        ("config.epochs", "x", "config (epochs must be of type int, got 'x')"),
+        ("config.lr", [1], "config (lr must be of type float, got [1])"),
+        ("config.tuned_from", "study", "config (tuned_from must be of type dict, got 'study')"),
+        ("train_seconds", "fast", "train_seconds"),
+        ("epochs", {"n": 1}, "epochs"),
+        ("val.sum_acc", "high", "val.sum_acc"),
+    ],
+)
+def test_a_run_with_a_value_of_the_wrong_type_is_listed_with_the_reason(
+    tmp_path: Path, key: str, value: object, reason: str
+) -> None:
+    results = results_with_runs(tmp_path)
+    bad = make_run(results / "runs", "odd-run", fusion="embed_add", sum_acc=0.99)
+    path = bad / "metrics.json"
+    metrics = json.loads(path.read_text())
+    *parents, last = key.split(".")
+    node = metrics
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    path.write_text(json.dumps(metrics))
+    text, summary = report(results)
+    assert_rest_written(text, summary)
+    line = next(line for line in text.splitlines() if line.startswith("| odd-run |"))
+    assert f"unreadable metrics.json: {reason}" in line
+    assert "embed_add" not in set(summary["fusion"])
+
+
+def test_a_foreign_file_among_the_runs_is_listed(tmp_path: Path) -> None:
+    results = results_with_runs(tmp_path)
+    (results / "runs" / "notes.txt").write_text("my notes\n")
+    text, summary = report(results)
+    assert_rest_written(text, summary)
+    assert "| notes.txt | unreadable | not a run directory (a file among the runs), left out |" in (
+        text
+    )
+
+
+def test_the_report_command_names_what_it_left_out_and_succeeds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    results = results_with_runs(tmp_path)
+    db = write_studies(results, ["gap_cnn__concat__e1__p1"])
+    damage_table(db, "trial_params")
+    (results / "runs" / "notes.txt").write_text("my notes\n")
+    assert exit_status(["report", "--results-dir", str(results)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Traceback" not in out
+    assert "study gap_cnn__concat__e1__p1 unreadable, left out" in out
+    assert "incomplete run" in out  # notes.txt, listed in the report
+    assert (results / "report.md").is_file()

@@ -1,0 +1,74 @@
+"""report.html: self-contained (every plot embedded, nothing fetched), the answer first, tables
+that sort; and, where Chromium is installed, that a real browser renders it (slow tier)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import make_run
+
+from benchmark import report
+from benchmark.report.html import render_html
+
+
+def write(root: Path) -> str:
+    runs = root / "runs"
+    for seed, (a, b) in enumerate(((0.95, 0.90), (0.96, 0.91), (0.97, 0.92))):
+        make_run(runs, f"a{seed}", seed=seed, sum_acc=a)
+        make_run(runs, f"b{seed}", fusion="late_sum", seed=seed, sum_acc=b,
+                 config_hash="b0000000")  # fmt: skip
+    inputs = report.load_inputs(str(runs / "*"), str(root / "none"))
+    report.write_report(inputs, root / "out")
+    return (root / "out" / "report.html").read_text()
+
+
+def test_report_html_is_self_contained_and_sortable(tmp_path: Path) -> None:
+    page = write(tmp_path)
+    sources = re.findall(r'\b(?:src|href)="([^"]*)"', page)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert not re.search(r"<(?:link|iframe|object)\b", page) and "@import" not in page
+    assert page.count('<img alt="') == 4  # forest, pareto, val_curves, sum_class_heatmap
+    tables = re.findall(r"<table[^>]*>", page)
+    assert tables and all('class="sortable"' in t for t in tables)
+    assert "querySelectorAll('table.sortable th')" in page
+    # the answer comes before the header's details and the main table
+    assert page.index("The answer") < page.index("Hardware:") < page.index("<h2>Main comparison")
+
+
+def test_markdown_subset_converts() -> None:
+    page = render_html(
+        "# t\n\n- a **b**\n\n## The answer\n\nx *y* `z` [l](studies/s.csv)\n\n"
+        "| c | d |\n|---|---|\n| 1 \\| 2 | 3 |\n\n![p](plots/p.png)\n\n![q](plots/q.png)\n",
+        {"plots/p.png": b"\x89PNG"},
+    )
+    assert "<li>a <strong>b</strong></li>" in page
+    assert 'x <em>y</em> <code>z</code> <a href="studies/s.csv">l</a>' in page
+    assert "<td>1 | 2</td><td>3</td>" in page
+    assert 'src="data:image/png;base64,iVBORw=="' in page
+    assert "plots/q.png not embedded" in page and 'src="plots/q.png"' not in page
+
+
+@pytest.mark.slow
+def test_report_html_renders_in_headless_chromium(tmp_path: Path) -> None:
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    write(tmp_path)
+    shot = tmp_path / "shot.png"
+    page = (tmp_path / "out" / "report.html").resolve().as_uri()
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+         "--window-size=1280,2000", page],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    blob = shot.read_bytes()
+    assert blob.startswith(b"\x89PNG") and len(blob) > 20_000  # text, tables and plots drawn
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", page],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    assert "The answer" in dom and dom.count("<img") == 4

@@ -1,0 +1,36 @@
+"""The committed reference in results/ tells the truth about itself: every run's config.json
+reproduces the arithmetic the run used (``run --config`` of it computes as the run did)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmark import rundir
+from benchmark.cli import build_parser
+from benchmark.commands.common import base_config
+from benchmark.config import TrainConfig
+from benchmark.hardware import decide
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+RUNS = sorted((RESULTS / "runs").glob("*"))
+
+
+def test_run_config_of_every_committed_config_computes_as_the_run_did() -> None:
+    assert len(RUNS) > 100
+    wrong = []
+    for run_dir in RUNS:
+        found = rundir.read_metrics(run_dir)
+        args = build_parser().parse_args(["run", "--config", str(run_dir / rundir.CONFIG)])
+        cfg = base_config(args)
+        _, ex = decide(cfg)  # nothing may be left to the machine: the same on any CPU
+        recorded = (rundir.run_precision(found), bool(found.get("channels_last", False)))
+        saved = TrainConfig.from_dict(json.loads((run_dir / rundir.CONFIG).read_text()))
+        if (
+            cfg.precision not in ("fp32", "bf16")
+            or not isinstance(cfg.channels_last, bool)
+            or (ex.precision, ex.channels_last) != recorded
+            or saved.config_hash() != found["config_hash"]
+        ):
+            wrong.append(run_dir.name)
+    assert not wrong, f"{len(wrong)} config.json do not reproduce their run: {wrong[:5]}"

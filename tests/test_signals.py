@@ -1,0 +1,250 @@
+"""Signals: SIGTERM / SIGINT mid-training leave a resumable run whose resume equals an
+uninterrupted one; a grid keeps its finished runs; writes are grouped against signals; a run
+that completed stays complete whatever arrives as it closes; SIGKILL's leftovers are swept."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import REPO, child, exit_status, interrupted_run, one_line, only_run
+
+from benchmark import files, rundir, runs
+from benchmark.cli import main
+
+# Fields of metrics.json that legitimately differ between two runs of the same config and seed.
+TIMING_OR_IDENTITY = {
+    "run_id",
+    "train_seconds",
+    "train_images_per_s",
+    "compile_seconds",
+    "git_commit",
+}
+
+
+def status_of(run_dir: Path) -> str:
+    return json.loads((run_dir / rundir.STATUS).read_text())["status"]
+
+
+def history_rows(run_dir: Path) -> list[dict[str, str]]:
+    path = run_dir / rundir.HISTORY
+    return list(csv.DictReader(path.open())) if path.exists() else []
+
+
+SMALL = ["--train-subset", "256", "--batch-size", "64", "--epochs", "1", "--eval-batch-size", "100"]
+
+
+# ------------------------------------------------------------------ kill, resume, exactness
+
+
+def bench_cmd(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "benchmark", *map(str, args)]
+
+
+KILLED_RUN = (
+    "run --arch gap_cnn --fusion late_sum --epochs 3 --train-subset 1536 --batch-size 64 "
+    "--threads 1"
+).split()
+
+
+def no_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
+@pytest.mark.slow
+def test_sigterm_mid_training_then_resume_equals_uninterrupted(
+    tmp_path: Path, mnist_root: Path
+) -> None:
+    env = {**os.environ, "MNIST_ROOT": str(mnist_root)}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        with (logs / f"{name}.out").open("wb") as out, (logs / f"{name}.err").open("wb") as err:
+            cmd = bench_cmd(*KILLED_RUN, "--results-dir", tmp_path / name)
+            return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)
+
+    reference, victim = start("reference"), start("victim")  # same seed, run side by side
+    try:
+        deadline = time.monotonic() + 600
+        runs_dir = tmp_path / "victim" / "runs"
+        while not (runs_dir.exists() and any(history_rows(d) for d in runs_dir.iterdir())):
+            assert victim.poll() is None, (logs / "victim.err").read_text()
+            assert time.monotonic() < deadline, "no epoch finished in time"
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGTERM)
+        assert victim.wait(timeout=120) == 143
+        run_dir = only_run(tmp_path / "victim")
+        assert one_line((logs / "victim.err").read_text()).endswith("terminated (SIGTERM)")
+        assert f"--resume {run_dir}" in (logs / "victim.out").read_text().replace("\n", "")
+        assert status_of(run_dir) == "interrupted"
+        assert not (run_dir / rundir.METRICS).exists()  # so `report` lists it as incomplete
+        saved = files.load_torch(run_dir / rundir.CHECKPOINT)
+        assert 1 <= len(history_rows(run_dir)) == len(saved["history"]) < 3
+
+        resumed = subprocess.run(
+            bench_cmd("run", "--resume", run_dir),
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert resumed.returncode == 0, resumed.stderr
+        assert reference.wait(timeout=600) == 0, (logs / "reference.err").read_text()
+    finally:
+        for proc in (reference, victim):
+            proc.kill()
+            proc.wait()
+    assert status_of(run_dir) == "complete"
+    ref_dir = only_run(tmp_path / "reference")
+    got = json.loads((run_dir / rundir.METRICS).read_text())
+    want = json.loads((ref_dir / rundir.METRICS).read_text())
+    assert got.keys() == want.keys()
+    for key in want.keys() - TIMING_OR_IDENTITY:
+        assert got[key] == want[key], key  # bit-exact: val/test dicts, params, config ...
+    assert want["test"]["digit_acc"] > 0.5  # it learned: the equality is not between blanks
+    assert no_seconds(history_rows(run_dir)) == no_seconds(history_rows(ref_dir))
+
+
+@pytest.mark.slow  # a second process: its start-up and CPU probe take 10-15 s on 2 cores
+def test_sigint_marks_run_interrupted_with_exit_130(tmp_path: Path, synthetic_root: Path) -> None:
+    env = {**os.environ, "MNIST_ROOT": str(synthetic_root)}
+    proc = subprocess.Popen(
+        bench_cmd("run", "--epochs", "2", "--train-subset", "20000", "--results-dir", tmp_path),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "runs").exists() or not any(
+            (d / rundir.STATUS).exists() and status_of(d) == "running"
+            for d in (tmp_path / "runs").iterdir()
+        ):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert one_line(err).endswith("interrupted (SIGINT)")
+    run_dir = only_run(tmp_path)
+    assert status_of(run_dir) == "interrupted"
+    assert not (run_dir / rundir.METRICS).exists()
+
+
+def test_grid_interrupt_keeps_finished_runs_and_says_how_to_resume(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    real_train = runs.train
+    calls = itertools.count()
+
+    def train_then_sigterm_on_second_run(*args, **kwargs):
+        if next(calls) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # the CLI's handler turns it into Terminated
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "train", train_then_sigterm_on_second_run)
+    code = main(["run", *SMALL, "--seeds", "0,1,2", "--results-dir", str(tmp_path)])
+    assert code == 143
+    first, second = sorted((tmp_path / "runs").iterdir(), key=lambda d: runs.load_config(d).seed)
+    assert status_of(first) == "complete" and (first / rundir.METRICS).exists()
+    assert status_of(second) == "interrupted" and not (second / rundir.METRICS).exists()
+    out, err = capsys.readouterr()
+    out = out.replace("\n", "")
+    assert "1 run(s) finished and kept" in out
+    assert f"--resume {second}" in out
+    assert "1 run(s) of the grid not started" in out
+    assert one_line(err).endswith("terminated (SIGTERM)")
+
+
+def test_signals_are_held_during_a_group_of_writes() -> None:
+    reached = False
+    with pytest.raises(KeyboardInterrupt):
+        with rundir.signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            reached = True  # the interrupt did not cut the block short
+    assert reached
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_when_the_run_is_next_claimed(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL in the middle of an atomic write leaves its temporary (no clean-up runs); the
+    next claim of the run directory (every resume) removes it, and nothing else."""
+    import signal
+
+    from benchmark import files, rundir
+
+    run_dir = interrupted_run(tmp_path / "run")
+    writer = (
+        "import sys, time; from pathlib import Path; from benchmark import files\n"
+        "class Slow:\n"
+        "    def __reduce__(self):\n"
+        "        print('writing', flush=True); time.sleep(60); return (int, ())\n"
+        "files.save_torch(Path(sys.argv[1]) / 'checkpoint.pt', {'w': Slow()})\n"
+    )
+    with child(writer, str(run_dir), ready="writing") as proc:
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    (left,) = [p for p in run_dir.iterdir() if files.TEMPORARY.fullmatch(p.name)]
+    assert left.name.startswith(".checkpoint.pt.")
+    (run_dir / "notes.tmp").write_text("a user's file")
+    (run_dir / ".hidden.tmp").write_text("not one of ours either")
+    with rundir.claimed(run_dir):
+        assert not left.exists()
+    names = {p.name for p in run_dir.iterdir()}
+    assert names == {rundir.CONFIG, rundir.STATUS, rundir.LOCK, "notes.tmp", ".hidden.tmp"}
+
+
+@pytest.mark.parametrize("when", ["during-the-last-writes", "after-them"])
+@pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("how", ["run", "resume"])
+def test_a_run_that_completed_exits_0_when_a_signal_arrives_as_it_closes(
+    how: str, signum: str, when: str, small_data, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The signal changes nothing: the run is complete, so the exit status says so."""
+    import signal
+
+    from benchmark import rundir, runs
+    from benchmark.config import TrainConfig
+
+    sig = getattr(signal, signum)
+    real_status, real_execute = rundir.write_status, runs._execute
+
+    def status_then_signal(run_dir: Path, status: str, *args, **kwargs) -> None:
+        real_status(run_dir, status, *args, **kwargs)
+        if status == "complete":  # inside the deferred group of the final writes
+            os.kill(os.getpid(), sig)
+
+    def execute_then_signal(*args, **kwargs):  # the run's files are all written
+        metrics = real_execute(*args, **kwargs)
+        os.kill(os.getpid(), sig)
+        return metrics
+
+    if when == "during-the-last-writes":
+        monkeypatch.setattr(runs, "write_status", status_then_signal)
+    else:
+        monkeypatch.setattr(runs, "_execute", execute_then_signal)
+    if how == "run":
+        assert exit_status(["run", *SMALL, "--results-dir", str(tmp_path)]) == 0
+        (run_dir,) = (tmp_path / "runs").iterdir()
+    else:
+        cfg = TrainConfig(train_subset=256, batch_size=64, epochs=1, eval_batch_size=100)
+        run_dir = interrupted_run(tmp_path / "run", cfg)
+        assert exit_status(["run", "--resume", str(run_dir)]) == 0
+    assert capsys.readouterr().err == ""
+    assert rundir.read_status(run_dir)[0] == "complete"

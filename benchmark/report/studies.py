@@ -154,7 +154,9 @@ def study_plots(study: optuna.Study, stamp: str | None = None) -> dict[str, byte
             )
         for name, make in makers.items():
             ax = make(study)
-            ax.set_title(f"{study.study_name}: {ax.get_title()}", fontsize=10)  # which study
+            title = ax.get_title(loc="left") or ax.get_title()  # Optuna titles some at left
+            ax.set_title("", loc="left")
+            ax.set_title(f"{study.study_name}: {title}", fontsize=10)  # which study
             if name == "history":
                 ax.xaxis.get_major_locator().set_params(integer=True)  # trials are whole
             ax.figure.set_size_inches(8, 4.5)

@@ -17,29 +17,6 @@ from benchmark.errors import UsageError
 console = Console(highlight=False)
 
 
-def progress_bar(*columns: Any) -> Any:
-    """A rich progress display: description, bar, done/total, the given columns, elapsed and
-    remaining time."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        *columns,
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    )
-
-
 def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Any]:
     """``hardware.decide`` for a command: the resolved config and its execution context; a
     device that is not there is a usage error."""
@@ -301,15 +278,36 @@ def describe_trial(t: Any) -> str:
     return f"  trial {t.number} {state}: {result} ({seconds:.0f} s) {format_params(t.params)}"
 
 
+def study_bar() -> Any:
+    """The progress display of ``StudyProgress``: label, a short bar, trials done of total, the
+    best value and what was pruned or failed, time left; fits in 80 columns."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(bar_width=12),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[stats]}"),
+        TimeRemainingColumn(compact=True),
+        console=console,
+    )
+
+
 class StudyProgress:
-    """A study's trial counts and best value on a progress bar, and one line per finished trial
+    """A study's trial counts and best value on a ``study_bar``, and one line per finished trial
     (a progress display; experiment trackers are ``benchmark.trackers``)."""
 
     def __init__(self, bar: Any, study: Any, label: str, trials: int) -> None:
         self.bar = bar
         self.study = study
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
-        self.task = bar.add_task(label, total=trials, complete=0, pruned=0, failed=0, best="-")
+        self.task = bar.add_task(label, total=trials, stats="")
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
@@ -326,11 +324,10 @@ class StudyProgress:
                 self.bar.console.print(describe_trial(t))
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value, default=None)
+        stats = [f"best {best.value:.4f} #{best.number}" if best else "best -"]
+        stats += [f"{counts[s]} {s.name.lower()}" for s in (TrialState.PRUNED, TrialState.FAIL)]
         self.bar.update(
             self.task,
             completed=tuning.finished_count(self.study),
-            complete=counts[TrialState.COMPLETE],
-            pruned=counts[TrialState.PRUNED],
-            failed=counts[TrialState.FAIL],
-            best=f"{best.value:.4f} (#{best.number})" if best else "-",
+            stats=", ".join(x for x in stats if not x.startswith("0 ")),
         )

@@ -32,9 +32,10 @@ from optuna.storages import (
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
-from benchmark import files
+from benchmark import files, trials
 from benchmark.config import TrainConfig, fields_of, search_space
 from benchmark.errors import DamagedFileError, UsageError
+from benchmark.trials import counts_towards_budget
 
 DB_NAME = "optuna.db"
 STORAGE_ENV = "OPTUNA_STORAGE"  # the storage URL without putting a password in argv
@@ -280,24 +281,14 @@ def fail_stale(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
-def counts_towards_budget(t: FrozenTrial) -> bool:
-    """Finished trials that spent training: a trial rejected by the parameter cap costs nothing
-    and does not count towards ``--trials``."""
-    return t.state in FINISHED and not t.user_attrs.get("over_cap")
-
-
 def finished_count(study: optuna.Study) -> int:
     return sum(counts_towards_budget(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def epochs_spent(study: optuna.Study) -> tuple[int, int]:
-    """(epochs the study's counted trials trained, epochs they would have trained unpruned):
-    what multi-fidelity pruning saved, measured rather than assumed. A trial's epochs are its
-    last reported epoch (a trial that diverged or was pruned before reporting trained none)."""
-    budget = study.user_attrs.get("budget", {}).get("epochs")
-    trials = [t for t in study.get_trials(deepcopy=False) if counts_towards_budget(t)]
-    trained = sum(max(t.intermediate_values, default=0) for t in trials)
-    return trained, len(trials) * int(budget or 0)
+    """``trials.epochs_spent`` of the study at its budget's epochs."""
+    epochs = study.user_attrs.get("budget", {}).get("epochs")
+    return trials.epochs_spent(study.get_trials(deepcopy=False), epochs)
 
 
 class StopAt:
@@ -356,6 +347,9 @@ def objective(
     from benchmark.errors import TrainingFailed
     from benchmark.trainer import build_state, train
 
+    if trial.user_attrs.get("defaults") and defaults_held_elsewhere(trial):
+        trial.set_user_attr("duplicate", True)  # two workers queued it at once: run it once
+        raise optuna.TrialPruned("the defaults trial runs in another trial of this study")
     model_args, overrides = suggest(trial, base.arch, base.fusion)
     cfg = replace(base, model_args=model_args, **overrides)
     cfg.validate()
@@ -387,6 +381,19 @@ def objective(
         trial.set_user_attr("diverged", str(exc))
         raise optuna.TrialPruned(str(exc)) from None
     return state.history[-1].val_joint_acc
+
+
+def defaults_held_elsewhere(trial: optuna.Trial) -> bool:
+    """Whether an earlier trial of the study already holds the defaults (running or finished):
+    two workers opening a new study at once may both queue them."""
+    live = (*FINISHED, TrialState.RUNNING)
+    held = trial.study.get_trials(deepcopy=False, states=live)
+    return any(
+        t.user_attrs.get("defaults")
+        and not t.user_attrs.get("duplicate")
+        and t.number < trial.number
+        for t in held
+    )
 
 
 def optimize(

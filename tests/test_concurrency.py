@@ -14,7 +14,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark import rundir
+from benchmark import rundir, tuning
+from benchmark.config import TrainConfig
+from benchmark.trials import counts_towards_budget
 
 REPEATS = 10  # the race is a matter of timing: start the pair again and again
 TINY = ["--arch", "small_cnn", "--fusion", "late_sum", "--epochs", "1", "--train-subset", "256"]
@@ -41,8 +43,10 @@ def start_together(argvs: list[list[str]], cwd: Path) -> list[subprocess.Complet
     return done
 
 
-def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+def counted(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that trained and count towards --trials (a second copy of the defaults, queued
+    by both workers at once, is rejected before training and not counted)."""
+    return [t for t in study.trials if counts_towards_budget(t)]
 
 
 @pytest.mark.slow
@@ -67,7 +71,7 @@ def test_two_tunes_started_at_once_share_one_new_study(
     study = optuna.load_study(
         study_name=summary.study_name, storage=f"sqlite:///{tmp_path / 'optuna.db'}"
     )
-    trials = finished(study)
+    trials = counted(study)
     assert 4 <= len(trials) <= 5  # both stop at 4; one may finish a last trial it had begun
     params = [tuple(sorted(t.params.items())) for t in trials]
     assert len(set(params)) == len(params), "two workers proposed the same parameters"
@@ -94,6 +98,23 @@ def test_two_compares_started_at_once_train_each_run_once(
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     (tuned,) = [n for n in names if n.startswith("small_cnn__late_sum__e1")]
-    trials = finished(optuna.load_study(study_name=tuned, storage=storage))
+    trials = counted(optuna.load_study(study_name=tuned, storage=storage))
     params = [tuple(sorted(t.params.items())) for t in trials]
     assert len(trials) >= 2 and len(set(params)) == len(params)
+
+
+def test_a_defaults_trial_queued_twice_trains_once(small_data) -> None:
+    """What two workers opening a new study at the same moment leave: the defaults queued twice.
+    The second copy is rejected before it trains and does not count."""
+    from benchmark.hardware import decide
+
+    base, ex = decide(TrainConfig(arch="small_cnn", fusion="late_sum", epochs=1))
+    study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", base, None)
+    defaults = tuning.default_params(base.arch, base.fusion)
+    study.enqueue_trial(defaults, user_attrs={"defaults": True})  # the other worker's copy
+    tuning.optimize(study, base, small_data, ex, trials=2)
+    first, second, *rest = study.trials
+    assert first.state == TrialState.COMPLETE and first.user_attrs["defaults"]
+    assert second.state == TrialState.PRUNED and second.user_attrs["duplicate"]
+    assert not second.intermediate_values  # rejected before training
+    assert len(counted(study)) == 2 and not any(t.user_attrs.get("defaults") for t in rest)

@@ -49,7 +49,10 @@ def export_onnx(run_dir: Path, out: Path) -> object:
     return ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
 
 
-@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+@pytest.mark.parametrize(
+    "exporter",
+    [pytest.param("dynamo", marks=pytest.mark.slow), "torchscript"],  # dynamo: 6 s to trace
+)
 def test_onnx_matches_pytorch_late_sum(
     exporter: str, trained_run: Path, synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -135,6 +135,7 @@ def test_a_run_records_its_plugin(plugin_run: Path, plugin_file: Path) -> None:
     assert json.loads((plugin_run / "metrics.json").read_text())["config"]["plugins"] == [record]
 
 
+@pytest.mark.slow  # three commands in child processes: ten seconds on 2 cores
 def test_predict_report_and_resume_need_no_plugin_flag(plugin_run: Path) -> None:
     image = REPO / "examples" / "seven.png"
     done = cli("predict", "--run", plugin_run, "--image", image, "--addend", "3", "--json")
@@ -153,6 +154,7 @@ def test_predict_report_and_resume_need_no_plugin_flag(plugin_run: Path) -> None
     assert json.loads((plugin_run / "status.json").read_text())["status"] == "complete"
 
 
+@pytest.mark.slow  # four commands in child processes: ten seconds on 2 cores
 def test_a_missing_or_changed_plugin_is_said_in_one_line(
     plugin_run: Path, plugin_file: Path, tmp_path: Path
 ) -> None:

@@ -192,3 +192,30 @@ def test_a_busy_machines_probe_warns_and_is_not_cached(probe_spread: list[float]
     record = hardware.cpu_choice()
     assert json.loads(hardware.cache_path().read_text()) == {hardware.machine_key(): record}
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_a_study_progress_line_fits_the_terminal(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tune``'s and ``compare``'s study bar: label, bar, count, best and time left, all of it
+    within 80 columns, and one line per finished trial."""
+    import optuna
+    from rich.console import Console
+
+    from benchmark import progress
+
+    screen = Console(width=width, force_terminal=True, record=True, color_system=None)
+    monkeypatch.setattr(progress, "console", screen)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    for value in (0.9876, 0.5):
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=value))
+    bar = progress.study_bar()
+    progress.StudyProgress(bar, study, "tiny_resnet x embed_add", 20)
+    screen.export_text(clear=True)
+    screen.print(bar.make_tasks_table(bar.tasks))
+    line = screen.export_text().rstrip("\n")
+    assert "\n" not in line and len(line) <= width
+    assert "tiny_resnet x embed_add" in line and "2/20" in line and "best 0.9876 #0" in line
+    assert "━" in line  # the bar itself survives at 80 columns

@@ -37,6 +37,7 @@ def test_tensorboard_event_file_holds_the_run(small_data, tmp_path: Path) -> Non
     assert json.loads((run_dir / rundir.CONFIG).read_text())["log"] == "tensorboard"
 
 
+@pytest.mark.slow  # MLflow's import and store: four seconds on 2 cores
 def test_mlflow_local_store_holds_the_run(
     small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,6 +23,7 @@ from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
 from benchmark.exports import apply_tuned
+from benchmark.hardware import decide
 from benchmark.tuning import (
     budget,
     default_params,
@@ -168,7 +169,8 @@ def test_pruning_reports_every_epoch(mnist) -> None:
         study = optuna.create_study(direction="maximize", pruner=Always())
         study.enqueue_trial(default_params("gap_cnn", "concat") | {"width": 8, "depth": 1})
         base = TrainConfig(epochs=epochs, train_subset=256)
-        study.optimize(lambda t, base=base: objective(t, base, data), n_trials=1)
+        base, ex = decide(base)
+        study.optimize(lambda t, base=base, ex=ex: objective(t, base, data, ex), n_trials=1)
         (trial,) = study.trials
         assert trial.state == state
         assert list(trial.intermediate_values) == [1]

@@ -27,7 +27,7 @@ from benchmark.commands.common import (
     require_at_least,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
-from benchmark.progress import StudyProgress, prepare, progress_bar, train_with_progress
+from benchmark.progress import StudyProgress, prepare, study_bar, train_with_progress
 
 POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
@@ -91,8 +91,8 @@ def tune_all(plan: Any, storage: Any, data: Any, ex: Any, seed: int) -> list[Any
         )
         # multi-fidelity: trials report every epoch and Hyperband stops the poor ones early
         study.pruner = tuning.make_pruner("hyperband", cfg.epochs)
-        with progress_bar() as bar:
-            tracker = StudyProgress(bar, study, f"tune {arch} x {fusion}", plan.trials)
+        with study_bar() as bar:
+            tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)
             tuning.optimize(
                 study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh,)
             )

@@ -30,7 +30,7 @@ from benchmark.commands.common import (
     require_at_least,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
-from benchmark.progress import StudyProgress, format_params, prepare, progress_bar
+from benchmark.progress import StudyProgress, format_params, prepare, study_bar
 
 POLL_S = 2.0  # how often the parent refreshes the progress while worker processes run
 
@@ -103,7 +103,6 @@ def tune_study(
     ``data`` is a one-element cache: this process loads MNIST once for every study.
     """
     import optuna
-    from rich.progress import TextColumn
 
     from benchmark import exports, tuning
 
@@ -135,11 +134,7 @@ def tune_study(
     jobs = min(args.jobs, args.trials - done)
     died: list[str] = []
     try:
-        counts = TextColumn(
-            "complete {task.fields[complete]}  pruned {task.fields[pruned]}  "
-            "failed {task.fields[failed]}  best {task.fields[best]}"
-        )
-        with progress_bar(counts) as bar:
+        with study_bar() as bar:
             tracker = StudyProgress(bar, study, f"{cfg.arch} x {cfg.fusion}", args.trials)
             if jobs > 1 and tuning.waiting_count(study):
                 # SQLite has no row locks: two workers could pop the same queued trial (the

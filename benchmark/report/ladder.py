@@ -23,7 +23,7 @@ from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import from_comparison
 from benchmark.report.stats import ALPHA
-from benchmark.report.studies import counted
+from benchmark.trials import counts_towards_budget
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
@@ -154,7 +154,11 @@ def partial_text(rungs: list[Rung], inputs: Inputs) -> str:
         wanted = rung.plan.get("trials")
         for study_name in rung.plan.get("studies", []):
             study = studies.get(study_name)
-            done = 0 if study is None else sum(map(counted, study.get_trials(deepcopy=False)))
+            done = (
+                0
+                if study is None
+                else sum(map(counts_towards_budget, study.get_trials(deepcopy=False)))
+            )
             if isinstance(wanted, int) and done < wanted and (study or inputs.studies):
                 lines.append(
                     f"- {epochs_text(rung.epochs)}: study {study_name} has {done} of {wanted} "

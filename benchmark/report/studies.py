@@ -18,12 +18,13 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from benchmark import trials
 from benchmark.comparison import QUEUE_PREFIX
 from benchmark.report.output import markdown_table, png_bytes, png_stamp
+from benchmark.trials import counts_towards_budget
 
 STORAGE = "optuna.db"
 STUDIES_DIR = "studies"
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PRUNING_NOTE = (
     " *Epochs trained / trials x E*: the epochs its counted trials trained (each to its last "
     "reported epoch) against what they would have trained unpruned at the study's E epochs: "
@@ -68,17 +69,9 @@ def why(exc: BaseException) -> str:
 
 
 def epochs_spent(study: optuna.Study) -> tuple[int, int]:
-    """(epochs the counted trials trained, trials x the study's epochs): what multi-fidelity
-    pruning saved, measured. A trial's epochs are its last reported epoch; counted are the
-    finished trials not rejected by the cap (those of ``tune --trials``)."""
-    budget = (study.user_attrs.get("budget") or {}).get("epochs")
-    trials = [t for t in study.get_trials(deepcopy=False) if counted(t)]
-    trained = sum(int(max(t.intermediate_values, default=0)) for t in trials)
-    return trained, len(trials) * int(budget or 0)
-
-
-def counted(trial: optuna.trial.FrozenTrial) -> bool:
-    return trial.state in FINISHED and not trial.user_attrs.get("over_cap")
+    """``trials.epochs_spent`` of the study at its budget's epochs."""
+    epochs = (study.user_attrs.get("budget") or {}).get("epochs")
+    return trials.epochs_spent(study.get_trials(deepcopy=False), epochs)
 
 
 def multi_epoch(studies: list[optuna.Study]) -> bool:
@@ -199,7 +192,7 @@ def studies_section(
         # finished and not rejected by the cap: the trials that count towards ``tune --trials``
         row = {
             "study": name,
-            "finished trials": str(sum(map(counted, trials))),
+            "finished trials": str(sum(map(counts_towards_budget, trials))),
             "over the cap (rejected)": str(over_cap),
             "best value": "-" if best is None else f"{best.value:.5f}",
             "best trial": "-" if best is None else str(best.number),

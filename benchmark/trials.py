@@ -1,0 +1,25 @@
+"""What a trial of a tuning study counts as: one rule for ``tune``/``compare`` (when a study
+holds its ``--trials``) and for the report (what a study spent). Free of torch and Optuna."""
+
+from __future__ import annotations
+
+from typing import Any
+
+FINISHED = ("COMPLETE", "PRUNED")  # Optuna's TrialState names of a trial that ended by itself
+
+
+def counts_towards_budget(trial: Any) -> bool:
+    """A finished trial that spent training: one rejected before training (over the parameter
+    cap, or a second copy of the defaults trial queued by two workers at once) costs nothing and
+    does not count towards ``--trials``."""
+    rejected = trial.user_attrs.get("over_cap") or trial.user_attrs.get("duplicate")
+    return trial.state.name in FINISHED and not rejected
+
+
+def epochs_spent(trials: list[Any], epochs: int) -> tuple[int, int]:
+    """(epochs the counted ``trials`` trained, what they would have trained unpruned: trials x
+    ``epochs``): what multi-fidelity pruning saved, measured. A trial's epochs are its last
+    reported epoch (one that diverged or was pruned before reporting trained none)."""
+    counted = [t for t in trials if counts_towards_budget(t)]
+    trained = sum(int(max(t.intermediate_values, default=0)) for t in counted)
+    return trained, len(counted) * int(epochs or 0)

@@ -158,3 +158,35 @@ def test_the_readme_shows_the_commands_ci_runs() -> None:
     assert len(mirrored) == 2
     for command in mirrored:
         assert command.replace(" install -q ", " install ") in readme, command
+
+
+TINY = {  # what each command that trains gets on top of the README's flags: a tiny budget
+    "run": ["--epochs", "1", "--train-subset", "256", "--seeds", "0", "--eval-batch-size", "100"],
+    "compare": ["--arch", "gap_cnn", "--fusion", "late_sum", "--trials", "1", "--seeds", "0"],
+}
+TINY["compare"] += ["--train-subset", "256", "--no-report"]
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Each command line of the README, in order, as written: those that train at a tiny
+    budget (and on a few images), everything written under a temporary directory."""
+    from importlib.metadata import entry_points
+
+    from benchmark.cli import main
+
+    monkeypatch.chdir(REPO)  # the README's paths are relative to the checkout
+    example = any(ep.name == "example" for ep in entry_points(group="digitsum_bench.plugins"))
+    for line, argv in shown_commands((REPO / "README.md").read_text(encoding="utf-8")):
+        if "dwsep_cnn" in argv and not example:
+            continue  # the example package is not installed here (.ci/run installs it)
+        argv = [a.replace("output/", f"{tmp_path}/") for a in argv]
+        extra = [*TINY.get(argv[0], [])]
+        if argv[0] in ("run", "compare", "report") and "--results-dir" not in argv:
+            extra += ["--results-dir", str(tmp_path)]
+        status = main([*argv, *extra])
+        out = capsys.readouterr()
+        assert status == 0, f"README.md:{line}: {' '.join(argv)}\n{out.err[-2000:]}"
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "reference.onnx").is_file()

@@ -11,6 +11,7 @@ study; the best trial is exported to ``<results>/tuned/<study>.json`` for ``run 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import socket
@@ -94,6 +95,26 @@ def storage_spec(given: str | None, results_dir: str | Path) -> str:
     return given or os.environ.get(STORAGE_ENV) or f"sqlite:///{Path(results_dir) / DB_NAME}"
 
 
+class SQLiteStorage(RDBStorage):
+    """An RDB storage on an SQLite file whose queue pops are atomic across processes. SQLite
+    ignores ``SELECT ... FOR UPDATE``, so two workers could both pop one queued trial (both
+    trained it, and the second could not tell it); an ``flock`` beside the database serialises
+    the step from WAITING to RUNNING, where Optuna checks that the trial is still waiting."""
+
+    def __init__(self, url: str, lock_path: Path, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.lock_path = lock_path
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if state != TrialState.RUNNING:
+            return super().set_trial_state_values(trial_id, state, values)
+        import fcntl
+
+        with open(self.lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return super().set_trial_state_values(trial_id, state, values)
+
+
 def open_storage(spec: str) -> BaseStorage:
     """``--storage`` text -> an Optuna storage.
 
@@ -114,14 +135,17 @@ def open_storage(spec: str) -> BaseStorage:
             f"postgresql+psycopg2://USER@HOST/DB) or a journal file (journal:PATH or PATH.log)"
         )
     engine_kwargs: dict[str, Any] = {}
+    storage_class: Any = RDBStorage
     if spec.startswith("sqlite:///"):
-        Path(spec.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        db = Path(spec.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+        storage_class = functools.partial(SQLiteStorage, lock_path=db.with_name(db.name + ".lock"))
     for attempt in range(3):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
+                return storage_class(
                     spec,
                     engine_kwargs=engine_kwargs,
                     heartbeat_interval=HEARTBEAT_S,

@@ -28,15 +28,12 @@ def with_macs(found: dict[str, Any], macs: int) -> dict[str, Any]:
 
 
 def count_macs(found: dict[str, Any]) -> int:
-    """MACs per image of the model a run's metrics describe, built afresh on the CPU."""
-    import torch
-
-    from architectures import create_model
-    from benchmark.bench import macs_per_image
+    """MACs per image of the model a run's metrics describe, counted as a new run counts them
+    (``bench.model_cost``, on the meta device)."""
+    from benchmark.bench import model_cost
 
     config = found.get("config") or {}
-    model = create_model(found["arch"], found["fusion"], **config.get("model_args", {}))
-    return macs_per_image(model.eval(), torch.device("cpu"))
+    return model_cost(found["arch"], found["fusion"], config.get("model_args", {}))[1]
 
 
 def migrate(results_dir: Path) -> tuple[list[str], list[str]]:

@@ -16,10 +16,12 @@ def counts_towards_budget(trial: Any) -> bool:
     return trial.state.name in FINISHED and not rejected
 
 
-def epochs_spent(trials: list[Any], epochs: int) -> tuple[int, int]:
-    """(epochs the counted ``trials`` trained, what they would have trained unpruned: trials x
-    ``epochs``): what multi-fidelity pruning saved, measured. A trial's epochs are its last
-    reported epoch (one that diverged or was pruned before reporting trained none)."""
-    counted = [t for t in trials if counts_towards_budget(t)]
+def epochs_spent(study: Any) -> tuple[int, int]:
+    """(epochs the study's counted trials trained, what they would have trained unpruned:
+    trials x the epochs of its budget): what multi-fidelity pruning saved, measured. A trial's
+    epochs are its last reported epoch (one that diverged or was pruned before reporting trained
+    none)."""
+    epochs = (study.user_attrs.get("budget") or {}).get("epochs")
+    counted = [t for t in study.get_trials(deepcopy=False) if counts_towards_budget(t)]
     trained = sum(int(max(t.intermediate_values, default=0)) for t in counted)
     return trained, len(counted) * int(epochs or 0)

@@ -33,7 +33,7 @@ from optuna.storages import (
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
-from benchmark import files, trials
+from benchmark import files
 from benchmark.config import TrainConfig, fields_of, search_space
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.trials import counts_towards_budget
@@ -307,12 +307,6 @@ def fail_stale(study: optuna.Study) -> None:
 
 def finished_count(study: optuna.Study) -> int:
     return sum(counts_towards_budget(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
-
-
-def epochs_spent(study: optuna.Study) -> tuple[int, int]:
-    """``trials.epochs_spent`` of the study at its budget's epochs."""
-    epochs = study.user_attrs.get("budget", {}).get("epochs")
-    return trials.epochs_spent(study.get_trials(deepcopy=False), epochs)
 
 
 class StopAt:

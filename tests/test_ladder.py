@@ -13,6 +13,7 @@ from optuna.trial import TrialState
 from benchmark import comparison, rundir, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
+from benchmark.trials import epochs_spent
 
 LADDER = ["--arch", "gap_cnn", "--fusion", "late_sum", "--trials", "2", "--seeds", "0"]
 LADDER += ["--epochs", "1,2", "--train-subset", "256", "--no-report"]
@@ -89,4 +90,4 @@ def test_the_pruner_stops_a_trial_but_never_the_defaults_one(small_data) -> None
     assert defaults.user_attrs["defaults"] and defaults.state == TrialState.COMPLETE
     assert sorted(defaults.intermediate_values) == [1, 2, 3]
     assert other.state == TrialState.PRUNED and sorted(other.intermediate_values) == [1]
-    assert tuning.epochs_spent(study) == (3 + 1, 2 * 3)
+    assert epochs_spent(study) == (3 + 1, 2 * 3)

@@ -28,6 +28,7 @@ from benchmark.commands.common import (
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.progress import StudyProgress, prepare, study_bar, train_with_progress
+from benchmark.trials import epochs_spent
 
 POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
@@ -159,7 +160,7 @@ def tune_rung(
 ) -> dict[tuple[str, str], Any]:
     """Stage 1 of a rung: its studies to ``--trials`` finished trials (waiting for other
     machines' last trials), then each study's best exported; the records by combination."""
-    from benchmark import compare, exports, tuning
+    from benchmark import compare, exports
 
     studies = tune_all(plan, storage, data, ex, args.seed)
     if not compare.tuning_finished(studies):
@@ -167,7 +168,7 @@ def tune_rung(
         compare.wait_for_tuning(studies)
     records = {}
     for (arch, fusion), study in zip(plan.pairs, studies, strict=True):
-        trained, unpruned = tuning.epochs_spent(study)
+        trained, unpruned = epochs_spent(study)
         share = f"{trained / unpruned:.0%}" if unpruned else "-"
         console.print(
             f"study {study.study_name}: trained {trained} epochs, {share} of the {unpruned} "

@@ -18,10 +18,9 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from benchmark import trials
 from benchmark.comparison import QUEUE_PREFIX
 from benchmark.report.output import markdown_table, png_bytes, png_stamp
-from benchmark.trials import counts_towards_budget
+from benchmark.trials import counts_towards_budget, epochs_spent
 
 STORAGE = "optuna.db"
 STUDIES_DIR = "studies"
@@ -66,12 +65,6 @@ def why(exc: BaseException) -> str:
     cause = exc.__cause__ or exc
     text = str(getattr(cause, "orig", None) or cause).strip() or type(cause).__name__
     return text.splitlines()[0]
-
-
-def epochs_spent(study: optuna.Study) -> tuple[int, int]:
-    """``trials.epochs_spent`` of the study at its budget's epochs."""
-    epochs = (study.user_attrs.get("budget") or {}).get("epochs")
-    return trials.epochs_spent(study.get_trials(deepcopy=False), epochs)
 
 
 def multi_epoch(studies: list[optuna.Study]) -> bool:

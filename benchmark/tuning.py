@@ -11,6 +11,7 @@ study; the best trial is exported to ``<results>/tuned/<study>.json`` for ``run 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import os
 import re
@@ -95,24 +96,35 @@ def storage_spec(given: str | None, results_dir: str | Path) -> str:
     return given or os.environ.get(STORAGE_ENV) or f"sqlite:///{Path(results_dir) / DB_NAME}"
 
 
-class SQLiteStorage(RDBStorage):
-    """An RDB storage on an SQLite file whose queue pops are atomic across processes. SQLite
-    ignores ``SELECT ... FOR UPDATE``, so two workers could both pop one queued trial (both
-    trained it, and the second could not tell it); an ``flock`` beside the database serialises
-    the step from WAITING to RUNNING, where Optuna checks that the trial is still waiting."""
+class Storage(RDBStorage):
+    """Optuna's RDB storage, two gaps closed: a trial beats from the moment it is RUNNING (a
+    worker killed before its heartbeat thread started left it RUNNING for ever), and on SQLite
+    (``lock_path``) an ``flock`` makes queue pops atomic (SQLite ignores FOR UPDATE)."""
 
-    def __init__(self, url: str, lock_path: Path, **kwargs: Any) -> None:
+    def __init__(self, url: str, lock_path: Path | None = None, **kwargs: Any) -> None:
         super().__init__(url, **kwargs)
         self.lock_path = lock_path
+
+    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        if template_trial is None or template_trial.state == TrialState.RUNNING:
+            self.beat(trial_id)
+        return trial_id
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
         if state != TrialState.RUNNING:
             return super().set_trial_state_values(trial_id, state, values)
-        import fcntl
+        with contextlib.ExitStack() as held:
+            if self.lock_path is not None:
+                fcntl.flock(held.enter_context(open(self.lock_path, "a")), fcntl.LOCK_EX)
+            popped = super().set_trial_state_values(trial_id, state, values)
+        if popped:
+            self.beat(trial_id)
+        return popped
 
-        with open(self.lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            return super().set_trial_state_values(trial_id, state, values)
+    def beat(self, trial_id: int) -> None:
+        if self.heartbeat_interval is not None:
+            self.record_heartbeat(trial_id)
 
 
 def open_storage(spec: str) -> BaseStorage:
@@ -135,12 +147,12 @@ def open_storage(spec: str) -> BaseStorage:
             f"postgresql+psycopg2://USER@HOST/DB) or a journal file (journal:PATH or PATH.log)"
         )
     engine_kwargs: dict[str, Any] = {}
-    storage_class: Any = RDBStorage
+    storage_class: Any = Storage
     if spec.startswith("sqlite:///"):
         db = Path(spec.removeprefix("sqlite:///"))
         db.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-        storage_class = functools.partial(SQLiteStorage, lock_path=db.with_name(db.name + ".lock"))
+        storage_class = functools.partial(Storage, lock_path=db.with_name(db.name + ".lock"))
     for attempt in range(3):
         try:
             with warnings.catch_warnings():
@@ -402,8 +414,7 @@ def objective(
 
 
 def defaults_held_elsewhere(trial: optuna.Trial) -> bool:
-    """Whether an earlier trial of the study already holds the defaults (running or finished):
-    two workers opening a new study at once may both queue them."""
+    """An earlier trial already holds the defaults (two workers may both have queued them)."""
     live = (*FINISHED, TrialState.RUNNING)
     held = trial.study.get_trials(deepcopy=False, states=live)
     return any(

@@ -13,6 +13,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 f"{item.nodeid} uses {', '.join(sorted(real))} (real MNIST) but is not marked "
                 "slow; use the synthetic set (synthetic_root, synthetic) or mark it slow"
             )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C is a KeyboardInterrupt here and in every process a test starts, even when pytest
+    itself was started in the background (``nohup pytest &`` ignores SIGINT, and an ignored
+    signal stays ignored through ``exec``): the signal tests test the handlers, not the shell."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

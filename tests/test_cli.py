@@ -39,3 +39,21 @@ def test_the_installed_console_script() -> None:
         ["digitsum-bench", "--version"], capture_output=True, text=True, timeout=120, check=True
     )
     assert shown.stdout.strip() == f"digitsum-bench {version('digitsum-bench')}"
+
+
+@pytest.mark.parametrize("name", ["timm", "torchvision"])
+def test_recorded_versions_are_the_packages_own_without_importing_them(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run records ``timm`` and ``torchvision`` as their ``__version__`` says (torchvision's
+    with its CUDA build), read without the two seconds their import costs a process."""
+    import importlib
+
+    from benchmark.hardware import package_version, versions
+
+    said = importlib.import_module(name).__version__
+    for module in [m for m in sys.modules if m == name or m.startswith(f"{name}.")]:
+        monkeypatch.delitem(sys.modules, module)
+    assert package_version(name) == said
+    assert name not in sys.modules
+    assert versions()[name] == said

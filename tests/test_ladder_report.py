@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import optuna
@@ -110,13 +111,22 @@ def report(results: Path, out: Path | None = None) -> str:
     return ((out or results) / "report.md").read_text()
 
 
-def test_a_ladder_report_answers_at_every_budget(tmp_path: Path) -> None:
-    text = report(write_ladder(tmp_path))
+@pytest.fixture(scope="module")
+def ladder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The full ladder (``write_ladder``) and its report, written once for the tests that read
+    it; a test that writes into it again must leave it as it was (or copy it)."""
+    results = write_ladder(tmp_path_factory.mktemp("ladder"))
+    return results, report(results)
+
+
+def test_a_ladder_report_answers_at_every_budget(ladder: tuple[Path, str]) -> None:
+    tmp_path, text = ladder
     at = [text.index(section) for section in SECTIONS]
     assert at == sorted(at)
     assert text.index("## The answer\n") < at[0] < text.index("## Main comparison")
     assert "partial protocol" not in text
     assert "9 epochs" in text.split("## Main comparison")[0]  # the answer is the top rung's
+    assert "not complete yet" not in text and "*The answer* above is the top rung's" in text
     answer = text[at[0] : at[1]]
     # the 1-epoch winner is fourth of six at 9 epochs, worse than the best there
     assert "At 1 epoch **small_cnn x concat (tuned)** is best: 1.20% (95% CI 1.15-1.25)" in answer
@@ -150,11 +160,11 @@ def hand_tau(x: list[float], y: list[float]) -> float:
     return (sum(s > 0 for s in sign) - sum(s < 0 for s in sign)) / len(pairs)
 
 
-def test_kendall_tau_against_a_hand_count(tmp_path: Path) -> None:
+def test_kendall_tau_against_a_hand_count(ladder: tuple[Path, str]) -> None:
     x, y = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 1.0, 4.0, 3.0, 5.0]
     assert kendall(x, y)[0] == pytest.approx(hand_tau(x, y)) == pytest.approx(0.6)
     assert kendall(x, x[::-1])[0] == pytest.approx(-1.0)
-    text = report(write_ladder(tmp_path))
+    _, text = ladder
     keys = sorted(ERRORS)
     for low in (1, 3):
         tau = hand_tau([ERRORS[k][low] for k in keys], [ERRORS[k][9] for k in keys])
@@ -165,7 +175,17 @@ def test_kendall_tau_against_a_hand_count(tmp_path: Path) -> None:
 
 
 def test_a_partial_ladder_says_so_near_the_answer(tmp_path: Path) -> None:
+    """A ladder under way keeps the answer of its highest complete rung, and says so."""
     text = report(write_ladder(tmp_path, skip=2))
+    answer = text[text.index("## The answer\n") : text.index("## The answer across budgets")]
+    assert answer.startswith(
+        "## The answer\n\nThe ladder's top rung (9 epochs) is not complete yet (16 of its 18 "
+        "final runs complete), so this is the answer at 3 epochs, its highest complete rung. At "
+        "the reference budget (3 epochs on the full training split"
+    )
+    assert "**gap_cnn x late_sum (tuned)** has the lowest test sum error: 1.00%" in answer
+    assert "- Main comparison: 3 epochs on the full training split" in text
+    assert "*The answer* above is the 3-epoch rung's, until the top rung (9 epochs) is" in text
     warning = text.index("**This is a partial protocol.**")
     assert text.index("## The answer across budgets") < warning < text.index("## Ranks across")
     assert "- 9 epochs: 16 of 18 final runs complete; missing: small_cnn x concat tuned " in text
@@ -182,7 +202,9 @@ def test_a_partial_single_rung_protocol_says_so(tmp_path: Path) -> None:
 def test_one_rung_gives_the_report_of_no_ladder(tmp_path: Path) -> None:
     """A ladder of one rung is the one-rung protocol: the same report, no ladder section."""
     plain = report(write_ladder(tmp_path / "plain", rungs=[3]))
-    single = write_ladder(tmp_path / "single", rungs=[3])
+    # the same runs and outputs (its plots, which the second report keeps if it would draw them
+    # alike), comparison.json a ladder of that one rung
+    single = Path(shutil.copytree(tmp_path / "plain", tmp_path / "single"))
     found = json.loads((single / comparison.COMPARISON).read_text())
     found["rungs"] = {"3": {"plan": found["plan"], "stages": found["stages"]}}
     (single / comparison.COMPARISON).write_text(json.dumps(found))
@@ -192,9 +214,10 @@ def test_one_rung_gives_the_report_of_no_ladder(tmp_path: Path) -> None:
     assert not list((single / "plots").glob("ladder_*.png"))
 
 
-def test_a_ladder_report_removes_its_plots_once_there_is_no_ladder(tmp_path: Path) -> None:
-    write_ladder(tmp_path)
-    report(tmp_path)
+def test_a_ladder_report_removes_its_plots_once_there_is_no_ladder(
+    ladder: tuple[Path, str], tmp_path: Path
+) -> None:
+    tmp_path = Path(shutil.copytree(ladder[0], tmp_path / "results"))  # the ladder, reported
     assert len(list((tmp_path / "plots").glob("ladder_*.png"))) == 3
     found = json.loads((tmp_path / comparison.COMPARISON).read_text())
     del found["rungs"]

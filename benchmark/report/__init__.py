@@ -12,6 +12,7 @@ torch and builds no model (a run's MACs per image are in its metrics.json).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ from benchmark.report.aggregate import (
     val_curves,
 )
 from benchmark.report.html import render_html
-from benchmark.report.ladder import LADDER_PLOTS, ladder_report
+from benchmark.report.ladder import LADDER_PLOTS, Rung, build_rungs, ladder_report
 from benchmark.report.load import Inputs, load_inputs
 from benchmark.report.plots import PLOTS, render_plots
 from benchmark.report.reference import Reference, beside, from_comparison, from_runs
@@ -37,6 +38,7 @@ from benchmark.report.render import (
     tuned_vs_default_section,
 )
 from benchmark.report.studies import STORAGE, studies_section
+from benchmark.report.wording import plural
 
 __all__ = [
     "Inputs",
@@ -67,6 +69,28 @@ def find_reference(inputs: Inputs) -> Reference:
     return from_runs(inputs.runs)
 
 
+def answering(inputs: Inputs, rungs: list[Rung]) -> tuple[Reference, pd.DataFrame]:
+    """The reference the answer is given at, and the summary at it. With a ladder whose top
+    rung still misses final runs, that is the highest rung whose final runs are all complete
+    (said before the answer), so a ladder under way keeps the answer it had; otherwise the
+    reference of ``find_reference``."""
+    done = [rung for rung in rungs if not rung.missing()]
+    top = rungs[-1] if rungs else None
+    if top is not None and len(rungs) >= 2 and top.missing() and done:
+        rung, complete = done[-1], top.expected() - len(top.missing())
+        ref = replace(
+            from_comparison({"plan": rung.plan}),
+            note=(
+                f"The ladder's top rung ({plural(top.epochs, 'epoch')}) is not complete yet "
+                f"({complete} of its {top.expected()} final runs complete), so "
+                f"this is the answer at {plural(rung.epochs, 'epoch')}, its highest complete rung."
+            ),
+        )
+        return ref, rung.summary
+    ref = find_reference(inputs)
+    return ref, summarize(inputs.runs, inputs.bench, ref, inputs.history)
+
+
 def write_report(
     inputs: Inputs, out: Path, against: str | None = None
 ) -> tuple[pd.DataFrame, list[Path]]:
@@ -74,12 +98,12 @@ def write_report(
     Optuna's plots) under ``out``; returns the summary and the paths written. ``against`` names
     the reference directory when ``inputs`` come from ``beside``."""
     out = Path(out)
-    ref = find_reference(inputs)
-    summary = summarize(inputs.runs, inputs.bench, ref, inputs.history)
+    rungs = build_rungs(inputs)
+    ref, summary = answering(inputs, rungs)
     plots = render_plots(inputs, summary, ref, out)
     label = STORAGE if inputs.results_dir is None else f"{inputs.results_dir}/{STORAGE}"
     study_text, study_files = studies_section(inputs.studies, label, out)
-    ladder_text, ladder_plots = ladder_report(inputs)
+    ladder_text, ladder_plots = ladder_report(inputs, rungs, ref.base.get("epochs"))
     written = [out / "report.md", out / "report.html", out / "summary.csv"]
     markdown = render_markdown(inputs, summary, plots, ref, study_text, against, ladder_text)
     files.write_text(written[0], markdown)

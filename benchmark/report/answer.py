@@ -225,9 +225,10 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
     """A few generated sentences that state the answer, from the main comparison alone."""
     main = summary[summary["section"] == "main"]
     where = scope(ref, summary)
+    heading = "## The answer\n\n" + (f"{ref.note} " if ref.note else "")
     if main.empty:
         return (
-            f"## The answer\n\nNo group was trained at the reference budget ({where}), so there "
+            f"{heading}No group was trained at the reference budget ({where}), so there "
             "is no main comparison to state."
             + (" " + " ".join(yours_sentences(summary)) if summary["yours"].any() else "")
         )
@@ -244,4 +245,4 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
         )
     text += tuning_sentences(summary, runs)
     text += yours_sentences(summary)
-    return "## The answer\n\n" + " ".join(text)
+    return heading + " ".join(text)

@@ -28,7 +28,7 @@ from benchmark.trials import counts_towards_budget
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
 
-__all__ = ["LADDER_PLOTS", "Rung", "kendall", "ladder_report", "rungs_of"]
+__all__ = ["LADDER_PLOTS", "Rung", "build_rungs", "kendall", "ladder_report", "rungs_of"]
 
 
 @dataclass
@@ -218,13 +218,20 @@ def winners_text(rungs: list[Rung]) -> list[str]:
     return lines
 
 
-def answer_section(rungs: list[Rung], partial: str) -> str:
+def answer_section(rungs: list[Rung], partial: str, answered_at: int | None = None) -> str:
+    """``answered_at``: the rung *The answer* was given at, when not the top one (a ladder
+    whose top rung is still under way)."""
     top = rungs[-1]
+    given = (
+        f"the top rung's ({top.epochs} epochs)"
+        if answered_at in (None, top.epochs)
+        else f"the {answered_at}-epoch rung's, until the top rung ({top.epochs} epochs) is complete"
+    )
     parts = [
         "## The answer across budgets",
         f"`compare` ran the protocol at {len(rungs)} budgets (rungs): {budgets(rungs)} epochs, "
-        "each its own full schedule with its own tuning studies. *The answer* above is the top "
-        f"rung's ({top.epochs} epochs); whether the lower rungs' winners still win there "
+        f"each its own full schedule with its own tuning studies. *The answer* above is {given}; "
+        "whether the lower rungs' winners still win at the top rung "
         "(intervals: 95% CI over seeds; Welch's two-sided t-test against the top rung's best):",
     ]
     if partial:
@@ -403,11 +410,15 @@ def cost_section(rungs: list[Rung]) -> str:
     )
 
 
-def ladder_report(inputs: Inputs) -> tuple[str, dict[str, bytes]]:
+def ladder_report(
+    inputs: Inputs, rungs: list[Rung] | None = None, answered_at: int | None = None
+) -> tuple[str, dict[str, bytes]]:
     """(markdown to follow *The answer*, {plot name: PNG}) for the results directory's
     ``compare`` protocol: with a ladder of two or more rungs, its sections and plots; with one
-    rung, only the warning of a partial protocol (nothing when it is complete)."""
-    rungs = build_rungs(inputs)
+    rung, only the warning of a partial protocol (nothing when it is complete). ``rungs``: those
+    ``build_rungs`` gave, when the caller has them; ``answered_at``: the rung *The answer* was
+    given at."""
+    rungs = build_rungs(inputs) if rungs is None else rungs
     if not rungs:
         return "", {}
     partial = partial_text(rungs, inputs)
@@ -416,7 +427,7 @@ def ladder_report(inputs: Inputs) -> tuple[str, dict[str, bytes]]:
     points, device, away = time_points(rungs)
     plots = ladder_plots([(r.epochs, r.groups) for r in rungs], points, device)
     sections = [
-        answer_section(rungs, partial),
+        answer_section(rungs, partial, answered_at),
         ranks_section(rungs, plots),
         curves_section(plots),
         time_section(points, device, away, plots),

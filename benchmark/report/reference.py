@@ -44,6 +44,7 @@ class Reference:
     source: str
     pairs: frozenset[tuple[str, str]] | None = None  # the protocol's combinations (None: any)
     max_params: int | None = None  # the protocol's parameter cap (None: no cap)
+    note: str = ""  # said before the answer: why it is not the top rung's of a ladder
 
     def budget_text(self) -> str:
         subset = self.base["train_subset"]
@@ -57,7 +58,7 @@ class Reference:
     def opened(self) -> Reference:
         """This reference for runs it did not plan (a user's, set beside it): the same budget
         and cap, any combination, tuned by any study at that budget."""
-        return Reference(self.base, None, self.source, None, self.max_params)
+        return Reference(self.base, None, self.source, None, self.max_params, self.note)
 
     def over_cap(self, params: Any) -> bool:
         return self.max_params is not None and not pd.isna(params) and params > self.max_params

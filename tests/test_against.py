@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from conftest import make_run
 
 from benchmark.cli import main
@@ -58,8 +59,18 @@ def report_against(tmp_path: Path, device: str | None = None) -> tuple[str, pd.D
     return (yours / "report.md").read_text(), pd.read_csv(yours / "summary.csv")
 
 
-def test_against_shows_both_sides_in_the_main_comparison(tmp_path: Path) -> None:
-    text, summary = report_against(tmp_path)
+@pytest.fixture(scope="module")
+def against(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, pd.DataFrame]:
+    """``report_against`` on the same kind of device, once for the tests that read it: the root
+    it was written under, report.md and summary.csv."""
+    root = tmp_path_factory.mktemp("against")
+    return root, *report_against(root)
+
+
+def test_against_shows_both_sides_in_the_main_comparison(
+    against: tuple[Path, str, pd.DataFrame],
+) -> None:
+    tmp_path, text, summary = against
     main_rows = summary[summary["section"] == "main"]
     assert set(main_rows["label"]) == {
         "gap_cnn x concat",
@@ -101,7 +112,9 @@ def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> N
     assert "yours (ringed)" in [t.get_text() for t in pareto.legends[0].get_texts()]
 
 
-def test_timings_only_beside_the_same_kind_of_device(tmp_path: Path) -> None:
+def test_timings_only_beside_the_same_kind_of_device(
+    tmp_path: Path, against: tuple[Path, str, pd.DataFrame]
+) -> None:
     text, summary = report_against(tmp_path, device="cuda: NVIDIA H200")
     mine = summary.set_index("label").loc["my_cnn x gated [yours]"]
     assert pd.isna(mine["train_seconds_mean"]) and pd.notna(mine["test_sum_err_mean"])
@@ -110,7 +123,7 @@ def test_timings_only_beside_the_same_kind_of_device(tmp_path: Path) -> None:
     row = next(line for line in text.splitlines() if "my_cnn x gated [yours] |" in line)
     assert "| - | - |" in row  # train s, train img/s
     # the same kind of device: timings kept
-    _, same = report_against(tmp_path / "again")
+    _, _, same = against
     assert pd.notna(same.set_index("label").loc["my_cnn x gated [yours]", "train_seconds_mean"])
 
 

@@ -413,8 +413,8 @@ def test_a_damaged_optuna_db_is_one_line_naming_it(
 
     db = tmp_path / "optuna.db"
     study = optuna.create_study(storage=f"sqlite:///{db}", study_name="x")
-    for _ in range(200):  # a few pages of trials
-        study.enqueue_trial({"lr": 0.01}, user_attrs={"note": "x" * 200})
+    for _ in range(20):  # a few pages of trials (~150 kB: long notes, as few writes as that takes)
+        study.enqueue_trial({"lr": 0.01}, user_attrs={"note": "x" * 2000})
     del study
     capsys.readouterr()  # Optuna's own notices while the file was made
     blob = bytearray(db.read_bytes())

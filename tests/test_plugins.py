@@ -1,17 +1,19 @@
 """Plug-ins from outside the package: a ``.py`` file or module given to ``--plugin`` and an
 installed distribution's entry point register encoders and fusions that every command can name;
 a run remembers its plug-ins (resume, predict, report, compare reruns need no ``--plugin``); a bad
-plug-in is one line, exit status 2, nothing written. Command lines that load a good plug-in run in
-child processes (on the synthetic MNIST the fast tier points $MNIST_ROOT at), so that this
-session's registry keeps only the built-ins (and installed plug-ins)."""
+plug-in is one line, exit status 2, nothing written. Command lines that load a good plug-in run
+either in child processes (where a fresh process is the point: reading a run back without
+``--plugin``) or in this one inside ``plugins_undone``, so that this session's registry keeps
+only the built-ins (and installed plug-ins)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -72,12 +74,10 @@ def ext_mix(in_features: int) -> nn.Module:
 '''
 
 
-def cli(*args: str | Path, mnist: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m benchmark ARGS`` in a child process, in the environment the test set (or
-    with ``MNIST_ROOT=mnist``: a module fixture runs before the fast tier's MNIST_ROOT is set)."""
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``python -m benchmark ARGS`` in a child process, in the environment the test set."""
     cmd = [sys.executable, "-m", "benchmark", *map(str, args)]
-    env = {**os.environ, **({"MNIST_ROOT": str(mnist)} if mnist else {})}
-    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
 
 def one_line(text: str) -> str:
@@ -97,15 +97,50 @@ def plugin_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@contextmanager
+def plugins_undone() -> Iterator[None]:
+    """Plug-ins loaded in the block (installed entry points included) are unloaded at its end:
+    the registries, ``plugins``' record of what it loaded and warned about, and the plug-in
+    modules, as they were before."""
+    from architectures import ENCODERS, FUSIONS
+
+    registries = [(registry, dict(registry.entries)) for registry in (ENCODERS, FUSIONS)]
+    loaded, warned, modules = dict(plugins._loaded), set(plugins._warned), set(sys.modules)
+    entry_points_done = plugins._entry_points_done
+    try:
+        yield
+    finally:
+        plugins._entry_points_done = entry_points_done
+        for registry, entries in registries:
+            registry.entries.clear()
+            registry.entries.update(entries)
+        plugins._loaded.clear()
+        plugins._loaded.update(loaded)
+        plugins._warned.clear()
+        plugins._warned.update(warned)
+        for name in set(sys.modules) - modules:
+            if name.startswith("digitsum_plugin_"):
+                del sys.modules[name]
+
+
 @pytest.fixture(scope="module")
 def plugin_run(
     plugin_file: Path, synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    """A finished ext_cnn x ext_mix run trained through ``--plugin FILE``."""
+    """A finished ext_cnn x ext_mix run trained through ``--plugin FILE`` (in this process, on
+    the synthetic MNIST found through $MNIST_ROOT, the plug-in unloaded afterwards)."""
+    import torch
+
     results = tmp_path_factory.mktemp("plugin-results")
-    done = cli("run", "--plugin", plugin_file, "--arch", "ext_cnn", "--fusion", "ext_mix", *TINY,
-               "--results-dir", results, mnist=synthetic_root)  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    argv = ["run", "--plugin", plugin_file, "--arch", "ext_cnn", "--fusion", "ext_mix", *TINY,
+            "--results-dir", results]  # fmt: skip
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp, plugins_undone():
+        mp.setenv("MNIST_ROOT", str(synthetic_root))
+        try:
+            assert main(list(map(str, argv))) == 0
+        finally:
+            torch.set_num_threads(threads)
     (run_dir,) = run_dirs(results)
     return run_dir
 
@@ -116,13 +151,20 @@ def test_every_command_that_names_architectures_takes_plugin() -> None:
         assert "--plugin" in sub.choices[name]._option_string_actions, name
 
 
-def test_list_shows_plugin_entries_with_their_origin(plugin_file: Path) -> None:
-    done = cli("list", "--plugin", plugin_file, "--encoders", "ext_cnn,gap_cnn", "--fusions",
-               "ext_mix")  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    rows = {line.split()[1]: line for line in done.stdout.splitlines() if "│" in line}
+def test_list_shows_plugin_entries_with_their_origin(
+    plugin_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from architectures import ENCODERS, FUSIONS
+
+    argv = ["list", "--plugin", str(plugin_file), "--encoders", "ext_cnn,gap_cnn", "--fusions",
+            "ext_mix"]  # fmt: skip
+    with plugins_undone():
+        assert main(argv) == 0
+    rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if "│" in line}
     assert f"plug-in {plugin_file}" in rows["ext_cnn"] and "built-in" in rows["gap_cnn"]
     assert f"plug-in {plugin_file}" in rows["ext_mix"]
+    # and unloaded again, for the tests after this one
+    assert "ext_cnn" not in ENCODERS.entries and "ext_mix" not in FUSIONS.entries
 
 
 def test_a_run_records_its_plugin(plugin_run: Path, plugin_file: Path) -> None:

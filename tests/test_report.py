@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,24 @@ def make_suite(root: Path) -> Path:
 
 def load(root: Path) -> report.Inputs:
     return report.load_inputs(str(root / "runs" / "*"), str(root / "bench" / "*.csv"))
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame, list[Path]]:
+    """``make_suite`` and its report in ``out``, written once for the tests that read them (a
+    test that changes either works on a copy): the root, the summary, the paths written."""
+    root = make_suite(tmp_path_factory.mktemp("suite"))
+    summary, written = report.write_report(load(root), root / "out")
+    return root, summary, written
+
+
+def copy_suite(root: Path, to: Path, *outputs: str) -> Path:
+    """``make_suite``'s runs and bench files copied from ``root`` to ``to``, with the outputs
+    named (``out/plots``: the plots drawn of them, which a report of the same runs reads back
+    instead of drawing them again)."""
+    for name in ("runs", "bench", *outputs):
+        shutil.copytree(root / name, to / name)
+    return to
 
 
 def test_summary_has_known_means_stds_and_counts(tmp_path: Path) -> None:
@@ -157,8 +176,8 @@ def test_unreadable_bench_file_is_a_note(tmp_path: Path) -> None:
     assert len(notes) == 1 and "bad.csv" in notes[0]
 
 
-def test_incomplete_and_corrupt_runs_are_listed(tmp_path: Path) -> None:
-    root = make_suite(tmp_path)
+def test_incomplete_and_corrupt_runs_are_listed(suite, tmp_path: Path) -> None:
+    root = copy_suite(suite[0], tmp_path, "out/plots")
     bad_keys = root / "runs" / "f-no-test"
     bad_keys.mkdir()
     (bad_keys / "metrics.json").write_text(json.dumps({"arch": "gap_cnn", "fusion": "concat"}))
@@ -199,9 +218,8 @@ def test_class_accuracy_is_mean_per_sum(tmp_path: Path) -> None:
     assert classes.iloc[0, 0] == pytest.approx(0.5) and classes.iloc[0, 18] == pytest.approx(1.0)
 
 
-def test_report_files_header_and_plots(tmp_path: Path) -> None:
-    inputs = load(make_suite(tmp_path))
-    summary, written = report.write_report(inputs, tmp_path / "out")
+def test_report_files_header_and_plots(suite) -> None:
+    tmp_path, summary, written = suite
     names = sorted(p.relative_to(tmp_path / "out").as_posix() for p in written)
     assert names == [
         "plots/forest.png",
@@ -229,24 +247,27 @@ def test_report_files_header_and_plots(tmp_path: Path) -> None:
     assert list(csv.columns) == report.summary_columns() and len(csv) == len(summary)
 
 
-def test_outputs_are_byte_identical_on_a_second_run(tmp_path: Path) -> None:
-    root = make_suite(tmp_path)
+def test_outputs_are_byte_identical_on_a_second_run(suite, tmp_path: Path) -> None:
+    root = suite[0]
 
-    def outputs(out: Path) -> dict[str, bytes]:
-        report.write_report(load(root), out)
+    def written(out: Path) -> dict[str, bytes]:
         return {
             p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
         }
 
-    first = outputs(tmp_path / "out")
-    assert outputs(tmp_path / "out") == first
+    def outputs(out: Path) -> dict[str, bytes]:
+        report.write_report(load(root), out)
+        return written(out)
+
+    first = written(root / "out")  # the first run's
+    again = Path(shutil.copytree(root / "out", tmp_path / "out"))  # the second run, over them
+    assert outputs(again) == first
     assert outputs(tmp_path / "elsewhere") == first
     assert len(first) == 7  # report.md, report.html, summary.csv and 4 PNGs
 
 
-def test_stale_plot_is_removed(tmp_path: Path) -> None:
-    root = make_suite(tmp_path)
-    report.write_report(load(root), tmp_path / "out")
+def test_stale_plot_is_removed(suite, tmp_path: Path) -> None:
+    root = copy_suite(suite[0], tmp_path, "out")  # reported once
     assert (tmp_path / "out" / "plots" / "val_curves.png").exists()
     for path in (root / "runs").glob("*/history.csv"):
         path.unlink()

@@ -5,6 +5,7 @@ the runs. The item is listed as unreadable with the reason; the rest of the repo
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -25,6 +26,24 @@ def results_with_runs(results: Path) -> Path:
             make_run(results / "runs", f"{fusion}-s{seed}", arch=arch, fusion=fusion, seed=seed,
                      sum_acc=acc + 0.001 * seed, config_hash=f"h-{fusion}")  # fmt: skip
     return results
+
+
+@pytest.fixture(scope="module")
+def drawn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``results_with_runs`` reported once, for the plots it draws of them."""
+    results = results_with_runs(tmp_path_factory.mktemp("drawn"))
+    report(results)
+    return results
+
+
+@pytest.fixture
+def results(drawn: Path, tmp_path: Path) -> Path:
+    """``results_with_runs`` with the plots drawn of them (no report files): a bad input is left
+    out of the plots' inputs, so a report with one reads them back instead of drawing them again
+    (``render_plots``); everything else it writes anew."""
+    for name in ("runs", "plots"):
+        shutil.copytree(drawn / name, tmp_path / name)
+    return tmp_path
 
 
 def write_studies(results: Path, names: list[str]) -> Path:
@@ -72,8 +91,7 @@ def assert_rest_written(text: str, summary) -> None:
     assert "## Main comparison" in text
 
 
-def test_damaged_pages_of_optuna_db_cost_the_studies_only(tmp_path: Path) -> None:
-    results = results_with_runs(tmp_path)
+def test_damaged_pages_of_optuna_db_cost_the_studies_only(results: Path) -> None:
     db = write_studies(results, ["gap_cnn__concat__e1__p1", "gap_cnn__late_sum__e1__p1"])
     damage_table(db, "trial_params")
     assert db.read_bytes().startswith(b"SQLite format 3\x00")
@@ -84,8 +102,7 @@ def test_damaged_pages_of_optuna_db_cost_the_studies_only(tmp_path: Path) -> Non
     assert "## Tuning studies" not in text
 
 
-def test_a_storage_damaged_throughout_costs_its_section_only(tmp_path: Path) -> None:
-    results = results_with_runs(tmp_path)
+def test_a_storage_damaged_throughout_costs_its_section_only(results: Path) -> None:
     db = write_studies(results, ["gap_cnn__concat__e1__p1"])
     with sqlite3.connect(db) as conn:
         tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
@@ -109,9 +126,8 @@ def test_a_storage_damaged_throughout_costs_its_section_only(tmp_path: Path) -> 
     ],
 )
 def test_a_run_with_a_value_of_the_wrong_type_is_listed_with_the_reason(
-    tmp_path: Path, key: str, value: object, reason: str
+    results: Path, key: str, value: object, reason: str
 ) -> None:
-    results = results_with_runs(tmp_path)
     bad = make_run(results / "runs", "odd-run", fusion="embed_add", sum_acc=0.99)
     path = bad / "metrics.json"
     metrics = json.loads(path.read_text())
@@ -128,8 +144,7 @@ def test_a_run_with_a_value_of_the_wrong_type_is_listed_with_the_reason(
     assert "embed_add" not in set(summary["fusion"])
 
 
-def test_a_foreign_file_among_the_runs_is_listed(tmp_path: Path) -> None:
-    results = results_with_runs(tmp_path)
+def test_a_foreign_file_among_the_runs_is_listed(results: Path) -> None:
     (results / "runs" / "notes.txt").write_text("my notes\n")
     text, summary = report(results)
     assert_rest_written(text, summary)
@@ -139,9 +154,8 @@ def test_a_foreign_file_among_the_runs_is_listed(tmp_path: Path) -> None:
 
 
 def test_the_report_command_names_what_it_left_out_and_succeeds(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    results: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    results = results_with_runs(tmp_path)
     db = write_studies(results, ["gap_cnn__concat__e1__p1"])
     damage_table(db, "trial_params")
     (results / "runs" / "notes.txt").write_text("my notes\n")

@@ -61,12 +61,33 @@ def probe_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # machine per session (the probe itself is tested against its own caches)
     figures = {"fp32": 1000.0, "fp32+channels_last": 1000.0}
     key = hardware.machine_key()
-    hardware.write_cache(hardware.cache_path(), {key: hardware.probe_record(figures, 1.0, key)})
+    records = {key: hardware.probe_record(figures, 1.0, key)}
+    records |= {k: hardware.probe_record(figures, 1.0, k) for k in thread_keys()}
+    hardware.write_cache(hardware.cache_path(), records)
     yield path
     if before is None:
         del os.environ["DIGITSUM_CACHE"]
     else:
         os.environ["DIGITSUM_CACHE"] = before
+
+
+def thread_keys() -> list[str]:
+    """The probe cache's machine keys for every thread count a test may set (``--threads 1``
+    and the like): the record is per thread count, and without one a run at another count than
+    the session's would probe for real (seconds, and on a busy machine a figure of its own)."""
+    import torch
+
+    from benchmark import hardware
+
+    before = torch.get_num_threads()
+    keys = []
+    try:
+        for n in range(1, max(os.cpu_count() or 1, before, 2) + 1):
+            torch.set_num_threads(n)
+            keys.append(hardware.machine_key())
+    finally:
+        torch.set_num_threads(before)
+    return keys
 
 
 # ------------------------------------------------------------------------------- data sets

@@ -177,9 +177,15 @@ def test_two_machines_share_one_compare(
     """Two `compare` processes on one PostgreSQL storage (each its own results directory, as on
     two machines): the trials and the final runs are divided, none is run twice."""
     env = {**os.environ, "OPTUNA_STORAGE": postgres_url}
+    one_core_each = ["--threads", "1"]  # two machines' worth of work on two cores, not four threads
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "benchmark", *compare_argv(tmp_path / f"m{i}", mnist_root)],
+            [
+                sys.executable,
+                "-m",
+                "benchmark",
+                *compare_argv(tmp_path / f"m{i}", mnist_root, *one_core_each),
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -28,9 +28,10 @@ from benchmark.errors import WriteFailed
 SMALL = ["--train-subset", "256", "--batch-size", "64", "--epochs", "2", "--eval-batch-size", "100"]
 SMALL += ["--precision", "fp32", "--no-channels-last"]  # set: no CPU probe, whose notes are lines
 # The subprocess runs: tiny, fixed execution (no CPU probe), one thread so that runs compare
-# bit for bit.
+# bit for bit; tiny_resnet, whose evaluation (20,000 images a run, most of a run's time) is the
+# cheapest of the built-in encoders.
 RUN = (
-    "run --arch small_cnn --epochs 2 --train-subset 256 --batch-size 128 --threads 1 "
+    "run --arch tiny_resnet --epochs 2 --train-subset 256 --batch-size 128 --threads 1 "
     "--precision fp32 --no-channels-last"
 ).split()
 TIMING_OR_IDENTITY = {"run_id", "train_seconds", "train_images_per_s", "compile_seconds"}
@@ -176,25 +177,43 @@ def bench(
     )
 
 
+def here(*args: str | Path) -> int:
+    """``python -m benchmark ARGS`` in this process, for the steps whose process boundary is not
+    what a test is about (the resume after a fault, the uninterrupted reference): the same code
+    and the same bits (one thread), without a child's seconds of imports; the thread count it
+    sets is put back."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        return exit_status([str(a) for a in args])
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
-def env(synthetic_root: Path) -> dict[str, str]:
+def env(synthetic_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The children's environment; this process's runs (``here``) find the same data."""
+    monkeypatch.setenv("MNIST_ROOT", str(synthetic_root))
     return {**os.environ, "MNIST_ROOT": str(synthetic_root)}
 
 
 @pytest.fixture(scope="module")
 def reference(synthetic_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The uninterrupted run every faulted one must equal after its resume."""
+    """The uninterrupted run every faulted one must equal after its resume (faulted ones run in
+    a child and resume here: equal bits across the two are part of what is checked)."""
     out = tmp_path_factory.mktemp("reference")
-    proc = bench(*RUN, "--results-dir", out, env={**os.environ, "MNIST_ROOT": str(synthetic_root)})
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 0, err
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MNIST_ROOT", str(synthetic_root))
+        assert here(*RUN, "--results-dir", out) == 0
     return only_run(out)
 
 
-def resume(run_dir: Path, env: dict[str, str]) -> tuple[int, str]:
-    proc = bench("run", "--resume", run_dir, env=env)
-    _, err = proc.communicate(timeout=600)
-    return proc.returncode, err
+def resume(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``run --resume`` in this process: its exit status and what it wrote on stderr."""
+    capsys.readouterr()
+    code = here("run", "--resume", run_dir)
+    return code, capsys.readouterr().err
 
 
 def assert_same_run(run_dir: Path, ref: Path) -> None:
@@ -227,7 +246,7 @@ def assert_same_run(run_dir: Path, ref: Path) -> None:
     ],
 )
 def test_a_kill_at_any_write_point_then_resume_equals_an_uninterrupted_run(
-    point: str, reference: Path, tmp_path: Path, env: dict[str, str]
+    point: str, reference: Path, tmp_path: Path, env: dict[str, str], capsys
 ) -> None:
     proc = bench(*RUN, "--results-dir", tmp_path, env=env, kill_at=point)
     _, err = proc.communicate(timeout=600)
@@ -235,7 +254,7 @@ def test_a_kill_at_any_write_point_then_resume_equals_an_uninterrupted_run(
     run_dir = only_run(tmp_path)
     if (run_dir / rundir.CHECKPOINT).exists():
         files.load_torch(run_dir / rundir.CHECKPOINT)  # whole, whatever the instant
-    code, err = resume(run_dir, env)
+    code, err = resume(run_dir, capsys)
     if point in ("after:metrics.json", "after:status.json:3"):  # complete: the claim closes it
         assert code == 2 and one_line(err).endswith("the run is already complete")
     else:
@@ -285,7 +304,7 @@ def stopped_at(point: str, results: Path, env: dict[str, str]) -> subprocess.Pop
 @pytest.mark.slow
 @pytest.mark.parametrize("room", ["some", "none"])
 def test_a_disk_that_fills_mid_run_is_one_line_and_the_resume_is_exact(
-    room: str, small_fs: Path, reference: Path, env: dict[str, str]
+    room: str, small_fs: Path, reference: Path, env: dict[str, str], capsys
 ) -> None:
     """Full after epoch 1: the second checkpoint cannot be written. With a little room left
     the status says "failed"; with none it stays as it was, and the message is the same."""
@@ -302,7 +321,7 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_the_resume_is_exact(
     assert len(files.load_torch(run_dir / rundir.CHECKPOINT)["history"]) == 1
     assert len(history(run_dir)) == 1
     filler.unlink()
-    code, err = resume(run_dir, env)
+    code, err = resume(run_dir, capsys)
     assert code == 0, err
     assert_same_run(run_dir, ref=reference)
 
@@ -329,7 +348,7 @@ def read_only(directory: Path) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_a_run_directory_that_turns_read_only_mid_run_is_one_line_and_resumes(
-    tmp_path: Path, reference: Path, env: dict[str, str]
+    tmp_path: Path, reference: Path, env: dict[str, str], capsys
 ) -> None:
     proc = stopped_at("after:history.csv:1", tmp_path, env)
     run_dir = only_run(tmp_path)
@@ -340,7 +359,7 @@ def test_a_run_directory_that_turns_read_only_mid_run_is_one_line_and_resumes(
     assert f"cannot write {run_dir / rundir.CHECKPOINT}: {reason}; " in one_line(err)
     assert status_of(run_dir) == "running"  # nothing could be written, the status neither
     assert len(history(run_dir)) == 1
-    code, err = resume(run_dir, env)
+    code, err = resume(run_dir, capsys)
     assert code == 0, err
     assert_same_run(run_dir, ref=reference)
 

@@ -372,8 +372,8 @@ def test_sigkill_during_the_defaults_trial_then_rerun(
 ) -> None:
     """A worker killed with SIGKILL leaves its trial RUNNING; after the grace period the next
     run fails it, re-queues it (the defaults) and ends with the wanted finished trials."""
-    flags = ["--epochs", "1", "--train-subset", "12000", "--val-subset", "200"]  # seconds long
-    name = study_name(TrainConfig(epochs=1, train_subset=12000), 200)
+    flags = ["--epochs", "1", "--train-subset", "4000", "--val-subset", "200"]  # seconds long
+    name = study_name(TrainConfig(epochs=1, train_subset=4000), 200)
     argv = [sys.executable, "-m", "benchmark", "tune", "--arch", "gap_cnn", "--fusion", "concat"]
     argv += [*flags, "--data-dir", str(mnist_root), "--results-dir", str(tmp_path)]
     proc = subprocess.Popen([*argv, "--trials", "2"], stdout=subprocess.DEVNULL)

@@ -20,8 +20,8 @@ from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import counts_towards_budget
 
-TINY = ["--arch", "gap_cnn", "--fusion", "late_sum", "--trials", "2", "--seeds", "0,1"]
-TINY += ["--epochs", "1", "--train-subset", "512", "--no-report"]
+TINY = ["--arch", "small_cnn", "--fusion", "late_sum", "--trials", "2", "--seeds", "0,1"]
+TINY += ["--epochs", "1", "--train-subset", "512", "--eval-batch-size", "5000", "--no-report"]
 
 
 def compare_argv(results: Path, mnist_root: Path, *extra: str) -> list[str]:
@@ -67,7 +67,7 @@ def test_compare_resumes_and_skips_what_is_complete(
     argv = ["compare", *TINY, "--results-dir", str(tmp_path)]
     assert main(argv) == 0
     plan = plan_of(tmp_path)
-    assert plan["max_params"] == 72666  # the default gap_cnn x late_sum: the default cap
+    assert plan["max_params"] == 206922  # the default small_cnn x late_sum: the default cap
     assert set(json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]) == {
         "tune",
         "runs",

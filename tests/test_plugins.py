@@ -133,7 +133,7 @@ def plugin_run(
 
     results = tmp_path_factory.mktemp("plugin-results")
     argv = ["run", "--plugin", plugin_file, "--arch", "ext_cnn", "--fusion", "ext_mix", *TINY,
-            "--results-dir", results]  # fmt: skip
+            "--eval-batch-size", "5000", "--results-dir", results]  # fmt: skip
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp, plugins_undone():
         mp.setenv("MNIST_ROOT", str(synthetic_root))
@@ -223,13 +223,13 @@ def test_a_missing_or_changed_plugin_is_said_in_one_line(
 def test_compare_with_a_plugin_completes_and_reruns_without_it(
     plugin_file: Path, tmp_path: Path
 ) -> None:
-    argv = ["compare", "--arch", "ext_cnn,gap_cnn", "--fusion", "late_sum", "--trials", "1",
+    argv = ["compare", "--arch", "ext_cnn,small_cnn", "--fusion", "late_sum", "--trials", "1",
             "--seeds", "0", "--epochs", "1", "--train-subset", "256", "--threads", "1",
-            "--no-report", "--results-dir", tmp_path]  # fmt: skip
+            "--eval-batch-size", "5000", "--no-report", "--results-dir", tmp_path]  # fmt: skip
     done = cli(*argv, "--plugin", plugin_file)
     assert done.returncode == 0, done.stderr
     found = [json.loads((d / "config.json").read_text()) for d in run_dirs(tmp_path)]
-    assert sorted(c["arch"] for c in found) == ["ext_cnn", "ext_cnn", "gap_cnn", "gap_cnn"]
+    assert sorted(c["arch"] for c in found) == ["ext_cnn", "ext_cnn", "small_cnn", "small_cnn"]
     assert all(bool(c["plugins"]) == (c["arch"] == "ext_cnn") for c in found)
     plan = json.loads((tmp_path / "comparison.json").read_text())["plan"]
     assert [p["plugin"] for p in plan["plugins"]] == [str(plugin_file)]

@@ -71,7 +71,8 @@ def test_two_resumes_started_at_once_train_the_run_once(
     tmp_path: Path, synthetic_root: Path
 ) -> None:
     """Slow for the two processes' start-up, not for the data: the synthetic set serves."""
-    cfg = TrainConfig(epochs=1, train_subset=3000, data_dir=str(synthetic_root), threads=1)
+    cfg = TrainConfig(arch="small_cnn", epochs=1, train_subset=256, eval_batch_size=5000,
+                      data_dir=str(synthetic_root), threads=1)  # fmt: skip
     run_dir = tmp_path / "run"
     files.write_json(run_dir / rundir.CONFIG, cfg.to_dict())
     rundir.write_status(run_dir, "interrupted", "stopped by a signal")

@@ -65,6 +65,29 @@ def is_unknown_name(exc: BaseException) -> bool:
     return registry is not None and isinstance(exc, registry.UnknownNameError)
 
 
+def stopped(prog: str, interrupt: KeyboardInterrupt) -> int:
+    """The one line and exit status of a command stopped by SIGINT (130) or SIGTERM (143)."""
+    if isinstance(interrupt, Terminated):
+        sys.stderr.write(f"{prog}: terminated (SIGTERM)\n")
+        return EXIT_SIGTERM
+    sys.stderr.write(f"{prog}: interrupted (SIGINT)\n")
+    return EXIT_SIGINT
+
+
+def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The interrupt that ``exc`` was raised while handling, if any: a library's clean-up cut
+    short by the signal is still that signal (a SIGTERM inside Optuna's storage commit of a
+    trial makes its ``finally`` raise ``UnboundLocalError``), not a crash with a traceback."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        if isinstance(found, KeyboardInterrupt):
+            return found
+        seen.add(id(found))
+        found = found.__cause__ or found.__context__
+    return None
+
+
 def os_error_line(exc: OSError) -> str:
     """An ``OSError`` as one line: the file and the errno's meaning (``WriteFailed`` says it)."""
     if isinstance(exc, WriteFailed) or not (exc.filename and exc.strerror):
@@ -98,13 +121,12 @@ def dispatch(argv: list[str] | None) -> int:
     except OSError as exc:  # a full or read-only disk, a permission: the system's, not a bug
         sys.stderr.write(f"{prog}: error: {os_error_line(exc)}\n")
         return EXIT_FAILED
-    except Terminated:
-        sys.stderr.write(f"{prog}: terminated (SIGTERM)\n")
-        return EXIT_SIGTERM
-    except KeyboardInterrupt:
-        sys.stderr.write(f"{prog}: interrupted (SIGINT)\n")
-        return EXIT_SIGINT
+    except KeyboardInterrupt as exc:  # Terminated (SIGTERM) is one too
+        return stopped(prog, exc)
     except Exception as exc:
+        interrupt = interrupt_behind(exc)
+        if interrupt is not None:
+            return stopped(prog, interrupt)
         if not is_unknown_name(exc):
             raise
         sys.stderr.write(f"{prog}: error: {exc}\n")

@@ -249,3 +249,34 @@ def test_a_run_that_completed_exits_0_when_a_signal_arrives_as_it_closes(
         assert exit_status(["run", "--resume", str(run_dir)]) == 0
     assert capsys.readouterr().err == ""
     assert rundir.read_status(run_dir)[0] == "complete"
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted (SIGINT)")],
+)
+def test_a_library_clean_up_cut_short_by_a_signal_is_that_signal(
+    signum: int, code: int, said: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A SIGTERM that lands inside Optuna's storage commit of a trial makes Optuna's own
+    ``finally`` raise ``UnboundLocalError`` (seen when a ladder's tuning was stopped): the command
+    still ends as stopped by that signal, one line and its exit status, no traceback."""
+    from benchmark import cli
+
+    def command(args: object) -> int:
+        try:
+            os.kill(os.getpid(), signum)  # the real handler raises here
+            time.sleep(5)
+            updated_state = "COMPLETE"
+        finally:  # as Optuna's _run_trial: the name is unbound when the signal came first
+            if updated_state == "COMPLETE":
+                pytest.fail("the signal did not interrupt")
+        return 0
+
+    class Parser:
+        def parse_args(self, argv: object) -> object:
+            return type("Args", (), {"command": "tune", "func": staticmethod(command)})
+
+    monkeypatch.setattr(cli, "build_parser", Parser)
+    assert main([]) == code
+    assert capsys.readouterr().err == f"{cli.program_name()} tune: {said}\n"

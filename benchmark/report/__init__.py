@@ -74,10 +74,11 @@ def answering(inputs: Inputs, rungs: list[Rung]) -> tuple[Reference, pd.DataFram
     rung still misses final runs, that is the highest rung whose final runs are all complete
     (said before the answer), so a ladder under way keeps the answer it had; otherwise the
     reference of ``find_reference``."""
-    done = [rung for rung in rungs if not rung.missing()]
-    top = rungs[-1] if rungs else None
-    if top is not None and len(rungs) >= 2 and top.missing() and done:
-        rung, complete = done[-1], top.expected() - len(top.missing())
+    missing = [len(rung.missing()) for rung in rungs]  # each rung's absent final runs, once
+    done = [rung for rung, absent in zip(rungs, missing, strict=True) if not absent]
+    if len(rungs) >= 2 and missing[-1] and done:
+        top, rung = rungs[-1], done[-1]
+        complete = top.expected() - missing[-1]
         ref = replace(
             from_comparison({"plan": rung.plan}),
             note=(

@@ -45,7 +45,6 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 SQLITE_TIMEOUT_S = 60  # wait this long for another process's write lock instead of failing
 HEARTBEAT_S = 10  # a running trial says it is alive this often (RDB storages)
 GRACE_S = 40  # ... and is failed and re-queued by the next worker when silent this long
-PRUNERS = ("median", "hyperband")
 # A study's budget: values tuned at one budget (or experiment) are not comparable with another.
 BUDGET_FIELDS = fields_of("budget", "experiment")
 
@@ -335,6 +334,8 @@ class StopAt:
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
+    if name == "halving":  # successive halving from one epoch, a third of the trials go on
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
     return optuna.pruners.MedianPruner(n_startup_trials=5)
 
 

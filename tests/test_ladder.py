@@ -1,5 +1,5 @@
 """``compare --epochs 1,2``: the protocol at every rung of a ladder of budgets, multi-fidelity
-tuning (Hyperband stops poor trials, never the defaults one) and rung reuse."""
+tuning (successive halving stops poor trials, never the defaults one) and rung reuse."""
 
 from __future__ import annotations
 
@@ -43,6 +43,16 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     assert written["plan"] == written["rungs"]["2"]["plan"]  # the top rung gives the answer
     for rung in written["rungs"].values():
         assert {"tune", "runs"} <= set(rung["stages"])
+    assert written["rungs"]["2"]["plan"]["pruner"] == "halving"
+    assert "pruner" not in written["rungs"]["1"]["plan"]  # at one epoch nothing is pruned
+    storage = f"sqlite:///{tmp_path / tuning.DB_NAME}"
+    pruners = {
+        s.study_name: s.user_attrs.get("pruner") for s in optuna.get_all_study_summaries(storage)
+    }
+    assert {name.split("__")[2]: p for name, p in pruners.items() if "__e" in name} == {
+        "e1": None,
+        "e2": "halving",
+    }
     capsys.readouterr()
 
     assert main(argv) == 0  # everything is there: nothing trains again
@@ -91,3 +101,33 @@ def test_the_pruner_stops_a_trial_but_never_the_defaults_one(small_data) -> None
     assert sorted(defaults.intermediate_values) == [1, 2, 3]
     assert other.state == TrialState.PRUNED and sorted(other.intermediate_values) == [1]
     assert epochs_spent(study) == (3 + 1, 2 * 3)
+
+
+def test_a_study_tuned_under_another_pruner_is_refused_in_one_line(small_data) -> None:
+    from benchmark import compare
+    from benchmark.errors import UsageError
+
+    base = TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=3, train_subset=256)
+    storage = optuna.storages.InMemoryStorage()
+    fresh = tuning.open_study(storage, "fresh", base, None)  # only the queued defaults trial
+    compare.keep_pruner(fresh, "halving")
+    compare.keep_pruner(fresh, "halving")  # the same pruner again: resumed as ever
+    assert fresh.user_attrs["pruner"] == "halving"
+    with pytest.raises(UsageError, match="'fresh' was tuned with halving pruning, not hyperband"):
+        compare.keep_pruner(fresh, "hyperband")
+    older = tuning.open_study(storage, "older", base, None)
+    older.add_trial(optuna.trial.create_trial(value=0.5))  # trained before pruners were recorded
+    with pytest.raises(UsageError, match="'older' was tuned with an unrecorded pruning"):
+        compare.keep_pruner(older, "halving")
+
+
+def test_the_ladder_prunes_by_successive_halving_from_one_epoch() -> None:
+    pruner = tuning.make_pruner("halving", 9)
+    assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for value in (0.9, 0.8, 0.7):  # three trials reach epoch 1; the third is not in the best third
+        trial = study.ask()
+        trial.report(value, 1)
+        pruned = trial.should_prune()
+        study.tell(trial, value)
+    assert pruned

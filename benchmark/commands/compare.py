@@ -80,7 +80,7 @@ def tune_all(plan: Any, storage: Any, data: Any, ex: Any, seed: int) -> list[Any
     """Stage 1: every combination's study to ``plan.trials`` finished trials (all machines)."""
     import optuna
 
-    from benchmark import tuning
+    from benchmark import compare, tuning
 
     studies = []
     for arch, fusion in plan.pairs:
@@ -90,8 +90,10 @@ def tune_all(plan: Any, storage: Any, data: Any, ex: Any, seed: int) -> list[Any
         study.sampler = optuna.samplers.TPESampler(
             seed=tuning.sampler_seed(seed, len(study.trials), os.getpid())
         )
-        # multi-fidelity: trials report every epoch and Hyperband stops the poor ones early
-        study.pruner = tuning.make_pruner("hyperband", cfg.epochs)
+        # multi-fidelity: trials report every epoch and the pruner stops the poor ones early
+        if plan.pruner():
+            compare.keep_pruner(study, plan.pruner())
+        study.pruner = tuning.make_pruner(compare.PRUNER, cfg.epochs)  # at 1 epoch: never asked
         with study_bar() as bar:
             tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)
             tuning.optimize(

@@ -267,7 +267,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=int, default=0, metavar="S", help="training seed of every trial [0]"
     )
-    p.add_argument("--pruner", choices=("median", "hyperband"), default="median", help="[median]")
+    p.add_argument(
+        "--pruner", choices=("median", "hyperband", "halving"), default="median", help="[median]"
+    )
     p.add_argument(
         "--results-dir", default=OUTPUT, metavar="DIR", help=f"optuna.db and tuned/ [{OUTPUT}]"
     )

@@ -9,6 +9,7 @@ of a one-rung report. Nothing here is drawn from intermediate checkpoints."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -41,10 +42,11 @@ class Rung:
     stages: dict[str, Any]
     summary: pd.DataFrame
 
-    @property
+    @functools.cached_property
     def groups(self) -> pd.DataFrame:
         """The rung's main groups, one per arch x fusion x tuned (the one of most seeds where a
-        study's best changed between runs), lowest error first, with their ``rank``."""
+        study's best changed between runs), lowest error first, with their ``rank``; made once
+        (the sections read it some 80 times), so read it, do not change it."""
         main = self.summary[self.summary["section"] == "main"]
         if "yours" in main:  # the user's runs beside a reference are no rung of it
             main = main[~main["yours"].astype(bool)]

@@ -129,5 +129,6 @@ def dispatch(argv: list[str] | None) -> int:
             return stopped(prog, interrupt)
         if not is_unknown_name(exc):
             raise
-        sys.stderr.write(f"{prog}: error: {exc}\n")
+        plugins = sys.modules.get("benchmark.plugins")  # a broken one may be why
+        sys.stderr.write(f"{prog}: error: {exc}{plugins.broken_note() if plugins else ''}\n")
         return EXIT_USAGE

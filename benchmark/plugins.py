@@ -6,7 +6,9 @@ module an installed distribution names in the ``digitsum_bench.plugins`` entry-p
 (loaded by every command that names architectures, no flag needed). Each entry a plug-in adds is
 built and run on a few images on the CPU before any command goes on, so that a plug-in which
 cannot be imported, clashes with a registered name or returns wrong shapes or non-finite values
-is one line naming it (a ``UsageError``: exit status 2) before anything is written.
+is one line naming it (a ``UsageError``: exit status 2) before anything is written. An installed
+entry point that fails so costs only its own names: a one-line warning, and the command goes on
+(one that names its entries then fails on the unknown name, and the error says why).
 
 A run records the plug-ins its encoder and fusion came from (``TrainConfig.plugins``: what was
 given, a SHA-256 of the code), so that reading the run back (``runs.load_config``) imports them
@@ -61,6 +63,7 @@ class PluginMissing(UsageError):
 _loaded: dict[str, Plugin] = {}  # by resolved file path, module name or "entry point <name>"
 _entry_points_done = False
 _warned: set[tuple[str, str]] = set()
+_broken: dict[str, str] = {}  # installed entry points that did not load: name -> why
 
 
 # ------------------------------------------------------------------------------ loading
@@ -137,21 +140,35 @@ def load_entry_points() -> None:
     from importlib.metadata import entry_points
 
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
-        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown"
-        key = f"entry point {ep.name}"
-        if key in _loaded or ep.module in _loaded:
+        if f"entry point {ep.name}" in _loaded or ep.module in _loaded:
             continue
         try:
-            found = importlib.util.find_spec(ep.module)
-        except (ImportError, ValueError):
-            found = None
-        if found is None:
-            raise UsageError(f"plug-in entry point {ep.name} ({dist}): no module {ep.module}")
-        plugin = Plugin(
-            ep.module, f"entry point {ep.name} ({dist})", module_hash(found), [], ep.name, dist
-        )
-        remember(key, imported(plugin, ep.load, found.origin))
-        _loaded[ep.module] = plugin
+            load_entry_point(ep)
+        except UsageError as exc:  # installed, not asked for: the other names still work
+            _broken[ep.name] = str(exc)
+            sys.stderr.write(f"warning: {exc}; going on without it\n")
+
+
+def load_entry_point(ep: Any) -> None:
+    dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown"
+    try:
+        found = importlib.util.find_spec(ep.module)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise UsageError(f"plug-in entry point {ep.name} ({dist}): no module {ep.module}")
+    plugin = Plugin(
+        ep.module, f"entry point {ep.name} ({dist})", module_hash(found), [], ep.name, dist
+    )
+    remember(f"entry point {ep.name}", imported(plugin, ep.load, found.origin))
+    _loaded[ep.module] = plugin
+
+
+def broken_note() -> str:
+    """For an unknown-name error: the installed plug-ins that did not load ("" if none)."""
+    if not _broken:
+        return ""
+    return f" (installed plug-ins not loaded: {', '.join(sorted(_broken))}; see the warning)"
 
 
 def remember(key: str, plugin: Plugin) -> Plugin:

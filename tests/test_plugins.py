@@ -106,11 +106,13 @@ def plugins_undone() -> Iterator[None]:
 
     registries = [(registry, dict(registry.entries)) for registry in (ENCODERS, FUSIONS)]
     loaded, warned, modules = dict(plugins._loaded), set(plugins._warned), set(sys.modules)
-    entry_points_done = plugins._entry_points_done
+    entry_points_done, broken = plugins._entry_points_done, dict(plugins._broken)
     try:
         yield
     finally:
         plugins._entry_points_done = entry_points_done
+        plugins._broken.clear()
+        plugins._broken.update(broken)
         for registry, entries in registries:
             registry.entries.clear()
             registry.entries.update(entries)
@@ -336,6 +338,40 @@ def test_a_plugin_that_does_not_exist_is_one_line(
     assert main(["run", "--plugin", given, *TINY, "--results-dir", str(results)]) == 2
     line = one_line(capsys.readouterr().err)
     assert f"plug-in {given}: {expected}" in line
+    assert not results.exists()
+
+
+def test_a_broken_installed_plugin_is_a_warning_and_other_names_still_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An installed entry point that cannot load costs its own names only: every command used
+    to stop on it, even one that needs no plug-in."""
+    from importlib import metadata
+
+    real = metadata.entry_points
+    broken = metadata.EntryPoint("broken", "no_such_plugin_module_xyz", plugins.GROUP)
+
+    def installed(**select: str) -> metadata.EntryPoints:
+        found = real(**select)
+        return (
+            metadata.EntryPoints([*found, broken]) if select.get("group") == broken.group else found
+        )
+
+    monkeypatch.setattr(metadata, "entry_points", installed)
+    results = tmp_path / "results"
+    with plugins_undone():
+        plugins._entry_points_done = False
+        assert main(["list", "--encoders", "gap_cnn", "--fusions", "concat"]) == 0
+        out = capsys.readouterr()
+        assert one_line(out.err) == (
+            "warning: plug-in entry point broken (unknown): no module no_such_plugin_module_xyz; "
+            "going on without it"
+        )
+        assert "gap_cnn" in out.out
+        assert main(["run", "--arch", "its_cnn", *TINY, "--results-dir", str(results)]) == 2
+        line = one_line(capsys.readouterr().err)
+        assert "unknown encoder 'its_cnn'" in line, line
+        assert "installed plug-ins not loaded: broken" in line, line
     assert not results.exists()
 
 

@@ -29,8 +29,9 @@ REAL_DATA = {"mnist_root", "mnist", "real_trained_run"}
 MNIST_ROOT = os.environ.get("MNIST_ROOT")  # as the session started, before any test changed it
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The fast tier never reads the real MNIST: a test that does must be marked ``slow``."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The fast tier never reads the real MNIST: a test that does must be marked ``slow``. The
+    soak repeats run only when ``-m`` names them (``-m soak``): ``-m slow`` leaves them out."""
     for item in items:
         real = REAL_DATA & set(getattr(item, "fixturenames", ()))
         if real and item.get_closest_marker("slow") is None:
@@ -38,6 +39,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 f"{item.nodeid} uses {', '.join(sorted(real))} (real MNIST) but is not marked "
                 "slow; use the synthetic set (synthetic_root, synthetic) or mark it slow"
             )
+    if "soak" not in (config.getoption("markexpr") or ""):
+        soak = [item for item in items if item.get_closest_marker("soak")]
+        if soak:
+            config.hook.pytest_deselected(items=soak)
+            items[:] = [item for item in items if not item.get_closest_marker("soak")]
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -20,7 +20,7 @@ from benchmark.trials import counts_towards_budget
 
 REPEATS = 10  # the race is a matter of timing: start the pair again and again
 # The first start of each race runs with the slow tier; the other nine are the soak
-# (``pytest -m soak``), which the default selection leaves out (pyproject's addopts).
+# (``pytest -m soak``), which any selection that does not name them leaves out (conftest).
 ATTEMPTS = [0, *(pytest.param(i, marks=pytest.mark.soak) for i in range(1, REPEATS))]
 TINY = ["--arch", "small_cnn", "--fusion", "late_sum", "--epochs", "1", "--train-subset", "256"]
 

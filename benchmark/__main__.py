@@ -1,7 +1,5 @@
 """``python -m benchmark``: see ``benchmark.cli``."""
 
-import sys
+from benchmark.cli import entry
 
-from benchmark.cli import main
-
-sys.exit(main(restore_signals=False))
+entry()

@@ -3,6 +3,7 @@ failures into one line and an exit status. Each command lives in ``benchmark.com
 
 from __future__ import annotations
 
+import gc
 import sys
 from pathlib import Path
 
@@ -101,6 +102,16 @@ def main(argv: list[str] | None = None, *, restore_signals: bool = True) -> int:
     ``restore_signals=False``, so that a late Ctrl-C is ignored while the interpreter exits."""
     with interrupts_as_exceptions(restore=restore_signals):
         return dispatch(argv)
+
+
+def entry() -> None:
+    """The process's entry point (``python -m benchmark``, the ``digitsum-bench`` script). What
+    is left in memory is frozen out of the garbage collector before the interpreter exits, so
+    that exiting does not walk every object of pandas, SciPy and Optuna once more: that took
+    0.6-0.8 s after a report whose work takes 2.5 s."""
+    status = main(restore_signals=False)
+    gc.freeze()
+    sys.exit(status)
 
 
 def dispatch(argv: list[str] | None) -> int:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 import hashlib
 import json
 import math
@@ -252,7 +250,6 @@ class TrainConfig:
         return hashlib.sha256(blob).hexdigest()[:8]
 
 
-@functools.cache
 def fields_of(*kinds: str) -> tuple[str, ...]:
     """The ``TrainConfig`` fields of the given kinds (see ``KINDS``), in declaration order."""
     unknown = set(kinds) - set(KINDS)
@@ -266,15 +263,8 @@ def learned_values(config: dict[str, Any], *, names: bool = True) -> dict[str, A
     fields at their defaults): the fields of ``LEARNED_KINDS``, the combination's names left out
     when ``names`` is false. The config hash, the report's groups and ``compare``'s key use it."""
     kinds = LEARNED_KINDS if names else tuple(k for k in LEARNED_KINDS if k != "name")
-    full = {**default_dict(), **config}
-    return {k: copy.deepcopy(full[k]) for k in fields_of(*kinds)}
-
-
-@functools.cache
-def default_dict() -> dict[str, Any]:
-    """``TrainConfig().to_dict()``, made once: a report asks for it per run and group (read
-    only; ``learned_values`` hands out copies)."""
-    return TrainConfig().to_dict()
+    full = {**TrainConfig().to_dict(), **config}
+    return {k: full[k] for k in fields_of(*kinds)}
 
 
 BATCH_SIZES = (64, 128, 256)  # the batch sizes tuning may pick

@@ -63,7 +63,7 @@ class PluginMissing(UsageError):
 _loaded: dict[str, Plugin] = {}  # by resolved file path, module name or "entry point <name>"
 _entry_points_done = False
 _warned: set[tuple[str, str]] = set()
-_broken: dict[str, str] = {}  # installed entry points that did not load: name -> why
+_broken: set[str] = set()  # installed entry points that did not load (each warned once)
 
 
 # ------------------------------------------------------------------------------ loading
@@ -145,7 +145,7 @@ def load_entry_points() -> None:
         try:
             load_entry_point(ep)
         except UsageError as exc:  # installed, not asked for: the other names still work
-            _broken[ep.name] = str(exc)
+            _broken.add(ep.name)
             sys.stderr.write(f"warning: {exc}; going on without it\n")
 
 

@@ -106,7 +106,7 @@ def plugins_undone() -> Iterator[None]:
 
     registries = [(registry, dict(registry.entries)) for registry in (ENCODERS, FUSIONS)]
     loaded, warned, modules = dict(plugins._loaded), set(plugins._warned), set(sys.modules)
-    entry_points_done, broken = plugins._entry_points_done, dict(plugins._broken)
+    entry_points_done, broken = plugins._entry_points_done, set(plugins._broken)
     try:
         yield
     finally:

@@ -13,9 +13,9 @@ import pytest
 from conftest import make_run
 
 from benchmark import comparison
-from benchmark.report import load_inputs, write_report
+from benchmark.report import ladder_plots, load_inputs, write_report
 from benchmark.report.ladder import LADDER_PLOTS, kendall
-from benchmark.report.studies import STORAGE, epochs_spent, load_studies, studies_section
+from benchmark.report.studies import STORAGE, load_studies, studies_section
 
 PAIRS = [("gap_cnn", "concat"), ("gap_cnn", "late_sum"), ("small_cnn", "concat")]
 SEEDS = [0, 1, 2]
@@ -226,6 +226,29 @@ def test_a_ladder_report_removes_its_plots_once_there_is_no_ladder(
     assert not list((tmp_path / "plots").glob("ladder_*.png"))
 
 
+def test_ladder_plots_drawn_from_the_same_rungs_are_read_back(
+    ladder: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Drawing is most of a report's time: the ladder's plots are drawn again only when what
+    they show changed (here: one run's error at 9 epochs)."""
+    results = Path(shutil.copytree(ladder[0], tmp_path / "results"))
+    drawn = {p.name: p.read_bytes() for p in (results / "plots").glob("ladder_*.png")}
+    draws = []
+    plot_ranks = ladder_plots.plot_ranks
+    monkeypatch.setattr(ladder_plots, "plot_ranks", lambda r: draws.append(1) or plot_ranks(r))
+    assert report(results) == ladder[1] and draws == []
+    assert {p.name: p.read_bytes() for p in (results / "plots").glob("ladder_*.png")} == drawn
+    path = results / "runs" / "gap_cnn-concat-t-e9-s0" / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["test"]["sum_acc"] -= 0.001
+    path.write_text(json.dumps(metrics))
+    report(results)
+    assert (
+        draws == [1]
+        and (results / "plots" / "ladder_ranks.png").read_bytes() != drawn["ladder_ranks.png"]
+    )
+
+
 def make_study(path: Path, name: str, epochs: int, reached: list[int]) -> None:
     """A study of ``epochs`` whose trials reported up to the epochs in ``reached`` (a trial
     short of ``epochs`` was pruned), plus one rejected by the parameter cap."""
@@ -261,12 +284,12 @@ def make_study(path: Path, name: str, epochs: int, reached: list[int]) -> None:
 def test_the_studies_section_measures_the_saving_of_pruning(tmp_path: Path) -> None:
     make_study(tmp_path / STORAGE, "gap_cnn__concat__e9__p10000", 9, [9, 1, 3, 9])
     make_study(tmp_path / STORAGE, "gap_cnn__concat__e1__p10000", 1, [1, 1])
-    studies, notes = load_studies(tmp_path)
-    assert notes == []
-    spent = {s.study_name: epochs_spent(s) for s in studies}
+    studies = load_studies(tmp_path)
+    assert studies.notes == []
+    spent = {s.name: (s.trained, s.unpruned) for s in studies.digests}
     assert spent == {"gap_cnn__concat__e1__p10000": (2, 2), "gap_cnn__concat__e9__p10000": (22, 36)}
-    text, _ = studies_section(studies)
+    text = studies_section(studies.digests)
     assert "| epochs trained / trials x E |" in text
     assert "| 22 / 36 (61%) |" in text
-    one_epoch, _ = studies_section([s for s in studies if "__e1__" in s.study_name])
+    one_epoch = studies_section([s for s in studies.digests if "__e1__" in s.name])
     assert "epochs trained" not in one_epoch  # nothing to prune at one epoch: as ever

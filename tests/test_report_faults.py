@@ -13,8 +13,8 @@ import optuna
 import pytest
 from conftest import exit_status, make_run
 
-from benchmark.report import load_inputs, write_report
-from benchmark.report.studies import STORAGE
+from benchmark.report import load_inputs, studies, write_report
+from benchmark.report.studies import DIGEST, STORAGE
 
 GOOD = [("gap_cnn", "concat", 0.95), ("gap_cnn", "late_sum", 0.96)]
 
@@ -112,6 +112,28 @@ def test_a_storage_damaged_throughout_costs_its_section_only(results: Path) -> N
     text, summary = report(results)
     assert_rest_written(text, summary)
     assert f"{db} unreadable, studies left out: " in text
+
+
+def test_a_second_report_reads_the_studies_digest_not_the_storage(
+    results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Studies rarely change: a report over the same optuna.db reads what the last one digested
+    (the same section, the same files), and a storage that changed since is read again."""
+    names = ["gap_cnn__concat__e1__p1", "gap_cnn__late_sum__e1__p1"]
+    db = write_studies(results, names)
+    reads = []
+    read_storage = studies.read_storage
+    monkeypatch.setattr(studies, "read_storage", lambda *a: reads.append(a) or read_storage(*a))
+    first, _ = report(results)
+    drawn = {p.name: p.read_bytes() for p in (results / "studies").iterdir()}
+    again, _ = report(results)
+    assert len(reads) == 1 and (results / DIGEST).is_file()
+    assert again == first and "| gap_cnn__concat__e1__p1 | 3 | 0 | 0.92000 | 2 |" in again
+    assert {p.name: p.read_bytes() for p in (results / "studies").iterdir()} == drawn
+    study = optuna.load_study(study_name=names[0], storage=f"sqlite:///{db}")
+    study.add_trial(optuna.trial.create_trial(value=0.99, params={}, distributions={}))
+    changed, _ = report(results)
+    assert len(reads) == 2 and "| gap_cnn__concat__e1__p1 | 4 | 0 | 0.99000 | 3 |" in changed
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = Path(args.out or base)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; expected a directory (created if missing)")
-    inputs = load_inputs(runs, bench, base)
+    inputs = load_inputs(runs, bench, base, out)
     if inputs.runs.empty and inputs.incomplete.empty:
         raise UsageError(
             f"--runs {' '.join(runs)!r} matches no run directory; expected a glob such as "

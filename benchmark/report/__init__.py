@@ -37,7 +37,7 @@ from benchmark.report.render import (
     rich_table,
     tuned_vs_default_section,
 )
-from benchmark.report.studies import STORAGE, studies_section
+from benchmark.report.studies import DIGEST, STORAGE, studies_section
 from benchmark.report.wording import plural
 
 __all__ = [
@@ -103,8 +103,8 @@ def write_report(
     ref, summary = answering(inputs, rungs)
     plots = render_plots(inputs, summary, ref, out)
     label = STORAGE if inputs.results_dir is None else f"{inputs.results_dir}/{STORAGE}"
-    study_text, study_files = studies_section(inputs.studies, label, out)
-    ladder_text, ladder_plots = ladder_report(inputs, rungs, ref.base.get("epochs"))
+    study_text = studies_section(inputs.studies.digests, label)
+    ladder_text, ladder_plots = ladder_report(inputs, rungs, ref.base.get("epochs"), out)
     written = [out / "report.md", out / "report.html", out / "summary.csv"]
     markdown = render_markdown(inputs, summary, plots, ref, study_text, against, ladder_text)
     files.write_text(written[0], markdown)
@@ -114,9 +114,12 @@ def write_report(
     files.write_text(
         written[2], summary.to_csv(index=False, lineterminator="\n", float_format="%.10g")
     )
-    for relative, blob in sorted(study_files.items()):
+    for relative, blob in sorted(inputs.studies.files.items()):
         files.write_bytes(out / relative, blob)
         written.append(out / relative)
+    if inputs.studies.stamp is not None:  # what the next report reads instead of the storage
+        files.write_text(out / DIGEST, inputs.studies.digest_json())
+        written.append(out / DIGEST)
     for name in (*PLOTS, *LADDER_PLOTS):
         path = out / "plots" / f"{name}.png"
         if name in figures:

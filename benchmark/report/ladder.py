@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -24,7 +25,6 @@ from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import from_comparison
 from benchmark.report.stats import ALPHA
-from benchmark.trials import counts_towards_budget
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
@@ -141,7 +141,7 @@ def budgets(rungs: list[Rung]) -> str:
 
 def partial_text(rungs: list[Rung], inputs: Inputs) -> str:
     """A warning naming each rung that misses final runs or tuning trials; empty if none."""
-    studies = {s.study_name: s for s in inputs.studies}
+    studies = {s.name: s for s in inputs.studies.digests}
     lines = []
     for rung in rungs:
         missing = rung.missing()
@@ -156,12 +156,8 @@ def partial_text(rungs: list[Rung], inputs: Inputs) -> str:
         wanted = rung.plan.get("trials")
         for study_name in rung.plan.get("studies", []):
             study = studies.get(study_name)
-            done = (
-                0
-                if study is None
-                else sum(map(counts_towards_budget, study.get_trials(deepcopy=False)))
-            )
-            if isinstance(wanted, int) and done < wanted and (study or inputs.studies):
+            done = 0 if study is None else study.finished
+            if isinstance(wanted, int) and done < wanted and (study or studies):
                 lines.append(
                     f"- {epochs_text(rung.epochs)}: study {study_name} has {done} of {wanted} "
                     "finished trials"
@@ -413,13 +409,16 @@ def cost_section(rungs: list[Rung]) -> str:
 
 
 def ladder_report(
-    inputs: Inputs, rungs: list[Rung] | None = None, answered_at: int | None = None
+    inputs: Inputs,
+    rungs: list[Rung] | None = None,
+    answered_at: int | None = None,
+    out: Path | None = None,
 ) -> tuple[str, dict[str, bytes]]:
     """(markdown to follow *The answer*, {plot name: PNG}) for the results directory's
     ``compare`` protocol: with a ladder of two or more rungs, its sections and plots; with one
     rung, only the warning of a partial protocol (nothing when it is complete). ``rungs``: those
     ``build_rungs`` gave, when the caller has them; ``answered_at``: the rung *The answer* was
-    given at."""
+    given at; ``out``: where an earlier report may have drawn the plots already."""
     rungs = build_rungs(inputs) if rungs is None else rungs
     if not rungs:
         return "", {}
@@ -427,7 +426,7 @@ def ladder_report(
     if len(rungs) == 1:
         return ("## Partial protocol\n\n" + partial if partial else ""), {}
     points, device, away = time_points(rungs)
-    plots = ladder_plots([(r.epochs, r.groups) for r in rungs], points, device)
+    plots = ladder_plots([(r.epochs, r.groups) for r in rungs], points, device, out)
     sections = [
         answer_section(rungs, partial, answered_at),
         ranks_section(rungs, plots),

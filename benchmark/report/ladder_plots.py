@@ -5,12 +5,17 @@ filled and solid for tuned, hollow and dashed for default."""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from benchmark.report.output import new_figure, png_bytes
+from benchmark.report.output import drawing_stamp, drawn_before, new_figure, stamped
 from benchmark.report.plots import COLOURS, MARKERS, error_point, plain_log_ticks
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 LADDER_PLOTS = {
     "ladder_ranks": "Ranks across budgets: each group's rank by test sum error at every rung",
@@ -49,7 +54,7 @@ def legend(ax: Any, colours: dict[Any, str], markers: dict[Any, str], **kw: Any)
     ax.legend(handles=handles, fontsize=8, **kw)
 
 
-def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> bytes:
+def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     """A bump chart: rungs left to right, rank 1 at the top, one line per group, its name at
     both ends so no line needs the legend to be read."""
     every = pd.concat([g.assign(at=i) for i, (_, g) in enumerate(rungs)], ignore_index=True)
@@ -84,10 +89,10 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> bytes:
     legend(ax, colours, markers, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=8)
     subtitle = "each rung a full training schedule of that many epochs"
     ax.set_title(LADDER_PLOTS["ladder_ranks"] + "\n" + subtitle, fontsize=11)
-    return png_bytes(fig)
+    return fig
 
 
-def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> bytes:
+def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     """One panel per encoder, one line per fusion and variant: error (log) against the rung's
     epochs (log), with 95% CI bars."""
     every = pd.concat([g.assign(epochs=e) for e, g in rungs], ignore_index=True)
@@ -121,10 +126,10 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> bytes:
         ax.legend(fontsize=7)
     axes[0].set_ylabel("test sum error % (log)")
     fig.suptitle(LADDER_PLOTS["ladder_curves"] + " (solid: tuned; dashed: default)", fontsize=11)
-    return png_bytes(fig)
+    return fig
 
 
-def plot_time(points: pd.DataFrame, device: str) -> bytes:
+def plot_time(points: pd.DataFrame, device: str) -> Figure:
     """Every group at every rung: error against training seconds per run (both log), rung as
     colour, encoder as marker; the Pareto front as a step line, its points named."""
     colours = palette(list(points["rung"]), RUNG_COLOURS)
@@ -157,18 +162,28 @@ def plot_time(points: pd.DataFrame, device: str) -> bytes:
     ]
     ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.set_title(LADDER_PLOTS["ladder_time"] + " (lower left is better)", fontsize=11)
-    return png_bytes(fig)
+    return fig
 
 
 def ladder_plots(
-    rungs: list[tuple[int, pd.DataFrame]], points: pd.DataFrame, device: str
+    rungs: list[tuple[int, pd.DataFrame]],
+    points: pd.DataFrame,
+    device: str,
+    out: Path | None = None,
 ) -> dict[str, bytes]:
     """PNG bytes by name (``LADDER_PLOTS``) from each rung's groups (epochs, ``Rung.groups``)
-    and the equal-time points; a plot without data is left out."""
+    and the equal-time points; a plot without data is left out. Plots an earlier report drew
+    into ``out/plots`` from the same figures with the same code are read back, not drawn."""
     rungs = [(e, g) for e, g in rungs if not g.empty]
     if len(rungs) < 2:
         return {}
+    parts = [f"{e}\n{g.to_csv(index=False, float_format='%.17g')}" for e, g in rungs]
+    parts += [points.to_csv(index=False, float_format="%.17g"), device]
+    stamp = drawing_stamp(parts, [__file__, inspect.getfile(error_point)])
+    found = drawn_before(None if out is None else out / "plots", stamp)
+    if found is not None:
+        return found
     plots = {"ladder_ranks": plot_ranks(rungs), "ladder_curves": plot_curves(rungs)}
     if not points.empty:
         plots["ladder_time"] = plot_time(points, device)
-    return plots
+    return stamped(plots, stamp)

@@ -17,7 +17,7 @@ from benchmark import files, metrics, rundir
 from benchmark.benchfile import read_rows
 from benchmark.comparison import read_comparison
 from benchmark.config import TrainConfig
-from benchmark.report.studies import STORAGE, load_studies, why
+from benchmark.report.studies import STORAGE, Studies, load_studies, why
 
 # A group: runs that differ only in seed and machine (config_hash leaves seed and hardware out;
 # the arithmetic, fp32 or bf16, changes what a run computes, so it is a key of its own).
@@ -44,7 +44,7 @@ class Inputs:
     bench: pd.DataFrame  # benchfile.COLUMNS (and any others the CSVs have), plus ``file``
     notes: list[str] = field(default_factory=list)  # unreadable bench files, etc.
     comparison: dict[str, Any] | None = None  # comparison.json of the results directory
-    studies: list[Any] = field(default_factory=list)  # Optuna studies of its optuna.db
+    studies: Studies = field(default_factory=Studies)  # the studies of its optuna.db
     results_dir: Path | None = None
 
 
@@ -132,18 +132,23 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def load_inputs(
-    runs_glob: str | list[str], bench_glob: str, results_dir: Path | None = None
+    runs_glob: str | list[str],
+    bench_glob: str,
+    results_dir: Path | None = None,
+    out: Path | None = None,
 ) -> Inputs:
-    """Runs, bench rows and, from ``results_dir``, the ``compare`` protocol's comparison.json."""
+    """Runs, bench rows and, from ``results_dir``, the ``compare`` protocol's comparison.json
+    and the studies (``out``: where the report goes, so where an earlier one left what it read
+    of them; ``results_dir`` if not given)."""
     found, history, incomplete = load_runs(find_run_dirs(runs_glob))
     rows, notes = read_rows([Path(p) for p in sorted(glob.glob(bench_glob))])
     if results_dir is None:
         return Inputs(found, history, incomplete, rows, notes)
     comparison = read_comparison(results_dir)
     try:
-        studies, unreadable = load_studies(results_dir)
-        notes += unreadable
+        studies = load_studies(results_dir, Path(out if out is not None else results_dir))
+        notes += studies.notes
     except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
         notes.append(f"{Path(results_dir) / STORAGE} unreadable, studies left out: {why(exc)}")
-        studies = []
+        studies = Studies()
     return Inputs(found, history, incomplete, rows, notes, comparison, studies, results_dir)

@@ -3,7 +3,10 @@ PNG figures (Agg canvas, no metadata, so equal inputs give equal bytes)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
+from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -78,3 +81,44 @@ def png_stamp(blob: bytes) -> str | None:
                 return text.decode("latin-1")
         at += 12 + size
     return None
+
+
+def drawing_stamp(parts: list[str], code: list[str]) -> str:
+    """A short hash of what a set of figures is drawn from: ``parts`` (their data, as text),
+    the files of the ``code`` that draws them and matplotlib's version (read from the installed
+    package, so a report whose figures are all drawn already never imports matplotlib)."""
+    digest = hashlib.sha256(metadata.version("matplotlib").encode())
+    for part in parts:
+        digest.update(part.encode())
+    for module in code:
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def drawn_before(directory: Path | None, stamp: str) -> dict[str, bytes] | None:
+    """The figures an earlier report drew into ``directory`` with ``stamp`` (each PNG's comment
+    is the stamp and the names of the figures drawn with it), if all of them are still there;
+    else None (draw them)."""
+    if directory is None:
+        return None
+    for path in sorted(directory.glob("*.png")):
+        comment = png_stamp(path.read_bytes())
+        if comment and comment.split(" ")[0] == stamp:
+            names = comment.split(" ")[1].split(",") if " " in comment else []
+            break
+    else:
+        return None
+    found = {}
+    for name in names:
+        path = directory / f"{name}.png"
+        blob = path.read_bytes() if path.is_file() else b""
+        if png_stamp(blob) != comment:
+            return None
+        found[name] = blob
+    return found
+
+
+def stamped(figures: dict[str, Figure], stamp: str) -> dict[str, bytes]:
+    """PNG bytes by name, each carrying ``stamp`` and the names drawn with it (``drawn_before``)."""
+    comment = f"{stamp} {','.join(figures)}"
+    return {name: png_bytes(fig, comment) for name, fig in figures.items()}

@@ -8,7 +8,6 @@ wide, and titles wrap to the figure's width. The ``*_figure`` functions return t
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import math
@@ -21,7 +20,7 @@ import pandas as pd
 from benchmark.report.aggregate import class_accuracy, pareto_front, val_curves
 from benchmark.report.generalisation import holdout_runs, plot_generalisation
 from benchmark.report.load import Inputs
-from benchmark.report.output import new_figure, png_bytes, png_stamp
+from benchmark.report.output import drawing_stamp, drawn_before, new_figure, png_bytes, stamped
 from benchmark.report.reference import Reference
 from benchmark.report.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
 
@@ -349,7 +348,7 @@ def render_plots(
     if summary.empty:
         return {}
     stamp = plots_stamp(inputs, summary, ref)
-    found = drawn_before(out, stamp)
+    found = drawn_before(None if out is None else out / "plots", stamp)
     if found is not None:
         return found
     plots = {}
@@ -366,44 +365,18 @@ def render_plots(
         plots["sum_class_heatmap"] = plot_class_heatmap(classes)
     if not holdout_runs(inputs.runs).empty:
         plots["generalisation"] = plot_generalisation(inputs.runs)
-    comment = f"{stamp} {','.join(plots)}"  # which plots this drawing made, for drawn_before
-    return {name: png_bytes(fig, comment) for name, fig in plots.items()}
+    return stamped(plots, stamp)
 
 
 def plots_stamp(inputs: Inputs, summary: pd.DataFrame, ref: Reference | None) -> str:
     """A short hash of everything the plots are drawn from: the summary, the runs and their
-    histories, the reference, the drawing code and matplotlib's version."""
-    import matplotlib
-
-    digest = hashlib.sha256(matplotlib.__version__.encode())
-    for frame in (summary, inputs.runs, inputs.history):
-        digest.update(frame.to_csv(index=False, float_format="%.17g").encode())
+    histories, the reference and the drawing code (``drawing_stamp``)."""
+    parts = [
+        frame.to_csv(index=False, float_format="%.17g")
+        for frame in (summary, inputs.runs, inputs.history)
+    ]
     if ref is not None:  # its sets in sorted order: a set's repr changes with the hash seed
         fields = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in vars(ref).items()}
-        digest.update(json.dumps(fields, sort_keys=True, default=str).encode())
-    for module in (__file__, inspect.getfile(png_bytes), inspect.getfile(plot_generalisation)):
-        digest.update(Path(module).read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def drawn_before(out: Path | None, stamp: str) -> dict[str, bytes] | None:
-    """The plots an earlier report drew into ``out`` with ``stamp``, if all of them are there
-    with it; else None (draw them)."""
-    if out is None:
-        return None
-    first = out / "plots" / "forest.png"
-    for path in [first, *sorted((out / "plots").glob("*.png"))]:
-        comment = png_stamp(path.read_bytes()) if path.is_file() else None
-        if comment and comment.split(" ")[0] == stamp:
-            names = comment.split(" ")[1].split(",") if " " in comment else []
-            break
-    else:
-        return None
-    found = {}
-    for name in names:
-        path = out / "plots" / f"{name}.png"
-        blob = path.read_bytes() if path.is_file() else b""
-        if png_stamp(blob) != comment:
-            return None
-        found[name] = blob
-    return found
+        parts.append(json.dumps(fields, sort_keys=True, default=str))
+    code = [__file__, inspect.getfile(png_bytes), inspect.getfile(plot_generalisation)]
+    return drawing_stamp(parts, code)

@@ -3,27 +3,39 @@
 and parameter importances (PED-ANOVA, which needs no scikit-learn). The run queue of
 ``compare`` is a work list, not a study of anything, and is left out.
 
-Drawing is most of the report's time, and studies rarely change: each PNG carries a stamp of
-what it was drawn from (the trials, this code, Optuna's and matplotlib's versions), and a plot
-already in the output directory with the same stamp is kept rather than drawn again."""
+Studies rarely change between two reports, and reading them costs Optuna, SQLAlchemy and the
+whole storage (about a second of a report's three). So what the section needs of each study is
+a ``StudyDigest``, and the report leaves the digests in ``studies/digest.json`` beside the
+trials CSVs and plots, stamped with a hash of ``optuna.db`` and of this code: a report that
+finds the same stamp reads those files and does not open the storage. Each PNG carries a stamp
+of its own (the trials, this code, Optuna's and matplotlib's versions), so a plot already drawn
+from the same trials is kept rather than drawn again."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
+import json
 import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import optuna
 import pandas as pd
-from optuna.trial import TrialState
 
+from benchmark import trials
 from benchmark.comparison import QUEUE_PREFIX
 from benchmark.report.output import markdown_table, png_bytes, png_stamp
 from benchmark.trials import counts_towards_budget, epochs_spent
 
+if TYPE_CHECKING:
+    import optuna
+
 STORAGE = "optuna.db"
 STUDIES_DIR = "studies"
+DIGEST = f"{STUDIES_DIR}/digest.json"
 PRUNING_NOTE = (
     " *Epochs trained / trials x E*: the epochs its counted trials trained (each to its last "
     "reported epoch) against what they would have trained unpruned at the study's E epochs: "
@@ -31,32 +43,143 @@ PRUNING_NOTE = (
 )
 
 
-def load_studies(results_dir: Path) -> tuple[list[optuna.Study], list[str]]:
-    """(the studies of ``<results_dir>/optuna.db`` by name, a note per study left out): each
-    study is copied into memory here, so a damaged page of the file costs the study it holds
-    and is met under this guard, not later while the section is drawn. No such file: none."""
+@dataclass(frozen=True)
+class StudyDigest:
+    """What the report says of one study: its budget, the trials that count towards
+    ``--trials``, its best trial and the epochs its trials trained."""
+
+    name: str
+    epochs: int | None  # the epochs of the study's budget
+    finished: int  # trials that count towards the budget (``trials.counts_towards_budget``)
+    over_cap: int  # trials rejected by the parameter cap
+    best_value: float | None
+    best_trial: int | None
+    trained: int  # epochs its counted trials trained
+    unpruned: int  # ... and would have trained unpruned
+    files: tuple[str, ...]  # its CSV and plots, relative to the report's directory
+
+
+@dataclass
+class Studies:
+    """The studies of one storage as the report uses them: a digest per study, the files the
+    section writes ({relative path: bytes}), a note per study left out, and the stamp of the
+    storage they were read from (None: not to be reused, e.g. a study was unreadable)."""
+
+    digests: list[StudyDigest] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stamp: str | None = None
+
+    def digest_json(self) -> str:
+        """``studies/digest.json``: the stamp and the digests, what ``reuse`` reads back."""
+        entries = [dataclasses.asdict(d) for d in self.digests]
+        return json.dumps({"stamp": self.stamp, "studies": entries}, indent=2) + "\n"
+
+
+def load_studies(results_dir: Path, out: Path | None = None) -> Studies:
+    """The studies of ``<results_dir>/optuna.db``: read back from the digest an earlier report
+    left in ``out`` when the storage and this code are unchanged since, else from the storage.
+    Each study is read whole here, so a damaged page of the file costs the study it holds and
+    is met under this guard, not later while the section is drawn. No such file: none."""
     path = Path(results_dir) / STORAGE
     if not path.is_file():
-        return [], []
+        return Studies()
+    stamp = storage_stamp(path)
+    return (out is not None and reuse(out, stamp)) or read_storage(path, stamp, out)
+
+
+def storage_stamp(path: Path) -> str:
+    """A hash of the storage file (and its write-ahead log, if any), the code that digests it
+    and the versions of the libraries that write its CSVs and plots."""
+    digest = hashlib.sha256()
+    for part in (path, path.with_name(path.name + "-wal")):
+        digest.update(part.read_bytes() if part.is_file() else b"")
+    for module in (__file__, trials.__file__, inspect.getfile(png_bytes)):
+        digest.update(Path(module).read_bytes())
+    for package in ("optuna", "matplotlib", "pandas"):
+        digest.update(metadata.version(package).encode())
+    return digest.hexdigest()[:16]
+
+
+def reuse(out: Path, stamp: str) -> Studies | None:
+    """The studies as the report that wrote ``out`` digested them, if it read the storage as it
+    is now (same stamp) and every file it wrote is still there; else None."""
+    try:
+        found = json.loads((out / DIGEST).read_text())
+        if found["stamp"] != stamp:
+            return None
+        digests = [StudyDigest(**{**d, "files": tuple(d["files"])}) for d in found["studies"]]
+        written = {name: (out / name).read_bytes() for d in digests for name in d.files}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Studies(digests, written, [], stamp)
+
+
+def read_storage(path: Path, stamp: str, out: Path | None) -> Studies:
+    """Every study of the storage at ``path``, digested, with its CSV and plots (those already
+    in ``out`` with the same stamp kept, see ``kept_plots``)."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = optuna.storages.RDBStorage(f"sqlite:///{path}", skip_table_creation=True)
     names = sorted(s.study_name for s in storage.get_all_studies())
-    studies, notes = [], []
+    found = Studies(stamp=stamp)
     for name in names:
         if name.startswith(QUEUE_PREFIX):
             continue
         try:
-            studies.append(in_memory(name, storage))
+            study = in_memory(name, storage)
         except Exception as exc:  # noqa: BLE001 - whatever a damaged page raises
-            notes.append(f"{path}: study {name} unreadable, left out: {why(exc)}")
-    return studies, notes
+            found.notes.append(f"{path}: study {name} unreadable, left out: {why(exc)}")
+            found.stamp = None  # a later report must meet the damage again
+            continue
+        written = study_files(study, out)
+        found.files.update(written)
+        found.digests.append(digest(study, tuple(written)))
+    return found
 
 
 def in_memory(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:
     """Study ``name`` of ``storage`` copied whole (attributes and trials) into memory."""
+    import optuna
+
     memory = optuna.storages.InMemoryStorage()
     optuna.copy_study(from_study_name=name, from_storage=storage, to_storage=memory)
     return optuna.load_study(study_name=name, storage=memory)
+
+
+def digest(study: optuna.Study, written: tuple[str, ...] = ()) -> StudyDigest:
+    """What the report says of ``study`` (``written``: the files of it the report writes)."""
+    from optuna.trial import TrialState
+
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    best = max(complete, key=lambda t: t.value) if complete else None
+    every = study.get_trials(deepcopy=False)
+    epochs = (study.user_attrs.get("budget") or {}).get("epochs")
+    trained, unpruned = epochs_spent(study)
+    return StudyDigest(
+        name=study.study_name,
+        epochs=epochs if isinstance(epochs, int) else None,
+        finished=sum(map(counts_towards_budget, every)),
+        over_cap=sum(bool(t.user_attrs.get("over_cap")) for t in every),
+        best_value=None if best is None else best.value,
+        best_trial=None if best is None else best.number,
+        trained=trained,
+        unpruned=unpruned,
+        files=written,
+    )
+
+
+def study_files(study: optuna.Study, out: Path | None) -> dict[str, bytes]:
+    """{relative path: bytes} of the study's trials CSV and plots."""
+    name = study.study_name
+    csv = trials_csv(study)
+    written = {f"{STUDIES_DIR}/{name}.csv": csv.encode()}
+    stamp = plot_stamp(csv)
+    plots = kept_plots(out, name, plot_kinds(study), stamp) or study_plots(study, stamp)
+    for kind, png in plots.items():
+        written[f"{STUDIES_DIR}/{name}-{kind}.png"] = png
+    return written
 
 
 def why(exc: BaseException) -> str:
@@ -67,11 +190,10 @@ def why(exc: BaseException) -> str:
     return text.splitlines()[0]
 
 
-def multi_epoch(studies: list[optuna.Study]) -> bool:
+def multi_epoch(studies: list[StudyDigest]) -> bool:
     """Whether any study's budget is over one epoch: only then can pruning save epochs, and
     only then does the section show what it saved."""
-    epochs = [(s.user_attrs.get("budget") or {}).get("epochs") for s in studies]
-    return any(isinstance(e, int) and e > 1 for e in epochs)
+    return any(s.epochs is not None and s.epochs > 1 for s in studies)
 
 
 def trials_csv(study: optuna.Study) -> str:
@@ -82,10 +204,8 @@ def trials_csv(study: optuna.Study) -> str:
 def plot_stamp(csv: str) -> str:
     """A short hash of what a study's plots are drawn from: its trials (as ``trials_csv``), the
     code that draws them and the versions of the libraries it calls."""
-    import matplotlib
-
     digest = hashlib.sha256(csv.encode())
-    for part in (optuna.__version__, matplotlib.__version__):
+    for part in (metadata.version("optuna"), metadata.version("matplotlib")):
         digest.update(part.encode())
     for module in (__file__, inspect.getfile(png_bytes)):
         digest.update(Path(module).read_bytes())
@@ -97,11 +217,13 @@ MIN_IMPORTANCE_TRIALS = 8  # fewer complete trials say nothing about parameter i
 
 def plot_kinds(study: optuna.Study) -> list[str]:
     """``history`` and, with ``MIN_IMPORTANCE_TRIALS`` complete trials, ``importance``."""
+    from optuna.trial import TrialState
+
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return ["history", "importance"] if len(complete) >= MIN_IMPORTANCE_TRIALS else ["history"]
 
 
-def drawn_before(out: Path | None, name: str, kinds: list[str], stamp: str) -> dict[str, bytes]:
+def kept_plots(out: Path | None, name: str, kinds: list[str], stamp: str) -> dict[str, bytes]:
     """The study's plots as an earlier report wrote them to ``out``, if every one is there and
     carries ``stamp``; else nothing."""
     if out is None:
@@ -119,6 +241,8 @@ def drawn_before(out: Path | None, name: str, kinds: list[str], stamp: str) -> d
 def study_plots(study: optuna.Study, stamp: str | None = None) -> dict[str, bytes]:
     """``plot_kinds`` of the study as PNG bytes (``stamp`` kept in each)."""
     import matplotlib.pyplot as plt
+    import optuna
+    from optuna.trial import TrialState
     from optuna.visualization.matplotlib import (
         plot_optimization_history,
         plot_param_importances,
@@ -157,43 +281,27 @@ def spent_cell(trained: int, unpruned: int) -> str:
     return f"{trained} / {unpruned}{share}"
 
 
-def studies_section(
-    studies: list[optuna.Study], storage_label: str = STORAGE, out: Path | None = None
-) -> tuple[str, dict[str, bytes]]:
-    """(markdown, {relative path: bytes}) for the studies: a summary table with links;
-    ``storage_label`` is how the text names the storage file, ``out`` where an earlier report
-    may have drawn the plots already."""
+def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) -> str:
+    """Markdown for the studies: a summary table with links to each one's files;
+    ``storage_label`` is how the text names the storage file."""
     if not studies:
-        return "", {}
-    outputs: dict[str, bytes] = {}
+        return ""
     rows = []
     pruning = multi_epoch(studies)
     for study in studies:
-        name = study.study_name
-        csv = trials_csv(study)
-        outputs[f"{STUDIES_DIR}/{name}.csv"] = csv.encode()
-        links = [f"[trials]({STUDIES_DIR}/{name}.csv)"]
-        stamp = plot_stamp(csv)
-        plots = drawn_before(out, name, plot_kinds(study), stamp) or study_plots(study, stamp)
-        for kind, png in plots.items():
-            outputs[f"{STUDIES_DIR}/{name}-{kind}.png"] = png
-            links.append(f"[{kind}]({STUDIES_DIR}/{name}-{kind}.png)")
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        best = max(complete, key=lambda t: t.value) if complete else None
-        trials = study.get_trials(deepcopy=False)
-        over_cap = sum(bool(t.user_attrs.get("over_cap")) for t in trials)
-        # finished and not rejected by the cap: the trials that count towards ``tune --trials``
+        links = [f"[{link_name(study.name, f)}]({f})" for f in study.files]
         row = {
-            "study": name,
-            "finished trials": str(sum(map(counts_towards_budget, trials))),
-            "over the cap (rejected)": str(over_cap),
-            "best value": "-" if best is None else f"{best.value:.5f}",
-            "best trial": "-" if best is None else str(best.number),
+            "study": study.name,
+            # finished and not rejected by the cap: what counts towards ``tune --trials``
+            "finished trials": str(study.finished),
+            "over the cap (rejected)": str(study.over_cap),
+            "best value": "-" if study.best_value is None else f"{study.best_value:.5f}",
+            "best trial": "-" if study.best_trial is None else str(study.best_trial),
         }
         if pruning:
-            row["epochs trained / trials x E"] = spent_cell(*epochs_spent(study))
+            row["epochs trained / trials x E"] = spent_cell(study.trained, study.unpruned)
         rows.append({**row, "files": ", ".join(links)})
-    text = "\n\n".join(
+    return "\n\n".join(
         [
             "## Tuning studies",
             f"Every study in `{storage_label}` (open it live with `optuna-dashboard "
@@ -203,4 +311,10 @@ def studies_section(
             markdown_table(pd.DataFrame(rows)),
         ]
     )
-    return text, outputs
+
+
+def link_name(study: str, relative: str) -> str:
+    """How the table names one of a study's files: ``trials`` for its CSV, else the plot's
+    kind (``studies/<study>-history.png``: ``history``)."""
+    stem = Path(relative).stem
+    return "trials" if stem == study else stem.removeprefix(f"{study}-")

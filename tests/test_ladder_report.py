@@ -9,12 +9,14 @@ import shutil
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from conftest import make_run
 
 from benchmark import comparison
 from benchmark.report import ladder_plots, load_inputs, write_report
-from benchmark.report.ladder import LADDER_PLOTS, kendall
+from benchmark.report.ladder import LADDER_PLOTS, arithmetic_note
+from benchmark.report.stats import kendall
 from benchmark.report.studies import STORAGE, load_studies, studies_section
 
 PAIRS = [("gap_cnn", "concat"), ("gap_cnn", "late_sum"), ("small_cnn", "concat")]
@@ -293,3 +295,14 @@ def test_the_studies_section_measures_the_saving_of_pruning(tmp_path: Path) -> N
     assert "| 22 / 36 (61%) |" in text
     one_epoch = studies_section([s for s in studies.digests if "__e1__" in s.name])
     assert "epochs trained" not in one_epoch  # nothing to prune at one epoch: as ever
+
+
+def test_equal_time_says_when_the_rungs_trained_in_different_arithmetic() -> None:
+    """Seconds in bf16 and in fp32 are not the same cost: the section names each rung's."""
+    points = pd.DataFrame({"rung": [1, 1, 3, 9], "precision": ["fp32", "fp32", "bf16", "bf16"]})
+    assert arithmetic_note(points) == (
+        " The rungs trained in different arithmetic (1 epoch: fp32; 3 epochs: bf16; 9 epochs: "
+        "bf16), each as its protocol chose: part of a difference in seconds between them is the "
+        "arithmetic, not the budget."
+    )
+    assert arithmetic_note(points.assign(precision="bf16")) == ""

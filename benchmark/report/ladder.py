@@ -10,13 +10,11 @@ of a one-rung report. Nothing here is drawn from intermediate checkpoints."""
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from scipy import stats as scipy_stats
 
 from benchmark import files
 from benchmark.report.aggregate import pareto_front, summarize, tuned_vs_default
@@ -24,12 +22,12 @@ from benchmark.report.ladder_plots import LADDER_PLOTS, epochs_text, ladder_plot
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import from_comparison
-from benchmark.report.stats import ALPHA
+from benchmark.report.stats import ALPHA, kendall
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
 
-__all__ = ["LADDER_PLOTS", "Rung", "build_rungs", "kendall", "ladder_report", "rungs_of"]
+__all__ = ["LADDER_PLOTS", "Rung", "build_rungs", "ladder_report", "rungs_of"]
 
 
 @dataclass
@@ -104,15 +102,6 @@ def build_rungs(inputs: Inputs) -> list[Rung]:
         stages = entry.get("stages") if isinstance(entry.get("stages"), dict) else {}
         rungs.append(Rung(epochs, entry["plan"], stages, summary))
     return rungs
-
-
-def kendall(x: list[float], y: list[float]) -> tuple[float, float]:
-    """Kendall's tau-b of two rankings given as scores (here: mean errors of the same groups
-    at two rungs) and its two-sided p-value; NaN for fewer than two groups or no variation."""
-    if len(x) < 2:
-        return math.nan, math.nan
-    found = scipy_stats.kendalltau(x, y)
-    return float(found.statistic), float(found.pvalue)
 
 
 def rank_agreement(low: Rung, top: Rung) -> tuple[float, float, int]:
@@ -317,6 +306,19 @@ def time_points(rungs: list[Rung]) -> tuple[pd.DataFrame, str, int]:
     return kept, device, len(points) - len(kept)
 
 
+def arithmetic_note(points: pd.DataFrame) -> str:
+    """A sentence naming each rung's arithmetic when the rungs differ in it (seconds in bf16
+    and in fp32 are not the same cost per epoch); empty when they all share one."""
+    if "precision" not in points or points["precision"].nunique() < 2:
+        return ""
+    by_rung = points.groupby("rung", sort=True)["precision"].agg(lambda p: "/".join(sorted(set(p))))
+    said = "; ".join(f"{epochs_text(int(e))}: {p}" for e, p in by_rung.items())
+    return (
+        f" The rungs trained in different arithmetic ({said}), each as its protocol chose: "
+        "part of a difference in seconds between them is the arithmetic, not the budget."
+    )
+
+
 def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, bytes]) -> str:
     if points.empty:
         return ""
@@ -338,7 +340,8 @@ def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, 
             "Test sum error against training seconds per run (mean over seeds) for every group "
             f'at every rung, all timed on {device}.{elsewhere} The Pareto front answers "with '
             'this much training time on this machine, train this combination at this budget": '
-            "each row is the lowest error reachable from that many seconds on, until the next.",
+            "each row is the lowest error reachable from that many seconds on, until the next."
+            + arithmetic_note(points),
             markdown_table(pd.DataFrame(rows)),
             image(plots, "ladder_time"),
         ]

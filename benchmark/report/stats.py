@@ -1,5 +1,5 @@
 """Statistics over seeds: test error with a 95% confidence interval, and Welch's t-test for
-"indistinguishable from the best".
+"indistinguishable from the best"; Kendall's tau between two rankings.
 
 A group's seeds are independent draws of the whole training procedure, so the interval is
 Student's t over seeds (mean ± t(0.975, n-1) * s / sqrt(n)); it says nothing about the sampling
@@ -49,3 +49,12 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
 def indistinguishable(p: float, alpha: float = ALPHA) -> bool:
     """True when the test cannot tell the two apart at ``alpha`` (NaN: not testable, False)."""
     return not math.isnan(p) and p >= alpha
+
+
+def kendall(x: list[float], y: list[float]) -> tuple[float, float]:
+    """Kendall's tau-b of two rankings given as scores (here: mean errors of the same groups
+    at two rungs) and its two-sided p-value; NaN for fewer than two groups or no variation."""
+    if len(x) < 2:
+        return math.nan, math.nan
+    found = scipy_stats.kendalltau(x, y)
+    return float(found.statistic), float(found.pvalue)

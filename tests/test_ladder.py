@@ -43,7 +43,7 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     assert written["plan"] == written["rungs"]["2"]["plan"]  # the top rung gives the answer
     for rung in written["rungs"].values():
         assert {"tune", "runs"} <= set(rung["stages"])
-    assert written["rungs"]["2"]["plan"]["pruner"] == "halving"
+    assert written["rungs"]["2"]["plan"]["pruner"] == "halving, defaults ranked"
     assert "pruner" not in written["rungs"]["1"]["plan"]  # at one epoch nothing is pruned
     storage = f"sqlite:///{tmp_path / tuning.DB_NAME}"
     pruners = {
@@ -51,7 +51,7 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     }
     assert {name.split("__")[2]: p for name, p in pruners.items() if "__e" in name} == {
         "e1": None,
-        "e2": "halving",
+        "e2": "halving, defaults ranked",
     }
     capsys.readouterr()
 
@@ -131,3 +131,22 @@ def test_the_ladder_prunes_by_successive_halving_from_one_epoch() -> None:
         pruned = trial.should_prune()
         study.tell(trial, value)
     assert pruned
+
+
+def test_the_defaults_trial_sets_the_bar_of_successive_halving(small_data) -> None:
+    """The defaults trial is ranked at each epoch like any trial (and finishes): its value is
+    the one the first suggestion must beat to go on, instead of going on unopposed."""
+    from benchmark import hardware
+
+    base, ex = hardware.decide(
+        TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=2, train_subset=256, precision="fp32")
+    )
+    study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", base, None)
+    study.pruner = tuning.make_pruner("halving", 2)
+    tuning.optimize(study, base, small_data, ex, trials=1)
+    (defaults,) = study.trials
+    assert defaults.state == TrialState.COMPLETE
+    assert defaults.system_attrs["completed_rung_0"] == defaults.intermediate_values[1]
+    worse = study.ask()  # a suggestion below the defaults at epoch 1 is stopped there
+    worse.report(defaults.intermediate_values[1] - 0.01, 1)
+    assert worse.should_prune()

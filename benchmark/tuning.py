@@ -402,9 +402,7 @@ def objective(
         trial.set_user_attr("train_seconds", st.train_seconds)
         trial.set_user_attr("images_per_s", st.step * cfg.batch_size / st.train_seconds)
         trial.report(event.stats.val_joint_acc, epoch)
-        # a finished trial is complete. The defaults trial is asked too, so that a pruner which
-        # ranks trials at fixed epochs (successive halving) holds its values there, the bar the
-        # first suggestions must clear, but it always finishes (the reference point)
+        # the defaults trial is asked too (its values set halving's bar) but always finishes
         if epoch < cfg.epochs and trial.should_prune() and not defaults:
             raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 

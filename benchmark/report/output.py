@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -83,16 +84,25 @@ def png_stamp(blob: bytes) -> str | None:
     return None
 
 
+def short_hash(chunks: Iterable[bytes | str]) -> str:
+    """The first 16 hex digits of the SHA-256 of ``chunks`` in order (text as UTF-8): the stamp
+    of what a figure or a digest was made from, so an equal stamp means an equal result."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk.encode() if isinstance(chunk, str) else chunk)
+    return digest.hexdigest()[:16]
+
+
+def sources(*modules: str) -> list[bytes]:
+    """The text of the code files ``modules`` (``__file__`` of each), for a stamp."""
+    return [Path(module).read_bytes() for module in modules]
+
+
 def drawing_stamp(parts: list[str], code: list[str]) -> str:
     """A short hash of what a set of figures is drawn from: ``parts`` (their data, as text),
     the files of the ``code`` that draws them and matplotlib's version (read from the installed
     package, so a report whose figures are all drawn already never imports matplotlib)."""
-    digest = hashlib.sha256(metadata.version("matplotlib").encode())
-    for part in parts:
-        digest.update(part.encode())
-    for module in code:
-        digest.update(Path(module).read_bytes())
-    return digest.hexdigest()[:16]
+    return short_hash([metadata.version("matplotlib"), *parts, *sources(*code)])
 
 
 def drawn_before(directory: Path | None, stamp: str) -> dict[str, bytes] | None:

@@ -14,7 +14,6 @@ from the same trials is kept rather than drawn again."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import inspect
 import json
 import warnings
@@ -27,7 +26,7 @@ import pandas as pd
 
 from benchmark import trials
 from benchmark.comparison import QUEUE_PREFIX
-from benchmark.report.output import markdown_table, png_bytes, png_stamp
+from benchmark.report.output import markdown_table, png_bytes, png_stamp, short_hash, sources
 from benchmark.trials import counts_towards_budget, epochs_spent
 
 if TYPE_CHECKING:
@@ -91,14 +90,11 @@ def load_studies(results_dir: Path, out: Path | None = None) -> Studies:
 def storage_stamp(path: Path) -> str:
     """A hash of the storage file (and its write-ahead log, if any), the code that digests it
     and the versions of the libraries that write its CSVs and plots."""
-    digest = hashlib.sha256()
-    for part in (path, path.with_name(path.name + "-wal")):
-        digest.update(part.read_bytes() if part.is_file() else b"")
-    for module in (__file__, trials.__file__, inspect.getfile(png_bytes)):
-        digest.update(Path(module).read_bytes())
-    for package in ("optuna", "matplotlib", "pandas"):
-        digest.update(metadata.version(package).encode())
-    return digest.hexdigest()[:16]
+    log = path.with_name(path.name + "-wal")
+    stored = [part.read_bytes() if part.is_file() else b"" for part in (path, log)]
+    code = sources(__file__, trials.__file__, inspect.getfile(png_bytes))
+    versions = [metadata.version(p) for p in ("optuna", "matplotlib", "pandas")]
+    return short_hash([*stored, *code, *versions])
 
 
 def reuse(out: Path, stamp: str) -> Studies | None:
@@ -204,12 +200,8 @@ def trials_csv(study: optuna.Study) -> str:
 def plot_stamp(csv: str) -> str:
     """A short hash of what a study's plots are drawn from: its trials (as ``trials_csv``), the
     code that draws them and the versions of the libraries it calls."""
-    digest = hashlib.sha256(csv.encode())
-    for part in (metadata.version("optuna"), metadata.version("matplotlib")):
-        digest.update(part.encode())
-    for module in (__file__, inspect.getfile(png_bytes)):
-        digest.update(Path(module).read_bytes())
-    return digest.hexdigest()[:16]
+    versions = [metadata.version("optuna"), metadata.version("matplotlib")]
+    return short_hash([csv, *versions, *sources(__file__, inspect.getfile(png_bytes))])
 
 
 MIN_IMPORTANCE_TRIALS = 8  # fewer complete trials say nothing about parameter importance

@@ -91,15 +91,19 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
     tmp_path: Path, mnist_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Interrupted during its third run, `compare` exits 130; run again, it trains that run and
-    the fourth, and never the two complete ones again."""
+    the fourth, and never the two complete ones again. The time of the two complete runs is on
+    disk before the third starts, so even a process killed outright would keep it."""
     from benchmark.commands import compare as compare_command
 
     real = compare_command.train_with_progress
     calls = []
+    runs_s = []
 
     def interrupted_third(cfg, data, run_dir, ex, state=None):
         calls.append(run_dir.name)
         if len(calls) == 3:
+            found = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
+            runs_s.append(sum(found.get("runs", {}).values()))
             raise KeyboardInterrupt
         return real(cfg, data, run_dir, ex, state)
 
@@ -108,6 +112,7 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
     assert len(complete_runs(tmp_path)) == 2
     stages = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
     assert set(stages) == {"tune", "runs"}  # an interrupted stage keeps its wall time
+    assert 0 < runs_s[0] <= sum(stages["runs"].values())
     monkeypatch.setattr(compare_command, "train_with_progress", real)
     assert main(compare_argv(tmp_path, mnist_root)) == 0
     found = complete_runs(tmp_path)

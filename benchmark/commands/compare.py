@@ -8,7 +8,7 @@ import argparse
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -76,8 +76,11 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]
 
 
-def tune_all(plan: Any, storage: Any, data: Any, ex: Any, seed: int) -> list[Any]:
-    """Stage 1: every combination's study to ``plan.trials`` finished trials (all machines)."""
+def tune_all(
+    plan: Any, storage: Any, data: Any, ex: Any, seed: int, lap: Callable[..., None]
+) -> list[Any]:
+    """Stage 1: every combination's study to ``plan.trials`` finished trials (all machines);
+    ``lap`` after each trial."""
     import optuna
 
     from benchmark import compare, tuning
@@ -97,14 +100,23 @@ def tune_all(plan: Any, storage: Any, data: Any, ex: Any, seed: int) -> list[Any
         with study_bar() as bar:
             tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)
             tuning.optimize(
-                study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh,)
+                study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh, lap)
             )
         studies.append(study)
     return studies
 
 
-def train_all(plan: Any, storage: Any, data: Any, ex: Any, results_dir: Path, records: Any) -> int:
-    """Stage 2: the queue of default and tuned runs, shared with other machines."""
+def train_all(
+    plan: Any,
+    storage: Any,
+    data: Any,
+    ex: Any,
+    results_dir: Path,
+    records: Any,
+    lap: Callable[..., None],
+) -> int:
+    """Stage 2: the queue of default and tuned runs, shared with other machines; ``lap``
+    before each run, so the time of the runs before it is written."""
     from benchmark import compare, plugins, runs, tuning
 
     queue = compare.open_queue(plan, storage)
@@ -118,6 +130,7 @@ def train_all(plan: Any, storage: Any, data: Any, ex: Any, results_dir: Path, re
         return train_with_progress(cfg, data, run_dir, ex)
 
     def on_item(item: str, what: str) -> None:
+        lap()
         done[0] += 1
         console.print(f"[{done[0]}/{total}] {item.replace('|', ' ')}: {what}")
 
@@ -143,28 +156,43 @@ def train_all(plan: Any, storage: Any, data: Any, ex: Any, results_dir: Path, re
 @contextmanager
 def stage_timer(
     results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any]
-) -> Iterator[None]:
+) -> Iterator[Callable[..., None]]:
     """Add the stage's wall time to comparison.json (per rung of the ladder), also when it is
-    interrupted (sittings add up)."""
+    interrupted (sittings add up). Yields ``lap``: called between trials or runs, it writes the
+    time so far, so a process killed outright loses only the time of the one in progress."""
     from benchmark.comparison import record_stage
 
-    start = time.perf_counter()
+    rungs = [p.to_dict() for p in ladder]
+    start = [time.perf_counter()]
+
+    def lap(*_: Any) -> None:
+        # whole tenths only (comparison.json keeps tenths); the rest counts in the next lap
+        seconds = round(time.perf_counter() - start[0], 1)
+        if seconds > 0:
+            record_stage(results_dir, plan.to_dict(), stage, seconds, where, rungs)
+            start[0] += seconds
+
     try:
-        yield
+        yield lap
     finally:
-        seconds = time.perf_counter() - start
-        rungs = [p.to_dict() for p in ladder]
-        record_stage(results_dir, plan.to_dict(), stage, seconds, where, rungs)
+        lap()
 
 
 def tune_rung(
-    plan: Any, storage: Any, spec: str, data: Any, ex: Any, args: argparse.Namespace
+    plan: Any,
+    storage: Any,
+    spec: str,
+    data: Any,
+    ex: Any,
+    args: argparse.Namespace,
+    lap: Callable[..., None],
 ) -> dict[tuple[str, str], Any]:
     """Stage 1 of a rung: its studies to ``--trials`` finished trials (waiting for other
-    machines' last trials), then each study's best exported; the records by combination."""
+    machines' last trials), then each study's best exported; the records by combination.
+    ``lap`` after each trial writes the stage's time so far."""
     from benchmark import compare, exports
 
-    studies = tune_all(plan, storage, data, ex, args.seed)
+    studies = tune_all(plan, storage, data, ex, args.seed, lap)
     if not compare.tuning_finished(studies):
         console.print("waiting for tuning trials still running on other machines ...")
         compare.wait_for_tuning(studies)
@@ -213,14 +241,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with interrupts_as_exceptions(), tuning.storage_errors(spec):
         records = {}
         for plan in plans:  # tuning of every rung first: the timed final runs come together
-            with stage_timer(results_dir, plan, "tune", where, plans):
-                records[plan.base.epochs] = tune_rung(plan, storage, spec, data, ex, args)
+            with stage_timer(results_dir, plan, "tune", where, plans) as lap:
+                records[plan.base.epochs] = tune_rung(plan, storage, spec, data, ex, args, lap)
         if args.tune_only:
             console.print("--tune-only: every rung is tuned; run again without it to train")
             return 0
         for plan in plans:
-            with stage_timer(results_dir, plan, "runs", where, plans):
-                failed += train_all(plan, storage, data, ex, results_dir, records[plan.base.epochs])
+            with stage_timer(results_dir, plan, "runs", where, plans) as lap:
+                record = records[plan.base.epochs]
+                failed += train_all(plan, storage, data, ex, results_dir, record, lap)
     if not args.no_report:
         from benchmark.report import load_inputs, write_report
 

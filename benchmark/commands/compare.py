@@ -153,29 +153,47 @@ def train_all(
     return counts["diverged"]
 
 
+class StageClock:
+    """The wall time of one stage of one rung, written to comparison.json (per rung of the
+    ladder) as work is done: called between trials or runs, it writes the time so far, so a
+    process killed outright loses only the time of the one in progress."""
+
+    def __init__(self, results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any]):
+        self.results_dir, self.plan, self.stage, self.where = results_dir, plan, stage, where
+        self.rungs = [p.to_dict() for p in ladder]
+        self.start = time.perf_counter()
+        self.worked = False
+
+    def __call__(self, *_: Any) -> None:
+        """A trial or run was done (or is about to be): the time so far is the stage's."""
+        self.worked = True
+        self.write()
+
+    def write(self) -> None:
+        from benchmark.comparison import record_stage
+
+        # whole tenths only (comparison.json keeps tenths); the rest counts in the next write
+        seconds = round(time.perf_counter() - self.start, 1)
+        if seconds > 0:
+            record_stage(self.results_dir, self.plan.to_dict(), self.stage, seconds, self.where,
+                         self.rungs)  # fmt: skip
+            self.start += seconds
+
+
 @contextmanager
 def stage_timer(
-    results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any]
-) -> Iterator[Callable[..., None]]:
-    """Add the stage's wall time to comparison.json (per rung of the ladder), also when it is
-    interrupted (sittings add up). Yields ``lap``: called between trials or runs, it writes the
-    time so far, so a process killed outright loses only the time of the one in progress."""
-    from benchmark.comparison import record_stage
-
-    rungs = [p.to_dict() for p in ladder]
-    start = [time.perf_counter()]
-
-    def lap(*_: Any) -> None:
-        # whole tenths only (comparison.json keeps tenths); the rest counts in the next lap
-        seconds = round(time.perf_counter() - start[0], 1)
-        if seconds > 0:
-            record_stage(results_dir, plan.to_dict(), stage, seconds, where, rungs)
-            start[0] += seconds
-
+    results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any], counted: bool = False
+) -> Iterator[StageClock]:
+    """Add the stage's wall time to comparison.json, also when it is interrupted (sittings add
+    up). Time is added only once the stage has done work (the clock was called) or when
+    ``counted``: a compare that finds everything complete leaves comparison.json, and the report
+    drawn from it, as they were."""
+    clock = StageClock(results_dir, plan, stage, where, ladder)
     try:
-        yield lap
+        yield clock
     finally:
-        lap()
+        if clock.worked or counted:
+            clock.write()
 
 
 def tune_rung(
@@ -239,10 +257,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = load_mnist(first.base.data_dir).to(ex.device)
     failed = 0
     with interrupts_as_exceptions(), tuning.storage_errors(spec):
-        records = {}
+        records, worked = {}, False
         for plan in plans:  # tuning of every rung first: the timed final runs come together
             with stage_timer(results_dir, plan, "tune", where, plans) as lap:
                 records[plan.base.epochs] = tune_rung(plan, storage, spec, data, ex, args, lap)
+            worked |= lap.worked
         if args.tune_only:
             console.print("--tune-only: every rung is tuned; run again without it to train")
             return 0
@@ -250,10 +269,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
             with stage_timer(results_dir, plan, "runs", where, plans) as lap:
                 record = records[plan.base.epochs]
                 failed += train_all(plan, storage, data, ex, results_dir, record, lap)
+            worked |= lap.worked
     if not args.no_report:
         from benchmark.report import load_inputs, write_report
 
-        with stage_timer(results_dir, plans[-1], "report", where, plans):
+        with stage_timer(results_dir, plans[-1], "report", where, plans, counted=worked):
             inputs = load_inputs(
                 str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv"), results_dir
             )

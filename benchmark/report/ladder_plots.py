@@ -140,9 +140,12 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
     front = points[points["front"]].sort_values("train_seconds_mean")
     ax.step(front["train_seconds_mean"], front["test_sum_err_mean"], where="post", color="black",
             lw=0.9, ls=":")  # fmt: skip
-    for r in front.itertuples(index=False):
-        ax.annotate(f"{short(r)}, {r.rung} ep", (r.train_seconds_mean, r.test_sum_err_mean),
-                    xytext=(6, 6), textcoords="offset points", fontsize=8)  # fmt: skip
+    # Front points are numbered beside the marker and named in a key: the names themselves
+    # overlap where the front is dense (several rungs meet at similar time and error).
+    for i, r in enumerate(front.itertuples(index=False), start=1):
+        ax.annotate(str(i), (r.train_seconds_mean, r.test_sum_err_mean), xytext=(6, 0),
+                    textcoords="offset points", va="center", fontsize=8,
+                    fontweight="bold")  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel=f"training seconds per run (log; {device})",
            ylabel="test sum error % (log)")  # fmt: skip
     plain_log_ticks(ax.xaxis)
@@ -160,7 +163,24 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
         Line2D([], [], color="grey", marker="o", mfc="white", ls="", label="default"),
         Line2D([], [], color="black", ls=":", label="Pareto front"),
     ]
-    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    ax.add_artist(
+        ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+    )
+    key = [
+        Line2D(
+            [],
+            [],
+            color=colours[r.rung],
+            marker=markers[r.arch],
+            mfc=colours[r.rung] if r.tuned else "white",
+            ls="",
+            label=f"{i}  {short(r)}, {epochs_text(r.rung)}",
+        )  # fmt: skip
+        for i, r in enumerate(front.itertuples(index=False), start=1)
+    ]
+    if key:
+        ax.legend(handles=key, fontsize=8, loc="lower left", bbox_to_anchor=(1.01, 0),
+                  title="Pareto front", title_fontsize=8)  # fmt: skip
     ax.set_title(LADDER_PLOTS["ladder_time"] + " (lower left is better)", fontsize=11)
     return fig
 

@@ -216,7 +216,7 @@ def test_bad_input_is_one_line_exit_2(
 # The reference model committed with its weights (README "Use a trained model"): on a fresh
 # clone, predict and export work without training anything or finding MNIST.
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "runs"
-REFERENCE = REFERENCE / "20261129-121251-gap_cnn-embed_add-s0-55075d"
+REFERENCE = REFERENCE / "20261203-012558-gap_cnn-embed_add-s0-ce6cd2"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

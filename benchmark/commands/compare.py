@@ -8,8 +8,7 @@ import argparse
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -154,15 +153,28 @@ def train_all(
 
 
 class StageClock:
-    """The wall time of one stage of one rung, written to comparison.json (per rung of the
-    ladder) as work is done: called between trials or runs, it writes the time so far, so a
-    process killed outright loses only the time of the one in progress."""
+    """The wall time of one stage of one rung, added to comparison.json (per rung of the
+    ladder; sittings add up). Called between trials or runs, it writes the time so far, so a
+    process killed outright loses only the time of the one in progress. On leaving its ``with``,
+    interrupted or not, the rest is written, but only if the stage did work (the clock was
+    called) or ``counted``: a compare that finds everything complete leaves comparison.json, and
+    the report drawn from it, as they were."""
 
-    def __init__(self, results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any]):
+    def __init__(
+        self, results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any],
+        counted: bool = False,
+    ) -> None:  # fmt: skip
         self.results_dir, self.plan, self.stage, self.where = results_dir, plan, stage, where
         self.rungs = [p.to_dict() for p in ladder]
+        self.worked = counted
         self.start = time.perf_counter()
-        self.worked = False
+
+    def __enter__(self) -> StageClock:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.worked:
+            self.write()
 
     def __call__(self, *_: Any) -> None:
         """A trial or run was done (or is about to be): the time so far is the stage's."""
@@ -178,22 +190,6 @@ class StageClock:
             record_stage(self.results_dir, self.plan.to_dict(), self.stage, seconds, self.where,
                          self.rungs)  # fmt: skip
             self.start += seconds
-
-
-@contextmanager
-def stage_timer(
-    results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any], counted: bool = False
-) -> Iterator[StageClock]:
-    """Add the stage's wall time to comparison.json, also when it is interrupted (sittings add
-    up). Time is added only once the stage has done work (the clock was called) or when
-    ``counted``: a compare that finds everything complete leaves comparison.json, and the report
-    drawn from it, as they were."""
-    clock = StageClock(results_dir, plan, stage, where, ladder)
-    try:
-        yield clock
-    finally:
-        if clock.worked or counted:
-            clock.write()
 
 
 def tune_rung(
@@ -259,21 +255,21 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with interrupts_as_exceptions(), tuning.storage_errors(spec):
         records, worked = {}, False
         for plan in plans:  # tuning of every rung first: the timed final runs come together
-            with stage_timer(results_dir, plan, "tune", where, plans) as lap:
+            with StageClock(results_dir, plan, "tune", where, plans) as lap:
                 records[plan.base.epochs] = tune_rung(plan, storage, spec, data, ex, args, lap)
             worked |= lap.worked
         if args.tune_only:
             console.print("--tune-only: every rung is tuned; run again without it to train")
             return 0
         for plan in plans:
-            with stage_timer(results_dir, plan, "runs", where, plans) as lap:
+            with StageClock(results_dir, plan, "runs", where, plans) as lap:
                 record = records[plan.base.epochs]
                 failed += train_all(plan, storage, data, ex, results_dir, record, lap)
             worked |= lap.worked
     if not args.no_report:
         from benchmark.report import load_inputs, write_report
 
-        with stage_timer(results_dir, plans[-1], "report", where, plans, counted=worked):
+        with StageClock(results_dir, plans[-1], "report", where, plans, counted=worked):
             inputs = load_inputs(
                 str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv"), results_dir
             )

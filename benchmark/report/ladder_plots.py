@@ -142,17 +142,21 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
             lw=0.9, ls=":")  # fmt: skip
     # Front points are numbered beside the marker and named in a key: the names themselves
     # overlap where the front is dense (several rungs meet at similar time and error).
+    from matplotlib.lines import Line2D
+
+    key = []
     for i, r in enumerate(front.itertuples(index=False), start=1):
         ax.annotate(str(i), (r.train_seconds_mean, r.test_sum_err_mean), xytext=(6, 0),
                     textcoords="offset points", va="center", fontsize=8,
                     fontweight="bold")  # fmt: skip
+        key.append(Line2D([], [], color=colours[r.rung], marker=markers[r.arch],
+                          mfc=colours[r.rung] if r.tuned else "white", ls="",
+                          label=f"{i}  {short(r)}, {epochs_text(r.rung)}"))  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel=f"training seconds per run (log; {device})",
            ylabel="test sum error % (log)")  # fmt: skip
     plain_log_ticks(ax.xaxis)
     plain_log_ticks(ax.yaxis)
     ax.grid(which="both", alpha=0.3)
-    from matplotlib.lines import Line2D
-
     handles = [
         Line2D([], [], color=c, marker="o", ls="", label=f"{epochs_text(k)}")
         for k, c in colours.items()
@@ -166,18 +170,6 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
     ax.add_artist(
         ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     )
-    key = [
-        Line2D(
-            [],
-            [],
-            color=colours[r.rung],
-            marker=markers[r.arch],
-            mfc=colours[r.rung] if r.tuned else "white",
-            ls="",
-            label=f"{i}  {short(r)}, {epochs_text(r.rung)}",
-        )  # fmt: skip
-        for i, r in enumerate(front.itertuples(index=False), start=1)
-    ]
     if key:
         ax.legend(handles=key, fontsize=8, loc="lower left", bbox_to_anchor=(1.01, 0),
                   title="Pareto front", title_fontsize=8)  # fmt: skip

@@ -24,7 +24,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from benchmark import exports, plugins, tuning
+from benchmark import exports, plugins, pruning, tuning
 from benchmark.comparison import QUEUE_PREFIX
 from benchmark.config import TrainConfig
 from benchmark.errors import TrainingFailed, UsageError
@@ -39,6 +39,12 @@ PRUNER = "halving"
 # each epoch like any trial (and never stopped). Without it the first suggestions had no bar,
 # and a 9-epoch study trained 51% of its unpruned epochs; replayed with it, 37-38%.
 PRUNING = f"{PRUNER}, defaults ranked"
+# A study trains at most this share of its unpruned epochs (trials x E) at the rungs where
+# halving's own schedule keeps under it (5 epochs or more): there a study whose sampler had
+# settled near the best promoted trial after trial and trained 42-51% (docs/protocol.md).
+# Below, halving's schedule alone trains more (56% at 3 epochs), and a cap would leave little
+# but one-epoch search.
+TUNE_SHARE = 0.4
 
 
 @dataclass(frozen=True)
@@ -53,9 +59,28 @@ class Plan:
     max_params: int
 
     def pruner(self) -> str | None:
-        """The pruner of the plan's studies; none at one epoch, where nothing can be pruned (a
-        trial is never stopped after its last epoch)."""
-        return PRUNING if self.base.epochs > 1 else None
+        """The pruning rule of the plan's studies, as they record it; none at one epoch, where
+        nothing can be pruned (a trial is never stopped after its last epoch)."""
+        if self.base.epochs == 1:
+            return None
+        if self.epoch_cap() is None:
+            return PRUNING
+        return f"{PRUNING}, at most {TUNE_SHARE:.0%} of unpruned epochs"
+
+    def epoch_cap(self) -> int | None:
+        """The most epochs one study may train, where halving's schedule keeps under
+        ``TUNE_SHARE`` of them; None where it does not."""
+        epochs = self.base.epochs
+        if epochs == 1 or pruning.halving_share(epochs) > TUNE_SHARE:
+            return None
+        return int(TUNE_SHARE * self.trials * epochs + 1e-9)
+
+    def make_pruner(self) -> optuna.pruners.BasePruner:
+        """The Optuna pruner of the plan's studies (at one epoch it is never asked)."""
+        halving = pruning.make_pruner(PRUNER, self.base.epochs)
+        if (cap := self.epoch_cap()) is None:
+            return halving
+        return pruning.EpochCap(halving, self.base.epochs, self.trials, cap)
 
     def key(self) -> str:
         """A short hash of what makes two ``compare`` invocations the same protocol."""

@@ -12,8 +12,12 @@ def counts_towards_budget(trial: Any) -> bool:
     """A finished trial that spent training: one rejected before training (over the parameter
     cap, or a second copy of the defaults trial queued by two workers at once) costs nothing and
     does not count towards ``--trials``."""
-    rejected = trial.user_attrs.get("over_cap") or trial.user_attrs.get("duplicate")
-    return trial.state.name in FINISHED and not rejected
+    return trial.state.name in FINISHED and not rejected(trial)
+
+
+def rejected(trial: Any) -> bool:
+    """Stopped before training: over the parameter cap, or a second copy of the defaults."""
+    return bool(trial.user_attrs.get("over_cap") or trial.user_attrs.get("duplicate"))
 
 
 def epochs_spent(study: Any) -> tuple[int, int]:

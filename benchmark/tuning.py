@@ -331,14 +331,6 @@ class StopAt:
             study.stop()
 
 
-def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=epochs)
-    if name == "halving":  # successive halving from one epoch, a third of the trials go on
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
-    return optuna.pruners.MedianPruner(n_startup_trials=5)
-
-
 def sampler_seed(seed: int, trials_before: int, worker: int) -> int:
     """Distinct per worker and per session: a resumed study must not replay the same draws."""
     return int(np.random.SeedSequence([seed, trials_before, worker]).generate_state(1)[0])

@@ -4,13 +4,14 @@ tuning (successive halving stops poor trials, never the defaults one) and rung r
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark import comparison, rundir, tuning
+from benchmark import compare, comparison, pruning, rundir, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import epochs_spent
@@ -120,7 +121,6 @@ def test_the_pruner_stops_a_trial_but_never_the_defaults_one(small_data) -> None
 
 
 def test_a_study_tuned_under_another_pruner_is_refused_in_one_line(small_data) -> None:
-    from benchmark import compare
     from benchmark.errors import UsageError
 
     base = TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=3, train_subset=256)
@@ -138,7 +138,7 @@ def test_a_study_tuned_under_another_pruner_is_refused_in_one_line(small_data) -
 
 
 def test_the_ladder_prunes_by_successive_halving_from_one_epoch() -> None:
-    pruner = tuning.make_pruner("halving", 9)
+    pruner = pruning.make_pruner("halving", 9)
     assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
     study = optuna.create_study(direction="maximize", pruner=pruner)
     for value in (0.9, 0.8, 0.7):  # three trials reach epoch 1; the third is not in the best third
@@ -158,7 +158,7 @@ def test_the_defaults_trial_sets_the_bar_of_successive_halving(small_data) -> No
         TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=2, train_subset=256, precision="fp32")
     )
     study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", base, None)
-    study.pruner = tuning.make_pruner("halving", 2)
+    study.pruner = pruning.make_pruner("halving", 2)
     tuning.optimize(study, base, small_data, ex, trials=1)
     (defaults,) = study.trials
     assert defaults.state == TrialState.COMPLETE
@@ -166,3 +166,75 @@ def test_the_defaults_trial_sets_the_bar_of_successive_halving(small_data) -> No
     worse = study.ask()  # a suggestion below the defaults at epoch 1 is stopped there
     worse.report(defaults.intermediate_values[1] - 0.01, 1)
     assert worse.should_prune()
+
+
+def nine_epoch_plan(trials: int = 20) -> compare.Plan:
+    base = TrainConfig(arch="gap_cnn", fusion="concat", epochs=9)
+    return compare.Plan(base, (("gap_cnn", "concat"),), (0,), trials, 10**6)
+
+
+def tune_ever_better(study: optuna.Study, trials: int, epochs: int) -> list[int]:
+    """``trials`` trials, the first the defaults one, each better than every trial before it
+    at every epoch (a sampler that keeps improving): halving alone lets every one go on. The
+    epochs each trained."""
+    trained = []
+    for number in range(trials):
+        trial = study.ask()
+        if number == 0:
+            trial.set_user_attr("defaults", True)
+        for epoch in range(1, epochs + 1):
+            trial.report(0.5 + number / 100 + epoch / 1000, epoch)
+            if epoch < epochs and trial.should_prune() and number > 0:
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, 0.5 + number / 100)
+        trained.append(epoch)
+    return trained
+
+
+def test_a_nine_epoch_study_trains_at_most_its_share_however_good_its_trials() -> None:
+    """The must-show bound, forced: without the cap successive halving trains this study to
+    the end trial after trial; with it, at most 40% of 20 x 9 epochs, every trial stopped at a
+    rung (never part-way to the next one), and the defaults trial still to the end."""
+    plan = nine_epoch_plan()
+    assert plan.epoch_cap() == 72 and plan.pruner().endswith("at most 40% of unpruned epochs")
+    halving = optuna.create_study(direction="maximize", pruner=pruning.make_pruner("halving", 9))
+    assert sum(tune_ever_better(halving, 20, 9)) > 72  # what the cap is for
+    capped = optuna.create_study(direction="maximize", pruner=plan.make_pruner())
+    trained = tune_ever_better(capped, 20, 9)
+    assert epochs_spent_of(capped) == sum(trained) <= 72
+    assert trained[0] == 9 and set(trained) <= {1, 3, 9}
+    assert trained[-1] == 1  # the last trials get what the cap kept for them: one epoch each
+
+
+def epochs_spent_of(study: optuna.Study) -> int:
+    study.set_user_attr("budget", {"epochs": 9})
+    return epochs_spent(study)[0]
+
+
+def test_the_cap_counts_running_trials_at_their_next_rung() -> None:
+    """``promised_epochs`` by hand: finished trials their epochs, a running trial its next
+    rung (the defaults one all its epochs), one epoch for each trial not started."""
+    study = optuna.create_study(direction="maximize")
+    for last in (1, 3):
+        values = {epoch: 0.5 for epoch in range(1, last + 1)}
+        study.add_trial(optuna.trial.create_trial(value=0.5, intermediate_values=values))
+    defaults = study.ask()
+    defaults.set_user_attr("defaults", True)
+    defaults.report(0.5, 1)
+    promoted = study.ask()
+    for epoch in (1, 2, 3):
+        promoted.report(0.5, epoch)
+    assert pruning.promised_epochs(study, 9, 10) == (1 + 3) + 9 + 9 + (10 - 4)
+
+
+def test_the_cap_applies_where_halvings_own_schedule_keeps_under_it() -> None:
+    """At 3 epochs halving's schedule trains 5/9 of the epochs (all trials 1, a third 3), over
+    40%: no cap, the rule the committed 3-epoch rung was tuned under; at 9, 7/27: capped."""
+    assert pruning.halving_share(3) == pytest.approx((1 + 2 / 3) / 3)
+    assert pruning.halving_share(9) == pytest.approx((1 + 2 / 3 + 6 / 9) / 9)
+    nine = nine_epoch_plan()
+    three = replace(nine, base=replace(nine.base, epochs=3))
+    assert three.epoch_cap() is None and three.pruner() == "halving, defaults ranked"
+    assert isinstance(three.make_pruner(), optuna.pruners.SuccessiveHalvingPruner)

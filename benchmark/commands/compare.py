@@ -95,7 +95,7 @@ def tune_all(
         # multi-fidelity: trials report every epoch and the pruner stops the poor ones early
         if plan.pruner():
             compare.keep_pruner(study, plan.pruner())
-        study.pruner = tuning.make_pruner(compare.PRUNER, cfg.epochs)  # at 1 epoch: never asked
+        study.pruner = plan.make_pruner()
         with study_bar() as bar:
             tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)
             tuning.optimize(

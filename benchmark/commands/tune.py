@@ -104,7 +104,7 @@ def tune_study(
     """
     import optuna
 
-    from benchmark import exports, tuning
+    from benchmark import exports, pruning, tuning
 
     spec = tuning.storage_spec(args.storage, args.results_dir)
     name = args.study or tuning.study_name(cfg, args.val_subset, args.max_params)
@@ -116,7 +116,7 @@ def tune_study(
         # not propose the same parameters (--jobs numbers its workers; others differ by pid)
         seed=tuning.sampler_seed(args.seed, before, args.worker or os.getpid())
     )
-    study.pruner = tuning.make_pruner(args.pruner, cfg.epochs)
+    study.pruner = pruning.make_pruner(args.pruner, cfg.epochs)
 
     def optimize(trials: int, callbacks: tuple[Any, ...] = ()) -> None:
         if not data:

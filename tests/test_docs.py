@@ -7,7 +7,9 @@ removed flag, an unknown command or a value a flag refuses fails here, naming th
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import functools
 import io
 import re
 import shlex
@@ -73,13 +75,20 @@ def shown_commands(text: str) -> list[tuple[int, list[str]]]:
     return found
 
 
+@functools.cache
+def parser() -> argparse.ArgumentParser:
+    """The real parser, built once: parsing leaves it as it was, and building it is most of
+    the cost of each check."""
+    return build_parser()
+
+
 def parse_error(argv: list[str]) -> str | None:
     """Why the real parser refuses ``argv`` (None when it accepts it); ``--help`` and
     ``--version`` count as accepted when they exit 0."""
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            build_parser().parse_args(argv)
+            parser().parse_args(argv)
         except SystemExit as exc:
             asked_for_help = bool({"-h", "--help", "--version"} & set(argv))
             if exc.code != 0 or not asked_for_help:

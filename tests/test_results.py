@@ -19,9 +19,10 @@ RUNS = sorted((RESULTS / "runs").glob("*"))
 def test_run_config_of_every_committed_config_computes_as_the_run_did() -> None:
     assert len(RUNS) > 100
     wrong = []
+    parser = build_parser()  # one parser for every run: building it is most of each check
     for run_dir in RUNS:
         found = rundir.read_metrics(run_dir)
-        args = build_parser().parse_args(["run", "--config", str(run_dir / rundir.CONFIG)])
+        args = parser.parse_args(["run", "--config", str(run_dir / rundir.CONFIG)])
         cfg = base_config(args)
         _, ex = decide(cfg)  # nothing may be left to the machine: the same on any CPU
         recorded = (rundir.run_precision(found), bool(found.get("channels_last", False)))

@@ -295,6 +295,22 @@ def test_the_studies_section_measures_the_saving_of_pruning(tmp_path: Path) -> N
     assert "| 22 / 36 (61%) |" in text
     one_epoch = studies_section([s for s in studies.digests if "__e1__" in s.name])
     assert "epochs trained" not in one_epoch  # nothing to prune at one epoch: as ever
+    assert "Pruning, as the studies recorded it" not in text  # these recorded no rule
+
+
+def test_the_studies_section_names_the_rule_each_budget_was_pruned_by(tmp_path: Path) -> None:
+    """What each study recorded when it started, so a reader sees which budgets were capped."""
+    rules = {3: "halving, defaults ranked", 9: "halving, defaults ranked, at most 40% of unpruned"}
+    for arch, epochs in [("gap_cnn", 3), ("small_cnn", 3), ("gap_cnn", 9)]:
+        name = f"{arch}__concat__e{epochs}__p10000"
+        make_study(tmp_path / STORAGE, name, epochs, [epochs, 1])
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / STORAGE}")
+        study.set_user_attr("pruner", rules[epochs])
+    text = studies_section(load_studies(tmp_path).digests)
+    assert (
+        " Pruning, as the studies recorded it: `halving, defaults ranked` at 3 epochs; "
+        "`halving, defaults ranked, at most 40% of unpruned` at 9 epochs." in text
+    )
 
 
 def test_equal_time_says_when_the_rungs_trained_in_different_arithmetic() -> None:

@@ -55,6 +55,7 @@ class StudyDigest:
     best_trial: int | None
     trained: int  # epochs its counted trials trained
     unpruned: int  # ... and would have trained unpruned
+    pruner: str | None  # the pruning rule the study recorded when it started (``compare``)
     files: tuple[str, ...]  # its CSV and plots, relative to the report's directory
 
 
@@ -162,6 +163,7 @@ def digest(study: optuna.Study, written: tuple[str, ...] = ()) -> StudyDigest:
         best_trial=None if best is None else best.number,
         trained=trained,
         unpruned=unpruned,
+        pruner=study.user_attrs.get("pruner"),
         files=written,
     )
 
@@ -299,10 +301,25 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
             f"Every study in `{storage_label}` (open it live with `optuna-dashboard "
             f"sqlite:///{storage_label}`). Value: the study's objective (validation accuracy "
             "at its budget). Per study: its trials as CSV, Optuna's optimisation-history plot "
-            "and its parameter importances (PED-ANOVA)." + (PRUNING_NOTE if pruning else ""),
+            "and its parameter importances (PED-ANOVA)."
+            + (PRUNING_NOTE + rules_sentence(studies) if pruning else ""),
             markdown_table(pd.DataFrame(rows)),
         ]
     )
+
+
+def rules_sentence(studies: list[StudyDigest]) -> str:
+    """The pruning rules the studies recorded, each with the budgets it ran at ("" if none
+    recorded one: studies of ``tune``, or of a ``compare`` before rules were recorded)."""
+    epochs_of: dict[str, set[int]] = {}
+    for study in studies:
+        if study.pruner and study.epochs is not None:
+            epochs_of.setdefault(study.pruner, set()).add(study.epochs)
+    rules = [
+        f"`{rule}` at {', '.join(map(str, sorted(epochs)))} epochs"
+        for rule, epochs in sorted(epochs_of.items(), key=lambda item: min(item[1]))
+    ]
+    return f" Pruning, as the studies recorded it: {'; '.join(rules)}." if rules else ""
 
 
 def link_name(study: str, relative: str) -> str:

@@ -70,9 +70,9 @@ def promised_epochs(study: optuna.Study, epochs: int, trials: int) -> int:
     of its ``trials`` not started yet. Trials stopped before training count nothing."""
     finished = running = promised = 0
     for t in study.get_trials(deepcopy=False, states=LIVE):
-        last = int(max(t.intermediate_values, default=0))
         if rejected(t):
             continue
+        last = int(max(t.intermediate_values, default=0))
         if t.state == TrialState.RUNNING:
             running += 1
             promised += epochs if t.user_attrs.get("defaults") else halving_rung_after(last, epochs)

@@ -168,9 +168,9 @@ def test_the_defaults_trial_sets_the_bar_of_successive_halving(small_data) -> No
     assert worse.should_prune()
 
 
-def nine_epoch_plan(trials: int = 20) -> compare.Plan:
+def nine_epoch_plan() -> compare.Plan:
     base = TrainConfig(arch="gap_cnn", fusion="concat", epochs=9)
-    return compare.Plan(base, (("gap_cnn", "concat"),), (0,), trials, 10**6)
+    return compare.Plan(base, (("gap_cnn", "concat"),), (0,), 20, 10**6)
 
 
 def tune_ever_better(study: optuna.Study, trials: int, epochs: int) -> list[int]:

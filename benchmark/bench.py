@@ -124,7 +124,7 @@ def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
     model = state.model.eval()
     params = count_params(model)
     macs = macs_per_image(model, s.device)
-    forward = torch.compile(model) if s.compile else model
+    forward = s.ex.compiled(model)
 
     def infer_fn(images: torch.Tensor, addends: torch.Tensor) -> Callable[[], Any]:
         def infer() -> Any:
@@ -140,7 +140,7 @@ def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
     compile_b1, latency_times = measure(infer_fn(images, addends), s)
 
     model.train()
-    loss_fn = torch.compile(compute_loss) if s.compile else compute_loss
+    loss_fn = s.ex.compiled(compute_loss)
     images, labels, addends = random_batch(s.train_batch_size, s.device, s.channels_last)
 
     def step() -> None:

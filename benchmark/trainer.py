@@ -285,7 +285,7 @@ def train(
     bs = cfg.batch_size
     steps_per_epoch = batches.steps()
     total_steps = steps_per_epoch * cfg.epochs
-    loss_fn = torch.compile(compute_loss) if ex.compile else compute_loss
+    loss_fn = ex.compiled(compute_loss)
     compiled = False  # the first compiled step compiles: timed apart as compile_seconds
     every = step_every if listen is not None and step_every else 0
     model.train()

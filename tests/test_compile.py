@@ -1,0 +1,70 @@
+"""``--compile``: the backend the execution picks, and a compiled run through the trainer.
+
+The compiled tests are ``slow``: Inductor compiles C++ for tens of seconds on 2 cores."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.profiler import profile
+
+from benchmark import hardware, runs
+from benchmark.config import TrainConfig
+
+CPU = torch.device("cpu")
+
+
+def test_the_cpu_compiles_max_pooling_backward_as_a_gather() -> None:
+    from torch._inductor.decomposition import select_decomp_table
+
+    scatter = hardware.MAX_POOL_BACKWARD in select_decomp_table()
+    chosen = hardware.compile_backend(CPU)
+    assert chosen == (hardware.inductor_gather_max_pool if scatter else "inductor")
+    assert hardware.compile_backend(torch.device("meta")) == "inductor"
+
+
+def test_an_execution_that_does_not_compile_hands_the_function_back() -> None:
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    assert hardware.Execution(CPU).compiled(fn) is fn
+    assert hardware.Execution(CPU, compile=True).compiled(fn) is not fn
+
+
+@pytest.mark.slow
+def test_compiled_max_pooling_runs_no_scatter_and_gives_eager_gradients() -> None:
+    """The CPU backend's reason to exist: no scatter kernel in the backward, same gradients."""
+
+    def loss(x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x.relu(), 2).square().sum()
+
+    torch.compiler.reset()
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    compiled = hardware.Execution(CPU, compile=True).compiled(loss)
+    with profile() as prof:
+        compiled(x).backward()
+    grad, x.grad = x.grad, None
+    loss(x).backward()
+    assert torch.equal(grad, x.grad)
+    ran = {event.key for event in prof.key_averages()}
+    assert not {key for key in ran if "scatter" in key}, ran
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_and_records_its_compile_time(synthetic, tmp_path: Path) -> None:
+    cfg = TrainConfig(
+        arch="small_cnn", fusion="concat", epochs=1, train_subset=512, batch_size=64, compile=True
+    )
+    torch.compiler.reset()
+    cfg, ex = hardware.decide(replace(cfg, threads=torch.get_num_threads()))
+    run_dir = runs.start_run(cfg, tmp_path)
+    runs.execute(cfg, synthetic, run_dir, ex)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert json.loads((run_dir / "config.json").read_text())["compile"] is True
+    assert metrics["compile_seconds"] > 0
+    assert metrics["test"]["pairs"] == 10 * len(synthetic.test)  # every test image was scored

@@ -251,10 +251,19 @@ def train_run(data, folder: Path, train_subset: int):
 
 
 @pytest.fixture(scope="session")
-def trained_run(synthetic, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained_run(synthetic, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """A finished run on the synthetic set for the predict and export tests: 48 steps, ~5 s on
-    2 cores, and it reads the drawn seven-segment digits right (2,048 images were not enough)."""
-    return train_run(synthetic, tmp_path_factory.mktemp("trained"), 3072)
+    2 cores, and it reads the drawn seven-segment digits right (2,048 images were not enough).
+    Trained once per session: pytest-xdist's workers share it through a lock (as xdist's docs
+    share a session fixture), and the tests only read it."""
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # the session's, above each worker's
+    folder = shared / "trained"
+    with FileLock(shared / "trained.lock"):
+        finished = sorted(folder.glob("runs/*/metrics.json"))
+        return finished[0].parent if finished else train_run(synthetic, folder, 3072)
 
 
 @pytest.fixture(scope="session")

@@ -235,15 +235,18 @@ def test_every_registered_model_passes_the_dry_run() -> None:
 # ------------------------------------------------------------------------ config files
 
 
-def test_a_run_config_reprints_as_itself_and_flags_override_it(
-    trained_run: Path, tmp_path: Path, capsys
-) -> None:
+def test_a_run_config_reprints_as_itself_and_flags_override_it(tmp_path: Path, capsys) -> None:
     import json
 
+    from benchmark import hardware, runs
     from benchmark.cli import main
+    from benchmark.config import TrainConfig
 
-    saved = json.loads((trained_run / "config.json").read_text())
-    argv = ["run", "--config", str(trained_run / "config.json"), "--print-config"]
+    cfg = TrainConfig(fusion="late_sum", epochs=2, batch_size=64, lr=8e-3, threads=1)
+    # config.json as a run writes it: the resolved configuration, before any training
+    run_dir = runs.start_run(hardware.decide(cfg)[0], tmp_path)
+    saved = json.loads((run_dir / "config.json").read_text())
+    argv = ["run", "--config", str(run_dir / "config.json"), "--print-config"]
     assert main([*argv, "--results-dir", str(tmp_path / "r")]) == 0
     assert json.loads(capsys.readouterr().out) == saved
     assert main([*argv, "--lr", "0.0123", "--results-dir", str(tmp_path / "r")]) == 0

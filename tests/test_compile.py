@@ -5,6 +5,8 @@ The compiled tests are ``slow``: Inductor compiles C++ for tens of seconds on 2 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +19,10 @@ from benchmark import hardware, runs
 from benchmark.config import TrainConfig
 
 CPU = torch.device("cpu")
+# Inductor writes C++ for the CPU and builds it with $CXX, else g++
+compiles = pytest.mark.skipif(
+    shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler for Inductor"
+)
 
 
 def test_the_cpu_compiles_max_pooling_backward_as_a_gather() -> None:
@@ -37,6 +43,7 @@ def test_an_execution_that_does_not_compile_hands_the_function_back() -> None:
 
 
 @pytest.mark.slow
+@compiles
 def test_compiled_max_pooling_runs_no_scatter_and_gives_eager_gradients() -> None:
     """The CPU backend's reason to exist: no scatter kernel in the backward, same gradients."""
 
@@ -56,6 +63,7 @@ def test_compiled_max_pooling_runs_no_scatter_and_gives_eager_gradients() -> Non
 
 
 @pytest.mark.slow
+@compiles
 def test_a_compiled_run_trains_and_records_its_compile_time(synthetic, tmp_path: Path) -> None:
     cfg = TrainConfig(
         arch="small_cnn", fusion="concat", epochs=1, train_subset=512, batch_size=64, compile=True

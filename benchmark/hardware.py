@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import torch
 
 from benchmark.config import TrainConfig
+from benchmark.inductor import compile_backend
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -72,37 +73,6 @@ def resolve_execution(cfg: TrainConfig, device: torch.device) -> TrainConfig:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-MAX_POOL_BACKWARD = torch.ops.aten.max_pool2d_with_indices_backward.default
-
-
-def compile_backend(device: torch.device) -> str | Callable[..., Any]:
-    """Inductor; on the CPU, without a scatter-add max-pool backward (see the backend below)."""
-    try:
-        from torch._inductor.decomposition import select_decomp_table
-    except ImportError:  # a torch without these internals compiles the plain way
-        return "inductor"
-    scatter = MAX_POOL_BACKWARD in select_decomp_table()
-    return inductor_gather_max_pool if device.type == "cpu" and scatter else "inductor"
-
-
-def inductor_gather_max_pool(gm: torch.fx.GraphModule, example_inputs: list[Any]) -> Any:
-    """A ``torch.compile`` backend: Inductor with max-pooling's backward lowered as a gather.
-
-    torch 2.14's Inductor decomposes it into a scatter-add that runs as an unfused fallback
-    kernel on the CPU. On the 2-core Xeon (a training step, bf16, channels_last, batch 256, eager
-    in the same process) small_cnn x concat trained at 0.56x of eager with the decomposition and
-    1.23x without, gap_cnn x concat at 1.03x and 1.06x. The gradients are the same.
-    """
-    from torch._inductor.compile_fx import compile_fx
-    from torch._inductor.decomposition import select_decomp_table
-
-    table = {k: v for k, v in select_decomp_table().items() if k != MAX_POOL_BACKWARD}
-    # AOTAutograd's cache key leaves the decomposition table out (it could serve a graph with
-    # the scatter); Inductor's own cache keys on the decomposed graph and stays on.
-    with torch._functorch.config.patch(enable_autograd_cache=False):
-        return compile_fx(gm, example_inputs, decompositions=table)
-
-
 @dataclass(frozen=True)
 class Execution:
     """Where and how a run computes, decided once (``decide``) and handed to the trainer,
@@ -137,7 +107,7 @@ class Execution:
 
     def compiled(self, fn: F) -> F:
         """``fn`` under ``torch.compile`` when this execution compiles, else ``fn`` itself: the
-        trainer and ``bench`` compile through here, with the backend ``compile_backend`` picks."""
+        trainer and ``bench`` compile through here, with ``benchmark.inductor``'s backend."""
         if not self.compile:
             return fn
         return torch.compile(fn, backend=compile_backend(self.device))  # type: ignore[return-value]

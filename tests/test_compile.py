@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.profiler import profile
 
-from benchmark import hardware, runs
+from benchmark import hardware, inductor, runs
 from benchmark.config import TrainConfig
 
 CPU = torch.device("cpu")
@@ -28,10 +28,30 @@ compiles = pytest.mark.skipif(
 def test_the_cpu_compiles_max_pooling_backward_as_a_gather() -> None:
     from torch._inductor.decomposition import select_decomp_table
 
-    scatter = hardware.MAX_POOL_BACKWARD in select_decomp_table()
-    chosen = hardware.compile_backend(CPU)
-    assert chosen == (hardware.inductor_gather_max_pool if scatter else "inductor")
-    assert hardware.compile_backend(torch.device("meta")) == "inductor"
+    scatter = inductor.MAX_POOL_BACKWARD in select_decomp_table()
+    chosen = inductor.compile_backend(CPU)
+    assert chosen == (inductor.inductor_gather_max_pool if scatter else "inductor")
+    assert inductor.compile_backend(torch.device("meta")) == "inductor"
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_only_a_graph_with_max_pooling_changes_the_decompositions(
+    pooled: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change costs Inductor's caches, so a graph without max-pooling keeps them."""
+    calls: list[dict] = []
+    monkeypatch.setattr(
+        "torch._inductor.compile_fx.compile_fx", lambda gm, inputs, **kw: calls.append(kw)
+    )
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return F.max_pool2d(x, 2) if pooled else x.relu()
+
+    inductor.inductor_gather_max_pool(torch.fx.symbolic_trace(fn), [torch.zeros(1, 1, 4, 4)])
+    (kwargs,) = calls
+    table = kwargs.get("decompositions")
+    assert (table is not None) == pooled
+    assert table is None or inductor.MAX_POOL_BACKWARD not in table
 
 
 def test_an_execution_that_does_not_compile_hands_the_function_back() -> None:

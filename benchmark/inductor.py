@@ -2,10 +2,10 @@
 
 torch 2.14's Inductor decomposes max-pooling's backward into a scatter-add that runs as an
 unfused fallback kernel on the CPU. Without that decomposition Inductor lowers the backward as a
-gather and fuses it with the batch norm backward around it. On the 2-core Xeon (one training
-step, bf16, channels_last, batch 256, eager in the same process, taking turns) small_cnn x concat
-trained at 0.56x of eager with the decomposition and 1.23x without; gap_cnn x concat at 1.03x
-and 1.06x. The gradients are eager's (tests/test_compile.py).
+gather and fuses it with the batch norm backward around it. On the 2-core Xeon with nothing else
+running (one training step, bf16, channels_last, batch 256, eager in the same process, taking
+turns) small_cnn x concat trained at 0.56x of eager with the decomposition and 1.23x without;
+gap_cnn x concat at 1.03x and 1.06x. The gradients are eager's (tests/test_compile.py).
 
 The price is Inductor's caches: its FX graph cache cannot hash a decomposition table of its
 caller's and is bypassed, and AOTAutograd's cache, whose key leaves the table out, would serve a

@@ -83,11 +83,21 @@ def create_model(arch: str, fusion: str, **overrides: Any) -> DigitSumModel:
     return DigitSumModel(encoder, head)
 
 
+# What ``check_model`` passed in this process: the entries' factories and the overrides. The
+# same factories given the same arguments build the same model, so it is not built again.
+_PASSED: set[tuple[Any, Any, str]] = set()
+
+
 def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     """Build the model and run a batch of 28x28 images through it on the meta device (no
-    memory, no time), so that a size the factory rejects, or a timm model that cannot take
-    MNIST-sized input, is a ``ValueError`` before any run directory exists."""
+    memory), so that a size the factory rejects, or a timm model that cannot take MNIST-sized
+    input, is a ``ValueError`` before any run directory exists. Meta kernels are not free
+    (40-60 ms for the core models on a CPU), so a process checks each model once: a grid or a
+    protocol names the same model again and again."""
     split_overrides(arch, fusion, overrides)  # unknown names and bad values: already one line
+    key = (ENCODERS.get(arch).factory, FUSIONS.get(fusion).factory, repr(sorted(overrides.items())))
+    if key in _PASSED:
+        return
     try:
         with torch.device("meta"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a factory's notice would be a second line
@@ -101,6 +111,7 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
             f"{arch} x {fusion} with {args} cannot run on 1x28x28 images: "
             f"{type(exc).__name__}: {reason}"
         ) from None
+    _PASSED.add(key)
 
 
 def count_params(module: nn.Module) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -211,7 +212,7 @@ class TrainConfig:
     def check_types(self) -> None:
         """Each field of its annotated type (a config file may hold ``"batch_size": "x"``)."""
         accepted = {int: (int,), float: (int, float), bool: (bool,), str: (str,), dict: (dict,)}
-        for name, hint in typing.get_type_hints(type(self)).items():
+        for name, hint in field_types().items():
             value = getattr(self, name)
             union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
             members = typing.get_args(hint) if union else (hint,)
@@ -248,6 +249,14 @@ class TrainConfig:
         """Short hash of what the run learns (not seed or hardware): groups runs in the report."""
         blob = json.dumps(learned_values(self.to_dict()), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
+
+
+@functools.cache
+def field_types() -> dict[str, Any]:
+    """Each ``TrainConfig`` field's annotated type, resolved once: ``typing.get_type_hints``
+    evaluates every annotation string again on each call, which every CLI start (one flag per
+    field) and every config check paid."""
+    return typing.get_type_hints(TrainConfig)
 
 
 def fields_of(*kinds: str) -> tuple[str, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -136,3 +138,37 @@ def _first_choices(entry: A.Entry) -> dict:
 def test_register_rejects_duplicates() -> None:
     with pytest.raises(ValueError, match="already registered"):
         A.register_encoder("gap_cnn")(lambda: None)
+
+
+def test_check_model_builds_a_model_once_per_process_and_refuses_every_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A grid or a protocol checks the same model again and again: it is built once. A model
+    that cannot run is refused at every check, and a new registration is checked anew."""
+    import architectures.model as model
+
+    monkeypatch.setattr(model, "_PASSED", set())
+    built: list[tuple[str, str, dict]] = []
+    create = model.create_model
+
+    def counting(arch: str, fusion: str, **overrides: object) -> A.DigitSumModel:
+        built.append((arch, fusion, overrides))
+        if overrides.get("width") == 3:
+            raise RuntimeError("no room")
+        return create(arch, fusion, **overrides)
+
+    monkeypatch.setattr(model, "create_model", counting)
+    for _ in range(2):
+        A.check_model("gap_cnn", "concat", {"width": 5})
+    A.check_model("gap_cnn", "late_sum", {"width": 5})
+    A.check_model("gap_cnn", "concat", {"width": 6})
+    assert len(built) == 3
+    for _ in range(2):
+        with pytest.raises(ValueError, match="width=3 cannot run on 1x28x28 images: .*no room"):
+            A.check_model("gap_cnn", "concat", {"width": 3})
+    assert len(built) == 5
+    entry = A.ENCODERS.get("gap_cnn")
+    again = dataclasses.replace(entry, factory=lambda **kw: entry.factory(**kw))
+    monkeypatch.setitem(A.ENCODERS.entries, "gap_cnn", again)  # as if registered anew
+    A.check_model("gap_cnn", "concat", {"width": 5})
+    assert len(built) == 6

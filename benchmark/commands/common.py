@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from benchmark.config import TrainConfig, fields_of
+from benchmark.config import TrainConfig, field_types, fields_of
 from benchmark.errors import UsageError
 from benchmark.progress import console
 
@@ -183,7 +183,7 @@ def add_config_flags(
     field's one-line description and choices; default None, so that only what the user typed
     overrides the config (or the resumed/tuned one). With ``sweep``, every non-boolean flag takes
     a comma list (a list value), which ``run`` expands into its grid."""
-    hints = typing.get_type_hints(TrainConfig)
+    hints = field_types()
     defaults = TrainConfig()
     group = parser.add_argument_group(title)
     for f in config_fields(skip):

@@ -7,6 +7,7 @@ from architectures.model import (
     check_model,
     count_params,
     create_model,
+    model_key,
     split_overrides,
 )
 from architectures.registry import (
@@ -29,6 +30,7 @@ __all__ = [
     "count_params",
     "check_model",
     "create_model",
+    "model_key",
     "register_encoder",
     "register_fusion",
     "split_overrides",

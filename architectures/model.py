@@ -83,9 +83,13 @@ def create_model(arch: str, fusion: str, **overrides: Any) -> DigitSumModel:
     return DigitSumModel(encoder, head)
 
 
-# What ``check_model`` passed in this process: the entries' factories and the overrides. The
-# same factories given the same arguments build the same model, so it is not built again.
-_PASSED: set[tuple[Any, Any, str]] = set()
+def model_key(arch: str, fusion: str, overrides: dict[str, Any]) -> tuple[Any, Any, str]:
+    """What a model is built from: the entries' factories and the overrides. Within a process
+    the same key builds the same model, so what is measured of it need not be measured again."""
+    return ENCODERS.get(arch).factory, FUSIONS.get(fusion).factory, repr(sorted(overrides.items()))
+
+
+_PASSED: set[tuple[Any, Any, str]] = set()  # the models check_model passed in this process
 
 
 def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
@@ -95,7 +99,7 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     (40-60 ms for the core models on a CPU), so a process checks each model once: a grid or a
     protocol names the same model again and again."""
     split_overrides(arch, fusion, overrides)  # unknown names and bad values: already one line
-    key = (ENCODERS.get(arch).factory, FUSIONS.get(fusion).factory, repr(sorted(overrides.items())))
+    key = model_key(arch, fusion, overrides)
     if key in _PASSED:
         return
     try:

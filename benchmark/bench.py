@@ -102,15 +102,22 @@ def macs_per_image(model: DigitSumModel, device: torch.device) -> int:
     return counter.get_total_flops() // 2
 
 
+_COSTS: dict[tuple[Any, Any, str], tuple[int, int]] = {}  # model_cost's, by ``model_key``
+
+
 def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int, int]:
     """(parameters, MACs per image) of a configuration's model, built and run on the meta
-    device: no memory, no time, and the global RNG untouched (a resumed run's is restored)."""
-    from architectures import create_model
+    device: no memory, and the global RNG untouched (a resumed run's is restored). That takes
+    40-80 ms for the core models on a CPU, so a process measures each model once."""
+    from architectures import create_model, model_key
 
-    meta = torch.device("meta")
-    with meta:
-        model = create_model(arch, fusion, **model_args).eval()
-    return count_params(model), macs_per_image(model, meta)
+    key = model_key(arch, fusion, model_args)
+    if key not in _COSTS:
+        meta = torch.device("meta")
+        with meta:
+            model = create_model(arch, fusion, **model_args).eval()
+        _COSTS[key] = count_params(model), macs_per_image(model, meta)
+    return _COSTS[key]
 
 
 def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:

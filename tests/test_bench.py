@@ -98,3 +98,20 @@ def test_a_csv_with_other_columns_is_left_alone(
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 2
     assert "other columns" in capsys.readouterr().err
     assert csv_path.read_text() == "arch,fusion,something\nx,y,1\n"
+
+
+def test_model_cost_is_measured_once_per_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every run and every progress line asks for its model's cost: built once per process."""
+    import architectures
+    from benchmark import bench
+
+    monkeypatch.setattr(bench, "_COSTS", {})
+    built = []
+    monkeypatch.setattr(
+        architectures, "create_model", lambda *a, **kw: built.append(a) or create_model(*a, **kw)
+    )
+    first = bench.model_cost("small_cnn", "concat", {})
+    assert first == (count_params(create_model("small_cnn", "concat")), SMALL_CNN_CONCAT_MACS)
+    assert bench.model_cost("small_cnn", "concat", {}) == first and len(built) == 1
+    assert bench.model_cost("small_cnn", "concat", {"width": 8})[1] < first[1]
+    assert len(built) == 2

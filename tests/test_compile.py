@@ -26,10 +26,16 @@ compiles = pytest.mark.skipif(
 )
 
 
-def test_the_cpu_compiles_max_pooling_backward_as_a_gather() -> None:
-    from torch._inductor.decomposition import select_decomp_table
+@pytest.mark.parametrize("scatter", [True, False])
+def test_the_cpu_compiles_max_pooling_backward_as_a_gather_where_torch_scatters(
+    scatter: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where torch decomposes max-pooling's backward into a scatter (2.14 does), the CPU
+    compiles through the gather backend; elsewhere, and on other devices, plain Inductor."""
+    import torch._inductor.decomposition as decomposition
 
-    scatter = inductor.MAX_POOL_BACKWARD in select_decomp_table()
+    table = {inductor.MAX_POOL_BACKWARD: None} if scatter else {}
+    monkeypatch.setattr(decomposition, "select_decomp_table", lambda: table)
     chosen = inductor.compile_backend(CPU)
     assert chosen == (inductor.inductor_gather_max_pool if scatter else "inductor")
     assert inductor.compile_backend(torch.device("meta")) == "inductor"

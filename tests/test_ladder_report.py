@@ -322,3 +322,31 @@ def test_equal_time_says_when_the_rungs_trained_in_different_arithmetic() -> Non
         "arithmetic, not the budget."
     )
     assert arithmetic_note(points.assign(precision="bf16")) == ""
+
+
+def test_the_answer_reuses_the_summary_of_the_rung_it_is_given_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summarising is most of a report's time after drawing: the top rung's groups are the
+    answer's, summarised once; a partial ladder answers at a lower rung's, also summarised."""
+    import benchmark.report as report_module
+    from benchmark.report import ladder
+
+    calls = []
+    summarize = ladder.summarize
+
+    def counting(*args: object) -> pd.DataFrame:
+        calls.append(1)
+        return summarize(*args)
+
+    monkeypatch.setattr(ladder, "summarize", counting)
+    monkeypatch.setattr(report_module, "summarize", counting)
+    for results, answered_at in [(write_ladder(tmp_path / "full"), 9), (tmp_path / "part", 3)]:
+        if answered_at == 3:
+            write_ladder(results, skip=2)
+        inputs = load_inputs(str(results / "runs" / "*"), str(results / "x.csv"), results)
+        calls.clear()
+        rungs = ladder.build_rungs(inputs)
+        ref, summary = report_module.answering(inputs, rungs)
+        assert len(calls) == len(RUNGS) and ref.base["epochs"] == answered_at
+        assert summary is next(r.summary for r in rungs if r.epochs == answered_at)

@@ -21,7 +21,7 @@ from benchmark.report.aggregate import pareto_front, summarize, tuned_vs_default
 from benchmark.report.ladder_plots import LADDER_PLOTS, epochs_text, ladder_plots
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
-from benchmark.report.reference import from_comparison
+from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.stats import ALPHA, kendall
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
@@ -39,6 +39,7 @@ class Rung:
     plan: dict[str, Any]
     stages: dict[str, Any]
     summary: pd.DataFrame
+    ref: Reference  # what ``summary`` was summarised at
 
     @functools.cached_property
     def groups(self) -> pd.DataFrame:
@@ -100,7 +101,7 @@ def build_rungs(inputs: Inputs) -> list[Rung]:
             continue
         summary = summarize(inputs.runs, inputs.bench, ref, inputs.history)
         stages = entry.get("stages") if isinstance(entry.get("stages"), dict) else {}
-        rungs.append(Rung(epochs, entry["plan"], stages, summary))
+        rungs.append(Rung(epochs, entry["plan"], stages, summary, ref))
     return rungs
 
 

@@ -301,8 +301,12 @@ def test_a_figure_is_drawn_once_with_the_pixels_savefig_gives(
     draws = []
     draw = Figure.draw
     monkeypatch.setattr(Figure, "draw", lambda fig, r: draws.append(1) or draw(fig, r))
-    blob = png_bytes(figure(), "stamp")
+    fig = figure()
+    canvas = fig.canvas
+    fig.set_dpi(72)
+    blob = png_bytes(fig, "stamp")
     assert draws == [1]
+    assert fig.canvas is canvas and fig.dpi == 72  # pyplot's or a GUI's canvas is left alone
     assert image(blob) == image(buf.getvalue()) and b"Comment\x00stamp" in blob
 
 

@@ -69,12 +69,17 @@ def png_bytes(fig: Figure, stamp: str | None = None) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.image import imsave
 
-    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
-    fig.set_dpi(DPI)
-    canvas.draw()
-    buf = io.BytesIO()
-    metadata = {"Software": None, **({"Comment": stamp} if stamp else {})}
-    imsave(buf, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI, metadata=metadata)
+    original, dpi = fig.canvas, fig.dpi  # pyplot's (Optuna's plots), perhaps a GUI's: kept
+    canvas = FigureCanvasAgg(fig)
+    try:
+        fig.set_dpi(DPI)
+        canvas.draw()
+        buf = io.BytesIO()
+        metadata = {"Software": None, **({"Comment": stamp} if stamp else {})}
+        imsave(buf, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI, metadata=metadata)
+    finally:
+        fig.set_dpi(dpi)
+        fig.set_canvas(original)
     return buf.getvalue()
 
 

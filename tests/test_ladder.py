@@ -16,7 +16,7 @@ from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import epochs_spent
 
-LADDER = ["--arch", "gap_cnn", "--fusion", "late_sum", "--trials", "2", "--seeds", "0"]
+LADDER = ["--arch", "small_cnn", "--fusion", "late_sum", "--trials", "2", "--seeds", "0"]
 LADDER += ["--epochs", "1,2", "--train-subset", "256", "--no-report"]
 
 
@@ -50,7 +50,8 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     for epochs, found in runs.items():  # default and tuned, seed 0, tuned at this rung
         assert sorted(m["tuned"] for m in found) == [False, True]
         tuned = next(m for m in found if m["tuned"])
-        assert tuned["config"]["tuned_from"]["study"].startswith(f"gap_cnn__late_sum__e{epochs}__")
+        study = tuned["config"]["tuned_from"]["study"]
+        assert study.startswith(f"small_cnn__late_sum__e{epochs}__")
     written = json.loads((tmp_path / comparison.COMPARISON).read_text())
     assert sorted(written["rungs"]) == ["1", "2"]
     assert written["plan"] == written["rungs"]["2"]["plan"]  # the top rung gives the answer
@@ -106,7 +107,9 @@ def test_the_pruner_stops_a_trial_but_never_the_defaults_one(small_data) -> None
     from benchmark import hardware
 
     base, ex = hardware.decide(
-        TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=3, train_subset=256, precision="fp32")
+        TrainConfig(
+            arch="small_cnn", fusion="late_sum", epochs=3, train_subset=256, precision="fp32"
+        )
     )
     storage = optuna.storages.InMemoryStorage()
     study = tuning.open_study(storage, "s", base, None)
@@ -155,7 +158,9 @@ def test_the_defaults_trial_sets_the_bar_of_successive_halving(small_data) -> No
     from benchmark import hardware
 
     base, ex = hardware.decide(
-        TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=2, train_subset=256, precision="fp32")
+        TrainConfig(
+            arch="small_cnn", fusion="late_sum", epochs=2, train_subset=256, precision="fp32"
+        )
     )
     study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", base, None)
     study.pruner = pruning.make_pruner("halving", 2)

@@ -20,6 +20,7 @@ from benchmark.progress import RunsProgress
 WIDTH = 80
 TINY = ["--epochs", "2", "--batch-size", "64", "--eval-batch-size", "100", "--threads", "1"]
 TINY += ["--precision", "fp32", "--no-channels-last", "--results-dir", "out"]
+TINY += ["--model-arg", "width=4"]  # what is shown is under test here, not the model
 SWEEP = ["run", "--lr", "1e-3,3e-3", "--seeds", "0,1", *TINY]
 CSI = re.compile(r"\x1b\[([?0-9;]*)([A-Za-z])")
 

@@ -339,6 +339,16 @@ def checkpoint_of(cfg, step: int = 0) -> dict:
     return state.state_dict()
 
 
+def report_markdown(inputs):
+    """(the summary, report.md's markdown) of ``inputs``, rendered without drawing the plots:
+    for tests that read the report's words and tables (drawing is most of a report's time;
+    ``write_report`` itself is tested in test_report.py). No studies or ladder sections."""
+    from benchmark.report import answering, build_rungs, render_markdown
+
+    ref, summary = answering(inputs, build_rungs(inputs))
+    return summary, render_markdown(inputs, summary, {}, ref)
+
+
 DEVICE = "cpu: Test CPU (2 threads)"
 VERSIONS = {"python": "3.11.9", "torch": "2.99.0", "torchvision": "0.99.0", "timm": "9.9.9"}
 

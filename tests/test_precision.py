@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import make_run
+from conftest import make_run, report_markdown
 
 from benchmark import hardware, report, rundir, runs
 from benchmark.config import TrainConfig
@@ -189,13 +189,12 @@ def test_report_keeps_precisions_apart_and_compares_them(tmp_path: Path) -> None
     twin_runs(runs_dir, "fp32", (1.0, 1.2, 1.4), 1000.0)
     twin_runs(runs_dir, "bf16", (1.1, 1.3, 1.5), 2500.0)
     inputs = report.load_inputs(str(runs_dir / "*"), str(tmp_path / "none"))
-    summary, _ = report.write_report(inputs, tmp_path / "out")
+    summary, text = report_markdown(inputs)
     by_precision = summary.set_index("precision")
     assert by_precision.loc["fp32", "section"] == "main" and by_precision.loc["fp32", "n"] == 3
     assert by_precision.loc["bf16", "section"] == "precision"
     assert by_precision.loc["fp32", "label"] == "gap_cnn x concat"  # main labels unchanged
     assert by_precision.loc["bf16", "label"] == "gap_cnn x concat (precision bf16)"
-    text = (tmp_path / "out" / "report.md").read_text()
     main = text[text.index("## Main comparison") : text.index("## Precision")]
     assert "| 1 | gap_cnn x concat |" in main and "| 2 |" not in main
     section = text[text.index("## Precision: bf16 vs fp32") :]

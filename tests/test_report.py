@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import DEVICE, make_run
+from conftest import DEVICE, make_run, report_markdown
 
 from benchmark import benchfile, report
 from benchmark.cli import main
@@ -482,13 +482,12 @@ def test_main_comparison_holds_only_the_reference_budget(tmp_path: Path) -> None
     }
     (tmp_path / "comparison.json").write_text(json.dumps(comparison))
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"), tmp_path)
-    summary, _ = report.write_report(inputs, tmp_path / "out")
+    summary, text = report_markdown(inputs)
     sections = dict(zip(summary["config_hash"], summary["section"], strict=True))
     assert {h for h, s in sections.items() if s == "main"} == {
         "aaaa0000", "late0000", "s0000000", "t0000000",
     }  # fmt: skip
     assert sections["x0000000"] == "heldout"
-    text = (tmp_path / "out" / "report.md").read_text()
     main = text[text.index("## Main comparison") : text.index("## Tuned vs default")]
     rows = [line for line in main.splitlines() if line[:3] in {f"| {i}" for i in range(10)}]
     assert len(rows) == 4  # the 99.9 % outsiders stay out
@@ -631,16 +630,19 @@ def test_migrate_adds_macs_once(tmp_path: Path, capsys: Any) -> None:
     assert summary.loc["gap_cnn x concat", "macs_per_image"] == 7_351_424
 
 
-def answer_of(root: Path) -> str:
-    """The opening sentences of the report on ``root/runs``."""
-    report.write_report(load(root), root / "out")
-    text = (root / "out" / "report.md").read_text()
+def markdown_of(root: Path) -> str:
+    """The markdown of the report on ``root/runs`` (``report_markdown``: no plots drawn)."""
+    return report_markdown(load(root))[1]
+
+
+def answer_of(text: str) -> str:
+    """The opening sentences of a report's markdown."""
     return text[text.index("## The answer") : text.index("## Main comparison")]
 
 
 def test_sentences_of_a_one_group_one_seed_report(tmp_path: Path) -> None:
     make_run(tmp_path / "runs", "only", sum_acc=0.95, val_curve=(0.9,))
-    answer = answer_of(tmp_path)
+    answer = answer_of(markdown_of(tmp_path))
     assert "(1 epoch on the full training split, fp32)" in answer
     assert "0.95" not in answer and "5.00% (one seed, so no interval; accuracy 95.00%)" in answer
     assert "It is the only group in the main comparison: there is nothing to compare it with." in (
@@ -654,7 +656,7 @@ def test_sentences_when_every_group_has_one_seed(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_run(runs, "a", sum_acc=0.95, val_curve=(0.9,))
     make_run(runs, "b", fusion="late_sum", sum_acc=0.90, config_hash="b0000000", val_curve=(0.9,))
-    answer = answer_of(tmp_path)
+    answer = answer_of(markdown_of(tmp_path))
     assert "**gap_cnn x concat** has the lowest test sum error: 5.00% (one seed" in answer
     assert "Every group has one seed, so none can be tested against another" in answer
     assert "worse" not in answer and "group(s)" not in answer
@@ -668,13 +670,13 @@ def test_sentences_of_a_two_group_report(tmp_path: Path) -> None:
                  config_hash="b0000000", val_curve=(0.9,))  # fmt: skip
     make_run(runs, "lucky", fusion="embed_add", sum_acc=0.99, config_hash="c0000000",
              val_curve=(0.9,))  # fmt: skip
-    answer = answer_of(tmp_path)
+    table = markdown_of(tmp_path)
+    answer = answer_of(table)
     assert "lowest test sum error among the groups with at least 2 seeds: 4.00% (95% CI" in answer
     assert "3 seeds" in answer
     assert "The other group tested, gap_cnn x late_sum, is worse by Welch's t-test" in answer
     assert "1 group has one seed and is untested (gap_cnn x embed_add)" in answer
     assert "does not make a group the best" in answer
-    table = (tmp_path / "out" / "report.md").read_text()
     assert "| gap_cnn x embed_add | no | 1 | 1.00 | untested (1 seed) | - |" in table
 
 
@@ -684,9 +686,8 @@ def test_a_tuned_configuration_equal_to_the_default_is_named(tmp_path: Path) -> 
         make_run(runs, f"d{seed}", seed=seed, sum_acc=0.95 + seed / 100, val_curve=(0.9,))
         make_run(runs, f"t{seed}", seed=seed, sum_acc=0.95 + seed / 100, tuned=True,
                  val_curve=(0.9,))  # fmt: skip
-    answer = answer_of(tmp_path)
-    assert "the study's best configuration is the default itself" in answer
-    text = (tmp_path / "out" / "report.md").read_text()
+    text = markdown_of(tmp_path)
+    assert "the study's best configuration is the default itself" in answer_of(text)
     assert "| yes (= default) |" in text and "the default configuration (nothing tuned)" in text
 
 

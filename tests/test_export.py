@@ -88,11 +88,9 @@ OTHER_MODELS = [("gap_cnn", f) for f in FUSIONS.select("all") if f != "late_sum"
 ]
 
 
-# one model in the fast tier, every other one in the slow tier (5-8 s of export each on 2 cores)
-@pytest.mark.parametrize(
-    ("arch", "fusion"),
-    [OTHER_MODELS[0], *(pytest.param(*m, marks=pytest.mark.slow) for m in OTHER_MODELS[1:])],
-)
+# the slow tier: 5-8 s of export each on 2 cores (the fast tier exports late_sum both ways)
+@pytest.mark.slow
+@pytest.mark.parametrize(("arch", "fusion"), OTHER_MODELS)
 def test_both_formats_match_pytorch_other_models(
     arch: str, fusion: str, synthetic, tmp_path: Path
 ) -> None:

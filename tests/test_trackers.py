@@ -62,6 +62,7 @@ def test_mlflow_local_store_holds_the_run(
     assert (tmp_path / "mlartifacts").is_dir()  # beside the runs, not in the working directory
 
 
+@pytest.mark.slow  # MLflow's import and store: four seconds on 2 cores
 def test_mlflow_resume_continues_the_same_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark import compare, comparison, rundir
+from benchmark import compare, comparison, rundir, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import counts_towards_budget
@@ -132,10 +132,39 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         (["--max-params", "0"], "--max-params must be >= 1"),
         (["--train-subset", "100"], "train_subset must be >= batch_size"),
         (["--arch", "nope"], "unknown encoder"),
+        (["--seed", "-1"], "--seed must be >= 0, got -1"),
+        (["--worker", "-1"], "--worker must be >= 0, got -1"),
     ):
         assert main(["compare", "--results-dir", str(tmp_path / "r"), *flags]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "r").exists()
+
+
+def drawn_params(results: Path) -> list[dict]:
+    """The parameters of every trial of the one tuning study in ``results``, in order."""
+    storage = f"sqlite:///{results / tuning.DB_NAME}"
+    (name,) = [
+        s.study_name for s in optuna.get_all_study_summaries(storage) if "__e1__" in s.study_name
+    ]
+    return [t.params for t in optuna.load_study(study_name=name, storage=storage).trials]
+
+
+def test_a_numbered_worker_draws_the_same_trials_every_time(
+    tmp_path: Path, small_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--worker`` seeds the samplers with ``--seed`` in place of the process id: compares in
+    two processes (two pids here) draw the same trials, and another number draws others, as
+    processes sharing a storage must."""
+    argv = ["compare", "--arch", "small_cnn", "--fusion", "late_sum", "--trials", "2"]
+    argv += ["--seeds", "0", "--epochs", "1", "--train-subset", "256", "--tune-only"]
+    drawn = {}
+    for name, worker, pid in (("a", "0", 1001), ("b", "0", 2002), ("c", "1", 1001)):
+        monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
+        assert main([*argv, "--worker", worker, "--results-dir", str(tmp_path / name)]) == 0
+        drawn[name] = drawn_params(tmp_path / name)
+    assert len(drawn["a"]) >= 2 and drawn["a"] == drawn["b"]
+    assert drawn["a"][0] == drawn["c"][0]  # the defaults trial
+    assert drawn["a"][1:] != drawn["c"][1:]
 
 
 def test_default_cap_admits_every_default_configuration() -> None:

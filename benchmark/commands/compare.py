@@ -46,7 +46,14 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     from benchmark import compare, plugins
     from benchmark.comparison import COMPARISON, read_comparison
 
-    require_at_least([("--trials", args.trials, 1), ("--max-params", args.max_params, 1)])
+    require_at_least(
+        [
+            ("--trials", args.trials, 1),
+            ("--max-params", args.max_params, 1),
+            ("--seed", args.seed, 0),
+            ("--worker", args.worker, 0),
+        ]
+    )
     if not args.seeds:
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2,3,4")
     try:
@@ -76,10 +83,17 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
 
 
 def tune_all(
-    plan: Any, storage: Any, data: Any, ex: Any, seed: int, lap: Callable[..., None]
+    plan: Any,
+    storage: Any,
+    data: Any,
+    ex: Any,
+    seed: int,
+    worker: int | None,
+    lap: Callable[..., None],
 ) -> list[Any]:
     """Stage 1: every combination's study to ``plan.trials`` finished trials (all machines);
-    ``lap`` after each trial."""
+    ``lap`` after each trial. Each sampler is seeded by ``seed``, the trials before and
+    ``worker``, else the process id (processes started at once must not draw alike)."""
     import optuna
 
     from benchmark import compare, tuning
@@ -90,7 +104,9 @@ def tune_all(
         name = plan.study(arch, fusion)
         study = tuning.open_study(storage, name, cfg, None, plan.max_params)
         study.sampler = optuna.samplers.TPESampler(
-            seed=tuning.sampler_seed(seed, len(study.trials), os.getpid())
+            seed=tuning.sampler_seed(
+                seed, len(study.trials), os.getpid() if worker is None else worker
+            )
         )
         # multi-fidelity: trials report every epoch and the pruner stops the poor ones early
         if plan.pruner():
@@ -206,7 +222,7 @@ def tune_rung(
     ``lap`` after each trial writes the stage's time so far."""
     from benchmark import compare, exports
 
-    studies = tune_all(plan, storage, data, ex, args.seed, lap)
+    studies = tune_all(plan, storage, data, ex, args.seed, args.worker, lap)
     if not compare.tuning_finished(studies):
         console.print("waiting for tuning trials still running on other machines ...")
         compare.wait_for_tuning(studies)
@@ -308,6 +324,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sqlite:///<results-dir>/optuna.db]",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="sampler seed [0]")
+    p.add_argument(
+        "--worker",
+        type=int,
+        metavar="I",
+        help="this process's number among those sharing the storage, which seeds its samplers "
+        "with --seed: one compare draws the same trials every time [its process id, so that "
+        "processes started at once never draw alike]",
+    )
     p.add_argument(
         "--epochs",
         type=int_list,

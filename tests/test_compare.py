@@ -134,6 +134,8 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         (["--arch", "nope"], "unknown encoder"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--worker", "-1"], "--worker must be >= 0, got -1"),
+        (["--seeds", "0,-1"], "seed must be in 0..2**63-1, got -1"),
+        (["--epochs", ","], "--epochs must be positive integers such as 1,3,9, got []"),
     ):
         assert main(["compare", "--results-dir", str(tmp_path / "r"), *flags]) == 2
         assert message in capsys.readouterr().err

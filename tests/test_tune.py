@@ -145,12 +145,14 @@ def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
         (["--trials", "0"], "--trials must be a positive integer"),
         (["--storage", "optuna.db"], "SQLAlchemy URL"),
         (["--arch", "nope"], "unknown encoder"),
+        (["--study", ""], "--study must be a plain name (no path separators), got ''"),
+        (["--study", "../x"], "--study must be a plain name (no path separators), got '../x'"),
     ],
 )
 def test_bad_flags(tmp_path: Path, capsys, flags: list[str], message: str) -> None:
-    assert main(["tune", "--results-dir", str(tmp_path), *flags]) == 2
+    assert main(["tune", "--results-dir", str(tmp_path / "r"), *flags]) == 2
     assert message in capsys.readouterr().err
-    assert not (tmp_path / "tuned").exists()
+    assert not (tmp_path / "r").exists()
 
 
 # ------------------------------------------------------------------------------- training

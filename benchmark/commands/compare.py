@@ -69,12 +69,14 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
             (a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)
         )
     base = base_config(args, skip=FIXED_BY_COMPARE)
-    rungs = sorted(set(args.epochs)) if args.epochs else [base.epochs]
+    rungs = [base.epochs] if args.epochs is None else sorted(set(args.epochs))
     if not rungs or rungs[0] < 1:
         raise UsageError(f"--epochs must be positive integers such as 1,3,9, got {args.epochs}")
-    try:
+    try:  # every rung and seed as the final runs will take them, before hours of tuning
         for epochs in rungs:
             replace(base, epochs=epochs, batch_size=max(BATCH_SIZES)).validate()
+        for seed in args.seeds:
+            replace(base, seed=seed).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cap = args.max_params or compare.default_cap(pairs)

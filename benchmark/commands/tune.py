@@ -182,6 +182,9 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     require_at_least([("--val-subset", args.val_subset, 1), ("--max-params", args.max_params, 1)])
+    if args.study is not None and (not args.study.strip() or any(c in args.study for c in "/\\")):
+        # the export is tuned/<study>.json: a path there would write elsewhere, or fail at the end
+        raise UsageError(f"--study must be a plain name (no path separators), got {args.study!r}")
     if args.train_subset is not None and args.train_subset < max(BATCH_SIZES):
         raise UsageError(
             f"--train-subset must be >= {max(BATCH_SIZES)} (the largest batch size tuned), "

@@ -114,6 +114,8 @@ def predict(
 
 def load_image(path: Path) -> torch.Tensor:
     """Read and preprocess one file; any problem is a one-line ``UsageError`` naming it."""
+    if path.is_dir():
+        raise UsageError(f"--image {path}: a directory; expected a PNG or JPEG file")
     if not path.is_file():
         raise UsageError(f"--image {path}: no such file")
     try:

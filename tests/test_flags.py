@@ -186,21 +186,33 @@ def test_declared_ranges_hold_the_defaults_and_the_search_spaces() -> None:
                 assert value in span, (entry.name, key, value, str(span))
 
 
-def test_results_dir_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+# every command that writes into --results-dir checks it before anything loads or is measured
+WRITERS = ["run", "tune", "compare", "bench", "datapath"]
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_results_dir_that_is_a_file(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.setattr("benchmark.bench.model_cost", lambda *a, **k: pytest.fail("measured"))
     target = tmp_path / "results"
     target.write_text("not a directory")
-    assert exit_status(["run", "--results-dir", str(target / "sub")]) == 2
-    assert "is a file; expected a directory" in one_line(capsys.readouterr().err)
-    assert target.read_text() == "not a directory"
+    assert exit_status([command, "--results-dir", str(target / "sub")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"--results-dir {target / 'sub'}: {target} is a file; expected a directory" in line
+    assert target.read_text() == "not a directory" and list(tmp_path.iterdir()) == [target]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
-def test_results_dir_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys):
+@pytest.mark.parametrize("command", WRITERS)
+def test_results_dir_read_only(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
     tmp_path.chmod(0o500)
     try:
-        assert exit_status(["run", "--results-dir", str(tmp_path / "r")]) == 2
+        assert exit_status([command, "--results-dir", str(tmp_path / "r")]) == 2
         assert "is not writable" in one_line(capsys.readouterr().err)
     finally:
         tmp_path.chmod(0o700)

@@ -14,6 +14,7 @@ from benchmark.commands.common import (
     add_plugin_flag,
     add_results_dir_flag,
     base_config,
+    check_writable,
     console,
     interrupts_as_exceptions,
     only_fields,
@@ -77,6 +78,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             ("--warmup-calls", args.warmup_calls, 0),
         ]
     )
+    check_writable(args.results_dir)
     cfg = base_config(args, skip=SETTINGS)
     try:
         cfg.validate()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 import sys
 import types
@@ -146,6 +147,17 @@ def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
     for flag, value, low in values:
         if value is not None and value < low:
             raise UsageError(f"{flag} must be >= {low}, got {value}")
+
+
+def check_writable(results_dir: str | Path) -> None:
+    """The results directory is a directory we may write in (or can be created): checked before
+    the data loads, so that a typo costs nothing."""
+    results_dir = Path(results_dir)
+    existing = next((p for p in (results_dir, *results_dir.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise UsageError(f"--results-dir {results_dir}: {existing} is a file; expected a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"--results-dir {results_dir}: {existing} is not writable")
 
 
 # ------------------------------------------------------------------------------ flag builders

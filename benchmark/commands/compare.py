@@ -20,6 +20,7 @@ from benchmark.commands.common import (
     add_config_flags,
     add_plugin_flag,
     base_config,
+    check_writable,
     console,
     int_list,
     interrupts_as_exceptions,
@@ -46,6 +47,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     from benchmark import compare, plugins
     from benchmark.comparison import COMPARISON, read_comparison
 
+    check_writable(args.results_dir)
     require_at_least(
         [
             ("--trials", args.trials, 1),

@@ -15,6 +15,7 @@ from benchmark.commands.common import (
     add_plugin_flag,
     add_results_dir_flag,
     base_config,
+    check_writable,
     console,
     interrupts_as_exceptions,
     only_fields,
@@ -48,6 +49,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
             ("--num-workers", args.num_workers, 0),
         ]
     )
+    check_writable(args.results_dir)
     if args.steps % args.rounds:
         raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")
     cfg = replace(base_config(args, skip=SETTINGS), arch=arch, fusion=fusion, epochs=1)

@@ -16,6 +16,7 @@ from benchmark.commands.common import (
     add_config_flags,
     add_plugin_flag,
     base_config,
+    check_writable,
     config_overrides,
     console,
     int_list,
@@ -148,18 +149,6 @@ def print_summary(
     console.print(table)
     for i, run_dir in enumerate(run_dirs, start=1):
         say(f"{i:>3}  {run_dir}", soft_wrap=True)
-
-
-def check_writable(results_dir: Path) -> None:
-    """The results directory is a directory we may write in (or can be created): checked before
-    the data loads, so that a typo costs nothing."""
-    import os
-
-    existing = next((p for p in (results_dir, *results_dir.parents) if p.exists()), Path("."))
-    if not existing.is_dir():
-        raise UsageError(f"--results-dir {results_dir}: {existing} is a file; expected a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--results-dir {results_dir}: {existing} is not writable")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

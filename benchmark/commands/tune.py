@@ -24,6 +24,7 @@ from benchmark.commands.common import (
     add_config_flags,
     add_plugin_flag,
     base_config,
+    check_writable,
     config_overrides,
     console,
     interrupts_as_exceptions,
@@ -182,6 +183,7 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     require_at_least([("--val-subset", args.val_subset, 1), ("--max-params", args.max_params, 1)])
+    check_writable(args.results_dir)
     if args.study is not None and (not args.study.strip() or any(c in args.study for c in "/\\")):
         # the export is tuned/<study>.json: a path there would write elsewhere, or fail at the end
         raise UsageError(f"--study must be a plain name (no path separators), got {args.study!r}")

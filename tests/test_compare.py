@@ -169,6 +169,22 @@ def test_a_numbered_worker_draws_the_same_trials_every_time(
     assert drawn["a"][1:] != drawn["c"][1:]
 
 
+def test_a_seed_given_twice_is_taken_once(tmp_path: Path, capsys) -> None:
+    """``--seeds 0,1,0`` is ``--seeds 0,1``: the same protocol (one key, one queue), and in
+    ``run`` one run, not the same one twice."""
+    from benchmark.cli import build_parser
+    from benchmark.commands.compare import plans_from
+
+    def plan(seeds: str) -> compare.Plan:
+        argv = ["compare", "--arch", "gap_cnn", "--fusion", "concat", "--seeds", seeds]
+        (found,) = plans_from(build_parser().parse_args([*argv, "--results-dir", str(tmp_path)]))
+        return found
+
+    assert plan("0,1,0").seeds == (0, 1) and plan("0,1,0").key() == plan("0,1").key()
+    assert main(["run", "--seeds", "0,0", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["seed"] == 0  # one config, not a list of two
+
+
 def test_default_cap_admits_every_default_configuration() -> None:
     from architectures import count_params, create_model
 

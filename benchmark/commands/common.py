@@ -90,8 +90,10 @@ def interrupts_as_exceptions(restore: bool = True) -> Iterator[None]:
 
 
 def int_list(text: str) -> list[int]:
+    """A comma list of integers, each once in the order first given (``0,1,0`` is ``0,1``: a
+    seed twice would train one run twice, and make another protocol of the same runs)."""
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
+        return list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"invalid seed list {text!r}; expected comma-separated integers such as 0,1,2"

@@ -331,9 +331,14 @@ class StopAt:
             study.stop()
 
 
-def sampler_seed(seed: int, trials_before: int, worker: int) -> int:
-    """Distinct per worker and per session: a resumed study must not replay the same draws."""
-    return int(np.random.SeedSequence([seed, trials_before, worker]).generate_state(1)[0])
+def sampler(seed: int, trials_before: int, worker: int | None) -> optuna.samplers.TPESampler:
+    """TPE with a stream of its own per worker and per session: processes started at once on
+    one study must not propose the same parameters, and a resumed study must not replay its
+    draws. ``worker``: the process's number (``tune --jobs``, ``compare --worker``), else its
+    pid, so that one numbered process draws the same trials every time."""
+    worker = os.getpid() if worker is None else worker
+    state = np.random.SeedSequence([seed, trials_before, worker]).generate_state(1)[0]
+    return optuna.samplers.TPESampler(seed=int(state))
 
 
 # ---------------------------------------------------------------------------------- trials

@@ -5,7 +5,6 @@ write the report. Resumable, and shareable between machines through one Optuna s
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import time
 from collections.abc import Callable
@@ -96,9 +95,7 @@ def tune_all(
     lap: Callable[..., None],
 ) -> list[Any]:
     """Stage 1: every combination's study to ``plan.trials`` finished trials (all machines);
-    ``lap`` after each trial. Each sampler is seeded by ``seed``, the trials before and
-    ``worker``, else the process id (processes started at once must not draw alike)."""
-    import optuna
+    ``lap`` after each trial; ``seed`` and ``worker`` seed the samplers (``tuning.sampler``)."""
 
     from benchmark import compare, tuning
 
@@ -107,11 +104,7 @@ def tune_all(
         cfg = plan.config(arch, fusion)
         name = plan.study(arch, fusion)
         study = tuning.open_study(storage, name, cfg, None, plan.max_params)
-        study.sampler = optuna.samplers.TPESampler(
-            seed=tuning.sampler_seed(
-                seed, len(study.trials), os.getpid() if worker is None else worker
-            )
-        )
+        study.sampler = tuning.sampler(seed, len(study.trials), worker)
         # multi-fidelity: trials report every epoch and the pruner stops the poor ones early
         if plan.pruner():
             compare.keep_pruner(study, plan.pruner())

@@ -103,7 +103,6 @@ def tune_study(
 
     ``data`` is a one-element cache: this process loads MNIST once for every study.
     """
-    import optuna
 
     from benchmark import exports, pruning, tuning
 
@@ -112,11 +111,7 @@ def tune_study(
     study = tuning.open_study(storage, name, cfg, args.val_subset, args.max_params)
     done = tuning.finished_count(study)
     before = len(study.trials)
-    study.sampler = optuna.samplers.TPESampler(
-        # a stream of its own per worker: two processes started at once on one study must
-        # not propose the same parameters (--jobs numbers its workers; others differ by pid)
-        seed=tuning.sampler_seed(args.seed, before, args.worker or os.getpid())
-    )
+    study.sampler = tuning.sampler(args.seed, before, args.worker)
     study.pruner = pruning.make_pruner(args.pruner, cfg.epochs)
 
     def optimize(trials: int, callbacks: tuple[Any, ...] = ()) -> None:

@@ -29,6 +29,17 @@ def test_the_console_script_names_itself(monkeypatch: pytest.MonkeyPatch) -> Non
     assert build_parser().format_usage().startswith("usage: python -m benchmark ")
 
 
+def test_the_parser_built_once_gives_every_parse_its_own_values() -> None:
+    """The parser is built once per process: what one command line appended or set is not
+    left behind for the next one."""
+    parser = build_parser()
+    first = parser.parse_args(["run", "--plugin", "a.py", "--plugin", "b", "--seed", "3"])
+    assert first.plugin == ["a.py", "b"] and first.seed == 3
+    again = build_parser().parse_args(["run"])
+    assert build_parser() is parser
+    assert again.plugin == [] and again.seed is None and again.func is first.func
+
+
 @pytest.mark.skipif(not shutil.which("digitsum-bench"), reason="package not installed")
 def test_the_installed_console_script() -> None:
     shown = subprocess.run(

@@ -339,6 +339,27 @@ def checkpoint_of(cfg, step: int = 0) -> dict:
     return state.state_dict()
 
 
+def one_pixel_png(fig, stamp: str | None = None) -> bytes:
+    """``png_bytes`` without drawing: one blank pixel carrying the stamp ``png_bytes`` would
+    give the figure, so an unchanged figure is still read back, not built again (``undrawn``)."""
+    import io
+
+    from matplotlib.image import imsave
+
+    buf = io.BytesIO()
+    metadata = {"Software": None, **({"Comment": stamp} if stamp else {})}
+    imsave(buf, [[[1.0, 1.0, 1.0]]], format="png", metadata=metadata)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def undrawn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's figures are built but not drawn (``one_pixel_png``): for tests of a whole
+    report that read its words, tables and which figures it holds. Drawing is most of a
+    report's time; what the figures look like is tested by the tests that draw them."""
+    monkeypatch.setattr("benchmark.report.output.png_bytes", one_pixel_png)
+
+
 def report_markdown(inputs):
     """(the summary, report.md's markdown) of ``inputs``, rendered without drawing the plots:
     for tests that read the report's words and tables (drawing is most of a report's time;

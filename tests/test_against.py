@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_run
+from conftest import make_run, one_pixel_png
 
 from benchmark.cli import main
 
@@ -64,7 +64,9 @@ def against(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, pd.Dat
     """``report_against`` on the same kind of device, once for the tests that read it: the root
     it was written under, report.md and summary.csv."""
     root = tmp_path_factory.mktemp("against")
-    return root, *report_against(root)
+    with pytest.MonkeyPatch.context() as patch:  # what ``undrawn`` does, for the module
+        patch.setattr("benchmark.report.output.png_bytes", one_pixel_png)
+        return root, *report_against(root)
 
 
 def test_against_shows_both_sides_in_the_main_comparison(
@@ -112,6 +114,7 @@ def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> N
     assert "yours (ringed)" in [t.get_text() for t in pareto.legends[0].get_texts()]
 
 
+@pytest.mark.usefixtures("undrawn")
 def test_timings_only_beside_the_same_kind_of_device(
     tmp_path: Path, against: tuple[Path, str, pd.DataFrame]
 ) -> None:

@@ -310,6 +310,7 @@ def test_a_figure_is_drawn_once_with_the_pixels_savefig_gives(
     assert image(blob) == image(buf.getvalue()) and b"Comment\x00stamp" in blob
 
 
+@pytest.mark.usefixtures("undrawn")
 def test_stale_plot_is_removed(suite, tmp_path: Path) -> None:
     root = copy_suite(suite[0], tmp_path, "out")  # reported once
     assert (tmp_path / "out" / "plots" / "val_curves.png").exists()
@@ -336,6 +337,7 @@ def test_only_incomplete_runs_still_report(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.usefixtures("undrawn")
 def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     root = make_suite(tmp_path)
     out = tmp_path / "out"
@@ -725,6 +727,7 @@ def test_untested_groups_are_not_drawn_as_worse(tmp_path: Path) -> None:
     assert "untested: one seed, no interval" in labels and "worse (Welch, 5%)" not in labels
 
 
+@pytest.mark.usefixtures("undrawn")
 def test_report_runs_given_twice_takes_both(tmp_path: Path) -> None:
     make_run(tmp_path / "one", "a", sum_acc=0.95, val_curve=(0.9,))
     make_run(tmp_path / "two", "b", fusion="late_sum", sum_acc=0.9, config_hash="b0000000",

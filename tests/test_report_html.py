@@ -26,6 +26,7 @@ def write(root: Path) -> str:
     return (root / "out" / "report.html").read_text()
 
 
+@pytest.mark.usefixtures("undrawn")
 def test_report_html_is_self_contained_and_sortable(tmp_path: Path) -> None:
     page = write(tmp_path)
     sources = re.findall(r'\b(?:src|href)="([^"]*)"', page)

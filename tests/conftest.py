@@ -357,7 +357,8 @@ def undrawn(monkeypatch: pytest.MonkeyPatch) -> None:
     """The report's figures are built but not drawn (``one_pixel_png``): for tests of a whole
     report that read its words, tables and which figures it holds. Drawing is most of a
     report's time; what the figures look like is tested by the tests that draw them."""
-    monkeypatch.setattr("benchmark.report.output.png_bytes", one_pixel_png)
+    for module in ("output", "studies"):  # the report's own figures and Optuna's plots
+        monkeypatch.setattr(f"benchmark.report.{module}.png_bytes", one_pixel_png)
 
 
 def report_markdown(inputs):

@@ -114,6 +114,7 @@ def test_a_storage_damaged_throughout_costs_its_section_only(results: Path) -> N
     assert f"{db} unreadable, studies left out: " in text
 
 
+@pytest.mark.usefixtures("undrawn")
 def test_a_second_report_reads_the_studies_digest_not_the_storage(
     results: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -204,6 +204,25 @@ def test_results_dir_that_is_a_file(
     assert target.read_text() == "not a directory" and list(tmp_path.iterdir()) == [target]
 
 
+@pytest.mark.parametrize("under", [False, True])
+@pytest.mark.parametrize("command", ["run", "tune", "compare", "datapath"])
+def test_data_dir_that_is_a_file(
+    command: str, under: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A file as the MNIST root was looked in, then downloaded into: "MNIST not found ... the
+    download failed (NotADirectoryError)", exit 1. It is the flag that is wrong: one line, 2."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    target = tmp_path / "mnist.tar.gz"
+    target.write_text("not a directory")
+    given = target / "sub" if under else target
+    results = tmp_path / "results"
+    argv = [command, "--data-dir", str(given), "--results-dir", str(results)]
+    assert exit_status(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"--data-dir {given}: {target} is a file; expected the MNIST root" in line
+    assert target.read_text() == "not a directory" and list(tmp_path.iterdir()) == [target]
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
 @pytest.mark.parametrize("command", WRITERS)
 def test_results_dir_read_only(

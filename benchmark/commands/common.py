@@ -151,15 +151,33 @@ def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
             raise UsageError(f"{flag} must be >= {low}, got {value}")
 
 
+def nearest_existing(path: Path) -> Path:
+    """``path`` or the nearest of its parents that exists: what creating it would write in."""
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
 def check_writable(results_dir: str | Path) -> None:
     """The results directory is a directory we may write in (or can be created): checked before
     the data loads, so that a typo costs nothing."""
     results_dir = Path(results_dir)
-    existing = next((p for p in (results_dir, *results_dir.parents) if p.exists()), Path("."))
+    existing = nearest_existing(results_dir)
     if not existing.is_dir():
         raise UsageError(f"--results-dir {results_dir}: {existing} is a file; expected a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"--results-dir {results_dir}: {existing} is not writable")
+
+
+def check_data_dir(data_dir: str | None) -> None:
+    """``--data-dir`` (or a config's data_dir) is, or can become, a directory: a file there
+    would be looked in for MNIST/raw/ and then downloaded into, and fail as missing data."""
+    if data_dir is None:
+        return
+    existing = nearest_existing(Path(data_dir))
+    if not existing.is_dir():
+        raise UsageError(
+            f"--data-dir {data_dir}: {existing} is a file; expected the MNIST root, a directory "
+            f"holding MNIST/raw/ (or one to download into)"
+        )
 
 
 # ------------------------------------------------------------------------------ flag builders

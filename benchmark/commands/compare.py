@@ -19,6 +19,7 @@ from benchmark.commands.common import (
     add_config_flags,
     add_plugin_flag,
     base_config,
+    check_data_dir,
     check_writable,
     console,
     int_list,
@@ -70,6 +71,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
             (a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)
         )
     base = base_config(args, skip=FIXED_BY_COMPARE)
+    check_data_dir(base.data_dir)
     rungs = [base.epochs] if args.epochs is None else sorted(set(args.epochs))
     if not rungs or rungs[0] < 1:
         raise UsageError(f"--epochs must be positive integers such as 1,3,9, got {args.epochs}")

@@ -15,6 +15,7 @@ from benchmark.commands.common import (
     add_plugin_flag,
     add_results_dir_flag,
     base_config,
+    check_data_dir,
     check_writable,
     console,
     interrupts_as_exceptions,
@@ -53,6 +54,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     if args.steps % args.rounds:
         raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")
     cfg = replace(base_config(args, skip=SETTINGS), arch=arch, fusion=fusion, epochs=1)
+    check_data_dir(cfg.data_dir)
     try:
         cfg.validate()
     except ValueError as exc:

@@ -16,6 +16,7 @@ from benchmark.commands.common import (
     add_config_flags,
     add_plugin_flag,
     base_config,
+    check_data_dir,
     check_writable,
     config_overrides,
     console,
@@ -182,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))
         return 0
     check_writable(results_dir)
+    check_data_dir(base.data_dir)
     for cfg in configs:  # every tracker asked for exists (a sweep may name several)
         check_available(cfg.log)
     # each run's execution decided once, here (a sweep may name several devices or threads)

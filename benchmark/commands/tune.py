@@ -24,6 +24,7 @@ from benchmark.commands.common import (
     add_config_flags,
     add_plugin_flag,
     base_config,
+    check_data_dir,
     check_writable,
     config_overrides,
     console,
@@ -201,6 +202,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.study and len(pairs) > 1:
         raise UsageError("--study names one study: give one --arch and one --fusion with it")
     base = replace(base_config(args, skip=SEARCHED), seed=args.seed)
+    check_data_dir(base.data_dir)
     try:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:

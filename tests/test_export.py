@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import one_line
 
 from architectures import ENCODERS, FUSIONS, create_model
 from benchmark import files, load_run, rundir
@@ -117,3 +118,23 @@ def test_bad_run_or_format_is_exit_2_and_writes_nothing(tmp_path: Path, capsys) 
     assert info.value.code == 2
     assert "choose from 'onnx', 'torchscript'" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["a directory", "under a file"])
+def test_an_out_that_cannot_be_written_is_refused_before_exporting(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Exporting takes seconds (ONNX); a ``--out`` that cannot be a file is one line first."""
+    from benchmark import export
+
+    run_dir = untrained_run(tmp_path, "gap_cnn", "concat")
+    monkeypatch.setitem(export.EXPORTERS, "onnx", lambda model: pytest.fail("exported"))
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    out, said = {
+        "a directory": (tmp_path, f"--out {tmp_path} is a directory; expected a file path"),
+        "under a file": (blocker / "m.onnx", f"--out {blocker / 'm.onnx'}: {blocker} is a file"),
+    }[where]
+    assert main(["export", "--run", str(run_dir), "--format", "onnx", "--out", str(out)]) == 2
+    assert said in one_line(capsys.readouterr().err)
+    assert blocker.read_text() == "x"

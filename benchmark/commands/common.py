@@ -156,15 +156,19 @@ def nearest_existing(path: Path) -> Path:
     return next((p for p in (path, *path.parents) if p.exists()), Path("."))
 
 
-def check_writable(results_dir: str | Path) -> None:
-    """The results directory is a directory we may write in (or can be created): checked before
-    the data loads, so that a typo costs nothing."""
-    results_dir = Path(results_dir)
-    existing = nearest_existing(results_dir)
+def check_writable(
+    directory: str | Path, flag: str = "--results-dir", given: str | Path | None = None
+) -> None:
+    """``directory`` is one we may write in (or can be created): checked before the data loads
+    or a model is exported, so that a typo costs nothing. ``given``: what the user typed for
+    ``flag``, when ``directory`` is the folder of a file it names (``export --out``)."""
+    directory = Path(directory)
+    shown = directory if given is None else given
+    existing = nearest_existing(directory)
     if not existing.is_dir():
-        raise UsageError(f"--results-dir {results_dir}: {existing} is a file; expected a directory")
+        raise UsageError(f"{flag} {shown}: {existing} is a file; expected a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"--results-dir {results_dir}: {existing} is not writable")
+        raise UsageError(f"{flag} {shown}: {existing} is not writable")
 
 
 def check_data_dir(data_dir: str | None) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, add_plugin_flag, console
+from benchmark.commands.common import UsageError, add_plugin_flag, check_writable, console
 
 # format: default file name in the run directory (the exporters are in benchmark.export)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
@@ -22,6 +22,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir / FORMATS[args.format]
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; expected a file path")
+    check_writable(out.parent, "--out", out)
     data = EXPORTERS[args.format](runs.load_run(run_dir))
     files.write_bytes(out, data)
     how = f" with the {onnx_exporter()} exporter" if args.format == "onnx" else ""

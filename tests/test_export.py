@@ -14,9 +14,6 @@ from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.data import to_float
 
-# Loading TorchScript is the point here; torch's notice that TorchScript is deprecated is not.
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:FutureWarning")
-
 
 def assert_same_outputs(got: tuple, want: tuple[torch.Tensor, torch.Tensor]) -> None:
     for g, w in zip(got, want, strict=True):

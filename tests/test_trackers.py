@@ -38,6 +38,7 @@ def test_tensorboard_event_file_holds_the_run(small_data, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow  # MLflow's import and store: four seconds on 2 cores
+@pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy:DeprecationWarning")  # MLflow's
 def test_mlflow_local_store_holds_the_run(
     small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,7 +17,28 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import DamagedFileError, WriteFailed
+from benchmark.errors import DamagedFileError, UsageError, WriteFailed
+
+
+def nearest_existing(path: Path) -> Path:
+    """``path`` or the nearest of its parents that exists: what creating it would write in."""
+    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
+
+
+def check_writable(
+    directory: str | Path, flag: str = "--results-dir", given: str | Path | None = None
+) -> None:
+    """``directory`` is one we may write in (or can be created): checked before the data loads,
+    a model is exported or a study is opened, so that a typo costs nothing. ``given``: what the
+    user typed for ``flag``, when ``directory`` is the folder of a file it names (``export
+    --out``, ``--storage``)."""
+    directory = Path(directory)
+    shown = directory if given is None else given
+    existing = nearest_existing(directory)
+    if not existing.is_dir():
+        raise UsageError(f"{flag} {shown}: {existing} is a file; expected a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {shown}: {existing} is not writable")
 
 
 class UnreadableFileError(DamagedFileError):

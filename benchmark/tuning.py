@@ -138,6 +138,7 @@ def open_storage(spec: str) -> BaseStorage:
 
     if spec.startswith("journal:") or spec.endswith(".log"):
         path = Path(spec.removeprefix("journal:"))
+        files.check_writable(path.parent, "--storage", storage_label(spec))
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     if "://" not in spec:
@@ -149,6 +150,7 @@ def open_storage(spec: str) -> BaseStorage:
     storage_class: Any = Storage
     if spec.startswith("sqlite:///"):
         db = Path(spec.removeprefix("sqlite:///"))
+        files.check_writable(db.parent, "--storage", storage_label(spec))
         db.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
         storage_class = functools.partial(Storage, lock_path=db.with_name(db.name + ".lock"))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import one_line
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
@@ -107,6 +108,23 @@ def test_storage_kinds(tmp_path: Path) -> None:
         open_storage(str(tmp_path / "optuna.db"))
     label = storage_label("postgresql+psycopg2://bench:s3cret@db.lan/optuna")
     assert "s3cret" not in label and "db.lan/optuna" in label
+
+
+@pytest.mark.parametrize("kind", ["sqlite:///", "journal:"])
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_a_storage_under_a_file_is_one_line_before_anything_is_written(
+    command: str, kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """It was "error: afile: File exists", exit 1, from creating the storage's folder."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    spec = f"{kind}{blocker / 'optuna.db'}"
+    argv = [command, "--storage", spec, "--results-dir", str(tmp_path / "r")]
+    assert main([*argv, "--arch", "gap_cnn", "--fusion", "concat", "--trials", "1"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"error: --storage {spec}: {blocker} is a file; expected a directory")
+    assert blocker.read_text() == "x" and list(tmp_path.iterdir()) == [blocker]
 
 
 def test_defaults_enqueued_once_and_again_after_failure(tmp_path: Path) -> None:

@@ -14,13 +14,13 @@ from benchmark.commands.common import (
     add_plugin_flag,
     add_results_dir_flag,
     base_config,
-    check_writable,
     console,
     interrupts_as_exceptions,
     only_fields,
     print_wide,
     require_at_least,
 )
+from benchmark.files import check_writable
 from benchmark.progress import prepare
 
 

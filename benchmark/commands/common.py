@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import signal
 import sys
 import types
@@ -22,6 +21,7 @@ from rich.console import Console
 
 from benchmark.config import TrainConfig, field_types, fields_of
 from benchmark.errors import UsageError
+from benchmark.files import nearest_existing
 from benchmark.progress import console
 
 # Where a user's runs, studies and reports go by default; the committed reference figures live in
@@ -149,26 +149,6 @@ def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
     for flag, value, low in values:
         if value is not None and value < low:
             raise UsageError(f"{flag} must be >= {low}, got {value}")
-
-
-def nearest_existing(path: Path) -> Path:
-    """``path`` or the nearest of its parents that exists: what creating it would write in."""
-    return next((p for p in (path, *path.parents) if p.exists()), Path("."))
-
-
-def check_writable(
-    directory: str | Path, flag: str = "--results-dir", given: str | Path | None = None
-) -> None:
-    """``directory`` is one we may write in (or can be created): checked before the data loads
-    or a model is exported, so that a typo costs nothing. ``given``: what the user typed for
-    ``flag``, when ``directory`` is the folder of a file it names (``export --out``)."""
-    directory = Path(directory)
-    shown = directory if given is None else given
-    existing = nearest_existing(directory)
-    if not existing.is_dir():
-        raise UsageError(f"{flag} {shown}: {existing} is a file; expected a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {shown}: {existing} is not writable")
 
 
 def check_data_dir(data_dir: str | None) -> None:

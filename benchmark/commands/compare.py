@@ -20,13 +20,13 @@ from benchmark.commands.common import (
     add_plugin_flag,
     base_config,
     check_data_dir,
-    check_writable,
     console,
     int_list,
     interrupts_as_exceptions,
     require_at_least,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
+from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, prepare, study_bar, train_with_progress
 from benchmark.trials import epochs_spent
 

@@ -16,13 +16,13 @@ from benchmark.commands.common import (
     add_results_dir_flag,
     base_config,
     check_data_dir,
-    check_writable,
     console,
     interrupts_as_exceptions,
     only_fields,
     print_wide,
     require_at_least,
 )
+from benchmark.files import check_writable
 from benchmark.progress import prepare
 
 # The run settings the data path is measured under, flagged and checked as ``run``'s are.

@@ -17,7 +17,6 @@ from benchmark.commands.common import (
     add_plugin_flag,
     base_config,
     check_data_dir,
-    check_writable,
     config_overrides,
     console,
     int_list,
@@ -25,6 +24,7 @@ from benchmark.commands.common import (
     key_value,
 )
 from benchmark.config import TrainConfig
+from benchmark.files import check_writable
 from benchmark.progress import (
     RunsProgress,
     duration,

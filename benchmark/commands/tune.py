@@ -25,13 +25,13 @@ from benchmark.commands.common import (
     add_plugin_flag,
     base_config,
     check_data_dir,
-    check_writable,
     config_overrides,
     console,
     interrupts_as_exceptions,
     require_at_least,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
+from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, format_params, prepare, study_bar
 
 POLL_S = 2.0  # how often the parent refreshes the progress while worker processes run

@@ -380,12 +380,13 @@ def test_report_on_a_full_output_directory_is_one_line(
 def test_report_on_a_read_only_output_directory_is_one_line(
     tmp_path: Path, reference: Path, capsys
 ) -> None:
+    """Refused before anything is read, as a results directory is for every command (exit 2)."""
     args = ["report", "--runs", str(reference), "--out", str(tmp_path), "--bench", "-"]
-    with read_only(tmp_path) as reason:
-        assert exit_status(args) == 1
+    with read_only(tmp_path):
+        assert exit_status(args) == 2
     line = one_line(capsys.readouterr().err)
-    assert line.startswith(f"python -m benchmark report: error: cannot write {tmp_path}/")
-    assert line.endswith(f": {reason}")
+    assert line.startswith("python -m benchmark report: error: ")
+    assert line.endswith(f"--out {tmp_path}: {tmp_path} is not writable")
 
 
 @pytest.mark.slow

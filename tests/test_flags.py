@@ -187,7 +187,7 @@ def test_declared_ranges_hold_the_defaults_and_the_search_spaces() -> None:
 
 
 # every command that writes into --results-dir checks it before anything loads or is measured
-WRITERS = ["run", "tune", "compare", "bench", "datapath"]
+WRITERS = ["run", "tune", "compare", "report", "bench", "datapath"]
 
 
 @pytest.mark.parametrize("command", WRITERS)

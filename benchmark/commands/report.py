@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from benchmark.commands.common import OUTPUT, UsageError, console, print_wide
+from benchmark.files import check_writable
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -18,8 +19,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     runs = args.runs or [str(base / "runs" / "*")]
     bench = args.bench or str(base / "bench" / "*.csv")
     out = Path(args.out or base)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; expected a directory (created if missing)")
+    check_writable(out, "--out" if args.out else "--results-dir")
     inputs = load_inputs(runs, bench, base, out)
     if inputs.runs.empty and inputs.incomplete.empty:
         raise UsageError(

@@ -352,13 +352,19 @@ def one_pixel_png(fig, stamp: str | None = None) -> bytes:
     return buf.getvalue()
 
 
+def leave_undrawn(patch: pytest.MonkeyPatch) -> None:
+    """The report's figures are built but not drawn (``one_pixel_png``) while ``patch`` holds:
+    for tests of a whole report that read its words, tables and which figures it holds.
+    Drawing is most of a report's time; what the figures look like is tested by the tests
+    that draw them."""
+    for module in ("output", "studies"):  # the report's own figures and Optuna's plots
+        patch.setattr(f"benchmark.report.{module}.png_bytes", one_pixel_png)
+
+
 @pytest.fixture
 def undrawn(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The report's figures are built but not drawn (``one_pixel_png``): for tests of a whole
-    report that read its words, tables and which figures it holds. Drawing is most of a
-    report's time; what the figures look like is tested by the tests that draw them."""
-    for module in ("output", "studies"):  # the report's own figures and Optuna's plots
-        monkeypatch.setattr(f"benchmark.report.{module}.png_bytes", one_pixel_png)
+    """``leave_undrawn`` for one test."""
+    leave_undrawn(monkeypatch)
 
 
 def report_markdown(inputs):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import make_run, one_pixel_png
+from conftest import leave_undrawn, make_run
 
 from benchmark.cli import main
 
@@ -64,8 +64,8 @@ def against(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, pd.Dat
     """``report_against`` on the same kind of device, once for the tests that read it: the root
     it was written under, report.md and summary.csv."""
     root = tmp_path_factory.mktemp("against")
-    with pytest.MonkeyPatch.context() as patch:  # what ``undrawn`` does, for the module
-        patch.setattr("benchmark.report.output.png_bytes", one_pixel_png)
+    with pytest.MonkeyPatch.context() as patch:  # ``undrawn``, for the module
+        leave_undrawn(patch)
         return root, *report_against(root)
 
 

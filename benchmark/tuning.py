@@ -126,6 +126,23 @@ class Storage(RDBStorage):
             self.record_heartbeat(trial_id)
 
 
+def check_storage(spec: str) -> None:
+    """Refuse a ``--storage`` that is not a URL or journal, or a file one that cannot be
+    written, writing nothing: commands call it before they look for the data."""
+    if spec.startswith("journal:") or spec.endswith(".log"):
+        path = Path(spec.removeprefix("journal:"))
+    elif "://" not in spec:
+        raise UsageError(
+            f"--storage {spec!r}: expected an SQLAlchemy URL (sqlite:///PATH, "
+            f"postgresql+psycopg2://USER@HOST/DB) or a journal file (journal:PATH or PATH.log)"
+        )
+    elif spec.startswith("sqlite:///"):
+        path = Path(spec.removeprefix("sqlite:///"))
+    else:
+        return  # a server: only connecting tells
+    files.check_writable(path.parent, "--storage", storage_label(spec))
+
+
 def open_storage(spec: str) -> BaseStorage:
     """``--storage`` text -> an Optuna storage.
 
@@ -136,21 +153,15 @@ def open_storage(spec: str) -> BaseStorage:
     """
     from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 
+    check_storage(spec)
     if spec.startswith("journal:") or spec.endswith(".log"):
         path = Path(spec.removeprefix("journal:"))
-        files.check_writable(path.parent, "--storage", storage_label(spec))
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
-    if "://" not in spec:
-        raise UsageError(
-            f"--storage {spec!r}: expected an SQLAlchemy URL (sqlite:///PATH, "
-            f"postgresql+psycopg2://USER@HOST/DB) or a journal file (journal:PATH or PATH.log)"
-        )
     engine_kwargs: dict[str, Any] = {}
     storage_class: Any = Storage
     if spec.startswith("sqlite:///"):
         db = Path(spec.removeprefix("sqlite:///"))
-        files.check_writable(db.parent, "--storage", storage_label(spec))
         db.parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
         storage_class = functools.partial(Storage, lock_path=db.with_name(db.name + ".lock"))

@@ -9,6 +9,7 @@ remembering to write a test. Damaged files are ``test_damaged_files.py``'s.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -221,6 +222,22 @@ def test_data_dir_that_is_a_file(
     line = one_line(capsys.readouterr().err)
     assert f"--data-dir {given}: {target} is a file; expected the MNIST root" in line
     assert target.read_text() == "not a directory" and list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_missing_mnist_leaves_no_optuna_db(
+    command: str, synthetic_root: Path, tmp_path: Path, capsys
+) -> None:
+    """The data is found before the storage is opened: a root with three of MNIST's four files
+    (a failure, not bad input) used to leave a new optuna.db with an empty study behind."""
+    root = tmp_path / "mnist"
+    shutil.copytree(synthetic_root, root)
+    (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
+    results = tmp_path / "results"
+    argv = [command, "--data-dir", str(root), "--results-dir", str(results), "--epochs", "1"]
+    assert exit_status(argv) == 1
+    assert "t10k-labels-idx1-ubyte: missing (3 of the 4" in one_line(capsys.readouterr().err)
+    assert not results.exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")

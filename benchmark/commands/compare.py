@@ -254,9 +254,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ladder = [plan.base.epochs for plan in plans]  # lowest first
     results_dir = Path(args.results_dir)
     spec = tuning.storage_spec(args.storage, results_dir)
+    tuning.check_storage(spec)
+    _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
+    # the data before the storage: missing MNIST must not leave a new optuna.db behind
+    data = load_mnist(plans[0].base.data_dir).to(ex.device)
     storage = tuning.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
     where = f"{socket.gethostname()} ({device_name(ex.device)})"
     first = plans[0]
     console.print(
@@ -265,7 +268,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"{', '.join(map(str, ladder))} epoch{'s' if ladder != [1] else ''}; storage "
         f"{tuning.storage_label(spec)}; on {where}"
     )
-    data = load_mnist(first.base.data_dir).to(ex.device)
     failed = 0
     with interrupts_as_exceptions(), tuning.storage_errors(spec):
         records, worked = {}, False

@@ -196,6 +196,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
     from architectures import ENCODERS, FUSIONS
     from benchmark import tuning
+    from benchmark.data import resolve_root
 
     check_flags(args)
     pairs = [(a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)]
@@ -208,6 +209,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     spec = tuning.storage_spec(args.storage, args.results_dir)
+    tuning.check_storage(spec)
+    resolve_root(base.data_dir)  # missing MNIST fails here, before a storage file is created
     storage = tuning.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     base, ex = prepare(base)  # decided once for every study of this process

@@ -19,12 +19,12 @@ from optuna.trial import TrialState
 from benchmark import files
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
+from benchmark.storages import storage_label
 from benchmark.tuning import (
     BUDGET_FIELDS,
     finished_count,
     fixed_overrides,
     split_params,
-    storage_label,
 )
 
 TUNED_DIR = "tuned"

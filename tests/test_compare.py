@@ -15,7 +15,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark import compare, comparison, rundir, tuning
+from benchmark import compare, comparison, rundir, storages
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import counts_towards_budget
@@ -144,7 +144,7 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
 
 def drawn_params(results: Path) -> list[dict]:
     """The parameters of every trial of the one tuning study in ``results``, in order."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{results / tuning.DB_NAME}")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{results / storages.DB_NAME}")
     (name,) = [
         s.study_name for s in optuna.get_all_study_summaries(storage) if "__e1__" in s.study_name
     ]

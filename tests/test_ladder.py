@@ -11,7 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark import compare, comparison, pruning, rundir, tuning
+from benchmark import compare, comparison, pruning, rundir, storages, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import epochs_spent
@@ -59,7 +59,7 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
         assert {"tune", "runs"} <= set(rung["stages"])
     assert written["rungs"]["2"]["plan"]["pruner"] == "halving, defaults ranked"
     assert "pruner" not in written["rungs"]["1"]["plan"]  # at one epoch nothing is pruned
-    storage = f"sqlite:///{tmp_path / tuning.DB_NAME}"
+    storage = f"sqlite:///{tmp_path / storages.DB_NAME}"
     pruners = {
         s.study_name: s.user_attrs.get("pruner") for s in optuna.get_all_study_summaries(storage)
     }

@@ -25,15 +25,14 @@ from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
 from benchmark.exports import apply_tuned
 from benchmark.hardware import decide
+from benchmark.storages import open_storage, storage_label
 from benchmark.tuning import (
     budget,
     default_params,
     finished_count,
     objective,
-    open_storage,
     open_study,
     split_params,
-    storage_label,
     study_name,
 )
 
@@ -404,8 +403,8 @@ def test_sigkill_during_the_defaults_trial_then_rerun(
         proc.wait()
     (killed,) = load(sqlite(tmp_path), name).trials
     assert killed.state == TrialState.RUNNING and killed.user_attrs["defaults"]
-    monkeypatch.setattr("benchmark.tuning.HEARTBEAT_S", 1)
-    monkeypatch.setattr("benchmark.tuning.GRACE_S", 2)  # the real one is 40 s
+    monkeypatch.setattr("benchmark.storages.HEARTBEAT_S", 1)
+    monkeypatch.setattr("benchmark.storages.GRACE_S", 2)  # the real one is 40 s
     time.sleep(3)
     assert (
         main(

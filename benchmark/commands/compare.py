@@ -131,7 +131,7 @@ def train_all(
 ) -> int:
     """Stage 2: the queue of default and tuned runs, shared with other machines; ``lap``
     before each run, so the time of the runs before it is written."""
-    from benchmark import compare, plugins, runs, tuning
+    from benchmark import compare, plugins, runs, storages
 
     queue = compare.open_queue(plan, storage)
     total = len(plan.items())
@@ -156,7 +156,7 @@ def train_all(
         # held by other workers: wait for them, and take over any whose heartbeat stops
         console.print(
             f"runs: {counts['complete']} of {total} complete, {counts['running']} held by "
-            f"other workers; waiting (a worker silent for {tuning.GRACE_S} s is taken over) ..."
+            f"other workers; waiting (a worker silent for {storages.GRACE_S} s is taken over) ..."
         )
         time.sleep(POLL_S)
         queue = compare.open_queue(plan, storage)  # fails the stale, queues them again
@@ -246,19 +246,19 @@ def cmd_compare(args: argparse.Namespace) -> int:
     interruption left."""
     import optuna
 
-    from benchmark import tuning
+    from benchmark import storages
     from benchmark.data import load_mnist
     from benchmark.hardware import device_name
 
     plans = plans_from(args)
     ladder = [plan.base.epochs for plan in plans]  # lowest first
     results_dir = Path(args.results_dir)
-    spec = tuning.storage_spec(args.storage, results_dir)
-    tuning.check_storage(spec)
+    spec = storages.storage_spec(args.storage, results_dir)
+    storages.check_storage(spec)
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
     # the data before the storage: missing MNIST must not leave a new optuna.db behind
     data = load_mnist(plans[0].base.data_dir).to(ex.device)
-    storage = tuning.open_storage(spec)
+    storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     where = f"{socket.gethostname()} ({device_name(ex.device)})"
     first = plans[0]
@@ -266,10 +266,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"compare {len(first.pairs)} combinations x {{default, tuned}} x {len(first.seeds)} "
         f"seeds, {first.trials} trials each, cap {first.max_params:,} parameters, at "
         f"{', '.join(map(str, ladder))} epoch{'s' if ladder != [1] else ''}; storage "
-        f"{tuning.storage_label(spec)}; on {where}"
+        f"{storages.storage_label(spec)}; on {where}"
     )
     failed = 0
-    with interrupts_as_exceptions(), tuning.storage_errors(spec):
+    with interrupts_as_exceptions(), storages.storage_errors(spec):
         records, worked = {}, False
         for plan in plans:  # tuning of every rung first: the timed final runs come together
             with StageClock(results_dir, plan, "tune", where, plans) as lap:

@@ -105,9 +105,9 @@ def tune_study(
     ``data`` is a one-element cache: this process loads MNIST once for every study.
     """
 
-    from benchmark import exports, pruning, tuning
+    from benchmark import exports, pruning, storages, tuning
 
-    spec = tuning.storage_spec(args.storage, args.results_dir)
+    spec = storages.storage_spec(args.storage, args.results_dir)
     name = args.study or tuning.study_name(cfg, args.val_subset, args.max_params)
     study = tuning.open_study(storage, name, cfg, args.val_subset, args.max_params)
     done = tuning.finished_count(study)
@@ -124,7 +124,7 @@ def tune_study(
         optimize(args.trials)
         return 0
     console.print(
-        f"{cfg.arch} x {cfg.fusion}: study {name} in {tuning.storage_label(spec)}, "
+        f"{cfg.arch} x {cfg.fusion}: study {name} in {storages.storage_label(spec)}, "
         f"{done} of {args.trials} trials finished"
         + (f", cap {args.max_params:,} parameters" if args.max_params else "")
     )
@@ -195,7 +195,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     import optuna
 
     from architectures import ENCODERS, FUSIONS
-    from benchmark import tuning
+    from benchmark import storages
     from benchmark.data import resolve_root
 
     check_flags(args)
@@ -208,14 +208,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    spec = tuning.storage_spec(args.storage, args.results_dir)
-    tuning.check_storage(spec)
+    spec = storages.storage_spec(args.storage, args.results_dir)
+    storages.check_storage(spec)
     resolve_root(base.data_dir)  # missing MNIST fails here, before a storage file is created
-    storage = tuning.open_storage(spec)
+    storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     base, ex = prepare(base)  # decided once for every study of this process
     data: list[Any] = []
-    with interrupts_as_exceptions(), tuning.storage_errors(spec):
+    with interrupts_as_exceptions(), storages.storage_errors(spec):
         for arch, fusion in pairs:
             cfg = replace(base, arch=arch, fusion=fusion)
             status = tune_study(args, cfg, storage, data, ex)

@@ -1,0 +1,194 @@
+"""Where Optuna studies live: which storage (``--storage``, ``$OPTUNA_STORAGE`` or the results
+directory's SQLite file), checking and opening it safely, and naming it with passwords masked.
+
+A journal file suits several processes on one file system (also NFS); an RDB storage (SQLite,
+PostgreSQL) gets heartbeats, so that the trial of a killed worker is failed and queued again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import os
+import re
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import (
+    BaseStorage,
+    JournalStorage,
+    RDBStorage,
+    RetryHeartbeatStaleTrialCallback,
+)
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
+
+from benchmark import files
+from benchmark.errors import DamagedFileError, UsageError
+
+DB_NAME = "optuna.db"
+STORAGE_ENV = "OPTUNA_STORAGE"  # the storage URL without putting a password in argv
+SQLITE_TIMEOUT_S = 60  # wait this long for another process's write lock instead of failing
+HEARTBEAT_S = 10  # a running trial says it is alive this often (RDB storages)
+GRACE_S = 40  # ... and is failed and re-queued by the next worker when silent this long
+
+
+def storage_spec(given: str | None, results_dir: str | Path) -> str:
+    """``--storage``, else ``$OPTUNA_STORAGE`` (keeps a password out of argv), else the SQLite
+    file in the results directory."""
+    return given or os.environ.get(STORAGE_ENV) or f"sqlite:///{Path(results_dir) / DB_NAME}"
+
+
+class Storage(RDBStorage):
+    """Optuna's RDB storage, two gaps closed: a trial beats from the moment it is RUNNING (a
+    worker killed before its heartbeat thread started left it RUNNING for ever), and on SQLite
+    (``lock_path``) an ``flock`` makes queue pops atomic (SQLite ignores FOR UPDATE)."""
+
+    def __init__(self, url: str, lock_path: Path | None = None, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self.lock_path = lock_path
+
+    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
+        trial_id = super().create_new_trial(study_id, template_trial)
+        if template_trial is None or template_trial.state == TrialState.RUNNING:
+            self.beat(trial_id)
+        return trial_id
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        if state != TrialState.RUNNING:
+            return super().set_trial_state_values(trial_id, state, values)
+        with contextlib.ExitStack() as held:
+            if self.lock_path is not None:
+                fcntl.flock(held.enter_context(open(self.lock_path, "a")), fcntl.LOCK_EX)
+            popped = super().set_trial_state_values(trial_id, state, values)
+        if popped:
+            self.beat(trial_id)
+        return popped
+
+    def beat(self, trial_id: int) -> None:
+        if self.heartbeat_interval is not None:
+            self.record_heartbeat(trial_id)
+
+
+def check_storage(spec: str) -> None:
+    """Refuse a ``--storage`` that is not a URL or journal, or a file one that cannot be
+    written, writing nothing: commands call it before they look for the data."""
+    if spec.startswith("journal:") or spec.endswith(".log"):
+        path = Path(spec.removeprefix("journal:"))
+    elif "://" not in spec:
+        raise UsageError(
+            f"--storage {spec!r}: expected an SQLAlchemy URL (sqlite:///PATH, "
+            f"postgresql+psycopg2://USER@HOST/DB) or a journal file (journal:PATH or PATH.log)"
+        )
+    elif spec.startswith("sqlite:///"):
+        path = Path(spec.removeprefix("sqlite:///"))
+    else:
+        return  # a server: only connecting tells
+    files.check_writable(path.parent, "--storage", storage_label(spec))
+
+
+def open_storage(spec: str) -> BaseStorage:
+    """``--storage`` text -> an Optuna storage.
+
+    ``journal:PATH`` or ``PATH.log``: an append-only journal file (safe for several processes,
+    also on NFS; Optuna gives journals no heartbeat, so the trial of a killed worker stays
+    RUNNING there). Anything else must be an SQLAlchemy URL: RDB storages get heartbeats, and
+    SQLite a long lock timeout so that concurrent workers wait instead of failing.
+    """
+    from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
+
+    check_storage(spec)
+    if spec.startswith("journal:") or spec.endswith(".log"):
+        path = Path(spec.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs: dict[str, Any] = {}
+    storage_class: Any = Storage
+    if spec.startswith("sqlite:///"):
+        db = Path(spec.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
+        storage_class = functools.partial(Storage, lock_path=db.with_name(db.name + ".lock"))
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return storage_class(
+                    spec,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                )
+        except (IntegrityError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and "already exists" not in str(exc):
+                error = exc
+                break
+            # two processes creating the tables of a new storage at once: the other won
+            time.sleep(1.0 + attempt)
+            error = RuntimeError("tables could not be created")
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            error = exc
+            break
+    text = mask_secrets(str(error).strip())
+    first = text.splitlines()[0] if text else type(error).__name__
+    if isinstance(error, DatabaseError) and not isinstance(error, OperationalError):
+        raise DamagedFileError(f"{storage_label(spec)}: damaged, cannot be read ({first})")
+    raise UsageError(f"--storage {storage_label(spec)}: cannot open it: {first}") from None
+
+
+@contextlib.contextmanager
+def storage_errors(spec: str) -> Iterator[None]:
+    """A storage that cannot be reached or read in the middle of the work (a damaged database,
+    a server gone) is one line naming it, not a traceback from the database driver."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+        text = mask_secrets(str(getattr(cause, "orig", None) or cause or exc).strip())
+        first = text.splitlines()[0] if text else type(exc).__name__
+        raise DamagedFileError(
+            f"{storage_label(spec)}: cannot read the Optuna storage ({first}); damaged or "
+            f"unreachable: repair it, or give another --storage / --results-dir"
+        ) from None
+
+
+SECRET_KEYS = r"password|passwd|pwd|pass|secret|token|sslpassword|api_key|apikey"
+
+
+def mask_secrets(text: str) -> str:
+    """Every password in ``text`` masked: URL userinfo (``user:pw@``, the password escaped or
+    not, even holding ``@``, ``/`` or ``?``) and query or keyword values (``password=...``).
+    Where a URL is ambiguous, more is masked rather than less."""
+
+    def url(match: re.Match[str]) -> str:
+        scheme, rest = match["scheme"], match["rest"]
+        at = rest.rfind("@")  # the host follows the last '@'; a password may contain one
+        if at > 0 and ":" in rest[:at]:
+            user = rest[: rest.index(":")]
+            if "/" not in user and "@" not in user:
+                rest = f"{user}:***{rest[at:]}"
+            else:
+                rest = f"***{rest[at:]}"
+        return scheme + rest
+
+    text = re.sub(r"(?P<scheme>[A-Za-z][\w+.-]*://)(?P<rest>[^\s'\"]*)", url, text)
+    return re.sub(rf"(?i)\b((?:{SECRET_KEYS})=)[^&\s'\"]+", r"\1***", text)
+
+
+def storage_label(spec: str, relative_to: str | Path | None = None) -> str:
+    """The storage as it may be written to files and screens: passwords masked and, given
+    ``relative_to`` (the results directory), a local database or journal path relative to it."""
+    if relative_to is not None:
+        for prefix in ("sqlite:///", "journal:", ""):
+            path = spec.removeprefix(prefix)
+            if spec.startswith(prefix) and (prefix or spec.endswith(".log")):
+                return prefix + os.path.relpath(path, relative_to)
+    return mask_secrets(spec)

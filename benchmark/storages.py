@@ -75,10 +75,15 @@ class Storage(RDBStorage):
             self.record_heartbeat(trial_id)
 
 
-def check_storage(spec: str) -> None:
+def is_journal(spec: str) -> bool:
+    return spec.startswith("journal:") or spec.endswith(".log")
+
+
+def check_storage(spec: str) -> Path | None:
     """Refuse a ``--storage`` that is not a URL or journal, or a file one that cannot be
-    written, writing nothing: commands call it before they look for the data."""
-    if spec.startswith("journal:") or spec.endswith(".log"):
+    written, writing nothing: commands call it before they look for the data. Returns the
+    local file it names (journal or SQLite), None for a server."""
+    if is_journal(spec):
         path = Path(spec.removeprefix("journal:"))
     elif "://" not in spec:
         raise UsageError(
@@ -88,8 +93,9 @@ def check_storage(spec: str) -> None:
     elif spec.startswith("sqlite:///"):
         path = Path(spec.removeprefix("sqlite:///"))
     else:
-        return  # a server: only connecting tells
+        return None  # a server: only connecting tells
     files.check_writable(path.parent, "--storage", storage_label(spec))
+    return path
 
 
 def open_storage(spec: str) -> BaseStorage:
@@ -102,18 +108,16 @@ def open_storage(spec: str) -> BaseStorage:
     """
     from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 
-    check_storage(spec)
-    if spec.startswith("journal:") or spec.endswith(".log"):
-        path = Path(spec.removeprefix("journal:"))
+    path = check_storage(spec)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+    if is_journal(spec):
         return JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, Any] = {}
     storage_class: Any = Storage
-    if spec.startswith("sqlite:///"):
-        db = Path(spec.removeprefix("sqlite:///"))
-        db.parent.mkdir(parents=True, exist_ok=True)
+    if path is not None:  # SQLite
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-        storage_class = functools.partial(Storage, lock_path=db.with_name(db.name + ".lock"))
+        storage_class = functools.partial(Storage, lock_path=path.with_name(path.name + ".lock"))
     for attempt in range(3):
         try:
             with warnings.catch_warnings():

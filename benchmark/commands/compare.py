@@ -98,7 +98,6 @@ def tune_all(
 ) -> list[Any]:
     """Stage 1: every combination's study to ``plan.trials`` finished trials (all machines);
     ``lap`` after each trial; ``seed`` and ``worker`` seed the samplers (``tuning.sampler``)."""
-
     from benchmark import compare, tuning
 
     studies = []

@@ -104,7 +104,6 @@ def tune_study(
 
     ``data`` is a one-element cache: this process loads MNIST once for every study.
     """
-
     from benchmark import exports, pruning, storages, tuning
 
     spec = storages.storage_spec(args.storage, args.results_dir)

@@ -53,6 +53,8 @@ def pytest_configure(config: pytest.Config) -> None:
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     share_the_cores()
+    if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
+        freeze_the_libraries()  # a process that runs tests: an xdist worker, or pytest -n 0
 
 
 def share_the_cores() -> None:
@@ -65,6 +67,31 @@ def share_the_cores() -> None:
         os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+# what every worker of the fast tier imports: the libraries' objects are most of its heap
+LIBRARIES = ("torch", "torch._dynamo", "timm", "optuna", "sqlalchemy.orm", "pandas", "scipy.stats")
+LIBRARIES += ("matplotlib.pyplot",)
+
+
+def freeze_the_libraries() -> None:
+    """Import the large libraries with the cyclic garbage collector off, then move their objects
+    out of its reach (``gc.freeze``). Imported test by test, the heap grew by a quarter time and
+    again, and each growth cost a full collection over everything: 5-6 s a worker went to 17-18
+    of them. Frozen, later full collections pass over the tests' own objects only: the fast
+    tier's user CPU time fell by 7-14% in four of five A/Bs on the 2-core Xeon (2% more in the
+    fifth). Modules live as long as the process anyway; what freezing keeps alive besides is the
+    few cycles an import leaves behind."""
+    import gc
+    import importlib
+
+    gc.disable()
+    try:
+        for name in LIBRARIES:
+            importlib.import_module(name)
+    finally:
+        gc.enable()
+    gc.freeze()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -52,9 +52,13 @@ def save_checkpoint(run_dir: Path, state: TrainState) -> None:
         write_history(run_dir, [h.row() for h in state.history])
 
 
-def load_config(run_dir: Path) -> TrainConfig:
+def load_config(run_dir: Path, dry_run: bool = True) -> TrainConfig:
     """The run's saved config, checked as the command line's is (field types and ranges, model
-    names and arguments): a damaged or edited config.json is one line naming it."""
+    names and arguments): a damaged or edited config.json is one line naming it.
+
+    ``dry_run=False`` leaves out the model's meta-device dry run (``check_model``), for a caller
+    that builds the model for real at once (``load_run``): meta kernels import torch._dynamo,
+    2-3 s that ``predict`` does not otherwise need."""
     path = Path(run_dir) / CONFIG
     try:
         values = read_json(path)
@@ -67,7 +71,8 @@ def load_config(run_dir: Path) -> TrainConfig:
     try:
         cfg = TrainConfig.from_dict(values)
         cfg.validate()
-        check_model(cfg.arch, cfg.fusion, cfg.model_args)
+        if dry_run:
+            check_model(cfg.arch, cfg.fusion, cfg.model_args)
     except (TypeError, ValueError) as exc:  # UnknownNameError is a ValueError
         raise DamagedFileError(f"{path}: {exc}") from None
     return cfg
@@ -210,8 +215,11 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
     run_dir = Path(run_dir)
     if not (run_dir / MODEL).exists():
         raise FileNotFoundError(f"{run_dir / MODEL} not found: is {run_dir} a finished run?")
-    cfg = load_config(run_dir)
-    model = create_model(cfg.arch, cfg.fusion, **cfg.model_args)
+    cfg = load_config(run_dir, dry_run=False)
+    try:
+        model = create_model(cfg.arch, cfg.fusion, **cfg.model_args)
+    except (TypeError, ValueError) as exc:  # names and values: what the dry run would refuse
+        raise DamagedFileError(f"{run_dir / CONFIG}: {exc}") from None
     saved = files.load_torch(run_dir / MODEL)
     try:
         with warnings.catch_warnings():

@@ -137,6 +137,30 @@ def test_damaged_weights_for_predict_are_one_line(damage: str, tmp_path: Path, c
     assert str(path) in one_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("content, expected", [c for c in CONFIG_DAMAGE if c[0] is not None])
+def test_a_damaged_config_json_for_predict_is_one_line(
+    content: str | None, expected: str, tmp_path: Path, capsys
+) -> None:
+    """``predict`` builds the model without the meta-device dry run (``runs.load_run``), and
+    still refuses each damaged or edited config.json as resume does."""
+    from architectures import create_model
+    from benchmark import files, rundir
+
+    run_dir = tmp_path / "run"
+    rundir.write_status(run_dir, "complete")
+    files.save_torch(run_dir / rundir.MODEL, create_model("gap_cnn", "concat").state_dict())
+    path = run_dir / rundir.CONFIG
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content.encode(errors="surrogateescape"))
+    image = a_one(tmp_path / "digit.png")
+    argv = ["predict", "--run", str(run_dir), "--image", str(image), "--addend", "1"]
+    assert exit_status(argv) == 1
+    line = one_line(capsys.readouterr().err)
+    assert str(path) in line and expected in line
+
+
 def idx_damage() -> list[tuple[str, str, object, str]]:
     """(id, file, damage: bytes -> bytes, or "missing" / "directory", expected fragment)."""
 

@@ -312,6 +312,18 @@ BAD = {
         "    return F(in_features)\n",
         "fusion 'nine' returns digit logits of shape (4, 9), expected (4, 10)",
     ),
+    "cannot be built": (
+        "@register_encoder()\ndef unbuildable(width: int = 3) -> nn.Module:\n"
+        "    raise ValueError('width must be even')\n",
+        "encoder 'unbuildable' with unbuildable x concat on 4 CPU images raised ValueError: "
+        "width must be even",
+    ),
+    "forward raises": (
+        "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        raise RuntimeError('no forward')\n"
+        "@register_encoder()\ndef broken() -> nn.Module:\n    return E()\n",
+        "encoder 'broken' with broken x concat on 4 CPU images raised RuntimeError: no forward",
+    ),
     "non-finite outputs": (
         "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
         "        return torch.full((len(x), 4), float('nan'))\n"

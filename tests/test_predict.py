@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -238,3 +240,19 @@ def test_the_committed_reference_model_exports(tmp_path: Path) -> None:
     model = torch.jit.load(str(out))
     digit_logits, sum_logits = model(torch.zeros(2, 1, 28, 28), torch.tensor([1, 2]))
     assert digit_logits.shape == (2, 10) and sum_logits.shape == (2, 19)
+
+
+def test_predict_starts_without_torch_dynamo() -> None:
+    """``predict`` builds its model on the CPU with no meta-device dry run, whose kernels import
+    torch._dynamo (2-3 s of a 5 s command here): neither the run's model nor the checks of the
+    installed plug-ins may bring it back."""
+    code = "import sys; from benchmark.cli import main; status = main(sys.argv[1:]); "
+    code += "print('torch._dynamo' in sys.modules); sys.exit(status)"
+    argv = ["predict", "--run", str(REFERENCE), "--image", str(EXAMPLES / "seven.png")]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv, "--addend", "3", "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "False"

@@ -19,9 +19,7 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.storages import (
-    BaseStorage,
-)
+from optuna.storages import BaseStorage
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from benchmark import files

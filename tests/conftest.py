@@ -87,16 +87,16 @@ LIBRARIES += ("matplotlib.pyplot",)
 
 
 def freeze_the_libraries() -> None:
-    """Import the large libraries with the cyclic garbage collector off, then move their objects
-    out of its reach (``gc.freeze``). Imported test by test, the heap grew by a quarter time and
-    again, and each growth cost a full collection over everything: 5-6 s a worker went to 17-18
-    of them. Frozen, later full collections pass over the tests' own objects only (1.1-1.8 s a
-    worker), and the fast tier's user CPU time was a median 9% lower over ten A/B pairs on the
-    2-core Xeon (0-14% lower in nine, 2% higher in one). Modules live as long as the process
-    anyway; what freezing keeps alive besides is the few cycles an import leaves behind."""
+    """Import the large libraries while the cyclic garbage collector is off (``pytest_configure``
+    turned it off), then move their objects out of its reach (``gc.freeze``). Imported test by
+    test, the heap grew by a quarter time and again, and each growth cost a full collection over
+    everything: 4.3-5.8 s a worker went to 17-19 of them. Frozen, later full collections pass
+    over the tests' own objects only (1.1-1.8 s a worker), and the fast tier's user CPU time was
+    a median 9% lower over ten A/B pairs on the 2-core Xeon (0-14% lower in nine, 2% higher in
+    one). Modules live as long as the process anyway; what freezing keeps alive besides is the
+    few cycles an import leaves behind."""
     import importlib
 
-    gc.disable()
     for name in LIBRARIES:
         importlib.import_module(name)
     gc.freeze()

@@ -267,6 +267,10 @@ def describe_trial(t: Any) -> str:
         result = f"val joint {t.value:.4f}"
     elif t.user_attrs.get("over_cap"):
         result = f"{t.user_attrs['params']:,} parameters, over the cap (not counted)"
+    elif t.user_attrs.get("duplicate"):
+        result = "a second copy of the defaults trial (not counted)"
+    elif t.user_attrs.get("surplus"):
+        result = "the study's trials were all held by other workers (not counted)"
     elif t.user_attrs.get("diverged"):
         result = f"diverged: {t.user_attrs['diverged']}"
     elif t.intermediate_values:

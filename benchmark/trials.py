@@ -9,15 +9,16 @@ FINISHED = ("COMPLETE", "PRUNED")  # Optuna's TrialState names of a trial that e
 
 
 def counts_towards_budget(trial: Any) -> bool:
-    """A finished trial that spent training: one rejected before training (over the parameter
-    cap, or a second copy of the defaults trial queued by two workers at once) costs nothing and
-    does not count towards ``--trials``."""
+    """A finished trial that spent training: one rejected before training (``rejected``) costs
+    nothing and does not count towards ``--trials``."""
     return trial.state.name in FINISHED and not rejected(trial)
 
 
 def rejected(trial: Any) -> bool:
-    """Stopped before training: over the parameter cap, or a second copy of the defaults."""
-    return bool(trial.user_attrs.get("over_cap") or trial.user_attrs.get("duplicate"))
+    """Stopped before training: over the parameter cap, a second copy of the defaults, or
+    started for a place another worker's trial had taken."""
+    attrs = trial.user_attrs
+    return bool(attrs.get("over_cap") or attrs.get("duplicate") or attrs.get("surplus"))
 
 
 def epochs_spent(study: Any) -> tuple[int, int]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import warnings
 from collections.abc import Collection
 from dataclasses import replace
@@ -20,14 +21,16 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.storages import BaseStorage
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from benchmark import files
 from benchmark.config import TrainConfig, fields_of, search_space
 from benchmark.errors import UsageError
-from benchmark.trials import counts_towards_budget
+from benchmark.trials import counts_towards_budget, rejected
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+POLL_S = 5.0  # how often a worker whose study's last trials run elsewhere looks again
 # A study's budget: values tuned at one budget (or experiment) are not comparable with another.
 BUDGET_FIELDS = fields_of("budget", "experiment")
 
@@ -157,15 +160,16 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counts_towards_budget(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
-class StopAt:
-    """Optuna callback: stop when the study holds ``trials`` finished trials (all workers)."""
+def held_count(study: optuna.Study) -> int:
+    """Trials that count towards ``--trials`` or may yet: the counted finished ones and the
+    running ones not rejected (a killed worker's trial holds its place until its heartbeat
+    fails it)."""
+    return finished_count(study) + len(holding(study))
 
-    def __init__(self, trials: int) -> None:
-        self.trials = trials
 
-    def __call__(self, study: optuna.Study, _: FrozenTrial) -> None:
-        if finished_count(study) >= self.trials:
-            study.stop()
+def holding(study: optuna.Study) -> list[FrozenTrial]:
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t for t in running if not rejected(t)]
 
 
 def sampler(seed: int, trials_before: int, worker: int | None) -> optuna.samplers.TPESampler:
@@ -200,11 +204,18 @@ def count_model_params(cfg: TrainConfig) -> int:
 
 
 def objective(
-    trial: optuna.Trial, base: TrainConfig, data: Any, ex: Any, max_params: int | None = None
+    trial: optuna.Trial,
+    base: TrainConfig,
+    data: Any,
+    ex: Any,
+    max_params: int | None = None,
+    trials: int | None = None,
 ) -> float:
     """Train one suggestion; validation joint accuracy after the last epoch (never the test set).
 
-    A suggestion over the parameter cap is pruned before training (and not counted). Reports
+    A suggestion over the parameter cap is pruned before training (and not counted), and so is
+    one that finds the study's ``trials`` places already held by earlier trials (two workers
+    that started a trial at the same moment for the last place: the later one). Reports
     after every epoch so the pruner can stop a poor trial early; a trial that diverges is pruned
     (it finished, badly) rather than failed, so it counts towards ``--trials``. ``base`` and
     ``ex`` are as ``hardware.decide`` resolved them, once for the whole study.
@@ -223,6 +234,9 @@ def objective(
     if max_params is not None and params > max_params:
         trial.set_user_attr("over_cap", max_params)
         raise optuna.TrialPruned(f"{params:,} parameters > cap {max_params:,}")
+    if trials is not None and places_taken(trial) >= trials:
+        trial.set_user_attr("surplus", True)
+        raise optuna.TrialPruned(f"the study's {trials} trials are held by other workers")
     trial.set_user_attr("precision", ex.precision)
     trial.set_user_attr("channels_last", ex.channels_last)
     state = build_state(cfg, ex)
@@ -248,6 +262,13 @@ def objective(
     return state.history[-1].val_joint_acc
 
 
+def places_taken(trial: optuna.Trial) -> int:
+    """Counted trials of the study, finished or running, numbered before ``trial``."""
+    study = trial.study
+    earlier = [t for t in holding(study) if t.number < trial.number]
+    return finished_count(study) + len(earlier)
+
+
 def defaults_held_elsewhere(trial: optuna.Trial) -> bool:
     """An earlier trial already holds the defaults (two workers may both have queued them)."""
     live = (*FINISHED, TrialState.RUNNING)
@@ -269,15 +290,32 @@ def optimize(
     timeout: float | None = None,
     max_params: int | None = None,
     callbacks: Collection[Any] = (),
+    poll_s: float = POLL_S,
 ) -> None:
-    """Run trials in this process until the study holds ``trials`` finished ones (or timeout)."""
-    if finished_count(study) >= trials:  # other workers got there first
-        return
-    study.optimize(
-        lambda trial: objective(trial, base, data, ex, max_params),
-        timeout=timeout,
-        callbacks=[StopAt(trials), *callbacks],
-    )
+    """Run trials in this process until the study holds ``trials`` finished ones (or timeout).
+
+    A trial starts only while fewer than ``trials`` are finished or running: however many
+    workers share the study, it ends with exactly ``trials`` counted, the same number as every
+    other study of the protocol (workers that each stopped only once ``trials`` had finished
+    left up to one extra trial per worker). While the rest are held by other workers this one
+    waits, and takes over the place of any that fails; on a storage without heartbeats (a
+    journal) it stops instead, since a killed worker's trial would hold its place for ever.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while deadline is None or time.monotonic() < deadline:
+        fail_stale(study)
+        if finished_count(study) >= trials:  # this or other workers got there
+            return
+        if held_count(study) >= trials:
+            if not is_heartbeat_enabled(study._storage):
+                return
+            time.sleep(poll_s)
+            continue
+        study.optimize(
+            lambda trial: objective(trial, base, data, ex, max_params, trials),
+            n_trials=1,
+            callbacks=list(callbacks),
+        )
 
 
 def waiting_count(study: optuna.Study) -> int:

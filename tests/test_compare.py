@@ -159,7 +159,7 @@ def test_a_numbered_worker_draws_the_same_trials_every_time(
     processes sharing a storage must. What a trial draws does not depend on training it, so
     the trials draw and score without training."""
 
-    def drawn_only(trial, base, data, ex, max_params=None) -> float:
+    def drawn_only(trial, base, data, ex, max_params=None, trials=None) -> float:
         tuning.suggest(trial, base.arch, base.fusion)
         return 0.5
 

@@ -219,11 +219,17 @@ def tune_rung(
     machines' last trials), then each study's best exported; the records by combination.
     ``lap`` after each trial writes the stage's time so far."""
     from benchmark import compare, exports
+    from benchmark.tuning import finished_count
 
-    studies = tune_all(plan, storage, data, ex, args.seed, args.worker, lap)
-    if not compare.tuning_finished(studies):
-        console.print("waiting for tuning trials still running on other machines ...")
-        compare.wait_for_tuning(studies)
+    while True:
+        studies = tune_all(plan, storage, data, ex, args.seed, args.worker, lap)
+        if not compare.tuning_finished(studies):
+            console.print("waiting for tuning trials still running on other machines ...")
+            compare.wait_for_tuning(studies)
+        # a last trial of another machine that failed leaves its place to be trained again
+        # (a journal storage: workers stop rather than wait for it)
+        if all(finished_count(study) >= plan.trials for study in studies):
+            break
     records = {}
     for (arch, fusion), study in zip(plan.pairs, studies, strict=True):
         trained, unpruned = epochs_spent(study)

@@ -11,6 +11,7 @@ from typing import Any
 from benchmark import files
 
 COMPARISON = "comparison.json"
+LOCK = COMPARISON + ".lock"  # held while a worker adds its time
 QUEUE_PREFIX = "compare-runs__"
 
 
@@ -24,12 +25,27 @@ def record_stage(
 ) -> None:
     """Add ``seconds`` of ``stage`` of ``plan`` (a plan's dict, with its ``key``) to
     ``<results>/comparison.json``: the wall time of each stage, per machine, summed over
-    sittings since ``compare`` resumes.
+    sittings since ``compare`` resumes, and over the workers of a machine.
 
     One rung: ``{"plan", "stages"}``. A ladder (``ladder``: the plan of every rung, lowest
     budget first): each rung's plan and stages under ``rungs``, keyed by its epochs, and the top
     rung's at the top level, since the top rung gives the answer. Stages already recorded for a
-    plan (also in a one-rung file of the same protocol) are kept; other plans' are dropped."""
+    plan (also in a one-rung file of the same protocol) are kept; other plans' are dropped.
+
+    Several workers on one machine each add their own time (the sum is worker time, not the
+    machine's wall time), taking turns on the file so that no worker's time is lost."""
+    with files.locked(Path(results_dir) / LOCK):
+        add_stage(Path(results_dir), plan, stage, seconds, where, ladder)
+
+
+def add_stage(
+    results_dir: Path,
+    plan: dict[str, Any],
+    stage: str,
+    seconds: float,
+    where: str,
+    ladder: list[dict[str, Any]] | None,
+) -> None:
     found = read_comparison(results_dir) or {}
     held = [found, *(found.get("rungs") or {}).values()]
     stages_of = {

@@ -13,7 +13,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import torch
 
+from benchmark import files
 from benchmark.config import TrainConfig
 from benchmark.inductor import compile_backend
 
@@ -249,7 +250,7 @@ def cpu_choice() -> dict[str, Any]:
     key = machine_key()
     if key not in _chosen:
         path = cache_path()
-        with cache_locked(path):
+        with files.locked(path.with_suffix(".lock")):  # without a cache dir, each probes
             found = read_cache(path)
             cached = found.get(key)
             if not valid_record(cached):
@@ -274,25 +275,6 @@ def say_contended(record: dict[str, Any]) -> None:
         f"the fastest): this machine looks busy, so its choice ({how}) holds for this process "
         f"only and is not cached; it is measured again next time\n"
     )
-
-
-@contextlib.contextmanager
-def cache_locked(path: Path) -> Iterator[None]:
-    """An exclusive ``flock`` beside the cache file while it is read and probed into; without
-    a writable cache directory, no lock (each process then probes for itself)."""
-    import fcntl
-
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def probe_record(figures: dict[str, float], spread: float, key: str) -> dict[str, Any]:

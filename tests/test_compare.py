@@ -262,3 +262,23 @@ def test_two_machines_share_one_compare(
     (study,) = studies
     spent = [t for t in study.trials if counts_towards_budget(t)]  # not over cap, not a copy
     assert len(spent) <= plan["trials"] + 1  # at most one trial past the budget
+
+
+def test_workers_adding_their_time_at_once_lose_none(tmp_path: Path) -> None:
+    """Several ``compare`` processes of one machine add their stage time to one
+    comparison.json; they take turns on it, so the sum holds every worker's time."""
+    import threading
+
+    plan = {"key": "k", "budget": {"epochs": 1}}
+
+    def worker() -> None:
+        for _ in range(25):
+            comparison.record_stage(tmp_path, plan, "tune", 0.1, "host")
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stages = comparison.read_comparison(tmp_path)["stages"]
+    assert stages == {"tune": {"host": 10.0}}

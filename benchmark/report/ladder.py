@@ -405,8 +405,9 @@ def cost_section(rungs: list[Rung]) -> str:
     return "\n\n".join(
         [
             "## Cost per budget",
-            "Wall time of each stage of each rung, per machine, summed over sittings (a rung "
-            "reused from an earlier `compare` keeps the time it cost then).",
+            "Wall time of each stage of each rung, per machine, summed over sittings and over "
+            "the worker processes of a machine (a rung reused from an earlier `compare` keeps "
+            "the time it cost then).",
             markdown_table(pd.DataFrame(rows)),
         ]
     )

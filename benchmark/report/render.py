@@ -283,7 +283,7 @@ def duration(seconds: float) -> str:
 
 
 def cost_section(comparison: dict[str, Any] | None) -> str:
-    """Wall time of each stage of the ``compare`` protocol, per machine."""
+    """Wall time of each stage of the ``compare`` protocol, per machine (its workers' summed)."""
     if not comparison or not isinstance(comparison.get("stages"), dict):
         return ""
     plan = comparison["plan"]
@@ -302,8 +302,8 @@ def cost_section(comparison: dict[str, Any] | None) -> str:
             f"`compare` protocol {plan.get('key')}: {len(plan.get('pairs', []))} combinations, "
             f"{plan.get('trials')} finished tuning trials each under a cap of "
             f"{plan.get('max_params', 0):,} parameters, seeds "
-            f"{', '.join(map(str, plan.get('seeds', [])))}. Wall time per stage, summed over "
-            "sittings:",
+            f"{', '.join(map(str, plan.get('seeds', [])))}. Wall time per stage and machine, "
+            "summed over sittings and over the worker processes of a machine:",
             markdown_table(pd.DataFrame(rows)),
         ]
     )

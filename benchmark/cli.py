@@ -127,6 +127,7 @@ def dispatch(argv: list[str] | None) -> int:
     prog = program_name()
     try:
         args = build_parser().parse_args(argv)
+        args.argv = sys.argv[1:] if argv is None else list(argv)  # as typed: for worker processes
         prog = f"{prog} {args.command}"
         return int(args.func(args) or 0)
     except UsageError as exc:

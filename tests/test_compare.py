@@ -282,3 +282,63 @@ def test_workers_adding_their_time_at_once_lose_none(tmp_path: Path) -> None:
         t.join()
     stages = comparison.read_comparison(tmp_path)["stages"]
     assert stages == {"tune": {"host": 10.0}}
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--jobs", "0"], "--jobs"),
+        (["--jobs", "2", "--worker", "1"], "--worker numbers one of the processes"),
+    ],
+)
+def test_bad_jobs_are_one_line(
+    tmp_path: Path, flags: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["compare", "--arch", "small_cnn", "--fusion", "late_sum", *flags]
+    assert main([*argv, "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_worker_is_the_compare_as_typed_in_one_process() -> None:
+    """``--jobs`` starts the same command with later flags winning: one process, its number,
+    no report (the parent writes it), and its share of a CPU's cores unless --threads was set."""
+    import argparse
+
+    from benchmark.commands.compare import worker_argv
+
+    typed = ["compare", "--epochs", "1,3", "--jobs", "4", "--trials", "5"]
+    args = argparse.Namespace(argv=typed, threads=None)
+    argv = worker_argv(args, 2, threads=1)
+    assert argv[:3] == [sys.executable, "-m", "benchmark"]
+    assert argv[3:] == [*typed, "--jobs", "1", "--no-report", "--worker", "2", "--threads", "1"]
+    args = argparse.Namespace(argv=[*typed, "--threads", "3"], threads=3)
+    assert "--threads" not in worker_argv(args, 1, threads=1)[-4:]
+    assert worker_argv(argparse.Namespace(argv=typed, threads=None), 1, None)[-2:] == [
+        "--worker",
+        "1",
+    ]
+
+
+@pytest.mark.slow
+def test_jobs_run_a_tiny_ladder_in_worker_processes(tmp_path: Path, synthetic_root: Path) -> None:
+    """``compare --jobs 2`` on two rungs: each study ends with exactly --trials counted trials,
+    each final run trains once, and the parent writes the report."""
+    argv = ["compare", "--arch", "small_cnn", "--fusion", "late_sum", "--trials", "3"]
+    argv += ["--seeds", "0", "--epochs", "1,2", "--train-subset", "256"]
+    argv += ["--eval-batch-size", "2000", "--data-dir", str(synthetic_root)]
+    argv += ["--results-dir", str(tmp_path), "--jobs", "2"]
+    assert main(argv) == 0
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    studies = [n for n in names if n.startswith("small_cnn__late_sum__e")]
+    assert len(studies) == 2
+    for name in studies:
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        assert sum(map(counts_towards_budget, trials)) == 3
+    runs = complete_runs(tmp_path)
+    assert sorted((m["epochs"], m["tuned"]) for m in runs) == [
+        (1, False), (1, True), (2, False), (2, True)
+    ]  # fmt: skip
+    assert (tmp_path / "report.md").is_file()

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
+import subprocess
 import sys
+import time
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
@@ -346,3 +349,39 @@ def print_wide(table: Any) -> None:
         return
     natural = console.measure(table, options=console.options.update_width(10_000)).maximum
     Console(file=console.file, width=max(console.width, natural), highlight=False).print(table)
+
+
+WORKERS_POLL_S = 2.0  # how often the parent refreshes the progress while worker processes run
+
+
+def exit_reason(code: int) -> str:
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
+
+
+def run_workers(commands: list[list[str]], storage: str, refresh: Any) -> list[str]:
+    """Start the worker processes, refresh the progress until all exit; what went wrong, by
+    worker. An interrupt here stops the workers (SIGTERM fails their running trials)."""
+    env = {**os.environ, "OPTUNA_STORAGE": storage}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in commands]
+    try:
+        while any(p.poll() is None for p in procs):
+            time.sleep(WORKERS_POLL_S)
+            refresh()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    refresh()
+    return [
+        f"worker {i} (pid {p.pid}) {exit_reason(p.returncode)}"
+        for i, p in enumerate(procs, start=1)
+        if p.returncode
+    ]

@@ -5,7 +5,9 @@ write the report. Resumable, and shareable between machines through one Optuna s
 from __future__ import annotations
 
 import argparse
+import os
 import socket
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.commands.common import (
+    EXIT_FAILED,
     OUTPUT,
     UsageError,
     add_config_file_flags,
@@ -24,6 +27,7 @@ from benchmark.commands.common import (
     int_list,
     interrupts_as_exceptions,
     require_at_least,
+    run_workers,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
@@ -54,8 +58,11 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
             ("--max-params", args.max_params, 1),
             ("--seed", args.seed, 0),
             ("--worker", args.worker, 0),
+            ("--jobs", args.jobs, 1),
         ]
     )
+    if args.jobs > 1 and args.worker is not None:
+        raise UsageError("--worker numbers one of the processes that --jobs starts; give one")
     if not args.seeds:
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2,3,4")
     try:
@@ -245,6 +252,68 @@ def tune_rung(
     return records
 
 
+def worker_argv(args: argparse.Namespace, index: int, threads: int | None) -> list[str]:
+    """Worker ``index`` of ``--jobs``: this compare as typed, with one process and its own
+    number (later flags win), no report (the parent writes it once all are done) and, on a
+    CPU, its share of the cores unless ``--threads`` was given."""
+    argv = [sys.executable, "-m", "benchmark", *args.argv, "--jobs", "1", "--no-report"]
+    argv += ["--worker", str(index)]
+    if threads is not None and args.threads is None:
+        argv += ["--threads", str(threads)]
+    return argv
+
+
+def ladder_progress(plans: list[Any], storage: Any) -> list[tuple[str, int, int]]:
+    """(stage, done, total) per rung: counted tuning trials of its studies, complete final
+    runs of its queue, as the storage holds them (nothing is created)."""
+    import optuna
+
+    from benchmark import compare, tuning
+
+    def load(name: str) -> Any:
+        try:
+            return optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # not created yet
+            return None
+
+    found = []
+    for plan in plans:
+        studies = [load(plan.study(arch, fusion)) for arch, fusion in plan.pairs]
+        trials = sum(min(tuning.finished_count(s), plan.trials) for s in studies if s)
+        found.append((f"tune {plan.base.epochs} ep", trials, len(plan.pairs) * plan.trials))
+        queue = load(compare.QUEUE_PREFIX + plan.key())
+        runs = compare.progress_counts(queue)["complete"] if queue else 0
+        found.append((f"runs {plan.base.epochs} ep", runs, len(plan.items())))
+    return found
+
+
+def in_workers(
+    args: argparse.Namespace, plans: list[Any], storage: Any, spec: str, device: Any
+) -> list[str]:
+    """``--jobs N``: N compare processes share the protocol through the storage, as N machines
+    would (on one GPU, each keeps it busy while the others launch kernels); this process shows
+    their progress. What went wrong, by worker."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if device.type == "cpu" else None
+    commands = [worker_argv(args, i, threads) for i in range(1, args.jobs + 1)]
+    console.print(
+        f"compare in {args.jobs} worker processes (--worker 1-{args.jobs})"
+        + (f", {threads} CPU thread(s) each" if threads and args.threads is None else "")
+    )
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=console) as bar:
+        tasks = [
+            bar.add_task(stage, total=total) for stage, _, total in ladder_progress(plans, storage)
+        ]
+
+        def refresh() -> None:
+            for task, (_, done, _) in zip(tasks, ladder_progress(plans, storage), strict=True):
+                bar.update(task, completed=done)
+
+        return run_workers(commands, spec, refresh)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Tune every combination at each budget of the ladder (one cap), train default and tuned
     over the same seeds at each, and write the report; run it again to finish what an
@@ -265,6 +334,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = load_mnist(plans[0].base.data_dir).to(ex.device)
     storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if args.jobs > 1:
+        died = in_workers(args, plans, storage, spec, ex.device)
+        if died:
+            for line in died:
+                console.print(f"[red]{line}[/red]", soft_wrap=True)
+            return EXIT_FAILED
+        console.print(f"the {args.jobs} workers are done; the studies and the report:")
     where = f"{socket.gethostname()} ({device_name(ex.device)})"
     first = plans[0]
     console.print(
@@ -275,7 +351,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     )
     failed = 0
     with interrupts_as_exceptions(), storages.storage_errors(spec):
-        records, worked = {}, False
+        records, worked = {}, args.jobs > 1  # the workers did the work: the report counts
         for plan in plans:  # tuning of every rung first: the timed final runs come together
             with StageClock(results_dir, plan, "tune", where, plans) as lap:
                 records[plan.base.epochs] = tune_rung(plan, storage, spec, data, ex, args, lap)
@@ -330,6 +406,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sqlite:///<results-dir>/optuna.db]",
     )
     p.add_argument("--seed", type=int, default=0, metavar="S", help="sampler seed [0]")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the protocol through the storage, as N machines would; "
+        "on a CPU each gets cores / N threads, and their final runs' timings are shared ones [1]",
+    )
     p.add_argument(
         "--worker",
         type=int,

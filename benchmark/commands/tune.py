@@ -1,18 +1,16 @@
 """``tune``: Optuna search over each encoder x fusion's hyperparameters (``benchmark.tuning``).
 
 ``--jobs N`` starts N plain worker processes (``tune ... --worker I``) on the same storage, the
-way several machines share a study: Optuna hands out the trials, each worker stops when the study
-holds ``--trials`` finished trials, and the queued defaults trial runs here first, once.
+way several machines share a study: Optuna hands out the trials, a worker starts one only while
+fewer than ``--trials`` are finished or running, and the queued defaults trial runs here first,
+once.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -29,12 +27,11 @@ from benchmark.commands.common import (
     console,
     interrupts_as_exceptions,
     require_at_least,
+    run_workers,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, format_params, prepare, study_bar
-
-POLL_S = 2.0  # how often the parent refreshes the progress while worker processes run
 
 
 def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: int) -> list[str]:
@@ -62,39 +59,6 @@ def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: i
         elif value is not None:
             argv += [flag, str(value)]
     return argv
-
-
-def exit_reason(code: int) -> str:
-    if code < 0:
-        return f"killed by {signal.Signals(-code).name}"
-    return f"exited with status {code}"
-
-
-def run_workers(commands: list[list[str]], storage: str, refresh: Any) -> list[str]:
-    """Start the worker processes, refresh the progress until all exit; what went wrong, by
-    worker. An interrupt here stops the workers (SIGTERM fails their running trials)."""
-    env = {**os.environ, "OPTUNA_STORAGE": storage}
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in commands]
-    try:
-        while any(p.poll() is None for p in procs):
-            time.sleep(POLL_S)
-            refresh()
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    refresh()
-    return [
-        f"worker {i} (pid {p.pid}) {exit_reason(p.returncode)}"
-        for i, p in enumerate(procs, start=1)
-        if p.returncode
-    ]
 
 
 def tune_study(

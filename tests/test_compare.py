@@ -322,15 +322,22 @@ def test_a_worker_is_the_compare_as_typed_in_one_process() -> None:
 
 
 @pytest.mark.slow
-def test_jobs_run_a_tiny_ladder_in_worker_processes(tmp_path: Path, synthetic_root: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_jobs_run_a_tiny_ladder_in_worker_processes(
+    kind: str, tmp_path: Path, synthetic_root: Path
+) -> None:
     """``compare --jobs 2`` on two rungs: each study ends with exactly --trials counted trials,
-    each final run trains once, and the parent writes the report."""
+    each final run trains once, and the parent writes the report; also on a journal, where a
+    worker that finds the last places held stops rather than waits."""
+    spec = f"sqlite:///{tmp_path / 'optuna.db'}"
+    if kind == "journal":
+        spec = f"journal:{tmp_path / 'optuna.log'}"
     argv = ["compare", "--arch", "small_cnn", "--fusion", "late_sum", "--trials", "3"]
     argv += ["--seeds", "0", "--epochs", "1,2", "--train-subset", "256"]
     argv += ["--eval-batch-size", "2000", "--data-dir", str(synthetic_root)]
-    argv += ["--results-dir", str(tmp_path), "--jobs", "2"]
+    argv += ["--results-dir", str(tmp_path), "--jobs", "2", "--storage", spec]
     assert main(argv) == 0
-    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = storages.open_storage(spec)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
     studies = [n for n in names if n.startswith("small_cnn__late_sum__e")]
     assert len(studies) == 2

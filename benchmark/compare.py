@@ -229,6 +229,7 @@ def run_queue(
     items = plan.items()
 
     def objective(trial: optuna.Trial) -> float:
+        trial.set_user_attr("worker", tuning.worker_name())  # its owner, should it die
         item = trial.suggest_categorical("item", items)
         if not trial.user_attrs.get("queued"):  # the queue emptied between look and pop
             trial.set_user_attr("stray", True)

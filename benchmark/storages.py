@@ -102,8 +102,9 @@ def open_storage(spec: str) -> BaseStorage:
     """``--storage`` text -> an Optuna storage.
 
     ``journal:PATH`` or ``PATH.log``: an append-only journal file (safe for several processes,
-    also on NFS; Optuna gives journals no heartbeat, so the trial of a killed worker stays
-    RUNNING there). Anything else must be an SQLAlchemy URL: RDB storages get heartbeats, and
+    also on NFS; Optuna gives journals no heartbeat, so the trial of a worker killed outright
+    stays RUNNING there unless the worker was of the machine that looks: ``tuning.fail_stale``).
+    Anything else must be an SQLAlchemy URL: RDB storages get heartbeats, and
     SQLite a long lock timeout so that concurrent workers wait instead of failing.
     """
     from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError

@@ -10,6 +10,7 @@ study; the best trial is exported to ``<results>/tuned/<study>.json`` for ``run 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -149,11 +150,38 @@ def open_study(
 
 
 def fail_stale(study: optuna.Study) -> None:
-    """Fail the running trials whose worker stopped beating (RDB storages); the retry callback
-    queues them again."""
+    """Fail the running trials whose worker stopped beating (RDB storages; the retry callback
+    queues them again). A storage without heartbeats (a journal) has only what a trial says of
+    its worker: one of a process of this machine that is gone is failed too, so that a worker
+    killed outright holds no place for ever; one of another machine's is left as it is."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    if is_heartbeat_enabled(study._storage):
+        return
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if gone(t.user_attrs.get("worker")):
+            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+                study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process, which every trial records (``gone`` reads it back)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def gone(worker: Any) -> bool:
+    """Whether ``worker`` (``host:pid``) names a process of this machine that no longer runs."""
+    host, _, pid = str(worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
 
 
 def finished_count(study: optuna.Study) -> int:
@@ -223,6 +251,7 @@ def objective(
     from benchmark.errors import TrainingFailed
     from benchmark.trainer import build_state, train
 
+    trial.set_user_attr("worker", worker_name())  # first: the trial's owner, should it die
     if trial.user_attrs.get("defaults") and defaults_held_elsewhere(trial):
         trial.set_user_attr("duplicate", True)  # two workers queued it at once: run it once
         raise optuna.TrialPruned("the defaults trial runs in another trial of this study")
@@ -240,7 +269,6 @@ def objective(
     trial.set_user_attr("precision", ex.precision)
     trial.set_user_attr("channels_last", ex.channels_last)
     state = build_state(cfg, ex)
-    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
     defaults = bool(trial.user_attrs.get("defaults"))
 
     def on_epoch(event: Any) -> None:

@@ -6,6 +6,7 @@ sampler has its own seed stream)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -194,3 +195,52 @@ def test_without_heartbeats_a_worker_stops_rather_than_waits(tmp_path: Path, sma
     study.ask()
     tuning.optimize(study, base, small_data, ex, trials=2, poll_s=60)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING]
+
+
+def dead_pid() -> int:
+    """The pid of a process of this machine that has ended."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_without_heartbeats_a_dead_local_workers_trial_is_failed(tmp_path: Path) -> None:
+    """A journal has no heartbeat; what a running trial says of its worker still tells a
+    process of this machine that is gone (failed) from one alive or elsewhere (left)."""
+    from benchmark import storages
+
+    study = optuna.create_study(
+        storage=storages.open_storage(f"journal:{tmp_path / 'optuna.log'}"),
+        direction="maximize",
+    )
+    host = socket.gethostname()
+    owners = [f"{host}:{dead_pid()}", f"{host}:{os.getpid()}", "another-host:1", None]
+    for owner in owners:
+        trial = study.ask()
+        if owner:
+            trial.set_user_attr("worker", owner)
+    tuning.fail_stale(study)
+    assert [t.state for t in study.trials] == [
+        TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING, TrialState.RUNNING
+    ]  # fmt: skip
+
+
+def test_without_heartbeats_the_place_of_a_killed_local_worker_is_trained(
+    tmp_path: Path, small_data
+) -> None:
+    """A journal study one trial short, that trial held by a worker of this machine killed
+    outright: the next worker trains in its place instead of stopping short for ever."""
+    from benchmark import storages
+    from benchmark.hardware import decide
+
+    base, ex = decide(TrainConfig(arch="small_cnn", fusion="late_sum", epochs=1))
+    study = optuna.create_study(
+        storage=storages.open_storage(f"journal:{tmp_path / 'optuna.log'}"),
+        direction="maximize",
+    )
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    study.ask().set_user_attr("worker", f"{socket.gethostname()}:{dead_pid()}")
+    tuning.optimize(study, base, small_data, ex, trials=2, poll_s=60)
+    assert [t.state for t in study.trials] == [
+        TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE
+    ]  # fmt: skip

@@ -349,3 +349,21 @@ def test_jobs_run_a_tiny_ladder_in_worker_processes(
         (1, False), (1, True), (2, False), (2, True)
     ]  # fmt: skip
     assert (tmp_path / "report.md").is_file()
+
+
+def test_a_worker_that_fails_is_named_and_nothing_is_reported(
+    tmp_path: Path, small_data, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmark.commands import compare as command
+
+    def failing(args, index: int, threads: int | None) -> list[str]:
+        return [sys.executable, "-c", f"raise SystemExit({index + 2})"]
+
+    monkeypatch.setattr(command, "worker_argv", failing)
+    argv = ["compare", "--arch", "small_cnn", "--fusion", "late_sum", "--trials", "2"]
+    argv += ["--seeds", "0", "--epochs", "1", "--jobs", "2", "--results-dir", str(tmp_path)]
+    assert main(argv) == 1
+    out = capsys.readouterr().out
+    assert "worker 1 (pid" in out and "exited with status 3" in out
+    assert "worker 2 (pid" in out and "exited with status 4" in out
+    assert not (tmp_path / "report.md").exists()

@@ -335,7 +335,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     if args.jobs > 1:
-        died = in_workers(args, plans, storage, spec, ex.device)
+        with storages.storage_errors(spec):
+            died = in_workers(args, plans, storage, spec, ex.device)
         if died:
             for line in died:
                 console.print(f"[red]{line}[/red]", soft_wrap=True)

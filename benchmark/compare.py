@@ -284,3 +284,24 @@ def progress_counts(queue: optuna.Study) -> dict[str, int]:
     for now in state.values():
         counts[now] += 1
     return counts
+
+
+def ladder_progress(plans: list[Plan], storage: Any) -> list[tuple[str, int, int]]:
+    """(stage, done, total) per rung: counted tuning trials of its studies, complete final
+    runs of its queue, as the storage holds them (nothing is created)."""
+
+    def load(name: str) -> Any:
+        try:
+            return optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # not created yet
+            return None
+
+    found = []
+    for plan in plans:
+        studies = [load(plan.study(arch, fusion)) for arch, fusion in plan.pairs]
+        trials = sum(min(tuning.finished_count(s), plan.trials) for s in studies if s)
+        found.append((f"tune {plan.base.epochs} ep", trials, len(plan.pairs) * plan.trials))
+        queue = load(QUEUE_PREFIX + plan.key())
+        runs = progress_counts(queue)["complete"] if queue else 0
+        found.append((f"runs {plan.base.epochs} ep", runs, len(plan.items())))
+    return found

@@ -86,6 +86,7 @@ class Execution:
     compile: bool = False
     threads: int | None = None  # None: torch's own
     probe: dict[str, Any] | None = None  # the CPU probe's record when it decided an ``auto``
+    sharing: int = 1  # processes training side by side on this machine (``compare --jobs``)
 
     def activate(self) -> None:
         """Apply the thread count (process-wide; the same count keeps CPU results bit-exact)."""
@@ -122,6 +123,13 @@ class Execution:
             channels_last=self.channels_last,
             auto_probe=self.probe if self.probe is not None else cfg.auto_probe,
         )
+
+    def timing_name(self) -> str:
+        """The device as a run's timings name it: its ``device_name`` and, when several
+        processes shared the machine, how many (their timings are shared ones; the report
+        never pools them with a machine's own)."""
+        shared = f", shared by {self.sharing} processes" if self.sharing > 1 else ""
+        return device_name(self.device) + shared
 
     def describe(self) -> str:
         """``bf16, channels_last`` or ``fp32`` (+ ``, compiled``): how it computes."""

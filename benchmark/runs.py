@@ -19,7 +19,7 @@ from benchmark.config import MNIST_TRAIN_IMAGES, TrainConfig
 from benchmark.data import DigitSumData
 from benchmark.errors import DamagedFileError, TrainingFailed, WriteFailed
 from benchmark.files import read_json
-from benchmark.hardware import Execution, device_name, git_commit, versions
+from benchmark.hardware import Execution, git_commit, versions
 from benchmark.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -132,7 +132,7 @@ def _execute(
             "train_seconds": state.train_seconds,
             "compile_seconds": state.compile_seconds,
             "train_images_per_s": images / state.train_seconds if state.train_seconds else None,
-            "device": device_name(ex.device),
+            "device": ex.timing_name(),
             "precision": ex.precision,  # fp32 or bf16
             "channels_last": ex.channels_last,
             "versions": versions(),

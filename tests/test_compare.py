@@ -303,22 +303,22 @@ def test_bad_jobs_are_one_line(
 
 def test_a_worker_is_the_compare_as_typed_in_one_process() -> None:
     """``--jobs`` starts the same command with later flags winning: one process, its number,
-    no report (the parent writes it), and its share of a CPU's cores unless --threads was set."""
+    no report (the parent writes it), how many share the machine, and its share of a CPU's
+    cores unless --threads was set."""
     import argparse
 
     from benchmark.commands.compare import worker_argv
 
     typed = ["compare", "--epochs", "1,3", "--jobs", "4", "--trials", "5"]
-    args = argparse.Namespace(argv=typed, threads=None)
+    args = argparse.Namespace(argv=typed, threads=None, jobs=4)
     argv = worker_argv(args, 2, threads=1)
     assert argv[:3] == [sys.executable, "-m", "benchmark"]
-    assert argv[3:] == [*typed, "--jobs", "1", "--no-report", "--worker", "2", "--threads", "1"]
-    args = argparse.Namespace(argv=[*typed, "--threads", "3"], threads=3)
+    tail = ["--jobs", "1", "--no-report", "--worker", "2", "--sharing", "4"]
+    assert argv[3:] == [*typed, *tail, "--threads", "1"]
+    args = argparse.Namespace(argv=[*typed, "--threads", "3"], threads=3, jobs=4)
     assert "--threads" not in worker_argv(args, 1, threads=1)[-4:]
-    assert worker_argv(argparse.Namespace(argv=typed, threads=None), 1, None)[-2:] == [
-        "--worker",
-        "1",
-    ]
+    on_gpu = worker_argv(argparse.Namespace(argv=typed, threads=None, jobs=4), 1, None)
+    assert on_gpu[-4:] == ["--worker", "1", "--sharing", "4"]
 
 
 @pytest.mark.slow
@@ -345,6 +345,7 @@ def test_jobs_run_a_tiny_ladder_in_worker_processes(
         trials = optuna.load_study(study_name=name, storage=storage).trials
         assert sum(map(counts_towards_budget, trials)) == 3
     runs = complete_runs(tmp_path)
+    assert all(m["device"].endswith(", shared by 2 processes") for m in runs)  # its timings
     assert sorted((m["epochs"], m["tuned"]) for m in runs) == [
         (1, False), (1, True), (2, False), (2, True)
     ]  # fmt: skip

@@ -229,3 +229,14 @@ def test_a_cached_record_missing_a_field_is_measured_over(fake_probe: list[int])
     again = hardware.cpu_choice()
     assert len(fake_probe) == 2 and isinstance(again["probed"], str)
     assert hardware.valid_record(again) and not hardware.valid_record(record)
+
+
+def test_timings_name_a_machine_shared_by_several_processes() -> None:
+    """A run of ``compare --jobs N`` names its device with the N processes that shared it, so
+    the report never pools its timings with those of a machine that trained alone."""
+    cpu = hardware.Execution(device=torch.device("cpu"))
+    alone = cpu.timing_name()
+    assert alone == hardware.device_name(torch.device("cpu"))
+    shared = hardware.Execution(device=torch.device("cpu"), sharing=12).timing_name()
+    assert shared == alone + ", shared by 12 processes"
+    assert rundir.run_precision({"device": shared}) == rundir.run_precision({"device": alone})

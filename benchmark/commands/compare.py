@@ -59,6 +59,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
             ("--seed", args.seed, 0),
             ("--worker", args.worker, 0),
             ("--jobs", args.jobs, 1),
+            ("--sharing", args.sharing, 1),
         ]
     )
     if args.jobs > 1 and args.worker is not None:
@@ -257,34 +258,10 @@ def worker_argv(args: argparse.Namespace, index: int, threads: int | None) -> li
     number (later flags win), no report (the parent writes it once all are done) and, on a
     CPU, its share of the cores unless ``--threads`` was given."""
     argv = [sys.executable, "-m", "benchmark", *args.argv, "--jobs", "1", "--no-report"]
-    argv += ["--worker", str(index)]
+    argv += ["--worker", str(index), "--sharing", str(args.jobs)]
     if threads is not None and args.threads is None:
         argv += ["--threads", str(threads)]
     return argv
-
-
-def ladder_progress(plans: list[Any], storage: Any) -> list[tuple[str, int, int]]:
-    """(stage, done, total) per rung: counted tuning trials of its studies, complete final
-    runs of its queue, as the storage holds them (nothing is created)."""
-    import optuna
-
-    from benchmark import compare, tuning
-
-    def load(name: str) -> Any:
-        try:
-            return optuna.load_study(study_name=name, storage=storage)
-        except KeyError:  # not created yet
-            return None
-
-    found = []
-    for plan in plans:
-        studies = [load(plan.study(arch, fusion)) for arch, fusion in plan.pairs]
-        trials = sum(min(tuning.finished_count(s), plan.trials) for s in studies if s)
-        found.append((f"tune {plan.base.epochs} ep", trials, len(plan.pairs) * plan.trials))
-        queue = load(compare.QUEUE_PREFIX + plan.key())
-        runs = compare.progress_counts(queue)["complete"] if queue else 0
-        found.append((f"runs {plan.base.epochs} ep", runs, len(plan.items())))
-    return found
 
 
 def in_workers(
@@ -295,6 +272,8 @@ def in_workers(
     their progress. What went wrong, by worker."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from benchmark import compare
+
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if device.type == "cpu" else None
     commands = [worker_argv(args, i, threads) for i in range(1, args.jobs + 1)]
     console.print(
@@ -304,11 +283,14 @@ def in_workers(
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console) as bar:
         tasks = [
-            bar.add_task(stage, total=total) for stage, _, total in ladder_progress(plans, storage)
+            bar.add_task(stage, total=total)
+            for stage, _, total in compare.ladder_progress(plans, storage)
         ]
 
         def refresh() -> None:
-            for task, (_, done, _) in zip(tasks, ladder_progress(plans, storage), strict=True):
+            for task, (_, done, _) in zip(
+                tasks, compare.ladder_progress(plans, storage), strict=True
+            ):
                 bar.update(task, completed=done)
 
         return run_workers(commands, spec, refresh)
@@ -330,6 +312,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     spec = storages.storage_spec(args.storage, results_dir)
     storages.check_storage(spec)
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
+    ex = replace(ex, sharing=args.sharing)  # a worker of --jobs: its timings are shared ones
     # the data before the storage: missing MNIST must not leave a new optuna.db behind
     data = load_mnist(plans[0].base.data_dir).to(ex.device)
     storage = storages.open_storage(spec)
@@ -423,6 +406,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "with --seed: one compare draws the same trials every time [its process id, so that "
         "processes started at once never draw alike]",
     )
+    p.add_argument("--sharing", type=int, default=1, help=argparse.SUPPRESS)  # set by --jobs
     p.add_argument(
         "--epochs",
         type=int_list,

@@ -312,6 +312,12 @@ class StudyProgress:
         self.study = study
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.task = bar.add_task(label, total=trials, stats="")
+        self.elsewhere = 0  # trials this worker waits for, running on others (until shown)
+        self.refresh()
+
+    def waiting(self, elsewhere: int) -> None:
+        """The last trials run on other workers: say so until the next refresh."""
+        self.elsewhere = elsewhere
         self.refresh()
 
     def refresh(self, *_: Any) -> None:
@@ -330,6 +336,9 @@ class StudyProgress:
         best = max(complete, key=lambda t: t.value, default=None)
         stats = [f"best {best.value:.4f} #{best.number}" if best else "best -"]
         stats += [f"{counts[s]} {s.name.lower()}" for s in (TrialState.PRUNED, TrialState.FAIL)]
+        if self.elsewhere:
+            stats.append(f"waiting for {self.elsewhere} running elsewhere")
+            self.elsewhere = 0
         self.bar.update(
             self.task,
             completed=tuning.finished_count(self.study),

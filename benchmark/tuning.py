@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import warnings
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from typing import Any
 
@@ -319,6 +319,7 @@ def optimize(
     max_params: int | None = None,
     callbacks: Collection[Any] = (),
     poll_s: float = POLL_S,
+    on_wait: Callable[[int], None] | None = None,
 ) -> None:
     """Run trials in this process until the study holds ``trials`` finished ones (or timeout).
 
@@ -328,6 +329,7 @@ def optimize(
     left up to one extra trial per worker). While the rest are held by other workers this one
     waits, and takes over the place of any that fails; on a storage without heartbeats (a
     journal) it stops instead, since a killed worker's trial would hold its place for ever.
+    ``on_wait`` hears how many trials it waits for, at every look.
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     while deadline is None or time.monotonic() < deadline:
@@ -337,6 +339,8 @@ def optimize(
         if held_count(study) >= trials:
             if not is_heartbeat_enabled(study._storage):
                 return
+            if on_wait is not None:
+                on_wait(len(holding(study)))
             time.sleep(poll_s)
             continue
         study.optimize(

@@ -175,7 +175,9 @@ def test_a_worker_takes_the_place_of_a_trial_that_failed_elsewhere(
     study.add_trial(optuna.trial.create_trial(value=0.5))
     elsewhere = study.ask()  # the other worker's trial, running
     threading.Timer(0.5, lambda: study.tell(elsewhere, state=TrialState.FAIL)).start()
-    tuning.optimize(study, base, small_data, ex, trials=2, poll_s=0.05)
+    heard: list[int] = []
+    tuning.optimize(study, base, small_data, ex, trials=2, poll_s=0.05, on_wait=heard.append)
+    assert heard and set(heard) == {1}  # told, while it waited, what it waited for
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
 

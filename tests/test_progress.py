@@ -220,3 +220,21 @@ def test_a_study_progress_line_fits_the_terminal(
     assert "\n" not in line and len(line) <= width
     assert "tiny_resnet x embed_add" in line and "2/20" in line and "best 0.9876 #0" in line
     assert "━" in line  # the bar itself survives at 80 columns
+
+
+def test_a_study_bar_says_while_it_waits_for_trials_elsewhere() -> None:
+    """A worker whose study's last trials run on other workers says how many, until the next
+    refresh, rather than sit on a bar that does not move."""
+    import optuna
+
+    from benchmark import progress
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    bar = progress.study_bar()
+    tracker = progress.StudyProgress(bar, study, "gap_cnn x concat", 20)
+    (task,) = bar.tasks
+    tracker.waiting(3)
+    assert "waiting for 3 running elsewhere" in task.fields["stats"]
+    tracker.refresh()
+    assert "waiting" not in task.fields["stats"]

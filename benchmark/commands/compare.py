@@ -121,8 +121,9 @@ def tune_all(
         with study_bar() as bar:
             tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)
             tuning.optimize(
-                study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh, lap)
-            )
+                study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh, lap),
+                on_wait=tracker.waiting,
+            )  # fmt: skip
         studies.append(study)
     return studies
 

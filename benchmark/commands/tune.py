@@ -78,10 +78,13 @@ def tune_study(
     study.sampler = tuning.sampler(args.seed, before, args.worker)
     study.pruner = pruning.make_pruner(args.pruner, cfg.epochs)
 
-    def optimize(trials: int, callbacks: tuple[Any, ...] = ()) -> None:
+    def optimize(trials: int, tracker: StudyProgress | None = None) -> None:
         if not data:
             data.append(tuning.load_data(cfg, args.val_subset, ex))
-        tuning.optimize(study, cfg, data[0], ex, trials, args.timeout, args.max_params, callbacks)
+        tuning.optimize(
+            study, cfg, data[0], ex, trials, args.timeout, args.max_params,
+            (tracker.refresh,) if tracker else (), on_wait=tracker.waiting if tracker else None,
+        )  # fmt: skip
 
     if args.worker is not None:
         optimize(args.trials)
@@ -99,14 +102,14 @@ def tune_study(
             if jobs > 1 and tuning.waiting_count(study):
                 # SQLite has no row locks: two workers could pop the same queued trial (the
                 # defaults) and both tell it. Run the queued trials here, then the workers.
-                optimize(min(args.trials, done + tuning.waiting_count(study)), (tracker.refresh,))
+                optimize(min(args.trials, done + tuning.waiting_count(study)), tracker)
             if jobs > 1:
                 threads = args.threads or max(1, (os.cpu_count() or 1) // jobs)
                 worker_cfg = replace(cfg, threads=threads)  # share the cores, don't oversubscribe
                 commands = [worker_argv(args, worker_cfg, name, i + 1) for i in range(jobs)]
                 died = run_workers(commands, spec, tracker.refresh)
             elif jobs == 1:
-                optimize(args.trials, (tracker.refresh,))
+                optimize(args.trials, tracker)
     except KeyboardInterrupt:
         console.print(
             f"interrupted: the {tuning.finished_count(study)} finished trials of study {name} "

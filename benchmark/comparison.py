@@ -35,10 +35,10 @@ def record_stage(
     Several workers on one machine each add their own time (the sum is worker time, not the
     machine's wall time), taking turns on the file so that no worker's time is lost."""
     with files.locked(Path(results_dir) / LOCK):
-        add_stage(Path(results_dir), plan, stage, seconds, where, ladder)
+        _add_stage(Path(results_dir), plan, stage, seconds, where, ladder)
 
 
-def add_stage(
+def _add_stage(
     results_dir: Path,
     plan: dict[str, Any],
     stage: str,

@@ -188,14 +188,9 @@ def finished_count(study: optuna.Study) -> int:
     return sum(counts_towards_budget(t) for t in study.get_trials(deepcopy=False, states=FINISHED))
 
 
-def held_count(study: optuna.Study) -> int:
-    """Trials that count towards ``--trials`` or may yet: the counted finished ones and the
-    running ones not rejected (a killed worker's trial holds its place until its heartbeat
-    fails it)."""
-    return finished_count(study) + len(holding(study))
-
-
 def holding(study: optuna.Study) -> list[FrozenTrial]:
+    """The running trials that are not rejected: they count towards ``--trials`` once they
+    finish (a killed worker's trial holds its place until its heartbeat fails it)."""
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     return [t for t in running if not rejected(t)]
 
@@ -334,13 +329,15 @@ def optimize(
     deadline = None if timeout is None else time.monotonic() + timeout
     while deadline is None or time.monotonic() < deadline:
         fail_stale(study)
-        if finished_count(study) >= trials:  # this or other workers got there
+        finished = finished_count(study)
+        if finished >= trials:  # this or other workers got there
             return
-        if held_count(study) >= trials:
+        elsewhere = len(holding(study))  # running, not rejected: they may yet count
+        if finished + elsewhere >= trials:
             if not is_heartbeat_enabled(study._storage):
                 return
             if on_wait is not None:
-                on_wait(len(holding(study)))
+                on_wait(elsewhere)
             time.sleep(poll_s)
             continue
         study.optimize(

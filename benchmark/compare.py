@@ -29,6 +29,7 @@ from benchmark.comparison import QUEUE_PREFIX
 from benchmark.config import TrainConfig
 from benchmark.errors import TrainingFailed, UsageError
 from benchmark.rundir import IncompleteRun, read_metrics, run_precision
+from benchmark.trials import epochs_spent
 
 VARIANTS = ("default", "tuned")
 # The pruner of every rung over one epoch: successive halving from one epoch, a third of the
@@ -165,6 +166,26 @@ def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
 
 
 Records = dict[tuple[str, str], dict[str, Any]]
+
+
+def export_rung(
+    plan: Plan, studies: Sequence[optuna.Study], spec: str, results_dir: Path | str
+) -> tuple[Records, list[str]]:
+    """Each study of a tuned rung's best exported: the records by combination, and a line per
+    study saying what it trained against its counted trials unpruned (the measured saving)."""
+    records, lines = {}, []
+    for (arch, fusion), study in zip(plan.pairs, studies, strict=True):
+        trained, unpruned = epochs_spent(study)
+        share = f"{trained / unpruned:.0%}" if unpruned else "-"
+        lines.append(
+            f"study {study.study_name}: trained {trained} epochs, {share} of the {unpruned} "
+            f"its counted trials would have trained unpruned"
+        )
+        record = exports.export_best(study, spec, results_dir)
+        if record is None:
+            raise UsageError(f"study {study.study_name}: no complete trial to train with")
+        records[(arch, fusion)] = record[1]
+    return records, lines
 
 
 def run_config(plan: Plan, item: str, records: Records) -> TrainConfig:

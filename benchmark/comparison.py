@@ -1,10 +1,12 @@
 """What ``compare`` leaves in a results directory for others to read: ``comparison.json`` (the
-plan and each stage's wall time) and the name prefix of its run queue in the Optuna storage
-(a work list, not a study). Free of torch and Optuna, so the report reads it cheaply."""
+plan and each stage's wall time, kept by ``StageClock``) and the name prefix of its run queue in
+the Optuna storage (a work list, not a study). Free of torch and Optuna, so the report reads it
+cheaply."""
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,8 @@ def record_stage(
 ) -> None:
     """Add ``seconds`` of ``stage`` of ``plan`` (a plan's dict, with its ``key``) to
     ``<results>/comparison.json``: the wall time of each stage, per machine, summed over
-    sittings since ``compare`` resumes, and over the workers of a machine.
+    sittings since ``compare`` resumes, and over the workers of a machine (each its time at
+    work: waiting for other workers is not counted).
 
     One rung: ``{"plan", "stages"}``. A ladder (``ladder``: the plan of every rung, lowest
     budget first): each rung's plan and stages under ``rungs``, keyed by its epochs, and the top
@@ -75,3 +78,41 @@ def read_comparison(results_dir: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return found if isinstance(found, dict) and isinstance(found.get("plan"), dict) else None
+
+
+class StageClock:
+    """The wall time of one stage of one rung, added to comparison.json (per rung of the
+    ladder; sittings add up). Called between trials or runs, it writes the time so far, so a
+    process killed outright loses only the time of the one in progress. On leaving its ``with``,
+    interrupted or not, the rest is written, but only if the stage did work (the clock was
+    called) or ``counted``: a compare that finds everything complete leaves comparison.json, and
+    the report drawn from it, as they were."""
+
+    def __init__(
+        self, results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any],
+        counted: bool = False,
+    ) -> None:  # fmt: skip
+        self.results_dir, self.plan, self.stage, self.where = results_dir, plan, stage, where
+        self.rungs = [p.to_dict() for p in ladder]
+        self.worked = counted
+        self.start = time.perf_counter()
+
+    def __enter__(self) -> StageClock:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.worked:
+            self.write()
+
+    def __call__(self, *_: Any) -> None:
+        """A trial or run was done (or is about to be): the time so far is the stage's."""
+        self.worked = True
+        self.write()
+
+    def write(self) -> None:
+        # whole tenths only (comparison.json keeps tenths); the rest counts in the next write
+        seconds = round(time.perf_counter() - self.start, 1)
+        if seconds > 0:
+            record_stage(self.results_dir, self.plan.to_dict(), self.stage, seconds, self.where,
+                         self.rungs)  # fmt: skip
+            self.start += seconds

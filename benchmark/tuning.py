@@ -315,6 +315,7 @@ def optimize(
     callbacks: Collection[Any] = (),
     poll_s: float = POLL_S,
     on_wait: Callable[[int], None] | None = None,
+    wait: bool = True,
 ) -> None:
     """Run trials in this process until the study holds ``trials`` finished ones (or timeout).
 
@@ -324,7 +325,9 @@ def optimize(
     left up to one extra trial per worker). While the rest are held by other workers this one
     waits, and takes over the place of any that fails; on a storage without heartbeats (a
     journal) it stops instead, since a killed worker's trial would hold its place for ever.
-    ``on_wait`` hears how many trials it waits for, at every look.
+    ``on_wait`` hears how many trials it waits for, at every look. ``wait=False`` returns
+    as soon as every place left is held elsewhere, for a worker with other studies to go on to
+    (it comes back for the place of any trial that fails).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
     while deadline is None or time.monotonic() < deadline:
@@ -334,7 +337,7 @@ def optimize(
             return
         elsewhere = len(holding(study))  # running, not rejected: they may yet count
         if finished + elsewhere >= trials:
-            if not is_heartbeat_enabled(study._storage):
+            if not wait or not is_heartbeat_enabled(study._storage):
                 return
             if on_wait is not None:
                 on_wait(elsewhere)

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import optuna
@@ -158,22 +159,25 @@ def test_workers_sharing_a_study_end_with_exactly_its_trials(tmp_path: Path, sma
         assert counts_towards_budget(t) or not t.intermediate_values
 
 
+def one_place_held(spec: str) -> tuple[TrainConfig, object, optuna.Study, optuna.Trial]:
+    """A study one trial short of two on storage ``spec``, that last place held by a trial
+    running elsewhere; the config and execution to tune it with."""
+    from benchmark import storages
+    from benchmark.hardware import decide
+
+    base, ex = decide(TrainConfig(arch="small_cnn", fusion="late_sum", epochs=1))
+    study = optuna.create_study(storage=storages.open_storage(spec), direction="maximize")
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    return base, ex, study, study.ask()
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the study.ask
 def test_a_worker_takes_the_place_of_a_trial_that_failed_elsewhere(
     tmp_path: Path, small_data
 ) -> None:
     """The last place held by another worker: wait (an RDB storage beats for it), and once
     that trial fails, train one in its place."""
-    from benchmark import storages
-    from benchmark.hardware import decide
-
-    base, ex = decide(TrainConfig(arch="small_cnn", fusion="late_sum", epochs=1))
-    study = optuna.create_study(
-        storage=storages.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}"),
-        direction="maximize",
-    )
-    study.add_trial(optuna.trial.create_trial(value=0.5))
-    elsewhere = study.ask()  # the other worker's trial, running
+    base, ex, study, elsewhere = one_place_held(f"sqlite:///{tmp_path / 'optuna.db'}")
     threading.Timer(0.5, lambda: study.tell(elsewhere, state=TrialState.FAIL)).start()
     heard: list[int] = []
     tuning.optimize(study, base, small_data, ex, trials=2, poll_s=0.05, on_wait=heard.append)
@@ -185,16 +189,7 @@ def test_a_worker_takes_the_place_of_a_trial_that_failed_elsewhere(
 def test_without_heartbeats_a_worker_stops_rather_than_waits(tmp_path: Path, small_data) -> None:
     """A journal has no heartbeat: a trial held there may be a killed worker's, held for ever,
     so a worker that finds the last place held stops and starts nothing."""
-    from benchmark import storages
-    from benchmark.hardware import decide
-
-    base, ex = decide(TrainConfig(arch="small_cnn", fusion="late_sum", epochs=1))
-    study = optuna.create_study(
-        storage=storages.open_storage(f"journal:{tmp_path / 'optuna.log'}"),
-        direction="maximize",
-    )
-    study.add_trial(optuna.trial.create_trial(value=0.5))
-    study.ask()
+    base, ex, study, _ = one_place_held(f"journal:{tmp_path / 'optuna.log'}")
     tuning.optimize(study, base, small_data, ex, trials=2, poll_s=60)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING]
 
@@ -246,3 +241,77 @@ def test_without_heartbeats_the_place_of_a_killed_local_worker_is_trained(
     assert [t.state for t in study.trials] == [
         TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE
     ]  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the study.ask
+def test_a_worker_told_not_to_wait_leaves_the_last_place_to_its_holder(
+    tmp_path: Path, small_data
+) -> None:
+    """``wait=False``: the last place held elsewhere, the worker returns at once, neither
+    waiting (it never hears of a wait) nor starting a trial."""
+    base, ex, study, _ = one_place_held(f"sqlite:///{tmp_path / 'optuna.db'}")
+    heard: list[int] = []
+    tuning.optimize(
+        study, base, small_data, ex, trials=2, timeout=30, on_wait=heard.append, wait=False
+    )
+    assert not heard
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.RUNNING]
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the study.ask
+def test_a_compare_worker_tunes_the_next_study_while_the_last_place_of_one_is_held(
+    tmp_path: Path, small_data
+) -> None:
+    """One pass of a compare worker over two studies, the first one's last place held by
+    another worker: the second is tuned to its trials and the first left to its holder, not
+    waited for (each worker waiting for every study's last trials in turn kept sixteen on one
+    GPU a third busy). The held trial fails a second later, so a worker that waits still ends:
+    it then trains in that place, which the test sees."""
+    from benchmark import compare, storages
+    from benchmark.commands.compare import tune_all
+    from benchmark.hardware import decide
+
+    pairs = (("small_cnn", "late_sum"), ("small_cnn", "concat"))
+    base, ex = decide(TrainConfig(epochs=1))
+    plan = compare.Plan(base, pairs, (0,), 2, 10**6)
+    storage = storages.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    first = tuning.open_study(storage, plan.study(*pairs[0]), plan.config(*pairs[0]), None, 10**6)
+    first.add_trial(optuna.trial.create_trial(value=0.5))
+    held = first.ask()  # the queued defaults trial, running on another worker
+    threading.Timer(1.0, lambda: first.tell(held, state=TrialState.FAIL)).start()
+    studies = tune_all(plan, storage, small_data, ex, 0, 1, lambda *_: None)
+    assert len(first.trials) == 2  # nothing trained in the held place
+    assert len(counted(studies[1])) == 2
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the queue.ask
+def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
+    tmp_path: Path, small_data
+) -> None:
+    """Final runs over two rungs, every run of the first held by another worker (which dies a
+    second later, so its runs are queued again): this worker trains the second rung's runs
+    first, then the first rung's in their place, instead of waiting on the first rung."""
+    from benchmark import compare, storages
+    from benchmark.commands.compare import train_ladder
+    from benchmark.comparison import StageClock
+    from benchmark.hardware import decide
+
+    base, ex = decide(TrainConfig(epochs=1, train_subset=256))
+    pair = ("small_cnn", "late_sum")
+    plans = [compare.Plan(replace(base, epochs=e), (pair,), (0,), 2, 10**6) for e in (1, 2)]
+    storage = storages.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    first = compare.open_queue(plans[0], storage)
+    held = [first.ask(), first.ask()]  # both runs of rung 1, on another worker
+    threading.Timer(1.0, lambda: [first.tell(t, state=TrialState.FAIL) for t in held]).start()
+    record = {"train": {}, "model_args": {}, "study": "s", "trial": 0, "value": 0.5, "budget": {}}
+    records = {plan.base.epochs: {pair: record} for plan in plans}
+
+    def clock(plan: compare.Plan, stage: str) -> StageClock:
+        return StageClock(tmp_path, plan, stage, "here", plans)
+
+    diverged, worked = train_ladder(plans, storage, small_data, ex, tmp_path, records, clock)
+    assert diverged == 0 and worked
+    runs = sorted(
+        (tmp_path / "runs").iterdir(), key=lambda d: (d / "config.json").stat().st_mtime_ns
+    )
+    assert [rundir.read_metrics(d)["epochs"] for d in runs] == [2, 2, 1, 1]  # in order begun

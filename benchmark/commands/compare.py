@@ -29,10 +29,10 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
+from benchmark.comparison import StageClock
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, prepare, study_bar, train_with_progress
-from benchmark.trials import epochs_spent
 
 POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
@@ -104,8 +104,10 @@ def tune_all(
     worker: int | None,
     lap: Callable[..., None],
 ) -> list[Any]:
-    """Stage 1: every combination's study to ``plan.trials`` finished trials (all machines);
-    ``lap`` after each trial; ``seed`` and ``worker`` seed the samplers (``tuning.sampler``)."""
+    """Stage 1, one pass: trials in every combination's study while places are free (fewer
+    than ``plan.trials`` finished or running on any machine); a study whose last places other
+    workers hold is left to them. ``lap`` after each trial; ``seed`` and ``worker`` seed the
+    samplers (``tuning.sampler``)."""
     from benchmark import compare, tuning
 
     studies = []
@@ -122,7 +124,7 @@ def tune_all(
             tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)
             tuning.optimize(
                 study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh, lap),
-                on_wait=tracker.waiting,
+                wait=False,
             )  # fmt: skip
         studies.append(study)
     return studies
@@ -136,12 +138,13 @@ def train_all(
     results_dir: Path,
     records: Any,
     lap: Callable[..., None],
-) -> int:
-    """Stage 2: the queue of default and tuned runs, shared with other machines; ``lap``
-    before each run, so the time of the runs before it is written."""
-    from benchmark import compare, plugins, runs, storages
+) -> dict[str, int]:
+    """Stage 2, one pass: runs from the queue of default and tuned runs, shared with other
+    machines, until none is left to take; ``lap`` before each run, so the time of the runs
+    before it is written. The queue's counts after the pass."""
+    from benchmark import compare, plugins, runs
 
-    queue = compare.open_queue(plan, storage)
+    queue = compare.open_queue(plan, storage)  # fails the stale, queues them again
     total = len(plan.items())
     done = [compare.progress_counts(queue)["complete"]]
 
@@ -156,102 +159,112 @@ def train_all(
         done[0] += 1
         console.print(f"[{done[0]}/{total}] {item.replace('|', ' ')}: {what}")
 
-    while True:
-        compare.run_queue(plan, queue, results_dir, records, train, on_item)
-        counts = compare.progress_counts(queue)
-        if not counts["running"] + counts["waiting"] + counts["interrupted"]:
-            break
-        # held by other workers: wait for them, and take over any whose heartbeat stops
-        console.print(
-            f"runs: {counts['complete']} of {total} complete, {counts['running']} held by "
-            f"other workers; waiting (a worker silent for {storages.GRACE_S} s is taken over) ..."
-        )
-        time.sleep(POLL_S)
-        queue = compare.open_queue(plan, storage)  # fails the stale, queues them again
-    console.print(
-        f"runs at {plan.base.epochs} epoch(s): {counts['complete']} of {total} complete, "
-        f"{counts['diverged']} diverged"
-    )
-    return counts["diverged"]
+    compare.run_queue(plan, queue, results_dir, records, train, on_item)
+    return compare.progress_counts(queue)
 
 
-class StageClock:
-    """The wall time of one stage of one rung, added to comparison.json (per rung of the
-    ladder; sittings add up). Called between trials or runs, it writes the time so far, so a
-    process killed outright loses only the time of the one in progress. On leaving its ``with``,
-    interrupted or not, the rest is written, but only if the stage did work (the clock was
-    called) or ``counted``: a compare that finds everything complete leaves comparison.json, and
-    the report drawn from it, as they were."""
-
-    def __init__(
-        self, results_dir: Path, plan: Any, stage: str, where: str, ladder: list[Any],
-        counted: bool = False,
-    ) -> None:  # fmt: skip
-        self.results_dir, self.plan, self.stage, self.where = results_dir, plan, stage, where
-        self.rungs = [p.to_dict() for p in ladder]
-        self.worked = counted
-        self.start = time.perf_counter()
-
-    def __enter__(self) -> StageClock:
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        if self.worked:
-            self.write()
-
-    def __call__(self, *_: Any) -> None:
-        """A trial or run was done (or is about to be): the time so far is the stage's."""
-        self.worked = True
-        self.write()
-
-    def write(self) -> None:
-        from benchmark.comparison import record_stage
-
-        # whole tenths only (comparison.json keeps tenths); the rest counts in the next write
-        seconds = round(time.perf_counter() - self.start, 1)
-        if seconds > 0:
-            record_stage(self.results_dir, self.plan.to_dict(), self.stage, seconds, self.where,
-                         self.rungs)  # fmt: skip
-            self.start += seconds
+def each_rung(
+    plans: list[Any],
+    stage: str,
+    clock: Callable[[Any, str], StageClock],
+    work: Callable[[Any, StageClock], Any],
+) -> tuple[dict[int, Any], bool]:
+    """One pass of a stage over every rung, lowest first, each under its stage's clock: what
+    ``work(plan, lap)`` returned by rung, and whether any of it trained."""
+    out, worked = {}, False
+    for plan in plans:
+        with clock(plan, stage) as lap:
+            out[plan.base.epochs] = work(plan, lap)
+        worked |= lap.worked
+    return out, worked
 
 
-def tune_rung(
-    plan: Any,
+def tune_ladder(
+    plans: list[Any],
     storage: Any,
     spec: str,
     data: Any,
     ex: Any,
     args: argparse.Namespace,
-    lap: Callable[..., None],
-) -> dict[tuple[str, str], Any]:
-    """Stage 1 of a rung: its studies to ``--trials`` finished trials (waiting for other
-    machines' last trials), then each study's best exported; the records by combination.
-    ``lap`` after each trial writes the stage's time so far."""
-    from benchmark import compare, exports
+    clock: Callable[[Any, str], StageClock],
+) -> tuple[dict[int, dict[tuple[str, str], Any]], bool]:
+    """Stage 1 of every rung: each study to ``--trials`` finished trials, then each study's
+    best exported; the records by rung and combination, and whether this process trained.
+
+    A pass trains wherever a place is free, lowest rung first, and this process waits only once
+    other workers hold every place left in the ladder: waiting for each study's last trials in
+    turn kept sixteen workers on one GPU a third busy. A place whose trial failed elsewhere is
+    trained in the next pass."""
+    from benchmark import compare
     from benchmark.tuning import finished_count
 
+    worked = False
     while True:
-        studies = tune_all(plan, storage, data, ex, args.seed, args.worker, lap)
-        if not compare.tuning_finished(studies):
-            console.print("waiting for tuning trials still running on other machines ...")
-            compare.wait_for_tuning(studies)
-        # a last trial of another machine that failed leaves its place to be trained again
-        # (a journal storage: workers stop rather than wait for it)
-        if all(finished_count(study) >= plan.trials for study in studies):
+        studies, did = each_rung(
+            plans, "tune", clock,
+            lambda plan, lap: tune_all(plan, storage, data, ex, args.seed, args.worker, lap),
+        )  # fmt: skip
+        worked |= did
+        every = [study for rung in studies.values() for study in rung]
+        if not compare.tuning_finished(every):
+            console.print("waiting for tuning trials still running on other workers ...")
+            compare.wait_for_tuning(every)
+        if all(
+            finished_count(study) >= plan.trials
+            for plan in plans
+            for study in studies[plan.base.epochs]
+        ):
             break
     records = {}
-    for (arch, fusion), study in zip(plan.pairs, studies, strict=True):
-        trained, unpruned = epochs_spent(study)
-        share = f"{trained / unpruned:.0%}" if unpruned else "-"
-        console.print(
-            f"study {study.study_name}: trained {trained} epochs, {share} of the {unpruned} "
-            f"its counted trials would have trained unpruned"
+    for plan in plans:
+        records[plan.base.epochs], lines = compare.export_rung(
+            plan, studies[plan.base.epochs], spec, args.results_dir
         )
-        record = exports.export_best(study, spec, args.results_dir)
-        if record is None:
-            raise UsageError(f"study {study.study_name}: no complete trial to train with")
-        records[(arch, fusion)] = record[1]
-    return records
+        for line in lines:
+            console.print(line)
+    return records, worked
+
+
+def train_ladder(
+    plans: list[Any],
+    storage: Any,
+    data: Any,
+    ex: Any,
+    results_dir: Path,
+    records: dict[int, Any],
+    clock: Callable[[Any, str], StageClock],
+) -> tuple[int, bool]:
+    """Stage 2 of every rung: default and tuned over the seeds; how many runs diverged, and
+    whether this process trained. Passes go through every rung's queue, lowest first, and this
+    process waits only once other workers hold every run left; a worker silent for
+    ``storages.GRACE_S`` is taken over in the next pass."""
+    from benchmark import storages
+
+    worked = False
+    while True:
+        counts, did = each_rung(
+            plans, "runs", clock,
+            lambda plan, lap: train_all(
+                plan, storage, data, ex, results_dir, records[plan.base.epochs], lap
+            ),
+        )  # fmt: skip
+        worked |= did
+        # running on other workers, or interrupted there (the next pass queues them again)
+        held = sum(c["running"] + c["waiting"] + c["interrupted"] for c in counts.values())
+        if not held:
+            break
+        console.print(
+            f"runs: {held} held by other workers; waiting (a worker silent for "
+            f"{storages.GRACE_S} s is taken over) ..."
+        )
+        time.sleep(POLL_S)
+    for plan in plans:
+        c = counts[plan.base.epochs]
+        console.print(
+            f"runs at {plan.base.epochs} epoch(s): {c['complete']} of {len(plan.items())} "
+            f"complete, {c['diverged']} diverged"
+        )
+    return sum(c["diverged"] for c in counts.values()), worked
 
 
 def worker_argv(args: argparse.Namespace, index: int, threads: int | None) -> list[str]:
@@ -334,21 +347,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"{', '.join(map(str, ladder))} epoch{'s' if ladder != [1] else ''}; storage "
         f"{storages.storage_label(spec)}; on {where}"
     )
-    failed = 0
     with interrupts_as_exceptions(), storages.storage_errors(spec):
-        records, worked = {}, args.jobs > 1  # the workers did the work: the report counts
-        for plan in plans:  # tuning of every rung first: the timed final runs come together
-            with StageClock(results_dir, plan, "tune", where, plans) as lap:
-                records[plan.base.epochs] = tune_rung(plan, storage, spec, data, ex, args, lap)
-            worked |= lap.worked
+
+        def clock(plan: Any, stage: str) -> StageClock:
+            return StageClock(results_dir, plan, stage, where, plans)
+
+        # tuning of every rung first: the timed final runs come together
+        records, tuned = tune_ladder(plans, storage, spec, data, ex, args, clock)
         if args.tune_only:
             console.print("--tune-only: every rung is tuned; run again without it to train")
             return 0
-        for plan in plans:
-            with StageClock(results_dir, plan, "runs", where, plans) as lap:
-                record = records[plan.base.epochs]
-                failed += train_all(plan, storage, data, ex, results_dir, record, lap)
-            worked |= lap.worked
+        failed, trained = train_ladder(plans, storage, data, ex, results_dir, records, clock)
+        worked = args.jobs > 1 or tuned or trained  # the workers did the work: the report counts
     if not args.no_report:
         from benchmark.report import load_inputs, write_report
 

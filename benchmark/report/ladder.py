@@ -406,8 +406,8 @@ def cost_section(rungs: list[Rung]) -> str:
         [
             "## Cost per budget",
             "Wall time of each stage of each rung, per machine, summed over sittings and over "
-            "the worker processes of a machine (a rung reused from an earlier `compare` keeps "
-            "the time it cost then).",
+            "the worker processes of a machine (time spent waiting for other workers left out; "
+            "a rung reused from an earlier `compare` keeps the time it cost then).",
             markdown_table(pd.DataFrame(rows)),
         ]
     )

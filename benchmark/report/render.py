@@ -303,7 +303,8 @@ def cost_section(comparison: dict[str, Any] | None) -> str:
             f"{plan.get('trials')} finished tuning trials each under a cap of "
             f"{plan.get('max_params', 0):,} parameters, seeds "
             f"{', '.join(map(str, plan.get('seeds', [])))}. Wall time per stage and machine, "
-            "summed over sittings and over the worker processes of a machine:",
+            "summed over sittings and over the worker processes of a machine (time spent "
+            "waiting for other workers left out):",
             markdown_table(pd.DataFrame(rows)),
         ]
     )

@@ -156,6 +156,29 @@ def test_bench_rows_give_macs_and_best_throughput(tmp_path: Path) -> None:
     assert "out of memory" in markdown and "small_cnn x late_sum" in markdown
 
 
+def test_a_group_takes_bench_figures_from_the_device_its_runs_were_timed_on(
+    tmp_path: Path,
+) -> None:
+    """A group trained on a CPU shows that CPU's inference throughput, not a faster GPU's (the
+    committed summary.csv once gave every CPU group the H200's); a group benched only on
+    another device still shows that device's figures, and names it."""
+    runs = tmp_path / "runs"
+    make_run(runs, "cat", fusion="concat")
+    make_run(runs, "late", fusion="late_sum")
+    (tmp_path / "bench.csv").write_text(
+        "arch,fusion,device,precision,batch_size,infer_images_per_s,error\n"
+        f"gap_cnn,concat,{DEVICE},fp32,256,20000,\n"
+        "gap_cnn,concat,NVIDIA H200,bf16,8192,1800000,\n"
+        "gap_cnn,late_sum,NVIDIA H200,bf16,8192,1700000,\n"
+    )
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "*.csv"))
+    summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
+    concat = summary.loc["gap_cnn x concat"]
+    assert concat["infer_images_per_s"] == 20000 and concat["bench_device"] == DEVICE
+    late = summary.loc["gap_cnn x late_sum"]
+    assert late["infer_images_per_s"] == 1700000 and late["bench_device"] == "NVIDIA H200"
+
+
 def test_bench_with_missing_columns_and_other_model_size(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_run(runs, "big", params=2000)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -156,6 +157,26 @@ def test_a_second_signal_during_the_clean_up_is_ignored() -> None:
                 raise
     assert cleaned
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_sqlalchemy_noise_is_held_back_only_while_the_process_stops(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An interrupt raised inside a query makes SQLAlchemy's pool log "Error closing cursor"
+    with tracebacks: held back once a signal is stopping the process, shown before."""
+    pool = logging.getLogger("sqlalchemy.pool.impl.QueuePool")
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_as_exceptions():
+            pool.error("before the signal")
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(1)
+                pytest.fail("not interrupted")
+            except KeyboardInterrupt:
+                pool.error("Error closing cursor", exc_info=True)
+                raise
+    err = capsys.readouterr().err
+    assert "before the signal" in err and "Error closing cursor" not in err
 
 
 # ------------------------------------------------------------------------------- slow tier

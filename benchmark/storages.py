@@ -107,7 +107,13 @@ def open_storage(spec: str) -> BaseStorage:
     Anything else must be an SQLAlchemy URL: RDB storages get heartbeats, and
     SQLite a long lock timeout so that concurrent workers wait instead of failing.
     """
-    from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
+    from sqlalchemy.exc import (
+        DatabaseError,
+        IntegrityError,
+        OperationalError,
+        ProgrammingError,
+        SQLAlchemyError,
+    )
 
     path = check_storage(spec)
     if path is not None:
@@ -130,11 +136,12 @@ def open_storage(spec: str) -> BaseStorage:
                     grace_period=GRACE_S,
                     heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
                 )
-        except (IntegrityError, OperationalError) as exc:
-            if isinstance(exc, OperationalError) and "already exists" not in str(exc):
+        except (IntegrityError, OperationalError, ProgrammingError) as exc:
+            if not isinstance(exc, IntegrityError) and "already exists" not in str(exc):
                 error = exc
                 break
-            # two processes creating the tables of a new storage at once: the other won
+            # two processes creating the tables of a new storage at once: the other won (on
+            # PostgreSQL its enum types too: "type studydirection already exists")
             time.sleep(1.0 + attempt)
             error = RuntimeError("tables could not be created")
         except (SQLAlchemyError, ImportError, ValueError) as exc:

@@ -109,6 +109,30 @@ def test_storage_kinds(tmp_path: Path) -> None:
     assert "s3cret" not in label and "db.lan/optuna" in label
 
 
+def test_a_storage_whose_schema_another_process_is_creating_is_opened_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two compares started at once on a new PostgreSQL storage: the one that loses the race to
+    create Optuna's enum types gets "type studydirection already exists" (a ProgrammingError,
+    which was reported as a damaged storage in one CI run); it opens the storage again."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from benchmark import storages
+
+    real, calls = storages.Storage, []
+
+    def racing(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 1:
+            orig = Exception('type "studydirection" already exists')
+            raise ProgrammingError("CREATE TYPE studydirection", {}, orig)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storages, "Storage", racing)
+    monkeypatch.setattr(storages.time, "sleep", lambda _: None)
+    assert isinstance(open_storage(sqlite(tmp_path)), RDBStorage) and len(calls) == 2
+
+
 @pytest.mark.parametrize("kind", ["sqlite:///", "journal:"])
 @pytest.mark.parametrize("command", ["tune", "compare"])
 def test_a_storage_under_a_file_is_one_line_before_anything_is_written(

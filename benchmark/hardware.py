@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from benchmark import files
+from benchmark import files, rundir
 from benchmark.config import TrainConfig
 from benchmark.inductor import compile_backend
 
@@ -128,8 +128,7 @@ class Execution:
         """The device as a run's timings name it: its ``device_name`` and, when several
         processes shared the machine, how many (their timings are shared ones; the report
         never pools them with a machine's own)."""
-        shared = f", shared by {self.sharing} processes" if self.sharing > 1 else ""
-        return device_name(self.device) + shared
+        return rundir.timing_device(device_name(self.device), self.sharing)
 
     def describe(self) -> str:
         """``bf16, channels_last`` or ``fp32`` (+ ``, compiled``): how it computes."""

@@ -35,6 +35,18 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 MODEL = "model.pt"
 LOCK = ".lock"
+SHARED_BY = ", shared by "  # metrics.json's device, when several processes shared the machine
+
+
+def timing_device(device: str, sharing: int) -> str:
+    """The ``device`` a run's timings name: the machine's, and, when ``sharing`` processes
+    trained side by side on it, how many (their timings are shared ones)."""
+    return f"{device}{SHARED_BY}{sharing} processes" if sharing > 1 else device
+
+
+def machine_of(device: str) -> str:
+    """The machine a ``timing_device`` names, without how many processes shared it."""
+    return device.split(SHARED_BY)[0]
 
 
 def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:

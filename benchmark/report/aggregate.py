@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from benchmark import rundir
 from benchmark.report.load import KEYS as RUN_KEYS
 from benchmark.report.load import seed_stats
 from benchmark.report.reference import SAME, Reference, from_runs, tuned_from
@@ -112,7 +113,7 @@ def bench_best(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     the device its runs were timed on where there are any, so that a group trained on a CPU
     does not show a GPU's throughput; else from any device (``bench_device`` names it)."""
     matches = bench_matches(summary, bench)
-    timed_on = matches["timing_device"].astype(str).str.split(", shared by").str[0]
+    timed_on = matches["timing_device"].astype(str).map(rundir.machine_of)
     return (
         matches.assign(own=matches["device"].astype(str) == timed_on)
         .sort_values(["own", "infer_images_per_s"], ascending=False, kind="stable")

@@ -289,6 +289,8 @@ def test_workers_adding_their_time_at_once_lose_none(tmp_path: Path) -> None:
     [
         (["--jobs", "0"], "--jobs"),
         (["--jobs", "2", "--worker", "1"], "--worker numbers one of the processes"),
+        (["--jobs", "4", "--sharing", "2"], "--sharing must be at least --jobs (4)"),
+        (["--sharing", "0"], "--sharing"),
     ],
 )
 def test_bad_jobs_are_one_line(
@@ -310,15 +312,20 @@ def test_a_worker_is_the_compare_as_typed_in_one_process() -> None:
     from benchmark.commands.compare import worker_argv
 
     typed = ["compare", "--epochs", "1,3", "--jobs", "4", "--trials", "5"]
-    args = argparse.Namespace(argv=typed, threads=None, jobs=4)
+    args = argparse.Namespace(argv=typed, threads=None, jobs=4, sharing=None)
     argv = worker_argv(args, 2, threads=1)
     assert argv[:3] == [sys.executable, "-m", "benchmark"]
     tail = ["--jobs", "1", "--no-report", "--worker", "2", "--sharing", "4"]
     assert argv[3:] == [*typed, *tail, "--threads", "1"]
-    args = argparse.Namespace(argv=[*typed, "--threads", "3"], threads=3, jobs=4)
+    args = argparse.Namespace(argv=[*typed, "--threads", "3"], threads=3, jobs=4, sharing=None)
     assert "--threads" not in worker_argv(args, 1, threads=1)[-4:]
-    on_gpu = worker_argv(argparse.Namespace(argv=typed, threads=None, jobs=4), 1, None)
+    on_gpu = worker_argv(
+        argparse.Namespace(argv=typed, threads=None, jobs=4, sharing=None), 1, None
+    )
     assert on_gpu[-4:] == ["--worker", "1", "--sharing", "4"]
+    # two such compares on one machine: each worker counts all eight
+    both = argparse.Namespace(argv=[*typed, "--sharing", "8"], threads=None, jobs=4, sharing=8)
+    assert worker_argv(both, 1, None)[-2:] == ["--sharing", "8"]
 
 
 @pytest.mark.slow

@@ -79,6 +79,19 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     assert (tmp_path / comparison.COMPARISON).read_bytes() == costs
 
 
+def test_workers_started_by_hand_on_one_machine_time_their_runs_as_shared(
+    tmp_path: Path, small_data
+) -> None:
+    """``--sharing N`` on a compare started by hand: its final runs name their device as
+    shared by N processes, as the workers of ``--jobs N`` do, so the report never pools their
+    timings with the machine's own."""
+    single = [a if a != "1,2" else "1" for a in LADDER]
+    assert main(["compare", *single, "--sharing", "3", "--results-dir", str(tmp_path)]) == 0
+    devices = {m["device"] for m in runs_by_epochs(tmp_path)[1]}
+    assert len(devices) == 1
+    assert devices.pop().endswith(", shared by 3 processes")
+
+
 def test_a_rung_of_a_single_compare_is_reused_by_a_ladder(
     tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -64,6 +64,8 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     )
     if args.jobs > 1 and args.worker is not None:
         raise UsageError("--worker numbers one of the processes that --jobs starts; give one")
+    if args.sharing is not None and args.sharing < args.jobs:
+        raise UsageError(f"--sharing must be at least --jobs ({args.jobs}), got {args.sharing}")
     if not args.seeds:
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2,3,4")
     try:
@@ -272,7 +274,7 @@ def worker_argv(args: argparse.Namespace, index: int, threads: int | None) -> li
     number (later flags win), no report (the parent writes it once all are done) and, on a
     CPU, its share of the cores unless ``--threads`` was given."""
     argv = [sys.executable, "-m", "benchmark", *args.argv, "--jobs", "1", "--no-report"]
-    argv += ["--worker", str(index), "--sharing", str(args.jobs)]
+    argv += ["--worker", str(index), "--sharing", str(args.sharing or args.jobs)]
     if threads is not None and args.threads is None:
         argv += ["--threads", str(threads)]
     return argv
@@ -288,7 +290,8 @@ def in_workers(
 
     from benchmark import compare
 
-    threads = max(1, (os.cpu_count() or 1) // args.jobs) if device.type == "cpu" else None
+    sharing = args.sharing or args.jobs
+    threads = max(1, (os.cpu_count() or 1) // sharing) if device.type == "cpu" else None
     commands = [worker_argv(args, i, threads) for i in range(1, args.jobs + 1)]
     console.print(
         f"compare in {args.jobs} worker processes (--worker 1-{args.jobs})"
@@ -326,7 +329,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     spec = storages.storage_spec(args.storage, results_dir)
     storages.check_storage(spec)
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
-    ex = replace(ex, sharing=args.sharing)  # a worker of --jobs: its timings are shared ones
+    ex = replace(ex, sharing=args.sharing or 1)  # a worker of --jobs: its timings are shared
     # the data before the storage: missing MNIST must not leave a new optuna.db behind
     data = load_mnist(plans[0].base.data_dir).to(ex.device)
     storage = storages.open_storage(spec)
@@ -380,10 +383,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", default=CORE_ARCHS, help=f"encoder(s) [{CORE_ARCHS}]")
     p.add_argument("--fusion", default=CORE_FUSIONS, help=f"fusion(s) [{CORE_FUSIONS}]")
     p.add_argument(
-        "--seeds",
-        type=int_list,
-        default=[0, 1, 2, 3, 4],
-        help="seeds of the final runs [0,1,2,3,4]",
+        "--seeds", type=int_list, default=[0, 1, 2, 3, 4], help="final runs' seeds [0,1,2,3,4]"
     )
     p.add_argument(
         "--trials", type=int, default=20, metavar="N", help="finished trials per study [20]"
@@ -407,7 +407,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="worker processes sharing the protocol through the storage, as N machines would; "
-        "on a CPU each gets cores / N threads, and their final runs' timings are shared ones [1]",
+        "on a CPU each gets cores / N threads (cores / --sharing where given), and their final "
+        "runs' timings are shared ones [1]",
     )
     p.add_argument(
         "--worker",
@@ -417,19 +418,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "with --seed: one compare draws the same trials every time [its process id, so that "
         "processes started at once never draw alike]",
     )
-    p.add_argument("--sharing", type=int, default=1, help=argparse.SUPPRESS)  # set by --jobs
+    p.add_argument(
+        "--sharing",
+        type=int,
+        metavar="N",
+        help="processes training on this machine, this one included, for workers started by "
+        "hand: their final runs' timings are named shared, apart from the machine's own [--jobs]",
+    )
     p.add_argument(
         "--epochs",
         type=int_list,
         metavar="E[,E...]",
-        help="the ladder of budgets: each rung is the whole protocol at that many epochs, "
-        "e.g. 1,3,9 [4]",
+        help="the ladder of budgets, each rung the whole protocol at that many epochs: 1,3,9 [4]",
     )
     p.add_argument(
         "--tune-only",
         action="store_true",
-        help="tune every rung and stop (tuning may share the machine; the final runs carry "
-        "timings and want it quiet)",
+        help="tune every rung and stop (the final runs carry timings and want a quiet machine)",
     )
     p.add_argument("--no-report", action="store_true", help="skip the report stage")
     p.add_argument(

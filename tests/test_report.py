@@ -760,3 +760,32 @@ def test_report_runs_given_twice_takes_both(tmp_path: Path) -> None:
     assert main(args) == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert sorted(summary["fusion"]) == ["concat", "late_sum"]
+
+
+def test_val_curves_of_many_groups_keep_their_panels_and_whole_legends(tmp_path: Path) -> None:
+    """A sweep gives one encoder thirty groups: its legend grows the figure below the panels
+    (no panel squeezed to nothing, as matplotlib warned of when legends were in the layout) and
+    a long entry is wrapped to the panel's width."""
+    import warnings
+
+    from benchmark.report.plots import val_curves_figure
+
+    runs = tmp_path / "runs"
+    make_run(runs, "small-0", arch="small_cnn", config_hash="s0000000")
+    for i in range(30):
+        config = {"lr": 0.001 * (i + 1), "batch_size": 64, "train_subset": 2048}
+        configured_run(runs, f"lr-{i}", config, config_hash=f"{i:08d}", sum_acc=0.9 + i / 1000)
+    inputs = load(tmp_path)
+    summary = report.summarize(inputs.runs, inputs.bench)
+    curves = report.val_curves(inputs.history, inputs.runs, summary)
+    fig = val_curves_figure(curves, summary, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied ..."
+        fig.canvas.draw()
+    inches = [ax.get_position().height * fig.get_figheight() for ax in fig.axes]
+    assert min(inches) > 2.0
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:  # each legend whole inside the figure, none wider than its panel + gap
+        box = ax.get_legend().get_window_extent(renderer)
+        assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.x1
+        assert box.width <= 1.1 * ax.get_window_extent(renderer).width

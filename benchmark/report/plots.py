@@ -276,19 +276,31 @@ def curve_label(row: pd.Series) -> str:
         parts.append("tuned")
     if row["yours"]:
         parts.append("yours")
-    return ", ".join(parts)
+    return textwrap.fill(", ".join(parts), 60, subsequent_indent="  ")
 
 
 def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Reference | None) -> Figure:
     """Small multiples: one panel per encoder, one line per group (colour by fusion, dashed
     when tuned), validation sum error on a log axis, the main comparison's budget marked."""
+    from matplotlib.transforms import offset_copy
+
     groups = summary.set_index("label")
     curves = curves.join(groups[["arch", "fusion", "tuned", "differs", "yours"]], on="label")
     encoders = sorted(set(curves["arch"]))
     width = max(7.0, 4.2 * len(encoders))
-    fig, axes = new_figure(width, 5.6, ncols=len(encoders))
-    fusions = sorted(set(curves["fusion"]))
     budget = None if ref is None else ref.base.get("epochs")
+    # each panel's legend hangs below it, a line per group (long ones wrapped to the panel's
+    # width), outside the layout: the figure grows by the longest, the panels keep their size
+    labels = {label: curve_label(row) for label, row in curves.groupby("label").first().iterrows()}
+    lines = (
+        curves.groupby("arch")["label"]
+        .unique()
+        .map(lambda found: sum(labels[k].count("\n") + 1 for k in found))
+    )
+    legend = 0.25 + 0.175 * (lines.max() + (budget is not None))
+    fig, axes = new_figure(width, 3.6 + legend, ncols=len(encoders))
+    fig.get_layout_engine().set(rect=(0, legend / (3.6 + legend), 1, 3.6 / (3.6 + legend)))
+    fusions = sorted(set(curves["fusion"]))
     for ax, arch in zip(axes, encoders, strict=True):
         drawn: list[tuple[str, bool]] = []  # a second line of one fusion and kind: dotted
         for _, curve in curves[curves["arch"] == arch].groupby("label", sort=False):
@@ -303,7 +315,7 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
                 ms=3,
                 color=COLOURS[fusions.index(first["fusion"]) % len(COLOURS)],
                 ls=style,
-                label=curve_label(first),
+                label=labels[first["label"]],
             )
         if budget is not None:
             ax.axvline(
@@ -313,7 +325,9 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
         plain_log_ticks(ax.yaxis)
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+        under = offset_copy(ax.transAxes, fig=fig, y=-30, units="points")  # below the x label
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=under,
+                  frameon=False).set_in_layout(False)  # fmt: skip
     axes[0].set_ylabel("validation sum error % (log)")
     text = PLOTS["val_curves"] + " (dashed: tuned; dotted: another variant of the same fusion)"
     fig.suptitle(title(text, width, 11), fontsize=11)

@@ -184,10 +184,13 @@ def variant_name(precision: str, channels_last: bool) -> str:
 def cpu_variants() -> list[tuple[str, bool]]:
     """(precision, channels_last) pairs worth measuring: bf16 only where oneDNN has native bf16
     kernels (emulated bf16 is slow, and accuracy was checked only on native ones)."""
-    precisions = ["fp32"]
-    if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-        precisions.append("bf16")
+    precisions = ["fp32", "bf16"] if native_bf16() else ["fp32"]
     return [(p, cl) for p in precisions for cl in (False, True)]
+
+
+def native_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX-512 BF16 or AMX)."""
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def probe_cpu(rounds: int = PROBE_ROUNDS) -> tuple[dict[str, float], float]:

@@ -4,6 +4,7 @@ import, so that ``--help`` stays fast."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,16 +30,32 @@ def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Any]:
 
 
 def say_probe(configs: list[TrainConfig]) -> None:
-    """One line on what a CPU probe chose for ``auto``, with its figures, when one chose."""
+    """One line on what a CPU probe chose for ``auto``, with its figures, when one chose: this
+    machine's, or another's that a config file (``--config``, a resume) carries with it."""
     probe = next((c.auto_probe for c in configs if c.auto_probe), None)
     if probe is None:
         return
-    figures = ", ".join(f"{k} {v:,.0f}" for k, v in probe["images_per_s"].items())
     how = probe["precision"] + (", channels_last" if probe["channels_last"] else "")
+    if not probed_here(probe):
+        where = probe["machine"].split(" | ")[0].removeprefix("cpu: ")
+        say(
+            f"{how}: as the config says (chosen by the CPU probe of {where} on "
+            f"{probe['probed'][:10]}, not of this machine); --precision and --[no-]channels-last "
+            f"choose instead"
+        )
+        return
+    figures = ", ".join(f"{k} {v:,.0f}" for k, v in probe["images_per_s"].items())
     say(
         f"auto on this cpu: {how} (probed {probe['probed']}; training images/s {figures}; "
         f"--precision and --[no-]channels-last choose instead)"
     )
+
+
+def probed_here(probe: dict[str, Any]) -> bool:
+    """Whether a probe record (a config's ``auto_probe``) measured this machine's CPU."""
+    from benchmark import hardware
+
+    return probe.get("machine") == hardware.machine_key()
 
 
 def duration(seconds: float) -> str:
@@ -210,7 +227,7 @@ def estimate(
 
 def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[float]]:
     """Training images/s of the finished runs in ``results_dir``, by (arch, fusion, device,
-    precision, batch size)."""
+    precision, batch size, model arguments)."""
     from benchmark import rundir
 
     rates: dict[tuple[Any, ...], list[float]] = {}
@@ -223,7 +240,8 @@ def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[float]]:
         batch = found.get("config", {}).get("batch_size")
         if isinstance(rate, (int, float)) and rate > 0:
             key = (found["arch"], found["fusion"], found.get("device"), rundir.run_precision(found))
-            rates.setdefault((*key, batch), []).append(float(rate))
+            shape = json.dumps(found.get("config", {}).get("model_args") or {}, sort_keys=True)
+            rates.setdefault((*key, batch, shape), []).append(float(rate))
     return rates
 
 
@@ -237,11 +255,13 @@ def training_rate(
     from benchmark.bench import model_cost
 
     key = (cfg.arch, cfg.fusion, hardware.device_name(ex.device), ex.precision, cfg.batch_size)
+    key += (json.dumps(cfg.model_args or {}, sort_keys=True),)  # a wider model trains slower
     if earlier.get(key):
         return statistics.median(earlier[key]), "earlier runs in this results directory"
     if ex.device.type != "cpu":
         return None
-    record = ex.probe or hardware.read_cache(hardware.cache_path()).get(hardware.machine_key())
+    record = ex.probe if ex.probe and probed_here(ex.probe) else None  # another's: not here
+    record = record or hardware.read_cache(hardware.cache_path()).get(hardware.machine_key())
     if not hardware.valid_record(record):  # never probed here: no figure (not worth a probe)
         return None
     figure = record["images_per_s"].get(hardware.variant_name(ex.precision, ex.channels_last))

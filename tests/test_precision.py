@@ -4,6 +4,7 @@ the report keeping the precisions apart."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,32 @@ def test_cli_run_says_what_auto_chose(
                  "--results-dir", str(tmp_path)]) == 0  # fmt: skip
     out = " ".join(capsys.readouterr().out.split())
     assert "auto on this cpu" not in out and "threads), fp32" in out
+
+
+def test_a_config_from_another_machine_is_not_called_this_cpus_choice(
+    fake_probe: list[int], small_data: Any, tmp_path: Path, capsys: Any, monkeypatch: Any
+) -> None:
+    """A config.json written on another CPU carries that CPU's probe: ``run --config`` says the
+    config chose, not "auto on this cpu", and estimates nothing from the other CPU's figures;
+    bf16 where it is emulated gets a warning."""
+    from benchmark.cli import main
+
+    small = TrainConfig(arch="small_cnn", fusion="late_sum", epochs=1, batch_size=64)
+    cfg = hardware.decide(replace(small, eval_batch_size=100))[0]
+    elsewhere = {**cfg.auto_probe, "machine": "cpu: Far Away CPU (2 threads) | torch 0"}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({**cfg.to_dict(), "auto_probe": elsewhere}))
+    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
+    hardware.cache_path().unlink()  # this CPU has no figure of its own
+    assert main(["run", "--config", str(path), "--results-dir", str(tmp_path / "r")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "auto on this cpu" not in out
+    assert "bf16, channels_last: as the config says (chosen by the CPU probe of Far Away" in out
+    assert "time: no estimate" in out  # the far CPU's figure is not this one's
+    assert "bf16 on this CPU is emulated" in out
+    assert main(["run", "--config", str(path), "--precision", "fp32",
+                 "--results-dir", str(tmp_path / "r")]) == 0  # fmt: skip
+    assert "emulated" not in capsys.readouterr().out
 
 
 def test_bench_and_datapath_measure_what_auto_chose(

@@ -238,3 +238,31 @@ def test_a_study_bar_says_while_it_waits_for_trials_elsewhere() -> None:
     assert "waiting for 3 running elsewhere" in task.fields["stats"]
     tracker.refresh()
     assert "waiting" not in task.fields["stats"]
+
+
+def test_an_estimate_reads_only_earlier_runs_of_the_same_model_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Earlier runs' training rate estimates a new run only when its model arguments match:
+    a run four times as wide is not timed by the default width's runs."""
+    import torch
+    from conftest import DEVICE, make_run
+
+    from benchmark.config import TrainConfig
+    from benchmark.hardware import Execution
+    from benchmark.progress import earlier_rates, training_rate
+
+    for seed, width in ((0, None), (1, 64)):
+        run_dir = make_run(tmp_path / "runs", f"r{seed}", seed=seed)
+        found = json.loads((run_dir / "metrics.json").read_text())
+        found["config"] |= {"batch_size": 128, "precision": "fp32"}
+        if width:
+            found["config"]["model_args"] = {"width": width}
+        (run_dir / "metrics.json").write_text(json.dumps(found))
+    earlier = earlier_rates(tmp_path)
+    ex = Execution(device=torch.device("cpu"))
+    monkeypatch.setattr(hardware, "device_name", lambda device: DEVICE)  # where they ran
+    default = training_rate(TrainConfig(batch_size=128), ex, earlier)
+    wide = training_rate(TrainConfig(batch_size=128, model_args={"width": 64}), ex, earlier)
+    assert default == (1000.0, "earlier runs in this results directory")
+    assert wide == (2000.0, "earlier runs in this results directory")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from benchmark import rundir
 from benchmark.cli import build_parser
 from benchmark.commands.common import base_config
@@ -35,3 +37,16 @@ def test_run_config_of_every_committed_config_computes_as_the_run_did() -> None:
         ):
             wrong.append(run_dir.name)
     assert not wrong, f"{len(wrong)} config.json do not reproduce their run: {wrong[:5]}"
+
+
+def test_run_tuned_over_seeds_names_its_study_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """``run --tuned --seeds 0,1,2`` takes one study's parameters for all three runs: it says so
+    once, not once per seed (``--print-config`` writes nothing into the committed results)."""
+    from benchmark.cli import main
+
+    study = "gap_cnn__concat__e9__p227165"
+    argv = ["run", "--tuned", "--tuned-study", study, "--seeds", "0,1,2", "--print-config"]
+    assert main([*argv, "--results-dir", str(RESULTS)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count(f"tuned parameters of study {study}") == 1
+    assert out.count('"seed"') == 3

@@ -172,12 +172,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             exports.apply_tuned(cfg, typed, results_dir, args.tuned_study, args.tuned_any_budget)
             for cfg in configs
         ]
-        for cfg in configs:
-            spent = cfg.tuned_from
-            console.print(
-                f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {spent['study']} "
-                f"(trial {spent['trial']}, val joint {spent['value']:.4f})"
-            )
+        for line in dict.fromkeys(  # once per study, however many seeds or sweeps take it
+            f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {cfg.tuned_from['study']} "
+            f"(trial {cfg.tuned_from['trial']}, val joint {cfg.tuned_from['value']:.4f})"
+            for cfg in configs
+        ):
+            console.print(line)
     if args.print_config:
         resolved = [cfg.to_dict() for cfg in configs]
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))
@@ -229,7 +229,7 @@ def announce(
 ) -> float | None:
     """Before the first run: the grid's size, where it runs and how long it should take (from
     earlier runs or the CPU probe: ``progress.estimate``); returns that estimate in seconds."""
-    from benchmark.hardware import device_name
+    from benchmark.hardware import device_name, native_bf16
 
     configs = [cfg for cfg, _, _ in work]
     if len(configs) > 1:
@@ -244,6 +244,12 @@ def announce(
     ways = {(device_name(ex.device), ex.describe()) for _, ex, _ in work}
     if len(ways) == 1:
         say("on {}, {}".format(*next(iter(ways))))
+    if any(ex.device.type == "cpu" and ex.precision == "bf16" for _, ex, _ in work):
+        if not native_bf16():
+            say(
+                "bf16 on this CPU is emulated (no AVX-512 BF16 or AMX): expect it to train many "
+                "times slower than fp32 (--precision fp32 chooses fp32)"
+            )
     found = estimate(
         [(cfg, ex, (len(d.train), len(d.val), len(d.test))) for cfg, ex, d in work], results_dir
     )

@@ -16,6 +16,7 @@ both caches. A graph without max-pooling compiles the plain way, caches and all.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -26,9 +27,19 @@ MAX_POOL_BACKWARD = torch.ops.aten.max_pool2d_with_indices_backward.default
 MAX_POOLS = {F.max_pool2d, F.max_pool2d_with_indices, torch.max_pool2d}  # as Dynamo's graph calls
 
 
+def no_cuda_runtime_notice(record: logging.LogRecord) -> bool:
+    """False for torch's notice that a CUDA build found no GPU: compiling for the CPU imports
+    its C++ extension tools, which say so on every CPU-only machine with the registry's wheel."""
+    return not str(record.msg).startswith("No CUDA runtime is found")
+
+
 def compile_backend(device: torch.device) -> str | Callable[..., Any]:
     """``torch.compile``'s backend for ``device``: Inductor, changed on the CPU where this torch
     decomposes max-pooling's backward into a scatter."""
+    if device.type == "cpu":
+        notices = logging.getLogger("torch.utils.cpp_extension")
+        if no_cuda_runtime_notice not in notices.filters:
+            notices.addFilter(no_cuda_runtime_notice)
     try:
         from torch._inductor.decomposition import select_decomp_table
     except ImportError:  # a torch without these internals compiles the plain way

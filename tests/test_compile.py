@@ -102,3 +102,22 @@ def test_a_compiled_run_trains_and_records_its_compile_time(synthetic, tmp_path:
     assert json.loads((run_dir / "config.json").read_text())["compile"] is True
     assert metrics["compile_seconds"] > 0
     assert metrics["test"]["pairs"] == 10 * 500  # every test image was scored
+
+
+def test_compiling_for_the_cpu_hides_only_torchs_no_gpu_notice() -> None:
+    """A CUDA build of torch on a CPU-only machine says "No CUDA runtime is found" when Inductor
+    imports its C++ tools: noise to a CPU user. Its other warnings still come through."""
+    import logging
+
+    inductor.compile_backend(torch.device("cpu"))
+    log = logging.getLogger("torch.utils.cpp_extension")
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    log.addHandler(handler)
+    try:
+        log.warning("No CUDA runtime is found, using CUDA_HOME='%s'", "/usr/local")
+        log.warning("Your compiler (c++) is not compatible")
+    finally:
+        log.removeHandler(handler)
+    assert [r.getMessage() for r in seen] == ["Your compiler (c++) is not compatible"]

@@ -1,7 +1,7 @@
 """What ``compare`` leaves in a results directory for others to read: ``comparison.json`` (the
-plan and each stage's wall time, kept by ``StageClock``) and the name prefix of its run queue in
-the Optuna storage (a work list, not a study). Free of torch and Optuna, so the report reads it
-cheaply."""
+plan, each stage's wall time, kept by ``StageClock``, and the wall time of ``--jobs`` sittings,
+kept by ``Sitting``) and the name prefix of its run queue in the Optuna storage (a work list,
+not a study). Free of torch and Optuna, so the report reads it cheaply."""
 
 from __future__ import annotations
 
@@ -61,14 +61,59 @@ def _add_stage(
     entry[where] = round(entry.get(where, 0.0) + seconds, 1)
     stages_of[plan["key"]] = stages
     path = Path(results_dir) / COMPARISON
+    keys = {p["key"] for p in ladder or [plan]}
+    kept = {"sittings": [s for s in sittings(found) if set(s["rungs"]) <= keys]}
     if not ladder or len(ladder) == 1:
-        files.write_json(path, {"plan": plan, "stages": stages})
+        files.write_json(path, {"plan": plan, "stages": stages, **kept})
         return
     rungs = {
         str(p["budget"]["epochs"]): {"plan": p, "stages": stages_of.get(p["key"], {})}
         for p in ladder
     }
-    files.write_json(path, {**rungs[str(ladder[-1]["budget"]["epochs"])], "rungs": rungs})
+    top = rungs[str(ladder[-1]["budget"]["epochs"])]
+    files.write_json(path, {**top, "rungs": rungs, **kept})
+
+
+def sittings(found: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The ``compare --jobs`` sittings a comparison.json records (``Sitting``), well-formed
+    ones only: where, how many worker processes, wall seconds, the rung keys they worked on."""
+    shape = {"where": str, "processes": int, "seconds": (int, float), "rungs": list}
+    return [
+        s
+        for s in (found or {}).get("sittings") or []
+        if isinstance(s, dict) and all(isinstance(s.get(k), t) for k, t in shape.items())
+    ]
+
+
+class Sitting:
+    """The wall time of a ``compare --jobs N`` sitting on one machine, added to comparison.json
+    as a sitting of its own when its workers recorded any stage time (a sitting that found
+    everything complete leaves the file as it was). The stages sum the workers' time, N times
+    the machine's at most; this is the machine's."""
+
+    def __init__(self, results_dir: Path, ladder: list[Any], where: str, processes: int) -> None:
+        self.results_dir, self.where, self.processes = Path(results_dir), where, processes
+        self.keys = [p.to_dict()["key"] for p in ladder]
+
+    def stages(self) -> Any:
+        found = read_comparison(self.results_dir) or {}
+        rungs = [r for r in (found.get("rungs") or {}).values() if isinstance(r, dict)]
+        return [found.get("stages"), *(r.get("stages") for r in rungs)]
+
+    def __enter__(self) -> Sitting:
+        self.before, self.start = self.stages(), time.perf_counter()
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        if self.stages() == self.before:
+            return
+        sitting = {"where": self.where, "processes": self.processes, "rungs": self.keys}
+        sitting["seconds"] = round(time.perf_counter() - self.start, 1)
+        with files.locked(self.results_dir / LOCK):
+            found = read_comparison(self.results_dir)
+            if found is not None:
+                found["sittings"] = [*sittings(found), sitting]
+                files.write_json(self.results_dir / COMPARISON, found)
 
 
 def read_comparison(results_dir: Path) -> dict[str, Any] | None:

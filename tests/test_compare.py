@@ -264,6 +264,49 @@ def test_two_machines_share_one_compare(
     assert len(spent) <= plan["trials"] + 1  # at most one trial past the budget
 
 
+class FakePlan:
+    def __init__(self, key: str, epochs: int) -> None:
+        self.plan = {"key": key, "budget": {"epochs": epochs}}
+
+    def to_dict(self) -> dict:
+        return self.plan
+
+
+def test_a_jobs_sitting_records_the_machines_wall_time_only_when_work_was_done(
+    tmp_path: Path,
+) -> None:
+    """Stage times sum the workers' time; a ``--jobs`` sitting adds the machine's own wall time,
+    unless its workers found nothing to do. A new protocol in the same directory drops the
+    sittings of the old one, as it drops its stages."""
+    ladder = [FakePlan("k1", 1), FakePlan("k3", 3)]
+    dicts = [p.to_dict() for p in ladder]
+    with comparison.Sitting(tmp_path, ladder, "host", 4):
+        comparison.record_stage(tmp_path, dicts[0], "tune", 8.0, "host", dicts)
+    (sitting,) = comparison.sittings(comparison.read_comparison(tmp_path))
+    assert sitting["where"] == "host" and sitting["processes"] == 4
+    assert sitting["rungs"] == ["k1", "k3"] and sitting["seconds"] >= 0
+    comparison.record_stage(tmp_path, dicts[1], "runs", 3.0, "host", dicts)  # kept on writes
+    assert len(comparison.sittings(comparison.read_comparison(tmp_path))) == 1
+    before = (tmp_path / comparison.COMPARISON).read_bytes()
+    with comparison.Sitting(tmp_path, ladder, "host", 4):
+        pass  # everything was complete
+    assert (tmp_path / comparison.COMPARISON).read_bytes() == before
+    other = {"key": "other", "budget": {"epochs": 1}}
+    comparison.record_stage(tmp_path, other, "tune", 1.0, "host")
+    assert comparison.sittings(comparison.read_comparison(tmp_path)) == []
+
+
+def test_the_cost_section_gives_the_sittings_wall_time() -> None:
+    from benchmark.report.render import cost_section
+
+    plan = {"key": "k", "pairs": [], "trials": 2, "max_params": 10, "seeds": [0]}
+    sitting = {"where": "gpu-box", "processes": 16, "seconds": 300.0, "rungs": ["k"]}
+    found = {"plan": plan, "stages": {"tune": {"gpu-box": 3600.0}}}
+    assert "Wall time of the" not in cost_section(found)
+    text = cost_section({**found, "sittings": [sitting, {**sitting, "seconds": 180.0}]})
+    assert "gpu-box, 16 worker processes: 8.0 min in 2 sittings." in text
+
+
 def test_workers_adding_their_time_at_once_lose_none(tmp_path: Path) -> None:
     """Several ``compare`` processes of one machine add their stage time to one
     comparison.json; they take turns on it, so the sum holds every worker's time."""
@@ -357,6 +400,9 @@ def test_jobs_run_a_tiny_ladder_in_worker_processes(
         (1, False), (1, True), (2, False), (2, True)
     ]  # fmt: skip
     assert (tmp_path / "report.md").is_file()
+    (sitting,) = comparison.sittings(comparison.read_comparison(tmp_path))  # the machine's time
+    assert sitting["processes"] == 2 and len(sitting["rungs"]) == 2 and sitting["seconds"] > 0
+    assert "Wall time of the `compare --jobs` sittings" in (tmp_path / "report.md").read_text()
 
 
 def test_a_worker_that_fails_is_named_and_nothing_is_reported(

@@ -29,7 +29,7 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
-from benchmark.comparison import StageClock
+from benchmark.comparison import Sitting, StageClock
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, prepare, study_bar, train_with_progress
@@ -334,15 +334,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     data = load_mnist(plans[0].base.data_dir).to(ex.device)
     storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    where = f"{socket.gethostname()} ({device_name(ex.device)})"
     if args.jobs > 1:
-        with storages.storage_errors(spec):
+        with storages.storage_errors(spec), Sitting(results_dir, plans, where, args.jobs):
             died = in_workers(args, plans, storage, spec, ex.device)
         if died:
             for line in died:
                 console.print(f"[red]{line}[/red]", soft_wrap=True)
             return EXIT_FAILED
         console.print(f"the {args.jobs} workers are done; the studies and the report:")
-    where = f"{socket.gethostname()} ({device_name(ex.device)})"
     first = plans[0]
     console.print(
         f"compare {len(first.pairs)} combinations x {{default, tuned}} x {len(first.seeds)} "

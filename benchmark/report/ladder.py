@@ -22,6 +22,7 @@ from benchmark.report.ladder_plots import LADDER_PLOTS, epochs_text, ladder_plot
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
+from benchmark.report.render import sittings_text
 from benchmark.report.stats import ALPHA, kendall
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
@@ -386,7 +387,7 @@ def tuning_section(rungs: list[Rung], runs: pd.DataFrame) -> str:
     )
 
 
-def cost_section(rungs: list[Rung]) -> str:
+def cost_section(rungs: list[Rung], comparison: dict[str, Any] | None) -> str:
     rows = [
         {
             "rung": f"{epochs_text(rung.epochs)}",
@@ -409,6 +410,7 @@ def cost_section(rungs: list[Rung]) -> str:
             "the worker processes of a machine (time spent waiting for other workers left out; "
             "a rung reused from an earlier `compare` keeps the time it cost then).",
             markdown_table(pd.DataFrame(rows)),
+            *filter(None, [sittings_text(comparison)]),
         ]
     )
 
@@ -438,6 +440,6 @@ def ladder_report(
         curves_section(plots),
         time_section(points, device, away, plots),
         tuning_section(rungs, inputs.runs),
-        cost_section(rungs),
+        cost_section(rungs, inputs.comparison),
     ]
     return "\n\n".join(s for s in sections if s), plots

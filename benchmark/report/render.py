@@ -13,7 +13,13 @@ from benchmark.report.aggregate import TARGET, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent
 from benchmark.report.load import Inputs
-from benchmark.report.output import MISSING, error_cell, fmt, markdown_table, p_cell
+from benchmark.report.output import (
+    MISSING,
+    error_cell,
+    fmt,
+    markdown_table,
+    p_cell,
+)
 from benchmark.report.plots import PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
@@ -282,6 +288,26 @@ def duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
 
 
+def sittings_text(comparison: dict[str, Any] | None) -> str:
+    """The wall time of ``compare --jobs`` sittings per machine and worker count (stage times
+    sum the workers' time, so a machine's wall time is only here); empty when none ran."""
+    from benchmark.comparison import sittings
+
+    totals: dict[tuple[str, int], list[float]] = {}
+    for sitting in sittings(comparison):
+        totals.setdefault((sitting["where"], sitting["processes"]), []).append(sitting["seconds"])
+    if not totals:
+        return ""
+    parts = [
+        f"{where}, {n} worker processes: {sum(seconds) / 60:.1f} min in {len(seconds)} "
+        f"sitting{'s' if len(seconds) > 1 else ''}"
+        for (where, n), seconds in sorted(totals.items())
+    ]
+    return (
+        "Wall time of the `compare --jobs` sittings (the machine's own): " + "; ".join(parts) + "."
+    )
+
+
 def cost_section(comparison: dict[str, Any] | None) -> str:
     """Wall time of each stage of the ``compare`` protocol, per machine (its workers' summed)."""
     if not comparison or not isinstance(comparison.get("stages"), dict):
@@ -306,6 +332,7 @@ def cost_section(comparison: dict[str, Any] | None) -> str:
             "summed over sittings and over the worker processes of a machine (time spent "
             "waiting for other workers left out):",
             markdown_table(pd.DataFrame(rows)),
+            *filter(None, [sittings_text(comparison)]),
         ]
     )
 

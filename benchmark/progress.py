@@ -52,10 +52,12 @@ def say_probe(configs: list[TrainConfig]) -> None:
 
 
 def probed_here(probe: dict[str, Any]) -> bool:
-    """Whether a probe record (a config's ``auto_probe``) measured this machine's CPU."""
+    """Whether a probe record (a config's ``auto_probe``) measured this machine's CPU (under
+    any torch release: the record's key names both)."""
     from benchmark import hardware
 
-    return probe.get("machine") == hardware.machine_key()
+    cpu = str(probe.get("machine", "")).split(" | ")[0]
+    return cpu == hardware.machine_key().split(" | ")[0]
 
 
 def duration(seconds: float) -> str:

@@ -51,6 +51,19 @@ def say_probe(configs: list[TrainConfig]) -> None:
     )
 
 
+def say_emulated(executions: list[Any]) -> None:
+    """One line when any of ``executions`` trains in bf16 on a CPU without native bf16 kernels:
+    it is emulated there, many times slower than fp32 (a config file or a flag asked for it)."""
+    from benchmark.hardware import native_bf16
+
+    if any(ex.device.type == "cpu" and ex.precision == "bf16" for ex in executions):
+        if not native_bf16():
+            say(
+                "bf16 on this CPU is emulated (no AVX-512 BF16 or AMX): expect it to train many "
+                "times slower than fp32 (--precision fp32 chooses fp32)"
+            )
+
+
 def probed_here(probe: dict[str, Any]) -> bool:
     """Whether a probe record (a config's ``auto_probe``) measured this machine's CPU (under
     any torch release: the record's key names both)."""

@@ -267,3 +267,19 @@ def test_timings_name_a_machine_shared_by_several_processes() -> None:
     shared = hardware.Execution(device=torch.device("cpu"), sharing=12).timing_name()
     assert shared == alone + ", shared by 12 processes"
     assert rundir.run_precision({"device": shared}) == rundir.run_precision({"device": alone})
+
+
+@pytest.mark.parametrize(
+    ("precision", "native", "warned"),
+    [("bf16", False, True), ("bf16", True, False), ("fp32", False, False)],
+)
+def test_emulated_bf16_is_warned_of_once(
+    precision: str, native: bool, warned: bool, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``run``, ``tune`` and ``compare`` say when their bf16 is emulated on this CPU (one line,
+    however many runs share the execution)."""
+    from benchmark.progress import say_emulated
+
+    monkeypatch.setattr(hardware, "native_bf16", lambda: native)
+    say_emulated([hardware.Execution(device=CPU, precision=precision)] * 3)
+    assert capsys.readouterr().out.count("bf16 on this CPU is emulated") == int(warned)

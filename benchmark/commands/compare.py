@@ -32,7 +32,7 @@ from benchmark.commands.common import (
 from benchmark.comparison import Sitting, StageClock
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
-from benchmark.progress import StudyProgress, prepare, study_bar, train_with_progress
+from benchmark.progress import StudyProgress, prepare, say_emulated, study_bar, train_with_progress
 
 POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
@@ -329,6 +329,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     spec = storages.storage_spec(args.storage, results_dir)
     storages.check_storage(spec)
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
+    say_emulated([ex])
     ex = replace(ex, sharing=args.sharing or 1)  # a worker of --jobs: its timings are shared
     # the data before the storage: missing MNIST must not leave a new optuna.db behind
     data = load_mnist(plans[0].base.data_dir).to(ex.device)

@@ -32,6 +32,7 @@ from benchmark.progress import (
     prepare,
     run_label,
     say,
+    say_emulated,
     say_probe,
     show_value,
     train_with_progress,
@@ -229,7 +230,7 @@ def announce(
 ) -> float | None:
     """Before the first run: the grid's size, where it runs and how long it should take (from
     earlier runs or the CPU probe: ``progress.estimate``); returns that estimate in seconds."""
-    from benchmark.hardware import device_name, native_bf16
+    from benchmark.hardware import device_name
 
     configs = [cfg for cfg, _, _ in work]
     if len(configs) > 1:
@@ -244,12 +245,7 @@ def announce(
     ways = {(device_name(ex.device), ex.describe()) for _, ex, _ in work}
     if len(ways) == 1:
         say("on {}, {}".format(*next(iter(ways))))
-    if any(ex.device.type == "cpu" and ex.precision == "bf16" for _, ex, _ in work):
-        if not native_bf16():
-            say(
-                "bf16 on this CPU is emulated (no AVX-512 BF16 or AMX): expect it to train many "
-                "times slower than fp32 (--precision fp32 chooses fp32)"
-            )
+    say_emulated([ex for _, ex, _ in work])
     found = estimate(
         [(cfg, ex, (len(d.train), len(d.val), len(d.test))) for cfg, ex, d in work], results_dir
     )

@@ -31,7 +31,7 @@ from benchmark.commands.common import (
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
-from benchmark.progress import StudyProgress, format_params, prepare, study_bar
+from benchmark.progress import StudyProgress, format_params, prepare, say_emulated, study_bar
 
 
 def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: int) -> list[str]:
@@ -180,6 +180,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     base, ex = prepare(base)  # decided once for every study of this process
+    say_emulated([ex])
     data: list[Any] = []
     with interrupts_as_exceptions(), storages.storage_errors(spec):
         for arch, fusion in pairs:

@@ -93,7 +93,7 @@ class Sitting:
 
     def __init__(self, results_dir: Path, ladder: list[Any], where: str, processes: int) -> None:
         self.results_dir, self.where, self.processes = Path(results_dir), where, processes
-        self.keys = [p.to_dict()["key"] for p in ladder]
+        self.keys = [plan.key() for plan in ladder]
 
     def stages(self) -> Any:
         found = read_comparison(self.results_dir) or {}

@@ -37,7 +37,7 @@ def say_probe(configs: list[TrainConfig]) -> None:
         return
     how = probe["precision"] + (", channels_last" if probe["channels_last"] else "")
     if not probed_here(probe):
-        where = probe["machine"].split(" | ")[0].removeprefix("cpu: ")
+        where = cpu_of(probe["machine"]).removeprefix("cpu: ")
         say(
             f"{how}: as the config says (chosen by the CPU probe of {where} on "
             f"{probe['probed'][:10]}, not of this machine); --precision and --[no-]channels-last "
@@ -69,8 +69,12 @@ def probed_here(probe: dict[str, Any]) -> bool:
     any torch release: the record's key names both)."""
     from benchmark import hardware
 
-    cpu = str(probe.get("machine", "")).split(" | ")[0]
-    return cpu == hardware.machine_key().split(" | ")[0]
+    return cpu_of(str(probe.get("machine", ""))) == cpu_of(hardware.machine_key())
+
+
+def cpu_of(machine_key: str) -> str:
+    """The CPU a probe's machine key (``hardware.machine_key``: CPU | torch release) names."""
+    return machine_key.split(" | ")[0]
 
 
 def duration(seconds: float) -> str:

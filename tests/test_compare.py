@@ -271,6 +271,9 @@ class FakePlan:
     def to_dict(self) -> dict:
         return self.plan
 
+    def key(self) -> str:
+        return self.plan["key"]
+
 
 def test_a_jobs_sitting_records_the_machines_wall_time_only_when_work_was_done(
     tmp_path: Path,

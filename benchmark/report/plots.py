@@ -298,8 +298,9 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
         .map(lambda found: sum(labels[k].count("\n") + 1 for k in found))
     )
     legend = 0.25 + 0.175 * (lines.max() + (budget is not None))
-    fig, axes = new_figure(width, 3.6 + legend, ncols=len(encoders))
-    fig.get_layout_engine().set(rect=(0, legend / (3.6 + legend), 1, 3.6 / (3.6 + legend)))
+    height = 3.6 + legend
+    fig, axes = new_figure(width, height, ncols=len(encoders))
+    fig.get_layout_engine().set(rect=(0, legend / height, 1, 1 - legend / height))
     fusions = sorted(set(curves["fusion"]))
     for ax, arch in zip(axes, encoders, strict=True):
         drawn: list[tuple[str, bool]] = []  # a second line of one fusion and kind: dotted

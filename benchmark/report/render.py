@@ -13,13 +13,7 @@ from benchmark.report.aggregate import TARGET, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent
 from benchmark.report.load import Inputs
-from benchmark.report.output import (
-    MISSING,
-    error_cell,
-    fmt,
-    markdown_table,
-    p_cell,
-)
+from benchmark.report.output import MISSING, error_cell, fmt, markdown_table, p_cell
 from benchmark.report.plots import PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
@@ -299,7 +293,7 @@ def sittings_text(comparison: dict[str, Any] | None) -> str:
     if not totals:
         return ""
     parts = [
-        f"{where}, {n} worker processes: {sum(seconds) / 60:.1f} min in {len(seconds)} "
+        f"{where}, {n} worker processes: {duration(sum(seconds))} in {len(seconds)} "
         f"sitting{'s' if len(seconds) > 1 else ''}"
         for (where, n), seconds in sorted(totals.items())
     ]

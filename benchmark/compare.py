@@ -170,22 +170,18 @@ Records = dict[tuple[str, str], dict[str, Any]]
 
 def export_rung(
     plan: Plan, studies: Sequence[optuna.Study], spec: str, results_dir: Path | str
-) -> tuple[Records, list[str]]:
-    """Each study of a tuned rung's best exported: the records by combination, and a line per
-    study saying what it trained against its counted trials unpruned (the measured saving)."""
-    records, lines = {}, []
+) -> tuple[Records, dict[tuple[str, str], tuple[int, int]]]:
+    """Each study of a tuned rung's best exported: the records by combination, and the epochs
+    each study trained against what its counted trials would have trained unpruned (the
+    measured saving, ``trials.epochs_spent``)."""
+    records, spent = {}, {}
     for (arch, fusion), study in zip(plan.pairs, studies, strict=True):
-        trained, unpruned = epochs_spent(study)
-        share = f"{trained / unpruned:.0%}" if unpruned else "-"
-        lines.append(
-            f"study {study.study_name}: trained {trained} epochs, {share} of the {unpruned} "
-            f"its counted trials would have trained unpruned"
-        )
+        spent[(arch, fusion)] = epochs_spent(study)
         record = exports.export_best(study, spec, results_dir)
         if record is None:
             raise UsageError(f"study {study.study_name}: no complete trial to train with")
         records[(arch, fusion)] = record[1]
-    return records, lines
+    return records, spent
 
 
 def run_config(plan: Plan, item: str, records: Records) -> TrainConfig:

@@ -116,6 +116,11 @@ class Sitting:
                 files.write_json(self.results_dir / COMPARISON, found)
 
 
+def epochs_text(epochs: int) -> str:
+    """A rung's name: ``1 epoch``, ``9 epochs``."""
+    return f"{epochs} epoch" + ("" if epochs == 1 else "s")
+
+
 def read_comparison(results_dir: Path) -> dict[str, Any] | None:
     """The last ``compare`` plan written to ``results_dir``; None if none (or damaged)."""
     try:

@@ -93,9 +93,9 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
     """Interrupted during its third run, `compare` exits 130; run again, it trains that run and
     the fourth, and never the two complete ones again. The time of the two complete runs is on
     disk before the third starts, so even a process killed outright would keep it."""
-    from benchmark.commands import compare as compare_command
+    from benchmark import stages
 
-    real = compare_command.train_with_progress
+    real = stages.train_with_progress
     calls = []
     runs_s = []
 
@@ -107,13 +107,13 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
             raise KeyboardInterrupt
         return real(cfg, data, run_dir, ex, state)
 
-    monkeypatch.setattr(compare_command, "train_with_progress", interrupted_third)
+    monkeypatch.setattr(stages, "train_with_progress", interrupted_third)
     assert main(compare_argv(tmp_path, mnist_root)) == 130
     assert len(complete_runs(tmp_path)) == 2
-    stages = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
-    assert set(stages) == {"tune", "runs"}  # an interrupted stage keeps its wall time
-    assert 0 < runs_s[0] <= sum(stages["runs"].values())
-    monkeypatch.setattr(compare_command, "train_with_progress", real)
+    timed = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
+    assert set(timed) == {"tune", "runs"}  # an interrupted stage keeps its wall time
+    assert 0 < runs_s[0] <= sum(timed["runs"].values())
+    monkeypatch.setattr(stages, "train_with_progress", real)
     assert main(compare_argv(tmp_path, mnist_root)) == 0
     found = complete_runs(tmp_path)
     assert Counter((m["tuned"], m["seed"]) for m in found) == {

@@ -268,8 +268,8 @@ def test_a_compare_worker_tunes_the_next_study_while_the_last_place_of_one_is_he
     GPU a third busy). The held trial fails a second later, so a worker that waits still ends:
     it then trains in that place, which the test sees."""
     from benchmark import compare, storages
-    from benchmark.commands.compare import tune_all
     from benchmark.hardware import decide
+    from benchmark.stages import tune_all
 
     pairs = (("small_cnn", "late_sum"), ("small_cnn", "concat"))
     base, ex = decide(TrainConfig(epochs=1))
@@ -292,9 +292,9 @@ def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
     second later, so its runs are queued again): this worker trains the second rung's runs
     first, then the first rung's in their place, instead of waiting on the first rung."""
     from benchmark import compare, storages
-    from benchmark.commands.compare import train_ladder
     from benchmark.comparison import StageClock
     from benchmark.hardware import decide
+    from benchmark.stages import train_ladder
 
     base, ex = decide(TrainConfig(epochs=1, train_subset=256))
     pair = ("small_cnn", "late_sum")

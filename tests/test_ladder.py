@@ -29,8 +29,9 @@ def runs_by_epochs(results: Path) -> dict[int, list[dict]]:
 
 
 class SlowClock:
-    """``time`` as ``compare`` sees it, each reading a second after the last: the opening of
-    studies and queues, quick here, takes time as it does on a large storage."""
+    """``time`` as the stage clocks see it (``benchmark.comparison``), each reading a second
+    after the last: the opening of studies and queues, quick here, takes time as it does on a
+    large storage."""
 
     def __init__(self) -> None:
         self.now = 0.0
@@ -67,9 +68,17 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
         "e1": None,
         "e2": "halving, defaults ranked",
     }
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "tuning at 1 epoch, 2 trials a study:" in out and "tuning at 2 epochs" in out
+    assert "[1/2 at 2 epochs] small_cnn x late_sum default, seed 0: training" in out
+    cells = []  # the tuning table: epochs trained of what would train unpruned, by rung
+    for name in sorted(name for name in pruners if "__e" in name):  # e1, then e2
+        trained, unpruned = epochs_spent(optuna.load_study(study_name=name, storage=storage))
+        cells.append(f"{trained} of {unpruned}, {trained / unpruned:.0%}")
+    row = next(line for line in out.splitlines() if "small_cnn x late_sum" in line and "│" in line)
+    assert [cell.strip() for cell in row.split("│")[2:4]] == cells
     costs = (tmp_path / comparison.COMPARISON).read_bytes()
-    monkeypatch.setattr("benchmark.commands.compare.time", SlowClock())
+    monkeypatch.setattr("benchmark.comparison.time", SlowClock())
 
     assert main(argv) == 0  # everything is there: nothing trains again
     out = capsys.readouterr().out

@@ -128,6 +128,17 @@ def test_no_import_runs_back_up() -> None:
     assert not upward, "imports that run back up: " + ", ".join(sorted(upward))
 
 
+def test_no_command_imports_another() -> None:
+    """Commands share ``commands.common`` and the library, so each can change on its own."""
+    crossing = [
+        f"{source} -> {target}"
+        for source, targets in graph().items()
+        for target in targets
+        if layer(source) == layer(target) == 1
+    ]
+    assert not crossing, "commands importing commands: " + ", ".join(sorted(crossing))
+
+
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_module_size(name: str) -> None:
     lines = len(modules()[name].read_text().splitlines())

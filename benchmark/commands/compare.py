@@ -8,8 +8,6 @@ import argparse
 import os
 import socket
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,11 +28,10 @@ from benchmark.commands.common import (
     run_workers,
 )
 from benchmark.comparison import Sitting, StageClock
-from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
+from benchmark.config import BATCH_SIZES, SEARCHED
 from benchmark.files import check_writable
-from benchmark.progress import StudyProgress, prepare, say_emulated, study_bar, train_with_progress
+from benchmark.progress import prepare, say_emulated
 
-POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
 CORE_FUSIONS = "concat,embed_add,late_sum"
 
@@ -97,178 +94,6 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]
 
 
-def tune_all(
-    plan: Any,
-    storage: Any,
-    data: Any,
-    ex: Any,
-    seed: int,
-    worker: int | None,
-    lap: Callable[..., None],
-) -> list[Any]:
-    """Stage 1, one pass: trials in every combination's study while places are free (fewer
-    than ``plan.trials`` finished or running on any machine); a study whose last places other
-    workers hold is left to them. ``lap`` after each trial; ``seed`` and ``worker`` seed the
-    samplers (``tuning.sampler``)."""
-    from benchmark import compare, tuning
-
-    studies = []
-    for arch, fusion in plan.pairs:
-        cfg = plan.config(arch, fusion)
-        name = plan.study(arch, fusion)
-        study = tuning.open_study(storage, name, cfg, None, plan.max_params)
-        study.sampler = tuning.sampler(seed, len(study.trials), worker)
-        # multi-fidelity: trials report every epoch and the pruner stops the poor ones early
-        if plan.pruner():
-            compare.keep_pruner(study, plan.pruner())
-        study.pruner = plan.make_pruner()
-        with study_bar() as bar:
-            tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)
-            tuning.optimize(
-                study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh, lap),
-                wait=False,
-            )  # fmt: skip
-        studies.append(study)
-    return studies
-
-
-def train_all(
-    plan: Any,
-    storage: Any,
-    data: Any,
-    ex: Any,
-    results_dir: Path,
-    records: Any,
-    lap: Callable[..., None],
-) -> dict[str, int]:
-    """Stage 2, one pass: runs from the queue of default and tuned runs, shared with other
-    machines, until none is left to take; ``lap`` before each run, so the time of the runs
-    before it is written. The queue's counts after the pass."""
-    from benchmark import compare, plugins, runs
-
-    queue = compare.open_queue(plan, storage)  # fails the stale, queues them again
-    total = len(plan.items())
-    done = [compare.progress_counts(queue)["complete"]]
-
-    def train(cfg: TrainConfig) -> dict[str, Any]:
-        cfg = ex.settle(cfg)  # what config.json keeps: precision and layout as decided
-        cfg = replace(cfg, plugins=plugins.used_by([(cfg.arch, cfg.fusion)]))
-        run_dir = runs.start_run(cfg, results_dir)
-        return train_with_progress(cfg, data, run_dir, ex)
-
-    def on_item(item: str, what: str) -> None:
-        lap()
-        done[0] += 1
-        console.print(f"[{done[0]}/{total}] {item.replace('|', ' ')}: {what}")
-
-    compare.run_queue(plan, queue, results_dir, records, train, on_item)
-    return compare.progress_counts(queue)
-
-
-def each_rung(
-    plans: list[Any],
-    stage: str,
-    clock: Callable[[Any, str], StageClock],
-    work: Callable[[Any, StageClock], Any],
-) -> tuple[dict[int, Any], bool]:
-    """One pass of a stage over every rung, lowest first, each under its stage's clock: what
-    ``work(plan, lap)`` returned by rung, and whether any of it trained."""
-    out, worked = {}, False
-    for plan in plans:
-        with clock(plan, stage) as lap:
-            out[plan.base.epochs] = work(plan, lap)
-        worked |= lap.worked
-    return out, worked
-
-
-def tune_ladder(
-    plans: list[Any],
-    storage: Any,
-    spec: str,
-    data: Any,
-    ex: Any,
-    args: argparse.Namespace,
-    clock: Callable[[Any, str], StageClock],
-) -> tuple[dict[int, dict[tuple[str, str], Any]], bool]:
-    """Stage 1 of every rung: each study to ``--trials`` finished trials, then each study's
-    best exported; the records by rung and combination, and whether this process trained.
-
-    A pass trains wherever a place is free, lowest rung first, and this process waits only once
-    other workers hold every place left in the ladder: waiting for each study's last trials in
-    turn kept sixteen workers on one GPU a third busy. A place whose trial failed elsewhere is
-    trained in the next pass."""
-    from benchmark import compare
-    from benchmark.tuning import finished_count
-
-    worked = False
-    while True:
-        studies, did = each_rung(
-            plans, "tune", clock,
-            lambda plan, lap: tune_all(plan, storage, data, ex, args.seed, args.worker, lap),
-        )  # fmt: skip
-        worked |= did
-        every = [study for rung in studies.values() for study in rung]
-        if not compare.tuning_finished(every):
-            console.print("waiting for tuning trials still running on other workers ...")
-            compare.wait_for_tuning(every)
-        if all(
-            finished_count(study) >= plan.trials
-            for plan in plans
-            for study in studies[plan.base.epochs]
-        ):
-            break
-    records = {}
-    for plan in plans:
-        records[plan.base.epochs], lines = compare.export_rung(
-            plan, studies[plan.base.epochs], spec, args.results_dir
-        )
-        for line in lines:
-            console.print(line)
-    return records, worked
-
-
-def train_ladder(
-    plans: list[Any],
-    storage: Any,
-    data: Any,
-    ex: Any,
-    results_dir: Path,
-    records: dict[int, Any],
-    clock: Callable[[Any, str], StageClock],
-) -> tuple[int, bool]:
-    """Stage 2 of every rung: default and tuned over the seeds; how many runs diverged, and
-    whether this process trained. Passes go through every rung's queue, lowest first, and this
-    process waits only once other workers hold every run left; a worker silent for
-    ``storages.GRACE_S`` is taken over in the next pass."""
-    from benchmark import storages
-
-    worked = False
-    while True:
-        counts, did = each_rung(
-            plans, "runs", clock,
-            lambda plan, lap: train_all(
-                plan, storage, data, ex, results_dir, records[plan.base.epochs], lap
-            ),
-        )  # fmt: skip
-        worked |= did
-        # running on other workers, or interrupted there (the next pass queues them again)
-        held = sum(c["running"] + c["waiting"] + c["interrupted"] for c in counts.values())
-        if not held:
-            break
-        console.print(
-            f"runs: {held} held by other workers; waiting (a worker silent for "
-            f"{storages.GRACE_S} s is taken over) ..."
-        )
-        time.sleep(POLL_S)
-    for plan in plans:
-        c = counts[plan.base.epochs]
-        console.print(
-            f"runs at {plan.base.epochs} epoch(s): {c['complete']} of {len(plan.items())} "
-            f"complete, {c['diverged']} diverged"
-        )
-    return sum(c["diverged"] for c in counts.values()), worked
-
-
 def worker_argv(args: argparse.Namespace, index: int, threads: int | None) -> list[str]:
     """Worker ``index`` of ``--jobs``: this compare as typed, with one process and its own
     number (later flags win), no report (the parent writes it once all are done) and, on a
@@ -319,7 +144,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     interruption left."""
     import optuna
 
-    from benchmark import storages
+    from benchmark import stages, storages
     from benchmark.data import load_mnist
     from benchmark.hardware import device_name
 
@@ -357,11 +182,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
             return StageClock(results_dir, plan, stage, where, plans)
 
         # tuning of every rung first: the timed final runs come together
-        records, tuned = tune_ladder(plans, storage, spec, data, ex, args, clock)
+        records, tuned = stages.tune_ladder(
+            plans, storage, spec, data, ex, args.seed, args.worker, results_dir, clock
+        )
         if args.tune_only:
             console.print("--tune-only: every rung is tuned; run again without it to train")
             return 0
-        failed, trained = train_ladder(plans, storage, data, ex, results_dir, records, clock)
+        failed, trained = stages.train_ladder(plans, storage, data, ex, results_dir, records, clock)
         worked = args.jobs > 1 or tuned or trained  # the workers did the work: the report counts
     if not args.no_report:
         from benchmark.report import load_inputs, write_report

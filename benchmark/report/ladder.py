@@ -17,8 +17,9 @@ from typing import Any
 import pandas as pd
 
 from benchmark import files
+from benchmark.comparison import epochs_text
 from benchmark.report.aggregate import pareto_front, summarize, tuned_vs_default
-from benchmark.report.ladder_plots import LADDER_PLOTS, epochs_text, ladder_plots
+from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison

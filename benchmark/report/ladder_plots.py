@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from benchmark.comparison import epochs_text
 from benchmark.report.output import drawing_stamp, drawn_before, new_figure, stamped
 from benchmark.report.plots import COLOURS, MARKERS, error_point, plain_log_ticks
 
@@ -23,10 +24,6 @@ LADDER_PLOTS = {
     "ladder_time": "Equal time: test sum error against training seconds, every rung",
 }
 RUNG_COLOURS = ("tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:red", "tab:brown")
-
-
-def epochs_text(epochs: int) -> str:
-    return f"{epochs} epoch" + ("" if epochs == 1 else "s")
 
 
 def short(row: Any) -> str:

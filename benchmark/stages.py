@@ -1,0 +1,217 @@
+"""The two stages of ``compare`` over every rung of the ladder, one pass at a time: tuning every
+combination's study to its trials, then the final runs from each rung's queue. Each pass takes
+whatever other workers sharing the storage do not hold, so one process or many (``--jobs``, other
+machines) run the same code; the command (``benchmark.commands.compare``) parses and reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from benchmark.comparison import StageClock, epochs_text
+from benchmark.config import TrainConfig
+from benchmark.progress import StudyProgress, console, study_bar, train_with_progress
+
+POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
+
+
+def tune_all(
+    plan: Any,
+    storage: Any,
+    data: Any,
+    ex: Any,
+    seed: int,
+    worker: int | None,
+    lap: Callable[..., None],
+) -> list[Any]:
+    """Stage 1, one pass: trials in every combination's study while places are free (fewer
+    than ``plan.trials`` finished or running on any machine); a study whose last places other
+    workers hold is left to them. ``lap`` after each trial; ``seed`` and ``worker`` seed the
+    samplers (``tuning.sampler``)."""
+    from benchmark import compare, tuning
+
+    studies = []
+    console.print(f"tuning at {epochs_text(plan.base.epochs)}, {plan.trials} trials a study:")
+    for arch, fusion in plan.pairs:
+        cfg = plan.config(arch, fusion)
+        name = plan.study(arch, fusion)
+        study = tuning.open_study(storage, name, cfg, None, plan.max_params)
+        study.sampler = tuning.sampler(seed, len(study.trials), worker)
+        # multi-fidelity: trials report every epoch and the pruner stops the poor ones early
+        if plan.pruner():
+            compare.keep_pruner(study, plan.pruner())
+        study.pruner = plan.make_pruner()
+        with study_bar() as bar:
+            tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)
+            tuning.optimize(
+                study, cfg, data, ex, plan.trials, None, plan.max_params, (tracker.refresh, lap),
+                wait=False,
+            )  # fmt: skip
+        studies.append(study)
+    return studies
+
+
+def train_all(
+    plan: Any,
+    storage: Any,
+    data: Any,
+    ex: Any,
+    results_dir: Path,
+    records: Any,
+    lap: Callable[..., None],
+) -> dict[str, int]:
+    """Stage 2, one pass: runs from the queue of default and tuned runs, shared with other
+    machines, until none is left to take; ``lap`` before each run, so the time of the runs
+    before it is written. The queue's counts after the pass."""
+    from benchmark import compare, plugins, runs
+
+    queue = compare.open_queue(plan, storage)  # fails the stale, queues them again
+    total = len(plan.items())
+    done = [compare.progress_counts(queue)["complete"]]
+
+    def train(cfg: TrainConfig) -> dict[str, Any]:
+        cfg = ex.settle(cfg)  # what config.json keeps: precision and layout as decided
+        cfg = replace(cfg, plugins=plugins.used_by([(cfg.arch, cfg.fusion)]))
+        run_dir = runs.start_run(cfg, results_dir)
+        return train_with_progress(cfg, data, run_dir, ex)
+
+    def on_item(item: str, what: str) -> None:
+        lap()
+        done[0] += 1
+        arch, fusion, variant, seed = item.split("|")
+        console.print(
+            f"[{done[0]}/{total} at {epochs_text(plan.base.epochs)}] {arch} x {fusion} "
+            f"{variant}, seed {seed}: {what}"
+        )
+
+    compare.run_queue(plan, queue, results_dir, records, train, on_item)
+    return compare.progress_counts(queue)
+
+
+def each_rung(
+    plans: list[Any],
+    stage: str,
+    clock: Callable[[Any, str], StageClock],
+    work: Callable[[Any, StageClock], Any],
+) -> tuple[dict[int, Any], bool]:
+    """One pass of a stage over every rung, lowest first, each under its stage's clock: what
+    ``work(plan, lap)`` returned by rung, and whether any of it trained."""
+    out, worked = {}, False
+    for plan in plans:
+        with clock(plan, stage) as lap:
+            out[plan.base.epochs] = work(plan, lap)
+        worked |= lap.worked
+    return out, worked
+
+
+def tune_ladder(
+    plans: list[Any],
+    storage: Any,
+    spec: str,
+    data: Any,
+    ex: Any,
+    seed: int,
+    worker: int | None,
+    results_dir: Path,
+    clock: Callable[[Any, str], StageClock],
+) -> tuple[dict[int, dict[tuple[str, str], Any]], bool]:
+    """Stage 1 of every rung: each study to ``--trials`` finished trials, then each study's
+    best exported; the records by rung and combination, and whether this process trained.
+
+    A pass trains wherever a place is free, lowest rung first, and this process waits only once
+    other workers hold every place left in the ladder: waiting for each study's last trials in
+    turn kept sixteen workers on one GPU a third busy. A place whose trial failed elsewhere is
+    trained in the next pass."""
+    from benchmark import compare
+    from benchmark.tuning import finished_count
+
+    worked = False
+    while True:
+        studies, did = each_rung(
+            plans, "tune", clock,
+            lambda plan, lap: tune_all(plan, storage, data, ex, seed, worker, lap),
+        )  # fmt: skip
+        worked |= did
+        every = [study for rung in studies.values() for study in rung]
+        if not compare.tuning_finished(every):
+            console.print("waiting for tuning trials still running on other workers ...")
+            compare.wait_for_tuning(every)
+        if all(
+            finished_count(study) >= plan.trials
+            for plan in plans
+            for study in studies[plan.base.epochs]
+        ):
+            break
+    records, spent = {}, {}
+    for plan in plans:
+        records[plan.base.epochs], spent[plan.base.epochs] = compare.export_rung(
+            plan, studies[plan.base.epochs], spec, results_dir
+        )
+    console.print(spent_table(plans, spent))
+    return records, worked
+
+
+def spent_table(plans: list[Any], spent: dict[int, dict[tuple[str, str], tuple[int, int]]]) -> Any:
+    """What tuning trained, combination by rung: the epochs each study's trials trained against
+    what its counted trials would have trained unpruned, and the share (the pruner's saving)."""
+    from rich.table import Table
+
+    table = Table(
+        title="tuning: epochs trained, of what the counted trials would train unpruned",
+        title_justify="left",
+    )
+    table.add_column("combination")
+    for plan in plans:
+        table.add_column(epochs_text(plan.base.epochs), justify="right")
+    for pair in plans[0].pairs:
+        cells = []
+        for plan in plans:
+            trained, unpruned = spent[plan.base.epochs][pair]
+            cells.append(f"{trained} of {unpruned}, {trained / unpruned:.0%}" if unpruned else "-")
+        table.add_row(" x ".join(pair), *cells)
+    return table
+
+
+def train_ladder(
+    plans: list[Any],
+    storage: Any,
+    data: Any,
+    ex: Any,
+    results_dir: Path,
+    records: dict[int, Any],
+    clock: Callable[[Any, str], StageClock],
+) -> tuple[int, bool]:
+    """Stage 2 of every rung: default and tuned over the seeds; how many runs diverged, and
+    whether this process trained. Passes go through every rung's queue, lowest first, and this
+    process waits only once other workers hold every run left; a worker silent for
+    ``storages.GRACE_S`` is taken over in the next pass."""
+    from benchmark import storages
+
+    worked = False
+    while True:
+        counts, did = each_rung(
+            plans, "runs", clock,
+            lambda plan, lap: train_all(
+                plan, storage, data, ex, results_dir, records[plan.base.epochs], lap
+            ),
+        )  # fmt: skip
+        worked |= did
+        # running on other workers, or interrupted there (the next pass queues them again)
+        held = sum(c["running"] + c["waiting"] + c["interrupted"] for c in counts.values())
+        if not held:
+            break
+        console.print(
+            f"runs: {held} held by other workers; waiting (a worker silent for "
+            f"{storages.GRACE_S} s is taken over) ..."
+        )
+        time.sleep(POLL_S)
+    for plan in plans:
+        c = counts[plan.base.epochs]
+        console.print(
+            f"runs at {epochs_text(plan.base.epochs)}: {c['complete']} of {len(plan.items())} "
+            f"complete, {c['diverged']} diverged"
+        )
+    return sum(c["diverged"] for c in counts.values()), worked

@@ -80,7 +80,7 @@ def share_the_cores() -> None:
             sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
-FREEZE_FROM = 200  # tests collected; the fast tier has 850
+FREEZE_FROM = 200  # tests collected by a worker; a tier has hundreds
 # what every worker of the fast tier imports: the libraries' objects are most of its heap
 LIBRARIES = ("torch", "torch._dynamo", "timm", "optuna", "sqlalchemy.orm", "pandas", "scipy.stats")
 LIBRARIES += ("matplotlib.pyplot",)

@@ -96,7 +96,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     """Parameters, MACs per image, inference and training throughput, batch-1 latency and peak
-    memory for each encoder x fusion; one row each appended to <results>/bench/<device>.csv."""
+    memory for each encoder x fusion; one row each appended to
+    <results>/bench/<device>-<precision>.csv."""
     from rich.markup import escape
 
     from architectures import ENCODERS, FUSIONS

@@ -31,7 +31,7 @@ SETTINGS = only_fields("device", "precision", "channels_last", "threads", "batch
 
 def cmd_datapath(args: argparse.Namespace) -> int:
     """Train images/s of one model three ways: the trainer, one pre-built batch (upper bound) and
-    a per-item Dataset + DataLoader; writes <results>/datapath/<device>.json and .md."""
+    a per-item Dataset + DataLoader; writes <results>/datapath/<device>-<precision>.json and .md."""
     import torch
 
     from architectures import ENCODERS, FUSIONS

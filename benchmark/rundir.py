@@ -25,7 +25,7 @@ from typing import Any
 
 from benchmark import files, metrics
 from benchmark.config import TrainConfig
-from benchmark.errors import UsageError
+from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import read_json, slug
 
 CONFIG = "config.json"
@@ -292,8 +292,12 @@ def read_history(run_dir: Path) -> list[dict[str, float]] | None:
 
 def check_finished(run_dir: Path, flag: str) -> None:
     """A usage error unless ``run_dir`` is a run directory holding trained weights; says which
-    file is missing (weights are committed only for the reference runs)."""
+    file is missing (weights are committed only for the reference runs). A directory where one
+    of them should be is a damaged run, named as ``load_run`` names an unreadable file."""
     run_dir = Path(run_dir)
+    for path in (run_dir / CONFIG, run_dir / MODEL):
+        if path.exists() and not path.is_file():  # there, but not as a file: damage, not absence
+            raise DamagedFileError(f"{path}: unreadable (Is a directory)")
     if not (run_dir / CONFIG).is_file():
         raise UsageError(
             f"{flag} {run_dir}: no {CONFIG} there; expected a finished run directory "

@@ -113,7 +113,9 @@ def test_a_damaged_checkpoint_on_resume_is_one_line(
     assert not (run_dir / rundir.METRICS).exists()
 
 
-@pytest.mark.parametrize("damage", ["random-bytes", "truncated", "a-list", "another-model"])
+@pytest.mark.parametrize(
+    "damage", ["random-bytes", "truncated", "a-list", "another-model", "a-directory"]
+)
 def test_damaged_weights_for_predict_are_one_line(damage: str, tmp_path: Path, capsys) -> None:
     from architectures import create_model
     from benchmark import files, rundir
@@ -127,6 +129,8 @@ def test_damaged_weights_for_predict_are_one_line(damage: str, tmp_path: Path, c
         torch.save([1, 2], path)
     elif damage == "another-model":
         torch.save(create_model("small_cnn", "concat").state_dict(), path)
+    elif damage == "a-directory":
+        path.mkdir()
     else:
         torch.save(create_model("gap_cnn", "concat").state_dict(), path)
         blob = path.read_bytes()
@@ -137,7 +141,7 @@ def test_damaged_weights_for_predict_are_one_line(damage: str, tmp_path: Path, c
     assert str(path) in one_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("content, expected", [c for c in CONFIG_DAMAGE if c[0] is not None])
+@pytest.mark.parametrize("content, expected", CONFIG_DAMAGE)
 def test_a_damaged_config_json_for_predict_is_one_line(
     content: str | None, expected: str, tmp_path: Path, capsys
 ) -> None:
@@ -159,6 +163,30 @@ def test_a_damaged_config_json_for_predict_is_one_line(
     assert exit_status(argv) == 1
     line = one_line(capsys.readouterr().err)
     assert str(path) in line and expected in line
+
+
+@pytest.mark.parametrize("name", ["config.json", "model.pt"])
+def test_a_directory_in_place_of_a_run_file_for_export_is_one_line(
+    name: str, tmp_path: Path, capsys
+) -> None:
+    """Not "no model.pt" (exit 2, train it again): the file is there but damaged, exit 1."""
+    from architectures import create_model
+    from benchmark import files, rundir
+    from benchmark.config import TrainConfig
+
+    run_dir = tmp_path / "run"
+    files.write_json(run_dir / rundir.CONFIG, TrainConfig().to_dict())
+    files.save_torch(run_dir / rundir.MODEL, create_model("gap_cnn", "concat").state_dict())
+    rundir.write_status(run_dir, "complete")
+    (run_dir / name).unlink()
+    (run_dir / name).mkdir()
+    out = tmp_path / "model.onnx"
+    assert (
+        exit_status(["export", "--run", str(run_dir), "--format", "onnx", "--out", str(out)]) == 1
+    )
+    line = one_line(capsys.readouterr().err)
+    assert str(run_dir / name) in line and "Is a directory" in line
+    assert not out.exists()
 
 
 def idx_damage() -> list[tuple[str, str, object, str]]:

@@ -14,6 +14,7 @@ from rich.console import Console
 
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
+from benchmark.trials import rejected
 
 console = Console(highlight=False)
 
@@ -298,10 +299,11 @@ def format_params(params: dict[str, Any]) -> str:
 
 
 def describe_trial(t: Any) -> str:
-    """One line per finished trial: state, value or why not, time, parameters."""
+    """One line per finished trial: state, value or why not, time, parameters. A trial stopped
+    before training (``trials.rejected``) says so, though Optuna stores it as pruned."""
     from optuna.trial import TrialState
 
-    state = t.state.name.lower()
+    state = "rejected" if rejected(t) else t.state.name.lower()
     if t.state == TrialState.COMPLETE:
         result = f"val joint {t.value:.4f}"
     elif t.user_attrs.get("over_cap"):
@@ -366,7 +368,7 @@ class StudyProgress:
         from benchmark import tuning
 
         trials = self.study.get_trials(deepcopy=False)
-        counts = Counter(t.state for t in trials)
+        counts = Counter(t.state for t in trials if not rejected(t))  # the trials that count
         for t in trials:
             if t.state.is_finished() and t.number not in self.seen:
                 self.seen.add(t.number)

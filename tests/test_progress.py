@@ -222,6 +222,29 @@ def test_a_study_progress_line_fits_the_terminal(
     assert "━" in line  # the bar itself survives at 80 columns
 
 
+def test_a_trial_rejected_before_training_is_not_called_pruned() -> None:
+    """Optuna stores a suggestion over the cap as pruned; its line says rejected, as the docs
+    and the report do, and a trial the pruner stopped stays pruned, with its last epoch."""
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from benchmark import progress
+    from benchmark.progress import describe_trial
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+    over = create_trial(state=TrialState.PRUNED, user_attrs={"over_cap": 10, "params": 5000})
+    stopped = create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.5})
+    assert "rejected: 5,000 parameters, over the cap (not counted)" in describe_trial(over)
+    assert "pruned: val joint 0.5000 at epoch 1" in describe_trial(stopped)
+    study = optuna.create_study(direction="maximize")
+    for trial in (over, stopped):
+        study.add_trial(trial)
+    bar = progress.study_bar()
+    progress.StudyProgress(bar, study, "gap_cnn x concat", 20)
+    assert bar.tasks[0].fields["stats"] == "best -, 1 pruned"  # the rejected one is not counted
+
+
 def test_a_study_bar_says_while_it_waits_for_trials_elsewhere() -> None:
     """A worker whose study's last trials run on other workers says how many, until the next
     refresh, rather than sit on a bar that does not move."""

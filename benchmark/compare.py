@@ -303,9 +303,10 @@ def progress_counts(queue: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def ladder_progress(plans: list[Plan], storage: Any) -> list[tuple[str, int, int]]:
-    """(stage, done, total) per rung: counted tuning trials of its studies, complete final
-    runs of its queue, as the storage holds them (nothing is created)."""
+def ladder_status(plans: list[Plan], storage: Any) -> list[dict[str, int]]:
+    """Where each rung stands, as the storage holds it on every machine (nothing is created):
+    per rung, counted tuning trials and complete final runs against those wanted, and what is
+    running now (a killed worker's trial or run shows as running until one takes it over)."""
 
     def load(name: str) -> Any:
         try:
@@ -315,10 +316,31 @@ def ladder_progress(plans: list[Plan], storage: Any) -> list[tuple[str, int, int
 
     found = []
     for plan in plans:
-        studies = [load(plan.study(arch, fusion)) for arch, fusion in plan.pairs]
-        trials = sum(min(tuning.finished_count(s), plan.trials) for s in studies if s)
-        found.append((f"tune {plan.base.epochs} ep", trials, len(plan.pairs) * plan.trials))
+        studies = [s for s in (load(plan.study(a, f)) for a, f in plan.pairs) if s is not None]
         queue = load(QUEUE_PREFIX + plan.key())
-        runs = progress_counts(queue)["complete"] if queue else 0
-        found.append((f"runs {plan.base.epochs} ep", runs, len(plan.items())))
+        runs = progress_counts(queue) if queue else {}
+        found.append(
+            {
+                "epochs": plan.base.epochs,
+                "trials": sum(min(tuning.finished_count(s), plan.trials) for s in studies),
+                "trials_running": sum(
+                    len(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) for s in studies
+                ),
+                "trials_wanted": len(plan.pairs) * plan.trials,
+                "runs": runs.get("complete", 0),
+                "runs_running": runs.get("running", 0),
+                "runs_diverged": runs.get("diverged", 0),
+                "runs_wanted": len(plan.items()),
+            }
+        )
+    return found
+
+
+def ladder_progress(plans: list[Plan], storage: Any) -> list[tuple[str, int, int]]:
+    """(stage, done, total) per rung: counted tuning trials of its studies, complete final
+    runs of its queue (``ladder_status``)."""
+    found = []
+    for rung in ladder_status(plans, storage):
+        found.append((f"tune {rung['epochs']} ep", rung["trials"], rung["trials_wanted"]))
+        found.append((f"runs {rung['epochs']} ep", rung["runs"], rung["runs_wanted"]))
     return found

@@ -88,6 +88,28 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     assert (tmp_path / comparison.COMPARISON).read_bytes() == costs
 
 
+def test_status_says_where_each_rung_stands_and_writes_nothing(
+    tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``compare --status`` before anything started creates nothing; after ``--tune-only`` it
+    counts every rung's trials as done and its runs as not, and leaves every file as it was."""
+    argv = ["compare", *LADDER, "--results-dir", str(tmp_path / "ladder")]
+    assert main([*argv, "--status"]) == 0
+    assert "nothing started" in capsys.readouterr().out
+    assert not (tmp_path / "ladder").exists()
+    assert main([*argv, "--tune-only"]) == 0
+    before = {p: p.read_bytes() for p in (tmp_path / "ladder").rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main([*argv, "--status"]) == 0
+    rows = [line.split("│")[1:4] for line in capsys.readouterr().out.splitlines() if "│" in line]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["1 epoch", "2 of 2", "0 of 2"],
+        ["2 epochs", "2 of 2", "0 of 2"],
+    ]
+    after = {p: p.read_bytes() for p in (tmp_path / "ladder").rglob("*") if p.is_file()}
+    assert after == before
+
+
 def test_workers_started_by_hand_on_one_machine_time_their_runs_as_shared(
     tmp_path: Path, small_data
 ) -> None:

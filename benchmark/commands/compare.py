@@ -138,6 +138,34 @@ def in_workers(
         return run_workers(commands, spec, refresh)
 
 
+def show_status(plans: list[Any], spec: str, local: Path | None) -> int:
+    """``--status``: where the ladder stands in its storage, on every machine sharing it; trains
+    nothing and writes nothing (a storage file not there yet is not created)."""
+    from rich.table import Table
+
+    from benchmark import compare, storages
+    from benchmark.comparison import epochs_text
+
+    label = storages.storage_label(spec)
+    if local is not None and not local.exists():
+        console.print(f"nothing started: {label} does not exist yet")
+        return 0
+    with storages.storage_errors(spec):
+        found = compare.ladder_status(plans, storages.open_storage(spec))
+    table = Table(title=f"the ladder in {label}", title_justify="left")
+    for column in ("rung", "tuning trials", "final runs"):
+        table.add_column(column, justify="left" if column == "rung" else "right")
+    for rung in found:
+        trials = f"{rung['trials']} of {rung['trials_wanted']}"
+        runs = f"{rung['runs']} of {rung['runs_wanted']}"
+        trials += f", {rung['trials_running']} running" if rung["trials_running"] else ""
+        runs += f", {rung['runs_running']} running" if rung["runs_running"] else ""
+        runs += f", {rung['runs_diverged']} diverged" if rung["runs_diverged"] else ""
+        table.add_row(epochs_text(rung["epochs"]), trials, runs)
+    console.print(table)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Tune every combination at each budget of the ladder (one cap), train default and tuned
     over the same seeds at each, and write the report; run it again to finish what an
@@ -152,7 +180,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     ladder = [plan.base.epochs for plan in plans]  # lowest first
     results_dir = Path(args.results_dir)
     spec = storages.storage_spec(args.storage, results_dir)
-    storages.check_storage(spec)
+    local = storages.check_storage(spec)
+    if args.status:
+        return show_status(plans, spec, local)
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
     say_emulated([ex])
     ex = replace(ex, sharing=args.sharing or 1)  # a worker of --jobs: its timings are shared
@@ -265,6 +295,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="tune every rung and stop (the final runs carry timings and want a quiet machine)",
     )
     p.add_argument("--no-report", action="store_true", help="skip the report stage")
+    p.add_argument(
+        "--status",
+        action="store_true",
+        help="say where every rung stands (tuning trials and final runs, done and running on "
+        "every machine sharing the storage) and stop: trains and writes nothing",
+    )
     p.add_argument(
         "--results-dir",
         default=OUTPUT,

@@ -24,7 +24,8 @@ FIGURES = (
     "latency_ms_b1",
     "train_images_per_s",
     "peak_mem_mb",
-    "compile_seconds",
+    "compile_seconds",  # every compile of the row: inference, batch 1 and training
+    "train_compile_seconds",  # the training step's alone: what a compiled run pays
 )
 COLUMNS = (
     "arch",
@@ -42,6 +43,8 @@ COLUMNS = (
     "error",
 )
 NUMBERS = ("batch_size", *FIGURES)  # read back as numbers (a damaged cell becomes NaN)
+# Earlier layouts a file may have: appending brings it to COLUMNS, its cells blank where new.
+EARLIER = (tuple(c for c in COLUMNS if c != "train_compile_seconds"),)
 
 
 def results_path(
@@ -58,12 +61,16 @@ def results_path(
     return Path(results_dir) / kind / (slug(f"{name}-{precision}").lower() + suffix)
 
 
+def header_of(path: Path) -> tuple[str, ...]:
+    with path.open(newline="") as fh:
+        return tuple(next(csv.reader(fh), []))
+
+
 def check_header(path: Path) -> None:
-    """An existing results file must have our columns, or appended rows would be misread."""
+    """An existing results file must have our columns (or an earlier layout of them, which
+    appending upgrades), or appended rows would be misread."""
     if path.exists():
-        with path.open(newline="") as fh:
-            header = next(csv.reader(fh), [])
-        if tuple(header) != COLUMNS:
+        if header_of(path) not in (COLUMNS, *EARLIER):
             raise UsageError(
                 f"{path} has other columns than this version writes; move it away or pass "
                 f"another --results-dir"
@@ -71,12 +78,15 @@ def check_header(path: Path) -> None:
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Read, append, write atomically: an interrupt leaves the old file or the new, never half."""
+    """Read, append, write atomically: an interrupt leaves the old file or the new, never half.
+    A file of an earlier layout is rewritten in this one first, its rows' new cells blank."""
     existing = path.read_text() if path.exists() else ""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    if not existing:
+    if not existing or header_of(path) != COLUMNS:
         writer.writeheader()
+        writer.writerows(csv.DictReader(io.StringIO(existing)))
+        existing = ""
     writer.writerow(row)
     files.write_text(path, existing + buf.getvalue())
 

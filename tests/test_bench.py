@@ -43,7 +43,7 @@ def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
     for name in ("infer_images_per_s", "latency_ms_b1", "train_images_per_s"):
         assert row[name] > 0, name
     assert math.isnan(row["peak_mem_mb"])  # not measured on the CPU (see the module docstring)
-    assert row["compile_seconds"] == 0
+    assert row["compile_seconds"] == row["train_compile_seconds"] == 0
     assert pd.isna(row["error"])
     assert row["torch"] and row["commit"]
 
@@ -98,6 +98,23 @@ def test_a_csv_with_other_columns_is_left_alone(
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 2
     assert "other columns" in capsys.readouterr().err
     assert csv_path.read_text() == "arch,fusion,something\nx,y,1\n"
+
+
+def test_a_csv_of_the_earlier_layout_is_upgraded_as_a_row_is_appended(tmp_path: Path) -> None:
+    """A file written before ``train_compile_seconds`` keeps its rows, the new cell blank."""
+    from benchmark.benchfile import EARLIER
+
+    (old,) = EARLIER
+    csv_path = tmp_path / "bench" / "cpu-fp32.csv"
+    csv_path.parent.mkdir()
+    cells = dict.fromkeys(old, "") | {"arch": "gap_cnn", "fusion": "concat"}
+    cells["compile_seconds"] = "12.5"
+    csv_path.write_text(",".join(old) + "\n" + ",".join(cells[c] for c in old) + "\n")
+    assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 0
+    df = pd.read_csv(csv_path)
+    assert tuple(df.columns) == COLUMNS and list(df["arch"]) == ["gap_cnn", "small_cnn"]
+    assert df["compile_seconds"].tolist() == [12.5, 0.0]
+    assert math.isnan(df["train_compile_seconds"][0]) and df["train_compile_seconds"][1] == 0
 
 
 def test_model_cost_is_measured_once_per_model(monkeypatch: pytest.MonkeyPatch) -> None:

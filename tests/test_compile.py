@@ -104,6 +104,22 @@ def test_a_compiled_run_trains_and_records_its_compile_time(synthetic, tmp_path:
     assert metrics["test"]["pairs"] == 10 * 500  # every test image was scored
 
 
+@compiles
+def test_bench_compiled_reports_the_training_compile_apart(tmp_path: Path) -> None:
+    """A compiled ``bench`` row has every compile in ``compile_seconds`` and the training
+    step's, what a compiled run pays, in ``train_compile_seconds``."""
+    import pandas as pd
+
+    from benchmark.cli import main
+
+    argv = ["bench", "--arch", "small_cnn", "--fusion", "late_sum", "--compile", "--device", "cpu"]
+    argv += ["--precision", "fp32", "--no-channels-last", "--infer-batch-size", "8"]
+    argv += ["--batch-size", "8", "--warmup-calls", "1", "--iters", "2"]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 0
+    (row,) = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv").to_dict("records")
+    assert 0 < row["train_compile_seconds"] < row["compile_seconds"]
+
+
 def test_compiling_for_the_cpu_hides_only_torchs_no_gpu_notice() -> None:
     """A CUDA build of torch on a CPU-only machine says "No CUDA runtime is found" when Inductor
     imports its C++ tools: noise to a CPU user. Its other warnings still come through."""

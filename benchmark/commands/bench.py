@@ -54,6 +54,7 @@ def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
         columns["peak_mem_mb"] = ("peak MB", ",.0f")
     if first["compile"]:
         columns["compile_seconds"] = ("compile s", ".1f")
+        columns["train_compile_seconds"] = ("of it train", ".1f")
     for header, spec in columns.values():
         table.add_column(header, justify="left" if spec == "s" else "right", no_wrap=True)
     for r in rows:

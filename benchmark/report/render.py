@@ -32,6 +32,8 @@ BENCH_TABLE = {
     "infer img/s": ("infer_images_per_s", ",.0f"),
     "latency b1 ms": ("latency_ms_b1", ".3f"),
     "train img/s": ("train_images_per_s", ",.0f"),
+    "compile s": ("compile_seconds", ".1f"),
+    "of it train": ("train_compile_seconds", ".1f"),
     "peak mem MB": ("peak_mem_mb", ",.1f"),
     "torch": ("torch", ""),
     "commit": ("commit", ""),

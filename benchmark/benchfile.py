@@ -62,6 +62,7 @@ def results_path(
 
 
 def header_of(path: Path) -> tuple[str, ...]:
+    """The first row of a results CSV: which layout it was written in."""
     with path.open(newline="") as fh:
         return tuple(next(csv.reader(fh), []))
 

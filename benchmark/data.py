@@ -53,10 +53,6 @@ def missing_files(root: Path) -> list[Path]:
     return [raw / name for name in RAW_FILES if not (raw / name).is_file()]
 
 
-def has_raw_files(root: Path) -> bool:
-    return not missing_files(root)
-
-
 def layout(path: Path) -> tuple[list[int], int]:
     """(the IDX header MNIST's file of this name has, the bytes of one item: image or label)."""
     magic, count = RAW_FILES[path.name]

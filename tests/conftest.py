@@ -225,11 +225,11 @@ def fast_tier_data(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     """The real MNIST (slow tests only)."""
-    from benchmark.data import candidate_roots, has_raw_files
+    from benchmark.data import candidate_roots, missing_files
 
     roots = [Path(MNIST_ROOT)] if MNIST_ROOT else []
     for root in roots + candidate_roots("data") + [REPO.parent / "shared" / "mnist"]:
-        if has_raw_files(root):
+        if not missing_files(root):
             return root.resolve()
     pytest.skip("MNIST not found: set MNIST_ROOT to a folder holding MNIST/raw/*-ubyte")
 

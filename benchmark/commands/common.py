@@ -31,7 +31,6 @@ from benchmark.progress import console
 # Where a user's runs, studies and reports go by default; the committed reference figures live in
 # results/ and change only when a command names it (--results-dir results).
 OUTPUT = "output"
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SIGINT = 130

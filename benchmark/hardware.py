@@ -243,7 +243,11 @@ def choose(figures: dict[str, float], precision: str = "auto") -> tuple[str, boo
 
 
 def machine_key() -> str:
-    return f"{device_name(torch.device('cpu'))} | torch {torch.__version__}"
+    """The probe cache's key: the CPU (model and threads), the torch release, and whether the
+    CPU has native bf16. VMs name CPUs with and without AVX-512 BF16 alike (``AMD EPYC``), and a
+    cache shared between such machines must not hand one's bf16 choice to the other."""
+    bf16 = "native bf16" if native_bf16() else "no native bf16"
+    return f"{device_name(torch.device('cpu'))} | torch {torch.__version__} | {bf16}"
 
 
 def cache_path() -> Path:

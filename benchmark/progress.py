@@ -74,7 +74,8 @@ def probed_here(probe: dict[str, Any]) -> bool:
 
 
 def cpu_of(machine_key: str) -> str:
-    """The CPU a probe's machine key (``hardware.machine_key``: CPU | torch release) names."""
+    """The CPU a probe's machine key (``hardware.machine_key``: CPU | torch release | bf16)
+    names."""
     return machine_key.split(" | ")[0]
 
 

@@ -81,6 +81,17 @@ def test_the_choice_is_measured_once_per_machine(fake_probe: list[int]) -> None:
     assert hardware.cpu_choice() == record and len(fake_probe) == 1
 
 
+def test_a_cpu_of_the_same_name_without_native_bf16_probes_for_itself(
+    fake_probe: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two VMs named alike, one with native bf16: a cache they share keeps a record for each."""
+    monkeypatch.setattr(hardware, "native_bf16", lambda: True)
+    native = hardware.cpu_choice()
+    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
+    assert hardware.cpu_choice()["machine"] != native["machine"] and len(fake_probe) == 2
+    assert len(json.loads(hardware.cache_path().read_text())) == 2
+
+
 @pytest.mark.parametrize("damage", ["{not json", "[1, 2]", '{"KEY": {"precision": "fp16"}}'])
 def test_a_damaged_cache_is_measured_over(fake_probe: list[int], damage: str) -> None:
     path = hardware.cache_path()

@@ -19,7 +19,7 @@ import math
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -121,8 +121,11 @@ def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int,
     return _COSTS[key]
 
 
-def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
-    """Every figure of one configuration; raises what torch raises (out of memory, unsupported)."""
+def measure_pair(
+    arch: str, fusion: str, s: Settings
+) -> tuple[dict[str, float], Callable[[], None]]:
+    """Every figure of one configuration, and its training step, compiled and warm (what
+    ``compile_ab`` times again); raises what torch raises (out of memory, unsupported)."""
     if s.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(s.device)
     if s.compile:  # compiled code is specialised per model; stale entries would hit the cache limit
@@ -167,7 +170,34 @@ def measure_pair(arch: str, fusion: str, s: Settings) -> dict[str, float]:
         "peak_mem_mb": peak,
         "compile_seconds": compile_infer + compile_b1 + compile_train if s.compile else 0.0,
         "train_compile_seconds": compile_train if s.compile else 0.0,
-    }
+    }, step
+
+
+def compile_ab(
+    arch: str, fusion: str, s: Settings, rounds: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The figures of one configuration eager and compiled, their training taken again in
+    ``rounds`` rounds of ``s.iters`` steps each, eager and compiled taking turns (the order
+    alternating), so that both come from the same minutes of a machine whose speed drifts by
+    tens of percent between sittings. The compiled row gets the per-round ratio of compiled to
+    eager training speed: its median and quartiles (``ab_*``)."""
+    figures, steps = {}, {}
+    for compiled in (False, True):
+        settings = replace(s, ex=replace(s.ex, compile=compiled))
+        figures[compiled], steps[compiled] = measure_pair(arch, fusion, settings)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(rounds):
+        for compiled in (False, True) if r % 2 == 0 else (True, False):
+            calls = [timed_call(steps[compiled], s.ex) for _ in range(s.iters)]
+            times[compiled].append(statistics.median(calls))
+    ratios = [eager / compiled for eager, compiled in zip(times[False], times[True], strict=True)]
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
+    for compiled in (False, True):
+        figures[compiled]["train_images_per_s"] = s.train_batch_size / statistics.median(
+            times[compiled]
+        )
+    figures[True] |= {"ab_rounds": rounds, "ab_ratio": median, "ab_ratio_q1": q1, "ab_ratio_q3": q3}
+    return figures[False], figures[True]
 
 
 def one_line(exc: BaseException) -> str:
@@ -175,27 +205,40 @@ def one_line(exc: BaseException) -> str:
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
 
 
-def bench_pair(arch: str, fusion: str, s: Settings, commit: str | None) -> dict[str, Any]:
-    """One CSV row; a configuration that fails gets NaN figures and the error: the sweep goes on."""
-    row: dict[str, Any] = {
-        "arch": arch,
-        "fusion": fusion,
-        "device": device_name(s.device),
-        "device_type": s.device.type,
-        "precision": s.precision,
-        "batch_size": s.batch_size,
-        "train_batch_size": s.train_batch_size,
-        "channels_last": s.channels_last,
-        "compile": s.compile,
-        **dict.fromkeys(FIGURES, math.nan),
-        "torch": torch.__version__,
-        "commit": commit,
-        "error": "",
-    }
+def bench_rows(
+    arch: str, fusion: str, s: Settings, commit: str | None, ab_rounds: int | None = None
+) -> list[dict[str, Any]]:
+    """The CSV rows of one configuration: one as ``s`` says, or with ``ab_rounds`` an eager and a
+    compiled one measured taking turns (``compile_ab``). A configuration that fails gets NaN
+    figures and the error: the sweep goes on."""
+    variants = [s.compile] if ab_rounds is None else [False, True]
+    rows = [
+        {
+            "arch": arch,
+            "fusion": fusion,
+            "device": device_name(s.device),
+            "device_type": s.device.type,
+            "precision": s.precision,
+            "batch_size": s.batch_size,
+            "train_batch_size": s.train_batch_size,
+            "channels_last": s.channels_last,
+            "compile": compiled,
+            **dict.fromkeys(FIGURES, math.nan),
+            "torch": torch.__version__,
+            "commit": commit,
+            "error": "",
+        }
+        for compiled in variants
+    ]
     try:
-        row.update(measure_pair(arch, fusion, s))
+        if ab_rounds is None:
+            rows[0].update(measure_pair(arch, fusion, s)[0])
+        else:
+            for row, figures in zip(rows, compile_ab(arch, fusion, s, ab_rounds), strict=True):
+                row.update(figures)
     except (RuntimeError, ValueError, MemoryError) as exc:  # torch.OutOfMemoryError included
-        row["error"] = one_line(exc)
+        for row in rows:
+            row.update(dict.fromkeys(FIGURES, math.nan), error=one_line(exc))
     if s.device.type == "cuda":
         torch.cuda.empty_cache()  # give a failed configuration's blocks back before the next
-    return row
+    return rows

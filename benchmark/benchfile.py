@@ -26,7 +26,14 @@ FIGURES = (
     "peak_mem_mb",
     "compile_seconds",  # every compile of the row: inference, batch 1 and training
     "train_compile_seconds",  # the training step's alone: what a compiled run pays
+    # bench --compile-ab, on the compiled row: rounds taken in turn with its eager twin, and the
+    # per-round ratio of compiled to eager training speed (median, quartiles)
+    "ab_rounds",
+    "ab_ratio",
+    "ab_ratio_q1",
+    "ab_ratio_q3",
 )
+AB = ("ab_rounds", "ab_ratio", "ab_ratio_q1", "ab_ratio_q3")
 COLUMNS = (
     "arch",
     "fusion",
@@ -44,7 +51,19 @@ COLUMNS = (
 )
 NUMBERS = ("batch_size", *FIGURES)  # read back as numbers (a damaged cell becomes NaN)
 # Earlier layouts a file may have: appending brings it to COLUMNS, its cells blank where new.
-EARLIER = (tuple(c for c in COLUMNS if c != "train_compile_seconds"),)
+EARLIER = (
+    tuple(c for c in COLUMNS if c not in ("train_compile_seconds", *AB)),
+    tuple(c for c in COLUMNS if c not in AB),
+)
+
+
+def ab_text(row: Any) -> str:
+    """``1.17x (1.10-1.25)``: a compiled row's training speed over its eager twin's, the median
+    and quartiles of its rounds; ``-`` for a row measured otherwise."""
+    ratio, q1, q3 = (float(row.get(c, "nan") or "nan") for c in AB[1:])
+    if ratio != ratio:  # NaN: not an A/B row
+        return "-"
+    return f"{ratio:.2f}x ({q1:.2f}-{q3:.2f})"
 
 
 def results_path(

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from architectures import count_params, create_model
-from benchmark.benchfile import COLUMNS, FIGURES
+from benchmark.benchfile import COLUMNS, EARLIER, FIGURES
 from benchmark.cli import main
 
 # small_cnn (width 16, 128 features) x concat (hidden 128), by hand: conv 1->16 at 28x28,
@@ -77,6 +77,8 @@ def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(tmp_pat
         ["--warmup-calls", "-1"],
         ["--batch-size", "0"],
         ["--arch", "no_such_encoder"],
+        ["--compile-ab", "1"],
+        ["--compile-ab", "3", "--compile"],
     ],
 )
 def test_bad_input_is_a_usage_error(
@@ -100,11 +102,11 @@ def test_a_csv_with_other_columns_is_left_alone(
     assert csv_path.read_text() == "arch,fusion,something\nx,y,1\n"
 
 
-def test_a_csv_of_the_earlier_layout_is_upgraded_as_a_row_is_appended(tmp_path: Path) -> None:
-    """A file written before ``train_compile_seconds`` keeps its rows, the new cell blank."""
-    from benchmark.benchfile import EARLIER
-
-    (old,) = EARLIER
+@pytest.mark.parametrize("old", EARLIER, ids=["no train compile", "no A/B"])
+def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
+    old: tuple[str, ...], tmp_path: Path
+) -> None:
+    """A file written before the later columns keeps its rows, their new cells blank."""
     csv_path = tmp_path / "bench" / "cpu-fp32.csv"
     csv_path.parent.mkdir()
     cells = dict.fromkeys(old, "") | {"arch": "gap_cnn", "fusion": "concat"}
@@ -115,6 +117,24 @@ def test_a_csv_of_the_earlier_layout_is_upgraded_as_a_row_is_appended(tmp_path: 
     assert tuple(df.columns) == COLUMNS and list(df["arch"]) == ["gap_cnn", "small_cnn"]
     assert df["compile_seconds"].tolist() == [12.5, 0.0]
     assert math.isnan(df["train_compile_seconds"][0]) and df["train_compile_seconds"][1] == 0
+
+
+def test_compile_ab_writes_an_eager_and_a_compiled_row_measured_in_turns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The rounds' plumbing, with compiling left out (``Execution.compiled`` hands the function
+    back; a real compile is in test_compile): two rows, the compiled one with its ratio."""
+    from benchmark import hardware
+
+    monkeypatch.setattr(hardware.Execution, "compiled", lambda self, fn: fn)
+    assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "late_sum", "--compile-ab", "3") == 0
+    eager, compiled = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv").to_dict("records")
+    assert (eager["compile"], compiled["compile"]) == (False, True)
+    assert eager["train_images_per_s"] > 0 and compiled["train_images_per_s"] > 0
+    assert math.isnan(eager["ab_ratio"]) and compiled["ab_rounds"] == 3
+    assert 0 < compiled["ab_ratio_q1"] <= compiled["ab_ratio"] <= compiled["ab_ratio_q3"]
+    out = capsys.readouterr().out
+    assert "eager and compiled taking turns" in out and "of eager" in out
 
 
 def test_model_cost_is_measured_once_per_model(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -105,19 +105,22 @@ def test_a_compiled_run_trains_and_records_its_compile_time(synthetic, tmp_path:
 
 
 @compiles
-def test_bench_compiled_reports_the_training_compile_apart(tmp_path: Path) -> None:
-    """A compiled ``bench`` row has every compile in ``compile_seconds`` and the training
-    step's, what a compiled run pays, in ``train_compile_seconds``."""
+def test_bench_compile_ab_compiles_and_reports_the_training_compile_apart(tmp_path: Path) -> None:
+    """``bench --compile-ab``: an eager row and a compiled one, the compiled one with every
+    compile in ``compile_seconds``, the training step's (what a compiled run pays) in
+    ``train_compile_seconds`` and its speed over eager's per round."""
     import pandas as pd
 
     from benchmark.cli import main
 
-    argv = ["bench", "--arch", "small_cnn", "--fusion", "late_sum", "--compile", "--device", "cpu"]
-    argv += ["--precision", "fp32", "--no-channels-last", "--infer-batch-size", "8"]
-    argv += ["--batch-size", "8", "--warmup-calls", "1", "--iters", "2"]
+    argv = ["bench", "--arch", "small_cnn", "--fusion", "late_sum", "--compile-ab", "2"]
+    argv += ["--device", "cpu", "--precision", "fp32", "--no-channels-last"]
+    argv += ["--infer-batch-size", "8", "--batch-size", "8", "--warmup-calls", "1", "--iters", "2"]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 0
-    (row,) = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv").to_dict("records")
+    eager, row = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv").to_dict("records")
+    assert eager["compile_seconds"] == 0 and row["compile"]
     assert 0 < row["train_compile_seconds"] < row["compile_seconds"]
+    assert row["ab_rounds"] == 2 and row["ab_ratio"] > 0
 
 
 def test_compiling_for_the_cpu_hides_only_torchs_no_gpu_notice() -> None:

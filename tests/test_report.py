@@ -154,6 +154,22 @@ def test_bench_rows_give_macs_and_best_throughput(tmp_path: Path) -> None:
     assert small["infer_images_per_s"] == 40000 and small["bench_device"] == "cpu"  # error row out
     markdown = report.bench_section(inputs.bench, inputs.notes)
     assert "out of memory" in markdown and "small_cnn x late_sum" in markdown
+    assert "A/B" not in markdown  # no bench --compile-ab row: no column for one
+
+
+def test_a_compile_ab_row_shows_compiled_over_eager_with_its_quartiles(tmp_path: Path) -> None:
+    path = tmp_path / "cpu-fp32.csv"
+    figures = {"train_images_per_s": 2000.0, "ab_rounds": 10, "ab_ratio": 1.171}
+    figures |= {"ab_ratio_q1": 1.104, "ab_ratio_q3": 1.252}
+    for compiled in (False, True):
+        row = {"arch": "gap_cnn", "fusion": "concat", "device": "cpu", "compile": compiled}
+        benchfile.append_row(path, row | (figures if compiled else {}))
+    bench, _ = benchfile.read_rows([path])
+    markdown = report.bench_section(bench, [])
+    assert "train vs eager (A/B)" in markdown
+    cells = [line.split(" | ") for line in markdown.splitlines() if "gap_cnn x concat" in line]
+    assert [c for c in cells[0] if "x (" in c] == []  # the eager row: no ratio of its own
+    assert "1.17x (1.10-1.25)" in cells[1]
 
 
 def test_a_group_takes_bench_figures_from_the_device_its_runs_were_timed_on(

@@ -33,17 +33,21 @@ def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
+    from benchmark.benchfile import ab_text
+
     first = rows[0]
     failed = sum(bool(r["error"]) for r in rows)
+    ab = any(r["compile"] != first["compile"] for r in rows)
     table = Table(
         title=f"bench on {first['device']}, {first['precision']}, batch {first['batch_size']} "
         f"(train {first['train_batch_size']}), channels_last {first['channels_last']}, "
-        f"compile {first['compile']}",
+        + ("eager and compiled taking turns" if ab else f"compile {first['compile']}"),
         caption=f"appended to {path}" + (f"; {failed} failed (error column)" if failed else ""),
     )
     columns = {
         "arch": ("arch", "s"),
         "fusion": ("fusion", "s"),
+        **({"compile": ("compiled", "")} if ab else {}),
         "params": ("params", ",.0f"),
         "macs_per_image": ("MMACs", ".2f"),
         "infer_images_per_s": ("infer/s", ",.0f"),
@@ -52,13 +56,15 @@ def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
     }
     if first["device_type"] == "cuda":
         columns["peak_mem_mb"] = ("peak MB", ",.0f")
-    if first["compile"]:
+    if first["compile"] or ab:
         columns["compile_seconds"] = ("compile s", ".1f")
         columns["train_compile_seconds"] = ("of it train", ".1f")
+    if ab:
+        columns["ab"] = ("train vs eager", "s")
     for header, spec in columns.values():
         table.add_column(header, justify="left" if spec == "s" else "right", no_wrap=True)
     for r in rows:
-        values = {**r, "macs_per_image": r["macs_per_image"] / 1e6}
+        values = {**r, "macs_per_image": r["macs_per_image"] / 1e6, "ab": ab_text(r)}
         table.add_row(*(escape(fmt(values[key], spec)) for key, (_, spec) in columns.items()))
     return table
 
@@ -77,8 +83,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             ("--infer-batch-size", args.infer_batch_size, 1),
             ("--iters", args.iters, 1),
             ("--warmup-calls", args.warmup_calls, 0),
+            ("--compile-ab", args.compile_ab, 2),
         ]
     )
+    if args.compile_ab and args.compile is not None:
+        raise UsageError("--compile-ab measures eager and compiled both; drop --[no-]compile")
     check_writable(args.results_dir)
     cfg = base_config(args, skip=SETTINGS)
     try:
@@ -102,8 +111,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from rich.markup import escape
 
     from architectures import ENCODERS, FUSIONS
-    from benchmark.bench import bench_pair
-    from benchmark.benchfile import append_row, check_header, results_path
+    from benchmark.bench import bench_rows
+    from benchmark.benchfile import ab_text, append_row, check_header, results_path
     from benchmark.hardware import device_name, git_commit
 
     archs = ENCODERS.select(args.arch)
@@ -118,11 +127,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with interrupts_as_exceptions():
         for arch in archs:
             for fusion in fusions:
-                row = bench_pair(arch, fusion, s, commit)
-                append_row(path, row)
-                rows.append(row)
-                status = row["error"] or f"{fmt(row['train_images_per_s'], ',.0f')} train img/s"
-                console.print(f"[{len(rows)}/{total}] {arch} x {fusion}: {escape(status)}")
+                found = bench_rows(arch, fusion, s, commit, args.compile_ab)
+                for row in found:
+                    append_row(path, row)
+                rows += found
+                speeds = " and ".join(fmt(r["train_images_per_s"], ",.0f") for r in found)
+                status = found[0]["error"] or f"{speeds} train img/s"
+                if len(found) > 1 and not found[0]["error"]:
+                    status += f" (eager and compiled): compiled {ab_text(found[1])} of eager"
+                done = len(rows) // len(found)
+                console.print(f"[{done}/{total}] {arch} x {fusion}: {escape(status)}")
     print_wide(rows_table(rows, path))
     return 0
 
@@ -143,6 +157,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--warmup-calls", type=int, default=10, metavar="N", help="untimed calls first [10]"
     )
     p.add_argument("--iters", type=int, default=40, metavar="N", help="timed calls [40]")
+    p.add_argument(
+        "--compile-ab",
+        type=int,
+        metavar="ROUNDS",
+        help="measure each configuration eager and compiled, then time their training again in "
+        "ROUNDS rounds of --iters steps each, taking turns: two rows, the compiled one with "
+        "compiled/eager per round (median, quartiles) [off]",
+    )
     add_config_flags(p, skip=SETTINGS, title="run settings measured under (as for run)")
     add_results_dir_flag(p, "rows go to <dir>/bench/")
     add_plugin_flag(p, cmd_bench)

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark import metrics
+from benchmark.benchfile import ab_text
 from benchmark.report.aggregate import TARGET, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent
@@ -34,6 +35,7 @@ BENCH_TABLE = {
     "train img/s": ("train_images_per_s", ",.0f"),
     "compile s": ("compile_seconds", ".1f"),
     "of it train": ("train_compile_seconds", ".1f"),
+    "train vs eager (A/B)": ("ab", ""),  # benchfile.ab_text: bench --compile-ab rows only
     "peak mem MB": ("peak_mem_mb", ",.1f"),
     "torch": ("torch", ""),
     "commit": ("commit", ""),
@@ -341,11 +343,13 @@ def bench_section(bench: pd.DataFrame, notes: list[str]) -> str:
         rows = bench.sort_values(
             ["arch", "fusion", "device", "precision", "batch_size"], kind="stable"
         )
+        rows = rows.assign(ab=[ab_text(r) for r in rows.to_dict("records")])
+        shown = {h: c for h, c in BENCH_TABLE.items() if c[0] != "ab" or rows["ab"].ne("-").any()}
         table = pd.DataFrame(
             {"combination": rows["arch"].astype(str) + " x " + rows["fusion"].astype(str)}
             | {
                 header: rows[column].map(lambda v, spec=spec: fmt(v, spec))
-                for header, (column, spec) in BENCH_TABLE.items()
+                for header, (column, spec) in shown.items()
             }
         )
         parts.append(markdown_table(table))

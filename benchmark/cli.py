@@ -66,6 +66,8 @@ def parser_named(prog: str) -> ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
     for command in COMMANDS:
         command.add_parser(sub)
+    # named so in the usage line and in the error of a command line without one: the choices
+    sub.metavar = "{" + ",".join(sub.choices) + "}"
     return parser
 
 

@@ -9,6 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from conftest import exit_status, one_line
 
 from benchmark.cli import build_parser, main
 
@@ -20,6 +21,12 @@ def test_version_prints_the_package_version(capsys) -> None:
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip().endswith(f" {version('digitsum-bench')}")
+
+
+def test_no_command_is_one_line_naming_the_commands(capsys) -> None:
+    assert exit_status([]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "required" in line and "{list,run,tune,compare,report," in line
 
 
 def test_the_console_script_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:

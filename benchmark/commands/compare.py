@@ -235,7 +235,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "compare",
-        help="the fair comparison: tune all at one budget, default + tuned x seeds, report",
+        help="the fair comparison: tune all at each budget of a ladder, default + tuned x "
+        "seeds, report",
         description=cmd_compare.__doc__,
     )
     p.add_argument("--arch", default=CORE_ARCHS, help=f"encoder(s) [{CORE_ARCHS}]")

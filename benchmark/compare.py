@@ -1,6 +1,7 @@
-"""The fair comparison (``compare``): every combination tuned at the final budget under one
-parameter cap, then the default and the tuned configuration of every combination trained over
-the same seeds, then the report.
+"""The fair comparison (``compare``): every combination tuned at the budget of its final runs
+under one parameter cap, then the default and the tuned configuration of every combination
+trained over the same seeds, then the report; a ladder (``--epochs 1,3,9``) is one such ``Plan``
+per rung (its two stages over the rungs: ``benchmark.stages``).
 
 Work is handed out through the Optuna storage, never a lock of our own: tuning trials through
 each combination's study (several processes or machines on one storage stop together at

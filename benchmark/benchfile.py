@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,9 @@ if TYPE_CHECKING:
     import pandas as pd
     import torch
 
+# bench --compile-ab, on the compiled row: rounds taken in turn with its eager twin, and the
+# per-round ratio of compiled to eager training speed (median, quartiles)
+AB = ("ab_rounds", "ab_ratio", "ab_ratio_q1", "ab_ratio_q3")
 FIGURES = (
     "params",
     "macs_per_image",
@@ -26,14 +30,8 @@ FIGURES = (
     "peak_mem_mb",
     "compile_seconds",  # every compile of the row: inference, batch 1 and training
     "train_compile_seconds",  # the training step's alone: what a compiled run pays
-    # bench --compile-ab, on the compiled row: rounds taken in turn with its eager twin, and the
-    # per-round ratio of compiled to eager training speed (median, quartiles)
-    "ab_rounds",
-    "ab_ratio",
-    "ab_ratio_q1",
-    "ab_ratio_q3",
+    *AB,
 )
-AB = ("ab_rounds", "ab_ratio", "ab_ratio_q1", "ab_ratio_q3")
 COLUMNS = (
     "arch",
     "fusion",
@@ -60,8 +58,8 @@ EARLIER = (
 def ab_text(row: Any) -> str:
     """``1.17x (1.10-1.25)``: a compiled row's training speed over its eager twin's, the median
     and quartiles of its rounds; ``-`` for a row measured otherwise."""
-    ratio, q1, q3 = (float(row.get(c, "nan") or "nan") for c in AB[1:])
-    if ratio != ratio:  # NaN: not an A/B row
+    ratio, q1, q3 = (float(row.get(c, math.nan)) for c in AB[1:])
+    if math.isnan(ratio):  # not an A/B row
         return "-"
     return f"{ratio:.2f}x ({q1:.2f}-{q3:.2f})"
 
@@ -80,17 +78,13 @@ def results_path(
     return Path(results_dir) / kind / (slug(f"{name}-{precision}").lower() + suffix)
 
 
-def header_of(path: Path) -> tuple[str, ...]:
-    """The first row of a results CSV: which layout it was written in."""
-    with path.open(newline="") as fh:
-        return tuple(next(csv.reader(fh), []))
-
-
 def check_header(path: Path) -> None:
     """An existing results file must have our columns (or an earlier layout of them, which
     appending upgrades), or appended rows would be misread."""
     if path.exists():
-        if header_of(path) not in (COLUMNS, *EARLIER):
+        with path.open(newline="") as fh:
+            header = tuple(next(csv.reader(fh), []))
+        if header not in (COLUMNS, *EARLIER):
             raise UsageError(
                 f"{path} has other columns than this version writes; move it away or pass "
                 f"another --results-dir"
@@ -103,9 +97,10 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
     existing = path.read_text() if path.exists() else ""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    if not existing or header_of(path) != COLUMNS:
+    earlier = csv.DictReader(io.StringIO(existing))
+    if tuple(earlier.fieldnames or ()) != COLUMNS:  # a new file, or one of an earlier layout
         writer.writeheader()
-        writer.writerows(csv.DictReader(io.StringIO(existing)))
+        writer.writerows(earlier)
         existing = ""
     writer.writerow(row)
     files.write_text(path, existing + buf.getvalue())

@@ -124,6 +124,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     total = len(archs) * len(fusions)
     console.print(f"bench: {total} configuration(s) on {device_name(s.device)}, {s.precision}")
     rows: list[dict[str, Any]] = []
+    done = 0
     with interrupts_as_exceptions():
         for arch in archs:
             for fusion in fusions:
@@ -135,7 +136,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 status = found[0]["error"] or f"{speeds} train img/s"
                 if len(found) > 1 and not found[0]["error"]:
                     status += f" (eager and compiled): compiled {ab_text(found[1])} of eager"
-                done = len(rows) // len(found)
+                done += 1
                 console.print(f"[{done}/{total}] {arch} x {fusion}: {escape(status)}")
     print_wide(rows_table(rows, path))
     return 0

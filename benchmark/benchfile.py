@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,15 +68,27 @@ def ab_text(row: Any) -> str:
 def results_path(
     results_dir: str | Path, kind: str, device: torch.device, precision: str, suffix: str
 ) -> Path:
-    """``<results>/<kind>/<device>-<precision><suffix>``: the file name says the conditions.
+    """``<results>/<kind>/<device>-<precision><suffix>``: the file name says the machine and
+    precision, so two machines sharing a results folder append to files of their own.
 
-    Any CPU is ``cpu`` (the row's ``device`` field names the model and thread count); a GPU is its
-    name, e.g. ``nvidia-h100-80gb-hbm3-bf16.csv``.
+    A CPU is ``cpu-`` and its model (``cpu-intel-xeon-platinum-8480-bf16.csv``; the row's
+    ``device`` field adds the thread count); a GPU is its name (``nvidia-h100-80gb-hbm3-bf16.csv``).
     """
-    from benchmark.hardware import device_name  # torch: only where a device is at hand anyway
+    from benchmark import hardware  # torch: only where a device is at hand anyway
 
-    name = "cpu" if device.type == "cpu" else device_name(device)
+    if device.type == "cpu":
+        name = "-".join(filter(None, ("cpu", cpu_slug(hardware.cpu_model()))))
+    else:
+        name = hardware.device_name(device)
     return Path(results_dir) / kind / (slug(f"{name}-{precision}").lower() + suffix)
+
+
+def cpu_slug(model: str) -> str:
+    """A CPU model name as a file name's part, without trademark marks, ``CPU`` and the clock,
+    which add nothing to the name: ``Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.00GHz`` is
+    ``intel-xeon-platinum-8480``."""
+    model = re.sub(r"\((R|TM)\)|\bCPU\b|@.*$", " ", model, flags=re.IGNORECASE)
+    return "-".join(re.findall(r"[a-z0-9]+", model.lower()))
 
 
 def check_header(path: Path) -> None:

@@ -413,6 +413,17 @@ def report_markdown(inputs):
 
 
 DEVICE = "cpu: Test CPU (2 threads)"
+
+
+def cpu_file(results_dir: Path, kind: str, precision: str, suffix: str) -> Path:
+    """Where ``bench`` or ``datapath`` on this machine's CPU writes (named after its model)."""
+    import torch
+
+    from benchmark.benchfile import results_path
+
+    return results_path(results_dir, kind, torch.device("cpu"), precision, suffix)
+
+
 VERSIONS = {"python": "3.11.9", "torch": "2.99.0", "torchvision": "0.99.0", "timm": "9.9.9"}
 
 

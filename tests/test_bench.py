@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import cpu_file
 
 from architectures import count_params, create_model
-from benchmark.benchfile import COLUMNS, EARLIER, FIGURES
+from benchmark import hardware
+from benchmark.benchfile import COLUMNS, EARLIER, FIGURES, results_path
 from benchmark.cli import main
 
 # small_cnn (width 16, 128 features) x concat (hidden 128), by hand: conv 1->16 at 28x28,
@@ -26,8 +28,30 @@ def bench(tmp_path: Path, *args: str) -> int:
     return main(["bench", *args, *TINY, "--results-dir", str(tmp_path)])
 
 
+@pytest.mark.parametrize(
+    ("model", "name"),
+    [
+        ("Intel(R) Xeon(R) Platinum 8480+ CPU @ 2.00GHz", "cpu-intel-xeon-platinum-8480-bf16.csv"),
+        ("Intel(R) Xeon(R) Processor", "cpu-intel-xeon-processor-bf16.csv"),
+        ("AMD EPYC", "cpu-amd-epyc-bf16.csv"),
+        ("AMD EPYC 7763 64-Core Processor", "cpu-amd-epyc-7763-64-core-processor-bf16.csv"),
+        ("", "cpu-bf16.csv"),
+    ],
+)
+def test_a_cpu_results_file_is_named_after_the_cpu_model(
+    model: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two machines sharing a results folder append to files of their own (a Xeon's rows used to
+    land in the file of an AMD EPYC, both ``cpu-bf16.csv``)."""
+    import torch
+
+    monkeypatch.setattr(hardware, "cpu_model", lambda: model)
+    path = results_path(tmp_path, "bench", torch.device("cpu"), "bf16", ".csv")
+    assert path == tmp_path / "bench" / name
+
+
 def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
-    csv_path = tmp_path / "bench" / "cpu-fp32.csv"
+    csv_path = cpu_file(tmp_path, "bench", "fp32", ".csv")
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 0
     df = pd.read_csv(csv_path)
     assert tuple(df.columns) == COLUMNS
@@ -60,7 +84,7 @@ def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(tmp_pat
     args = ["--arch", "small_cnn", "--fusion", "concat,late_sum", *TINY[:5]]
     rc = main(["bench", *args, *impossible, "--iters", "1", "--results-dir", str(tmp_path)])
     assert rc == 0
-    df = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv")
+    df = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv"))
     assert list(df["fusion"]) == ["concat", "late_sum"]
     for _, row in df.iterrows():
         assert row["error"].startswith("RuntimeError: ")
@@ -94,7 +118,7 @@ def test_bad_input_is_a_usage_error(
 def test_a_csv_with_other_columns_is_left_alone(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    csv_path = tmp_path / "bench" / "cpu-fp32.csv"
+    csv_path = cpu_file(tmp_path, "bench", "fp32", ".csv")
     csv_path.parent.mkdir()
     csv_path.write_text("arch,fusion,something\nx,y,1\n")
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 2
@@ -107,7 +131,7 @@ def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     old: tuple[str, ...], tmp_path: Path
 ) -> None:
     """A file written before the later columns keeps its rows, their new cells blank."""
-    csv_path = tmp_path / "bench" / "cpu-fp32.csv"
+    csv_path = cpu_file(tmp_path, "bench", "fp32", ".csv")
     csv_path.parent.mkdir()
     cells = dict.fromkeys(old, "") | {"arch": "gap_cnn", "fusion": "concat"}
     cells["compile_seconds"] = "12.5"
@@ -128,7 +152,7 @@ def test_compile_ab_writes_an_eager_and_a_compiled_row_measured_in_turns(
 
     monkeypatch.setattr(hardware.Execution, "compiled", lambda self, fn: fn)
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "late_sum", "--compile-ab", "3") == 0
-    eager, compiled = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv").to_dict("records")
+    eager, compiled = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv")).to_dict("records")
     assert (eager["compile"], compiled["compile"]) == (False, True)
     assert eager["train_images_per_s"] > 0 and compiled["train_images_per_s"] > 0
     assert math.isnan(eager["ab_ratio"]) and compiled["ab_rounds"] == 3

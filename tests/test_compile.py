@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import cpu_file
 from torch.profiler import profile
 
 from benchmark import hardware, inductor, runs
@@ -117,7 +118,7 @@ def test_bench_compile_ab_compiles_and_reports_the_training_compile_apart(tmp_pa
     argv += ["--device", "cpu", "--precision", "fp32", "--no-channels-last"]
     argv += ["--infer-batch-size", "8", "--batch-size", "8", "--warmup-calls", "1", "--iters", "2"]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 0
-    eager, row = pd.read_csv(tmp_path / "bench" / "cpu-fp32.csv").to_dict("records")
+    eager, row = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv")).to_dict("records")
     assert eager["compile_seconds"] == 0 and row["compile"]
     assert 0 < row["train_compile_seconds"] < row["compile_seconds"]
     assert row["ab_rounds"] == 2 and row["ab_ratio"] > 0

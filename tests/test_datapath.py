@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import cpu_file
 
 from benchmark.cli import main
 from benchmark.datapath import NaiveDigitSumDataset
@@ -35,7 +36,7 @@ def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, synthetic_
     args += ["--device", "cpu", "--precision", "fp32"]  # auto is test_precision's
     args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
     assert main(["datapath", *args]) == 0
-    report = json.loads((tmp_path / "datapath" / "cpu-fp32.json").read_text())
+    report = json.loads(cpu_file(tmp_path, "datapath", "fp32", ".json").read_text())
     assert (report["arch"], report["fusion"]) == ("gap_cnn", "concat")
     assert (report["batch_size"], report["steps"], report["warmup"]) == (16, 4, 1)
     assert report["rounds"] == 2
@@ -48,7 +49,7 @@ def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, synthetic_
     ratios = report["ratios"]
     assert ratios["trainer_over_prebuilt"] == pytest.approx(ips["trainer"] / ips["prebuilt"])
     assert ratios["trainer_over_dataloader"] == pytest.approx(ips["trainer"] / ips["dataloader"])
-    md = (tmp_path / "datapath" / "cpu-fp32.md").read_text()
+    md = cpu_file(tmp_path, "datapath", "fp32", ".md").read_text()
     assert f"{ips['trainer']:,.0f}" in md and f"{ratios['trainer_over_prebuilt']:.3f}" in md
 
 

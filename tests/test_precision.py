@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import make_run, report_markdown
+from conftest import cpu_file, make_run, report_markdown
 
 from benchmark import hardware, report, rundir, runs
 from benchmark.config import TrainConfig
@@ -201,12 +201,13 @@ def test_bench_and_datapath_measure_what_auto_chose(
     tiny = ["--device", "cpu", "--infer-batch-size", "8", "--batch-size", "8", "--iters", "1"]
     assert main(["bench", "--arch", "small_cnn", "--fusion", "concat", *tiny,
                  "--warmup-calls", "0", "--results-dir", str(tmp_path)]) == 0  # fmt: skip
-    row = (tmp_path / "bench" / "cpu-bf16.csv").read_text().splitlines()[1].split(",")
+    row = cpu_file(tmp_path, "bench", "bf16", ".csv").read_text().splitlines()[1].split(",")
     assert row[4:8] == ["bf16", "8", "8", "True"]  # precision, batches, channels_last
     args = ["--steps", "2", "--rounds", "1", "--warmup-steps", "0", "--batch-size", "16"]
     argv = ["datapath", *args, "--device", "cpu", "--data-dir", str(synthetic_root)]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 0
-    assert json.loads((tmp_path / "datapath" / "cpu-bf16.json").read_text())["precision"] == "bf16"
+    written = cpu_file(tmp_path, "datapath", "bf16", ".json")
+    assert json.loads(written.read_text())["precision"] == "bf16"
 
 
 def twin_runs(root: Path, precision: str, errors: tuple[float, ...], speed: float) -> None:

@@ -337,6 +337,18 @@ def ladder_status(plans: list[Plan], storage: Any) -> list[dict[str, int]]:
     return found
 
 
+def ladder_complete(plans: list[Plan], storage: Any) -> bool:
+    """Whether the storage holds every rung done: each study's trials and each final run
+    finished (complete or diverged), nothing running anywhere. Such a ladder trains nothing and
+    needs no data, so its results are reported again where MNIST is not at hand."""
+    return all(
+        rung["trials"] >= rung["trials_wanted"]
+        and rung["runs"] + rung["runs_diverged"] >= rung["runs_wanted"]
+        and not rung["trials_running"] + rung["runs_running"]
+        for rung in ladder_status(plans, storage)
+    )
+
+
 def ladder_progress(plans: list[Plan], storage: Any) -> list[tuple[str, int, int]]:
     """(stage, done, total) per rung: counted tuning trials of its studies, complete final
     runs of its queue (``ladder_status``)."""

@@ -80,7 +80,11 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     costs = (tmp_path / comparison.COMPARISON).read_bytes()
     monkeypatch.setattr("benchmark.comparison.time", SlowClock())
 
-    assert main(argv) == 0  # everything is there: nothing trains again
+    def no_mnist(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a complete ladder loaded MNIST")
+
+    monkeypatch.setattr("benchmark.data.load_mnist", no_mnist)  # a clone without MNIST
+    assert main(argv) == 0  # everything is there: nothing trains again, no data is needed
     out = capsys.readouterr().out
     assert "training" not in out.replace("already complete", "")
     assert sum(len(found) for found in runs_by_epochs(tmp_path).values()) == 4

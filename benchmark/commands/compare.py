@@ -172,7 +172,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     interruption left."""
     import optuna
 
-    from benchmark import stages, storages
+    from benchmark import compare, stages, storages
     from benchmark.data import load_mnist
     from benchmark.hardware import device_name
 
@@ -186,9 +186,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
     say_emulated([ex])
     ex = replace(ex, sharing=args.sharing or 1)  # a worker of --jobs: its timings are shared
-    # the data before the storage: missing MNIST must not leave a new optuna.db behind
-    data = load_mnist(plans[0].base.data_dir).to(ex.device)
-    storage = storages.open_storage(spec)
+    # the data before a new storage: missing MNIST must not leave a new optuna.db behind; a
+    # ladder its storage holds complete trains nothing, so it needs none
+    storage = None if local is not None and not local.exists() else storages.open_storage(spec)
+    with storages.storage_errors(spec):
+        complete = storage is not None and compare.ladder_complete(plans, storage)
+    data = None if complete else load_mnist(plans[0].base.data_dir).to(ex.device)
+    storage = storage or storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     where = f"{socket.gethostname()} ({device_name(ex.device)})"
     if args.jobs > 1:

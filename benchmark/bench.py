@@ -237,8 +237,8 @@ def bench_rows(
             for row, figures in zip(rows, compile_ab(arch, fusion, s, ab_rounds), strict=True):
                 row.update(figures)
     except (RuntimeError, ValueError, MemoryError) as exc:  # torch.OutOfMemoryError included
-        for row in rows:
-            row.update(dict.fromkeys(FIGURES, math.nan), error=one_line(exc))
+        for row in rows:  # figures are filled in only once all are measured: they stay NaN
+            row["error"] = one_line(exc)
     if s.device.type == "cuda":
         torch.cuda.empty_cache()  # give a failed configuration's blocks back before the next
     return rows

@@ -192,7 +192,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     with storages.storage_errors(spec):
         complete = storage is not None and compare.ladder_complete(plans, storage)
     data = None if complete else load_mnist(plans[0].base.data_dir).to(ex.device)
-    storage = storage or storages.open_storage(spec)
+    if storage is None:
+        storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     where = f"{socket.gethostname()} ({device_name(ex.device)})"
     if args.jobs > 1:

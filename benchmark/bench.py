@@ -29,7 +29,7 @@ from architectures import DigitSumModel, count_params
 from architectures.fusions import NUM_DIGITS
 from benchmark.benchfile import FIGURES
 from benchmark.config import TrainConfig
-from benchmark.hardware import Execution, device_name
+from benchmark.hardware import Execution, cpu_features, device_name
 from benchmark.trainer import build_state, compute_loss, train_step
 
 DEFAULT_BATCH_SIZE = {"cpu": 1024, "cuda": 8192}
@@ -218,6 +218,7 @@ def bench_rows(
             "fusion": fusion,
             "device": device_name(s.device),
             "device_type": s.device.type,
+            "cpu_features": cpu_features() if s.device.type == "cpu" else "",
             "precision": s.precision,
             "batch_size": s.batch_size,
             "train_batch_size": s.train_batch_size,

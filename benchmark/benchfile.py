@@ -38,6 +38,7 @@ COLUMNS = (
     "fusion",
     "device",
     "device_type",
+    "cpu_features",  # hardware.cpu_features: blank for a GPU and in rows written before it
     "precision",
     "batch_size",
     "train_batch_size",
@@ -51,8 +52,9 @@ COLUMNS = (
 NUMBERS = ("batch_size", *FIGURES)  # read back as numbers (a damaged cell becomes NaN)
 # Earlier layouts a file may have: appending brings it to COLUMNS, its cells blank where new.
 EARLIER = (
-    tuple(c for c in COLUMNS if c not in ("train_compile_seconds", *AB)),
-    tuple(c for c in COLUMNS if c not in AB),
+    tuple(c for c in COLUMNS if c not in ("cpu_features", "train_compile_seconds", *AB)),
+    tuple(c for c in COLUMNS if c not in ("cpu_features", *AB)),
+    tuple(c for c in COLUMNS if c != "cpu_features"),
 )
 
 

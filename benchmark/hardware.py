@@ -354,16 +354,31 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cpu_model() -> str:
-    """The CPU's model name as the kernel reports it (``platform`` where there is no
-    /proc/cpuinfo)."""
+def cpuinfo(field: str) -> str | None:
+    """The first ``field`` of /proc/cpuinfo as the kernel reports it (None where it has none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.split(":", 1)[0].strip() == field:
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (``platform`` where there is no
+    /proc/cpuinfo)."""
+    return cpuinfo("model name") or platform.processor() or platform.machine()
+
+
+def cpu_features() -> str:
+    """What tells apart CPUs sold under one name (``AMD EPYC`` with and without AVX-512): torch's
+    vector level, ``bf16`` where oneDNN has native bf16 kernels, ``amx`` where the kernel reports
+    AMX tiles, as in ``avx512 bf16 amx``."""
+    found = [torch.backends.cpu.get_cpu_capability().lower()]
+    found += ["bf16"] if native_bf16() else []
+    found += ["amx"] if "amx_tile" in (cpuinfo("flags") or "").split() else []
+    return " ".join(found)
 
 
 def device_name(device: torch.device) -> str:

@@ -50,6 +50,36 @@ def test_a_cpu_results_file_is_named_after_the_cpu_model(
     assert path == tmp_path / "bench" / name
 
 
+@pytest.mark.parametrize(
+    ("level", "native", "flags", "features"),
+    [
+        ("AVX2", False, "fpu sse avx2", "avx2"),
+        ("AVX512", True, "avx512f avx512_bf16", "avx512 bf16"),
+        ("AVX512", True, "avx512_bf16 amx_bf16 amx_tile amx_int8", "avx512 bf16 amx"),
+        ("DEFAULT", False, None, "default"),  # no /proc/cpuinfo
+    ],
+)
+def test_cpu_features_tell_apart_cpus_of_one_name(
+    level: str, native: bool, flags: str | None, features: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two ``AMD EPYC`` VMs (one with AVX-512 BF16) name themselves alike: the features
+    column is what their bench rows differ in."""
+    import torch
+
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: level)
+    monkeypatch.setattr(hardware, "native_bf16", lambda: native)
+    monkeypatch.setattr(hardware, "cpuinfo", {"flags": flags}.get)
+    assert hardware.cpu_features() == features
+
+
+def test_cpuinfo_reads_the_kernels_fields() -> None:
+    """This machine's own: the model name is cpu_model's, and the flags hold the vector level."""
+    if hardware.cpuinfo("flags") is None:
+        pytest.skip("no /proc/cpuinfo flags here")
+    assert hardware.cpu_model() == hardware.cpuinfo("model name")
+    assert hardware.cpuinfo("no such field") is None
+
+
 def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
     csv_path = cpu_file(tmp_path, "bench", "fp32", ".csv")
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 0
@@ -59,6 +89,7 @@ def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
     row = df.iloc[0]
     assert (row["arch"], row["fusion"], row["device_type"]) == ("small_cnn", "concat", "cpu")
     assert row["device"].startswith("cpu")
+    assert row["cpu_features"] == hardware.cpu_features()
     assert row["precision"] == "fp32"
     assert (row["batch_size"], row["train_batch_size"]) == (8, 8)
     assert not row["channels_last"] and not row["compile"]
@@ -126,7 +157,7 @@ def test_a_csv_with_other_columns_is_left_alone(
     assert csv_path.read_text() == "arch,fusion,something\nx,y,1\n"
 
 
-@pytest.mark.parametrize("old", EARLIER, ids=["no train compile", "no A/B"])
+@pytest.mark.parametrize("old", EARLIER, ids=["no train compile", "no A/B", "no cpu features"])
 def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     old: tuple[str, ...], tmp_path: Path
 ) -> None:
@@ -141,6 +172,7 @@ def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     assert tuple(df.columns) == COLUMNS and list(df["arch"]) == ["gap_cnn", "small_cnn"]
     assert df["compile_seconds"].tolist() == [12.5, 0.0]
     assert math.isnan(df["train_compile_seconds"][0]) and df["train_compile_seconds"][1] == 0
+    assert pd.isna(df["cpu_features"][0]) and df["cpu_features"][1] == hardware.cpu_features()
 
 
 def test_compile_ab_writes_an_eager_and_a_compiled_row_measured_in_turns(

@@ -155,6 +155,18 @@ def test_bench_rows_give_macs_and_best_throughput(tmp_path: Path) -> None:
     markdown = report.bench_section(inputs.bench, inputs.notes)
     assert "out of memory" in markdown and "small_cnn x late_sum" in markdown
     assert "A/B" not in markdown  # no bench --compile-ab row: no column for one
+    assert "cpu features" not in markdown  # rows from before the column: none either
+
+
+def test_cpu_features_are_shown_where_a_row_has_them(tmp_path: Path) -> None:
+    """Two CPUs of one name, told apart by their features; a row from before the column is '-'."""
+    path = tmp_path / "cpu-amd-epyc-fp32.csv"
+    for features in ("avx2", "avx512 bf16", ""):
+        row = {"arch": "gap_cnn", "fusion": "concat", "device": "cpu: AMD EPYC (2 threads)"}
+        benchfile.append_row(path, row | {"cpu_features": features})
+    markdown = report.bench_section(benchfile.read_rows([path])[0], [])
+    cells = [line.split(" | ")[2] for line in markdown.splitlines() if "gap_cnn x concat" in line]
+    assert "| cpu features |" in markdown and cells == ["avx2", "avx512 bf16", "-"]
 
 
 def test_a_compile_ab_row_shows_compiled_over_eager_with_its_quartiles(tmp_path: Path) -> None:

@@ -39,7 +39,9 @@ def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
     failed = sum(bool(r["error"]) for r in rows)
     ab = any(r["compile"] != first["compile"] for r in rows)
     table = Table(
-        title=f"bench on {first['device']}, {first['precision']}, batch {first['batch_size']} "
+        title=f"bench on {first['device']}"
+        + (f" with {first['cpu_features']}" if first["cpu_features"] else "")
+        + f", {first['precision']}, batch {first['batch_size']} "
         f"(train {first['train_batch_size']}), channels_last {first['channels_last']}, "
         + ("eager and compiled taking turns" if ab else f"compile {first['compile']}"),
         caption=f"appended to {path}" + (f"; {failed} failed (error column)" if failed else ""),

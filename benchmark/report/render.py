@@ -24,6 +24,7 @@ from benchmark.report.wording import BEST, SAME_CONFIG, UNTESTED, plural
 # The bench section's table: header -> (bench column, format).
 BENCH_TABLE = {
     "device": ("device", ""),
+    "cpu features": ("cpu_features", ""),  # hardware.cpu_features: rows since it was recorded
     "precision": ("precision", ""),
     "batch": ("batch_size", ".0f"),
     "channels last": ("channels_last", ""),
@@ -41,6 +42,7 @@ BENCH_TABLE = {
     "commit": ("commit", ""),
     "error": ("error", ""),
 }
+OPTIONAL = ("ab", "cpu_features")  # BENCH_TABLE columns shown only where a row has one
 
 
 def combination(r: Any) -> str:
@@ -343,8 +345,14 @@ def bench_section(bench: pd.DataFrame, notes: list[str]) -> str:
         rows = bench.sort_values(
             ["arch", "fusion", "device", "precision", "batch_size"], kind="stable"
         )
-        rows = rows.assign(ab=[ab_text(r) for r in rows.to_dict("records")])
-        shown = {h: c for h, c in BENCH_TABLE.items() if c[0] != "ab" or rows["ab"].ne("-").any()}
+        rows = rows.assign(
+            ab=[ab_text(r) for r in rows.to_dict("records")],
+            cpu_features=rows["cpu_features"].astype(object).fillna("-"),
+        )
+        # left out where no row has one: the A/B, and the CPU features of rows from before them
+        shown = {
+            h: c for h, c in BENCH_TABLE.items() if c[0] not in OPTIONAL or rows[c[0]].ne("-").any()
+        }
         table = pd.DataFrame(
             {"combination": rows["arch"].astype(str) + " x " + rows["fusion"].astype(str)}
             | {

@@ -3,6 +3,7 @@ the report keeping the precisions apart."""
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -201,8 +202,10 @@ def test_bench_and_datapath_measure_what_auto_chose(
     tiny = ["--device", "cpu", "--infer-batch-size", "8", "--batch-size", "8", "--iters", "1"]
     assert main(["bench", "--arch", "small_cnn", "--fusion", "concat", *tiny,
                  "--warmup-calls", "0", "--results-dir", str(tmp_path)]) == 0  # fmt: skip
-    row = cpu_file(tmp_path, "bench", "bf16", ".csv").read_text().splitlines()[1].split(",")
-    assert row[4:8] == ["bf16", "8", "8", "True"]  # precision, batches, channels_last
+    with cpu_file(tmp_path, "bench", "bf16", ".csv").open(newline="") as fh:
+        row = next(csv.DictReader(fh))
+    measured = ("precision", "batch_size", "train_batch_size", "channels_last")
+    assert [row[k] for k in measured] == ["bf16", "8", "8", "True"]
     args = ["--steps", "2", "--rounds", "1", "--warmup-steps", "0", "--batch-size", "16"]
     argv = ["datapath", *args, "--device", "cpu", "--data-dir", str(synthetic_root)]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 0

@@ -225,6 +225,21 @@ def test_data_dir_that_is_a_file(
 
 
 @pytest.mark.parametrize("command", ["tune", "compare"])
+def test_a_model_that_cannot_take_mnist_stops_tuning_before_anything_is_written(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """As ``run`` does: one line, before the data loads or a storage is created (it was the
+    first trial's traceback, an optuna.db left behind)."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    results = tmp_path / "results"
+    argv = [command, "--arch", "gap_cnn,timm:vit_tiny_patch16_224", "--results-dir", str(results)]
+    assert exit_status(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "timm:vit_tiny_patch16_224 x concat with its defaults cannot run on 1x28x28" in line
+    assert not results.exists()
+
+
+@pytest.mark.parametrize("command", ["tune", "compare"])
 def test_missing_mnist_leaves_no_optuna_db(
     command: str, synthetic_root: Path, tmp_path: Path, capsys
 ) -> None:

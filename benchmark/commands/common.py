@@ -192,6 +192,19 @@ def check_data_dir(data_dir: str | None) -> None:
         )
 
 
+def check_models(pairs: Iterable[tuple[str, str]], model_args: dict[str, Any]) -> None:
+    """Each combination's meta-device dry run (``check_model``, as ``run`` gives its grid): a
+    model that cannot take 28x28 images stops ``tune`` or ``compare`` in one line before the
+    data loads or a storage is created, not in a traceback from the first trial."""
+    from architectures import check_model
+
+    for arch, fusion in pairs:
+        try:
+            check_model(arch, fusion, model_args)
+        except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
+            raise UsageError(str(exc)) from None
+
+
 # ------------------------------------------------------------------------------ flag builders
 
 

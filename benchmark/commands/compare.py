@@ -21,6 +21,7 @@ from benchmark.commands.common import (
     add_plugin_flag,
     base_config,
     check_data_dir,
+    check_models,
     console,
     int_list,
     interrupts_as_exceptions,
@@ -89,6 +90,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
             replace(base, seed=seed).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    check_models(pairs, base.model_args)
     cap = args.max_params or compare.default_cap(pairs)
     seeds = tuple(args.seeds)
     return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]

@@ -23,6 +23,7 @@ from benchmark.commands.common import (
     add_plugin_flag,
     base_config,
     check_data_dir,
+    check_models,
     config_overrides,
     console,
     interrupts_as_exceptions,
@@ -174,6 +175,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    check_models(pairs, base.model_args)
     spec = storages.storage_spec(args.storage, args.results_dir)
     storages.check_storage(spec)
     resolve_root(base.data_dir)  # missing MNIST fails here, before a storage file is created
@@ -221,7 +223,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "file (journal:PATH or PATH.log) [$OPTUNA_STORAGE, else sqlite:///<results-dir>/optuna.db]",
     )
     p.add_argument(
-        "--study", metavar="NAME", help="study name [<arch>__<fusion>__e<epochs>, see README]"
+        "--study",
+        metavar="NAME",
+        help="study name [<arch>__<fusion>__e<epochs>, see docs/protocol.md]",
     )
     p.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="worker processes on the study [1]"

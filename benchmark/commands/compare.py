@@ -295,7 +295,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--epochs",
         type=int_list,
         metavar="E[,E...]",
-        help="the ladder of budgets, each rung the whole protocol at that many epochs: 1,3,9 [4]",
+        help="the ladder of budgets, each rung the whole protocol at that many epochs, such as "
+        "1,3,9 [4]",
     )
     p.add_argument(
         "--tune-only",

@@ -1,8 +1,8 @@
-"""``predict``: digit and sum for your own PNG/JPEG images with a trained run.
+"""predict: digit and sum for your own PNG/JPEG images with a trained run.
 
 Each image is made MNIST-like the way the MNIST digits were made (grayscale, light-on-dark,
 cropped to the ink, scaled into a 20x20 box, centred by mass in a 28x28 field; see
-``benchmark.predict``). Give one --addend per --image, or a single one for all images.
+benchmark/predict.py). Give one --addend per --image, or a single one for all images.
 """
 
 from __future__ import annotations

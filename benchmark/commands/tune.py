@@ -225,7 +225,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--study",
         metavar="NAME",
-        help="study name [<arch>__<fusion>__e<epochs>, see docs/protocol.md]",
+        help="study name [<arch>__<fusion>__e<epochs>, then the cap and any other fixed settings: "
+        "see docs/protocol.md]",
     )
     p.add_argument(
         "--jobs", type=int, default=1, metavar="N", help="worker processes on the study [1]"
@@ -244,7 +245,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--seed", type=int, default=0, metavar="S", help="training seed of every trial [0]"
     )
     p.add_argument(
-        "--pruner", choices=("median", "hyperband", "halving"), default="median", help="[median]"
+        "--pruner",
+        choices=("median", "hyperband", "halving"),
+        default="median",
+        help="what stops a trial early on its per-epoch validation [median]",
     )
     p.add_argument(
         "--results-dir", default=OUTPUT, metavar="DIR", help=f"optuna.db and tuned/ [{OUTPUT}]"

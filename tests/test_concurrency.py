@@ -286,7 +286,7 @@ def test_a_compare_worker_tunes_the_next_study_while_the_last_place_of_one_is_he
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the queue.ask
 def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
-    tmp_path: Path, small_data
+    tmp_path: Path, small_data, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Final runs over two rungs, every run of the first held by another worker (which dies a
     second later, so its runs are queued again): this worker trains the second rung's runs
@@ -296,6 +296,7 @@ def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
     from benchmark.hardware import decide
     from benchmark.stages import train_ladder
 
+    monkeypatch.setattr("benchmark.stages.POLL_S", 0.2)  # the held runs come free after 1 s
     base, ex = decide(TrainConfig(epochs=1, train_subset=256))
     pair = ("small_cnn", "late_sum")
     plans = [compare.Plan(replace(base, epochs=e), (pair,), (0,), 2, 10**6) for e in (1, 2)]

@@ -135,7 +135,8 @@ def test_a_run_records_the_choice_and_its_resume_keeps_it(
 ) -> None:
     """config.json holds the resolved precision and layout with the probe's figures; metrics.json
     the precision and layout used; a resume after the machine's choice changed keeps the run's."""
-    cfg = TrainConfig(epochs=1, batch_size=64, eval_batch_size=100)
+    cfg = TrainConfig(arch="small_cnn", fusion="late_sum", epochs=1, batch_size=64)
+    cfg = replace(cfg, eval_batch_size=100)  # the smallest model: bf16 may be emulated here
     run_dir = runs.start_run(hardware.decide(cfg)[0], tmp_path)
     saved = json.loads((run_dir / rundir.CONFIG).read_text())
     assert (saved["precision"], saved["channels_last"]) == ("bf16", True)
@@ -159,10 +160,11 @@ def test_cli_run_says_what_auto_chose(
 ) -> None:
     from benchmark.cli import main
 
-    assert main(["run", "--epochs", "1", "--results-dir", str(tmp_path)]) == 0
+    small = ["--arch", "small_cnn", "--fusion", "late_sum", "--epochs", "1"]
+    assert main(["run", *small, "--results-dir", str(tmp_path)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "auto on this cpu: bf16, channels_last" in out and "bf16+channels_last 2,000" in out
-    assert main(["run", "--epochs", "1", "--precision", "fp32", "--no-channels-last",
+    assert main(["run", *small, "--precision", "fp32", "--no-channels-last",
                  "--results-dir", str(tmp_path)]) == 0  # fmt: skip
     out = " ".join(capsys.readouterr().out.split())
     assert "auto on this cpu" not in out and "threads), fp32" in out

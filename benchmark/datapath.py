@@ -161,7 +161,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Data path: {report['arch']} x {report['fusion']}",
         "",
-        f"- device: {report['device']}",
+        f"- device: {report['device']}"
+        + (f" with {report['cpu_features']}" if report.get("cpu_features") else ""),
         f"- torch {report['torch']}, commit {report['commit']}",
         f"- batch size {report['batch_size']}, {report['steps']} timed steps each after "
         f"{report['warmup']} warm-up steps, interleaved in {report['rounds']} rounds "

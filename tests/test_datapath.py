@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from conftest import cpu_file
 
+from benchmark import hardware
 from benchmark.cli import main
 from benchmark.datapath import NaiveDigitSumDataset
 
@@ -41,6 +42,7 @@ def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, synthetic_
     assert (report["batch_size"], report["steps"], report["warmup"]) == (16, 4, 1)
     assert report["rounds"] == 2
     assert report["device"].startswith("cpu") and report["torch"] == torch.__version__
+    assert report["cpu_features"] == hardware.cpu_features()  # VMs of one name told apart
     ips = report["images_per_s"]
     assert set(ips) == {"trainer", "prebuilt", "dataloader"}
     assert all(v > 0 for v in ips.values())
@@ -51,6 +53,7 @@ def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, synthetic_
     assert ratios["trainer_over_dataloader"] == pytest.approx(ips["trainer"] / ips["dataloader"])
     md = cpu_file(tmp_path, "datapath", "fp32", ".md").read_text()
     assert f"{ips['trainer']:,.0f}" in md and f"{ratios['trainer_over_prebuilt']:.3f}" in md
+    assert f"with {hardware.cpu_features()}" in md
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     from benchmark.benchfile import results_path
     from benchmark.data import load_mnist
     from benchmark.datapath import markdown, measure
-    from benchmark.hardware import device_name, git_commit
+    from benchmark.hardware import cpu_features, device_name, git_commit
 
     arch, fusion = ENCODERS.get(args.arch).name, FUSIONS.get(args.fusion).name
     require_at_least(
@@ -91,6 +91,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
         "fusion": fusion,
         "device": device_name(device),
         "device_type": device.type,
+        **({"cpu_features": cpu_features()} if device.type == "cpu" else {}),
         "precision": precision,
         "torch": torch.__version__,
         "commit": git_commit(),

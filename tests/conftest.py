@@ -540,3 +540,23 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@contextmanager
+def read_only(directory: Path) -> Iterator[str]:
+    """``directory`` read-only while the block runs, as a disk that turns read-only would be
+    (root: a read-only bind mount over it; else chmod, which root would pass); yields what a
+    write there says."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        try:
+            yield "Permission denied"
+        finally:
+            directory.chmod(0o755)
+        return
+    subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(directory)], check=True)
+        yield "Read-only file system"
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)

@@ -73,11 +73,18 @@ def test_cpu_features_tell_apart_cpus_of_one_name(
 
 
 def test_cpuinfo_reads_the_kernels_fields() -> None:
-    """This machine's own: the model name is cpu_model's, and the flags hold the vector level."""
-    if hardware.cpuinfo("flags") is None:
+    """This machine's own: the model name is cpu_model's, and the flags hold the vector level
+    torch computes with."""
+    import torch
+
+    flags = hardware.cpuinfo("flags")
+    if flags is None:
         pytest.skip("no /proc/cpuinfo flags here")
     assert hardware.cpu_model() == hardware.cpuinfo("model name")
     assert hardware.cpuinfo("no such field") is None
+    level = torch.backends.cpu.get_cpu_capability().lower()
+    flag = {"avx2": "avx2", "avx512": "avx512f"}.get(level)
+    assert flag is None or flag in flags.split()
 
 
 def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:

@@ -16,11 +16,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import REPO, exit_status, one_line, only_run
+from conftest import REPO, exit_status, one_line, only_run, read_only
 
 from benchmark import files, rundir, runs
 from benchmark.commands.common import interrupts_as_exceptions
@@ -345,26 +344,6 @@ def test_a_disk_that_fills_mid_run_is_one_line_and_the_resume_is_exact(
     code, err = resume(run_dir, capsys)
     assert code == 0, err
     assert_same_run(run_dir, ref=reference)
-
-
-@contextmanager
-def read_only(directory: Path) -> Iterator[str]:
-    """``directory`` read-only while the block runs, as a disk that turns read-only would be
-    (root: a read-only bind mount over it; else chmod, which root would pass); yields what a
-    write there says."""
-    if os.geteuid() != 0:
-        directory.chmod(0o555)
-        try:
-            yield "Permission denied"
-        finally:
-            directory.chmod(0o755)
-        return
-    subprocess.run(["mount", "--bind", str(directory), str(directory)], check=True)
-    try:
-        subprocess.run(["mount", "-o", "remount,bind,ro", str(directory)], check=True)
-        yield "Read-only file system"
-    finally:
-        subprocess.run(["umount", str(directory)], check=True)
 
 
 @pytest.mark.slow

@@ -254,7 +254,6 @@ needs_example = pytest.mark.skipif(
 )
 
 
-@needs_example
 def example_run(results: Path) -> Path:
     """A run of the installed example's dwsep_cnn x gated, trained in this process (as its
     entries are installed anyway) on the few synthetic images of ``small_data``."""
@@ -264,6 +263,7 @@ def example_run(results: Path) -> Path:
     return run_dir
 
 
+@needs_example
 def test_the_installed_example_is_found_without_plugin(
     tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -274,6 +274,7 @@ def test_the_installed_example_is_found_without_plugin(
     assert record["distribution"].startswith("digitsum-plugin-example ")
 
 
+@needs_example
 @pytest.mark.slow  # a command in a child process: four seconds on 2 cores
 def test_a_fresh_process_finds_the_installed_example(tmp_path: Path, small_data) -> None:
     image = REPO / "examples" / "zero.png"

@@ -293,8 +293,8 @@ def test_timings_name_a_machine_shared_by_several_processes() -> None:
 def test_emulated_bf16_is_warned_of_once(
     precision: str, native: bool, warned: bool, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``run``, ``tune`` and ``compare`` say when their bf16 is emulated on this CPU (one line,
-    however many runs share the execution)."""
+    """The notice ``run``, ``tune`` and ``compare`` give (``say_emulated``) when their bf16 is
+    emulated on this CPU: one line, however many runs share the execution, none otherwise."""
     from benchmark.progress import say_emulated
 
     monkeypatch.setattr(hardware, "native_bf16", lambda: native)

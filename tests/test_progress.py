@@ -199,8 +199,8 @@ def test_a_busy_machines_probe_warns_and_is_not_cached(probe_spread: list[float]
 def test_a_study_progress_line_fits_the_terminal(
     width: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``tune``'s and ``compare``'s study bar: label, bar, count, best and time left, all of it
-    within 80 columns, and one line per finished trial."""
+    """``tune``'s and ``compare``'s study bar: label, bar, count and best on one line within the
+    terminal's width, 80 columns included."""
     import optuna
     from rich.console import Console
 

@@ -208,15 +208,19 @@ def test_a_group_takes_bench_figures_from_the_device_its_runs_were_timed_on(
 
 
 def test_bench_with_missing_columns_and_other_model_size(tmp_path: Path) -> None:
+    """A bench row of another model size is not a group's (a tuned model does not borrow the
+    default's throughput); a row that does not say its size is taken; missing columns are NaN."""
     runs = tmp_path / "runs"
     make_run(runs, "big", params=2000)
     make_run(runs, "late", fusion="late_sum", params=1000)
     (tmp_path / "partial.csv").write_text(
-        "arch,fusion,params,macs_per_image\ngap_cnn,concat,1000,123\ngap_cnn,late_sum,,456\n"
+        "arch,fusion,params,infer_images_per_s\ngap_cnn,concat,1000,5000\ngap_cnn,late_sum,,6000\n"
     )
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "*.csv"))
     summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
-    assert summary["infer_images_per_s"].isna().all()
+    assert math.isnan(summary.loc["gap_cnn x concat", "infer_images_per_s"])  # 1,000 params
+    assert summary.loc["gap_cnn x late_sum", "infer_images_per_s"] == 6000
+    assert summary["latency_ms_b1"].isna().all()  # no such column in the file
 
 
 def test_unreadable_bench_file_is_a_note(tmp_path: Path) -> None:

@@ -171,8 +171,10 @@ def test_cuda_run_bf16_matches_cpu_closely(mnist) -> None:
     from benchmark.trainer import train
 
     cfg = TrainConfig(fusion="late_sum", epochs=1, train_subset=5000, batch_size=50)
-    cuda_state = train(*decide(replace(cfg, device="cuda")), mnist.to("cuda"))
-    cpu_state = train(*decide(replace(cfg, device="cpu")), mnist)
+    cuda_cfg, cuda_ex = decide(replace(cfg, device="cuda"))
+    cuda_state = train(cuda_cfg, mnist.to("cuda"), cuda_ex)
+    cpu_cfg, cpu_ex = decide(replace(cfg, device="cpu"))
+    cpu_state = train(cpu_cfg, mnist, cpu_ex)
     cuda_acc = cuda_state.history[-1].val_sum_acc
     assert cuda_acc > 0.8
     assert abs(cuda_acc - cpu_state.history[-1].val_sum_acc) < 0.05

@@ -95,7 +95,37 @@ def check_storage(spec: str) -> Path | None:
     else:
         return None  # a server: only connecting tells
     files.check_writable(path.parent, "--storage", storage_label(spec))
+    if path.is_dir():
+        raise UsageError(f"--storage {storage_label(spec)}: a directory; expected a file")
+    if is_journal(spec) and path.is_file():
+        check_journal(path, storage_label(spec))
     return path
+
+
+def check_journal(path: Path, label: str, settle_s: float = 1.0) -> None:
+    """A journal Optuna cannot replay, or that appending would break (a line that is not a
+    JSON record; a last line cut off, as a writer killed mid-write leaves it, which the next
+    record would be glued to), is one line naming it before anything is added to it. A last
+    line still being written by another process is given ``settle_s`` to end."""
+    import json
+
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):  # perhaps another process's record, half written
+        time.sleep(settle_s)
+        data = path.read_bytes()
+    lines = data.split(b"\n")
+    problem = f"its last line ({len(lines)}) is cut off" if lines[-1] else None
+    for number, line in enumerate(lines[:-1], 1):
+        try:
+            json.loads(line)
+        except ValueError:  # not JSON, or not UTF-8
+            problem = f"line {number} is not a journal record"
+            break
+    if problem:
+        raise DamagedFileError(
+            f"{label}: damaged Optuna journal: {problem}; repair it, or give another --storage "
+            f"/ --results-dir"
+        )
 
 
 def open_storage(spec: str) -> BaseStorage:

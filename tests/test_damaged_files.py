@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -455,6 +456,68 @@ def test_resume_of_a_read_only_run_directory_is_one_line(
     with read_only(run_dir):  # as root (CI) a read-only mount: root writes past a chmod
         assert exit_status(["run", "--resume", str(run_dir)]) == 2
     assert "cannot create its lock file" in one_line(capsys.readouterr().err)
+
+
+def a_journal(path: Path) -> bytes:
+    """A real Optuna journal of one study and two trials, as bytes."""
+    import optuna
+
+    from benchmark import storages
+
+    study = optuna.create_study(storage=storages.open_storage(f"journal:{path}"), study_name="x")
+    for lr in (0.01, 0.02):
+        study.enqueue_trial({"lr": lr})
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda good: b"garbage\n", "line 1 is not a journal record"),
+        (lambda good: b"\x89PNG\r\n\x1a\n\x00\x00", "line 1 is not a journal record"),
+        (lambda good: good[:-40], "its last line (3) is cut off"),  # a writer killed mid-write
+        (lambda good: good.replace(b"}\n", b"\n", 1), "line 1 is not a journal record"),
+    ],
+    ids=["text", "binary", "cut off", "a record broken"],
+)
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_a_damaged_journal_is_one_line_naming_it_and_left_as_it_was(
+    command: str,
+    damage: Any,
+    problem: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Optuna's traceback (JSONDecodeError, UnicodeDecodeError) was the answer, and a cut-off
+    last line got the next record glued to it, breaking the journal for good."""
+    from benchmark.cli import main
+
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.setattr("benchmark.storages.time.sleep", lambda s: None)  # no writer to wait for
+    journal = tmp_path / "optuna.log"
+    journal.write_bytes(damage(a_journal(journal)))
+    capsys.readouterr()  # Optuna's own notices while the journal was made
+    before = journal.read_bytes()
+    argv = [command, "--storage", str(journal), "--results-dir", str(tmp_path / "r")]
+    assert main([*argv, "--epochs", "1"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"{journal}: damaged Optuna journal: {problem}" in line
+    assert journal.read_bytes() == before
+
+
+def test_a_journal_line_another_process_is_writing_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A last line without its newline may be another worker's record half written: it is read
+    again after a moment, and a journal whose record was finished meanwhile is fine."""
+    from benchmark import storages
+
+    journal = tmp_path / "optuna.log"
+    good = a_journal(journal)
+    journal.write_bytes(good[:-40])
+    monkeypatch.setattr(storages.time, "sleep", lambda s: journal.write_bytes(good))
+    storages.check_journal(journal, "optuna.log")  # no error: the record was finished
 
 
 def test_a_damaged_optuna_db_is_one_line_naming_it(

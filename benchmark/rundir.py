@@ -35,6 +35,7 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 MODEL = "model.pt"
 LOCK = ".lock"
+OWN_FILES = (CONFIG, STATUS, HISTORY, CHECKPOINT, METRICS, MODEL, LOCK)  # what a run writes
 SHARED_BY = ", shared by "  # metrics.json's device, when several processes shared the machine
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -79,6 +80,22 @@ def test_torchscript_matches_pytorch_late_sum(trained_run: Path, synthetic, tmp_
         images, addends = inputs(synthetic, batch)
         with torch.no_grad():
             assert_same_outputs(scripted(images, addends), model(images, addends))
+
+
+@pytest.mark.parametrize("name", [rundir.MODEL, rundir.CONFIG, rundir.METRICS])
+def test_an_export_never_overwrites_a_runs_own_files(
+    name: str, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out RUN/model.pt`` wrote the TorchScript over the run's weights, which no longer
+    loaded; a run's own files are refused in one line, nothing written."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(trained_run, run_dir)
+    target = run_dir / name
+    before = target.read_bytes()
+    argv = ["export", "--run", str(run_dir), "--format", "torchscript", "--out", str(target)]
+    assert main(argv) == 2
+    assert f"--out {target} is a run's own {name}" in one_line(capsys.readouterr().err)
+    assert target.read_bytes() == before and not (run_dir / "model.torchscript.pt").exists()
 
 
 OTHER_MODELS = [("gap_cnn", f) for f in FUSIONS.select("all") if f != "late_sum"] + [

@@ -23,6 +23,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else run_dir / FORMATS[args.format]
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; expected a file path")
+    if out.name in rundir.OWN_FILES and (out.parent / rundir.CONFIG).is_file():
+        raise UsageError(  # a run's weights or records, lost to an export: never
+            f"--out {out} is a run's own {out.name}; give another path, or none for "
+            f"{run_dir / FORMATS[args.format]}"
+        )
     check_writable(out.parent, "--out", out)
     data = EXPORTERS[args.format](runs.load_run(run_dir))
     files.write_bytes(out, data)

@@ -31,6 +31,11 @@ from benchmark.errors import UsageError
 from benchmark.trials import counts_towards_budget, rejected
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Suggestions over the parameter cap in a row (in one process) after which the cap is taken to
+# be below what the search space can build: each is rejected and not counted, so a cap under the
+# smallest model kept a study suggesting for ever (1,100 rejections in 100 s). A cap that admits
+# a tenth of the space rejects 100 in a row once in 38,000.
+OVER_CAP_IN_A_ROW = 100
 POLL_S = 5.0  # how often a worker whose study's last trials run elsewhere looks again
 # A study's budget: values tuned at one budget (or experiment) are not comparable with another.
 BUDGET_FIELDS = fields_of("budget", "experiment")
@@ -330,7 +335,21 @@ def optimize(
     (it comes back for the place of any trial that fails).
     """
     deadline = None if timeout is None else time.monotonic() + timeout
+    over_cap: list[int] = []  # parameters of this process's last suggestions, all over the cap
+
+    def count_over_cap(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if "over_cap" in trial.user_attrs:
+            over_cap.append(trial.user_attrs["params"])
+        else:
+            over_cap.clear()
+
     while deadline is None or time.monotonic() < deadline:
+        if len(over_cap) >= OVER_CAP_IN_A_ROW:
+            raise UsageError(
+                f"--max-params {max_params:,}: the last {len(over_cap)} suggestions of study "
+                f"{study.study_name} were all over it (the smallest had {min(over_cap):,} "
+                f"parameters); give a larger cap"
+            )
         fail_stale(study)
         finished = finished_count(study)
         if finished >= trials:  # this or other workers got there
@@ -346,7 +365,7 @@ def optimize(
         study.optimize(
             lambda trial: objective(trial, base, data, ex, max_params, trials),
             n_trials=1,
-            callbacks=list(callbacks),
+            callbacks=[*callbacks, count_over_cap],
         )
 
 

@@ -364,6 +364,23 @@ def test_a_suggestion_over_the_cap_is_rejected_before_training() -> None:
     assert study_name(base, None, 1000).endswith("__p1000")
 
 
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_a_cap_below_every_suggestion_stops_the_study_in_one_line(
+    command: str, small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Each suggestion over the cap is rejected and not counted: a cap below the smallest model
+    kept a study suggesting for ever. A run of them in a row ends it, naming the cap."""
+    from benchmark import tuning
+
+    monkeypatch.setattr(tuning, "OVER_CAP_IN_A_ROW", 4)
+    argv = [command, "--arch", "small_cnn", "--fusion", "late_sum", "--max-params", "10"]
+    argv += ["--trials", "2", "--epochs", "1", "--results-dir", str(tmp_path)]
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "--max-params 10: the last 4 suggestions of study small_cnn__late_sum__e1" in line
+    assert "were all over it (the smallest had " in line and "give a larger cap" in line
+
+
 def write_export(results: Path, epochs: int) -> None:
     cfg = TrainConfig(epochs=epochs)
     name = study_name(cfg, None)

@@ -63,6 +63,8 @@ def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, synthetic_
         ["--steps", "0"],
         ["--steps", "10", "--rounds", "3"],  # not a whole number of steps per round
         ["--arch", "gap*"],  # one name, not a pattern
+        ["--num-workers", "9999"],  # hung, its workers left behind when killed
+        ["--num-workers", "-1"],
     ],
 )
 def test_bad_input_is_a_usage_error(

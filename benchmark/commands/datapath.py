@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -50,6 +51,11 @@ def cmd_datapath(args: argparse.Namespace) -> int:
             ("--num-workers", args.num_workers, 0),
         ]
     )
+    most = 4 * (os.cpu_count() or 1)  # more processes than that measure the machine's thrashing
+    if args.num_workers > most:
+        raise UsageError(
+            f"--num-workers must be <= {most} (4 per core here), got {args.num_workers}"
+        )
     check_writable(args.results_dir)
     if args.steps % args.rounds:
         raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")

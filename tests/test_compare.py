@@ -136,6 +136,7 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         (["--worker", "-1"], "--worker must be >= 0, got -1"),
         (["--seeds", "0,-1"], "seed must be in 0..2**63-1, got -1"),
         (["--epochs", ","], "--epochs must be positive integers such as 1,3,9, got []"),
+        (["--epochs", "1,x"], "argument --epochs: invalid list '1,x'"),  # it said "seed list"
     ):
         assert main(["compare", "--results-dir", str(tmp_path / "r"), *flags]) == 2
         assert message in capsys.readouterr().err

@@ -124,7 +124,7 @@ def int_list(text: str) -> list[int]:
         return list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"invalid seed list {text!r}; expected comma-separated integers such as 0,1,2"
+            f"invalid list {text!r}; expected comma-separated integers such as 0,1,2"
         ) from None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from conftest import exit_status
 from optuna.trial import TrialState
 
 from benchmark import compare, comparison, rundir, storages, tuning
@@ -138,7 +139,7 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         (["--epochs", ","], "--epochs must be positive integers such as 1,3,9, got []"),
         (["--epochs", "1,x"], "argument --epochs: invalid list '1,x'"),  # it said "seed list"
     ):
-        assert main(["compare", "--results-dir", str(tmp_path / "r"), *flags]) == 2
+        assert exit_status(["compare", "--results-dir", str(tmp_path / "r"), *flags]) == 2
         assert message in capsys.readouterr().err
         assert not (tmp_path / "r").exists()
 

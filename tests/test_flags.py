@@ -204,6 +204,30 @@ def test_results_dir_that_is_a_file(
     assert target.read_text() == "not a directory" and list(tmp_path.iterdir()) == [target]
 
 
+EMPTY_PATHS = [
+    ("run", "--results-dir"), ("run", "--resume"), ("run", "--config"), ("tune", "--storage"),
+    ("tune", "--results-dir"), ("compare", "--storage"), ("compare", "--results-dir"),
+    ("report", "--out"), ("report", "--runs"), ("report", "--bench"), ("report", "--against"),
+    ("bench", "--results-dir"), ("datapath", "--results-dir"), ("predict", "--run"),
+    ("predict", "--image"), ("export", "--run"), ("export", "--out"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("command", "flag"), EMPTY_PATHS)
+def test_an_empty_path_is_refused_not_read_as_here_or_as_not_given(
+    command: str, flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``--results-dir ''`` wrote runs/ into the current folder, ``--resume ''`` started a new
+    run, ``--storage ''`` took the default: an empty path is one line, nothing written."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.chdir(tmp_path)
+    needed = {"predict": ["--run", "r", "--image", "i.png", "--addend", "1"]}
+    needed["export"] = ["--run", "r", "--format", "onnx"]
+    assert exit_status([command, *needed.get(command, []), flag, ""]) == 2
+    assert f"argument {flag}: is empty; expected a path" in one_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("under", [False, True])
 @pytest.mark.parametrize("command", ["run", "tune", "compare", "datapath"])
 def test_data_dir_that_is_a_file(

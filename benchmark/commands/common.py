@@ -117,6 +117,14 @@ def interrupts_as_exceptions(restore: bool = True) -> Iterator[None]:
 # ------------------------------------------------------------------------------ flag values
 
 
+def path_text(text: str) -> str:
+    """A path flag's value; an empty one is refused, since as a path it is the current folder
+    (``--results-dir ''`` wrote runs/ there) and as an option it read as not given."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; expected a path")
+    return text
+
+
 def int_list(text: str) -> list[int]:
     """A comma list of integers, each once in the order first given (``0,1,0`` is ``0,1``: a
     seed twice would train one run twice, and make another protocol of the same runs)."""
@@ -284,6 +292,7 @@ def config_overrides(args: argparse.Namespace, skip: Iterable[str] = ()) -> dict
 def add_config_file_flags(parser: argparse.ArgumentParser, print_flag: bool = True) -> None:
     parser.add_argument(
         "--config",
+        type=path_text,
         metavar="FILE",
         help="start from this config (JSON, e.g. a run's config.json, or TOML); flags typed "
         "on the command line override it",
@@ -373,7 +382,9 @@ def add_plugin_flag(
 
 
 def add_results_dir_flag(parser: argparse.ArgumentParser, what: str) -> None:
-    parser.add_argument("--results-dir", default=OUTPUT, metavar="DIR", help=f"{what} [{OUTPUT}]")
+    parser.add_argument(
+        "--results-dir", type=path_text, default=OUTPUT, metavar="DIR", help=f"{what} [{OUTPUT}]"
+    )
 
 
 # ------------------------------------------------------------------------------ output

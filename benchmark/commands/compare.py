@@ -25,6 +25,7 @@ from benchmark.commands.common import (
     console,
     int_list,
     interrupts_as_exceptions,
+    path_text,
     require_at_least,
     run_workers,
 )
@@ -262,6 +263,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--storage",
+        type=path_text,
         metavar="URL",
         help="Optuna storage shared by every machine [$OPTUNA_STORAGE, else "
         "sqlite:///<results-dir>/optuna.db]",
@@ -312,6 +314,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--results-dir",
+        type=path_text,
         default=OUTPUT,
         metavar="DIR",
         help=f"runs, tuned/, optuna.db, report [{OUTPUT}; the reference: results]",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, add_plugin_flag, console
+from benchmark.commands.common import UsageError, add_plugin_flag, console, path_text
 from benchmark.files import check_writable
 
 # format: default file name in the run directory (the exporters are in benchmark.export)
@@ -46,10 +46,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write a trained run's model as ONNX or TorchScript",
         description=cmd_export.__doc__,
     )
-    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished run directory")
+    p.add_argument(
+        "--run", type=path_text, required=True, metavar="RUN_DIR", help="a finished run directory"
+    )
     p.add_argument("--format", required=True, choices=sorted(FORMATS), help="output format")
     p.add_argument(
         "--out",
+        type=path_text,
         metavar="PATH",
         help="output file [RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt]",
     )

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, add_plugin_flag, print_wide
+from benchmark.commands.common import UsageError, add_plugin_flag, path_text, print_wide
 
 NUM_ADDENDS = 10
 
@@ -78,9 +78,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished run directory")
     p.add_argument(
-        "--image", required=True, action="append", metavar="PATH", help="PNG or JPEG (repeatable)"
+        "--run", type=path_text, required=True, metavar="RUN_DIR", help="a finished run directory"
+    )
+    p.add_argument(
+        "--image",
+        type=path_text,
+        required=True,
+        action="append",
+        metavar="PATH",
+        help="PNG or JPEG (repeatable)",
     )
     p.add_argument(
         "--addend",

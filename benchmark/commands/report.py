@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.commands.common import OUTPUT, UsageError, console, print_wide
+from benchmark.commands.common import OUTPUT, UsageError, console, path_text, print_wide
 from benchmark.files import check_writable
 
 
@@ -55,6 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--results-dir",
+        type=path_text,
         default=OUTPUT,
         metavar="DIR",
         help=f"report on DIR/runs/* and DIR/bench/*.csv, into DIR [{OUTPUT}; the committed "
@@ -62,14 +63,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--runs",
+        type=path_text,
         metavar="GLOB",
         action="append",
         help="run directories [DIR/runs/*]; repeat to take several",
     )
-    p.add_argument("--out", metavar="DIR", help="where report.md, summary.csv, plots/ go [DIR]")
-    p.add_argument("--bench", metavar="GLOB", help="bench CSVs [DIR/bench/*.csv]")
+    p.add_argument(
+        "--out", type=path_text, metavar="DIR", help="where report.md, summary.csv, plots/ go [DIR]"
+    )
+    p.add_argument("--bench", type=path_text, metavar="GLOB", help="bench CSVs [DIR/bench/*.csv]")
     p.add_argument(
         "--against",
+        type=path_text,
         metavar="DIR",
         help="set your runs beside the reference groups of another results directory (the "
         "committed one: results) at its budget, tested against its best",

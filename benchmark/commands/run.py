@@ -22,6 +22,7 @@ from benchmark.commands.common import (
     int_list,
     interrupts_as_exceptions,
     key_value,
+    path_text,
 )
 from benchmark.config import TrainConfig
 from benchmark.files import check_writable
@@ -314,8 +315,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="encoder/fusion hyperparameter override, e.g. width=32 (repeatable)",
     )
-    p.add_argument("--results-dir", default=OUTPUT, help=f"where runs/ is written [{OUTPUT}]")
-    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument(
+        "--results-dir", type=path_text, default=OUTPUT, help=f"where runs/ is written [{OUTPUT}]"
+    )
+    p.add_argument(
+        "--resume", type=path_text, metavar="RUN_DIR", help="continue an interrupted run"
+    )
     p.add_argument(
         "--tuned",
         action="store_true",

@@ -27,6 +27,7 @@ from benchmark.commands.common import (
     config_overrides,
     console,
     interrupts_as_exceptions,
+    path_text,
     require_at_least,
     run_workers,
 )
@@ -218,6 +219,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--storage",
+        type=path_text,
         metavar="URL",
         help="SQLAlchemy URL (sqlite:///PATH, postgresql+psycopg2://USER@HOST/DB) or journal "
         "file (journal:PATH or PATH.log) [$OPTUNA_STORAGE, else sqlite:///<results-dir>/optuna.db]",
@@ -251,7 +253,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="what stops a trial early on its per-epoch validation [median]",
     )
     p.add_argument(
-        "--results-dir", default=OUTPUT, metavar="DIR", help=f"optuna.db and tuned/ [{OUTPUT}]"
+        "--results-dir",
+        type=path_text,
+        default=OUTPUT,
+        metavar="DIR",
+        help=f"optuna.db and tuned/ [{OUTPUT}]",
     )
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by --jobs for its workers
     add_config_file_flags(p, print_flag=False)

@@ -86,6 +86,8 @@ NAME_ROWS = [
     (["--optimizer", "adam"], "'adam' is not accepted; expected one of adamw, sgd"),
     (["--train-subset", "10"], "train_subset must be >= batch_size"),
     (["--holdout-pairs", "51"], "holdout_pairs must be in 0..50, got 51"),
+    (["--tuned-study", "x"], "--tuned-study chooses the export --tuned trains with"),
+    (["--tuned-any-budget"], "--tuned-any-budget chooses the export --tuned trains with"),
     (["--resume", "nowhere"], "expected a run directory"),  # relative to tmp_path
     (["--resume", "nowhere", "--epochs", "9"], "drop --epochs"),
 ]

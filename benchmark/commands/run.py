@@ -162,6 +162,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         return resume(args)
+    if not args.tuned and (args.tuned_study or args.tuned_any_budget):
+        flag = "--tuned-study" if args.tuned_study else "--tuned-any-budget"
+        raise UsageError(f"{flag} chooses the export --tuned trains with; give --tuned too")
     sweeps = pop_sweeps(args)
     base = base_config(args)
     configs = grid_configs(args, base, sweeps)

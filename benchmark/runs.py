@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from architectures import DigitSumModel, check_model, create_model
+from architectures import DigitSumModel, check_model, create_model, split_overrides
 from benchmark import files, plugins
 from benchmark.bench import model_cost
 from benchmark.config import MNIST_TRAIN_IMAGES, TrainConfig
@@ -71,10 +71,15 @@ def load_config(run_dir: Path, dry_run: bool = True) -> TrainConfig:
     try:
         cfg = TrainConfig.from_dict(values)
         cfg.validate()
+        split_overrides(cfg.arch, cfg.fusion, cfg.model_args)  # names, values: no model built
         if dry_run:
             check_model(cfg.arch, cfg.fusion, cfg.model_args)
     except (TypeError, ValueError) as exc:  # UnknownNameError is a ValueError
         raise DamagedFileError(f"{path}: {exc}") from None
+    if missing := [k for k in ("arch", "fusion", "model_args") if k not in values]:
+        # every config.json a run writes has them; without, the defaults' model would be built
+        # and its weights blamed
+        raise DamagedFileError(f"{path}: lacks {', '.join(missing)}, which name the run's model")
     return cfg
 
 

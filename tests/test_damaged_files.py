@@ -49,6 +49,7 @@ CONFIG_DAMAGE = [
     ('{"model_args": {"dropout": 1}}', "dropout=1 for gap_cnn: expected float in [0, 1)"),
     ('{"optimizer": "adam"}', "optimizer 'adam' is not one of: adamw, sgd"),
     (None, "Is a directory"),
+    ("{}", "lacks arch, fusion, model_args, which name the run's model"),  # blamed model.pt
 ]
 
 

@@ -75,6 +75,12 @@ class Storage(RDBStorage):
             self.record_heartbeat(trial_id)
 
 
+def given_as(spec: str) -> str:
+    """Where a storage came from, as its errors name it: ``--storage``, or ``$OPTUNA_STORAGE``
+    when no flag was given (an error said ``--storage`` of a URL no one had typed)."""
+    return f"${STORAGE_ENV}" if spec == os.environ.get(STORAGE_ENV) else "--storage"
+
+
 def is_journal(spec: str) -> bool:
     return spec.startswith("journal:") or spec.endswith(".log")
 
@@ -87,16 +93,16 @@ def check_storage(spec: str) -> Path | None:
         path = Path(spec.removeprefix("journal:"))
     elif "://" not in spec:
         raise UsageError(
-            f"--storage {spec!r}: expected an SQLAlchemy URL (sqlite:///PATH, "
+            f"{given_as(spec)} {spec!r}: expected an SQLAlchemy URL (sqlite:///PATH, "
             f"postgresql+psycopg2://USER@HOST/DB) or a journal file (journal:PATH or PATH.log)"
         )
     elif spec.startswith("sqlite:///"):
         path = Path(spec.removeprefix("sqlite:///"))
     else:
         return None  # a server: only connecting tells
-    files.check_writable(path.parent, "--storage", storage_label(spec))
+    files.check_writable(path.parent, given_as(spec), storage_label(spec))
     if path.is_dir():
-        raise UsageError(f"--storage {storage_label(spec)}: a directory; expected a file")
+        raise UsageError(f"{given_as(spec)} {storage_label(spec)}: a directory; expected a file")
     if is_journal(spec) and path.is_file():
         check_journal(path, storage_label(spec))
     return path
@@ -181,7 +187,7 @@ def open_storage(spec: str) -> BaseStorage:
     first = text.splitlines()[0] if text else type(error).__name__
     if isinstance(error, DatabaseError) and not isinstance(error, OperationalError):
         raise DamagedFileError(f"{storage_label(spec)}: damaged, cannot be read ({first})")
-    raise UsageError(f"--storage {storage_label(spec)}: cannot open it: {first}") from None
+    raise UsageError(f"{given_as(spec)} {storage_label(spec)}: cannot open it: {first}") from None
 
 
 @contextlib.contextmanager

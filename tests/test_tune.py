@@ -348,6 +348,7 @@ def test_storage_comes_from_the_environment(
     assert main(["tune", "--results-dir", str(tmp_path), "--trials", "1"]) == 2
     err = capsys.readouterr().err
     assert "cannot open it" in err and "s3cret" not in err
+    assert "error: $OPTUNA_STORAGE postgresql" in err  # not "--storage": no flag was given
     assert not (tmp_path / "optuna.db").exists()
 
 

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from benchmark import files
 from benchmark.config import TrainConfig
-from benchmark.errors import UsageError
+from benchmark.errors import DamagedFileError, UsageError
 from benchmark.storages import storage_label
 from benchmark.tuning import (
     BUDGET_FIELDS,
@@ -84,7 +84,8 @@ def read_export(path: Path) -> dict[str, Any]:
             tuned[key]  # noqa: B018 - a missing key is a damaged export
         return tuned
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
-        raise UsageError(f"--tuned {path}: not an export of `tune` ({exc!r})") from None
+        # a file, damaged: exit 1 as every damaged file read (a bad flag is 2)
+        raise DamagedFileError(f"{path}: not an export of `tune` ({exc!r})") from None
 
 
 def find_export(

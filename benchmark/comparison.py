@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import files
+from benchmark.errors import DamagedFileError
 
 COMPARISON = "comparison.json"
 LOCK = COMPARISON + ".lock"  # held while a worker adds its time
@@ -49,7 +50,7 @@ def _add_stage(
     where: str,
     ladder: list[dict[str, Any]] | None,
 ) -> None:
-    found = read_comparison(results_dir) or {}
+    found = load_comparison(results_dir) or {}
     held = [found, *(found.get("rungs") or {}).values()]
     stages_of = {
         r["plan"].get("key"): r.get("stages") or {}
@@ -110,7 +111,7 @@ class Sitting:
         sitting = {"where": self.where, "processes": self.processes, "rungs": self.keys}
         sitting["seconds"] = round(time.perf_counter() - self.start, 1)
         with files.locked(self.results_dir / LOCK):
-            found = read_comparison(self.results_dir)
+            found = load_comparison(self.results_dir)
             if found is not None:
                 found["sittings"] = [*sittings(found), sitting]
                 files.write_json(self.results_dir / COMPARISON, found)
@@ -124,10 +125,28 @@ def epochs_text(epochs: int) -> str:
 def read_comparison(results_dir: Path) -> dict[str, Any] | None:
     """The last ``compare`` plan written to ``results_dir``; None if none (or damaged)."""
     try:
-        found = json.loads((Path(results_dir) / COMPARISON).read_text())
-    except (OSError, ValueError):
+        return load_comparison(results_dir)
+    except DamagedFileError:
         return None
-    return found if isinstance(found, dict) and isinstance(found.get("plan"), dict) else None
+
+
+def load_comparison(results_dir: Path) -> dict[str, Any] | None:
+    """``read_comparison`` for a writer: None where there is no comparison.json, and a damaged
+    one (an edit gone wrong) named in one line, since writing over it would lose the hours of
+    stage times it holds."""
+    path = Path(results_dir) / COMPARISON
+    if not path.exists():
+        return None
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = exc.strerror if isinstance(exc, OSError) else f"not valid JSON: {exc}"
+        raise DamagedFileError(
+            f"{path}: unreadable ({reason}); repair it or move it away"
+        ) from None
+    if not isinstance(found, dict) or not isinstance(found.get("plan"), dict):
+        raise DamagedFileError(f"{path}: not a compare record (no plan); repair it or move it away")
+    return found
 
 
 class StageClock:

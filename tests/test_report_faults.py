@@ -115,6 +115,25 @@ def test_a_storage_damaged_throughout_costs_its_section_only(results: Path) -> N
 
 
 @pytest.mark.usefixtures("undrawn")
+@pytest.mark.parametrize("damage", ['{"plan": ', "[]", '{"stages": {}}'])
+def test_a_damaged_comparison_json_costs_its_sections_and_is_never_written_over(
+    damage: str, results: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """It holds hours of stage times: compare said nothing and wrote a new one over it; now
+    compare stops in one line before any work, and the report notes it and goes on."""
+    path = results / "comparison.json"
+    path.write_text(damage)
+    text, summary = report(results)
+    assert_rest_written(text, summary)
+    assert f"{path}: " in text and "the protocol's cost and ladder sections left out" in text
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    argv = ["compare", "--arch", "gap_cnn", "--fusion", "concat", "--results-dir", str(results)]
+    assert exit_status(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{path}: " in err and "repair it or move it away" in err
+    assert path.read_text() == damage and not (results / "optuna.db").exists()
+
+
 def test_a_second_report_reads_the_studies_digest_not_the_storage(
     results: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

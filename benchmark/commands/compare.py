@@ -29,7 +29,7 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
-from benchmark.comparison import Sitting, StageClock
+from benchmark.comparison import Sitting, StageClock, load_comparison
 from benchmark.config import BATCH_SIZES, SEARCHED
 from benchmark.files import check_writable
 from benchmark.progress import prepare, say_emulated
@@ -182,6 +182,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     plans = plans_from(args)
     ladder = [plan.base.epochs for plan in plans]  # lowest first
     results_dir = Path(args.results_dir)
+    load_comparison(results_dir)  # damaged: said now, not after hours of work it cannot record
     spec = storages.storage_spec(args.storage, results_dir)
     local = storages.check_storage(spec)
     if args.status:

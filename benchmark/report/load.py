@@ -15,8 +15,9 @@ import pandas as pd
 
 from benchmark import files, metrics, rundir
 from benchmark.benchfile import read_rows
-from benchmark.comparison import read_comparison
+from benchmark.comparison import load_comparison
 from benchmark.config import TrainConfig
+from benchmark.errors import DamagedFileError
 from benchmark.report.studies import STORAGE, Studies, load_studies, why
 
 # A group: runs that differ only in seed and machine (config_hash leaves seed and hardware out;
@@ -144,7 +145,11 @@ def load_inputs(
     rows, notes = read_rows([Path(p) for p in sorted(glob.glob(bench_glob))])
     if results_dir is None:
         return Inputs(found, history, incomplete, rows, notes)
-    comparison = read_comparison(results_dir)
+    try:
+        comparison = load_comparison(results_dir)
+    except DamagedFileError as exc:  # a report never stops on a bad file: its sections go
+        notes.append(f"{exc}; the protocol's cost and ladder sections left out")
+        comparison = None
     try:
         studies = load_studies(results_dir, Path(out if out is not None else results_dir))
         notes += studies.notes

@@ -787,11 +787,19 @@ def test_report_runs_given_twice_takes_both(tmp_path: Path) -> None:
     make_run(tmp_path / "one", "a", sum_acc=0.95, val_curve=(0.9,))
     make_run(tmp_path / "two", "b", fusion="late_sum", sum_acc=0.9, config_hash="b0000000",
              val_curve=(0.9,))  # fmt: skip
-    args = ["report", "--results-dir", str(tmp_path / "out"), "--bench", str(tmp_path / "x")]
+    args = ["report", "--results-dir", str(tmp_path / "out")]
     args += ["--runs", str(tmp_path / "one" / "*"), "--runs", str(tmp_path / "two" / "*")]
     assert main(args) == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert sorted(summary["fusion"]) == ["concat", "late_sum"]
+
+
+def test_a_bench_glob_given_that_matches_nothing_is_refused(tmp_path: Path, capsys) -> None:
+    """As a --runs glob is: it was silently ignored, and the report had no bench section."""
+    make_run(tmp_path / "runs", "a", sum_acc=0.95, val_curve=(0.9,))
+    args = ["report", "--results-dir", str(tmp_path), "--bench", str(tmp_path / "nomatch*.csv")]
+    assert main(args) == 2
+    assert "--bench" in capsys.readouterr().err and not (tmp_path / "report.md").exists()
 
 
 def test_val_curves_of_many_groups_keep_their_panels_and_whole_legends(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ summary.csv and plots (``benchmark.report``); ``--against DIR`` sets them beside
 from __future__ import annotations
 
 import argparse
+import glob
 from pathlib import Path
 
 from benchmark.commands.common import OUTPUT, UsageError, console, path_text, print_wide
@@ -19,6 +20,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     runs = args.runs or [str(base / "runs" / "*")]
     bench = args.bench or str(base / "bench" / "*.csv")
     out = Path(args.out or base)
+    if args.bench and not glob.glob(args.bench):  # the default may match nothing; a given one not
+        raise UsageError(f"--bench {args.bench!r} matches no file; expected a glob of bench CSVs")
     check_writable(out, "--out" if args.out else "--results-dir")
     inputs = load_inputs(runs, bench, base, out)
     if inputs.runs.empty and inputs.incomplete.empty:

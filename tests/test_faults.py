@@ -369,7 +369,7 @@ def test_report_on_a_full_output_directory_is_one_line(
     small_fs: Path, reference: Path, capsys
 ) -> None:
     fill(small_fs, leave=0)
-    args = ["report", "--runs", str(reference), "--out", str(small_fs), "--bench", "-"]
+    args = ["report", "--runs", str(reference), "--out", str(small_fs)]
     assert exit_status(args) == 1
     line = one_line(capsys.readouterr().err)
     assert line.startswith(f"python -m benchmark report: error: cannot write {small_fs}/")
@@ -381,7 +381,7 @@ def test_report_on_a_read_only_output_directory_is_one_line(
     tmp_path: Path, reference: Path, capsys
 ) -> None:
     """Refused before anything is read, as a results directory is for every command (exit 2)."""
-    args = ["report", "--runs", str(reference), "--out", str(tmp_path), "--bench", "-"]
+    args = ["report", "--runs", str(reference), "--out", str(tmp_path)]
     with read_only(tmp_path):
         assert exit_status(args) == 2
     line = one_line(capsys.readouterr().err)

@@ -103,8 +103,6 @@ def check_storage(spec: str) -> Path | None:
     files.check_writable(path.parent, given_as(spec), storage_label(spec))
     if path.is_dir():
         raise UsageError(f"{given_as(spec)} {storage_label(spec)}: a directory; expected a file")
-    if is_journal(spec) and path.is_file():
-        check_journal(path, storage_label(spec))
     return path
 
 
@@ -155,6 +153,8 @@ def open_storage(spec: str) -> BaseStorage:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     if is_journal(spec):
+        if path.is_file():  # read once, here: commands open their storage before the data
+            check_journal(path, storage_label(spec))
         return JournalStorage(JournalFileBackend(str(path)))
     engine_kwargs: dict[str, Any] = {}
     storage_class: Any = Storage

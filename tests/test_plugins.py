@@ -349,6 +349,21 @@ def test_a_bad_plugin_is_one_line_exit_2_and_nothing_written(
     assert not results.exists()
 
 
+@pytest.mark.parametrize("recorded", ["x", [{"plugin": 1}]])
+def test_a_config_given_with_bad_plugin_records_is_a_usage_error(
+    recorded: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file given to ``--config`` is input, as each of its fields is: exit 2 (a run's own
+    config.json with such records is a damaged file, exit 1, when it is resumed)."""
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"arch": "gap_cnn", "plugins": recorded}))
+    results = tmp_path / "results"
+    assert main(["run", "--config", str(config), *TINY, "--results-dir", str(results)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"--config {config}: plugins must be a list of" in line, line
+    assert not results.exists()
+
+
 @pytest.mark.parametrize(
     "spec, expected",
     [("missing.py", "no such file"), ("no_such_plugin_module", "no module of that name")],

@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 
 from benchmark.config import TrainConfig, field_types, fields_of
-from benchmark.errors import UsageError
+from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import nearest_existing
 from benchmark.progress import console
 
@@ -335,7 +335,10 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
     if values.get("plugins"):  # a run's config.json: the plug-ins its model came from
         from benchmark import plugins
 
-        plugins.load_recorded(values, f"--config {args.config}")
+        try:
+            plugins.load_recorded(values, f"--config {args.config}")
+        except DamagedFileError as exc:  # a file given is input: bad fields are usage errors
+            raise UsageError(str(exc)) from None
     values = {**values, **config_overrides(args, skip)}
     typed_args = dict(getattr(args, "model_arg", None) or [])
     try:

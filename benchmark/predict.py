@@ -114,9 +114,13 @@ def predict(
 
 def load_image(path: Path) -> torch.Tensor:
     """Read and preprocess one file; any problem is a one-line ``UsageError`` naming it."""
-    if path.is_dir():
+    try:  # is_dir and is_file raise on a name too long or a file we may not stat
+        kind = "dir" if path.is_dir() else "file" if path.is_file() else None
+    except OSError as exc:
+        raise UsageError(f"--image {path}: cannot read it ({exc.strerror or exc})") from None
+    if kind == "dir":
         raise UsageError(f"--image {path}: a directory; expected a PNG or JPEG file")
-    if not path.is_file():
+    if kind is None:
         raise UsageError(f"--image {path}: no such file")
     try:
         with Image.open(path) as image:

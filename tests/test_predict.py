@@ -172,6 +172,7 @@ def test_transparent_background_counts_as_paper() -> None:
     [
         ("count", "2 image(s) but 3 addend(s)"),
         ("missing", "no such file"),
+        ("too_long", "cannot read it (File name too long)"),
         ("directory", "a directory; expected a PNG or JPEG file"),
         ("unreadable", "cannot read it as an image"),
         ("blank", "no digit found"),
@@ -198,6 +199,7 @@ def test_bad_input_is_one_line_exit_2(
             "3",
         ],
         "missing": ["--image", str(tmp_path / "nope.png"), "--addend", "1"],
+        "too_long": ["--image", str(tmp_path / ("a" * 300 + ".png")), "--addend", "1"],
         "directory": ["--image", str(tmp_path), "--addend", "1"],
         "unreadable": ["--image", str(tmp_path / "text.png"), "--addend", "1"],
         "blank": ["--image", str(tmp_path / "blank.png"), "--addend", "1"],

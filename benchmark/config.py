@@ -195,6 +195,11 @@ class TrainConfig:
             raise ValueError(
                 f"train_subset must be >= batch_size ({self.batch_size}), got {self.train_subset}"
             )
+        if self.train_subset is not None and self.train_subset > MNIST_TRAIN_IMAGES:
+            raise ValueError(  # more would train on all of them, recorded as a subset
+                f"train_subset must be <= the {MNIST_TRAIN_IMAGES:,} training images (unset "
+                f"for all of them), got {self.train_subset}"
+            )
         from benchmark.holdout import MAX_HOLDOUT_PAIRS
 
         if not 0 <= self.holdout_pairs <= MAX_HOLDOUT_PAIRS:

@@ -22,7 +22,7 @@ INT_FLAGS = {  # flag: the values refused, besides wrong types and HUGE
     "--eval-batch-size": ["0", "-1"],
     "--holdout-pairs": ["-1", "51"],
     "--threads": ["0", "-2", "257"],
-    "--train-subset": ["0", "-5", "127"],
+    "--train-subset": ["0", "-5", "127", "55001"],
     "--seed": ["-1"],
 }
 FLOAT_FLAGS = {  # flag: the finite values refused, besides nan, inf, -inf and wrong types
@@ -85,6 +85,7 @@ NAME_ROWS = [
     (["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
     (["--optimizer", "adam"], "'adam' is not accepted; expected one of adamw, sgd"),
     (["--train-subset", "10"], "train_subset must be >= batch_size"),
+    (["--train-subset", "60000"], "train_subset must be <= the 55,000 training images"),
     (["--holdout-pairs", "51"], "holdout_pairs must be in 0..50, got 51"),
     (["--tuned-study", "x"], "--tuned-study chooses the export --tuned trains with"),
     (["--tuned-any-budget"], "--tuned-any-budget chooses the export --tuned trains with"),

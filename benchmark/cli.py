@@ -3,6 +3,7 @@ failures into one line and an exit status. Each command lives in ``benchmark.com
 
 from __future__ import annotations
 
+import errno
 import functools
 import gc
 import sys
@@ -142,6 +143,10 @@ def dispatch(argv: list[str] | None) -> int:
         sys.stderr.write(f"{prog}: training stopped: {exc}\n")
         return EXIT_FAILED
     except OSError as exc:  # a full or read-only disk, a permission: the system's, not a bug
+        if exc.errno == errno.ENAMETOOLONG:  # but a path given, or made of one, is no path
+            where = f"{exc.filename}: " if exc.filename else ""
+            sys.stderr.write(f"{prog}: error: {where}name too long; give a shorter path\n")
+            return EXIT_USAGE
         sys.stderr.write(f"{prog}: error: {os_error_line(exc)}\n")
         return EXIT_FAILED
     except KeyboardInterrupt as exc:  # Terminated (SIGTERM) is one too

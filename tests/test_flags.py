@@ -231,6 +231,30 @@ def test_an_empty_path_is_refused_not_read_as_here_or_as_not_given(
     assert list(tmp_path.iterdir()) == []
 
 
+REPO = Path(__file__).resolve().parents[1]
+REFERENCE = REPO / "results" / "runs" / "20261203-012558-gap_cnn-embed_add-s0-ce6cd2"
+
+
+@pytest.mark.parametrize(
+    ("command", "flag"), [p for p in EMPTY_PATHS if p != ("report", "--against")]
+)  # (a report --against no runs is said before any path is opened)
+def test_a_path_too_long_for_the_file_system_is_a_usage_error(
+    command: str, flag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A name of 300 characters (more than a file name may have) was the system's error,
+    exit 1, as a full disk is; it is what was typed: one line naming it, exit 2."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.chdir(tmp_path)
+    image = str(REPO / "examples" / "seven.png")
+    needed = {"predict": ["--run", str(REFERENCE), "--image", image, "--addend", "1"]}
+    needed["export"] = ["--run", str(REFERENCE), "--format", "onnx"]
+    long = str(tmp_path / ("n" * 300))
+    assert exit_status([command, *needed.get(command, []), flag, long]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "n" * 300 in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("under", [False, True])
 @pytest.mark.parametrize("command", ["run", "tune", "compare", "datapath"])
 def test_data_dir_that_is_a_file(

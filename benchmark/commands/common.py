@@ -312,7 +312,8 @@ def read_config_file(path: str) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--config {path}: cannot read it ({exc})") from None
+        why = getattr(exc, "strerror", None) or exc  # not the path again
+        raise UsageError(f"--config {path}: cannot read it ({why})") from None
     try:
         if path.endswith(".toml"):
             import tomllib

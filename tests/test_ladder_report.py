@@ -357,3 +357,18 @@ def test_the_answer_reuses_the_summary_of_the_rung_it_is_given_at(
         ref, summary = report_module.answering(inputs, rungs)
         assert len(calls) == len(RUNGS) and ref.base["epochs"] == answered_at
         assert summary is next(r.summary for r in rungs if r.epochs == answered_at)
+
+
+@pytest.mark.parametrize("groups", [2, 18])
+def test_the_bump_charts_key_never_covers_the_rungs_names(groups: int) -> None:
+    """Anchored to the axes, the key sat on the tick labels of a short chart (few groups)."""
+    combos = list(itertools.product(["gap_cnn", "small_cnn", "tiny_resnet"], ["concat"], [0, 1]))
+    rows = [dict(arch=a, fusion=f, tuned=bool(t)) for a, f, t in combos * 3][:groups]
+    rungs = [(e, pd.DataFrame(rows).assign(rank=range(1, groups + 1))) for e in (1, 3)]
+    fig = ladder_plots.plot_ranks(rungs)
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)  # lays it out
+    (ax,) = fig.axes
+    key = (fig.legends or [ax.get_legend()])[0].get_window_extent(renderer)
+    for label in ax.get_xticklabels():
+        assert not key.overlaps(label.get_window_extent(renderer)), label.get_text()

@@ -829,3 +829,27 @@ def test_val_curves_of_many_groups_keep_their_panels_and_whole_legends(tmp_path:
         box = ax.get_legend().get_window_extent(renderer)
         assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.x1
         assert box.width <= 1.1 * ax.get_window_extent(renderer).width
+
+
+def test_error_axes_of_a_narrow_spread_have_distinct_ticks_and_stay_under_100(
+    tmp_path: Path,
+) -> None:
+    """Validation errors of 87-91% (a tiny budget) fell between two 1-2-5 ticks: the log axis
+    labelled its fallback ticks 90, 90, 90, 89, 88; and the heatmap's colour scale ran to 450%."""
+    from benchmark.report.plots import plot_class_heatmap, val_curves_figure
+
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"r{seed}", seed=seed, sum_acc=0.11, val_curve=(0.09, 0.125))
+    inputs = load(tmp_path)
+    summary = report.summarize(inputs.runs, inputs.bench)
+    fig = val_curves_figure(report.val_curves(inputs.history, inputs.runs, summary), summary, None)
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    low, high = ax.get_ylim()
+    shown = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    assert shown and len(set(shown)) == len(shown), shown
+    classes = pd.DataFrame([[0.55] + [0.1] * 18], index=["gap_cnn x concat"])
+    heatmap = plot_class_heatmap(classes)
+    norm = heatmap.axes[0].images[0].norm
+    assert norm.vmax <= 100 and norm.vmax / norm.vmin >= 10

@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmark.comparison import epochs_text
 from benchmark.report.output import drawing_stamp, drawn_before, new_figure, stamped
-from benchmark.report.plots import COLOURS, MARKERS, error_point, plain_log_ticks
+from benchmark.report.plots import COLOURS, MARKERS, error_point, error_span, plain_log_ticks
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -83,7 +83,9 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     ax.set_ylim(max(ranks) + 0.6, 0.4)
     ax.set_ylabel("rank (1 = lowest error)")
     ax.grid(axis="x", alpha=0.3)
-    legend(ax, colours, markers, loc="upper center", bbox_to_anchor=(0.5, -0.07), ncols=8)
+    # below the rungs' names at any height (anchored to the axes, it covered them when the
+    # chart was short: a few groups)
+    legend(fig, colours, markers, loc="outside lower center", ncols=8)
     subtitle = "each rung a full training schedule of that many epochs"
     ax.set_title(LADDER_PLOTS["ladder_ranks"] + "\n" + subtitle, fontsize=11)
     return fig
@@ -121,6 +123,7 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
         plain_log_ticks(ax.yaxis)
         ax.grid(which="both", alpha=0.3)
         ax.legend(fontsize=7)
+    axes[0].set_ylim(*error_span(every))  # a 1-2-5 tick inside, however narrow the spread
     axes[0].set_ylabel("test sum error % (log)")
     fig.suptitle(LADDER_PLOTS["ladder_curves"] + " (solid: tuned; dashed: default)", fontsize=11)
     return fig

@@ -329,6 +329,10 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
         under = offset_copy(ax.transAxes, fig=fig, y=-30, units="points")  # below the x label
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=under,
                   frameon=False).set_in_layout(False)  # fmt: skip
+    errors = 100 * (1 - curves["val_sum_acc"])
+    errors = errors[errors > 0]  # (a log axis has no 0)
+    if not errors.empty:  # shared by the panels; auto limits narrower than a 1-2-5 gap had
+        axes[0].set_ylim(*log_span(float(errors.min()), float(errors.max())))  # repeated ticks
     axes[0].set_ylabel("validation sum error % (log)")
     text = PLOTS["val_curves"] + " (dashed: tuned; dotted: another variant of the same fusion)"
     fig.suptitle(title(text, width, 11), fontsize=11)
@@ -342,9 +346,9 @@ def plot_class_heatmap(classes: pd.DataFrame) -> Figure:
     values = errors.to_numpy(float)
     low = max(float(values[values > 0].min()) if (values > 0).any() else 0.01, 0.01)
     fig, ax = new_figure(11, 1.8 + 0.35 * len(errors))
-    norm = LogNorm(
-        vmin=low, vmax=max(float(values.max()), low * 10)
-    )  # an outlier cannot wash out the rest
+    # a decade at least, so an outlier cannot wash out the rest, and never above 100%
+    high = min(max(float(values.max()), low * 10), 100.0)
+    norm = LogNorm(vmin=min(low, high / 10), vmax=high)
     image = ax.imshow(values.clip(min=low), aspect="auto", cmap="magma_r", norm=norm)
     ax.set_xticks(range(errors.shape[1]), [str(c) for c in errors.columns])
     ax.set_yticks(range(len(errors)), list(errors.index), fontsize=8)

@@ -69,11 +69,18 @@ def log_span(low: float, high: float, ratio: float = 4.0) -> tuple[float, float]
     return low, high
 
 
+def percent_span(low: float, high: float) -> tuple[float, float]:
+    """``log_span`` of errors in percent, moved down to end at 100% where it would pass it (an
+    interval may; an error cannot)."""
+    low, high = log_span(low, high)
+    return (low * 100 / high, 100.0) if high > 100 else (low, high)
+
+
 def error_span(rows: pd.DataFrame) -> tuple[float, float]:
     """The error axis' limits: every mean and every interval end that a log axis can show."""
     mean, half = rows["test_sum_err_mean"], rows["test_sum_err_ci"].fillna(0)
     low = (mean - half).where(mean - half > 0, mean)
-    return log_span(float(low.min()), float((mean + half).max()))
+    return percent_span(float(low.min()), float((mean + half).max()))
 
 
 def cost_axis(ax: Any, axis: str, values: pd.Series) -> None:
@@ -332,7 +339,7 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     errors = 100 * (1 - curves["val_sum_acc"])
     errors = errors[errors > 0]  # (a log axis has no 0)
     if not errors.empty:  # shared by the panels; auto limits narrower than a 1-2-5 gap had
-        axes[0].set_ylim(*log_span(float(errors.min()), float(errors.max())))  # repeated ticks
+        axes[0].set_ylim(*percent_span(float(errors.min()), float(errors.max())))  # repeated ticks
     axes[0].set_ylabel("validation sum error % (log)")
     text = PLOTS["val_curves"] + " (dashed: tuned; dotted: another variant of the same fusion)"
     fig.suptitle(title(text, width, 11), fontsize=11)

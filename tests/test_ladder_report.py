@@ -372,3 +372,21 @@ def test_the_bump_charts_key_never_covers_the_rungs_names(groups: int) -> None:
     key = (fig.legends or [ax.get_legend()])[0].get_window_extent(renderer)
     for label in ax.get_xticklabels():
         assert not key.overlaps(label.get_window_extent(renderer)), label.get_text()
+
+
+def test_equal_time_axes_of_a_narrow_spread_have_distinct_ticks() -> None:
+    """Errors of 89-90% at 0.9-1.1 s (a tiny ladder): both log axes span a 1-2-5 tick, the
+    error axis ends at 100%, and no tick label is repeated."""
+    rows = [(1, "gap_cnn", 0.9, 90.0), (2, "small_cnn", 1.1, 89.0)]
+    columns = ["rung", "arch", "train_seconds_mean", "test_sum_err_mean"]
+    points = pd.DataFrame(rows, columns=columns).assign(
+        fusion="concat", tuned=False, test_sum_err_ci=0.2, front=True
+    )
+    fig = ladder_plots.plot_time(points, "cpu: test")
+    fig.canvas.draw()
+    (ax,) = fig.axes
+    assert ax.get_ylim()[1] <= 100
+    for axis, (low, high), xy in ((ax.xaxis, ax.get_xlim(), 0), (ax.yaxis, ax.get_ylim(), 1)):
+        labels = axis.get_ticklabels()
+        shown = [t.get_text() for t in labels if low <= t.get_position()[xy] <= high]
+        assert shown and len(set(shown)) == len(shown), shown

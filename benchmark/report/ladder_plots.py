@@ -13,7 +13,14 @@ import pandas as pd
 
 from benchmark.comparison import epochs_text
 from benchmark.report.output import drawing_stamp, drawn_before, new_figure, stamped
-from benchmark.report.plots import COLOURS, MARKERS, error_point, error_span, plain_log_ticks
+from benchmark.report.plots import (
+    COLOURS,
+    MARKERS,
+    error_point,
+    error_span,
+    log_span,
+    plain_log_ticks,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -154,6 +161,9 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
                           label=f"{i}  {short(r)}, {epochs_text(r.rung)}"))  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel=f"training seconds per run (log; {device})",
            ylabel="test sum error % (log)")  # fmt: skip
+    seconds = points["train_seconds_mean"]
+    ax.set_xlim(*log_span(float(seconds.min()), float(seconds.max())))  # a 1-2-5 tick inside
+    ax.set_ylim(*error_span(points))
     plain_log_ticks(ax.xaxis)
     plain_log_ticks(ax.yaxis)
     ax.grid(which="both", alpha=0.3)

@@ -211,10 +211,16 @@ def show_value(value: Any) -> str:
 
 
 def train_with_progress(
-    cfg: TrainConfig, data: Any, run_dir: Path, ex: Any, state: Any = None
+    cfg: TrainConfig,
+    data: Any,
+    run_dir: Path,
+    ex: Any,
+    state: Any = None,
+    label: str | None = None,
 ) -> dict[str, Any]:
-    """One run shown as ``RunsProgress`` shows a sequence of one."""
-    label = run_label(cfg)
+    """One run shown as ``RunsProgress`` shows a sequence of one, headed by ``label`` (a
+    caller's name for it in a larger sequence) or by its arch, fusion and seed."""
+    label = label or run_label(cfg)
     steps = cfg.steps_per_epoch(len(data.train)) * cfg.epochs
     with RunsProgress(1, steps - (state.step if state is not None else 0)) as shown:
         return shown.train(cfg, data, run_dir, ex, label, state)

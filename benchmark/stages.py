@@ -34,7 +34,8 @@ def tune_all(
     from benchmark import compare, tuning
 
     studies = []
-    console.print(f"tuning at {epochs_text(plan.base.epochs)}, {plan.trials} trials a study:")
+    trials = f"{plan.trials} trial{'s' * (plan.trials != 1)}"
+    console.print(f"tuning at {epochs_text(plan.base.epochs)}, {trials} a study:")
     for arch, fusion in plan.pairs:
         cfg = plan.config(arch, fusion)
         name = plan.study(arch, fusion)
@@ -72,20 +73,24 @@ def train_all(
     total = len(plan.items())
     done = [compare.progress_counts(queue)["complete"]]
 
+    heading = [""]  # the queued item about to train: the run's own first line says it
+
     def train(cfg: TrainConfig) -> dict[str, Any]:
         cfg = ex.settle(cfg)  # what config.json keeps: precision and layout as decided
         cfg = replace(cfg, plugins=plugins.used_by([(cfg.arch, cfg.fusion)]))
         run_dir = runs.start_run(cfg, results_dir)
-        return train_with_progress(cfg, data, run_dir, ex)
+        return train_with_progress(cfg, data, run_dir, ex, label=heading[0] or None)
 
     def on_item(item: str, what: str) -> None:
         lap()
         done[0] += 1
         arch, fusion, variant, seed = item.split("|")
-        console.print(
+        heading[0] = (
             f"[{done[0]}/{total} at {epochs_text(plan.base.epochs)}] {arch} x {fusion} "
-            f"{variant}, seed {seed}: {what}"
+            f"{variant}, seed {seed}"
         )
+        if what != "training":
+            console.print(f"{heading[0]}: {what}")
 
     compare.run_queue(plan, queue, results_dir, records, train, on_item)
     return compare.progress_counts(queue)

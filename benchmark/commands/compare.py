@@ -209,10 +209,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             return EXIT_FAILED
         console.print(f"the {args.jobs} workers are done; the studies and the report:")
     first = plans[0]
+    pairs, seeds = len(first.pairs), len(first.seeds)
     console.print(
-        f"compare {len(first.pairs)} combinations x {{default, tuned}} x {len(first.seeds)} "
-        f"seeds, {first.trials} trials each, cap {first.max_params:,} parameters, at "
-        f"{', '.join(map(str, ladder))} epoch{'s' if ladder != [1] else ''}; storage "
+        f"compare {pairs} combination{'s' * (pairs != 1)} x {{default, tuned}} x {seeds} "
+        f"seed{'s' * (seeds != 1)}, {first.trials} trial{'s' * (first.trials != 1)} each, cap "
+        f"{first.max_params:,} parameters, at {', '.join(map(str, ladder))} "
+        f"epoch{'s' if ladder != [1] else ''}; storage "
         f"{storages.storage_label(spec)}; on {where}"
     )
     with interrupts_as_exceptions(), storages.storage_errors(spec):

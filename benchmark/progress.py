@@ -379,7 +379,8 @@ class StudyProgress:
         for t in trials:
             if t.state.is_finished() and t.number not in self.seen:
                 self.seen.add(t.number)
-                self.bar.console.print(describe_trial(t))
+                # one line each, whole in a log (a terminal wraps it); parameters as text
+                self.bar.console.print(describe_trial(t), soft_wrap=True, markup=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value, default=None)
         stats = [f"best {best.value:.4f} #{best.number}" if best else "best -"]

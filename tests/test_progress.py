@@ -289,3 +289,29 @@ def test_an_estimate_reads_only_earlier_runs_of_the_same_model_shape(
     wide = training_rate(TrainConfig(batch_size=128, model_args={"width": 64}), ex, earlier)
     assert default == (1000.0, "earlier runs in this results directory")
     assert wide == (2000.0, "earlier runs in this results directory")
+
+
+def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Written to a pipe 80 columns wide, a trial's parameters ran on over lines that began at
+    the margin; a log keeps one line a trial (to grep), its values as given, brackets too."""
+    import io
+
+    import optuna
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from rich.console import Console
+
+    from benchmark import progress
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=log, width=80, color_system=None))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    params = {f"knob_{i}": 0.123456 * i for i in range(1, 12)} | {"block": "[a]"}
+    spaces = {k: FloatDistribution(0, 2) for k in params if k != "block"}
+    spaces["block"] = CategoricalDistribution(["[a]", "b"])
+    study = optuna.create_study(direction="maximize")
+    shown = progress.StudyProgress(progress.study_bar(), study, "gap_cnn x concat", 20)
+    study.add_trial(optuna.trial.create_trial(params=params, distributions=spaces, value=0.5))
+    shown.refresh()  # a trial finished since: its line
+    (line,) = [s for s in log.getvalue().splitlines() if "knob" in s]
+    assert line.startswith("  trial 0 complete: val joint 0.5000") and len(line) > 80
+    assert "knob_11=1.36" in line and "block=[a]" in line

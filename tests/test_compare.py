@@ -100,13 +100,13 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
     calls = []
     runs_s = []
 
-    def interrupted_third(cfg, data, run_dir, ex, state=None):
+    def interrupted_third(cfg, data, run_dir, ex, state=None, label=None):
         calls.append(run_dir.name)
         if len(calls) == 3:
             found = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
             runs_s.append(sum(found.get("runs", {}).values()))
             raise KeyboardInterrupt
-        return real(cfg, data, run_dir, ex, state)
+        return real(cfg, data, run_dir, ex, state, label)
 
     monkeypatch.setattr(stages, "train_with_progress", interrupted_third)
     assert main(compare_argv(tmp_path, mnist_root)) == 130

@@ -390,3 +390,18 @@ def test_equal_time_axes_of_a_narrow_spread_have_distinct_ticks() -> None:
         labels = axis.get_ticklabels()
         shown = [t.get_text() for t in labels if low <= t.get_position()[xy] <= high]
         assert shown and len(set(shown)) == len(shown), shown
+
+
+@pytest.mark.parametrize(
+    ("away", "said"),
+    [(1, "1 group timed on other devices is"), (2, "2 groups timed on other devices are")],
+)
+def test_equal_time_counts_the_groups_timed_elsewhere_in_words(away: int, said: str) -> None:
+    from benchmark.report.ladder import time_section
+
+    points = pd.DataFrame(
+        [(1, "gap_cnn", 10.0, 1.0)],
+        columns=["rung", "arch", "train_seconds_mean", "test_sum_err_mean"],
+    ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32")
+    assert f" {said} left out." in time_section(points, "cpu: test", away, {})
+    assert "other devices" not in time_section(points, "cpu: test", 0, {})

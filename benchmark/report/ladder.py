@@ -25,6 +25,7 @@ from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.render import sittings_text
 from benchmark.report.stats import ALPHA, kendall
+from benchmark.report.wording import is_are, plural
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
@@ -335,7 +336,8 @@ def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, 
         }
         for r in front.itertuples(index=False)
     ]
-    elsewhere = f" {away} group(s) timed on other devices are left out." if away else ""
+    elsewhere = f" {plural(away, 'group')} timed on other devices {is_are(away)} left out."
+    elsewhere = elsewhere if away else ""
     return "\n\n".join(
         part
         for part in [

@@ -133,3 +133,25 @@ def test_timings_only_beside_the_same_kind_of_device(
 def test_against_the_results_directory_itself_is_a_usage_error(tmp_path: Path) -> None:
     reference = make_reference(tmp_path / "reference")
     assert main(["report", "--results-dir", str(reference), "--against", str(reference)]) == 2
+
+
+def test_your_own_studies_do_not_make_the_reference_partial(tmp_path: Path) -> None:
+    """The reference's protocol names its studies; the user's optuna.db holds only a study of
+    their own (a tune of their plug-in): the report said the reference was partial, every one
+    of its studies at "0 of 20 finished trials"."""
+    import optuna
+
+    reference = make_reference(tmp_path / "reference")
+    plan = PLAN | {"studies": ["gap_cnn__concat__e1", "gap_cnn__late_sum__e1"]}
+    (reference / "comparison.json").write_text(json.dumps({"plan": plan, "stages": {}}))
+    yours = make_yours(tmp_path / "output")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(
+        study_name="my_cnn__gated__e1", storage=f"sqlite:///{yours / 'optuna.db'}"
+    )
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    text = (yours / "report.md").read_text()
+    assert "my_cnn__gated__e1" in text  # the user's study, in its section
+    assert "study gap_cnn__concat__e1 has" not in text  # (its synthetic runs are partial)
+    assert "of 20 finished trials" not in text

@@ -135,6 +135,8 @@ def budgets(rungs: list[Rung]) -> str:
 def partial_text(rungs: list[Rung], inputs: Inputs) -> str:
     """A warning naming each rung that misses final runs or tuning trials; empty if none."""
     studies = {s.name: s for s in inputs.studies.digests}
+    named = {name for rung in rungs for name in rung.plan.get("studies", [])}
+    ours = bool(named & set(studies))  # else the storage is another's (report --against)
     lines = []
     for rung in rungs:
         missing = rung.missing()
@@ -150,7 +152,7 @@ def partial_text(rungs: list[Rung], inputs: Inputs) -> str:
         for study_name in rung.plan.get("studies", []):
             study = studies.get(study_name)
             done = 0 if study is None else study.finished
-            if isinstance(wanted, int) and done < wanted and (study or studies):
+            if isinstance(wanted, int) and done < wanted and ours:
                 lines.append(
                     f"- {epochs_text(rung.epochs)}: study {study_name} has {done} of {wanted} "
                     "finished trials"

@@ -19,7 +19,7 @@ from benchmark.config import MNIST_TRAIN_IMAGES, TrainConfig
 from benchmark.data import DigitSumData
 from benchmark.errors import DamagedFileError, TrainingFailed, WriteFailed
 from benchmark.files import read_json
-from benchmark.hardware import Execution, git_commit, versions
+from benchmark.hardware import Execution, cpu_features, git_commit, versions
 from benchmark.rundir import (
     CHECKPOINT,
     CONFIG,
@@ -138,6 +138,8 @@ def _execute(
             "compile_seconds": state.compile_seconds,
             "train_images_per_s": images / state.train_seconds if state.train_seconds else None,
             "device": ex.timing_name(),
+            # what tells apart CPUs of one name (VMs): the report never pools their timings
+            **({"cpu_features": cpu_features()} if ex.device.type == "cpu" else {}),
             "precision": ex.precision,  # fp32 or bf16
             "channels_last": ex.channels_last,
             "versions": versions(),

@@ -207,6 +207,20 @@ def test_a_group_takes_bench_figures_from_the_device_its_runs_were_timed_on(
     assert late["infer_images_per_s"] == 1700000 and late["bench_device"] == "NVIDIA H200"
 
 
+def test_timings_of_two_cpus_of_one_name_are_never_averaged(tmp_path: Path) -> None:
+    """Two VMs both called "AMD EPYC", one with AVX-512 and one without, trained one group: the
+    report keeps the timings of the CPU most of its runs had, told apart by their features."""
+    runs = tmp_path / "runs"
+    for seed, features in enumerate(("avx2", "avx2", "avx512 bf16")):
+        run = make_run(runs, f"s{seed}", seed=seed)  # train_seconds 100 + seed
+        found = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps(found | {"cpu_features": features}))
+    inputs = load(tmp_path)
+    (group,) = report.summarize(inputs.runs, inputs.bench).to_dict("records")
+    assert group["train_seconds_mean"] == pytest.approx(100.5)  # seeds 0 and 1, not 2
+    assert group["timing_device"] == DEVICE
+
+
 def test_bench_with_missing_columns_and_other_model_size(tmp_path: Path) -> None:
     """A bench row of another model size is not a group's (a tuned model does not borrow the
     default's throughput); a row that does not say its size is taken; missing columns are NaN."""

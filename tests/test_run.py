@@ -12,7 +12,7 @@ import torch
 
 from benchmark import load_run
 from benchmark.cli import main
-from benchmark.hardware import Execution, decide
+from benchmark.hardware import Execution, cpu_features, decide
 from benchmark.trainer import evaluate
 
 pytestmark = pytest.mark.slow
@@ -57,6 +57,7 @@ def test_run_writes_every_file_with_valid_fields(concat_run: Path) -> None:
     ):
         assert key in m, key
     assert (m["arch"], m["fusion"], m["seed"], m["epochs"]) == ("gap_cnn", "concat", 0, 1)
+    assert m["cpu_features"] == cpu_features()  # (the tests run on the CPU)
     assert m["params"] > 1000 and m["train_seconds"] > 0 and m["train_images_per_s"] > 0
     assert set(m["versions"]) == {"python", "torch", "torchvision", "timm"}
     assert m["config"]["train_subset"] == 5000 and m["config"]["batch_size"] == 50

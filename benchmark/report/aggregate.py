@@ -171,14 +171,17 @@ def run_table(runs: pd.DataFrame, ref: Reference) -> pd.DataFrame:
 
 def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:
     """Timings kept only for the runs on their group's most common device (a group spread over
-    machines gets one machine's figures, never an average of several), and that device."""
+    machines gets one machine's figures, never an average of several), and that device. CPUs
+    that VMs name alike are told apart by their features where runs record them."""
     device = runs.get("device", pd.Series("-", index=runs.index)).fillna("-").astype(str)
-    modal = device.groupby([runs[k] for k in KEYS]).transform(
+    features = runs.get("cpu_features", pd.Series("", index=runs.index)).fillna("").astype(str)
+    machine = device + "\t" + features  # (runs from before features were recorded: "")
+    modal = machine.groupby([runs[k] for k in KEYS]).transform(
         lambda d: d.value_counts().sort_index().idxmax()  # ties: the first by name
     )
-    kept = runs.assign(timing_device=modal)
+    kept = runs.assign(timing_device=modal.str.split("\t").str[0])
     for column in TIMINGS:
-        kept[column] = kept[column].where(device == modal)
+        kept[column] = kept[column].where(machine == modal)
     return kept
 
 

@@ -171,6 +171,26 @@ def test_grid_interrupt_keeps_finished_runs_and_says_how_to_resume(
     assert one_line(err).endswith("terminated (SIGTERM)")
 
 
+def test_a_single_run_interrupted_says_only_how_to_resume(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """No grid to count ("0 run(s) finished and kept, 0 run(s) of the grid not started")."""
+    real_train = runs.train
+
+    def sigint_then_train(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(runs, "train", sigint_then_train)
+    assert main(["run", *SMALL, "--results-dir", str(tmp_path)]) == 130
+    out = capsys.readouterr().out.replace("\n", "")
+    assert (
+        f"interrupted; resume this one with  python -m benchmark run --resume {only_run(tmp_path)}"
+        in out
+    )
+    assert "run(s)" not in out
+
+
 def test_signals_are_held_during_a_group_of_writes() -> None:
     reached = False
     with pytest.raises(KeyboardInterrupt):

@@ -219,10 +219,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                     finished.append(done)
                     run_dirs.append(run_dir)
                     break
-                say(
-                    f"interrupted: {len(finished)} run(s) finished and kept, "
-                    f"{len(work) - i - 1} run(s) of the grid not started; resume this one with"
+                grid = (  # a grid's count: what is kept and what is left (one run: nothing)
+                    f": {len(finished)} run(s) finished and kept, {len(work) - i - 1} run(s) of "
+                    "the grid not started"
+                    if len(work) > 1
+                    else ""
                 )
+                say(f"interrupted{grid}; resume this one with")
                 say(f"  python -m benchmark run --resume {run_dir}", soft_wrap=True)
                 raise
     print_summary(finished, run_dirs, fields)

@@ -37,6 +37,7 @@ MODEL = "model.pt"
 LOCK = ".lock"
 OWN_FILES = (CONFIG, STATUS, HISTORY, CHECKPOINT, METRICS, MODEL, LOCK)  # what a run writes
 SHARED_BY = ", shared by "  # metrics.json's device, when several processes shared the machine
+WITH_FEATURES = " with "  # a timing device and its CPU's features (``with_features``)
 
 
 def timing_device(device: str, sharing: int) -> str:
@@ -45,9 +46,25 @@ def timing_device(device: str, sharing: int) -> str:
     return f"{device}{SHARED_BY}{sharing} processes" if sharing > 1 else device
 
 
+def with_features(device: str, features: str) -> str:
+    """A run's ``timing_device`` and, where it recorded them, its CPU's features, which tell
+    apart CPUs that VMs name alike: ``cpu: AMD EPYC (2 threads) with avx2``."""
+    if not features:
+        return device
+    machine, shared, rest = device.partition(SHARED_BY)
+    return f"{machine}{WITH_FEATURES}{features}{shared}{rest}"
+
+
+def without_features(device: str) -> str:
+    """A timing device as a run that did not record its CPU's features names it."""
+    machine, shared, rest = device.partition(SHARED_BY)
+    return machine.split(WITH_FEATURES)[0] + shared + rest
+
+
 def machine_of(device: str) -> str:
-    """The machine a ``timing_device`` names, without how many processes shared it."""
-    return device.split(SHARED_BY)[0]
+    """The machine a timing device names as bench rows name it: without how many processes
+    shared it or its CPU's features."""
+    return without_features(device).split(SHARED_BY)[0]
 
 
 def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:

@@ -130,6 +130,27 @@ def test_timings_only_beside_the_same_kind_of_device(
     assert pd.notna(same.set_index("label").loc["my_cnn x gated [yours]", "train_seconds_mean"])
 
 
+@pytest.mark.parametrize(
+    ("theirs", "kept"), [(None, True), ("avx2", True), ("avx512 bf16 amx", False)]
+)
+def test_timings_beside_a_cpu_of_the_same_name_and_features(
+    theirs: str | None, kept: bool, tmp_path: Path
+) -> None:
+    """Your runs record their CPU's features (avx2); the reference's runs on a CPU of the same
+    name either did not (older runs: the same machine, as far as can be told), or recorded the
+    same features, or other ones (another CPU sold under that name: timings left out)."""
+    reference = make_reference(tmp_path / "reference")
+    yours = make_yours(tmp_path / "output")
+    for root, features in ((yours, "avx2"), (reference, theirs)):
+        for run in (root / "runs").iterdir():
+            found = json.loads((run / "metrics.json").read_text())
+            if features:
+                (run / "metrics.json").write_text(json.dumps(found | {"cpu_features": features}))
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    summary = pd.read_csv(yours / "summary.csv").set_index("label")
+    assert pd.notna(summary.loc["my_cnn x gated [yours]", "train_seconds_mean"]) == kept
+
+
 def test_against_the_results_directory_itself_is_a_usage_error(tmp_path: Path) -> None:
     reference = make_reference(tmp_path / "reference")
     assert main(["report", "--results-dir", str(reference), "--against", str(reference)]) == 2

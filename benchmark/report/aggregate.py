@@ -175,11 +175,12 @@ def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:
     that VMs name alike are told apart by their features where runs record them."""
     device = runs.get("device", pd.Series("-", index=runs.index)).fillna("-").astype(str)
     features = runs.get("cpu_features", pd.Series("", index=runs.index)).fillna("").astype(str)
-    machine = device + "\t" + features  # (runs from before features were recorded: "")
+    # (runs from before features were recorded name the device alone)
+    machine = pd.Series(map(rundir.with_features, device, features), index=runs.index, dtype=str)
     modal = machine.groupby([runs[k] for k in KEYS]).transform(
         lambda d: d.value_counts().sort_index().idxmax()  # ties: the first by name
     )
-    kept = runs.assign(timing_device=modal.str.split("\t").str[0])
+    kept = runs.assign(timing_device=modal)
     for column in TIMINGS:
         kept[column] = kept[column].where(machine == modal)
     return kept
@@ -260,7 +261,9 @@ def comparable_timings(summary: pd.DataFrame) -> pd.DataFrame:
     reference's main comparison was timed on (accuracy is comparable anywhere, time is not)."""
     main = summary["section"] == "main"
     theirs = set(summary.loc[main & ~summary["yours"], "timing_device"])
-    away = main & summary["yours"] & ~summary["timing_device"].isin(theirs)
+    # the same machine, or one of its name where the reference's runs did not record features
+    named = summary["timing_device"].astype(str).map(rundir.without_features)
+    away = main & summary["yours"] & ~(summary["timing_device"].isin(theirs) | named.isin(theirs))
     if not theirs or not away.any():
         return summary
     out = summary.copy()

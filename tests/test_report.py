@@ -221,6 +221,30 @@ def test_timings_of_two_cpus_of_one_name_are_never_averaged(tmp_path: Path) -> N
     assert group["timing_device"] == f"{DEVICE} with avx2"  # what the report names
 
 
+@pytest.mark.parametrize("same", [True, False])
+def test_the_main_table_says_whose_timings_when_machines_differ(same: bool, tmp_path: Path) -> None:
+    """Groups of the main comparison timed on two machines: a column names each one's (the note
+    under the table listed both devices, not which row was which); one machine: no column."""
+    from benchmark.report.render import display_table
+
+    runs = tmp_path / "runs"
+    for fusion, features in (("concat", "avx2"), ("late_sum", "avx2" if same else "avx512")):
+        for seed in (0, 1):
+            run = make_run(runs, f"{fusion}-{seed}", fusion=fusion, seed=seed)
+            found = json.loads((run / "metrics.json").read_text())
+            (run / "metrics.json").write_text(json.dumps(found | {"cpu_features": features}))
+    inputs = load(tmp_path)
+    table = display_table(report.summarize(inputs.runs, inputs.bench))
+    if same:
+        assert "timed on" not in table
+    else:
+        timed = dict(zip(table["combination"], table["timed on"], strict=True))
+        assert timed == {
+            "gap_cnn x concat": f"{DEVICE} with avx2",
+            "gap_cnn x late_sum": f"{DEVICE} with avx512",
+        }
+
+
 def test_bench_with_missing_columns_and_other_model_size(tmp_path: Path) -> None:
     """A bench row of another model size is not a group's (a tuned model does not borrow the
     default's throughput); a row that does not say its size is taken; missing columns are NaN."""

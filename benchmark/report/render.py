@@ -99,7 +99,11 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
                 "Pareto": "*" if r.pareto else "",
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    timed = main["train_seconds_mean"].notna()
+    if main.loc[timed, "timing_device"].nunique() > 1:  # several machines' timings: whose is whose
+        table["timed on"] = list(main["timing_device"].astype(str).where(timed, ""))
+    return table
 
 
 def distinct(values: pd.Series) -> str:

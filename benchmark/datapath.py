@@ -30,6 +30,7 @@ from architectures.fusions import NUM_DIGITS
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData, Split, to_float
 from benchmark.hardware import Execution
+from benchmark.rundir import with_features
 from benchmark.trainer import TrainState, build_state, train, train_step
 
 WAYS = ("trainer", "prebuilt", "dataloader")
@@ -161,8 +162,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"# Data path: {report['arch']} x {report['fusion']}",
         "",
-        f"- device: {report['device']}"
-        + (f" with {report['cpu_features']}" if report.get("cpu_features") else ""),
+        f"- device: {with_features(report['device'], report.get('cpu_features', ''))}",
         f"- torch {report['torch']}, commit {report['commit']}",
         f"- batch size {report['batch_size']}, {report['steps']} timed steps each after "
         f"{report['warmup']} warm-up steps, interleaved in {report['rounds']} rounds "

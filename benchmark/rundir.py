@@ -47,8 +47,9 @@ def timing_device(device: str, sharing: int) -> str:
 
 
 def with_features(device: str, features: str) -> str:
-    """A run's ``timing_device`` and, where it recorded them, its CPU's features, which tell
-    apart CPUs that VMs name alike: ``cpu: AMD EPYC (2 threads) with avx2``."""
+    """A device as runs' timings, bench rows and datapath reports name it, with its CPU's
+    features where they were recorded (they tell apart CPUs that VMs name alike): ``cpu: AMD
+    EPYC (2 threads) with avx2``."""
     if not features:
         return device
     machine, shared, rest = device.partition(SHARED_BY)

@@ -22,6 +22,7 @@ from benchmark.commands.common import (
 )
 from benchmark.files import check_writable
 from benchmark.progress import prepare
+from benchmark.rundir import with_features
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -39,9 +40,8 @@ def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
     failed = sum(bool(r["error"]) for r in rows)
     ab = any(r["compile"] != first["compile"] for r in rows)
     table = Table(
-        title=f"bench on {first['device']}"
-        + (f" with {first['cpu_features']}" if first["cpu_features"] else "")
-        + f", {first['precision']}, batch {first['batch_size']} "
+        title=f"bench on {with_features(first['device'], first['cpu_features'])}, "
+        f"{first['precision']}, batch {first['batch_size']} "
         f"(train {first['train_batch_size']}), channels_last {first['channels_last']}, "
         + ("eager and compiled taking turns" if ab else f"compile {first['compile']}"),
         caption=f"appended to {path}" + (f"; {failed} failed (error column)" if failed else ""),

@@ -451,6 +451,55 @@ def test_cli_report_without_runs_is_a_usage_error(tmp_path: Path, capsys: Any) -
     assert not (tmp_path / "report.md").exists()
 
 
+@pytest.mark.usefixtures("undrawn")
+def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys: Any) -> None:
+    """``tune`` then ``report`` (no run yet): the studies, and an answer that says why there is
+    none; an empty directory, or a given ``--runs`` that matches nothing, is still refused."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="gap_cnn__concat__e1", storage=storage,
+                                direction="maximize")  # fmt: skip
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2), 2)
+    assert main(["report", "--results-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "No run has finished, so there is nothing to compare yet." in answer_of(text)
+    assert "| gap_cnn__concat__e1 | 2 | 0 |" in text
+    capsys.readouterr()
+    runs = str(tmp_path / "runs" / "*")
+    assert main(["report", "--results-dir", str(tmp_path), "--runs", runs]) == 2
+    assert "matches no run directory" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    assert main(["report", "--results-dir", str(empty)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"--results-dir {empty}: no run directory, bench CSV or tuning study in it" in err
+    assert not empty.exists()
+
+
+def test_a_sweep_without_a_default_run_names_its_lowest_error(tmp_path: Path) -> None:
+    """No group is in the main comparison, yet a sweep of hand-set values asks which is best:
+    the answer says why there is no main comparison and names the lowest error there is."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        configured_run(runs, f"a{seed}", {"lr": 0.01}, seed=seed, sum_acc=0.95 + seed / 100)
+        configured_run(runs, f"b{seed}", {"lr": 0.001}, seed=seed, sum_acc=0.90,
+                       config_hash="b0000000")  # fmt: skip
+    answer = answer_of(markdown_of(tmp_path))
+    why = "No group is a default or tuned configuration at the reference budget (4 epochs"
+    other = "under *Other budgets, ablations and hand-set configurations*"
+    label = "gap_cnn x concat (epochs 2; lr 0.01)"
+    assert why in answer
+    assert f"Of the 2 groups {other}, {label} has the lowest: 4.50% error (mean of 2 seeds)" in (
+        answer
+    )
+    one = tmp_path / "one"
+    configured_run(one / "runs", "a", {"lr": 0.01}, sum_acc=0.95)
+    assert f"The one group {other}, {label}, has 5.00% error (one seed)." in answer_of(
+        markdown_of(one)
+    )
+
+
 def test_cli_report_out_must_be_a_directory(tmp_path: Path, capsys: Any) -> None:
     root = make_suite(tmp_path)
     (tmp_path / "file").write_text("x")
@@ -731,8 +780,9 @@ def markdown_of(root: Path) -> str:
 
 
 def answer_of(text: str) -> str:
-    """The opening sentences of a report's markdown."""
-    return text[text.index("## The answer") : text.index("## Main comparison")]
+    """The opening sentences of a report's markdown (up to the next section)."""
+    start = text.index("## The answer")
+    return text[start : text.index("\n## ", start)]
 
 
 def test_sentences_of_a_one_group_one_seed_report(tmp_path: Path) -> None:

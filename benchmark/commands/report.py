@@ -15,19 +15,27 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Aggregate the runs (and bench CSVs) into report.md, report.html, summary.csv and plots."""
     from benchmark.comparison import read_comparison
     from benchmark.report import beside, load_inputs, rich_table, write_report
+    from benchmark.report.load import find_run_dirs
 
     base = Path(args.results_dir)
     runs = args.runs or [str(base / "runs" / "*")]
     bench = args.bench or str(base / "bench" / "*.csv")
     out = Path(args.out or base)
-    if args.bench and not glob.glob(args.bench):  # the default may match nothing; a given one not
+    # the defaults may match nothing (a directory of tuning studies alone); a given glob not
+    if args.bench and not glob.glob(args.bench):
         raise UsageError(f"--bench {args.bench!r} matches no file; expected a glob of bench CSVs")
+    if args.runs and not find_run_dirs(args.runs):
+        raise UsageError(
+            f"--runs {' '.join(args.runs)!r} matches no run directory; expected a glob such as "
+            "results/runs/*"
+        )
     check_writable(out, "--out" if args.out else "--results-dir")
     inputs = load_inputs(runs, bench, base, out)
-    if inputs.runs.empty and inputs.incomplete.empty:
+    found = [inputs.runs, inputs.incomplete, inputs.bench]
+    if all(frame.empty for frame in found) and not inputs.studies.digests:
         raise UsageError(
-            f"--runs {' '.join(runs)!r} matches no run directory; expected a glob such as "
-            "results/runs/*"
+            f"--results-dir {base}: no run directory, bench CSV or tuning study in it; expected "
+            "the --results-dir of run, tune, bench or compare (the committed one: results)"
         )
     against = None
     if args.against:

@@ -221,17 +221,38 @@ def yours_sentences(summary: pd.DataFrame) -> list[str]:
     return out
 
 
+def no_main_sentences(summary: pd.DataFrame, where: str) -> list[str]:
+    """The answer when no group is in the main comparison: say why, and name the lowest error
+    of the groups there are (a sweep of hand-set values has no default run, yet asks which
+    value is best)."""
+    if summary.empty:
+        return ["No run has finished, so there is nothing to compare yet."]
+    text = [
+        f"No group is a default or tuned configuration at the reference budget ({where}), "
+        "so there is no main comparison to state."
+    ]
+    other = summary[summary["section"] == "other"].sort_values("test_sum_err_mean")
+    if not other.empty:
+        best = other.iloc[0]
+        seeds = "one seed" if best["n"] == 1 else f"mean of {int(best['n'])} seeds"
+        figure = f"{best['test_sum_err_mean']:.2f}% error ({seeds})"
+        where_others = "under *Other budgets, ablations and hand-set configurations*"
+        text.append(
+            f"The one group {where_others}, {best['label']}, has {figure}."
+            if len(other) == 1
+            else f"Of the {len(other)} groups {where_others}, {best['label']} has the lowest: "
+            f"{figure}; they compare with each other only where their differences match."
+        )
+    return text + (yours_sentences(summary) if summary["yours"].any() else [])
+
+
 def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | None = None) -> str:
     """A few generated sentences that state the answer, from the main comparison alone."""
     main = summary[summary["section"] == "main"]
     where = scope(ref, summary)
     heading = "## The answer\n\n" + (f"{ref.note} " if ref.note else "")
     if main.empty:
-        return (
-            f"{heading}No group was trained at the reference budget ({where}), so there "
-            "is no main comparison to state."
-            + (" " + " ".join(yours_sentences(summary)) if summary["yours"].any() else "")
-        )
+        return heading + " ".join(no_main_sentences(summary, where))
     best = main[main["standing"] == BEST].iloc[0]
     rest = main[main["label"] != best["label"]]
     text = [best_sentence(best, main, ref, where)]

@@ -299,9 +299,9 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
         [
             "## Tuning studies",
             f"Every study in `{storage_label}` (open it live with `optuna-dashboard "
-            f"sqlite:///{storage_label}`). Value: the study's objective (validation accuracy "
-            "at its budget). Per study: its trials as CSV, Optuna's optimisation-history plot "
-            "and its parameter importances (PED-ANOVA)."
+            f"sqlite:///{storage_label}`). Value: the study's objective (validation joint "
+            "accuracy, both heads right, at its budget). Per study: its trials as CSV, Optuna's "
+            "optimisation-history plot and its parameter importances (PED-ANOVA)."
             + (PRUNING_NOTE + rules_sentence(studies) if pruning else ""),
             markdown_table(pd.DataFrame(rows)),
         ]

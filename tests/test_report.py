@@ -454,7 +454,8 @@ def test_cli_report_without_runs_is_a_usage_error(tmp_path: Path, capsys: Any) -
 @pytest.mark.usefixtures("undrawn")
 def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys: Any) -> None:
     """``tune`` then ``report`` (no run yet): the studies, and an answer that says why there is
-    none; an empty directory, or a given ``--runs`` that matches nothing, is still refused."""
+    none; so is a directory of bench CSVs alone. An empty directory, or a given ``--runs`` that
+    matches nothing, is still refused."""
     import optuna
 
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
@@ -469,6 +470,11 @@ def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys:
     runs = str(tmp_path / "runs" / "*")
     assert main(["report", "--results-dir", str(tmp_path), "--runs", runs]) == 2
     assert "matches no run directory" in capsys.readouterr().err
+    benched = tmp_path / "benched"
+    shutil.copytree(make_suite(tmp_path / "suite") / "bench", benched / "bench")
+    assert main(["report", "--results-dir", str(benched)]) == 0
+    assert "## Bench measurements" in (benched / "report.md").read_text()
+    capsys.readouterr()
     empty = tmp_path / "empty"
     assert main(["report", "--results-dir", str(empty)]) == 2
     err = capsys.readouterr().err.strip()

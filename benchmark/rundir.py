@@ -62,6 +62,11 @@ def without_features(device: str) -> str:
     return machine.split(WITH_FEATURES)[0] + shared + rest
 
 
+def features_of(device: str) -> str:
+    """The CPU features a timing device names ("" where its runs did not record them)."""
+    return device.partition(SHARED_BY)[0].partition(WITH_FEATURES)[2]
+
+
 def machine_of(device: str) -> str:
     """The machine a timing device names as bench rows name it: without how many processes
     shared it or its CPU's features."""

@@ -221,6 +221,36 @@ def test_timings_of_two_cpus_of_one_name_are_never_averaged(tmp_path: Path) -> N
     assert group["timing_device"] == f"{DEVICE} with avx2"  # what the report names
 
 
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        (("avx512 amx", "avx2", ""), (20000, " with avx2")),  # the runs' own CPU
+        (("avx512 amx", ""), (25000, "")),  # a row that did not record its CPU's features
+        (("avx512 amx",), (30000, " with avx512 amx")),  # another CPU of that name, not the GPU
+    ],
+)
+def test_a_group_takes_bench_figures_from_its_own_cpu_of_a_shared_name(
+    rows: tuple[str, ...], expected: tuple[int, str], tmp_path: Path
+) -> None:
+    """Two VMs both called "AMD EPYC" benched one model: a group timed on the one with AVX2
+    takes that one's row, named with its features (it took the first row of the name)."""
+    run = make_run(tmp_path / "runs", "a")
+    found = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps(found | {"cpu_features": "avx2"}))
+    speed = {"avx512 amx": 30000, "avx2": 20000, "": 25000}
+    (tmp_path / "bench.csv").write_text(
+        "arch,fusion,device,precision,batch_size,infer_images_per_s,cpu_features,error\n"
+        + "".join(f"gap_cnn,concat,{DEVICE},fp32,256,{speed[f]},{f},\n" for f in rows)
+        + "gap_cnn,concat,NVIDIA H200,bf16,8192,1800000,,\n"
+    )
+    inputs = report.load_inputs(str(tmp_path / "runs" / "*"), str(tmp_path / "*.csv"))
+    (group,) = report.summarize(inputs.runs, inputs.bench).to_dict("records")
+    assert (group["infer_images_per_s"], group["bench_device"]) == (
+        expected[0],
+        DEVICE + expected[1],
+    )
+
+
 @pytest.mark.parametrize("same", [True, False])
 def test_the_main_table_says_whose_timings_when_machines_differ(same: bool, tmp_path: Path) -> None:
     """Groups of the main comparison timed on two machines: a column names each one's (the note

@@ -111,11 +111,21 @@ def bench_matches(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
 def bench_best(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     """Each group's best bench row (highest inference throughput), from the rows measured on
     the device its runs were timed on where there are any, so that a group trained on a CPU
-    does not show a GPU's throughput; else from any device (``bench_device`` names it)."""
+    does not show a GPU's throughput; else from any device (``bench_device`` names it, with
+    its CPU's features where the row recorded them). Of two CPUs of one name, the one with the
+    runs' features is their device, one without features next, another CPU of that name before
+    any other device."""
     matches = bench_matches(summary, bench)
-    timed_on = matches["timing_device"].astype(str).map(rundir.machine_of)
+    timed_on = matches["timing_device"].astype(str)
+    row_features = matches.get("cpu_features", pd.Series("", index=matches.index))
+    row_features = row_features.fillna("").astype(str)
+    theirs = timed_on.map(rundir.features_of)
+    same_name = matches["device"].astype(str) == timed_on.map(rundir.machine_of)
+    unknown = (row_features == "") | (theirs == "")
+    own = same_name * (1 + unknown + 2 * (row_features == theirs)).clip(upper=3)
+    named = list(map(rundir.with_features, matches["device"].astype(str), row_features))
     return (
-        matches.assign(own=matches["device"].astype(str) == timed_on)
+        matches.assign(own=own, device=named)
         .sort_values(["own", "infer_images_per_s"], ascending=False, kind="stable")
         .drop_duplicates(KEYS)
         .set_index(KEYS)[list(BENCH_BEST)]

@@ -3,6 +3,8 @@ failures into one line and an exit status. Each command lives in ``benchmark.com
 
 from __future__ import annotations
 
+import argparse
+import difflib
 import errno
 import functools
 import gc
@@ -69,7 +71,33 @@ def parser_named(prog: str) -> ArgumentParser:
         command.add_parser(sub)
     # named so in the usage line and in the error of a command line without one: the choices
     sub.metavar = "{" + ",".join(sub.choices) + "}"
+    COMMAND_PARSERS[prog] = dict(sub.choices)
     return parser
+
+
+COMMAND_PARSERS: dict[str, dict[str, argparse.ArgumentParser]] = {}  # by program name
+
+
+def unrecognized(prog: str, command: str, extras: list[str]) -> str:
+    """What a command line gave that ``command`` does not take, in one line with a hint: the
+    commands that take such a flag (``--val-subset`` is tune's, not run's), else the nearest
+    flag of its own (``--seed``: ``--seeds``), and where its flags are listed."""
+    parsers = COMMAND_PARSERS[prog]
+    flags = {name: {o for a in p._actions for o in a.option_strings} for name, p in parsers.items()}
+    hint = ""
+    given = next((e.split("=")[0] for e in extras if e.startswith("--")), None)
+    if given:
+        others = [name for name, theirs in flags.items() if given in theirs]
+        near = difflib.get_close_matches(given, sorted(flags[command]), n=1, cutoff=0.75)
+        if others:
+            names = " and ".join([", ".join(others[:-1]), others[-1]] if others[1:] else others)
+            hint = f"; {given} is a flag of {names}"
+        elif near:
+            hint = f"; did you mean {near[0]}?"
+    return (
+        f"unrecognized arguments: {' '.join(extras)}{hint} ({prog} {command} --help lists "
+        "its flags)"
+    )
 
 
 def is_unknown_name(exc: BaseException) -> bool:
@@ -129,9 +157,11 @@ def entry() -> None:
 def dispatch(argv: list[str] | None) -> int:
     prog = program_name()
     try:
-        args = build_parser().parse_args(argv)
+        args, extras = build_parser().parse_known_args(argv)
+        command, prog = args.command, f"{prog} {args.command}"
+        if extras:
+            raise UsageError(unrecognized(program_name(), command, extras))
         args.argv = sys.argv[1:] if argv is None else list(argv)  # as typed: for worker processes
-        prog = f"{prog} {args.command}"
         return int(args.func(args) or 0)
     except UsageError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")

@@ -193,6 +193,28 @@ def test_declared_ranges_hold_the_defaults_and_the_search_spaces() -> None:
 WRITERS = ["run", "tune", "compare", "report", "bench", "datapath"]
 
 
+@pytest.mark.parametrize(
+    "argv, hint",
+    [
+        (["run", "--val-subset", "600"], "--val-subset is a flag of tune ("),
+        (["report", "--epochs", "3"], "--epochs is a flag of run, tune and compare ("),
+        (["run", "--result-dir", "x"], "did you mean --results-dir? ("),
+        (["run", "extra"], "unrecognized arguments: extra (python -m benchmark run --help"),
+    ],
+)
+def test_an_unknown_flag_is_named_with_the_command_and_a_hint(
+    argv: list[str], hint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """argparse named no command ("python -m benchmark: error: unrecognized arguments") and
+    gave no hint; a flag of another command, or a near miss, is named."""
+    monkeypatch.chdir(tmp_path)
+    assert exit_status(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"python -m benchmark {argv[0]}: error: unrecognized arguments: ")
+    assert hint in line and line.endswith("--help lists its flags)")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("command", WRITERS)
 def test_results_dir_that_is_a_file(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys

@@ -294,8 +294,8 @@ def test_a_library_clean_up_cut_short_by_a_signal_is_that_signal(
         return 0
 
     class Parser:
-        def parse_args(self, argv: object) -> object:
-            return type("Args", (), {"command": "tune", "func": staticmethod(command)})
+        def parse_known_args(self, argv: object) -> tuple[object, list[str]]:
+            return type("Args", (), {"command": "tune", "func": staticmethod(command)}), []
 
     monkeypatch.setattr(cli, "build_parser", Parser)
     assert main([]) == code

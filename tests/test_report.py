@@ -861,6 +861,15 @@ def test_sentences_of_a_two_group_report(tmp_path: Path) -> None:
     assert "| gap_cnn x embed_add | no | 1 | 1.00 | untested (1 seed) | - |" in table
 
 
+def test_an_interval_in_words_stays_within_the_errors_possible(tmp_path: Path) -> None:
+    """Two seeds far apart: the t-interval of their error runs below 0% and above 100%; the
+    sentences print its ends held to 0-100% (they read "95% CI -110.79-213.73")."""
+    for seed, acc in enumerate((0.2, 0.9)):
+        make_run(tmp_path / "runs", f"s{seed}", seed=seed, sum_acc=acc, val_curve=(0.9,))
+    answer = answer_of(markdown_of(tmp_path))
+    assert "45.00% (95% CI 0.00-100.00, 2 seeds" in answer
+
+
 def test_a_tuned_configuration_equal_to_the_default_is_named(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed in (0, 1):

@@ -17,6 +17,7 @@ from benchmark.report.wording import (
     NEAR,
     UNTESTED,
     WORSE,
+    error_range,
     has,
     is_are,
     listing,
@@ -51,7 +52,7 @@ def interval_text(row: pd.Series) -> str:
     if pd.isna(row["test_sum_err_ci"]):
         return "one seed, so no interval"
     mean, half = row["test_sum_err_mean"], row["test_sum_err_ci"]
-    return f"95% CI {mean - half:.2f}-{mean + half:.2f}, {plural(int(row['n']), 'seed')}"
+    return f"{error_range(mean, half)}, {plural(int(row['n']), 'seed')}"
 
 
 def best_sentence(best: pd.Series, main: pd.DataFrame, ref: Reference, where: str) -> str:

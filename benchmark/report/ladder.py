@@ -25,7 +25,7 @@ from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.render import sittings_text
 from benchmark.report.stats import ALPHA, kendall
-from benchmark.report.wording import is_are, plural
+from benchmark.report.wording import error_range, is_are, plural
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
@@ -124,7 +124,7 @@ def interval_text(row: Any) -> str:
     mean, half = row.test_sum_err_mean, row.test_sum_err_ci
     if pd.isna(half):
         return f"{mean:.2f}% (one seed, no interval)"
-    return f"{mean:.2f}% (95% CI {mean - half:.2f}-{mean + half:.2f})"
+    return f"{mean:.2f}% ({error_range(mean, half)})"
 
 
 def budgets(rungs: list[Rung]) -> str:

@@ -246,7 +246,8 @@ class TrainConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(
-                f"unknown config key(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+                f"unknown config {'key' if len(unknown) == 1 else 'keys'} {', '.join(unknown)}; "
+                f"valid: {', '.join(sorted(known))}"
             )
         return cls(**values)
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmark import files
 from benchmark.rundir import METRICS, IncompleteRun, read_metrics
+from benchmark.wording import plural
 
 
 def with_macs(found: dict[str, Any], macs: int) -> dict[str, Any]:
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     changed, left = migrate(args.results_dir)
     for line in [*changed, *left]:
         print(line)
-    print(f"{len(changed)} run(s) changed, {len(left)} left as they are")
+    kept = "it is" if len(left) == 1 else "they are"
+    print(f"{plural(len(changed), 'run')} changed, {len(left)} left as {kept}")
     return 0
 
 

@@ -42,6 +42,7 @@ from benchmark.trainer import (
     final_evaluation,
     train,
 )
+from benchmark.wording import plural
 
 
 def save_checkpoint(run_dir: Path, state: TrainState) -> None:
@@ -209,7 +210,8 @@ def resume_state(run_dir: Path, cfg: TrainConfig, ex: Execution) -> TrainState |
         MNIST_TRAIN_IMAGES
     ):
         raise files.UnreadableFileError(
-            f"{ckpt}: step {state.step} after {epochs} epoch(s) does not fit this run's config"
+            f"{ckpt}: step {state.step} after {plural(epochs, 'epoch')} does not fit this run's "
+            "config"
         )
     # history.csv again from the checkpoint's: a kill after the checkpoint's rename and before
     # history.csv's left it an epoch short, which no later epoch would mend after the last one

@@ -41,7 +41,7 @@ CONFIG_DAMAGE = [
     ('{"seed": 1e30}', "seed must be of type int"),
     ('{"lr": NaN}', "lr must be a finite number"),
     ('{"epochs": 100000000000000000000000}', "epochs must fit in 64 bits"),
-    ('{"lrr": 1}', "unknown config key(s) lrr"),
+    ('{"lrr": 1}', "unknown config key lrr"),
     ('{"arch": "nope"}', "unknown encoder 'nope'"),
     ('{"arch": ""}', "arch is empty"),
     ('{"model_args": 3}', "model_args must be of type dict"),

@@ -170,7 +170,7 @@ def test_transparent_background_counts_as_paper() -> None:
 @pytest.mark.parametrize(
     ("case", "expected"),
     [
-        ("count", "2 image(s) but 3 addend(s)"),
+        ("count", "2 images but 3 addends"),
         ("missing", "no such file"),
         ("too_long", "cannot read it (File name too long)"),
         ("directory", "a directory; expected a PNG or JPEG file"),

@@ -470,7 +470,7 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     printed = capsys.readouterr().out.replace("│", "|")
     row = next(line for line in printed.splitlines() if "|    no | 3 |" in line)
     assert "gap_cnn x concat" in row and "8.00 ± 4.97" in row
-    assert "2 incomplete run(s)" in printed
+    assert "2 incomplete runs" in printed
 
 
 def test_cli_report_without_runs_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
@@ -797,14 +797,14 @@ def test_migrate_adds_macs_once(tmp_path: Path, capsys: Any) -> None:
 
     root = make_suite(tmp_path)
     assert migrate.main([str(root)]) == 0
-    assert "5 run(s) changed" in capsys.readouterr().out.splitlines()[-1]  # the complete ones
+    assert "5 runs changed" in capsys.readouterr().out.splitlines()[-1]  # the complete ones
     path = root / "runs" / "a-concat-s0" / "metrics.json"
     found = json.loads(path.read_text())
     assert found["macs_per_image"] == 7_351_424  # gap_cnn x concat, as bench counts it
     assert list(found).index("macs_per_image") == list(found).index("params") + 1
     before = {p: p.read_bytes() for p in root.rglob("*.json")}
     assert migrate.main([str(root)]) == 0
-    assert capsys.readouterr().out.strip() == "0 run(s) changed, 0 left as they are"
+    assert capsys.readouterr().out.strip() == "0 runs changed, 0 left as they are"
     assert {p: p.read_bytes() for p in root.rglob("*.json")} == before
     summary = report.summarize(load(root).runs, load(root).bench).set_index("label")
     assert summary.loc["gap_cnn x concat", "macs_per_image"] == 7_351_424

@@ -23,6 +23,7 @@ from benchmark.commands.common import (
 from benchmark.files import check_writable
 from benchmark.progress import prepare
 from benchmark.rundir import with_features
+from benchmark.wording import plural
 
 
 def fmt(value: Any, spec: str) -> str:
@@ -124,7 +125,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     check_header(path)
     commit = git_commit()
     total = len(archs) * len(fusions)
-    console.print(f"bench: {total} configuration(s) on {device_name(s.device)}, {s.precision}")
+    console.print(
+        f"bench: {plural(total, 'configuration')} on {device_name(s.device)}, {s.precision}"
+    )
     rows: list[dict[str, Any]] = []
     done = 0
     with interrupts_as_exceptions():

@@ -33,6 +33,7 @@ from benchmark.comparison import Sitting, StageClock, load_comparison
 from benchmark.config import BATCH_SIZES, SEARCHED
 from benchmark.files import check_writable
 from benchmark.progress import prepare, say_emulated
+from benchmark.wording import plural
 
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
 CORE_FUSIONS = "concat,embed_add,late_sum"
@@ -123,7 +124,7 @@ def in_workers(
     commands = [worker_argv(args, i, threads) for i in range(1, args.jobs + 1)]
     console.print(
         f"compare in {args.jobs} worker processes (--worker 1-{args.jobs})"
-        + (f", {threads} CPU thread(s) each" if threads and args.threads is None else "")
+        + (f", {plural(threads, 'CPU thread')} each" if threads and args.threads is None else "")
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=console) as bar:

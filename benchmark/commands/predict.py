@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from benchmark.commands.common import UsageError, add_plugin_flag, path_text, print_wide
+from benchmark.wording import plural
 
 NUM_ADDENDS = 10
 
@@ -41,7 +42,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         addends = addends * len(paths)
     if len(addends) != len(paths):
         raise UsageError(
-            f"{len(paths)} image(s) but {len(args.addend)} addend(s); give one --addend per "
+            f"{plural(len(paths), 'image')} but {plural(len(args.addend), 'addend')}; give one "
+            "--addend per "
             f"--image, or a single --addend for all"
         )
     images = torch.stack([load_image(p) for p in paths])

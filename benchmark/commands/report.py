@@ -9,6 +9,7 @@ from pathlib import Path
 
 from benchmark.commands.common import OUTPUT, UsageError, console, path_text, print_wide
 from benchmark.files import check_writable
+from benchmark.wording import plural
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -51,7 +52,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not summary.empty:
         print_wide(rich_table(summary))
     if not inputs.incomplete.empty:
-        console.print(f"{len(inputs.incomplete)} incomplete run(s) listed in the report")
+        console.print(f"{plural(len(inputs.incomplete), 'incomplete run')} listed in the report")
     for note in inputs.notes:
         console.print(note)
     console.print("wrote " + ", ".join(str(p) for p in written))

@@ -39,6 +39,7 @@ from benchmark.progress import (
     train_with_progress,
 )
 from benchmark.trackers import check_available
+from benchmark.wording import plural
 
 
 def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
@@ -220,8 +221,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                     run_dirs.append(run_dir)
                     break
                 grid = (  # a grid's count: what is kept and what is left (one run: nothing)
-                    f": {len(finished)} run(s) finished and kept, {len(work) - i - 1} run(s) of "
-                    "the grid not started"
+                    f": {plural(len(finished), 'run')} finished and kept, "
+                    f"{plural(len(work) - i - 1, 'run')} of the grid not started"
                     if len(work) > 1
                     else ""
                 )

@@ -38,7 +38,7 @@ from benchmark.report.render import (
     tuned_vs_default_section,
 )
 from benchmark.report.studies import DIGEST, STORAGE, studies_section
-from benchmark.report.wording import plural
+from benchmark.wording import plural
 
 __all__ = [
     "Inputs",

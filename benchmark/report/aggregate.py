@@ -18,7 +18,7 @@ from benchmark.report.load import KEYS as RUN_KEYS
 from benchmark.report.load import seed_stats
 from benchmark.report.reference import SAME, Reference, from_runs, tuned_from
 from benchmark.report.stats import ALPHA, indistinguishable, interval, welch_p
-from benchmark.report.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
+from benchmark.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
 
 # A group's key: the loader's ``KEYS`` and whose runs they are (``report --against``: the
 # user's runs, ``yours``, beside a reference's; never pooled with the reference's when equal).

@@ -11,7 +11,7 @@ from benchmark.report.aggregate import tuned_vs_default
 from benchmark.report.output import p_cell
 from benchmark.report.reference import Reference
 from benchmark.report.stats import ALPHA
-from benchmark.report.wording import (
+from benchmark.wording import (
     BEST,
     BETTER,
     NEAR,

@@ -25,7 +25,7 @@ from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.render import sittings_text
 from benchmark.report.stats import ALPHA, kendall
-from benchmark.report.wording import error_range, is_are, plural
+from benchmark.wording import error_range, is_are, plural
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted

@@ -22,7 +22,7 @@ from benchmark.report.generalisation import holdout_runs, plot_generalisation
 from benchmark.report.load import Inputs
 from benchmark.report.output import drawing_stamp, drawn_before, new_figure, png_bytes, stamped
 from benchmark.report.reference import Reference
-from benchmark.report.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
+from benchmark.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

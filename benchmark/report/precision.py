@@ -12,7 +12,7 @@ import pandas as pd
 from benchmark.report.aggregate import sum_errors
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.stats import ALPHA, interval, welch_p
-from benchmark.report.wording import plural, were
+from benchmark.wording import plural, were
 
 TWIN = ["arch", "fusion", "tuned", "config_hash", "yours"]  # a group's identity but for precision
 COLUMNS = ["label", "precision", "n", "train_images_per_s_mean", "timing_device"]

@@ -21,7 +21,7 @@ import pandas as pd
 
 from benchmark.config import fields_of, learned_values
 from benchmark.report.load import Inputs
-from benchmark.report.wording import plural
+from benchmark.wording import plural
 
 BUDGET = fields_of("budget")  # what a budget is; held-out pairs are another experiment
 SAME = "the reference configuration"  # ``differs`` of a group that differs in nothing learned

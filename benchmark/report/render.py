@@ -19,7 +19,7 @@ from benchmark.report.plots import PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
 from benchmark.report.stats import ALPHA
-from benchmark.report.wording import BEST, SAME_CONFIG, UNTESTED, plural
+from benchmark.wording import BEST, SAME_CONFIG, UNTESTED, plural
 
 # The bench section's table: header -> (bench column, format).
 BENCH_TABLE = {

@@ -1,6 +1,7 @@
-"""The words every generated sentence shares: counts that agree with their nouns, lists that
-read as English, and one name for each state a group can be in against the best (so the
-tables, the sentences and the plots never disagree about what "untested" means)."""
+"""The words every generated sentence shares, the report's and the commands' alike: counts that
+agree with their nouns, lists that read as English, and one name for each state a group can be
+in against the best (so the tables, the sentences and the plots never disagree about what
+"untested" means). Light: a command's messages import it without pandas."""
 
 from __future__ import annotations
 

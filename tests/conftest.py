@@ -392,7 +392,7 @@ def leave_undrawn(patch: pytest.MonkeyPatch) -> None:
     for tests of a whole report that read its words, tables and which figures it holds.
     Drawing is most of a report's time; what the figures look like is tested by the tests
     that draw them."""
-    for module in ("output", "studies"):  # the report's own figures and Optuna's plots
+    for module in ("output", "study_plots"):  # the report's own figures and Optuna's plots
         patch.setattr(f"benchmark.report.{module}.png_bytes", one_pixel_png)
 
 

@@ -761,7 +761,7 @@ def test_study_plots_do_not_depend_on_the_hash_seed(tmp_path: Path) -> None:
     shutil.copy(repo / "results" / "optuna.db", tmp_path / "optuna.db")
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     code = (
-        "import hashlib, sys, optuna; from benchmark.report.studies import study_plots; "
+        "import hashlib, sys, optuna; from benchmark.report.study_plots import study_plots; "
         "s = optuna.load_study(study_name='gap_cnn__concat__e1__p227165', storage=sys.argv[1]); "
         "print(hashlib.sha256(study_plots(s)['importance']).hexdigest())"
     )
@@ -879,6 +879,34 @@ def test_a_tuned_configuration_equal_to_the_default_is_named(tmp_path: Path) -> 
     text = markdown_of(tmp_path)
     assert "the study's best configuration is the default itself" in answer_of(text)
     assert "| yes (= default) |" in text and "the default configuration (nothing tuned)" in text
+
+
+@pytest.mark.usefixtures("undrawn")
+def test_a_tuned_group_from_the_defaults_trial_is_the_default(tmp_path: Path) -> None:
+    """The study's best trial was its defaults trial: the tuned config spells out the model's
+    default arguments, which the default run leaves to the registry, so the two hash apart
+    though they train the same model. The report names the tuned group the default (it ranked
+    them as two configurations that happened to tie)."""
+    import optuna
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="gap_cnn__concat__e1", storage=storage,
+                                direction="maximize")  # fmt: skip
+    study.enqueue_trial({"width": 16}, user_attrs={"defaults": True})
+    study.optimize(lambda t: 1.0 / t.suggest_int("width", 8, 32), 2)
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"d{seed}", seed=seed, sum_acc=0.95 + seed / 100, val_curve=(0.9,))
+        configured_run(runs, f"t{seed}", {"model_args": {"width": 16}, "tuned_from": {
+            "study": "gap_cnn__concat__e1", "trial": 0}}, seed=seed, sum_acc=0.95 + seed / 100,
+            tuned=True, config_hash="bbbb1111", val_curve=(0.9,))  # fmt: skip
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"), tmp_path)
+    summary, text = report_markdown(inputs)
+    assert summary["same_as_default"].tolist() == [False, True]
+    assert "| yes (= default) |" in text and "the default configuration (nothing tuned)" in text
+    assert "the study's best configuration is the default itself" in answer_of(text)
+    unknown = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))  # no study to ask
+    assert "| yes (= default) |" not in report_markdown(unknown)[1]
 
 
 def test_forest_with_one_group_has_a_marker_and_ticks(tmp_path: Path) -> None:

@@ -256,14 +256,19 @@ def error_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def same_as_default(summary: pd.DataFrame) -> pd.Series:
-    """True for a tuned group whose configuration equals its combination's default (same
-    config hash: the study's best trial was the default point), in the same section."""
-    on = ["arch", "fusion", "config_hash", "precision", "yours", "section"]
-    default = summary.loc[~summary["tuned"].astype(bool), on].drop_duplicates()
-    found = summary[on].merge(default.assign(twin=True), on=on, how="left")["twin"]
-    return (found.fillna(False).astype(bool) & summary["tuned"].astype(bool)).set_axis(
-        summary.index
-    )
+    """True for a tuned group whose configuration equals its combination's default, in the same
+    section: the study's best trial was the default point (its defaults trial, or a trial that
+    gave the same config hash)."""
+    tuned = summary["tuned"].astype(bool)
+    found = pd.Series(False, index=summary.index)
+    for on, mine in (
+        (["arch", "fusion", "config_hash", "precision", "yours", "section"], tuned),
+        (["arch", "fusion", "precision", "yours", "section"], tuned & summary["from_defaults"]),
+    ):
+        default = summary.loc[~tuned, on].drop_duplicates().assign(twin=True)
+        twin = summary[on].merge(default, on=on, how="left")["twin"].set_axis(summary.index)
+        found |= twin.fillna(False).astype(bool) & mine
+    return found
 
 
 def comparable_timings(summary: pd.DataFrame) -> pd.DataFrame:
@@ -296,6 +301,8 @@ def summarize(
     if "macs_per_image" not in runs:  # runs from before it was recorded (see benchmark.migrate)
         runs = runs.assign(macs_per_image=math.nan)
     runs = owned(runs)
+    defaults = runs.get("from_defaults", pd.Series(False, index=runs.index))
+    runs = runs.assign(from_defaults=defaults.astype(object).fillna(False).astype(bool))
     ref = ref or from_runs(runs)
     runs = same_device_timings(run_table(runs, ref))
     target = time_to_target(history if history is not None else pd.DataFrame())
@@ -319,6 +326,7 @@ def summarize(
             config_json=("config_json", "first"),
             target_seconds=("target_seconds", "mean"),
             target_reached=("target_seconds", "count"),
+            from_defaults=("from_defaults", "all"),
             **stats_columns,
         )
         .reset_index()
@@ -343,10 +351,11 @@ def summarize(
 
 def tuned_vs_default(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each main-comparison combination's tuned group beside its default group (both at the
-    reference budget): error, parameters, the difference in error points and Welch's p."""
+    reference budget): error, parameters, the difference in error points and Welch's p
+    (``same_as_default_tuned``: the tuned configuration is the default)."""
     columns = [
         "config_hash", "test_sum_err_mean", "test_sum_err_ci", "test_sum_acc_mean",
-        "test_sum_acc_std", "n", "params",
+        "test_sum_acc_std", "n", "params", "same_as_default",
     ]  # fmt: skip
     main = summary[summary["section"] == "main"]
     on = ["arch", "fusion", "precision", "yours"]

@@ -172,7 +172,7 @@ def tuning_sentences(summary: pd.DataFrame, runs: pd.DataFrame | None) -> list[s
     pairs = tuned_vs_default(summary, runs)
     if pairs.empty:
         return []
-    same = pairs["config_hash_default"] == pairs["config_hash_tuned"]
+    same = pairs["same_as_default_tuned"].astype(bool)
     text = []
     if same.any():
         named = listing(

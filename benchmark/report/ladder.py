@@ -360,11 +360,10 @@ def tuning_section(rungs: list[Rung], runs: pd.DataFrame) -> str:
     rows, means = [], []
     for rung in rungs:
         pairs = tuned_vs_default(rung.summary, runs)
-        if "yours" in pairs:
-            pairs = pairs[~pairs["yours"].astype(bool)]
+        pairs = pairs[~pairs["yours"].astype(bool)] if "yours" in pairs else pairs
         if pairs.empty:
             continue
-        real = pairs["p"] < ALPHA
+        real, same = pairs["p"] < ALPHA, pairs["same_as_default_tuned"].astype(bool)
         mean = float(pairs["err_delta"].mean())
         means.append((rung.epochs, mean))
         rows.append(
@@ -373,7 +372,8 @@ def tuning_section(rungs: list[Rung], runs: pd.DataFrame) -> str:
                 "combinations": str(len(pairs)),
                 "tuning lowered the error": str(int((real & (pairs["err_delta"] < 0)).sum())),
                 "raised it": str(int((real & (pairs["err_delta"] > 0)).sum())),
-                "no difference detected": str(int((~real).sum())),
+                "no difference detected": str(int((~real & ~same).sum())),
+                "the study kept the default": str(int(same.sum())),
                 "mean tuned - default (points)": fmt(mean, "+.2f"),
                 "largest gain (points)": fmt(float(pairs["err_delta"].min()), "+.2f"),
             }

@@ -156,4 +156,18 @@ def load_inputs(
     except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
         notes.append(f"{Path(results_dir) / STORAGE} unreadable, studies left out: {why(exc)}")
         studies = Studies()
+    found = found.assign(from_defaults=from_defaults(found, studies))
     return Inputs(found, history, incomplete, rows, notes, comparison, studies, results_dir)
+
+
+def from_defaults(runs: pd.DataFrame, studies: Studies) -> pd.Series:
+    """Per run: whether it was tuned by a study of ``studies`` whose best trial it took was the
+    defaults trial. Its config spells out the model's default arguments, which the default
+    run's leaves to the registry, so the two hash apart though they train the same model."""
+    queued = {(d.name, d.defaults_trial) for d in studies.digests if d.defaults_trial is not None}
+    picked = []
+    for text in runs.get("config_json", pd.Series(dtype=object)):
+        source = json.loads(text).get("tuned_from") if isinstance(text, str) else None
+        source = source if isinstance(source, dict) else {}
+        picked.append((source.get("study"), source.get("trial")) in queued)
+    return pd.Series(picked, index=runs.index, dtype=bool)

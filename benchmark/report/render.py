@@ -204,7 +204,7 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
     pairs = tuned_vs_default(summary, runs)
     if pairs.empty:
         return ""
-    same = pairs["config_hash_default"] == pairs["config_hash_tuned"]
+    same = pairs["same_as_default_tuned"].astype(bool)
     verdict = [
         "the default configuration (nothing tuned)"
         if s

@@ -7,16 +7,15 @@ Studies rarely change between two reports, and reading them costs Optuna, SQLAlc
 whole storage (about a second of a report's three). So what the section needs of each study is
 a ``StudyDigest``, and the report leaves the digests in ``studies/digest.json`` beside the
 trials CSVs and plots, stamped with a hash of ``optuna.db`` and of this code: a report that
-finds the same stamp reads those files and does not open the storage. Each PNG carries a stamp
-of its own (the trials, this code, Optuna's and matplotlib's versions), so a plot already drawn
-from the same trials is kept rather than drawn again."""
+finds the same stamp reads those files and does not open the storage. The plots are
+``study_plots``', each stamped with what it was drawn from (not with this module, whose words
+can change without redrawing them)."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 import json
-import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -26,14 +25,20 @@ import pandas as pd
 
 from benchmark import trials
 from benchmark.comparison import QUEUE_PREFIX
-from benchmark.report.output import markdown_table, png_bytes, png_stamp, short_hash, sources
+from benchmark.report.output import markdown_table, short_hash, sources
+from benchmark.report.study_plots import (
+    STUDIES_DIR,
+    kept_plots,
+    plot_kinds,
+    plot_stamp,
+    study_plots,
+)
 from benchmark.trials import counts_towards_budget, epochs_spent
 
 if TYPE_CHECKING:
     import optuna
 
 STORAGE = "optuna.db"
-STUDIES_DIR = "studies"
 DIGEST = f"{STUDIES_DIR}/digest.json"
 PRUNING_NOTE = (
     " *Epochs trained / trials x E*: the epochs its counted trials trained (each to its last "
@@ -57,6 +62,7 @@ class StudyDigest:
     unpruned: int  # ... and would have trained unpruned
     pruner: str | None  # the pruning rule the study recorded when it started (``compare``)
     files: tuple[str, ...]  # its CSV and plots, relative to the report's directory
+    defaults_trial: int | None = None  # the complete trial of the defaults (``tune`` queues it)
 
 
 @dataclass
@@ -93,7 +99,7 @@ def storage_stamp(path: Path) -> str:
     and the versions of the libraries that write its CSVs and plots."""
     log = path.with_name(path.name + "-wal")
     stored = [part.read_bytes() if part.is_file() else b"" for part in (path, log)]
-    code = sources(__file__, trials.__file__, inspect.getfile(png_bytes))
+    code = sources(__file__, trials.__file__, inspect.getfile(plot_stamp), inspect.getfile(sources))
     versions = [metadata.version(p) for p in ("optuna", "matplotlib", "pandas")]
     return short_hash([*stored, *code, *versions])
 
@@ -165,6 +171,7 @@ def digest(study: optuna.Study, written: tuple[str, ...] = ()) -> StudyDigest:
         unpruned=unpruned,
         pruner=study.user_attrs.get("pruner"),
         files=written,
+        defaults_trial=next((t.number for t in complete if t.user_attrs.get("defaults")), None),
     )
 
 
@@ -197,77 +204,6 @@ def multi_epoch(studies: list[StudyDigest]) -> bool:
 def trials_csv(study: optuna.Study) -> str:
     frame = study.trials_dataframe(attrs=("number", "value", "state", "params", "user_attrs"))
     return frame.to_csv(index=False, lineterminator="\n", float_format="%.10g")
-
-
-def plot_stamp(csv: str) -> str:
-    """A short hash of what a study's plots are drawn from: its trials (as ``trials_csv``), the
-    code that draws them and the versions of the libraries it calls."""
-    versions = [metadata.version("optuna"), metadata.version("matplotlib")]
-    return short_hash([csv, *versions, *sources(__file__, inspect.getfile(png_bytes))])
-
-
-MIN_IMPORTANCE_TRIALS = 8  # fewer complete trials say nothing about parameter importance
-
-
-def plot_kinds(study: optuna.Study) -> list[str]:
-    """``history`` and, with ``MIN_IMPORTANCE_TRIALS`` complete trials, ``importance``."""
-    from optuna.trial import TrialState
-
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return ["history", "importance"] if len(complete) >= MIN_IMPORTANCE_TRIALS else ["history"]
-
-
-def kept_plots(out: Path | None, name: str, kinds: list[str], stamp: str) -> dict[str, bytes]:
-    """The study's plots as an earlier report wrote them to ``out``, if every one is there and
-    carries ``stamp``; else nothing."""
-    if out is None:
-        return {}
-    found = {}
-    for kind in kinds:
-        path = out / STUDIES_DIR / f"{name}-{kind}.png"
-        blob = path.read_bytes() if path.is_file() else b""
-        if png_stamp(blob) != stamp:
-            return {}
-        found[kind] = blob
-    return found
-
-
-def study_plots(study: optuna.Study, stamp: str | None = None) -> dict[str, bytes]:
-    """``plot_kinds`` of the study as PNG bytes (``stamp`` kept in each)."""
-    import matplotlib.pyplot as plt
-    import optuna
-    from optuna.trial import TrialState
-    from optuna.visualization.matplotlib import (
-        plot_optimization_history,
-        plot_param_importances,
-    )
-
-    plots = {}
-    # Optuna's plots switch pyplot to its ggplot style for good; keep that inside this block
-    with warnings.catch_warnings(), plt.rc_context():
-        warnings.simplefilter("ignore")  # Optuna marks its matplotlib plots experimental
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        makers = {"history": plot_optimization_history}
-        if "importance" in plot_kinds(study):
-            evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-            # named in a fixed order: left to Optuna they come from a set, and the figures
-            # (sums in another order) would change with the hash seed of each process
-            names = sorted({k for t in complete for k in t.distributions})
-            makers["importance"] = lambda s: plot_param_importances(
-                s, evaluator=evaluator, params=names
-            )
-        for name, make in makers.items():
-            ax = make(study)
-            title = ax.get_title(loc="left") or ax.get_title()  # Optuna titles some at left
-            ax.set_title("", loc="left")
-            ax.set_title(f"{study.study_name}: {title}", fontsize=10)  # which study
-            if name == "history":
-                ax.xaxis.get_major_locator().set_params(integer=True)  # trials are whole
-            ax.figure.set_size_inches(8, 4.5)
-            ax.figure.tight_layout()
-            plots[name] = png_bytes(ax.figure, stamp)
-            plt.close(ax.figure)
-    return plots
 
 
 def spent_cell(trained: int, unpruned: int) -> str:

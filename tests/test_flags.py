@@ -91,6 +91,8 @@ NAME_ROWS = [
     (["--tuned-any-budget"], "--tuned-any-budget chooses the export --tuned trains with"),
     (["--resume", "nowhere"], "expected a run directory"),  # relative to tmp_path
     (["--resume", "nowhere", "--epochs", "9"], "drop --epochs"),
+    (["--resume", "nowhere", "--tuned-study", "s"], "drop --tuned-study"),
+    (["--resume", "nowhere", "--tuned-any-budget"], "drop --tuned-any-budget"),
 ]
 
 
@@ -213,6 +215,21 @@ def test_an_unknown_flag_is_named_with_the_command_and_a_hint(
     assert line.startswith(f"python -m benchmark {argv[0]}: error: unrecognized arguments: ")
     assert hint in line and line.endswith("--help lists its flags)")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_resume_elsewhere_than_the_runs_results_dir_is_refused(tmp_path: Path, capsys) -> None:
+    """``--resume`` continues a run in its own directory: a ``--results-dir`` naming another was
+    taken and ignored; the run's own (or none) is accepted."""
+    run_dir = tmp_path / "mine" / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")
+    elsewhere = tmp_path / "other"
+    assert exit_status(["run", "--resume", str(run_dir), "--results-dir", str(elsewhere)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"in {tmp_path / 'mine'}; drop --results-dir {elsewhere}" in line
+    assert not elsewhere.exists()
+    exit_status(["run", "--resume", str(run_dir), "--results-dir", str(tmp_path / "mine")])
+    assert "--results-dir" not in capsys.readouterr().err  # on to the (empty) config it read
 
 
 @pytest.mark.parametrize("command", WRITERS)

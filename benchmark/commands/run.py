@@ -272,13 +272,20 @@ def resume(args: argparse.Namespace) -> int:
     run_dir = Path(args.resume)
     grid = ("arch", "fusion", "seed", "seeds", "model_arg")
     given = [*config_overrides(args), *(k for k in grid if getattr(args, k) is not None)]
-    given += ["tuned"] if args.tuned else []
+    given += [k for k in ("tuned", "tuned_study", "tuned_any_budget") if getattr(args, k)]
     given += [k for k in ("config", "print_config") if getattr(args, k)]
     if given:
         flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
         raise UsageError(f"--resume continues the saved config; drop {flags}")
     if not (run_dir / rundir.CONFIG).exists():
         raise UsageError(f"--resume {run_dir}: no {rundir.CONFIG} there; expected a run directory")
+    home = run_dir.resolve().parent.parent  # <results-dir>/runs/<run-id>
+    if args.results_dir != OUTPUT and Path(args.results_dir).resolve() != home:
+        raise UsageError(
+            f"--resume continues {run_dir} where it is, in {run_dir.parent.parent}; drop "
+            f"--results-dir "
+            f"{args.results_dir}"
+        )
     closed = (
         rundir.read_status(run_dir)[0] == "complete" and not (run_dir / rundir.CHECKPOINT).exists()
     )

@@ -176,3 +176,32 @@ def test_your_own_studies_do_not_make_the_reference_partial(tmp_path: Path) -> N
     assert "my_cnn__gated__e1" in text  # the user's study, in its section
     assert "study gap_cnn__concat__e1 has" not in text  # (its synthetic runs are partial)
     assert "of 20 finished trials" not in text
+
+
+@pytest.mark.usefixtures("undrawn")
+def test_a_reference_group_its_study_left_at_the_default_is_named_so(tmp_path: Path) -> None:
+    """The reference's own report names a tuned group whose study's best trial was its defaults
+    trial the default; set beside yours, from the study digest that report left, it still is."""
+    reference = make_reference(tmp_path / "reference")
+    source = {"study": "gap_cnn__late_sum__e1", "trial": 0}
+    plan = PLAN | {"studies": [source["study"]]}
+    (reference / "comparison.json").write_text(json.dumps({"plan": plan, "stages": {}}))
+    for seed, acc in enumerate((0.90, 0.91, 0.92)):
+        run = make_run(reference / "runs", f"ref-t{seed}", fusion="late_sum", seed=seed,
+                       sum_acc=acc, tuned=True, config_hash="t0000000",
+                       val_curve=(0.9,))  # fmt: skip
+        found = json.loads((run / "metrics.json").read_text())
+        found["config"] |= {"model_args": {"head_dropout": 0.0}, "tuned_from": source}
+        (run / "metrics.json").write_text(json.dumps(found))
+    digest = {"name": source["study"], "epochs": 1, "finished": 20, "over_cap": 0,
+              "best_value": 0.9, "best_trial": 0, "trained": 20, "unpruned": 20,
+              "pruner": None, "files": [], "defaults_trial": 0}  # fmt: skip
+    (reference / "studies").mkdir()
+    (reference / "studies" / "digest.json").write_text(
+        json.dumps({"stamp": "of another machine", "studies": [digest]})
+    )
+    yours = make_yours(tmp_path / "output")
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    summary = pd.read_csv(yours / "summary.csv").set_index("label")
+    assert summary.loc["gap_cnn x late_sum (tuned)", "same_as_default"]
+    assert not summary.loc["gap_cnn x late_sum", "same_as_default"]

@@ -16,7 +16,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Aggregate the runs (and bench CSVs) into report.md, report.html, summary.csv and plots."""
     from benchmark.comparison import read_comparison
     from benchmark.report import beside, load_inputs, rich_table, write_report
-    from benchmark.report.load import find_run_dirs
+    from benchmark.report.load import find_run_dirs, reference_inputs
 
     base = Path(args.results_dir)
     runs = args.runs or [str(base / "runs" / "*")]
@@ -43,7 +43,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         reference = Path(args.against)
         if reference.resolve() == base.resolve():
             raise UsageError(f"--against {reference} is the results directory itself")
-        theirs = load_inputs(str(reference / "runs" / "*"), str(reference / "bench" / "*.csv"))
+        theirs = reference_inputs(reference)
         theirs.comparison = read_comparison(reference)
         if theirs.runs.empty:
             raise UsageError(f"--against {reference}: no complete run in {reference}/runs")

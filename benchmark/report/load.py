@@ -18,7 +18,7 @@ from benchmark.benchfile import read_rows
 from benchmark.comparison import load_comparison
 from benchmark.config import TrainConfig
 from benchmark.errors import DamagedFileError
-from benchmark.report.studies import STORAGE, Studies, load_studies, why
+from benchmark.report.studies import STORAGE, Studies, load_studies, recorded_studies, why
 
 # A group: runs that differ only in seed and machine (config_hash leaves seed and hardware out;
 # the arithmetic, fp32 or bf16, changes what a run computes, so it is a key of its own).
@@ -158,6 +158,14 @@ def load_inputs(
         studies = Studies()
     found = found.assign(from_defaults=from_defaults(found, studies))
     return Inputs(found, history, incomplete, rows, notes, comparison, studies, results_dir)
+
+
+def reference_inputs(directory: Path) -> Inputs:
+    """The runs and bench rows of a reference results directory (``report --against``), its
+    tuned runs marked ``from_defaults`` by the study digests its own report left there."""
+    found = load_inputs(str(directory / "runs" / "*"), str(directory / "bench" / "*.csv"))
+    marked = from_defaults(found.runs, recorded_studies(directory))
+    return dataclasses.replace(found, runs=found.runs.assign(from_defaults=marked))
 
 
 def from_defaults(runs: pd.DataFrame, studies: Studies) -> pd.Series:

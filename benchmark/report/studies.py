@@ -108,14 +108,31 @@ def reuse(out: Path, stamp: str) -> Studies | None:
     """The studies as the report that wrote ``out`` digested them, if it read the storage as it
     is now (same stamp) and every file it wrote is still there; else None."""
     try:
-        found = json.loads((out / DIGEST).read_text())
-        if found["stamp"] != stamp:
+        found, digests = digest_file(out)
+        if found != stamp:
             return None
-        digests = [StudyDigest(**{**d, "files": tuple(d["files"])}) for d in found["studies"]]
         written = {name: (out / name).read_bytes() for d in digests for name in d.files}
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return Studies(digests, written, [], stamp)
+
+
+def digest_file(out: Path) -> tuple[object, list[StudyDigest]]:
+    """(stamp, digests) of the ``digest.json`` a report left in ``out``; raises OSError,
+    ValueError, KeyError or TypeError on a missing or damaged one."""
+    found = json.loads((out / DIGEST).read_text())
+    digests = [StudyDigest(**{**d, "files": tuple(d["files"])}) for d in found["studies"]]
+    return found["stamp"], digests
+
+
+def recorded_studies(out: Path) -> Studies:
+    """The study digests a report left in ``out``, whatever its stamp (none if it left none or
+    the file is damaged): what ``report --against`` takes of the reference's studies, which it
+    neither shows nor reads from their storage."""
+    try:
+        return Studies(digest_file(out)[1])
+    except (OSError, ValueError, KeyError, TypeError):
+        return Studies()
 
 
 def read_storage(path: Path, stamp: str, out: Path | None) -> Studies:

@@ -405,3 +405,22 @@ def test_equal_time_counts_the_groups_timed_elsewhere_in_words(away: int, said: 
     ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32")
     assert f" {said} left out." in time_section(points, "cpu: test", away, {})
     assert "other devices" not in time_section(points, "cpu: test", 0, {})
+
+
+@pytest.mark.usefixtures("undrawn")
+def test_a_tuned_group_that_kept_the_default_is_named_so_in_the_ranks(tmp_path: Path) -> None:
+    """A study that kept the default gives a tuned group that ranks next to its default one as
+    if it were a second configuration; the rank table and the bump chart's names say it is the
+    default."""
+    results = write_ladder(tmp_path, rungs=[1, 9])
+    for seed in SEEDS:  # the 9-epoch tuned small_cnn x concat: the default's configuration
+        path = results / "runs" / f"small_cnn-concat-t-e9-s{seed}" / "metrics.json"
+        found = json.loads(path.read_text())
+        path.write_text(json.dumps(found | {"config_hash": "d0000009"}))
+    text = report(results)
+    row = next(line for line in text.splitlines() if line.startswith("| small_cnn x concat | yes"))
+    assert row.endswith("(#1) | 0.80 ± 0.05 (#4, = default) |")
+    default = pd.Series({"arch": "small_cnn", "fusion": "concat", "tuned": True,
+                         "same_as_default": True})  # fmt: skip
+    assert ladder_plots.short(default) == "small_cnn x concat (tuned = default)"
+    assert ladder_plots.short(default.drop("same_as_default")) == "small_cnn x concat (tuned)"

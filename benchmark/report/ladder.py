@@ -50,8 +50,7 @@ class Rung:
         study's best changed between runs), lowest error first, with their ``rank``; made once
         (the sections read it some 80 times), so read it, do not change it."""
         main = self.summary[self.summary["section"] == "main"]
-        if "yours" in main:  # the user's runs beside a reference are no rung of it
-            main = main[~main["yours"].astype(bool)]
+        main = main[~main["yours"].astype(bool)] if "yours" in main else main  # yours: no rung
         main = main.sort_values("n", ascending=False, kind="stable").drop_duplicates(IDENTITY)
         main = main.sort_values(["test_sum_err_mean", *IDENTITY], kind="stable")
         return main.assign(rank=range(1, len(main) + 1)).reset_index(drop=True)
@@ -253,7 +252,8 @@ def ranks_section(rungs: list[Rung], plots: dict[str, bytes]) -> str:
             cell = "-"
             if not hit.empty:
                 r = hit.iloc[0]
-                cell = f"{error_cell(r.test_sum_err_mean, r.test_sum_err_ci)} (#{r['rank']})"
+                same = ", = default" if r.same_as_default else ""  # its study kept the default
+                cell = f"{error_cell(r.test_sum_err_mean, r.test_sum_err_ci)} (#{r['rank']}{same})"
             row[f"{rung.epochs} ep: error % (rank)"] = cell
         rows.append(row)
     taus = []

@@ -34,7 +34,12 @@ RUNG_COLOURS = ("tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:red", 
 
 
 def short(row: Any) -> str:
-    return f"{row.arch} x {row.fusion}" + (" (tuned)" if row.tuned else "")
+    """A group's name in a figure; a tuned one whose study kept the default says so (else its
+    line reads as a second configuration that happened to tie with the default's)."""
+    if not row.tuned:
+        return f"{row.arch} x {row.fusion}"
+    same = bool(getattr(row, "same_as_default", False))
+    return f"{row.arch} x {row.fusion} (tuned{' = default' if same else ''})"
 
 
 def palette(values: list[Any], colours: tuple[str, ...]) -> dict[Any, str]:

@@ -117,12 +117,17 @@ def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
     assert not list(csv_path.parent.glob(".*.tmp"))  # no leftover of the atomic write
 
 
-def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(tmp_path: Path) -> None:
+def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     impossible = ["--infer-batch-size", str(10**12)]  # ~3 PB of images: the allocation fails
     args = ["--arch", "small_cnn", "--fusion", "concat,late_sum", *TINY[:5]]
     rc = main(["bench", *args, *impossible, "--iters", "1", "--results-dir", str(tmp_path)])
     assert rc == 0
-    df = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv"))
+    csv = cpu_file(tmp_path, "bench", "fp32", ".csv")
+    # the file named whole on one line, however long its path (a table caption broke it)
+    assert f"appended to {csv}; 2 failed (see its error column)\n" in capsys.readouterr().out
+    df = pd.read_csv(csv)
     assert list(df["fusion"]) == ["concat", "late_sum"]
     for _, row in df.iterrows():
         assert row["error"].startswith("RuntimeError: ")

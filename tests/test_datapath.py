@@ -32,12 +32,16 @@ def test_naive_dataset_items_and_batches(synthetic) -> None:
     assert torch.equal(one_hots.argmax(1), addends)
 
 
-def test_tiny_run_writes_the_three_figures_and_ratios(tmp_path: Path, synthetic_root: Path) -> None:
+def test_tiny_run_writes_the_three_figures_and_ratios(
+    tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["--steps", "4", "--rounds", "2", "--warmup-steps", "1", "--batch-size", "16"]
     args += ["--device", "cpu", "--precision", "fp32"]  # auto is test_precision's
     args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
     assert main(["datapath", *args]) == 0
-    report = json.loads(cpu_file(tmp_path, "datapath", "fp32", ".json").read_text())
+    path = cpu_file(tmp_path, "datapath", "fp32", ".json")
+    assert f"written to {path} and .md\n" in capsys.readouterr().out  # whole, on one line
+    report = json.loads(path.read_text())
     assert (report["arch"], report["fusion"]) == ("gap_cnn", "concat")
     assert (report["batch_size"], report["steps"], report["warmup"]) == (16, 4, 1)
     assert report["rounds"] == 2

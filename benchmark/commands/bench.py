@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 from benchmark.commands.common import (
@@ -30,7 +29,7 @@ def fmt(value: Any, spec: str) -> str:
     return "-" if isinstance(value, float) and math.isnan(value) else format(value, spec)
 
 
-def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
+def rows_table(rows: list[dict[str, Any]]) -> Any:
     """The figures of this invocation; peak memory only on CUDA, compile time only if compiled."""
     from rich.markup import escape
     from rich.table import Table
@@ -38,14 +37,12 @@ def rows_table(rows: list[dict[str, Any]], path: Path) -> Any:
     from benchmark.benchfile import ab_text
 
     first = rows[0]
-    failed = sum(bool(r["error"]) for r in rows)
     ab = any(r["compile"] != first["compile"] for r in rows)
     table = Table(
         title=f"bench on {with_features(first['device'], first['cpu_features'])}, "
         f"{first['precision']}, batch {first['batch_size']} "
         f"(train {first['train_batch_size']}), channels_last {first['channels_last']}, "
         + ("eager and compiled taking turns" if ab else f"compile {first['compile']}"),
-        caption=f"appended to {path}" + (f"; {failed} failed (error column)" if failed else ""),
     )
     columns = {
         "arch": ("arch", "s"),
@@ -143,7 +140,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
                     status += f" (eager and compiled): compiled {ab_text(found[1])} of eager"
                 done += 1
                 console.print(f"[{done}/{total}] {arch} x {fusion}: {escape(status)}")
-    print_wide(rows_table(rows, path))
+    print_wide(rows_table(rows))
+    failed = sum(bool(r["error"]) for r in rows)
+    said = f"; {failed} failed (see its error column)" if failed else ""
+    console.print(f"appended to {path}{said}", soft_wrap=True, markup=False)  # a path, whole
     return 0
 
 

@@ -7,7 +7,6 @@ import argparse
 import os
 import statistics
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 from benchmark.commands.common import (
@@ -116,18 +115,18 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     path = results_path(args.results_dir, "datapath", device, precision, ".json")
     files.write_json(path, report)
     files.write_text(path.with_suffix(".md"), markdown(report))
-    print_wide(report_table(report, path))
+    print_wide(report_table(report))
+    console.print(f"written to {path} and .md", soft_wrap=True, markup=False)  # a path, whole
     return 0
 
 
-def report_table(report: dict[str, Any], path: Path) -> Any:
+def report_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     prebuilt = report["images_per_s"]["prebuilt"]
     table = Table(
         title=f"data path: {report['arch']} x {report['fusion']} on {report['device']}, "
         f"batch {report['batch_size']}, {report['steps']} steps",
-        caption=f"written to {path} and .md",
     )
     for col in ("data path", "train img/s", "vs prebuilt"):
         table.add_column(col, justify="left" if col == "data path" else "right")

@@ -160,6 +160,8 @@ def apply_record(
                 "value": record["value"],
                 "budget": record["budget"],
                 "file": source,
+                # the study's best was its defaults trial: the report names the group the default
+                **({"defaults": True} if (record.get("user_attrs") or {}).get("defaults") else {}),
             },
         }
         out = TrainConfig.from_dict(values)

@@ -907,6 +907,14 @@ def test_a_tuned_group_from_the_defaults_trial_is_the_default(tmp_path: Path) ->
     assert "the study's best configuration is the default itself" in answer_of(text)
     unknown = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))  # no study to ask
     assert "| yes (= default) |" not in report_markdown(unknown)[1]
+    for seed in (0, 1):  # ... unless the run says so itself, as runs tuned since do
+        configured_run(runs, f"t{seed}-new", {"model_args": {"width": 16}, "tuned_from": {
+            "study": "gap_cnn__concat__e1", "trial": 0, "defaults": True}}, seed=seed,
+            sum_acc=0.95 + seed / 100, tuned=True, config_hash="bbbb1111",
+            val_curve=(0.9,))  # fmt: skip
+        shutil.rmtree(runs / f"t{seed}")
+    said = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))
+    assert "| yes (= default) |" in report_markdown(said)[1]
 
 
 def test_forest_with_one_group_has_a_marker_and_ticks(tmp_path: Path) -> None:

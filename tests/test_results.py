@@ -49,4 +49,10 @@ def test_run_tuned_over_seeds_names_its_study_once(capsys: pytest.CaptureFixture
     assert main([*argv, "--results-dir", str(RESULTS)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert out.count(f"tuned parameters of study {study}") == 1
-    assert out.count('"seed"') == 3
+    assert out.count('"seed"') == 3 and "defaults trial" not in out
+    kept = "tiny_resnet__embed_add__e9__p227165"  # its best trial was its defaults trial
+    argv = ["run", "--arch", "tiny_resnet", "--fusion", "embed_add", "--epochs", "9", "--tuned"]
+    assert main([*argv, "--print-config", "--results-dir", str(RESULTS)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"study {kept} (trial 0, val joint 0.9916); its defaults trial: the default" in out
+    assert '"defaults": true' in out

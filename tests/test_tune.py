@@ -411,6 +411,21 @@ def test_tuned_parameters_of_another_budget_need_asking(tmp_path: Path) -> None:
     assert named.tuned_from["study"] == "gap_cnn__concat__e1"
 
 
+def test_a_record_of_the_defaults_trial_says_so_in_tuned_from() -> None:
+    """A run tuned with its study's defaults trial records it (the report names its group the
+    default); the record changes nothing the run learns, so not its config hash."""
+    from benchmark.exports import apply_record
+
+    cfg = TrainConfig(epochs=1)
+    model_args, train = split_params(default_params("gap_cnn", "concat"), "gap_cnn", "concat")
+    record = {"study": study_name(cfg, None), "trial": 0, "value": 0.5,
+              "budget": budget(cfg, None), "model_args": model_args, "train": train}  # fmt: skip
+    plain = apply_record(cfg, record)
+    kept = apply_record(cfg, record | {"user_attrs": {"defaults": True, "params": 85357}})
+    assert "defaults" not in plain.tuned_from and kept.tuned_from["defaults"] is True
+    assert kept.config_hash() == plain.config_hash()
+
+
 # ---------------------------------------------------------------------------- hard kills
 
 

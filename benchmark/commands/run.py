@@ -181,6 +181,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in dict.fromkeys(  # once per study, however many seeds or sweeps take it
             f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {cfg.tuned_from['study']} "
             f"(trial {cfg.tuned_from['trial']}, val joint {cfg.tuned_from['value']:.4f})"
+            + ("; its defaults trial: the default" if cfg.tuned_from.get("defaults") else "")
             for cfg in configs
         ):
             console.print(line)

@@ -144,6 +144,7 @@ def load_inputs(
     found, history, incomplete = load_runs(find_run_dirs(runs_glob))
     rows, notes = read_rows([Path(p) for p in sorted(glob.glob(bench_glob))])
     if results_dir is None:
+        found = found.assign(from_defaults=from_defaults(found, Studies()))
         return Inputs(found, history, incomplete, rows, notes)
     try:
         comparison = load_comparison(results_dir)
@@ -169,13 +170,16 @@ def reference_inputs(directory: Path) -> Inputs:
 
 
 def from_defaults(runs: pd.DataFrame, studies: Studies) -> pd.Series:
-    """Per run: whether it was tuned by a study of ``studies`` whose best trial it took was the
-    defaults trial. Its config spells out the model's default arguments, which the default
-    run's leaves to the registry, so the two hash apart though they train the same model."""
+    """Per run: whether the best trial it was tuned with was its study's defaults trial (as
+    its ``tuned_from`` says, or, for runs from before it said so, ``studies``). Its config spells
+    out the model's default arguments, which the default run's leaves to the registry, so the
+    two hash apart though they train the same model."""
     queued = {(d.name, d.defaults_trial) for d in studies.digests if d.defaults_trial is not None}
     picked = []
     for text in runs.get("config_json", pd.Series(dtype=object)):
         source = json.loads(text).get("tuned_from") if isinstance(text, str) else None
         source = source if isinstance(source, dict) else {}
-        picked.append((source.get("study"), source.get("trial")) in queued)
+        picked.append(
+            source.get("defaults") is True or (source.get("study"), source.get("trial")) in queued
+        )
     return pd.Series(picked, index=runs.index, dtype=bool)

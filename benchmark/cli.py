@@ -11,6 +11,7 @@ import gc
 import sys
 from pathlib import Path
 
+from benchmark import wording
 from benchmark.commands import (
     bench,
     compare,
@@ -90,8 +91,7 @@ def unrecognized(prog: str, command: str, extras: list[str]) -> str:
         others = [name for name, theirs in flags.items() if given in theirs]
         near = difflib.get_close_matches(given, sorted(flags[command]), n=1, cutoff=0.75)
         if others:
-            names = " and ".join([", ".join(others[:-1]), others[-1]] if others[1:] else others)
-            hint = f"; {given} is a flag of {names}"
+            hint = f"; {given} is a flag of {wording.listing(others)}"
         elif near:
             hint = f"; did you mean {near[0]}?"
     return (

@@ -731,6 +731,19 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
     assert f"| gap_cnn__concat__e1__p1000 | 8 | 0 | {study.best_value:.5f} |" in text
 
 
+def test_the_studies_table_says_when_the_best_trial_was_the_defaults() -> None:
+    from benchmark.report.studies import StudyDigest, studies_section
+
+    common = {"epochs": 1, "finished": 20, "over_cap": 0, "best_value": 0.9, "trained": 20,
+              "unpruned": 20, "pruner": None, "files": ()}  # fmt: skip
+    text = studies_section([
+        StudyDigest(name="kept", best_trial=0, defaults_trial=0, **common),
+        StudyDigest(name="found", best_trial=7, defaults_trial=0, **common),
+    ])  # fmt: skip
+    assert "| kept | 20 | 0 | 0.90000 | 0 (the defaults) |" in text
+    assert "| found | 20 | 0 | 0.90000 | 7 |" in text
+
+
 def main_table_lines(text: str) -> list[str]:
     section = text[text.index("## Main comparison") :]
     section = section[: section.index("\n## ", 1)]

@@ -243,7 +243,10 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
             "finished trials": str(study.finished),
             "over the cap (rejected)": str(study.over_cap),
             "best value": "-" if study.best_value is None else f"{study.best_value:.5f}",
-            "best trial": "-" if study.best_trial is None else str(study.best_trial),
+            "best trial": "-"
+            if study.best_trial is None
+            else str(study.best_trial)
+            + (" (the defaults)" if study.best_trial == study.defaults_trial else ""),
         }
         if pruning:
             row["epochs trained / trials x E"] = spent_cell(study.trained, study.unpruned)

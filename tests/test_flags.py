@@ -408,7 +408,7 @@ def test_a_run_config_reprints_as_itself_and_flags_override_it(tmp_path: Path, c
     [
         ("{", "c.json", "not valid JSON"),
         ("[1, 2]", "c.json", "expected an object of config fields"),
-        ('{"lrr": 1}', "c.json", "unknown config key lrr"),
+        ('{"lrr": 1}', "c.json", "unknown config key lrr (did you mean lr?)"),
         ('{"batch_size": 0}', "c.json", "batch_size must be a positive integer"),
         ('{"batch_size": "x"}', "c.json", "batch_size"),
         ('{"model_args": 3}', "c.json", "--config"),

@@ -19,7 +19,7 @@ import pandas as pd
 from benchmark import files
 from benchmark.comparison import epochs_text
 from benchmark.report.aggregate import pareto_front, summarize, tuned_vs_default
-from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots
+from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, short
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
@@ -115,10 +115,6 @@ def rank_agreement(low: Rung, top: Rung) -> tuple[float, float, int]:
     return tau, p, len(both)
 
 
-def name(row: Any) -> str:
-    return f"{row.arch} x {row.fusion}" + (" (tuned)" if row.tuned else "")
-
-
 def interval_text(row: Any) -> str:
     mean, half = row.test_sum_err_mean, row.test_sum_err_ci
     if pd.isna(half):
@@ -180,7 +176,7 @@ def winners_text(rungs: list[Rung]) -> list[str]:
             lines.append(f"- At {epochs_text(rung.epochs)} no group is complete yet.")
             continue
         win = rung.groups.iloc[0]
-        text = f"- At {epochs_text(rung.epochs)} **{name(win)}** is best: {interval_text(win)}."
+        text = f"- At {epochs_text(rung.epochs)} **{short(win)}** is best: {interval_text(win)}."
         key = tuple(getattr(win, k) for k in IDENTITY)
         if best_top is None or key not in at_top.index:
             lines.append(text + f" It has no complete runs at {top.epochs} epochs.")
@@ -191,12 +187,12 @@ def winners_text(rungs: list[Rung]) -> list[str]:
         if there["rank"] == 1:
             verdict = ": still the winner."
         elif pd.isna(there["p_vs_best"]):
-            verdict = f"; too few seeds to test it against the best, {name(best_top)}."
+            verdict = f"; too few seeds to test it against the best, {short(best_top)}."
         else:
             near = there["p_vs_best"] >= ALPHA
             verdict = (
                 f"; {'not distinguishable from' if near else 'worse than'} the best there, "
-                f"{name(best_top)} at {interval_text(best_top)} (Welch's p "
+                f"{short(best_top)} at {interval_text(best_top)} (Welch's p "
                 f"{p_cell(there['p_vs_best'])})."
             )
         lines.append(text + lead + f" of {len(top.groups)}" + verdict)
@@ -332,7 +328,7 @@ def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, 
     rows = [
         {
             "from s of training (per run)": fmt(r.train_seconds_mean, ",.0f"),
-            "train": name(r),
+            "train": short(r),
             "epochs": str(r.rung),
             "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),
         }

@@ -916,6 +916,10 @@ def test_a_tuned_group_from_the_defaults_trial_is_the_default(tmp_path: Path) ->
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"), tmp_path)
     summary, text = report_markdown(inputs)
     assert summary["same_as_default"].tolist() == [False, True]
+    from benchmark.report.plots import forest_figure
+
+    names = [t.get_text() for t in forest_figure(summary).axes[0].get_yticklabels()]
+    assert sorted(names) == ["gap_cnn x concat", "gap_cnn x concat (tuned = default)"]
     assert "| yes (= default) |" in text and "the default configuration (nothing tuned)" in text
     assert "the study's best configuration is the default itself" in answer_of(text)
     unknown = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))  # no study to ask

@@ -215,7 +215,11 @@ def forest_figure(summary: pd.DataFrame) -> Figure:
             ms=7 if r.standing == BEST else 5,
             capsize=3,
         )
-    ax.set_yticks(range(len(rows)), list(rows["label"]), fontsize=8)
+    names = [  # a tuned group whose study kept the default is not a second configuration
+        label.replace(" (tuned)", " (tuned = default)", 1) if same else label
+        for label, same in zip(rows["label"], rows["same_as_default"], strict=True)
+    ]
+    ax.set_yticks(range(len(rows)), names, fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     best = rows[rows["standing"] == BEST]
     if not best.empty:

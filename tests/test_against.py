@@ -115,6 +115,7 @@ def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> N
 
 
 @pytest.mark.usefixtures("undrawn")
+@pytest.mark.usefixtures("undrawn")  # reads tables, not figures
 def test_timings_only_beside_the_same_kind_of_device(
     tmp_path: Path, against: tuple[Path, str, pd.DataFrame]
 ) -> None:
@@ -130,6 +131,7 @@ def test_timings_only_beside_the_same_kind_of_device(
     assert pd.notna(same.set_index("label").loc["my_cnn x gated [yours]", "train_seconds_mean"])
 
 
+@pytest.mark.usefixtures("undrawn")  # reads tables, not figures
 @pytest.mark.parametrize(
     ("theirs", "kept"), [(None, True), ("avx2", True), ("avx512 bf16 amx", False)]
 )
@@ -156,6 +158,7 @@ def test_against_the_results_directory_itself_is_a_usage_error(tmp_path: Path) -
     assert main(["report", "--results-dir", str(reference), "--against", str(reference)]) == 2
 
 
+@pytest.mark.usefixtures("undrawn")  # reads tables, not figures
 def test_your_own_studies_do_not_make_the_reference_partial(tmp_path: Path) -> None:
     """The reference's protocol names its studies; the user's optuna.db holds only a study of
     their own (a tune of their plug-in): the report said the reference was partial, every one

@@ -11,7 +11,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from conftest import make_run
+from conftest import leave_undrawn, make_run
 
 from benchmark import comparison
 from benchmark.report import ladder_plots, load_inputs, write_report
@@ -116,9 +116,12 @@ def report(results: Path, out: Path | None = None) -> str:
 @pytest.fixture(scope="module")
 def ladder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The full ladder (``write_ladder``) and its report, written once for the tests that read
-    it; a test that writes into it again must leave it as it was (or copy it)."""
+    it; a test that writes into it again must leave it as it was (or copy it). Its figures are
+    left undrawn (``leave_undrawn``): what they look like is the drawing tests'."""
     results = write_ladder(tmp_path_factory.mktemp("ladder"))
-    return results, report(results)
+    with pytest.MonkeyPatch.context() as patch:
+        leave_undrawn(patch)
+        return results, report(results)
 
 
 def test_a_ladder_report_answers_at_every_budget(ladder: tuple[Path, str]) -> None:

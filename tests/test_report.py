@@ -471,6 +471,13 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     row = next(line for line in printed.splitlines() if "|    no | 3 |" in line)
     assert "gap_cnn x concat" in row and "8.00 ± 4.97" in row
     assert "2 incomplete runs" in printed
+    # what it wrote in one line: its own files by name, its plots counted (not each named)
+    line = next(line for line in printed.splitlines() if line.startswith("wrote "))
+    plots = len(list((out / "plots").glob("*.png")))
+    assert line == (
+        f"wrote {out / 'report.md'}, {out / 'report.html'}, {out / 'summary.csv'}, "
+        f"{plots} files in {out / 'plots'}/"
+    )
 
 
 def test_cli_report_without_runs_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:

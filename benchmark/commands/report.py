@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+from collections import Counter
 from pathlib import Path
 
 from benchmark.commands.common import OUTPUT, UsageError, console, path_text, print_wide
@@ -55,8 +56,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         console.print(f"{plural(len(inputs.incomplete), 'incomplete run')} listed in the report")
     for note in inputs.notes:
         console.print(note)
-    console.print("wrote " + ", ".join(str(p) for p in written))
+    console.print(written_line(out, written), soft_wrap=True, markup=False)
     return 0
+
+
+def written_line(out: Path, written: list[Path]) -> str:
+    """What a report wrote, in one line: its own files by name, those of its folders (plots,
+    the studies' CSVs and plots: a hundred for the committed ladder) counted."""
+    folders = Counter(p.parent for p in written if p.parent != out)
+    counted = [f"{plural(n, 'file')} in {folder}/" for folder, n in sorted(folders.items())]
+    return "wrote " + ", ".join([*(str(p) for p in written if p.parent == out), *counted])
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -290,6 +290,8 @@ def test_run_tuned_uses_the_export(tiny_study: Path, tmp_path: Path, mnist_root:
         "value": tuned["value"],
         "budget": tuned["budget"],
         "file": f"tuned/{STUDY}.json",
+        # ... and, where the study's best was its defaults trial, that it was
+        **({"defaults": True} if tuned["user_attrs"].get("defaults") else {}),
     }
     assert json.loads((run_dir / "metrics.json").read_text())["tuned"] is True
 

@@ -4,7 +4,6 @@ failures into one line and an exit status. Each command lives in ``benchmark.com
 from __future__ import annotations
 
 import argparse
-import difflib
 import errno
 import functools
 import gc
@@ -89,11 +88,11 @@ def unrecognized(prog: str, command: str, extras: list[str]) -> str:
     given = next((e.split("=")[0] for e in extras if e.startswith("--")), None)
     if given:
         others = [name for name, theirs in flags.items() if given in theirs]
-        near = difflib.get_close_matches(given, sorted(flags[command]), n=1, cutoff=0.75)
+        near = wording.closest(given, flags[command])
         if others:
             hint = f"; {given} is a flag of {wording.listing(others)}"
         elif near:
-            hint = f"; did you mean {near[0]}?"
+            hint = f"; did you mean {near}?"
     return (
         f"unrecognized arguments: {' '.join(extras)}{hint} ({prog} {command} --help lists "
         "its flags)"

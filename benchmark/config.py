@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import hashlib
 import json
@@ -12,6 +11,8 @@ import types
 import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from benchmark.wording import closest
 
 # MNIST's training file holds 60,000 images (``benchmark.data`` refuses an IDX file whose header
 # says otherwise); 5,000 of them are the validation split, so training sees the other 55,000.
@@ -246,7 +247,9 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            named = [f"{k}{nearest(k, known)}" for k in unknown]
+            named = [
+                k + (f" (did you mean {m}?)" if (m := closest(k, known)) else "") for k in unknown
+            ]
             raise ValueError(
                 f"unknown config {'key' if len(unknown) == 1 else 'keys'} {', '.join(named)}; "
                 f"valid: {', '.join(sorted(known))}"
@@ -257,12 +260,6 @@ class TrainConfig:
         """Short hash of what the run learns (not seed or hardware): groups runs in the report."""
         blob = json.dumps(learned_values(self.to_dict()), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:8]
-
-
-def nearest(key: str, known: set[str]) -> str:
-    """`` (did you mean lr?)`` for a near miss of a known key ("" for none)."""
-    found = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
-    return f" (did you mean {found[0]}?)" if found else ""
 
 
 @functools.cache

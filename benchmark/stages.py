@@ -14,6 +14,7 @@ from typing import Any
 from benchmark.comparison import StageClock, epochs_text
 from benchmark.config import TrainConfig
 from benchmark.progress import StudyProgress, console, study_bar, train_with_progress
+from benchmark.wording import plural
 
 POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
 
@@ -34,8 +35,9 @@ def tune_all(
     from benchmark import compare, tuning
 
     studies = []
-    trials = f"{plan.trials} trial{'s' * (plan.trials != 1)}"
-    console.print(f"tuning at {epochs_text(plan.base.epochs)}, {trials} a study:")
+    console.print(
+        f"tuning at {epochs_text(plan.base.epochs)}, {plural(plan.trials, 'trial')} a study:"
+    )
     for arch, fusion in plan.pairs:
         cfg = plan.config(arch, fusion)
         name = plan.study(arch, fusion)

@@ -5,7 +5,8 @@ in against the best (so the tables, the sentences and the plots never disagree a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import difflib
+from collections.abc import Iterable, Sequence
 
 # A group's standing against the best of the main comparison, as every section names it.
 BEST = "best"
@@ -31,6 +32,12 @@ def listing(items: Sequence[str], conjunction: str = "and") -> str:
     if len(items) < 2:
         return "".join(items)
     return ", ".join(items[:-1]) + f" {conjunction} " + items[-1]
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice a mistyped ``word`` most likely meant (``epochz``: ``epochs``), if any is near."""
+    found = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.75)
+    return found[0] if found else None
 
 
 def were(count: int) -> str:

@@ -212,8 +212,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     first = plans[0]
     pairs, seeds = len(first.pairs), len(first.seeds)
     console.print(
-        f"compare {pairs} combination{'s' * (pairs != 1)} x {{default, tuned}} x {seeds} "
-        f"seed{'s' * (seeds != 1)}, {first.trials} trial{'s' * (first.trials != 1)} each, cap "
+        f"compare {plural(pairs, 'combination')} x {{default, tuned}} x {plural(seeds, 'seed')}, "
+        f"{plural(first.trials, 'trial')} each, cap "
         f"{first.max_params:,} parameters, at {', '.join(map(str, ladder))} "
         f"epoch{'s' if ladder != [1] else ''}; storage "
         f"{storages.storage_label(spec)}; on {where}"

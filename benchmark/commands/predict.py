@@ -43,8 +43,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(addends) != len(paths):
         raise UsageError(
             f"{plural(len(paths), 'image')} but {plural(len(args.addend), 'addend')}; give one "
-            "--addend per "
-            f"--image, or a single --addend for all"
+            "--addend per --image, or a single --addend for all"
         )
     images = torch.stack([load_image(p) for p in paths])
     run_dir = Path(args.run)

@@ -284,8 +284,7 @@ def resume(args: argparse.Namespace) -> int:
     if args.results_dir != OUTPUT and Path(args.results_dir).resolve() != home:
         raise UsageError(
             f"--resume continues {run_dir} where it is, in {run_dir.parent.parent}; drop "
-            f"--results-dir "
-            f"{args.results_dir}"
+            f"--results-dir {args.results_dir}"
         )
     closed = (
         rundir.read_status(run_dir)[0] == "complete" and not (run_dir / rundir.CHECKPOINT).exists()

@@ -25,7 +25,7 @@ from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.render import sittings_text
 from benchmark.report.stats import ALPHA, kendall
-from benchmark.wording import error_range, is_are, plural
+from benchmark.wording import SAME_CONFIG, error_range, is_are, plural
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
@@ -248,7 +248,7 @@ def ranks_section(rungs: list[Rung], plots: dict[str, bytes]) -> str:
             cell = "-"
             if not hit.empty:
                 r = hit.iloc[0]
-                same = ", = default" if r.same_as_default else ""  # its study kept the default
+                same = f", {SAME_CONFIG}" if r.same_as_default else ""  # the study kept it
                 cell = f"{error_cell(r.test_sum_err_mean, r.test_sum_err_ci)} (#{r['rank']}{same})"
             row[f"{rung.epochs} ep: error % (rank)"] = cell
         rows.append(row)

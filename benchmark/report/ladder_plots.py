@@ -21,6 +21,7 @@ from benchmark.report.plots import (
     log_span,
     plain_log_ticks,
 )
+from benchmark.wording import SAME_CONFIG
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -39,7 +40,7 @@ def short(row: Any) -> str:
     if not row.tuned:
         return f"{row.arch} x {row.fusion}"
     same = bool(getattr(row, "same_as_default", False))
-    return f"{row.arch} x {row.fusion} (tuned{' = default' if same else ''})"
+    return f"{row.arch} x {row.fusion} (tuned{f' {SAME_CONFIG}' if same else ''})"
 
 
 def palette(values: list[Any], colours: tuple[str, ...]) -> dict[Any, str]:

@@ -22,7 +22,7 @@ from benchmark.report.generalisation import holdout_runs, plot_generalisation
 from benchmark.report.load import Inputs
 from benchmark.report.output import drawing_stamp, drawn_before, new_figure, png_bytes, stamped
 from benchmark.report.reference import Reference
-from benchmark.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
+from benchmark.wording import BEST, BETTER, NEAR, SAME_CONFIG, UNTESTED, WORSE
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -216,7 +216,7 @@ def forest_figure(summary: pd.DataFrame) -> Figure:
             capsize=3,
         )
     names = [  # a tuned group whose study kept the default is not a second configuration
-        label.replace(" (tuned)", " (tuned = default)", 1) if same else label
+        label.replace(" (tuned)", f" (tuned {SAME_CONFIG})", 1) if same else label
         for label, same in zip(rows["label"], rows["same_as_default"], strict=True)
     ]
     ax.set_yticks(range(len(rows)), names, fontsize=8)

@@ -219,6 +219,8 @@ def test_timings_of_two_cpus_of_one_name_are_never_averaged(tmp_path: Path) -> N
     (group,) = report.summarize(inputs.runs, inputs.bench).to_dict("records")
     assert group["train_seconds_mean"] == pytest.approx(100.5)  # seeds 0 and 1, not 2
     assert group["timing_device"] == f"{DEVICE} with avx2"  # what the report names
+    _, md = report_markdown(inputs)  # and its header names both CPUs, as the tables do
+    assert f"- Hardware: {DEVICE} with avx2, {DEVICE} with avx512 bf16\n" in md
 
 
 @pytest.mark.parametrize(

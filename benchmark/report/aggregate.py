@@ -179,14 +179,18 @@ def run_table(runs: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     return runs.assign(section=section, differs=differs)
 
 
-def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:
-    """Timings kept only for the runs on their group's most common device (a group spread over
-    machines gets one machine's figures, never an average of several), and that device. CPUs
-    that VMs name alike are told apart by their features where runs record them."""
+def machines(runs: pd.DataFrame) -> pd.Series:
+    """Each run's timing device with its CPU's features, which tell apart CPUs that VMs name
+    alike (runs from before features were recorded name the device alone)."""
     device = runs.get("device", pd.Series("-", index=runs.index)).fillna("-").astype(str)
     features = runs.get("cpu_features", pd.Series("", index=runs.index)).fillna("").astype(str)
-    # (runs from before features were recorded name the device alone)
-    machine = pd.Series(map(rundir.with_features, device, features), index=runs.index, dtype=str)
+    return pd.Series(map(rundir.with_features, device, features), index=runs.index, dtype=str)
+
+
+def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:
+    """Timings kept only for the runs on their group's most common device (a group spread over
+    machines gets one machine's figures, never an average of several), and that device."""
+    machine = machines(runs)
     modal = machine.groupby([runs[k] for k in KEYS]).transform(
         lambda d: d.value_counts().sort_index().idxmax()  # ties: the first by name
     )

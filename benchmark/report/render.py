@@ -10,7 +10,7 @@ from rich.table import Table
 
 from benchmark import metrics
 from benchmark.benchfile import ab_text
-from benchmark.report.aggregate import TARGET, tuned_vs_default
+from benchmark.report.aggregate import TARGET, machines, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent
 from benchmark.report.load import Inputs
@@ -137,7 +137,7 @@ def header_section(
         epochs = sorted({int(e) for e in runs["epochs"].dropna()})
         lines += [
             f"- Main comparison: {scope(ref, summary)} (from {ref.source})",
-            f"- Hardware: {distinct(runs.get('device', pd.Series(dtype=object)))}",
+            f"- Hardware: {distinct(machines(runs))}",
             f"- Versions: {versions or MISSING}",
             f"- Epochs: {', '.join(map(str, epochs)) or MISSING}",
             f"- Seeds: {', '.join(map(str, seeds))}",

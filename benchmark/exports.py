@@ -17,13 +17,12 @@ import optuna
 from optuna.trial import TrialState
 
 from benchmark import files
-from benchmark.config import TrainConfig
+from benchmark.config import TrainConfig, fields_of
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.storages import storage_label
 from benchmark.tuning import (
     BUDGET_FIELDS,
     finished_count,
-    fixed_overrides,
     split_params,
 )
 
@@ -112,18 +111,45 @@ def find_export(
         return candidates[0]
     names = ", ".join(p.stem for p in found)
     if not candidates:
+        at = "; ".join(
+            f"{p.stem} (train at it {budget_flags(read_export(p)['budget'], cfg)})" for p in found
+        )
+        pick = "add --tuned-any-budget" if len(found) == 1 else "choose one with --tuned-study"
         raise UsageError(
-            f"--tuned: {cfg.arch} x {cfg.fusion} was tuned at another budget ({names}), not "
-            f"epochs={cfg.epochs} train_subset={cfg.train_subset} "
-            f"holdout_pairs={cfg.holdout_pairs}; tune at this budget, or add --tuned-any-budget"
+            f"--tuned: {cfg.arch} x {cfg.fusion} was tuned at another budget than this run's: "
+            f"{at}; tune at this run's budget, or {pick}"
         )
     raise UsageError(f"--tuned: several exports fit ({names}); choose one with --tuned-study")
 
 
+def budget_values(spent: dict[str, Any]) -> dict[str, Any]:
+    """An export's budget as ``TrainConfig`` values: its budget fields and every setting held
+    fixed while tuning (those it did not record at their defaults)."""
+    defaults = TrainConfig()
+    fixed = {k: getattr(defaults, k) for k in fields_of("setting")} | spent.get("fixed", {})
+    return {k: spent.get(k) for k in BUDGET_FIELDS} | fixed
+
+
 def same_budget(spent: dict[str, Any], cfg: TrainConfig) -> bool:
-    return all(spent.get(k) == getattr(cfg, k) for k in BUDGET_FIELDS) and (
-        spent.get("fixed", {}) == fixed_overrides(cfg)
-    )
+    return all(getattr(cfg, k) == v for k, v in budget_values(spent).items())
+
+
+def budget_flags(spent: dict[str, Any], cfg: TrainConfig) -> str:
+    """How to change ``cfg``'s budget to an export's, in flags as a user would type them:
+    "with --epochs 1 --optimizer sgd, without --train-subset"."""
+    given, dropped = [], []
+    for name, value in budget_values(spent).items():
+        if getattr(cfg, name) == value:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if value is None:
+            dropped.append(flag)
+        elif isinstance(value, bool):
+            given.append(flag if value else "--no-" + flag[2:])
+        else:
+            given += [flag, str(value)]
+    ways = (("with", given), ("without", dropped))
+    return ", ".join(f"{how} {' '.join(flags)}" for how, flags in ways if flags)
 
 
 def apply_tuned(

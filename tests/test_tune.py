@@ -404,6 +404,12 @@ def test_tuned_parameters_of_another_budget_need_asking(tmp_path: Path) -> None:
     write_export(tmp_path, epochs=1)
     with pytest.raises(UsageError, match="another budget.*--tuned-any-budget"):
         apply_tuned(TrainConfig(epochs=4), (), tmp_path)
+    # it says which flags train at the export's budget
+    with pytest.raises(UsageError, match=r"e1 \(train at it with --epochs 1\);"):
+        apply_tuned(TrainConfig(epochs=4), (), tmp_path)
+    asked = TrainConfig(epochs=1, train_subset=2000, optimizer="sgd")
+    with pytest.raises(UsageError, match="with --optimizer adamw, without --train-subset\\)"):
+        apply_tuned(asked, (), tmp_path)
     cfg = apply_tuned(TrainConfig(epochs=4), (), tmp_path, any_budget=True)
     assert cfg.lr == 0.0123 and cfg.tuned_from["study"] == "gap_cnn__concat__e1"
     assert cfg.tuned_from["file"] == "tuned/gap_cnn__concat__e1.json"

@@ -258,3 +258,15 @@ def test_predict_starts_without_torch_dynamo() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "False"
+
+
+def test_a_committed_run_without_weights_names_the_one_with_them(capsys) -> None:
+    """Git keeps one run's weights: predict on another committed run is refused (exit 2) in one
+    line that names the run it can use and how to train this one again."""
+    runs = sorted(p for p in REFERENCE.parent.iterdir() if p.is_dir())
+    other = next(p for p in runs if not (p / "model.pt").exists())
+    image = str(EXAMPLES / "seven.png")
+    assert main(["predict", "--run", str(other), "--image", image, "--addend", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"reference model's: {REFERENCE};" in err and f"--config {other / 'config.json'}" in err

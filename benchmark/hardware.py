@@ -388,6 +388,12 @@ def device_name(device: torch.device) -> str:
     return f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)"
 
 
+def machine_name(device: torch.device) -> str:
+    """``device_name`` with the CPU's features, as bench rows and run timings name the machine
+    (``cpu: AMD EPYC (2 threads) with avx2``)."""
+    return rundir.with_features(device_name(device), cpu_features() if device.type == "cpu" else "")
+
+
 def versions() -> dict[str, str]:
     """The versions a run computed with, read without importing timm or torchvision (together
     about two seconds of every process start) when the run itself does not use them."""

@@ -87,10 +87,12 @@ def test_cpuinfo_reads_the_kernels_fields() -> None:
     assert flag is None or flag in flags.split()
 
 
-def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path) -> None:
+def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path, capsys) -> None:
     csv_path = cpu_file(tmp_path, "bench", "fp32", ".csv")
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 0
     df = pd.read_csv(csv_path)
+    machine = f"{df['device'][0]} with {hardware.cpu_features()}"  # the first line as the table
+    assert f"bench: 1 configuration on {machine}, fp32\n" in capsys.readouterr().out
     assert tuple(df.columns) == COLUMNS
     assert len(df) == 1
     row = df.iloc[0]

@@ -40,8 +40,11 @@ def test_tiny_run_writes_the_three_figures_and_ratios(
     args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
     assert main(["datapath", *args]) == 0
     path = cpu_file(tmp_path, "datapath", "fp32", ".json")
-    assert f"written to {path} and .md\n" in capsys.readouterr().out  # whole, on one line
+    out = capsys.readouterr().out
+    assert f"written to {path} and .md\n" in out  # whole, on one line
     report = json.loads(path.read_text())
+    machine = f"{report['device']} with {hardware.cpu_features()}"  # as the report names it
+    assert out.startswith(f"datapath: gap_cnn x concat on {machine}, ")
     assert (report["arch"], report["fusion"]) == ("gap_cnn", "concat")
     assert (report["batch_size"], report["steps"], report["warmup"]) == (16, 4, 1)
     assert report["rounds"] == 2

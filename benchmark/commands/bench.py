@@ -113,7 +113,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from architectures import ENCODERS, FUSIONS
     from benchmark.bench import bench_rows
     from benchmark.benchfile import ab_text, append_row, check_header, results_path
-    from benchmark.hardware import device_name, git_commit
+    from benchmark.hardware import git_commit, machine_name
 
     archs = ENCODERS.select(args.arch)
     fusions = FUSIONS.select(args.fusion)
@@ -123,7 +123,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     commit = git_commit()
     total = len(archs) * len(fusions)
     console.print(
-        f"bench: {plural(total, 'configuration')} on {device_name(s.device)}, {s.precision}"
+        f"bench: {plural(total, 'configuration')} on {machine_name(s.device)}, {s.precision}"
     )
     rows: list[dict[str, Any]] = []
     done = 0

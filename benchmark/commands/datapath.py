@@ -39,7 +39,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     from benchmark.benchfile import results_path
     from benchmark.data import load_mnist
     from benchmark.datapath import markdown, measure
-    from benchmark.hardware import cpu_features, device_name, git_commit
+    from benchmark.hardware import cpu_features, device_name, git_commit, machine_name
 
     arch, fusion = ENCODERS.get(args.arch).name, FUSIONS.get(args.fusion).name
     require_at_least(
@@ -75,7 +75,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
         )
     data = cpu_data.to(device)
     console.print(
-        f"datapath: {arch} x {fusion} on {device_name(device)}, {ex.describe()}, "
+        f"datapath: {arch} x {fusion} on {machine_name(device)}, {ex.describe()}, "
         f"batch {cfg.batch_size}, "
         f"{args.steps} steps"
     )

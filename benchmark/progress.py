@@ -327,7 +327,7 @@ def describe_trial(t: Any) -> str:
     else:
         result = "no epoch finished"
     seconds = t.duration.total_seconds() if t.duration else float("nan")
-    return f"  trial {t.number} {state}: {result} ({seconds:.0f} s) {format_params(t.params)}"
+    return f"trial {t.number} {state}: {result} ({seconds:.0f} s) {format_params(t.params)}"
 
 
 def study_bar() -> Any:
@@ -359,6 +359,7 @@ class StudyProgress:
         self.bar = bar
         self.study = study
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.label = label
         self.task = bar.add_task(label, total=trials, stats="")
         self.elsewhere = 0  # trials this worker waits for, running on others (until shown)
         self.refresh()
@@ -379,8 +380,10 @@ class StudyProgress:
         for t in trials:
             if t.state.is_finished() and t.number not in self.seen:
                 self.seen.add(t.number)
-                # one line each, whole in a log (a terminal wraps it); parameters as text
-                self.bar.console.print(describe_trial(t), soft_wrap=True, markup=False)
+                # one line each, whole in a log (a terminal wraps it); parameters as text; the
+                # combination named, since a log has the study's bar only after its trials
+                line = f"  {self.label} {describe_trial(t)}"
+                self.bar.console.print(line, soft_wrap=True, markup=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value, default=None)
         stats = [f"best {best.value:.4f} #{best.number}" if best else "best -"]

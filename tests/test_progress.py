@@ -313,5 +313,6 @@ def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) 
     study.add_trial(optuna.trial.create_trial(params=params, distributions=spaces, value=0.5))
     shown.refresh()  # a trial finished since: its line
     (line,) = [s for s in log.getvalue().splitlines() if "knob" in s]
-    assert line.startswith("  trial 0 complete: val joint 0.5000") and len(line) > 80
+    assert len(line) > 80  # the combination named: a log shows the study's bar after its trials
+    assert line.startswith("  gap_cnn x concat trial 0 complete: val joint 0.5000")
     assert "knob_11=1.36" in line and "block=[a]" in line

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import exit_status
 from rich.console import Console
 
@@ -101,6 +102,8 @@ def test_a_sweep_in_an_80_column_terminal(
     lines = screen(out.getvalue())
     assert not any("━" in line or re.match(r"\d+/4 done", line) for line in lines), "live line left"
     assert "grid: 4 runs (2 --lr values x 2 seeds)" in lines
+    machine = hardware.machine_name(torch.device("cpu"))  # with its features, as its runs record
+    assert f"on {machine}, " in " ".join(lines)
     starts = [line for line in lines if re.match(r"\[\d/4\] gap_cnn x concat, lr=", line)]
     assert len(starts) == 4 and len(set(starts)) == 4
     rows = table_rows(lines)

@@ -159,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Train one run or a grid (arch x fusion x seed), one after another."""
     from benchmark import rundir, runs
     from benchmark.data import load_mnist
-    from benchmark.hardware import device_name
+    from benchmark.hardware import machine_name
 
     if args.resume:
         return resume(args)
@@ -211,7 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for i, (cfg, ex, data) in enumerate(work):
             run_dir = runs.start_run(cfg, results_dir)
             label = run_label(cfg, tuple(f for f in fields if f not in ("arch", "fusion", "seed")))
-            label += f" ({device_name(ex.device)}, {ex.describe()})" if several_ways else ""
+            label += f" ({machine_name(ex.device)}, {ex.describe()})" if several_ways else ""
             try:
                 finished.append(shown.train(cfg, data, run_dir, ex, label))
                 run_dirs.append(run_dir)
@@ -239,7 +239,7 @@ def announce(
 ) -> float | None:
     """Before the first run: the grid's size, where it runs and how long it should take (from
     earlier runs or the CPU probe: ``progress.estimate``); returns that estimate in seconds."""
-    from benchmark.hardware import device_name
+    from benchmark.hardware import machine_name
 
     configs = [cfg for cfg, _, _ in work]
     if len(configs) > 1:
@@ -251,7 +251,7 @@ def announce(
         ]
         parts = " x ".join(f"{n} {what}" for n, what in sizes if n > 1)
         say(f"grid: {len(configs)} runs ({parts})")
-    ways = {(device_name(ex.device), ex.describe()) for _, ex, _ in work}
+    ways = {(machine_name(ex.device), ex.describe()) for _, ex, _ in work}
     if len(ways) == 1:
         say("on {}, {}".format(*next(iter(ways))))
     say_emulated([ex for _, ex, _ in work])

@@ -80,7 +80,10 @@ def cpu_of(machine_key: str) -> str:
 
 
 def duration(seconds: float) -> str:
-    """``42 s``, ``7 min``, ``2 h 05 min``: a time as a person reads it in a progress line."""
+    """``<1 s``, ``42 s``, ``7 min``, ``2 h 05 min``: a time as a person reads it in a progress
+    line (a tiny run's epoch is not "0 s")."""
+    if seconds < 1:
+        return "<1 s"
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 90 * 60:
@@ -326,8 +329,8 @@ def describe_trial(t: Any) -> str:
         result = f"val joint {t.intermediate_values[epoch]:.4f} at epoch {epoch}"
     else:
         result = "no epoch finished"
-    seconds = t.duration.total_seconds() if t.duration else float("nan")
-    return f"trial {t.number} {state}: {result} ({seconds:.0f} s) {format_params(t.params)}"
+    took = duration(t.duration.total_seconds()) if t.duration else "time unknown"
+    return f"trial {t.number} {state}: {result} ({took}) {format_params(t.params)}"
 
 
 def study_bar() -> Any:

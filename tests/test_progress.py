@@ -319,3 +319,13 @@ def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) 
     assert len(line) > 80  # the combination named: a log shows the study's bar after its trials
     assert line.startswith("  gap_cnn x concat trial 0 complete: val joint 0.5000")
     assert "knob_11=1.36" in line and "block=[a]" in line
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(0.2, "<1 s"), (0.9, "<1 s"), (1.4, "1 s"), (420, "7 min"), (7500, "2 h 05 min")],
+)
+def test_a_duration_reads_as_a_person_says_it(seconds: float, said: str) -> None:
+    from benchmark.progress import duration
+
+    assert duration(seconds) == said

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import torch
@@ -159,8 +160,10 @@ def _timm_entry(name: str) -> Entry:
     import timm
 
     if not timm.list_models(model_name):
+        near = difflib.get_close_matches(model_name, timm.list_models(), n=3, cutoff=0.75)
+        hint = f" (did you mean {' or '.join(f'timm:{n}' for n in near)}?)" if near else ""
         raise UnknownNameError(
-            f"unknown timm model {model_name!r}; valid: any name from timm.list_models()"
+            f"unknown timm model {model_name!r}{hint}; valid: any name from timm.list_models()"
         )
 
     def factory(drop_rate: float = 0.0) -> nn.Module:

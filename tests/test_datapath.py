@@ -45,6 +45,7 @@ def test_tiny_run_writes_the_three_figures_and_ratios(
     report = json.loads(path.read_text())
     machine = f"{report['device']} with {hardware.cpu_features()}"  # as the report names it
     assert out.startswith(f"datapath: gap_cnn x concat on {machine}, ")
+    assert f"data path: gap_cnn x concat on {machine}, " in " ".join(out.split())  # the table's
     assert (report["arch"], report["fusion"]) == ("gap_cnn", "concat")
     assert (report["batch_size"], report["steps"], report["warmup"]) == (16, 4, 1)
     assert report["rounds"] == 2

@@ -24,6 +24,7 @@ from benchmark.commands.common import (
 )
 from benchmark.files import check_writable
 from benchmark.progress import prepare
+from benchmark.rundir import with_features
 
 # The run settings the data path is measured under, flagged and checked as ``run``'s are.
 SETTINGS = only_fields("device", "precision", "channels_last", "threads", "batch_size", "data_dir")
@@ -124,8 +125,9 @@ def report_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
     prebuilt = report["images_per_s"]["prebuilt"]
+    machine = with_features(report["device"], report.get("cpu_features", ""))  # as the .md says
     table = Table(
-        title=f"data path: {report['arch']} x {report['fusion']} on {report['device']}, "
+        title=f"data path: {report['arch']} x {report['fusion']} on {machine}, "
         f"batch {report['batch_size']}, {report['steps']} steps",
     )
     for col in ("data path", "train img/s", "vs prebuilt"):

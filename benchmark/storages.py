@@ -185,6 +185,15 @@ def open_storage(spec: str) -> BaseStorage:
             break
     text = mask_secrets(str(error).strip())
     first = text.splitlines()[0] if text else type(error).__name__
+    if isinstance(error, ImportError):  # Optuna's "Failed to import DB access module" names none
+        dialect = spec.split(":", 1)[0]
+        hint = (
+            'pip install -e ".[postgres]"'
+            if dialect.startswith("postgresql")
+            else f"install a SQLAlchemy driver for {dialect}"
+        )
+        cause = mask_secrets(str(error.__cause__ or error))
+        first = f"its database driver is not installed ({cause}); {hint}"
     if isinstance(error, DatabaseError) and not isinstance(error, OperationalError):
         raise DamagedFileError(f"{storage_label(spec)}: damaged, cannot be read ({first})")
     raise UsageError(f"{given_as(spec)} {storage_label(spec)}: cannot open it: {first}") from None

@@ -517,3 +517,33 @@ def test_a_dead_worker_is_named_and_the_survivors_exported(
     assert "worker 2 (pid" in out and "killed by SIGKILL" in out
     assert (tmp_path / "tuned" / f"{STUDY}.json").is_file()
     assert finished_count(load(sqlite(tmp_path))) >= 3
+
+
+@pytest.mark.parametrize(
+    ("url", "module", "hint"),
+    [
+        (
+            "postgresql+psycopg2://bench:s3cret@db.lan/optuna",
+            "psycopg2",
+            'pip install -e ".[postgres]"',
+        ),
+        (
+            "mysql+pymysql://bench:s3cret@db.lan/optuna",
+            "pymysql",
+            "a SQLAlchemy driver for mysql+pymysql",
+        ),
+    ],
+)
+def test_a_storage_without_its_driver_says_which_to_install(
+    url: str, module: str, hint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Optuna says only "Failed to import DB access module"; the one line names the module and
+    how to install it, the password masked."""
+    from benchmark.storages import open_storage
+
+    monkeypatch.setitem(sys.modules, module, None)  # as where it is not installed
+    with pytest.raises(UsageError) as caught:
+        open_storage(url)
+    said = str(caught.value)
+    assert "cannot open it: its database driver is not installed (" in said, said
+    assert module in said and said.endswith(hint) and "s3cret" not in said

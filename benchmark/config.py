@@ -186,8 +186,10 @@ class TrainConfig:
             raise ValueError(f"warmup must be in [0, 1), got {self.warmup}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        if self.aug_shift < 0 or self.aug_degrees < 0:
-            raise ValueError("aug_shift and aug_degrees must be >= 0")
+        if not 0 <= self.aug_shift < 1:  # a fraction of the side: at 1 the digit is gone
+            raise ValueError(f"aug_shift must be in [0, 1), got {self.aug_shift}")
+        if not 0 <= self.aug_degrees <= 180:  # either way round: more is a smaller turn
+            raise ValueError(f"aug_degrees must be in [0, 180], got {self.aug_degrees}")
         if self.batch_size > MNIST_TRAIN_IMAGES:
             raise ValueError(
                 f"batch_size must be <= the {MNIST_TRAIN_IMAGES:,} training images, "

@@ -32,8 +32,8 @@ FLOAT_FLAGS = {  # flag: the finite values refused, besides nan, inf, -inf and w
     "--warmup": ["-0.1", "1"],
     "--label-smoothing": ["-0.1", "1"],
     "--sum-loss-weight": ["-1"],
-    "--aug-shift": ["-0.05"],
-    "--aug-degrees": ["-10"],
+    "--aug-shift": ["-0.05", "1", "3"],
+    "--aug-degrees": ["-10", "180.5", "400"],
 }
 CHOICE_FLAGS = ("--optimizer", "--schedule", "--device", "--precision", "--log")
 BOOL_FLAGS = ("--augment", "--compile", "--channels-last", "--keep-checkpoint")

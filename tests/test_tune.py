@@ -547,3 +547,43 @@ def test_a_storage_without_its_driver_says_which_to_install(
     said = str(caught.value)
     assert "cannot open it: its database driver is not installed (" in said, said
     assert module in said and said.endswith(hint) and "s3cret" not in said
+
+
+def test_an_interrupted_tune_says_what_it_keeps(
+    tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Ctrl-C during the trials: exit 130 and one sentence on the study's finished trials, its
+    count agreeing with its noun ("1 finished trial", not "the 1 finished trials")."""
+    from benchmark import tuning
+
+    def one_trial_then_ctrl_c(study: optuna.Study, *args: object, **kwargs: object) -> None:
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tuning, "optimize", one_trial_then_ctrl_c)
+    assert tune(tmp_path, synthetic_root, "--trials", "3") == 130
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"interrupted: study {STUDY} keeps its 1 finished trial; run the same" in out
+    assert "command again to continue it" in out
+
+
+def test_the_best_line_keeps_brackets_and_its_path_whole(
+    tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A categorical value such as "[a]" is text, not console markup, and the export's path
+    is never broken across lines however narrow the console."""
+    from benchmark import exports, tuning
+    from benchmark.progress import console
+
+    def three_trials(study: optuna.Study, *args: object, **kwargs: object) -> None:
+        for _ in range(3):
+            study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+
+    path = tmp_path / "a-long-folder-name-for-the-exports" / "tuned" / f"{STUDY}.json"
+    record = {"trial": 0, "value": 0.5, "model_args": {"block": "[a]"}, "train": {"lr": 0.01}}
+    monkeypatch.setattr(tuning, "optimize", three_trials)
+    monkeypatch.setattr(exports, "export_best", lambda *args: (path, record))
+    monkeypatch.setattr(console, "width", 40)
+    assert tune(tmp_path, synthetic_root, "--trials", "3") == 0
+    (line,) = [s for s in capsys.readouterr().out.splitlines() if s.startswith("best:")]
+    assert "model block=[a];" in line and line.endswith(f"-> {path}")

@@ -34,6 +34,7 @@ from benchmark.commands.common import (
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, format_params, prepare, say_emulated, study_bar
+from benchmark.wording import plural
 
 
 def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: int) -> list[str]:
@@ -113,9 +114,9 @@ def tune_study(
             elif jobs == 1:
                 optimize(args.trials, tracker)
     except KeyboardInterrupt:
+        kept = plural(tuning.finished_count(study), "finished trial")
         console.print(
-            f"interrupted: the {tuning.finished_count(study)} finished trials of study {name} "
-            f"are kept; run the same command again to continue it"
+            f"interrupted: study {name} keeps its {kept}; run the same command again to continue it"
         )
         raise
     for line in died:
@@ -125,10 +126,12 @@ def tune_study(
         console.print(f"no complete trial in study {name}: nothing exported")
     else:
         path, record = exported
-        console.print(
+        console.print(  # values as text (a categorical "[a]" is no markup), the path whole
             f"best: trial {record['trial']} val joint {record['value']:.4f}; "
             f"model {format_params(record['model_args'])}; "
-            f"train {format_params(record['train'])} -> {path}"
+            f"train {format_params(record['train'])} -> {path}",
+            soft_wrap=True,
+            markup=False,
         )
     finished = tuning.finished_count(study)
     if died and finished < args.trials:

@@ -39,7 +39,7 @@ from benchmark.progress import (
     train_with_progress,
 )
 from benchmark.trackers import check_available
-from benchmark.wording import plural
+from benchmark.wording import SAME_CONFIG, plural
 
 
 def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
@@ -181,7 +181,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         for line in dict.fromkeys(  # once per study, however many seeds or sweeps take it
             f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {cfg.tuned_from['study']} "
             f"(trial {cfg.tuned_from['trial']}, val joint {cfg.tuned_from['value']:.4f})"
-            + ("; its defaults trial: the default" if cfg.tuned_from.get("defaults") else "")
+            + (
+                f": its defaults trial, so this trains the default configuration (the report "
+                f'marks the group "{SAME_CONFIG}")'
+                if cfg.tuned_from.get("defaults")
+                else ""
+            )
             for cfg in configs
         ):
             console.print(line)

@@ -482,6 +482,33 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     )
 
 
+@pytest.mark.usefixtures("undrawn")
+@pytest.mark.parametrize("width", [100, 400])
+def test_a_terminal_too_narrow_for_the_table_gets_the_answers_columns(
+    width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Squeezed into 100 columns, the sixteen-column table read "99…" in most cells: a terminal
+    narrower than the table gets the answer's columns whole and is told where the rest are; a
+    wide one, and a pipe (test_cli_report), get every column."""
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, width=width, force_terminal=True, color_system=None)
+    for module in ("benchmark.commands.common", "benchmark.commands.report"):
+        monkeypatch.setattr(f"{module}.console", terminal)
+    root = make_suite(tmp_path)
+    assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(tmp_path)]) == 0
+    printed = screen.getvalue()
+    table = printed[: printed.index("wrote ")]
+    assert "gap_cnn x concat" in table and "8.00 ± 4.97" in table and "…" not in table
+    if width == 100:
+        assert "MACs/img" not in table and "every column: " in table
+    else:
+        assert "MACs/img" in table and "every column" not in table
+
+
 def test_cli_report_without_runs_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
     status = main(["report", "--runs", str(tmp_path / "nothing" / "*"), "--out", str(tmp_path)])
     assert status == 2

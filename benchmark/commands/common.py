@@ -394,14 +394,19 @@ def add_results_dir_flag(parser: argparse.ArgumentParser, what: str) -> None:
 # ------------------------------------------------------------------------------ output
 
 
+def natural_width(table: Any) -> int:
+    """The columns ``table`` takes when nothing squeezes it."""
+    return console.measure(table, options=console.options.update_width(10_000)).maximum
+
+
 def print_wide(table: Any) -> None:
     """Into a pipe or log, print at the table's natural width rather than rich's default 80
     columns, which would elide the numbers; a terminal keeps its own width."""
     if console.is_terminal:
         console.print(table)
         return
-    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
-    Console(file=console.file, width=max(console.width, natural), highlight=False).print(table)
+    width = max(console.width, natural_width(table))
+    Console(file=console.file, width=width, highlight=False).print(table)
 
 
 WORKERS_POLL_S = 2.0  # how often the parent refreshes the progress while worker processes run

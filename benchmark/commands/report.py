@@ -8,7 +8,14 @@ import glob
 from collections import Counter
 from pathlib import Path
 
-from benchmark.commands.common import OUTPUT, UsageError, console, path_text, print_wide
+from benchmark.commands.common import (
+    OUTPUT,
+    UsageError,
+    console,
+    natural_width,
+    path_text,
+    print_wide,
+)
 from benchmark.files import check_writable
 from benchmark.wording import plural
 
@@ -51,7 +58,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         inputs, against = beside(inputs, theirs), str(args.against)
     summary, written = write_report(inputs, out, against)
     if not summary.empty:
-        print_wide(rich_table(summary))
+        table = rich_table(summary)
+        if console.is_terminal and natural_width(table) > console.width:
+            # squeezed, every column read "99…": the answer's columns, the rest in report.md
+            table = rich_table(summary, narrow=True)
+            table.caption = f"every column: {out / 'report.md'}"
+        print_wide(table)
     if not inputs.incomplete.empty:
         console.print(f"{plural(len(inputs.incomplete), 'incomplete run')} listed in the report")
     for note in inputs.notes:

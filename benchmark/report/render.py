@@ -411,9 +411,16 @@ def render_markdown(
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
-def rich_table(summary: pd.DataFrame) -> Table:
+# What a terminal too narrow for the whole table shows: the answer's columns (report.md has all)
+NARROW_COLUMNS = ("#", "combination", "tuned", "sum error % (95% CI)", "vs best", "p", "params")
+
+
+def rich_table(summary: pd.DataFrame, narrow: bool = False) -> Table:
+    """The main comparison for the terminal; ``narrow``: only ``NARROW_COLUMNS``."""
     table = Table(title="main comparison: test sum error %, mean ± 95% CI over seeds")
     display = display_table(summary)
+    if narrow:
+        display = display[list(NARROW_COLUMNS)]
     for column in display.columns:
         table.add_column(column, justify="left" if column == "combination" else "right")
     for row in display.itertuples(index=False):

@@ -164,6 +164,7 @@ def test_list_shows_plugin_entries_with_their_origin(
         assert main(argv) == 0
     rows = {line.split()[1]: line for line in capsys.readouterr().out.splitlines() if "│" in line}
     assert f"plug-in {plugin_file}" in rows["ext_cnn"] and "built-in" in rows["gap_cnn"]
+    assert "width=16 depth=2 dropout=0 " in rows["gap_cnn"]  # as --model-arg takes them
     assert f"plug-in {plugin_file}" in rows["ext_mix"]
     # and unloaded again, for the tests after this one
     assert "ext_cnn" not in ENCODERS.entries and "ext_mix" not in FUSIONS.entries

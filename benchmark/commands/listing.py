@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import argparse
 
+from rich.markup import escape
+
 from benchmark.commands.common import add_plugin_flag, console, print_wide
+from benchmark.progress import format_params
+
+
+def defaults_cell(defaults: dict) -> str:
+    """An entry's defaults as ``--model-arg`` takes them (``width=16 depth=2``), as text: a
+    plug-in's value may hold brackets that would read as console markup."""
+    return escape(format_params(defaults)) or "-"
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -15,7 +24,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     from architectures import ENCODERS, FUSIONS, count_params, create_model
 
-    table = Table(title="encoders (features D, parameters)")
+    table = Table(title="encoders (features D, parameters; defaults as --model-arg takes them)")
     for col in ("encoder", "D", "params", "defaults", "origin", "description"):
         table.add_column(col, overflow="fold")
     for name in ENCODERS.select(args.encoders):
@@ -25,9 +34,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             name,
             str(enc.num_features),
             f"{count_params(enc):,}",
-            str(entry.defaults),
-            entry.origin,
-            entry.description,
+            defaults_cell(entry.defaults),
+            escape(entry.origin),
+            escape(entry.description),
         )
     print_wide(table)
     table = Table(title="fusions (parameters on gap_cnn features; with gap_cnn total)")
@@ -40,9 +49,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             name,
             f"{count_params(model.fusion):,}",
             f"{count_params(model):,}",
-            str(entry.defaults),
-            entry.origin,
-            entry.description,
+            defaults_cell(entry.defaults),
+            escape(entry.origin),
+            escape(entry.description),
         )
     print_wide(table)
     console.print(

@@ -88,7 +88,10 @@ def test_against_shows_both_sides_in_the_main_comparison(
     assert "the reference's best, **gap_cnn x concat**," in text
     assert "Yours against the reference's best: gap_cnn x concat [yours]: 1.00% error, " in text
     assert "my_cnn x gated [yours]: 4.00% error, indistinguishable from it (p = 1.000)" in text
-    assert "1 group of yours is not at the reference's budget" in text
+    assert (  # and says what sets it apart
+        "1 group of yours is not in the main comparison, as it differs from the reference's "
+        "protocol (see below): my_cnn x gated (epochs 2) [yours]." in text
+    )
     assert "| my_cnn x gated [yours] | no | 3 | 4.00 ± " in text
     other = summary[summary["section"] == "other"]
     assert list(other["label"]) == ["my_cnn x gated (epochs 2) [yours]"]

@@ -213,11 +213,13 @@ def yours_sentences(summary: pd.DataFrame) -> list[str]:
         for _, r in main.iterrows()
     ]
     out = [f"Yours against the reference's best: {'; '.join(text)}."] if text else []
-    away = len(yours) - len(main)
+    away = list(yours.loc[yours["section"] != "main", "label"])  # "x (what differs)"
     if away:
+        shown = "; ".join(away[:3]) + ("; ..." if len(away) > 3 else "")
         out.append(
-            f"{plural(away, 'group')} of yours {is_are(away)} not at the "
-            "reference's budget, precision or cap, so not in the main comparison (see below)."
+            f"{plural(len(away), 'group')} of yours {is_are(len(away))} not in the main "
+            f"comparison, as {'it' if len(away) == 1 else 'each'} differs from the reference's "
+            f"protocol (see below): {shown}."
         )
     return out
 

@@ -269,8 +269,10 @@ def test_a_study_bar_says_while_it_waits_for_trials_elsewhere() -> None:
 def test_an_estimate_reads_only_earlier_runs_of_the_same_model_shape(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Earlier runs' training rate estimates a new run only when its model arguments match:
-    a run four times as wide is not timed by the default width's runs."""
+    """Earlier runs' training rate estimates a new run only when its model arguments, its CPU
+    (features included: VMs name CPUs with and without AVX-512 alike) and its memory layout
+    match: a run four times as wide is not timed by the default width's runs, nor a
+    channels_last run by contiguous ones."""
     import torch
     from conftest import DEVICE, make_run
 
@@ -278,20 +280,31 @@ def test_an_estimate_reads_only_earlier_runs_of_the_same_model_shape(
     from benchmark.hardware import Execution
     from benchmark.progress import earlier_rates, training_rate
 
-    for seed, width in ((0, None), (1, 64)):
-        run_dir = make_run(tmp_path / "runs", f"r{seed}", seed=seed)
+    def earlier_run(seed: int, **changes: object) -> None:
+        run_dir = make_run(tmp_path / "runs", f"r{seed}", seed=seed)  # 1000 * (seed + 1) img/s
         found = json.loads((run_dir / "metrics.json").read_text())
         found["config"] |= {"batch_size": 128, "precision": "fp32"}
-        if width:
-            found["config"]["model_args"] = {"width": width}
-        (run_dir / "metrics.json").write_text(json.dumps(found))
+        found |= {"cpu_features": "avx2", "channels_last": False}
+        if "width" in changes:
+            found["config"]["model_args"] = {"width": changes.pop("width")}
+        (run_dir / "metrics.json").write_text(json.dumps(found | changes))
+
+    earlier_run(0)
+    earlier_run(1, width=64)
+    earlier_run(2, cpu_features="avx512 bf16")  # another CPU of the same name
+    earlier_run(3, channels_last=True)
     earlier = earlier_rates(tmp_path)
-    ex = Execution(device=torch.device("cpu"))
     monkeypatch.setattr(hardware, "device_name", lambda device: DEVICE)  # where they ran
+    monkeypatch.setattr(hardware, "cpu_features", lambda: "avx2")
+    ex = Execution(device=torch.device("cpu"))
     default = training_rate(TrainConfig(batch_size=128), ex, earlier)
     wide = training_rate(TrainConfig(batch_size=128, model_args={"width": 64}), ex, earlier)
     assert default == (1000.0, "earlier runs in this results directory")
     assert wide == (2000.0, "earlier runs in this results directory")
+    layout = Execution(device=torch.device("cpu"), channels_last=True)
+    assert training_rate(TrainConfig(batch_size=128), layout, earlier) == (
+        4000.0, "earlier runs in this results directory",
+    )  # fmt: skip
 
 
 def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -105,15 +105,14 @@ def find_export(
             f" run `python -m benchmark tune --arch {cfg.arch} --fusion {cfg.fusion} "
             f"--results-dir {results_dir}` first"
         )
-    same = [p for p in found if same_budget(read_export(p)["budget"], cfg)]
+    spent = {p: read_export(p)["budget"] for p in found}  # each file read once
+    same = [p for p in found if same_budget(spent[p], cfg)]
     candidates = same or (found if any_budget else [])
     if len(candidates) == 1:
         return candidates[0]
     names = ", ".join(p.stem for p in found)
     if not candidates:
-        at = "; ".join(
-            f"{p.stem} (train at it {budget_flags(read_export(p)['budget'], cfg)})" for p in found
-        )
+        at = "; ".join(f"{p.stem} (train at it {budget_flags(spent[p], cfg)})" for p in found)
         pick = "add --tuned-any-budget" if len(found) == 1 else "choose one with --tuned-study"
         raise UsageError(
             f"--tuned: {cfg.arch} x {cfg.fusion} was tuned at another budget than this run's: "

@@ -267,14 +267,13 @@ def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[float]]:
             found = rundir.read_metrics(run_dir)
         except rundir.IncompleteRun:
             continue
-        rate = found.get("train_images_per_s")
-        batch = found.get("config", {}).get("batch_size")
+        rate, config = found.get("train_images_per_s"), found.get("config", {})
         if isinstance(rate, (int, float)) and rate > 0:
             machine = rundir.with_features(str(found.get("device")), found.get("cpu_features", ""))
-            layout = bool(found.get("channels_last", found.get("config", {}).get("channels_last")))
+            layout = bool(found.get("channels_last", config.get("channels_last")))
             key = (found["arch"], found["fusion"], machine, rundir.run_precision(found), layout)
-            shape = json.dumps(found.get("config", {}).get("model_args") or {}, sort_keys=True)
-            rates.setdefault((*key, batch, shape), []).append(float(rate))
+            shape = json.dumps(config.get("model_args") or {}, sort_keys=True)
+            rates.setdefault((*key, config.get("batch_size"), shape), []).append(float(rate))
     return rates
 
 

@@ -329,13 +329,15 @@ def check_finished(run_dir: Path, flag: str) -> None:
         )
     if not (run_dir / MODEL).is_file():
         status, _ = read_status(run_dir)
+        if status != "complete":
+            raise UsageError(
+                f"{flag} {run_dir}: no {MODEL}: the run is not finished (status: {status})"
+            )
+        # its folder's runs looked through only here: an unfinished run needs none named
         kept = sorted(p.parent for p in run_dir.parent.glob(f"*/{MODEL}") if p.is_file())
         beside = f": {', '.join(map(str, kept))}" if 0 < len(kept) <= 3 else ", see the README"
-        why = (
-            "the run is complete but its weights are not here (git keeps only the reference "
-            f"model's{beside}; train this one again with `python -m benchmark run "
-            f"--config {run_dir / CONFIG}`)"
-            if status == "complete"
-            else f"the run is not finished (status: {status})"
+        raise UsageError(
+            f"{flag} {run_dir}: no {MODEL}: the run is complete but its weights are not here (git "
+            f"keeps only the reference model's{beside}; train this one again with `python -m "
+            f"benchmark run --config {run_dir / CONFIG}`)"
         )
-        raise UsageError(f"{flag} {run_dir}: no {MODEL}: {why}")

@@ -167,9 +167,14 @@ def _timm_entry(name: str) -> Entry:
         )
 
     def factory(drop_rate: float = 0.0) -> nn.Module:
-        return timm.create_model(
+        model = timm.create_model(
             model_name, pretrained=False, in_chans=1, num_classes=0, drop_rate=drop_rate
         )
+        # Without a classifier a timm model returns its pre-logits features, which timm sizes
+        # as head_hidden_size: wider than num_features where a head follows the pooling
+        # (MobileNetV3 and V4, GhostNet, LCNet: 288 channels pooled, then 1,024 features).
+        model.num_features = getattr(model, "head_hidden_size", None) or model.num_features
+        return model
 
     return Entry(
         name=name,

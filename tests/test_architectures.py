@@ -88,6 +88,24 @@ def test_timm_encoder_through_prefix() -> None:
     assert first_conv.in_channels == 1
 
 
+# timm models whose pooled features pass through a head before the classifier, so the features
+# they return are wider than their num_features: MambaOut 64 -> 256, MobileNetV3 288 -> 1,024,
+# LCNet 176 -> 1,280; and one without such a head.
+TIMM_HEADS = ["timm:test_mambaout", "timm:mobilenetv3_small_050", "timm:lcnet_035"]
+
+
+@pytest.mark.parametrize("fusion", A.FUSIONS.names())
+@pytest.mark.parametrize("arch", [*TIMM_HEADS, "timm:test_resnet"])
+def test_timm_encoders_with_a_head_after_pooling_fit_every_fusion(arch: str, fusion: str) -> None:
+    model = A.create_model(arch, fusion).eval()
+    images, addends = batch(2)
+    with torch.no_grad():
+        features = model.encoder(images)
+        digit, total = model(images, addends)
+    assert features.shape == (2, model.encoder.num_features)
+    assert digit.shape == (2, 10) and total.shape == (2, NUM_SUMS)
+
+
 def test_unknown_names_list_valid_ones() -> None:
     with pytest.raises(A.UnknownNameError, match="valid: gap_cnn, small_cnn, tiny_resnet"):
         A.create_model("resnet9000", "concat")

@@ -186,4 +186,10 @@ def _timm_entry(name: str) -> Entry:
     )
 
 
-ENCODERS.register_prefix("timm:", _timm_entry)
+def _timm_names(wildcard: str) -> list[str]:
+    import timm
+
+    return timm.list_models(wildcard)
+
+
+ENCODERS.register_prefix("timm:", _timm_entry, _timm_names)

@@ -91,6 +91,7 @@ class Registry:
     kind: str
     entries: dict[str, Entry] = field(default_factory=dict)
     prefix_factories: dict[str, Callable[[str], Entry]] = field(default_factory=dict)
+    prefix_listers: dict[str, Callable[[str], list[str]]] = field(default_factory=dict)
 
     def register(
         self,
@@ -124,9 +125,19 @@ class Registry:
 
         return decorator
 
-    def register_prefix(self, prefix: str, make_entry: Callable[[str], Entry]) -> None:
-        """Names starting with ``prefix`` resolve through ``make_entry`` (e.g. ``timm:<model>``)."""
+    def register_prefix(
+        self,
+        prefix: str,
+        make_entry: Callable[[str], Entry],
+        list_names: Callable[[str], list[str]] | None = None,
+    ) -> None:
+        """Names starting with ``prefix`` resolve through ``make_entry`` (e.g. ``timm:<model>``);
+        ``list_names(wildcard)`` gives the names after the prefix that a wildcard matches (timm's
+        own ``list_models``), so ``timm:mobilenetv3_small*`` selects a family. ``all`` stays the
+        registered entries: a prefix may stand for a thousand models."""
         self.prefix_factories[prefix] = make_entry
+        if list_names is not None:
+            self.prefix_listers[prefix] = list_names
 
     def names(self) -> list[str]:
         return sorted(self.entries)
@@ -140,6 +151,12 @@ class Registry:
         raise UnknownNameError(
             f"unknown {self.kind} {name!r}; valid: {', '.join(self.valid_names())}"
         )
+
+    def _matching(self, wildcard: str) -> list[str]:
+        for prefix, list_names in self.prefix_listers.items():
+            if wildcard.startswith(prefix):
+                return [prefix + name for name in list_names(wildcard[len(prefix) :])]
+        return fnmatch.filter(self.names(), wildcard)
 
     def valid_names(self) -> list[str]:
         return self.names() + [f"{p}<name>" for p in self.prefix_factories]
@@ -159,7 +176,7 @@ class Registry:
             if pattern == "all":
                 matches = self.names()
             elif any(ch in pattern for ch in "*?["):
-                matches = fnmatch.filter(self.names(), pattern)
+                matches = self._matching(pattern)
             else:
                 matches = [self.get(pattern).name]
             if not matches:

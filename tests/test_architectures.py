@@ -124,6 +124,20 @@ def test_select_comma_wildcards_and_all() -> None:
         A.FUSIONS.select("zz*")
 
 
+def test_a_timm_wildcard_selects_from_timms_list_and_all_leaves_timm_out() -> None:
+    small = [
+        "timm:mobilenetv3_small_050",
+        "timm:mobilenetv3_small_075",
+        "timm:mobilenetv3_small_100",
+    ]
+    assert A.ENCODERS.select("gap_cnn,timm:mobilenetv3_small*") == ["gap_cnn", *small]
+    assert A.ENCODERS.select("timm:lcnet_0[35]?") == ["timm:lcnet_035", "timm:lcnet_050"]
+    assert not any(name.startswith("timm:") for name in A.ENCODERS.select("all"))
+    assert A.ENCODERS.select("*resnet") == ["tiny_resnet"]  # a bare wildcard: the registered ones
+    with pytest.raises(A.UnknownNameError, match="'timm:no_such_family\\*' matches nothing"):
+        A.ENCODERS.select("timm:no_such_family*")
+
+
 def test_overrides_route_to_encoder_and_fusion() -> None:
     model = A.create_model("gap_cnn", "concat", width=8, hidden=32, depth=None)
     assert model.encoder.num_features == 32  # 4 x width

@@ -15,6 +15,7 @@ from rich.console import Console
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
 from benchmark.trials import rejected
+from benchmark.wording import percent
 
 console = Console(highlight=False)
 
@@ -180,8 +181,8 @@ class RunsProgress:
                 self.loss = " testing"
             if self.live is None:  # a pipe or a log: a line per epoch instead of the live line
                 say(
-                    f"      epoch {event.epoch}/{cfg.epochs}: loss {event.loss:.4f}, val sum "
-                    f"{event.stats.val_sum_acc:.4f} ({duration(event.stats.seconds)})"
+                    f"      epoch {event.epoch}/{cfg.epochs}: loss {event.loss:.4f}, val sum acc "
+                    f"{percent(event.stats.val_sum_acc)} ({duration(event.stats.seconds)})"
                     + ("; now the test split" if event.epoch == cfg.epochs else "")
                 )
 
@@ -192,7 +193,7 @@ class RunsProgress:
         test = found["test"]
         say(
             f"      done in {duration(time.monotonic() - begun)}: test sum acc "
-            f"{test['sum_acc']:.4f}, joint acc {test['joint_acc']:.4f}"
+            f"{percent(test['sum_acc'])}, joint acc {percent(test['joint_acc'])}"
         )
         return found
 
@@ -318,7 +319,7 @@ def describe_trial(t: Any) -> str:
 
     state = "rejected" if rejected(t) else t.state.name.lower()
     if t.state == TrialState.COMPLETE:
-        result = f"val joint {t.value:.4f}"
+        result = f"val joint acc {percent(t.value)}"
     elif t.user_attrs.get("over_cap"):
         result = f"{t.user_attrs['params']:,} parameters, over the cap (not counted)"
     elif t.user_attrs.get("duplicate"):
@@ -329,7 +330,7 @@ def describe_trial(t: Any) -> str:
         result = f"diverged: {t.user_attrs['diverged']}"
     elif t.intermediate_values:
         epoch = max(t.intermediate_values)
-        result = f"val joint {t.intermediate_values[epoch]:.4f} at epoch {epoch}"
+        result = f"val joint acc {percent(t.intermediate_values[epoch])} at epoch {epoch}"
     else:
         result = "no epoch finished"
     took = duration(t.duration.total_seconds()) if t.duration else "time unknown"
@@ -392,7 +393,7 @@ class StudyProgress:
                 self.bar.console.print(line, soft_wrap=True, markup=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value, default=None)
-        stats = [f"best {best.value:.4f} #{best.number}" if best else "best -"]
+        stats = [f"best {percent(best.value)} #{best.number}" if best else "best -"]
         stats += [f"{counts[s]} {s.name.lower()}" for s in (TrialState.PRUNED, TrialState.FAIL)]
         if self.elsewhere:
             stats.append(f"waiting for {self.elsewhere} running elsewhere")

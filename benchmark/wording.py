@@ -52,6 +52,11 @@ def has(count: int) -> str:
     return "has" if count == 1 else "have"
 
 
+def percent(fraction: float) -> str:
+    """``82.72%``: an accuracy as the report and the README give it (the runs store fractions)."""
+    return f"{100 * fraction:.2f}%"
+
+
 def error_range(mean: float, half: float) -> str:
     """``95% CI 0.32-0.41``: an error's interval, its ends held to the 0-100% an error can take
     (the t-interval of two seeds far from converged ran from -110.79 to 213.73)."""

@@ -126,6 +126,16 @@ def test_a_sweep_into_a_pipe(small_data, tmp_path: Path, monkeypatch: pytest.Mon
     assert sum("now the test split" in line for line in lines) == 4
     assert sum(line.strip().startswith("done in") for line in lines) == 4
     assert len({(row[1], row[2]) for row in table_rows(lines)}) == 4
+    # accuracies in percent, as the report and the README give them (the runs store fractions)
+    tests = [json.loads(m.read_text())["test"] for m in tmp_path.glob("out/runs/*/metrics.json")]
+    done = {line.split(": ", 1)[1] for line in lines if line.strip().startswith("done in")}
+    assert done == {
+        f"test sum acc {100 * t['sum_acc']:.2f}%, joint acc {100 * t['joint_acc']:.2f}%"
+        for t in tests
+    }
+    assert "test accuracy %" in " ".join(lines)
+    sums = sorted(row[5] for row in table_rows(lines))  # #, lr, seed, params, digit, sum
+    assert sums == sorted(f"{100 * t['sum_acc']:.2f}" for t in tests)
 
 
 def test_a_finished_run_drops_its_checkpoint_unless_asked(
@@ -221,7 +231,7 @@ def test_a_study_progress_line_fits_the_terminal(
     screen.print(bar.make_tasks_table(bar.tasks))
     line = screen.export_text().rstrip("\n")
     assert "\n" not in line and len(line) <= width
-    assert "tiny_resnet x embed_add" in line and "2/20" in line and "best 0.9876 #0" in line
+    assert "tiny_resnet x embed_add" in line and "2/20" in line and "best 98.76% #0" in line
     assert "━" in line  # the bar itself survives at 80 columns
 
 
@@ -239,7 +249,7 @@ def test_a_trial_rejected_before_training_is_not_called_pruned() -> None:
     over = create_trial(state=TrialState.PRUNED, user_attrs={"over_cap": 10, "params": 5000})
     stopped = create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.5})
     assert "rejected: 5,000 parameters, over the cap (not counted)" in describe_trial(over)
-    assert "pruned: val joint 0.5000 at epoch 1" in describe_trial(stopped)
+    assert "pruned: val joint acc 50.00% at epoch 1" in describe_trial(stopped)
     study = optuna.create_study(direction="maximize")
     for trial in (over, stopped):
         study.add_trial(trial)
@@ -330,7 +340,7 @@ def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) 
     shown.refresh()  # a trial finished since: its line
     (line,) = [s for s in log.getvalue().splitlines() if "knob" in s]
     assert len(line) > 80  # the combination named: a log shows the study's bar after its trials
-    assert line.startswith("  gap_cnn x concat trial 0 complete: val joint 0.5000")
+    assert line.startswith("  gap_cnn x concat trial 0 complete: val joint acc 50.00%")
     assert "knob_11=1.36" in line and "block=[a]" in line
 
 

@@ -54,6 +54,6 @@ def test_run_tuned_over_seeds_names_its_study_once(capsys: pytest.CaptureFixture
     argv = ["run", "--arch", "tiny_resnet", "--fusion", "embed_add", "--epochs", "9", "--tuned"]
     assert main([*argv, "--print-config", "--results-dir", str(RESULTS)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert f"study {kept} (trial 0, val joint 0.9916): its defaults trial, so this trains" in out
-    assert 'the default configuration (the report marks the group "= default")' in out
+    assert f"study {kept} (trial 0, val joint acc 99.16%): its defaults trial, so this" in out
+    assert 'trains the default configuration (the report marks the group "= default")' in out
     assert '"defaults": true' in out

@@ -39,7 +39,7 @@ from benchmark.progress import (
     train_with_progress,
 )
 from benchmark.trackers import check_available
-from benchmark.wording import SAME_CONFIG, plural
+from benchmark.wording import SAME_CONFIG, percent, plural
 
 
 def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
@@ -109,7 +109,7 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
     shared = " x ".join(str(rows[0][n]) for n in same) if rows else ""
     if rows and "seed" not in fields:
         shared += f"{', ' if shared else ''}seed {rows[0]['seed']}"
-    title = (f"{shared}: " if shared else "") + "test metrics (every image x all 10 addends)"
+    title = (f"{shared}: " if shared else "") + "test accuracy % (every image x all 10 addends)"
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     table.add_column("#", justify="right", no_wrap=True)
     labels = ["run"] if joined and fields else list(fields)
@@ -132,7 +132,7 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
             str(i),
             *values,
             f"{m['params']:,}",
-            *(f"{m['test'][name]:.4f}" for name in metrics.names()),
+            *(f"{100 * m['test'][name]:.2f}" for name in metrics.names()),
             f"{m['train_seconds']:.1f}",
             f"{m['train_images_per_s']:,.0f}",
         )
@@ -180,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ]
         for line in dict.fromkeys(  # once per study, however many seeds or sweeps take it
             f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {cfg.tuned_from['study']} "
-            f"(trial {cfg.tuned_from['trial']}, val joint {cfg.tuned_from['value']:.4f})"
+            f"(trial {cfg.tuned_from['trial']}, val joint acc {percent(cfg.tuned_from['value'])})"
             + (
                 f": its defaults trial, so this trains the default configuration (the report "
                 f'marks the group "{SAME_CONFIG}")'

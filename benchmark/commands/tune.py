@@ -34,7 +34,7 @@ from benchmark.commands.common import (
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, format_params, prepare, say_emulated, study_bar
-from benchmark.wording import plural
+from benchmark.wording import percent, plural
 
 
 def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: int) -> list[str]:
@@ -127,7 +127,7 @@ def tune_study(
     else:
         path, record = exported
         console.print(  # values as text (a categorical "[a]" is no markup), the path whole
-            f"best: trial {record['trial']} val joint {record['value']:.4f}; "
+            f"best: trial {record['trial']} val joint acc {percent(record['value'])}; "
             f"model {format_params(record['model_args'])}; "
             f"train {format_params(record['train'])} -> {path}",
             soft_wrap=True,

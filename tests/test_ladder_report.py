@@ -148,10 +148,10 @@ def test_a_ladder_report_answers_at_every_budget(ladder: tuple[Path, str]) -> No
     equal_time = text[at[3] : at[4]]
     front = [line for line in equal_time.splitlines() if line.startswith("| ")][1:]
     assert front == [  # seconds per run: 10 x epochs (x2 for small_cnn) + the mean seed
-        "| 11 | gap_cnn x late_sum (tuned) | 1 | 1.80 ± 0.05 |",
-        "| 21 | small_cnn x concat (tuned) | 1 | 1.20 ± 0.05 |",
-        "| 31 | gap_cnn x late_sum (tuned) | 3 | 1.00 ± 0.05 |",
-        "| 91 | gap_cnn x concat (tuned) | 9 | 0.50 ± 0.05 |",
+        "| 11.0 | gap_cnn x late_sum (tuned) | 1 | 1.80 ± 0.05 |",
+        "| 21.0 | small_cnn x concat (tuned) | 1 | 1.20 ± 0.05 |",
+        "| 31.0 | gap_cnn x late_sum (tuned) | 3 | 1.00 ± 0.05 |",
+        "| 91.0 | gap_cnn x concat (tuned) | 9 | 0.50 ± 0.05 |",
     ]
     tuning = text[at[4] : at[5]]
     assert "The mean effect of tuning: -0.93 at 1 epoch, -0.40 at 3 epochs, -0.27 at 9" in tuning
@@ -427,3 +427,16 @@ def test_a_tuned_group_that_kept_the_default_is_named_so_in_the_ranks(tmp_path: 
                          "same_as_default": True})  # fmt: skip
     assert ladder_plots.short(default) == "small_cnn x concat (tuned = default)"
     assert ladder_plots.short(default.drop("same_as_default")) == "small_cnn x concat (tuned)"
+
+
+def test_equal_time_tells_apart_front_rows_a_second_apart() -> None:
+    """The committed front had two rows "8" (7.9 and 8.3 s) and two "63": tenths, as the main
+    table's train s."""
+    from benchmark.report.ladder import time_section
+
+    points = pd.DataFrame(
+        [(1, "small_cnn", 7.9, 1.2), (1, "gap_cnn", 8.3, 1.1), (3, "gap_cnn", 1234.5, 0.4)],
+        columns=["rung", "arch", "train_seconds_mean", "test_sum_err_mean"],
+    ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32")
+    rows = [line for line in time_section(points, "cpu: test", 0, {}).splitlines() if "±" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| 7.9", "| 8.3", "| 1,234.5"]

@@ -892,6 +892,14 @@ def test_sentences_when_every_group_has_one_seed(tmp_path: Path) -> None:
     assert "worse" not in answer and "group(s)" not in answer
 
 
+def test_the_answer_gives_a_tiny_runs_seconds_in_tenths(tmp_path: Path) -> None:
+    """A tiny run trained 0.24 s: "0 s of training" said it took none."""
+    run = make_run(tmp_path / "runs", "a", sum_acc=0.95, val_curve=(0.9,))
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "train_seconds": 0.24}))
+    assert "with 1,000 parameters and 0.2 s of training." in answer_of(markdown_of(tmp_path))
+
+
 def test_sentences_of_a_two_group_report(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     for seed, (a, b) in enumerate(((0.95, 0.80), (0.96, 0.81), (0.97, 0.82))):

@@ -27,6 +27,12 @@ from benchmark.wording import (
 MORE_SEEDS = "train at least 2 seeds per group (`--seeds 0,1,2`) to test them"
 
 
+def seconds(value: float) -> str:
+    """Seconds of training in a sentence: whole ones, but a tenth under ten (two tiny runs of 0.4
+    and 0.9 s both read "0 s")."""
+    return format(value, ".1f" if value < 10 else ",.0f")
+
+
 def p_text(p: float) -> str:
     cell = p_cell(p)
     return f"p {cell[0]} {cell[1:]}" if cell.startswith("<") else f"p = {cell}"
@@ -65,7 +71,7 @@ def best_sentence(best: pd.Series, main: pd.DataFrame, ref: Reference, where: st
             claim = "has the lowest test sum error of the reference's groups"
     cost = f" with {best['params']:,.0f} parameters"
     if pd.notna(best["train_seconds_mean"]):
-        cost += f" and {best['train_seconds_mean']:.0f} s of training"
+        cost += f" and {seconds(best['train_seconds_mean'])} s of training"
     return (
         f"At the reference budget ({where}), {who} {claim}{among}: "
         f"{best['test_sum_err_mean']:.2f}% ({interval_text(best)}; accuracy "
@@ -130,8 +136,8 @@ def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
         text.append("It is also the smallest of these in parameters.")
     else:
         time = (
-            f", {cheapest['train_seconds_mean']:.0f} s of training against "
-            f"{best['train_seconds_mean']:.0f} s"
+            f", {seconds(cheapest['train_seconds_mean'])} s of training against "
+            f"{seconds(best['train_seconds_mean'])} s"
             if pd.notna(cheapest["train_seconds_mean"]) and pd.notna(best["train_seconds_mean"])
             else ""
         )

@@ -153,6 +153,11 @@ def test_a_ladder_report_answers_at_every_budget(ladder: tuple[Path, str]) -> No
         "| 31.0 | gap_cnn x late_sum (tuned) | 3 | 1.00 ± 0.05 |",
         "| 91.0 | gap_cnn x concat (tuned) | 9 | 0.50 ± 0.05 |",
     ]
+    cost = text[at[5] :]  # wall times as the cost of the protocol gives them: under a minute in s
+    assert (
+        "| 1 epoch | runs | cpu | 30.0 s |" in cost
+        and "| 9 epochs | tune | cpu | 9.0 min |" in cost
+    )
     tuning = text[at[4] : at[5]]
     assert "The mean effect of tuning: -0.93 at 1 epoch, -0.40 at 3 epochs, -0.27 at 9" in tuning
     assert report(tmp_path) == text  # byte-identical when run again

@@ -23,7 +23,7 @@ from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, short
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
-from benchmark.report.render import sittings_text
+from benchmark.report.render import duration, sittings_text
 from benchmark.report.stats import ALPHA, kendall
 from benchmark.wording import SAME_CONFIG, error_range, is_are, plural
 
@@ -394,7 +394,7 @@ def cost_section(rungs: list[Rung], comparison: dict[str, Any] | None) -> str:
             "rung": f"{epochs_text(rung.epochs)}",
             "stage": stage,
             "machine": where,
-            "wall time": f"{seconds / 60:.1f} min",
+            "wall time": duration(seconds),  # as the cost of the protocol
         }  # fmt: skip
         for rung in rungs
         for stage, per in sorted(rung.stages.items())

@@ -48,12 +48,14 @@ def option(
     help: str = "",
     choices: tuple[str, ...] | None = None,
     kind: str = "setting",
+    sweep: bool = True,
 ) -> Any:
-    """A config field: its ``--help`` line and choices (the flag is built from them) and its kind
-    (one of ``KINDS``)."""
+    """A config field: its ``--help`` line and choices (the flag is built from them), its kind
+    (one of ``KINDS``) and whether ``run`` sweeps a comma list of it (not where every value
+    would train the same run again)."""
     if kind not in KINDS:
         raise ValueError(f"unknown field kind {kind!r}; expected one of {', '.join(KINDS)}")
-    meta = {"help": help, "choices": choices, "kind": kind}
+    meta = {"help": help, "choices": choices, "kind": kind, "sweep": sweep}
     if isinstance(default, dict):
         return field(default_factory=dict, metadata=meta)
     return field(default=default, metadata=meta)
@@ -127,6 +129,7 @@ class TrainConfig:
         "($MLFLOW_TRACKING_URI, else <results>/mlflow.db)",
         TRACKERS,
         kind="execution",
+        sweep=False,  # one tracker per run: a list would train the run once for each
     )
     keep_checkpoint: bool = option(
         False,

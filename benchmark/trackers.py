@@ -40,6 +40,28 @@ def check_available(kind: str) -> None:
         )
 
 
+def mlflow_uri(results_dir: Path) -> str:
+    """The MLflow store: ``$MLFLOW_TRACKING_URI``, else a SQLite file beside the runs."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_dir / 'mlflow.db'}"
+
+
+def destination(kind: str, results_dir: Path) -> str:
+    """Where ``--log kind`` sends a run's figures and how to look at them: the line ``run``
+    prints before training, since neither tool's location is where a newcomer would look."""
+    if kind == "tensorboard":
+        return (
+            f"logging to TensorBoard in each run's {TENSORBOARD_DIR}/ folder "
+            f"(browse: tensorboard --logdir {results_dir / 'runs'})"
+        )
+    uri = mlflow_uri(results_dir)
+    browse = (
+        ""
+        if "MLFLOW_TRACKING_URI" in os.environ
+        else f" (browse: mlflow ui --backend-store-uri {uri})"
+    )
+    return f"logging to MLflow, experiment {EXPERIMENT} in {uri}{browse}"
+
+
 def flat_config(cfg: TrainConfig) -> dict[str, Any]:
     """The config as flat scalar hyperparameters (``model_args.width`` ...); None as "None"."""
     out: dict[str, Any] = {}
@@ -124,8 +146,7 @@ class MLflow(Tracker):
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" chatter
         results = run_dir.resolve().parent.parent
-        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results / 'mlflow.db'}"
-        self.client = MlflowClient(tracking_uri=uri)
+        self.client = MlflowClient(tracking_uri=mlflow_uri(results))
         experiment = self.client.get_experiment_by_name(EXPERIMENT)
         if experiment is None:
             artifacts = None if "MLFLOW_TRACKING_URI" in os.environ else results / "mlartifacts"

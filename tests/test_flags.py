@@ -54,8 +54,11 @@ def flag_rows() -> list[tuple[list[str], str]]:
         rows += [([f"{flag}=-inf"], f"{name} must be a finite number"), ([flag, "1e400"], name)]
         rows += [([flag, "abc"], "invalid float value"), ([flag, ""], "is empty")]
     for flag in CHOICE_FLAGS:
-        rows += [([flag, "bogus"], "expected one of"), ([flag, ""], "is empty")]
+        empty = "'' is not accepted" if flag == "--log" else "is empty"  # --log takes no list
+        rows += [([flag, "bogus"], "expected one of"), ([flag, ""], empty)]
     rows += [([f"{flag}=yes"], "ignored explicit argument") for flag in BOOL_FLAGS]
+    # one tracker per run: a list is no sweep (it would train the same run once per tracker)
+    rows += [(["--log", "tensorboard,mlflow"], "'tensorboard,mlflow' is not accepted; expected")]
     return rows
 
 

@@ -14,11 +14,14 @@ from benchmark import rundir, runs, trackers
 SMALL = ["--train-subset", "256", "--batch-size", "64", "--epochs", "2", "--eval-batch-size", "100"]
 
 
-def test_tensorboard_event_file_holds_the_run(small_data, tmp_path: Path) -> None:
+def test_tensorboard_event_file_holds_the_run(small_data, tmp_path: Path, capsys) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     assert exit_status(["run", *SMALL, "--log", "tensorboard", "--results-dir", str(tmp_path)]) == 0
+    said = " ".join(capsys.readouterr().out.split())  # where to look, before training
+    browse = f"(browse: tensorboard --logdir {tmp_path / 'runs'})"
+    assert f"logging to TensorBoard in each run's tensorboard/ folder {browse}" in said
     run_dir = only_run(tmp_path)
     metrics = rundir.read_metrics(run_dir)
     events = EventAccumulator(str(run_dir / trackers.TENSORBOARD_DIR))
@@ -123,6 +126,20 @@ def test_a_tracker_failing_mid_run_costs_a_warning_not_the_run(
         )
     assert status == 0
     assert rundir.read_status(only_run(tmp_path))[0] == "complete"
+
+
+def test_the_mlflow_line_names_the_store_and_how_to_browse_a_local_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert trackers.destination("mlflow", Path("out")) == (
+        "logging to MLflow, experiment digitsum-bench in sqlite:///out/mlflow.db "
+        "(browse: mlflow ui --backend-store-uri sqlite:///out/mlflow.db)"
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
+    assert trackers.destination("mlflow", Path("out")) == (
+        "logging to MLflow, experiment digitsum-bench in http://tracking:5000"
+    )
 
 
 def test_log_is_not_part_of_what_a_run_learns() -> None:

@@ -259,6 +259,7 @@ def add_config_flags(
         flag = "--" + f.name.replace("_", "-")
         helptext = f"{f.metadata.get('help', '')} [{getattr(defaults, f.name)}]".strip()
         choices = f.metadata.get("choices")
+        listed = sweep and f.metadata.get("sweep", True)
         if base is bool:
             group.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=helptext
@@ -266,17 +267,17 @@ def add_config_flags(
         elif choices:
             group.add_argument(
                 flag,
-                type=list_of(one_of(choices)) if sweep else one_of(choices),
+                type=list_of(one_of(choices)) if listed else one_of(choices),
                 default=None,
                 metavar="{" + ",".join(choices) + "}",
                 help=helptext,
             )
         else:
             cast = optional(base) if is_optional else base
-            metavar = base.__name__.upper() + (f"[,{base.__name__.upper()}...]" if sweep else "")
+            metavar = base.__name__.upper() + (f"[,{base.__name__.upper()}...]" if listed else "")
             group.add_argument(
                 flag,
-                type=list_of(cast) if sweep else cast,
+                type=list_of(cast) if listed else cast,
                 default=None,
                 metavar=metavar,
                 help=helptext,

@@ -38,7 +38,7 @@ from benchmark.progress import (
     show_value,
     train_with_progress,
 )
-from benchmark.trackers import check_available
+from benchmark.trackers import check_available, destination
 from benchmark.wording import SAME_CONFIG, percent, plural
 
 
@@ -260,6 +260,8 @@ def announce(
     if len(ways) == 1:
         say("on {}, {}".format(*next(iter(ways))))
     say_emulated([ex for _, ex, _ in work])
+    for kind in dict.fromkeys(cfg.log for cfg in configs if cfg.log != "none"):
+        say(destination(kind, results_dir), soft_wrap=True)
     found = estimate(
         [(cfg, ex, (len(d.train), len(d.val), len(d.test))) for cfg, ex, d in work], results_dir
     )

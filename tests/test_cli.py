@@ -75,3 +75,15 @@ def test_recorded_versions_are_the_packages_own_without_importing_them(
     assert package_version(name) == said
     assert name not in sys.modules
     assert versions()[name] == said
+
+
+def test_lists_hint_at_a_timm_family_lists_it_with_each_models_feature_width(capsys) -> None:
+    """The hint under ``list`` is a command that works; MobileNetV3's features are 1,024 wide
+    (the head after its pooling), not the 288-576 channels timm calls num_features."""
+    assert main(["list", "--encoders", "gap_cnn", "--fusions", "concat"]) == 0
+    hint = " ".join(capsys.readouterr().out.split()).split("a family's sizes: ")[1]
+    family = hint.split("'")[1]
+    assert main(["list", "--encoders", family, "--fusions", "concat"]) == 0
+    rows = [line.split("│") for line in capsys.readouterr().out.splitlines() if "timm:" in line]
+    widths = {cells[1].strip(): cells[2].strip() for cells in rows if len(cells) > 3}
+    assert widths == {f"timm:mobilenetv3_small_{m}": "1024" for m in ("050", "075", "100")}

@@ -55,7 +55,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         )
     print_wide(table)
     console.print(
-        "Any timm model: --arch timm:<name> (e.g. timm:resnet18); see timm.list_models()."
+        "Any timm model: --arch timm:<name> (e.g. timm:resnet18); a family's sizes: "
+        "--encoders 'timm:mobilenetv3_small*' (timm.list_models' wildcards).",
+        markup=False,
     )
     return 0
 

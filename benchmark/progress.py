@@ -239,30 +239,32 @@ def estimate(
     work: list[tuple[TrainConfig, Any, tuple[int, int, int]]], results_dir: Path
 ) -> tuple[float, str] | None:
     """Seconds that ``work`` (config, execution, (train, val, test) images of its data) will
-    take, and what the figure rests on: the training images/s of earlier runs of the same
-    model, device, precision and batch size in ``results_dir``, else the CPU probe's figure for
-    the variant scaled by MACs per image. None when some run has neither."""
+    take, and what the figure rests on: the training images/s (and, compiled, the seconds spent
+    compiling) of earlier runs of the same model, device, precision, layout, compile and batch
+    size in ``results_dir``, else the CPU probe's figure for the variant scaled by MACs per
+    image. None when some run has neither."""
     earlier = earlier_rates(results_dir)
     total, bases = 0.0, set()
     for cfg, ex, (n_train, n_val, n_test) in work:
         found = training_rate(cfg, ex, earlier)
         if found is None:
             return None
-        rate, basis = found
+        rate, basis, compiling = found
         trained = cfg.steps_per_epoch(n_train) * cfg.batch_size * cfg.epochs
         evaluated = n_val * (cfg.epochs + 1) + n_test  # each epoch's validation, then the last
-        total += (trained + EVAL_COST * evaluated) / rate
+        total += (trained + EVAL_COST * evaluated) / rate + compiling
         bases.add(basis)
     return total, " and ".join(sorted(bases))
 
 
-def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[float]]:
-    """Training images/s of the finished runs in ``results_dir``, by (arch, fusion, device with
-    its CPU's features, precision, memory layout, batch size, model arguments): each changes the
-    rate (channels_last trained 1.5x as fast as contiguous on a 2-core EPYC)."""
+def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[tuple[float, float]]]:
+    """(training images/s, seconds spent compiling) of the finished runs in ``results_dir``, by
+    (arch, fusion, device with its CPU's features, precision, memory layout, compiled or not,
+    batch size, model arguments): each changes the rate (channels_last trained 1.5x as fast as
+    contiguous on a 2-core EPYC), and a compiled run also spends 5-50 s compiling."""
     from benchmark import rundir
 
-    rates: dict[tuple[Any, ...], list[float]] = {}
+    rates: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
     for run_dir in sorted(Path(results_dir).glob("runs/*")):
         try:
             found = rundir.read_metrics(run_dir)
@@ -273,25 +275,31 @@ def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[float]]:
             machine = rundir.with_features(str(found.get("device")), found.get("cpu_features", ""))
             layout = bool(found.get("channels_last", config.get("channels_last")))
             key = (found["arch"], found["fusion"], machine, rundir.run_precision(found), layout)
+            key += (bool(config.get("compile")), config.get("batch_size"))
             shape = json.dumps(config.get("model_args") or {}, sort_keys=True)
-            rates.setdefault((*key, config.get("batch_size"), shape), []).append(float(rate))
+            compiling = found.get("compile_seconds")
+            compiling = float(compiling) if isinstance(compiling, (int, float)) else 0.0
+            rates.setdefault((*key, shape), []).append((float(rate), compiling))
     return rates
 
 
 def training_rate(
-    cfg: TrainConfig, ex: Any, earlier: dict[tuple[Any, ...], list[float]]
-) -> tuple[float, str] | None:
-    """Training images/s expected of ``cfg`` run as ``ex`` says, and where it comes from."""
+    cfg: TrainConfig, ex: Any, earlier: dict[tuple[Any, ...], list[tuple[float, float]]]
+) -> tuple[float, str, float] | None:
+    """Training images/s expected of ``cfg`` run as ``ex`` says, where it comes from, and the
+    seconds it will spend compiling (the median of earlier runs; 0 where none is known)."""
     import statistics
 
     from benchmark import hardware
     from benchmark.bench import model_cost
 
     machine = hardware.machine_name(ex.device)
-    key = (cfg.arch, cfg.fusion, machine, ex.precision, ex.channels_last, cfg.batch_size)
-    key += (json.dumps(cfg.model_args or {}, sort_keys=True),)  # a wider model trains slower
+    key = (cfg.arch, cfg.fusion, machine, ex.precision, ex.channels_last, ex.compile)
+    key += (cfg.batch_size, json.dumps(cfg.model_args or {}, sort_keys=True))  # wider: slower
     if earlier.get(key):
-        return statistics.median(earlier[key]), "earlier runs in this results directory"
+        rates, compiling = zip(*earlier[key], strict=True)
+        basis = "earlier runs in this results directory"
+        return statistics.median(rates), basis, statistics.median(compiling)
     if ex.device.type != "cpu":
         return None
     record = ex.probe if ex.probe and probed_here(ex.probe) else None  # another's: not here
@@ -303,7 +311,10 @@ def training_rate(
         return None
     macs = model_cost(cfg.arch, cfg.fusion, cfg.model_args)[1]
     default_macs = model_cost(*hardware.PROBE_MODEL, {})[1]
-    return figure * default_macs / max(macs, 1), "the CPU probe's figure scaled by MACs"
+    basis = "the CPU probe's figure scaled by MACs"
+    if ex.compile:  # the probe trains eager: no figure of compiling or of compiled speed
+        basis += " (eager; compiling not counted)"
+    return figure * default_macs / max(macs, 1), basis, 0.0
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -280,9 +280,9 @@ def test_an_estimate_reads_only_earlier_runs_of_the_same_model_shape(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Earlier runs' training rate estimates a new run only when its model arguments, its CPU
-    (features included: VMs name CPUs with and without AVX-512 alike) and its memory layout
-    match: a run four times as wide is not timed by the default width's runs, nor a
-    channels_last run by contiguous ones."""
+    (features included: VMs name CPUs with and without AVX-512 alike), its memory layout and
+    compile match: a run four times as wide is not timed by the default width's runs, nor a
+    channels_last run by contiguous ones, nor a compiled run by eager ones."""
     import torch
     from conftest import DEVICE, make_run
 
@@ -303,18 +303,41 @@ def test_an_estimate_reads_only_earlier_runs_of_the_same_model_shape(
     earlier_run(1, width=64)
     earlier_run(2, cpu_features="avx512 bf16")  # another CPU of the same name
     earlier_run(3, channels_last=True)
+    earlier_run(4, compile_seconds=30.0)  # compiled: 5,000 img/s after 30 s of compiling
+    found = json.loads((tmp_path / "runs" / "r4" / "metrics.json").read_text())
+    found["config"]["compile"] = True
+    (tmp_path / "runs" / "r4" / "metrics.json").write_text(json.dumps(found))
     earlier = earlier_rates(tmp_path)
     monkeypatch.setattr(hardware, "device_name", lambda device: DEVICE)  # where they ran
     monkeypatch.setattr(hardware, "cpu_features", lambda: "avx2")
     ex = Execution(device=torch.device("cpu"))
     default = training_rate(TrainConfig(batch_size=128), ex, earlier)
     wide = training_rate(TrainConfig(batch_size=128, model_args={"width": 64}), ex, earlier)
-    assert default == (1000.0, "earlier runs in this results directory")
-    assert wide == (2000.0, "earlier runs in this results directory")
+    basis = "earlier runs in this results directory"
+    assert default == (1000.0, basis, 0.0)
+    assert wide == (2000.0, basis, 0.0)
     layout = Execution(device=torch.device("cpu"), channels_last=True)
-    assert training_rate(TrainConfig(batch_size=128), layout, earlier) == (
-        4000.0, "earlier runs in this results directory",
-    )  # fmt: skip
+    assert training_rate(TrainConfig(batch_size=128), layout, earlier) == (4000.0, basis, 0.0)
+    # a compiled run is timed by compiled ones only, and pays their compiling again
+    compiled = Execution(device=torch.device("cpu"), compile=True)
+    assert training_rate(TrainConfig(batch_size=128), compiled, earlier) == (5000.0, basis, 30.0)
+
+
+def test_a_compiled_runs_estimate_from_the_probe_says_compiling_is_not_counted() -> None:
+    """The probe trains eager: its figure times a compiled run only in part, and says so."""
+    import torch
+
+    from benchmark.config import TrainConfig
+    from benchmark.hardware import Execution, machine_key
+    from benchmark.progress import training_rate
+
+    probe = {"precision": "fp32", "channels_last": False, "images_per_s": {"fp32": 1000.0}}
+    probe |= {"machine": machine_key(), "probed": "2026-12-05 09:00:00", "spread": 1.0}
+    for compile, note in [(False, ""), (True, " (eager; compiling not counted)")]:
+        ex = Execution(device=torch.device("cpu"), compile=compile, probe=probe)
+        rate, basis, compiling = training_rate(TrainConfig(), ex, {})
+        assert rate == 1000.0 and compiling == 0.0  # the default model is the probe's
+        assert basis == "the CPU probe's figure scaled by MACs" + note
 
 
 def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -764,7 +764,7 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
     assert len(trials) == 8 and {"params_lr", "params_w", "value", "state"} <= set(trials.columns)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "## Tuning studies" in text and f"[history]({stem}-history.png)" in text
-    assert f"| gap_cnn__concat__e1__p1000 | 8 | 0 | {study.best_value:.5f} |" in text
+    assert f"| gap_cnn__concat__e1__p1000 | 8 | 0 | {100 * study.best_value:.2f} |" in text
 
 
 def test_the_studies_table_says_when_the_best_trial_was_the_defaults() -> None:
@@ -776,8 +776,9 @@ def test_the_studies_table_says_when_the_best_trial_was_the_defaults() -> None:
         StudyDigest(name="kept", best_trial=0, defaults_trial=0, **common),
         StudyDigest(name="found", best_trial=7, defaults_trial=0, **common),
     ])  # fmt: skip
-    assert "| kept | 20 | 0 | 0.90000 | 0 (the defaults) |" in text
-    assert "| found | 20 | 0 | 0.90000 | 7 |" in text
+    assert "| over the cap (rejected) | best val joint acc % | best trial |" in text  # as tune
+    assert "| kept | 20 | 0 | 90.00 | 0 (the defaults) |" in text
+    assert "| found | 20 | 0 | 90.00 | 7 |" in text
 
 
 def main_table_lines(text: str) -> list[str]:

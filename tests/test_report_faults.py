@@ -148,12 +148,12 @@ def test_a_second_report_reads_the_studies_digest_not_the_storage(
     drawn = {p.name: p.read_bytes() for p in (results / "studies").iterdir()}
     again, _ = report(results)
     assert len(reads) == 1 and (results / DIGEST).is_file()
-    assert again == first and "| gap_cnn__concat__e1__p1 | 3 | 0 | 0.92000 | 2 |" in again
+    assert again == first and "| gap_cnn__concat__e1__p1 | 3 | 0 | 92.00 | 2 |" in again
     assert {p.name: p.read_bytes() for p in (results / "studies").iterdir()} == drawn
     study = optuna.load_study(study_name=names[0], storage=f"sqlite:///{db}")
     study.add_trial(optuna.trial.create_trial(value=0.99, params={}, distributions={}))
     changed, _ = report(results)
-    assert len(reads) == 2 and "| gap_cnn__concat__e1__p1 | 4 | 0 | 0.99000 | 3 |" in changed
+    assert len(reads) == 2 and "| gap_cnn__concat__e1__p1 | 4 | 0 | 99.00 | 3 |" in changed
 
 
 @pytest.mark.parametrize(

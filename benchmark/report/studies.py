@@ -242,7 +242,10 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
             # finished and not rejected by the cap: what counts towards ``tune --trials``
             "finished trials": str(study.finished),
             "over the cap (rejected)": str(study.over_cap),
-            "best value": "-" if study.best_value is None else f"{study.best_value:.5f}",
+            # in percent, as tune and run print it (Optuna stores the fraction)
+            "best val joint acc %": "-"
+            if study.best_value is None
+            else f"{100 * study.best_value:.2f}",
             "best trial": "-"
             if study.best_trial is None
             else str(study.best_trial)
@@ -255,8 +258,9 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
         [
             "## Tuning studies",
             f"Every study in `{storage_label}` (open it live with `optuna-dashboard "
-            f"sqlite:///{storage_label}`). Value: the study's objective (validation joint "
-            "accuracy, both heads right, at its budget). Per study: its trials as CSV, Optuna's "
+            f"sqlite:///{storage_label}`, which shows the fractions). *Best val joint acc*: the "
+            "study's objective, validation joint accuracy (both heads right) at its budget. "
+            "Per study: its trials as CSV, Optuna's "
             "optimisation-history plot and its parameter importances (PED-ANOVA)."
             + (PRUNING_NOTE + rules_sentence(studies) if pruning else ""),
             markdown_table(pd.DataFrame(rows)),

@@ -170,6 +170,29 @@ def test_list_shows_plugin_entries_with_their_origin(
     assert "ext_cnn" not in ENCODERS.entries and "ext_mix" not in FUSIONS.entries
 
 
+def test_list_sizes_a_model_too_large_to_build(capsys) -> None:
+    """``list`` builds on the meta device: a trillion parameters (4 TB in fp32) are counted,
+    not allocated (a family of timm models listed in a sixth of the time, too). Registered
+    here, not by a plug-in file: loading one runs its models on real images."""
+    import torch
+    from torch import nn
+
+    from architectures import register_encoder
+
+    class Huge(nn.Module):
+        num_features = 4
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(10**6, 10**6))
+
+    with plugins_undone():
+        register_encoder("huge_cnn")(lambda: Huge())
+        assert main(["list", "--encoders", "huge_cnn", "--fusions", "concat"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "huge_cnn" in line)
+    assert row.split("│")[2:4] == [" 4 ", " 1,000,000,000,000 "]
+
+
 def test_a_run_records_its_plugin(plugin_run: Path, plugin_file: Path) -> None:
     config = json.loads((plugin_run / "config.json").read_text())
     assert (config["arch"], config["fusion"]) == ("ext_cnn", "ext_mix")

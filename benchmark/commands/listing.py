@@ -19,7 +19,10 @@ def defaults_cell(defaults: dict) -> str:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Encoders and fusions with parameter counts (encoder alone; fusion on the default gap_cnn)
-    and their origin: built-in, a --plugin, or an installed plug-in's entry point."""
+    and their origin: built-in, a --plugin, or an installed plug-in's entry point. Models are
+    built on the meta device, as ``check_model`` builds them: sizes without memory or weight
+    initialisation (75 timm ResNets: 10 s, against 60 s built for real)."""
+    import torch
     from rich.table import Table
 
     from architectures import ENCODERS, FUSIONS, count_params, create_model
@@ -29,7 +32,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(col, overflow="fold")
     for name in ENCODERS.select(args.encoders):
         entry = ENCODERS.get(name)
-        enc = entry.factory()
+        with torch.device("meta"):
+            enc = entry.factory()
         table.add_row(
             name,
             str(enc.num_features),
@@ -44,7 +48,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         table.add_column(col, overflow="fold")
     for name in FUSIONS.select(args.fusions):
         entry = FUSIONS.get(name)
-        model = create_model("gap_cnn", name)
+        with torch.device("meta"):
+            model = create_model("gap_cnn", name)
         table.add_row(
             name,
             f"{count_params(model.fusion):,}",

@@ -112,6 +112,23 @@ def predict(
     return out
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def image_files(path: Path) -> list[Path]:
+    """What ``--image PATH`` names: the file, or a folder's PNG and JPEG files in name order
+    (not its subfolders); a folder without any is a one-line ``UsageError``."""
+    try:  # is_dir raises on a name too long or a folder we may not read
+        if not path.is_dir():
+            return [path]
+        found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    except OSError as exc:
+        raise UsageError(f"--image {path}: cannot read it ({exc.strerror or exc})") from None
+    if not found:
+        raise UsageError(f"--image {path}: a folder without PNG or JPEG files")
+    return found
+
+
 def load_image(path: Path) -> torch.Tensor:
     """Read and preprocess one file; any problem is a one-line ``UsageError`` naming it."""
     try:  # is_dir and is_file raise on a name too long or a file we may not stat

@@ -116,6 +116,29 @@ def test_single_addend_applies_to_every_image_in_a_table(
         assert cells[1:3] == ["4", str(label)] and cells[4] == str(label + 4)
 
 
+def test_a_folder_stands_for_its_png_and_jpeg_files_in_name_order(
+    trained_run: Path, drawn: tuple[list[Path], list[int]], tmp_path: Path, capsys
+) -> None:
+    paths, _ = drawn
+    folder = tmp_path / "pages"
+    (folder / "sub").mkdir(parents=True)
+    for name, source in [("1.png", 0), ("2.PNG", 1), ("sub/3.png", 2), ("notes.txt", 3)]:
+        (folder / name).write_bytes(paths[source].read_bytes())
+    argv = ["predict", "--run", str(trained_run), "--image", str(folder), "--addend", "4"]
+    assert main([*argv, "--image", str(paths[4]), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [r["image"] for r in found] == [
+        str(folder / "1.png"),
+        str(folder / "2.PNG"),
+        str(paths[4]),
+    ]
+    files = [x for i in (0, 1, 4) for x in ("--image", str(paths[i]))]
+    assert main(["predict", "--run", str(trained_run), *files, "--addend", "4", "--json"]) == 0
+    each = json.loads(capsys.readouterr().out)  # the same files named one by one
+    assert [r["digit_probs"] for r in found] == [r["digit_probs"] for r in each]
+    assert [r["addend"] for r in found] == [4, 4, 4]
+
+
 def test_preprocess_matches_mnist_conventions(synthetic) -> None:
     """Ink bounding box 20 pixels on its long side, centre of mass at the centre, white on black,
     and the same result whatever the polarity and contrast of the drawing."""
@@ -173,7 +196,7 @@ def test_transparent_background_counts_as_paper() -> None:
         ("count", "2 images but 3 addends"),
         ("missing", "no such file"),
         ("too_long", "cannot read it (File name too long)"),
-        ("directory", "a directory; expected a PNG or JPEG file"),
+        ("directory", "a folder without PNG or JPEG files"),
         ("unreadable", "cannot read it as an image"),
         ("blank", "no digit found"),
         ("addend", "addend must be an integer 0..9, got '10'"),
@@ -200,7 +223,7 @@ def test_bad_input_is_one_line_exit_2(
         ],
         "missing": ["--image", str(tmp_path / "nope.png"), "--addend", "1"],
         "too_long": ["--image", str(tmp_path / ("a" * 300 + ".png")), "--addend", "1"],
-        "directory": ["--image", str(tmp_path), "--addend", "1"],
+        "directory": ["--image", str(tmp_path / "empty"), "--addend", "1"],
         "unreadable": ["--image", str(tmp_path / "text.png"), "--addend", "1"],
         "blank": ["--image", str(tmp_path / "blank.png"), "--addend", "1"],
         "addend": ["--image", good, "--addend", "10"],
@@ -208,6 +231,8 @@ def test_bad_input_is_one_line_exit_2(
         "run": ["--image", good, "--addend", "1"],
     }[case]
     (tmp_path / "text.png").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no image here")
     Image.new("L", (30, 30), 255).save(tmp_path / "blank.png")
     run = tmp_path if case == "run" else trained_run
     try:

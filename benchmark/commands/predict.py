@@ -2,7 +2,8 @@
 
 Each image is made MNIST-like the way the MNIST digits were made (grayscale, light-on-dark,
 cropped to the ink, scaled into a 20x20 box, centred by mass in a 28x28 field; see
-benchmark/predict.py). Give one --addend per --image, or a single one for all images.
+benchmark/predict.py). An --image folder stands for its PNG and JPEG files. Give one --addend
+per image, or a single one for all images.
 """
 
 from __future__ import annotations
@@ -34,16 +35,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from benchmark import rundir, runs
-    from benchmark.predict import load_image, predict
+    from benchmark.predict import image_files, load_image, predict
 
-    paths = [Path(p) for p in args.image]
+    paths = [file for p in args.image for file in image_files(Path(p))]
     addends = args.addend
     if len(addends) == 1:
         addends = addends * len(paths)
     if len(addends) != len(paths):
         raise UsageError(
             f"{plural(len(paths), 'image')} but {plural(len(args.addend), 'addend')}; give one "
-            "--addend per --image, or a single --addend for all"
+            "--addend per image, or a single --addend for all"
         )
     images = torch.stack([load_image(p) for p in paths])
     run_dir = Path(args.run)
@@ -88,7 +89,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         action="append",
         metavar="PATH",
-        help="PNG or JPEG (repeatable)",
+        help="PNG or JPEG, or a folder of them (repeatable)",
     )
     p.add_argument(
         "--addend",
@@ -96,7 +97,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         type=addend,
         metavar="0..9",
-        help="one per --image, or one for all (repeatable)",
+        help="one per image, or one for all (repeatable)",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add_plugin_flag(p, cmd_predict)

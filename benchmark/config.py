@@ -294,6 +294,9 @@ def learned_values(config: dict[str, Any], *, names: bool = True) -> dict[str, A
 
 BATCH_SIZES = (64, 128, 256)  # the batch sizes tuning may pick
 SEARCHED = fields_of("searched")  # ``tune`` takes no flag for them, ``run --tuned`` sets them
+# What only a run directory has: a tracker mirroring it, a checkpoint kept in it. Tuning trials
+# have none, so ``tune`` takes no flag for them either (it took them and did nothing).
+RUN_DIRECTORY_ONLY = ("log", "keep_checkpoint")
 
 
 def search_space(trial: Any) -> dict[str, Any]:

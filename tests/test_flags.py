@@ -204,6 +204,13 @@ WRITERS = ["run", "tune", "compare", "report", "bench", "datapath"]
     [
         (["run", "--val-subset", "600"], "--val-subset is a flag of tune ("),
         (["report", "--epochs", "3"], "--epochs is a flag of run, tune and compare ("),
+        # a tuning trial has no run directory to mirror or keep a checkpoint in: tune took both
+        # and did nothing (--epochs 0: refused at once if the flag were taken, not tuned)
+        (["tune", "--log", "mlflow", "--epochs", "0"], "--log is a flag of run and compare ("),
+        (
+            ["tune", "--keep-checkpoint", "--epochs", "0"],
+            "--keep-checkpoint is a flag of run and compare (",
+        ),
         (["run", "--result-dir", "x"], "did you mean --results-dir? ("),
         (["run", "extra"], "unrecognized arguments: extra (python -m benchmark run --help"),
     ],

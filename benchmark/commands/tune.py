@@ -31,10 +31,12 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
-from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
+from benchmark.config import BATCH_SIZES, RUN_DIRECTORY_ONLY, SEARCHED, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, format_params, prepare, say_emulated, study_bar
 from benchmark.wording import percent, plural
+
+FIXED_BY_TUNE = (*SEARCHED, *RUN_DIRECTORY_ONLY)  # no flag of tune's sets them
 
 
 def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: int) -> list[str]:
@@ -55,7 +57,7 @@ def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: i
     ):
         if value is not None:
             argv += [flag, str(value)]
-    for name, value in {**config_overrides(args, skip=SEARCHED), "threads": cfg.threads}.items():
+    for name, value in {**config_overrides(args, FIXED_BY_TUNE), "threads": cfg.threads}.items():
         flag = "--" + name.replace("_", "-")
         if isinstance(value, bool):
             argv.append(flag if value else "--no-" + name.replace("_", "-"))
@@ -173,7 +175,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     pairs = [(a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)]
     if args.study and len(pairs) > 1:
         raise UsageError("--study names one study: give one --arch and one --fusion with it")
-    base = replace(base_config(args, skip=SEARCHED), seed=args.seed)
+    base = replace(base_config(args, skip=FIXED_BY_TUNE), seed=args.seed)
     check_data_dir(base.data_dir)
     try:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
@@ -264,5 +266,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # set by --jobs for its workers
     add_config_file_flags(p, print_flag=False)
-    add_config_flags(p, skip=SEARCHED, title="training settings held fixed while tuning")
+    add_config_flags(p, skip=FIXED_BY_TUNE, title="training settings held fixed while tuning")
     add_plugin_flag(p, cmd_tune)

@@ -86,9 +86,12 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
         raise AssertionError("a complete ladder loaded MNIST")
 
     monkeypatch.setattr("benchmark.data.load_mnist", no_mnist)  # a clone without MNIST
-    assert main(argv) == 0  # everything is there: nothing trains again, no data is needed
+    # everything is there: nothing trains again, no data is needed; --log (not part of what
+    # a run learns) keeps the same protocol, and the header says where the final runs log
+    assert main([*argv, "--log", "tensorboard"]) == 0
     out = capsys.readouterr().out
     assert "training" not in out.replace("already complete", "")
+    assert "logging to TensorBoard in each run's tensorboard/ folder (browse: tensorboard " in out
     assert sum(len(found) for found in runs_by_epochs(tmp_path).values()) == 4
     # and no stage time is added for it, so the report drawn from the file stays the same
     assert (tmp_path / comparison.COMPARISON).read_bytes() == costs

@@ -33,6 +33,7 @@ from benchmark.comparison import Sitting, StageClock, load_comparison
 from benchmark.config import BATCH_SIZES, SEARCHED
 from benchmark.files import check_writable
 from benchmark.progress import prepare, say_emulated
+from benchmark.trackers import destination
 from benchmark.wording import plural
 
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
@@ -218,6 +219,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"epoch{'s' if ladder != [1] else ''}; storage "
         f"{storages.storage_label(spec)}; on {where}"
     )
+    if first.base.log != "none":  # the final runs are mirrored (trials have no run directory)
+        console.print(destination(first.base.log, results_dir), soft_wrap=True, markup=False)
     with interrupts_as_exceptions(), storages.storage_errors(spec):
 
         def clock(plan: Any, stage: str) -> StageClock:

@@ -134,6 +134,45 @@ def test_bad_run_or_format_is_exit_2_and_writes_nothing(tmp_path: Path, capsys) 
     assert not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        ([], "--format onnx or --format torchscript is needed, or an --out ending in .onnx"),
+        (["--out", "m.bin"], "--format onnx or --format torchscript is needed"),
+        (
+            ["--format", "torchscript", "--out", "m.onnx"],
+            "m.onnx names an ONNX file; give --format onnx",
+        ),
+        (
+            ["--format", "onnx", "--out", "m.pt"],
+            "m.pt names a TorchScript file; give --format torchscript",
+        ),
+    ],
+)
+def test_a_format_neither_given_nor_named_or_contradicted_is_one_line(
+    argv: list[str], said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    run_dir = untrained_run(tmp_path, "gap_cnn", "concat")
+    before = sorted(tmp_path.rglob("*"))
+    assert main(["export", "--run", str(run_dir), *argv]) == 2
+    assert said in one_line(capsys.readouterr().err)
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("out", ["m.onnx", "m.PT"])
+def test_the_outs_suffix_names_the_format_when_none_is_given(
+    out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmark import export
+
+    run_dir = untrained_run(tmp_path, "gap_cnn", "concat")
+    for kind in ("onnx", "torchscript"):  # what each would write, without exporting
+        monkeypatch.setitem(export.EXPORTERS, kind, lambda model, kind=kind: kind.encode())
+    assert main(["export", "--run", str(run_dir), "--out", str(tmp_path / out)]) == 0
+    assert (tmp_path / out).read_bytes() == (b"onnx" if out.endswith("onnx") else b"torchscript")
+
+
 @pytest.mark.parametrize("where", ["a directory", "under a file"])
 def test_an_out_that_cannot_be_written_is_refused_before_exporting(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys

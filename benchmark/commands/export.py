@@ -11,6 +11,23 @@ from benchmark.files import check_writable
 
 # format: default file name in the run directory (the exporters are in benchmark.export)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
+# what an --out name says of its format, when --format is not given or to catch a mismatch
+SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript"}
+
+
+def chosen_format(given: str | None, out: str | None) -> str:
+    """``--format``, else the one ``--out``'s suffix names; a suffix naming the other format is
+    refused (a TorchScript file named .onnx fails to load far from here)."""
+    named = SUFFIXES.get(Path(out).suffix.lower()) if out else None
+    if given is None and named is None:
+        raise UsageError(
+            "--format onnx or --format torchscript is needed, or an --out ending in "
+            ".onnx (ONNX) or .pt (TorchScript)"
+        )
+    if given is not None and named is not None and named != given:
+        what = {"onnx": "an ONNX", "torchscript": "a TorchScript"}[named]
+        raise UsageError(f"--out {out} names {what} file; give --format {named} or another name")
+    return given or str(named)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -18,20 +35,21 @@ def cmd_export(args: argparse.Namespace) -> int:
     from benchmark import files, rundir, runs
     from benchmark.export import EXPORTERS, onnx_exporter
 
+    kind = chosen_format(args.format, args.out)
     run_dir = Path(args.run)
     rundir.check_finished(run_dir, "--run")
-    out = Path(args.out) if args.out else run_dir / FORMATS[args.format]
+    out = Path(args.out) if args.out else run_dir / FORMATS[kind]
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; expected a file path")
     if out.name in rundir.OWN_FILES and (out.parent / rundir.CONFIG).is_file():
         raise UsageError(  # a run's weights or records, lost to an export: never
             f"--out {out} is a run's own {out.name}; give another path, or none for "
-            f"{run_dir / FORMATS[args.format]}"
+            f"{run_dir / FORMATS[kind]}"
         )
     check_writable(out.parent, "--out", out)
-    data = EXPORTERS[args.format](runs.load_run(run_dir))
+    data = EXPORTERS[kind](runs.load_run(run_dir))
     files.write_bytes(out, data)
-    how = f" with the {onnx_exporter()} exporter" if args.format == "onnx" else ""
+    how = f" with the {onnx_exporter()} exporter" if kind == "onnx" else ""
     console.print(
         f"wrote {out}{how} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float in "
         f"[0,1] and addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)",
@@ -49,7 +67,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--run", type=path_text, required=True, metavar="RUN_DIR", help="a finished run directory"
     )
-    p.add_argument("--format", required=True, choices=sorted(FORMATS), help="output format")
+    p.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        help="output format [the one --out's suffix names: .onnx, or .pt for torchscript]",
+    )
     p.add_argument(
         "--out",
         type=path_text,

@@ -139,6 +139,32 @@ def test_a_folder_stands_for_its_png_and_jpeg_files_in_name_order(
     assert [r["addend"] for r in found] == [4, 4, 4]
 
 
+def test_heads_that_disagree_are_named_under_the_table(
+    trained_run: Path, drawn: tuple[list[Path], list[int]], capsys, monkeypatch
+) -> None:
+    """A fusion with a sum head of its own can answer 9 and 4 for addend 2; the table alone
+    left the reader to spot it. late_sum (the trained run) never does: no line."""
+    from benchmark import predict as library
+
+    paths, _ = drawn
+    argv = ["predict", "--run", str(trained_run), "--addend", "2"]
+    argv += [x for path in paths[:5] for x in ("--image", str(path))]
+    assert main(argv) == 0
+    assert "disagree" not in capsys.readouterr().out
+    assert main([*argv, "--json"]) == 0
+    digit = json.loads(capsys.readouterr().out)[0]["digit"]
+    found = library.predict
+    monkeypatch.setattr(  # every sum one more than the digit head's
+        library, "predict", lambda *a: [{**r, "sum": r["sum"] + 1} for r in found(*a)]
+    )
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    named = f"{paths[0].name} ({digit} + 2 is {digit + 2}, the sum head says {digit + 3})"
+    assert f"the digit and sum heads disagree for {named}" in out
+    assert f"{paths[2].name} (" in out and f"{paths[3].name} (" not in out
+    assert " and 2 more: a fusion with a sum head of its own" in out
+
+
 def test_preprocess_matches_mnist_conventions(synthetic) -> None:
     """Ink bounding box 20 pixels on its long side, centre of mass at the centre, white on black,
     and the same result whatever the polarity and contrast of the drawing."""

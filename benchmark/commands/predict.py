@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, add_plugin_flag, path_text, print_wide
-from benchmark.wording import plural
+from benchmark.commands.common import UsageError, add_plugin_flag, console, path_text, print_wide
+from benchmark.wording import listing, plural
 
 NUM_ADDENDS = 10
 
@@ -70,6 +70,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
             f"{r['sum_prob']:.3f}",
         )
     print_wide(table)
+    odd = [r for r in results if r["sum"] != r["digit"] + r["addend"]]
+    if odd:  # a fusion with a sum head of its own may answer a sum its digit head does not
+        named = [
+            f"{Path(r['image']).name} ({r['digit']} + {r['addend']} is "
+            f"{r['digit'] + r['addend']}, the sum head says {r['sum']})"
+            for r in odd
+        ]
+        more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+        console.print(
+            f"the digit and sum heads disagree for {listing(named[:3])}{more}: a fusion with a "
+            "sum head of its own can answer so; late_sum cannot",
+            soft_wrap=True,
+            markup=False,
+        )
     return 0
 
 

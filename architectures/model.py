@@ -113,9 +113,19 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
         args = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "its defaults"
         raise ValueError(
             f"{arch} x {fusion} with {args} cannot run on 1x28x28 images: "
-            f"{type(exc).__name__}: {reason}"
+            f"{type(exc).__name__}: {reason}{_size_hint(arch, overrides)}"
         ) from None
     _PASSED.add(key)
+
+
+def _size_hint(arch: str, overrides: dict[str, Any]) -> str:
+    """What to set where the encoder is sized for its images by ``img_size`` (timm's ViTs and
+    Swins are built for 224 pixels) and it was left at its default."""
+    takes = ENCODERS.get(arch).defaults
+    if "img_size" not in takes or overrides.get("img_size") is not None:
+        return ""
+    patch = " and a patch_size that divides it (4, 7 or 14)" if "patch_size" in takes else ""
+    return f" ({arch} takes its image size as img_size: set img_size=28{patch})"
 
 
 def count_params(module: nn.Module) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import math
+import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -200,9 +201,15 @@ def signature_defaults(fn: Callable[..., Any]) -> dict[str, Any]:
 
 
 def annotated_types(fn: Callable[..., Any]) -> dict[str, type]:
-    """The factory's parameters that are annotated with a plain class (``int``, ``float`` ...)."""
-    parameters = inspect.signature(fn, eval_str=True).parameters.values()
-    return {p.name: p.annotation for p in parameters if isinstance(p.annotation, type)}
+    """The factory's parameters that are annotated with a plain class (``int``, ``float`` ...),
+    or with one and ``None`` (``int | None``: ``None`` means the default, checked as ``int``)."""
+    kinds = {}
+    for p in inspect.signature(fn, eval_str=True).parameters.values():
+        options = [a for a in typing.get_args(p.annotation) if a is not type(None)]
+        kind = options[0] if len(options) == 1 else p.annotation
+        if isinstance(kind, type):
+            kinds[p.name] = kind
+    return kinds
 
 
 def default_origin(fn: Callable[..., Any]) -> str:

@@ -106,6 +106,40 @@ def test_timm_encoders_with_a_head_after_pooling_fit_every_fusion(arch: str, fus
     assert digit.shape == (2, 10) and total.shape == (2, NUM_SUMS)
 
 
+@pytest.mark.parametrize("fusion", A.FUSIONS.names())
+@pytest.mark.parametrize("arch", ["timm:test_vit", "timm:test_vit_relpos"])
+def test_a_timm_vit_is_sized_for_mnist_by_img_size_and_patch_size(arch: str, fusion: str) -> None:
+    """timm builds its ViTs for larger images (160 pixels for these): they refuse 28x28 with
+    their defaults, and train on it once told img_size=28 and a patch_size that divides it
+    (7: a 4x4 grid of patches)."""
+    assert {"img_size": None, "patch_size": None}.items() <= A.ENCODERS.get(arch).defaults.items()
+    with pytest.raises(ValueError, match="set img_size=28 and a patch_size that divides it"):
+        A.check_model(arch, fusion, {})
+    A.check_model(arch, fusion, {"img_size": 28, "patch_size": 7})
+    model = A.create_model(arch, fusion, img_size=28, patch_size=7)
+    assert model.encoder.patch_embed.grid_size == (4, 4)
+    images, addends = batch(2)
+    digit, total = model(images, addends)
+    assert digit.shape == (2, 10) and total.shape == (2, NUM_SUMS)
+    (digit.sum() + total.sum()).backward()
+
+
+def test_timm_sizes_are_offered_only_where_the_model_takes_them() -> None:
+    """A ResNet takes no img_size; MLP-Mixer's timm entry sets its patch_size itself (passing
+    one fails inside timm), so only img_size is offered; a ConvNeXt's patch_size is its stem."""
+    sized = {
+        name: {k for k in A.ENCODERS.get(name).defaults if k != "drop_rate"}
+        for name in ("timm:test_resnet", "timm:mixer_s16_224", "timm:test_convnext")
+    }
+    assert sized == {
+        "timm:test_resnet": set(),
+        "timm:mixer_s16_224": {"img_size"},
+        "timm:test_convnext": {"patch_size"},
+    }
+    with pytest.raises(ValueError, match="unknown hyperparameter 'img_size' for timm:test_resnet"):
+        A.create_model("timm:test_resnet", "concat", img_size=28)
+
+
 def test_unknown_names_list_valid_ones() -> None:
     with pytest.raises(A.UnknownNameError, match="valid: gap_cnn, small_cnn, tiny_resnet"):
         A.create_model("resnet9000", "concat")

@@ -74,7 +74,8 @@ NAME_ROWS = [
     (["--arch", "timm:"], "unknown encoder 'timm:'"),
     (["--arch", "timm:no_such_model_xyz"], "unknown timm model 'no_such_model_xyz'; valid: any"),
     (["--arch", "timm:resnt18"], "'resnt18' (did you mean timm:resnet18 or"),
-    (["--arch", "timm:vit_tiny_patch16_224"], "cannot run on 1x28x28 images"),
+    (["--arch", "timm:vit_tiny_patch16_224"], "(224). (timm:vit_tiny_patch16_224 takes its"),
+    (["--arch", "timm:test_vit", "--model-arg", "img_size=28"], "divisible by patch size (16)"),
     (["--model-arg", "nope=1"], "unknown hyperparameter 'nope'"),
     (["--model-arg", "width"], "expected KEY=VALUE"),
     (["--model-arg", "=3"], "expected KEY=VALUE"),
@@ -104,17 +105,18 @@ def model_arg_rows() -> list[tuple[list[str], str]]:
     """Every hyperparameter of every registered encoder and fusion (and a timm one), each with
     the values its annotated type and declared range refuse."""
     from architectures import ENCODERS, FUSIONS
+    from architectures.registry import annotated_types
 
     rows: list[tuple[list[str], str]] = []
     pairs = [(ENCODERS, arch, "concat") for arch in ENCODERS.names()]
-    pairs += [(ENCODERS, "timm:resnet10t", "concat")]
+    pairs += [(ENCODERS, arch, "concat") for arch in ("timm:resnet10t", "timm:test_vit")]
     pairs += [(FUSIONS, "gap_cnn", fusion) for fusion in FUSIONS.names()]
     for registry, arch, fusion in pairs:
         entry = registry.get(arch if registry is ENCODERS else fusion)
-        for key, default in entry.defaults.items():
+        for key in entry.defaults:
             span = entry.ranges[key]
             bad = ["abc", "true", "''", "nan", "inf", "-inf", str(span.low - 1), "1e400"]
-            if isinstance(default, int):
+            if annotated_types(entry.factory)[key] is int:  # int, or int | None (timm's sizes)
                 bad += ["1.5", str(span.high + 1), HUGE]
             else:
                 bad += [str(span.high + 0.5)] + (["1"] if span.open_high else [])
@@ -184,14 +186,15 @@ def test_declared_ranges_hold_the_defaults_and_the_search_spaces() -> None:
             self.seen[name] = [c for c in choices if not isinstance(c, bool)]
             return choices[0]
 
-    entries = [ENCODERS.get(n) for n in [*ENCODERS.names(), "timm:resnet10t"]]
+    entries = [ENCODERS.get(n) for n in [*ENCODERS.names(), "timm:resnet10t", "timm:test_vit"]]
     entries += [FUSIONS.get(n) for n in FUSIONS.names()]
     for entry in entries:
         assert set(entry.ranges) == set(entry.defaults), entry.name
         trial = Bounds()
         entry.search_space(trial)
         for key, span in entry.ranges.items():
-            for value in [entry.defaults[key], *trial.seen.get(key, [])]:
+            default = [] if entry.defaults[key] is None else [entry.defaults[key]]  # timm's own
+            for value in [*default, *trial.seen.get(key, [])]:
                 assert value in span, (entry.name, key, value, str(span))
 
 

@@ -123,20 +123,33 @@ def find_export(
 
 def budget_values(spent: dict[str, Any]) -> dict[str, Any]:
     """An export's budget as ``TrainConfig`` values: its budget fields and every setting held
-    fixed while tuning (those it did not record at their defaults)."""
+    fixed while tuning (those it did not record at their defaults). Model arguments held fixed
+    are ``held_model_args``: a run may set others on top."""
     defaults = TrainConfig()
     fixed = {k: getattr(defaults, k) for k in fields_of("setting")} | spent.get("fixed", {})
+    fixed.pop("model_args", None)
     return {k: spent.get(k) for k in BUDGET_FIELDS} | fixed
 
 
+def held_model_args(spent: dict[str, Any]) -> dict[str, Any]:
+    return spent.get("fixed", {}).get("model_args", {})
+
+
 def same_budget(spent: dict[str, Any], cfg: TrainConfig) -> bool:
-    return all(getattr(cfg, k) == v for k, v in budget_values(spent).items())
+    """``cfg`` trains at the export's budget, with each model argument its study held fixed."""
+    held = held_model_args(spent).items()
+    return all(getattr(cfg, k) == v for k, v in budget_values(spent).items()) and all(
+        cfg.model_args.get(k) == v for k, v in held
+    )
 
 
 def budget_flags(spent: dict[str, Any], cfg: TrainConfig) -> str:
     """How to change ``cfg``'s budget to an export's, in flags as a user would type them:
-    "with --epochs 1 --optimizer sgd, without --train-subset"."""
+    "with --epochs 1 --optimizer sgd --model-arg img_size=28, without --train-subset"."""
     given, dropped = [], []
+    for key, value in held_model_args(spent).items():
+        if cfg.model_args.get(key) != value:
+            given += ["--model-arg", f"{key}={value}"]
     for name, value in budget_values(spent).items():
         if getattr(cfg, name) == value:
             continue
@@ -178,7 +191,12 @@ def apply_record(
         values = {
             **cfg.to_dict(),
             **{k: v for k, v in record["train"].items() if k not in explicit},
-            "model_args": {**record["model_args"], **cfg.model_args},
+            # the trial's model: the arguments its study held fixed, then those it tuned
+            "model_args": {
+                **held_model_args(record["budget"]),
+                **record["model_args"],
+                **cfg.model_args,
+            },
             "tuned_from": {
                 "study": record["study"],
                 "trial": record["trial"],

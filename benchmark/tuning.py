@@ -82,11 +82,25 @@ def split_params(params: dict[str, Any], arch: str, fusion: str) -> tuple[dict, 
 
 
 def fixed_overrides(cfg: TrainConfig) -> dict[str, Any]:
-    """Settings that change what is learned, held fixed during the search, away from defaults."""
+    """Settings that change what is learned, held fixed during the search, away from defaults;
+    and the model arguments held fixed (those no search space tunes: a timm ViT's img_size)."""
     reference = TrainConfig()
-    return {
+    fixed = {
         k: getattr(cfg, k) for k in fields_of("setting") if getattr(reference, k) != getattr(cfg, k)
     }
+    return fixed | ({"model_args": dict(cfg.model_args)} if cfg.model_args else {})
+
+
+def searched_model_args(pairs: list[tuple[str, str]], model_args: dict[str, Any]) -> None:
+    """A ``ValueError`` for a model argument held fixed that a search space tunes: every trial
+    would replace it with its own suggestion."""
+    for arch, fusion in pairs:
+        if searched := sorted(set(model_args) & set(default_params(arch, fusion))):
+            raise ValueError(
+                f"{arch} x {fusion}: tuning searches {', '.join(searched)}, so a value held "
+                "fixed would be replaced in every trial; leave it out of the config's model_args "
+                "(hold fixed only what no search tunes, such as a timm ViT's img_size)"
+            )
 
 
 def study_name(cfg: TrainConfig, val_subset: int | None, max_params: int | None = None) -> str:
@@ -256,7 +270,7 @@ def objective(
         trial.set_user_attr("duplicate", True)  # two workers queued it at once: run it once
         raise optuna.TrialPruned("the defaults trial runs in another trial of this study")
     model_args, overrides = suggest(trial, base.arch, base.fusion)
-    cfg = replace(base, model_args=model_args, **overrides)
+    cfg = replace(base, model_args={**base.model_args, **model_args}, **overrides)
     cfg.validate()
     params = count_model_params(cfg)
     trial.set_user_attr("params", params)

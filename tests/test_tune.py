@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import one_line
+from conftest import exit_status, one_line
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
@@ -587,3 +587,59 @@ def test_the_best_line_keeps_brackets_and_its_path_whole(
     assert tune(tmp_path, synthetic_root, "--trials", "3") == 0
     (line,) = [s for s in capsys.readouterr().out.splitlines() if s.startswith("best:")]
     assert "model block=[a];" in line and line.endswith(f"-> {path}")
+
+
+def test_a_timm_vit_is_tuned_with_the_sizes_its_config_holds_fixed(
+    tmp_path: Path, synthetic_root: Path, capsys
+) -> None:
+    """``tune --config`` with a timm ViT's img_size and patch_size: the config names the model
+    (no --arch), every trial trains with those sizes (the search tunes drop_rate, not them), the
+    study's name and budget hold them, and ``run --tuned`` finds the export only with the same
+    sizes, or takes them from it when told to accept another budget."""
+    held = {"img_size": 28, "patch_size": 7}
+    config = tmp_path / "vit.json"
+    vit_config = {"arch": "timm:test_vit", "fusion": "late_sum", "model_args": held}
+    config.write_text(json.dumps(vit_config))
+    results = tmp_path / "results"
+    common = ["--config", str(config), *TINY[:4], "--data-dir", str(synthetic_root)]
+    common += ["--results-dir", str(results)]
+    assert main(["tune", *common, "--val-subset", "200", "--trials", "2"]) == 0
+    (export,) = (results / "tuned").iterdir()
+    record = json.loads(export.read_text())
+    assert record["arch"] == "timm:test_vit" and record["budget"]["fixed"] == {"model_args": held}
+    vit = TrainConfig(arch="timm:test_vit", fusion="late_sum", epochs=1, train_subset=300)
+    assert export.stem == study_name(replace(vit, model_args=held), 200)
+    assert export.stem != study_name(vit, 200)  # another size, another study
+    trials = load(sqlite(results), export.stem).trials
+    assert len(trials) == 2 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert "drop_rate" in record["model_args"] and not held.keys() & record["model_args"].keys()
+
+    run = ["run", "--arch", "timm:test_vit", "--fusion", "late_sum", "--tuned", *TINY[:4]]
+    run += ["--results-dir", str(results), "--print-config"]
+    capsys.readouterr()
+    assert exit_status([*run, "--model-arg", "img_size=28", "--model-arg", "patch_size=4"]) == 2
+    assert "(train at it with --model-arg patch_size=7)" in one_line(capsys.readouterr().err)
+    for typed in (["--model-arg", "img_size=28", "--model-arg", "patch_size=7"], []):
+        flags = typed or ["--tuned-any-budget"]  # none typed: the export's own sizes
+        assert main([*run, *flags]) == 0
+        out = capsys.readouterr().out
+        printed = json.loads(out[out.index("\n{") + 1 :])  # after the tuned-parameters line
+        assert printed["model_args"] == {**held, **record["model_args"]}
+
+
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_a_model_argument_held_fixed_that_tuning_searches_is_refused(
+    command: str, tmp_path: Path, capsys
+) -> None:
+    """gap_cnn's width is searched: held fixed in the config, every trial would replace it."""
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model_args": {"width": 8}}))
+    results = tmp_path / "results"
+    argv = [command, "--config", str(config), "--results-dir", str(results)]
+    argv += ["--trials", "1", *TINY[:4]]  # were it let through: one short trial, not hours
+    argv += ["--tune-only", "--seeds", "0"] if command == "compare" else []
+    assert exit_status(argv) == 2
+    assert "gap_cnn x concat: tuning searches width, so a value held fixed would be" in one_line(
+        capsys.readouterr().err
+    )
+    assert not results.exists()

@@ -203,14 +203,18 @@ def check_data_dir(data_dir: str | None) -> None:
 def check_models(pairs: Iterable[tuple[str, str]], model_args: dict[str, Any]) -> None:
     """Each combination's meta-device dry run (``check_model``, as ``run`` gives its grid): a
     model that cannot take 28x28 images stops ``tune`` or ``compare`` in one line before the
-    data loads or a storage is created, not in a traceback from the first trial."""
+    data loads or a storage is created, not in a traceback from the first trial; so does a
+    model argument held fixed that the search would replace."""
     from architectures import check_model
+    from benchmark.tuning import searched_model_args
 
-    for arch, fusion in pairs:
-        try:
+    pairs = list(pairs)
+    try:
+        for arch, fusion in pairs:
             check_model(arch, fusion, model_args)
-        except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
-            raise UsageError(str(exc)) from None
+        searched_model_args(pairs, model_args)
+    except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
+        raise UsageError(str(exc)) from None
 
 
 # ------------------------------------------------------------------------------ flag builders

@@ -58,8 +58,8 @@ def grid_configs(
     args: argparse.Namespace, base: TrainConfig, sweeps: dict[str, list[Any]] | None = None
 ) -> list[TrainConfig]:
     """Every arch x fusion x swept setting x seed the flags ask for, validated before anything
-    is written."""
-    from architectures import ENCODERS, FUSIONS, check_model, split_overrides
+    is written (the models' dry run waits for ``--tuned``'s values: ``dry_run``)."""
+    from architectures import ENCODERS, FUSIONS, split_overrides
     from benchmark import plugins
 
     archs = ENCODERS.select(args.arch) if args.arch is not None else [base.arch]
@@ -82,12 +82,22 @@ def grid_configs(
         try:
             cfg.validate()
             split_overrides(arch, fusion, cfg.model_args)
-            if seed == seeds[0]:
-                check_model(arch, fusion, cfg.model_args)
         except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
             raise UsageError(str(exc)) from None
         configs.append(cfg)
     return configs
+
+
+def dry_run(configs: list[TrainConfig]) -> None:
+    """Each model the grid will train, built and run on 28x28 images on the meta device
+    (``check_model``, once per model however many seeds train it)."""
+    from architectures import check_model
+
+    for cfg in configs:
+        try:
+            check_model(cfg.arch, cfg.fusion, cfg.model_args)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(str(exc)) from None
 
 
 def varying(configs: list[TrainConfig], names: tuple[str, ...]) -> tuple[str, ...]:
@@ -190,6 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             for cfg in configs
         ):
             console.print(line)
+    dry_run(configs)  # as trained: a study may hold a timm ViT's img_size fixed
     if args.print_config:
         resolved = [cfg.to_dict() for cfg in configs]
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))

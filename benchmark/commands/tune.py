@@ -172,10 +172,12 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from benchmark.data import resolve_root
 
     check_flags(args)
-    pairs = [(a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)]
+    base = replace(base_config(args, skip=FIXED_BY_TUNE), seed=args.seed)
+    archs = ENCODERS.select(args.arch) if args.arch is not None else [base.arch]
+    fusions = FUSIONS.select(args.fusion) if args.fusion is not None else [base.fusion]
+    pairs = [(a, f) for a in archs for f in fusions]
     if args.study and len(pairs) > 1:
         raise UsageError("--study names one study: give one --arch and one --fusion with it")
-    base = replace(base_config(args, skip=FIXED_BY_TUNE), seed=args.seed)
     check_data_dir(base.data_dir)
     try:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
@@ -206,10 +208,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=cmd_tune.__doc__,
     )
     p.add_argument(
-        "--arch", default="gap_cnn", help="encoder(s): comma list, wildcards, all [gap_cnn]"
+        "--arch", help="encoder(s): comma list, wildcards, all [--config's, else gap_cnn]"
     )
     p.add_argument(
-        "--fusion", default="concat", help="fusion(s): comma list, wildcards, all [concat]"
+        "--fusion", help="fusion(s): comma list, wildcards, all [--config's, else concat]"
     )
     p.add_argument(
         "--trials",

@@ -27,7 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from architectures import DigitSumModel, count_params
 from architectures.fusions import NUM_DIGITS
-from benchmark.benchfile import FIGURES
+from benchmark.benchfile import FIGURES, model_args_cell
 from benchmark.config import TrainConfig
 from benchmark.hardware import Execution, cpu_features, device_name
 from benchmark.trainer import build_state, compute_loss, train_step
@@ -122,7 +122,7 @@ def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int,
 
 
 def measure_pair(
-    arch: str, fusion: str, s: Settings
+    arch: str, fusion: str, s: Settings, model_args: dict[str, Any] | None = None
 ) -> tuple[dict[str, float], Callable[[], None]]:
     """Every figure of one configuration, and its training step, compiled and warm (what
     ``compile_ab`` times again); raises what torch raises (out of memory, unsupported)."""
@@ -130,7 +130,9 @@ def measure_pair(
         torch.cuda.reset_peak_memory_stats(s.device)
     if s.compile:  # compiled code is specialised per model; stale entries would hit the cache limit
         torch.compiler.reset()
-    cfg = TrainConfig(arch=arch, fusion=fusion, batch_size=s.train_batch_size)  # its loss
+    cfg = TrainConfig(  # its model and loss
+        arch=arch, fusion=fusion, batch_size=s.train_batch_size, model_args=model_args or {}
+    )
     state = build_state(cfg, s.ex)  # the trainer's model and AdamW
     model = state.model.eval()
     params = count_params(model)
@@ -174,7 +176,7 @@ def measure_pair(
 
 
 def compile_ab(
-    arch: str, fusion: str, s: Settings, rounds: int
+    arch: str, fusion: str, s: Settings, rounds: int, model_args: dict[str, Any] | None = None
 ) -> tuple[dict[str, float], dict[str, float]]:
     """The figures of one configuration eager and compiled, their training taken again in
     ``rounds`` rounds of ``s.iters`` steps each, eager and compiled taking turns (the order
@@ -184,7 +186,7 @@ def compile_ab(
     figures, steps = {}, {}
     for compiled in (False, True):
         settings = replace(s, ex=replace(s.ex, compile=compiled))
-        figures[compiled], steps[compiled] = measure_pair(arch, fusion, settings)
+        figures[compiled], steps[compiled] = measure_pair(arch, fusion, settings, model_args)
     times: dict[bool, list[float]] = {False: [], True: []}
     for r in range(rounds):
         for compiled in (False, True) if r % 2 == 0 else (True, False):
@@ -206,16 +208,26 @@ def one_line(exc: BaseException) -> str:
 
 
 def bench_rows(
-    arch: str, fusion: str, s: Settings, commit: str | None, ab_rounds: int | None = None
+    arch: str,
+    fusion: str,
+    s: Settings,
+    commit: str | None,
+    ab_rounds: int | None = None,
+    model_args: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The CSV rows of one configuration: one as ``s`` says, or with ``ab_rounds`` an eager and a
-    compiled one measured taking turns (``compile_ab``). A configuration that fails gets NaN
-    figures and the error: the sweep goes on."""
+    compiled one measured taking turns (``compile_ab``). A configuration that fails, or that
+    cannot take 28x28 images (the dry run's reason, not a traceback from the first call), gets
+    NaN figures and the error: the sweep goes on."""
+    from architectures import check_model
+
+    model_args = model_args or {}
     variants = [s.compile] if ab_rounds is None else [False, True]
     rows = [
         {
             "arch": arch,
             "fusion": fusion,
+            "model_args": model_args_cell(model_args),
             "device": device_name(s.device),
             "device_type": s.device.type,
             "cpu_features": cpu_features() if s.device.type == "cpu" else "",
@@ -232,10 +244,12 @@ def bench_rows(
         for compiled in variants
     ]
     try:
+        check_model(arch, fusion, model_args)
         if ab_rounds is None:
-            rows[0].update(measure_pair(arch, fusion, s)[0])
+            rows[0].update(measure_pair(arch, fusion, s, model_args)[0])
         else:
-            for row, figures in zip(rows, compile_ab(arch, fusion, s, ab_rounds), strict=True):
+            measured = compile_ab(arch, fusion, s, ab_rounds, model_args)
+            for row, figures in zip(rows, measured, strict=True):
                 row.update(figures)
     except (RuntimeError, ValueError, MemoryError) as exc:  # torch.OutOfMemoryError included
         for row in rows:  # figures are filled in only once all are measured: they stay NaN

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 from pathlib import Path
@@ -36,6 +37,7 @@ FIGURES = (
 COLUMNS = (
     "arch",
     "fusion",
+    "model_args",  # JSON of the --model-arg overrides; blank: the entries' defaults
     "device",
     "device_type",
     "cpu_features",  # hardware.cpu_features: blank for a GPU and in rows written before it
@@ -52,10 +54,33 @@ COLUMNS = (
 NUMBERS = ("batch_size", *FIGURES)  # read back as numbers (a damaged cell becomes NaN)
 # Earlier layouts a file may have: appending brings it to COLUMNS, its cells blank where new.
 EARLIER = (
-    tuple(c for c in COLUMNS if c not in ("cpu_features", "train_compile_seconds", *AB)),
-    tuple(c for c in COLUMNS if c not in ("cpu_features", *AB)),
-    tuple(c for c in COLUMNS if c != "cpu_features"),
+    tuple(
+        c for c in COLUMNS if c not in ("model_args", "cpu_features", "train_compile_seconds", *AB)
+    ),
+    tuple(c for c in COLUMNS if c not in ("model_args", "cpu_features", *AB)),
+    tuple(c for c in COLUMNS if c not in ("model_args", "cpu_features")),
+    tuple(c for c in COLUMNS if c != "model_args"),
 )
+
+
+def model_args_cell(model_args: dict[str, Any]) -> str:
+    """A row's ``model_args``: the overrides as JSON, blank for the defaults (as rows written
+    before the column read)."""
+    return json.dumps(model_args, sort_keys=True) if model_args else ""
+
+
+def model_args_text(row: Any) -> str:
+    """A row's model arguments as ``img_size=28, patch_size=7``; blank for the defaults."""
+    cell = row.get("model_args")
+    shown = json.loads(cell) if isinstance(cell, str) and cell.strip() else {}
+    return ", ".join(f"{k}={v}" for k, v in shown.items())
+
+
+def combination_of(row: Any) -> str:
+    """``arch x fusion``, then the model arguments a row was measured with: ``timm:vit_tiny_
+    patch16_224 x concat (img_size=28, patch_size=7)``."""
+    args = model_args_text(row)
+    return f"{row['arch']} x {row['fusion']}" + (f" ({args})" if args else "")
 
 
 def ab_text(row: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -171,7 +172,9 @@ def test_a_csv_with_other_columns_is_left_alone(
     assert csv_path.read_text() == "arch,fusion,something\nx,y,1\n"
 
 
-@pytest.mark.parametrize("old", EARLIER, ids=["no train compile", "no A/B", "no cpu features"])
+@pytest.mark.parametrize(
+    "old", EARLIER, ids=["no train compile", "no A/B", "no cpu features", "no model args"]
+)
 def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     old: tuple[str, ...], tmp_path: Path
 ) -> None:
@@ -187,6 +190,43 @@ def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     assert df["compile_seconds"].tolist() == [12.5, 0.0]
     assert math.isnan(df["train_compile_seconds"][0]) and df["train_compile_seconds"][1] == 0
     assert pd.isna(df["cpu_features"][0]) and df["cpu_features"][1] == hardware.cpu_features()
+    assert df["model_args"].isna().all()  # the defaults, before the column and since
+
+
+def test_model_args_are_measured_and_recorded_and_a_model_refusing_28_pixels_is_an_error_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A timm ViT benches with the img_size and patch_size given (its row records them, and
+    the report names them beside the combination); left at timm's 224 pixels it gets an error
+    row saying what to set, not a traceback, and the sweep goes on."""
+    from benchmark.report.render import bench_section
+
+    sized = ["--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
+    assert bench(tmp_path, "--arch", "timm:test_vit", "--fusion", "late_sum", *sized) == 0
+    assert bench(tmp_path, "--arch", "timm:test_vit,timm:test_resnet", "--fusion", "late_sum") == 0
+    out = capsys.readouterr().out
+    assert "timm:test_vit x late_sum (img_size=28, patch_size=7): " in out
+    df = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv"))
+    assert list(df["arch"]) == ["timm:test_vit", "timm:test_vit", "timm:test_resnet"]
+    sized_row, refused, other = df.to_dict("records")
+    assert json.loads(sized_row["model_args"]) == {"img_size": 28, "patch_size": 7}
+    built = create_model("timm:test_vit", "late_sum", img_size=28, patch_size=7)
+    assert sized_row["params"] == count_params(built) and sized_row["train_images_per_s"] > 0
+    assert pd.isna(refused["model_args"]) and math.isnan(refused["params"])
+    assert refused["error"].startswith("ValueError: timm:test_vit x late_sum with its defaults")
+    assert "set img_size=28" in refused["error"]
+    assert pd.isna(other["error"]) and other["train_images_per_s"] > 0
+    section = bench_section(df.assign(file="x.csv"), [])
+    assert "| timm:test_vit x late_sum (img_size=28, patch_size=7) |" in section
+
+
+def test_a_model_arg_no_combination_takes_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc = bench(tmp_path, "--arch", "gap_cnn", "--fusion", "concat", "--model-arg", "img_size=28")
+    assert rc == 2
+    assert "unknown hyperparameter 'img_size' for gap_cnn x concat" in capsys.readouterr().err
+    assert not (tmp_path / "bench").exists()
 
 
 def test_compile_ab_writes_an_eager_and_a_compiled_row_measured_in_turns(

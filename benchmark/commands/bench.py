@@ -10,6 +10,7 @@ from typing import Any
 from benchmark.commands.common import (
     UsageError,
     add_config_flags,
+    add_model_arg_flag,
     add_plugin_flag,
     add_results_dir_flag,
     base_config,
@@ -34,7 +35,7 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    from benchmark.benchfile import ab_text
+    from benchmark.benchfile import ab_text, model_args_text
 
     first = rows[0]
     ab = any(r["compile"] != first["compile"] for r in rows)
@@ -47,6 +48,7 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
     columns = {
         "arch": ("arch", "s"),
         "fusion": ("fusion", "s"),
+        **({"model_args": ("model args", "s")} if any(r["model_args"] for r in rows) else {}),
         **({"compile": ("compiled", "")} if ab else {}),
         "params": ("params", ",.0f"),
         "macs_per_image": ("MMACs", ".2f"),
@@ -65,6 +67,7 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
         table.add_column(header, justify="left" if spec == "s" else "right", no_wrap=True)
     for r in rows:
         values = {**r, "macs_per_image": r["macs_per_image"] / 1e6, "ab": ab_text(r)}
+        values["model_args"] = model_args_text(r)
         table.add_row(*(escape(fmt(values[key], spec)) for key, (_, spec) in columns.items()))
     return table
 
@@ -110,13 +113,20 @@ def cmd_bench(args: argparse.Namespace) -> int:
     <results>/bench/<device>-<precision>.csv."""
     from rich.markup import escape
 
-    from architectures import ENCODERS, FUSIONS
+    from architectures import ENCODERS, FUSIONS, split_overrides
     from benchmark.bench import bench_rows
-    from benchmark.benchfile import ab_text, append_row, check_header, results_path
+    from benchmark.benchfile import ab_text, append_row, check_header, combination_of, results_path
     from benchmark.hardware import git_commit, machine_name
 
     archs = ENCODERS.select(args.arch)
     fusions = FUSIONS.select(args.fusion)
+    model_args = dict(args.model_arg or [])
+    for arch in archs:  # an unknown name or a bad value: one line, nothing measured
+        for fusion in fusions:
+            try:
+                split_overrides(arch, fusion, model_args)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
     s = settings_from_args(args)
     path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
     check_header(path)
@@ -130,7 +140,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with interrupts_as_exceptions():
         for arch in archs:
             for fusion in fusions:
-                found = bench_rows(arch, fusion, s, commit, args.compile_ab)
+                found = bench_rows(arch, fusion, s, commit, args.compile_ab, model_args)
                 for row in found:
                     append_row(path, row)
                 rows += found
@@ -139,7 +149,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 if len(found) > 1 and not found[0]["error"]:
                     status += f" (eager and compiled): compiled {ab_text(found[1])} of eager"
                 done += 1
-                console.print(f"[{done}/{total}] {arch} x {fusion}: {escape(status)}")
+                label = combination_of(found[0])
+                console.print(f"[{done}/{total}] {escape(label)}: {escape(status)}")
     print_wide(rows_table(rows))
     failed = sum(bool(r["error"]) for r in rows)
     said = f"; {failed} failed (see its error column)" if failed else ""
@@ -153,6 +164,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", default="all", help="encoder(s): comma list, wildcards, all [all]")
     p.add_argument("--fusion", default="all", help="fusion(s): comma list, wildcards, all [all]")
+    add_model_arg_flag(p)
     p.add_argument(
         "--infer-batch-size",
         type=int,

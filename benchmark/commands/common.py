@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
+from benchmark.commands.values import key_value, list_of, one_of, optional, path_text
 from benchmark.config import TrainConfig, field_types, fields_of
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import nearest_existing
@@ -114,70 +115,7 @@ def interrupts_as_exceptions(restore: bool = True) -> Iterator[None]:
             _stopping.clear()
 
 
-# ------------------------------------------------------------------------------ flag values
-
-
-def path_text(text: str) -> str:
-    """A path flag's value; an empty one is refused, since as a path it is the current folder
-    (``--results-dir ''`` wrote runs/ there) and as an option it read as not given."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("is empty; expected a path")
-    return text
-
-
-def int_list(text: str) -> list[int]:
-    """A comma list of integers, each once in the order first given (``0,1,0`` is ``0,1``: a
-    seed twice would train one run twice, and make another protocol of the same runs)."""
-    try:
-        return list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid list {text!r}; expected comma-separated integers such as 0,1,2"
-        ) from None
-
-
-def parse_value(text: str) -> Any:
-    """A model-argument value: int, float, bool or None if it reads as one, else the string."""
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "none":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(text)
-        except ValueError:
-            pass
-    return text
-
-
-def key_value(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), parse_value(value.strip())
-
-
-def optional(cast: Callable[[str], Any]) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        return None if text.lower() == "none" else cast(text)
-
-    convert.__name__ = cast.__name__
-    return convert
-
-
-def one_of(choices: Iterable[str]) -> Callable[[str], str]:
-    """An argparse type for an enumerated field whose error names what is accepted."""
-    accepted = tuple(choices)
-
-    def parse(text: str) -> str:
-        if text not in accepted:
-            raise argparse.ArgumentTypeError(
-                f"{text!r} is not accepted; expected one of {', '.join(accepted)}"
-            )
-        return text
-
-    return parse
+# ------------------------------------------------------------------------------ checks
 
 
 def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
@@ -227,19 +165,6 @@ SPECIAL_FIELDS = frozenset(fields_of("name", "model", "seed", "record"))
 def config_fields(skip: Iterable[str] = ()) -> list[dataclasses.Field[Any]]:
     skipped = SPECIAL_FIELDS | set(skip)
     return [f for f in dataclasses.fields(TrainConfig) if f.name not in skipped]
-
-
-def list_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
-    """An argparse type for a comma list of values, each parsed (and checked) by ``parse``."""
-
-    def convert(text: str) -> list[Any]:
-        items = [x.strip() for x in text.split(",") if x.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError(f"{text!r} is empty; expected a value or a comma list")
-        return [parse(x) for x in items]
-
-    convert.__name__ = getattr(parse, "__name__", "value")
-    return convert
 
 
 def add_config_flags(
@@ -360,6 +285,17 @@ def only_fields(*names: str) -> tuple[str, ...]:
     measuring commands (``bench``, ``datapath``) take their settings through the same flags and
     config as ``run``."""
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in names)
+
+
+def add_model_arg_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-arg",
+        type=key_value,
+        action="append",
+        metavar="KEY=VALUE",
+        help="encoder/fusion hyperparameter override, e.g. width=32 or a timm ViT's img_size=28 "
+        "(repeatable)",
+    )
 
 
 def add_plugin_flag(

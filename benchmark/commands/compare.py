@@ -23,12 +23,11 @@ from benchmark.commands.common import (
     check_data_dir,
     check_models,
     console,
-    int_list,
     interrupts_as_exceptions,
-    path_text,
     require_at_least,
     run_workers,
 )
+from benchmark.commands.values import int_list, path_text
 from benchmark.comparison import Sitting, StageClock, load_comparison
 from benchmark.config import BATCH_SIZES, SEARCHED
 from benchmark.files import check_writable

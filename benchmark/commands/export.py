@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, add_plugin_flag, console, path_text
+from benchmark.commands.common import UsageError, add_plugin_flag, console
+from benchmark.commands.values import path_text
 from benchmark.files import check_writable
 
 # format: default file name in the run directory (the exporters are in benchmark.export)

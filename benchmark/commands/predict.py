@@ -13,7 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, add_plugin_flag, console, path_text, print_wide
+from benchmark.commands.common import UsageError, add_plugin_flag, console, print_wide
+from benchmark.commands.values import path_text
 from benchmark.wording import listing, plural
 
 NUM_ADDENDS = 10

@@ -13,9 +13,9 @@ from benchmark.commands.common import (
     UsageError,
     console,
     natural_width,
-    path_text,
     print_wide,
 )
+from benchmark.commands.values import path_text
 from benchmark.files import check_writable
 from benchmark.wording import plural
 

@@ -14,16 +14,15 @@ from benchmark.commands.common import (
     UsageError,
     add_config_file_flags,
     add_config_flags,
+    add_model_arg_flag,
     add_plugin_flag,
     base_config,
     check_data_dir,
     config_overrides,
     console,
-    int_list,
     interrupts_as_exceptions,
-    key_value,
-    path_text,
 )
+from benchmark.commands.values import int_list, path_text
 from benchmark.config import TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import (
@@ -340,13 +339,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", help="fusion(s): comma list, wildcards, or all [concat]")
     p.add_argument("--seed", type=int, help="one seed [0]")
     p.add_argument("--seeds", type=int_list, help="several seeds, e.g. 0,1,2 (one run each)")
-    p.add_argument(
-        "--model-arg",
-        type=key_value,
-        action="append",
-        metavar="KEY=VALUE",
-        help="encoder/fusion hyperparameter override, e.g. width=32 (repeatable)",
-    )
+    add_model_arg_flag(p)
     p.add_argument(
         "--results-dir", type=path_text, default=OUTPUT, help=f"where runs/ is written [{OUTPUT}]"
     )

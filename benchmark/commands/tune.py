@@ -27,10 +27,10 @@ from benchmark.commands.common import (
     config_overrides,
     console,
     interrupts_as_exceptions,
-    path_text,
     require_at_least,
     run_workers,
 )
+from benchmark.commands.values import path_text
 from benchmark.config import BATCH_SIZES, RUN_DIRECTORY_ONLY, SEARCHED, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, format_params, prepare, say_emulated, study_bar

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark import metrics
-from benchmark.benchfile import ab_text
+from benchmark.benchfile import ab_text, combination_of
 from benchmark.report.aggregate import TARGET, machines, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent
@@ -358,7 +358,7 @@ def bench_section(bench: pd.DataFrame, notes: list[str]) -> str:
             h: c for h, c in BENCH_TABLE.items() if c[0] not in OPTIONAL or rows[c[0]].ne("-").any()
         }
         table = pd.DataFrame(
-            {"combination": rows["arch"].astype(str) + " x " + rows["fusion"].astype(str)}
+            {"combination": [combination_of(r) for r in rows.to_dict("records")]}
             | {
                 header: rows[column].map(lambda v, spec=spec: fmt(v, spec))
                 for header, (column, spec) in shown.items()

@@ -1,0 +1,84 @@
+"""What a flag's text becomes: paths, comma lists, ``KEY=VALUE`` model arguments, enumerated
+choices; each refuses bad text with an ``argparse`` error that names what is accepted."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable
+from typing import Any
+
+
+def path_text(text: str) -> str:
+    """A path flag's value; an empty one is refused, since as a path it is the current folder
+    (``--results-dir ''`` wrote runs/ there) and as an option it read as not given."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; expected a path")
+    return text
+
+
+def int_list(text: str) -> list[int]:
+    """A comma list of integers, each once in the order first given (``0,1,0`` is ``0,1``: a
+    seed twice would train one run twice, and make another protocol of the same runs)."""
+    try:
+        return list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid list {text!r}; expected comma-separated integers such as 0,1,2"
+        ) from None
+
+
+def parse_value(text: str) -> Any:
+    """A model-argument value: int, float, bool or None if it reads as one, else the string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def key_value(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), parse_value(value.strip())
+
+
+def optional(cast: Callable[[str], Any]) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        return None if text.lower() == "none" else cast(text)
+
+    convert.__name__ = cast.__name__
+    return convert
+
+
+def one_of(choices: Iterable[str]) -> Callable[[str], str]:
+    """An argparse type for an enumerated field whose error names what is accepted."""
+    accepted = tuple(choices)
+
+    def parse(text: str) -> str:
+        if text not in accepted:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not accepted; expected one of {', '.join(accepted)}"
+            )
+        return text
+
+    return parse
+
+
+def list_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    """An argparse type for a comma list of values, each parsed (and checked) by ``parse``."""
+
+    def convert(text: str) -> list[Any]:
+        items = [x.strip() for x in text.split(",") if x.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"{text!r} is empty; expected a value or a comma list")
+        return [parse(x) for x in items]
+
+    convert.__name__ = getattr(parse, "__name__", "value")
+    return convert

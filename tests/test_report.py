@@ -1086,3 +1086,18 @@ def test_error_axes_of_a_narrow_spread_have_distinct_ticks_and_stay_under_100(
     heatmap = plot_class_heatmap(classes)
     norm = heatmap.axes[0].images[0].norm
     assert norm.vmax <= 100 and norm.vmax / norm.vmin >= 10
+
+
+def test_the_scope_names_the_model_arguments_a_protocol_held_fixed() -> None:
+    """A compare of timm ViTs holds img_size and patch_size in every run: the report's scope
+    says so beside the budget, and a protocol that held none says nothing of them."""
+    from benchmark.report.answer import scope
+    from benchmark.report.reference import from_comparison
+
+    plan = {"key": "k", "studies": [], "budget": {"epochs": 1, "train_subset": 512}}
+    summary = pd.DataFrame({"section": ["main"], "precision": ["fp32"]})
+    held = {"fixed": {"model_args": {"patch_size": 7, "img_size": 28}}}
+    assert scope(from_comparison({"plan": plan | held}), summary) == (
+        "1 epoch on 512 training images, img_size=28, patch_size=7, fp32"
+    )
+    assert scope(from_comparison({"plan": plan}), summary) == "1 epoch on 512 training images, fp32"

@@ -43,9 +43,12 @@ def names(rows: pd.DataFrame) -> str:
 
 
 def scope(ref: Reference, summary: pd.DataFrame) -> str:
-    """What the main comparison holds: budget, precision and the protocol's cap."""
+    """What the main comparison holds: budget, model arguments held by every run (a timm ViT's
+    img_size), precision and the protocol's cap."""
     main = summary[summary["section"] == "main"]
     parts = [ref.budget_text()]
+    if held := ref.base.get("model_args"):
+        parts.append(", ".join(f"{k}={v}" for k, v in sorted(held.items())))
     precisions = sorted(set(main["precision"]))
     if precisions:
         parts.append("/".join(precisions))

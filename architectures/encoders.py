@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import sys
 import warnings
 from typing import Any
 
@@ -162,12 +163,26 @@ def tiny_resnet(width: int = 16, blocks: int = 1, dropout: float = 0.0) -> nn.Mo
 TIMM_SIZES = {"img_size": Range(1, 1024), "patch_size": Range(1, 28)}
 
 
+def _module_takes_sizes(model_name: str) -> bool:
+    """Whether any model class that the module of timm's entry for ``model_name`` names takes one
+    of ``TIMM_SIZES``: where none does (ResNets, MobileNets, half of timm's modules), the model
+    does not either, and listing a family of them builds each model once, not twice."""
+    import timm
+
+    names = vars(sys.modules[timm.models.model_entrypoint(model_name).__module__]).values()
+    classes = [c for c in names if isinstance(c, type) and issubclass(c, nn.Module)]
+    return any(TIMM_SIZES.keys() & inspect.signature(c.__init__).parameters for c in classes)
+
+
 @functools.cache
 def _timm_sizes(model_name: str) -> tuple[str, ...]:
     """The ``TIMM_SIZES`` that ``model_name`` takes: those its class's constructor names and
     timm's entry for the model does not set itself (MLP-Mixer's patch_size), tried by building
     on the meta device (no memory; 0.02-0.15 s a build, once per model and process)."""
     import timm
+
+    if not _module_takes_sizes(model_name):
+        return ()
 
     def build(**sizes: int) -> nn.Module:
         with torch.device("meta"), warnings.catch_warnings():

@@ -238,3 +238,43 @@ def test_check_model_builds_a_model_once_per_process_and_refuses_every_time(
     monkeypatch.setitem(A.ENCODERS.entries, "gap_cnn", again)  # as if registered anew
     A.check_model("gap_cnn", "concat", {"width": 5})
     assert len(built) == 6
+
+
+def test_a_timm_model_whose_module_takes_no_sizes_is_not_built_to_find_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Listing a family of ResNets builds each once (for its width), not a second time for the
+    sizes it takes; a ViT's module does take them, so its entry builds to find which."""
+    import timm
+
+    from architectures.encoders import _timm_sizes
+
+    built: list[str] = []
+    real = timm.create_model
+    monkeypatch.setattr(
+        timm, "create_model", lambda name, **kw: built.append(name) or real(name, **kw)
+    )
+    assert _timm_sizes.__wrapped__("resnet18") == () and built == []
+    assert _timm_sizes.__wrapped__("test_vit") == ("img_size", "patch_size") and built
+
+
+@pytest.mark.slow
+def test_the_module_shortcut_agrees_with_building_for_every_timm_module() -> None:
+    """One model of each of timm's modules: where the shortcut says its module takes no sizes,
+    building it and trying them finds none either."""
+    import timm
+
+    from architectures.encoders import TIMM_SIZES, _module_takes_sizes, _timm_sizes
+
+    first: dict[str, str] = {}
+    for name in timm.list_models():
+        first.setdefault(timm.models.model_entrypoint(name).__module__, name)
+    wrong = []
+    for name in first.values():
+        if not _module_takes_sizes(name):
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr("architectures.encoders._module_takes_sizes", lambda _: True)
+                found = _timm_sizes.__wrapped__(name)
+            if found:
+                wrong.append((name, found))
+    assert len(first) > 50 and wrong == [], (TIMM_SIZES, wrong)

@@ -98,8 +98,8 @@ def searched_model_args(pairs: list[tuple[str, str]], model_args: dict[str, Any]
         if searched := sorted(set(model_args) & set(default_params(arch, fusion))):
             raise ValueError(
                 f"{arch} x {fusion}: tuning searches {', '.join(searched)}, so a value held "
-                "fixed would be replaced in every trial; leave it out of the config's model_args "
-                "(hold fixed only what no search tunes, such as a timm ViT's img_size)"
+                "fixed would be replaced in every trial; leave it out of --model-arg and the "
+                "config's model_args (hold fixed only what no search tunes: a timm ViT's img_size)"
             )
 
 

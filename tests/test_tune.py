@@ -589,20 +589,25 @@ def test_the_best_line_keeps_brackets_and_its_path_whole(
     assert "model block=[a];" in line and line.endswith(f"-> {path}")
 
 
-def test_a_timm_vit_is_tuned_with_the_sizes_its_config_holds_fixed(
-    tmp_path: Path, synthetic_root: Path, capsys
+@pytest.mark.parametrize("given", ["config", "flags"])
+def test_a_timm_vit_is_tuned_with_the_sizes_held_fixed(
+    given: str, tmp_path: Path, synthetic_root: Path, capsys
 ) -> None:
-    """``tune --config`` with a timm ViT's img_size and patch_size: the config names the model
-    (no --arch), every trial trains with those sizes (the search tunes drop_rate, not them), the
-    study's name and budget hold them, and ``run --tuned`` finds the export only with the same
-    sizes, or takes them from it when told to accept another budget."""
+    """A timm ViT's img_size and patch_size, in ``tune --config`` (which then names the model:
+    no --arch) or as ``--model-arg``s: every trial trains with those sizes (the search tunes
+    drop_rate, not them), the study's name and budget hold them, and ``run --tuned`` finds the
+    export only with the same sizes, or takes them from it when told to accept another budget."""
     held = {"img_size": 28, "patch_size": 7}
     config = tmp_path / "vit.json"
     vit_config = {"arch": "timm:test_vit", "fusion": "late_sum", "model_args": held}
     config.write_text(json.dumps(vit_config))
     results = tmp_path / "results"
-    common = ["--config", str(config), *TINY[:4], "--data-dir", str(synthetic_root)]
-    common += ["--results-dir", str(results)]
+    if given == "config":
+        common = ["--config", str(config)]
+    else:
+        common = ["--arch", "timm:test_vit", "--fusion", "late_sum"]
+        common += [arg for key, value in held.items() for arg in ("--model-arg", f"{key}={value}")]
+    common += [*TINY[:4], "--data-dir", str(synthetic_root), "--results-dir", str(results)]
     assert main(["tune", *common, "--val-subset", "200", "--trials", "2"]) == 0
     (export,) = (results / "tuned").iterdir()
     record = json.loads(export.read_text())
@@ -643,3 +648,21 @@ def test_a_model_argument_held_fixed_that_tuning_searches_is_refused(
         capsys.readouterr().err
     )
     assert not results.exists()
+    argv[1:3] = ["--model-arg", "width=8"]  # the same, typed
+    assert exit_status(argv) == 2
+    assert "tuning searches width" in capsys.readouterr().err and not results.exists()
+
+
+def test_tune_workers_hold_the_same_model_arguments() -> None:
+    """``tune --jobs N``'s workers get the ``--model-arg``s typed: the same study, not one of
+    a model that cannot take 28x28 images."""
+    from benchmark.cli import build_parser
+    from benchmark.commands.tune import worker_argv
+
+    flags = ["tune", "--arch", "timm:test_vit", "--model-arg", "img_size=28"]
+    args = build_parser().parse_args([*flags, "--model-arg", "patch_size=7", "--jobs", "2"])
+    cfg = TrainConfig(arch="timm:test_vit", model_args={"img_size": 28, "patch_size": 7})
+    argv = worker_argv(args, cfg, "s", 1)
+    assert argv[argv.index("--model-arg") :][:4] == [
+        "--model-arg", "img_size=28", "--model-arg", "patch_size=7",
+    ]  # fmt: skip

@@ -18,6 +18,7 @@ from benchmark.commands.common import (
     UsageError,
     add_config_file_flags,
     add_config_flags,
+    add_model_arg_flag,
     add_plugin_flag,
     base_config,
     check_data_dir,
@@ -255,6 +256,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", default=CORE_ARCHS, help=f"encoder(s) [{CORE_ARCHS}]")
     p.add_argument("--fusion", default=CORE_FUSIONS, help=f"fusion(s) [{CORE_FUSIONS}]")
+    add_model_arg_flag(p, held=True)
     p.add_argument(
         "--seeds", type=int_list, default=[0, 1, 2, 3, 4], help="final runs' seeds [0,1,2,3,4]"
     )

@@ -20,6 +20,7 @@ from benchmark.commands.common import (
     UsageError,
     add_config_file_flags,
     add_config_flags,
+    add_model_arg_flag,
     add_plugin_flag,
     base_config,
     check_data_dir,
@@ -50,6 +51,8 @@ def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: i
         argv += ["--plugin", plugin]
     if args.config:
         argv += ["--config", args.config]
+    for key, value in args.model_arg or []:  # as typed: the same study
+        argv += ["--model-arg", f"{key}={value}"]
     for flag, value in (
         ("--timeout", args.timeout),
         ("--val-subset", args.val_subset),
@@ -213,6 +216,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fusion", help="fusion(s): comma list, wildcards, all [--config's, else concat]"
     )
+    add_model_arg_flag(p, held=True)
     p.add_argument(
         "--trials",
         type=int,

@@ -101,6 +101,7 @@ def tune_study(
         f"{cfg.arch} x {cfg.fusion}: study {name} in {storages.storage_label(spec)}, "
         f"{done} of {args.trials} trials finished"
         + (f", cap {args.max_params:,} parameters" if args.max_params else "")
+        + (f", held: {format_params(cfg.model_args)}" if cfg.model_args else "")
     )
     jobs = min(args.jobs, args.trials - done)
     died: list[str] = []

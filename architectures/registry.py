@@ -12,6 +12,7 @@ from __future__ import annotations
 import fnmatch
 import inspect
 import math
+import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -205,8 +206,10 @@ def annotated_types(fn: Callable[..., Any]) -> dict[str, type]:
     or with one and ``None`` (``int | None``: ``None`` means the default, checked as ``int``)."""
     kinds = {}
     for p in inspect.signature(fn, eval_str=True).parameters.values():
-        options = [a for a in typing.get_args(p.annotation) if a is not type(None)]
-        kind = options[0] if len(options) == 1 else p.annotation
+        kind = p.annotation
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):  # not list[int]
+            options = [a for a in typing.get_args(kind) if a is not type(None)]
+            kind = options[0] if len(options) == 1 else kind
         if isinstance(kind, type):
             kinds[p.name] = kind
     return kinds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
 
 import pytest
 import torch
@@ -278,3 +279,20 @@ def test_the_module_shortcut_agrees_with_building_for_every_timm_module() -> Non
             if found:
                 wrong.append((name, found))
     assert len(first) > 50 and wrong == [], (TIMM_SIZES, wrong)
+
+
+def test_annotated_types_unwrap_optional_only() -> None:
+    """``int | None`` and ``Optional[float]`` are checked as their class; a list of ints or a
+    union of two classes is left to the factory to judge."""
+    from architectures.registry import annotated_types
+
+    def factory(
+        a: int = 1,
+        b: int | None = None,
+        c: typing.Optional[float] = None,  # noqa: UP045 - the older spelling a plug-in may use
+        d: list[int] | None = None,
+        e: typing.Union[int, str] = 1,  # noqa: UP007
+        f: list[int] = (),
+    ) -> None: ...
+
+    assert annotated_types(factory) == {"a": int, "b": int, "c": float}

@@ -176,35 +176,30 @@ def _module_takes_sizes(model_name: str) -> bool:
 
 @functools.cache
 def _timm_sizes(model_name: str) -> tuple[str, ...]:
-    """The ``TIMM_SIZES`` that ``model_name`` takes: those its class's constructor names and
-    timm's entry for the model does not set itself (MLP-Mixer's patch_size), tried by building
-    on the meta device (no memory; 0.02-0.15 s a build, once per model and process)."""
+    """The ``TIMM_SIZES`` that ``model_name`` takes, found by building it on the meta device
+    with them (no memory; 0.02-0.5 s a build, once per model and process): a ``TypeError``
+    naming one means the class does not take it, or timm's entry for the model sets it itself
+    (MLP-Mixer's patch_size), and the build is tried again without it. A ViT builds once."""
     import timm
 
     if not _module_takes_sizes(model_name):
         return ()
-
-    def build(**sizes: int) -> nn.Module:
-        with torch.device("meta"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return timm.create_model(
-                model_name, pretrained=False, in_chans=1, num_classes=0, **sizes
-            )
-
-    try:
-        accepted = inspect.signature(type(build()).__init__).parameters
-    except Exception:  # timm raises many kinds; check_model refuses the model with the reason
-        return ()
-    taken = []
-    for key in (k for k in TIMM_SIZES if k in accepted):
+    probe = {"img_size": 28, "patch_size": 4}
+    while probe:
         try:
-            build(**{key: 28 if key == "img_size" else 4})
-        except TypeError:  # "got multiple values for keyword argument": timm's entry sets it
+            with torch.device("meta"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                timm.create_model(model_name, pretrained=False, in_chans=1, num_classes=0, **probe)
+        except TypeError as exc:  # "unexpected keyword argument", "got multiple values for"
+            named = [key for key in probe if repr(key) in str(exc)]
+            if not named:
+                return ()  # a TypeError of another kind: offer nothing rather than guess
+            del probe[named[0]]
             continue
-        except Exception:  # taken, though not with this value alone
+        except Exception:  # taken, though these values fail it: the dry run names the reason
             pass
-        taken.append(key)
-    return tuple(taken)
+        return tuple(probe)
+    return ()
 
 
 def _timm_entry(name: str) -> Entry:

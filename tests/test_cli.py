@@ -87,3 +87,24 @@ def test_lists_hint_at_a_timm_family_lists_it_with_each_models_feature_width(cap
     rows = [line.split("│") for line in capsys.readouterr().out.splitlines() if "timm:" in line]
     widths = {cells[1].strip(): cells[2].strip() for cells in rows if len(cells) > 3}
     assert widths == {f"timm:mobilenetv3_small_{m}": "1024" for m in ("050", "075", "100")}
+
+
+def test_list_shows_a_progress_bar_on_a_terminal_while_it_builds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A timm family takes a minute or more to build (214 ViTs: 88 s): on a terminal a bar
+    counts the encoders, and goes when the tables are printed; the ViT hint is a command."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    screen = Console(file=out, width=100, force_terminal=True, color_system=None)
+    monkeypatch.setattr("benchmark.commands.listing.console", screen)
+    monkeypatch.setattr("benchmark.commands.common.console", screen)
+    assert main(["list", "--encoders", "timm:test_vit,gap_cnn", "--fusions", "concat"]) == 0
+    shown = out.getvalue()
+    assert "building 2 encoders" in shown and "100%" in shown
+    assert "timm:test_vit" in shown.split("building 2 encoders")[-1]  # the table after the bar
+    hint = " ".join(shown.split()).split("train one with ")[1].rstrip(".")
+    assert main(["run", "--arch", "timm:test_vit", *hint.split(), "--print-config"]) == 0

@@ -143,11 +143,16 @@ def keep_pruner(study: optuna.Study, pruner: str) -> None:
         )
 
 
-def default_cap(pairs: Sequence[tuple[str, str]]) -> int:
-    """The smallest cap that admits the default configuration of every combination."""
+def default_cap(pairs: Sequence[tuple[str, str]], held: dict[str, Any] | None = None) -> int:
+    """The smallest cap that admits the default configuration of every combination, with the
+    model arguments the protocol holds fixed (a timm ViT's img_size sizes its position
+    embedding); counted on the meta device, without memory or weight initialisation."""
+    import torch
+
     from architectures import count_params, create_model
 
-    return max(count_params(create_model(arch, fusion)) for arch, fusion in pairs)
+    with torch.device("meta"):
+        return max(count_params(create_model(a, f, **(held or {}))) for a, f in pairs)
 
 
 def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:

@@ -205,6 +205,25 @@ def test_default_cap_admits_every_default_configuration() -> None:
     assert len(plan.items()) == 3 * 2 * 2
 
 
+def test_the_default_cap_counts_the_model_arguments_held_fixed(tmp_path: Path) -> None:
+    """A compare of a timm ViT held at 28 pixels caps its studies at that model's size, not at
+    the size of the 160-pixel default that cannot run on MNIST (its position embedding
+    differs)."""
+    from architectures import count_params, create_model
+
+    held = {"img_size": 28, "patch_size": 7}
+    sized = count_params(create_model("timm:test_vit", "late_sum", **held))
+    assert sized != count_params(create_model("timm:test_vit", "late_sum"))
+    assert compare.default_cap([("timm:test_vit", "late_sum")], held) == sized
+    from benchmark.cli import build_parser
+    from benchmark.commands.compare import plans_from
+
+    argv = ["compare", "--arch", "timm:test_vit", "--fusion", "late_sum"]
+    argv += ["--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
+    (plan,) = plans_from(build_parser().parse_args([*argv, "--results-dir", str(tmp_path)]))
+    assert plan.max_params == sized and plan.base.model_args == held
+
+
 def test_a_set_precision_is_its_own_protocol_and_auto_is_as_before(tmp_path: Path) -> None:
     """The committed reference (``auto``, key 4afbe954) keeps its key; ``--precision bf16`` is
     another queue, and its runs are found only in bf16 (auto takes either)."""

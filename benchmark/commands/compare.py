@@ -94,7 +94,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     check_models(pairs, base.model_args)
-    cap = args.max_params or compare.default_cap(pairs)
+    cap = args.max_params or compare.default_cap(pairs, base.model_args)
     seeds = tuple(args.seeds)
     return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]
 

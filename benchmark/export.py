@@ -7,8 +7,8 @@ late_sum the impossible sums are -inf, as in PyTorch. The batch size B is free.
 
 ONNX goes through torch's ``dynamo=True`` exporter (torch.export, then onnxscript) when
 onnxscript is installed (the ``dev`` extra has it), else through the TorchScript-based one, which
-torch deprecates. TorchScript is a torch.jit.trace (the model has no data-dependent control flow);
-load it with torch.jit.load.
+torch deprecates. TorchScript is a torch.jit.trace, checked by the tracer at a second batch size
+(``to_torchscript``); load it with torch.jit.load.
 """
 
 from __future__ import annotations
@@ -73,11 +73,25 @@ def to_onnx(model: DigitSumModel, exporter: str | None = None) -> bytes:
 
 
 def to_torchscript(model: DigitSumModel) -> bytes:
-    """The traced model as ``torch.jit.save`` bytes."""
+    """The traced model as ``torch.jit.save`` bytes, traced at batch 2 and checked by the tracer
+    against PyTorch at batch 3: a model whose Python code reads a tensor's value (timm's ViTs
+    assert their image size) is traced with that value as a constant, which is harmless where
+    the check passes and a ``ValueError`` where it does not."""
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notices
-        torch.jit.save(torch.jit.trace(model.eval(), example_inputs()), buf)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)  # the check below decides
+        try:
+            traced = torch.jit.trace(
+                model.eval(), example_inputs(), check_inputs=[example_inputs(3)]
+            )
+        except torch.jit.TracingCheckError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ValueError(
+                f"the traced model does not match PyTorch at another batch size ({first}); "
+                "export --format onnx instead"
+            ) from None
+        torch.jit.save(traced, buf)
     return buf.getvalue()
 
 

@@ -191,3 +191,50 @@ def test_an_out_that_cannot_be_written_is_refused_before_exporting(
     assert main(["export", "--run", str(run_dir), "--format", "onnx", "--out", str(out)]) == 2
     assert said in one_line(capsys.readouterr().err)
     assert blocker.read_text() == "x"
+
+
+def test_a_timm_vit_traces_without_warnings_and_matches_pytorch_at_any_batch(
+    synthetic, tmp_path: Path
+) -> None:
+    """timm's ViT asserts its image size in Python, which the tracer warns of; the tracer's own
+    check at a second batch size shows the trace is right, so nothing is printed, and the
+    model gives PyTorch's outputs at batch sizes it was not traced at."""
+    import io
+    import warnings
+
+    from benchmark.export import to_torchscript
+
+    model = create_model("timm:test_vit", "late_sum", img_size=28, patch_size=7).eval()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = to_torchscript(model)
+    assert [w for w in caught if issubclass(w.category, torch.jit.TracerWarning)] == []
+    traced = torch.jit.load(io.BytesIO(data))
+    for batch in (1, 7):
+        images, addends = inputs(synthetic, batch)
+        with torch.no_grad():
+            assert_same_outputs(traced(images, addends), model(images, addends))
+
+
+class BatchBaked(torch.nn.Module):
+    """Its output's batch comes from a Python int: traced, it keeps the tracing batch."""
+
+    def forward(self, images: torch.Tensor, addends: torch.Tensor) -> tuple:
+        rows = int(images.shape[0])
+        return torch.zeros(rows, 10), images.reshape(rows, -1)[:, :19]
+
+
+def test_a_trace_that_holds_only_at_its_batch_is_refused_in_one_line(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from benchmark import runs
+    from benchmark.export import to_torchscript
+
+    with pytest.raises(ValueError, match="does not match PyTorch at another batch size"):
+        to_torchscript(BatchBaked())
+    monkeypatch.setattr(runs, "load_run", lambda run_dir: BatchBaked())
+    out = tmp_path / "m.pt"
+    assert main(["export", "--run", str(trained_run), "--out", str(out)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "--format torchscript: the traced model does not match PyTorch" in line
+    assert line.endswith("export --format onnx instead") and not out.exists()

@@ -48,7 +48,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{run_dir / FORMATS[kind]}"
         )
     check_writable(out.parent, "--out", out)
-    data = EXPORTERS[kind](runs.load_run(run_dir))
+    try:
+        data = EXPORTERS[kind](runs.load_run(run_dir))
+    except ValueError as exc:  # a model this format cannot hold faithfully: nothing written
+        raise UsageError(f"--format {kind}: {exc}") from None
     files.write_bytes(out, data)
     how = f" with the {onnx_exporter()} exporter" if kind == "onnx" else ""
     console.print(

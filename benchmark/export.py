@@ -39,22 +39,32 @@ def onnx_exporter() -> str:
 
 
 def to_onnx(model: DigitSumModel, exporter: str | None = None) -> bytes:
-    """The ONNX model as bytes, with a dynamic batch axis on every input and output."""
+    """The ONNX model as bytes, with a dynamic batch axis on every input and output. A model the
+    exporter cannot convert (timm's relative-position ViTs: a view torch.export cannot take with
+    a free batch) is a one-line ``ValueError`` naming the cause, not the exporter's page."""
     exporter = exporter or onnx_exporter()
     model = model.eval()
     if exporter == "dynamo":
         batch = torch.export.Dim("batch")
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")  # progress lines and notices of the exporter
-            program = torch.onnx.export(
-                model,
-                example_inputs(),
-                input_names=list(INPUTS),
-                output_names=list(OUTPUTS),
-                dynamic_shapes={name: {0: batch} for name in INPUTS},
-                opset_version=max(OPSET, 18),  # the lowest opset onnxscript's library targets
-                dynamo=True,
-            )
+            try:
+                program = torch.onnx.export(
+                    model,
+                    example_inputs(),
+                    input_names=list(INPUTS),
+                    output_names=list(OUTPUTS),
+                    dynamic_shapes={name: {0: batch} for name in INPUTS},
+                    opset_version=max(OPSET, 18),  # the lowest opset onnxscript's library targets
+                    dynamo=True,
+                )
+            except torch.onnx.OnnxExporterError as exc:
+                cause = exc.__cause__ or exc
+                lines = str(cause).strip().splitlines() or [""]
+                raise ValueError(
+                    f"the ONNX exporter cannot convert this model ({type(cause).__name__}: "
+                    f"{lines[0]}); export --format torchscript instead"
+                ) from None
         return program.model_proto.SerializeToString()
     buf = io.BytesIO()
     with warnings.catch_warnings():

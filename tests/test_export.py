@@ -238,3 +238,42 @@ def test_a_trace_that_holds_only_at_its_batch_is_refused_in_one_line(
     line = one_line(capsys.readouterr().err)
     assert "--format torchscript: the traced model does not match PyTorch" in line
     assert line.endswith("export --format onnx instead") and not out.exists()
+
+
+def test_a_model_the_onnx_exporter_cannot_convert_is_one_line_naming_the_cause(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The dynamo exporter's failure is a page of next steps in colour; its cause is the line."""
+    from benchmark.export import to_onnx
+
+    def fails(*args, **kwargs):
+        try:
+            raise ValueError("Cannot view a tensor with shape [s34, 16, 3, 32]!\n\nWhile ...")
+        except ValueError as cause:
+            raise torch.onnx.OnnxExporterError("Failed to decompose \x1b[96m...\x1b[0m") from cause
+
+    monkeypatch.setattr(torch.onnx, "export", fails)
+    with pytest.raises(ValueError) as caught:
+        to_onnx(create_model("gap_cnn", "concat"), exporter="dynamo")
+    assert str(caught.value) == (
+        "the ONNX exporter cannot convert this model (ValueError: Cannot view a tensor with "
+        "shape [s34, 16, 3, 32]!); export --format torchscript instead"
+    )
+
+
+@pytest.mark.slow
+def test_a_timm_relpos_vit_is_refused_as_onnx_and_exported_as_torchscript(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """timm's relative-position ViT has a view torch.export cannot take with a free batch: the
+    export says why in one line and writes nothing; TorchScript takes the same model."""
+    from benchmark import runs
+
+    model = create_model("timm:test_vit_relpos", "concat", img_size=28, patch_size=7).eval()
+    monkeypatch.setattr(runs, "load_run", lambda run_dir: model)
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--run", str(trained_run), "--out", str(out)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "--format onnx: the ONNX exporter cannot convert this model (" in line
+    assert not out.exists()
+    assert main(["export", "--run", str(trained_run), "--out", str(tmp_path / "m.pt")]) == 0

@@ -469,3 +469,19 @@ def test_any_config_flag_sweeps_a_comma_list(capsys) -> None:
     assert "lr must be a finite number" in one_line(capsys.readouterr().err)
     assert exit_status(["run", "--schedule", "cosine,linear", "--print-config"]) == 2
     assert "expected one of onecycle, cosine, constant" in one_line(capsys.readouterr().err)
+
+
+def test_a_grid_dry_runs_each_model_once_however_many_seeds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seeds and sweeps of one model share its dry run (a timm ViT's takes up to a second,
+    and a timm entry's factory is made anew on every lookup, so check_model's cache misses)."""
+    import architectures
+
+    checked: list[tuple] = []
+    real = architectures.check_model
+    monkeypatch.setattr(architectures, "check_model", lambda *a: checked.append(a[:2]) or real(*a))
+    argv = ["run", "--arch", "timm:test_vit", "--model-arg", "img_size=28"]
+    argv += ["--model-arg", "patch_size=7", "--seeds", "0,1,2", "--lr", "0.001,0.002"]
+    assert exit_status([*argv, "--print-config"]) == 0
+    assert checked == [("timm:test_vit", "concat")]

@@ -92,7 +92,11 @@ def dry_run(configs: list[TrainConfig]) -> None:
     (``check_model``, once per model however many seeds train it)."""
     from architectures import check_model
 
-    for cfg in configs:
+    models = {
+        (c.arch, c.fusion, json.dumps(c.model_args, sort_keys=True, default=str)): c
+        for c in configs
+    }
+    for cfg in models.values():  # a timm entry's factory is made anew each time: no cache hit
         try:
             check_model(cfg.arch, cfg.fusion, cfg.model_args)
         except (ValueError, TypeError) as exc:

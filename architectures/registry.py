@@ -94,6 +94,9 @@ class Registry:
     entries: dict[str, Entry] = field(default_factory=dict)
     prefix_factories: dict[str, Callable[[str], Entry]] = field(default_factory=dict)
     prefix_listers: dict[str, Callable[[str], list[str]]] = field(default_factory=dict)
+    # entries a prefix made, by name: made once, so what is keyed by an entry's factory
+    # (``model_key``: check_model's and bench's caches) finds it again
+    prefixed: dict[str, Entry] = field(default_factory=dict)
 
     def register(
         self,
@@ -147,9 +150,11 @@ class Registry:
     def get(self, name: str) -> Entry:
         if name in self.entries:
             return self.entries[name]
+        if name in self.prefixed:
+            return self.prefixed[name]
         for prefix, make_entry in self.prefix_factories.items():
             if name.startswith(prefix) and len(name) > len(prefix):
-                return make_entry(name)
+                return self.prefixed.setdefault(name, make_entry(name))
         raise UnknownNameError(
             f"unknown {self.kind} {name!r}; valid: {', '.join(self.valid_names())}"
         )

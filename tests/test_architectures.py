@@ -296,3 +296,16 @@ def test_annotated_types_unwrap_optional_only() -> None:
     ) -> None: ...
 
     assert annotated_types(factory) == {"a": int, "b": int, "c": float}
+
+
+def test_a_timm_entry_is_made_once_so_the_dry_run_builds_its_model_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``check_model`` and bench's costs are cached by the entries' factories: a prefix entry
+    looked up again is the same entry, so its model is not built again."""
+    import timm
+
+    assert A.ENCODERS.get("timm:test_resnet") is A.ENCODERS.get("timm:test_resnet")
+    A.check_model("timm:test_resnet", "late_sum", {})
+    monkeypatch.setattr(timm, "create_model", lambda *a, **kw: pytest.fail("built again"))
+    A.check_model("timm:test_resnet", "late_sum", {})

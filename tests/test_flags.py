@@ -474,8 +474,7 @@ def test_any_config_flag_sweeps_a_comma_list(capsys) -> None:
 def test_a_grid_dry_runs_each_model_once_however_many_seeds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Seeds and sweeps of one model share its dry run (a timm ViT's takes up to a second,
-    and a timm entry's factory is made anew on every lookup, so check_model's cache misses)."""
+    """Seeds and sweeps of one model share its dry run (a timm ViT's takes up to a second)."""
     import architectures
 
     checked: list[tuple] = []

@@ -96,7 +96,7 @@ def dry_run(configs: list[TrainConfig]) -> None:
         (c.arch, c.fusion, json.dumps(c.model_args, sort_keys=True, default=str)): c
         for c in configs
     }
-    for cfg in models.values():  # a timm entry's factory is made anew each time: no cache hit
+    for cfg in models.values():  # seeds and sweeps of one model share its check
         try:
             check_model(cfg.arch, cfg.fusion, cfg.model_args)
         except (ValueError, TypeError) as exc:

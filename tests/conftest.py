@@ -214,6 +214,56 @@ def synthetic(synthetic_root: Path):
     return load_mnist(synthetic_root, download=False)
 
 
+@contextmanager
+def plugins_undone() -> Iterator[None]:
+    """Plug-ins loaded in the block (installed entry points included) are unloaded at its end:
+    the registries, ``plugins``' record of what it loaded and warned about, and the plug-in
+    modules, as they were before."""
+    from architectures import ENCODERS, FUSIONS
+    from benchmark import plugins
+
+    registries = [(registry, dict(registry.entries)) for registry in (ENCODERS, FUSIONS)]
+    loaded, warned, modules = dict(plugins._loaded), set(plugins._warned), set(sys.modules)
+    entry_points_done, broken = plugins._entry_points_done, set(plugins._broken)
+    try:
+        yield
+    finally:
+        plugins._entry_points_done = entry_points_done
+        plugins._broken.clear()
+        plugins._broken.update(broken)
+        for registry, entries in registries:
+            registry.entries.clear()
+            registry.entries.update(entries)
+        plugins._loaded.clear()
+        plugins._loaded.update(loaded)
+        plugins._warned.clear()
+        plugins._warned.update(warned)
+        for name in set(sys.modules) - modules:
+            if name.startswith("digitsum_plugin_"):
+                del sys.modules[name]
+
+
+@pytest.fixture(autouse=True)
+def no_installed_plugins() -> Iterator[None]:
+    """A command run in a test finds no installed plug-in (the example, on a machine that
+    installed it as the README shows), and what a test registers is gone after it: every test
+    finds the built-ins alone, whatever ran before it in its worker and whatever is installed.
+    (A test of installed plug-ins lets a command look for them: ``installed_plugins``.)"""
+    from benchmark import plugins
+
+    with plugins_undone():
+        plugins._entry_points_done = True
+        yield
+
+
+@pytest.fixture
+def installed_plugins() -> None:
+    """The next command in this test loads the installed plug-ins, as outside the tests."""
+    from benchmark import plugins
+
+    plugins._entry_points_done = False
+
+
 @pytest.fixture(autouse=True)
 def fast_tier_data(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """In the fast tier, a command line that finds MNIST by itself ($MNIST_ROOT) finds the

@@ -3,8 +3,8 @@ installed distribution's entry point register encoders and fusions that every co
 a run remembers its plug-ins (resume, predict, report, compare reruns need no ``--plugin``); a bad
 plug-in is one line, exit status 2, nothing written. Command lines that load a good plug-in run
 either in child processes (where a fresh process is the point: reading a run back without
-``--plugin``) or in this one inside ``plugins_undone``, so that this session's registry keeps
-only the built-ins (and installed plug-ins)."""
+``--plugin``) or in this one inside ``plugins_undone`` (conftest's, which every test runs in),
+so that this session's registry keeps only the built-ins."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from conftest import plugins_undone
 
 from benchmark import plugins
 from benchmark.cli import build_parser, main
@@ -95,34 +94,6 @@ def plugin_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("elsewhere") / "my_plugin.py"
     path.write_text(PLUGIN)
     return path
-
-
-@contextmanager
-def plugins_undone() -> Iterator[None]:
-    """Plug-ins loaded in the block (installed entry points included) are unloaded at its end:
-    the registries, ``plugins``' record of what it loaded and warned about, and the plug-in
-    modules, as they were before."""
-    from architectures import ENCODERS, FUSIONS
-
-    registries = [(registry, dict(registry.entries)) for registry in (ENCODERS, FUSIONS)]
-    loaded, warned, modules = dict(plugins._loaded), set(plugins._warned), set(sys.modules)
-    entry_points_done, broken = plugins._entry_points_done, set(plugins._broken)
-    try:
-        yield
-    finally:
-        plugins._entry_points_done = entry_points_done
-        plugins._broken.clear()
-        plugins._broken.update(broken)
-        for registry, entries in registries:
-            registry.entries.clear()
-            registry.entries.update(entries)
-        plugins._loaded.clear()
-        plugins._loaded.update(loaded)
-        plugins._warned.clear()
-        plugins._warned.update(warned)
-        for name in set(sys.modules) - modules:
-            if name.startswith("digitsum_plugin_"):
-                del sys.modules[name]
 
 
 @pytest.fixture(scope="module")
@@ -289,7 +260,7 @@ def example_run(results: Path) -> Path:
 
 @needs_example
 def test_the_installed_example_is_found_without_plugin(
-    tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, small_data, installed_plugins, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["list", "--encoders", "dwsep_cnn", "--fusions", "gated"]) == 0
     assert capsys.readouterr().out.count("entry point example (digitsum-plugin-example") == 2
@@ -300,7 +271,9 @@ def test_the_installed_example_is_found_without_plugin(
 
 @needs_example
 @pytest.mark.slow  # a command in a child process: four seconds on 2 cores
-def test_a_fresh_process_finds_the_installed_example(tmp_path: Path, small_data) -> None:
+def test_a_fresh_process_finds_the_installed_example(
+    tmp_path: Path, small_data, installed_plugins
+) -> None:
     image = REPO / "examples" / "zero.png"
     run_dir = example_run(tmp_path)
     done = cli("predict", "--run", run_dir, "--image", image, "--addend", "4", "--json")

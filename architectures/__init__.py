@@ -4,11 +4,13 @@ from architectures import encoders as _encoders  # noqa: F401  (registers the bu
 from architectures import fusions as _fusions  # noqa: F401  (registers the built-in fusions)
 from architectures.model import (
     DigitSumModel,
+    arg_names,
     check_model,
     count_params,
     create_model,
     model_key,
     split_overrides,
+    taken_overrides,
 )
 from architectures.registry import (
     ENCODERS,
@@ -27,6 +29,7 @@ __all__ = [
     "Entry",
     "Range",
     "UnknownNameError",
+    "arg_names",
     "count_params",
     "check_model",
     "create_model",
@@ -34,4 +37,5 @@ __all__ = [
     "register_encoder",
     "register_fusion",
     "split_overrides",
+    "taken_overrides",
 ]

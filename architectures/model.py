@@ -67,12 +67,24 @@ def split_overrides(
         elif key in fus_defaults:
             fus_kw[key] = head.check(key, value)
         else:
-            valid = sorted({*enc_defaults, *fus_defaults})
+            valid = arg_names(arch, fusion)
             raise ValueError(
                 f"unknown hyperparameter {key!r} for {arch} x {fusion}; valid: "
                 f"{', '.join(valid) or '(none)'}"
             )
     return enc_kw, fus_kw
+
+
+def arg_names(arch: str, fusion: str) -> list[str]:
+    """The hyperparameters ``arch`` x ``fusion`` takes, sorted: its encoder's and its fusion's."""
+    return sorted({*ENCODERS.get(arch).defaults, *FUSIONS.get(fusion).defaults})
+
+
+def taken_overrides(arch: str, fusion: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The ``overrides`` that ``arch``'s or ``fusion``'s entry declares: in a grid, a model
+    argument is for the combinations that take it (a timm ViT's img_size, not gap_cnn's)."""
+    names = arg_names(arch, fusion)
+    return {key: value for key, value in overrides.items() if key in names}
 
 
 def create_model(arch: str, fusion: str, **overrides: Any) -> DigitSumModel:

@@ -91,16 +91,15 @@ def fixed_overrides(cfg: TrainConfig) -> dict[str, Any]:
     return fixed | ({"model_args": dict(cfg.model_args)} if cfg.model_args else {})
 
 
-def searched_model_args(pairs: list[tuple[str, str]], model_args: dict[str, Any]) -> None:
+def searched_model_args(arch: str, fusion: str, model_args: dict[str, Any]) -> None:
     """A ``ValueError`` for a model argument held fixed that a search space tunes: every trial
     would replace it with its own suggestion."""
-    for arch, fusion in pairs:
-        if searched := sorted(set(model_args) & set(default_params(arch, fusion))):
-            raise ValueError(
-                f"{arch} x {fusion}: tuning searches {', '.join(searched)}, so a value held "
-                "fixed would be replaced in every trial; leave it out of --model-arg and the "
-                "config's model_args (hold fixed only what no search tunes: a timm ViT's img_size)"
-            )
+    if searched := sorted(set(model_args) & set(default_params(arch, fusion))):
+        raise ValueError(
+            f"{arch} x {fusion}: tuning searches {', '.join(searched)}, so a value held "
+            "fixed would be replaced in every trial; leave it out of --model-arg and the "
+            "config's model_args (hold fixed only what no search tunes: a timm ViT's img_size)"
+        )
 
 
 def study_name(cfg: TrainConfig, val_subset: int | None, max_params: int | None = None) -> str:

@@ -202,13 +202,15 @@ def test_model_args_are_measured_and_recorded_and_a_model_refusing_28_pixels_is_
     from benchmark.report.render import bench_section
 
     sized = ["--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
-    assert bench(tmp_path, "--arch", "timm:test_vit", "--fusion", "late_sum", *sized) == 0
+    assert bench(tmp_path, "--arch", "timm:test_vit,gap_cnn", "--fusion", "late_sum", *sized) == 0
     assert bench(tmp_path, "--arch", "timm:test_vit,timm:test_resnet", "--fusion", "late_sum") == 0
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "timm:test_vit x late_sum (img_size=28, patch_size=7): " in out
+    assert "img_size=28 patch_size=7: not taken by gap_cnn x late_sum, built without" in out
     df = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv"))
-    assert list(df["arch"]) == ["timm:test_vit", "timm:test_vit", "timm:test_resnet"]
-    sized_row, refused, other = df.to_dict("records")
+    assert list(df["arch"]) == ["timm:test_vit", "gap_cnn", "timm:test_vit", "timm:test_resnet"]
+    sized_row, unsized, refused, other = df.to_dict("records")
+    assert pd.isna(unsized["model_args"]) and pd.isna(unsized["error"])  # gap_cnn: as ever
     assert json.loads(sized_row["model_args"]) == {"img_size": 28, "patch_size": 7}
     built = create_model("timm:test_vit", "late_sum", img_size=28, patch_size=7)
     assert sized_row["params"] == count_params(built) and sized_row["train_images_per_s"] > 0

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import exit_status
+from conftest import exit_status, one_line
 from optuna.trial import TrialState
 
 from benchmark import compare, comparison, rundir, storages, tuning
@@ -222,6 +222,23 @@ def test_the_default_cap_counts_the_model_arguments_held_fixed(tmp_path: Path) -
     argv += ["--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
     (plan,) = plans_from(build_parser().parse_args([*argv, "--results-dir", str(tmp_path)]))
     assert plan.max_params == sized and plan.base.model_args == held
+
+
+def test_a_model_argument_some_combination_does_not_take_stops_compare(
+    tmp_path: Path, capsys
+) -> None:
+    """A protocol holds one set of model arguments for all its combinations (its studies and
+    report name one), so it does not drop one for a combination as ``run``'s grid does."""
+    argv = ["compare", "--arch", "timm:test_vit,gap_cnn", "--fusion", "late_sum"]
+    argv += ["--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
+    assert exit_status([*argv, "--results-dir", str(tmp_path / "r")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(
+        "gap_cnn x late_sum takes no 'img_size' (valid: depth, dropout, head_dropout, width); "
+        "compare holds each --model-arg for every combination: compare those that take it, "
+        "and tune and run the others apart"
+    )
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_set_precision_is_its_own_protocol_and_auto_is_as_before(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ remembering to write a test. Damaged files are ``test_damaged_files.py``'s.
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -484,3 +485,29 @@ def test_a_grid_dry_runs_each_model_once_however_many_seeds(
     argv += ["--model-arg", "patch_size=7", "--seeds", "0,1,2", "--lr", "0.001,0.002"]
     assert exit_status([*argv, "--print-config"]) == 0
     assert checked == [("timm:test_vit", "concat")]
+
+
+def test_a_grid_gives_each_model_argument_to_the_combinations_that_take_it(capsys) -> None:
+    """A timm ViT's sizes beside gap_cnn: the ViT is built with them, gap_cnn without (and the
+    run says so); a name no combination takes is still a typo, listing every valid name."""
+    argv = ["run", "--arch", "gap_cnn,timm:test_vit", "--fusion", "late_sum", "--seeds", "0,1"]
+    argv += ["--model-arg", "img_size=28", "--model-arg", "patch_size=7", "--print-config"]
+    assert exit_status(argv) == 0
+    out = capsys.readouterr().out
+    configs = json.loads(out[out.index("\n[") + 1 :])
+    held = {"img_size": 28, "patch_size": 7}
+    assert [(c["arch"], c["seed"], c["model_args"]) for c in configs] == [
+        ("gap_cnn", 0, {}),
+        ("gap_cnn", 1, {}),
+        ("timm:test_vit", 0, held),
+        ("timm:test_vit", 1, held),
+    ]
+    note = " ".join(out[: out.index("\n[")].split())
+    assert note == (
+        "model args img_size=28 patch_size=7: not taken by gap_cnn x late_sum, built without them"
+    )
+    typo = ["run", "--arch", "gap_cnn,timm:test_vit", "--fusion", "late_sum"]
+    assert exit_status([*typo, "--model-arg", "widht=8", "--print-config"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "unknown hyperparameter 'widht' for any of the 2 combinations; valid: " in line
+    assert "depth, drop_rate, dropout, head_dropout, img_size, patch_size, width" in line

@@ -668,3 +668,29 @@ def test_tune_workers_hold_the_same_model_arguments() -> None:
     assert argv[argv.index("--model-arg") :][:4] == [
         "--model-arg", "img_size=28", "--model-arg", "patch_size=7",
     ]  # fmt: skip
+
+
+def test_a_grid_holds_each_model_argument_for_the_combinations_that_take_it(
+    tmp_path: Path, synthetic_root: Path, capsys
+) -> None:
+    """gap_cnn beside a timm ViT held at 28 pixels: the ViT's study holds the sizes, gap_cnn's
+    is the study it would be alone; a worker of gap_cnn's study, given the grid's model args,
+    takes its combination's share (none) instead of refusing the ViT's."""
+    results = tmp_path / "results"
+    sized = ["--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
+    common = [*TINY, "--trials", "1", "--data-dir", str(synthetic_root)]
+    common += ["--results-dir", str(results), *sized]
+    assert main(["tune", "--arch", "gap_cnn,timm:test_vit", "--fusion", "late_sum", *common]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "img_size=28 patch_size=7: not taken by gap_cnn x late_sum, built without them" in out
+    alone = TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=1, train_subset=300)
+    vit = replace(alone, arch="timm:test_vit", model_args={"img_size": 28, "patch_size": 7})
+    names = {study_name(alone, 200), study_name(vit, 200)}
+    assert {p.stem for p in (results / "tuned").iterdir()} == names
+    gap = json.loads((results / "tuned" / f"{study_name(alone, 200)}.json").read_text())
+    assert gap["budget"]["fixed"] == {}
+    worker = ["tune", "--arch", "gap_cnn", "--fusion", "late_sum", *common, "--trials", "2"]
+    assert main([*worker, "--study", study_name(alone, 200), "--worker", "0"]) == 0
+    assert len(load(sqlite(results), study_name(alone, 200)).trials) == 2
+    assert exit_status(worker) == 2  # typed by a user, the one combination must take them
+    assert "unknown hyperparameter 'img_size' for gap_cnn x late_sum" in capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from itertools import product
 from typing import Any
 
 from benchmark.commands.common import (
@@ -16,9 +17,11 @@ from benchmark.commands.common import (
     base_config,
     console,
     interrupts_as_exceptions,
+    model_args_of,
     only_fields,
     print_wide,
     require_at_least,
+    say_untaken,
 )
 from benchmark.files import check_writable
 from benchmark.progress import prepare
@@ -113,7 +116,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     <results>/bench/<device>-<precision>.csv."""
     from rich.markup import escape
 
-    from architectures import ENCODERS, FUSIONS, split_overrides
+    from architectures import ENCODERS, FUSIONS
     from benchmark.bench import bench_rows
     from benchmark.benchfile import ab_text, append_row, check_header, combination_of, results_path
     from benchmark.hardware import git_commit, machine_name
@@ -121,12 +124,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     archs = ENCODERS.select(args.arch)
     fusions = FUSIONS.select(args.fusion)
     model_args = dict(args.model_arg or [])
-    for arch in archs:  # an unknown name or a bad value: one line, nothing measured
-        for fusion in fusions:
-            try:
-                split_overrides(arch, fusion, model_args)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
+    # an unknown name or a bad value: one line, nothing measured
+    shares = model_args_of(product(archs, fusions), model_args)
+    say_untaken(shares, model_args)
     s = settings_from_args(args)
     path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
     check_header(path)
@@ -140,7 +140,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     with interrupts_as_exceptions():
         for arch in archs:
             for fusion in fusions:
-                found = bench_rows(arch, fusion, s, commit, args.compile_ab, model_args)
+                found = bench_rows(arch, fusion, s, commit, args.compile_ab, shares[arch, fusion])
                 for row in found:
                     append_row(path, row)
                 rows += found

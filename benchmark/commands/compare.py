@@ -93,10 +93,29 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
             replace(base, seed=seed).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    check_models(pairs, base.model_args)
+    check_models(held_for_every(pairs, base.model_args))
     cap = args.max_params or compare.default_cap(pairs, base.model_args)
     seeds = tuple(args.seeds)
     return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]
+
+
+def held_for_every(
+    pairs: tuple[tuple[str, str], ...], model_args: dict[str, Any]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each combination with every model argument: a protocol holds one set for all of them
+    (its plan, studies and report name one), so one that a combination does not take is a
+    usage error, not dropped for it as ``run``'s grid does."""
+    from architectures import arg_names
+
+    for arch, fusion in pairs:
+        valid = arg_names(arch, fusion)
+        if untaken := [key for key in model_args if key not in valid]:
+            raise UsageError(
+                f"{arch} x {fusion} takes no {untaken[0]!r} (valid: {', '.join(valid) or 'none'}); "
+                "compare holds each --model-arg for every combination: compare those that take "
+                "it, and tune and run the others apart"
+            )
+    return dict.fromkeys(pairs, model_args)
 
 
 def worker_argv(args: argparse.Namespace, index: int, threads: int | None) -> list[str]:

@@ -21,6 +21,8 @@ from benchmark.commands.common import (
     config_overrides,
     console,
     interrupts_as_exceptions,
+    model_args_of,
+    say_untaken,
 )
 from benchmark.commands.values import int_list, path_text
 from benchmark.config import TrainConfig
@@ -58,7 +60,7 @@ def grid_configs(
 ) -> list[TrainConfig]:
     """Every arch x fusion x swept setting x seed the flags ask for, validated before anything
     is written (the models' dry run waits for ``--tuned``'s values: ``dry_run``)."""
-    from architectures import ENCODERS, FUSIONS, split_overrides
+    from architectures import ENCODERS, FUSIONS
     from benchmark import plugins
 
     archs = ENCODERS.select(args.arch) if args.arch is not None else [base.arch]
@@ -74,13 +76,15 @@ def grid_configs(
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2")
     sweeps = sweeps or {}
     points = [dict(zip(sweeps, values, strict=True)) for values in product(*sweeps.values())]
+    shares = model_args_of(product(archs, fusions), base.model_args)
+    say_untaken(shares, base.model_args)
     configs = []
     for arch, fusion, point, seed in product(archs, fusions, points, seeds):
         cfg = replace(base, arch=arch, fusion=fusion, seed=seed, **point)
-        cfg = replace(cfg, plugins=plugins.used_by([(arch, fusion)]))  # config.json keeps them
+        used = plugins.used_by([(arch, fusion)])  # config.json keeps the plug-ins of its model
+        cfg = replace(cfg, model_args=shares[arch, fusion], plugins=used)
         try:
             cfg.validate()
-            split_overrides(arch, fusion, cfg.model_args)
         except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
             raise UsageError(str(exc)) from None
         configs.append(cfg)

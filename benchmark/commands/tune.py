@@ -28,8 +28,10 @@ from benchmark.commands.common import (
     config_overrides,
     console,
     interrupts_as_exceptions,
+    model_args_of,
     require_at_least,
     run_workers,
+    say_untaken,
 )
 from benchmark.commands.values import path_text
 from benchmark.config import BATCH_SIZES, RUN_DIRECTORY_ONLY, SEARCHED, TrainConfig
@@ -51,7 +53,7 @@ def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: i
         argv += ["--plugin", plugin]
     if args.config:
         argv += ["--config", args.config]
-    for key, value in args.model_arg or []:  # as typed: the same study
+    for key, value in args.model_arg or []:  # as typed (the worker takes its combination's)
         argv += ["--model-arg", f"{key}={value}"]
     for flag, value in (
         ("--timeout", args.timeout),
@@ -187,7 +189,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    check_models(pairs, base.model_args)
+    shares = model_args_of(pairs, base.model_args, strict=args.worker is None)
+    if args.worker is None:
+        say_untaken(shares, base.model_args)
+    check_models(shares)
     spec = storages.storage_spec(args.storage, args.results_dir)
     storages.check_storage(spec)
     resolve_root(base.data_dir)  # missing MNIST fails here, before a storage file is created
@@ -198,7 +203,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     data: list[Any] = []
     with interrupts_as_exceptions(), storages.storage_errors(spec):
         for arch, fusion in pairs:
-            cfg = replace(base, arch=arch, fusion=fusion)
+            cfg = replace(base, arch=arch, fusion=fusion, model_args=shares[arch, fusion])
             status = tune_study(args, cfg, storage, data, ex)
             if status:
                 return status

@@ -2,6 +2,7 @@
 
 from architectures import encoders as _encoders  # noqa: F401  (registers the built-in encoders)
 from architectures import fusions as _fusions  # noqa: F401  (registers the built-in fusions)
+from architectures.meta import meta_build
 from architectures.model import (
     DigitSumModel,
     arg_names,
@@ -33,6 +34,7 @@ __all__ = [
     "count_params",
     "check_model",
     "create_model",
+    "meta_build",
     "model_key",
     "register_encoder",
     "register_fusion",

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from architectures.meta import meta_build
 from architectures.registry import (
     ENCODERS,
     RATE,
@@ -187,7 +188,7 @@ def _timm_sizes(model_name: str) -> tuple[str, ...]:
     probe = {"img_size": 28, "patch_size": 4}
     while probe:
         try:
-            with torch.device("meta"), warnings.catch_warnings():
+            with meta_build(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 timm.create_model(model_name, pretrained=False, in_chans=1, num_classes=0, **probe)
         except TypeError as exc:  # "unexpected keyword argument", "got multiple values for"

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from architectures.fusions import NUM_DIGITS
+from architectures.meta import meta_build
 from architectures.registry import ENCODERS, FUSIONS
 
 MNIST_MEAN = 0.1307
@@ -115,10 +116,12 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     if key in _PASSED:
         return
     try:
-        with torch.device("meta"), warnings.catch_warnings():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # a factory's notice would be a second line
-            model = create_model(arch, fusion, **overrides)
-            model(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+            with meta_build():
+                model = create_model(arch, fusion, **overrides)
+            with torch.device("meta"):  # every op of the forward pass checked
+                model(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
     except Exception as exc:  # the factories and timm raise many kinds; all mean "cannot build"
         lines = str(exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__

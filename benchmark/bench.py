@@ -110,14 +110,13 @@ def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int,
     """(parameters, MACs per image) of a configuration's model, built and run on the meta
     device: no memory, and the global RNG untouched (a resumed run's is restored). That takes
     40-80 ms for the core models on a CPU, so a process measures each model once."""
-    from architectures import create_model, model_key
+    from architectures import create_model, meta_build, model_key
 
     key = model_key(arch, fusion, model_args)
     if key not in _COSTS:
-        meta = torch.device("meta")
-        with meta:
+        with meta_build():
             model = create_model(arch, fusion, **model_args).eval()
-        _COSTS[key] = count_params(model), macs_per_image(model, meta)
+        _COSTS[key] = count_params(model), macs_per_image(model, torch.device("meta"))
     return _COSTS[key]
 
 

@@ -147,11 +147,9 @@ def default_cap(pairs: Sequence[tuple[str, str]], held: dict[str, Any] | None = 
     """The smallest cap that admits the default configuration of every combination, with the
     model arguments the protocol holds fixed (a timm ViT's img_size sizes its position
     embedding); counted on the meta device, without memory or weight initialisation."""
-    import torch
+    from architectures import count_params, create_model, meta_build
 
-    from architectures import count_params, create_model
-
-    with torch.device("meta"):
+    with meta_build():
         return max(count_params(create_model(a, f, **(held or {}))) for a, f in pairs)
 
 

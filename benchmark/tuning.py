@@ -236,11 +236,9 @@ def load_data(cfg: TrainConfig, val_subset: int | None, ex: Any) -> Any:
 
 def count_model_params(cfg: TrainConfig) -> int:
     """Parameters of ``cfg``'s model, built on the meta device (no memory, no time)."""
-    import torch
+    from architectures import count_params, create_model, meta_build
 
-    from architectures import count_params, create_model
-
-    with torch.device("meta"):
+    with meta_build():
         return count_params(create_model(cfg.arch, cfg.fusion, **cfg.model_args))
 
 

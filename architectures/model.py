@@ -116,31 +116,48 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     if key in _PASSED:
         return
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a factory's notice would be a second line
-            with meta_build():
-                model = create_model(arch, fusion, **overrides)
-            with torch.device("meta"):  # every op of the forward pass checked
-                model(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+        _dry_run(arch, fusion, overrides)
     except Exception as exc:  # the factories and timm raise many kinds; all mean "cannot build"
         lines = str(exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__
         args = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "its defaults"
         raise ValueError(
             f"{arch} x {fusion} with {args} cannot run on 1x28x28 images: "
-            f"{type(exc).__name__}: {reason}{_size_hint(arch, overrides)}"
+            f"{type(exc).__name__}: {reason}{_size_hint(arch, fusion, overrides)}"
         ) from None
     _PASSED.add(key)
 
 
-def _size_hint(arch: str, overrides: dict[str, Any]) -> str:
-    """What to set where the encoder is sized for its images by ``img_size`` (timm's ViTs and
-    Swins are built for 224 pixels) and it was left at its default."""
+def _dry_run(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
+    """The model built, and a batch of two 28x28 images run through it, on the meta device."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a factory's notice would be a second line
+        with meta_build():
+            model = create_model(arch, fusion, **overrides)
+        with torch.device("meta"):  # every op of the forward pass checked
+            model(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
+
+
+def _size_hint(arch: str, fusion: str, overrides: dict[str, Any]) -> str:
+    """Where the encoder is sized for its images by ``img_size`` (timm's ViTs and Swins are
+    built for 224 pixels) and it was left at its default: the sizes that run it on 28x28
+    images, tried (img_size=28 with a patch_size of 7, 4 or 14 where it takes one), or that
+    none of them does (LeViT's stages shrink 28 pixels to nothing)."""
     takes = ENCODERS.get(arch).defaults
     if "img_size" not in takes or overrides.get("img_size") is not None:
         return ""
-    patch = " and a patch_size that divides it (4, 7 or 14)" if "patch_size" in takes else ""
-    return f" ({arch} takes its image size as img_size: set img_size=28{patch})"
+    tried = [{"img_size": 28}]
+    if "patch_size" in takes and overrides.get("patch_size") is None:
+        tried = [{"img_size": 28, "patch_size": patch} for patch in (7, 4, 14)]
+    for sizes in tried:
+        try:
+            _dry_run(arch, fusion, {**overrides, **sizes})
+        except Exception:  # as check_model: any failure means these sizes do not run either
+            continue
+        flags = " ".join(f"--model-arg {k}={v}" for k, v in sizes.items())
+        return f" ({arch} takes its image size as img_size; it runs on 28x28 with {flags})"
+    what = " with patch_size 7, 4 or 14" if len(tried) > 1 else ""
+    return f" ({arch} takes its image size as img_size, but fails at img_size=28{what} too)"
 
 
 def count_params(module: nn.Module) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 
 import pytest
@@ -119,7 +120,8 @@ def test_a_timm_vit_is_sized_for_mnist_by_img_size_and_patch_size(arch: str, fus
     their defaults, and train on it once told img_size=28 and a patch_size that divides it
     (7: a 4x4 grid of patches)."""
     assert {"img_size": None, "patch_size": None}.items() <= A.ENCODERS.get(arch).defaults.items()
-    with pytest.raises(ValueError, match="set img_size=28 and a patch_size that divides it"):
+    hint = f"({arch} takes its image size as img_size; it runs on 28x28 with --model-arg "
+    with pytest.raises(ValueError, match=re.escape(hint + "img_size=28 --model-arg patch_size=7)")):
         A.check_model(arch, fusion, {})
     A.check_model(arch, fusion, {"img_size": 28, "patch_size": 7})
     model = A.create_model(arch, fusion, img_size=28, patch_size=7)
@@ -128,6 +130,17 @@ def test_a_timm_vit_is_sized_for_mnist_by_img_size_and_patch_size(arch: str, fus
     digit, total = model(images, addends)
     assert digit.shape == (2, 10) and total.shape == (2, NUM_SUMS)
     (digit.sum() + total.sum()).backward()
+
+
+def test_the_sizes_hint_is_tried_before_it_is_given() -> None:
+    """A model that takes img_size but fails at 28 pixels with every patch size tried (Twins'
+    stages shrink 28 pixels below a kernel) is told so, not sent to try them."""
+    with pytest.raises(ValueError) as refused:
+        A.check_model("timm:twins_svt_small", "concat", {})
+    assert str(refused.value).endswith(
+        "(timm:twins_svt_small takes its image size as img_size, but fails at img_size=28 "
+        "with patch_size 7, 4 or 14 too)"
+    )
 
 
 def test_timm_sizes_are_offered_only_where_the_model_takes_them() -> None:

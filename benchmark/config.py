@@ -293,6 +293,10 @@ def learned_values(config: dict[str, Any], *, names: bool = True) -> dict[str, A
 
 
 BATCH_SIZES = (64, 128, 256)  # the batch sizes tuning may pick
+# Model arguments that fit a model to MNIST's 28x28 images (a timm ViT's; architectures'
+# TIMM_SIZES): which model it is, as its name is, rather than a hand-set hyperparameter. The
+# report names them beside the combination and sets such a model in the main comparison.
+SIZING = ("img_size", "patch_size")
 SEARCHED = fields_of("searched")  # ``tune`` takes no flag for them, ``run --tuned`` sets them
 # What only a run directory has: a tracker mirroring it, a checkpoint kept in it. Tuning trials
 # have none, so ``tune`` takes no flag for them either (it took them and did nothing).

@@ -380,3 +380,12 @@ def test_a_timm_vit_built_on_meta_skips_its_initialisers() -> None:
     assert not {"uniform_", "erfinv_", "mul_"} & set(seen)
     real = A.create_model("timm:test_vit", "concat", img_size=28, patch_size=7)
     assert A.count_params(meta) == A.count_params(real)
+
+
+def test_the_sizes_the_report_names_are_the_ones_timm_models_take() -> None:
+    """The report (which imports no model code) sets a model sized for 28 pixels in the main
+    comparison by these names: they must be the ones the registry offers."""
+    from architectures.encoders import TIMM_SIZES
+    from benchmark.config import SIZING
+
+    assert set(SIZING) == set(TIMM_SIZES)

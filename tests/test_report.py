@@ -1101,3 +1101,49 @@ def test_the_scope_names_the_model_arguments_a_protocol_held_fixed() -> None:
         "1 epoch on 512 training images, img_size=28, patch_size=7, fp32"
     )
     assert scope(from_comparison({"plan": plan}), summary) == "1 epoch on 512 training images, fp32"
+
+
+def sized(run_dir: Path, **model_args: Any) -> None:
+    """Give a ``make_run`` run the model arguments it was trained with (its recorded config)."""
+    path = run_dir / "metrics.json"
+    metrics = json.loads(path.read_text())
+    metrics["config"]["model_args"] = model_args
+    path.write_text(json.dumps(metrics))
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_a_vit_sized_for_mnist_is_compared_as_the_model_it_is(tmp_path: Path, held: bool) -> None:
+    """A timm ViT told img_size=28 and patch_size=7 (without which it cannot run) is in the main
+    comparison, named with its sizes, and tested against the best; a hand-set width is still
+    another configuration. Where a protocol holds patch_size=7, patch_size=4 differs from it."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"g{seed}", seed=seed, sum_acc=0.98 + seed / 1000)
+        sized(make_run(runs, f"w{seed}", seed=seed, config_hash="w0000000"), width=32)
+        for patch in (7, 4):
+            acc, name = 0.97 - seed / 1000 - patch / 1000, f"v{patch}000000"
+            vit = make_run(runs, name + str(seed), arch="timm:test_vit", seed=seed, sum_acc=acc,
+                           config_hash=name)  # fmt: skip
+            sized(vit, img_size=28, patch_size=patch)
+    if held:
+        plan = {"key": "k", "budget": {"epochs": 2}, "studies": []}
+        plan["fixed"] = {"model_args": {"patch_size": 7}}
+        plan |= {"pairs": [["gap_cnn", "concat"], ["timm:test_vit", "concat"]], "seeds": [0, 1]}
+        plan |= {"trials": 1, "max_params": 10_000}
+        (tmp_path / "comparison.json").write_text(json.dumps({"plan": plan, "stages": {}}))
+    inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"), tmp_path)
+    summary, text = report_markdown(inputs)
+    sections = dict(zip(summary["config_hash"], summary["section"], strict=True))
+    labels = dict(zip(summary["config_hash"], summary["label"], strict=True))
+    assert sections["w0000000"] == "other" and "model_args width=32" in labels["w0000000"]
+    assert sections["v7000000"] == "main"
+    assert labels["v7000000"] == "timm:test_vit x concat (img_size=28, patch_size=7)"
+    main = text[text.index("## Main comparison") : text.index("## Other budgets")]
+    assert "| timm:test_vit x concat (img_size=28, patch_size=7) | no | 2 |" in main
+    if held:  # the protocol's patch size is part of what it compares
+        assert sections["v4000000"] == "other"
+        assert labels["v4000000"] == (
+            "timm:test_vit x concat (img_size=28, patch_size=4) (model_args patch_size=4)"
+        )
+    else:
+        assert sections["v4000000"] == "main"

@@ -16,7 +16,7 @@ import pandas as pd
 from benchmark import rundir
 from benchmark.report.load import KEYS as RUN_KEYS
 from benchmark.report.load import seed_stats
-from benchmark.report.reference import SAME, Reference, from_runs, tuned_from
+from benchmark.report.reference import SAME, Reference, from_runs, sizes_text, tuned_from
 from benchmark.report.stats import ALPHA, indistinguishable, interval, welch_p
 from benchmark.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
 
@@ -57,6 +57,7 @@ def summary_columns() -> list[str]:
         "pareto",
         "section",
         "differs",
+        "sizes",
         "timing_device",
         "test_sum_err_mean",
         "test_sum_err_ci",
@@ -78,13 +79,14 @@ def pareto_front(cost: pd.Series, value: pd.Series) -> pd.Series:
 
 
 def group_labels(summary: pd.DataFrame) -> pd.Series:
-    """``arch x fusion``, then `` (tuned)`` in the main comparison or what sets the group apart
-    elsewhere (`` (epochs 4)``), `` [yours]`` for the user's runs beside a reference, then the
-    precision (`` [bf16]``) and the config hash only
+    """``arch x fusion``, its sizes (`` (img_size=28, patch_size=7)``), then `` (tuned)`` in the
+    main comparison or what sets the group apart elsewhere (`` (epochs 4)``), `` [yours]`` for
+    the user's runs beside a reference, then the precision (`` [bf16]``) and the config hash only
     where still needed to be unique."""
     tuned = np.where(summary["tuned"].astype(bool), " (tuned)", "")
     tag = np.where(summary["section"] == "main", tuned, " (" + summary["differs"] + ")")
-    base = summary["arch"] + " x " + summary["fusion"] + tag
+    sizes = np.where(summary["sizes"] != "", " (" + summary["sizes"] + ")", "")
+    base = summary["arch"] + " x " + summary["fusion"] + sizes + tag
     base = base + np.where(summary["yours"].astype(bool), " [yours]", "")
     base = base.where(~base.duplicated(keep=False), base + " [" + summary["precision"] + "]")
     return base.where(~base.duplicated(keep=False), base + " #" + summary["config_hash"])
@@ -176,7 +178,7 @@ def run_table(runs: pd.DataFrame, ref: Reference) -> pd.DataFrame:
         d if not o else f"precision {p}" if d == SAME else f"{d}; precision {p}"
         for d, o, p in zip(differs, other, runs["precision"], strict=True)
     ]
-    return runs.assign(section=section, differs=differs)
+    return runs.assign(section=section, differs=differs, sizes=[sizes_text(c) for c in configs])
 
 
 def machines(runs: pd.DataFrame) -> pd.Series:
@@ -326,6 +328,7 @@ def summarize(
             macs_per_image=("macs_per_image", "first"),
             section=("section", "first"),
             differs=("differs", "first"),
+            sizes=("sizes", "first"),
             timing_device=("timing_device", "first"),
             config_json=("config_json", "first"),
             target_seconds=("target_seconds", "mean"),

@@ -19,13 +19,28 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.config import fields_of, learned_values
+from benchmark.config import SIZING, fields_of, learned_values
 from benchmark.report.load import Inputs
 from benchmark.wording import plural
 
 BUDGET = fields_of("budget")  # what a budget is; held-out pairs are another experiment
 SAME = "the reference configuration"  # ``differs`` of a group that differs in nothing learned
 TUNED_FIELDS = frozenset(fields_of("searched", "model"))  # what a tuned configuration may change
+
+
+def sizes_text(config: dict[str, Any]) -> str:
+    """The sizing model arguments of ``config`` (``SIZING``), as ``img_size=28, patch_size=7``."""
+    args = config.get("model_args") or {}
+    return ", ".join(f"{k}={args[k]}" for k in SIZING if args.get(k) is not None)
+
+
+def unsized(mine: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """``mine`` (learned values) without the sizing model arguments the reference leaves open:
+    a ViT told img_size=28 is compared as the model it is; where a protocol holds a size, one
+    trained at another size differs from it."""
+    held = base.get("model_args") or {}
+    args = {k: v for k, v in (mine.get("model_args") or {}).items() if k not in SIZING or k in held}
+    return {**mine, "model_args": args}
 
 
 def learned(config: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +79,7 @@ class Reference:
         return self.max_params is not None and not pd.isna(params) and params > self.max_params
 
     def is_main(self, config: dict[str, Any], tuned_from: dict[str, Any] | None) -> bool:
-        mine = learned(config)
+        mine = unsized(learned(config), self.base)
         if self.pairs is not None and (config.get("arch"), config.get("fusion")) not in self.pairs:
             return False
         if tuned_from is None:
@@ -79,7 +94,7 @@ class Reference:
 
     def differs(self, config: dict[str, Any], tuned_from: dict[str, Any] | None) -> str:
         """What sets a group apart from the reference, e.g. ``epochs 4; augment True``."""
-        mine = learned(config)
+        mine = unsized(learned(config), self.base)
         parts = []
         if tuned_from is not None:
             parts.append(f"tuned by {tuned_from.get('study', 'an unnamed study')}")
@@ -125,7 +140,7 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
     plain = {k: v for k, v in default.items() if k not in BUDGET}
     counts: Counter[tuple[Any, ...]] = Counter()
     for config in configs:
-        mine = learned(config)
+        mine = unsized(learned(config), default)  # a sized ViT's defaults are default runs too
         if {k: v for k, v in mine.items() if k not in BUDGET} == plain:
             counts[tuple(mine[k] for k in BUDGET)] += 1
     if not counts:

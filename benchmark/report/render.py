@@ -46,7 +46,9 @@ OPTIONAL = ("ab", "cpu_features")  # BENCH_TABLE columns shown only where a row 
 
 
 def combination(r: Any) -> str:
-    return f"{r.arch} x {r.fusion}"
+    """``arch x fusion``, and the sizes it was built at where it was (a timm ViT's)."""
+    sizes = getattr(r, "sizes", "")
+    return f"{r.arch} x {r.fusion}" + (f" ({sizes})" if isinstance(sizes, str) and sizes else "")
 
 
 def metric_cells(r: Any, skip: str = "sum_acc") -> dict[str, str]:

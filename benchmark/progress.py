@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 
@@ -18,6 +19,17 @@ from benchmark.trials import rejected
 from benchmark.wording import percent
 
 console = Console(highlight=False)
+T = TypeVar("T")
+
+
+def passing_bar(items: Sequence[T], text: str) -> Iterable[T]:
+    """``items`` under a progress bar that goes when done, on a terminal: into a pipe or a file
+    the bar would leave a blank line and nothing else."""
+    if not console.is_terminal:
+        return items
+    from rich.progress import track
+
+    return track(items, text, console=console, transient=True)
 
 
 def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Any]:

@@ -511,3 +511,17 @@ def test_a_grid_gives_each_model_argument_to_the_combinations_that_take_it(capsy
     line = one_line(capsys.readouterr().err)
     assert "unknown hyperparameter 'widht' for any of the 2 combinations; valid: " in line
     assert "depth, drop_rate, dropout, head_dropout, img_size, patch_size, width" in line
+
+
+def test_every_model_of_a_grid_that_cannot_run_is_named_at_once(capsys) -> None:
+    """A family with several members that cannot take 28x28 images is refused once, naming
+    them all (the first with its reason), not one member per try; nothing is written."""
+    argv = ["run", "--arch", "timm:test_vit,gap_cnn,timm:test_vit_relpos", "--fusion", "concat"]
+    assert exit_status([*argv, "--print-config"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "error: 2 of 3 models cannot run on 1x28x28 images (leave them out of --arch): " in line
+    assert "timm:test_vit x concat with its defaults cannot run on 1x28x28 images: " in line
+    assert line.endswith("; also timm:test_vit_relpos x concat")
+    assert exit_status(["compare", *argv[1:3], "--fusion", "late_sum", "--results-dir", "x"]) == 2
+    assert "error: 2 of 3 models cannot run on 1x28x28" in one_line(capsys.readouterr().err)
+    assert not Path("x").exists()

@@ -69,8 +69,12 @@ def graph() -> dict[str, set[str]]:
 def layer(name: str) -> int:
     if name in ("benchmark.cli", "benchmark.__main__"):
         return 0
-    if name in ("benchmark.commands.common", "benchmark.commands.values"):
-        return 2  # what every command shares: plumbing, and what flags' text becomes
+    if name in (
+        "benchmark.commands.common",
+        "benchmark.commands.models",
+        "benchmark.commands.values",
+    ):
+        return 2  # what the commands share: plumbing, the models' checks, flags' text
     if name.startswith("benchmark.commands"):
         return 1
     if name.startswith("benchmark"):

@@ -17,12 +17,11 @@ from benchmark.commands.common import (
     base_config,
     console,
     interrupts_as_exceptions,
-    model_args_of,
     only_fields,
     print_wide,
     require_at_least,
-    say_untaken,
 )
+from benchmark.commands.models import model_args_of, say_untaken
 from benchmark.files import check_writable
 from benchmark.progress import prepare
 from benchmark.rundir import with_features

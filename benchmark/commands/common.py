@@ -138,64 +138,6 @@ def check_data_dir(data_dir: str | None) -> None:
         )
 
 
-def model_args_of(
-    pairs: Iterable[tuple[str, str]], model_args: dict[str, Any], strict: bool = True
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """Each combination's share of ``model_args``: in a grid, a model argument is for the
-    combinations whose encoder or fusion takes it (a timm ViT's img_size=28 beside gap_cnn).
-    One that no combination takes is a typo: a ``UsageError`` naming the valid ones, unless not
-    ``strict`` (a tune worker, given one combination of its grid). Values are checked."""
-    from architectures import arg_names, split_overrides, taken_overrides
-
-    pairs = list(pairs)
-    try:
-        shares = {pair: taken_overrides(*pair, model_args) for pair in pairs}
-        taken = {key for share in shares.values() for key in share}
-        if strict and (untaken := [key for key in model_args if key not in taken]):
-            if len(pairs) == 1:
-                split_overrides(*pairs[0], model_args)  # its one line: unknown, and the valid
-            valid = sorted({k for pair in pairs for k in arg_names(*pair)})
-            raise UsageError(
-                f"unknown hyperparameter {untaken[0]!r} for any of the {len(pairs)} "
-                f"combinations; valid: {', '.join(valid) or '(none)'}"
-            )
-        for pair, share in shares.items():
-            split_overrides(*pair, share)
-    except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
-        raise UsageError(str(exc)) from None
-    return shares
-
-
-def say_untaken(shares: dict[tuple[str, str], dict[str, Any]], model_args: dict[str, Any]) -> None:
-    """One line per set of model arguments some combinations of the grid do not take, naming
-    them (at most four): so a grid does not quietly build a model without what was asked."""
-    from benchmark.progress import format_params
-
-    left: dict[str, list[str]] = {}
-    for (arch, fusion), share in shares.items():
-        if dropped := {k: v for k, v in model_args.items() if k not in share}:
-            left.setdefault(format_params(dropped), []).append(f"{arch} x {fusion}")
-    for args, pairs in left.items():
-        named = ", ".join(pairs[:4]) + (f" and {len(pairs) - 4} more" if len(pairs) > 4 else "")
-        console.print(f"model args {args}: not taken by {named}, built without them")
-
-
-def check_models(shares: dict[tuple[str, str], dict[str, Any]]) -> None:
-    """Each combination's meta-device dry run with its model arguments (``check_model``, as
-    ``run`` gives its grid): a model that cannot take 28x28 images stops ``tune`` or ``compare``
-    in one line before the data loads or a storage is created, not in a traceback from the
-    first trial; so does a model argument held fixed that the search would replace."""
-    from architectures import check_model
-    from benchmark.tuning import searched_model_args
-
-    try:
-        for (arch, fusion), model_args in shares.items():
-            check_model(arch, fusion, model_args)
-            searched_model_args(arch, fusion, model_args)
-    except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
-        raise UsageError(str(exc)) from None
-
-
 # ------------------------------------------------------------------------------ flag builders
 
 

@@ -22,12 +22,12 @@ from benchmark.commands.common import (
     add_plugin_flag,
     base_config,
     check_data_dir,
-    check_models,
     console,
     interrupts_as_exceptions,
     require_at_least,
     run_workers,
 )
+from benchmark.commands.models import check_models
 from benchmark.commands.values import int_list, path_text
 from benchmark.comparison import Sitting, StageClock, load_comparison
 from benchmark.config import BATCH_SIZES, SEARCHED

@@ -8,7 +8,7 @@ import argparse
 from rich.markup import escape
 
 from benchmark.commands.common import add_plugin_flag, console, print_wide
-from benchmark.progress import format_params
+from benchmark.progress import format_params, passing_bar
 
 
 def defaults_cell(defaults: dict) -> str:
@@ -25,7 +25,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     10 s, 17 s where the meta device ran the initialisers and 60 s built for real;
     ``'timm:vit_*'``, 214: 23 s against 91 s, each also built once to find the image and patch
     sizes it takes), under a progress bar that goes when done."""
-    from rich.progress import track
     from rich.table import Table
 
     from architectures import ENCODERS, FUSIONS, count_params, create_model, meta_build
@@ -34,7 +33,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for col in ("encoder", "D", "params", "defaults", "origin", "description"):
         table.add_column(col, overflow="fold")
     names = ENCODERS.select(args.encoders)
-    for name in track(names, f"building {len(names)} encoders", console=console, transient=True):
+    for name in passing_bar(names, f"building {len(names)} encoders"):
         entry = ENCODERS.get(name)
         with meta_build():
             enc = entry.factory()

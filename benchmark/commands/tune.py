@@ -24,15 +24,13 @@ from benchmark.commands.common import (
     add_plugin_flag,
     base_config,
     check_data_dir,
-    check_models,
     config_overrides,
     console,
     interrupts_as_exceptions,
-    model_args_of,
     require_at_least,
     run_workers,
-    say_untaken,
 )
+from benchmark.commands.models import check_models, model_args_of, say_untaken
 from benchmark.commands.values import path_text
 from benchmark.config import BATCH_SIZES, RUN_DIRECTORY_ONLY, SEARCHED, TrainConfig
 from benchmark.files import check_writable

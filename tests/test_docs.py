@@ -178,7 +178,7 @@ TINY["compare"] += ["--train-subset", "256", "--no-report"]
 
 @pytest.mark.slow
 def test_every_readme_command_runs(
-    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    small_data, installed_plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """Each command line of the README, in order, as written: those that train at a tiny
     budget (and on a few images), everything written under a temporary directory."""

@@ -96,9 +96,13 @@ class Plan:
         return hashlib.sha256(blob.encode()).hexdigest()[:8]
 
     def config(self, arch: str, fusion: str, seed: int | None = None) -> TrainConfig:
-        return replace(
-            self.base, arch=arch, fusion=fusion, seed=self.base.seed if seed is None else seed
-        )
+        """One combination's configuration: the budget, and of the model arguments held the
+        ones it takes (a ViT's sizes are not gap_cnn's)."""
+        from architectures import taken_overrides
+
+        seed = self.base.seed if seed is None else seed
+        held = taken_overrides(arch, fusion, self.base.model_args)
+        return replace(self.base, arch=arch, fusion=fusion, seed=seed, model_args=held)
 
     def study(self, arch: str, fusion: str) -> str:
         """The tuning study of one combination: its budget and the cap are in the name."""
@@ -145,12 +149,14 @@ def keep_pruner(study: optuna.Study, pruner: str) -> None:
 
 def default_cap(pairs: Sequence[tuple[str, str]], held: dict[str, Any] | None = None) -> int:
     """The smallest cap that admits the default configuration of every combination, with the
-    model arguments the protocol holds fixed (a timm ViT's img_size sizes its position
-    embedding); counted on the meta device, without memory or weight initialisation."""
-    from architectures import count_params, create_model, meta_build
+    model arguments the protocol holds fixed that it takes (a timm ViT's img_size sizes its
+    position embedding); counted on the meta device, without memory or weight initialisation."""
+    from architectures import count_params, create_model, meta_build, taken_overrides
 
     with meta_build():
-        return max(count_params(create_model(a, f, **(held or {}))) for a, f in pairs)
+        return max(
+            count_params(create_model(a, f, **taken_overrides(a, f, held or {}))) for a, f in pairs
+        )
 
 
 def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:

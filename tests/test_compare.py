@@ -224,19 +224,38 @@ def test_the_default_cap_counts_the_model_arguments_held_fixed(tmp_path: Path) -
     assert plan.max_params == sized and plan.base.model_args == held
 
 
-def test_a_model_argument_some_combination_does_not_take_stops_compare(
+def test_a_vits_sizes_go_to_the_combinations_that_take_them_and_nothing_else_does(
     tmp_path: Path, capsys
 ) -> None:
-    """A protocol holds one set of model arguments for all its combinations (its studies and
-    report name one), so it does not drop one for a combination as ``run``'s grid does."""
-    argv = ["compare", "--arch", "timm:test_vit,gap_cnn", "--fusion", "late_sum"]
-    argv += ["--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
-    assert exit_status([*argv, "--results-dir", str(tmp_path / "r")]) == 2
+    """A protocol of gap_cnn and a timm ViT told img_size=28 and patch_size=7: the ViT's runs
+    and study hold the sizes, gap_cnn's are the ones it would have alone, and the cap admits
+    both sized as they train. Any other model argument is held for every combination (one
+    configuration to compare), so one that a combination does not take stops compare."""
+    from architectures import count_params, create_model
+    from benchmark.cli import build_parser
+    from benchmark.commands.compare import plans_from
+
+    held = {"img_size": 28, "patch_size": 7}
+    argv = ["compare", "--arch", "timm:test_vit,gap_cnn", "--fusion", "late_sum", "--epochs", "2"]
+    sized = [*argv, "--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
+    (plan,) = plans_from(build_parser().parse_args([*sized, "--results-dir", str(tmp_path)]))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "img_size=28 patch_size=7: not taken by gap_cnn x late_sum, built without them" in out
+    vit, gap = plan.config("timm:test_vit", "late_sum"), plan.config("gap_cnn", "late_sum")
+    assert vit.model_args == held and gap.model_args == {}
+    alone = TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=2)  # at the protocol's cap
+    assert plan.study("gap_cnn", "late_sum") == tuning.study_name(alone, None, plan.max_params)
+    unsized = tuning.study_name(replace(vit, model_args={}), None, plan.max_params)
+    assert plan.study("timm:test_vit", "late_sum") != unsized  # the sizes are in its name
+    sizes = [count_params(create_model("timm:test_vit", "late_sum", **held))]
+    assert plan.max_params == max(*sizes, count_params(create_model("gap_cnn", "late_sum")))
+
+    other = [*argv, "--model-arg", "fc_features=64", "--results-dir", str(tmp_path / "r")]
+    assert exit_status(other) == 2
     line = one_line(capsys.readouterr().err)
     assert line.endswith(
-        "gap_cnn x late_sum takes no 'img_size' (valid: depth, dropout, head_dropout, width); "
-        "compare holds each --model-arg for every combination: compare those that take it, "
-        "and tune and run the others apart"
+        "compare holds each --model-arg but a model's sizes (img_size, patch_size) for every "
+        "combination: compare those that take it, and tune and run the others apart"
     )
     assert not (tmp_path / "r").exists()
 

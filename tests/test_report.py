@@ -1089,8 +1089,9 @@ def test_error_axes_of_a_narrow_spread_have_distinct_ticks_and_stay_under_100(
 
 
 def test_the_scope_names_the_model_arguments_a_protocol_held_fixed() -> None:
-    """A compare of timm ViTs holds img_size and patch_size in every run: the report's scope
-    says so beside the budget, and a protocol that held none says nothing of them."""
+    """A compare of timm ViTs holds img_size and patch_size in every run of a model that takes
+    them: the report's scope says so beside the budget, and a protocol that held none says
+    nothing of them."""
     from benchmark.report.answer import scope
     from benchmark.report.reference import from_comparison
 
@@ -1098,7 +1099,7 @@ def test_the_scope_names_the_model_arguments_a_protocol_held_fixed() -> None:
     summary = pd.DataFrame({"section": ["main"], "precision": ["fp32"]})
     held = {"fixed": {"model_args": {"patch_size": 7, "img_size": 28}}}
     assert scope(from_comparison({"plan": plan | held}), summary) == (
-        "1 epoch on 512 training images, img_size=28, patch_size=7, fp32"
+        "1 epoch on 512 training images, img_size=28, patch_size=7 where a model takes them, fp32"
     )
     assert scope(from_comparison({"plan": plan}), summary) == "1 epoch on 512 training images, fp32"
 
@@ -1115,7 +1116,8 @@ def sized(run_dir: Path, **model_args: Any) -> None:
 def test_a_vit_sized_for_mnist_is_compared_as_the_model_it_is(tmp_path: Path, held: bool) -> None:
     """A timm ViT told img_size=28 and patch_size=7 (without which it cannot run) is in the main
     comparison, named with its sizes, and tested against the best; a hand-set width is still
-    another configuration. Where a protocol holds patch_size=7, patch_size=4 differs from it."""
+    another configuration. Where a protocol holds the ViT's sizes, gap_cnn beside it is still
+    main and the ViT at patch_size=4 differs from it."""
     runs = tmp_path / "runs"
     for seed in (0, 1):
         make_run(runs, f"g{seed}", seed=seed, sum_acc=0.98 + seed / 1000)
@@ -1127,7 +1129,7 @@ def test_a_vit_sized_for_mnist_is_compared_as_the_model_it_is(tmp_path: Path, he
             sized(vit, img_size=28, patch_size=patch)
     if held:
         plan = {"key": "k", "budget": {"epochs": 2}, "studies": []}
-        plan["fixed"] = {"model_args": {"patch_size": 7}}
+        plan["fixed"] = {"model_args": {"img_size": 28, "patch_size": 7}}
         plan |= {"pairs": [["gap_cnn", "concat"], ["timm:test_vit", "concat"]], "seeds": [0, 1]}
         plan |= {"trials": 1, "max_params": 10_000}
         (tmp_path / "comparison.json").write_text(json.dumps({"plan": plan, "stages": {}}))
@@ -1136,6 +1138,7 @@ def test_a_vit_sized_for_mnist_is_compared_as_the_model_it_is(tmp_path: Path, he
     sections = dict(zip(summary["config_hash"], summary["section"], strict=True))
     labels = dict(zip(summary["config_hash"], summary["label"], strict=True))
     assert sections["w0000000"] == "other" and "model_args width=32" in labels["w0000000"]
+    assert sections["aaaa0000"] == "main"  # gap_cnn takes no sizes: not missing the ViT's
     assert sections["v7000000"] == "main"
     assert labels["v7000000"] == "timm:test_vit x concat (img_size=28, patch_size=7)"
     main = text[text.index("## Main comparison") : text.index("## Other budgets")]
@@ -1143,7 +1146,8 @@ def test_a_vit_sized_for_mnist_is_compared_as_the_model_it_is(tmp_path: Path, he
     if held:  # the protocol's patch size is part of what it compares
         assert sections["v4000000"] == "other"
         assert labels["v4000000"] == (
-            "timm:test_vit x concat (img_size=28, patch_size=4) (model_args patch_size=4)"
+            "timm:test_vit x concat (img_size=28, patch_size=4) "
+            "(model_args img_size=28,patch_size=4)"
         )
     else:
         assert sections["v4000000"] == "main"

@@ -27,10 +27,10 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
-from benchmark.commands.models import check_models
+from benchmark.commands.models import check_models, model_args_of, say_untaken
 from benchmark.commands.values import int_list, path_text
 from benchmark.comparison import Sitting, StageClock, load_comparison
-from benchmark.config import BATCH_SIZES, SEARCHED
+from benchmark.config import BATCH_SIZES, SEARCHED, SIZING
 from benchmark.files import check_writable
 from benchmark.progress import prepare, say_emulated
 from benchmark.trackers import destination
@@ -93,7 +93,10 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
             replace(base, seed=seed).validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    check_models(held_for_every(pairs, base.model_args))
+    shares = held_for_every(pairs, base.model_args)
+    if args.worker is None:  # said once, by the process a person started
+        say_untaken(shares, base.model_args)
+    check_models(shares)
     cap = args.max_params or compare.default_cap(pairs, base.model_args)
     seeds = tuple(args.seeds)
     return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]
@@ -102,20 +105,26 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
 def held_for_every(
     pairs: tuple[tuple[str, str], ...], model_args: dict[str, Any]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Each combination with every model argument: a protocol holds one set for all of them
-    (its plan, studies and report name one), so one that a combination does not take is a
-    usage error, not dropped for it as ``run``'s grid does."""
+    """Each combination's share of the model arguments the protocol holds: the sizes that fit a
+    model to 28 pixels (``SIZING``: a ViT's img_size and patch_size) go to the combinations that
+    take them, as in ``run``'s grid; any other argument is held for every combination (the
+    report compares them as one configuration), so one that a combination does not take is a
+    usage error."""
     from architectures import arg_names
 
+    shares = model_args_of(pairs, {k: v for k, v in model_args.items() if k in SIZING})
     for arch, fusion in pairs:
         valid = arg_names(arch, fusion)
-        if untaken := [key for key in model_args if key not in valid]:
+        if untaken := [key for key in model_args if key not in valid and key not in SIZING]:
             raise UsageError(
                 f"{arch} x {fusion} takes no {untaken[0]!r} (valid: {', '.join(valid) or 'none'}); "
-                "compare holds each --model-arg for every combination: compare those that take "
-                "it, and tune and run the others apart"
+                "compare holds each --model-arg but a model's sizes (img_size, patch_size) for "
+                "every combination: compare those that take it, and tune and run the others apart"
             )
-    return dict.fromkeys(pairs, model_args)
+    return {
+        pair: {**{k: v for k, v in model_args.items() if k not in SIZING}, **share}
+        for pair, share in shares.items()
+    }
 
 
 def worker_argv(args: argparse.Namespace, index: int, threads: int | None) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from benchmark.config import SIZING
 from benchmark.report.aggregate import tuned_vs_default
 from benchmark.report.output import p_cell
 from benchmark.report.reference import Reference
@@ -47,8 +48,11 @@ def scope(ref: Reference, summary: pd.DataFrame) -> str:
     img_size), precision and the protocol's cap."""
     main = summary[summary["section"] == "main"]
     parts = [ref.budget_text()]
-    if held := ref.base.get("model_args"):
-        parts.append(", ".join(f"{k}={v}" for k, v in sorted(held.items())))
+    if held := ref.base.get("model_args"):  # sizes: only the models that take them have them
+        shown = [f"{k}={v}" for k, v in sorted(held.items()) if k not in SIZING]
+        if sizes := [f"{k}={v}" for k, v in sorted(held.items()) if k in SIZING]:
+            shown.append(", ".join(sizes) + " where a model takes them")
+        parts.append(", ".join(shown))
     precisions = sorted(set(main["precision"]))
     if precisions:
         parts.append("/".join(precisions))

@@ -34,13 +34,17 @@ def sizes_text(config: dict[str, Any]) -> str:
     return ", ".join(f"{k}={args[k]}" for k in SIZING if args.get(k) is not None)
 
 
-def unsized(mine: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """``mine`` (learned values) without the sizing model arguments the reference leaves open:
-    a ViT told img_size=28 is compared as the model it is; where a protocol holds a size, one
-    trained at another size differs from it."""
-    held = base.get("model_args") or {}
-    args = {k: v for k, v in (mine.get("model_args") or {}).items() if k not in SIZING or k in held}
-    return {**mine, "model_args": args}
+def aligned(mine: dict[str, Any], base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``mine`` (learned values) and the reference's, each without the sizing model arguments
+    the other has not: a ViT told img_size=28 is compared as the model it is, and gap_cnn
+    beside it in a protocol that holds the ViT's sizes is not missing them; where both have a
+    size (a ViT in that protocol), another size differs."""
+    args, held = mine.get("model_args") or {}, base.get("model_args") or {}
+
+    def kept(these: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in these.items() if k not in SIZING or k in other}
+
+    return {**mine, "model_args": kept(args, held)}, {**base, "model_args": kept(held, args)}
 
 
 def learned(config: dict[str, Any]) -> dict[str, Any]:
@@ -79,29 +83,29 @@ class Reference:
         return self.max_params is not None and not pd.isna(params) and params > self.max_params
 
     def is_main(self, config: dict[str, Any], tuned_from: dict[str, Any] | None) -> bool:
-        mine = unsized(learned(config), self.base)
+        mine, base = aligned(learned(config), self.base)
         if self.pairs is not None and (config.get("arch"), config.get("fusion")) not in self.pairs:
             return False
         if tuned_from is None:
-            return mine == self.base
+            return mine == base
         study = tuned_from.get("study")
         if self.studies is not None and study not in self.studies:
             return False
         spent = tuned_from.get("budget") or {}
         if any(spent.get(k, mine[k]) != mine[k] for k in BUDGET):
             return False  # tuned at another budget than it was trained
-        return all(mine[k] == v for k, v in self.base.items() if k not in TUNED_FIELDS)
+        return all(mine[k] == v for k, v in base.items() if k not in TUNED_FIELDS)
 
     def differs(self, config: dict[str, Any], tuned_from: dict[str, Any] | None) -> str:
         """What sets a group apart from the reference, e.g. ``epochs 4; augment True``."""
-        mine = unsized(learned(config), self.base)
+        mine, base = aligned(learned(config), self.base)
         parts = []
         if tuned_from is not None:
             parts.append(f"tuned by {tuned_from.get('study', 'an unnamed study')}")
         for key in sorted(mine):
             if tuned_from is not None and key in TUNED_FIELDS:
                 continue
-            if mine[key] != self.base.get(key):
+            if mine[key] != base.get(key):
                 parts.append(f"{key} {show(mine[key], key)}")
         if not parts and self.pairs is not None:
             if (config.get("arch"), config.get("fusion")) not in self.pairs:
@@ -140,7 +144,7 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
     plain = {k: v for k, v in default.items() if k not in BUDGET}
     counts: Counter[tuple[Any, ...]] = Counter()
     for config in configs:
-        mine = unsized(learned(config), default)  # a sized ViT's defaults are default runs too
+        mine = aligned(learned(config), default)[0]  # a sized ViT's defaults are default runs
         if {k: v for k, v in mine.items() if k not in BUDGET} == plain:
             counts[tuple(mine[k] for k in BUDGET)] += 1
     if not counts:

@@ -70,9 +70,12 @@ def model_args_cell(model_args: dict[str, Any]) -> str:
 
 
 def model_args_text(row: Any) -> str:
-    """A row's model arguments as ``img_size=28, patch_size=7``; blank for the defaults."""
+    """A row's model arguments (a CSV cell's JSON, or ``datapath``'s report's object) as
+    ``img_size=28, patch_size=7``; blank for the defaults."""
     cell = row.get("model_args")
-    shown = json.loads(cell) if isinstance(cell, str) and cell.strip() else {}
+    shown = cell if isinstance(cell, dict) else {}
+    if isinstance(cell, str) and cell.strip():
+        shown = json.loads(cell)
     return ", ".join(f"{k}={v}" for k, v in shown.items())
 
 

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from architectures.fusions import NUM_DIGITS
+from benchmark.benchfile import combination_of
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData, Split, to_float
 from benchmark.hardware import Execution
@@ -160,7 +161,7 @@ def markdown(report: dict[str, Any]) -> str:
     ips = report["images_per_s"]
     ratios = report["ratios"]
     lines = [
-        f"# Data path: {report['arch']} x {report['fusion']}",
+        f"# Data path: {combination_of(report)}",
         "",
         f"- device: {with_features(report['device'], report.get('cpu_features', ''))}",
         f"- torch {report['torch']}, commit {report['commit']}",

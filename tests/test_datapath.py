@@ -83,3 +83,24 @@ def test_bad_input_is_a_usage_error(
     assert rc == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "datapath").exists()
+
+
+def test_a_timm_vit_is_measured_at_the_sizes_given_and_refused_without_them(
+    tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--model-arg`` as for run and bench: the report records the sizes and names the model
+    with them; without them, the dry run's one line, and nothing is written."""
+    args = ["--arch", "timm:test_vit", "--fusion", "late_sum", "--steps", "2", "--rounds", "1"]
+    args += ["--warmup-steps", "0", "--batch-size", "8", "--device", "cpu", "--precision", "fp32"]
+    args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path / "r")]
+    assert main(["datapath", *args]) == 2
+    assert "it runs on 28x28 with --model-arg img_size=28" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    sized = ["--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
+    assert main(["datapath", *args, *sized]) == 0
+    path = cpu_file(tmp_path / "r", "datapath", "fp32", ".json")
+    assert json.loads(path.read_text())["model_args"] == {"img_size": 28, "patch_size": 7}
+    title = path.with_suffix(".md").read_text().splitlines()[0]
+    assert title == "# Data path: timm:test_vit x late_sum (img_size=28, patch_size=7)"
+    out = capsys.readouterr().out
+    assert out.startswith("datapath: timm:test_vit x late_sum (img_size=28, patch_size=7) on ")

@@ -12,6 +12,7 @@ from typing import Any
 from benchmark.commands.common import (
     UsageError,
     add_config_flags,
+    add_model_arg_flag,
     add_plugin_flag,
     add_results_dir_flag,
     base_config,
@@ -22,6 +23,7 @@ from benchmark.commands.common import (
     print_wide,
     require_at_least,
 )
+from benchmark.commands.models import dry_runs, model_args_of
 from benchmark.files import check_writable
 from benchmark.progress import prepare
 from benchmark.rundir import with_features
@@ -37,7 +39,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
 
     from architectures import ENCODERS, FUSIONS
     from benchmark import files
-    from benchmark.benchfile import results_path
+    from benchmark.benchfile import combination_of, results_path
     from benchmark.data import load_mnist
     from benchmark.datapath import markdown, measure
     from benchmark.hardware import cpu_features, device_name, git_commit, machine_name
@@ -60,6 +62,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     if args.steps % args.rounds:
         raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")
     cfg = replace(base_config(args, skip=SETTINGS), arch=arch, fusion=fusion, epochs=1)
+    dry_runs([(arch, fusion, model_args_of([(arch, fusion)], cfg.model_args)[arch, fusion])])
     check_data_dir(cfg.data_dir)
     try:
         cfg.validate()
@@ -75,8 +78,9 @@ def cmd_datapath(args: argparse.Namespace) -> int:
             f"{len(cpu_data.train)} training images; lower one of them"
         )
     data = cpu_data.to(device)
+    shown = combination_of({"arch": arch, "fusion": fusion, "model_args": cfg.model_args})
     console.print(
-        f"datapath: {arch} x {fusion} on {machine_name(device)}, {ex.describe()}, "
+        f"datapath: {shown} on {machine_name(device)}, {ex.describe()}, "
         f"batch {cfg.batch_size}, "
         f"{args.steps} steps"
     )
@@ -95,6 +99,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     report = {
         "arch": arch,
         "fusion": fusion,
+        **({"model_args": cfg.model_args} if cfg.model_args else {}),
         "device": device_name(device),
         "device_type": device.type,
         **({"cpu_features": cpu_features()} if device.type == "cpu" else {}),
@@ -124,10 +129,12 @@ def cmd_datapath(args: argparse.Namespace) -> int:
 def report_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
+    from benchmark.benchfile import combination_of
+
     prebuilt = report["images_per_s"]["prebuilt"]
     machine = with_features(report["device"], report.get("cpu_features", ""))  # as the .md says
     table = Table(
-        title=f"data path: {report['arch']} x {report['fusion']} on {machine}, "
+        title=f"data path: {combination_of(report)} on {machine}, "
         f"batch {report['batch_size']}, {report['steps']} steps",
     )
     for col in ("data path", "train img/s", "vs prebuilt"):
@@ -153,6 +160,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--rounds", type=int, default=10, help="the three alternate, steps/rounds each time [10]"
     )
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes [0]")
+    add_model_arg_flag(p)
     add_config_flags(p, skip=SETTINGS, title="run settings measured under (as for run)")
     add_results_dir_flag(p, "report goes to <dir>/datapath/")
     add_plugin_flag(p, cmd_datapath)

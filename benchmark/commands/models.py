@@ -1,6 +1,6 @@
 """The models a command will build: each combination's share of ``--model-arg`` and the dry run
 that every model of a grid passes before anything is written. Shared by the commands that train
-or measure models (``run``, ``tune``, ``compare``, ``bench``)."""
+or measure models (``run``, ``tune``, ``compare``, ``bench``, ``datapath``)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ from benchmark.errors import UsageError
 from benchmark.progress import console, format_params, passing_bar
 
 SHOWN = 8  # models named in one line; the rest are counted
+
+
+def named(models: list[str]) -> str:
+    """``a, b and 3 more``: the first ``SHOWN`` of ``models``, the rest counted."""
+    more = f" and {len(models) - SHOWN} more" if len(models) > SHOWN else ""
+    return ", ".join(models[:SHOWN]) + more
 
 
 def model_args_of(
@@ -43,14 +49,13 @@ def model_args_of(
 
 def say_untaken(shares: dict[tuple[str, str], dict[str, Any]], model_args: dict[str, Any]) -> None:
     """One line per set of model arguments some combinations of the grid do not take, naming
-    them (at most four): so a grid does not quietly build a model without what was asked."""
+    them: so a grid does not quietly build a model without what was asked."""
     left: dict[str, list[str]] = {}
     for (arch, fusion), share in shares.items():
         if dropped := {k: v for k, v in model_args.items() if k not in share}:
             left.setdefault(format_params(dropped), []).append(f"{arch} x {fusion}")
     for args, pairs in left.items():
-        named = ", ".join(pairs[:4]) + (f" and {len(pairs) - 4} more" if len(pairs) > 4 else "")
-        console.print(f"model args {args}: not taken by {named}, built without them")
+        console.print(f"model args {args}: not taken by {named(pairs)}, built without them")
 
 
 def dry_runs(models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
@@ -62,7 +67,8 @@ def dry_runs(models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
 
     models = list(models)
     failed: list[tuple[str, str]] = []  # the model and its line
-    for arch, fusion, model_args in passing_bar(models, f"checking {len(models)} models"):
+    shown = passing_bar(models, f"checking {len(models)} models") if len(models) > SHOWN else models
+    for arch, fusion, model_args in shown:
         try:
             check_model(arch, fusion, model_args)
         except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
@@ -70,13 +76,9 @@ def dry_runs(models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
     if len(failed) == 1:
         raise UsageError(failed[0][1])
     if failed:
-        others = [name for name, _ in failed[1:]]
-        named = ", ".join(others[:SHOWN]) + (
-            f" and {len(others) - SHOWN} more" if len(others) > SHOWN else ""
-        )
         raise UsageError(
             f"{len(failed)} of {len(models)} models cannot run on 1x28x28 images (leave them out "
-            f"of --arch): {failed[0][1]}; also {named}"
+            f"of --arch): {failed[0][1]}; also {named([name for name, _ in failed[1:]])}"
         )
 
 

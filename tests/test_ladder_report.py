@@ -417,21 +417,33 @@ def test_equal_time_counts_the_groups_timed_elsewhere_in_words(away: int, said: 
 
 @pytest.mark.usefixtures("undrawn")
 def test_a_tuned_group_that_kept_the_default_is_named_so_in_the_ranks(tmp_path: Path) -> None:
-    """A study that kept the default gives a tuned group that ranks next to its default one as
-    if it were a second configuration; the rank table and the bump chart's names say it is the
-    default."""
+    """A study that kept the default gives a tuned group with its default group's runs, so its
+    errors: it shares the default's rank (not the next one, as if it were a second, worse
+    configuration), and the rank table and the bump chart's names say it is the default."""
     results = write_ladder(tmp_path, rungs=[1, 9])
     for seed in SEEDS:  # the 9-epoch tuned small_cnn x concat: the default's configuration
         path = results / "runs" / f"small_cnn-concat-t-e9-s{seed}" / "metrics.json"
         found = json.loads(path.read_text())
         path.write_text(json.dumps(found | {"config_hash": "d0000009"}))
+        run = path.parent.name.replace("-t-", "-d-")  # the default's runs: its test errors
+        test = json.loads((path.parents[1] / run / "metrics.json").read_text())["test"]
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"test": test}))
     text = report(results)
-    row = next(line for line in text.splitlines() if line.startswith("| small_cnn x concat | yes"))
-    assert row.endswith("(#1) | 0.80 ± 0.05 (#4, = default) |")
-    default = pd.Series({"arch": "small_cnn", "fusion": "concat", "tuned": True,
-                         "same_as_default": True})  # fmt: skip
-    assert ladder_plots.short(default) == "small_cnn x concat (tuned = default)"
-    assert ladder_plots.short(default.drop("same_as_default")) == "small_cnn x concat (tuned)"
+    ranks = text[text.index("## Ranks across budgets") :].split("\n## ")[0]
+    rows = [line for line in ranks.splitlines() if line.startswith("| small_cnn x concat |")]
+    default, tuned = sorted(rows, key=lambda row: "| yes |" in row)
+    shared = default.split(" | ")[-1].strip(" |")  # the default group's 9-epoch cell
+    assert tuned.endswith(f" | {shared[:-1]}, = default) |")  # the same error, the same rank
+    same = pd.Series({"arch": "small_cnn", "fusion": "concat", "tuned": True,
+                      "same_as_default": True})  # fmt: skip
+    assert ladder_plots.short(same) == "small_cnn x concat (tuned = default)"
+    assert ladder_plots.short(same.drop("same_as_default")) == "small_cnn x concat (tuned)"
+    ends = pd.DataFrame([same.drop("same_as_default").to_dict() | {"tuned": False}, same])
+    assert ladder_plots.joint_name(ends) == "small_cnn x concat (default and tuned = default)"
+    other = ends.iloc[:1].assign(arch="gap_cnn")
+    assert ladder_plots.joint_name(pd.concat([ends.iloc[:1], other])) == (
+        "small_cnn x concat / gap_cnn x concat"
+    )
 
 
 def test_equal_time_tells_apart_front_rows_a_second_apart() -> None:

@@ -47,13 +47,16 @@ class Rung:
     @functools.cached_property
     def groups(self) -> pd.DataFrame:
         """The rung's main groups, one per arch x fusion x tuned (the one of most seeds where a
-        study's best changed between runs), lowest error first, with their ``rank``; made once
+        study's best changed between runs), lowest error first, with their ``rank``: groups of
+        the same error share the best rank of them (a tuned group whose study kept the default
+        has its default group's runs, so their errors), the next rank skipping theirs. Made once
         (the sections read it some 80 times), so read it, do not change it."""
         main = self.summary[self.summary["section"] == "main"]
         main = main[~main["yours"].astype(bool)] if "yours" in main else main  # yours: no rung
         main = main.sort_values("n", ascending=False, kind="stable").drop_duplicates(IDENTITY)
         main = main.sort_values(["test_sum_err_mean", *IDENTITY], kind="stable")
-        return main.assign(rank=range(1, len(main) + 1)).reset_index(drop=True)
+        rank = main["test_sum_err_mean"].rank(method="min", na_option="bottom").astype(int)
+        return main.assign(rank=rank).reset_index(drop=True)
 
     def missing(self) -> list[str]:
         """The final runs of the plan that no complete main-comparison run stands for."""

@@ -43,6 +43,20 @@ def short(row: Any) -> str:
     return f"{row.arch} x {row.fusion} (tuned{f' {SAME_CONFIG}' if same else ''})"
 
 
+def joint_name(ends: pd.DataFrame) -> str:
+    """One name for the groups that share a rank at one rung: where they are one combination
+    (a tuned group whose study kept the default ties with the default group),
+    ``tiny_resnet x embed_add (default and tuned = default)``; else their names."""
+    rows = list(ends.itertuples(index=False))
+    if len({(r.arch, r.fusion) for r in rows}) > 1:
+        return " / ".join(short(r) for r in rows)
+    if len(rows) == 1:
+        return short(rows[0])
+    kinds = [short(r).removeprefix(f"{r.arch} x {r.fusion}").strip(" ()") for r in rows]
+    kinds = [kind or "default" for kind in kinds]
+    return f"{rows[0].arch} x {rows[0].fusion} ({' and '.join(kinds)})"
+
+
 def palette(values: list[Any], colours: tuple[str, ...]) -> dict[Any, str]:
     return {v: colours[i % len(colours)] for i, v in enumerate(sorted(set(values)))}
 
@@ -66,7 +80,7 @@ def legend(ax: Any, colours: dict[Any, str], markers: dict[Any, str], **kw: Any)
 
 def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     """A bump chart: rungs left to right, rank 1 at the top, one line per group, its name at
-    both ends so no line needs the legend to be read."""
+    both ends so no line needs the legend to be read (``joint_name`` where groups tie)."""
     every = pd.concat([g.assign(at=i) for i, (_, g) in enumerate(rungs)], ignore_index=True)
     colours, markers = palette(list(every["arch"]), COLOURS), marks(list(every["fusion"]))
     fig, ax = new_figure(12, 1.6 + 0.36 * every["rank"].max())
@@ -85,10 +99,10 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
             ms=7,
             lw=1.4,
         )
-        for end, align, shift in ((line.iloc[0], "right", -0.06), (line.iloc[-1], "left", 0.06)):
-            if end["at"] in (0, last):
-                ax.text(end["at"] + shift, end["rank"], short(end), ha=align, va="center",
-                        fontsize=8, color=colour)  # fmt: skip
+    for (at, rank), ends in every[every["at"].isin([0, last])].groupby(["at", "rank"]):
+        ax.text(at + (-0.06 if at == 0 else 0.06), rank, joint_name(ends), va="center",
+                ha="right" if at == 0 else "left", fontsize=8,
+                color=colours[ends.iloc[0]["arch"]])  # fmt: skip
     ax.set_xticks(range(len(rungs)), [f"{epochs_text(epochs)}" for epochs, _ in rungs])
     ax.set_xlim(-1.1, last + 1.1)
     ranks = range(1, int(every["rank"].max()) + 1)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from conftest import exit_status, one_line
 from optuna.trial import TrialState
@@ -481,3 +482,36 @@ def test_a_worker_that_fails_is_named_and_nothing_is_reported(
     assert "worker 1 (pid" in out and "exited with status 3" in out
     assert "worker 2 (pid" in out and "exited with status 4" in out
     assert not (tmp_path / "report.md").exists()
+
+
+@pytest.mark.slow  # a protocol of two models, tuned and trained: about 45 s on 2 cores
+def test_gap_cnn_and_a_sized_vit_compare_in_one_protocol(
+    tmp_path: Path, synthetic_root: Path, capsys
+) -> None:
+    """End to end: the ViT's study and runs hold its sizes, gap_cnn's hold none, the report
+    sets all four groups in its main comparison (the ViT named with its sizes), and a rerun
+    trains nothing."""
+    results = tmp_path / "results"
+    argv = ["compare", "--arch", "gap_cnn,timm:test_vit", "--fusion", "late_sum", "--epochs", "1"]
+    argv += ["--trials", "1", "--seeds", "0,1", "--train-subset", "512", "--eval-batch-size"]
+    argv += ["500", "--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
+    argv += ["--data-dir", str(synthetic_root), "--results-dir", str(results)]
+    assert main(argv) == 0
+    found = complete_runs(results)
+    assert len(found) == 8
+    held = {"img_size": 28, "patch_size": 7}
+    for m in found:  # tuned runs add what their study tuned (drop_rate, head_dropout, ...)
+        sized = {k: v for k, v in m["config"]["model_args"].items() if k in held}
+        assert sized == (held if m["arch"] == "timm:test_vit" else {})
+    summary = pd.read_csv(results / "summary.csv", keep_default_na=False)
+    main_groups = summary[summary["section"] == "main"]
+    assert len(main_groups) == 4
+    assert set(main_groups["label"]) == {
+        "gap_cnn x late_sum", "gap_cnn x late_sum (tuned)",
+        "timm:test_vit x late_sum (img_size=28, patch_size=7)",
+        "timm:test_vit x late_sum (img_size=28, patch_size=7) (tuned)",
+    }  # fmt: skip
+    capsys.readouterr()
+    before = sorted(p.name for p in (results / "runs").iterdir())
+    assert main([*argv, "--no-report"]) == 0
+    assert sorted(p.name for p in (results / "runs").iterdir()) == before

@@ -1146,8 +1146,22 @@ def test_a_vit_sized_for_mnist_is_compared_as_the_model_it_is(tmp_path: Path, he
     if held:  # the protocol's patch size is part of what it compares
         assert sections["v4000000"] == "other"
         assert labels["v4000000"] == (
-            "timm:test_vit x concat (img_size=28, patch_size=4) "
-            "(model_args img_size=28,patch_size=4)"
+            "timm:test_vit x concat (img_size=28, patch_size=4) (model_args patch_size=4)"
         )
     else:
         assert sections["v4000000"] == "main"
+
+
+def test_what_differs_in_model_arguments_is_only_what_differs() -> None:
+    """A group's model arguments against the reference's: the entries that differ, an entry it
+    lacks as the default, never the whole set again."""
+    from benchmark.report.reference import SAME, from_comparison
+
+    plan = {"key": "k", "studies": [], "budget": {"epochs": 1}}
+    ref = from_comparison({"plan": plan | {"fixed": {"model_args": {"width": 32, "depth": 3}}}})
+    config = {"arch": "gap_cnn", "fusion": "concat", "epochs": 1}
+    assert ref.differs(config | {"model_args": {"width": 16, "depth": 3}}, None) == (
+        "model_args width=16"
+    )
+    assert ref.differs(config | {"model_args": {"depth": 3}}, None) == "model_args width=default"
+    assert ref.differs(config | {"model_args": {"width": 32, "depth": 3}}, None) == SAME

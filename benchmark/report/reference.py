@@ -106,18 +106,27 @@ class Reference:
             if tuned_from is not None and key in TUNED_FIELDS:
                 continue
             if mine[key] != base.get(key):
-                parts.append(f"{key} {show(mine[key], key)}")
+                parts.append(f"{key} {show(changed(mine[key], base.get(key)), key)}")
         if not parts and self.pairs is not None:
             if (config.get("arch"), config.get("fusion")) not in self.pairs:
                 parts.append("a combination the protocol did not name")
         return "; ".join(parts) or SAME
 
 
+def changed(mine: Any, base: Any) -> Any:
+    """``mine``, or of two objects (model_args) the entries that differ, as ``mine`` has them
+    (None where it has none: the entry's default): ``patch_size 4``, not every size again."""
+    if not (isinstance(mine, dict) and isinstance(base, dict)):
+        return mine
+    return {k: mine.get(k) for k in sorted(mine.keys() | base.keys()) if mine.get(k) != base.get(k)}
+
+
 def show(value: Any, key: str = "") -> str:
     if value is None and key == "train_subset":
         return "none (the full training split)"
     if isinstance(value, dict):
-        return ",".join(f"{k}={show(v)}" for k, v in sorted(value.items())) or "{}"
+        shown = [f"{k}={'default' if v is None else show(v)}" for k, v in sorted(value.items())]
+        return ",".join(shown) or "{}"
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)

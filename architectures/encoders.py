@@ -176,16 +176,18 @@ def _module_takes_sizes(model_name: str) -> bool:
 
 
 @functools.cache
-def _timm_sizes(model_name: str) -> tuple[str, ...]:
-    """The ``TIMM_SIZES`` that ``model_name`` takes, found by building it on the meta device
-    with them (no memory; 0.02-0.5 s a build, once per model and process): a ``TypeError``
-    naming one means the class does not take it, or timm's entry for the model sets it itself
-    (MLP-Mixer's patch_size), and the build is tried again without it. A ViT builds once."""
+def _timm_args(model_name: str) -> tuple[str, ...]:
+    """Which of drop_rate and ``TIMM_SIZES`` ``model_name`` takes, found by building it on the
+    meta device with them (0.02-0.5 s a build, once per model and process): a ``TypeError``
+    naming one means the class does not take it (Gemma 4's ViT encoders take no drop_rate), or
+    timm's entry for the model sets it itself (MLP-Mixer's patch_size), and the build is tried
+    again without it. A ViT builds once; a model of a module with no sized class is taken to
+    take drop_rate alone, unbuilt (every such model of timm 1.0.31 does)."""
     import timm
 
     if not _module_takes_sizes(model_name):
-        return ()
-    probe = {"img_size": 28, "patch_size": 4}
+        return ("drop_rate",)
+    probe = {"drop_rate": 0.0, "img_size": 28, "patch_size": 4}
     while probe:
         try:
             with meta_build(), warnings.catch_warnings():
@@ -194,7 +196,7 @@ def _timm_sizes(model_name: str) -> tuple[str, ...]:
         except TypeError as exc:  # "unexpected keyword argument", "got multiple values for"
             named = [key for key in probe if repr(key) in str(exc)]
             if not named:
-                return ()  # a TypeError of another kind: offer nothing rather than guess
+                return ("drop_rate",)  # a TypeError of another kind: offer no size, not guess
             del probe[named[0]]
             continue
         except Exception:  # taken, though these values fail it: the dry run names the reason
@@ -215,18 +217,18 @@ def _timm_entry(name: str) -> Entry:
         raise UnknownNameError(
             f"unknown timm model {model_name!r}{hint}; valid: any name from timm.list_models()"
         )
+    exposed = _timm_args(model_name)
 
     def factory(
         drop_rate: float = 0.0, img_size: int | None = None, patch_size: int | None = None
     ) -> nn.Module:
-        sizes = {"img_size": img_size, "patch_size": patch_size}
+        given = {"drop_rate": drop_rate, "img_size": img_size, "patch_size": patch_size}
         model = timm.create_model(
             model_name,
             pretrained=False,
             in_chans=1,
             num_classes=0,
-            drop_rate=drop_rate,
-            **{key: value for key, value in sizes.items() if value is not None},
+            **{key: value for key, value in given.items() if key in exposed and value is not None},
         )
         # Without a classifier a timm model returns its pre-logits features, which timm sizes
         # as head_hidden_size: wider than num_features where a head follows the pooling
@@ -234,14 +236,18 @@ def _timm_entry(name: str) -> Entry:
         model.num_features = getattr(model, "head_hidden_size", None) or model.num_features
         return model
 
-    exposed = ("drop_rate", *_timm_sizes(model_name))
+    def search_space(trial: Any) -> dict[str, Any]:
+        if "drop_rate" not in exposed:  # nothing of the model's to tune
+            return {}
+        return {"drop_rate": trial.suggest_float("drop_rate", 0.0, 0.3)}
+
     return Entry(
         name=name,
         factory=factory,
         defaults={k: v for k, v in signature_defaults(factory).items() if k in exposed},
-        search_space=lambda trial: {"drop_rate": trial.suggest_float("drop_rate", 0.0, 0.3)},
+        search_space=search_space,
         description=f"timm model {model_name} (in_chans=1, num_classes=0, pretrained=False)",
-        ranges={"drop_rate": RATE, **{k: v for k, v in TIMM_SIZES.items() if k in exposed}},
+        ranges={k: v for k, v in {"drop_rate": RATE, **TIMM_SIZES}.items() if k in exposed},
     )
 
 

@@ -266,24 +266,74 @@ def test_a_timm_model_whose_module_takes_no_sizes_is_not_built_to_find_out(
     sizes it takes; a ViT's module does take them, so its entry builds to find which."""
     import timm
 
-    from architectures.encoders import _timm_sizes
+    from architectures.encoders import _timm_args
 
     built: list[str] = []
     real = timm.create_model
     monkeypatch.setattr(
         timm, "create_model", lambda name, **kw: built.append(name) or real(name, **kw)
     )
-    assert _timm_sizes.__wrapped__("resnet18") == () and built == []
-    assert _timm_sizes.__wrapped__("test_vit") == ("img_size", "patch_size") and built
+    assert _timm_args.__wrapped__("resnet18") == ("drop_rate",) and built == []
+    assert _timm_args.__wrapped__("test_vit") == ("drop_rate", "img_size", "patch_size") and built
+
+
+def test_a_timm_model_that_takes_no_drop_rate_is_offered_none_and_tunes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Gemma 4's ViT encoders (timm 1.0.31) take no drop_rate: passing one was a TypeError that
+    ended ``list --encoders 'timm:*'`` in a traceback. Such a model's entry has no drop_rate,
+    its factory passes none and its search space is empty. (A ViT stands in for it here, its
+    drop_rate refused the way Gemma's is, so that the test needs no particular timm release.)"""
+    import optuna
+    import timm
+
+    from architectures.encoders import _timm_args, _timm_entry
+
+    real = timm.create_model
+
+    def no_drop_rate(name: str, **kw):
+        if "drop_rate" in kw:
+            raise TypeError("VitEncoder.__init__() got an unexpected keyword argument 'drop_rate'")
+        return real(name, **kw)
+
+    monkeypatch.setattr(timm, "create_model", no_drop_rate)
+    assert _timm_args.__wrapped__("test_vit") == ("img_size", "patch_size")
+    monkeypatch.setattr("architectures.encoders._timm_args", _timm_args.__wrapped__)
+    entry = _timm_entry("timm:test_vit")
+    assert entry.defaults == {"img_size": None, "patch_size": None}
+    assert entry.factory(img_size=28, patch_size=7).num_features > 0  # given no drop_rate
+    trial = optuna.create_study().ask()
+    assert entry.search_space(trial) == {} and trial.params == {}
+
+
+def test_list_shows_a_model_that_cannot_be_built_and_goes_on(
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A model that fails to build gets a row saying why, the others are listed, and a line
+    names it: one of 1,371 timm models no longer ends the listing."""
+    from benchmark.cli import main
+
+    def fails(**kwargs) -> None:
+        raise TypeError("Broken.__init__() got an unexpected keyword argument 'drop_rate'")
+
+    for registry, name in ((A.ENCODERS, "tiny_resnet"), (A.FUSIONS, "film")):
+        broken = dataclasses.replace(registry.entries[name], factory=fails)
+        monkeypatch.setitem(registry.entries, name, broken)
+    argv = ["list", "--encoders", "tiny_resnet,small_cnn", "--fusions", "film,late_sum"]
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("cannot be built: TypeError: Broken.__init__() got an unexpected") == 2
+    assert "│ small_cnn │ 128 │" in out and "│ late_sum │" in out
+    assert "2 of 4 cannot be built (their rows say why): tiny_resnet, film" in out
 
 
 @pytest.mark.slow
 def test_the_module_shortcut_agrees_with_building_for_every_timm_module() -> None:
     """One model of each of timm's modules: where the shortcut says its module takes no sizes,
-    building it and trying them finds none either."""
+    building it and trying them finds none either, and finds it takes drop_rate."""
     import timm
 
-    from architectures.encoders import TIMM_SIZES, _module_takes_sizes, _timm_sizes
+    from architectures.encoders import TIMM_SIZES, _module_takes_sizes, _timm_args
 
     first: dict[str, str] = {}
     for name in timm.list_models():
@@ -293,8 +343,8 @@ def test_the_module_shortcut_agrees_with_building_for_every_timm_module() -> Non
         if not _module_takes_sizes(name):
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr("architectures.encoders._module_takes_sizes", lambda _: True)
-                found = _timm_sizes.__wrapped__(name)
-            if found:
+                found = _timm_args.__wrapped__(name)
+            if found != ("drop_rate",):
                 wrong.append((name, found))
     assert len(first) > 50 and wrong == [], (TIMM_SIZES, wrong)
 

@@ -4,10 +4,14 @@ where each comes from (built-in, a ``--plugin``, or an installed plug-in's entry
 from __future__ import annotations
 
 import argparse
+import warnings
+from collections.abc import Callable
+from typing import Any
 
 from rich.markup import escape
 
 from benchmark.commands.common import add_plugin_flag, console, print_wide
+from benchmark.commands.models import named
 from benchmark.progress import format_params, passing_bar
 
 
@@ -17,6 +21,25 @@ def defaults_cell(defaults: dict) -> str:
     return escape(format_params(defaults)) or "-"
 
 
+def built(make: Callable[[], Any]) -> tuple[Any, str]:
+    """``make()`` on the meta device, and "" ; or None and why it cannot be built (a model timm
+    lists that fails, a plug-in's bug), so that one such model does not end the listing."""
+    from architectures import meta_build
+
+    try:
+        with meta_build(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a model's notice would break the bar
+            return make(), ""
+    except Exception as exc:  # the factories and timm raise many kinds; all mean "cannot build"
+        lines = str(exc).strip().splitlines()
+        return None, f"cannot be built: {type(exc).__name__}: {lines[0] if lines else ''}; "
+
+
+def entry_cells(entry: Any, why: str) -> list[str]:
+    """An entry's defaults, origin and description (after why it cannot be built, if so)."""
+    return [defaults_cell(entry.defaults), escape(entry.origin), escape(why + entry.description)]
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """Encoders and fusions with parameter counts (encoder alone; fusion on the default gap_cnn)
     and their origin: built-in, a --plugin, or an installed plug-in's entry point. Models are
@@ -24,44 +47,43 @@ def cmd_list(args: argparse.Namespace) -> int:
     initialisation (``meta_build``; on a 2-core EPYC, ``--encoders 'timm:resnet*'``, 75 models:
     10 s, 17 s where the meta device ran the initialisers and 60 s built for real;
     ``'timm:vit_*'``, 214: 23 s against 91 s, each also built once to find the image and patch
-    sizes it takes), under a progress bar that goes when done."""
+    sizes it takes; ``'timm:*'``, 1,371: 127 s), under a progress bar that goes when done. A
+    model that cannot be built gets a row saying why, and the listing goes on."""
     from rich.table import Table
 
-    from architectures import ENCODERS, FUSIONS, count_params, create_model, meta_build
+    from architectures import ENCODERS, FUSIONS, count_params, create_model
 
     table = Table(title="encoders (features D, parameters; defaults as --model-arg takes them)")
     for col in ("encoder", "D", "params", "defaults", "origin", "description"):
         table.add_column(col, overflow="fold")
     names = ENCODERS.select(args.encoders)
+    broken = []
     for name in passing_bar(names, f"building {len(names)} encoders"):
         entry = ENCODERS.get(name)
-        with meta_build():
-            enc = entry.factory()
-        table.add_row(
-            name,
-            str(enc.num_features),
-            f"{count_params(enc):,}",
-            defaults_cell(entry.defaults),
-            escape(entry.origin),
-            escape(entry.description),
-        )
+        enc, why = built(entry.factory)
+        if enc is None:
+            broken.append(name)
+        cells = [str(enc.num_features), f"{count_params(enc):,}"] if enc else ["-", "-"]
+        table.add_row(name, *cells, *entry_cells(entry, why))
     print_wide(table)
     table = Table(title="fusions (parameters on gap_cnn features; with gap_cnn total)")
     for col in ("fusion", "params", "model params", "defaults", "origin", "description"):
         table.add_column(col, overflow="fold")
-    for name in FUSIONS.select(args.fusions):
+    fusions = FUSIONS.select(args.fusions)
+    for name in fusions:
         entry = FUSIONS.get(name)
-        with meta_build():
-            model = create_model("gap_cnn", name)
-        table.add_row(
-            name,
-            f"{count_params(model.fusion):,}",
-            f"{count_params(model):,}",
-            defaults_cell(entry.defaults),
-            escape(entry.origin),
-            escape(entry.description),
-        )
+        model, why = built(lambda name=name: create_model("gap_cnn", name))
+        if model is None:
+            broken.append(name)
+        cells = [f"{count_params(m):,}" for m in (model.fusion, model)] if model else ["-", "-"]
+        table.add_row(name, *cells, *entry_cells(entry, why))
     print_wide(table)
+    if broken:
+        console.print(
+            f"{len(broken)} of {len(names) + len(fusions)} cannot be built (their rows say why): "
+            f"{named(broken)}",
+            markup=False,
+        )
     console.print(
         "Any timm model: --arch timm:<name> (e.g. timm:resnet18); a family's sizes: "
         "--encoders 'timm:mobilenetv3_small*' (timm.list_models' wildcards). img_size=None: "

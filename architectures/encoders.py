@@ -182,7 +182,8 @@ def _timm_args(model_name: str) -> tuple[str, ...]:
     naming one means the class does not take it (Gemma 4's ViT encoders take no drop_rate), or
     timm's entry for the model sets it itself (MLP-Mixer's patch_size), and the build is tried
     again without it. A ViT builds once; a model of a module with no sized class is taken to
-    take drop_rate alone, unbuilt (every such model of timm 1.0.31 does)."""
+    take drop_rate alone, unbuilt (in timm 1.0.31, one model of each such module, built, does:
+    a slow test)."""
     import timm
 
     if not _module_takes_sizes(model_name):

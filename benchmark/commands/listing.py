@@ -22,8 +22,8 @@ def defaults_cell(defaults: dict) -> str:
 
 
 def built(make: Callable[[], Any]) -> tuple[Any, str]:
-    """``make()`` on the meta device, and "" ; or None and why it cannot be built (a model timm
-    lists that fails, a plug-in's bug), so that one such model does not end the listing."""
+    """``make()`` built on the meta device and ""; or None and why it cannot be built (a model
+    timm lists that fails, a plug-in's bug), so that one such model does not end the listing."""
     from architectures import meta_build
 
     try:

@@ -151,12 +151,14 @@ def default_cap(pairs: Sequence[tuple[str, str]], held: dict[str, Any] | None = 
     """The smallest cap that admits the default configuration of every combination, with the
     model arguments the protocol holds fixed that it takes (a timm ViT's img_size sizes its
     position embedding); counted on the meta device, without memory or weight initialisation."""
-    from architectures import count_params, create_model, meta_build, taken_overrides
+    from architectures import taken_overrides
 
-    with meta_build():
-        return max(
-            count_params(create_model(a, f, **taken_overrides(a, f, held or {}))) for a, f in pairs
+    return max(
+        tuning.count_model_params(
+            TrainConfig(arch=a, fusion=f, model_args=taken_overrides(a, f, held or {}))
         )
+        for a, f in pairs
+    )
 
 
 def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:

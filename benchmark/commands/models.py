@@ -59,13 +59,14 @@ def say_untaken(shares: dict[tuple[str, str], dict[str, Any]], model_args: dict[
 
 
 def dry_runs(models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
-    """``check_model`` for each model (arch, fusion, model arguments), all of them before the
-    command refuses: a timm family (``--arch 'timm:vit_*'``) is refused once, naming every
-    member that cannot run on 28x28 images, not one member per try. A bar shows a long check
-    (a ViT's takes up to half a second) and goes when done."""
-    from architectures import check_model
+    """``check_model`` for each model (arch, fusion, model arguments; one named again, by seeds
+    or sweeps, counts once), all of them before the command refuses: a timm family (``--arch
+    'timm:vit_*'``) is refused once, naming every member that cannot run on 28x28 images, not
+    one member per try. A bar shows a long check (a ViT's takes up to half a second) and goes
+    when done."""
+    from architectures import check_model, model_key
 
-    models = list(models)
+    models = list({model_key(*model): model for model in models}.values())
     failed: list[tuple[str, str]] = []  # the model and its line
     shown = passing_bar(models, f"checking {len(models)} models") if len(models) > SHOWN else models
     for arch, fusion, model_args in shown:

@@ -14,10 +14,11 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
+import torch
 from conftest import exit_status, one_line
 from optuna.trial import TrialState
 
-from benchmark import compare, comparison, rundir, storages, tuning
+from benchmark import compare, comparison, hardware, rundir, storages, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import counts_towards_budget
@@ -83,7 +84,9 @@ def test_compare_resumes_and_skips_what_is_complete(
 
     assert main(argv) == 0  # nothing left: nothing trained
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == before
-    assert "4 of 4 complete" in capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
+    assert "4 of 4 complete" in out
+    assert f"({hardware.machine_name(torch.device('cpu'))})" in out  # the CPU's features named
     text = "".join(p.read_text() for p in tmp_path.rglob("*.json"))
     assert str(tmp_path) not in text and str(mnist_root) not in text
 

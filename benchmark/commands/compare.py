@@ -207,7 +207,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from benchmark import compare, stages, storages
     from benchmark.data import load_mnist
-    from benchmark.hardware import device_name
+    from benchmark.hardware import device_name, machine_name
 
     plans = plans_from(args)
     ladder = [plan.base.epochs for plan in plans]  # lowest first
@@ -245,8 +245,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"{plural(first.trials, 'trial')} each, cap "
         f"{first.max_params:,} parameters, at {', '.join(map(str, ladder))} "
         f"epoch{'s' if ladder != [1] else ''}; storage "
-        f"{storages.storage_label(spec)}; on {where}"
-    )
+        f"{storages.storage_label(spec)}; on {socket.gethostname()} ({machine_name(ex.device)})"
+    )  # named with the CPU's features; ``where`` keys comparison.json's stage records as before
     if first.base.log != "none":  # the final runs are mirrored (trials have no run directory)
         console.print(destination(first.base.log, results_dir), soft_wrap=True, markup=False)
     with interrupts_as_exceptions(), storages.storage_errors(spec):

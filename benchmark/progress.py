@@ -286,13 +286,24 @@ def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[tuple[float, 
         if isinstance(rate, (int, float)) and rate > 0:
             machine = rundir.with_features(str(found.get("device")), found.get("cpu_features", ""))
             layout = bool(found.get("channels_last", config.get("channels_last")))
-            key = (found["arch"], found["fusion"], machine, rundir.run_precision(found), layout)
-            key += (bool(config.get("compile")), config.get("batch_size"))
-            shape = json.dumps(config.get("model_args") or {}, sort_keys=True)
+            key = rate_key(
+                (found["arch"], found["fusion"], machine, rundir.run_precision(found), layout),
+                bool(config.get("compile")),
+                config.get("batch_size"),
+                config.get("model_args"),
+            )
             compiling = found.get("compile_seconds")
             compiling = float(compiling) if isinstance(compiling, (int, float)) else 0.0
-            rates.setdefault((*key, shape), []).append((float(rate), compiling))
+            rates.setdefault(key, []).append((float(rate), compiling))
     return rates
+
+
+def rate_key(
+    way: tuple[str, str, str, str, bool], compile: bool, batch_size: Any, model_args: Any
+) -> tuple[Any, ...]:
+    """``earlier_rates``' key, as ``training_rate`` looks it up: ``way`` is (arch, fusion,
+    machine, precision, channels_last); model arguments compare equal in any order."""
+    return (*way, compile, batch_size, json.dumps(model_args or {}, sort_keys=True))
 
 
 def training_rate(
@@ -306,8 +317,8 @@ def training_rate(
     from benchmark.bench import model_cost
 
     machine = hardware.machine_name(ex.device)
-    key = (cfg.arch, cfg.fusion, machine, ex.precision, ex.channels_last, ex.compile)
-    key += (cfg.batch_size, json.dumps(cfg.model_args or {}, sort_keys=True))  # wider: slower
+    way = (cfg.arch, cfg.fusion, machine, ex.precision, ex.channels_last)
+    key = rate_key(way, ex.compile, cfg.batch_size, cfg.model_args)  # wider models: slower
     if earlier.get(key):
         rates, compiling = zip(*earlier[key], strict=True)
         basis = "earlier runs in this results directory"

@@ -72,8 +72,9 @@ def generalisation_table(runs: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFr
     )
 
 
-def percent(mean: float, std: float) -> str:
-    """A fraction as percent with its std; ``-`` for a missing mean, no std for one seed."""
+def percent_std(mean: float, std: float) -> str:
+    """A fraction as percent with its std (``wording.percent``: a fraction alone); ``-`` for a
+    missing mean, no std for one seed."""
     if pd.isna(mean):
         return "-"
     return f"{100 * mean:.2f}" + ("" if pd.isna(std) else f" ± {100 * std:.2f}")
@@ -81,7 +82,7 @@ def percent(mean: float, std: float) -> str:
 
 def percent_cells(table: pd.DataFrame, name: str) -> list[str]:
     pairs = zip(table[f"{name}_mean"], table[f"{name}_std"], strict=True)
-    return [percent(mean, std) for mean, std in pairs]
+    return [percent_std(mean, std) for mean, std in pairs]
 
 
 def generalisation_section(

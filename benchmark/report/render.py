@@ -12,7 +12,7 @@ from benchmark import metrics
 from benchmark.benchfile import ab_text, combination_of
 from benchmark.report.aggregate import TARGET, machines, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
-from benchmark.report.generalisation import generalisation_section, percent
+from benchmark.report.generalisation import generalisation_section, percent_std
 from benchmark.report.load import Inputs
 from benchmark.report.output import MISSING, error_cell, fmt, markdown_table, p_cell
 from benchmark.report.plots import PLOTS
@@ -54,7 +54,7 @@ def combination(r: Any) -> str:
 def metric_cells(r: Any, skip: str = "sum_acc") -> dict[str, str]:
     """Every metric of ``benchmark.metrics`` but ``skip``: percent, mean ± std over seeds."""
     return {
-        f"{m.label} %": percent(getattr(r, f"test_{m.name}_mean"), getattr(r, f"test_{m.name}_std"))
+        f"{m.label} %": percent_std(*(getattr(r, f"test_{m.name}_{s}") for s in ("mean", "std")))
         for m in metrics.METRICS
         if m.name != skip
     }
@@ -271,7 +271,7 @@ def other_section(summary: pd.DataFrame) -> str:
                 "combination": combination(r),
                 "differs from the reference by": r.differs,
                 "n": str(r.n),
-                "sum acc %": percent(r.test_sum_acc_mean, r.test_sum_acc_std),
+                "sum acc %": percent_std(r.test_sum_acc_mean, r.test_sum_acc_std),
                 **metric_cells(r),
                 "params": fmt(r.params, ",.0f"),
                 "train s": fmt(r.train_seconds_mean, ".1f"),

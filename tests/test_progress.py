@@ -375,3 +375,42 @@ def test_a_duration_reads_as_a_person_says_it(seconds: float, said: str) -> None
     from benchmark.progress import duration
 
     assert duration(seconds) == said
+
+
+def summary_of(overrides: list[dict[str, int]], joined: bool = False) -> list[str]:
+    """The end-of-grid table of gap_cnn and small_cnn x concat runs taking ``overrides``."""
+    from benchmark import metrics
+    from benchmark.commands.run import summary_table
+
+    rows = [
+        {
+            "arch": arch,
+            "fusion": "concat",
+            "seed": 0,
+            "config": {"model_args": args},
+            "params": 1000,
+            "test": dict.fromkeys(metrics.names(), 0.5),
+            "train_seconds": 1.0,
+            "train_images_per_s": 100.0,
+        }
+        for arch, args in zip(["gap_cnn", "small_cnn"], overrides, strict=True)
+    ]
+    out = io.StringIO()
+    Console(file=out, width=120, color_system=None).print(summary_table(rows, ("arch",), joined))
+    return out.getvalue().splitlines()
+
+
+def test_the_grid_summary_names_the_model_arguments_its_runs_took() -> None:
+    """One --model-arg every run took: in the title; taken by some runs only (a grid gives it to
+    the combinations that take it): a column, ``-`` for the defaults."""
+    lines = summary_of([{"width": 8}, {"width": 8}])
+    assert lines[0].strip().startswith("concat, width=8, seed 0: test accuracy")
+    assert "model args" not in " ".join(lines)
+    lines = summary_of([{"width": 8}, {}])
+    assert lines[0].strip().startswith("concat, seed 0: test accuracy")
+    header = next(line for line in lines if line.lstrip().startswith("#"))
+    assert header.split()[:4] == ["#", "arch", "model", "args"]
+    rows = {line.split()[1]: line.split()[2] for line in lines if re.match(r" *\d ", line)}
+    assert rows == {"gap_cnn": "width=8", "small_cnn": "-"}
+    joined = " ".join(summary_of([{"width": 8}, {}], joined=True))  # one column: narrow terminals
+    assert "gap_cnn width=8" in joined and "small_cnn -" not in joined and "small_cnn" in joined

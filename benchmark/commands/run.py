@@ -102,6 +102,9 @@ def varying(configs: list[TrainConfig], names: tuple[str, ...]) -> tuple[str, ..
     return tuple(n for n in names if len({repr(getattr(c, n)) for c in configs}) > 1)
 
 
+TEXT_FIELDS = ("arch", "fusion", "model args")  # summary columns shown as they are, left-aligned
+
+
 def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: bool = False) -> Any:
     """The finished runs' test metrics, one row each, numbered, with a column for each field in
     ``fields`` (what differs between the runs), or with ``joined`` one column holding them all
@@ -110,9 +113,16 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
     from rich.table import Table
 
     from benchmark import metrics
+    from benchmark.benchfile import model_args_text
 
     same = [n for n in ("arch", "fusion") if n not in fields]
     shared = " x ".join(str(rows[0][n]) for n in same) if rows else ""
+    # --model-arg overrides: in the title when every run took the same, else a column
+    overrides = [model_args_text(m.get("config", {})) or "-" for m in rows]
+    if len(set(overrides)) > 1:
+        fields = (*fields, "model args")
+    elif rows and overrides[0] != "-":
+        shared += f"{', ' if shared else ''}{overrides[0]}"
     if rows and "seed" not in fields:
         shared += f"{', ' if shared else ''}seed {rows[0]['seed']}"
     title = (f"{shared}: " if shared else "") + "test accuracy % (every image x all 10 addends)"
@@ -120,18 +130,20 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
     table.add_column("#", justify="right", no_wrap=True)
     labels = ["run"] if joined and fields else list(fields)
     for name in labels:
-        table.add_column(name, justify="left" if joined or name in ("arch", "fusion") else "right")
+        table.add_column(name, justify="left" if joined or name in TEXT_FIELDS else "right")
     number_columns = ["params"] + [m.label.removesuffix(" acc") for m in metrics.METRICS]
     for name in [*number_columns, "train s", "img/s"]:
         table.add_column(name if len(name) <= 7 else name[:6] + ".", justify="right", no_wrap=True)
-    for i, m in enumerate(rows, start=1):
+    for i, (m, override) in enumerate(zip(rows, overrides, strict=True), start=1):
         config = {**m.get("config", {}), **{n: m[n] for n in ("arch", "fusion", "seed")}}
+        config["model args"] = override
         values = [show_value(config.get(name)) for name in fields]
         if joined and fields:
             values = [
                 " ".join(
-                    v if n in ("arch", "fusion") else f"{n}={v}"
+                    v if n in TEXT_FIELDS else f"{n}={v}"
                     for n, v in zip(fields, values, strict=True)
+                    if (n, v) != ("model args", "-")  # the defaults: nothing to add
                 )
             ]
         table.add_row(

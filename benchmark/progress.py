@@ -215,10 +215,14 @@ def say(text: str, soft_wrap: bool = False) -> None:
     console.print(text, markup=False, soft_wrap=soft_wrap)
 
 
-def run_label(cfg: TrainConfig, fields: tuple[str, ...] = ()) -> str:
-    """``gap_cnn x concat, lr=0.003, seed 1``: the combination, the given fields (what a sweep
-    varies) and the seed."""
-    values = ", ".join(f"{name}={show_value(getattr(cfg, name))}" for name in fields)
+def run_label(
+    cfg: TrainConfig, fields: tuple[str, ...] = (), model_args: tuple[str, ...] = ()
+) -> str:
+    """``gap_cnn x concat, lr=0.003, width=8, seed 1``: the combination, the given fields and
+    model arguments (what a sweep varies; those the model takes) and the seed."""
+    shown = [(name, getattr(cfg, name)) for name in fields]
+    shown += [(name, cfg.model_args[name]) for name in model_args if name in cfg.model_args]
+    values = ", ".join(f"{name}={show_value(value)}" for name, value in shown)
     return f"{cfg.arch} x {cfg.fusion}" + (f", {values}" if values else "") + f", seed {cfg.seed}"
 
 

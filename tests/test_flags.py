@@ -513,6 +513,30 @@ def test_a_grid_gives_each_model_argument_to_the_combinations_that_take_it(capsy
     assert "depth, drop_rate, dropout, head_dropout, img_size, patch_size, width" in line
 
 
+def test_a_model_argument_sweeps_a_comma_list_where_it_is_taken(capsys) -> None:
+    """--model-arg width=8,16: one run per width for each combination that takes it, once for
+    one that does not (said, with the values as typed); every value is checked."""
+    argv = ["run", "--arch", "gap_cnn,timm:test_vit", "--fusion", "late_sum", "--model-arg"]
+    argv += ["width=8,16,8", "--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
+    assert exit_status([*argv, "--print-config"]) == 0
+    out = capsys.readouterr().out
+    configs = json.loads(out[out.index("\n[") + 1 :])
+    held = {"img_size": 28, "patch_size": 7}
+    assert [(c["arch"], c["model_args"]) for c in configs] == [
+        ("gap_cnn", {"width": 8}),
+        ("gap_cnn", {"width": 16}),
+        ("timm:test_vit", held),
+    ]
+    assert "model args width=8,16: not taken by timm:test_vit x late_sum" in " ".join(out.split())
+    one = ["run", "--arch", "gap_cnn", "--print-config", "--model-arg"]
+    for typed, says in [
+        ("width=8,x", "width='x' for gap_cnn: expected int in 1..256"),
+        ("width=8,,16", "--model-arg width=8,,16: an empty value; expected a comma list such as"),
+    ]:
+        assert exit_status([*one, typed]) == 2
+        assert says in one_line(capsys.readouterr().err)
+
+
 def test_every_model_of_a_grid_that_cannot_run_is_named_at_once(capsys) -> None:
     """A family with several members that cannot take 28x28 images is refused once, naming
     them all (the first with its reason), not one member per try; nothing is written."""

@@ -414,3 +414,17 @@ def test_the_grid_summary_names_the_model_arguments_its_runs_took() -> None:
     assert rows == {"gap_cnn": "width=8", "small_cnn": "-"}
     joined = " ".join(summary_of([{"width": 8}, {}], joined=True))  # one column: narrow terminals
     assert "gap_cnn width=8" in joined and "small_cnn -" not in joined and "small_cnn" in joined
+
+
+def test_a_model_argument_sweep_names_each_run_by_its_value(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    out = use_console(monkeypatch, terminal=False)
+    assert exit_status(["run", *TINY, "--model-arg", "width=4,6", "--epochs", "1"]) == 0
+    lines = out.getvalue().splitlines()
+    assert "grid: 2 runs (2 width values)" in lines
+    assert "[1/2] gap_cnn x concat, width=4, seed 0" in lines
+    assert "[2/2] gap_cnn x concat, width=6, seed 0" in lines
+    rows = {row[1]: row[2] for row in table_rows(lines)}  # #, model args, params
+    assert set(rows) == {"width=4", "width=6"} and rows["width=4"] != rows["width=6"]

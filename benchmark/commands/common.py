@@ -270,14 +270,18 @@ def only_fields(*names: str) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in names)
 
 
-def add_model_arg_flag(parser: argparse.ArgumentParser, held: bool = False) -> None:
-    """``--model-arg KEY=VALUE``; ``held``: for the commands that tune, which hold it fixed."""
+def add_model_arg_flag(
+    parser: argparse.ArgumentParser, held: bool = False, sweeps: bool = False
+) -> None:
+    """``--model-arg KEY=VALUE``; ``held``: for the commands that tune, which hold it fixed;
+    ``sweeps``: for ``run``, where a comma list is a sweep axis."""
     what = (
         "encoder/fusion hyperparameter held fixed in every trial: one no search tunes, such as "
         "a timm ViT's img_size=28 (repeatable)"
         if held
         else "encoder/fusion hyperparameter override, e.g. width=32 or a timm ViT's img_size=28 "
-        "(repeatable; in a grid, for the combinations that take it)"
+        "(repeatable; in a grid, for the combinations that take it"
+        + ("; a comma list, width=8,16, sweeps it)" if sweeps else ")")
     )
     parser.add_argument(
         "--model-arg", type=key_value, action="append", metavar="KEY=VALUE", help=what

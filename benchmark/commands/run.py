@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import replace
 from itertools import product
 from pathlib import Path
@@ -23,7 +24,7 @@ from benchmark.commands.common import (
     interrupts_as_exceptions,
 )
 from benchmark.commands.models import dry_runs, model_args_of, say_untaken
-from benchmark.commands.values import int_list, path_text
+from benchmark.commands.values import int_list, parse_value, path_text
 from benchmark.config import TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import (
@@ -54,11 +55,33 @@ def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
     return sweeps
 
 
+def pop_model_arg_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The ``--model-arg``s given a comma list (``width=8,16``), each value read as a single
+    one is; each is left holding its first value, as ``pop_sweeps`` leaves a flag."""
+    sweeps = {}
+    for i, (key, value) in enumerate(args.model_arg or []):
+        if isinstance(value, str) and "," in value:
+            values = [parse_value(part.strip()) for part in value.split(",")]
+            if "" in values:
+                raise UsageError(
+                    f"--model-arg {key}={value}: an empty value; expected a comma list such as "
+                    f"{key}=8,16"
+                )
+            args.model_arg[i] = (key, values[0])
+            if len(values) > 1:
+                sweeps[key] = list(dict.fromkeys(values))
+    return sweeps
+
+
 def grid_configs(
-    args: argparse.Namespace, base: TrainConfig, sweeps: dict[str, list[Any]] | None = None
+    args: argparse.Namespace,
+    base: TrainConfig,
+    sweeps: dict[str, list[Any]] | None = None,
+    arg_sweeps: dict[str, list[Any]] | None = None,
 ) -> list[TrainConfig]:
-    """Every arch x fusion x swept setting x seed the flags ask for, validated before anything
-    is written (the models' dry run waits for ``--tuned``'s values: ``dry_run``)."""
+    """Every arch x fusion x swept setting x swept model argument x seed the flags ask for,
+    validated before anything is written (the models' dry run waits for ``--tuned``'s values:
+    ``dry_run``). A combination that does not take a swept model argument trains once."""
     from architectures import ENCODERS, FUSIONS
     from benchmark import plugins
 
@@ -75,19 +98,24 @@ def grid_configs(
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2")
     sweeps = sweeps or {}
     points = [dict(zip(sweeps, values, strict=True)) for values in product(*sweeps.values())]
+    arg_sweeps = arg_sweeps or {}
+    arg_points = [dict(zip(arg_sweeps, v, strict=True)) for v in product(*arg_sweeps.values())]
     shares = model_args_of(product(archs, fusions), base.model_args)
-    say_untaken(shares, base.model_args)
-    configs = []
-    for arch, fusion, point, seed in product(archs, fusions, points, seeds):
+    swept = {k: ",".join(map(str, v)) for k, v in arg_sweeps.items()}  # named as typed
+    say_untaken(shares, {**base.model_args, **swept})
+    configs: dict[str, TrainConfig] = {}  # by its fields: one not taking a swept argument once
+    for arch, fusion, point, arg_point, seed in product(archs, fusions, points, arg_points, seeds):
         cfg = replace(base, arch=arch, fusion=fusion, seed=seed, **point)
         used = plugins.used_by([(arch, fusion)])  # config.json keeps the plug-ins of its model
-        cfg = replace(cfg, model_args=shares[arch, fusion], plugins=used)
+        share = shares[arch, fusion]
+        model_args = {**share, **{k: v for k, v in arg_point.items() if k in share}}
+        cfg = replace(cfg, model_args=model_args, plugins=used)
         try:
             cfg.validate()
         except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
             raise UsageError(str(exc)) from None
-        configs.append(cfg)
-    return configs
+        configs.setdefault(json.dumps(cfg.to_dict(), sort_keys=True, default=str), cfg)
+    return list(configs.values())
 
 
 def dry_run(configs: list[TrainConfig]) -> None:
@@ -185,8 +213,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         flag = "--tuned-study" if args.tuned_study else "--tuned-any-budget"
         raise UsageError(f"{flag} chooses the export --tuned trains with; give --tuned too")
     sweeps = pop_sweeps(args)
+    arg_sweeps = pop_model_arg_sweeps(args)
     base = base_config(args)
-    configs = grid_configs(args, base, sweeps)
+    configs = grid_configs(args, base, sweeps, arg_sweeps)
     results_dir = Path(args.results_dir)
     if args.tuned:
         from benchmark import exports  # optuna only when asked for
@@ -226,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             datasets[cfg.data_dir, str(ex.device)] = load_mnist(cfg.data_dir).to(ex.device)
     work = [(cfg, ex, datasets[cfg.data_dir, str(ex.device)]) for cfg, ex in decided]
     fields = varying(configs, ("arch", "fusion", *sweeps, "seed"))
-    seconds = announce(work, sweeps, results_dir)
+    seconds = announce(work, sweeps, results_dir, arg_sweeps)
     several_ways = len({(str(ex.device), ex.describe()) for _, ex in decided}) > 1
     steps = sum(cfg.steps_per_epoch(len(data.train)) * cfg.epochs for cfg, _, data in work)
     finished: list[dict[str, Any]] = []
@@ -234,7 +263,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     with interrupts_as_exceptions(), RunsProgress(len(work), steps, seconds) as shown:
         for i, (cfg, ex, data) in enumerate(work):
             run_dir = runs.start_run(cfg, results_dir)
-            label = run_label(cfg, tuple(f for f in fields if f not in ("arch", "fusion", "seed")))
+            shown_fields = tuple(f for f in fields if f not in ("arch", "fusion", "seed"))
+            label = run_label(cfg, shown_fields, tuple(arg_sweeps))
             label += f" ({machine_name(ex.device)}, {ex.describe()})" if several_ways else ""
             try:
                 finished.append(shown.train(cfg, data, run_dir, ex, label))
@@ -259,7 +289,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def announce(
-    work: list[tuple[TrainConfig, Any, Any]], sweeps: dict[str, list[Any]], results_dir: Path
+    work: list[tuple[TrainConfig, Any, Any]],
+    sweeps: dict[str, list[Any]],
+    results_dir: Path,
+    arg_sweeps: dict[str, list[Any]] | None = None,
 ) -> float | None:
     """Before the first run: the grid's size, where it runs and how long it should take (from
     earlier runs or the CPU probe: ``progress.estimate``); returns that estimate in seconds."""
@@ -271,9 +304,12 @@ def announce(
             (len({c.arch for c in configs}), "encoders"),
             (len({c.fusion for c in configs}), "fusions"),
             *((len(v), f"--{k.replace('_', '-')} values") for k, v in sweeps.items()),
+            *((len(v), f"{k} values") for k, v in (arg_sweeps or {}).items()),
             (len({c.seed for c in configs}), "seeds"),
         ]
         parts = " x ".join(f"{n} {what}" for n, what in sizes if n > 1)
+        if math.prod(n for n, _ in sizes) > len(configs):  # some take no swept model argument
+            parts += ", each model argument where taken"
         say(f"grid: {len(configs)} runs ({parts})")
     ways = {(machine_name(ex.device), ex.describe()) for _, ex, _ in work}
     if len(ways) == 1:
@@ -348,7 +384,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", help="fusion(s): comma list, wildcards, or all [concat]")
     p.add_argument("--seed", type=int, help="one seed [0]")
     p.add_argument("--seeds", type=int_list, help="several seeds, e.g. 0,1,2 (one run each)")
-    add_model_arg_flag(p)
+    add_model_arg_flag(p, sweeps=True)
     p.add_argument(
         "--results-dir", type=path_text, default=OUTPUT, help=f"where runs/ is written [{OUTPUT}]"
     )

@@ -537,6 +537,19 @@ def test_a_model_argument_sweeps_a_comma_list_where_it_is_taken(capsys) -> None:
         assert says in one_line(capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("command", ["tune", "compare", "bench", "datapath"])
+def test_a_command_that_sweeps_no_model_argument_says_so(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [command, "--model-arg", "width=8,16", "--results-dir", str(tmp_path / "r")]
+    assert exit_status(argv) == 2
+    assert one_line(capsys.readouterr().err).endswith(
+        f"argument --model-arg: 'width=8,16': {command} takes one value per model argument "
+        "(run sweeps a comma list)"
+    )
+    assert not (tmp_path / "r").exists()
+
+
 def test_every_model_of_a_grid_that_cannot_run_is_named_at_once(capsys) -> None:
     """A family with several members that cannot take 28x28 images is refused once, naming
     them all (the first with its reason), not one member per try; nothing is written."""

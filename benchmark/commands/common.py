@@ -23,7 +23,14 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from benchmark.commands.values import key_value, list_of, one_of, optional, path_text
+from benchmark.commands.values import (
+    key_value,
+    list_of,
+    one_key_value,
+    one_of,
+    optional,
+    path_text,
+)
 from benchmark.config import TrainConfig, field_types, fields_of
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import nearest_existing
@@ -283,9 +290,8 @@ def add_model_arg_flag(
         "(repeatable; in a grid, for the combinations that take it"
         + ("; a comma list, width=8,16, sweeps it)" if sweeps else ")")
     )
-    parser.add_argument(
-        "--model-arg", type=key_value, action="append", metavar="KEY=VALUE", help=what
-    )
+    parse = key_value if sweeps else one_key_value(parser.prog.split()[-1])
+    parser.add_argument("--model-arg", type=parse, action="append", metavar="KEY=VALUE", help=what)
 
 
 def add_plugin_flag(

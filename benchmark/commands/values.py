@@ -49,6 +49,22 @@ def key_value(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value.strip())
 
 
+def one_key_value(command: str) -> Callable[[str], tuple[str, Any]]:
+    """``key_value`` for a command that takes one value per model argument: a comma list,
+    which ``run`` sweeps, is refused naming where it works."""
+
+    def parse(text: str) -> tuple[str, Any]:
+        key, value = key_value(text)
+        if isinstance(value, str) and "," in value:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: {command} takes one value per model argument (run sweeps a comma list)"
+            )
+        return key, value
+
+    parse.__name__ = "KEY=VALUE"
+    return parse
+
+
 def optional(cast: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         return None if text.lower() == "none" else cast(text)

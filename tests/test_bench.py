@@ -222,6 +222,26 @@ def test_model_args_are_measured_and_recorded_and_a_model_refusing_28_pixels_is_
     assert "| timm:test_vit x late_sum (img_size=28, patch_size=7) |" in section
 
 
+def test_a_model_argument_comma_list_is_measured_value_by_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--model-arg width=4,8: a row for each width of each combination taking it (the cost of
+    each size), one row for a combination that takes none; a bad value measures nothing."""
+    argv = ["--arch", "gap_cnn,timm:test_resnet", "--fusion", "late_sum", "--model-arg"]
+    assert bench(tmp_path, *argv, "width=4,8") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "bench: 3 configurations on " in out
+    assert "model args width=4,8: not taken by timm:test_resnet x late_sum" in out
+    df = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv"))
+    assert list(df["arch"]) == ["gap_cnn", "gap_cnn", "timm:test_resnet"]
+    assert list(df["model_args"].iloc[:2]) == ['{"width": 4}', '{"width": 8}']
+    assert pd.isna(df["model_args"].iloc[2])  # its defaults
+    assert df["params"].iloc[0] < df["params"].iloc[1]
+    assert bench(tmp_path / "bad", *argv, "width=4,0") == 2
+    assert "width=0 for gap_cnn: expected int in 1..256" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_model_arg_no_combination_takes_is_a_usage_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

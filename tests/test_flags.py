@@ -537,7 +537,7 @@ def test_a_model_argument_sweeps_a_comma_list_where_it_is_taken(capsys) -> None:
         assert says in one_line(capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("command", ["tune", "compare", "bench", "datapath"])
+@pytest.mark.parametrize("command", ["tune", "compare", "datapath"])
 def test_a_command_that_sweeps_no_model_argument_says_so(
     command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

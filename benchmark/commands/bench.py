@@ -21,7 +21,12 @@ from benchmark.commands.common import (
     print_wide,
     require_at_least,
 )
-from benchmark.commands.models import model_args_of, say_untaken
+from benchmark.commands.models import (
+    model_args_of,
+    model_variants,
+    pop_model_arg_sweeps,
+    say_untaken,
+)
 from benchmark.files import check_writable
 from benchmark.progress import prepare
 from benchmark.rundir import with_features
@@ -122,24 +127,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     archs = ENCODERS.select(args.arch)
     fusions = FUSIONS.select(args.fusion)
+    sweeps = pop_model_arg_sweeps(args)
     model_args = dict(args.model_arg or [])
     # an unknown name or a bad value: one line, nothing measured
     shares = model_args_of(product(archs, fusions), model_args)
-    say_untaken(shares, model_args)
+    say_untaken(shares, model_args, sweeps)
+    variants = model_variants(shares, sweeps)
     s = settings_from_args(args)
     path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
     check_header(path)
     commit = git_commit()
-    total = len(archs) * len(fusions)
+    total = sum(map(len, variants.values()))
     console.print(
         f"bench: {plural(total, 'configuration')} on {machine_name(s.device)}, {s.precision}"
     )
     rows: list[dict[str, Any]] = []
     done = 0
     with interrupts_as_exceptions():
-        for arch in archs:
-            for fusion in fusions:
-                found = bench_rows(arch, fusion, s, commit, args.compile_ab, shares[arch, fusion])
+        for arch, fusion in product(archs, fusions):
+            for model_args in variants[arch, fusion]:
+                found = bench_rows(arch, fusion, s, commit, args.compile_ab, model_args)
                 for row in found:
                     append_row(path, row)
                 rows += found
@@ -163,7 +170,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", default="all", help="encoder(s): comma list, wildcards, all [all]")
     p.add_argument("--fusion", default="all", help="fusion(s): comma list, wildcards, all [all]")
-    add_model_arg_flag(p)
+    add_model_arg_flag(p, sweeps=True)
     p.add_argument(
         "--infer-batch-size",
         type=int,

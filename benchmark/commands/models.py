@@ -4,9 +4,12 @@ or measure models (``run``, ``tune``, ``compare``, ``bench``, ``datapath``)."""
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterable
+from itertools import product
 from typing import Any
 
+from benchmark.commands.values import parse_value
 from benchmark.errors import UsageError
 from benchmark.progress import console, format_params, passing_bar
 
@@ -47,9 +50,56 @@ def model_args_of(
     return shares
 
 
-def say_untaken(shares: dict[tuple[str, str], dict[str, Any]], model_args: dict[str, Any]) -> None:
+def pop_model_arg_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
+    """The ``--model-arg``s given a comma list (``width=8,16``: ``run`` and ``bench`` sweep
+    them), each value read as a single one is; each is left holding its first value, as a swept
+    config flag is (``run.pop_sweeps``), so that the checks of one value see plain values."""
+    sweeps = {}
+    for i, (key, value) in enumerate(args.model_arg or []):
+        if isinstance(value, str) and "," in value:
+            values = [parse_value(part.strip()) for part in value.split(",")]
+            if "" in values:
+                raise UsageError(
+                    f"--model-arg {key}={value}: an empty value; expected a comma list such as "
+                    f"{key}=8,16"
+                )
+            args.model_arg[i] = (key, values[0])
+            if len(values) > 1:
+                sweeps[key] = list(dict.fromkeys(values))
+    return sweeps
+
+
+def model_variants(
+    shares: dict[tuple[str, str], dict[str, Any]], sweeps: dict[str, list[Any]]
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Each combination's model arguments (its share, ``model_args_of``) once per value of each
+    swept one it takes, and once where it takes none; every value checked."""
+    from architectures import split_overrides
+
+    variants = {}
+    try:
+        for pair, share in shares.items():
+            taken = {key: values for key, values in sweeps.items() if key in share}
+            variants[pair] = [
+                {**share, **dict(zip(taken, point, strict=True))}
+                for point in product(*taken.values())
+            ]
+            for model_args in variants[pair]:
+                split_overrides(*pair, model_args)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+    return variants
+
+
+def say_untaken(
+    shares: dict[tuple[str, str], dict[str, Any]],
+    model_args: dict[str, Any],
+    sweeps: dict[str, list[Any]] | None = None,
+) -> None:
     """One line per set of model arguments some combinations of the grid do not take, naming
-    them: so a grid does not quietly build a model without what was asked."""
+    them (a swept one with its values, as typed): so a grid does not quietly build a model
+    without what was asked."""
+    model_args = {**model_args, **{k: ",".join(map(str, v)) for k, v in (sweeps or {}).items()}}
     left: dict[str, list[str]] = {}
     for (arch, fusion), share in shares.items():
         if dropped := {k: v for k, v in model_args.items() if k not in share}:

@@ -23,8 +23,14 @@ from benchmark.commands.common import (
     console,
     interrupts_as_exceptions,
 )
-from benchmark.commands.models import dry_runs, model_args_of, say_untaken
-from benchmark.commands.values import int_list, parse_value, path_text
+from benchmark.commands.models import (
+    dry_runs,
+    model_args_of,
+    model_variants,
+    pop_model_arg_sweeps,
+    say_untaken,
+)
+from benchmark.commands.values import int_list, path_text
 from benchmark.config import TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import (
@@ -55,24 +61,6 @@ def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
     return sweeps
 
 
-def pop_model_arg_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
-    """The ``--model-arg``s given a comma list (``width=8,16``), each value read as a single
-    one is; each is left holding its first value, as ``pop_sweeps`` leaves a flag."""
-    sweeps = {}
-    for i, (key, value) in enumerate(args.model_arg or []):
-        if isinstance(value, str) and "," in value:
-            values = [parse_value(part.strip()) for part in value.split(",")]
-            if "" in values:
-                raise UsageError(
-                    f"--model-arg {key}={value}: an empty value; expected a comma list such as "
-                    f"{key}=8,16"
-                )
-            args.model_arg[i] = (key, values[0])
-            if len(values) > 1:
-                sweeps[key] = list(dict.fromkeys(values))
-    return sweeps
-
-
 def grid_configs(
     args: argparse.Namespace,
     base: TrainConfig,
@@ -98,24 +86,21 @@ def grid_configs(
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2")
     sweeps = sweeps or {}
     points = [dict(zip(sweeps, values, strict=True)) for values in product(*sweeps.values())]
-    arg_sweeps = arg_sweeps or {}
-    arg_points = [dict(zip(arg_sweeps, v, strict=True)) for v in product(*arg_sweeps.values())]
     shares = model_args_of(product(archs, fusions), base.model_args)
-    swept = {k: ",".join(map(str, v)) for k, v in arg_sweeps.items()}  # named as typed
-    say_untaken(shares, {**base.model_args, **swept})
-    configs: dict[str, TrainConfig] = {}  # by its fields: one not taking a swept argument once
-    for arch, fusion, point, arg_point, seed in product(archs, fusions, points, arg_points, seeds):
-        cfg = replace(base, arch=arch, fusion=fusion, seed=seed, **point)
+    say_untaken(shares, base.model_args, arg_sweeps)
+    variants = model_variants(shares, arg_sweeps or {})
+    configs = []
+    for arch, fusion, point in product(archs, fusions, points):
         used = plugins.used_by([(arch, fusion)])  # config.json keeps the plug-ins of its model
-        share = shares[arch, fusion]
-        model_args = {**share, **{k: v for k, v in arg_point.items() if k in share}}
-        cfg = replace(cfg, model_args=model_args, plugins=used)
-        try:
-            cfg.validate()
-        except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
-            raise UsageError(str(exc)) from None
-        configs.setdefault(json.dumps(cfg.to_dict(), sort_keys=True, default=str), cfg)
-    return list(configs.values())
+        for model_args, seed in product(variants[arch, fusion], seeds):
+            cfg = replace(base, arch=arch, fusion=fusion, seed=seed, **point)
+            cfg = replace(cfg, model_args=model_args, plugins=used)
+            try:
+                cfg.validate()
+            except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
+                raise UsageError(str(exc)) from None
+            configs.append(cfg)
+    return configs
 
 
 def dry_run(configs: list[TrainConfig]) -> None:

@@ -81,6 +81,12 @@ def arg_names(arch: str, fusion: str) -> list[str]:
     return sorted({*ENCODERS.get(arch).defaults, *FUSIONS.get(fusion).defaults})
 
 
+def default_args(arch: str, fusion: str) -> dict[str, Any]:
+    """Every hyperparameter ``arch`` x ``fusion`` takes, with its entry's default (the
+    encoder's where both declare one, as ``split_overrides`` routes it)."""
+    return {**FUSIONS.get(fusion).defaults, **ENCODERS.get(arch).defaults}
+
+
 def taken_overrides(arch: str, fusion: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The ``overrides`` that ``arch``'s or ``fusion``'s entry declares: in a grid, a model
     argument is for the combinations that take it (a timm ViT's img_size, not gap_cnn's)."""

@@ -216,12 +216,11 @@ def say(text: str, soft_wrap: bool = False) -> None:
 
 
 def run_label(
-    cfg: TrainConfig, fields: tuple[str, ...] = (), model_args: tuple[str, ...] = ()
+    cfg: TrainConfig, fields: tuple[str, ...] = (), model_args: dict[str, Any] | None = None
 ) -> str:
     """``gap_cnn x concat, lr=0.003, width=8, seed 1``: the combination, the given fields and
-    model arguments (what a sweep varies; those the model takes) and the seed."""
-    shown = [(name, getattr(cfg, name)) for name in fields]
-    shown += [(name, cfg.model_args[name]) for name in model_args if name in cfg.model_args]
+    model arguments (what a sweep varies) and the seed."""
+    shown = [(name, getattr(cfg, name)) for name in fields] + list((model_args or {}).items())
     values = ", ".join(f"{name}={show_value(value)}" for name, value in shown)
     return f"{cfg.arch} x {cfg.fusion}" + (f", {values}" if values else "") + f", seed {cfg.seed}"
 

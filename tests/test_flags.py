@@ -524,7 +524,7 @@ def test_a_model_argument_sweeps_a_comma_list_where_it_is_taken(capsys) -> None:
     held = {"img_size": 28, "patch_size": 7}
     assert [(c["arch"], c["model_args"]) for c in configs] == [
         ("gap_cnn", {"width": 8}),
-        ("gap_cnn", {"width": 16}),
+        ("gap_cnn", {}),  # its default width: the default configuration
         ("timm:test_vit", held),
     ]
     assert "model args width=8,16: not taken by timm:test_vit x late_sum" in " ".join(out.split())
@@ -535,6 +535,37 @@ def test_a_model_argument_sweeps_a_comma_list_where_it_is_taken(capsys) -> None:
     ]:
         assert exit_status([*one, typed]) == 2
         assert says in one_line(capsys.readouterr().err)
+
+
+def test_a_model_argument_at_its_default_is_the_default_configuration(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--model-arg width=16 on gap_cnn (its default) is left out of the config, and said, so its
+    runs share the default configuration's hash and report group; a sweep through the default
+    trains it as the default. Under --tuned the typed value pins it against the tuned one."""
+    from dataclasses import replace
+
+    from benchmark import exports
+
+    argv = ["run", "--arch", "gap_cnn,small_cnn", "--fusion", "concat", "--print-config"]
+    assert exit_status([*argv, "--model-arg", "width=8,16", "--model-arg", "depth=2"]) == 0
+    out = capsys.readouterr().out
+    configs = json.loads(out[out.index("\n[") + 1 :])
+    assert [(c["arch"], c["model_args"]) for c in configs] == [
+        ("gap_cnn", {"width": 8}),
+        ("gap_cnn", {}),
+        ("small_cnn", {"width": 8}),
+        ("small_cnn", {}),
+    ]
+    assert " ".join(out[: out.index("\n[")].split()).endswith(
+        "model args at the model's default, left out (its default model): depth=2 (gap_cnn x "
+        "concat); width=16 (gap_cnn x concat, small_cnn x concat)"
+    )
+    tuned = {"study": "s", "trial": 0, "value": 0.5}
+    monkeypatch.setattr(exports, "apply_tuned", lambda cfg, *a: replace(cfg, tuned_from=tuned))
+    assert exit_status([*argv[:2], "gap_cnn", *argv[3:], "--tuned", "--model-arg", "width=16"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out[out.index("\n{") + 1 :])["model_args"] == {"width": 16}
 
 
 @pytest.mark.parametrize("command", ["tune", "compare", "datapath"])

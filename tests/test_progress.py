@@ -402,7 +402,7 @@ def summary_of(overrides: list[dict[str, int]], joined: bool = False) -> list[st
 
 def test_the_grid_summary_names_the_model_arguments_its_runs_took() -> None:
     """One --model-arg every run took: in the title; taken by some runs only (a grid gives it to
-    the combinations that take it): a column, ``-`` for the defaults."""
+    the combinations that take it): a column, ``defaults`` where a run took none."""
     lines = summary_of([{"width": 8}, {"width": 8}])
     assert lines[0].strip().startswith("concat, width=8, seed 0: test accuracy")
     assert "model args" not in " ".join(lines)
@@ -411,9 +411,9 @@ def test_the_grid_summary_names_the_model_arguments_its_runs_took() -> None:
     header = next(line for line in lines if line.lstrip().startswith("#"))
     assert header.split()[:4] == ["#", "arch", "model", "args"]
     rows = {line.split()[1]: line.split()[2] for line in lines if re.match(r" *\d ", line)}
-    assert rows == {"gap_cnn": "width=8", "small_cnn": "-"}
+    assert rows == {"gap_cnn": "width=8", "small_cnn": "defaults"}
     joined = " ".join(summary_of([{"width": 8}, {}], joined=True))  # one column: narrow terminals
-    assert "gap_cnn width=8" in joined and "small_cnn -" not in joined and "small_cnn" in joined
+    assert "gap_cnn width=8" in joined and "defaults" not in joined and "small_cnn" in joined
 
 
 def test_a_model_argument_sweep_names_each_run_by_its_value(

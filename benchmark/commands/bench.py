@@ -132,7 +132,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     # an unknown name or a bad value: one line, nothing measured
     shares = model_args_of(product(archs, fusions), model_args)
     say_untaken(shares, model_args, sweeps)
-    variants = model_variants(shares, sweeps)
+    variants = model_variants(shares, sweeps, model_args)
     s = settings_from_args(args)
     path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
     check_header(path)

@@ -70,24 +70,36 @@ def pop_model_arg_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
 
 
 def model_variants(
-    shares: dict[tuple[str, str], dict[str, Any]], sweeps: dict[str, list[Any]]
+    shares: dict[tuple[str, str], dict[str, Any]],
+    sweeps: dict[str, list[Any]],
+    typed: Iterable[str] = (),
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Each combination's model arguments (its share, ``model_args_of``) once per value of each
-    swept one it takes, and once where it takes none; every value checked."""
-    from architectures import split_overrides
+    swept one it takes, and once where it takes none; every value checked. A ``typed`` argument
+    (one given as ``--model-arg``) at the model's default is left out and said: ``width=16`` on
+    gap_cnn is its default configuration (the same config, the same report group)."""
+    from architectures import default_args, split_overrides
 
-    variants = {}
+    typed = set(typed)
+    variants: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    defaulted: dict[str, dict[str, None]] = {}  # what was left out: the combinations, in order
     try:
         for pair, share in shares.items():
             taken = {key: values for key, values in sweeps.items() if key in share}
-            variants[pair] = [
-                {**share, **dict(zip(taken, point, strict=True))}
-                for point in product(*taken.values())
-            ]
-            for model_args in variants[pair]:
+            defaults = default_args(*pair)
+            variants[pair] = []
+            for point in product(*taken.values()):
+                model_args = {**share, **dict(zip(taken, point, strict=True))}
                 split_overrides(*pair, model_args)
+                same = {k: v for k, v in model_args.items() if k in typed and v == defaults[k]}
+                for key, value in same.items():
+                    defaulted.setdefault(f"{key}={value}", {})[" x ".join(pair)] = None
+                variants[pair].append({k: v for k, v in model_args.items() if k not in same})
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
+    if defaulted:
+        said = "; ".join(f"{arg} ({named(list(by))})" for arg, by in defaulted.items())
+        console.print(f"model args at the model's default, left out (its default model): {said}")
     return variants
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import replace
 from itertools import product
 from pathlib import Path
@@ -88,7 +89,9 @@ def grid_configs(
     points = [dict(zip(sweeps, values, strict=True)) for values in product(*sweeps.values())]
     shares = model_args_of(product(archs, fusions), base.model_args)
     say_untaken(shares, base.model_args, arg_sweeps)
-    variants = model_variants(shares, arg_sweeps or {})
+    # under --tuned a typed argument pins it against the tuned value, default or not
+    typed = () if args.tuned else [key for key, _ in args.model_arg or []]
+    variants = model_variants(shares, arg_sweeps or {}, typed)
     configs = []
     for arch, fusion, point in product(archs, fusions, points):
         used = plugins.used_by([(arch, fusion)])  # config.json keeps the plug-ins of its model
@@ -115,7 +118,17 @@ def varying(configs: list[TrainConfig], names: tuple[str, ...]) -> tuple[str, ..
     return tuple(n for n in names if len({repr(getattr(c, n)) for c in configs}) > 1)
 
 
+def swept_args(cfg: TrainConfig, names: Iterable[str]) -> dict[str, Any]:
+    """The swept model arguments ``cfg``'s model takes, with its values: a default one too,
+    which its config leaves out (``model_variants``)."""
+    from architectures import default_args
+
+    resolved = {**default_args(cfg.arch, cfg.fusion), **cfg.model_args}
+    return {name: resolved[name] for name in names if name in resolved}
+
+
 TEXT_FIELDS = ("arch", "fusion", "model args")  # summary columns shown as they are, left-aligned
+DEFAULTS = "defaults"  # the model args cell of a run that overrode none
 
 
 def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: bool = False) -> Any:
@@ -131,10 +144,10 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
     same = [n for n in ("arch", "fusion") if n not in fields]
     shared = " x ".join(str(rows[0][n]) for n in same) if rows else ""
     # --model-arg overrides: in the title when every run took the same, else a column
-    overrides = [model_args_text(m.get("config", {})) or "-" for m in rows]
+    overrides = [model_args_text(m.get("config", {})) or DEFAULTS for m in rows]
     if len(set(overrides)) > 1:
         fields = (*fields, "model args")
-    elif rows and overrides[0] != "-":
+    elif rows and overrides[0] != DEFAULTS:
         shared += f"{', ' if shared else ''}{overrides[0]}"
     if rows and "seed" not in fields:
         shared += f"{', ' if shared else ''}seed {rows[0]['seed']}"
@@ -156,7 +169,7 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
                 " ".join(
                     v if n in TEXT_FIELDS else f"{n}={v}"
                     for n, v in zip(fields, values, strict=True)
-                    if (n, v) != ("model args", "-")  # the defaults: nothing to add
+                    if (n, v) != ("model args", DEFAULTS)  # nothing to add
                 )
             ]
         table.add_row(
@@ -249,7 +262,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for i, (cfg, ex, data) in enumerate(work):
             run_dir = runs.start_run(cfg, results_dir)
             shown_fields = tuple(f for f in fields if f not in ("arch", "fusion", "seed"))
-            label = run_label(cfg, shown_fields, tuple(arg_sweeps))
+            label = run_label(cfg, shown_fields, swept_args(cfg, arg_sweeps))
             label += f" ({machine_name(ex.device)}, {ex.describe()})" if several_ways else ""
             try:
                 finished.append(shown.train(cfg, data, run_dir, ex, label))

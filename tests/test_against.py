@@ -117,6 +117,17 @@ def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> N
     assert "yours (ringed)" in [t.get_text() for t in pareto.legends[0].get_texts()]
 
 
+def test_a_references_repeated_seed_is_left_out_and_noted(tmp_path: Path) -> None:
+    from benchmark.report import beside, load_inputs
+
+    reference, yours = make_reference(tmp_path / "ref"), make_yours(tmp_path / "out")
+    make_run(reference / "runs", "ref-a1-again", seed=1, sum_acc=0.5, val_curve=(0.9,))
+    theirs = load_inputs(str(reference / "runs" / "*"), str(reference / "none"))
+    inputs = beside(load_inputs(str(yours / "runs" / "*"), str(yours / "none")), theirs)
+    assert "ref-a1-again" not in set(inputs.runs["run"]) and inputs.repeats.empty  # yours: none
+    assert "reference: 1 run repeating a seed its group already has, left out" in inputs.notes
+
+
 @pytest.mark.usefixtures("undrawn")
 @pytest.mark.usefixtures("undrawn")  # reads tables, not figures
 def test_timings_only_beside_the_same_kind_of_device(

@@ -322,6 +322,29 @@ def test_incomplete_and_corrupt_runs_are_listed(suite, tmp_path: Path) -> None:
     assert "e-corrupt" in section and "f-no-test" in section
 
 
+def test_a_seed_run_again_counts_once_and_the_repeat_is_listed(
+    suite, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A group's seed 1 run a second time (as a rerun of the same command does): the group
+    keeps n=3 and its first seed-1 run's figures; the repeat is left out of the tables and the
+    curves, named in the header, listed with the run it repeats, and said on the console."""
+    root = copy_suite(suite[0], tmp_path, "out/plots")
+    make_run(root / "runs", "z-concat-s1-again", seed=1, sum_acc=0.50, val_curve=(0.1, 0.2))
+    inputs = load(root)
+    assert "z-concat-s1-again" not in set(inputs.runs["run"]) | set(inputs.history["run"])
+    assert inputs.repeats.to_dict("records") == [
+        {"run": "z-concat-s1-again", "seed": 1, "repeats": "a-concat-s1"}
+    ]
+    three = report.summarize(inputs.runs, inputs.bench).set_index("label").loc["gap_cnn x concat"]
+    assert three["n"] == 3 and three["test_sum_acc_mean"] == pytest.approx(0.92)
+    assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(tmp_path / "out")]) == 0
+    said = "1 run repeating a seed its group already has, left out"
+    assert f"{said} (listed in the report)" in " ".join(capsys.readouterr().out.split())
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert f"; 2 incomplete; {said} (below)" in text
+    assert "| z-concat-s1-again | 1 | a-concat-s1 |" in text[text.index("## Repeated seeds") :]
+
+
 def test_val_curves_are_means_over_seeds(tmp_path: Path) -> None:
     inputs = load(make_suite(tmp_path))
     summary = report.summarize(inputs.runs, inputs.bench)

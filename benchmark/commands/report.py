@@ -24,7 +24,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """Aggregate the runs (and bench CSVs) into report.md, report.html, summary.csv and plots."""
     from benchmark.comparison import read_comparison
     from benchmark.report import beside, load_inputs, rich_table, write_report
-    from benchmark.report.load import find_run_dirs, reference_inputs
+    from benchmark.report.load import find_run_dirs, reference_inputs, repeated
 
     base = Path(args.results_dir)
     runs = args.runs or [str(base / "runs" / "*")]
@@ -66,6 +66,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print_wide(table)
     if not inputs.incomplete.empty:
         console.print(f"{plural(len(inputs.incomplete), 'incomplete run')} listed in the report")
+    if not inputs.repeats.empty:
+        console.print(f"{repeated(inputs.repeats)} (listed in the report)")
     for note in inputs.notes:
         console.print(note)
     console.print(written_line(out, written), soft_wrap=True, markup=False)

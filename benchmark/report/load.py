@@ -19,10 +19,12 @@ from benchmark.comparison import load_comparison
 from benchmark.config import TrainConfig
 from benchmark.errors import DamagedFileError
 from benchmark.report.studies import STORAGE, Studies, load_studies, recorded_studies, why
+from benchmark.wording import plural
 
 # A group: runs that differ only in seed and machine (config_hash leaves seed and hardware out;
 # the arithmetic, fp32 or bf16, changes what a run computes, so it is a key of its own).
 KEYS = ["arch", "fusion", "tuned", "config_hash", "precision"]
+REPEATS = ["run", "seed", "repeats"]  # Inputs.repeats: a run, its seed, the run it repeats
 
 
 def seed_stats() -> dict[str, str]:
@@ -47,6 +49,8 @@ class Inputs:
     comparison: dict[str, Any] | None = None  # comparison.json of the results directory
     studies: Studies = field(default_factory=Studies)  # the studies of its optuna.db
     results_dir: Path | None = None
+    # complete runs left out for repeating a seed their group holds: run, seed, repeats
+    repeats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPEATS))
 
 
 def find_run_dirs(pattern: str | list[str]) -> list[Path]:
@@ -132,6 +136,30 @@ def runs_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame
 
 
+def set_aside_repeats(
+    runs: pd.DataFrame, history: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(runs, history, repeats): a group counts each seed once, its first run (run directories
+    sort by start time). A seed run again computes the same figures on the same machine, so
+    counting it twice would narrow the group's interval with no new evidence; the repeats are
+    listed with the run they repeat."""
+    if runs.empty:
+        return runs, history, pd.DataFrame(columns=REPEATS)
+    first = runs.groupby([*KEYS, "seed"], dropna=False, sort=False)["run"].transform("first")
+    again = runs["run"] != first
+    repeats = pd.DataFrame(
+        {"run": runs["run"][again], "seed": runs["seed"][again], "repeats": first[again]}
+    )
+    history = history[~history["run"].isin(repeats["run"])].reset_index(drop=True)
+    return runs[~again].reset_index(drop=True), history, repeats.reset_index(drop=True)
+
+
+def repeated(repeats: pd.DataFrame) -> str:
+    """``2 runs repeating a seed its group already has, left out``: how the report, the console
+    and a reference's note name ``Inputs.repeats``."""
+    return f"{plural(len(repeats), 'run')} repeating a seed its group already has, left out"
+
+
 def load_inputs(
     runs_glob: str | list[str],
     bench_glob: str,
@@ -142,10 +170,11 @@ def load_inputs(
     and the studies (``out``: where the report goes, so where an earlier one left what it read
     of them; ``results_dir`` if not given)."""
     found, history, incomplete = load_runs(find_run_dirs(runs_glob))
+    found, history, repeats = set_aside_repeats(found, history)
     rows, notes = read_rows([Path(p) for p in sorted(glob.glob(bench_glob))])
     if results_dir is None:
         found = found.assign(from_defaults=from_defaults(found, Studies()))
-        return Inputs(found, history, incomplete, rows, notes)
+        return Inputs(found, history, incomplete, rows, notes, repeats=repeats)
     try:
         comparison = load_comparison(results_dir)
     except DamagedFileError as exc:  # a report never stops on a bad file: its sections go
@@ -158,7 +187,9 @@ def load_inputs(
         notes.append(f"{Path(results_dir) / STORAGE} unreadable, studies left out: {why(exc)}")
         studies = Studies()
     found = found.assign(from_defaults=from_defaults(found, studies))
-    return Inputs(found, history, incomplete, rows, notes, comparison, studies, results_dir)
+    return Inputs(
+        found, history, incomplete, rows, notes, comparison, studies, results_dir, repeats
+    )
 
 
 def reference_inputs(directory: Path) -> Inputs:

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.config import SIZING, fields_of, learned_values
-from benchmark.report.load import Inputs
+from benchmark.report.load import Inputs, repeated
 from benchmark.wording import plural
 
 BUDGET = fields_of("budget")  # what a budget is; held-out pairs are another experiment
@@ -187,4 +187,6 @@ def beside(yours: Inputs, theirs: Inputs) -> Inputs:
     runs["yours"] = runs["yours"].astype(bool)
     history = pd.concat([theirs.history, yours.history], ignore_index=True)
     notes = yours.notes + [f"reference: {note}" for note in theirs.notes]
+    if len(theirs.repeats):  # theirs are left out as yours are; yours alone are listed
+        notes.append(f"reference: {repeated(theirs.repeats)}")
     return replace(yours, runs=runs, history=history, notes=notes, comparison=theirs.comparison)

@@ -13,7 +13,7 @@ from benchmark.benchfile import ab_text, combination_of
 from benchmark.report.aggregate import TARGET, machines, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent_std
-from benchmark.report.load import Inputs
+from benchmark.report.load import Inputs, repeated
 from benchmark.report.output import MISSING, error_cell, fmt, markdown_table, p_cell
 from benchmark.report.plots import PLOTS
 from benchmark.report.precision import precision_section
@@ -122,7 +122,8 @@ def header_section(
         "# digitsum-bench report",
         "",
         f"- Runs: {plural(len(runs), 'complete run')} in {plural(len(summary), 'group')}; "
-        f"{len(inputs.incomplete)} incomplete",
+        f"{len(inputs.incomplete)} incomplete"
+        + (f"; {repeated(inputs.repeats)} (below)" if len(inputs.repeats) else ""),
     ]
     if against:
         yours = int(runs["yours"].sum()) if "yours" in runs else 0
@@ -377,6 +378,16 @@ def incomplete_section(incomplete: pd.DataFrame) -> str:
     return "## Incomplete runs (not in the tables)\n\n" + markdown_table(incomplete)
 
 
+def repeats_section(repeats: pd.DataFrame) -> str:
+    if repeats.empty:
+        return ""
+    return (
+        "## Repeated seeds (not in the tables)\n\nA group counts each seed once, its first run: "
+        "a seed run again computes the same figures on the same machine, so counting it twice "
+        "would narrow the group's interval with no new evidence.\n\n" + markdown_table(repeats)
+    )
+
+
 def plots_section(plots: dict[str, bytes]) -> str:
     if not plots:
         return ""
@@ -409,6 +420,7 @@ def render_markdown(
         studies,
         plots_section(plots),
         incomplete_section(inputs.incomplete),
+        repeats_section(inputs.repeats),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"
 

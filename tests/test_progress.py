@@ -208,6 +208,20 @@ def test_a_busy_machines_probe_warns_and_is_not_cached(probe_spread: list[float]
     assert capsys.readouterr().out == ""
 
 
+def test_a_probe_spread_once_is_measured_again_before_it_warns(
+    probe_spread: list[float], monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """One slow pass on a quiet machine: the second probe decides, is cached, and nothing is
+    said; a machine busy through both probes warns (``test_a_busy_machines_probe_...``)."""
+    spreads = iter([3.2, 1.2])
+    monkeypatch.setattr(
+        hardware, "probe_cpu", lambda rounds=0: ({"fp32": 1000.0, "bf16": 1500.0}, next(spreads))
+    )
+    record = hardware.cpu_choice()
+    assert record["spread"] == 1.2 and hardware.cache_path().is_file()
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.parametrize("width", [80, 120])
 def test_a_study_progress_line_fits_the_terminal(
     width: int, monkeypatch: pytest.MonkeyPatch

@@ -260,7 +260,7 @@ def cpu_choice() -> dict[str, Any]:
     the measured ``images_per_s`` per variant, ``machine``, ``probed`` (when) and ``spread``
     (``probe_cpu``'s). Read from the cache, else measured (about two seconds) and cached unless
     the spread says the machine was busy, twice over (a quiet 2-core VM gave one spread of 2.9x
-    in six fresh probes, the others 1.2-1.5x); an unreadable cache is measured over.
+    in eight fresh probes, the others 1.2-1.5x); an unreadable cache is measured over.
     Processes starting at once take turns (an ``flock``), so all of them get one record."""
     key = machine_key()
     if key not in _chosen:

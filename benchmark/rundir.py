@@ -286,6 +286,29 @@ def run_precision(found: dict[str, Any]) -> str:
     return "fp32" if str(found.get("device", "")).startswith("cpu") else "bf16"
 
 
+# A report group: the runs that differ only in seed and machine (config_hash leaves seed and
+# hardware out; the arithmetic, fp32 or bf16, changes what a run computes: a key of its own).
+GROUP = ("arch", "fusion", "tuned", "config_hash", "precision")
+
+
+def seed_of(found: dict[str, Any]) -> tuple[Any, ...]:
+    """A complete run's group (``GROUP``) and seed, as its metrics record them: the report
+    counts one run of each."""
+    return (*(found.get(k) for k in GROUP[:4]), run_precision(found), found.get("seed"))
+
+
+def complete_seeds(results_dir: Path) -> dict[tuple[Any, ...], str]:
+    """The complete runs in ``results_dir/runs`` by ``seed_of``: the first run directory's name
+    (they sort by start time), so a command can say which seeds it would run again."""
+    found: dict[tuple[Any, ...], str] = {}
+    for run_dir in sorted(Path(results_dir).glob("runs/*")):
+        try:
+            found.setdefault(seed_of(read_metrics(run_dir)), run_dir.name)
+        except IncompleteRun:
+            continue
+    return found
+
+
 def read_status(run_dir: Path) -> tuple[str, str]:
     """(status, message) from status.json; ``missing`` / ``unreadable`` when it cannot be read."""
     path = Path(run_dir) / STATUS

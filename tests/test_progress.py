@@ -442,3 +442,26 @@ def test_a_model_argument_sweep_names_each_run_by_its_value(
     assert "[2/2] gap_cnn x concat, width=6, seed 0" in lines
     rows = {row[1]: row[2] for row in table_rows(lines)}  # #, model args, params
     assert set(rows) == {"width=4", "width=6"} and rows["width=4"] != rows["width=6"]
+
+
+def test_a_run_typed_twice_is_noted_before_it_trains(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same configuration and seed again: one note before training names the run it
+    repeats (the report counts a seed once); another seed is no repeat."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", *TINY, "--epochs", "1", "--seeds", "0,1"]
+    out = use_console(monkeypatch, terminal=False)
+    assert exit_status(argv) == 0
+    assert "note:" not in out.getvalue()
+    first = {
+        json.loads(m.read_text())["seed"]: m.parent.name
+        for m in tmp_path.glob("out/runs/*/metrics.json")
+    }
+    out = use_console(monkeypatch, terminal=False)
+    assert exit_status([*argv[:-1], "0,2"]) == 0
+    (note,) = [line for line in out.getvalue().split("\n[1/2]")[0].split("\n") if "note" in line]
+    assert note == (
+        "note: 1 of these runs repeats a configuration and seed already complete in out/runs "
+        f"(the report counts a seed once): [1/2] gap_cnn x concat, seed 0 (as {first[0]})"
+    )

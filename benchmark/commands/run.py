@@ -28,6 +28,7 @@ from benchmark.commands.models import (
     dry_runs,
     model_args_of,
     model_variants,
+    named,
     pop_model_arg_sweeps,
     say_untaken,
 )
@@ -254,6 +255,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     work = [(cfg, ex, datasets[cfg.data_dir, str(ex.device)]) for cfg, ex in decided]
     fields = varying(configs, ("arch", "fusion", *sweeps, "seed"))
     seconds = announce(work, sweeps, results_dir, arg_sweeps)
+    shown_fields = tuple(f for f in fields if f not in ("arch", "fusion", "seed"))
+    labels = [run_label(cfg, shown_fields, swept_args(cfg, arg_sweeps)) for cfg in configs]
+    say_repeats(decided, labels, results_dir)
     several_ways = len({(str(ex.device), ex.describe()) for _, ex in decided}) > 1
     steps = sum(cfg.steps_per_epoch(len(data.train)) * cfg.epochs for cfg, _, data in work)
     finished: list[dict[str, Any]] = []
@@ -261,8 +265,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with interrupts_as_exceptions(), RunsProgress(len(work), steps, seconds) as shown:
         for i, (cfg, ex, data) in enumerate(work):
             run_dir = runs.start_run(cfg, results_dir)
-            shown_fields = tuple(f for f in fields if f not in ("arch", "fusion", "seed"))
-            label = run_label(cfg, shown_fields, swept_args(cfg, arg_sweeps))
+            label = labels[i]
             label += f" ({machine_name(ex.device)}, {ex.describe()})" if several_ways else ""
             try:
                 finished.append(shown.train(cfg, data, run_dir, ex, label))
@@ -284,6 +287,32 @@ def cmd_run(args: argparse.Namespace) -> int:
                 raise
     print_summary(finished, run_dirs, fields)
     return 0
+
+
+def say_repeats(
+    decided: list[tuple[TrainConfig, Any]], labels: list[str], results_dir: Path
+) -> None:
+    """Before training: the runs (their progress labels) that repeat a configuration and seed
+    already complete in ``results_dir``, whose report counts each seed of a group once: a
+    command typed twice is noticed while it can still be stopped."""
+    from benchmark import rundir
+
+    done = rundir.complete_seeds(results_dir)
+    again = []
+    for i, (cfg, ex) in enumerate(decided):
+        key = rundir.seed_of(
+            {"arch": cfg.arch, "fusion": cfg.fusion, "tuned": cfg.tuned_from is not None}
+            | {"config_hash": cfg.config_hash(), "precision": ex.precision, "seed": cfg.seed}
+        )
+        if key in done:
+            again.append(f"[{i + 1}/{len(decided)}] {labels[i]} (as {done[key]})")
+    if again:
+        say(
+            f"note: {len(again)} of these runs {'repeats' if len(again) == 1 else 'repeat'} a "
+            f"configuration and seed already complete in {results_dir / 'runs'} (the report "
+            f"counts a seed once): {named(again)}",
+            soft_wrap=True,
+        )
 
 
 def announce(

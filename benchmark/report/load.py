@@ -21,9 +21,7 @@ from benchmark.errors import DamagedFileError
 from benchmark.report.studies import STORAGE, Studies, load_studies, recorded_studies, why
 from benchmark.wording import plural
 
-# A group: runs that differ only in seed and machine (config_hash leaves seed and hardware out;
-# the arithmetic, fp32 or bf16, changes what a run computes, so it is a key of its own).
-KEYS = ["arch", "fusion", "tuned", "config_hash", "precision"]
+KEYS = list(rundir.GROUP)  # a group: the runs that differ only in seed and machine
 REPEATS = ["run", "seed", "repeats"]  # Inputs.repeats: a run, its seed, the run it repeats
 
 

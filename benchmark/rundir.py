@@ -292,9 +292,11 @@ GROUP = ("arch", "fusion", "tuned", "config_hash", "precision")
 
 
 def seed_of(found: dict[str, Any]) -> tuple[Any, ...]:
-    """A complete run's group (``GROUP``) and seed, as its metrics record them: the report
-    counts one run of each."""
-    return (*(found.get(k) for k in GROUP[:4]), run_precision(found), found.get("seed"))
+    """A complete run's group (``GROUP``'s fields, in order) and seed, as its metrics record
+    them (``tuned`` absent: not tuned, as the report reads it): the report counts one of each."""
+    arch, fusion, config_hash = (found.get(k) for k in ("arch", "fusion", "config_hash"))
+    tuned = bool(found.get("tuned"))
+    return (arch, fusion, tuned, config_hash, run_precision(found), found.get("seed"))
 
 
 def complete_seeds(results_dir: Path) -> dict[tuple[Any, ...], str]:

@@ -465,3 +465,9 @@ def test_a_run_typed_twice_is_noted_before_it_trains(
         "note: 1 of these runs repeats a configuration and seed already complete in out/runs "
         f"(the report counts a seed once): [1/2] gap_cnn x concat, seed 0 (as {first[0]})"
     )
+    out = use_console(monkeypatch, terminal=False)
+    assert exit_status(["run", *TINY, "--epochs", "1", "--seed", "1"]) == 0
+    assert (
+        f"note: this run repeats a configuration and seed already complete in out/runs (the "
+        f"report counts a seed once): gap_cnn x concat, seed 1 (as {first[1]})\n" in out.getvalue()
+    )

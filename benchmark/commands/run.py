@@ -305,14 +305,20 @@ def say_repeats(
             | {"config_hash": cfg.config_hash(), "precision": ex.precision, "seed": cfg.seed}
         )
         if key in done:
-            again.append(f"[{i + 1}/{len(decided)}] {labels[i]} (as {done[key]})")
-    if again:
-        say(
-            f"note: {len(again)} of these runs {'repeats' if len(again) == 1 else 'repeat'} a "
-            f"configuration and seed already complete in {results_dir / 'runs'} (the report "
-            f"counts a seed once): {named(again)}",
-            soft_wrap=True,
-        )
+            number = f"[{i + 1}/{len(decided)}] " if len(decided) > 1 else ""
+            again.append(f"{number}{labels[i]} (as {done[key]})")
+    if not again:
+        return
+    which = (
+        "this run repeats"
+        if len(decided) == 1
+        else f"{len(again)} of these runs {'repeats' if len(again) == 1 else 'repeat'}"
+    )
+    say(
+        f"note: {which} a configuration and seed already complete in {results_dir / 'runs'} "
+        f"(the report counts a seed once): {named(again)}",
+        soft_wrap=True,
+    )
 
 
 def announce(

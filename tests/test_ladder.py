@@ -4,14 +4,16 @@ tuning (successive halving stops poor trials, never the defaults one) and rung r
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import replace
 from pathlib import Path
 
 import optuna
 import pytest
+import torch
 from optuna.trial import TrialState
 
-from benchmark import compare, comparison, pruning, rundir, storages, tuning
+from benchmark import compare, comparison, hardware, pruning, rundir, storages, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import epochs_spent
@@ -56,8 +58,10 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     written = json.loads((tmp_path / comparison.COMPARISON).read_text())
     assert sorted(written["rungs"]) == ["1", "2"]
     assert written["plan"] == written["rungs"]["2"]["plan"]  # the top rung gives the answer
+    machine = f"{socket.gethostname()} ({hardware.machine_name(torch.device('cpu'))})"
     for rung in written["rungs"].values():
         assert {"tune", "runs"} <= set(rung["stages"])
+        assert set(rung["stages"]["runs"]) == {machine}  # named with its CPU's features
     assert written["rungs"]["2"]["plan"]["pruner"] == "halving, defaults ranked"
     assert "pruner" not in written["rungs"]["1"]["plan"]  # at one epoch nothing is pruned
     storage = f"sqlite:///{tmp_path / storages.DB_NAME}"

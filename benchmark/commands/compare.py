@@ -207,7 +207,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from benchmark import compare, stages, storages
     from benchmark.data import load_mnist
-    from benchmark.hardware import device_name, machine_name
+    from benchmark.hardware import machine_name
 
     plans = plans_from(args)
     ladder = [plan.base.epochs for plan in plans]  # lowest first
@@ -229,7 +229,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if storage is None:
         storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    where = f"{socket.gethostname()} ({device_name(ex.device)})"
+    # the machine, as comparison.json's stage times and the header name it: with the CPU's
+    # features (two AMD EPYCs, with and without AVX-512, are named alike otherwise)
+    where = f"{socket.gethostname()} ({machine_name(ex.device)})"
     if args.jobs > 1:
         with storages.storage_errors(spec), Sitting(results_dir, plans, where, args.jobs):
             died = in_workers(args, plans, storage, spec, ex.device)
@@ -245,8 +247,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         f"{plural(first.trials, 'trial')} each, cap "
         f"{first.max_params:,} parameters, at {', '.join(map(str, ladder))} "
         f"epoch{'s' if ladder != [1] else ''}; storage "
-        f"{storages.storage_label(spec)}; on {socket.gethostname()} ({machine_name(ex.device)})"
-    )  # named with the CPU's features; ``where`` keys comparison.json's stage records as before
+        f"{storages.storage_label(spec)}; on {where}"
+    )
     if first.base.log != "none":  # the final runs are mirrored (trials have no run directory)
         console.print(destination(first.base.log, results_dir), soft_wrap=True, markup=False)
     with interrupts_as_exceptions(), storages.storage_errors(spec):

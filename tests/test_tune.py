@@ -26,6 +26,7 @@ from benchmark.errors import UsageError
 from benchmark.exports import apply_tuned
 from benchmark.hardware import decide
 from benchmark.storages import open_storage, storage_label
+from benchmark.trials import counts_towards_budget
 from benchmark.tuning import (
     budget,
     default_params,
@@ -71,12 +72,16 @@ def load(storage: str, name: str = STUDY) -> optuna.Study:
 def check_shared_study(study: optuna.Study, wanted: int, jobs: int) -> None:
     """Workers on one study: the requested finished trials, numbered without gaps, all finished
     (none lost in a RUNNING state), each suggestion drawn once (no two workers replaying the same
-    sampler seed), and the registry defaults evaluated exactly once."""
+    sampler seed), and the registry defaults evaluated exactly once. A trial a worker started
+    when every place was held by the others' is ``surplus``: it trained nothing and counts not."""
     trials = study.trials
     assert [t.number for t in trials] == list(range(len(trials)))
     assert all(t.state in FINISHED for t in trials), [t.state for t in trials]
     # MaxTrialsCallback stops new trials; the ones already running when the count is reached end.
-    assert wanted <= len(trials) <= wanted + jobs - 1
+    counted = [t for t in trials if counts_towards_budget(t)]
+    assert wanted <= len(counted) <= wanted + jobs - 1
+    surplus = [t for t in trials if t not in counted]
+    assert all(t.user_attrs.get("surplus") and not t.intermediate_values for t in surplus)
     assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)
     assert [t.number for t in trials if t.user_attrs.get("defaults")] == [0]
     assert trials[0].params == default_params("gap_cnn", "concat")

@@ -143,7 +143,12 @@ def set_aside_repeats(
     listed with the run they repeat."""
     if runs.empty:
         return runs, history, pd.DataFrame(columns=REPEATS)
-    first = runs.groupby([*KEYS, "seed"], dropna=False, sort=False)["run"].transform("first")
+    # rundir.seed_of: the rule ``run`` notes a repeat by before it trains
+    keys = [rundir.seed_of(row) for row in runs[[*KEYS, "seed"]].to_dict("records")]
+    firsts: dict[tuple[Any, ...], str] = {}
+    for key, run in zip(keys, runs["run"], strict=True):
+        firsts.setdefault(key, run)
+    first = pd.Series([firsts[key] for key in keys], index=runs.index)
     again = runs["run"] != first
     repeats = pd.DataFrame(
         {"run": runs["run"][again], "seed": runs["seed"][again], "repeats": first[again]}

@@ -299,6 +299,15 @@ def seed_of(found: dict[str, Any]) -> tuple[Any, ...]:
     return (arch, fusion, tuned, config_hash, run_precision(found), found.get("seed"))
 
 
+def planned_seed(cfg: TrainConfig, precision: str) -> tuple[Any, ...]:
+    """``seed_of`` of the run ``cfg`` would write (``metrics_record``'s fields) in ``precision``:
+    what a run compares with ``complete_seeds`` before it trains."""
+    recorded = {"arch": cfg.arch, "fusion": cfg.fusion, "tuned": cfg.tuned_from is not None}
+    return seed_of(
+        {**recorded, "config_hash": cfg.config_hash(), "precision": precision, "seed": cfg.seed}
+    )
+
+
 def complete_seeds(results_dir: Path) -> dict[tuple[Any, ...], str]:
     """The complete runs in ``results_dir/runs`` by ``seed_of``: the first run directory's name
     (they sort by start time), so a command can say which seeds it would run again."""

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from itertools import product
 from typing import Any
 
-from benchmark.commands.values import parse_value
+from benchmark.commands.values import is_list_text, parse_value
 from benchmark.errors import UsageError
 from benchmark.progress import console, format_params, passing_bar
 
@@ -56,7 +56,7 @@ def pop_model_arg_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
     config flag is (``run.pop_sweeps``), so that the checks of one value see plain values."""
     sweeps = {}
     for i, (key, value) in enumerate(args.model_arg or []):
-        if isinstance(value, str) and "," in value:
+        if is_list_text(value):
             values = [parse_value(part.strip()) for part in value.split(",")]
             if "" in values:
                 raise UsageError(

@@ -300,10 +300,7 @@ def say_repeats(
     done = rundir.complete_seeds(results_dir)
     again = []
     for i, (cfg, ex) in enumerate(decided):
-        key = rundir.seed_of(
-            {"arch": cfg.arch, "fusion": cfg.fusion, "tuned": cfg.tuned_from is not None}
-            | {"config_hash": cfg.config_hash(), "precision": ex.precision, "seed": cfg.seed}
-        )
+        key = rundir.planned_seed(cfg, ex.precision)
         if key in done:
             number = f"[{i + 1}/{len(decided)}] " if len(decided) > 1 else ""
             again.append(f"{number}{labels[i]} (as {done[key]})")

@@ -49,13 +49,19 @@ def key_value(text: str) -> tuple[str, Any]:
     return key.strip(), parse_value(value.strip())
 
 
+def is_list_text(value: Any) -> bool:
+    """A ``--model-arg`` value typed as a comma list (``width=8,16``): ``run`` and ``bench``
+    sweep it, the other commands refuse it."""
+    return isinstance(value, str) and "," in value
+
+
 def one_key_value(command: str) -> Callable[[str], tuple[str, Any]]:
     """``key_value`` for a command that takes one value per model argument: a comma list,
     which ``run`` sweeps, is refused naming where it works."""
 
     def parse(text: str) -> tuple[str, Any]:
         key, value = key_value(text)
-        if isinstance(value, str) and "," in value:
+        if is_list_text(value):
             raise argparse.ArgumentTypeError(
                 f"{text!r}: {command} takes one value per model argument (run sweeps a comma list)"
             )

@@ -121,6 +121,24 @@ def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     assert row + " untested (1 seed) |" in section
 
 
+def test_each_run_config_is_read_whole_and_a_run_without_one_reads_empty(tmp_path: Path) -> None:
+    """``run_configs`` is the one reader of the configs ``load_inputs`` keeps: the report's
+    reference, sections and defaults marks all take a run's config from it."""
+    from benchmark.report.load import run_configs
+
+    runs = tmp_path / "runs"
+    for seed, extra in enumerate(({"lr": 0.01, "tuned_from": {"defaults": True}}, {"lr": 0.02})):
+        path = make_run(runs, f"s{seed}", seed=seed) / "metrics.json"
+        metrics = json.loads(path.read_text())
+        metrics["config"].update(extra)
+        path.write_text(json.dumps(metrics))
+    found = report.load_inputs(str(runs / "*"), str(tmp_path / "none" / "*.csv")).runs
+    configs = run_configs(found.sort_values("run"))
+    assert [c["lr"] for c in configs] == [0.01, 0.02]
+    assert configs[0]["tuned_from"] == {"defaults": True} and configs[0]["arch"] == "gap_cnn"
+    assert run_configs(found.drop(columns="config_json")) == [{}, {}]
+
+
 def test_pareto_front_is_the_known_set() -> None:
     params = pd.Series([10, 20, 20, 30, 5, 40, 40, 50])
     acc = pd.Series([0.90, 0.95, 0.93, 0.94, 0.80, 0.99, 0.99, 0.98])

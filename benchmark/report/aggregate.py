@@ -6,7 +6,6 @@ what the runs recorded: nothing here builds a model."""
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
@@ -15,7 +14,7 @@ import pandas as pd
 
 from benchmark import rundir
 from benchmark.report.load import KEYS as RUN_KEYS
-from benchmark.report.load import seed_stats
+from benchmark.report.load import run_configs, seed_stats
 from benchmark.report.reference import SAME, Reference, from_runs, sizes_text, tuned_from
 from benchmark.report.stats import ALPHA, indistinguishable, interval, welch_p
 from benchmark.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
@@ -146,11 +145,9 @@ def run_table(runs: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     the main comparison but computed in another precision (bf16 where most are fp32) goes to
     the precision section, beside its twin; one over the protocol's parameter cap goes to the
     others. The user's runs (``yours``) meet the reference's budget and cap, in any combination."""
-    if "config_json" not in runs:
-        runs = runs.assign(config_json="{}")
     configs = [
-        {"arch": a, "fusion": f, **json.loads(c)}
-        for a, f, c in zip(runs["arch"], runs["fusion"], runs["config_json"], strict=True)
+        {"arch": a, "fusion": f, **c}
+        for a, f, c in zip(runs["arch"], runs["fusion"], run_configs(runs), strict=True)
     ]
     sources = [
         tuned_from(c) or ({} if tuned else None)
@@ -330,7 +327,6 @@ def summarize(
             differs=("differs", "first"),
             sizes=("sizes", "first"),
             timing_device=("timing_device", "first"),
-            config_json=("config_json", "first"),
             target_seconds=("target_seconds", "mean"),
             target_reached=("target_seconds", "count"),
             from_defaults=("from_defaults", "all"),

@@ -203,6 +203,13 @@ def reference_inputs(directory: Path) -> Inputs:
     return dataclasses.replace(found, runs=found.runs.assign(from_defaults=marked))
 
 
+def run_configs(runs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Each run's config.json, whole, as ``load_inputs`` keeps it in ``config_json`` (a dict
+    does not survive pandas' flattening); ``{}`` where a run has none."""
+    texts = runs.get("config_json", pd.Series([None] * len(runs), dtype=object))
+    return [json.loads(t) if isinstance(t, str) else {} for t in texts]
+
+
 def from_defaults(runs: pd.DataFrame, studies: Studies) -> pd.Series:
     """Per run: whether the best trial it was tuned with was its study's defaults trial (as
     its ``tuned_from`` says, or, for runs from before it said so, ``studies``). Its config spells
@@ -210,8 +217,8 @@ def from_defaults(runs: pd.DataFrame, studies: Studies) -> pd.Series:
     two hash apart though they train the same model."""
     queued = {(d.name, d.defaults_trial) for d in studies.digests if d.defaults_trial is not None}
     picked = []
-    for text in runs.get("config_json", pd.Series(dtype=object)):
-        source = json.loads(text).get("tuned_from") if isinstance(text, str) else None
+    for config in run_configs(runs):
+        source = config.get("tuned_from")
         source = source if isinstance(source, dict) else {}
         picked.append(
             source.get("defaults") is True or (source.get("study"), source.get("trial")) in queued

@@ -12,7 +12,6 @@ combination it did not name, or a model over its cap, is outside its main compar
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.config import SIZING, fields_of, learned_values
-from benchmark.report.load import Inputs, repeated
+from benchmark.report.load import Inputs, repeated, run_configs
 from benchmark.wording import plural
 
 BUDGET = fields_of("budget")  # what a budget is; held-out pairs are another experiment
@@ -168,7 +167,7 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
 
 def from_runs(runs: pd.DataFrame) -> Reference:
     """The reference without a comparison.json: ``most_used`` over the runs' configs."""
-    return most_used([json.loads(c) for c in runs.get("config_json", pd.Series(dtype=object))])
+    return most_used(run_configs(runs))
 
 
 def tuned_from(config: dict[str, Any]) -> dict[str, Any] | None:

@@ -425,16 +425,21 @@ def package_version(name: str) -> str:
     return metadata.version(name)
 
 
-def git_commit() -> str | None:
-    """The commit of this checkout, with ``-dirty`` when it has uncommitted changes."""
-    here = Path(__file__).resolve().parent
+SOURCES = ("benchmark", "architectures", "pyproject.toml")  # the code a record's commit names
+
+
+def git_commit(checkout: Path | None = None) -> str | None:
+    """The commit of the checkout this package runs from (or ``checkout``), with ``-dirty``
+    when its code (``SOURCES``) has uncommitted changes. Results written into the checkout
+    (``results/``, a bench CSV appended a moment ago) are not code and leave it clean."""
+    root = checkout or Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=here,
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", *SOURCES],
+            cwd=root,
             capture_output=True,
             text=True,
             check=True,

@@ -198,6 +198,36 @@ def test_grid_progress_shows_the_grid_and_the_final_evaluation(
     assert "now the test split" in out
 
 
+def test_the_commit_is_dirty_for_edited_code_and_clean_for_written_results(tmp_path: Path) -> None:
+    """Results appended inside the checkout (a bench CSV, run directories) are not code: the
+    rows written after the first one used to carry ``-dirty`` for the first one's file."""
+    import subprocess
+
+    from benchmark.hardware import git_commit
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+
+    for name in ("benchmark/step.py", "results/bench/cpu.csv", "pyproject.toml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("a\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "first")
+    sha = git("rev-parse", "HEAD")
+    (tmp_path / "results/bench/cpu.csv").write_text("a\nb\n")
+    assert git_commit(tmp_path) == sha
+    (tmp_path / "benchmark/step.py").write_text("b\n")
+    assert git_commit(tmp_path) == sha + "-dirty"
+    assert git_commit(tmp_path.parent / "nowhere") is None
+
+
 def test_the_commit_is_read_as_training_starts(
     small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

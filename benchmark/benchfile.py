@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from benchmark import files
 from benchmark.errors import UsageError
 from benchmark.files import slug
+from benchmark.wording import settings
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,12 +72,13 @@ def model_args_cell(model_args: dict[str, Any]) -> str:
 
 def model_args_text(row: Any) -> str:
     """A row's model arguments (a CSV cell's JSON, or ``datapath``'s report's object) as
-    ``img_size=28, patch_size=7``; blank for the defaults."""
+    ``img_size=28, patch_size=7`` (a float to four significant digits); blank for the
+    defaults."""
     cell = row.get("model_args")
     shown = cell if isinstance(cell, dict) else {}
     if isinstance(cell, str) and cell.strip():
         shown = json.loads(cell)
-    return ", ".join(f"{k}={v}" for k, v in shown.items())
+    return settings(shown, ", ")
 
 
 def combination_of(row: Any) -> str:

@@ -16,7 +16,7 @@ from rich.console import Console
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
 from benchmark.trials import rejected
-from benchmark.wording import percent
+from benchmark.wording import percent, settings
 
 console = Console(highlight=False)
 T = TypeVar("T")
@@ -343,12 +343,6 @@ def training_rate(
     return figure * default_macs / max(macs, 1), basis, 0.0
 
 
-def format_params(params: dict[str, Any]) -> str:
-    return " ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
-    )
-
-
 def describe_trial(t: Any) -> str:
     """One line per finished trial: state, value or why not, time, parameters. A trial stopped
     before training (``trials.rejected``) says so, though Optuna stores it as pruned."""
@@ -371,7 +365,7 @@ def describe_trial(t: Any) -> str:
     else:
         result = "no epoch finished"
     took = duration(t.duration.total_seconds()) if t.duration else "time unknown"
-    return f"trial {t.number} {state}: {result} ({took}) {format_params(t.params)}"
+    return f"trial {t.number} {state}: {result} ({took}) {settings(t.params)}"
 
 
 def study_bar() -> Any:

@@ -6,7 +6,8 @@ in against the best (so the tables, the sentences and the plots never disagree a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 # A group's standing against the best of the main comparison, as every section names it.
 BEST = "best"
@@ -61,3 +62,11 @@ def error_range(mean: float, half: float) -> str:
     """``95% CI 0.32-0.41``: an error's interval, its ends held to the 0-100% an error can take
     (the t-interval of two seeds far from converged ran from -110.79 to 213.73)."""
     return f"95% CI {max(mean - half, 0.0):.2f}-{min(mean + half, 100.0):.2f}"
+
+
+def settings(params: Mapping[str, Any], sep: str = " ") -> str:
+    """``width=24 dropout=0.2386``: hyperparameters as ``--model-arg`` takes them, a float to
+    four significant digits (a tuned dropout of 0.2385719484080942 filled a table cell)."""
+    return sep.join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
+    )

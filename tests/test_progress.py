@@ -378,7 +378,7 @@ def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) 
     (line,) = [s for s in log.getvalue().splitlines() if "knob" in s]
     assert len(line) > 80  # the combination named: a log shows the study's bar after its trials
     assert line.startswith("  gap_cnn x concat trial 0 complete: val joint acc 50.00%")
-    assert "knob_11=1.36" in line and "block=[a]" in line
+    assert "knob_11=1.358" in line and "block=[a]" in line
 
 
 @pytest.mark.parametrize(

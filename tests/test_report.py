@@ -187,6 +187,23 @@ def test_cpu_features_are_shown_where_a_row_has_them(tmp_path: Path) -> None:
     assert "| cpu features |" in markdown and cells == ["avx2", "avx512 bf16", "-"]
 
 
+def test_a_row_of_a_tuned_model_names_its_arguments_legibly(tmp_path: Path) -> None:
+    """A tuned configuration's floats at four significant digits (the file keeps them whole),
+    and the batch size it trained at."""
+    path = tmp_path / "cpu-fp32.csv"
+    args = {"dropout": 0.2385719484080942, "width": 24}
+    row = {"arch": "gap_cnn", "fusion": "concat", "device": "cpu", "train_batch_size": 64}
+    benchfile.append_row(path, row | {"model_args": benchfile.model_args_cell(args)})
+    rows = benchfile.read_rows([path])[0]
+    assert json.loads(rows.iloc[0]["model_args"]) == args
+    markdown = report.bench_section(rows, [])
+    assert "| gap_cnn x concat (dropout=0.2386, width=24) |" in markdown
+    header = next(line for line in markdown.splitlines() if line.startswith("| combination"))
+    line = next(line for line in markdown.splitlines() if "gap_cnn x concat" in line)
+    cells = dict(zip(header.split(" | "), line.split(" | "), strict=True))
+    assert cells["train batch"] == "64"  # a tuned batch size, beside the inference batch
+
+
 def test_a_compile_ab_row_shows_compiled_over_eager_with_its_quartiles(tmp_path: Path) -> None:
     path = tmp_path / "cpu-fp32.csv"
     figures = {"train_images_per_s": 2000.0, "ab_rounds": 10, "ab_ratio": 1.171}

@@ -12,13 +12,14 @@ from rich.markup import escape
 
 from benchmark.commands.common import add_plugin_flag, console, print_wide
 from benchmark.commands.models import named
-from benchmark.progress import format_params, passing_bar
+from benchmark.progress import passing_bar
+from benchmark.wording import settings
 
 
 def defaults_cell(defaults: dict) -> str:
     """An entry's defaults as ``--model-arg`` takes them (``width=16 depth=2``), as text: a
     plug-in's value may hold brackets that would read as console markup."""
-    return escape(format_params(defaults)) or "-"
+    return escape(settings(defaults)) or "-"
 
 
 def built(make: Callable[[], Any]) -> tuple[Any, str]:

@@ -11,7 +11,8 @@ from typing import Any
 
 from benchmark.commands.values import is_list_text, parse_value
 from benchmark.errors import UsageError
-from benchmark.progress import console, format_params, passing_bar
+from benchmark.progress import console, passing_bar
+from benchmark.wording import settings
 
 SHOWN = 8  # models named in one line; the rest are counted
 
@@ -115,7 +116,7 @@ def say_untaken(
     left: dict[str, list[str]] = {}
     for (arch, fusion), share in shares.items():
         if dropped := {k: v for k, v in model_args.items() if k not in share}:
-            left.setdefault(format_params(dropped), []).append(f"{arch} x {fusion}")
+            left.setdefault(settings(dropped), []).append(f"{arch} x {fusion}")
     for args, pairs in left.items():
         console.print(f"model args {args}: not taken by {named(pairs)}, built without them")
 

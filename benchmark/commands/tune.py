@@ -34,8 +34,8 @@ from benchmark.commands.models import check_models, model_args_of, say_untaken
 from benchmark.commands.values import path_text
 from benchmark.config import BATCH_SIZES, RUN_DIRECTORY_ONLY, SEARCHED, TrainConfig
 from benchmark.files import check_writable
-from benchmark.progress import StudyProgress, format_params, prepare, say_emulated, study_bar
-from benchmark.wording import percent, plural
+from benchmark.progress import StudyProgress, prepare, say_emulated, study_bar
+from benchmark.wording import percent, plural, settings
 
 FIXED_BY_TUNE = (*SEARCHED, *RUN_DIRECTORY_ONLY)  # no flag of tune's sets them
 
@@ -101,7 +101,7 @@ def tune_study(
         f"{cfg.arch} x {cfg.fusion}: study {name} in {storages.storage_label(spec)}, "
         f"{done} of {args.trials} trials finished"
         + (f", cap {args.max_params:,} parameters" if args.max_params else "")
-        + (f", held: {format_params(cfg.model_args)}" if cfg.model_args else "")
+        + (f", held: {settings(cfg.model_args)}" if cfg.model_args else "")
     )
     jobs = min(args.jobs, args.trials - done)
     died: list[str] = []
@@ -134,8 +134,8 @@ def tune_study(
         path, record = exported
         console.print(  # values as text (a categorical "[a]" is no markup), the path whole
             f"best: trial {record['trial']} val joint acc {percent(record['value'])}; "
-            f"model {format_params(record['model_args'])}; "
-            f"train {format_params(record['train'])} -> {path}",
+            f"model {settings(record['model_args'])}; "
+            f"train {settings(record['train'])} -> {path}",
             soft_wrap=True,
             markup=False,
         )

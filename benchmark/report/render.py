@@ -26,7 +26,8 @@ BENCH_TABLE = {
     "device": ("device", ""),
     "cpu features": ("cpu_features", ""),  # hardware.cpu_features: rows since it was recorded
     "precision": ("precision", ""),
-    "batch": ("batch_size", ".0f"),
+    "infer batch": ("batch_size", ".0f"),
+    "train batch": ("train_batch_size", ".0f"),
     "channels last": ("channels_last", ""),
     "compile": ("compile", ""),
     "params": ("params", ",.0f"),

@@ -38,11 +38,11 @@ ERROR_CHARS = 300  # an error row's message is cut here: one readable line in th
 
 @dataclass(frozen=True)
 class Settings:
-    """What a measurement depends on besides the model; every field ends up in the row."""
+    """What a measurement depends on besides the configuration measured (its ``TrainConfig``:
+    model, batch size and loss); every field ends up in the row."""
 
     ex: Execution  # device, precision, layout, compile: decided once, as for a run
     batch_size: int  # images per inference call
-    train_batch_size: int
     warmup: int
     iters: int
 
@@ -120,18 +120,14 @@ def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int,
     return _COSTS[key]
 
 
-def measure_pair(
-    arch: str, fusion: str, s: Settings, model_args: dict[str, Any] | None = None
-) -> tuple[dict[str, float], Callable[[], None]]:
-    """Every figure of one configuration, and its training step, compiled and warm (what
+def measure_pair(cfg: TrainConfig, s: Settings) -> tuple[dict[str, float], Callable[[], None]]:
+    """Every figure of one configuration (``cfg``'s model, and its training step at its batch
+    size and loss, as a run of it trains), and that step, compiled and warm (what
     ``compile_ab`` times again); raises what torch raises (out of memory, unsupported)."""
     if s.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(s.device)
     if s.compile:  # compiled code is specialised per model; stale entries would hit the cache limit
         torch.compiler.reset()
-    cfg = TrainConfig(  # its model and loss
-        arch=arch, fusion=fusion, batch_size=s.train_batch_size, model_args=model_args or {}
-    )
     state = build_state(cfg, s.ex)  # the trainer's model and AdamW
     model = state.model.eval()
     params = count_params(model)
@@ -153,7 +149,7 @@ def measure_pair(
 
     model.train()
     loss_fn = s.ex.compiled(compute_loss)
-    images, labels, addends = random_batch(s.train_batch_size, s.device, s.channels_last)
+    images, labels, addends = random_batch(cfg.batch_size, s.device, s.channels_last)
 
     def step() -> None:
         train_step(state, cfg, images, labels, addends, s.ex, loss_fn)
@@ -167,7 +163,7 @@ def measure_pair(
         "macs_per_image": macs,
         "infer_images_per_s": s.batch_size / statistics.median(infer_times),
         "latency_ms_b1": 1000 * statistics.median(latency_times),
-        "train_images_per_s": s.train_batch_size / statistics.median(train_times),
+        "train_images_per_s": cfg.batch_size / statistics.median(train_times),
         "peak_mem_mb": peak,
         "compile_seconds": compile_infer + compile_b1 + compile_train if s.compile else 0.0,
         "train_compile_seconds": compile_train if s.compile else 0.0,
@@ -175,7 +171,7 @@ def measure_pair(
 
 
 def compile_ab(
-    arch: str, fusion: str, s: Settings, rounds: int, model_args: dict[str, Any] | None = None
+    cfg: TrainConfig, s: Settings, rounds: int
 ) -> tuple[dict[str, float], dict[str, float]]:
     """The figures of one configuration eager and compiled, their training taken again in
     ``rounds`` rounds of ``s.iters`` steps each, eager and compiled taking turns (the order
@@ -185,7 +181,7 @@ def compile_ab(
     figures, steps = {}, {}
     for compiled in (False, True):
         settings = replace(s, ex=replace(s.ex, compile=compiled))
-        figures[compiled], steps[compiled] = measure_pair(arch, fusion, settings, model_args)
+        figures[compiled], steps[compiled] = measure_pair(cfg, settings)
     times: dict[bool, list[float]] = {False: [], True: []}
     for r in range(rounds):
         for compiled in (False, True) if r % 2 == 0 else (True, False):
@@ -194,7 +190,7 @@ def compile_ab(
     ratios = [eager / compiled for eager, compiled in zip(times[False], times[True], strict=True)]
     q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
     for compiled in (False, True):
-        figures[compiled]["train_images_per_s"] = s.train_batch_size / statistics.median(
+        figures[compiled]["train_images_per_s"] = cfg.batch_size / statistics.median(
             times[compiled]
         )
     figures[True] |= {"ab_rounds": rounds, "ab_ratio": median, "ab_ratio_q1": q1, "ab_ratio_q3": q3}
@@ -207,12 +203,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def bench_rows(
-    arch: str,
-    fusion: str,
-    s: Settings,
-    commit: str | None,
-    ab_rounds: int | None = None,
-    model_args: dict[str, Any] | None = None,
+    cfg: TrainConfig, s: Settings, commit: str | None, ab_rounds: int | None = None
 ) -> list[dict[str, Any]]:
     """The CSV rows of one configuration: one as ``s`` says, or with ``ab_rounds`` an eager and a
     compiled one measured taking turns (``compile_ab``). A configuration that fails, or that
@@ -220,19 +211,19 @@ def bench_rows(
     NaN figures and the error: the sweep goes on."""
     from architectures import check_model
 
-    model_args = model_args or {}
     variants = [s.compile] if ab_rounds is None else [False, True]
     rows = [
         {
-            "arch": arch,
-            "fusion": fusion,
-            "model_args": model_args_cell(model_args),
+            "arch": cfg.arch,
+            "fusion": cfg.fusion,
+            "model_args": model_args_cell(cfg.model_args),
+            "tuned_from": (cfg.tuned_from or {}).get("study", ""),
             "device": device_name(s.device),
             "device_type": s.device.type,
             "cpu_features": cpu_features() if s.device.type == "cpu" else "",
             "precision": s.precision,
             "batch_size": s.batch_size,
-            "train_batch_size": s.train_batch_size,
+            "train_batch_size": cfg.batch_size,
             "channels_last": s.channels_last,
             "compile": compiled,
             **dict.fromkeys(FIGURES, math.nan),
@@ -243,11 +234,11 @@ def bench_rows(
         for compiled in variants
     ]
     try:
-        check_model(arch, fusion, model_args)
+        check_model(cfg.arch, cfg.fusion, cfg.model_args)
         if ab_rounds is None:
-            rows[0].update(measure_pair(arch, fusion, s, model_args)[0])
+            rows[0].update(measure_pair(cfg, s)[0])
         else:
-            measured = compile_ab(arch, fusion, s, ab_rounds, model_args)
+            measured = compile_ab(cfg, s, ab_rounds)
             for row, figures in zip(rows, measured, strict=True):
                 row.update(figures)
     except (RuntimeError, ValueError, MemoryError) as exc:  # torch.OutOfMemoryError included

@@ -39,6 +39,7 @@ COLUMNS = (
     "arch",
     "fusion",
     "model_args",  # JSON of the --model-arg overrides; blank: the entries' defaults
+    "tuned_from",  # bench --tuned: the study whose best trial's model and training step it is
     "device",
     "device_type",
     "cpu_features",  # hardware.cpu_features: blank for a GPU and in rows written before it
@@ -53,14 +54,11 @@ COLUMNS = (
     "error",
 )
 NUMBERS = ("batch_size", *FIGURES)  # read back as numbers (a damaged cell becomes NaN)
-# Earlier layouts a file may have: appending brings it to COLUMNS, its cells blank where new.
-EARLIER = (
-    tuple(
-        c for c in COLUMNS if c not in ("model_args", "cpu_features", "train_compile_seconds", *AB)
-    ),
-    tuple(c for c in COLUMNS if c not in ("model_args", "cpu_features", *AB)),
-    tuple(c for c in COLUMNS if c not in ("model_args", "cpu_features")),
-    tuple(c for c in COLUMNS if c != "model_args"),
+# Columns added since the first layout, oldest first: a file of an earlier layout lacks a tail of
+# them, and appending brings it to COLUMNS, its cells blank where new.
+ADDED = (("train_compile_seconds",), AB, ("cpu_features",), ("model_args",), ("tuned_from",))
+EARLIER = tuple(
+    tuple(c for c in COLUMNS if c not in set().union(*ADDED[i:])) for i in range(len(ADDED))
 )
 
 
@@ -82,10 +80,14 @@ def model_args_text(row: Any) -> str:
 
 
 def combination_of(row: Any) -> str:
-    """``arch x fusion``, then the model arguments a row was measured with: ``timm:vit_tiny_
-    patch16_224 x concat (img_size=28, patch_size=7)``."""
-    args = model_args_text(row)
-    return f"{row['arch']} x {row['fusion']}" + (f" ({args})" if args else "")
+    """``arch x fusion``, then the study a row's configuration was tuned by and the model
+    arguments it was measured with: ``timm:vit_tiny_patch16_224 x concat (img_size=28,
+    patch_size=7)``, ``gap_cnn x late_sum (tuned by gap_cnn__late_sum__e9__p227165;
+    dropout=0.0983, head_dropout=0.005487)``."""
+    study = row.get("tuned_from")
+    said = [f"tuned by {study}"] if isinstance(study, str) and study else []
+    said += [args] if (args := model_args_text(row)) else []
+    return f"{row['arch']} x {row['fusion']}" + (f" ({'; '.join(said)})" if said else "")
 
 
 def ab_text(row: Any) -> str:

@@ -173,7 +173,9 @@ def test_a_csv_with_other_columns_is_left_alone(
 
 
 @pytest.mark.parametrize(
-    "old", EARLIER, ids=["no train compile", "no A/B", "no cpu features", "no model args"]
+    "old",
+    EARLIER,
+    ids=["no train compile", "no A/B", "no cpu features", "no model args", "no tuned_from"],
 )
 def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     old: tuple[str, ...], tmp_path: Path
@@ -191,6 +193,7 @@ def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     assert math.isnan(df["train_compile_seconds"][0]) and df["train_compile_seconds"][1] == 0
     assert pd.isna(df["cpu_features"][0]) and df["cpu_features"][1] == hardware.cpu_features()
     assert df["model_args"].isna().all()  # the defaults, before the column and since
+    assert df["tuned_from"].isna().all()
 
 
 def test_model_args_are_measured_and_recorded_and_a_model_refusing_28_pixels_is_an_error_row(
@@ -240,6 +243,86 @@ def test_a_model_argument_comma_list_is_measured_value_by_value(
     assert bench(tmp_path / "bad", *argv, "width=4,0") == 2
     assert "width=0 for gap_cnn: expected int in 1..256" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def export_for(results: Path, arch: str, fusion: str, epochs: int, **train: object) -> str:
+    """A ``tune`` export of ``arch x fusion`` at ``epochs``: width 8, and ``train`` on top of
+    the defaults trial's training parameters; its study's name."""
+    from benchmark.config import TrainConfig
+    from benchmark.tuning import budget, default_params, split_params, study_name
+
+    cfg = TrainConfig(arch=arch, fusion=fusion, epochs=epochs)
+    name = study_name(cfg, None)
+    _, defaults = split_params(default_params(arch, fusion), arch, fusion)
+    record = {
+        "study": name,
+        "trial": 3,
+        "value": 0.5,
+        "budget": budget(cfg, None),
+        "model_args": {"width": 8},
+        "train": {**defaults, **train},
+    }
+    (results / "tuned").mkdir(exist_ok=True)
+    (results / "tuned" / f"{name}.json").write_text(json.dumps(record))
+    return name
+
+
+def test_tuned_measures_the_exported_model_batch_and_loss_at_the_budget_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``bench --tuned --epochs 3`` measures what ``run --tuned --epochs 3`` trains: each
+    export's model, batch size and loss (the final runs' label smoothing is more work per step
+    than the defaults' plain cross-entropy); a typed --batch-size pins its value."""
+    from benchmark import bench as bench_module
+
+    seen = []
+    measure = bench_module.measure_pair
+    monkeypatch.setattr(
+        bench_module, "measure_pair", lambda cfg, s: seen.append(cfg) or measure(cfg, s)
+    )
+    names = [
+        export_for(tmp_path, "small_cnn", f, 3, batch_size=4, label_smoothing=0.1)
+        for f in ("concat", "late_sum")
+    ]
+    export_for(tmp_path, "small_cnn", "concat", 1, batch_size=16)  # another budget: not this one
+    argv = ["bench", "--arch", "small_cnn", "--fusion", "concat,late_sum", "--tuned"]
+    argv += ["--epochs", "3", *TINY[:-6], *TINY[-4:], "--results-dir", str(tmp_path)]
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"small_cnn x concat: tuned parameters of study {names[0]} (trial 3, " in out
+    assert f"small_cnn x concat (tuned by {names[0]}; width=8): " in out
+    df = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv"))
+    assert list(df["tuned_from"]) == names and list(df["train_batch_size"]) == [4, 4]
+    assert [json.loads(a) for a in df["model_args"]] == [{"width": 8}] * 2
+    assert [(c.batch_size, c.label_smoothing, c.model_args) for c in seen] == [
+        (4, 0.1, {"width": 8})
+    ] * 2
+    assert main([*argv, "--batch-size", "6"]) == 0
+    assert (
+        pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv"))["train_batch_size"].iloc[-1] == 6
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--epochs", "3"],
+            "--epochs chooses the budget of the export --tuned measures; give --tuned",
+        ),
+        (["--tuned-study", "x"], "--tuned-study chooses the export --tuned uses; give --tuned too"),
+        (["--tuned", "--epochs", "9"], "--tuned: small_cnn x concat was tuned at another budget"),
+        (["--tuned", "--fusion", "late_sum"], "--tuned: no export for small_cnn x late_sum in"),
+    ],
+)
+def test_tuned_flags_out_of_place_are_one_line_and_nothing_is_measured(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], said: str
+) -> None:
+    export_for(tmp_path, "small_cnn", "concat", 3)
+    assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat", *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err
+    assert not (tmp_path / "bench").exists()
 
 
 def test_a_model_arg_no_combination_takes_is_a_usage_error(

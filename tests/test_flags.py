@@ -93,8 +93,8 @@ NAME_ROWS = [
     (["--train-subset", "10"], "train_subset must be >= batch_size"),
     (["--train-subset", "60000"], "train_subset must be <= the 55,000 training images"),
     (["--holdout-pairs", "51"], "holdout_pairs must be in 0..50, got 51"),
-    (["--tuned-study", "x"], "--tuned-study chooses the export --tuned trains with"),
-    (["--tuned-any-budget"], "--tuned-any-budget chooses the export --tuned trains with"),
+    (["--tuned-study", "x"], "--tuned-study chooses the export --tuned uses"),
+    (["--tuned-any-budget"], "--tuned-any-budget chooses the export --tuned uses"),
     (["--resume", "nowhere"], "expected a run directory"),  # relative to tmp_path
     (["--resume", "nowhere", "--epochs", "9"], "drop --epochs"),
     (["--resume", "nowhere", "--tuned-study", "s"], "drop --tuned-study"),
@@ -207,7 +207,7 @@ WRITERS = ["run", "tune", "compare", "report", "bench", "datapath"]
     "argv, hint",
     [
         (["run", "--val-subset", "600"], "--val-subset is a flag of tune ("),
-        (["report", "--epochs", "3"], "--epochs is a flag of run, tune and compare ("),
+        (["report", "--epochs", "3"], "--epochs is a flag of run, tune, compare and bench ("),
         # a tuning trial has no run directory to mirror or keep a checkpoint in: tune took both
         # and did nothing (--epochs 0: refused at once if the flag were taken, not tuned)
         (["tune", "--log", "mlflow", "--epochs", "0"], "--log is a flag of run and compare ("),

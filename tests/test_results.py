@@ -55,5 +55,5 @@ def test_run_tuned_over_seeds_names_its_study_once(capsys: pytest.CaptureFixture
     assert main([*argv, "--print-config", "--results-dir", str(RESULTS)]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert f"study {kept} (trial 0, val joint acc 99.16%): its defaults trial, so this" in out
-    assert 'trains the default configuration (the report marks the group "= default")' in out
+    assert 'is the default configuration (the report marks the group "= default")' in out
     assert '"defaults": true' in out

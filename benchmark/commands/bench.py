@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from dataclasses import replace
 from itertools import product
 from typing import Any
 
@@ -14,7 +15,10 @@ from benchmark.commands.common import (
     add_model_arg_flag,
     add_plugin_flag,
     add_results_dir_flag,
+    add_tuned_flags,
+    apply_tuned_flags,
     base_config,
+    config_overrides,
     console,
     interrupts_as_exceptions,
     only_fields,
@@ -27,6 +31,7 @@ from benchmark.commands.models import (
     pop_model_arg_sweeps,
     say_untaken,
 )
+from benchmark.config import TrainConfig, fields_of
 from benchmark.files import check_writable
 from benchmark.progress import prepare
 from benchmark.rundir import with_features
@@ -46,16 +51,20 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
 
     first = rows[0]
     ab = any(r["compile"] != first["compile"] for r in rows)
+    one_batch = len({r["train_batch_size"] for r in rows}) == 1  # else a column: --tuned's
     table = Table(
         title=f"bench on {with_features(first['device'], first['cpu_features'])}, "
-        f"{first['precision']}, batch {first['batch_size']} "
-        f"(train {first['train_batch_size']}), channels_last {first['channels_last']}, "
+        f"{first['precision']}, batch {first['batch_size']}"
+        + (f" (train {first['train_batch_size']})" if one_batch else "")
+        + f", channels_last {first['channels_last']}, "
         + ("eager and compiled taking turns" if ab else f"compile {first['compile']}"),
     )
     columns = {
         "arch": ("arch", "s"),
         "fusion": ("fusion", "s"),
+        **({"tuned_from": ("tuned by", "s")} if any(r["tuned_from"] for r in rows) else {}),
         **({"model_args": ("model args", "s")} if any(r["model_args"] for r in rows) else {}),
+        **({} if one_batch else {"train_batch_size": ("train batch", "d")}),
         **({"compile": ("compiled", "")} if ab else {}),
         "params": ("params", ",.0f"),
         "macs_per_image": ("MMACs", ".2f"),
@@ -79,8 +88,12 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
     return table
 
 
-# The run settings bench measures under, flagged and checked as ``run``'s are.
-SETTINGS = only_fields("device", "precision", "channels_last", "compile", "threads", "batch_size")
+# The run settings bench measures under, flagged and checked as ``run``'s are; and the budget
+# fields, which choose the export ``--tuned`` measures (a study tuned at 9 epochs: --epochs 9).
+MEASURED = ("device", "precision", "channels_last", "compile", "threads", "batch_size")
+BUDGET = fields_of("budget", "experiment")
+SETTINGS = only_fields(*MEASURED)
+BUDGET_FLAGS = only_fields(*BUDGET)
 
 
 def settings_from_args(args: argparse.Namespace) -> Any:
@@ -99,7 +112,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if args.compile_ab and args.compile is not None:
         raise UsageError("--compile-ab measures eager and compiled both; drop --[no-]compile")
     check_writable(args.results_dir)
-    cfg = base_config(args, skip=SETTINGS)
+    cfg = base_config(args, skip=only_fields(*MEASURED, *BUDGET))
     try:
         cfg.validate()
     except ValueError as exc:
@@ -108,10 +121,35 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     return Settings(
         ex=ex,
         batch_size=args.infer_batch_size or DEFAULT_BATCH_SIZE.get(ex.device.type, 1024),
-        train_batch_size=cfg.batch_size,
         warmup=args.warmup_calls,
         iters=args.iters,
     )
+
+
+def measured_configs(
+    args: argparse.Namespace, archs: list[str], fusions: list[str]
+) -> list[TrainConfig]:
+    """Each configuration to measure, checked before anything is: arch x fusion x swept model
+    argument at the typed batch size, or with ``--tuned`` the model, batch size and loss of the
+    export at the typed budget (what a ``run --tuned`` of it trains); a typed ``--batch-size``
+    or ``--model-arg`` pins its value against the export's."""
+    typed_budget = [f for f in BUDGET if getattr(args, f, None) is not None]
+    if typed_budget and not args.tuned:
+        flag = "--" + typed_budget[0].replace("_", "-")
+        raise UsageError(f"{flag} chooses the budget of the export --tuned measures; give --tuned")
+    sweeps = pop_model_arg_sweeps(args)
+    base = base_config(args, skip=only_fields(*MEASURED, *BUDGET))
+    shares = model_args_of(product(archs, fusions), base.model_args)
+    say_untaken(shares, base.model_args, sweeps)
+    # under --tuned a typed argument pins it against the tuned value, default or not
+    variants = model_variants(shares, sweeps, () if args.tuned else base.model_args)
+    configs = [
+        replace(base, arch=arch, fusion=fusion, model_args=model_args)
+        for (arch, fusion), found in variants.items()
+        for model_args in found
+    ]
+    typed = config_overrides(args, skip=only_fields(*MEASURED, *BUDGET))
+    return apply_tuned_flags(args, configs, typed)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -125,38 +163,27 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from benchmark.benchfile import ab_text, append_row, check_header, combination_of, results_path
     from benchmark.hardware import git_commit, machine_name
 
-    archs = ENCODERS.select(args.arch)
-    fusions = FUSIONS.select(args.fusion)
-    sweeps = pop_model_arg_sweeps(args)
-    model_args = dict(args.model_arg or [])
-    # an unknown name or a bad value: one line, nothing measured
-    shares = model_args_of(product(archs, fusions), model_args)
-    say_untaken(shares, model_args, sweeps)
-    variants = model_variants(shares, sweeps, model_args)
     s = settings_from_args(args)
+    configs = measured_configs(args, ENCODERS.select(args.arch), FUSIONS.select(args.fusion))
     path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
     check_header(path)
     commit = git_commit()
-    total = sum(map(len, variants.values()))
     console.print(
-        f"bench: {plural(total, 'configuration')} on {machine_name(s.device)}, {s.precision}"
+        f"bench: {plural(len(configs), 'configuration')} on {machine_name(s.device)}, {s.precision}"
     )
     rows: list[dict[str, Any]] = []
-    done = 0
     with interrupts_as_exceptions():
-        for arch, fusion in product(archs, fusions):
-            for model_args in variants[arch, fusion]:
-                found = bench_rows(arch, fusion, s, commit, args.compile_ab, model_args)
-                for row in found:
-                    append_row(path, row)
-                rows += found
-                speeds = " and ".join(fmt(r["train_images_per_s"], ",.0f") for r in found)
-                status = found[0]["error"] or f"{speeds} train img/s"
-                if len(found) > 1 and not found[0]["error"]:
-                    status += f" (eager and compiled): compiled {ab_text(found[1])} of eager"
-                done += 1
-                label = combination_of(found[0])
-                console.print(f"[{done}/{total}] {escape(label)}: {escape(status)}")
+        for done, cfg in enumerate(configs, start=1):
+            found = bench_rows(cfg, s, commit, args.compile_ab)
+            for row in found:
+                append_row(path, row)
+            rows += found
+            speeds = " and ".join(fmt(r["train_images_per_s"], ",.0f") for r in found)
+            status = found[0]["error"] or f"{speeds} train img/s"
+            if len(found) > 1 and not found[0]["error"]:
+                status += f" (eager and compiled): compiled {ab_text(found[1])} of eager"
+            label = combination_of(found[0])
+            console.print(f"[{done}/{len(configs)}] {escape(label)}: {escape(status)}")
     print_wide(rows_table(rows))
     failed = sum(bool(r["error"]) for r in rows)
     said = f"; {failed} failed (see its error column)" if failed else ""
@@ -190,5 +217,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "compiled/eager per round (median, quartiles) [off]",
     )
     add_config_flags(p, skip=SETTINGS, title="run settings measured under (as for run)")
+    add_tuned_flags(p, "measure each model and training step")
+    add_config_flags(p, skip=BUDGET_FLAGS, title="with --tuned: the budget tuned at (as for run)")
     add_results_dir_flag(p, "rows go to <dir>/bench/")
     add_plugin_flag(p, cmd_bench)

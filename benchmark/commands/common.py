@@ -35,6 +35,7 @@ from benchmark.config import TrainConfig, field_types, fields_of
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import nearest_existing
 from benchmark.progress import console
+from benchmark.wording import SAME_CONFIG, percent
 
 # Where a user's runs, studies and reports go by default; the committed reference figures live in
 # results/ and change only when a command names it (--results-dir results).
@@ -380,3 +381,56 @@ def run_workers(commands: list[list[str]], storage: str, refresh: Any) -> list[s
         for i, p in enumerate(procs, start=1)
         if p.returncode
     ]
+
+
+def add_tuned_flags(parser: argparse.ArgumentParser, does: str) -> None:
+    """``--tuned``, ``--tuned-study`` and ``--tuned-any-budget``: ``does`` what (train, measure)
+    with the parameters ``tune`` exported, as ``run`` and ``bench`` both take them."""
+    parser.add_argument(
+        "--tuned",
+        action="store_true",
+        help=f"{does} with the parameters `tune` exported for each arch x fusion at this budget",
+    )
+    parser.add_argument(
+        "--tuned-study",
+        metavar="NAME",
+        help="with --tuned: use this study's export (e.g. one tuned at another budget)",
+    )
+    parser.add_argument(
+        "--tuned-any-budget",
+        action="store_true",
+        help="with --tuned: accept the one export of a pair although tuned at another budget",
+    )
+
+
+def apply_tuned_flags(
+    args: argparse.Namespace, configs: list[TrainConfig], typed: Iterable[str]
+) -> list[TrainConfig]:
+    """``configs`` with ``--tuned``'s exported parameters, except the ``typed`` fields (and the
+    ``--model-arg``s each config holds), saying once per study which trial they come from;
+    ``configs`` unchanged without ``--tuned``."""
+    if not args.tuned:
+        if args.tuned_study or args.tuned_any_budget:
+            flag = "--tuned-study" if args.tuned_study else "--tuned-any-budget"
+            raise UsageError(f"{flag} chooses the export --tuned uses; give --tuned too")
+        return configs
+    from benchmark import exports  # optuna only when asked for
+
+    typed, results_dir = list(typed), Path(args.results_dir)
+    configs = [
+        exports.apply_tuned(cfg, typed, results_dir, args.tuned_study, args.tuned_any_budget)
+        for cfg in configs
+    ]
+    for line in dict.fromkeys(  # once per study, however many seeds or sweeps take it
+        f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {cfg.tuned_from['study']} "
+        f"(trial {cfg.tuned_from['trial']}, val joint acc {percent(cfg.tuned_from['value'])})"
+        + (
+            f": its defaults trial, so this is the default configuration (the report "
+            f'marks the group "{SAME_CONFIG}")'
+            if cfg.tuned_from.get("defaults")
+            else ""
+        )
+        for cfg in configs
+    ):
+        console.print(line)
+    return configs

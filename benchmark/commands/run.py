@@ -18,6 +18,8 @@ from benchmark.commands.common import (
     add_config_flags,
     add_model_arg_flag,
     add_plugin_flag,
+    add_tuned_flags,
+    apply_tuned_flags,
     base_config,
     check_data_dir,
     config_overrides,
@@ -48,7 +50,7 @@ from benchmark.progress import (
     train_with_progress,
 )
 from benchmark.trackers import check_available, destination
-from benchmark.wording import SAME_CONFIG, percent, plural
+from benchmark.wording import plural
 
 
 def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
@@ -208,34 +210,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         return resume(args)
-    if not args.tuned and (args.tuned_study or args.tuned_any_budget):
-        flag = "--tuned-study" if args.tuned_study else "--tuned-any-budget"
-        raise UsageError(f"{flag} chooses the export --tuned trains with; give --tuned too")
     sweeps = pop_sweeps(args)
     arg_sweeps = pop_model_arg_sweeps(args)
     base = base_config(args)
     configs = grid_configs(args, base, sweeps, arg_sweeps)
     results_dir = Path(args.results_dir)
-    if args.tuned:
-        from benchmark import exports  # optuna only when asked for
-
-        typed = config_overrides(args)
-        configs = [
-            exports.apply_tuned(cfg, typed, results_dir, args.tuned_study, args.tuned_any_budget)
-            for cfg in configs
-        ]
-        for line in dict.fromkeys(  # once per study, however many seeds or sweeps take it
-            f"{cfg.arch} x {cfg.fusion}: tuned parameters of study {cfg.tuned_from['study']} "
-            f"(trial {cfg.tuned_from['trial']}, val joint acc {percent(cfg.tuned_from['value'])})"
-            + (
-                f": its defaults trial, so this trains the default configuration (the report "
-                f'marks the group "{SAME_CONFIG}")'
-                if cfg.tuned_from.get("defaults")
-                else ""
-            )
-            for cfg in configs
-        ):
-            console.print(line)
+    configs = apply_tuned_flags(args, configs, config_overrides(args))
     dry_run(configs)  # as trained: a study may hold a timm ViT's img_size fixed
     if args.print_config:
         resolved = [cfg.to_dict() for cfg in configs]
@@ -421,21 +401,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--resume", type=path_text, metavar="RUN_DIR", help="continue an interrupted run"
     )
-    p.add_argument(
-        "--tuned",
-        action="store_true",
-        help="train with the parameters `tune` exported for each arch x fusion at this budget",
-    )
-    p.add_argument(
-        "--tuned-study",
-        metavar="NAME",
-        help="with --tuned: use this study's export (e.g. one tuned at another budget)",
-    )
-    p.add_argument(
-        "--tuned-any-budget",
-        action="store_true",
-        help="with --tuned: accept the one export of a pair although tuned at another budget",
-    )
+    add_tuned_flags(p, "train")
     add_config_file_flags(p)
     add_config_flags(p, sweep=True)
     add_plugin_flag(p, cmd_run)

@@ -94,11 +94,13 @@ MEASURED = ("device", "precision", "channels_last", "compile", "threads", "batch
 BUDGET = fields_of("budget", "experiment")
 SETTINGS = only_fields(*MEASURED)
 BUDGET_FLAGS = only_fields(*BUDGET)
+FLAGGED = only_fields(*MEASURED, *BUDGET)  # the config fields bench has flags for
 
 
-def settings_from_args(args: argparse.Namespace) -> Any:
-    """The measurement settings: the execution decided once, as for a run (``auto`` resolved
-    for this device), plus bench's own call counts; bad numbers are a usage error."""
+def settings_from_args(args: argparse.Namespace, base: TrainConfig) -> Any:
+    """The measurement settings: the execution of ``base`` (the flags' config) decided once, as
+    for a run (``auto`` resolved for this device), plus bench's own call counts; bad numbers are
+    a usage error."""
     from benchmark.bench import DEFAULT_BATCH_SIZE, Settings
 
     require_at_least(
@@ -112,12 +114,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if args.compile_ab and args.compile is not None:
         raise UsageError("--compile-ab measures eager and compiled both; drop --[no-]compile")
     check_writable(args.results_dir)
-    cfg = base_config(args, skip=only_fields(*MEASURED, *BUDGET))
     try:
-        cfg.validate()
+        base.validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    cfg, ex = prepare(cfg)
+    _, ex = prepare(base)
     return Settings(
         ex=ex,
         batch_size=args.infer_batch_size or DEFAULT_BATCH_SIZE.get(ex.device.type, 1024),
@@ -127,7 +128,11 @@ def settings_from_args(args: argparse.Namespace) -> Any:
 
 
 def measured_configs(
-    args: argparse.Namespace, archs: list[str], fusions: list[str]
+    args: argparse.Namespace,
+    base: TrainConfig,
+    sweeps: dict[str, list[Any]],
+    archs: list[str],
+    fusions: list[str],
 ) -> list[TrainConfig]:
     """Each configuration to measure, checked before anything is: arch x fusion x swept model
     argument at the typed batch size, or with ``--tuned`` the model, batch size and loss of the
@@ -137,8 +142,6 @@ def measured_configs(
     if typed_budget and not args.tuned:
         flag = "--" + typed_budget[0].replace("_", "-")
         raise UsageError(f"{flag} chooses the budget of the export --tuned measures; give --tuned")
-    sweeps = pop_model_arg_sweeps(args)
-    base = base_config(args, skip=only_fields(*MEASURED, *BUDGET))
     shares = model_args_of(product(archs, fusions), base.model_args)
     say_untaken(shares, base.model_args, sweeps)
     # under --tuned a typed argument pins it against the tuned value, default or not
@@ -148,8 +151,7 @@ def measured_configs(
         for (arch, fusion), found in variants.items()
         for model_args in found
     ]
-    typed = config_overrides(args, skip=only_fields(*MEASURED, *BUDGET))
-    return apply_tuned_flags(args, configs, typed)
+    return apply_tuned_flags(args, configs, config_overrides(args, skip=FLAGGED))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -163,8 +165,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from benchmark.benchfile import ab_text, append_row, check_header, combination_of, results_path
     from benchmark.hardware import git_commit, machine_name
 
-    s = settings_from_args(args)
-    configs = measured_configs(args, ENCODERS.select(args.arch), FUSIONS.select(args.fusion))
+    archs, fusions = ENCODERS.select(args.arch), FUSIONS.select(args.fusion)
+    sweeps = pop_model_arg_sweeps(args)  # before the config: a comma list is no value
+    base = base_config(args, skip=FLAGGED)
+    s = settings_from_args(args, base)
+    configs = measured_configs(args, base, sweeps, archs, fusions)
     path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
     check_header(path)
     commit = git_commit()

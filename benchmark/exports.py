@@ -112,11 +112,12 @@ def find_export(
         return candidates[0]
     names = ", ".join(p.stem for p in found)
     if not candidates:
-        at = "; ".join(f"{p.stem} (train at it {budget_flags(spent[p], cfg)})" for p in found)
+        at = "; ".join(f"{p.stem} ({budget_flags(spent[p], cfg)})" for p in found)
         pick = "add --tuned-any-budget" if len(found) == 1 else "choose one with --tuned-study"
         raise UsageError(
-            f"--tuned: {cfg.arch} x {cfg.fusion} was tuned at another budget than this run's: "
-            f"{at}; tune at this run's budget, or {pick}"
+            f"--tuned: {cfg.arch} x {cfg.fusion} was tuned at another budget than the one asked "
+            f"({budget_asked(cfg)}): {at}; give the flags of one of those, tune at the one "
+            f"asked, or {pick}"
         )
     raise UsageError(f"--tuned: several exports fit ({names}); choose one with --tuned-study")
 
@@ -140,6 +141,13 @@ def same_budget(spent: dict[str, Any], cfg: TrainConfig) -> bool:
     held = held_model_args(spent).items()
     return all(getattr(cfg, k) == v for k, v in budget_values(spent).items()) and all(
         cfg.model_args.get(k) == v for k, v in held
+    )
+
+
+def budget_asked(cfg: TrainConfig) -> str:
+    """``epochs 4`` or ``epochs 1, train_subset 2000``: the budget ``cfg`` asks an export for."""
+    return ", ".join(
+        f"{k} {getattr(cfg, k)}" for k in BUDGET_FIELDS if getattr(cfg, k) not in (None, 0, False)
     )
 
 

@@ -204,6 +204,31 @@ def test_a_row_of_a_tuned_model_names_its_arguments_legibly(tmp_path: Path) -> N
     assert cells["train batch"] == "64"  # a tuned batch size, beside the inference batch
 
 
+def test_the_bench_section_says_per_machine_whether_compiling_paid(tmp_path: Path) -> None:
+    """The range of the A/B medians per machine (CPUs of one name told apart by their
+    features), above the table; no line where no row is an A/B."""
+    path = tmp_path / "cpu-bf16.csv"
+    cpu = {"device": "cpu: AMD EPYC (2 threads)", "compile": True}
+    for fusion, features, ratio in (
+        ("concat", "avx512 bf16", 0.93),
+        ("late_sum", "avx512 bf16", 1.114),
+        ("concat", "avx2", 0.85),
+        ("embed_add", "avx2", None),  # eager or compiled alone: not an A/B
+    ):
+        row = cpu | {"arch": "gap_cnn", "fusion": fusion, "cpu_features": features}
+        benchfile.append_row(path, row | ({"ab_ratio": ratio} if ratio else {}))
+    bench, _ = benchfile.read_rows([path])
+    markdown = report.bench_section(bench, [])
+    lines = markdown.split("## Bench measurements\n\n")[1].split("\n\n| combination")[0]
+    assert lines.endswith(
+        "above 1x compiling pays):\n\n"
+        "- cpu: AMD EPYC (2 threads) with avx2: 0.85x over 1 configuration\n"
+        "- cpu: AMD EPYC (2 threads) with avx512 bf16: 0.93-1.11x over 2 configurations"
+    )
+    eager = bench[bench["ab_ratio"].isna()]
+    assert "Compiled against eager" not in report.bench_section(eager, [])
+
+
 def test_a_compile_ab_row_shows_compiled_over_eager_with_its_quartiles(tmp_path: Path) -> None:
     path = tmp_path / "cpu-fp32.csv"
     figures = {"train_images_per_s": 2000.0, "ab_rounds": 10, "ab_ratio": 1.171}

@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark import metrics
-from benchmark.benchfile import ab_text, combination_of
 from benchmark.report.aggregate import TARGET, machines, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent_std
@@ -19,31 +18,8 @@ from benchmark.report.plots import PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
 from benchmark.report.stats import ALPHA
+from benchmark.report.throughput import bench_section
 from benchmark.wording import BEST, SAME_CONFIG, UNTESTED, plural
-
-# The bench section's table: header -> (bench column, format).
-BENCH_TABLE = {
-    "device": ("device", ""),
-    "cpu features": ("cpu_features", ""),  # hardware.cpu_features: rows since it was recorded
-    "precision": ("precision", ""),
-    "infer batch": ("batch_size", ".0f"),
-    "train batch": ("train_batch_size", ".0f"),
-    "channels last": ("channels_last", ""),
-    "compile": ("compile", ""),
-    "params": ("params", ",.0f"),
-    "MACs/img": ("macs_per_image", ",.0f"),
-    "infer img/s": ("infer_images_per_s", ",.0f"),
-    "latency b1 ms": ("latency_ms_b1", ".3f"),
-    "train img/s": ("train_images_per_s", ",.0f"),
-    "compile s": ("compile_seconds", ".1f"),
-    "of it train": ("train_compile_seconds", ".1f"),
-    "train vs eager (A/B)": ("ab", ""),  # benchfile.ab_text: bench --compile-ab rows only
-    "peak mem MB": ("peak_mem_mb", ",.1f"),
-    "torch": ("torch", ""),
-    "commit": ("commit", ""),
-    "error": ("error", ""),
-}
-OPTIONAL = ("ab", "cpu_features")  # BENCH_TABLE columns shown only where a row has one
 
 
 def combination(r: Any) -> str:
@@ -343,34 +319,6 @@ def cost_section(comparison: dict[str, Any] | None) -> str:
             *filter(None, [sittings_text(comparison)]),
         ]
     )
-
-
-def bench_section(bench: pd.DataFrame, notes: list[str]) -> str:
-    if bench.empty and not notes:
-        return ""
-    parts = ["## Bench measurements"]
-    if not bench.empty:
-        rows = bench.sort_values(
-            ["arch", "fusion", "device", "precision", "batch_size"], kind="stable"
-        )
-        rows = rows.assign(
-            ab=[ab_text(r) for r in rows.to_dict("records")],
-            cpu_features=rows["cpu_features"].astype(object).fillna("-"),
-        )
-        # left out where no row has one: the A/B, and the CPU features of rows from before them
-        shown = {
-            h: c for h, c in BENCH_TABLE.items() if c[0] not in OPTIONAL or rows[c[0]].ne("-").any()
-        }
-        table = pd.DataFrame(
-            {"combination": [combination_of(r) for r in rows.to_dict("records")]}
-            | {
-                header: rows[column].map(lambda v, spec=spec: fmt(v, spec))
-                for header, (column, spec) in shown.items()
-            }
-        )
-        parts.append(markdown_table(table))
-    parts += [f"- {note}" for note in notes]
-    return "\n\n".join(parts)
 
 
 def incomplete_section(incomplete: pd.DataFrame) -> str:

@@ -1,0 +1,86 @@
+"""The report's *Bench measurements* section: every ``bench`` row, and what its A/B rows say
+of compiled against eager training on each machine."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmark.benchfile import ab_text, combination_of
+from benchmark.report.output import fmt, markdown_table
+from benchmark.rundir import with_features
+from benchmark.wording import plural
+
+# The bench section's table: header -> (bench column, format).
+BENCH_TABLE = {
+    "device": ("device", ""),
+    "cpu features": ("cpu_features", ""),  # hardware.cpu_features: rows since it was recorded
+    "precision": ("precision", ""),
+    "infer batch": ("batch_size", ".0f"),
+    "train batch": ("train_batch_size", ".0f"),
+    "channels last": ("channels_last", ""),
+    "compile": ("compile", ""),
+    "params": ("params", ",.0f"),
+    "MACs/img": ("macs_per_image", ",.0f"),
+    "infer img/s": ("infer_images_per_s", ",.0f"),
+    "latency b1 ms": ("latency_ms_b1", ".3f"),
+    "train img/s": ("train_images_per_s", ",.0f"),
+    "compile s": ("compile_seconds", ".1f"),
+    "of it train": ("train_compile_seconds", ".1f"),
+    "train vs eager (A/B)": ("ab", ""),  # benchfile.ab_text: bench --compile-ab rows only
+    "peak mem MB": ("peak_mem_mb", ",.1f"),
+    "torch": ("torch", ""),
+    "commit": ("commit", ""),
+    "error": ("error", ""),
+}
+OPTIONAL = ("ab", "cpu_features")  # BENCH_TABLE columns shown only where a row has one
+
+
+def compile_text(bench: pd.DataFrame) -> str:
+    """Per machine with ``bench --compile-ab`` rows, the range of compiled/eager training over
+    its configurations: whether ``--compile`` pays there, in one line rather than from rows
+    scattered through the table; empty without such rows."""
+    rows = bench[bench["ab_ratio"].notna()]
+    where = [
+        with_features(d, f if isinstance(f, str) else "")
+        for d, f in zip(rows["device"], rows["cpu_features"], strict=True)
+    ]
+    lines = []
+    for machine, ratios in rows["ab_ratio"].groupby(where, sort=True):
+        low, high = f"{ratios.min():.2f}x", f"{ratios.max():.2f}x"
+        span = low if low == high else f"{low[:-1]}-{high}"
+        lines.append(f"- {machine}: {span} over {plural(len(ratios), 'configuration')}")
+    if not lines:
+        return ""
+    intro = (
+        "Compiled against eager training (`bench --compile-ab`: each configuration's median "
+        "over its rounds, compile time left out; above 1x compiling pays):"
+    )
+    return intro + "\n\n" + "\n".join(lines)
+
+
+def bench_section(bench: pd.DataFrame, notes: list[str]) -> str:
+    if bench.empty and not notes:
+        return ""
+    parts = ["## Bench measurements"]
+    if not bench.empty:
+        rows = bench.sort_values(
+            ["arch", "fusion", "device", "precision", "batch_size"], kind="stable"
+        )
+        rows = rows.assign(
+            ab=[ab_text(r) for r in rows.to_dict("records")],
+            cpu_features=rows["cpu_features"].astype(object).fillna("-"),
+        )
+        # left out where no row has one: the A/B, and the CPU features of rows from before them
+        shown = {
+            h: c for h, c in BENCH_TABLE.items() if c[0] not in OPTIONAL or rows[c[0]].ne("-").any()
+        }
+        table = pd.DataFrame(
+            {"combination": [combination_of(r) for r in rows.to_dict("records")]}
+            | {
+                header: rows[column].map(lambda v, spec=spec: fmt(v, spec))
+                for header, (column, spec) in shown.items()
+            }
+        )
+        parts += [*filter(None, [compile_text(bench)]), markdown_table(table)]
+    parts += [f"- {note}" for note in notes]
+    return "\n\n".join(parts)

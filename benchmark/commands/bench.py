@@ -25,12 +25,7 @@ from benchmark.commands.common import (
     print_wide,
     require_at_least,
 )
-from benchmark.commands.models import (
-    model_args_of,
-    model_variants,
-    pop_model_arg_sweeps,
-    say_untaken,
-)
+from benchmark.commands.models import grid_variants, pop_model_arg_sweeps
 from benchmark.config import TrainConfig, fields_of
 from benchmark.files import check_writable
 from benchmark.progress import prepare
@@ -142,10 +137,8 @@ def measured_configs(
     if typed_budget and not args.tuned:
         flag = "--" + typed_budget[0].replace("_", "-")
         raise UsageError(f"{flag} chooses the budget of the export --tuned measures; give --tuned")
-    shares = model_args_of(product(archs, fusions), base.model_args)
-    say_untaken(shares, base.model_args, sweeps)
-    # under --tuned a typed argument pins it against the tuned value, default or not
-    variants = model_variants(shares, sweeps, () if args.tuned else base.model_args)
+    pairs = product(archs, fusions)
+    variants = grid_variants(pairs, base.model_args, sweeps, base.model_args, args.tuned)
     configs = [
         replace(base, arch=arch, fusion=fusion, model_args=model_args)
         for (arch, fusion), found in variants.items()

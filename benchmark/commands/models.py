@@ -104,6 +104,22 @@ def model_variants(
     return variants
 
 
+def grid_variants(
+    pairs: Iterable[tuple[str, str]],
+    model_args: dict[str, Any],
+    sweeps: dict[str, list[Any]],
+    typed: Iterable[str],
+    tuned: bool,
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The model arguments of a grid's combinations, as ``run`` and ``bench`` expand them: each
+    one's share of ``model_args`` (what it does not take said once), then ``model_variants``.
+    Under ``--tuned`` a ``typed`` argument pins its value against the tuned one, default or not,
+    so none is left out as a default."""
+    shares = model_args_of(pairs, model_args)
+    say_untaken(shares, model_args, sweeps)
+    return model_variants(shares, sweeps, () if tuned else typed)
+
+
 def say_untaken(
     shares: dict[tuple[str, str], dict[str, Any]],
     model_args: dict[str, Any],

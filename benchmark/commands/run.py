@@ -28,11 +28,9 @@ from benchmark.commands.common import (
 )
 from benchmark.commands.models import (
     dry_runs,
-    model_args_of,
-    model_variants,
+    grid_variants,
     named,
     pop_model_arg_sweeps,
-    say_untaken,
 )
 from benchmark.commands.values import int_list, path_text
 from benchmark.config import TrainConfig
@@ -90,11 +88,10 @@ def grid_configs(
         raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2")
     sweeps = sweeps or {}
     points = [dict(zip(sweeps, values, strict=True)) for values in product(*sweeps.values())]
-    shares = model_args_of(product(archs, fusions), base.model_args)
-    say_untaken(shares, base.model_args, arg_sweeps)
-    # under --tuned a typed argument pins it against the tuned value, default or not
-    typed = () if args.tuned else [key for key, _ in args.model_arg or []]
-    variants = model_variants(shares, arg_sweeps or {}, typed)
+    typed = [key for key, _ in args.model_arg or []]  # not a config file's: it keeps them
+    variants = grid_variants(
+        product(archs, fusions), base.model_args, arg_sweeps or {}, typed, args.tuned
+    )
     configs = []
     for arch, fusion, point in product(archs, fusions, points):
         used = plugins.used_by([(arch, fusion)])  # config.json keeps the plug-ins of its model

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -610,3 +611,34 @@ def read_only(directory: Path) -> Iterator[str]:
         yield "Read-only file system"
     finally:
         subprocess.run(["umount", str(directory)], check=True)
+
+
+def write_export(
+    results: Path,
+    epochs: int,
+    arch: str = "gap_cnn",
+    fusion: str = "concat",
+    model_args: dict[str, Any] | None = None,
+    trial: int = 0,
+    **train: Any,
+) -> str:
+    """A ``tune`` export of ``arch x fusion`` at ``epochs`` under ``results/tuned``: the defaults
+    trial's model arguments (or ``model_args``) and training parameters with ``train`` on top;
+    its study's name."""
+    from benchmark.config import TrainConfig
+    from benchmark.tuning import budget, default_params, split_params, study_name
+
+    cfg = TrainConfig(arch=arch, fusion=fusion, epochs=epochs)
+    name = study_name(cfg, None)
+    defaults, trained = split_params(default_params(arch, fusion), arch, fusion)
+    record = {
+        "study": name,
+        "trial": trial,
+        "value": 0.5,
+        "budget": budget(cfg, None),
+        "model_args": defaults if model_args is None else model_args,
+        "train": {**trained, **train},
+    }
+    (results / "tuned").mkdir(exist_ok=True)
+    (results / "tuned" / f"{name}.json").write_text(json.dumps(record))
+    return name

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import cpu_file
+from conftest import cpu_file, write_export
 
 from architectures import count_params, create_model
 from benchmark import hardware
@@ -245,28 +245,6 @@ def test_a_model_argument_comma_list_is_measured_value_by_value(
     assert not (tmp_path / "bad").exists()
 
 
-def export_for(results: Path, arch: str, fusion: str, epochs: int, **train: object) -> str:
-    """A ``tune`` export of ``arch x fusion`` at ``epochs``: width 8, and ``train`` on top of
-    the defaults trial's training parameters; its study's name."""
-    from benchmark.config import TrainConfig
-    from benchmark.tuning import budget, default_params, split_params, study_name
-
-    cfg = TrainConfig(arch=arch, fusion=fusion, epochs=epochs)
-    name = study_name(cfg, None)
-    _, defaults = split_params(default_params(arch, fusion), arch, fusion)
-    record = {
-        "study": name,
-        "trial": 3,
-        "value": 0.5,
-        "budget": budget(cfg, None),
-        "model_args": {"width": 8},
-        "train": {**defaults, **train},
-    }
-    (results / "tuned").mkdir(exist_ok=True)
-    (results / "tuned" / f"{name}.json").write_text(json.dumps(record))
-    return name
-
-
 def test_tuned_measures_the_exported_model_batch_and_loss_at_the_budget_asked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -281,10 +259,13 @@ def test_tuned_measures_the_exported_model_batch_and_loss_at_the_budget_asked(
         bench_module, "measure_pair", lambda cfg, s: seen.append(cfg) or measure(cfg, s)
     )
     names = [
-        export_for(tmp_path, "small_cnn", f, 3, batch_size=4, label_smoothing=0.1)
+        write_export(
+            tmp_path, 3, "small_cnn", f, {"width": 8}, 3, batch_size=4, label_smoothing=0.1
+        )
         for f in ("concat", "late_sum")
     ]
-    export_for(tmp_path, "small_cnn", "concat", 1, batch_size=16)  # another budget: not this one
+    # another budget: not this one
+    write_export(tmp_path, 1, "small_cnn", "concat", {"width": 8}, 3, batch_size=16)
     argv = ["bench", "--arch", "small_cnn", "--fusion", "concat,late_sum", "--tuned"]
     argv += ["--epochs", "3", *TINY[:-6], *TINY[-4:], "--results-dir", str(tmp_path)]
     assert main(argv) == 0
@@ -318,7 +299,7 @@ def test_tuned_measures_the_exported_model_batch_and_loss_at_the_budget_asked(
 def test_tuned_flags_out_of_place_are_one_line_and_nothing_is_measured(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], said: str
 ) -> None:
-    export_for(tmp_path, "small_cnn", "concat", 3)
+    write_export(tmp_path, 3, "small_cnn", "concat", {"width": 8}, 3)
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat", *args) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and said in err

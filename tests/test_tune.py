@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import exit_status, one_line
+from conftest import exit_status, one_line, write_export
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
@@ -389,24 +389,8 @@ def test_a_cap_below_every_suggestion_stops_the_study_in_one_line(
     assert "were all over it (the smallest had " in line and "give a larger cap" in line
 
 
-def write_export(results: Path, epochs: int) -> None:
-    cfg = TrainConfig(epochs=epochs)
-    name = study_name(cfg, None)
-    model_args, train = split_params(default_params("gap_cnn", "concat"), "gap_cnn", "concat")
-    record = {
-        "study": name,
-        "trial": 0,
-        "value": 0.5,
-        "budget": budget(cfg, None),
-        "model_args": model_args,
-        "train": {**train, "lr": 0.0123},
-    }
-    (results / "tuned").mkdir(exist_ok=True)
-    (results / "tuned" / f"{name}.json").write_text(json.dumps(record))
-
-
 def test_tuned_parameters_of_another_budget_need_asking(tmp_path: Path) -> None:
-    write_export(tmp_path, epochs=1)
+    write_export(tmp_path, epochs=1, lr=0.0123)
     with pytest.raises(UsageError, match="another budget.*--tuned-any-budget"):
         apply_tuned(TrainConfig(epochs=4), (), tmp_path)
     # it says which flags train at the export's budget
@@ -418,7 +402,7 @@ def test_tuned_parameters_of_another_budget_need_asking(tmp_path: Path) -> None:
     cfg = apply_tuned(TrainConfig(epochs=4), (), tmp_path, any_budget=True)
     assert cfg.lr == 0.0123 and cfg.tuned_from["study"] == "gap_cnn__concat__e1"
     assert cfg.tuned_from["file"] == "tuned/gap_cnn__concat__e1.json"
-    write_export(tmp_path, epochs=4)  # now one at the run's budget exists: it wins
+    write_export(tmp_path, epochs=4, lr=0.0123)  # now one at the run's budget exists: it wins
     assert apply_tuned(TrainConfig(epochs=4), (), tmp_path).tuned_from["study"].endswith("e4")
     named = apply_tuned(TrainConfig(epochs=4), (), tmp_path, study="gap_cnn__concat__e1")
     assert named.tuned_from["study"] == "gap_cnn__concat__e1"

@@ -164,31 +164,37 @@ def tiny_resnet(width: int = 16, blocks: int = 1, dropout: float = 0.0) -> nn.Mo
 TIMM_SIZES = {"img_size": Range(1, 1024), "patch_size": Range(1, 28)}
 
 
-def _module_takes_sizes(model_name: str) -> bool:
-    """Whether any model class that the module of timm's entry for ``model_name`` names takes one
-    of ``TIMM_SIZES``: where none does (ResNets, MobileNets, half of timm's modules), the model
-    does not either, and listing a family of them builds each model once, not twice."""
+def _module_takes(model_name: str) -> set[str]:
+    """Which of drop_path_rate and ``TIMM_SIZES`` any model class of the module of timm's entry
+    for ``model_name`` names in its signature. Where none (DenseNets, Inceptions, VGGs: 16 of
+    timm 1.0.31's 98 modules), the model takes none either, and listing a family of them builds
+    each model once, not twice; where no size, a ResNet is not built again for each size."""
     import timm
 
     names = vars(sys.modules[timm.models.model_entrypoint(model_name).__module__]).values()
     classes = [c for c in names if isinstance(c, type) and issubclass(c, nn.Module)]
-    return any(TIMM_SIZES.keys() & inspect.signature(c.__init__).parameters for c in classes)
+    more = {"drop_path_rate", *TIMM_SIZES}
+    return set().union(*(more & set(inspect.signature(c.__init__).parameters) for c in classes))
 
 
 @functools.cache
 def _timm_args(model_name: str) -> tuple[str, ...]:
-    """Which of drop_rate and ``TIMM_SIZES`` ``model_name`` takes, found by building it on the
-    meta device with them (0.02-0.5 s a build, once per model and process): a ``TypeError``
-    naming one means the class does not take it (Gemma 4's ViT encoders take no drop_rate), or
-    timm's entry for the model sets it itself (MLP-Mixer's patch_size), and the build is tried
-    again without it. A ViT builds once; a model of a module with no sized class is taken to
-    take drop_rate alone, unbuilt (in timm 1.0.31, one model of each such module, built, does:
-    a slow test)."""
+    """Which of drop_rate, drop_path_rate and ``TIMM_SIZES`` ``model_name`` takes, found by
+    building it on the meta device with them (0.02-0.5 s a build, once per model and process): a
+    ``TypeError`` naming one means the class does not take it (Gemma 4's ViT encoders take no
+    drop_rate, GhostNets no drop_path_rate though a block of their module does), or timm's entry
+    for the model sets it itself (MLP-Mixer's patch_size), and the build is tried again without
+    it. A model of a module where no class takes drop_path_rate or a size is taken to take
+    drop_rate alone, unbuilt, and one where no class takes a size to take none (in timm 1.0.31,
+    one model of each module, built, does: a slow test)."""
     import timm
 
-    if not _module_takes_sizes(model_name):
+    takes = _module_takes(model_name)
+    if not takes:
         return ("drop_rate",)
-    probe = {"drop_rate": 0.0, "img_size": 28, "patch_size": 4}
+    probe: dict[str, float] = {"drop_rate": 0.0, "drop_path_rate": 0.0}
+    if takes & TIMM_SIZES.keys():
+        probe.update(img_size=28, patch_size=4)
     while probe:
         try:
             with meta_build(), warnings.catch_warnings():
@@ -197,7 +203,7 @@ def _timm_args(model_name: str) -> tuple[str, ...]:
         except TypeError as exc:  # "unexpected keyword argument", "got multiple values for"
             named = [key for key in probe if repr(key) in str(exc)]
             if not named:
-                return ("drop_rate",)  # a TypeError of another kind: offer no size, not guess
+                return ("drop_rate",)  # a TypeError of another kind: offer no more, not guess
             del probe[named[0]]
             continue
         except Exception:  # taken, though these values fail it: the dry run names the reason
@@ -221,9 +227,17 @@ def _timm_entry(name: str) -> Entry:
     exposed = _timm_args(model_name)
 
     def factory(
-        drop_rate: float = 0.0, img_size: int | None = None, patch_size: int | None = None
+        drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        img_size: int | None = None,
+        patch_size: int | None = None,
     ) -> nn.Module:
-        given = {"drop_rate": drop_rate, "img_size": img_size, "patch_size": patch_size}
+        given = {
+            "drop_rate": drop_rate,
+            "drop_path_rate": drop_path_rate,
+            "img_size": img_size,
+            "patch_size": patch_size,
+        }
         model = timm.create_model(
             model_name,
             pretrained=False,
@@ -238,9 +252,9 @@ def _timm_entry(name: str) -> Entry:
         return model
 
     def search_space(trial: Any) -> dict[str, Any]:
-        if "drop_rate" not in exposed:  # nothing of the model's to tune
-            return {}
-        return {"drop_rate": trial.suggest_float("drop_rate", 0.0, 0.3)}
+        """Dropout before the features and stochastic depth, where the model takes them."""
+        rates = [key for key in ("drop_rate", "drop_path_rate") if key in exposed]
+        return {key: trial.suggest_float(key, 0.0, 0.3) for key in rates}
 
     return Entry(
         name=name,
@@ -248,7 +262,11 @@ def _timm_entry(name: str) -> Entry:
         defaults={k: v for k, v in signature_defaults(factory).items() if k in exposed},
         search_space=search_space,
         description=f"timm model {model_name} (in_chans=1, num_classes=0, pretrained=False)",
-        ranges={k: v for k, v in {"drop_rate": RATE, **TIMM_SIZES}.items() if k in exposed},
+        ranges={
+            k: v
+            for k, v in {"drop_rate": RATE, "drop_path_rate": RATE, **TIMM_SIZES}.items()
+            if k in exposed
+        },
     )
 
 

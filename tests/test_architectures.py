@@ -147,7 +147,7 @@ def test_timm_sizes_are_offered_only_where_the_model_takes_them() -> None:
     """A ResNet takes no img_size; MLP-Mixer's timm entry sets its patch_size itself (passing
     one fails inside timm), so only img_size is offered; a ConvNeXt's patch_size is its stem."""
     sized = {
-        name: {k for k in A.ENCODERS.get(name).defaults if k != "drop_rate"}
+        name: {k for k in A.ENCODERS.get(name).defaults if not k.endswith("_rate")}
         for name in ("timm:test_resnet", "timm:mixer_s16_224", "timm:test_convnext")
     }
     assert sized == {
@@ -259,11 +259,12 @@ def test_check_model_builds_a_model_once_per_process_and_refuses_every_time(
     assert len(built) == 6
 
 
-def test_a_timm_model_whose_module_takes_no_sizes_is_not_built_to_find_out(
+def test_a_timm_model_whose_module_takes_no_more_is_not_built_to_find_out(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Listing a family of ResNets builds each once (for its width), not a second time for the
-    sizes it takes; a ViT's module does take them, so its entry builds to find which."""
+    """Listing a family of VGGs builds each once (for its width), not a second time for what it
+    takes: no class of their module takes drop_path_rate or a size. A ResNet's module takes
+    drop_path_rate and a ViT's the sizes as well, so their entries build to find which."""
     import timm
 
     from architectures.encoders import _timm_args
@@ -273,8 +274,43 @@ def test_a_timm_model_whose_module_takes_no_sizes_is_not_built_to_find_out(
     monkeypatch.setattr(
         timm, "create_model", lambda name, **kw: built.append(name) or real(name, **kw)
     )
-    assert _timm_args.__wrapped__("resnet18") == ("drop_rate",) and built == []
-    assert _timm_args.__wrapped__("test_vit") == ("drop_rate", "img_size", "patch_size") and built
+    assert _timm_args.__wrapped__("vgg11") == ("drop_rate",) and built == []
+    assert _timm_args.__wrapped__("resnet18") == ("drop_rate", "drop_path_rate")
+    assert built == ["resnet18"]
+    every = ("drop_rate", "drop_path_rate", "img_size", "patch_size")
+    assert _timm_args.__wrapped__("test_vit") == every and built == ["resnet18", "test_vit"]
+
+
+def test_a_timm_model_that_refuses_drop_path_rate_is_not_offered_it() -> None:
+    """A block of GhostNet's module takes drop_path_rate, its model class does not: the build
+    refuses it, so its entry neither offers nor tunes it, and the model builds."""
+    import optuna
+
+    entry = A.ENCODERS.get("timm:ghostnet_050")
+    assert entry.defaults == {"drop_rate": 0.0}
+    trial = optuna.create_study().ask()
+    assert set(entry.search_space(trial)) == {"drop_rate"}
+    with pytest.raises(ValueError, match="unknown hyperparameter 'drop_path_rate'"):
+        A.create_model("timm:ghostnet_050", "concat", drop_path_rate=0.1)
+
+
+def test_a_timm_models_stochastic_depth_is_tuned_and_built() -> None:
+    """Stochastic depth, timm's regulariser of residual networks, is searched beside dropout,
+    and the value reaches the model: its blocks drop paths at the rate asked, none by default."""
+    import optuna
+    from timm.layers import DropPath
+
+    entry = A.ENCODERS.get("timm:test_resnet")
+    trial = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0)).ask()
+    space = entry.search_space(trial)
+    assert set(space) == {"drop_rate", "drop_path_rate"} and 0 < space["drop_path_rate"] <= 0.3
+
+    def rates(model: torch.nn.Module) -> list[float]:
+        return [m.drop_prob for m in model.modules() if isinstance(m, DropPath)]
+
+    assert rates(A.create_model("timm:test_resnet", "concat")) == []
+    dropping = rates(A.create_model("timm:test_resnet", "concat", drop_path_rate=0.2))
+    assert dropping and max(dropping) == pytest.approx(0.2)
 
 
 def test_a_timm_model_that_takes_no_drop_rate_is_offered_none_and_tunes_nothing(
@@ -297,13 +333,13 @@ def test_a_timm_model_that_takes_no_drop_rate_is_offered_none_and_tunes_nothing(
         return real(name, **kw)
 
     monkeypatch.setattr(timm, "create_model", no_drop_rate)
-    assert _timm_args.__wrapped__("test_vit") == ("img_size", "patch_size")
+    assert _timm_args.__wrapped__("test_vit") == ("drop_path_rate", "img_size", "patch_size")
     monkeypatch.setattr("architectures.encoders._timm_args", _timm_args.__wrapped__)
     entry = _timm_entry("timm:test_vit")
-    assert entry.defaults == {"img_size": None, "patch_size": None}
+    assert entry.defaults == {"drop_path_rate": 0.0, "img_size": None, "patch_size": None}
     assert entry.factory(img_size=28, patch_size=7).num_features > 0  # given no drop_rate
     trial = optuna.create_study().ask()
-    assert entry.search_space(trial) == {} and trial.params == {}
+    assert set(entry.search_space(trial)) == set(trial.params) == {"drop_path_rate"}
 
 
 def test_list_shows_a_model_that_cannot_be_built_and_goes_on(
@@ -329,23 +365,24 @@ def test_list_shows_a_model_that_cannot_be_built_and_goes_on(
 
 @pytest.mark.slow
 def test_the_module_shortcut_agrees_with_building_for_every_timm_module() -> None:
-    """One model of each of timm's modules: where the shortcut says its module takes no sizes,
-    building it and trying them finds none either, and finds it takes drop_rate."""
+    """One model of each of timm's modules: what its entry offers, where the shortcut may leave a
+    build out, is what building it tried with both rates and both sizes finds it takes."""
     import timm
 
-    from architectures.encoders import TIMM_SIZES, _module_takes_sizes, _timm_args
+    from architectures.encoders import TIMM_SIZES, _timm_args
 
+    every = {"drop_path_rate", *TIMM_SIZES}
     first: dict[str, str] = {}
     for name in timm.list_models():
         first.setdefault(timm.models.model_entrypoint(name).__module__, name)
     wrong = []
     for name in first.values():
-        if not _module_takes_sizes(name):
-            with pytest.MonkeyPatch.context() as patch:
-                patch.setattr("architectures.encoders._module_takes_sizes", lambda _: True)
-                found = _timm_args.__wrapped__(name)
-            if found != ("drop_rate",):
-                wrong.append((name, found))
+        offered = _timm_args.__wrapped__(name)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("architectures.encoders._module_takes", lambda _: every)
+            found = _timm_args.__wrapped__(name)
+        if offered != found:
+            wrong.append((name, offered, found))
     assert len(first) > 50 and wrong == [], (TIMM_SIZES, wrong)
 
 

@@ -510,7 +510,7 @@ def test_a_grid_gives_each_model_argument_to_the_combinations_that_take_it(capsy
     assert exit_status([*typo, "--model-arg", "widht=8", "--print-config"]) == 2
     line = one_line(capsys.readouterr().err)
     assert "unknown hyperparameter 'widht' for any of the 2 combinations; valid: " in line
-    assert "depth, drop_rate, dropout, head_dropout, img_size, patch_size, width" in line
+    assert "depth, drop_path_rate, drop_rate, dropout, head_dropout, img_size, patch_size" in line
 
 
 def test_a_model_argument_sweeps_a_comma_list_where_it_is_taken(capsys) -> None:

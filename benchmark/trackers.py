@@ -40,9 +40,16 @@ def check_available(kind: str) -> None:
         )
 
 
-def mlflow_uri(results_dir: Path) -> str:
-    """The MLflow store: ``$MLFLOW_TRACKING_URI``, else a SQLite file beside the runs."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{results_dir / 'mlflow.db'}"
+def mlflow_store(results_dir: Path) -> tuple[str, Path | None]:
+    """The MLflow store, and where a new experiment keeps its artifacts: ``$MLFLOW_TRACKING_URI``
+    and its server's own place (None) where it is set and not empty, else a SQLite file and
+    ``mlartifacts`` beside the runs (MLflow's default, ``./mlruns``, would be the working
+    directory). The environment is read here only, so the line ``run`` prints and the store a
+    run writes to cannot disagree."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri, None
+    return f"sqlite:///{results_dir / 'mlflow.db'}", results_dir / "mlartifacts"
 
 
 def destination(kind: str, results_dir: Path) -> str:
@@ -53,12 +60,8 @@ def destination(kind: str, results_dir: Path) -> str:
             f"logging to TensorBoard in each run's {TENSORBOARD_DIR}/ folder "
             f"(browse: tensorboard --logdir {results_dir / 'runs'})"
         )
-    uri = mlflow_uri(results_dir)
-    browse = (
-        ""
-        if "MLFLOW_TRACKING_URI" in os.environ
-        else f" (browse: mlflow ui --backend-store-uri {uri})"
-    )
+    uri, local = mlflow_store(results_dir)
+    browse = f" (browse: mlflow ui --backend-store-uri {uri})" if local else ""
     return f"logging to MLflow, experiment {EXPERIMENT} in {uri}{browse}"
 
 
@@ -146,10 +149,10 @@ class MLflow(Tracker):
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" chatter
         results = run_dir.resolve().parent.parent
-        self.client = MlflowClient(tracking_uri=mlflow_uri(results))
+        uri, artifacts = mlflow_store(results)
+        self.client = MlflowClient(tracking_uri=uri)
         experiment = self.client.get_experiment_by_name(EXPERIMENT)
         if experiment is None:
-            artifacts = None if "MLFLOW_TRACKING_URI" in os.environ else results / "mlartifacts"
             experiment_id = self.client.create_experiment(
                 EXPERIMENT, artifact_location=artifacts.as_uri() if artifacts else None
             )

@@ -128,18 +128,28 @@ def test_a_tracker_failing_mid_run_costs_a_warning_not_the_run(
     assert rundir.read_status(only_run(tmp_path))[0] == "complete"
 
 
+@pytest.mark.parametrize("unset", [None, ""])
 def test_the_mlflow_line_names_the_store_and_how_to_browse_a_local_one(
-    monkeypatch: pytest.MonkeyPatch,
+    unset: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    """An empty $MLFLOW_TRACKING_URI is unset: the line and the store both say the local one,
+    with its artifacts beside the runs (it used to drop the hint and leave artifacts to MLflow's
+    default, ./mlruns in the working directory)."""
+    if unset is None:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", unset)
     assert trackers.destination("mlflow", Path("out")) == (
         "logging to MLflow, experiment digitsum-bench in sqlite:///out/mlflow.db "
         "(browse: mlflow ui --backend-store-uri sqlite:///out/mlflow.db)"
     )
+    local = ("sqlite:///out/mlflow.db", Path("out/mlartifacts"))
+    assert trackers.mlflow_store(Path("out")) == local
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")
     assert trackers.destination("mlflow", Path("out")) == (
         "logging to MLflow, experiment digitsum-bench in http://tracking:5000"
     )
+    assert trackers.mlflow_store(Path("out")) == ("http://tracking:5000", None)
 
 
 def test_log_is_not_part_of_what_a_run_learns() -> None:

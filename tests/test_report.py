@@ -206,7 +206,8 @@ def test_a_row_of_a_tuned_model_names_its_arguments_legibly(tmp_path: Path) -> N
 
 def test_the_bench_section_says_per_machine_whether_compiling_paid(tmp_path: Path) -> None:
     """The range of the A/B medians per machine (CPUs of one name told apart by their
-    features), above the table; no line where no row is an A/B."""
+    features, and rows from before features were recorded said to be such, not taken for one
+    of them), above the table; no line where no row is an A/B."""
     path = tmp_path / "cpu-bf16.csv"
     cpu = {"device": "cpu: AMD EPYC (2 threads)", "compile": True}
     for fusion, features, ratio in (
@@ -214,16 +215,22 @@ def test_the_bench_section_says_per_machine_whether_compiling_paid(tmp_path: Pat
         ("late_sum", "avx512 bf16", 1.114),
         ("concat", "avx2", 0.85),
         ("embed_add", "avx2", None),  # eager or compiled alone: not an A/B
+        ("late_sum", None, 0.79),  # a row from before cpu_features
     ):
-        row = cpu | {"arch": "gap_cnn", "fusion": fusion, "cpu_features": features}
+        row = cpu | {"arch": "gap_cnn", "fusion": fusion}
+        row |= {"cpu_features": features} if features else {}
         benchfile.append_row(path, row | ({"ab_ratio": ratio} if ratio else {}))
+    gpu = {"device": "cuda: NVIDIA H100 80GB HBM3", "compile": True, "ab_ratio": 1.5}
+    benchfile.append_row(path, gpu | {"arch": "gap_cnn", "fusion": "concat"})
     bench, _ = benchfile.read_rows([path])
     markdown = report.bench_section(bench, [])
     lines = markdown.split("## Bench measurements\n\n")[1].split("\n\n| combination")[0]
     assert lines.endswith(
         "above 1x compiling pays):\n\n"
         "- cpu: AMD EPYC (2 threads) with avx2: 0.85x over 1 configuration\n"
-        "- cpu: AMD EPYC (2 threads) with avx512 bf16: 0.93-1.11x over 2 configurations"
+        "- cpu: AMD EPYC (2 threads) with avx512 bf16: 0.93-1.11x over 2 configurations\n"
+        "- cpu: AMD EPYC (2 threads), CPU features not recorded: 0.79x over 1 configuration\n"
+        "- cuda: NVIDIA H100 80GB HBM3: 1.50x over 1 configuration"
     )
     eager = bench[bench["ab_ratio"].isna()]
     assert "Compiled against eager" not in report.bench_section(eager, [])

@@ -32,6 +32,9 @@ BENCH_TABLE = {
     "commit": ("commit", ""),
     "error": ("error", ""),
 }
+# Rows from before ``cpu_features``: VMs name CPUs with and without AVX-512 alike, so such a
+# machine's line must not read as that of a CPU of the same name whose features are given.
+UNRECORDED = ", CPU features not recorded"
 OPTIONAL = ("ab", "cpu_features")  # BENCH_TABLE columns shown only where a row has one
 
 
@@ -41,7 +44,9 @@ def compile_text(bench: pd.DataFrame) -> str:
     scattered through the table; empty without such rows."""
     rows = bench[bench["ab_ratio"].notna()]
     where = [
-        with_features(d, f if isinstance(f, str) else "")
+        with_features(d, f)
+        if isinstance(f, str) and f
+        else f"{d}{UNRECORDED if d.startswith('cpu') else ''}"
         for d, f in zip(rows["device"], rows["cpu_features"], strict=True)
     ]
     lines = []

@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
@@ -642,3 +643,36 @@ def write_export(
     (results / "tuned").mkdir(exist_ok=True)
     (results / "tuned" / f"{name}.json").write_text(json.dumps(record))
     return name
+
+
+CSI = re.compile(r"\x1b\[([?0-9;]*)([A-Za-z])")  # the cursor controls rich writes
+
+
+def screen(raw: str, width: int = 80) -> list[str]:
+    """The lines a terminal ``width`` columns wide shows after ``raw`` (the cursor controls rich
+    uses: column, erase line, cursor up); a character written past the last column fails."""
+    lines, row, col, at = [""], 0, 0, 0
+    while at < len(raw):
+        found = CSI.match(raw, at)
+        if found:
+            arg, code = found.groups()
+            if code == "G":
+                col = int(arg or 1) - 1
+            elif code == "K":
+                lines[row] = ""
+            elif code == "A":
+                row = max(row - int(arg or 1), 0)
+            at = found.end()
+            continue
+        char = raw[at]
+        at += 1
+        if char == "\r":
+            col = 0
+        elif char == "\n":
+            row, col = row + 1, 0
+            lines.extend([""] * (row + 1 - len(lines)))
+        else:
+            assert col < width, f"wider than {width} columns: {lines[row]!r}"
+            lines[row] = lines[row][:col].ljust(col) + char + lines[row][col + 1 :]
+            col += 1
+    return lines

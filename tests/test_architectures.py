@@ -292,6 +292,9 @@ def test_a_timm_model_that_refuses_drop_path_rate_is_not_offered_it() -> None:
     assert set(entry.search_space(trial)) == {"drop_rate"}
     with pytest.raises(ValueError, match="unknown hyperparameter 'drop_path_rate'"):
         A.create_model("timm:ghostnet_050", "concat", drop_path_rate=0.1)
+    model = A.create_model("timm:ghostnet_050", "concat", **entry.search_space(trial))
+    digits, sums = model(torch.zeros(2, 1, 28, 28), torch.tensor([0, 9]))
+    assert digits.shape == (2, 10) and sums.shape == (2, 19)
 
 
 def test_a_timm_models_stochastic_depth_is_tuned_and_built() -> None:

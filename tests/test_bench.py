@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -319,11 +320,22 @@ def test_compile_ab_writes_an_eager_and_a_compiled_row_measured_in_turns(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The rounds' plumbing, with compiling left out (``Execution.compiled`` hands the function
-    back; a real compile is in test_compile): two rows, the compiled one with its ratio."""
+    back; a real compile is in test_compile): two rows, the compiled one with its ratio, from
+    rounds of 2 steps in which eager and compiled take turns, the order alternating."""
+    from benchmark import bench as measure
     from benchmark import hardware
 
     monkeypatch.setattr(hardware.Execution, "compiled", lambda self, fn: fn)
+    called = []
+    real = measure.timed_call
+    monkeypatch.setattr(measure, "timed_call", lambda fn, ex: called.append(fn) or real(fn, ex))
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "late_sum", "--compile-ab", "3") == 0
+    rounds = called[-3 * 2 * 2 :]  # 3 rounds of eager and compiled, 2 steps each
+    turns = [(fn, len(list(same))) for fn, same in itertools.groupby(rounds)]
+    eager_step, compiled_step = turns[0][0], turns[1][0]
+    assert eager_step is not compiled_step
+    order = [eager_step, compiled_step, eager_step, compiled_step]
+    assert turns == list(zip(order, [2, 4, 4, 2], strict=True))  # AB, BA, AB
     eager, compiled = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv")).to_dict("records")
     assert (eager["compile"], compiled["compile"]) == (False, True)
     assert eager["train_images_per_s"] > 0 and compiled["train_images_per_s"] > 0

@@ -9,7 +9,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from conftest import exit_status, one_line
+from conftest import exit_status, one_line, screen
 
 from benchmark.cli import build_parser, main
 
@@ -101,13 +101,16 @@ def test_list_shows_a_progress_bar_on_a_terminal_while_it_builds(
     from rich.console import Console
 
     out = io.StringIO()
-    screen = Console(file=out, width=100, force_terminal=True, color_system=None)
-    monkeypatch.setattr("benchmark.commands.listing.console", screen)
-    monkeypatch.setattr("benchmark.commands.common.console", screen)
-    monkeypatch.setattr("benchmark.progress.console", screen)
+    terminal = Console(file=out, width=100, force_terminal=True, color_system=None)
+    monkeypatch.setattr("benchmark.commands.listing.console", terminal)
+    monkeypatch.setattr("benchmark.commands.common.console", terminal)
+    monkeypatch.setattr("benchmark.progress.console", terminal)
     assert main(["list", "--encoders", "timm:test_vit,gap_cnn", "--fusions", "concat"]) == 0
     shown = out.getvalue()
     assert "building 2 encoders" in shown and "100%" in shown
     assert "timm:test_vit" in shown.split("building 2 encoders")[-1]  # the table after the bar
+    lines = screen(shown, width=100)  # what the terminal shows at the end
+    assert not any("building 2 encoders" in line or "100%" in line for line in lines), lines
+    assert any("│ timm:test_vit" in line for line in lines)
     hint = " ".join(shown.split()).split("train one with ")[1].rstrip(".")
     assert main(["run", "--arch", "timm:test_vit", *hint.split(), "--print-config"]) == 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import exit_status
+from conftest import exit_status, screen
 from rich.console import Console
 
 from benchmark import hardware, rundir
@@ -23,37 +23,6 @@ TINY = ["--epochs", "2", "--batch-size", "64", "--eval-batch-size", "100", "--th
 TINY += ["--precision", "fp32", "--no-channels-last", "--results-dir", "out"]
 TINY += ["--model-arg", "width=4"]  # what is shown is under test here, not the model
 SWEEP = ["run", "--lr", "1e-3,3e-3", "--seeds", "0,1", *TINY]
-CSI = re.compile(r"\x1b\[([?0-9;]*)([A-Za-z])")
-
-
-def screen(raw: str, width: int = WIDTH) -> list[str]:
-    """The lines a terminal ``width`` columns wide shows after ``raw`` (the cursor controls rich
-    uses: column, erase line, cursor up); a character written past the last column fails."""
-    lines, row, col, at = [""], 0, 0, 0
-    while at < len(raw):
-        found = CSI.match(raw, at)
-        if found:
-            arg, code = found.groups()
-            if code == "G":
-                col = int(arg or 1) - 1
-            elif code == "K":
-                lines[row] = ""
-            elif code == "A":
-                row = max(row - int(arg or 1), 0)
-            at = found.end()
-            continue
-        char = raw[at]
-        at += 1
-        if char == "\r":
-            col = 0
-        elif char == "\n":
-            row, col = row + 1, 0
-            lines.extend([""] * (row + 1 - len(lines)))
-        else:
-            assert col < width, f"wider than {width} columns: {lines[row]!r}"
-            lines[row] = lines[row][:col].ljust(col) + char + lines[row][col + 1 :]
-            col += 1
-    return lines
 
 
 def use_console(monkeypatch: pytest.MonkeyPatch, terminal: bool) -> io.StringIO:

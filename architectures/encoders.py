@@ -252,7 +252,7 @@ def _timm_entry(name: str) -> Entry:
         return model
 
     def search_space(trial: Any) -> dict[str, Any]:
-        """Dropout before the features and stochastic depth, where the model takes them."""
+        """Dropout on the pooled features and stochastic depth, where the model takes them."""
         rates = [key for key in ("drop_rate", "drop_path_rate") if key in exposed]
         return {key: trial.suggest_float(key, 0.0, 0.3) for key in rates}
 

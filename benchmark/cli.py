@@ -7,6 +7,7 @@ import argparse
 import errno
 import functools
 import gc
+import os
 import sys
 from pathlib import Path
 
@@ -161,7 +162,9 @@ def dispatch(argv: list[str] | None) -> int:
         if extras:
             raise UsageError(unrecognized(program_name(), command, extras))
         args.argv = sys.argv[1:] if argv is None else list(argv)  # as typed: for worker processes
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, where a reader gone away is met, not in the interpreter's exit
+        return status
     except UsageError as exc:
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return EXIT_USAGE
@@ -170,6 +173,9 @@ def dispatch(argv: list[str] | None) -> int:
         return EXIT_FAILED
     except TrainingFailed as exc:
         sys.stderr.write(f"{prog}: training stopped: {exc}\n")
+        return EXIT_FAILED
+    except BrokenPipeError:  # stdout's reader went away (`| head`): quiet, as rich's console is
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush too
         return EXIT_FAILED
     except OSError as exc:  # a full or read-only disk, a permission: the system's, not a bug
         if exc.errno == errno.ENAMETOOLONG:  # but a path given, or made of one, is no path

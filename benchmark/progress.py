@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,18 @@ def passing_bar(items: Sequence[T], text: str) -> Iterable[T]:
     from rich.progress import track
 
     return track(items, text, console=console, transient=True)
+
+
+@contextmanager
+def notes_to_stderr(on: bool = True) -> Iterator[None]:
+    """The console's lines go to stderr while ``on``: ``run --print-config`` keeps stdout for its
+    JSON alone, so that it can be written to a file that ``--config`` reads back."""
+    was = console.stderr
+    console.stderr = on or was
+    try:
+        yield
+    finally:
+        console.stderr = was
 
 
 def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Any]:

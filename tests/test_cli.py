@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,6 +59,30 @@ def test_the_installed_console_script() -> None:
         ["digitsum-bench", "--version"], capture_output=True, text=True, timeout=120, check=True
     )
     assert shown.stdout.strip() == f"digitsum-bench {version('digitsum-bench')}"
+
+
+def test_print_config_writes_the_json_alone_to_stdout(capsys) -> None:
+    """Its notes go to stderr, so the JSON can be written to a file that ``--config`` reads."""
+    assert main(["run", "--model-arg", "width=16", "--print-config"]) == 0
+    shown = capsys.readouterr()
+    assert json.loads(shown.out)["arch"] == "gap_cnn"
+    assert "model args at the model's default, left out" in shown.err
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(
+    monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``run --print-config | head -1``: stdout's reader closed early is exit status 1 and no
+    line on stderr (it was "error: [Errno 32] Broken pipe"), as rich's console does it."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    with os.fdopen(writer, "w") as gone:
+        monkeypatch.setattr(sys, "stdout", gone)
+        assert main(["run", "--print-config"]) == 1
+        gone.write("the exit's flush")  # stdout now leads nowhere: no second error
+        gone.flush()
+        monkeypatch.undo()
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("name", ["timm", "torchvision"])

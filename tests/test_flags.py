@@ -493,8 +493,8 @@ def test_a_grid_gives_each_model_argument_to_the_combinations_that_take_it(capsy
     argv = ["run", "--arch", "gap_cnn,timm:test_vit", "--fusion", "late_sum", "--seeds", "0,1"]
     argv += ["--model-arg", "img_size=28", "--model-arg", "patch_size=7", "--print-config"]
     assert exit_status(argv) == 0
-    out = capsys.readouterr().out
-    configs = json.loads(out[out.index("\n[") + 1 :])
+    shown = capsys.readouterr()  # the JSON alone on stdout, the notes on stderr
+    configs = json.loads(shown.out)
     held = {"img_size": 28, "patch_size": 7}
     assert [(c["arch"], c["seed"], c["model_args"]) for c in configs] == [
         ("gap_cnn", 0, {}),
@@ -502,7 +502,7 @@ def test_a_grid_gives_each_model_argument_to_the_combinations_that_take_it(capsy
         ("timm:test_vit", 0, held),
         ("timm:test_vit", 1, held),
     ]
-    note = " ".join(out[: out.index("\n[")].split())
+    note = " ".join(shown.err.split())
     assert note == (
         "model args img_size=28 patch_size=7: not taken by gap_cnn x late_sum, built without them"
     )
@@ -519,15 +519,17 @@ def test_a_model_argument_sweeps_a_comma_list_where_it_is_taken(capsys) -> None:
     argv = ["run", "--arch", "gap_cnn,timm:test_vit", "--fusion", "late_sum", "--model-arg"]
     argv += ["width=8,16,8", "--model-arg", "img_size=28", "--model-arg", "patch_size=7"]
     assert exit_status([*argv, "--print-config"]) == 0
-    out = capsys.readouterr().out
-    configs = json.loads(out[out.index("\n[") + 1 :])
+    shown = capsys.readouterr()
+    configs = json.loads(shown.out)
     held = {"img_size": 28, "patch_size": 7}
     assert [(c["arch"], c["model_args"]) for c in configs] == [
         ("gap_cnn", {"width": 8}),
         ("gap_cnn", {}),  # its default width: the default configuration
         ("timm:test_vit", held),
     ]
-    assert "model args width=8,16: not taken by timm:test_vit x late_sum" in " ".join(out.split())
+    assert "model args width=8,16: not taken by timm:test_vit x late_sum" in " ".join(
+        shown.err.split()
+    )
     one = ["run", "--arch", "gap_cnn", "--print-config", "--model-arg"]
     for typed, says in [
         ("width=8,x", "width='x' for gap_cnn: expected int in 1..256"),
@@ -549,23 +551,22 @@ def test_a_model_argument_at_its_default_is_the_default_configuration(
 
     argv = ["run", "--arch", "gap_cnn,small_cnn", "--fusion", "concat", "--print-config"]
     assert exit_status([*argv, "--model-arg", "width=8,16", "--model-arg", "depth=2"]) == 0
-    out = capsys.readouterr().out
-    configs = json.loads(out[out.index("\n[") + 1 :])
+    shown = capsys.readouterr()
+    configs = json.loads(shown.out)
     assert [(c["arch"], c["model_args"]) for c in configs] == [
         ("gap_cnn", {"width": 8}),
         ("gap_cnn", {}),
         ("small_cnn", {"width": 8}),
         ("small_cnn", {}),
     ]
-    assert " ".join(out[: out.index("\n[")].split()).endswith(
+    assert " ".join(shown.err.split()).endswith(
         "model args at the model's default, left out (its default model): depth=2 (gap_cnn x "
         "concat); width=16 (gap_cnn x concat, small_cnn x concat)"
     )
     tuned = {"study": "s", "trial": 0, "value": 0.5}
     monkeypatch.setattr(exports, "apply_tuned", lambda cfg, *a: replace(cfg, tuned_from=tuned))
     assert exit_status([*argv[:2], "gap_cnn", *argv[3:], "--tuned", "--model-arg", "width=16"]) == 0
-    out = capsys.readouterr().out
-    assert json.loads(out[out.index("\n{") + 1 :])["model_args"] == {"width": 16}
+    assert json.loads(capsys.readouterr().out)["model_args"] == {"width": 16}
 
 
 @pytest.mark.parametrize("command", ["tune", "compare", "datapath"])

@@ -47,13 +47,15 @@ def test_run_tuned_over_seeds_names_its_study_once(capsys: pytest.CaptureFixture
     study = "gap_cnn__concat__e9__p227165"
     argv = ["run", "--tuned", "--tuned-study", study, "--seeds", "0,1,2", "--print-config"]
     assert main([*argv, "--results-dir", str(RESULTS)]) == 0
-    out = " ".join(capsys.readouterr().out.split())
-    assert out.count(f"tuned parameters of study {study}") == 1
-    assert out.count('"seed"') == 3 and "defaults trial" not in out
+    shown = capsys.readouterr()
+    said = " ".join(shown.err.split())
+    assert said.count(f"tuned parameters of study {study}") == 1 and "defaults trial" not in said
+    assert [c["seed"] for c in json.loads(shown.out)] == [0, 1, 2]
     kept = "tiny_resnet__embed_add__e9__p227165"  # its best trial was its defaults trial
     argv = ["run", "--arch", "tiny_resnet", "--fusion", "embed_add", "--epochs", "9", "--tuned"]
     assert main([*argv, "--print-config", "--results-dir", str(RESULTS)]) == 0
-    out = " ".join(capsys.readouterr().out.split())
-    assert f"study {kept} (trial 0, val joint acc 99.16%): its defaults trial, so this" in out
-    assert 'is the default configuration (the report marks the group "= default")' in out
-    assert '"defaults": true' in out
+    shown = capsys.readouterr()
+    said = " ".join(shown.err.split())
+    assert f"study {kept} (trial 0, val joint acc 99.16%): its defaults trial, so this" in said
+    assert 'is the default configuration (the report marks the group "= default")' in said
+    assert json.loads(shown.out)["tuned_from"]["defaults"] is True

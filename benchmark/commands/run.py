@@ -39,6 +39,7 @@ from benchmark.progress import (
     RunsProgress,
     duration,
     estimate,
+    notes_to_stderr,
     prepare,
     run_label,
     say,
@@ -207,13 +208,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.resume:
         return resume(args)
-    sweeps = pop_sweeps(args)
-    arg_sweeps = pop_model_arg_sweeps(args)
-    base = base_config(args)
-    configs = grid_configs(args, base, sweeps, arg_sweeps)
+    with notes_to_stderr(args.print_config):  # its stdout: the JSON alone
+        sweeps = pop_sweeps(args)
+        arg_sweeps = pop_model_arg_sweeps(args)
+        base = base_config(args)
+        configs = grid_configs(args, base, sweeps, arg_sweeps)
+        configs = apply_tuned_flags(args, configs, config_overrides(args))
+        dry_run(configs)  # as trained: a study may hold a timm ViT's img_size fixed
     results_dir = Path(args.results_dir)
-    configs = apply_tuned_flags(args, configs, config_overrides(args))
-    dry_run(configs)  # as trained: a study may hold a timm ViT's img_size fixed
     if args.print_config:
         resolved = [cfg.to_dict() for cfg in configs]
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))

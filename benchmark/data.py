@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from benchmark.config import MNIST_TRAIN_FILE_IMAGES, MNIST_VAL_IMAGES, TrainConfig
 from benchmark.errors import DamagedFileError
 from benchmark.holdout import allowed_mask, sample_addends
+from benchmark.wording import is_are
 
 SPLIT_SEED = 20_241_124  # fixed: every run sees the same train/validation split
 NUM_VAL = MNIST_VAL_IMAGES
@@ -135,9 +136,10 @@ def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool 
             check_raw_files(root)
             return root
         if len(missing) < len(RAW_FILES):
+            there = len(RAW_FILES) - len(missing)
             raise DataError(
-                f"{missing[0]}: missing ({len(RAW_FILES) - len(missing)} of the 4 MNIST files are "
-                f"there); put all four IDX files in {missing[0].parent}"
+                f"{missing[0]}: missing ({there} of the 4 MNIST files {is_are(there)} there); "
+                f"put all four IDX files in {missing[0].parent}"
             )
     searched = ", ".join(str(r / "MNIST" / "raw") for r in roots)
     if download:

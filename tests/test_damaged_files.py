@@ -229,6 +229,19 @@ def idx_damage() -> list[tuple[str, str, object, str]]:
     ]
 
 
+def test_a_root_with_one_mnist_file_names_the_first_missing(tmp_path: Path) -> None:
+    from benchmark.data import DataError, resolve_root
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(b"")
+    with pytest.raises(DataError) as refused:
+        resolve_root(tmp_path, download=False)
+    assert str(refused.value).startswith(
+        f"{raw / 'train-labels-idx1-ubyte'}: missing (1 of the 4 MNIST files is there); "
+    )
+
+
 @pytest.mark.parametrize("damage", idx_damage(), ids=lambda d: d[0])
 def test_damaged_mnist_is_one_line_naming_the_file(
     damage: tuple, tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys

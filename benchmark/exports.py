@@ -74,13 +74,29 @@ def export_best(
     return path, record
 
 
+# An export's fields and the types ``export_best`` writes them in: what is read is checked.
+EXPORT_TYPES = {
+    "study": str,
+    "trial": int,
+    "value": (int, float),
+    "train": dict,
+    "model_args": dict,
+}
+
+
 def read_export(path: Path) -> dict[str, Any]:
+    """A ``tune`` export, its fields of the types written: a damaged or hand-edited one is one
+    line naming the file and the field, not a traceback where a field is used."""
     try:
         tuned = json.loads(path.read_text())
         if not isinstance(tuned, dict) or not isinstance(tuned.get("budget"), dict):
             raise TypeError("no budget")
-        for key in ("study", "trial", "value", "train", "model_args"):
-            tuned[key]  # noqa: B018 - a missing key is a damaged export
+        typed = {k: (tuned[k], kind) for k, kind in EXPORT_TYPES.items()}
+        typed["user_attrs"] = (tuned.get("user_attrs", {}), dict)
+        typed["budget epochs"] = (tuned["budget"].get("epochs"), int)
+        for key, (value, kind) in typed.items():
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise TypeError(f"{key} {value!r}")
         return tuned
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         # a file, damaged: exit 1 as every damaged file read (a bad flag is 2)

@@ -171,6 +171,27 @@ def test_defaults_enqueued_once_and_again_after_failure(tmp_path: Path) -> None:
         open_study(storage, "s", replace(cfg, epochs=3), None)
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("train", [1, 2]), ("value", "x"), ("model_args", None), ("trial", True), ("study", 5)],
+)
+@pytest.mark.parametrize("command", ["run", "bench"])
+def test_an_export_with_a_field_of_another_type_is_one_line_naming_it(
+    command: str, field: str, value: object, tmp_path: Path, capsys
+) -> None:
+    """A hand-edited export is a damaged file (exit 1, one line naming it and the field) for
+    ``run --tuned`` and ``bench --tuned`` alike; it used to be a traceback where it was used."""
+    name = write_export(tmp_path, 1)
+    path = tmp_path / "tuned" / f"{name}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    argv = [command, "--tuned", "--epochs", "1", "--results-dir", str(tmp_path)]
+    argv += ["--print-config"] if command == "run" else ["--arch", "gap_cnn", "--fusion", "concat"]
+    assert main(argv) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"{path}: not an export of `tune` (TypeError(" in line and f"{field} {value!r}" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tuned"]
+
+
 def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
     assert main(["run", "--tuned", "--results-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -264,8 +264,13 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
     values = {**values, **config_overrides(args, skip)}
     typed_args = dict(getattr(args, "model_arg", None) or [])
     try:
-        values["model_args"] = {**values.get("model_args", {}), **typed_args}
-        return TrainConfig.from_dict(values)
+        given = values.get("model_args", {})
+        if not isinstance(given, dict):
+            raise ValueError(f"model_args must be of type dict, got {given!r}")
+        values["model_args"] = {**given, **typed_args}
+        cfg = TrainConfig.from_dict(values)
+        cfg.check_types()  # here, naming the file: a name that is no string is looked up next
+        return cfg
     except (TypeError, ValueError) as exc:
         where = f"--config {args.config}: " if getattr(args, "config", None) else ""
         raise UsageError(f"{where}{exc}") from None

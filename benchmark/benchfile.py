@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark import files
-from benchmark.errors import UsageError
+from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import slug
 from benchmark.wording import settings
 
@@ -125,17 +125,38 @@ def cpu_slug(model: str) -> str:
     return "-".join(re.findall(r"[a-z0-9]+", model.lower()))
 
 
-def check_header(path: Path) -> None:
-    """An existing results file must have our columns (or an earlier layout of them, which
-    appending upgrades), or appended rows would be misread."""
-    if path.exists():
-        with path.open(newline="") as fh:
-            header = tuple(next(csv.reader(fh), []))
-        if header not in (COLUMNS, *EARLIER):
-            raise UsageError(
-                f"{path} has other columns than this version writes; move it away or pass "
-                f"another --results-dir"
+def read_table(path: Path) -> list[list[str]]:
+    """A bench CSV's rows, header first, each of the header's width: a file that is not text, is
+    empty, ends in a row cut off or holds a row of another width is a ``DamagedFileError`` naming
+    it (appended to, or read by pandas, such a file glues or shifts cells without a word)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except UnicodeDecodeError:
+        raise DamagedFileError(f"{path}: not a bench CSV (not UTF-8 text)") from None
+    except csv.Error as exc:
+        raise DamagedFileError(f"{path}: not a bench CSV ({exc})") from None
+    if not rows:
+        raise DamagedFileError(f"{path}: empty, not a bench CSV")
+    if not text.endswith("\n"):
+        raise DamagedFileError(f"{path}: its last row is cut off (no line end)")
+    for line, row in enumerate(rows[1:], start=2):
+        if len(row) != len(rows[0]):
+            raise DamagedFileError(
+                f"{path}: row {line} has {len(row)} cells where the header has {len(rows[0])}"
             )
+    return rows
+
+
+def check_header(path: Path) -> None:
+    """An existing results file must be whole and have our columns (or an earlier layout of
+    them, which appending upgrades), or appended rows would be misread. Checked before ``bench``
+    measures anything."""
+    if path.exists() and tuple(read_table(path)[0]) not in (COLUMNS, *EARLIER):
+        raise UsageError(
+            f"{path} has other columns than this version writes; move it away or pass "
+            f"another --results-dir"
+        )
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
@@ -162,9 +183,13 @@ def read_rows(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:
     frames, notes = [], []
     for path in paths:
         try:
+            unknown = set(read_table(path)[0]).difference(COLUMNS, *EARLIER)
+            if unknown:  # some of ours may be missing (NaN), none may be foreign: shifted cells
+                named = ", ".join(sorted(unknown)[:3])
+                raise DamagedFileError(f"{path}: not a bench CSV (columns such as {named})")
             frames.append(pd.read_csv(path).assign(file=Path(path).name))
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            notes.append(f"bench file {path} skipped: {str(exc).splitlines()[0]}")
+        except (OSError, ValueError, DamagedFileError) as exc:  # pandas' ParserError: a ValueError
+            notes.append(f"bench file skipped: {str(exc).splitlines()[0]}")
     rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     for column in COLUMNS:
         if column not in rows:

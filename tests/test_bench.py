@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import cpu_file, write_export
+from conftest import cpu_file, one_line, write_export
 
 from architectures import count_params, create_model
-from benchmark import hardware
+from benchmark import benchfile, hardware
 from benchmark.benchfile import COLUMNS, EARLIER, FIGURES, results_path
 from benchmark.cli import main
 
@@ -171,6 +171,34 @@ def test_a_csv_with_other_columns_is_left_alone(
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 2
     assert "other columns" in capsys.readouterr().err
     assert csv_path.read_text() == "arch,fusion,something\nx,y,1\n"
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda text: text.encode()[:-1] + b"\xff\xfe\n", "not a bench CSV (not UTF-8 text)"),
+        (lambda text: text.encode()[:-5], "its last row is cut off (no line end)"),
+        (lambda text: (text + "a,b,c\n").encode(), "row 3 has 3 cells where the header has"),
+    ],
+    ids=["binary", "cut-off", "short-row"],
+)
+def test_a_damaged_csv_is_named_before_anything_is_measured(
+    damage, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Appending to a file cut off mid-row glued the new row onto the broken one, and the report
+    then dropped the whole file; now ``bench`` names it (exit 1) and leaves it as it was."""
+    from benchmark import bench as measure
+
+    csv_path = cpu_file(tmp_path, "bench", "fp32", ".csv")
+    csv_path.parent.mkdir()
+    benchfile.append_row(csv_path, {"arch": "gap_cnn", "fusion": "concat", "device": "cpu"})
+    damaged = damage(csv_path.read_text())
+    csv_path.write_bytes(damaged)
+    monkeypatch.setattr(measure, "bench_rows", lambda *a, **k: pytest.fail("measured"))
+    assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"error: {csv_path}: " in line and said in line
+    assert csv_path.read_bytes() == damaged
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import DEVICE, make_run, report_markdown
+from conftest import DEVICE, make_run, one_line, report_markdown
 
 from benchmark import benchfile, report
 from benchmark.cli import main
@@ -360,12 +360,37 @@ def test_bench_with_missing_columns_and_other_model_size(tmp_path: Path) -> None
     assert summary["latency_ms_b1"].isna().all()  # no such column in the file
 
 
-def test_unreadable_bench_file_is_a_note(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.csv"
-    bad.write_bytes(b"")
-    bench, notes = benchfile.read_rows([bad])
-    assert bench.empty and set(benchfile.COLUMNS) <= set(bench.columns)
-    assert len(notes) == 1 and "bad.csv" in notes[0]
+GOOD_ROW = "arch,fusion,device,train_images_per_s\ngap_cnn,concat,cpu,1000\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"", "empty, not a bench CSV"),
+        (b"\x89PNG\r\n\x1a\n\x00\xff", "not a bench CSV (not UTF-8 text)"),
+        (b'{"arch": "gap_cnn", "fusion": "concat"}\n', "not a bench CSV (columns such as"),
+        (GOOD_ROW.encode()[:-8], "its last row is cut off"),
+        (GOOD_ROW.encode() + b"gap_cnn,late_sum,cpu,1,2,3\n", "row 3 has 6 cells where the"),
+    ],
+    ids=["empty", "binary", "json", "cut-off", "long-row"],
+)
+def test_a_damaged_bench_file_is_a_note_naming_it(
+    content: bytes, said: str, tmp_path: Path, capsys
+) -> None:
+    """Beside a good file, a damaged one is left out with a note naming it: not read into rows
+    of NaN (``gap x nan``) or cells shifted by a column. Alone, it is the command's one line."""
+    bad, good = tmp_path / "bench" / "bad.csv", tmp_path / "bench" / "good.csv"
+    bad.parent.mkdir()
+    bad.write_bytes(content)
+    good.write_text(GOOD_ROW)
+    bench, notes = benchfile.read_rows([bad, good])
+    assert list(bench["arch"]) == ["gap_cnn"] and list(bench["train_images_per_s"]) == [1000]
+    assert len(notes) == 1 and notes[0].startswith(f"bench file skipped: {bad}: {said}")
+    good.unlink()
+    assert main(["report", "--results-dir", str(tmp_path)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"nothing readable to report in {tmp_path}: bench file skipped: {bad}: " in line
+    assert not (tmp_path / "report.md").exists()
 
 
 def test_incomplete_and_corrupt_runs_are_listed(suite, tmp_path: Path) -> None:

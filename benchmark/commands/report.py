@@ -16,6 +16,7 @@ from benchmark.commands.common import (
     print_wide,
 )
 from benchmark.commands.values import path_text
+from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
 from benchmark.wording import plural
 
@@ -42,6 +43,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     inputs = load_inputs(runs, bench, base, out)
     found = [inputs.runs, inputs.incomplete, inputs.bench]
     if all(frame.empty for frame in found) and not inputs.studies.digests:
+        if inputs.notes:  # there was something to report, damaged: name it
+            raise DamagedFileError(f"nothing readable to report in {base}: {inputs.notes[0]}")
         raise UsageError(
             f"--results-dir {base}: no run directory, bench CSV or tuning study in it; expected "
             "the --results-dir of run, tune, bench or compare (the committed one: results)"

@@ -27,12 +27,15 @@ def nearest_existing(path: Path) -> Path:
 
 
 def check_writable(
-    directory: str | Path, flag: str = "--results-dir", given: str | Path | None = None
+    directory: str | Path,
+    flag: str = "--results-dir",
+    given: str | Path | None = None,
+    folders: tuple[str, ...] = (),
 ) -> None:
     """``directory`` is one we may write in (or can be created): checked before the data loads,
     a model is exported or a study is opened, so that a typo costs nothing. ``given``: what the
     user typed for ``flag``, when ``directory`` is the folder of a file it names (``export
-    --out``, ``--storage``)."""
+    --out``, ``--storage``). ``folders``: the command's folders in it (``runs``), none a file."""
     directory = Path(directory)
     shown = directory if given is None else given
     existing = nearest_existing(directory)
@@ -40,6 +43,9 @@ def check_writable(
         raise UsageError(f"{flag} {shown}: {existing} is a file; expected a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UsageError(f"{flag} {shown}: {existing} is not writable")
+    for folder in (directory / name for name in folders):
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"{flag} {shown}: {folder} is a file; expected a directory")
 
 
 class UnreadableFileError(DamagedFileError):

@@ -61,6 +61,15 @@ def test_the_installed_console_script() -> None:
     assert shown.stdout.strip() == f"digitsum-bench {version('digitsum-bench')}"
 
 
+@pytest.mark.parametrize("flag", ["--encoders", "--fusions"])
+def test_a_list_of_an_unknown_name_is_its_one_line_and_no_table(flag: str, capsys) -> None:
+    """A typo in --fusions used to print the whole encoder table before its error line."""
+    assert main(["list", "--encoders", "gap_cnn", "--fusions", "concat", flag, "concatt"]) == 2
+    shown = capsys.readouterr()
+    assert shown.out == ""
+    assert "unknown " in one_line(shown.err) and "'concatt'" in shown.err
+
+
 def test_print_config_writes_the_json_alone_to_stdout(capsys) -> None:
     """Its notes go to stderr, so the JSON can be written to a file that ``--config`` reads."""
     assert main(["run", "--model-arg", "width=16", "--print-config"]) == 0

@@ -419,6 +419,34 @@ def test_a_run_config_reprints_as_itself_and_flags_override_it(tmp_path: Path, c
 
 
 @pytest.mark.parametrize(
+    ("command", "folder"),
+    [
+        ("run", "runs"),
+        ("tune", "tuned"),
+        ("compare", "runs"),
+        ("bench", "bench"),
+        ("datapath", "datapath"),
+        ("report", "plots"),
+    ],
+)
+def test_a_file_where_a_command_writes_its_folder_is_a_usage_error(
+    command: str, folder: str, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """``<results-dir>/runs`` a file used to be "File exists" (exit 1), and for ``bench`` only
+    after it had measured: now the one line, before anything is read or measured."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    results = tmp_path / "r"
+    results.mkdir()
+    (results / folder).write_text("")
+    assert exit_status([command, "--results-dir", str(results)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(
+        f"--results-dir {results}: {results / folder} is a file; expected a directory"
+    )
+    assert sorted(p.name for p in results.iterdir()) == [folder]
+
+
+@pytest.mark.parametrize(
     "content, name, expected",
     [
         ("{", "c.json", "not valid JSON"),

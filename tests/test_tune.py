@@ -208,6 +208,7 @@ def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
     "flags, message",
     [
         (["--train-subset", "100"], "--train-subset must be >= 256"),
+        (["--val-subset", "5001"], "--val-subset must be <= the 5,000 validation images"),
         (["--arch", "all", "--study", "x"], "--study names one study"),
         (["--trials", "0"], "--trials must be a positive integer"),
         (["--storage", "optuna.db"], "SQLAlchemy URL"),

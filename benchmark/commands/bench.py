@@ -108,7 +108,7 @@ def settings_from_args(args: argparse.Namespace, base: TrainConfig) -> Any:
     )
     if args.compile_ab and args.compile is not None:
         raise UsageError("--compile-ab measures eager and compiled both; drop --[no-]compile")
-    check_writable(args.results_dir)
+    check_writable(args.results_dir, folders=("bench",))
     try:
         base.validate()
     except ValueError as exc:

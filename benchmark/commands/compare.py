@@ -52,7 +52,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     from benchmark import compare, plugins
     from benchmark.comparison import COMPARISON, read_comparison
 
-    check_writable(args.results_dir)
+    check_writable(args.results_dir, folders=("runs", "tuned"))
     require_at_least(
         [
             ("--trials", args.trials, 1),

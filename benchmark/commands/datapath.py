@@ -58,7 +58,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--num-workers must be <= {most} (4 per core here), got {args.num_workers}"
         )
-    check_writable(args.results_dir)
+    check_writable(args.results_dir, folders=("datapath",))
     if args.steps % args.rounds:
         raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")
     cfg = replace(base_config(args, skip=SETTINGS), arch=arch, fusion=fusion, epochs=1)

@@ -47,9 +47,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     built on the meta device, as ``check_model`` builds them: sizes without memory or weight
     initialisation (``meta_build``; on a 2-core EPYC, ``--encoders 'timm:resnet*'``, 75 models:
     10 s, 17 s where the meta device ran the initialisers and 60 s built for real;
-    ``'timm:vit_*'``, 214: 23 s against 91 s, each also built once to find the image and patch
-    sizes it takes; ``'timm:*'``, 1,371: 127 s), under a progress bar that goes when done. A
-    model that cannot be built gets a row saying why, and the listing goes on."""
+    ``'timm:vit_*'``, 214: 23 s against 91 s; each also built once to find the rates and sizes
+    it takes, as ``architectures.encoders._timm_args`` says; ``'timm:*'``, 1,371: 127 s), under
+    a progress bar that goes when done. A model that cannot be built gets a row saying why, and
+    the listing goes on."""
     from rich.table import Table
 
     from architectures import ENCODERS, FUSIONS, count_params, create_model
@@ -58,6 +59,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for col in ("encoder", "D", "params", "defaults", "origin", "description"):
         table.add_column(col, overflow="fold")
     names = ENCODERS.select(args.encoders)
+    fusions = FUSIONS.select(args.fusions)  # a typo in either is the one line, before a table
     broken = []
     for name in passing_bar(names, f"building {len(names)} encoders"):
         entry = ENCODERS.get(name)
@@ -70,7 +72,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     table = Table(title="fusions (parameters on gap_cnn features; with gap_cnn total)")
     for col in ("fusion", "params", "model params", "defaults", "origin", "description"):
         table.add_column(col, overflow="fold")
-    fusions = FUSIONS.select(args.fusions)
     for name in fusions:
         entry = FUSIONS.get(name)
         model, why = built(lambda name=name: create_model("gap_cnn", name))

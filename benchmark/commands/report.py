@@ -39,7 +39,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"--runs {' '.join(args.runs)!r} matches no run directory; expected a glob such as "
             "results/runs/*"
         )
-    check_writable(out, "--out" if args.out else "--results-dir")
+    check_writable(out, "--out" if args.out else "--results-dir", folders=("plots",))
     inputs = load_inputs(runs, bench, base, out)
     found = [inputs.runs, inputs.incomplete, inputs.bench]
     if all(frame.empty for frame in found) and not inputs.studies.digests:

@@ -220,7 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolved = [cfg.to_dict() for cfg in configs]
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))
         return 0
-    check_writable(results_dir)
+    check_writable(results_dir, folders=("runs",))
     check_data_dir(base.data_dir)
     for cfg in configs:  # every tracker asked for exists (a sweep may name several)
         check_available(cfg.log)

@@ -32,7 +32,13 @@ from benchmark.commands.common import (
 )
 from benchmark.commands.models import check_models, model_args_of, say_untaken
 from benchmark.commands.values import path_text
-from benchmark.config import BATCH_SIZES, RUN_DIRECTORY_ONLY, SEARCHED, TrainConfig
+from benchmark.config import (
+    BATCH_SIZES,
+    MNIST_VAL_IMAGES,
+    RUN_DIRECTORY_ONLY,
+    SEARCHED,
+    TrainConfig,
+)
 from benchmark.files import check_writable
 from benchmark.progress import StudyProgress, prepare, say_emulated, study_bar
 from benchmark.wording import percent, plural, settings
@@ -156,7 +162,12 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     require_at_least([("--val-subset", args.val_subset, 1), ("--max-params", args.max_params, 1)])
-    check_writable(args.results_dir)
+    if args.val_subset is not None and args.val_subset > MNIST_VAL_IMAGES:
+        raise UsageError(  # more would score on all of them under a study named for a subset
+            f"--val-subset must be <= the {MNIST_VAL_IMAGES:,} validation images (unset for all "
+            f"of them), got {args.val_subset}"
+        )
+    check_writable(args.results_dir, folders=("tuned",))
     if args.study is not None and (not args.study.strip() or any(c in args.study for c in "/\\")):
         # the export is tuned/<study>.json: a path there would write elsewhere, or fail at the end
         raise UsageError(f"--study must be a plain name (no path separators), got {args.study!r}")

@@ -264,7 +264,9 @@ def test_damaged_mnist_is_one_line_naming_the_file(
     results = tmp_path / "results"
     argv = ["run", "--data-dir", str(tmp_path / "mnist"), "--results-dir", str(results)]
     assert exit_status(argv) == 1
-    line = one_line(capsys.readouterr().err)
+    shown = capsys.readouterr()
+    assert shown.out == ""  # the one line alone: not after the CPU probe's note on auto
+    line = one_line(shown.err)
     assert str(raw / name) in line and expected in line
     assert not results.exists()
 

@@ -226,11 +226,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_available(cfg.log)
     # each run's execution decided once, here (a sweep may name several devices or threads)
     decided = [prepare(cfg) for cfg in configs]
-    say_probe([cfg for cfg, _ in decided])
     datasets: dict[tuple[str | None, str], Any] = {}
     for cfg, ex in decided:  # every MNIST copy on every device the grid names, loaded, checked
         if (cfg.data_dir, str(ex.device)) not in datasets:
             datasets[cfg.data_dir, str(ex.device)] = load_mnist(cfg.data_dir).to(ex.device)
+    say_probe([cfg for cfg, _ in decided])  # after the data: a damaged file is the one line
     work = [(cfg, ex, datasets[cfg.data_dir, str(ex.device)]) for cfg, ex in decided]
     fields = varying(configs, ("arch", "fusion", *sweeps, "seed"))
     seconds = announce(work, sweeps, results_dir, arg_sweeps)

@@ -357,9 +357,11 @@ def check_finished(run_dir: Path, flag: str) -> None:
         if path.exists() and not path.is_file():  # there, but not as a file: damage, not absence
             raise DamagedFileError(f"{path}: unreadable (Is a directory)")
     if not (run_dir / CONFIG).is_file():
+        what = f"no {CONFIG} there" if run_dir.is_dir() else "no such directory"
+        if run_dir.exists() and not run_dir.is_dir():
+            what = "a file"
         raise UsageError(
-            f"{flag} {run_dir}: no {CONFIG} there; expected a finished run directory "
-            f"(results/runs/<run-id>)"
+            f"{flag} {run_dir}: {what}; expected a finished run directory (results/runs/<run-id>)"
         )
     if not (run_dir / MODEL).is_file():
         status, _ = read_status(run_dir)

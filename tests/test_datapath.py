@@ -85,6 +85,19 @@ def test_bad_input_is_a_usage_error(
     assert not (tmp_path / "datapath").exists()
 
 
+@pytest.mark.parametrize("flag", ["--arch", "--fusion"])
+def test_a_list_of_names_says_datapath_takes_one(
+    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "unknown encoder 'gap_cnn,small_cnn'", as if the names were wrong."""
+    value = "gap_cnn,small_cnn" if flag == "--arch" else "concat,late_sum"
+    assert main(["datapath", flag, value, "--results-dir", str(tmp_path)]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line.endswith(
+        f"{flag} {value!r}: datapath measures one combination, so one name; bench measures several"
+    )
+
+
 def test_a_timm_vit_is_measured_at_the_sizes_given_and_refused_without_them(
     tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -220,14 +220,17 @@ def test_transparent_background_counts_as_paper() -> None:
     ("case", "expected"),
     [
         ("count", "2 images but 3 addends"),
-        ("missing", "no such file"),
+        ("missing", "no such file; expected a PNG or JPEG file"),
+        ("device", "/dev/null: not a regular file; expected a PNG or JPEG file"),
         ("too_long", "cannot read it (File name too long)"),
         ("directory", "a folder without PNG or JPEG files"),
         ("unreadable", "cannot read it as an image"),
         ("blank", "no digit found"),
         ("addend", "addend must be an integer 0..9, got '10'"),
         ("negative", "addend must be an integer 0..9, got '-1'"),
-        ("run", "expected a finished run directory"),
+        ("run", "no config.json there; expected a finished run directory"),
+        ("no_run", "nope: no such directory; expected a finished run directory"),
+        ("file_run", "text.png: a file; expected a finished run directory"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(
@@ -248,6 +251,7 @@ def test_bad_input_is_one_line_exit_2(
             "3",
         ],
         "missing": ["--image", str(tmp_path / "nope.png"), "--addend", "1"],
+        "device": ["--image", "/dev/null", "--addend", "1"],
         "too_long": ["--image", str(tmp_path / ("a" * 300 + ".png")), "--addend", "1"],
         "directory": ["--image", str(tmp_path / "empty"), "--addend", "1"],
         "unreadable": ["--image", str(tmp_path / "text.png"), "--addend", "1"],
@@ -255,12 +259,16 @@ def test_bad_input_is_one_line_exit_2(
         "addend": ["--image", good, "--addend", "10"],
         "negative": ["--image", good, "--addend=-1"],
         "run": ["--image", good, "--addend", "1"],
+        "no_run": ["--image", good, "--addend", "1"],
+        "file_run": ["--image", good, "--addend", "1"],
     }[case]
     (tmp_path / "text.png").write_text("not an image")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no image here")
     Image.new("L", (30, 30), 255).save(tmp_path / "blank.png")
-    run = tmp_path if case == "run" else trained_run
+    run = {"run": tmp_path, "no_run": tmp_path / "nope", "file_run": tmp_path / "text.png"}.get(
+        case, trained_run
+    )
     try:
         code = main(["predict", "--run", str(run), *argv])
     except SystemExit as exc:  # argparse-level errors

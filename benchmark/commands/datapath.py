@@ -44,6 +44,12 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     from benchmark.datapath import markdown, measure
     from benchmark.hardware import cpu_features, device_name, git_commit, machine_name
 
+    for flag, value in (("--arch", args.arch), ("--fusion", args.fusion)):
+        if "," in value or "*" in value:  # not a name the registry should call unknown
+            raise UsageError(
+                f"{flag} {value!r}: datapath measures one combination, so one name; bench "
+                "measures several"
+            )
     arch, fusion = ENCODERS.get(args.arch).name, FUSIONS.get(args.fusion).name
     require_at_least(
         [

@@ -173,7 +173,7 @@ def test_the_outs_suffix_names_the_format_when_none_is_given(
     assert (tmp_path / out).read_bytes() == (b"onnx" if out.endswith("onnx") else b"torchscript")
 
 
-@pytest.mark.parametrize("where", ["a directory", "under a file"])
+@pytest.mark.parametrize("where", ["a directory", "a directory, no format", "under a file"])
 def test_an_out_that_cannot_be_written_is_refused_before_exporting(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -186,9 +186,11 @@ def test_an_out_that_cannot_be_written_is_refused_before_exporting(
     blocker.write_text("x")
     out, said = {
         "a directory": (tmp_path, f"--out {tmp_path} is a directory; expected a file path"),
+        "a directory, no format": (tmp_path, f"--out {tmp_path} is a directory; expected a file"),
         "under a file": (blocker / "m.onnx", f"--out {blocker / 'm.onnx'}: {blocker} is a file"),
     }[where]
-    assert main(["export", "--run", str(run_dir), "--format", "onnx", "--out", str(out)]) == 2
+    kind = [] if where.endswith("no format") else ["--format", "onnx"]  # it said --format needed
+    assert main(["export", "--run", str(run_dir), *kind, "--out", str(out)]) == 2
     assert said in one_line(capsys.readouterr().err)
     assert blocker.read_text() == "x"
 

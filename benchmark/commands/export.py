@@ -20,6 +20,8 @@ def chosen_format(given: str | None, out: str | None) -> str:
     """``--format``, else the one ``--out``'s suffix names; a suffix naming the other format is
     refused (a TorchScript file named .onnx fails to load far from here)."""
     named = SUFFIXES.get(Path(out).suffix.lower()) if out else None
+    if out and Path(out).is_dir():  # what is wrong first: no format would make it a file
+        raise UsageError(f"--out {out} is a directory; expected a file path")
     if given is None and named is None:
         raise UsageError(
             "--format onnx or --format torchscript is needed, or an --out ending in "

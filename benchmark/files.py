@@ -218,5 +218,8 @@ def lookup(obj: Any, dotted: str) -> Any:
 
 
 def is_number(value: Any) -> bool:
-    """A finite int or float (JSON's NaN and Infinity parse, but are no measurement)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite int or float (JSON's NaN and Infinity parse, but are no measurement; nor is an
+    integer too large for a float, which ``math.isfinite`` cannot even take)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -(2**63) <= value < 2**63 if isinstance(value, int) else math.isfinite(value)

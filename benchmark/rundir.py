@@ -172,11 +172,25 @@ def claimed(run_dir: Path) -> Iterator[None]:
             os.write(fd, f"pid {os.getpid()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
         files.remove_temporaries(run_dir)  # ours, left by a writer killed mid-write: stale now
         if (run_dir / METRICS).exists():
+            check_metrics(run_dir)
             close_completed(run_dir)
         yield
     finally:
         del _held[path]
         os.close(fd)  # releases the lock
+
+
+def check_metrics(run_dir: Path) -> None:
+    """A metrics.json that is there completes the run only if it reads as a run's: a damaged one
+    is named (a ``DamagedFileError``) before anything is mended over it, so the checkpoint of an
+    interrupted run is not removed as that of a finished one."""
+    try:
+        read_metrics(run_dir)
+    except IncompleteRun as exc:
+        left = (
+            f"; move it away to resume from {CHECKPOINT}" if (run_dir / CHECKPOINT).exists() else ""
+        )
+        raise DamagedFileError(f"{run_dir}: {exc}{left}") from None
 
 
 def close_completed(run_dir: Path) -> None:

@@ -122,6 +122,47 @@ def test_a_damaged_checkpoint_on_resume_is_one_line(
     assert not (run_dir / rundir.METRICS).exists()
 
 
+def test_an_integer_too_large_for_a_float_in_metrics_is_a_corrupt_run(tmp_path: Path) -> None:
+    """``"params": 10**400`` parses as JSON; the report's number check met it with an
+    OverflowError (a traceback) rather than listing the run as corrupt."""
+    import json
+    import shutil
+
+    from benchmark import rundir
+
+    reference = Path(__file__).resolve().parents[1] / "results" / "runs"
+    run_dir = tmp_path / "run"
+    shutil.copytree(sorted(reference.glob("*/metrics.json"))[0].parent, run_dir)
+    found = json.loads((run_dir / rundir.METRICS).read_text())
+    rundir.read_metrics(run_dir)  # as committed: whole
+    (run_dir / rundir.METRICS).write_text(json.dumps({**found, "params": 10**400}))
+    with pytest.raises(rundir.IncompleteRun, match="missing or invalid params"):
+        rundir.read_metrics(run_dir)
+
+
+@pytest.mark.parametrize("content", [b'{"arch": ', b"[]", b'{"arch": "gap_cnn"}'])
+def test_a_damaged_metrics_file_on_resume_is_named_and_the_checkpoint_kept(
+    content: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """An interrupted run's checkpoint with a damaged metrics.json beside it: the resume used to
+    take the file for a finished run's, delete checkpoint.pt, mark the run complete and say "the
+    run is already complete". Now one line names the file, and nothing is changed."""
+    from benchmark import rundir
+    from benchmark.config import TrainConfig
+
+    no_data_load(monkeypatch)
+    run_dir = interrupted_run(tmp_path / "run")
+    torch.save(checkpoint_of(TrainConfig()), run_dir / rundir.CHECKPOINT)
+    (run_dir / rundir.METRICS).write_bytes(content)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    assert exit_status(["run", "--resume", str(run_dir)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"{run_dir}: corrupt metrics.json: " in line
+    assert line.endswith("; move it away to resume from checkpoint.pt")
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != rundir.LOCK}
+    assert after == before
+
+
 @pytest.mark.parametrize(
     "damage", ["random-bytes", "truncated", "a-list", "another-model", "a-directory"]
 )

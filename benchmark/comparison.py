@@ -146,7 +146,63 @@ def load_comparison(results_dir: Path) -> dict[str, Any] | None:
         ) from None
     if not isinstance(found, dict) or not isinstance(found.get("plan"), dict):
         raise DamagedFileError(f"{path}: not a compare record (no plan); repair it or move it away")
+    if problem := shape_problem(found):
+        raise DamagedFileError(f"{path}: {problem}; repair it or move it away")
     return found
+
+
+INT, TEXT = (int,), (str,)
+# What a plan's fields hold, where present (``compare`` writes them all; older files lack some).
+PLAN_FIELDS = {
+    "key": TEXT,
+    "seeds": (list,),
+    "trials": INT,
+    "max_params": (int, type(None)),
+    "budget": (dict,),
+    "fixed": (dict,),
+    "studies": (list,),
+    "pairs": (list,),
+}
+BUDGET_FIELDS = {"epochs": INT, "train_subset": (int, type(None)), "holdout_pairs": INT}
+
+
+def shape_problem(found: dict[str, Any]) -> str | None:
+    """What in a comparison.json is not of the shape ``compare`` writes (its plans' fields and
+    the stage times, top level and per rung), or None: a report or a compare that took a
+    hand-edited value for another type failed far from the file, in a traceback."""
+    plans = {"plan": found["plan"]}
+    rungs = found.get("rungs", {})
+    if not isinstance(rungs, dict) or not all(isinstance(r, dict) for r in rungs.values()):
+        return "rungs is not an object of rung records"
+    plans |= {f"rungs.{k}.plan": r.get("plan") for k, r in rungs.items()}
+    for where, plan in plans.items():
+        if not isinstance(plan, dict):
+            return f"{where} is not an object"
+        budget = plan.get("budget", {})
+        fields = [(f"{where}.{k}", plan[k], kinds) for k, kinds in PLAN_FIELDS.items() if k in plan]
+        if isinstance(budget, dict):
+            fields += [
+                (f"{where}.budget.{k}", budget[k], kinds)
+                for k, kinds in BUDGET_FIELDS.items()
+                if k in budget
+            ]
+        fields += [
+            (f"{where}.seeds[]", seed, INT)
+            for seed in plan.get("seeds", [])
+            if isinstance(plan.get("seeds"), list)
+        ]
+        for name, value, kinds in fields:
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                return f"{name} is {value!r}"
+    stages = [("stages", found.get("stages", {}))]
+    stages += [(f"rungs.{k}.stages", r.get("stages", {})) for k, r in rungs.items()]
+    for where, times in stages:
+        per_machine = times.values() if isinstance(times, dict) else [None]
+        if not all(
+            isinstance(m, dict) and all(files.is_number(t) for t in m.values()) for m in per_machine
+        ):
+            return f"{where} is not seconds per stage and machine"
+    return None
 
 
 class StageClock:

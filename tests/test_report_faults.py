@@ -115,7 +115,20 @@ def test_a_storage_damaged_throughout_costs_its_section_only(results: Path) -> N
 
 
 @pytest.mark.usefixtures("undrawn")
-@pytest.mark.parametrize("damage", ['{"plan": ', "[]", '{"stages": {}}'])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        '{"plan": ',
+        "[]",
+        '{"stages": {}}',
+        '{"plan": {"max_params": "x"}}',  # was a traceback in the report's cost section
+        '{"plan": {"budget": {"epochs": "9"}}}',
+        '{"plan": {"seeds": [0, "1"]}}',
+        '{"plan": {}, "rungs": [1]}',
+        '{"plan": {}, "rungs": {"1": {"plan": {"trials": "20"}}}}',
+        '{"plan": {}, "stages": {"tune": {"vm": "an hour"}}}',
+    ],
+)
 def test_a_damaged_comparison_json_costs_its_sections_and_is_never_written_over(
     damage: str, results: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

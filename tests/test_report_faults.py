@@ -170,6 +170,33 @@ def test_a_second_report_reads_the_studies_digest_not_the_storage(
 
 
 @pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("best_value", "x"),
+        ("epochs", "x"),
+        ("trained", "x"),
+        ("defaults_trial", [1]),
+        ("files", [1]),
+    ],
+)
+def test_a_digest_edited_to_other_types_is_read_again_from_the_storage(
+    field: str, value: object, results: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its stamp still matched, so a digest whose values were edited to another type was reused
+    and the report ended in a traceback; now it counts as damaged and the storage is read."""
+    write_studies(results, ["gap_cnn__concat__e1__p1"])
+    first, _ = report(results)
+    found = json.loads((results / DIGEST).read_text())
+    found["studies"][0][field] = value
+    (results / DIGEST).write_text(json.dumps(found))
+    reads = []
+    read_storage = studies.read_storage
+    monkeypatch.setattr(studies, "read_storage", lambda *a: reads.append(a) or read_storage(*a))
+    again, _ = report(results)
+    assert len(reads) == 1 and again == first
+
+
+@pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
         ("config.epochs", "x", "config (epochs must be of type int, got 'x')"),

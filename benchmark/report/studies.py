@@ -121,8 +121,29 @@ def digest_file(out: Path) -> tuple[object, list[StudyDigest]]:
     """(stamp, digests) of the ``digest.json`` a report left in ``out``; raises OSError,
     ValueError, KeyError or TypeError on a missing or damaged one."""
     found = json.loads((out / DIGEST).read_text())
+    for d in found["studies"]:  # a hand-edited value of another type: damaged, read again
+        typed = [(d[k], kinds) for k, kinds in DIGEST_TYPES.items() if k in d]
+        typed += [(name, (str,)) for name in d["files"]]
+        if any(isinstance(v, bool) or not isinstance(v, kinds) for v, kinds in typed):
+            raise TypeError(f"{out / DIGEST}: a study digest of another shape")
     digests = [StudyDigest(**{**d, "files": tuple(d["files"])}) for d in found["studies"]]
     return found["stamp"], digests
+
+
+NONE = type(None)
+# What each ``StudyDigest`` field holds in digest.json ("files" is a list of paths).
+DIGEST_TYPES = {
+    "name": (str,),
+    "epochs": (int, NONE),
+    "finished": (int,),
+    "over_cap": (int,),
+    "best_value": (int, float, NONE),
+    "best_trial": (int, NONE),
+    "trained": (int,),
+    "unpruned": (int,),
+    "pruner": (str, NONE),
+    "defaults_trial": (int, NONE),
+}
 
 
 def recorded_studies(out: Path) -> Studies:

@@ -22,6 +22,7 @@ from benchmark.errors import DamagedFileError, UsageError
 from benchmark.storages import storage_label
 from benchmark.tuning import (
     BUDGET_FIELDS,
+    check_study,
     finished_count,
     split_params,
 )
@@ -40,6 +41,7 @@ def best_record(study: optuna.Study, storage: str, results_dir: str | Path) -> d
     Beside it its study's budget and cap, and the storage named relative to the results
     directory (or masked): nothing machine-specific goes into ``results/``.
     """
+    check_study(study)  # a storage changed to minimise would export the worst trial
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         return None

@@ -27,7 +27,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from benchmark import files
 from benchmark.config import TrainConfig, fields_of, search_space
-from benchmark.errors import UsageError
+from benchmark.errors import DamagedFileError, UsageError
 from benchmark.trials import counts_towards_budget, rejected
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -150,6 +150,7 @@ def open_study(
     study = optuna.create_study(
         storage=storage, study_name=name, direction="maximize", load_if_exists=True
     )
+    check_study(study)
     wanted = budget(cfg, val_subset, max_params)
     found = study.user_attrs.get("budget")
     if found is None:
@@ -165,6 +166,22 @@ def open_study(
     if not any(t.user_attrs.get("defaults") for t in held):
         study.enqueue_trial(default_params(cfg.arch, cfg.fusion), user_attrs={"defaults": True})
     return study
+
+
+def check_study(study: optuna.Study) -> None:
+    """A study of ours maximises validation accuracy and records its budget as an object: one
+    loaded otherwise (Optuna loads an existing study whatever direction is asked) was changed
+    in the storage, and its best trial would be its worst, exported without a word."""
+    found = study.user_attrs.get("budget")
+    if study.direction != optuna.study.StudyDirection.MAXIMIZE:
+        raise DamagedFileError(
+            f"study {study.study_name!r}: set to minimise in its storage, where tuning maximises "
+            "validation accuracy; repair the storage or tune under another --study"
+        )
+    if found is not None and not isinstance(found, dict):
+        raise DamagedFileError(
+            f"study {study.study_name!r}: its budget in the storage is {found!r}, not a budget"
+        )
 
 
 def fail_stale(study: optuna.Study) -> None:

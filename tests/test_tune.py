@@ -22,7 +22,7 @@ from architectures import ENCODERS, FUSIONS
 from benchmark import hardware
 from benchmark.cli import main
 from benchmark.config import TrainConfig
-from benchmark.errors import UsageError
+from benchmark.errors import DamagedFileError, UsageError
 from benchmark.exports import apply_tuned
 from benchmark.hardware import decide
 from benchmark.storages import open_storage, storage_label
@@ -190,6 +190,32 @@ def test_an_export_with_a_field_of_another_type_is_one_line_naming_it(
     line = one_line(capsys.readouterr().err)
     assert f"{path}: not an export of `tune` (TypeError(" in line and f"{field} {value!r}" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tuned"]
+
+
+@pytest.mark.parametrize("damage", ["minimise", "budget"])
+def test_a_study_changed_in_its_storage_is_refused_not_exported(
+    damage: str, tmp_path: Path, synthetic_root: Path, capsys
+) -> None:
+    """Optuna loads an existing study whatever direction is asked: one set to minimise in the
+    storage was tuned on and its worst trial exported as the best; a budget that is no object
+    was a traceback. Both are one line naming the study (exit 1), and nothing is exported."""
+    from benchmark import exports
+
+    db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    name = "gap_cnn__concat__e1__n300__v200"
+    study = optuna.create_study(
+        storage=db, study_name=name, direction="minimize" if damage == "minimise" else "maximize"
+    )
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    if damage == "budget":
+        study.set_user_attr("budget", "x")
+    assert tune(tmp_path, synthetic_root, "--trials", "1") == 1
+    line = one_line(capsys.readouterr().err)
+    said = "set to minimise in its storage" if damage == "minimise" else "its budget in the"
+    assert f"study {name!r}: {said}" in line
+    assert not (tmp_path / "tuned").exists()
+    with pytest.raises(DamagedFileError, match=said):
+        exports.best_record(study, db, tmp_path)
 
 
 def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -138,6 +139,32 @@ def test_an_integer_too_large_for_a_float_in_metrics_is_a_corrupt_run(tmp_path: 
     (run_dir / rundir.METRICS).write_text(json.dumps({**found, "params": 10**400}))
     with pytest.raises(rundir.IncompleteRun, match="missing or invalid params"):
         rundir.read_metrics(run_dir)
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_a_resume_says_where_it_starts_and_why_from_the_start(
+    kept: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Without checkpoint.pt (stopped before an epoch ended, or removed) a resume trains from
+    epoch 1 and rewrites history.csv: it used to say only "at epoch 1"; now it says why."""
+    from benchmark import rundir
+    from benchmark.commands import run as run_command
+    from benchmark.config import TrainConfig
+
+    loaded = SimpleNamespace(to=lambda device: loaded)  # handed to the stand-in trainer only
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: loaded)
+    run_dir = interrupted_run(tmp_path / "run")
+    if kept:
+        torch.save(checkpoint_of(TrainConfig()), run_dir / rundir.CHECKPOINT)
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_command, "train_with_progress", stopped)
+    assert exit_status(["run", "--resume", str(run_dir)]) == 130
+    out = " ".join(capsys.readouterr().out.split())
+    said = "at epoch 1 (" if kept else "from epoch 1 (no checkpoint.pt: stopped before an epoch"
+    assert f"resuming {run_dir} {said}" in out
 
 
 @pytest.mark.parametrize("content", [b'{"arch": ', b"[]", b'{"arch": "gap_cnn"}'])

@@ -178,22 +178,13 @@ def shape_problem(found: dict[str, Any]) -> str | None:
     for where, plan in plans.items():
         if not isinstance(plan, dict):
             return f"{where} is not an object"
-        budget = plan.get("budget", {})
-        fields = [(f"{where}.{k}", plan[k], kinds) for k, kinds in PLAN_FIELDS.items() if k in plan]
-        if isinstance(budget, dict):
-            fields += [
-                (f"{where}.budget.{k}", budget[k], kinds)
-                for k, kinds in BUDGET_FIELDS.items()
-                if k in budget
-            ]
-        fields += [
-            (f"{where}.seeds[]", seed, INT)
-            for seed in plan.get("seeds", [])
-            if isinstance(plan.get("seeds"), list)
-        ]
-        for name, value, kinds in fields:
-            if isinstance(value, bool) or not isinstance(value, kinds):
-                return f"{name} is {value!r}"
+        if (key := files.mistyped(plan, PLAN_FIELDS)) is not None:
+            return f"{where}.{key} is {plan[key]!r}"
+        if (key := files.mistyped(plan.get("budget", {}), BUDGET_FIELDS)) is not None:
+            return f"{where}.budget.{key} is {plan['budget'][key]!r}"
+        seeds = dict(enumerate(plan.get("seeds", [])))
+        if (key := files.mistyped(seeds, dict.fromkeys(seeds, INT))) is not None:
+            return f"{where}.seeds[{key}] is {seeds[key]!r}"
     stages = [("stages", found.get("stages", {}))]
     stages += [(f"rungs.{k}.stages", r.get("stages", {})) for k, r in rungs.items()]
     for where, times in stages:

@@ -93,12 +93,12 @@ def read_export(path: Path) -> dict[str, Any]:
         tuned = json.loads(path.read_text())
         if not isinstance(tuned, dict) or not isinstance(tuned.get("budget"), dict):
             raise TypeError("no budget")
-        typed = {k: (tuned[k], kind) for k, kind in EXPORT_TYPES.items()}
-        typed["user_attrs"] = (tuned.get("user_attrs", {}), dict)
-        typed["budget epochs"] = (tuned["budget"].get("epochs"), int)
-        for key, (value, kind) in typed.items():
-            if not isinstance(value, kind) or isinstance(value, bool):
-                raise TypeError(f"{key} {value!r}")
+        for key in EXPORT_TYPES:
+            tuned[key]  # noqa: B018 - a missing key is a damaged export
+        checked = {**tuned, "budget epochs": tuned["budget"].get("epochs")}
+        kinds = {**EXPORT_TYPES, "user_attrs": dict, "budget epochs": int}
+        if wrong := files.mistyped(checked, kinds):
+            raise TypeError(f"{wrong} {checked[wrong]!r}")
         return tuned
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         # a file, damaged: exit 1 as every damaged file read (a bad flag is 2)

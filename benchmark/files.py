@@ -223,3 +223,17 @@ def is_number(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return -(2**63) <= value < 2**63 if isinstance(value, int) else math.isfinite(value)
+
+
+def mistyped(found: dict[Any, Any], kinds: dict[Any, Any]) -> Any:
+    """The first of ``kinds``' keys present in ``found`` whose value is not of its type (a type
+    or a tuple of them; a bool is never a number), or None: how the readers of hand-editable
+    formats (exports, comparison.json, the studies digest) check the fields they use."""
+    return next(
+        (
+            key
+            for key, kind in kinds.items()
+            if key in found and (isinstance(found[key], bool) or not isinstance(found[key], kind))
+        ),
+        None,
+    )

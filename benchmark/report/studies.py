@@ -25,6 +25,7 @@ import pandas as pd
 
 from benchmark import trials
 from benchmark.comparison import QUEUE_PREFIX
+from benchmark.files import mistyped
 from benchmark.report.output import markdown_table, short_hash, sources
 from benchmark.report.study_plots import (
     STUDIES_DIR,
@@ -122,9 +123,8 @@ def digest_file(out: Path) -> tuple[object, list[StudyDigest]]:
     ValueError, KeyError or TypeError on a missing or damaged one."""
     found = json.loads((out / DIGEST).read_text())
     for d in found["studies"]:  # a hand-edited value of another type: damaged, read again
-        typed = [(d[k], kinds) for k, kinds in DIGEST_TYPES.items() if k in d]
-        typed += [(name, (str,)) for name in d["files"]]
-        if any(isinstance(v, bool) or not isinstance(v, kinds) for v, kinds in typed):
+        paths = all(isinstance(name, str) for name in d["files"])
+        if not paths or mistyped(d, DIGEST_TYPES):
             raise TypeError(f"{out / DIGEST}: a study digest of another shape")
     digests = [StudyDigest(**{**d, "files": tuple(d["files"])}) for d in found["studies"]]
     return found["stamp"], digests

@@ -632,6 +632,21 @@ def test_cli_report_without_runs_is_a_usage_error(tmp_path: Path, capsys: Any) -
     assert not (tmp_path / "report.md").exists()
 
 
+def test_cli_report_runs_matching_only_files_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
+    """A ``--runs`` glob that finds files and no directory names a wrong path, not an empty
+    report of one unreadable run; a file among real run directories is still listed."""
+    (tmp_path / "notes.txt").write_text("not a run\n")
+    out = tmp_path / "out"
+    assert main(["report", "--runs", str(tmp_path / "*.txt"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "(only 1 file: " in err and "notes.txt" in err
+    assert not out.exists()
+    root = make_suite(tmp_path / "suite")
+    (root / "runs" / "notes.txt").write_text("not a run\n")
+    assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(out)]) == 0
+    assert "| notes.txt | unreadable |" in (out / "report.md").read_text()
+
+
 @pytest.mark.usefixtures("undrawn")
 def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys: Any) -> None:
     """``tune`` then ``report`` (no run yet): the studies, and an answer that says why there is

@@ -34,10 +34,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     # the defaults may match nothing (a directory of tuning studies alone); a given glob not
     if args.bench and not glob.glob(args.bench):
         raise UsageError(f"--bench {args.bench!r} matches no file; expected a glob of bench CSVs")
-    if args.runs and not find_run_dirs(args.runs):
+    matched = find_run_dirs(args.runs) if args.runs else []
+    if args.runs and not any(found.is_dir() for found in matched):
+        more = ", ..." if len(matched) > 1 else ""
+        files_only = (
+            f" (only {plural(len(matched), 'file')}: {matched[0]}{more})" if matched else ""
+        )
         raise UsageError(
-            f"--runs {' '.join(args.runs)!r} matches no run directory; expected a glob such as "
-            "results/runs/*"
+            f"--runs {' '.join(args.runs)!r} matches no run directory{files_only}; expected a "
+            "glob of run directories such as results/runs/*"
         )
     check_writable(out, "--out" if args.out else "--results-dir", folders=("plots",))
     inputs = load_inputs(runs, bench, base, out)

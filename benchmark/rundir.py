@@ -274,6 +274,8 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
         raise IncompleteRun(f"corrupt {METRICS}: not a JSON object")
     bad = [k for k in REQUIRED_TEXT if not isinstance(files.lookup(found, k), str)]
     bad += [k for k in required_numbers() if not files.is_number(files.lookup(found, k))]
+    rates = [f"test.{name}" for name in metrics.names() if f"test.{name}" not in bad]
+    bad += [k for k in rates if not 0 <= files.lookup(found, k) <= 1]  # fractions of pairs
     bad += [k for k, kind in OPTIONAL_SHAPES.items() if not isinstance(found.get(k, kind()), kind)]
     if "test_heldout" in found and not isinstance(files.lookup(found, "config.holdout_pairs"), int):
         bad.append("config.holdout_pairs")

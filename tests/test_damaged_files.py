@@ -141,6 +141,28 @@ def test_an_integer_too_large_for_a_float_in_metrics_is_a_corrupt_run(tmp_path: 
         rundir.read_metrics(run_dir)
 
 
+@pytest.mark.parametrize("value", [5e300, 1.0001, -0.5])
+def test_an_accuracy_outside_0_to_1_in_metrics_is_a_corrupt_run(tmp_path: Path, value) -> None:
+    """Test metrics are fractions of the 100,000 pairs: a hand-edited ``sum_acc: 5e300`` was read
+    as a result and ranked first in the report."""
+    import json
+    import shutil
+
+    from benchmark import rundir
+
+    reference = Path(__file__).resolve().parents[1] / "results" / "runs"
+    run_dir = tmp_path / "run"
+    shutil.copytree(sorted(reference.glob("*/metrics.json"))[0].parent, run_dir)
+    found = json.loads((run_dir / rundir.METRICS).read_text())
+    found["test"]["sum_acc"] = value
+    (run_dir / rundir.METRICS).write_text(json.dumps(found))
+    with pytest.raises(rundir.IncompleteRun, match=r"missing or invalid test\.sum_acc$"):
+        rundir.read_metrics(run_dir)
+    found["test"]["sum_acc"] = 1
+    (run_dir / rundir.METRICS).write_text(json.dumps(found))
+    assert rundir.read_metrics(run_dir)["test"]["sum_acc"] == 1
+
+
 @pytest.mark.parametrize("kept", [True, False])
 def test_a_resume_says_where_it_starts_and_why_from_the_start(
     kept: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys

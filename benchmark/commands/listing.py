@@ -42,15 +42,10 @@ def entry_cells(entry: Any, why: str) -> list[str]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Encoders and fusions with parameter counts (encoder alone; fusion on the default gap_cnn)
-    and their origin: built-in, a --plugin, or an installed plug-in's entry point. Models are
-    built on the meta device, as ``check_model`` builds them: sizes without memory or weight
-    initialisation (``meta_build``; on a 2-core EPYC, ``--encoders 'timm:resnet*'``, 75 models:
-    10 s, 17 s where the meta device ran the initialisers and 60 s built for real;
-    ``'timm:vit_*'``, 214: 23 s against 91 s; each also built once to find the rates and sizes
-    it takes, as ``architectures.encoders._timm_args`` says; ``'timm:*'``, 1,371: 127 s), under
-    a progress bar that goes when done. A model that cannot be built gets a row saying why, and
-    the listing goes on."""
+    """Encoders and fusions with parameter counts and origin. Models are built on the meta device,
+    as ``check_model`` builds them (``meta_build``: sizes without memory or weight initialisation,
+    so that listing a timm family takes seconds, not minutes; docs/commands.md has the figures);
+    a model that cannot be built gets a row saying why, and the listing goes on."""
     from rich.table import Table
 
     from architectures import ENCODERS, FUSIONS, count_params, create_model
@@ -100,7 +95,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "list",
         help="registered encoders and fusions with parameter counts",
-        description=cmd_list.__doc__,
+        description="Encoders and fusions with their feature width, parameter counts (an encoder "
+        "alone; a fusion on the default gap_cnn, and the two together), defaults and origin: "
+        "built-in, a --plugin, or an installed plug-in's entry point. Models are sized without "
+        "allocating weights, so even --encoders 'timm:*' (1,371 models) takes about 2 min on 2 "
+        "cores; a model that cannot be built gets a row saying why.",
     )
     p.add_argument("--encoders", default="all", help="names or wildcards [all]")
     p.add_argument("--fusions", default="all", help="names or wildcards [all]")

@@ -122,8 +122,11 @@ class RunsProgress:
     """Runs one after another (a grid, or one run) as a person watches them. Each run prints a
     line as it starts (its label, then its run directory whole, to copy) and one as it ends (time
     and test figures). In a terminal, one live line for the whole sequence: runs done, a bar,
-    epoch, loss, time left and the current run, cut to the terminal's width and erased at the
-    end. Into a pipe or a log there is no live line; a line per epoch says how far it got."""
+    epoch, loss (or ``validating``, ``testing``), time left and the current run, cut to the
+    terminal's width and erased at the end. While a run evaluates, the time left holds still (from
+    the training pace it would climb) and goes where less than a second remained: a test split
+    of seconds is not "<1 s left". Into a pipe or a log there is no live line; a line per epoch
+    says how far it got."""
 
     def __init__(self, runs: int, steps: int, estimate: float | None = None) -> None:
         self.runs = runs  # how many runs the sequence trains
@@ -135,6 +138,8 @@ class RunsProgress:
         self.label = ""
         self.epoch = ""
         self.loss = ""
+        self.held: float | None = None  # the time left when evaluation began, shown during it
+        self.evaluating = False
         self.started = time.monotonic()
         self.live: Any = None
 
@@ -165,7 +170,7 @@ class RunsProgress:
 
         width = options.max_width
         head = f"{self.done}/{self.runs} done " if self.runs > 1 else ""
-        left = self.time_left()
+        left = self.held if self.evaluating else self.time_left()
         tail = f" {self.epoch}{self.loss}" + (f" {duration(left)} left" if left is not None else "")
         size = min(width - len(head) - len(tail) - 24, 30)  # leave the label 22 columns
         bar = Text()
@@ -200,10 +205,18 @@ class RunsProgress:
             self.current = event.step - first
             self.epoch = f"epoch {event.epoch}/{cfg.epochs}"
             self.loss = f" loss {event.loss:.4f}"
+            last_step = event.step * cfg.epochs == event.total * event.epoch  # of its epoch
+            testing = event.stats is not None and event.epoch == cfg.epochs
+            if (last_step and event.stats is None) or testing:
+                self.loss = " testing" if testing else " validating"
+                if not self.evaluating:
+                    left = self.time_left()
+                    self.held = left if left is not None and left >= 1 else None
+                self.evaluating = True
+            else:
+                self.evaluating = False
             if event.stats is None:
                 return
-            if event.epoch == cfg.epochs:
-                self.loss = " testing"
             if self.live is None:  # a pipe or a log: a line per epoch instead of the live line
                 say(
                     f"      epoch {event.epoch}/{cfg.epochs}: loss {event.loss:.4f}, val sum acc "
@@ -212,6 +225,7 @@ class RunsProgress:
                 )
 
         found = runs.execute(cfg, data, run_dir, ex, state=state, listen=show)
+        self.evaluating = False
         self.done += 1
         self.trained += self.current
         self.current = 0
@@ -437,7 +451,7 @@ class StudyProgress:
                 self.bar.console.print(line, soft_wrap=True, markup=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value, default=None)
-        stats = [f"best {percent(best.value)} #{best.number}" if best else "best -"]
+        stats = [f"best joint {percent(best.value)} (trial {best.number})" if best else "best -"]
         stats += [f"{counts[s]} {s.name.lower()}" for s in (TrialState.PRUNED, TrialState.FAIL)]
         if self.elsewhere:
             stats.append(f"waiting for {self.elsewhere} running elsewhere")

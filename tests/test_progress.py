@@ -62,6 +62,49 @@ def test_the_live_line_fits_every_width() -> None:
             assert " left" in line and "timm:resnet10t" in line
 
 
+def test_the_live_line_holds_its_time_left_while_a_run_evaluates(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Validation and the test split train no step: from the pace the time left climbed while
+    they ran, and showed "<1 s left" through a test of seconds. Now the line says which
+    evaluation runs, holds the time left, and shows none where under a second remained."""
+    from types import SimpleNamespace
+
+    from benchmark import runs
+    from benchmark.trainer import Progress
+
+    clock = iter(range(0, 1000, 10))  # each reading 10 s after the last
+    monkeypatch.setattr("benchmark.progress.time.monotonic", lambda: next(clock))
+    stats = SimpleNamespace(val_sum_acc=0.5, seconds=1.0)
+    seen: list[tuple[str, str]] = []  # the line drawn twice after each event, time passing
+
+    def drawn() -> str:
+        out = io.StringIO()
+        Console(file=out, width=200, color_system=None).print(shown)
+        return out.getvalue().strip()
+
+    def execute(cfg, data, run_dir, ex, state=None, listen=None):
+        for step, epoch, closing in [(1, 1, False), (2, 1, False), (2, 1, True), (3, 2, False),
+                                     (4, 2, False), (4, 2, True)]:  # fmt: skip
+            listen(Progress(step, 4, epoch, 0.5, 0.5, stats if closing else None))
+            seen.append((drawn(), drawn()))
+        return {"test": {"sum_acc": 0.5, "joint_acc": 0.5}}
+
+    def left(line: str) -> str:
+        return line.split(" left")[0].rsplit(" ", 2)[-2] if " left" in line else ""
+
+    monkeypatch.setattr(runs, "execute", execute)
+    with RunsProgress(runs=1, steps=4) as shown:
+        shown.train(SimpleNamespace(epochs=2), None, tmp_path, None, "gap_cnn x concat, seed 0")
+    training, validating, trained_on, _, last_validation, testing = seen
+    assert "loss 0.5000" in training[0] and left(training[0]) != left(training[1])  # counting
+    assert all("epoch 1/2 validating" in line for line in validating)
+    assert left(validating[0]) and left(validating[0]) == left(validating[1])  # held, not climbing
+    assert "loss 0.5000" in trained_on[0] and left(trained_on[0])
+    assert all("epoch 2/2 validating" in line and not left(line) for line in last_validation)
+    assert all("epoch 2/2 testing" in line and not left(line) for line in testing)
+
+
 def test_a_sweep_in_an_80_column_terminal(
     small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -214,7 +257,11 @@ def test_a_study_progress_line_fits_the_terminal(
     screen.print(bar.make_tasks_table(bar.tasks))
     line = screen.export_text().rstrip("\n")
     assert "\n" not in line and len(line) <= width
-    assert "tiny_resnet x embed_add" in line and "2/20" in line and "best 98.76% #0" in line
+    assert (
+        "tiny_resnet x embed_add" in line
+        and "2/20" in line
+        and "best joint 98.76% (trial 0)" in line
+    )
     assert "━" in line  # the bar itself survives at 80 columns
 
 

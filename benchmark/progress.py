@@ -4,7 +4,6 @@ import, so that ``--help`` stays fast."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -270,104 +269,6 @@ def train_with_progress(
     steps = cfg.steps_per_epoch(len(data.train)) * cfg.epochs
     with RunsProgress(1, steps - (state.step if state is not None else 0)) as shown:
         return shown.train(cfg, data, run_dir, ex, label, state)
-
-
-# An evaluated image costs about a third of a trained one: forward only (a backward pass costs
-# about two forwards), the encoder once for all ten addends. Used for estimates only.
-EVAL_COST = 1 / 3
-
-
-def estimate(
-    work: list[tuple[TrainConfig, Any, tuple[int, int, int]]], results_dir: Path
-) -> tuple[float, str] | None:
-    """Seconds that ``work`` (config, execution, (train, val, test) images of its data) will
-    take, and what the figure rests on: the training images/s (and, compiled, the seconds spent
-    compiling) of earlier runs of the same model, device, precision, layout, compile and batch
-    size in ``results_dir``, else the CPU probe's figure for the variant scaled by MACs per
-    image. None when some run has neither."""
-    earlier = earlier_rates(results_dir)
-    total, bases = 0.0, set()
-    for cfg, ex, (n_train, n_val, n_test) in work:
-        found = training_rate(cfg, ex, earlier)
-        if found is None:
-            return None
-        rate, basis, compiling = found
-        trained = cfg.steps_per_epoch(n_train) * cfg.batch_size * cfg.epochs
-        evaluated = n_val * (cfg.epochs + 1) + n_test  # each epoch's validation, then the last
-        total += (trained + EVAL_COST * evaluated) / rate + compiling
-        bases.add(basis)
-    return total, " and ".join(sorted(bases))
-
-
-def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[tuple[float, float]]]:
-    """(training images/s, seconds spent compiling) of the finished runs in ``results_dir``, by
-    (arch, fusion, device with its CPU's features, precision, memory layout, compiled or not,
-    batch size, model arguments): each changes the rate (channels_last trained 1.5x as fast as
-    contiguous on a 2-core EPYC), and a compiled run also spends 5-50 s compiling."""
-    from benchmark import rundir
-
-    rates: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
-    for run_dir in sorted(Path(results_dir).glob("runs/*")):
-        try:
-            found = rundir.read_metrics(run_dir)
-        except rundir.IncompleteRun:
-            continue
-        rate, config = found.get("train_images_per_s"), found.get("config", {})
-        if isinstance(rate, (int, float)) and rate > 0:
-            machine = rundir.with_features(str(found.get("device")), found.get("cpu_features", ""))
-            layout = bool(found.get("channels_last", config.get("channels_last")))
-            key = rate_key(
-                (found["arch"], found["fusion"], machine, rundir.run_precision(found), layout),
-                bool(config.get("compile")),
-                config.get("batch_size"),
-                config.get("model_args"),
-            )
-            compiling = found.get("compile_seconds")
-            compiling = float(compiling) if isinstance(compiling, (int, float)) else 0.0
-            rates.setdefault(key, []).append((float(rate), compiling))
-    return rates
-
-
-def rate_key(
-    way: tuple[str, str, str, str, bool], compile: bool, batch_size: Any, model_args: Any
-) -> tuple[Any, ...]:
-    """``earlier_rates``' key, as ``training_rate`` looks it up: ``way`` is (arch, fusion,
-    machine, precision, channels_last); model arguments compare equal in any order."""
-    return (*way, compile, batch_size, json.dumps(model_args or {}, sort_keys=True))
-
-
-def training_rate(
-    cfg: TrainConfig, ex: Any, earlier: dict[tuple[Any, ...], list[tuple[float, float]]]
-) -> tuple[float, str, float] | None:
-    """Training images/s expected of ``cfg`` run as ``ex`` says, where it comes from, and the
-    seconds it will spend compiling (the median of earlier runs; 0 where none is known)."""
-    import statistics
-
-    from benchmark import hardware
-    from benchmark.bench import model_cost
-
-    machine = hardware.machine_name(ex.device)
-    way = (cfg.arch, cfg.fusion, machine, ex.precision, ex.channels_last)
-    key = rate_key(way, ex.compile, cfg.batch_size, cfg.model_args)  # wider models: slower
-    if earlier.get(key):
-        rates, compiling = zip(*earlier[key], strict=True)
-        basis = "earlier runs in this results directory"
-        return statistics.median(rates), basis, statistics.median(compiling)
-    if ex.device.type != "cpu":
-        return None
-    record = ex.probe if ex.probe and probed_here(ex.probe) else None  # another's: not here
-    record = record or hardware.read_cache(hardware.cache_path()).get(hardware.machine_key())
-    if not hardware.valid_record(record):  # never probed here: no figure (not worth a probe)
-        return None
-    figure = record["images_per_s"].get(hardware.variant_name(ex.precision, ex.channels_last))
-    if not figure:
-        return None
-    macs = model_cost(cfg.arch, cfg.fusion, cfg.model_args)[1]
-    default_macs = model_cost(*hardware.PROBE_MODEL, {})[1]
-    basis = "the CPU probe's figure scaled by MACs"
-    if ex.compile:  # the probe trains eager: no figure of compiling or of compiled speed
-        basis += " (eager; compiling not counted)"
-    return figure * default_macs / max(macs, 1), basis, 0.0
 
 
 def describe_trial(t: Any) -> str:

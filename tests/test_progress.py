@@ -317,8 +317,8 @@ def test_an_estimate_reads_only_earlier_runs_of_the_same_model_shape(
     from conftest import DEVICE, make_run
 
     from benchmark.config import TrainConfig
+    from benchmark.estimate import earlier_rates, training_rate
     from benchmark.hardware import Execution
-    from benchmark.progress import earlier_rates, training_rate
 
     def earlier_run(seed: int, **changes: object) -> None:
         run_dir = make_run(tmp_path / "runs", f"r{seed}", seed=seed)  # 1000 * (seed + 1) img/s
@@ -358,8 +358,8 @@ def test_a_compiled_runs_estimate_from_the_probe_says_compiling_is_not_counted()
     import torch
 
     from benchmark.config import TrainConfig
+    from benchmark.estimate import training_rate
     from benchmark.hardware import Execution, machine_key
-    from benchmark.progress import training_rate
 
     probe = {"precision": "fp32", "channels_last": False, "images_per_s": {"fp32": 1000.0}}
     probe |= {"machine": machine_key(), "probed": "2026-12-05 09:00:00", "spread": 1.0}

@@ -34,11 +34,11 @@ from benchmark.commands.models import (
 )
 from benchmark.commands.values import int_list, path_text
 from benchmark.config import TrainConfig
+from benchmark.estimate import estimate
 from benchmark.files import check_writable
 from benchmark.progress import (
     RunsProgress,
     duration,
-    estimate,
     notes_to_stderr,
     prepare,
     run_label,
@@ -304,7 +304,7 @@ def announce(
     arg_sweeps: dict[str, list[Any]] | None = None,
 ) -> float | None:
     """Before the first run: the grid's size, where it runs and how long it should take (from
-    earlier runs or the CPU probe: ``progress.estimate``); returns that estimate in seconds."""
+    earlier runs or the CPU probe: ``estimate.estimate``); returns that estimate in seconds."""
     from benchmark.hardware import machine_name
 
     configs = [cfg for cfg, _, _ in work]

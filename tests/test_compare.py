@@ -438,7 +438,7 @@ def test_a_worker_is_the_compare_as_typed_in_one_process() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "journal"])
 def test_jobs_run_a_tiny_ladder_in_worker_processes(
-    kind: str, tmp_path: Path, synthetic_root: Path
+    kind: str, tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``compare --jobs 2`` on two rungs: each study ends with exactly --trials counted trials,
     each final run trains once, and the parent writes the report; also on a journal, where a
@@ -464,6 +464,9 @@ def test_jobs_run_a_tiny_ladder_in_worker_processes(
         (1, False), (1, True), (2, False), (2, True)
     ]  # fmt: skip
     assert (tmp_path / "report.md").is_file()
+    out = " ".join(capsys.readouterr().out.split())  # the answer said, then where the rest is
+    assert "answer: At the reference budget (2 epochs on 256 training images" in out
+    assert f"report: {tmp_path / 'report.md'}" in out
     (sitting,) = comparison.sittings(comparison.read_comparison(tmp_path))  # the machine's time
     assert sitting["processes"] == 2 and len(sitting["rungs"]) == 2 and sitting["seconds"] > 0
     assert "Wall time of the `compare --jobs` sittings" in (tmp_path / "report.md").read_text()

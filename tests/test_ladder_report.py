@@ -14,7 +14,7 @@ import pytest
 from conftest import leave_undrawn, make_run
 
 from benchmark import comparison
-from benchmark.report import ladder_plots, load_inputs, write_report
+from benchmark.report import answer_lead, ladder_plots, load_inputs, write_report
 from benchmark.report.ladder import LADDER_PLOTS, arithmetic_note
 from benchmark.report.stats import kendall
 from benchmark.report.studies import STORAGE, load_studies, studies_section
@@ -195,6 +195,11 @@ def test_a_partial_ladder_says_so_near_the_answer(tmp_path: Path) -> None:
         "the reference budget (3 epochs on the full training split"
     )
     assert "**gap_cnn x late_sum (tuned)** has the lowest test sum error: 1.00%" in answer
+    lead = answer_lead(text)  # what report and compare print: the note, then the winner
+    assert lead.startswith("The ladder's top rung (9 epochs) is not complete yet (16 of its 18 ")
+    assert "gap_cnn x late_sum (tuned) has the lowest test sum error: 1.00%" in lead
+    assert lead.endswith(" of training.") and "Welch" not in lead  # that sentence, no more
+    assert "**" not in lead and "\n" not in lead
     assert "- Main comparison: 3 epochs on the full training split" in text
     assert "*The answer* above is the 3-epoch rung's, until the top rung (9 epochs) is" in text
     warning = text.index("**This is a partial protocol.**")

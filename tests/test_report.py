@@ -588,6 +588,11 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     row = next(line for line in printed.splitlines() if "|    no | 3 |" in line)
     assert "gap_cnn x concat" in row and "8.00 ± 4.97" in row
     assert "2 incomplete runs" in printed
+    answer = " ".join(printed[printed.index("answer: ") : printed.index("wrote ")].split())
+    opening = answer_of((out / "report.md").read_text()).split("\n\n")[1]
+    assert answer == f"answer: {report.answer_lead((out / 'report.md').read_text())}"
+    assert opening.startswith(answer.removeprefix("answer: ")[:60])  # its first sentence
+    assert " has the lowest test sum error" in answer and "**" not in answer
     # what it wrote in one line: its own files by name, its plots counted (not each named)
     line = next(line for line in printed.splitlines() if line.startswith("wrote "))
     plots = len(list((out / "plots").glob("*.png")))

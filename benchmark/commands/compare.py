@@ -266,14 +266,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
         failed, trained = stages.train_ladder(plans, storage, data, ex, results_dir, records, clock)
         worked = args.jobs > 1 or tuned or trained  # the workers did the work: the report counts
     if not args.no_report:
-        from benchmark.report import load_inputs, write_report
+        from benchmark.report import answer_lead, load_inputs, write_report
 
         with StageClock(results_dir, plans[-1], "report", where, plans, counted=worked):
             inputs = load_inputs(
                 str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv"), results_dir
             )
             write_report(inputs, results_dir)
-        console.print(f"report: {results_dir / 'report.md'}")
+        console.print(
+            f"answer: {answer_lead((results_dir / 'report.md').read_text())}", markup=False
+        )
+        console.print(f"report: {results_dir / 'report.md'}", soft_wrap=True, markup=False)
     return 1 if failed else 0
 
 

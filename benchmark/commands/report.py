@@ -24,7 +24,7 @@ from benchmark.wording import plural
 def cmd_report(args: argparse.Namespace) -> int:
     """Aggregate the runs (and bench CSVs) into report.md, report.html, summary.csv and plots."""
     from benchmark.comparison import read_comparison
-    from benchmark.report import beside, load_inputs, rich_table, write_report
+    from benchmark.report import answer_lead, beside, load_inputs, rich_table, write_report
     from benchmark.report.load import find_run_dirs, reference_inputs, repeated
 
     base = Path(args.results_dir)
@@ -78,6 +78,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         console.print(f"{repeated(inputs.repeats)} (listed in the report)")
     for note in inputs.notes:
         console.print(note)
+    console.print(f"answer: {answer_lead(written[0].read_text())}", markup=False)
     console.print(written_line(out, written), soft_wrap=True, markup=False)
     return 0
 

@@ -26,6 +26,7 @@ from benchmark.report.aggregate import (
     tuned_vs_default,
     val_curves,
 )
+from benchmark.report.answer import answer_lead
 from benchmark.report.html import render_html
 from benchmark.report.ladder import LADDER_PLOTS, Rung, build_rungs, ladder_report
 from benchmark.report.load import Inputs, load_inputs
@@ -42,6 +43,7 @@ from benchmark.wording import plural
 
 __all__ = [
     "Inputs",
+    "answer_lead",
     "beside",
     "bench_section",
     "class_accuracy",

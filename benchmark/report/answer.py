@@ -5,6 +5,8 @@ the default, and the user's groups set beside a reference (``report --against``)
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from benchmark.config import SIZING
@@ -25,6 +27,7 @@ from benchmark.wording import (
     plural,
 )
 
+HEADING = "## The answer"
 MORE_SEEDS = "train at least 2 seeds per group (`--seeds 0,1,2`) to test them"
 
 
@@ -266,7 +269,7 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
     """A few generated sentences that state the answer, from the main comparison alone."""
     main = summary[summary["section"] == "main"]
     where = scope(ref, summary)
-    heading = "## The answer\n\n" + (f"{ref.note} " if ref.note else "")
+    heading = f"{HEADING}\n\n" + (f"{ref.note} " if ref.note else "")
     if main.empty:
         return heading + " ".join(no_main_sentences(summary, where))
     best = main[main["standing"] == BEST].iloc[0]
@@ -283,3 +286,14 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
     text += tuning_sentences(summary, runs)
     text += yours_sentences(summary)
     return heading + " ".join(text)
+
+
+def answer_lead(markdown: str) -> str:
+    """The answer as a terminal gives it after ``report``: the opening section of a written
+    report.md up to its first sentence that names a group (in bold), a note before it included,
+    as plain text; else its first sentence."""
+    start = markdown.index(f"{HEADING}\n")
+    section = markdown[start + len(HEADING) :].split("\n## ", 1)[0].strip()
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", section.split("\n\n")[0])
+    named = next((i for i, sentence in enumerate(sentences) if "**" in sentence), 0)
+    return " ".join(sentences[: named + 1]).replace("**", "")

@@ -148,6 +148,8 @@ def test_a_sweep_into_a_pipe(small_data, tmp_path: Path, monkeypatch: pytest.Mon
     assert "test accuracy %" in " ".join(lines)
     sums = sorted(row[5] for row in table_rows(lines))  # #, lr, seed, params, digit, sum
     assert sums == sorted(f"{100 * t['sum_acc']:.2f}" for t in tests)
+    assert "joint: both right; consis.: sum = digit + addend" in text  # the short headers said
+    assert lines[-1] == "next: python -m benchmark report --results-dir out"  # what to do next
 
 
 def test_a_finished_run_drops_its_checkpoint_unless_asked(

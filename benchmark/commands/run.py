@@ -153,7 +153,8 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
     if rows and "seed" not in fields:
         shared += f"{', ' if shared else ''}seed {rows[0]['seed']}"
     title = (f"{shared}: " if shared else "") + "test accuracy % (every image x all 10 addends)"
-    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
+    caption = "joint: both right; consis.: sum = digit + addend"  # as predicted
+    table = Table(title=title, caption=caption, box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     table.add_column("#", justify="right", no_wrap=True)
     labels = ["run"] if joined and fields else list(fields)
     for name in labels:
@@ -189,7 +190,7 @@ def print_summary(
 ) -> None:
     """The summary table at the console's width (into a pipe: $COLUMNS, else 80), its fields
     in one wrapping column when their own columns do not fit; then each row's run directory,
-    whole (to copy: a table cell would cut it)."""
+    whole (to copy: a table cell would cut it); then the command that compares them."""
     if not rows:
         return
     table = summary_table(rows, fields)
@@ -198,6 +199,9 @@ def print_summary(
     console.print(table)
     for i, run_dir in enumerate(run_dirs, start=1):
         say(f"{i:>3}  {run_dir}", soft_wrap=True)
+    if run_dirs:  # a run directory is <results>/runs/<run-id>
+        results = run_dirs[0].parent.parent
+        say(f"next: python -m benchmark report --results-dir {results}", soft_wrap=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

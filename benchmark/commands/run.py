@@ -336,7 +336,7 @@ def announce(
     if found is None:
         say("time: no estimate (no earlier run of these models here, no CPU probe figure)")
         return None
-    say(f"time: about {duration(found[0])} in all, estimated from {found[1]}")
+    say(f"time: about {duration(found[0])} of training and evaluation, estimated from {found[1]}")
     return found[0]
 
 

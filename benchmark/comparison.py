@@ -75,6 +75,19 @@ def _add_stage(
     files.write_json(path, {**top, "rungs": rungs, **kept})
 
 
+def dropped_by(found: dict[str, Any] | None, keys: list[str]) -> list[dict[str, Any]]:
+    """The plans ``found`` (a comparison.json) holds stage times of that a protocol of plan
+    ``keys`` would drop on its first record (``record_stage`` keeps only its own rungs'): hours
+    of measured cost, so ``compare`` refuses before any work rather than lose them."""
+    held = [found or {}, *((found or {}).get("rungs") or {}).values()]
+    plans = {
+        r["plan"].get("key"): r["plan"]
+        for r in held
+        if isinstance(r, dict) and isinstance(r.get("plan"), dict) and r.get("stages")
+    }
+    return [plan for key, plan in plans.items() if key not in keys]
+
+
 def sittings(found: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The ``compare --jobs`` sittings a comparison.json records (``Sitting``), well-formed
     ones only: where, how many worker processes, wall seconds, the rung keys they worked on."""

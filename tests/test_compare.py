@@ -148,6 +148,25 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         assert not (tmp_path / "r").exists()
 
 
+def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -> None:
+    """comparison.json's stage times are hours of measured cost: a compare of another protocol
+    (another precision, other combinations, fewer rungs) in the same directory wrote its own
+    plan over them without a word. Now it stops before any work, naming what it would drop."""
+    results = tmp_path / "r"
+    results.mkdir()
+    held = {"key": "f00dcafe", "budget": {"epochs": 9}}
+    found = {"plan": held, "stages": {"tune": {"vm": 3600.0}}}
+    (results / comparison.COMPARISON).write_text(json.dumps(found))
+    before = (results / comparison.COMPARISON).read_bytes()
+    assert exit_status(["compare", *TINY, "--results-dir", str(results)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "holds stage times this compare would drop (plan f00dcafe at 9 epochs" in line
+    assert (results / comparison.COMPARISON).read_bytes() == before
+    assert sorted(p.name for p in results.iterdir()) == [comparison.COMPARISON]  # nothing else
+    assert exit_status(["compare", *TINY, "--results-dir", str(results), "--status"]) == 0
+    assert comparison.dropped_by(found, ["f00dcafe", "other"]) == []  # its own rung: kept
+
+
 def drawn_params(results: Path) -> list[dict]:
     """The parameters of every trial of the one tuning study in ``results``, in order."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{results / storages.DB_NAME}")

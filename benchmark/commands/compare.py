@@ -29,12 +29,12 @@ from benchmark.commands.common import (
 )
 from benchmark.commands.models import check_models, model_args_of, say_untaken
 from benchmark.commands.values import int_list, path_text
-from benchmark.comparison import Sitting, StageClock, load_comparison
+from benchmark.comparison import COMPARISON, Sitting, StageClock, dropped_by, load_comparison
 from benchmark.config import BATCH_SIZES, SEARCHED, SIZING
 from benchmark.files import check_writable
 from benchmark.progress import prepare, say_emulated
 from benchmark.trackers import destination
-from benchmark.wording import plural
+from benchmark.wording import listing, plural
 
 CORE_ARCHS = "gap_cnn,small_cnn,tiny_resnet"
 CORE_FUSIONS = "concat,embed_add,late_sum"
@@ -50,7 +50,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     before anything is written."""
     from architectures import ENCODERS, FUSIONS, UnknownNameError
     from benchmark import compare, plugins
-    from benchmark.comparison import COMPARISON, read_comparison
+    from benchmark.comparison import read_comparison
 
     check_writable(args.results_dir, folders=("runs", "tuned"))
     require_at_least(
@@ -212,11 +212,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     plans = plans_from(args)
     ladder = [plan.base.epochs for plan in plans]  # lowest first
     results_dir = Path(args.results_dir)
-    load_comparison(results_dir)  # damaged: said now, not after hours of work it cannot record
+    found = load_comparison(results_dir)  # damaged: said now, not after hours of work
     spec = storages.storage_spec(args.storage, results_dir)
     local = storages.check_storage(spec)
     if args.status:
         return show_status(plans, spec, local)
+    if dropped := dropped_by(found, [plan.key() for plan in plans]):
+        epochs = sorted(str(p.get("budget", {}).get("epochs", "?")) for p in dropped)
+        budgets = listing(sorted(epochs, key=lambda e: (len(e), e)))  # numbers in order
+        raise UsageError(
+            f"{results_dir / COMPARISON} holds stage times this compare would drop (plan "
+            f"{dropped[0].get('key')} at {budgets} epochs: not a rung of this protocol); name "
+            "the protocol it holds, its --epochs rungs included, pass another --results-dir, "
+            "or move the file away to start over"
+        )
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
     say_emulated([ex])
     ex = replace(ex, sharing=args.sharing or 1)  # a worker of --jobs: its timings are shared

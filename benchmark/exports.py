@@ -111,6 +111,10 @@ def find_export(
     """The export ``run --tuned`` uses for ``cfg``: the named study's, else the one tuned at
     ``cfg``'s budget; one at another budget only with ``any_budget``."""
     if study is not None:
+        if not study.strip() or any(c in study for c in "/\\"):  # a file outside tuned/
+            raise UsageError(
+                f"--tuned-study must be a study's name (no path separators), got {study!r}"
+            )
         path = tuned_path(results_dir, study)
         if not path.is_file():
             raise UsageError(f"--tuned: {path} not found (no export of study {study!r})")
@@ -204,13 +208,34 @@ def apply_tuned(
     its budget and the export's path relative to the results directory.
     """
     path = find_export(cfg, Path(results_dir), study, any_budget)
-    return apply_record(cfg, read_export(path), explicit, os.path.relpath(path, results_dir))
+    record = read_export(path)
+    pair = (record.get("arch", cfg.arch), record.get("fusion", cfg.fusion))
+    if pair != (cfg.arch, cfg.fusion):  # a named study may be any pair's: its values are not
+        raise UsageError(
+            f"--tuned-study {study} tuned {pair[0]} x {pair[1]}, not {cfg.arch} x {cfg.fusion}: "
+            "an export applies to its own combination only"
+        )
+    return apply_record(cfg, record, explicit, os.path.relpath(path, results_dir))
 
 
 def apply_record(
     cfg: TrainConfig, record: dict[str, Any], explicit: Collection[str] = (), source: str = ""
 ) -> TrainConfig:
-    """``cfg`` with a tuned record's parameters (an export, or ``best_record`` of a study)."""
+    """``cfg`` with a tuned record's parameters (an export, or ``best_record`` of a study). Values
+    the record cannot hold on its own (hand-edited, damaged) are a damaged file or storage, exit
+    1; values that clash with the flags typed (``--train-subset`` under its batch size) a usage
+    error, exit 2."""
+    bare = TrainConfig(arch=cfg.arch, fusion=cfg.fusion)
+    try:
+        with_record(bare, record, (), source)
+    except UsageError as exc:
+        raise DamagedFileError(str(exc).removeprefix("--tuned ")) from None
+    return with_record(cfg, record, explicit, source)
+
+
+def with_record(
+    cfg: TrainConfig, record: dict[str, Any], explicit: Collection[str], source: str
+) -> TrainConfig:
     from architectures import split_overrides
 
     try:

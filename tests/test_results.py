@@ -59,3 +59,55 @@ def test_run_tuned_over_seeds_names_its_study_once(capsys: pytest.CaptureFixture
     assert f"study {kept} (trial 0, val joint acc 99.16%): its defaults trial, so this" in said
     assert 'is the default configuration (the report marks the group "= default")' in said
     assert json.loads(shown.out)["tuned_from"]["defaults"] is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (  # it trained gap_cnn x concat "tuned" with late_sum's parameters
+            ["--arch", "gap_cnn", "--fusion", "concat", "--tuned-study",
+             "gap_cnn__late_sum__e9__p227165"],
+            "--tuned-study gap_cnn__late_sum__e9__p227165 tuned gap_cnn x late_sum, not gap_cnn "
+            "x concat: an export applies to its own combination only",
+        ),
+        (  # in a grid it blamed the export: "unknown hyperparameter 'depth' for small_cnn"
+            ["--arch", "gap_cnn,small_cnn", "--fusion", "concat", "--tuned-study",
+             "gap_cnn__concat__e9__p227165"],
+            "tuned gap_cnn x concat, not small_cnn x concat",
+        ),
+        (  # it looked for ../../x.json outside tuned/
+            ["--tuned-study", "../../x"],
+            "--tuned-study must be a study's name (no path separators), got '../../x'",
+        ),
+    ],
+)  # fmt: skip
+def test_a_named_study_must_be_of_the_pair_it_tunes(
+    argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from benchmark.cli import main
+
+    full = ["run", "--tuned", "--epochs", "9", *argv, "--results-dir", str(RESULTS)]
+    assert main([*full, "--print-config"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert said in err
+
+
+def test_a_hand_edited_export_is_a_damaged_file_not_a_bad_flag(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An export whose values cannot hold (``lr: -1``, a string batch size) is a damaged file,
+    exit 1 as reliability.md says, naming it; it was exit 2, as if a flag were wrong."""
+    import shutil
+
+    from benchmark.cli import main
+
+    study = "gap_cnn__concat__e9__p227165"
+    shutil.copytree(RESULTS / "tuned", tmp_path / "tuned")
+    path = tmp_path / "tuned" / f"{study}.json"
+    export = json.loads(path.read_text())
+    argv = ["run", "--arch", "gap_cnn", "--fusion", "concat", "--tuned", "--epochs", "9"]
+    for key, value, message in [("lr", -1, "lr must be > 0"), ("batch_size", "x", "batch_size")]:
+        path.write_text(json.dumps({**export, "train": {**export["train"], key: value}}))
+        assert main([*argv, "--print-config", "--results-dir", str(tmp_path)]) == 1
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"tuned/{study}.json: {message}" in err

@@ -49,13 +49,14 @@ def option(
     choices: tuple[str, ...] | None = None,
     kind: str = "setting",
     sweep: bool = True,
+    path: bool = False,
 ) -> Any:
     """A config field: its ``--help`` line and choices (the flag is built from them), its kind
-    (one of ``KINDS``) and whether ``run`` sweeps a comma list of it (not where every value
-    would train the same run again)."""
+    (one of ``KINDS``), whether ``run`` sweeps a comma list of it (not where every value would
+    train the same run again) and whether it is a path (a comma may be part of its name)."""
     if kind not in KINDS:
         raise ValueError(f"unknown field kind {kind!r}; expected one of {', '.join(KINDS)}")
-    meta = {"help": help, "choices": choices, "kind": kind, "sweep": sweep}
+    meta = {"help": help, "choices": choices, "kind": kind, "sweep": sweep, "path": path}
     if isinstance(default, dict):
         return field(default_factory=dict, metadata=meta)
     return field(default=default, metadata=meta)
@@ -121,7 +122,7 @@ class TrainConfig:
         None, "CPU threads (torch.set_num_threads); None = torch's", kind="execution"
     )
     data_dir: str | None = option(
-        None, "MNIST root; None = $MNIST_ROOT, then ./data", kind="execution"
+        None, "MNIST root; None = $MNIST_ROOT, then ./data", kind="execution", path=True
     )
     log: str = option(
         "none",

@@ -163,6 +163,21 @@ def test_every_data_dir_of_a_sweep_is_checked_before_the_first_run(
     )
 
 
+def test_a_data_dir_with_a_comma_in_its_name_is_one_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--data-dir`` sweeps a comma list, but a folder named ``mn,ist`` is one folder: it was
+    split into ``mn`` and ``ist``, and MNIST looked for in a path never typed."""
+    folder = tmp_path / "mn,ist"
+    folder.mkdir()
+    assert main(["run", "--data-dir", str(folder), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["data_dir"] == str(folder)
+    (tmp_path / "other").mkdir()
+    assert main(["run", "--data-dir", f"{folder},{tmp_path / 'other'}", "--print-config"]) == 0
+    swept = [c["data_dir"] for c in json.loads(capsys.readouterr().out)]
+    assert swept == [str(tmp_path / "mn"), "ist", str(tmp_path / "other")]  # no such folder whole
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_run_bf16_matches_cpu_closely(mnist) -> None:

@@ -197,7 +197,7 @@ def add_config_flags(
             metavar = base.__name__.upper() + (f"[,{base.__name__.upper()}...]" if listed else "")
             group.add_argument(
                 flag,
-                type=list_of(cast) if listed else cast,
+                type=list_of(cast, path=f.metadata.get("path", False)) if listed else cast,
                 default=None,
                 metavar=metavar,
                 help=helptext,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 
@@ -93,10 +94,14 @@ def one_of(choices: Iterable[str]) -> Callable[[str], str]:
     return parse
 
 
-def list_of(parse: Callable[[str], Any]) -> Callable[[str], list[Any]]:
-    """An argparse type for a comma list of values, each parsed (and checked) by ``parse``."""
+def list_of(parse: Callable[[str], Any], path: bool = False) -> Callable[[str], list[Any]]:
+    """An argparse type for a comma list of values, each parsed (and checked) by ``parse``. With
+    ``path``, a text that names an existing directory whole is that one path, comma and all (a
+    folder named ``mn,ist`` is not a sweep of ``mn`` and ``ist``)."""
 
     def convert(text: str) -> list[Any]:
+        if path and "," in text and Path(text).is_dir():
+            return [parse(text)]
         items = [x.strip() for x in text.split(",") if x.strip()]
         if not items:
             raise argparse.ArgumentTypeError(f"{text!r} is empty; expected a value or a comma list")

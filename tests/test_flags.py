@@ -452,7 +452,9 @@ def test_a_file_where_a_command_writes_its_folder_is_a_usage_error(
         ("{", "c.json", "not valid JSON"),
         ("[1, 2]", "c.json", "expected an object of config fields"),
         ('{"lrr": 1}', "c.json", "unknown config key lrr (did you mean lr?)"),
-        ('{"batch_size": 0}', "c.json", "batch_size must be a positive integer"),
+        ('{"batch_size": 0}', "c.json", "c.json: batch_size must be a positive integer"),
+        ('{"epochs": -3}', "c.json", "c.json: epochs must be a positive integer, got -3"),
+        ("lr = -1", "c.toml", "c.toml: lr must be > 0, got -1"),  # it read as a flag's error
         ('{"batch_size": "x"}', "c.json", "c.json: batch_size must be of type int, got 'x'"),
         ('{"model_args": 3}', "c.json", "c.json: model_args must be of type dict, got 3"),
         ('{"arch": null}', "c.json", "c.json: arch must be of type str, got None"),

@@ -254,6 +254,7 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
     """``--config FILE`` (if given), then the config flags typed, then ``--model-arg``s on top of
     the file's model_args: the configuration every command that trains starts from."""
     values = read_config_file(args.config) if getattr(args, "config", None) else {}
+    in_file = dict(values)
     if values.get("plugins"):  # a run's config.json: the plug-ins its model came from
         from benchmark import plugins
 
@@ -270,6 +271,8 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
         values["model_args"] = {**given, **typed_args}
         cfg = TrainConfig.from_dict(values)
         cfg.check_types()  # here, naming the file: a name that is no string is looked up next
+        if in_file:  # the file's own values, checked where the file can be named
+            TrainConfig.from_dict(in_file).validate()
         return cfg
     except (TypeError, ValueError) as exc:
         where = f"--config {args.config}: " if getattr(args, "config", None) else ""

@@ -31,11 +31,14 @@ def check_writable(
     flag: str = "--results-dir",
     given: str | Path | None = None,
     folders: tuple[str, ...] = (),
+    names: tuple[str, ...] = (),
 ) -> None:
     """``directory`` is one we may write in (or can be created): checked before the data loads,
     a model is exported or a study is opened, so that a typo costs nothing. ``given``: what the
     user typed for ``flag``, when ``directory`` is the folder of a file it names (``export
-    --out``, ``--storage``). ``folders``: the command's folders in it (``runs``), none a file."""
+    --out``, ``--storage``). ``folders``: the command's folders in it (``runs``), none a file;
+    ``names``: the files it writes there, none a directory (or the first would be written and
+    the command fail at another)."""
     directory = Path(directory)
     shown = directory if given is None else given
     existing = nearest_existing(directory)
@@ -46,6 +49,9 @@ def check_writable(
     for folder in (directory / name for name in folders):
         if folder.exists() and not folder.is_dir():
             raise UsageError(f"{flag} {shown}: {folder} is a file; expected a directory")
+    for file in (directory / name for name in names):
+        if file.is_dir():
+            raise UsageError(f"{flag} {shown}: {file} is a directory; expected a file or nothing")
 
 
 class UnreadableFileError(DamagedFileError):

@@ -715,6 +715,21 @@ def test_cli_report_out_must_be_a_directory(tmp_path: Path, capsys: Any) -> None
     assert "is a file; expected a directory" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", report.REPORT_FILES)
+def test_a_report_file_that_is_a_directory_stops_it_before_it_writes(
+    name: str, tmp_path: Path, capsys: Any
+) -> None:
+    """A directory where summary.csv goes: report.md and report.html were written, then the
+    command failed (exit 1). Now it is refused first, with nothing written."""
+    root = make_suite(tmp_path)
+    out = tmp_path / "out"
+    (out / name).mkdir(parents=True)
+    assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(out)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"--out {out}: {out / name} is a directory; expected a file or nothing")
+    assert [p.name for p in out.iterdir()] == [name]
+
+
 @pytest.mark.slow
 def test_a_metric_added_in_one_place_reaches_metrics_json_and_the_report(
     mnist, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

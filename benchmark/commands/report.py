@@ -24,7 +24,14 @@ from benchmark.wording import plural
 def cmd_report(args: argparse.Namespace) -> int:
     """Aggregate the runs (and bench CSVs) into report.md, report.html, summary.csv and plots."""
     from benchmark.comparison import read_comparison
-    from benchmark.report import answer_lead, beside, load_inputs, rich_table, write_report
+    from benchmark.report import (
+        REPORT_FILES,
+        answer_lead,
+        beside,
+        load_inputs,
+        rich_table,
+        write_report,
+    )
     from benchmark.report.load import find_run_dirs, reference_inputs, repeated
 
     base = Path(args.results_dir)
@@ -44,7 +51,12 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"--runs {' '.join(args.runs)!r} matches no run directory{files_only}; expected a "
             "glob of run directories such as results/runs/*"
         )
-    check_writable(out, "--out" if args.out else "--results-dir", folders=("plots",))
+    check_writable(
+        out,
+        "--out" if args.out else "--results-dir",
+        folders=("plots", "studies"),
+        names=REPORT_FILES,
+    )
     inputs = load_inputs(runs, bench, base, out)
     found = [inputs.runs, inputs.incomplete, inputs.bench]
     if all(frame.empty for frame in found) and not inputs.studies.digests:

@@ -42,6 +42,7 @@ from benchmark.report.studies import DIGEST, STORAGE, studies_section
 from benchmark.wording import plural
 
 __all__ = [
+    "REPORT_FILES",
     "Inputs",
     "answer_lead",
     "beside",
@@ -97,6 +98,9 @@ def answering(inputs: Inputs, rungs: list[Rung]) -> tuple[Reference, pd.DataFram
     return ref, summarize(inputs.runs, inputs.bench, ref, inputs.history)
 
 
+REPORT_FILES = ("report.md", "report.html", "summary.csv")  # beside plots/ and studies/
+
+
 def write_report(
     inputs: Inputs, out: Path, against: str | None = None
 ) -> tuple[pd.DataFrame, list[Path]]:
@@ -110,7 +114,7 @@ def write_report(
     label = STORAGE if inputs.results_dir is None else f"{inputs.results_dir}/{STORAGE}"
     study_text = studies_section(inputs.studies.digests, label)
     ladder_text, ladder_plots = ladder_report(inputs, rungs, ref.base.get("epochs"), out)
-    written = [out / "report.md", out / "report.html", out / "summary.csv"]
+    written = [out / name for name in REPORT_FILES]
     markdown = render_markdown(inputs, summary, plots, ref, study_text, against, ladder_text)
     files.write_text(written[0], markdown)
     figures = {**plots, **ladder_plots}

@@ -14,6 +14,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import secrets
 import signal
 import threading
@@ -38,6 +39,8 @@ LOCK = ".lock"
 OWN_FILES = (CONFIG, STATUS, HISTORY, CHECKPOINT, METRICS, MODEL, LOCK)  # what a run writes
 SHARED_BY = ", shared by "  # metrics.json's device, when several processes shared the machine
 WITH_FEATURES = " with "  # a timing device and its CPU's features (``with_features``)
+# The resume command a status message holds names the run directory where it was written.
+RESUME = re.compile(r"`python -m benchmark run --resume [^`]*`")
 
 
 def timing_device(device: str, sharing: int) -> str:
@@ -337,7 +340,9 @@ def complete_seeds(results_dir: Path) -> dict[tuple[Any, ...], str]:
 
 
 def read_status(run_dir: Path) -> tuple[str, str]:
-    """(status, message) from status.json; ``missing`` / ``unreadable`` when it cannot be read."""
+    """(status, message) from status.json; ``missing`` / ``unreadable`` when it cannot be read.
+    A resume command in the message names ``run_dir`` as read: a results directory copied or
+    moved would otherwise send the user to resume the run where it was."""
     path = Path(run_dir) / STATUS
     if not path.exists():
         return "missing", ""
@@ -347,7 +352,9 @@ def read_status(run_dir: Path) -> tuple[str, str]:
         return "unreadable", ""
     if not isinstance(status, dict) or not isinstance(status.get("status"), str):
         return "unreadable", ""
-    return status["status"], str(status.get("message") or "")
+    message = str(status.get("message") or "")
+    command = f"`python -m benchmark run --resume {run_dir}`"
+    return status["status"], RESUME.sub(lambda _: command, message)  # the path taken literally
 
 
 def read_history(run_dir: Path) -> list[dict[str, float]] | None:

@@ -648,3 +648,22 @@ def test_a_damaged_optuna_db_is_one_line_naming_it(
     err = capsys.readouterr().err
     assert status == 1  # a damaged file, not a bad flag
     assert "optuna.db" in one_line(err) and "damaged" in err
+
+
+def test_a_moved_runs_resume_hint_names_where_it_is_now(tmp_path: Path) -> None:
+    """An interrupted run's status.json holds the resume command with the path it had: after the
+    results directory was copied or moved, the report still sent the user to the old one."""
+    import json
+
+    from benchmark import rundir
+
+    moved = tmp_path / "moved" / "runs" / "r1"
+    moved.mkdir(parents=True)
+    old = "`python -m benchmark run --resume /gone/runs/r1`"
+    status = {"status": "interrupted", "message": f"stopped by a signal; resume with {old}"}
+    (moved / rundir.STATUS).write_text(json.dumps(status))
+    said = rundir.read_status(moved)
+    assert said == (
+        "interrupted",
+        f"stopped by a signal; resume with `python -m benchmark run --resume {moved}`",
+    )

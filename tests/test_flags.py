@@ -502,6 +502,10 @@ def test_any_config_flag_sweeps_a_comma_list(capsys) -> None:
     assert "lr must be a finite number" in one_line(capsys.readouterr().err)
     assert exit_status(["run", "--schedule", "cosine,linear", "--print-config"]) == 2
     assert "expected one of onecycle, cosine, constant" in one_line(capsys.readouterr().err)
+    # a value listed twice is one run, as a seed listed twice is (it trained the same run twice)
+    assert exit_status(["run", "--epochs", "1,1", "--lr", "1e-3,0.001,2e-3", "--print-config"]) == 0
+    configs = json.loads(capsys.readouterr().out)
+    assert [(c["epochs"], c["lr"]) for c in configs] == [(1, 1e-3), (1, 2e-3)]
 
 
 def test_a_grid_dry_runs_each_model_once_however_many_seeds(

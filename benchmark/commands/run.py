@@ -53,11 +53,14 @@ from benchmark.wording import plural
 
 
 def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
-    """The config flags given a comma list of several values (``--lr 1e-3,3e-3``); each flag in
-    ``args`` is left holding its first value, so that ``base_config`` sees plain values."""
+    """The config flags given a comma list of several values (``--lr 1e-3,3e-3``), each value
+    once (``--epochs 1,1`` trained the same run twice; ``--seeds 0,0`` and ``--model-arg``
+    lists were taken once already); each flag in ``args`` is left holding its first value, so
+    that ``base_config`` sees plain values."""
     sweeps = {}
-    for name, values in config_overrides(args).items():
-        if isinstance(values, list):
+    for name, listed in config_overrides(args).items():
+        if isinstance(listed, list):
+            values = list(dict.fromkeys(listed))  # equal values once: 1e-3 and 0.001 too
             setattr(args, name, values[0])
             if len(values) > 1:
                 sweeps[name] = values

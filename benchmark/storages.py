@@ -81,6 +81,12 @@ def given_as(spec: str) -> str:
     return f"${STORAGE_ENV}" if spec == os.environ.get(STORAGE_ENV) else "--storage"
 
 
+FORMS = (  # what --storage takes, as its errors say
+    "an SQLAlchemy URL (sqlite:///PATH, postgresql+psycopg2://USER@HOST/DB) or a journal file "
+    "(journal:PATH or PATH.log)"
+)
+
+
 def is_journal(spec: str) -> bool:
     return spec.startswith("journal:") or spec.endswith(".log")
 
@@ -92,14 +98,13 @@ def check_storage(spec: str) -> Path | None:
     if is_journal(spec):
         path = Path(spec.removeprefix("journal:"))
     elif "://" not in spec:
-        raise UsageError(
-            f"{given_as(spec)} {spec!r}: expected an SQLAlchemy URL (sqlite:///PATH, "
-            f"postgresql+psycopg2://USER@HOST/DB) or a journal file (journal:PATH or PATH.log)"
-        )
+        raise UsageError(f"{given_as(spec)} {spec!r}: expected {FORMS}")
     elif spec.startswith("sqlite:///"):
         path = Path(spec.removeprefix("sqlite:///"))
     else:
         return None  # a server: only connecting tells
+    if not str(path).strip() or str(path) == ".":  # journal: or sqlite:/// alone
+        raise UsageError(f"{given_as(spec)} {spec!r} names no file; expected {FORMS}")
     files.check_writable(path.parent, given_as(spec), storage_label(spec))
     if path.is_dir():
         raise UsageError(f"{given_as(spec)} {storage_label(spec)}: a directory; expected a file")
@@ -196,6 +201,8 @@ def open_storage(spec: str) -> BaseStorage:
         first = f"its database driver is not installed ({cause}); {hint}"
     if isinstance(error, DatabaseError) and not isinstance(error, OperationalError):
         raise DamagedFileError(f"{storage_label(spec)}: damaged, cannot be read ({first})")
+    if "Can't load plugin: sqlalchemy.dialects" in first:  # a scheme SQLAlchemy does not know
+        first = f"no database is called {spec.split(':', 1)[0]!r}; expected {FORMS}"
     raise UsageError(f"{given_as(spec)} {storage_label(spec)}: cannot open it: {first}") from None
 
 

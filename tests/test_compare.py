@@ -414,7 +414,7 @@ def test_workers_adding_their_time_at_once_lose_none(tmp_path: Path) -> None:
     ("flags", "says"),
     [
         (["--jobs", "0"], "--jobs"),
-        (["--jobs", "2", "--worker", "1"], "--worker numbers one of the processes"),
+        (["--jobs", "2", "--worker", "1"], "give --jobs N or --worker I (one process of those"),
         (["--jobs", "4", "--sharing", "2"], "--sharing must be at least --jobs (4)"),
         (["--sharing", "0"], "--sharing"),
     ],

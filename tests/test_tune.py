@@ -155,6 +155,25 @@ def test_a_storage_under_a_file_is_one_line_before_anything_is_written(
     assert blocker.read_text() == "x" and list(tmp_path.iterdir()) == [blocker]
 
 
+@pytest.mark.parametrize(
+    ("spec", "said"),
+    [  # they said "Can't load plugin: sqlalchemy.dialects:foo" and "a directory; expected a file"
+        ("foo://bar", "--storage foo://bar: cannot open it: no database is called 'foo'; expected"),
+        ("sqlite:///", "--storage 'sqlite:///' names no file; expected an SQLAlchemy URL"),
+        ("journal:", "--storage 'journal:' names no file; expected an SQLAlchemy URL"),
+    ],
+)
+def test_a_storage_of_no_kind_says_what_is_taken(
+    spec: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    argv = ["tune", "--storage", spec, "--results-dir", str(tmp_path / "r"), "--trials", "1"]
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert said in line and "(journal:PATH or PATH.log)" in line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_defaults_enqueued_once_and_again_after_failure(tmp_path: Path) -> None:
     """A resumed study keeps its waiting defaults trial; one that failed (interrupted) is redone."""
     storage = open_storage(f"journal:{tmp_path / 'j.log'}")

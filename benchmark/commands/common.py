@@ -244,7 +244,10 @@ def read_config_file(path: str) -> dict[str, Any]:
             values = json.loads(text)
     except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         kind = "TOML" if path.endswith(".toml") else "JSON"
-        raise UsageError(f"--config {path}: not valid {kind} ({exc})") from None
+        takes = (
+            "" if path.endswith((".toml", ".json")) else "; --config takes a .json or .toml file"
+        )
+        raise UsageError(f"--config {path}: not valid {kind} ({exc}){takes}") from None
     if not isinstance(values, dict):
         raise UsageError(f"--config {path}: expected an object of config fields")
     return values

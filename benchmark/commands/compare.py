@@ -64,7 +64,10 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
         ]
     )
     if args.jobs > 1 and args.worker is not None:
-        raise UsageError("--worker numbers one of the processes that --jobs starts; give one")
+        raise UsageError(
+            "--jobs starts its worker processes and numbers them itself; give --jobs N or "
+            "--worker I (one process of those started by hand), not both"
+        )
     if args.sharing is not None and args.sharing < args.jobs:
         raise UsageError(f"--sharing must be at least --jobs ({args.jobs}), got {args.sharing}")
     if not args.seeds:

@@ -29,7 +29,15 @@ from benchmark import exports, plugins, pruning, tuning
 from benchmark.comparison import QUEUE_PREFIX
 from benchmark.config import TrainConfig
 from benchmark.errors import TrainingFailed, UsageError
-from benchmark.rundir import IncompleteRun, read_metrics, run_precision
+from benchmark.files import read_json
+from benchmark.rundir import (
+    CONFIG,
+    METRICS,
+    IncompleteRun,
+    read_metrics,
+    read_status,
+    run_precision,
+)
 from benchmark.trials import epochs_spent
 
 VARIANTS = ("default", "tuned")
@@ -173,6 +181,25 @@ def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
         same = found["config_hash"] == wanted and found["seed"] == cfg.seed
         same = same and cfg.precision in ("auto", run_precision(found))
         if same and bool(found.get("tuned")) == (cfg.tuned_from is not None):
+            return run_dir
+    return None
+
+
+def find_interrupted(results_dir: Path, cfg: TrainConfig) -> Path | None:
+    """An interrupted run of exactly this configuration, seed and arithmetic in ``results_dir``
+    (a compare stopped in an earlier sitting): the queue resumes it rather than train the seed
+    again beside it, where the report listed the old run as one to resume, and resuming it by
+    hand made a second copy of the seed. ``cfg`` as settled for this machine."""
+    shape = (cfg.config_hash(), cfg.seed, cfg.precision, cfg.channels_last)
+    for run_dir in sorted((Path(results_dir) / "runs").glob("*")):
+        if read_status(run_dir)[0] != "interrupted" or (run_dir / METRICS).exists():
+            continue
+        try:
+            saved = TrainConfig.from_dict(read_json(run_dir / CONFIG))
+        except (OSError, ValueError, TypeError, AttributeError):  # damaged: not this one
+            continue
+        same = (saved.config_hash(), saved.seed, saved.precision, saved.channels_last) == shape
+        if same and (saved.tuned_from is None) == (cfg.tuned_from is None):
             return run_dir
     return None
 

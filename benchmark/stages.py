@@ -80,6 +80,17 @@ def train_all(
     def train(cfg: TrainConfig) -> dict[str, Any]:
         cfg = ex.settle(cfg)  # what config.json keeps: precision and layout as decided
         cfg = replace(cfg, plugins=plugins.used_by([(cfg.arch, cfg.fusion)]))
+        stopped = compare.find_interrupted(results_dir, cfg)
+        if stopped is not None:  # this seed, stopped in an earlier sitting: go on with it
+            saved = runs.load_config(stopped)
+            state = runs.resume_state(stopped, saved, ex)
+            at = f"at epoch {len(state.history) + 1}" if state else "from epoch 1"
+            console.print(
+                f"resuming {stopped} {at}: interrupted in an earlier sitting",
+                soft_wrap=True,
+                markup=False,
+            )
+            return train_with_progress(saved, data, stopped, ex, state, heading[0] or None)
         run_dir = runs.start_run(cfg, results_dir)
         return train_with_progress(cfg, data, run_dir, ex, label=heading[0] or None)
 

@@ -93,12 +93,14 @@ def test_compare_resumes_and_skips_what_is_complete(
 
 @pytest.mark.slow
 def test_an_interrupted_compare_loses_only_the_run_in_progress(
-    tmp_path: Path, mnist_root: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, mnist_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    """Interrupted during its third run, `compare` exits 130; run again, it trains that run and
-    the fourth, and never the two complete ones again. The time of the two complete runs is on
-    disk before the third starts, so even a process killed outright would keep it."""
-    from benchmark import stages
+    """Interrupted during its third run, `compare` exits 130; run again, it resumes that run in
+    its own directory (it trained the seed again beside it, and the report told the user to
+    resume the old one: a second copy of the seed), trains the fourth, and never the two
+    complete ones again. The time of the two complete runs is on disk before the third starts,
+    so even a process killed outright would keep it."""
+    from benchmark import rundir, stages
 
     real = stages.train_with_progress
     calls = []
@@ -109,17 +111,21 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
         if len(calls) == 3:
             found = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
             runs_s.append(sum(found.get("runs", {}).values()))
+            rundir.write_status(run_dir, "interrupted", "stopped by a signal")  # as execute does
             raise KeyboardInterrupt
         return real(cfg, data, run_dir, ex, state, label)
 
     monkeypatch.setattr(stages, "train_with_progress", interrupted_third)
     assert main(compare_argv(tmp_path, mnist_root)) == 130
+    said = " ".join(capsys.readouterr().out.split())
+    assert "interrupted: finished trials and runs are kept; run the same command again" in said
     assert len(complete_runs(tmp_path)) == 2
     timed = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
     assert set(timed) == {"tune", "runs"}  # an interrupted stage keeps its wall time
     assert 0 < runs_s[0] <= sum(timed["runs"].values())
     monkeypatch.setattr(stages, "train_with_progress", real)
     assert main(compare_argv(tmp_path, mnist_root)) == 0
+    assert rundir.read_status(tmp_path / "runs" / calls[2])[0] == "complete"  # resumed there
     found = complete_runs(tmp_path)
     assert Counter((m["tuned"], m["seed"]) for m in found) == {
         (False, 0): 1,
@@ -127,7 +133,7 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
         (True, 0): 1,
         (True, 1): 1,
     }
-    assert len(list((tmp_path / "runs").iterdir())) == 5  # + the interrupted one, kept
+    assert len(list((tmp_path / "runs").iterdir())) == 4  # no second copy of the third
 
 
 def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:

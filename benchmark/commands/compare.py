@@ -268,14 +268,22 @@ def cmd_compare(args: argparse.Namespace) -> int:
         def clock(plan: Any, stage: str) -> StageClock:
             return StageClock(results_dir, plan, stage, where, plans)
 
-        # tuning of every rung first: the timed final runs come together
-        records, tuned = stages.tune_ladder(
-            plans, storage, spec, data, ex, args.seed, args.worker, results_dir, clock
-        )
-        if args.tune_only:
-            console.print("--tune-only: every rung is tuned; run again without it to train")
-            return 0
-        failed, trained = stages.train_ladder(plans, storage, data, ex, results_dir, records, clock)
+        try:  # tuning of every rung first: the timed final runs come together
+            records, tuned = stages.tune_ladder(
+                plans, storage, spec, data, ex, args.seed, args.worker, results_dir, clock
+            )
+            if args.tune_only:
+                console.print("--tune-only: every rung is tuned; run again without it to train")
+                return 0
+            failed, trained = stages.train_ladder(
+                plans, storage, data, ex, results_dir, records, clock
+            )
+        except KeyboardInterrupt:
+            console.print(
+                "interrupted: finished trials and runs are kept; run the same command again to "
+                "go on (the run stopped resumes where its last epoch ended)"
+            )
+            raise
         worked = args.jobs > 1 or tuned or trained  # the workers did the work: the report counts
     if not args.no_report:
         from benchmark.report import answer_lead, load_inputs, write_report

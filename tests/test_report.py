@@ -587,7 +587,7 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     printed = capsys.readouterr().out.replace("│", "|")
     row = next(line for line in printed.splitlines() if "|    no | 3 |" in line)
     assert "gap_cnn x concat" in row and "8.00 ± 4.97" in row
-    assert "2 incomplete runs" in printed
+    assert "listed in the report: 2 incomplete\n" in printed
     answer = " ".join(printed[printed.index("answer: ") : printed.index("wrote ")].split())
     opening = answer_of((out / "report.md").read_text()).split("\n\n")[1]
     assert answer == f"answer: {report.answer_lead((out / 'report.md').read_text())}"
@@ -649,7 +649,10 @@ def test_cli_report_runs_matching_only_files_is_a_usage_error(tmp_path: Path, ca
     root = make_suite(tmp_path / "suite")
     (root / "runs" / "notes.txt").write_text("not a run\n")
     assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(out)]) == 0
-    assert "| notes.txt | unreadable |" in (out / "report.md").read_text()
+    text = (out / "report.md").read_text()
+    assert (
+        "| notes.txt | not a run |" in text and "; 2 incomplete; 1 other entry (not runs)\n" in text
+    )
 
 
 @pytest.mark.usefixtures("undrawn")

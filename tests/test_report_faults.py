@@ -230,9 +230,9 @@ def test_a_foreign_file_among_the_runs_is_listed(results: Path) -> None:
     (results / "runs" / "notes.txt").write_text("my notes\n")
     text, summary = report(results)
     assert_rest_written(text, summary)
-    assert "| notes.txt | unreadable | not a run directory (a file among the runs), left out |" in (
-        text
-    )
+    reason = "not a run directory (a file or a broken link among the runs), left out"
+    assert f"| notes.txt | not a run | {reason} |" in text
+    assert "; 0 incomplete; 1 other entry (not runs)" in text  # a stray file is no run
 
 
 def test_the_report_command_names_what_it_left_out_and_succeeds(
@@ -245,5 +245,5 @@ def test_the_report_command_names_what_it_left_out_and_succeeds(
     out = " ".join(capsys.readouterr().out.split())
     assert "Traceback" not in out
     assert "study gap_cnn__concat__e1__p1 unreadable, left out" in out
-    assert "incomplete run" in out  # notes.txt, listed in the report
+    assert "listed in the report: 0 incomplete; 1 other entry (not runs)" in out  # notes.txt
     assert (results / "report.md").is_file()

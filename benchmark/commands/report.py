@@ -32,7 +32,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         rich_table,
         write_report,
     )
-    from benchmark.report.load import find_run_dirs, reference_inputs, repeated
+    from benchmark.report.load import (
+        find_run_dirs,
+        incomplete_count,
+        reference_inputs,
+        repeated,
+    )
 
     base = Path(args.results_dir)
     runs = args.runs or [str(base / "runs" / "*")]
@@ -85,7 +90,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             table.caption = f"every column: {out / 'report.md'}"
         print_wide(table)
     if not inputs.incomplete.empty:
-        console.print(f"{plural(len(inputs.incomplete), 'incomplete run')} listed in the report")
+        console.print(f"listed in the report: {incomplete_count(inputs.incomplete)}")
     if not inputs.repeats.empty:
         console.print(f"{repeated(inputs.repeats)} (listed in the report)")
     for note in inputs.notes:

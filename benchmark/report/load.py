@@ -51,6 +51,18 @@ class Inputs:
     repeats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPEATS))
 
 
+NOT_A_RUN = "not a run"  # the status of a file found among the run directories
+
+
+def incomplete_count(incomplete: pd.DataFrame) -> str:
+    """``2 incomplete``, and the files found among the runs apart: a stray file is no run."""
+    strays = int((incomplete["status"] == NOT_A_RUN).sum()) if not incomplete.empty else 0
+    text = f"{len(incomplete) - strays} incomplete"
+    return text + (
+        f"; {plural(strays, 'other entry', 'other entries')} (not runs)" if strays else ""
+    )
+
+
 def find_run_dirs(pattern: str | list[str]) -> list[Path]:
     """Everything ``pattern`` (or any of several patterns) matches, sorted, each once: a file
     among the run directories is listed by ``load_runs`` as not a run, rather than passed over
@@ -84,8 +96,8 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
     records, histories, incomplete = [], [], []
     for run_dir in run_dirs:
         if not run_dir.is_dir():
-            reason = "not a run directory (a file among the runs), left out"
-            incomplete.append({"run": run_dir.name, "status": "unreadable", "reason": reason})
+            reason = "not a run directory (a file or a broken link among the runs), left out"
+            incomplete.append({"run": run_dir.name, "status": NOT_A_RUN, "reason": reason})
             continue
         try:
             found = rundir.read_metrics(run_dir)

@@ -12,7 +12,7 @@ from benchmark import metrics
 from benchmark.report.aggregate import TARGET, machines, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent_std
-from benchmark.report.load import Inputs, repeated
+from benchmark.report.load import Inputs, incomplete_count, repeated
 from benchmark.report.output import MISSING, error_cell, fmt, markdown_table, p_cell
 from benchmark.report.plots import PLOTS
 from benchmark.report.precision import precision_section
@@ -99,7 +99,7 @@ def header_section(
         "# digitsum-bench report",
         "",
         f"- Runs: {plural(len(runs), 'complete run')} in {plural(len(summary), 'group')}; "
-        f"{len(inputs.incomplete)} incomplete"
+        f"{incomplete_count(inputs.incomplete)}"
         + (f"; {repeated(inputs.repeats)} (below)" if len(inputs.repeats) else ""),
     ]
     if against:

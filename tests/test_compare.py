@@ -173,6 +173,20 @@ def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -
     assert comparison.dropped_by(found, ["f00dcafe", "other"]) == []  # its own rung: kept
 
 
+def test_a_report_file_that_is_a_directory_stops_compare_before_any_work(
+    tmp_path: Path, capsys
+) -> None:
+    """The report is compare's last stage: a directory where report.md goes failed it after
+    every run had trained. Now it is refused first, as ``report`` refuses it."""
+    results = tmp_path / "r"
+    (results / "report.md").mkdir(parents=True)
+    argv = ["compare", *[f for f in TINY if f != "--no-report"], "--results-dir", str(results)]
+    assert exit_status(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"{results / 'report.md'} is a directory; expected a file or nothing")
+    assert [p.name for p in results.iterdir()] == ["report.md"]  # no storage, no runs
+
+
 def drawn_params(results: Path) -> list[dict]:
     """The parameters of every trial of the one tuning study in ``results``, in order."""
     storage = optuna.storages.RDBStorage(f"sqlite:///{results / storages.DB_NAME}")

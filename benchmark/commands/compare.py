@@ -229,6 +229,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             "the protocol it holds, its --epochs rungs included, pass another --results-dir, "
             "or move the file away to start over"
         )
+    if not args.no_report:  # as report checks: not after hours of work, at the last stage
+        from benchmark.report import REPORT_FILES
+
+        check_writable(results_dir, folders=("plots", "studies"), names=REPORT_FILES)
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
     say_emulated([ex])
     ex = replace(ex, sharing=args.sharing or 1)  # a worker of --jobs: its timings are shared

@@ -482,6 +482,18 @@ def test_bad_config_files(
     assert not (tmp_path / "r").exists()
 
 
+def test_a_flag_typed_beside_a_config_file_may_make_its_values_fit(tmp_path: Path, capsys) -> None:
+    """Typed flags override the file: a file value that fits only with them (train_subset 100
+    with --batch-size 64), or that one of them replaces (lr -1 with --lr), is no error; the
+    file's own impossible values are named with the file."""
+    (tmp_path / "c.toml").write_text("train_subset = 100\nlr = -1\n")
+    argv = ["run", "--config", str(tmp_path / "c.toml"), "--print-config"]
+    assert exit_status([*argv, "--batch-size", "64", "--lr", "1e-3"]) == 0
+    assert json.loads(capsys.readouterr().out)["train_subset"] == 100
+    assert exit_status([*argv, "--batch-size", "64"]) == 2
+    assert one_line(capsys.readouterr().err).endswith("c.toml: lr must be > 0, got -1")
+
+
 def test_toml_config(tmp_path: Path, capsys) -> None:
     import json
 

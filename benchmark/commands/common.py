@@ -265,7 +265,8 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
             plugins.load_recorded(values, f"--config {args.config}")
         except DamagedFileError as exc:  # a file given is input: bad fields are usage errors
             raise UsageError(str(exc)) from None
-    values = {**values, **config_overrides(args, skip)}
+    typed = config_overrides(args, skip)
+    values = {**values, **typed}
     typed_args = dict(getattr(args, "model_arg", None) or [])
     try:
         given = values.get("model_args", {})
@@ -274,8 +275,12 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
         values["model_args"] = {**given, **typed_args}
         cfg = TrainConfig.from_dict(values)
         cfg.check_types()  # here, naming the file: a name that is no string is looked up next
-        if in_file:  # the file's own values, checked where the file can be named
-            TrainConfig.from_dict(in_file).validate()
+        if in_file:  # an impossible value of the file's own, said with the file's name
+            own = {k: v for k, v in in_file.items() if k not in typed}
+            try:
+                cfg.validate()  # a flag typed beside the file may make its values fit
+            except ValueError:
+                TrainConfig.from_dict(own).validate()  # else: a clash with a flag, said later
         return cfg
     except (TypeError, ValueError) as exc:
         where = f"--config {args.config}: " if getattr(args, "config", None) else ""

@@ -186,13 +186,15 @@ def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
 
 
 def find_interrupted(results_dir: Path, cfg: TrainConfig) -> Path | None:
-    """An interrupted run of exactly this configuration, seed and arithmetic in ``results_dir``
-    (a compare stopped in an earlier sitting): the queue resumes it rather than train the seed
-    again beside it, where the report listed the old run as one to resume, and resuming it by
-    hand made a second copy of the seed. ``cfg`` as settled for this machine."""
+    """An unfinished run of exactly this configuration, seed and arithmetic in ``results_dir``
+    (a compare stopped, or killed outright, in an earlier sitting: ``interrupted``, or
+    ``running`` with no owner left, which claiming it tells): the queue resumes it rather than
+    train the seed again beside it, where the report listed the old run as one to resume, and
+    resuming it by hand made a second copy of the seed. ``cfg`` as settled for this machine."""
     shape = (cfg.config_hash(), cfg.seed, cfg.precision, cfg.channels_last)
     for run_dir in sorted((Path(results_dir) / "runs").glob("*")):
-        if read_status(run_dir)[0] != "interrupted" or (run_dir / METRICS).exists():
+        unfinished = read_status(run_dir)[0] in ("interrupted", "running")
+        if not unfinished or (run_dir / METRICS).exists():
             continue
         try:
             saved = TrainConfig.from_dict(read_json(run_dir / CONFIG))

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.comparison import StageClock, epochs_text
 from benchmark.config import TrainConfig
-from benchmark.progress import StudyProgress, console, study_bar, train_with_progress
+from benchmark.errors import DamagedFileError, UsageError
+from benchmark.progress import StudyProgress, console, say, study_bar, train_with_progress
 from benchmark.wording import plural
 
 POLL_S = 5.0  # how often a compare waiting for other workers' runs looks again
@@ -69,7 +71,7 @@ def train_all(
     """Stage 2, one pass: runs from the queue of default and tuned runs, shared with other
     machines, until none is left to take; ``lap`` before each run, so the time of the runs
     before it is written. The queue's counts after the pass."""
-    from benchmark import compare, plugins, runs
+    from benchmark import compare, plugins, rundir, runs
 
     queue = compare.open_queue(plan, storage)  # fails the stale, queues them again
     total = len(plan.items())
@@ -82,15 +84,24 @@ def train_all(
         cfg = replace(cfg, plugins=plugins.used_by([(cfg.arch, cfg.fusion)]))
         stopped = compare.find_interrupted(results_dir, cfg)
         if stopped is not None:  # this seed, stopped in an earlier sitting: go on with it
-            saved = runs.load_config(stopped)
-            state = runs.resume_state(stopped, saved, ex)
-            at = f"at epoch {len(state.history) + 1}" if state else "from epoch 1"
-            console.print(
-                f"resuming {stopped} {at}: interrupted in an earlier sitting",
-                soft_wrap=True,
-                markup=False,
-            )
-            return train_with_progress(saved, data, stopped, ex, state, heading[0] or None)
+            with ExitStack() as held:
+                try:
+                    held.enter_context(rundir.claimed(stopped))  # not one another process runs
+                    saved = runs.load_config(stopped)
+                    state = runs.resume_state(stopped, saved, ex)
+                except (UsageError, DamagedFileError) as exc:
+                    why = (
+                        str(exc)
+                        .removeprefix(f"--resume {stopped}: ")
+                        .removesuffix("; stop it first")
+                    )
+                    say(f"not resuming {stopped} ({why}): training the seed afresh", soft_wrap=True)
+                    if isinstance(exc, DamagedFileError):  # the report: not one to resume
+                        rundir.write_status(stopped, "failed", f"not resumed by compare: {why}")
+                else:
+                    at = f"at epoch {len(state.history) + 1}" if state else "from epoch 1"
+                    say(f"resuming {stopped} {at}: stopped in an earlier sitting", soft_wrap=True)
+                    return train_with_progress(saved, data, stopped, ex, state, heading[0] or None)
         run_dir = runs.start_run(cfg, results_dir)
         return train_with_progress(cfg, data, run_dir, ex, label=heading[0] or None)
 

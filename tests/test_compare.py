@@ -92,13 +92,16 @@ def test_compare_resumes_and_skips_what_is_complete(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("left", ["interrupted", "killed", "damaged"])
 def test_an_interrupted_compare_loses_only_the_run_in_progress(
-    tmp_path: Path, mnist_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    left: str, tmp_path: Path, mnist_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """Interrupted during its third run, `compare` exits 130; run again, it resumes that run in
     its own directory (it trained the seed again beside it, and the report told the user to
     resume the old one: a second copy of the seed), trains the fourth, and never the two
-    complete ones again. The time of the two complete runs is on disk before the third starts,
+    complete ones again; so for a run killed outright (left ``running``, no owner). A run whose
+    checkpoint cannot be read is marked failed and its seed trained afresh, rather than stop
+    every later compare. The time of the two complete runs is on disk before the third starts,
     so even a process killed outright would keep it."""
     from benchmark import rundir, stages
 
@@ -111,7 +114,10 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
         if len(calls) == 3:
             found = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
             runs_s.append(sum(found.get("runs", {}).values()))
-            rundir.write_status(run_dir, "interrupted", "stopped by a signal")  # as execute does
+            status = "running" if left == "killed" else "interrupted"
+            rundir.write_status(run_dir, status, "stopped by a signal")  # as execute leaves it
+            if left == "damaged":
+                (run_dir / rundir.CHECKPOINT).write_bytes(b"not a checkpoint")
             raise KeyboardInterrupt
         return real(cfg, data, run_dir, ex, state, label)
 
@@ -125,7 +131,14 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
     assert 0 < runs_s[0] <= sum(timed["runs"].values())
     monkeypatch.setattr(stages, "train_with_progress", real)
     assert main(compare_argv(tmp_path, mnist_root)) == 0
-    assert rundir.read_status(tmp_path / "runs" / calls[2])[0] == "complete"  # resumed there
+    said = " ".join(capsys.readouterr().out.split())
+    third = tmp_path / "runs" / calls[2]
+    if left == "damaged":
+        assert f"not resuming {third} (" in said and "training the seed afresh" in said
+        assert rundir.read_status(third)[0] == "failed"  # not listed as one to resume
+    else:
+        assert f"resuming {third} from epoch 1: stopped in an earlier sitting" in said
+        assert rundir.read_status(third)[0] == "complete"  # resumed there
     found = complete_runs(tmp_path)
     assert Counter((m["tuned"], m["seed"]) for m in found) == {
         (False, 0): 1,
@@ -133,7 +146,8 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
         (True, 0): 1,
         (True, 1): 1,
     }
-    assert len(list((tmp_path / "runs").iterdir())) == 4  # no second copy of the third
+    kept = 5 if left == "damaged" else 4  # no second copy of the third, unless unreadable
+    assert len(list((tmp_path / "runs").iterdir())) == kept
 
 
 def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:

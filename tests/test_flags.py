@@ -454,7 +454,7 @@ def test_a_file_where_a_command_writes_its_folder_is_a_usage_error(
             "a: 1",
             "c.yaml",
             "not valid JSON (Expecting value: line 1 column 1 (char 0)); --config "
-            "takes a .json or .toml file",
+            "takes .json or .toml",
         ),  # fmt: skip
         ("[1, 2]", "c.json", "expected an object of config fields"),
         ('{"lrr": 1}', "c.json", "unknown config key lrr (did you mean lr?)"),

@@ -244,9 +244,7 @@ def read_config_file(path: str) -> dict[str, Any]:
             values = json.loads(text)
     except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         kind = "TOML" if path.endswith(".toml") else "JSON"
-        takes = (
-            "" if path.endswith((".toml", ".json")) else "; --config takes a .json or .toml file"
-        )
+        takes = "" if path.endswith((".toml", ".json")) else "; --config takes .json or .toml"
         raise UsageError(f"--config {path}: not valid {kind} ({exc}){takes}") from None
     if not isinstance(values, dict):
         raise UsageError(f"--config {path}: expected an object of config fields")
@@ -256,17 +254,15 @@ def read_config_file(path: str) -> dict[str, Any]:
 def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConfig:
     """``--config FILE`` (if given), then the config flags typed, then ``--model-arg``s on top of
     the file's model_args: the configuration every command that trains starts from."""
-    values = read_config_file(args.config) if getattr(args, "config", None) else {}
-    in_file = dict(values)
-    if values.get("plugins"):  # a run's config.json: the plug-ins its model came from
+    in_file = read_config_file(args.config) if getattr(args, "config", None) else {}
+    if in_file.get("plugins"):  # a run's config.json: the plug-ins its model came from
         from benchmark import plugins
 
         try:
-            plugins.load_recorded(values, f"--config {args.config}")
+            plugins.load_recorded(in_file, f"--config {args.config}")
         except DamagedFileError as exc:  # a file given is input: bad fields are usage errors
             raise UsageError(str(exc)) from None
-    typed = config_overrides(args, skip)
-    values = {**values, **typed}
+    values = {**in_file, **(typed := config_overrides(args, skip))}
     typed_args = dict(getattr(args, "model_arg", None) or [])
     try:
         given = values.get("model_args", {})
@@ -276,11 +272,12 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
         cfg = TrainConfig.from_dict(values)
         cfg.check_types()  # here, naming the file: a name that is no string is looked up next
         if in_file:  # an impossible value of the file's own, said with the file's name
-            own = {k: v for k, v in in_file.items() if k not in typed}
             try:
                 cfg.validate()  # a flag typed beside the file may make its values fit
-            except ValueError:
-                TrainConfig.from_dict(own).validate()  # else: a clash with a flag, said later
+            except ValueError:  # else: a clash with a flag, said later
+                TrainConfig.from_dict(
+                    {k: v for k, v in in_file.items() if k not in typed}
+                ).validate()
         return cfg
     except (TypeError, ValueError) as exc:
         where = f"--config {args.config}: " if getattr(args, "config", None) else ""

@@ -700,12 +700,13 @@ def test_a_sweep_without_a_default_run_names_its_lowest_error(tmp_path: Path) ->
     other = "under *Other budgets, ablations and hand-set configurations*"
     label = "gap_cnn x concat (epochs 2; lr 0.01)"
     assert why in answer
-    assert f"Of the 2 groups {other}, {label} has the lowest: 4.50% error (mean of 2 seeds)" in (
-        answer
-    )
+    lowest = f"{label} has the lowest: 4.50% error (mean of 2 seeds)"
+    assert f"Of the 2 groups {other}, **{label}** has the lowest: 4.50% error" in answer
+    lead = report.answer_lead(markdown_of(tmp_path))  # what report prints: why, then the lowest
+    assert lead.startswith(why) and lowest in lead and "*" not in lead
     one = tmp_path / "one"
     configured_run(one / "runs", "a", {"lr": 0.01}, sum_acc=0.95)
-    assert f"The one group {other}, {label}, has 5.00% error (one seed)." in answer_of(
+    assert f"The one group {other}, **{label}**, has 5.00% error (one seed)." in answer_of(
         markdown_of(one)
     )
 

@@ -256,10 +256,11 @@ def no_main_sentences(summary: pd.DataFrame, where: str) -> list[str]:
         seeds = "one seed" if best["n"] == 1 else f"mean of {int(best['n'])} seeds"
         figure = f"{best['test_sum_err_mean']:.2f}% error ({seeds})"
         where_others = "under *Other budgets, ablations and hand-set configurations*"
+        label = f"**{best['label']}**"  # bold, as the main answer's best: what it names
         text.append(
-            f"The one group {where_others}, {best['label']}, has {figure}."
+            f"The one group {where_others}, {label}, has {figure}."
             if len(other) == 1
-            else f"Of the {len(other)} groups {where_others}, {best['label']} has the lowest: "
+            else f"Of the {len(other)} groups {where_others}, {label} has the lowest: "
             f"{figure}; they compare with each other only where their differences match."
         )
     return text + (yours_sentences(summary) if summary["yours"].any() else [])
@@ -296,4 +297,4 @@ def answer_lead(markdown: str) -> str:
     section = markdown[start + len(HEADING) :].split("\n## ", 1)[0].strip()
     sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", section.split("\n\n")[0])
     named = next((i for i, sentence in enumerate(sentences) if "**" in sentence), 0)
-    return " ".join(sentences[: named + 1]).replace("**", "")
+    return " ".join(sentences[: named + 1]).replace("*", "")  # bold and italics: plain text

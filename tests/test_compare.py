@@ -180,7 +180,10 @@ def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -
     before = (results / comparison.COMPARISON).read_bytes()
     assert exit_status(["compare", *TINY, "--results-dir", str(results)]) == 2
     line = one_line(capsys.readouterr().err)
-    assert "holds stage times this compare would drop (plan f00dcafe at 9 epochs" in line
+    assert (
+        "holds stage times of another protocol that this compare would drop (plan f00dcafe " in line
+    )
+    assert "(9 epochs): they differ in a rung, or in the combinations, seeds, trials" in line
     assert (results / comparison.COMPARISON).read_bytes() == before
     assert sorted(p.name for p in results.iterdir()) == [comparison.COMPARISON]  # nothing else
     assert exit_status(["compare", *TINY, "--results-dir", str(results), "--status"]) == 0

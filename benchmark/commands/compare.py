@@ -29,7 +29,14 @@ from benchmark.commands.common import (
 )
 from benchmark.commands.models import check_models, model_args_of, say_untaken
 from benchmark.commands.values import int_list, path_text
-from benchmark.comparison import COMPARISON, Sitting, StageClock, dropped_by, load_comparison
+from benchmark.comparison import (
+    COMPARISON,
+    Sitting,
+    StageClock,
+    dropped_by,
+    epochs_text,
+    load_comparison,
+)
 from benchmark.config import BATCH_SIZES, SEARCHED, SIZING
 from benchmark.files import check_writable
 from benchmark.progress import prepare, say_emulated
@@ -43,6 +50,11 @@ CORE_FUSIONS = "concat,embed_add,late_sum"
 # Config fields compare does not take as plain flags: the searched ones (tuning sets them) and
 # the epochs, which name the ladder's rungs.
 FIXED_BY_COMPARE = (*SEARCHED, "epochs")
+
+AGAIN = (  # said when a compare is interrupted
+    "interrupted: finished trials and runs are kept; run the same command again to go on (a "
+    "final run stopped goes on from its last finished epoch)"
+)
 
 
 def plans_from(args: argparse.Namespace) -> list[Any]:
@@ -180,7 +192,6 @@ def show_status(plans: list[Any], spec: str, local: Path | None) -> int:
     from rich.table import Table
 
     from benchmark import compare, storages
-    from benchmark.comparison import epochs_text
 
     label = storages.storage_label(spec)
     if local is not None and not local.exists():
@@ -202,6 +213,12 @@ def show_status(plans: list[Any], spec: str, local: Path | None) -> int:
     return 0
 
 
+def rung_of(plan: dict[str, Any]) -> str:
+    """``9 epochs``: a recorded plan's budget, as the refusal to drop it names it."""
+    epochs = (plan.get("budget") or {}).get("epochs")
+    return epochs_text(epochs) if isinstance(epochs, int) else "budget unknown"
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     """Tune every combination at each budget of the ladder (one cap), train default and tuned
     over the same seeds at each, and write the report; run it again to finish what an
@@ -221,13 +238,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.status:
         return show_status(plans, spec, local)
     if dropped := dropped_by(found, [plan.key() for plan in plans]):
-        epochs = sorted(str(p.get("budget", {}).get("epochs", "?")) for p in dropped)
-        budgets = listing(sorted(epochs, key=lambda e: (len(e), e)))  # numbers in order
+        held = listing([f"{p.get('key')} ({rung_of(p)})" for p in dropped])
+        plans_held = f"{'plan' if len(dropped) == 1 else 'plans'} {held}"
         raise UsageError(
-            f"{results_dir / COMPARISON} holds stage times this compare would drop (plan "
-            f"{dropped[0].get('key')} at {budgets} epochs: not a rung of this protocol); name "
-            "the protocol it holds, its --epochs rungs included, pass another --results-dir, "
-            "or move the file away to start over"
+            f"{results_dir / COMPARISON} holds stage times of another protocol that this compare "
+            f"would drop ({plans_held}: they differ in a rung, or in the combinations, seeds, "
+            "trials, cap, precision or fixed settings); give the command that protocol ran, "
+            "pass another --results-dir, or move the file away to start over"
         )
     if not args.no_report:  # as report checks: not after hours of work, at the last stage
         from benchmark.report import REPORT_FILES
@@ -250,7 +267,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     where = f"{socket.gethostname()} ({machine_name(ex.device)})"
     if args.jobs > 1:
         with storages.storage_errors(spec), Sitting(results_dir, plans, where, args.jobs):
-            died = in_workers(args, plans, storage, spec, ex.device)
+            try:
+                died = in_workers(args, plans, storage, spec, ex.device)
+            except KeyboardInterrupt:
+                console.print(AGAIN)  # the workers' own lines go nowhere
+                raise
         if died:
             for line in died:
                 console.print(f"[red]{line}[/red]", soft_wrap=True)
@@ -283,10 +304,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 plans, storage, data, ex, results_dir, records, clock
             )
         except KeyboardInterrupt:
-            console.print(
-                "interrupted: finished trials and runs are kept; run the same command again to "
-                "go on (the run stopped resumes where its last epoch ended)"
-            )
+            console.print(AGAIN)
             raise
         worked = args.jobs > 1 or tuned or trained  # the workers did the work: the report counts
     if not args.no_report:

@@ -43,6 +43,11 @@ WITH_FEATURES = " with "  # a timing device and its CPU's features (``with_featu
 RESUME = re.compile(r"`python -m benchmark run --resume [^`]*`")
 
 
+def resume_command(run_dir: Path) -> str:
+    """What continues ``run_dir``: said when a run stops, kept in its status message."""
+    return f"python -m benchmark run --resume {run_dir}"
+
+
 def timing_device(device: str, sharing: int) -> str:
     """The ``device`` a run's timings name: the machine's, and, when ``sharing`` processes
     trained side by side on it, how many (their timings are shared ones)."""
@@ -353,7 +358,7 @@ def read_status(run_dir: Path) -> tuple[str, str]:
     if not isinstance(status, dict) or not isinstance(status.get("status"), str):
         return "unreadable", ""
     message = str(status.get("message") or "")
-    command = f"`python -m benchmark run --resume {run_dir}`"
+    command = f"`{resume_command(run_dir)}`"
     return status["status"], RESUME.sub(lambda _: command, message)  # the path taken literally
 
 

@@ -28,6 +28,7 @@ from benchmark.rundir import (
     claimed,
     metrics_record,
     new_run_dir,
+    resume_command,
     signals_deferred,
     write_history,
     write_status,
@@ -161,7 +162,7 @@ def _execute(
     except KeyboardInterrupt:
         status = "interrupted"
         if not (run_dir / METRICS).exists():  # else it came after the run had completed
-            resume = f"python -m benchmark run --resume {run_dir}"
+            resume = resume_command(run_dir)
             write_status_if_possible(
                 run_dir, "interrupted", f"stopped by a signal; resume with `{resume}`"
             )
@@ -172,7 +173,7 @@ def _execute(
             f"out of memory ({type(exc).__name__}); try a smaller --batch-size or model"
         ) from None
     except WriteFailed as exc:  # no space, read-only, ...: the last checkpoint is intact
-        hint = f"once fixed, resume with `python -m benchmark run --resume {run_dir}`"
+        hint = f"once fixed, resume with `{resume_command(run_dir)}`"
         write_status_if_possible(run_dir, "failed", f"{exc}; {hint}")
         raise WriteFailed(exc.filename, exc, hint) from None
     except Exception as exc:  # divergence (NonFiniteLossError), ...

@@ -269,7 +269,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                     else ""
                 )
                 say(f"interrupted{grid}; resume this one with")
-                say(f"  python -m benchmark run --resume {run_dir}", soft_wrap=True)
+                say(f"  {rundir.resume_command(run_dir)}", soft_wrap=True)
                 raise
     print_summary(finished, run_dirs, fields)
     return 0
@@ -390,7 +390,7 @@ def resume(args: argparse.Namespace) -> int:
                 metrics = rundir.completed_anyway(run_dir)  # the signal came as it closed
                 if metrics is None:
                     say("interrupted; resume with")
-                    say(f"  python -m benchmark run --resume {run_dir}", soft_wrap=True)
+                    say(f"  {rundir.resume_command(run_dir)}", soft_wrap=True)
                     raise
     print_summary([metrics], [run_dir], ())
     return 0

@@ -51,12 +51,7 @@ def _add_stage(
     ladder: list[dict[str, Any]] | None,
 ) -> None:
     found = load_comparison(results_dir) or {}
-    held = [found, *(found.get("rungs") or {}).values()]
-    stages_of = {
-        r["plan"].get("key"): r.get("stages") or {}
-        for r in held
-        if isinstance(r, dict) and isinstance(r.get("plan"), dict)
-    }
+    stages_of = {key: stages for key, (_, stages) in recorded(found).items()}
     stages = stages_of.get(plan["key"], {})
     entry = stages.setdefault(stage, {})
     entry[where] = round(entry.get(where, 0.0) + seconds, 1)
@@ -75,17 +70,23 @@ def _add_stage(
     files.write_json(path, {**top, "rungs": rungs, **kept})
 
 
+def recorded(found: dict[str, Any]) -> dict[Any, tuple[dict[str, Any], dict[str, Any]]]:
+    """Every plan a comparison.json holds (the top level's and each rung's), by key: the plan
+    and its stage times."""
+    held = [found, *(found.get("rungs") or {}).values()]
+    return {
+        r["plan"].get("key"): (r["plan"], r.get("stages") or {})
+        for r in held
+        if isinstance(r, dict) and isinstance(r.get("plan"), dict)
+    }
+
+
 def dropped_by(found: dict[str, Any] | None, keys: list[str]) -> list[dict[str, Any]]:
     """The plans ``found`` (a comparison.json) holds stage times of that a protocol of plan
     ``keys`` would drop on its first record (``record_stage`` keeps only its own rungs'): hours
     of measured cost, so ``compare`` refuses before any work rather than lose them."""
-    held = [found or {}, *((found or {}).get("rungs") or {}).values()]
-    plans = {
-        r["plan"].get("key"): r["plan"]
-        for r in held
-        if isinstance(r, dict) and isinstance(r.get("plan"), dict) and r.get("stages")
-    }
-    return [plan for key, plan in plans.items() if key not in keys]
+    plans = recorded(found or {}).items()
+    return [plan for key, (plan, stages) in plans if stages and key not in keys]
 
 
 def sittings(found: dict[str, Any] | None) -> list[dict[str, Any]]:

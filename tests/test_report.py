@@ -719,6 +719,16 @@ def test_cli_report_out_must_be_a_directory(tmp_path: Path, capsys: Any) -> None
     assert "is a file; expected a directory" in capsys.readouterr().err
 
 
+def test_a_runs_folder_of_stray_files_alone_is_nothing_to_report(tmp_path: Path, capsys) -> None:
+    """Only notes.txt in runs/: it wrote an empty report, exit 0 (while an empty runs/, or --runs
+    matching only files, exits 2). A stray file is no run; there is nothing to report."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "notes.txt").write_text("my notes\n")
+    assert main(["report", "--results-dir", str(tmp_path)]) == 2
+    assert "no run directory, bench CSV or tuning study in it" in one_line(capsys.readouterr().err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]
+
+
 @pytest.mark.parametrize("name", report.REPORT_FILES)
 def test_a_report_file_that_is_a_directory_stops_it_before_it_writes(
     name: str, tmp_path: Path, capsys: Any

@@ -33,6 +33,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         write_report,
     )
     from benchmark.report.load import (
+        NOT_A_RUN,
         find_run_dirs,
         incomplete_count,
         reference_inputs,
@@ -63,7 +64,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         names=REPORT_FILES,
     )
     inputs = load_inputs(runs, bench, base, out)
-    found = [inputs.runs, inputs.incomplete, inputs.bench]
+    unfinished = inputs.incomplete[inputs.incomplete["status"] != NOT_A_RUN]  # a stray file: none
+    found = [inputs.runs, unfinished, inputs.bench]
     if all(frame.empty for frame in found) and not inputs.studies.digests:
         if inputs.notes:  # there was something to report, damaged: name it
             raise DamagedFileError(f"nothing readable to report in {base}: {inputs.notes[0]}")

@@ -567,6 +567,18 @@ def test_a_grid_gives_each_model_argument_to_the_combinations_that_take_it(capsy
     assert "depth, drop_path_rate, drop_rate, dropout, head_dropout, img_size, patch_size" in line
 
 
+def test_a_model_argument_value_given_twice_is_no_sweep() -> None:
+    """``width=8,8`` is ``width=8``: it was a sweep of one value, as ``--epochs 1,1`` was two."""
+    from benchmark.cli import build_parser
+    from benchmark.commands.models import pop_model_arg_sweeps
+
+    args = build_parser().parse_args(
+        ["run", "--model-arg", "width=8,8", "--model-arg", "depth=1,2,1"]
+    )
+    assert pop_model_arg_sweeps(args) == {"depth": [1, 2]}
+    assert args.model_arg == [("width", 8), ("depth", 1)]
+
+
 def test_a_model_argument_sweeps_a_comma_list_where_it_is_taken(capsys) -> None:
     """--model-arg width=8,16: one run per width for each combination that takes it, once for
     one that does not (said, with the values as typed); every value is checked."""

@@ -64,9 +64,10 @@ def pop_model_arg_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:
                     f"--model-arg {key}={value}: an empty value; expected a comma list such as "
                     f"{key}=8,16"
                 )
+            values = list(dict.fromkeys(values))  # width=8,8 is width=8, not a sweep of one
             args.model_arg[i] = (key, values[0])
             if len(values) > 1:
-                sweeps[key] = list(dict.fromkeys(values))
+                sweeps[key] = values
     return sweeps
 
 

@@ -220,6 +220,11 @@ def resume_state(run_dir: Path, cfg: TrainConfig, ex: Execution) -> TrainState |
     return state
 
 
+def resume_point(state: TrainState | None) -> str:
+    """Where a resume starts, as ``run --resume`` and ``compare`` say it."""
+    return f"at epoch {len(state.history) + 1}" if state else "from epoch 1"
+
+
 def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
     """The trained model of a finished run, in eval mode on the CPU (weights loaded safely)."""
     run_dir = Path(run_dir)

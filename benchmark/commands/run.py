@@ -377,10 +377,8 @@ def resume(args: argparse.Namespace) -> int:
         check_available(cfg.log)
         state = runs.resume_state(run_dir, cfg, ex)
         data = load_mnist(cfg.data_dir).to(ex.device)
-        start = (
-            f"at epoch {len(state.history) + 1}"
-            if state
-            else f"from epoch 1 (no {rundir.CHECKPOINT}: stopped before an epoch ended, or removed)"
+        start = runs.resume_point(state) + (
+            "" if state else f" (no {rundir.CHECKPOINT}: stopped before an epoch ended, or removed)"
         )
         console.print(f"resuming {run_dir} {start} ({ex.describe()}, as saved)")
         with interrupts_as_exceptions():

@@ -257,6 +257,7 @@ def open_queue(plan: Plan, storage: Any) -> optuna.Study:
     queue = optuna.create_study(
         storage=storage, study_name=QUEUE_PREFIX + plan.key(), load_if_exists=True
     )
+    tuning.check_trials(queue)
     tuning.fail_stale(queue)
     live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
     held = {
@@ -351,9 +352,11 @@ def ladder_status(plans: list[Plan], storage: Any) -> list[dict[str, int]]:
 
     def load(name: str) -> Any:
         try:
-            return optuna.load_study(study_name=name, storage=storage)
+            study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:  # not created yet
             return None
+        tuning.check_trials(study)
+        return study
 
     found = []
     for plan in plans:

@@ -16,6 +16,11 @@ class DamagedFileError(RuntimeError):
     """A file we read is missing, truncated, corrupt or of the wrong shape: one line, exit 1."""
 
 
+class StudyDamaged(DamagedFileError):
+    """A study's rows that the storage reads but that no run of ours wrote: the command names
+    the storage they are in (``storages.storage_errors``)."""
+
+
 class TrainingFailed(RuntimeError):
     """Training stopped on its own (divergence): one line, exit 1; the run directory says so."""
 

@@ -29,7 +29,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from benchmark import files
-from benchmark.errors import DamagedFileError, UsageError
+from benchmark.errors import DamagedFileError, StudyDamaged, UsageError
 
 DB_NAME = "optuna.db"
 STORAGE_ENV = "OPTUNA_STORAGE"  # the storage URL without putting a password in argv
@@ -209,11 +209,14 @@ def open_storage(spec: str) -> BaseStorage:
 @contextlib.contextmanager
 def storage_errors(spec: str) -> Iterator[None]:
     """A storage that cannot be reached or read in the middle of the work (a damaged database,
-    a server gone) is one line naming it, not a traceback from the database driver."""
+    a server gone), or a study in it with damaged rows, is one line naming it, not a traceback
+    from the database driver or Optuna."""
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
         yield
+    except StudyDamaged as exc:  # read, but no run of ours wrote it
+        raise DamagedFileError(f"{storage_label(spec)}: {exc}") from None
     except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
         text = mask_secrets(str(getattr(cause, "orig", None) or cause or exc).strip())

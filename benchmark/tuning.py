@@ -27,7 +27,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from benchmark import files
 from benchmark.config import TrainConfig, fields_of, search_space
-from benchmark.errors import DamagedFileError, UsageError
+from benchmark.errors import StudyDamaged, UsageError
 from benchmark.trials import counts_towards_budget, rejected
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -171,17 +171,63 @@ def open_study(
 def check_study(study: optuna.Study) -> None:
     """A study of ours maximises validation accuracy and records its budget as an object: one
     loaded otherwise (Optuna loads an existing study whatever direction is asked) was changed
-    in the storage, and its best trial would be its worst, exported without a word."""
-    found = study.user_attrs.get("budget")
+    in the storage, and its best trial would be its worst, exported without a word. Its trials
+    are checked too (``check_trials``)."""
+    try:
+        found = study.user_attrs.get("budget")
+    except ROW_ERRORS as exc:
+        raise StudyDamaged(f"study {study.study_name!r}: {row_error(exc)}") from None
     if study.direction != optuna.study.StudyDirection.MAXIMIZE:
-        raise DamagedFileError(
+        raise StudyDamaged(
             f"study {study.study_name!r}: set to minimise in its storage, where tuning maximises "
             "validation accuracy; repair the storage or tune under another --study"
         )
     if found is not None and not isinstance(found, dict):
-        raise DamagedFileError(
+        raise StudyDamaged(
             f"study {study.study_name!r}: its budget in the storage is {found!r}, not a budget"
         )
+    check_trials(study)
+
+
+# What Optuna raises building a trial from a damaged row: an attribute that is not JSON, a
+# complete trial's value missing (an assertion), a state or distribution it does not know.
+ROW_ERRORS = (ValueError, LookupError, TypeError, AssertionError)
+
+
+REPAIR = "repair the storage, or give another --storage / --results-dir"
+
+
+def row_error(exc: Exception) -> str:
+    why = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
+    return f"a row cannot be read ({why}); {REPAIR}"
+
+
+def check_trials(study: optuna.Study) -> None:
+    """Every trial of a study of ours (tuning or run queue) as Optuna builds it, and what ours
+    hold: a value in 0..1 (an accuracy) once complete, each parameter inside the range it was
+    drawn from. A damaged row is named here, before any work, instead of surfacing as Optuna's
+    traceback in the middle of it or as an impossible value in an export."""
+    name = study.study_name
+    try:
+        trials = study.get_trials(deepcopy=False)
+    except ROW_ERRORS as exc:
+        raise StudyDamaged(f"study {name!r}: {row_error(exc)}") from None
+    for t in trials:
+        problem = None
+        if t.state == TrialState.COMPLETE and not (
+            isinstance(t.value, float) and 0.0 <= t.value <= 1.0
+        ):
+            problem = f"complete, with the value {t.value!r}, not an accuracy in 0..1"
+        for param, value in t.params.items():
+            dist = t.distributions[param]
+            try:
+                inside = dist._contains(dist.to_internal_repr(value))
+            except ROW_ERRORS:
+                inside = False
+            if not inside:
+                problem = f"{param}={value!r} is outside the range it was drawn from ({dist})"
+        if problem:
+            raise StudyDamaged(f"study {name!r}: trial {t.number}: {problem}; {REPAIR}")
 
 
 def fail_stale(study: optuna.Study) -> None:

@@ -4,6 +4,7 @@ command line), never a traceback, a fall-back to another copy or an unsafe unpic
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from pathlib import Path
@@ -667,3 +668,84 @@ def test_a_moved_runs_resume_hint_names_where_it_is_now(tmp_path: Path) -> None:
         "interrupted",
         f"stopped by a signal; resume with `python -m benchmark run --resume {moved}`",
     )
+
+
+# A study's rows that SQLite reads but no run of ours wrote: (SQL, what the one line says)
+DAMAGED_ROWS = {
+    "value gone": ("DELETE FROM trial_values", "trial 0: complete, with the value None, not an"),
+    "value null": ("UPDATE trial_values SET value = NULL", "a row cannot be read (AssertionError)"),
+    "value not an accuracy": ("UPDATE trial_values SET value = 5", "the value 5.0, not an"),
+    "parameter out of range": (
+        "UPDATE trial_params SET param_value = 99",
+        "trial 0: depth=99 is outside the range it was drawn from (IntDistribution(",
+    ),
+    "distribution not JSON": (
+        "UPDATE trial_params SET distribution_json = 'x'",
+        "a row cannot be read (JSONDecodeError: Expecting value",
+    ),
+    "attribute not JSON": (
+        "UPDATE trial_user_attributes SET value_json = '{x'",
+        "a row cannot be read (JSONDecodeError: Expecting property name",
+    ),
+    "unknown state": ("UPDATE trials SET state = 'BOGUS'", "a row cannot be read (LookupError: "),
+}
+
+
+@pytest.mark.parametrize(
+    ("command", "damage"),
+    [pytest.param("tune", damage, id=f"tune-{what}") for what, damage in DAMAGED_ROWS.items()]
+    + [  # compare reads them through the same check: one damage of each kind
+        pytest.param(command, DAMAGED_ROWS[what], id=f"{command}-{what}")
+        for command in ("compare", "compare --status")
+        for what in ("parameter out of range", "attribute not JSON")
+    ],
+)
+def test_damaged_rows_of_a_study_are_one_line_naming_the_storage(
+    command: str,
+    damage: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Optuna's traceback (JSONDecodeError, AssertionError, LookupError, or ours: comparing a
+    missing value) was the answer mid-work, and a parameter outside its range went into the
+    export (``depth=99``): now one line names the storage, the study and the trial, nothing is
+    trained or written."""
+    import sqlite3
+
+    import optuna
+    from optuna.distributions import IntDistribution
+
+    from benchmark.cli import build_parser, main
+    from benchmark.commands.compare import plans_from
+
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    argv = [*command.split(), "--results-dir", str(tmp_path), "--epochs", "1"]
+    if command == "tune":
+        argv += ["--study", "x"]
+        name = "x"
+    else:
+        argv += ["--arch", "gap_cnn", "--fusion", "concat", "--seeds", "0", "--trials", "1"]
+        (plan,) = plans_from(build_parser().parse_args(argv))
+        name = plan.study("gap_cnn", "concat")
+    db = tmp_path / "optuna.db"
+    study = optuna.create_study(storage=f"sqlite:///{db}", study_name=name, direction="maximize")
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"depth": 2},
+            distributions={"depth": IntDistribution(1, 2)},
+            value=0.5,
+            user_attrs={"note": "a"},
+        )
+    )
+    del study
+    sql, said = damage
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        connection.execute(sql)
+    before = db.read_bytes()
+    capsys.readouterr()  # Optuna's own notices while the study was made
+    assert main(argv) == 1  # a damaged file, not a bad flag
+    line = one_line(capsys.readouterr().err)
+    assert f"{db}: study '{name}': " in line and said in line
+    assert db.read_bytes() == before
+    assert not (tmp_path / "tuned").exists() and not (tmp_path / "runs").exists()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -251,24 +251,47 @@ def wait_for_tuning(studies: Sequence[optuna.Study], poll_s: float = 5.0) -> Non
         time.sleep(poll_s)
 
 
-def open_queue(plan: Plan, storage: Any) -> optuna.Study:
+def unreadable_here(queue: optuna.Study, results_dir: Path) -> dict[str, str]:
+    """Final runs the queue holds complete whose run directory is here but cannot be read (its
+    metrics.json damaged or gone), with why, by item: the report leaves them out, so they are
+    not done. A run with no directory here is another machine's, done there; an item with a
+    complete run that reads is done."""
+    bad, good = {}, set()
+    for t in queue.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        run_dir = Path(results_dir) / "runs" / str(t.user_attrs.get("run"))
+        try:
+            if "run" in t.user_attrs and run_dir.is_dir():
+                read_metrics(run_dir)
+        except IncompleteRun as exc:
+            bad[t.params["item"]] = f"{run_dir}: {exc}"
+        else:
+            good.add(t.params["item"])
+    return {item: why for item, why in bad.items() if item not in good}
+
+
+def open_queue(plan: Plan, storage: Any, results_dir: Path) -> tuple[optuna.Study, dict[str, str]]:
     """The queue study of this plan, with every run not done, queued or running enqueued: a run
-    interrupted in an earlier sitting (its trial failed) is queued again, a diverged one not."""
+    interrupted in an earlier sitting (its trial failed) is queued again, a diverged one not,
+    a complete one whose run directory here cannot be read (``unreadable_here``, returned)
+    again, trained afresh beside the damaged directory, which is kept."""
     queue = optuna.create_study(
         storage=storage, study_name=QUEUE_PREFIX + plan.key(), load_if_exists=True
     )
     tuning.check_trials(queue)
     tuning.fail_stale(queue)
+    unreadable = unreadable_here(queue, results_dir)
     live = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
     held = {
-        t.params.get("item") or t.system_attrs.get("fixed_params", {}).get("item")
+        item
         for t in queue.get_trials(deepcopy=False, states=live)
         if not t.user_attrs.get("stray")
+        and (item := t.params.get("item") or t.system_attrs.get("fixed_params", {}).get("item"))
+        and not (t.state == TrialState.COMPLETE and item in unreadable)
     }
     for item in plan.items():
         if item not in held:
             queue.enqueue_trial({"item": item}, user_attrs={"queued": True})
-    return queue
+    return queue, unreadable
 
 
 def waiting(queue: optuna.Study) -> int:
@@ -286,6 +309,7 @@ def run_queue(
     """Pop and do queued runs until none is left; ``train(cfg)`` trains one and returns its
     metrics. A run already complete on disk is recorded as done without training."""
     items = plan.items()
+    unreadable = unreadable_here(queue, results_dir)  # queued again: not done
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", tuning.worker_name())  # its owner, should it die
@@ -294,6 +318,7 @@ def run_queue(
             trial.set_user_attr("stray", True)
             raise optuna.TrialPruned("no queued run left")
         others = queue.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE))
+        others = [t for t in others if t.params.get("item") not in unreadable]
         if any(t.params.get("item") == item and t.number != trial.number for t in others):
             trial.set_user_attr("stray", True)  # enqueued twice by two machines starting at once
             raise optuna.TrialPruned(f"{item} is done or running elsewhere")
@@ -322,14 +347,17 @@ def run_queue(
         queue.optimize(objective, callbacks=[stop_when_empty])
 
 
-def progress_counts(queue: optuna.Study) -> dict[str, int]:
+def progress_counts(queue: optuna.Study, unreadable: Collection[str] = ()) -> dict[str, int]:
     """Queued runs by where they stand, one state per run: complete, diverged, running,
-    waiting (a run interrupted and queued again counts once, by its latest state)."""
+    waiting (a run interrupted and queued again counts once, by its latest state); a complete
+    run of an ``unreadable`` item (``unreadable_here``) does not count."""
     rank = {"complete": 4, "diverged": 3, "running": 2, "waiting": 1, "interrupted": 0}
     state: dict[str, str] = {}
     for t in queue.get_trials(deepcopy=False):
         item = t.params.get("item") or t.system_attrs.get("fixed_params", {}).get("item")
         if t.user_attrs.get("stray") or item is None:
+            continue
+        if t.state == TrialState.COMPLETE and item in unreadable:
             continue
         now = {
             TrialState.WAITING: "waiting",
@@ -345,10 +373,12 @@ def progress_counts(queue: optuna.Study) -> dict[str, int]:
     return counts
 
 
-def ladder_status(plans: list[Plan], storage: Any) -> list[dict[str, int]]:
+def ladder_status(plans: list[Plan], storage: Any, results_dir: Path) -> list[dict[str, int]]:
     """Where each rung stands, as the storage holds it on every machine (nothing is created):
     per rung, counted tuning trials and complete final runs against those wanted, and what is
-    running now (a killed worker's trial or run shows as running until one takes it over)."""
+    running now (a killed worker's trial or run shows as running until one takes it over). A
+    run complete in the storage whose directory here cannot be read is counted apart, as not
+    done (``unreadable_here``)."""
 
     def load(name: str) -> Any:
         try:
@@ -362,7 +392,8 @@ def ladder_status(plans: list[Plan], storage: Any) -> list[dict[str, int]]:
     for plan in plans:
         studies = [s for s in (load(plan.study(a, f)) for a, f in plan.pairs) if s is not None]
         queue = load(QUEUE_PREFIX + plan.key())
-        runs = progress_counts(queue) if queue else {}
+        unreadable = unreadable_here(queue, results_dir) if queue else {}
+        runs = progress_counts(queue, unreadable) if queue else {}
         found.append(
             {
                 "epochs": plan.base.epochs,
@@ -374,13 +405,14 @@ def ladder_status(plans: list[Plan], storage: Any) -> list[dict[str, int]]:
                 "runs": runs.get("complete", 0),
                 "runs_running": runs.get("running", 0),
                 "runs_diverged": runs.get("diverged", 0),
+                "runs_unreadable": len(unreadable),
                 "runs_wanted": len(plan.items()),
             }
         )
     return found
 
 
-def ladder_complete(plans: list[Plan], storage: Any) -> bool:
+def ladder_complete(plans: list[Plan], storage: Any, results_dir: Path) -> bool:
     """Whether the storage holds every rung done: each study's trials and each final run
     finished (complete or diverged), nothing running anywhere. Such a ladder trains nothing and
     needs no data, so its results are reported again where MNIST is not at hand."""
@@ -388,15 +420,17 @@ def ladder_complete(plans: list[Plan], storage: Any) -> bool:
         rung["trials"] >= rung["trials_wanted"]
         and rung["runs"] + rung["runs_diverged"] >= rung["runs_wanted"]
         and not rung["trials_running"] + rung["runs_running"]
-        for rung in ladder_status(plans, storage)
+        for rung in ladder_status(plans, storage, results_dir)
     )
 
 
-def ladder_progress(plans: list[Plan], storage: Any) -> list[tuple[str, int, int]]:
+def ladder_progress(
+    plans: list[Plan], storage: Any, results_dir: Path
+) -> list[tuple[str, int, int]]:
     """(stage, done, total) per rung: counted tuning trials of its studies, complete final
     runs of its queue (``ladder_status``)."""
     found = []
-    for rung in ladder_status(plans, storage):
+    for rung in ladder_status(plans, storage, results_dir):
         found.append((f"tune {rung['epochs']} ep", rung["trials"], rung["trials_wanted"]))
         found.append((f"runs {rung['epochs']} ep", rung["runs"], rung["runs_wanted"]))
     return found

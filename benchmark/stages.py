@@ -73,9 +73,11 @@ def train_all(
     before it is written. The queue's counts after the pass."""
     from benchmark import compare, plugins, rundir, runs
 
-    queue = compare.open_queue(plan, storage)  # fails the stale, queues them again
+    queue, unreadable = compare.open_queue(plan, storage, results_dir)  # queues them again
+    for why in unreadable.values():
+        say(f"{why}: training the seed again (the directory is kept)", soft_wrap=True)
     total = len(plan.items())
-    done = [compare.progress_counts(queue)["complete"]]
+    done = [compare.progress_counts(queue, unreadable)["complete"]]
 
     heading = [""]  # the queued item about to train: the run's own first line says it
 

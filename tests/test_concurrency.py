@@ -301,7 +301,7 @@ def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
     pair = ("small_cnn", "late_sum")
     plans = [compare.Plan(replace(base, epochs=e), (pair,), (0,), 2, 10**6) for e in (1, 2)]
     storage = storages.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
-    first = compare.open_queue(plans[0], storage)
+    first, _ = compare.open_queue(plans[0], storage, tmp_path)
     held = [first.ask(), first.ask()]  # both runs of rung 1, on another worker
     threading.Timer(1.0, lambda: [first.tell(t, state=TrialState.FAIL) for t in held]).start()
     record = {"train": {}, "model_args": {}, "study": "s", "trial": 0, "value": 0.5, "budget": {}}

@@ -4,6 +4,7 @@ tuning (successive halving stops poor trials, never the defaults one) and rung r
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from dataclasses import replace
 from pathlib import Path
@@ -300,3 +301,34 @@ def test_the_cap_applies_where_halvings_own_schedule_keeps_under_it() -> None:
     three = replace(nine, base=replace(nine.base, epochs=3))
     assert three.epoch_cap() is None and three.pruner() == "halving, defaults ranked"
     assert isinstance(three.make_pruner(), optuna.pruners.SuccessiveHalvingPruner)
+
+
+def test_a_final_run_damaged_here_is_trained_again_and_one_gone_is_another_machines(
+    tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """compare counted a run complete from its queue though its metrics.json was damaged, and
+    the report left the seed out ("2 of 2 complete" above "missing: ... seed 0"): it is queued
+    again and trained afresh beside the damaged directory, which is kept. A run with no
+    directory here is another machine's, done there: not trained again."""
+    argv = ["compare", *LADDER[:-5], "--epochs", "1", "--train-subset", "256"]
+    argv += ["--results-dir", str(tmp_path)]
+    assert main([*argv, "--no-report"]) == 0
+    runs = tmp_path.joinpath("runs").iterdir()
+    default, tuned = sorted(runs, key=lambda d: rundir.read_metrics(d)["tuned"])
+    (default / rundir.METRICS).write_text('{"test": ')  # damaged here
+    shutil.rmtree(tuned)  # trained on another machine sharing the storage
+    capsys.readouterr()
+    assert main([*argv, "--status"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "1 epoch" in line)
+    assert "1 of 2, 1 unreadable here (trains again)" in row
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{default}: corrupt {rundir.METRICS}: " in out
+    assert "training the seed again (the directory is kept)" in out
+    assert "runs at 1 epoch: 2 of 2 complete, 0 diverged" in out
+    again = [d for d in tmp_path.joinpath("runs").iterdir() if d != default]
+    assert [rundir.read_metrics(d)["tuned"] for d in again] == [False]  # the default, once
+    assert default.is_dir()  # kept, and listed by the report as unreadable
+    assert default.name in (tmp_path / "report.md").read_text()
+    assert main([*argv, "--status"]) == 0
+    assert "2 of 2 │" in capsys.readouterr().out

@@ -163,6 +163,7 @@ def in_workers(
 
     from benchmark import compare
 
+    results_dir = Path(args.results_dir)
     sharing = args.sharing or args.jobs
     threads = max(1, (os.cpu_count() or 1) // sharing) if device.type == "cpu" else None
     commands = [worker_argv(args, i, threads) for i in range(1, args.jobs + 1)]
@@ -174,19 +175,19 @@ def in_workers(
     with Progress(*columns, console=console) as bar:
         tasks = [
             bar.add_task(stage, total=total)
-            for stage, _, total in compare.ladder_progress(plans, storage)
+            for stage, _, total in compare.ladder_progress(plans, storage, results_dir)
         ]
 
         def refresh() -> None:
             for task, (_, done, _) in zip(
-                tasks, compare.ladder_progress(plans, storage), strict=True
+                tasks, compare.ladder_progress(plans, storage, results_dir), strict=True
             ):
                 bar.update(task, completed=done)
 
         return run_workers(commands, spec, refresh)
 
 
-def show_status(plans: list[Any], spec: str, local: Path | None) -> int:
+def show_status(plans: list[Any], spec: str, local: Path | None, results_dir: Path) -> int:
     """``--status``: where the ladder stands in its storage, on every machine sharing it; trains
     nothing and writes nothing (a storage file not there yet is not created)."""
     from rich.table import Table
@@ -198,7 +199,7 @@ def show_status(plans: list[Any], spec: str, local: Path | None) -> int:
         console.print(f"nothing started: {label} does not exist yet")
         return 0
     with storages.storage_errors(spec):
-        found = compare.ladder_status(plans, storages.open_storage(spec))
+        found = compare.ladder_status(plans, storages.open_storage(spec), results_dir)
     table = Table(title=f"the ladder in {label}", title_justify="left")
     for column in ("rung", "tuning trials", "final runs"):
         table.add_column(column, justify="left" if column == "rung" else "right")
@@ -208,6 +209,8 @@ def show_status(plans: list[Any], spec: str, local: Path | None) -> int:
         trials += f", {rung['trials_running']} running" if rung["trials_running"] else ""
         runs += f", {rung['runs_running']} running" if rung["runs_running"] else ""
         runs += f", {rung['runs_diverged']} diverged" if rung["runs_diverged"] else ""
+        unreadable = rung["runs_unreadable"]
+        runs += f", {unreadable} unreadable here (trains again)" if unreadable else ""
         table.add_row(epochs_text(rung["epochs"]), trials, runs)
     console.print(table)
     return 0
@@ -236,7 +239,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     spec = storages.storage_spec(args.storage, results_dir)
     local = storages.check_storage(spec)
     if args.status:
-        return show_status(plans, spec, local)
+        return show_status(plans, spec, local, results_dir)
     if dropped := dropped_by(found, [plan.key() for plan in plans]):
         held = listing([f"{p.get('key')} ({rung_of(p)})" for p in dropped])
         plans_held = f"{'plan' if len(dropped) == 1 else 'plans'} {held}"
@@ -257,7 +260,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     # ladder its storage holds complete trains nothing, so it needs none
     storage = None if local is not None and not local.exists() else storages.open_storage(spec)
     with storages.storage_errors(spec):
-        complete = storage is not None and compare.ladder_complete(plans, storage)
+        complete = storage is not None and compare.ladder_complete(plans, storage, results_dir)
     data = None if complete else load_mnist(plans[0].base.data_dir).to(ex.device)
     if storage is None:
         storage = storages.open_storage(spec)

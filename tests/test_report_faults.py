@@ -139,6 +139,7 @@ def test_a_damaged_comparison_json_costs_its_sections_and_is_never_written_over(
     text, summary = report(results)
     assert_rest_written(text, summary)
     assert f"{path}: " in text and "the protocol's cost and ladder sections left out" in text
+    assert "there is no comparison.json" not in text  # there is one: it cannot be read
     monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
     argv = ["compare", "--arch", "gap_cnn", "--fusion", "concat", "--results-dir", str(results)]
     assert exit_status(argv) == 1

@@ -161,7 +161,7 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
     return Reference(
         {**default, **dict(zip(BUDGET, budget, strict=True))},
         None,
-        "the budget most default runs used; there is no comparison.json",
+        "the budget most default runs used; no comparison.json could be read",
     )
 
 

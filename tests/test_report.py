@@ -646,6 +646,12 @@ def test_cli_report_runs_matching_only_files_is_a_usage_error(tmp_path: Path, ca
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "(only 1 file: " in err and "notes.txt" in err
     assert not out.exists()
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "nowhere")  # was counted as a file
+    assert main(["report", "--runs", str(tmp_path / "gone.*"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"(only 1 file or link: {tmp_path / 'gone.txt'} (a broken link))" in err
+    assert main(["report", "--runs", str(tmp_path / "*.txt"), "--out", str(out)]) == 2
+    assert "(only 2 files or links: " in capsys.readouterr().err
     root = make_suite(tmp_path / "suite")
     (root / "runs" / "notes.txt").write_text("not a run\n")
     assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(out)]) == 0

@@ -50,9 +50,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     matched = find_run_dirs(args.runs) if args.runs else []
     if args.runs and not any(found.is_dir() for found in matched):
         more = ", ..." if len(matched) > 1 else ""
-        files_only = (
-            f" (only {plural(len(matched), 'file')}: {matched[0]}{more})" if matched else ""
-        )
+        first = f"{matched[0]}{' (a broken link)' * (not matched[0].exists())}" if matched else ""
+        links = any(found.is_symlink() for found in matched)
+        noun = plural(len(matched), *(("file or link", "files or links") if links else ("file",)))
+        files_only = f" (only {noun}: {first}{more})" if matched else ""
         raise UsageError(
             f"--runs {' '.join(args.runs)!r} matches no run directory{files_only}; expected a "
             "glob of run directories such as results/runs/*"

@@ -95,6 +95,7 @@ def test_against_shows_both_sides_in_the_main_comparison(
     assert "| my_cnn x gated [yours] | no | 3 | 4.00 ± " in text
     other = summary[summary["section"] == "other"]
     assert list(other["label"]) == ["my_cnn x gated (epochs 2) [yours]"]
+    assert "| my_cnn x gated [yours] | epochs 2 |" in text  # marked in that table too
     for name in ("forest", "pareto"):
         assert (tmp_path / "output" / "plots" / f"{name}.png").is_file()
 

@@ -23,9 +23,11 @@ from benchmark.wording import BEST, SAME_CONFIG, UNTESTED, plural
 
 
 def combination(r: Any) -> str:
-    """``arch x fusion``, and the sizes it was built at where it was (a timm ViT's)."""
+    """``arch x fusion``, the sizes it was built at where it was (a timm ViT's), and `` [yours]``
+    for the user's runs beside a reference, in every table that lists them."""
     sizes = getattr(r, "sizes", "")
-    return f"{r.arch} x {r.fusion}" + (f" ({sizes})" if isinstance(sizes, str) and sizes else "")
+    sized = f" ({sizes})" if isinstance(sizes, str) and sizes else ""
+    return f"{r.arch} x {r.fusion}{sized}" + (" [yours]" if getattr(r, "yours", False) else "")
 
 
 def metric_cells(r: Any, skip: str = "sum_acc") -> dict[str, str]:
@@ -63,7 +65,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append(
             {
                 "#": str(rank),
-                "combination": combination(r) + (" [yours]" if r.yours else ""),
+                "combination": combination(r),
                 "tuned": tuned_cell(r),
                 "n": str(r.n),
                 "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),

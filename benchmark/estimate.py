@@ -14,6 +14,10 @@ from benchmark.progress import probed_here
 # An evaluated image costs about a third of a trained one: forward only (a backward pass costs
 # about two forwards), the encoder once for all ten addends. Used for estimates only.
 EVAL_COST = 1 / 3
+# Earlier runs that trained fewer images than this say little of a rate: warm-up (the first
+# steps, oneDNN's kernels chosen) dominates them. A 2,048-image smoke run trained at 271 img/s,
+# and the default run it then timed at 14 min took 4 (3,900 img/s).
+MIN_TRAINED = 20_000
 
 
 def estimate(
@@ -39,10 +43,11 @@ def estimate(
 
 
 def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[tuple[float, float]]]:
-    """(training images/s, seconds spent compiling) of the finished runs in ``results_dir``, by
-    (arch, fusion, device with its CPU's features, precision, memory layout, compiled or not,
-    batch size, model arguments): each changes the rate (channels_last trained 1.5x as fast as
-    contiguous on a 2-core EPYC), and a compiled run also spends 5-50 s compiling."""
+    """(training images/s, seconds spent compiling) of the finished runs in ``results_dir`` that
+    trained ``MIN_TRAINED`` images or more, by (arch, fusion, device with its CPU's features,
+    precision, memory layout, compiled or not, batch size, model arguments): each changes the
+    rate (channels_last trained 1.5x as fast as contiguous on a 2-core EPYC), and a compiled run
+    also spends 5-50 s compiling."""
     from benchmark import rundir
 
     rates: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
@@ -52,7 +57,10 @@ def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[tuple[float, 
         except rundir.IncompleteRun:
             continue
         rate, config = found.get("train_images_per_s"), found.get("config", {})
-        if isinstance(rate, (int, float)) and rate > 0:
+        seconds = found.get("train_seconds")
+        if not isinstance(seconds, (int, float)) or not isinstance(rate, (int, float)):
+            continue
+        if rate > 0 and rate * seconds >= MIN_TRAINED:
             machine = rundir.with_features(str(found.get("device")), found.get("cpu_features", ""))
             layout = bool(found.get("channels_last", config.get("channels_last")))
             key = rate_key(

@@ -146,7 +146,8 @@ def test_a_ladder_report_answers_at_every_budget(ladder: tuple[Path, str]) -> No
         in ranks
     )
     equal_time = text[at[3] : at[4]]
-    front = [line for line in equal_time.splitlines() if line.startswith("| ")][1:]
+    head, *front = [line for line in equal_time.splitlines() if line.startswith("| ")]
+    assert head == "| from s of training (per run) | combination | epochs | sum error % (95% CI) |"
     assert front == [  # seconds per run: 10 x epochs (x2 for small_cnn) + the mean seed
         "| 11.0 | gap_cnn x late_sum (tuned) | 1 | 1.80 ± 0.05 |",
         "| 21.0 | small_cnn x concat (tuned) | 1 | 1.20 ± 0.05 |",

@@ -934,6 +934,8 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
     assert len(trials) == 8 and {"params_lr", "params_w", "value", "state"} <= set(trials.columns)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "## Tuning studies" in text and f"[history]({stem}-history.png)" in text
+    assert 'it installs with `pip install -e ".[dashboard]"`' in text  # not in the README's set-up
+    assert "*Best trial*: its number among all the study's trials, those rejected" in text
     assert f"| gap_cnn__concat__e1__p1000 | 8 | 0 | {100 * study.best_value:.2f} |" in text
 
 

@@ -331,7 +331,7 @@ def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, 
     rows = [
         {
             "from s of training (per run)": fmt(r.train_seconds_mean, ",.1f"),  # as the main table
-            "train": short(r),
+            "combination": short(r),
             "epochs": str(r.rung),
             "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),
         }

@@ -279,8 +279,10 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
         [
             "## Tuning studies",
             f"Every study in `{storage_label}` (open it live with `optuna-dashboard "
-            f"sqlite:///{storage_label}`, which shows the fractions). *Best val joint acc*: the "
-            "study's objective, validation joint accuracy (both heads right) at its budget. "
+            f"sqlite:///{storage_label}`, which shows the fractions; it installs with "
+            '`pip install -e ".[dashboard]"`). *Best val joint acc*: the study\'s objective, '
+            "validation joint accuracy (both heads right) at its budget. *Best trial*: its "
+            "number among all the study's trials, those rejected over the cap included. "
             "Per study: its trials as CSV, Optuna's "
             "optimisation-history plot and its parameter importances (PED-ANOVA)."
             + (PRUNING_NOTE + rules_sentence(studies) if pruning else ""),

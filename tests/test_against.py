@@ -114,6 +114,9 @@ def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> N
     labels = [t.get_text() for t in forest.axes[0].get_yticklabels()]
     assert "my_cnn x gated [yours]" in labels
     assert "yours (diamond)" in [t.get_text() for t in forest.legends[0].get_texts()]
+    key = {h.get_label(): h for h in forest.legends[0].legend_handles}  # best: as it is drawn
+    best = key["best (the larger marker, the dashed line)"].get_markersize()
+    assert best > key["indistinguishable from the best (Welch, 5%)"].get_markersize()
     pareto = pareto_figure(summary)
     assert "yours (ringed)" in [t.get_text() for t in pareto.legends[0].get_texts()]
 

@@ -463,3 +463,34 @@ def test_equal_time_tells_apart_front_rows_a_second_apart() -> None:
     ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32")
     rows = [line for line in time_section(points, "cpu: test", 0, {}).splitlines() if "±" in line]
     assert [row.split(" | ")[0] for row in rows] == ["| 7.9", "| 8.3", "| 1,234.5"]
+
+
+def test_equal_times_key_tells_budget_encoder_and_kind_apart() -> None:
+    """The budgets took the colours that mean encoders in every other plot (orange, green,
+    blue), and the key drew "tuned" with gap_cnn's filled circle: the budgets are now shades
+    of purple, darker for longer, keyed by patches, and the kind by a glyph no encoder has."""
+    from matplotlib.colors import to_hex, to_rgb
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from benchmark.report.plots import COLOURS, KIND_MARKER
+
+    rows = [(1, "gap_cnn", 10.0, 2.0), (3, "small_cnn", 30.0, 1.0), (9, "gap_cnn", 90.0, 0.5)]
+    columns = ["rung", "arch", "train_seconds_mean", "test_sum_err_mean"]
+    points = pd.DataFrame(rows, columns=columns).assign(
+        fusion="concat", tuned=[True, False, True], test_sum_err_ci=0.1, front=True
+    )
+    fig = ladder_plots.plot_time(points, "cpu: test")
+    (ax,) = fig.axes
+    handles = {h.get_label(): h for h in ax.legend_.legend_handles if h.get_label()}
+    key = ax.artists[0] if ax.artists else None
+    handles |= {h.get_label(): h for h in getattr(key, "legend_handles", [])}
+    budgets = [handles[f"{e} epoch" + ("s" if e > 1 else "")] for e in (1, 3, 9)]
+    assert all(isinstance(h, Patch) for h in budgets)
+    shades = [sum(to_rgb(h.get_facecolor())) for h in budgets]
+    assert shades == sorted(shades, reverse=True)  # darker for a longer budget
+    assert not {to_hex(h.get_facecolor()) for h in budgets} & {to_hex(c) for c in COLOURS}
+    encoders = {handles[a].get_marker() for a in ("gap_cnn", "small_cnn")}
+    kinds = [handles["tuned: filled"], handles["default: hollow"]]
+    assert all(isinstance(h, Line2D) and h.get_marker() == KIND_MARKER for h in kinds)
+    assert KIND_MARKER not in encoders

@@ -1337,3 +1337,34 @@ def test_what_differs_in_model_arguments_is_only_what_differs() -> None:
     )
     assert ref.differs(config | {"model_args": {"depth": 3}}, None) == "model_args width=default"
     assert ref.differs(config | {"model_args": {"width": 32, "depth": 3}}, None) == SAME
+
+
+def test_val_curves_draw_the_main_comparisons_groups_where_there_is_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With every other budget's and variant's curve beside them, a panel of the committed
+    report held 13-18 lines, most of them dotted, and could not be read; without a main
+    comparison every group is still drawn."""
+    from matplotlib.figure import Figure
+
+    from benchmark.report import plots
+
+    root = make_suite(tmp_path)
+    configured_run(root / "runs", "lr", {"lr": 0.01, "train_subset": 2048}, config_hash="b0000000")
+    inputs = load(root)
+    summary = report.summarize(inputs.runs, inputs.bench)
+    main = set(summary.loc[summary["section"] == "main", "label"])
+    assert main and set(summary["label"]) - main  # a suite with groups of both kinds
+    drawn = []
+    monkeypatch.setattr(plots, "val_curves_figure", lambda c, *a: drawn.append(c) or Figure())
+    plots.render_plots(inputs, summary)
+    assert len(drawn[-1]) and set(drawn[-1]["label"]) <= main
+    plots.render_plots(inputs, summary.assign(section="other"))  # no main comparison
+    assert set(drawn[-1]["label"]) - main
+    monkeypatch.undo()
+    fig = plots.val_curves_figure(
+        report.val_curves(inputs.history, inputs.runs, summary[summary["section"] == "main"]),
+        summary,
+        None,
+    )
+    assert "of the main comparison's groups" in fig.get_suptitle()

@@ -1,7 +1,7 @@
 """Plots of a ladder of budgets (``benchmark.report.ladder``): the ranks across rungs as a bump
 chart, learning curves over the rungs' budgets and error against training time across rungs
-with its Pareto front. Encoder as colour (rung as colour in the time plot), fusion as marker,
-filled and solid for tuned, hollow and dashed for default."""
+with its Pareto front. Encoder as colour (in the time plot the budget, in shades of purple),
+fusion as marker, filled and solid for tuned, hollow and dashed for default."""
 
 from __future__ import annotations
 
@@ -18,8 +18,10 @@ from benchmark.report.plots import (
     MARKERS,
     error_point,
     error_span,
+    kind_handles,
     log_span,
     plain_log_ticks,
+    style_handles,
 )
 from benchmark.wording import SAME_CONFIG
 
@@ -31,7 +33,6 @@ LADDER_PLOTS = {
     "ladder_curves": "Test sum error against the rung's epochs (mean and 95% CI over seeds)",
     "ladder_time": "Equal time: test sum error against training seconds, every rung",
 }
-RUNG_COLOURS = ("tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:red", "tab:brown")
 
 
 def short(row: Any) -> str:
@@ -61,21 +62,33 @@ def palette(values: list[Any], colours: tuple[str, ...]) -> dict[Any, str]:
     return {v: colours[i % len(colours)] for i, v in enumerate(sorted(set(values)))}
 
 
+def rung_colours(rungs: list[Any]) -> dict[Any, str]:
+    """Light to dark purple, shortest budget first: an order, and none of the colours that mean
+    an encoder in the other plots (orange, green and blue meant both)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    found = sorted(set(rungs))
+    shades = [0.45 + 0.5 * i / max(len(found) - 1, 1) for i in range(len(found))]
+    return {r: to_hex(colormaps["Purples"](shade)) for r, shade in zip(found, shades, strict=True)}
+
+
 def marks(values: list[Any]) -> dict[Any, str]:
     return {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(sorted(set(values)))}
 
 
 def legend(ax: Any, colours: dict[Any, str], markers: dict[Any, str], **kw: Any) -> None:
-    """Colour and marker keys, then filled/solid = tuned, hollow/dashed = default."""
+    """Colour (a patch each) and marker keys, then filled/solid = tuned, hollow/dashed =
+    default."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
-    handles = [Line2D([], [], color=c, marker="o", ls="", label=k) for k, c in colours.items()]
-    handles += [Line2D([], [], color="grey", marker=m, ls="", label=k) for k, m in markers.items()]
+    handles = [Patch(color=c, label=k) for k, c in colours.items()]
     handles += [
-        Line2D([], [], color="grey", marker="o", ls="-", label="tuned"),
-        Line2D([], [], color="grey", marker="o", mfc="white", ls="--", label="default"),
+        Line2D([], [], color="dimgrey", mfc="lightgrey", marker=m, ls="", label=k)
+        for k, m in markers.items()
     ]
-    ax.legend(handles=handles, fontsize=8, **kw)
+    ax.legend(handles=[*handles, *kind_handles(lines=True)], fontsize=8, **kw)
 
 
 def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
@@ -159,7 +172,7 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
 def plot_time(points: pd.DataFrame, device: str) -> Figure:
     """Every group at every rung: error against training seconds per run (both log), rung as
     colour, encoder as marker; the Pareto front as a step line, its points named."""
-    colours = palette(list(points["rung"]), RUNG_COLOURS)
+    colours = rung_colours(list(points["rung"]))
     markers = marks(list(points["arch"]))
     fig, ax = new_figure(11, 6.5)
     for r in points.itertuples(index=False):
@@ -187,16 +200,9 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
     plain_log_ticks(ax.xaxis)
     plain_log_ticks(ax.yaxis)
     ax.grid(which="both", alpha=0.3)
-    handles = [
-        Line2D([], [], color=c, marker="o", ls="", label=f"{epochs_text(k)}")
-        for k, c in colours.items()
-    ]
-    handles += [Line2D([], [], color="grey", marker=m, ls="", label=k) for k, m in markers.items()]
-    handles += [
-        Line2D([], [], color="grey", marker="o", ls="", label="tuned"),
-        Line2D([], [], color="grey", marker="o", mfc="white", ls="", label="default"),
-        Line2D([], [], color="black", ls=":", label="Pareto front"),
-    ]
+    rungs = {epochs_text(k): c for k, c in colours.items()}
+    handles = style_handles(rungs, markers, False, colour_of="budget", marker_of="encoder")
+    handles.append(Line2D([], [], color="black", ls=":", label="Pareto front"))
     ax.add_artist(
         ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     )

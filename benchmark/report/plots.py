@@ -40,7 +40,7 @@ KIND_MARKER = "h"  # tuned (filled) / default (hollow) in legends: no fusion use
 WIDE = 20.0  # a cost axis whose largest value is this many times its smallest goes log
 # The forest's colours by standing against the best: untested is not "worse".
 STANDING_STYLE = {
-    BEST: ("tab:green", "best"),
+    BEST: ("tab:green", "best (the larger marker, the dashed line)"),
     NEAR: ("tab:green", "indistinguishable from the best (Welch, 5%)"),
     BETTER: ("tab:blue", "better than the reference's best (Welch, 5%)"),
     WORSE: ("tab:grey", "worse (Welch, 5%)"),
@@ -112,6 +112,20 @@ def title(text: str, width_in: float, size: float) -> str:
     return textwrap.fill(text, max(20, int(width_in * 72 / (0.55 * size))))
 
 
+def kind_handles(lines: bool = False) -> list[Any]:
+    """Tuned (filled; solid where lines are drawn) and default (hollow; dashed), keyed with a
+    glyph no encoder or fusion is drawn with: a circle here read as gap_cnn's."""
+    from matplotlib.lines import Line2D
+
+    solid, dashed = ("-", "--") if lines else ("", "")
+    return [
+        Line2D([], [], color="black", marker=KIND_MARKER, ls=solid,
+               label="tuned: filled" + (", solid" if lines else "")),
+        Line2D([], [], color="black", marker=KIND_MARKER, mfc="white", ls=dashed,
+               label="default: hollow" + (", dashed" if lines else "")),
+    ]  # fmt: skip
+
+
 def main_groups(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["section"] == "main"]
 
@@ -130,29 +144,30 @@ def styles(rows: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
     return colours, markers
 
 
-def style_handles(colours: dict[str, str], markers: dict[str, str], yours: bool) -> list[Any]:
-    """Legend entries under headings: encoder (colour patch), fusion (marker), kind (a glyph no
-    fusion uses, filled or hollow) and, beside a reference, the ring that marks the user's."""
+def style_handles(
+    colours: dict[Any, str],
+    markers: dict[Any, str],
+    yours: bool,
+    colour_of: str = "encoder",
+    marker_of: str = "fusion",
+) -> list[Any]:
+    """Legend entries under headings: what colour means (a patch each), what the marker means,
+    the kind (a glyph no marker uses, filled or hollow) and, beside a reference, the ring that
+    marks the user's. A colour key drawn as a marker read as one more marker."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     def heading(text: str) -> Line2D:
         return Line2D([], [], ls="", marker="", label=text)
 
-    handles = [heading("encoder (colour)")]
-    handles += [Patch(color=c, label=a) for a, c in colours.items()]
-    handles.append(heading("fusion (marker)"))
+    handles = [heading(f"{colour_of} (colour)")]
+    handles += [Patch(color=c, label=str(a)) for a, c in colours.items()]
+    handles.append(heading(f"{marker_of} (marker)"))
     handles += [
         Line2D([], [], color="dimgrey", mfc="lightgrey", marker=m, ls="", label=f)
         for f, m in markers.items()
     ]
-    handles += [
-        heading("configuration (fill)"),
-        Line2D([], [], color="black", marker=KIND_MARKER, ls="", label="tuned: filled"),
-        Line2D(
-            [], [], color="black", marker=KIND_MARKER, mfc="white", ls="", label="default: hollow"
-        ),
-    ]
+    handles += [heading("configuration (fill)"), *kind_handles()]
     if yours:
         handles.append(
             Line2D(
@@ -231,7 +246,7 @@ def forest_figure(summary: pd.DataFrame) -> Figure:
     ax.grid(axis="x", which="both", alpha=0.3)
     shown = [s for s in STANDING_STYLE if (rows["standing"] == s).any()]
     handles = [
-        Line2D([], [], color=STANDING_STYLE[s][0], marker="o", ls="",
+        Line2D([], [], color=STANDING_STYLE[s][0], marker="o", ls="", ms=7 if s == BEST else 5,
                mfc="white" if s == UNTESTED else STANDING_STYLE[s][0], label=STANDING_STYLE[s][1])
         for s in shown
     ]  # fmt: skip
@@ -313,12 +328,14 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     fig, axes = new_figure(width, height, ncols=len(encoders))
     fig.get_layout_engine().set(rect=(0, legend / height, 1, 1 - legend / height))
     fusions = sorted(set(curves["fusion"]))
+    dotted = False
     for ax, arch in zip(axes, encoders, strict=True):
         drawn: list[tuple[str, bool]] = []  # a second line of one fusion and kind: dotted
         for _, curve in curves[curves["arch"] == arch].groupby("label", sort=False):
             first = curve.iloc[0]
             kind = (first["fusion"], bool(first["tuned"]))
             style = ("--" if kind[1] else "-") if kind not in drawn else ":"
+            dotted |= style == ":"
             drawn.append(kind)
             ax.plot(
                 curve["epoch"],
@@ -345,7 +362,10 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     if not errors.empty:  # shared by the panels; auto limits narrower than a 1-2-5 gap had
         axes[0].set_ylim(*percent_span(float(errors.min()), float(errors.max())))  # repeated ticks
     axes[0].set_ylabel("validation sum error % (log)")
-    text = PLOTS["val_curves"] + " (dashed: tuned; dotted: another variant of the same fusion)"
+    main = set(curves["label"]) <= set(main_groups(summary)["label"])
+    of_main = " of the main comparison's groups" if main else ""
+    text = f"Validation sum error per epoch (mean over seeds){of_main}, one panel per encoder"
+    text += " (dashed: tuned" + ("; dotted: another variant of the same fusion)" if dotted else ")")
     fig.suptitle(title(text, width, 11), fontsize=11)
     return fig
 
@@ -386,7 +406,10 @@ def render_plots(
     if not main.empty:
         plots["forest"] = forest_figure(summary)
         plots["pareto"] = pareto_figure(summary)
-    curves = val_curves(inputs.history, inputs.runs, summary[summary["section"] != "heldout"])
+    # the main comparison's groups where there is one: with every other budget's, variant's and
+    # rung's beside them, a panel held 13-18 lines, most of them dotted, and could not be read
+    shown = main if not main.empty else summary[summary["section"] != "heldout"]
+    curves = val_curves(inputs.history, inputs.runs, shown)
     curves = curves[curves.groupby("label")["epoch"].transform("size") > 1]  # lines, not dots
     if not curves.empty:
         plots["val_curves"] = val_curves_figure(curves, summary, ref)

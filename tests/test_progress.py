@@ -492,3 +492,33 @@ def test_a_run_typed_twice_is_noted_before_it_trains(
         f"note: this run repeats a configuration and seed already complete in out/runs (the "
         f"report counts a seed once): gap_cnn x concat, seed 1 (as {first[1]})\n" in out.getvalue()
     )
+
+
+def test_a_run_that_only_guessed_is_said_to_have_learned_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--epochs 1 --train-subset 2048`` finished "successfully" at 11.35% digit accuracy, a
+    model predicting one class, and nothing said so: the summary now names such runs."""
+    from benchmark import metrics
+    from benchmark.commands import run
+
+    monkeypatch.setenv("COLUMNS", "200")
+    rows = [
+        {
+            "arch": "gap_cnn",
+            "fusion": "concat",
+            "seed": seed,
+            "config": {},
+            "params": 1000,
+            "test": dict.fromkeys(metrics.names(), accuracy),
+            "train_seconds": 1.0,
+            "train_images_per_s": 100.0,
+        }
+        for seed, accuracy in enumerate([0.99, 0.1135, 0.95, 0.12])
+    ]
+    dirs = [tmp_path / "runs" / f"r{i}" for i in range(4)]
+    run.print_summary(rows, dirs, ("seed",))
+    out = " ".join(capsys.readouterr().out.split())
+    assert "runs 2, 4: digit accuracy near chance (10%), so they learned nothing; give" in out
+    run.print_summary(rows[:1], dirs[:1], ())
+    assert "learned nothing" not in capsys.readouterr().out

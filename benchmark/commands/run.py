@@ -188,6 +188,9 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
     return table
 
 
+CHANCE_NOTE = 0.2  # test digit accuracy under this is a model that has not learned (chance: 0.1)
+
+
 def print_summary(
     rows: list[dict[str, Any]], run_dirs: list[Path], fields: tuple[str, ...]
 ) -> None:
@@ -202,6 +205,14 @@ def print_summary(
     console.print(table)
     for i, run_dir in enumerate(run_dirs, start=1):
         say(f"{i:>3}  {run_dir}", soft_wrap=True)
+    guessing = [i for i, r in enumerate(rows, start=1) if r["test"]["digit_acc"] < CHANCE_NOTE]
+    if guessing:  # a smoke run "finished" at 11% digit accuracy: it predicted one class
+        one = len(guessing) == 1
+        say(
+            f"{'run' if one else 'runs'} {', '.join(map(str, guessing))}: digit accuracy near "
+            f"chance (10%), so {'it' if one else 'they'} learned nothing; give more --epochs or a "
+            "larger --train-subset"
+        )
     if run_dirs:  # a run directory is <results>/runs/<run-id>
         results = run_dirs[0].parent.parent
         say(f"next: python -m benchmark report --results-dir {results}", soft_wrap=True)

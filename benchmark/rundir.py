@@ -189,16 +189,24 @@ def claimed(run_dir: Path) -> Iterator[None]:
 
 
 def check_metrics(run_dir: Path) -> None:
-    """A metrics.json that is there completes the run only if it reads as a run's: a damaged one
-    is named (a ``DamagedFileError``) before anything is mended over it, so the checkpoint of an
+    """A metrics.json that is there completes the run only if it reads as a run's, and as this
+    run's (its config hash that of config.json): a damaged or foreign one is named (a
+    ``DamagedFileError``) before anything is mended over it, so the checkpoint of an
     interrupted run is not removed as that of a finished one."""
+    left = f"; move it away to resume from {CHECKPOINT}" if (run_dir / CHECKPOINT).exists() else ""
     try:
-        read_metrics(run_dir)
+        found = read_metrics(run_dir)
     except IncompleteRun as exc:
-        left = (
-            f"; move it away to resume from {CHECKPOINT}" if (run_dir / CHECKPOINT).exists() else ""
-        )
         raise DamagedFileError(f"{run_dir}: {exc}{left}") from None
+    try:  # another run's metrics.json, copied in, closed the run and removed its checkpoint
+        saved = TrainConfig.from_dict(read_json(run_dir / CONFIG)).config_hash()
+    except (OSError, ValueError, TypeError, AttributeError):
+        return  # a damaged config.json is named where it is loaded
+    if found["config_hash"] != saved:
+        raise DamagedFileError(
+            f"{run_dir / METRICS}: another run's (config hash {found['config_hash']}, where "
+            f"{CONFIG} gives {saved}){left}"
+        )
 
 
 def close_completed(run_dir: Path) -> None:

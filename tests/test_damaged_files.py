@@ -213,6 +213,32 @@ def test_a_damaged_metrics_file_on_resume_is_named_and_the_checkpoint_kept(
     assert after == before
 
 
+def test_another_runs_metrics_file_on_resume_is_named_and_the_checkpoint_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A finished run's metrics.json, valid but of another configuration, copied into an
+    interrupted run: the resume took it for this run's, deleted checkpoint.pt and marked the run
+    complete (the report then counted a 60-epoch run that trained one)."""
+    from conftest import make_run
+
+    from benchmark import rundir
+    from benchmark.config import TrainConfig
+
+    no_data_load(monkeypatch)
+    run_dir = interrupted_run(tmp_path / "run")
+    torch.save(checkpoint_of(TrainConfig()), run_dir / rundir.CHECKPOINT)
+    other = make_run(tmp_path / "other", "done", config_hash="aaaa0000")
+    (run_dir / rundir.METRICS).write_bytes((other / rundir.METRICS).read_bytes())
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    assert exit_status(["run", "--resume", str(run_dir)]) == 1
+    line = one_line(capsys.readouterr().err)
+    own = TrainConfig().config_hash()
+    assert f"{run_dir / rundir.METRICS}: another run's (config hash aaaa0000, where " in line
+    assert f"config.json gives {own}); move it away to resume from checkpoint.pt" in line
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != rundir.LOCK}
+    assert after == before
+
+
 @pytest.mark.parametrize(
     "damage", ["random-bytes", "truncated", "a-list", "another-model", "a-directory"]
 )

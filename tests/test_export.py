@@ -134,6 +134,22 @@ def test_bad_run_or_format_is_exit_2_and_writes_nothing(tmp_path: Path, capsys) 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name", ["optuna.db", "comparison.json", "notes"])
+def test_an_export_never_overwrites_a_file_of_another_kind(
+    name: str, trained_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out results/optuna.db`` wrote the ONNX model over every study, and
+    ``comparison.json`` lost its hours of stage times: an existing file is replaced only when
+    its name says it is an export of that format."""
+    target = tmp_path / name
+    target.write_bytes(b"precious")
+    argv = ["export", "--run", str(trained_run), "--format", "onnx", "--out", str(target)]
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"--out {target} exists and is not an ONNX file (it does not end in .onnx)" in line
+    assert target.read_bytes() == b"precious"
+
+
 @pytest.mark.parametrize(
     ("argv", "said"),
     [

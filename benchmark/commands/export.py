@@ -14,6 +14,7 @@ from benchmark.files import check_writable
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
 # what an --out name says of its format, when --format is not given or to catch a mismatch
 SUFFIXES = {".onnx": "onnx", ".pt": "torchscript", ".pth": "torchscript"}
+A_FILE = {"onnx": "an ONNX", "torchscript": "a TorchScript"}  # ... file, as errors name it
 
 
 def chosen_format(given: str | None, out: str | None) -> str:
@@ -28,8 +29,9 @@ def chosen_format(given: str | None, out: str | None) -> str:
             ".onnx (ONNX) or .pt (TorchScript)"
         )
     if given is not None and named is not None and named != given:
-        what = {"onnx": "an ONNX", "torchscript": "a TorchScript"}[named]
-        raise UsageError(f"--out {out} names {what} file; give --format {named} or another name")
+        raise UsageError(
+            f"--out {out} names {A_FILE[named]} file; give --format {named} or another name"
+        )
     return given or str(named)
 
 
@@ -48,6 +50,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(  # a run's weights or records, lost to an export: never
             f"--out {out} is a run's own {out.name}; give another path, or none for "
             f"{run_dir / FORMATS[kind]}"
+        )
+    if out.exists() and SUFFIXES.get(out.suffix.lower()) != kind:  # optuna.db, comparison.json
+        ends = " or ".join(sorted(k for k, v in SUFFIXES.items() if v == kind))
+        raise UsageError(
+            f"--out {out} exists and is not {A_FILE[kind]} file (it does not end in {ends}); give "
+            "a new path, or that of an earlier export to replace"
         )
     check_writable(out.parent, "--out", out)
     try:

@@ -155,6 +155,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ``ValueError`` with one line naming the bad field and what is accepted."""
         self.check_types()
+        if (problem := tuned_from_problem(self.tuned_from)) is not None:
+            raise ValueError(problem)
         if not 0 <= self.seed < 2**63:
             raise ValueError(f"seed must be in 0..2**63-1, got {self.seed}")
         for f in dataclasses.fields(self):
@@ -323,3 +325,35 @@ def search_space(trial: Any) -> dict[str, Any]:
         space["aug_shift"] = trial.suggest_float("aug_shift", 0.0, 0.15)
         space["aug_degrees"] = trial.suggest_float("aug_degrees", 0.0, 20.0)
     return space
+
+
+# What ``--tuned`` records of the trial a run took its parameters from, with the types the
+# report and the run's own line read them as; budget and file only in newer records.
+TUNED_FROM = {
+    "study": (str,),
+    "trial": (int,),
+    "value": (int, float),
+    "budget": (dict,),
+    "file": (str,),
+}
+TUNED_FROM_OPTIONAL = ("budget", "file")
+
+
+def tuned_from_problem(found: Any, whole: bool = True) -> str | None:
+    """What in a ``tuned_from`` is not what ``--tuned`` records (``whole``: a field missing
+    too; else only the types of those there, all a report reads), or None: a hand-written one
+    (``{"trial": [1]}`` in a ``--config``) trained, then stopped every report of its results
+    directory with a traceback."""
+    if found is None:
+        return None
+    accepted = "tuned_from must be what --tuned records ({study: name, trial: int, value: number})"
+    if not isinstance(found, dict):
+        return f"{accepted}, got {found!r}"
+    for key, kinds in TUNED_FROM.items():
+        if key not in found:
+            if key in TUNED_FROM_OPTIONAL or not whole:
+                continue
+            return f"{accepted}; it lacks {key}"
+        if isinstance(found[key], bool) or not isinstance(found[key], kinds):
+            return f"{accepted}; its {key} is {found[key]!r}"
+    return None

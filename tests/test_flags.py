@@ -466,6 +466,9 @@ def test_a_file_where_a_command_writes_its_folder_is_a_usage_error(
         ('{"arch": null}', "c.json", "c.json: arch must be of type str, got None"),
         ('{"fusion": ["concat"]}', "c.json", "c.json: fusion must be of type str, got ['concat']"),
         ("lr = [", "c.toml", "not valid TOML"),
+        # trained, then every report of the results directory stopped with a traceback
+        ('{"tuned_from": {"trial": [1]}}', "c.json", "c.json: tuned_from must be what --tuned"),
+        ('{"tuned_from": {"study": "s", "trial": 1, "value": "x"}}', "c.json", "its value is 'x'"),
         (None, "missing.json", "cannot read it"),
     ],
 )

@@ -197,12 +197,23 @@ def test_a_digest_edited_to_other_types_is_read_again_from_the_storage(
     assert len(reads) == 1 and again == first
 
 
+RECORDS = "config (tuned_from must be what --tuned records ({study: name, trial: int, value: "
+RECORDS += "number})"
+
+
 @pytest.mark.parametrize(
     ("key", "value", "reason"),
     [
         ("config.epochs", "x", "config (epochs must be of type int, got 'x')"),
         ("config.lr", [1], "config (lr must be of type float, got [1])"),
         ("config.tuned_from", "study", "config (tuned_from must be of type dict, got 'study')"),
+        ("config.tuned_from", {"trial": [1]}, "config (tuned_from must be what --tuned records"),
+        ("config.tuned_from", {"study": {}, "trial": 1, "value": 0.5}, f"{RECORDS}; its study is"),
+        (
+            "config.tuned_from",
+            {"study": "s", "trial": 1, "value": 0.5, "budget": "x"},
+            f"{RECORDS}; its budget is 'x')",
+        ),
         ("train_seconds", "fast", "train_seconds"),
         ("epochs", {"n": 1}, "epochs"),
         ("val.sum_acc", "high", "val.sum_acc"),

@@ -16,7 +16,7 @@ import pandas as pd
 from benchmark import files, metrics, rundir
 from benchmark.benchfile import read_rows
 from benchmark.comparison import load_comparison
-from benchmark.config import TrainConfig
+from benchmark.config import TrainConfig, tuned_from_problem
 from benchmark.errors import DamagedFileError
 from benchmark.report.studies import STORAGE, Studies, load_studies, recorded_studies, why
 from benchmark.wording import plural
@@ -85,6 +85,8 @@ def value_problems(found: dict[str, Any]) -> list[str]:
     config = {k: v for k, v in (found.get("config") or {}).items() if k in known}
     try:
         TrainConfig.from_dict(config).check_types()
+        if (problem := tuned_from_problem(config.get("tuned_from"), whole=False)) is not None:
+            raise ValueError(problem)  # a hand-written one: every report stopped on it
     except (TypeError, ValueError) as exc:
         bad.append(f"config ({exc})")
     return bad

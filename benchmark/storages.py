@@ -101,8 +101,15 @@ def check_storage(spec: str) -> Path | None:
         raise UsageError(f"{given_as(spec)} {spec!r}: expected {FORMS}")
     elif spec.startswith("sqlite:///"):
         path = Path(spec.removeprefix("sqlite:///"))
+    elif spec.split(":", 1)[0] == "sqlite":  # sqlite:// alone: SQLAlchemy's in-memory database
+        path = Path(":memory:")
     else:
         return None  # a server: only connecting tells
+    if str(path).split("?", 1)[0] == ":memory:":  # each thread, heartbeats too, opens its own
+        raise UsageError(
+            f"{given_as(spec)} {spec!r} is a database in memory: nothing would be kept or "
+            f"shared; expected {FORMS}"
+        )
     if not str(path).strip() or str(path) == ".":  # journal: or sqlite:/// alone
         raise UsageError(f"{given_as(spec)} {spec!r} names no file; expected {FORMS}")
     files.check_writable(path.parent, given_as(spec), storage_label(spec))

@@ -161,6 +161,10 @@ def test_a_storage_under_a_file_is_one_line_before_anything_is_written(
         ("foo://bar", "--storage foo://bar: cannot open it: no database is called 'foo'; expected"),
         ("sqlite:///", "--storage 'sqlite:///' names no file; expected an SQLAlchemy URL"),
         ("journal:", "--storage 'journal:' names no file; expected an SQLAlchemy URL"),
+        # in memory: tune printed ~150 lines of heartbeat-thread tracebacks (each thread opens
+        # its own empty database), compare ended in an UnboundLocalError
+        ("sqlite://", "--storage 'sqlite://' is a database in memory: nothing would be kept"),
+        ("sqlite:///:memory:", "'sqlite:///:memory:' is a database in memory: nothing would"),
     ],
 )
 def test_a_storage_of_no_kind_says_what_is_taken(

@@ -133,6 +133,18 @@ def test_a_references_repeated_seed_is_left_out_and_noted(tmp_path: Path) -> Non
 
 
 @pytest.mark.usefixtures("undrawn")
+def test_a_references_damaged_comparison_json_is_named(tmp_path: Path, capsys) -> None:
+    """Its budget fell back to the one most default runs used, another answer, and the console
+    said nothing: one line names the file and what is done instead."""
+    reference, yours = make_reference(tmp_path / "ref"), make_yours(tmp_path / "out")
+    (reference / "comparison.json").write_text('{"plan": ')
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    out = "".join("".join(capsys.readouterr()).split())  # the path may wrap anywhere
+    said = f"reference:{reference / 'comparison.json'}:unreadable(notvalidJSON"
+    assert said in out and "itsbudgetistakenfromitsrunsinstead" in out
+
+
+@pytest.mark.usefixtures("undrawn")
 @pytest.mark.usefixtures("undrawn")  # reads tables, not figures
 def test_timings_only_beside_the_same_kind_of_device(
     tmp_path: Path, against: tuple[Path, str, pd.DataFrame]

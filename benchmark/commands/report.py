@@ -23,7 +23,7 @@ from benchmark.wording import plural
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Aggregate the runs (and bench CSVs) into report.md, report.html, summary.csv and plots."""
-    from benchmark.comparison import read_comparison
+    from benchmark.comparison import load_comparison
     from benchmark.report import (
         REPORT_FILES,
         answer_lead,
@@ -80,7 +80,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         if reference.resolve() == base.resolve():
             raise UsageError(f"--against {reference} is the results directory itself")
         theirs = reference_inputs(reference)
-        theirs.comparison = read_comparison(reference)
+        try:
+            theirs.comparison = load_comparison(reference)
+        except DamagedFileError as exc:  # its budget from its runs: another answer, said so
+            theirs.notes.append(f"{exc}; its budget is taken from its runs instead")
         if theirs.runs.empty:
             raise UsageError(f"--against {reference}: no complete run in {reference}/runs")
         inputs, against = beside(inputs, theirs), str(args.against)

@@ -127,8 +127,9 @@ def cpu_slug(model: str) -> str:
 
 def read_table(path: Path) -> list[list[str]]:
     """A bench CSV's rows, header first, each of the header's width: a file that is not text, is
-    empty, ends in a row cut off or holds a row of another width is a ``DamagedFileError`` naming
-    it (appended to, or read by pandas, such a file glues or shifts cells without a word)."""
+    empty, ends in a row cut off, holds a row of another width, the header again or a model_args
+    cell that is not a JSON object is a ``DamagedFileError`` naming it (appended to, or read by
+    pandas, such a file glues or shifts cells without a word, or stops the report)."""
     try:
         text = path.read_text(encoding="utf-8")
         rows = list(csv.reader(io.StringIO(text, newline="")))
@@ -140,12 +141,26 @@ def read_table(path: Path) -> list[list[str]]:
         raise DamagedFileError(f"{path}: empty, not a bench CSV")
     if not text.endswith("\n"):
         raise DamagedFileError(f"{path}: its last row is cut off (no line end)")
+    args = rows[0].index("model_args") if "model_args" in rows[0] else None
     for line, row in enumerate(rows[1:], start=2):
         if len(row) != len(rows[0]):
             raise DamagedFileError(
                 f"{path}: row {line} has {len(row)} cells where the header has {len(rows[0])}"
             )
+        if row == rows[0]:  # two files joined: every number of the row reads as missing
+            raise DamagedFileError(f"{path}: row {line} repeats the header")
+        if args is not None and row[args].strip() and not is_object(row[args]):
+            raise DamagedFileError(
+                f"{path}: row {line}'s model_args is {row[args]!r}, not a JSON object"
+            )
     return rows
+
+
+def is_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 def check_header(path: Path) -> None:

@@ -173,14 +173,29 @@ def test_a_csv_with_other_columns_is_left_alone(
     assert csv_path.read_text() == "arch,fusion,something\nx,y,1\n"
 
 
+def with_model_args(text: str, cell: str) -> bytes:
+    """The CSV with its first row's model_args cell set to ``cell`` (a report stopped on it)."""
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(text)))
+    rows[1][rows[0].index("model_args")] = cell
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
 @pytest.mark.parametrize(
     ("damage", "said"),
     [
         (lambda text: text.encode()[:-1] + b"\xff\xfe\n", "not a bench CSV (not UTF-8 text)"),
         (lambda text: text.encode()[:-5], "its last row is cut off (no line end)"),
         (lambda text: (text + "a,b,c\n").encode(), "row 3 has 3 cells where the header has"),
+        (lambda text: (text + text).encode(), "row 3 repeats the header"),  # two files joined
+        (lambda text: with_model_args(text, "[1, 2]"), "row 2's model_args is '[1, 2]', not a"),
+        (lambda text: with_model_args(text, "{width:8}"), "model_args is '{width:8}', not a JSON"),
     ],
-    ids=["binary", "cut-off", "short-row"],
+    ids=["binary", "cut-off", "short-row", "header-again", "args-list", "args-not-json"],
 )
 def test_a_damaged_csv_is_named_before_anything_is_measured(
     damage, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys

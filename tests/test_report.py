@@ -371,8 +371,10 @@ GOOD_ROW = "arch,fusion,device,train_images_per_s\ngap_cnn,concat,cpu,1000\n"
         (b'{"arch": "gap_cnn", "fusion": "concat"}\n', "not a bench CSV (columns such as"),
         (GOOD_ROW.encode()[:-8], "its last row is cut off"),
         (GOOD_ROW.encode() + b"gap_cnn,late_sum,cpu,1,2,3\n", "row 3 has 6 cells where the"),
+        ((GOOD_ROW * 2).encode(), "row 3 repeats the header"),  # was a traceback
+        (b"arch,fusion,device,model_args\ngap_cnn,concat,cpu,{width:8}\n", "row 2's model_args"),
     ],
-    ids=["empty", "binary", "json", "cut-off", "long-row"],
+    ids=["empty", "binary", "json", "cut-off", "long-row", "header-again", "args-not-json"],
 )
 def test_a_damaged_bench_file_is_a_note_naming_it(
     content: bytes, said: str, tmp_path: Path, capsys

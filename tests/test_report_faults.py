@@ -215,6 +215,9 @@ RECORDS += "number})"
             f"{RECORDS}; its budget is 'x')",
         ),
         ("train_seconds", "fast", "train_seconds"),
+        ("params", 1e308, "params"),  # a traceback from the Pareto plot's axis
+        ("test.sum_acc_by_class", [None] * 19, "test.sum_acc_by_class"),  # from the heatmap's
+        ("test.sum_acc_by_class", 3, "test.sum_acc_by_class"),
         ("epochs", {"n": 1}, "epochs"),
         ("val.sum_acc", "high", "val.sum_acc"),
     ],

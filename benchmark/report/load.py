@@ -81,6 +81,12 @@ def value_problems(found: dict[str, Any]) -> list[str]:
         for k in ("epochs", "macs_per_image", *seed_stats().values())
         if files.lookup(found, k) is not None and not files.is_number(files.lookup(found, k))
     ]
+    if not 0 < found["params"] < 10**12:  # 1e308 stopped the Pareto plot's axis
+        bad.append("params")
+    by_class = files.lookup(found, "test.sum_acc_by_class")
+    numbers = isinstance(by_class, list) and all(files.is_number(a) for a in by_class)
+    if by_class is not None and not (numbers and all(0 <= a <= 1 for a in by_class)):
+        bad.append("test.sum_acc_by_class")  # nulls stopped the heatmap's colour scale
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     config = {k: v for k, v in (found.get("config") or {}).items() if k in known}
     try:

@@ -105,16 +105,28 @@ def read_export(path: Path) -> dict[str, Any]:
         raise DamagedFileError(f"{path}: not an export of `tune` ({exc!r})") from None
 
 
+def plain_name_problem(name: str) -> str | None:
+    """What keeps ``name`` from being a study's name, or None: the export is
+    ``tuned/<name>.json``, so a path would write elsewhere, ``.`` or ``..`` a hidden file, a
+    control character an unprintable one, and a name too long for a file fail at the end,
+    after the study's trials had trained."""
+    if not name.strip() or name in (".", "..") or any(c in name for c in "/\\"):
+        return "a plain name (no path separators)"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "a plain name (no control characters such as a line end)"
+    if len(f"{name}.json".encode()) > 255:  # NAME_MAX on Linux and macOS
+        return "a name of at most 250 bytes (its export is a file named after it)"
+    return None
+
+
 def find_export(
     cfg: TrainConfig, results_dir: Path, study: str | None = None, any_budget: bool = False
 ) -> Path:
     """The export ``run --tuned`` uses for ``cfg``: the named study's, else the one tuned at
     ``cfg``'s budget; one at another budget only with ``any_budget``."""
     if study is not None:
-        if not study.strip() or any(c in study for c in "/\\"):  # a file outside tuned/
-            raise UsageError(
-                f"--tuned-study must be a study's name (no path separators), got {study!r}"
-            )
+        if (problem := plain_name_problem(study)) is not None:  # a file outside tuned/
+            raise UsageError(f"--tuned-study must be {problem}, got {study!r}")
         path = tuned_path(results_dir, study)
         if not path.is_file():
             raise UsageError(f"--tuned: {path} not found (no export of study {study!r})")

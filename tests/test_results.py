@@ -77,7 +77,7 @@ def test_run_tuned_over_seeds_names_its_study_once(capsys: pytest.CaptureFixture
         ),
         (  # it looked for ../../x.json outside tuned/
             ["--tuned-study", "../../x"],
-            "--tuned-study must be a study's name (no path separators), got '../../x'",
+            "--tuned-study must be a plain name (no path separators), got '../../x'",
         ),
     ],
 )  # fmt: skip

@@ -264,6 +264,10 @@ def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
         (["--arch", "nope"], "unknown encoder"),
         (["--study", ""], "--study must be a plain name (no path separators), got ''"),
         (["--study", "../x"], "--study must be a plain name (no path separators), got '../x'"),
+        (["--study", ".."], "--study must be a plain name (no path separators), got '..'"),
+        (["--study", "a\nb"], "--study must be a plain name (no control characters such as"),
+        # it trained the trials, then failed writing tuned/<300 x's>.json: name too long
+        (["--study", "x" * 300], "--study must be a name of at most 250 bytes (its export is"),
     ],
 )
 def test_bad_flags(tmp_path: Path, capsys, flags: list[str], message: str) -> None:

@@ -156,6 +156,8 @@ def tune_study(
 
 
 def check_flags(args: argparse.Namespace) -> None:
+    from benchmark import exports
+
     for flag, value in (("--trials", args.trials), ("--jobs", args.jobs)):
         if value < 1:
             raise UsageError(f"{flag} must be a positive integer, got {value}")
@@ -168,9 +170,8 @@ def check_flags(args: argparse.Namespace) -> None:
             f"of them), got {args.val_subset}"
         )
     check_writable(args.results_dir, folders=("tuned",))
-    if args.study is not None and (not args.study.strip() or any(c in args.study for c in "/\\")):
-        # the export is tuned/<study>.json: a path there would write elsewhere, or fail at the end
-        raise UsageError(f"--study must be a plain name (no path separators), got {args.study!r}")
+    if args.study is not None and (problem := exports.plain_name_problem(args.study)):
+        raise UsageError(f"--study must be {problem}, got {args.study!r}")
     if args.train_subset is not None and args.train_subset < max(BATCH_SIZES):
         raise UsageError(
             f"--train-subset must be >= {max(BATCH_SIZES)} (the largest batch size tuned), "

@@ -222,10 +222,15 @@ def apply_tuned(
     path = find_export(cfg, Path(results_dir), study, any_budget)
     record = read_export(path)
     pair = (record.get("arch", cfg.arch), record.get("fusion", cfg.fusion))
-    if pair != (cfg.arch, cfg.fusion):  # a named study may be any pair's: its values are not
+    if pair != (cfg.arch, cfg.fusion) and study is not None:  # a named study may be any pair's
         raise UsageError(
             f"--tuned-study {study} tuned {pair[0]} x {pair[1]}, not {cfg.arch} x {cfg.fusion}: "
             "an export applies to its own combination only"
+        )
+    if pair != (cfg.arch, cfg.fusion):  # found by its name, of another pair: copied or renamed
+        raise DamagedFileError(
+            f"{path}: an export of {pair[0]} x {pair[1]} under {cfg.arch} x {cfg.fusion}'s name "
+            "(copied or renamed?); tune this combination, or give --tuned-study"
         )
     return apply_record(cfg, record, explicit, os.path.relpath(path, results_dir))
 

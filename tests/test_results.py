@@ -111,3 +111,21 @@ def test_a_hand_edited_export_is_a_damaged_file_not_a_bad_flag(
         assert main([*argv, "--print-config", "--results-dir", str(tmp_path)]) == 1
         err = " ".join(capsys.readouterr().err.split())
         assert f"tuned/{study}.json: {message}" in err
+
+
+def test_an_export_of_another_pair_under_this_pairs_name_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gap_cnn x concat's export copied to late_sum's name said "--tuned-study None tuned
+    gap_cnn x concat", a flag no one typed; the file is named, exit 1."""
+    import shutil
+
+    from benchmark.cli import main
+
+    (tmp_path / "tuned").mkdir()
+    late_sum = tmp_path / "tuned" / "gap_cnn__late_sum__e9__p227165.json"
+    shutil.copy(RESULTS / "tuned" / "gap_cnn__concat__e9__p227165.json", late_sum)
+    argv = ["run", "--arch", "gap_cnn", "--fusion", "late_sum", "--tuned", "--epochs", "9"]
+    assert main([*argv, "--print-config", "--results-dir", str(tmp_path)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{late_sum}: an export of gap_cnn x concat under gap_cnn x late_sum's name" in err

@@ -49,6 +49,8 @@ def check_writable(
     for folder in (directory / name for name in folders):
         if folder.exists() and not folder.is_dir():
             raise UsageError(f"{flag} {shown}: {folder} is a file; expected a directory")
+        if folder.is_symlink() and not folder.exists():  # mkdir said "File exists" at the end
+            raise UsageError(f"{flag} {shown}: {folder} is a broken link; expected a directory")
     for file in (directory / name for name in names):
         if file.is_dir():
             raise UsageError(f"{flag} {shown}: {file} is a directory; expected a file or nothing")

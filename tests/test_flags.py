@@ -444,6 +444,11 @@ def test_a_file_where_a_command_writes_its_folder_is_a_usage_error(
         f"--results-dir {results}: {results / folder} is a file; expected a directory"
     )
     assert sorted(p.name for p in results.iterdir()) == [folder]
+    (results / folder).unlink()
+    (results / folder).symlink_to(tmp_path / "gone")  # after the work: "File exists"
+    assert exit_status([command, "--results-dir", str(results)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"{results / folder} is a broken link; expected a directory")
 
 
 @pytest.mark.parametrize(

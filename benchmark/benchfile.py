@@ -175,18 +175,21 @@ def check_header(path: Path) -> None:
 
 
 def append_row(path: Path, row: dict[str, Any]) -> None:
-    """Read, append, write atomically: an interrupt leaves the old file or the new, never half.
-    A file of an earlier layout is rewritten in this one first, its rows' new cells blank."""
-    existing = path.read_text() if path.exists() else ""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    earlier = csv.DictReader(io.StringIO(existing))
-    if tuple(earlier.fieldnames or ()) != COLUMNS:  # a new file, or one of an earlier layout
-        writer.writeheader()
-        writer.writerows(earlier)
-        existing = ""
-    writer.writerow(row)
-    files.write_text(path, existing + buf.getvalue())
+    """Read, append, write atomically: an interrupt leaves the old file or the new, never half;
+    under a lock beside it, so that two ``bench`` processes appending to one file at once keep
+    both rows (each read the file, and the second rename dropped the first's row). A file of
+    an earlier layout is rewritten in this one first, its rows' new cells blank."""
+    with files.locked(path.with_name(path.name + ".lock")):
+        existing = path.read_text() if path.exists() else ""
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+        earlier = csv.DictReader(io.StringIO(existing))
+        if tuple(earlier.fieldnames or ()) != COLUMNS:  # a new file, or one of an earlier layout
+            writer.writeheader()
+            writer.writerows(earlier)
+            existing = ""
+        writer.writerow(row)
+        files.write_text(path, existing + buf.getvalue())
 
 
 def read_rows(paths: list[Path]) -> tuple[pd.DataFrame, list[str]]:

@@ -403,3 +403,23 @@ def test_model_cost_is_measured_once_per_model(monkeypatch: pytest.MonkeyPatch) 
     assert bench.model_cost("small_cnn", "concat", {}) == first and len(built) == 1
     assert bench.model_cost("small_cnn", "concat", {"width": 8})[1] < first[1]
     assert len(built) == 2
+
+
+def test_two_processes_appending_to_one_file_at_once_keep_every_row(tmp_path: Path) -> None:
+    """Each read the file, appended and renamed its copy over it: the second rename dropped
+    the first's row. Appends now take turns under a lock beside the file."""
+    import threading
+
+    csv_path = tmp_path / "bench" / "cpu-bf16.csv"
+    csv_path.parent.mkdir()
+
+    def append(fusion: str) -> None:
+        for i in range(60):
+            benchfile.append_row(csv_path, {"arch": f"a{i}", "fusion": fusion, "device": "cpu"})
+
+    threads = [threading.Thread(target=append, args=(f,)) for f in ("concat", "late_sum")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(benchfile.read_table(csv_path)) == 1 + 120

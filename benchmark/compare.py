@@ -305,11 +305,12 @@ def run_queue(
     records: Records,
     train: Callable[[TrainConfig], dict[str, Any]],
     on_item: Callable[[str, str], None] | None = None,
+    unreadable: Collection[str] = (),
 ) -> None:
     """Pop and do queued runs until none is left; ``train(cfg)`` trains one and returns its
-    metrics. A run already complete on disk is recorded as done without training."""
+    metrics. A run already complete on disk is recorded as done without training; a complete
+    one of ``unreadable`` (``open_queue``'s, queued again) is not done."""
     items = plan.items()
-    unreadable = unreadable_here(queue, results_dir)  # queued again: not done
 
     def objective(trial: optuna.Trial) -> float:
         trial.set_user_attr("worker", tuning.worker_name())  # its owner, should it die

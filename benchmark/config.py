@@ -12,6 +12,7 @@ import typing
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from benchmark import files
 from benchmark.wording import closest
 
 # MNIST's training file holds 60,000 images (``benchmark.data`` refuses an IDX file whose header
@@ -349,11 +350,9 @@ def tuned_from_problem(found: Any, whole: bool = True) -> str | None:
     accepted = "tuned_from must be what --tuned records ({study: name, trial: int, value: number})"
     if not isinstance(found, dict):
         return f"{accepted}, got {found!r}"
-    for key, kinds in TUNED_FROM.items():
-        if key not in found:
-            if key in TUNED_FROM_OPTIONAL or not whole:
-                continue
-            return f"{accepted}; it lacks {key}"
-        if isinstance(found[key], bool) or not isinstance(found[key], kinds):
-            return f"{accepted}; its {key} is {found[key]!r}"
+    lacking = [k for k in TUNED_FROM if k not in found and k not in TUNED_FROM_OPTIONAL]
+    if whole and lacking:
+        return f"{accepted}; it lacks {lacking[0]}"
+    if (key := files.mistyped(found, TUNED_FROM)) is not None:
+        return f"{accepted}; its {key} is {found[key]!r}"
     return None

@@ -118,7 +118,7 @@ def train_all(
         if what != "training":
             console.print(f"{heading[0]}: {what}")
 
-    compare.run_queue(plan, queue, results_dir, records, train, on_item)
+    compare.run_queue(plan, queue, results_dir, records, train, on_item, unreadable)
     return compare.progress_counts(queue)
 
 

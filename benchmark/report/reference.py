@@ -161,7 +161,7 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
     return Reference(
         {**default, **dict(zip(BUDGET, budget, strict=True))},
         None,
-        "the budget most default runs used; no comparison.json could be read",
+        "the budget most default runs used: no `compare` protocol was found",
     )
 
 

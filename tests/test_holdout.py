@@ -258,6 +258,14 @@ def test_generalisation_table_section_and_plot() -> None:
     assert generalisation_section(metrics[-1:]) == ""
     png = png_bytes(plot_generalisation(metrics))
     assert png.startswith(b"\x89PNG") and png == png_bytes(plot_generalisation(metrics))
+    fig = plot_generalisation(metrics)
+    fig.canvas.draw()
+    (ax,) = fig.axes  # the key lies outside the bars (it hid a held-out bar of 0)
+    assert ax.get_legend() is None and fig.legends
+    key = fig.legends[0].get_window_extent()
+    assert key.y1 < ax.get_window_extent().y0
+    held = [text.get_text() for text in ax.texts]  # each held-out figure written over its bar
+    assert held == ["99.0", "10.0"]
 
 
 def test_validation_history_uses_seen_pairs_only(synthetic: DigitSumData) -> None:

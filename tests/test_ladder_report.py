@@ -473,7 +473,7 @@ def test_equal_times_key_tells_budget_encoder_and_kind_apart() -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    from benchmark.report.plots import COLOURS, KIND_MARKER
+    from benchmark.report.marks import COLOURS, KIND_MARKER
 
     rows = [(1, "gap_cnn", 10.0, 2.0), (3, "small_cnn", 30.0, 1.0), (9, "gap_cnn", 90.0, 0.5)]
     columns = ["rung", "arch", "train_seconds_mean", "test_sum_err_mean"]

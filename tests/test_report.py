@@ -147,6 +147,29 @@ def test_pareto_front_is_the_known_set() -> None:
     assert list(front[front].index) == [0, 1, 4, 5, 6]
 
 
+def test_markers_that_would_cover_each_other_are_dodged_and_all_stay_in_view() -> None:
+    """Two tuned models of one size at one parameter count were drawn one over the other; now
+    they are set apart, and every point, dodged or not, is inside the axis it is drawn on."""
+    from benchmark.report.marks import dodges
+    from benchmark.report.plots import pareto_figure
+
+    x = pd.Series([196_437, 196_437, 196_437, 72_666, 227_165, 227_165])
+    error = pd.Series([0.36, 0.37, 0.60, 0.37, 0.74, 0.73])
+    assert list(dodges(x, error)) == [-4.0, 4.0, 0.0, 0.0, -4.0, 4.0]
+    summary = pd.DataFrame({
+        "label": [f"g{i}" for i in range(6)], "section": "main", "yours": False,
+        "arch": ["gap_cnn"] * 4 + ["small_cnn"] * 2, "fusion": ["concat", "embed_add"] * 3,
+        "tuned": [True, True, False, False, False, True], "params": x,
+        "train_seconds_mean": [395.0, 319.0, 216.0, 245.0, 75.0, 77.0],
+        "test_sum_err_mean": error, "test_sum_err_ci": 0.05,
+    })  # fmt: skip
+    fig = pareto_figure(summary)
+    fig.canvas.draw()
+    for ax, column in zip(fig.axes, ("params", "train_seconds_mean"), strict=True):
+        low, high = ax.get_xlim()
+        assert low < summary[column].min() and summary[column].max() < high, (column, low, high)
+
+
 def test_pareto_column_in_summary(tmp_path: Path) -> None:
     inputs = load(make_suite(tmp_path))
     summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
@@ -479,6 +502,8 @@ def test_report_files_header_and_plots(suite) -> None:
     header = text[: text.index("## The answer")]
     for expected in (DEVICE, "torch 2.99.0", "timm 9.9.9", "Epochs: 2", "Seeds: 0, 1, 2"):
         assert expected in header
+    # no comparison.json here: nothing was damaged, so nothing is said to be unreadable
+    assert "(from the budget most default runs used: no `compare` protocol was found)" in header
     table = text[text.index("## Main comparison") : text.index("## Tuned vs default")]
     rows = [line for line in table.splitlines() if line.startswith(("| 1 ", "| 2 "))]
     # errors 8, 10 and 6 %: mean 8, half-width t(0.975, 2) * 2 / sqrt(3) = 4.97
@@ -1234,6 +1259,32 @@ def test_val_curves_of_many_groups_keep_their_panels_and_whole_legends(tmp_path:
         box = ax.get_legend().get_window_extent(renderer)
         assert box.y0 >= 0 and box.x0 >= 0 and box.x1 <= fig.bbox.x1
         assert box.width <= 1.1 * ax.get_window_extent(renderer).width
+
+
+def test_val_curves_draw_tuned_and_default_as_the_ladder_plots_do(tmp_path: Path) -> None:
+    """Tuned solid and filled, default dashed and hollow (the ladder's plots' key; this plot had
+    it the other way round), and every panel's legend in one order: fusion, then tuned first."""
+    from benchmark.report.plots import val_curves_figure
+
+    runs = tmp_path / "runs"
+    for arch, best in (("gap_cnn", "late_sum"), ("small_cnn", "concat")):  # orders by error differ
+        for fusion in ("concat", "late_sum"):
+            acc = 0.95 if fusion == best else 0.9
+            make_run(runs, f"{arch}-{fusion}", arch=arch, fusion=fusion, sum_acc=acc,
+                     config_hash=f"{arch[:4]}{fusion[:4]}")  # fmt: skip
+            make_run(runs, f"{arch}-{fusion}-t", arch=arch, fusion=fusion, sum_acc=acc + 0.01,
+                     tuned=True, config_hash=f"t{arch[:3]}{fusion[:4]}")  # fmt: skip
+    inputs = load(tmp_path)
+    summary = report.summarize(inputs.runs, inputs.bench)
+    fig = val_curves_figure(report.val_curves(inputs.history, inputs.runs, summary), summary, None)
+    for ax in fig.axes:
+        legend = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert legend == ["concat, tuned", "concat", "late_sum, tuned", "late_sum"], legend
+        for line in ax.get_lines():
+            tuned = "tuned" in line.get_label()
+            assert line.get_linestyle() == ("-" if tuned else "--"), line.get_label()
+            assert (line.get_markerfacecolor() == "white") is not tuned, line.get_label()
+    assert "tuned: solid, filled; default: dashed, hollow" in fig.texts[0].get_text()
 
 
 def test_error_axes_of_a_narrow_spread_have_distinct_ticks_and_stay_under_100(

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from benchmark.comparison import epochs_text
-from benchmark.report.output import drawing_stamp, drawn_before, new_figure, stamped
-from benchmark.report.plots import (
+from benchmark.report.marks import (
     COLOURS,
     MARKERS,
     error_point,
@@ -23,6 +22,7 @@ from benchmark.report.plots import (
     plain_log_ticks,
     style_handles,
 )
+from benchmark.report.output import drawing_stamp, drawn_before, new_figure, stamped
 from benchmark.wording import SAME_CONFIG
 
 if TYPE_CHECKING:

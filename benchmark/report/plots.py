@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from benchmark.report.aggregate import class_accuracy, pareto_front, val_curves
 from benchmark.report.generalisation import holdout_runs, plot_generalisation
 from benchmark.report.load import Inputs
+from benchmark.report.marks import (
+    COLOURS,
+    cost_axis,
+    error_span,
+    percent_span,
+    plain_log_ticks,
+    scatter,
+    style_handles,
+    styles,
+    title,
+)
 from benchmark.report.output import drawing_stamp, drawn_before, new_figure, png_bytes, stamped
 from benchmark.report.reference import Reference
 from benchmark.wording import BEST, BETTER, NEAR, SAME_CONFIG, UNTESTED, WORSE
@@ -34,10 +44,6 @@ PLOTS = {
     "sum_class_heatmap": "Main comparison: test sum error per true sum (mean over seeds)",
     "generalisation": "Seen vs held-out pairs: test sum accuracy (mean and std over seeds)",
 }
-COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-KIND_MARKER = "h"  # tuned (filled) / default (hollow) in legends: no fusion uses it
-WIDE = 20.0  # a cost axis whose largest value is this many times its smallest goes log
 # The forest's colours by standing against the best: untested is not "worse".
 STANDING_STYLE = {
     BEST: ("tab:green", "best (the larger marker, the dashed line)"),
@@ -48,167 +54,8 @@ STANDING_STYLE = {
 }
 
 
-def plain_log_ticks(axis: Any) -> None:
-    """Log-axis ticks at 1, 2 and 5 per decade, written as plain numbers (0.5, 1, 2 ...)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
-
-    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(
-        FuncFormatter(lambda v, _: f"{v:,.{max(0, -math.floor(math.log10(v)))}f}")
-    )
-    axis.set_minor_formatter(NullFormatter())
-
-
-def log_span(low: float, high: float, ratio: float = 4.0) -> tuple[float, float]:
-    """Log-axis limits around [low, high] with some margin, at least ``ratio`` wide: one of the
-    1-2-5 ticks always falls inside (their widest gap is 2.5x), even for a single point."""
-    low, high = low / 1.25, high * 1.25
-    if high / low < ratio:
-        centre, half = math.sqrt(low * high), math.sqrt(ratio)
-        low, high = centre / half, centre * half
-    return low, high
-
-
-def percent_span(low: float, high: float) -> tuple[float, float]:
-    """``log_span`` of errors in percent, moved down to end at 100% where it would pass it (an
-    interval may; an error cannot)."""
-    low, high = log_span(low, high)
-    return (low * 100 / high, 100.0) if high > 100 else (low, high)
-
-
-def error_span(rows: pd.DataFrame) -> tuple[float, float]:
-    """The error axis' limits: every mean and every interval end that a log axis can show."""
-    mean, half = rows["test_sum_err_mean"], rows["test_sum_err_ci"].fillna(0)
-    low = (mean - half).where(mean - half > 0, mean)
-    return percent_span(float(low.min()), float((mean + half).max()))
-
-
-def cost_axis(ax: Any, axis: str, values: pd.Series) -> None:
-    """A cost axis (parameters, seconds): logarithmic when the values span more than ``WIDE``."""
-    from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-    known = values.dropna()
-    known = known[known > 0]
-    target = getattr(ax, f"{axis}axis")
-    if known.empty or known.max() / known.min() <= WIDE:
-        target.set_major_locator(MaxNLocator(6))
-    else:
-        getattr(ax, f"set_{axis}scale")("log")
-        getattr(ax, f"set_{axis}lim")(*log_span(float(known.min()), float(known.max()), 1.0))
-        plain_log_ticks(target)
-    target.set_major_formatter(FuncFormatter(lambda v, _: compact(v)))
-
-
-def compact(value: float) -> str:
-    """A tick label that stays short: 80k, 1.5M, 12, 0.5."""
-    for scale, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(value) >= scale:
-            return f"{value / scale:g}{suffix}"
-    return f"{value:g}"
-
-
-def title(text: str, width_in: float, size: float) -> str:
-    """``text`` wrapped to fit ``width_in`` inches at ``size`` points (about 0.55 em a char)."""
-    return textwrap.fill(text, max(20, int(width_in * 72 / (0.55 * size))))
-
-
-def kind_handles(lines: bool = False) -> list[Any]:
-    """Tuned (filled; solid where lines are drawn) and default (hollow; dashed), keyed with a
-    glyph no encoder or fusion is drawn with: a circle here read as gap_cnn's."""
-    from matplotlib.lines import Line2D
-
-    solid, dashed = ("-", "--") if lines else ("", "")
-    return [
-        Line2D([], [], color="black", marker=KIND_MARKER, ls=solid,
-               label="tuned: filled" + (", solid" if lines else "")),
-        Line2D([], [], color="black", marker=KIND_MARKER, mfc="white", ls=dashed,
-               label="default: hollow" + (", dashed" if lines else "")),
-    ]  # fmt: skip
-
-
 def main_groups(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["section"] == "main"]
-
-
-def styles(rows: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
-    """Colour per encoder and marker per fusion, in sorted order (stable across reports); the
-    reference's names first, so that setting the user's runs beside it keeps its styles."""
-    theirs, mine = rows[~rows["yours"].astype(bool)], rows[rows["yours"].astype(bool)]
-
-    def order(column: str) -> list[str]:
-        first = sorted(set(theirs[column]))
-        return first + sorted(set(mine[column]) - set(first))
-
-    colours = {a: COLOURS[i % len(COLOURS)] for i, a in enumerate(order("arch"))}
-    markers = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(order("fusion"))}
-    return colours, markers
-
-
-def style_handles(
-    colours: dict[Any, str],
-    markers: dict[Any, str],
-    yours: bool,
-    colour_of: str = "encoder",
-    marker_of: str = "fusion",
-) -> list[Any]:
-    """Legend entries under headings: what colour means (a patch each), what the marker means,
-    the kind (a glyph no marker uses, filled or hollow) and, beside a reference, the ring that
-    marks the user's. A colour key drawn as a marker read as one more marker."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    def heading(text: str) -> Line2D:
-        return Line2D([], [], ls="", marker="", label=text)
-
-    handles = [heading(f"{colour_of} (colour)")]
-    handles += [Patch(color=c, label=str(a)) for a, c in colours.items()]
-    handles.append(heading(f"{marker_of} (marker)"))
-    handles += [
-        Line2D([], [], color="dimgrey", mfc="lightgrey", marker=m, ls="", label=f)
-        for f, m in markers.items()
-    ]
-    handles += [heading("configuration (fill)"), *kind_handles()]
-    if yours:
-        handles.append(
-            Line2D(
-                [],
-                [],
-                color="black",
-                marker="o",
-                mfc="none",
-                ms=14,
-                mew=1.6,
-                ls="",
-                label="yours (ringed)",
-            )
-        )
-    return handles
-
-
-def error_point(ax: Any, x: float, r: Any, colour: Any, marker: str) -> None:
-    """One group's test sum error with its interval at ``x``: filled when tuned, hollow when
-    default (the convention of every scatter of the report)."""
-    ax.errorbar(
-        x,
-        r.test_sum_err_mean,
-        yerr=0 if pd.isna(r.test_sum_err_ci) else r.test_sum_err_ci,
-        marker=marker,
-        color=colour,
-        mfc=colour if r.tuned else "white",
-        ms=7,
-        capsize=2,
-        lw=0.8,
-    )
-
-
-def scatter(ax: Any, rows: pd.DataFrame, x: str, colours: dict, markers: dict) -> None:
-    for r in rows.itertuples(index=False):
-        colour = colours[r.arch]
-        error_point(ax, getattr(r, x), r, colour, markers[r.fusion])
-        if r.yours:
-            ax.plot(
-                getattr(r, x), r.test_sum_err_mean, "o", mfc="none", mec="black", ms=14, mew=1.6
-            )
 
 
 def forest_figure(summary: pd.DataFrame) -> Figure:
@@ -306,8 +153,9 @@ def curve_label(row: pd.Series) -> str:
 
 
 def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Reference | None) -> Figure:
-    """Small multiples: one panel per encoder, one line per group (colour by fusion, dashed
-    when tuned), validation sum error on a log axis, the main comparison's budget marked."""
+    """Small multiples: one panel per encoder, one line per group (colour by fusion; tuned solid
+    and filled, default dashed and hollow, as the ladder's plots draw them), validation sum error
+    on a log axis, the main comparison's budget marked; each legend in one order."""
     from matplotlib.transforms import offset_copy
 
     groups = summary.set_index("label")
@@ -331,18 +179,22 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     dotted = False
     for ax, arch in zip(axes, encoders, strict=True):
         drawn: list[tuple[str, bool]] = []  # a second line of one fusion and kind: dotted
-        for _, curve in curves[curves["arch"] == arch].groupby("label", sort=False):
+        panel = curves[curves["arch"] == arch]
+        order = panel.groupby("label").first()
+        for label in order.sort_values(["fusion", "tuned"], ascending=[True, False]).index:
+            curve = panel[panel["label"] == label]
             first = curve.iloc[0]
             kind = (first["fusion"], bool(first["tuned"]))
-            style = ("--" if kind[1] else "-") if kind not in drawn else ":"
+            style = ("-" if kind[1] else "--") if kind not in drawn else ":"
             dotted |= style == ":"
             drawn.append(kind)
             ax.plot(
                 curve["epoch"],
                 100 * (1 - curve["val_sum_acc"]),
                 marker="o",
-                ms=3,
-                color=COLOURS[fusions.index(first["fusion"]) % len(COLOURS)],
+                ms=4,
+                color=(colour := COLOURS[fusions.index(first["fusion"]) % len(COLOURS)]),
+                mfc=colour if kind[1] else "white",
                 ls=style,
                 label=labels[first["label"]],
             )
@@ -365,7 +217,8 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     main = set(curves["label"]) <= set(main_groups(summary)["label"])
     of_main = " of the main comparison's groups" if main else ""
     text = f"Validation sum error per epoch (mean over seeds){of_main}, one panel per encoder"
-    text += " (dashed: tuned" + ("; dotted: another variant of the same fusion)" if dotted else ")")
+    text += " (tuned: solid, filled; default: dashed, hollow"
+    text += "; dotted: another variant of the same fusion)" if dotted else ")"
     fig.suptitle(title(text, width, 11), fontsize=11)
     return fig
 
@@ -431,5 +284,5 @@ def plots_stamp(inputs: Inputs, summary: pd.DataFrame, ref: Reference | None) ->
     if ref is not None:  # its sets in sorted order: a set's repr changes with the hash seed
         fields = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in vars(ref).items()}
         parts.append(json.dumps(fields, sort_keys=True, default=str))
-    code = [__file__, inspect.getfile(png_bytes), inspect.getfile(plot_generalisation)]
+    code = [__file__, *map(inspect.getfile, (scatter, png_bytes, plot_generalisation))]
     return drawing_stamp(parts, code)

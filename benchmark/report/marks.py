@@ -1,0 +1,207 @@
+"""How the report's scatter and line plots mark groups and scale axes, shared by ``plots`` and
+``ladder_plots``: a colour per encoder, a marker per fusion, filled for tuned and hollow for
+default, keyed under headings; error and cost axes whose limits always hold a tick; markers that
+would cover each other set apart."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import Any
+
+import pandas as pd
+
+COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+KIND_MARKER = "h"  # tuned (filled) / default (hollow) in legends: no fusion uses it
+WIDE = 20.0  # a cost axis whose largest value is this many times its smallest goes log
+
+
+def plain_log_ticks(axis: Any) -> None:
+    """Log-axis ticks at 1, 2 and 5 per decade, written as plain numbers (0.5, 1, 2 ...)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(
+        FuncFormatter(lambda v, _: f"{v:,.{max(0, -math.floor(math.log10(v)))}f}")
+    )
+    axis.set_minor_formatter(NullFormatter())
+
+
+def log_span(low: float, high: float, ratio: float = 4.0) -> tuple[float, float]:
+    """Log-axis limits around [low, high] with some margin, at least ``ratio`` wide: one of the
+    1-2-5 ticks always falls inside (their widest gap is 2.5x), even for a single point."""
+    low, high = low / 1.25, high * 1.25
+    if high / low < ratio:
+        centre, half = math.sqrt(low * high), math.sqrt(ratio)
+        low, high = centre / half, centre * half
+    return low, high
+
+
+def percent_span(low: float, high: float) -> tuple[float, float]:
+    """``log_span`` of errors in percent, moved down to end at 100% where it would pass it (an
+    interval may; an error cannot)."""
+    low, high = log_span(low, high)
+    return (low * 100 / high, 100.0) if high > 100 else (low, high)
+
+
+def error_span(rows: pd.DataFrame) -> tuple[float, float]:
+    """The error axis' limits: every mean and every interval end that a log axis can show."""
+    mean, half = rows["test_sum_err_mean"], rows["test_sum_err_ci"].fillna(0)
+    low = (mean - half).where(mean - half > 0, mean)
+    return percent_span(float(low.min()), float((mean + half).max()))
+
+
+def cost_axis(ax: Any, axis: str, values: pd.Series) -> None:
+    """A cost axis (parameters, seconds): logarithmic when the values span more than ``WIDE``."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    known = values.dropna()
+    known = known[known > 0]
+    target = getattr(ax, f"{axis}axis")
+    if known.empty or known.max() / known.min() <= WIDE:
+        target.set_major_locator(MaxNLocator(6))
+    else:
+        getattr(ax, f"set_{axis}scale")("log")
+        getattr(ax, f"set_{axis}lim")(*log_span(float(known.min()), float(known.max()), 1.0))
+        plain_log_ticks(target)
+    target.set_major_formatter(FuncFormatter(lambda v, _: compact(v)))
+
+
+def compact(value: float) -> str:
+    """A tick label that stays short: 80k, 1.5M, 12, 0.5."""
+    for scale, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:g}{suffix}"
+    return f"{value:g}"
+
+
+def title(text: str, width_in: float, size: float) -> str:
+    """``text`` wrapped to fit ``width_in`` inches at ``size`` points (about 0.55 em a char)."""
+    return textwrap.fill(text, max(20, int(width_in * 72 / (0.55 * size))))
+
+
+def kind_handles(lines: bool = False) -> list[Any]:
+    """Tuned (filled; solid where lines are drawn) and default (hollow; dashed), keyed with a
+    glyph no encoder or fusion is drawn with: a circle here read as gap_cnn's."""
+    from matplotlib.lines import Line2D
+
+    solid, dashed = ("-", "--") if lines else ("", "")
+    return [
+        Line2D([], [], color="black", marker=KIND_MARKER, ls=solid,
+               label="tuned: filled" + (", solid" if lines else "")),
+        Line2D([], [], color="black", marker=KIND_MARKER, mfc="white", ls=dashed,
+               label="default: hollow" + (", dashed" if lines else "")),
+    ]  # fmt: skip
+
+
+def styles(rows: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
+    """Colour per encoder and marker per fusion, in sorted order (stable across reports); the
+    reference's names first, so that setting the user's runs beside it keeps its styles."""
+    theirs, mine = rows[~rows["yours"].astype(bool)], rows[rows["yours"].astype(bool)]
+
+    def order(column: str) -> list[str]:
+        first = sorted(set(theirs[column]))
+        return first + sorted(set(mine[column]) - set(first))
+
+    colours = {a: COLOURS[i % len(COLOURS)] for i, a in enumerate(order("arch"))}
+    markers = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(order("fusion"))}
+    return colours, markers
+
+
+def style_handles(
+    colours: dict[Any, str],
+    markers: dict[Any, str],
+    yours: bool,
+    colour_of: str = "encoder",
+    marker_of: str = "fusion",
+) -> list[Any]:
+    """Legend entries under headings: what colour means (a patch each), what the marker means,
+    the kind (a glyph no marker uses, filled or hollow) and, beside a reference, the ring that
+    marks the user's. A colour key drawn as a marker read as one more marker."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    def heading(text: str) -> Line2D:
+        return Line2D([], [], ls="", marker="", label=text)
+
+    handles = [heading(f"{colour_of} (colour)")]
+    handles += [Patch(color=c, label=str(a)) for a, c in colours.items()]
+    handles.append(heading(f"{marker_of} (marker)"))
+    handles += [
+        Line2D([], [], color="dimgrey", mfc="lightgrey", marker=m, ls="", label=f)
+        for f, m in markers.items()
+    ]
+    handles += [heading("configuration (fill)"), *kind_handles()]
+    if yours:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="black",
+                marker="o",
+                mfc="none",
+                ms=14,
+                mew=1.6,
+                ls="",
+                label="yours (ringed)",
+            )
+        )
+    return handles
+
+
+def error_point(ax: Any, x: float, r: Any, colour: Any, marker: str, dodge: float = 0.0) -> None:
+    """One group's test sum error with its interval at ``x``: filled when tuned, hollow when
+    default (the convention of every scatter of the report); ``dodge`` points to the right."""
+    from matplotlib.transforms import offset_copy
+
+    ci = 0 if pd.isna(r.test_sum_err_ci) else r.test_sum_err_ci
+    ax.errorbar(
+        x,
+        r.test_sum_err_mean,
+        yerr=ci,
+        marker=marker,
+        color=colour,
+        mfc=colour if r.tuned else "white",
+        ms=7,
+        capsize=2,
+        lw=0.8,
+        transform=offset_copy(ax.transData, fig=ax.figure, x=dodge, units="points"),
+    )
+    # (matplotlib leaves an artist drawn with an offset out of the limits it scales to)
+    ax.update_datalim([(x, r.test_sum_err_mean - ci), (x, r.test_sum_err_mean + ci)])
+    ax.autoscale_view()
+
+
+def dodges(x: pd.Series, error: pd.Series, step: float = 8.0) -> pd.Series:
+    """Horizontal offsets in points that set apart markers which would cover each other: groups
+    within 2% of the x span and 6% of each other's error (such as two tuned models of one size
+    at one parameter count) spread ``step`` points apart about their place."""
+    span = float(x.max() - x.min()) or 1.0
+    out = pd.Series(0.0, index=x.index)
+    order = list(x.sort_values(kind="stable").index)
+    while order:
+        first = order.pop(0)
+        near = [first] + [
+            i
+            for i in order
+            if x[i] - x[first] <= 0.02 * span and abs(error[i] / error[first] - 1) <= 0.06
+        ]
+        order = [i for i in order if i not in near]
+        for k, i in enumerate(near):
+            out[i] = (k - (len(near) - 1) / 2) * step
+    return out
+
+
+def scatter(ax: Any, rows: pd.DataFrame, x: str, colours: dict, markers: dict) -> None:
+    from matplotlib.transforms import offset_copy
+
+    offsets = dodges(rows[x], rows["test_sum_err_mean"])
+    for i, r in zip(rows.index, rows.itertuples(index=False), strict=True):
+        colour = colours[r.arch]
+        error_point(ax, getattr(r, x), r, colour, markers[r.fusion], offsets[i])
+        if r.yours:
+            ax.plot(
+                getattr(r, x), r.test_sum_err_mean, "o", mfc="none", mec="black", ms=14, mew=1.6,
+                transform=offset_copy(ax.transData, fig=ax.figure, x=offsets[i], units="points"),
+            )  # fmt: skip

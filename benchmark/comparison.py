@@ -89,6 +89,37 @@ def dropped_by(found: dict[str, Any] | None, keys: list[str]) -> list[dict[str, 
     return [plan for key, (plan, stages) in plans if stages and key not in keys]
 
 
+def recorded_flags(found: dict[str, Any] | None) -> str:
+    """The ``compare`` flags of the protocol ``found`` (a comparison.json) holds stage times of,
+    as far as its plans record them (``--arch ... --epochs 1,3,9``): what a user is told to give
+    to go on with it. Empty where a plan's shape is not the one ``compare`` writes."""
+    plans = [plan for plan, stages in recorded(found or {}).values() if stages]
+    try:
+        top = max(plans, key=lambda plan: plan["budget"]["epochs"])
+        epochs = sorted({int(plan["budget"]["epochs"]) for plan in plans})
+        pairs = [tuple(pair) for pair in top["pairs"]]
+        archs, fusions = (
+            list(dict.fromkeys(a for a, _ in pairs)),
+            list(dict.fromkeys(f for _, f in pairs)),
+        )
+        flags = []
+        if len(pairs) == len(archs) * len(fusions) == len(set(pairs)):  # every arch x fusion
+            flags += [f"--arch {','.join(archs)}", f"--fusion {','.join(fusions)}"]
+        flags += [f"--seeds {','.join(str(int(s)) for s in top['seeds'])}"]
+        flags += [f"--trials {int(top['trials'])}"]
+        if top.get("max_params") is not None:
+            flags.append(f"--max-params {int(top['max_params'])}")
+        budget = top["budget"]
+        if budget.get("train_subset") is not None:
+            flags.append(f"--train-subset {int(budget['train_subset'])}")
+        if budget.get("holdout_pairs"):
+            flags.append(f"--holdout-pairs {int(budget['holdout_pairs'])}")
+        flags.append(f"--epochs {','.join(map(str, epochs))}")
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return " ".join(flags)
+
+
 def sittings(found: dict[str, Any] | None) -> list[dict[str, Any]]:
     """The ``compare --jobs`` sittings a comparison.json records (``Sitting``), well-formed
     ones only: where, how many worker processes, wall seconds, the rung keys they worked on."""

@@ -184,6 +184,7 @@ def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -
         "holds stage times of another protocol that this compare would drop (plan f00dcafe " in line
     )
     assert "(9 epochs): they differ in a rung, or in the combinations, seeds, trials" in line
+    assert "as its plans record it" not in line  # a plan without its flags: none made up
     assert (results / comparison.COMPARISON).read_bytes() == before
     assert sorted(p.name for p in results.iterdir()) == [comparison.COMPARISON]  # nothing else
     assert exit_status(["compare", *TINY, "--results-dir", str(results), "--status"]) == 0

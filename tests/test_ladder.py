@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from conftest import one_line
 from optuna.trial import TrialState
 
 from benchmark import compare, comparison, hardware, pruning, rundir, storages, tuning
@@ -122,6 +123,19 @@ def test_status_says_where_each_rung_stands_and_writes_nothing(
     ]
     after = {p: p.read_bytes() for p in (tmp_path / "ladder").rglob("*") if p.is_file()}
     assert after == before
+    # another protocol's status (here the defaults') says the ladder there is another one, and
+    # names its flags; those flags give this ladder's status, and plain compare names them too
+    results = ["--results-dir", str(tmp_path / "ladder")]
+    assert main(["compare", *results, "--status"]) == 0
+    (note,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
+    flags = note.split("holds another protocol (", 1)[1].split(");", 1)[0]
+    assert flags.startswith("--arch small_cnn --fusion late_sum --seeds 0 --trials 2 --max-params")
+    assert flags.endswith("--train-subset 256 --epochs 1,2")
+    assert main(["compare", *flags.split(), *results, "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "another protocol" not in out and "2 epochs │" in out
+    assert main(["compare", *results, "--no-report"]) == 2
+    assert f"(as its plans record it: {flags})" in one_line(capsys.readouterr().err)
 
 
 def test_workers_started_by_hand_on_one_machine_time_their_runs_as_shared(

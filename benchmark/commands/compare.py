@@ -36,6 +36,7 @@ from benchmark.comparison import (
     dropped_by,
     epochs_text,
     load_comparison,
+    recorded_flags,
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, SIZING
 from benchmark.files import check_writable
@@ -187,14 +188,24 @@ def in_workers(
         return run_workers(commands, spec, refresh)
 
 
-def show_status(plans: list[Any], spec: str, local: Path | None, results_dir: Path) -> int:
+def show_status(
+    plans: list[Any], spec: str, local: Path | None, results_dir: Path, other: str = ""
+) -> int:
     """``--status``: where the ladder stands in its storage, on every machine sharing it; trains
-    nothing and writes nothing (a storage file not there yet is not created)."""
+    nothing and writes nothing (a storage file not there yet is not created). ``other``: the
+    flags of another protocol that results_dir's comparison.json holds, said after the table
+    (a status of the defaults' protocol beside a finished ladder read as nothing done)."""
     from rich.table import Table
 
     from benchmark import compare, storages
 
     label = storages.storage_label(spec)
+    if other:
+        console.print(
+            f"note: {results_dir / COMPARISON} holds another protocol ({other}); "
+            "this status is of the protocol these flags ask for",
+            soft_wrap=True,  # the flags whole, to copy
+        )
     if local is not None and not local.exists():
         console.print(f"nothing started: {label} does not exist yet")
         return 0
@@ -238,15 +249,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     found = load_comparison(results_dir)  # damaged: said now, not after hours of work
     spec = storages.storage_spec(args.storage, results_dir)
     local = storages.check_storage(spec)
+    dropped = dropped_by(found, [plan.key() for plan in plans])
     if args.status:
-        return show_status(plans, spec, local, results_dir)
-    if dropped := dropped_by(found, [plan.key() for plan in plans]):
+        return show_status(
+            plans, spec, local, results_dir, recorded_flags(found) if dropped else ""
+        )
+    if dropped:
         held = listing([f"{p.get('key')} ({rung_of(p)})" for p in dropped])
         plans_held = f"{'plan' if len(dropped) == 1 else 'plans'} {held}"
+        flags = recorded_flags(found)
+        ran = f" (as its plans record it: {flags})" if flags else ""
         raise UsageError(
             f"{results_dir / COMPARISON} holds stage times of another protocol that this compare "
             f"would drop ({plans_held}: they differ in a rung, or in the combinations, seeds, "
-            "trials, cap, precision or fixed settings); give the command that protocol ran, "
+            f"trials, cap, precision or fixed settings); give the command that protocol ran{ran}, "
             "pass another --results-dir, or move the file away to start over"
         )
     if not args.no_report:  # as report checks: not after hours of work, at the last stage

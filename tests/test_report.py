@@ -966,6 +966,30 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
     assert f"| gap_cnn__concat__e1__p1000 | 8 | 0 | {100 * study.best_value:.2f} |" in text
 
 
+def test_a_study_plot_the_report_no_longer_draws_is_removed(tmp_path: Path) -> None:
+    """An importance plot of a study that now has too few complete trials for one (its trials
+    pruned, or the study started again) stayed in studies/ beside the new history plot, showing
+    a study that is no more; the report says when it draws importances."""
+    import optuna
+
+    make_run(tmp_path / "runs", "a")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    name = "gap_cnn__concat__e1__p1000"
+    study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2), 3)
+    stale = tmp_path / "out" / "studies" / f"{name}-importance.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"\x89PNG an earlier study's")
+    other = stale.with_name("another-study-importance.png")  # not a study of this storage
+    other.write_bytes(b"\x89PNG")
+    inputs = report.load_inputs(str(tmp_path / "runs" / "*"), str(tmp_path / "none"), tmp_path)
+    report.write_report(inputs, tmp_path / "out")
+    assert not stale.exists() and other.exists()
+    assert stale.with_name(f"{name}-history.png").exists()
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "where at least 8 trials completed, its parameter importances" in text
+
+
 def test_the_studies_table_says_when_the_best_trial_was_the_defaults() -> None:
     from benchmark.report.studies import StudyDigest, studies_section
 

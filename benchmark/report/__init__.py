@@ -126,6 +126,8 @@ def write_report(
     for relative, blob in sorted(inputs.studies.files.items()):
         files.write_bytes(out / relative, blob)
         written.append(out / relative)
+    for relative in inputs.studies.unwritten_plots():
+        (out / relative).unlink(missing_ok=True)
     if inputs.studies.stamp is not None:  # what the next report reads instead of the storage
         files.write_text(out / DIGEST, inputs.studies.digest_json())
         written.append(out / DIGEST)

@@ -28,6 +28,7 @@ from benchmark.comparison import QUEUE_PREFIX
 from benchmark.files import mistyped
 from benchmark.report.output import markdown_table, short_hash, sources
 from benchmark.report.study_plots import (
+    MIN_IMPORTANCE_TRIALS,
     STUDIES_DIR,
     kept_plots,
     plot_kinds,
@@ -76,6 +77,14 @@ class Studies:
     files: dict[str, bytes] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     stamp: str | None = None
+
+    def unwritten_plots(self) -> list[str]:
+        """The plots of these studies that this report does not write (relative paths): an
+        importance plot of a study now with too few complete trials for one, say. An earlier
+        report's copy left beside the others would show a study that is no more."""
+        kinds = ("history", "importance")  # every kind ``plot_kinds`` may give
+        plots = [(d, f"{STUDIES_DIR}/{d.name}-{k}.png") for d in self.digests for k in kinds]
+        return [path for d, path in plots if d.files and path not in d.files]
 
     def digest_json(self) -> str:
         """``studies/digest.json``: the stamp and the digests, what ``reuse`` reads back."""
@@ -283,8 +292,9 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
             '`pip install -e ".[dashboard]"`). *Best val joint acc*: the study\'s objective, '
             "validation joint accuracy (both heads right) at its budget. *Best trial*: its "
             "number among all the study's trials, those rejected over the cap included. "
-            "Per study: its trials as CSV, Optuna's "
-            "optimisation-history plot and its parameter importances (PED-ANOVA)."
+            "Per study: its trials as CSV, Optuna's optimisation-history plot (complete "
+            "trials: a pruned one has no final value) and, where at least "
+            f"{MIN_IMPORTANCE_TRIALS} trials completed, its parameter importances (PED-ANOVA)."
             + (PRUNING_NOTE + rules_sentence(studies) if pruning else ""),
             markdown_table(pd.DataFrame(rows)),
         ]

@@ -19,6 +19,7 @@ from benchmark.trials import rejected
 from benchmark.wording import percent, settings
 
 console = Console(highlight=False)
+LOG_WIDTH = 160  # columns of a progress line written into a pipe or a log
 T = TypeVar("T")
 
 
@@ -298,7 +299,8 @@ def describe_trial(t: Any) -> str:
 
 def study_bar() -> Any:
     """The progress display of ``StudyProgress``: label, a short bar, trials done of total, the
-    best value and what was pruned or failed, time left; fits in 80 columns."""
+    best value and what was pruned or failed, time left; fits in 80 columns. Into a pipe or a
+    log, where rich would cut it at 80 columns (through the counts), it is printed whole."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -313,7 +315,9 @@ def study_bar() -> Any:
         MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"),
         TimeRemainingColumn(compact=True),
-        console=console,
+        console=console
+        if console.is_terminal
+        else Console(file=console.file, width=LOG_WIDTH, highlight=False),
     )
 
 
@@ -353,7 +357,7 @@ class StudyProgress:
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value, default=None)
         stats = [f"best joint {percent(best.value)} (trial {best.number})" if best else "best -"]
-        stats += [f"{counts[s]} {s.name.lower()}" for s in (TrialState.PRUNED, TrialState.FAIL)]
+        stats += [f"{counts[TrialState.PRUNED]} pruned", f"{counts[TrialState.FAIL]} failed"]
         if self.elsewhere:
             stats.append(f"waiting for {self.elsewhere} running elsewhere")
             self.elsewhere = 0

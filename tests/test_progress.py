@@ -267,6 +267,32 @@ def test_a_study_progress_line_fits_the_terminal(
     assert "━" in line  # the bar itself survives at 80 columns
 
 
+def test_a_study_progress_line_into_a_log_is_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Into a file rich cut the line at 80 columns, through the counts ("20/…", "1 fail 00:…");
+    there the line is printed whole, and a failed trial is called failed."""
+    import io
+
+    import optuna
+    from optuna.trial import TrialState, create_trial
+    from rich.console import Console
+
+    from benchmark import progress
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=log, width=80, highlight=False))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(params={}, distributions={}, value=0.9932))
+    for state in (TrialState.PRUNED, TrialState.FAIL):
+        study.add_trial(create_trial(state=state, intermediate_values={1: 0.5}))
+    bar = progress.study_bar()
+    progress.StudyProgress(bar, study, "small_cnn x embed_add", 20)
+    bar.console.print(bar.make_tasks_table(bar.tasks))
+    (line,) = log.getvalue().strip().splitlines()
+    assert "small_cnn x embed_add" in line and "2/20" in line  # a failed trial is not counted
+    assert "best joint 99.32% (trial 0), 1 pruned, 1 failed" in line and "…" not in line
+
+
 def test_a_trial_rejected_before_training_is_not_called_pruned() -> None:
     """Optuna stores a suggestion over the cap as pruned; its line says rejected, as the docs
     and the report do, and a trial the pruner stopped stays pruned, with its last epoch."""
@@ -373,6 +399,29 @@ def test_a_compiled_runs_estimate_from_the_probe_says_compiling_is_not_counted()
         rate, basis, compiling = training_rate(TrainConfig(), ex, {})
         assert rate == 1000.0 and compiling == 0.0  # the default model is the probe's
         assert basis == "the CPU probe's figure scaled by MACs" + note
+
+
+@pytest.mark.parametrize("seconds", [2.0, 600.0])
+def test_a_short_estimate_says_start_up_is_not_in_it(
+    seconds: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A smoke run was estimated at 2 s and took several times that: its start-up and warm-up,
+    which no estimate holds, are most of a short run's time, so a short estimate says so."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmark.commands import run
+    from benchmark.config import TrainConfig
+    from benchmark.hardware import Execution
+
+    monkeypatch.setattr(run, "estimate", lambda work, results_dir: (seconds, "the CPU probe"))
+    data = SimpleNamespace(train=[0] * 2048, val=[0] * 10, test=[0] * 10)
+    work = [(TrainConfig(), Execution(device=torch.device("cpu")), data)]
+    assert run.announce(work, {}, tmp_path) == seconds
+    out = " ".join(capsys.readouterr().out.split())  # (wrapped at 80 columns)
+    said = "evaluation (start-up and warm-up not counted), estimated from the CPU probe" in out
+    assert said is (seconds < run.SHORT) and "estimated from the CPU probe" in out
 
 
 def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:

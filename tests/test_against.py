@@ -145,6 +145,23 @@ def test_a_references_damaged_comparison_json_is_named(tmp_path: Path, capsys) -
 
 
 @pytest.mark.usefixtures("undrawn")
+def test_a_reference_without_comparison_json_sets_the_budget_by_its_own_runs(
+    tmp_path: Path,
+) -> None:
+    """Its budget is the one most of *its* default runs used: the user's runs, counted with
+    theirs, set the budget to 2 epochs and the user's run was called the reference's best."""
+    reference = make_reference(tmp_path / "ref")
+    (reference / "comparison.json").unlink()
+    yours = tmp_path / "out"
+    for seed in range(8):  # more default runs than the reference has, at another budget
+        make_run(yours / "runs", f"my-{seed}", seed=seed, sum_acc=0.99)  # 2 epochs
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    text = (yours / "report.md").read_text()
+    assert "Main comparison: 1 epoch" in text
+    assert "[yours]**" not in text.split("## The answer", 1)[1].split("\n\n", 2)[1]
+
+
+@pytest.mark.usefixtures("undrawn")
 @pytest.mark.usefixtures("undrawn")  # reads tables, not figures
 def test_timings_only_beside_the_same_kind_of_device(
     tmp_path: Path, against: tuple[Path, str, pd.DataFrame]

@@ -462,6 +462,30 @@ def test_a_seed_run_again_counts_once_and_the_repeat_is_listed(
     assert "| z-concat-s1-again | 1 | a-concat-s1 |" in text[text.index("## Repeated seeds") :]
 
 
+def test_a_run_found_twice_counts_once(tmp_path: Path) -> None:
+    """A copy of a results folder given beside it, or one folder's path spelled two ways, gave
+    the group n=6 for 3 seeds (seeds "0,0,1,1,2,2") and an interval that much narrower: the
+    copies have the run's own name, which the repeat check took for the run itself."""
+    root = tmp_path / "r"
+    for seed, acc in enumerate((0.90, 0.92, 0.94)):
+        make_run(root / "runs", f"a-s{seed}", seed=seed, sum_acc=acc, val_curve=(0.5, 0.7))
+    shutil.copytree(root, tmp_path / "copy")
+    spelled = str(tmp_path / "r" / "runs" / ".." / "runs" / "*")
+    for patterns in (
+        [str(root / "runs" / "*"), str(tmp_path / "copy" / "runs" / "*")],
+        [str(root / "runs" / "*"), spelled],
+    ):
+        inputs = report.load_inputs(patterns, str(tmp_path / "none"))
+        group = report.summarize(inputs.runs, inputs.bench).iloc[0]
+        assert group["n"] == 3 and group["seeds"] == "0,1,2", patterns
+        assert len(inputs.history) == 6  # two epochs a run, once
+        copies = len(inputs.repeats)
+        assert copies == (3 if "copy" in patterns[1] else 0)  # the path spelled twice: one run
+    inputs = report.load_inputs([str(root / "runs" / "*"), str(tmp_path / "copy" / "runs" / "*")],
+                                str(tmp_path / "none"))  # fmt: skip
+    assert list(inputs.repeats["repeats"]) == [f"a-s{s} (a copy of it)" for s in range(3)]
+
+
 def test_val_curves_are_means_over_seeds(tmp_path: Path) -> None:
     inputs = load(make_suite(tmp_path))
     summary = report.summarize(inputs.runs, inputs.bench)
@@ -1309,6 +1333,19 @@ def test_val_curves_draw_tuned_and_default_as_the_ladder_plots_do(tmp_path: Path
             assert line.get_linestyle() == ("-" if tuned else "--"), line.get_label()
             assert (line.get_markerfacecolor() == "white") is not tuned, line.get_label()
     assert "tuned: solid, filled; default: dashed, hollow" in fig.texts[0].get_text()
+
+
+def test_a_group_with_no_test_error_is_reported(tmp_path: Path) -> None:
+    """Every test pair right (the synthetic digits give it in seconds): the error axes' span
+    divided by 0, and report stopped with a traceback, writing nothing."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"a{seed}", seed=seed, sum_acc=1.0, val_curve=(0.9, 1.0))
+    make_run(runs, "late", fusion="late_sum", sum_acc=0.99, config_hash="l0000000")
+    _, written = report.write_report(load(tmp_path), tmp_path / "out")
+    assert {"forest.png", "pareto.png", "val_curves.png"} <= {p.name for p in written}
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| gap_cnn x concat | no | 2 | 0.00 ± 0.00 | best |" in text
 
 
 def test_error_axes_of_a_narrow_spread_have_distinct_ticks_and_stay_under_100(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,11 +65,13 @@ def incomplete_count(incomplete: pd.DataFrame) -> str:
 
 
 def find_run_dirs(pattern: str | list[str]) -> list[Path]:
-    """Everything ``pattern`` (or any of several patterns) matches, sorted, each once: a file
-    among the run directories is listed by ``load_runs`` as not a run, rather than passed over
-    in silence."""
+    """Everything ``pattern`` (or any of several patterns) matches, sorted, each once however
+    its path is spelled (``../r/runs/*`` beside ``/abs/r/runs/*`` counted every seed twice): a
+    file among the run directories is listed by ``load_runs`` as not a run, rather than passed
+    over in silence."""
     patterns = [pattern] if isinstance(pattern, str) else pattern
-    return [Path(p) for p in sorted({found for one in patterns for found in glob.glob(one)})]
+    found = {os.path.realpath(p): p for one in patterns for p in sorted(glob.glob(one))}
+    return [Path(p) for p in sorted(set(found.values()))]
 
 
 def value_problems(found: dict[str, Any]) -> list[str]:
@@ -165,16 +168,20 @@ def set_aside_repeats(
         return runs, history, pd.DataFrame(columns=REPEATS)
     # rundir.seed_of: the rule ``run`` notes a repeat by before it trains
     keys = [rundir.seed_of(row) for row in runs[[*KEYS, "seed"]].to_dict("records")]
-    firsts: dict[tuple[Any, ...], str] = {}
-    for key, run in zip(keys, runs["run"], strict=True):
-        firsts.setdefault(key, run)
-    first = pd.Series([firsts[key] for key in keys], index=runs.index)
-    again = runs["run"] != first
+    firsts: dict[tuple[Any, ...], Any] = {}
+    for key, row in zip(keys, runs.index, strict=True):
+        firsts.setdefault(key, row)
+    first_row = pd.Series([firsts[key] for key in keys], index=runs.index)
+    again = runs.index.to_series() != first_row  # by row: a copy of a run has its name
+    first = runs.loc[first_row, "run"].set_axis(runs.index)
+    named = first.where(first != runs["run"], first + " (a copy of it)")
     repeats = pd.DataFrame(
-        {"run": runs["run"][again], "seed": runs["seed"][again], "repeats": first[again]}
+        {"run": runs["run"][again], "seed": runs["seed"][again], "repeats": named[again]}
     )
-    history = history[~history["run"].isin(repeats["run"])].reset_index(drop=True)
-    return runs[~again].reset_index(drop=True), history, repeats.reset_index(drop=True)
+    kept = runs[~again].reset_index(drop=True)
+    history = history[~history["run"].isin(set(repeats["run"]) - set(kept["run"]))]
+    history = history.drop_duplicates(["run", "epoch"]).reset_index(drop=True)  # a copy's too
+    return kept, history, repeats.reset_index(drop=True)
 
 
 def repeated(repeats: pd.DataFrame) -> str:

@@ -15,6 +15,7 @@ COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 KIND_MARKER = "h"  # tuned (filled) / default (hollow) in legends: no fusion uses it
 WIDE = 20.0  # a cost axis whose largest value is this many times its smallest goes log
+FLOOR = 0.001  # % error, one test pair in 100,000: where a log axis of errors ends below a 0
 
 
 def plain_log_ticks(axis: Any) -> None:
@@ -40,7 +41,10 @@ def log_span(low: float, high: float, ratio: float = 4.0) -> tuple[float, float]
 
 def percent_span(low: float, high: float) -> tuple[float, float]:
     """``log_span`` of errors in percent, moved down to end at 100% where it would pass it (an
-    interval may; an error cannot)."""
+    interval may; an error cannot). An error of 0 (every test pair right) has no place on a log
+    axis: the span then reaches down to ``FLOOR``, and the point is left off the plot."""
+    high = max(high, FLOOR)
+    low = low if low > 0 else FLOOR
     low, high = log_span(low, high)
     return (low * 100 / high, 100.0) if high > 100 else (low, high)
 
@@ -185,7 +189,8 @@ def dodges(x: pd.Series, error: pd.Series, step: float = 8.0) -> pd.Series:
         near = [first] + [
             i
             for i in order
-            if x[i] - x[first] <= 0.02 * span and abs(error[i] / error[first] - 1) <= 0.06
+            if x[i] - x[first] <= 0.02 * span
+            and abs(error[i] - error[first]) <= 0.06 * error[first]
         ]
         order = [i for i in order if i not in near]
         for k, i in enumerate(near):

@@ -166,7 +166,11 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
 
 
 def from_runs(runs: pd.DataFrame) -> Reference:
-    """The reference without a comparison.json: ``most_used`` over the runs' configs."""
+    """The reference without a comparison.json: ``most_used`` over the runs' configs, the
+    reference's own alone where the user's are set beside them (``report --against``): counted
+    with theirs, the user's runs could set the budget and be called the reference's best."""
+    if "yours" in runs and runs["yours"].astype(bool).any():
+        runs = runs[~runs["yours"].astype(bool)]
     return most_used(run_configs(runs))
 
 

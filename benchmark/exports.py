@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import TrialState
 
 from benchmark import files
-from benchmark.config import TrainConfig, fields_of
+from benchmark.config import SEARCHED, TrainConfig, fields_of
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.storages import storage_label
 from benchmark.tuning import (
@@ -99,6 +99,9 @@ def read_export(path: Path) -> dict[str, Any]:
         kinds = {**EXPORT_TYPES, "user_attrs": dict, "budget epochs": int}
         if wrong := files.mistyped(checked, kinds):
             raise TypeError(f"{wrong} {checked[wrong]!r}")
+        if untuned := sorted(set(tuned["train"]) - set(SEARCHED)):  # e.g. a seed, written in
+            # by hand: applied, it would override the --seeds typed (tuning sets none of them)
+            raise ValueError(f"train holds {', '.join(untuned)}, which tuning never sets")
         return tuned
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         # a file, damaged: exit 1 as every damaged file read (a bad flag is 2)

@@ -43,6 +43,12 @@ WITH_FEATURES = " with "  # a timing device and its CPU's features (``with_featu
 RESUME = re.compile(r"`python -m benchmark run --resume [^`]*`")
 
 
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory holding any file a run writes: a run, complete or not,
+    rather than a folder of them (``report --runs results/runs``) or of something else."""
+    return path.is_dir() and any((path / name).exists() for name in OWN_FILES)
+
+
 def resume_command(run_dir: Path) -> str:
     """What continues ``run_dir``: said when a run stops, kept in its status message."""
     return f"python -m benchmark run --resume {run_dir}"

@@ -712,6 +712,25 @@ def test_cli_report_runs_matching_only_files_is_a_usage_error(tmp_path: Path, ca
     )
 
 
+def test_runs_naming_the_folder_of_runs_is_refused_before_the_report_is_replaced(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """``--runs results/runs`` (the folder, not its runs) wrote a report of one incomplete "run"
+    over the existing one and deleted its plots, exit 0. It is refused, naming the glob to give;
+    a folder of directories that are not runs is refused too."""
+    root = make_suite(tmp_path / "r")
+    assert main(["report", "--results-dir", str(root)]) == 0
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    capsys.readouterr()
+    assert main(["report", "--results-dir", str(root), "--runs", str(root / "runs")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"{root / 'runs'} holds run directories: give {root / 'runs' / '*'}" in line
+    (tmp_path / "pictures" / "album").mkdir(parents=True)
+    assert main(["report", "--results-dir", str(root), "--runs", str(tmp_path / "pictures")]) == 2
+    assert "matches no run directory (none holds a file a run writes" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+
+
 @pytest.mark.usefixtures("undrawn")
 def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys: Any) -> None:
     """``tune`` then ``report`` (no run yet): the studies, and an answer that says why there is

@@ -194,6 +194,25 @@ def test_defaults_enqueued_once_and_again_after_failure(tmp_path: Path) -> None:
         open_study(storage, "s", replace(cfg, epochs=3), None)
 
 
+@pytest.mark.parametrize("key", ["seed", "data_dir", "epochs"])
+def test_an_export_setting_what_tuning_never_sets_is_damaged(
+    key: str, tmp_path: Path, capsys
+) -> None:
+    """A ``train`` entry tuning never writes (a seed typed into the export) overrode the typed
+    ``--seeds``: three runs of seed 5 for ``--seeds 0,1,2``, two of them dropped by the report
+    as repeats. Such an export is now a damaged file, named, and nothing trains."""
+    name = write_export(tmp_path, 1)
+    path = tmp_path / "tuned" / f"{name}.json"
+    found = json.loads(path.read_text())
+    found["train"][key] = {"seed": 5, "data_dir": "/elsewhere", "epochs": 4}[key]
+    path.write_text(json.dumps(found))
+    argv = ["run", "--tuned", "--epochs", "1", "--seeds", "0,1,2", "--print-config"]
+    assert main([*argv, "--results-dir", str(tmp_path)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"{path}: not an export of `tune`" in line
+    assert f"train holds {key}, which tuning never sets" in line
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [("train", [1, 2]), ("value", "x"), ("model_args", None), ("trial", True), ("study", 5)],

@@ -8,6 +8,7 @@ import glob
 from collections import Counter
 from pathlib import Path
 
+from benchmark import rundir
 from benchmark.commands.common import (
     OUTPUT,
     UsageError,
@@ -57,6 +58,16 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--runs {' '.join(args.runs)!r} matches no run directory{files_only}; expected a "
             "glob of run directories such as results/runs/*"
+        )
+    if args.runs and not any(map(rundir.is_run_dir, matched)):  # it wrote an empty report
+        holder = next(
+            (d for d in matched if d.is_dir() and any(map(rundir.is_run_dir, d.iterdir()))), None
+        )
+        hint = f"; {holder} holds run directories: give {holder / '*'}" if holder else ""
+        raise UsageError(
+            f"--runs {' '.join(args.runs)!r} matches no run directory (none holds a file a run "
+            f"writes, such as config.json){hint}; expected a glob of run directories such as "
+            "results/runs/*"
         )
     check_writable(
         out,

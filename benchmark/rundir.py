@@ -205,9 +205,14 @@ def check_metrics(run_dir: Path) -> None:
     except IncompleteRun as exc:
         raise DamagedFileError(f"{run_dir}: {exc}{left}") from None
     try:  # another run's metrics.json, copied in, closed the run and removed its checkpoint
-        saved = TrainConfig.from_dict(read_json(run_dir / CONFIG)).config_hash()
+        config = TrainConfig.from_dict(read_json(run_dir / CONFIG))
     except (OSError, ValueError, TypeError, AttributeError):
         return  # a damaged config.json is named where it is loaded
+    try:  # a mistyped field hashes apart: then config.json is the damaged one, not metrics.json
+        config.check_types()
+    except ValueError as exc:
+        raise DamagedFileError(f"{run_dir / CONFIG}: {exc}") from None
+    saved = config.config_hash()
     if found["config_hash"] != saved:
         raise DamagedFileError(
             f"{run_dir / METRICS}: another run's (config hash {found['config_hash']}, where "

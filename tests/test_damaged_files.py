@@ -239,6 +239,26 @@ def test_another_runs_metrics_file_on_resume_is_named_and_the_checkpoint_kept(
     assert after == before
 
 
+def test_a_mistyped_config_json_on_resume_is_named_not_the_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``"epochs": "one"`` in a complete run's config.json hashed apart from its metrics.json,
+    and the resume called the metrics "another run's"; predict and export name config.json."""
+    from conftest import make_run
+
+    from benchmark import files, rundir
+    from benchmark.config import TrainConfig
+
+    no_data_load(monkeypatch)
+    run_dir = make_run(tmp_path / "runs", "done", config_hash=TrainConfig().config_hash())
+    files.write_json(run_dir / rundir.CONFIG, {**TrainConfig().to_dict(), "epochs": "one"})
+    rundir.write_status(run_dir, "interrupted", "killed after metrics.json was written")
+    assert exit_status(["run", "--resume", str(run_dir)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert "config.json" in line and "epochs must be of type int" in line
+    assert "another run's" not in line
+
+
 @pytest.mark.parametrize(
     "damage", ["random-bytes", "truncated", "a-list", "another-model", "a-directory"]
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import cpu_file
+from conftest import cpu_file, one_line
 
 from benchmark import hardware
 from benchmark.cli import main
@@ -62,6 +62,26 @@ def test_tiny_run_writes_the_three_figures_and_ratios(
     md = cpu_file(tmp_path, "datapath", "fp32", ".md").read_text()
     assert f"{ips['trainer']:,.0f}" in md and f"{ratios['trainer_over_prebuilt']:.3f}" in md
     assert f"with {hardware.cpu_features()}" in md
+
+
+def test_another_combinations_measurement_is_not_replaced(
+    tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The file is one per device and precision: datapath of small_cnn replaced gap_cnn's
+    measurement without a word. It is refused before measuring; a damaged file is named."""
+    path = cpu_file(tmp_path, "datapath", "fp32", ".json")
+    path.parent.mkdir(parents=True)
+    theirs = {"arch": "gap_cnn", "fusion": "concat", "images_per_s": {"trainer": 1.0}}
+    path.write_text(json.dumps(theirs))
+    args = ["--arch", "small_cnn", "--device", "cpu", "--precision", "fp32"]
+    args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
+    assert main(["datapath", *args]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "holds the measurement of gap_cnn x concat, which this one of small_cnn x concat" in line
+    assert json.loads(path.read_text()) == theirs
+    path.write_text("{")
+    assert main(["datapath", *args]) == 1
+    assert f"{path}: not a datapath measurement" in one_line(capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(

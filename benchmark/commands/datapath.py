@@ -7,8 +7,10 @@ import argparse
 import os
 import statistics
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from benchmark import files
 from benchmark.commands.common import (
     UsageError,
     add_config_flags,
@@ -24,6 +26,7 @@ from benchmark.commands.common import (
     require_at_least,
 )
 from benchmark.commands.models import dry_runs, model_args_of
+from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
 from benchmark.progress import prepare
 from benchmark.rundir import with_features
@@ -38,7 +41,6 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     import torch
 
     from architectures import ENCODERS, FUSIONS
-    from benchmark import files
     from benchmark.benchfile import combination_of, results_path
     from benchmark.data import load_mnist
     from benchmark.datapath import markdown, measure
@@ -76,6 +78,9 @@ def cmd_datapath(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     cfg, ex = prepare(cfg)  # decided once, as for a run
     device, precision = ex.device, ex.precision
+    path = results_path(args.results_dir, "datapath", device, precision, ".json")
+    shown = combination_of({"arch": arch, "fusion": fusion, "model_args": cfg.model_args})
+    check_replaces_own(path, shown)
     cpu_data = load_mnist(cfg.data_dir)
     needed = (args.warmup_steps + args.steps) * cfg.batch_size
     if needed > len(cpu_data.train):
@@ -84,7 +89,6 @@ def cmd_datapath(args: argparse.Namespace) -> int:
             f"{len(cpu_data.train)} training images; lower one of them"
         )
     data = cpu_data.to(device)
-    shown = combination_of({"arch": arch, "fusion": fusion, "model_args": cfg.model_args})
     console.print(
         f"datapath: {shown} on {machine_name(device)}, {ex.describe()}, "
         f"batch {cfg.batch_size}, "
@@ -124,12 +128,30 @@ def cmd_datapath(args: argparse.Namespace) -> int:
         },
         "images_per_s_per_round": per_round,
     }
-    path = results_path(args.results_dir, "datapath", device, precision, ".json")
     files.write_json(path, report)
     files.write_text(path.with_suffix(".md"), markdown(report))
     print_wide(report_table(report))
     console.print(f"written to {path} and .md", soft_wrap=True, markup=False)  # a path, whole
     return 0
+
+
+def check_replaces_own(path: Path, shown: str) -> None:
+    """A measurement is kept one per device and precision: one of another combination there
+    would be replaced without a word, so it is refused before measuring (the same combination
+    measured again replaces its own, as meant)."""
+    from benchmark.benchfile import combination_of
+
+    if not path.exists():
+        return
+    try:
+        theirs = combination_of(files.read_json(path))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        raise DamagedFileError(f"{path}: not a datapath measurement; move it away") from None
+    if theirs != shown:
+        raise UsageError(
+            f"{path} holds the measurement of {theirs}, which this one of {shown} would "
+            "replace; pass another --results-dir, or move the file away"
+        )
 
 
 def report_table(report: dict[str, Any]) -> Any:

@@ -346,6 +346,69 @@ def test_a_bad_plugin_is_one_line_exit_2_and_nothing_written(
     assert not results.exists()
 
 
+BAD_SPACES = {  # a search space that cannot be tuned: (its body, what the line says)
+    "raises": ("    raise RuntimeError('space broken')\n", "raised RuntimeError: space broken"),
+    "returns None": ("    return None\n", "returned NoneType, expected a dict"),
+    "unknown name": (
+        "    return {'k': trial.suggest_int('nosuch', 1, 4)}\n",
+        "suggests 'nosuch', not one of spaced's hyperparameters (k)",
+    ),
+    "training's name": (
+        "    return {'k': trial.suggest_int('lr', 1, 4)}\n",
+        "suggests 'lr', a name training tunes",
+    ),
+    "out of range": (
+        "    return {'k': trial.suggest_int('k', 1, 1000)}\n",
+        "for spaced: expected int in 1..10",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SPACES))
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_a_search_space_that_cannot_be_tuned_is_one_line_before_any_trial(
+    command: str, case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each gave a traceback from the first trial (out of range: after a trial had trained), or
+    an Optuna message naming a FixedTrial; now one line names the plug-in's space, exit 2."""
+    body, expected = BAD_SPACES[case]
+    path = tmp_path / "spaces.py"
+    path.write_text(
+        HEADER + "from architectures import Range\n"
+        "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        return x.flatten(1)[:, :4]\n"
+        f"def space(trial):\n{body}"
+        "@register_encoder(search_space=space, ranges={'k': Range(1, 10)})\n"
+        "def spaced(k: int = 3) -> nn.Module:\n    return E()\n"
+    )
+    results = tmp_path / "results"
+    argv = [command, "--plugin", str(path), "--arch", "spaced", "--fusion", "concat"]
+    argv += [
+        "--trials",
+        "1",
+        "--epochs",
+        "1",
+        "--train-subset",
+        "256",
+        "--results-dir",
+        str(results),
+    ]
+    with plugins_undone():
+        assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"spaced's search space (plug-in {path}) " in line and expected in line, line
+    assert not results.exists()
+
+
+def test_every_built_in_search_space_passes_its_check() -> None:
+    from architectures import ENCODERS, FUSIONS
+    from benchmark.commands.models import check_spaces
+
+    for arch in ENCODERS.select("*"):
+        for fusion in FUSIONS.select("*"):
+            check_spaces(arch, fusion)
+
+
 @pytest.mark.parametrize("recorded", ["x", [{"plugin": 1}]])
 def test_a_config_given_with_bad_plugin_records_is_a_usage_error(
     recorded: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -173,6 +173,59 @@ def check_models(shares: dict[tuple[str, str], dict[str, Any]]) -> None:
     dry_runs((arch, fusion, model_args) for (arch, fusion), model_args in shares.items())
     try:
         for (arch, fusion), model_args in shares.items():
+            check_spaces(arch, fusion)
             searched_model_args(arch, fusion, model_args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+
+
+SPACE_DRAWS = 20  # points of each search space drawn before a study runs it
+
+
+def check_spaces(arch: str, fusion: str) -> None:
+    """A ``ValueError`` naming what is wrong with the search spaces of ``arch`` x ``fusion``
+    (a plug-in's, mostly), found before a study runs them rather than as a traceback from a
+    trial: a space that raises or returns no dict, or suggests a name that is not one of its
+    entry's hyperparameters (the defaults trial needs a default for each) or that the training
+    space uses (Optuna keeps one distribution per name), or a value the entry's declared ranges
+    refuse. Each space runs on ``SPACE_DRAWS`` points of a seeded random sampler."""
+    import optuna
+    from optuna.trial import FixedTrial
+
+    from architectures import ENCODERS, FUSIONS
+    from benchmark.config import TrainConfig, search_space
+
+    trained = set(search_space(FixedTrial(TrainConfig().to_dict())))
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line
+    try:
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    for entry in (ENCODERS.get(arch), FUSIONS.get(fusion)):
+        if entry.search_space is None:
+            continue
+        space = f"{entry.name}'s search space ({entry.origin})"
+        for _ in range(SPACE_DRAWS):
+            trial = study.ask()
+            try:
+                found = entry.search_space(trial)
+            except Exception as exc:  # noqa: BLE001 - whatever a plug-in's space raises
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise ValueError(f"{space} raised {type(exc).__name__}: {first}") from None
+            if not isinstance(found, dict):
+                raise ValueError(f"{space} returned {type(found).__name__}, expected a dict")
+            names = set(trial.params) | set(found)
+            if clash := sorted(names & trained):
+                raise ValueError(f"{space} suggests {clash[0]!r}, a name training tunes: rename it")
+            if unknown := sorted(names - set(entry.defaults)):
+                known = ", ".join(entry.defaults) or "none"
+                raise ValueError(
+                    f"{space} suggests {unknown[0]!r}, not one of {entry.name}'s "
+                    f"hyperparameters ({known}); each needs a default in its factory"
+                )
+            for key, value in found.items():
+                try:
+                    entry.check(key, value)
+                except ValueError as exc:
+                    raise ValueError(f"{space} suggests {exc}") from None

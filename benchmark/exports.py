@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Collection
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 import optuna
@@ -139,8 +140,8 @@ def find_export(
     if not found:
         raise UsageError(
             f"--tuned: no export for {cfg.arch} x {cfg.fusion} in {Path(results_dir) / TUNED_DIR};"
-            f" run `python -m benchmark tune --arch {cfg.arch} --fusion {cfg.fusion} "
-            f"--results-dir {results_dir}` first"
+            f" run `python -m benchmark tune --arch {quote(cfg.arch)} --fusion {quote(cfg.fusion)} "
+            f"--results-dir {quote(str(results_dir))}` first"
         )
     spent = {p: read_export(p)["budget"] for p in found}  # each file read once
     same = [p for p in found if same_budget(spent[p], cfg)]

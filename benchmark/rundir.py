@@ -16,6 +16,7 @@ import io
 import os
 import re
 import secrets
+import shlex
 import signal
 import threading
 import time
@@ -51,7 +52,7 @@ def is_run_dir(path: Path) -> bool:
 
 def resume_command(run_dir: Path) -> str:
     """What continues ``run_dir``: said when a run stops, kept in its status message."""
-    return f"python -m benchmark run --resume {run_dir}"
+    return f"python -m benchmark run --resume {shlex.quote(str(run_dir))}"  # pasted whole
 
 
 def timing_device(device: str, sharing: int) -> str:

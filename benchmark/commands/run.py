@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from itertools import product
 from pathlib import Path
+from shlex import quote
 from typing import Any
 
 from benchmark.commands.common import (
@@ -16,7 +17,6 @@ from benchmark.commands.common import (
     UsageError,
     add_config_file_flags,
     add_config_flags,
-    add_model_arg_flag,
     add_plugin_flag,
     add_tuned_flags,
     apply_tuned_flags,
@@ -32,7 +32,7 @@ from benchmark.commands.models import (
     named,
     pop_model_arg_sweeps,
 )
-from benchmark.commands.values import int_list, path_text
+from benchmark.commands.values import add_model_arg_flag, int_list, path_text
 from benchmark.config import TrainConfig
 from benchmark.estimate import estimate
 from benchmark.files import check_writable
@@ -215,7 +215,7 @@ def print_summary(
         )
     if run_dirs:  # a run directory is <results>/runs/<run-id>
         results = run_dirs[0].parent.parent
-        say(f"next: python -m benchmark report --results-dir {results}", soft_wrap=True)
+        say(f"next: python -m benchmark report --results-dir {quote(str(results))}", soft_wrap=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

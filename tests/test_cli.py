@@ -149,3 +149,29 @@ def test_list_shows_a_progress_bar_on_a_terminal_while_it_builds(
     assert any("│ timm:test_vit" in line for line in lines)
     hint = " ".join(shown.split()).split("train one with ")[1].rstrip(".")
     assert main(["run", "--arch", "timm:test_vit", *hint.split(), "--print-config"]) == 0
+
+
+def test_suggested_commands_paste_whole_with_a_space_in_a_path(tmp_path: Path, capsys) -> None:
+    """``--results-dir 'my results'``: the hints said ``--results-dir my results``, which a
+    shell splits in two; they are quoted as a shell reads them."""
+    import shlex
+
+    from benchmark import rundir
+
+    run_dir = tmp_path / "my results" / "runs" / "r1"
+    assert shlex.split(rundir.resume_command(run_dir))[-1] == str(run_dir)
+    results = tmp_path / "my results"
+    argv = ["run", "--tuned", "--epochs", "1", "--results-dir", str(results), "--print-config"]
+    assert exit_status(argv) == 2
+    hint = one_line(capsys.readouterr().err).split("run `", 1)[1].split("` first")[0]
+    assert shlex.split(hint)[-2:] == ["--results-dir", str(results)]
+
+
+@pytest.mark.parametrize("command", ["run", "tune", "compare", "bench", "datapath"])
+def test_a_model_argument_given_twice_is_refused(command: str, tmp_path: Path, capsys) -> None:
+    """``--model-arg width=8 --model-arg width=16``: the last won without a word."""
+    argv = [command, "--model-arg", "width=8", "--model-arg", "width=16"]
+    assert exit_status([*argv, "--results-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "--model-arg width given twice (width=8 and width=16); give it once" in err
+    assert not (tmp_path / "r").exists()

@@ -12,7 +12,6 @@ from typing import Any
 from benchmark.commands.common import (
     UsageError,
     add_config_flags,
-    add_model_arg_flag,
     add_plugin_flag,
     add_results_dir_flag,
     add_tuned_flags,
@@ -26,6 +25,7 @@ from benchmark.commands.common import (
     require_at_least,
 )
 from benchmark.commands.models import grid_variants, pop_model_arg_sweeps
+from benchmark.commands.values import add_model_arg_flag
 from benchmark.config import TrainConfig, fields_of
 from benchmark.files import check_writable
 from benchmark.progress import prepare

@@ -24,9 +24,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 
 from benchmark.commands.values import (
-    key_value,
     list_of,
-    one_key_value,
     one_of,
     optional,
     path_text,
@@ -289,23 +287,6 @@ def only_fields(*names: str) -> tuple[str, ...]:
     measuring commands (``bench``, ``datapath``) take their settings through the same flags and
     config as ``run``."""
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in names)
-
-
-def add_model_arg_flag(
-    parser: argparse.ArgumentParser, held: bool = False, sweeps: bool = False
-) -> None:
-    """``--model-arg KEY=VALUE``; ``held``: for the commands that tune, which hold it fixed;
-    ``sweeps``: for ``run``, where a comma list is a sweep axis."""
-    what = (
-        "encoder/fusion hyperparameter held fixed in every trial: one no search tunes, such as "
-        "a timm ViT's img_size=28 (repeatable)"
-        if held
-        else "encoder/fusion hyperparameter override, e.g. width=32 or a timm ViT's img_size=28 "
-        "(repeatable; in a grid, for the combinations that take it"
-        + ("; a comma list, width=8,16, sweeps it)" if sweeps else ")")
-    )
-    parse = key_value if sweeps else one_key_value(parser.prog.split()[-1])
-    parser.add_argument("--model-arg", type=parse, action="append", metavar="KEY=VALUE", help=what)
 
 
 def add_plugin_flag(

@@ -18,7 +18,6 @@ from benchmark.commands.common import (
     UsageError,
     add_config_file_flags,
     add_config_flags,
-    add_model_arg_flag,
     add_plugin_flag,
     base_config,
     check_data_dir,
@@ -28,7 +27,7 @@ from benchmark.commands.common import (
     run_workers,
 )
 from benchmark.commands.models import check_models, model_args_of, say_untaken
-from benchmark.commands.values import int_list, path_text
+from benchmark.commands.values import add_model_arg_flag, int_list, path_text
 from benchmark.comparison import (
     COMPARISON,
     Sitting,

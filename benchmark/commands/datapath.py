@@ -14,7 +14,6 @@ from benchmark import files
 from benchmark.commands.common import (
     UsageError,
     add_config_flags,
-    add_model_arg_flag,
     add_plugin_flag,
     add_results_dir_flag,
     base_config,
@@ -26,6 +25,7 @@ from benchmark.commands.common import (
     require_at_least,
 )
 from benchmark.commands.models import dry_runs, model_args_of
+from benchmark.commands.values import add_model_arg_flag
 from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
 from benchmark.progress import prepare

@@ -72,6 +72,21 @@ def one_key_value(command: str) -> Callable[[str], tuple[str, Any]]:
     return parse
 
 
+class AppendOnce(argparse.Action):
+    """``action="append"`` of (key, value) pairs that refuses a key given twice: with
+    ``--model-arg width=8 --model-arg width=16`` the last won without a word."""
+
+    def __call__(self, parser: Any, namespace: Any, value: Any, option: Any = None) -> None:
+        pairs = [*(getattr(namespace, self.dest) or []), value]
+        if (key := value[0]) in dict(pairs[:-1]):
+            given = " and ".join(f"{key}={v}" for k, v in pairs if k == key)
+            parser.error(
+                f"{option} {key} given twice ({given}); give it once ({key}=8,16 is a sweep "
+                "where the command takes one)"
+            )
+        setattr(namespace, self.dest, pairs)
+
+
 def optional(cast: Callable[[str], Any]) -> Callable[[str], Any]:
     def convert(text: str) -> Any:
         return None if text.lower() == "none" else cast(text)
@@ -109,3 +124,22 @@ def list_of(parse: Callable[[str], Any], path: bool = False) -> Callable[[str], 
 
     convert.__name__ = getattr(parse, "__name__", "value")
     return convert
+
+
+def add_model_arg_flag(
+    parser: argparse.ArgumentParser, held: bool = False, sweeps: bool = False
+) -> None:
+    """``--model-arg KEY=VALUE``; ``held``: for the commands that tune, which hold it fixed;
+    ``sweeps``: for ``run``, where a comma list is a sweep axis."""
+    what = (
+        "encoder/fusion hyperparameter held fixed in every trial: one no search tunes, such as "
+        "a timm ViT's img_size=28 (repeatable)"
+        if held
+        else "encoder/fusion hyperparameter override, e.g. width=32 or a timm ViT's img_size=28 "
+        "(repeatable; in a grid, for the combinations that take it"
+        + ("; a comma list, width=8,16, sweeps it)" if sweeps else ")")
+    )
+    parse = key_value if sweeps else one_key_value(parser.prog.split()[-1])
+    parser.add_argument(
+        "--model-arg", type=parse, action=AppendOnce, metavar="KEY=VALUE", help=what
+    )

@@ -89,6 +89,10 @@ def load_file(spec: str) -> Plugin:
     key = str(path.resolve())
     if key in _loaded:
         return _loaded[key]
+    if path.is_dir():  # a package is loaded by its dotted name, from sys.path
+        raise UsageError(
+            f"plug-in {spec}: a directory; give a .py file, or a package's dotted name on sys.path"
+        )
     if not path.is_file():
         raise PluginMissing(f"plug-in {spec}: no such file")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -185,6 +189,11 @@ def imported(plugin: Plugin, run: Callable[[], Any], source: str | None) -> Plug
     with registering_from(plugin.origin) as added:
         try:
             run()
+        except SystemExit as exc:  # the command exited with its code, saying nothing
+            where = raised_at(exc, source)
+            raise UsageError(
+                f"{plugin.origin}: importing it called sys.exit({exc.code!r}){where}"
+            ) from None
         except Exception as exc:  # anything a plug-in raises at import means "cannot load"
             where = raised_at(exc, source)
             raise UsageError(
@@ -266,14 +275,17 @@ def check_outputs(arch: str, fusion: str) -> str | None:
             images = torch.rand(b, 1, 28, 28)
             addends = torch.arange(b) % NUM_DIGITS
             features = model.features(images)
+            width = getattr(model.encoder, "num_features", None)
+            if not isinstance(features, torch.Tensor) or tuple(features.shape) != (b, width):
+                # before the fusion's forward, which would fail on them with its own message
+                shape = (
+                    tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
+                )
+                return f"returns features of shape {shape}, expected ({b}, num_features={width})"
             outputs = model(images, addends)
     except Exception as exc:  # noqa: BLE001 - whatever a plug-in's forward raises
         return f"with {arch} x {fusion} on {b} CPU images raised {one_line(exc)}"
     with_ = f"(with {arch} x {fusion})"
-    width = getattr(model.encoder, "num_features", None)
-    if not isinstance(features, torch.Tensor) or tuple(features.shape) != (b, width):
-        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
-        return f"returns features of shape {shape}, expected ({b}, num_features={width})"
     if not torch.isfinite(features).all():
         return f"returns non-finite features {with_}"
     if not (isinstance(outputs, tuple | list) and len(outputs) == 2):

@@ -322,6 +322,13 @@ BAD = {
         "@register_encoder()\ndef broken() -> nn.Module:\n    return E()\n",
         "encoder 'broken' with broken x concat on 4 CPU images raised RuntimeError: no forward",
     ),
+    "exits": ("import sys\nsys.exit(3)\n", "importing it called sys.exit(3) (bad.py:5)"),
+    "features of another width": (  # the fusion's matmul error named the wrong part
+        "class E(nn.Module):\n    num_features = 8\n    def forward(self, x):\n"
+        "        return x.flatten(1)[:, :7]\n"
+        "@register_encoder()\ndef narrow() -> nn.Module:\n    return E()\n",
+        "encoder 'narrow' returns features of shape (4, 7), expected (4, num_features=8)",
+    ),
     "non-finite outputs": (
         "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
         "        return torch.full((len(x), 4), float('nan'))\n"
@@ -471,6 +478,13 @@ def test_a_broken_installed_plugin_is_a_warning_and_other_names_still_work(
         assert "unknown encoder 'its_cnn'" in line, line
         assert "installed plug-ins not loaded: broken" in line, line
     assert not results.exists()
+
+
+def test_a_directory_given_as_a_plugin_says_what_to_give(tmp_path: Path, capsys) -> None:
+    """It said "no such file" of a directory that is there."""
+    assert main(["list", "--plugin", str(tmp_path)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"plug-in {tmp_path}: a directory; give a .py file, or a package's dotted" in line
 
 
 def test_a_failing_plugin_leaves_nothing_registered(tmp_path: Path) -> None:

@@ -112,6 +112,12 @@ def check_storage(spec: str) -> Path | None:
         )
     if not str(path).strip() or str(path) == ".":  # journal: or sqlite:/// alone
         raise UsageError(f"{given_as(spec)} {spec!r} names no file; expected {FORMS}")
+    absolute = Path("/", path)  # sqlite:///tmp/x.db is tmp/x.db, here; /tmp/x.db takes four
+    if spec.startswith("sqlite:///") and not path.parent.exists() and absolute.parent.is_dir():
+        raise UsageError(
+            f"{given_as(spec)} {spec!r} names {path}, under the current directory, where "
+            f"{path.parent} does not exist; for {absolute} give sqlite:///{absolute}"
+        )
     files.check_writable(path.parent, given_as(spec), storage_label(spec))
     if path.is_dir():
         raise UsageError(f"{given_as(spec)} {storage_label(spec)}: a directory; expected a file")

@@ -178,6 +178,25 @@ def test_a_storage_of_no_kind_says_what_is_taken(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["tune", "compare"])
+def test_a_sqlite_url_with_three_slashes_meant_absolute_is_refused(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``sqlite:///tmp/x/optuna.db`` is the relative path tmp/x/optuna.db: it created tmp/x
+    under the current directory and a study there. Where only the absolute path's folder
+    exists, it is refused naming the four-slash URL."""
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    spec = f"sqlite://{folder}/optuna.db"  # three slashes: relative
+    argv = [command, "--storage", spec, "--results-dir", str(tmp_path / "r"), "--trials", "1"]
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"names {str(folder)[1:]}/optuna.db, under the current directory" in line
+    assert f"give sqlite:///{folder}/optuna.db" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["studies"]
+
+
 def test_defaults_enqueued_once_and_again_after_failure(tmp_path: Path) -> None:
     """A resumed study keeps its waiting defaults trial; one that failed (interrupted) is redone."""
     storage = open_storage(f"journal:{tmp_path / 'j.log'}")

@@ -235,8 +235,9 @@ def shape_problem(found: dict[str, Any]) -> str | None:
     for where, times in stages:
         per_machine = times.values() if isinstance(times, dict) else [None]
         if not all(
-            isinstance(m, dict) and all(files.is_number(t) for t in m.values()) for m in per_machine
-        ):
+            isinstance(m, dict) and all(files.is_number(t) and t >= 0 for t in m.values())
+            for m in per_machine
+        ):  # (a negative time was shown as it was: "-5.0 s")
             return f"{where} is not seconds per stage and machine"
     return None
 

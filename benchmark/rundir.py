@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import os
 import re
 import secrets
@@ -384,7 +385,9 @@ def read_status(run_dir: Path) -> tuple[str, str]:
 
 def read_history(run_dir: Path) -> list[dict[str, float]] | None:
     """history.csv as rows of numbers, or None when it is absent, lacks the epoch and validation
-    sum columns, or holds a value that is not a number (a damaged file never stops a report)."""
+    sum columns, or holds a value that is not a number, not finite, an epoch's time outside
+    0..10^7 s (116 days) or an accuracy outside 0..1 (a damaged file never stops a report:
+    1e308 seconds made a table cell of 309 digits)."""
     try:
         with (Path(run_dir) / HISTORY).open(newline="") as fh:
             rows = list(csv.DictReader(fh))
@@ -393,6 +396,11 @@ def read_history(run_dir: Path) -> list[dict[str, float]] | None:
         return None
     if not rows or not {"epoch", "val_sum_acc"} <= set(rows[0]):
         return None
+    for row in numbers:
+        if not all(map(math.isfinite, row.values())) or not 0 <= row.get("seconds", 0) < 1e7:
+            return None
+        if any(not 0 <= v <= 1 for k, v in row.items() if k.endswith("_acc")):
+            return None
     return numbers
 
 

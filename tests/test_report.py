@@ -486,6 +486,30 @@ def test_a_run_found_twice_counts_once(tmp_path: Path) -> None:
     assert list(inputs.repeats["repeats"]) == [f"a-s{s} (a copy of it)" for s in range(3)]
 
 
+@pytest.mark.parametrize(
+    "damage",
+    ["seconds 1e308", "seconds -5", "val_sum_acc 7", "val_sum_acc nan", "binary"],
+)
+def test_a_damaged_history_is_named_and_its_curve_left_out(damage: str, tmp_path: Path) -> None:
+    """A history.csv of 1e308 seconds made the "s to 99% val" cell 309 digits long; one of
+    bytes was left out without a word. The run stays in the tables, its curve goes, and a note
+    names the file."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"a{seed}", seed=seed, val_curve=(0.5, 0.9))
+    path = runs / "a1" / "history.csv"
+    if damage == "binary":
+        path.write_bytes(bytes(range(256)))
+    else:
+        column, value = damage.split()
+        frame = pd.read_csv(path)
+        frame.loc[1, column] = float(value)
+        frame.to_csv(path, index=False)
+    inputs = load(tmp_path)
+    assert sorted(inputs.runs["run"]) == ["a0", "a1"] and set(inputs.history["run"]) == {"a0"}
+    assert f"1 history.csv unreadable, curves left out: {path}" in inputs.notes
+
+
 def test_val_curves_are_means_over_seeds(tmp_path: Path) -> None:
     inputs = load(make_suite(tmp_path))
     summary = report.summarize(inputs.runs, inputs.bench)

@@ -199,9 +199,19 @@ def load_inputs(
     """Runs, bench rows and, from ``results_dir``, the ``compare`` protocol's comparison.json
     and the studies (``out``: where the report goes, so where an earlier one left what it read
     of them; ``results_dir`` if not given)."""
-    found, history, incomplete = load_runs(find_run_dirs(runs_glob))
+    run_dirs = find_run_dirs(runs_glob)
+    found, history, incomplete = load_runs(run_dirs)
     found, history, repeats = set_aside_repeats(found, history)
     rows, notes = read_rows([Path(p) for p in sorted(glob.glob(bench_glob))])
+    curved = set(history["run"])
+    unread = [d / rundir.HISTORY for d in run_dirs if d.name in set(found["run"])]
+    if unread := [path for path in unread if path.exists() and path.parent.name not in curved]:
+        counted = plural(len(unread), "history.csv", "history.csv files")
+        notes.append(  # a damaged one: the run is in the tables, its curve is not
+            f"{counted} unreadable, curves left out: "
+            + ", ".join(str(path) for path in unread[:3])
+            + (", ..." if len(unread) > 3 else "")
+        )
     if results_dir is None:
         found = found.assign(from_defaults=from_defaults(found, Studies()))
         return Inputs(found, history, incomplete, rows, notes, repeats=repeats)

@@ -234,6 +234,11 @@ def storage_errors(spec: str) -> Iterator[None]:
         cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
         text = mask_secrets(str(getattr(cause, "orig", None) or cause or exc).strip())
         first = text.splitlines()[0] if text else type(exc).__name__
+        if "readonly database" in first:  # sqlite's word for a file it may not write
+            raise DamagedFileError(
+                f"{storage_label(spec)}: cannot write the Optuna storage ({first}): make the "
+                "file and its folder writable, or give another --storage / --results-dir"
+            ) from None
         raise DamagedFileError(
             f"{storage_label(spec)}: cannot read the Optuna storage ({first}); damaged or "
             f"unreachable: repair it, or give another --storage / --results-dir"

@@ -139,6 +139,11 @@ class TensorBoard(Tracker):
         self.writer.close()
 
 
+# A tracking server that does not answer: MLflow's own retries (7, backing off) and 120 s
+# timeout kept a run silent for 4 minutes before it said so; a few seconds tell as much.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
 class MLflow(Tracker):
     """One MLflow run per run directory, named after it (a resume continues it).
     The store is ``$MLFLOW_TRACKING_URI``, else a SQLite file beside the runs (``<results>/
@@ -148,6 +153,8 @@ class MLflow(Tracker):
         from mlflow.tracking import MlflowClient
 
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # no "creating tables" chatter
+        for name, value in HTTP_DEFAULTS.items():  # unless the user set them
+            os.environ.setdefault(name, value)
         results = run_dir.resolve().parent.parent
         uri, artifacts = mlflow_store(results)
         self.client = MlflowClient(tracking_uri=uri)

@@ -4,6 +4,7 @@ they write are read back with each tool's own reader."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,33 @@ def test_log_is_not_part_of_what_a_run_learns() -> None:
     from benchmark.config import TrainConfig
 
     assert replace(TrainConfig(), log="mlflow").config_hash() == TrainConfig().config_hash()
+
+
+@pytest.mark.parametrize("set_by_user", [False, True])
+def test_an_mlflow_server_that_does_not_answer_is_said_in_seconds(
+    set_by_user: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's own retries and timeout kept a run silent for 4 minutes before it said the
+    server was unreachable; the tracker gives it a few retries and 10 s unless the user set
+    MLflow's variables."""
+    pytest.importorskip("mlflow")
+    from benchmark.config import TrainConfig
+    from benchmark.errors import UsageError
+    from benchmark.trackers import HTTP_DEFAULTS, open_tracker
+
+    for name in HTTP_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    if set_by_user:
+        monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+    def unreachable(**_: object) -> None:  # the server refusing (its retries not waited for)
+        raise ConnectionError("Max retries exceeded")
+
+    monkeypatch.setattr("mlflow.tracking.MlflowClient", unreachable)
+    run_dir = tmp_path / "runs" / "r"
+    run_dir.mkdir(parents=True)
+    with pytest.raises(UsageError, match="--log mlflow: cannot start the tracker"):
+        open_tracker(TrainConfig(log="mlflow"), run_dir)
+    retries = "0" if set_by_user else HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == retries
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]

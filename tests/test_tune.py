@@ -795,3 +795,22 @@ def test_a_grid_holds_each_model_argument_for_the_combinations_that_take_it(
     assert len(load(sqlite(results), study_name(alone, 200)).trials) == 2
     assert exit_status(worker) == 2  # typed by a user, the one combination must take them
     assert "unknown hyperparameter 'img_size' for gap_cnn x late_sum" in capsys.readouterr().err
+
+
+def test_a_storage_it_may_not_write_is_not_called_damaged() -> None:
+    """sqlite says "attempt to write a readonly database" of a file of mode 444: the line said
+    "damaged or unreachable: repair it" of a sound file."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from benchmark.errors import DamagedFileError
+    from benchmark.storages import storage_errors
+
+    readonly = sqlite3.OperationalError("attempt to write a readonly database")
+    with pytest.raises(DamagedFileError) as found:
+        with storage_errors("sqlite:///results/optuna.db"):
+            raise OperationalError("INSERT INTO trials", {}, readonly)
+    said = str(found.value)
+    assert "cannot write the Optuna storage (attempt to write a readonly database)" in said
+    assert "make the file and its folder writable" in said and "damaged" not in said

@@ -5,12 +5,14 @@ is one line naming it) and file-name-safe text."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
 import pickle
 import re
 import signal
+import stat
 import tempfile
 import warnings
 from collections import Counter
@@ -78,12 +80,17 @@ def _atomic(path: Path, write: Any) -> None:
     kill_point("before", path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # a file made read-only is not replaced (the rename needs only the folder's consent),
+        # and a file replaced keeps its mode (mkstemp makes 0600; a new one gets the usual)
+        if path.is_file() and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "Permission denied (read-only)", str(path))
+        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~_umask()
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise WriteFailed(path, exc) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
+            os.fchmod(fd, mode)
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())

@@ -108,6 +108,26 @@ def test_atomic_write_keeps_the_old_file_when_interrupted(tmp_path: Path) -> Non
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left
 
 
+def test_a_file_replaced_keeps_its_mode_and_a_read_only_one_is_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rename of an atomic write needs only the folder's permission: a bench CSV made
+    read-only (444) was replaced all the same, and came back 644."""
+    import os
+
+    path = tmp_path / "cpu-fp32.csv"
+    path.write_text("a\n")
+    path.chmod(0o640)
+    files.write_text(path, "a\nb\n")
+    assert path.read_text() == "a\nb\n" and path.stat().st_mode & 0o777 == 0o640
+    path.chmod(0o444)  # (root may write it: who may is asked of os.access, as for a user)
+    monkeypatch.setattr(os, "access", lambda p, mode: not (Path(p) == path and mode == os.W_OK))
+    with pytest.raises(files.WriteFailed, match="Permission denied"):
+        files.write_text(path, "c\n")
+    assert path.read_text() == "a\nb\n" and path.stat().st_mode & 0o777 == 0o444
+    assert [p.name for p in tmp_path.iterdir()] == ["cpu-fp32.csv"]  # no temporary left
+
+
 def frozen_clock_and_colliding_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every run dir gets the same time stamp, and tokens repeat: only mkdir keeps them apart."""
     counter = itertools.count()

@@ -92,10 +92,14 @@ def dropped_by(found: dict[str, Any] | None, keys: list[str]) -> list[dict[str, 
 def recorded_flags(found: dict[str, Any] | None) -> str:
     """The ``compare`` flags of the protocol ``found`` (a comparison.json) holds stage times of,
     as far as its plans record them (``--arch ... --epochs 1,3,9``): what a user is told to give
-    to go on with it. Empty where a plan's shape is not the one ``compare`` writes."""
+    to go on with it. Empty where a plan's shape is not the one ``compare`` writes, or where it
+    holds what these flags cannot give (fixed settings, plug-ins): a command that left them
+    out would be another protocol, refused again."""
     plans = [plan for plan, stages in recorded(found or {}).values() if stages]
     try:
         top = max(plans, key=lambda plan: plan["budget"]["epochs"])
+        if any(plan.get("fixed") or plan.get("plugins") for plan in plans):
+            return ""
         epochs = sorted({int(plan["budget"]["epochs"]) for plan in plans})
         pairs = [tuple(pair) for pair in top["pairs"]]
         archs, fusions = (

@@ -48,7 +48,10 @@ RESUME = re.compile(r"`python -m benchmark run --resume [^`]*`")
 def is_run_dir(path: Path) -> bool:
     """Whether ``path`` is a directory holding any file a run writes: a run, complete or not,
     rather than a folder of them (``report --runs results/runs``) or of something else."""
-    return path.is_dir() and any((path / name).exists() for name in OWN_FILES)
+    try:
+        return path.is_dir() and any((path / name).exists() for name in OWN_FILES)
+    except OSError:  # a folder this user may not read is none of theirs to report
+        return False
 
 
 def resume_command(run_dir: Path) -> str:
@@ -431,5 +434,5 @@ def check_finished(run_dir: Path, flag: str) -> None:
         raise UsageError(
             f"{flag} {run_dir}: no {MODEL}: the run is complete but its weights are not here (git "
             f"keeps only the reference model's{beside}; train this one again with `python -m "
-            f"benchmark run --config {run_dir / CONFIG}`)"
+            f"benchmark run --config {shlex.quote(str(run_dir / CONFIG))}`)"
         )

@@ -41,7 +41,26 @@ GRACE_S = 40  # ... and is failed and re-queued by the next worker when silent t
 def storage_spec(given: str | None, results_dir: str | Path) -> str:
     """``--storage``, else ``$OPTUNA_STORAGE`` (keeps a password out of argv), else the SQLite
     file in the results directory."""
-    return given or os.environ.get(STORAGE_ENV) or f"sqlite:///{Path(results_dir) / DB_NAME}"
+    if typed := given or os.environ.get(STORAGE_ENV):
+        check_meant_absolute(typed)
+        return typed
+    return f"sqlite:///{Path(results_dir) / DB_NAME}"
+
+
+def check_meant_absolute(spec: str) -> None:
+    """Refuse a typed ``sqlite:///tmp/x.db`` where ``./tmp`` does not exist and ``/tmp`` does:
+    three slashes name a path under the current directory, four an absolute one, and the study
+    went into ./tmp/x.db, folders created. ``sqlite:///./tmp/x.db`` says it means here."""
+    relative = spec.removeprefix("sqlite:///")
+    if relative == spec or relative.startswith(("./", "/")) or ":memory:" in relative:
+        return
+    path, absolute = Path(relative), Path("/", relative)
+    if not path.parent.exists() and absolute.parent.is_dir():
+        raise UsageError(
+            f"{given_as(spec)} {spec!r} names {path}, under the current directory, where "
+            f"{path.parent} does not exist; for {absolute} give sqlite:///{absolute} (for "
+            f"this directory, sqlite:///./{path})"
+        )
 
 
 class Storage(RDBStorage):
@@ -112,15 +131,11 @@ def check_storage(spec: str) -> Path | None:
         )
     if not str(path).strip() or str(path) == ".":  # journal: or sqlite:/// alone
         raise UsageError(f"{given_as(spec)} {spec!r} names no file; expected {FORMS}")
-    absolute = Path("/", path)  # sqlite:///tmp/x.db is tmp/x.db, here; /tmp/x.db takes four
-    if spec.startswith("sqlite:///") and not path.parent.exists() and absolute.parent.is_dir():
-        raise UsageError(
-            f"{given_as(spec)} {spec!r} names {path}, under the current directory, where "
-            f"{path.parent} does not exist; for {absolute} give sqlite:///{absolute}"
-        )
     files.check_writable(path.parent, given_as(spec), storage_label(spec))
     if path.is_dir():
         raise UsageError(f"{given_as(spec)} {storage_label(spec)}: a directory; expected a file")
+    if path.is_file() and not os.access(path, os.R_OK | os.W_OK):  # before the data loads
+        raise UsageError(f"{given_as(spec)} {storage_label(spec)}: not writable by this user")
     return path
 
 
@@ -235,7 +250,7 @@ def storage_errors(spec: str) -> Iterator[None]:
         text = mask_secrets(str(getattr(cause, "orig", None) or cause or exc).strip())
         first = text.splitlines()[0] if text else type(exc).__name__
         if "readonly database" in first:  # sqlite's word for a file it may not write
-            raise DamagedFileError(
+            raise UsageError(
                 f"{storage_label(spec)}: cannot write the Optuna storage ({first}): make the "
                 "file and its folder writable, or give another --storage / --results-dir"
             ) from None

@@ -173,5 +173,6 @@ def test_a_model_argument_given_twice_is_refused(command: str, tmp_path: Path, c
     argv = [command, "--model-arg", "width=8", "--model-arg", "width=16"]
     assert exit_status([*argv, "--results-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
-    assert "--model-arg width given twice (width=8 and width=16); give it once" in err
+    sweep = ", or sweep it as width=8,16" if command in ("run", "bench") else ""
+    assert f"--model-arg width given twice (width=8 and width=16); give it once{sweep}\n" in err
     assert not (tmp_path / "r").exists()

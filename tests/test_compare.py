@@ -188,7 +188,15 @@ def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -
     assert (results / comparison.COMPARISON).read_bytes() == before
     assert sorted(p.name for p in results.iterdir()) == [comparison.COMPARISON]  # nothing else
     assert exit_status(["compare", *TINY, "--results-dir", str(results), "--status"]) == 0
+    out = " ".join(capsys.readouterr().out.split())  # no flags to name, but the note all the same
+    assert "comparison.json holds another protocol; this status is of the protocol" in out
     assert comparison.dropped_by(found, ["f00dcafe", "other"]) == []  # its own rung: kept
+    whole = {"key": "k", "pairs": [["gap_cnn", "concat"]], "seeds": [0], "trials": 2,
+             "max_params": None, "budget": {"epochs": 1}, "fixed": {}}  # fmt: skip
+    ran = {"plan": whole, "stages": {"tune": {"vm": 1.0}}}
+    assert comparison.recorded_flags(ran).endswith("--seeds 0 --trials 2 --epochs 1")
+    sgd = {"plan": {**whole, "fixed": {"optimizer": "sgd"}}, "stages": {"tune": {"vm": 1.0}}}
+    assert comparison.recorded_flags(sgd) == ""  # flags that left it out: another protocol
 
 
 def test_a_report_file_that_is_a_directory_stops_compare_before_any_work(

@@ -364,6 +364,10 @@ BAD_SPACES = {  # a search space that cannot be tuned: (its body, what the line 
         "    return {'k': trial.suggest_int('lr', 1, 4)}\n",
         "suggests 'lr', a name training tunes",
     ),
+    "training's name when it augments": (  # the defaults' training space suggests no aug_*
+        "    return {'k': trial.suggest_int('aug_shift', 1, 4)}\n",
+        "suggests 'aug_shift', a name training tunes",
+    ),
     "out of range": (
         "    return {'k': trial.suggest_int('k', 1, 1000)}\n",
         "for spaced: expected int in 1..10",

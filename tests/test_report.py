@@ -156,6 +156,8 @@ def test_markers_that_would_cover_each_other_are_dodged_and_all_stay_in_view() -
     x = pd.Series([196_437, 196_437, 196_437, 72_666, 227_165, 227_165])
     error = pd.Series([0.36, 0.37, 0.60, 0.37, 0.74, 0.73])
     assert list(dodges(x, error)) == [-4.0, 4.0, 0.0, 0.0, -4.0, 4.0]
+    wide = pd.Series([10_000, 90_000, 5_000_000])  # a log axis: nearly a decade apart there
+    assert list(dodges(wide, pd.Series([0.50, 0.52, 0.9]))) == [0.0, 0.0, 0.0]
     summary = pd.DataFrame({
         "label": [f"g{i}" for i in range(6)], "section": "main", "yours": False,
         "arch": ["gap_cnn"] * 4 + ["small_cnn"] * 2, "fusion": ["concat", "embed_add"] * 3,
@@ -484,11 +486,14 @@ def test_a_run_found_twice_counts_once(tmp_path: Path) -> None:
     inputs = report.load_inputs([str(root / "runs" / "*"), str(tmp_path / "copy" / "runs" / "*")],
                                 str(tmp_path / "none"))  # fmt: skip
     assert list(inputs.repeats["repeats"]) == [f"a-s{s} (a copy of it)" for s in range(3)]
+    (root / "runs" / "0-latest").symlink_to(root / "runs" / "a-s2")  # sorts first: not taken
+    inputs = report.load_inputs(str(root / "runs" / "*"), str(tmp_path / "none"))
+    assert sorted(inputs.runs["run"]) == ["a-s0", "a-s1", "a-s2"] and inputs.repeats.empty
 
 
 @pytest.mark.parametrize(
     "damage",
-    ["seconds 1e308", "seconds -5", "val_sum_acc 7", "val_sum_acc nan", "binary"],
+    ["seconds 1e308", "seconds -5", "val_sum_acc 7", "val_sum_acc nan", "train_loss inf", "binary"],
 )
 def test_a_damaged_history_is_named_and_its_curve_left_out(damage: str, tmp_path: Path) -> None:
     """A history.csv of 1e308 seconds made the "s to 99% val" cell 309 digits long; one of
@@ -504,7 +509,7 @@ def test_a_damaged_history_is_named_and_its_curve_left_out(damage: str, tmp_path
         column, value = damage.split()
         frame = pd.read_csv(path)
         frame.loc[1, column] = float(value)
-        frame.to_csv(path, index=False)
+        frame.to_csv(path, index=False, na_rep="nan")  # written out: float() reads it
     inputs = load(tmp_path)
     assert sorted(inputs.runs["run"]) == ["a0", "a1"] and set(inputs.history["run"]) == {"a0"}
     assert f"1 history.csv unreadable, curves left out: {path}" in inputs.notes
@@ -748,7 +753,7 @@ def test_runs_naming_the_folder_of_runs_is_refused_before_the_report_is_replaced
     capsys.readouterr()
     assert main(["report", "--results-dir", str(root), "--runs", str(root / "runs")]) == 2
     line = one_line(capsys.readouterr().err)
-    assert f"{root / 'runs'} holds run directories: give {root / 'runs' / '*'}" in line
+    assert f"{root / 'runs'} holds run directories: give '{root / 'runs' / '*'}'" in line
     (tmp_path / "pictures" / "album").mkdir(parents=True)
     assert main(["report", "--results-dir", str(root), "--runs", str(tmp_path / "pictures")]) == 2
     assert "matches no run directory (none holds a file a run writes" in capsys.readouterr().err

@@ -173,8 +173,9 @@ def test_an_mlflow_server_that_does_not_answer_is_said_in_seconds(
     from benchmark.errors import UsageError
     from benchmark.trackers import HTTP_DEFAULTS, open_tracker
 
-    for name in HTTP_DEFAULTS:
-        monkeypatch.delenv(name, raising=False)
+    for name in HTTP_DEFAULTS:  # set, then removed: the test's end restores them as they were
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     if set_by_user:
         monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 

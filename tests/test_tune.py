@@ -195,6 +195,12 @@ def test_a_sqlite_url_with_three_slashes_meant_absolute_is_refused(
     assert f"names {str(folder)[1:]}/optuna.db, under the current directory" in line
     assert f"give sqlite:///{folder}/optuna.db" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["studies"]
+    # untyped, the default storage of a relative --results-dir is never taken for one, and
+    # sqlite:///./ says the path is meant here
+    relative = str(folder)[1:]
+    assert main(["compare", "--results-dir", relative, "--status"]) == 0
+    assert main(["compare", "--storage", f"sqlite:///./{relative}/x.db", "--status"]) == 0
+    assert "nothing started" in capsys.readouterr().out
 
 
 def test_defaults_enqueued_once_and_again_after_failure(tmp_path: Path) -> None:
@@ -804,13 +810,27 @@ def test_a_storage_it_may_not_write_is_not_called_damaged() -> None:
 
     from sqlalchemy.exc import OperationalError
 
-    from benchmark.errors import DamagedFileError
+    from benchmark.errors import UsageError
     from benchmark.storages import storage_errors
 
     readonly = sqlite3.OperationalError("attempt to write a readonly database")
-    with pytest.raises(DamagedFileError) as found:
+    with pytest.raises(UsageError) as found:  # not damaged: exit 2, as any unwritable output
         with storage_errors("sqlite:///results/optuna.db"):
             raise OperationalError("INSERT INTO trials", {}, readonly)
     said = str(found.value)
     assert "cannot write the Optuna storage (attempt to write a readonly database)" in said
     assert "make the file and its folder writable" in said and "damaged" not in said
+
+
+def test_a_storage_file_this_user_may_not_write_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A 444 optuna.db passed every early check and failed once the data had loaded."""
+    import os
+
+    db = tmp_path / "optuna.db"
+    db.write_bytes(b"")
+    monkeypatch.setattr(os, "access", lambda p, mode: Path(p) != db)  # (root writes anything)
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    assert main(["tune", "--results-dir", str(tmp_path), "--trials", "1"]) == 2
+    assert f"{db}: not writable by this user" in one_line(capsys.readouterr().err)

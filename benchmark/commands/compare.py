@@ -188,20 +188,23 @@ def in_workers(
 
 
 def show_status(
-    plans: list[Any], spec: str, local: Path | None, results_dir: Path, other: str = ""
+    plans: list[Any], spec: str, local: Path | None, results_dir: Path, other: str | None = None
 ) -> int:
     """``--status``: where the ladder stands in its storage, on every machine sharing it; trains
     nothing and writes nothing (a storage file not there yet is not created). ``other``: the
-    flags of another protocol that results_dir's comparison.json holds, said after the table
-    (a status of the defaults' protocol beside a finished ladder read as nothing done)."""
+    flags of another protocol that results_dir's comparison.json holds ("" where they cannot
+    be written out), said first (a status of the defaults' protocol beside a finished ladder
+    read as nothing done)."""
     from rich.table import Table
 
     from benchmark import compare, storages
 
     label = storages.storage_label(spec)
-    if other:
+    if other is not None:
         console.print(
-            f"note: {results_dir / COMPARISON} holds another protocol ({other}); "
+            f"note: {results_dir / COMPARISON} holds another protocol"
+            + (f" ({other})" if other else "")
+            + "; "
             "this status is of the protocol these flags ask for",
             soft_wrap=True,  # the flags whole, to copy
         )
@@ -251,7 +254,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     dropped = dropped_by(found, [plan.key() for plan in plans])
     if args.status:
         return show_status(
-            plans, spec, local, results_dir, recorded_flags(found) if dropped else ""
+            plans, spec, local, results_dir, recorded_flags(found) if dropped else None
         )
     if dropped:
         held = listing([f"{p.get('key')} ({rung_of(p)})" for p in dropped])

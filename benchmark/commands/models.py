@@ -190,12 +190,11 @@ def check_spaces(arch: str, fusion: str) -> None:
     space uses (Optuna keeps one distribution per name), or a value the entry's declared ranges
     refuse. Each space runs on ``SPACE_DRAWS`` points of a seeded random sampler."""
     import optuna
-    from optuna.trial import FixedTrial
 
     from architectures import ENCODERS, FUSIONS
-    from benchmark.config import TrainConfig, search_space
+    from benchmark.config import SEARCHED
 
-    trained = set(search_space(FixedTrial(TrainConfig().to_dict())))
+    trained = set(SEARCHED)  # every name training's space may suggest (aug_* only when augmenting)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line
     try:

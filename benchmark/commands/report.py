@@ -7,6 +7,7 @@ import argparse
 import glob
 from collections import Counter
 from pathlib import Path
+from shlex import quote
 
 from benchmark import rundir
 from benchmark.commands.common import (
@@ -60,10 +61,10 @@ def cmd_report(args: argparse.Namespace) -> int:
             "glob of run directories such as results/runs/*"
         )
     if args.runs and not any(map(rundir.is_run_dir, matched)):  # it wrote an empty report
-        holder = next(
-            (d for d in matched if d.is_dir() and any(map(rundir.is_run_dir, d.iterdir()))), None
+        holder = next((d for d in matched if any(map(rundir.is_run_dir, entries(d)))), None)
+        hint = (
+            f"; {holder} holds run directories: give {quote(str(holder / '*'))}" if holder else ""
         )
-        hint = f"; {holder} holds run directories: give {holder / '*'}" if holder else ""
         raise UsageError(
             f"--runs {' '.join(args.runs)!r} matches no run directory (none holds a file a run "
             f"writes, such as config.json){hint}; expected a glob of run directories such as "
@@ -115,6 +116,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     console.print(f"answer: {answer_lead(written[0].read_text())}", markup=False)
     console.print(written_line(out, written), soft_wrap=True, markup=False)
     return 0
+
+
+def entries(folder: Path) -> list[Path]:
+    """What ``folder`` holds; nothing where it is not a folder this user may read."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 def written_line(out: Path, written: list[Path]) -> str:

@@ -72,6 +72,9 @@ def one_key_value(command: str) -> Callable[[str], tuple[str, Any]]:
     return parse
 
 
+SWEEPS = (" run", " bench")  # the commands where a comma list of a model argument is a sweep
+
+
 class AppendOnce(argparse.Action):
     """``action="append"`` of (key, value) pairs that refuses a key given twice: with
     ``--model-arg width=8 --model-arg width=16`` the last won without a word."""
@@ -79,11 +82,12 @@ class AppendOnce(argparse.Action):
     def __call__(self, parser: Any, namespace: Any, value: Any, option: Any = None) -> None:
         pairs = [*(getattr(namespace, self.dest) or []), value]
         if (key := value[0]) in dict(pairs[:-1]):
-            given = " and ".join(f"{key}={v}" for k, v in pairs if k == key)
-            parser.error(
-                f"{option} {key} given twice ({given}); give it once ({key}=8,16 is a sweep "
-                "where the command takes one)"
+            values = [str(v) for k, v in pairs if k == key]
+            given = " and ".join(f"{key}={v}" for v in values)
+            sweep = (
+                f", or sweep it as {key}={','.join(values)}" if parser.prog.endswith(SWEEPS) else ""
             )
+            parser.error(f"{option} {key} given twice ({given}); give it once{sweep}")
         setattr(namespace, self.dest, pairs)
 
 

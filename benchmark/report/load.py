@@ -70,7 +70,11 @@ def find_run_dirs(pattern: str | list[str]) -> list[Path]:
     file among the run directories is listed by ``load_runs`` as not a run, rather than passed
     over in silence."""
     patterns = [pattern] if isinstance(pattern, str) else pattern
-    found = {os.path.realpath(p): p for one in patterns for p in sorted(glob.glob(one))}
+    found: dict[str, str] = {}  # by real path: the run's own directory before a link to it
+    for path in (p for one in patterns for p in sorted(glob.glob(one))):
+        seen = found.setdefault(os.path.realpath(path), path)
+        if os.path.islink(seen) and not os.path.islink(path):
+            found[os.path.realpath(path)] = path
     return [Path(p) for p in sorted(set(found.values()))]
 
 

@@ -180,7 +180,10 @@ def error_point(ax: Any, x: float, r: Any, colour: Any, marker: str, dodge: floa
 def dodges(x: pd.Series, error: pd.Series, step: float = 8.0) -> pd.Series:
     """Horizontal offsets in points that set apart markers which would cover each other: groups
     within 2% of the x span and 6% of each other's error (such as two tuned models of one size
-    at one parameter count) spread ``step`` points apart about their place."""
+    at one parameter count) spread ``step`` points apart about their place. The span is taken
+    as ``cost_axis`` draws it: of the logarithms where that axis is logarithmic."""
+    if x.min() > 0 and x.max() / x.min() > WIDE:
+        x = x.map(math.log10)
     span = float(x.max() - x.min()) or 1.0
     out = pd.Series(0.0, index=x.index)
     order = list(x.sort_values(kind="stable").index)

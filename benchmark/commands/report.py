@@ -145,8 +145,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=path_text,
         default=OUTPUT,
         metavar="DIR",
-        help=f"report on DIR/runs/* and DIR/bench/*.csv, into DIR [{OUTPUT}; the committed "
-        "reference: results]",
+        help=f"report on DIR/runs/*, DIR/bench/*.csv, DIR/comparison.json and DIR/optuna.db, "
+        f"into DIR [{OUTPUT}; the committed reference: results]",
     )
     p.add_argument(
         "--runs",
@@ -156,7 +156,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="run directories [DIR/runs/*]; repeat to take several",
     )
     p.add_argument(
-        "--out", type=path_text, metavar="DIR", help="where report.md, summary.csv, plots/ go [DIR]"
+        "--out",
+        type=path_text,
+        metavar="DIR",
+        help="where report.md, report.html, summary.csv, plots/ and (with studies) studies/ go "
+        "[DIR]",
     )
     p.add_argument("--bench", type=path_text, metavar="GLOB", help="bench CSVs [DIR/bench/*.csv]")
     p.add_argument(

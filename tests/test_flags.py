@@ -668,3 +668,14 @@ def test_every_model_of_a_grid_that_cannot_run_is_named_at_once(capsys) -> None:
     assert exit_status(["compare", *argv[1:3], "--fusion", "late_sum", "--results-dir", "x"]) == 2
     assert "error: 2 of 3 models cannot run on 1x28x28" in one_line(capsys.readouterr().err)
     assert not Path("x").exists()
+
+
+@pytest.mark.parametrize("command", ["run", "tune"])
+def test_help_shows_which_choice_flags_take_a_comma_list(command: str, capsys) -> None:
+    """run sweeps ``--optimizer adamw,sgd``, yet its help showed ``{adamw,sgd}``, one value, as
+    tune's does, where a list is refused; numeric flags already showed ``INT[,INT...]``."""
+    assert exit_status([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    listed = command == "run"
+    assert ("--optimizer {adamw,sgd}[,...]" in text) is listed
+    assert ("--schedule {onecycle,cosine,constant}[,...]" in text) is listed

@@ -187,7 +187,7 @@ def add_config_flags(
                 flag,
                 type=list_of(one_of(choices)) if listed else one_of(choices),
                 default=None,
-                metavar="{" + ",".join(choices) + "}",
+                metavar="{" + ",".join(choices) + "}" + ("[,...]" if listed else ""),  # a sweep
                 help=helptext,
             )
         else:

@@ -82,11 +82,12 @@ def _atomic(path: Path, write: Any) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # a file made read-only is not replaced (the rename needs only the folder's consent),
         # and a file replaced keeps its mode (mkstemp makes 0600; a new one gets the usual)
-        if path.is_file() and not os.access(path, os.W_OK):
+        existing = path.is_file()
+        if existing and not os.access(path, os.W_OK):
             if os.statvfs(path.parent).f_flag & os.ST_RDONLY:  # the disk's, said as it is below
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
             raise PermissionError(errno.EACCES, "Permission denied (read-only)", str(path))
-        mode = stat.S_IMODE(path.stat().st_mode) if path.is_file() else 0o666 & ~_umask()
+        mode = stat.S_IMODE(path.stat().st_mode) if existing else 0o666 & ~_umask()
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise WriteFailed(path, exc) from None

@@ -72,9 +72,9 @@ def find_run_dirs(pattern: str | list[str]) -> list[Path]:
     patterns = [pattern] if isinstance(pattern, str) else pattern
     found: dict[str, str] = {}  # by real path: the run's own directory before a link to it
     for path in (p for one in patterns for p in sorted(glob.glob(one))):
-        seen = found.setdefault(os.path.realpath(path), path)
-        if os.path.islink(seen) and not os.path.islink(path):
-            found[os.path.realpath(path)] = path
+        real = os.path.realpath(path)
+        if os.path.islink(found.setdefault(real, path)) and not os.path.islink(path):
+            found[real] = path
     return [Path(p) for p in sorted(set(found.values()))]
 
 
@@ -207,9 +207,9 @@ def load_inputs(
     found, history, incomplete = load_runs(run_dirs)
     found, history, repeats = set_aside_repeats(found, history)
     rows, notes = read_rows([Path(p) for p in sorted(glob.glob(bench_glob))])
-    curved = set(history["run"])
-    unread = [d / rundir.HISTORY for d in run_dirs if d.name in set(found["run"])]
-    if unread := [path for path in unread if path.exists() and path.parent.name not in curved]:
+    complete, curved = set(found["run"]), set(history["run"])
+    unread = [d / rundir.HISTORY for d in run_dirs if d.name in complete - curved]
+    if unread := [path for path in unread if path.exists()]:
         counted = plural(len(unread), "history.csv", "history.csv files")
         notes.append(  # a damaged one: the run is in the tables, its curve is not
             f"{counted} unreadable, curves left out: "

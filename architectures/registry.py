@@ -175,7 +175,12 @@ class Registry:
         error naming the valid choices, so a typo never silently shrinks a grid.
         """
         if isinstance(patterns, str):
-            patterns = [p.strip() for p in patterns.split(",")]
+            text, patterns = patterns, [p.strip() for p in patterns.split(",")]
+            if "" in patterns and any(patterns):  # gap_cnn,,x: a lost name, likelier than a typo
+                raise UnknownNameError(
+                    f"{self.kind} list {text!r} has an empty item; "
+                    f"valid: {', '.join(self.valid_names())}"
+                )
         selected: list[str] = []
         for pattern in patterns:
             if not pattern:

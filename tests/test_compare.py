@@ -152,7 +152,7 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
 
 def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
     for flags, message in (
-        (["--seeds", ""], "--seeds is empty"),
+        (["--seeds", ""], "argument --seeds: '' is empty; expected comma-separated integers"),
         (["--trials", "0"], "--trials must be >= 1"),
         (["--max-params", "0"], "--max-params must be >= 1"),
         (["--train-subset", "100"], "train_subset must be >= batch_size"),
@@ -160,7 +160,8 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--worker", "-1"], "--worker must be >= 0, got -1"),
         (["--seeds", "0,-1"], "seed must be in 0..2**63-1, got -1"),
-        (["--epochs", ","], "--epochs must be positive integers such as 1,3,9, got []"),
+        (["--epochs", "1,,9"], "argument --epochs: '1,,9' has an empty item"),
+        (["--epochs", "0,3"], "--epochs must be positive integers such as 1,3,9, got [0, 3]"),
         (["--epochs", "1,x"], "argument --epochs: invalid list '1,x'"),  # it said "seed list"
     ):
         assert exit_status(["compare", "--results-dir", str(tmp_path / "r"), *flags]) == 2

@@ -84,6 +84,14 @@ NAME_ROWS = [
     (["--seed", "1", "--seeds", "1,2"], "not both"),
     (["--seeds", f"0,{2**64}"], "seed must be in 0..2**63-1"),
     (["--seeds", "x"], "comma-separated integers"),
+    # an empty item is refused, not dropped: 1,,2 is likelier a lost value than a stray comma
+    (["--arch", "gap_cnn,,small_cnn"], "encoder list 'gap_cnn,,small_cnn' has an empty item"),
+    (["--fusion", "concat,"], "fusion list 'concat,' has an empty item; valid:"),
+    (["--seeds", "0,,1"], "'0,,1' has an empty item; expected comma-separated integers"),
+    (["--seeds", ","], "',' has an empty item"),
+    (["--epochs", "1,,2"], "'1,,2' has an empty item; expected a value or a comma list"),
+    (["--lr", "0.1,"], "'0.1,' has an empty item"),
+    (["--optimizer", "adamw,,sgd"], "'adamw,,sgd' has an empty item"),
     (["--fusion", "nope2"], "late_sum"),  # the valid ones are listed
     (["--model-arg", "nope=2"], "valid: depth, dropout"),
     (["--lr", "-1"], "lr must be > 0, got -1.0"),

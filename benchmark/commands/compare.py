@@ -82,8 +82,6 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
         )
     if args.sharing is not None and args.sharing < args.jobs:
         raise UsageError(f"--sharing must be at least --jobs ({args.jobs}), got {args.sharing}")
-    if not args.seeds:
-        raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2,3,4")
     try:
         pairs = tuple(
             (a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)
@@ -99,7 +97,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     base = base_config(args, skip=FIXED_BY_COMPARE)
     check_data_dir(base.data_dir)
     rungs = [base.epochs] if args.epochs is None else sorted(set(args.epochs))
-    if not rungs or rungs[0] < 1:
+    if rungs[0] < 1:
         raise UsageError(f"--epochs must be positive integers such as 1,3,9, got {args.epochs}")
     try:  # every rung and seed as the final runs will take them, before hours of tuning
         for epochs in rungs:

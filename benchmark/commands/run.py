@@ -88,8 +88,6 @@ def grid_configs(
         if args.seeds is not None
         else [args.seed if args.seed is not None else base.seed]
     )
-    if not seeds:
-        raise UsageError("--seeds is empty; expected comma-separated integers such as 0,1,2")
     sweeps = sweeps or {}
     points = [dict(zip(sweeps, values, strict=True)) for values in product(*sweeps.values())]
     typed = [key for key, _ in args.model_arg or []]  # not a config file's: it keeps them

@@ -17,15 +17,24 @@ def path_text(text: str) -> str:
     return text
 
 
+def comma_items(text: str, expected: str) -> list[str]:
+    """A comma list's items, stripped; an empty one is refused (``1,,2`` was read as ``1,2``
+    without a word, while a typo for ``1,5,2`` is likelier than a stray comma)."""
+    items = [x.strip() for x in text.split(",")]
+    if "" in items:
+        what = "is empty" if not text.strip() else "has an empty item"
+        raise argparse.ArgumentTypeError(f"{text!r} {what}; expected {expected}")
+    return items
+
+
 def int_list(text: str) -> list[int]:
     """A comma list of integers, each once in the order first given (``0,1,0`` is ``0,1``: a
     seed twice would train one run twice, and make another protocol of the same runs)."""
+    expected = "comma-separated integers such as 0,1,2"
     try:
-        return list(dict.fromkeys(int(x) for x in text.split(",") if x.strip()))
+        return list(dict.fromkeys(int(x) for x in comma_items(text, expected)))
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid list {text!r}; expected comma-separated integers such as 0,1,2"
-        ) from None
+        raise argparse.ArgumentTypeError(f"invalid list {text!r}; expected {expected}") from None
 
 
 def parse_value(text: str) -> Any:
@@ -121,10 +130,7 @@ def list_of(parse: Callable[[str], Any], path: bool = False) -> Callable[[str], 
     def convert(text: str) -> list[Any]:
         if path and "," in text and Path(text).is_dir():
             return [parse(text)]
-        items = [x.strip() for x in text.split(",") if x.strip()]
-        if not items:
-            raise argparse.ArgumentTypeError(f"{text!r} is empty; expected a value or a comma list")
-        return [parse(x) for x in items]
+        return [parse(x) for x in comma_items(text, "a value or a comma list")]
 
     convert.__name__ = getattr(parse, "__name__", "value")
     return convert

@@ -390,6 +390,21 @@ def test_report_on_a_read_only_output_directory_is_one_line(
 
 
 @pytest.mark.slow
+def test_report_with_a_read_only_plots_folder_is_refused_before_report_md_is_replaced(
+    tmp_path: Path, reference: Path, capsys
+) -> None:
+    """plots/ read-only was found after report.md was written: a new report beside old plots."""
+    (tmp_path / "plots").mkdir()
+    (tmp_path / "report.md").write_text("the last report\n")
+    args = ["report", "--runs", str(reference), "--out", str(tmp_path)]
+    with read_only(tmp_path / "plots"):
+        assert exit_status(args) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"--out {tmp_path}: {tmp_path / 'plots'} is not writable")
+    assert (tmp_path / "report.md").read_text() == "the last report\n"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("signum", "code", "said"),
     [

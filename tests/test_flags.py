@@ -378,6 +378,27 @@ def test_results_dir_read_only(
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(
+    "command, folder",
+    [("run", "runs"), ("tune", "tuned"), ("compare", "runs"), ("compare", "tuned")]
+    + [("report", "plots"), ("report", "studies"), ("bench", "bench"), ("datapath", "datapath")],
+)
+def test_a_read_only_folder_a_command_writes_is_refused_first(
+    command: str, folder: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Found before anything is loaded, probed or written: report replaced report.md and then
+    failed on a read-only plots/, run found a read-only runs/ after the CPU probe."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.setattr("benchmark.hardware.probe_cpu", lambda *a, **k: pytest.fail("probed"))
+    results = tmp_path / "r"
+    (results / folder).mkdir(parents=True)
+    with read_only(results / folder):
+        assert exit_status([command, "--results-dir", str(results)]) == 2
+    said = one_line(capsys.readouterr().err)
+    assert said.endswith(f"--results-dir {results}: {results / folder} is not writable")
+    assert sorted(p.name for p in results.iterdir()) == [folder]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
 @pytest.mark.parametrize("devices", ["cuda", "cpu,cuda"])  # a sweep: every device is checked
 def test_cuda_without_cuda(

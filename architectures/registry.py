@@ -9,6 +9,7 @@ accepts, both kept next to the definition they describe.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import inspect
 import math
@@ -155,8 +156,10 @@ class Registry:
         for prefix, make_entry in self.prefix_factories.items():
             if name.startswith(prefix) and len(name) > len(prefix):
                 return self.prefixed.setdefault(name, make_entry(name))
+        near = difflib.get_close_matches(name.replace("-", "_"), self.names(), n=1, cutoff=0.75)
+        hint = f" (did you mean {near[0]}?)" if near else ""  # tiny-resnet, gapcnn
         raise UnknownNameError(
-            f"unknown {self.kind} {name!r}; valid: {', '.join(self.valid_names())}"
+            f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(self.valid_names())}"
         )
 
     def _matching(self, wildcard: str) -> list[str]:

@@ -177,6 +177,18 @@ def test_select_comma_wildcards_and_all() -> None:
         A.FUSIONS.select("zz*")
 
 
+@pytest.mark.parametrize(
+    "registry, name",
+    [(A.ENCODERS, n) for n in A.ENCODERS.names()] + [(A.FUSIONS, n) for n in A.FUSIONS.names()],
+    ids=[*A.ENCODERS.names(), *A.FUSIONS.names()],
+)
+def test_a_mistyped_name_is_told_the_name_it_likely_meant(registry, name: str) -> None:
+    """A hyphen for the underscore (tiny-resnet), or a letter too many, names the entry."""
+    for typo in {name.replace("_", "-"), name + "s"} - {name}:
+        with pytest.raises(A.UnknownNameError, match=f"'{typo}' \\(did you mean {name}\\?\\)"):
+            registry.get(typo)
+
+
 def test_a_timm_wildcard_selects_from_timms_list_and_all_leaves_timm_out() -> None:
     small = [
         "timm:mobilenetv3_small_050",

@@ -146,8 +146,12 @@ def add_model_arg_flag(
         "a timm ViT's img_size=28 (repeatable)"
         if held
         else "encoder/fusion hyperparameter override, e.g. width=32 or a timm ViT's img_size=28 "
-        "(repeatable; in a grid, for the combinations that take it"
-        + ("; a comma list, width=8,16, sweeps it)" if sweeps else ")")
+        "(repeatable"
+        + (
+            "; in a grid, for the combinations that take it; a comma list, width=8,16, sweeps it)"
+            if sweeps
+            else "; one value each)"  # datapath: one model
+        )
     )
     parse = key_value if sweeps else one_key_value(parser.prog.split()[-1])
     parser.add_argument(

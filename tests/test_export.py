@@ -176,6 +176,12 @@ def test_a_format_neither_given_nor_named_or_contradicted_is_one_line(
     assert sorted(tmp_path.rglob("*")) == before
 
 
+def test_a_missing_run_is_named_before_a_missing_format(tmp_path: Path, capsys) -> None:
+    """The format was asked for first: fixing it only met the wrong path next."""
+    assert main(["export", "--run", str(tmp_path / "nowhere")]) == 2
+    assert f"--run {tmp_path / 'nowhere'}: no such directory" in one_line(capsys.readouterr().err)
+
+
 @pytest.mark.parametrize("out", ["m.onnx", "m.PT"])
 def test_the_outs_suffix_names_the_format_when_none_is_given(
     out: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -40,9 +40,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from benchmark import files, rundir, runs
     from benchmark.export import EXPORTERS, onnx_exporter
 
-    kind = chosen_format(args.format, args.out)
     run_dir = Path(args.run)
-    rundir.check_finished(run_dir, "--run")
+    rundir.check_finished(run_dir, "--run")  # first: fixing the format would only meet it next
+    kind = chosen_format(args.format, args.out)
     out = Path(args.out) if args.out else run_dir / FORMATS[kind]
     if out.is_dir():
         raise UsageError(f"--out {out} is a directory; expected a file path")

@@ -70,6 +70,8 @@ NAME_ROWS = [
     (["--fusion", ""], "no fusion given; valid:"),
     (["--fusion", " , "], "no fusion given"),
     (["--arch", "nope"], "unknown encoder 'nope'; valid: "),
+    (["--arch", "tiny-resnet"], "unknown encoder 'tiny-resnet' (did you mean tiny_resnet?); "),
+    (["--fusion", "late-sum"], "unknown fusion 'late-sum' (did you mean late_sum?); valid:"),
     (["--fusion", "nope"], "unknown fusion 'nope'; valid:"),
     (["--arch", "gap_*x"], "matches nothing"),
     (["--arch", "timm:"], "unknown encoder 'timm:'"),
@@ -708,3 +710,13 @@ def test_help_shows_which_choice_flags_take_a_comma_list(command: str, capsys) -
     listed = command == "run"
     assert ("--optimizer {adamw,sgd}[,...]" in text) is listed
     assert ("--schedule {onecycle,cosine,constant}[,...]" in text) is listed
+
+
+@pytest.mark.parametrize("command", ["run", "bench", "datapath"])
+def test_help_says_a_model_arg_sweeps_only_where_it_does(command: str, capsys) -> None:
+    """datapath measures one model, and refuses ``width=8,16``; its help spoke of grids."""
+    assert exit_status([command, "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    sweeps = command != "datapath"
+    assert ("a comma list, width=8,16, sweeps it" in text) is sweeps
+    assert ("in a grid" in text) is sweeps

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.config import MNIST_TRAIN_FILE_IMAGES, MNIST_VAL_IMAGES, TrainConfig
-from benchmark.errors import DamagedFileError
+from benchmark.errors import DamagedFileError, UsageError
 from benchmark.holdout import allowed_mask, sample_addends
 from benchmark.wording import is_are
 
@@ -38,6 +38,18 @@ RAW_FILES = {
 
 class DataError(DamagedFileError):
     """MNIST could not be found, fetched or read; the message says where and what to do."""
+
+
+class DataNotFoundError(DataError, UsageError):
+    """No MNIST file where it was looked for: a root to give (exit 2), not a damaged file."""
+
+
+def download_reason(exc: Exception) -> str:
+    """Why torchvision's download failed, in a few words: its message's last ``got:`` line
+    (``urlopen error [Errno -2] Name or service not known``), else the exception's type."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("Tried ", "Error downloading"))]
+    return said[-1].strip("<>") if said else type(exc).__name__
 
 
 def candidate_roots(data_dir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -154,13 +166,13 @@ def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool 
             for folder in reversed(created):  # leave no empty folders behind
                 with contextlib.suppress(OSError):
                     folder.rmdir()
-            raise DataError(
+            raise DataNotFoundError(
                 f"MNIST not found (looked in {searched}) and the download failed "
-                f"({type(exc).__name__}); put the four IDX files in <root>/MNIST/raw/ and pass "
+                f"({download_reason(exc)}); put the four IDX files in <root>/MNIST/raw/ and pass "
                 f"--data-dir <root> or set MNIST_ROOT=<root>"
             ) from None
         return roots[0]
-    raise DataError(
+    raise DataNotFoundError(
         f"MNIST not found (looked in {searched}); put the four IDX files in <root>/MNIST/raw/ "
         f"and pass --data-dir <root> or set MNIST_ROOT=<root>"
     )

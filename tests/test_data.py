@@ -125,16 +125,19 @@ def test_empty_data_dir_lists_places_searched_without_network(
     class OfflineMNIST:  # what torchvision does without a network: make raw/, then fail
         def __init__(self, root: str, **kwargs) -> None:
             (Path(root) / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
-            raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+            raise RuntimeError(
+                "Error downloading train-images-idx3-ubyte.gz:\nTried https://a.example/, got:\n"
+                "<urlopen error [Errno -2] Name or service not known>\n"
+            )
 
     monkeypatch.setattr("torchvision.datasets.MNIST", OfflineMNIST)
     with pytest.raises(DataError, match="looked in"):
         load_mnist(empty, download=False)
     code = main(["run", "--data-dir", str(empty), "--results-dir", str(tmp_path / "results")])
-    assert code == 1
+    assert code == 2  # a root to give, as a missing file is: not a damaged one (it said 1)
     line = one_line(capsys.readouterr().err)
     assert str(empty / "MNIST" / "raw") in line  # the flag's directory alone: no fall-back
-    assert "download failed" in line
+    assert "download failed (urlopen error [Errno -2] Name or service not known); put" in line
     assert list(empty.iterdir()) == []  # the failed download left no empty folders behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 

@@ -1178,6 +1178,50 @@ def test_sentences_of_a_one_group_one_seed_report(tmp_path: Path) -> None:
         assert wrong not in answer
 
 
+@pytest.mark.parametrize(
+    ("accuracies", "said"),
+    [
+        ([0.09], "Its digit accuracy is near chance (10%): it learned nothing at this budget; "),
+        (
+            [0.09, 0.08],
+            "Every group's digit accuracy is near chance (10%): they learned nothing at this "
+            "budget, so this ranking means nothing; give more `--epochs`",
+        ),
+        (
+            [0.95, 0.09],
+            "The digit accuracy of gap_cnn x late_sum is near chance (10%): it learned nothing at "
+            "this budget, so its rank means nothing; give",
+        ),
+        ([0.95, 0.5], None),
+    ],
+)
+def test_the_answer_says_which_groups_learned_nothing(
+    accuracies: list[float], said: str | None, tmp_path: Path
+) -> None:
+    """A smoke run's 90% error was stated as the answer, without the note run gave (digit
+    accuracy near chance); the terminal's lead carries the note too."""
+    for fusion, acc in zip(["concat", "late_sum"], accuracies, strict=False):
+        for seed in (0, 1):
+            make_run(tmp_path / "runs", f"{fusion}{seed}", fusion=fusion, seed=seed, sum_acc=acc,
+                     config_hash=f"{fusion[:4]}0000")  # fmt: skip
+    markdown = markdown_of(tmp_path)
+    if said is None:
+        assert "near chance" not in markdown
+        return
+    assert said in answer_of(markdown)
+    assert said.replace("`", "") in report.answer_lead(markdown)
+
+
+def test_the_main_comparison_names_tuning_only_where_a_group_is_tuned(tmp_path: Path) -> None:
+    """Default runs alone read "or the configuration its own tuning study found": no study ran."""
+    make_run(tmp_path / "runs", "a", sum_acc=0.95)
+    default_only = "in fp32, with the default configuration; nothing else differs."
+    assert default_only in markdown_of(tmp_path)
+    make_run(tmp_path / "runs", "b", sum_acc=0.96, tuned=True, config_hash="b0000000")
+    both = "with the default configuration or the configuration its own tuning study found"
+    assert both in markdown_of(tmp_path)
+
+
 def test_sentences_when_every_group_has_one_seed(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_run(runs, "a", sum_acc=0.95, val_curve=(0.9,))

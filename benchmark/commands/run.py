@@ -36,6 +36,7 @@ from benchmark.commands.values import add_model_arg_flag, int_list, path_text
 from benchmark.config import TrainConfig
 from benchmark.estimate import estimate
 from benchmark.files import check_writable
+from benchmark.metrics import CHANCE_NOTE
 from benchmark.progress import (
     RunsProgress,
     duration,
@@ -184,9 +185,6 @@ def summary_table(rows: list[dict[str, Any]], fields: tuple[str, ...], joined: b
             f"{m['train_images_per_s']:,.0f}",
         )
     return table
-
-
-CHANCE_NOTE = 0.2  # test digit accuracy under this is a model that has not learned (chance: 0.1)
 
 
 def print_summary(

@@ -10,6 +10,7 @@ import re
 import pandas as pd
 
 from benchmark.config import SIZING
+from benchmark.metrics import CHANCE_NOTE
 from benchmark.report.aggregate import tuned_vs_default
 from benchmark.report.output import p_cell
 from benchmark.report.reference import Reference
@@ -87,6 +88,29 @@ def best_sentence(best: pd.Series, main: pd.DataFrame, ref: Reference, where: st
         f"{best['test_sum_err_mean']:.2f}% ({interval_text(best)}; accuracy "
         f"{100 * best['test_sum_acc_mean']:.2f}%),{cost}."
     )
+
+
+CHANCE = "near chance (10%)"
+
+
+def chance_sentences(summary: pd.DataFrame) -> list[str]:
+    """Groups whose test digit accuracy is near chance learned nothing: a smoke run's 90% error
+    was stated as the answer, without the warning ``run`` gave."""
+    guessing = summary[summary["test_digit_acc_mean"] < CHANCE_NOTE]
+    if guessing.empty:
+        return []
+    if len(summary) == 1:
+        who, meaning = "Its digit accuracy is", "it learned nothing at this budget"
+    elif len(guessing) == len(summary):
+        who = "Every group's digit accuracy is"
+        meaning = "they learned nothing at this budget, so this ranking means nothing"
+    else:
+        who = f"The digit accuracy of {names(guessing)} is"
+        meaning = (
+            f"{'it' if len(guessing) == 1 else 'they'} learned nothing at this budget, so "
+            f"{'its' if len(guessing) == 1 else 'their'} rank means nothing"
+        )
+    return [f"{who} {CHANCE}: {meaning}; give more `--epochs` or a larger `--train-subset`."]
 
 
 def untested_sentences(best: pd.Series, untested: pd.DataFrame) -> list[str]:
@@ -263,6 +287,7 @@ def no_main_sentences(summary: pd.DataFrame, where: str) -> list[str]:
             else f"Of the {len(other)} groups {where_others}, {label} has the lowest: "
             f"{figure}; they compare with each other only where their differences match."
         )
+    text += chance_sentences(other.iloc[:1])
     return text + (yours_sentences(summary) if summary["yours"].any() else [])
 
 
@@ -275,7 +300,7 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
         return heading + " ".join(no_main_sentences(summary, where))
     best = main[main["standing"] == BEST].iloc[0]
     rest = main[main["label"] != best["label"]]
-    text = [best_sentence(best, main, ref, where)]
+    text = [best_sentence(best, main, ref, where), *chance_sentences(main)]
     text += tested_sentences(main, best)
     text += untested_sentences(best, rest[rest["standing"] == UNTESTED])
     if len(main) > 2:
@@ -297,4 +322,5 @@ def answer_lead(markdown: str) -> str:
     section = markdown[start + len(HEADING) :].split("\n## ", 1)[0].strip()
     sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", section.split("\n\n")[0])
     named = next((i for i, sentence in enumerate(sentences) if "**" in sentence), 0)
-    return " ".join(sentences[: named + 1]).replace("*", "")  # bold and italics: plain text
+    lead = sentences[: named + 1] + [s for s in sentences[named + 1 :] if CHANCE in s]
+    return " ".join(lead).replace("*", "").replace("`", "")  # bold, italics, code: plain text

@@ -135,6 +135,15 @@ def header_section(
     return "\n".join(lines)
 
 
+def configurations(tuned: pd.Series) -> str:
+    """What the main comparison's groups were trained with: no tuning study named where no
+    group is tuned (a user's default runs read of a study they never ran)."""
+    found = set(tuned.astype(bool))
+    default = "the default configuration"
+    study = "the configuration its own tuning study found at that budget"
+    return default if found == {False} else study if found == {True} else f"{default} or {study}"
+
+
 def main_section(summary: pd.DataFrame, ref: Reference) -> str:
     if summary.empty:
         return "## Main comparison\n\nNo complete runs."
@@ -154,9 +163,8 @@ def main_section(summary: pd.DataFrame, ref: Reference) -> str:
         [
             "## Main comparison (lowest test sum error first)",
             f"Every group here was trained at the reference budget ({ref.budget_text()}), in "
-            f"{distinct(main['precision'])}{cap}, with the default configuration or the "
-            "configuration its own tuning study found at that budget; nothing else differs."
-            + yours,
+            f"{distinct(main['precision'])}{cap}, with {configurations(main['tuned'])}; "
+            "nothing else differs." + yours,
             markdown_table(table),
             "Sum error % is the mean over seeds with the half-width of its 95% confidence "
             "interval (Student's t over seeds; the test images are the same for every group). "

@@ -299,8 +299,9 @@ def describe_trial(t: Any) -> str:
 
 def study_bar() -> Any:
     """The progress display of ``StudyProgress``: label, a short bar, trials done of total, the
-    best value and what was pruned or failed, time left; fits in 80 columns. Into a pipe or a
-    log, where rich would cut it at 80 columns (through the counts), it is printed whole."""
+    best value and what was pruned, failed or rejected, time left (once done, the time taken);
+    fits in 80 columns. Into a pipe or a log, where rich would cut it at 80 columns (through the
+    counts), it is printed whole."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -308,13 +309,21 @@ def study_bar() -> Any:
         TextColumn,
         TimeRemainingColumn,
     )
+    from rich.text import Text
+
+    class StudyTimeColumn(TimeRemainingColumn):
+        """Nothing for a study done before this process: a replay's 00:00 read as a study that
+        took no time (its stats say "done earlier")."""
+
+        def render(self, task: Any) -> Text:
+            return Text("") if task.fields.get("earlier") else super().render(task)
 
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(bar_width=12),
         MofNCompleteColumn(),
         TextColumn("{task.fields[stats]}"),
-        TimeRemainingColumn(compact=True),
+        StudyTimeColumn(compact=True, elapsed_when_finished=True),
         console=console
         if console.is_terminal
         else Console(file=console.file, width=LOG_WIDTH, highlight=False),
@@ -330,9 +339,15 @@ class StudyProgress:
         self.study = study
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.label = label
-        self.task = bar.add_task(label, total=trials, stats="")
+        self.earlier = len(self.seen) > 0 and self.finished() >= trials  # a replay: no time here
+        self.task = bar.add_task(label, total=trials, stats="", earlier=self.earlier)
         self.elsewhere = 0  # trials this worker waits for, running on others (until shown)
         self.refresh()
+
+    def finished(self) -> int:
+        from benchmark import tuning
+
+        return tuning.finished_count(self.study)
 
     def waiting(self, elsewhere: int) -> None:
         """The last trials run on other workers: say so until the next refresh."""
@@ -342,8 +357,6 @@ class StudyProgress:
     def refresh(self, *_: Any) -> None:
         """Re-read the study (other processes write to it too); usable as an Optuna callback."""
         from optuna.trial import TrialState
-
-        from benchmark import tuning
 
         trials = self.study.get_trials(deepcopy=False)
         counts = Counter(t.state for t in trials if not rejected(t))  # the trials that count
@@ -358,11 +371,14 @@ class StudyProgress:
         best = max(complete, key=lambda t: t.value, default=None)
         stats = [f"best joint {percent(best.value)} (trial {best.number})" if best else "best -"]
         stats += [f"{counts[TrialState.PRUNED]} pruned", f"{counts[TrialState.FAIL]} failed"]
+        stats.append(f"{sum(rejected(t) for t in trials)} rejected")  # numbered, not counted
+        if self.earlier:
+            stats.append("done earlier")
         if self.elsewhere:
             stats.append(f"waiting for {self.elsewhere} running elsewhere")
             self.elsewhere = 0
         self.bar.update(
             self.task,
-            completed=tuning.finished_count(self.study),
+            completed=self.finished(),
             stats=", ".join(x for x in stats if not x.startswith("0 ")),
         )

@@ -313,7 +313,38 @@ def test_a_trial_rejected_before_training_is_not_called_pruned() -> None:
         study.add_trial(trial)
     bar = progress.study_bar()
     progress.StudyProgress(bar, study, "gap_cnn x concat", 20)
-    assert bar.tasks[0].fields["stats"] == "best -, 1 pruned"  # the rejected one is not counted
+    # the rejected one is not counted, but is said: it took a trial number
+    assert bar.tasks[0].fields["stats"] == "best -, 1 pruned, 1 rejected"
+
+
+@pytest.mark.parametrize("total", [2, 20])
+def test_a_study_done_before_this_process_says_so_not_00_00(
+    total: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay (compare on finished studies) showed 00:00 beside each, hours of tuning among
+    them, as if they took no time; and "(trial 22)" of 20/20 with no word on rejected trials."""
+    import io
+
+    import optuna
+    from optuna.trial import TrialState, create_trial
+    from rich.console import Console
+
+    from benchmark import progress
+
+    log = io.StringIO()
+    monkeypatch.setattr(progress, "console", Console(file=log, width=80, highlight=False))
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"over_cap": 10}))
+    for value in (0.5, 0.99):
+        study.add_trial(create_trial(params={}, distributions={}, value=value))
+    bar = progress.study_bar()
+    progress.StudyProgress(bar, study, "gap_cnn x concat", total)
+    bar.console.print(bar.make_tasks_table(bar.tasks))
+    (line,) = log.getvalue().strip().splitlines()
+    assert f"2/{total} best joint 99.00% (trial 2), 1 rejected" in line
+    assert line.endswith(", done earlier") is (total == 2)
+    assert ("00:00" in line) is False and (":" in line.split("rejected")[-1]) is (total == 20)
 
 
 def test_a_study_bar_says_while_it_waits_for_trials_elsewhere() -> None:

@@ -45,6 +45,14 @@ class Range:
 RATE = Range(0, 1, open_high=True)  # a dropout rate: 1 would drop everything
 
 
+class NameTakenError(ValueError):
+    """Raised for a name registered twice; ``origin`` is where the first one came from."""
+
+    def __init__(self, kind: str, name: str, origin: str) -> None:
+        super().__init__(f"{kind} {name!r} is already registered ({origin})")
+        self.kind, self.name, self.origin = kind, name, origin
+
+
 class UnknownNameError(KeyError, ValueError):
     """Raised for a name that is not registered; the message lists the valid ones."""
 
@@ -112,9 +120,7 @@ class Registry:
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             key = name or fn.__name__
             if key in self.entries:
-                raise ValueError(
-                    f"{self.kind} {key!r} is already registered ({self.entries[key].origin})"
-                )
+                raise NameTakenError(self.kind, key, self.entries[key].origin)
             entry = Entry(
                 name=key,
                 factory=fn,

@@ -184,7 +184,7 @@ def imported(plugin: Plugin, run: Callable[[], Any], source: str | None) -> Plug
     """Run the import with what it registers labelled by the plug-in, then check each entry;
     on any failure what it registered is removed again and the failure is one line."""
     import architectures  # noqa: F401  (the built-ins first: a clash is the plug-in's)
-    from architectures.registry import registering_from
+    from architectures.registry import NameTakenError, registering_from
 
     with registering_from(plugin.origin) as added:
         try:
@@ -194,6 +194,8 @@ def imported(plugin: Plugin, run: Callable[[], Any], source: str | None) -> Plug
             raise UsageError(
                 f"{plugin.origin}: importing it called sys.exit({exc.code!r}){where}"
             ) from None
+        except NameTakenError as exc:
+            raise UsageError(f"{plugin.origin}: {taken(exc)}") from None
         except Exception as exc:  # anything a plug-in raises at import means "cannot load"
             where = raised_at(exc, source)
             raise UsageError(
@@ -210,6 +212,19 @@ def imported(plugin: Plugin, run: Callable[[], Any], source: str | None) -> Plug
                 raise UsageError(f"{plugin.origin}: {registry.kind} {entry.name!r} {problem}")
         plugin.entries = [f"{registry.kind} {entry.name}" for registry, entry in added]
     return plugin
+
+
+def taken(exc: Any) -> str:
+    """A name this plug-in registers that is taken: by an installed plug-in, most likely this
+    same one given again by ``--plugin`` (it read as a crash in the plug-in), or by another."""
+    from architectures.registry import BUILT_IN
+
+    said = f"its {exc.kind} {exc.name!r} is already registered by {exc.origin}"
+    if exc.origin == BUILT_IN:
+        said = f"its {exc.kind} {exc.name!r} is a built-in one's name"
+    elif exc.origin.startswith("entry point "):
+        return f"{said}, an installed package; drop --plugin if this is that package's file"
+    return f"{said}; give yours another name"
 
 
 def one_line(exc: BaseException) -> str:

@@ -270,6 +270,24 @@ def test_the_installed_example_is_found_without_plugin(
 
 
 @needs_example
+def test_the_installed_examples_file_given_by_plugin_too_is_told_to_drop_it(
+    installed_plugins, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README's "install it, or give --plugin" done both ways read as a crash in the
+    plug-in: "importing it raised ValueError: encoder 'dwsep_cnn' is already registered"."""
+    source = Path(__file__).parents[1] / "examples" / "digitsum-plugin-example"
+    given = source / "digitsum_plugin_example.py"
+    assert main(["list", "--plugin", str(given)]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(
+        f"plug-in {given}: its encoder 'dwsep_cnn' is already registered by entry point example "
+        "(digitsum-plugin-example 0.1.0), an installed package; drop --plugin if this is that "
+        "package's file"
+    )
+    assert main(["list", "--encoders", "dwsep_cnn"]) == 0  # the installed one still works
+
+
+@needs_example
 @pytest.mark.slow  # a command in a child process: four seconds on 2 cores
 def test_a_fresh_process_finds_the_installed_example(
     tmp_path: Path, small_data, installed_plugins
@@ -293,7 +311,7 @@ BAD = {
     ),
     "name taken": (
         "@register_encoder()\ndef gap_cnn() -> nn.Module:\n    return nn.Identity()\n",
-        "encoder 'gap_cnn' is already registered (built-in)",
+        "its encoder 'gap_cnn' is a built-in one's name; give yours another name",
     ),
     "registers nothing": ("x = 1\n", "registers no encoder or fusion"),
     "hyperparameter clash": (

@@ -100,6 +100,20 @@ def test_against_shows_both_sides_in_the_main_comparison(
         assert (tmp_path / "output" / "plots" / f"{name}.png").is_file()
 
 
+def test_the_terminals_answer_says_where_your_groups_went(
+    against: tuple[Path, str, pd.DataFrame],
+) -> None:
+    """report printed the reference's answer alone: where the user's groups stand, or why they
+    are left out of the main comparison, was in report.md only."""
+    from benchmark.report import answer_lead
+
+    lead = answer_lead(against[1])
+    assert lead.startswith("At the reference budget") and "the reference's best, gap_cnn" in lead
+    assert "Yours against the reference's best: gap_cnn x concat [yours]: 1.00% error, " in lead
+    assert "1 group of yours is not in the main comparison, as it differs from the " in lead
+    assert "protocol (see report.md): my_cnn x gated (epochs 2) [yours]." in lead
+
+
 def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> None:
     from benchmark.report import beside, load_inputs, summarize
     from benchmark.report.plots import forest_figure, pareto_figure

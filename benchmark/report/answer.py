@@ -91,6 +91,8 @@ def best_sentence(best: pd.Series, main: pd.DataFrame, ref: Reference, where: st
 
 
 CHANCE = "near chance (10%)"
+# --against: where the user's groups went; said in the terminal's lead too, after the best's
+YOURS, AWAY = "Yours against the reference's best", "of yours"
 
 
 def chance_sentences(summary: pd.DataFrame) -> list[str]:
@@ -252,12 +254,12 @@ def yours_sentences(summary: pd.DataFrame) -> list[str]:
         + ("" if pd.isna(r["p_vs_best"]) else f" ({p_text(r['p_vs_best'])})")
         for _, r in main.iterrows()
     ]
-    out = [f"Yours against the reference's best: {'; '.join(text)}."] if text else []
+    out = [f"{YOURS}: {'; '.join(text)}."] if text else []
     away = list(yours.loc[yours["section"] != "main", "label"])  # "x (what differs)"
     if away:
         shown = "; ".join(away[:3]) + ("; ..." if len(away) > 3 else "")
         out.append(
-            f"{plural(len(away), 'group')} of yours {is_are(len(away))} not in the main "
+            f"{plural(len(away), 'group')} {AWAY} {is_are(len(away))} not in the main "
             f"comparison, as {'it' if len(away) == 1 else 'each'} differs from the reference's "
             f"protocol (see below): {shown}."
         )
@@ -317,10 +319,13 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
 def answer_lead(markdown: str) -> str:
     """The answer as a terminal gives it after ``report``: the opening section of a written
     report.md up to its first sentence that names a group (in bold), a note before it included,
+    and the sentences on groups that learned nothing and on the user's groups (``--against``),
     as plain text; else its first sentence."""
     start = markdown.index(f"{HEADING}\n")
     section = markdown[start + len(HEADING) :].split("\n## ", 1)[0].strip()
     sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", section.split("\n\n")[0])
     named = next((i for i, sentence in enumerate(sentences) if "**" in sentence), 0)
-    lead = sentences[: named + 1] + [s for s in sentences[named + 1 :] if CHANCE in s]
-    return " ".join(lead).replace("*", "").replace("`", "")  # bold, italics, code: plain text
+    told = (CHANCE, YOURS, AWAY)  # after the best: what must not stay in report.md alone
+    lead = sentences[: named + 1] + [s for s in sentences[named + 1 :] if any(t in s for t in told)]
+    text = " ".join(lead).replace("(see below)", "(see report.md)")  # no "below" in a terminal
+    return text.replace("*", "").replace("`", "")  # bold, italics, code: plain text

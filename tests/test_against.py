@@ -114,6 +114,24 @@ def test_the_terminals_answer_says_where_your_groups_went(
     assert "protocol (see report.md): my_cnn x gated (epochs 2) [yours]." in lead
 
 
+def test_a_damaged_reference_run_is_named_not_dropped_in_silence(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reference run whose metrics.json was cut short left the reference one run short
+    ("5 runs of the reference") with no word in the terminal, report.md or summary.csv."""
+    reference = make_reference(tmp_path / "reference")
+    cut = reference / "runs" / "ref-a2" / "metrics.json"
+    cut.write_text(cut.read_text()[:100])
+    yours = make_yours(tmp_path / "output")
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    said = "reference: left out ref-a2: corrupt metrics.json: "
+    assert said in capsys.readouterr().out.replace("\n", " ")
+    text = (yours / "report.md").read_text()
+    notes = text.split("## Notes on the inputs\n\n")[1].split("\n\n")[0]
+    assert notes.startswith(f"- {said}")
+    assert "## Bench measurements" not in text  # a note is no bench row: not listed there
+
+
 def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> None:
     from benchmark.report import beside, load_inputs, summarize
     from benchmark.report.plots import forest_figure, pareto_figure

@@ -265,7 +265,7 @@ def test_model_args_are_measured_and_recorded_and_a_model_refusing_28_pixels_is_
     assert refused["error"].startswith("ValueError: timm:test_vit x late_sum with its defaults")
     assert "runs on 28x28 with --model-arg img_size=28 --model-arg patch_size=7" in refused["error"]
     assert pd.isna(other["error"]) and other["train_images_per_s"] > 0
-    section = bench_section(df.assign(file="x.csv"), [])
+    section = bench_section(df.assign(file="x.csv"))
     assert "| timm:test_vit x late_sum (img_size=28, patch_size=7) |" in section
 
 

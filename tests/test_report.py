@@ -195,7 +195,7 @@ def test_bench_rows_give_macs_and_best_throughput(tmp_path: Path) -> None:
     assert default["infer_images_per_s"] == 20000 and default["bench_batch_size"] == 256
     small = summary.loc["small_cnn x late_sum"]
     assert small["infer_images_per_s"] == 40000 and small["bench_device"] == "cpu"  # error row out
-    markdown = report.bench_section(inputs.bench, inputs.notes)
+    markdown = report.bench_section(inputs.bench)
     assert "out of memory" in markdown and "small_cnn x late_sum" in markdown
     assert "A/B" not in markdown  # no bench --compile-ab row: no column for one
     assert "cpu features" not in markdown  # rows from before the column: none either
@@ -207,7 +207,7 @@ def test_cpu_features_are_shown_where_a_row_has_them(tmp_path: Path) -> None:
     for features in ("avx2", "avx512 bf16", ""):
         row = {"arch": "gap_cnn", "fusion": "concat", "device": "cpu: AMD EPYC (2 threads)"}
         benchfile.append_row(path, row | {"cpu_features": features})
-    markdown = report.bench_section(benchfile.read_rows([path])[0], [])
+    markdown = report.bench_section(benchfile.read_rows([path])[0])
     cells = [line.split(" | ")[2] for line in markdown.splitlines() if "gap_cnn x concat" in line]
     assert "| cpu features |" in markdown and cells == ["avx2", "avx512 bf16", "-"]
 
@@ -221,7 +221,7 @@ def test_a_row_of_a_tuned_model_names_its_arguments_legibly(tmp_path: Path) -> N
     benchfile.append_row(path, row | {"model_args": benchfile.model_args_cell(args)})
     rows = benchfile.read_rows([path])[0]
     assert json.loads(rows.iloc[0]["model_args"]) == args
-    markdown = report.bench_section(rows, [])
+    markdown = report.bench_section(rows)
     assert "| gap_cnn x concat (dropout=0.2386, width=24) |" in markdown
     header = next(line for line in markdown.splitlines() if line.startswith("| combination"))
     line = next(line for line in markdown.splitlines() if "gap_cnn x concat" in line)
@@ -248,7 +248,7 @@ def test_the_bench_section_says_per_machine_whether_compiling_paid(tmp_path: Pat
     gpu = {"device": "cuda: NVIDIA H100 80GB HBM3", "compile": True, "ab_ratio": 1.5}
     benchfile.append_row(path, gpu | {"arch": "gap_cnn", "fusion": "concat"})
     bench, _ = benchfile.read_rows([path])
-    markdown = report.bench_section(bench, [])
+    markdown = report.bench_section(bench)
     lines = markdown.split("## Bench measurements\n\n")[1].split("\n\n| combination")[0]
     assert lines.endswith(
         "above 1x compiling pays):\n\n"
@@ -258,7 +258,7 @@ def test_the_bench_section_says_per_machine_whether_compiling_paid(tmp_path: Pat
         "- cuda: NVIDIA H100 80GB HBM3: 1.50x over 1 configuration"
     )
     eager = bench[bench["ab_ratio"].isna()]
-    assert "Compiled against eager" not in report.bench_section(eager, [])
+    assert "Compiled against eager" not in report.bench_section(eager)
 
 
 def test_a_compile_ab_row_shows_compiled_over_eager_with_its_quartiles(tmp_path: Path) -> None:
@@ -269,7 +269,7 @@ def test_a_compile_ab_row_shows_compiled_over_eager_with_its_quartiles(tmp_path:
         row = {"arch": "gap_cnn", "fusion": "concat", "device": "cpu", "compile": compiled}
         benchfile.append_row(path, row | (figures if compiled else {}))
     bench, _ = benchfile.read_rows([path])
-    markdown = report.bench_section(bench, [])
+    markdown = report.bench_section(bench)
     assert "train vs eager (A/B)" in markdown
     cells = [line.split(" | ") for line in markdown.splitlines() if "gap_cnn x concat" in line]
     assert [c for c in cells[0] if "x (" in c] == []  # the eager row: no ratio of its own

@@ -183,13 +183,16 @@ def beside(yours: Inputs, theirs: Inputs) -> Inputs:
     """``report --against``: the user's inputs with a reference's runs set beside them. The
     reference's runs, curves and comparison.json (so its budget, combinations and cap) come
     along; the user's runs are marked ``yours``; bench rows, studies and incomplete runs are the
-    user's alone."""
+    user's alone (the reference's incomplete runs are notes)."""
     runs = pd.concat(
         [theirs.runs.assign(yours=False), yours.runs.assign(yours=True)], ignore_index=True
     )
     runs["yours"] = runs["yours"].astype(bool)
     history = pd.concat([theirs.history, yours.history], ignore_index=True)
     notes = yours.notes + [f"reference: {note}" for note in theirs.notes]
+    # its unreadable or unfinished runs are not listed as yours are: each is named here, or a
+    # damaged one left the reference's count one short without a word
+    notes += [f"reference: left out {r.run}: {r.reason}" for r in theirs.incomplete.itertuples()]
     if len(theirs.repeats):  # theirs are left out as yours are; yours alone are listed
         notes.append(f"reference: {repeated(theirs.repeats)}")
     return replace(yours, runs=runs, history=history, notes=notes, comparison=theirs.comparison)

@@ -331,6 +331,14 @@ def cost_section(comparison: dict[str, Any] | None) -> str:
     )
 
 
+def notes_section(notes: list[str]) -> str:
+    """The files read in part or left out (a bench CSV, a history.csv, a reference's runs):
+    they were listed under *Bench measurements*, whatever they were."""
+    if not notes:
+        return ""
+    return "## Notes on the inputs\n\n" + "\n".join(f"- {note}" for note in notes)
+
+
 def incomplete_section(incomplete: pd.DataFrame) -> str:
     if incomplete.empty:
         return ""
@@ -374,10 +382,11 @@ def render_markdown(
         precision_section(summary, inputs.runs),
         other_section(summary),
         generalisation_section(inputs.runs),
-        bench_section(inputs.bench, inputs.notes),
+        bench_section(inputs.bench),
         cost_section(inputs.comparison),
         studies,
         plots_section(plots),
+        notes_section(inputs.notes),
         incomplete_section(inputs.incomplete),
         repeats_section(inputs.repeats),
     ]

@@ -63,29 +63,25 @@ def compile_text(bench: pd.DataFrame) -> str:
     return intro + "\n\n" + "\n".join(lines)
 
 
-def bench_section(bench: pd.DataFrame, notes: list[str]) -> str:
-    if bench.empty and not notes:
+def bench_section(bench: pd.DataFrame) -> str:
+    if bench.empty:
         return ""
     parts = ["## Bench measurements"]
-    if not bench.empty:
-        rows = bench.sort_values(
-            ["arch", "fusion", "device", "precision", "batch_size"], kind="stable"
-        )
-        rows = rows.assign(
-            ab=[ab_text(r) for r in rows.to_dict("records")],
-            cpu_features=rows["cpu_features"].astype(object).fillna("-"),
-        )
-        # left out where no row has one: the A/B, and the CPU features of rows from before them
-        shown = {
-            h: c for h, c in BENCH_TABLE.items() if c[0] not in OPTIONAL or rows[c[0]].ne("-").any()
+    rows = bench.sort_values(["arch", "fusion", "device", "precision", "batch_size"], kind="stable")
+    rows = rows.assign(
+        ab=[ab_text(r) for r in rows.to_dict("records")],
+        cpu_features=rows["cpu_features"].astype(object).fillna("-"),
+    )
+    # left out where no row has one: the A/B, and the CPU features of rows from before them
+    shown = {
+        h: c for h, c in BENCH_TABLE.items() if c[0] not in OPTIONAL or rows[c[0]].ne("-").any()
+    }
+    table = pd.DataFrame(
+        {"combination": [combination_of(r) for r in rows.to_dict("records")]}
+        | {
+            header: rows[column].map(lambda v, spec=spec: fmt(v, spec))
+            for header, (column, spec) in shown.items()
         }
-        table = pd.DataFrame(
-            {"combination": [combination_of(r) for r in rows.to_dict("records")]}
-            | {
-                header: rows[column].map(lambda v, spec=spec: fmt(v, spec))
-                for header, (column, spec) in shown.items()
-            }
-        )
-        parts += [*filter(None, [compile_text(bench)]), markdown_table(table)]
-    parts += [f"- {note}" for note in notes]
+    )
+    parts += [*filter(None, [compile_text(bench)]), markdown_table(table)]
     return "\n\n".join(parts)

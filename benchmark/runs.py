@@ -244,4 +244,9 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
         raise files.UnreadableFileError(
             f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} ({type(exc).__name__})"
         ) from None
+    # a finished run's weights are finite (training stops on a non-finite loss): NaN ones
+    # predicted digit 0 at p nan, and exported, without a word
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise files.UnreadableFileError(f"{run_dir / MODEL}: {name} holds NaN or inf")
     return model.eval()

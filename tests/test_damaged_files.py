@@ -260,9 +260,13 @@ def test_a_mistyped_config_json_on_resume_is_named_not_the_metrics(
 
 
 @pytest.mark.parametrize(
-    "damage", ["random-bytes", "truncated", "a-list", "another-model", "a-directory"]
+    "damage", ["random-bytes", "truncated", "a-list", "another-model", "a-directory", "nan"]
 )
-def test_damaged_weights_for_predict_are_one_line(damage: str, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_damaged_weights_for_predict_are_one_line(
+    damage: str, command: str, tmp_path: Path, capsys
+) -> None:
+    """``nan``: weights of NaN predicted digit 0 at p nan (bare NaN in --json) and exported."""
     from architectures import create_model
     from benchmark import files, rundir
     from benchmark.config import TrainConfig
@@ -277,14 +281,22 @@ def test_damaged_weights_for_predict_are_one_line(damage: str, tmp_path: Path, c
         torch.save(create_model("small_cnn", "concat").state_dict(), path)
     elif damage == "a-directory":
         path.mkdir()
+    elif damage == "nan":
+        weights = create_model("gap_cnn", "concat").state_dict()
+        torch.save({k: v.fill_(float("nan")) if v.is_floating_point() else v
+                    for k, v in weights.items()}, path)  # fmt: skip
     else:
         torch.save(create_model("gap_cnn", "concat").state_dict(), path)
         blob = path.read_bytes()
         path.write_bytes(blob[: len(blob) // 3] if damage == "truncated" else os.urandom(999))
     image = a_one(tmp_path / "digit.png")
     argv = ["predict", "--run", str(run_dir), "--image", str(image), "--addend", "1"]
+    if command == "export":
+        argv = ["export", "--run", str(run_dir), "--format", "torchscript"]
     assert exit_status(argv) == 1
-    assert str(path) in one_line(capsys.readouterr().err)
+    line = one_line(capsys.readouterr().err)
+    assert str(path) in line and ("holds NaN or inf" in line) is (damage == "nan")
+    assert not (run_dir / "model.torchscript.pt").exists()
 
 
 @pytest.mark.parametrize("content, expected", CONFIG_DAMAGE)

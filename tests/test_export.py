@@ -195,7 +195,9 @@ def test_the_outs_suffix_names_the_format_when_none_is_given(
     assert (tmp_path / out).read_bytes() == (b"onnx" if out.endswith("onnx") else b"torchscript")
 
 
-@pytest.mark.parametrize("where", ["a directory", "a directory, no format", "under a file"])
+@pytest.mark.parametrize(
+    "where", ["a directory", "a directory, no format", "under a file", "a new directory"]
+)
 def test_an_out_that_cannot_be_written_is_refused_before_exporting(
     where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -210,11 +212,13 @@ def test_an_out_that_cannot_be_written_is_refused_before_exporting(
         "a directory": (tmp_path, f"--out {tmp_path} is a directory; expected a file path"),
         "a directory, no format": (tmp_path, f"--out {tmp_path} is a directory; expected a file"),
         "under a file": (blocker / "m.onnx", f"--out {blocker / 'm.onnx'}: {blocker} is a file"),
+        # a folder not there yet, named as one: it wrote a file called "new"
+        "a new directory": (f"{tmp_path}/new/", f"--out {tmp_path}/new/ is a directory; expected"),
     }[where]
     kind = [] if where.endswith("no format") else ["--format", "onnx"]  # it said --format needed
     assert main(["export", "--run", str(run_dir), *kind, "--out", str(out)]) == 2
     assert said in one_line(capsys.readouterr().err)
-    assert blocker.read_text() == "x"
+    assert blocker.read_text() == "x" and not (tmp_path / "new").exists()
 
 
 def test_a_timm_vit_traces_without_warnings_and_matches_pytorch_at_any_batch(

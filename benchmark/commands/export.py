@@ -4,6 +4,7 @@ for the inputs and outputs of the exported graph)."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from benchmark.commands.common import UsageError, add_plugin_flag, console
@@ -21,7 +22,8 @@ def chosen_format(given: str | None, out: str | None) -> str:
     """``--format``, else the one ``--out``'s suffix names; a suffix naming the other format is
     refused (a TorchScript file named .onnx fails to load far from here)."""
     named = SUFFIXES.get(Path(out).suffix.lower()) if out else None
-    if out and Path(out).is_dir():  # what is wrong first: no format would make it a file
+    # what is wrong first: no format would make it a file; "dir/" too, which Path reads as "dir"
+    if out and (Path(out).is_dir() or out.endswith(("/", os.sep))):
         raise UsageError(f"--out {out} is a directory; expected a file path")
     if given is None and named is None:
         raise UsageError(

@@ -319,22 +319,29 @@ def test_a_path_too_long_for_the_file_system_is_a_usage_error(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("via", ["--data-dir", "MNIST_ROOT"])
 @pytest.mark.parametrize("under", [False, True])
 @pytest.mark.parametrize("command", ["run", "tune", "compare", "datapath"])
 def test_data_dir_that_is_a_file(
-    command: str, under: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+    command: str, under: bool, via: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """A file as the MNIST root was looked in, then downloaded into: "MNIST not found ... the
-    download failed (NotADirectoryError)", exit 1. It is the flag that is wrong: one line, 2."""
+    download failed (NotADirectoryError)", exit 1. It is the flag (or $MNIST_ROOT) that is
+    wrong: one line, 2."""
     monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
     target = tmp_path / "mnist.tar.gz"
     target.write_text("not a directory")
     given = target / "sub" if under else target
     results = tmp_path / "results"
-    argv = [command, "--data-dir", str(given), "--results-dir", str(results)]
+    argv = [command, "--results-dir", str(results)]
+    if via == "MNIST_ROOT":
+        monkeypatch.setenv("MNIST_ROOT", str(given))
+    else:
+        argv += ["--data-dir", str(given)]
     assert exit_status(argv) == 2
     line = one_line(capsys.readouterr().err)
-    assert f"--data-dir {given}: {target} is a file; expected the MNIST root" in line
+    said = f"MNIST_ROOT={given}" if via == "MNIST_ROOT" else f"--data-dir {given}"
+    assert f"{said}: {target} is a file; expected the MNIST root" in line
     assert target.read_text() == "not a directory" and list(tmp_path.iterdir()) == [target]
 
 

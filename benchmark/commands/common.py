@@ -132,14 +132,19 @@ def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
 
 
 def check_data_dir(data_dir: str | None) -> None:
-    """``--data-dir`` (or a config's data_dir) is, or can become, a directory: a file there
-    would be looked in for MNIST/raw/ and then downloaded into, and fail as missing data."""
+    """``--data-dir`` (or a config's data_dir), else ``$MNIST_ROOT``, is, or can become, a
+    directory: a file there would be looked in for MNIST/raw/ and then downloaded into, and fail
+    as missing data."""
+    given = f"--data-dir {data_dir}"
+    if data_dir is None:  # $MNIST_ROOT as a file was looked in, downloaded into, and "not found"
+        data_dir = os.environ.get("MNIST_ROOT") or None
+        given = f"MNIST_ROOT={data_dir}"
     if data_dir is None:
         return
     existing = nearest_existing(Path(data_dir))
     if not existing.is_dir():
         raise UsageError(
-            f"--data-dir {data_dir}: {existing} is a file; expected the MNIST root, a directory "
+            f"{given}: {existing} is a file; expected the MNIST root, a directory "
             f"holding MNIST/raw/ (or one to download into)"
         )
 

@@ -194,6 +194,22 @@ def test_jpeg_reads_like_png(synthetic, tmp_path: Path) -> None:
     assert (png - jpg).abs().mean() < 0.02
 
 
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "WEBP"])
+def test_a_file_named_by_itself_may_be_any_format_pillow_reads(
+    fmt: str, synthetic, tmp_path: Path
+) -> None:
+    """As the docs say (they said PNG or JPEG alone); a folder still stands for its PNG and
+    JPEG files only."""
+    from benchmark.predict import image_files, load_image
+
+    page = page_with_digit(synthetic.test.images[1], (64, 64), 44, (8, 12))
+    page.save(tmp_path / "d.png")
+    page.save(tmp_path / f"d.{fmt.lower()}", **({"lossless": True} if fmt == "WEBP" else {}))
+    png, other = (load_image(tmp_path / f"d.{x}") for x in ("png", fmt.lower()))
+    assert (png - other).abs().mean() < 0.02
+    assert [p.name for p in image_files(tmp_path)] == ["d.png"]
+
+
 def test_a_16_bit_image_with_a_bright_background_is_read_at_full_depth(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image

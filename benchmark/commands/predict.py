@@ -104,7 +104,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         required=True,
         action="append",
         metavar="PATH",
-        help="PNG or JPEG, or a folder of them (repeatable)",
+        help="PNG or JPEG (named by itself, any image Pillow reads: GIF, BMP, WebP ...), or a "
+        "folder of PNG and JPEG files (repeatable)",
     )
     p.add_argument(
         "--addend",

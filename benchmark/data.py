@@ -147,6 +147,8 @@ def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool 
         if not missing:
             check_raw_files(root)
             return root
+        if folder := next((path for path in missing if path.is_dir()), None):  # not "missing"
+            raise DataError(f"{folder}: a directory, not MNIST's IDX file; put the file there")
         if len(missing) < len(RAW_FILES):
             there = len(RAW_FILES) - len(missing)
             raise DataError(

@@ -374,7 +374,7 @@ def idx_damage() -> list[tuple[str, str, object, str]]:
         ("label-12", labels, label(17, 12), "labels outside 0-9 (label 12 at item 17)"),
         ("label-255", "train-labels-idx1-ubyte", label(0, 255), "(label 255 at item 0)"),
         ("missing", labels, "missing", "missing (3 of the 4 MNIST files are there)"),
-        ("directory", test, "directory", "missing (3 of the 4 MNIST files are there)"),
+        ("directory", test, "directory", "a directory, not MNIST's IDX file; put the file there"),
     ]
 
 

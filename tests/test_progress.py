@@ -515,6 +515,27 @@ def summary_of(overrides: list[dict[str, int]], joined: bool = False) -> list[st
     return out.getvalue().splitlines()
 
 
+def test_the_run_summarys_title_is_whole_on_its_own_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the table's title it wrapped at the table's width, mid-phrase: "(every" / "image x
+    all 10 addends)"."""
+    from benchmark import metrics, progress
+    from benchmark.commands import run
+
+    out = io.StringIO()
+    screen = Console(file=out, width=80, color_system=None)
+    for module in (progress, run):
+        monkeypatch.setattr(module, "console", screen)
+    rows = [
+        {"arch": "gap_cnn", "fusion": "concat", "seed": 0, "config": {}, "params": 1000,
+         "test": dict.fromkeys(metrics.names(), 0.5), "train_seconds": 1.0,
+         "train_images_per_s": 100.0}
+    ]  # fmt: skip
+    run.print_summary(rows, [], ())
+    lines = out.getvalue().splitlines()
+    title = "gap_cnn x concat, seed 0: test accuracy % (every image x all 10 addends)"
+    assert lines[0] == title and sum(title in line for line in lines) == 1
+
+
 def test_the_grid_summary_names_the_model_arguments_its_runs_took() -> None:
     """One --model-arg every run took: in the title; taken by some runs only (a grid gives it to
     the combinations that take it): a column, ``defaults`` where a run took none."""

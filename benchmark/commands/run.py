@@ -198,6 +198,8 @@ def print_summary(
     table = summary_table(rows, fields)
     if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:
         table = summary_table(rows, fields, joined=True)
+    title, table.title = table.title, None  # on a line of its own: the table's width cut it
+    say(str(title))  # mid-phrase ("(every" / "image x all 10 addends)")
     console.print(table)
     for i, run_dir in enumerate(run_dirs, start=1):
         say(f"{i:>3}  {run_dir}", soft_wrap=True)

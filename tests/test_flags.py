@@ -319,6 +319,23 @@ def test_a_path_too_long_for_the_file_system_is_a_usage_error(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_stale_mnist_root_naming_a_file_is_passed_over_where_data_holds_mnist(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As MNIST is looked for: $MNIST_ROOT, then ./data; only where no root holds it is a
+    file as $MNIST_ROOT the thing to fix."""
+    from benchmark.commands.common import UsageError, check_data_dir
+
+    monkeypatch.chdir(tmp_path)
+    stale = tmp_path / "mnist.tar.gz"
+    stale.write_text("x")
+    monkeypatch.setenv("MNIST_ROOT", str(stale))
+    with pytest.raises(UsageError, match=f"MNIST_ROOT={stale}: {stale} is a file"):
+        check_data_dir(None)
+    shutil.copytree(synthetic_root, tmp_path / "data")
+    check_data_dir(None)
+
+
 @pytest.mark.parametrize("via", ["--data-dir", "MNIST_ROOT"])
 @pytest.mark.parametrize("under", [False, True])
 @pytest.mark.parametrize("command", ["run", "tune", "compare", "datapath"])

@@ -135,12 +135,14 @@ def check_data_dir(data_dir: str | None) -> None:
     """``--data-dir`` (or a config's data_dir), else ``$MNIST_ROOT``, is, or can become, a
     directory: a file there would be looked in for MNIST/raw/ and then downloaded into, and fail
     as missing data."""
+    from benchmark import data
+
     given = f"--data-dir {data_dir}"
-    if data_dir is None:  # $MNIST_ROOT as a file was looked in, downloaded into, and "not found"
-        data_dir = os.environ.get("MNIST_ROOT") or None
+    if data_dir is None:  # $MNIST_ROOT as a file was looked in, downloaded into, "not found"
+        data_dir = os.environ.get("MNIST_ROOT")
         given = f"MNIST_ROOT={data_dir}"
-    if data_dir is None:
-        return
+        if not data_dir or any(not data.missing_files(r) for r in data.candidate_roots()):
+            return  # a stale one is passed over where ./data holds MNIST
     existing = nearest_existing(Path(data_dir))
     if not existing.is_dir():
         raise UsageError(

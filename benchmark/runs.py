@@ -244,9 +244,12 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
         raise files.UnreadableFileError(
             f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} ({type(exc).__name__})"
         ) from None
-    # a finished run's weights are finite (training stops on a non-finite loss): NaN ones
-    # predicted digit 0 at p nan, and exported, without a word
-    for name, tensor in model.state_dict().items():
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    # a finished run's parameters are finite (training stops on a non-finite loss): NaN ones
+    # predicted digit 0 at p nan, and exported, without a word. A buffer may hold -inf (a
+    # plug-in's mask), never NaN.
+    named = [(n, t, torch.isfinite) for n, t in model.named_parameters()]
+    named += [(n, t, lambda t: ~torch.isnan(t)) for n, t in model.named_buffers()]
+    for name, tensor, sound in named:
+        if tensor.is_floating_point() and not bool(sound(tensor).all()):
             raise files.UnreadableFileError(f"{run_dir / MODEL}: {name} holds NaN or inf")
     return model.eval()

@@ -122,6 +122,7 @@ def test_a_damaged_reference_run_is_named_not_dropped_in_silence(
     reference = make_reference(tmp_path / "reference")
     cut = reference / "runs" / "ref-a2" / "metrics.json"
     cut.write_text(cut.read_text()[:100])
+    (reference / "runs" / "NOTES.txt").write_text("a stray file is no run left out\n")
     yours = make_yours(tmp_path / "output")
     assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
     said = "reference: left out ref-a2: corrupt metrics.json: "
@@ -130,6 +131,7 @@ def test_a_damaged_reference_run_is_named_not_dropped_in_silence(
     notes = text.split("## Notes on the inputs\n\n")[1].split("\n\n")[0]
     assert notes.startswith(f"- {said}")
     assert "## Bench measurements" not in text  # a note is no bench row: not listed there
+    assert "NOTES.txt" not in text
 
 
 def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -297,6 +298,27 @@ def test_damaged_weights_for_predict_are_one_line(
     line = one_line(capsys.readouterr().err)
     assert str(path) in line and ("holds NaN or inf" in line) is (damage == "nan")
     assert not (run_dir / "model.torchscript.pt").exists()
+
+
+def test_a_buffer_may_hold_minus_inf_a_parameter_may_not(tmp_path: Path) -> None:
+    """-inf is a plausible mask buffer in a plug-in (sum logits may be -inf); a parameter of
+    inf is damage, as NaN anywhere is."""
+    from architectures import create_model
+    from benchmark import files, rundir, runs
+    from benchmark.config import TrainConfig
+
+    run_dir = tmp_path / "run"
+    files.write_json(run_dir / rundir.CONFIG, TrainConfig().to_dict())
+    weights = create_model("gap_cnn", "concat").state_dict()
+    buffer = next(k for k in weights if k.endswith("running_mean"))
+    parameter = next(k for k in weights if k.endswith("weight"))
+    torch.save({**weights, buffer: torch.full_like(weights[buffer], -math.inf)},
+               run_dir / rundir.MODEL)  # fmt: skip
+    runs.load_run(run_dir)
+    torch.save({**weights, parameter: torch.full_like(weights[parameter], math.inf)},
+               run_dir / rundir.MODEL)  # fmt: skip
+    with pytest.raises(files.UnreadableFileError, match=f"{parameter} holds NaN or inf"):
+        runs.load_run(run_dir)
 
 
 @pytest.mark.parametrize("content, expected", CONFIG_DAMAGE)

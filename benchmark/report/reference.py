@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark.config import SIZING, fields_of, learned_values
-from benchmark.report.load import Inputs, repeated, run_configs
+from benchmark.report.load import NOT_A_RUN, Inputs, repeated, run_configs
 from benchmark.wording import plural
 
 BUDGET = fields_of("budget")  # what a budget is; held-out pairs are another experiment
@@ -192,7 +192,8 @@ def beside(yours: Inputs, theirs: Inputs) -> Inputs:
     notes = yours.notes + [f"reference: {note}" for note in theirs.notes]
     # its unreadable or unfinished runs are not listed as yours are: each is named here, or a
     # damaged one left the reference's count one short without a word
-    notes += [f"reference: left out {r.run}: {r.reason}" for r in theirs.incomplete.itertuples()]
+    left = theirs.incomplete[theirs.incomplete["status"] != NOT_A_RUN]  # a stray file: no run
+    notes += [f"reference: left out {r.run}: {r.reason}" for r in left.itertuples()]
     if len(theirs.repeats):  # theirs are left out as yours are; yours alone are listed
         notes.append(f"reference: {repeated(theirs.repeats)}")
     return replace(yours, runs=runs, history=history, notes=notes, comparison=theirs.comparison)

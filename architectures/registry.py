@@ -45,6 +45,18 @@ class Range:
 RATE = Range(0, 1, open_high=True)  # a dropout rate: 1 would drop everything
 
 
+def comma_items(text: str) -> list[str]:
+    """A comma list's items, stripped; ``[]`` where every item is empty (``''``, ``,``). An
+    empty item beside others is a ``ValueError``: ``1,,2`` or ``gap_cnn,,small_cnn`` lost a
+    value far likelier than it gained a stray comma, and was read as ``1,2`` without a word."""
+    items = [x.strip() for x in text.split(",")]
+    if not any(items):
+        return []
+    if "" in items:
+        raise ValueError(f"{text!r} has an empty item")
+    return items
+
+
 class NameTakenError(ValueError):
     """Raised for a name registered twice; ``origin`` is where the first one came from."""
 
@@ -184,16 +196,14 @@ class Registry:
         error naming the valid choices, so a typo never silently shrinks a grid.
         """
         if isinstance(patterns, str):
-            text, patterns = patterns, [p.strip() for p in patterns.split(",")]
-            if "" in patterns and any(patterns):  # gap_cnn,,x: a lost name, likelier than a typo
+            try:
+                patterns = comma_items(patterns)
+            except ValueError as exc:
                 raise UnknownNameError(
-                    f"{self.kind} list {text!r} has an empty item; "
-                    f"valid: {', '.join(self.valid_names())}"
-                )
+                    f"{self.kind} list {exc}; valid: {', '.join(self.valid_names())}"
+                ) from None
         selected: list[str] = []
         for pattern in patterns:
-            if not pattern:
-                continue
             if pattern == "all":
                 matches = self.names()
             elif any(ch in pattern for ch in "*?["):

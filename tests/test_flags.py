@@ -90,7 +90,7 @@ NAME_ROWS = [
     (["--arch", "gap_cnn,,small_cnn"], "encoder list 'gap_cnn,,small_cnn' has an empty item"),
     (["--fusion", "concat,"], "fusion list 'concat,' has an empty item; valid:"),
     (["--seeds", "0,,1"], "'0,,1' has an empty item; expected comma-separated integers"),
-    (["--seeds", ","], "',' has an empty item"),
+    (["--seeds", ","], "',' is empty; expected comma-separated integers"),
     (["--epochs", "1,,2"], "'1,,2' has an empty item; expected a value or a comma list"),
     (["--lr", "0.1,"], "'0.1,' has an empty item"),
     (["--optimizer", "adamw,,sgd"], "'adamw,,sgd' has an empty item"),

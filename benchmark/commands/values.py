@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from architectures.registry import comma_items
+
 
 def path_text(text: str) -> str:
     """A path flag's value; an empty one is refused, since as a path it is the current folder
@@ -17,13 +19,15 @@ def path_text(text: str) -> str:
     return text
 
 
-def comma_items(text: str, expected: str) -> list[str]:
-    """A comma list's items, stripped; an empty one is refused (``1,,2`` was read as ``1,2``
-    without a word, while a typo for ``1,5,2`` is likelier than a stray comma)."""
-    items = [x.strip() for x in text.split(",")]
-    if "" in items:
-        what = "is empty" if not text.strip() else "has an empty item"
-        raise argparse.ArgumentTypeError(f"{text!r} {what}; expected {expected}")
+def items_of(text: str, expected: str) -> list[str]:
+    """``comma_items`` for a flag: an empty list, or an empty item, refused naming what is
+    accepted."""
+    try:
+        items = comma_items(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; expected {expected}") from None
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; expected {expected}")
     return items
 
 
@@ -32,7 +36,7 @@ def int_list(text: str) -> list[int]:
     seed twice would train one run twice, and make another protocol of the same runs)."""
     expected = "comma-separated integers such as 0,1,2"
     try:
-        return list(dict.fromkeys(int(x) for x in comma_items(text, expected)))
+        return list(dict.fromkeys(int(x) for x in items_of(text, expected)))
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid list {text!r}; expected {expected}") from None
 
@@ -130,7 +134,7 @@ def list_of(parse: Callable[[str], Any], path: bool = False) -> Callable[[str], 
     def convert(text: str) -> list[Any]:
         if path and "," in text and Path(text).is_dir():
             return [parse(text)]
-        return [parse(x) for x in comma_items(text, "a value or a comma list")]
+        return [parse(x) for x in items_of(text, "a value or a comma list")]
 
     convert.__name__ = getattr(parse, "__name__", "value")
     return convert

@@ -41,7 +41,8 @@ class DataError(DamagedFileError):
 
 
 class DataNotFoundError(DataError, UsageError):
-    """No MNIST file where it was looked for: a root to give (exit 2), not a damaged file."""
+    """An MNIST file missing where it was looked for (all four, or some): a root to give or
+    complete (exit 2, as any missing file is), not a damaged file."""
 
 
 def download_reason(exc: Exception) -> str:
@@ -148,10 +149,12 @@ def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool 
             check_raw_files(root)
             return root
         if folder := next((path for path in missing if path.is_dir()), None):  # not "missing"
-            raise DataError(f"{folder}: a directory, not MNIST's IDX file; put the file there")
+            raise DataNotFoundError(
+                f"{folder}: a directory, not MNIST's IDX file; put the file there"
+            )
         if len(missing) < len(RAW_FILES):
             there = len(RAW_FILES) - len(missing)
-            raise DataError(
+            raise DataNotFoundError(
                 f"{missing[0]}: missing ({there} of the 4 MNIST files {is_are(there)} there); "
                 f"put all four IDX files in {missing[0].parent}"
             )

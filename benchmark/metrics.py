@@ -41,6 +41,7 @@ METRICS: tuple[Metric, ...] = (
 # Test digit accuracy under this is a model that has not learned (chance: 0.1): said by run
 # and by the report's answer, since a smoke run "finished" at 11% as if it were a result.
 CHANCE_NOTE = 0.2
+CHANCE, LEARN_MORE = "near chance (10%)", "give more --epochs or a larger --train-subset"
 
 
 def names() -> list[str]:

@@ -27,9 +27,12 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import DamagedFileError, UsageError
+
+if TYPE_CHECKING:
+    from architectures.registry import NameTakenError
 
 GROUP = "digitsum_bench.plugins"  # the entry-point group installed plug-ins declare
 PARTNERS = {"encoder": "concat", "fusion": "gap_cnn"}  # what a new entry is checked beside
@@ -214,7 +217,7 @@ def imported(plugin: Plugin, run: Callable[[], Any], source: str | None) -> Plug
     return plugin
 
 
-def taken(exc: Any) -> str:
+def taken(exc: NameTakenError) -> str:
     """A name this plug-in registers that is taken: by an installed plug-in, most likely this
     same one given again by ``--plugin`` (it read as a crash in the plug-in), or by another."""
     from architectures.registry import BUILT_IN

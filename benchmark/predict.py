@@ -136,11 +136,11 @@ def load_image(path: Path) -> torch.Tensor:
     except OSError as exc:
         raise UsageError(f"--image {path}: cannot read it ({exc.strerror or exc})") from None
     if kind == "dir":
-        raise UsageError(f"--image {path}: a directory; expected a PNG or JPEG file")
+        raise UsageError(f"--image {path}: a directory; expected an image file (PNG, JPEG, ...)")
     if kind is None:  # /dev/null, a pipe: there, but no file to read an image from
         there = path.exists() or path.is_symlink()
         what = "not a regular file" if there else "no such file"
-        raise UsageError(f"--image {path}: {what}; expected a PNG or JPEG file")
+        raise UsageError(f"--image {path}: {what}; expected an image file (PNG, JPEG, ...)")
     try:
         with Image.open(path) as image:
             image.load()

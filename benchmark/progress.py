@@ -339,12 +339,13 @@ class StudyProgress:
         self.study = study
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
         self.label = label
-        self.earlier = len(self.seen) > 0 and self.finished() >= trials  # a replay: no time here
+        self.earlier = self.finished() >= trials  # done before this process: a replay
         self.task = bar.add_task(label, total=trials, stats="", earlier=self.earlier)
         self.elsewhere = 0  # trials this worker waits for, running on others (until shown)
         self.refresh()
 
     def finished(self) -> int:
+        """The trials that count towards the study's total (rejected ones do not)."""
         from benchmark import tuning
 
         return tuning.finished_count(self.study)

@@ -382,13 +382,13 @@ def test_missing_mnist_leaves_no_optuna_db(
     command: str, synthetic_root: Path, tmp_path: Path, capsys
 ) -> None:
     """The data is found before the storage is opened: a root with three of MNIST's four files
-    (a failure, not bad input) used to leave a new optuna.db with an empty study behind."""
+    (a root to complete: exit 2) used to leave a new optuna.db with an empty study behind."""
     root = tmp_path / "mnist"
     shutil.copytree(synthetic_root, root)
     (root / "MNIST" / "raw" / "t10k-labels-idx1-ubyte").unlink()
     results = tmp_path / "results"
     argv = [command, "--data-dir", str(root), "--results-dir", str(results), "--epochs", "1"]
-    assert exit_status(argv) == 1
+    assert exit_status(argv) == 2
     assert "t10k-labels-idx1-ubyte: missing (3 of the 4" in one_line(capsys.readouterr().err)
     assert not results.exists()
 

@@ -236,8 +236,8 @@ def test_transparent_background_counts_as_paper() -> None:
     ("case", "expected"),
     [
         ("count", "2 images but 3 addends"),
-        ("missing", "no such file; expected a PNG or JPEG file"),
-        ("device", "/dev/null: not a regular file; expected a PNG or JPEG file"),
+        ("missing", "no such file; expected an image file (PNG, JPEG, ...)"),
+        ("device", "/dev/null: not a regular file; expected an image file (PNG, JPEG, ...)"),
         ("too_long", "cannot read it (File name too long)"),
         ("directory", "a folder without PNG or JPEG files"),
         ("unreadable", "cannot read it as an image"),

@@ -36,7 +36,7 @@ from benchmark.commands.values import add_model_arg_flag, int_list, path_text
 from benchmark.config import TrainConfig
 from benchmark.estimate import estimate
 from benchmark.files import check_writable
-from benchmark.metrics import CHANCE_NOTE
+from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
 from benchmark.progress import (
     RunsProgress,
     duration,
@@ -207,9 +207,8 @@ def print_summary(
     if guessing:  # a smoke run "finished" at 11% digit accuracy: it predicted one class
         one = len(guessing) == 1
         say(
-            f"{'run' if one else 'runs'} {', '.join(map(str, guessing))}: digit accuracy near "
-            f"chance (10%), so {'it' if one else 'they'} learned nothing; give more --epochs or a "
-            "larger --train-subset"
+            f"{'run' if one else 'runs'} {', '.join(map(str, guessing))}: digit accuracy "
+            f"{CHANCE}, so {'it' if one else 'they'} learned nothing; {LEARN_MORE}"
         )
     if run_dirs:  # a run directory is <results>/runs/<run-id>
         results = run_dirs[0].parent.parent

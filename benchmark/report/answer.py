@@ -10,7 +10,7 @@ import re
 import pandas as pd
 
 from benchmark.config import SIZING
-from benchmark.metrics import CHANCE_NOTE
+from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
 from benchmark.report.aggregate import tuned_vs_default
 from benchmark.report.output import p_cell
 from benchmark.report.reference import Reference
@@ -90,7 +90,6 @@ def best_sentence(best: pd.Series, main: pd.DataFrame, ref: Reference, where: st
     )
 
 
-CHANCE = "near chance (10%)"
 # --against: where the user's groups went; said in the terminal's lead too, after the best's
 YOURS, AWAY = "Yours against the reference's best", "of yours"
 
@@ -112,7 +111,7 @@ def chance_sentences(summary: pd.DataFrame) -> list[str]:
             f"{'it' if len(guessing) == 1 else 'they'} learned nothing at this budget, so "
             f"{'its' if len(guessing) == 1 else 'their'} rank means nothing"
         )
-    return [f"{who} {CHANCE}: {meaning}; give more `--epochs` or a larger `--train-subset`."]
+    return [f"{who} {CHANCE}: {meaning}; {LEARN_MORE}."]
 
 
 def untested_sentences(best: pd.Series, untested: pd.DataFrame) -> list[str]:
@@ -289,7 +288,7 @@ def no_main_sentences(summary: pd.DataFrame, where: str) -> list[str]:
             else f"Of the {len(other)} groups {where_others}, {label} has the lowest: "
             f"{figure}; they compare with each other only where their differences match."
         )
-    text += chance_sentences(other.iloc[:1])
+    text += chance_sentences(other)
     return text + (yours_sentences(summary) if summary["yours"].any() else [])
 
 

@@ -53,8 +53,9 @@ def check_writable(
             raise UsageError(f"{flag} {shown}: {folder} is a file; expected a directory")
         if folder.is_symlink() and not folder.exists():  # mkdir said "File exists" at the end
             raise UsageError(f"{flag} {shown}: {folder} is a broken link; expected a directory")
-        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):  # found after writing
-            raise UsageError(f"{flag} {shown}: {folder} is not writable")  # report.md (plots/)
+        # a read-only plots/ was found only after report.md had been replaced
+        if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {shown}: {folder} is not writable")
     for file in (directory / name for name in names):
         if file.is_dir():
             raise UsageError(f"{flag} {shown}: {file} is a directory; expected a file or nothing")

@@ -103,6 +103,22 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
     assert (tmp_path / comparison.COMPARISON).read_bytes() == costs
 
 
+@pytest.mark.slow  # three reports with their plots: six seconds on 2 cores
+def test_a_rerun_of_a_finished_ladder_leaves_its_report_as_it_was(
+    tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report's own time went into comparison.json after report.md was written: the first
+    rerun, which trains nothing, added its row to *Cost per budget* and changed report.md."""
+    argv = ["compare", *[a for a in LADDER if a != "--no-report"], "--results-dir", str(tmp_path)]
+    argv[argv.index("1,2")] = "1"
+    assert main(argv) == 0
+    report = (tmp_path / "report.md").read_text()
+    assert "| report | " in report  # its own time, taken after it was first written
+    assert "protocol " in report and ": 1 combination, 2 finished tuning trials" in report
+    assert main(argv) == 0
+    assert (tmp_path / "report.md").read_text() == report
+
+
 def test_status_says_where_each_rung_stands_and_writes_nothing(
     tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
 ) -> None:

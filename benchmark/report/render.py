@@ -319,7 +319,8 @@ def cost_section(comparison: dict[str, Any] | None) -> str:
     return "\n\n".join(
         [
             "## Cost of the protocol",
-            f"`compare` protocol {plan.get('key')}: {len(plan.get('pairs', []))} combinations, "
+            f"`compare` protocol {plan.get('key')}: "
+            f"{plural(len(plan.get('pairs', [])), 'combination')}, "
             f"{plan.get('trials')} finished tuning trials each under a cap of "
             f"{plan.get('max_params', 0):,} parameters, seeds "
             f"{', '.join(map(str, plan.get('seeds', [])))}. Wall time per stage and machine, "

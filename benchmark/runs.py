@@ -220,9 +220,13 @@ def resume_state(run_dir: Path, cfg: TrainConfig, ex: Execution) -> TrainState |
     return state
 
 
-def resume_point(state: TrainState | None) -> str:
-    """Where a resume starts, as ``run --resume`` and ``compare`` say it."""
-    return f"at epoch {len(state.history) + 1}" if state else "from epoch 1"
+def resume_point(state: TrainState | None, epochs: int) -> str:
+    """Where a resume starts, as ``run --resume`` and ``compare`` say it: a run stopped in its
+    final evaluation read "at epoch 2" of 1."""
+    if state is None:
+        return "from epoch 1"
+    done = len(state.history)
+    return f"at epoch {done + 1}" if done < epochs else "after its last epoch, at the evaluation"
 
 
 def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:

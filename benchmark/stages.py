@@ -101,7 +101,7 @@ def train_all(
                     if isinstance(exc, DamagedFileError):  # the report: not one to resume
                         rundir.write_status(stopped, "failed", f"not resumed by compare: {why}")
                 else:
-                    at = runs.resume_point(state)
+                    at = runs.resume_point(state, saved.epochs)
                     say(f"resuming {stopped} {at}: stopped in an earlier sitting", soft_wrap=True)
                     return train_with_progress(saved, data, stopped, ex, state, heading[0] or None)
         run_dir = runs.start_run(cfg, results_dir)

@@ -191,6 +191,18 @@ def test_a_resume_says_where_it_starts_and_why_from_the_start(
     assert f"resuming {run_dir} {said}" in out
 
 
+@pytest.mark.parametrize(
+    ("done", "said"),
+    [(0, "at epoch 1"), (3, "at epoch 4"), (4, "after its last epoch, at the evaluation")],
+)
+def test_a_resume_names_its_epoch_or_the_evaluation(done: int, said: str) -> None:
+    """A 1-epoch run stopped in its test evaluation was resumed "at epoch 2"."""
+    from benchmark.runs import resume_point
+
+    assert resume_point(SimpleNamespace(history=[None] * done), 4) == said
+    assert resume_point(None, 4) == "from epoch 1"
+
+
 @pytest.mark.parametrize("content", [b'{"arch": ', b"[]", b'{"arch": "gap_cnn"}'])
 def test_a_damaged_metrics_file_on_resume_is_named_and_the_checkpoint_kept(
     content: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys

@@ -394,7 +394,7 @@ def resume(args: argparse.Namespace) -> int:
         check_available(cfg.log)
         state = runs.resume_state(run_dir, cfg, ex)
         data = load_mnist(cfg.data_dir).to(ex.device)
-        start = runs.resume_point(state) + (
+        start = runs.resume_point(state, cfg.epochs) + (
             "" if state else f" (no {rundir.CHECKPOINT}: stopped before an epoch ended, or removed)"
         )
         console.print(f"resuming {run_dir} {start} ({ex.describe()}, as saved)")

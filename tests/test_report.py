@@ -1287,7 +1287,7 @@ def test_a_tuned_configuration_equal_to_the_default_is_named(tmp_path: Path) -> 
                  val_curve=(0.9,))  # fmt: skip
     text = markdown_of(tmp_path)
     assert "the study's best configuration is the default itself" in answer_of(text)
-    assert "| yes (= default) |" in text and "the default configuration (nothing tuned)" in text
+    assert "| yes (= default) |" in text and "the study kept the default (its best trial)" in text
 
 
 @pytest.mark.usefixtures("undrawn")
@@ -1316,7 +1316,7 @@ def test_a_tuned_group_from_the_defaults_trial_is_the_default(tmp_path: Path) ->
 
     names = [t.get_text() for t in forest_figure(summary).axes[0].get_yticklabels()]
     assert sorted(names) == ["gap_cnn x concat", "gap_cnn x concat (tuned = default)"]
-    assert "| yes (= default) |" in text and "the default configuration (nothing tuned)" in text
+    assert "| yes (= default) |" in text and "the study kept the default (its best trial)" in text
     assert "the study's best configuration is the default itself" in answer_of(text)
     unknown = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))  # no study to ask
     assert "| yes (= default) |" not in report_markdown(unknown)[1]

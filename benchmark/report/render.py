@@ -196,7 +196,7 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
         return ""
     same = pairs["same_as_default_tuned"].astype(bool)
     verdict = [
-        "the default configuration (nothing tuned)"
+        "the study kept the default (its best trial)"
         if s
         else f"{UNTESTED} (1 seed)"
         if pd.isna(p)

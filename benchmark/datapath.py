@@ -168,12 +168,15 @@ def markdown(report: dict[str, Any]) -> str:
         f"- batch size {report['batch_size']}, {report['steps']} timed steps each after "
         f"{report['warmup']} warm-up steps, interleaved in {report['rounds']} rounds "
         "(figures: median of the rounds); "
-        f"precision {report['precision']}, DataLoader workers {report['num_workers']}",
+        f"precision {report['precision']}"
+        + (", channels_last" if report.get("channels_last") else "")  # absent: written before
+        + f", DataLoader workers {report['num_workers']}",
         "",
         "| data path | train images/s |",
         "|---|---:|",
         f"| trainer (device-resident, `benchmark.trainer.train`) | {ips['trainer']:,.0f} |",
-        f"| one pre-built batch (upper bound) | {ips['prebuilt']:,.0f} |",
+        f"| one pre-built batch (no data path: the ceiling, up to noise) | "
+        f"{ips['prebuilt']:,.0f} |",
         f"| per-item Dataset + DataLoader | {ips['dataloader']:,.0f} |",
         "",
         f"- trainer / prebuilt: {ratios['trainer_over_prebuilt']:.3f}",

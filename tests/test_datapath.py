@@ -62,6 +62,10 @@ def test_tiny_run_writes_the_three_figures_and_ratios(
     md = cpu_file(tmp_path, "datapath", "fp32", ".md").read_text()
     assert f"{ips['trainer']:,.0f}" in md and f"{ratios['trainer_over_prebuilt']:.3f}" in md
     assert f"with {hardware.cpu_features()}" in md
+    # the layout measured is recorded (the console said it, the files did not)
+    assert isinstance(report["channels_last"], bool)
+    assert (", channels_last, DataLoader" in md) is report["channels_last"]
+    assert "| one pre-built batch (no data path: the ceiling, up to noise) |" in md
 
 
 def test_another_combinations_measurement_is_not_replaced(

@@ -114,6 +114,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
         "device_type": device.type,
         **({"cpu_features": cpu_features()} if device.type == "cpu" else {}),
         "precision": precision,
+        "channels_last": ex.channels_last,
         "torch": torch.__version__,
         "commit": git_commit(),
         "batch_size": cfg.batch_size,

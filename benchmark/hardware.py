@@ -24,6 +24,7 @@ import torch
 from benchmark import files, rundir
 from benchmark.config import TrainConfig
 from benchmark.inductor import compile_backend
+from benchmark.wording import plural
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -388,7 +389,7 @@ def device_name(device: torch.device) -> str:
     """The GPU's name, or the CPU model and the thread count torch uses."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"cpu: {cpu_model()} ({torch.get_num_threads()} threads)"
+    return f"cpu: {cpu_model()} ({plural(torch.get_num_threads(), 'thread')})"
 
 
 def machine_name(device: torch.device) -> str:

@@ -139,7 +139,7 @@ def test_a_threads_sweep_runs_each_run_with_its_own_thread_count(
         for d in dirs
     )  # fmt: skip
     assert [t for t, _ in found] == [1, 2]
-    assert found[0][1].endswith("(1 threads)") and found[1][1].endswith("(2 threads)")
+    assert found[0][1].endswith("(1 thread)") and found[1][1].endswith("(2 threads)")
 
 
 def test_every_data_dir_of_a_sweep_is_checked_before_the_first_run(

@@ -176,3 +176,32 @@ def test_a_model_argument_given_twice_is_refused(command: str, tmp_path: Path, c
     sweep = ", or sweep it as width=8,16" if command in ("run", "bench") else ""
     assert f"--model-arg width given twice (width=8 and width=16); give it once{sweep}\n" in err
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("width", [40, 60, 200])
+def test_a_table_wider_than_the_terminal_folds_its_cells_and_loses_nothing(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench's table at 80 columns read "ga…", "206,9…"; predict's file names "/tmp/tmp.LC4…":
+    every letter and digit of every cell is still there, however narrow the terminal."""
+    import io
+    from collections import Counter
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmark.commands import common
+
+    term = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+    monkeypatch.setattr(common, "console", term)
+    headers = ["image", "params", "MMACs", "infer/s", "b1 ms", "train/s", "compile s"]
+    cells = ["/tmp/tmp.LC4wcqOxwD/digits/seven.png", "206,922", "7.35", "21,345", "1.23",
+             "4,618", "12.5"]  # fmt: skip
+    table = Table(*headers)
+    table.add_row(*cells)
+    common.print_wide(table)
+    out = term.file.getvalue()
+    assert "…" not in out
+    assert Counter(c for c in out if c.isalnum()) == Counter(
+        c for c in "".join(headers + cells) if c.isalnum()
+    )

@@ -340,8 +340,12 @@ def natural_width(table: Any) -> int:
 
 def print_wide(table: Any) -> None:
     """Into a pipe or log, print at the table's natural width rather than rich's default 80
-    columns, which would elide the numbers; a terminal keeps its own width."""
+    columns, which would elide the numbers; a terminal keeps its own width, and a table wider
+    than it folds its cells rather than cut them ("206,9…", a file name lost to "/tmp/…")."""
     if console.is_terminal:
+        if natural_width(table) > console.width:
+            for column in table.columns:
+                column.overflow = "fold"
         console.print(table)
         return
     width = max(console.width, natural_width(table))

@@ -344,8 +344,8 @@ def print_wide(table: Any) -> None:
     than it folds its cells rather than cut them ("206,9…", a file name lost to "/tmp/…")."""
     if console.is_terminal:
         if natural_width(table) > console.width:
-            for column in table.columns:
-                column.overflow = "fold"
+            for column in table.columns:  # no_wrap would cut them short without a mark
+                column.no_wrap, column.overflow = False, "fold"
         console.print(table)
         return
     width = max(console.width, natural_width(table))

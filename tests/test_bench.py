@@ -423,3 +423,31 @@ def test_two_processes_appending_to_one_file_at_once_keep_every_row(tmp_path: Pa
     for thread in threads:
         thread.join()
     assert len(benchfile.read_table(csv_path)) == 1 + 120
+
+
+def test_the_table_names_both_batches_and_leaves_an_eager_rows_compile_time_blank() -> None:
+    """ "batch 1024 (train 128)" read as the batch --batch-size sets, and an eager row showed
+    "compile s 0.0" beside the compiled one of an A/B."""
+    import io
+
+    from rich.console import Console
+
+    from benchmark.commands.bench import rows_table
+
+    row = {"arch": "gap_cnn", "fusion": "concat", "tuned_from": "", "model_args": "",
+           "device": "cpu: AMD EPYC (2 threads)", "device_type": "cpu", "cpu_features": "avx2",
+           "precision": "bf16", "batch_size": 1024, "train_batch_size": 128,
+           "channels_last": True, "params": 85357, "macs_per_image": 7.35e6,
+           "infer_images_per_s": 20000.0, "latency_ms_b1": 1.2,
+           "train_images_per_s": 4000.0}  # fmt: skip
+    eager = {**row, "compile": False, "compile_seconds": 0.0, "train_compile_seconds": 0.0}
+    compiled = {**row, "compile": True, "compile_seconds": 12.5, "train_compile_seconds": 9.5,
+                "ab_ratio": 1.1, "ab_ratio_q1": 1.0, "ab_ratio_q3": 1.2}  # fmt: skip
+    out = io.StringIO()
+    Console(file=out, width=300, color_system=None).print(rows_table([eager, compiled]))
+    text = out.getvalue()
+    assert "inference batch 1024, training batch 128" in text
+    lines = [line for line in text.splitlines() if "gap_cnn" in line]
+    eager_cells = [c.strip() for c in lines[0].split("│")]
+    assert eager_cells[-4:-1] == ["-", "-", "-"]  # compile s, of it train, train vs eager
+    assert "12.5" in lines[1] and "9.5" in lines[1]

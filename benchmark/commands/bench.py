@@ -49,8 +49,8 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
     one_batch = len({r["train_batch_size"] for r in rows}) == 1  # else a column: --tuned's
     table = Table(
         title=f"bench on {with_features(first['device'], first['cpu_features'])}, "
-        f"{first['precision']}, batch {first['batch_size']}"
-        + (f" (train {first['train_batch_size']})" if one_batch else "")
+        f"{first['precision']}, inference batch {first['batch_size']}"
+        + (f", training batch {first['train_batch_size']}" if one_batch else "")
         + f", channels_last {first['channels_last']}, "
         + ("eager and compiled taking turns" if ab else f"compile {first['compile']}"),
     )
@@ -78,6 +78,8 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
         table.add_column(header, justify="left" if spec == "s" else "right", no_wrap=True)
     for r in rows:
         values = {**r, "macs_per_image": r["macs_per_image"] / 1e6, "ab": ab_text(r)}
+        if not r["compile"]:  # an eager row compiled nothing: "-", not "0.0"
+            values["compile_seconds"] = values["train_compile_seconds"] = math.nan
         values["model_args"] = model_args_text(r)
         table.add_row(*(escape(fmt(values[key], spec)) for key, (_, spec) in columns.items()))
     return table

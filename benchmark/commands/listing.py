@@ -13,7 +13,7 @@ from rich.markup import escape
 from benchmark.commands.common import add_plugin_flag, console, print_wide
 from benchmark.commands.models import named
 from benchmark.progress import passing_bar
-from benchmark.wording import settings
+from benchmark.wording import plural, settings
 
 
 def defaults_cell(defaults: dict) -> str:
@@ -56,7 +56,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     names = ENCODERS.select(args.encoders)
     fusions = FUSIONS.select(args.fusions)  # a typo in either is the one line, before a table
     broken = []
-    for name in passing_bar(names, f"building {len(names)} encoders"):
+    for name in passing_bar(names, f"building {plural(len(names), 'encoder')}"):
         entry = ENCODERS.get(name)
         enc, why = built(entry.factory)
         if enc is None:

@@ -207,3 +207,13 @@ def test_a_table_wider_than_the_terminal_folds_its_cells_and_loses_nothing(
     assert Counter(c for c in out if c.isalnum()) == Counter(
         c for c in "".join(headers + cells) if c.isalnum()
     )
+
+
+@pytest.mark.parametrize(("encoders", "told"), [("gap_cnn", False), ("timm:test_vit", True)])
+def test_list_tells_of_img_size_only_where_a_listed_encoder_takes_it(
+    encoders: str, told: bool, capsys
+) -> None:
+    """The ViT footnote sat under gap_cnn alone, and beside resnets, where it means nothing."""
+    assert main(["list", "--encoders", encoders, "--fusions", "concat"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("img_size=None: timm's, 224 pixels for most ViTs" in out) is told

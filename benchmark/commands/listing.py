@@ -81,11 +81,16 @@ def cmd_list(args: argparse.Namespace) -> int:
             f"{named(broken)}",
             markup=False,
         )
+    sized = any("img_size" in ENCODERS.get(name).defaults for name in names)  # a ViT listed
     console.print(
         "Any timm model: --arch timm:<name> (e.g. timm:resnet18); a family's sizes: "
-        "--encoders 'timm:mobilenetv3_small*' (timm.list_models' wildcards). img_size=None: "
-        "timm's, 224 pixels for most ViTs; train one with --model-arg img_size=28 --model-arg "
-        "patch_size=7.",
+        "--encoders 'timm:mobilenetv3_small*' (timm.list_models' wildcards)."
+        + (
+            " img_size=None: timm's, 224 pixels for most ViTs; train one with --model-arg "
+            "img_size=28 --model-arg patch_size=7."
+            if sized
+            else ""
+        ),
         markup=False,
     )
     return 0

@@ -217,3 +217,25 @@ def test_list_tells_of_img_size_only_where_a_listed_encoder_takes_it(
     assert main(["list", "--encoders", encoders, "--fusions", "concat"]) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert ("img_size=None: timm's, 224 pixels for most ViTs" in out) is told
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_title_wider_than_its_table_is_a_line_of_its_own(
+    terminal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bench's title wrapped at its table's width, mid-phrase ("..., batch" / "1024 ...")."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmark.commands import common
+
+    term = Console(file=io.StringIO(), width=100, force_terminal=terminal, color_system=None)
+    monkeypatch.setattr(common, "console", term)
+    title = "bench on cpu: AMD EPYC (2 threads) with avx512 bf16, bf16, inference batch 1024"
+    table = Table("arch", "params", title=title)
+    table.add_row("gap_cnn", "85,357")
+    common.print_wide(table)
+    lines = term.file.getvalue().splitlines()
+    assert lines[0] == title and "gap_cnn" in " ".join(lines[1:])

@@ -341,7 +341,11 @@ def natural_width(table: Any) -> int:
 def print_wide(table: Any) -> None:
     """Into a pipe or log, print at the table's natural width rather than rich's default 80
     columns, which would elide the numbers; a terminal keeps its own width, and a table wider
-    than it folds its cells rather than cut them ("206,9…", a file name lost to "/tmp/…")."""
+    than it folds its cells rather than cut them ("206,9…", a file name lost to "/tmp/…"). A
+    title wider than the table is a line of its own: the table's width cut it mid-phrase."""
+    if table.title and len(str(table.title)) > natural_width(table):
+        title, table.title = table.title, None
+        console.print(str(title), markup=False)
     if console.is_terminal:
         if natural_width(table) > console.width:
             for column in table.columns:  # no_wrap would cut them short without a mark

@@ -519,11 +519,11 @@ def test_the_run_summarys_title_is_whole_on_its_own_line(monkeypatch: pytest.Mon
     """As the table's title it wrapped at the table's width, mid-phrase: "(every" / "image x
     all 10 addends)"."""
     from benchmark import metrics, progress
-    from benchmark.commands import run
+    from benchmark.commands import common, run
 
     out = io.StringIO()
     screen = Console(file=out, width=80, color_system=None)
-    for module in (progress, run):
+    for module in (progress, run, common):
         monkeypatch.setattr(module, "console", screen)
     rows = [
         {"arch": "gap_cnn", "fusion": "concat", "seed": 0, "config": {}, "params": 1000,

@@ -25,6 +25,7 @@ from benchmark.commands.common import (
     config_overrides,
     console,
     interrupts_as_exceptions,
+    print_wide,
 )
 from benchmark.commands.models import (
     dry_runs,
@@ -198,9 +199,7 @@ def print_summary(
     table = summary_table(rows, fields)
     if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:
         table = summary_table(rows, fields, joined=True)
-    title, table.title = table.title, None  # on a line of its own: the table's width cut it
-    say(str(title))  # mid-phrase ("(every" / "image x all 10 addends)")
-    console.print(table)
+    print_wide(table)  # its title, wider than the table, on a line of its own
     for i, run_dir in enumerate(run_dirs, start=1):
         say(f"{i:>3}  {run_dir}", soft_wrap=True)
     guessing = [i for i, r in enumerate(rows, start=1) if r["test"]["digit_acc"] < CHANCE_NOTE]

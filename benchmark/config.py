@@ -96,7 +96,7 @@ class TrainConfig:
     aug_shift: float = option(0.1, "max translation, fraction of the image side", kind="searched")
     aug_degrees: float = option(10.0, "max rotation, degrees", kind="searched")
     train_subset: int | None = option(
-        None, "train on the first N training images only", kind="budget"
+        None, "train on the first N training images only; unset: all of them", kind="budget"
     )
     holdout_pairs: int = option(
         0, "(digit, addend) pairs never trained on, reported apart", kind="experiment"
@@ -113,17 +113,17 @@ class TrainConfig:
     )
     channels_last: bool | None = option(
         None,
-        "channels_last memory; None = on for cuda, on a cpu what its probe measured faster",
+        "channels_last memory; unset: on for cuda, on a cpu what its probe measured faster",
         kind="execution",
     )
     compile: bool = option(
         False, "torch.compile the loss step (compile time reported apart)", kind="execution"
     )
     threads: int | None = option(
-        None, "CPU threads (torch.set_num_threads); None = torch's", kind="execution"
+        None, "CPU threads (torch.set_num_threads); unset: torch's", kind="execution"
     )
     data_dir: str | None = option(
-        None, "MNIST root; None = $MNIST_ROOT, then ./data", kind="execution", path=True
+        None, "MNIST root; unset: $MNIST_ROOT, then ./data", kind="execution", path=True
     )
     log: str = option(
         "none",

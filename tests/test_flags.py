@@ -744,3 +744,15 @@ def test_help_says_a_model_arg_sweeps_only_where_it_does(command: str, capsys) -
     sweeps = command != "datapath"
     assert ("a comma list, width=8,16, sweeps it" in text) is sweeps
     assert ("in a grid" in text) is sweeps
+
+
+@pytest.mark.parametrize("command", ["run", "tune", "compare", "bench", "datapath"])
+def test_help_never_shows_none_as_a_default(command: str, capsys) -> None:
+    """--channels-last, --threads, --data-dir and --train-subset showed "[None]": each such
+    field's help says what unset means instead."""
+    from benchmark.commands.common import config_fields
+
+    assert exit_status([command, "--help"]) == 0
+    assert "[None]" not in capsys.readouterr().out
+    unset = [f for f in config_fields() if f.default is None]  # the fields with a flag
+    assert unset and all("unset: " in f.metadata["help"] for f in unset)

@@ -182,7 +182,9 @@ def add_config_flags(
         is_optional = isinstance(hint, types.UnionType) and type(None) in args
         base = next(a for a in args if a is not type(None)) if is_optional else hint
         flag = "--" + f.name.replace("_", "-")
-        helptext = f"{f.metadata.get('help', '')} [{getattr(defaults, f.name)}]".strip()
+        default = getattr(defaults, f.name)  # None: the help says what unset means ("[None]")
+        shown = "" if default is None else f" [{default}]"
+        helptext = f"{f.metadata.get('help', '')}{shown}".strip()
         choices = f.metadata.get("choices")
         listed = sweep and f.metadata.get("sweep", True)
         if base is bool:

@@ -447,6 +447,8 @@ def test_the_table_names_both_batches_and_leaves_an_eager_rows_compile_time_blan
     Console(file=out, width=300, color_system=None).print(rows_table([eager, compiled]))
     text = out.getvalue()
     assert "inference batch 1024, training batch 128" in text
+    for name in ("MMACs/img", "infer img/s", "latency b1 ms", "train img/s"):  # the report's
+        assert name in text
     lines = [line for line in text.splitlines() if "gap_cnn" in line]
     eager_cells = [c.strip() for c in lines[0].split("│")]
     assert eager_cells[-4:-1] == ["-", "-", "-"]  # compile s, of it train, train vs eager

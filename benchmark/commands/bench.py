@@ -62,10 +62,11 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
         **({} if one_batch else {"train_batch_size": ("train batch", "d")}),
         **({"compile": ("compiled", "")} if ab else {}),
         "params": ("params", ",.0f"),
-        "macs_per_image": ("MMACs", ".2f"),
-        "infer_images_per_s": ("infer/s", ",.0f"),
-        "latency_ms_b1": ("b1 ms", ".2f"),
-        "train_images_per_s": ("train/s", ",.0f"),
+        # the report's names (MACs/img in millions here): one name for a figure everywhere
+        "macs_per_image": ("MMACs/img", ".2f"),
+        "infer_images_per_s": ("infer img/s", ",.0f"),
+        "latency_ms_b1": ("latency b1 ms", ".2f"),
+        "train_images_per_s": ("train img/s", ",.0f"),
     }
     if first["device_type"] == "cuda":
         columns["peak_mem_mb"] = ("peak MB", ",.0f")

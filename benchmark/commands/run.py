@@ -25,6 +25,7 @@ from benchmark.commands.common import (
     config_overrides,
     console,
     interrupts_as_exceptions,
+    natural_width,
     print_wide,
 )
 from benchmark.commands.models import (
@@ -197,7 +198,7 @@ def print_summary(
     if not rows:
         return
     table = summary_table(rows, fields)
-    if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:
+    if natural_width(table) > console.width:
         table = summary_table(rows, fields, joined=True)
     print_wide(table)  # its title, wider than the table, on a line of its own
     for i, run_dir in enumerate(run_dirs, start=1):

@@ -433,9 +433,9 @@ def test_every_built_in_search_space_passes_its_check() -> None:
     from architectures import ENCODERS, FUSIONS
     from benchmark.commands.models import check_spaces
 
-    for arch in ENCODERS.select("*"):
-        for fusion in FUSIONS.select("*"):
-            check_spaces(arch, fusion)
+    check_spaces(
+        [(arch, fusion) for arch in ENCODERS.select("*") for fusion in FUSIONS.select("*")]
+    )
 
 
 @pytest.mark.parametrize("recorded", ["x", [{"plugin": 1}]])

@@ -345,16 +345,17 @@ def print_wide(table: Any) -> None:
     columns, which would elide the numbers; a terminal keeps its own width, and a table wider
     than it folds its cells rather than cut them ("206,9…", a file name lost to "/tmp/…"). A
     title wider than the table is a line of its own: the table's width cut it mid-phrase."""
-    if table.title and len(str(table.title)) > natural_width(table):
+    natural = natural_width(table)  # of its columns: the title takes none of it
+    if table.title and len(str(table.title)) > natural:
         title, table.title = table.title, None
         console.print(str(title), markup=False)
     if console.is_terminal:
-        if natural_width(table) > console.width:
+        if natural > console.width:
             for column in table.columns:  # no_wrap would cut them short without a mark
                 column.no_wrap, column.overflow = False, "fold"
         console.print(table)
         return
-    width = max(console.width, natural_width(table))
+    width = max(console.width, natural)
     Console(file=console.file, width=width, highlight=False).print(table)
 
 

@@ -172,8 +172,8 @@ def check_models(shares: dict[tuple[str, str], dict[str, Any]]) -> None:
 
     dry_runs((arch, fusion, model_args) for (arch, fusion), model_args in shares.items())
     try:
+        check_spaces(shares)
         for (arch, fusion), model_args in shares.items():
-            check_spaces(arch, fusion)
             searched_model_args(arch, fusion, model_args)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -182,9 +182,10 @@ def check_models(shares: dict[tuple[str, str], dict[str, Any]]) -> None:
 SPACE_DRAWS = 20  # points of each search space drawn before a study runs it
 
 
-def check_spaces(arch: str, fusion: str) -> None:
-    """A ``ValueError`` naming what is wrong with the search spaces of ``arch`` x ``fusion``
-    (a plug-in's, mostly), found before a study runs them rather than as a traceback from a
+def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
+    """A ``ValueError`` naming what is wrong with the search spaces of the (arch, fusion)
+    ``pairs``, each encoder's and fusion's checked once however many pairs share it (a
+    plug-in's, mostly), found before a study runs them rather than as a traceback from a
     trial: a space that raises or returns no dict, or suggests a name that is not one of its
     entry's hyperparameters (the defaults trial needs a default for each) or that the training
     space uses (Optuna keeps one distribution per name), or a value the entry's declared ranges
@@ -201,7 +202,10 @@ def check_spaces(arch: str, fusion: str) -> None:
         study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     finally:
         optuna.logging.set_verbosity(verbosity)
-    for entry in (ENCODERS.get(arch), FUSIONS.get(fusion)):
+    pairs = list(pairs)
+    wanted = [(ENCODERS, name) for name, _ in pairs] + [(FUSIONS, name) for _, name in pairs]
+    entries = {(registry.kind, name): registry.get(name) for registry, name in wanted}
+    for entry in entries.values():
         if entry.search_space is None:
             continue
         space = f"{entry.name}'s search space ({entry.origin})"

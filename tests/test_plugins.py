@@ -438,6 +438,27 @@ def test_every_built_in_search_space_passes_its_check() -> None:
     )
 
 
+def test_two_encoders_may_suggest_one_name_with_choices_of_their_own() -> None:
+    """Each space is drawn in a study of its own, as each combination's study holds one
+    encoder: sharing one study across encoders refused gap_cnn's width beside a plug-in's."""
+    from torch import nn
+
+    from architectures import ENCODERS
+    from benchmark.commands.models import check_spaces
+
+    def space(trial: object) -> dict[str, int]:
+        return {"width": trial.suggest_categorical("width", [3, 5])}
+
+    @ENCODERS.register(search_space=space)
+    def other_width(width: int = 3):  # unannotated: the registry evaluates annotations
+        return nn.Flatten()
+
+    try:
+        check_spaces([("other_width", "concat"), ("gap_cnn", "concat")])
+    finally:
+        del ENCODERS.entries["other_width"]
+
+
 @pytest.mark.parametrize("recorded", ["x", [{"plugin": 1}]])
 def test_a_config_given_with_bad_plugin_records_is_a_usage_error(
     recorded: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -196,18 +196,19 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
     from benchmark.config import SEARCHED
 
     trained = set(SEARCHED)  # every name training's space may suggest (aug_* only when augmenting)
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line
-    try:
-        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    finally:
-        optuna.logging.set_verbosity(verbosity)
     pairs = list(pairs)
     wanted = [(ENCODERS, name) for name, _ in pairs] + [(FUSIONS, name) for _, name in pairs]
     entries = {(registry.kind, name): registry.get(name) for registry, name in wanted}
+    verbosity = optuna.logging.get_verbosity()
     for entry in entries.values():
         if entry.search_space is None:
             continue
+        # a study of its own: two encoders may both suggest "width", each with its own choices
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line
+        try:
+            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        finally:
+            optuna.logging.set_verbosity(verbosity)
         space = f"{entry.name}'s search space ({entry.origin})"
         for _ in range(SPACE_DRAWS):
             trial = study.ask()

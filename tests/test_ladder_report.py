@@ -161,7 +161,30 @@ def test_a_ladder_report_answers_at_every_budget(ladder: tuple[Path, str]) -> No
     )
     tuning = text[at[4] : at[5]]
     assert "The mean effect of tuning: -0.93 at 1 epoch, -0.40 at 3 epochs, -0.27 at 9" in tuning
+    assert "| mean tuned - default (points) | lowest tuned - default (points) |" in tuning
+    assert (  # the protocol's cost (its plan, its sittings) is the top rung's: titled so
+        "## Cost of the protocol at the top rung\n\nEvery rung's cost is under *Cost per budget* "
+        "above; the top rung's `compare` protocol key0009: 3 combinations" in text
+    )
     assert report(tmp_path) == text  # byte-identical when run again
+
+
+@pytest.mark.usefixtures("undrawn")
+def test_a_one_rung_protocol_states_its_cost_as_the_protocols(tmp_path: Path) -> None:
+    text = report(write_ladder(tmp_path, rungs=[9]))
+    assert "## Cost of the protocol\n\n`compare` protocol key0009: 3 combinations" in text
+
+
+def test_a_sentence_names_a_ladders_default_group_so() -> None:
+    """The lines under *The answer across budgets* name groups as tuned or default (a bare
+    "gap_cnn x concat" beside "gap_cnn x concat (tuned)" left the reader to guess)."""
+    from types import SimpleNamespace
+
+    from benchmark.report.ladder_plots import named
+
+    group = SimpleNamespace(arch="gap_cnn", fusion="concat", tuned=False, same_as_default=False)
+    assert named(group) == "gap_cnn x concat (default)"
+    assert named(SimpleNamespace(**{**vars(group), "tuned": True})) == "gap_cnn x concat (tuned)"
 
 
 def hand_tau(x: list[float], y: list[float]) -> float:
@@ -318,6 +341,21 @@ def test_the_studies_section_measures_the_saving_of_pruning(tmp_path: Path) -> N
     one_epoch = studies_section([s for s in studies.digests if "__e1__" in s.name])
     assert "epochs trained" not in one_epoch  # nothing to prune at one epoch: as ever
     assert "Pruning, as the studies recorded it" not in text  # these recorded no rule
+
+
+def test_the_studies_section_counts_the_trials_a_best_could_come_from(tmp_path: Path) -> None:
+    """A pruned study's best is drawn only from the trials that trained to the end (at 9 epochs
+    the committed studies had 1-5 of 20): the table says how many, and a failed trial (a killed
+    worker's), which counts towards nothing, is still named."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / STORAGE}")
+    study = make_study(storage, "gap_cnn__concat__e9__p10000", 9, [9, 1, 3, 9, 2])
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    (digest,) = load_studies(tmp_path).digests
+    assert (digest.finished, digest.complete, digest.failed) == (5, 2, 1)  # over the cap: not
+    text = studies_section([digest])
+    assert "| trained to the end |" in text and "*Trained to the end*" in text
+    row = "| gap_cnn__concat__e9__p10000 | 5 (and 1 failed) | 1 | 93.00 | 3 | 2 | 24 / 45 (53%) |"
+    assert row in text  # 5 finished: 2 to the end, 3 pruned; the best of the 2 (trial 3)
 
 
 def test_the_studies_section_names_the_rule_each_budget_was_pruned_by(tmp_path: Path) -> None:

@@ -1268,6 +1268,54 @@ def test_sentences_of_a_two_group_report(tmp_path: Path) -> None:
     assert "1 group has one seed and is untested (gap_cnn x embed_add)" in answer
     assert "does not make a group the best" in answer
     assert "| gap_cnn x embed_add | no | 1 | 1.00 | untested (1 seed) | - |" in table
+    assert (  # what each column past the sum's counts, said under the table it heads
+        "Other metrics, mean ± std over seeds: *digit acc*: predicted digit is right; *joint "
+        "acc*: digit and sum both right on the same pair; *consistency*: predicted sum equals "
+        "predicted digit + addend."
+    ) in table
+
+
+def test_the_answer_calls_a_default_group_so_beside_tuned_ones(tmp_path: Path) -> None:
+    """Prose named "gap_cnn x late_sum (tuned)" and then "gap_cnn x late_sum", meaning the
+    default, and said "no more parameters" for 72,666 against 85,357 and "its seeds agree" for
+    an interval's half-width: each group is named as tuned or default, the sizes given."""
+    runs = tmp_path / "runs"
+    errors = {  # % per seed: the best; worse, fewer parameters, narrow; near, wide
+        ("concat", True, 1000): (3.0, 3.1, 2.9),
+        ("late_sum", False, 500): (4.0, 4.05, 3.95),
+        ("embed_add", False, 800): (2.5, 4.5, 6.5),
+    }
+    for i, ((fusion, tuned, params), per_seed) in enumerate(errors.items()):
+        for seed, error in enumerate(per_seed):
+            acc = 1 - error / 100
+            make_run(runs, f"{fusion}{seed}", fusion=fusion, seed=seed, sum_acc=acc, params=params,
+                     tuned=tuned, config_hash=f"{i}" * 8, val_curve=(0.9,))  # fmt: skip
+    answer = answer_of(markdown_of(tmp_path))
+    assert "**gap_cnn x concat (tuned)** has the lowest test sum error" in answer
+    assert (
+        "cannot tell it apart from 1 of the 2 other groups tested: gap_cnn x embed_add (default)"
+        in answer
+    )
+    assert (
+        "gap_cnn x late_sum (default) has fewer parameters (500 against 800) and a lower mean "
+        "error (4.00% against 4.50%) than gap_cnn x embed_add (default), yet is called worse: its "
+        "seeds agree more closely (95% CI ± 0.12)"
+    ) in answer
+    assert "the wider interval of gap_cnn x embed_add (default) (± 4.97)" in answer
+    assert (
+        "The highest error in the comparison is 4.50%, by gap_cnn x embed_add (default)." in answer
+    )
+
+
+def test_the_answer_counts_the_tuned_rows_that_repeat_their_default() -> None:
+    """A study that kept the default adds a row of the default's own runs: "3 of the 17 other
+    groups" counted four such rows as groups of their own without a word."""
+    from benchmark.report.answer import repeats
+
+    rows = pd.DataFrame({"same_as_default": [True, False, True]})
+    assert repeats(rows) == " (2 of them tuned rows that repeat their default)"
+    assert repeats(rows.iloc[:2]) == " (one of them a tuned row that repeats its default)"
+    assert repeats(rows.iloc[1:2]) == "" and repeats(rows.iloc[:0]) == ""
 
 
 def test_an_interval_in_words_stays_within_the_errors_possible(tmp_path: Path) -> None:

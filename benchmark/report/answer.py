@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pandas as pd
 
 from benchmark.config import SIZING
@@ -132,6 +133,15 @@ def untested_sentences(best: pd.Series, untested: pd.DataFrame) -> list[str]:
     return text
 
 
+def repeats(groups: pd.DataFrame) -> str:
+    """`` (2 of them tuned rows that repeat their default)``: a study that kept the default adds
+    a row with the default's very runs, counted but not a configuration of its own."""
+    twins = int(groups["same_as_default"].astype(bool).sum()) if len(groups) else 0
+    if twins == 1:
+        return " (one of them a tuned row that repeats its default)"
+    return f" ({twins} of them tuned rows that repeat their default)" if twins else ""
+
+
 def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
     """Welch's verdicts against the best, the smallest of the groups tied with it and, where a
     group with as few parameters and a lower mean is called worse, why (its spread)."""
@@ -149,8 +159,8 @@ def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
         text.append(
             f"The other group tested, {names(worse)}, is worse by Welch's t-test at 5% {note}."
             if len(worse) == 1
-            else f"The {len(worse)} other groups tested are all worse by Welch's t-test at 5% "
-            f"{note}."
+            else f"The {len(worse)} other groups tested{repeats(worse)} are all worse by "
+            f"Welch's t-test at 5% {note}."
         )
     elif not near.empty:
         remaining = (
@@ -158,7 +168,7 @@ def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
         )
         text.append(
             f"Welch's t-test at 5% cannot tell it apart from {len(near)} of the "
-            f"{plural(len(tested), 'other group')} tested: {names(near)}"
+            f"{plural(len(tested), 'other group')} tested{repeats(tested)}: {names(near)}"
             f"{remaining if len(worse) else ''} {note}."
         )
     if not better.empty:
@@ -197,12 +207,17 @@ def spread_notes(worse: pd.DataFrame, tied: pd.DataFrame) -> list[str]:
         if beaten.empty:
             continue
         other = beaten.sort_values("test_sum_err_ci", ascending=False, kind="stable").iloc[0]
+        size = (
+            "as many parameters"
+            if r["params"] == other["params"]
+            else f"fewer parameters ({r['params']:,.0f} against {other['params']:,.0f})"
+        )
         notes.append(
-            f"{r['label']} has no more parameters and a lower mean error "
+            f"{r['label']} has {size} and a lower mean error "
             f"({r['test_sum_err_mean']:.2f}% against {other['test_sum_err_mean']:.2f}%) than "
-            f"{other['label']}, yet is called worse: its seeds agree closely (± "
+            f"{other['label']}, yet is called worse: its seeds agree more closely (95% CI ± "
             f"{r['test_sum_err_ci']:.2f}), so Welch's test separates it from the best "
-            f"({p_text(r['p_vs_best'])}), while the wider spread of {other['label']} (± "
+            f"({p_text(r['p_vs_best'])}), while the wider interval of {other['label']} (± "
             f"{other['test_sum_err_ci']:.2f}) leaves that one indistinguishable "
             f"({p_text(other['p_vs_best'])}). Indistinguishable is not better."
         )
@@ -292,6 +307,21 @@ def no_main_sentences(summary: pd.DataFrame, where: str) -> list[str]:
     return text + (yours_sentences(summary) if summary["yours"].any() else [])
 
 
+def said(main: pd.DataFrame) -> pd.DataFrame:
+    """The main groups with the labels a sentence gives them: where tuned groups take part, a
+    default one is called "(default)" (the tables have a *tuned* column; a sentence naming
+    "gap_cnn x late_sum (tuned)" and then "gap_cnn x late_sum" leaves the reader to guess)."""
+    if not main["tuned"].astype(bool).any():
+        return main
+    sizes = np.where(main["sizes"] != "", " (" + main["sizes"] + ")", "")
+    bases = main["arch"] + " x " + main["fusion"] + sizes
+    labels = [
+        label if tuned or not label.startswith(base) else f"{base} (default){label[len(base) :]}"
+        for label, base, tuned in zip(main["label"], bases, main["tuned"].astype(bool), strict=True)
+    ]
+    return main.assign(label=labels)
+
+
 def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | None = None) -> str:
     """A few generated sentences that state the answer, from the main comparison alone."""
     main = summary[summary["section"] == "main"]
@@ -299,6 +329,7 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
     heading = f"{HEADING}\n\n" + (f"{ref.note} " if ref.note else "")
     if main.empty:
         return heading + " ".join(no_main_sentences(summary, where))
+    main = said(main)
     best = main[main["standing"] == BEST].iloc[0]
     rest = main[main["label"] != best["label"]]
     text = [best_sentence(best, main, ref, where), *chance_sentences(main)]
@@ -307,8 +338,8 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
     if len(main) > 2:
         worst = main.iloc[-1]
         text.append(
-            f"The highest error in the comparison is {worst['label']}'s: "
-            f"{worst['test_sum_err_mean']:.2f}%."
+            f"The highest error in the comparison is {worst['test_sum_err_mean']:.2f}%, by "
+            f"{worst['label']}."
         )
     text += tuning_sentences(summary, runs)
     text += yours_sentences(summary)

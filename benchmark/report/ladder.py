@@ -19,7 +19,7 @@ import pandas as pd
 from benchmark import files
 from benchmark.comparison import epochs_text
 from benchmark.report.aggregate import pareto_front, summarize, tuned_vs_default
-from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, short
+from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, named, short
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
@@ -179,7 +179,7 @@ def winners_text(rungs: list[Rung]) -> list[str]:
             lines.append(f"- At {epochs_text(rung.epochs)} no group is complete yet.")
             continue
         win = rung.groups.iloc[0]
-        text = f"- At {epochs_text(rung.epochs)} **{short(win)}** is best: {interval_text(win)}."
+        text = f"- At {epochs_text(rung.epochs)} **{named(win)}** is best: {interval_text(win)}."
         key = tuple(getattr(win, k) for k in IDENTITY)
         if best_top is None or key not in at_top.index:
             lines.append(text + f" It has no complete runs at {top.epochs} epochs.")
@@ -190,12 +190,12 @@ def winners_text(rungs: list[Rung]) -> list[str]:
         if there["rank"] == 1:
             verdict = ": still the winner."
         elif pd.isna(there["p_vs_best"]):
-            verdict = f"; too few seeds to test it against the best, {short(best_top)}."
+            verdict = f"; too few seeds to test it against the best, {named(best_top)}."
         else:
             near = there["p_vs_best"] >= ALPHA
             verdict = (
                 f"; {'not distinguishable from' if near else 'worse than'} the best there, "
-                f"{short(best_top)} at {interval_text(best_top)} (Welch's p "
+                f"{named(best_top)} at {interval_text(best_top)} (Welch's p "
                 f"{p_cell(there['p_vs_best'])})."
             )
         lines.append(text + lead + f" of {len(top.groups)}" + verdict)
@@ -374,7 +374,7 @@ def tuning_section(rungs: list[Rung], runs: pd.DataFrame) -> str:
                 "no difference detected": str(int((~real & ~same).sum())),
                 "the study kept the default": str(int(same.sum())),
                 "mean tuned - default (points)": fmt(mean, "+.2f"),
-                "largest gain (points)": fmt(float(pairs["err_delta"].min()), "+.2f"),
+                "lowest tuned - default (points)": fmt(float(pairs["err_delta"].min()), "+.2f"),
             }
         )
     if not rows:

@@ -44,6 +44,11 @@ def short(row: Any) -> str:
     return f"{row.arch} x {row.fusion} (tuned{f' {SAME_CONFIG}' if same else ''})"
 
 
+def named(row: Any) -> str:
+    """A group as a sentence names it: its figure name, "(default)" where it is not tuned."""
+    return short(row) + ("" if row.tuned else " (default)")
+
+
 def joint_name(ends: pd.DataFrame) -> str:
     """One name for the groups that share a rank at one rung: where they are one combination
     (a tuned group whose study kept the default ties with the default group),

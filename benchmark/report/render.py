@@ -177,7 +177,8 @@ def main_section(summary: pd.DataFrame, ref: Reference) -> str:
                 if main["same_as_default"].any()
                 else ""
             )
-            + f"Other metrics: mean ± std over seeds. Timings ({timing}) are from the runs of "
+            + f"Other metrics, mean ± std over seeds: {metric_words()}. Timings ({timing}) "
+            "are from the runs of "
             "one machine per group, never averaged across devices. MACs per image are counted "
             "with torch's FlopCounterMode. "
             f"*s to {100 * TARGET:g}% val*: training seconds until the first epoch end whose "
@@ -186,6 +187,12 @@ def main_section(summary: pd.DataFrame, ref: Reference) -> str:
             "fewer or equal parameters.",
         ]
     )
+
+
+def metric_words() -> str:
+    """What each metric but the sum's counts (*joint acc*: digit and sum both right ...)."""
+    others = [m for m in metrics.METRICS if m.name != "sum_acc"]
+    return "; ".join(f"*{m.label}*: {m.description}" for m in others)
 
 
 def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> str:
@@ -316,10 +323,13 @@ def cost_section(comparison: dict[str, Any] | None) -> str:
     ]
     if not rows:
         return ""
+    rungs = comparison.get("rungs")
+    ladder = isinstance(rungs, dict) and len(rungs) > 1  # its rungs: *Cost per budget*
+    lead = "Every rung's cost is under *Cost per budget* above; the top rung's " if ladder else ""
     return "\n\n".join(
         [
-            "## Cost of the protocol",
-            f"`compare` protocol {plan.get('key')}: "
+            "## Cost of the protocol" + (" at the top rung" if ladder else ""),
+            f"{lead}`compare` protocol {plan.get('key')}: "
             f"{plural(len(plan.get('pairs', [])), 'combination')}, "
             f"{plan.get('trials')} finished tuning trials each under a cap of "
             f"{plan.get('max_params', 0):,} parameters, seeds "

@@ -43,9 +43,11 @@ if TYPE_CHECKING:
 STORAGE = "optuna.db"
 DIGEST = f"{STUDIES_DIR}/digest.json"
 PRUNING_NOTE = (
-    " *Epochs trained / trials x E*: the epochs its counted trials trained (each to its last "
-    "reported epoch) against what they would have trained unpruned at the study's E epochs: "
-    "the saving of pruning, measured."
+    " *Trained to the end*: its finished trials that were not pruned, the only ones its best "
+    "is chosen from (the defaults trial is never pruned: where few trials reach the end, it "
+    "has few rivals). *Epochs trained / trials x E*: the epochs its counted "
+    "trials trained (each to its last reported epoch) against what they would have trained "
+    "unpruned at the study's E epochs: the saving of pruning, measured."
 )
 
 
@@ -65,6 +67,8 @@ class StudyDigest:
     pruner: str | None  # the pruning rule the study recorded when it started (``compare``)
     files: tuple[str, ...]  # its CSV and plots, relative to the report's directory
     defaults_trial: int | None = None  # the complete trial of the defaults (``tune`` queues it)
+    complete: int = 0  # counted trials that trained to the end: the only ones a best is drawn from
+    failed: int = 0  # trials that raised (a killed worker's, say): not counted, not hidden
 
 
 @dataclass
@@ -219,6 +223,8 @@ def digest(study: optuna.Study, written: tuple[str, ...] = ()) -> StudyDigest:
         pruner=study.user_attrs.get("pruner"),
         files=written,
         defaults_trial=next((t.number for t in complete if t.user_attrs.get("defaults")), None),
+        complete=sum(counts_towards_budget(t) for t in complete),
+        failed=sum(t.state == TrialState.FAIL for t in every),
     )
 
 
@@ -270,7 +276,8 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
         row = {
             "study": study.name,
             # finished and not rejected by the cap: what counts towards ``tune --trials``
-            "finished trials": str(study.finished),
+            "finished trials": str(study.finished)
+            + (f" (and {study.failed} failed)" if study.failed else ""),
             "over the cap (rejected)": str(study.over_cap),
             # in percent, as tune and run print it (Optuna stores the fraction)
             "best val joint acc %": "-"
@@ -282,12 +289,13 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
             + (" (the defaults)" if study.best_trial == study.defaults_trial else ""),
         }
         if pruning:
+            row["trained to the end"] = str(study.complete)
             row["epochs trained / trials x E"] = spent_cell(study.trained, study.unpruned)
         rows.append({**row, "files": ", ".join(links)})
     return "\n\n".join(
         [
             "## Tuning studies",
-            f"Every study in `{storage_label}` (open it live with `optuna-dashboard "
+            f"Every tuning study in `{storage_label}` (open it live with `optuna-dashboard "
             f"sqlite:///{storage_label}`, which shows the fractions; it installs with "
             '`pip install -e ".[dashboard]"`). *Best val joint acc*: the study\'s objective, '
             "validation joint accuracy (both heads right) at its budget. *Best trial*: its "

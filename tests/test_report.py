@@ -1364,6 +1364,14 @@ def test_a_tuned_group_from_the_defaults_trial_is_the_default(tmp_path: Path) ->
 
     names = [t.get_text() for t in forest_figure(summary).axes[0].get_yticklabels()]
     assert sorted(names) == ["gap_cnn x concat", "gap_cnn x concat (tuned = default)"]
+    from benchmark.report import plots
+
+    heatmap: list[list[str]] = []  # the heatmap names its rows alike (it said "(tuned)")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plots, "plot_class_heatmap", lambda c: heatmap.append(list(c.index)))
+        patch.setattr(plots, "stamped", lambda figures, stamp: {})
+        plots.render_plots(inputs, summary)
+    assert heatmap == [["gap_cnn x concat", "gap_cnn x concat (tuned = default)"]]
     assert "| yes (= default) |" in text and "the study kept the default (its best trial)" in text
     assert "the study's best configuration is the default itself" in answer_of(text)
     unknown = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))  # no study to ask
@@ -1479,12 +1487,17 @@ def test_val_curves_draw_tuned_and_default_as_the_ladder_plots_do(tmp_path: Path
     fig = val_curves_figure(report.val_curves(inputs.history, inputs.runs, summary), summary, None)
     for ax in fig.axes:
         legend = [text.get_text() for text in ax.get_legend().get_texts()]
-        assert legend == ["concat, tuned", "concat", "late_sum, tuned", "late_sum"], legend
+        # a default line says so: "concat" beside "concat, tuned" left it to the dashes
+        assert legend == ["concat, tuned", "concat, default", "late_sum, tuned",
+                          "late_sum, default"], legend  # fmt: skip
         for line in ax.get_lines():
             tuned = "tuned" in line.get_label()
             assert line.get_linestyle() == ("-" if tuned else "--"), line.get_label()
             assert (line.get_markerfacecolor() == "white") is not tuned, line.get_label()
-    assert "tuned: solid, filled; default: dashed, hollow" in fig.texts[0].get_text()
+    # the key on a line of its own (wrapped with the sentence, it broke after "dashed,")
+    assert (
+        fig.texts[0].get_text().splitlines()[-1] == "tuned: solid, filled; default: dashed, hollow"
+    )
 
 
 def test_a_group_with_no_test_error_is_reported(tmp_path: Path) -> None:

@@ -58,6 +58,15 @@ def main_groups(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["section"] == "main"]
 
 
+def figure_names(rows: pd.DataFrame) -> list[str]:
+    """The groups' labels as a figure gives them: a tuned group whose study kept the default
+    says so, not being a second configuration."""
+    return [
+        label.replace(" (tuned)", f" (tuned {SAME_CONFIG})", 1) if same else label
+        for label, same in zip(rows["label"], rows["same_as_default"], strict=True)
+    ]
+
+
 def forest_figure(summary: pd.DataFrame) -> Figure:
     """One row per main group, best at the top: mean error and its 95% interval on a log axis,
     coloured by its standing against the best (untested groups hollow, not "worse")."""
@@ -77,11 +86,7 @@ def forest_figure(summary: pd.DataFrame) -> Figure:
             ms=7 if r.standing == BEST else 5,
             capsize=3,
         )
-    names = [  # a tuned group whose study kept the default is not a second configuration
-        label.replace(" (tuned)", f" (tuned {SAME_CONFIG})", 1) if same else label
-        for label, same in zip(rows["label"], rows["same_as_default"], strict=True)
-    ]
-    ax.set_yticks(range(len(rows)), names, fontsize=8)
+    ax.set_yticks(range(len(rows)), figure_names(rows), fontsize=8)
     ax.set_ylim(-0.7, len(rows) - 0.3)
     best = rows[rows["standing"] == BEST]
     if not best.empty:
@@ -147,6 +152,8 @@ def curve_label(row: pd.Series) -> str:
             parts.append(part)
     if row["tuned"] and "tuned" not in parts:
         parts.append("tuned")
+    elif not row["tuned"] and len(parts) == 1:  # nothing else sets it apart: say what it is
+        parts.append("default")
     if row["yours"]:
         parts.append("yours")
     return textwrap.fill(", ".join(parts), 60, subsequent_indent="  ")
@@ -171,7 +178,7 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
         .unique()
         .map(lambda found: sum(labels[k].count("\n") + 1 for k in found))
     )
-    legend = 0.25 + 0.175 * (lines.max() + (budget is not None))
+    legend = 0.15 + 0.175 * (lines.max() + (budget is not None))
     height = 3.6 + legend
     fig, axes = new_figure(width, height, ncols=len(encoders))
     fig.get_layout_engine().set(rect=(0, legend / height, 1, 1 - legend / height))
@@ -217,9 +224,9 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     main = set(curves["label"]) <= set(main_groups(summary)["label"])
     of_main = " of the main comparison's groups" if main else ""
     text = f"Validation sum error per epoch (mean over seeds){of_main}, one panel per encoder"
-    text += " (tuned: solid, filled; default: dashed, hollow"
-    text += "; dotted: another variant of the same fusion)" if dotted else ")"
-    fig.suptitle(title(text, width, 11), fontsize=11)
+    key = "tuned: solid, filled; default: dashed, hollow"  # a line of its own, never split
+    key += "; dotted: another variant of the same fusion" if dotted else ""
+    fig.suptitle(f"{title(text, width, 11)}\n{title(key, width, 11)}", fontsize=11)
     return fig
 
 
@@ -268,6 +275,7 @@ def render_plots(
         plots["val_curves"] = val_curves_figure(curves, summary, ref)
     classes = class_accuracy(inputs.runs, main)
     if not classes.empty:
+        classes.index = figure_names(main.set_index("label").loc[classes.index].reset_index())
         plots["sum_class_heatmap"] = plot_class_heatmap(classes)
     if not holdout_runs(inputs.runs).empty:
         plots["generalisation"] = plot_generalisation(inputs.runs)

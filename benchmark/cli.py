@@ -64,10 +64,13 @@ def build_parser() -> ArgumentParser:
 def parser_named(prog: str) -> ArgumentParser:
     parser = ArgumentParser(
         prog=prog,
+        usage="%(prog)s [-h] [--version] COMMAND ...",  # the choices: 87 columns wide there
         description="digitsum-bench: compare architectures on MNIST digit + addend",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    sub = parser.add_subparsers(  # prog: else the commands' would be the usage line above
+        title="commands", dest="command", required=True, parser_class=ArgumentParser, prog=prog
+    )
     for command in COMMANDS:
         command.add_parser(sub)
     # named so in the usage line and in the error of a command line without one: the choices

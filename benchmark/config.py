@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -224,6 +225,21 @@ class TrainConfig:
             value = getattr(self, f.name)
             if choices and value not in choices:
                 raise ValueError(f"{f.name} {value!r} is not one of: {', '.join(choices)}")
+
+    @staticmethod
+    def in_flag_words(message: str) -> str:
+        """A ``validate`` message as the command line says it, where flags set the values:
+        ``train_subset must be >= batch_size (128)`` reads ``--train-subset must be >=
+        --batch-size (128)`` (a config file's message keeps the file's field names)."""
+        flagged = [f for f in dataclasses.fields(TrainConfig) if f.metadata["kind"] != "record"]
+        names = {f.name for f in flagged} - {"model_args"}  # its flag: --model-arg KEY=VALUE
+
+        def flag(found: re.Match[str]) -> str:
+            name = found.group(0)
+            named = name in names and (found.start() == 0 or "_" in name)
+            return "--" + name.replace("_", "-") if named else name
+
+        return re.sub(r"\b[a-z]+(?:_[a-z]+)*\b", flag, message)
 
     def check_types(self) -> None:
         """Each field of its annotated type (a config file may hold ``"batch_size": "x"``)."""

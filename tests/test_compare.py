@@ -155,11 +155,11 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         (["--seeds", ""], "argument --seeds: '' is empty; expected comma-separated integers"),
         (["--trials", "0"], "--trials must be >= 1"),
         (["--max-params", "0"], "--max-params must be >= 1"),
-        (["--train-subset", "100"], "train_subset must be >= batch_size"),
+        (["--train-subset", "100"], "--train-subset must be >= --batch-size"),
         (["--arch", "nope"], "unknown encoder"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--worker", "-1"], "--worker must be >= 0, got -1"),
-        (["--seeds", "0,-1"], "seed must be in 0..2**63-1, got -1"),
+        (["--seeds", "0,-1"], "argument --seeds: each seed must be in 0..2**63-1, got -1"),
         (["--epochs", "1,,9"], "argument --epochs: '1,,9' has an empty item"),
         (["--epochs", "0,3"], "--epochs must be positive integers such as 1,3,9, got [0, 3]"),
         (["--epochs", "1,x"], "argument --epochs: invalid list '1,x'"),  # it said "seed list"

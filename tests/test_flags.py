@@ -43,16 +43,14 @@ BOOL_FLAGS = ("--augment", "--compile", "--channels-last", "--keep-checkpoint")
 def flag_rows() -> list[tuple[list[str], str]]:
     """(argv, a fragment of the one line expected) for each flag's edge values."""
     rows: list[tuple[list[str], str]] = []
-    for flag, values in INT_FLAGS.items():
-        name = flag[2:].replace("-", "_")
-        rows += [([f"{flag}={v}"], name) for v in values]
-        rows += [([f"{flag}={HUGE}"], name), ([flag, "1.5"], "invalid int value")]
+    for flag, values in INT_FLAGS.items():  # named by the flag typed, not the config's field
+        rows += [([f"{flag}={v}"], f"{flag} must be") for v in values]
+        rows += [([f"{flag}={HUGE}"], flag), ([flag, "1.5"], "invalid int value")]
         rows += [([flag, "abc"], "invalid int value"), ([flag, "0x10"], "invalid int value")]
     for flag, values in FLOAT_FLAGS.items():
-        name = flag[2:].replace("-", "_")
-        rows += [([f"{flag}={v}"], name) for v in values]
-        rows += [([f"{flag}={v}"], f"{name} must be a finite number") for v in ("nan", "inf")]
-        rows += [([f"{flag}=-inf"], f"{name} must be a finite number"), ([flag, "1e400"], name)]
+        rows += [([f"{flag}={v}"], f"{flag} must be") for v in values]
+        rows += [([f"{flag}={v}"], f"{flag} must be a finite number") for v in ("nan", "inf")]
+        rows += [([f"{flag}=-inf"], f"{flag} must be a finite number"), ([flag, "1e400"], flag)]
         rows += [([flag, "abc"], "invalid float value"), ([flag, ""], "is empty")]
     for flag in CHOICE_FLAGS:
         empty = "'' is not accepted" if flag == "--log" else "is empty"  # --log takes no list
@@ -84,7 +82,7 @@ NAME_ROWS = [
     (["--model-arg", "=3"], "expected KEY=VALUE"),
     (["--fusion", "late_sum", "--model-arg", "hidden=3"], "unknown hyperparameter 'hidden'"),
     (["--seed", "1", "--seeds", "1,2"], "not both"),
-    (["--seeds", f"0,{2**64}"], "seed must be in 0..2**63-1"),
+    (["--seeds", f"0,{2**64}"], "argument --seeds: each seed must be in 0..2**63-1"),
     (["--seeds", "x"], "comma-separated integers"),
     # an empty item is refused, not dropped: 1,,2 is likelier a lost value than a stray comma
     (["--arch", "gap_cnn,,small_cnn"], "encoder list 'gap_cnn,,small_cnn' has an empty item"),
@@ -96,13 +94,13 @@ NAME_ROWS = [
     (["--optimizer", "adamw,,sgd"], "'adamw,,sgd' has an empty item"),
     (["--fusion", "nope2"], "late_sum"),  # the valid ones are listed
     (["--model-arg", "nope=2"], "valid: depth, dropout"),
-    (["--lr", "-1"], "lr must be > 0, got -1.0"),
-    (["--epochs", "0"], "epochs must be a positive integer, got 0"),
-    (["--batch-size", "0"], "batch_size must be a positive integer, got 0"),
+    (["--lr", "-1"], "--lr must be > 0, got -1.0"),
+    (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
     (["--optimizer", "adam"], "'adam' is not accepted; expected one of adamw, sgd"),
-    (["--train-subset", "10"], "train_subset must be >= batch_size"),
-    (["--train-subset", "60000"], "train_subset must be <= the 55,000 training images"),
-    (["--holdout-pairs", "51"], "holdout_pairs must be in 0..50, got 51"),
+    (["--train-subset", "10"], "--train-subset must be >= --batch-size (128), got 10"),
+    (["--train-subset", "60000"], "--train-subset must be <= the 55,000 training images"),
+    (["--holdout-pairs", "51"], "--holdout-pairs must be in 0..50, got 51"),
     (["--tuned-study", "x"], "--tuned-study chooses the export --tuned uses"),
     (["--tuned-any-budget"], "--tuned-any-budget chooses the export --tuned uses"),
     (["--resume", "nowhere"], "expected a run directory"),  # relative to tmp_path
@@ -360,6 +358,15 @@ def test_data_dir_that_is_a_file(
     said = f"MNIST_ROOT={given}" if via == "MNIST_ROOT" else f"--data-dir {given}"
     assert f"{said}: {target} is a file; expected the MNIST root" in line
     assert target.read_text() == "not a directory" and list(tmp_path.iterdir()) == [target]
+
+
+def test_a_printed_config_is_refused_a_data_dir_that_is_a_file(tmp_path: Path, capsys) -> None:
+    """``run --data-dir README.md --print-config`` printed a config no run could use, exit 0."""
+    target = tmp_path / "README.md"
+    target.write_text("not a directory")
+    assert exit_status(["run", "--data-dir", str(target), "--print-config"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"--data-dir {target}: {target} is a file" in one_line(err)
 
 
 @pytest.mark.parametrize("command", ["tune", "compare"])
@@ -756,3 +763,22 @@ def test_help_never_shows_none_as_a_default(command: str, capsys) -> None:
     assert "[None]" not in capsys.readouterr().out
     unset = [f for f in config_fields() if f.default is None]  # the fields with a flag
     assert unset and all("unset: " in f.metadata["help"] for f in unset)
+
+
+def test_every_help_fits_an_80_column_terminal(capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    """predict's help kept its description's own line breaks (lines of 82-93 columns, its first
+    repeating the command's name): each is wrapped to the terminal, as argparse wraps the rest."""
+    from benchmark.cli import COMMAND_PARSERS, build_parser
+
+    monkeypatch.setenv("COLUMNS", "80")
+    commands = COMMAND_PARSERS[build_parser().prog]
+    wide = []
+    for command in ["", *commands]:
+        assert exit_status([command, "--help"] if command else ["--help"]) == 0
+        lines = capsys.readouterr().out.splitlines()
+        wide += [f"{command}: {line}" for line in lines if len(line) > 80]
+    assert wide == []
+    assert exit_status(["predict", "--help"]) == 0
+    out = capsys.readouterr().out  # a command's usage names it (not the top one's usage line)
+    assert out.startswith(f"usage: {build_parser().prog} predict [-h]")
+    assert "\nDigit and sum for your own PNG/JPEG images" in out

@@ -697,6 +697,29 @@ def test_the_best_line_keeps_brackets_and_its_path_whole(
     assert "model block=[a];" in line and line.endswith(f"-> {path}")
 
 
+@pytest.mark.parametrize("value", [0.0108, 0.5])
+def test_a_best_trial_that_learned_nothing_is_said_so(
+    value: float, tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """tune exported a best of 1.08% val joint acc without a word, where run, report and
+    compare all say such a model learned nothing."""
+    from benchmark import exports, tuning
+
+    def one_trial(study: optuna.Study, *args: object, **kwargs: object) -> None:
+        study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=value))
+
+    record = {"trial": 0, "value": value, "model_args": {}, "train": {"lr": 0.01}}
+    monkeypatch.setattr(tuning, "optimize", one_trial)
+    monkeypatch.setattr(exports, "export_best", lambda *args: (tmp_path / "x.json", record))
+    assert tune(tmp_path, synthetic_root, "--trials", "1") == 0
+    out = " ".join(capsys.readouterr().out.split())  # as wrapped to the console
+    said = (
+        "note: its 1.08% val joint acc (digit and sum both right) says the trials learned next "
+        "to nothing at this budget; give more --epochs or a larger --train-subset"
+    )
+    assert (said in out) is (value < 0.2) and ("learned next to nothing" in out) is (value < 0.2)
+
+
 @pytest.mark.parametrize("given", ["config", "flags"])
 def test_a_timm_vit_is_tuned_with_the_sizes_held_fixed(
     given: str, tmp_path: Path, synthetic_root: Path, capsys

@@ -115,7 +115,7 @@ def settings_from_args(args: argparse.Namespace, base: TrainConfig) -> Any:
     try:
         base.validate()
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(TrainConfig.in_flag_words(str(exc))) from None
     _, ex = prepare(base)
     return Settings(
         ex=ex,

@@ -229,7 +229,8 @@ def add_config_file_flags(parser: argparse.ArgumentParser, print_flag: bool = Tr
         parser.add_argument(
             "--print-config",
             action="store_true",
-            help="print the resolved config as JSON and exit, training and writing nothing",
+            help="print the config as JSON (precision and layout before the CPU probe resolves "
+            "them) and exit, training and writing nothing",
         )
 
 
@@ -287,8 +288,9 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
                 ).validate()
         return cfg
     except (TypeError, ValueError) as exc:
-        where = f"--config {args.config}: " if getattr(args, "config", None) else ""
-        raise UsageError(f"{where}{exc}") from None
+        if getattr(args, "config", None):
+            raise UsageError(f"--config {args.config}: {exc}") from None
+        raise UsageError(TrainConfig.in_flag_words(str(exc))) from None
 
 
 def only_fields(*names: str) -> tuple[str, ...]:

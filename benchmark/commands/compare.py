@@ -27,7 +27,7 @@ from benchmark.commands.common import (
     run_workers,
 )
 from benchmark.commands.models import check_models, model_args_of, say_untaken
-from benchmark.commands.values import add_model_arg_flag, int_list, path_text
+from benchmark.commands.values import add_model_arg_flag, int_list, path_text, seed_list
 from benchmark.comparison import (
     COMPARISON,
     Sitting,
@@ -37,7 +37,7 @@ from benchmark.comparison import (
     load_comparison,
     recorded_flags,
 )
-from benchmark.config import BATCH_SIZES, SEARCHED, SIZING
+from benchmark.config import BATCH_SIZES, SEARCHED, SIZING, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import prepare, say_emulated
 from benchmark.trackers import destination
@@ -99,13 +99,11 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     rungs = [base.epochs] if args.epochs is None else sorted(set(args.epochs))
     if rungs[0] < 1:
         raise UsageError(f"--epochs must be positive integers such as 1,3,9, got {args.epochs}")
-    try:  # every rung and seed as the final runs will take them, before hours of tuning
+    try:  # every rung as the final runs will take it (seeds: their flag's type), before tuning
         for epochs in rungs:
             replace(base, epochs=epochs, batch_size=max(BATCH_SIZES)).validate()
-        for seed in args.seeds:
-            replace(base, seed=seed).validate()
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(TrainConfig.in_flag_words(str(exc))) from None
     shares = held_for_every(pairs, base.model_args)
     if args.worker is None:  # said once, by the process a person started
         say_untaken(shares, base.model_args)
@@ -355,7 +353,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fusion", default=CORE_FUSIONS, help=f"fusion(s) [{CORE_FUSIONS}]")
     add_model_arg_flag(p, held=True)
     p.add_argument(
-        "--seeds", type=int_list, default=[0, 1, 2, 3, 4], help="final runs' seeds [0,1,2,3,4]"
+        "--seeds", type=seed_list, default=[0, 1, 2, 3, 4], help="final runs' seeds [0,1,2,3,4]"
     )
     p.add_argument(
         "--trials", type=int, default=20, metavar="N", help="finished trials per study [20]"
@@ -373,7 +371,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="Optuna storage shared by every machine [$OPTUNA_STORAGE, else "
         "sqlite:///<results-dir>/optuna.db]",
     )
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="sampler seed [0]")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="sampler seed: with --worker, the same trials are drawn every time [0]",
+    )
     p.add_argument(
         "--jobs",
         type=int,

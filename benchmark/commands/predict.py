@@ -92,8 +92,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
         help="digit and sum for your own PNG/JPEG images with a trained run",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Digit and sum for your own PNG/JPEG images with a trained run. "
+        + __doc__.split("\n\n", 1)[1],  # wrapped to the terminal, as every command's
     )
     p.add_argument(
         "--run", type=path_text, required=True, metavar="RUN_DIR", help="a finished run directory"

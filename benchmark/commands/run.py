@@ -34,7 +34,7 @@ from benchmark.commands.models import (
     named,
     pop_model_arg_sweeps,
 )
-from benchmark.commands.values import add_model_arg_flag, int_list, path_text
+from benchmark.commands.values import add_model_arg_flag, path_text, seed_list
 from benchmark.config import TrainConfig
 from benchmark.estimate import estimate
 from benchmark.files import check_writable
@@ -106,7 +106,7 @@ def grid_configs(
             try:
                 cfg.validate()
             except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
-                raise UsageError(str(exc)) from None
+                raise UsageError(TrainConfig.in_flag_words(str(exc))) from None
             configs.append(cfg)
     return configs
 
@@ -231,12 +231,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         configs = apply_tuned_flags(args, configs, config_overrides(args))
         dry_run(configs)  # as trained: a study may hold a timm ViT's img_size fixed
     results_dir = Path(args.results_dir)
+    check_data_dir(base.data_dir)  # a printed config naming a file there is no config to run
     if args.print_config:
         resolved = [cfg.to_dict() for cfg in configs]
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))
         return 0
     check_writable(results_dir, folders=("runs",))
-    check_data_dir(base.data_dir)
     for cfg in configs:  # every tracker asked for exists (a sweep may name several)
         check_available(cfg.log)
     # each run's execution decided once, here (a sweep may name several devices or threads)
@@ -416,7 +416,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--arch", help="encoder(s): comma list, wildcards, or all [gap_cnn]")
     p.add_argument("--fusion", help="fusion(s): comma list, wildcards, or all [concat]")
     p.add_argument("--seed", type=int, help="one seed [0]")
-    p.add_argument("--seeds", type=int_list, help="several seeds, e.g. 0,1,2 (one run each)")
+    p.add_argument("--seeds", type=seed_list, help="several seeds, e.g. 0,1,2 (one run each)")
     add_model_arg_flag(p, sweeps=True)
     p.add_argument(
         "--results-dir", type=path_text, default=OUTPUT, help=f"where runs/ is written [{OUTPUT}]"

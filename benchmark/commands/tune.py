@@ -39,6 +39,7 @@ from benchmark.config import (
     TrainConfig,
 )
 from benchmark.files import check_writable
+from benchmark.metrics import CHANCE_NOTE, LEARN_MORE
 from benchmark.progress import StudyProgress, prepare, say_emulated, study_bar
 from benchmark.wording import percent, plural, settings
 
@@ -144,6 +145,11 @@ def tune_study(
             soft_wrap=True,
             markup=False,
         )
+        if record["value"] < CHANCE_NOTE:  # exported all the same: what was asked, said plainly
+            console.print(
+                f"note: its {percent(record['value'])} val joint acc (digit and sum both right) "
+                f"says the trials learned next to nothing at this budget; {LEARN_MORE}"
+            )
     finished = tuning.finished_count(study)
     if died and finished < args.trials:
         console.print(
@@ -197,7 +203,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     try:
         replace(base, batch_size=max(BATCH_SIZES)).validate()
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(TrainConfig.in_flag_words(str(exc))) from None
     shares = model_args_of(pairs, base.model_args, strict=args.worker is None)
     if args.worker is None:
         say_untaken(shares, base.model_args)
@@ -270,7 +276,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(and not counted) [none]",
     )
     p.add_argument(
-        "--seed", type=int, default=0, metavar="S", help="training seed of every trial [0]"
+        "--seed",
+        type=int,
+        default=0,
+        metavar="S",
+        help="training seed of every trial; it seeds the sampler too, with the process's id, so "
+        "tunes started at once on one study never draw alike and a tune run again draws anew [0]",
     )
     p.add_argument(
         "--pruner",

@@ -41,6 +41,14 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"invalid list {text!r}; expected {expected}") from None
 
 
+def seed_list(text: str) -> list[int]:
+    """``int_list`` of seeds, each in the range a run's config takes (said as ``--seeds``'s)."""
+    seeds = int_list(text)
+    if bad := [seed for seed in seeds if not 0 <= seed < 2**63]:
+        raise argparse.ArgumentTypeError(f"each seed must be in 0..2**63-1, got {bad[0]}")
+    return seeds
+
+
 def parse_value(text: str) -> Any:
     """A model-argument value: int, float, bool or None if it reads as one, else the string."""
     lowered = text.lower()

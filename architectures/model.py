@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from typing import Any
 
@@ -69,9 +70,10 @@ def split_overrides(
             fus_kw[key] = head.check(key, value)
         else:
             valid = arg_names(arch, fusion)
+            near = difflib.get_close_matches(key.replace("-", "_"), valid, n=1, cutoff=0.75)
             raise ValueError(
-                f"unknown hyperparameter {key!r} for {arch} x {fusion}; valid: "
-                f"{', '.join(valid) or '(none)'}"
+                f"unknown hyperparameter {key!r}{f' (did you mean {near[0]}?)' if near else ''} "
+                f"for {arch} x {fusion}; valid: {', '.join(valid) or '(none)'}"
             )
     return enc_kw, fus_kw
 

@@ -289,3 +289,15 @@ def test_a_reference_group_its_study_left_at_the_default_is_named_so(tmp_path: P
     summary = pd.read_csv(yours / "summary.csv").set_index("label")
     assert summary.loc["gap_cnn x late_sum (tuned)", "same_as_default"]
     assert not summary.loc["gap_cnn x late_sum", "same_as_default"]
+
+
+def test_many_groups_of_yours_away_from_the_main_comparison_are_counted() -> None:
+    """Past three named, the rest are counted: "; ...." ended the sentence in four dots."""
+    import pandas as pd
+
+    from benchmark.report.answer import yours_sentences
+
+    labels = [f"gap_cnn x concat (epochs {e}) [yours]" for e in range(1, 6)]
+    summary = pd.DataFrame({"label": labels, "yours": True, "section": "other"})
+    (said,) = yours_sentences(summary)
+    assert said.endswith("(epochs 3) [yours]; and 2 more.") and "...." not in said

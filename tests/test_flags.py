@@ -78,6 +78,11 @@ NAME_ROWS = [
     (["--arch", "timm:vit_tiny_patch16_224"], "(224). (timm:vit_tiny_patch16_224 takes its"),
     (["--arch", "timm:test_vit", "--model-arg", "img_size=28"], "divisible by patch size (16)"),
     (["--model-arg", "nope=1"], "unknown hyperparameter 'nope'"),
+    (["--model-arg", "widht=8"], "'widht' (did you mean width?) for gap_cnn x concat; valid:"),
+    (
+        ["--arch", "gap_cnn,small_cnn", "--model-arg", "widht=8"],
+        "'widht' (did you mean width?) for any",
+    ),
     (["--model-arg", "width"], "expected KEY=VALUE"),
     (["--model-arg", "=3"], "expected KEY=VALUE"),
     (["--fusion", "late_sum", "--model-arg", "hidden=3"], "unknown hyperparameter 'hidden'"),
@@ -633,7 +638,10 @@ def test_a_grid_gives_each_model_argument_to_the_combinations_that_take_it(capsy
     typo = ["run", "--arch", "gap_cnn,timm:test_vit", "--fusion", "late_sum"]
     assert exit_status([*typo, "--model-arg", "widht=8", "--print-config"]) == 2
     line = one_line(capsys.readouterr().err)
-    assert "unknown hyperparameter 'widht' for any of the 2 combinations; valid: " in line
+    assert (
+        "unknown hyperparameter 'widht' (did you mean width?) for any of the 2 combinations; "
+        "valid: " in line
+    )
     assert "depth, drop_path_rate, drop_rate, dropout, head_dropout, img_size, patch_size" in line
 
 
@@ -782,3 +790,15 @@ def test_every_help_fits_an_80_column_terminal(capsys, monkeypatch: pytest.Monke
     out = capsys.readouterr().out  # a command's usage names it (not the top one's usage line)
     assert out.startswith(f"usage: {build_parser().prog} predict [-h]")
     assert "\nDigit and sum for your own PNG/JPEG images" in out
+
+
+@pytest.mark.parametrize(
+    "command, shown",
+    [("run", "--data-dir DIR[,DIR...]"), ("tune", "--data-dir DIR"), ("datapath", "--steps N")],
+)
+def test_help_names_a_value_by_what_it_is(command: str, shown: str, capsys) -> None:
+    """--data-dir showed STR (a folder), datapath's counts STEPS, WARMUP_STEPS and NUM_WORKERS
+    where every other command's counts read N."""
+    assert exit_status([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert shown in out and "STR" not in out and "NUM_WORKERS" not in out

@@ -23,12 +23,7 @@ from typing import Any, NoReturn
 
 from rich.console import Console
 
-from benchmark.commands.values import (
-    list_of,
-    one_of,
-    optional,
-    path_text,
-)
+from benchmark.commands.values import list_of, one_of, optional, path_text
 from benchmark.config import TrainConfig, field_types, fields_of
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import nearest_existing
@@ -201,7 +196,8 @@ def add_config_flags(
             )
         else:
             cast = optional(base) if is_optional else base
-            metavar = base.__name__.upper() + (f"[,{base.__name__.upper()}...]" if listed else "")
+            word = "DIR" if f.metadata.get("path") else base.__name__.upper()  # not "STR"
+            metavar = word + (f"[,{word}...]" if listed else "")
             group.add_argument(
                 flag,
                 type=list_of(cast, path=f.metadata.get("path", False)) if listed else cast,

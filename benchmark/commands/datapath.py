@@ -181,14 +181,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--arch", default="gap_cnn", help="one encoder [gap_cnn]")
     p.add_argument("--fusion", default="concat", help="one fusion [concat]")
-    p.add_argument("--steps", type=int, default=200, help="timed steps, each of the three [200]")
-    p.add_argument(
-        "--warmup-steps", type=int, default=10, help="untimed steps before each of the three [10]"
-    )
-    p.add_argument(
-        "--rounds", type=int, default=10, help="the three alternate, steps/rounds each time [10]"
-    )
-    p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes [0]")
+    for flag, default, said in (  # N, as every command's counts are named
+        ("--steps", 200, "timed steps, each of the three"),
+        ("--warmup-steps", 10, "untimed steps before each of the three"),
+        ("--rounds", 10, "the three alternate, steps/rounds each time"),
+        ("--num-workers", 0, "DataLoader worker processes"),
+    ):
+        p.add_argument(flag, type=int, default=default, metavar="N", help=f"{said} [{default}]")
     add_model_arg_flag(p)
     add_config_flags(p, skip=SETTINGS, title="run settings measured under (as for run)")
     add_results_dir_flag(p, "report goes to <dir>/datapath/")

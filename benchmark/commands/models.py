@@ -12,7 +12,7 @@ from typing import Any
 from benchmark.commands.values import is_list_text, parse_value
 from benchmark.errors import UsageError
 from benchmark.progress import console, passing_bar
-from benchmark.wording import settings
+from benchmark.wording import closest, settings
 
 SHOWN = 8  # models named in one line; the rest are counted
 
@@ -40,9 +40,10 @@ def model_args_of(
             if len(pairs) == 1:
                 split_overrides(*pairs[0], model_args)  # its one line: unknown, and the valid
             valid = sorted({k for pair in pairs for k in arg_names(*pair)})
+            near = closest(untaken[0].replace("-", "_"), valid)
             raise UsageError(
-                f"unknown hyperparameter {untaken[0]!r} for any of the {len(pairs)} "
-                f"combinations; valid: {', '.join(valid) or '(none)'}"
+                f"unknown hyperparameter {untaken[0]!r}{f' (did you mean {near}?)' if near else ''}"
+                f" for any of the {len(pairs)} combinations; valid: {', '.join(valid) or '(none)'}"
             )
         for pair, share in shares.items():
             split_overrides(*pair, share)

@@ -271,7 +271,7 @@ def yours_sentences(summary: pd.DataFrame) -> list[str]:
     out = [f"{YOURS}: {'; '.join(text)}."] if text else []
     away = list(yours.loc[yours["section"] != "main", "label"])  # "x (what differs)"
     if away:
-        shown = "; ".join(away[:3]) + ("; ..." if len(away) > 3 else "")
+        shown = "; ".join(away[:3]) + (f"; and {len(away) - 3} more" if len(away) > 3 else "")
         out.append(
             f"{plural(len(away), 'group')} {AWAY} {is_are(len(away))} not in the main "
             f"comparison, as {'it' if len(away) == 1 else 'each'} differs from the reference's "

@@ -22,6 +22,7 @@ MNIST_TRAIN_FILE_IMAGES = 60_000
 MNIST_VAL_IMAGES = 5_000
 MNIST_TRAIN_IMAGES = MNIST_TRAIN_FILE_IMAGES - MNIST_VAL_IMAGES
 MAX_THREADS = 256  # torch accepts more, then its thread pool fails (a crash at exit with 100,000)
+FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: an optimizer holds its lr as one
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
 DEVICES = ("auto", "cpu", "cuda")
@@ -186,6 +187,9 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        for name in ("lr", "weight_decay"):  # the optimizers hold them as float32: else a traceback
+            if getattr(self, name) > FLOAT32_MAX:
+                raise ValueError(f"{name} must be <= {FLOAT32_MAX:.4g}, got {getattr(self, name)}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.sum_loss_weight < 0:

@@ -127,7 +127,7 @@ def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(
     impossible = ["--infer-batch-size", str(10**12)]  # ~3 PB of images: the allocation fails
     args = ["--arch", "small_cnn", "--fusion", "concat,late_sum", *TINY[:5]]
     rc = main(["bench", *args, *impossible, "--iters", "1", "--results-dir", str(tmp_path)])
-    assert rc == 0
+    assert rc == 1  # every configuration failed: nothing was measured (it said 0, as if done)
     csv = cpu_file(tmp_path, "bench", "fp32", ".csv")
     # the file named whole on one line, however long its path (a table caption broke it)
     assert f"appended to {csv}; 2 failed (see its error column)\n" in capsys.readouterr().out

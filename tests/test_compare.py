@@ -461,6 +461,8 @@ def test_workers_adding_their_time_at_once_lose_none(tmp_path: Path) -> None:
     ("flags", "says"),
     [
         (["--jobs", "0"], "--jobs"),
+        # 40 workers on 2 cores took 14 GB and finished no trial in 2 min: 4 per core at most
+        (["--jobs", "1000"], "argument --jobs: must be <= "),
         (["--jobs", "2", "--worker", "1"], "give --jobs N or --worker I (one process of those"),
         (["--jobs", "4", "--sharing", "2"], "--sharing must be at least --jobs (4)"),
         (["--sharing", "0"], "--sharing"),
@@ -470,7 +472,7 @@ def test_bad_jobs_are_one_line(
     tmp_path: Path, flags: list[str], says: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["compare", "--arch", "small_cnn", "--fusion", "late_sum", *flags]
-    assert main([*argv, "--results-dir", str(tmp_path / "r")]) == 2
+    assert exit_status([*argv, "--results-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert says in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r").exists()

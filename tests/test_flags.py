@@ -27,9 +27,9 @@ INT_FLAGS = {  # flag: the values refused, besides wrong types and HUGE
     "--seed": ["-1"],
 }
 FLOAT_FLAGS = {  # flag: the finite values refused, besides nan, inf, -inf and wrong types
-    "--lr": ["0", "-0.1", "1e-400"],
+    "--lr": ["0", "-0.1", "1e-400", "1e39"],  # 1e39: over float32, the optimizer's traceback
     "--momentum": ["-0.1", "1", "1.5"],
-    "--weight-decay": ["-1e-4"],
+    "--weight-decay": ["-1e-4", "1e39"],
     "--warmup": ["-0.1", "1"],
     "--label-smoothing": ["-0.1", "1"],
     "--sum-loss-weight": ["-1"],

@@ -304,6 +304,7 @@ def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
         (["--val-subset", "5001"], "--val-subset must be <= the 5,000 validation images"),
         (["--arch", "all", "--study", "x"], "--study names one study"),
         (["--trials", "0"], "--trials must be a positive integer"),
+        (["--jobs", "1000"], "argument --jobs: must be <= "),  # 4 per core: "(4 per core here)"
         (["--storage", "optuna.db"], "SQLAlchemy URL"),
         (["--arch", "nope"], "unknown encoder"),
         (["--study", ""], "--study must be a plain name (no path separators), got ''"),
@@ -315,7 +316,7 @@ def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
     ],
 )
 def test_bad_flags(tmp_path: Path, capsys, flags: list[str], message: str) -> None:
-    assert main(["tune", "--results-dir", str(tmp_path / "r"), *flags]) == 2
+    assert exit_status(["tune", "--results-dir", str(tmp_path / "r"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 

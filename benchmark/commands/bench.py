@@ -10,6 +10,7 @@ from itertools import product
 from typing import Any
 
 from benchmark.commands.common import (
+    EXIT_FAILED,
     UsageError,
     add_config_flags,
     add_plugin_flag,
@@ -189,7 +190,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     failed = sum(bool(r["error"]) for r in rows)
     said = f"; {failed} failed (see its error column)" if failed else ""
     console.print(f"appended to {path}{said}", soft_wrap=True, markup=False)  # a path, whole
-    return 0
+    return EXIT_FAILED if failed == len(rows) else 0  # nothing measured is no success
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -27,7 +27,13 @@ from benchmark.commands.common import (
     run_workers,
 )
 from benchmark.commands.models import check_models, model_args_of, say_untaken
-from benchmark.commands.values import add_model_arg_flag, int_list, path_text, seed_list
+from benchmark.commands.values import (
+    add_model_arg_flag,
+    int_list,
+    path_text,
+    processes,
+    seed_list,
+)
 from benchmark.comparison import (
     COMPARISON,
     Sitting,
@@ -380,7 +386,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--jobs",
-        type=int,
+        type=processes,
         default=1,
         metavar="N",
         help="worker processes sharing the protocol through the storage, as N machines would; "

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from benchmark.commands.common import (
     require_at_least,
 )
 from benchmark.commands.models import dry_runs, model_args_of
-from benchmark.commands.values import add_model_arg_flag
+from benchmark.commands.values import add_model_arg_flag, processes
 from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
 from benchmark.progress import prepare
@@ -61,11 +60,6 @@ def cmd_datapath(args: argparse.Namespace) -> int:
             ("--num-workers", args.num_workers, 0),
         ]
     )
-    most = 4 * (os.cpu_count() or 1)  # more processes than that measure the machine's thrashing
-    if args.num_workers > most:
-        raise UsageError(
-            f"--num-workers must be <= {most} (4 per core here), got {args.num_workers}"
-        )
     check_writable(args.results_dir, folders=("datapath",))
     if args.steps % args.rounds:
         raise UsageError(f"--steps ({args.steps}) must be a multiple of --rounds ({args.rounds})")
@@ -187,7 +181,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ("--rounds", 10, "the three alternate, steps/rounds each time"),
         ("--num-workers", 0, "DataLoader worker processes"),
     ):
-        p.add_argument(flag, type=int, default=default, metavar="N", help=f"{said} [{default}]")
+        kind = processes if flag == "--num-workers" else int
+        p.add_argument(flag, type=kind, default=default, metavar="N", help=f"{said} [{default}]")
     add_model_arg_flag(p)
     add_config_flags(p, skip=SETTINGS, title="run settings measured under (as for run)")
     add_results_dir_flag(p, "report goes to <dir>/datapath/")

@@ -30,7 +30,7 @@ from benchmark.commands.common import (
     run_workers,
 )
 from benchmark.commands.models import check_models, model_args_of, say_untaken
-from benchmark.commands.values import add_model_arg_flag, path_text
+from benchmark.commands.values import add_model_arg_flag, path_text, processes
 from benchmark.config import (
     BATCH_SIZES,
     MNIST_VAL_IMAGES,
@@ -263,7 +263,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "see docs/protocol.md]",
     )
     p.add_argument(
-        "--jobs", type=int, default=1, metavar="N", help="worker processes on the study [1]"
+        "--jobs", type=processes, default=1, metavar="N", help="worker processes on the study [1]"
     )
     p.add_argument(
         "--val-subset", type=int, metavar="N", help="score each trial on N validation images"

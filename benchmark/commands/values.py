@@ -4,6 +4,7 @@ choices; each refuses bad text with an ``argparse`` error that names what is acc
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,18 @@ def path_text(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("is empty; expected a path")
     return text
+
+
+def processes(text: str) -> int:
+    """A count of processes a command starts: at most 4 per core (40 tune workers on 2 cores
+    took 14 GB and finished no trial in 2 min; more measure the machine's thrashing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value > (most := 4 * (os.cpu_count() or 1)):
+        raise argparse.ArgumentTypeError(f"must be <= {most} (4 per core here), got {value}")
+    return value
 
 
 def items_of(text: str, expected: str) -> list[str]:

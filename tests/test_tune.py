@@ -497,13 +497,23 @@ def test_a_cap_below_every_suggestion_stops_the_study_in_one_line(
     command: str, small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """Each suggestion over the cap is rejected and not counted: a cap below the smallest model
-    kept a study suggesting for ever. A run of them in a row ends it, naming the cap."""
+    kept a study suggesting for ever. It is refused before a study exists where neither the
+    defaults nor as many random points as a study may reject in a row fit (it ended after 100
+    rejected trials written into the study); in a study, a run of them in a row ends it."""
     from benchmark import tuning
 
     monkeypatch.setattr(tuning, "OVER_CAP_IN_A_ROW", 4)
     argv = [command, "--arch", "small_cnn", "--fusion", "late_sum", "--max-params", "10"]
     argv += ["--trials", "2", "--epochs", "1", "--results-dir", str(tmp_path)]
     assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert (
+        "--max-params 10: neither the defaults nor 3 random points of small_cnn x late_sum's "
+        "search space fit under it (the smallest had "
+    ) in line and line.endswith("parameters); give a larger cap")
+    assert list(tmp_path.iterdir()) == []  # no storage, no study
+    monkeypatch.setattr(f"benchmark.commands.{command}.check_cap", lambda *args: None)
+    assert main(argv) == 2  # the study's own guard: a sampler may not go where points fit
     line = one_line(capsys.readouterr().err)
     assert "--max-params 10: the last 4 suggestions of study small_cnn__late_sum__e1" in line
     assert "were all over it (the smallest had " in line and "give a larger cap" in line

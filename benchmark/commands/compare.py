@@ -26,7 +26,7 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
-from benchmark.commands.models import check_models, model_args_of, say_untaken
+from benchmark.commands.models import check_cap, check_models, model_args_of, say_untaken
 from benchmark.commands.values import (
     add_model_arg_flag,
     int_list,
@@ -115,6 +115,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
         say_untaken(shares, base.model_args)
     check_models(shares)
     cap = args.max_params or compare.default_cap(pairs, base.model_args)
+    check_cap(shares, cap)
     seeds = tuple(args.seeds)
     return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]
 

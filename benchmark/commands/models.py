@@ -183,6 +183,19 @@ def check_models(shares: dict[tuple[str, str], dict[str, Any]]) -> None:
 SPACE_DRAWS = 20  # points of each search space drawn before a study runs it
 
 
+def scratch_study() -> Any:
+    """An in-memory study of a seeded random sampler, made without Optuna's "study created"
+    line: for drawing points of a search space before any real study runs it."""
+    import optuna
+
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
 def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
     """A ``ValueError`` naming what is wrong with the search spaces of the (arch, fusion)
     ``pairs``, each encoder's and fusion's checked once however many pairs share it (a
@@ -191,7 +204,6 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
     entry's hyperparameters (the defaults trial needs a default for each) or that the training
     space uses (Optuna keeps one distribution per name), or a value the entry's declared ranges
     refuse. Each space runs on ``SPACE_DRAWS`` points of a seeded random sampler."""
-    import optuna
 
     from architectures import ENCODERS, FUSIONS
     from benchmark.config import SEARCHED
@@ -200,16 +212,11 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
     pairs = list(pairs)
     wanted = [(ENCODERS, name) for name, _ in pairs] + [(FUSIONS, name) for _, name in pairs]
     entries = {(registry.kind, name): registry.get(name) for registry, name in wanted}
-    verbosity = optuna.logging.get_verbosity()
     for entry in entries.values():
         if entry.search_space is None:
             continue
         # a study of its own: two encoders may both suggest "width", each with its own choices
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "study created" line
-        try:
-            study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-        finally:
-            optuna.logging.set_verbosity(verbosity)
+        study = scratch_study()
         space = f"{entry.name}'s search space ({entry.origin})"
         for _ in range(SPACE_DRAWS):
             trial = study.ask()
@@ -234,3 +241,30 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
                     entry.check(key, value)
                 except ValueError as exc:
                     raise ValueError(f"{space} suggests {exc}") from None
+
+
+def check_cap(shares: dict[tuple[str, str], dict[str, Any]], max_params: int) -> None:
+    """Each combination's search space can meet ``max_params``: its defaults, or one of as many
+    random points as a study may reject in a row, fit under it. A cap none can meet stopped
+    ``tune`` after 100 rejected trials written into its study; here it is one line before a
+    study exists. The defaults come first and mostly fit: one model counted per combination."""
+
+    from benchmark.config import TrainConfig
+    from benchmark.tuning import OVER_CAP_IN_A_ROW, count_model_params, default_params, suggest
+
+    for (arch, fusion), held in shares.items():
+        study = scratch_study()
+        study.enqueue_trial(default_params(arch, fusion))
+        sizes = []
+        for _ in range(OVER_CAP_IN_A_ROW):
+            model_args, _ = suggest(study.ask(), arch, fusion)
+            cfg = TrainConfig(arch=arch, fusion=fusion, model_args={**held, **model_args})
+            sizes.append(count_model_params(cfg))
+            if sizes[-1] <= max_params:
+                break
+        else:
+            raise UsageError(
+                f"--max-params {max_params:,}: neither the defaults nor {len(sizes) - 1} random "
+                f"points of {arch} x {fusion}'s search space fit under it (the smallest had "
+                f"{min(sizes):,} parameters); give a larger cap"
+            )

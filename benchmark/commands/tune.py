@@ -29,7 +29,7 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
-from benchmark.commands.models import check_models, model_args_of, say_untaken
+from benchmark.commands.models import check_cap, check_models, model_args_of, say_untaken
 from benchmark.commands.values import add_model_arg_flag, path_text, processes
 from benchmark.config import (
     BATCH_SIZES,
@@ -208,6 +208,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.worker is None:
         say_untaken(shares, base.model_args)
     check_models(shares)
+    if args.max_params is not None:
+        check_cap(shares, args.max_params)
     spec = storages.storage_spec(args.storage, args.results_dir)
     storages.check_storage(spec)
     resolve_root(base.data_dir)  # missing MNIST fails here, before a storage file is created

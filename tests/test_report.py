@@ -119,6 +119,8 @@ def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     # errors 10 % (one seed) and 4 ± t(0.975, 1) * sqrt(2) / sqrt(2) = 4 ± 12.71 %
     row = "| gap_cnn x concat | 10.00 | 1,000 | 4.00 ± 12.71 | 1,000 | 1/2 | -6.00 | - |"
     assert row + " untested (1 seed) |" in section
+    # -0.085 shown as -0.08 beside 0.45 and 0.36: which means the column subtracts, said
+    assert "*tuned - default*: of the unrounded means, so it may differ by 0.01" in section
 
 
 def test_each_run_config_is_read_whole_and_a_run_without_one_reads_empty(tmp_path: Path) -> None:
@@ -312,7 +314,7 @@ def test_timings_of_two_cpus_of_one_name_are_never_averaged(tmp_path: Path) -> N
     assert group["train_seconds_mean"] == pytest.approx(100.5)  # seeds 0 and 1, not 2
     assert group["timing_device"] == f"{DEVICE} with avx2"  # what the report names
     _, md = report_markdown(inputs)  # and its header names both CPUs, as the tables do
-    assert f"- Hardware: {DEVICE} with avx2, {DEVICE} with avx512 bf16\n" in md
+    assert f"- Hardware of the runs: {DEVICE} with avx2, {DEVICE} with avx512 bf16\n" in md
 
 
 @pytest.mark.parametrize(

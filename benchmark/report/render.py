@@ -119,11 +119,11 @@ def header_section(
         epochs = sorted({int(e) for e in runs["epochs"].dropna()})
         lines += [
             f"- Main comparison: {scope(ref, summary)} (from {ref.source})",
-            f"- Hardware: {distinct(machines(runs))}",
-            f"- Versions: {versions or MISSING}",
+            f"- Hardware of the runs: {distinct(machines(runs))}",
+            f"- Versions of the runs: {versions or MISSING}",
             f"- Epochs: {', '.join(map(str, epochs)) or MISSING}",
             f"- Seeds: {', '.join(map(str, seeds))}",
-            f"- Commits: {distinct(runs.get('git_commit', pd.Series(dtype=object)))}",
+            f"- Commits of the runs: {distinct(runs.get('git_commit', pd.Series(dtype=object)))}",
         ]
     lines += [
         "",
@@ -249,7 +249,8 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
             "Both configurations of each combination at the reference budget and the same "
             "seeds; the tuned one is the best trial of its study (same budget, same number of "
             "finished trials, one parameter cap for all). *tuning*: better or worse where "
-            "Welch's two-sided t-test gives p < 0.05.",
+            "Welch's two-sided t-test gives p < 0.05. *tuned - default*: of the unrounded means, "
+            "so it may differ by 0.01 from the difference of the two shown.",
             markdown_table(table),
         ]
     )

@@ -175,6 +175,15 @@ def test_a_one_rung_protocol_states_its_cost_as_the_protocols(tmp_path: Path) ->
     assert "## Cost of the protocol\n\n`compare` protocol key0009: 3 combinations" in text
 
 
+@pytest.mark.parametrize("seconds, said", [(0.04, "<0.1 s"), (0.05, "0.1 s"), (59.9, "59.9 s"),
+                                           (60, "1.0 min"), (13_800, "230.0 min")])  # fmt: skip
+def test_a_stages_wall_time_is_never_none(seconds: float, said: str) -> None:
+    """A tiny stage's "0.0 s" read as no time at all."""
+    from benchmark.report.render import duration
+
+    assert duration(seconds) == said
+
+
 def test_a_sentence_names_a_ladders_default_group_so() -> None:
     """The lines under *The answer across budgets* name groups as tuned or default (a bare
     "gap_cnn x concat" beside "gap_cnn x concat (tuned)" left the reader to guess)."""

@@ -287,6 +287,10 @@ def other_section(summary: pd.DataFrame) -> str:
 
 
 def duration(seconds: float) -> str:
+    """A stage's wall time in a table: tenths of a second or of a minute (a tiny stage's "0.0 s"
+    read as no time at all: "<0.1 s")."""
+    if seconds < 0.05:
+        return "<0.1 s"
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
 
 

@@ -61,6 +61,27 @@ def test_the_installed_console_script() -> None:
     assert shown.stdout.strip() == f"digitsum-bench {version('digitsum-bench')}"
 
 
+def test_help_loads_no_heavy_library() -> None:
+    """``--help`` of every command answers without torch, timm, pandas or Optuna: a comma-list
+    rule imported from ``architectures`` had made each take 2 s where 0.3 s does."""
+    code = (
+        "import sys\nfrom benchmark.cli import COMMAND_PARSERS, build_parser, main\n"
+        "for command in ['', *COMMAND_PARSERS[build_parser().prog]]:\n"
+        "    try:\n        main([command, '--help'] if command else ['--help'])\n"
+        "    except SystemExit:\n        pass\n"
+        "heavy = ('torch', 'timm', 'pandas', 'optuna', 'matplotlib', 'scipy')\n"
+        "print('loaded:', [m for m in heavy if m in sys.modules], file=sys.stderr)\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert shown.stderr.strip().splitlines()[-1] == "loaded: []"
+    from benchmark.cli import COMMAND_PARSERS, build_parser
+
+    commands = COMMAND_PARSERS[build_parser().prog]
+    assert shown.stdout.count("usage: ") == 1 + len(commands)  # the top one and each command's
+
+
 @pytest.mark.parametrize("flag", ["--encoders", "--fusions"])
 def test_a_list_of_an_unknown_name_is_its_one_line_and_no_table(flag: str, capsys) -> None:
     """A typo in --fusions used to print the whole encoder table before its error line."""

@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from architectures.registry import comma_items
-
 
 def path_text(text: str) -> str:
     """A path flag's value; an empty one is refused, since as a path it is the current folder
@@ -35,6 +33,8 @@ def processes(text: str) -> int:
 def items_of(text: str, expected: str) -> list[str]:
     """``comma_items`` for a flag: an empty list, or an empty item, refused naming what is
     accepted."""
+    from architectures.registry import comma_items  # here: importing architectures loads torch
+
     try:
         items = comma_items(text)
     except ValueError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from typing import Any
 
@@ -11,7 +10,7 @@ from torch import nn
 
 from architectures.fusions import NUM_DIGITS
 from architectures.meta import meta_build
-from architectures.registry import ENCODERS, FUSIONS
+from architectures.registry import ENCODERS, FUSIONS, nearest
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -70,9 +69,9 @@ def split_overrides(
             fus_kw[key] = head.check(key, value)
         else:
             valid = arg_names(arch, fusion)
-            near = difflib.get_close_matches(key.replace("-", "_"), valid, n=1, cutoff=0.75)
+            near = nearest(key, valid)
             raise ValueError(
-                f"unknown hyperparameter {key!r}{f' (did you mean {near[0]}?)' if near else ''} "
+                f"unknown hyperparameter {key!r}{f' (did you mean {near}?)' if near else ''} "
                 f"for {arch} x {fusion}; valid: {', '.join(valid) or '(none)'}"
             )
     return enc_kw, fus_kw

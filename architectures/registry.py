@@ -45,6 +45,12 @@ class Range:
 RATE = Range(0, 1, open_high=True)  # a dropout rate: 1 would drop everything
 
 
+def nearest(name: str, names: Iterable[str]) -> str | None:
+    """The name a mistyped ``name`` most likely meant (``tiny-resnet``: ``tiny_resnet``)."""
+    near = difflib.get_close_matches(name.replace("-", "_"), sorted(names), n=1, cutoff=0.75)
+    return near[0] if near else None
+
+
 def comma_items(text: str) -> list[str]:
     """A comma list's items, stripped; ``[]`` where every item is empty (``''``, ``,``). An
     empty item beside others is a ``ValueError``: ``1,,2`` or ``gap_cnn,,small_cnn`` lost a
@@ -174,8 +180,8 @@ class Registry:
         for prefix, make_entry in self.prefix_factories.items():
             if name.startswith(prefix) and len(name) > len(prefix):
                 return self.prefixed.setdefault(name, make_entry(name))
-        near = difflib.get_close_matches(name.replace("-", "_"), self.names(), n=1, cutoff=0.75)
-        hint = f" (did you mean {near[0]}?)" if near else ""  # tiny-resnet, gapcnn
+        near = nearest(name, self.names())
+        hint = f" (did you mean {near}?)" if near else ""  # tiny-resnet, gapcnn
         raise UnknownNameError(
             f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(self.valid_names())}"
         )

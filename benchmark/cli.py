@@ -64,7 +64,7 @@ def build_parser() -> ArgumentParser:
 def parser_named(prog: str) -> ArgumentParser:
     parser = ArgumentParser(
         prog=prog,
-        usage="%(prog)s [-h] [--version] COMMAND ...",  # the choices: 87 columns wide there
+        usage="%(prog)s [-h] [--version] COMMAND ...",  # by hand: see sub.metavar below
         description="digitsum-bench: compare architectures on MNIST digit + addend",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
@@ -73,7 +73,8 @@ def parser_named(prog: str) -> ArgumentParser:
     )
     for command in COMMANDS:
         command.add_parser(sub)
-    # named so in the usage line and in the error of a command line without one: the choices
+    # named so in the commands' list and in the error of a command line without one (the
+    # usage line above says COMMAND: the choices there ran to 87 columns)
     sub.metavar = "{" + ",".join(sub.choices) + "}"
     COMMAND_PARSERS[prog] = dict(sub.choices)
     return parser

@@ -22,6 +22,13 @@ MNIST_TRAIN_FILE_IMAGES = 60_000
 MNIST_VAL_IMAGES = 5_000
 MNIST_TRAIN_IMAGES = MNIST_TRAIN_FILE_IMAGES - MNIST_VAL_IMAGES
 MAX_THREADS = 256  # torch accepts more, then its thread pool fails (a crash at exit with 100,000)
+
+
+def seed_problem(seed: int) -> str | None:
+    """What is wrong with ``seed`` (torch's generators take 0..2**63-1), or None."""
+    return None if 0 <= seed < 2**63 else f"must be in 0..2**63-1, got {seed}"
+
+
 FLOAT32_MAX = 3.4028234663852886e38  # the largest float32: an optimizer holds its lr as one
 OPTIMIZERS = ("adamw", "sgd")
 SCHEDULES = ("onecycle", "cosine", "constant")
@@ -160,8 +167,8 @@ class TrainConfig:
         self.check_types()
         if (problem := tuned_from_problem(self.tuned_from)) is not None:
             raise ValueError(problem)
-        if not 0 <= self.seed < 2**63:
-            raise ValueError(f"seed must be in 0..2**63-1, got {self.seed}")
+        if problem := seed_problem(self.seed):
+            raise ValueError(f"seed {problem}")
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -189,7 +196,7 @@ class TrainConfig:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
         for name in ("lr", "weight_decay"):  # the optimizers hold them as float32: else a traceback
             if getattr(self, name) > FLOAT32_MAX:
-                raise ValueError(f"{name} must be <= {FLOAT32_MAX:.4g}, got {getattr(self, name)}")
+                raise ValueError(f"{name} must be <= {FLOAT32_MAX:.8g}, got {getattr(self, name)}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.sum_loss_weight < 0:
@@ -243,7 +250,8 @@ class TrainConfig:
             named = name in names and (found.start() == 0 or "_" in name)
             return "--" + name.replace("_", "-") if named else name
 
-        return re.sub(r"\b[a-z]+(?:_[a-z]+)*\b", flag, message)
+        # words only: not a part of a path (/home/me/data_dir), a file name or a flag
+        return re.sub(r"(?<![/.\-\w])[a-z]+(?:_[a-z]+)*\b(?![/\w-])", flag, message)
 
     def check_types(self) -> None:
         """Each field of its annotated type (a config file may hold ``"batch_size": "x"``)."""

@@ -301,3 +301,32 @@ def test_many_groups_of_yours_away_from_the_main_comparison_are_counted() -> Non
     summary = pd.DataFrame({"label": labels, "yours": True, "section": "other"})
     (said,) = yours_sentences(summary)
     assert said.endswith("(epochs 3) [yours]; and 2 more.") and "...." not in said
+
+
+def test_a_sentence_names_your_default_group_as_every_sentence_does() -> None:
+    """Beside tuned groups, the answer said "gap_cnn x concat (default) [yours]" in one sentence
+    and "gap_cnn x concat [yours]" in the next: one labelling for every sentence."""
+    import pandas as pd
+
+    from benchmark.report.answer import said
+
+    rows = pd.DataFrame(
+        {
+            "arch": ["gap_cnn"] * 3,
+            "fusion": ["concat"] * 3,
+            "sizes": ["", "", ""],
+            "tuned": [True, False, False],
+            "section": ["main", "main", "other"],
+            "differs": ["", "", "epochs 2"],
+            "yours": [False, True, True],
+            "precision": ["fp32"] * 3,
+            "config_hash": ["a", "b", "c"],
+            "label": ["gap_cnn x concat (tuned)", "gap_cnn x concat [yours]", "x"],
+        }
+    )
+    assert list(said(rows)["label"]) == [
+        "gap_cnn x concat (tuned)",
+        "gap_cnn x concat (default) [yours]",
+        "gap_cnn x concat (epochs 2) [yours]",
+    ]
+    assert said(rows.iloc[1:]).equals(rows.iloc[1:])  # no tuned group: nothing to tell apart

@@ -155,7 +155,7 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         (["--seeds", ""], "argument --seeds: '' is empty; expected comma-separated integers"),
         (["--trials", "0"], "--trials must be >= 1"),
         (["--max-params", "0"], "--max-params must be >= 1"),
-        (["--train-subset", "100"], "--train-subset must be >= --batch-size"),
+        (["--train-subset", "100"], "--train-subset must be >= 256 (the largest batch size tuned)"),
         (["--arch", "nope"], "unknown encoder"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),
         (["--worker", "-1"], "--worker must be >= 0, got -1"),

@@ -27,7 +27,7 @@ INT_FLAGS = {  # flag: the values refused, besides wrong types and HUGE
     "--seed": ["-1"],
 }
 FLOAT_FLAGS = {  # flag: the finite values refused, besides nan, inf, -inf and wrong types
-    "--lr": ["0", "-0.1", "1e-400", "1e39"],  # 1e39: over float32, the optimizer's traceback
+    "--lr": ["0", "-0.1", "1e-400", "1e39", "3.403e38"],  # over float32: the optimizer's traceback
     "--momentum": ["-0.1", "1", "1.5"],
     "--weight-decay": ["-1e-4", "1e39"],
     "--warmup": ["-0.1", "1"],
@@ -369,9 +369,10 @@ def test_a_printed_config_is_refused_a_data_dir_that_is_a_file(tmp_path: Path, c
     """``run --data-dir README.md --print-config`` printed a config no run could use, exit 0."""
     target = tmp_path / "README.md"
     target.write_text("not a directory")
-    assert exit_status(["run", "--data-dir", str(target), "--print-config"]) == 2
-    out, err = capsys.readouterr()
-    assert out == "" and f"--data-dir {target}: {target} is a file" in one_line(err)
+    for given in (str(target), f"{tmp_path},{target}"):  # a sweep's second root too
+        assert exit_status(["run", "--data-dir", given, "--print-config"]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and f"--data-dir {target}: {target} is a file" in one_line(err)
 
 
 @pytest.mark.parametrize("command", ["tune", "compare"])
@@ -802,3 +803,24 @@ def test_help_names_a_value_by_what_it_is(command: str, shown: str, capsys) -> N
     assert exit_status([command, "--help"]) == 0
     out = capsys.readouterr().out
     assert shown in out and "STR" not in out and "NUM_WORKERS" not in out
+
+
+@pytest.mark.parametrize(
+    "message, said",
+    [
+        (
+            "train_subset must be >= batch_size (128), got 10",
+            "--train-subset must be >= --batch-size (128), got 10",
+        ),
+        ("seed must be in 0..2**63-1, got -1", "--seed must be in 0..2**63-1, got -1"),
+        ("model_args must be of type dict", "model_args must be of type dict"),  # --model-arg K=V
+        ("data_dir /home/me/data_dir/lr is empty", "--data-dir /home/me/data_dir/lr is empty"),
+        ("lr must be > 0 (see my.data_dir)", "--lr must be > 0 (see my.data_dir)"),  # a name
+    ],
+)
+def test_a_config_message_is_said_in_the_words_of_the_command_line(message: str, said: str) -> None:
+    """Flags typed get their own names back, never a config field's; a path or file name that
+    holds a field's name is left as it is."""
+    from benchmark.config import TrainConfig
+
+    assert TrainConfig.in_flag_words(message) == said

@@ -175,6 +175,19 @@ def test_a_one_rung_protocol_states_its_cost_as_the_protocols(tmp_path: Path) ->
     assert "## Cost of the protocol\n\n`compare` protocol key0009: 3 combinations" in text
 
 
+@pytest.mark.usefixtures("undrawn")
+def test_a_ladder_with_one_rung_readable_points_to_no_cost_per_budget(tmp_path: Path) -> None:
+    """The top rung's cost pointed to *Cost per budget* whenever comparison.json listed rungs,
+    though a ladder of one readable rung has no such section."""
+    results = write_ladder(tmp_path, rungs=[3, 9])
+    found = json.loads((results / comparison.COMPARISON).read_text())
+    del found["rungs"]["3"]["plan"]["budget"]  # no budget: no rung
+    (results / comparison.COMPARISON).write_text(json.dumps(found))
+    text = report(results)
+    assert "## Cost per budget" not in text and "*Cost per budget*" not in text
+    assert "## Cost of the protocol\n\n`compare` protocol key0009: 3 combinations" in text
+
+
 @pytest.mark.parametrize("seconds, said", [(0.04, "<0.1 s"), (0.05, "0.1 s"), (59.9, "59.9 s"),
                                            (60, "1.0 min"), (13_800, "230.0 min")])  # fmt: skip
 def test_a_stages_wall_time_is_never_none(seconds: float, said: str) -> None:

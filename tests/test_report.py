@@ -1303,7 +1303,7 @@ def test_the_answer_calls_a_default_group_so_beside_tuned_ones(tmp_path: Path) -
         "error (4.00% against 4.50%) than gap_cnn x embed_add (default), yet is called worse: its "
         "seeds agree more closely (95% CI ± 0.12)"
     ) in answer
-    assert "the wider interval of gap_cnn x embed_add (default) (± 4.97)" in answer
+    assert "the interval of gap_cnn x embed_add (default) is wider, ± 4.97, and leaves" in answer
     assert (
         "The highest error in the comparison is 4.50%, by gap_cnn x embed_add (default)." in answer
     )
@@ -1496,6 +1496,10 @@ def test_val_curves_draw_tuned_and_default_as_the_ladder_plots_do(tmp_path: Path
             tuned = "tuned" in line.get_label()
             assert line.get_linestyle() == ("-" if tuned else "--"), line.get_label()
             assert (line.get_markerfacecolor() == "white") is not tuned, line.get_label()
+    untuned = summary[~summary["tuned"]]  # with nothing tuned beside it, no line is "default"
+    curves = report.val_curves(inputs.history, inputs.runs, untuned)
+    legend = val_curves_figure(curves, untuned, None).axes[0].get_legend().get_texts()
+    assert [text.get_text() for text in legend] == ["concat", "late_sum"]
     # the key on a line of its own (wrapped with the sentence, it broke after "dashed,")
     assert (
         fig.texts[0].get_text().splitlines()[-1] == "tuned: solid, filled; default: dashed, hollow"

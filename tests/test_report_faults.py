@@ -179,6 +179,8 @@ def test_a_second_report_reads_the_studies_digest_not_the_storage(
         ("trained", "x"),
         ("defaults_trial", [1]),
         ("files", [1]),
+        ("complete", "x"),
+        ("failed", None),
     ],
 )
 def test_a_digest_edited_to_other_types_is_read_again_from_the_storage(

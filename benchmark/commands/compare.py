@@ -26,7 +26,13 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
-from benchmark.commands.models import check_cap, check_models, model_args_of, say_untaken
+from benchmark.commands.models import (
+    check_cap,
+    check_models,
+    check_tuned_subset,
+    model_args_of,
+    say_untaken,
+)
 from benchmark.commands.values import (
     add_model_arg_flag,
     int_list,
@@ -105,6 +111,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     rungs = [base.epochs] if args.epochs is None else sorted(set(args.epochs))
     if rungs[0] < 1:
         raise UsageError(f"--epochs must be positive integers such as 1,3,9, got {args.epochs}")
+    check_tuned_subset(args.train_subset)
     try:  # every rung as the final runs will take it (seeds: their flag's type), before tuning
         for epochs in rungs:
             replace(base, epochs=epochs, batch_size=max(BATCH_SIZES)).validate()
@@ -390,7 +397,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=processes,
         default=1,
         metavar="N",
-        help="worker processes sharing the protocol through the storage, as N machines would; "
+        help="worker processes sharing the protocol through the storage, as N machines would "
+        "(at most 4 per core); "
         "on a CPU each gets cores / N threads (cores / --sharing where given), and their final "
         "runs' timings are shared ones [1]",
     )

@@ -12,7 +12,7 @@ from typing import Any
 from benchmark.commands.values import is_list_text, parse_value
 from benchmark.errors import UsageError
 from benchmark.progress import console, passing_bar
-from benchmark.wording import closest, settings
+from benchmark.wording import settings
 
 SHOWN = 8  # models named in one line; the rest are counted
 
@@ -31,6 +31,7 @@ def model_args_of(
     One that no combination takes is a typo: a ``UsageError`` naming the valid ones, unless not
     ``strict`` (a tune worker, given one combination of its grid). Values are checked."""
     from architectures import arg_names, split_overrides, taken_overrides
+    from architectures.registry import nearest
 
     pairs = list(pairs)
     try:
@@ -40,7 +41,7 @@ def model_args_of(
             if len(pairs) == 1:
                 split_overrides(*pairs[0], model_args)  # its one line: unknown, and the valid
             valid = sorted({k for pair in pairs for k in arg_names(*pair)})
-            near = closest(untaken[0].replace("-", "_"), valid)
+            near = nearest(untaken[0], valid)
             raise UsageError(
                 f"unknown hyperparameter {untaken[0]!r}{f' (did you mean {near}?)' if near else ''}"
                 f" for any of the {len(pairs)} combinations; valid: {', '.join(valid) or '(none)'}"
@@ -243,9 +244,22 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
                     raise ValueError(f"{space} suggests {exc}") from None
 
 
+def check_tuned_subset(train_subset: int | None) -> None:
+    """``--train-subset`` of ``tune`` or ``compare`` holds a batch of every size tuning tries
+    (said so: neither command has the ``--batch-size`` that ``TrainConfig``'s rule names)."""
+    from benchmark.config import BATCH_SIZES
+
+    if train_subset is not None and train_subset < max(BATCH_SIZES):
+        raise UsageError(
+            f"--train-subset must be >= {max(BATCH_SIZES)} (the largest batch size tuned), "
+            f"got {train_subset}"
+        )
+
+
 def check_cap(shares: dict[tuple[str, str], dict[str, Any]], max_params: int) -> None:
-    """Each combination's search space can meet ``max_params``: its defaults, or one of as many
-    random points as a study may reject in a row, fit under it. A cap none can meet stopped
+    """Each combination's search space can meet ``max_params``: its defaults, or one of the
+    random points drawn after them (as many in all as a study may reject in a row), fit under
+    it. A cap none can meet stopped
     ``tune`` after 100 rejected trials written into its study; here it is one line before a
     study exists. The defaults come first and mostly fit: one model counted per combination."""
 

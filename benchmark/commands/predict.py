@@ -18,6 +18,7 @@ from benchmark.commands.values import path_text
 from benchmark.wording import listing, plural
 
 NUM_ADDENDS = 10
+SUMMARY = __doc__.splitlines()[0].removeprefix("predict: ")  # the docstring's, said once
 
 
 def addend(text: str) -> int:
@@ -91,9 +92,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
-        help="digit and sum for your own PNG/JPEG images with a trained run",
-        description="Digit and sum for your own PNG/JPEG images with a trained run. "
-        + __doc__.split("\n\n", 1)[1],  # wrapped to the terminal, as every command's
+        help=SUMMARY.rstrip("."),
+        description=SUMMARY[0].upper() + SUMMARY[1:] + " " + __doc__.split("\n\n", 1)[1],
     )
     p.add_argument(
         "--run", type=path_text, required=True, metavar="RUN_DIR", help="a finished run directory"

@@ -231,7 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         configs = apply_tuned_flags(args, configs, config_overrides(args))
         dry_run(configs)  # as trained: a study may hold a timm ViT's img_size fixed
     results_dir = Path(args.results_dir)
-    check_data_dir(base.data_dir)  # a printed config naming a file there is no config to run
+    for data_dir in dict.fromkeys(cfg.data_dir for cfg in configs):  # a sweep may name several
+        check_data_dir(data_dir)  # a printed config naming a file there is no config to run
     if args.print_config:
         resolved = [cfg.to_dict() for cfg in configs]
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))

@@ -29,7 +29,13 @@ from benchmark.commands.common import (
     require_at_least,
     run_workers,
 )
-from benchmark.commands.models import check_cap, check_models, model_args_of, say_untaken
+from benchmark.commands.models import (
+    check_cap,
+    check_models,
+    check_tuned_subset,
+    model_args_of,
+    say_untaken,
+)
 from benchmark.commands.values import add_model_arg_flag, path_text, processes
 from benchmark.config import (
     BATCH_SIZES,
@@ -39,7 +45,7 @@ from benchmark.config import (
     TrainConfig,
 )
 from benchmark.files import check_writable
-from benchmark.metrics import CHANCE_NOTE, LEARN_MORE
+from benchmark.metrics import CHANCE_JOINT_NOTE, LEARN_MORE
 from benchmark.progress import StudyProgress, prepare, say_emulated, study_bar
 from benchmark.wording import percent, plural, settings
 
@@ -145,7 +151,7 @@ def tune_study(
             soft_wrap=True,
             markup=False,
         )
-        if record["value"] < CHANCE_NOTE:  # exported all the same: what was asked, said plainly
+        if record["value"] < CHANCE_JOINT_NOTE:  # exported all the same, as asked: said plainly
             console.print(
                 f"note: its {percent(record['value'])} val joint acc (digit and sum both right) "
                 f"says the trials learned next to nothing at this budget; {LEARN_MORE}"
@@ -177,11 +183,7 @@ def check_flags(args: argparse.Namespace) -> None:
     check_writable(args.results_dir, folders=("tuned",))
     if args.study is not None and (problem := exports.plain_name_problem(args.study)):
         raise UsageError(f"--study must be {problem}, got {args.study!r}")
-    if args.train_subset is not None and args.train_subset < max(BATCH_SIZES):
-        raise UsageError(
-            f"--train-subset must be >= {max(BATCH_SIZES)} (the largest batch size tuned), "
-            f"got {args.train_subset}"
-        )
+    check_tuned_subset(args.train_subset)
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
@@ -265,7 +267,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "see docs/protocol.md]",
     )
     p.add_argument(
-        "--jobs", type=processes, default=1, metavar="N", help="worker processes on the study [1]"
+        "--jobs",
+        type=processes,
+        default=1,
+        metavar="N",
+        help="worker processes on the study, at most 4 per core [1]",
     )
     p.add_argument(
         "--val-subset", type=int, metavar="N", help="score each trial on N validation images"

@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from benchmark.config import seed_problem
+
 
 def path_text(text: str) -> str:
     """A path flag's value; an empty one is refused, since as a path it is the current folder
@@ -57,8 +59,8 @@ def int_list(text: str) -> list[int]:
 def seed_list(text: str) -> list[int]:
     """``int_list`` of seeds, each in the range a run's config takes (said as ``--seeds``'s)."""
     seeds = int_list(text)
-    if bad := [seed for seed in seeds if not 0 <= seed < 2**63]:
-        raise argparse.ArgumentTypeError(f"each seed must be in 0..2**63-1, got {bad[0]}")
+    if problem := next(filter(None, map(seed_problem, seeds)), None):
+        raise argparse.ArgumentTypeError(f"each seed {problem}")
     return seeds
 
 

@@ -77,12 +77,13 @@ def pareto_front(cost: pd.Series, value: pd.Series) -> pd.Series:
     return pd.Series(known & ~dominates.any(axis=1), index=cost.index)
 
 
-def group_labels(summary: pd.DataFrame) -> pd.Series:
+def group_labels(summary: pd.DataFrame, default: str = "") -> pd.Series:
     """``arch x fusion``, its sizes (`` (img_size=28, patch_size=7)``), then `` (tuned)`` in the
-    main comparison or what sets the group apart elsewhere (`` (epochs 4)``), `` [yours]`` for
-    the user's runs beside a reference, then the precision (`` [bf16]``) and the config hash only
-    where still needed to be unique."""
-    tuned = np.where(summary["tuned"].astype(bool), " (tuned)", "")
+    main comparison (``default`` for the others: a sentence says `` (default)``) or what sets
+    the group apart elsewhere (`` (epochs 4)``), `` [yours]`` for the user's runs beside a
+    reference, then the precision (`` [bf16]``) and the config hash only where still needed to
+    be unique."""
+    tuned = np.where(summary["tuned"].astype(bool), " (tuned)", default)
     tag = np.where(summary["section"] == "main", tuned, " (" + summary["differs"] + ")")
     sizes = np.where(summary["sizes"] != "", " (" + summary["sizes"] + ")", "")
     base = summary["arch"] + " x " + summary["fusion"] + sizes + tag

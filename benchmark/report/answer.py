@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pandas as pd
 
 from benchmark.config import SIZING
 from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
-from benchmark.report.aggregate import tuned_vs_default
+from benchmark.report.aggregate import group_labels, tuned_vs_default
 from benchmark.report.output import p_cell
 from benchmark.report.reference import Reference
 from benchmark.report.stats import ALPHA
@@ -217,8 +216,8 @@ def spread_notes(worse: pd.DataFrame, tied: pd.DataFrame) -> list[str]:
             f"({r['test_sum_err_mean']:.2f}% against {other['test_sum_err_mean']:.2f}%) than "
             f"{other['label']}, yet is called worse: its seeds agree more closely (95% CI ± "
             f"{r['test_sum_err_ci']:.2f}), so Welch's test separates it from the best "
-            f"({p_text(r['p_vs_best'])}), while the wider interval of {other['label']} (± "
-            f"{other['test_sum_err_ci']:.2f}) leaves that one indistinguishable "
+            f"({p_text(r['p_vs_best'])}), while the interval of {other['label']} is wider, "
+            f"± {other['test_sum_err_ci']:.2f}, and leaves that one indistinguishable "
             f"({p_text(other['p_vs_best'])}). Indistinguishable is not better."
         )
     return notes
@@ -307,29 +306,25 @@ def no_main_sentences(summary: pd.DataFrame, where: str) -> list[str]:
     return text + (yours_sentences(summary) if summary["yours"].any() else [])
 
 
-def said(main: pd.DataFrame) -> pd.DataFrame:
-    """The main groups with the labels a sentence gives them: where tuned groups take part, a
-    default one is called "(default)" (the tables have a *tuned* column; a sentence naming
-    "gap_cnn x late_sum (tuned)" and then "gap_cnn x late_sum" leaves the reader to guess)."""
-    if not main["tuned"].astype(bool).any():
-        return main
-    sizes = np.where(main["sizes"] != "", " (" + main["sizes"] + ")", "")
-    bases = main["arch"] + " x " + main["fusion"] + sizes
-    labels = [
-        label if tuned or not label.startswith(base) else f"{base} (default){label[len(base) :]}"
-        for label, base, tuned in zip(main["label"], bases, main["tuned"].astype(bool), strict=True)
-    ]
-    return main.assign(label=labels)
+def said(summary: pd.DataFrame) -> pd.DataFrame:
+    """The groups with the labels a sentence gives them: where tuned groups take part in the
+    main comparison, a default one there is called "(default)" (the tables have a *tuned*
+    column; a sentence naming "gap_cnn x late_sum (tuned)" and then "gap_cnn x late_sum" left
+    the reader to guess)."""
+    main = summary["section"] == "main"
+    if not summary.loc[main, "tuned"].astype(bool).any():
+        return summary
+    return summary.assign(label=group_labels(summary, default=" (default)"))
 
 
 def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | None = None) -> str:
     """A few generated sentences that state the answer, from the main comparison alone."""
+    summary = said(summary)
     main = summary[summary["section"] == "main"]
     where = scope(ref, summary)
     heading = f"{HEADING}\n\n" + (f"{ref.note} " if ref.note else "")
     if main.empty:
         return heading + " ".join(no_main_sentences(summary, where))
-    main = said(main)
     best = main[main["standing"] == BEST].iloc[0]
     rest = main[main["label"] != best["label"]]
     text = [best_sentence(best, main, ref, where), *chance_sentences(main)]

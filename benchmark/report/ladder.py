@@ -23,7 +23,7 @@ from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, named, sho
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
-from benchmark.report.render import duration, sittings_text
+from benchmark.report.render import PER_BUDGET, duration, sittings_text
 from benchmark.report.stats import ALPHA, kendall
 from benchmark.wording import SAME_CONFIG, error_range, is_are, plural
 
@@ -409,7 +409,7 @@ def cost_section(rungs: list[Rung], comparison: dict[str, Any] | None) -> str:
         return ""
     return "\n\n".join(
         [
-            "## Cost per budget",
+            PER_BUDGET,
             "Wall time of each stage of each rung, per machine, summed over sittings and over "
             "the worker processes of a machine (time spent waiting for other workers left out; "
             "a rung reused from an earlier `compare` keeps the time it cost then).",

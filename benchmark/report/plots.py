@@ -142,8 +142,9 @@ def pareto(cost: pd.Series, error: pd.Series) -> pd.Series:
     return pareto_front(cost, -error)
 
 
-def curve_label(row: pd.Series) -> str:
-    """A line's legend entry: its fusion and what sets its group apart, short."""
+def curve_label(row: pd.Series, beside_tuned: bool = True) -> str:
+    """A line's legend entry: its fusion and what sets its group apart, short ("default" only
+    ``beside_tuned`` lines)."""
     parts = [row["fusion"]]
     for part in str(row["differs"]).split("; "):
         if part.startswith("tuned by"):
@@ -152,7 +153,7 @@ def curve_label(row: pd.Series) -> str:
             parts.append(part)
     if row["tuned"] and "tuned" not in parts:
         parts.append("tuned")
-    elif not row["tuned"] and len(parts) == 1:  # nothing else sets it apart: say what it is
+    elif beside_tuned and not row["tuned"] and len(parts) == 1:  # nothing else sets it apart
         parts.append("default")
     if row["yours"]:
         parts.append("yours")
@@ -172,7 +173,8 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     budget = None if ref is None else ref.base.get("epochs")
     # each panel's legend hangs below it, a line per group (long ones wrapped to the panel's
     # width), outside the layout: the figure grows by the longest, the panels keep their size
-    labels = {label: curve_label(row) for label, row in curves.groupby("label").first().iterrows()}
+    tuned = curves["tuned"].astype(bool).any()
+    labels = {k: curve_label(row, tuned) for k, row in curves.groupby("label").first().iterrows()}
     lines = (
         curves.groupby("arch")["label"]
         .unique()

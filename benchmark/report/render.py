@@ -314,8 +314,12 @@ def sittings_text(comparison: dict[str, Any] | None) -> str:
     )
 
 
-def cost_section(comparison: dict[str, Any] | None) -> str:
-    """Wall time of each stage of the ``compare`` protocol, per machine (its workers' summed)."""
+PER_BUDGET = "## Cost per budget"  # a ladder's section (``ladder.cost_section``): every rung's
+
+
+def cost_section(comparison: dict[str, Any] | None, per_budget: bool = False) -> str:
+    """Wall time of each stage of the ``compare`` protocol, per machine (its workers' summed);
+    ``per_budget``: the report has *Cost per budget*, of which this is the top rung's."""
     if not comparison or not isinstance(comparison.get("stages"), dict):
         return ""
     plan = comparison["plan"]
@@ -328,13 +332,11 @@ def cost_section(comparison: dict[str, Any] | None) -> str:
     ]
     if not rows:
         return ""
-    rungs = comparison.get("rungs")
-    ladder = isinstance(rungs, dict) and len(rungs) > 1  # its rungs: *Cost per budget*
-    lead = "Every rung's cost is under *Cost per budget* above; the top rung's " if ladder else ""
+    lead = "Every rung's cost is under *Cost per budget* above; the top rung's "
     return "\n\n".join(
         [
-            "## Cost of the protocol" + (" at the top rung" if ladder else ""),
-            f"{lead}`compare` protocol {plan.get('key')}: "
+            "## Cost of the protocol" + (" at the top rung" if per_budget else ""),
+            f"{lead if per_budget else ''}`compare` protocol {plan.get('key')}: "
             f"{plural(len(plan.get('pairs', [])), 'combination')}, "
             f"{plan.get('trials')} finished tuning trials each under a cap of "
             f"{plan.get('max_params', 0):,} parameters, seeds "
@@ -399,7 +401,7 @@ def render_markdown(
         other_section(summary),
         generalisation_section(inputs.runs),
         bench_section(inputs.bench),
-        cost_section(inputs.comparison),
+        cost_section(inputs.comparison, per_budget=f"\n{PER_BUDGET}\n" in f"\n{ladder}"),
         studies,
         plots_section(plots),
         notes_section(inputs.notes),

@@ -156,6 +156,8 @@ DIGEST_TYPES = {
     "unpruned": (int,),
     "pruner": (str, NONE),
     "defaults_trial": (int, NONE),
+    "complete": (int,),
+    "failed": (int,),
 }
 
 

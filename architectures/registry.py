@@ -148,6 +148,8 @@ class Registry:
                 ranges=dict(ranges or {}),
                 origin=_origins[-1] if _origins else default_origin(fn),
             )
+            if problem := entry_problem(entry):
+                raise ValueError(f"{self.kind} {key!r}: {problem}")
             self.entries[key] = entry
             if _added:
                 _added[-1].append((self, entry))
@@ -225,6 +227,29 @@ class Registry:
         if not selected:
             raise UnknownNameError(f"no {self.kind} given; valid: {', '.join(self.valid_names())}")
         return selected
+
+
+def entry_problem(entry: Entry) -> str | None:
+    """What makes ``entry`` unusable, said at registration (a plug-in's mistakes were found at
+    its first model, or never): a hyperparameter without a default (the defaults are what a run
+    without --model-arg trains), ``ranges`` naming no hyperparameter (its range never checked)
+    or a default outside its own range (``--model-arg`` refused the value the default ran)."""
+    plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    for p in inspect.signature(entry.factory).parameters.values():
+        if p.kind in plain and p.default is p.empty and p.name not in WIRING_ARGS:
+            return f"its hyperparameter {p.name!r} has no default; give it one in {entry.name}()"
+    known = ", ".join(entry.defaults) or "none"
+    for key in entry.ranges:
+        if key not in entry.defaults:
+            near = nearest(key, entry.defaults)
+            hint = f" (did you mean {near}?)" if near else ""
+            return f"ranges names {key!r}{hint}, not one of its hyperparameters ({known})"
+        if entry.defaults[key] is not None:
+            try:
+                entry.check(key, entry.defaults[key])
+            except ValueError as exc:
+                return f"its default is out of its own range: {exc}"
+    return None
 
 
 def signature_defaults(fn: Callable[..., Any]) -> dict[str, Any]:

@@ -299,10 +299,13 @@ def check_outputs(arch: str, fusion: str) -> str | None:
                 shape = (
                     tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
                 )
-                return f"returns features of shape {shape}, expected ({b}, num_features={width})"
+                return (
+                    f"returns features of shape {shape}, expected ({b}, num_features={width}) "
+                    f"(with {arch} x {fusion})"
+                )
             outputs = model(images, addends)
     except Exception as exc:  # noqa: BLE001 - whatever a plug-in's forward raises
-        return f"with {arch} x {fusion} on {b} CPU images raised {one_line(exc)}"
+        return f"with {arch} x {fusion} on {b} CPU images of 1x28x28 raised {one_line(exc)}"
     with_ = f"(with {arch} x {fusion})"
     if not torch.isfinite(features).all():
         return f"returns non-finite features {with_}"

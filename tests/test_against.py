@@ -330,3 +330,29 @@ def test_a_sentence_names_your_default_group_as_every_sentence_does() -> None:
         "gap_cnn x concat (epochs 2) [yours]",
     ]
     assert said(rows.iloc[1:]).equals(rows.iloc[1:])  # no tuned group: nothing to tell apart
+
+
+def test_beside_a_reference_the_studies_and_the_cost_say_whose_they_are() -> None:
+    """Tuning studies listed yours alone and Cost of the protocol the reference's, neither
+    saying so."""
+    from benchmark.report.render import cost_section
+    from benchmark.report.studies import StudyDigest, studies_section
+
+    study = StudyDigest("gap_cnn__concat__e1__p1", 1, 2, 0, 0.9, 1, 2, 2, None, ())
+    text = studies_section([study], "mine/optuna.db", yours=True)
+    assert (
+        "Yours, beside the reference (whose are in its own report): every tuning study in " in text
+    )
+    assert "\nEvery tuning study in `optuna.db`" in studies_section([study])
+    plan = {
+        "key": "k",
+        "pairs": [["gap_cnn", "concat"]],
+        "trials": 2,
+        "max_params": 9,
+        "seeds": [0],
+    }
+    found = {"plan": plan, "stages": {"tune": {"cpu": 60.0}}}
+    assert "## Cost of the protocol (the reference's, in `results`)\n" in cost_section(
+        found, against="results"
+    )
+    assert "## Cost of the protocol\n" in cost_section(found)

@@ -331,21 +331,40 @@ BAD = {
     "cannot be built": (
         "@register_encoder()\ndef unbuildable(width: int = 3) -> nn.Module:\n"
         "    raise ValueError('width must be even')\n",
-        "encoder 'unbuildable' with unbuildable x concat on 4 CPU images raised ValueError: "
-        "width must be even",
+        "encoder 'unbuildable' with unbuildable x concat on 4 CPU images of 1x28x28 raised "
+        "ValueError: width must be even",
     ),
     "forward raises": (
         "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
         "        raise RuntimeError('no forward')\n"
         "@register_encoder()\ndef broken() -> nn.Module:\n    return E()\n",
-        "encoder 'broken' with broken x concat on 4 CPU images raised RuntimeError: no forward",
+        "encoder 'broken' with broken x concat on 4 CPU images of 1x28x28 raised RuntimeError: "
+        "no forward",
     ),
     "exits": ("import sys\nsys.exit(3)\n", "importing it called sys.exit(3) (bad.py:5)"),
+    # said as it registers: each was found at the first model (a TypeError), or never
+    "a hyperparameter without a default": (
+        "@register_encoder()\ndef nodef(chans: int) -> nn.Module:\n    return nn.Identity()\n",
+        "encoder 'nodef': its hyperparameter 'chans' has no default; give it one in nodef()",
+    ),
+    "ranges naming no hyperparameter": (
+        "from architectures import Range\n@register_encoder(ranges={'chanels': Range(1, 9)})\n"
+        "def typo(chans: int = 8) -> nn.Module:\n    return nn.Identity()\n",
+        "encoder 'typo': ranges names 'chanels' (did you mean chans?), not one of its "
+        "hyperparameters (chans)",
+    ),
+    "a default outside its own range": (
+        "from architectures import Range\n@register_encoder(ranges={'chans': Range(16, 256)})\n"
+        "def low(chans: int = 8) -> nn.Module:\n    return nn.Identity()\n",
+        "encoder 'low': its default is out of its own range: chans=8 for low: expected int in "
+        "16..256",
+    ),
     "features of another width": (  # the fusion's matmul error named the wrong part
         "class E(nn.Module):\n    num_features = 8\n    def forward(self, x):\n"
         "        return x.flatten(1)[:, :7]\n"
         "@register_encoder()\ndef narrow() -> nn.Module:\n    return E()\n",
-        "encoder 'narrow' returns features of shape (4, 7), expected (4, num_features=8)",
+        "encoder 'narrow' returns features of shape (4, 7), expected (4, num_features=8) (with "
+        "narrow x concat)",
     ),
     "non-finite outputs": (
         "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
@@ -371,23 +390,41 @@ def test_a_bad_plugin_is_one_line_exit_2_and_nothing_written(
     assert not results.exists()
 
 
+def test_a_forward_that_reads_its_data_is_checked_on_the_cpu(tmp_path: Path, capsys) -> None:
+    """The dry run's meta tensors hold no data: an encoder that reads a value (``.item()``) was
+    refused as one that "cannot run on 1x28x28 images", with no way round it."""
+    path = tmp_path / "reads.py"
+    path.write_text(
+        HEADER + "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        f = x.flatten(1)[:, :4]\n"
+        "        return f / 2 if f.abs().max().item() > 1e6 else f\n"
+        "@register_encoder()\ndef reads() -> nn.Module:\n    return E()\n"
+    )
+    argv = ["run", "--plugin", str(path), "--arch", "reads", "--print-config"]
+    assert main(argv) == 0 and '"arch": "reads"' in capsys.readouterr().out
+
+
 BAD_SPACES = {  # a search space that cannot be tuned: (its body, what the line says)
     "raises": ("    raise RuntimeError('space broken')\n", "raised RuntimeError: space broken"),
     "returns None": ("    return None\n", "returned NoneType, expected a dict"),
     "unknown name": (
-        "    return {'k': trial.suggest_int('nosuch', 1, 4)}\n",
-        "suggests 'nosuch', not one of spaced's hyperparameters (k)",
+        "    return {'kernel': trial.suggest_int('nosuch', 1, 4)}\n",
+        "suggests 'nosuch', not one of spaced's hyperparameters (kernel)",
+    ),
+    "a typo": (
+        "    return {'kernal': trial.suggest_int('kernal', 1, 4)}\n",
+        "suggests 'kernal' (did you mean kernel?), not one of spaced's hyperparameters (kernel)",
     ),
     "training's name": (
-        "    return {'k': trial.suggest_int('lr', 1, 4)}\n",
+        "    return {'kernel': trial.suggest_int('lr', 1, 4)}\n",
         "suggests 'lr', a name training tunes",
     ),
     "training's name when it augments": (  # the defaults' training space suggests no aug_*
-        "    return {'k': trial.suggest_int('aug_shift', 1, 4)}\n",
+        "    return {'kernel': trial.suggest_int('aug_shift', 1, 4)}\n",
         "suggests 'aug_shift', a name training tunes",
     ),
     "out of range": (
-        "    return {'k': trial.suggest_int('k', 1, 1000)}\n",
+        "    return {'kernel': trial.suggest_int('kernel', 1, 1000)}\n",
         "for spaced: expected int in 1..10",
     ),
 }
@@ -407,8 +444,8 @@ def test_a_search_space_that_cannot_be_tuned_is_one_line_before_any_trial(
         "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
         "        return x.flatten(1)[:, :4]\n"
         f"def space(trial):\n{body}"
-        "@register_encoder(search_space=space, ranges={'k': Range(1, 10)})\n"
-        "def spaced(k: int = 3) -> nn.Module:\n    return E()\n"
+        "@register_encoder(search_space=space, ranges={'kernel': Range(1, 10)})\n"
+        "def spaced(kernel: int = 3) -> nn.Module:\n    return E()\n"
     )
     results = tmp_path / "results"
     argv = [command, "--plugin", str(path), "--arch", "spaced", "--fusion", "concat"]

@@ -207,6 +207,7 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
     refuse. Each space runs on ``SPACE_DRAWS`` points of a seeded random sampler."""
 
     from architectures import ENCODERS, FUSIONS
+    from architectures.registry import nearest
     from benchmark.config import SEARCHED
 
     trained = set(SEARCHED)  # every name training's space may suggest (aug_* only when augmenting)
@@ -233,9 +234,10 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
                 raise ValueError(f"{space} suggests {clash[0]!r}, a name training tunes: rename it")
             if unknown := sorted(names - set(entry.defaults)):
                 known = ", ".join(entry.defaults) or "none"
+                near = nearest(unknown[0], entry.defaults)
                 raise ValueError(
-                    f"{space} suggests {unknown[0]!r}, not one of {entry.name}'s "
-                    f"hyperparameters ({known}); each needs a default in its factory"
+                    f"{space} suggests {unknown[0]!r}{f' (did you mean {near}?)' if near else ''}"
+                    f", not one of {entry.name}'s hyperparameters ({known})"
                 )
             for key, value in found.items():
                 try:

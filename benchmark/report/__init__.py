@@ -112,7 +112,7 @@ def write_report(
     ref, summary = answering(inputs, rungs)
     plots = render_plots(inputs, summary, ref, out)
     label = STORAGE if inputs.results_dir is None else f"{inputs.results_dir}/{STORAGE}"
-    study_text = studies_section(inputs.studies.digests, label)
+    study_text = studies_section(inputs.studies.digests, label, yours=against is not None)
     ladder_text, ladder_plots = ladder_report(inputs, rungs, ref.base.get("epochs"), out)
     written = [out / name for name in REPORT_FILES]
     markdown = render_markdown(inputs, summary, plots, ref, study_text, against, ladder_text)

@@ -317,9 +317,12 @@ def sittings_text(comparison: dict[str, Any] | None) -> str:
 PER_BUDGET = "## Cost per budget"  # a ladder's section (``ladder.cost_section``): every rung's
 
 
-def cost_section(comparison: dict[str, Any] | None, per_budget: bool = False) -> str:
+def cost_section(
+    comparison: dict[str, Any] | None, per_budget: bool = False, against: str | None = None
+) -> str:
     """Wall time of each stage of the ``compare`` protocol, per machine (its workers' summed);
-    ``per_budget``: the report has *Cost per budget*, of which this is the top rung's."""
+    ``per_budget``: the report has *Cost per budget*, of which this is the top rung's;
+    ``against``: the reference directory whose protocol it is (``report --against``)."""
     if not comparison or not isinstance(comparison.get("stages"), dict):
         return ""
     plan = comparison["plan"]
@@ -335,7 +338,9 @@ def cost_section(comparison: dict[str, Any] | None, per_budget: bool = False) ->
     lead = "Every rung's cost is under *Cost per budget* above; the top rung's "
     return "\n\n".join(
         [
-            "## Cost of the protocol" + (" at the top rung" if per_budget else ""),
+            "## Cost of the protocol"
+            + (" at the top rung" if per_budget else "")
+            + (f" (the reference's, in `{against}`)" if against else ""),
             f"{lead if per_budget else ''}`compare` protocol {plan.get('key')}: "
             f"{plural(len(plan.get('pairs', [])), 'combination')}, "
             f"{plan.get('trials')} finished tuning trials each under a cap of "
@@ -401,7 +406,7 @@ def render_markdown(
         other_section(summary),
         generalisation_section(inputs.runs),
         bench_section(inputs.bench),
-        cost_section(inputs.comparison, per_budget=f"\n{PER_BUDGET}\n" in f"\n{ladder}"),
+        cost_section(inputs.comparison, f"\n{PER_BUDGET}\n" in f"\n{ladder}", against),
         studies,
         plots_section(plots),
         notes_section(inputs.notes),

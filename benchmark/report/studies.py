@@ -266,9 +266,12 @@ def spent_cell(trained: int, unpruned: int) -> str:
     return f"{trained} / {unpruned}{share}"
 
 
-def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) -> str:
+def studies_section(
+    studies: list[StudyDigest], storage_label: str = STORAGE, yours: bool = False
+) -> str:
     """Markdown for the studies: a summary table with links to each one's files;
-    ``storage_label`` is how the text names the storage file."""
+    ``storage_label`` is how the text names the storage file; ``yours``: beside a reference
+    (``report --against``), whose studies are its own report's."""
     if not studies:
         return ""
     rows = []
@@ -294,10 +297,11 @@ def studies_section(studies: list[StudyDigest], storage_label: str = STORAGE) ->
             row["trained to the end"] = str(study.complete)
             row["epochs trained / trials x E"] = spent_cell(study.trained, study.unpruned)
         rows.append({**row, "files": ", ".join(links)})
+    whose = "Yours, beside the reference (whose are in its own report): every" if yours else "Every"
     return "\n\n".join(
         [
             "## Tuning studies",
-            f"Every tuning study in `{storage_label}` (open it live with `optuna-dashboard "
+            f"{whose} tuning study in `{storage_label}` (open it live with `optuna-dashboard "
             f"sqlite:///{storage_label}`, which shows the fractions; it installs with "
             '`pip install -e ".[dashboard]"`). *Best val joint acc*: the study\'s objective, '
             "validation joint accuracy (both heads right) at its budget. *Best trial*: its "

@@ -247,7 +247,12 @@ def tuning_finished(studies: Sequence[optuna.Study]) -> bool:
 
 
 def wait_for_tuning(studies: Sequence[optuna.Study], poll_s: float = 5.0) -> None:
+    """Until no trial runs on another worker, or a trial waits to be taken: a killed worker's,
+    failed by its heartbeat and queued again (``fail_stale``), is this process's to train in its
+    next pass; waiting for it to go, every worker waited for ever."""
     while not tuning_finished(studies):
+        if any(s.get_trials(deepcopy=False, states=(TrialState.WAITING,)) for s in studies):
+            return
         time.sleep(poll_s)
 
 
@@ -374,6 +379,10 @@ def progress_counts(queue: optuna.Study, unreadable: Collection[str] = ()) -> di
     return counts
 
 
+def count(studies: Sequence[optuna.Study], state: TrialState) -> int:
+    return sum(len(s.get_trials(deepcopy=False, states=(state,))) for s in studies)
+
+
 def ladder_status(plans: list[Plan], storage: Any, results_dir: Path) -> list[dict[str, int]]:
     """Where each rung stands, as the storage holds it on every machine (nothing is created):
     per rung, counted tuning trials and complete final runs against those wanted, and what is
@@ -399,9 +408,8 @@ def ladder_status(plans: list[Plan], storage: Any, results_dir: Path) -> list[di
             {
                 "epochs": plan.base.epochs,
                 "trials": sum(min(tuning.finished_count(s), plan.trials) for s in studies),
-                "trials_running": sum(
-                    len(s.get_trials(deepcopy=False, states=(TrialState.RUNNING,))) for s in studies
-                ),
+                "trials_running": count(studies, TrialState.RUNNING),
+                "trials_queued": count(studies, TrialState.WAITING),  # a killed worker's again
                 "trials_wanted": len(plan.pairs) * plan.trials,
                 "runs": runs.get("complete", 0),
                 "runs_running": runs.get("running", 0),

@@ -181,8 +181,12 @@ def tune_ladder(
         records[plan.base.epochs], spent[plan.base.epochs] = compare.export_rung(
             plan, studies[plan.base.epochs], spec, results_dir
         )
+    console.print(SPENT, markup=False)
     console.print(spent_table(plans, spent))
     return records, worked
+
+
+SPENT = "tuning: epochs trained, of what the counted trials would train unpruned"
 
 
 def spent_table(plans: list[Any], spent: dict[int, dict[tuple[str, str], tuple[int, int]]]) -> Any:
@@ -190,10 +194,7 @@ def spent_table(plans: list[Any], spent: dict[int, dict[tuple[str, str], tuple[i
     what its counted trials would have trained unpruned, and the share (the pruner's saving)."""
     from rich.table import Table
 
-    table = Table(
-        title="tuning: epochs trained, of what the counted trials would train unpruned",
-        title_justify="left",
-    )
+    table = Table()  # its title is a line of its own (``SPENT``): a narrow table cut it
     table.add_column("combination")
     for plan in plans:
         table.add_column(epochs_text(plan.base.epochs), justify="right")

@@ -186,6 +186,26 @@ def test_a_worker_takes_the_place_of_a_trial_that_failed_elsewhere(
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
 
 
+def test_a_compare_worker_stops_waiting_for_a_trial_queued_again() -> None:
+    """A worker of ``compare --jobs`` killed mid-trial: its heartbeat failed the trial and the
+    retry queued a copy, which only a worker inside ``optimize`` takes; the others waited for
+    it to go, and so for ever. Waiting ends as soon as a trial waits to be taken."""
+    from benchmark import compare
+
+    study = optuna.create_study()
+    held = study.ask()  # a live worker's trial (this process's): held elsewhere, as it were
+    held.set_user_attr("worker", tuning.worker_name())
+    study.enqueue_trial({})  # the copy the retry queued
+    done = threading.Event()
+    waiter = threading.Thread(
+        target=lambda: (compare.wait_for_tuning([study], poll_s=0.01), done.set()), daemon=True
+    )
+    waiter.start()
+    waiter.join(timeout=5)
+    assert done.is_set()  # it returned, to take the queued trial in its next pass
+    assert not compare.tuning_finished([study])  # a trial still runs elsewhere
+
+
 def test_without_heartbeats_a_worker_stops_rather_than_waits(tmp_path: Path, small_data) -> None:
     """A journal has no heartbeat: a trial held there may be a killed worker's, held for ever,
     so a worker that finds the last place held stops and starts nothing."""

@@ -139,6 +139,14 @@ def test_status_says_where_each_rung_stands_and_writes_nothing(
     ]
     after = {p: p.read_bytes() for p in (tmp_path / "ladder").rglob("*") if p.is_file()}
     assert after == before
+    # a trial queued again (a killed worker's, after its heartbeat failed it) is named
+    storage = f"sqlite:///{tmp_path / 'ladder' / 'optuna.db'}"
+    (one,) = [n for n in optuna.get_all_study_names(storage) if "__e1__" in n]
+    optuna.load_study(study_name=one, storage=storage).enqueue_trial({})
+    assert main([*argv, "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "│ 1 epoch  │ 2 of 2, 1 queued │" in out
+    assert f"the ladder in {storage}\n" in out  # whole: the table's width had cut it in two
     # another protocol's status (here the defaults') says the ladder there is another one, and
     # names its flags; those flags give this ladder's status, and plain compare names them too
     results = ["--results-dir", str(tmp_path / "ladder")]

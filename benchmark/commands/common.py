@@ -346,7 +346,7 @@ def print_wide(table: Any) -> None:
     natural = natural_width(table)  # of its columns: the title takes none of it
     if table.title and len(str(table.title)) > natural:
         title, table.title = table.title, None
-        console.print(str(title), markup=False)
+        console.print(str(title), markup=False, soft_wrap=True)  # a path in it stays whole
     if console.is_terminal:
         if natural > console.width:
             for column in table.columns:  # no_wrap would cut them short without a mark

@@ -23,6 +23,7 @@ from benchmark.commands.common import (
     check_data_dir,
     console,
     interrupts_as_exceptions,
+    print_wide,
     require_at_least,
     run_workers,
 )
@@ -230,12 +231,13 @@ def show_status(
         trials = f"{rung['trials']} of {rung['trials_wanted']}"
         runs = f"{rung['runs']} of {rung['runs_wanted']}"
         trials += f", {rung['trials_running']} running" if rung["trials_running"] else ""
+        trials += f", {rung['trials_queued']} queued" if rung["trials_queued"] else ""
         runs += f", {rung['runs_running']} running" if rung["runs_running"] else ""
         runs += f", {rung['runs_diverged']} diverged" if rung["runs_diverged"] else ""
         unreadable = rung["runs_unreadable"]
         runs += f", {unreadable} unreadable here (trains again)" if unreadable else ""
         table.add_row(epochs_text(rung["epochs"]), trials, runs)
-    console.print(table)
+    print_wide(table)  # a storage's URL is wider than the table: a title line of its own
     return 0
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from architectures.fusions import NUM_DIGITS
 from architectures.meta import meta_build
-from architectures.registry import ENCODERS, FUSIONS, nearest
+from architectures.registry import ENCODERS, FUSIONS, did_you_mean
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -70,9 +70,8 @@ def split_overrides(
             fus_kw[key] = head.check(key, value)
         else:
             valid = arg_names(arch, fusion)
-            near = nearest(key, valid)
             raise ValueError(
-                f"unknown hyperparameter {key!r}{f' (did you mean {near}?)' if near else ''} "
+                f"unknown hyperparameter {key!r}{did_you_mean(key, valid)} "
                 f"for {arch} x {fusion}; valid: {', '.join(valid) or '(none)'}"
             )
     return enc_kw, fus_kw

@@ -45,10 +45,11 @@ class Range:
 RATE = Range(0, 1, open_high=True)  # a dropout rate: 1 would drop everything
 
 
-def nearest(name: str, names: Iterable[str]) -> str | None:
-    """The name a mistyped ``name`` most likely meant (``tiny-resnet``: ``tiny_resnet``)."""
+def did_you_mean(name: str, names: Iterable[str]) -> str:
+    """`` (did you mean tiny_resnet?)`` for a mistyped ``name`` (``tiny-resnet``) where one of
+    ``names`` is near it, else ``""``."""
     near = difflib.get_close_matches(name.replace("-", "_"), sorted(names), n=1, cutoff=0.75)
-    return near[0] if near else None
+    return f" (did you mean {near[0]}?)" if near else ""
 
 
 def comma_items(text: str) -> list[str]:
@@ -182,8 +183,7 @@ class Registry:
         for prefix, make_entry in self.prefix_factories.items():
             if name.startswith(prefix) and len(name) > len(prefix):
                 return self.prefixed.setdefault(name, make_entry(name))
-        near = nearest(name, self.names())
-        hint = f" (did you mean {near}?)" if near else ""  # tiny-resnet, gapcnn
+        hint = did_you_mean(name, self.names())  # tiny-resnet, gapcnn
         raise UnknownNameError(
             f"unknown {self.kind} {name!r}{hint}; valid: {', '.join(self.valid_names())}"
         )
@@ -241,8 +241,7 @@ def entry_problem(entry: Entry) -> str | None:
     known = ", ".join(entry.defaults) or "none"
     for key in entry.ranges:
         if key not in entry.defaults:
-            near = nearest(key, entry.defaults)
-            hint = f" (did you mean {near}?)" if near else ""
+            hint = did_you_mean(key, entry.defaults)
             return f"ranges names {key!r}{hint}, not one of its hyperparameters ({known})"
         if entry.defaults[key] is not None:
             try:

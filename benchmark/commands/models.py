@@ -31,7 +31,7 @@ def model_args_of(
     One that no combination takes is a typo: a ``UsageError`` naming the valid ones, unless not
     ``strict`` (a tune worker, given one combination of its grid). Values are checked."""
     from architectures import arg_names, split_overrides, taken_overrides
-    from architectures.registry import nearest
+    from architectures.registry import did_you_mean
 
     pairs = list(pairs)
     try:
@@ -41,10 +41,9 @@ def model_args_of(
             if len(pairs) == 1:
                 split_overrides(*pairs[0], model_args)  # its one line: unknown, and the valid
             valid = sorted({k for pair in pairs for k in arg_names(*pair)})
-            near = nearest(untaken[0], valid)
             raise UsageError(
-                f"unknown hyperparameter {untaken[0]!r}{f' (did you mean {near}?)' if near else ''}"
-                f" for any of the {len(pairs)} combinations; valid: {', '.join(valid) or '(none)'}"
+                f"unknown hyperparameter {untaken[0]!r}{did_you_mean(untaken[0], valid)} for any "
+                f"of the {len(pairs)} combinations; valid: {', '.join(valid) or '(none)'}"
             )
         for pair, share in shares.items():
             split_overrides(*pair, share)
@@ -205,9 +204,8 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
     entry's hyperparameters (the defaults trial needs a default for each) or that the training
     space uses (Optuna keeps one distribution per name), or a value the entry's declared ranges
     refuse. Each space runs on ``SPACE_DRAWS`` points of a seeded random sampler."""
-
     from architectures import ENCODERS, FUSIONS
-    from architectures.registry import nearest
+    from architectures.registry import did_you_mean
     from benchmark.config import SEARCHED
 
     trained = set(SEARCHED)  # every name training's space may suggest (aug_* only when augmenting)
@@ -234,10 +232,9 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
                 raise ValueError(f"{space} suggests {clash[0]!r}, a name training tunes: rename it")
             if unknown := sorted(names - set(entry.defaults)):
                 known = ", ".join(entry.defaults) or "none"
-                near = nearest(unknown[0], entry.defaults)
                 raise ValueError(
-                    f"{space} suggests {unknown[0]!r}{f' (did you mean {near}?)' if near else ''}"
-                    f", not one of {entry.name}'s hyperparameters ({known})"
+                    f"{space} suggests {unknown[0]!r}{did_you_mean(unknown[0], entry.defaults)}, "
+                    f"not one of {entry.name}'s hyperparameters ({known})"
                 )
             for key, value in found.items():
                 try:
@@ -261,10 +258,9 @@ def check_tuned_subset(train_subset: int | None) -> None:
 def check_cap(shares: dict[tuple[str, str], dict[str, Any]], max_params: int) -> None:
     """Each combination's search space can meet ``max_params``: its defaults, or one of the
     random points drawn after them (as many in all as a study may reject in a row), fit under
-    it. A cap none can meet stopped
-    ``tune`` after 100 rejected trials written into its study; here it is one line before a
-    study exists. The defaults come first and mostly fit: one model counted per combination."""
-
+    it. A cap none can meet stopped ``tune`` after 100 rejected trials written into its study;
+    here it is one line before a study exists. The defaults come first and mostly fit: one
+    model counted per combination."""
     from benchmark.config import TrainConfig
     from benchmark.tuning import OVER_CAP_IN_A_ROW, count_model_params, default_params, suggest
 

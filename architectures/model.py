@@ -123,12 +123,7 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     if key in _PASSED:
         return
     try:
-        try:
-            _dry_run(arch, fusion, overrides)
-        except Exception as exc:  # noqa: BLE001 - a meta tensor has no data: the CPU decides
-            if "meta" not in str(exc).lower():  # (a forward that reads a value, ``.item()``)
-                raise
-            _dry_run(arch, fusion, overrides, device="cpu")
+        _dry_run(arch, fusion, overrides)
     except Exception as exc:  # the factories and timm raise many kinds; all mean "cannot build"
         lines = str(exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__
@@ -140,9 +135,19 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     _PASSED.add(key)
 
 
-def _dry_run(arch: str, fusion: str, overrides: dict[str, Any], device: str = "meta") -> None:
-    """The model built, and a batch of two 28x28 images run through it, on the meta device (or,
-    for a model whose forward reads its data, on the CPU: real weights, real numbers)."""
+def _dry_run(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
+    """The model built, and a batch of two 28x28 images run through it, on the meta device; a
+    forward that reads its data (``.item()``) cannot run on meta tensors, and runs on the CPU
+    instead (real weights, real numbers)."""
+    try:
+        _forward(arch, fusion, overrides, "meta")
+    except Exception as exc:
+        if "meta" not in str(exc).lower():
+            raise
+        _forward(arch, fusion, overrides, "cpu")
+
+
+def _forward(arch: str, fusion: str, overrides: dict[str, Any], device: str) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a factory's notice would be a second line
         with meta_build() if device == "meta" else contextlib.nullcontext():

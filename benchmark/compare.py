@@ -380,6 +380,7 @@ def progress_counts(queue: optuna.Study, unreadable: Collection[str] = ()) -> di
 
 
 def count(studies: Sequence[optuna.Study], state: TrialState) -> int:
+    """The trials of ``studies`` in ``state``, all together."""
     return sum(len(s.get_trials(deepcopy=False, states=(state,))) for s in studies)
 
 

@@ -24,6 +24,11 @@ MNIST_TRAIN_IMAGES = MNIST_TRAIN_FILE_IMAGES - MNIST_VAL_IMAGES
 MAX_THREADS = 256  # torch accepts more, then its thread pool fails (a crash at exit with 100,000)
 
 
+def flag_name(field: str) -> str:
+    """The command-line flag of a config field: ``train_subset``: ``--train-subset``."""
+    return "--" + field.replace("_", "-")
+
+
 def seed_problem(seed: int) -> str | None:
     """What is wrong with ``seed`` (torch's generators take 0..2**63-1), or None."""
     return None if 0 <= seed < 2**63 else f"must be in 0..2**63-1, got {seed}"
@@ -248,7 +253,7 @@ class TrainConfig:
         def flag(found: re.Match[str]) -> str:
             name = found.group(0)
             named = name in names and (found.start() == 0 or "_" in name)
-            return "--" + name.replace("_", "-") if named else name
+            return flag_name(name) if named else name
 
         # words only: not a part of a path (/home/me/data_dir), a file name or a flag
         return re.sub(r"(?<![/.\-\w])[a-z]+(?:_[a-z]+)*\b(?![/\w-])", flag, message)

@@ -18,7 +18,7 @@ import optuna
 from optuna.trial import TrialState
 
 from benchmark import files
-from benchmark.config import SEARCHED, TrainConfig, fields_of
+from benchmark.config import SEARCHED, TrainConfig, fields_of, flag_name
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.storages import storage_label
 from benchmark.tuning import (
@@ -199,7 +199,7 @@ def budget_flags(spent: dict[str, Any], cfg: TrainConfig) -> str:
     for name, value in budget_values(spent).items():
         if getattr(cfg, name) == value:
             continue
-        flag = "--" + name.replace("_", "-")
+        flag = flag_name(name)
         if value is None:
             dropped.append(flag)
         elif isinstance(value, bool):

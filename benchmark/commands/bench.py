@@ -27,7 +27,7 @@ from benchmark.commands.common import (
 )
 from benchmark.commands.models import grid_variants, pop_model_arg_sweeps
 from benchmark.commands.values import add_model_arg_flag
-from benchmark.config import TrainConfig, fields_of
+from benchmark.config import TrainConfig, fields_of, flag_name
 from benchmark.files import check_writable
 from benchmark.progress import prepare
 from benchmark.rundir import with_features
@@ -139,7 +139,7 @@ def measured_configs(
     or ``--model-arg`` pins its value against the export's."""
     typed_budget = [f for f in BUDGET if getattr(args, f, None) is not None]
     if typed_budget and not args.tuned:
-        flag = "--" + typed_budget[0].replace("_", "-")
+        flag = flag_name(typed_budget[0])
         raise UsageError(f"{flag} chooses the budget of the export --tuned measures; give --tuned")
     pairs = product(archs, fusions)
     variants = grid_variants(pairs, base.model_args, sweeps, base.model_args, args.tuned)

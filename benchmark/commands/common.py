@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 from rich.console import Console
 
 from benchmark.commands.values import list_of, one_of, optional, path_text
-from benchmark.config import TrainConfig, field_types, fields_of
+from benchmark.config import TrainConfig, field_types, fields_of, flag_name
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import nearest_existing
 from benchmark.progress import console
@@ -176,7 +176,7 @@ def add_config_flags(
         args = typing.get_args(hint)
         is_optional = isinstance(hint, types.UnionType) and type(None) in args
         base = next(a for a in args if a is not type(None)) if is_optional else hint
-        flag = "--" + f.name.replace("_", "-")
+        flag = flag_name(f.name)
         default = getattr(defaults, f.name)  # None: the help says what unset means ("[None]")
         shown = "" if default is None else f" [{default}]"
         helptext = f"{f.metadata.get('help', '')}{shown}".strip()

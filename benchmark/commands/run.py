@@ -35,7 +35,7 @@ from benchmark.commands.models import (
     pop_model_arg_sweeps,
 )
 from benchmark.commands.values import add_model_arg_flag, path_text, seed_list
-from benchmark.config import TrainConfig
+from benchmark.config import TrainConfig, flag_name
 from benchmark.estimate import estimate
 from benchmark.files import check_writable
 from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
@@ -372,7 +372,7 @@ def resume(args: argparse.Namespace) -> int:
     given += [k for k in ("tuned", "tuned_study", "tuned_any_budget") if getattr(args, k)]
     given += [k for k in ("config", "print_config") if getattr(args, k)]
     if given:
-        flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        flags = ", ".join(map(flag_name, sorted(given)))
         raise UsageError(f"--resume continues the saved config; drop {flags}")
     if not (run_dir / rundir.CONFIG).exists():
         raise UsageError(f"--resume {run_dir}: no {rundir.CONFIG} there; expected a run directory")

@@ -43,6 +43,7 @@ from benchmark.config import (
     RUN_DIRECTORY_ONLY,
     SEARCHED,
     TrainConfig,
+    flag_name,
 )
 from benchmark.files import check_writable
 from benchmark.metrics import CHANCE_JOINT_NOTE, LEARN_MORE
@@ -73,9 +74,9 @@ def worker_argv(args: argparse.Namespace, cfg: TrainConfig, study: str, index: i
         if value is not None:
             argv += [flag, str(value)]
     for name, value in {**config_overrides(args, FIXED_BY_TUNE), "threads": cfg.threads}.items():
-        flag = "--" + name.replace("_", "-")
+        flag = flag_name(name)
         if isinstance(value, bool):
-            argv.append(flag if value else "--no-" + name.replace("_", "-"))
+            argv.append(flag if value else "--no-" + flag[2:])
         elif value is not None:
             argv += [flag, str(value)]
     return argv

@@ -13,6 +13,7 @@ import difflib
 import fnmatch
 import inspect
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Iterator
@@ -138,6 +139,8 @@ class Registry:
 
         def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
             key = name or fn.__name__
+            if problem := name_problem(key):
+                raise ValueError(f"{self.kind} name {key!r}: {problem}")
             if key in self.entries:
                 raise NameTakenError(self.kind, key, self.entries[key].origin)
             entry = Entry(
@@ -227,6 +230,22 @@ class Registry:
         if not selected:
             raise UnknownNameError(f"no {self.kind} given; valid: {', '.join(self.valid_names())}")
         return selected
+
+
+NAME = re.compile(r"[A-Za-z0-9]+(?:[_-][A-Za-z0-9]+)*")
+
+
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` cannot name an entry, or None. Names are read back from comma lists and
+    wildcards (``--arch a,b``: ``a`` and ``b``), ``all`` selects every entry, a prefix's colon
+    (``timm:``) routes to timm, and ``__`` separates the parts of a study's name: an entry named
+    with any of them registered and then could never be selected, or hid another."""
+    if not isinstance(name, str) or not NAME.fullmatch(name) or name == "all":
+        return (
+            "expected letters and digits, joined by single _ or - (as gap_cnn), other than "
+            "'all' (names are typed in comma lists and wildcards, and make file names)"
+        )
+    return None
 
 
 def entry_problem(entry: Entry) -> str | None:

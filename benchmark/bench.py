@@ -109,14 +109,23 @@ _COSTS: dict[tuple[Any, Any, str], tuple[int, int]] = {}  # model_cost's, by ``m
 def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int, int]:
     """(parameters, MACs per image) of a configuration's model, built and run on the meta
     device: no memory, and the global RNG untouched (a resumed run's is restored). That takes
-    40-80 ms for the core models on a CPU, so a process measures each model once."""
+    40-80 ms for the core models on a CPU, so a process measures each model once. A forward
+    that reads its data (``.item()``) cannot run on meta tensors and runs on the CPU instead,
+    as the registry's dry run does."""
     from architectures import create_model, meta_build, model_key
 
     key = model_key(arch, fusion, model_args)
     if key not in _COSTS:
         with meta_build():
             model = create_model(arch, fusion, **model_args).eval()
-        _COSTS[key] = count_params(model), macs_per_image(model, torch.device("meta"))
+        try:
+            _COSTS[key] = count_params(model), macs_per_image(model, torch.device("meta"))
+        except Exception as exc:
+            if "meta" not in str(exc).lower():
+                raise
+            with torch.random.fork_rng(devices=[]):
+                model = create_model(arch, fusion, **model_args).eval()
+                _COSTS[key] = count_params(model), macs_per_image(model, torch.device("cpu"))
     return _COSTS[key]
 
 

@@ -197,5 +197,6 @@ def dispatch(argv: list[str] | None) -> int:
         if not is_unknown_name(exc):
             raise
         plugins = sys.modules.get("benchmark.plugins")  # a broken one may be why
-        sys.stderr.write(f"{prog}: error: {exc}{plugins.broken_note() if plugins else ''}\n")
+        note = plugins.unknown_note(str(exc)) if plugins else ""
+        sys.stderr.write(f"{prog}: error: {exc}{note}\n")
         return EXIT_USAGE

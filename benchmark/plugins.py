@@ -30,14 +30,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import DamagedFileError, UsageError
+from benchmark.plugin_checks import check_entry, one_line
 
 if TYPE_CHECKING:
     from architectures.registry import NameTakenError
 
 GROUP = "digitsum_bench.plugins"  # the entry-point group installed plug-ins declare
-PARTNERS = {"encoder": "concat", "fusion": "gap_cnn"}  # what a new entry is checked beside
-CHECK_BATCH = 4
-NUM_DIGITS, NUM_SUMS = 10, 19
 
 
 @dataclass
@@ -100,12 +98,16 @@ def load_file(spec: str) -> Plugin:
         raise PluginMissing(f"plug-in {spec}: no such file")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     name = f"digitsum_plugin_{''.join(c if c.isalnum() else '_' for c in path.stem)}_{digest[:8]}"
-    found = importlib.util.spec_from_file_location(name, path)
+    # by its resolved path: the code's frames carry it, and ``raised_at`` looks for them
+    found = importlib.util.spec_from_file_location(name, path.resolve())
     if found is None or found.loader is None:
         raise UsageError(f"plug-in {spec}: not a Python file Python can import")
     loader = found.loader
 
     def run() -> None:
+        folder = str(path.resolve().parent)  # its own modules beside it, as for a script
+        if folder not in sys.path:
+            sys.path.append(folder)
         module = importlib.util.module_from_spec(found)
         sys.modules[name] = module  # dataclasses, pickle and friends look modules up by name
         try:
@@ -171,11 +173,15 @@ def load_entry_point(ep: Any) -> None:
     _loaded[ep.module] = plugin
 
 
-def broken_note() -> str:
-    """For an unknown-name error: the installed plug-ins that did not load ("" if none)."""
-    if not _broken:
+def unknown_note(said: str) -> str:
+    """For an unknown-name error ``said``: the installed plug-ins that did not load; else, where
+    it suggests no near name and no ``--plugin`` was given, how one's own model is loaded (a
+    plug-in's name typed without it read as a name that does not exist)."""
+    if _broken:
+        return f" (installed plug-ins not loaded: {', '.join(sorted(_broken))}; see the warning)"
+    if "did you mean" in said or any(p.entry_point is None for p in _loaded.values()):
         return ""
-    return f" (installed plug-ins not loaded: {', '.join(sorted(_broken))}; see the warning)"
+    return " (your own encoders and fusions load with --plugin MODULE_OR_FILE: docs/plugins.md)"
 
 
 def remember(key: str, plugin: Plugin) -> Plugin:
@@ -230,11 +236,6 @@ def taken(exc: NameTakenError) -> str:
     return f"{said}; give yours another name"
 
 
-def one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-
-
 def raised_at(exc: BaseException, source: str | None) -> str:
     """`` (file.py:12)``: the last line of the plug-in's own file the exception passed through."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == source]
@@ -251,80 +252,6 @@ def module_hash(found: Any) -> str:
     elif found.origin and Path(found.origin).is_file():
         digest.update(Path(found.origin).read_bytes())
     return digest.hexdigest()
-
-
-# ------------------------------------------------------------------------------ checks
-
-
-def check_entry(kind: str, name: str) -> str | None:
-    """What is wrong with a newly registered entry, or None: a hyperparameter name the other
-    kind already uses (overrides are routed by name), or a model that cannot be built or whose
-    real forward on a few CPU images raises or gives wrong shapes or non-finite values. The
-    registry's meta-device dry run (``check_model``) is left to the commands that build the
-    model: the CPU forward finds what it would, and meta kernels import torch._dynamo (2-3 s),
-    which ``predict`` does not otherwise need (with neither dry run, 2.2-2.4 s here against
-    4.7-5.2 s; ``runs.load_run``)."""
-    from architectures import ENCODERS, FUSIONS
-
-    own, other = (ENCODERS, FUSIONS) if kind == "encoder" else (FUSIONS, ENCODERS)
-    for key in own.get(name).defaults:
-        users = [e.name for e in other.entries.values() if key in e.defaults]
-        if users:
-            return (
-                f"has hyperparameter {key!r}, which {other.kind} {users[0]} also has: overrides "
-                f"are routed by name, so rename it"
-            )
-    arch, fusion = (name, PARTNERS[kind]) if kind == "encoder" else (PARTNERS[kind], name)
-    return check_outputs(arch, fusion)
-
-
-def check_outputs(arch: str, fusion: str) -> str | None:
-    """Run ``arch`` x ``fusion`` at its defaults on a few random images on the CPU (eval mode,
-    the global RNG untouched) and say what is wrong with the features and logits, if anything."""
-    import torch
-
-    from architectures import create_model
-
-    b = CHECK_BATCH
-    try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
-            torch.manual_seed(0)
-            model = create_model(arch, fusion).eval()
-            images = torch.rand(b, 1, 28, 28)
-            addends = torch.arange(b) % NUM_DIGITS
-            features = model.features(images)
-            width = getattr(model.encoder, "num_features", None)
-            if not isinstance(features, torch.Tensor) or tuple(features.shape) != (b, width):
-                # before the fusion's forward, which would fail on them with its own message
-                shape = (
-                    tuple(features.shape) if isinstance(features, torch.Tensor) else type(features)
-                )
-                return (
-                    f"returns features of shape {shape}, expected ({b}, num_features={width}) "
-                    f"(with {arch} x {fusion})"
-                )
-            outputs = model(images, addends)
-    except Exception as exc:  # noqa: BLE001 - whatever a plug-in's forward raises
-        return f"with {arch} x {fusion} on {b} CPU images of 1x28x28 raised {one_line(exc)}"
-    with_ = f"(with {arch} x {fusion})"
-    if not torch.isfinite(features).all():
-        return f"returns non-finite features {with_}"
-    if not (isinstance(outputs, tuple | list) and len(outputs) == 2):
-        return f"returns {type(outputs).__name__}, expected (digit_logits, sum_logits) {with_}"
-    for label, logits, classes in (
-        ("digit", outputs[0], NUM_DIGITS),
-        ("sum", outputs[1], NUM_SUMS),
-    ):
-        if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (b, classes):
-            shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits)
-            return f"returns {label} logits of shape {shape}, expected ({b}, {classes}) {with_}"
-    digit, total = outputs
-    # sum logits may be -inf for sums an addend makes impossible (late_sum), never NaN or +inf
-    if not torch.isfinite(digit).all() or total.isnan().any() or (total == float("inf")).any():
-        return f"returns non-finite logits {with_}"
-    if not torch.isfinite(total).any(dim=1).all():
-        return f"returns sum logits that are all -inf for some image {with_}"
-    return None
 
 
 # ------------------------------------------------------------------------------ run records
@@ -358,10 +285,15 @@ def load_recorded(values: dict[str, Any], where: str | Path = "config") -> None:
         plugin = find_recorded(record, where)
         if plugin.sha256 != record["sha256"] and (plugin.spec, record["sha256"]) not in _warned:
             _warned.add((plugin.spec, record["sha256"]))
+            what = f"plug-in {record['plugin']} has changed since {where} was written"
+            if plugin.spec != record["plugin"]:  # found at another place: --plugin named it
+                what = (
+                    f"plug-in {plugin.spec}, given for {record['plugin']}, is not the code "
+                    f"{where} was written with"
+                )
             sys.stderr.write(
-                f"warning: plug-in {record['plugin']} has changed since {where} was written "
-                f"(sha256 {record['sha256'][:12]} then, {plugin.sha256[:12]} now); going on "
-                f"with the current code\n"
+                f"warning: {what} (sha256 {record['sha256'][:12]} then, {plugin.sha256[:12]} "
+                f"now); going on with the current code\n"
             )
 
 

@@ -56,6 +56,17 @@ def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Any]:
         raise UsageError(str(exc)) from None
 
 
+def check_layout(archs: Iterable[str], ex: Any) -> None:
+    """A usage error for a plug-in encoder that fails in the memory layout ``ex`` trains in
+    (``plugins.layout_problem``): before a run directory or a study exists, not at the first
+    step in a traceback."""
+    from benchmark.plugin_checks import layout_problem
+
+    for arch in dict.fromkeys(archs):
+        if problem := layout_problem(arch, ex.channels_last):
+            raise UsageError(problem)
+
+
 def say_probe(configs: list[TrainConfig]) -> None:
     """One line on what a CPU probe chose for ``auto``, with its figures, when one chose: this
     machine's, or another's that a config file (``--config``, a resume) carries with it."""

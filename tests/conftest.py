@@ -222,14 +222,18 @@ def plugins_undone() -> Iterator[None]:
     the registries, ``plugins``' record of what it loaded and warned about, and the plug-in
     modules, as they were before."""
     from architectures import ENCODERS, FUSIONS
-    from benchmark import plugins
+    from benchmark import plugin_checks, plugins
 
     registries = [(registry, dict(registry.entries)) for registry in (ENCODERS, FUSIONS)]
     loaded, warned, modules = dict(plugins._loaded), set(plugins._warned), set(sys.modules)
     entry_points_done, broken = plugins._entry_points_done, set(plugins._broken)
+    layouts, path = dict(plugin_checks._no_channels_last), list(sys.path)
     try:
         yield
     finally:
+        plugin_checks._no_channels_last.clear()
+        plugin_checks._no_channels_last.update(layouts)
+        sys.path[:] = path  # a file plug-in's folder, added for its own modules
         plugins._entry_points_done = entry_points_done
         plugins._broken.clear()
         plugins._broken.update(broken)

@@ -210,7 +210,8 @@ def test_a_missing_or_changed_plugin_is_said_in_one_line(
         moved.write_text(PLUGIN + "# edited\n")
         done = cli(*predict, "--plugin", moved)
         assert done.returncode == 0, done.stderr
-        assert "has changed since" in one_line(done.stderr)
+        line = one_line(done.stderr)  # the code run is the one given, not the one recorded
+        assert f"plug-in {moved}, given for {plugin_file}, is not the code" in line, line
     finally:
         moved.write_text(PLUGIN)
         moved.rename(plugin_file)
@@ -303,7 +304,10 @@ def test_a_fresh_process_finds_the_installed_example(
 HEADER = "import torch\nfrom torch import nn\nfrom architectures import register_encoder, "
 HEADER += "register_fusion\n"
 BAD = {
-    "import fails": ("import no_such_dependency_xyz\n", "ModuleNotFoundError"),
+    "import fails": (
+        "import no_such_dependency_xyz\n",
+        "ModuleNotFoundError: No module named 'no_such_dependency_xyz' (bad.py:4)",
+    ),
     "raises while registering": (
         "@register_encoder()\ndef half_done() -> nn.Module:\n    return nn.Identity()\n"
         "raise RuntimeError('boom')\n",
@@ -365,6 +369,21 @@ BAD = {
         "@register_encoder()\ndef narrow() -> nn.Module:\n    return E()\n",
         "encoder 'narrow' returns features of shape (4, 7), expected (4, num_features=8) (with "
         "narrow x concat)",
+    ),
+    # names that could never be selected (a comma list's items, every entry, timm's prefix) or
+    # would split a study's name: each was registered and listed
+    **{
+        f"named {name}": (
+            f"@register_encoder({name!r})\ndef named() -> nn.Module:\n    return nn.Identity()\n",
+            f"importing it raised ValueError: encoder name {name!r}: expected letters and digits",
+        )
+        for name in ("a,b", "all", "timm:mine", "x__y", "my enc")
+    },
+    "a training setting's name": (  # the defaults trial took it for the learning rate
+        "@register_encoder()\ndef lr_enc(lr: float = 0.1) -> nn.Module:\n"
+        "    return nn.Identity()\n",
+        "encoder 'lr_enc' has hyperparameter 'lr', a name training uses (--lr): tuning names "
+        "both by it, so rename it",
     ),
     "non-finite outputs": (
         "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
@@ -577,3 +596,133 @@ def test_a_failing_plugin_leaves_nothing_registered(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="boom"):
         plugins.load(str(path))
     assert "half_done" not in ENCODERS.entries
+
+
+def test_a_plugin_given_by_a_relative_path_names_the_line_that_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The frames carried the path as given and the line was looked for under the resolved one:
+    a plug-in given as ``../pl/bad.py`` was said to raise, with no file or line."""
+    (tmp_path / "pl").mkdir()
+    (tmp_path / "pl" / "bad.py").write_text(HEADER + "import no_such_dependency_xyz\n")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    assert main(["list", "--plugin", "../pl/bad.py"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith("No module named 'no_such_dependency_xyz' (bad.py:4)"), line
+
+
+def test_a_plugin_file_imports_the_modules_beside_it(tmp_path: Path, capsys) -> None:
+    """As a script does: a plug-in split into two files in one folder could not be loaded."""
+    (tmp_path / "beside_layers_xyz.py").write_text(
+        "from torch import nn\nclass E(nn.Module):\n    num_features = 4\n"
+        "    def forward(self, x):\n        return x.flatten(1)[:, :4]\n"
+    )
+    (tmp_path / "split.py").write_text(
+        HEADER + "from beside_layers_xyz import E\n"
+        "@register_encoder()\ndef split_enc() -> nn.Module:\n    return E()\n"
+    )
+    with plugins_undone():
+        argv = ["list", "--plugin", str(tmp_path / "split.py"), "--encoders", "split_enc"]
+        assert main(argv) == 0
+    assert "split_enc" in capsys.readouterr().out
+    sys.modules.pop("beside_layers_xyz", None)
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_changed_plugin_is_named_as_given_in_the_warning(
+    moved: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The warning named the recorded file, which was not the code being run, where ``--plugin``
+    gave another in its place."""
+    given = tmp_path / "other.py"
+    given.write_text(PLUGIN + "# edited\n")
+    recorded = tmp_path / "gone.py" if moved else given
+    record = {"plugin": str(recorded), "sha256": "0" * 64, "entries": ["encoder ext_cnn"]}
+    with plugins_undone():
+        plugins.load(str(given))
+        plugins.load_recorded({"plugins": [record]}, "r/config.json")
+    said = f"plug-in {given} has changed since r/config.json was written"
+    if moved:
+        said = (
+            f"plug-in {given}, given for {recorded}, is not the code r/config.json was written with"
+        )
+    assert one_line(capsys.readouterr().err).startswith(
+        f"warning: {said} (sha256 000000000000 then, "
+    )
+
+
+@pytest.mark.parametrize(("name", "note"), [("my_encoder", True), ("tiny-resnet", False)])
+def test_an_unknown_name_says_how_a_plugin_is_loaded(
+    name: str, note: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plug-in's name typed without ``--plugin`` read as a name that does not exist; a near
+    name is a typo, and gets the "did you mean" alone."""
+    assert main(["run", "--arch", name, "--results-dir", str(tmp_path / "r")]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert ("load with --plugin MODULE_OR_FILE: docs/plugins.md)" in line) is note, line
+    assert f"unknown encoder {name!r}" in line
+
+
+VIEW = (  # flattens with .view: fine in the contiguous layout, not in channels_last
+    "class E(nn.Module):\n    num_features = 4 * 13 * 13\n    def __init__(self):\n"
+    "        super().__init__()\n        self.conv = nn.Conv2d(1, 4, 3, stride=2)\n"
+    "    def forward(self, x):\n        h = self.conv(x)\n        return h.view(len(h), -1)\n"
+    "@register_encoder()\ndef view_enc() -> nn.Module:\n    return E()\n"
+)
+
+
+@pytest.mark.parametrize("command", ["run", "tune", "compare"])
+def test_an_encoder_that_fails_in_channels_last_is_refused_before_anything_is_written(
+    command: str, tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The CPU probe chose channels_last unasked, and a plug-in flattening with ``.view`` passed
+    every check, then failed at the first training step in a traceback (a study: every trial)."""
+    path = tmp_path / "view.py"
+    path.write_text(HEADER + VIEW)
+    monkeypatch.setenv("MNIST_ROOT", str(synthetic_root))
+    results = tmp_path / "results"
+    argv = [command, "--plugin", str(path), "--arch", "view_enc", "--fusion", "concat"]
+    argv += ["--epochs", "1", "--train-subset", "256", "--results-dir", str(results)]
+    argv += ["--channels-last", *([] if command == "run" else ["--trials", "1"])]
+    with plugins_undone():
+        assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "encoder view_enc fails in the channels_last memory layout chosen" in line, line
+    assert "RuntimeError: view size is not compatible" in line
+    assert line.endswith("rather than .view, or give --no-channels-last")
+    assert not results.exists()
+
+
+def test_an_encoder_that_fails_in_channels_last_trains_without_it(
+    tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "view.py"
+    path.write_text(HEADER + VIEW)
+    monkeypatch.setenv("MNIST_ROOT", str(synthetic_root))
+    results = tmp_path / "results"
+    argv = ["run", "--plugin", str(path), "--arch", "view_enc", "--fusion", "concat", *TINY]
+    with plugins_undone():
+        assert main([*argv, "--results-dir", str(results), "--no-channels-last"]) == 0
+    assert (run_dirs(results)[0] / "metrics.json").is_file()
+
+
+def test_the_cost_of_a_model_that_reads_its_data_is_measured_on_the_cpu(tmp_path: Path) -> None:
+    """``run``'s time estimate counts MACs on the meta device, where ``.item()`` cannot run: a
+    model the dry run had passed (on the CPU) stopped there in a traceback."""
+    from benchmark.bench import model_cost
+
+    path = tmp_path / "reads.py"
+    path.write_text(
+        HEADER + "class F(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+        "        self.d, self.s = nn.Linear(d, 10), nn.Linear(d, 19)\n"
+        "    def forward(self, f, a):\n        assert a.max().item() < 10\n"
+        "        return self.d(f), self.s(f)\n"
+        "@register_fusion()\ndef reads_fus(in_features: int) -> nn.Module:\n"
+        "    return F(in_features)\n"
+    )
+    with plugins_undone():
+        plugins.load(str(path))
+        params, macs = model_cost("gap_cnn", "reads_fus", {})
+    gap_params, gap_macs = model_cost("gap_cnn", "late_sum", {})  # its encoder's share, at least
+    assert params > 0 and macs > gap_macs * 0.9, (params, macs, gap_macs)

@@ -52,7 +52,7 @@ from benchmark.comparison import (
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, SIZING, TrainConfig
 from benchmark.files import check_writable
-from benchmark.progress import prepare, say_emulated
+from benchmark.progress import check_layout, prepare, say_emulated
 from benchmark.trackers import destination
 from benchmark.wording import listing, plural
 
@@ -284,6 +284,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         check_writable(results_dir, folders=("plots", "studies"), names=REPORT_FILES)
     _, ex = prepare(plans[0].base)  # decided once, for every trial and run of this process
+    check_layout([arch for plan in plans for arch, _ in plan.pairs], ex)
     say_emulated([ex])
     ex = replace(ex, sharing=args.sharing or 1)  # a worker of --jobs: its timings are shared
     # the data before a new storage: missing MNIST must not leave a new optuna.db behind; a
@@ -295,8 +296,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if storage is None:
         storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    # the machine, as comparison.json's stage times and the header name it: with the CPU's
-    # features (two AMD EPYCs, with and without AVX-512, are named alike otherwise)
+    # the machine as comparison.json and the header name it, with the CPU's features (EPYCs alike)
     where = f"{socket.gethostname()} ({machine_name(ex.device)})"
     if args.jobs > 1:
         with storages.storage_errors(spec), Sitting(results_dir, plans, where, args.jobs):

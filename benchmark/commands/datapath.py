@@ -27,7 +27,7 @@ from benchmark.commands.models import dry_runs, model_args_of
 from benchmark.commands.values import add_model_arg_flag, processes
 from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
-from benchmark.progress import prepare
+from benchmark.progress import check_layout, prepare
 from benchmark.rundir import with_features
 
 # The run settings the data path is measured under, flagged and checked as ``run``'s are.
@@ -71,6 +71,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     cfg, ex = prepare(cfg)  # decided once, as for a run
+    check_layout([cfg.arch], ex)
     device, precision = ex.device, ex.precision
     path = results_path(args.results_dir, "datapath", device, precision, ".json")
     shown = combination_of({"arch": arch, "fusion": fusion, "model_args": cfg.model_args})

@@ -41,6 +41,7 @@ from benchmark.files import check_writable
 from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
 from benchmark.progress import (
     RunsProgress,
+    check_layout,
     duration,
     notes_to_stderr,
     prepare,
@@ -242,6 +243,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_available(cfg.log)
     # each run's execution decided once, here (a sweep may name several devices or threads)
     decided = [prepare(cfg) for cfg in configs]
+    for cfg, ex in decided:
+        check_layout([cfg.arch], ex)
     datasets: dict[tuple[str | None, str], Any] = {}
     for cfg, ex in decided:  # every MNIST copy on every device the grid names, loaded, checked
         if (cfg.data_dir, str(ex.device)) not in datasets:
@@ -392,6 +395,7 @@ def resume(args: argparse.Namespace) -> int:
             raise UsageError(f"--resume {run_dir}: the run is already complete")
         cfg = runs.load_config(run_dir)  # checked: a damaged config.json is one line naming it
         cfg, ex = prepare(cfg)  # as saved: precision and layout were written in at the start
+        check_layout([cfg.arch], ex)
         check_available(cfg.log)
         state = runs.resume_state(run_dir, cfg, ex)
         data = load_mnist(cfg.data_dir).to(ex.device)

@@ -47,7 +47,7 @@ from benchmark.config import (
 )
 from benchmark.files import check_writable
 from benchmark.metrics import CHANCE_JOINT_NOTE, LEARN_MORE
-from benchmark.progress import StudyProgress, prepare, say_emulated, study_bar
+from benchmark.progress import StudyProgress, check_layout, prepare, say_emulated, study_bar
 from benchmark.wording import percent, plural, settings
 
 FIXED_BY_TUNE = (*SEARCHED, *RUN_DIRECTORY_ONLY)  # no flag of tune's sets them
@@ -216,9 +216,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     spec = storages.storage_spec(args.storage, args.results_dir)
     storages.check_storage(spec)
     resolve_root(base.data_dir)  # missing MNIST fails here, before a storage file is created
+    base, ex = prepare(base)  # decided once for every study of this process
+    check_layout([arch for arch, _ in pairs], ex)
     storage = storages.open_storage(spec)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    base, ex = prepare(base)  # decided once for every study of this process
     say_emulated([ex])
     data: list[Any] = []
     with interrupts_as_exceptions(), storages.storage_errors(spec):

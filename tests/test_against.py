@@ -108,7 +108,10 @@ def test_the_terminals_answer_says_where_your_groups_went(
     from benchmark.report import answer_lead
 
     lead = answer_lead(against[1])
-    assert lead.startswith("At the reference budget") and "the reference's best, gap_cnn" in lead
+    assert (
+        lead.startswith("At the main comparison's budget")
+        and "the reference's best, gap_cnn" in lead
+    )
     assert "Yours against the reference's best: gap_cnn x concat [yours]: 1.00% error, " in lead
     assert "1 group of yours is not in the main comparison, as it differs from the " in lead
     assert "protocol (see report.md): my_cnn x gated (epochs 2) [yours]." in lead

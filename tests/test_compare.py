@@ -533,7 +533,7 @@ def test_jobs_run_a_tiny_ladder_in_worker_processes(
     ]  # fmt: skip
     assert (tmp_path / "report.md").is_file()
     out = " ".join(capsys.readouterr().out.split())  # the answer said, then where the rest is
-    assert "answer: At the reference budget (2 epochs on 256 training images" in out
+    assert "answer: At the main comparison's budget (2 epochs on 256 training images" in out
     assert f"report: {tmp_path / 'report.md'}" in out
     (sitting,) = comparison.sittings(comparison.read_comparison(tmp_path))  # the machine's time
     assert sitting["processes"] == 2 and len(sitting["rungs"]) == 2 and sitting["seconds"] > 0

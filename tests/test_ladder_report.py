@@ -238,7 +238,7 @@ def test_a_partial_ladder_says_so_near_the_answer(tmp_path: Path) -> None:
     assert answer.startswith(
         "## The answer\n\nThe ladder's top rung (9 epochs) is not complete yet (16 of its 18 "
         "final runs complete), so this is the answer at 3 epochs, its highest complete rung. At "
-        "the reference budget (3 epochs on the full training split"
+        "the main comparison's budget (3 epochs on the full training split"
     )
     assert "**gap_cnn x late_sum (tuned)** has the lowest test sum error: 1.00%" in answer
     lead = answer_lead(text)  # what report and compare print: the note, then the winner

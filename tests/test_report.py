@@ -803,7 +803,7 @@ def test_a_sweep_without_a_default_run_names_its_lowest_error(tmp_path: Path) ->
         configured_run(runs, f"b{seed}", {"lr": 0.001}, seed=seed, sum_acc=0.90,
                        config_hash="b0000000")  # fmt: skip
     answer = answer_of(markdown_of(tmp_path))
-    why = "No group is a default or tuned configuration at the reference budget (4 epochs"
+    why = "No group is a default or tuned configuration at the main comparison's budget (4 epochs"
     other = "under *Other budgets, ablations and hand-set configurations*"
     label = "gap_cnn x concat (epochs 2; lr 0.01)"
     assert why in answer
@@ -1307,6 +1307,38 @@ def test_the_answer_calls_a_default_group_so_beside_tuned_ones(tmp_path: Path) -
     assert (
         "The highest error in the comparison is 4.50%, by gap_cnn x embed_add (default)." in answer
     )
+    assert "With 2 seeds" not in answer  # 3 each
+    assert (  # 4.50% against the best's 3.00% ± 0.25: not the alternative the rest are
+        "gap_cnn x embed_add (default) is not offered as an alternative: its mean error (4.50%)"
+    ) in answer
+
+
+def test_a_group_untold_apart_only_by_a_wide_interval_is_no_alternative(tmp_path: Path) -> None:
+    """Two seeds each: the answer bolded a model at 8.9% error as "the smallest of these" beside
+    a best at 2.75%, because its interval ran to ± 100, and a group at 6.4% was called worse
+    above it in the table without a word (it had more parameters than that one)."""
+    runs = tmp_path / "runs"
+    errors = {  # % per seed: the best; near, smaller, wide; worse, larger, narrow
+        ("concat", 1000): (2.7, 2.8),
+        ("late_sum", 300): (1.0, 16.8),
+        ("embed_add", 2000): (6.3, 6.5),
+    }
+    for i, ((fusion, params), per_seed) in enumerate(errors.items()):
+        for seed, error in enumerate(per_seed):
+            make_run(runs, f"{fusion}{seed}", fusion=fusion, seed=seed, sum_acc=1 - error / 100,
+                     params=params, config_hash=f"{i}" * 8, val_curve=(0.9,))  # fmt: skip
+    answer = answer_of(markdown_of(tmp_path))
+    assert "**gap_cnn x concat** has the lowest test sum error" in answer
+    assert "smallest of these" not in answer
+    assert (
+        "gap_cnn x late_sum is not offered as an alternative: its mean error (8.90%) lies above "
+        "the best's 95% CI (up to 3.39%); the test cannot separate them at its spread (95% CI ± "
+    ) in answer
+    assert (
+        "gap_cnn x embed_add has a lower mean error (6.40% against 8.90%) than gap_cnn x "
+        "late_sum, yet is called worse"
+    ) in answer
+    assert "With 2 seeds a group's 95% interval is wide" in answer
 
 
 def test_the_answer_counts_the_tuned_rows_that_repeat_their_default() -> None:
@@ -1318,6 +1350,11 @@ def test_the_answer_counts_the_tuned_rows_that_repeat_their_default() -> None:
     assert repeats(rows) == " (2 of them tuned rows that repeat their default)"
     assert repeats(rows.iloc[:2]) == " (one of them a tuned row that repeats its default)"
     assert repeats(rows.iloc[1:2]) == "" and repeats(rows.iloc[:0]) == ""
+    # after "3 of the 17 other groups tested", "of them" read as of the 3
+    assert repeats(rows, those=True) == " (of those 3, 2 are tuned rows that repeat their default)"
+    assert repeats(rows.iloc[:2], those=True) == (
+        " (of those 2, 1 is a tuned row that repeats its default)"
+    )
 
 
 def test_an_interval_in_words_stays_within_the_errors_possible(tmp_path: Path) -> None:

@@ -30,6 +30,11 @@ from benchmark.wording import (
 
 HEADING = "## The answer"
 MORE_SEEDS = "train at least 2 seeds per group (`--seeds 0,1,2`) to test them"
+FEW_SEEDS = (  # t's 97.5% point: 12.7 for 1 degree of freedom, 4.3 for 2, 2.8 for 4
+    "With 2 seeds a group's 95% interval is wide (12.7 standard errors either side), so "
+    'Welch\'s test rarely tells groups apart and "cannot tell apart" says little here; 5 seeds '
+    "(`--seeds 0,1,2,3,4`) narrow the intervals."
+)
 
 
 def seconds(value: float) -> str:
@@ -84,7 +89,7 @@ def best_sentence(best: pd.Series, main: pd.DataFrame, ref: Reference, where: st
     if pd.notna(best["train_seconds_mean"]):
         cost += f" and {seconds(best['train_seconds_mean'])} s of training"
     return (
-        f"At the reference budget ({where}), {who} {claim}{among}: "
+        f"At the main comparison's budget ({where}), {who} {claim}{among}: "
         f"{best['test_sum_err_mean']:.2f}% ({interval_text(best)}; accuracy "
         f"{100 * best['test_sum_acc_mean']:.2f}%),{cost}."
     )
@@ -132,13 +137,20 @@ def untested_sentences(best: pd.Series, untested: pd.DataFrame) -> list[str]:
     return text
 
 
-def repeats(groups: pd.DataFrame) -> str:
+def repeats(groups: pd.DataFrame, those: bool = False) -> str:
     """`` (2 of them tuned rows that repeat their default)``: a study that kept the default adds
-    a row with the default's very runs, counted but not a configuration of its own."""
+    a row with the default's very runs, counted but not a configuration of its own. ``those``:
+    after "3 of the 17 groups", where "of them" read as of the 3 (`` (of those 17, 2 are ...)``)."""
     twins = int(groups["same_as_default"].astype(bool).sum()) if len(groups) else 0
+    if not twins:
+        return ""
+    if those:
+        what = "is a tuned row that repeats its default" if twins == 1 else "are tuned rows that"
+        what += "" if twins == 1 else " repeat their default"
+        return f" (of those {len(groups)}, {twins} {what})"
     if twins == 1:
         return " (one of them a tuned row that repeats its default)"
-    return f" ({twins} of them tuned rows that repeat their default)" if twins else ""
+    return f" ({twins} of them tuned rows that repeat their default)"
 
 
 def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
@@ -167,17 +179,41 @@ def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
         )
         text.append(
             f"Welch's t-test at 5% cannot tell it apart from {len(near)} of the "
-            f"{plural(len(tested), 'other group')} tested{repeats(tested)}: {names(near)}"
+            f"{plural(len(tested), 'other group')} tested{repeats(tested, those=True)}: "
+            f"{names(near)}"
             f"{remaining if len(worse) else ''} {note}."
         )
     if not better.empty:
         text.append(f"Welch's t-test at 5% finds a lower error than it for {names(better)}.")
+    if tested["n"].min() < 3 or best["n"] < 3:
+        text.append(FEW_SEEDS)
     if near.empty:
         return text
-    tied = pd.concat([best.to_frame().T, near])
+    # a group untold apart only by its wide interval is no alternative: the smallest is sought
+    # among those whose mean lies inside the best's interval (two seeds bolded a model at 8.9%
+    # error beside a best at 2.7%)
+    top = best["test_sum_err_mean"] + best["test_sum_err_ci"]  # the best's interval's upper end
+    close = near[near["test_sum_err_mean"] <= top] if pd.notna(top) else near
+    these = "these"
+    if len(wide := near.drop(close.index)):
+        one = len(wide) == 1
+        means = listing([f"{m:.2f}%" for m in wide["test_sum_err_mean"]])
+        cis = listing([f"± {c:.2f}" for c in wide["test_sum_err_ci"]])
+        text.append(
+            f"{names(wide)} {is_are(len(wide))} not offered as "
+            f"{'an alternative' if one else 'alternatives'}: {'its' if one else 'their'} mean "
+            f"error{'' if one else 's'} ({means}) {'lies' if one else 'lie'} above the best's "
+            f"95% CI (up to {top:.2f}%); the test cannot separate "
+            f"{'them' if one else 'each from it'} at {'its' if one else 'their'} spread (95% "
+            f"CI {cis})."
+        )
+        these = "the rest"
+    if close.empty:
+        return text + spread_notes(worse, near)
+    tied = pd.concat([best.to_frame().T, close])
     cheapest = tied.sort_values(["params", "test_sum_err_mean"], kind="stable").iloc[0]
     if cheapest["label"] == best["label"]:
-        text.append("It is also the smallest of these in parameters.")
+        text.append(f"It is also the smallest of {these} in parameters.")
     else:
         time = (
             f", {seconds(cheapest['train_seconds_mean'])} s of training against "
@@ -186,33 +222,34 @@ def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
             else ""
         )
         text.append(
-            f"The smallest of these is **{cheapest['label']}**: {cheapest['params']:,.0f} "
+            f"The smallest of {these} is **{cheapest['label']}**: {cheapest['params']:,.0f} "
             f"parameters against {best['params']:,.0f} "
             f"({cheapest['params'] / best['params']:.2f}x){time}, at "
             f"{cheapest['test_sum_err_mean']:.2f}% error."
         )
-    text += spread_notes(worse, tied)
+    text += spread_notes(worse, near)
     return text
 
 
-def spread_notes(worse: pd.DataFrame, tied: pd.DataFrame) -> list[str]:
-    """A group called worse although a tied one has no fewer parameters and a higher mean: the
-    test weighs spread as well as mean, and says so here rather than leave a riddle."""
+def spread_notes(worse: pd.DataFrame, near: pd.DataFrame) -> list[str]:
+    """A group called worse although one untold apart from the best has a higher mean: the
+    test weighs spread as well as mean, and says so here rather than leave a riddle (the main
+    table's order, by mean, reads backwards there)."""
     notes = []
     for _, r in worse.iterrows():
-        beaten = tied[
-            (tied["params"] >= r["params"]) & (tied["test_sum_err_mean"] > r["test_sum_err_mean"])
-        ]
+        beaten = near[near["test_sum_err_mean"] > r["test_sum_err_mean"]]
         if beaten.empty:
             continue
         other = beaten.sort_values("test_sum_err_ci", ascending=False, kind="stable").iloc[0]
-        size = (
-            "as many parameters"
-            if r["params"] == other["params"]
-            else f"fewer parameters ({r['params']:,.0f} against {other['params']:,.0f})"
-        )
+        size = ""
+        if r["params"] <= other["params"]:
+            size = (
+                "as many parameters and "
+                if r["params"] == other["params"]
+                else f"fewer parameters ({r['params']:,.0f} against {other['params']:,.0f}) and "
+            )
         notes.append(
-            f"{r['label']} has {size} and a lower mean error "
+            f"{r['label']} has {size}a lower mean error "
             f"({r['test_sum_err_mean']:.2f}% against {other['test_sum_err_mean']:.2f}%) than "
             f"{other['label']}, yet is called worse: its seeds agree more closely (95% CI ± "
             f"{r['test_sum_err_ci']:.2f}), so Welch's test separates it from the best "
@@ -286,7 +323,7 @@ def no_main_sentences(summary: pd.DataFrame, where: str) -> list[str]:
     if summary.empty:
         return ["No run has finished, so there is nothing to compare yet."]
     text = [
-        f"No group is a default or tuned configuration at the reference budget ({where}), "
+        f"No group is a default or tuned configuration at the main comparison's budget ({where}), "
         "so there is no main comparison to state."
     ]
     other = summary[summary["section"] == "other"].sort_values("test_sum_err_mean")

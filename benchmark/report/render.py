@@ -162,7 +162,7 @@ def main_section(summary: pd.DataFrame, ref: Reference) -> str:
     return "\n\n".join(
         [
             "## Main comparison (lowest test sum error first)",
-            f"Every group here was trained at the reference budget ({ref.budget_text()}), in "
+            f"Every group here was trained at one budget ({ref.budget_text()}), in "
             f"{distinct(main['precision'])}{cap}, with {configurations(main['tuned'])}; "
             "nothing else differs." + yours,
             markdown_table(table),
@@ -246,7 +246,7 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
     return "\n\n".join(
         [
             "## Tuned vs default (main comparison)",
-            "Both configurations of each combination at the reference budget and the same "
+            "Both configurations of each combination at the main comparison's budget and the same "
             "seeds; the tuned one is the best trial of its study (same budget, same number of "
             "finished trials, one parameter cap for all). *tuning*: better or worse where "
             "Welch's two-sided t-test gives p < 0.05. *tuned - default*: of the unrounded means, "

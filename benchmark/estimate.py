@@ -8,16 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import TrainConfig
+from benchmark.config import MIN_TRAINED, TrainConfig
 from benchmark.progress import probed_here
 
 # An evaluated image costs about a third of a trained one: forward only (a backward pass costs
 # about two forwards), the encoder once for all ten addends. Used for estimates only.
 EVAL_COST = 1 / 3
-# Earlier runs that trained fewer images than this say little of a rate: warm-up (the first
-# steps, oneDNN's kernels chosen) dominates them. A 2,048-image smoke run trained at 271 img/s,
-# and the default run it then timed at 14 min took 4 (3,900 img/s).
-MIN_TRAINED = 20_000
 
 
 def estimate(

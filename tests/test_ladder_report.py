@@ -15,7 +15,8 @@ from conftest import leave_undrawn, make_run
 
 from benchmark import comparison
 from benchmark.report import answer_lead, ladder_plots, load_inputs, write_report
-from benchmark.report.ladder import LADDER_PLOTS, arithmetic_note
+from benchmark.report.equal_time import arithmetic_note
+from benchmark.report.ladder import LADDER_PLOTS
 from benchmark.report.stats import kendall
 from benchmark.report.studies import STORAGE, load_studies, studies_section
 
@@ -471,12 +472,13 @@ def test_equal_time_axes_of_a_narrow_spread_have_distinct_ticks() -> None:
     [(1, "1 group timed on other devices is"), (2, "2 groups timed on other devices are")],
 )
 def test_equal_time_counts_the_groups_timed_elsewhere_in_words(away: int, said: str) -> None:
-    from benchmark.report.ladder import time_section
+    from benchmark.report.equal_time import time_section
 
     points = pd.DataFrame(
         [(1, "gap_cnn", 10.0, 1.0)],
         columns=["rung", "arch", "train_seconds_mean", "test_sum_err_mean"],
-    ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32")
+    ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32",
+             images=55_000)  # fmt: skip
     assert f" {said} left out." in time_section(points, "cpu: test", away, {})
     assert "other devices" not in time_section(points, "cpu: test", 0, {})
 
@@ -515,14 +517,32 @@ def test_a_tuned_group_that_kept_the_default_is_named_so_in_the_ranks(tmp_path: 
 def test_equal_time_tells_apart_front_rows_a_second_apart() -> None:
     """The committed front had two rows "8" (7.9 and 8.3 s) and two "63": tenths, as the main
     table's train s."""
-    from benchmark.report.ladder import time_section
+    from benchmark.report.equal_time import time_section
 
     points = pd.DataFrame(
         [(1, "small_cnn", 7.9, 1.2), (1, "gap_cnn", 8.3, 1.1), (3, "gap_cnn", 1234.5, 0.4)],
         columns=["rung", "arch", "train_seconds_mean", "test_sum_err_mean"],
-    ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32")
+    ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32",
+             images=55_000)  # fmt: skip
     rows = [line for line in time_section(points, "cpu: test", 0, {}).splitlines() if "±" in line]
     assert [row.split(" | ")[0] for row in rows] == ["| 7.9", "| 8.3", "| 1,234.5"]
+
+
+def test_equal_time_says_which_rungs_trained_too_few_images_to_time_a_rate() -> None:
+    """A smoke ladder's front began at 0.8 s for a run of 6 s, its start-up and warm-up, and
+    said "with this much training time, train this combination" of it."""
+    from benchmark.report.equal_time import time_section
+
+    points = pd.DataFrame(
+        [(1, 0.8, 3_000), (2, 2.4, 6_000), (9, 300.0, 495_000)],
+        columns=["rung", "train_seconds_mean", "images"],
+    ).assign(arch="gap_cnn", fusion="concat", tuned=False, test_sum_err_mean=1.0,
+             test_sum_err_ci=0.1, front=True, precision="fp32")  # fmt: skip
+    assert (
+        " Runs of 1 epoch and 2 epochs trained fewer than 20,000 images each: their seconds are "
+        "mostly start-up and warm-up, not a rate"
+    ) in time_section(points, "cpu: test", 0, {})
+    assert "warm-up" not in time_section(points.iloc[2:], "cpu: test", 0, {})
 
 
 def test_equal_times_key_tells_budget_encoder_and_kind_apart() -> None:

@@ -19,13 +19,14 @@ import pandas as pd
 from benchmark import files
 from benchmark.comparison import epochs_text
 from benchmark.report.aggregate import pareto_front, summarize, tuned_vs_default
-from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, named, short
+from benchmark.report.equal_time import time_section
+from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, named
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.render import PER_BUDGET, duration, sittings_text
 from benchmark.report.stats import ALPHA, kendall
-from benchmark.wording import SAME_CONFIG, error_range, is_are, plural
+from benchmark.wording import SAME_CONFIG, error_range
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
@@ -300,7 +301,10 @@ def time_points(rungs: list[Rung]) -> tuple[pd.DataFrame, str, int]:
     """(every rung's groups with their rung's epochs and the equal-time Pareto flag, the one
     device their timings come from, groups left out as timed elsewhere). Timings are never
     compared across kinds of device: the device that timed the most groups is the one used."""
-    points = pd.concat([r.groups.assign(rung=r.epochs) for r in rungs], ignore_index=True)
+    points = pd.concat(
+        [r.groups.assign(rung=r.epochs, images=r.epochs * r.ref.epoch_images()) for r in rungs],
+        ignore_index=True,
+    )
     points = points.dropna(subset=["train_seconds_mean", "test_sum_err_mean"])
     if points.empty:
         return points.assign(front=False), "", 0
@@ -309,50 +313,6 @@ def time_points(rungs: list[Rung]) -> tuple[pd.DataFrame, str, int]:
     kept = points[points["timing_device"].astype(str) == device].reset_index(drop=True)
     kept["front"] = pareto_front(kept["train_seconds_mean"], -kept["test_sum_err_mean"])
     return kept, device, len(points) - len(kept)
-
-
-def arithmetic_note(points: pd.DataFrame) -> str:
-    """A sentence naming each rung's arithmetic when the rungs differ in it (seconds in bf16
-    and in fp32 are not the same cost per epoch); empty when they all share one."""
-    if "precision" not in points or points["precision"].nunique() < 2:
-        return ""
-    by_rung = points.groupby("rung", sort=True)["precision"].agg(lambda p: "/".join(sorted(set(p))))
-    said = "; ".join(f"{epochs_text(int(e))}: {p}" for e, p in by_rung.items())
-    return (
-        f" The rungs trained in different arithmetic ({said}), each as its protocol chose: "
-        "part of a difference in seconds between them is the arithmetic, not the budget."
-    )
-
-
-def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, bytes]) -> str:
-    if points.empty:
-        return ""
-    front = points[points["front"]].sort_values("train_seconds_mean", kind="stable")
-    rows = [
-        {
-            "from s of training (per run)": fmt(r.train_seconds_mean, ",.1f"),  # as the main table
-            "combination": short(r),
-            "epochs": str(r.rung),
-            "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),
-        }
-        for r in front.itertuples(index=False)
-    ]
-    elsewhere = f" {plural(away, 'group')} timed on other devices {is_are(away)} left out."
-    elsewhere = elsewhere if away else ""
-    return "\n\n".join(
-        part
-        for part in [
-            "## Equal time",
-            "Test sum error against training seconds per run (mean over seeds) for every group "
-            f'at every rung, all timed on {device}.{elsewhere} The Pareto front answers "with '
-            'this much training time on this machine, train this combination at this budget": '
-            "each row is the lowest error reachable from that many seconds on, until the next."
-            + arithmetic_note(points),
-            markdown_table(pd.DataFrame(rows)),
-            image(plots, "ladder_time"),
-        ]
-        if part
-    )
 
 
 def tuning_section(rungs: list[Rung], runs: pd.DataFrame) -> str:

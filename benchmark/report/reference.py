@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.config import SIZING, fields_of, learned_values
+from benchmark.config import MNIST_TRAIN_IMAGES, SIZING, fields_of, learned_values
 from benchmark.report.load import NOT_A_RUN, Inputs, repeated, run_configs
 from benchmark.wording import plural
 
@@ -63,6 +63,10 @@ class Reference:
     pairs: frozenset[tuple[str, str]] | None = None  # the protocol's combinations (None: any)
     max_params: int | None = None  # the protocol's parameter cap (None: no cap)
     note: str = ""  # said before the answer: why it is not the top rung's of a ladder
+
+    def epoch_images(self) -> int:
+        """Training images per epoch at this budget."""
+        return self.base["train_subset"] or MNIST_TRAIN_IMAGES
 
     def budget_text(self) -> str:
         subset = self.base["train_subset"]

@@ -75,7 +75,7 @@ def model_args_text(row: Any) -> str:
     cell = row.get("model_args")
     shown = cell if isinstance(cell, dict) else {}
     if isinstance(cell, str) and cell.strip():
-        shown = json.loads(cell)
+        shown = files.parse_json(cell)
     return settings(shown, ", ")
 
 
@@ -158,7 +158,7 @@ def read_table(path: Path) -> list[list[str]]:
 
 def is_object(text: str) -> bool:
     try:
-        return isinstance(json.loads(text), dict)
+        return isinstance(files.parse_json(text), dict)
     except ValueError:
         return False
 

@@ -5,7 +5,6 @@ not a study). Free of torch and Optuna, so the report reads it cheaply."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -187,7 +186,7 @@ def load_comparison(results_dir: Path) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        found = json.loads(path.read_text())
+        found = files.parse_json(path.read_text())
     except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         reason = exc.strerror if isinstance(exc, OSError) else f"not valid JSON: {exc}"
         raise DamagedFileError(

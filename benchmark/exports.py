@@ -7,7 +7,6 @@ one budget are never silently used at another.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Collection
 from pathlib import Path
@@ -91,7 +90,7 @@ def read_export(path: Path) -> dict[str, Any]:
     """A ``tune`` export, its fields of the types written: a damaged or hand-edited one is one
     line naming the file and the field, not a traceback where a field is used."""
     try:
-        tuned = json.loads(path.read_text())
+        tuned = files.parse_json(path.read_text())
         if not isinstance(tuned, dict) or not isinstance(tuned.get("budget"), dict):
             raise TypeError("no budget")
         for key in EXPORT_TYPES:

@@ -221,7 +221,17 @@ def load_torch(path: Path) -> Any:
 
 def read_json(path: Path) -> Any:
     """Parsed JSON; ``OSError`` or ``ValueError`` (JSONDecodeError) for a missing or bad file."""
-    return json.loads(Path(path).read_text())
+    return parse_json(Path(path).read_text())
+
+
+def parse_json(text: str, parse: Any = json.loads) -> Any:
+    """``parse(text)`` (JSON, or ``tomllib.loads``), with nesting too deep for the parser's
+    recursion a ``ValueError`` like any other bad file: ``[[[...]]]`` 100,000 deep was a
+    RecursionError traceback from every reader of a results file."""
+    try:
+        return parse(text)
+    except RecursionError:
+        raise ValueError("nested too deeply to be read") from None
 
 
 def slug(text: str) -> str:

@@ -325,7 +325,7 @@ def valid_record(record: Any) -> bool:
 def read_cache(path: Path) -> dict[str, Any]:
     """The cache's records by machine key; empty when missing or damaged (measured over)."""
     try:
-        found = json.loads(path.read_text())
+        found = files.parse_json(path.read_text())
     except (OSError, ValueError):
         return {}
     return found if isinstance(found, dict) else {}

@@ -136,7 +136,24 @@ def check_storage(spec: str) -> Path | None:
         raise UsageError(f"{given_as(spec)} {storage_label(spec)}: a directory; expected a file")
     if path.is_file() and not os.access(path, os.R_OK | os.W_OK):  # before the data loads
         raise UsageError(f"{given_as(spec)} {storage_label(spec)}: not writable by this user")
+    if not is_journal(spec) and path.is_file():
+        check_not_emptied(path, storage_label(spec))
     return path
+
+
+EMPTIED_AFTER_S = 60.0  # a new SQLite file is 0 bytes only while its creator makes the tables
+
+
+def check_not_emptied(path: Path, label: str) -> None:
+    """An SQLite storage of 0 bytes that has stayed so (a crash or a full disk emptied it) is
+    a damaged file: opened, Optuna makes it a new, empty storage, and `compare --status` then
+    wrote its tables into it and called a finished ladder not started."""
+    found = path.stat()
+    if found.st_size == 0 and time.time() - found.st_mtime > EMPTIED_AFTER_S:
+        raise DamagedFileError(
+            f"{label}: empty (0 bytes), as a crash or a full disk leaves a file; its studies are "
+            f"gone: restore it from a copy, or delete it to start again"
+        )
 
 
 def check_journal(path: Path, label: str, settle_s: float = 1.0) -> None:
@@ -144,7 +161,6 @@ def check_journal(path: Path, label: str, settle_s: float = 1.0) -> None:
     JSON record; a last line cut off, as a writer killed mid-write leaves it, which the next
     record would be glued to), is one line naming it before anything is added to it. A last
     line still being written by another process is given ``settle_s`` to end."""
-    import json
 
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):  # perhaps another process's record, half written
@@ -154,7 +170,7 @@ def check_journal(path: Path, label: str, settle_s: float = 1.0) -> None:
     problem = f"its last line ({len(lines)}) is cut off" if lines[-1] else None
     for number, line in enumerate(lines[:-1], 1):
         try:
-            json.loads(line)
+            files.parse_json(line)
         except ValueError:  # not JSON, or not UTF-8
             problem = f"line {number} is not a journal record"
             break

@@ -33,8 +33,10 @@ def a_one(path: Path) -> Path:
     return path
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON, deeper than json's recursion goes
 CONFIG_DAMAGE = [
     ("{", "not valid JSON"),
+    pytest.param(DEEP, "not valid JSON: nested too deeply to be read", id="nested-100000-deep"),
     ("", "not valid JSON"),
     ("\udcff", "unreadable"),
     ("[1, 2]", "expected an object of config fields"),
@@ -557,8 +559,8 @@ def test_every_file_reader_fuzzed_ends_cleanly(tmp_path: Path, synthetic_root: P
         # fewer of the costly ones: 8 MB of images; weights, which build a model to load into
         fewer = {"t10k-images-idx3-ubyte": 4, rundir.MODEL: 15}
         damaged = damaged_versions(blob, seed, count=fewer.get(name, 30))
-        if name in json_shapes:
-            damaged += json_mutations(json.loads(blob), seed)
+        if name in json_shapes:  # and nested past the parser's recursion: a RecursionError
+            damaged += [*json_mutations(json.loads(blob), seed), DEEP.encode()]
         for data in damaged:  # one file damaged at a time, the others good
             (good / name).write_bytes(data)
             tried += 1
@@ -745,6 +747,29 @@ def test_a_damaged_optuna_db_is_one_line_naming_it(
     assert "optuna.db" in one_line(err) and "damaged" in err
 
 
+@pytest.mark.parametrize("command", [["tune"], ["compare", "--status"], ["compare"]])
+def test_an_emptied_optuna_db_is_one_line_and_left_empty(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 bytes (a crash or a full disk): Optuna made it a new storage, so ``compare --status``
+    wrote its tables into it and called a finished ladder not started, and ``compare`` would
+    have tuned it all again. A file just made by another process is 0 bytes for a moment only."""
+    from benchmark.cli import main
+
+    db = tmp_path / "optuna.db"
+    db.touch()
+    os.utime(db, (1e9, 1e9))  # empty for years
+    argv = [*command, "--results-dir", str(tmp_path), "--trials", "1", "--epochs", "1"]
+    assert main([*argv, "--train-subset", "256"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"{db}: empty (0 bytes), as a crash or a full disk leaves a file" in line, line
+    assert db.stat().st_size == 0
+    os.utime(db)  # just made: another process is making its tables
+    from benchmark.storages import check_storage
+
+    assert check_storage(f"sqlite:///{db}") == db
+
+
 def test_a_moved_runs_resume_hint_names_where_it_is_now(tmp_path: Path) -> None:
     """An interrupted run's status.json holds the resume command with the path it had: after the
     results directory was copied or moved, the report still sent the user to the old one."""
@@ -843,3 +868,17 @@ def test_damaged_rows_of_a_study_are_one_line_naming_the_storage(
     assert f"{db}: study '{name}': " in line and said in line
     assert db.read_bytes() == before
     assert not (tmp_path / "tuned").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("suffix", [".json", ".toml"])
+def test_a_config_nested_too_deeply_is_one_line(
+    suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both parsers recurse: a file nested 100,000 deep was a RecursionError traceback."""
+    path = tmp_path / f"deep{suffix}"
+    path.write_text(DEEP if suffix == ".json" else f"a = {DEEP}\n")
+    assert exit_status(["run", "--config", str(path), "--print-config"]) == 2
+    kind = suffix[1:].upper()
+    assert one_line(capsys.readouterr().err).endswith(
+        f"--config {path}: not valid {kind} (nested too deeply to be read)"
+    )

@@ -26,7 +26,7 @@ from rich.console import Console
 from benchmark.commands.values import list_of, one_of, optional, path_text
 from benchmark.config import TrainConfig, field_types, fields_of, flag_name
 from benchmark.errors import DamagedFileError, UsageError
-from benchmark.files import nearest_existing
+from benchmark.files import nearest_existing, parse_json
 from benchmark.progress import console
 from benchmark.wording import SAME_CONFIG, percent
 
@@ -232,7 +232,6 @@ def add_config_file_flags(parser: argparse.ArgumentParser, print_flag: bool = Tr
 
 def read_config_file(path: str) -> dict[str, Any]:
     """A config file's fields: a JSON or TOML object of ``TrainConfig`` fields."""
-    import json
 
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -243,9 +242,9 @@ def read_config_file(path: str) -> dict[str, Any]:
         if path.endswith(".toml"):
             import tomllib
 
-            values: Any = tomllib.loads(text)
+            values: Any = parse_json(text, tomllib.loads)
         else:
-            values = json.loads(text)
+            values = parse_json(text)
     except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
         kind = "TOML" if path.endswith(".toml") else "JSON"
         takes = "" if path.endswith((".toml", ".json")) else "; --config takes .json or .toml"

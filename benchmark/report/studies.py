@@ -25,7 +25,7 @@ import pandas as pd
 
 from benchmark import trials
 from benchmark.comparison import QUEUE_PREFIX
-from benchmark.files import mistyped
+from benchmark.files import mistyped, parse_json
 from benchmark.report.output import markdown_table, short_hash, sources
 from benchmark.report.study_plots import (
     MIN_IMPORTANCE_TRIALS,
@@ -134,7 +134,7 @@ def reuse(out: Path, stamp: str) -> Studies | None:
 def digest_file(out: Path) -> tuple[object, list[StudyDigest]]:
     """(stamp, digests) of the ``digest.json`` a report left in ``out``; raises OSError,
     ValueError, KeyError or TypeError on a missing or damaged one."""
-    found = json.loads((out / DIGEST).read_text())
+    found = parse_json((out / DIGEST).read_text())
     for d in found["studies"]:  # a hand-edited value of another type: damaged, read again
         paths = all(isinstance(name, str) for name in d["files"])
         if not paths or mistyped(d, DIGEST_TYPES):

@@ -260,3 +260,18 @@ def test_a_title_wider_than_its_table_is_a_line_of_its_own(
     common.print_wide(table)
     lines = term.file.getvalue().splitlines()
     assert lines[0] == title and "gap_cnn" in " ".join(lines[1:])
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["run", "--lr", "-inf"], "--lr=VALUE"),  # argparse takes "-inf" for a flag, not "-1"
+        (["tune", "--storage"], "--storage=VALUE"),  # or nothing at all came after it
+    ],
+)
+def test_a_flag_without_its_value_says_how_to_give_one_that_begins_with_a_dash(
+    argv: list[str], hint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert exit_status(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"expected one argument (a value that begins with '-' is given as {hint})")

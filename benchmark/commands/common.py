@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -49,6 +50,9 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (no usage dump) and exit status 2."""
 
     def error(self, message: str) -> NoReturn:
+        if found := re.fullmatch(r"argument (--[\w-]+).*: expected one argument", message):
+            # argparse reads "-inf" (not "-1") after a flag as another flag
+            message += f" (a value that begins with '-' is given as {found[1]}=VALUE)"
         sys.stderr.write(f"{self.prog}: error: {message}\n")
         raise SystemExit(EXIT_USAGE)
 

@@ -1690,3 +1690,31 @@ def test_val_curves_draw_the_main_comparisons_groups_where_there_is_one(
         None,
     )
     assert "of the main comparison's groups" in fig.get_suptitle()
+
+
+@pytest.mark.parametrize(
+    ("span", "ticks"),
+    [
+        ((0.25, 1.0), ["0.3", "0.4", "0.5", "0.7", "1"]),  # the main comparison's forest
+        ((0.25, 15.0), ["0.3", "0.5", "1", "2", "3", "5", "10"]),  # the ladder's curves
+        (
+            (1.0, 5000.0),
+            ["1", "2", "5", "10", "20", "50", "100", "200", "500", "1,000", "2,000", "5,000"],
+        ),
+    ],
+)
+def test_a_log_axis_gets_more_ticks_the_narrower_it_is(span: tuple, ticks: list[str]) -> None:
+    """1, 2 and 5 per decade left the committed winners' 0.36-0.47% between the ticks 0.2 and
+    0.5, and the forest's 0.25-1% axis with 0.3 and 0.5 alone."""
+    from matplotlib.figure import Figure
+
+    from benchmark.report.marks import plain_log_ticks
+
+    ax = Figure().subplots()
+    ax.set_yscale("log")
+    ax.set_ylim(*span)
+    plain_log_ticks(ax.yaxis)
+    ax.figure.canvas.draw()
+    low, high = span
+    shown = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    assert shown == ticks

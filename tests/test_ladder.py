@@ -147,10 +147,16 @@ def test_status_says_where_each_rung_stands_and_writes_nothing(
     out = capsys.readouterr().out
     assert "│ 1 epoch  │ 2 of 2, 1 queued │" in out
     assert f"the ladder in {storage}\n" in out  # whole: the table's width had cut it in two
-    # another protocol's status (here the defaults') says the ladder there is another one, and
-    # names its flags; those flags give this ladder's status, and plain compare names them too
+    # --status with no flag of a protocol is the status of the one there, its flags named (it
+    # was the defaults', "nothing done"); another protocol's status (here the defaults' with 4
+    # epochs) says the ladder there is another one, and names its flags; those flags give this
+    # ladder's status, and plain compare names them too
     results = ["--results-dir", str(tmp_path / "ladder")]
     assert main(["compare", *results, "--status"]) == 0
+    out = capsys.readouterr().out
+    assert "holds: --arch small_cnn --fusion late_sum --seeds 0 --trials 2 --max-params" in out
+    assert "│ 1 epoch  │ 2 of 2, 1 queued │" in out and "another protocol" not in out
+    assert main(["compare", *results, "--status", "--epochs", "4"]) == 0
     (note,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
     flags = note.split("holds another protocol (", 1)[1].split(");", 1)[0]
     assert flags.startswith("--arch small_cnn --fusion late_sum --seeds 0 --trials 2 --max-params")

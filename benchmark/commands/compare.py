@@ -31,7 +31,7 @@ from benchmark.commands.models import (
     check_cap,
     check_models,
     check_tuned_subset,
-    model_args_of,
+    held_for_every,
     say_untaken,
 )
 from benchmark.commands.values import (
@@ -50,7 +50,7 @@ from benchmark.comparison import (
     load_comparison,
     recorded_flags,
 )
-from benchmark.config import BATCH_SIZES, SEARCHED, SIZING, TrainConfig
+from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
 from benchmark.progress import check_layout, prepare, say_emulated
 from benchmark.trackers import destination
@@ -126,31 +126,6 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     check_cap(shares, cap)
     seeds = tuple(args.seeds)
     return [compare.Plan(replace(base, epochs=e), pairs, seeds, args.trials, cap) for e in rungs]
-
-
-def held_for_every(
-    pairs: tuple[tuple[str, str], ...], model_args: dict[str, Any]
-) -> dict[tuple[str, str], dict[str, Any]]:
-    """Each combination's share of the model arguments the protocol holds: the sizes that fit a
-    model to 28 pixels (``SIZING``: a ViT's img_size and patch_size) go to the combinations that
-    take them, as in ``run``'s grid; any other argument is held for every combination (the
-    report compares them as one configuration), so one that a combination does not take is a
-    usage error."""
-    from architectures import arg_names
-
-    shares = model_args_of(pairs, {k: v for k, v in model_args.items() if k in SIZING})
-    for arch, fusion in pairs:
-        valid = arg_names(arch, fusion)
-        if untaken := [key for key in model_args if key not in valid and key not in SIZING]:
-            raise UsageError(
-                f"{arch} x {fusion} takes no {untaken[0]!r} (valid: {', '.join(valid) or 'none'}); "
-                "compare holds each --model-arg but a model's sizes (img_size, patch_size) for "
-                "every combination: compare those that take it, and tune and run the others apart"
-            )
-    return {
-        pair: {**{k: v for k, v in model_args.items() if k not in SIZING}, **share}
-        for pair, share in shares.items()
-    }
 
 
 def worker_argv(args: argparse.Namespace, index: int, threads: int | None) -> list[str]:
@@ -241,6 +216,27 @@ def show_status(
     return 0
 
 
+WHERE_FLAGS = {"--status", "--results-dir", "--storage", "--plugin"}  # no protocol in them
+
+
+def as_recorded(args: argparse.Namespace, found: dict[str, Any] | None) -> argparse.Namespace:
+    """``--status`` given no flag of a protocol: the flags of the one ``found`` (comparison.json)
+    holds, as far as its plans record them, so the status is of it (it was of the defaults'
+    protocol, beside a note, and read as nothing done); ``args`` where there are none."""
+    import shlex
+
+    typed = {word.split("=", 1)[0] for word in args.argv[1:] if word.startswith("-")}
+    if typed - WHERE_FLAGS or not (flags := recorded_flags(found)):
+        return args
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    again = parser.parse_args(["compare", *shlex.split(flags), *args.argv[1:]])
+    again.argv = args.argv
+    where = Path(args.results_dir) / COMPARISON
+    console.print(f"the protocol {where} holds: {flags}", soft_wrap=True)
+    return again
+
+
 def rung_of(plan: dict[str, Any]) -> str:
     """``9 epochs``: a recorded plan's budget, as the refusal to drop it names it."""
     epochs = (plan.get("budget") or {}).get("epochs")
@@ -257,10 +253,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from benchmark.data import load_mnist
     from benchmark.hardware import machine_name
 
-    plans = plans_from(args)
-    ladder = [plan.base.epochs for plan in plans]  # lowest first
     results_dir = Path(args.results_dir)
     found = load_comparison(results_dir)  # damaged: said now, not after hours of work
+    args = as_recorded(args, found) if args.status else args
+    plans = plans_from(args)
+    ladder = [plan.base.epochs for plan in plans]  # lowest first
     spec = storages.storage_spec(args.storage, results_dir)
     local = storages.check_storage(spec)
     dropped = dropped_by(found, [plan.key() for plan in plans])

@@ -10,6 +10,7 @@ from itertools import product
 from typing import Any
 
 from benchmark.commands.values import is_list_text, parse_value
+from benchmark.config import SIZING
 from benchmark.errors import UsageError
 from benchmark.progress import console, passing_bar
 from benchmark.wording import settings
@@ -280,3 +281,28 @@ def check_cap(shares: dict[tuple[str, str], dict[str, Any]], max_params: int) ->
                 f"points of {arch} x {fusion}'s search space fit under it (the smallest had "
                 f"{min(sizes):,} parameters); give a larger cap"
             )
+
+
+def held_for_every(
+    pairs: tuple[tuple[str, str], ...], model_args: dict[str, Any]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each combination's share of the model arguments the protocol holds: the sizes that fit a
+    model to 28 pixels (``SIZING``: a ViT's img_size and patch_size) go to the combinations that
+    take them, as in ``run``'s grid; any other argument is held for every combination (the
+    report compares them as one configuration), so one that a combination does not take is a
+    usage error."""
+    from architectures import arg_names
+
+    shares = model_args_of(pairs, {k: v for k, v in model_args.items() if k in SIZING})
+    for arch, fusion in pairs:
+        valid = arg_names(arch, fusion)
+        if untaken := [key for key in model_args if key not in valid and key not in SIZING]:
+            raise UsageError(
+                f"{arch} x {fusion} takes no {untaken[0]!r} (valid: {', '.join(valid) or 'none'}); "
+                "compare holds each --model-arg but a model's sizes (img_size, patch_size) for "
+                "every combination: compare those that take it, and tune and run the others apart"
+            )
+    return {
+        pair: {**{k: v for k, v in model_args.items() if k not in SIZING}, **share}
+        for pair, share in shares.items()
+    }

@@ -309,32 +309,49 @@ def describe_trial(t: Any) -> str:
 
 
 def study_bar() -> Any:
-    """The progress display of ``StudyProgress``: label, a short bar, trials done of total, the
-    best value and what was pruned, failed or rejected, time left (once done, the time taken);
-    fits in 80 columns. Into a pipe or a log, where rich would cut it at 80 columns (through the
+    """The progress display of ``StudyProgress``: label, a short bar, trials done of total, time
+    left (once done, the time taken), the best value and what was pruned, failed or rejected
+    (cut at its end where the terminal is narrow); fits in 80 columns. Into a pipe or a log, where rich would cut it at 80 columns (through the
     counts), it is printed whole."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeRemainingColumn,
     )
+    from rich.table import Column
     from rich.text import Text
 
-    class StudyTimeColumn(TimeRemainingColumn):
-        """Nothing for a study done before this process: a replay's 00:00 read as a study that
-        took no time (its stats say "done earlier")."""
+    class StatsColumn(ProgressColumn):
+        """The study's counts, cut at the end where the terminal is narrow (the table squeezed
+        the time to "00…" and wrapped it, and the bar, onto a second line)."""
 
         def render(self, task: Any) -> Text:
-            return Text("") if task.fields.get("earlier") else super().render(task)
+            return Text(task.fields["stats"], no_wrap=True, overflow="ellipsis")
+
+    class StudyTimeColumn(TimeRemainingColumn):
+        """Time left while the study runs, time taken once done, each saying which (one column
+        changed meaning without a word); nothing for a study done before this process: a
+        replay's 00:00 read as a study that took no time (its stats say "done earlier")."""
+
+        def render(self, task: Any) -> Text:
+            if task.fields.get("earlier"):
+                return Text("")
+            shown = super().render(task)
+            return Text.assemble(
+                "took " if task.finished else "", shown, "" if task.finished else " left"
+            )
 
     return Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(bar_width=12),
+        BarColumn(bar_width=8),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[stats]}"),
-        StudyTimeColumn(compact=True, elapsed_when_finished=True),
+        StudyTimeColumn(
+            compact=True, elapsed_when_finished=True, table_column=Column(no_wrap=True)
+        ),
+        StatsColumn(),
         console=console
         if console.is_terminal
         else Console(file=console.file, width=LOG_WIDTH, highlight=False),

@@ -264,7 +264,28 @@ def test_a_study_progress_line_fits_the_terminal(
         and "2/20" in line
         and "best joint 98.76% (trial 0)" in line
     )
-    assert "━" in line  # the bar itself survives at 80 columns
+    assert "╸" in line  # the bar itself (a tenth of 8 columns) survives at 80 columns
+    assert "--:-- left" in line  # the time says what it is: left, or once done, taken
+
+
+def test_a_finished_study_says_how_long_it_took_and_a_narrow_terminal_cuts_the_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The column showed time left, then at 20/20 the time taken, alike ("00:30", "01:04"); at
+    80 columns the table squeezed a finished study's time to "00…" and wrapped the line."""
+    from rich.console import Console
+
+    from benchmark import progress
+
+    screen = Console(width=60, force_terminal=True, record=True, color_system=None)
+    monkeypatch.setattr(progress, "console", screen)
+    bar = progress.study_bar()
+    stats = "best joint 99.12% (trial 13), 12 pruned, 1 failed"
+    task = bar.add_task("tiny_resnet x embed_add", total=20, stats=stats, earlier=False)
+    bar.update(task, completed=20)
+    screen.print(bar.make_tasks_table(bar.tasks))
+    line = screen.export_text().rstrip("\n")
+    assert "\n" not in line and "20/20 took 00:00 best join" in line and line.endswith("…")
 
 
 def test_a_study_progress_line_into_a_log_is_whole(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -342,9 +363,9 @@ def test_a_study_done_before_this_process_says_so_not_00_00(
     progress.StudyProgress(bar, study, "gap_cnn x concat", total)
     bar.console.print(bar.make_tasks_table(bar.tasks))
     (line,) = log.getvalue().strip().splitlines()
-    assert f"2/{total} best joint 99.00% (trial 2), 1 rejected" in line
+    assert f" 2/{total} " in line and "best joint 99.00% (trial 2), 1 rejected" in line
     assert line.endswith(", done earlier") is (total == 2)
-    assert ("00:00" in line) is False and (":" in line.split("rejected")[-1]) is (total == 20)
+    assert ("00:00" in line) is False and ("--:-- left" in line) is (total == 20)
 
 
 def test_a_study_bar_says_while_it_waits_for_trials_elsewhere() -> None:

@@ -311,8 +311,8 @@ def describe_trial(t: Any) -> str:
 def study_bar() -> Any:
     """The progress display of ``StudyProgress``: label, a short bar, trials done of total, time
     left (once done, the time taken), the best value and what was pruned, failed or rejected
-    (cut at its end where the terminal is narrow); fits in 80 columns. Into a pipe or a log, where rich would cut it at 80 columns (through the
-    counts), it is printed whole."""
+    (cut at its end where the terminal is narrow); fits in 80 columns. Into a pipe or a log,
+    where rich would cut it at 80 columns (through the counts), it is printed whole."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,

@@ -152,6 +152,7 @@ class RunsProgress:
         self.held: float | None = None  # the time left when evaluation began, shown during it
         self.evaluating = False
         self.started = time.monotonic()
+        self.counted = self.started  # when the steps trained were last counted
         self.live: Any = None
 
     def __enter__(self) -> RunsProgress:
@@ -167,12 +168,15 @@ class RunsProgress:
             self.live.stop()
 
     def time_left(self) -> float | None:
-        """From the pace so far (evaluation pauses included), or the estimate until then."""
+        """From the pace until the steps were last counted (evaluation pauses included), less
+        the time since, or the estimate until then. Counted every 25 steps, a small run's steps
+        stood still for seconds while the time since the start grew: "9 s left" climbed."""
         trained = self.trained + self.current
-        elapsed = time.monotonic() - self.started
+        now = time.monotonic()
         if trained:
-            return elapsed * (self.steps - trained) / trained
-        return None if self.estimate is None else max(self.estimate - elapsed, 0.0)
+            pace = (self.counted - self.started) / trained
+            return max(pace * (self.steps - trained) - (now - self.counted), 0.0)
+        return None if self.estimate is None else max(self.estimate - (now - self.started), 0.0)
 
     def __rich_console__(self, _console: Any, options: Any) -> Any:
         """The live line, never wider than the terminal: what does not fit is cut at the end
@@ -213,7 +217,7 @@ class RunsProgress:
         begun = time.monotonic()
 
         def show(event: Any) -> None:
-            self.current = event.step - first
+            self.current, self.counted = event.step - first, time.monotonic()
             self.epoch = f"epoch {event.epoch}/{cfg.epochs}"
             self.loss = f" loss {event.loss:.4f}"
             last_step = event.step * cfg.epochs == event.total * event.epoch  # of its epoch

@@ -645,3 +645,19 @@ def test_a_run_that_only_guessed_is_said_to_have_learned_nothing(
     assert "runs 2, 4: digit accuracy near chance (10%), so they learned nothing; give" in out
     run.print_summary(rows[:1], dirs[:1], ())
     assert "learned nothing" not in capsys.readouterr().out
+
+
+def test_the_time_left_counts_down_between_the_counts_of_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Steps are counted every 25: in a small run they stood still for seconds while the time
+    since the start grew, and "9 s left" climbed to "15 s left"."""
+    now = [100.0]
+    monkeypatch.setattr("benchmark.progress.time.monotonic", lambda: now[0])
+    shown = RunsProgress(runs=1, steps=100)
+    now[0], shown.current, shown.counted = 110.0, 25, 110.0  # 25 steps in 10 s: 30 s to go
+    assert shown.time_left() == 30.0
+    now[0] = 115.0  # no step counted since
+    assert shown.time_left() == 25.0
+    now[0] = 200.0  # slower than the pace so far: none left by it, not a negative time
+    assert shown.time_left() == 0.0

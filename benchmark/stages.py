@@ -29,16 +29,17 @@ def tune_all(
     seed: int,
     worker: int | None,
     lap: Callable[..., None],
+    at: str = "",
 ) -> list[Any]:
     """Stage 1, one pass: trials in every combination's study while places are free (fewer
     than ``plan.trials`` finished or running on any machine); a study whose last places other
     workers hold is left to them. ``lap`` after each trial; ``seed`` and ``worker`` seed the
-    samplers (``tuning.sampler``)."""
+    samplers (``tuning.sampler``); ``at``: the rung in words (``rung_words``)."""
     from benchmark import compare, tuning
 
     studies = []
     console.print(
-        f"tuning at {epochs_text(plan.base.epochs)}, {plural(plan.trials, 'trial')} a study:"
+        f"tuning at {at or epochs_text(plan.base.epochs)}, {plural(plan.trials, 'trial')} a study:"
     )
     for arch, fusion in plan.pairs:
         cfg = plan.config(arch, fusion)
@@ -67,6 +68,7 @@ def train_all(
     results_dir: Path,
     records: Any,
     lap: Callable[..., None],
+    at: str = "",
 ) -> dict[str, int]:
     """Stage 2, one pass: runs from the queue of default and tuned runs, shared with other
     machines, until none is left to take; ``lap`` before each run, so the time of the runs
@@ -112,7 +114,7 @@ def train_all(
         done[0] += 1
         arch, fusion, variant, seed = item.split("|")
         heading[0] = (
-            f"[{done[0]}/{total} at {epochs_text(plan.base.epochs)}] {arch} x {fusion} "
+            f"[{done[0]}/{total} at {at or epochs_text(plan.base.epochs)}] {arch} x {fusion} "
             f"{variant}, seed {seed}"
         )
         if what != "training":
@@ -120,6 +122,13 @@ def train_all(
 
     compare.run_queue(plan, queue, results_dir, records, train, on_item, unreadable)
     return compare.progress_counts(queue)
+
+
+def rung_words(plan: Any, plans: list[Any]) -> str:
+    """``3 epochs, rung 2 of 3``: where a ladder's progress is (its run counter starts again at
+    each rung, and "[1/16 at 3 epochs]" said nothing of the rungs left); one rung: its epochs."""
+    at = epochs_text(plan.base.epochs)
+    return f"{at}, rung {plans.index(plan) + 1} of {len(plans)}" if len(plans) > 1 else at
 
 
 def each_rung(
@@ -163,7 +172,9 @@ def tune_ladder(
     while True:
         studies, did = each_rung(
             plans, "tune", clock,
-            lambda plan, lap: tune_all(plan, storage, data, ex, seed, worker, lap),
+            lambda plan, lap: tune_all(
+                plan, storage, data, ex, seed, worker, lap, rung_words(plan, plans)
+            ),
         )  # fmt: skip
         worked |= did
         every = [study for rung in studies.values() for study in rung]
@@ -227,7 +238,8 @@ def train_ladder(
         counts, did = each_rung(
             plans, "runs", clock,
             lambda plan, lap: train_all(
-                plan, storage, data, ex, results_dir, records[plan.base.epochs], lap
+                plan, storage, data, ex, results_dir, records[plan.base.epochs], lap,
+                rung_words(plan, plans),
             ),
         )  # fmt: skip
         worked |= did

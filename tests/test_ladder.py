@@ -75,8 +75,10 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
         "e2": "halving, defaults ranked",
     }
     out = capsys.readouterr().out
-    assert "tuning at 1 epoch, 2 trials a study:" in out and "tuning at 2 epochs" in out
-    heading = "[1/2 at 2 epochs] small_cnn x late_sum default, seed 0\n"
+    # which rung of how many: each rung's counters start again
+    assert "tuning at 1 epoch, rung 1 of 2, 2 trials a study:" in out
+    assert "tuning at 2 epochs, rung 2 of 2, 2 trials a study:" in out
+    heading = "[1/2 at 2 epochs, rung 2 of 2] small_cnn x late_sum default, seed 0\n"
     assert heading in out and "seed 0: training" not in out  # its run's one heading
     assert out.split(heading)[1].lstrip().startswith(str(tmp_path / "runs"))
     cells = []  # the tuning table: epochs trained of what would train unpruned, by rung

@@ -1533,6 +1533,14 @@ def test_val_curves_draw_tuned_and_default_as_the_ladder_plots_do(tmp_path: Path
             tuned = "tuned" in line.get_label()
             assert line.get_linestyle() == ("-" if tuned else "--"), line.get_label()
             assert (line.get_markerfacecolor() == "white") is not tuned, line.get_label()
+    # a study that kept the default: its tuned line hides the default's, and says so
+    kept = summary.assign(same_as_default=summary["tuned"] & (summary["fusion"] == "concat"))
+    curves = report.val_curves(inputs.history, inputs.runs, kept)
+    legend = val_curves_figure(curves, kept, None).axes[0].get_legend().get_texts()
+    assert [text.get_text() for text in legend][:2] == [
+        "concat, tuned = default",
+        "concat, default",
+    ]
     untuned = summary[~summary["tuned"]]  # with nothing tuned beside it, no line is "default"
     curves = report.val_curves(inputs.history, inputs.runs, untuned)
     legend = val_curves_figure(curves, untuned, None).axes[0].get_legend().get_texts()

@@ -153,6 +153,8 @@ def curve_label(row: pd.Series, beside_tuned: bool = True) -> str:
             parts.append(part)
     if row["tuned"] and "tuned" not in parts:
         parts.append("tuned")
+    if row["tuned"] and bool(row.get("same_as_default", False)):  # its line hides the default's
+        parts[parts.index("tuned")] = "tuned = default"
     elif beside_tuned and not row["tuned"] and len(parts) == 1:  # nothing else sets it apart
         parts.append("default")
     if row["yours"]:
@@ -167,7 +169,8 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     from matplotlib.transforms import offset_copy
 
     groups = summary.set_index("label")
-    curves = curves.join(groups[["arch", "fusion", "tuned", "differs", "yours"]], on="label")
+    shown = ["arch", "fusion", "tuned", "differs", "yours", "same_as_default"]
+    curves = curves.join(groups[shown], on="label")
     encoders = sorted(set(curves["arch"]))
     width = max(7.0, 4.2 * len(encoders))
     budget = None if ref is None else ref.base.get("epochs")

@@ -574,3 +574,17 @@ def test_equal_times_key_tells_budget_encoder_and_kind_apart() -> None:
     kinds = [handles["tuned: filled"], handles["default: hollow"]]
     assert all(isinstance(h, Line2D) and h.get_marker() == KIND_MARKER for h in kinds)
     assert KIND_MARKER not in encoders
+
+
+def test_a_machines_seconds_beside_anothers_minutes_are_said_to_be_little_work() -> None:
+    """The committed cost table listed 3.6 s and 2.8 s of tuning on the Xeon beside 56 min on
+    another machine, without a word on what those seconds were."""
+    from types import SimpleNamespace
+
+    from benchmark.report.ladder import cost_section
+
+    note = "A machine's seconds beside another's minutes at one stage are sittings that trained"
+    stages = {"tune": {"vm (cpu: a)": 3378.0, "vm (cpu: b)": 3.6}, "runs": {"vm (cpu: b)": 2.0}}
+    assert note in cost_section([SimpleNamespace(epochs=1, stages=stages)], None)
+    stages["tune"]["vm (cpu: b)"] = 600.0  # work on both: nothing to say
+    assert note not in cost_section([SimpleNamespace(epochs=1, stages=stages)], None)

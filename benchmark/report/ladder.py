@@ -29,6 +29,7 @@ from benchmark.report.stats import ALPHA, kendall
 from benchmark.wording import SAME_CONFIG, error_range
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
+BRIEF_S = 60.0  # a stage's time on a machine under this, beside another's: a sitting's check
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
 
 __all__ = ["LADDER_PLOTS", "Rung", "build_rungs", "ladder_report", "rungs_of"]
@@ -367,12 +368,25 @@ def cost_section(rungs: list[Rung], comparison: dict[str, Any] | None) -> str:
     ]
     if not rows:
         return ""
+    # a machine's seconds beside another's minutes at one stage: read as work it did
+    times = [
+        [t for t in per.values() if files.is_number(t)]
+        for rung in rungs
+        for per in rung.stages.values()
+        if isinstance(per, dict)
+    ]
+    said = (
+        " A machine's seconds beside another's minutes at one stage are sittings that trained "
+        "little or nothing there: one that finds a stage done still reads and exports it."
+        if any(len(t) > 1 and min(t) < BRIEF_S <= max(t) for t in times)
+        else ""
+    )
     return "\n\n".join(
         [
             PER_BUDGET,
             "Wall time of each stage of each rung, per machine, summed over sittings and over "
             "the worker processes of a machine (time spent waiting for other workers left out; "
-            "a rung reused from an earlier `compare` keeps the time it cost then).",
+            "a rung reused from an earlier `compare` keeps the time it cost then)." + said,
             markdown_table(pd.DataFrame(rows)),
             *filter(None, [sittings_text(comparison)]),
         ]

@@ -451,5 +451,5 @@ def test_the_table_names_both_batches_and_leaves_an_eager_rows_compile_time_blan
         assert name in text
     lines = [line for line in text.splitlines() if "gap_cnn" in line]
     eager_cells = [c.strip() for c in lines[0].split("│")]
-    assert eager_cells[-4:-1] == ["-", "-", "-"]  # compile s, of it train, train vs eager
+    assert eager_cells[-4:-1] == ["-", "-", "-"]  # compile s, train compile s, train vs eager
     assert "12.5" in lines[1] and "9.5" in lines[1]

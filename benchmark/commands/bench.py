@@ -73,7 +73,7 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
         columns["peak_mem_mb"] = ("peak MB", ",.0f")
     if first["compile"] or ab:
         columns["compile_seconds"] = ("compile s", ".1f")
-        columns["train_compile_seconds"] = ("of it train", ".1f")
+        columns["train_compile_seconds"] = ("train compile s", ".1f")
     if ab:
         columns["ab"] = ("train vs eager", "s")
     for header, spec in columns.values():

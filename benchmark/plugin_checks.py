@@ -13,6 +13,7 @@ NUM_DIGITS, NUM_SUMS = 10, 19
 
 
 def one_line(exc: BaseException) -> str:
+    """``ValueError: its first line``: what a plug-in raised, as one line of a message."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 

@@ -8,12 +8,14 @@ import errno
 import functools
 import gc
 import os
+import signal
 import sys
 from pathlib import Path
 
 from benchmark import wording
 from benchmark.commands import (
     bench,
+    common,
     compare,
     datapath,
     export,
@@ -119,6 +121,15 @@ def stopped(prog: str, interrupt: KeyboardInterrupt) -> int:
     return EXIT_SIGINT
 
 
+def signal_came() -> KeyboardInterrupt | None:
+    """The interrupt of the SIGINT or SIGTERM that came while the command ran, if one did: an
+    ONNX export cut short by Ctrl-C ended in a half-imported module's AttributeError, which the
+    exporter wrapped, and the command told the user the model could not be converted."""
+    if not common._stopping:
+        return None
+    return Terminated() if common._stopping[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
 def interrupt_behind(exc: BaseException) -> KeyboardInterrupt | None:
     """The interrupt that ``exc`` was raised while handling, if any: a library's clean-up cut
     short by the signal is still that signal (a SIGTERM inside Optuna's storage commit of a
@@ -169,12 +180,11 @@ def dispatch(argv: list[str] | None) -> int:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # here, where a reader gone away is met, not in the interpreter's exit
         return status
-    except UsageError as exc:
+    except (UsageError, DamagedFileError) as exc:
+        if (signal := signal_came()) is not None:  # what a library cut short by it raised
+            return stopped(prog, signal)
         sys.stderr.write(f"{prog}: error: {exc}\n")
-        return EXIT_USAGE
-    except DamagedFileError as exc:
-        sys.stderr.write(f"{prog}: error: {exc}\n")
-        return EXIT_FAILED
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED
     except TrainingFailed as exc:
         sys.stderr.write(f"{prog}: training stopped: {exc}\n")
         return EXIT_FAILED

@@ -16,6 +16,7 @@ The model then sees floats in [0, 1], as in training.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -142,11 +143,18 @@ def load_image(path: Path) -> torch.Tensor:
         what = "not a regular file" if there else "no such file"
         raise UsageError(f"--image {path}: {what}; expected an image file (PNG, JPEG, ...)")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return preprocess(image)
+        with warnings.catch_warnings():  # Pillow's warning of a huge image: one line, not two
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()
+                return preprocess(image)
     except BlankImageError as exc:
         raise UsageError(f"--image {path}: {exc}") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        size = str(exc).split(", could be")[0]  # Pillow's: "... pixels, could be decompression"
+        raise UsageError(
+            f"--image {path}: too large to read ({size}); scale it down (the model sees 28x28)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - a damaged file makes PIL raise many kinds
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise UsageError(f"--image {path}: cannot read it as an image ({reason})") from None

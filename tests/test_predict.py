@@ -345,3 +345,24 @@ def test_a_committed_run_without_weights_names_the_one_with_them(capsys) -> None
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
     assert f"reference model's: {REFERENCE};" in err and f"--config {other / 'config.json'}" in err
+
+
+@pytest.mark.parametrize("side", [40, 50])  # over Pillow's limit (a warning), over twice (an error)
+def test_an_image_too_large_to_read_safely_is_one_line(
+    side: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Pillow's DecompressionBombWarning came out raw, two lines of its source on stderr, and
+    its error spoke of a "decompression bomb DOS attack"."""
+    from benchmark.errors import UsageError
+    from benchmark.predict import load_image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # a 40x40 image over it, as 10,000² is
+    path = tmp_path / "big.png"
+    Image.new("L", (side, side), 255).save(path)
+    with pytest.raises(UsageError) as caught:
+        load_image(path)
+    assert str(caught.value) == (
+        f"--image {path}: too large to read (Image size ({side * side} pixels) exceeds limit of "
+        f"{1000 if side == 40 else 2000} pixels); scale it down (the model sees 28x28)"
+    )
+    assert capsys.readouterr().err == ""

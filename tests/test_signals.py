@@ -20,6 +20,7 @@ from conftest import REPO, child, exit_status, interrupted_run, one_line, only_r
 
 from benchmark import files, rundir, runs
 from benchmark.cli import main
+from benchmark.errors import UsageError
 
 # Fields of metrics.json that legitimately differ between two runs of the same config and seed.
 TIMING_OR_IDENTITY = {
@@ -300,3 +301,34 @@ def test_a_library_clean_up_cut_short_by_a_signal_is_that_signal(
     monkeypatch.setattr(cli, "build_parser", Parser)
     assert main([]) == code
     assert capsys.readouterr().err == f"{cli.program_name()} tune: {said}\n"
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "said"),
+    [(signal.SIGINT, 130, "interrupted (SIGINT)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+)
+def test_a_library_that_swallows_the_signal_and_raises_another_error_is_that_signal(
+    signum: int, code: int, said: str, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Ctrl-C during an ONNX export: the exporter caught what its half-done import raised and
+    wrapped an AttributeError, and the command told the user that the model could not be
+    converted, exit 2 ("export --format torchscript instead")."""
+    from benchmark import cli
+
+    def command(args: object) -> int:
+        try:
+            os.kill(os.getpid(), signum)  # the real handler raises here
+            time.sleep(5)
+        except KeyboardInterrupt:  # swallowed, as a library's broad handler may
+            pass
+        raise UsageError("--format onnx: the ONNX exporter cannot convert this model")
+
+    class Parser:
+        def parse_known_args(self, argv: object) -> tuple[object, list[str]]:
+            return type("Args", (), {"command": "export", "func": staticmethod(command)}), []
+
+    monkeypatch.setattr(cli, "build_parser", Parser)
+    assert main([]) == code
+    assert capsys.readouterr().err == f"{cli.program_name()} export: {said}\n"
+    monkeypatch.undo()
+    assert main(["list", "--encoders", "nope"]) == 2  # the signal is not remembered after

@@ -64,11 +64,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         data = EXPORTERS[kind](runs.load_run(run_dir))
     except ValueError as exc:  # a model this format cannot hold faithfully: nothing written
         raise UsageError(f"--format {kind}: {exc}") from None
+    replaced = " (replacing the file there)" if out.exists() else ""  # said: it was someone's
     files.write_bytes(out, data)
     how = f" with the {onnx_exporter()} exporter" if kind == "onnx" else ""
     console.print(
-        f"wrote {out}{how} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float in "
-        f"[0,1] and addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)",
+        f"wrote {out}{replaced}{how} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float "
+        f"in [0,1] and addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)",
         soft_wrap=True,
     )
     return 0

@@ -138,7 +138,7 @@ class TrainConfig:
         False, "torch.compile the loss step (compile time reported apart)", kind="execution"
     )
     threads: int | None = option(
-        None, "CPU threads (torch.set_num_threads); unset: torch's", kind="execution"
+        None, "CPU threads (torch.set_num_threads); unset: torch's default", kind="execution"
     )
     data_dir: str | None = option(
         None, "MNIST root; unset: $MNIST_ROOT, then ./data", kind="execution", path=True

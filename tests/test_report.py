@@ -1186,17 +1186,20 @@ def test_sentences_of_a_one_group_one_seed_report(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("accuracies", "said"),
     [
-        ([0.09], "Its digit accuracy is near chance (10%): it learned nothing at this budget; "),
+        (
+            [0.09],
+            "Its digit accuracy is under 20%, near chance (10%): it learned nothing at this budget",
+        ),
         (
             [0.09, 0.08],
-            "Every group's digit accuracy is near chance (10%): they learned nothing at this "
-            "budget, so this ranking means nothing; give more --epochs or a larger "
+            "Every group's digit accuracy is under 20%, near chance (10%): they learned nothing "
+            "at this budget, so this ranking means nothing; give more --epochs or a larger "
             "--train-subset.",
         ),
         (
             [0.95, 0.09],
-            "The digit accuracy of gap_cnn x late_sum is near chance (10%): it learned nothing at "
-            "this budget, so its rank means nothing; give",
+            "The digit accuracy of gap_cnn x late_sum is under 20%, near chance (10%): it learned "
+            "nothing at this budget, so its rank means nothing; give",
         ),
         ([0.95, 0.5], None),
     ],
@@ -1226,7 +1229,10 @@ def test_with_no_main_comparison_every_group_that_learned_nothing_is_said(tmp_pa
     configured_run(runs, "b", {"lr": 1e-7}, sum_acc=0.08, config_hash="b0000000")
     answer = answer_of(markdown_of(tmp_path))
     assert "No group is a default or tuned configuration" in answer
-    assert "Every group's digit accuracy is near chance (10%): they learned nothing" in answer
+    assert (
+        "Every group's digit accuracy is under 20%, near chance (10%): they learned nothing"
+        in answer
+    )
 
 
 def test_the_main_comparison_names_tuning_only_where_a_group_is_tuned(tmp_path: Path) -> None:

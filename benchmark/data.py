@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import math
 import os
 from collections.abc import Iterator
@@ -162,13 +163,15 @@ def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool 
     if download:
         from torchvision.datasets import MNIST
 
-        folders = (roots[0], roots[0] / "MNIST", roots[0] / "MNIST" / "raw")
-        created = [folder for folder in folders if not folder.exists()]
+        # what the download creates, deepest first: the root's missing parents too (a typo's
+        # --data-dir a/b left an empty a/ behind)
+        folders = (roots[0] / "MNIST" / "raw", roots[0] / "MNIST", roots[0], *roots[0].parents)
+        created = list(itertools.takewhile(lambda f: not f.exists(), folders))
         try:
             MNIST(str(roots[0]), train=True, download=True)
             MNIST(str(roots[0]), train=False, download=True)
         except Exception as exc:  # noqa: BLE001 - any network failure means the same to the user
-            for folder in reversed(created):  # leave no empty folders behind
+            for folder in created:  # leave no empty folders behind
                 with contextlib.suppress(OSError):
                     folder.rmdir()
             raise DataNotFoundError(

@@ -140,6 +140,9 @@ def test_empty_data_dir_lists_places_searched_without_network(
     assert "download failed (urlopen error [Errno -2] Name or service not known); put" in line
     assert list(empty.iterdir()) == []  # the failed download left no empty folders behind
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+    typo = tmp_path / "no" / "such"  # nor the missing parents of a root that does not exist
+    assert main(["run", "--data-dir", str(typo), "--results-dir", str(tmp_path / "r")]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
 
 
 def test_to_float_range() -> None:

@@ -1735,3 +1735,18 @@ def test_a_log_axis_gets_more_ticks_the_narrower_it_is(span: tuple, ticks: list[
     low, high = span
     shown = [t.get_text() for t in ax.get_yticklabels() if low <= t.get_position()[1] <= high]
     assert shown == ticks
+
+
+def test_a_tie_between_budgets_is_broken_by_the_larger_and_said() -> None:
+    """One run on 3,000 images and one on 20,000, both 1 epoch: the first was taken as the
+    main comparison's budget (the order of the runs), with no word of the tie."""
+    from benchmark.report.reference import most_used
+
+    ref = most_used([{"epochs": 1, "train_subset": 3000}, {"epochs": 1, "train_subset": 20000}])
+    assert ref.base["train_subset"] == 20000
+    assert ref.source == (
+        "the budget most default runs used (tied with 1 other: the most epochs and images): no "
+        "`compare` protocol was found"
+    )
+    alone = most_used([{"epochs": 1, "train_subset": 3000}] * 2 + [{"epochs": 4}])
+    assert alone.base["train_subset"] == 3000 and "tied" not in alone.source

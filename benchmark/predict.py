@@ -146,8 +146,12 @@ def load_image(path: Path) -> torch.Tensor:
         with warnings.catch_warnings():  # Pillow's warning of a huge image: one line, not two
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
+                if (frames := getattr(image, "n_frames", 1)) > 1:  # which one? the first, unsaid
+                    raise UsageError(f"--image {path}: {frames} frames; give one image of a digit")
                 image.load()
                 return preprocess(image)
+    except UsageError:
+        raise
     except BlankImageError as exc:
         raise UsageError(f"--image {path}: {exc}") from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:

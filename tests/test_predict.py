@@ -366,3 +366,21 @@ def test_an_image_too_large_to_read_safely_is_one_line(
         f"{1000 if side == 40 else 2000} pixels); scale it down (the model sees 28x28)"
     )
     assert capsys.readouterr().err == ""
+
+
+def test_an_image_of_several_frames_is_refused_rather_than_read_at_its_first(
+    tmp_path: Path,
+) -> None:
+    """A GIF of a "7" then a "1" was read as its first frame without a word, and one whose
+    first frame was blank said "no digit found"."""
+    from benchmark.errors import UsageError
+    from benchmark.predict import load_image
+
+    frames = [Image.new("L", (28, 28), 255) for _ in range(2)]
+    ImageDraw.Draw(frames[1]).line([(14, 4), (14, 24)], fill=0, width=3)
+    path = tmp_path / "two.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    with pytest.raises(UsageError, match=r"two\.gif: 2 frames; give one image of a digit$"):
+        load_image(path)
+    frames[1].save(tmp_path / "one.gif")
+    assert load_image(tmp_path / "one.gif").shape[-2:] == (28, 28)

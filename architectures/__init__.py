@@ -2,7 +2,7 @@
 
 from architectures import encoders as _encoders  # noqa: F401  (registers the built-in encoders)
 from architectures import fusions as _fusions  # noqa: F401  (registers the built-in fusions)
-from architectures.meta import meta_build
+from architectures.meta import meta_build, needs_values
 from architectures.model import (
     DigitSumModel,
     arg_names,
@@ -38,6 +38,7 @@ __all__ = [
     "default_args",
     "meta_build",
     "model_key",
+    "needs_values",
     "register_encoder",
     "register_fusion",
     "split_overrides",

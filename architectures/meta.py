@@ -44,3 +44,9 @@ def meta_build() -> Iterator[None]:
     wrong shape raises there), so run it after the block, still under ``torch.device("meta")``."""
     with torch.device("meta"), _SkipInitialising():
         yield
+
+
+def needs_values(exc: Exception) -> bool:
+    """Whether ``exc`` is a meta tensor's refusal to give a value (a forward that reads its data,
+    ``.item()``): such a model is run on the CPU instead, by the dry run and by ``bench``'s cost."""
+    return "meta" in str(exc).lower()

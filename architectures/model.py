@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from architectures.fusions import NUM_DIGITS
-from architectures.meta import meta_build
+from architectures.meta import meta_build, needs_values
 from architectures.registry import ENCODERS, FUSIONS, did_you_mean
 
 MNIST_MEAN = 0.1307
@@ -142,7 +142,7 @@ def _dry_run(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     try:
         _forward(arch, fusion, overrides, "meta")
     except Exception as exc:
-        if "meta" not in str(exc).lower():
+        if not needs_values(exc):
             raise
         _forward(arch, fusion, overrides, "cpu")
 

@@ -112,7 +112,7 @@ def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int,
     40-80 ms for the core models on a CPU, so a process measures each model once. A forward
     that reads its data (``.item()``) cannot run on meta tensors and runs on the CPU instead,
     as the registry's dry run does."""
-    from architectures import create_model, meta_build, model_key
+    from architectures import create_model, meta_build, model_key, needs_values
 
     key = model_key(arch, fusion, model_args)
     if key not in _COSTS:
@@ -121,7 +121,7 @@ def model_cost(arch: str, fusion: str, model_args: dict[str, Any]) -> tuple[int,
         try:
             _COSTS[key] = count_params(model), macs_per_image(model, torch.device("meta"))
         except Exception as exc:
-            if "meta" not in str(exc).lower():
+            if not needs_values(exc):
                 raise
             with torch.random.fork_rng(devices=[]):
                 model = create_model(arch, fusion, **model_args).eval()

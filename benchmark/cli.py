@@ -181,8 +181,8 @@ def dispatch(argv: list[str] | None) -> int:
         sys.stdout.flush()  # here, where a reader gone away is met, not in the interpreter's exit
         return status
     except (UsageError, DamagedFileError) as exc:
-        if (signal := signal_came()) is not None:  # what a library cut short by it raised
-            return stopped(prog, signal)
+        if (came := signal_came()) is not None:  # what a library cut short by it raised
+            return stopped(prog, came)
         sys.stderr.write(f"{prog}: error: {exc}\n")
         return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED
     except TrainingFailed as exc:

@@ -479,8 +479,8 @@ def test_equal_time_counts_the_groups_timed_elsewhere_in_words(away: int, said: 
         columns=["rung", "arch", "train_seconds_mean", "test_sum_err_mean"],
     ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32",
              images=55_000)  # fmt: skip
-    assert f" {said} left out." in time_section(points, "cpu: test", away, {})
-    assert "other devices" not in time_section(points, "cpu: test", 0, {})
+    assert f" {said} left out." in time_section(points, "cpu: test", away)
+    assert "other devices" not in time_section(points, "cpu: test", 0)
 
 
 @pytest.mark.usefixtures("undrawn")
@@ -524,7 +524,7 @@ def test_equal_time_tells_apart_front_rows_a_second_apart() -> None:
         columns=["rung", "arch", "train_seconds_mean", "test_sum_err_mean"],
     ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32",
              images=55_000)  # fmt: skip
-    rows = [line for line in time_section(points, "cpu: test", 0, {}).splitlines() if "±" in line]
+    rows = [line for line in time_section(points, "cpu: test", 0).splitlines() if "±" in line]
     assert [row.split(" | ")[0] for row in rows] == ["| 7.9", "| 8.3", "| 1,234.5"]
 
 
@@ -541,8 +541,8 @@ def test_equal_time_says_which_rungs_trained_too_few_images_to_time_a_rate() -> 
     assert (
         " Runs of 1 epoch and 2 epochs trained fewer than 20,000 images each: their seconds are "
         "mostly start-up and warm-up, not a rate"
-    ) in time_section(points, "cpu: test", 0, {})
-    assert "warm-up" not in time_section(points.iloc[2:], "cpu: test", 0, {})
+    ) in time_section(points, "cpu: test", 0)
+    assert "warm-up" not in time_section(points.iloc[2:], "cpu: test", 0)
 
 
 def test_equal_times_key_tells_budget_encoder_and_kind_apart() -> None:

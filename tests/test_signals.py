@@ -272,6 +272,17 @@ def test_a_run_that_completed_exits_0_when_a_signal_arrives_as_it_closes(
     assert rundir.read_status(run_dir)[0] == "complete"
 
 
+def as_command(monkeypatch: pytest.MonkeyPatch, name: str, command: object) -> None:
+    """``main([])`` runs ``command`` as the command ``name``, whatever the parser would do."""
+    from benchmark import cli
+
+    class Parser:
+        def parse_known_args(self, argv: object) -> tuple[object, list[str]]:
+            return type("Args", (), {"command": name, "func": staticmethod(command)}), []
+
+    monkeypatch.setattr(cli, "build_parser", Parser)
+
+
 @pytest.mark.parametrize(
     ("signum", "code", "said"),
     [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted (SIGINT)")],
@@ -294,11 +305,7 @@ def test_a_library_clean_up_cut_short_by_a_signal_is_that_signal(
                 pytest.fail("the signal did not interrupt")
         return 0
 
-    class Parser:
-        def parse_known_args(self, argv: object) -> tuple[object, list[str]]:
-            return type("Args", (), {"command": "tune", "func": staticmethod(command)}), []
-
-    monkeypatch.setattr(cli, "build_parser", Parser)
+    as_command(monkeypatch, "tune", command)
     assert main([]) == code
     assert capsys.readouterr().err == f"{cli.program_name()} tune: {said}\n"
 
@@ -323,11 +330,7 @@ def test_a_library_that_swallows_the_signal_and_raises_another_error_is_that_sig
             pass
         raise UsageError("--format onnx: the ONNX exporter cannot convert this model")
 
-    class Parser:
-        def parse_known_args(self, argv: object) -> tuple[object, list[str]]:
-            return type("Args", (), {"command": "export", "func": staticmethod(command)}), []
-
-    monkeypatch.setattr(cli, "build_parser", Parser)
+    as_command(monkeypatch, "export", command)
     assert main([]) == code
     assert capsys.readouterr().err == f"{cli.program_name()} export: {said}\n"
     monkeypatch.undo()

@@ -8,11 +8,9 @@ import pandas as pd
 
 from benchmark.comparison import epochs_text
 from benchmark.config import MIN_TRAINED
-from benchmark.report.ladder_plots import LADDER_PLOTS, short
+from benchmark.report.ladder_plots import short
 from benchmark.report.output import error_cell, fmt, markdown_table
 from benchmark.wording import is_are, listing, plural
-
-PLOT = "ladder_time"
 
 
 def arithmetic_note(points: pd.DataFrame) -> str:
@@ -43,7 +41,8 @@ def warm_up_note(points: pd.DataFrame) -> str:
     )
 
 
-def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, bytes]) -> str:
+def time_section(points: pd.DataFrame, device: str, away: int, picture: str = "") -> str:
+    """The section's markdown; ``picture``: the markdown of ladder_time.png ("" if not drawn)."""
     if points.empty:
         return ""
     front = points[points["front"]].sort_values("train_seconds_mean", kind="stable")
@@ -69,9 +68,7 @@ def time_section(points: pd.DataFrame, device: str, away: int, plots: dict[str, 
             + arithmetic_note(points)
             + warm_up_note(points),
             markdown_table(pd.DataFrame(rows)),
-            f"![{LADDER_PLOTS['ladder_time']}](plots/ladder_time.png)"
-            if "ladder_time" in plots
-            else "",
+            picture,
         ]
         if part
     )

@@ -416,7 +416,7 @@ def ladder_report(
         answer_section(rungs, partial, answered_at),
         ranks_section(rungs, plots),
         curves_section(plots),
-        time_section(points, device, away, plots),
+        time_section(points, device, away, image(plots, "ladder_time")),
         tuning_section(rungs, inputs.runs),
         cost_section(rungs, inputs.comparison),
     ]

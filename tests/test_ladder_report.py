@@ -483,20 +483,42 @@ def test_equal_time_counts_the_groups_timed_elsewhere_in_words(away: int, said: 
     assert "other devices" not in time_section(points, "cpu: test", 0)
 
 
+def kept_the_default(results: Path, epochs: int) -> None:
+    """Make the tuned small_cnn x concat of rung ``epochs`` what a study that kept the default
+    gives: the default's configuration, so its very runs' test errors."""
+    for seed in SEEDS:
+        path = results / "runs" / f"small_cnn-concat-t-e{epochs}-s{seed}" / "metrics.json"
+        run = path.parent.name.replace("-t-", "-d-")
+        test = json.loads((path.parents[1] / run / "metrics.json").read_text())["test"]
+        found = json.loads(path.read_text()) | {"config_hash": f"d{epochs:07d}", "test": test}
+        path.write_text(json.dumps(found))
+
+
+@pytest.mark.usefixtures("undrawn")
+def test_a_group_that_repeats_its_default_at_both_rungs_counts_once_in_tau(
+    tmp_path: Path,
+) -> None:
+    """Its very runs twice would add a tie to both rankings and a group to the test's count."""
+    results = write_ladder(tmp_path, rungs=[1, 9])
+    for epochs in (1, 9):
+        kept_the_default(results, epochs)
+    text = report(results)
+    keys = sorted(k for k in ERRORS if k != ("small_cnn", "concat", True))
+    x, y = [ERRORS[k][1] for k in keys], [ERRORS[k][9] for k in keys]
+    tau, p = hand_tau(x, y), kendall(x, y)[1]
+    assert f"| 1 epoch | 5 | {tau:.3f} | {p:.3f} |" in text
+    assert f"ranking against the 9-epoch one: {tau:.2f} (p {p:.3f}, 5 groups)" in text
+
+
 @pytest.mark.usefixtures("undrawn")
 def test_a_tuned_group_that_kept_the_default_is_named_so_in_the_ranks(tmp_path: Path) -> None:
     """A study that kept the default gives a tuned group with its default group's runs, so its
     errors: it shares the default's rank (not the next one, as if it were a second, worse
     configuration), and the rank table and the bump chart's names say it is the default."""
     results = write_ladder(tmp_path, rungs=[1, 9])
-    for seed in SEEDS:  # the 9-epoch tuned small_cnn x concat: the default's configuration
-        path = results / "runs" / f"small_cnn-concat-t-e9-s{seed}" / "metrics.json"
-        found = json.loads(path.read_text())
-        path.write_text(json.dumps(found | {"config_hash": "d0000009"}))
-        run = path.parent.name.replace("-t-", "-d-")  # the default's runs: its test errors
-        test = json.loads((path.parents[1] / run / "metrics.json").read_text())["test"]
-        path.write_text(json.dumps(json.loads(path.read_text()) | {"test": test}))
+    kept_the_default(results, 9)
     text = report(results)
+    assert "| 1 epoch | 6 |" in text  # a twin at one rung only: a ranking of its own there
     ranks = text[text.index("## Ranks across budgets") :].split("\n## ")[0]
     rows = [line for line in ranks.splitlines() if line.startswith("| small_cnn x concat |")]
     default, tuned = sorted(rows, key=lambda row: "| yes |" in row)

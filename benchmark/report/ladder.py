@@ -113,9 +113,16 @@ def build_rungs(inputs: Inputs) -> list[Rung]:
 
 
 def rank_agreement(low: Rung, top: Rung) -> tuple[float, float, int]:
-    """(tau, p, groups): the ranking of ``low`` against ``top``'s, over the groups both have."""
+    """(tau, p, groups): the ranking of ``low`` against ``top``'s, over the groups both have.
+    A tuned group whose study kept the default at both rungs has its default's very runs at
+    both: counted once, as its default, since a copy would add a tie to both rankings and a
+    group to the test's count."""
     both = low.groups.merge(top.groups, on=IDENTITY, suffixes=("_low", "_top"))
     both = both.dropna(subset=["test_sum_err_mean_low", "test_sum_err_mean_top"])
+    twin = both["same_as_default_low"].astype(bool) & both["same_as_default_top"].astype(bool)
+    pairs = both[["arch", "fusion"]].apply(tuple, axis=1)
+    twin &= pairs.isin(set(pairs[~both["tuned"].astype(bool)]))  # its default is counted
+    both = both[~twin]
     tau, p = kendall(list(both["test_sum_err_mean_low"]), list(both["test_sum_err_mean_top"]))
     return tau, p, len(both)
 
@@ -274,8 +281,9 @@ def ranks_section(rungs: list[Rung], plots: dict[str, bytes]) -> str:
             "## Ranks across budgets",
             "Test sum error % (mean over seeds ± the half-width of its 95% CI) and rank at each "
             f"rung, in the order of the top rung ({top.epochs} epochs). Kendall's tau-b compares "
-            "each rung's ranking with the top rung's over the groups both have (1: the same "
-            "order, 0: unrelated, -1: reversed); p: its two-sided test of no association.",
+            "each rung's ranking with the top rung's over the groups both have, a tuned group "
+            "that repeats its default at both counted once (1: the same order, 0: unrelated, "
+            "-1: reversed); p: its two-sided test of no association.",
             markdown_table(pd.DataFrame(rows)),
             markdown_table(pd.DataFrame(taus)),
             image(plots, "ladder_ranks"),

@@ -28,7 +28,7 @@ def chosen_format(given: str | None, out: str | None) -> str:
     if given is None and named is None:
         raise UsageError(
             "--format onnx or --format torchscript is needed, or an --out ending in "
-            ".onnx (ONNX) or .pt (TorchScript)"
+            ".onnx (ONNX) or .pt or .pth (TorchScript)"
         )
     if given is not None and named is not None and named != given:
         raise UsageError(
@@ -87,7 +87,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format",
         choices=sorted(FORMATS),
-        help="output format [the one --out's suffix names: .onnx, or .pt for torchscript]",
+        help="output format [the one --out's suffix names: .onnx, or .pt or .pth for torchscript]",
     )
     p.add_argument(
         "--out",

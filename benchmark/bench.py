@@ -82,13 +82,11 @@ def measure(fn: Callable[[], Any], s: Settings) -> tuple[float, list[float]]:
     return first, [timed_call(fn, s.ex) for _ in range(s.iters)]
 
 
-def random_batch(
-    n: int, device: torch.device, channels_last: bool
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Images in [0, 1], digit labels and addends: what the model sees, with random content."""
-    images = torch.rand(n, 1, 28, 28, device=device)
-    if channels_last:
-        images = images.contiguous(memory_format=torch.channels_last)
+def random_batch(n: int, ex: Execution) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Images in [0, 1] in ``ex``'s layout, digit labels and addends: what the model sees, with
+    random content."""
+    device = ex.device
+    images = torch.rand(n, 1, 28, 28, device=device).contiguous(memory_format=ex.memory_format)
     labels = torch.randint(0, NUM_DIGITS, (n,), device=device)
     addends = torch.randint(0, NUM_DIGITS, (n,), device=device)
     return images, labels, addends
@@ -96,7 +94,7 @@ def random_batch(
 
 def macs_per_image(model: DigitSumModel, device: torch.device) -> int:
     """Multiply-accumulates of one image's forward pass: FlopCounterMode's flops / 2."""
-    images, _, addends = random_batch(1, device, channels_last=False)
+    images, _, addends = random_batch(1, Execution(device))
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model(images, addends)
@@ -150,15 +148,15 @@ def measure_pair(cfg: TrainConfig, s: Settings) -> tuple[dict[str, float], Calla
 
         return infer
 
-    images, _, addends = random_batch(s.batch_size, s.device, s.channels_last)
+    images, _, addends = random_batch(s.batch_size, s.ex)
     compile_infer, infer_times = measure(infer_fn(images, addends), s)
     del images, addends
-    images, _, addends = random_batch(1, s.device, s.channels_last)
+    images, _, addends = random_batch(1, s.ex)
     compile_b1, latency_times = measure(infer_fn(images, addends), s)
 
     model.train()
     loss_fn = s.ex.compiled(compute_loss)
-    images, labels, addends = random_batch(cfg.batch_size, s.device, s.channels_last)
+    images, labels, addends = random_batch(cfg.batch_size, s.ex)
 
     def step() -> None:
         train_step(state, cfg, images, labels, addends, s.ex, loss_fn)

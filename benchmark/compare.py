@@ -27,16 +27,16 @@ from optuna.trial import TrialState
 
 from benchmark import exports, plugins, pruning, tuning
 from benchmark.comparison import QUEUE_PREFIX
-from benchmark.config import TrainConfig
-from benchmark.errors import TrainingFailed, UsageError
-from benchmark.files import read_json
+from benchmark.config import BUDGET_FIELDS, TrainConfig
+from benchmark.errors import DamagedFileError, TrainingFailed, UsageError
 from benchmark.rundir import (
-    CONFIG,
     METRICS,
     IncompleteRun,
+    complete_seeds,
+    config_values,
+    planned_seed,
     read_metrics,
     read_status,
-    run_precision,
 )
 from benchmark.trials import epochs_spent
 
@@ -123,7 +123,7 @@ class Plan:
             "seeds": list(self.seeds),
             "trials": self.trials,
             "max_params": self.max_params,
-            "budget": {k: getattr(self.base, k) for k in tuning.BUDGET_FIELDS},
+            "budget": {k: getattr(self.base, k) for k in BUDGET_FIELDS},
             "fixed": tuning.fixed_overrides(self.base),
             "studies": [self.study(a, f) for a, f in self.pairs],
             **({"pruner": pruner} if (pruner := self.pruner()) else {}),
@@ -171,17 +171,12 @@ def default_cap(pairs: Sequence[tuple[str, str]], held: dict[str, Any] | None = 
 
 def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
     """A complete run of exactly this configuration and seed in ``results_dir``, if any (in
-    ``cfg``'s precision when that is set; with ``auto``, in either)."""
-    wanted = cfg.config_hash()
-    for run_dir in sorted((Path(results_dir) / "runs").glob("*")):
-        try:
-            found = read_metrics(run_dir)
-        except IncompleteRun:
-            continue
-        same = found["config_hash"] == wanted and found["seed"] == cfg.seed
-        same = same and cfg.precision in ("auto", run_precision(found))
-        if same and bool(found.get("tuned")) == (cfg.tuned_from is not None):
-            return run_dir
+    ``cfg``'s precision when that is set; with ``auto``, in either), as ``run`` finds one:
+    ``rundir.complete_seeds``."""
+    done = complete_seeds(results_dir)
+    for precision in ("fp32", "bf16") if cfg.precision == "auto" else (cfg.precision,):
+        if (name := done.get(planned_seed(cfg, precision))) is not None:
+            return Path(results_dir) / "runs" / name
     return None
 
 
@@ -197,8 +192,8 @@ def find_interrupted(results_dir: Path, cfg: TrainConfig) -> Path | None:
         if not unfinished or (run_dir / METRICS).exists():
             continue
         try:
-            saved = TrainConfig.from_dict(read_json(run_dir / CONFIG))
-        except (OSError, ValueError, TypeError, AttributeError):  # damaged: not this one
+            saved = TrainConfig.from_dict(config_values(run_dir))
+        except (DamagedFileError, ValueError, TypeError):  # damaged: not this one
             continue
         same = (saved.config_hash(), saved.seed, saved.precision, saved.channels_last) == shape
         if same and (saved.tuned_from is None) == (cfg.tuned_from is None):

@@ -211,7 +211,8 @@ PLAN_FIELDS = {
     "studies": (list,),
     "pairs": (list,),
 }
-BUDGET_FIELDS = {"epochs": INT, "train_subset": (int, type(None)), "holdout_pairs": INT}
+# the JSON types of config.BUDGET_FIELDS, as a plan records them (a test holds the two equal)
+BUDGET_TYPES = {"epochs": INT, "train_subset": (int, type(None)), "holdout_pairs": INT}
 
 
 def shape_problem(found: dict[str, Any]) -> str | None:
@@ -228,7 +229,7 @@ def shape_problem(found: dict[str, Any]) -> str | None:
             return f"{where} is not an object"
         if (key := files.mistyped(plan, PLAN_FIELDS)) is not None:
             return f"{where}.{key} is {plan[key]!r}"
-        if (key := files.mistyped(plan.get("budget", {}), BUDGET_FIELDS)) is not None:
+        if (key := files.mistyped(plan.get("budget", {}), BUDGET_TYPES)) is not None:
             return f"{where}.budget.{key} is {plan['budget'][key]!r}"
         seeds = dict(enumerate(plan.get("seeds", [])))
         if (key := files.mistyped(seeds, dict.fromkeys(seeds, INT))) is not None:

@@ -324,6 +324,10 @@ def fields_of(*kinds: str) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["kind"] in kinds)
 
 
+# A study's budget: values tuned at one budget (or experiment) are not comparable with another.
+BUDGET_FIELDS = fields_of("budget", "experiment")
+
+
 def learned_values(config: dict[str, Any], *, names: bool = True) -> dict[str, Any]:
     """What a run learns from ``config`` (a ``TrainConfig.to_dict()`` or part of one, missing
     fields at their defaults): the fields of ``LEARNED_KINDS``, the combination's names left out

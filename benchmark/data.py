@@ -285,7 +285,7 @@ class Batches:
     batch_size: int
     allowed: torch.Tensor | None  # (10, 10) 0/1 mask of the pairs training may draw; None: all
     augment: tuple[float, float] | None  # (shift, degrees), or None for no augmentation
-    memory_format: torch.memory_format = torch.contiguous_format
+    memory_format: torch.memory_format  # the run's (``Execution.memory_format``)
 
     def steps(self) -> int:
         return len(self.split) // self.batch_size
@@ -308,9 +308,7 @@ class Batches:
 
 
 def training_batches(
-    data: DigitSumData,
-    cfg: TrainConfig,
-    memory_format: torch.memory_format = torch.contiguous_format,
+    data: DigitSumData, cfg: TrainConfig, memory_format: torch.memory_format
 ) -> Batches:
     """The batches ``cfg`` trains on: its training subset, batch size, held-out pairs (never
     drawn) and augmentation."""

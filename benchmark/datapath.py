@@ -31,7 +31,7 @@ from benchmark.benchfile import combination_of
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData, Split, to_float
 from benchmark.hardware import Execution
-from benchmark.rundir import with_features
+from benchmark.machines import with_features
 from benchmark.trainer import TrainState, build_state, train, train_step
 
 WAYS = ("trainer", "prebuilt", "dataloader")

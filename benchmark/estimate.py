@@ -44,7 +44,7 @@ def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[tuple[float, 
     precision, memory layout, compiled or not, batch size, model arguments): each changes the
     rate (channels_last trained 1.5x as fast as contiguous on a 2-core EPYC), and a compiled run
     also spends 5-50 s compiling."""
-    from benchmark import rundir
+    from benchmark import machines, rundir
 
     rates: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
     for run_dir in sorted(Path(results_dir).glob("runs/*")):
@@ -57,7 +57,9 @@ def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[tuple[float, 
         if not isinstance(seconds, (int, float)) or not isinstance(rate, (int, float)):
             continue
         if rate > 0 and rate * seconds >= MIN_TRAINED:
-            machine = rundir.with_features(str(found.get("device")), found.get("cpu_features", ""))
+            machine = machines.with_features(
+                str(found.get("device")), found.get("cpu_features", "")
+            )
             layout = bool(found.get("channels_last", config.get("channels_last")))
             key = rate_key(
                 (found["arch"], found["fusion"], machine, rundir.run_precision(found), layout),

@@ -17,11 +17,10 @@ import optuna
 from optuna.trial import TrialState
 
 from benchmark import files
-from benchmark.config import SEARCHED, TrainConfig, fields_of, flag_name
+from benchmark.config import BUDGET_FIELDS, SEARCHED, TrainConfig, fields_of, flag_name
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.storages import storage_label
 from benchmark.tuning import (
-    BUDGET_FIELDS,
     check_study,
     finished_count,
     split_params,

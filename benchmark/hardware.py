@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 import torch
 
-from benchmark import files, rundir
+from benchmark import files
 from benchmark.config import TrainConfig
 from benchmark.inductor import compile_backend
+from benchmark.machines import timing_device, with_features
 from benchmark.wording import plural
 
 
@@ -129,7 +130,7 @@ class Execution:
         """The device as a run's timings name it: its ``device_name`` and, when several
         processes shared the machine, how many (their timings are shared ones; the report
         never pools them with a machine's own)."""
-        return rundir.timing_device(device_name(self.device), self.sharing)
+        return timing_device(device_name(self.device), self.sharing)
 
     def describe(self) -> str:
         """``bf16, channels_last`` or ``fp32`` (+ ``, compiled``): how it computes."""
@@ -210,11 +211,11 @@ def probe_cpu(rounds: int = PROBE_ROUNDS) -> tuple[dict[str, float], float]:
         addends = torch.randint(0, 10, (PROBE_BATCH,))
         for r in range(rounds):
             for precision, channels_last in cpu_variants():
-                fmt = torch.channels_last if channels_last else torch.contiguous_format
-                model = model.to(memory_format=fmt)
-                x = images.contiguous(memory_format=fmt)
+                ex = Execution(cpu, precision, channels_last)
+                model = model.to(memory_format=ex.memory_format)
+                x = images.contiguous(memory_format=ex.memory_format)
                 t0 = time.perf_counter()
-                with Execution(cpu, precision).autocast():
+                with ex.autocast():
                     digit, total = model(x, addends)
                 (digit.float().logsumexp(1).mean() + total.float().logsumexp(1).mean()).backward()
                 model.zero_grad(set_to_none=True)
@@ -285,8 +286,6 @@ def cpu_choice() -> dict[str, Any]:
 def say_contended(record: dict[str, Any]) -> None:
     """One line (on stdout, with the other notes of a command: stderr is for its errors): a
     probe taken on a busy machine decides for this process only."""
-    import sys
-
     how = record["precision"] + (", channels_last" if record["channels_last"] else "")
     sys.stdout.write(
         f"warning: the CPU probe's repeated passes disagree (slowest {record['spread']:.1f}x "
@@ -395,7 +394,7 @@ def device_name(device: torch.device) -> str:
 def machine_name(device: torch.device) -> str:
     """``device_name`` with the CPU's features, as bench rows and run timings name the machine
     (``cpu: AMD EPYC (2 threads) with avx2``)."""
-    return rundir.with_features(device_name(device), cpu_features() if device.type == "cpu" else "")
+    return with_features(device_name(device), cpu_features() if device.type == "cpu" else "")
 
 
 def versions() -> dict[str, str]:

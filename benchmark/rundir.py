@@ -39,8 +39,6 @@ METRICS = "metrics.json"
 MODEL = "model.pt"
 LOCK = ".lock"
 OWN_FILES = (CONFIG, STATUS, HISTORY, CHECKPOINT, METRICS, MODEL, LOCK)  # what a run writes
-SHARED_BY = ", shared by "  # metrics.json's device, when several processes shared the machine
-WITH_FEATURES = " with "  # a timing device and its CPU's features (``with_features``)
 # The resume command a status message holds names the run directory where it was written.
 RESUME = re.compile(r"`python -m benchmark run --resume [^`]*`")
 
@@ -57,39 +55,6 @@ def is_run_dir(path: Path) -> bool:
 def resume_command(run_dir: Path) -> str:
     """What continues ``run_dir``: said when a run stops, kept in its status message."""
     return f"python -m benchmark run --resume {shlex.quote(str(run_dir))}"  # pasted whole
-
-
-def timing_device(device: str, sharing: int) -> str:
-    """The ``device`` a run's timings name: the machine's, and, when ``sharing`` processes
-    trained side by side on it, how many (their timings are shared ones)."""
-    return f"{device}{SHARED_BY}{sharing} processes" if sharing > 1 else device
-
-
-def with_features(device: str, features: str) -> str:
-    """A device as runs' timings, bench rows and datapath reports name it, with its CPU's
-    features where they were recorded (they tell apart CPUs that VMs name alike): ``cpu: AMD
-    EPYC (2 threads) with avx2``."""
-    if not features:
-        return device
-    machine, shared, rest = device.partition(SHARED_BY)
-    return f"{machine}{WITH_FEATURES}{features}{shared}{rest}"
-
-
-def without_features(device: str) -> str:
-    """A timing device as a run that did not record its CPU's features names it."""
-    machine, shared, rest = device.partition(SHARED_BY)
-    return machine.split(WITH_FEATURES)[0] + shared + rest
-
-
-def features_of(device: str) -> str:
-    """The CPU features a timing device names ("" where its runs did not record them)."""
-    return device.partition(SHARED_BY)[0].partition(WITH_FEATURES)[2]
-
-
-def machine_of(device: str) -> str:
-    """The machine a timing device names as bench rows name it: without how many processes
-    shared it or its CPU's features."""
-    return without_features(device).split(SHARED_BY)[0]
 
 
 def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:
@@ -199,6 +164,24 @@ def claimed(run_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def write_config(run_dir: Path, cfg: TrainConfig) -> None:
+    files.write_json(run_dir / CONFIG, cfg.to_dict())
+
+
+def config_values(run_dir: Path) -> dict[str, Any]:
+    """The run's config.json, its object of fields: a ``DamagedFileError`` naming it where it is
+    unreadable or not an object (``runs.load_config`` checks the fields)."""
+    path = Path(run_dir) / CONFIG
+    try:
+        values = read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else f"not valid JSON: {exc}"
+        raise DamagedFileError(f"{path}: unreadable ({reason})") from None
+    if not isinstance(values, dict):
+        raise DamagedFileError(f"{path}: expected an object of config fields")
+    return values
+
+
 def check_metrics(run_dir: Path) -> None:
     """A metrics.json that is there completes the run only if it reads as a run's, and as this
     run's (its config hash that of config.json): a damaged or foreign one is named (a
@@ -210,8 +193,8 @@ def check_metrics(run_dir: Path) -> None:
     except IncompleteRun as exc:
         raise DamagedFileError(f"{run_dir}: {exc}{left}") from None
     try:  # another run's metrics.json, copied in, closed the run and removed its checkpoint
-        config = TrainConfig.from_dict(read_json(run_dir / CONFIG))
-    except (OSError, ValueError, TypeError, AttributeError):
+        config = TrainConfig.from_dict(config_values(run_dir))
+    except (DamagedFileError, ValueError, TypeError):
         return  # a damaged config.json is named where it is loaded
     try:  # a mistyped field hashes apart: then config.json is the damaged one, not metrics.json
         config.check_types()
@@ -232,8 +215,8 @@ def close_completed(run_dir: Path) -> None:
     if read_status(run_dir)[0] != "complete":
         write_status_if_possible(run_dir, "complete")
     try:
-        keep = files.lookup(read_json(run_dir / CONFIG), "keep_checkpoint") is not False
-    except (OSError, UnicodeDecodeError, ValueError):
+        keep = config_values(run_dir).get("keep_checkpoint") is not False
+    except DamagedFileError:
         keep = True  # unsure: leave it
     if not keep:
         with contextlib.suppress(OSError):

@@ -18,7 +18,6 @@ from benchmark.bench import model_cost
 from benchmark.config import MNIST_TRAIN_IMAGES, TrainConfig
 from benchmark.data import DigitSumData
 from benchmark.errors import DamagedFileError, TrainingFailed, WriteFailed
-from benchmark.files import read_json
 from benchmark.hardware import Execution, cpu_features, git_commit, versions
 from benchmark.rundir import (
     CHECKPOINT,
@@ -26,10 +25,12 @@ from benchmark.rundir import (
     METRICS,
     MODEL,
     claimed,
+    config_values,
     metrics_record,
     new_run_dir,
     resume_command,
     signals_deferred,
+    write_config,
     write_history,
     write_status,
     write_status_if_possible,
@@ -62,13 +63,7 @@ def load_config(run_dir: Path, dry_run: bool = True) -> TrainConfig:
     that builds the model for real at once (``load_run``): meta kernels import torch._dynamo,
     2-3 s that ``predict`` does not otherwise need."""
     path = Path(run_dir) / CONFIG
-    try:
-        values = read_json(path)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else f"not valid JSON: {exc}"
-        raise DamagedFileError(f"{path}: unreadable ({reason})") from None
-    if not isinstance(values, dict):
-        raise DamagedFileError(f"{path}: expected an object of config fields")
+    values = config_values(run_dir)
     plugins.load_recorded(values, path)  # the plug-ins its model came from, before its names
     try:
         cfg = TrainConfig.from_dict(values)
@@ -186,7 +181,7 @@ def _execute(
 def start_run(cfg: TrainConfig, results_dir: Path) -> Path:
     """A new run directory holding ``cfg``, as ``hardware.decide`` resolved it."""
     run_dir = new_run_dir(results_dir, cfg)
-    files.write_json(run_dir / CONFIG, cfg.to_dict())
+    write_config(run_dir, cfg)
     write_status(run_dir, "created")
     return run_dir
 

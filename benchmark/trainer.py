@@ -83,8 +83,8 @@ def train_step(
 def evaluate(
     model: DigitSumModel,
     split: Split,
-    ex: Execution | None = None,
-    batch_size: int = 1000,
+    ex: Execution,
+    batch_size: int,
     by_class: bool = False,
     holdout_pairs: int = 0,
 ) -> dict[str, Any]:
@@ -94,12 +94,11 @@ def evaluate(
     ``holdout_pairs`` k > 0 (the (digit, addend) pairs a run never trained on, see
     ``holdout.heldout_mask``) the same metrics also come for the pairs training saw and the
     held-out ones, as ``seen`` and ``heldout``.
-    ``ex`` is how the run computes; None: fp32, contiguous, on the model's device.
+    ``ex`` is how the run computes (its device the model's).
     """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    ex = ex or Execution(device)
     addends = torch.arange(NUM_DIGITS, device=device)
     k = len(metrics.METRICS)
     totals = torch.zeros(k, dtype=torch.long, device=device)

@@ -26,7 +26,7 @@ from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from benchmark import files
-from benchmark.config import TrainConfig, fields_of, search_space
+from benchmark.config import BUDGET_FIELDS, TrainConfig, fields_of, search_space
 from benchmark.errors import StudyDamaged, UsageError
 from benchmark.trials import counts_towards_budget, rejected
 
@@ -37,8 +37,6 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # a tenth of the space rejects 100 in a row once in 38,000.
 OVER_CAP_IN_A_ROW = 100
 POLL_S = 5.0  # how often a worker whose study's last trials run elsewhere looks again
-# A study's budget: values tuned at one budget (or experiment) are not comparable with another.
-BUDGET_FIELDS = fields_of("budget", "experiment")
 
 
 # ------------------------------------------------------------------------------ search space

@@ -264,6 +264,14 @@ def test_a_seed_given_twice_is_taken_once(tmp_path: Path, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["seed"] == 0  # one config, not a list of two
 
 
+def test_comparison_json_checks_the_type_of_every_budget_field() -> None:
+    """comparison.py holds the JSON types of the budget a plan records (``compare.Plan``
+    writes ``config.BUDGET_FIELDS``): a field added to the budget is checked there too."""
+    from benchmark.config import BUDGET_FIELDS
+
+    assert set(comparison.BUDGET_TYPES) == set(BUDGET_FIELDS)
+
+
 def test_default_cap_admits_every_default_configuration() -> None:
     from architectures import count_params, create_model
 

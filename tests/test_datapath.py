@@ -54,6 +54,7 @@ def test_tiny_run_writes_the_three_figures_and_ratios(
     ips = report["images_per_s"]
     assert set(ips) == {"trainer", "prebuilt", "dataloader"}
     assert all(v > 0 for v in ips.values())
+    assert set(report["images_per_s_per_round"]) == set(ips)
     for way, figures in report["images_per_s_per_round"].items():
         assert len(figures) == 2 and ips[way] == pytest.approx(sum(figures) / 2)  # median of 2
     ratios = report["ratios"]

@@ -16,7 +16,7 @@ from benchmark import holdout, runs, trainer
 from benchmark.cli import build_parser
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData
-from benchmark.hardware import decide
+from benchmark.hardware import Execution, decide
 from benchmark.holdout import MAX_HOLDOUT_PAIRS, heldout_mask, holdout_pairs, sample_addends
 from benchmark.report.generalisation import (
     generalisation_section,
@@ -147,7 +147,8 @@ def test_metrics_json_reports_seen_and_heldout_pairs(
     # late_sum adds exactly, so held-out pairs are only as hard as recognising their digits
     assert m["test_heldout"]["consistency"] == 1.0
     # without held-out pairs, evaluate and metrics.json keep their former keys
-    plain = trainer.evaluate(runs.load_run(run_dir), data.val)
+    cpu = Execution(torch.device("cpu"))
+    plain = trainer.evaluate(runs.load_run(run_dir), data.val, cpu, 1000)
     assert "seen" not in plain and "heldout" not in plain
 
 
@@ -284,6 +285,6 @@ def test_validation_history_uses_seen_pairs_only(synthetic: DigitSumData) -> Non
     cfg, ex = decide(cfg)
     data = eval_cut(synthetic, 1000)  # validating all 5,000 images was most of the test's time
     state = train(cfg, data, ex)
-    full = evaluate(state.model, data.val, ex, holdout_pairs=20)
+    full = evaluate(state.model, data.val, ex, cfg.eval_batch_size, holdout_pairs=20)
     assert state.history[-1].val_joint_acc == full["seen"]["joint_acc"]
     assert full["seen"]["joint_acc"] != full["joint_acc"]

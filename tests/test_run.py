@@ -81,7 +81,8 @@ def test_load_run_reproduces_test_accuracy(concat_run: Path, mnist) -> None:
     assert not model.training and next(model.parameters()).device == torch.device("cpu")
     m = json.loads((concat_run / "metrics.json").read_text())
     ex = Execution(torch.device("cpu"), m["precision"], m["channels_last"])  # as it ran
-    again = evaluate(model.to(memory_format=ex.memory_format), mnist.test, ex)
+    model = model.to(memory_format=ex.memory_format)
+    again = evaluate(model, mnist.test, ex, m["config"]["eval_batch_size"])
     for key in ("digit_acc", "sum_acc", "joint_acc", "consistency"):
         assert again[key] == m["test"][key]
 

@@ -27,10 +27,10 @@ from benchmark.commands.common import (
 )
 from benchmark.commands.models import grid_variants, pop_model_arg_sweeps
 from benchmark.commands.values import add_model_arg_flag
-from benchmark.config import TrainConfig, fields_of, flag_name
+from benchmark.config import BUDGET_FIELDS, TrainConfig, flag_name
 from benchmark.files import check_writable
+from benchmark.machines import with_features
 from benchmark.progress import prepare
-from benchmark.rundir import with_features
 from benchmark.wording import plural
 
 
@@ -90,10 +90,9 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
 # The run settings bench measures under, flagged and checked as ``run``'s are; and the budget
 # fields, which choose the export ``--tuned`` measures (a study tuned at 9 epochs: --epochs 9).
 MEASURED = ("device", "precision", "channels_last", "compile", "threads", "batch_size")
-BUDGET = fields_of("budget", "experiment")
 SETTINGS = only_fields(*MEASURED)
-BUDGET_FLAGS = only_fields(*BUDGET)
-FLAGGED = only_fields(*MEASURED, *BUDGET)  # the config fields bench has flags for
+BUDGET_FLAGS = only_fields(*BUDGET_FIELDS)
+FLAGGED = only_fields(*MEASURED, *BUDGET_FIELDS)  # the config fields bench has flags for
 
 
 def settings_from_args(args: argparse.Namespace, base: TrainConfig) -> Any:
@@ -137,7 +136,7 @@ def measured_configs(
     argument at the typed batch size, or with ``--tuned`` the model, batch size and loss of the
     export at the typed budget (what a ``run --tuned`` of it trains); a typed ``--batch-size``
     or ``--model-arg`` pins its value against the export's."""
-    typed_budget = [f for f in BUDGET if getattr(args, f, None) is not None]
+    typed_budget = [f for f in BUDGET_FIELDS if getattr(args, f, None) is not None]
     if typed_budget and not args.tuned:
         flag = flag_name(typed_budget[0])
         raise UsageError(f"{flag} chooses the budget of the export --tuned measures; give --tuned")

@@ -27,8 +27,8 @@ from benchmark.commands.models import dry_runs, model_args_of
 from benchmark.commands.values import add_model_arg_flag, processes
 from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
+from benchmark.machines import with_features
 from benchmark.progress import check_layout, prepare
-from benchmark.rundir import with_features
 
 # The run settings the data path is measured under, flagged and checked as ``run``'s are.
 SETTINGS = only_fields("device", "precision", "channels_last", "threads", "batch_size", "data_dir")

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark import rundir
+from benchmark.machines import features_of, machine_of, with_features, without_features
 from benchmark.report.load import KEYS as RUN_KEYS
 from benchmark.report.load import run_configs, seed_stats
 from benchmark.report.reference import SAME, Reference, from_runs, sizes_text, tuned_from
@@ -121,11 +121,11 @@ def bench_best(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     timed_on = matches["timing_device"].astype(str)
     row_features = matches.get("cpu_features", pd.Series("", index=matches.index))
     row_features = row_features.fillna("").astype(str)
-    theirs = timed_on.map(rundir.features_of)
-    same_name = matches["device"].astype(str) == timed_on.map(rundir.machine_of)
+    theirs = timed_on.map(features_of)
+    same_name = matches["device"].astype(str) == timed_on.map(machine_of)
     unknown = (row_features == "") | (theirs == "")
     own = same_name * (1 + unknown + 2 * (row_features == theirs)).clip(upper=3)
-    named = list(map(rundir.with_features, matches["device"].astype(str), row_features))
+    named = list(map(with_features, matches["device"].astype(str), row_features))
     return (
         matches.assign(own=own, device=named)
         .sort_values(["own", "infer_images_per_s"], ascending=False, kind="stable")
@@ -184,7 +184,7 @@ def machines(runs: pd.DataFrame) -> pd.Series:
     alike (runs from before features were recorded name the device alone)."""
     device = runs.get("device", pd.Series("-", index=runs.index)).fillna("-").astype(str)
     features = runs.get("cpu_features", pd.Series("", index=runs.index)).fillna("").astype(str)
-    return pd.Series(map(rundir.with_features, device, features), index=runs.index, dtype=str)
+    return pd.Series(map(with_features, device, features), index=runs.index, dtype=str)
 
 
 def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:
@@ -281,7 +281,7 @@ def comparable_timings(summary: pd.DataFrame) -> pd.DataFrame:
     main = summary["section"] == "main"
     theirs = set(summary.loc[main & ~summary["yours"], "timing_device"])
     # the same machine, or one of its name where the reference's runs did not record features
-    named = summary["timing_device"].astype(str).map(rundir.without_features)
+    named = summary["timing_device"].astype(str).map(without_features)
     away = main & summary["yours"] & ~(summary["timing_device"].isin(theirs) | named.isin(theirs))
     if not theirs or not away.any():
         return summary

@@ -77,7 +77,7 @@ def interval_text(row: pd.Series) -> str:
     return f"{error_range(mean, half)}, {plural(int(row['n']), 'seed')}"
 
 
-def best_sentence(best: pd.Series, main: pd.DataFrame, ref: Reference, where: str) -> str:
+def best_sentence(best: pd.Series, main: pd.DataFrame, where: str) -> str:
     tested = best["n"] >= 2 and (main["n"] < 2).any()
     among = " among the groups with at least 2 seeds" if tested else ""
     who, claim = f"**{best['label']}**", "has the lowest test sum error"
@@ -364,7 +364,7 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
         return heading + " ".join(no_main_sentences(summary, where))
     best = main[main["standing"] == BEST].iloc[0]
     rest = main[main["label"] != best["label"]]
-    text = [best_sentence(best, main, ref, where), *chance_sentences(main)]
+    text = [best_sentence(best, main, where), *chance_sentences(main)]
     text += tested_sentences(main, best)
     text += untested_sentences(best, rest[rest["standing"] == UNTESTED])
     if len(main) > 2:

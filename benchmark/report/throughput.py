@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 
 from benchmark.benchfile import ab_text, combination_of
+from benchmark.machines import with_features
 from benchmark.report.output import fmt, markdown_table
-from benchmark.rundir import with_features
 from benchmark.wording import plural
 
 # The bench section's table: header -> (bench column, format).

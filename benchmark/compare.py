@@ -127,6 +127,8 @@ class Plan:
             "fixed": tuning.fixed_overrides(self.base),
             "studies": [self.study(a, f) for a, f in self.pairs],
             **({"pruner": pruner} if (pruner := self.pruner()) else {}),
+            # a set precision is another protocol (``key``): recorded, so its flags can be said
+            **({"precision": self.base.precision} if self.base.precision != "auto" else {}),
             **({"plugins": used} if (used := plugins.used_by(self.pairs)) else {}),
         }
 

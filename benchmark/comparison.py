@@ -89,12 +89,13 @@ def dropped_by(found: dict[str, Any] | None, keys: list[str]) -> list[dict[str, 
 
 
 def recorded_flags(found: dict[str, Any] | None) -> str:
-    """The ``compare`` flags of the protocol ``found`` (a comparison.json) holds stage times of,
-    as far as its plans record them (``--arch ... --epochs 1,3,9``): what a user is told to give
-    to go on with it. Empty where a plan's shape is not the one ``compare`` writes, or where it
-    holds what these flags cannot give (fixed settings, plug-ins): a command that left them
+    """The ``compare`` flags of the protocol ``found`` (a comparison.json) holds, as far as its
+    plans record them (``--arch ... --epochs 1,3,9``): what a user is told to give to go on with
+    it. Every rung of the file counts, the ones not started yet too (``record_stage`` writes the
+    whole ladder's plans). Empty where a plan's shape is not the one ``compare`` writes, or where
+    it holds what these flags cannot give (fixed settings, plug-ins): a command that left them
     out would be another protocol, refused again."""
-    plans = [plan for plan, stages in recorded(found or {}).values() if stages]
+    plans = [plan for plan, _ in recorded(found or {}).values()]
     try:
         top = max(plans, key=lambda plan: plan["budget"]["epochs"])
         if any(plan.get("fixed") or plan.get("plugins") for plan in plans):
@@ -117,6 +118,8 @@ def recorded_flags(found: dict[str, Any] | None) -> str:
             flags.append(f"--train-subset {int(budget['train_subset'])}")
         if budget.get("holdout_pairs"):
             flags.append(f"--holdout-pairs {int(budget['holdout_pairs'])}")
+        if top.get("precision") in ("fp32", "bf16"):
+            flags.append(f"--precision {top['precision']}")
         flags.append(f"--epochs {','.join(map(str, epochs))}")
     except (KeyError, TypeError, ValueError):
         return ""

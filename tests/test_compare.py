@@ -198,6 +198,11 @@ def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -
     assert comparison.recorded_flags(ran).endswith("--seeds 0 --trials 2 --epochs 1")
     sgd = {"plan": {**whole, "fixed": {"optimizer": "sgd"}}, "stages": {"tune": {"vm": 1.0}}}
     assert comparison.recorded_flags(sgd) == ""  # flags that left it out: another protocol
+    # a ladder whose top rung has not started: its flags are the whole ladder's (a status
+    # with no flags had read the 1-epoch rung alone, "another protocol" than the file's)
+    top = {**whole, "key": "k2", "budget": {"epochs": 2}}
+    ladder = {"plan": top, "rungs": {"1": ran, "2": {"plan": top}}}
+    assert comparison.recorded_flags(ladder).endswith("--trials 2 --epochs 1,2")
 
 
 def test_a_report_file_that_is_a_directory_stops_compare_before_any_work(
@@ -352,6 +357,10 @@ def test_a_set_precision_is_its_own_protocol_and_auto_is_as_before(tmp_path: Pat
     assert auto.key() == committed["plan"]["key"] == "4afbe954"
     bf16 = compare.Plan(TrainConfig(epochs=1, precision="bf16"), *args)  # type: ignore[arg-type]
     assert bf16.key() != auto.key()
+    # so the plan records it, and a status with no flags asks for it (it read auto's queue)
+    assert "precision" not in auto.to_dict() and bf16.to_dict()["precision"] == "bf16"
+    ran = {"plan": bf16.to_dict(), "stages": {"tune": {"vm": 1.0}}}
+    assert comparison.recorded_flags(ran).endswith("--precision bf16 --epochs 1")
     cfg = TrainConfig(epochs=1)
     run_dir = tmp_path / "runs" / "a"
     metrics = {"arch": cfg.arch, "fusion": cfg.fusion, "config_hash": cfg.config_hash()}

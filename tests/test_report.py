@@ -1573,6 +1573,21 @@ def test_a_group_with_no_test_error_is_reported(tmp_path: Path) -> None:
     assert "| gap_cnn x concat | no | 2 | 0.00 ± 0.00 | best |" in text
 
 
+@pytest.mark.usefixtures("undrawn")
+def test_a_tiny_runs_training_seconds_never_read_as_none(tmp_path: Path) -> None:
+    """Runs of a few hundredths of a second: "0.0 s of training" read as training that cost
+    nothing, in the sentences and the tables alike."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        path = make_run(runs, f"a{seed}", seed=seed) / "metrics.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"train_seconds": 0.02}))
+    report.write_report(load(tmp_path), tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "and <0.1 s of training" in text
+    main = text.split("## Main comparison")[1].split("\n## ")[0]
+    assert " | <0.1 | " in main and " | 0.0 | " not in main
+
+
 def test_error_axes_of_a_narrow_spread_have_distinct_ticks_and_stay_under_100(
     tmp_path: Path,
 ) -> None:

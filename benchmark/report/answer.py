@@ -12,7 +12,7 @@ import pandas as pd
 from benchmark.config import SIZING
 from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
 from benchmark.report.aggregate import group_labels, tuned_vs_default
-from benchmark.report.output import p_cell
+from benchmark.report.output import p_cell, seconds_cell
 from benchmark.report.reference import Reference
 from benchmark.report.stats import ALPHA
 from benchmark.wording import (
@@ -32,15 +32,15 @@ HEADING = "## The answer"
 MORE_SEEDS = "train at least 2 seeds per group (`--seeds 0,1,2`) to test them"
 FEW_SEEDS = (  # t's 97.5% point: 12.7 for 1 degree of freedom, 4.3 for 2, 2.8 for 4
     "With 2 seeds a group's 95% interval is wide (12.7 standard errors either side), so "
-    'Welch\'s test rarely tells groups apart and "cannot tell apart" says little here; 5 seeds '
-    "(`--seeds 0,1,2,3,4`) narrow the intervals."
+    'Welch\'s test tells apart only large differences, and "cannot tell apart" says little '
+    "here; 5 seeds (`--seeds 0,1,2,3,4`) narrow the intervals."
 )
 
 
 def seconds(value: float) -> str:
     """Seconds of training in a sentence: whole ones, but a tenth under ten (two tiny runs of 0.4
     and 0.9 s both read "0 s")."""
-    return format(value, ".1f" if value < 10 else ",.0f")
+    return seconds_cell(value) if value < 10 else format(value, ",.0f")
 
 
 def p_text(p: float) -> str:

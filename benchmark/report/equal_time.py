@@ -9,7 +9,7 @@ import pandas as pd
 from benchmark.comparison import epochs_text
 from benchmark.config import MIN_TRAINED
 from benchmark.report.ladder_plots import short
-from benchmark.report.output import error_cell, fmt, markdown_table
+from benchmark.report.output import error_cell, markdown_table, seconds_cell
 from benchmark.wording import is_are, listing, plural
 
 
@@ -48,7 +48,9 @@ def time_section(points: pd.DataFrame, device: str, away: int, picture: str = ""
     front = points[points["front"]].sort_values("train_seconds_mean", kind="stable")
     rows = [
         {
-            "from s of training (per run)": fmt(r.train_seconds_mean, ",.1f"),  # as the main table
+            "from s of training (per run)": seconds_cell(
+                r.train_seconds_mean, ",.1f"
+            ),  # as the main table
             "combination": short(r),
             "epochs": str(r.rung),
             "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),

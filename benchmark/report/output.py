@@ -23,6 +23,12 @@ def fmt(value: Any, spec: str) -> str:
     return MISSING if pd.isna(value) else format(value, spec)
 
 
+def seconds_cell(value: Any, spec: str = ".1f") -> str:
+    """Training seconds to a tenth: a tiny run under 0.05 s reads "<0.1", where "0.0" read as
+    training that cost nothing."""
+    return "<0.1" if 0 < value < 0.05 else fmt(value, spec)
+
+
 def error_cell(mean: Any, half: Any) -> str:
     """Error % with the half-width of its 95% interval."""
     return fmt(mean, ".2f") + ("" if pd.isna(half) else f" ± {half:.2f}")

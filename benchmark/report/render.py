@@ -13,7 +13,14 @@ from benchmark.report.aggregate import TARGET, machines, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent_std
 from benchmark.report.load import Inputs, incomplete_count, repeated
-from benchmark.report.output import MISSING, error_cell, fmt, markdown_table, p_cell
+from benchmark.report.output import (
+    MISSING,
+    error_cell,
+    fmt,
+    markdown_table,
+    p_cell,
+    seconds_cell,
+)
 from benchmark.report.plots import PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
@@ -74,7 +81,7 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
                 **metric_cells(r),
                 "params": fmt(r.params, ",.0f"),
                 "MACs/img": fmt(r.macs_per_image, ",.0f"),
-                "train s": fmt(r.train_seconds_mean, ".1f"),
+                "train s": seconds_cell(r.train_seconds_mean),
                 "train img/s": fmt(r.train_images_per_s_mean, ",.0f"),
                 f"s to {100 * TARGET:g}% val": target_cell(r),
                 "Pareto": "*" if r.pareto else "",
@@ -270,7 +277,7 @@ def other_section(summary: pd.DataFrame) -> str:
                 "sum acc %": percent_std(r.test_sum_acc_mean, r.test_sum_acc_std),
                 **metric_cells(r),
                 "params": fmt(r.params, ",.0f"),
-                "train s": fmt(r.train_seconds_mean, ".1f"),
+                "train s": seconds_cell(r.train_seconds_mean),
                 "timing device": r.timing_device,
             }
             for r in rows.itertuples(index=False)

@@ -4,6 +4,7 @@ import, so that ``--help`` stays fast."""
 
 from __future__ import annotations
 
+import textwrap
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -287,6 +288,9 @@ def train_with_progress(
         return shown.train(cfg, data, run_dir, ex, label, state)
 
 
+FOLD = {"subsequent_indent": " " * 6, "break_long_words": False, "break_on_hyphens": False}
+
+
 def describe_trial(t: Any) -> str:
     """One line per finished trial: state, value or why not, time, parameters. A trial stopped
     before training (``trials.rejected``) says so, though Optuna stores it as pruned."""
@@ -396,10 +400,13 @@ class StudyProgress:
         for t in trials:
             if t.state.is_finished() and t.number not in self.seen:
                 self.seen.add(t.number)
-                # one line each, whole in a log (a terminal wraps it); parameters as text; the
-                # combination named, since a log has the study's bar only after its trials
+                # one line each, whole in a log; in a terminal folded between settings, indented
+                # (the terminal broke a line of 200-270 characters mid-setting); parameters as
+                # text; the combination named, since a log has the study's bar only after them
                 line = f"  {self.label} {describe_trial(t)}"
-                self.bar.console.print(line, soft_wrap=True, markup=False)
+                if (screen := self.bar.console).is_terminal:
+                    line = textwrap.fill(line, screen.width, **FOLD)
+                screen.print(line, soft_wrap=True, markup=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         best = max(complete, key=lambda t: t.value, default=None)
         stats = [f"best joint {percent(best.value)} (trial {best.number})" if best else "best -"]

@@ -288,6 +288,44 @@ def test_a_finished_study_says_how_long_it_took_and_a_narrow_terminal_cuts_the_c
     assert "\n" not in line and "20/20 took 00:00 best join" in line and line.endswith("…")
 
 
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_trials_line_folds_between_settings_in_a_terminal_and_is_whole_in_a_log(
+    terminal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished trial's line with its parameters ran to 200-270 characters, which an
+    80-column terminal broke mid-setting; a log keeps it one line, to grep."""
+    import io
+
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+    from rich.console import Console
+
+    from benchmark import progress
+
+    out = io.StringIO()
+    screen = Console(file=out, width=WIDTH, force_terminal=terminal, color_system=None)
+    monkeypatch.setattr(progress, "console", screen)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(direction="maximize")
+    bar = progress.study_bar()
+    shown = progress.StudyProgress(bar, study, "gap_cnn x late_sum", 20)
+    names = ["lr", "weight_decay", "warmup", "label_smoothing", "sum_loss_weight", "aug_shift"]
+    params = {name: 0.123456 for name in [*names, "aug_degrees", "dropout"]}
+    space = {name: FloatDistribution(0.0, 1.0) for name in params}
+    study.add_trial(create_trial(params=params, distributions=space, value=0.9))
+    out.truncate(0)
+    shown.refresh()
+    lines = [line for line in out.getvalue().splitlines() if "=" in line]
+    settings = [word for line in lines for word in line.split() if "=" in word]
+    assert len(settings) == len(params)  # each setting whole, on one line
+    if terminal:
+        assert len(lines) > 1 and all(len(line) <= WIDTH for line in lines)
+        assert all(line.startswith("      ") for line in lines[1:])  # folded, indented
+    else:
+        assert len(lines) == 1 and len(lines[0]) > WIDTH
+
+
 def test_a_study_progress_line_into_a_log_is_whole(monkeypatch: pytest.MonkeyPatch) -> None:
     """Into a file rich cut the line at 80 columns, through the counts ("20/…", "1 fail 00:…");
     there the line is printed whole, and a failed trial is called failed."""

@@ -29,6 +29,7 @@ from benchmark import exports, plugins, pruning, tuning
 from benchmark.comparison import QUEUE_PREFIX
 from benchmark.config import BUDGET_FIELDS, TrainConfig
 from benchmark.errors import DamagedFileError, TrainingFailed, UsageError
+from benchmark.places import RUNS
 from benchmark.rundir import (
     METRICS,
     IncompleteRun,
@@ -178,7 +179,7 @@ def find_complete(results_dir: Path, cfg: TrainConfig) -> Path | None:
     done = complete_seeds(results_dir)
     for precision in ("fp32", "bf16") if cfg.precision == "auto" else (cfg.precision,):
         if (name := done.get(planned_seed(cfg, precision))) is not None:
-            return Path(results_dir) / "runs" / name
+            return Path(results_dir) / RUNS / name
     return None
 
 
@@ -189,7 +190,7 @@ def find_interrupted(results_dir: Path, cfg: TrainConfig) -> Path | None:
     train the seed again beside it, where the report listed the old run as one to resume, and
     resuming it by hand made a second copy of the seed. ``cfg`` as settled for this machine."""
     shape = (cfg.config_hash(), cfg.seed, cfg.precision, cfg.channels_last)
-    for run_dir in sorted((Path(results_dir) / "runs").glob("*")):
+    for run_dir in sorted((Path(results_dir) / RUNS).glob("*")):
         unfinished = read_status(run_dir)[0] in ("interrupted", "running")
         if not unfinished or (run_dir / METRICS).exists():
             continue
@@ -260,7 +261,7 @@ def unreadable_here(queue: optuna.Study, results_dir: Path) -> dict[str, str]:
     complete run that reads is done."""
     bad, good = {}, set()
     for t in queue.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        run_dir = Path(results_dir) / "runs" / str(t.user_attrs.get("run"))
+        run_dir = Path(results_dir) / RUNS / str(t.user_attrs.get("run"))
         try:
             if "run" in t.user_attrs and run_dir.is_dir():
                 read_metrics(run_dir)

@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 from benchmark import files
 from benchmark.config import BUDGET_FIELDS, SEARCHED, TrainConfig, fields_of, flag_name
 from benchmark.errors import DamagedFileError, UsageError
+from benchmark.places import TUNED
 from benchmark.storages import storage_label
 from benchmark.tuning import (
     check_study,
@@ -26,12 +27,10 @@ from benchmark.tuning import (
     split_params,
 )
 
-TUNED_DIR = "tuned"
-
 
 def tuned_path(results_dir: str | Path, study: str) -> Path:
     """One export per study: another budget or cap is another study, so another file."""
-    return Path(results_dir) / TUNED_DIR / f"{study}.json"
+    return Path(results_dir) / TUNED / f"{study}.json"
 
 
 def best_record(study: optuna.Study, storage: str, results_dir: str | Path) -> dict | None:
@@ -134,10 +133,10 @@ def find_export(
             raise UsageError(f"--tuned: {path} not found (no export of study {study!r})")
         return path
     prefix = f"{files.slug(cfg.arch)}__{cfg.fusion}__e"
-    found = sorted((Path(results_dir) / TUNED_DIR).glob(f"{prefix}*.json"))
+    found = sorted((Path(results_dir) / TUNED).glob(f"{prefix}*.json"))
     if not found:
         raise UsageError(
-            f"--tuned: no export for {cfg.arch} x {cfg.fusion} in {Path(results_dir) / TUNED_DIR};"
+            f"--tuned: no export for {cfg.arch} x {cfg.fusion} in {Path(results_dir) / TUNED};"
             f" run `python -m benchmark tune --arch {quote(cfg.arch)} --fusion {quote(cfg.fusion)} "
             f"--results-dir {quote(str(results_dir))}` first"
         )

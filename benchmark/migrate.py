@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark import files
+from benchmark.places import RUNS
 from benchmark.rundir import METRICS, IncompleteRun, read_metrics
 from benchmark.wording import plural
 
@@ -41,7 +42,7 @@ def migrate(results_dir: Path) -> tuple[list[str], list[str]]:
     """Add what is missing to every complete run under ``results_dir/runs``: (one line per run
     changed, one per run left out and why)."""
     changed, left = [], []
-    for run_dir in sorted((Path(results_dir) / "runs").glob("*")):
+    for run_dir in sorted((Path(results_dir) / RUNS).glob("*")):
         try:
             found = read_metrics(run_dir)
         except IncompleteRun:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.migrate", description=__doc__)
     parser.add_argument("results_dir", type=Path, metavar="RESULTS_DIR")
     args = parser.parse_args(argv)
-    if not (args.results_dir / "runs").is_dir():
+    if not (args.results_dir / RUNS).is_dir():
         parser.error(f"{args.results_dir}: no runs/ directory there; expected a results directory")
     changed, left = migrate(args.results_dir)
     for line in [*changed, *left]:

@@ -30,6 +30,7 @@ from benchmark import files, metrics
 from benchmark.config import TrainConfig
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import read_json, slug
+from benchmark.places import RUNS
 
 CONFIG = "config.json"
 STATUS = "status.json"
@@ -59,7 +60,7 @@ def resume_command(run_dir: Path) -> str:
 
 def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:
     """A fresh directory; ``mkdir(exist_ok=False)`` plus a random token: never shared."""
-    runs = Path(results_dir) / "runs"
+    runs = Path(results_dir) / RUNS
     runs.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     while True:
@@ -343,7 +344,7 @@ def complete_seeds(results_dir: Path) -> dict[tuple[Any, ...], str]:
     """The complete runs in ``results_dir/runs`` by ``seed_of``: the first run directory's name
     (they sort by start time), so a command can say which seeds it would run again."""
     found: dict[tuple[Any, ...], str] = {}
-    for run_dir in sorted(Path(results_dir).glob("runs/*")):
+    for run_dir in sorted(Path(results_dir).glob(f"{RUNS}/*")):
         try:
             found.setdefault(seed_of(read_metrics(run_dir)), run_dir.name)
         except IncompleteRun:

@@ -30,9 +30,8 @@ from optuna.trial import TrialState
 
 from benchmark import files
 from benchmark.errors import DamagedFileError, StudyDamaged, UsageError
+from benchmark.places import OPTUNA_DB, STORAGE_ENV
 
-DB_NAME = "optuna.db"
-STORAGE_ENV = "OPTUNA_STORAGE"  # the storage URL without putting a password in argv
 SQLITE_TIMEOUT_S = 60  # wait this long for another process's write lock instead of failing
 HEARTBEAT_S = 10  # a running trial says it is alive this often (RDB storages)
 GRACE_S = 40  # ... and is failed and re-queued by the next worker when silent this long
@@ -44,7 +43,7 @@ def storage_spec(given: str | None, results_dir: str | Path) -> str:
     if typed := given or os.environ.get(STORAGE_ENV):
         check_meant_absolute(typed)
         return typed
-    return f"sqlite:///{Path(results_dir) / DB_NAME}"
+    return f"sqlite:///{Path(results_dir) / OPTUNA_DB}"
 
 
 def check_meant_absolute(spec: str) -> None:

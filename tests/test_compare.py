@@ -18,7 +18,7 @@ import torch
 from conftest import exit_status, one_line
 from optuna.trial import TrialState
 
-from benchmark import compare, comparison, hardware, rundir, storages, tuning
+from benchmark import compare, comparison, hardware, places, rundir, storages, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import counts_towards_budget
@@ -221,7 +221,7 @@ def test_a_report_file_that_is_a_directory_stops_compare_before_any_work(
 
 def drawn_params(results: Path) -> list[dict]:
     """The parameters of every trial of the one tuning study in ``results``, in order."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{results / storages.DB_NAME}")
+    storage = optuna.storages.RDBStorage(f"sqlite:///{results / places.OPTUNA_DB}")
     (name,) = [
         s.study_name for s in optuna.get_all_study_summaries(storage) if "__e1__" in s.study_name
     ]

@@ -15,7 +15,7 @@ import torch
 from conftest import one_line
 from optuna.trial import TrialState
 
-from benchmark import compare, comparison, hardware, pruning, rundir, storages, tuning
+from benchmark import compare, comparison, hardware, places, pruning, rundir, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.trials import epochs_spent
@@ -66,7 +66,7 @@ def test_a_tiny_ladder_runs_every_rung_and_a_rerun_trains_nothing(
         assert set(rung["stages"]["runs"]) == {machine}  # named with its CPU's features
     assert written["rungs"]["2"]["plan"]["pruner"] == "halving, defaults ranked"
     assert "pruner" not in written["rungs"]["1"]["plan"]  # at one epoch nothing is pruned
-    storage = f"sqlite:///{tmp_path / storages.DB_NAME}"
+    storage = f"sqlite:///{tmp_path / places.OPTUNA_DB}"
     pruners = {
         s.study_name: s.user_attrs.get("pruner") for s in optuna.get_all_study_summaries(storage)
     }

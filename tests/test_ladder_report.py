@@ -14,11 +14,12 @@ import pytest
 from conftest import leave_undrawn, make_run
 
 from benchmark import comparison
+from benchmark.places import OPTUNA_DB as STORAGE
 from benchmark.report import answer_lead, ladder_plots, load_inputs, write_report
 from benchmark.report.equal_time import arithmetic_note
 from benchmark.report.ladder import LADDER_PLOTS
 from benchmark.report.stats import kendall
-from benchmark.report.studies import STORAGE, load_studies, studies_section
+from benchmark.report.studies import load_studies, studies_section
 
 PAIRS = [("gap_cnn", "concat"), ("gap_cnn", "late_sum"), ("small_cnn", "concat")]
 SEEDS = [0, 1, 2]

@@ -13,8 +13,9 @@ import optuna
 import pytest
 from conftest import exit_status, make_run
 
+from benchmark.places import OPTUNA_DB as STORAGE
 from benchmark.report import load_inputs, studies, write_report
-from benchmark.report.studies import DIGEST, STORAGE
+from benchmark.report.studies import DIGEST
 
 GOOD = [("gap_cnn", "concat", 0.95), ("gap_cnn", "late_sum", 0.96)]
 

@@ -30,6 +30,7 @@ from benchmark.commands.values import add_model_arg_flag
 from benchmark.config import BUDGET_FIELDS, TrainConfig, flag_name
 from benchmark.files import check_writable
 from benchmark.machines import with_features
+from benchmark.places import BENCH
 from benchmark.progress import prepare
 from benchmark.wording import plural
 
@@ -111,7 +112,7 @@ def settings_from_args(args: argparse.Namespace, base: TrainConfig) -> Any:
     )
     if args.compile_ab and args.compile is not None:
         raise UsageError("--compile-ab measures eager and compiled both; drop --[no-]compile")
-    check_writable(args.results_dir, folders=("bench",))
+    check_writable(args.results_dir, folders=(BENCH,))
     try:
         base.validate()
     except ValueError as exc:
@@ -166,7 +167,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     base = base_config(args, skip=FLAGGED)
     s = settings_from_args(args, base)
     configs = measured_configs(args, base, sweeps, archs, fusions)
-    path = results_path(args.results_dir, "bench", s.device, s.precision, ".csv")
+    path = results_path(args.results_dir, BENCH, s.device, s.precision, ".csv")
     check_header(path)
     commit = git_commit()
     console.print(

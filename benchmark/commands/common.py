@@ -28,6 +28,7 @@ from benchmark.commands.values import list_of, one_of, optional, path_text
 from benchmark.config import TrainConfig, field_types, fields_of, flag_name
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import nearest_existing, parse_json
+from benchmark.places import STORAGE_ENV
 from benchmark.progress import console
 from benchmark.wording import SAME_CONFIG, percent
 
@@ -372,7 +373,7 @@ def exit_reason(code: int) -> str:
 def run_workers(commands: list[list[str]], storage: str, refresh: Any) -> list[str]:
     """Start the worker processes, refresh the progress until all exit; what went wrong, by
     worker. An interrupt here stops the workers (SIGTERM fails their running trials)."""
-    env = {**os.environ, "OPTUNA_STORAGE": storage}
+    env = {**os.environ, STORAGE_ENV: storage}
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL) for cmd in commands]
     try:
         while any(p.poll() is None for p in procs):

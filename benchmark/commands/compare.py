@@ -52,6 +52,7 @@ from benchmark.comparison import (
 )
 from benchmark.config import BATCH_SIZES, SEARCHED, TrainConfig
 from benchmark.files import check_writable
+from benchmark.places import RUNS, TUNED, bench_glob, runs_glob
 from benchmark.progress import check_layout, prepare, say_emulated
 from benchmark.trackers import destination
 from benchmark.wording import listing, plural
@@ -77,7 +78,7 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     from benchmark import compare, plugins
     from benchmark.comparison import read_comparison
 
-    check_writable(args.results_dir, folders=("runs", "tuned"))
+    check_writable(args.results_dir, folders=(RUNS, TUNED))
     require_at_least(
         [
             ("--trials", args.trials, 1),
@@ -341,7 +342,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from benchmark.report import answer_lead, load_inputs, write_report
 
         def report() -> None:
-            found = str(results_dir / "runs" / "*"), str(results_dir / "bench" / "*.csv")
+            found = runs_glob(results_dir), bench_glob(results_dir)
             write_report(load_inputs(*found, results_dir), results_dir)
 
         with StageClock(results_dir, plans[-1], "report", where, plans, counted=worked):

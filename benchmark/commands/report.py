@@ -20,6 +20,7 @@ from benchmark.commands.common import (
 from benchmark.commands.values import path_text
 from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
+from benchmark.places import bench_glob, runs_glob
 from benchmark.wording import plural
 
 
@@ -43,8 +44,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
 
     base = Path(args.results_dir)
-    runs = args.runs or [str(base / "runs" / "*")]
-    bench = args.bench or str(base / "bench" / "*.csv")
+    runs = args.runs or [runs_glob(base)]
+    bench = args.bench or bench_glob(base)
     out = Path(args.out or base)
     # the defaults may match nothing (a directory of tuning studies alone); a given glob not
     if args.bench and not glob.glob(args.bench):

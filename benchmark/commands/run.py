@@ -39,6 +39,7 @@ from benchmark.config import TrainConfig, flag_name
 from benchmark.estimate import estimate
 from benchmark.files import check_writable
 from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
+from benchmark.places import RUNS
 from benchmark.progress import (
     RunsProgress,
     check_layout,
@@ -238,7 +239,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolved = [cfg.to_dict() for cfg in configs]
         print(json.dumps(resolved[0] if len(resolved) == 1 else resolved, indent=2))
         return 0
-    check_writable(results_dir, folders=("runs",))
+    check_writable(results_dir, folders=(RUNS,))
     for cfg in configs:  # every tracker asked for exists (a sweep may name several)
         check_available(cfg.log)
     # each run's execution decided once, here (a sweep may name several devices or threads)

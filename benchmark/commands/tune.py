@@ -47,6 +47,7 @@ from benchmark.config import (
 )
 from benchmark.files import check_writable
 from benchmark.metrics import CHANCE_JOINT_NOTE, LEARN_MORE
+from benchmark.places import TUNED
 from benchmark.progress import StudyProgress, check_layout, prepare, say_emulated, study_bar
 from benchmark.wording import percent, plural, settings
 
@@ -181,7 +182,7 @@ def check_flags(args: argparse.Namespace) -> None:
             f"--val-subset must be <= the {MNIST_VAL_IMAGES:,} validation images (unset for all "
             f"of them), got {args.val_subset}"
         )
-    check_writable(args.results_dir, folders=("tuned",))
+    check_writable(args.results_dir, folders=(TUNED,))
     if args.study is not None and (problem := exports.plain_name_problem(args.study)):
         raise UsageError(f"--study must be {problem}, got {args.study!r}")
     check_tuned_subset(args.train_subset)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark import files
+from benchmark.places import OPTUNA_DB
 from benchmark.report.aggregate import (
     class_accuracy,
     pareto_front,
@@ -38,7 +39,7 @@ from benchmark.report.render import (
     rich_table,
     tuned_vs_default_section,
 )
-from benchmark.report.studies import DIGEST, STORAGE, studies_section
+from benchmark.report.studies import DIGEST, studies_section
 from benchmark.wording import plural
 
 __all__ = [
@@ -111,7 +112,7 @@ def write_report(
     rungs = build_rungs(inputs)
     ref, summary = answering(inputs, rungs)
     plots = render_plots(inputs, summary, ref, out)
-    label = STORAGE if inputs.results_dir is None else f"{inputs.results_dir}/{STORAGE}"
+    label = OPTUNA_DB if inputs.results_dir is None else f"{inputs.results_dir}/{OPTUNA_DB}"
     study_text = studies_section(inputs.studies.digests, label, yours=against is not None)
     ladder_text, ladder_plots = ladder_report(inputs, rungs, ref.base.get("epochs"), out)
     written = [out / name for name in REPORT_FILES]

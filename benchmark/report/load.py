@@ -19,7 +19,8 @@ from benchmark.benchfile import read_rows
 from benchmark.comparison import load_comparison
 from benchmark.config import TrainConfig, tuned_from_problem
 from benchmark.errors import DamagedFileError
-from benchmark.report.studies import STORAGE, Studies, load_studies, recorded_studies, why
+from benchmark.places import OPTUNA_DB, bench_glob, runs_glob
+from benchmark.report.studies import Studies, load_studies, recorded_studies, why
 from benchmark.wording import plural
 
 KEYS = list(rundir.GROUP)  # a group: the runs that differ only in seed and machine
@@ -228,7 +229,7 @@ def load_inputs(
         studies = load_studies(results_dir, Path(out if out is not None else results_dir))
         notes += studies.notes
     except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
-        notes.append(f"{Path(results_dir) / STORAGE} unreadable, studies left out: {why(exc)}")
+        notes.append(f"{Path(results_dir) / OPTUNA_DB} unreadable, studies left out: {why(exc)}")
         studies = Studies()
     found = found.assign(from_defaults=from_defaults(found, studies))
     return Inputs(
@@ -239,7 +240,7 @@ def load_inputs(
 def reference_inputs(directory: Path) -> Inputs:
     """The runs and bench rows of a reference results directory (``report --against``), its
     tuned runs marked ``from_defaults`` by the study digests its own report left there."""
-    found = load_inputs(str(directory / "runs" / "*"), str(directory / "bench" / "*.csv"))
+    found = load_inputs(runs_glob(directory), bench_glob(directory))
     marked = from_defaults(found.runs, recorded_studies(directory))
     return dataclasses.replace(found, runs=found.runs.assign(from_defaults=marked))
 

@@ -26,6 +26,7 @@ import pandas as pd
 from benchmark import trials
 from benchmark.comparison import QUEUE_PREFIX
 from benchmark.files import mistyped, parse_json
+from benchmark.places import OPTUNA_DB
 from benchmark.report.output import markdown_table, short_hash, sources
 from benchmark.report.study_plots import (
     MIN_IMPORTANCE_TRIALS,
@@ -40,7 +41,6 @@ from benchmark.trials import counts_towards_budget, epochs_spent
 if TYPE_CHECKING:
     import optuna
 
-STORAGE = "optuna.db"
 DIGEST = f"{STUDIES_DIR}/digest.json"
 PRUNING_NOTE = (
     " *Trained to the end*: its finished trials that were not pruned, the only ones its best "
@@ -101,7 +101,7 @@ def load_studies(results_dir: Path, out: Path | None = None) -> Studies:
     left in ``out`` when the storage and this code are unchanged since, else from the storage.
     Each study is read whole here, so a damaged page of the file costs the study it holds and
     is met under this guard, not later while the section is drawn. No such file: none."""
-    path = Path(results_dir) / STORAGE
+    path = Path(results_dir) / OPTUNA_DB
     if not path.is_file():
         return Studies()
     stamp = storage_stamp(path)
@@ -267,7 +267,7 @@ def spent_cell(trained: int, unpruned: int) -> str:
 
 
 def studies_section(
-    studies: list[StudyDigest], storage_label: str = STORAGE, yours: bool = False
+    studies: list[StudyDigest], storage_label: str = OPTUNA_DB, yours: bool = False
 ) -> str:
     """Markdown for the studies: a summary table with links to each one's files;
     ``storage_label`` is how the text names the storage file; ``yours``: beside a reference

@@ -30,7 +30,7 @@ from architectures.fusions import NUM_DIGITS
 from benchmark.benchfile import combination_of
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData, Split, to_float
-from benchmark.hardware import Execution
+from benchmark.hardware import Execution, way_text
 from benchmark.machines import with_features
 from benchmark.trainer import TrainState, build_state, train, train_step
 
@@ -168,8 +168,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- batch size {report['batch_size']}, {report['steps']} timed steps each after "
         f"{report['warmup']} warm-up steps, interleaved in {report['rounds']} rounds "
         "(figures: median of the rounds); "
-        f"precision {report['precision']}"
-        + (", channels_last" if report.get("channels_last") else "")  # absent: written before
+        f"precision {way_text(report['precision'], bool(report.get('channels_last')))}"
         + f", DataLoader workers {report['num_workers']}",
         "",
         "| data path | train images/s |",

@@ -134,11 +134,7 @@ class Execution:
 
     def describe(self) -> str:
         """``bf16, channels_last`` or ``fp32`` (+ ``, compiled``): how it computes."""
-        return (
-            self.precision
-            + (", channels_last" if self.channels_last else "")
-            + (", compiled" if self.compile else "")
-        )
+        return way_text(self.precision, self.channels_last) + (", compiled" if self.compile else "")
 
 
 def decide(cfg: TrainConfig) -> tuple[TrainConfig, Execution]:
@@ -181,6 +177,11 @@ _chosen: dict[str, dict[str, Any]] = {}  # this process's choices, by machine ke
 
 def variant_name(precision: str, channels_last: bool) -> str:
     return precision + ("+channels_last" if channels_last else "")
+
+
+def way_text(precision: str, channels_last: bool) -> str:
+    """``bf16, channels_last`` or ``fp32``: how a run computes, as every line names it."""
+    return precision + (", channels_last" if channels_last else "")
 
 
 def cpu_variants() -> list[tuple[str, bool]]:
@@ -286,7 +287,7 @@ def cpu_choice() -> dict[str, Any]:
 def say_contended(record: dict[str, Any]) -> None:
     """One line (on stdout, with the other notes of a command: stderr is for its errors): a
     probe taken on a busy machine decides for this process only."""
-    how = record["precision"] + (", channels_last" if record["channels_last"] else "")
+    how = way_text(record["precision"], record["channels_last"])
     sys.stdout.write(
         f"warning: the CPU probe's repeated passes disagree (slowest {record['spread']:.1f}x "
         f"the fastest): this machine looks busy, so its choice ({how}) holds for this process "

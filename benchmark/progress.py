@@ -74,7 +74,9 @@ def say_probe(configs: list[TrainConfig]) -> None:
     probe = next((c.auto_probe for c in configs if c.auto_probe), None)
     if probe is None:
         return
-    how = probe["precision"] + (", channels_last" if probe["channels_last"] else "")
+    from benchmark.hardware import way_text
+
+    how = way_text(probe["precision"], probe["channels_last"])
     if not probed_here(probe):
         where = cpu_of(probe["machine"]).removeprefix("cpu: ")
         say(

@@ -492,6 +492,18 @@ def test_a_suggestion_over_the_cap_is_rejected_before_training() -> None:
     assert study_name(base, None, 1000).endswith("__p1000")
 
 
+def test_a_storage_file_tune_creates_is_said_to_be_new(small_data, tmp_path: Path, capsys) -> None:
+    """A mistyped --storage path starts a study afresh in a new file: the first line says so,
+    and says nothing of a storage that was there."""
+    storage = f"sqlite:///{tmp_path / 'sub' / 'typo.db'}"
+    argv = ["tune", "--arch", "small_cnn", "--fusion", "late_sum", "--epochs", "1"]
+    argv += ["--results-dir", str(tmp_path), "--storage", storage]
+    assert main([*argv, "--trials", "1"]) == 0
+    assert f"a new storage: {storage}\n" in capsys.readouterr().out
+    assert main([*argv, "--trials", "2"]) == 0
+    assert "a new storage" not in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("command", ["tune", "compare"])
 def test_a_cap_below_every_suggestion_stops_the_study_in_one_line(
     command: str, small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys

@@ -215,11 +215,14 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.max_params is not None:
         check_cap(shares, args.max_params)
     spec = storages.storage_spec(args.storage, args.results_dir)
-    storages.check_storage(spec)
+    local = storages.check_storage(spec)
+    new = local is not None and not local.exists()  # a mistyped path would start afresh: said
     resolve_root(base.data_dir)  # missing MNIST fails here, before a storage file is created
     base, ex = prepare(base)  # decided once for every study of this process
     check_layout([arch for arch, _ in pairs], ex)
     storage = storages.open_storage(spec)
+    if new and args.worker is None:
+        console.print(f"a new storage: {storages.storage_label(spec)}", soft_wrap=True)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     say_emulated([ex])
     data: list[Any] = []

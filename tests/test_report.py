@@ -16,6 +16,7 @@ from conftest import DEVICE, make_run, one_line, report_markdown
 
 from benchmark import benchfile, report
 from benchmark.cli import main
+from benchmark.report.plots import CAPTIONS
 
 
 def make_suite(root: Path) -> Path:
@@ -570,6 +571,11 @@ def test_report_files_header_and_plots(suite) -> None:
     assert "gap_cnn x concat | no | 3 | 8.00 ± 4.97 | best |" in rows[1]
     csv = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert list(csv.columns) == report.summary_columns() and len(csv) == len(summary)
+    # each plot is followed by what its marks are: a title and a key left them unsaid
+    plots = text[text.index("## Plots") :].split("\n\n")
+    for name in ("forest", "pareto", "val_curves", "sum_class_heatmap"):
+        (at,) = [i for i, part in enumerate(plots) if part.endswith(f"(plots/{name}.png)")]
+        assert plots[at + 1] == CAPTIONS[name]
 
 
 def test_outputs_are_byte_identical_on_a_second_run(suite, tmp_path: Path) -> None:
@@ -1041,6 +1047,36 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
     assert 'it installs with `pip install -e ".[dashboard]"`' in text  # not in the README's set-up
     assert "*Best trial*: its number among all the study's trials, those rejected" in text
     assert f"| gap_cnn__concat__e1__p1000 | 8 | 0 | {100 * study.best_value:.2f} |" in text
+
+
+def test_study_plots_name_their_objective_in_the_reports_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Optuna's own labels: "Objective Value" as the axis and as a key of every series, a
+    fraction where the report gives %, and a one-trial study's axis padded past 100%."""
+    import optuna
+
+    from benchmark.report import study_plots
+
+    figures: list = []  # each figure as it would be saved
+    monkeypatch.setattr(study_plots, "png_bytes", lambda fig, _: figures.append(fig) or b"")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    one = optuna.create_study(study_name="one", direction="maximize")
+    one.optimize(lambda t: 0.99 + 0 * t.suggest_float("lr", 1e-3, 1e-2), 1)
+    study_plots.study_plots(one)
+    (ax,) = figures[-1].axes
+    assert ax.get_ylabel() == "validation joint accuracy (complete trials)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "a complete trial",
+        "the best so far",
+    ]
+    assert ax.get_ylim()[1] <= 1.0 and ax.yaxis.get_major_formatter()(0.99, 0).endswith("%")
+    eight = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(0))
+    eight.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2), 8)
+    study_plots.study_plots(eight)
+    importance = figures[-1].axes[0]
+    assert importance.get_legend() is None
+    assert importance.get_title().endswith("(PED-ANOVA over 8 complete trials)")
 
 
 def test_a_study_plot_the_report_no_longer_draws_is_removed(tmp_path: Path) -> None:

@@ -74,3 +74,30 @@ def test_report_html_renders_in_headless_chromium(tmp_path: Path) -> None:
         check=True, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
     assert "The answer" in dom and dom.count("<img") == 4
+
+
+@pytest.mark.slow
+def test_every_table_sorts_by_its_own_column_in_headless_chromium(tmp_path: Path) -> None:
+    """The script numbered the headers across the page, so a click in any table but the first
+    threw; durations sorted by their first number ("10.6 s" after "3.6 min"), names by a digit
+    inside them."""
+    browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    rows = "| b__e9 | 44.4 min |\n| a__e1 | 10.6 s |\n| d | - |\n| c__e3 | 3.6 s |\n"
+    second = "| study | wall time |\n|---|---|\n" + rows
+    page = render_html(f"# t\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\n{second}\n{second}", {})
+    clicks = (
+        "<script>var t=document.querySelectorAll('table');"
+        "t[1].tHead.rows[0].cells[1].click();t[2].tHead.rows[0].cells[0].click();</script>"
+    )
+    path = tmp_path / "sort.html"
+    path.write_text(page.replace("</body>", clicks + "</body>"))
+    dom = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom", path.as_uri()],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    tables = re.findall(r"<tbody>(.*?)</tbody>", dom)
+    by_time, by_name = (re.findall(r"<td>([^<]*)</td>", t) for t in tables[1:])
+    assert by_time[1::2] == ["3.6 s", "10.6 s", "44.4 min", "-"]
+    assert by_name[0::2] == ["a__e1", "b__e9", "c__e3", "d"]

@@ -23,17 +23,21 @@ img{max-width:100%;height:auto;display:block;margin:1em 0}
 .answer{background:#f4f8ff;border-left:4px solid #3b73c8;padding:.2em 1em}
 """
 
-# Click a header: sort the rows by that column (numbers as numbers, "-" last), click again to
-# reverse. Cells like "0.65 ± 0.04", "1,234" or "<0.001" sort by their first number.
+# Click a header: sort that table's rows by the column (click again to reverse). A cell that
+# starts with a number sorts as one ("0.65 ± 0.04", "1,234", "<0.001"), durations in seconds
+# ("44.4 min" after "10.6 s"); cells of text ("gap_cnn__concat__e9") sort as text, after the
+# numbers, and "-" last. The column is the header's own index in its table.
 SCRIPT = """
-function sortKey(t){var m=t.replace(/,/g,'').match(/-?\\d+(\\.\\d+)?(e-?\\d+)?/);
-return m?parseFloat(m[0]):null}
-document.querySelectorAll('table.sortable th').forEach(function(th,col){
-th.addEventListener('click',function(){var body=th.closest('table').tBodies[0];
+function sortKey(t){var m=t.trim().replace(/,/g,'')
+.match(/^[<>\u2248~]?\\s*(-?\\d+(?:\\.\\d+)?(?:e-?\\d+)?)\\s*(ms|s|min|h)?\\b/);
+if(!m)return null;var u={ms:0.001,s:1,min:60,h:3600}[m[2]];return parseFloat(m[1])*(u||1)}
+function rank(t){return t.trim()==='-'?2:(sortKey(t)===null?1:0)}
+document.querySelectorAll('table.sortable th').forEach(function(th){
+th.addEventListener('click',function(){var col=th.cellIndex,body=th.closest('table').tBodies[0];
 var rows=Array.from(body.rows),up=th.dataset.dir!=='asc';th.dataset.dir=up?'asc':'desc';
 rows.sort(function(a,b){var x=a.cells[col].textContent,y=b.cells[col].textContent,
-kx=sortKey(x),ky=sortKey(y),r;if(kx===null&&ky===null)r=x.localeCompare(y);
-else if(kx===null)return 1;else if(ky===null)return -1;else r=kx-ky;return up?r:-r});
+rx=rank(x),ry=rank(y),r;if(rx!==ry)return rx-ry;
+r=rx===0?sortKey(x)-sortKey(y):x.localeCompare(y);return up?r:-r});
 rows.forEach(function(r){body.appendChild(r)})})});
 """
 

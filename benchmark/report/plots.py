@@ -44,6 +44,27 @@ PLOTS = {
     "sum_class_heatmap": "Main comparison: test sum error per true sum (mean over seeds)",
     "generalisation": "Seen vs held-out pairs: test sum accuracy (mean and std over seeds)",
 }
+# What each figure's marks are, said under it (a figure's title and key leave them out).
+CAPTIONS = {
+    "forest": "Dot: a group's mean test sum error over its seeds; bar: its 95% CI (log axis). "
+    "Colour: its standing against the best (Welch's test at 5%), as *vs best* in the main table.",
+    "pareto": "Left: error against parameters; right: against training seconds per run (groups "
+    "timed on one machine). Bar: the error's 95% CI; dotted step: the panel's Pareto front (no "
+    "group has a lower error at as low a cost). Colour: encoder; marker: fusion; filled: tuned. "
+    "Markers that would cover each other are set a few points apart sideways. Training seconds "
+    "vary between runs of one configuration: where a tuned group repeats its default, the two "
+    "groups' seconds show by how much.",
+    "val_curves": "Validation sum error after each epoch of the main comparison's schedule (mean "
+    "over seeds, log axis): checkpoints of one schedule, its learning rate set for the whole "
+    "run, not runs trained for that many epochs (with a ladder, *Learning curves over budgets* "
+    "has those). Colour: fusion.",
+    "sum_class_heatmap": "Test sum error per true sum (mean over seeds), a row per group. The "
+    "end columns hold few pairs (a sum of 0 is only 0 + 0, 18 only 9 + 9: about a tenth of a "
+    "middle column's), so they are mostly one digit's errors, and noisier.",
+    "generalisation": "Test sum accuracy on the (digit, addend) pairs training saw and on those "
+    "it never saw, per group (mean over seeds; bar: std). A fusion that learned addition keeps "
+    "its accuracy on the unseen pairs.",
+}
 # The forest's colours by standing against the best: untested is not "worse".
 STANDING_STYLE = {
     BEST: ("tab:green", "best (the larger marker, the dashed line)"),

@@ -21,7 +21,7 @@ from benchmark.report.output import (
     p_cell,
     seconds_cell,
 )
-from benchmark.report.plots import PLOTS
+from benchmark.report.plots import CAPTIONS, PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
 from benchmark.report.stats import ALPHA
@@ -388,7 +388,9 @@ def repeats_section(repeats: pd.DataFrame) -> str:
 def plots_section(plots: dict[str, bytes]) -> str:
     if not plots:
         return ""
-    images = [f"![{PLOTS[name]}](plots/{name}.png)" for name in PLOTS if name in plots]
+    images = [
+        f"![{PLOTS[name]}](plots/{name}.png)\n\n{CAPTIONS[name]}" for name in PLOTS if name in plots
+    ]
     return "## Plots\n\n" + "\n\n".join(images)
 
 

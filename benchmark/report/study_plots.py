@@ -28,6 +28,8 @@ def plot_stamp(csv: str) -> str:
     return short_hash([csv, *versions, *sources(__file__, inspect.getfile(png_bytes))])
 
 
+# Optuna's key of the history plot, in the report's words
+HISTORY_KEY = {"Objective Value": "a complete trial", "Best Value": "the best so far"}
 MIN_IMPORTANCE_TRIALS = 8  # fewer complete trials say nothing about parameter importance
 
 
@@ -58,6 +60,7 @@ def study_plots(study: optuna.Study, stamp: str | None = None) -> dict[str, byte
     """``plot_kinds`` of the study as PNG bytes (``stamp`` kept in each)."""
     import matplotlib.pyplot as plt
     import optuna
+    from matplotlib.ticker import PercentFormatter
     from optuna.trial import TrialState
     from optuna.visualization.matplotlib import (
         plot_optimization_history,
@@ -83,8 +86,19 @@ def study_plots(study: optuna.Study, stamp: str | None = None) -> dict[str, byte
             title = ax.get_title(loc="left") or ax.get_title()  # Optuna titles some at left
             ax.set_title("", loc="left")
             ax.set_title(f"{study.study_name}: {title}", fontsize=10)  # which study
-            if name == "history":
+            if name == "history":  # as the report gives it: the objective, named, in %
                 ax.xaxis.get_major_locator().set_params(integer=True)  # trials are whole
+                ax.set_ylabel("validation joint accuracy (complete trials)")
+                ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+                ax.set_ylim(top=min(ax.get_ylim()[1], 1.0))  # one trial: padded past 100%
+                handles, labels = ax.get_legend_handles_labels()
+                keys = [HISTORY_KEY.get(label, label) for label in labels]
+                ax.legend(handles, keys, bbox_to_anchor=(1.05, 1.0), loc="upper left")
+            else:  # one series, which Optuna's key called "Objective Value"
+                if (key := ax.get_legend()) is not None:
+                    key.remove()
+                ax.set_title(f"{ax.get_title()}\n(PED-ANOVA over {len(complete)} complete trials)",
+                             fontsize=10)  # fmt: skip
             ax.figure.set_size_inches(8, 4.5)
             ax.figure.tight_layout()
             plots[name] = png_bytes(ax.figure, stamp)

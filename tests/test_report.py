@@ -1079,6 +1079,31 @@ def test_study_plots_name_their_objective_in_the_reports_words(
     assert importance.get_title().endswith("(PED-ANOVA over 8 complete trials)")
 
 
+def test_a_study_plot_that_cannot_be_drawn_costs_its_files_not_the_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A drawing error (Optuna refusing a study's importances) was reported as "optuna.db
+    unreadable, studies left out": every study's row went, and the storage was blamed."""
+    import optuna
+
+    from benchmark.report import studies
+
+    make_run(tmp_path / "runs", "a")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    study = optuna.create_study(study_name="s__e1", storage=storage, direction="maximize")
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2), 2)
+
+    def cannot(*_: object) -> dict[str, bytes]:
+        raise ValueError("Study must contain at least one completed trial")
+
+    monkeypatch.setattr(studies, "study_plots", cannot)
+    inputs = report.load_inputs(str(tmp_path / "runs" / "*"), str(tmp_path / "none"), tmp_path)
+    report.write_report(inputs, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "| s__e1 | 2 | 0 |" in text and "unreadable" not in text
+    assert "study s__e1: its trials CSV and plots not written: Study must contain" in text
+
+
 def test_a_study_plot_the_report_no_longer_draws_is_removed(tmp_path: Path) -> None:
     """An importance plot of a study that now has too few complete trials for one (its trials
     pruned, or the study started again) stayed in studies/ beside the new history plot, showing

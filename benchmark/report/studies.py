@@ -189,7 +189,12 @@ def read_storage(path: Path, stamp: str, out: Path | None) -> Studies:
             found.notes.append(f"{path}: study {name} unreadable, left out: {why(exc)}")
             found.stamp = None  # a later report must meet the damage again
             continue
-        written = study_files(study, out)
+        try:  # read: a failure now is in writing its files, not in the storage
+            written = study_files(study, out)
+        except Exception as exc:  # noqa: BLE001 - a plot Optuna cannot draw costs its files only
+            found.notes.append(f"study {name}: its trials CSV and plots not written: {why(exc)}")
+            found.stamp = None  # drawn again by a later report
+            written = {}
         found.files.update(written)
         found.digests.append(digest(study, tuple(written)))
     return found

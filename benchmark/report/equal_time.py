@@ -41,6 +41,21 @@ def warm_up_note(points: pd.DataFrame) -> str:
     )
 
 
+def spread_note(points: pd.DataFrame) -> str:
+    """A sentence on how far a group's own runs differed in seconds (their standard deviation
+    against their mean, over the groups of 2 seeds or more): on a shared VM identical runs took
+    up to twice as long as each other, and a front whose rows are that close can swap."""
+    seeded = points[points["n"] >= 2]
+    spread = (seeded["train_seconds_std"] / seeded["train_seconds_mean"]).dropna()
+    if spread.empty:
+        return ""
+    return (
+        f" A group's own runs differed in seconds too: their standard deviation was a median "
+        f"{spread.median():.0%} of their mean, up to {spread.max():.0%}, so rows whose seconds "
+        "are that close may swap on another sitting."
+    )
+
+
 def time_section(points: pd.DataFrame, device: str, away: int, picture: str = "") -> str:
     """The section's markdown; ``picture``: the markdown of ladder_time.png ("" if not drawn)."""
     if points.empty:
@@ -68,7 +83,8 @@ def time_section(points: pd.DataFrame, device: str, away: int, picture: str = ""
             'this much training time on this machine, train this combination at this budget": '
             "each row is the lowest error reachable from that many seconds on, until the next."
             + arithmetic_note(points)
-            + warm_up_note(points),
+            + warm_up_note(points)
+            + spread_note(points),
             markdown_table(pd.DataFrame(rows)),
             picture,
         ]

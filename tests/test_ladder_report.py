@@ -635,3 +635,18 @@ def test_a_machines_seconds_beside_anothers_minutes_are_said_to_be_little_work()
     assert note in cost_section([SimpleNamespace(epochs=1, stages=stages)], None)
     stages["tune"]["vm (cpu: b)"] = 600.0  # work on both: nothing to say
     assert note not in cost_section([SimpleNamespace(epochs=1, stages=stages)], None)
+
+
+def test_every_budgets_colour_stands_out_from_the_white_page() -> None:
+    """The 1-epoch lavender (contrast 2.3:1 with white) made its hollow markers nearly vanish;
+    each budget's colour now meets WCAG's 3:1 for graphics."""
+    from matplotlib.colors import to_rgb
+
+    def luminance(colour: str) -> float:
+        linear = [
+            c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(colour)
+        ]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    for colour in ladder_plots.rung_colours([1, 3, 9]).values():
+        assert 1.05 / (luminance(colour) + 0.05) >= 3.0, colour

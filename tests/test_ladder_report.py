@@ -650,3 +650,18 @@ def test_every_budgets_colour_stands_out_from_the_white_page() -> None:
 
     for colour in ladder_plots.rung_colours([1, 3, 9]).values():
         assert 1.05 / (luminance(colour) + 0.05) >= 3.0, colour
+
+
+def test_the_learning_curves_share_one_key_under_the_panels() -> None:
+    """A key in each panel repeated the same six lines at 7 points, about 6 px where a browser
+    scaled the figure to the page; one key under the panels names each line once."""
+    rows = [dict(arch=a, fusion=f, tuned=t, test_sum_err_mean=1.0, test_sum_err_ci=0.1)
+            for a in ("gap_cnn", "small_cnn") for f in ("concat", "late_sum")
+            for t in (False, True)]  # fmt: skip
+    fig = ladder_plots.plot_curves([(e, pd.DataFrame(rows)) for e in (1, 3)])
+    assert all(ax.get_legend() is None for ax in fig.axes)
+    (key,) = fig.legends
+    assert [t.get_text() for t in key.get_texts()] == [
+        "concat (default)", "concat (tuned)", "late_sum (default)", "late_sum (tuned)"
+    ]  # fmt: skip
+    assert key.get_texts()[0].get_fontsize() >= 9

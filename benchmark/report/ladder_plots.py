@@ -168,7 +168,12 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
         ax.minorticks_off()
         plain_log_ticks(ax.yaxis)
         ax.grid(which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+    # one key for the panels, under them (a key in each repeated it at a size that shrank to
+    # 6 px where a browser scaled the figure to the page)
+    keyed = {
+        label: h for ax in axes for h, label in zip(*ax.get_legend_handles_labels(), strict=True)
+    }
+    fig.legend(keyed.values(), keyed.keys(), loc="outside lower center", ncols=6, fontsize=9)
     axes[0].set_ylim(*error_span(every))  # a 1-2-5 tick inside, however narrow the spread
     axes[0].set_ylabel("test sum error % (log)")
     fig.suptitle(LADDER_PLOTS["ladder_curves"] + " (solid: tuned; dashed: default)", fontsize=11)

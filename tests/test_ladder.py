@@ -338,6 +338,36 @@ def test_the_cap_counts_running_trials_at_their_next_rung() -> None:
     assert pruning.promised_epochs(study, 9, 10) == (1 + 3) + 9 + 9 + (10 - 4)
 
 
+def test_the_cap_stops_a_trial_only_past_it_and_halvings_rungs_are_1_3_9() -> None:
+    """The bounds, as direct failures: a study promised exactly its cap goes on and one epoch
+    over it stops; halving's next rung after an epoch; what a trial counts as. Got wrong, the
+    tiny ladder's tuning did not fail, it ran on (a pruned trial not counted: for ever)."""
+    from optuna.trial import TrialState
+
+    from benchmark.trials import counts_towards_budget
+
+    study = optuna.create_study(direction="maximize")
+    for last in (1, 3):
+        values = {epoch: 0.5 for epoch in range(1, last + 1)}
+        study.add_trial(optuna.trial.create_trial(value=0.5, intermediate_values=values))
+    running = study.ask()
+    running.report(0.5, 1)
+    promised = pruning.promised_epochs(study, 9, 10)
+    assert promised == (1 + 3) + 3 + (10 - 3)
+    never = optuna.pruners.NopPruner()  # halving lets every trial on: the cap alone decides
+    frozen = study.get_trials(deepcopy=False)[-1]
+    assert not pruning.EpochCap(never, 9, 10, cap=promised).prune(study, frozen)
+    assert pruning.EpochCap(never, 9, 10, cap=promised - 1).prune(study, frozen)
+    assert [pruning.halving_rung_after(e, 9) for e in (0, 1, 2, 3, 8)] == [1, 3, 3, 9, 9]
+    assert pruning.halving_rung_after(3, 4) == 4  # the study's epochs at most
+    pruned = optuna.trial.create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.5})
+    assert counts_towards_budget(pruned)
+    over = optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={"over_cap": True})
+    assert not counts_towards_budget(over)
+    failed = optuna.trial.create_trial(state=TrialState.FAIL)
+    assert not counts_towards_budget(failed)
+
+
 def test_the_cap_applies_where_halvings_own_schedule_keeps_under_it() -> None:
     """At 3 epochs halving's schedule trains 5/9 of the epochs (all trials 1, a third 3), over
     40%: no cap, the rule the committed 3-epoch rung was tuned under; at 9, 7/27: capped."""

@@ -916,6 +916,8 @@ def test_interval_and_welch_against_hand_computation() -> None:
     # Welch: t = -3 / sqrt(1/3 + 1/3) = -3.67423, df = (2/3)^2 / (2 * (1/3)^2 / 2) = 4,
     # two-sided p = 2 * P(T_4 > 3.67423) = 0.021312
     assert stats.welch_p([1.0, 2.0, 3.0], [4.0, 5.0, 6.0]) == pytest.approx(0.021312, rel=1e-4)
+    # unequal sizes and spreads, where Welch's p (0.0083) is not Student's (0.0413)
+    assert stats.welch_p([1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 6.5]) == pytest.approx(0.008341, rel=1e-3)
     assert math.isnan(stats.welch_p([1.0], [4.0, 5.0]))
     assert stats.indistinguishable(0.05) and not stats.indistinguishable(0.0213)
     assert not stats.indistinguishable(math.nan)
@@ -1345,6 +1347,38 @@ def test_sentences_of_a_two_group_report(tmp_path: Path) -> None:
         "acc*: digit and sum both right on the same pair; *consistency*: predicted sum equals "
         "predicted digit + addend."
     ) in table
+
+
+def test_the_answer_names_the_smallest_group_tied_with_the_best(tmp_path: Path) -> None:
+    """Of the groups Welch cannot tell from the best, the one of fewest parameters is named,
+    with its size against the best's: the reason to take it."""
+    runs = tmp_path / "runs"
+    errors = {("concat", 1000): (3.0, 3.1, 2.9), ("late_sum", 500): (3.05, 3.2, 2.95)}
+    for (fusion, params), by_seed in errors.items():
+        for seed, error in enumerate(by_seed):
+            make_run(runs, f"{fusion}{seed}", fusion=fusion, seed=seed, params=params,
+                     sum_acc=1 - error / 100, config_hash=f"{fusion[:4]}0000",
+                     val_curve=(0.9,))  # fmt: skip
+    answer = answer_of(markdown_of(tmp_path))
+    assert "**gap_cnn x concat** has the lowest test sum error" in answer
+    assert "The smallest of these is **gap_cnn x late_sum**: 500 parameters against 1,000" in (
+        answer
+    )
+    assert "It is also the smallest" not in answer
+
+
+def test_the_answer_counts_where_tuning_lowered_the_error(tmp_path: Path) -> None:
+    """Tuned 2% against a default 5%, three seeds each: lowered, not raised."""
+    runs = tmp_path / "runs"
+    for tuned, by_seed in ((False, (5.0, 5.1, 4.9)), (True, (2.0, 2.1, 1.9))):
+        for seed, error in enumerate(by_seed):
+            make_run(runs, f"{tuned}{seed}", seed=seed, tuned=tuned, sum_acc=1 - error / 100,
+                     config_hash="t0000000" if tuned else "d0000000",
+                     val_curve=(0.9,))  # fmt: skip
+    answer = answer_of(markdown_of(tmp_path))
+    assert (
+        "lowered the error significantly in 1 of 1 combination and raised it significantly in 0"
+    ) in answer
 
 
 def test_the_answer_calls_a_default_group_so_beside_tuned_ones(tmp_path: Path) -> None:

@@ -1860,3 +1860,26 @@ def test_a_tie_between_budgets_is_broken_by_the_larger_and_said() -> None:
     )
     alone = most_used([{"epochs": 1, "train_subset": 3000}] * 2 + [{"epochs": 4}])
     assert alone.base["train_subset"] == 3000 and "tied" not in alone.source
+
+
+def test_val_curves_mark_the_main_budget_only_inside_the_axis(tmp_path: Path) -> None:
+    """At the last epoch drawn, the budget's line sat on the right edge and took a key row in
+    every panel to mark nothing; a budget before the last epoch is still marked."""
+    from types import SimpleNamespace
+
+    from benchmark.report.plots import val_curves_figure
+
+    for seed in (0, 1):
+        make_run(tmp_path / "runs", f"a{seed}", seed=seed, val_curve=(0.5, 0.8))
+    inputs = load(tmp_path)
+    summary = report.summarize(inputs.runs, inputs.bench)
+    curves = report.val_curves(inputs.history, inputs.runs, summary)
+
+    def marked(epochs: int) -> list[str]:
+        ref = SimpleNamespace(base={"epochs": epochs})
+        fig = val_curves_figure(curves, summary, ref)  # type: ignore[arg-type]
+        texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        return [t for t in texts if t.startswith("main comparison")]
+
+    assert marked(2) == []
+    assert marked(1) == ["main comparison: 1 ep."]

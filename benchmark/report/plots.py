@@ -195,6 +195,8 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     encoders = sorted(set(curves["arch"]))
     width = max(7.0, 4.2 * len(encoders))
     budget = None if ref is None else ref.base.get("epochs")
+    if budget is not None and budget >= curves["epoch"].max():
+        budget = None  # at the right edge its line marks nothing the axis does not show
     # each panel's legend hangs below it, a line per group (long ones wrapped to the panel's
     # width), outside the layout: the figure grows by the longest, the panels keep their size
     tuned = curves["tuned"].astype(bool).any()

@@ -370,6 +370,24 @@ def test_a_set_precision_is_its_own_protocol_and_auto_is_as_before(tmp_path: Pat
     assert compare.find_complete(tmp_path, cfg) == run_dir
     assert compare.find_complete(tmp_path, replace(cfg, precision="fp32")) == run_dir
     assert compare.find_complete(tmp_path, replace(cfg, precision="bf16")) is None
+    bf16_dir = tmp_path / "bf16" / "runs" / "b"  # auto takes a bf16 run too
+    files.write_json(bf16_dir / rundir.METRICS, metrics | {"precision": "bf16"})
+    assert compare.find_complete(tmp_path / "bf16", cfg) == bf16_dir
+    assert compare.find_complete(tmp_path / "bf16", replace(cfg, precision="fp32")) is None
+
+
+def test_an_interrupted_default_run_is_never_resumed_for_a_tuned_one(tmp_path: Path) -> None:
+    """A tuned item whose study kept the default has the default's config hash: only
+    ``tuned_from`` tells them apart, and the queue must not resume the one for the other."""
+    cfg = TrainConfig(epochs=1)
+    run_dir = tmp_path / "runs" / "a"
+    run_dir.mkdir(parents=True)
+    rundir.write_config(run_dir, cfg)
+    rundir.write_status(run_dir, "interrupted")
+    assert compare.find_interrupted(tmp_path, cfg) == run_dir
+    tuned = replace(cfg, tuned_from={"study": "s", "trial": 0, "value": 0.5})
+    assert tuned.config_hash() == cfg.config_hash()
+    assert compare.find_interrupted(tmp_path, tuned) is None
 
 
 @pytest.mark.slow

@@ -165,6 +165,10 @@ def test_an_accuracy_outside_0_to_1_in_metrics_is_a_corrupt_run(tmp_path: Path, 
     found["test"]["sum_acc"] = 1
     (run_dir / rundir.METRICS).write_text(json.dumps(found))
     assert rundir.read_metrics(run_dir)["test"]["sum_acc"] == 1
+    del found["config_hash"]  # the report's grouping key: a run without it is no run of a group
+    (run_dir / rundir.METRICS).write_text(json.dumps(found))
+    with pytest.raises(rundir.IncompleteRun, match=r"missing or invalid config_hash$"):
+        rundir.read_metrics(run_dir)
 
 
 @pytest.mark.parametrize("kept", [True, False])

@@ -288,3 +288,21 @@ def test_validation_history_uses_seen_pairs_only(synthetic: DigitSumData) -> Non
     full = evaluate(state.model, data.val, ex, cfg.eval_batch_size, holdout_pairs=20)
     assert state.history[-1].val_joint_acc == full["seen"]["joint_acc"]
     assert full["seen"]["joint_acc"] != full["joint_acc"]
+
+
+def test_joint_accuracy_needs_both_heads_right_and_consistency_the_heads_agreeing() -> None:
+    """Per pair: digit right and sum wrong, or the other way round, is not joint; consistency
+    asks the two heads to agree (sum = digit + addend), whatever the truth."""
+    from benchmark.metrics import METRICS
+
+    digit, addend = torch.tensor([3]), torch.tensor([1])
+
+    def hits(predicted_digit: int, predicted_sum: int) -> dict[str, bool]:
+        heads = (torch.tensor([predicted_digit]), torch.tensor([predicted_sum]))
+        return {m.name: bool(m.hit(*heads, digit, addend)) for m in METRICS}
+
+    one = {"digit_acc": True, "sum_acc": False, "joint_acc": False, "consistency": False}
+    assert hits(3, 5) == one
+    assert hits(2, 4) == {**one, "digit_acc": False, "sum_acc": True}
+    agree = hits(2, 3)
+    assert agree == {"digit_acc": False, "sum_acc": False, "joint_acc": False, "consistency": True}

@@ -474,6 +474,21 @@ def test_an_estimate_reads_only_earlier_runs_of_the_same_model_shape(
     assert training_rate(TrainConfig(batch_size=128), compiled, earlier) == (5000.0, basis, 30.0)
 
 
+def test_an_estimate_counts_every_validation_the_test_and_whole_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At 1,000 images/s: 2 epochs of 10 whole steps of 100 (the ragged 50 dropped), then a
+    validation after each epoch and a last one, and the test, each image a third of a step's."""
+    from benchmark import estimate
+    from benchmark.config import TrainConfig
+
+    monkeypatch.setattr(estimate, "earlier_rates", lambda results_dir: {})
+    monkeypatch.setattr(estimate, "training_rate", lambda cfg, ex, earlier: (1000.0, "x", 0.0))
+    cfg = TrainConfig(epochs=2, batch_size=100)
+    found = estimate.estimate([(cfg, None, (1050, 500, 200))], Path("/nonexistent"))
+    assert found == (pytest.approx((2000 + (500 * 3 + 200) / 3) / 1000), "x")
+
+
 def test_a_compiled_runs_estimate_from_the_probe_says_compiling_is_not_counted() -> None:
     """The probe trains eager: its figure times a compiled run only in part, and says so."""
     import torch

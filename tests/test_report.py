@@ -1883,3 +1883,14 @@ def test_val_curves_mark_the_main_budget_only_inside_the_axis(tmp_path: Path) ->
 
     assert marked(2) == []
     assert marked(1) == ["main comparison: 1 ep."]
+
+
+def test_a_run_tuned_at_another_budget_is_not_in_the_main_comparison() -> None:
+    """Its export was tuned for another number of epochs: a tuned group of the main comparison
+    is one tuned at the comparison's own budget."""
+    from benchmark.report.reference import Reference, learned
+
+    ref = Reference(learned({"epochs": 1}), None, "x")
+    tuned = {"study": "s", "trial": 0, "value": 0.5}
+    assert ref.is_main({"epochs": 1}, {**tuned, "budget": {"epochs": 1}})
+    assert not ref.is_main({"epochs": 1}, {**tuned, "budget": {"epochs": 3}})

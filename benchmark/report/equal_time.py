@@ -43,8 +43,8 @@ def warm_up_note(points: pd.DataFrame) -> str:
 
 def spread_note(points: pd.DataFrame) -> str:
     """A sentence on how far a group's own runs differed in seconds (their standard deviation
-    against their mean, over the groups of 2 seeds or more): on a shared VM identical runs took
-    up to twice as long as each other, and a front whose rows are that close can swap."""
+    against their mean, over the groups of 2 seeds or more): on the ladder's shared VM one
+    group's runs took 105-263 s, and a front whose rows are that close can swap."""
     seeded = points[points["n"] >= 2]
     spread = (seeded["train_seconds_std"] / seeded["train_seconds_mean"]).dropna()
     if spread.empty:
@@ -63,9 +63,7 @@ def time_section(points: pd.DataFrame, device: str, away: int, picture: str = ""
     front = points[points["front"]].sort_values("train_seconds_mean", kind="stable")
     rows = [
         {
-            "from s of training (per run)": seconds_cell(
-                r.train_seconds_mean, ",.1f"
-            ),  # as the main table
+            "from s of training (per run)": seconds_cell(r.train_seconds_mean, ",.1f"),
             "combination": short(r),
             "epochs": str(r.rung),
             "sum error % (95% CI)": error_cell(r.test_sum_err_mean, r.test_sum_err_ci),

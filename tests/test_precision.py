@@ -235,6 +235,7 @@ def test_report_keeps_precisions_apart_and_compares_them(tmp_path: Path) -> None
     twin_runs(runs_dir, "bf16", (1.1, 1.3, 1.5), 2500.0)
     inputs = report.load_inputs(str(runs_dir / "*"), str(tmp_path / "none"))
     summary, text = report_markdown(inputs)
+    assert sorted(summary["precision"]) == ["bf16", "fp32"]  # a group each, never pooled
     by_precision = summary.set_index("precision")
     assert by_precision.loc["fp32", "section"] == "main" and by_precision.loc["fp32", "n"] == 3
     assert by_precision.loc["bf16", "section"] == "precision"

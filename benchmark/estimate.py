@@ -44,14 +44,10 @@ def earlier_rates(results_dir: Path) -> dict[tuple[Any, ...], list[tuple[float, 
     precision, memory layout, compiled or not, batch size, model arguments): each changes the
     rate (channels_last trained 1.5x as fast as contiguous on a 2-core EPYC), and a compiled run
     also spends 5-50 s compiling."""
-    from benchmark import machines, places, rundir
+    from benchmark import machines, rundir
 
     rates: dict[tuple[Any, ...], list[tuple[float, float]]] = {}
-    for run_dir in sorted(Path(results_dir).glob(f"{places.RUNS}/*")):
-        try:
-            found = rundir.read_metrics(run_dir)
-        except rundir.IncompleteRun:
-            continue
+    for _, found in rundir.complete_runs(results_dir):
         rate, config = found.get("train_images_per_s"), found.get("config", {})
         seconds = found.get("train_seconds")
         if not isinstance(seconds, (int, float)) or not isinstance(rate, (int, float)):

@@ -14,7 +14,7 @@ from typing import Any
 
 from benchmark import files
 from benchmark.places import RUNS
-from benchmark.rundir import METRICS, IncompleteRun, read_metrics
+from benchmark.rundir import METRICS, complete_runs
 from benchmark.wording import plural
 
 
@@ -42,11 +42,8 @@ def migrate(results_dir: Path) -> tuple[list[str], list[str]]:
     """Add what is missing to every complete run under ``results_dir/runs``: (one line per run
     changed, one per run left out and why)."""
     changed, left = [], []
-    for run_dir in sorted((Path(results_dir) / RUNS).glob("*")):
-        try:
-            found = read_metrics(run_dir)
-        except IncompleteRun:
-            continue  # no metrics to complete: the report lists it as incomplete anyway
+    # a run without metrics has nothing to complete: the report lists it as incomplete anyway
+    for run_dir, found in complete_runs(results_dir):
         if "macs_per_image" in found:
             continue
         try:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 PARTNERS = {"encoder": "concat", "fusion": "gap_cnn"}  # what a new entry is checked beside
 CHECK_BATCH = 4
-NUM_DIGITS, NUM_SUMS = 10, 19
 
 
 def one_line(exc: BaseException) -> str:
@@ -63,6 +62,7 @@ def note_layout(arch: str, fusion: str) -> None:
     import torch
 
     from architectures import create_model
+    from architectures.fusions import NUM_DIGITS
 
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(0)
@@ -93,6 +93,7 @@ def check_outputs(arch: str, fusion: str) -> str | None:
     import torch
 
     from architectures import create_model
+    from architectures.fusions import NUM_DIGITS, NUM_SUMS
 
     b = CHECK_BATCH
     try:

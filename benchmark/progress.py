@@ -59,7 +59,7 @@ def prepare(cfg: TrainConfig) -> tuple[TrainConfig, Any]:
 
 def check_layout(archs: Iterable[str], ex: Any) -> None:
     """A usage error for a plug-in encoder that fails in the memory layout ``ex`` trains in
-    (``plugins.layout_problem``): before a run directory or a study exists, not at the first
+    (``plugin_checks.layout_problem``): before a run directory or a study exists, not at the first
     step in a traceback."""
     from benchmark.plugin_checks import layout_problem
 

@@ -340,15 +340,22 @@ def planned_seed(cfg: TrainConfig, precision: str) -> tuple[Any, ...]:
     )
 
 
+def complete_runs(results_dir: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """(run directory, its metrics) of each complete run in ``results_dir/runs``, in name order
+    (by start time); the incomplete ones left out."""
+    for run_dir in sorted(Path(results_dir).glob(f"{RUNS}/*")):
+        try:
+            yield run_dir, read_metrics(run_dir)
+        except IncompleteRun:
+            continue
+
+
 def complete_seeds(results_dir: Path) -> dict[tuple[Any, ...], str]:
     """The complete runs in ``results_dir/runs`` by ``seed_of``: the first run directory's name
     (they sort by start time), so a command can say which seeds it would run again."""
     found: dict[tuple[Any, ...], str] = {}
-    for run_dir in sorted(Path(results_dir).glob(f"{RUNS}/*")):
-        try:
-            found.setdefault(seed_of(read_metrics(run_dir)), run_dir.name)
-        except IncompleteRun:
-            continue
+    for run_dir, recorded in complete_runs(results_dir):
+        found.setdefault(seed_of(recorded), run_dir.name)
     return found
 
 

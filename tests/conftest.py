@@ -28,6 +28,11 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# (signal, the exit status a command stopped by it ends with, the line it says)
+STOPPED_BY = [
+    (signal.SIGINT, 130, "interrupted (SIGINT)"),
+    (signal.SIGTERM, 143, "terminated (SIGTERM)"),
+]
 REAL_DATA = {"mnist_root", "mnist", "real_trained_run"}
 MNIST_ROOT = os.environ.get("MNIST_ROOT")  # as the session started, before any test changed it
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO, exit_status, one_line, only_run, read_only
+from conftest import REPO, STOPPED_BY, exit_status, one_line, only_run, read_only
 
 from benchmark import files, rundir, runs
 from benchmark.commands.common import interrupts_as_exceptions
@@ -405,13 +405,7 @@ def test_report_with_a_read_only_plots_folder_is_refused_before_report_md_is_rep
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    ("signum", "code", "said"),
-    [
-        (signal.SIGINT, 130, "interrupted (SIGINT)"),
-        (signal.SIGTERM, 143, "terminated (SIGTERM)"),
-    ],
-)
+@pytest.mark.parametrize(("signum", "code", "said"), STOPPED_BY)
 def test_a_stream_of_signals_stops_a_run_cleanly(
     signum: int, code: int, said: str, tmp_path: Path, env: dict[str, str]
 ) -> None:

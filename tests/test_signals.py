@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, child, exit_status, interrupted_run, one_line, only_run
+from conftest import (
+    REPO,
+    STOPPED_BY,
+    child,
+    exit_status,
+    interrupted_run,
+    one_line,
+    only_run,
+)
 
 from benchmark import files, rundir, runs
 from benchmark.cli import main
@@ -283,10 +291,7 @@ def as_command(monkeypatch: pytest.MonkeyPatch, name: str, command: object) -> N
     monkeypatch.setattr(cli, "build_parser", Parser)
 
 
-@pytest.mark.parametrize(
-    ("signum", "code", "said"),
-    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGINT, 130, "interrupted (SIGINT)")],
-)
+@pytest.mark.parametrize(("signum", "code", "said"), STOPPED_BY)
 def test_a_library_clean_up_cut_short_by_a_signal_is_that_signal(
     signum: int, code: int, said: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -310,10 +315,7 @@ def test_a_library_clean_up_cut_short_by_a_signal_is_that_signal(
     assert capsys.readouterr().err == f"{cli.program_name()} tune: {said}\n"
 
 
-@pytest.mark.parametrize(
-    ("signum", "code", "said"),
-    [(signal.SIGINT, 130, "interrupted (SIGINT)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
-)
+@pytest.mark.parametrize(("signum", "code", "said"), STOPPED_BY)
 def test_a_library_that_swallows_the_signal_and_raises_another_error_is_that_signal(
     signum: int, code: int, said: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -59,8 +59,13 @@ def test_split_is_fixed_and_partitions_the_training_set(synthetic, synthetic_roo
         dtype=torch.int64
     )
     assert total == official.data.sum(dtype=torch.int64)
-    # not the trivial split (the first 55,000 in file order)
+    # not the trivial split (the first 55,000 in file order), and the same split as the runs
+    # committed in results/ saw: these are the file's images at the split's first and last places
     assert not torch.equal(synthetic.val.labels, official.targets[-5_000:])
+    ends = {0: 46907, 1: 15931, -2: 1560, -1: 6201}  # SPLIT_SEED's permutation, written out
+    for at, index in ends.items():
+        split = synthetic.train if at >= 0 else synthetic.val
+        assert torch.equal(split.images[at, 0], official.data[index])
 
 
 def test_root_order_flag_alone_else_env_then_data(
@@ -189,3 +194,21 @@ def test_a_run_records_which_mnist_copy_it_read(
     runs.execute(cfg, small, run_dir, ex)
     recorded = rundir.read_metrics(run_dir)["data"]
     assert recorded == data.source and str(mnist_root) not in (run_dir / "metrics.json").read_text()
+
+
+def test_an_epochs_batches_hold_each_image_once_with_its_label() -> None:
+    """The batches of one epoch are disjoint and drop only the ragged tail, each image with its
+    own label and an addend 0-9."""
+    from benchmark.data import Batches, Split
+
+    images = torch.zeros(67, 1, 28, 28, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.arange(1, 68)  # each image names itself in its first pixel
+    batches = Batches(Split(images, torch.arange(67) % 10), 8, None, None, torch.channels_last)
+    seen: list[int] = []
+    for x, labels, addends in batches.epoch(torch.Generator().manual_seed(0)):
+        assert x.shape == (8, 1, 28, 28)
+        index = (x[:, 0, 0, 0] * 255).round().to(torch.int64) - 1
+        assert torch.equal(labels, index % 10)
+        assert 0 <= int(addends.min()) and int(addends.max()) <= 9
+        seen += index.tolist()
+    assert len(seen) == batches.steps() * 8 == 64 and len(set(seen)) == 64

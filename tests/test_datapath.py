@@ -30,6 +30,27 @@ def test_naive_dataset_items_and_batches(synthetic) -> None:
     assert images.shape == (16, 1, 28, 28) and one_hots.shape == (16, 10)
     assert addends.shape == labels.shape == (16,)
     assert torch.equal(one_hots.argmax(1), addends)
+    torch.manual_seed(0)  # the naive dataset draws from the global generator, as such code does
+    assert {int(dataset[i % 64][1]) for i in range(300)} == set(range(10))  # every addend
+
+
+def test_each_rounds_trainer_figure_is_that_rounds_images_over_its_own_seconds(
+    synthetic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer continues one state over the rounds: its seconds are the round's share of
+    the state's running total, not the total."""
+    from benchmark.config import TrainConfig
+    from benchmark.datapath import measure
+
+    def two_seconds_a_round(cfg, data, ex, state=None) -> None:
+        state.train_seconds += 2.0
+
+    monkeypatch.setattr("benchmark.datapath.train", two_seconds_a_round)
+    cfg = TrainConfig(batch_size=16, device="cpu", precision="fp32", channels_last=False)
+    cfg, ex = hardware.decide(cfg)
+    ips = measure(cfg, synthetic, ex, synthetic.train.subset(64), 4, 0, 2, 0)
+    assert ips["trainer"] == [2 * 16 / 2.0] * 2  # 2 steps of 16 images a round, in 2 s
+    assert len(ips["prebuilt"]) == len(ips["dataloader"]) == 2
 
 
 def test_tiny_run_writes_the_three_figures_and_ratios(

@@ -186,6 +186,40 @@ def test_preprocess_matches_mnist_conventions(synthetic) -> None:
     assert (x - mnist_like).abs().mean() < 0.1  # close to the original MNIST digit
 
 
+def test_a_rectangle_is_cropped_scaled_and_centred_exactly() -> None:
+    """A 10x20 block: its ink box is exactly 10x20 after scaling (the crop keeps its last row and
+    column) and its centre of mass is exactly the field's (13.5, 13.5); the conventions' test
+    above allows a pixel of slack for a drawn digit's antialiasing. A one-pixel line is a glyph."""
+    page = Image.new("L", (60, 60), 255)
+    ImageDraw.Draw(page).rectangle([20, 10, 29, 29], fill=0)  # columns 20-29, rows 10-29
+    x = preprocess(page)[0]
+    ink = (x > 0.5).nonzero()
+    assert (ink.max(0).values - ink.min(0).values + 1).tolist() == [20, 10]
+    assert float(x.sum()) == pytest.approx(200.0)
+    grid = torch.arange(28.0)
+    centre = torch.stack([(x.sum(1) * grid).sum(), (x.sum(0) * grid).sum()]) / x.sum()
+    assert centre.tolist() == pytest.approx([13.5, 13.5])
+    line = Image.new("L", (60, 60), 255)
+    ImageDraw.Draw(line).line([(30, 10), (30, 40)], fill=0, width=1)
+    assert preprocess(line).shape == (1, 28, 28)
+
+
+def test_predict_answers_in_eval_mode_whatever_mode_the_model_was_left_in(
+    trained_run: Path, drawn
+) -> None:
+    """Batch norm's batch statistics (and dropout) would make an answer depend on the other
+    images predicted with it."""
+    from benchmark import runs
+    from benchmark.predict import load_image, predict
+
+    images = torch.stack([load_image(p) for p in drawn[0][:4]])
+    addends = torch.tensor([0, 3, 5, 9])
+    model = runs.load_run(trained_run)
+    expected = predict(model, images, addends)
+    assert predict(model.train(), images, addends) == expected
+    assert not model.training
+
+
 def test_jpeg_reads_like_png(synthetic, tmp_path: Path) -> None:
     page = page_with_digit(synthetic.test.images[1], (64, 64), 44, (8, 12))
     page.save(tmp_path / "d.png")
@@ -236,6 +270,7 @@ def test_transparent_background_counts_as_paper() -> None:
     ("case", "expected"),
     [
         ("count", "2 images but 3 addends"),
+        ("count_short", "3 images but 2 addends"),
         ("missing", "no such file; expected an image file (PNG, JPEG, ...)"),
         ("device", "/dev/null: not a regular file; expected an image file (PNG, JPEG, ...)"),
         ("too_long", "cannot read it (File name too long)"),
@@ -266,6 +301,7 @@ def test_bad_input_is_one_line_exit_2(
             "--addend",
             "3",
         ],
+        "count_short": [*("--image", good) * 3, "--addend", "1", "--addend", "2"],
         "missing": ["--image", str(tmp_path / "nope.png"), "--addend", "1"],
         "device": ["--image", "/dev/null", "--addend", "1"],
         "too_long": ["--image", str(tmp_path / ("a" * 300 + ".png")), "--addend", "1"],

@@ -321,6 +321,16 @@ def test_bad_flags(tmp_path: Path, capsys, flags: list[str], message: str) -> No
     assert not (tmp_path / "r").exists()
 
 
+def test_a_study_name_of_250_bytes_is_a_file_name_that_can_be_written(tmp_path: Path) -> None:
+    from benchmark.exports import plain_name_problem
+
+    name = "x" * 250
+    assert plain_name_problem(name) is None and plain_name_problem("é" * 125) is None
+    (tmp_path / f"{name}.json").write_text("{}")  # NAME_MAX: the limit is the file system's
+    for longer in ("x" * 251, "é" * 126):  # bytes, not characters
+        assert "at most 250 bytes" in plain_name_problem(longer)
+
+
 # ------------------------------------------------------------------------------- training
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -453,3 +454,56 @@ def test_the_table_names_both_batches_and_leaves_an_eager_rows_compile_time_blan
     eager_cells = [c.strip() for c in lines[0].split("│")]
     assert eager_cells[-4:-1] == ["-", "-", "-"]  # compile s, train compile s, train vs eager
     assert "12.5" in lines[1] and "9.5" in lines[1]
+
+
+CPU_FP32 = {"device": "cpu", "precision": "fp32", "channels_last": False}
+
+
+def settings(compile: bool = False, warmup: int = 2, iters: int = 3):
+    from benchmark.bench import Settings
+    from benchmark.config import TrainConfig
+
+    cfg = TrainConfig(arch="small_cnn", fusion="concat", batch_size=8, **CPU_FP32)
+    cfg, ex = hardware.decide(cfg)
+    return cfg, Settings(ex=replace(ex, compile=compile), batch_size=16, warmup=warmup, iters=iters)
+
+
+def test_a_measurement_times_its_calls_after_the_first_and_the_warm_up() -> None:
+    from benchmark.bench import measure
+
+    calls = []
+    _, s = settings(warmup=2, iters=3)
+    first, times = measure(lambda: calls.append(1), s)
+    assert len(calls) == 1 + 2 + 3 and len(times) == 3 and first >= 0
+
+
+def test_each_figure_is_its_batch_over_its_median_time_and_compiling_adds_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inference at the bench batch (16), training at the configuration's (8); compile time is
+    the three first calls' (inference, batch 1, training) and the training one's apart."""
+    from benchmark import bench
+
+    timings = iter([(1.0, [0.5, 0.4, 0.6]), (2.0, [0.25]), (4.0, [0.1, 0.125, 0.2])])
+    monkeypatch.setattr(bench, "measure", lambda fn, s: next(timings))
+    cfg, s = settings(compile=True)
+    figures, _ = bench.measure_pair(cfg, s)
+    assert figures["infer_images_per_s"] == pytest.approx(16 / 0.5)
+    assert figures["latency_ms_b1"] == pytest.approx(250.0)
+    assert figures["train_images_per_s"] == pytest.approx(8 / 0.125)
+    assert (figures["compile_seconds"], figures["train_compile_seconds"]) == (7.0, 4.0)
+
+
+def test_the_compile_ab_ratio_is_compiled_speed_over_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark import bench
+
+    steps = {False: lambda: None, True: lambda: None}
+    monkeypatch.setattr(
+        bench, "measure_pair", lambda cfg, s: ({"train_images_per_s": 0.0}, steps[s.compile])
+    )
+    seconds = {steps[False]: 1.0, steps[True]: 0.5}  # compiled twice as fast
+    monkeypatch.setattr(bench, "timed_call", lambda fn, ex: seconds[fn])
+    cfg, s = settings()
+    eager, compiled = bench.compile_ab(cfg, s, rounds=4)
+    assert compiled["ab_ratio"] == compiled["ab_ratio_q1"] == compiled["ab_ratio_q3"] == 2.0
+    assert (eager["train_images_per_s"], compiled["train_images_per_s"]) == (8.0, 16.0)

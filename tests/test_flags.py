@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import exit_status, one_line, read_only
+
+from benchmark.config import TrainConfig
 
 HUGE = str(2**70)
 INT_FLAGS = {  # flag: the values refused, besides wrong types and HUGE
@@ -162,8 +165,6 @@ def test_bad_values_end_in_one_line_before_anything_is_written(
 def test_the_table_covers_every_config_flag() -> None:
     """A new TrainConfig field gets its edge values in the table above, or a reason here."""
     import dataclasses
-
-    from benchmark.config import TrainConfig
 
     covered = {*INT_FLAGS, *FLOAT_FLAGS, *CHOICE_FLAGS, *BOOL_FLAGS}
     elsewhere = {
@@ -472,7 +473,6 @@ def test_a_run_config_reprints_as_itself_and_flags_override_it(tmp_path: Path, c
 
     from benchmark import hardware, runs
     from benchmark.cli import main
-    from benchmark.config import TrainConfig
 
     cfg = TrainConfig(fusion="late_sum", epochs=2, batch_size=64, lr=8e-3, threads=1)
     # config.json as a run writes it: the resolved configuration, before any training
@@ -821,6 +821,77 @@ def test_help_names_a_value_by_what_it_is(command: str, shown: str, capsys) -> N
 def test_a_config_message_is_said_in_the_words_of_the_command_line(message: str, said: str) -> None:
     """Flags typed get their own names back, never a config field's; a path or file name that
     holds a field's name is left as it is."""
-    from benchmark.config import TrainConfig
-
     assert TrainConfig.in_flag_words(message) == said
+
+
+def test_every_bound_itself_is_accepted() -> None:
+    """The refusals above stop just past each bound, not at it."""
+    from benchmark.config import MAX_THREADS, MNIST_TRAIN_IMAGES
+    from benchmark.holdout import MAX_HOLDOUT_PAIRS
+
+    edges = {"threads": MAX_THREADS, "aug_degrees": 180.0, "holdout_pairs": MAX_HOLDOUT_PAIRS}
+    edges |= {"batch_size": MNIST_TRAIN_IMAGES, "train_subset": MNIST_TRAIN_IMAGES}
+    edges |= dict.fromkeys(("aug_shift", "label_smoothing", "warmup", "momentum"), 0.0)
+    edges |= dict.fromkeys(("weight_decay", "sum_loss_weight"), 0.0)
+    TrainConfig(**edges).validate()
+    lows = {"threads": 1, "batch_size": 1, "train_subset": 1, "epochs": 1, "eval_batch_size": 1}
+    TrainConfig(**(edges | lows)).validate()
+
+
+def test_a_config_with_every_field_set_comes_back_from_its_json_whole() -> None:
+    """config.json is the run's whole record: a field to_dict left out would be lost on resume
+    and in the report, with no error. A field added to TrainConfig must be set here too."""
+    every = TrainConfig(
+        arch="small_cnn",
+        fusion="late_sum",
+        model_args={"width": 8},
+        seed=3,
+        epochs=2,
+        batch_size=64,
+        optimizer="sgd",
+        lr=0.01,
+        momentum=0.8,
+        weight_decay=0.01,
+        schedule="cosine",
+        warmup=0.1,
+        label_smoothing=0.1,
+        sum_loss_weight=0.5,
+        augment=True,
+        aug_shift=0.05,
+        aug_degrees=5.0,
+        train_subset=1000,
+        holdout_pairs=2,
+        eval_batch_size=500,
+        device="cpu",
+        precision="bf16",
+        channels_last=True,
+        compile=True,
+        threads=2,
+        data_dir="mnist",
+        log="tensorboard",
+        keep_checkpoint=True,
+        tuned_from={"study": "s", "trial": 4, "value": 0.99},
+        auto_probe={"precision": "bf16"},
+        plugins=[{"module": "mine", "sha256": "0" * 64, "entries": ["mine"]}],
+    )
+    default = TrainConfig()
+    unset = [
+        f.name for f in fields(TrainConfig) if getattr(every, f.name) == getattr(default, f.name)
+    ]
+    assert unset == []
+    assert TrainConfig.from_dict(json.loads(json.dumps(every.to_dict()))) == every
+
+
+def test_the_augmentation_ranges_are_searched_only_with_augmentation() -> None:
+    import optuna
+
+    from benchmark.config import search_space
+
+    for augment in (False, True):
+        trial = optuna.trial.FixedTrial(
+            {"lr": 4e-3, "weight_decay": 5e-4, "batch_size": 128, "label_smoothing": 0.0}
+            | {"sum_loss_weight": 1.0, "augment": augment, "aug_shift": 0.1, "aug_degrees": 10.0}
+        )
+        space = search_space(trial)
+        assert space["augment"] is augment
+        assert ({"aug_shift", "aug_degrees"} <= set(space)) is augment

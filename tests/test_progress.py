@@ -487,12 +487,16 @@ def test_an_estimate_counts_every_validation_the_test_and_whole_steps(
     cfg = TrainConfig(epochs=2, batch_size=100)
     found = estimate.estimate([(cfg, None, (1050, 500, 200))], Path("/nonexistent"))
     assert found == (pytest.approx((2000 + (500 * 3 + 200) / 3) / 1000), "x")
+    monkeypatch.setattr(estimate, "training_rate", lambda cfg, ex, earlier: (1000.0, "x", 30.0))
+    compiled = estimate.estimate([(cfg, None, (1050, 500, 200))], Path("/nonexistent"))
+    assert compiled[0] == pytest.approx(found[0] + 30.0)  # the seconds compiling, added
 
 
 def test_a_compiled_runs_estimate_from_the_probe_says_compiling_is_not_counted() -> None:
     """The probe trains eager: its figure times a compiled run only in part, and says so."""
     import torch
 
+    from benchmark.bench import model_cost
     from benchmark.config import TrainConfig
     from benchmark.estimate import training_rate
     from benchmark.hardware import Execution, machine_key
@@ -504,6 +508,10 @@ def test_a_compiled_runs_estimate_from_the_probe_says_compiling_is_not_counted()
         rate, basis, compiling = training_rate(TrainConfig(), ex, {})
         assert rate == 1000.0 and compiling == 0.0  # the default model is the probe's
         assert basis == "the CPU probe's figure scaled by MACs" + note
+    wide = TrainConfig(model_args={"width": 32})  # about 4x the MACs: slower, by as much
+    rate = training_rate(wide, Execution(device=torch.device("cpu"), probe=probe), {})[0]
+    macs = [model_cost(c.arch, c.fusion, c.model_args)[1] for c in (TrainConfig(), wide)]
+    assert macs[1] > 2 * macs[0] and rate == pytest.approx(1000.0 * macs[0] / macs[1])
 
 
 @pytest.mark.parametrize("seconds", [2.0, 600.0])

@@ -166,6 +166,8 @@ def test_unknown_names_list_valid_ones() -> None:
         A.create_model("gap_cnn", "nope")
     with pytest.raises(A.UnknownNameError, match="timm model"):
         A.create_model("timm:definitely_not_a_model", "concat")
+    with pytest.raises(A.UnknownNameError, match="valid: gap_cnn, small_cnn, tiny_resnet"):
+        A.ENCODERS.get("timm:")  # the prefix alone names no timm model
 
 
 def test_select_comma_wildcards_and_all() -> None:
@@ -491,3 +493,107 @@ def test_the_sizes_the_report_names_are_the_ones_timm_models_take() -> None:
     from benchmark.config import SIZING
 
     assert set(SIZING) == set(TIMM_SIZES)
+
+
+def fusion_parts(fusion: str) -> tuple[torch.nn.Module, torch.Tensor]:
+    """A fusion on 12 features, every weight drawn at random (FiLM's scale and shift start at
+    zero, where swapping them or dropping the 1 of the scale changes nothing), and a batch of
+    features."""
+    torch.manual_seed(0)
+    module = A.FUSIONS.get(fusion).factory(12)
+    with torch.no_grad():
+        for weight in module.parameters():
+            weight.normal_()
+    return module.eval(), torch.randn(10, 12)
+
+
+def by_hand(fusion: str, m: torch.nn.Module, f: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """The fusion's hidden layer, as its docstring writes it."""
+    if fusion == "embed_add":
+        return F.relu(m.proj(f) + m.embed.weight[a])
+    gamma, beta = m.film.weight[a].chunk(2, dim=1)  # film
+    return F.relu(m.proj(f)) * (1 + gamma) + beta
+
+
+@pytest.mark.parametrize("fusion", ["embed_add", "film"])
+def test_a_hidden_layer_fusion_computes_its_formula_for_every_addend(fusion: str) -> None:
+    module, features = fusion_parts(fusion)
+    addends = torch.arange(10)
+    with torch.no_grad():
+        digit, total = module(features, addends)
+        h = by_hand(fusion, module, features, addends)
+        torch.testing.assert_close(digit, module.digit_head(h))
+        torch.testing.assert_close(total, module.sum_head(h))
+
+
+def test_the_small_linear_heads_sum_reads_the_digit_logits_and_the_addend() -> None:
+    module, features = fusion_parts("small_linear_head")
+    addends = torch.arange(10)
+    with torch.no_grad():
+        digit, total = module(features, addends)
+        inputs = torch.cat([digit, F.one_hot(addends, 10).float()], dim=1)
+        torch.testing.assert_close(total, module.sum_head(inputs))
+
+
+DROPPED = [  # every built-in entry with a dropout, by the argument that sets it
+    (registry, name, arg)
+    for registry, arg in ((A.ENCODERS, "dropout"), (A.FUSIONS, "head_dropout"))
+    for name in registry.names()
+    if arg in registry.get(name).defaults
+]
+
+
+@pytest.mark.parametrize(
+    ("registry", "name", "arg"), DROPPED, ids=[f"{n}-{a}" for _, n, a in DROPPED]
+)
+def test_dropout_is_the_rate_asked_in_training_and_off_in_evaluation(registry, name, arg) -> None:
+    """At rate 0 training is deterministic, at 0.5 two calls differ; evaluation never drops."""
+    model = A.create_model(
+        name if registry is A.ENCODERS else "gap_cnn",
+        name if registry is A.FUSIONS else "concat",
+        **{arg: 0.0},
+    )
+    images, addends = batch(8)
+
+    def twice(model: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.no_grad():
+            return model(images, addends)[0], model(images, addends)[0]
+
+    first, second = twice(model.train())
+    assert torch.equal(first, second)
+    dropping = A.create_model(
+        name if registry is A.ENCODERS else "gap_cnn",
+        name if registry is A.FUSIONS else "concat",
+        **{arg: 0.5},
+    )
+    first, second = twice(dropping.train())
+    assert not torch.equal(first, second)
+    first, second = twice(dropping.eval())
+    assert torch.equal(first, second)
+
+
+def test_tiny_resnets_stages_work_at_14_7_and_4_pixels() -> None:
+    encoder = A.create_model("tiny_resnet", "concat", blocks=2).encoder
+    sizes: list[int] = []
+    for block in encoder.stages:
+        block.register_forward_hook(lambda m, args, out: sizes.append(out.shape[-1]))
+    encoder(torch.zeros(2, 1, 28, 28))
+    assert sizes == [14, 14, 7, 7, 4, 4]
+
+
+def test_the_model_normalises_images_as_mnist_was_normalised() -> None:
+    """MNIST's mean pixel reaches the encoder as 0, one standard deviation above it as 1."""
+    seen: list[torch.Tensor] = []
+    model = A.create_model("gap_cnn", "concat")
+    model.encoder.register_forward_pre_hook(lambda m, args: seen.append(args[0]))
+    model.features(torch.tensor([0.1307, 0.1307 + 0.3081]).view(2, 1, 1, 1).expand(2, 1, 28, 28))
+    torch.testing.assert_close(seen[0][:, 0, 0, 0], torch.tensor([0.0, 1.0]))
+
+
+def test_parameter_counts_by_hand() -> None:
+    """late_sum is one linear layer on gap_cnn's 64 features; gap_cnn's own count is the one
+    the committed reference and docs quote."""
+    model = A.create_model("gap_cnn", "late_sum")
+    assert A.count_params(model.fusion) == 64 * 10 + 10
+    assert A.count_params(model.encoder) == 72_016
+    assert A.count_params(model) == 72_666

@@ -624,3 +624,30 @@ def test_gap_cnn_and_a_sized_vit_compare_in_one_protocol(
     before = sorted(p.name for p in (results / "runs").iterdir())
     assert main([*argv, "--no-report"]) == 0
     assert sorted(p.name for p in (results / "runs").iterdir()) == before
+
+
+def test_each_rung_is_its_own_protocol() -> None:
+    """Rungs of 3 and 9 epochs prune alike: only the epochs tell their queues apart, and a
+    shared queue would count one rung's runs as the other's."""
+    pairs = (("gap_cnn", "concat"),)
+    keys = {compare.Plan(TrainConfig(epochs=e), pairs, (0,), 5, 10**5).key() for e in (2, 3, 9)}
+    assert len(keys) == 3
+
+
+def test_a_run_directory_here_without_its_metrics_is_not_done(tmp_path: Path) -> None:
+    queue = optuna.create_study()
+    for item, run in (("a|b|default|0", "r1"), ("a|b|default|1", "elsewhere")):
+        queue.add_trial(
+            optuna.trial.create_trial(
+                params={"item": item},
+                distributions={"item": optuna.distributions.CategoricalDistribution([item])},
+                value=0.0,
+                user_attrs={"run": run},
+            )
+        )
+    run_dir = tmp_path / "runs" / "r1"
+    run_dir.mkdir(parents=True)
+    (run_dir / rundir.CONFIG).write_text("{}")  # a run killed before it finished
+    assert compare.unreadable_here(queue, tmp_path) == {
+        "a|b|default|0": f"{run_dir}: no {rundir.METRICS}"
+    }  # the other has no directory here: another machine's, done there

@@ -19,7 +19,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
 from architectures import ENCODERS, FUSIONS
-from benchmark import hardware
+from benchmark import hardware, tuning
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.errors import DamagedFileError, UsageError
@@ -890,3 +890,58 @@ def test_a_storage_file_this_user_may_not_write_is_refused_before_any_work(
     monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
     assert main(["tune", "--results-dir", str(tmp_path), "--trials", "1"]) == 2
     assert f"{db}: not writable by this user" in one_line(capsys.readouterr().err)
+
+
+def study_of_two(values: tuple[float, float]) -> optuna.Study:
+    """A study as tune opens it (its budget recorded, the defaults queued), two trials told."""
+    storage = optuna.storages.InMemoryStorage()
+    study = tuning.open_study(storage, "s", TrainConfig(epochs=1), None)
+    for value in values:
+        trial = study.ask()
+        tuning.suggest(trial, "gap_cnn", "concat")
+        study.tell(trial, value)
+    return study
+
+
+def test_the_export_is_the_trial_of_highest_joint_accuracy(tmp_path: Path) -> None:
+    from benchmark.exports import best_record
+
+    for values, best in (((0.8, 0.2), 0), ((0.2, 0.8), 1)):
+        record = best_record(study_of_two(values), "sqlite:///x.db", tmp_path)
+        assert (record["trial"], record["value"]) == (best, 0.8)
+
+
+def test_a_suggestion_at_the_cap_itself_is_within_it() -> None:
+    """compare's cap is the largest default model's count: at the cap is allowed (here it goes
+    on to the next check, which finds no place left for it)."""
+    study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", TrainConfig(), None)
+    trial = study.ask()  # the defaults trial
+    cap = tuning.count_model_params(TrainConfig())
+    with pytest.raises(optuna.TrialPruned, match="held by other workers"):
+        tuning.objective(trial, TrainConfig(), None, None, max_params=cap, trials=0)
+    assert trial.user_attrs["params"] == cap and "over_cap" not in trial.user_attrs
+
+
+def test_a_trials_value_is_its_last_epochs_validation_joint_accuracy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmark.trainer import EpochStats
+
+    def one_epoch(cfg, data, ex, state, listen, step_every) -> None:
+        val = {"joint_acc": 0.3, "sum_acc": 0.7, "digit_acc": 0.7, "consistency": 0.5}
+        state.history.append(EpochStats(1, 0.1, 0.5, val, 0.001, 1.0))
+
+    monkeypatch.setattr("benchmark.trainer.train", one_epoch)  # imported when called
+    cfg = TrainConfig(epochs=1, device="cpu", precision="fp32", channels_last=False)
+    cfg, ex = hardware.decide(cfg)
+    study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", cfg, None)
+    assert tuning.objective(study.ask(), cfg, None, ex) == 0.3
+
+
+def test_a_flag_typed_wins_over_the_tuned_value() -> None:
+    from benchmark.exports import apply_record
+
+    record = {"study": "s", "trial": 0, "value": 0.5, "budget": {}, "model_args": {}}
+    record["train"] = {"lr": 0.01}
+    assert apply_record(TrainConfig(lr=0.0025), record, explicit={"lr"}).lr == 0.0025
+    assert apply_record(TrainConfig(lr=0.0025), record).lr == 0.01

@@ -665,3 +665,50 @@ def test_the_learning_curves_share_one_key_under_the_panels() -> None:
         "concat (default)", "concat (tuned)", "late_sum (default)", "late_sum (tuned)"
     ]  # fmt: skip
     assert key.get_texts()[0].get_fontsize() >= 9
+
+
+def rung_of(epochs: int, groups: list[tuple], epoch_images: int = 10_000):
+    """A rung from hand-made groups: (arch, tuned, n, error %, p against the best, timed on)."""
+    from types import SimpleNamespace
+
+    from benchmark.report.ladder import Rung
+
+    rows = [
+        {"section": "main", "arch": arch, "fusion": "concat", "tuned": tuned, "n": n}
+        | {"test_sum_err_mean": err, "test_sum_err_ci": 0.05 if n > 1 else float("nan")}
+        | {"p_vs_best": p, "train_seconds_mean": 10.0 * epochs, "timing_device": device}
+        | {"same_as_default": False}
+        for arch, tuned, n, err, p, device in groups
+    ]
+    ref = SimpleNamespace(epoch_images=lambda: epoch_images)
+    return Rung(epochs, {}, {}, pd.DataFrame(rows), ref)
+
+
+def test_groups_of_one_error_share_a_rank_and_the_next_skips_theirs() -> None:
+    rung = rung_of(9, [*[("a", True, 2, 1.0, 1.0, "x"), ("b", True, 2, 1.0, 0.9, "x")],
+                       ("c", True, 2, 2.0, 0.01, "x")])  # fmt: skip
+    assert list(rung.groups["rank"]) == [1, 1, 3]
+
+
+def test_the_best_at_the_top_rung_is_the_best_of_two_seeds_or_more() -> None:
+    """A one-seed group with a lower mean is not tested against: the best named beside a
+    lower rung's winner is the lowest of those with two seeds."""
+    from benchmark.report.ladder import winners_text
+
+    low = rung_of(1, [("c", True, 2, 1.0, 1.0, "x")])
+    top = rung_of(
+        9, [("a", True, 1, 0.3, float("nan"), "x"), ("b", True, 2, 0.5, 1.0, "x")]
+        + [("c", True, 2, 0.6, 0.01, "x")]
+    )  # fmt: skip
+    (line, *_) = winners_text([low, top])
+    assert "worse than the best there, b x concat (tuned) at 0.50%" in line
+
+
+def test_equal_time_counts_each_rungs_images_and_keeps_the_device_of_most_groups() -> None:
+    from benchmark.report.ladder import time_points
+
+    one = rung_of(1, [("a", True, 2, 1.0, 1.0, "cpu: x"), ("b", True, 2, 1.1, 0.5, "cpu: x")])
+    three = rung_of(3, [("a", True, 2, 0.8, 1.0, "cpu: x"), ("b", True, 2, 0.9, 0.5, "cpu: y")])
+    points, device, away = time_points([one, three])
+    assert (device, away) == ("cpu: x", 1)
+    assert list(points["images"]) == [10_000, 10_000, 30_000]

@@ -302,3 +302,36 @@ def test_emulated_bf16_is_warned_of_once(
     monkeypatch.setattr(hardware, "native_bf16", lambda: native)
     say_emulated([hardware.Execution(device=CPU, precision=precision)] * 3)
     assert capsys.readouterr().out.count("bf16 on this CPU is emulated") == int(warned)
+
+
+def test_the_precision_section_counts_each_verdict_and_gives_the_median_speed_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three twins: one bf16 error told higher, one not told apart, one untestable; speed-ups
+    1.0, 1.1 and 4.0, whose median (1.10x) is not their mean (2.03x)."""
+    import pandas as pd
+
+    from benchmark.report import precision
+
+    pairs = pd.DataFrame(
+        {
+            "label_main": ["a", "b", "c"],
+            "precision_main": "fp32",
+            "precision_other": "bf16",
+            "n_main": 3,
+            "n_other": 3,
+            "err_main": [1.1, 1.0, 1.0],
+            "ci_main": 0.1,
+            "err_other": [2.1, 0.9, 1.2],
+            "ci_other": 0.1,
+            "p": [0.0003, 0.5, float("nan")],
+            "train_images_per_s_mean_main": 1000.0,
+            "train_images_per_s_mean_other": [1000.0, 1100.0, 4000.0],
+            "speedup": [1.0, 1.1, 4.0],
+            "timing_device_main": "cpu: x",
+        }
+    )
+    monkeypatch.setattr(precision, "precision_pairs", lambda summary, runs: pairs)
+    text = " ".join(precision.precision_section(pd.DataFrame({"x": [1]}), pd.DataFrame()).split())
+    assert "finds a lower bf16 error in 0, a higher one in 1 and no difference in 2." in text
+    assert "Training throughput was 1.10x fp32's (median; 1.00-4.00x)" in text

@@ -148,6 +148,8 @@ def test_pareto_front_is_the_known_set() -> None:
     front = report.pareto_front(params, acc)
     # 20/0.93 loses to 20/0.95, 30/0.94 to 20/0.95, 50/0.98 to 40/0.99; equal points both stay.
     assert list(front[front].index) == [0, 1, 4, 5, 6]
+    # as good for more parameters is dominated too
+    assert list(report.pareto_front(pd.Series([10, 20]), pd.Series([0.9, 0.9]))) == [True, False]
 
 
 def test_markers_that_would_cover_each_other_are_dodged_and_all_stay_in_view() -> None:
@@ -919,6 +921,9 @@ def test_interval_and_welch_against_hand_computation() -> None:
     # unequal sizes and spreads, where Welch's p (0.0083) is not Student's (0.0413)
     assert stats.welch_p([1.0, 2.0, 3.0, 4.0, 5.0], [6.0, 6.5]) == pytest.approx(0.008341, rel=1e-3)
     assert math.isnan(stats.welch_p([1.0], [4.0, 5.0]))
+    # seeds that agree to the last digit: told apart unless equal (scipy would give NaN)
+    assert stats.welch_p([1.0, 1.0], [2.0, 2.0]) == 0.0
+    assert stats.welch_p([1.0, 1.0], [1.0, 1.0]) == 1.0
     assert stats.indistinguishable(0.05) and not stats.indistinguishable(0.0213)
     assert not stats.indistinguishable(math.nan)
 
@@ -1894,3 +1899,37 @@ def test_a_run_tuned_at_another_budget_is_not_in_the_main_comparison() -> None:
     tuned = {"study": "s", "trial": 0, "value": 0.5}
     assert ref.is_main({"epochs": 1}, {**tuned, "budget": {"epochs": 1}})
     assert not ref.is_main({"epochs": 1}, {**tuned, "budget": {"epochs": 3}})
+
+
+def test_two_seeds_in_any_tested_group_bring_the_few_seeds_note(tmp_path: Path) -> None:
+    """The best has 3 seeds, the other group 2: its interval is the wide one."""
+    runs = tmp_path / "runs"
+    for i, (fusion, per_seed) in enumerate((("concat", (1.0, 1.1, 1.2)), ("late_sum", (3.0, 3.1)))):
+        for seed, error in enumerate(per_seed):
+            make_run(runs, f"{fusion}{seed}", fusion=fusion, seed=seed, sum_acc=1 - error / 100,
+                     config_hash=f"{i}" * 8, val_curve=(0.9,))  # fmt: skip
+    answer = answer_of(markdown_of(tmp_path))
+    assert "**gap_cnn x concat** has the lowest test sum error" in answer
+    assert "With 2 seeds a group's 95% interval is wide" in answer
+
+
+@pytest.mark.parametrize(("yours", "claim"), [(4.0, ":"), (0.5, " of the reference's groups:")])
+def test_the_reference_best_is_the_lowest_only_where_none_of_yours_is_lower(
+    yours: float, claim: str
+) -> None:
+    from benchmark.report.answer import best_sentence
+
+    main = pd.DataFrame(
+        {
+            "label": ["ref", "mine"],
+            "yours": [False, True],
+            "n": [3, 3],
+            "test_sum_err_mean": [1.0, yours],
+            "test_sum_err_ci": [0.1, 0.1],
+            "test_sum_acc_mean": [0.99, 1 - yours / 100],
+            "params": [1000, 1000],
+            "train_seconds_mean": [10.0, 10.0],
+        }
+    )
+    text = best_sentence(main.iloc[0], main, "1 epoch")
+    assert f"the reference's best, **ref**, has the lowest test sum error{claim}" in text

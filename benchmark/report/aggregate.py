@@ -16,7 +16,7 @@ from benchmark.machines import features_of, machine_of, with_features, without_f
 from benchmark.report.load import KEYS as RUN_KEYS
 from benchmark.report.load import run_configs, seed_stats
 from benchmark.report.reference import SAME, Reference, from_runs, sizes_text, tuned_from
-from benchmark.report.stats import ALPHA, indistinguishable, interval, welch_p
+from benchmark.report.stats import indistinguishable, interval, welch_p
 from benchmark.wording import BEST, BETTER, NEAR, UNTESTED, WORSE
 
 # A group's key: the loader's ``KEYS`` and whose runs they are (``report --against``: the
@@ -229,7 +229,7 @@ def standing(p: float, mine: list[float], best: list[float]) -> str:
     """A group against the best, in ``wording``'s terms."""
     if math.isnan(p):
         return UNTESTED
-    if p >= ALPHA:
+    if indistinguishable(p):
         return NEAR
     return BETTER if np.mean(mine) < np.mean(best) else WORSE
 

@@ -14,7 +14,7 @@ from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
 from benchmark.report.aggregate import group_labels, tuned_vs_default
 from benchmark.report.output import p_cell, seconds_cell
 from benchmark.report.reference import Reference
-from benchmark.report.stats import ALPHA
+from benchmark.report.stats import told_apart
 from benchmark.wording import (
     BEST,
     BETTER,
@@ -277,7 +277,7 @@ def tuning_sentences(summary: pd.DataFrame, runs: pd.DataFrame | None) -> list[s
     pairs = pairs[~same]
     if pairs.empty:
         return text
-    real = pairs["p"] < ALPHA
+    real = told_apart(pairs["p"])
     lower = int((real & (pairs["err_delta"] < 0)).sum())
     higher = int((real & (pairs["err_delta"] > 0)).sum())
     untested = int(pairs["p"].isna().sum())

@@ -25,7 +25,7 @@ from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.render import PER_BUDGET, duration, sittings_text
-from benchmark.report.stats import ALPHA, kendall
+from benchmark.report.stats import indistinguishable, kendall, told_apart
 from benchmark.wording import SAME_CONFIG, error_range
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
@@ -201,7 +201,7 @@ def winners_text(rungs: list[Rung]) -> list[str]:
         elif pd.isna(there["p_vs_best"]):
             verdict = f"; too few seeds to test it against the best, {named(best_top)}."
         else:
-            near = there["p_vs_best"] >= ALPHA
+            near = indistinguishable(there["p_vs_best"])
             verdict = (
                 f"; {'not distinguishable from' if near else 'worse than'} the best there, "
                 f"{named(best_top)} at {interval_text(best_top)} (Welch's p "
@@ -331,7 +331,7 @@ def tuning_section(rungs: list[Rung], runs: pd.DataFrame) -> str:
         pairs = pairs[~pairs["yours"].astype(bool)] if "yours" in pairs else pairs
         if pairs.empty:
             continue
-        real, same = pairs["p"] < ALPHA, pairs["same_as_default_tuned"].astype(bool)
+        real, same = told_apart(pairs["p"]), pairs["same_as_default_tuned"].astype(bool)
         mean = float(pairs["err_delta"].mean())
         means.append((rung.epochs, mean))
         rows.append(

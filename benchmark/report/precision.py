@@ -11,7 +11,7 @@ import pandas as pd
 
 from benchmark.report.aggregate import sum_errors
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
-from benchmark.report.stats import ALPHA, interval, welch_p
+from benchmark.report.stats import indistinguishable, interval, told_apart, welch_p
 from benchmark.wording import plural, were
 
 TWIN = ["arch", "fusion", "tuned", "config_hash", "yours"]  # a group's identity but for precision
@@ -56,9 +56,9 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
         return ""
     usual, other = pairs["precision_main"].iloc[0], " / ".join(pairs["precision_other"].unique())
     delta = pairs["err_other"] - pairs["err_main"]
-    real = pairs["p"] < ALPHA
+    real = told_apart(pairs["p"])
     verdicts = [
-        "-" if pd.isna(p) else "no difference detected" if p >= ALPHA else
+        "-" if pd.isna(p) else "no difference detected" if indistinguishable(p) else
         ("lower" if d < 0 else "higher")
         for p, d in zip(pairs["p"], delta, strict=True)
     ]  # fmt: skip

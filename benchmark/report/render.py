@@ -24,7 +24,7 @@ from benchmark.report.output import (
 from benchmark.report.plots import CAPTIONS, PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
-from benchmark.report.stats import ALPHA
+from benchmark.report.stats import indistinguishable
 from benchmark.report.throughput import bench_section
 from benchmark.wording import BEST, SAME_CONFIG, UNTESTED, plural
 
@@ -214,7 +214,9 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
         if s
         else f"{UNTESTED} (1 seed)"
         if pd.isna(p)
-        else ("no difference detected" if p >= ALPHA else ("better" if d < 0 else "worse"))
+        else (
+            "no difference detected" if indistinguishable(p) else ("better" if d < 0 else "worse")
+        )
         for s, p, d in zip(same, pairs["p"], pairs["err_delta"], strict=True)
     ]
     table = pd.DataFrame(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 from scipy import stats as scipy_stats
 
@@ -49,6 +50,12 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
 def indistinguishable(p: float, alpha: float = ALPHA) -> bool:
     """True when the test cannot tell the two apart at ``alpha`` (NaN: not testable, False)."""
     return not math.isnan(p) and p >= alpha
+
+
+def told_apart(p: Any, alpha: float = ALPHA) -> Any:
+    """Element-wise over a Series of p-values: where the test tells the two apart at ``alpha``
+    (NaN: not testable, False). With ``indistinguishable``, the one place of the convention."""
+    return p.astype(float) < alpha
 
 
 def kendall(x: list[float], y: list[float]) -> tuple[float, float]:

@@ -926,6 +926,8 @@ def test_interval_and_welch_against_hand_computation() -> None:
     assert stats.welch_p([1.0, 1.0], [1.0, 1.0]) == 1.0
     assert stats.indistinguishable(0.05) and not stats.indistinguishable(0.0213)
     assert not stats.indistinguishable(math.nan)
+    told = stats.told_apart(pd.Series([0.05, 0.0499, math.nan]))
+    assert list(told) == [False, True, False]  # the converse, NaN neither
 
 
 def configured_run(root: Path, name: str, config: dict, **kwargs: Any) -> Path:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scipy import stats as scipy_stats
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LEVEL = 0.95  # confidence of the intervals
 ALPHA = 0.05  # significance level of the Welch test
@@ -52,7 +55,7 @@ def indistinguishable(p: float, alpha: float = ALPHA) -> bool:
     return not math.isnan(p) and p >= alpha
 
 
-def told_apart(p: Any, alpha: float = ALPHA) -> Any:
+def told_apart(p: pd.Series, alpha: float = ALPHA) -> pd.Series:
     """Element-wise over a Series of p-values: where the test tells the two apart at ``alpha``
     (NaN: not testable, False). With ``indistinguishable``, the one place of the convention."""
     return p.astype(float) < alpha

@@ -597,3 +597,27 @@ def test_parameter_counts_by_hand() -> None:
     assert A.count_params(model.fusion) == 64 * 10 + 10
     assert A.count_params(model.encoder) == 72_016
     assert A.count_params(model) == 72_666
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "accepted"),
+    [
+        ("dropout", 0.99, True),
+        ("dropout", 0, True),  # an int where a float is asked: a number all the same
+        ("dropout", 1.0, False),  # the rate's range is open at 1
+        ("dropout", float("nan"), False),
+        ("depth", 8, True),
+        ("depth", 9, False),
+        ("depth", True, False),  # a bool is an int to Python, not a depth
+        ("depth", 2.0, False),
+    ],
+)
+def test_an_entry_checks_each_value_against_its_type_and_range(
+    key: str, value: object, accepted: bool
+) -> None:
+    entry = A.ENCODERS.get("gap_cnn")
+    if accepted:
+        assert entry.check(key, value) == value
+    else:
+        with pytest.raises(ValueError, match=f"^{key}=.* for gap_cnn: expected "):
+            entry.check(key, value)

@@ -945,3 +945,15 @@ def test_a_flag_typed_wins_over_the_tuned_value() -> None:
     record["train"] = {"lr": 0.01}
     assert apply_record(TrainConfig(lr=0.0025), record, explicit={"lr"}).lr == 0.0025
     assert apply_record(TrainConfig(lr=0.0025), record).lr == 0.01
+
+
+def test_a_trials_place_counts_the_finished_and_the_running_before_it_not_itself() -> None:
+    """A trial that counted itself would find no place in a study of one trial left, and its
+    worker would ask again for ever."""
+    study = optuna.create_study(direction="maximize")
+    done = study.ask()
+    study.tell(done, 0.5)
+    earlier, mine = study.ask(), study.ask()  # a worker's trial running before this one
+    assert tuning.places_taken(mine) == 2 and tuning.places_taken(earlier) == 1
+    study.tell(earlier, 0.6)
+    assert tuning.places_taken(mine) == 2  # finished now: still one place

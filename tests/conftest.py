@@ -35,6 +35,8 @@ STOPPED_BY = [
 ]
 REAL_DATA = {"mnist_root", "mnist", "real_trained_run"}
 MNIST_ROOT = os.environ.get("MNIST_ROOT")  # as the session started, before any test changed it
+# An execution set in full: `hardware.decide` takes it as given, with no CPU probe to run
+PLAIN_CPU = {"device": "cpu", "precision": "fp32", "channels_last": False}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

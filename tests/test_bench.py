@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import cpu_file, one_line, write_export
+from conftest import PLAIN_CPU, cpu_file, one_line, write_export
 
 from architectures import count_params, create_model
 from benchmark import benchfile, hardware
@@ -456,14 +456,11 @@ def test_the_table_names_both_batches_and_leaves_an_eager_rows_compile_time_blan
     assert "12.5" in lines[1] and "9.5" in lines[1]
 
 
-CPU_FP32 = {"device": "cpu", "precision": "fp32", "channels_last": False}
-
-
 def settings(compile: bool = False, warmup: int = 2, iters: int = 3):
     from benchmark.bench import Settings
     from benchmark.config import TrainConfig
 
-    cfg = TrainConfig(arch="small_cnn", fusion="concat", batch_size=8, **CPU_FP32)
+    cfg = TrainConfig(arch="small_cnn", fusion="concat", batch_size=8, **PLAIN_CPU)
     cfg, ex = hardware.decide(cfg)
     return cfg, Settings(ex=replace(ex, compile=compile), batch_size=16, warmup=warmup, iters=iters)
 

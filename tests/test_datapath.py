@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import cpu_file, exit_status, one_line
+from conftest import PLAIN_CPU, cpu_file, exit_status, one_line
 
 from benchmark import hardware
 from benchmark.cli import main
@@ -46,7 +46,7 @@ def test_each_rounds_trainer_figure_is_that_rounds_images_over_its_own_seconds(
         state.train_seconds += 2.0
 
     monkeypatch.setattr("benchmark.datapath.train", two_seconds_a_round)
-    cfg = TrainConfig(batch_size=16, device="cpu", precision="fp32", channels_last=False)
+    cfg = TrainConfig(batch_size=16, **PLAIN_CPU)
     cfg, ex = hardware.decide(cfg)
     ips = measure(cfg, synthetic, ex, synthetic.train.subset(64), 4, 0, 2, 0)
     assert ips["trainer"] == [2 * 16 / 2.0] * 2  # 2 steps of 16 images a round, in 2 s

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import PLAIN_CPU
 from torch import nn
 
 from benchmark import hardware
@@ -28,8 +29,9 @@ from benchmark.trainer import (
     train_step,
 )
 
-CPU = {"device": "cpu", "precision": "fp32", "channels_last": False}
-TINY = TrainConfig(arch="small_cnn", fusion="late_sum", batch_size=32, train_subset=256, **CPU)
+TINY = TrainConfig(
+    arch="small_cnn", fusion="late_sum", batch_size=32, train_subset=256, **PLAIN_CPU
+)
 
 
 @pytest.fixture

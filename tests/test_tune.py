@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from conftest import exit_status, one_line, write_export
+from conftest import PLAIN_CPU, exit_status, one_line, write_export
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.trial import TrialState
 
@@ -932,7 +932,7 @@ def test_a_trials_value_is_its_last_epochs_validation_joint_accuracy(
         state.history.append(EpochStats(1, 0.1, 0.5, val, 0.001, 1.0))
 
     monkeypatch.setattr("benchmark.trainer.train", one_epoch)  # imported when called
-    cfg = TrainConfig(epochs=1, device="cpu", precision="fp32", channels_last=False)
+    cfg = TrainConfig(epochs=1, **PLAIN_CPU)
     cfg, ex = hardware.decide(cfg)
     study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", cfg, None)
     assert tuning.objective(study.ask(), cfg, None, ex) == 0.3

@@ -172,6 +172,37 @@ def test_list_shows_a_progress_bar_on_a_terminal_while_it_builds(
     assert main(["run", "--arch", "timm:test_vit", *hint.split(), "--print-config"]) == 0
 
 
+@pytest.mark.parametrize("width", [80, 250])
+def test_list_in_a_narrow_terminal_breaks_no_word(
+    width: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns the six-column tables folded their text into slivers ("Depthwise-sep" /
+    "arable", "fc_features=1" / "28"): a narrow terminal gets the figures and defaults as a
+    table, then each entry's origin and description wrapped at words; a wide one the table."""
+    import io
+
+    from rich.console import Console
+
+    from architectures import ENCODERS, FUSIONS
+
+    out = io.StringIO()
+    terminal = Console(file=out, width=width, force_terminal=True, color_system=None)
+    for module in ("listing", "common"):
+        monkeypatch.setattr(f"benchmark.commands.{module}.console", terminal)
+    monkeypatch.setattr("benchmark.progress.console", terminal)
+    assert main(["list", "--encoders", "small_cnn,gap_cnn", "--fusions", "bilinear"]) == 0
+    lines = screen(out.getvalue(), width=width)
+    words = " ".join(" ".join(lines).split())
+    for entry in (ENCODERS.get("small_cnn"), ENCODERS.get("gap_cnn"), FUSIONS.get("bilinear")):
+        if width == 80:
+            assert f"[{entry.origin}] {entry.description}" in words
+        else:
+            assert entry.description in words and f"│ {entry.origin}" in words
+    assert "width=16 fc_features=128 dropout=0" in words
+    headers = [line for line in lines if "encoder" in line and "┃" in line]
+    assert ("origin" in headers[0]) is (width == 250)
+
+
 def test_suggested_commands_paste_whole_with_a_space_in_a_path(tmp_path: Path, capsys) -> None:
     """``--results-dir 'my results'``: the hints said ``--results-dir my results``, which a
     shell splits in two; they are quoted as a shell reads them."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from rich.markup import escape
 
-from benchmark.commands.common import add_plugin_flag, console, print_wide
+from benchmark.commands.common import add_plugin_flag, console, natural_width, print_wide
 from benchmark.commands.models import named
 from benchmark.progress import passing_bar
 from benchmark.wording import plural, settings
@@ -41,40 +41,69 @@ def entry_cells(entry: Any, why: str) -> list[str]:
     return [defaults_cell(entry.defaults), escape(entry.origin), escape(why + entry.description)]
 
 
+def print_entries(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
+    """One table of entries, whole where it fits. On a terminal too narrow for it (80 columns
+    took 210), its two text columns folded into slivers that broke words ("Depthwise-sep",
+    "arable"): there the table keeps the figures and defaults, and each entry's origin and
+    description follow it as a line of their own, wrapped at words."""
+    from rich.table import Table
+
+    def table(width: int) -> Any:
+        made = Table(title=title)
+        for col in columns[:width]:
+            made.add_column(col, overflow="fold")
+        for row in rows:
+            made.add_row(*row[:width])
+        return made
+
+    whole = table(len(columns))
+    if not console.is_terminal or natural_width(whole) <= console.width:
+        print_wide(whole)
+        return
+    print_wide(table(len(columns) - 2))
+    notes = Table.grid(padding=(0, 2))
+    notes.add_column(no_wrap=True)
+    notes.add_column()
+    for row in rows:
+        notes.add_row(row[0], f"\\[{row[-2]}] {row[-1]}")  # cells are escaped markup
+    console.print(notes)
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """Encoders and fusions with parameter counts and origin. Models are built on the meta device,
     as ``check_model`` builds them (``meta_build``: sizes without memory or weight initialisation,
     so that listing a timm family takes seconds, not minutes; docs/commands.md has the figures);
     a model that cannot be built gets a row saying why, and the listing goes on."""
-    from rich.table import Table
-
     from architectures import ENCODERS, FUSIONS, count_params, create_model
 
-    table = Table(title="encoders (features D, parameters; defaults as --model-arg takes them)")
-    for col in ("encoder", "D", "params", "defaults", "origin", "description"):
-        table.add_column(col, overflow="fold")
     names = ENCODERS.select(args.encoders)
     fusions = FUSIONS.select(args.fusions)  # a typo in either is the one line, before a table
-    broken = []
+    broken, rows = [], []
     for name in passing_bar(names, f"building {plural(len(names), 'encoder')}"):
         entry = ENCODERS.get(name)
         enc, why = built(entry.factory)
         if enc is None:
             broken.append(name)
         cells = [str(enc.num_features), f"{count_params(enc):,}"] if enc else ["-", "-"]
-        table.add_row(name, *cells, *entry_cells(entry, why))
-    print_wide(table)
-    table = Table(title="fusions (parameters on gap_cnn features; with gap_cnn total)")
-    for col in ("fusion", "params", "model params", "defaults", "origin", "description"):
-        table.add_column(col, overflow="fold")
+        rows.append([name, *cells, *entry_cells(entry, why)])
+    print_entries(
+        "encoders (features D, parameters; defaults as --model-arg takes them)",
+        ("encoder", "D", "params", "defaults", "origin", "description"),
+        rows,
+    )
+    rows = []
     for name in fusions:
         entry = FUSIONS.get(name)
         model, why = built(lambda name=name: create_model("gap_cnn", name))
         if model is None:
             broken.append(name)
         cells = [f"{count_params(m):,}" for m in (model.fusion, model)] if model else ["-", "-"]
-        table.add_row(name, *cells, *entry_cells(entry, why))
-    print_wide(table)
+        rows.append([name, *cells, *entry_cells(entry, why)])
+    print_entries(
+        "fusions (parameters on gap_cnn features; with gap_cnn total)",
+        ("fusion", "params", "model params", "defaults", "origin", "description"),
+        rows,
+    )
     if broken:
         console.print(
             f"{len(broken)} of {len(names) + len(fusions)} cannot be built (their rows say why): "

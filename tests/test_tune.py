@@ -773,8 +773,10 @@ def test_a_timm_vit_is_tuned_with_the_sizes_held_fixed(
         common += [arg for key, value in held.items() for arg in ("--model-arg", f"{key}={value}")]
     common += [*TINY[:4], "--data-dir", str(synthetic_root), "--results-dir", str(results)]
     assert main(["tune", *common, "--val-subset", "200", "--trials", "2"]) == 0
-    out = " ".join(capsys.readouterr().out.split())  # unwrapped: the console wraps long paths
-    assert "trials finished, held: img_size=28 patch_size=7 " in out
+    lines = capsys.readouterr().out.splitlines()
+    # the count a line of its own, the storage's path after it: a path had wrapped "0 of / 2"
+    count = "timm:test_vit x late_sum: 0 of 2 trials finished, held: img_size=28 patch_size=7"
+    assert lines[lines.index(count) + 1].startswith("study timm-test_vit__late_sum__e1")
     (export,) = (results / "tuned").iterdir()
     record = json.loads(export.read_text())
     assert record["arch"] == "timm:test_vit" and record["budget"]["fixed"] == {"model_args": held}

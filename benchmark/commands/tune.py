@@ -112,11 +112,11 @@ def tune_study(
         optimize(args.trials)
         return 0
     console.print(
-        f"{cfg.arch} x {cfg.fusion}: study {name} in {storages.storage_label(spec)}, "
-        f"{done} of {args.trials} trials finished"
+        f"{cfg.arch} x {cfg.fusion}: {done} of {args.trials} trials finished"
         + (f", cap {args.max_params:,} parameters" if args.max_params else "")
         + (f", held: {settings(cfg.model_args)}" if cfg.model_args else "")
-    )
+    )  # the count first and the storage on a line of its own: a URL had wrapped "0 of / 2"
+    console.print(f"study {name} in {storages.storage_label(spec)}", soft_wrap=True)
     jobs = min(args.jobs, args.trials - done)
     died: list[str] = []
     try:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import architectures as A
 from architectures.fusions import NUM_SUMS, shifted_sum_logits
+from architectures.registry import Entry
 
 PAIRS = [(e, f) for e in A.ENCODERS.names() for f in A.FUSIONS.names()]
 
@@ -621,3 +622,17 @@ def test_an_entry_checks_each_value_against_its_type_and_range(
     else:
         with pytest.raises(ValueError, match=f"^{key}=.* for gap_cnn: expected "):
             entry.check(key, value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_float_with_no_declared_range_is_still_a_finite_number(value: float) -> None:
+    """A plug-in may declare no range for a float (``scale``): no range then stops a NaN or an
+    infinity, which would train NaN weights; the type check's finiteness must."""
+
+    def scaled(scale: float = 1.0) -> None:  # the factory's annotation gives the type
+        return None
+
+    entry = Entry("scaled", scaled, {"scale": 1.0})  # as a plug-in registers it, no ranges
+    assert entry.check("scale", -2.5) == -2.5  # any finite value: no range was declared
+    with pytest.raises(ValueError, match=r"^scale=.* for scaled: expected float$"):
+        entry.check("scale", value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -479,7 +480,7 @@ def test_equal_time_axes_of_a_narrow_spread_have_distinct_ticks() -> None:
     rows = [(1, "gap_cnn", 0.9, 90.0), (2, "small_cnn", 1.1, 89.0)]
     columns = ["rung", "arch", "train_seconds_mean", "test_sum_err_mean"]
     points = pd.DataFrame(rows, columns=columns).assign(
-        fusion="concat", tuned=False, test_sum_err_ci=0.2, front=True
+        fusion="concat", tuned=False, test_sum_err_ci=0.2, front=True, train_seconds_std=0.05
     )
     fig = ladder_plots.plot_time(points, "cpu: test")
     fig.canvas.draw()
@@ -489,6 +490,29 @@ def test_equal_time_axes_of_a_narrow_spread_have_distinct_ticks() -> None:
         labels = axis.get_ticklabels()
         shown = [t.get_text() for t in labels if low <= t.get_position()[xy] <= high]
         assert shown and len(set(shown)) == len(shown), shown
+
+
+def test_equal_time_draws_each_groups_spread_in_seconds_as_a_level_bar() -> None:
+    """The seconds were drawn as exact, though one group's runs took 105-263 s on the shared VM:
+    each point has a level bar of +- the standard deviation of its runs' seconds, none for one
+    seed, its lower end kept above zero on the log axis, and the axis holds every bar."""
+    rows = [(1, "gap_cnn", 10.0, 2.0, 15.0), (3, "small_cnn", 30.0, 1.0, math.nan)]
+    rows.append((9, "gap_cnn", 90.0, 0.5, 30.0))
+    columns = ["rung", "arch", "train_seconds_mean", "test_sum_err_mean", "train_seconds_std"]
+    points = pd.DataFrame(rows, columns=columns).assign(
+        fusion="concat", tuned=True, test_sum_err_ci=0.1, front=True
+    )
+    fig = ladder_plots.plot_time(points, "cpu: test")
+    (ax,) = fig.axes
+    level = [
+        tuple(float(v) for v in segment[:, 0])
+        for bars in ax.collections
+        for segment in bars.get_segments()
+        if segment[0, 1] == segment[1, 1]
+    ]
+    assert sorted(level) == [(1.0, 25.0), (60.0, 120.0)]
+    low, high = ax.get_xlim()
+    assert low < 1.0 and 120.0 < high
 
 
 @pytest.mark.parametrize(
@@ -605,8 +629,9 @@ def test_equal_times_key_tells_budget_encoder_and_kind_apart() -> None:
     rows = [(1, "gap_cnn", 10.0, 2.0), (3, "small_cnn", 30.0, 1.0), (9, "gap_cnn", 90.0, 0.5)]
     columns = ["rung", "arch", "train_seconds_mean", "test_sum_err_mean"]
     points = pd.DataFrame(rows, columns=columns).assign(
-        fusion="concat", tuned=[True, False, True], test_sum_err_ci=0.1, front=True
-    )
+        fusion="concat", tuned=[True, False, True], test_sum_err_ci=0.1, front=True,
+        train_seconds_std=[1.0, 3.0, 9.0],
+    )  # fmt: skip
     fig = ladder_plots.plot_time(points, "cpu: test")
     (ax,) = fig.axes
     handles = {h.get_label(): h for h in ax.legend_.legend_handles if h.get_label()}

@@ -168,13 +168,15 @@ def test_markers_that_would_cover_each_other_are_dodged_and_all_stay_in_view() -
         "arch": ["gap_cnn"] * 4 + ["small_cnn"] * 2, "fusion": ["concat", "embed_add"] * 3,
         "tuned": [True, True, False, False, False, True], "params": x,
         "train_seconds_mean": [395.0, 319.0, 216.0, 245.0, 75.0, 77.0],
+        "train_seconds_std": [60.0, 20.0, math.nan, 30.0, 10.0, 5.0],  # NaN: one seed
         "test_sum_err_mean": error, "test_sum_err_ci": 0.05,
     })  # fmt: skip
     fig = pareto_figure(summary)
     fig.canvas.draw()
-    for ax, column in zip(fig.axes, ("params", "train_seconds_mean"), strict=True):
-        low, high = ax.get_xlim()
-        assert low < summary[column].min() and summary[column].max() < high, (column, low, high)
+    seconds = summary["train_seconds_mean"] + summary["train_seconds_std"].fillna(0)
+    for ax, ends in zip(fig.axes, (summary["params"], seconds), strict=True):
+        low, high = ax.get_xlim()  # the time panel's level bars in view too (455 s)
+        assert low < ends.min() and ends.max() < high, (low, high)
 
 
 def test_pareto_column_in_summary(tmp_path: Path) -> None:

@@ -80,8 +80,9 @@ def time_section(points: pd.DataFrame, device: str, away: int, picture: str = ""
             f'at every rung, all timed on {device}.{elsewhere} The Pareto front answers "with '
             'this much training time on this machine, train this combination at this budget": '
             "each row is the lowest error reachable from that many seconds on, until the next. "
-            "In the figure, bars are the errors' 95% CIs and the front's points are numbered as "
-            "its rows." + arithmetic_note(points) + warm_up_note(points) + spread_note(points),
+            "In the figure, upright bars are the errors' 95% CIs, level bars ± one standard "
+            "deviation of a group's runs' seconds, and the front's points are numbered as its "
+            "rows." + arithmetic_note(points) + warm_up_note(points) + spread_note(points),
             markdown_table(pd.DataFrame(rows)),
             picture,
         ]

@@ -20,6 +20,7 @@ from benchmark.report.marks import (
     kind_handles,
     log_span,
     plain_log_ticks,
+    spread_ends,
     style_handles,
 )
 from benchmark.report.output import drawing_stamp, drawn_before, new_figure, stamped
@@ -182,12 +183,14 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
 
 def plot_time(points: pd.DataFrame, device: str) -> Figure:
     """Every group at every rung: error against training seconds per run (both log), rung as
-    colour, encoder as marker; the Pareto front as a step line, its points named."""
+    colour, encoder as marker, the seconds' spread as a level bar; the Pareto front as a step
+    line, its points named."""
     colours = rung_colours(list(points["rung"]))
     markers = marks(list(points["arch"]))
     fig, ax = new_figure(11, 6.5)
     for r in points.itertuples(index=False):
-        error_point(ax, r.train_seconds_mean, r, colours[r.rung], markers[r.arch])
+        error_point(ax, r.train_seconds_mean, r, colours[r.rung], markers[r.arch],
+                    x_sd=r.train_seconds_std)  # fmt: skip
     front = points[points["front"]].sort_values("train_seconds_mean")
     ax.step(front["train_seconds_mean"], front["test_sum_err_mean"], where="post", color="black",
             lw=0.9, ls=":")  # fmt: skip
@@ -205,7 +208,7 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
                           label=f"{i}  {short(r)}, {epochs_text(r.rung)}"))  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel=f"training seconds per run (log; {device})",
            ylabel="test sum error % (log)")  # fmt: skip
-    seconds = points["train_seconds_mean"]
+    seconds = spread_ends(points["train_seconds_mean"], points["train_seconds_std"])
     ax.set_xlim(*log_span(float(seconds.min()), float(seconds.max())))  # a 1-2-5 tick inside
     ax.set_ylim(*error_span(points))
     plain_log_ticks(ax.xaxis)

@@ -167,16 +167,35 @@ def style_handles(
     return handles
 
 
-def error_point(ax: Any, x: float, r: Any, colour: Any, marker: str, dodge: float = 0.0) -> None:
+def spread_bar(x: float, sd: float) -> tuple[float, float]:
+    """How far a bar of +- ``sd`` about ``x`` reaches below and above it: nothing for no spread
+    (one seed: NaN), its lower end kept above zero, where a log axis has no place."""
+    sd = 0.0 if pd.isna(sd) else float(sd)
+    return min(sd, 0.9 * x), sd
+
+
+def spread_ends(x: pd.Series, sd: pd.Series) -> pd.Series:
+    """Both ends of every ``spread_bar`` (for an axis's limits, which must hold the bars)."""
+    bars = [spread_bar(a, b) for a, b in zip(x, sd, strict=True)]
+    return pd.Series([a - low for a, (low, _) in zip(x, bars, strict=True)] +
+                     [a + high for a, (_, high) in zip(x, bars, strict=True)])  # fmt: skip
+
+
+def error_point(
+    ax: Any, x: float, r: Any, colour: Any, marker: str, dodge: float = 0.0, x_sd: float = 0.0
+) -> None:
     """One group's test sum error with its interval at ``x``: filled when tuned, hollow when
-    default (the convention of every scatter of the report); ``dodge`` points to the right."""
+    default (the convention of every scatter of the report); ``dodge`` points to the right;
+    ``x_sd``: a horizontal bar of +- that much (the spread of a group's seconds)."""
     from matplotlib.transforms import offset_copy
 
     ci = 0 if pd.isna(r.test_sum_err_ci) else r.test_sum_err_ci
+    below, above = spread_bar(x, x_sd)
     ax.errorbar(
         x,
         r.test_sum_err_mean,
         yerr=ci,
+        xerr=[[below], [above]] if above else None,
         marker=marker,
         color=colour,
         mfc=colour if r.tuned else "white",
@@ -186,7 +205,9 @@ def error_point(ax: Any, x: float, r: Any, colour: Any, marker: str, dodge: floa
         transform=offset_copy(ax.transData, fig=ax.figure, x=dodge, units="points"),
     )
     # (matplotlib leaves an artist drawn with an offset out of the limits it scales to)
-    ax.update_datalim([(x, r.test_sum_err_mean - ci), (x, r.test_sum_err_mean + ci)])
+    ax.update_datalim(
+        [(x - below, r.test_sum_err_mean - ci), (x + above, r.test_sum_err_mean + ci)]
+    )
     ax.autoscale_view()
 
 
@@ -214,13 +235,17 @@ def dodges(x: pd.Series, error: pd.Series, step: float = 8.0) -> pd.Series:
     return out
 
 
-def scatter(ax: Any, rows: pd.DataFrame, x: str, colours: dict, markers: dict) -> None:
+def scatter(
+    ax: Any, rows: pd.DataFrame, x: str, colours: dict, markers: dict, sd: str | None = None
+) -> None:
+    """Each row's error at its ``x``, with a horizontal bar of +- the ``sd`` column if named."""
     from matplotlib.transforms import offset_copy
 
     offsets = dodges(rows[x], rows["test_sum_err_mean"])
     for i, r in zip(rows.index, rows.itertuples(index=False), strict=True):
         colour = colours[r.arch]
-        error_point(ax, getattr(r, x), r, colour, markers[r.fusion], offsets[i])
+        x_sd = getattr(r, sd) if sd else 0.0
+        error_point(ax, getattr(r, x), r, colour, markers[r.fusion], offsets[i], x_sd)
         if r.yours:
             ax.plot(
                 getattr(r, x), r.test_sum_err_mean, "o", mfc="none", mec="black", ms=14, mew=1.6,

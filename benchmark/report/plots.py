@@ -26,6 +26,7 @@ from benchmark.report.marks import (
     percent_span,
     plain_log_ticks,
     scatter,
+    spread_ends,
     style_handles,
     styles,
     title,
@@ -49,11 +50,11 @@ CAPTIONS = {
     "forest": "Dot: a group's mean test sum error over its seeds; bar: its 95% CI (log axis). "
     "Colour: its standing against the best (Welch's test at 5%), as *vs best* in the main table.",
     "pareto": "Left: error against parameters; right: against training seconds per run (groups "
-    "timed on one machine). Bar: the error's 95% CI; dotted step: the panel's Pareto front (no "
-    "group has a lower error at as low a cost). Colour: encoder; marker: fusion; filled: tuned. "
-    "Markers that would cover each other are set a few points apart sideways. Training seconds "
-    "vary between runs of one configuration: where a tuned group repeats its default, the two "
-    "groups' seconds show by how much.",
+    "timed on one machine). Upright bar: the error's 95% CI; level bar: ± one standard deviation "
+    "of the group's runs' seconds, which vary between runs of one configuration; dotted step: "
+    "the panel's Pareto front (no group has a lower error at as low a cost). Colour: encoder; "
+    "marker: fusion; filled: tuned. Markers that would cover each other are set a few points "
+    "apart sideways.",
     "val_curves": "Validation sum error after each epoch of the main comparison's schedule (mean "
     "over seeds, log axis): checkpoints of one schedule, its learning rate set for the whole "
     "run, not runs trained for that many epochs (with a ladder, *Learning curves over budgets* "
@@ -135,16 +136,16 @@ def pareto_figure(summary: pd.DataFrame) -> Figure:
     rows = main_groups(summary)
     colours, markers = styles(rows)
     fig, (ax0, ax1) = new_figure(12, 5.2, ncols=2)
-    for ax, x, label in (
-        (ax0, "params", "parameters"),
-        (ax1, "train_seconds_mean", "training seconds (one run, one machine)"),
+    for ax, x, sd, label in (
+        (ax0, "params", None, "parameters"),
+        (ax1, "train_seconds_mean", "train_seconds_std", "training seconds (one run, one machine)"),
     ):
         drawn = rows[rows[x].notna()]
-        scatter(ax, drawn, x, colours, markers)
+        scatter(ax, drawn, x, colours, markers, sd)
         front = drawn[pareto(drawn[x], drawn["test_sum_err_mean"])].sort_values(x)
         ax.step(front[x], front["test_sum_err_mean"], where="post", color="black", lw=0.8, ls=":")
         ax.set(yscale="log", xlabel=label)
-        cost_axis(ax, "x", drawn[x])
+        cost_axis(ax, "x", spread_ends(drawn[x], drawn[sd]) if sd else drawn[x])
         ax.grid(which="both", alpha=0.3)
     ax0.set_ylim(*error_span(rows))
     ax0.set_ylabel("test sum error % (log)")

@@ -594,7 +594,11 @@ def test_equal_time_tells_apart_front_rows_a_second_apart() -> None:
         columns=["rung", "arch", "train_seconds_mean", "test_sum_err_mean"],
     ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32",
              images=55_000, n=1, train_seconds_std=float("nan"))  # fmt: skip
-    rows = [line for line in time_section(points, "cpu: test", 0).splitlines() if "±" in line]
+    rows = [
+        line
+        for line in time_section(points, "cpu: test", 0).splitlines()
+        if line.startswith("| ") and "±" in line
+    ]
     assert [row.split(" | ")[0] for row in rows] == ["| 7.9", "| 8.3", "| 1,234.5"]
 
 

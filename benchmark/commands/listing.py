@@ -43,17 +43,17 @@ def entry_cells(entry: Any, why: str) -> list[str]:
 
 def print_entries(title: str, columns: tuple[str, ...], rows: list[list[str]]) -> None:
     """One table of entries, whole where it fits. On a terminal too narrow for it (80 columns
-    took 210), its two text columns folded into slivers that broke words ("Depthwise-sep",
-    "arable"): there the table keeps the figures and defaults, and each entry's origin and
-    description follow it as a line of their own, wrapped at words."""
+    for a table 210 wide), its two text columns folded into slivers that broke words
+    ("Depthwise-sep" / "arable"): there the table keeps the figures and defaults, and each
+    entry's origin and description follow it as a line of their own, wrapped at words."""
     from rich.table import Table
 
-    def table(width: int) -> Any:
+    def table(count: int) -> Any:  # of the first ``count`` columns
         made = Table(title=title)
-        for col in columns[:width]:
+        for col in columns[:count]:
             made.add_column(col, overflow="fold")
         for row in rows:
-            made.add_row(*row[:width])
+            made.add_row(*row[:count])
         return made
 
     whole = table(len(columns))

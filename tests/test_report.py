@@ -565,6 +565,8 @@ def test_report_files_header_and_plots(suite) -> None:
     header = text[: text.index("## The answer")]
     for expected in (DEVICE, "torch 2.99.0", "timm 9.9.9", "Epochs: 2", "Seeds: 0, 1, 2"):
         assert expected in header
+    # the names in every table are registry entries: the header says where they are described
+    assert "a fusion how its features meet the addend; `python -m benchmark list`" in header
     # no comparison.json here: nothing was damaged, so nothing is said to be unreadable
     assert "(from the budget most default runs used: no `compare` protocol was found)" in header
     table = text[text.index("## Main comparison") : text.index("## Tuned vs default")]

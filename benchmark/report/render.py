@@ -137,7 +137,8 @@ def header_section(
         "Accuracies are exhaustive over the test set (every image x all 10 addends, 100,000 "
         "pairs). A group is one arch x fusion x config hash (hyperparameters, not seed or "
         "hardware) x precision (fp32 or bf16 arithmetic); tuned and default runs are never "
-        "mixed; n = seeds.",
+        "mixed; n = seeds. An encoder is the network that reads the image, a fusion how its "
+        "features meet the addend; `python -m benchmark list` describes each.",
     ]
     return "\n".join(lines)
 

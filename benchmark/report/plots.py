@@ -61,7 +61,8 @@ CAPTIONS = {
     "has those). Colour: fusion.",
     "sum_class_heatmap": "Test sum error per true sum (mean over seeds), a row per group. The "
     "end columns hold few pairs (a sum of 0 is only 0 + 0, 18 only 9 + 9: about a tenth of a "
-    "middle column's), so they are mostly one digit's errors, and noisier.",
+    "middle column's), so they are mostly one digit's errors, and noisier. A tuned group whose "
+    "study kept the default configuration has no row of its own: its default's stands for both.",
     "generalisation": "Test sum accuracy on the (digit, addend) pairs training saw and on those "
     "it never saw, per group (mean over seeds; bar: std). A fusion that learned addition keeps "
     "its accuracy on the unseen pairs.",
@@ -302,9 +303,10 @@ def render_plots(
     curves = curves[curves.groupby("label")["epoch"].transform("size") > 1]  # lines, not dots
     if not curves.empty:
         plots["val_curves"] = val_curves_figure(curves, summary, ref)
-    classes = class_accuracy(inputs.runs, main)
+    drawn = main[~main["same_as_default"].astype(bool)]  # a twin's row repeats its default's
+    classes = class_accuracy(inputs.runs, drawn)
     if not classes.empty:
-        classes.index = figure_names(main.set_index("label").loc[classes.index].reset_index())
+        classes.index = figure_names(drawn.set_index("label").loc[classes.index].reset_index())
         plots["sum_class_heatmap"] = plot_class_heatmap(classes)
     if not holdout_runs(inputs.runs).empty:
         plots["generalisation"] = plot_generalisation(inputs.runs)

@@ -113,6 +113,22 @@ def check_storage(spec: str) -> Path | None:
     """Refuse a ``--storage`` that is not a URL or journal, or a file one that cannot be
     written, writing nothing: commands call it before they look for the data. Returns the
     local file it names (journal or SQLite), None for a server."""
+    path = check_form(spec)
+    if path is None:
+        return None
+    files.check_writable(path.parent, given_as(spec), storage_label(spec))
+    if path.is_dir():
+        raise UsageError(f"{given_as(spec)} {storage_label(spec)}: a directory; expected a file")
+    if path.is_file() and not os.access(path, os.R_OK | os.W_OK):  # before the data loads
+        raise UsageError(f"{given_as(spec)} {storage_label(spec)}: not writable by this user")
+    if not is_journal(spec) and path.is_file():
+        check_not_emptied(path, storage_label(spec))
+    return path
+
+
+def check_form(spec: str) -> Path | None:
+    """The local file a ``--storage`` names (journal or SQLite), None for a server; one of no
+    storage's form (not a URL or journal, a database in memory, no file named) is refused."""
     if is_journal(spec):
         path = Path(spec.removeprefix("journal:"))
     elif "://" not in spec:
@@ -130,14 +146,19 @@ def check_storage(spec: str) -> Path | None:
         )
     if not str(path).strip() or str(path) == ".":  # journal: or sqlite:/// alone
         raise UsageError(f"{given_as(spec)} {spec!r} names no file; expected {FORMS}")
-    files.check_writable(path.parent, given_as(spec), storage_label(spec))
-    if path.is_dir():
-        raise UsageError(f"{given_as(spec)} {storage_label(spec)}: a directory; expected a file")
-    if path.is_file() and not os.access(path, os.R_OK | os.W_OK):  # before the data loads
-        raise UsageError(f"{given_as(spec)} {storage_label(spec)}: not writable by this user")
-    if not is_journal(spec) and path.is_file():
-        check_not_emptied(path, storage_label(spec))
     return path
+
+
+def open_to_read(spec: str) -> BaseStorage:
+    """A storage that exists, opened to read its studies and nothing else (the report's): no
+    table, file or folder is created, and a local file that is not there is one line."""
+    path = check_form(spec)
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if is_journal(spec):
+        check_journal(path, storage_label(spec))
+        return JournalStorage(JournalFileBackend(str(path)))
+    return RDBStorage(spec, skip_table_creation=True)
 
 
 EMPTIED_AFTER_S = 60.0  # a new SQLite file is 0 bytes only while its creator makes the tables

@@ -572,7 +572,10 @@ def test_jobs_run_a_tiny_ladder_in_worker_processes(
     assert f"report: {tmp_path / 'report.md'}" in out
     (sitting,) = comparison.sittings(comparison.read_comparison(tmp_path))  # the machine's time
     assert sitting["processes"] == 2 and len(sitting["rungs"]) == 2 and sitting["seconds"] > 0
-    assert "Wall time of the `compare --jobs` sittings" in (tmp_path / "report.md").read_text()
+    text = (tmp_path / "report.md").read_text()
+    assert "Wall time of the `compare --jobs` sittings" in text
+    # the studies from the storage they were tuned in (a journal's were left out: optuna.db only)
+    assert all(f"| {name} | 3 |" in text for name in studies), studies
 
 
 def test_a_worker_that_fails_is_named_and_nothing_is_reported(

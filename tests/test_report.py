@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import DEVICE, make_run, one_line, report_markdown
+from conftest import DEVICE, exit_status, make_run, one_line, report_markdown
 
 from benchmark import benchfile, report
 from benchmark.cli import main
@@ -1060,6 +1060,45 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
     assert 'it installs with `pip install -e ".[dashboard]"`' in text  # not in the README's set-up
     assert "*Best trial*: its number among all the study's trials, those rejected" in text
     assert f"| gap_cnn__concat__e1__p1000 | 8 | 0 | {100 * study.best_value:.2f} |" in text
+
+
+def test_a_report_reads_the_studies_from_the_storage_they_were_tuned_in(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Studies tuned in a server or a journal were never in the report, which read
+    DIR/optuna.db only. ``--storage`` reads them and writes nothing there; without it the
+    directory's own are read; one not there is a note beside a report still written; one of
+    no storage's form is one line, exit 2, before anything is written."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    results = tmp_path / "results"
+    make_run(results / "runs", "a")
+    journal = tmp_path / "elsewhere" / "studies.log"
+    journal.parent.mkdir()
+    backend = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    study = optuna.create_study(study_name="gap_cnn__concat__e1__p1000", storage=backend,
+                                direction="maximize")  # fmt: skip
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2), 3)
+    before = sorted(journal.parent.iterdir()), journal.read_bytes()
+    argv = ["report", "--results-dir", str(results)]
+    assert main([*argv, "--storage", f"journal:{journal}"]) == 0
+    assert "| gap_cnn__concat__e1__p1000 | 3 | 0 |" in (results / "report.md").read_text()
+    assert (sorted(journal.parent.iterdir()), journal.read_bytes()) == before  # only read
+    assert main(argv) == 0
+    assert "## Tuning studies" not in (results / "report.md").read_text()
+    gone = tmp_path / "gone.log"
+    assert main([*argv, "--storage", f"journal:{gone}"]) == 0
+    said = "".join(capsys.readouterr().out.split())  # a long path is folded at the width
+    assert (
+        "".join(f"journal:{gone} unreadable, studies left out: no such file: {gone}".split())
+        in said
+    )
+    assert not gone.exists() and (results / "report.md").is_file()
+    shutil.rmtree(results / "plots")
+    assert exit_status([*argv, "--storage", "studies"]) == 2
+    assert "--storage 'studies': expected an SQLAlchemy URL" in one_line(capsys.readouterr().err)
+    assert not (results / "plots").exists()
 
 
 def test_study_plots_name_their_objective_in_the_reports_words(

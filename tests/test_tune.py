@@ -453,6 +453,9 @@ def test_two_workers_share_a_postgres_study(
     exported = json.loads((tmp_path / "tuned" / f"{STUDY}.json").read_text())
     assert exported["storage"] == postgres_url
     assert not (tmp_path / "optuna.db").exists()
+    # the report finds the study in the server it was tuned in, given it
+    assert main(["report", "--results-dir", str(tmp_path), "--storage", postgres_url]) == 0
+    assert f"| {STUDY} | 3 |" in (tmp_path / "report.md").read_text()
 
 
 # ------------------------------------------------------------------ secrets, caps, budgets

@@ -343,7 +343,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
         def report() -> None:
             found = runs_glob(results_dir), bench_glob(results_dir)
-            write_report(load_inputs(*found, results_dir), results_dir)
+            write_report(load_inputs(*found, results_dir, storage=spec), results_dir)
 
         with StageClock(results_dir, plans[-1], "report", where, plans, counted=worked):
             report()

@@ -50,6 +50,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     # the defaults may match nothing (a directory of tuning studies alone); a given glob not
     if args.bench and not glob.glob(args.bench):
         raise UsageError(f"--bench {args.bench!r} matches no file; expected a glob of bench CSVs")
+    if args.storage is not None:
+        from benchmark.storages import check_form
+
+        check_form(args.storage)  # a typo is one line; a server not answering, a note
     matched = find_run_dirs(args.runs) if args.runs else []
     if args.runs and not any(found.is_dir() for found in matched):
         more = ", ..." if len(matched) > 1 else ""
@@ -77,7 +81,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         folders=("plots", "studies"),
         names=REPORT_FILES,
     )
-    inputs = load_inputs(runs, bench, base, out)
+    inputs = load_inputs(runs, bench, base, out, args.storage)
     unfinished = inputs.incomplete[inputs.incomplete["status"] != NOT_A_RUN]  # a stray file: none
     found = [inputs.runs, unfinished, inputs.bench]
     if all(frame.empty for frame in found) and not inputs.studies.digests:
@@ -164,6 +168,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "[DIR]",
     )
     p.add_argument("--bench", type=path_text, metavar="GLOB", help="bench CSVs [DIR/bench/*.csv]")
+    p.add_argument(
+        "--storage",
+        type=path_text,
+        metavar="URL",
+        help="the Optuna storage the studies were tuned in, where it is not DIR/optuna.db: the "
+        "--storage of tune or compare (a PostgreSQL URL, journal:PATH, sqlite:///PATH), read "
+        "only; $OPTUNA_STORAGE is not read here, so a report shows its directory's own "
+        "studies unless told [DIR/optuna.db]",
+    )
     p.add_argument(
         "--against",
         type=path_text,

@@ -200,10 +200,12 @@ def load_inputs(
     bench_glob: str,
     results_dir: Path | None = None,
     out: Path | None = None,
+    storage: str | None = None,
 ) -> Inputs:
     """Runs, bench rows and, from ``results_dir``, the ``compare`` protocol's comparison.json
     and the studies (``out``: where the report goes, so where an earlier one left what it read
-    of them; ``results_dir`` if not given)."""
+    of them; ``results_dir`` if not given; ``storage``: where the studies are, if not in
+    ``results_dir``'s optuna.db)."""
     run_dirs = find_run_dirs(runs_glob)
     found, history, incomplete = load_runs(run_dirs)
     found, history, repeats = set_aside_repeats(found, history)
@@ -226,10 +228,13 @@ def load_inputs(
         notes.append(f"{exc}; the protocol's cost and ladder sections left out")
         comparison = None
     try:
-        studies = load_studies(results_dir, Path(out if out is not None else results_dir))
+        studies = load_studies(results_dir, Path(out if out is not None else results_dir), storage)
         notes += studies.notes
     except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
-        notes.append(f"{Path(results_dir) / OPTUNA_DB} unreadable, studies left out: {why(exc)}")
+        from benchmark.storages import storage_label  # optuna's import, only where needed
+
+        where = Path(results_dir) / OPTUNA_DB if storage is None else storage_label(storage)
+        notes.append(f"{where} unreadable, studies left out: {why(exc)}")
         studies = Studies()
     found = found.assign(from_defaults=from_defaults(found, studies))
     return Inputs(

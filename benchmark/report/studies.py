@@ -1,7 +1,8 @@
 """Report section "Tuning studies": every Optuna study in the results directory's storage
-(``optuna.db``), its trials as CSV and Optuna's own matplotlib plots of its optimisation history
-and parameter importances (PED-ANOVA, which needs no scikit-learn). The run queue of
-``compare`` is a work list, not a study of anything, and is left out.
+(``optuna.db``, or the ``--storage`` they were tuned in), its trials as CSV and Optuna's own
+matplotlib plots of its optimisation history and parameter importances (PED-ANOVA, which needs
+no scikit-learn). The run queue of ``compare`` is a work list, not a study of anything, and is
+left out.
 
 Studies rarely change between two reports, and reading them costs Optuna, SQLAlchemy and the
 whole storage (about a second of a report's three). So what the section needs of each study is
@@ -96,16 +97,20 @@ class Studies:
         return json.dumps({"stamp": self.stamp, "studies": entries}, indent=2) + "\n"
 
 
-def load_studies(results_dir: Path, out: Path | None = None) -> Studies:
+def load_studies(results_dir: Path, out: Path | None = None, storage: str | None = None) -> Studies:
     """The studies of ``<results_dir>/optuna.db``: read back from the digest an earlier report
     left in ``out`` when the storage and this code are unchanged since, else from the storage.
     Each study is read whole here, so a damaged page of the file costs the study it holds and
-    is met under this guard, not later while the section is drawn. No such file: none."""
+    is met under this guard, not later while the section is drawn. No such file: none.
+    ``storage``: the ``--storage`` the studies were tuned in where it is another (a server, a
+    journal), read whole every time, as no hash of a file tells it unchanged."""
     path = Path(results_dir) / OPTUNA_DB
+    if storage is not None and storage != f"sqlite:///{path}":
+        return read_storage(storage, None, out)
     if not path.is_file():
         return Studies()
     stamp = storage_stamp(path)
-    return (out is not None and reuse(out, stamp)) or read_storage(path, stamp, out)
+    return (out is not None and reuse(out, stamp)) or read_storage(f"sqlite:///{path}", stamp, out)
 
 
 def storage_stamp(path: Path) -> str:
@@ -171,13 +176,16 @@ def recorded_studies(out: Path) -> Studies:
         return Studies()
 
 
-def read_storage(path: Path, stamp: str, out: Path | None) -> Studies:
-    """Every study of the storage at ``path``, digested, with its CSV and plots (those already
-    in ``out`` with the same stamp kept, see ``kept_plots``)."""
+def read_storage(spec: str, stamp: str | None, out: Path | None) -> Studies:
+    """Every study of the storage ``spec`` names, digested, with its CSV and plots (those
+    already in ``out`` with the same stamp kept, see ``kept_plots``)."""
     import optuna
 
+    from benchmark.storages import open_to_read, storage_label
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{path}", skip_table_creation=True)
+    storage = open_to_read(spec)
+    path = storage_label(spec)
     names = sorted(s.study_name for s in storage.get_all_studies())
     found = Studies(stamp=stamp)
     for name in names:

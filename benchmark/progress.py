@@ -260,6 +260,15 @@ def say(text: str, soft_wrap: bool = False) -> None:
     console.print(text, markup=False, soft_wrap=soft_wrap)
 
 
+def say_whole(text: str) -> None:
+    """A line of words and paths: on a terminal wrapped at spaces, so that a path that fits sits
+    whole on a line; left one line into a pipe or log, and where a word (a path, a URL) is
+    wider than the terminal, so that rich puts no newline inside it. Left one line everywhere,
+    such lines were cut by the terminal mid-word ("outpu" / "t/plots/")."""
+    long = any(len(word) > console.width for word in text.split())
+    say(text, soft_wrap=long or not console.is_terminal)
+
+
 def run_label(
     cfg: TrainConfig, fields: tuple[str, ...] = (), model_args: dict[str, Any] | None = None
 ) -> str:

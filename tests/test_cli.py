@@ -285,6 +285,7 @@ def test_a_title_wider_than_its_table_is_a_line_of_its_own(
 
     term = Console(file=io.StringIO(), width=100, force_terminal=terminal, color_system=None)
     monkeypatch.setattr(common, "console", term)
+    monkeypatch.setattr("benchmark.progress.console", term)  # the one console, its owner's
     title = "bench on cpu: AMD EPYC (2 threads) with avx512 bf16, bf16, inference batch 1024"
     table = Table("arch", "params", title=title)
     table.add_row("gap_cnn", "85,357")

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import DEVICE, exit_status, make_run, one_line, report_markdown
+from conftest import DEVICE, exit_status, make_run, one_line, report_markdown, screen
 
 from benchmark import benchfile, report
 from benchmark.cli import main
@@ -675,6 +675,32 @@ def test_only_incomplete_runs_still_report(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("undrawn")
+def test_what_a_report_wrote_wraps_at_spaces_on_a_narrow_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Into a pipe the line naming what the report wrote is one line (below); kept one line on
+    an 80-column terminal too, the terminal cut it mid-word ("outpu" / "t/plots/"). There it
+    wraps at spaces, each path whole on a line of the screen."""
+    import io
+
+    from rich.console import Console
+
+    make_suite(tmp_path)
+    monkeypatch.chdir(tmp_path)  # short paths: each fits a line, as most do
+    stream = io.StringIO()
+    terminal = Console(file=stream, width=80, force_terminal=True, color_system=None)
+    for module in ("benchmark.progress", "benchmark.commands.common", "benchmark.commands.report"):
+        monkeypatch.setattr(f"{module}.console", terminal)
+    out = Path("a-folder-named-at-some-length-for-the-report")
+    assert main(["report", "--runs", "runs/*", "--out", str(out)]) == 0
+    lines = screen(stream.getvalue(), width=80)  # fails on a character past the last column
+    start = next(i for i, line in enumerate(lines) if line.startswith("wrote "))
+    assert len(lines[start:]) > 1  # it did need wrapping
+    for path in (out / "report.md", out / "report.html", out / "summary.csv", out / "plots"):
+        assert any(str(path) in line for line in lines[start:]), path
+
+
+@pytest.mark.usefixtures("undrawn")
 def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     root = make_suite(tmp_path)
     out = tmp_path / "out"
@@ -690,7 +716,7 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     assert answer == f"answer: {report.answer_lead((out / 'report.md').read_text())}"
     assert opening.startswith(answer.removeprefix("answer: ")[:60])  # its first sentence
     assert " has the lowest test sum error" in answer and "**" not in answer
-    # what it wrote in one line: its own files by name, its plots counted (not each named)
+    # what it wrote in one line (into a pipe): its own files by name, its plots counted
     line = next(line for line in printed.splitlines() if line.startswith("wrote "))
     plots = len(list((out / "plots").glob("*.png")))
     assert line == (
@@ -713,7 +739,7 @@ def test_a_terminal_too_narrow_for_the_table_gets_the_answers_columns(
 
     screen = io.StringIO()
     terminal = Console(file=screen, width=width, force_terminal=True, color_system=None)
-    for module in ("benchmark.commands.common", "benchmark.commands.report"):
+    for module in ("benchmark.progress", "benchmark.commands.common", "benchmark.commands.report"):
         monkeypatch.setattr(f"{module}.console", terminal)
     root = make_suite(tmp_path)
     assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(tmp_path)]) == 0

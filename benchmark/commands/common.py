@@ -29,7 +29,7 @@ from benchmark.config import TrainConfig, field_types, fields_of, flag_name
 from benchmark.errors import DamagedFileError, UsageError
 from benchmark.files import nearest_existing, parse_json
 from benchmark.places import STORAGE_ENV
-from benchmark.progress import console
+from benchmark.progress import console, say_whole
 from benchmark.wording import SAME_CONFIG, percent
 
 # Where a user's runs, studies and reports go by default; the committed reference figures live in
@@ -350,7 +350,7 @@ def print_wide(table: Any) -> None:
     natural = natural_width(table)  # of its columns: the title takes none of it
     if table.title and len(str(table.title)) > natural:
         title, table.title = table.title, None
-        console.print(str(title), markup=False, soft_wrap=True)  # a path in it stays whole
+        say_whole(str(title))  # a path in it stays whole
     if console.is_terminal:
         if natural > console.width:
             for column in table.columns:  # no_wrap would cut them short without a mark

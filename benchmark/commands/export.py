@@ -7,9 +7,10 @@ import argparse
 import os
 from pathlib import Path
 
-from benchmark.commands.common import UsageError, add_plugin_flag, console
+from benchmark.commands.common import UsageError, add_plugin_flag
 from benchmark.commands.values import path_text
 from benchmark.files import check_writable
+from benchmark.progress import say_whole
 
 # format: default file name in the run directory (the exporters are in benchmark.export)
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt"}
@@ -67,10 +68,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     replaced = " (replacing the file there)" if out.exists() else ""  # said: it was someone's
     files.write_bytes(out, data)
     how = f" with the {onnx_exporter()} exporter" if kind == "onnx" else ""
-    console.print(
+    say_whole(
         f"wrote {out}{replaced}{how} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float "
-        f"in [0,1] and addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)",
-        soft_wrap=True,
+        f"in [0,1] and addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)"
     )
     return 0
 

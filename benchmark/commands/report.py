@@ -21,6 +21,7 @@ from benchmark.commands.values import path_text
 from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
 from benchmark.places import bench_glob, runs_glob
+from benchmark.progress import say_whole
 from benchmark.wording import plural
 
 
@@ -119,7 +120,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     for note in inputs.notes:
         console.print(note)
     console.print(f"answer: {answer_lead(written[0].read_text())}", markup=False)
-    console.print(written_line(out, written), soft_wrap=True, markup=False)
+    say_whole(written_line(out, written))
     return 0
 
 

@@ -48,7 +48,14 @@ from benchmark.config import (
 from benchmark.files import check_writable
 from benchmark.metrics import CHANCE_JOINT_NOTE, LEARN_MORE
 from benchmark.places import TUNED
-from benchmark.progress import StudyProgress, check_layout, prepare, say_emulated, study_bar
+from benchmark.progress import (
+    StudyProgress,
+    check_layout,
+    prepare,
+    say_emulated,
+    say_whole,
+    study_bar,
+)
 from benchmark.wording import percent, plural, settings
 
 FIXED_BY_TUNE = (*SEARCHED, *RUN_DIRECTORY_ONLY)  # no flag of tune's sets them
@@ -146,12 +153,10 @@ def tune_study(
         console.print(f"no complete trial in study {name}: nothing exported")
     else:
         path, record = exported
-        console.print(  # values as text (a categorical "[a]" is no markup), the path whole
+        say_whole(  # values as text (a categorical "[a]" is no markup), the path whole
             f"best: trial {record['trial']} val joint acc {percent(record['value'])}; "
             f"model {settings(record['model_args'])}; "
-            f"train {settings(record['train'])} -> {path}",
-            soft_wrap=True,
-            markup=False,
+            f"train {settings(record['train'])} -> {path}"
         )
         if record["value"] < CHANCE_JOINT_NOTE:  # exported all the same, as asked: said plainly
             console.print(

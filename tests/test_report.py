@@ -726,7 +726,7 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
 
 
 @pytest.mark.usefixtures("undrawn")
-@pytest.mark.parametrize("width", [100, 400])
+@pytest.mark.parametrize("width", [80, 100, 400])
 def test_a_terminal_too_narrow_for_the_table_gets_the_answers_columns(
     width: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -742,12 +742,15 @@ def test_a_terminal_too_narrow_for_the_table_gets_the_answers_columns(
     for module in ("benchmark.progress", "benchmark.commands.common", "benchmark.commands.report"):
         monkeypatch.setattr(f"{module}.console", terminal)
     root = make_suite(tmp_path)
+    for seed in (0, 1):  # the committed reference's longest name
+        make_run(root / "runs", f"t{seed}", arch="tiny_resnet", fusion="embed_add", seed=seed)
     assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(tmp_path)]) == 0
     printed = screen.getvalue()
     table = printed[: printed.index("wrote ")]
     assert "gap_cnn x concat" in table and "8.00 ± 4.97" in table and "…" not in table
-    if width == 100:
+    if width < 400:  # each row one line: squeezed into 80 columns, the names had broken
         assert "MACs/img" not in table and "every column: " in table
+        assert "│ tiny_resnet x embed_add │" in table
     else:
         assert "MACs/img" in table and "every column" not in table
 

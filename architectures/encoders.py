@@ -262,6 +262,7 @@ def _timm_entry(name: str) -> Entry:
         defaults={k: v for k, v in signature_defaults(factory).items() if k in exposed},
         search_space=search_space,
         description=f"timm model {model_name} (in_chans=1, num_classes=0, pretrained=False)",
+        origin=f"timm {timm.__version__}",  # not this package's: timm's, at this version
         ranges={
             k: v
             for k, v in {"drop_rate": RATE, "drop_path_rate": RATE, **TIMM_SIZES}.items()

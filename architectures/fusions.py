@@ -193,7 +193,7 @@ def film(in_features: int, hidden: int = 128, head_dropout: float = 0.0) -> nn.M
 
 @register_fusion(search_space=_dropout_space, ranges=DROPOUT)
 def bilinear(in_features: int, head_dropout: float = 0.0) -> nn.Module:
-    """Digit distribution x one-hot addend -> learned 100 -> 19 map of sum probabilities."""
+    """Digit distribution x one-hot addend -> a learned 100-to-19 map of sum probabilities."""
     return BilinearFusion(in_features, head_dropout)
 
 

@@ -145,6 +145,7 @@ def test_lists_hint_at_a_timm_family_lists_it_with_each_models_feature_width(cap
     rows = [line.split("│") for line in lines if "timm:" in line]
     widths = {cells[1].strip(): cells[2].strip() for cells in rows if len(cells) > 3}
     assert widths == {f"timm:mobilenetv3_small_{m}": "1024" for m in ("050", "075", "100")}
+    assert {cells[5].strip() for cells in rows if len(cells) > 3} == {f"timm {version('timm')}"}
 
 
 def test_list_shows_a_progress_bar_on_a_terminal_while_it_builds(

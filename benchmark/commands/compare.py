@@ -382,8 +382,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--storage",
         type=path_text,
         metavar="URL",
-        help="Optuna storage shared by every machine [$OPTUNA_STORAGE, else "
-        "sqlite:///<results-dir>/optuna.db]",
+        help="Optuna storage shared by every machine [$OPTUNA_STORAGE, else the results "
+        "directory's optuna.db]",
     )
     p.add_argument(
         "--seed",

@@ -269,7 +269,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=path_text,
         metavar="URL",
         help="SQLAlchemy URL (sqlite:///PATH, postgresql+psycopg2://USER@HOST/DB) or journal "
-        "file (journal:PATH or PATH.log) [$OPTUNA_STORAGE, else sqlite:///<results-dir>/optuna.db]",
+        "file (journal:PATH or PATH.log) [$OPTUNA_STORAGE, else the results directory's optuna.db]",
     )
     p.add_argument(
         "--study",

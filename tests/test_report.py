@@ -568,7 +568,7 @@ def test_report_files_header_and_plots(suite) -> None:
     # the names in every table are registry entries: the header says where they are described
     assert "a fusion how its features meet the addend; `python -m benchmark list`" in header
     # no comparison.json here: nothing was damaged, so nothing is said to be unreadable
-    assert "(from the budget most default runs used: no `compare` protocol was found)" in header
+    assert "(from the budget most default runs used, as no `compare` protocol was found)" in header
     table = text[text.index("## Main comparison") : text.index("## Tuned vs default")]
     rows = [line for line in table.splitlines() if line.startswith(("| 1 ", "| 2 "))]
     # errors 8, 10 and 6 %: mean 8, half-width t(0.975, 2) * 2 / sqrt(3) = 4.97
@@ -1934,8 +1934,8 @@ def test_a_tie_between_budgets_is_broken_by_the_larger_and_said() -> None:
     ref = most_used([{"epochs": 1, "train_subset": 3000}, {"epochs": 1, "train_subset": 20000}])
     assert ref.base["train_subset"] == 20000
     assert ref.source == (
-        "the budget most default runs used (tied with 1 other: the most epochs and images): no "
-        "`compare` protocol was found"
+        "the budget most default runs used, as no `compare` protocol was found; tied with 1 "
+        "other, it has the most epochs and images"
     )
     alone = most_used([{"epochs": 1, "train_subset": 3000}] * 2 + [{"epochs": 4}])
     assert alone.base["train_subset"] == 3000 and "tied" not in alone.source

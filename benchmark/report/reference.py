@@ -165,11 +165,11 @@ def most_used(configs: list[dict[str, Any]]) -> Reference:
         return Reference(default, None, "the default configuration")
     budget = max(counts, key=lambda b: (counts[b], b[0], b[1] is None, b[1] or 0))
     tied = sum(n == counts[budget] for n in counts.values()) - 1
-    how = f" (tied with {plural(tied, 'other')}: the most epochs and images)" if tied else ""
-    return Reference(
+    how = f"; tied with {plural(tied, 'other')}, it has the most epochs and images" if tied else ""
+    return Reference(  # said inside brackets: none of its own (the header read "(... (...): ...)")
         {**default, **dict(zip(BUDGET, budget, strict=True))},
         None,
-        f"the budget most default runs used{how}: no `compare` protocol was found",
+        f"the budget most default runs used, as no `compare` protocol was found{how}",
     )
 
 

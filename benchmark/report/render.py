@@ -275,7 +275,7 @@ def other_section(summary: pd.DataFrame) -> str:
         [
             {
                 "combination": combination(r),
-                "differs from the reference by": r.differs,
+                "differs from the main comparison by": r.differs,
                 "n": str(r.n),
                 "sum acc %": percent_std(r.test_sum_acc_mean, r.test_sum_acc_std),
                 **metric_cells(r),

@@ -1490,6 +1490,11 @@ def test_the_answer_calls_a_default_group_so_beside_tuned_ones(tmp_path: Path) -
     assert (
         "The highest error in the comparison is 4.50%, by gap_cnn x embed_add (default)." in answer
     )
+    # in paragraphs: the best; who may stand beside it and why; the rest (one block ran long)
+    paragraphs = answer.strip().split("\n\n")[1:]
+    assert [p.split(" ", 3)[:3] for p in paragraphs] == [
+        ["At", "the", "main"], ["Welch's", "t-test", "at"], ["The", "highest", "error"]
+    ]  # fmt: skip
     assert "With 2 seeds" not in answer  # 3 each
     assert (  # 4.50% against the best's 3.00% ± 0.25: not the alternative the rest are
         "gap_cnn x embed_add (default) is not offered as an alternative: its mean error (4.50%)"

@@ -364,18 +364,22 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
         return heading + " ".join(no_main_sentences(summary, where))
     best = main[main["standing"] == BEST].iloc[0]
     rest = main[main["label"] != best["label"]]
-    text = [best_sentence(best, main, where), *chance_sentences(main)]
-    text += tested_sentences(main, best)
-    text += untested_sentences(best, rest[rest["standing"] == UNTESTED])
+    # paragraphs: the best; who may stand beside it and why; the rest; the user's groups (as
+    # one block, the committed answer ran to 330 words)
+    lead = [best_sentence(best, main, where), *chance_sentences(main)]
+    beside = tested_sentences(main, best) + untested_sentences(
+        best, rest[rest["standing"] == UNTESTED]
+    )
+    rest_said = []
     if len(main) > 2:
         worst = main.iloc[-1]
-        text.append(
+        rest_said.append(
             f"The highest error in the comparison is {worst['test_sum_err_mean']:.2f}%, by "
             f"{worst['label']}."
         )
-    text += tuning_sentences(summary, runs)
-    text += yours_sentences(summary)
-    return heading + " ".join(text)
+    rest_said += tuning_sentences(summary, runs)
+    paragraphs = (lead, beside, rest_said, yours_sentences(summary))
+    return heading + "\n\n".join(" ".join(p) for p in paragraphs if p)
 
 
 def answer_lead(markdown: str) -> str:
@@ -385,7 +389,7 @@ def answer_lead(markdown: str) -> str:
     as plain text; else its first sentence."""
     start = markdown.index(f"{HEADING}\n")
     section = markdown[start + len(HEADING) :].split("\n## ", 1)[0].strip()
-    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", section.split("\n\n")[0])
+    sentences = re.split(r"(?<=[.!?])\s+(?=[A-Z0-9*])", " ".join(section.split("\n\n")))
     named = next((i for i, sentence in enumerate(sentences) if "**" in sentence), 0)
     told = (CHANCE, YOURS, AWAY)  # after the best: what must not stay in report.md alone
     lead = sentences[: named + 1] + [s for s in sentences[named + 1 :] if any(t in s for t in told)]

@@ -474,6 +474,25 @@ def test_the_bump_charts_key_never_covers_the_rungs_names(groups: int) -> None:
         assert not key.overlaps(label.get_window_extent(renderer)), label.get_text()
 
 
+def test_the_bump_charts_names_lie_inside_its_frame() -> None:
+    """A long joint name ("tiny_resnet x embed_add (default and tuned = default)") ran over
+    the frame's right edge, the frame's line through its words: the axis widens to hold it."""
+    rows = [dict(arch="tiny_resnet", fusion="embed_add", tuned=t, rank=1, same_as_default=t)
+            for t in (False, True)]  # fmt: skip
+    rows += [dict(arch="gap_cnn", fusion=f, tuned=True, rank=r, same_as_default=False)
+             for f, r in (("concat", 2), ("late_sum", 3))]  # fmt: skip
+    fig = ladder_plots.plot_ranks([(e, pd.DataFrame(rows)) for e in (1, 3, 9)])
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    (ax,) = fig.axes
+    frame = ax.get_window_extent(renderer)
+    names = [t for t in ax.texts if " x " in t.get_text()]
+    assert any("(default and tuned = default)" in t.get_text() for t in names)
+    for name in names:
+        box = name.get_window_extent(renderer)
+        assert frame.x0 <= box.x0 and box.x1 <= frame.x1, name.get_text()
+
+
 def test_equal_time_axes_of_a_narrow_spread_have_distinct_ticks() -> None:
     """Errors of 89-90% at 0.9-1.1 s (a tiny ladder): both log axes span a 1-2-5 tick, the
     error axis ends at 100%, and no tick label is repeated."""

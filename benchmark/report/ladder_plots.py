@@ -119,10 +119,18 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
             ms=7,
             lw=1.4,
         )
-    for (at, rank), ends in every[every["at"].isin([0, last])].groupby(["at", "rank"]):
-        ax.text(at + (-0.06 if at == 0 else 0.06), rank, joint_name(ends), va="center",
-                ha="right" if at == 0 else "left", fontsize=8,
-                color=colours[ends.iloc[0]["arch"]])  # fmt: skip
+    names = [
+        ax.text(
+            at + (-0.06 if at == 0 else 0.06),
+            rank,
+            joint_name(ends),
+            va="center",
+            ha="right" if at == 0 else "left",
+            fontsize=8,
+            color=colours[ends.iloc[0]["arch"]],
+        )  # fmt: skip
+        for (at, rank), ends in every[every["at"].isin([0, last])].groupby(["at", "rank"])
+    ]
     ax.set_xticks(range(len(rungs)), [f"{epochs_text(epochs)}" for epochs, _ in rungs])
     ax.set_xlim(-1.1, last + 1.1)
     ranks = range(1, int(every["rank"].max()) + 1)
@@ -135,7 +143,22 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     legend(fig, colours, markers, loc="outside lower center", ncols=8)
     subtitle = "each rung a full training schedule of that many epochs"
     ax.set_title(LADDER_PLOTS["ladder_ranks"] + "\n" + subtitle, fontsize=11)
+    hold_names(fig, ax, names)
     return fig
+
+
+def hold_names(fig: Figure, ax: Any, names: list[Any]) -> None:
+    """Widen the x-axis until every end name lies inside the frame: a long joint name ("...
+    (default and tuned = default)") ran over the frame's edge, the line through its words.
+    Twice: widening shrinks the names in data units, so the first pass leaves room to spare."""
+    for _ in range(2):
+        fig.canvas.draw()  # lays the figure out: the names' extents as drawn
+        renderer = fig.canvas.get_renderer()
+        to_data = ax.transData.inverted()
+        spans = [to_data.transform(n.get_window_extent(renderer))[:, 0] for n in names]
+        low, high = ax.get_xlim()
+        ax.set_xlim(min([low] + [a - 0.05 for a, _ in spans]),
+                    max([high] + [b + 0.05 for _, b in spans]))  # fmt: skip
 
 
 def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:

@@ -185,7 +185,7 @@ def read_storage(spec: str, stamp: str | None, out: Path | None) -> Studies:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_to_read(spec)
-    path = storage_label(spec)
+    label = storage_label(spec).removeprefix("sqlite:///")  # optuna.db named as a path
     names = sorted(s.study_name for s in storage.get_all_studies())
     found = Studies(stamp=stamp)
     for name in names:
@@ -194,7 +194,7 @@ def read_storage(spec: str, stamp: str | None, out: Path | None) -> Studies:
         try:
             study = in_memory(name, storage)
         except Exception as exc:  # noqa: BLE001 - whatever a damaged page raises
-            found.notes.append(f"{path}: study {name} unreadable, left out: {why(exc)}")
+            found.notes.append(f"{label}: study {name} unreadable, left out: {why(exc)}")
             found.stamp = None  # a later report must meet the damage again
             continue
         try:  # read: a failure now is in writing its files, not in the storage

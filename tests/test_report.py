@@ -1906,7 +1906,7 @@ def test_val_curves_draw_the_main_comparisons_groups_where_there_is_one(
 @pytest.mark.parametrize(
     ("span", "ticks"),
     [
-        ((0.25, 1.0), ["0.3", "0.4", "0.5", "0.7", "1"]),  # the main comparison's forest
+        ((0.25, 1.0), ["0.3", "0.4", "0.5", "0.6", "0.7", "1"]),  # the main comparison's forest
         ((0.25, 15.0), ["0.3", "0.5", "1", "2", "3", "5", "10"]),  # the ladder's curves
         (
             (1.0, 5000.0),

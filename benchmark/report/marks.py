@@ -17,7 +17,7 @@ KIND_MARKER = "h"  # tuned (filled) / default (hollow) in legends: no fusion use
 WIDE = 20.0  # a cost axis whose largest value is this many times its smallest goes log
 # a log axis' ticks in each decade by how wide it is (its high over its low): under a decade,
 # 1-7; under two, 1, 2, 3 and 5; wider, 1, 2 and 5 (each written in one digit: no 1.5)
-LOG_SUBS = ((10.0, (1.0, 2.0, 3.0, 4.0, 5.0, 7.0)), (100.0, (1.0, 2.0, 3.0, 5.0)),
+LOG_SUBS = ((10.0, (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0)), (100.0, (1.0, 2.0, 3.0, 5.0)),
             (math.inf, (1.0, 2.0, 5.0)))  # fmt: skip
 FLOOR = 0.001  # % error, one test pair in 100,000: where a log axis of errors ends below a 0
 

@@ -282,10 +282,11 @@ def tuning_sentences(summary: pd.DataFrame, runs: pd.DataFrame | None) -> list[s
     higher = int((real & (pairs["err_delta"] > 0)).sum())
     untested = int(pairs["p"].isna().sum())
     tail = f"; {untested} could not be tested (one seed)" if untested else ""
+    found = " whose study found another configuration" if same.any() else ""  # why not all
     text.append(
         f"Tuning (same budget, same parameter cap) lowered the error significantly in "
-        f"{lower} of {plural(len(pairs), 'combination')} and raised it significantly in "
-        f"{higher} (Welch's t-test at 5%); in {len(pairs) - lower - higher - untested} no "
+        f"{lower} of {plural(len(pairs), 'combination')}{found} and raised it significantly "
+        f"in {higher} (Welch's t-test at 5%); in {len(pairs) - lower - higher - untested} no "
         f"difference was detected{tail}."
     )
     return text

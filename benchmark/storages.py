@@ -126,26 +126,34 @@ def check_storage(spec: str) -> Path | None:
     return path
 
 
-def check_form(spec: str) -> Path | None:
+def check_form(spec: str, given: str | None = None) -> Path | None:
     """The local file a ``--storage`` names (journal or SQLite), None for a server; one of no
-    storage's form (not a URL or journal, a database in memory, no file named) is refused."""
+    storage's form (not a URL or journal, a database in memory, no file named) is refused,
+    naming ``given`` (the flag; ``given_as`` where not said). An SQLite URL's file is the one
+    SQLAlchemy opens: any driver (``sqlite+pysqlite:``), %-escapes decoded, the query left out."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    given = given or given_as(spec)
     if is_journal(spec):
         path = Path(spec.removeprefix("journal:"))
     elif "://" not in spec:
-        raise UsageError(f"{given_as(spec)} {spec!r}: expected {FORMS}")
-    elif spec.startswith("sqlite:///"):
-        path = Path(spec.removeprefix("sqlite:///"))
-    elif spec.split(":", 1)[0] == "sqlite":  # sqlite:// alone: SQLAlchemy's in-memory database
-        path = Path(":memory:")
+        raise UsageError(f"{given} {spec!r}: expected {FORMS}")
     else:
-        return None  # a server: only connecting tells
-    if str(path).split("?", 1)[0] == ":memory:":  # each thread, heartbeats too, opens its own
+        try:
+            url = make_url(spec)
+        except ArgumentError:
+            raise UsageError(f"{given} {spec!r}: expected {FORMS}") from None
+        if url.get_backend_name() != "sqlite":
+            return None  # a server: only connecting tells
+        path = Path(":memory:" if url.database is None else url.database)  # sqlite:// alone
+    if str(path).endswith(":memory:"):  # each thread, heartbeats too, opens its own
         raise UsageError(
-            f"{given_as(spec)} {spec!r} is a database in memory: nothing would be kept or "
-            f"shared; expected {FORMS}"
+            f"{given} {spec!r} is a database in memory: nothing would be kept or shared; "
+            f"expected {FORMS}"
         )
     if not str(path).strip() or str(path) == ".":  # journal: or sqlite:/// alone
-        raise UsageError(f"{given_as(spec)} {spec!r} names no file; expected {FORMS}")
+        raise UsageError(f"{given} {spec!r} names no file; expected {FORMS}")
     return path
 
 

@@ -1092,7 +1092,7 @@ def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
 
 
 def test_a_report_reads_the_studies_from_the_storage_they_were_tuned_in(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Studies tuned in a server or a journal were never in the report, which read
     DIR/optuna.db only. ``--storage`` reads them and writes nothing there; without it the
@@ -1124,7 +1124,19 @@ def test_a_report_reads_the_studies_from_the_storage_they_were_tuned_in(
         in said
     )
     assert not gone.exists() and (results / "report.md").is_file()
+    # any SQLite URL SQLAlchemy takes: another driver, %-escapes, a query (as tune takes them)
+    spaced = tmp_path / "my studies" / "optuna.db"
+    spaced.parent.mkdir()
+    optuna.copy_study(from_study_name=study.study_name, from_storage=backend,
+                      to_storage=f"sqlite:///{spaced}")  # fmt: skip
+    escaped = f"sqlite:///{spaced}".replace(" ", "%20") + "?timeout=30"
+    assert main([*argv, "--storage", escaped]) == 0
+    assert "| gap_cnn__concat__e1__p1000 | 3 | 0 |" in (results / "report.md").read_text()
+    assert main([*argv, "--storage", f"sqlite+pysqlite:///{gone.with_suffix('.db')}"]) == 0
+    assert not gone.with_suffix(".db").exists()  # SQLAlchemy had made it, empty
+    capsys.readouterr()
     shutil.rmtree(results / "plots")
+    monkeypatch.setenv("OPTUNA_STORAGE", "studies")  # not read by report: the flag is named
     assert exit_status([*argv, "--storage", "studies"]) == 2
     assert "--storage 'studies': expected an SQLAlchemy URL" in one_line(capsys.readouterr().err)
     assert not (results / "plots").exists()

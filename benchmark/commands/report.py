@@ -54,7 +54,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.storage is not None:
         from benchmark.storages import check_form
 
-        check_form(args.storage)  # a typo is one line; a server not answering, a note
+        check_form(args.storage, "--storage")  # a typo is one line; no server, a note
     matched = find_run_dirs(args.runs) if args.runs else []
     if args.runs and not any(found.is_dir() for found in matched):
         more = ", ..." if len(matched) > 1 else ""

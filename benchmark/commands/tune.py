@@ -123,7 +123,7 @@ def tune_study(
         + (f", cap {args.max_params:,} parameters" if args.max_params else "")
         + (f", held: {settings(cfg.model_args)}" if cfg.model_args else "")
     )  # the count first and the storage on a line of its own: a URL had wrapped "0 of / 2"
-    console.print(f"study {name} in {storages.storage_label(spec)}", soft_wrap=True)
+    say_whole(f"study {name} in {storages.storage_label(spec)}")
     jobs = min(args.jobs, args.trials - done)
     died: list[str] = []
     try:

@@ -233,7 +233,8 @@ def load_inputs(
     except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
         from benchmark.storages import storage_label  # optuna's import, only where needed
 
-        where = Path(results_dir) / OPTUNA_DB if storage is None else storage_label(storage)
+        label = storage_label(storage or "").removeprefix("sqlite:///")  # a file by its path
+        where = Path(results_dir) / OPTUNA_DB if storage is None else label
         notes.append(f"{where} unreadable, studies left out: {why(exc)}")
         studies = Studies()
     found = found.assign(from_defaults=from_defaults(found, studies))

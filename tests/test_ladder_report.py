@@ -474,11 +474,17 @@ def test_the_bump_charts_key_never_covers_the_rungs_names(groups: int) -> None:
         assert not key.overlaps(label.get_window_extent(renderer)), label.get_text()
 
 
-def test_the_bump_charts_names_lie_inside_its_frame() -> None:
+@pytest.mark.parametrize("tie", ["twin", "three"])
+def test_the_bump_charts_names_lie_inside_its_frame(tie: str) -> None:
     """A long joint name ("tiny_resnet x embed_add (default and tuned = default)") ran over
-    the frame's right edge, the frame's line through its words: the axis widens to hold it."""
-    rows = [dict(arch="tiny_resnet", fusion="embed_add", tuned=t, rank=1, same_as_default=t)
-            for t in (False, True)]  # fmt: skip
+    the frame's right edge, the frame's line through its words: the axis holds it. A three-way
+    tie's name (95 characters each side) is wrapped to fit, and the rungs stay in view."""
+    if tie == "twin":
+        rows = [dict(arch="tiny_resnet", fusion="embed_add", tuned=t, rank=1, same_as_default=t)
+                for t in (False, True)]  # fmt: skip
+    else:
+        rows = [dict(arch=a, fusion="embed_add", tuned=True, rank=1, same_as_default=False)
+                for a in ("tiny_resnet", "small_cnn", "gap_cnn")]  # fmt: skip
     rows += [dict(arch="gap_cnn", fusion=f, tuned=True, rank=r, same_as_default=False)
              for f, r in (("concat", 2), ("late_sum", 3))]  # fmt: skip
     fig = ladder_plots.plot_ranks([(e, pd.DataFrame(rows)) for e in (1, 3, 9)])
@@ -487,10 +493,13 @@ def test_the_bump_charts_names_lie_inside_its_frame() -> None:
     (ax,) = fig.axes
     frame = ax.get_window_extent(renderer)
     names = [t for t in ax.texts if " x " in t.get_text()]
-    assert any("(default and tuned = default)" in t.get_text() for t in names)
+    long = "(default and tuned = default)" if tie == "twin" else " / "
+    assert any(long in " ".join(t.get_text().split()) for t in names)
     for name in names:
         box = name.get_window_extent(renderer)
         assert frame.x0 <= box.x0 and box.x1 <= frame.x1, name.get_text()
+    low, high = ax.get_xlim()
+    assert -3 < low < 0 and 2 < high < 5  # the rungs (0-2) still take most of the width
 
 
 def test_equal_time_axes_of_a_narrow_spread_have_distinct_ticks() -> None:

@@ -132,7 +132,6 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
         for (at, rank), ends in every[every["at"].isin([0, last])].groupby(["at", "rank"])
     ]
     ax.set_xticks(range(len(rungs)), [f"{epochs_text(epochs)}" for epochs, _ in rungs])
-    ax.set_xlim(-1.1, last + 1.1)
     ranks = range(1, int(every["rank"].max()) + 1)
     ax.set_yticks(list(ranks), [f"#{r}" for r in ranks], fontsize=8)
     ax.set_ylim(max(ranks) + 0.6, 0.4)
@@ -143,22 +142,40 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     legend(fig, colours, markers, loc="outside lower center", ncols=8)
     subtitle = "each rung a full training schedule of that many epochs"
     ax.set_title(LADDER_PLOTS["ladder_ranks"] + "\n" + subtitle, fontsize=11)
-    hold_names(fig, ax, names)
+    hold_names(fig, ax, names, last)
     return fig
 
 
-def hold_names(fig: Figure, ax: Any, names: list[Any]) -> None:
-    """Widen the x-axis until every end name lies inside the frame: a long joint name ("...
-    (default and tuned = default)") ran over the frame's edge, the line through its words.
-    Twice: widening shrinks the names in data units, so the first pass leaves room to spare."""
-    for _ in range(2):
-        fig.canvas.draw()  # lays the figure out: the names' extents as drawn
+def hold_names(fig: Figure, ax: Any, names: list[Any], last: int) -> None:
+    """x-limits that hold every end name inside the frame: a long joint name ("... (default and
+    tuned = default)") ran over the frame's edge, the line through its words. The names keep
+    their width in pixels while the limits change, so the span is solved for: the rungs' span
+    plus a margin takes what the widest names on each side leave of the axes. Names that would
+    leave too little are wrapped first (a three-way tie's 95 characters)."""
+    import textwrap
+
+    def widths() -> tuple[float, float, float]:
+        fig.canvas.draw()  # lays the figure out: the names' and the axes' extents as drawn
         renderer = fig.canvas.get_renderer()
-        to_data = ax.transData.inverted()
-        spans = [to_data.transform(n.get_window_extent(renderer))[:, 0] for n in names]
-        low, high = ax.get_xlim()
-        ax.set_xlim(min([low] + [a - 0.05 for a, _ in spans]),
-                    max([high] + [b + 0.05 for _, b in spans]))  # fmt: skip
+        wide = {n: n.get_window_extent(renderer).width for n in names}
+        left = max((w for n, w in wide.items() if n.get_horizontalalignment() == "right"),
+                   default=0.0)  # fmt: skip
+        right = max((w for n, w in wide.items() if n.get_horizontalalignment() == "left"),
+                    default=0.0)  # fmt: skip
+        return left, right, ax.get_window_extent(renderer).width
+
+    for name in names:  # inside the frame once placed: the layout is not to make room for them
+        name.set_in_layout(False)
+    left, right, frame = widths()
+    if left + right > 0.6 * frame:
+        for name in names:
+            name.set_text(textwrap.fill(name.get_text(), 40))
+        left, right, frame = widths()
+    gap, margin = 0.06, 0.15  # data units: a name from its marker, and from the frame
+    span = (last + 2 * (gap + margin)) / max(1 - (left + right) / frame, 0.2)
+    unit = span / frame  # data units a pixel
+    low = -gap - margin - left * unit
+    ax.set_xlim(low, low + span)
 
 
 def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:

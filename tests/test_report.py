@@ -179,6 +179,26 @@ def test_markers_that_would_cover_each_other_are_dodged_and_all_stay_in_view() -
         assert low < ends.min() and ends.max() < high, (low, high)
 
 
+def test_a_wide_time_bar_does_not_switch_the_time_axis_to_log() -> None:
+    """The time panel's scale is chosen from the groups' mean seconds: one group's level bar
+    reaching near zero (10 ± 9.5 s) had made 10 and 30 s a log axis, where with no spread it is
+    linear; the bar still lies inside the axis."""
+    from benchmark.report.plots import pareto_figure
+
+    summary = pd.DataFrame({
+        "label": ["a", "b"], "section": "main", "yours": False, "arch": "gap_cnn",
+        "fusion": ["concat", "late_sum"], "tuned": False, "params": [1000, 2000],
+        "train_seconds_mean": [10.0, 30.0], "train_seconds_std": [9.5, 1.0],
+        "test_sum_err_mean": [0.5, 0.4], "test_sum_err_ci": 0.05,
+    })  # fmt: skip
+    fig = pareto_figure(summary)
+    fig.canvas.draw()
+    time_axis = fig.axes[1]
+    assert time_axis.get_xscale() == "linear"
+    low, high = time_axis.get_xlim()
+    assert low <= 10 - 9.0 and 31 <= high  # the bar's ends (its lower one kept above zero)
+
+
 def test_pareto_column_in_summary(tmp_path: Path) -> None:
     inputs = load(make_suite(tmp_path))
     summary = report.summarize(inputs.runs, inputs.bench).set_index("label")

@@ -69,8 +69,10 @@ def error_span(rows: pd.DataFrame) -> tuple[float, float]:
     return percent_span(float(low.min()), float((mean + half).max()))
 
 
-def cost_axis(ax: Any, axis: str, values: pd.Series) -> None:
-    """A cost axis (parameters, seconds): logarithmic when the values span more than ``WIDE``."""
+def cost_axis(ax: Any, axis: str, values: pd.Series, ends: pd.Series | None = None) -> None:
+    """A cost axis (parameters, seconds): logarithmic when the values span more than ``WIDE``;
+    ``ends`` (of bars about them) widen a log axis's limits, not the choice of scale, which one
+    group's wide bar had switched."""
     from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     known = values.dropna()
@@ -79,8 +81,10 @@ def cost_axis(ax: Any, axis: str, values: pd.Series) -> None:
     if known.empty or known.max() / known.min() <= WIDE:
         target.set_major_locator(MaxNLocator(6))
     else:
+        held = pd.concat([known, ends.dropna()]) if ends is not None else known
+        held = held[held > 0]
         getattr(ax, f"set_{axis}scale")("log")
-        getattr(ax, f"set_{axis}lim")(*log_span(float(known.min()), float(known.max()), 1.0))
+        getattr(ax, f"set_{axis}lim")(*log_span(float(held.min()), float(held.max()), 1.0))
         plain_log_ticks(target)
     target.set_major_formatter(FuncFormatter(lambda v, _: compact(v)))
 

@@ -146,7 +146,7 @@ def pareto_figure(summary: pd.DataFrame) -> Figure:
         front = drawn[pareto(drawn[x], drawn["test_sum_err_mean"])].sort_values(x)
         ax.step(front[x], front["test_sum_err_mean"], where="post", color="black", lw=0.8, ls=":")
         ax.set(yscale="log", xlabel=label)
-        cost_axis(ax, "x", spread_ends(drawn[x], drawn[sd]) if sd else drawn[x])
+        cost_axis(ax, "x", drawn[x], spread_ends(drawn[x], drawn[sd]) if sd else None)
         ax.grid(which="both", alpha=0.3)
     ax0.set_ylim(*error_span(rows))
     ax0.set_ylabel("test sum error % (log)")

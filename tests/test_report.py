@@ -1633,6 +1633,13 @@ def test_a_tuned_group_from_the_defaults_trial_is_the_default(tmp_path: Path) ->
     assert heatmap == [["gap_cnn x concat"]]
     assert "| yes (= default) |" in text and "the study kept the default (its best trial)" in text
     assert "the study's best configuration is the default itself" in answer_of(text)
+    for seed in (0, 1):  # a second combination, whose study found another configuration
+        make_run(runs, f"ld{seed}", fusion="late_sum", seed=seed, sum_acc=0.9 + seed / 100,
+                 val_curve=(0.9,))  # fmt: skip
+        make_run(runs, f"lt{seed}", fusion="late_sum", seed=seed, sum_acc=0.93 + seed / 100,
+                 tuned=True, config_hash="cccc2222", val_curve=(0.9,))  # fmt: skip
+    both = report_markdown(report.load_inputs(str(runs / "*"), str(tmp_path / "none"), tmp_path))
+    assert "in 0 of 1 combination whose study found another configuration and" in both[1]
     unknown = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))  # no study to ask
     assert "| yes (= default) |" not in report_markdown(unknown)[1]
     for seed in (0, 1):  # ... unless the run says so itself, as runs tuned since do

@@ -228,6 +228,7 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
     colours = rung_colours(list(points["rung"]))
     markers = marks(list(points["arch"]))
     fig, ax = new_figure(11, 6.5)
+    ax.set_xscale("log")  # before the points: their level bars end above zero on it
     for r in points.itertuples(index=False):
         error_point(ax, r.train_seconds_mean, r, colours[r.rung], markers[r.arch],
                     x_sd=r.train_seconds_std)  # fmt: skip

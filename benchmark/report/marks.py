@@ -171,11 +171,11 @@ def style_handles(
     return handles
 
 
-def spread_bar(x: float, sd: float) -> tuple[float, float]:
+def spread_bar(x: float, sd: float, log: bool = True) -> tuple[float, float]:
     """How far a bar of +- ``sd`` about ``x`` reaches below and above it: nothing for no spread
-    (one seed: NaN), its lower end kept above zero, where a log axis has no place."""
+    (one seed: NaN); on a log axis its lower end kept above zero, where the axis has no place."""
     sd = 0.0 if pd.isna(sd) else float(sd)
-    return min(sd, 0.9 * x), sd
+    return (min(sd, 0.9 * x) if log else sd), sd
 
 
 def spread_ends(x: pd.Series, sd: pd.Series) -> pd.Series:
@@ -194,7 +194,7 @@ def error_point(
     from matplotlib.transforms import offset_copy
 
     ci = 0 if pd.isna(r.test_sum_err_ci) else r.test_sum_err_ci
-    below, above = spread_bar(x, x_sd)
+    below, above = spread_bar(x, x_sd, ax.get_xscale() == "log")  # the scale set before
     ax.errorbar(
         x,
         r.test_sum_err_mean,

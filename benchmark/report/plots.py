@@ -142,11 +142,11 @@ def pareto_figure(summary: pd.DataFrame) -> Figure:
         (ax1, "train_seconds_mean", "train_seconds_std", "training seconds (one run, one machine)"),
     ):
         drawn = rows[rows[x].notna()]
-        scatter(ax, drawn, x, colours, markers, sd)
+        cost_axis(ax, "x", drawn[x], spread_ends(drawn[x], drawn[sd]) if sd else None)  # first:
+        scatter(ax, drawn, x, colours, markers, sd)  # a bar's end is kept above 0 on log only
         front = drawn[pareto(drawn[x], drawn["test_sum_err_mean"])].sort_values(x)
         ax.step(front[x], front["test_sum_err_mean"], where="post", color="black", lw=0.8, ls=":")
         ax.set(yscale="log", xlabel=label)
-        cost_axis(ax, "x", drawn[x], spread_ends(drawn[x], drawn[sd]) if sd else None)
         ax.grid(which="both", alpha=0.3)
     ax0.set_ylim(*error_span(rows))
     ax0.set_ylabel("test sum error % (log)")

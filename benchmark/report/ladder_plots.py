@@ -98,6 +98,9 @@ def legend(ax: Any, colours: dict[Any, str], markers: dict[Any, str], **kw: Any)
     ax.legend(handles=[*handles, *kind_handles(lines=True)], fontsize=8, **kw)
 
 
+NAME_GAP = 0.06  # data units between a bump chart's end marker and its name
+
+
 def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     """A bump chart: rungs left to right, rank 1 at the top, one line per group, its name at
     both ends so no line needs the legend to be read (``joint_name`` where groups tie)."""
@@ -121,7 +124,7 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
         )
     names = [
         ax.text(
-            at + (-0.06 if at == 0 else 0.06),
+            at + (-NAME_GAP if at == 0 else NAME_GAP),
             rank,
             joint_name(ends),
             va="center",
@@ -171,10 +174,10 @@ def hold_names(fig: Figure, ax: Any, names: list[Any], last: int) -> None:
         for name in names:
             name.set_text(textwrap.fill(name.get_text(), 40))
         left, right, frame = widths()
-    gap, margin = 0.06, 0.15  # data units: a name from its marker, and from the frame
-    span = (last + 2 * (gap + margin)) / max(1 - (left + right) / frame, 0.2)
+    margin = 0.15  # data units between a name and the frame
+    span = (last + 2 * (NAME_GAP + margin)) / max(1 - (left + right) / frame, 0.2)
     unit = span / frame  # data units a pixel
-    low = -gap - margin - left * unit
+    low = -NAME_GAP - margin - left * unit
     ax.set_xlim(low, low + span)
 
 

@@ -465,6 +465,16 @@ def undrawn(monkeypatch: pytest.MonkeyPatch) -> None:
     leave_undrawn(monkeypatch)
 
 
+def level_bars(ax) -> list[tuple[float, float]]:
+    """The (left, right) ends of the horizontal error bars drawn on ``ax``, sorted."""
+    return sorted(
+        (round(float(segment[0, 0]), 3), round(float(segment[1, 0]), 3))
+        for bars in ax.collections
+        for segment in bars.get_segments()
+        if segment[0, 1] == segment[1, 1]
+    )
+
+
 def report_markdown(inputs):
     """(the summary, report.md's markdown) of ``inputs``, rendered without drawing the plots:
     for tests that read the report's words and tables (drawing is most of a report's time;

@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from conftest import leave_undrawn, make_run
+from conftest import leave_undrawn, level_bars, make_run
 
 from benchmark import comparison
 from benchmark.places import OPTUNA_DB as STORAGE
@@ -532,13 +532,7 @@ def test_equal_time_draws_each_groups_spread_in_seconds_as_a_level_bar() -> None
     )
     fig = ladder_plots.plot_time(points, "cpu: test")
     (ax,) = fig.axes
-    level = [
-        tuple(float(v) for v in segment[:, 0])
-        for bars in ax.collections
-        for segment in bars.get_segments()
-        if segment[0, 1] == segment[1, 1]
-    ]
-    assert sorted(level) == [(1.0, 25.0), (60.0, 120.0)]
+    assert level_bars(ax) == [(1.0, 25.0), (60.0, 120.0)]
     low, high = ax.get_xlim()
     assert low < 1.0 and 120.0 < high
 

@@ -12,7 +12,15 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import DEVICE, exit_status, make_run, one_line, report_markdown, screen
+from conftest import (
+    DEVICE,
+    exit_status,
+    level_bars,
+    make_run,
+    one_line,
+    report_markdown,
+    screen,
+)
 
 from benchmark import benchfile, report
 from benchmark.cli import main
@@ -195,13 +203,8 @@ def test_a_wide_time_bar_does_not_switch_the_time_axis_to_log() -> None:
     fig.canvas.draw()
     time_axis = fig.axes[1]
     assert time_axis.get_xscale() == "linear"
-    level = sorted(
-        tuple(round(float(v), 3) for v in segment[:, 0])
-        for bars in time_axis.collections
-        for segment in bars.get_segments()
-        if segment[0, 1] == segment[1, 1]
-    )  # ± one SD whole on a linear axis: the end kept above zero is a log axis's need only
-    assert level == [(0.5, 19.5), (29.0, 31.0)]
+    # ± one SD whole on a linear axis: the end kept above zero is a log axis's need only
+    assert level_bars(time_axis) == [(0.5, 19.5), (29.0, 31.0)]
     low, high = time_axis.get_xlim()
     assert low <= 0.5 and 31 <= high
 

@@ -20,7 +20,13 @@ from benchmark.comparison import load_comparison
 from benchmark.config import TrainConfig, tuned_from_problem
 from benchmark.errors import DamagedFileError
 from benchmark.places import OPTUNA_DB, bench_glob, runs_glob
-from benchmark.report.studies import Studies, load_studies, recorded_studies, why
+from benchmark.report.studies import (
+    Studies,
+    load_studies,
+    recorded_studies,
+    storage_name,
+    why,
+)
 from benchmark.wording import plural
 
 KEYS = list(rundir.GROUP)  # a group: the runs that differ only in seed and machine
@@ -231,10 +237,7 @@ def load_inputs(
         studies = load_studies(results_dir, Path(out if out is not None else results_dir), storage)
         notes += studies.notes
     except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
-        from benchmark.storages import storage_label  # optuna's import, only where needed
-
-        label = storage_label(storage or "").removeprefix("sqlite:///")  # a file by its path
-        where = Path(results_dir) / OPTUNA_DB if storage is None else label
+        where = Path(results_dir) / OPTUNA_DB if storage is None else storage_name(storage)
         notes.append(f"{where} unreadable, studies left out: {why(exc)}")
         studies = Studies()
     found = found.assign(from_defaults=from_defaults(found, studies))

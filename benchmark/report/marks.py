@@ -179,7 +179,7 @@ def spread_bar(x: float, sd: float, log: bool = True) -> tuple[float, float]:
 
 
 def spread_ends(x: pd.Series, sd: pd.Series) -> pd.Series:
-    """Both ends of every ``spread_bar`` (for an axis's limits, which must hold the bars)."""
+    """Both ends of every ``spread_bar`` on a log axis (for its limits, which must hold them)."""
     bars = [spread_bar(a, b) for a, b in zip(x, sd, strict=True)]
     return pd.Series([a - low for a, (low, _) in zip(x, bars, strict=True)] +
                      [a + high for a, (_, high) in zip(x, bars, strict=True)])  # fmt: skip

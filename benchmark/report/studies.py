@@ -105,12 +105,13 @@ def load_studies(results_dir: Path, out: Path | None = None, storage: str | None
     ``storage``: the ``--storage`` the studies were tuned in where it is another (a server, a
     journal), read whole every time, as no hash of a file tells it unchanged."""
     path = Path(results_dir) / OPTUNA_DB
-    if storage is not None and storage != f"sqlite:///{path}":
+    own = f"sqlite:///{path}"
+    if storage is not None and storage != own:
         return read_storage(storage, None, out)
     if not path.is_file():
         return Studies()
     stamp = storage_stamp(path)
-    return (out is not None and reuse(out, stamp)) or read_storage(f"sqlite:///{path}", stamp, out)
+    return (out is not None and reuse(out, stamp)) or read_storage(own, stamp, out)
 
 
 def storage_stamp(path: Path) -> str:
@@ -181,11 +182,11 @@ def read_storage(spec: str, stamp: str | None, out: Path | None) -> Studies:
     already in ``out`` with the same stamp kept, see ``kept_plots``)."""
     import optuna
 
-    from benchmark.storages import open_to_read, storage_label
+    from benchmark.storages import open_to_read
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_to_read(spec)
-    label = storage_label(spec).removeprefix("sqlite:///")  # optuna.db named as a path
+    label = storage_name(spec)
     names = sorted(s.study_name for s in storage.get_all_studies())
     found = Studies(stamp=stamp)
     for name in names:
@@ -206,6 +207,14 @@ def read_storage(spec: str, stamp: str | None, out: Path | None) -> Studies:
         found.files.update(written)
         found.digests.append(digest(study, tuple(written)))
     return found
+
+
+def storage_name(spec: str) -> str:
+    """A storage as a note names it: an SQLite file by its path, anything else by its label
+    (password masked)."""
+    from benchmark.storages import storage_label
+
+    return storage_label(spec).removeprefix("sqlite:///")
 
 
 def in_memory(name: str, storage: optuna.storages.BaseStorage) -> optuna.Study:

@@ -79,8 +79,9 @@ def damage_table(db: Path, table: str) -> None:
     db.write_bytes(bytes(blob))
 
 
-def report(results: Path) -> tuple[str, object]:
-    inputs = load_inputs(str(results / "runs" / "*"), str(results / "bench" / "*.csv"), results)
+def report(results: Path, storage: str | None = None) -> tuple[str, object]:
+    runs, bench = str(results / "runs" / "*"), str(results / "bench" / "*.csv")
+    inputs = load_inputs(runs, bench, results, storage=storage)
     summary, _ = write_report(inputs, results)
     return (results / "report.md").read_text(), summary
 
@@ -170,6 +171,42 @@ def test_a_second_report_reads_the_studies_digest_not_the_storage(
     study.add_trial(optuna.trial.create_trial(value=0.99, params={}, distributions={}))
     changed, _ = report(results)
     assert len(reads) == 2 and "| gap_cnn__concat__e1__p1 | 4 | 0 | 99.00 | 3 |" in changed
+
+
+def test_a_storage_file_is_read_again_when_changed_and_a_server_down_gives_its_last_digest(
+    results: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """``--storage`` was read whole by every report; and a server down or out of reach wrote a
+    report without the studies the one before it had shown (a note said so)."""
+    from benchmark import storages
+
+    db = write_studies(tmp_path_factory.mktemp("elsewhere"), ["gap_cnn__concat__e1__p1"])
+    spec = f"sqlite:///{db}"
+    reads = []
+    read_storage = studies.read_storage
+    monkeypatch.setattr(studies, "read_storage", lambda *a: reads.append(a[0]) or read_storage(*a))
+    first, _ = report(results, spec)
+    assert "| gap_cnn__concat__e1__p1 | 3 | 0 | 92.00 | 2 |" in first
+    assert report(results, spec)[0] == first and reads == [spec]
+    study = optuna.load_study(study_name="gap_cnn__concat__e1__p1", storage=spec)
+    study.add_trial(optuna.trial.create_trial(value=0.99, params={}, distributions={}))
+    assert "| gap_cnn__concat__e1__p1 | 4 | 0 | 99.00 | 3 |" in report(results, spec)[0]
+    assert reads == [spec, spec]
+    server = "postgresql+psycopg2://u:secret@127.0.0.1:1/db"  # port 1: no server answers
+    opened = storages.open_to_read
+    up = [True]  # while up, the server's studies are those of the file above
+    monkeypatch.setattr(storages, "open_to_read", lambda s: opened(spec if up[0] else s))
+    shown = report(results, server)[0]
+    assert report(results, server)[0] == shown and reads[2:] == [server, server]
+    up[0] = False
+    down = report(results, server)[0]
+    assert "| gap_cnn__concat__e1__p1 | 4 | 0 | 99.00 | 3 |" in down and "secret" not in down
+    said = "u:***@127.0.0.1:1/db unreadable ("
+    assert said in down
+    assert f"its studies as the last report that read it found them ({DIGEST})" in down
+    (results / DIGEST).unlink()
+    gone = report(results, server)[0]
+    assert "## Tuning studies" not in gone and f"{said[:-2]}, studies left out: " in gone
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,9 @@ left out.
 Studies rarely change between two reports, and reading them costs Optuna, SQLAlchemy and the
 whole storage (about a second of a report's three). So what the section needs of each study is
 a ``StudyDigest``, and the report leaves the digests in ``studies/digest.json`` beside the
-trials CSVs and plots, stamped with a hash of ``optuna.db`` and of this code: a report that
-finds the same stamp reads those files and does not open the storage. The plots are
+trials CSVs and plots, stamped with a hash of ``optuna.db`` (or of the ``--storage`` file) and
+of this code: a report that finds the same stamp reads those files and does not open the
+storage. A server's digest is read only when the server cannot be. The plots are
 ``study_plots``', each stamped with what it was drawn from (not with this module, whose words
 can change without redrawing them)."""
 
@@ -98,30 +99,66 @@ class Studies:
 
 
 def load_studies(results_dir: Path, out: Path | None = None, storage: str | None = None) -> Studies:
-    """The studies of ``<results_dir>/optuna.db``: read back from the digest an earlier report
-    left in ``out`` when the storage and this code are unchanged since, else from the storage.
-    Each study is read whole here, so a damaged page of the file costs the study it holds and
-    is met under this guard, not later while the section is drawn. No such file: none.
-    ``storage``: the ``--storage`` the studies were tuned in where it is another (a server, a
-    journal), read whole every time, as no hash of a file tells it unchanged."""
+    """The studies of ``<results_dir>/optuna.db``, or of ``storage`` (the ``--storage`` they were
+    tuned in, where it is another): read back from the digest an earlier report left in ``out``
+    when that storage and this code are unchanged since, else from the storage. Each study is
+    read whole here, so a damaged page of the file costs the study it holds and is met under
+    this guard, not later while the section is drawn. No ``optuna.db``: none.
+
+    A local file (SQLite or journal) is known unchanged by a hash of its bytes. A server is read
+    every time, as nothing cheap tells it unchanged; where it cannot be read (down, unreachable),
+    the digest the last report that read it left is taken instead, and a note says so: a report
+    written then had lost the studies an earlier one held."""
     path = Path(results_dir) / OPTUNA_DB
     own = f"sqlite:///{path}"
-    if storage is not None and storage != own:
-        return read_storage(storage, None, out)
-    if not path.is_file():
-        return Studies()
-    stamp = storage_stamp(path)
-    return (out is not None and reuse(out, stamp)) or read_storage(own, stamp, out)
+    if storage is None or storage == own:
+        if not path.is_file():
+            return Studies()
+        return reused_or_read(own, storage_stamp(path), out)
+    from benchmark.storages import check_form
+
+    local = check_form(storage)
+    if local is not None:  # not there: read_storage says so
+        return reused_or_read(storage, storage_stamp(local) if local.is_file() else None, out)
+    stamp = server_stamp(storage)
+    try:
+        return read_storage(storage, stamp, out)
+    except Exception as exc:  # noqa: BLE001 - a server down, a network gone: whatever it raises
+        earlier = out is not None and reuse(out, stamp)
+        if not earlier:
+            raise
+        earlier.notes.append(
+            f"{storage_name(storage)} unreadable ({why(exc)}): its studies as the last report "
+            f"that read it found them ({DIGEST})"
+        )
+        return earlier
+
+
+def reused_or_read(spec: str, stamp: str | None, out: Path | None) -> Studies:
+    """The studies of a local storage file: its digest in ``out`` if ``stamp`` still matches."""
+    return (out is not None and stamp is not None and reuse(out, stamp)) or read_storage(
+        spec, stamp, out
+    )
+
+
+def digest_code() -> list[bytes | str]:
+    """What a digest depends on besides the storage: the code that digests it and the versions
+    of the libraries that write its CSVs and plots."""
+    code = sources(__file__, trials.__file__, inspect.getfile(plot_stamp), inspect.getfile(sources))
+    return [*code, *(metadata.version(p) for p in ("optuna", "matplotlib", "pandas"))]
 
 
 def storage_stamp(path: Path) -> str:
-    """A hash of the storage file (and its write-ahead log, if any), the code that digests it
-    and the versions of the libraries that write its CSVs and plots."""
+    """A hash of a storage file (and its write-ahead log, if any) and ``digest_code``."""
     log = path.with_name(path.name + "-wal")
     stored = [part.read_bytes() if part.is_file() else b"" for part in (path, log)]
-    code = sources(__file__, trials.__file__, inspect.getfile(plot_stamp), inspect.getfile(sources))
-    versions = [metadata.version(p) for p in ("optuna", "matplotlib", "pandas")]
-    return short_hash([*stored, *code, *versions])
+    return short_hash([*stored, *digest_code()])
+
+
+def server_stamp(spec: str) -> str:
+    """A hash of a server's name (password masked) and ``digest_code``: which server a digest
+    came from, not that the server is unchanged since."""
+    return short_hash([storage_name(spec), *digest_code()])
 
 
 def reuse(out: Path, stamp: str) -> Studies | None:

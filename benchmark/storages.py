@@ -128,11 +128,12 @@ def check_storage(spec: str) -> Path | None:
 
 def check_form(spec: str, given: str | None = None) -> Path | None:
     """The local file a ``--storage`` names (journal or SQLite), None for a server; one of no
-    storage's form (not a URL or journal, a database in memory, no file named) is refused,
-    naming ``given`` (the flag; ``given_as`` where not said). An SQLite URL's file is the one
-    SQLAlchemy opens: any driver (``sqlite+pysqlite:``), %-escapes decoded, the query left out."""
+    storage's form (not a URL or journal, a scheme SQLAlchemy does not know, a database in
+    memory, no file named) is refused, naming ``given`` (the flag; ``given_as`` where not
+    said). An SQLite URL's file is the one SQLAlchemy opens: any driver (``sqlite+pysqlite:``),
+    %-escapes decoded, the query left out."""
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
     given = given or given_as(spec)
     if is_journal(spec):
@@ -144,6 +145,12 @@ def check_form(spec: str, given: str | None = None) -> Path | None:
             url = make_url(spec)
         except ArgumentError:
             raise UsageError(f"{given} {spec!r}: expected {FORMS}") from None
+        try:
+            url.get_dialect()  # the dialect's module, not its driver (a server's, say)
+        except NoSuchModuleError:  # a scheme SQLAlchemy does not know
+            raise UsageError(
+                f"{given} {spec!r}: no database is called {url.drivername!r}; expected {FORMS}"
+            ) from None
         if url.get_backend_name() != "sqlite":
             return None  # a server: only connecting tells
         path = Path(":memory:" if url.database is None else url.database)  # sqlite:// alone
@@ -273,8 +280,6 @@ def open_storage(spec: str) -> BaseStorage:
         first = f"its database driver is not installed ({cause}); {hint}"
     if isinstance(error, DatabaseError) and not isinstance(error, OperationalError):
         raise DamagedFileError(f"{storage_label(spec)}: damaged, cannot be read ({first})")
-    if "Can't load plugin: sqlalchemy.dialects" in first:  # a scheme SQLAlchemy does not know
-        first = f"no database is called {spec.split(':', 1)[0]!r}; expected {FORMS}"
     raise UsageError(f"{given_as(spec)} {storage_label(spec)}: cannot open it: {first}") from None
 
 

@@ -1169,6 +1169,9 @@ def test_a_report_reads_the_studies_from_the_storage_they_were_tuned_in(
     monkeypatch.setenv("OPTUNA_STORAGE", "studies")  # not read by report: the flag is named
     assert exit_status([*argv, "--storage", "studies"]) == 2
     assert "--storage 'studies': expected an SQLAlchemy URL" in one_line(capsys.readouterr().err)
+    assert exit_status([*argv, "--storage", "postgres://u@h/db"]) == 2  # was a note, exit 1
+    said = "--storage 'postgres://u@h/db': no database is called 'postgres'; expected"
+    assert said in one_line(capsys.readouterr().err)
     assert not (results / "plots").exists()
 
 

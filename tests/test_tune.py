@@ -158,7 +158,7 @@ def test_a_storage_under_a_file_is_one_line_before_anything_is_written(
 @pytest.mark.parametrize(
     ("spec", "said"),
     [  # they said "Can't load plugin: sqlalchemy.dialects:foo" and "a directory; expected a file"
-        ("foo://bar", "--storage foo://bar: cannot open it: no database is called 'foo'; expected"),
+        ("foo://bar", "--storage 'foo://bar': no database is called 'foo'; expected"),
         ("sqlite:///", "--storage 'sqlite:///' names no file; expected an SQLAlchemy URL"),
         ("journal:", "--storage 'journal:' names no file; expected an SQLAlchemy URL"),
         # in memory: tune printed ~150 lines of heartbeat-thread tracebacks (each thread opens

@@ -204,7 +204,9 @@ def compile_ab(
     return figures[False], figures[True]
 
 
-def one_line(exc: BaseException) -> str:
+def error_cell(exc: BaseException) -> str:
+    """A failed configuration's ``error`` field: the whole message on one line (the reason
+    may be past its first), cut to fit a CSV cell."""
     text = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
     return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 3] + "..."
 
@@ -250,7 +252,7 @@ def bench_rows(
                 row.update(figures)
     except (RuntimeError, ValueError, MemoryError) as exc:  # torch.OutOfMemoryError included
         for row in rows:  # figures are filled in only once all are measured: they stay NaN
-            row["error"] = one_line(exc)
+            row["error"] = error_cell(exc)
     if s.device.type == "cuda":
         torch.cuda.empty_cache()  # give a failed configuration's blocks back before the next
     return rows

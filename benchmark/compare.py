@@ -6,10 +6,12 @@ per rung (its two stages over the rungs: ``benchmark.stages``).
 Work is handed out through the Optuna storage, never a lock of our own: tuning trials through
 each combination's study (several processes or machines on one storage stop together at
 ``trials`` finished trials), and the final runs through one *queue study* whose trials are the
-runs to do, enqueued once (``skip_if_exists``) and popped atomically by ``Study.optimize``
-(a WAITING trial goes to exactly one worker). With an RDB storage a heartbeat marks the run of
-a killed worker failed and puts it back in the queue. A run already complete in the results
-directory is never trained again, so re-running the same command finishes only what is left.
+runs to do, each enqueued unless a live trial already holds it, and popped atomically by
+``Study.optimize`` (a WAITING trial goes to exactly one worker; one enqueued twice by two
+machines starting at once is marked stray when popped and left). With an RDB storage a
+heartbeat marks the run of a killed worker failed and puts it back in the queue. A run already
+complete in the results directory is never trained again, so re-running the same command
+finishes only what is left.
 """
 
 from __future__ import annotations
@@ -297,10 +299,6 @@ def open_queue(plan: Plan, storage: Any, results_dir: Path) -> tuple[optuna.Stud
     return queue, unreadable
 
 
-def waiting(queue: optuna.Study) -> int:
-    return len(queue.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-
-
 def run_queue(
     plan: Plan,
     queue: optuna.Study,
@@ -344,10 +342,10 @@ def run_queue(
         return float(metrics["test"]["sum_acc"])
 
     def stop_when_empty(study: optuna.Study, _: Any) -> None:
-        if waiting(study) == 0:
+        if tuning.waiting_count(study) == 0:
             study.stop()
 
-    if waiting(queue):
+    if tuning.waiting_count(queue):
         queue.optimize(objective, callbacks=[stop_when_empty])
 
 

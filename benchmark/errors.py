@@ -8,6 +8,13 @@ from __future__ import annotations
 import os
 
 
+def one_line(exc: BaseException) -> str:
+    """``ValueError: its first line`` (the type alone where it says nothing): what code of
+    another's raised (a factory, a plug-in, a storage row), as one line of a message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class UsageError(Exception):
     """Bad input: printed as one line, exit status 2, nothing written."""
 

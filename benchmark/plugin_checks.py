@@ -7,14 +7,10 @@ Torch-free at import: commands' ``--help`` must stay light.
 
 from __future__ import annotations
 
+from benchmark.errors import one_line
+
 PARTNERS = {"encoder": "concat", "fusion": "gap_cnn"}  # what a new entry is checked beside
 CHECK_BATCH = 4
-
-
-def one_line(exc: BaseException) -> str:
-    """``ValueError: its first line``: what a plug-in raised, as one line of a message."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def check_entry(kind: str, name: str) -> str | None:

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmark.errors import DamagedFileError, UsageError
-from benchmark.plugin_checks import check_entry, one_line
+from benchmark.errors import DamagedFileError, UsageError, one_line
+from benchmark.plugin_checks import check_entry
 
 if TYPE_CHECKING:
     from architectures.registry import NameTakenError

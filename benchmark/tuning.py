@@ -27,7 +27,7 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 
 from benchmark import files
 from benchmark.config import BUDGET_FIELDS, TrainConfig, fields_of, search_space
-from benchmark.errors import StudyDamaged, UsageError
+from benchmark.errors import StudyDamaged, UsageError, one_line
 from benchmark.trials import counts_towards_budget, rejected
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -196,8 +196,8 @@ REPAIR = "repair the storage, or give another --storage / --results-dir"
 
 
 def row_error(exc: Exception) -> str:
-    why = f"{type(exc).__name__}: {str(exc).splitlines()[0]}" if str(exc) else type(exc).__name__
-    return f"a row cannot be read ({why}); {REPAIR}"
+    """A study row that cannot be read, and what to do, as a message says it."""
+    return f"a row cannot be read ({one_line(exc)}); {REPAIR}"
 
 
 def check_trials(study: optuna.Study) -> None:
@@ -442,4 +442,5 @@ def optimize(
 
 
 def waiting_count(study: optuna.Study) -> int:
+    """Trials queued and not yet taken: a queue study is done when none is left."""
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))

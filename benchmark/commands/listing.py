@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from benchmark.commands.common import add_plugin_flag, console, natural_width, print_wide
 from benchmark.commands.models import named
+from benchmark.errors import one_line
 from benchmark.progress import passing_bar
 from benchmark.wording import plural, settings
 
@@ -32,8 +33,7 @@ def built(make: Callable[[], Any]) -> tuple[Any, str]:
             warnings.simplefilter("ignore")  # a model's notice would break the bar
             return make(), ""
     except Exception as exc:  # the factories and timm raise many kinds; all mean "cannot build"
-        lines = str(exc).strip().splitlines()
-        return None, f"cannot be built: {type(exc).__name__}: {lines[0] if lines else ''}; "
+        return None, f"cannot be built: {one_line(exc)}; "
 
 
 def entry_cells(entry: Any, why: str) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmark.commands.values import is_list_text, parse_value
 from benchmark.config import SIZING
-from benchmark.errors import UsageError
+from benchmark.errors import UsageError, one_line
 from benchmark.progress import console, passing_bar
 from benchmark.wording import settings
 
@@ -224,8 +224,7 @@ def check_spaces(pairs: Iterable[tuple[str, str]]) -> None:
             try:
                 found = entry.search_space(trial)
             except Exception as exc:  # noqa: BLE001 - whatever a plug-in's space raises
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise ValueError(f"{space} raised {type(exc).__name__}: {first}") from None
+                raise ValueError(f"{space} raised {one_line(exc)}") from None
             if not isinstance(found, dict):
                 raise ValueError(f"{space} returned {type(found).__name__}, expected a dict")
             names = set(trial.params) | set(found)

@@ -90,6 +90,19 @@ def combination_of(row: Any) -> str:
     return f"{row['arch']} x {row['fusion']}" + (f" ({'; '.join(said)})" if said else "")
 
 
+# A measured figure's header and format in both tables of bench rows (bench's own and the
+# report's): one name for a figure everywhere.
+HEADINGS = {
+    "params": ("params", ",.0f"),
+    "infer_images_per_s": ("infer img/s", ",.0f"),
+    "latency_ms_b1": ("latency b1 ms", ".3f"),
+    "train_images_per_s": ("train img/s", ",.0f"),
+    "compile_seconds": ("compile s", ".1f"),
+    "train_compile_seconds": ("train compile s", ".1f"),
+    "peak_mem_mb": ("peak mem MB", ",.1f"),
+}
+
+
 def ab_text(row: Any) -> str:
     """``1.17x (1.10-1.25)``: a compiled row's training speed over its eager twin's, the median
     and quartiles of its rounds; ``-`` for a row measured otherwise."""

@@ -36,6 +36,8 @@ from benchmark.wording import plural
 
 
 def fmt(value: Any, spec: str) -> str:
+    """A cell of bench's own table, "-" for a figure not measured: ``report.output.fmt`` for a
+    row of plain floats, leaving pandas unimported (``bench`` only appends rows)."""
     return "-" if isinstance(value, float) and math.isnan(value) else format(value, spec)
 
 
@@ -44,7 +46,7 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
-    from benchmark.benchfile import ab_text, model_args_text
+    from benchmark.benchfile import HEADINGS, ab_text, model_args_text
 
     first = rows[0]
     ab = any(r["compile"] != first["compile"] for r in rows)
@@ -63,18 +65,18 @@ def rows_table(rows: list[dict[str, Any]]) -> Any:
         **({"model_args": ("model args", "s")} if any(r["model_args"] for r in rows) else {}),
         **({} if one_batch else {"train_batch_size": ("train batch", "d")}),
         **({"compile": ("compiled", "")} if ab else {}),
-        "params": ("params", ",.0f"),
-        # the report's names (MACs/img in millions here): one name for a figure everywhere
-        "macs_per_image": ("MMACs/img", ".2f"),
-        "infer_images_per_s": ("infer img/s", ",.0f"),
-        "latency_ms_b1": ("latency b1 ms", ".2f"),
-        "train_images_per_s": ("train img/s", ",.0f"),
+        "params": HEADINGS["params"],
+        "macs_per_image": ("MMACs/img", ".2f"),  # in millions here, beside the report's MACs
+        **{
+            key: HEADINGS[key]
+            for key in ("infer_images_per_s", "latency_ms_b1", "train_images_per_s")
+        },
     }
     if first["device_type"] == "cuda":
-        columns["peak_mem_mb"] = ("peak MB", ",.0f")
+        columns["peak_mem_mb"] = HEADINGS["peak_mem_mb"]
     if first["compile"] or ab:
-        columns["compile_seconds"] = ("compile s", ".1f")
-        columns["train_compile_seconds"] = ("train compile s", ".1f")
+        for key in ("compile_seconds", "train_compile_seconds"):
+            columns[key] = HEADINGS[key]
     if ab:
         columns["ab"] = ("train vs eager", "s")
     for header, spec in columns.values():

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.benchfile import ab_text, combination_of
+from benchmark.benchfile import HEADINGS, ab_text, combination_of
 from benchmark.machines import with_features
 from benchmark.report.output import fmt, markdown_table
 from benchmark.wording import plural
+
+
+def figure(*keys: str) -> dict[str, tuple[str, str]]:
+    """``BENCH_TABLE`` entries of measured figures, named and formatted as bench names them."""
+    return {HEADINGS[key][0]: (key, HEADINGS[key][1]) for key in keys}
+
 
 # The bench section's table: header -> (bench column, format).
 BENCH_TABLE = {
@@ -19,15 +25,12 @@ BENCH_TABLE = {
     "train batch": ("train_batch_size", ".0f"),
     "channels last": ("channels_last", ""),
     "compile": ("compile", ""),
-    "params": ("params", ",.0f"),
+    **figure("params"),
     "MACs/img": ("macs_per_image", ",.0f"),
-    "infer img/s": ("infer_images_per_s", ",.0f"),
-    "latency b1 ms": ("latency_ms_b1", ".3f"),
-    "train img/s": ("train_images_per_s", ",.0f"),
-    "compile s": ("compile_seconds", ".1f"),
-    "train compile s": ("train_compile_seconds", ".1f"),
+    **figure("infer_images_per_s", "latency_ms_b1", "train_images_per_s"),
+    **figure("compile_seconds", "train_compile_seconds"),
     "train vs eager (A/B)": ("ab", ""),  # benchfile.ab_text: bench --compile-ab rows only
-    "peak mem MB": ("peak_mem_mb", ",.1f"),
+    **figure("peak_mem_mb"),
     "torch": ("torch", ""),
     "commit": ("commit", ""),
     "error": ("error", ""),

@@ -280,6 +280,31 @@ def test_a_partial_ladder_says_so_near_the_answer(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("undrawn")
+def test_runs_chosen_by_a_glob_are_a_ladder_of_their_combinations(ladder: tuple[Path, str]) -> None:
+    """``report --runs 'results/runs/*concat*'`` (docs/protocol.md) called the committed ladder
+    partial, told the user to run ``compare`` again, and named the other fusions' runs missing.
+    The runs chosen are a ladder of their own combinations; one of theirs left out is named,
+    with no call to run ``compare``."""
+    results, _ = ladder
+    out = results.parent / "chosen"
+    glob = str(results / "runs" / "*-concat-*")
+    inputs = load_inputs(glob, str(results / "bench" / "*.csv"), results, out, chosen=True)
+    write_report(inputs, out)
+    text = (out / "report.md").read_text()
+    assert "partial protocol" not in text and "late_sum" not in text.split("## Main")[0]
+    assert "rank 3 of 4;" in text and "(p 1.000, 4 groups)" in text  # 2 combinations, 2 each
+    fewer = [
+        str(d) for d in sorted(Path(results / "runs").glob("*-concat-*")) if "t-e9-s2" not in d.name
+    ]
+    inputs = load_inputs(fewer, str(results / "bench" / "*.csv"), results, out, chosen=True)
+    write_report(inputs, out)
+    text = (out / "report.md").read_text()
+    assert "**These runs are a partial protocol.**" in text and "run `compare`" not in text
+    assert "- 9 epochs: 10 of 12 final runs complete; missing: " in text
+    assert "gap_cnn x concat tuned seed 2; small_cnn x concat tuned seed 2" in text
+
+
+@pytest.mark.usefixtures("undrawn")
 def test_a_partial_single_rung_protocol_says_so(tmp_path: Path) -> None:
     text = report(write_ladder(tmp_path, rungs=[3], skip=1))
     assert "## Partial protocol\n\n**This is a partial protocol.**" in text

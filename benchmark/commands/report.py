@@ -82,7 +82,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         folders=("plots", "studies"),
         names=REPORT_FILES,
     )
-    inputs = load_inputs(runs, bench, base, out, args.storage)
+    inputs = load_inputs(runs, bench, base, out, args.storage, chosen=bool(args.runs))
     unfinished = inputs.incomplete[inputs.incomplete["status"] != NOT_A_RUN]  # a stray file: none
     found = [inputs.runs, unfinished, inputs.bench]
     if all(frame.empty for frame in found) and not inputs.studies.digests:

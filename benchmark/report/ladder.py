@@ -108,8 +108,23 @@ def build_rungs(inputs: Inputs) -> list[Rung]:
             continue
         summary = summarize(inputs.runs, inputs.bench, ref, inputs.history)
         stages = entry.get("stages") if isinstance(entry.get("stages"), dict) else {}
-        rungs.append(Rung(epochs, entry["plan"], stages, summary, ref))
+        plan = among(entry["plan"], inputs.runs) if inputs.chosen else entry["plan"]
+        rungs.append(Rung(epochs, plan, stages, summary, ref))
     return rungs
+
+
+def among(plan: dict[str, Any], runs: pd.DataFrame) -> dict[str, Any]:
+    """``plan`` narrowed to the combinations (and their studies) that ``runs`` hold: runs chosen
+    by ``--runs`` (``*concat*``, say) are a ladder of their own combinations, not a protocol
+    missing the others."""
+    held = set() if runs.empty else set(zip(runs["arch"], runs["fusion"], strict=True))
+    pairs = plan.get("pairs", [])
+    studies = plan.get("studies", [])
+    kept = [i for i, pair in enumerate(pairs) if tuple(pair) in held]
+    narrowed = {**plan, "pairs": [pairs[i] for i in kept]}
+    if len(studies) == len(pairs):  # one per pair, in its order (``compare``'s plan)
+        narrowed["studies"] = [studies[i] for i in kept]
+    return narrowed
 
 
 def rank_agreement(low: Rung, top: Rung) -> tuple[float, float, int]:
@@ -166,10 +181,17 @@ def partial_text(rungs: list[Rung], inputs: Inputs) -> str:
                 )
     if not lines:
         return ""
+    lead = (
+        "**These runs are a partial protocol.** The figures above and below come from the runs "
+        "`--runs` chose; of their combinations' final runs, these are not among them (left "
+        "out by the glob, or not complete):"
+        if inputs.chosen
+        else "**This is a partial protocol.** The figures above and below come from the runs "
+        "that are complete; run `compare` again to finish it:"
+    )
     return "\n".join(
         [
-            "**This is a partial protocol.** The figures above and below come from the runs "
-            "that are complete; run `compare` again to finish it:",
+            lead,
             "",
             *lines,
         ]

@@ -57,6 +57,7 @@ class Inputs:
     results_dir: Path | None = None
     # complete runs left out for repeating a seed their group holds: run, seed, repeats
     repeats: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REPEATS))
+    chosen: bool = False  # the runs are those ``--runs`` chose, perhaps a few of the protocol's
 
 
 NOT_A_RUN = "not a run"  # the status of a file found among the run directories
@@ -207,11 +208,12 @@ def load_inputs(
     results_dir: Path | None = None,
     out: Path | None = None,
     storage: str | None = None,
+    chosen: bool = False,
 ) -> Inputs:
     """Runs, bench rows and, from ``results_dir``, the ``compare`` protocol's comparison.json
     and the studies (``out``: where the report goes, so where an earlier one left what it read
     of them; ``results_dir`` if not given; ``storage``: where the studies are, if not in
-    ``results_dir``'s optuna.db)."""
+    ``results_dir``'s optuna.db; ``chosen``: ``runs_glob`` is the ``--runs`` given)."""
     run_dirs = find_run_dirs(runs_glob)
     found, history, incomplete = load_runs(run_dirs)
     found, history, repeats = set_aside_repeats(found, history)
@@ -242,7 +244,7 @@ def load_inputs(
         studies = Studies()
     found = found.assign(from_defaults=from_defaults(found, studies))
     return Inputs(
-        found, history, incomplete, rows, notes, comparison, studies, results_dir, repeats
+        found, history, incomplete, rows, notes, comparison, studies, results_dir, repeats, chosen
     )
 
 

@@ -117,14 +117,11 @@ def among(plan: dict[str, Any], runs: pd.DataFrame) -> dict[str, Any]:
     """``plan`` narrowed to the combinations (and their studies) that ``runs`` hold: runs chosen
     by ``--runs`` (``*concat*``, say) are a ladder of their own combinations, not a protocol
     missing the others."""
-    held = set() if runs.empty else set(zip(runs["arch"], runs["fusion"], strict=True))
+    held = set(zip(runs.get("arch", ()), runs.get("fusion", ()), strict=True))
     pairs = plan.get("pairs", [])
-    studies = plan.get("studies", [])
     kept = [i for i, pair in enumerate(pairs) if tuple(pair) in held]
-    narrowed = {**plan, "pairs": [pairs[i] for i in kept]}
-    if len(studies) == len(pairs):  # one per pair, in its order (``compare``'s plan)
-        narrowed["studies"] = [studies[i] for i in kept]
-    return narrowed
+    same = [k for k in ("pairs", "studies") if len(plan.get(k, [])) == len(pairs)]  # parallel
+    return {**plan, **{key: [plan[key][i] for i in kept] for key in same}}
 
 
 def rank_agreement(low: Rung, top: Rung) -> tuple[float, float, int]:

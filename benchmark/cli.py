@@ -8,9 +8,11 @@ import errno
 import functools
 import gc
 import os
+import re
 import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from benchmark import wording
 from benchmark.commands import (
@@ -30,13 +32,32 @@ from benchmark.commands.common import (
     EXIT_SIGINT,
     EXIT_SIGTERM,
     EXIT_USAGE,
-    ArgumentParser,
     Terminated,
     interrupts_as_exceptions,
 )
 from benchmark.errors import DamagedFileError, TrainingFailed, UsageError, WriteFailed
 
 COMMANDS = (listing, run, tune, compare, report, bench, datapath, predict, export)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        if found := re.fullmatch(r"argument (--[\w-]+).*: expected one argument", message):
+            # argparse reads "-inf" (not "-1") after a flag as another flag
+            message += f" (a value that begins with '-' is given as {found[1]}=VALUE)"
+        elif found := re.fullmatch(
+            r"argument (--[\w-]+).*: invalid (int|float) value: '(.*)'", message
+        ):
+            # argparse's own words say what was wrong, not what is taken
+            message += "; expected an integer" if found[2] == "int" else "; expected a number"
+            action = self._option_string_actions.get(found[1])
+            if "," in found[3] and "[," not in str(getattr(action, "metavar", "")):
+                ladder = ", and compare --epochs takes a ladder" if found[1] == "--epochs" else ""
+                message += f" (one value here; a comma list sweeps in run{ladder})"
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
 
 
 def program_name() -> str:

@@ -161,8 +161,15 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         (["--worker", "-1"], "--worker must be >= 0, got -1"),
         (["--seeds", "0,-1"], "argument --seeds: each seed must be in 0..2**63-1, got -1"),
         (["--epochs", "1,,9"], "argument --epochs: '1,,9' has an empty item"),
-        (["--epochs", "0,3"], "--epochs must be positive integers such as 1,3,9, got [0, 3]"),
-        (["--epochs", "1,x"], "argument --epochs: invalid list '1,x'"),  # it said "seed list"
+        (
+            ["--epochs", "0,3"],
+            "argument --epochs: each budget must be a positive integer, such as 1,3,9; got '0,3'",
+        ),
+        (
+            ["--epochs", "1,x"],
+            "argument --epochs: invalid list '1,x'; expected comma-separated "
+            "integers such as 1,3,9",
+        ),  # it said "seed list", then "such as 0,1,2" (no 0 epochs)
     ):
         assert exit_status(["compare", "--results-dir", str(tmp_path / "r"), *flags]) == 2
         assert message in capsys.readouterr().err

@@ -48,13 +48,15 @@ def flag_rows() -> list[tuple[list[str], str]]:
     rows: list[tuple[list[str], str]] = []
     for flag, values in INT_FLAGS.items():  # named by the flag typed, not the config's field
         rows += [([f"{flag}={v}"], f"{flag} must be") for v in values]
-        rows += [([f"{flag}={HUGE}"], flag), ([flag, "1.5"], "invalid int value")]
-        rows += [([flag, "abc"], "invalid int value"), ([flag, "0x10"], "invalid int value")]
+        said = "invalid int value: '{}'; expected an integer"  # argparse's words alone said no more
+        rows += [([f"{flag}={HUGE}"], flag), ([flag, "1.5"], said.format("1.5"))]
+        rows += [([flag, "abc"], said.format("abc")), ([flag, "0x10"], said.format("0x10"))]
     for flag, values in FLOAT_FLAGS.items():
         rows += [([f"{flag}={v}"], f"{flag} must be") for v in values]
         rows += [([f"{flag}={v}"], f"{flag} must be a finite number") for v in ("nan", "inf")]
         rows += [([f"{flag}=-inf"], f"{flag} must be a finite number"), ([flag, "1e400"], flag)]
-        rows += [([flag, "abc"], "invalid float value"), ([flag, ""], "is empty")]
+        rows += [([flag, "abc"], "invalid float value: 'abc'; expected a number")]
+        rows += [([flag, ""], "is empty")]
     for flag in CHOICE_FLAGS:
         empty = "'' is not accepted" if flag == "--log" else "is empty"  # --log takes no list
         rows += [([flag, "bogus"], "expected one of"), ([flag, ""], empty)]
@@ -160,6 +162,27 @@ def test_bad_values_end_in_one_line_before_anything_is_written(
     assert expected in one_line(err)
     assert not results.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written anywhere here
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["tune", "--epochs", "1,2"], "invalid int value: '1,2'; expected an integer (one value "
+         "here; a comma list sweeps in run, and compare --epochs takes a ladder)"),
+        (["bench", "--iters", "2,3"], "'2,3'; expected an integer (one value here; a comma list "
+         "sweeps in run)"),
+        (["run", "--epochs", "1,x"], "invalid int value: '1,x'; expected an integer"),  # a sweep
+        (["compare", "--seed", "1.5"], "invalid int value: '1.5'; expected an integer"),
+    ],
+)  # fmt: skip
+def test_a_number_flag_says_what_it_takes_and_where_comma_lists_go(
+    argv: list[str], said: str, tmp_path: Path, capsys
+) -> None:
+    """argparse said "invalid int value: '1,2'" alone: not what is taken, nor that ``tune``
+    takes one budget where ``compare`` takes a ladder."""
+    assert exit_status([*argv, "--results-dir", str(tmp_path / "r")]) == 2
+    assert one_line(capsys.readouterr().err).endswith(said)
+    assert not (tmp_path / "r").exists()
 
 
 def test_the_table_covers_every_config_flag() -> None:

@@ -10,7 +10,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import typing
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from rich.console import Console
 
@@ -45,17 +44,6 @@ __all__ = ["UsageError", "console"]
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM turned into an interrupt, so the same clean-up path serves both signals."""
-
-
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that reports a usage error as one line (no usage dump) and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        if found := re.fullmatch(r"argument (--[\w-]+).*: expected one argument", message):
-            # argparse reads "-inf" (not "-1") after a flag as another flag
-            message += f" (a value that begins with '-' is given as {found[1]}=VALUE)"
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(EXIT_USAGE)
 
 
 _stopping: list[int] = []  # the signal that is stopping this process, once one came

@@ -36,7 +36,7 @@ from benchmark.commands.models import (
 )
 from benchmark.commands.values import (
     add_model_arg_flag,
-    int_list,
+    budget_list,
     path_text,
     processes,
     seed_list,
@@ -111,8 +111,6 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     base = base_config(args, skip=FIXED_BY_COMPARE)
     check_data_dir(base.data_dir)
     rungs = [base.epochs] if args.epochs is None else sorted(set(args.epochs))
-    if rungs[0] < 1:
-        raise UsageError(f"--epochs must be positive integers such as 1,3,9, got {args.epochs}")
     check_tuned_subset(args.train_subset)
     try:  # every rung as the final runs will take it (seeds: their flag's type), before tuning
         for epochs in rungs:
@@ -419,7 +417,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--epochs",
-        type=int_list,
+        type=budget_list,
         metavar="E[,E...]",
         help="the ladder of budgets, each rung the whole protocol at that many epochs, such as "
         "1,3,9 [4]",

@@ -46,14 +46,24 @@ def items_of(text: str, expected: str) -> list[str]:
     return items
 
 
-def int_list(text: str) -> list[int]:
+def int_list(text: str, example: str = "0,1,2") -> list[int]:
     """A comma list of integers, each once in the order first given (``0,1,0`` is ``0,1``: a
     seed twice would train one run twice, and make another protocol of the same runs)."""
-    expected = "comma-separated integers such as 0,1,2"
+    expected = f"comma-separated integers such as {example}"
     try:
         return list(dict.fromkeys(int(x) for x in items_of(text, expected)))
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid list {text!r}; expected {expected}") from None
+
+
+def budget_list(text: str) -> list[int]:
+    """``int_list`` of epoch budgets (a ladder's rungs), each a positive integer."""
+    budgets = int_list(text, "1,3,9")
+    if min(budgets) < 1:
+        raise argparse.ArgumentTypeError(
+            f"each budget must be a positive integer, such as 1,3,9; got {text!r}"
+        )
+    return budgets
 
 
 def seed_list(text: str) -> list[int]:

@@ -1555,6 +1555,7 @@ def test_a_group_untold_apart_only_by_a_wide_interval_is_no_alternative(tmp_path
         ("concat", 1000): (2.7, 2.8),
         ("late_sum", 300): (1.0, 16.8),
         ("embed_add", 2000): (6.3, 6.5),
+        ("film", 500): (2.7, 2.9),  # near, smaller, inside the best's interval: offered
     }
     for i, ((fusion, params), per_seed) in enumerate(errors.items()):
         for seed, error in enumerate(per_seed):
@@ -1563,6 +1564,7 @@ def test_a_group_untold_apart_only_by_a_wide_interval_is_no_alternative(tmp_path
     answer = answer_of(markdown_of(tmp_path))
     assert "**gap_cnn x concat** has the lowest test sum error" in answer
     assert "smallest of these" not in answer
+    assert "The smallest of those still offered is **gap_cnn x film**: 500 parameters" in answer
     assert (
         "gap_cnn x late_sum is not offered as an alternative: its mean error (8.90%) lies above "
         "the best's 95% CI (up to 3.39%); the test cannot separate them at its spread (95% CI ± "
@@ -1605,8 +1607,13 @@ def test_a_tuned_configuration_equal_to_the_default_is_named(tmp_path: Path) -> 
         make_run(runs, f"d{seed}", seed=seed, sum_acc=0.95 + seed / 100, val_curve=(0.9,))
         make_run(runs, f"t{seed}", seed=seed, sum_acc=0.95 + seed / 100, tuned=True,
                  val_curve=(0.9,))  # fmt: skip
+        make_run(runs, f"l{seed}", seed=seed, sum_acc=0.98 + seed / 100, fusion="late_sum",
+                 config_hash="cccc2222", val_curve=(0.9,))  # fmt: skip
     text = markdown_of(tmp_path)
     assert "the study's best configuration is the default itself" in answer_of(text)
+    # the tuned row has the default's very errors: the highest is the default's (it named the
+    # tuned row, in the committed report too, where the default's was the same)
+    assert "The highest error in the comparison is 4.50%, by gap_cnn x concat (default)." in text
     assert "| yes (= default) |" in text and "the study kept the default (its best trial)" in text
 
 

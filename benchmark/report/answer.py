@@ -207,7 +207,7 @@ def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
             f"{'them' if one else 'each from it'} at {'its' if one else 'their'} spread (95% "
             f"CI {cis})."
         )
-        these = "the rest"
+        these = "those still offered"
     if close.empty:
         return text + spread_notes(worse, near)
     tied = pd.concat([best.to_frame().T, close])
@@ -372,8 +372,10 @@ def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | 
         best, rest[rest["standing"] == UNTESTED]
     )
     rest_said = []
-    if len(main) > 2:
-        worst = main.iloc[-1]
+    errors = main["test_sum_err_mean"]
+    if len(main) > 2 and errors.notna().any():
+        # a tuned row repeating its default has its errors: the default is the one named
+        worst = main[errors == errors.max()].sort_values("same_as_default", kind="stable").iloc[0]
         rest_said.append(
             f"The highest error in the comparison is {worst['test_sum_err_mean']:.2f}%, by "
             f"{worst['label']}."

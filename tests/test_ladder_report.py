@@ -724,8 +724,13 @@ def test_every_budgets_colour_stands_out_from_the_white_page() -> None:
         ]
         return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
-    for colour in ladder_plots.rung_colours([1, 3, 9]).values():
+    colours = list(ladder_plots.rung_colours([1, 3, 9]).values())
+    for colour in colours:
         assert 1.05 / (luminance(colour) + 0.05) >= 3.0, colour
+    # and each apart from the next: light to dark purple alone left 3 and 9 epochs alike (0.25
+    # apart in RGB between the lightest two)
+    for one, other in itertools.pairwise(colours):
+        assert math.dist(to_rgb(one), to_rgb(other)) >= 0.4, (one, other)
 
 
 def test_the_learning_curves_share_one_key_under_the_panels() -> None:

@@ -1,6 +1,6 @@
 """Plots of a ladder of budgets (``benchmark.report.ladder``): the ranks across rungs as a bump
 chart, learning curves over the rungs' budgets and error against training time across rungs
-with its Pareto front. Encoder as colour (in the time plot the budget, in shades of purple),
+with its Pareto front. Encoder as colour (in the time plot the budget, lavender to indigo),
 fusion as marker, filled and solid for tuned, hollow and dashed for default."""
 
 from __future__ import annotations
@@ -68,16 +68,19 @@ def palette(values: list[Any], colours: tuple[str, ...]) -> dict[Any, str]:
     return {v: colours[i % len(colours)] for i, v in enumerate(sorted(set(values)))}
 
 
-def rung_colours(rungs: list[Any]) -> dict[Any, str]:
-    """Light to dark purple, shortest budget first (the lightest still 3.5:1 against white): an
-    order, and none of the colours that mean an encoder in the other plots (orange, green and
-    blue meant both)."""
-    from matplotlib import colormaps
-    from matplotlib.colors import to_hex
+RUNG_SCALE = ("#8683bd", "#dd3497", "#3f007d")  # lavender, magenta, indigo: 3.5, 4.2, 13.9:1
 
+
+def rung_colours(rungs: list[Any]) -> dict[Any, str]:
+    """Shortest budget first, lavender through magenta to indigo (``RUNG_SCALE``): darker with
+    more epochs, each at least 3.5:1 against white, and none of the colours that mean an encoder
+    in the other plots (orange, green and blue meant both). Light to dark purple alone had left
+    3 and 9 epochs hard to tell apart."""
+    from matplotlib.colors import LinearSegmentedColormap, to_hex
+
+    scale = LinearSegmentedColormap.from_list("rungs", RUNG_SCALE)
     found = sorted(set(rungs))
-    shades = [0.6 + 0.4 * i / max(len(found) - 1, 1) for i in range(len(found))]
-    return {r: to_hex(colormaps["Purples"](shade)) for r, shade in zip(found, shades, strict=True)}
+    return {r: to_hex(scale(i / max(len(found) - 1, 1))) for i, r in enumerate(found)}
 
 
 def marks(values: list[Any]) -> dict[Any, str]:

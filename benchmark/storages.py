@@ -109,9 +109,10 @@ def is_journal(spec: str) -> bool:
     return spec.startswith("journal:") or spec.endswith(".log")
 
 
-def check_storage(spec: str) -> Path | None:
+def check_storage(spec: str, held: bool = False) -> Path | None:
     """Refuse a ``--storage`` that is not a URL or journal, or a file one that cannot be
-    written, writing nothing: commands call it before they look for the data. Returns the
+    written, or an SQLite file emptied (``check_not_emptied``; ``held``: known to have held
+    studies), writing nothing: commands call it before they look for the data. Returns the
     local file it names (journal or SQLite), None for a server."""
     path = check_form(spec)
     if path is None:
@@ -122,7 +123,7 @@ def check_storage(spec: str) -> Path | None:
     if path.is_file() and not os.access(path, os.R_OK | os.W_OK):  # before the data loads
         raise UsageError(f"{given_as(spec)} {storage_label(spec)}: not writable by this user")
     if not is_journal(spec) and path.is_file():
-        check_not_emptied(path, storage_label(spec))
+        check_not_emptied(path, storage_label(spec), held)
     return path
 
 
@@ -179,12 +180,14 @@ def open_to_read(spec: str) -> BaseStorage:
 EMPTIED_AFTER_S = 60.0  # a new SQLite file is 0 bytes only while its creator makes the tables
 
 
-def check_not_emptied(path: Path, label: str) -> None:
+def check_not_emptied(path: Path, label: str, held: bool = False) -> None:
     """An SQLite storage of 0 bytes that has stayed so (a crash or a full disk emptied it) is
     a damaged file: opened, Optuna makes it a new, empty storage, and `compare --status` then
-    wrote its tables into it and called a finished ladder not started."""
+    wrote its tables into it and called a finished ladder not started. ``held``: it is known to
+    have held studies (``compare`` beside its comparison.json), so empty at any age is emptied
+    (within the minute, compare had tuned everything again)."""
     found = path.stat()
-    if found.st_size == 0 and time.time() - found.st_mtime > EMPTIED_AFTER_S:
+    if found.st_size == 0 and (held or time.time() - found.st_mtime > EMPTIED_AFTER_S):
         raise DamagedFileError(
             f"{label}: empty (0 bytes), as a crash or a full disk leaves a file; its studies are "
             f"gone: restore it from a copy, or delete it to start again"

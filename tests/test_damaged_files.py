@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
 from pathlib import Path
@@ -772,6 +773,32 @@ def test_an_emptied_optuna_db_is_one_line_and_left_empty(
     from benchmark.storages import check_storage
 
     assert check_storage(f"sqlite:///{db}") == db
+
+
+@pytest.mark.parametrize("command", [["compare", "--status"], ["compare"]])
+def test_an_optuna_db_emptied_just_now_beside_its_comparison_json_is_one_line(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Emptied within the minute, it passed for a file another process was making: ``--status``
+    wrote Optuna's tables into it, and the next ``compare`` tuned everything again (a helper's
+    kill-and-resume run). comparison.json is written once a stage is done in the storage, so
+    beside it an empty one was emptied, whatever its age. Without it, --status writes nothing."""
+    from benchmark.cli import main
+
+    db = tmp_path / "optuna.db"
+    db.touch()
+    argv = [*command, "--results-dir", str(tmp_path), "--trials", "1", "--epochs", "1"]
+    if "--status" in command:  # (compare would take it for one being made, and go on)
+        assert main([*argv, "--train-subset", "256"]) == 0
+        said = "".join(capsys.readouterr().out.split())  # a long path is folded at the width
+        assert said == "".join(f"nothing started: sqlite:///{db} is being made".split())
+        assert db.stat().st_size == 0
+    held = {"plan": {"key": "f00dcafe", "budget": {"epochs": 1}}, "stages": {"tune": {"vm": 60.0}}}
+    (tmp_path / "comparison.json").write_text(json.dumps(held))
+    assert main([*argv, "--train-subset", "256"]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"{db}: empty (0 bytes), as a crash or a full disk leaves a file" in line, line
+    assert db.stat().st_size == 0
 
 
 def test_a_moved_runs_resume_hint_names_where_it_is_now(tmp_path: Path) -> None:

@@ -193,11 +193,12 @@ def show_status(
             "this status is of the protocol these flags ask for",
             soft_wrap=True,  # the flags whole, to copy
         )
-    if local is not None and not local.exists():
-        console.print(f"nothing started: {label} does not exist yet")
+    if local is not None and (not local.exists() or local.stat().st_size == 0):
+        made = "is being made" if local.exists() else "does not exist yet"  # emptied: said before
+        console.print(f"nothing started: {label} {made}")
         return 0
     with storages.storage_errors(spec):
-        found = compare.ladder_status(plans, storages.open_storage(spec), results_dir)
+        found = compare.ladder_status(plans, storages.open_to_read(spec), results_dir)
     table = Table(title=f"the ladder in {label}", title_justify="left")
     for column in ("rung", "tuning trials", "final runs"):
         table.add_column(column, justify="left" if column == "rung" else "right")
@@ -258,7 +259,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     plans = plans_from(args)
     ladder = [plan.base.epochs for plan in plans]  # lowest first
     spec = storages.storage_spec(args.storage, results_dir)
-    local = storages.check_storage(spec)
+    local = storages.check_storage(spec, held=found is not None)  # a stage was done in it
     dropped = dropped_by(found, [plan.key() for plan in plans])
     if args.status:
         return show_status(

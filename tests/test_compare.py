@@ -176,6 +176,31 @@ def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
         assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("stage", ["benchmark.data.load_mnist", "benchmark.report.write_report"])
+def test_an_interrupt_at_any_stage_says_what_is_kept(
+    stage: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Ctrl-C while the data loaded or the report was written said "interrupted (SIGINT)" alone
+    (a helper's kill-and-resume run): what is kept and how to go on came only from the stages
+    that tune and train."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, interrupted)
+    argv = ["compare", *TINY, "--results-dir", str(tmp_path / "r")]
+    if stage.endswith("write_report"):  # a protocol already done: its report is all that is left
+        from benchmark import stages
+
+        monkeypatch.setattr(compare, "ladder_complete", lambda *a: True)
+        monkeypatch.setattr(stages, "tune_ladder", lambda *a: ({}, False))
+        monkeypatch.setattr(stages, "train_ladder", lambda *a: ([], False))
+        argv.remove("--no-report")
+    assert main(argv) == 130
+    said = " ".join(capsys.readouterr().out.split())
+    assert "interrupted: finished trials and runs are kept; run the same command again" in said
+
+
 def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -> None:
     """comparison.json's stage times are hours of measured cost: a compare of another protocol
     (another precision, other combinations, fewer rungs) in the same directory wrote its own

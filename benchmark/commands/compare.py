@@ -247,6 +247,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Tune every combination at each budget of the ladder (one cap), train default and tuned
     over the same seeds at each, and write the report; run it again to finish what an
     interruption left."""
+    try:
+        return protocol(args)
+    except KeyboardInterrupt:  # at any stage, its start and the report included
+        if not args.status:
+            console.print(AGAIN)
+        raise
+
+
+def protocol(args: argparse.Namespace) -> int:
+    """``compare``'s work, checks first (``cmd_compare`` says what an interruption keeps)."""
     import optuna
 
     from benchmark import compare, stages, storages
@@ -297,11 +307,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     where = f"{socket.gethostname()} ({machine_name(ex.device)})"
     if args.jobs > 1:
         with storages.storage_errors(spec), Sitting(results_dir, plans, where, args.jobs):
-            try:
-                died = in_workers(args, plans, storage, spec, ex.device)
-            except KeyboardInterrupt:
-                console.print(AGAIN)  # the workers' own lines go nowhere
-                raise
+            died = in_workers(args, plans, storage, spec, ex.device)
         if died:
             for line in died:
                 console.print(f"[red]{line}[/red]", soft_wrap=True)
@@ -323,19 +329,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         def clock(plan: Any, stage: str) -> StageClock:
             return StageClock(results_dir, plan, stage, where, plans)
 
-        try:  # tuning of every rung first: the timed final runs come together
-            records, tuned = stages.tune_ladder(
-                plans, storage, spec, data, ex, args.seed, args.worker, results_dir, clock
-            )
-            if args.tune_only:
-                console.print("--tune-only: every rung is tuned; run again without it to train")
-                return 0
-            failed, trained = stages.train_ladder(
-                plans, storage, data, ex, results_dir, records, clock
-            )
-        except KeyboardInterrupt:
-            console.print(AGAIN)
-            raise
+        # tuning of every rung first: the timed final runs come together
+        records, tuned = stages.tune_ladder(
+            plans, storage, spec, data, ex, args.seed, args.worker, results_dir, clock
+        )
+        if args.tune_only:
+            console.print("--tune-only: every rung is tuned; run again without it to train")
+            return 0
+        failed, trained = stages.train_ladder(plans, storage, data, ex, results_dir, records, clock)
         worked = args.jobs > 1 or tuned or trained  # the workers did the work: the report counts
     if not args.no_report:
         from benchmark.report import answer_lead, load_inputs, write_report

@@ -741,6 +741,11 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     row = next(line for line in printed.splitlines() if "|    no | 3 |" in line)
     assert "gap_cnn x concat" in row and "8.00 ± 4.97" in row
     assert "listed in the report: 2 incomplete\n" in printed
+    # a complete run's damaged metrics.json is named, as a damaged file is (the interrupted one
+    # is no damage); it was in report.md alone
+    damaged = [line for line in printed.splitlines() if line.startswith("damaged, left out")]
+    assert damaged == ["damaged, left out: run e-corrupt: corrupt metrics.json: Expecting " + (
+        "property name enclosed in double quotes: line 1 column 21 (char 20)")]  # fmt: skip
     answer = " ".join(printed[printed.index("answer: ") : printed.index("wrote ")].split())
     opening = answer_of((out / "report.md").read_text()).split("\n\n")[1]
     assert answer == f"answer: {report.answer_lead((out / 'report.md').read_text())}"

@@ -115,6 +115,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         print_wide(table)
     if not inputs.incomplete.empty:
         console.print(f"listed in the report: {incomplete_count(inputs.incomplete)}")
+        damaged = inputs.incomplete[inputs.incomplete["status"] == "complete"]  # done, unread
+        for row in damaged.head(3).itertuples(index=False):  # named here as a damaged file is
+            say_whole(f"damaged, left out: run {row.run}: {row.reason}")
+        if len(damaged) > 3:
+            console.print(f"and {len(damaged) - 3} more damaged (listed in the report)")
     if not inputs.repeats.empty:
         console.print(f"{repeated(inputs.repeats)} (listed in the report)")
     for note in inputs.notes:

@@ -168,6 +168,14 @@ def test_status_says_where_each_rung_stands_and_writes_nothing(
     assert "another protocol" not in out and "2 epochs │" in out
     assert main(["compare", *results, "--no-report"]) == 2
     assert f"(as its plans record it: {flags})" in one_line(capsys.readouterr().err)
+    assert "running:" not in out
+    # the queued trial taken (by a worker that may since have been killed): said running, and
+    # what running means there
+    optuna.load_study(study_name=one, storage=storage).ask()
+    assert main(["compare", *results, "--status"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "│ 1 epoch │ 2 of 2, 1 running │" in out
+    assert "the work of a worker killed outright shows as running until the next compare" in out
 
 
 def test_workers_started_by_hand_on_one_machine_time_their_runs_as_shared(

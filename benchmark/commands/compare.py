@@ -186,13 +186,9 @@ def show_status(
 
     label = storages.storage_label(spec)
     if other is not None:
-        console.print(
-            f"note: {results_dir / COMPARISON} holds another protocol"
-            + (f" ({other})" if other else "")
-            + "; "
-            "this status is of the protocol these flags ask for",
-            soft_wrap=True,  # the flags whole, to copy
-        )
+        held = f" ({other})" if other else ""  # the flags whole, to copy: soft-wrapped
+        note = f"note: {results_dir / COMPARISON} holds another protocol{held}; "
+        console.print(note + "this status is of the protocol these flags ask for", soft_wrap=True)
     if local is not None and (not local.exists() or local.stat().st_size == 0):
         made = "is being made" if local.exists() else "does not exist yet"  # emptied: said before
         console.print(f"nothing started: {label} {made}")
@@ -212,6 +208,11 @@ def show_status(
         unreadable = rung["runs_unreadable"]
         runs += f", {unreadable} unreadable here (trains again)" if unreadable else ""
         table.add_row(epochs_text(rung["epochs"]), trials, runs)
+    if any(rung["trials_running"] or rung["runs_running"] for rung in found):
+        table.caption = (  # a killed worker's work is not told from live work by the storage
+            "running: as the storage holds it; the work of a worker killed outright shows as "
+            "running until the next compare takes it over"
+        )
     print_wide(table)  # a storage's URL is wider than the table: a title line of its own
     return 0
 

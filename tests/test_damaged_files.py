@@ -791,7 +791,7 @@ def test_an_optuna_db_emptied_just_now_beside_its_comparison_json_is_one_line(
     if "--status" in command:  # (compare would take it for one being made, and go on)
         assert main([*argv, "--train-subset", "256"]) == 0
         said = "".join(capsys.readouterr().out.split())  # a long path is folded at the width
-        assert said == "".join(f"nothing started: sqlite:///{db} is being made".split())
+        assert said == "".join(f"nothing started: sqlite:///{db} is empty".split())
         assert db.stat().st_size == 0
     held = {"plan": {"key": "f00dcafe", "budget": {"epochs": 1}}, "stages": {"tune": {"vm": 60.0}}}
     (tmp_path / "comparison.json").write_text(json.dumps(held))

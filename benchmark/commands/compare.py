@@ -190,7 +190,7 @@ def show_status(
         note = f"note: {results_dir / COMPARISON} holds another protocol{held}; "
         console.print(note + "this status is of the protocol these flags ask for", soft_wrap=True)
     if local is not None and (not local.exists() or local.stat().st_size == 0):
-        made = "is being made" if local.exists() else "does not exist yet"  # emptied: said before
+        made = "is empty" if local.exists() else "does not exist yet"  # emptied: said before
         console.print(f"nothing started: {label} {made}")
         return 0
     with storages.storage_errors(spec):

@@ -194,15 +194,18 @@ def check_not_emptied(path: Path, label: str, held: bool = False) -> None:
         )
 
 
-def check_journal(path: Path, label: str, settle_s: float = 1.0) -> None:
+JOURNAL_SETTLE_S = 1.0  # how long a journal's last line may take to end (another's write)
+
+
+def check_journal(path: Path, label: str) -> None:
     """A journal Optuna cannot replay, or that appending would break (a line that is not a
     JSON record; a last line cut off, as a writer killed mid-write leaves it, which the next
     record would be glued to), is one line naming it before anything is added to it. A last
-    line still being written by another process is given ``settle_s`` to end."""
+    line still being written by another process is given ``JOURNAL_SETTLE_S`` to end."""
 
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):  # perhaps another process's record, half written
-        time.sleep(settle_s)
+        time.sleep(JOURNAL_SETTLE_S)
         data = path.read_bytes()
     lines = data.split(b"\n")
     problem = f"its last line ({len(lines)}) is cut off" if lines[-1] else None

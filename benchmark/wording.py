@@ -27,12 +27,12 @@ def plural(count: int, noun: str, many: str | None = None) -> str:
     return f"{count:,} {many or IRREGULAR.get(noun, noun + 's')}"
 
 
-def listing(items: Sequence[str], conjunction: str = "and") -> str:
+def listing(items: Sequence[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     items = list(items)
     if len(items) < 2:
         return "".join(items)
-    return ", ".join(items[:-1]) + f" {conjunction} " + items[-1]
+    return ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def closest(word: str, choices: Iterable[str]) -> str | None:

@@ -37,12 +37,13 @@ def combination(r: Any) -> str:
     return f"{r.arch} x {r.fusion}{sized}" + (" [yours]" if getattr(r, "yours", False) else "")
 
 
-def metric_cells(r: Any, skip: str = "sum_acc") -> dict[str, str]:
-    """Every metric of ``benchmark.metrics`` but ``skip``: percent, mean ± std over seeds."""
+def metric_cells(r: Any) -> dict[str, str]:
+    """Every metric of ``benchmark.metrics`` but the sum accuracy (the table's error column):
+    percent, mean ± std over seeds."""
     return {
         f"{m.label} %": percent_std(*(getattr(r, f"test_{m.name}_{s}") for s in ("mean", "std")))
         for m in metrics.METRICS
-        if m.name != skip
+        if m.name != "sum_acc"
     }
 
 

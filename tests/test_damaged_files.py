@@ -775,14 +775,15 @@ def test_an_emptied_optuna_db_is_one_line_and_left_empty(
     assert check_storage(f"sqlite:///{db}") == db
 
 
-@pytest.mark.parametrize("command", [["compare", "--status"], ["compare"]])
+@pytest.mark.parametrize("command", [["compare", "--status"], ["compare"], ["tune"]])
 def test_an_optuna_db_emptied_just_now_beside_its_comparison_json_is_one_line(
     command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Emptied within the minute, it passed for a file another process was making: ``--status``
     wrote Optuna's tables into it, and the next ``compare`` tuned everything again (a helper's
     kill-and-resume run). comparison.json is written once a stage is done in the storage, so
-    beside it an empty one was emptied, whatever its age. Without it, --status writes nothing."""
+    beside it an empty one was emptied, whatever its age (for ``tune``, beside the exports of its
+    studies). Without it, --status writes nothing."""
     from benchmark.cli import main
 
     db = tmp_path / "optuna.db"
@@ -795,6 +796,8 @@ def test_an_optuna_db_emptied_just_now_beside_its_comparison_json_is_one_line(
         assert db.stat().st_size == 0
     held = {"plan": {"key": "f00dcafe", "budget": {"epochs": 1}}, "stages": {"tune": {"vm": 60.0}}}
     (tmp_path / "comparison.json").write_text(json.dumps(held))
+    (tmp_path / "tuned").mkdir()  # tune's evidence that its storage held studies: their exports
+    (tmp_path / "tuned" / "gap_cnn__concat__e1.json").write_text("{}")
     assert main([*argv, "--train-subset", "256"]) == 1
     line = one_line(capsys.readouterr().err)
     assert f"{db}: empty (0 bytes), as a crash or a full disk leaves a file" in line, line

@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from benchmark.commands.common import (
@@ -220,7 +221,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if args.max_params is not None:
         check_cap(shares, args.max_params)
     spec = storages.storage_spec(args.storage, args.results_dir)
-    local = storages.check_storage(spec)
+    held = any((Path(args.results_dir) / TUNED).glob("*.json"))  # exported from its studies
+    local = storages.check_storage(spec, held=held)
     new = local is not None and not local.exists()  # a mistyped path would start afresh: said
     resolve_root(base.data_dir)  # missing MNIST fails here, before a storage file is created
     base, ex = prepare(base)  # decided once for every study of this process

@@ -174,7 +174,14 @@ def open_to_read(spec: str) -> BaseStorage:
     if is_journal(spec):
         check_journal(path, storage_label(spec))
         return JournalStorage(JournalFileBackend(str(path)))
-    return RDBStorage(spec, skip_table_creation=True)
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return RDBStorage(spec, skip_table_creation=True)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:  # as open_storage says them
+        raise not_opened(spec, exc) from None
+    except optuna.exceptions.StorageInternalError as exc:  # its wrapper of the driver's error
+        raise not_opened(spec, exc.__cause__ or exc) from None
 
 
 EMPTIED_AFTER_S = 60.0  # a new SQLite file is 0 bytes only while its creator makes the tables
@@ -232,7 +239,6 @@ def open_storage(spec: str) -> BaseStorage:
     SQLite a long lock timeout so that concurrent workers wait instead of failing.
     """
     from sqlalchemy.exc import (
-        DatabaseError,
         IntegrityError,
         OperationalError,
         ProgrammingError,
@@ -273,6 +279,15 @@ def open_storage(spec: str) -> BaseStorage:
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             error = exc
             break
+    raise not_opened(spec, error) from None
+
+
+def not_opened(spec: str, error: BaseException) -> Exception:
+    """The one line a storage that cannot be opened ends in (``open_storage``, ``open_to_read``):
+    a missing driver named with how to install it, a damaged database as damaged, anything
+    else (a server that does not answer) as what was given; passwords masked."""
+    from sqlalchemy.exc import DatabaseError, OperationalError
+
     text = mask_secrets(str(error).strip())
     first = text.splitlines()[0] if text else type(error).__name__
     if isinstance(error, ImportError):  # Optuna's "Failed to import DB access module" names none
@@ -285,8 +300,8 @@ def open_storage(spec: str) -> BaseStorage:
         cause = mask_secrets(str(error.__cause__ or error))
         first = f"its database driver is not installed ({cause}); {hint}"
     if isinstance(error, DatabaseError) and not isinstance(error, OperationalError):
-        raise DamagedFileError(f"{storage_label(spec)}: damaged, cannot be read ({first})")
-    raise UsageError(f"{given_as(spec)} {storage_label(spec)}: cannot open it: {first}") from None
+        return DamagedFileError(f"{storage_label(spec)}: damaged, cannot be read ({first})")
+    return UsageError(f"{given_as(spec)} {storage_label(spec)}: cannot open it: {first}")
 
 
 @contextlib.contextmanager

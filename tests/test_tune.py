@@ -480,6 +480,17 @@ def test_passwords_are_masked_in_every_url_form(url: str) -> None:
     assert "db.lan" in label
 
 
+def test_status_of_a_server_that_does_not_answer_is_one_line(tmp_path: Path, capsys) -> None:
+    """``compare --status`` opens its storage to read only: a server that does not answer is
+    the one line any command gives, exit 2, nothing written."""
+    server = "postgresql+psycopg2://bench:s3cret@127.0.0.1:1/optuna"  # port 1: none answers
+    argv = ["compare", "--status", "--storage", server, "--results-dir", str(tmp_path / "r")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "cannot open it" in err and "s3cret" not in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_storage_comes_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
@@ -678,16 +689,18 @@ def test_a_dead_worker_is_named_and_the_survivors_exported(
         ),
     ],
 )
+@pytest.mark.parametrize("opener", ["open_storage", "open_to_read"])
 def test_a_storage_without_its_driver_says_which_to_install(
-    url: str, module: str, hint: str, monkeypatch: pytest.MonkeyPatch
+    url: str, module: str, hint: str, opener: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Optuna says only "Failed to import DB access module"; the one line names the module and
-    how to install it, the password masked."""
-    from benchmark.storages import open_storage
+    how to install it, the password masked. Opened to read (``compare --status``), it was a
+    traceback."""
+    from benchmark import storages
 
     monkeypatch.setitem(sys.modules, module, None)  # as where it is not installed
     with pytest.raises(UsageError) as caught:
-        open_storage(url)
+        getattr(storages, opener)(url)
     said = str(caught.value)
     assert "cannot open it: its database driver is not installed (" in said, said
     assert module in said and said.endswith(hint) and "s3cret" not in said

@@ -153,8 +153,8 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
 def test_bad_flags_write_nothing(tmp_path: Path, capsys) -> None:
     for flags, message in (
         (["--seeds", ""], "argument --seeds: '' is empty; expected comma-separated integers"),
-        (["--trials", "0"], "--trials must be >= 1"),
-        (["--max-params", "0"], "--max-params must be >= 1"),
+        (["--trials", "0"], "--trials must be a positive integer, got 0"),
+        (["--max-params", "0"], "--max-params must be a positive integer"),
         (["--train-subset", "100"], "--train-subset must be >= 256 (the largest batch size tuned)"),
         (["--arch", "nope"], "unknown encoder"),
         (["--seed", "-1"], "--seed must be >= 0, got -1"),

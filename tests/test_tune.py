@@ -304,6 +304,8 @@ def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
         (["--val-subset", "5001"], "--val-subset must be <= the 5,000 validation images"),
         (["--arch", "all", "--study", "x"], "--study names one study"),
         (["--trials", "0"], "--trials must be a positive integer"),
+        (["--jobs", "0"], "--jobs must be a positive integer, got 0"),  # as compare says it
+        (["--max-params", "0"], "--max-params must be a positive integer, got 0"),
         (["--jobs", "1000"], "argument --jobs: must be <= "),  # 4 per core: "(4 per core here)"
         (["--storage", "optuna.db"], "SQLAlchemy URL"),
         (["--arch", "nope"], "unknown encoder"),

@@ -113,10 +113,12 @@ def interrupts_as_exceptions(restore: bool = True) -> Iterator[None]:
 
 
 def require_at_least(values: Iterable[tuple[str, float | None, float]]) -> None:
-    """``(flag, value, lowest)`` triples: a value below its lowest is a usage error."""
+    """``(flag, value, lowest)`` triples: a value below its lowest is a usage error, said as
+    config.py and ``run`` say it for a count (lowest 1): "a positive integer"."""
     for flag, value, low in values:
         if value is not None and value < low:
-            raise UsageError(f"{flag} must be >= {low}, got {value}")
+            taken = "a positive integer" if low == 1 and isinstance(value, int) else f">= {low}"
+            raise UsageError(f"{flag} must be {taken}, got {value}")
 
 
 def check_data_dir(data_dir: str | None) -> None:

@@ -177,12 +177,17 @@ def tune_study(
 def check_flags(args: argparse.Namespace) -> None:
     from benchmark import exports
 
-    for flag, value in (("--trials", args.trials), ("--jobs", args.jobs)):
-        if value < 1:
-            raise UsageError(f"{flag} must be a positive integer, got {value}")
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
-    require_at_least([("--val-subset", args.val_subset, 1), ("--max-params", args.max_params, 1)])
+    require_at_least(
+        (flag, value, 1)
+        for flag, value in (
+            ("--trials", args.trials),
+            ("--jobs", args.jobs),
+            ("--val-subset", args.val_subset),
+            ("--max-params", args.max_params),
+        )
+    )
     if args.val_subset is not None and args.val_subset > MNIST_VAL_IMAGES:
         raise UsageError(  # more would score on all of them under a study named for a subset
             f"--val-subset must be <= the {MNIST_VAL_IMAGES:,} validation images (unset for all "

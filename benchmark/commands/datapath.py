@@ -27,7 +27,6 @@ from benchmark.commands.models import dry_runs, model_args_of
 from benchmark.commands.values import add_model_arg_flag, processes
 from benchmark.errors import DamagedFileError
 from benchmark.files import check_writable
-from benchmark.machines import with_features
 from benchmark.progress import check_layout, prepare
 
 # The run settings the data path is measured under, flagged and checked as ``run``'s are.
@@ -153,13 +152,10 @@ def check_replaces_own(path: Path, shown: str) -> None:
 def report_table(report: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    from benchmark.benchfile import combination_of
-
     prebuilt = report["images_per_s"]["prebuilt"]
-    machine = with_features(report["device"], report.get("cpu_features", ""))  # as the .md says
+    rounds = report["rounds"]  # what was measured, and where, is the line the command began with
     table = Table(
-        title=f"data path: {combination_of(report)} on {machine}, "
-        f"batch {report['batch_size']}, {report['steps']} steps",
+        title=f"train images/s by data path, median of {rounds} round{'s' * (rounds > 1)}"
     )
     for col in ("data path", "train img/s", "vs prebuilt"):
         table.add_column(col, justify="left" if col == "data path" else "right")

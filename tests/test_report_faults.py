@@ -113,7 +113,8 @@ def test_a_storage_damaged_throughout_costs_its_section_only(results: Path) -> N
         damage_table(db, table)
     text, summary = report(results)
     assert_rest_written(text, summary)
-    assert f"{db} unreadable, studies left out: " in text
+    note = next(line for line in text.splitlines() if "studies left out" in line)
+    assert f"{db}: damaged, cannot be read (" in note and note.count(str(db)) == 1
 
 
 @pytest.mark.usefixtures("undrawn")
@@ -206,7 +207,10 @@ def test_a_storage_file_is_read_again_when_changed_and_a_server_down_gives_its_l
     assert f"its studies as the last report that read it found them ({DIGEST})" in down
     (results / DIGEST).unlink()
     gone = report(results, server)[0]
-    assert "## Tuning studies" not in gone and f"{said[:-2]}, studies left out: " in gone
+    assert "## Tuning studies" not in gone
+    note = next(line for line in gone.splitlines() if "studies left out" in line)
+    assert note.count("127.0.0.1:1/db") == 1  # named once: by the error that says why
+    assert "--storage postgresql+psycopg2://u:***@127.0.0.1:1/db: cannot open it: " in note
 
 
 @pytest.mark.parametrize(

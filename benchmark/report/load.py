@@ -239,8 +239,13 @@ def load_inputs(
         studies = load_studies(results_dir, Path(out if out is not None else results_dir), storage)
         notes += studies.notes
     except Exception as exc:  # noqa: BLE001 - a damaged optuna.db costs its section only
-        where = Path(results_dir) / OPTUNA_DB if storage is None else storage_name(storage)
-        notes.append(f"{where} unreadable, studies left out: {why(exc)}")
+        where = str(Path(results_dir) / OPTUNA_DB if storage is None else storage_name(storage))
+        said = why(exc)  # a storage that could not be opened at all is named by its error
+        notes.append(
+            f"{said}; studies left out"
+            if where in said
+            else f"{where} unreadable, studies left out: {said}"
+        )
         studies = Studies()
     found = found.assign(from_defaults=from_defaults(found, studies))
     return Inputs(

@@ -180,6 +180,28 @@ def test_grid_interrupt_keeps_finished_runs_and_says_how_to_resume(
     assert one_line(err).endswith("terminated (SIGTERM)")
 
 
+def test_a_grid_stopped_as_a_run_closed_counts_that_run_finished_and_resumes_none(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The signal lands in the first run's final writes (held until they end): that run is
+    complete, so it is counted kept, not offered to ``--resume`` (which would refuse it)."""
+    real_status = rundir.write_status
+
+    def status_then_signal(run_dir: Path, status: str, *args, **kwargs) -> None:
+        real_status(run_dir, status, *args, **kwargs)
+        if status == "complete":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(runs, "write_status", status_then_signal)
+    code = main(["run", *SMALL, "--seeds", "0,1,2", "--results-dir", str(tmp_path)])
+    assert code == 130
+    (first,) = (tmp_path / "runs").iterdir()
+    assert status_of(first) == "complete"
+    out = capsys.readouterr().out.replace("\n", "")
+    assert "interrupted: 1 run finished and kept, 2 runs of the grid not started" in out
+    assert "--resume" not in out
+
+
 def test_a_single_run_interrupted_says_only_how_to_resume(
     small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

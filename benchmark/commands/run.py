@@ -270,17 +270,21 @@ def cmd_run(args: argparse.Namespace) -> int:
                 finished.append(shown.train(cfg, data, run_dir, ex, label))
                 run_dirs.append(run_dir)
             except KeyboardInterrupt:
-                done = rundir.completed_anyway(run_dir) if i + 1 == len(work) else None
-                if done is not None:  # the signal came as the last run closed: all done
+                done = rundir.completed_anyway(run_dir)
+                if done is not None:  # the signal came as this run's files closed: it is done
                     finished.append(done)
                     run_dirs.append(run_dir)
-                    break
+                    if i + 1 == len(work):  # and so is the grid
+                        break
                 grid = (  # a grid's count: what is kept and what is left (one run: nothing)
                     f": {plural(len(finished), 'run')} finished and kept, "
                     f"{plural(len(work) - i - 1, 'run')} of the grid not started"
                     if len(work) > 1
                     else ""
                 )
+                if done is not None:  # nothing to resume
+                    say(f"interrupted{grid}")
+                    raise
                 say(f"interrupted{grid}; resume this one with")
                 say(f"  {rundir.resume_command(run_dir)}", soft_wrap=True)
                 raise

@@ -117,7 +117,7 @@ def _execute(
         if listen is not None:
             listen(event)
 
-    status = "failed"
+    status, told = "failed", False  # told: the tracker has heard the metrics
     commit = git_commit()  # now: files edited during training are not the code that ran
     try:  # marked running inside the try: a signal landing as the mark returns is handled
         write_status(run_dir, "running", pid=os.getpid())  # from here: interrupted on a signal
@@ -150,17 +150,24 @@ def _execute(
             write_status(run_dir, "complete")
             if not cfg.keep_checkpoint:  # complete: nothing resumes it, the weights are model.pt
                 (run_dir / CHECKPOINT).unlink(missing_ok=True)
-        tracker.finish(metrics, run_dir)
         status = "complete"
+        with signals_deferred():  # the tracker hears the whole run or none of it
+            tracker.finish(metrics, run_dir)
+            told = True
         return metrics
     # The status below is written if the disk allows; the error raised never depends on it.
     except KeyboardInterrupt:
+        if (run_dir / METRICS).exists():  # it came as the run's files closed: the run is
+            status = "complete"  # complete, and its tracker is told so, not "interrupted"
+            if not told:
+                with signals_deferred():
+                    tracker.finish(metrics, run_dir)
+            raise
         status = "interrupted"
-        if not (run_dir / METRICS).exists():  # else it came after the run had completed
-            resume = resume_command(run_dir)
-            write_status_if_possible(
-                run_dir, "interrupted", f"stopped by a signal; resume with `{resume}`"
-            )
+        resume = resume_command(run_dir)
+        write_status_if_possible(
+            run_dir, "interrupted", f"stopped by a signal; resume with `{resume}`"
+        )
         raise
     except (torch.OutOfMemoryError, MemoryError) as exc:
         write_status_if_possible(run_dir, "failed", f"{type(exc).__name__}: out of memory")

@@ -302,6 +302,39 @@ def test_a_run_that_completed_exits_0_when_a_signal_arrives_as_it_closes(
     assert rundir.read_status(run_dir)[0] == "complete"
 
 
+@pytest.mark.parametrize("when", ["in-the-run's-writes", "in-the-tracker's"])
+def test_a_tracker_hears_a_run_complete_when_a_signal_lands_as_it_closes(
+    when: str, small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow marked such a run KILLED, without its test metrics or files, while on disk it
+    was complete and the command exited 0."""
+    from benchmark import trackers
+
+    calls: list[str] = []
+
+    class Heard(trackers.Tracker):
+        def finish(self, metrics: dict, run_dir: Path) -> None:
+            if when == "in-the-tracker's":
+                os.kill(os.getpid(), signal.SIGINT)  # held until the tracker has heard it all
+            calls.append(f"finish {metrics['test']['sum_acc'] >= 0}")
+
+        def close(self, status: str) -> None:
+            calls.append(f"close {status}")
+
+    real_status = rundir.write_status
+
+    def status_then_signal(run_dir: Path, status: str, *args, **kwargs) -> None:
+        real_status(run_dir, status, *args, **kwargs)
+        if status == "complete" and when == "in-the-run's-writes":
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(runs, "open_tracker", lambda cfg, run_dir: Heard())
+    monkeypatch.setattr(runs, "write_status", status_then_signal)
+    assert exit_status(["run", *SMALL, "--results-dir", str(tmp_path)]) == 0
+    assert calls == ["finish True", "close complete"]
+    assert status_of(only_run(tmp_path)) == "complete"
+
+
 def as_command(monkeypatch: pytest.MonkeyPatch, name: str, command: object) -> None:
     """``main([])`` runs ``command`` as the command ``name``, whatever the parser would do."""
     from benchmark import cli

@@ -209,6 +209,7 @@ def resume_state(run_dir: Path, cfg: TrainConfig, ex: Execution) -> TrainState |
             f"{ckpt}: not a checkpoint of this run ({type(exc).__name__})"
         ) from None
     epochs = len(state.history)  # saved at the end of an epoch: step and history agree
+    # MNIST's count, before the data loads: load_mnist refuses files of other sizes
     if not 0 <= epochs <= cfg.epochs or state.step != epochs * cfg.steps_per_epoch(
         MNIST_TRAIN_IMAGES
     ):

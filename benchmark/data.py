@@ -165,15 +165,24 @@ def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool 
 
         # what the download creates, deepest first: the root's missing parents too (a typo's
         # --data-dir a/b left an empty a/ behind)
-        folders = (roots[0] / "MNIST" / "raw", roots[0] / "MNIST", roots[0], *roots[0].parents)
+        raw = roots[0] / "MNIST" / "raw"
+        folders = (raw, roots[0] / "MNIST", roots[0], *roots[0].parents)
         created = list(itertools.takewhile(lambda f: not f.exists(), folders))
+        before = set(raw.iterdir()) if raw.is_dir() else set()
         try:
             MNIST(str(roots[0]), train=True, download=True)
             MNIST(str(roots[0]), train=False, download=True)
-        except Exception as exc:  # noqa: BLE001 - any network failure means the same to the user
-            for folder in created:  # leave no empty folders behind
+        except BaseException as exc:  # noqa: BLE001 - any failure, or an interrupt, means the same
+            # torchvision fetches file by file: those it got would make the next try "2 of the
+            # 4 files", refused; so they go, and the folders it made for them
+            for path in (set(raw.iterdir()) if raw.is_dir() else set()) - before:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            for folder in created:
                 with contextlib.suppress(OSError):
                     folder.rmdir()
+            if not isinstance(exc, Exception):  # KeyboardInterrupt: stopped, not failed
+                raise
             raise DataNotFoundError(
                 f"MNIST not found (looked in {searched}) and the download failed "
                 f"({download_reason(exc)}); put the four IDX files in <root>/MNIST/raw/ and pass "

@@ -119,6 +119,39 @@ def test_a_root_missing_one_file_names_it_and_never_falls_back(
     assert sorted(p.name for p in raw.iterdir()) == sorted(list(RAW_FILES)[:3])
 
 
+@pytest.mark.parametrize("stop", [RuntimeError("<urlopen error timed out>"), KeyboardInterrupt()])
+def test_a_download_cut_short_leaves_no_file_the_next_try_would_refuse(
+    stop: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torchvision fetches MNIST file by file: the two training files of a download that then
+    failed (or was interrupted) were left, and every later try said "2 of the 4 MNIST files
+    are there" and would not download. A file of the user's in raw/ stays."""
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "notes.txt").write_text("the user's")
+
+    class CutShort:  # the training files arrive, then the test files' download fails
+        def __init__(self, root: str, train: bool, **kwargs) -> None:
+            if not train:
+                raise stop
+            for name in RAW_FILES:
+                if name.startswith("train"):
+                    (raw / name).write_bytes(b"")
+                    (raw / f"{name}.gz").write_bytes(b"")
+
+    monkeypatch.setattr("torchvision.datasets.MNIST", CutShort)
+    with pytest.raises(DataError if isinstance(stop, Exception) else KeyboardInterrupt):
+        load_mnist(tmp_path)
+    assert [p.name for p in raw.iterdir()] == ["notes.txt"]
+    monkeypatch.setattr("torchvision.datasets.MNIST", CutShort)
+    with (
+        pytest.raises(DataError, match="the download failed")
+        if isinstance(stop, Exception)
+        else pytest.raises(KeyboardInterrupt)
+    ):
+        load_mnist(tmp_path)  # tried again, not refused as "2 of the 4 files"
+
+
 def test_empty_data_dir_lists_places_searched_without_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

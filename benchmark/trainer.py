@@ -203,12 +203,19 @@ class TrainState:
     train_seconds: float = 0.0
     compile_seconds: float = 0.0
 
+    def cuda_device(self) -> torch.device | None:
+        """The GPU the model is on, whose own generator its dropout draws from; None on a CPU."""
+        device = next(self.model.parameters()).device
+        return device if device.type == "cuda" else None
+
     def state_dict(self) -> dict[str, Any]:
+        cuda = self.cuda_device()
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
             "torch_rng": torch.get_rng_state(),
+            **({"cuda_rng": torch.cuda.get_rng_state(cuda)} if cuda is not None else {}),
             "step": self.step,
             "train_seconds": self.train_seconds,
             "compile_seconds": self.compile_seconds,
@@ -220,6 +227,8 @@ class TrainState:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"].cpu())
         torch.set_rng_state(state["torch_rng"].cpu())
+        if (cuda := self.cuda_device()) is not None and "cuda_rng" in state:  # else: reseeded
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), cuda)
         self.step = int(state["step"])
         self.train_seconds = float(state["train_seconds"])
         self.compile_seconds = float(state["compile_seconds"])

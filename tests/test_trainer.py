@@ -190,7 +190,7 @@ def test_weight_decay_spares_biases_and_norms() -> None:
 
 
 def test_a_state_restores_both_generators() -> None:
-    """Dropout and augmentation draw from torch's generator, batches and addends from the
+    """Dropout draws from torch's generator, batches, addends and augmentation from the
     run's: a resumed run draws what the uninterrupted one would have."""
     cfg, ex = hardware.decide(TINY)
     state = build_state(cfg, ex)
@@ -200,6 +200,38 @@ def test_a_state_restores_both_generators() -> None:
     state.load_state_dict(saved)
     got = (torch.rand(3), torch.rand(3, generator=state.generator))
     assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_a_state_on_a_gpu_keeps_the_gpu_generator_its_dropout_draws_from(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On CUDA, dropout draws from the GPU's own generator, which ``build_state`` reseeds: a
+    resume that did not restore it replayed the masks of the run's first steps. Stood in for
+    here (no GPU); ``test_..._on_a_real_gpu`` below draws on one."""
+    cfg, ex = hardware.decide(TINY)
+    state = build_state(cfg, ex)
+    gpu = torch.device("cuda", 0)
+    restored: list[tuple[torch.Tensor, torch.device]] = []
+    monkeypatch.setattr(TrainState, "cuda_device", lambda self: gpu)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: torch.tensor([7, device.index]))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: restored.append((s, device)))
+    saved = state.state_dict()
+    state.load_state_dict(saved)
+    ((kept, on),) = restored
+    assert kept.tolist() == [7, 0] and on == gpu
+    monkeypatch.undo()
+    assert "cuda_rng" not in build_state(cfg, ex).state_dict()  # a CPU run has none to keep
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_state_on_a_gpu_keeps_the_gpu_generator_on_a_real_gpu() -> None:
+    cfg, ex = hardware.decide(replace(TINY, device="cuda"))
+    state = build_state(cfg, ex)
+    saved = state.state_dict()
+    want = torch.rand(3, device=ex.device)
+    torch.rand(5, device=ex.device)
+    state.load_state_dict(saved)
+    assert torch.equal(torch.rand(3, device=ex.device), want)
 
 
 def test_a_diverged_epoch_is_an_error_even_with_no_listener(tiny) -> None:

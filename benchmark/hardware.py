@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import json
 import os
 import platform
 import re
@@ -23,6 +22,7 @@ import torch
 
 from benchmark import files
 from benchmark.config import TrainConfig
+from benchmark.errors import WriteFailed
 from benchmark.inductor import compile_backend
 from benchmark.machines import timing_device, with_features
 from benchmark.wording import plural
@@ -334,12 +334,8 @@ def read_cache(path: Path) -> dict[str, Any]:
 def write_cache(path: Path, records: dict[str, Any]) -> None:
     """Replace the cache file atomically; an unwritable cache is no error (the choice then
     holds for this process only)."""
-    try:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(records, indent=2) + "\n")
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    with contextlib.suppress(WriteFailed):
+        files.write_json(path, records)
 
 
 def auto_record(

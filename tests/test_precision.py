@@ -112,6 +112,26 @@ def test_an_unwritable_cache_still_chooses(
     assert hardware.cpu_choice()["precision"] == "bf16" and len(fake_probe) == 1  # in-process
 
 
+def test_a_cache_write_that_fails_leaves_no_temporary_behind(
+    fake_probe: list[int], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The cache is written as every file is (``files.write_json``): a write that fails (a
+    full disk at the rename, here) removes its temporary; the hand-written one left it."""
+    import errno
+    import os
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("DIGITSUM_CACHE", str(cache))
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    assert hardware.cpu_choice()["precision"] == "bf16"
+    assert [p.name for p in cache.iterdir()] == ["cpu-probe.lock"]  # the probe's, kept
+
+
 def test_resolution_follows_the_probe_and_the_flags(fake_probe: list[int]) -> None:
     assert hardware.resolve_precision("auto", CPU) == "bf16"
     assert hardware.resolve_channels_last(None, CPU) is True

@@ -215,13 +215,12 @@ class DigitSumData:
     train: Split
     val: Split
     test: Split
-    root: Path
     # which copy was read, without a machine path: how it was found and each file's MD5
     source: dict[str, Any] = field(default_factory=dict)
 
     def to(self, device: torch.device | str) -> DigitSumData:
         return DigitSumData(
-            self.train.to(device), self.val.to(device), self.test.to(device), self.root, self.source
+            self.train.to(device), self.val.to(device), self.test.to(device), self.source
         )
 
 
@@ -254,7 +253,6 @@ def load_mnist(
             read_idx(raw / "t10k-images-idx3-ubyte", md5),
             read_idx(raw / "t10k-labels-idx1-ubyte", md5),
         ),
-        root=root,
         source={"found_via": found_via(root, data_dir), "md5": md5},
     )
 

@@ -314,7 +314,6 @@ def small_data(synthetic, monkeypatch: pytest.MonkeyPatch):
         synthetic.train.subset(256),
         synthetic.val.subset(100),
         synthetic.test.subset(100),
-        synthetic.root,
     )
     monkeypatch.setattr("benchmark.data.load_mnist", lambda *args, **kwargs: data)
     return data
@@ -337,7 +336,7 @@ def train_run(data, folder: Path, train_subset: int):
         lr=8e-3,
         eval_batch_size=500,
     )
-    data = DigitSumData(data.train, data.val.subset(1000), data.test.subset(1000), data.root)
+    data = DigitSumData(data.train, data.val.subset(1000), data.test.subset(1000))
     threads = torch.get_num_threads()
     try:  # on a shared 2-core machine, one thread is the faster choice
         cfg, ex = hardware.decide(replace(cfg, threads=1))

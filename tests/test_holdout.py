@@ -88,7 +88,7 @@ def test_sample_addends_is_uniform_over_allowed_and_plain_randint_without_mask()
 
 def eval_cut(data: DigitSumData, n_eval: int = 300) -> DigitSumData:
     """``data`` with its validation and test splits cut to ``n_eval`` images."""
-    return DigitSumData(data.train, data.val.subset(n_eval), data.test.subset(n_eval), data.root)
+    return DigitSumData(data.train, data.val.subset(n_eval), data.test.subset(n_eval))
 
 
 def test_training_never_draws_a_heldout_pair(

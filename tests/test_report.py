@@ -946,7 +946,7 @@ def test_a_metric_added_in_one_place_reaches_metrics_json_and_the_report(
         "odd_sum_acc", "odd sum acc", "every pair", lambda pd, ps, d, a: d + a >= 0
     )
     monkeypatch.setattr(metrics, "METRICS", (*metrics.METRICS, odd))
-    data = DigitSumData(mnist.train, mnist.val.subset(300), mnist.test.subset(300), mnist.root)
+    data = DigitSumData(mnist.train, mnist.val.subset(300), mnist.test.subset(300))
     cfg, ex = decide(TrainConfig(epochs=1, train_subset=256, batch_size=64, eval_batch_size=300))
     run_dir = runs.start_run(cfg, tmp_path)
     found = runs.execute(cfg, data, run_dir, ex)

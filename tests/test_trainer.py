@@ -40,7 +40,6 @@ def tiny(synthetic) -> DigitSumData:
         synthetic.train.subset(256),
         synthetic.val.subset(64),
         synthetic.test.subset(96),
-        synthetic.root,
     )
 
 

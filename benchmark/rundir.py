@@ -72,10 +72,8 @@ def new_run_dir(results_dir: Path, cfg: TrainConfig) -> Path:
             continue
 
 
-def write_status(run_dir: Path, status: str, message: str = "", **extra: Any) -> None:
-    files.write_json(
-        run_dir / STATUS, {"status": status, "message": message, "time": time.time(), **extra}
-    )
+def write_status(run_dir: Path, status: str, message: str = "") -> None:
+    files.write_json(run_dir / STATUS, {"status": status, "message": message, "time": time.time()})
 
 
 def write_status_if_possible(run_dir: Path, status: str, message: str = "") -> bool:

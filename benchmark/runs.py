@@ -120,7 +120,7 @@ def _execute(
     status, told = "failed", False  # told: the tracker has heard the metrics
     commit = git_commit()  # now: files edited during training are not the code that ran
     try:  # marked running inside the try: a signal landing as the mark returns is handled
-        write_status(run_dir, "running", pid=os.getpid())  # from here: interrupted on a signal
+        write_status(run_dir, "running")  # from here: interrupted on a signal
         cost = model_cost(cfg.arch, cfg.fusion, cfg.model_args)  # (params, MACs per image)
         # no step events unless someone listens: each one syncs the device
         every = 25 if listen is not None or cfg.log != "none" else None

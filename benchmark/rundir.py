@@ -208,9 +208,10 @@ def check_metrics(run_dir: Path) -> None:
 
 
 def close_completed(run_dir: Path) -> None:
-    """Finish the closing of a run whose metrics.json (written first: it completes the run) is
-    there, as a kill may have cut it short: status "complete", and no checkpoint.pt unless its
-    config keeps it. Best effort: on a read-only disk the run is complete all the same."""
+    """Finish the closing of a run whose metrics.json (written after model.pt: it completes
+    the run) is there, as a kill may have cut it short: status "complete", and no checkpoint.pt
+    unless its config keeps it. Best effort: on a read-only disk the run is complete all the
+    same."""
     if read_status(run_dir)[0] != "complete":
         write_status_if_possible(run_dir, "complete")
     try:

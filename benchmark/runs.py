@@ -89,7 +89,7 @@ def execute(
     listen: Listener | None = None,
 ) -> dict[str, Any]:
     """Train in ``run_dir`` as ``ex`` says (``cfg`` as ``start_run`` wrote it) with a checkpoint
-    after every epoch, then the test-set evaluation, metrics.json and model.pt; returns the
+    after every epoch, then the test-set evaluation, model.pt and metrics.json; returns the
     metrics. ``listen`` gets the trainer's progress stream, each epoch's event after its
     checkpoint is written; ``cfg.log`` names a tracker that mirrors it (``benchmark.trackers``).
 

@@ -17,7 +17,9 @@ import contextlib
 import importlib.util
 import io
 import warnings
+import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -27,6 +29,21 @@ from architectures.fusions import NUM_DIGITS
 INPUTS = ("images", "addends")
 OUTPUTS = ("digit_logits", "sum_logits")
 OPSET = 17
+
+
+def holds_a_model(path: Path, kind: str) -> bool:
+    """Whether the file at ``path`` holds a model of format ``kind``, as an earlier export
+    wrote it (an export replaces no other file): a TorchScript archive is a zip with compiled
+    code in it, which ``torch.save``'s weights lack; an ONNX model is a protobuf that begins
+    with its IR version (field 1, a varint: the byte 0x08)."""
+    try:
+        if kind == "torchscript":
+            with zipfile.ZipFile(path) as archive:
+                return any("/code/" in name for name in archive.namelist())
+        with open(path, "rb") as fh:
+            return fh.read(1) == b"\x08"
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def example_inputs(batch: int = 2) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,6 +14,7 @@ from benchmark import files, load_run, rundir
 from benchmark.cli import main
 from benchmark.config import TrainConfig
 from benchmark.data import to_float
+from benchmark.export import holds_a_model
 
 
 def assert_same_outputs(got: tuple, want: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -60,6 +61,7 @@ def test_onnx_matches_pytorch_late_sum(
         pytest.importorskip("onnxscript")
     monkeypatch.setattr("benchmark.export.onnx_exporter", lambda: exporter)
     session = export_onnx(trained_run, tmp_path / "m.onnx")
+    assert holds_a_model(tmp_path / "m.onnx", "onnx")  # so an export again may replace it
     model = load_run(trained_run)
     for batch in (1, 7):  # the batch axis is dynamic
         images, addends = inputs(synthetic, batch)
@@ -149,6 +151,41 @@ def test_an_export_never_overwrites_a_file_of_another_kind(
     line = one_line(capsys.readouterr().err)
     assert f"--out {target} exists and is not an ONNX file (it does not end in .onnx)" in line
     assert target.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "content"),
+    [
+        ("best.pt", "torchscript", "weights"),  # torch.save's zip: no compiled code in it
+        ("best.pth", "torchscript", b"not a zip"),
+        ("notes.onnx", "onnx", b"# my notes on the ONNX export\n"),
+    ],
+)
+def test_an_export_never_overwrites_a_file_of_its_suffix_that_holds_no_such_model(
+    name: str, kind: str, content: object, trained_run: Path, tmp_path: Path, capsys
+) -> None:
+    """A user's weights saved as best.pt were replaced by the TorchScript export: the suffix
+    is not enough, the file must hold a model of that format."""
+    target = tmp_path / name
+    if content == "weights":
+        torch.save({"w": torch.ones(2)}, target)
+    else:
+        target.write_bytes(content)
+    before = target.read_bytes()
+    argv = ["export", "--run", str(trained_run), "--format", kind, "--out", str(target)]
+    assert main(argv) == 2
+    assert f"--out {target} exists and does not hold a" in one_line(capsys.readouterr().err)
+    assert target.read_bytes() == before
+
+
+def test_an_earlier_export_is_replaced(trained_run: Path, tmp_path: Path, capsys) -> None:
+    target = tmp_path / "m.pt"
+    argv = ["export", "--run", str(trained_run), "--out", str(target)]
+    assert main(argv) == 0 and "(replacing" not in capsys.readouterr().out
+    target.write_bytes(target.read_bytes())  # a new mtime, the same archive
+    assert main(argv) == 0
+    assert f"wrote {target} (replacing the file there)" in capsys.readouterr().out
+    torch.jit.load(str(target))
 
 
 @pytest.mark.parametrize(

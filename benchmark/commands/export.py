@@ -41,7 +41,7 @@ def chosen_format(given: str | None, out: str | None) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     """Write a trained run's model as ONNX or TorchScript: (images, addends) -> both logits."""
     from benchmark import files, rundir, runs
-    from benchmark.export import EXPORTERS, onnx_exporter
+    from benchmark.export import EXPORTERS, holds_a_model, onnx_exporter
 
     run_dir = Path(args.run)
     rundir.check_finished(run_dir, "--run")  # first: fixing the format would only meet it next
@@ -59,6 +59,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(
             f"--out {out} exists and is not {A_FILE[kind]} file (it does not end in {ends}); give "
             "a new path, or that of an earlier export to replace"
+        )
+    if out.exists() and not holds_a_model(out, kind):  # a user's best.pt of torch.save weights
+        raise UsageError(
+            f"--out {out} exists and does not hold {A_FILE[kind]} model (weights saved by "
+            "torch.save are not one); give a new path, or that of an earlier export to replace"
         )
     check_writable(out.parent, "--out", out)
     try:

@@ -19,6 +19,7 @@ import re
 import secrets
 import shlex
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -415,14 +416,32 @@ def check_finished(run_dir: Path, flag: str) -> None:
     if not (run_dir / MODEL).is_file():
         status, _ = read_status(run_dir)
         if status != "complete":
+            on = "" if status == "failed" else f"; resume it with `{resume_command(run_dir)}`"
             raise UsageError(
-                f"{flag} {run_dir}: no {MODEL}: the run is not finished (status: {status})"
+                f"{flag} {run_dir}: no {MODEL}: the run is not finished (status: {status}){on}"
+            )
+        again = f"`python -m benchmark run --config {shlex.quote(str(run_dir / CONFIG))}`"
+        if not committed(run_dir):
+            raise UsageError(
+                f"{flag} {run_dir}: no {MODEL}: the run is complete but its weights are not "
+                f"there (removed, or not copied with the run); train it again with {again}"
             )
         # its folder's runs looked through only here: an unfinished run needs none named
         kept = sorted(p.parent for p in run_dir.parent.glob(f"*/{MODEL}") if p.is_file())
         beside = f": {', '.join(map(str, kept))}" if 0 < len(kept) <= 3 else ", see the README"
         raise UsageError(
             f"{flag} {run_dir}: no {MODEL}: the run is complete but its weights are not here (git "
-            f"keeps only the reference model's{beside}; train this one again with `python -m "
-            f"benchmark run --config {shlex.quote(str(run_dir / CONFIG))}`)"
+            f"keeps only the reference model's{beside}; train this one again with {again})"
         )
+
+
+def committed(run_dir: Path) -> bool:
+    """Whether git keeps ``run_dir`` (its config.json is tracked): of the committed runs, git
+    keeps the weights of the reference one only (.gitignore)."""
+    try:
+        done = subprocess.run(
+            ["git", "ls-files", "--error-unmatch", CONFIG], cwd=run_dir, capture_output=True
+        )
+    except OSError:  # no git
+        return False
+    return done.returncode == 0

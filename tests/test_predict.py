@@ -383,6 +383,36 @@ def test_a_committed_run_without_weights_names_the_one_with_them(capsys) -> None
     assert f"reference model's: {REFERENCE};" in err and f"--config {other / 'config.json'}" in err
 
 
+@pytest.mark.parametrize("status", ["complete", "interrupted", "failed"])
+def test_a_run_of_ones_own_without_weights_says_what_to_do(
+    status: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Outside git's committed runs, "git keeps only the reference model's" named a sibling
+    run as the reference; an unfinished run was not told how to go on."""
+    import shutil
+
+    from benchmark import rundir
+
+    runs = sorted(p for p in REFERENCE.parent.iterdir() if p.is_dir())
+    for run in (REFERENCE, next(p for p in runs if p != REFERENCE)):
+        shutil.copytree(run, tmp_path / run.name)
+    mine = tmp_path / REFERENCE.name
+    (mine / "model.pt").unlink()
+    rundir.write_status(mine, status, "")
+    argv = ["predict", "--run", str(mine), "--image", str(EXAMPLES / "seven.png"), "--addend", "1"]
+    assert main(argv) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "reference" not in err
+    said = {
+        "complete": "its weights are not there (removed, or not copied with the run); train it "
+        f"again with `python -m benchmark run --config {mine / 'config.json'}`",
+        "interrupted": "the run is not finished (status: interrupted); resume it with "
+        f"`python -m benchmark run --resume {mine}`",
+        "failed": "the run is not finished (status: failed)",
+    }[status]
+    assert err.endswith(said)
+
+
 @pytest.mark.parametrize("side", [40, 50])  # over Pillow's limit (a warning), over twice (an error)
 def test_an_image_too_large_to_read_safely_is_one_line(
     side: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]

@@ -869,8 +869,31 @@ def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys:
     assert main(["report", "--results-dir", str(empty)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert f"--results-dir {empty}: no run directory, bench CSV or tuning study in it" in err
+    assert f"--results-dir {empty}: no such directory; expected the --results-dir of" in err
     assert not empty.exists()
+    empty.mkdir()
+    assert main(["report", "--results-dir", str(empty)]) == 2
+    said = f"--results-dir {empty}: no run directory, bench CSV or tuning study in it"
+    assert said in capsys.readouterr().err
+    assert list(empty.iterdir()) == []
+
+
+def test_a_runs_folder_given_for_its_results_directory_is_told_to_give_the_one_above(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """It was called empty: "no run directory, bench CSV or tuning study in it", and --against
+    named a DIR/runs/runs no one had typed."""
+    root = make_suite(tmp_path / "suite")
+    runs = root / "runs"
+    before = sorted(p.name for p in runs.iterdir())
+    above = f"it holds run directories itself; give the results directory above it, {root}"
+    assert main(["report", "--results-dir", str(runs)]) == 2
+    assert f"--results-dir {runs}: {above}" in one_line(capsys.readouterr().err)
+    out = tmp_path / "out"
+    argv = ["report", "--results-dir", str(root), "--out", str(out), "--against", str(runs)]
+    assert main(argv) == 2
+    assert one_line(capsys.readouterr().err).endswith(f"--against {runs}: {above}")
+    assert sorted(p.name for p in runs.iterdir()) == before and not out.exists()
 
 
 def test_a_sweep_without_a_default_run_names_its_lowest_error(tmp_path: Path) -> None:

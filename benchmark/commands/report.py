@@ -88,9 +88,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if all(frame.empty for frame in found) and not inputs.studies.digests:
         if inputs.notes:  # there was something to report, damaged: name it
             raise DamagedFileError(f"nothing readable to report in {base}: {inputs.notes[0]}")
+        why = misplaced(base) or "no run directory, bench CSV or tuning study in it"
         raise UsageError(
-            f"--results-dir {base}: no run directory, bench CSV or tuning study in it; expected "
-            "the --results-dir of run, tune, bench or compare (the committed one: results)"
+            f"--results-dir {base}: {why}; expected the --results-dir of run, tune, bench or "
+            "compare (the committed one: results)"
         )
     against = None
     if args.against:
@@ -103,7 +104,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         except DamagedFileError as exc:  # its budget from its runs: another answer, said so
             theirs.notes.append(f"{exc}; its budget is taken from its runs instead")
         if theirs.runs.empty:
-            raise UsageError(f"--against {reference}: no complete run in {reference}/runs")
+            why = misplaced(reference) or f"no complete run in {reference / 'runs'}"
+            raise UsageError(f"--against {reference}: {why}")
         inputs, against = beside(inputs, theirs), str(args.against)
     summary, written = write_report(inputs, out, against)
     if not summary.empty:
@@ -127,6 +129,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     console.print(f"answer: {answer_lead(written[0].read_text())}", markup=False)
     say_whole(written_line(out, written))
     return 0
+
+
+def misplaced(folder: Path) -> str:
+    """Why a results directory given holds nothing to read, where that is a slip to name: it
+    does not exist, or it is the runs/ folder inside one (its run directories are one level
+    up from where they are looked for)."""
+    if not folder.exists():
+        return "no such directory"
+    if any(map(rundir.is_run_dir, entries(folder))):
+        return (
+            f"it holds run directories itself; give the results directory above it, {folder.parent}"
+        )
+    return ""
 
 
 def entries(folder: Path) -> list[Path]:

@@ -297,6 +297,13 @@ def load_recorded(values: dict[str, Any], where: str | Path = "config") -> None:
             )
 
 
+def changed_since(values: dict[str, Any], where: str | Path) -> list[str]:
+    """The plug-ins a run's config records (``load_recorded`` loaded them) whose code is not
+    the code the run was trained with, by the names the run recorded."""
+    recorded = values.get("plugins") or []
+    return [r["plugin"] for r in recorded if find_recorded(r, where).sha256 != r["sha256"]]
+
+
 def valid_record(record: Any) -> bool:
     return (
         isinstance(record, dict)

@@ -17,7 +17,7 @@ from benchmark import files, plugins
 from benchmark.bench import model_cost
 from benchmark.config import MNIST_TRAIN_IMAGES, TrainConfig
 from benchmark.data import DigitSumData
-from benchmark.errors import DamagedFileError, TrainingFailed, WriteFailed
+from benchmark.errors import DamagedFileError, TrainingFailed, UsageError, WriteFailed
 from benchmark.hardware import Execution, cpu_features, git_commit, versions
 from benchmark.rundir import (
     CHECKPOINT,
@@ -248,6 +248,12 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
             warnings.simplefilter("ignore")  # as in resume_state
             model.load_state_dict(saved)
     except Exception as exc:  # noqa: BLE001 - a list, a foreign model's weights, ...: all one
+        if changed := plugins.changed_since(config_values(run_dir), run_dir / CONFIG):
+            raise UsageError(  # the weights are sound: it is the model built now that differs
+                f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} as plug-in "
+                f"{', '.join(changed)} builds it now: its code changed since the run "
+                "(sha256 above); give the code the run was trained with"
+            ) from None
         raise files.UnreadableFileError(
             f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} ({type(exc).__name__})"
         ) from None

@@ -193,6 +193,32 @@ def test_predict_report_and_resume_need_no_plugin_flag(plugin_run: Path) -> None
     assert json.loads((plugin_run / "status.json").read_text())["status"] == "complete"
 
 
+def test_weights_a_changed_plugin_cannot_take_blame_the_plugin_not_the_file(
+    plugin_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plug-in edited after the run (its convolution without a bias) builds a model the
+    weights do not fit: model.pt was called damaged (exit 1), the change only warned of."""
+    import shutil
+
+    edited = tmp_path / "my_plugin.py"
+    edited.write_text(PLUGIN.replace("stride=2, padding=1)", "stride=2, padding=1, bias=False)"))
+    run_dir = shutil.copytree(plugin_run, tmp_path / "run")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["plugins"][0]["plugin"] = str(edited)  # as if edited in place: the sha256 of then
+    (run_dir / "config.json").write_text(json.dumps(config))
+    image = REPO / "examples" / "seven.png"
+    with plugins_undone():
+        argv = ["predict", "--run", str(run_dir), "--image", str(image), "--addend", "1"]
+        assert main(argv) == 2
+    warning, error = capsys.readouterr().err.strip().split("\n")
+    assert warning.startswith(f"warning: plug-in {edited} has changed since")
+    assert " ".join(error.split()).endswith(
+        f"{run_dir / 'model.pt'}: not weights of ext_cnn x ext_mix as plug-in {edited} builds it "
+        "now: its code changed since the run (sha256 above); give the code the run was trained "
+        "with"
+    )
+
+
 @pytest.mark.slow  # four commands in child processes: ten seconds on 2 cores
 def test_a_missing_or_changed_plugin_is_said_in_one_line(
     plugin_run: Path, plugin_file: Path, tmp_path: Path

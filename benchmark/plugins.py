@@ -129,6 +129,8 @@ def load_module(spec: str) -> Plugin:
         found = importlib.util.find_spec(spec)
     except (ImportError, ValueError):  # a parent package that is not there
         found = None
+    if found is None and Path(spec).is_file():  # notes.txt: a file, read as a module's name
+        raise UsageError(f"plug-in {spec}: a file, but not a .py file; give a .py file")
     if found is None:
         raise PluginMissing(f"plug-in {spec}: no module of that name on sys.path (nor a .py file)")
     if spec in sys.modules:  # imported by other means: nothing registers again
@@ -319,7 +321,11 @@ def find_recorded(record: dict[str, Any], where: str | Path) -> Plugin:
     if record.get("entry_point"):
         plugin = _loaded.get(f"entry point {record['entry_point']}")
         reason = f"entry point {record['entry_point']} of {record.get('distribution')} is not"
-        reason += " installed"
+        reason += (
+            " loaded (it failed: see the warning above)"
+            if record["entry_point"] in _broken
+            else " installed"
+        )
     else:
         try:
             return load(spec)

@@ -20,6 +20,7 @@ from conftest import plugins_undone
 
 from benchmark import plugins
 from benchmark.cli import build_parser, main
+from benchmark.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--epochs", "1", "--train-subset", "256", "--batch-size", "128", "--threads", "1"]
@@ -558,11 +559,22 @@ def test_a_config_given_with_bad_plugin_records_is_a_usage_error(
 
 @pytest.mark.parametrize(
     "spec, expected",
-    [("missing.py", "no such file"), ("no_such_plugin_module", "no module of that name")],
+    [
+        ("missing.py", "no such file"),
+        ("no_such_plugin_module", "no module of that name"),
+        # there, but read as a module's name: it said "no module of that name"
+        ("notes.txt", "a file, but not a .py file; give a .py file"),
+    ],
 )
 def test_a_plugin_that_does_not_exist_is_one_line(
-    spec: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    spec: str,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("my notes\n")
     given = str(tmp_path / spec) if spec.endswith(".py") else spec
     results = tmp_path / "results"
     assert main(["run", "--plugin", given, *TINY, "--results-dir", str(results)]) == 2
@@ -602,6 +614,14 @@ def test_a_broken_installed_plugin_is_a_warning_and_other_names_still_work(
         line = one_line(capsys.readouterr().err)
         assert "unknown encoder 'its_cnn'" in line, line
         assert "installed plug-ins not loaded: broken" in line, line
+        record = {"plugin": "no_such_plugin_module_xyz", "sha256": "0" * 64,
+                  "entries": ["encoder its_cnn"], "entry_point": "broken",
+                  "distribution": "its-dist 0.1"}  # fmt: skip
+        with pytest.raises(UsageError) as info:  # a run of it: not "is not installed"
+            plugins.load_recorded({"plugins": [record]}, "r/config.json")
+        assert "entry point broken of its-dist 0.1 is not loaded (it failed: see the warning" in (
+            str(info.value)
+        )
     assert not results.exists()
 
 
@@ -615,7 +635,6 @@ def test_a_directory_given_as_a_plugin_says_what_to_give(tmp_path: Path, capsys)
 def test_a_failing_plugin_leaves_nothing_registered(tmp_path: Path) -> None:
     """In one process: what a plug-in registered before it failed is removed again."""
     from architectures import ENCODERS
-    from benchmark.errors import UsageError
 
     path = tmp_path / "half.py"
     path.write_text(HEADER + BAD["raises while registering"][0])

@@ -87,6 +87,36 @@ def test_predict_gets_drawn_digits_right(
         assert len(r["sum_probs"]) == 19
 
 
+def test_a_run_that_learned_nothing_is_warned_of_and_json_stays_whole(
+    trained_run: Path, drawn: tuple[list[Path], list[int]], tmp_path: Path, capsys
+) -> None:
+    """``run`` and the report call a run at 11% digit accuracy one that learned nothing;
+    predict printed its guesses without a word."""
+    import shutil
+
+    argv = ["--image", str(drawn[0][0]), "--addend", "4", "--json"]
+    assert main(["predict", "--run", str(trained_run), *argv]) == 0
+    assert capsys.readouterr().err == ""  # it learned: nothing to say
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["test"]["digit_acc"] = 0.112
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert main(["predict", "--run", str(run), *argv]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)[0]["addend"] == 4
+    assert err == (
+        "warning: this run's test digit accuracy is 11.2%, under 20%, near chance (10%): it "
+        "learned nothing, and its predictions are guesses\n"
+    )
+
+
+def test_a_run_not_there_is_said_before_an_image_not_there(tmp_path: Path, capsys) -> None:
+    """Typed in the wrong folder, both are missing: the run is what was wrong."""
+    argv = ["predict", "--run", str(tmp_path / "run"), "--image", "seven.png", "--addend", "1"]
+    assert main(argv) == 2
+    assert f"--run {tmp_path / 'run'}: no such directory" in capsys.readouterr().err
+
+
 def test_single_addend_applies_to_every_image_in_a_table(
     trained_run: Path, drawn: tuple[list[Path], list[int]], capsys, monkeypatch
 ) -> None:

@@ -39,6 +39,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from benchmark import rundir, runs
     from benchmark.predict import image_files, load_image, predict
 
+    run_dir = Path(args.run)
+    rundir.check_finished(run_dir, "--run")  # first: a command typed in the wrong folder
     paths = [file for p in args.image for file in image_files(Path(p))]
     addends = args.addend
     if len(addends) == 1:
@@ -49,9 +51,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "--addend per image, or a single --addend for all"
         )
     images = torch.stack([load_image(p) for p in paths])
-    run_dir = Path(args.run)
-    rundir.check_finished(run_dir, "--run")
     model = runs.load_run(run_dir)
+    say_if_guessing(run_dir)
     results = [
         {"image": str(path), **result}
         for path, result in zip(paths, predict(model, images, torch.tensor(addends)), strict=True)
@@ -87,6 +88,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
             markup=False,
         )
     return 0
+
+
+def say_if_guessing(run_dir: Path) -> None:
+    """A warning on stderr (--json's stdout stays whole) where the run learned nothing, as
+    ``run`` and the report call it: its predictions are guesses, however sure they look."""
+    from benchmark import rundir
+    from benchmark.metrics import CHANCE, CHANCE_NOTE
+
+    try:
+        digit_acc = rundir.read_metrics(run_dir)["test"]["digit_acc"]
+    except rundir.IncompleteRun:  # weights without readable metrics: nothing to judge by
+        return
+    if digit_acc < CHANCE_NOTE:
+        sys.stderr.write(
+            f"warning: this run's test digit accuracy is {digit_acc:.1%}, {CHANCE}: it learned "
+            "nothing, and its predictions are guesses\n"
+        )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

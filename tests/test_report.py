@@ -500,7 +500,7 @@ def test_a_seed_run_again_counts_once_and_the_repeat_is_listed(
     said = "1 run repeating a seed its group already has, left out"
     assert f"{said} (listed in the report)" in " ".join(capsys.readouterr().out.split())
     text = (tmp_path / "out" / "report.md").read_text()
-    assert f"; 2 incomplete; {said} (below)" in text
+    assert f"; 1 incomplete; 1 finished but damaged; {said} (below)" in text
     assert "| z-concat-s1-again | 1 | a-concat-s1 |" in text[text.index("## Repeated seeds") :]
 
 
@@ -740,7 +740,7 @@ def test_cli_report(tmp_path: Path, capsys: Any) -> None:
     printed = capsys.readouterr().out.replace("│", "|")
     row = next(line for line in printed.splitlines() if "|    no | 3 |" in line)
     assert "gap_cnn x concat" in row and "8.00 ± 4.97" in row
-    assert "listed in the report: 2 incomplete\n" in printed
+    assert "listed in the report: 1 incomplete; 1 finished but damaged\n" in printed
     # a complete run's damaged metrics.json is named, as a damaged file is (the interrupted one
     # is no damage); it was in report.md alone
     damaged = [line for line in printed.splitlines() if line.startswith("damaged, left out")]
@@ -818,7 +818,8 @@ def test_cli_report_runs_matching_only_files_is_a_usage_error(tmp_path: Path, ca
     assert main(["report", "--runs", str(root / "runs" / "*"), "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
     assert (
-        "| notes.txt | not a run |" in text and "; 2 incomplete; 1 other entry (not runs)\n" in text
+        "| notes.txt | not a run |" in text
+        and "; 1 incomplete; 1 finished but damaged; 1 other entry (not runs)\n" in text
     )
 
 

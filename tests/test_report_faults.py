@@ -295,6 +295,27 @@ def test_a_foreign_file_among_the_runs_is_listed(results: Path) -> None:
     assert "; 0 incomplete; 1 other entry (not runs)" in text  # a stray file is no run
 
 
+def test_finished_runs_that_cannot_be_read_are_not_called_unfinished(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every run finished, each metrics.json damaged: the answer said "No run has finished"
+    and the header counted them "incomplete"."""
+    for seed in (0, 1):
+        run = make_run(tmp_path / "runs", f"r-s{seed}", seed=seed)
+        (run / "metrics.json").write_text("{bad")
+    assert exit_status(["report", "--results-dir", str(tmp_path)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "listed in the report: 0 incomplete; 2 finished but damaged" in out
+    said = (
+        "No finished run can be read: 2 runs finished, but their metrics.json are damaged (see "
+        "Incomplete runs), so there is nothing to compare yet."
+    )
+    assert f"answer: {said}" in out
+    text = (tmp_path / "report.md").read_text()
+    assert "- Runs: 0 complete runs in 0 groups; 0 incomplete; 2 finished but damaged\n" in text
+    assert said.replace("see Incomplete runs", "see *Incomplete runs*") in text
+
+
 def test_the_report_command_names_what_it_left_out_and_succeeds(
     results: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

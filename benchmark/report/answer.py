@@ -317,10 +317,16 @@ def yours_sentences(summary: pd.DataFrame) -> list[str]:
     return out
 
 
-def no_main_sentences(summary: pd.DataFrame, where: str) -> list[str]:
+def no_main_sentences(summary: pd.DataFrame, where: str, damaged: int = 0) -> list[str]:
     """The answer when no group is in the main comparison: say why, and name the lowest error
     of the groups there are (a sweep of hand-set values has no default run, yet asks which
-    value is best)."""
+    value is best). ``damaged``: finished runs whose metrics.json cannot be read."""
+    if summary.empty and damaged:
+        return [
+            f"No finished run can be read: {plural(damaged, 'run')} finished, but "
+            f"{'its' if damaged == 1 else 'their'} metrics.json {is_are(damaged)} damaged "
+            "(see *Incomplete runs*), so there is nothing to compare yet."
+        ]
     if summary.empty:
         return ["No run has finished, so there is nothing to compare yet."]
     text = [
@@ -355,14 +361,17 @@ def said(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.assign(label=group_labels(summary, default=" (default)"))
 
 
-def opening_section(summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | None = None) -> str:
-    """A few generated sentences that state the answer, from the main comparison alone."""
+def opening_section(
+    summary: pd.DataFrame, ref: Reference, runs: pd.DataFrame | None = None, damaged: int = 0
+) -> str:
+    """A few generated sentences that state the answer, from the main comparison alone
+    (``damaged``: finished runs that cannot be read, said where no run can be)."""
     summary = said(summary)
     main = summary[summary["section"] == "main"]
     where = scope(ref, summary)
     heading = f"{HEADING}\n\n" + (f"{ref.note} " if ref.note else "")
     if main.empty:
-        return heading + " ".join(no_main_sentences(summary, where))
+        return heading + " ".join(no_main_sentences(summary, where, damaged))
     best = main[main["standing"] == BEST].iloc[0]
     rest = main[main["label"] != best["label"]]
     # paragraphs: the best; who may stand beside it and why; the rest; the user's groups (as

@@ -64,12 +64,25 @@ NOT_A_RUN = "not a run"  # the status of a file found among the run directories
 
 
 def incomplete_count(incomplete: pd.DataFrame) -> str:
-    """``2 incomplete``, and the files found among the runs apart: a stray file is no run."""
+    """``2 incomplete``, and apart from them the finished runs whose metrics cannot be read
+    (called "incomplete", one read as unfinished) and the files found among the runs (a stray
+    file is no run)."""
     strays = int((incomplete["status"] == NOT_A_RUN).sum()) if not incomplete.empty else 0
-    text = f"{len(incomplete) - strays} incomplete"
+    damaged = damaged_count(incomplete)
+    text = f"{len(incomplete) - strays - damaged} incomplete"
+    if damaged:
+        text += f"; {damaged} finished but damaged"
     return text + (
         f"; {plural(strays, 'other entry', 'other entries')} (not runs)" if strays else ""
     )
+
+
+def damaged_count(incomplete: pd.DataFrame | None) -> int:
+    """The runs among ``incomplete`` that finished (status complete) but whose metrics.json
+    cannot be read."""
+    if incomplete is None or incomplete.empty:
+        return 0
+    return int((incomplete["status"] == "complete").sum())
 
 
 def find_run_dirs(pattern: str | list[str]) -> list[Path]:

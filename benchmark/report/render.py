@@ -12,7 +12,7 @@ from benchmark import metrics
 from benchmark.report.aggregate import TARGET, machines, tuned_vs_default
 from benchmark.report.answer import opening_section, scope
 from benchmark.report.generalisation import generalisation_section, percent_std
-from benchmark.report.load import Inputs, incomplete_count, repeated
+from benchmark.report.load import Inputs, damaged_count, incomplete_count, repeated
 from benchmark.report.output import (
     MISSING,
     error_cell,
@@ -411,7 +411,7 @@ def render_markdown(
     warning of a partial protocol, placed right after *The answer*."""
     sections = [
         header_section(inputs, summary, ref, against),
-        opening_section(summary, ref, inputs.runs),
+        opening_section(summary, ref, inputs.runs, damaged_count(inputs.incomplete)),
         ladder,
         main_section(summary, ref),
         tuned_vs_default_section(summary, inputs.runs),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from benchmark import exports, plugins, pruning, tuning
 from benchmark.comparison import QUEUE_PREFIX
@@ -258,9 +258,9 @@ def wait_for_tuning(studies: Sequence[optuna.Study], poll_s: float = 5.0) -> Non
 
 def unreadable_here(queue: optuna.Study, results_dir: Path) -> dict[str, str]:
     """Final runs the queue holds complete whose run directory is here but cannot be read (its
-    metrics.json damaged or gone), with why, by item: the report leaves them out, so they are
-    not done. A run with no directory here is another machine's, done there; an item with a
-    complete run that reads is done."""
+    metrics.json damaged or gone), with why, by run name (a trial's ``run``): the report leaves
+    them out, so they are not done. A run with no directory here is another machine's, done
+    there; an item with a complete run that reads is done."""
     bad, good = {}, set()
     for t in queue.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         run_dir = Path(results_dir) / RUNS / str(t.user_attrs.get("run"))
@@ -268,10 +268,10 @@ def unreadable_here(queue: optuna.Study, results_dir: Path) -> dict[str, str]:
             if "run" in t.user_attrs and run_dir.is_dir():
                 read_metrics(run_dir)
         except IncompleteRun as exc:
-            bad[t.params["item"]] = f"{run_dir}: {exc}"
+            bad[t.user_attrs["run"]] = (t.params["item"], f"{run_dir}: {exc}")
         else:
             good.add(t.params["item"])
-    return {item: why for item, why in bad.items() if item not in good}
+    return {run: why for run, (item, why) in bad.items() if item not in good}
 
 
 def open_queue(plan: Plan, storage: Any, results_dir: Path) -> tuple[optuna.Study, dict[str, str]]:
@@ -291,12 +291,19 @@ def open_queue(plan: Plan, storage: Any, results_dir: Path) -> tuple[optuna.Stud
         for t in queue.get_trials(deepcopy=False, states=live)
         if not t.user_attrs.get("stray")
         and (item := t.params.get("item") or t.system_attrs.get("fixed_params", {}).get("item"))
-        and not (t.state == TrialState.COMPLETE and item in unreadable)
+        and holds_its_item(t, unreadable)
     }
     for item in plan.items():
         if item not in held:
             queue.enqueue_trial({"item": item}, user_attrs={"queued": True})
     return queue, unreadable
+
+
+def holds_its_item(trial: FrozenTrial, unreadable: Collection[str]) -> bool:
+    """Whether a queue trial holds its run (queued, running or done): all do but a complete
+    one whose run directory here cannot be read (``unreadable``: their names), queued again by
+    ``open_queue``; the trial that trains it again holds it."""
+    return not (trial.state == TrialState.COMPLETE and trial.user_attrs.get("run") in unreadable)
 
 
 def run_queue(
@@ -320,7 +327,7 @@ def run_queue(
             trial.set_user_attr("stray", True)
             raise optuna.TrialPruned("no queued run left")
         others = queue.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.COMPLETE))
-        others = [t for t in others if t.params.get("item") not in unreadable]
+        others = [t for t in others if holds_its_item(t, unreadable)]  # a running copy too
         if any(t.params.get("item") == item and t.number != trial.number for t in others):
             trial.set_user_attr("stray", True)  # enqueued twice by two machines starting at once
             raise optuna.TrialPruned(f"{item} is done or running elsewhere")
@@ -351,15 +358,13 @@ def run_queue(
 
 def progress_counts(queue: optuna.Study, unreadable: Collection[str] = ()) -> dict[str, int]:
     """Queued runs by where they stand, one state per run: complete, diverged, running,
-    waiting (a run interrupted and queued again counts once, by its latest state); a complete
-    run of an ``unreadable`` item (``unreadable_here``) does not count."""
+    waiting (a run interrupted and queued again counts once, by the furthest of its states); a
+    complete run whose directory here is ``unreadable`` (``unreadable_here``) does not count."""
     rank = {"complete": 4, "diverged": 3, "running": 2, "waiting": 1, "interrupted": 0}
     state: dict[str, str] = {}
     for t in queue.get_trials(deepcopy=False):
         item = t.params.get("item") or t.system_attrs.get("fixed_params", {}).get("item")
-        if t.user_attrs.get("stray") or item is None:
-            continue
-        if t.state == TrialState.COMPLETE and item in unreadable:
+        if t.user_attrs.get("stray") or item is None or not holds_its_item(t, unreadable):
             continue
         now = {
             TrialState.WAITING: "waiting",

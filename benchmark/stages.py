@@ -121,7 +121,7 @@ def train_all(
             console.print(f"{heading[0]}: {what}")
 
     compare.run_queue(plan, queue, results_dir, records, train, on_item, unreadable)
-    return compare.progress_counts(queue)
+    return compare.progress_counts(queue, unreadable)
 
 
 def rung_words(plan: Any, plans: list[Any]) -> str:

@@ -669,6 +669,36 @@ def test_each_rung_is_its_own_protocol() -> None:
     assert len(keys) == 3
 
 
+def test_a_damaged_run_queued_again_by_two_workers_is_trained_once(tmp_path: Path) -> None:
+    """Two workers open the queue at once and each queues again a run whose directory here is
+    damaged: the second saw no running copy of it (every trial of the run was set aside as
+    unreadable) and trained it beside the first; its counts called that run complete."""
+    plan = compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)
+    damaged, elsewhere = plan.items()
+    storage = optuna.storages.InMemoryStorage()
+    queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
+    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
+    for item, run in ((damaged, "r1"), (elsewhere, "elsewhere")):
+        attrs = {"run": run, "queued": True}
+        queue.add_trial(
+            optuna.trial.create_trial(
+                params={"item": item}, distributions=dist, value=0.0, user_attrs=attrs
+            )  # fmt: skip
+        )
+    (tmp_path / "runs" / "r1").mkdir(parents=True)
+    (tmp_path / "runs" / "r1" / rundir.CONFIG).write_text("{}")  # no metrics.json
+    queue, unreadable = compare.open_queue(plan, storage, tmp_path)
+    queue.enqueue_trial({"item": damaged}, user_attrs={"queued": True})  # the other worker's
+    first = queue.ask()  # that worker pops one copy and trains it
+    first.suggest_categorical("item", plan.items())
+    trained: list[int] = []
+    compare.run_queue(plan, queue, tmp_path, {}, lambda cfg: trained.append(cfg.seed), None,
+                      unreadable)  # fmt: skip
+    assert trained == []  # the copy left is a stray
+    counts = compare.progress_counts(queue, unreadable)
+    assert (counts["complete"], counts["running"]) == (1, 1)
+
+
 def test_a_run_directory_here_without_its_metrics_is_not_done(tmp_path: Path) -> None:
     queue = optuna.create_study()
     for item, run in (("a|b|default|0", "r1"), ("a|b|default|1", "elsewhere")):
@@ -684,5 +714,5 @@ def test_a_run_directory_here_without_its_metrics_is_not_done(tmp_path: Path) ->
     run_dir.mkdir(parents=True)
     (run_dir / rundir.CONFIG).write_text("{}")  # a run killed before it finished
     assert compare.unreadable_here(queue, tmp_path) == {
-        "a|b|default|0": f"{run_dir}: no {rundir.METRICS}"
+        "r1": f"{run_dir}: no {rundir.METRICS}"
     }  # the other has no directory here: another machine's, done there

@@ -71,11 +71,13 @@ class Storage(RDBStorage):
         super().__init__(url, **kwargs)
         self.lock_path = lock_path
 
-    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
-        trial_id = super().create_new_trial(study_id, template_trial)
+    def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
+        # the private one: the cache Optuna wraps a study's RDB storage in calls it, not the
+        # public create_new_trial (overridden here before, never called: no first beat)
+        frozen = super()._create_new_trial(study_id, template_trial)
         if template_trial is None or template_trial.state == TrialState.RUNNING:
-            self.beat(trial_id)
-        return trial_id
+            self.beat(frozen._trial_id)
+        return frozen
 
     def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
         if state != TrialState.RUNNING:

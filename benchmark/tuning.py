@@ -161,7 +161,7 @@ def open_study(
     fail_stale(study)
     live = (*FINISHED, TrialState.RUNNING, TrialState.WAITING)
     held = study.get_trials(deepcopy=False, states=live)
-    if not any(t.user_attrs.get("defaults") for t in held):
+    if not any(holds_defaults(t) for t in held):
         study.enqueue_trial(default_params(cfg.arch, cfg.fusion), user_attrs={"defaults": True})
     return study
 
@@ -369,16 +369,17 @@ def places_taken(trial: optuna.Trial) -> int:
     return finished_count(study) + len(earlier)
 
 
+def holds_defaults(trial: FrozenTrial) -> bool:
+    """A trial of the defaults that is not a copy set aside (two workers may both have queued
+    them; the later one is pruned as a duplicate and holds nothing)."""
+    return bool(trial.user_attrs.get("defaults")) and not trial.user_attrs.get("duplicate")
+
+
 def defaults_held_elsewhere(trial: optuna.Trial) -> bool:
     """An earlier trial already holds the defaults (two workers may both have queued them)."""
     live = (*FINISHED, TrialState.RUNNING)
     held = trial.study.get_trials(deepcopy=False, states=live)
-    return any(
-        t.user_attrs.get("defaults")
-        and not t.user_attrs.get("duplicate")
-        and t.number < trial.number
-        for t in held
-    )
+    return any(holds_defaults(t) and t.number < trial.number for t in held)
 
 
 def optimize(

@@ -126,6 +126,23 @@ def test_a_defaults_trial_queued_twice_trains_once(small_data) -> None:
     assert len(counted(study)) == 2 and not any(t.user_attrs.get("defaults") for t in rest)
 
 
+def test_the_defaults_are_queued_again_when_only_their_rejected_copy_is_left() -> None:
+    """Queued twice, the second copy pruned as a duplicate, the first killed (failed stale):
+    reopening the study saw the duplicate as holding the defaults and queued them no more, so
+    where no retry runs (a journal, or retries spent) the study lost its baseline."""
+    cfg = TrainConfig(arch="gap_cnn", fusion="concat", epochs=1)
+    storage = optuna.storages.InMemoryStorage()
+    study = tuning.open_study(storage, "s", cfg, None)
+    study.enqueue_trial(tuning.default_params("gap_cnn", "concat"), user_attrs={"defaults": True})
+    first, second = study.ask(), study.ask()
+    second.set_user_attr("duplicate", True)
+    study.tell(second, state=TrialState.PRUNED)
+    storage.set_trial_state_values(first._trial_id, state=TrialState.FAIL)  # killed
+    study = tuning.open_study(storage, "s", cfg, None)
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    assert [t.user_attrs.get("defaults") for t in waiting] == [True]
+
+
 def test_workers_sharing_a_study_end_with_exactly_its_trials(tmp_path: Path, small_data) -> None:
     """Four workers on a study of five trials: a worker that found every place held waits
     rather than starting one more, so the study counts five, as a study tuned alone does (each

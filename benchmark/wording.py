@@ -15,6 +15,7 @@ NEAR = "≈"
 WORSE = "worse"
 BETTER = "better"
 UNTESTED = "untested"
+ONE_SEED_ABOVE = " (any group ranked above it has one seed)."  # a best ranked below them
 SAME_CONFIG = "= default"  # a tuned configuration that equals its combination's default
 
 IRREGULAR = {"group": "groups", "seed": "seeds", "epoch": "epochs", "combination": "combinations"}

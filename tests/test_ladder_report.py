@@ -785,6 +785,40 @@ def test_the_best_at_the_top_rung_is_the_best_of_two_seeds_or_more() -> None:
     assert "worse than the best there, b x concat (tuned) at 0.50%" in line
 
 
+def test_a_lower_rungs_winner_is_chosen_by_the_answers_rule_too() -> None:
+    """One seed at a lower mean made a lower rung's winner, against the answer's own rule
+    (``aggregate.best_key``): the winner is the lowest of those with two seeds."""
+    from benchmark.report.ladder import winners_text
+    from benchmark.wording import ONE_SEED_ABOVE
+
+    groups = [("a", False, 1, 1.0, float("nan"), "x"), ("b", False, 2, 2.0, 1.0, "x")]
+    groups += [("c", False, 2, 3.0, 0.01, "x")]
+    (line, *_) = winners_text([rung_of(1, groups), rung_of(3, groups)])
+    assert line.startswith("- At 1 epoch **b x concat (default)** is best: 2.00% ")
+    assert line.endswith(f"rank 2 of 3: still the winner{ONE_SEED_ABOVE}")
+
+
+def test_the_ladders_tuning_table_counts_one_seed_pairs_as_untested() -> None:
+    """The answer called them "could not be tested"; the table counted them "no difference
+    detected"."""
+    from benchmark.report.ladder import tuning_section
+
+    rows, runs = [], []
+    for tuned, err, config in ((False, 3.0, "a"), (True, 2.0, "b")):
+        rows.append({"section": "main", "tuned": tuned, "arch": "gap_cnn", "fusion": "concat",
+                     "precision": "fp32", "yours": False, "config_hash": config, "n": 1,
+                     "test_sum_err_mean": err, "test_sum_err_ci": float("nan"),
+                     "test_sum_acc_mean": 1 - err / 100, "test_sum_acc_std": float("nan"),
+                     "params": 1000, "same_as_default": False})  # fmt: skip
+        runs.append({"arch": "gap_cnn", "fusion": "concat", "tuned": tuned, "precision": "fp32",
+                     "config_hash": config, "yours": False, "test.sum_acc": 1 - err / 100,
+                     "run": f"r{config}", "seed": 0})  # fmt: skip
+    rung = rung_of(1, [])
+    rung.summary = pd.DataFrame(rows)
+    table = tuning_section([rung], pd.DataFrame(runs))
+    assert "| 1 epoch | 1 | 0 | 0 | 0 (1 untested) | 0 | -1.00 | -1.00 |" in table
+
+
 def test_equal_time_counts_each_rungs_images_and_keeps_the_device_of_most_groups() -> None:
     from benchmark.report.ladder import time_points
 

@@ -225,6 +225,13 @@ def best_key(errors: dict[tuple[Any, ...], list[float]]) -> tuple[Any, ...]:
     return min(tested, key=lambda k: (np.mean(tested[k]), k))
 
 
+def best_row(groups: pd.DataFrame) -> pd.Series | None:
+    """``best_key``'s rule over groups sorted by mean error (a ladder's rung): the first with
+    two seeds or more, a one-seed group only where none has two; None for none."""
+    tested = groups[groups["n"] >= 2]
+    return None if groups.empty else (tested if not tested.empty else groups).iloc[0]
+
+
 def standing(p: float, mine: list[float], best: list[float]) -> str:
     """A group against the best, in ``wording``'s terms."""
     if math.isnan(p):

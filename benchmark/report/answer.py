@@ -14,7 +14,7 @@ from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
 from benchmark.report.aggregate import group_labels, tuned_vs_default
 from benchmark.report.output import p_cell, seconds_cell
 from benchmark.report.reference import Reference
-from benchmark.report.stats import told_apart
+from benchmark.report.stats import verdicts
 from benchmark.wording import (
     BEST,
     BETTER,
@@ -277,17 +277,15 @@ def tuning_sentences(summary: pd.DataFrame, runs: pd.DataFrame | None) -> list[s
     pairs = pairs[~same]
     if pairs.empty:
         return text
-    real = told_apart(pairs["p"])
-    lower = int((real & (pairs["err_delta"] < 0)).sum())
-    higher = int((real & (pairs["err_delta"] > 0)).sum())
-    untested = int(pairs["p"].isna().sum())
+    counted = verdicts(pairs["p"], pairs["err_delta"]).value_counts()
+    untested = counted.get("untested", 0)
     tail = f"; {untested} could not be tested (one seed)" if untested else ""
     found = " whose study found another configuration" if same.any() else ""  # why not all
     text.append(
         f"Tuning (same budget, same parameter cap) lowered the error significantly in "
-        f"{lower} of {plural(len(pairs), 'combination')}{found} and raised it significantly "
-        f"in {higher} (Welch's t-test at 5%); in {len(pairs) - lower - higher - untested} no "
-        f"difference was detected{tail}."
+        f"{counted.get('lower', 0)} of {plural(len(pairs), 'combination')}{found} and raised it "
+        f"significantly in {counted.get('higher', 0)} (Welch's t-test at 5%); in "
+        f"{counted.get('none', 0)} no difference was detected{tail}."
     )
     return text
 

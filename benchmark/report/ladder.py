@@ -18,15 +18,15 @@ import pandas as pd
 
 from benchmark import files
 from benchmark.comparison import epochs_text
-from benchmark.report.aggregate import pareto_front, summarize, tuned_vs_default
+from benchmark.report.aggregate import best_row, pareto_front, summarize, tuned_vs_default
 from benchmark.report.equal_time import time_section
 from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, named
 from benchmark.report.load import Inputs
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.render import PER_BUDGET, duration, sittings_text
-from benchmark.report.stats import indistinguishable, kendall, told_apart
-from benchmark.wording import SAME_CONFIG, error_range
+from benchmark.report.stats import indistinguishable, kendall, verdicts
+from benchmark.wording import ONE_SEED_ABOVE, SAME_CONFIG, error_range
 
 IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may differ per rung
 BRIEF_S = 60.0  # a stage's time on a machine under this, beside another's: a sitting's check
@@ -199,14 +199,13 @@ def winners_text(rungs: list[Rung]) -> list[str]:
     """Per lower rung: its winner, and where that group stands at the top rung."""
     top = rungs[-1]
     at_top = top.groups.set_index(IDENTITY)
-    tested = top.groups[top.groups["n"] >= 2]  # the best is tested against: two seeds or more
-    best_top = (tested if not tested.empty else top.groups).iloc[0] if len(top.groups) else None
+    best_top = best_row(top.groups)  # as the answer's: one seed makes no group the best
     lines = []
     for rung in rungs[:-1]:
         if rung.groups.empty:
             lines.append(f"- At {epochs_text(rung.epochs)} no group is complete yet.")
             continue
-        win = rung.groups.iloc[0]
+        win = best_row(rung.groups)
         text = f"- At {epochs_text(rung.epochs)} **{named(win)}** is best: {interval_text(win)}."
         key = tuple(getattr(win, k) for k in IDENTITY)
         if best_top is None or key not in at_top.index:
@@ -215,8 +214,8 @@ def winners_text(rungs: list[Rung]) -> list[str]:
         there = at_top.loc[key]
         there = there.iloc[0] if isinstance(there, pd.DataFrame) else there
         lead = f" At {top.epochs} epochs it has {interval_text(there)}, rank {there['rank']}"
-        if there["rank"] == 1:
-            verdict = ": still the winner."
+        if key == tuple(best_top[k] for k in IDENTITY):
+            verdict = ": still the winner" + ("." if there["rank"] == 1 else ONE_SEED_ABOVE)
         elif pd.isna(there["p_vs_best"]):
             verdict = f"; too few seeds to test it against the best, {named(best_top)}."
         else:
@@ -350,17 +349,18 @@ def tuning_section(rungs: list[Rung], runs: pd.DataFrame) -> str:
         pairs = pairs[~pairs["yours"].astype(bool)] if "yours" in pairs else pairs
         if pairs.empty:
             continue
-        real, same = told_apart(pairs["p"]), pairs["same_as_default_tuned"].astype(bool)
-        mean = float(pairs["err_delta"].mean())
-        means.append((rung.epochs, mean))
+        said = verdicts(pairs["p"], pairs["err_delta"], pairs["same_as_default_tuned"])
+        counted = {k: str(v) for k, v in said.value_counts().items()}
+        means.append((rung.epochs, mean := float(pairs["err_delta"].mean())))
         rows.append(
             {
                 "rung": f"{epochs_text(rung.epochs)}",
                 "combinations": str(len(pairs)),
-                "tuning lowered the error": str(int((real & (pairs["err_delta"] < 0)).sum())),
-                "raised it": str(int((real & (pairs["err_delta"] > 0)).sum())),
-                "no difference detected": str(int((~real & ~same).sum())),
-                "the study kept the default": str(int(same.sum())),
+                "tuning lowered the error": counted.get("lower", "0"),
+                "raised it": counted.get("higher", "0"),
+                "no difference detected": counted.get("none", "0")  # one seed: no test
+                + (f" ({counted['untested']} untested)" if "untested" in counted else ""),
+                "the study kept the default": counted.get("kept", "0"),
                 "mean tuned - default (points)": fmt(mean, "+.2f"),
                 "lowest tuned - default (points)": fmt(float(pairs["err_delta"].min()), "+.2f"),
             }

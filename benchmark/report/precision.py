@@ -11,7 +11,7 @@ import pandas as pd
 
 from benchmark.report.aggregate import sum_errors
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
-from benchmark.report.stats import indistinguishable, interval, told_apart, welch_p
+from benchmark.report.stats import interval, verdicts, welch_p
 from benchmark.wording import plural, were
 
 TWIN = ["arch", "fusion", "tuned", "config_hash", "yours"]  # a group's identity but for precision
@@ -56,12 +56,8 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
         return ""
     usual, other = pairs["precision_main"].iloc[0], " / ".join(pairs["precision_other"].unique())
     delta = pairs["err_other"] - pairs["err_main"]
-    real = told_apart(pairs["p"])
-    verdicts = [
-        "-" if pd.isna(p) else "no difference detected" if indistinguishable(p) else
-        ("lower" if d < 0 else "higher")
-        for p, d in zip(pairs["p"], delta, strict=True)
-    ]  # fmt: skip
+    said = verdicts(pairs["p"], delta)
+    shown = said.map({"untested": "-", "none": "no difference detected"}).fillna(said)
     table = pd.DataFrame(
         {
             "group": pairs["label_main"],
@@ -72,7 +68,7 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
             f"{other} error %": list(map(error_cell, pairs["err_other"], pairs["ci_other"])),
             "difference (points)": [fmt(d, "+.2f") for d in delta],
             "Welch p": [p_cell(p) for p in pairs["p"]],
-            f"{other} error": verdicts,
+            f"{other} error": shown,
             f"{usual} train img/s": [fmt(v, ",.0f") for v in pairs["train_images_per_s_mean_main"]],
             f"{other} train img/s": [
                 fmt(v, ",.0f") for v in pairs["train_images_per_s_mean_other"]
@@ -80,7 +76,7 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
             "speed-up": [fmt(v, ".2f") for v in pairs["speedup"]],
         }
     )
-    lower, higher = int((real & (delta < 0)).sum()), int((real & (delta > 0)).sum())
+    lower, higher = int((said == "lower").sum()), int((said == "higher").sum())
     speed = pairs["speedup"].dropna()
     speed_text = (
         f" Training throughput was {statistics.median(speed):.2f}x {usual}'s (median; "

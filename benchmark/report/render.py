@@ -24,7 +24,7 @@ from benchmark.report.output import (
 from benchmark.report.plots import CAPTIONS, PLOTS
 from benchmark.report.precision import precision_section
 from benchmark.report.reference import Reference
-from benchmark.report.stats import indistinguishable
+from benchmark.report.stats import verdicts
 from benchmark.report.throughput import bench_section
 from benchmark.wording import BEST, SAME_CONFIG, UNTESTED, plural
 
@@ -211,16 +211,15 @@ def tuned_vs_default_section(summary: pd.DataFrame, runs: pd.DataFrame | None = 
     if pairs.empty:
         return ""
     same = pairs["same_as_default_tuned"].astype(bool)
-    verdict = [
-        "the study kept the default (its best trial)"
-        if s
-        else f"{UNTESTED} (1 seed)"
-        if pd.isna(p)
-        else (
-            "no difference detected" if indistinguishable(p) else ("better" if d < 0 else "worse")
-        )
-        for s, p, d in zip(same, pairs["p"], pairs["err_delta"], strict=True)
-    ]
+    verdict = verdicts(pairs["p"], pairs["err_delta"], same).map(
+        {
+            "kept": "the study kept the default (its best trial)",
+            "untested": f"{UNTESTED} (1 seed)",
+            "none": "no difference detected",
+            "lower": "better",
+            "higher": "worse",
+        }
+    )
     table = pd.DataFrame(
         {
             "combination": pairs["arch"]

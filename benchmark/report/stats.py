@@ -61,6 +61,21 @@ def told_apart(p: pd.Series, alpha: float = ALPHA) -> pd.Series:
     return p.astype(float) < alpha
 
 
+def verdicts(p: pd.Series, delta: pd.Series, kept: pd.Series | None = None) -> pd.Series:
+    """Each pair's verdict, by the one rule every section says it with: ``kept`` (the study's
+    best was the default itself), ``untested`` (one seed: no p), ``none`` (no difference
+    detected), else ``lower`` or ``higher`` by the sign of ``delta``."""
+    import numpy as np
+    import pandas as pd
+
+    said = np.where(delta.to_numpy() < 0, "lower", "higher")
+    said = np.where(told_apart(p).to_numpy(), said, "none")
+    said = np.where(p.isna().to_numpy(), "untested", said)
+    if kept is not None:
+        said = np.where(kept.astype(bool).to_numpy(), "kept", said)
+    return pd.Series(said, index=p.index)
+
+
 def kendall(x: list[float], y: list[float]) -> tuple[float, float]:
     """Kendall's tau-b of two rankings given as scores (here: mean errors of the same groups
     at two rungs) and its two-sided p-value; NaN for fewer than two groups or no variation."""

@@ -297,6 +297,10 @@ def test_the_bench_section_says_per_machine_whether_compiling_paid(tmp_path: Pat
         "- cpu: AMD EPYC (2 threads), CPU features not recorded: 0.79x over 1 configuration\n"
         "- cuda: NVIDIA H100 80GB HBM3: 1.50x over 1 configuration"
     )
+    one = bench[bench["ab_ratio"].notna()].head(1)  # a first --compile-ab: its one row
+    assert (
+        report.bench_section(one).count("- cpu: AMD EPYC (2 threads) with avx512 bf16: 0.93x") == 1
+    )
     eager = bench[bench["ab_ratio"].isna()]
     assert "Compiled against eager" not in report.bench_section(eager)
 

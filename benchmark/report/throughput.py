@@ -53,7 +53,8 @@ def compile_text(bench: pd.DataFrame) -> str:
         for d, f in zip(rows["device"], rows["cpu_features"], strict=True)
     ]
     lines = []
-    for machine, ratios in rows["ab_ratio"].groupby(where, sort=True):
+    # an Index, not the list: pandas takes a one-item list as a list of keys (a tuple came out)
+    for machine, ratios in rows["ab_ratio"].groupby(pd.Index(where), sort=True):
         low, high = f"{ratios.min():.2f}x", f"{ratios.max():.2f}x"
         span = low if low == high else f"{low[:-1]}-{high}"
         lines.append(f"- {machine}: {span} over {plural(len(ratios), 'configuration')}")

@@ -185,7 +185,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             speeds = " and ".join(fmt(r["train_images_per_s"], ",.0f") for r in found)
             status = found[0]["error"] or f"{speeds} train img/s"
             if len(found) > 1 and not found[0]["error"]:
-                status += f" (eager and compiled): compiled {ab_text(found[1])} of eager"
+                # a median of ratios, not the ratio of the two medians above: said apart
+                status += f" (eager and compiled); per round, compiled/eager {ab_text(found[1])}"
             label = combination_of(found[0])
             console.print(f"[{done}/{len(configs)}] {escape(label)}: {escape(status)}")
     print_wide(rows_table(rows))

@@ -131,6 +131,15 @@ def test_bad_input_is_a_usage_error(
     assert not (tmp_path / "datapath").exists()
 
 
+def test_a_bad_run_setting_is_said_by_its_flag(
+    tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "batch_size must be ...", the config field, where run and bench name the flag."""
+    args = ["--batch-size", "0", "--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
+    assert exit_status(["datapath", *args]) == 2
+    assert "error: --batch-size must be a positive integer, got 0" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("flag", ["--arch", "--fusion"])
 def test_a_list_of_names_says_datapath_takes_one(
     flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -40,6 +40,7 @@ def cmd_datapath(args: argparse.Namespace) -> int:
 
     from architectures import ENCODERS, FUSIONS
     from benchmark.benchfile import combination_of, results_path
+    from benchmark.config import TrainConfig
     from benchmark.data import load_mnist
     from benchmark.datapath import markdown, measure
     from benchmark.hardware import cpu_features, device_name, git_commit, machine_name
@@ -67,8 +68,8 @@ def cmd_datapath(args: argparse.Namespace) -> int:
     check_data_dir(cfg.data_dir)
     try:
         cfg.validate()
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    except ValueError as exc:  # in the flags' words, as run and bench say it
+        raise UsageError(TrainConfig.in_flag_words(str(exc))) from None
     cfg, ex = prepare(cfg)  # decided once, as for a run
     check_layout([cfg.arch], ex)
     device, precision = ex.device, ex.precision

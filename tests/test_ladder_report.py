@@ -273,7 +273,8 @@ def test_a_partial_ladder_says_so_near_the_answer(tmp_path: Path) -> None:
     assert "- Main comparison: 3 epochs on the full training split" in text
     assert "*The answer* above is the 3-epoch rung's, until the top rung (9 epochs) is" in text
     warning = text.index("**This is a partial protocol.**")
-    assert text.index("## The answer across budgets") < warning < text.index("## Ranks across")
+    assert text.index("## The answer across budgets") < warning < text.index("`compare` ran the")
+    assert text.index("`compare` ran the") < text.index("- At 1 epoch")  # the ':' leads in
     assert "- 9 epochs: 16 of 18 final runs complete; missing: small_cnn x concat tuned " in text
     assert "seed 1; small_cnn x concat tuned seed 2" in text
     assert "- 1 epoch:" not in text

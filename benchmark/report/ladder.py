@@ -245,16 +245,15 @@ def answer_section(rungs: list[Rung], partial: str, answered_at: int | None = No
         if answered_at in (None, top.epochs)
         else f"the {answered_at}-epoch rung's, until the top rung ({top.epochs} epochs) is complete"
     )
-    parts = [
+    parts = [  # the warning first: the sentence that ends in ':' leads into its list
         "## The answer across budgets",
+        *([partial] if partial else []),
         f"`compare` ran the protocol at {len(rungs)} budgets (rungs): {budgets(rungs)} epochs, "
         f"each its own full schedule with its own tuning studies. *The answer* above is {given}; "
         "whether the lower rungs' winners still win at the top rung "
         "(intervals: 95% CI over seeds; Welch's two-sided t-test against the top rung's best):",
+        "\n".join(winners_text(rungs)),
     ]
-    if partial:
-        parts.append(partial)
-    parts.append("\n".join(winners_text(rungs)))
     return "\n\n".join(parts)
 
 

@@ -28,9 +28,10 @@ from optuna.trial import FixedTrial, FrozenTrial, TrialState
 from benchmark import files
 from benchmark.config import BUDGET_FIELDS, TrainConfig, fields_of, search_space
 from benchmark.errors import StudyDamaged, UsageError, one_line
+from benchmark.trials import FINISHED as FINISHED_NAMES
 from benchmark.trials import counts_towards_budget, rejected
 
-FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+FINISHED = tuple(TrialState[name] for name in FINISHED_NAMES)  # as states
 # Suggestions over the parameter cap in a row (in one process) after which the cap is taken to
 # be below what the search space can build: each is rejected and not counted, so a cap under the
 # smallest model kept a study suggesting for ever (1,100 rejections in 100 s). A cap that admits

@@ -179,7 +179,7 @@ def tune_ladder(
         worked |= did
         every = [study for rung in studies.values() for study in rung]
         if not compare.tuning_finished(every):
-            console.print("waiting for tuning trials still running on other workers ...")
+            say(waiting_words(every), soft_wrap=True)
             compare.wait_for_tuning(every)
         if all(
             finished_count(study) >= plan.trials
@@ -198,6 +198,21 @@ def tune_ladder(
 
 
 SPENT = "tuning: epochs trained, of what the counted trials would train unpruned"
+
+
+def waiting_words(studies: list[Any]) -> str:
+    """What compare waits for; on a storage without heartbeats (a journal) also what ends the
+    wait for a trial whose worker on another machine was killed, which nothing here can tell
+    from one still training: compare run again on that machine fails it (``fail_stale``)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    said = "waiting for tuning trials still running on other workers ..."
+    if studies and not is_heartbeat_enabled(studies[0]._storage):
+        said += (
+            " (a journal has no heartbeat: a trial whose worker on another machine was killed "
+            "is held until compare runs again on that machine)"
+        )
+    return said
 
 
 def spent_table(plans: list[Any], spent: dict[int, dict[tuple[str, str], tuple[int, int]]]) -> Any:

@@ -338,6 +338,25 @@ def test_a_compare_worker_tunes_the_next_study_while_the_last_place_of_one_is_he
     assert len(counted(studies[1])) == 2
 
 
+def test_waiting_on_a_journal_says_what_ends_a_wait_for_a_killed_workers_trial(
+    tmp_path: Path,
+) -> None:
+    """A journal has no heartbeat: a trial of a worker killed on another machine looks like
+    one still training, and compare waited for it without a word on what would end that."""
+    from benchmark import storages
+    from benchmark.stages import waiting_words
+
+    journal = optuna.create_study(storage=storages.open_storage(f"journal:{tmp_path / 'j.log'}"))
+    beating = optuna.create_study(storage=storages.open_storage(f"sqlite:///{tmp_path / 'o.db'}"))
+    assert (
+        waiting_words([beating]) == "waiting for tuning trials still running on other workers ..."
+    )
+    assert waiting_words([journal]).endswith(
+        "(a journal has no heartbeat: a trial whose worker on another machine was killed is held "
+        "until compare runs again on that machine)"
+    )
+
+
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the queue.ask
 def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
     tmp_path: Path, small_data, monkeypatch: pytest.MonkeyPatch

@@ -414,9 +414,13 @@ def check_finished(run_dir: Path, flag: str) -> None:
             f"{flag} {run_dir}: {what}; expected a finished run directory (results/runs/<run-id>)"
         )
     if not (run_dir / MODEL).is_file():
-        status, _ = read_status(run_dir)
+        status, message = read_status(run_dir)
         if status != "complete":
-            on = "" if status == "failed" else f"; resume it with `{resume_command(run_dir)}`"
+            resume = f"resume it with `{resume_command(run_dir)}`"
+            on = {
+                "failed": f": {message}" if message else "",  # why, and whether a resume would do
+                "running": f"; if its process was killed, {resume}",  # else it trains now
+            }.get(status, f"; {resume}")
             raise UsageError(
                 f"{flag} {run_dir}: no {MODEL}: the run is not finished (status: {status}){on}"
             )
@@ -436,12 +440,14 @@ def check_finished(run_dir: Path, flag: str) -> None:
 
 
 def committed(run_dir: Path) -> bool:
-    """Whether git keeps ``run_dir`` (its config.json is tracked): of the committed runs, git
-    keeps the weights of the reference one only (.gitignore)."""
+    """Whether ``run_dir`` is a committed run (git keeps the reference run's weights only): in
+    the repository's results/runs and, where git can tell (not in a copy without .git), tracked."""
+    if Path(run_dir).resolve().parent != Path(__file__).resolve().parents[1] / "results" / RUNS:
+        return False
     try:
         done = subprocess.run(
             ["git", "ls-files", "--error-unmatch", CONFIG], cwd=run_dir, capture_output=True
         )
-    except OSError:  # no git
-        return False
-    return done.returncode == 0
+    except OSError:  # no git: a copy of the repository, its runs as it shipped them
+        return True
+    return done.returncode != 1  # 1: not tracked; 128: no repository here, or one git refuses

@@ -401,9 +401,19 @@ def test_predict_starts_without_torch_dynamo() -> None:
     assert done.stdout.splitlines()[-1] == "False"
 
 
-def test_a_committed_run_without_weights_names_the_one_with_them(capsys) -> None:
+@pytest.mark.parametrize("git", ["checkout", "no .git", "no git"])
+def test_a_committed_run_without_weights_names_the_one_with_them(
+    git: str, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Git keeps one run's weights: predict on another committed run is refused (exit 2) in one
     line that names the run it can use and how to train this one again."""
+    from benchmark import rundir
+
+    if git != "checkout":  # a copy of the repository without .git, or a machine without git
+        said = subprocess.CompletedProcess([], 128, b"", b"fatal: not a git repository")
+        no_git = OSError(2, "No such file or directory: 'git'")
+        monkeypatch.setattr(rundir.subprocess, "run", lambda *a, **k: (
+            said if git == "no .git" else (_ for _ in ()).throw(no_git)))  # fmt: skip
     runs = sorted(p for p in REFERENCE.parent.iterdir() if p.is_dir())
     other = next(p for p in runs if not (p / "model.pt").exists())
     image = str(EXAMPLES / "seven.png")
@@ -413,7 +423,7 @@ def test_a_committed_run_without_weights_names_the_one_with_them(capsys) -> None
     assert f"reference model's: {REFERENCE};" in err and f"--config {other / 'config.json'}" in err
 
 
-@pytest.mark.parametrize("status", ["complete", "interrupted", "failed"])
+@pytest.mark.parametrize("status", ["complete", "interrupted", "failed", "running"])
 def test_a_run_of_ones_own_without_weights_says_what_to_do(
     status: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -428,7 +438,8 @@ def test_a_run_of_ones_own_without_weights_says_what_to_do(
         shutil.copytree(run, tmp_path / run.name)
     mine = tmp_path / REFERENCE.name
     (mine / "model.pt").unlink()
-    rundir.write_status(mine, status, "")
+    why = "No space left on device; once fixed, resume with `...`" if status == "failed" else ""
+    rundir.write_status(mine, status, why)
     argv = ["predict", "--run", str(mine), "--image", str(EXAMPLES / "seven.png"), "--addend", "1"]
     assert main(argv) == 2
     err = " ".join(capsys.readouterr().err.split())
@@ -438,7 +449,9 @@ def test_a_run_of_ones_own_without_weights_says_what_to_do(
         f"again with `python -m benchmark run --config {mine / 'config.json'}`",
         "interrupted": "the run is not finished (status: interrupted); resume it with "
         f"`python -m benchmark run --resume {mine}`",
-        "failed": "the run is not finished (status: failed)",
+        "failed": f"the run is not finished (status: failed): {why}",  # its message: why
+        "running": "the run is not finished (status: running); if its process was killed, "
+        f"resume it with `python -m benchmark run --resume {mine}`",  # else it trains now
     }[status]
     assert err.endswith(said)
 

@@ -248,11 +248,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
             warnings.simplefilter("ignore")  # as in resume_state
             model.load_state_dict(saved)
     except Exception as exc:  # noqa: BLE001 - a list, a foreign model's weights, ...: all one
-        if changed := plugins.changed_since(config_values(run_dir), run_dir / CONFIG):
-            raise UsageError(  # the weights are sound: it is the model built now that differs
+        changed = plugins.changed_since(config_values(run_dir), run_dir / CONFIG)
+        if changed and isinstance(exc, RuntimeError):  # keys or shapes: the model built now
+            raise UsageError(
                 f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} as plug-in "
                 f"{', '.join(changed)} builds it now: its code changed since the run "
-                "(sha256 above); give the code the run was trained with"
+                "(sha256 above); give the code the run was trained with (if it is that code, "
+                "model.pt is damaged)"
             ) from None
         raise files.UnreadableFileError(
             f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} ({type(exc).__name__})"

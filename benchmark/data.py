@@ -174,8 +174,10 @@ def resolve_root(data_dir: str | os.PathLike[str] | None = None, download: bool 
             MNIST(str(roots[0]), train=False, download=True)
         except BaseException as exc:  # noqa: BLE001 - any failure, or an interrupt, means the same
             # torchvision fetches file by file: those it got would make the next try "2 of the
-            # 4 files", refused; so they go, and the folders it made for them
-            for path in (set(raw.iterdir()) if raw.is_dir() else set()) - before:
+            # 4 files", refused; so they go (all four there: kept, checked when next read), and
+            # the folders it made for them
+            fetched = (set(raw.iterdir()) if raw.is_dir() else set()) - before
+            for path in fetched if missing_files(roots[0]) else ():
                 with contextlib.suppress(OSError):
                     path.unlink()
             for folder in created:

@@ -151,6 +151,27 @@ def test_a_download_cut_short_leaves_no_file_the_next_try_would_refuse(
         load_mnist(tmp_path)  # tried again, not refused as "2 of the 4 files"
 
 
+def test_a_download_stopped_after_its_four_files_arrived_keeps_them(
+    synthetic_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as torchvision read back what it had fetched: the four files are MNIST's whole,
+    and the next run reads them rather than fetching them again."""
+    import shutil
+
+    raw = tmp_path / "MNIST" / "raw"
+
+    class Interrupted:
+        def __init__(self, root: str, train: bool, **kwargs) -> None:
+            shutil.copytree(synthetic_root / "MNIST" / "raw", raw, dirs_exist_ok=True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("torchvision.datasets.MNIST", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        load_mnist(tmp_path)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(RAW_FILES)
+    assert len(load_mnist(tmp_path, download=False).train) == 55_000
+
+
 def test_empty_data_dir_lists_places_searched_without_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

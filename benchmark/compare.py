@@ -256,11 +256,11 @@ def wait_for_tuning(studies: Sequence[optuna.Study], poll_s: float = 5.0) -> Non
         time.sleep(poll_s)
 
 
-def unreadable_here(queue: optuna.Study, results_dir: Path) -> dict[str, str]:
+def unreadable_here(queue: optuna.Study, results_dir: Path) -> dict[str, tuple[str, str]]:
     """Final runs the queue holds complete whose run directory is here but cannot be read (its
-    metrics.json damaged or gone), with why, by run name (a trial's ``run``): the report leaves
-    them out, so they are not done. A run with no directory here is another machine's, done
-    there; an item with a complete run that reads is done."""
+    metrics.json damaged or gone), by run name (a trial's ``run``), with their item and why:
+    the report leaves them out, so they are not done. A run with no directory here is another
+    machine's, done there; an item with a complete run that reads is done."""
     bad, good = {}, set()
     for t in queue.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         run_dir = Path(results_dir) / RUNS / str(t.user_attrs.get("run"))
@@ -271,10 +271,10 @@ def unreadable_here(queue: optuna.Study, results_dir: Path) -> dict[str, str]:
             bad[t.user_attrs["run"]] = (t.params["item"], f"{run_dir}: {exc}")
         else:
             good.add(t.params["item"])
-    return {run: why for run, (item, why) in bad.items() if item not in good}
+    return {run: (item, why) for run, (item, why) in bad.items() if item not in good}
 
 
-def open_queue(plan: Plan, storage: Any, results_dir: Path) -> tuple[optuna.Study, dict[str, str]]:
+def open_queue(plan: Plan, storage: Any, results_dir: Path) -> tuple[optuna.Study, dict[str, Any]]:
     """The queue study of this plan, with every run not done, queued or running enqueued: a run
     interrupted in an earlier sitting (its trial failed) is queued again, a diverged one not,
     a complete one whose run directory here cannot be read (``unreadable_here``, returned)
@@ -416,7 +416,7 @@ def ladder_status(plans: list[Plan], storage: Any, results_dir: Path) -> list[di
                 "runs": runs.get("complete", 0),
                 "runs_running": runs.get("running", 0),
                 "runs_diverged": runs.get("diverged", 0),
-                "runs_unreadable": len(unreadable),
+                "runs_unreadable": len({item for item, _ in unreadable.values()}),  # seeds
                 "runs_wanted": len(plan.items()),
             }
         )

@@ -76,7 +76,7 @@ def train_all(
     from benchmark import compare, plugins, rundir, runs
 
     queue, unreadable = compare.open_queue(plan, storage, results_dir)  # queues them again
-    for why in unreadable.values():
+    for why in dict(unreadable.values()).values():  # one line a seed, however many runs
         say(f"{why}: training the seed again (the directory is kept)", soft_wrap=True)
     total = len(plan.items())
     done = [compare.progress_counts(queue, unreadable)["complete"]]

@@ -699,6 +699,27 @@ def test_a_damaged_run_queued_again_by_two_workers_is_trained_once(tmp_path: Pat
     assert (counts["complete"], counts["running"]) == (1, 1)
 
 
+def test_a_seed_with_two_damaged_runs_is_counted_once_by_the_status(tmp_path: Path) -> None:
+    """Run by run, a seed trained twice, both directories damaged here, read "2 unreadable
+    here (trains again)" where one run trains again."""
+    plan = compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)
+    storage = optuna.storages.InMemoryStorage()
+    queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
+    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
+    for run in ("r1", "r2"):
+        queue.add_trial(
+            optuna.trial.create_trial(
+                params={"item": plan.items()[0]},
+                distributions=dist,
+                value=0.0,
+                user_attrs={"run": run},
+            )  # fmt: skip
+        )
+        (tmp_path / "runs" / run).mkdir(parents=True)
+    (rung,) = compare.ladder_status([plan], storage, tmp_path)
+    assert (rung["runs_unreadable"], rung["runs"]) == (1, 0)
+
+
 def test_a_run_directory_here_without_its_metrics_is_not_done(tmp_path: Path) -> None:
     queue = optuna.create_study()
     for item, run in (("a|b|default|0", "r1"), ("a|b|default|1", "elsewhere")):
@@ -714,5 +735,5 @@ def test_a_run_directory_here_without_its_metrics_is_not_done(tmp_path: Path) ->
     run_dir.mkdir(parents=True)
     (run_dir / rundir.CONFIG).write_text("{}")  # a run killed before it finished
     assert compare.unreadable_here(queue, tmp_path) == {
-        "r1": f"{run_dir}: no {rundir.METRICS}"
+        "r1": ("a|b|default|0", f"{run_dir}: no {rundir.METRICS}")
     }  # the other has no directory here: another machine's, done there

@@ -425,17 +425,12 @@ def check_finished(run_dir: Path, flag: str) -> None:
                 f"{flag} {run_dir}: no {MODEL}: the run is not finished (status: {status}){on}"
             )
         again = f"`python -m benchmark run --config {shlex.quote(str(run_dir / CONFIG))}`"
-        if not committed(run_dir):
-            raise UsageError(
-                f"{flag} {run_dir}: no {MODEL}: the run is complete but its weights are not "
-                f"there (removed, or not copied with the run); train it again with {again}"
-            )
-        # its folder's runs looked through only here: an unfinished run needs none named
         kept = sorted(p.parent for p in run_dir.parent.glob(f"*/{MODEL}") if p.is_file())
         beside = f": {', '.join(map(str, kept))}" if 0 < len(kept) <= 3 else ", see the README"
+        why = f"git keeps only the reference model's{beside}" if committed(run_dir) else ""
         raise UsageError(
-            f"{flag} {run_dir}: no {MODEL}: the run is complete but its weights are not here (git "
-            f"keeps only the reference model's{beside}; train this one again with {again})"
+            f"{flag} {run_dir}: no {MODEL}: the run is complete but its weights are not here "
+            f"({why or 'removed, or not copied with the run'}); train it again with {again}"
         )
 
 

@@ -420,7 +420,7 @@ def test_a_committed_run_without_weights_names_the_one_with_them(
     assert main(["predict", "--run", str(other), "--image", image, "--addend", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    assert f"reference model's: {REFERENCE};" in err and f"--config {other / 'config.json'}" in err
+    assert f"reference model's: {REFERENCE});" in err and f"--config {other / 'config.json'}" in err
 
 
 @pytest.mark.parametrize("status", ["complete", "interrupted", "failed", "running"])
@@ -445,7 +445,7 @@ def test_a_run_of_ones_own_without_weights_says_what_to_do(
     err = " ".join(capsys.readouterr().err.split())
     assert "reference" not in err
     said = {
-        "complete": "its weights are not there (removed, or not copied with the run); train it "
+        "complete": "its weights are not here (removed, or not copied with the run); train it "
         f"again with `python -m benchmark run --config {mine / 'config.json'}`",
         "interrupted": "the run is not finished (status: interrupted); resume it with "
         f"`python -m benchmark run --resume {mine}`",

@@ -176,6 +176,7 @@ def test_workers_sharing_a_study_end_with_exactly_its_trials(tmp_path: Path, sma
         assert counts_towards_budget(t) or not t.intermediate_values
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # asked by hand
 def test_a_trial_beats_from_the_moment_it_runs(tmp_path: Path) -> None:
     """Asked afresh or popped from the queue, a RUNNING trial has a heartbeat before its
     worker's heartbeat thread starts: Optuna's stale check passes over a trial with none, so

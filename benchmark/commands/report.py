@@ -67,7 +67,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             "glob of run directories such as results/runs/*"
         )
     if args.runs and not any(map(rundir.is_run_dir, matched)):  # it wrote an empty report
-        holder = next((d for d in matched if any(map(rundir.is_run_dir, entries(d)))), None)
+        holder = next((d for d in matched if holds_runs(d)), None)
         hint = (
             f"; {holder} holds run directories: give {quote(str(holder / '*'))}" if holder else ""
         )
@@ -137,11 +137,17 @@ def misplaced(folder: Path) -> str:
     up from where they are looked for)."""
     if not folder.exists():
         return "no such directory"
-    if any(map(rundir.is_run_dir, entries(folder))):
+    if holds_runs(folder):
         return (
             f"it holds run directories itself; give the results directory above it, {folder.parent}"
         )
     return ""
+
+
+def holds_runs(folder: Path) -> bool:
+    """Whether run directories lie directly in ``folder`` (a runs/ folder, given in place of
+    a glob of its runs or of the results directory above it)."""
+    return any(map(rundir.is_run_dir, entries(folder)))
 
 
 def entries(folder: Path) -> list[Path]:

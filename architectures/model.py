@@ -98,9 +98,25 @@ def taken_overrides(arch: str, fusion: str, overrides: dict[str, Any]) -> dict[s
 def create_model(arch: str, fusion: str, **overrides: Any) -> DigitSumModel:
     """Build ``arch`` x ``fusion`` with the entries' defaults, overridden by ``overrides``."""
     enc_kw, fus_kw = split_overrides(arch, fusion, overrides)
-    encoder = ENCODERS.get(arch).factory(**enc_kw)
-    head = FUSIONS.get(fusion).factory(in_features=encoder.num_features, **fus_kw)
+    encoder = _module("encoder", arch, ENCODERS.get(arch).factory(**enc_kw))
+    width = getattr(encoder, "num_features", None)
+    if not isinstance(width, int) or width < 1:  # the fusion is sized by it
+        raise TypeError(
+            f"encoder {arch} sets no num_features (got {width!r}): set self.num_features = D, "
+            f"the width of the (B, D) features it returns, in its __init__"
+        )
+    head = _module("fusion", fusion, FUSIONS.get(fusion).factory(in_features=width, **fus_kw))
     return DigitSumModel(encoder, head)
+
+
+def _module(kind: str, name: str, built: Any) -> nn.Module:
+    """``built`` if a factory returned a module; a plug-in's that returned something else (a
+    function, a class) would otherwise fail later on a missing attribute."""
+    if not isinstance(built, nn.Module):
+        raise TypeError(
+            f"{kind} {name}'s factory returned a {type(built).__name__}, not a torch.nn.Module"
+        )
+    return built
 
 
 def model_key(arch: str, fusion: str, overrides: dict[str, Any]) -> tuple[Any, Any, str]:

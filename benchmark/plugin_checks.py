@@ -7,7 +7,12 @@ Torch-free at import: commands' ``--help`` must stay light.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from benchmark.errors import one_line
+
+if TYPE_CHECKING:
+    import torch
 
 PARTNERS = {"encoder": "concat", "fusion": "gap_cnn"}  # what a new entry is checked beside
 CHECK_BATCH = 4
@@ -85,21 +90,40 @@ def layout_problem(arch: str, channels_last: bool) -> str | None:
 
 def check_outputs(arch: str, fusion: str) -> str | None:
     """Run ``arch`` x ``fusion`` at its defaults on a few random images on the CPU (eval mode,
-    the global RNG untouched) and say what is wrong with the features and logits, if anything."""
+    the global RNG untouched), then on one image, and say what is wrong with the features and
+    logits, if anything. One image catches what only a batch of one breaks: ``.squeeze()`` to
+    flatten drops the batch dimension too, and ``predict`` of one image and the time estimate
+    run such batches."""
     import torch
 
     from architectures import create_model
-    from architectures.fusions import NUM_DIGITS, NUM_SUMS
 
-    b = CHECK_BATCH
     try:
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             model = create_model(arch, fusion).eval()
-            images = torch.rand(b, 1, 28, 28)
-            addends = torch.arange(b) % NUM_DIGITS
+            images = torch.rand(CHECK_BATCH, 1, 28, 28)
+    except Exception as exc:  # noqa: BLE001 - whatever a plug-in's factory raises
+        return f"with {arch} x {fusion}: building it raised {one_line(exc)}"
+    for b in (CHECK_BATCH, 1):
+        problem = _check_batch(model, images[:b], f"with {arch} x {fusion}")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _check_batch(model: torch.nn.Module, images: torch.Tensor, with_: str) -> str | None:
+    """What is wrong with ``model``'s features and logits for ``images``, or None."""
+    import torch
+
+    from architectures.fusions import NUM_DIGITS, NUM_SUMS
+
+    b = len(images)
+    on = f"on {b} CPU image{'s' if b > 1 else ''} of 1x28x28"
+    try:
+        with torch.no_grad():
             features = model.features(images)
-            width = getattr(model.encoder, "num_features", None)
+            width = model.encoder.num_features
             if not isinstance(features, torch.Tensor) or tuple(features.shape) != (b, width):
                 # before the fusion's forward, which would fail on them with its own message
                 shape = (
@@ -107,12 +131,12 @@ def check_outputs(arch: str, fusion: str) -> str | None:
                 )
                 return (
                     f"returns features of shape {shape}, expected ({b}, num_features={width}) "
-                    f"(with {arch} x {fusion})"
+                    f"({with_} {on})"
                 )
-            outputs = model(images, addends)
+            outputs = model(images, torch.arange(b) % NUM_DIGITS)
     except Exception as exc:  # noqa: BLE001 - whatever a plug-in's forward raises
-        return f"with {arch} x {fusion} on {b} CPU images of 1x28x28 raised {one_line(exc)}"
-    with_ = f"(with {arch} x {fusion})"
+        return f"{with_} {on} raised {one_line(exc)}"
+    with_ = f"({with_} {on})"
     if not torch.isfinite(features).all():
         return f"returns non-finite features {with_}"
     if not (isinstance(outputs, tuple | list) and len(outputs) == 2):

@@ -72,12 +72,25 @@ def load_config(run_dir: Path, dry_run: bool = True) -> TrainConfig:
         if dry_run:
             check_model(cfg.arch, cfg.fusion, cfg.model_args)
     except (TypeError, ValueError) as exc:  # UnknownNameError is a ValueError
-        raise DamagedFileError(f"{path}: {exc}") from None
+        raise refused(path, values, exc) from None
     if missing := [k for k in ("arch", "fusion", "model_args") if k not in values]:
         # every config.json a run writes has them; without, the defaults' model would be built
         # and its weights blamed
         raise DamagedFileError(f"{path}: lacks {', '.join(missing)}, which name the run's model")
     return cfg
+
+
+def refused(path: Path, values: dict[str, Any], exc: Exception) -> Exception:
+    """What to raise for a config.json whose model cannot be built now: a usage error where a
+    plug-in it records has changed since (an entry or hyperparameter renamed), the file's
+    damage otherwise."""
+    if changed := plugins.changed_since(values, path):
+        return UsageError(
+            f"{path}: {exc}, but plug-in {', '.join(changed)} has changed since the run "
+            "(sha256 above); give the code the run was trained with (if it is that code, "
+            f"{path.name} is damaged)"
+        )
+    return DamagedFileError(f"{path}: {exc}")
 
 
 def execute(
@@ -241,7 +254,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
     try:
         model = create_model(cfg.arch, cfg.fusion, **cfg.model_args)
     except (TypeError, ValueError) as exc:  # names and values: what the dry run would refuse
-        raise DamagedFileError(f"{run_dir / CONFIG}: {exc}") from None
+        raise refused(run_dir / CONFIG, config_values(run_dir), exc) from None
     saved = files.load_torch(run_dir / MODEL)
     try:
         with warnings.catch_warnings():

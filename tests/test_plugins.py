@@ -194,23 +194,31 @@ def test_predict_report_and_resume_need_no_plugin_flag(plugin_run: Path) -> None
     assert json.loads((plugin_run / "status.json").read_text())["status"] == "complete"
 
 
-def test_weights_a_changed_plugin_cannot_take_blame_the_plugin_not_the_file(
-    plugin_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """A plug-in edited after the run (its convolution without a bias) builds a model the
-    weights do not fit: model.pt was called damaged (exit 1), the change only warned of."""
+def predicted_after_an_edit(plugin_run: Path, tmp_path: Path, edit: str) -> tuple[Path, Path]:
+    """A copy of ``plugin_run`` whose plug-in became ``edit`` (as if edited in place: the
+    recorded sha256 is the old code's), predicted from: exit status 2. Its folder, the file."""
     import shutil
 
     edited = tmp_path / "my_plugin.py"
-    edited.write_text(PLUGIN.replace("stride=2, padding=1)", "stride=2, padding=1, bias=False)"))
+    edited.write_text(edit)
     run_dir = shutil.copytree(plugin_run, tmp_path / "run")
     config = json.loads((run_dir / "config.json").read_text())
-    config["plugins"][0]["plugin"] = str(edited)  # as if edited in place: the sha256 of then
+    config["plugins"][0]["plugin"] = str(edited)
     (run_dir / "config.json").write_text(json.dumps(config))
     image = REPO / "examples" / "seven.png"
     with plugins_undone():
         argv = ["predict", "--run", str(run_dir), "--image", str(image), "--addend", "1"]
         assert main(argv) == 2
+    return run_dir, edited
+
+
+def test_weights_a_changed_plugin_cannot_take_blame_the_plugin_not_the_file(
+    plugin_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A plug-in edited after the run (its convolution without a bias) builds a model the
+    weights do not fit: model.pt was called damaged (exit 1), the change only warned of."""
+    edit = PLUGIN.replace("stride=2, padding=1)", "stride=2, padding=1, bias=False)")
+    run_dir, edited = predicted_after_an_edit(plugin_run, tmp_path, edit)
     warning, error = capsys.readouterr().err.strip().split("\n")
     assert warning.startswith(f"warning: plug-in {edited} has changed since")
     assert " ".join(error.split()).endswith(
@@ -218,6 +226,20 @@ def test_weights_a_changed_plugin_cannot_take_blame_the_plugin_not_the_file(
         "now: its code changed since the run (sha256 above); give the code the run was trained "
         "with (if it is that code, model.pt is damaged)"
     )
+
+
+def test_an_entry_a_changed_plugin_renamed_blames_the_plugin_not_the_file(
+    plugin_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plug-in's encoder renamed after the run: config.json was called damaged (exit 1)."""
+    edit = PLUGIN.replace("def ext_cnn(", "def ext_cnn2(")
+    run_dir, edited = predicted_after_an_edit(plugin_run, tmp_path, edit)
+    error = " ".join(capsys.readouterr().err.strip().split("\n")[-1].split())
+    assert f"{run_dir / 'config.json'}: unknown encoder 'ext_cnn'" in error, error
+    assert error.endswith(
+        f"but plug-in {edited} has changed since the run (sha256 above); give the code the run "
+        "was trained with (if it is that code, config.json is damaged)"
+    ), error
 
 
 @pytest.mark.slow  # four commands in child processes: ten seconds on 2 cores
@@ -364,8 +386,8 @@ BAD = {
     "cannot be built": (
         "@register_encoder()\ndef unbuildable(width: int = 3) -> nn.Module:\n"
         "    raise ValueError('width must be even')\n",
-        "encoder 'unbuildable' with unbuildable x concat on 4 CPU images of 1x28x28 raised "
-        "ValueError: width must be even",
+        "encoder 'unbuildable' with unbuildable x concat: building it raised ValueError: width "
+        "must be even",
     ),
     "forward raises": (
         "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
@@ -397,7 +419,24 @@ BAD = {
         "        return x.flatten(1)[:, :7]\n"
         "@register_encoder()\ndef narrow() -> nn.Module:\n    return E()\n",
         "encoder 'narrow' returns features of shape (4, 7), expected (4, num_features=8) (with "
-        "narrow x concat)",
+        "narrow x concat on 4 CPU images of 1x28x28)",
+    ),
+    "a batch of one": (  # .squeeze() drops the batch dimension too: predict of one image failed
+        "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        return nn.functional.adaptive_avg_pool2d(x.expand(-1, 4, -1, -1), 1).squeeze()\n"
+        "@register_encoder()\ndef squeezed() -> nn.Module:\n    return E()\n",
+        "encoder 'squeezed' returns features of shape (4,), expected (1, num_features=4) (with "
+        "squeezed x concat on 1 CPU image of 1x28x28)",
+    ),
+    "no num_features": (
+        "class E(nn.Module):\n    def forward(self, x):\n        return x.flatten(1)[:, :4]\n"
+        "@register_encoder()\ndef wide() -> nn.Module:\n    return E()\n",
+        "encoder wide sets no num_features (got None): set self.num_features = D",
+    ),
+    "a factory returning no module": (
+        "@register_fusion()\ndef lam(in_features: int) -> nn.Module:\n"
+        "    return lambda f, a: (f, f)\n",
+        "fusion lam's factory returned a function, not a torch.nn.Module",
     ),
     # names that could never be selected (a comma list's items, every entry, timm's prefix) or
     # would split a study's name: each was registered and listed

@@ -323,9 +323,11 @@ def train(
             correct_sum += correct
             if every and ((i + 1) % every == 0 or i + 1 == steps_per_epoch):
                 mean_loss = loss_sum.item() / (i + 1)
-                if not math.isfinite(mean_loss):
+                if not math.isfinite(mean_loss):  # finite at the last look: the steps since
+                    first = i // every * every + 1
+                    steps = f"step {first}" if first == i + 1 else f"steps {first}-{i + 1}"
                     raise NonFiniteLossError(
-                        f"non-finite loss at epoch {epoch + 1}, step {i + 1}, lr {lr:.3g}"
+                        f"non-finite loss at epoch {epoch + 1}, {steps}, lr {lr:.3g}"
                     )
                 acc = correct_sum.item() / ((i + 1) * bs)
                 listen(Progress(state.step, total_steps, epoch + 1, mean_loss, acc))

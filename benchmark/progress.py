@@ -172,14 +172,15 @@ class RunsProgress:
 
     def time_left(self) -> float | None:
         """From the pace until the steps were last counted (evaluation pauses included), less
-        the time since, or the estimate until then. Counted every 25 steps, a small run's steps
-        stood still for seconds while the time since the start grew: "9 s left" climbed."""
+        the time since, or the estimate until then, held: it leaves out start-up, and counted
+        down from the start it said "<1 s left" for seconds before the first step. Counted every
+        25 steps, a small run's steps stood still for seconds while the time since the start
+        grew: "9 s left" climbed."""
         trained = self.trained + self.current
-        now = time.monotonic()
         if trained:
             pace = (self.counted - self.started) / trained
-            return max(pace * (self.steps - trained) - (now - self.counted), 0.0)
-        return None if self.estimate is None else max(self.estimate - (now - self.started), 0.0)
+            return max(pace * (self.steps - trained) - (time.monotonic() - self.counted), 0.0)
+        return self.estimate
 
     def __rich_console__(self, _console: Any, options: Any) -> Any:
         """The live line, never wider than the terminal: what does not fit is cut at the end

@@ -726,7 +726,9 @@ def test_the_time_left_counts_down_between_the_counts_of_steps(
     since the start grew, and "9 s left" climbed to "15 s left"."""
     now = [100.0]
     monkeypatch.setattr("benchmark.progress.time.monotonic", lambda: now[0])
-    shown = RunsProgress(runs=1, steps=100)
+    shown = RunsProgress(runs=1, steps=100, estimate=3.0)
+    now[0] = 109.0  # starting: the estimate leaves start-up out, so it holds ("<1 s left" was)
+    assert shown.time_left() == 3.0
     now[0], shown.current, shown.counted = 110.0, 25, 110.0  # 25 steps in 10 s: 30 s to go
     assert shown.time_left() == 30.0
     now[0] = 115.0  # no step counted since

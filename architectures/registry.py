@@ -47,10 +47,11 @@ RATE = Range(0, 1, open_high=True)  # a dropout rate: 1 would drop everything
 
 
 def did_you_mean(name: str, names: Iterable[str]) -> str:
-    """`` (did you mean tiny_resnet?)`` for a mistyped ``name`` (``tiny-resnet``) where one of
-    ``names`` is near it, else ``""``."""
-    near = difflib.get_close_matches(name.replace("-", "_"), sorted(names), n=1, cutoff=0.75)
-    return f" (did you mean {near[0]}?)" if near else ""
+    """`` (did you mean tiny_resnet?)`` for a mistyped ``name`` (``tiny-resnet``, ``GAP_CNN``)
+    where one of ``names`` is near it, else ``""``."""
+    by_lower = {n.lower(): n for n in sorted(names, reverse=True)}  # the first of a case clash
+    near = difflib.get_close_matches(name.replace("-", "_").lower(), sorted(by_lower), 1, 0.75)
+    return f" (did you mean {by_lower[near[0]]}?)" if near else ""
 
 
 def comma_items(text: str) -> list[str]:

@@ -75,6 +75,8 @@ NAME_ROWS = [
     (["--arch", "nope"], "unknown encoder 'nope'; valid: "),
     (["--arch", "tiny-resnet"], "unknown encoder 'tiny-resnet' (did you mean tiny_resnet?); "),
     (["--fusion", "late-sum"], "unknown fusion 'late-sum' (did you mean late_sum?); valid:"),
+    (["--arch", "GAP_CNN"], "unknown encoder 'GAP_CNN' (did you mean gap_cnn?); valid:"),
+    (["--lr", "1e-3,abc"], "--lr: invalid item 'abc' in '1e-3,abc'; expected a number"),
     (["--fusion", "nope"], "unknown fusion 'nope'; valid:"),
     (["--arch", "gap_*x"], "matches nothing"),
     (["--arch", "timm:"], "unknown encoder 'timm:'"),
@@ -113,7 +115,8 @@ NAME_ROWS = [
     (["--holdout-pairs", "51"], "--holdout-pairs must be in 0..50, got 51"),
     (["--tuned-study", "x"], "--tuned-study chooses the export --tuned uses"),
     (["--tuned-any-budget"], "--tuned-any-budget chooses the export --tuned uses"),
-    (["--resume", "nowhere"], "expected a run directory"),  # relative to tmp_path
+    (["--resume", "nowhere"], "nowhere: no such directory; expected a run directory"),
+    (["--resume", "."], ".: no config.json there; expected a run directory"),  # tmp_path
     (["--resume", "nowhere", "--epochs", "9"], "drop --epochs"),
     (["--resume", "nowhere", "--tuned-study", "s"], "drop --tuned-study"),
     (["--resume", "nowhere", "--tuned-any-budget"], "drop --tuned-any-budget"),
@@ -171,7 +174,7 @@ def test_bad_values_end_in_one_line_before_anything_is_written(
          "here; a comma list sweeps in run, and compare --epochs takes a ladder)"),
         (["bench", "--iters", "2,3"], "'2,3'; expected an integer (one value here; a comma list "
          "sweeps in run)"),
-        (["run", "--epochs", "1,x"], "invalid int value: '1,x'; expected an integer"),  # a sweep
+        (["run", "--epochs", "1,x"], "invalid item 'x' in '1,x'; expected an integer"),  # a sweep
         (["compare", "--seed", "1.5"], "invalid int value: '1.5'; expected an integer"),
     ],
 )  # fmt: skip

@@ -383,7 +383,8 @@ def resume(args: argparse.Namespace) -> int:
         flags = ", ".join(map(flag_name, sorted(given)))
         raise UsageError(f"--resume continues the saved config; drop {flags}")
     if not (run_dir / rundir.CONFIG).exists():
-        raise UsageError(f"--resume {run_dir}: no {rundir.CONFIG} there; expected a run directory")
+        what = f"no {rundir.CONFIG} there" if run_dir.is_dir() else "no such directory"
+        raise UsageError(f"--resume {run_dir}: {what}; expected a run directory")
     home = run_dir.resolve().parent.parent  # <results-dir>/runs/<run-id>
     if args.results_dir != OUTPUT and Path(args.results_dir).resolve() != home:
         raise UsageError(

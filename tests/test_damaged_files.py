@@ -233,6 +233,39 @@ def test_a_damaged_metrics_file_on_resume_is_named_and_the_checkpoint_kept(
     assert after == before
 
 
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (None, "metrics.json: missing from a complete run (its weights are model.pt, and no "
+         "checkpoint.pt is left to resume); put it back, or train a new run"),
+        (b"", "corrupt metrics.json"),
+    ],
+)  # fmt: skip
+def test_a_complete_runs_missing_or_damaged_metrics_file_on_resume_is_named(
+    content: bytes | None,
+    said: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A finished run (no checkpoint left) without its metrics.json was trained again from
+    epoch 1 over its model.pt and history.csv ("stopped before an epoch ended"); with a damaged
+    one it was called "already complete" (exit 2), though the report left it out as damaged."""
+    from benchmark import rundir
+
+    no_data_load(monkeypatch)
+    run_dir = interrupted_run(tmp_path / "run")
+    rundir.write_status(run_dir, "complete")
+    (run_dir / rundir.MODEL).write_bytes(b"weights")
+    if content is not None:
+        (run_dir / rundir.METRICS).write_bytes(content)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir()}
+    assert exit_status(["run", "--resume", str(run_dir)]) == 1
+    assert said in one_line(capsys.readouterr().err)
+    after = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.name != rundir.LOCK}
+    assert after == before
+
+
 def test_another_runs_metrics_file_on_resume_is_named_and_the_checkpoint_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:

@@ -36,6 +36,7 @@ from benchmark.commands.models import (
 )
 from benchmark.commands.values import add_model_arg_flag, path_text, seed_list
 from benchmark.config import TrainConfig, flag_name
+from benchmark.errors import DamagedFileError
 from benchmark.estimate import estimate
 from benchmark.files import check_writable
 from benchmark.metrics import CHANCE, CHANCE_NOTE, LEARN_MORE
@@ -394,7 +395,14 @@ def resume(args: argparse.Namespace) -> int:
     closed = (
         rundir.read_status(run_dir)[0] == "complete" and not (run_dir / rundir.CHECKPOINT).exists()
     )
-    if (run_dir / rundir.METRICS).exists() and closed:  # else the claim closes it (if killed)
+    if closed and not (run_dir / rundir.METRICS).exists():  # it wrote them before the status
+        raise DamagedFileError(  # nothing resumes it: trained again, it overwrote model.pt
+            f"{run_dir / rundir.METRICS}: missing from a complete run (its weights are "
+            f"{rundir.MODEL}, and no {rundir.CHECKPOINT} is left to resume); put it back, or "
+            "train a new run"
+        )
+    if closed:  # else the claim closes it (if killed)
+        rundir.check_metrics(run_dir)  # damaged: named, not called complete
         raise UsageError(f"--resume {run_dir}: the run is already complete")
     with rundir.claimed(run_dir):  # held from here to the end: one resume at a time
         if (run_dir / rundir.METRICS).exists():  # another resume finished it just before

@@ -527,6 +527,18 @@ def test_a_hidden_layer_fusion_computes_its_formula_for_every_addend(fusion: str
         torch.testing.assert_close(total, module.sum_head(h))
 
 
+def test_film_starts_from_the_addend_blind_network() -> None:
+    """Its scale and shift start at zero (the docstring's promise): as built, every addend gives
+    one image the same logits, and training, not the draw, makes them differ."""
+    torch.manual_seed(0)
+    module = A.FUSIONS.get("film").factory(12).eval()
+    features = torch.randn(1, 12).expand(10, 12)
+    with torch.no_grad():
+        digit, total = module(features, torch.arange(10))
+    torch.testing.assert_close(digit, digit[:1].expand(10, -1))
+    torch.testing.assert_close(total, total[:1].expand(10, -1))
+
+
 def test_the_small_linear_heads_sum_reads_the_digit_logits_and_the_addend() -> None:
     module, features = fusion_parts("small_linear_head")
     addends = torch.arange(10)

@@ -37,6 +37,7 @@ NEW_FUSIONS = ["film", "bilinear", "small_linear_head"]
 def test_selection_keeps_every_digit_addend_and_sum_in_training(k: int, seed: int) -> None:
     held = holdout_pairs(k, seed)
     assert len(held) == len(set(held)) == k
+    assert held == sorted(held)  # as each run records them: not in the draw's order
     assert set(held) <= ALL_PAIRS
     trained = ALL_PAIRS - set(held)
     assert {d for d, _ in trained} == set(range(10))

@@ -264,6 +264,20 @@ def test_the_ladder_prunes_by_successive_halving_from_one_epoch() -> None:
     assert pruned
 
 
+def test_tunes_median_pruner_waits_for_five_finished_trials() -> None:
+    """``tune --pruner median``: the median of fewer trials is noise, so none is pruned before
+    five have finished, however poor; the sixth, as poor, is."""
+    study = optuna.create_study(direction="maximize", pruner=pruning.make_pruner("median", 3))
+    pruned = []
+    for _ in range(6):
+        trial = study.ask()
+        value = 0.1 if len(pruned) in (1, 5) else 0.9  # the second and the sixth are poor
+        trial.report(value, 1)
+        pruned.append(trial.should_prune())
+        study.tell(trial, value)
+    assert pruned == [False] * 5 + [True]
+
+
 def test_the_defaults_trial_sets_the_bar_of_successive_halving(small_data) -> None:
     """The defaults trial is ranked at each epoch like any trial (and finishes): its value is
     the one the first suggestion must beat to go on, instead of going on unopposed."""
@@ -344,6 +358,15 @@ def test_the_cap_counts_running_trials_at_their_next_rung() -> None:
     for epoch in (1, 2, 3):
         promoted.report(0.5, epoch)
     assert pruning.promised_epochs(study, 9, 10) == (1 + 3) + 9 + 9 + (10 - 4)
+    # workers started more trials than the study asks for (each saw a free one): none is
+    # promised for the trials not started, not minus one, which would let it past its cap
+    assert pruning.promised_epochs(study, 9, 3) == (1 + 3) + 9 + 9
+    # a trial stopped before training (started for a place another worker's had taken), still
+    # running as it is told so, trains nothing and takes no place
+    surplus = study.ask()
+    surplus.set_user_attr("surplus", True)
+    assert pruning.promised_epochs(study, 9, 10) == (1 + 3) + 9 + 9 + (10 - 4)
+    assert pruning.promised_epochs(study, 9, 3) == (1 + 3) + 9 + 9
 
 
 def test_the_cap_stops_a_trial_only_past_it_and_halvings_rungs_are_1_3_9() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -522,6 +523,27 @@ def test_a_compiled_runs_estimate_from_the_probe_says_compiling_is_not_counted()
         assert rate == pytest.approx(1000.0 / (0.15 + 0.85 * ratio))
 
 
+def test_the_probe_estimates_only_its_own_cpu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU probe's figure says nothing of a GPU, nor of another CPU whose probe a config
+    carries (``auto_probe``, written on another machine): no estimate, not a wrong one."""
+    from benchmark.config import TrainConfig
+    from benchmark.estimate import training_rate
+    from benchmark.hardware import Execution, machine_key
+
+    monkeypatch.setenv("DIGITSUM_CACHE", str(tmp_path))  # no probe cached here
+    probe = {"precision": "fp32", "channels_last": False, "images_per_s": {"fp32": 1000.0}}
+    probe |= {"machine": machine_key(), "probed": "2026-12-05 09:00:00", "spread": 1.0}
+    here = Execution(device=torch.device("cpu"), probe=probe)
+    assert training_rate(TrainConfig(), here, {})[0] == 1000.0
+    foreign = {**probe, "machine": "Another CPU | 2.14 | bf16"}
+    assert training_rate(TrainConfig(), replace(here, probe=foreign), {}) is None
+    monkeypatch.setattr(hardware, "machine_name", lambda device: "cuda: NVIDIA H100")
+    gpu = replace(here, device=torch.device("cuda"))
+    assert training_rate(TrainConfig(), gpu, {}) is None
+
+
 @pytest.mark.parametrize("seconds", [2.0, 600.0])
 def test_a_short_estimate_says_start_up_is_not_in_it(
     seconds: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
@@ -574,7 +596,17 @@ def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.parametrize(
     ("seconds", "said"),
-    [(0.2, "<1 s"), (0.9, "<1 s"), (1.4, "1 s"), (420, "7 min"), (7500, "2 h 05 min")],
+    [
+        (0.2, "<1 s"),
+        (0.9, "<1 s"),
+        (1.4, "1 s"),
+        (89, "89 s"),  # "1 min" would round a third away
+        (90, "2 min"),
+        (420, "7 min"),
+        (5399, "90 min"),
+        (5400, "1 h 30 min"),
+        (7500, "2 h 05 min"),
+    ],
 )
 def test_a_duration_reads_as_a_person_says_it(seconds: float, said: str) -> None:
     from benchmark.progress import duration

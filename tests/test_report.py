@@ -469,9 +469,16 @@ def test_incomplete_and_corrupt_runs_are_listed(suite, tmp_path: Path) -> None:
     bad_keys = root / "runs" / "f-no-test"
     bad_keys.mkdir()
     (bad_keys / "metrics.json").write_text(json.dumps({"arch": "gap_cnn", "fusion": "concat"}))
+    killed = root / "runs" / "g-running"  # or killed: a kill -9 leaves it marked running
+    killed.mkdir()
+    (killed / "status.json").write_text(json.dumps({"status": "running", "message": ""}))
     inputs = load(root)
     incomplete = inputs.incomplete.set_index("run")
-    assert list(incomplete.index) == ["d-interrupted", "e-corrupt", "f-no-test"]
+    assert list(incomplete.index) == ["d-interrupted", "e-corrupt", "f-no-test", "g-running"]
+    assert incomplete.loc["g-running", "reason"] == (
+        "no metrics.json; if no process trains it any more (killed), resume with "
+        f"`python -m benchmark run --resume {killed}`"
+    )
     assert incomplete.loc["d-interrupted", "status"] == "interrupted"
     assert "no metrics.json; stopped by an interrupt" == incomplete.loc["d-interrupted", "reason"]
     assert incomplete.loc["e-corrupt", "reason"].startswith("corrupt metrics.json")

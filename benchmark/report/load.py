@@ -143,6 +143,9 @@ def load_runs(run_dirs: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         except rundir.IncompleteRun as exc:
             status, message = rundir.read_status(run_dir)
             reason = f"{exc}; {message}" if message else str(exc)
+            if status == "running":  # or killed (SIGKILL, power): its files cannot tell which
+                resume = rundir.resume_command(run_dir)
+                reason += f"; if no process trains it any more (killed), resume with `{resume}`"
             incomplete.append({"run": run_dir.name, "status": status, "reason": reason})
             continue
         config = found.get("config") if isinstance(found.get("config"), dict) else {}

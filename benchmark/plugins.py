@@ -96,6 +96,7 @@ def load_file(spec: str) -> Plugin:
         )
     if not path.is_file():
         raise PluginMissing(f"plug-in {spec}: no such file")
+    same_file(spec, key)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     name = f"digitsum_plugin_{''.join(c if c.isalnum() else '_' for c in path.stem)}_{digest[:8]}"
     # by its resolved path: the code's frames carry it, and ``raised_at`` looks for them
@@ -133,6 +134,8 @@ def load_module(spec: str) -> Plugin:
         raise UsageError(f"plug-in {spec}: a file, but not a .py file; give a .py file")
     if found is None:
         raise PluginMissing(f"plug-in {spec}: no module of that name on sys.path (nor a .py file)")
+    if found.origin:
+        same_file(spec, str(Path(found.origin).resolve()))
     if spec in sys.modules:  # imported by other means: nothing registers again
         raise UsageError(
             f"plug-in {spec}: already imported before plug-ins were loaded; give it only "
@@ -140,6 +143,16 @@ def load_module(spec: str) -> Plugin:
         )
     plugin = Plugin(spec, f"plug-in {spec}", module_hash(found))
     return remember(spec, imported(plugin, lambda: importlib.import_module(spec), found.origin))
+
+
+def same_file(spec: str, file: str) -> None:
+    """A usage error where another ``--plugin`` loaded ``file`` already, by its module name or
+    its path: its entries were called a clash with themselves, and renaming them advised."""
+    for given in _loaded.values():
+        module = sys.modules.get(given.spec) if not is_file(given.spec) else None
+        there = getattr(module, "__file__", None) if module else given.spec
+        if given.entry_point is None and there and str(Path(there).resolve()) == file:
+            raise UsageError(f"plug-in {spec}: the same file as plug-in {given.spec}; give it once")
 
 
 def load_entry_points() -> None:

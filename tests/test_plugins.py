@@ -715,6 +715,26 @@ def test_a_plugin_file_imports_the_modules_beside_it(tmp_path: Path, capsys) -> 
     sys.modules.pop("beside_layers_xyz", None)
 
 
+@pytest.mark.parametrize("module_first", [False, True])
+def test_one_file_given_by_its_path_and_its_module_name_is_told_to_give_it_once(
+    module_first: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Its entries were called a clash with themselves, and the user told to rename them."""
+    path = tmp_path / "twice_xyz.py"
+    path.write_text(
+        HEADER + "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        return x.flatten(1)[:, :4]\n@register_encoder()\ndef twice() -> nn.Module:\n"
+        "    return E()\n"
+    )
+    given = ["twice_xyz", str(path)] if module_first else [str(path), "twice_xyz"]
+    with plugins_undone():
+        monkeypatch.syspath_prepend(str(tmp_path))
+        assert main(["list", "--plugin", given[0], "--plugin", given[1]]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"plug-in {given[1]}: the same file as plug-in {given[0]}; give it once")
+    sys.modules.pop("twice_xyz", None)
+
+
 @pytest.mark.parametrize("moved", [False, True])
 def test_a_changed_plugin_is_named_as_given_in_the_warning(
     moved: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -80,6 +80,22 @@ def recorded(found: dict[str, Any]) -> dict[Any, tuple[dict[str, Any], dict[str,
     }
 
 
+def rungs_of(comparison: dict[str, Any] | None) -> list[tuple[int, dict[str, Any]]]:
+    """(epochs, {"plan", "stages"}) of each rung of ``comparison.json``, lowest budget first;
+    a one-rung file is its own single rung. Entries of an unexpected shape are left out."""
+    if not isinstance(comparison, dict):
+        return []
+    rungs = comparison.get("rungs")
+    entries = rungs.values() if isinstance(rungs, dict) else [comparison]
+    found = []
+    for entry in entries:
+        plan = entry.get("plan") if isinstance(entry, dict) else None
+        epochs = files.lookup(plan, "budget.epochs")
+        if isinstance(plan, dict) and isinstance(epochs, int) and not isinstance(epochs, bool):
+            found.append((epochs, entry))
+    return sorted(found, key=lambda e: e[0])
+
+
 def dropped_by(found: dict[str, Any] | None, keys: list[str]) -> list[dict[str, Any]]:
     """The plans ``found`` (a comparison.json) holds stage times of that a protocol of plan
     ``keys`` would drop on its first record (``record_stage`` keeps only its own rungs'): hours

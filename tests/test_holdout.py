@@ -232,6 +232,7 @@ def fake_metrics(fusion: str, seed: int, seen: float, held: float, k: int = 20) 
         "seed": seed,
         "tuned": False,
         "config_hash": f"h{fusion}",
+        "epochs": 2,
         "config": {"holdout_pairs": k},
         "test": {"sum_acc": seen},
         "test_seen": {"sum_acc": seen, "digit_acc": 0.99, "consistency": 0.9},
@@ -252,9 +253,9 @@ def test_generalisation_table_section_and_plot() -> None:
     # the flattened runs frame of report.py gives the same table
     pd.testing.assert_frame_equal(generalisation_table(pd.json_normalize(metrics)), table)
     text = generalisation_section(metrics, plot_link="plots/generalisation.png")
-    late_row = "| gap_cnn x late_sum | 20 | no | hlate_sum | 3 | 99.00 ± 0.00 | 99.00 ± 1.00 |"
+    late_row = "| gap_cnn x late_sum | 20 | no | hlate_sum | 2 | 3 | 99.00 ± 0.00 | 99.00 ± 1.00 |"
     assert late_row + " +0.00 |" in text
-    concat_row = "| gap_cnn x concat | 20 | no | hconcat | 3 | 99.50 ± 0.00 | 10.00 ± 10.00 |"
+    concat_row = "| gap_cnn x concat | 20 | no | hconcat | 2 | 3 | 99.50 ± 0.00 | 10.00 ± 10.00 |"
     assert concat_row + " -89.50 |" in text
     assert "](plots/generalisation.png)" in text
     assert generalisation_section(metrics[-1:]) == ""

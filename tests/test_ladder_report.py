@@ -607,6 +607,25 @@ def test_a_group_that_repeats_its_default_at_both_rungs_counts_once_in_tau(
 
 
 @pytest.mark.usefixtures("undrawn")
+def test_a_tuned_model_of_another_size_than_the_top_rungs_gives_its_parameters(
+    tmp_path: Path,
+) -> None:
+    """Each rung's study finds its own best: a tuned row read as one model trained for longer
+    and longer, though its 1-epoch study's model was another (162,562 parameters, 72,666)."""
+    results = write_ladder(tmp_path, rungs=[1, 9])
+    for seed in SEEDS:
+        path = results / "runs" / f"small_cnn-concat-t-e1-s{seed}" / "metrics.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"params": 2500}))
+        path = results / "runs" / f"small_cnn-concat-d-e1-s{seed}" / "metrics.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"params": 2500}))
+    ranks = report(results).split("## Ranks across budgets")[1].split("\n## ")[0]
+    rows = [line for line in ranks.splitlines() if line.startswith("| small_cnn x concat |")]
+    default, tuned = sorted(rows, key=lambda row: "| yes |" in row)
+    assert tuned.split(" | ")[2].endswith(", 2,500 params)")  # the 1-epoch cell
+    assert "params" not in tuned.split(" | ")[3] and "params" not in default  # top; default
+
+
+@pytest.mark.usefixtures("undrawn")
 def test_a_tuned_group_that_kept_the_default_is_named_so_in_the_ranks(tmp_path: Path) -> None:
     """A study that kept the default gives a tuned group with its default group's runs, so its
     errors: it shares the default's rank (not the next one, as if it were a second, worse

@@ -139,7 +139,7 @@ def untested_sentences(best: pd.Series, untested: pd.DataFrame) -> list[str]:
 
 def repeats(groups: pd.DataFrame, those: bool = False) -> str:
     """`` (2 of them tuned rows that repeat their default)``: a study that kept the default adds
-    a row with the default's very runs, counted but not a configuration of its own. ``those``:
+    a row that trains the default again, counted but not a configuration of its own. ``those``:
     after "3 of the 17 groups", where "of them" read as of the 3 (`` (of those 17, 2 are ...)``)."""
     twins = int(groups["same_as_default"].astype(bool).sum()) if len(groups) else 0
     if not twins:
@@ -272,7 +272,7 @@ def tuning_sentences(summary: pd.DataFrame, runs: pd.DataFrame | None) -> list[s
         )
         text.append(
             f"In {plural(int(same.sum()), 'combination')} ({named}) the study's best "
-            "configuration is the default itself: its tuned row repeats the default."
+            "configuration is the default itself: its tuned row trains that configuration again."
         )
     pairs = pairs[~same]
     if pairs.empty:

@@ -63,6 +63,8 @@ def generalisation_table(runs: pd.DataFrame | list[dict[str, Any]]) -> pd.DataFr
         table[f"{name}_mean"] = grouped[column].mean()
         table[f"{name}_std"] = grouped[column].std()
     table["gap"] = table["heldout_mean"] - table["seen_mean"]
+    if "epochs" in frame:  # the budget: one per group (a config hash names it)
+        table["epochs"] = grouped["epochs"].first()
     table = table.reset_index()
     return table.sort_values(
         ["holdout_pairs", "heldout_mean", "arch", "fusion"],
@@ -99,6 +101,7 @@ def generalisation_section(
             "K": table["holdout_pairs"].astype(str),
             "tuned": table["tuned"].map({True: "yes", False: "no"}),
             "config": table["config_hash"],
+            "epochs": table["epochs"].map("{:.0f}".format) if "epochs" in table else "-",
             "n": table["n"].astype(str),
             "seen sum acc %": percent_cells(table, "seen"),
             "held-out sum acc %": percent_cells(table, "heldout"),

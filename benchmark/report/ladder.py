@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from benchmark import files
-from benchmark.comparison import epochs_text
+from benchmark.comparison import epochs_text, rungs_of
 from benchmark.report.aggregate import best_row, pareto_front, summarize, tuned_vs_default
 from benchmark.report.equal_time import time_section
 from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, named
@@ -32,7 +32,7 @@ IDENTITY = ["arch", "fusion", "tuned"]  # a group across rungs: its config may d
 BRIEF_S = 60.0  # a stage's time on a machine under this, beside another's: a sitting's check
 SHOWN_MISSING = 8  # missing runs named in the partial-protocol warning; the rest are counted
 
-__all__ = ["LADDER_PLOTS", "Rung", "build_rungs", "ladder_report", "rungs_of"]
+__all__ = ["LADDER_PLOTS", "Rung", "build_rungs", "ladder_report"]
 
 
 @dataclass
@@ -51,7 +51,7 @@ class Rung:
         """The rung's main groups, one per arch x fusion x tuned (the one of most seeds where a
         study's best changed between runs), lowest error first, with their ``rank``: groups of
         the same error share the best rank of them (a tuned group whose study kept the default
-        has its default group's runs, so their errors), the next rank skipping theirs. Made once
+        trains its default again, so has its errors), the next rank skipping theirs. Made once
         (the sections read it some 80 times), so read it, do not change it."""
         main = self.summary[self.summary["section"] == "main"]
         main = main[~main["yours"].astype(bool)] if "yours" in main else main  # yours: no rung
@@ -79,22 +79,6 @@ class Rung:
 
     def expected(self) -> int:
         return 2 * len(self.plan.get("pairs", [])) * len(self.plan.get("seeds", []))
-
-
-def rungs_of(comparison: dict[str, Any] | None) -> list[tuple[int, dict[str, Any]]]:
-    """(epochs, {"plan", "stages"}) of each rung of ``comparison.json``, lowest budget first;
-    a one-rung file is its own single rung. Entries of an unexpected shape are left out."""
-    if not isinstance(comparison, dict):
-        return []
-    rungs = comparison.get("rungs")
-    entries = rungs.values() if isinstance(rungs, dict) else [comparison]
-    found = []
-    for entry in entries:
-        plan = entry.get("plan") if isinstance(entry, dict) else None
-        epochs = files.lookup(plan, "budget.epochs")
-        if isinstance(plan, dict) and isinstance(epochs, int) and not isinstance(epochs, bool):
-            found.append((epochs, entry))
-    return sorted(found, key=lambda e: e[0])
 
 
 def build_rungs(inputs: Inputs) -> list[Rung]:
@@ -126,7 +110,7 @@ def among(plan: dict[str, Any], runs: pd.DataFrame) -> dict[str, Any]:
 
 def rank_agreement(low: Rung, top: Rung) -> tuple[float, float, int]:
     """(tau, p, groups): the ranking of ``low`` against ``top``'s, over the groups both have.
-    A tuned group whose study kept the default at both rungs has its default's very runs at
+    A tuned group whose study kept the default at both rungs trains its default again at
     both: counted once, as its default, since a copy would add a tie to both rankings and a
     group to the test's count."""
     both = low.groups.merge(top.groups, on=IDENTITY, suffixes=("_low", "_top"))
@@ -269,6 +253,7 @@ def ranks_section(rungs: list[Rung], plots: dict[str, bytes]) -> str:
             k for k in map(tuple, rung.groups[IDENTITY].itertuples(index=False)) if k not in order
         ]
     rows = []
+    sizes = {tuple(k): p for *k, p in top.groups[[*IDENTITY, "params"]].itertuples(index=False)}
     for arch, fusion, tuned in order:
         row = {"combination": f"{arch} x {fusion}", "tuned": "yes" if tuned else "no"}
         for rung in rungs:
@@ -278,6 +263,8 @@ def ranks_section(rungs: list[Rung], plots: dict[str, bytes]) -> str:
             if not hit.empty:
                 r = hit.iloc[0]
                 same = f", {SAME_CONFIG}" if r.same_as_default else ""  # the study kept it
+                if tuned and pd.notna(r.params) and r.params != sizes.get((arch, fusion, tuned)):
+                    same += f", {r.params:,.0f} params"  # another rung's study, another model
                 cell = f"{error_cell(r.test_sum_err_mean, r.test_sum_err_ci)} (#{r['rank']}{same})"
             row[f"{rung.epochs} ep: error % (rank)"] = cell
         rows.append(row)
@@ -300,7 +287,9 @@ def ranks_section(rungs: list[Rung], plots: dict[str, bytes]) -> str:
             f"rung, in the order of the top rung ({top.epochs} epochs). Kendall's tau-b compares "
             "each rung's ranking with the top rung's over the groups both have, a tuned group "
             "that repeats its default at both counted once (1: the same order, 0: unrelated, "
-            "-1: reversed); p: its two-sided test of no association.",
+            "-1: reversed); p: its two-sided test of no association. A tuned row is each rung's "
+            "own study's best configuration: where its model's size is not the top rung's, its "
+            "cell gives its parameters.",
             markdown_table(pd.DataFrame(rows)),
             markdown_table(pd.DataFrame(taus)),
             image(plots, "ladder_ranks"),

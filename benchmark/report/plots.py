@@ -303,7 +303,7 @@ def render_plots(
     curves = curves[curves.groupby("label")["epoch"].transform("size") > 1]  # lines, not dots
     if not curves.empty:
         plots["val_curves"] = val_curves_figure(curves, summary, ref)
-    drawn = main[~main["same_as_default"].astype(bool)]  # a twin's row repeats its default's
+    drawn = main[~main["same_as_default"].astype(bool)]  # a twin trains its default again
     classes = class_accuracy(inputs.runs, drawn)
     if not classes.empty:
         classes.index = figure_names(drawn.set_index("label").loc[classes.index].reset_index())

@@ -138,6 +138,7 @@ def find_export(
         raise UsageError(
             f"--tuned: no export for {cfg.arch} x {cfg.fusion} in {Path(results_dir) / TUNED};"
             f" run `python -m benchmark tune --arch {quote(cfg.arch)} --fusion {quote(cfg.fusion)} "
+            f"{''.join(quote(f) + ' ' for f in tune_flags(cfg))}"
             f"--results-dir {quote(str(results_dir))}` first"
         )
     spent = {p: read_export(p)["budget"] for p in found}  # each file read once
@@ -189,7 +190,24 @@ def budget_asked(cfg: TrainConfig) -> str:
 def budget_flags(spent: dict[str, Any], cfg: TrainConfig) -> str:
     """How to change ``cfg``'s budget to an export's, in flags as a user would type them:
     "with --epochs 1 --optimizer sgd --model-arg img_size=28, without --train-subset"."""
-    given, dropped = [], []
+    ways = (("with", "given"), ("without", "dropped"))
+    flags = flags_to(spent, cfg)
+    return ", ".join(f"{how} {' '.join(flags[key])}" for how, key in ways if flags[key])
+
+
+def tune_flags(cfg: TrainConfig) -> list[str]:
+    """The flags that tune a study at ``cfg``'s budget and settings, as typed: "run it first"
+    with none of them tuned at the defaults (4 epochs on every image: hours on a CPU), and the
+    run asking again refused that export as of another budget."""
+    asked = {k: getattr(cfg, k) for k in BUDGET_FIELDS}
+    return flags_to(asked | {"fixed": {k: getattr(cfg, k) for k in fields_of("setting")}})["given"]
+
+
+def flags_to(spent: dict[str, Any], cfg: TrainConfig | None = None) -> dict[str, list[str]]:
+    """The flags ``given`` and ``dropped`` that take ``cfg`` (the defaults) to ``spent``."""
+    cfg = cfg or TrainConfig()
+    given: list[str] = []
+    dropped: list[str] = []
     for key, value in held_model_args(spent).items():
         if cfg.model_args.get(key) != value:
             given += ["--model-arg", f"{key}={value}"]
@@ -203,8 +221,7 @@ def budget_flags(spent: dict[str, Any], cfg: TrainConfig) -> str:
             given.append(flag if value else "--no-" + flag[2:])
         else:
             given += [flag, str(value)]
-    ways = (("with", given), ("without", dropped))
-    return ", ".join(f"{how} {' '.join(flags)}" for how, flags in ways if flags)
+    return {"given": given, "dropped": dropped}
 
 
 def apply_tuned(

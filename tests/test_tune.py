@@ -297,6 +297,22 @@ def test_run_tuned_needs_a_valid_export(tmp_path: Path, capsys) -> None:
     assert not (tmp_path / "runs").exists()
 
 
+def test_run_tuned_without_an_export_says_how_to_tune_at_its_budget(tmp_path: Path, capsys) -> None:
+    """The tune command it gave dropped the run's budget: followed, it tuned at 4 epochs on
+    every image (hours on a CPU), and the run asking again refused that export."""
+    import shlex
+
+    from benchmark.cli import build_parser
+
+    budget = ["--epochs", "2", "--train-subset", "512", "--holdout-pairs", "20"]
+    argv = ["run", "--tuned", *budget, "--optimizer", "sgd", "--results-dir", str(tmp_path)]
+    assert main(argv) == 2
+    told = one_line(capsys.readouterr().err).split("`")[1]
+    args = build_parser().parse_args(shlex.split(told)[3:])  # after "python -m benchmark"
+    asked = (args.epochs, args.train_subset, args.holdout_pairs, args.optimizer, args.results_dir)
+    assert (args.command, *asked) == ("tune", 2, 512, 20, "sgd", str(tmp_path))
+
+
 @pytest.mark.parametrize(
     "flags, message",
     [
@@ -722,8 +738,32 @@ def test_an_interrupted_tune_says_what_it_keeps(
     monkeypatch.setattr(tuning, "optimize", one_trial_then_ctrl_c)
     assert tune(tmp_path, synthetic_root, "--trials", "3") == 130
     out = " ".join(capsys.readouterr().out.split())
-    assert f"interrupted: study {STUDY} keeps its 1 finished trial; run the same" in out
-    assert "command again to continue it" in out
+    said = f"interrupted: study {STUDY} keeps its 1 finished trial, its best not exported yet;"
+    assert said + " run the same command again to continue it" in out
+    assert not (tmp_path / "tuned").exists()
+
+
+def test_a_tune_asked_for_fewer_trials_than_done_says_so(
+    tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """--trials is the study's total: 2 on a study of 3 finished read "3 of 2 trials finished"
+    and its bar "3/2"."""
+    from benchmark import exports, tuning
+
+    def three_trials(study: optuna.Study, *args: object, **kwargs: object) -> None:
+        for value in (0.5, 0.6, 0.7):
+            study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=value))
+
+    monkeypatch.setattr(tuning, "optimize", three_trials)
+    monkeypatch.setattr(exports, "export_best", lambda *args: None)  # no parameters to export
+    assert tune(tmp_path, synthetic_root, "--trials", "3") == 0
+    # the trials another worker finished (added here behind the bar's back) are shown at the end
+    first = " ".join(capsys.readouterr().out.split())
+    assert "gap_cnn x concat trial 2 complete" in first and " 3/3 " in first
+    assert tune(tmp_path, synthetic_root, "--trials", "2") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "3 trials finished, more than --trials 2: nothing to tune" in out
+    assert " 3/3 " in out and "3 of 2" not in out and "3/2" not in out
 
 
 def test_the_best_line_keeps_brackets_and_its_path_whole(

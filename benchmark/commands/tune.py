@@ -119,8 +119,11 @@ def tune_study(
     if args.worker is not None:
         optimize(args.trials)
         return 0
+    count = f"{done} of {args.trials} trials finished"
+    if done > args.trials:  # "5 of 2": --trials is a total, not more trials
+        count = f"{done} trials finished, more than --trials {args.trials}: nothing to tune"
     console.print(
-        f"{cfg.arch} x {cfg.fusion}: {done} of {args.trials} trials finished"
+        f"{cfg.arch} x {cfg.fusion}: {count}"
         + (f", cap {args.max_params:,} parameters" if args.max_params else "")
         + (f", held: {settings(cfg.model_args)}" if cfg.model_args else "")
     )  # the count first and the storage on a line of its own: a URL had wrapped "0 of / 2"
@@ -129,7 +132,8 @@ def tune_study(
     died: list[str] = []
     try:
         with study_bar() as bar:
-            tracker = StudyProgress(bar, study, f"{cfg.arch} x {cfg.fusion}", args.trials)
+            label = f"{cfg.arch} x {cfg.fusion}"
+            tracker = StudyProgress(bar, study, label, max(args.trials, done))
             if jobs > 1 and tuning.waiting_count(study):
                 # SQLite has no row locks: two workers could pop the same queued trial (the
                 # defaults) and both tell it. Run the queued trials here, then the workers.
@@ -141,10 +145,12 @@ def tune_study(
                 died = run_workers(commands, spec, tracker.refresh)
             elif jobs == 1:
                 optimize(args.trials, tracker)
+            tracker.refresh()  # the last trials, where another worker finished them
     except KeyboardInterrupt:
         kept = plural(tuning.finished_count(study), "finished trial")
         console.print(
-            f"interrupted: study {name} keeps its {kept}; run the same command again to continue it"
+            f"interrupted: study {name} keeps its {kept}, its best not exported yet; run the "
+            "same command again to continue it"
         )
         raise
     for line in died:

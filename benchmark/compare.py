@@ -145,21 +145,6 @@ class Plan:
         ]
 
 
-def keep_pruner(study: optuna.Study, pruner: str) -> None:
-    """A study is tuned under one pruner: recorded when its first trial starts; a study that
-    trained under another, or before pruners were recorded, is refused in one line rather
-    than finished under a second rule."""
-    found = study.user_attrs.get("pruner")
-    started = any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
-    if found is None and not started:
-        study.set_user_attr("pruner", pruner)
-    elif found != pruner:
-        raise UsageError(
-            f"study {study.study_name!r} was tuned with {found or 'an unrecorded'} pruning, not "
-            f"{pruner}; delete it (optuna delete-study) or give another --results-dir"
-        )
-
-
 def default_cap(pairs: Sequence[tuple[str, str]], held: dict[str, Any] | None = None) -> int:
     """The smallest cap that admits the default configuration of every combination, with the
     model arguments the protocol holds fixed that it takes (a timm ViT's img_size sizes its

@@ -7,6 +7,7 @@ from __future__ import annotations
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from benchmark.errors import UsageError
 from benchmark.trials import counts_towards_budget, rejected
 
 HALVING_FACTOR = 3  # successive halving: a third of the trials at a rung go on
@@ -21,6 +22,23 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
             min_resource=1, reduction_factor=HALVING_FACTOR
         )
     return optuna.pruners.MedianPruner(n_startup_trials=5)
+
+
+def keep_pruner(study: optuna.Study, pruner: str, hint: str, strict: bool = True) -> None:
+    """A study is tuned under one pruner, recorded when its first trial starts: one that trained
+    under another is refused in one line (``hint``: what to do) rather than finished under a
+    second rule, its counts of pruned and trained epochs mixing the two. ``strict``: a study
+    started before pruners were recorded is refused too (``compare``'s protocol); else
+    (``tune``) the pruner given now is recorded for it."""
+    found = study.user_attrs.get("pruner")
+    started = any(t.state != TrialState.WAITING for t in study.get_trials(deepcopy=False))
+    if found is None and (not started or not strict):
+        study.set_user_attr("pruner", pruner)
+    elif found != pruner:
+        raise UsageError(
+            f"study {study.study_name!r} was tuned with {found or 'an unrecorded'} pruning, not "
+            f"{pruner}; {hint}"
+        )
 
 
 def halving_rung_after(epoch: int, epochs: int) -> int:

@@ -35,7 +35,7 @@ def tune_all(
     than ``plan.trials`` finished or running on any machine); a study whose last places other
     workers hold is left to them. ``lap`` after each trial; ``seed`` and ``worker`` seed the
     samplers (``tuning.sampler``); ``at``: the rung in words (``rung_words``)."""
-    from benchmark import compare, tuning
+    from benchmark import pruning, tuning
 
     studies = []
     console.print(
@@ -48,7 +48,8 @@ def tune_all(
         study.sampler = tuning.sampler(seed, len(study.trials), worker)
         # multi-fidelity: trials report every epoch and the pruner stops the poor ones early
         if plan.pruner():
-            compare.keep_pruner(study, plan.pruner())
+            hint = "delete it (optuna delete-study) or give another --results-dir"
+            pruning.keep_pruner(study, plan.pruner(), hint)
         study.pruner = plan.make_pruner()
         with study_bar() as bar:
             tracker = StudyProgress(bar, study, f"{arch} x {fusion}", plan.trials)

@@ -241,15 +241,20 @@ def test_a_study_tuned_under_another_pruner_is_refused_in_one_line(small_data) -
     base = TrainConfig(arch="gap_cnn", fusion="late_sum", epochs=3, train_subset=256)
     storage = optuna.storages.InMemoryStorage()
     fresh = tuning.open_study(storage, "fresh", base, None)  # only the queued defaults trial
-    compare.keep_pruner(fresh, "halving")
-    compare.keep_pruner(fresh, "halving")  # the same pruner again: resumed as ever
+    pruning.keep_pruner(fresh, "halving", "hint")
+    pruning.keep_pruner(fresh, "halving", "hint")  # the same pruner again: resumed as ever
     assert fresh.user_attrs["pruner"] == "halving"
-    with pytest.raises(UsageError, match="'fresh' was tuned with halving pruning, not hyperband"):
-        compare.keep_pruner(fresh, "hyperband")
+    said = "'fresh' was tuned with halving pruning, not hyperband; hint"
+    with pytest.raises(UsageError, match=said):
+        pruning.keep_pruner(fresh, "hyperband", "hint")
     older = tuning.open_study(storage, "older", base, None)
     older.add_trial(optuna.trial.create_trial(value=0.5))  # trained before pruners were recorded
     with pytest.raises(UsageError, match="'older' was tuned with an unrecorded pruning"):
-        compare.keep_pruner(older, "halving")
+        pruning.keep_pruner(older, "halving", "hint")
+    pruning.keep_pruner(older, "median", "hint", strict=False)  # tune: recorded from now on
+    assert older.user_attrs["pruner"] == "median"
+    with pytest.raises(UsageError, match="with median pruning, not halving"):
+        pruning.keep_pruner(older, "halving", "hint", strict=False)
 
 
 def test_the_ladder_prunes_by_successive_halving_from_one_epoch() -> None:

@@ -747,7 +747,7 @@ def test_a_tune_asked_for_fewer_trials_than_done_says_so(
     tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """--trials is the study's total: 2 on a study of 3 finished read "3 of 2 trials finished"
-    and its bar "3/2"."""
+    and its bar "3/2". And a study keeps its pruner: another was taken without a word."""
     from benchmark import exports, tuning
 
     def three_trials(study: optuna.Study, *args: object, **kwargs: object) -> None:
@@ -764,6 +764,12 @@ def test_a_tune_asked_for_fewer_trials_than_done_says_so(
     out = " ".join(capsys.readouterr().out.split())
     assert "3 trials finished, more than --trials 2: nothing to tune" in out
     assert " 3/3 " in out and "3 of 2" not in out and "3/2" not in out
+    # a study under one pruner: another would mix two rules in its counts of pruned trials
+    assert tune(tmp_path, synthetic_root, "--trials", "4", "--pruner", "halving") == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(
+        "was tuned with median pruning, not halving; give --pruner median or another --study NAME"
+    )
 
 
 def test_the_best_line_keeps_brackets_and_its_path_whole(

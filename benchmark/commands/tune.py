@@ -106,6 +106,8 @@ def tune_study(
     done = tuning.finished_count(study)
     before = len(study.trials)
     study.sampler = tuning.sampler(args.seed, before, args.worker)
+    hint = f"give --pruner {study.user_attrs.get('pruner')} or another --study NAME"
+    pruning.keep_pruner(study, args.pruner, hint, strict=False)  # the counts mixed two rules
     study.pruner = pruning.make_pruner(args.pruner, cfg.epochs)
 
     def optimize(trials: int, tracker: StudyProgress | None = None) -> None:

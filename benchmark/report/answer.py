@@ -99,22 +99,32 @@ def best_sentence(best: pd.Series, main: pd.DataFrame, where: str) -> str:
 YOURS, AWAY = "Yours against the reference's best", "of yours"
 
 
+def guessing(groups: pd.DataFrame) -> pd.Series:
+    """Groups whose test digit or sum accuracy is near chance: they learned nothing (a group of
+    9.7% sums and 24% digits was offered, in bold, as the smaller alternative to the best)."""
+    return (groups["test_digit_acc_mean"] < CHANCE_NOTE) | (
+        groups["test_sum_acc_mean"] < CHANCE_NOTE
+    )
+
+
 def chance_sentences(summary: pd.DataFrame) -> list[str]:
-    """Groups whose test digit accuracy is near chance learned nothing: a smoke run's 90% error
-    was stated as the answer, without the warning ``run`` gave."""
-    guessing = summary[summary["test_digit_acc_mean"] < CHANCE_NOTE]
-    if guessing.empty:
+    """Groups whose test digit or sum accuracy is near chance learned nothing: a smoke run's
+    90% error was stated as the answer, without the warning ``run`` gave."""
+    guessing_ = summary[guessing(summary)]
+    if guessing_.empty:
         return []
+    accuracy = "digit or sum accuracy"
     if len(summary) == 1:
-        who, meaning = "Its digit accuracy is", "it learned nothing at this budget"
-    elif len(guessing) == len(summary):
-        who = "Every group's digit accuracy is"
+        who, meaning = f"Its {accuracy} is", "it learned nothing at this budget"
+    elif len(guessing_) == len(summary):
+        who = f"Every group's {accuracy} is"
         meaning = "they learned nothing at this budget, so this ranking means nothing"
     else:
-        who = f"The digit accuracy of {names(guessing)} is"
+        who = f"The {accuracy} of {names(guessing_)} is"
+        one = len(guessing_) == 1
         meaning = (
-            f"{'it' if len(guessing) == 1 else 'they'} learned nothing at this budget, so "
-            f"{'its' if len(guessing) == 1 else 'their'} rank means nothing"
+            f"{'it' if one else 'they'} learned nothing at this budget, so "
+            f"{'its' if one else 'their'} rank means nothing"
         )
     return [f"{who} {CHANCE}: {meaning}; {LEARN_MORE}."]
 
@@ -208,6 +218,7 @@ def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
             f"CI {cis})."
         )
         these = "those still offered"
+    close = close[~guessing(close)]  # within a 2-seed interval of 50 points: no alternative
     if close.empty:
         return text + spread_notes(worse, near)
     tied = pd.concat([best.to_frame().T, close])

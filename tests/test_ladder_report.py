@@ -768,6 +768,22 @@ def test_the_learning_curves_share_one_key_under_the_panels() -> None:
     assert key.get_texts()[0].get_fontsize() >= 9
 
 
+@pytest.mark.parametrize("encoders", [1, 2, 3])
+def test_the_learning_curves_title_and_key_fit_the_figure(encoders: int) -> None:
+    """With one encoder (``compare --arch gap_cnn``) the figure was 4.6 in wide: its title and
+    its key of six lines were cut at both sides."""
+    rows = [dict(arch=a, fusion=f, tuned=t, test_sum_err_mean=1.0, test_sum_err_ci=0.1)
+            for a in ("gap_cnn", "small_cnn", "tiny_resnet")[:encoders]
+            for f in ("concat", "embed_add", "late_sum") for t in (False, True)]  # fmt: skip
+    fig = ladder_plots.plot_curves([(e, pd.DataFrame(rows)) for e in (1, 3)])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    whole = fig.bbox
+    for part in (*fig.legends, fig._suptitle):
+        box = part.get_window_extent(renderer)
+        assert whole.x0 <= box.x0 and box.x1 <= whole.x1, part
+
+
 def rung_of(epochs: int, groups: list[tuple], epoch_images: int = 10_000):
     """A rung from hand-made groups: (arch, tuned, n, error %, p against the best, timed on)."""
     from types import SimpleNamespace

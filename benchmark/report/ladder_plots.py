@@ -190,7 +190,9 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     every = pd.concat([g.assign(epochs=e) for e, g in rungs], ignore_index=True)
     encoders = sorted(set(every["arch"]))
     colours = palette(list(every["fusion"]), COLOURS)
-    fig, axes = new_figure(4.6 * len(encoders), 4.6, ncols=len(encoders))
+    # wide enough for the title and the key's six columns however few encoders (one: 4.6 in,
+    # both cut at the sides)
+    fig, axes = new_figure(max(4.6 * len(encoders), 11.0), 4.6, ncols=len(encoders))
     for ax, arch in zip(axes, encoders, strict=True):
         mine = every[every["arch"] == arch]
         for (fusion, tuned), line in mine.groupby(["fusion", "tuned"], sort=True):

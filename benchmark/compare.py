@@ -96,9 +96,11 @@ class Plan:
         return pruning.EpochCap(halving, self.base.epochs, self.trials, cap)
 
     def key(self) -> str:
-        """A short hash of what makes two ``compare`` invocations the same protocol."""
+        """A short hash of what makes two ``compare`` invocations the same protocol: the
+        combinations and seeds as sets (``--seeds 1,0`` was refused as another protocol than
+        ``0,1``, as ``--fusion late_sum,concat`` than ``concat,late_sum``)."""
         learned = replace(self.base, arch="-", fusion="-", seed=0).config_hash()
-        parts = [learned, self.pairs, self.seeds, self.trials, self.max_params]
+        parts = [learned, sorted(self.pairs), sorted(self.seeds), self.trials, self.max_params]
         if self.base.precision != "auto":  # a set precision is another protocol (auto: as ever)
             parts.append(self.base.precision)
         if self.pruner():

@@ -387,6 +387,9 @@ def test_a_set_precision_is_its_own_protocol_and_auto_is_as_before(tmp_path: Pat
     args = (pairs, tuple(committed["plan"]["seeds"]), 20, committed["plan"]["max_params"])
     auto = compare.Plan(TrainConfig(epochs=1), *args)  # type: ignore[arg-type]
     assert auto.key() == committed["plan"]["key"] == "4afbe954"
+    # the same combinations and seeds typed in another order: the same protocol
+    shuffled = (pairs[::-1], args[1][::-1], *args[2:])
+    assert compare.Plan(TrainConfig(epochs=1), *shuffled).key() == auto.key()  # type: ignore[arg-type]
     bf16 = compare.Plan(TrainConfig(epochs=1, precision="bf16"), *args)  # type: ignore[arg-type]
     assert bf16.key() != auto.key()
     # so the plan records it, and a status with no flags asks for it (it read auto's queue)

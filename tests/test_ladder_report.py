@@ -591,6 +591,27 @@ def kept_the_default(results: Path, epochs: int) -> None:
 
 
 @pytest.mark.usefixtures("undrawn")
+def test_a_winner_whose_top_study_kept_the_default_is_not_tested_against_it(
+    tmp_path: Path,
+) -> None:
+    """The 1-epoch winner, tuned, whose 9-epoch study kept the default, the best there: it read
+    "not distinguishable from the best there, ... (default) (Welch's p 1.000)"."""
+    results = write_ladder(tmp_path, rungs=[1, 9])
+    for seed in SEEDS:
+        path = results / "runs" / f"small_cnn-concat-d-e9-s{seed}" / "metrics.json"
+        found = json.loads(path.read_text())
+        found["test"]["sum_acc"] = 0.997 - seed / 10_000
+        path.write_text(json.dumps(found))
+    kept_the_default(results, 9)
+    line = next(x for x in report(results).splitlines() if x.startswith("- At 1 epoch"))
+    assert line.endswith(
+        "there its study kept the default, so it is the best's configuration, small_cnn x "
+        "concat (default): still the winner."
+    ), line
+    assert "Welch" not in line
+
+
+@pytest.mark.usefixtures("undrawn")
 def test_a_group_that_repeats_its_default_at_both_rungs_counts_once_in_tau(
     tmp_path: Path,
 ) -> None:

@@ -198,8 +198,16 @@ def winners_text(rungs: list[Rung]) -> list[str]:
         there = at_top.loc[key]
         there = there.iloc[0] if isinstance(there, pd.DataFrame) else there
         lead = f" At {top.epochs} epochs it has {interval_text(there)}, rank {there['rank']}"
+        twins = key[:2] == (best_top["arch"], best_top["fusion"]) and (
+            bool(there["same_as_default"]) or bool(best_top["same_as_default"])
+        )  # one configuration, a study having kept the default: no test of it against itself
         if key == tuple(best_top[k] for k in IDENTITY):
             verdict = ": still the winner" + ("." if there["rank"] == 1 else ONE_SEED_ABOVE)
+        elif twins:
+            verdict = (
+                f"; there its study kept the default, so it is the best's configuration, "
+                f"{named(best_top)}: still the winner."
+            )
         elif pd.isna(there["p_vs_best"]):
             verdict = f"; too few seeds to test it against the best, {named(best_top)}."
         else:

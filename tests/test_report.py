@@ -343,6 +343,26 @@ def test_a_group_takes_bench_figures_from_the_device_its_runs_were_timed_on(
     assert late["infer_images_per_s"] == 1700000 and late["bench_device"] == "NVIDIA H200"
 
 
+def test_a_group_takes_bench_figures_of_its_precision_and_eager_first(tmp_path: Path) -> None:
+    """The committed fp32 default group showed a compiled bf16 row's throughput (the highest on
+    its device): rows of its own precision, then eager ones, come first."""
+    runs = tmp_path / "runs"
+    make_run(runs, "cat", fusion="concat")  # fp32 (make_run's), trained eager
+    rows = [
+        f"gap_cnn,concat,{DEVICE},bf16,True,256,90000,",
+        f"gap_cnn,concat,{DEVICE},bf16,False,256,60000,",
+        f"gap_cnn,concat,{DEVICE},fp32,True,256,40000,",
+        f"gap_cnn,concat,{DEVICE},fp32,False,256,20000,",
+    ]
+    header = "arch,fusion,device,precision,compile,batch_size,infer_images_per_s,error\n"
+    for kept in (4, 3, 2):  # each time the row the group's runs are most like is left
+        (tmp_path / "bench.csv").write_text(header + "\n".join(rows[:kept]) + "\n")
+        inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "*.csv"))
+        found = report.summarize(inputs.runs, inputs.bench).set_index("label").iloc[0]
+        expected = {4: (20000, "fp32"), 3: (40000, "fp32"), 2: (60000, "bf16")}[kept]
+        assert (found["infer_images_per_s"], found["bench_precision"]) == expected
+
+
 def test_timings_of_two_cpus_of_one_name_are_never_averaged(tmp_path: Path) -> None:
     """Two VMs both called "AMD EPYC", one with AVX-512 and one without, trained one group: the
     report keeps the timings of the CPU most of its runs had, told apart by their features."""

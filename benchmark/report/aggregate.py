@@ -116,7 +116,8 @@ def bench_best(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     does not show a GPU's throughput; else from any device (``bench_device`` names it, with
     its CPU's features where the row recorded them). Of two CPUs of one name, the one with the
     runs' features is their device, one without features next, another CPU of that name before
-    any other device."""
+    any other device. On that device, rows of the group's precision come first, then eager
+    ones, as its runs trained: an fp32 group showed a compiled bf16 row's throughput."""
     matches = bench_matches(summary, bench)
     timed_on = matches["timing_device"].astype(str)
     row_features = matches.get("cpu_features", pd.Series("", index=matches.index))
@@ -126,9 +127,13 @@ def bench_best(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     unknown = (row_features == "") | (theirs == "")
     own = same_name * (1 + unknown + 2 * (row_features == theirs)).clip(upper=3)
     named = list(map(with_features, matches["device"].astype(str), row_features))
+    alike = matches["bench_precision"] == matches["precision"]
+    eager = ~matches.get("compile", pd.Series(False, index=matches.index)).fillna(False)
     return (
-        matches.assign(own=own, device=named)
-        .sort_values(["own", "infer_images_per_s"], ascending=False, kind="stable")
+        matches.assign(own=own, device=named, alike=alike, eager=eager.astype(bool))
+        .sort_values(
+            ["own", "alike", "eager", "infer_images_per_s"], ascending=False, kind="stable"
+        )
         .drop_duplicates(KEYS)
         .set_index(KEYS)[list(BENCH_BEST)]
         .rename(columns=BENCH_BEST)

@@ -172,8 +172,9 @@ def measure_pair(cfg: TrainConfig, s: Settings) -> tuple[dict[str, float], Calla
         "latency_ms_b1": 1000 * statistics.median(latency_times),
         "train_images_per_s": cfg.batch_size / statistics.median(train_times),
         "peak_mem_mb": peak,
-        "compile_seconds": compile_infer + compile_b1 + compile_train if s.compile else 0.0,
-        "train_compile_seconds": compile_train if s.compile else 0.0,
+        # an eager row compiled nothing: blank, not 0.0 (the report and bench print "-")
+        "compile_seconds": compile_infer + compile_b1 + compile_train if s.compile else math.nan,
+        "train_compile_seconds": compile_train if s.compile else math.nan,
     }, step
 
 

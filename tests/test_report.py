@@ -269,6 +269,40 @@ def test_a_row_of_a_tuned_model_names_its_arguments_legibly(tmp_path: Path) -> N
     assert cells["train batch"] == "64"  # a tuned batch size, beside the inference batch
 
 
+def test_an_eager_bench_rows_compile_seconds_read_as_none(tmp_path: Path) -> None:
+    """Rows wrote 0.0 for an eager row's compile seconds: the report printed "0.0" where bench
+    printed "-" (it compiled nothing)."""
+    path = tmp_path / "cpu-fp32.csv"
+    row = {"device": "cpu: x", "arch": "gap_cnn", "infer_images_per_s": 100.0}
+    benchfile.append_row(
+        path,
+        row
+        | {
+            "fusion": "concat",
+            "compile": False,
+            "compile_seconds": 0.0,
+            "train_compile_seconds": 0.0,
+        },
+    )
+    benchfile.append_row(
+        path,
+        row
+        | {
+            "fusion": "late_sum",
+            "compile": True,
+            "compile_seconds": 12.5,
+            "train_compile_seconds": 9.5,
+        },
+    )
+    bench, _ = benchfile.read_rows([path])
+    lines = report.bench_section(bench).splitlines()
+    header = next(line for line in lines if line.startswith("| combination"))
+    cells = {line.split(" | ")[0]: line.split(" | ") for line in lines if line.startswith("| gap")}
+    at = header.split(" | ").index("compile s")
+    assert cells["| gap_cnn x concat"][at : at + 2] == ["-", "-"]
+    assert cells["| gap_cnn x late_sum"][at : at + 2] == ["12.5", "9.5"]
+
+
 def test_the_bench_section_says_per_machine_whether_compiling_paid(tmp_path: Path) -> None:
     """The range of the A/B medians per machine (CPUs of one name told apart by their
     features, and rows from before features were recorded said to be such, not taken for one

@@ -72,9 +72,12 @@ def bench_section(bench: pd.DataFrame) -> str:
         return ""
     parts = ["## Bench measurements"]
     rows = bench.sort_values(["arch", "fusion", "device", "precision", "batch_size"], kind="stable")
+    compiled = rows["compile"].fillna(False).astype(bool)
     rows = rows.assign(
         ab=[ab_text(r) for r in rows.to_dict("records")],
         cpu_features=rows["cpu_features"].astype(object).fillna("-"),
+        # an eager row compiled nothing: "-", as bench prints it, not the 0.0 rows recorded
+        **{key: rows[key].where(compiled) for key in ("compile_seconds", "train_compile_seconds")},
     )
     # left out where no row has one: the A/B, and the CPU features of rows from before them
     shown = {

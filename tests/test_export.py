@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -186,6 +187,23 @@ def test_an_earlier_export_is_replaced(trained_run: Path, tmp_path: Path, capsys
     assert main(argv) == 0
     assert f"wrote {target} (replacing the file there)" in capsys.readouterr().out
     torch.jit.load(str(target))
+
+
+def test_a_run_that_learned_nothing_is_warned_of_as_it_is_exported(
+    trained_run: Path, tmp_path: Path, capsys
+) -> None:
+    """predict warned of a run at chance; export wrote its model without a word."""
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    argv = ["export", "--run", str(run), "--out", str(tmp_path / "m.pt")]
+    assert main(argv) == 0 and capsys.readouterr().err == ""  # it learned: nothing to say
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["test"]["digit_acc"] = 0.112
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert main(argv) == 0
+    assert capsys.readouterr().err == (
+        "warning: this run's test digit accuracy is 11.2%, under 20%, near chance (10%): it "
+        "learned nothing, and the model written guesses\n"
+    )
 
 
 @pytest.mark.parametrize(

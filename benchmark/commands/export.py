@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from benchmark.commands.common import UsageError, add_plugin_flag
+from benchmark.commands.predict import say_if_guessing
 from benchmark.commands.values import path_text
 from benchmark.files import check_writable
 from benchmark.progress import say_whole
@@ -62,8 +63,9 @@ def cmd_export(args: argparse.Namespace) -> int:
         )
     if out.exists() and not holds_a_model(out, kind):  # a user's best.pt of torch.save weights
         raise UsageError(
-            f"--out {out} exists and does not hold {A_FILE[kind]} model (weights saved by "
-            "torch.save are not one); give a new path, or that of an earlier export to replace"
+            f"--out {out} exists and does not hold {A_FILE[kind]} model (as weights saved by "
+            "torch.save, or a model of the other format, do not); give a new path, or that of an "
+            "earlier export to replace"
         )
     check_writable(out.parent, "--out", out)
     try:
@@ -72,10 +74,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {kind}: {exc}") from None
     replaced = " (replacing the file there)" if out.exists() else ""  # said: it was someone's
     files.write_bytes(out, data)
+    say_if_guessing(run_dir, "the model written guesses")
     how = f" with the {onnx_exporter()} exporter" if kind == "onnx" else ""
     say_whole(
         f"wrote {out}{replaced}{how} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float "
-        f"in [0,1] and addends (B,) int64 -> outputs digit_logits (B,10) and sum_logits (B,19)"
+        f"in [0,1] and addends (B,) int64 in 0..9 -> outputs digit_logits (B,10) and sum_logits "
+        "(B,19)"
     )
     return 0
 

@@ -90,9 +90,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def say_if_guessing(run_dir: Path) -> None:
+def say_if_guessing(run_dir: Path, then: str = "its predictions are guesses") -> None:
     """A warning on stderr (--json's stdout stays whole) where the run learned nothing, as
-    ``run`` and the report call it: its predictions are guesses, however sure they look."""
+    ``run`` and the report call it: its predictions are guesses, however sure they look
+    (``export`` says it too, ``then`` its own consequence)."""
     from benchmark import rundir
     from benchmark.metrics import CHANCE, CHANCE_NOTE
 
@@ -103,7 +104,7 @@ def say_if_guessing(run_dir: Path) -> None:
     if digit_acc < CHANCE_NOTE:
         sys.stderr.write(
             f"warning: this run's test digit accuracy is {digit_acc:.1%}, {CHANCE}: it learned "
-            "nothing, and its predictions are guesses\n"
+            f"nothing, and {then}\n"
         )
 
 

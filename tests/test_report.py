@@ -942,6 +942,14 @@ def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys:
     said = f"--results-dir {empty}: no run directory, bench CSV or tuning study in it"
     assert said in capsys.readouterr().err
     assert list(empty.iterdir()) == []
+    # studies tuned into a journal file: the exports name it, and the line gives the flag
+    (empty / "tuned").mkdir()
+    (empty / "tuned" / "gap_cnn__concat__e1.json").write_text('{"storage": "journal:j.log"}')
+    assert main(["report", "--results-dir", str(empty)]) == 2
+    assert (
+        f"{said} (its tuned/ exports name studies in journal:j.log: give --storage "
+        f"journal:{empty / 'j.log'});" in one_line(capsys.readouterr().err)
+    )
 
 
 def test_a_runs_folder_given_for_its_results_directory_is_told_to_give_the_one_above(

@@ -88,7 +88,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     if all(frame.empty for frame in found) and not inputs.studies.digests:
         if inputs.notes:  # there was something to report, damaged: name it
             raise DamagedFileError(f"nothing readable to report in {base}: {inputs.notes[0]}")
-        why = misplaced(base) or "no run directory, bench CSV or tuning study in it"
+        why = misplaced(base) or "no run directory, bench CSV or tuning study in it" + (
+            f" (its tuned/ exports name studies in {', '.join(away)}: give "
+            f"--storage {quote(as_given(away[0], base))})"
+            if (away := storages_elsewhere(base, args.storage))
+            else ""
+        )
         raise UsageError(
             f"--results-dir {base}: {why}; expected the --results-dir of run, tune, bench or "
             "compare (the committed one: results)"
@@ -142,6 +147,37 @@ def misplaced(folder: Path) -> str:
             f"it holds run directories itself; give the results directory above it, {folder.parent}"
         )
     return ""
+
+
+def storages_elsewhere(base: Path, storage: str | None) -> list[str]:
+    """The storages the results directory's tuned/ exports name, other than the one read (its
+    optuna.db, or ``--storage``), as the exports record them: studies tuned into a journal
+    file were not found, and the report said there was no tuning study."""
+    import json
+
+    from benchmark.places import OPTUNA_DB, TUNED
+    from benchmark.storages import storage_label
+
+    read = storage_label(storage or f"sqlite:///{base / OPTUNA_DB}", base)
+    named = set()
+    for path in sorted((base / TUNED).glob("*.json")):
+        try:
+            found = json.loads(path.read_text()).get("storage")
+        except (OSError, ValueError, AttributeError):  # a damaged export: its own message
+            continue
+        if isinstance(found, str) and found != read:
+            named.add(found)
+    return sorted(named)
+
+
+def as_given(label: str, base: Path) -> str:
+    """A storage label an export records (a file relative to the results directory ``base``)
+    as ``--storage`` takes it from here."""
+    for prefix in ("sqlite:///", "journal:"):
+        rest = label.removeprefix(prefix)
+        if label.startswith(prefix) and not Path(rest).is_absolute():
+            return prefix + str(base / rest)
+    return label
 
 
 def holds_runs(folder: Path) -> bool:

@@ -281,3 +281,22 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
         if tensor.is_floating_point() and not bool(sound(tensor).all()):
             raise files.UnreadableFileError(f"{run_dir / MODEL}: {name} holds NaN or inf")
     return model.eval()
+
+
+def guessing(run_dir: Path, then: str) -> str | None:
+    """The warning line for a finished run that learned nothing, as ``run`` and the report call
+    it (``predict`` and ``export`` print it: its guesses look as sure as any model's), or None;
+    ``then``: what follows for the command."""
+    from benchmark.metrics import CHANCE, CHANCE_NOTE
+    from benchmark.rundir import IncompleteRun, read_metrics
+
+    try:
+        digit_acc = read_metrics(run_dir)["test"]["digit_acc"]
+    except IncompleteRun:  # weights without readable metrics: nothing to judge by
+        return None
+    if digit_acc >= CHANCE_NOTE:
+        return None
+    return (
+        f"warning: this run's test digit accuracy is {digit_acc:.1%}, {CHANCE}: it learned "
+        f"nothing, and {then}\n"
+    )

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from benchmark.commands.common import UsageError, add_plugin_flag
-from benchmark.commands.predict import say_if_guessing
 from benchmark.commands.values import path_text
 from benchmark.files import check_writable
 from benchmark.progress import say_whole
@@ -74,7 +74,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"--format {kind}: {exc}") from None
     replaced = " (replacing the file there)" if out.exists() else ""  # said: it was someone's
     files.write_bytes(out, data)
-    say_if_guessing(run_dir, "the model written guesses")
+    if warning := runs.guessing(run_dir, "the model written guesses"):
+        sys.stderr.write(warning)
     how = f" with the {onnx_exporter()} exporter" if kind == "onnx" else ""
     say_whole(
         f"wrote {out}{replaced}{how} ({len(data) / 1e6:.2f} MB): inputs images (B,1,28,28) float "

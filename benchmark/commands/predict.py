@@ -52,7 +52,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     images = torch.stack([load_image(p) for p in paths])
     model = runs.load_run(run_dir)
-    say_if_guessing(run_dir)
+    if warning := runs.guessing(run_dir, "its predictions are guesses"):
+        sys.stderr.write(warning)
     results = [
         {"image": str(path), **result}
         for path, result in zip(paths, predict(model, images, torch.tensor(addends)), strict=True)
@@ -88,24 +89,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
             markup=False,
         )
     return 0
-
-
-def say_if_guessing(run_dir: Path, then: str = "its predictions are guesses") -> None:
-    """A warning on stderr (--json's stdout stays whole) where the run learned nothing, as
-    ``run`` and the report call it: its predictions are guesses, however sure they look
-    (``export`` says it too, ``then`` its own consequence)."""
-    from benchmark import rundir
-    from benchmark.metrics import CHANCE, CHANCE_NOTE
-
-    try:
-        digit_acc = rundir.read_metrics(run_dir)["test"]["digit_acc"]
-    except rundir.IncompleteRun:  # weights without readable metrics: nothing to judge by
-        return
-    if digit_acc < CHANCE_NOTE:
-        sys.stderr.write(
-            f"warning: this run's test digit accuracy is {digit_acc:.1%}, {CHANCE}: it learned "
-            f"nothing, and {then}\n"
-        )
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -128,9 +128,9 @@ def bench_best(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     own = same_name * (1 + unknown + 2 * (row_features == theirs)).clip(upper=3)
     named = list(map(with_features, matches["device"].astype(str), row_features))
     alike = matches["bench_precision"] == matches["precision"]
-    eager = ~matches.get("compile", pd.Series(False, index=matches.index)).fillna(False)
+    eager = ~matches.get("compile", pd.Series(False, index=matches.index)).eq(True)
     return (
-        matches.assign(own=own, device=named, alike=alike, eager=eager.astype(bool))
+        matches.assign(own=own, device=named, alike=alike, eager=eager)
         .sort_values(
             ["own", "alike", "eager", "infer_images_per_s"], ascending=False, kind="stable"
         )

@@ -72,7 +72,7 @@ def bench_section(bench: pd.DataFrame) -> str:
         return ""
     parts = ["## Bench measurements"]
     rows = bench.sort_values(["arch", "fusion", "device", "precision", "batch_size"], kind="stable")
-    compiled = rows["compile"].fillna(False).astype(bool)
+    compiled = rows["compile"].eq(True)  # blank in rows of no compile column: eager
     rows = rows.assign(
         ab=[ab_text(r) for r in rows.to_dict("records")],
         cpu_features=rows["cpu_features"].astype(object).fillna("-"),

@@ -172,6 +172,9 @@ def measure_pair(cfg: TrainConfig, s: Settings) -> tuple[dict[str, float], Calla
         "latency_ms_b1": 1000 * statistics.median(latency_times),
         "train_images_per_s": cfg.batch_size / statistics.median(train_times),
         "peak_mem_mb": peak,
+        # the slowest timed call over the fastest, of the figure whose calls varied most: a busy
+        # machine, or a compiled model still warming up (batch-1 calls of 100 ms then 0.5 ms)
+        "timing_spread": max(max(t) / min(t) for t in (infer_times, latency_times, train_times)),
         # an eager row compiled nothing: blank, not 0.0 (the report and bench print "-")
         "compile_seconds": compile_infer + compile_b1 + compile_train if s.compile else math.nan,
         "train_compile_seconds": compile_train if s.compile else math.nan,

@@ -34,6 +34,7 @@ FIGURES = (
     "compile_seconds",  # every compile of the row: inference, batch 1 and training
     "train_compile_seconds",  # the training step's alone: what a compiled run pays
     *AB,
+    "timing_spread",  # bench.measure_pair's: slowest over fastest timed call, the worst figure
 )
 COLUMNS = (
     "arch",
@@ -56,7 +57,15 @@ COLUMNS = (
 NUMBERS = ("batch_size", *FIGURES)  # read back as numbers (a damaged cell becomes NaN)
 # Columns added since the first layout, oldest first: a file of an earlier layout lacks a tail of
 # them, and appending brings it to COLUMNS, its cells blank where new.
-ADDED = (("train_compile_seconds",), AB, ("cpu_features",), ("model_args",), ("tuned_from",))
+ADDED = (
+    ("train_compile_seconds",),
+    AB,
+    ("cpu_features",),
+    ("model_args",),
+    ("tuned_from",),
+    ("timing_spread",),
+)
+NOISY = 1.5  # a timing spread above this is said (the CPU probe takes its passes again there)
 EARLIER = tuple(
     tuple(c for c in COLUMNS if c not in set().union(*ADDED[i:])) for i in range(len(ADDED))
 )

@@ -110,6 +110,7 @@ def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path, capsys) -> Non
     for name in ("infer_images_per_s", "latency_ms_b1", "train_images_per_s"):
         assert row[name] > 0, name
     assert math.isnan(row["peak_mem_mb"])  # not measured on the CPU (see the module docstring)
+    assert row["timing_spread"] >= 1  # slowest over fastest timed call
     assert math.isnan(row["compile_seconds"]) and math.isnan(row["train_compile_seconds"])
     assert pd.isna(row["error"])
     assert row["torch"] and row["commit"]
@@ -220,7 +221,14 @@ def test_a_damaged_csv_is_named_before_anything_is_measured(
 @pytest.mark.parametrize(
     "old",
     EARLIER,
-    ids=["no train compile", "no A/B", "no cpu features", "no model args", "no tuned_from"],
+    ids=[
+        "no train compile",
+        "no A/B",
+        "no cpu features",
+        "no model args",
+        "no tuned_from",
+        "no timing spread",
+    ],
 )
 def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     old: tuple[str, ...], tmp_path: Path
@@ -490,6 +498,23 @@ def test_each_figure_is_its_batch_over_its_median_time_and_compiling_adds_up(
     assert figures["latency_ms_b1"] == pytest.approx(250.0)
     assert figures["train_images_per_s"] == pytest.approx(8 / 0.125)
     assert (figures["compile_seconds"], figures["train_compile_seconds"]) == (7.0, 4.0)
+    assert figures["timing_spread"] == pytest.approx(2.0)  # training's 0.2 over its 0.1
+
+
+def test_a_row_whose_timed_calls_varied_is_said_to_be_noisy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A compiled model's batch-1 calls took 100 ms for a second after compiling, then 0.5 ms:
+    the row recorded the median, 128 ms, as a measurement, without a word."""
+    from benchmark import bench as measuring
+
+    timings = iter([(0.0, [0.5, 0.4]), (0.0, [0.1, 0.0005]), (0.0, [0.1, 0.11])])
+    monkeypatch.setattr(measuring, "measure", lambda fn, s: next(timings))
+    assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: its eager row's timed calls varied up to 200.0x (slowest over fastest)" in out
+    (csv_path,) = (tmp_path / "bench").glob("*.csv")
+    assert pd.read_csv(csv_path)["timing_spread"].tolist() == [pytest.approx(200.0)]
 
 
 def test_the_compile_ab_ratio_is_compiled_speed_over_eager(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -161,7 +161,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from architectures import ENCODERS, FUSIONS
     from benchmark.bench import bench_rows
-    from benchmark.benchfile import ab_text, append_row, check_header, combination_of, results_path
+    from benchmark.benchfile import (
+        NOISY,
+        ab_text,
+        append_row,
+        check_header,
+        combination_of,
+        results_path,
+    )
     from benchmark.hardware import git_commit, machine_name
 
     archs, fusions = ENCODERS.select(args.arch), FUSIONS.select(args.fusion)
@@ -189,6 +196,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 status += f" (eager and compiled); per round, compiled/eager {ab_text(found[1])}"
             label = combination_of(found[0])
             console.print(f"[{done}/{len(configs)}] {escape(label)}: {escape(status)}")
+            for row in found:
+                if (spread := row.get("timing_spread", 0)) > NOISY:  # NaN (an error): no
+                    way = "compiled" if row["compile"] else "eager"
+                    console.print(
+                        f"      note: its {way} row's timed calls varied up to {spread:.1f}x "
+                        "(slowest over fastest): a busy machine or too short a warm-up; measure "
+                        "again on a quiet one, or with more --warmup-calls",
+                        markup=False,
+                    )
     print_wide(rows_table(rows))
     failed = sum(bool(r["error"]) for r in rows)
     said = f"; {failed} failed (see its error column)" if failed else ""

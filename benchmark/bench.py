@@ -82,6 +82,14 @@ def measure(fn: Callable[[], Any], s: Settings) -> tuple[float, list[float]]:
     return first, [timed_call(fn, s.ex) for _ in range(s.iters)]
 
 
+def quartile_ratio(times: list[float]) -> float:
+    """The upper quartile of ``times`` over the lower; 1 for a single call."""
+    if len(times) < 2:
+        return 1.0
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive")
+    return q3 / q1
+
+
 def random_batch(n: int, ex: Execution) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Images in [0, 1] in ``ex``'s layout, digit labels and addends: what the model sees, with
     random content."""
@@ -172,9 +180,10 @@ def measure_pair(cfg: TrainConfig, s: Settings) -> tuple[dict[str, float], Calla
         "latency_ms_b1": 1000 * statistics.median(latency_times),
         "train_images_per_s": cfg.batch_size / statistics.median(train_times),
         "peak_mem_mb": peak,
-        # the slowest timed call over the fastest, of the figure whose calls varied most: a busy
-        # machine, or a compiled model still warming up (batch-1 calls of 100 ms then 0.5 ms)
-        "timing_spread": max(max(t) / min(t) for t in (infer_times, latency_times, train_times)),
+        # the upper quartile of the timed calls over the lower, of the figure whose calls varied
+        # most (one slow call among 40 is no matter: the median holds): a busy machine, or a
+        # compiled model still warming up (batch-1 calls of 100 ms, then 0.5 ms)
+        "timing_spread": max(map(quartile_ratio, (infer_times, latency_times, train_times))),
         # an eager row compiled nothing: blank, not 0.0 (the report and bench print "-")
         "compile_seconds": compile_infer + compile_b1 + compile_train if s.compile else math.nan,
         "train_compile_seconds": compile_train if s.compile else math.nan,

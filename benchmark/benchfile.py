@@ -34,7 +34,7 @@ FIGURES = (
     "compile_seconds",  # every compile of the row: inference, batch 1 and training
     "train_compile_seconds",  # the training step's alone: what a compiled run pays
     *AB,
-    "timing_spread",  # bench.measure_pair's: slowest over fastest timed call, the worst figure
+    "timing_spread",  # bench.measure_pair's: upper over lower quartile of the timed calls
 )
 COLUMNS = (
     "arch",

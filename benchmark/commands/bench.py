@@ -200,9 +200,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 if (spread := row.get("timing_spread", 0)) > NOISY:  # NaN (an error): no
                     way = "compiled" if row["compile"] else "eager"
                     console.print(
-                        f"      note: its {way} row's timed calls varied up to {spread:.1f}x "
-                        "(slowest over fastest): a busy machine or too short a warm-up; measure "
-                        "again on a quiet one, or with more --warmup-calls",
+                        f"      note: its {way} row's timed calls varied by {spread:.1f}x "
+                        "(upper over lower quartile): a busy machine or too short a warm-up; "
+                        "measure again on a quiet one, or with more --warmup-calls",
                         markup=False,
                     )
     print_wide(rows_table(rows))

@@ -30,6 +30,7 @@ from benchmark.config import BUDGET_FIELDS, TrainConfig, fields_of, search_space
 from benchmark.errors import StudyDamaged, UsageError, one_line
 from benchmark.trials import FINISHED as FINISHED_NAMES
 from benchmark.trials import counts_towards_budget, rejected
+from benchmark.wording import differences
 
 FINISHED = tuple(TrialState[name] for name in FINISHED_NAMES)  # as states
 # Suggestions over the parameter cap in a row (in one process) after which the cap is taken to
@@ -154,9 +155,9 @@ def open_study(
     found = study.user_attrs.get("budget")
     if found is None:
         study.set_user_attr("budget", wanted)
-    elif {"max_params": None, "fixed": {}, **found} != wanted:  # older studies lack the two
+    elif (found := {"max_params": None, "fixed": {}, **found}) != wanted:  # older: lack two
         raise UsageError(
-            f"study {name!r} was tuned with {found}, not {wanted}; "
+            f"study {name!r} was tuned with {differences(found, wanted)}; "
             f"give the same settings or another --study NAME"
         )
     fail_stale(study)

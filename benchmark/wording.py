@@ -71,3 +71,10 @@ def settings(params: Mapping[str, Any], sep: str = " ") -> str:
     return sep.join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items()
     )
+
+
+def differences(found: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """``epochs 1, not 2; val_subset None, not 500``: the keys two records differ in, with the
+    first one's value, then the second's (a study's settings, each whole, hid the one)."""
+    keys = [k for k in {**found, **wanted} if found.get(k) != wanted.get(k)]
+    return "; ".join(f"{k} {found.get(k)!r}, not {wanted.get(k)!r}" for k in keys)

@@ -1023,3 +1023,17 @@ def test_a_trials_place_counts_the_finished_and_the_running_before_it_not_itself
     assert tuning.places_taken(mine) == 2 and tuning.places_taken(earlier) == 1
     study.tell(earlier, 0.6)
     assert tuning.places_taken(mine) == 2  # finished now: still one place
+
+
+def test_a_study_opened_at_another_budget_names_what_differs() -> None:
+    """It printed both settings whole, two dicts of nine keys, for a study asked at 2 epochs."""
+    from benchmark import tuning
+
+    storage = optuna.storages.InMemoryStorage()
+    tuning.open_study(storage, "s", TrainConfig(epochs=1), None)
+    with pytest.raises(UsageError) as caught:
+        tuning.open_study(storage, "s", TrainConfig(epochs=2), 500)
+    assert str(caught.value) == (
+        "study 's' was tuned with epochs 1, not 2; val_subset None, not 500; give the same "
+        "settings or another --study NAME"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import operator
 import warnings
 from typing import Any
 
@@ -99,11 +100,16 @@ def create_model(arch: str, fusion: str, **overrides: Any) -> DigitSumModel:
     """Build ``arch`` x ``fusion`` with the entries' defaults, overridden by ``overrides``."""
     enc_kw, fus_kw = split_overrides(arch, fusion, overrides)
     encoder = _module("encoder", arch, ENCODERS.get(arch).factory(**enc_kw))
-    width = getattr(encoder, "num_features", None)
-    if not isinstance(width, int) or width < 1:  # the fusion is sized by it
+    raw = getattr(encoder, "num_features", None)
+    try:  # the fusion is sized by it: an int, or one alike (numpy's, from np.prod)
+        width = operator.index(raw)
+    except TypeError:
+        width = 0
+    if width < 1:
+        got = "not set" if raw is None else f"{raw!r}, not a positive integer"
         raise TypeError(
-            f"encoder {arch} sets no num_features (got {width!r}): set self.num_features = D, "
-            f"the width of the (B, D) features it returns, in its __init__"
+            f"encoder {arch}'s num_features is {got}: set self.num_features = D, the width of "
+            f"the (B, D) features it returns, in its __init__"
         )
     head = _module("fusion", fusion, FUSIONS.get(fusion).factory(in_features=width, **fus_kw))
     return DigitSumModel(encoder, head)

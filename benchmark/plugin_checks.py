@@ -98,17 +98,17 @@ def check_outputs(arch: str, fusion: str) -> str | None:
 
     from architectures import create_model
 
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+    with torch.random.fork_rng(devices=[]):  # the forwards may draw numbers too (dropout)
+        torch.manual_seed(0)
+        try:
             model = create_model(arch, fusion).eval()
-            images = torch.rand(CHECK_BATCH, 1, 28, 28)
-    except Exception as exc:  # noqa: BLE001 - whatever a plug-in's factory raises
-        return f"with {arch} x {fusion}: building it raised {one_line(exc)}"
-    for b in (CHECK_BATCH, 1):
-        problem = _check_batch(model, images[:b], f"with {arch} x {fusion}")
-        if problem is not None:
-            return problem
+        except Exception as exc:  # noqa: BLE001 - whatever a plug-in's factory raises
+            return f"with {arch} x {fusion}: building it raised {one_line(exc)}"
+        images = torch.rand(CHECK_BATCH, 1, 28, 28)
+        for b in (CHECK_BATCH, 1):
+            problem = _check_batch(model, images[:b], f"with {arch} x {fusion}")
+            if problem is not None:
+                return problem
     return None
 
 

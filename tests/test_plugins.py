@@ -431,7 +431,13 @@ BAD = {
     "no num_features": (
         "class E(nn.Module):\n    def forward(self, x):\n        return x.flatten(1)[:, :4]\n"
         "@register_encoder()\ndef wide() -> nn.Module:\n    return E()\n",
-        "encoder wide sets no num_features (got None): set self.num_features = D",
+        "encoder wide's num_features is not set: set self.num_features = D",
+    ),
+    "num_features of another type": (
+        "class E(nn.Module):\n    num_features = 4.0\n    def forward(self, x):\n"
+        "        return x.flatten(1)[:, :4]\n"
+        "@register_encoder()\ndef wide() -> nn.Module:\n    return E()\n",
+        "encoder wide's num_features is 4.0, not a positive integer: set self.num_features = D",
     ),
     "a factory returning no module": (
         "@register_fusion()\ndef lam(in_features: int) -> nn.Module:\n"
@@ -460,6 +466,37 @@ BAD = {
         "encoder 'nans' returns non-finite features",
     ),
 }
+
+
+def test_a_num_features_of_numpys_integer_is_taken(tmp_path: Path, capsys) -> None:
+    """A width from np.prod: nn.Linear takes it, and so does the check (an int only refused it)."""
+    path = tmp_path / "np_width.py"
+    path.write_text(
+        HEADER + "import numpy as np\nclass E(nn.Module):\n    num_features = np.int64(4)\n"
+        "    def forward(self, x):\n        return x.flatten(1)[:, :4]\n"
+        "@register_encoder()\ndef np_width() -> nn.Module:\n    return E()\n"
+    )
+    with plugins_undone():
+        assert main(["list", "--plugin", str(path), "--encoders", "np_width"]) == 0
+    assert "np_width" in capsys.readouterr().out
+
+
+def test_the_check_leaves_the_global_random_state_as_it_was(tmp_path: Path) -> None:
+    """Its forwards drew from the caller's generator (a forward that samples, as a noisy
+    encoder's), so what followed a plug-in's load depended on the check."""
+    path = tmp_path / "noisy.py"
+    path.write_text(
+        HEADER + "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        f = x.flatten(1)[:, :4]\n        return f + f.new_empty(f.shape).normal_()\n"
+        "@register_encoder()\ndef noisy() -> nn.Module:\n    return E()\n"
+    )
+    import torch
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    with plugins_undone():
+        assert main(["list", "--plugin", str(path), "--encoders", "noisy"]) == 0
+    assert torch.equal(torch.random.get_rng_state(), before)
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -950,6 +950,9 @@ def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys:
         f"{said} (its tuned/ exports name studies in journal:j.log: give --storage "
         f"journal:{empty / 'j.log'});" in one_line(capsys.readouterr().err)
     )
+    (empty / "tuned" / "gap_cnn__concat__e1.json").write_text('{"storage": "j.log"}')  # bare
+    assert main(["report", "--results-dir", str(empty)]) == 2
+    assert f"give --storage {empty / 'j.log'});" in one_line(capsys.readouterr().err)
 
 
 def test_a_runs_folder_given_for_its_results_directory_is_told_to_give_the_one_above(
@@ -1477,19 +1480,18 @@ def test_sentences_of_a_one_group_one_seed_report(tmp_path: Path) -> None:
     [
         (
             [0.09],
-            "Its digit or sum accuracy is under 20%, near chance (10%): it learned nothing at "
-            "this budget",
+            "Its digit accuracy is under 20%, near chance (10%): it learned nothing at this budget",
         ),
         (
             [0.09, 0.08],
-            "Every group's digit or sum accuracy is under 20%, near chance (10%): they learned "
-            "nothing at this budget, so this ranking means nothing; give more --epochs or a larger "
+            "Every group's digit accuracy is under 20%, near chance (10%): they learned nothing "
+            "at this budget, so this ranking means nothing; give more --epochs or a larger "
             "--train-subset.",
         ),
         (
             [0.95, 0.09],
-            "The digit or sum accuracy of gap_cnn x late_sum is under 20%, near chance (10%): it "
-            "learned nothing at this budget, so its rank means nothing; give",
+            "The digit accuracy of gap_cnn x late_sum is under 20%, near chance (10%): it learned "
+            "nothing at this budget, so its rank means nothing; give",
         ),
         ([0.95, 0.5], None),
     ],
@@ -1525,7 +1527,7 @@ def test_a_group_at_chance_is_never_offered_as_the_smaller_alternative(tmp_path:
     answer = answer_of(markdown_of(tmp_path))
     assert "**gap_cnn x late_sum** has the lowest test sum error" in answer, answer
     assert "**gap_cnn x concat**" not in answer
-    assert "The digit or sum accuracy of gap_cnn x concat is under 20%" in answer
+    assert "near chance" not in answer  # its digits learned: 23.7%, over 20%
 
 
 def test_with_no_main_comparison_every_group_that_learned_nothing_is_said(tmp_path: Path) -> None:
@@ -1537,7 +1539,7 @@ def test_with_no_main_comparison_every_group_that_learned_nothing_is_said(tmp_pa
     answer = answer_of(markdown_of(tmp_path))
     assert "No group is a default or tuned configuration" in answer
     assert (
-        "Every group's digit or sum accuracy is under 20%, near chance (10%): they learned nothing"
+        "Every group's digit accuracy is under 20%, near chance (10%): they learned nothing"
         in answer
     )
 

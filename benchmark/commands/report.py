@@ -173,9 +173,10 @@ def storages_elsewhere(base: Path, storage: str | None) -> list[str]:
 def as_given(label: str, base: Path) -> str:
     """A storage label an export records (a file relative to the results directory ``base``)
     as ``--storage`` takes it from here."""
-    for prefix in ("sqlite:///", "journal:"):
+    for prefix in ("sqlite:///", "journal:", ""):  # as storages.storage_label writes them
         rest = label.removeprefix(prefix)
-        if label.startswith(prefix) and not Path(rest).is_absolute():
+        local = prefix or label.endswith(".log")  # a bare path: a journal file
+        if label.startswith(prefix) and local and not Path(rest).is_absolute():
             return prefix + str(base / rest)
     return label
 

@@ -5,6 +5,7 @@ All ``slow``: importing Inductor alone takes 2-3 s on 2 cores, and compiling ten
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import replace
@@ -119,7 +120,7 @@ def test_bench_compile_ab_compiles_and_reports_the_training_compile_apart(tmp_pa
     argv += ["--infer-batch-size", "8", "--batch-size", "8", "--warmup-calls", "1", "--iters", "2"]
     assert main([*argv, "--results-dir", str(tmp_path)]) == 0
     eager, row = pd.read_csv(cpu_file(tmp_path, "bench", "fp32", ".csv")).to_dict("records")
-    assert eager["compile_seconds"] == 0 and row["compile"]
+    assert math.isnan(eager["compile_seconds"]) and row["compile"]  # eager: none, blank
     assert 0 < row["train_compile_seconds"] < row["compile_seconds"]
     assert row["ab_rounds"] == 2 and row["ab_ratio"] > 0
 

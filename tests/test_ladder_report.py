@@ -440,8 +440,15 @@ def test_the_studies_section_names_the_rule_each_budget_was_pruned_by(tmp_path: 
     text = studies_section(load_studies(tmp_path).digests)
     assert (
         " Pruning, as the studies recorded it: `halving, defaults ranked` at 3 epochs; "
-        "`halving, defaults ranked, at most 40% of unpruned` at 9 epochs." in text
+        "`halving, defaults ranked, at most 40% of unpruned` at 9 epochs. *halving*: "
+        "successive halving, at 1, 3, 9, ... epochs a third of the trials that reached the "
+        "epoch go on, the others stop; *defaults ranked*: the defaults trial, never stopped, "
+        "counts in that ranking." in text
     )
+    median = make_study(storage, "tiny_resnet__concat__e3__p10000", 3, [3, 1])
+    median.set_user_attr("pruner", "median")  # tune's: no words of the ladder's to explain
+    said = studies_section(load_studies(tmp_path).digests)
+    assert "`median` at 3 epochs" in said and said.count("*halving*") == 1
 
 
 def test_equal_time_says_when_the_rungs_trained_in_different_arithmetic() -> None:

@@ -367,7 +367,9 @@ def studies_section(
             "number among all the study's trials, those rejected over the cap included. "
             "Per study: its trials as CSV, Optuna's optimisation-history plot (complete "
             "trials: a pruned one has no final value) and, where at least "
-            f"{MIN_IMPORTANCE_TRIALS} trials completed, its parameter importances (PED-ANOVA)."
+            f"{MIN_IMPORTANCE_TRIALS} trials completed, its parameter importances (Optuna's "
+            "PED-ANOVA: how far each parameter's values in the best trials differ from its "
+            "values over all of them)."
             + (PRUNING_NOTE + rules_sentence(studies) if pruning else ""),
             markdown_table(pd.DataFrame(rows)),
         ]
@@ -375,8 +377,8 @@ def studies_section(
 
 
 def rules_sentence(studies: list[StudyDigest]) -> str:
-    """The pruning rules the studies recorded, each with the budgets it ran at ("" if none
-    recorded one: studies of ``tune``, or of a ``compare`` before rules were recorded)."""
+    """The pruning rules the studies recorded, each with the budgets it ran at, and what the
+    ladder's words mean ("" if none recorded one: studies from before rules were recorded)."""
     epochs_of: dict[str, set[int]] = {}
     for study in studies:
         if study.pruner and study.epochs is not None:
@@ -385,7 +387,14 @@ def rules_sentence(studies: list[StudyDigest]) -> str:
         f"`{rule}` at {', '.join(map(str, sorted(epochs)))} epochs"
         for rule, epochs in sorted(epochs_of.items(), key=lambda item: min(item[1]))
     ]
-    return f" Pruning, as the studies recorded it: {'; '.join(rules)}." if rules else ""
+    said = f" Pruning, as the studies recorded it: {'; '.join(rules)}." if rules else ""
+    if any(rule.startswith("halving") for rule in epochs_of):
+        said += (
+            " *halving*: successive halving, at 1, 3, 9, ... epochs a third of the trials that "
+            "reached the epoch go on, the others stop; *defaults ranked*: the defaults trial, "
+            "never stopped, counts in that ranking."
+        )
+    return said
 
 
 def link_name(study: str, relative: str) -> str:

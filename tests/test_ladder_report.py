@@ -449,6 +449,12 @@ def test_the_studies_section_names_the_rule_each_budget_was_pruned_by(tmp_path: 
     median.set_user_attr("pruner", "median")  # tune's: no words of the ladder's to explain
     said = studies_section(load_studies(tmp_path).digests)
     assert "`median` at 3 epochs" in said and said.count("*halving*") == 1
+    (tmp_path / "tune").mkdir()
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'tune' / STORAGE}")
+    alone = make_study(storage, "gap_cnn__concat__e3__p10000", 3, [3, 1])
+    alone.set_user_attr("pruner", "halving")  # tune --pruner halving: nothing ranked
+    said = studies_section(load_studies(tmp_path / "tune").digests)
+    assert "the others stop." in said and "defaults ranked" not in said
 
 
 def test_equal_time_says_when_the_rungs_trained_in_different_arithmetic() -> None:

@@ -391,9 +391,11 @@ def rules_sentence(studies: list[StudyDigest]) -> str:
     if any(rule.startswith("halving") for rule in epochs_of):
         said += (
             " *halving*: successive halving, at 1, 3, 9, ... epochs a third of the trials that "
-            "reached the epoch go on, the others stop; *defaults ranked*: the defaults trial, "
-            "never stopped, counts in that ranking."
+            "reached the epoch go on, the others stop"
         )
+        if any("defaults ranked" in rule for rule in epochs_of):  # compare's, not tune's
+            said += "; *defaults ranked*: the defaults trial, never stopped, counts in that ranking"
+        said += "."
     return said
 
 

@@ -87,10 +87,18 @@ def refused(path: Path, values: dict[str, Any], exc: Exception) -> Exception:
     if changed := plugins.changed_since(values, path):
         return UsageError(
             f"{path}: {exc}, but plug-in {', '.join(changed)} has changed since the run "
-            "(sha256 above); give the code the run was trained with (if it is that code, "
-            f"{path.name} is damaged)"
+            f"{the_code_asked(path)}"
         )
     return DamagedFileError(f"{path}: {exc}")
+
+
+def the_code_asked(path: Path) -> str:
+    """The end of a message that blames a plug-in changed since the run for ``path`` (its
+    config.json or model.pt) not fitting: what to give, and when the file is to blame."""
+    return (
+        "(sha256 above); give the code the run was trained with (if it is that code, "
+        f"{path.name} is damaged)"
+    )
 
 
 def execute(
@@ -266,8 +274,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> DigitSumModel:
             raise UsageError(
                 f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} as plug-in "
                 f"{', '.join(changed)} builds it now: its code changed since the run "
-                "(sha256 above); give the code the run was trained with (if it is that code, "
-                "model.pt is damaged)"
+                f"{the_code_asked(run_dir / MODEL)}"
             ) from None
         raise files.UnreadableFileError(
             f"{run_dir / MODEL}: not weights of {cfg.arch} x {cfg.fusion} ({type(exc).__name__})"

@@ -355,12 +355,26 @@ def mask_secrets(text: str) -> str:
     return re.sub(rf"(?i)\b((?:{SECRET_KEYS})=)[^&\s'\"]+", r"\1***", text)
 
 
+def local_file(spec: str) -> tuple[str, str] | None:
+    """(prefix, path) of a storage that is a local file (an SQLite database, a journal, a bare
+    ``.log`` path); None for a server."""
+    for prefix in ("sqlite:///", "journal:", ""):
+        if spec.startswith(prefix) and (prefix or spec.endswith(".log")):
+            return prefix, spec.removeprefix(prefix)
+    return None
+
+
 def storage_label(spec: str, relative_to: str | Path | None = None) -> str:
     """The storage as it may be written to files and screens: passwords masked and, given
     ``relative_to`` (the results directory), a local database or journal path relative to it."""
-    if relative_to is not None:
-        for prefix in ("sqlite:///", "journal:", ""):
-            path = spec.removeprefix(prefix)
-            if spec.startswith(prefix) and (prefix or spec.endswith(".log")):
-                return prefix + os.path.relpath(path, relative_to)
+    if relative_to is not None and (local := local_file(spec)):
+        return local[0] + os.path.relpath(local[1], relative_to)
     return mask_secrets(spec)
+
+
+def spec_of_label(label: str, relative_to: str | Path) -> str:
+    """``storage_label``'s inverse: the ``--storage`` a label written relative to
+    ``relative_to`` (an export's) names from here."""
+    if (local := local_file(label)) and not Path(local[1]).is_absolute():
+        return local[0] + str(Path(relative_to) / local[1])
+    return label

@@ -43,6 +43,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         reference_inputs,
         repeated,
     )
+    from benchmark.storages import spec_of_label
 
     base = Path(args.results_dir)
     runs = args.runs or [runs_glob(base)]
@@ -90,7 +91,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             raise DamagedFileError(f"nothing readable to report in {base}: {inputs.notes[0]}")
         why = misplaced(base) or "no run directory, bench CSV or tuning study in it" + (
             f" (its tuned/ exports name studies in {', '.join(away)}: give "
-            f"--storage {quote(as_given(away[0], base))})"
+            f"--storage {quote(spec_of_label(away[0], base))})"
             if (away := storages_elsewhere(base, args.storage))
             else ""
         )
@@ -168,17 +169,6 @@ def storages_elsewhere(base: Path, storage: str | None) -> list[str]:
         if isinstance(found, str) and found != read:
             named.add(found)
     return sorted(named)
-
-
-def as_given(label: str, base: Path) -> str:
-    """A storage label an export records (a file relative to the results directory ``base``)
-    as ``--storage`` takes it from here."""
-    for prefix in ("sqlite:///", "journal:", ""):  # as storages.storage_label writes them
-        rest = label.removeprefix(prefix)
-        local = prefix or label.endswith(".log")  # a bare path: a journal file
-        if label.startswith(prefix) and local and not Path(rest).is_absolute():
-            return prefix + str(base / rest)
-    return label
 
 
 def holds_runs(folder: Path) -> bool:

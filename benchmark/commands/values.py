@@ -168,25 +168,22 @@ def list_of(parse: Callable[[str], Any], path: bool = False) -> Callable[[str], 
         if path and "," in text and Path(text).is_dir():
             return [parse(text)]
         items = items_of(text, "a value or a comma list")
-        try:
-            return [parse(x) for x in items]
-        except ValueError:
-            if len(items) == 1:  # argparse's own words, as for a flag of one value
-                raise
-        bad = next(x for x in items if not parses(parse, x))  # argparse quoted the whole list
-        kind = {"int": "an integer", "float": "a number"}.get(convert.__name__, "a valid value")
-        raise argparse.ArgumentTypeError(f"invalid item {bad!r} in {text!r}; expected {kind}")
+        values = []
+        for item in items:
+            try:
+                values.append(parse(item))
+            except ValueError:
+                if len(items) == 1:  # argparse's own words, as for a flag of one value
+                    raise
+                kinds = {"int": "an integer", "float": "a number"}
+                kind = kinds.get(convert.__name__, "a valid value")
+                raise argparse.ArgumentTypeError(  # argparse quoted the whole list
+                    f"invalid item {item!r} in {text!r}; expected {kind}"
+                ) from None
+        return values
 
     convert.__name__ = getattr(parse, "__name__", "value")
     return convert
-
-
-def parses(parse: Callable[[str], Any], text: str) -> bool:
-    try:
-        parse(text)
-    except ValueError:
-        return False
-    return True
 
 
 def add_model_arg_flag(

@@ -103,18 +103,17 @@ def chance_sentences(summary: pd.DataFrame) -> list[str]:
     """Groups whose test digit accuracy is near chance learned nothing, as ``run``, ``predict``
     and ``export`` call them: a smoke run's 90% error was stated as the answer, without the
     warning ``run`` gave."""
-    guessing_ = summary[summary["test_digit_acc_mean"] < CHANCE_NOTE]
-    if guessing_.empty:
+    guessing = summary[summary["test_digit_acc_mean"] < CHANCE_NOTE]
+    if guessing.empty:
         return []
-    accuracy = "digit accuracy"
     if len(summary) == 1:
-        who, meaning = f"Its {accuracy} is", "it learned nothing at this budget"
-    elif len(guessing_) == len(summary):
-        who = f"Every group's {accuracy} is"
+        who, meaning = "Its digit accuracy is", "it learned nothing at this budget"
+    elif len(guessing) == len(summary):
+        who = "Every group's digit accuracy is"
         meaning = "they learned nothing at this budget, so this ranking means nothing"
     else:
-        who = f"The {accuracy} of {names(guessing_)} is"
-        one = len(guessing_) == 1
+        who = f"The digit accuracy of {names(guessing)} is"
+        one = len(guessing) == 1
         meaning = (
             f"{'it' if one else 'they'} learned nothing at this budget, so "
             f"{'its' if one else 'their'} rank means nothing"

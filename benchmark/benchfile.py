@@ -196,11 +196,17 @@ def check_header(path: Path) -> None:
         )
 
 
+def blank_if_nan(value: Any) -> Any:
+    return "" if isinstance(value, float) and math.isnan(value) else value
+
+
 def append_row(path: Path, row: dict[str, Any]) -> None:
     """Read, append, write atomically: an interrupt leaves the old file or the new, never half;
     under a lock beside it, so that two ``bench`` processes appending to one file at once keep
     both rows (each read the file, and the second rename dropped the first's row). A file of
-    an earlier layout is rewritten in this one first, its rows' new cells blank."""
+    an earlier layout is rewritten in this one first, its rows' new cells blank. A figure not
+    measured (NaN: an eager row's compile seconds, a CPU's peak memory) is a blank cell too, not
+    the text ``nan``, for whatever else reads the CSV."""
     with files.locked(path.with_name(path.name + ".lock")):
         existing = path.read_text() if path.exists() else ""
         buf = io.StringIO()
@@ -210,7 +216,7 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
             writer.writeheader()
             writer.writerows(earlier)
             existing = ""
-        writer.writerow(row)
+        writer.writerow({k: blank_if_nan(v) for k, v in row.items()})
         files.write_text(path, existing + buf.getvalue())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import math
@@ -113,6 +114,8 @@ def test_bench_one_pair_on_cpu_appends_a_full_row(tmp_path: Path, capsys) -> Non
     assert row["timing_spread"] >= 1  # slowest over fastest timed call
     assert math.isnan(row["compile_seconds"]) and math.isnan(row["train_compile_seconds"])
     assert pd.isna(row["error"])
+    cells = next(csv.DictReader(csv_path.open()))  # not measured: blank, not the text "nan"
+    assert cells["peak_mem_mb"] == cells["compile_seconds"] == cells["train_compile_seconds"] == ""
     assert row["torch"] and row["commit"]
 
     assert bench(tmp_path, "--arch", "small_cnn", "--fusion", "concat") == 0

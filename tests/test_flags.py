@@ -761,7 +761,14 @@ def test_every_model_of_a_grid_that_cannot_run_is_named_at_once(capsys) -> None:
     line = one_line(capsys.readouterr().err)
     assert "error: 2 of 3 models cannot run on 1x28x28 images (leave them out of --arch): " in line
     assert "timm:test_vit x concat with its defaults cannot run on 1x28x28 images: " in line
-    assert line.endswith("; also timm:test_vit_relpos x concat")
+    sizes = "--model-arg img_size=28 --model-arg patch_size=7"
+    assert (
+        f"(timm:test_vit takes its image size as img_size; it runs on 28x28 with {sizes})" in line
+    )
+    # the models named after the first have no line of their own: their sizes are given too
+    assert line.endswith(
+        f"; also timm:test_vit_relpos x concat; timm:test_vit_relpos runs on 28x28 with {sizes}"
+    )
     assert exit_status(["compare", *argv[1:3], "--fusion", "late_sum", "--results-dir", "x"]) == 2
     assert "error: 2 of 3 models cannot run on 1x28x28" in one_line(capsys.readouterr().err)
     assert not Path("x").exists()

@@ -5,6 +5,7 @@ or measure models (``run``, ``tune``, ``compare``, ``bench``, ``datapath``)."""
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Iterable
 from itertools import product
 from typing import Any
@@ -162,7 +163,23 @@ def dry_runs(models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
         raise UsageError(
             f"{len(failed)} of {len(models)} models cannot run on 1x28x28 images (leave them out "
             f"of --arch): {failed[0][1]}; also {named([name for name, _ in failed[1:]])}"
+            + sizing_hints(failed[1:])
         )
+
+
+def sizing_hints(failed: list[tuple[str, str]]) -> str:
+    """The sizes that run each of ``failed`` (model, its line) on 28x28 images where its line
+    gives them (a ViT left at 224 pixels), models of equal sizes named together: the models
+    named after the first have no line of their own."""
+    runs_with: dict[str, list[str]] = {}
+    for name, line in failed:
+        if found := re.search(r"it runs on 28x28 with (--model-arg [^)]*)\)", line):
+            archs = runs_with.setdefault(found[1], [])
+            archs += [name.split(" x ")[0]] if name.split(" x ")[0] not in archs else []
+    return "".join(
+        f"; {named(archs)} {'runs' if len(archs) == 1 else 'run'} on 28x28 with {flags}"
+        for flags, archs in runs_with.items()
+    )
 
 
 def check_models(shares: dict[tuple[str, str], dict[str, Any]]) -> None:

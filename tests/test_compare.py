@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from conftest import exit_status, one_line
+from conftest import PLAIN_CPU, checkpoint_of, exit_status, one_line
 from optuna.trial import TrialState
 
 from benchmark import compare, comparison, hardware, places, rundir, storages, tuning
@@ -285,6 +285,27 @@ def test_a_numbered_worker_draws_the_same_trials_every_time(
     assert drawn["a"][1:] != drawn["c"][1:]
 
 
+def test_a_resumed_study_seeds_its_sampler_with_the_trials_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seeded alike in every sitting, a worker resuming a study drew again the trials it had
+    drawn in the sitting before."""
+    from benchmark import stages
+
+    pair = ("gap_cnn", "concat")
+    plan = compare.Plan(TrainConfig(epochs=1), (pair,), (0,), 5, 10**6)
+    storage = optuna.storages.InMemoryStorage()
+    study = tuning.open_study(storage, plan.study(*pair), plan.config(*pair), None, 10**6)
+    for _ in range(3):
+        study.add_trial(optuna.trial.create_trial(value=0.5))
+    seeded: list[tuple] = []
+    real = tuning.sampler
+    monkeypatch.setattr(tuning, "sampler", lambda *args: seeded.append(args) or real(*args))
+    monkeypatch.setattr(tuning, "optimize", lambda *args, **kwargs: None)  # no trial run
+    stages.tune_all(plan, storage, None, None, 7, 2, lambda *_: None)
+    assert seeded == [(7, len(study.trials), 2)] and len(study.trials) == 4  # 3 and the defaults
+
+
 def test_a_seed_given_twice_is_taken_once(tmp_path: Path, capsys) -> None:
     """``--seeds 0,1,0`` is ``--seeds 0,1``: the same protocol (one key, one queue), and in
     ``run`` one run, not the same one twice."""
@@ -423,6 +444,92 @@ def test_an_interrupted_default_run_is_never_resumed_for_a_tuned_one(tmp_path: P
     tuned = replace(cfg, tuned_from={"study": "s", "trial": 0, "value": 0.5})
     assert tuned.config_hash() == cfg.config_hash()
     assert compare.find_interrupted(tmp_path, tuned) is None
+
+
+def test_a_run_killed_outright_is_found_to_resume(tmp_path: Path) -> None:
+    """SIGKILL leaves a run ``running`` with no owner: the queue must resume it, not train the
+    seed a second time beside it."""
+    cfg = TrainConfig(epochs=1)
+    run_dir = tmp_path / "runs" / "a"
+    run_dir.mkdir(parents=True)
+    rundir.write_config(run_dir, cfg)
+    rundir.write_status(run_dir, "running")
+    assert compare.find_interrupted(tmp_path, cfg) == run_dir
+
+
+def stopped_default_run(
+    tmp_path: Path, status: str, checkpoint: bytes | None = None
+) -> tuple[compare.Plan, optuna.storages.BaseStorage, hardware.Execution, dict, Path]:
+    """A one-seed plan of gap_cnn x concat, an in-memory storage, its execution and records, and
+    the default run of seed 0 left ``status`` in an earlier sitting with a checkpoint (of epoch 0,
+    or ``checkpoint``'s bytes)."""
+    from benchmark import files, plugins, runs
+
+    base, ex = hardware.decide(TrainConfig(epochs=1, **PLAIN_CPU))
+    pair = ("gap_cnn", "concat")
+    plan = compare.Plan(base, (pair,), (0,), 2, 10**6)
+    record = {"train": {}, "model_args": {}, "study": "s", "trial": 0, "value": 0.5, "budget": {}}
+    records = {pair: record}
+    cfg = ex.settle(compare.run_config(plan, plan.items()[0], records))
+    cfg = replace(cfg, plugins=plugins.used_by([pair]))  # as stages.train_all settles it
+    stopped = runs.start_run(cfg, tmp_path)
+    rundir.write_status(stopped, status, "stopped by a signal")
+    if checkpoint is None:
+        files.save_torch(stopped / rundir.CHECKPOINT, checkpoint_of(cfg))
+    else:
+        (stopped / rundir.CHECKPOINT).write_bytes(checkpoint)
+    return plan, optuna.storages.InMemoryStorage(), ex, records, stopped
+
+
+def trained_by_stages(
+    plan: compare.Plan,
+    storage: optuna.storages.BaseStorage,
+    ex: hardware.Execution,
+    records: dict,
+    results: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[bool, tuple[Path, bool]]:
+    """``stages.train_all`` over ``plan``, each run's training faked: by variant (tuned or
+    not), the run directory trained in and whether it went on from a saved state."""
+    from benchmark import stages
+
+    trained: dict[bool, tuple[Path, bool]] = {}
+
+    def fake(
+        cfg: TrainConfig, data: object, run_dir: Path, ex: object, state=None, label=None
+    ) -> dict:
+        trained[cfg.tuned_from is not None] = (run_dir, state is not None)
+        return {"run_id": run_dir.name, "test": {"sum_acc": 0.5}}
+
+    monkeypatch.setattr(stages, "train_with_progress", fake)
+    stages.train_all(plan, storage, None, ex, results, records, lambda: None)
+    return trained
+
+
+@pytest.mark.parametrize("left", ["interrupted", "running"])
+def test_a_run_stopped_in_an_earlier_sitting_is_resumed_by_compare_not_trained_again(
+    left: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Trained afresh, the seed had two directories and the report listed the old one as one
+    to resume; so for a run killed outright (``running``, no owner)."""
+    plan, storage, ex, records, stopped = stopped_default_run(tmp_path, left)
+    trained = trained_by_stages(plan, storage, ex, records, tmp_path, monkeypatch)
+    assert trained[False] == (stopped, True)  # in its own directory, from its checkpoint
+    tuned_dir = trained[True][0]
+    assert sorted((tmp_path / "runs").iterdir()) == sorted([stopped, tuned_dir])
+
+
+def test_a_stopped_run_whose_checkpoint_is_damaged_is_marked_failed_and_its_seed_trained_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Left ``interrupted``, the report listed it as one to resume, and every later compare
+    tried to resume it again."""
+    plan, storage, ex, records, stopped = stopped_default_run(
+        tmp_path, "interrupted", b"not a checkpoint"
+    )
+    trained = trained_by_stages(plan, storage, ex, records, tmp_path, monkeypatch)
+    assert rundir.read_status(stopped)[0] == "failed"
+    assert trained[False][0] != stopped and not trained[False][1]  # afresh, beside it
 
 
 @pytest.mark.slow

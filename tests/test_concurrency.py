@@ -390,3 +390,33 @@ def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
         (tmp_path / "runs").iterdir(), key=lambda d: (d / "config.json").stat().st_mtime_ns
     )
     assert [rundir.read_metrics(d)["epochs"] for d in runs] == [2, 2, 1, 1]  # in order begun
+
+
+def test_runs_interrupted_on_another_worker_are_trained_in_a_next_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose worker was interrupted (its queue trial failed) is queued again only by the
+    next pass: ending after the first, compare left it untrained and the rung short."""
+    from collections.abc import Iterator
+    from contextlib import contextmanager
+    from types import SimpleNamespace
+
+    from benchmark import compare, stages
+
+    monkeypatch.setattr(stages, "POLL_S", 0.0)
+    plans = [compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)]
+    left = {"running": 0, "waiting": 0, "diverged": 0}
+    passes = [{**left, "complete": 1, "interrupted": 1}, {**left, "complete": 2, "interrupted": 0}]
+    calls: list[int] = []
+
+    def one_pass(plan: compare.Plan, *args: object) -> dict[str, int]:
+        calls.append(plan.base.epochs)
+        return passes[len(calls) - 1]
+
+    @contextmanager
+    def clock(plan: compare.Plan, stage: str) -> Iterator[SimpleNamespace]:
+        yield SimpleNamespace(worked=True)
+
+    monkeypatch.setattr(stages, "train_all", one_pass)
+    assert stages.train_ladder(plans, None, None, None, tmp_path, {1: {}}, clock) == (0, True)
+    assert calls == [1, 1]

@@ -137,6 +137,33 @@ def test_resume_rebuilds_a_history_left_an_epoch_short(
     assert (run_dir / rundir.HISTORY).read_text() == full
 
 
+def test_a_disk_that_refuses_the_weights_leaves_no_metrics_json(
+    small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """metrics.json completes a run, so it is written after model.pt: written first, a full disk
+    at model.pt left a run every reader took as complete, with no weights to predict with."""
+    from benchmark.trainer import build_state
+
+    real_save = files.save_torch
+    # no training or evaluation: what is tested is the order of the last writes
+    monkeypatch.setattr(runs, "train", lambda cfg, data, ex, **kwargs: build_state(cfg, ex))
+    monkeypatch.setattr(runs, "final_evaluation", lambda model, *a: ({}, {}, model.state_dict()))
+
+    def weights_refused(path: Path, obj: object) -> None:
+        if path.name == rundir.MODEL:
+            raise WriteFailed(path, OSError(errno.ENOSPC, "No space left on device"))
+        real_save(path, obj)
+
+    monkeypatch.setattr(files, "save_torch", weights_refused)
+    assert exit_status(["run", *SMALL, "--epochs", "1", "--results-dir", str(tmp_path)]) == 1
+    run_dir = only_run(tmp_path)
+    assert not (run_dir / rundir.METRICS).exists()
+    assert status_of(run_dir) == "failed"
+    assert one_line(capsys.readouterr().err).endswith(
+        f"once fixed, resume with `python -m benchmark run --resume {run_dir}`"
+    )
+
+
 def test_a_second_signal_during_the_clean_up_is_ignored() -> None:
     """The first SIGINT interrupts; those that follow while it is handled (Ctrl-C held down)
     and a SIGTERM do nothing; the handlers in place before are back afterwards."""

@@ -121,6 +121,30 @@ def test_a_rerun_of_a_finished_ladder_leaves_its_report_as_it_was(
     assert (tmp_path / "report.md").read_text() == report
 
 
+def test_a_ladder_whose_last_run_diverged_is_complete(tmp_path: Path) -> None:
+    """A diverged run is final, never queued again: counted as missing, a finished ladder read
+    as unfinished, and reporting it again asked for MNIST."""
+    from benchmark.errors import TrainingFailed
+
+    pair = ("gap_cnn", "concat")
+    plan = compare.Plan(TrainConfig(epochs=1), (pair,), (0,), 1, 10**6)
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name=plan.study(*pair))
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    queue, _ = compare.open_queue(plan, storage, tmp_path)
+    record = {"train": {}, "model_args": {}, "study": "s", "trial": 0, "value": 0.5, "budget": {}}
+
+    def train(cfg: TrainConfig) -> dict:
+        if cfg.tuned_from is not None:
+            raise TrainingFailed("training stopped: non-finite loss")
+        return {"run_id": "r", "test": {"sum_acc": 0.5}}
+
+    compare.run_queue(plan, queue, tmp_path, {pair: record}, train)
+    (rung,) = compare.ladder_status([plan], storage, tmp_path)
+    assert (rung["runs"], rung["runs_diverged"], rung["runs_wanted"]) == (1, 1, 2)
+    assert compare.ladder_complete([plan], storage, tmp_path)
+
+
 def test_status_says_where_each_rung_stands_and_writes_nothing(
     tmp_path: Path, small_data, capsys: pytest.CaptureFixture[str]
 ) -> None:

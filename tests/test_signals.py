@@ -262,6 +262,29 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_when_the_run_is_next_cla
     assert names == {rundir.CONFIG, rundir.STATUS, rundir.LOCK, "notes.tmp", ".hidden.tmp"}
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_a_run_killed_after_writing_its_metrics_is_closed_when_next_claimed(
+    keep: bool, tmp_path: Path
+) -> None:
+    """SIGKILL between metrics.json and the status left a complete run "running" with its
+    checkpoint: the next claim marks it complete and removes the checkpoint, unless kept."""
+    from benchmark.config import TrainConfig
+    from benchmark.metrics import names
+
+    cfg = TrainConfig(keep_checkpoint=keep)
+    run_dir = tmp_path / "run"
+    files.write_json(run_dir / rundir.CONFIG, cfg.to_dict())
+    rundir.write_status(run_dir, "running")
+    files.save_torch(run_dir / rundir.CHECKPOINT, {"step": 1})
+    metrics = {"arch": cfg.arch, "fusion": cfg.fusion, "config_hash": cfg.config_hash()}
+    metrics |= {"seed": 0, "params": 10, "test": {name: 0.5 for name in names()}}
+    files.write_json(run_dir / rundir.METRICS, metrics)
+    with rundir.claimed(run_dir):
+        pass
+    assert rundir.read_status(run_dir)[0] == "complete"
+    assert (run_dir / rundir.CHECKPOINT).exists() == keep
+
+
 @pytest.mark.parametrize("when", ["during-the-last-writes", "after-them"])
 @pytest.mark.parametrize("signum", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("how", ["run", "resume"])

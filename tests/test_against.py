@@ -359,3 +359,13 @@ def test_beside_a_reference_the_studies_and_the_cost_say_whose_they_are() -> Non
         found, against="results"
     )
     assert "## Cost of the protocol\n" in cost_section(found)
+
+
+def test_the_best_is_the_references_even_where_yours_is_lower() -> None:
+    """Your groups are tested against the reference's best: were the best one of yours, the
+    reference's groups would be measured against your runs instead."""
+    from benchmark.report.aggregate import best_key
+
+    errors = {("ref", False): [2.0, 2.1, 1.9], ("mine", True): [1.0, 1.1, 0.9]}
+    assert best_key(errors) == ("ref", False)
+    assert best_key({("mine", True): [1.0, 1.1]}) == ("mine", True)  # none of theirs: yours

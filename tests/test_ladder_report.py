@@ -8,6 +8,7 @@ import json
 import math
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pandas as pd
@@ -18,7 +19,7 @@ from benchmark import comparison
 from benchmark.places import OPTUNA_DB as STORAGE
 from benchmark.report import answer_lead, ladder_plots, load_inputs, write_report
 from benchmark.report.equal_time import arithmetic_note
-from benchmark.report.ladder import LADDER_PLOTS
+from benchmark.report.ladder import LADDER_PLOTS, Rung
 from benchmark.report.stats import kendall
 from benchmark.report.studies import load_studies, studies_section
 
@@ -897,3 +898,111 @@ def test_equal_time_counts_each_rungs_images_and_keeps_the_device_of_most_groups
     points, device, away = time_points([one, three])
     assert (device, away) == ("cpu: x", 1)
     assert list(points["images"]) == [10_000, 10_000, 30_000]
+
+
+@pytest.mark.parametrize(("rungs", "said"), [([1, 3], "1 and 3"), ([1, 3, 9], "1, 3 and 9")])
+def test_the_budgets_are_listed_in_order_up_to_the_top_one(rungs: list[int], said: str) -> None:
+    """The sentence under *The answer across budgets* names every rung once."""
+    from benchmark.report.ladder import budgets
+
+    assert budgets([rung_of(epochs, []) for epochs in rungs]) == said
+
+
+def test_two_groups_at_both_rungs_get_kendalls_tau() -> None:
+    """Two groups are the fewest a ranking of them can agree or disagree over: a ladder of two
+    combinations is told whether its rungs agree."""
+    from benchmark.report.ladder import winners_text
+
+    low = rung_of(1, [("a", True, 2, 2.0, 1.0, "x"), ("b", True, 2, 3.0, 0.01, "x")])
+    top = rung_of(3, [("a", True, 2, 1.0, 1.0, "x"), ("b", True, 2, 1.5, 0.01, "x")])
+    assert any(
+        line.startswith("- Kendall's tau of the 1-epoch ranking") and "2 groups" in line
+        for line in winners_text([low, top])
+    )
+
+
+def test_a_rung_keeps_the_group_of_most_seeds_of_a_combination() -> None:
+    """A study whose best changed between runs leaves two groups of one combination: the rung
+    ranks the one of most seeds, not a leftover one-seed run."""
+    rung = rung_of(9, [("a", True, 1, 0.5, float("nan"), "x"), ("a", True, 3, 1.0, 1.0, "x")])
+    assert list(rung.groups["n"]) == [3]
+
+
+def test_a_tuned_group_that_kept_the_default_counts_in_tau_where_its_default_did_not_run() -> None:
+    """A tuned twin is dropped from Kendall's tau only where its default is counted in its
+    place; with no default group beside it, dropping it would lose the combination."""
+    from benchmark.report.ladder import rank_agreement
+
+    groups = [("a", False, 2, 1.0, 1.0, "x"), ("a", True, 2, 1.0, 1.0, "x")]
+    groups += [("b", True, 2, 2.0, 0.01, "x"), ("c", False, 2, 3.0, 0.01, "x")]
+    low, top = rung_of(1, groups), rung_of(3, groups)
+    for rung in (low, top):
+        rung.summary["same_as_default"] = rung.summary["tuned"] & rung.summary["arch"].isin(
+            ["a", "b"]
+        )
+    assert rank_agreement(low, top)[2] == 3  # a (its default), b (tuned) and c
+
+
+def tuning_rung(deltas: dict[str, float]) -> tuple[Rung, pd.DataFrame]:
+    """A rung holding, per arch, a default group at 3% and a tuned one ``delta`` points away
+    (one seed each), and its runs."""
+    rows, runs = [], []
+    for arch, delta in deltas.items():
+        for tuned, err in ((False, 3.0), (True, 3.0 + delta)):
+            config = f"{arch}{tuned}"
+            rows.append({"section": "main", "tuned": tuned, "arch": arch, "fusion": "concat",
+                         "precision": "fp32", "yours": False, "config_hash": config, "n": 1,
+                         "test_sum_err_mean": err, "test_sum_err_ci": float("nan"),
+                         "test_sum_acc_mean": 1 - err / 100, "test_sum_acc_std": float("nan"),
+                         "params": 1000, "same_as_default": False})  # fmt: skip
+            runs.append({"arch": arch, "fusion": "concat", "tuned": tuned, "precision": "fp32",
+                         "config_hash": config, "yours": False, "test.sum_acc": 1 - err / 100,
+                         "run": f"r{config}", "seed": 0})  # fmt: skip
+    rung = rung_of(1, [])
+    rung.summary = pd.DataFrame(rows)
+    return rung, pd.DataFrame(runs)
+
+
+def test_the_ladders_tuning_table_gives_the_lowest_tuning_effect() -> None:
+    """Tuning lowered one combination's error by a point and raised another's by half of one:
+    the lowest is the point it gained, beside the mean."""
+    from benchmark.report.ladder import tuning_section
+
+    rung, runs = tuning_rung({"gap_cnn": -1.0, "small_cnn": 0.5})
+    assert "| -0.25 | -1.00 |" in tuning_section([rung], runs)
+
+
+def partial_rung(seeds: int, trials: int) -> Rung:
+    """A rung of one combination whose plan has ``seeds`` seeds and a study of ``trials``
+    trials, with no final run complete."""
+    plan = {"pairs": [["gap_cnn", "concat"]], "seeds": list(range(seeds))}
+    plan |= {"trials": trials, "studies": ["s"]}
+    return Rung(1, plan, {}, pd.DataFrame({"section": []}), SimpleNamespace())
+
+
+def partial_inputs(finished: int) -> SimpleNamespace:
+    """Inputs as ``partial_text`` reads them: the plan's study ``s``, ``finished`` trials done."""
+    digest = SimpleNamespace(name="s", finished=finished)
+    return SimpleNamespace(studies=SimpleNamespace(digests=[digest]), chosen=False)
+
+
+@pytest.mark.parametrize(("seeds", "tail"), [(2, "tuned seed 1"), (5, "and 2 more")])
+def test_the_partial_warning_counts_the_missing_runs_it_does_not_name(
+    seeds: int, tail: str
+) -> None:
+    """Eight missing runs are named and the rest counted: 2 seeds miss 4 runs, all named; 5
+    miss 10, 2 past the eight named."""
+    from benchmark.report.ladder import partial_text
+
+    text = partial_text([partial_rung(seeds, 3)], partial_inputs(3))
+    (line,) = [line for line in text.splitlines() if "final runs complete" in line]
+    assert line.endswith(tail), line
+
+
+def test_the_partial_warning_names_a_study_one_trial_short() -> None:
+    """A study of 5 trials that finished 4 is not done: its best may still change."""
+    from benchmark.report.ladder import partial_text
+
+    rung = partial_rung(1, 5)
+    assert "study s has 4 of 5 finished trials" in partial_text([rung], partial_inputs(4))
+    assert "study s" not in partial_text([rung], partial_inputs(5))

@@ -25,6 +25,7 @@ from conftest import (
 from benchmark import benchfile, report
 from benchmark.cli import main
 from benchmark.report.plots import CAPTIONS
+from benchmark.report.render import display_table
 
 
 def make_suite(root: Path) -> Path:
@@ -1564,12 +1565,16 @@ def test_sentences_when_every_group_has_one_seed(tmp_path: Path) -> None:
     assert "worse" not in answer and "group(s)" not in answer
 
 
-def test_the_answer_gives_a_tiny_runs_seconds_in_tenths(tmp_path: Path) -> None:
-    """A tiny run trained 0.24 s: "0 s of training" said it took none."""
+@pytest.mark.parametrize(("trained", "said"), [(0.24, "0.2"), (2.46, "2.5"), (123.4, "123")])
+def test_the_answer_gives_a_tiny_runs_seconds_in_tenths(
+    trained: float, said: str, tmp_path: Path
+) -> None:
+    """A tiny run trained 0.24 s: "0 s of training" said it took none; a run of a few seconds
+    reads to a tenth as well (2.46 s is not "2 s"), a longer one in whole seconds."""
     run = make_run(tmp_path / "runs", "a", sum_acc=0.95, val_curve=(0.9,))
     metrics = json.loads((run / "metrics.json").read_text())
-    (run / "metrics.json").write_text(json.dumps({**metrics, "train_seconds": 0.24}))
-    assert "with 1,000 parameters and 0.2 s of training." in answer_of(markdown_of(tmp_path))
+    (run / "metrics.json").write_text(json.dumps({**metrics, "train_seconds": trained}))
+    assert f"with 1,000 parameters and {said} s of training." in answer_of(markdown_of(tmp_path))
 
 
 def test_sentences_of_a_two_group_report(tmp_path: Path) -> None:
@@ -1607,9 +1612,9 @@ def test_the_answer_names_the_smallest_group_tied_with_the_best(tmp_path: Path) 
                      val_curve=(0.9,))  # fmt: skip
     answer = answer_of(markdown_of(tmp_path))
     assert "**gap_cnn x concat** has the lowest test sum error" in answer
-    assert "The smallest of these is **gap_cnn x late_sum**: 500 parameters against 1,000" in (
-        answer
-    )
+    assert (  # its size as a fraction of the best's: under 1
+        "The smallest of these is **gap_cnn x late_sum**: 500 parameters against 1,000 (0.50x)"
+    ) in answer
     assert "It is also the smallest" not in answer
 
 
@@ -2193,3 +2198,91 @@ def test_the_reference_best_is_the_lowest_only_where_none_of_yours_is_lower(
     )
     text = best_sentence(main.iloc[0], main, "1 epoch")
     assert f"the reference's best, **ref**, has the lowest test sum error{claim}" in text
+
+
+@pytest.mark.parametrize(("tuned_error", "said"), [(2.0, "better"), (8.0, "worse")])
+def test_the_tuning_column_calls_a_lowered_error_better(
+    tuned_error: float, said: str, tmp_path: Path
+) -> None:
+    """Error is what the table measures: tuning that lowered it is an improvement, and the
+    column must not read it the other way round."""
+    runs = tmp_path / "runs"
+    for tuned, center in ((False, 5.0), (True, tuned_error)):
+        for seed, error in enumerate((center, center + 0.1, center - 0.1)):
+            make_run(runs, f"{tuned}{seed}", seed=seed, tuned=tuned, sum_acc=1 - error / 100,
+                     config_hash="t0000000" if tuned else "d0000000",
+                     val_curve=(0.9,))  # fmt: skip
+    markdown = markdown_of(tmp_path)
+    section = markdown[markdown.index("## Tuned vs default") :]
+    (row,) = [line for line in section.splitlines() if line.startswith("| gap_cnn x concat |")]
+    assert row.endswith(f"| {said} |"), row
+
+
+def test_the_best_rows_p_cell_is_blank(tmp_path: Path) -> None:
+    """The best is what the others are tested against: a p-value of it against itself would
+    read as a test that was made."""
+    runs = tmp_path / "runs"
+    for seed, (a, b) in enumerate(((0.95, 0.80), (0.96, 0.81), (0.97, 0.82))):
+        make_run(runs, f"a{seed}", seed=seed, sum_acc=a, val_curve=(0.9,))
+        make_run(runs, f"b{seed}", fusion="late_sum", seed=seed, sum_acc=b,
+                 config_hash="b0000000", val_curve=(0.9,))  # fmt: skip
+    rows = display_table(report_markdown(load(tmp_path))[0]).set_index("vs best")
+    assert rows.loc["best", "p"] == ""
+    assert rows.loc["worse", "p"] not in ("", "-")
+
+
+def with_precision(run_dir: Path, precision: str) -> None:
+    found = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**found, "precision": precision}))
+
+
+def test_the_main_comparison_names_only_its_own_precision(tmp_path: Path) -> None:
+    """bf16 twins go to the precision section: the sentence over the main table says what its
+    rows were trained in, not every precision of the report."""
+    runs = tmp_path / "runs"
+    for precision in ("fp32", "bf16"):
+        for seed in (0, 1):
+            run = make_run(runs, f"{precision}-{seed}", seed=seed, sum_acc=0.95 + seed / 100,
+                           val_curve=(0.9,))  # fmt: skip
+            with_precision(run, precision)
+    summary, markdown = report_markdown(load(tmp_path))
+    assert set(summary["section"]) == {"main", "precision"}
+    main = markdown[markdown.index("## Main comparison") :]
+    assert "), in fp32, with the default configuration" in main
+    assert "bf16, fp32" not in main
+
+
+def test_time_to_target_is_the_mean_elapsed_time_of_the_seeds_that_reached_it(
+    tmp_path: Path,
+) -> None:
+    """Seed 0 reaches 99% at its second epoch (20 s in), seed 1 at its first (10 s), seed 2
+    never: 15 s over the two that did, and a count that says one did not."""
+    runs = tmp_path / "runs"
+    for seed, curve in enumerate(((0.5, 0.995), (0.995, 0.996), (0.5, 0.6))):
+        make_run(runs, f"a{seed}", seed=seed, sum_acc=0.95, val_curve=curve)
+    summary = report_markdown(load(tmp_path))[0]
+    (cell,) = display_table(summary)["s to 99% val"]
+    assert cell == "15.0 (2/3)"
+
+
+@pytest.mark.parametrize(
+    ("params", "said"),
+    [
+        (1000, "worse has as many parameters and a lower mean error"),
+        (500, "worse has fewer parameters (500 against 1,000) and a lower mean error"),
+        (2000, "worse has a lower mean error"),
+    ],
+)
+def test_a_group_called_worse_below_a_tied_ones_mean_says_how_its_size_compares(
+    params: int, said: str
+) -> None:
+    """Of equal size is a reason to prefer it as much as smaller: the note says so rather than
+    leave its size out."""
+    from benchmark.report.answer import spread_notes
+
+    def group(label: str, size: int, mean: float, ci: float, p: float) -> pd.DataFrame:
+        return pd.DataFrame([{"label": label, "params": size, "test_sum_err_mean": mean,
+                              "test_sum_err_ci": ci, "p_vs_best": p}])  # fmt: skip
+
+    (note,) = spread_notes(group("worse", params, 2.0, 0.1, 0.01), group("wide", 1000, 2.5, 3, 0.5))
+    assert note.startswith(said), note

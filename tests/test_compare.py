@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from conftest import PLAIN_CPU, checkpoint_of, exit_status, one_line
+from conftest import PLAIN_CPU, checkpoint_of, exit_status, make_run, one_line
 from optuna.trial import TrialState
 
 from benchmark import compare, comparison, hardware, places, rundir, storages, tuning
@@ -847,3 +847,84 @@ def test_a_run_directory_here_without_its_metrics_is_not_done(tmp_path: Path) ->
     assert compare.unreadable_here(queue, tmp_path) == {
         "r1": ("a|b|default|0", f"{run_dir}: no {rundir.METRICS}")
     }  # the other has no directory here: another machine's, done there
+
+
+def test_a_resumed_compare_numbers_its_runs_after_those_already_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted from 1 in every sitting, the last run of a resumed compare read "[1/2]", as if
+    none of the rung's runs were done."""
+    from benchmark import stages
+
+    base, ex = hardware.decide(TrainConfig(epochs=1, **PLAIN_CPU))
+    pair = ("gap_cnn", "concat")
+    plan = compare.Plan(base, (pair,), (0,), 2, 10**6)
+    storage = optuna.storages.InMemoryStorage()
+    queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
+    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
+    queue.add_trial(  # the default run, done in an earlier sitting (on another machine)
+        optuna.trial.create_trial(
+            params={"item": plan.items()[0]}, distributions=dist, value=0.5,
+            user_attrs={"run": "elsewhere"},
+        )
+    )  # fmt: skip
+    labels: list[str | None] = []
+
+    def fake(
+        cfg: TrainConfig, data: object, run_dir: Path, ex: object, state=None, label=None
+    ) -> dict:
+        labels.append(label)
+        return {"run_id": run_dir.name, "test": {"sum_acc": 0.5}}
+
+    monkeypatch.setattr(stages, "train_with_progress", fake)
+    record = {"train": {}, "model_args": {}, "study": "s", "trial": 0, "value": 0.5, "budget": {}}
+    stages.train_all(plan, storage, None, ex, tmp_path, {pair: record}, lambda: None)
+    assert labels == ["[2/2 at 1 epoch] gap_cnn x concat tuned, seed 0"]
+
+
+def test_a_damaged_run_trained_again_is_no_longer_said_to_train_again(tmp_path: Path) -> None:
+    """Once its seed is trained again beside it, the damaged directory is done with: still
+    counted, every later status said "1 unreadable here (trains again)" and every compare
+    "training the seed again", of a seed it never trained again."""
+    plan = compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)
+    storage = optuna.storages.InMemoryStorage()
+    queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
+    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
+    for run in ("damaged", "again"):
+        queue.add_trial(
+            optuna.trial.create_trial(
+                params={"item": plan.items()[0]}, distributions=dist, value=0.5,
+                user_attrs={"run": run},
+            )
+        )  # fmt: skip
+    (tmp_path / "runs" / "damaged").mkdir(parents=True)  # no metrics.json
+    make_run(tmp_path / "runs", "again")
+    assert compare.unreadable_here(queue, tmp_path) == {}
+    (rung,) = compare.ladder_status([plan], storage, tmp_path)
+    assert (rung["runs"], rung["runs_unreadable"]) == (1, 0)
+
+
+def test_a_seed_run_twice_is_found_complete_in_its_first_run(tmp_path: Path) -> None:
+    """A seed trained twice (two machines at once, or a copy brought in) is found in the run
+    begun first, the one the report counts: the last one found was named instead, and which it
+    was changed as runs were added."""
+    first = make_run(tmp_path / "runs", "20260101-000000-gap_cnn-concat-s0-aaaaaa")
+    make_run(tmp_path / "runs", "20260102-000000-gap_cnn-concat-s0-bbbbbb")
+    assert list(rundir.complete_seeds(tmp_path).values()) == [first.name]
+
+
+def test_a_run_interrupted_on_another_worker_is_counted_as_interrupted(tmp_path: Path) -> None:
+    """The count that sends compare round for a next pass: a run whose worker was stopped
+    during this pass (its one queue trial failed) was counted nowhere, and compare ended with
+    the rung a run short."""
+    plan = compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)
+    queue = optuna.create_study()
+    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
+    queue.add_trial(
+        optuna.trial.create_trial(
+            params={"item": plan.items()[0]}, distributions=dist, state=TrialState.FAIL
+        )
+    )
+    assert compare.progress_counts(queue) == {
+        "complete": 0, "diverged": 0, "running": 0, "waiting": 0, "interrupted": 1
+    }  # fmt: skip

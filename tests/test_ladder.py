@@ -307,6 +307,19 @@ def test_tunes_median_pruner_waits_for_five_finished_trials() -> None:
     assert pruned == [False] * 5 + [True]
 
 
+def test_tunes_hyperband_stops_poor_trials_before_any_trial_has_finished() -> None:
+    """``tune --pruner hyperband --jobs 4``: a schedule read off the first finished trial
+    (Optuna's ``max_resource="auto"``) pruned nothing until one had finished, so every trial
+    started meanwhile trained in full, however poor."""
+    study = optuna.create_study(direction="maximize", pruner=pruning.make_pruner("hyperband", 3))
+    pruned = []
+    for i in range(12):  # twelve trials running at once, none finished
+        trial = study.ask()
+        trial.report(1.0 - 0.05 * i, 1)  # each poorer than the one before
+        pruned.append(trial.should_prune())
+    assert any(pruned)
+
+
 def test_the_defaults_trial_sets_the_bar_of_successive_halving(small_data) -> None:
     """The defaults trial is ranked at each epoch like any trial (and finishes): its value is
     the one the first suggestion must beat to go on, instead of going on unopposed."""
@@ -468,3 +481,62 @@ def test_a_final_run_damaged_here_is_trained_again_and_one_gone_is_another_machi
     assert default.name in (tmp_path / "report.md").read_text()
     assert main([*argv, "--status"]) == 0
     assert "2 of 2 │" in capsys.readouterr().out
+
+
+def test_a_study_tuned_past_its_trials_does_not_stand_in_for_one_short_of_them(
+    tmp_path: Path,
+) -> None:
+    """A study given more trials elsewhere (``tune`` on the same storage) counted its surplus
+    towards its rung: with another study of the rung not tuned at all, the status called the
+    rung's tuning done."""
+    pairs = (("gap_cnn", "concat"), ("gap_cnn", "late_sum"))
+    plan = compare.Plan(TrainConfig(epochs=1), pairs, (0,), 2, 10**6)
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name=plan.study(*pairs[0]))
+    for _ in range(4):  # twice the plan's trials; the other study has none
+        study.add_trial(optuna.trial.create_trial(value=0.5))
+    (rung,) = compare.ladder_status([plan], storage, tmp_path)
+    assert (rung["trials"], rung["trials_wanted"]) == (2, 4)
+
+
+def test_a_ladder_with_a_tuning_trial_still_running_is_not_complete(tmp_path: Path) -> None:
+    """Its every run done but a trial still running on another worker, a ladder read as
+    complete was reported again without MNIST while that worker still tuned it."""
+    pair = ("gap_cnn", "concat")
+    plan = compare.Plan(TrainConfig(epochs=1), (pair,), (0,), 1, 10**6)
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(storage=storage, study_name=plan.study(*pair))
+    study.add_trial(optuna.trial.create_trial(value=0.5))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING))
+    queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
+    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
+    for item in plan.items():  # both runs done, on another machine
+        queue.add_trial(
+            optuna.trial.create_trial(
+                params={"item": item}, distributions=dist, value=0.5, user_attrs={"run": "r"}
+            )
+        )
+    (rung,) = compare.ladder_status([plan], storage, tmp_path)
+    assert (rung["trials"], rung["runs"], rung["trials_running"]) == (1, 2, 1)
+    assert not compare.ladder_complete([plan], storage, tmp_path)
+
+
+def test_a_ladder_whose_final_runs_diverged_says_how_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count ``compare`` exits 1 on: a diverged final run is a failure to say, not a
+    ladder that went well."""
+    from benchmark import stages
+
+    pair = ("gap_cnn", "concat")
+    plans = [compare.Plan(TrainConfig(epochs=e), (pair,), (0,), 1, 10**6) for e in (1, 3)]
+    counts = {e: dict.fromkeys(("running", "waiting", "interrupted"), 0) for e in (1, 3)}
+    counts[1] |= {"complete": 2, "diverged": 0}
+    counts[3] |= {"complete": 1, "diverged": 1}
+    monkeypatch.setattr(stages, "train_all", lambda plan, *_: counts[plan.base.epochs])
+
+    def clock(plan: compare.Plan, stage: str) -> comparison.StageClock:
+        return comparison.StageClock(tmp_path, plan, stage, "here", plans)
+
+    failed, worked = stages.train_ladder(plans, None, None, None, tmp_path, {1: {}, 3: {}}, clock)
+    assert (failed, worked) == (1, False)

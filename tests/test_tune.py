@@ -1037,3 +1037,65 @@ def test_a_study_opened_at_another_budget_names_what_differs() -> None:
         "study 's' was tuned with epochs 1, not 2; val_subset None, not 500; give the same "
         "settings or another --study NAME"
     )
+
+
+def test_a_trial_that_trained_every_epoch_is_never_pruned_after_its_last(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pruned after its last epoch, a trial that had trained in full lost its value: it could
+    never be the best, and its epochs were spent for nothing."""
+    from benchmark.trainer import EpochStats, Progress
+
+    class Always(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return True
+
+    def last_epoch(cfg, data, ex, state, listen, step_every) -> None:
+        val = {"joint_acc": 0.3, "sum_acc": 0.7, "digit_acc": 0.7, "consistency": 0.5}
+        stats = EpochStats(cfg.epochs, 0.1, 0.5, val, 0.001, 1.0)
+        state.history.append(stats)
+        state.step, state.train_seconds = 10, 1.0
+        listen(Progress(10, 10, cfg.epochs, 0.1, 0.5, stats, state))
+
+    monkeypatch.setattr("benchmark.trainer.train", last_epoch)  # imported when called
+    cfg, ex = hardware.decide(TrainConfig(epochs=2, **PLAIN_CPU))
+    study = optuna.create_study(direction="maximize", pruner=Always())
+    assert tuning.objective(study.ask(), cfg, None, ex) == 0.3
+
+
+def test_suggestions_over_the_cap_stop_a_study_only_when_they_come_in_a_row(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Counted over the whole study rather than in a row, rejections scattered among trained
+    trials stopped a study whose cap admits most of the space, as if it admitted none."""
+    monkeypatch.setattr(tuning, "OVER_CAP_IN_A_ROW", 3)
+
+    def two_over_then_one_within(trial, base, data, ex, max_params, trials) -> float:
+        trial.set_user_attr("params", 20)
+        if trial.number % 3 < 2:
+            trial.set_user_attr("over_cap", max_params)
+            raise optuna.TrialPruned("over the cap")
+        return 0.5
+
+    monkeypatch.setattr(tuning, "objective", two_over_then_one_within)
+    study = optuna.create_study(direction="maximize")
+    tuning.optimize(study, TrainConfig(), None, None, 4, max_params=10)
+    assert tuning.finished_count(study) == 4 and len(study.trials) == 12
+
+
+def test_a_worker_resuming_a_study_does_not_draw_its_first_sittings_trials_again() -> None:
+    """Seeded alike in every sitting, a numbered worker's sampler replayed its draws: a study
+    resumed by it tried again the parameters it had already tried."""
+    study = optuna.create_study(direction="maximize")
+
+    def sitting(trials: int) -> list[float]:
+        study.sampler = tuning.sampler(0, len(study.trials), 1)  # as tune and compare seed it
+        drawn = []
+        for _ in range(trials):
+            trial = study.ask()
+            drawn.append(trial.suggest_float("lr", 1e-4, 1e-1, log=True))
+            study.tell(trial, 0.5)
+        return drawn
+
+    first = sitting(3)
+    assert not set(first) & set(sitting(3))

@@ -93,7 +93,7 @@ class TrainConfig:
     batch_size: int = option(128, "images per optimizer step", kind="searched")
     optimizer: str = option("adamw", "optimizer", OPTIMIZERS, kind="setting")
     lr: float = option(4e-3, "peak learning rate", kind="searched")
-    momentum: float = option(0.9, "SGD momentum / AdamW beta1", kind="setting")
+    momentum: float = option(0.9, "SGD (Nesterov) momentum / AdamW beta1", kind="setting")
     weight_decay: float = option(
         5e-4, "decoupled (AdamW) or L2 (SGD) weight decay", kind="searched"
     )

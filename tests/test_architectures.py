@@ -510,13 +510,15 @@ def fusion_parts(fusion: str) -> tuple[torch.nn.Module, torch.Tensor]:
 
 def by_hand(fusion: str, m: torch.nn.Module, f: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
     """The fusion's hidden layer, as its docstring writes it."""
+    if fusion == "concat":  # [features, one_hot(addend)] -> linear -> relu
+        return F.relu(m.body[0](torch.cat([f, F.one_hot(a, 10).float()], dim=1)))
     if fusion == "embed_add":
         return F.relu(m.proj(f) + m.embed.weight[a])
     gamma, beta = m.film.weight[a].chunk(2, dim=1)  # film
     return F.relu(m.proj(f)) * (1 + gamma) + beta
 
 
-@pytest.mark.parametrize("fusion", ["embed_add", "film"])
+@pytest.mark.parametrize("fusion", ["concat", "embed_add", "film"])
 def test_a_hidden_layer_fusion_computes_its_formula_for_every_addend(fusion: str) -> None:
     module, features = fusion_parts(fusion)
     addends = torch.arange(10)

@@ -265,3 +265,66 @@ def test_an_epochs_batches_hold_each_image_once_with_its_label() -> None:
         assert 0 <= int(addends.min()) and int(addends.max()) <= 9
         seen += index.tolist()
     assert len(seen) == batches.steps() * 8 == 64 and len(set(seen)) == 64
+
+
+def bar_images(n: int) -> torch.Tensor:
+    """``n`` copies of a horizontal bar, 12 x 2 pixels, centred where the rotation turns."""
+    images = torch.zeros(n, 1, 28, 28, dtype=torch.uint8)
+    images[:, 0, 13:15, 8:20] = 255
+    return images
+
+
+def centre_and_angle(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's ink centre (row, column) and its principal axis in degrees (0: horizontal)."""
+    ink = images[:, 0].float()
+    rows, cols = torch.meshgrid(torch.arange(28.0), torch.arange(28.0), indexing="ij")
+    mass = ink.sum((1, 2))
+    y, x = (ink * rows).sum((1, 2)) / mass, (ink * cols).sum((1, 2)) / mass
+    dy, dx = rows - y[:, None, None], cols - x[:, None, None]
+    mu_xx, mu_yy, mu_xy = ((ink * d).sum((1, 2)) / mass for d in (dx * dx, dy * dy, dx * dy))
+    angle = torch.rad2deg(0.5 * torch.atan2(2 * mu_xy, mu_xx - mu_yy))
+    return torch.stack([y, x], 1), angle
+
+
+@pytest.mark.parametrize(("shift", "degrees"), [(0.15, 0.0), (0.0, 30.0)])
+def test_augmentation_moves_and_turns_a_digit_as_far_as_its_flags_say(
+    shift: float, degrees: float
+) -> None:
+    """--aug-shift is a fraction of the image side and --aug-degrees degrees, each reaching
+    its bound and no further: a tuned augmentation range means what the study recorded."""
+    from benchmark.config import TrainConfig
+    from benchmark.data import DigitSumData, Split, training_batches
+
+    split = Split(bar_images(256), torch.zeros(256, dtype=torch.long))
+    data = DigitSumData(split, split, split)
+    cfg = TrainConfig(augment=True, aug_shift=shift, aug_degrees=degrees, batch_size=256)
+    batches = training_batches(data, cfg, torch.contiguous_format)
+    ((images, _, _),) = batches.epoch(torch.Generator().manual_seed(0))
+    centre, angle = centre_and_angle(images)
+    moved = (centre - 13.5).abs().amax(1)  # pixels, along the axis moved furthest
+    assert float(moved.max()) == pytest.approx(shift * 28, abs=0.6)
+    assert float(angle.abs().max()) == pytest.approx(degrees, abs=1.5)
+
+
+def test_each_epoch_draws_its_batches_in_a_new_shuffled_order() -> None:
+    """Unshuffled batches (or the same order every epoch) train on a fixed sequence: the
+    order is a seeded permutation, a new one each epoch, the same for the same seed."""
+    from benchmark.data import Batches, Split
+
+    images = torch.zeros(64, 1, 28, 28, dtype=torch.uint8)
+    images[:, 0, 0, 0] = torch.arange(1, 65)  # each image names itself in its first pixel
+    batches = Batches(Split(images, torch.arange(64) % 10), 8, None, None, torch.contiguous_format)
+
+    def orders(seed: int) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(seed)
+        return [
+            torch.cat(
+                [(x[:, 0, 0, 0] * 255).round().long() - 1 for x, _, _ in batches.epoch(g)]
+            ).tolist()
+            for g in (generator, generator)
+        ]
+
+    first, second = orders(0)
+    assert sorted(first) == sorted(second) == list(range(64))
+    assert first != list(range(64)) and second != first
+    assert orders(0) == [first, second]

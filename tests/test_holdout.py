@@ -55,6 +55,14 @@ def test_selection_is_a_pure_function_of_k_and_seed() -> None:
     assert {tuple(p) for p in mask.nonzero().tolist()} == set(holdout_pairs(20))
 
 
+def test_the_heldout_pairs_of_a_k_are_the_ones_earlier_runs_held_out() -> None:
+    """Runs are grouped by K alone: a selection that changed (another pair order, digit and
+    addend swapped) would pool runs tested on different held-out pairs as one experiment."""
+    assert holdout_pairs(10) == [
+        (0, 5), (0, 6), (3, 1), (3, 9), (5, 4), (6, 4), (6, 7), (6, 8), (8, 4), (8, 6),
+    ]  # fmt: skip
+
+
 def test_out_of_range_k_is_rejected() -> None:
     with pytest.raises(ValueError, match=f"0..{MAX_HOLDOUT_PAIRS}"):
         holdout_pairs(MAX_HOLDOUT_PAIRS + 1)

@@ -133,6 +133,20 @@ def test_the_loss_weighs_the_sum_head_and_the_count_is_of_right_sums() -> None:
     assert int(compute_loss(model, images, labels, addends, TINY)[1]) == int(correct)
 
 
+def test_label_smoothing_smooths_the_sum_loss_as_well_as_the_digit_loss() -> None:
+    """--label-smoothing is "label smoothing of both losses": a tuned value that reached the
+    digit head alone would train a different model than the one the study recorded."""
+    labels, addends = torch.tensor([1, 2, 3, 4]), torch.tensor([9, 0, 5, 5])
+    digit_logits = torch.randn(4, 10, generator=torch.Generator().manual_seed(3))
+    sum_logits = torch.randn(4, 19, generator=torch.Generator().manual_seed(4))
+    model, images = Fixed(digit_logits, sum_logits), torch.zeros(4, 1, 28, 28)
+    cfg = TrainConfig(label_smoothing=0.2, sum_loss_weight=0.5)
+    loss, _ = compute_loss(model, images, labels, addends, cfg)
+    digit = F.cross_entropy(digit_logits, labels, label_smoothing=0.2)
+    total = digit + 0.5 * F.cross_entropy(sum_logits, labels + addends, label_smoothing=0.2)
+    assert float(loss) == pytest.approx(float(total))
+
+
 def test_label_smoothing_spreads_over_the_finite_logits_only() -> None:
     """late_sum's impossible sums are -inf: smoothing over the others is cross-entropy with
     label smoothing on the possible columns alone."""
@@ -186,6 +200,36 @@ def test_weight_decay_spares_biases_and_norms() -> None:
     assert sum(len(g["params"]) for g in state.optimizer.param_groups) == len(
         list(state.model.parameters())
     )
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "expected"),
+    [("adamw", {"betas": (0.8, 0.999)}), ("sgd", {"momentum": 0.8, "nesterov": True})],
+)
+def test_the_optimizer_takes_the_configured_momentum(
+    optimizer: str, expected: dict[str, object]
+) -> None:
+    """--momentum is SGD's (Nesterov) momentum and AdamW's beta1: a flag the optimizer
+    ignored would record runs as trained with a momentum they never had."""
+    cfg, ex = hardware.decide(replace(TINY, optimizer=optimizer, momentum=0.8))
+    for group in build_state(cfg, ex).optimizer.param_groups:
+        assert {key: group[key] for key in expected} == expected
+
+
+def test_the_seed_sets_the_batch_order_and_addends_not_only_the_weights(tiny) -> None:
+    """Seeds are replicates: each must draw its own batches and addends, else the spread
+    over seeds leaves out the data order's share of the variance."""
+    from benchmark.data import training_batches
+
+    def first_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, ex = hardware.decide(replace(TINY, seed=seed))
+        batches = training_batches(tiny, cfg, ex.memory_format)
+        images, labels, addends = next(batches.epoch(build_state(cfg, ex).generator))
+        return images, addends
+
+    same, again, other = first_batch(1), first_batch(1), first_batch(2)
+    assert all(torch.equal(a, b) for a, b in zip(same, again, strict=True))
+    assert not torch.equal(same[0], other[0]) and not torch.equal(same[1], other[1])
 
 
 def test_a_state_restores_both_generators() -> None:

@@ -197,6 +197,7 @@ def check_header(path: Path) -> None:
 
 
 def blank_if_nan(value: Any) -> Any:
+    """A CSV cell: blank for a figure not measured (csv writes a float NaN as ``nan``)."""
     return "" if isinstance(value, float) and math.isnan(value) else value
 
 

@@ -172,10 +172,11 @@ def sizing_hints(failed: list[tuple[str, str]]) -> str:
     gives them (a ViT left at 224 pixels), models of equal sizes named together: the models
     named after the first have no line of their own."""
     runs_with: dict[str, list[str]] = {}
-    for name, line in failed:
+    for name, line in failed:  # the line's words are architectures.model._size_hint's
+        arch = name.split(" x ")[0]
         if found := re.search(r"it runs on 28x28 with (--model-arg [^)]*)\)", line):
-            archs = runs_with.setdefault(found[1], [])
-            archs += [name.split(" x ")[0]] if name.split(" x ")[0] not in archs else []
+            if arch not in (archs := runs_with.setdefault(found[1], [])):
+                archs.append(arch)
     return "".join(
         f"; {named(archs)} {'runs' if len(archs) == 1 else 'run'} on 28x28 with {flags}"
         for flags, archs in runs_with.items()

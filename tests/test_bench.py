@@ -535,3 +535,25 @@ def test_the_compile_ab_ratio_is_compiled_speed_over_eager(monkeypatch: pytest.M
     eager, compiled = bench.compile_ab(cfg, s, rounds=4)
     assert compiled["ab_ratio"] == compiled["ab_ratio_q1"] == compiled["ab_ratio_q3"] == 2.0
     assert (eager["train_images_per_s"], compiled["train_images_per_s"]) == (8.0, 16.0)
+
+
+def test_the_compile_ab_quartiles_are_the_lower_and_upper_of_the_rounds_ratios(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rounds whose compiled speed-ups were 2x, 4x, 1x and 2x: the row's range reads
+    1.75x-2.50x, lower quartile first, not the other way round."""
+    from benchmark import bench
+
+    steps = {False: lambda: None, True: lambda: None}
+    monkeypatch.setattr(
+        bench, "measure_pair", lambda cfg, s: ({"train_images_per_s": 0.0}, steps[s.compile])
+    )
+    compiled_seconds = iter([0.5] * 3 + [0.25] * 3 + [1.0] * 3 + [0.5] * 3)  # iters=3 a round
+    monkeypatch.setattr(
+        bench, "timed_call", lambda fn, ex: 1.0 if fn is steps[False] else next(compiled_seconds)
+    )
+    cfg, s = settings()
+    _, compiled = bench.compile_ab(cfg, s, rounds=4)
+    assert compiled["ab_ratio"] == 2.0
+    assert (compiled["ab_ratio_q1"], compiled["ab_ratio_q3"]) == (1.75, 2.5)
+    assert benchfile.ab_text(compiled) == "2.00x (1.75-2.50)"

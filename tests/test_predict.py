@@ -289,11 +289,41 @@ def test_a_16_bit_image_with_a_bright_background_is_read_at_full_depth(tmp_path:
     assert float(x[0, :, :4].max()) < 0.05  # background black after the inversion
 
 
+def test_a_32_bit_image_holding_8_bit_levels_is_read_as_8_bit_not_as_blank() -> None:
+    """Pillow's mode "I" (a 32-bit integer TIFF, an int32 array) often holds 0..255: read as
+    16-bit, its ink would be at most 255/65535 and the digit taken for a blank page."""
+    import numpy as np
+
+    pixels = np.full((56, 56), 255, dtype=np.int32)  # white paper
+    pixels[14:42, 25:31] = 0  # a black stroke: a "1"
+    page = Image.fromarray(pixels)
+    assert page.mode == "I"
+    x = preprocess(page)[0]
+    assert float(x.max()) == pytest.approx(1.0) and float(x[:, :4].max()) < 0.05
+
+
 def test_transparent_background_counts_as_paper() -> None:
     page = Image.new("RGBA", (50, 50), (0, 0, 0, 0))  # transparent black
     ImageDraw.Draw(page).line([(25, 5), (25, 45)], fill=(0, 0, 0, 255), width=4)
     x = preprocess(page)[0]
     assert x.max() == pytest.approx(1) and x[:, 14].sum() > x[:, 4].sum()
+
+
+def test_a_phone_photo_is_read_upright_as_its_exif_orientation_says() -> None:
+    """A camera stores its pixels as the sensor lay and says in EXIF how to turn them: a "1"
+    stored on its side must reach the model standing, as every viewer shows it."""
+    import io
+
+    page = Image.new("L", (50, 50), 255)
+    ImageDraw.Draw(page).line([(25, 5), (25, 45)], fill=0, width=4)  # a standing "1"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: turn 90 degrees clockwise to show
+    buf = io.BytesIO()
+    page.transpose(Image.Transpose.ROTATE_90).save(buf, format="PNG", exif=exif)
+    with Image.open(io.BytesIO(buf.getvalue())) as stored:
+        x = preprocess(stored)[0]
+    ink = x > 0.5
+    assert int(ink.any(1).sum()) > 2 * int(ink.any(0).sum())  # taller than wide: upright
 
 
 @pytest.mark.parametrize(

@@ -428,6 +428,13 @@ BAD = {
         "encoder 'squeezed' returns features of shape (4,), expected (1, num_features=4) (with "
         "squeezed x concat on 1 CPU image of 1x28x28)",
     ),
+    "features of another batch": (  # the fusion's concatenation error named the wrong part
+        "class E(nn.Module):\n    num_features = 4\n    def forward(self, x):\n"
+        "        return x.flatten(1)[:, :4].repeat(2, 1)\n"
+        "@register_encoder()\ndef doubled() -> nn.Module:\n    return E()\n",
+        "encoder 'doubled' returns features of shape (8, 4), expected (4, num_features=4) (with "
+        "doubled x concat on 4 CPU images of 1x28x28)",
+    ),
     "no num_features": (
         "class E(nn.Module):\n    def forward(self, x):\n        return x.flatten(1)[:, :4]\n"
         "@register_encoder()\ndef wide() -> nn.Module:\n    return E()\n",
@@ -464,6 +471,45 @@ BAD = {
         "        return torch.full((len(x), 4), float('nan'))\n"
         "@register_encoder()\ndef nans() -> nn.Module:\n    return E()\n",
         "encoder 'nans' returns non-finite features",
+    ),
+    # the logits a fusion returns: +inf, no possible sum for an addend, a third output
+    **{
+        f"sum logits {case}": (
+            "class F(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+            "        self.head = nn.Linear(d, 10)\n"
+            "    def forward(self, f, a):\n"
+            f"        s = torch.zeros(len(f), 19)\n        {edit}\n"
+            "        return self.head(f), s\n"
+            "@register_fusion()\ndef odd_sums(in_features: int) -> nn.Module:\n"
+            "    return F(in_features)\n",
+            f"fusion 'odd_sums' returns {said} (with gap_cnn x odd_sums on 4 CPU images",
+        )
+        for case, edit, said in (
+            ("of +inf", "s[:, 3] = float('inf')", "non-finite logits"),
+            (
+                "all -inf for one addend",
+                "s[a == 1] = float('-inf')",
+                "sum logits that are all -inf for some image",
+            ),
+        )
+    },
+    "infinite digit logits": (
+        "class F(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+        "        self.head = nn.Linear(d, 10)\n"
+        "    def forward(self, f, a):\n"
+        "        return self.head(f) - float('inf'), torch.zeros(len(f), 19)\n"
+        "@register_fusion()\ndef inf_digits(in_features: int) -> nn.Module:\n"
+        "    return F(in_features)\n",
+        "fusion 'inf_digits' returns non-finite logits",
+    ),
+    "three outputs": (
+        "class F(nn.Module):\n    def __init__(self, d):\n        super().__init__()\n"
+        "        self.head = nn.Linear(d, 10)\n"
+        "    def forward(self, f, a):\n"
+        "        return self.head(f), torch.zeros(len(f), 19), f\n"
+        "@register_fusion()\ndef triple(in_features: int) -> nn.Module:\n"
+        "    return F(in_features)\n",
+        "fusion 'triple' returns tuple, expected (digit_logits, sum_logits)",
     ),
 }
 
@@ -620,7 +666,10 @@ def test_two_encoders_may_suggest_one_name_with_choices_of_their_own() -> None:
         del ENCODERS.entries["other_width"]
 
 
-@pytest.mark.parametrize("recorded", ["x", [{"plugin": 1}]])
+@pytest.mark.parametrize(
+    "recorded",
+    ["x", [{"plugin": 1}], [{"plugin": "p.py", "sha256": "0" * 64, "entries": "encoder x"}]],
+)
 def test_a_config_given_with_bad_plugin_records_is_a_usage_error(
     recorded: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -869,3 +918,36 @@ def test_the_cost_of_a_model_that_reads_its_data_is_measured_on_the_cpu(tmp_path
         params, macs = model_cost("gap_cnn", "reads_fus", {})
     gap_params, gap_macs = model_cost("gap_cnn", "late_sum", {})  # its encoder's share, at least
     assert params > 0 and macs > gap_macs * 0.9, (params, macs, gap_macs)
+
+
+def test_a_missing_plugin_recorded_with_no_entries_is_not_taken_for_another_one(
+    tmp_path: Path,
+) -> None:
+    """A record that lists no entries proves nothing about a plug-in loaded otherwise: the empty
+    set is a subset of every plug-in's entries, so any loaded one would stand in for the missing
+    one, with only a warning, and the run would build its model from the wrong code."""
+    record = {"plugin": str(tmp_path / "gone.py"), "sha256": "0" * 64, "entries": []}
+    other = plugins.Plugin("other.py", "plug-in other.py", "1" * 64, ["encoder other_cnn"])
+    with plugins_undone():
+        plugins._loaded["other.py"] = other
+        with pytest.raises(UsageError, match=r"gone\.py cannot be found; give it again"):
+            plugins.load_recorded({"plugins": [record]}, "r/config.json")
+
+
+def test_a_module_imported_before_plugins_load_is_told_so_not_called_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imported by other means first, its decorators ran then and cannot run again: the plug-in
+    was said to register no encoder or fusion, which sends the user to code that is fine."""
+    (tmp_path / "early_plugin_xyz.py").write_text(
+        HEADER + "@register_encoder()\ndef early_enc() -> nn.Module:\n    return nn.Identity()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with plugins_undone():
+        try:
+            import early_plugin_xyz  # noqa: F401
+
+            with pytest.raises(UsageError, match="already imported before plug-ins were loaded"):
+                plugins.load("early_plugin_xyz")
+        finally:
+            sys.modules.pop("early_plugin_xyz", None)

@@ -1099,3 +1099,60 @@ def test_a_worker_resuming_a_study_does_not_draw_its_first_sittings_trials_again
 
     first = sitting(3)
     assert not set(first) & set(sitting(3))
+
+
+def test_an_export_keeps_no_worker_name(tmp_path: Path) -> None:
+    """Each trial records its owner (``host:pid``) for the storage's sake; an export is a file of
+    ``results/`` that is shared and committed, where nothing machine-specific belongs."""
+    from benchmark import exports
+
+    study = optuna.create_study(direction="maximize", study_name="gap_cnn__concat__e1")
+    study.set_user_attr("budget", {"arch": "gap_cnn", "fusion": "concat", "epochs": 1})
+    trial = study.ask()
+    tuning.suggest(trial, "gap_cnn", "concat")
+    trial.set_user_attr("worker", "my-laptop.local:4242")
+    trial.set_user_attr("params", 85357)
+    study.tell(trial, 0.5)
+    record = exports.best_record(study, f"sqlite:///{tmp_path / 'optuna.db'}", tmp_path)
+    assert record is not None and record["user_attrs"] == {"params": 85357}
+
+
+def test_an_export_whose_budget_epochs_is_no_number_is_a_damaged_file(tmp_path: Path) -> None:
+    """A hand-edited budget (``"epochs": "1"``) matches no run's: ``run --tuned`` told the user
+    the export was tuned at another budget, and to type flags that could never match it, not
+    that the file is damaged (exit 1, the file and the field named)."""
+    from benchmark.exports import read_export
+
+    name = write_export(tmp_path, 1)
+    path = tmp_path / "tuned" / f"{name}.json"
+    found = json.loads(path.read_text())
+    found["budget"]["epochs"] = "1"
+    path.write_text(json.dumps(found))
+    with pytest.raises(DamagedFileError, match="not an export of `tune`.*budget epochs '1'"):
+        read_export(path)
+
+
+def test_two_exports_at_the_run_budget_are_named_not_one_picked_silently(tmp_path: Path) -> None:
+    """Studies that differ only in what the run does not fix (their validation subset) both fit
+    ``run --tuned``: taking the first by name would train with parameters the user never chose."""
+    name = write_export(tmp_path, 1)
+    found = json.loads((tmp_path / "tuned" / f"{name}.json").read_text())
+    other = f"{name}__v100000"
+    found["study"], found["budget"]["val_subset"] = other, 100000
+    (tmp_path / "tuned" / f"{other}.json").write_text(json.dumps(found))
+    with pytest.raises(UsageError, match=rf"several exports fit \({name}, {other}\); choose one"):
+        apply_tuned(TrainConfig(epochs=1), (), tmp_path)
+
+
+def test_a_model_argument_typed_wins_over_the_tuned_one() -> None:
+    """``--model-arg width=8`` with ``--tuned``: the typed value trains, as a typed flag does."""
+    from benchmark.exports import apply_record
+
+    cfg = TrainConfig(epochs=1)
+    model_args, train = split_params(default_params("gap_cnn", "concat"), "gap_cnn", "concat")
+    record = {"study": study_name(cfg, None), "trial": 0, "value": 0.5,
+              "budget": budget(cfg, None), "model_args": model_args | {"width": 32},
+              "train": train}  # fmt: skip
+    typed = replace(cfg, model_args={"width": 8})
+    assert apply_record(typed, record).model_args == model_args | {"width": 8}
+    assert apply_record(cfg, record).model_args["width"] == 32

@@ -54,7 +54,8 @@ COLUMNS = (
     "commit",
     "error",
 )
-NUMBERS = ("batch_size", *FIGURES)  # read back as numbers (a damaged cell becomes NaN)
+# read back as numbers (a damaged cell becomes NaN, never a string that stops the report)
+NUMBERS = ("batch_size", "train_batch_size", *FIGURES)
 # Columns added since the first layout, oldest first: a file of an earlier layout lacks a tail of
 # them, and appending brings it to COLUMNS, its cells blank where new.
 ADDED = (

@@ -252,6 +252,21 @@ def test_a_csv_of_an_earlier_layout_is_upgraded_as_a_row_is_appended(
     assert df["tuned_from"].isna().all()
 
 
+def test_a_csv_of_the_first_layout_is_accepted_and_upgraded(tmp_path: Path) -> None:
+    """The oldest files, written before any of the added columns, are spelled out here rather
+    than taken from ``EARLIER``: a slip there refused them as having "other columns"."""
+    added = {"train_compile_seconds", "ab_rounds", "ab_ratio", "ab_ratio_q1", "ab_ratio_q3"}
+    added |= {"cpu_features", "model_args", "tuned_from", "timing_spread"}
+    first = [c for c in COLUMNS if c not in added]
+    csv_path = tmp_path / "cpu-fp32.csv"
+    cells = dict.fromkeys(first, "") | {"arch": "gap_cnn", "fusion": "concat"}
+    csv_path.write_text(",".join(first) + "\n" + ",".join(cells[c] for c in first) + "\n")
+    benchfile.check_header(csv_path)
+    benchfile.append_row(csv_path, {"arch": "small_cnn", "fusion": "concat"})
+    rows = benchfile.read_table(csv_path)
+    assert tuple(rows[0]) == COLUMNS and [row[0] for row in rows[1:]] == ["gap_cnn", "small_cnn"]
+
+
 def test_model_args_are_measured_and_recorded_and_a_model_refusing_28_pixels_is_an_error_row(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -557,3 +572,15 @@ def test_the_compile_ab_quartiles_are_the_lower_and_upper_of_the_rounds_ratios(
     assert compiled["ab_ratio"] == 2.0
     assert (compiled["ab_ratio_q1"], compiled["ab_ratio_q3"]) == (1.75, 2.5)
     assert benchfile.ab_text(compiled) == "2.00x (1.75-2.50)"
+
+
+def test_a_long_error_is_cut_to_one_readable_cell() -> None:
+    """A long message (a failed compile's runs to kilobytes) is cut to ``ERROR_CHARS`` with an
+    ellipsis, its lines joined: an error row stays one readable line of the CSV and the table."""
+    from benchmark.bench import ERROR_CHARS, error_cell
+
+    cell = error_cell(RuntimeError("out of memory\n" + "tried to allocate " * 60))
+    assert len(cell) == ERROR_CHARS and cell.endswith("...")
+    assert cell.startswith("RuntimeError: out of memory tried to allocate ")
+    short = RuntimeError("CUDA out of memory")
+    assert error_cell(short) == "RuntimeError: CUDA out of memory"

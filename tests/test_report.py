@@ -270,6 +270,30 @@ def test_a_row_of_a_tuned_model_names_its_arguments_legibly(tmp_path: Path) -> N
     assert cells["train batch"] == "64"  # a tuned batch size, beside the inference batch
 
 
+@pytest.mark.parametrize(
+    ("column", "header"),
+    [("batch_size", "infer batch"), ("train_batch_size", "train batch")],
+)
+def test_a_damaged_batch_size_cell_reads_as_missing_and_the_report_goes_on(
+    column: str, header: str, tmp_path: Path
+) -> None:
+    """A hand-edited cell (``8?``) is read as missing, ``-`` in the report's table, beside the
+    file's other rows, rather than a string that stops the report with a format error."""
+    csv_path = tmp_path / "cpu-fp32.csv"
+    row = {"arch": "gap_cnn", "device": "cpu", "precision": "fp32"}
+    row |= {"batch_size": 8, "train_batch_size": 8}
+    benchfile.append_row(csv_path, row | {"fusion": "concat"})
+    benchfile.append_row(csv_path, row | {"fusion": "late_sum", column: "8?"})
+    rows, notes = benchfile.read_rows([csv_path])
+    assert rows[column].iloc[0] == 8 and math.isnan(rows[column].iloc[1])
+    assert not notes
+    lines = report.bench_section(rows).splitlines()
+    names = next(line for line in lines if line.startswith("| combination"))
+    line = next(line for line in lines if "gap_cnn x late_sum" in line)
+    cells = dict(zip(names.split(" | "), line.split(" | "), strict=True))
+    assert cells[header] == "-"
+
+
 def test_an_eager_bench_rows_compile_seconds_read_as_none(tmp_path: Path) -> None:
     """Rows wrote 0.0 for an eager row's compile seconds: the report printed "0.0" where bench
     printed "-" (it compiled nothing)."""

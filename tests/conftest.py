@@ -436,6 +436,15 @@ def checkpoint_of(cfg, step: int = 0) -> dict:
     return state.state_dict()
 
 
+def queue_trial(plan, item, **kwargs):
+    """A trial of ``plan``'s run queue holding ``item``, as compare's ``suggest_categorical``
+    records it; ``kwargs`` go to ``create_trial`` (value, state, user_attrs)."""
+    import optuna
+
+    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
+    return optuna.trial.create_trial(params={"item": item}, distributions=dist, **kwargs)
+
+
 def one_pixel_png(fig, stamp: str | None = None) -> bytes:
     """``png_bytes`` without drawing: one blank pixel carrying the stamp ``png_bytes`` would
     give the figure, so an unchanged figure is still read back, not built again (``undrawn``)."""

@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from conftest import PLAIN_CPU, checkpoint_of, exit_status, make_run, one_line
+from conftest import PLAIN_CPU, checkpoint_of, exit_status, make_run, one_line, queue_trial
 from optuna.trial import TrialState
 
 from benchmark import compare, comparison, hardware, places, rundir, storages, tuning
@@ -787,14 +787,8 @@ def test_a_damaged_run_queued_again_by_two_workers_is_trained_once(tmp_path: Pat
     damaged, elsewhere = plan.items()
     storage = optuna.storages.InMemoryStorage()
     queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
-    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
     for item, run in ((damaged, "r1"), (elsewhere, "elsewhere")):
-        attrs = {"run": run, "queued": True}
-        queue.add_trial(
-            optuna.trial.create_trial(
-                params={"item": item}, distributions=dist, value=0.0, user_attrs=attrs
-            )  # fmt: skip
-        )
+        queue.add_trial(queue_trial(plan, item, value=0.0, user_attrs={"run": run, "queued": True}))
     (tmp_path / "runs" / "r1").mkdir(parents=True)
     (tmp_path / "runs" / "r1" / rundir.CONFIG).write_text("{}")  # no metrics.json
     queue, unreadable = compare.open_queue(plan, storage, tmp_path)
@@ -815,16 +809,8 @@ def test_a_seed_with_two_damaged_runs_is_counted_once_by_the_status(tmp_path: Pa
     plan = compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)
     storage = optuna.storages.InMemoryStorage()
     queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
-    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
     for run in ("r1", "r2"):
-        queue.add_trial(
-            optuna.trial.create_trial(
-                params={"item": plan.items()[0]},
-                distributions=dist,
-                value=0.0,
-                user_attrs={"run": run},
-            )  # fmt: skip
-        )
+        queue.add_trial(queue_trial(plan, plan.items()[0], value=0.0, user_attrs={"run": run}))
         (tmp_path / "runs" / run).mkdir(parents=True)
     (rung,) = compare.ladder_status([plan], storage, tmp_path)
     assert (rung["runs_unreadable"], rung["runs"]) == (1, 0)
@@ -861,13 +847,8 @@ def test_a_resumed_compare_numbers_its_runs_after_those_already_complete(
     plan = compare.Plan(base, (pair,), (0,), 2, 10**6)
     storage = optuna.storages.InMemoryStorage()
     queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
-    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
-    queue.add_trial(  # the default run, done in an earlier sitting (on another machine)
-        optuna.trial.create_trial(
-            params={"item": plan.items()[0]}, distributions=dist, value=0.5,
-            user_attrs={"run": "elsewhere"},
-        )
-    )  # fmt: skip
+    # the default run, done in an earlier sitting (on another machine)
+    queue.add_trial(queue_trial(plan, plan.items()[0], value=0.5, user_attrs={"run": "elsewhere"}))
     labels: list[str | None] = []
 
     def fake(
@@ -889,14 +870,8 @@ def test_a_damaged_run_trained_again_is_no_longer_said_to_train_again(tmp_path: 
     plan = compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)
     storage = optuna.storages.InMemoryStorage()
     queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
-    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
     for run in ("damaged", "again"):
-        queue.add_trial(
-            optuna.trial.create_trial(
-                params={"item": plan.items()[0]}, distributions=dist, value=0.5,
-                user_attrs={"run": run},
-            )
-        )  # fmt: skip
+        queue.add_trial(queue_trial(plan, plan.items()[0], value=0.5, user_attrs={"run": run}))
     (tmp_path / "runs" / "damaged").mkdir(parents=True)  # no metrics.json
     make_run(tmp_path / "runs", "again")
     assert compare.unreadable_here(queue, tmp_path) == {}
@@ -919,12 +894,7 @@ def test_a_run_interrupted_on_another_worker_is_counted_as_interrupted(tmp_path:
     the rung a run short."""
     plan = compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)
     queue = optuna.create_study()
-    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
-    queue.add_trial(
-        optuna.trial.create_trial(
-            params={"item": plan.items()[0]}, distributions=dist, state=TrialState.FAIL
-        )
-    )
+    queue.add_trial(queue_trial(plan, plan.items()[0], state=TrialState.FAIL))
     assert compare.progress_counts(queue) == {
         "complete": 0, "diverged": 0, "running": 0, "waiting": 0, "interrupted": 1
     }  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
-from conftest import one_line
+from conftest import one_line, queue_trial
 from optuna.trial import TrialState
 
 from benchmark import compare, comparison, hardware, places, pruning, rundir, tuning
@@ -509,13 +509,8 @@ def test_a_ladder_with_a_tuning_trial_still_running_is_not_complete(tmp_path: Pa
     study.add_trial(optuna.trial.create_trial(value=0.5))
     study.add_trial(optuna.trial.create_trial(state=TrialState.RUNNING))
     queue = optuna.create_study(storage=storage, study_name=comparison.QUEUE_PREFIX + plan.key())
-    dist = {"item": optuna.distributions.CategoricalDistribution(plan.items())}
     for item in plan.items():  # both runs done, on another machine
-        queue.add_trial(
-            optuna.trial.create_trial(
-                params={"item": item}, distributions=dist, value=0.5, user_attrs={"run": "r"}
-            )
-        )
+        queue.add_trial(queue_trial(plan, item, value=0.5, user_attrs={"run": "r"}))
     (rung,) = compare.ladder_status([plan], storage, tmp_path)
     assert (rung["trials"], rung["runs"], rung["trials_running"]) == (1, 2, 1)
     assert not compare.ladder_complete([plan], storage, tmp_path)

@@ -4,12 +4,14 @@ from architectures import encoders as _encoders  # noqa: F401  (registers the bu
 from architectures import fusions as _fusions  # noqa: F401  (registers the built-in fusions)
 from architectures.meta import meta_build, needs_values
 from architectures.model import (
+    CannotRunError,
     DigitSumModel,
     arg_names,
     check_model,
     count_params,
     create_model,
     default_args,
+    model_arg_flags,
     model_key,
     split_overrides,
     taken_overrides,
@@ -27,6 +29,7 @@ from architectures.registry import (
 __all__ = [
     "ENCODERS",
     "FUSIONS",
+    "CannotRunError",
     "DigitSumModel",
     "Entry",
     "Range",
@@ -37,6 +40,7 @@ __all__ = [
     "create_model",
     "default_args",
     "meta_build",
+    "model_arg_flags",
     "model_key",
     "needs_values",
     "register_encoder",

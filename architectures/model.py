@@ -134,6 +134,16 @@ def model_key(arch: str, fusion: str, overrides: dict[str, Any]) -> tuple[Any, A
 _PASSED: set[tuple[Any, Any, str]] = set()  # the models check_model passed in this process
 
 
+class CannotRunError(ValueError):
+    """A model that cannot run on 1x28x28 images (``check_model``); ``sizes`` holds the model
+    arguments that do run it, where there are any (a ViT left at 224 pixels), so a caller
+    naming several such models can give each its sizes without reading them from the line."""
+
+    def __init__(self, line: str, sizes: dict[str, int] | None = None) -> None:
+        super().__init__(line)
+        self.sizes = sizes
+
+
 def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
     """Build the model and run a batch of 28x28 images through it on the meta device (no
     memory), so that a size the factory rejects, or a timm model that cannot take MNIST-sized
@@ -150,9 +160,11 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
         lines = str(exc).strip().splitlines()
         reason = lines[0] if lines else type(exc).__name__
         args = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "its defaults"
-        raise ValueError(
+        sizes, hint = _size_hint(arch, fusion, overrides)
+        raise CannotRunError(
             f"{arch} x {fusion} with {args} cannot run on 1x28x28 images: "
-            f"{type(exc).__name__}: {reason}{_size_hint(arch, fusion, overrides)}"
+            f"{type(exc).__name__}: {reason}{hint}",
+            sizes,
         ) from None
     _PASSED.add(key)
 
@@ -178,14 +190,17 @@ def _forward(arch: str, fusion: str, overrides: dict[str, Any], device: str) -> 
             model(torch.zeros(2, 1, 28, 28), torch.zeros(2, dtype=torch.long))
 
 
-def _size_hint(arch: str, fusion: str, overrides: dict[str, Any]) -> str:
+def _size_hint(
+    arch: str, fusion: str, overrides: dict[str, Any]
+) -> tuple[dict[str, int] | None, str]:
     """Where the encoder is sized for its images by ``img_size`` (timm's ViTs and Swins are
     built for 224 pixels) and it was left at its default: the sizes that run it on 28x28
-    images, tried (img_size=28 with a patch_size of 7, 4 or 14 where it takes one), or that
-    none of them does (LeViT's stages shrink 28 pixels to nothing)."""
+    images, tried (img_size=28 with a patch_size of 7, 4 or 14 where it takes one), and the
+    words that give them, or say that none of them does (LeViT's stages shrink 28 pixels to
+    nothing)."""
     takes = ENCODERS.get(arch).defaults
     if "img_size" not in takes or overrides.get("img_size") is not None:
-        return ""
+        return None, ""
     tried = [{"img_size": 28}]
     if "patch_size" in takes and overrides.get("patch_size") is None:
         tried = [{"img_size": 28, "patch_size": patch} for patch in (7, 4, 14)]
@@ -194,10 +209,15 @@ def _size_hint(arch: str, fusion: str, overrides: dict[str, Any]) -> str:
             _dry_run(arch, fusion, {**overrides, **sizes})
         except Exception:  # as check_model: any failure means these sizes do not run either
             continue
-        flags = " ".join(f"--model-arg {k}={v}" for k, v in sizes.items())
-        return f" ({arch} takes its image size as img_size; it runs on 28x28 with {flags})"
+        flags = model_arg_flags(sizes)
+        return sizes, f" ({arch} takes its image size as img_size; it runs on 28x28 with {flags})"
     what = " with patch_size 7, 4 or 14" if len(tried) > 1 else ""
-    return f" ({arch} takes its image size as img_size, but fails at img_size=28{what} too)"
+    return None, f" ({arch} takes its image size as img_size, but fails at img_size=28{what} too)"
+
+
+def model_arg_flags(sizes: dict[str, Any]) -> str:
+    """``sizes`` as the ``--model-arg`` flags that give them."""
+    return " ".join(f"--model-arg {k}={v}" for k, v in sizes.items())
 
 
 def count_params(module: nn.Module) -> int:

@@ -122,8 +122,11 @@ def test_a_timm_vit_is_sized_for_mnist_by_img_size_and_patch_size(arch: str, fus
     (7: a 4x4 grid of patches)."""
     assert {"img_size": None, "patch_size": None}.items() <= A.ENCODERS.get(arch).defaults.items()
     hint = f"({arch} takes its image size as img_size; it runs on 28x28 with --model-arg "
-    with pytest.raises(ValueError, match=re.escape(hint + "img_size=28 --model-arg patch_size=7)")):
+    with pytest.raises(
+        A.CannotRunError, match=re.escape(hint + "img_size=28 --model-arg patch_size=7)")
+    ) as refused:
         A.check_model(arch, fusion, {})
+    assert refused.value.sizes == {"img_size": 28, "patch_size": 7}  # what a grid's line names
     A.check_model(arch, fusion, {"img_size": 28, "patch_size": 7})
     model = A.create_model(arch, fusion, img_size=28, patch_size=7)
     assert model.encoder.patch_embed.grid_size == (4, 4)
@@ -136,8 +139,9 @@ def test_a_timm_vit_is_sized_for_mnist_by_img_size_and_patch_size(arch: str, fus
 def test_the_sizes_hint_is_tried_before_it_is_given() -> None:
     """A model that takes img_size but fails at 28 pixels with every patch size tried (Twins'
     stages shrink 28 pixels below a kernel) is told so, not sent to try them."""
-    with pytest.raises(ValueError) as refused:
+    with pytest.raises(A.CannotRunError) as refused:
         A.check_model("timm:twins_svt_small", "concat", {})
+    assert refused.value.sizes is None
     assert str(refused.value).endswith(
         "(timm:twins_svt_small takes its image size as img_size, but fails at img_size=28 "
         "with patch_size 7, 4 or 14 too)"

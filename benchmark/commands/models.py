@@ -5,7 +5,6 @@ or measure models (``run``, ``tune``, ``compare``, ``bench``, ``datapath``)."""
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Iterable
 from itertools import product
 from typing import Any
@@ -147,36 +146,42 @@ def dry_runs(models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
     'timm:vit_*'``) is refused once, naming every member that cannot run on 28x28 images, not
     one member per try. A bar shows a long check (a ViT's takes up to half a second) and goes
     when done."""
-    from architectures import check_model, model_key
+    from architectures import CannotRunError, check_model, model_key
 
     models = list({model_key(*model): model for model in models}.values())
-    failed: list[tuple[str, str]] = []  # the model and its line
+    failed: list[tuple[str, Exception]] = []  # the model and why
     shown = passing_bar(models, f"checking {len(models)} models") if len(models) > SHOWN else models
     for arch, fusion, model_args in shown:
         try:
             check_model(arch, fusion, model_args)
         except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
-            failed.append((f"{arch} x {fusion}", str(exc)))
+            failed.append((f"{arch} x {fusion}", exc))
     if len(failed) == 1:
-        raise UsageError(failed[0][1])
+        raise UsageError(str(failed[0][1]))
     if failed:
+        sizes = {
+            name: exc.sizes
+            for name, exc in failed[1:]
+            if isinstance(exc, CannotRunError) and exc.sizes
+        }
         raise UsageError(
             f"{len(failed)} of {len(models)} models cannot run on 1x28x28 images (leave them out "
             f"of --arch): {failed[0][1]}; also {named([name for name, _ in failed[1:]])}"
-            + sizing_hints(failed[1:])
+            + sizing_hints(sizes)
         )
 
 
-def sizing_hints(failed: list[tuple[str, str]]) -> str:
-    """The sizes that run each of ``failed`` (model, its line) on 28x28 images where its line
-    gives them (a ViT left at 224 pixels), models of equal sizes named together: the models
-    named after the first have no line of their own."""
+def sizing_hints(sizes: dict[str, dict[str, int]]) -> str:
+    """The sizes that run each model of ``sizes`` (its name, the model arguments that run it
+    on 28x28 images: a ViT left at 224 pixels), models of equal sizes named together: the
+    models named after the first failing one have no line of their own."""
+    from architectures import model_arg_flags
+
     runs_with: dict[str, list[str]] = {}
-    for name, line in failed:  # the line's words are architectures.model._size_hint's
+    for name, args in sizes.items():
         arch = name.split(" x ")[0]
-        if found := re.search(r"it runs on 28x28 with (--model-arg [^)]*)\)", line):
-            if arch not in (archs := runs_with.setdefault(found[1], [])):
-                archs.append(arch)
+        if arch not in (archs := runs_with.setdefault(model_arg_flags(args), [])):
+            archs.append(arch)
     return "".join(
         f"; {named(archs)} {'runs' if len(archs) == 1 else 'run'} on 28x28 with {flags}"
         for flags, archs in runs_with.items()

@@ -722,20 +722,21 @@ def test_equal_time_says_which_rungs_trained_too_few_images_to_time_a_rate() -> 
     assert "warm-up" not in time_section(points.iloc[2:], "cpu: test", 0)
 
 
-def test_equal_times_key_tells_budget_encoder_and_kind_apart() -> None:
+def test_equal_times_key_tells_budget_fusion_and_kind_apart() -> None:
     """The budgets took the colours that mean encoders in every other plot (orange, green,
     blue), and the key drew "tuned" with gap_cnn's filled circle: the budgets are now shades
-    of purple, darker for longer, keyed by patches, and the kind by a glyph no encoder has."""
+    of purple, darker for longer, keyed by patches, the fusions by their markers, and the kind
+    by a glyph no fusion has."""
     from matplotlib.colors import to_hex, to_rgb
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     from benchmark.report.marks import COLOURS, KIND_MARKER
 
-    rows = [(1, "gap_cnn", 10.0, 2.0), (3, "small_cnn", 30.0, 1.0), (9, "gap_cnn", 90.0, 0.5)]
-    columns = ["rung", "arch", "train_seconds_mean", "test_sum_err_mean"]
+    rows = [(1, "concat", 10.0, 2.0), (3, "film", 30.0, 1.0), (9, "concat", 90.0, 0.5)]
+    columns = ["rung", "fusion", "train_seconds_mean", "test_sum_err_mean"]
     points = pd.DataFrame(rows, columns=columns).assign(
-        fusion="concat", tuned=[True, False, True], test_sum_err_ci=0.1, front=True,
+        arch="gap_cnn", tuned=[True, False, True], test_sum_err_ci=0.1, front=True,
         train_seconds_std=[1.0, 3.0, 9.0],
     )  # fmt: skip
     fig = ladder_plots.plot_time(points, "cpu: test")
@@ -748,10 +749,10 @@ def test_equal_times_key_tells_budget_encoder_and_kind_apart() -> None:
     shades = [sum(to_rgb(h.get_facecolor())) for h in budgets]
     assert shades == sorted(shades, reverse=True)  # darker for a longer budget
     assert not {to_hex(h.get_facecolor()) for h in budgets} & {to_hex(c) for c in COLOURS}
-    encoders = {handles[a].get_marker() for a in ("gap_cnn", "small_cnn")}
+    assert [handles[f].get_marker() for f in ("concat", "film")] == ["o", "s"]
     kinds = [handles["tuned: filled"], handles["default: hollow"]]
     assert all(isinstance(h, Line2D) and h.get_marker() == KIND_MARKER for h in kinds)
-    assert KIND_MARKER not in encoders
+    assert "fusion (marker)" in handles
 
 
 def test_a_machines_seconds_beside_anothers_minutes_are_said_to_be_little_work() -> None:
@@ -1006,3 +1007,36 @@ def test_the_partial_warning_names_a_study_one_trial_short() -> None:
     rung = partial_rung(1, 5)
     assert "study s has 4 of 5 finished trials" in partial_text([rung], partial_inputs(4))
     assert "study s" not in partial_text([rung], partial_inputs(5))
+
+
+def test_a_marker_means_one_fusion_in_every_ladder_plot_and_no_curve_wears_an_encoders_colour():
+    """The time plot marked the encoder (a circle there was gap_cnn, in the others concat) and
+    the curves coloured their fusions blue, orange and green, the encoders' colours elsewhere:
+    a reader learned each plot's key again. Now one shape is one fusion in every plot."""
+    from matplotlib.colors import to_hex
+
+    from benchmark.report.marks import COLOURS, fusion_marks
+
+    combos = [(a, f) for a in ("gap_cnn", "small_cnn", "tiny_resnet") for f in ("concat", "film")]
+    rows = [dict(arch=a, fusion=f, tuned=t, test_sum_err_mean=1.0 + i / 10 + t / 100,
+                 test_sum_err_ci=0.05) for i, (a, f) in enumerate(combos)
+            for t in (False, True)]  # fmt: skip
+    shape = fusion_marks(["concat", "film"])
+    assert shape == {"concat": "o", "film": "s"}
+    fig = ladder_plots.plot_curves([(e, pd.DataFrame(rows)) for e in (1, 3)])
+    drawn = [(c.get_label(), c.lines[0]) for ax in fig.axes for c in ax.containers]
+    assert len(drawn) == 12
+    encoder_colours = {to_hex(c) for c in COLOURS}
+    for label, line in drawn:
+        assert line.get_marker() == shape[label.split(" ")[0]], label
+        assert to_hex(line.get_color()) not in encoder_colours, label
+    points = pd.DataFrame(rows).assign(
+        rung=[1, 9] * 6, train_seconds_mean=[10.0 * (i + 1) for i in range(12)],
+        train_seconds_std=float("nan"), front=False
+    )  # fmt: skip
+    (ax,) = ladder_plots.plot_time(points, "cpu: test").axes
+    at = {(r.train_seconds_mean, r.test_sum_err_mean): r.fusion for r in points.itertuples()}
+    marked = [(c.lines[0].get_xdata()[0], c.lines[0].get_ydata()[0], c.lines[0].get_marker())
+              for c in ax.containers]  # fmt: skip
+    assert len(marked) == 12
+    assert all(marker == shape[at[(x, y)]] for x, y, marker in marked), marked

@@ -1908,7 +1908,12 @@ def test_val_curves_of_many_groups_keep_their_panels_and_whole_legends(tmp_path:
 
 def test_val_curves_draw_tuned_and_default_as_the_ladder_plots_do(tmp_path: Path) -> None:
     """Tuned solid and filled, default dashed and hollow (the ladder's plots' key; this plot had
-    it the other way round), and every panel's legend in one order: fusion, then tuned first."""
+    it the other way round), and every panel's legend in one order: fusion, then tuned first.
+    A fusion has the marker every plot gives it and a colour that means no encoder (its lines
+    were blue and orange, gap_cnn's and small_cnn's colours in the plots beside it)."""
+    from matplotlib.colors import to_hex
+
+    from benchmark.report.marks import COLOURS
     from benchmark.report.plots import val_curves_figure
 
     runs = tmp_path / "runs"
@@ -1931,6 +1936,9 @@ def test_val_curves_draw_tuned_and_default_as_the_ladder_plots_do(tmp_path: Path
             tuned = "tuned" in line.get_label()
             assert line.get_linestyle() == ("-" if tuned else "--"), line.get_label()
             assert (line.get_markerfacecolor() == "white") is not tuned, line.get_label()
+            fusion = line.get_label().split(",")[0]
+            assert line.get_marker() == {"concat": "o", "late_sum": "s"}[fusion]
+            assert to_hex(line.get_color()) not in {to_hex(c) for c in COLOURS}
     # a study that kept the default: its tuned line hides the default's, and says so
     kept = summary.assign(same_as_default=summary["tuned"] & (summary["fusion"] == "concat"))
     curves = report.val_curves(inputs.history, inputs.runs, kept)

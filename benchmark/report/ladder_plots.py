@@ -1,7 +1,8 @@
 """Plots of a ladder of budgets (``benchmark.report.ladder``): the ranks across rungs as a bump
 chart, learning curves over the rungs' budgets and error against training time across rungs
-with its Pareto front. Encoder as colour (in the time plot the budget, lavender to indigo),
-fusion as marker, filled and solid for tuned, hollow and dashed for default."""
+with its Pareto front. Fusion as marker in every plot; encoder as colour (in the curves, whose
+panels are the encoders, the fusion again, in colours that mean no encoder; in the time plot the
+budget, lavender to indigo), filled and solid for tuned, hollow and dashed for default."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pandas as pd
 from benchmark.comparison import epochs_text
 from benchmark.report.marks import (
     COLOURS,
-    MARKERS,
+    FUSION_COLOURS,
     error_point,
     error_span,
+    fusion_marks,
     kind_handles,
     log_span,
     plain_log_ticks,
@@ -83,10 +85,6 @@ def rung_colours(rungs: list[Any]) -> dict[Any, str]:
     return {r: to_hex(scale(i / max(len(found) - 1, 1))) for i, r in enumerate(found)}
 
 
-def marks(values: list[Any]) -> dict[Any, str]:
-    return {v: MARKERS[i % len(MARKERS)] for i, v in enumerate(sorted(set(values)))}
-
-
 def legend(ax: Any, colours: dict[Any, str], markers: dict[Any, str], **kw: Any) -> None:
     """Colour (a patch each) and marker keys, then filled/solid = tuned, hollow/dashed =
     default."""
@@ -108,7 +106,7 @@ def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     """A bump chart: rungs left to right, rank 1 at the top, one line per group, its name at
     both ends so no line needs the legend to be read (``joint_name`` where groups tie)."""
     every = pd.concat([g.assign(at=i) for i, (_, g) in enumerate(rungs)], ignore_index=True)
-    colours, markers = palette(list(every["arch"]), COLOURS), marks(list(every["fusion"]))
+    colours, markers = palette(list(every["arch"]), COLOURS), fusion_marks(every["fusion"])
     fig, ax = new_figure(12, 1.6 + 0.36 * every["rank"].max())
     last = len(rungs) - 1
     for _, line in every.groupby(["arch", "fusion", "tuned"], sort=True):
@@ -185,11 +183,12 @@ def hold_names(fig: Figure, ax: Any, names: list[Any], last: int) -> None:
 
 
 def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
-    """One panel per encoder, one line per fusion and variant: error (log) against the rung's
-    epochs (log), with 95% CI bars."""
+    """One panel per encoder, one line per fusion and variant (fusion as colour and marker):
+    error (log) against the rung's epochs (log), with 95% CI bars."""
     every = pd.concat([g.assign(epochs=e) for e, g in rungs], ignore_index=True)
     encoders = sorted(set(every["arch"]))
-    colours = palette(list(every["fusion"]), COLOURS)
+    colours = palette(list(every["fusion"]), FUSION_COLOURS)
+    markers = fusion_marks(every["fusion"])
     # wide enough for the title and the key's six columns however few encoders (one: 4.6 in,
     # both cut at the sides)
     fig, axes = new_figure(max(4.6 * len(encoders), 11.0), 4.6, ncols=len(encoders))
@@ -204,7 +203,7 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
                 yerr=line["test_sum_err_ci"].fillna(0),
                 color=colour,
                 ls="-" if tuned else "--",
-                marker="o",
+                marker=markers[fusion],
                 mfc=colour if tuned else "white",
                 ms=6,
                 capsize=3,
@@ -231,14 +230,14 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
 
 def plot_time(points: pd.DataFrame, device: str) -> Figure:
     """Every group at every rung: error against training seconds per run (both log), rung as
-    colour, encoder as marker, the seconds' spread as a level bar; the Pareto front as a step
-    line, its points named."""
+    colour, fusion as marker (as in every plot), the seconds' spread as a level bar; the Pareto
+    front as a step line, its points named."""
     colours = rung_colours(list(points["rung"]))
-    markers = marks(list(points["arch"]))
+    markers = fusion_marks(points["fusion"])
     fig, ax = new_figure(11, 6.5)
     ax.set_xscale("log")  # before the points: their level bars end above zero on it
     for r in points.itertuples(index=False):
-        error_point(ax, r.train_seconds_mean, r, colours[r.rung], markers[r.arch],
+        error_point(ax, r.train_seconds_mean, r, colours[r.rung], markers[r.fusion],
                     x_sd=r.train_seconds_std)  # fmt: skip
     front = points[points["front"]].sort_values("train_seconds_mean")
     ax.step(front["train_seconds_mean"], front["test_sum_err_mean"], where="post", color="black",
@@ -252,7 +251,7 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
         ax.annotate(str(i), (r.train_seconds_mean, r.test_sum_err_mean), xytext=(6, 0),
                     textcoords="offset points", va="center", fontsize=8,
                     fontweight="bold")  # fmt: skip
-        key.append(Line2D([], [], color=colours[r.rung], marker=markers[r.arch],
+        key.append(Line2D([], [], color=colours[r.rung], marker=markers[r.fusion],
                           mfc=colours[r.rung] if r.tuned else "white", ls="",
                           label=f"{i}  {short(r)}, {epochs_text(r.rung)}"))  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel=f"training seconds per run (log; {device})",
@@ -264,7 +263,7 @@ def plot_time(points: pd.DataFrame, device: str) -> Figure:
     plain_log_ticks(ax.yaxis)
     ax.grid(which="both", alpha=0.3)
     rungs = {epochs_text(k): c for k, c in colours.items()}
-    handles = style_handles(rungs, markers, False, colour_of="budget", marker_of="encoder")
+    handles = style_handles(rungs, markers, False, colour_of="budget")
     handles.append(Line2D([], [], color="black", ls=":", label="Pareto front"))
     ax.add_artist(
         ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))

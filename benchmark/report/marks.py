@@ -1,7 +1,7 @@
 """How the report's scatter and line plots mark groups and scale axes, shared by ``plots`` and
-``ladder_plots``: a colour per encoder, a marker per fusion, filled for tuned and hollow for
-default, keyed under headings; error and cost axes whose limits always hold a tick; markers that
-would cover each other set apart."""
+``ladder_plots``: a colour per encoder, a marker per fusion in every plot, filled for tuned and
+hollow for default, keyed under headings; error and cost axes whose limits always hold a tick;
+markers that would cover each other set apart."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ from typing import Any
 import pandas as pd
 
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
+# Where the panels are the encoders (the curves), lines are coloured by fusion in colours that
+# mean no encoder (above) and no budget (the time plot's purples): a blue line there had read as
+# gap_cnn's. Red, teal and grey first: told apart with any colour vision, and dark on white.
+FUSION_COLOURS = ("#b2182b", "#01665e", "#4d4d4d", "#8c510a", "#7f7f00", "#762a83")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 KIND_MARKER = "h"  # tuned (filled) / default (hollow) in legends: no fusion uses it
 WIDE = 20.0  # a cost axis whose largest value is this many times its smallest goes log
@@ -104,7 +108,7 @@ def title(text: str, width_in: float, size: float) -> str:
 
 def kind_handles(lines: bool = False) -> list[Any]:
     """Tuned (filled; solid where lines are drawn) and default (hollow; dashed), keyed with a
-    glyph no encoder or fusion is drawn with: a circle here read as gap_cnn's."""
+    glyph no encoder or fusion is drawn with: a circle there read as one group's."""
     from matplotlib.lines import Line2D
 
     solid, dashed = ("-", "--") if lines else ("", "")
@@ -114,6 +118,12 @@ def kind_handles(lines: bool = False) -> list[Any]:
         Line2D([], [], color="black", marker=KIND_MARKER, mfc="white", ls=dashed,
                label="default: hollow" + (", dashed" if lines else "")),
     ]  # fmt: skip
+
+
+def fusion_marks(fusions: Any) -> dict[Any, str]:
+    """A marker per fusion in sorted order, as ``styles`` gives them: one shape means one
+    fusion in every plot of a report."""
+    return {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(sorted(set(fusions)))}
 
 
 def styles(rows: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:

@@ -20,9 +20,10 @@ from benchmark.report.aggregate import class_accuracy, pareto_front, val_curves
 from benchmark.report.generalisation import holdout_runs, plot_generalisation
 from benchmark.report.load import Inputs
 from benchmark.report.marks import (
-    COLOURS,
+    FUSION_COLOURS,
     cost_axis,
     error_span,
+    fusion_marks,
     percent_span,
     plain_log_ticks,
     scatter,
@@ -58,7 +59,7 @@ CAPTIONS = {
     "val_curves": "Validation sum error after each epoch of the main comparison's schedule (mean "
     "over seeds, log axis): checkpoints of one schedule, its learning rate set for the whole "
     "run, not runs trained for that many epochs (with a ladder, *Learning curves over budgets* "
-    "has those). Colour: fusion.",
+    "has those). One panel per encoder; colour and marker: fusion.",
     "sum_class_heatmap": "Test sum error per true sum (mean over seeds), a row per group. The "
     "end columns hold few pairs (a sum of 0 is only 0 + 0, 18 only 9 + 9: about a tenth of a "
     "middle column's), so they are mostly one digit's errors, and noisier. A tuned group whose "
@@ -186,8 +187,9 @@ def curve_label(row: pd.Series, beside_tuned: bool = True) -> str:
 
 
 def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Reference | None) -> Figure:
-    """Small multiples: one panel per encoder, one line per group (colour by fusion; tuned solid
-    and filled, default dashed and hollow, as the ladder's plots draw them), validation sum error
+    """Small multiples: one panel per encoder, one line per group (fusion as colour and as the
+    marker every plot gives it; tuned solid and filled, default dashed and hollow, as the ladder's
+    plots draw them), validation sum error
     on a log axis, the main comparison's budget marked; each legend in one order."""
     from matplotlib.transforms import offset_copy
 
@@ -213,6 +215,8 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     fig, axes = new_figure(width, height, ncols=len(encoders))
     fig.get_layout_engine().set(rect=(0, legend / height, 1, 1 - legend / height))
     fusions = sorted(set(curves["fusion"]))
+    markers = fusion_marks(fusions)
+    colours = {f: FUSION_COLOURS[i % len(FUSION_COLOURS)] for i, f in enumerate(fusions)}
     dotted = False
     for ax, arch in zip(axes, encoders, strict=True):
         drawn: list[tuple[str, bool]] = []  # a second line of one fusion and kind: dotted
@@ -228,9 +232,9 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
             ax.plot(
                 curve["epoch"],
                 100 * (1 - curve["val_sum_acc"]),
-                marker="o",
-                ms=4,
-                color=(colour := COLOURS[fusions.index(first["fusion"]) % len(COLOURS)]),
+                marker=markers[first["fusion"]],
+                ms=4.5,
+                color=(colour := colours[first["fusion"]]),
                 mfc=colour if kind[1] else "white",
                 ls=style,
                 label=labels[first["label"]],

@@ -300,6 +300,24 @@ def test_a_timm_vit_traces_without_warnings_and_matches_pytorch_at_any_batch(
             assert_same_outputs(traced(images, addends), model(images, addends))
 
 
+def test_a_model_handed_over_in_training_mode_is_traced_as_it_predicts(synthetic) -> None:
+    """``to_torchscript`` traces the model in evaluation mode whatever mode it is given in: a
+    trace in training mode keeps dropout (different outputs each call) and batch statistics.
+    (``to_onnx`` needs no such test with the TorchScript exporter: torch.onnx exports in
+    evaluation mode by default.)"""
+    import io
+
+    from benchmark.export import to_torchscript
+
+    torch.manual_seed(0)
+    model = create_model("gap_cnn", "concat", dropout=0.5, head_dropout=0.5).train()
+    traced = torch.jit.load(io.BytesIO(to_torchscript(model)))
+    assert not model.training
+    images, addends = inputs(synthetic, 8)
+    with torch.no_grad():
+        assert_same_outputs(traced(images, addends), model(images, addends))
+
+
 class BatchBaked(torch.nn.Module):
     """Its output's batch comes from a Python int: traced, it keeps the tracing batch."""
 

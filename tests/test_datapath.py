@@ -172,3 +172,64 @@ def test_a_timm_vit_is_measured_at_the_sizes_given_and_refused_without_them(
     assert title == "# Data path: timm:test_vit x late_sum (img_size=28, patch_size=7)"
     out = capsys.readouterr().out
     assert out.startswith("datapath: timm:test_vit x late_sum (img_size=28, patch_size=7) on ")
+
+
+def measured_without_a_model(monkeypatch: pytest.MonkeyPatch, synthetic, measure) -> None:
+    """``datapath`` up to ``measure`` (given), with the session's synthetic set and no dry run
+    of the model: what is asked of the figures, quickly."""
+    monkeypatch.setattr("benchmark.commands.datapath.dry_runs", lambda *a: None)
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: synthetic)
+    monkeypatch.setattr("benchmark.datapath.measure", measure)
+
+
+def test_the_figure_of_each_data_path_is_the_median_of_its_rounds(
+    tmp_path: Path, synthetic_root: Path, synthetic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One slow round (a page-in, another process) must not move the figure: the median is
+    kept, not the mean."""
+    rounds = {"trainer": [100.0, 110.0, 990.0], "prebuilt": [200.0, 50.0, 210.0]}
+    rounds["dataloader"] = [10.0, 20.0, 30.0]
+    measured_without_a_model(monkeypatch, synthetic, lambda *a: rounds)
+    args = ["--steps", "3", "--rounds", "3", "--warmup-steps", "0", "--batch-size", "8"]
+    args += ["--device", "cpu", "--precision", "fp32"]
+    args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
+    assert main(["datapath", *args]) == 0
+    report = json.loads(cpu_file(tmp_path, "datapath", "fp32", ".json").read_text())
+    assert report["images_per_s"] == {"trainer": 110.0, "prebuilt": 200.0, "dataloader": 20.0}
+    assert report["ratios"] == {"trainer_over_prebuilt": 0.55, "trainer_over_dataloader": 5.5}
+
+
+def test_the_warmup_steps_count_in_the_images_a_measurement_needs(
+    tmp_path: Path, synthetic_root: Path, synthetic, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The timed steps alone fit the training split (10 x 5000 of 55000 images); with the
+    warm-up steps before them (12 x 5000) they do not, and nothing is measured."""
+    measured_without_a_model(monkeypatch, synthetic, lambda *a: pytest.fail("measured"))
+    args = ["--steps", "10", "--rounds", "1", "--warmup-steps", "2", "--batch-size", "5000"]
+    args += ["--device", "cpu", "--precision", "fp32"]
+    args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
+    assert main(["datapath", *args]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert "(--warmup-steps + --steps) x --batch-size = 60000 images, more than the 55000" in line
+    assert not (tmp_path / "datapath").exists() or not any((tmp_path / "datapath").iterdir())
+
+
+@pytest.mark.parametrize("found", ["[]", "{}", '{"arch": "gap_cnn"}', '"gap_cnn"'])
+def test_a_file_of_another_shape_where_the_measurement_goes_is_named_not_a_traceback(
+    found: str,
+    tmp_path: Path,
+    synthetic_root: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A list, a string, an object without the combination: one line naming the file, which
+    is left as it was (it was a traceback, AttributeError or KeyError)."""
+    monkeypatch.setattr("benchmark.commands.datapath.dry_runs", lambda *a: None)
+    path = cpu_file(tmp_path, "datapath", "fp32", ".json")
+    path.parent.mkdir(parents=True)
+    path.write_text(found)
+    args = ["--device", "cpu", "--precision", "fp32"]
+    args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
+    assert main(["datapath", *args]) == 1
+    assert f"{path}: not a datapath measurement; move it away" in one_line(capsys.readouterr().err)
+    assert path.read_text() == found

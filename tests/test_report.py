@@ -1398,6 +1398,19 @@ def test_the_studies_table_says_when_the_best_trial_was_the_defaults() -> None:
     assert "| found | 20 | 0 | 90.00 | 7 |" in text
 
 
+def test_studies_of_one_epoch_get_no_pruning_columns() -> None:
+    """Pruning saves nothing at one epoch: the columns of what it saved are for budgets over
+    one epoch only."""
+    from benchmark.report.studies import StudyDigest, studies_section
+
+    common = {"finished": 20, "over_cap": 0, "best_value": 0.9, "best_trial": 3, "trained": 20,
+              "unpruned": 20, "pruner": None, "files": ()}  # fmt: skip
+    one = studies_section([StudyDigest(name="one", epochs=1, **common)])
+    assert "trained to the end" not in one and "epochs trained / trials x E" not in one
+    three = studies_section([StudyDigest(name="three", epochs=3, **common)])
+    assert "| trained to the end | epochs trained / trials x E |" in three
+
+
 def main_table_lines(text: str) -> list[str]:
     section = text[text.index("## Main comparison") :]
     section = section[: section.index("\n## ", 1)]

@@ -328,3 +328,44 @@ def test_the_report_command_names_what_it_left_out_and_succeeds(
     assert "study gap_cnn__concat__e1__p1 unreadable, left out" in out
     assert "listed in the report: 0 incomplete; 1 other entry (not runs)" in out  # notes.txt
     assert (results / "report.md").is_file()
+
+
+def test_a_storage_stamp_changes_with_its_write_ahead_log(tmp_path: Path) -> None:
+    """In WAL mode a study's new trials may sit in ``optuna.db-wal`` while the main file is
+    unchanged: a stamp of the main file alone let a report reuse a stale digest."""
+    db = tmp_path / STORAGE
+    db.write_bytes(b"SQLite format 3\x00 pages")
+    alone = studies.storage_stamp(db)
+    wal = tmp_path / f"{STORAGE}-wal"
+    wal.write_bytes(b"frames of a new trial")
+    logged = studies.storage_stamp(db)
+    wal.write_bytes(b"frames of two new trials")
+    assert len({alone, logged, studies.storage_stamp(db)}) == 3
+
+
+def test_a_storage_that_is_not_there_is_never_given_an_earlier_reports_studies(
+    tmp_path: Path,
+) -> None:
+    """A digest left unstamped (a study was unreadable then) matched the missing stamp of a
+    ``--storage`` file that is not there: the report showed studies of a storage that is gone
+    instead of saying it is not there."""
+    out = tmp_path / "out"
+    (out / DIGEST).parent.mkdir(parents=True)
+    (out / DIGEST).write_text(json.dumps({"stamp": None, "studies": []}))
+    gone = tmp_path / "gone.log"
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        studies.load_studies(tmp_path, out, f"journal:{gone}")
+    assert not gone.exists()
+
+
+def test_a_digest_whose_files_were_removed_is_not_reused(tmp_path: Path) -> None:
+    """Its stamp matches, but a study's CSV it lists is gone (cleaned away by hand): reused,
+    the report would link files it no longer writes."""
+    digest = {"name": "s", "epochs": 1, "finished": 3, "over_cap": 0, "best_value": 0.9,
+              "best_trial": 2, "trained": 3, "unpruned": 3, "pruner": None, "complete": 3,
+              "files": ["studies/s.csv"], "defaults_trial": None, "failed": 0}  # fmt: skip
+    (tmp_path / DIGEST).parent.mkdir(parents=True)
+    (tmp_path / DIGEST).write_text(json.dumps({"stamp": "f00d", "studies": [digest]}))
+    assert studies.reuse(tmp_path, "f00d") is None
+    (tmp_path / "studies" / "s.csv").write_text("number,value\n")
+    assert studies.reuse(tmp_path, "f00d").files == {"studies/s.csv": b"number,value\n"}

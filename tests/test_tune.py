@@ -490,12 +490,28 @@ def test_two_workers_share_a_postgres_study(
         "postgresql://bench:s3cret?@db.lan:5432/optuna",
         "mysql+pymysql://bench:s3cret@db.lan/optuna?charset=utf8",
         "could not connect: password=s3cret host=db.lan",  # a driver's message
+        "could not connect: PASSWORD=s3cret host=db.lan",  # a key in capitals
     ],
 )
 def test_passwords_are_masked_in_every_url_form(url: str) -> None:
     label = storage_label(url)
     assert "s3cret" not in label and "***" in label
     assert "db.lan" in label
+
+
+def test_the_storage_flag_is_taken_before_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--storage`` names where the studies go for this command; $OPTUNA_STORAGE is what is
+    taken where no flag was given, and the results directory's optuna.db where neither was."""
+    from benchmark.storages import storage_spec
+
+    flag, env = f"journal:{tmp_path / 'flag.log'}", f"journal:{tmp_path / 'env.log'}"
+    monkeypatch.setenv("OPTUNA_STORAGE", env)
+    assert storage_spec(flag, tmp_path) == flag
+    assert storage_spec(None, tmp_path) == env
+    monkeypatch.delenv("OPTUNA_STORAGE")
+    assert storage_spec(None, tmp_path) == f"sqlite:///{tmp_path / 'optuna.db'}"
 
 
 def test_status_of_a_server_that_does_not_answer_is_one_line(tmp_path: Path, capsys) -> None:

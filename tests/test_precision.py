@@ -191,6 +191,21 @@ def test_cli_run_says_what_auto_chose(
     assert "auto on this cpu" not in out and f"on {machine}, fp32" in out
 
 
+def test_a_probe_of_a_cpu_of_the_same_name_without_native_bf16_is_not_this_ones(
+    monkeypatch: Any,
+) -> None:
+    """VMs name CPUs with and without AVX-512 BF16 alike: a config's probe from the other kind
+    is not "auto on this cpu", and its bf16 figure (emulated, or native) times nothing here."""
+    from benchmark.progress import probed_here
+
+    here = "cpu: AMD EPYC (2 threads) | torch 2.5.0 | native bf16"
+    monkeypatch.setattr(hardware, "machine_key", lambda: here)
+    assert probed_here({"machine": here.replace("torch 2.5.0", "torch 2.4.1")})
+    assert not probed_here({"machine": here.replace("native bf16", "no native bf16")})
+    assert probed_here({"machine": "cpu: AMD EPYC (2 threads) | torch 2.4.1"})  # said neither
+    assert not probed_here({"machine": here.replace("AMD EPYC", "Intel Xeon")})
+
+
 def test_a_config_from_another_machine_is_not_called_this_cpus_choice(
     fake_probe: list[int], small_data: Any, tmp_path: Path, capsys: Any, monkeypatch: Any
 ) -> None:

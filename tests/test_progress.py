@@ -767,3 +767,151 @@ def test_the_time_left_counts_down_between_the_counts_of_steps(
     assert shown.time_left() == 25.0
     now[0] = 200.0  # slower than the pace so far: none left by it, not a negative time
     assert shown.time_left() == 0.0
+
+
+def bar_spans(shown: RunsProgress) -> tuple[int, int]:
+    """(filled, whole) columns of the live line's bar at 80 columns."""
+    console = Console(width=WIDTH, color_system=None)
+    (line,) = shown.__rich_console__(console, console.options)
+    styled = [(str(span.style), span.end - span.start) for span in line.spans]
+    filled = sum(size for style, size in styled if style == "bold magenta")
+    return filled, filled + sum(size for style, size in styled if style == "grey30")
+
+
+def test_the_bar_of_a_sequence_counts_the_runs_already_done() -> None:
+    """Half the steps trained by finished runs and none yet by the current one: half a bar,
+    not an empty one that starts again at every run."""
+    shown = RunsProgress(runs=2, steps=100)
+    shown.done, shown.trained, shown.current = 1, 50, 0
+    filled, whole = bar_spans(shown)
+    assert whole >= 10 and filled == round(whole / 2)
+
+
+def test_a_single_runs_live_line_has_no_runs_done_count() -> None:
+    shown = RunsProgress(runs=1, steps=100)
+    shown.label = "gap_cnn x concat, seed 0"
+    out = io.StringIO()
+    Console(file=out, width=WIDTH, color_system=None).print(shown)
+    assert "done" not in out.getvalue() and "gap_cnn x concat" in out.getvalue()
+
+
+def play(monkeypatch: pytest.MonkeyPatch, steps: list[int], epochs: int, per_epoch: int) -> None:
+    """``runs.execute`` replaced by one that reports ``steps`` (each epoch's last one twice, the
+    second time with its validation), 10 s apart."""
+    from types import SimpleNamespace
+
+    from benchmark import runs
+    from benchmark.trainer import Progress
+
+    clock = iter(range(0, 10_000, 10))
+    monkeypatch.setattr("benchmark.progress.time.monotonic", lambda: next(clock))
+    stats = SimpleNamespace(val_sum_acc=0.5, seconds=1.0)
+
+    def execute(cfg, data, run_dir, ex, state=None, listen=None):
+        for step in steps:
+            epoch = (step - 1) // per_epoch + 1
+            listen(Progress(step, epochs * per_epoch, epoch, 0.5, 0.5))
+            if step % per_epoch == 0:
+                listen(Progress(step, epochs * per_epoch, epoch, 0.5, 0.5, stats))
+        return {"test": {"sum_acc": 0.5, "joint_acc": 0.5}}
+
+    monkeypatch.setattr(runs, "execute", execute)
+
+
+def test_a_pipe_says_the_test_split_comes_after_the_last_epoch_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from types import SimpleNamespace
+
+    out = use_console(monkeypatch, terminal=False)
+    play(monkeypatch, [1, 2, 3, 4, 5, 6], epochs=3, per_epoch=2)
+    with RunsProgress(runs=1, steps=6) as shown:
+        shown.train(SimpleNamespace(epochs=3), None, tmp_path, None, "gap_cnn x concat, seed 0")
+    epochs = [line.strip() for line in out.getvalue().splitlines() if ": loss" in line]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert [line.endswith("; now the test split") for line in epochs] == [False, False, True]
+
+
+def test_the_time_left_after_a_run_counts_the_steps_of_the_runs_done(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After the first of two runs of 4 steps the pace is known: the second run starts with a
+    time left from it, not with no time at all (the steps of the runs done forgotten)."""
+    from types import SimpleNamespace
+
+    use_console(monkeypatch, terminal=False)
+    play(monkeypatch, [1, 2, 3, 4], epochs=1, per_epoch=4)
+    with RunsProgress(runs=2, steps=8) as shown:
+        shown.train(SimpleNamespace(epochs=1), None, tmp_path, None, "gap_cnn x concat, seed 0")
+        assert shown.trained == 4 and shown.current == 0
+        assert shown.time_left() is not None and shown.time_left() > 0
+
+
+def test_a_resumed_run_counts_only_the_steps_it_trains_and_ends_on_a_full_bar(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A run resumed at step 4 of 8: 4 steps to train, and the bar full after them (counted
+    from step 0 it ran over, and the time left was paced on steps trained before)."""
+    from types import SimpleNamespace
+
+    from benchmark import progress
+    from benchmark.config import TrainConfig
+
+    made: list[RunsProgress] = []
+
+    class Recorded(RunsProgress):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(progress, "RunsProgress", Recorded)
+    use_console(monkeypatch, terminal=False)
+    play(monkeypatch, [5, 6, 7, 8], epochs=2, per_epoch=4)
+    cfg = TrainConfig(epochs=2, batch_size=64)
+    data = SimpleNamespace(train=[0] * 256)  # 4 steps an epoch
+    progress.train_with_progress(cfg, data, tmp_path, None, state=SimpleNamespace(step=4))
+    (shown,) = made
+    assert shown.steps == 4 and shown.trained == 4
+    filled, whole = bar_spans(shown)
+    assert filled == whole
+
+
+def test_a_pruned_trial_says_its_last_epoch() -> None:
+    import optuna
+    from optuna.trial import TrialState, create_trial
+
+    from benchmark.progress import describe_trial
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    stopped = create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.3, 3: 0.6, 2: 0.5})
+    assert "pruned: val joint acc 60.00% at epoch 3" in describe_trial(stopped)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_a_line_of_words_wraps_at_spaces_in_a_terminal_and_stays_one_line_in_a_log(
+    terminal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmark import progress
+
+    out = io.StringIO()
+    screen = Console(file=out, width=40, force_terminal=terminal, color_system=None)
+    monkeypatch.setattr(progress, "console", screen)
+    text = "study gap_cnn-concat in out/studies/gap_cnn-concat.db " * 3
+    progress.say_whole(text.strip())
+    lines = out.getvalue().splitlines()
+    assert (len(lines) > 1) is terminal
+    if terminal:
+        assert all(len(line) <= 40 for line in lines)  # folded at spaces, no word cut
+        assert " ".join(lines).split() == text.split()
+
+
+def test_a_probe_of_this_cpu_under_another_torch_release_is_this_machines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from benchmark.progress import probed_here
+
+    here = "cpu: AMD EPYC (2 threads) | torch 2.5.0 | native bf16"
+    monkeypatch.setattr(hardware, "machine_key", lambda: here)
+    assert probed_here({"machine": here.replace("2.5.0", "2.4.1")})
+    assert not probed_here({"machine": here.replace("AMD EPYC", "Intel Xeon")})
+    assert not probed_here({})

@@ -1490,6 +1490,48 @@ def test_migrate_adds_macs_once(tmp_path: Path, capsys: Any) -> None:
     assert summary.loc["gap_cnn x concat", "macs_per_image"] == 7_351_424
 
 
+def test_migrate_counts_the_macs_of_the_model_arguments_a_run_took(tmp_path: Path) -> None:
+    """A run of another width gets its own model's MACs, not the default width's."""
+    from benchmark import migrate
+    from benchmark.bench import model_cost
+
+    run_dir = make_run(tmp_path / "runs", "wide")
+    path = run_dir / "metrics.json"
+    wide = {"config": {"model_args": {"width": 32}}}
+    path.write_text(json.dumps(json.loads(path.read_text()) | wide))
+    changed, left = migrate.migrate(tmp_path)
+    macs = json.loads(path.read_text())["macs_per_image"]
+    assert macs == model_cost("gap_cnn", "concat", {"width": 32})[1]
+    assert macs != model_cost("gap_cnn", "concat", {})[1] and len(changed) == 1 and not left
+
+
+def test_migrate_leaves_a_run_it_cannot_build_and_says_why(tmp_path: Path, capsys: Any) -> None:
+    """A run of a model this checkout no longer has: left as it is, named with the reason, and
+    the other runs still migrated."""
+    from benchmark import migrate
+
+    make_run(tmp_path / "runs", "a-gone", arch="gone_cnn")
+    make_run(tmp_path / "runs", "b-kept")
+    gone = (tmp_path / "runs" / "a-gone" / "metrics.json").read_bytes()
+    assert migrate.main([str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "b-kept: metrics.json + macs_per_image 7351424"
+    assert lines[1].startswith("a-gone: left as it is (") and "gone_cnn" in lines[1]
+    assert lines[-1] == "1 run changed, 1 left as it is"
+    assert (tmp_path / "runs" / "a-gone" / "metrics.json").read_bytes() == gone
+
+
+def test_migrate_refuses_a_folder_that_is_not_a_results_directory(
+    tmp_path: Path, capsys: Any
+) -> None:
+    from benchmark import migrate
+
+    with pytest.raises(SystemExit) as stopped:
+        migrate.main([str(tmp_path)])
+    assert stopped.value.code == 2
+    assert "no runs/ directory there; expected a results directory" in capsys.readouterr().err
+
+
 def markdown_of(root: Path) -> str:
     """The markdown of the report on ``root/runs`` (``report_markdown``: no plots drawn)."""
     return report_markdown(load(root))[1]

@@ -34,6 +34,7 @@ BF16_WINS = figures(1000, 1050, 1500, 2000)
         (BF16_WINS, "auto", ("bf16", True)),
         (figures(1000, 1080, 1090, 1050), "auto", ("fp32", False)),  # all within 10%: no flip
         (figures(1000, 1200), "auto", ("fp32", True)),  # no bf16 kernels
+        (figures(1000, 1100), "auto", ("fp32", True)),  # 10% faster: "at least 10%"
         (figures(1000, 900, 800, 700), "auto", ("fp32", False)),
         (BF16_WINS, "fp32", ("fp32", False)),  # precision set: only its layouts compete
         (figures(1000, 1500, 1500, 2000), "fp32", ("fp32", True)),
@@ -370,3 +371,114 @@ def test_the_precision_section_counts_each_verdict_and_gives_the_median_speed_up
     text = " ".join(precision.precision_section(pd.DataFrame({"x": [1]}), pd.DataFrame()).split())
     assert "finds a lower bf16 error in 0, a higher one in 1 and no difference in 2." in text
     assert "Training throughput was 1.10x fp32's (median; 1.00-4.00x)" in text
+
+
+def test_auto_device_is_cuda_where_present_and_a_missing_cuda_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert hardware.resolve_device("auto") == torch.device("cuda")
+    assert hardware.resolve_device("cuda") == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert hardware.resolve_device("auto") == CPU
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        hardware.resolve_device("cuda")
+
+
+def test_an_execution_autocasts_lays_out_names_and_compiles_as_decided(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hardware, "compile_backend", lambda device: f"backend for {device}")
+    monkeypatch.setattr(torch, "compile", lambda fn, backend: (fn, backend))  # (imports take 9 s)
+    plain = hardware.Execution(CPU)
+    bf16 = hardware.Execution(CPU, "bf16", channels_last=True, compile=True)
+    with bf16.autocast():
+        assert torch.is_autocast_enabled("cpu")
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with plain.autocast():
+        assert not torch.is_autocast_enabled("cpu")
+    assert bf16.memory_format == torch.channels_last
+    assert plain.memory_format == torch.contiguous_format
+    assert (bf16.describe(), plain.describe()) == ("bf16, channels_last, compiled", "fp32")
+
+    def fn(x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+    assert plain.compiled(fn) is fn and bf16.compiled(fn) == (fn, "backend for cpu")
+
+
+def test_decide_sets_the_thread_count_before_the_probe_and_hands_on_every_setting(
+    fake_probe: list[int],
+) -> None:
+    """The probe's record is per thread count: ``--threads N`` is set before it is asked for, so
+    the choice is the one measured at N threads; the execution keeps layout, compile, threads."""
+    before = torch.get_num_threads()
+    threads = before + 1
+    try:
+        cfg, ex = hardware.decide(TrainConfig(device="cpu", threads=threads, compile=True))
+        assert f"({threads} threads)" in cfg.auto_probe["machine"]
+        decided = (ex.precision, ex.channels_last, ex.compile, ex.threads)
+        assert decided == ("bf16", True, True, threads)
+        torch.set_num_threads(before)
+        ex.activate()
+        assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_settle_writes_the_decision_in_and_keeps_a_configs_own_probe() -> None:
+    kept = {"machine": "elsewhere"}
+    cfg = TrainConfig(auto_probe=kept)
+    settled = hardware.Execution(CPU, "bf16", channels_last=True).settle(cfg)
+    assert (settled.precision, settled.channels_last, settled.auto_probe) == ("bf16", True, kept)
+
+
+def test_bf16_is_measured_only_where_its_kernels_are_native(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hardware, "native_bf16", lambda: False)
+    assert hardware.cpu_variants() == [("fp32", False), ("fp32", True)]
+    monkeypatch.setattr(hardware, "native_bf16", lambda: True)
+    assert [hardware.variant_name(*v) for v in hardware.cpu_variants()] == list(NAMES)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"precision": "fp16"},  # every field there, of its type: a value no run computes in
+        {"images_per_s": {}},
+        {"images_per_s": {"fp32": True}},
+        {"channels_last": "yes"},
+        {"spread": None},
+    ],
+)
+def test_a_cached_record_of_a_bad_value_is_not_valid(damage: dict[str, Any]) -> None:
+    record = hardware.probe_record(dict(BF16_WINS), 1.0, "key")
+    assert hardware.valid_record(record)
+    assert not hardware.valid_record(record | damage)
+
+
+def test_the_probe_is_asked_for_each_setting_left_to_it_on_a_cpu_only(
+    fake_probe: list[int],
+) -> None:
+    """A set precision with ``auto`` layout: the layout is the probe's, and its record goes into
+    config.json; on CUDA nothing is left to the probe."""
+    layout_left = hardware.resolve_execution(TrainConfig(precision="fp32"), CPU)
+    assert layout_left.auto_probe == hardware.cpu_choice()
+    assert hardware.auto_record("bf16", None, CPU) == hardware.cpu_choice()
+    assert hardware.auto_record("auto", None, torch.device("cuda")) is None
+
+
+def test_synchronize_waits_for_cuda_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    waited: list[torch.device] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", waited.append)
+    hardware.synchronize(CPU)
+    hardware.Execution(torch.device("cuda")).synchronize()
+    assert waited == [torch.device("cuda")]
+
+
+def test_a_gpu_is_named_without_the_cpus_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: "NVIDIA H100")
+    monkeypatch.setattr(hardware, "cpu_features", lambda: "avx2")
+    assert hardware.machine_name(torch.device("cuda")) == "NVIDIA H100"
+    assert hardware.machine_name(CPU) == f"{hardware.device_name(CPU)} with avx2"

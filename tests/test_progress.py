@@ -915,3 +915,88 @@ def test_a_probe_of_this_cpu_under_another_torch_release_is_this_machines(
     assert probed_here({"machine": here.replace("2.5.0", "2.4.1")})
     assert not probed_here({"machine": here.replace("AMD EPYC", "Intel Xeon")})
     assert not probed_here({})
+
+
+def test_an_estimate_is_none_if_any_run_has_no_rate_and_names_every_basis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A grid whose runs rest on different figures says all of them; one run without a figure
+    leaves the whole grid unestimated rather than estimated short."""
+    from benchmark import estimate
+    from benchmark.config import TrainConfig
+
+    rates = {1: (1000.0, "the probe", 0.0), 2: (1000.0, "earlier runs", 0.0), 3: None}
+    monkeypatch.setattr(estimate, "earlier_rates", lambda results_dir: {})
+    monkeypatch.setattr(estimate, "training_rate", lambda cfg, ex, earlier: rates[cfg.seed])
+    work = [(TrainConfig(seed=seed), None, (1000, 0, 0)) for seed in (1, 2)]
+    found = estimate.estimate(work, Path("/nonexistent"))
+    assert found is not None and found[1] == "earlier runs and the probe"
+    unknown = (TrainConfig(seed=3), None, (1000, 0, 0))
+    assert estimate.estimate([*work, unknown], Path("/nonexistent")) is None
+
+
+def test_model_arguments_key_earlier_rates_alike_in_any_order_and_none_as_empty() -> None:
+    from benchmark.estimate import rate_key
+
+    way = ("gap_cnn", "concat", "cpu: x", "fp32", False)
+    in_order = rate_key(way, False, 128, {"a": 1, "b": 2})
+    assert in_order == rate_key(way, False, 128, {"b": 2, "a": 1})
+    assert rate_key(way, False, 128, None) == rate_key(way, False, 128, {})
+
+
+def test_earlier_runs_time_a_run_by_their_median_rate_and_compiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three earlier runs at 9,000, 2,000 and 1,000 images/s, compiling 90, 20 and 10 s: the
+    median of each (one outlier moves neither), not the first run's nor the last's."""
+    from conftest import DEVICE, make_run
+
+    from benchmark.config import TrainConfig
+    from benchmark.estimate import earlier_rates, training_rate
+    from benchmark.hardware import Execution
+
+    for name, rate, compiling in [("a", 9000.0, 90.0), ("b", 2000.0, 20.0), ("c", 1000.0, 10.0)]:
+        run_dir = make_run(tmp_path / "runs", name)
+        found = json.loads((run_dir / "metrics.json").read_text())
+        found["config"] |= {"batch_size": 128, "precision": "fp32", "compile": True}
+        found |= {"train_images_per_s": rate, "compile_seconds": compiling, "channels_last": False}
+        (run_dir / "metrics.json").write_text(json.dumps(found | {"cpu_features": "avx2"}))
+    monkeypatch.setattr(hardware, "device_name", lambda device: DEVICE)
+    monkeypatch.setattr(hardware, "cpu_features", lambda: "avx2")
+    ex = Execution(device=torch.device("cpu"), compile=True)
+    rate, _, compiling = training_rate(TrainConfig(batch_size=128), ex, earlier_rates(tmp_path))
+    assert (rate, compiling) == (2000.0, 20.0)
+
+
+def test_the_probe_times_a_run_by_its_own_layouts_figure_from_the_cache_when_none_is_carried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run whose precision and layout were both set carries no probe: the cached one times it,
+    by the figure of its layout; a layout the probe did not measure has no estimate."""
+    from benchmark.config import TrainConfig
+    from benchmark.estimate import training_rate
+    from benchmark.hardware import Execution
+
+    monkeypatch.setenv("DIGITSUM_CACHE", str(tmp_path))
+    key = hardware.machine_key()
+    figures = {"fp32": 1000.0, "fp32+channels_last": 1500.0}
+    hardware.write_cache(hardware.cache_path(), {key: hardware.probe_record(figures, 1.0, key)})
+    contiguous = Execution(device=torch.device("cpu"))
+    assert training_rate(TrainConfig(), contiguous, {})[0] == 1000.0
+    layout = replace(contiguous, channels_last=True)
+    assert training_rate(TrainConfig(), layout, {})[0] == 1500.0
+    assert training_rate(TrainConfig(), replace(contiguous, precision="bf16"), {}) is None
+
+
+def test_an_earlier_run_without_its_training_seconds_times_nothing(tmp_path: Path) -> None:
+    """A finished run whose metrics lack ``train_seconds`` (hand-edited, or older) is left out
+    of the rates, not a TypeError in every later ``run``'s estimate."""
+    from conftest import make_run
+
+    from benchmark.estimate import earlier_rates
+
+    run_dir = make_run(tmp_path / "runs", "r0")
+    found = json.loads((run_dir / "metrics.json").read_text())
+    del found["train_seconds"]
+    (run_dir / "metrics.json").write_text(json.dumps(found))
+    assert earlier_rates(tmp_path) == {}

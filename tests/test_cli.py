@@ -308,3 +308,33 @@ def test_a_flag_without_its_value_says_how_to_give_one_that_begins_with_a_dash(
     assert exit_status(argv) == 2
     line = one_line(capsys.readouterr().err)
     assert line.endswith(f"expected one argument (a value that begins with '-' is given as {hint})")
+
+
+def test_list_gives_each_fusion_its_own_size_and_the_models_with_gap_cnn(capsys) -> None:
+    """A fusion's params column is the fusion alone; the model's is it and gap_cnn's encoder."""
+    assert main(["list", "--encoders", "gap_cnn", "--fusions", "concat,late_sum"]) == 0
+    rows = [
+        [cell.strip() for cell in line.split("│")[1:-1]]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("│")
+    ]
+    sizes = {row[0]: [int(cell.replace(",", "")) for cell in row[1:3]] for row in rows}
+    encoder = sizes.pop("gap_cnn")[1]
+    assert set(sizes) == {"concat", "late_sum"}
+    for fusion, model in sizes.values():
+        assert 0 < fusion < model == fusion + encoder
+
+
+def test_list_names_every_fusion_unless_told(capsys) -> None:
+    from architectures import FUSIONS
+
+    assert main(["list", "--encoders", "gap_cnn"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"│ {name} " in out for name in FUSIONS.names())
+
+
+def test_an_entry_without_defaults_shows_a_dash_and_a_bracket_as_text() -> None:
+    from benchmark.commands.listing import defaults_cell
+
+    assert defaults_cell({}) == "-"
+    assert defaults_cell({"act": "[relu]"}) == "act=\\[relu]"

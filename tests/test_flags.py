@@ -247,6 +247,7 @@ WRITERS = ["run", "tune", "compare", "report", "bench", "datapath"]
     "argv, hint",
     [
         (["run", "--val-subset", "600"], "--val-subset is a flag of tune ("),
+        (["run", "--val-subset=600"], "--val-subset is a flag of tune ("),  # named without =600
         (["report", "--epochs", "3"], "--epochs is a flag of run, tune, compare and bench ("),
         # a tuning trial has no run directory to mirror or keep a checkpoint in: tune took both
         # and did nothing (--epochs 0: refused at once if the flag were taken, not tuned)
@@ -928,3 +929,85 @@ def test_the_augmentation_ranges_are_searched_only_with_augmentation() -> None:
         space = search_space(trial)
         assert space["augment"] is augment
         assert ({"aug_shift", "aug_degrees"} <= set(space)) is augment
+
+
+def test_a_path_of_blanks_is_refused_as_empty(tmp_path: Path, monkeypatch, capsys) -> None:
+    """``--results-dir ' '`` is no more a path than ``''``: it made a folder named by a space."""
+    monkeypatch.chdir(tmp_path)
+    assert exit_status(["run", "--results-dir", "  ", "--print-config"]) == 2
+    assert "argument --results-dir: is empty; expected a path" in one_line(capsys.readouterr().err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_process_count_takes_four_per_core_and_no_more(monkeypatch) -> None:
+    import argparse
+
+    from benchmark.commands.values import processes
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert processes("8") == 8
+    with pytest.raises(
+        argparse.ArgumentTypeError, match=r"must be <= 8 \(4 per core here\), got 9"
+    ):
+        processes("9")
+
+
+@pytest.mark.parametrize(
+    ("typed", "taken"),
+    [
+        ("width=8", ("width", 8)),
+        (" width = 8 ", ("width", 8)),  # as a shell passes "width = 8" quoted
+        ("dropout=0.5", ("dropout", 0.5)),
+        ("pretrained=True", ("pretrained", True)),
+        ("pretrained=FALSE", ("pretrained", False)),
+        ("img_size=None", ("img_size", None)),
+        ("img_size=none", ("img_size", None)),
+        ("act=relu", ("act", "relu")),
+    ],
+)
+def test_a_model_argument_value_reads_as_the_type_it_spells(typed: str, taken: tuple) -> None:
+    from benchmark.commands.values import key_value
+
+    key, value = key_value(typed)
+    assert (key, value) == taken and type(value) is type(taken[1])
+
+
+def test_an_optional_count_takes_none_in_any_case(capsys) -> None:
+    """``--train-subset None`` (as the config prints it) is the whole training set."""
+    assert (
+        exit_status(["run", "--train-subset", "256", "--train-subset", "None", "--print-config"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["train_subset"] is None
+
+
+def test_a_data_dir_whose_name_holds_a_comma_is_one_path_not_a_sweep(
+    tmp_path: Path, capsys
+) -> None:
+    root = tmp_path / "mn,ist"
+    root.mkdir()
+    assert exit_status(["run", "--data-dir", str(root), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["data_dir"] == str(root)
+
+
+def test_a_typed_model_argument_wins_over_the_config_files(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model_args": {"width": 8, "depth": 3}}))
+    argv = ["run", "--config", str(config), "--model-arg", "width=32", "--print-config"]
+    assert exit_status(argv) == 0
+    assert json.loads(capsys.readouterr().out)["model_args"] == {"width": 32, "depth": 3}
+
+
+def test_every_command_writes_under_output_unless_told(tmp_path: Path) -> None:
+    """Not into results/, the committed reference figures."""
+    from benchmark.cli import COMMAND_PARSERS, build_parser
+
+    parsers = COMMAND_PARSERS[build_parser().prog]
+    takes = [
+        n
+        for n, p in parsers.items()
+        if any("--results-dir" in a.option_strings for a in p._actions)
+    ]
+    assert {"run", "tune", "compare", "bench", "datapath"} <= set(takes)
+    for name in takes:
+        assert parsers[name].get_default("results_dir") == "output", name

@@ -27,6 +27,7 @@ def epochs_spent(study: Any) -> tuple[int, int]:
     epochs are its last reported epoch (one that diverged or was pruned before reporting trained
     none)."""
     epochs = (study.user_attrs.get("budget") or {}).get("epochs")
+    epochs = epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else 0
     counted = [t for t in study.get_trials(deepcopy=False) if counts_towards_budget(t)]
     trained = sum(int(max(t.intermediate_values, default=0)) for t in counted)
-    return trained, len(counted) * int(epochs or 0)
+    return trained, len(counted) * epochs  # a budget of no whole number: unknown, not a crash

@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -949,3 +950,41 @@ def test_a_config_nested_too_deeply_is_one_line(
     assert one_line(capsys.readouterr().err).endswith(
         f"--config {path}: not valid {kind} (nested too deeply to be read)"
     )
+
+
+def test_a_damaged_journal_read_by_the_report_is_named_not_read_as_no_studies(
+    tmp_path: Path,
+) -> None:
+    """Opened by Optuna alone, a journal of text that is no record reads as a storage with no
+    studies: the report would have said nothing of the studies it lost."""
+    from benchmark.errors import DamagedFileError
+    from benchmark.storages import open_to_read  # how the report opens a storage
+
+    journal = tmp_path / "optuna.log"
+    journal.write_bytes(b"garbage\n")
+    said = f"journal:{journal}: damaged Optuna journal: line 1 is not a journal record"
+    with pytest.raises(DamagedFileError, match=re.escape(said)):
+        open_to_read(f"journal:{journal}")
+
+
+def test_an_empty_journal_is_a_new_storage_not_an_emptied_one(tmp_path: Path) -> None:
+    """Optuna makes a journal file 0 bytes long and appends to it: empty is how a journal
+    starts, at any age, not the damage an emptied SQLite file is."""
+    from benchmark.storages import check_storage
+
+    journal = tmp_path / "optuna.log"
+    journal.touch()
+    os.utime(journal, (1e9, 1e9))  # empty for years
+    assert check_storage(f"journal:{journal}") == journal
+    assert check_storage(str(journal), held=True) == journal
+
+
+@pytest.mark.parametrize("kind", ["sqlite:///", "journal:"])
+def test_a_directory_given_as_the_storage_file_is_one_line(kind: str, tmp_path: Path) -> None:
+    from benchmark.errors import UsageError
+    from benchmark.storages import check_storage
+
+    folder = tmp_path / "optuna.db"
+    folder.mkdir()
+    with pytest.raises(UsageError, match=re.escape(f"{folder}: a directory; expected a file")):
+        check_storage(f"{kind}{folder}")

@@ -1040,3 +1040,65 @@ def test_a_marker_means_one_fusion_in_every_ladder_plot_and_no_curve_wears_an_en
               for c in ax.containers]  # fmt: skip
     assert len(marked) == 12
     assert all(marker == shape[at[(x, y)]] for x, y, marker in marked), marked
+
+
+def in_memory_study(budget: object = None) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")  # in memory: a digest needs no file
+    if budget is not None:
+        study.set_user_attr("budget", budget)
+    return study
+
+
+def test_a_trial_pruned_over_the_cap_is_counted_over_the_cap_and_not_finished() -> None:
+    """``tune`` prunes a trial whose model is over ``--max-params`` (``over_cap``: the cap):
+    the table's "over the cap (rejected)" counts it."""
+    from benchmark.report.studies import digest
+
+    study = in_memory_study({"epochs": 1})
+    pruned = optuna.trial.TrialState.PRUNED
+    study.add_trial(optuna.trial.create_trial(state=pruned, user_attrs={"over_cap": 1000}))
+    study.add_trial(optuna.trial.create_trial(value=0.9))
+    found = digest(study)
+    assert (found.over_cap, found.finished, found.best_trial) == (1, 1, 1)
+
+
+def test_the_defaults_trial_is_the_one_that_completed_not_a_failed_or_duplicate_one() -> None:
+    """A worker killed in the defaults trial leaves it failed and it is queued again, and a
+    second worker's copy is pruned as a duplicate: the defaults are the trial that completed."""
+    from benchmark.report.studies import digest, studies_section
+
+    study = in_memory_study({"epochs": 1})
+    state = optuna.trial.TrialState
+    defaults = {"defaults": True}
+    study.add_trial(optuna.trial.create_trial(state=state.FAIL, user_attrs=defaults))
+    duplicate = {**defaults, "duplicate": True}
+    study.add_trial(optuna.trial.create_trial(state=state.PRUNED, user_attrs=duplicate))
+    study.add_trial(optuna.trial.create_trial(value=0.95, user_attrs=defaults))
+    found = digest(study)
+    assert (found.defaults_trial, found.best_trial) == (2, 2)
+    assert "| 2 (the defaults) |" in studies_section([found])
+
+
+@pytest.mark.parametrize("epochs", ["9", 2.5])
+def test_a_budget_of_epochs_that_is_no_whole_number_is_read_as_unknown(epochs: object) -> None:
+    """A hand-edited budget cannot stop the section: its epochs are not known."""
+    from benchmark.report.studies import digest, studies_section
+
+    study = in_memory_study({"epochs": epochs})
+    study.add_trial(optuna.trial.create_trial(value=0.9))
+    found = digest(study)
+    assert found.epochs is None
+    assert "| 1 | 0 | 90.00 | 0 |" in studies_section([found])
+
+
+@pytest.mark.parametrize("epochs", ["nine", [9], {"n": 9}])
+def test_a_budget_of_epochs_of_another_type_costs_no_study(epochs: object) -> None:
+    """A study whose budget holds no number of epochs made ``int()`` raise in the digest, and
+    the report left out every study, calling optuna.db unreadable."""
+    from benchmark.report.studies import digest
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("budget", {"epochs": epochs})
+    study.add_trial(optuna.trial.create_trial(value=0.9))
+    found = digest(study)
+    assert (found.epochs, found.unpruned, found.best_value) == (None, 0, 0.9)

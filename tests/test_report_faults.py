@@ -369,3 +369,158 @@ def test_a_digest_whose_files_were_removed_is_not_reused(tmp_path: Path) -> None
     assert studies.reuse(tmp_path, "f00d") is None
     (tmp_path / "studies" / "s.csv").write_text("number,value\n")
     assert studies.reuse(tmp_path, "f00d").files == {"studies/s.csv": b"number,value\n"}
+
+
+def load_one_run(run_dir: Path):
+    """``load_runs`` of one run directory: (runs, incomplete)."""
+    from benchmark.report.load import load_runs
+
+    runs, _, incomplete = load_runs([run_dir])
+    return runs, incomplete
+
+
+@pytest.mark.parametrize("accuracy", [1.5, -0.1])
+def test_a_per_sum_accuracy_outside_0_to_1_lists_the_finished_run_as_damaged(
+    tmp_path: Path, accuracy: float
+) -> None:
+    """A per-sum accuracy is a fraction of that sum's pairs: 1.5 is a damaged file, not a
+    result for the heatmap."""
+    from benchmark.report.load import incomplete_count
+
+    run = make_run(tmp_path / "runs", "odd-run", by_class=[0.9] * 18 + [accuracy])
+    runs, incomplete = load_one_run(run)
+    assert runs.empty
+    assert incomplete.to_dict("records") == [
+        {
+            "run": "odd-run",
+            "status": "complete",
+            "reason": "unreadable metrics.json: test.sum_acc_by_class",
+        }
+    ]
+    assert incomplete_count(incomplete) == "0 incomplete; 1 finished but damaged"
+
+
+def test_a_run_left_marked_running_says_how_to_resume_it_an_interrupted_one_its_own_words(
+    tmp_path: Path,
+) -> None:
+    """A run killed outright (SIGKILL, power) is left marked running: its line says how to
+    resume it, should no process train it any more. An interrupted run says what its status
+    says, and both count as incomplete, not as finished but damaged."""
+    from benchmark.report.load import incomplete_count, load_runs
+
+    killed, stopped = tmp_path / "runs" / "a-killed", tmp_path / "runs" / "b-stopped"
+    statuses = {killed: ("running", ""), stopped: ("interrupted", "stopped by an interrupt")}
+    for run_dir, (status, message) in statuses.items():
+        run_dir.mkdir(parents=True)
+        (run_dir / "status.json").write_text(json.dumps({"status": status, "message": message}))
+    _, _, incomplete = load_runs([killed, stopped])
+    reasons = dict(zip(incomplete["run"], incomplete["reason"], strict=True))
+    assert reasons == {
+        "a-killed": "no metrics.json; if no process trains it any more (killed), resume with "
+        f"`python -m benchmark run --resume {killed}`",
+        "b-stopped": "no metrics.json; stopped by an interrupt",
+    }
+    assert incomplete_count(incomplete) == "2 incomplete"
+
+
+def test_incomplete_and_finished_but_damaged_runs_are_counted_apart(tmp_path: Path) -> None:
+    from benchmark.report.load import incomplete_count, load_runs
+
+    killed = tmp_path / "runs" / "a-killed"
+    killed.mkdir(parents=True)
+    (killed / "status.json").write_text(json.dumps({"status": "running", "message": ""}))
+    damaged = make_run(tmp_path / "runs", "b-damaged")
+    (damaged / "metrics.json").write_text("{bad")
+    (tmp_path / "runs" / "notes.txt").write_text("my notes\n")
+    _, _, incomplete = load_runs(sorted((tmp_path / "runs").iterdir()))
+    said = "1 incomplete; 1 finished but damaged; 1 other entry (not runs)"
+    assert incomplete_count(incomplete) == said
+
+
+def test_a_macs_per_image_that_is_not_a_number_lists_the_run_as_damaged(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "runs", "odd-run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "macs_per_image": "7.3M"}))
+    runs, incomplete = load_one_run(run)
+    assert runs.empty
+    assert list(incomplete["reason"]) == ["unreadable metrics.json: macs_per_image"]
+
+
+def test_a_config_field_a_later_version_added_does_not_make_a_run_damaged(tmp_path: Path) -> None:
+    """A run written by a newer version, its config.json holding a field this one does not know,
+    is read: only the fields this version knows are checked."""
+    run = make_run(tmp_path / "runs", "newer-run")
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["config"]["a_later_option"] = True
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    runs, incomplete = load_one_run(run)
+    assert incomplete.empty and list(runs["run"]) == ["newer-run"]
+
+
+STUDY = "gap_cnn__concat__e1__p1"
+
+
+def journal_studies(results: Path, names: list[str]) -> str:
+    """A journal storage holding one trial per study (a journal is written in milliseconds,
+    an SQLite storage's tables in about a second): its ``--storage``."""
+    path = results / "studies.log"
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    for name in names:
+        study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+        study.add_trial(optuna.trial.create_trial(value=0.9))
+    return f"journal:{path}"
+
+
+def reported_twice(results: Path, storage: str) -> tuple[studies.Studies, studies.Studies]:
+    """The studies as two reports in a row read them, the first leaving its digest."""
+    first = studies.load_studies(results, results, storage)
+    (results / DIGEST).parent.mkdir(parents=True, exist_ok=True)
+    (results / DIGEST).write_text(first.digest_json())
+    return first, studies.load_studies(results, results, storage)
+
+
+def test_a_damaged_study_is_named_again_by_the_next_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The storage unchanged since: the next report must meet the damage again, not take the
+    first report's digest, which holds no note of the study it left out."""
+    storage = journal_studies(tmp_path, [STUDY])
+
+    def damaged(name, storage):
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(studies, "in_memory", damaged)
+    first, again = reported_twice(tmp_path, storage)
+    said = f"study {STUDY} unreadable, left out: database disk image is malformed"
+    assert any(said in note for note in first.notes) and first.stamp is None
+    assert any(said in note for note in again.notes)
+
+
+def test_a_study_whose_files_could_not_be_written_is_drawn_again_by_the_next_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = journal_studies(tmp_path, [STUDY])
+
+    def cannot_draw(study, out):
+        raise RuntimeError("no font")
+
+    monkeypatch.setattr(studies, "study_files", cannot_draw)
+    first = studies.load_studies(tmp_path, tmp_path, storage)
+    assert first.notes == [f"study {STUDY}: its trials CSV and plots not written: no font"]
+    (tmp_path / DIGEST).parent.mkdir(parents=True)
+    (tmp_path / DIGEST).write_text(first.digest_json())
+    drawn = {f"studies/{STUDY}.csv": b"number,value\n"}
+    monkeypatch.setattr(studies, "study_files", lambda study, out: drawn)
+    again = studies.load_studies(tmp_path, tmp_path, storage)
+    assert again.files == drawn and again.digests[0].files == tuple(drawn)
+
+
+def test_compares_run_queue_is_no_study_of_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmark.comparison import QUEUE_PREFIX
+
+    storage = journal_studies(tmp_path, [f"{QUEUE_PREFIX}plan", STUDY])
+    monkeypatch.setattr(studies, "study_files", lambda study, out: {})  # no plots: fast
+    found = studies.load_studies(tmp_path, None, storage)
+    assert [d.name for d in found.digests] == [STUDY] and found.notes == []

@@ -487,6 +487,7 @@ def test_two_workers_share_a_postgres_study(
         "postgresql+psycopg2://bench@db.lan/optuna?sslmode=require&password=s3cret&x=1",
         "postgresql://bench:s3cret%40x@db.lan/optuna",  # escaped '@'
         "postgresql://bench:s3cret@x/y@db.lan/optuna",  # unescaped '@' and '/'
+        "postgresql://bench:p@s3cret@db.lan/optuna",  # the secret after an unescaped '@'
         "postgresql://bench:s3cret?@db.lan:5432/optuna",
         "mysql+pymysql://bench:s3cret@db.lan/optuna?charset=utf8",
         "could not connect: password=s3cret host=db.lan",  # a driver's message

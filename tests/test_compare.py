@@ -237,6 +237,67 @@ def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -
     assert comparison.recorded_flags(ladder).endswith("--trials 2 --epochs 1,2")
 
 
+def test_the_flags_to_go_on_name_every_setting_a_plan_records_and_no_grid_it_does_not() -> None:
+    """The flags a user is told to give to go on with comparison.json's protocol: --arch and
+    --fusion only where the pairs are every arch x fusion (other pairs would be another
+    protocol), and a held-out budget too."""
+    plan = {"key": "k", "seeds": [0, 1], "trials": 2, "max_params": None, "fixed": {}}
+    plan |= {"budget": {"epochs": 1, "holdout_pairs": 3}}
+    grid = [["gap_cnn", "concat"], ["gap_cnn", "late_sum"]]
+    grid += [["small_cnn", "concat"], ["small_cnn", "late_sum"]]
+    flags = comparison.recorded_flags({"plan": {**plan, "pairs": grid}})
+    assert flags == (
+        "--arch gap_cnn,small_cnn --fusion concat,late_sum --seeds 0,1 --trials 2"
+        " --holdout-pairs 3 --epochs 1"
+    )
+    two = [["gap_cnn", "concat"], ["small_cnn", "late_sum"]]  # not every arch x fusion
+    flags = comparison.recorded_flags({"plan": {**plan, "pairs": two}})
+    assert flags == "--seeds 0,1 --trials 2 --holdout-pairs 3 --epochs 1"
+
+
+def test_a_ladders_top_level_is_its_highest_rung_and_rungs_are_read_lowest_first(
+    tmp_path: Path,
+) -> None:
+    """The top rung gives the answer: its plan is the file's own. Rungs are read by their
+    epochs, not by the order the file lists them in (a hand edit, or "10" before "9")."""
+    ladder = [{"key": "k1", "budget": {"epochs": 1}}, {"key": "k3", "budget": {"epochs": 3}}]
+    comparison.record_stage(tmp_path, ladder[0], "tune", 2.0, "vm", ladder)
+    found = comparison.read_comparison(tmp_path)
+    assert found["plan"]["key"] == "k3" and found["stages"] == {}
+    assert found["rungs"]["1"]["stages"] == {"tune": {"vm": 2.0}}
+    rung = {e: {"plan": {"key": f"k{e}", "budget": {"epochs": e}}} for e in (10, 9)}
+    listed = {"plan": rung[10]["plan"], "rungs": {str(e): r for e, r in rung.items()}}
+    assert [epochs for epochs, _ in comparison.rungs_of(listed)] == [9, 10]
+
+
+def test_only_plans_with_stage_times_count_as_dropped() -> None:
+    """A plan recorded before any stage time (a compare stopped at once) holds no measured
+    cost: another protocol may replace it without being refused."""
+    unstarted = {"plan": {"key": "old", "budget": {"epochs": 1}}, "stages": {}}
+    assert comparison.dropped_by(unstarted, ["new"]) == []
+    started = {**unstarted, "stages": {"tune": {"vm": 5.0}}}
+    assert comparison.dropped_by(started, ["new"]) == [started["plan"]]
+
+
+def test_a_sitting_of_another_shape_is_left_out() -> None:
+    """A hand-edited sitting (seconds as text, processes missing) is not summed by the report."""
+    good = {"where": "vm", "processes": 2, "seconds": 60.0, "rungs": ["k"]}
+    held = [good, {**good, "seconds": "60"}, {"where": "vm", "seconds": 1.0, "rungs": []}]
+    assert comparison.sittings({"plan": {}, "sittings": held}) == [good]
+
+
+def test_a_true_where_comparison_json_holds_a_number_is_damaged(tmp_path: Path) -> None:
+    """JSON's ``true`` is an int to Python: ``"trials": true`` was taken for 1 trial. A writer
+    is refused; a reader (the report, a sitting's check) goes on as if there were none."""
+    from benchmark.errors import DamagedFileError
+
+    path = tmp_path / comparison.COMPARISON
+    path.write_text('{"plan": {"trials": true}}')
+    with pytest.raises(DamagedFileError, match=r"plan\.trials is True; repair it or move it away"):
+        comparison.load_comparison(tmp_path)
+    assert comparison.read_comparison(tmp_path) is None  # a reader goes on without it
+
+
 def test_a_report_file_that_is_a_directory_stops_compare_before_any_work(
     tmp_path: Path, capsys
 ) -> None:
@@ -601,6 +662,23 @@ def test_a_jobs_sitting_records_the_machines_wall_time_only_when_work_was_done(
     other = {"key": "other", "budget": {"epochs": 1}}
     comparison.record_stage(tmp_path, other, "tune", 1.0, "host")
     assert comparison.sittings(comparison.read_comparison(tmp_path)) == []
+
+
+def test_a_stage_clock_writes_each_tenth_once_and_nothing_for_a_stage_without_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written between runs and on leaving, the time is the stage's wall time, not counted
+    again at each write; a stage that found everything complete leaves no file."""
+    now = iter([0.0, 1.0, 1.5, 10.0, 20.0])
+    monkeypatch.setattr(comparison.time, "perf_counter", lambda: next(now))
+    plan = FakePlan("k", 1)
+    with comparison.StageClock(tmp_path, plan, "runs", "vm", [plan]) as clock:
+        clock()  # a run done, 1.0 s in
+    assert comparison.read_comparison(tmp_path)["stages"] == {"runs": {"vm": 1.5}}
+    (tmp_path / comparison.COMPARISON).unlink()
+    with comparison.StageClock(tmp_path, plan, "tune", "vm", [plan]):
+        pass  # nothing to do
+    assert not (tmp_path / comparison.COMPARISON).exists()
 
 
 def test_the_cost_section_gives_the_sittings_wall_time() -> None:

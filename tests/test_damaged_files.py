@@ -147,6 +147,26 @@ def test_an_integer_too_large_for_a_float_in_metrics_is_a_corrupt_run(tmp_path: 
         rundir.read_metrics(run_dir)
 
 
+@pytest.mark.parametrize("value", [True, float("nan"), float("inf")])
+def test_a_params_count_of_true_nan_or_infinity_in_metrics_is_a_corrupt_run(
+    tmp_path: Path, value
+) -> None:
+    """JSON's ``true``, ``NaN`` and ``Infinity`` parse, but none is a parameter count: the run
+    is corrupt, not a result the report sorts and ranks."""
+    import json
+    import shutil
+
+    from benchmark import rundir
+
+    reference = Path(__file__).resolve().parents[1] / "results" / "runs"
+    run_dir = tmp_path / "run"
+    shutil.copytree(sorted(reference.glob("*/metrics.json"))[0].parent, run_dir)
+    found = json.loads((run_dir / rundir.METRICS).read_text())
+    (run_dir / rundir.METRICS).write_text(json.dumps({**found, "params": value}))
+    with pytest.raises(rundir.IncompleteRun, match=r"missing or invalid params$"):
+        rundir.read_metrics(run_dir)
+
+
 @pytest.mark.parametrize("value", [5e300, 1.0001, -0.5])
 def test_an_accuracy_outside_0_to_1_in_metrics_is_a_corrupt_run(tmp_path: Path, value) -> None:
     """Test metrics are fractions of the 100,000 pairs: a hand-edited ``sum_acc: 5e300`` was read

@@ -53,6 +53,39 @@ def test_each_rounds_trainer_figure_is_that_rounds_images_over_its_own_seconds(
     assert len(ips["prebuilt"]) == len(ips["dataloader"]) == 2
 
 
+def test_every_way_warms_up_untimed_and_then_times_its_share_of_the_steps_each_round(
+    synthetic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer warms up in a run of its own (the timed one starts with a fresh model), the
+    two references take their warm-up steps untimed; each round then times ``steps / rounds``
+    steps of each way, and the trainer's epoch-end evaluation is of one batch. Without the
+    warm-up, the first round's figure held the start-up cost."""
+    from benchmark.config import TrainConfig
+    from benchmark.datapath import measure
+
+    trained, stepped = [], {"prebuilt": 0, "dataloader": 0}
+
+    def recorded(cfg, data, ex, state=None) -> None:
+        trained.append((cfg.epochs, cfg.train_subset, state is None, len(data.val)))
+        if state is not None:
+            state.train_seconds += 1.0
+
+    def counted(way):
+        def step() -> None:
+            stepped[way] += 1
+
+        return lambda *a: step
+
+    monkeypatch.setattr("benchmark.datapath.train", recorded)
+    monkeypatch.setattr("benchmark.datapath.prebuilt_step", counted("prebuilt"))
+    monkeypatch.setattr("benchmark.datapath.dataloader_step", counted("dataloader"))
+    cfg, ex = hardware.decide(TrainConfig(batch_size=16, **PLAIN_CPU))
+    ips = measure(cfg, synthetic, ex, synthetic.train.subset(64), 4, 3, 2, 0)
+    assert trained == [(1, 48, True, 16), (1, 32, False, 16), (2, 32, False, 16)]
+    assert stepped == {"prebuilt": 3 + 4, "dataloader": 3 + 4}
+    assert ips["trainer"] == [2 * 16 / 1.0] * 2
+
+
 def test_tiny_run_writes_the_three_figures_and_ratios(
     tmp_path: Path, synthetic_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

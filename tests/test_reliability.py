@@ -123,6 +123,47 @@ def test_a_file_replaced_keeps_its_mode_and_a_read_only_one_is_not_replaced(
     assert [p.name for p in tmp_path.iterdir()] == ["cpu-fp32.csv"]  # no temporary left
 
 
+def test_an_atomic_write_reaches_the_disk_before_it_replaces_the_old_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an fsync before the rename, a power cut can leave the new name on an empty
+    file: the old checkpoint gone and the new one never written."""
+    import os
+
+    calls = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append("fsync") or fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda a, b: calls.append("replace") or replace(a, b))
+    files.write_text(tmp_path / "metrics.json", "{}\n")
+    assert calls == ["fsync", "replace"]
+    assert (tmp_path / "metrics.json").read_text() == "{}\n"
+
+
+def test_a_full_disk_that_torch_reports_as_a_runtime_error_is_write_failed_naming_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.save raises a RuntimeError while handling the OSError of a full disk: the write
+    is the one line naming the file all the same, not a traceback, and the old file stays."""
+    import errno
+    import os
+
+    path = tmp_path / "checkpoint.pt"
+    files.save_torch(path, {"step": 1})
+
+    def full_disk(obj, fh) -> None:
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError:
+            raise RuntimeError("PytorchStreamWriter failed writing file data/0")  # noqa: B904
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(files.WriteFailed, match=f"cannot write {path}: No space left on device"):
+        files.save_torch(path, {"step": 2})
+    monkeypatch.undo()
+    assert files.load_torch(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary left
+
+
 def frozen_clock_and_colliding_tokens(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every run dir gets the same time stamp, and tokens repeat: only mkdir keeps them apart."""
     counter = itertools.count()

@@ -289,7 +289,7 @@ def test_model_args_are_measured_and_recorded_and_a_model_refusing_28_pixels_is_
     built = create_model("timm:test_vit", "late_sum", img_size=28, patch_size=7)
     assert sized_row["params"] == count_params(built) and sized_row["train_images_per_s"] > 0
     assert pd.isna(refused["model_args"]) and math.isnan(refused["params"])
-    assert refused["error"].startswith("ValueError: timm:test_vit x late_sum with its defaults")
+    assert refused["error"].startswith("CannotRunError: timm:test_vit x late_sum with its defaults")
     assert "runs on 28x28 with --model-arg img_size=28 --model-arg patch_size=7" in refused["error"]
     assert pd.isna(other["error"]) and other["train_images_per_s"] > 0
     section = bench_section(df.assign(file="x.csv"))

@@ -338,3 +338,12 @@ def test_an_entry_without_defaults_shows_a_dash_and_a_bracket_as_text() -> None:
 
     assert defaults_cell({}) == "-"
     assert defaults_cell({"act": "[relu]"}) == "act=\\[relu]"
+
+
+def test_a_mistyped_name_is_matched_only_to_a_near_one() -> None:
+    """``epochz`` meant ``epochs``; ``depth`` to a model that takes ``width`` is another
+    parameter, not a typo of it, and no "did you mean" should send the user there."""
+    from benchmark.wording import closest
+
+    assert closest("epochz", ["epochs", "seeds"]) == "epochs"
+    assert closest("depth", ["width", "dropout"]) is None

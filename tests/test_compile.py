@@ -142,3 +142,43 @@ def test_compiling_for_the_cpu_hides_only_torchs_no_gpu_notice() -> None:
     finally:
         log.removeHandler(handler)
     assert [r.getMessage() for r in seen] == ["Your compiler (c++) is not compatible"]
+
+
+def test_a_graph_with_max_pooling_compiles_with_aotautograds_cache_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AOTAutograd's cache key leaves the decomposition table out: left on, it would serve the
+    graph compiled with the scatter. Off while the changed table compiles, and only then."""
+    import torch._functorch.config as functorch_config
+
+    seen: list[bool] = []
+    monkeypatch.setattr(
+        "torch._inductor.compile_fx.compile_fx",
+        lambda gm, inputs, **kw: seen.append(functorch_config.enable_autograd_cache),
+    )
+    before = functorch_config.enable_autograd_cache
+    pooled = torch.fx.symbolic_trace(lambda x: F.max_pool2d(x, 2))
+    inductor.inductor_gather_max_pool(pooled, [torch.zeros(1, 1, 4, 4)])
+    assert seen == [False]
+    assert functorch_config.enable_autograd_cache == before
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [F.max_pool2d, F.max_pool2d_with_indices, torch.max_pool2d],
+    ids=["F.max_pool2d", "F.max_pool2d_with_indices", "torch.max_pool2d"],
+)
+def test_each_max_pooling_a_graph_may_call_changes_the_decompositions(
+    pool: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dynamo's graph names max-pooling by any of three functions: each takes the gather."""
+    calls: list[dict] = []
+    monkeypatch.setattr(
+        "torch._inductor.compile_fx.compile_fx", lambda gm, inputs, **kw: calls.append(kw)
+    )
+    graph = torch.fx.Graph()
+    graph.output(graph.call_function(pool, (graph.placeholder("x"), 2)))
+    gm = torch.fx.GraphModule(torch.nn.Module(), graph)
+    inductor.inductor_gather_max_pool(gm, [torch.zeros(1, 1, 4, 4)])
+    (kwargs,) = calls
+    assert inductor.MAX_POOL_BACKWARD not in kwargs["decompositions"]

@@ -4,6 +4,7 @@ the fusions of the generalisation study (film, bilinear, small_linear_head), the
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -316,3 +317,15 @@ def test_joint_accuracy_needs_both_heads_right_and_consistency_the_heads_agreein
     assert hits(2, 4) == {**one, "digit_acc": False, "sum_acc": True}
     agree = hits(2, 3)
     assert agree == {"digit_acc": False, "sum_acc": False, "joint_acc": False, "consistency": True}
+
+
+def test_a_split_of_no_pairs_has_no_accuracy_rather_than_zero() -> None:
+    """Hit counts become fractions of the pairs in metric order; over no pairs (a split with
+    nothing held out) each is NaN, not a 0% that reads as a model that got everything wrong."""
+    from benchmark.metrics import names, rates
+
+    assert rates([5, 4, 3, 2], 10) == {
+        "digit_acc": 0.5, "sum_acc": 0.4, "joint_acc": 0.3, "consistency": 0.2, "pairs": 10
+    }  # fmt: skip
+    empty = rates([0, 0, 0, 0], 0)
+    assert empty["pairs"] == 0 and all(math.isnan(empty[name]) for name in names())

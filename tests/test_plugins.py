@@ -951,3 +951,13 @@ def test_a_module_imported_before_plugins_load_is_told_so_not_called_empty(
                 plugins.load("early_plugin_xyz")
         finally:
             sys.modules.pop("early_plugin_xyz", None)
+
+
+def test_what_code_of_anothers_raised_is_its_type_and_first_line_of_words() -> None:
+    """A message of many lines, or one opening on a blank, is named by its first words; one
+    that says nothing by its type alone, with no dangling colon."""
+    from benchmark.errors import one_line
+
+    many = ValueError("\n  width must be even\n  got 3\n")
+    assert one_line(many) == "ValueError: width must be even"
+    assert one_line(RuntimeError()) == one_line(RuntimeError("  \n")) == "RuntimeError"

@@ -482,3 +482,18 @@ def test_a_gpu_is_named_without_the_cpus_features(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(hardware, "cpu_features", lambda: "avx2")
     assert hardware.machine_name(torch.device("cuda")) == "NVIDIA H100"
     assert hardware.machine_name(CPU) == f"{hardware.device_name(CPU)} with avx2"
+
+
+def test_a_shared_machines_name_keeps_its_sharing_apart_from_its_cpu_features() -> None:
+    """A timing device's parts each come back whole: the features sit on the machine, before
+    how many processes shared it, so runs pool by machine, by features and by sharing alike."""
+    from benchmark.machines import features_of, machine_of, with_features, without_features
+
+    shared = "cpu: AMD EPYC (2 threads), shared by 2 processes"
+    named = with_features(shared, "avx2 avx512")
+    assert named == "cpu: AMD EPYC (2 threads) with avx2 avx512, shared by 2 processes"
+    assert with_features(shared, "") == shared  # features not recorded: the name as it was
+    assert without_features(named) == shared
+    assert features_of(named) == "avx2 avx512"
+    assert features_of(shared) == ""
+    assert machine_of(named) == machine_of(shared) == "cpu: AMD EPYC (2 threads)"

@@ -2373,3 +2373,23 @@ def test_a_group_called_worse_below_a_tied_ones_mean_says_how_its_size_compares(
 
     (note,) = spread_notes(group("worse", params, 2.0, 0.1, 0.01), group("wide", 1000, 2.5, 3, 0.5))
     assert note.startswith(said), note
+
+
+def test_counts_lists_settings_and_differences_read_as_english() -> None:
+    """The words every sentence of the report shares: nouns agree with their counts, thousands
+    are grouped, lists end in "and", a float setting has four significant digits and a difference
+    gives the found value before the wanted one."""
+    from benchmark import wording
+
+    counts = [wording.plural(n, "seed") for n in (0, 1, 2, 12_000)]
+    assert counts == ["0 seeds", "1 seed", "2 seeds", "12,000 seeds"]
+    assert wording.plural(2, "study", "studies") == "2 studies"
+    lists = [wording.listing(items) for items in ([], ["a"], ["a", "b"], ["a", "b", "c"])]
+    assert lists == ["", "a", "a and b", "a, b and c"]
+    verbs = [(wording.were(n), wording.is_are(n), wording.has(n)) for n in (1, 0, 2)]
+    assert verbs == [("was", "is", "has"), ("were", "are", "have"), ("were", "are", "have")]
+    assert wording.percent(0.8272) == "82.72%"
+    tuned = {"width": 24, "dropout": 0.2385719484080942}
+    assert wording.settings(tuned) == "width=24 dropout=0.2386"
+    found, wanted = {"epochs": 1, "val_subset": None}, {"epochs": 2, "val_subset": 500}
+    assert wording.differences(found, wanted) == "epochs 1, not 2; val_subset None, not 500"

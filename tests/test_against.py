@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import leave_undrawn, make_run
+from conftest import leave_undrawn, make_run, one_line
 
 from benchmark.cli import main
 
@@ -242,6 +242,21 @@ def test_against_the_results_directory_itself_is_a_usage_error(tmp_path: Path) -
     assert main(["report", "--results-dir", str(reference), "--against", str(reference)]) == 2
 
 
+def test_a_reference_with_no_complete_run_is_refused_in_one_line_writing_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A reference whose runs/ holds nothing finished has no best to test yours against: a
+    report of yours alone under the --against heading would read as a comparison."""
+    reference = tmp_path / "reference"
+    (reference / "runs").mkdir(parents=True)
+    (reference / "comparison.json").write_text(json.dumps({"plan": PLAN, "stages": {}}))
+    yours = make_yours(tmp_path / "output")
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 2
+    said = one_line(capsys.readouterr().err)
+    assert said.endswith(f"--against {reference}: no complete run in {reference / 'runs'}")
+    assert not (yours / "report.md").exists() and not (yours / "summary.csv").exists()
+
+
 @pytest.mark.usefixtures("undrawn")  # reads tables, not figures
 def test_your_own_studies_do_not_make_the_reference_partial(tmp_path: Path) -> None:
     """The reference's protocol names its studies; the user's optuna.db holds only a study of
@@ -369,3 +384,20 @@ def test_the_best_is_the_references_even_where_yours_is_lower() -> None:
     errors = {("ref", False): [2.0, 2.1, 1.9], ("mine", True): [1.0, 1.1, 0.9]}
     assert best_key(errors) == ("ref", False)
     assert best_key({("mine", True): [1.0, 1.1]}) == ("mine", True)  # none of theirs: yours
+
+
+def test_against_written_into_the_reference_itself_is_refused_leaving_it_as_it_was(
+    tmp_path: Path,
+) -> None:
+    """--out naming the reference replaced its own report.md and summary.csv with yours."""
+    reference = make_reference(tmp_path / "reference")
+    yours = make_yours(tmp_path / "output")
+    (reference / "report.md").write_text("the reference's own report\n")
+
+    def files() -> dict[str, bytes]:
+        return {str(p): p.read_bytes() for p in sorted(reference.rglob("*")) if p.is_file()}
+
+    before = files()
+    argv = ["report", "--results-dir", str(yours), "--out", str(reference)]
+    assert main([*argv, "--against", str(reference)]) == 2
+    assert files() == before

@@ -104,6 +104,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         reference = Path(args.against)
         if reference.resolve() == base.resolve():
             raise UsageError(f"--against {reference} is the results directory itself")
+        if reference.resolve() == out.resolve():  # its own report.md would be replaced
+            raise UsageError(
+                f"--against {reference} is the --out directory: the report would replace the "
+                "reference's own; give another --out"
+            )
         theirs = reference_inputs(reference)
         try:
             theirs.comparison = load_comparison(reference)

@@ -201,6 +201,54 @@ def test_an_interrupt_at_any_stage_says_what_is_kept(
     assert "interrupted: finished trials and runs are kept; run the same command again" in said
 
 
+def test_an_interrupted_status_does_not_tell_to_run_it_again_to_go_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """--status trains and keeps nothing: Ctrl-C while it read the storage is no work to go on
+    with, and "run the same command again to go on" would say there was."""
+    from benchmark.commands import compare as command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(command, "show_status", interrupted)
+    assert main(["compare", *TINY, "--status", "--results-dir", str(tmp_path / "r")]) == 130
+    assert "run the same command again" not in capsys.readouterr().out
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_compare_whose_final_runs_failed_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A final run that failed is no finished protocol: a script or CI job reading the exit
+    status must not take it for done."""
+    from benchmark import stages
+
+    monkeypatch.setattr(storages, "open_storage", lambda spec: object())  # no schema to make
+    monkeypatch.setattr(compare, "ladder_complete", lambda *a: True)
+    monkeypatch.setattr(stages, "tune_ladder", lambda *a: ({}, False))
+    monkeypatch.setattr(stages, "train_ladder", lambda *a: (["small_cnn x late_sum"], False))
+    assert main(["compare", *TINY, "--results-dir", str(tmp_path / "r")]) == 1
+
+
+def test_the_status_names_running_queued_diverged_and_unreadable_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from benchmark.commands.compare import show_status
+
+    rung = {"epochs": 3, "trials": 4, "trials_wanted": 20, "trials_running": 1,
+            "trials_queued": 2, "runs": 5, "runs_wanted": 10, "runs_running": 0,
+            "runs_diverged": 1, "runs_unreadable": 2}  # fmt: skip
+    monkeypatch.setattr(compare, "ladder_status", lambda *a: [rung])
+    monkeypatch.setattr(storages, "open_to_read", lambda spec: None)
+    assert show_status([], f"sqlite:///{tmp_path / 'optuna.db'}", None, tmp_path) == 0
+    said = " ".join(capsys.readouterr().out.split())
+    assert "4 of 20, 1 running, 2 queued" in said
+    assert "5 of 10, 1 diverged, 2 unreadable here (trains again)" in said
+    assert "running: as the storage holds it" in said  # a worker killed outright shows so
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_another_protocols_stage_times_are_not_dropped(tmp_path: Path, capsys) -> None:
     """comparison.json's stage times are hours of measured cost: a compare of another protocol
     (another precision, other combinations, fewer rungs) in the same directory wrote its own
@@ -381,6 +429,18 @@ def test_a_seed_given_twice_is_taken_once(tmp_path: Path, capsys) -> None:
     assert plan("0,1,0").seeds == (0, 1) and plan("0,1,0").key() == plan("0,1").key()
     assert main(["run", "--seeds", "0,0", "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["seed"] == 0  # one config, not a list of two
+
+
+def test_a_ladder_typed_out_of_order_or_twice_is_its_rungs_once_lowest_first(
+    tmp_path: Path,
+) -> None:
+    """``--epochs 9,1,9`` is ``--epochs 1,9``: two plans, the lowest rung tuned first."""
+    from benchmark.cli import build_parser
+    from benchmark.commands.compare import plans_from
+
+    argv = ["compare", "--arch", "gap_cnn", "--fusion", "concat", "--epochs", "9,1,9"]
+    plans = plans_from(build_parser().parse_args([*argv, "--results-dir", str(tmp_path)]))
+    assert [plan.base.epochs for plan in plans] == [1, 9]
 
 
 def test_comparison_json_checks_the_type_of_every_budget_field() -> None:
@@ -756,6 +816,25 @@ def test_a_worker_is_the_compare_as_typed_in_one_process() -> None:
     # two such compares on one machine: each worker counts all eight
     both = argparse.Namespace(argv=[*typed, "--sharing", "8"], threads=None, jobs=4, sharing=8)
     assert worker_argv(both, 1, None)[-2:] == ["--sharing", "8"]
+
+
+def test_jobs_on_a_cpu_give_each_worker_the_cores_over_the_processes_sharing_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--jobs 2 --sharing 4 on 16 cores: four processes train here, four threads each (eight
+    each would oversubscribe the cores the other two hand-started ones use)."""
+    import argparse
+
+    from benchmark.commands import compare as command
+
+    started: list[list[str]] = []
+    monkeypatch.setattr(command, "run_workers", lambda commands, *a: started.extend(commands))
+    monkeypatch.setattr(compare, "ladder_progress", lambda *a: [])
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    args = argparse.Namespace(results_dir=str(tmp_path), jobs=2, sharing=4, threads=None)
+    args.argv = ["compare"]
+    command.in_workers(args, [], None, "sqlite:///x.db", torch.device("cpu"))
+    assert [argv[argv.index("--threads") + 1] for argv in started] == ["4", "4"]
 
 
 @pytest.mark.slow

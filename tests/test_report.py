@@ -980,6 +980,20 @@ def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys:
     assert f"give --storage {empty / 'j.log'});" in one_line(capsys.readouterr().err)
 
 
+def test_exports_naming_the_storage_already_read_give_no_storage_hint(
+    tmp_path: Path, capsys: Any
+) -> None:
+    """Studies tuned into the directory's own optuna.db, since emptied: --storage naming it
+    again would find nothing more, so the refusal does not tell the user to give it."""
+    (tmp_path / "tuned").mkdir()
+    export = tmp_path / "tuned" / "gap_cnn__concat__e1.json"
+    export.write_text('{"storage": "sqlite:///optuna.db"}')
+    assert main(["report", "--results-dir", str(tmp_path)]) == 2
+    said = one_line(capsys.readouterr().err)
+    assert f"--results-dir {tmp_path}: no run directory, bench CSV or tuning study in it;" in said
+    assert "--storage" not in said and sorted(tmp_path.iterdir()) == [tmp_path / "tuned"]
+
+
 def test_a_runs_folder_given_for_its_results_directory_is_told_to_give_the_one_above(
     tmp_path: Path, capsys: Any
 ) -> None:
@@ -1922,6 +1936,22 @@ def test_report_runs_given_twice_takes_both(tmp_path: Path) -> None:
     assert main(args) == 0
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert sorted(summary["fusion"]) == ["concat", "late_sum"]
+
+
+@pytest.mark.usefixtures("undrawn")
+def test_past_three_damaged_runs_the_rest_are_counted_on_screen(tmp_path: Path, capsys) -> None:
+    """Three damaged runs are named, each on its line; the others counted, all in report.md."""
+    make_run(tmp_path / "runs", "a", sum_acc=0.95, val_curve=(0.9,))
+    for i in range(5):
+        corrupt = tmp_path / "runs" / f"corrupt-{i}"
+        corrupt.mkdir()
+        (corrupt / "metrics.json").write_text('{"arch": "gap_cnn", ')
+        (corrupt / "status.json").write_text(json.dumps({"status": "complete"}))
+    assert main(["report", "--results-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    named = [line.split(":")[1] for line in lines if line.startswith("damaged, left out: ")]
+    assert named == [" run corrupt-0", " run corrupt-1", " run corrupt-2"]
+    assert "and 2 more damaged (listed in the report)" in lines
 
 
 def test_a_bench_glob_given_that_matches_nothing_is_refused(tmp_path: Path, capsys) -> None:

@@ -120,6 +120,14 @@ NAME_ROWS = [
     (["--resume", "nowhere", "--epochs", "9"], "drop --epochs"),
     (["--resume", "nowhere", "--tuned-study", "s"], "drop --tuned-study"),
     (["--resume", "nowhere", "--tuned-any-budget"], "drop --tuned-any-budget"),
+    # a resume trains its saved config: --tuned, a config file or a grid flag was dropped unsaid,
+    # and --print-config trained the run instead of printing it
+    (["--resume", "nowhere", "--tuned"], "drop --tuned"),
+    (["--resume", "nowhere", "--config", "c.toml"], "drop --config"),
+    (["--resume", "nowhere", "--print-config"], "drop --print-config"),
+    (["--resume", "nowhere", "--arch", "small_cnn"], "drop --arch"),
+    (["--resume", "nowhere", "--seeds", "1,2"], "drop --seeds"),
+    (["--resume", "nowhere", "--model-arg", "width=8"], "drop --model-arg"),
 ]
 
 

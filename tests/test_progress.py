@@ -176,7 +176,7 @@ def test_an_interrupted_run_keeps_its_checkpoint_and_resumes(
     from benchmark import runs
     from benchmark.config import TrainConfig
 
-    use_console(monkeypatch, terminal=False)
+    out = use_console(monkeypatch, terminal=False)
     cfg, ex = hardware.decide(
         TrainConfig(epochs=2, batch_size=64, eval_batch_size=100, train_subset=256,
                     precision="fp32", channels_last=False, threads=1)
@@ -194,6 +194,11 @@ def test_an_interrupted_run_keeps_its_checkpoint_and_resumes(
     assert rundir.read_status(run_dir)[0] == "complete"
     assert not (run_dir / rundir.CHECKPOINT).exists()
     assert len(rundir.read_history(run_dir)) == 2
+    # a resumed run ends as a run does: its summary row, its directory, what to do next
+    lines = out.getvalue().splitlines()
+    assert "gap_cnn x concat, seed 0: test accuracy % (every image x all 10 addends)" in lines
+    assert [row[0] for row in table_rows(lines)] == ["1"] and f"  1  {run_dir}" in lines
+    assert lines[-1] == f"next: python -m benchmark report --results-dir {tmp_path}"
 
 
 @pytest.fixture
@@ -565,6 +570,68 @@ def test_a_short_estimate_says_start_up_is_not_in_it(
     out = " ".join(capsys.readouterr().out.split())  # (wrapped at 80 columns)
     said = "evaluation (start-up and warm-up not counted), estimated from the CPU probe" in out
     assert said is (seconds < run.SHORT) and "estimated from the CPU probe" in out
+
+
+def test_a_grid_whose_model_argument_sweep_some_models_do_not_take_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """--model-arg width=8,16 over gap_cnn and a timm ViT: 3 runs, not the 4 that "2 encoders x
+    2 width values" multiplies to, and the grid line says why."""
+    from types import SimpleNamespace
+
+    from benchmark.commands import run
+    from benchmark.config import TrainConfig
+    from benchmark.hardware import Execution
+
+    monkeypatch.setattr(run, "estimate", lambda work, results_dir: None)
+    data = SimpleNamespace(train=[0] * 2048, val=[0] * 10, test=[0] * 10)
+    configs = [
+        TrainConfig(model_args={"width": 8}),
+        TrainConfig(model_args={"width": 16}),
+        TrainConfig(arch="timm:test_vit", model_args={"img_size": 28, "patch_size": 7}),
+    ]
+    work = [(cfg, Execution(device=torch.device("cpu")), data) for cfg in configs]
+    run.announce(work, {}, tmp_path, {"width": [8, 16]})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "grid: 3 runs (2 encoders x 2 width values, each model argument where taken)"
+    run.announce(work[:2], {}, tmp_path, {"width": [8, 16]})  # every run takes it: no words
+    assert capsys.readouterr().out.splitlines()[0] == "grid: 2 runs (2 width values)"
+
+
+def summary_rows() -> list[dict]:
+    """Two finished runs differing in arch, fusion, lr and seed, as ``print_summary`` takes them."""
+    from benchmark import metrics
+
+    grid = [("gap_cnn", "concat", 0.001, 0), ("small_cnn", "late_sum", 0.003, 1)]
+    return [
+        {"arch": arch, "fusion": fusion, "seed": seed, "config": {"lr": lr}, "params": 123456,
+         "test": dict.fromkeys(metrics.names(), 0.5), "train_seconds": 1.0,
+         "train_images_per_s": 100.0}
+        for arch, fusion, lr, seed in grid
+    ]  # fmt: skip
+
+
+def test_a_summary_too_wide_for_the_screen_joins_what_tells_its_runs_apart_in_one_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four differing fields and the numbers are wider than 80 columns: the fields share one
+    "run" column (it wraps) and the numbers stay whole; one field keeps a column of its own."""
+    from benchmark.commands import run
+
+    out = use_console(monkeypatch, terminal=False)
+    fields = ("arch", "fusion", "lr", "seed")
+    run.print_summary(summary_rows(), [], fields)
+    lines = out.getvalue().splitlines()
+    header = next(line for line in lines if line.lstrip().startswith("#"))
+    assert header.split()[:3] == ["#", "run", "params"]
+    assert [row[1:5] for row in table_rows(lines)] == [
+        ["gap_cnn", "concat", "lr=0.001", "seed=0"],
+        ["small_cnn", "late_sum", "lr=0.003", "seed=1"],
+    ]
+    out = use_console(monkeypatch, terminal=False)
+    run.print_summary(summary_rows(), [], ("seed",))
+    header = next(line for line in out.getvalue().splitlines() if line.lstrip().startswith("#"))
+    assert header.split()[:3] == ["#", "seed", "params"]
 
 
 def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -319,6 +319,8 @@ def test_run_tuned_without_an_export_says_how_to_tune_at_its_budget(tmp_path: Pa
         (["--train-subset", "100"], "--train-subset must be >= 256"),
         (["--val-subset", "5001"], "--val-subset must be <= the 5,000 validation images"),
         (["--arch", "all", "--study", "x"], "--study names one study"),
+        (["--timeout", "0"], "--timeout must be > 0 seconds, got 0.0"),
+        (["--timeout", "nan"], "--timeout must be > 0 seconds, got nan"),
         (["--trials", "0"], "--trials must be a positive integer"),
         (["--jobs", "0"], "--jobs must be a positive integer, got 0"),  # as compare says it
         (["--max-params", "0"], "--max-params must be a positive integer, got 0"),
@@ -337,6 +339,26 @@ def test_bad_flags(tmp_path: Path, capsys, flags: list[str], message: str) -> No
     assert exit_status(["tune", "--results-dir", str(tmp_path / "r"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_study_name_with_two_combinations_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """--study names one study: two combinations (not only --arch all) are refused."""
+    monkeypatch.setattr(tuning, "load_data", lambda *a: pytest.fail("data loaded"))
+    argv = ["tune", "--arch", "gap_cnn,small_cnn", "--study", "x"]
+    assert exit_status([*argv, "--results-dir", str(tmp_path / "r")]) == 2
+    assert "--study names one study" in one_line(capsys.readouterr().err)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_val_subset_of_every_validation_image_is_accepted(tmp_path: Path) -> None:
+    """--val-subset 5000 is the whole validation split: allowed, as 5001 is refused."""
+    from benchmark.cli import build_parser
+    from benchmark.commands.tune import check_flags
+
+    argv = ["tune", "--val-subset", "5000", "--results-dir", str(tmp_path)]
+    check_flags(build_parser().parse_args(argv))
 
 
 def test_a_study_name_of_250_bytes_is_a_file_name_that_can_be_written(tmp_path: Path) -> None:
@@ -777,6 +799,9 @@ def test_a_tune_asked_for_fewer_trials_than_done_says_so(
     # the trials another worker finished (added here behind the bar's back) are shown at the end
     first = " ".join(capsys.readouterr().out.split())
     assert "gap_cnn x concat trial 2 complete" in first and " 3/3 " in first
+    assert tune(tmp_path, synthetic_root, "--trials", "3") == 0  # done: no trial, no words
+    again = " ".join(capsys.readouterr().out.split())
+    assert "gap_cnn x concat: 3 of 3 trials finished" in again and "nothing to tune" not in again
     assert tune(tmp_path, synthetic_root, "--trials", "2") == 0
     out = " ".join(capsys.readouterr().out.split())
     assert "3 trials finished, more than --trials 2: nothing to tune" in out
@@ -787,6 +812,43 @@ def test_a_tune_asked_for_fewer_trials_than_done_says_so(
     assert line.endswith(
         "was tuned with median pruning, not halving; give --pruner median or another --study NAME"
     )
+
+
+def test_a_dead_worker_leaving_the_study_short_fails_the_tune_and_stops_the_grid(
+    tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """--jobs 4 --trials 3: the queued defaults trial runs here first, then one worker per trial
+    left (3, not 4), sharing the cores; a worker that died leaving the study short is exit 1 with
+    how to finish it, and the grid's next study is not started."""
+    import os
+
+    from benchmark import exports, tuning
+    from benchmark.commands import tune as tune_command
+
+    here: list[int] = []
+    started: list[list[str]] = []
+
+    def record(study: optuna.Study, cfg: object, data: object, ex: object, trials: int, *a, **k):
+        here.append(trials)
+
+    def one_dies(commands: list[list[str]], storage: str, refresh: object) -> list[str]:
+        started.extend(commands)
+        return ["worker 1 exited with status 1"]
+
+    monkeypatch.setattr(tuning, "optimize", record)
+    monkeypatch.setattr(tuning, "load_data", lambda *args: None)  # no trial trains here
+    monkeypatch.setattr(tune_command, "run_workers", one_dies)
+    monkeypatch.setattr(exports, "export_best", lambda *args: None)
+    grid = ["--arch", "gap_cnn,small_cnn", "--trials", "3", "--jobs", "4"]
+    assert tune(tmp_path, synthetic_root, *grid) == 1  # its --arch, typed last, is taken
+    assert here == [1]  # the defaults trial, here, once: not in the workers nor the next study
+    threads = str(max(1, (os.cpu_count() or 1) // 3))
+    assert [argv[argv.index("--worker") + 1] for argv in started] == ["1", "2", "3"]
+    assert {argv[argv.index("--threads") + 1] for argv in started} == {threads}
+    assert {argv[argv.index("--arch") + 1] for argv in started} == {"gap_cnn"}
+    out = " ".join(capsys.readouterr().out.split())
+    assert "worker 1 exited with status 1" in out
+    assert "has 0 of 3 finished trials; run the same command again to finish it" in out
 
 
 def test_the_best_line_keeps_brackets_and_its_path_whole(
@@ -914,6 +976,27 @@ def test_tune_workers_hold_the_same_model_arguments() -> None:
     assert argv[argv.index("--model-arg") :][:4] == [
         "--model-arg", "img_size=28", "--model-arg", "patch_size=7",
     ]  # fmt: skip
+
+
+def test_a_tune_worker_reads_back_every_setting_its_parent_was_given() -> None:
+    """``tune --jobs N``'s workers tune the same study: their command line, read back, holds the
+    parent's plug-ins, config file, budget, seed, caps and fixed settings (a ``--no-`` flag as
+    typed), and only the study name, the worker number and the shared-out threads differ."""
+    from benchmark.cli import build_parser
+    from benchmark.commands.tune import worker_argv
+
+    parent = ["tune", "--arch", "gap_cnn", "--fusion", "concat", "--jobs", "2", "--seed", "3"]
+    parent += ["--plugin", "digitsum_plugin_example", "--config", "c.toml", "--trials", "7"]
+    parent += ["--timeout", "30", "--val-subset", "200", "--max-params", "5000"]
+    parent += ["--pruner", "halving", "--results-dir", "r", "--epochs", "2", "--compile"]
+    parent += ["--no-channels-last", "--train-subset", "512", "--model-arg", "width=8"]
+    args = build_parser().parse_args(parent)
+    argv = worker_argv(args, TrainConfig(threads=4), "s", 1)
+    assert argv[1:3] == ["-m", "benchmark"]
+    worker = vars(build_parser().parse_args(argv[3:]))
+    differ = {k: (v, worker[k]) for k, v in vars(args).items() if worker[k] != v}
+    shared_out = {"study": (None, "s"), "jobs": (2, 1), "worker": (None, 1), "threads": (None, 4)}
+    assert differ == shared_out
 
 
 def test_a_grid_holds_each_model_argument_for_the_combinations_that_take_it(

@@ -14,7 +14,7 @@ import pandas as pd
 COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown")
 # Where the panels are the encoders (the curves), lines are coloured by fusion in colours that
 # mean no encoder (above) and no budget (the time plot's purples): a blue line there had read as
-# gap_cnn's. Red, teal and grey first: told apart with any colour vision, and dark on white.
+# gap_cnn's. Red, teal and grey first, dark on white; each fusion has its marker there too.
 FUSION_COLOURS = ("#b2182b", "#01665e", "#4d4d4d", "#8c510a", "#7f7f00", "#762a83")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 KIND_MARKER = "h"  # tuned (filled) / default (hollow) in legends: no fusion uses it

@@ -784,8 +784,17 @@ def test_workers_adding_their_time_at_once_lose_none(tmp_path: Path) -> None:
     ],
 )
 def test_bad_jobs_are_one_line(
-    tmp_path: Path, flags: list[str], says: str, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    flags: list[str],
+    says: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """(Workers or data reached fail at once: a refusal dropped had gone on to a real compare.)"""
+    from benchmark.commands import compare as command
+
+    monkeypatch.setattr(command, "run_workers", lambda *a: pytest.fail("workers started"))
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
     argv = ["compare", "--arch", "small_cnn", "--fusion", "late_sum", *flags]
     assert exit_status([*argv, "--results-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err

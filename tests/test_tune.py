@@ -335,7 +335,11 @@ def test_run_tuned_without_an_export_says_how_to_tune_at_its_budget(tmp_path: Pa
         (["--study", "x" * 300], "--study must be a name of at most 250 bytes (its export is"),
     ],
 )
-def test_bad_flags(tmp_path: Path, capsys, flags: list[str], message: str) -> None:
+def test_bad_flags(
+    tmp_path: Path, capsys, flags: list[str], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """(Data reached fails at once: a refusal dropped had gone on to a real tune.)"""
+    monkeypatch.setattr(tuning, "load_data", lambda *a: pytest.fail("data loaded"))
     assert exit_status(["tune", "--results-dir", str(tmp_path / "r"), *flags]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()

@@ -43,21 +43,27 @@ def test_the_cpu_compiles_max_pooling_backward_as_a_gather_where_torch_scatters(
     assert inductor.compile_backend(torch.device("meta")) == "inductor"
 
 
-@pytest.mark.parametrize("pooled", [True, False])
-def test_only_a_graph_with_max_pooling_changes_the_decompositions(
-    pooled: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The change costs Inductor's caches, so a graph without max-pooling keeps them."""
+@pytest.fixture
+def compile_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    """The keyword arguments of each call the backend makes to Inductor (which is not run)."""
     calls: list[dict] = []
     monkeypatch.setattr(
         "torch._inductor.compile_fx.compile_fx", lambda gm, inputs, **kw: calls.append(kw)
     )
+    return calls
+
+
+@pytest.mark.parametrize("pooled", [True, False])
+def test_only_a_graph_with_max_pooling_changes_the_decompositions(
+    pooled: bool, compile_calls: list[dict]
+) -> None:
+    """The change costs Inductor's caches, so a graph without max-pooling keeps them."""
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         return F.max_pool2d(x, 2) if pooled else x.relu()
 
     inductor.inductor_gather_max_pool(torch.fx.symbolic_trace(fn), [torch.zeros(1, 1, 4, 4)])
-    (kwargs,) = calls
+    (kwargs,) = compile_calls
     table = kwargs.get("decompositions")
     assert (table is not None) == pooled
     assert table is None or inductor.MAX_POOL_BACKWARD not in table
@@ -169,16 +175,12 @@ def test_a_graph_with_max_pooling_compiles_with_aotautograds_cache_off(
     ids=["F.max_pool2d", "F.max_pool2d_with_indices", "torch.max_pool2d"],
 )
 def test_each_max_pooling_a_graph_may_call_changes_the_decompositions(
-    pool: object, monkeypatch: pytest.MonkeyPatch
+    pool: object, compile_calls: list[dict]
 ) -> None:
     """Dynamo's graph names max-pooling by any of three functions: each takes the gather."""
-    calls: list[dict] = []
-    monkeypatch.setattr(
-        "torch._inductor.compile_fx.compile_fx", lambda gm, inputs, **kw: calls.append(kw)
-    )
     graph = torch.fx.Graph()
     graph.output(graph.call_function(pool, (graph.placeholder("x"), 2)))
     gm = torch.fx.GraphModule(torch.nn.Module(), graph)
     inductor.inductor_gather_max_pool(gm, [torch.zeros(1, 1, 4, 4)])
-    (kwargs,) = calls
+    (kwargs,) = compile_calls
     assert inductor.MAX_POOL_BACKWARD not in kwargs["decompositions"]

@@ -158,6 +158,32 @@ def test_against_marks_yours_in_the_forest_and_pareto_plots(tmp_path: Path) -> N
     assert "yours (ringed)" in [t.get_text() for t in pareto.legends[0].get_texts()]
 
 
+def test_a_users_fusion_keeps_one_marker_and_the_references_theirs_in_every_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each plot chose its own markers: the Pareto plot the reference's fusions first and the
+    user's after, the validation curves from the fusions they drew (here only the user's), so
+    the user's gated was a triangle in one and the circle that is concat's in the other."""
+    from conftest import one_pixel_png
+
+    from benchmark.report import plots
+
+    reference, yours = make_reference(tmp_path / "reference"), make_yours(tmp_path / "output")
+    for seed in (3, 4, 5):  # curves of two epochs: a line, not a dot
+        make_run(yours / "runs", f"my-curve-{seed}", arch="my_cnn", fusion="gated", seed=seed,
+                 params=1500, config_hash="m0000000", val_curve=(0.9, 0.95))  # fmt: skip
+    figures = {}
+    monkeypatch.setattr(plots, "stamped", lambda found, stamp: figures.update(found) or {
+        name: one_pixel_png(None) for name in found})  # fmt: skip
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    keys = figures["pareto"].legends[0].legend_handles
+    pareto = {h.get_label(): h.get_marker() for h in keys if hasattr(h, "get_marker")}
+    drawn = {line.get_label().split(",")[0]: line.get_marker()
+             for ax in figures["val_curves"].axes for line in ax.get_lines()}  # fmt: skip
+    assert drawn["gated"] == pareto["gated"] == "^", (drawn, pareto)
+    assert pareto["concat"] == "o" and pareto["late_sum"] == "s"
+
+
 def test_a_references_repeated_seed_is_left_out_and_noted(tmp_path: Path) -> None:
     from benchmark.report import beside, load_inputs
 

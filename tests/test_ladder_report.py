@@ -351,7 +351,7 @@ def test_ladder_plots_drawn_from_the_same_rungs_are_read_back(
     drawn = {p.name: p.read_bytes() for p in (results / "plots").glob("ladder_*.png")}
     draws = []
     plot_ranks = ladder_plots.plot_ranks
-    monkeypatch.setattr(ladder_plots, "plot_ranks", lambda r: draws.append(1) or plot_ranks(r))
+    monkeypatch.setattr(ladder_plots, "plot_ranks", lambda *a: draws.append(1) or plot_ranks(*a))
     assert report(results) == ladder[1] and draws == []
     assert {p.name: p.read_bytes() for p in (results / "plots").glob("ladder_*.png")} == drawn
     path = results / "runs" / "gap_cnn-concat-t-e9-s0" / "metrics.json"
@@ -1015,13 +1015,13 @@ def test_a_marker_means_one_fusion_in_every_ladder_plot_and_no_curve_wears_an_en
     a reader learned each plot's key again. Now one shape is one fusion in every plot."""
     from matplotlib.colors import to_hex
 
-    from benchmark.report.marks import COLOURS, fusion_marks
+    from benchmark.report.marks import COLOURS, Styles
 
     combos = [(a, f) for a in ("gap_cnn", "small_cnn", "tiny_resnet") for f in ("concat", "film")]
     rows = [dict(arch=a, fusion=f, tuned=t, test_sum_err_mean=1.0 + i / 10 + t / 100,
                  test_sum_err_ci=0.05) for i, (a, f) in enumerate(combos)
             for t in (False, True)]  # fmt: skip
-    shape = fusion_marks(["concat", "film"])
+    shape = Styles.of(pd.DataFrame(rows)).markers(["concat", "film"])
     assert shape == {"concat": "o", "film": "s"}
     fig = ladder_plots.plot_curves([(e, pd.DataFrame(rows)) for e in (1, 3)])
     drawn = [(c.get_label(), c.lines[0]) for ax in fig.axes for c in ax.containers]
@@ -1040,6 +1040,57 @@ def test_a_marker_means_one_fusion_in_every_ladder_plot_and_no_curve_wears_an_en
               for c in ax.containers]  # fmt: skip
     assert len(marked) == 12
     assert all(marker == shape[at[(x, y)]] for x, y, marker in marked), marked
+
+
+def test_every_plot_of_a_report_is_handed_the_one_key(
+    ladder: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each plot chose its markers from the fusions it showed, in sorted order: a fusion that one
+    plot lacked shifted the others' shapes there. The report decides them once, from the groups
+    its plots mark and every rung, and hands that to each plot. A held-out group's fusion (its
+    plot names it) would have moved concat off the circle in every plot."""
+    from benchmark.report import plots
+    from benchmark.report.marks import Styles
+
+    looks = {}
+
+    def recorder(name: str, draw):
+        def record(*args):
+            looks[name] = args[-1]
+            return draw(*args)
+
+        return record
+
+    for module, name in ((plots, "pareto_figure"), (plots, "val_curves_figure"),
+                         (ladder_plots, "plot_ranks"), (ladder_plots, "plot_curves"),
+                         (ladder_plots, "plot_time")):  # fmt: skip
+        monkeypatch.setattr(module, name, recorder(name, getattr(module, name)))
+    leave_undrawn(monkeypatch)
+    results = Path(shutil.copytree(ladder[0], tmp_path / "results"))
+    heldout = make_run(results / "runs", "heldout", fusion="bilinear", config_hash="h0000000")
+    metrics = json.loads((heldout / "metrics.json").read_text())
+    metrics["config"]["holdout_pairs"] = 20
+    (heldout / "metrics.json").write_text(json.dumps(metrics))
+    report(results, tmp_path / "out")  # a new folder: nothing drawn there to read back
+    assert set(looks) == {"pareto_figure", "val_curves_figure", "plot_ranks", "plot_curves",
+                          "plot_time"}  # fmt: skip
+    assert all(type(look) is Styles for look in looks.values()), looks
+    assert len({id(look) for look in looks.values()}) == 1
+    (look,) = {id(v): v for v in looks.values()}.values()
+    assert look.fusions == ("concat", "late_sum")
+
+
+def test_a_fusion_one_plot_lacks_leaves_the_others_their_shapes_and_colours() -> None:
+    from benchmark.report.marks import FUSION_COLOURS, MARKERS, Styles
+
+    shown = pd.DataFrame({"arch": ["gap_cnn", "gap_cnn"], "fusion": ["film", "concat"]})
+    ladder = pd.DataFrame({"arch": ["small_cnn"], "fusion": ["bilinear"]})
+    look = Styles.of(shown, ladder)
+    assert look.encoders == ("gap_cnn", "small_cnn")
+    assert look.fusions == ("bilinear", "concat", "film")
+    assert look.markers(["film", "concat"]) == {"concat": MARKERS[1], "film": MARKERS[2]}
+    assert look.fusion_colours(["film"]) == {"film": FUSION_COLOURS[2]}
+    assert Styles.of(shown).markers(["film"]) == {"film": MARKERS[1]}  # its own: another shape
 
 
 def in_memory_study(budget: object = None) -> optuna.Study:

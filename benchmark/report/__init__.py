@@ -31,7 +31,8 @@ from benchmark.report.answer import answer_lead
 from benchmark.report.html import render_html
 from benchmark.report.ladder import LADDER_PLOTS, Rung, build_rungs, ladder_report
 from benchmark.report.load import Inputs, load_inputs
-from benchmark.report.plots import PLOTS, render_plots
+from benchmark.report.marks import Styles
+from benchmark.report.plots import PLOTS, curve_groups, render_plots
 from benchmark.report.reference import Reference, beside, from_comparison, from_runs
 from benchmark.report.render import (
     bench_section,
@@ -111,10 +112,11 @@ def write_report(
     out = Path(out)
     rungs = build_rungs(inputs)
     ref, summary = answering(inputs, rungs)
-    plots = render_plots(inputs, summary, ref, out)
+    look = Styles.of(curve_groups(summary), *(rung.groups for rung in rungs))  # for every plot
+    plots = render_plots(inputs, summary, ref, out, look)
     label = OPTUNA_DB if inputs.results_dir is None else f"{inputs.results_dir}/{OPTUNA_DB}"
     study_text = studies_section(inputs.studies.digests, label, yours=against is not None)
-    ladder_text, ladder_plots = ladder_report(inputs, rungs, ref.base.get("epochs"), out)
+    ladder_text, ladder_plots = ladder_report(inputs, rungs, ref.base.get("epochs"), out, look)
     written = [out / name for name in REPORT_FILES]
     markdown = render_markdown(inputs, summary, plots, ref, study_text, against, ladder_text)
     files.write_text(written[0], markdown)

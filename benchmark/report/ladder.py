@@ -22,6 +22,7 @@ from benchmark.report.aggregate import best_row, pareto_front, summarize, tuned_
 from benchmark.report.equal_time import time_section
 from benchmark.report.ladder_plots import LADDER_PLOTS, ladder_plots, named
 from benchmark.report.load import Inputs
+from benchmark.report.marks import Styles
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
 from benchmark.report.render import PER_BUDGET, duration, sittings_text
@@ -421,12 +422,14 @@ def ladder_report(
     rungs: list[Rung] | None = None,
     answered_at: int | None = None,
     out: Path | None = None,
+    look: Styles | None = None,
 ) -> tuple[str, dict[str, bytes]]:
     """(markdown to follow *The answer*, {plot name: PNG}) for the results directory's
     ``compare`` protocol: with a ladder of two or more rungs, its sections and plots; with one
     rung, only the warning of a partial protocol (nothing when it is complete). ``rungs``: those
     ``build_rungs`` gave, when the caller has them; ``answered_at``: the rung *The answer* was
-    given at; ``out``: where an earlier report may have drawn the plots already."""
+    given at; ``out``: where an earlier report may have drawn the plots already; ``look``: the
+    report's styles."""
     rungs = build_rungs(inputs) if rungs is None else rungs
     if not rungs:
         return "", {}
@@ -434,7 +437,7 @@ def ladder_report(
     if len(rungs) == 1:
         return ("## Partial protocol\n\n" + partial if partial else ""), {}
     points, device, away = time_points(rungs)
-    plots = ladder_plots([(r.epochs, r.groups) for r in rungs], points, device, out)
+    plots = ladder_plots([(r.epochs, r.groups) for r in rungs], points, device, out, look)
     sections = [
         answer_section(rungs, partial, answered_at),
         ranks_section(rungs, plots),

@@ -14,11 +14,9 @@ import pandas as pd
 
 from benchmark.comparison import epochs_text
 from benchmark.report.marks import (
-    COLOURS,
-    FUSION_COLOURS,
+    Styles,
     error_point,
     error_span,
-    fusion_marks,
     kind_handles,
     log_span,
     plain_log_ticks,
@@ -66,10 +64,6 @@ def joint_name(ends: pd.DataFrame) -> str:
     return f"{rows[0].arch} x {rows[0].fusion} ({' and '.join(kinds)})"
 
 
-def palette(values: list[Any], colours: tuple[str, ...]) -> dict[Any, str]:
-    return {v: colours[i % len(colours)] for i, v in enumerate(sorted(set(values)))}
-
-
 RUNG_SCALE = ("#8683bd", "#dd3497", "#3f007d")  # lavender, magenta, indigo: 3.5, 4.2, 13.9:1
 
 
@@ -102,11 +96,13 @@ def legend(ax: Any, colours: dict[Any, str], markers: dict[Any, str], **kw: Any)
 NAME_GAP = 0.06  # data units between a bump chart's end marker and its name
 
 
-def plot_ranks(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
+def plot_ranks(rungs: list[tuple[int, pd.DataFrame]], look: Styles | None = None) -> Figure:
     """A bump chart: rungs left to right, rank 1 at the top, one line per group, its name at
-    both ends so no line needs the legend to be read (``joint_name`` where groups tie)."""
+    both ends so no line needs the legend to be read (``joint_name`` where groups tie).
+    ``look``: the report's styles (by default, those of the rungs' groups)."""
     every = pd.concat([g.assign(at=i) for i, (_, g) in enumerate(rungs)], ignore_index=True)
-    colours, markers = palette(list(every["arch"]), COLOURS), fusion_marks(every["fusion"])
+    look = look or Styles.of(every)
+    colours, markers = look.colours(every["arch"]), look.markers(every["fusion"])
     fig, ax = new_figure(12, 1.6 + 0.36 * every["rank"].max())
     last = len(rungs) - 1
     for _, line in every.groupby(["arch", "fusion", "tuned"], sort=True):
@@ -182,13 +178,13 @@ def hold_names(fig: Figure, ax: Any, names: list[Any], last: int) -> None:
     ax.set_xlim(low, low + span)
 
 
-def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
+def plot_curves(rungs: list[tuple[int, pd.DataFrame]], look: Styles | None = None) -> Figure:
     """One panel per encoder, one line per fusion and variant (fusion as colour and marker):
     error (log) against the rung's epochs (log), with 95% CI bars."""
     every = pd.concat([g.assign(epochs=e) for e, g in rungs], ignore_index=True)
     encoders = sorted(set(every["arch"]))
-    colours = palette(list(every["fusion"]), FUSION_COLOURS)
-    markers = fusion_marks(every["fusion"])
+    look = look or Styles.of(every)
+    colours, markers = look.fusion_colours(every["fusion"]), look.markers(every["fusion"])
     # wide enough for the title and the key's six columns however few encoders (one: 4.6 in,
     # both cut at the sides)
     fig, axes = new_figure(max(4.6 * len(encoders), 11.0), 4.6, ncols=len(encoders))
@@ -228,12 +224,12 @@ def plot_curves(rungs: list[tuple[int, pd.DataFrame]]) -> Figure:
     return fig
 
 
-def plot_time(points: pd.DataFrame, device: str) -> Figure:
+def plot_time(points: pd.DataFrame, device: str, look: Styles | None = None) -> Figure:
     """Every group at every rung: error against training seconds per run (both log), rung as
     colour, fusion as marker (as in every plot), the seconds' spread as a level bar; the Pareto
     front as a step line, its points named."""
     colours = rung_colours(list(points["rung"]))
-    markers = fusion_marks(points["fusion"])
+    markers = (look or Styles.of(points)).markers(points["fusion"])
     fig, ax = new_figure(11, 6.5)
     ax.set_xscale("log")  # before the points: their level bars end above zero on it
     for r in points.itertuples(index=False):
@@ -280,20 +276,23 @@ def ladder_plots(
     points: pd.DataFrame,
     device: str,
     out: Path | None = None,
+    look: Styles | None = None,
 ) -> dict[str, bytes]:
     """PNG bytes by name (``LADDER_PLOTS``) from each rung's groups (epochs, ``Rung.groups``)
     and the equal-time points; a plot without data is left out. Plots an earlier report drew
-    into ``out/plots`` from the same figures with the same code are read back, not drawn."""
+    into ``out/plots`` from the same figures with the same code are read back, not drawn.
+    ``look``: the report's styles (by default, the rungs' groups')."""
     rungs = [(e, g) for e, g in rungs if not g.empty]
     if len(rungs) < 2:
         return {}
+    look = look or Styles.of(*(g for _, g in rungs))
     parts = [f"{e}\n{g.to_csv(index=False, float_format='%.17g')}" for e, g in rungs]
-    parts += [points.to_csv(index=False, float_format="%.17g"), device]
+    parts += [points.to_csv(index=False, float_format="%.17g"), device, repr(look)]
     stamp = drawing_stamp(parts, [__file__, inspect.getfile(error_point)])
     found = drawn_before(None if out is None else out / "plots", stamp)
     if found is not None:
         return found
-    plots = {"ladder_ranks": plot_ranks(rungs), "ladder_curves": plot_curves(rungs)}
+    plots = {"ladder_ranks": plot_ranks(rungs, look), "ladder_curves": plot_curves(rungs, look)}
     if not points.empty:
-        plots["ladder_time"] = plot_time(points, device)
+        plots["ladder_time"] = plot_time(points, device, look)
     return stamped(plots, stamp)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import textwrap
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -120,24 +121,47 @@ def kind_handles(lines: bool = False) -> list[Any]:
     ]  # fmt: skip
 
 
-def fusion_marks(fusions: Any) -> dict[Any, str]:
-    """A marker per fusion in sorted order, as ``styles`` gives them: one shape means one
-    fusion in every plot of a report."""
-    return {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(sorted(set(fusions)))}
+@dataclass(frozen=True)
+class Styles:
+    """What a report's colours and markers mean, decided once for all its plots: a colour per
+    encoder (``COLOURS``), a marker and a line colour per fusion (``MARKERS``,
+    ``FUSION_COLOURS``), by position in ``encoders`` and ``fusions``. A plot that shows only some
+    of a report's fusions still gives each its report-wide shape: decided per plot, in sorted
+    order, a user's fusion beside a reference had one shape in one plot and another in the next."""
+
+    encoders: tuple[str, ...]
+    fusions: tuple[str, ...]
+
+    @classmethod
+    def of(cls, shown: pd.DataFrame, *more: pd.DataFrame) -> Styles:
+        """The encoders and fusions of ``shown`` (a summary) and ``more`` (a ladder's groups) in
+        sorted order, then the user's own (``yours``): beside a reference, it keeps its styles."""
+
+        def order(column: str) -> tuple[str, ...]:
+            theirs: set[str] = set()
+            mine: set[str] = set()
+            for frame in (shown, *more):
+                yours = frame.get("yours", pd.Series(False, frame.index)).astype(bool)
+                theirs |= set(frame.loc[~yours, column])
+                mine |= set(frame.loc[yours, column])
+            return (*sorted(theirs), *sorted(mine - theirs))
+
+        return cls(order("arch"), order("fusion"))
+
+    def colours(self, encoders: Any) -> dict[str, str]:
+        return _by_position(self.encoders, encoders, COLOURS)
+
+    def markers(self, fusions: Any) -> dict[str, str]:
+        return _by_position(self.fusions, fusions, MARKERS)
+
+    def fusion_colours(self, fusions: Any) -> dict[str, str]:
+        return _by_position(self.fusions, fusions, FUSION_COLOURS)
 
 
-def styles(rows: pd.DataFrame) -> tuple[dict[str, str], dict[str, str]]:
-    """Colour per encoder and marker per fusion, in sorted order (stable across reports); the
-    reference's names first, so that setting the user's runs beside it keeps its styles."""
-    theirs, mine = rows[~rows["yours"].astype(bool)], rows[rows["yours"].astype(bool)]
-
-    def order(column: str) -> list[str]:
-        first = sorted(set(theirs[column]))
-        return first + sorted(set(mine[column]) - set(first))
-
-    colours = {a: COLOURS[i % len(COLOURS)] for i, a in enumerate(order("arch"))}
-    markers = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(order("fusion"))}
-    return colours, markers
+def _by_position(order: tuple[str, ...], shown: Any, values: tuple[str, ...]) -> dict[str, str]:
+    """``values`` by each name's position in ``order``, for the names in ``shown`` (in order)."""
+    present = set(shown)
+    return {n: values[i % len(values)] for i, n in enumerate(order) if n in present}
 
 
 def style_handles(

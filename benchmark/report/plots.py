@@ -20,16 +20,14 @@ from benchmark.report.aggregate import class_accuracy, pareto_front, val_curves
 from benchmark.report.generalisation import holdout_runs, plot_generalisation
 from benchmark.report.load import Inputs
 from benchmark.report.marks import (
-    FUSION_COLOURS,
+    Styles,
     cost_axis,
     error_span,
-    fusion_marks,
     percent_span,
     plain_log_ticks,
     scatter,
     spread_ends,
     style_handles,
-    styles,
     title,
 )
 from benchmark.report.output import drawing_stamp, drawn_before, new_figure, png_bytes, stamped
@@ -82,6 +80,15 @@ def main_groups(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[summary["section"] == "main"]
 
 
+def curve_groups(summary: pd.DataFrame) -> pd.DataFrame:
+    """The groups whose validation curves are drawn: the main comparison's where there is one.
+    With every other budget's, variant's and rung's beside them, a panel held 13-18 lines, most
+    of them dotted, and could not be read. These (and a ladder's) are the groups a report's
+    styles are decided from (``Styles.of``); the held-out plot names each group under its bars."""
+    main = main_groups(summary)
+    return main if not main.empty else summary[summary["section"] != "heldout"]
+
+
 def figure_names(rows: pd.DataFrame) -> list[str]:
     """The groups' labels as a figure gives them: a tuned group whose study kept the default
     says so, not being a second configuration."""
@@ -132,11 +139,13 @@ def forest_figure(summary: pd.DataFrame) -> Figure:
     return fig
 
 
-def pareto_figure(summary: pd.DataFrame) -> Figure:
+def pareto_figure(summary: pd.DataFrame, look: Styles | None = None) -> Figure:
     """Error vs parameters and error vs training time, each with its Pareto front; the time
-    panel holds only groups whose timings are comparable (see ``comparable_timings``)."""
+    panel holds only groups whose timings are comparable (see ``comparable_timings``). ``look``:
+    the report's styles (by default, those of the groups drawn)."""
     rows = main_groups(summary)
-    colours, markers = styles(rows)
+    look = look or Styles.of(rows)
+    colours, markers = look.colours(rows["arch"]), look.markers(rows["fusion"])
     fig, (ax0, ax1) = new_figure(12, 5.2, ncols=2)
     for ax, x, sd, label in (
         (ax0, "params", None, "parameters"),
@@ -186,7 +195,9 @@ def curve_label(row: pd.Series, beside_tuned: bool = True) -> str:
     return textwrap.fill(", ".join(parts), 60, subsequent_indent="  ")
 
 
-def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Reference | None) -> Figure:
+def val_curves_figure(
+    curves: pd.DataFrame, summary: pd.DataFrame, ref: Reference | None, look: Styles | None = None
+) -> Figure:
     """Small multiples: one panel per encoder, one line per group (fusion as colour and as the
     marker every plot gives it; tuned solid and filled, default dashed and hollow, as the ladder's
     plots draw them), validation sum error
@@ -214,9 +225,8 @@ def val_curves_figure(curves: pd.DataFrame, summary: pd.DataFrame, ref: Referenc
     height = 3.6 + legend
     fig, axes = new_figure(width, height, ncols=len(encoders))
     fig.get_layout_engine().set(rect=(0, legend / height, 1, 1 - legend / height))
-    fusions = sorted(set(curves["fusion"]))
-    markers = fusion_marks(fusions)
-    colours = {f: FUSION_COLOURS[i % len(FUSION_COLOURS)] for i, f in enumerate(fusions)}
+    look = look or Styles.of(curves)
+    markers, colours = look.markers(curves["fusion"]), look.fusion_colours(curves["fusion"])
     dotted = False
     for ax, arch in zip(axes, encoders, strict=True):
         drawn: list[tuple[str, bool]] = []  # a second line of one fusion and kind: dotted
@@ -284,14 +294,20 @@ def plot_class_heatmap(classes: pd.DataFrame) -> Figure:
 
 
 def render_plots(
-    inputs: Inputs, summary: pd.DataFrame, ref: Reference | None = None, out: Path | None = None
+    inputs: Inputs,
+    summary: pd.DataFrame,
+    ref: Reference | None = None,
+    out: Path | None = None,
+    look: Styles | None = None,
 ) -> dict[str, bytes]:
     """PNG bytes by plot name; a plot without data is left out. Plots that an earlier report
     drew into ``out`` from the same inputs with the same code (``plots_stamp``) are read back
-    instead of drawn again: drawing is most of a report's time."""
+    instead of drawn again: drawing is most of a report's time. ``look``: the report's styles
+    (by default, those of the groups it draws)."""
     if summary.empty:
         return {}
-    stamp = plots_stamp(inputs, summary, ref)
+    look = look or Styles.of(curve_groups(summary))
+    stamp = plots_stamp(inputs, summary, ref, look)
     found = drawn_before(None if out is None else out / "plots", stamp)
     if found is not None:
         return found
@@ -299,14 +315,11 @@ def render_plots(
     main = main_groups(summary)
     if not main.empty:
         plots["forest"] = forest_figure(summary)
-        plots["pareto"] = pareto_figure(summary)
-    # the main comparison's groups where there is one: with every other budget's, variant's and
-    # rung's beside them, a panel held 13-18 lines, most of them dotted, and could not be read
-    shown = main if not main.empty else summary[summary["section"] != "heldout"]
-    curves = val_curves(inputs.history, inputs.runs, shown)
+        plots["pareto"] = pareto_figure(summary, look)
+    curves = val_curves(inputs.history, inputs.runs, curve_groups(summary))
     curves = curves[curves.groupby("label")["epoch"].transform("size") > 1]  # lines, not dots
     if not curves.empty:
-        plots["val_curves"] = val_curves_figure(curves, summary, ref)
+        plots["val_curves"] = val_curves_figure(curves, summary, ref, look)
     drawn = main[~main["same_as_default"].astype(bool)]  # a twin trains its default again
     classes = class_accuracy(inputs.runs, drawn)
     if not classes.empty:
@@ -317,13 +330,14 @@ def render_plots(
     return stamped(plots, stamp)
 
 
-def plots_stamp(inputs: Inputs, summary: pd.DataFrame, ref: Reference | None) -> str:
+def plots_stamp(inputs: Inputs, summary: pd.DataFrame, ref: Reference | None, look: Styles) -> str:
     """A short hash of everything the plots are drawn from: the summary, the runs and their
-    histories, the reference and the drawing code (``drawing_stamp``)."""
+    histories, the reference, the styles and the drawing code (``drawing_stamp``)."""
     parts = [
         frame.to_csv(index=False, float_format="%.17g")
         for frame in (summary, inputs.runs, inputs.history)
     ]
+    parts.append(repr(look))
     if ref is not None:  # its sets in sorted order: a set's repr changes with the hash seed
         fields = {k: sorted(v) if isinstance(v, frozenset) else v for k, v in vars(ref).items()}
         parts.append(json.dumps(fields, sort_keys=True, default=str))

@@ -192,6 +192,32 @@ def test_cli_run_says_what_auto_chose(
     assert "auto on this cpu" not in out and f"on {machine}, fp32" in out
 
 
+def test_a_grid_trained_two_ways_names_each_runs_way_in_its_progress(
+    small_data: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A grid sweeping precisions (or devices) trains its runs different ways, so each run's
+    progress line names its machine and way; a grid trained one way leaves that out."""
+    from benchmark import progress
+    from benchmark.cli import main
+
+    labels = []
+    train = progress.RunsProgress.train
+    monkeypatch.setattr(progress.RunsProgress, "train",
+                        lambda self, *a: labels.append(a[-1]) or train(self, *a))  # fmt: skip
+    small = ["--arch", "small_cnn", "--fusion", "late_sum", "--epochs", "1", "--no-channels-last",
+             "--batch-size", "256"]  # fmt: skip
+    assert main(["run", *small, "--precision", "fp32,bf16", "--results-dir", str(tmp_path)]) == 0
+    machine = hardware.machine_name(torch.device("cpu"))
+    assert [label.split(" (", 1)[1] for label in labels] == [
+        f"{machine}, fp32)",
+        f"{machine}, bf16)",
+    ]
+    labels.clear()
+    assert main(["run", *small, "--precision", "fp32", "--seeds", "0,1",
+                 "--results-dir", str(tmp_path)]) == 0  # fmt: skip
+    assert len(labels) == 2 and not any(machine in label for label in labels), labels
+
+
 def test_a_probe_of_a_cpu_of_the_same_name_without_native_bf16_is_not_this_ones(
     monkeypatch: Any,
 ) -> None:

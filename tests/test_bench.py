@@ -158,8 +158,13 @@ def test_failing_configuration_writes_an_error_row_and_the_sweep_goes_on(
     ],
 )
 def test_bad_input_is_a_usage_error(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """(A measurement reached fails at once: a refusal dropped had gone on to measure.)"""
+    monkeypatch.setattr("benchmark.bench.bench_rows", lambda *a: pytest.fail("measured"))
     rc = main(["bench", "--device", "cpu", *args, "--results-dir", str(tmp_path)])
     assert rc == 2
     err = capsys.readouterr().err.strip()

@@ -87,6 +87,50 @@ def percent_cells(table: pd.DataFrame, name: str) -> list[str]:
     return [percent_std(mean, std) for mean, std in pairs]
 
 
+KEPT = 0.01  # held-out sum accuracy within 1 point of the seen one: addition learned
+WEAK = 0.10  # seen sum accuracy 10 points or more under the held-out digit accuracy
+
+
+def verdict(table: pd.DataFrame) -> str:
+    """The section's answer, from ``generalisation_table``: the groups as good on held-out pairs
+    as on seen ones, those good on seen pairs only, and those weak even on seen pairs (reading
+    the digit, not summing it), whose gap says nothing about generalising."""
+    several_k = table["holdout_pairs"].nunique() > 1
+
+    def names(rows: pd.DataFrame, seen: bool = False) -> str:
+        said = []
+        for r in rows.itertuples(index=False):
+            name = f"{r.arch} x {r.fusion}" + (" (tuned)" if r.tuned else "")
+            name += f" (K={r.holdout_pairs})" if several_k else ""
+            if seen:
+                name += (
+                    f" ({100 * r.seen_mean:.2f}% of seen sums right, "
+                    f"{100 * r.heldout_digit_acc_mean:.2f}% of held-out digits)"
+                )
+            said.append(name)
+        return ", ".join(said)
+
+    weak = table["heldout_digit_acc_mean"] - table["seen_mean"] >= WEAK
+    kept = ~weak & (table["gap"].abs() <= KEPT)
+    seen_only = ~weak & (table["heldout_mean"] < table["seen_mean"] / 2)
+    said = [
+        f"As good on held-out pairs as on seen ones (within 1 point): {names(table[kept])}."
+        if kept.any()
+        else "No group is as good on held-out pairs as on seen ones (within 1 point)."
+    ]
+    if seen_only.any():
+        said.append(
+            "Good on seen pairs only (held-out sum accuracy under half the seen one): "
+            f"{names(table[seen_only])}."
+        )
+    if weak.any():
+        said.append(
+            "Weak even on seen pairs (reading the digit, not summing it: a gap that says nothing "
+            f"about generalising): {names(table[weak], seen=True)}."
+        )
+    return " ".join(said)
+
+
 def generalisation_section(
     runs: pd.DataFrame | list[dict[str, Any]], plot_link: str | None = None
 ) -> str:
@@ -115,6 +159,7 @@ def generalisation_section(
     )
     parts = [
         "## Does the network learn addition? (held-out pairs)",
+        verdict(table),
         "Training never sees K fixed (digit, addend) pairs (`--holdout-pairs K`, chosen by "
         "`benchmark.holdout.holdout_pairs` with a fixed seed, so every run with the same K holds "
         "out the same pairs; every digit, addend and sum 0..18 still occurs in training). Test "

@@ -589,3 +589,185 @@ def test_a_long_error_is_cut_to_one_readable_cell() -> None:
     assert cell.startswith("RuntimeError: out of memory tried to allocate ")
     short = RuntimeError("CUDA out of memory")
     assert error_cell(short) == "RuntimeError: CUDA out of memory"
+
+
+# Mutation audit: each test below fails with one hand mutant of benchmark/bench.py or
+# benchmark/commands/bench.py that the tests above let through. Measuring is stubbed.
+
+FAKE_FIGURES = {"params": 1, "macs_per_image": 2, "infer_images_per_s": 3.0,
+                "latency_ms_b1": 4.0, "train_images_per_s": 5.0, "peak_mem_mb": math.nan,
+                "timing_spread": 1.0, "compile_seconds": math.nan,
+                "train_compile_seconds": math.nan}  # fmt: skip
+
+
+def stub_measure_pair(monkeypatch: pytest.MonkeyPatch, **figures: float) -> list:
+    """``measure_pair`` answering ``FAKE_FIGURES`` (with ``figures``) at once: the settings it
+    was asked to measure under, in a list."""
+    from benchmark import bench as measuring
+
+    seen = []
+
+    def measure_pair(cfg, s):
+        seen.append(s)
+        return {**FAKE_FIGURES, **figures}, lambda: None
+
+    monkeypatch.setattr(measuring, "measure_pair", measure_pair)
+    return seen
+
+
+def bench_untimed(tmp_path: Path, *args: str) -> int:
+    """``bench`` of small_cnn x concat on the CPU in fp32, leaving the call counts to ``args``."""
+    argv = ["bench", "--arch", "small_cnn", "--fusion", "concat", *TINY[:5], *args]
+    return main([*argv, "--results-dir", str(tmp_path)])
+
+
+def test_the_call_counts_and_inference_batch_default_to_those_the_help_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--warmup-calls [10]``, ``--iters [40]``, ``--infer-batch-size [1024 on cpu]``."""
+    seen = stub_measure_pair(monkeypatch)
+    assert bench_untimed(tmp_path) == 0
+    ((s),) = seen
+    assert (s.warmup, s.iters, s.batch_size) == (10, 40, 1024)
+
+
+def test_no_warm_up_calls_is_allowed_and_each_typed_count_reaches_the_measurement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--warmup-calls 0`` is the least (-1 is refused), and no count stands in for another."""
+    seen = stub_measure_pair(monkeypatch)
+    counts = ["--warmup-calls", "0", "--iters", "3", "--infer-batch-size", "5"]
+    assert bench_untimed(tmp_path, *counts) == 0
+    ((s),) = seen
+    assert (s.warmup, s.iters, s.batch_size) == (0, 3, 5)
+
+
+def test_compile_ab_with_no_compile_is_a_usage_error_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--no-compile`` as well as ``--compile``: A/B measures both ways itself."""
+    monkeypatch.setattr("benchmark.bench.bench_rows", lambda *a: pytest.fail("measured"))
+    rc = bench_untimed(tmp_path, "--compile-ab", "3", "--no-compile")
+    assert rc == 2
+    assert "--compile-ab measures eager and compiled both" in capsys.readouterr().err
+    assert not (tmp_path / "bench").exists()
+
+
+def test_a_row_whose_timed_calls_agreed_gets_no_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a spread above ``NOISY`` is said: a note on every row would be read as none."""
+    stub_measure_pair(monkeypatch, timing_spread=benchfile.NOISY)
+    assert bench_untimed(tmp_path) == 0
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_a_compiled_rows_table_shows_its_compile_times() -> None:
+    """``--compile`` without A/B: the compile time columns are there, filled in."""
+    import io
+
+    from rich.console import Console
+
+    from benchmark.commands.bench import rows_table
+
+    row = {"arch": "gap_cnn", "fusion": "concat", "tuned_from": "", "model_args": "",
+           "device": "cpu", "device_type": "cpu", "cpu_features": "avx2",
+           "precision": "fp32", "batch_size": 8, "train_batch_size": 8, "channels_last": False,
+           "compile": True, **FAKE_FIGURES, "compile_seconds": 12.5,
+           "train_compile_seconds": 9.5}  # fmt: skip
+    out = io.StringIO()
+    Console(file=out, width=300, color_system=None).print(rows_table([row]))
+    text = out.getvalue()
+    assert "compile True" in text
+    assert "compile s" in text and "12.5" in text and "9.5" in text
+
+
+def test_the_spread_of_two_timed_calls_is_measured() -> None:
+    """1 (no spread) is for a single call only: ``--iters 2`` calls of 1 s and 2 s spread."""
+    from benchmark.bench import quartile_ratio
+
+    assert quartile_ratio([0.5]) == 1.0
+    assert quartile_ratio([1.0, 2.0]) == pytest.approx(1.75 / 1.25)
+
+
+def test_a_compiled_measurement_starts_from_a_reset_compiler_and_an_eager_one_leaves_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stale compiled code of the sweep's earlier models would hit the recompile limit."""
+    import torch
+
+    from benchmark import bench
+
+    resets = []
+    monkeypatch.setattr(torch.compiler, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(hardware.Execution, "compiled", lambda self, fn: fn)
+    monkeypatch.setattr(bench, "measure", lambda fn, s: (0.0, [0.1]))
+    cfg, s = settings(compile=False)
+    bench.measure_pair(cfg, s)
+    assert resets == []
+    bench.measure_pair(cfg, replace(s, ex=replace(s.ex, compile=True)))
+    assert resets == [1]
+
+
+def test_inference_latency_and_training_are_measured_at_their_own_batch_sizes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inference at the bench batch (16), latency at 1, training at the configuration's (8)."""
+    from benchmark import bench
+
+    sizes = []
+    real = bench.random_batch
+    monkeypatch.setattr(bench, "random_batch", lambda n, ex: sizes.append(n) or real(n, ex))
+    monkeypatch.setattr(bench, "measure", lambda fn, s: (0.0, [0.1]))
+    cfg, s = settings()
+    bench.measure_pair(cfg, s)
+    assert sizes[-3:] == [16, 1, 8]  # (before them: the MACs count's one image)
+
+
+def test_an_error_of_exactly_the_cells_length_is_kept_whole() -> None:
+    from benchmark.bench import ERROR_CHARS, error_cell
+
+    exc = RuntimeError("x" * (ERROR_CHARS - len("RuntimeError: ")))
+    assert error_cell(exc) == f"RuntimeError: {exc}"
+
+
+def test_a_compiled_measurement_is_recorded_as_compiled(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmark import bench
+
+    stub_measure_pair(monkeypatch)
+    cfg, s = settings(compile=True)
+    (row,) = bench.bench_rows(cfg, s, "abc")
+    assert row["compile"] is True and row["train_images_per_s"] == 5.0
+
+
+@pytest.mark.parametrize("error", [RuntimeError, ValueError, MemoryError])
+def test_each_kind_of_measuring_failure_becomes_an_error_row(
+    error: type[Exception], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch says an unsupported case with a ValueError too: the sweep goes on past it."""
+    from benchmark import bench
+
+    def fail(cfg, s):
+        raise error("no kernel for this")
+
+    monkeypatch.setattr(bench, "measure_pair", fail)
+    cfg, s = settings()
+    (row,) = bench.bench_rows(cfg, s, "abc")
+    assert row["error"] == f"{error.__name__}: no kernel for this"
+    assert math.isnan(row["train_images_per_s"])
+
+
+def test_a_failed_compile_ab_gives_both_its_rows_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The eager row too: blank figures beside no error would read as a row not measured yet."""
+    from benchmark import bench
+
+    def fail(cfg, s, rounds):
+        raise RuntimeError("compile failed")
+
+    monkeypatch.setattr(bench, "compile_ab", fail)
+    cfg, s = settings()
+    rows = bench.bench_rows(cfg, s, "abc", ab_rounds=2)
+    assert [(r["compile"], r["error"]) for r in rows] == [
+        (False, "RuntimeError: compile failed"),
+        (True, "RuntimeError: compile failed"),
+    ]

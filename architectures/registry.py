@@ -289,8 +289,8 @@ def annotated_types(fn: Callable[..., Any]) -> dict[str, type]:
         if typing.get_origin(kind) in (typing.Union, types.UnionType):  # not list[int]
             options = [a for a in typing.get_args(kind) if a is not type(None)]
             kind = options[0] if len(options) == 1 else kind
-        if isinstance(kind, type):
-            kinds[p.name] = kind
+        if isinstance(kind, type) and kind is not inspect.Parameter.empty:  # unannotated: the
+            kinds[p.name] = kind  # default's type, as Entry.check reads it
     return kinds
 
 

@@ -279,6 +279,17 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"{name} must be of type {base.__name__}, got {value!r}")
 
+    def with_floats(self) -> TrainConfig:
+        """The config with a float field's whole number (a config file's ``aug_degrees = 15``)
+        as the float a flag gives (``--aug-degrees 15``: 15.0), so that the two hash alike."""
+        hints = field_types()
+        whole = {
+            name: float(getattr(self, name))
+            for name, hint in hints.items()
+            if float in (typing.get_args(hint) or (hint,)) and type(getattr(self, name)) is int
+        }
+        return dataclasses.replace(self, **whole) if whole else self
+
     def steps_per_epoch(self, train_images: int) -> int:
         """Optimizer steps per epoch over ``train_images`` (before ``train_subset``): the ragged
         tail is dropped, so every step has the same shape."""

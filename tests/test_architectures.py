@@ -654,3 +654,165 @@ def test_a_float_with_no_declared_range_is_still_a_finite_number(value: float) -
     assert entry.check("scale", -2.5) == -2.5  # any finite value: no range was declared
     with pytest.raises(ValueError, match=r"^scale=.* for scaled: expected float$"):
         entry.check("scale", value)
+
+
+def test_a_hyphen_typed_for_an_underscore_is_hinted_however_short_the_name() -> None:
+    """A short name (a plug-in's ``a_b``) is too far from ``a-b`` by letters alone: the hyphen
+    is read as the underscore before the names are compared."""
+    from architectures.registry import did_you_mean
+
+    assert did_you_mean("a-b", ["a_b", "c_d"]) == " (did you mean a_b?)"
+
+
+def test_a_name_far_from_every_entry_is_given_no_hint() -> None:
+    """``resnet9000`` shares a word with ``tiny_resnet`` and is no typo of it."""
+    with pytest.raises(A.UnknownNameError) as unknown:
+        A.ENCODERS.get("resnet9000")
+    assert "unknown encoder 'resnet9000'; valid: " in str(unknown.value)
+
+
+def test_a_bool_hyperparameter_takes_a_bool_and_no_number() -> None:
+    def switched(batch_norm: bool = True) -> None:
+        return None
+
+    entry = Entry("switched", switched, {"batch_norm": True})
+    assert entry.check("batch_norm", False) is False
+    for value in (1, 0, 0.0):
+        with pytest.raises(ValueError, match=r"^batch_norm=.* for switched: expected bool$"):
+            entry.check("batch_norm", value)
+
+
+def test_a_bracket_alone_makes_a_pattern_a_wildcard() -> None:
+    assert A.ENCODERS.select("[gs]ap_cnn") == ["gap_cnn"]
+    assert A.FUSIONS.select("late_su[m]") == ["late_sum"]
+
+
+def test_an_entry_registered_outside_the_package_says_it_came_from_its_module() -> None:
+    """Code that registers without a plug-in loader (a script of the user's) is not built-in."""
+    from architectures.registry import BUILT_IN, Registry
+
+    registry = Registry("encoder")
+
+    @registry.register()
+    def mine() -> None: ...
+
+    assert registry.get("mine").origin == __name__ != BUILT_IN
+    assert A.ENCODERS.get("gap_cnn").origin == BUILT_IN
+
+
+def test_an_entrys_description_is_its_docstrings_first_line() -> None:
+    """``list`` shows it in one cell: the rest of the docstring is for the reader of the code."""
+    from architectures.registry import Registry
+
+    registry = Registry("encoder")
+
+    @registry.register()
+    def described() -> None:
+        """One strided convolution.
+
+        Details the table has no room for."""
+
+    assert registry.get("described").description == "One strided convolution."
+
+
+def test_a_prefix_entry_is_made_once_however_often_it_is_looked_up() -> None:
+    """A timm entry is made by building its model: a second look-up must not build it again."""
+    from architectures.registry import Registry
+
+    made: list[str] = []
+    gap = A.ENCODERS.get("gap_cnn")
+
+    def make(name: str) -> Entry:
+        made.append(name)
+        return dataclasses.replace(gap, name=name)
+
+    registry = Registry("encoder")
+    registry.register_prefix("ext:", make)
+    first = registry.get("ext:one")
+    assert registry.get("ext:one") is first and registry.select("ext:one") == ["ext:one"]
+    assert made == ["ext:one"]
+
+
+def test_a_meta_build_initialises_a_tensor_made_on_the_cpu() -> None:
+    """Only meta tensors skip their initialisers: a table a module computes on the CPU in its
+    ``__init__`` keeps its values."""
+    with A.meta_build():
+        table = torch.zeros(3, device="cpu").fill_(2.0).mul_(3.0)
+        weight = torch.nn.init.ones_(torch.empty(2))
+    assert table.tolist() == [6.0, 6.0, 6.0]
+    assert weight.is_meta
+
+
+def test_default_args_hold_the_encoders_and_the_fusions_defaults() -> None:
+    assert A.default_args("gap_cnn", "concat") == {
+        "width": 16,
+        "depth": 2,
+        "dropout": 0.0,
+        "hidden": 128,
+        "head_dropout": 0.0,
+    }
+
+
+def test_the_sizes_hint_leaves_an_img_size_the_user_gave_alone() -> None:
+    """Told img_size=32 (which 16-pixel patches divide), the ViT still cannot take 28x28
+    images: the refusal names no other img_size, as the user chose theirs."""
+    with pytest.raises(A.CannotRunError) as refused:
+        A.check_model("timm:test_vit", "late_sum", {"img_size": 32})
+    assert refused.value.sizes is None and "takes its image size" not in str(refused.value)
+
+
+def test_the_sizes_hint_keeps_a_patch_size_the_user_gave() -> None:
+    """With patch_size=5 typed, only img_size=28 is tried, with that patch size (which does not
+    divide 28): no other patch size is put in the user's mouth."""
+    with pytest.raises(A.CannotRunError) as refused:
+        A.check_model("timm:test_vit", "late_sum", {"patch_size": 5})
+    assert refused.value.sizes is None
+    assert str(refused.value).endswith(
+        "(timm:test_vit takes its image size as img_size, but fails at img_size=28 too)"
+    )
+
+
+def test_a_model_that_cannot_run_is_told_by_the_first_line_of_its_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import architectures.model as model
+
+    def fails(**kwargs) -> None:
+        raise RuntimeError("kernel size can't be greater than actual input size\n  at layer 3")
+
+    monkeypatch.setattr(model, "_PASSED", set())
+    broken = dataclasses.replace(A.ENCODERS.get("gap_cnn"), factory=fails)
+    monkeypatch.setitem(A.ENCODERS.entries, "gap_cnn", broken)
+    with pytest.raises(A.CannotRunError) as refused:
+        A.check_model("gap_cnn", "concat", {"width": 4})
+    assert str(refused.value) == (
+        "gap_cnn x concat with width=4 cannot run on 1x28x28 images: RuntimeError: kernel size "
+        "can't be greater than actual input size"
+    )
+
+
+def test_an_unknown_model_argument_is_refused_as_unknown_not_as_a_model_that_cannot_run() -> None:
+    with pytest.raises(ValueError) as refused:
+        A.check_model("gap_cnn", "concat", {"widht": 8})
+    assert not isinstance(refused.value, A.CannotRunError)
+    assert str(refused.value).startswith("unknown hyperparameter 'widht' (did you mean width?)")
+
+
+def test_a_frozen_parameter_is_counted_too() -> None:
+    """A plug-in's frozen (pretrained) layers are part of the model's size."""
+    model = A.create_model("gap_cnn", "late_sum")
+    model.encoder.requires_grad_(False)
+    assert A.count_params(model) == 72_666
+
+
+def test_an_unannotated_hyperparameter_is_checked_as_its_defaults_type() -> None:
+    """A plug-in that writes ``width=8`` without ``: int`` still has its widths checked."""
+
+    def plain(width=8):  # noqa: ANN001, ANN202 - a plug-in's unannotated factory
+        return None
+
+    entry = Entry("plain", plain, {"width": 8})
+    assert entry.check("width", 12) == 12
+    for value in (1.5, True):
+        with pytest.raises(ValueError, match=r"^width=.* for plain: expected int$"):
+            entry.check("width", value)

@@ -573,6 +573,8 @@ def test_a_file_where_a_command_writes_its_folder_is_a_usage_error(
         ('{"model_args": 3}', "c.json", "c.json: model_args must be of type dict, got 3"),
         ('{"arch": null}', "c.json", "c.json: arch must be of type str, got None"),
         ('{"fusion": ["concat"]}', "c.json", "c.json: fusion must be of type str, got ['concat']"),
+        ('{"epochs": true}', "c.json", "c.json: epochs must be of type int, got True"),  # not 1
+        ('{"data_dir": " "}', "c.json", "c.json: data_dir is empty; give the MNIST root"),
         ("lr = [", "c.toml", "not valid TOML"),
         # trained, then every report of the results directory stopped with a traceback
         ('{"tuned_from": {"trial": [1]}}', "c.json", "c.json: tuned_from must be what --tuned"),
@@ -868,7 +870,7 @@ def test_a_config_message_is_said_in_the_words_of_the_command_line(message: str,
 
 def test_every_bound_itself_is_accepted() -> None:
     """The refusals above stop just past each bound, not at it."""
-    from benchmark.config import MAX_THREADS, MNIST_TRAIN_IMAGES
+    from benchmark.config import FLOAT32_MAX, MAX_THREADS, MNIST_TRAIN_IMAGES
     from benchmark.holdout import MAX_HOLDOUT_PAIRS
 
     edges = {"threads": MAX_THREADS, "aug_degrees": 180.0, "holdout_pairs": MAX_HOLDOUT_PAIRS}
@@ -876,6 +878,7 @@ def test_every_bound_itself_is_accepted() -> None:
     edges |= dict.fromkeys(("aug_shift", "label_smoothing", "warmup", "momentum"), 0.0)
     edges |= dict.fromkeys(("weight_decay", "sum_loss_weight"), 0.0)
     TrainConfig(**edges).validate()
+    TrainConfig(lr=FLOAT32_MAX, weight_decay=FLOAT32_MAX).validate()  # float32's largest
     lows = {"threads": 1, "batch_size": 1, "train_subset": 1, "epochs": 1, "eval_batch_size": 1}
     TrainConfig(**(edges | lows)).validate()
 
@@ -1019,3 +1022,39 @@ def test_every_command_writes_under_output_unless_told(tmp_path: Path) -> None:
     assert {"run", "tune", "compare", "bench", "datapath"} <= set(takes)
     for name in takes:
         assert parsers[name].get_default("results_dir") == "output", name
+
+
+def test_what_a_run_learns_leaves_the_combinations_names_out_only_when_asked() -> None:
+    """The report sets your run beside the reference's by what they learned, whatever their
+    combination: ``names=False`` leaves arch and fusion out, and nothing else."""
+    from benchmark.config import learned_values
+
+    named = learned_values({"arch": "small_cnn", "lr": 0.01})
+    assert named["arch"] == "small_cnn" and named["lr"] == 0.01 and "seed" not in named
+    unnamed = learned_values({"arch": "small_cnn", "lr": 0.01}, names=False)
+    assert unnamed == {k: v for k, v in named.items() if k not in ("arch", "fusion")}
+
+
+def test_a_report_reads_a_tuned_from_missing_a_field_that_a_run_refuses() -> None:
+    """A run's own record must be whole; a report reads only the types of what is there."""
+    from benchmark.config import tuned_from_problem
+
+    partial = {"study": "s", "trial": 3}
+    assert tuned_from_problem(partial, whole=False) is None
+    assert tuned_from_problem(partial).endswith("it lacks value")
+    assert "its trial is '3'" in tuned_from_problem({"trial": "3"}, whole=False)
+
+
+def test_a_config_files_whole_number_for_a_float_trains_the_run_its_flag_gives(
+    tmp_path: Path, capsys
+) -> None:
+    """``aug_degrees = 15`` in a TOML file is the run ``--aug-degrees 15`` is: one config hash,
+    so that the report pools their seeds in one group."""
+    config = tmp_path / "c.toml"
+    config.write_text("augment = true\naug_degrees = 15\nweight_decay = 0\n")
+    assert exit_status(["run", "--config", str(config), "--print-config"]) == 0
+    from_file = TrainConfig.from_dict(json.loads(capsys.readouterr().out))
+    argv = ["run", "--augment", "--aug-degrees", "15", "--weight-decay", "0", "--print-config"]
+    assert exit_status(argv) == 0
+    from_flags = TrainConfig.from_dict(json.loads(capsys.readouterr().out))
+    assert from_file.config_hash() == from_flags.config_hash()

@@ -269,6 +269,7 @@ def base_config(args: argparse.Namespace, skip: Iterable[str] = ()) -> TrainConf
         values["model_args"] = {**given, **typed_args}
         cfg = TrainConfig.from_dict(values)
         cfg.check_types()  # here, naming the file: a name that is no string is looked up next
+        cfg = cfg.with_floats()  # a file's 15 for 15.0: the run a flag would give, one hash
         if in_file:  # an impossible value of the file's own, said with the file's name
             try:
                 cfg.validate()  # a flag typed beside the file may make its values fit

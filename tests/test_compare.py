@@ -1064,3 +1064,18 @@ def test_a_run_interrupted_on_another_worker_is_counted_as_interrupted(tmp_path:
     assert compare.progress_counts(queue) == {
         "complete": 0, "diverged": 0, "running": 0, "waiting": 0, "interrupted": 1
     }  # fmt: skip
+
+
+def test_a_bad_model_argument_value_held_for_every_combination_is_its_own_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``width=0`` held for two combinations said "2 of 2 models cannot run on 1x28x28 images
+    (leave them out of --arch)": it is a value to fix, said as tune and run say it."""
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    results = tmp_path / "results"
+    argv = ["compare", "--arch", "gap_cnn,small_cnn", "--fusion", "concat"]
+    assert exit_status([*argv, "--model-arg", "width=0", "--results-dir", str(results)]) == 2
+    assert one_line(capsys.readouterr().err).endswith(
+        "error: width=0 for gap_cnn: expected int in 1..256"
+    )
+    assert not results.exists()

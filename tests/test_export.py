@@ -379,3 +379,56 @@ def test_a_timm_relpos_vit_is_refused_as_onnx_and_exported_as_torchscript(
     assert "--format onnx: the ONNX exporter cannot convert this model (" in line
     assert not out.exists()
     assert main(["export", "--run", str(trained_run), "--out", str(tmp_path / "m.pt")]) == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "how"),
+    [
+        ("onnx", "model.onnx", " with the torchscript exporter"),
+        ("torchscript", "model.torchscript.pt", ""),
+    ],
+)
+def test_without_out_each_format_goes_into_the_run_under_its_own_name_and_is_said(
+    kind: str, name: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """The docs' RUN_DIR/model.onnx and RUN_DIR/model.torchscript.pt; the line names the ONNX
+    exporter only for an ONNX file, and the size written."""
+    from benchmark import export
+
+    run_dir = untrained_run(tmp_path, "gap_cnn", "concat")
+    monkeypatch.setattr(export, "onnx_exporter", lambda: "torchscript")
+    monkeypatch.setitem(export.EXPORTERS, kind, lambda model: b"x" * 1_500_000)
+    assert main(["export", "--run", str(run_dir), "--format", kind]) == 0
+    assert (run_dir / name).read_bytes() == b"x" * 1_500_000
+    assert " ".join(capsys.readouterr().out.split()).startswith(
+        f"wrote {run_dir / name}{how} (1.50 MB): inputs images (B,1,28,28)"
+    )
+
+
+def test_a_run_file_name_outside_any_run_is_an_ordinary_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a run's own files are refused (a config.json beside them): ``--out
+    deploy/model.pt`` with no run there is written."""
+    from benchmark import export
+
+    run_dir = untrained_run(tmp_path, "gap_cnn", "concat")
+    monkeypatch.setitem(export.EXPORTERS, "torchscript", lambda model: b"scripted")
+    out = tmp_path / "deploy" / rundir.MODEL
+    out.parent.mkdir()
+    assert main(["export", "--run", str(run_dir), "--out", str(out)]) == 0
+    assert out.read_bytes() == b"scripted"
+
+
+def test_a_folder_where_the_default_export_goes_is_refused_before_exporting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from benchmark import export
+
+    run_dir = untrained_run(tmp_path, "gap_cnn", "concat")
+    monkeypatch.setitem(export.EXPORTERS, "onnx", lambda model: pytest.fail("exported"))
+    (run_dir / "model.onnx").mkdir()
+    assert main(["export", "--run", str(run_dir), "--format", "onnx"]) == 2
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"--out {run_dir / 'model.onnx'} is a directory; expected a file path")
+    assert list((run_dir / "model.onnx").iterdir()) == []

@@ -1058,3 +1058,12 @@ def test_a_config_files_whole_number_for_a_float_trains_the_run_its_flag_gives(
     assert exit_status(argv) == 0
     from_flags = TrainConfig.from_dict(json.loads(capsys.readouterr().out))
     assert from_file.config_hash() == from_flags.config_hash()
+
+
+def test_eight_models_are_named_and_any_more_counted() -> None:
+    """A grid's notes name eight models and count the rest: eight is no "and 0 more"."""
+    from benchmark.commands.models import named
+
+    eight = [f"m{i} x concat" for i in range(8)]
+    assert named(eight) == ", ".join(eight)
+    assert named([*eight, "m8 x concat", "m9 x concat"]) == ", ".join(eight) + " and 2 more"

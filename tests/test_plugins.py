@@ -961,3 +961,25 @@ def test_what_code_of_anothers_raised_is_its_type_and_first_line_of_words() -> N
     many = ValueError("\n  width must be even\n  got 3\n")
     assert one_line(many) == "ValueError: width must be even"
     assert one_line(RuntimeError()) == one_line(RuntimeError("  \n")) == "RuntimeError"
+
+
+def test_a_search_space_wrong_at_only_some_of_its_points_is_found() -> None:
+    """Each space is drawn at many points before a study runs it: one whose range runs past its
+    entry's declared one is refused though its first point fits."""
+    from torch import nn
+
+    from architectures import ENCODERS, Range
+    from benchmark.commands.models import check_spaces
+
+    def space(trial: object) -> dict[str, int]:
+        return {"kernel": trial.suggest_int("kernel", 1, 12)}
+
+    @ENCODERS.register(search_space=space, ranges={"kernel": Range(1, 10)})
+    def partly_spaced(kernel=3):  # unannotated: the registry evaluates annotations
+        return nn.Flatten()
+
+    try:
+        with pytest.raises(ValueError, match="partly_spaced's search space .* int in 1..10"):
+            check_spaces([("partly_spaced", "concat")])
+    finally:
+        del ENCODERS.entries["partly_spaced"]

@@ -195,6 +195,39 @@ def test_heads_that_disagree_are_named_under_the_table(
     assert " and 2 more: a fusion with a sum head of its own" in out
 
 
+def test_the_table_gives_each_heads_own_probability_under_the_runs_name(
+    trained_run: Path, drawn: tuple[list[Path], list[int]], capsys, monkeypatch
+) -> None:
+    """late_sum's two probabilities are equal, so a p(sum) column showing the digit's went
+    unseen: a fusion with a sum head of its own answers them apart. Three disagreements are
+    all named, none counted as "and 0 more"."""
+    from benchmark import predict as library
+    from benchmark import runs
+
+    monkeypatch.setattr(console, "width", 300)  # no wrapped rows
+    monkeypatch.setattr(runs, "load_run", lambda run_dir: None)  # what it answers is stubbed
+    monkeypatch.setattr(
+        library,
+        "predict",
+        lambda model, images, addends: [
+            {"addend": int(a), "digit": 3, "digit_prob": 0.25, "sum": int(a) + 4, "sum_prob": 0.75}
+            for a in addends
+        ],
+    )
+    paths = drawn[0][:3]
+    argv = ["predict", "--run", str(trained_run), "--addend", "2"]
+    assert main([*argv, *(x for path in paths for x in ("--image", str(path)))]) == 0
+    out = capsys.readouterr().out
+    assert f"predictions of {trained_run.name}" in out
+    for path in paths:
+        row = next(line for line in out.splitlines() if path.name in line)
+        cells = [c.strip() for c in row.split("│") if c.strip()]
+        assert cells[1:] == ["2", "3", "0.250", "6", "0.750"]
+    said = " ".join(out.split())
+    named = [f"{path.name} (3 + 2 is 5, the sum head says 6)" for path in paths]
+    assert f"disagree for {named[0]}, {named[1]} and {named[2]}: a fusion" in said
+
+
 def test_preprocess_matches_mnist_conventions(synthetic) -> None:
     """Ink bounding box 20 pixels on its long side, centre of mass at the centre, white on black,
     and the same result whatever the polarity and contrast of the drawing."""
@@ -339,6 +372,7 @@ def test_a_phone_photo_is_read_upright_as_its_exif_orientation_says() -> None:
         ("blank", "no digit found"),
         ("addend", "addend must be an integer 0..9, got '10'"),
         ("negative", "addend must be an integer 0..9, got '-1'"),
+        ("word", "addend must be an integer 0..9, got 'x'"),  # it read as addend 0
         ("run", "no config.json there; expected a finished run directory"),
         ("no_run", "nope: no such directory; expected a finished run directory"),
         ("file_run", "text.png: a file; expected a finished run directory"),
@@ -370,6 +404,7 @@ def test_bad_input_is_one_line_exit_2(
         "blank": ["--image", str(tmp_path / "blank.png"), "--addend", "1"],
         "addend": ["--image", good, "--addend", "10"],
         "negative": ["--image", good, "--addend=-1"],
+        "word": ["--image", good, "--addend", "x"],
         "run": ["--image", good, "--addend", "1"],
         "no_run": ["--image", good, "--addend", "1"],
         "file_run": ["--image", good, "--addend", "1"],

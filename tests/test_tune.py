@@ -1260,3 +1260,19 @@ def test_a_model_argument_typed_wins_over_the_tuned_one() -> None:
     typed = replace(cfg, model_args={"width": 8})
     assert apply_record(typed, record).model_args == model_args | {"width": 8}
     assert apply_record(cfg, record).model_args["width"] == 32
+
+
+def test_a_bad_model_argument_value_in_a_grid_is_its_own_line_not_models_that_cannot_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """``width=0`` on two combinations is a value to fix, said as one model's would be; it is
+    not "2 of 2 models cannot run on 1x28x28 images (leave them out of --arch)"."""
+    monkeypatch.setattr(tuning, "optimize", lambda *a, **k: pytest.fail("tuned"))
+    monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))
+    results = tmp_path / "results"
+    argv = ["tune", "--arch", "gap_cnn,small_cnn", "--fusion", "concat", "--model-arg", "width=0"]
+    assert exit_status([*argv, *TINY, "--trials", "1", "--results-dir", str(results)]) == 2
+    assert one_line(capsys.readouterr().err).endswith(
+        "error: width=0 for gap_cnn: expected int in 1..256"
+    )
+    assert not results.exists()

@@ -312,8 +312,9 @@ def held_for_every(
     model to 28 pixels (``SIZING``: a ViT's img_size and patch_size) go to the combinations that
     take them, as in ``run``'s grid; any other argument is held for every combination (the
     report compares them as one configuration), so one that a combination does not take is a
-    usage error."""
-    from architectures import arg_names
+    usage error. Every value is checked (a bad one is a line of its own, not a model that
+    cannot run)."""
+    from architectures import arg_names, split_overrides
 
     shares = model_args_of(pairs, {k: v for k, v in model_args.items() if k in SIZING})
     for arch, fusion in pairs:
@@ -324,7 +325,13 @@ def held_for_every(
                 "compare holds each --model-arg but a model's sizes (img_size, patch_size) for "
                 "every combination: compare those that take it, and tune and run the others apart"
             )
-    return {
+    held = {
         pair: {**{k: v for k, v in model_args.items() if k not in SIZING}, **share}
         for pair, share in shares.items()
     }
+    try:
+        for pair, share in held.items():
+            split_overrides(*pair, share)
+    except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
+        raise UsageError(str(exc)) from None
+    return held

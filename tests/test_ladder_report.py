@@ -722,6 +722,32 @@ def test_equal_time_says_which_rungs_trained_too_few_images_to_time_a_rate() -> 
     assert "warm-up" not in time_section(points.iloc[2:], "cpu: test", 0)
 
 
+def test_equal_time_times_a_rung_of_exactly_the_minimum_images_as_a_rate() -> None:
+    """``MIN_TRAINED`` images are enough to time a rate, as the estimates take them: only the
+    rungs that trained fewer are named as start-up and warm-up."""
+    from benchmark.config import MIN_TRAINED
+    from benchmark.report.equal_time import warm_up_note
+
+    points = pd.DataFrame({"rung": [1, 2], "images": [MIN_TRAINED - 1, MIN_TRAINED]})
+    assert warm_up_note(points).startswith(" Runs of 1 epoch trained fewer than 20,000 images")
+    assert warm_up_note(points.iloc[1:]) == ""
+
+
+def test_equal_time_gives_the_spread_in_seconds_of_groups_of_two_seeds_too() -> None:
+    """Two seeds give a standard deviation: their groups count in the median and the largest
+    spread (a group of one seed has none)."""
+    from benchmark.report.equal_time import spread_note
+
+    points = pd.DataFrame(
+        {"n": [2, 3, 1], "train_seconds_mean": [100.0, 100.0, 50.0],
+         "train_seconds_std": [10.0, 30.0, float("nan")]}
+    )  # fmt: skip
+    assert "their standard deviation was a median 20% of their mean, up to 30%," in (
+        spread_note(points)
+    )
+    assert spread_note(points.iloc[2:]) == ""
+
+
 def test_equal_times_key_tells_budget_fusion_and_kind_apart() -> None:
     """The budgets took the colours that mean encoders in every other plot (orange, green,
     blue), and the key drew "tuned" with gap_cnn's filled circle: the budgets are now shades

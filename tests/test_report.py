@@ -2249,6 +2249,17 @@ def test_a_tie_between_budgets_is_broken_by_the_larger_and_said() -> None:
     assert alone.base["train_subset"] == 3000 and "tied" not in alone.source
 
 
+def test_a_tie_between_budgets_goes_to_more_epochs_then_to_the_full_training_split() -> None:
+    """The larger budget wins a tie in each of its parts: epochs first, and the full training
+    split (``train_subset`` None) holds more images than any subset of it."""
+    from benchmark.report.reference import most_used
+
+    epochs = most_used([{"epochs": 1}, {"epochs": 3}])
+    assert epochs.base["epochs"] == 3 and "tied with 1 other" in epochs.source
+    split = most_used([{"epochs": 1, "train_subset": 20000}, {"epochs": 1}])
+    assert split.base["train_subset"] is None
+
+
 def test_val_curves_mark_the_main_budget_only_inside_the_axis(tmp_path: Path) -> None:
     """At the last epoch drawn, the budget's line sat on the right edge and took a key row in
     every panel to mark nothing; a budget before the last epoch is still marked."""
@@ -2281,6 +2292,45 @@ def test_a_run_tuned_at_another_budget_is_not_in_the_main_comparison() -> None:
     tuned = {"study": "s", "trial": 0, "value": 0.5}
     assert ref.is_main({"epochs": 1}, {**tuned, "budget": {"epochs": 1}})
     assert not ref.is_main({"epochs": 1}, {**tuned, "budget": {"epochs": 3}})
+
+
+def test_a_configuration_tuned_by_a_study_outside_the_protocol_is_not_in_its_main_comparison() -> (
+    None
+):
+    """A ``compare`` protocol names its studies: a run tuned at its budget by another study (a
+    ``tune`` of the user's own) is not one of its tuned configurations; beside it (``--against``),
+    a user's run tuned by any study at that budget is."""
+    from benchmark.report.reference import Reference, learned
+
+    ref = Reference(learned({"epochs": 1}), frozenset({"s"}), "x")
+    budget = {"budget": {"epochs": 1}}
+    assert ref.is_main({"epochs": 1}, {"study": "s", **budget})
+    assert not ref.is_main({"epochs": 1}, {"study": "mine", **budget})
+    assert ref.opened().is_main({"epochs": 1}, {"study": "mine", **budget})
+
+
+def test_a_tuned_run_that_changed_what_no_study_searches_is_not_in_the_main_comparison() -> None:
+    """A study searches lr, width and the like; a tuned run with another optimizer as well
+    differs from the reference in more than its tuning."""
+    from benchmark.report.reference import Reference, learned
+
+    ref = Reference(learned({"epochs": 1}), None, "x")
+    tuned = {"study": "s", "budget": {"epochs": 1}}
+    assert ref.is_main({"epochs": 1, "lr": 0.01}, tuned)
+    assert not ref.is_main({"epochs": 1, "lr": 0.01, "optimizer": "sgd"}, tuned)
+    assert ref.differs({"epochs": 1, "lr": 0.01, "optimizer": "sgd"}, tuned) == (
+        "tuned by s; optimizer sgd"
+    )
+
+
+def test_what_sets_a_tuned_group_apart_leaves_out_what_its_study_tuned() -> None:
+    """A configuration tuned at 3 epochs differs from a 1-epoch reference in its epochs: its
+    study's lr and sizes are what tuning is, not a difference to list."""
+    from benchmark.report.reference import Reference, learned
+
+    ref = Reference(learned({"epochs": 1}), None, "x")
+    config = {"epochs": 3, "lr": 0.01, "model_args": {"width": 24}}
+    assert ref.differs(config, {"study": "s", "budget": {"epochs": 3}}) == "tuned by s; epochs 3"
 
 
 def test_two_seeds_in_any_tested_group_bring_the_few_seeds_note(tmp_path: Path) -> None:
@@ -2405,6 +2455,130 @@ def test_a_group_called_worse_below_a_tied_ones_mean_says_how_its_size_compares(
     assert note.startswith(said), note
 
 
+def test_a_group_called_worse_above_every_tied_ones_mean_gets_no_spread_note() -> None:
+    """The note explains a lower mean called worse; a worse group whose mean is higher than the
+    tied one's needs none (it read "a lower mean error (3.00% against 2.50%)")."""
+    from benchmark.report.answer import spread_notes
+
+    def group(label: str, mean: float, ci: float, p: float) -> pd.DataFrame:
+        return pd.DataFrame([{"label": label, "params": 1000, "test_sum_err_mean": mean,
+                              "test_sum_err_ci": ci, "p_vs_best": p}])  # fmt: skip
+
+    assert spread_notes(group("worse", 3.0, 0.1, 0.01), group("tied", 2.5, 3, 0.5)) == []
+
+
+def test_the_spread_note_names_the_widest_tied_group_above_a_worse_ones_mean() -> None:
+    """Of the tied groups with a higher mean, the one of the widest interval is the plainest
+    case of "indistinguishable is not better": it is the one named, whatever the row order."""
+    from benchmark.report.answer import spread_notes
+
+    worse = pd.DataFrame([{"label": "worse", "params": 1000, "test_sum_err_mean": 2.0,
+                           "test_sum_err_ci": 0.1, "p_vs_best": 0.01}])  # fmt: skip
+    near = pd.DataFrame(
+        [{"label": label, "params": 1000, "test_sum_err_mean": 2.5, "test_sum_err_ci": ci,
+          "p_vs_best": 0.5} for label, ci in (("narrow", 1.0), ("wide", 3.0))]
+    )  # fmt: skip
+    (note,) = spread_notes(worse, near)
+    assert "than wide, yet is called worse" in note and "narrow" not in note
+
+
+def test_two_groups_get_no_sentence_on_the_highest_error(tmp_path: Path) -> None:
+    """Of two groups the other one is the highest: the answer has named it already."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"a{seed}", seed=seed, sum_acc=0.95 + seed / 100, val_curve=(0.9,))
+        make_run(runs, f"b{seed}", fusion="late_sum", seed=seed, sum_acc=0.90 + seed / 100,
+                 config_hash="b0000000", val_curve=(0.9,))  # fmt: skip
+    answer = answer_of(markdown_of(tmp_path))
+    assert "gap_cnn x late_sum" in answer and "highest error" not in answer
+
+
+def answer_rows(*rows: tuple) -> pd.DataFrame:
+    """Main-comparison rows as the answer reads them: (label, standing, seeds, mean error %)."""
+    return pd.DataFrame(
+        [{"label": label, "standing": standing, "n": n, "test_sum_err_mean": mean,
+          "test_sum_err_ci": 0.1 if n > 1 else float("nan"), "test_sum_acc_mean": 1 - mean / 100,
+          "params": 1000, "train_seconds_mean": 10.0, "same_as_default": False,
+          "p_vs_best": 0.01 if standing == "worse" else float("nan")}
+         for label, standing, n, mean in rows]
+    )  # fmt: skip
+
+
+def test_a_best_of_two_seeds_brings_the_few_seeds_note() -> None:
+    """The best's own interval is as wide as any other group's of 2 seeds."""
+    from benchmark.report.answer import FEW_SEEDS, tested_sentences
+
+    main = answer_rows(("best", "best", 2, 1.0), ("b", "worse", 3, 3.0))
+    assert FEW_SEEDS in tested_sentences(main, main.iloc[0])
+    main = answer_rows(("best", "best", 3, 1.0), ("b", "worse", 3, 3.0))
+    assert FEW_SEEDS not in tested_sentences(main, main.iloc[0])
+
+
+def test_only_a_lower_mean_from_one_seed_is_said_not_to_make_the_best() -> None:
+    """An untested group whose one seed erred more than the best needs no warning."""
+    from benchmark.report.answer import untested_sentences
+
+    main = answer_rows(("best", "best", 3, 2.0), ("high", "untested", 1, 3.0),
+                       ("low", "untested", 1, 1.0))  # fmt: skip
+    text = " ".join(untested_sentences(main.iloc[0], main.iloc[1:]))
+    assert "A lower mean error from one seed (low) does not make a group the best." in text
+    assert "does not make" not in " ".join(untested_sentences(main.iloc[0], main.iloc[1:2]))
+
+
+def test_a_group_of_yours_better_than_the_reference_is_not_counted_among_ties_or_worse() -> None:
+    """Beside a reference (``--against``) a user's group can beat its best: with none tied, the
+    answer says so, not "cannot tell it apart from 0 of the 2" nor that the other is the one
+    group tested."""
+    from benchmark.report.answer import tested_sentences
+
+    main = answer_rows(("best", "best", 3, 2.0), ("mine", "better", 3, 1.0),
+                       ("w", "worse", 3, 4.0))  # fmt: skip
+    text = " ".join(tested_sentences(main, main.iloc[0]))
+    assert "Welch's t-test at 5% finds a lower error than it for mine." in text
+    assert "cannot tell it apart" not in text and "The other group tested" not in text
+
+
+def test_a_sentence_calls_a_group_default_only_beside_tuned_ones_in_the_main_comparison() -> None:
+    """A tuned group elsewhere (another budget) leaves the main comparison's names as they are."""
+    from benchmark.report.answer import said
+
+    summary = pd.DataFrame(
+        {"section": ["main", "other"], "tuned": [False, True], "arch": "gap_cnn",
+         "fusion": "concat", "sizes": "", "differs": ["", "epochs 3"], "yours": False,
+         "precision": "fp32", "config_hash": ["a", "b"],
+         "label": ["gap_cnn x concat", "gap_cnn x concat (epochs 3)"]}
+    )  # fmt: skip
+    assert list(said(summary)["label"]) == ["gap_cnn x concat", "gap_cnn x concat (epochs 3)"]
+    both = summary.assign(section="main", differs="")
+    assert list(said(both)["label"]) == ["gap_cnn x concat (default)", "gap_cnn x concat (tuned)"]
+
+
+def test_the_answers_scope_names_the_main_comparisons_precision_only(tmp_path: Path) -> None:
+    """bf16 twins of the fp32 groups are in the precision section: the answer's budget says
+    fp32 alone, as the main table's sentence does."""
+    for precision in ("fp32", "bf16"):
+        for seed in (0, 1):
+            run = make_run(tmp_path / "runs", f"{precision}-{seed}", seed=seed,
+                           sum_acc=0.95 + seed / 100, val_curve=(0.9,))  # fmt: skip
+            with_precision(run, precision)
+    answer = answer_of(markdown_of(tmp_path))
+    assert "(1 epoch on the full training split, fp32)" in answer and "bf16" not in answer
+
+
+def test_with_no_main_comparison_the_answer_still_says_where_your_groups_went() -> None:
+    """``--against`` a reference with no group at its own budget: the user's groups are named
+    as away from the main comparison, as they are where there is one."""
+    from benchmark.report.answer import no_main_sentences
+
+    summary = pd.DataFrame(
+        {"section": "other", "yours": [False, True], "n": 2, "test_sum_err_mean": [2.0, 3.0],
+         "test_digit_acc_mean": 0.99, "label": ["theirs (epochs 2)", "mine (epochs 2) [yours]"]}
+    )  # fmt: skip
+    text = " ".join(no_main_sentences(summary, "1 epoch"))
+    assert "1 group of yours is not in the main comparison" in text
+    assert text.endswith("(see below): mine (epochs 2) [yours].")
+
+
 def test_counts_lists_settings_and_differences_read_as_english() -> None:
     """The words every sentence of the report shares: nouns agree with their counts, thousands
     are grouped, lists end in "and", a float setting has four significant digits and a difference
@@ -2423,3 +2597,15 @@ def test_counts_lists_settings_and_differences_read_as_english() -> None:
     assert wording.settings(tuned) == "width=24 dropout=0.2386"
     found, wanted = {"epochs": 1, "val_subset": None}, {"epochs": 2, "val_subset": 500}
     assert wording.differences(found, wanted) == "epochs 1, not 2; val_subset None, not 500"
+
+
+def test_beside_a_group_of_yours_found_better_the_worse_ones_are_still_said() -> None:
+    """``--against``: a user's group better than the reference's best, none tied: the answer gave
+    the better verdict alone, and the reference group Welch's test found worse went unsaid."""
+    from benchmark.report.answer import tested_sentences
+
+    main = answer_rows(("best", "best", 3, 2.0), ("mine", "better", 3, 1.0),
+                       ("w", "worse", 3, 4.0))  # fmt: skip
+    text = " ".join(tested_sentences(main, main.iloc[0]))
+    assert "w is worse by Welch's t-test at 5%" in text
+    assert "finds a lower error than it for mine." in text

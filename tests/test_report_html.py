@@ -54,6 +54,38 @@ def test_markdown_subset_converts() -> None:
     assert "plots/q.png not embedded" in page and 'src="plots/q.png"' not in page
 
 
+def test_a_tables_separator_line_is_no_row_of_the_page() -> None:
+    """``|---|---|`` under a table's header says where the header ends: drawn as a body row, it
+    read as a row of dashes atop every table of the page."""
+    page = render_html("# t\n\n| c | d |\n|---|---|\n| 1 | 2 |\n| 3 | 4 |\n", {})
+    (body,) = re.findall(r"<tbody>(.*?)</tbody>", page)
+    assert body == "<tr><td>1</td><td>2</td></tr><tr><td>3</td><td>4</td></tr>"
+
+
+def test_headings_keep_their_level_and_the_title_is_shown_once() -> None:
+    """The title is the page's one ``<h1>``, above the answer; sections are ``<h2>``, as in
+    report.md."""
+    page = render_html("# My report\n\nHardware: x.\n\n## The answer\n\nA.\n\n## Main\n\nB.\n", {})
+    assert page.count("<h1>") == 1 and "<h1>My report</h1>" in page
+    assert "<h2>The answer</h2>" in page and "<h2>Main</h2>" in page
+    assert page.index("<h1>My report</h1>") < page.index("<h2>The answer</h2>")
+    assert page.index("<h2>The answer</h2>") < page.index("<p>Hardware: x.</p>")
+
+
+def test_a_ladders_answer_across_budgets_stays_beside_the_answer() -> None:
+    """report.md puts *The answer across budgets* right after *The answer*: the page keeps the
+    two together, in the answer's box, before the header's details."""
+    page = render_html(
+        "# t\n\nHardware: x.\n\n## The answer\n\nA.\n\n## The answer across budgets\n\n"
+        "B.\n\n## Main comparison\n\nC.\n",
+        {},
+    )
+    answers = re.findall(r'<section class="answer">(.*?)</section>', page)
+    assert answers == ["<h2>The answer</h2><p>A.</p>",
+                       "<h2>The answer across budgets</h2><p>B.</p>"]  # fmt: skip
+    assert page.index("The answer across budgets") < page.index("Hardware: x.")
+
+
 @pytest.mark.slow
 def test_report_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)

@@ -185,6 +185,8 @@ def tested_sentences(main: pd.DataFrame, best: pd.Series) -> list[str]:
             f"{names(near)}"
             f"{remaining if len(worse) else ''} {note}."
         )
+    elif len(worse):  # beside a group of yours found better: the worse ones' verdict still said
+        text.append(f"{names(worse)} {is_are(len(worse))} worse by Welch's t-test at 5% {note}.")
     if not better.empty:
         text.append(f"Welch's t-test at 5% finds a lower error than it for {names(better)}.")
     if tested["n"].min() < 3 or best["n"] < 3:

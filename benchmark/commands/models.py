@@ -144,26 +144,25 @@ def dry_runs(models: Iterable[tuple[str, str, dict[str, Any]]]) -> None:
     """``check_model`` for each model (arch, fusion, model arguments; one named again, by seeds
     or sweeps, counts once), all of them before the command refuses: a timm family (``--arch
     'timm:vit_*'``) is refused once, naming every member that cannot run on 28x28 images, not
-    one member per try. A bar shows a long check (a ViT's takes up to half a second) and goes
-    when done."""
+    one member per try. A bad model argument (``width=0``: no model that cannot run, a value to
+    fix) is its own line at once. A bar shows a long check (a ViT's takes up to half a second)
+    and goes when done."""
     from architectures import CannotRunError, check_model, model_key
 
     models = list({model_key(*model): model for model in models}.values())
-    failed: list[tuple[str, Exception]] = []  # the model and why
+    failed: list[tuple[str, CannotRunError]] = []  # the model and why
     shown = passing_bar(models, f"checking {len(models)} models") if len(models) > SHOWN else models
     for arch, fusion, model_args in shown:
         try:
             check_model(arch, fusion, model_args)
-        except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
+        except CannotRunError as exc:
             failed.append((f"{arch} x {fusion}", exc))
+        except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
+            raise UsageError(str(exc)) from None
     if len(failed) == 1:
         raise UsageError(str(failed[0][1]))
     if failed:
-        sizes = {
-            name: exc.sizes
-            for name, exc in failed[1:]
-            if isinstance(exc, CannotRunError) and exc.sizes
-        }
+        sizes = {name: exc.sizes for name, exc in failed[1:] if exc.sizes}
         raise UsageError(
             f"{len(failed)} of {len(models)} models cannot run on 1x28x28 images (leave them out "
             f"of --arch): {failed[0][1]}; also {named([name for name, _ in failed[1:]])}"
@@ -312,9 +311,8 @@ def held_for_every(
     model to 28 pixels (``SIZING``: a ViT's img_size and patch_size) go to the combinations that
     take them, as in ``run``'s grid; any other argument is held for every combination (the
     report compares them as one configuration), so one that a combination does not take is a
-    usage error. Every value is checked (a bad one is a line of its own, not a model that
-    cannot run)."""
-    from architectures import arg_names, split_overrides
+    usage error."""
+    from architectures import arg_names
 
     shares = model_args_of(pairs, {k: v for k, v in model_args.items() if k in SIZING})
     for arch, fusion in pairs:
@@ -325,13 +323,7 @@ def held_for_every(
                 "compare holds each --model-arg but a model's sizes (img_size, patch_size) for "
                 "every combination: compare those that take it, and tune and run the others apart"
             )
-    held = {
+    return {
         pair: {**{k: v for k, v in model_args.items() if k not in SIZING}, **share}
         for pair, share in shares.items()
     }
-    try:
-        for pair, share in held.items():
-            split_overrides(*pair, share)
-    except (ValueError, TypeError) as exc:  # TypeError: a config file's "x" for 1
-        raise UsageError(str(exc)) from None
-    return held

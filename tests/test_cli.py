@@ -204,6 +204,32 @@ def test_list_in_a_narrow_terminal_breaks_no_word(
     assert ("origin" in headers[0]) is (width == 250)
 
 
+def test_a_list_table_as_wide_as_the_terminal_is_whole_and_one_column_wider_is_split(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The origin and description leave the table only where it does not fit: a table
+    exactly the terminal's width fits."""
+    import io
+
+    from rich.console import Console
+
+    from benchmark.commands import listing
+
+    columns = ("encoder", "D", "params", "defaults", "origin", "description")
+    rows = [["gap_cnn", "64", "85,357", "width=16", "built-in", "Global average pooling CNN"]]
+
+    def shown(width: int) -> list[str]:
+        term = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+        monkeypatch.setattr(listing, "console", term)
+        monkeypatch.setattr("benchmark.commands.common.console", term)
+        listing.print_entries("encoders", columns, rows)
+        return term.file.getvalue().splitlines()
+
+    width = max(map(len, shown(250)))  # the whole table's
+    assert any("┃ origin" in line for line in shown(width))
+    assert not any("┃ origin" in line for line in shown(width - 1))
+
+
 def test_suggested_commands_paste_whole_with_a_space_in_a_path(tmp_path: Path, capsys) -> None:
     """``--results-dir 'my results'``: the hints said ``--results-dir my results``, which a
     shell splits in two; they are quoted as a shell reads them."""

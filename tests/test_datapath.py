@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -150,6 +151,7 @@ def test_another_combinations_measurement_is_not_replaced(
         ["--steps", "100000"],  # more images than the training split
         ["--steps", "0"],
         ["--steps", "10", "--rounds", "3"],  # not a whole number of steps per round
+        ["--rounds", "0"],
         ["--arch", "gap*"],  # one name, not a pattern
         ["--num-workers", "9999"],  # hung, its workers left behind when killed
         ["--num-workers", "-1"],
@@ -173,12 +175,15 @@ def test_a_bad_run_setting_is_said_by_its_flag(
     assert "error: --batch-size must be a positive integer, got 0" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("flag", ["--arch", "--fusion"])
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--arch", "gap_cnn,small_cnn"), ("--fusion", "concat,late_sum"), ("--arch", "gap*")],
+)
 def test_a_list_of_names_says_datapath_takes_one(
-    flag: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    flag: str, value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """It said "unknown encoder 'gap_cnn,small_cnn'", as if the names were wrong."""
-    value = "gap_cnn,small_cnn" if flag == "--arch" else "concat,late_sum"
+    """It said "unknown encoder 'gap_cnn,small_cnn'", as if the names were wrong; a wildcard
+    is several names too."""
     assert main(["datapath", flag, value, "--results-dir", str(tmp_path)]) == 2
     line = capsys.readouterr().err.strip()
     assert line.endswith(
@@ -236,15 +241,35 @@ def test_the_warmup_steps_count_in_the_images_a_measurement_needs(
     tmp_path: Path, synthetic_root: Path, synthetic, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """The timed steps alone fit the training split (10 x 5000 of 55000 images); with the
-    warm-up steps before them (12 x 5000) they do not, and nothing is measured."""
-    measured_without_a_model(monkeypatch, synthetic, lambda *a: pytest.fail("measured"))
-    args = ["--steps", "10", "--rounds", "1", "--warmup-steps", "2", "--batch-size", "5000"]
-    args += ["--device", "cpu", "--precision", "fp32"]
-    args += ["--data-dir", str(synthetic_root), "--results-dir", str(tmp_path)]
-    assert main(["datapath", *args]) == 2
+    warm-up steps before them (12 x 5000) they do not, and nothing is measured. 11 x 5000,
+    the whole split, is measured."""
+    args = ["--steps", "10", "--rounds", "1", "--batch-size", "5000"]
+    args += ["--device", "cpu", "--precision", "fp32", "--data-dir", str(synthetic_root)]
+    figures = {way: [1000.0] for way in ("trainer", "prebuilt", "dataloader")}
+    measured_without_a_model(monkeypatch, synthetic, lambda *a: figures)
+    whole = ["--warmup-steps", "1", "--results-dir", str(tmp_path / "whole")]
+    assert main(["datapath", *args, *whole]) == 0
+    capsys.readouterr()
+    monkeypatch.setattr("benchmark.datapath.measure", lambda *a: pytest.fail("measured"))
+    assert main(["datapath", *args, "--warmup-steps", "2", "--results-dir", str(tmp_path)]) == 2
     line = one_line(capsys.readouterr().err)
     assert "(--warmup-steps + --steps) x --batch-size = 60000 images, more than the 55000" in line
     assert not (tmp_path / "datapath").exists() or not any((tmp_path / "datapath").iterdir())
+
+
+def test_the_console_table_gives_each_paths_figure_and_its_share_of_the_prebuilt_one() -> None:
+    """Each way's median with thousands separators and over the pre-built batch's (the
+    trainer at 0.550 of it, not 1.818); one round is said as one."""
+    from rich.console import Console
+
+    from benchmark.commands.datapath import report_table
+
+    ips = {"trainer": 1100.0, "prebuilt": 2000.0, "dataloader": 500.0}
+    term = Console(file=io.StringIO(), width=100, color_system=None)
+    term.print(report_table({"rounds": 1, "images_per_s": ips}))
+    words = " ".join(term.file.getvalue().split())
+    assert "train images/s by data path, median of 1 round " in words
+    assert "trainer │ 1,100 │ 0.550 │" in words and "dataloader │ 500 │ 0.250 │" in words
 
 
 @pytest.mark.parametrize("found", ["[]", "{}", '{"arch": "gap_cnn"}', '"gap_cnn"'])

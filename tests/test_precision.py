@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import cpu_file, make_run, report_markdown
+from conftest import DEVICE, cpu_file, make_run, report_markdown
 
 from benchmark import hardware, report, rundir, runs
 from benchmark.config import TrainConfig
@@ -278,13 +278,21 @@ def test_bench_and_datapath_measure_what_auto_chose(
     assert json.loads(written.read_text())["precision"] == "bf16"
 
 
-def twin_runs(root: Path, precision: str, errors: tuple[float, ...], speed: float) -> None:
-    """Default gap_cnn x concat runs in ``precision`` with the given test sum errors (%)."""
+def twin_runs(
+    root: Path,
+    precision: str,
+    errors: tuple[float, ...],
+    speed: float,
+    fusion: str = "concat",
+    device: str = DEVICE,
+) -> None:
+    """Default gap_cnn x ``fusion`` runs in ``precision`` on ``device`` with the given test sum
+    errors (%)."""
     for seed, err in enumerate(errors):
-        run_dir = make_run(root, f"{precision}-{seed}", seed=seed, sum_acc=1 - err / 100,
-                           val_curve=(0.9,))  # fmt: skip
+        run_dir = make_run(root, f"{fusion}-{precision}-{seed}", fusion=fusion, seed=seed,
+                           sum_acc=1 - err / 100, val_curve=(0.9,))  # fmt: skip
         found = json.loads((run_dir / "metrics.json").read_text())
-        found.update(precision=precision, channels_last=precision == "bf16")
+        found.update(precision=precision, channels_last=precision == "bf16", device=device)
         found["train_images_per_s"] = speed
         (run_dir / "metrics.json").write_text(json.dumps(found))
 
@@ -310,6 +318,30 @@ def test_report_keeps_precisions_apart_and_compares_them(tmp_path: Path) -> None
     assert "| gap_cnn x concat | 3/3 | 1.20 ± 0.50 | 1.30 ± 0.50 | +0.10 | 0.573 |" in section
     assert "no difference detected | 1,000 | 2,500 | 2.50 |" in section
     assert "no difference in 1" in section and "2.50x fp32's" in section
+
+
+def test_a_twin_timed_on_another_device_gets_no_speed_up(tmp_path: Path) -> None:
+    """Throughputs of two devices are not a speed-up: such a pair's cell is "-", the line
+    under the heading names only the devices of pairs compared, and without any such pair it
+    gives no throughput at all; a one-seed pair is untested, and each side's seeds counted."""
+    from benchmark.report import precision
+
+    runs_dir = tmp_path / "runs"
+    twin_runs(runs_dir, "fp32", (1.0, 1.2, 1.4), 1000.0)
+    twin_runs(runs_dir, "bf16", (1.1, 1.3), 2500.0)
+    gpu = "cuda: NVIDIA H100 80GB HBM3"
+    twin_runs(runs_dir, "fp32", (1.0,), 1000.0, fusion="late_sum", device=gpu)
+    twin_runs(runs_dir, "bf16", (1.0,), 3000.0, fusion="late_sum")
+    inputs = report.load_inputs(str(runs_dir / "*"), str(tmp_path / "none"))
+    summary, text = report_markdown(inputs)
+    section = text[text.index("## Precision: bf16 vs fp32") :]
+    assert f"2.50x fp32's (median; 2.50-2.50x) on the same kind of device ({DEVICE})." in section
+    assert "| gap_cnn x concat | 3/2 |" in section
+    assert "| gap_cnn x late_sum | 1/1 | 1.00 | 1.00 | +0.00 | - | - | 1,000 | 3,000 | - |" in (
+        section
+    )
+    apart = precision.precision_section(summary[summary["fusion"] == "late_sum"], inputs.runs)
+    assert apart.startswith("## Precision: bf16 vs fp32") and "Training throughput" not in apart
 
 
 def test_older_runs_without_a_recorded_precision_read_the_old_rule(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from conftest import (
     screen,
 )
 
-from benchmark import benchfile, report
+from benchmark import benchfile, places, report
 from benchmark.cli import main
 from benchmark.report.plots import CAPTIONS
 from benchmark.report.render import display_table
@@ -253,6 +253,35 @@ def test_cpu_features_are_shown_where_a_row_has_them(tmp_path: Path) -> None:
     assert "| cpu features |" in markdown and cells == ["avx2", "avx512 bf16", "-"]
 
 
+def test_bench_rows_are_listed_by_model_then_batch_each_figure_as_bench_prints_it(
+    tmp_path: Path,
+) -> None:
+    """Rows appended in any order read by encoder, fusion, device, precision and batch size;
+    a batch a whole number, MACs with thousands separators, the batch-1 latency to the
+    microsecond."""
+    path = tmp_path / "cpu-fp32.csv"
+    cpu = {"device": "cpu", "precision": "fp32", "batch_size": 256}
+    figures = {"macs_per_image": 7_351_424, "latency_ms_b1": 1.23456}
+    for arch, fusion, batch in (
+        ("small_cnn", "concat", 256),
+        ("gap_cnn", "late_sum", 256),
+        ("gap_cnn", "late_sum", 1),
+        ("gap_cnn", "concat", 256),
+    ):
+        row = cpu | {"arch": arch, "fusion": fusion, "batch_size": batch}
+        benchfile.append_row(path, row | figures)
+    lines = report.bench_section(benchfile.read_rows([path])[0]).splitlines()
+    header = next(line for line in lines if line.startswith("| combination")).split(" | ")
+    rows = [dict(zip(header, line.split(" | "), strict=True)) for line in lines if "_cnn x" in line]
+    assert [(r["| combination"], r["infer batch"]) for r in rows] == [
+        ("| gap_cnn x concat", "256"),
+        ("| gap_cnn x late_sum", "1"),
+        ("| gap_cnn x late_sum", "256"),
+        ("| small_cnn x concat", "256"),
+    ]
+    assert (rows[0]["MACs/img"], rows[0]["latency b1 ms"]) == ("7,351,424", "1.235")
+
+
 def test_a_row_of_a_tuned_model_names_its_arguments_legibly(tmp_path: Path) -> None:
     """A tuned configuration's floats at four significant digits (the file keeps them whole),
     and the batch size it trained at."""
@@ -289,9 +318,13 @@ def test_a_damaged_batch_size_cell_reads_as_missing_and_the_report_goes_on(
     assert not notes
     lines = report.bench_section(rows).splitlines()
     names = next(line for line in lines if line.startswith("| combination"))
-    line = next(line for line in lines if "gap_cnn x late_sum" in line)
-    cells = dict(zip(names.split(" | "), line.split(" | "), strict=True))
-    assert cells[header] == "-"
+
+    def cells(combination: str) -> dict[str, str]:
+        line = next(line for line in lines if line.startswith(f"| {combination} |"))
+        return dict(zip(names.split(" | "), line.split(" | "), strict=True))
+
+    assert cells("gap_cnn x late_sum")[header] == "-"
+    assert cells("gap_cnn x concat")[header] == "8"  # a whole number beside it, not "8.0"
 
 
 def test_an_eager_bench_rows_compile_seconds_read_as_none(tmp_path: Path) -> None:
@@ -1960,6 +1993,19 @@ def test_a_bench_glob_given_that_matches_nothing_is_refused(tmp_path: Path, caps
     args = ["report", "--results-dir", str(tmp_path), "--bench", str(tmp_path / "nomatch*.csv")]
     assert main(args) == 2
     assert "--bench" in capsys.readouterr().err and not (tmp_path / "report.md").exists()
+
+
+def test_the_bench_files_of_a_results_directory_are_its_csvs_not_their_lock_files(
+    tmp_path: Path,
+) -> None:
+    """bench leaves ``<file>.csv.lock`` beside each CSV it appends to: a report of the
+    directory reads the CSV's rows, and takes the lock for no bench file of its own."""
+    make_run(tmp_path / "runs", "a", sum_acc=0.95, val_curve=(0.9,))
+    csv_path = tmp_path / "bench" / "cpu-fp32.csv"
+    benchfile.append_row(csv_path, {"arch": "gap_cnn", "fusion": "concat", "device": "cpu"})
+    assert csv_path.with_name(csv_path.name + ".lock").exists()
+    inputs = report.load_inputs(places.runs_glob(tmp_path), places.bench_glob(tmp_path))
+    assert list(inputs.bench["arch"]) == ["gap_cnn"] and inputs.notes == []
 
 
 def test_val_curves_of_many_groups_keep_their_panels_and_whole_legends(tmp_path: Path) -> None:

@@ -77,11 +77,12 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
         }
     )
     lower, higher = int((said == "lower").sum()), int((said == "higher").sum())
-    speed = pairs["speedup"].dropna()
+    compared = pairs["speedup"].notna()  # timed on the same kind of device
+    speed = pairs.loc[compared, "speedup"]
     speed_text = (
         f" Training throughput was {statistics.median(speed):.2f}x {usual}'s (median; "
         f"{speed.min():.2f}-{speed.max():.2f}x) on the same kind of device "
-        f"({', '.join(pairs['timing_device_main'].unique())})."
+        f"({', '.join(pairs.loc[compared, 'timing_device_main'].unique())})."
         if not speed.empty
         else ""
     )

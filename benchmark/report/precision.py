@@ -76,7 +76,8 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
             "speed-up": [fmt(v, ".2f") for v in pairs["speedup"]],
         }
     )
-    lower, higher = int((said == "lower").sum()), int((said == "higher").sum())
+    lower, higher, none = (int((said == v).sum()) for v in ("lower", "higher", "none"))
+    untested = len(pairs) - lower - higher - none  # one seed on a side: no p
     compared = pairs["speedup"].notna()  # timed on the same kind of device
     speed = pairs.loc[compared, "speedup"]
     speed_text = (
@@ -92,8 +93,10 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
             f"{plural(len(pairs), 'group')} of the main comparison {were(len(pairs))} also "
             f"trained in {other} (same configuration and seeds; they stay out of the main "
             f"comparison, which is {usual}). Welch's t-test at 5% finds a lower {other} error "
-            f"in {lower}, a higher one in {higher} and no difference in "
-            f"{len(pairs) - lower - higher}." + speed_text,
+            f"in {lower}, a higher one in {higher} and no difference in {none}"
+            + (f" ({untested} untested: one seed on a side)" if untested else "")
+            + "."
+            + speed_text,
             markdown_table(table),
             "Error: mean over seeds ± the half-width of its 95% interval. Throughput: training "
             "images/s, mean over seeds, each side from its own runs (another sitting, possibly "

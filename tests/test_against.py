@@ -93,6 +93,7 @@ def test_against_shows_both_sides_in_the_main_comparison(
         "protocol (see below): my_cnn x gated (epochs 2) [yours]." in text
     )
     assert "| my_cnn x gated [yours] | no | 3 | 4.00 ± " in text
+    assert "nothing else differs. Rows marked [yours] are your runs, tested against the " in text
     other = summary[summary["section"] == "other"]
     assert list(other["label"]) == ["my_cnn x gated (epochs 2) [yours]"]
     assert "| my_cnn x gated [yours] | epochs 2 |" in text  # marked in that table too
@@ -236,9 +237,38 @@ def test_timings_only_beside_the_same_kind_of_device(
     assert pd.notna(theirs["train_seconds_mean"])
     row = next(line for line in text.splitlines() if "my_cnn x gated [yours] |" in line)
     assert "| - | - |" in row  # train s, train img/s
+    # the devices named are those of the rows shown timed: the reference's one machine
+    assert "| timed on |" not in text and "Timings (cpu: Test CPU (2 threads)) are from" in text
     # the same kind of device: timings kept
     _, _, same = against
     assert pd.notna(same.set_index("label").loc["my_cnn x gated [yours]", "train_seconds_mean"])
+
+
+@pytest.mark.usefixtures("undrawn")  # reads tables, not figures
+def test_your_row_timed_elsewhere_reads_untimed_and_names_no_device(tmp_path: Path) -> None:
+    """Your group timed on an H200 beside a reference timed on two CPUs: its time to the target
+    reads "-" though every seed reached it, and the "timed on" column, there for the
+    reference's two machines, leaves your untimed row blank."""
+    reference = make_reference(tmp_path / "reference")
+    yours = make_yours(tmp_path / "output", device="cuda: NVIDIA H200")
+    for seed in range(3):  # 99.5% validation sum accuracy at the first epoch
+        (yours / "runs" / f"my-{seed}" / "history.csv").write_text(
+            "epoch,train_loss,train_sum_acc,val_digit_acc,val_sum_acc,val_joint_acc,lr,seconds\n"
+            "1,0.1,0.9,0.9,0.995,0.9,0.001,10.0\n"
+        )
+    for run in (reference / "runs").glob("ref-b*"):
+        found = json.loads((run / "metrics.json").read_text())
+        (run / "metrics.json").write_text(json.dumps(found | {"cpu_features": "avx512"}))
+    assert main(["report", "--results-dir", str(yours), "--against", str(reference)]) == 0
+    text = (yours / "report.md").read_text()
+    section = text[text.index("## Main comparison") : text.index("\n## ", text.index("## Main"))]
+    header, _, *lines = [
+        line[2:-2].split(" | ") for line in section.splitlines() if line[:1] == "|"
+    ]
+    rows = {row[1]: dict(zip(header, row, strict=True)) for row in lines}
+    mine = rows["my_cnn x gated [yours]"]
+    assert (mine["train s"], mine["s to 99% val"], mine["timed on"]) == ("-", "-", "")
+    assert rows["gap_cnn x late_sum"]["timed on"] == "cpu: Test CPU (2 threads) with avx512"
 
 
 @pytest.mark.usefixtures("undrawn")  # reads tables, not figures

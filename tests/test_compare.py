@@ -752,6 +752,40 @@ def test_the_cost_section_gives_the_sittings_wall_time() -> None:
     assert "gpu-box, 16 worker processes: 8.0 min in 2 sittings." in text
 
 
+def test_the_cost_section_lists_stages_and_machines_in_order_and_skips_what_is_no_time() -> None:
+    """Stages, then machines, in name order whatever order comparison.json holds them in; an
+    entry that is no number of seconds (a damaged file) left out, and nothing but such
+    entries: no section. The protocol's line counts combinations and lists seeds."""
+    from benchmark.report.render import cost_section
+
+    plan = {
+        "key": "k",
+        "pairs": [["gap_cnn", "concat"], ["small_cnn", "late_sum"]],
+        "trials": 3,
+        "max_params": 5000,
+        "seeds": [0, 1, 2, 3],
+    }
+    stages = {"tune": {"b-box": 90.0, "a-box": 30.0, "c-box": "?"}, "bench": {"a-box": 6}}
+    sittings = [
+        {"where": "b-box", "processes": 2, "seconds": 90.0, "rungs": ["k"]},
+        {"where": "a-box", "processes": 4, "seconds": 36.0, "rungs": ["k"]},
+    ]
+    text = cost_section({"plan": plan, "stages": {**stages, "notes": "?"}, "sittings": sittings})
+    said = "`compare` protocol k: 2 combinations, 3 finished tuning trials each under a cap of "
+    assert said + "5,000 parameters, seeds 0, 1, 2, 3. Wall time per stage" in text
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    assert rows[1:] == [
+        "| bench | a-box | 6.0 s |",
+        "| tune | a-box | 30.0 s |",
+        "| tune | b-box | 1.5 min |",
+    ]
+    assert text.endswith(
+        "a-box, 4 worker processes: 36.0 s in 1 sitting; "
+        "b-box, 2 worker processes: 1.5 min in 1 sitting."
+    )
+    assert cost_section({"plan": plan, "stages": {"tune": {"a-box": "?"}, "notes": "?"}}) == ""
+
+
 def test_workers_adding_their_time_at_once_lose_none(tmp_path: Path) -> None:
     """Several ``compare`` processes of one machine add their stage time to one
     comparison.json; they take turns on it, so the sum holds every worker's time."""

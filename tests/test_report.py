@@ -110,8 +110,9 @@ def test_summary_has_known_means_stds_and_counts(tmp_path: Path) -> None:
 def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_run(runs, "default", sum_acc=0.90, config_hash="samehash")
-    make_run(runs, "tuned-0", seed=0, sum_acc=0.95, config_hash="tunedhash", tuned=True)
-    make_run(runs, "tuned-1", seed=1, sum_acc=0.97, config_hash="tunedhash", tuned=True)
+    for seed, acc in ((0, 0.95), (1, 0.97)):
+        make_run(runs, f"tuned-{seed}", seed=seed, sum_acc=acc, params=2000,
+                 config_hash="tunedhash", tuned=True)  # fmt: skip
     make_run(runs, "other", arch="small_cnn", sum_acc=0.99, tuned=True)
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none" / "*.csv"))
     summary = report.summarize(inputs.runs, inputs.bench)
@@ -127,7 +128,7 @@ def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     assert pair["err_delta"] == pytest.approx(-6.0) and math.isnan(pair["p"])  # n=1: no test
     section = report.tuned_vs_default_section(summary)
     # errors 10 % (one seed) and 4 ± t(0.975, 1) * sqrt(2) / sqrt(2) = 4 ± 12.71 %
-    row = "| gap_cnn x concat | 10.00 | 1,000 | 4.00 ± 12.71 | 1,000 | 1/2 | -6.00 | - |"
+    row = "| gap_cnn x concat | 10.00 | 1,000 | 4.00 ± 12.71 | 2,000 | 1/2 | -6.00 | - |"
     assert row + " untested (1 seed) |" in section
     # -0.085 shown as -0.08 beside 0.45 and 0.36: which means the column subtracts, said
     assert "*tuned - default*: of the unrounded means, so it may differ by 0.01" in section
@@ -716,7 +717,8 @@ def test_report_files_header_and_plots(suite) -> None:
             assert path.read_bytes().startswith(b"\x89PNG")
     text = (tmp_path / "out" / "report.md").read_text()
     header = text[: text.index("## The answer")]
-    for expected in (DEVICE, "torch 2.99.0", "timm 9.9.9", "Epochs: 2", "Seeds: 0, 1, 2"):
+    for expected in (DEVICE, "torch 2.99.0", "timm 9.9.9", "Epochs: 2", "Seeds: 0, 1, 2",
+                     "Commits of the runs: abc123"):  # fmt: skip
         assert expected in header
     # the names in every table are registry entries: the header says where they are described
     assert "a fusion how its features meet the addend; `python -m benchmark list`" in header
@@ -735,6 +737,21 @@ def test_report_files_header_and_plots(suite) -> None:
     for name in ("forest", "pareto", "val_curves", "sum_class_heatmap"):
         (at,) = [i for i, part in enumerate(plots) if part.endswith(f"(plots/{name}.png)")]
         assert plots[at + 1] == CAPTIONS[name]
+
+
+def test_a_header_of_runs_that_recorded_no_versions_epochs_or_commit_says_so(
+    tmp_path: Path,
+) -> None:
+    """A run written before these were recorded, or by hand: each header line reads "-", not
+    a blank that looks like a line cut short."""
+    run = make_run(tmp_path / "runs", "old")
+    found = json.loads((run / "metrics.json").read_text())
+    for key in ("versions", "git_commit", "epochs"):
+        del found[key]
+    (run / "metrics.json").write_text(json.dumps(found))
+    text = report_markdown(load(tmp_path))[1]
+    for line in ("Versions of the runs", "Epochs", "Commits of the runs"):
+        assert f"\n- {line}: -\n" in text
 
 
 def test_outputs_are_byte_identical_on_a_second_run(suite, tmp_path: Path) -> None:
@@ -808,6 +825,47 @@ def test_stale_plot_is_removed(suite, tmp_path: Path) -> None:
         path.unlink()
     report.write_report(load(root), tmp_path / "out")
     assert not (tmp_path / "out" / "plots" / "val_curves.png").exists()
+
+
+def test_the_reports_sections_come_in_reading_order(tmp_path: Path) -> None:
+    """The answer, a ladder's sections right after it, the main comparison and its tuned,
+    precision and other groups, then the measurements, costs, studies and plots (in ``PLOTS``
+    order), and last what the tables leave out."""
+    from dataclasses import replace
+
+    from benchmark.report.plots import PLOTS
+
+    runs = make_suite(tmp_path) / "runs"  # tuned beside default, bench rows, incomplete runs
+    # and a section each for a bf16 twin, a run of 3 epochs and a seed run again
+    with_precision(make_run(runs, "bf16", sum_acc=0.93), "bf16")
+    make_run(runs, "long", sum_acc=0.95, config_hash="l0000000", val_curve=(0.5, 0.7, 0.9))
+    make_run(runs, "z-again", seed=1, sum_acc=0.5)
+    plan = {"key": "k", "pairs": [], "trials": 2, "max_params": 10, "seeds": [0]}
+    comparison = {"plan": plan, "stages": {"tune": {"cpu": 60.0}}}
+    inputs = replace(load(tmp_path), notes=["a note"], comparison=comparison)
+    ref, summary = report.answering(inputs, report.build_rungs(inputs))
+    studies, ladder = "## Tuning studies\n\n.", "## Ranks across budgets\n\n."
+    text = report.render_markdown(
+        inputs, summary, dict.fromkeys(PLOTS, b""), ref, studies, ladder=ladder
+    )
+    assert [line for line in text.splitlines() if line.startswith("#")] == [
+        "# digitsum-bench report",
+        "## The answer",
+        "## Ranks across budgets",
+        "## Main comparison (lowest test sum error first)",
+        "## Tuned vs default (main comparison)",
+        "## Precision: bf16 vs fp32",
+        "## Other budgets, ablations and hand-set configurations",
+        "## Bench measurements",
+        "## Cost of the protocol",
+        "## Tuning studies",
+        "## Plots",
+        "## Notes on the inputs",
+        "## Incomplete runs (not in the tables)",
+        "## Repeated seeds (not in the tables)",
+    ]
+    images = [line for line in text.splitlines() if line.startswith("![")]
+    assert images == [f"![{title}](plots/{name}.png)" for name, title in PLOTS.items()]
 
 
 def test_only_incomplete_runs_still_report(tmp_path: Path) -> None:
@@ -911,6 +969,34 @@ def test_a_terminal_too_narrow_for_the_table_gets_the_answers_columns(
         assert "│ tiny_resnet x embed_add │" in table
     else:
         assert "MACs/img" in table and "every column" not in table
+
+
+def test_the_terminal_table_prints_names_whole_and_narrow_shortens_only_its_words(
+    tmp_path: Path,
+) -> None:
+    """Cells are text, not rich markup: read as a style tag, "[yours]" vanished from the name.
+    Narrow, a study that kept the default reads "= default", and names stay left-aligned."""
+    import io
+
+    from rich.console import Console
+
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"d{seed}", seed=seed, sum_acc=0.95 + seed / 100, val_curve=(0.9,))
+        make_run(runs, f"t{seed}", seed=seed, sum_acc=0.95 + seed / 100, tuned=True,
+                 val_curve=(0.9,))  # fmt: skip
+    make_run(runs, "late", fusion="late_sum", sum_acc=0.9, config_hash="l0000000", val_curve=(0.9,))
+    summary = report_markdown(load(tmp_path))[0]
+    summary["yours"] = summary["fusion"] == "late_sum"  # as beside a reference (--against)
+
+    def printed(narrow: bool) -> str:
+        stream = io.StringIO()
+        Console(file=stream, width=300).print(report.rich_table(summary, narrow))
+        return stream.getvalue()
+
+    assert "│ gap_cnn x late_sum [yours] │" in printed(False)
+    narrow = printed(True)
+    assert "│ = default │" in narrow and "│ gap_cnn x concat " in narrow
 
 
 def test_cli_report_without_runs_is_a_usage_error(tmp_path: Path, capsys: Any) -> None:
@@ -1239,6 +1325,8 @@ def test_main_comparison_holds_only_the_reference_budget(tmp_path: Path) -> None
     other = text[text.index("## Other budgets") :]
     for _, differs in list(outsiders.values())[1:]:
         assert differs in other
+    # sum acc 99.9 %, digit acc and consistency 100 (capped), joint acc 98.9
+    assert "| gap_cnn x concat | epochs 4 | 1 | 99.90 | 100.00 | 98.90 | 100.00 | 1,000 |" in other
     assert "tuned by gap_cnn__concat__e4__p9" in other
     assert "a combination the protocol did not name" in other
     assert "5,000 parameters, over the cap of 1,000" in other
@@ -1867,7 +1955,10 @@ def test_a_tuned_configuration_equal_to_the_default_is_named(tmp_path: Path) -> 
     # the tuned row has the default's very errors: the highest is the default's (it named the
     # tuned row, in the committed report too, where the default's was the same)
     assert "The highest error in the comparison is 4.50%, by gap_cnn x concat (default)." in text
-    assert "| yes (= default) |" in text and "the study kept the default (its best trial)" in text
+    assert "| yes (= default) |" in text
+    assert "*= default*: the study's best configuration is the default. " in text  # the key
+    # a difference and a test of a configuration against itself would read as measured
+    assert "| 2/2 |  |  | the study kept the default (its best trial) |" in text
 
 
 @pytest.mark.usefixtures("undrawn")
@@ -2413,12 +2504,16 @@ def test_the_reference_best_is_the_lowest_only_where_none_of_yours_is_lower(
     assert f"the reference's best, **ref**, has the lowest test sum error{claim}" in text
 
 
-@pytest.mark.parametrize(("tuned_error", "said"), [(2.0, "better"), (8.0, "worse")])
+@pytest.mark.parametrize(
+    ("tuned_error", "delta", "said"),
+    [(2.0, "-3.00", "better"), (8.0, "+3.00", "worse"), (5.05, "+0.05", "no difference detected")],
+)
 def test_the_tuning_column_calls_a_lowered_error_better(
-    tuned_error: float, said: str, tmp_path: Path
+    tuned_error: float, delta: str, said: str, tmp_path: Path
 ) -> None:
     """Error is what the table measures: tuning that lowered it is an improvement, and the
-    column must not read it the other way round."""
+    column must not read it the other way round (nor a difference Welch cannot tell from none
+    as either); the difference column is signed either way."""
     runs = tmp_path / "runs"
     for tuned, center in ((False, 5.0), (True, tuned_error)):
         for seed, error in enumerate((center, center + 0.1, center - 0.1)):
@@ -2429,6 +2524,7 @@ def test_the_tuning_column_calls_a_lowered_error_better(
     section = markdown[markdown.index("## Tuned vs default") :]
     (row,) = [line for line in section.splitlines() if line.startswith("| gap_cnn x concat |")]
     assert row.endswith(f"| {said} |"), row
+    assert row.split(" | ")[6] == delta, row
 
 
 def test_the_best_rows_p_cell_is_blank(tmp_path: Path) -> None:
@@ -2442,6 +2538,44 @@ def test_the_best_rows_p_cell_is_blank(tmp_path: Path) -> None:
     rows = display_table(report_markdown(load(tmp_path))[0]).set_index("vs best")
     assert rows.loc["best", "p"] == ""
     assert rows.loc["worse", "p"] not in ("", "-")
+
+
+def test_the_main_tables_columns_read_each_groups_own_figures(tmp_path: Path) -> None:
+    """Every column in its place and every cell of a known group: the metrics other than the sum
+    accuracy (which the error column gives) as mean ± std, a target never reached said so, and
+    the Pareto mark only on the group that no smaller one beats."""
+    runs = tmp_path / "runs"
+    for seed in (0, 1):
+        make_run(runs, f"a{seed}", seed=seed, sum_acc=0.95 + 2 * seed / 100)
+        make_run(runs, f"b{seed}", fusion="late_sum", seed=seed, sum_acc=0.90 + 2 * seed / 100,
+                 params=2000, config_hash="b0000000")  # fmt: skip
+    inputs = load(tmp_path)
+    table = display_table(report.summarize(inputs.runs, inputs.bench))
+    # errors 5 and 3 %: mean 4, half-width t(0.975, 1) * sqrt(2) / sqrt(2) = 12.71; digit
+    # accuracy 96 and 98 %: mean 97, std sqrt(2) = 1.41 (joint 1 point under, consistency 0.5 over)
+    assert table.iloc[0].to_dict() == {
+        "#": "1",
+        "combination": "gap_cnn x concat",
+        "tuned": "no",
+        "n": "2",
+        "sum error % (95% CI)": "4.00 ± 12.71",
+        "vs best": "best",
+        "p": "",
+        "digit acc %": "97.00 ± 1.41",
+        "joint acc %": "95.00 ± 1.41",
+        "consistency %": "96.50 ± 1.41",
+        "params": "1,000",
+        "MACs/img": "-",
+        "train s": "100.5",
+        "train img/s": "1,500",
+        "s to 99% val": "not reached (0/2)",
+        "Pareto": "*",
+    }
+    assert list(table.iloc[1][["combination", "params", "Pareto"]]) == [
+        "gap_cnn x late_sum",
+        "2,000",
+        "",
+    ]
 
 
 def with_precision(run_dir: Path, precision: str) -> None:

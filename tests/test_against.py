@@ -293,6 +293,49 @@ def test_timings_beside_a_cpu_of_the_same_name_and_features(
     assert pd.notna(summary.loc["my_cnn x gated [yours]", "train_seconds_mean"]) == kept
 
 
+def test_only_your_main_groups_timed_on_another_kind_of_device_lose_their_timings() -> None:
+    """Every timing of such a group goes, time to target too; your groups outside the main
+    comparison keep theirs, and with no reference group to set them beside, all of yours do."""
+    from benchmark.report.aggregate import comparable_timings
+
+    timings = {"train_seconds_mean": 10.0, "train_seconds_std": 1.0, "target_seconds": 20.0}
+    timings |= {"train_images_per_s_mean": 100.0, "train_images_per_s_std": 5.0}
+    summary = pd.DataFrame(
+        [
+            timings | {"section": section, "yours": yours, "timing_device": device}
+            for section, yours, device in (
+                ("main", False, "cpu: EPYC"),
+                ("main", True, "cuda: NVIDIA H200"),
+                ("main", True, "cpu: EPYC with avx2"),  # the reference's did not record features
+                ("other", True, "cuda: NVIDIA H200"),
+            )
+        ]
+    )
+    kept = comparable_timings(summary)[list(timings)]
+    assert kept.notna().all(axis=1).tolist() == [True, False, True, True]
+    assert kept.loc[1].isna().all()
+    assert comparable_timings(summary[1:]).equals(summary[1:])
+
+
+def test_the_tuning_table_lists_the_references_combinations_before_yours() -> None:
+    """The reference's pairs first, whatever their names, then yours."""
+    from benchmark.report.aggregate import tuned_vs_default
+
+    figures = {"fusion": "concat", "precision": "fp32", "test_sum_err_mean": 2.0, "n": 3}
+    figures |= {"test_sum_err_ci": 0.1, "test_sum_acc_mean": 0.98, "test_sum_acc_std": 0.001}
+    figures |= {"params": 1000, "same_as_default": False, "section": "main"}
+    summary = pd.DataFrame(
+        [
+            figures
+            | {"arch": arch, "yours": yours, "tuned": tuned, "config_hash": f"{arch}{tuned}"}
+            for arch, yours in (("small_cnn", False), ("gap_cnn", True))
+            for tuned in (False, True)
+        ]
+    )
+    pairs = tuned_vs_default(summary)
+    assert pairs[["arch", "yours"]].values.tolist() == [["small_cnn", False], ["gap_cnn", True]]
+
+
 def test_against_the_results_directory_itself_is_a_usage_error(tmp_path: Path) -> None:
     reference = make_reference(tmp_path / "reference")
     assert main(["report", "--results-dir", str(reference), "--against", str(reference)]) == 2

@@ -107,6 +107,15 @@ def test_summary_has_known_means_stds_and_counts(tmp_path: Path) -> None:
     assert single["n"] == 1 and math.isnan(single["test_sum_acc_std"])
 
 
+def test_a_groups_seeds_are_listed_in_numeric_order_whatever_its_runs_are_named(
+    tmp_path: Path,
+) -> None:
+    for name, seed in (("a", 10), ("b", 2), ("c", 0)):
+        make_run(tmp_path / "runs", name, seed=seed)
+    inputs = load(tmp_path)
+    assert report.summarize(inputs.runs, inputs.bench).iloc[0]["seeds"] == "0,2,10"
+
+
 def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_run(runs, "default", sum_acc=0.90, config_hash="samehash")
@@ -132,6 +141,30 @@ def test_tuned_and_default_groups_never_mix(tmp_path: Path) -> None:
     assert row + " untested (1 seed) |" in section
     # -0.085 shown as -0.08 beside 0.45 and 0.36: which means the column subtracts, said
     assert "*tuned - default*: of the unrounded means, so it may differ by 0.01" in section
+
+
+def test_groups_that_share_a_label_are_told_apart_by_their_configuration_hash() -> None:
+    """Two tuned configurations of one combination in the main comparison (a study run again):
+    each gets its hash, your run of one of them its [yours]."""
+    from benchmark.report.aggregate import group_labels
+
+    group = {"arch": "gap_cnn", "fusion": "concat", "precision": "fp32", "section": "main"}
+    group |= {"differs": "the reference configuration", "sizes": ""}
+    summary = pd.DataFrame(
+        [
+            group | {"tuned": tuned, "config_hash": config_hash, "yours": yours}
+            for tuned, config_hash, yours in (
+                (False, "aaaa0000", False),
+                (True, "bbbb1111", False),
+                (True, "cccc2222", False),
+                (True, "bbbb1111", True),
+            )
+        ]
+    )
+    default, first, second, yours = group_labels(summary)
+    assert (default, yours) == ("gap_cnn x concat", "gap_cnn x concat (tuned) [yours]")
+    assert first.startswith("gap_cnn x concat (tuned)") and first.endswith(" #bbbb1111")
+    assert second.startswith("gap_cnn x concat (tuned)") and second.endswith(" #cccc2222")
 
 
 def test_each_run_config_is_read_whole_and_a_run_without_one_reads_empty(tmp_path: Path) -> None:
@@ -160,6 +193,9 @@ def test_pareto_front_is_the_known_set() -> None:
     assert list(front[front].index) == [0, 1, 4, 5, 6]
     # as good for more parameters is dominated too
     assert list(report.pareto_front(pd.Series([10, 20]), pd.Series([0.9, 0.9]))) == [True, False]
+    # a group of unknown size or accuracy is on no front, and puts no other off it
+    unknown = report.pareto_front(pd.Series([10, 20, math.nan]), pd.Series([0.9, math.nan, 0.99]))
+    assert list(unknown) == [True, False, False]
 
 
 def test_markers_that_would_cover_each_other_are_dodged_and_all_stay_in_view() -> None:
@@ -424,7 +460,7 @@ def test_a_group_takes_bench_figures_from_the_device_its_runs_were_timed_on(
     make_run(runs, "late", fusion="late_sum")
     (tmp_path / "bench.csv").write_text(
         "arch,fusion,device,precision,batch_size,infer_images_per_s,error\n"
-        f"gap_cnn,concat,{DEVICE},fp32,256,20000,\n"
+        f"gap_cnn,concat,{DEVICE},fp32,256,20000, \n"  # an error cell of a space: no error
         "gap_cnn,concat,NVIDIA H200,bf16,8192,1800000,\n"
         "gap_cnn,late_sum,NVIDIA H200,bf16,8192,1700000,\n"
     )
@@ -470,6 +506,27 @@ def test_timings_of_two_cpus_of_one_name_are_never_averaged(tmp_path: Path) -> N
     assert group["timing_device"] == f"{DEVICE} with avx2"  # what the report names
     _, md = report_markdown(inputs)  # and its header names both CPUs, as the tables do
     assert f"- Hardware of the runs: {DEVICE} with avx2, {DEVICE} with avx512 bf16\n" in md
+
+
+def test_a_groups_timings_are_its_most_common_machines_and_of_a_tie_the_first_by_name() -> None:
+    """Seconds and images/s alike come from one machine: the one most of the group's runs had,
+    of two with as many runs the first by name (not the first run's)."""
+    from benchmark.report.aggregate import same_device_timings
+
+    group = {"arch": "gap_cnn", "fusion": "concat", "tuned": False, "precision": "fp32"}
+    found = [("tie", "cpu: Z"), ("tie", "cpu: A"), ("most", "cpu: A")]
+    found += [("most", "cpu: Z"), ("most", "cpu: Z")]
+    runs = pd.DataFrame(
+        [
+            group | {"config_hash": h, "yours": False, "device": device,
+                     "train_seconds": 10.0 * i, "train_images_per_s": 100.0 * i}
+            for i, (h, device) in enumerate(found, start=1)
+        ]
+    )  # fmt: skip
+    kept = same_device_timings(runs)
+    assert kept["timing_device"].tolist() == ["cpu: A"] * 2 + ["cpu: Z"] * 3
+    assert kept["train_seconds"].fillna(0).tolist() == [0, 20.0, 0, 40.0, 50.0]
+    assert kept["train_images_per_s"].fillna(0).tolist() == [0, 200.0, 0, 400.0, 500.0]
 
 
 @pytest.mark.parametrize(
@@ -693,11 +750,14 @@ def test_class_accuracy_is_mean_per_sum(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_run(runs, "s0", seed=0, by_class=[i / 18 for i in range(19)])
     make_run(runs, "s1", seed=1, by_class=[1.0] * 19)
+    make_run(runs, "late", fusion="late_sum", sum_acc=0.95, config_hash="b0000000")
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "*.csv"))
     summary = report.summarize(inputs.runs, inputs.bench)
     classes = report.class_accuracy(inputs.runs, summary)
-    assert classes.shape == (1, 19) and list(classes.columns) == list(range(19))
-    assert classes.iloc[0, 0] == pytest.approx(0.5) and classes.iloc[0, 18] == pytest.approx(1.0)
+    assert list(classes.index) == ["gap_cnn x late_sum", "gap_cnn x concat"]  # summary order
+    assert classes.shape == (2, 19) and list(classes.columns) == list(range(19))
+    concat = classes.loc["gap_cnn x concat"]
+    assert concat[0] == pytest.approx(0.5) and concat[18] == pytest.approx(1.0)
 
 
 def test_report_files_header_and_plots(suite) -> None:
@@ -1340,13 +1400,19 @@ def test_main_comparison_holds_only_the_reference_budget(tmp_path: Path) -> None
 
 def test_near_best_is_welch_at_5_percent(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
-    accuracies = ((0.97, 0.975, 0.90), (0.96, 0.965, 0.91), (0.95, 0.955, 0.92))
-    for seed, (a, b, c) in enumerate(accuracies):
+    accuracies = (
+        (0.97, 0.975, 0.90, 0.945),
+        (0.96, 0.965, 0.91, 0.935),
+        (0.95, 0.955, 0.92, 0.925),
+    )
+    for seed, (a, b, c, d) in enumerate(accuracies):
         make_run(runs, f"a-{seed}", seed=seed, sum_acc=a, val_curve=(0.9,))
         make_run(runs, f"b-{seed}", fusion="late_sum", seed=seed, sum_acc=b, val_curve=(0.9,),
                  config_hash="b0000000")  # fmt: skip
         make_run(runs, f"c-{seed}", fusion="embed_add", seed=seed, sum_acc=c, val_curve=(0.9,),
                  config_hash="c0000000")  # fmt: skip
+        make_run(runs, f"d-{seed}", fusion="film", seed=seed, sum_acc=d, val_curve=(0.9,),
+                 config_hash="d0000000")  # fmt: skip
     inputs = report.load_inputs(str(runs / "*"), str(tmp_path / "none"))
     summary = report.summarize(inputs.runs, inputs.bench).set_index("fusion")
     assert summary.loc["late_sum", "p_vs_best"] == 1.0  # the best: 3.5 % error
@@ -1355,6 +1421,20 @@ def test_near_best_is_welch_at_5_percent(tmp_path: Path) -> None:
     assert summary.loc["concat", "p_vs_best"] == pytest.approx(0.5734, abs=1e-3)
     assert not summary.loc["embed_add", "near_best"]  # 9 % vs 3.5 %: worse
     assert summary.loc["embed_add", "p_vs_best"] < 0.05
+    # 6.5 % vs 3.5 %: t = 3.67, df = 4, p = 0.021, under 5 % though not under 1 %
+    assert summary.loc["film", "p_vs_best"] == pytest.approx(0.0213, abs=1e-3)
+    assert not summary.loc["film", "near_best"]
+
+
+def test_of_groups_tied_on_mean_error_the_best_is_the_one_the_tables_list_first() -> None:
+    """The tie goes to the first by arch, fusion, tuned, configuration and precision, whatever
+    order the groups came in."""
+    from benchmark.report.aggregate import best_key
+
+    concat = ("gap_cnn", "concat", False, "b0000000", "fp32", False)
+    late = ("gap_cnn", "late_sum", False, "a0000000", "fp32", False)
+    for first, second in ((concat, late), (late, concat)):
+        assert best_key({first: [1.5, 1.5], second: [1.0, 2.0]}) == concat
 
 
 def test_studies_get_trial_csvs_and_optuna_plots(tmp_path: Path) -> None:
@@ -1773,7 +1853,9 @@ def test_sentences_when_every_group_has_one_seed(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     make_run(runs, "a", sum_acc=0.95, val_curve=(0.9,))
     make_run(runs, "b", fusion="late_sum", sum_acc=0.90, config_hash="b0000000", val_curve=(0.9,))
-    answer = answer_of(markdown_of(tmp_path))
+    summary, text = report_markdown(load(tmp_path))
+    assert summary["p_vs_best"].fillna(-1).tolist() == [1.0, -1]  # the best against itself
+    answer = answer_of(text)
     assert "**gap_cnn x concat** has the lowest test sum error: 5.00% (one seed" in answer
     assert "Every group has one seed, so none can be tested against another" in answer
     assert "worse" not in answer and "group(s)" not in answer
@@ -1959,6 +2041,27 @@ def test_a_tuned_configuration_equal_to_the_default_is_named(tmp_path: Path) -> 
     assert "*= default*: the study's best configuration is the default. " in text  # the key
     # a difference and a test of a configuration against itself would read as measured
     assert "| 2/2 |  |  | the study kept the default (its best trial) |" in text
+
+
+def test_a_tuned_group_is_its_defaults_twin_only_in_the_same_section_and_precision() -> None:
+    """One configuration hash: a tuned group in another section than the default (tuned by a
+    study outside the protocol), or in another precision, is not the default repeated."""
+    from benchmark.report.aggregate import same_as_default
+
+    group = {"arch": "gap_cnn", "fusion": "concat", "yours": False, "from_defaults": False}
+    summary = pd.DataFrame(
+        [
+            group | {"tuned": tuned, "config_hash": h, "precision": precision, "section": section}
+            for tuned, h, precision, section in (
+                (False, "aaaa0000", "fp32", "main"),
+                (True, "aaaa0000", "fp32", "main"),
+                (True, "aaaa0000", "fp32", "other"),
+                (False, "bbbb1111", "fp32", "heldout"),
+                (True, "bbbb1111", "bf16", "heldout"),
+            )
+        ]
+    )
+    assert same_as_default(summary).tolist() == [False, True, False, False, False]
 
 
 @pytest.mark.usefixtures("undrawn")
@@ -2599,6 +2702,49 @@ def test_the_main_comparison_names_only_its_own_precision(tmp_path: Path) -> Non
     assert "bf16, fp32" not in main
 
 
+def test_sections_follow_in_order_each_with_its_own_precision_and_pareto_front(
+    tmp_path: Path,
+) -> None:
+    """The main comparison first, then the precision twins, the other budgets and held-out pairs,
+    though each is more accurate than the one before. The main comparison's precision is that of
+    most of its own runs (bf16 is most of the report's) and its Pareto front is drawn among its
+    own groups, whatever a group elsewhere scores."""
+    runs = tmp_path / "runs"
+    found = [("main", {}, "fp32", 0.90, 1000, "aaaa0000", 2)]
+    found += [("bf16", {}, "bf16", 0.92, 1000, "aaaa0000", 1)]
+    found += [("aug", {"augment": True}, "bf16", 0.94, 1000, "x0000000", 3)]
+    found += [("held", {"holdout_pairs": 20}, "fp32", 0.96, 500, "h0000000", 1)]
+    for name, config, precision, acc, params, config_hash, seeds in found:
+        for seed in range(seeds):
+            run = configured_run(runs, f"{name}-{seed}", config, seed=seed, sum_acc=acc,
+                                 params=params, config_hash=config_hash,
+                                 val_curve=(0.9,))  # fmt: skip
+            with_precision(run, precision)
+    inputs = load(tmp_path)
+    summary = report.summarize(inputs.runs, inputs.bench)
+    assert summary[["section", "precision", "differs", "pareto"]].values.tolist() == [
+        ["main", "fp32", "the reference configuration", True],
+        ["precision", "bf16", "precision bf16", False],
+        ["other", "bf16", "augment True; precision bf16", False],
+        ["heldout", "fp32", "holdout_pairs 20", False],
+    ]
+
+
+def test_runs_with_held_out_pairs_are_never_the_main_comparison_even_of_a_held_out_protocol(
+    tmp_path: Path,
+) -> None:
+    """A protocol planned with held-out pairs is another experiment: its runs go to the held-out
+    section, not to a main comparison."""
+    from benchmark.report.reference import from_comparison
+
+    budget = {"epochs": 1, "train_subset": None, "holdout_pairs": 3}
+    plan = {"key": "k", "budget": budget, "fixed": {}, "studies": []}
+    configured_run(tmp_path / "runs", "held", {"holdout_pairs": 3}, val_curve=(0.9,))
+    inputs = load(tmp_path)
+    summary = report.summarize(inputs.runs, inputs.bench, from_comparison({"plan": plan}))
+    assert summary["section"].tolist() == ["heldout"]
+
+
 def test_time_to_target_is_the_mean_elapsed_time_of_the_seeds_that_reached_it(
     tmp_path: Path,
 ) -> None:
@@ -2610,6 +2756,18 @@ def test_time_to_target_is_the_mean_elapsed_time_of_the_seeds_that_reached_it(
     summary = report_markdown(load(tmp_path))[0]
     (cell,) = display_table(summary)["s to 99% val"]
     assert cell == "15.0 (2/3)"
+
+
+def test_time_to_target_adds_the_seconds_of_the_epochs_in_order_up_to_99_percent_itself() -> None:
+    """A history listed out of epoch order is read in epoch order; 99.00% reaches the target."""
+    from benchmark.report.aggregate import time_to_target
+
+    history = pd.DataFrame({
+        "run": ["a", "a", "a", "b", "b"], "epoch": [3, 1, 2, 1, 2],
+        "val_sum_acc": [0.995, 0.5, 0.99, 0.9, 0.98], "seconds": [4.0, 10.0, 7.0, 10.0, 10.0],
+    })  # fmt: skip
+    assert time_to_target(history).to_dict() == {"a": 17.0}  # b never reached it
+    assert time_to_target(history.drop(columns="seconds")).empty  # a history without times
 
 
 @pytest.mark.parametrize(

@@ -213,9 +213,11 @@ def test_a_worker_takes_the_place_of_a_trial_that_failed_elsewhere(
     """The last place held by another worker: wait (an RDB storage beats for it), and once
     that trial fails, train one in its place."""
     base, ex, study, elsewhere = one_place_held(f"sqlite:///{tmp_path / 'optuna.db'}")
-    threading.Timer(0.5, lambda: study.tell(elsewhere, state=TrialState.FAIL)).start()
+    fails = threading.Timer(0.5, lambda: study.tell(elsewhere, state=TrialState.FAIL))
+    fails.start()
     heard: list[int] = []
     tuning.optimize(study, base, small_data, ex, trials=2, poll_s=0.05, on_wait=heard.append)
+    fails.join()  # no write after the test's directory goes
     assert heard and set(heard) == {1}  # told, while it waited, what it waited for
     states = [t.state for t in study.trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
@@ -333,8 +335,11 @@ def test_a_compare_worker_tunes_the_next_study_while_the_last_place_of_one_is_he
     first = tuning.open_study(storage, plan.study(*pairs[0]), plan.config(*pairs[0]), None, 10**6)
     first.add_trial(optuna.trial.create_trial(value=0.5))
     held = first.ask()  # the queued defaults trial, running on another worker
-    threading.Timer(1.0, lambda: first.tell(held, state=TrialState.FAIL)).start()
+    fails = threading.Timer(1.0, lambda: first.tell(held, state=TrialState.FAIL))
+    fails.start()
     studies = tune_all(plan, storage, small_data, ex, 0, 1, lambda *_: None)
+    fails.cancel()  # not waited for: it must not fail the trial in a directory gone
+    fails.join()
     assert len(first.trials) == 2  # nothing trained in the held place
     assert len(counted(studies[1])) == 2
 
@@ -377,7 +382,8 @@ def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
     storage = storages.open_storage(f"sqlite:///{tmp_path / 'optuna.db'}")
     first, _ = compare.open_queue(plans[0], storage, tmp_path)
     held = [first.ask(), first.ask()]  # both runs of rung 1, on another worker
-    threading.Timer(1.0, lambda: [first.tell(t, state=TrialState.FAIL) for t in held]).start()
+    dies = threading.Timer(1.0, lambda: [first.tell(t, state=TrialState.FAIL) for t in held])
+    dies.start()
     record = {"train": {}, "model_args": {}, "study": "s", "trial": 0, "value": 0.5, "budget": {}}
     records = {plan.base.epochs: {pair: record} for plan in plans}
 
@@ -385,6 +391,7 @@ def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
         return StageClock(tmp_path, plan, stage, "here", plans)
 
     diverged, worked = train_ladder(plans, storage, small_data, ex, tmp_path, records, clock)
+    dies.join()  # no write after the test's directory goes
     assert diverged == 0 and worked
     runs = sorted(
         (tmp_path / "runs").iterdir(), key=lambda d: (d / "config.json").stat().st_mtime_ns

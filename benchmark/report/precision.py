@@ -76,8 +76,9 @@ def precision_section(summary: pd.DataFrame, runs: pd.DataFrame | None) -> str:
             "speed-up": [fmt(v, ".2f") for v in pairs["speedup"]],
         }
     )
-    lower, higher, none = (int((said == v).sum()) for v in ("lower", "higher", "none"))
-    untested = len(pairs) - lower - higher - none  # one seed on a side: no p
+    lower, higher, none, untested = (
+        int((said == v).sum()) for v in ("lower", "higher", "none", "untested")
+    )  # untested: one seed on a side, no p
     compared = pairs["speedup"].notna()  # timed on the same kind of device
     speed = pairs.loc[compared, "speedup"]
     speed_text = (

@@ -215,13 +215,17 @@ class RunsProgress:
         ex: Any,
         label: str,
         state: Any = None,
+        note: str = "",
     ) -> dict[str, Any]:
-        """``runs.execute`` of one run of the sequence, shown (``label`` says which run)."""
+        """``runs.execute`` of one run of the sequence, shown (``label`` says which run, ``note``
+        under its directory how it starts, such as where a resumed run goes on from)."""
         from benchmark import runs
 
         prefix = f"[{self.done + 1}/{self.runs}] " if self.runs > 1 else ""
         say(prefix + label)
         say(f"      {run_dir}", soft_wrap=True)  # whole, even in a narrow terminal: to copy
+        if note:
+            say(f"      {note}")
         self.label, self.current, self.epoch, self.loss = label, 0, "starting", ""
         first = state.step if state is not None else 0
         begun = time.monotonic()
@@ -297,13 +301,14 @@ def train_with_progress(
     ex: Any,
     state: Any = None,
     label: str | None = None,
+    note: str = "",
 ) -> dict[str, Any]:
     """One run shown as ``RunsProgress`` shows a sequence of one, headed by ``label`` (a
     caller's name for it in a larger sequence) or by its arch, fusion and seed."""
     label = label or run_label(cfg)
     steps = cfg.steps_per_epoch(len(data.train)) * cfg.epochs
     with RunsProgress(1, steps - (state.step if state is not None else 0)) as shown:
-        return shown.train(cfg, data, run_dir, ex, label, state)
+        return shown.train(cfg, data, run_dir, ex, label, state, note)
 
 
 FOLD = {"subsequent_indent": " " * 6, "break_long_words": False, "break_on_hyphens": False}

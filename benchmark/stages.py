@@ -105,8 +105,9 @@ def train_all(
                         rundir.write_status(stopped, "failed", f"not resumed by compare: {why}")
                 else:
                     at = runs.resume_point(state, saved.epochs)
-                    say(f"resuming {stopped} {at}: stopped in an earlier sitting", soft_wrap=True)
-                    return train_with_progress(saved, data, stopped, ex, state, heading[0] or None)
+                    said = f"resuming {at}: stopped in an earlier sitting"  # under its header
+                    label = heading[0] or None
+                    return train_with_progress(saved, data, stopped, ex, state, label, said)
         run_dir = runs.start_run(cfg, results_dir)
         return train_with_progress(cfg, data, run_dir, ex, label=heading[0] or None)
 

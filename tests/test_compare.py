@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -109,7 +110,7 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
     calls = []
     runs_s = []
 
-    def interrupted_third(cfg, data, run_dir, ex, state=None, label=None):
+    def interrupted_third(cfg, data, run_dir, ex, state=None, label=None, note=""):
         calls.append(run_dir.name)
         if len(calls) == 3:
             found = json.loads((tmp_path / comparison.COMPARISON).read_text())["stages"]
@@ -119,7 +120,7 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
             if left == "damaged":
                 (run_dir / rundir.CHECKPOINT).write_bytes(b"not a checkpoint")
             raise KeyboardInterrupt
-        return real(cfg, data, run_dir, ex, state, label)
+        return real(cfg, data, run_dir, ex, state, label, note)
 
     monkeypatch.setattr(stages, "train_with_progress", interrupted_third)
     assert main(compare_argv(tmp_path, mnist_root)) == 130
@@ -131,13 +132,17 @@ def test_an_interrupted_compare_loses_only_the_run_in_progress(
     assert 0 < runs_s[0] <= sum(timed["runs"].values())
     monkeypatch.setattr(stages, "train_with_progress", real)
     assert main(compare_argv(tmp_path, mnist_root)) == 0
-    said = " ".join(capsys.readouterr().out.split())
+    out = capsys.readouterr().out
+    said = " ".join(out.split())
     third = tmp_path / "runs" / calls[2]
     if left == "damaged":
         assert f"not resuming {third} (" in said and "training the seed afresh" in said
         assert rundir.read_status(third)[0] == "failed"  # not listed as one to resume
-    else:
-        assert f"resuming {third} from epoch 1: stopped in an earlier sitting" in said
+    else:  # under the run's header and directory, not before them
+        lines = [line.strip() for line in out.splitlines()]
+        at = lines.index(str(third))
+        assert re.fullmatch(r"\[\d/4 at 1 epoch\] \w+ x \w+ \w+, seed \d", lines[at - 1])
+        assert lines[at + 1] == "resuming from epoch 1: stopped in an earlier sitting"
         assert rundir.read_status(third)[0] == "complete"  # resumed there
     found = complete_runs(tmp_path)
     assert Counter((m["tuned"], m["seed"]) for m in found) == {
@@ -617,7 +622,7 @@ def trained_by_stages(
     trained: dict[bool, tuple[Path, bool]] = {}
 
     def fake(
-        cfg: TrainConfig, data: object, run_dir: Path, ex: object, state=None, label=None
+        cfg: TrainConfig, data: object, run_dir: Path, ex: object, state=None, label=None, note=""
     ) -> dict:
         trained[cfg.tuned_from is not None] = (run_dir, state is not None)
         return {"run_id": run_dir.name, "test": {"sum_acc": 0.5}}
@@ -1052,7 +1057,7 @@ def test_a_resumed_compare_numbers_its_runs_after_those_already_complete(
     labels: list[str | None] = []
 
     def fake(
-        cfg: TrainConfig, data: object, run_dir: Path, ex: object, state=None, label=None
+        cfg: TrainConfig, data: object, run_dir: Path, ex: object, state=None, label=None, note=""
     ) -> dict:
         labels.append(label)
         return {"run_id": run_dir.name, "test": {"sum_acc": 0.5}}

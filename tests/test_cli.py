@@ -169,7 +169,9 @@ def test_list_shows_a_progress_bar_on_a_terminal_while_it_builds(
     lines = screen(shown, width=100)  # what the terminal shows at the end
     assert not any("building 2 encoders" in line or "100%" in line for line in lines), lines
     assert any("│ timm:test_vit" in line for line in lines)
-    hint = " ".join(shown.split()).split("train one with ")[1].rstrip(".")
+    words = " ".join(shown.split())
+    assert "Many timm models shrink a 28x28 image to nothing with their defaults: --check" in words
+    hint = words.split("train one with ")[1].split(".")[0]
     assert main(["run", "--arch", "timm:test_vit", *hint.split(), "--print-config"]) == 0
 
 

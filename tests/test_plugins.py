@@ -165,6 +165,50 @@ def test_list_sizes_a_model_too_large_to_build(capsys) -> None:
     assert row.split("│")[2:4] == [" 4 ", " 1,000,000,000,000 "]
 
 
+def test_list_check_names_the_models_that_cannot_take_mnist(capsys) -> None:
+    """``list --check`` runs each model as ``run`` checks it: an encoder whose kernel is wider
+    than 28 pixels and a fusion that fails on its input get rows saying why and a line naming
+    them; the encoders and fusions that run get none. Without it nothing is run: no such row
+    (and no word of --check: the footer gives it where a timm model is listed)."""
+    from torch import nn
+
+    from architectures import register_encoder, register_fusion
+
+    class Wide(nn.Module):
+        num_features = 4
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 4, 29)
+
+        def forward(self, x):
+            return self.conv(x).flatten(1)
+
+    class Broken(nn.Module):
+        def __init__(self, d: int) -> None:
+            super().__init__()
+            self.head = nn.Linear(d + 1, 19)
+
+        def forward(self, features, addends):
+            return self.head(features)[:, :10], self.head(features)
+
+    argv = ["list", "--encoders", "wide_cnn,gap_cnn", "--fusions", "bad_mix,concat"]
+    with plugins_undone():
+        register_encoder("wide_cnn")(lambda: Wide())
+        register_fusion("bad_mix")(lambda in_features: Broken(in_features))
+        assert main([*argv, "--check"]) == 0
+        checked = capsys.readouterr().out
+        assert main(argv) == 0
+        listed = capsys.readouterr().out
+    rows = {line.split()[1]: line for line in checked.splitlines() if "│" in line}
+    assert "cannot run on 1x28x28 images: RuntimeError: " in rows["wide_cnn"]
+    assert "cannot run on 1x28x28 images: RuntimeError: " in rows["bad_mix"]
+    assert not any("cannot run" in rows[name] for name in ("gap_cnn", "concat"))
+    assert "2 of 4 cannot run on 1x28x28 images with their defaults" in " ".join(checked.split())
+    assert " wide_cnn, bad_mix" in " ".join(checked.split())
+    assert "cannot run" not in listed and "--check" not in listed  # a timm model's footer
+
+
 def test_a_run_records_its_plugin(plugin_run: Path, plugin_file: Path) -> None:
     config = json.loads((plugin_run / "config.json").read_text())
     assert (config["arch"], config["fusion"]) == ("ext_cnn", "ext_mix")

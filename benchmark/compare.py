@@ -403,6 +403,7 @@ def ladder_status(plans: list[Plan], storage: Any, results_dir: Path) -> list[di
                 "runs": runs.get("complete", 0),
                 "runs_running": runs.get("running", 0),
                 "runs_diverged": runs.get("diverged", 0),
+                "runs_interrupted": runs.get("interrupted", 0),  # not queued again yet
                 "runs_unreadable": len({item for item, _ in unreadable.values()}),  # seeds
                 "runs_wanted": len(plan.items()),
             }

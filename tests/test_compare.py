@@ -243,13 +243,16 @@ def test_the_status_names_running_queued_diverged_and_unreadable_work(
 
     rung = {"epochs": 3, "trials": 4, "trials_wanted": 20, "trials_running": 1,
             "trials_queued": 2, "runs": 5, "runs_wanted": 10, "runs_running": 0,
-            "runs_diverged": 1, "runs_unreadable": 2}  # fmt: skip
+            "runs_diverged": 1, "runs_interrupted": 1, "runs_unreadable": 2}  # fmt: skip
     monkeypatch.setattr(compare, "ladder_status", lambda *a: [rung])
     monkeypatch.setattr(storages, "open_to_read", lambda spec: None)
     assert show_status([], f"sqlite:///{tmp_path / 'optuna.db'}", None, tmp_path) == 0
     said = " ".join(capsys.readouterr().out.split())
     assert "4 of 20, 1 running, 2 queued" in said
-    assert "5 of 10, 1 diverged, 2 unreadable here (trains again)" in said
+    assert (
+        "5 of 10, 1 diverged, 1 interrupted (the next compare goes on with it), 2 unreadable here "
+        "(trains again)" in said
+    )
     assert "running: as the storage holds it" in said  # a worker killed outright shows so
     assert list(tmp_path.iterdir()) == []
 
@@ -1098,11 +1101,14 @@ def test_a_run_interrupted_on_another_worker_is_counted_as_interrupted(tmp_path:
     during this pass (its one queue trial failed) was counted nowhere, and compare ended with
     the rung a run short."""
     plan = compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)
-    queue = optuna.create_study()
+    storage = optuna.storages.InMemoryStorage()
+    queue = optuna.create_study(storage=storage, study_name=compare.QUEUE_PREFIX + plan.key())
     queue.add_trial(queue_trial(plan, plan.items()[0], state=TrialState.FAIL))
     assert compare.progress_counts(queue) == {
         "complete": 0, "diverged": 0, "running": 0, "waiting": 0, "interrupted": 1
     }  # fmt: skip
+    (rung,) = compare.ladder_status([plan], storage, tmp_path)  # and --status says so
+    assert (rung["runs"], rung["runs_interrupted"], rung["runs_wanted"]) == (0, 1, 2)
 
 
 def test_a_bad_model_argument_value_held_for_every_combination_is_its_own_line(

@@ -205,6 +205,8 @@ def show_status(
         trials += f", {rung['trials_queued']} queued" if rung["trials_queued"] else ""
         runs += f", {rung['runs_running']} running" if rung["runs_running"] else ""
         runs += f", {rung['runs_diverged']} diverged" if rung["runs_diverged"] else ""
+        stopped = rung["runs_interrupted"]
+        runs += f", {stopped} interrupted (the next compare goes on with it)" if stopped else ""
         unreadable = rung["runs_unreadable"]
         runs += f", {unreadable} unreadable here (trains again)" if unreadable else ""
         table.add_row(epochs_text(rung["epochs"]), trials, runs)

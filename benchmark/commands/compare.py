@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 from dataclasses import replace
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -97,17 +98,13 @@ def plans_from(args: argparse.Namespace) -> list[Any]:
     if args.sharing is not None and args.sharing < args.jobs:
         raise UsageError(f"--sharing must be at least --jobs ({args.jobs}), got {args.sharing}")
     try:
-        pairs = tuple(
-            (a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)
-        )
+        pairs = tuple(product(ENCODERS.select(args.arch), FUSIONS.select(args.fusion)))
     except UnknownNameError:  # a rerun without --plugin: the plug-ins the protocol recorded
         found = read_comparison(Path(args.results_dir))
         if not found or not found["plan"].get("plugins"):
             raise
         plugins.load_recorded(found["plan"], Path(args.results_dir) / COMPARISON)
-        pairs = tuple(
-            (a, f) for a in ENCODERS.select(args.arch) for f in FUSIONS.select(args.fusion)
-        )
+        pairs = tuple(product(ENCODERS.select(args.arch), FUSIONS.select(args.fusion)))
     base = base_config(args, skip=FIXED_BY_COMPARE)
     check_data_dir(base.data_dir)
     rungs = [base.epochs] if args.epochs is None else sorted(set(args.epochs))

@@ -7,6 +7,7 @@ what the runs recorded: nothing here builds a model."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -118,6 +119,10 @@ def bench_best(summary: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     runs' features is their device, one without features next, another CPU of that name before
     any other device. On that device, rows of the group's precision come first, then eager
     ones, as its runs trained: an fp32 group showed a compiled bf16 row's throughput."""
+    if bench.empty:  # no bench CSV (most reports of one's own runs): pandas' merges cost 10 ms
+        none = pd.MultiIndex.from_arrays([[]] * len(KEYS), names=KEYS)
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "bench_precision" else float)
+                             for c in BENCH_BEST.values()}, index=none)  # fmt: skip
     matches = bench_matches(summary, bench)
     timed_on = matches["timing_device"].astype(str)
     row_features = matches.get("cpu_features", pd.Series("", index=matches.index))
@@ -196,8 +201,14 @@ def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:
     """Timings kept only for the runs on their group's most common device (a group spread over
     machines gets one machine's figures, never an average of several), and that device."""
     machine = machines(runs)
-    modal = machine.groupby([runs[k] for k in KEYS]).transform(
-        lambda d: d.value_counts().sort_index().idxmax()  # ties: the first by name
+    keys = list(zip(*(runs[k] for k in KEYS), strict=True))
+    counts: dict[tuple[Any, ...], Counter[str]] = {}
+    for key, name in zip(keys, machine, strict=True):  # a loop: pandas' per-group call cost more
+        counts.setdefault(key, Counter())[name] += 1
+    modal_of = {key: min(c, key=lambda name, c=c: (-c[name], name)) for key, c in counts.items()}
+    modal = pd.Series(  # ties: the first by name; a group with a key unknown has no device
+        [math.nan if pd.isna(list(key)).any() else modal_of[key] for key in keys],
+        index=runs.index,
     )
     kept = runs.assign(timing_device=modal)
     for column in TIMINGS:
@@ -323,30 +334,36 @@ def summarize(
     runs = same_device_timings(run_table(runs, ref))
     target = time_to_target(history if history is not None else pd.DataFrame())
     runs = runs.assign(target_seconds=runs["run"].map(target))
-    stats_columns = {
-        f"{name}_{stat}": (column, stat)
-        for name, column in seed_stats().items()
-        for stat in ("mean", "std")
-    }
-    summary = (
-        runs.groupby(KEYS, sort=True)
-        .agg(
-            n=("seed", "size"),
-            seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s))),
-            epochs=("epochs", "first"),
-            params=("params", "first"),
-            macs_per_image=("macs_per_image", "first"),
-            section=("section", "first"),
-            differs=("differs", "first"),
-            sizes=("sizes", "first"),
-            timing_device=("timing_device", "first"),
-            target_seconds=("target_seconds", "mean"),
-            target_reached=("target_seconds", "count"),
-            from_defaults=("from_defaults", "all"),
-            **stats_columns,
-        )
-        .reset_index()
-    )
+    grouped = runs.groupby(KEYS, sort=True)
+    per_seed = grouped[list(seed_stats().values())]  # each statistic over all columns at once:
+    names = {column: name for name, column in seed_stats().items()}  # a third of the time
+    summary = pd.concat(
+        [
+            grouped.agg(
+                n=("seed", "size"),
+                seeds=("seed", lambda s: ",".join(str(x) for x in sorted(s))),
+                target_seconds=("target_seconds", "mean"),
+                target_reached=("target_seconds", "count"),
+                from_defaults=("from_defaults", "all"),
+            ),
+            grouped[
+                [
+                    "epochs",
+                    "params",
+                    "macs_per_image",
+                    "section",
+                    "differs",
+                    "sizes",
+                    "timing_device",
+                ]
+            ].first(),  # fmt: skip
+            *(
+                getattr(per_seed, stat)().rename(columns=lambda c, s=stat: f"{names[c]}_{s}")
+                for stat in ("mean", "std")
+            ),
+        ],
+        axis=1,
+    ).reset_index()
     summary["label"] = group_labels(summary)
     summary = summary.join(bench_best(summary, bench), on=KEYS)
     main = summary["section"] == "main"

@@ -229,8 +229,12 @@ def time_to_target(history: pd.DataFrame, target: float = TARGET) -> pd.Series:
 
 def sum_errors(runs: pd.DataFrame) -> dict[tuple[Any, ...], list[float]]:
     """Test sum error % of each run, listed per group (``KEYS`` tuple)."""
-    groups = owned(runs).groupby(KEYS)
-    return {key: list(100 * (1 - group["test.sum_acc"])) for key, group in groups}
+    runs = owned(runs)
+    found: dict[tuple[Any, ...], list[float]] = {}
+    for *key, acc in zip(*(runs[k] for k in KEYS), runs["test.sum_acc"], strict=True):
+        if not pd.isna(key).any():  # as a groupby drops a key unknown
+            found.setdefault(tuple(key), []).append(100 * (1 - acc))
+    return dict(sorted(found.items()))  # a loop: a pandas groupby cost more than the rest
 
 
 def best_key(errors: dict[tuple[Any, ...], list[float]]) -> tuple[Any, ...]:
@@ -270,15 +274,17 @@ def error_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     if not errors:
         return out
     best = best_key(errors)
-    for i, row in out.iterrows():
-        key = tuple(row[k] for k in KEYS)
+    found = []  # per group: interval, p, near, standing, set a column at once (.at costs)
+    for key in zip(*(out[k] for k in KEYS), strict=True):
         if key not in errors:
+            found.append((math.nan, math.nan, False, ""))
             continue
-        out.at[i, "test_sum_err_ci"] = interval(errors[key])[1]
         p = 1.0 if key == best else welch_p(errors[key], errors[best])
-        out.at[i, "p_vs_best"] = p
-        out.at[i, "near_best"] = indistinguishable(p)
-        out.at[i, "standing"] = BEST if key == best else standing(p, errors[key], errors[best])
+        said = BEST if key == best else standing(p, errors[key], errors[best])
+        found.append((interval(errors[key])[1], p, indistinguishable(p), said))
+    columns = ("test_sum_err_ci", "p_vs_best", "near_best", "standing")
+    for column, values in zip(columns, zip(*found, strict=True), strict=True):
+        out[column] = list(values)
     return out
 
 

@@ -344,8 +344,23 @@ def learned_values(config: dict[str, Any], *, names: bool = True) -> dict[str, A
     fields at their defaults): the fields of ``LEARNED_KINDS``, the combination's names left out
     when ``names`` is false. The config hash, the report's groups and ``compare``'s key use it."""
     kinds = LEARNED_KINDS if names else tuple(k for k in LEARNED_KINDS if k != "name")
-    full = {**TrainConfig().to_dict(), **config}
-    return {k: full[k] for k in fields_of(*kinds)}
+    full = {**default_values(), **config}
+    return {
+        k: dict(v) if isinstance(v, dict) else v for k, v in full.items() if k in learned(kinds)
+    }
+
+
+@functools.cache
+def default_values() -> dict[str, Any]:
+    """``TrainConfig()``'s fields, made once: a report fills hundreds of configs with them, and
+    ``asdict`` copies deeply (a dict field, model_args, is copied again where it is used)."""
+    return TrainConfig().to_dict()
+
+
+@functools.cache
+def learned(kinds: tuple[str, ...]) -> frozenset[str]:
+    """The names of the fields of ``kinds``, as a set."""
+    return frozenset(fields_of(*kinds))
 
 
 BATCH_SIZES = (64, 128, 256)  # the batch sizes tuning may pick

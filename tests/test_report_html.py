@@ -54,6 +54,14 @@ def test_markdown_subset_converts() -> None:
     assert "plots/q.png not embedded" in page and 'src="plots/q.png"' not in page
 
 
+def test_a_links_target_is_escaped_once() -> None:
+    """Escaped twice, a study file ``a&b.csv`` was linked as ``a&amp;amp;b.csv``: a browser
+    followed it to ``a&amp;b.csv``, a file that is not there."""
+    page = render_html('# t\n\n[trials](studies/a&b.csv) [q](studies/q"s.csv)\n', {})
+    assert '<a href="studies/a&amp;b.csv">trials</a>' in page
+    assert '<a href="studies/q&quot;s.csv">q</a>' in page
+
+
 def test_a_tables_separator_line_is_no_row_of_the_page() -> None:
     """``|---|---|`` under a table's header says where the header ends: drawn as a body row, it
     read as a row of dashes atop every table of the page."""

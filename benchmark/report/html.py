@@ -51,7 +51,8 @@ def inline(text: str) -> str:
     out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
     out = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", out)
     out = re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"<em>\1</em>", out)
-    return LINK.sub(lambda m: f'<a href="{html.escape(m[2])}">{m[1]}</a>', out)
+    # the target is escaped already (above, quotes aside): escaped again, `&` read `&amp;amp;`
+    return LINK.sub(lambda m: f'<a href="{m[2].replace(chr(34), "&quot;")}">{m[1]}</a>', out)
 
 
 def cells(line: str) -> list[str]:

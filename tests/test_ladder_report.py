@@ -1179,3 +1179,101 @@ def test_a_budget_of_epochs_of_another_type_costs_no_study(epochs: object) -> No
     study.add_trial(optuna.trial.create_trial(value=0.9))
     found = digest(study)
     assert (found.epochs, found.unpruned, found.best_value) == (None, 0, 0.9)
+
+
+def bump_rungs() -> list[tuple[int, pd.DataFrame]]:
+    """Two rungs of three groups: the tuned gap_cnn x concat overtakes its default at 3 epochs."""
+    rows = [("gap_cnn", False, 1, 2), ("gap_cnn", True, 2, 1), ("small_cnn", False, 3, 3)]
+    frames = [
+        pd.DataFrame([dict(arch=a, fusion="concat", tuned=t, rank=r[i]) for a, t, *r in rows])
+        for i in range(2)
+    ]
+    return list(zip((1, 3), frames, strict=True))
+
+
+def test_the_bump_chart_runs_each_group_over_the_rungs_rank_1_on_top_named_at_both_ends() -> None:
+    """Each group is one line over the rungs in their order, tuned solid and filled, default
+    dashed and hollow (the ladder's key); rank 1 is at the top; every group is named at both
+    ends, a group alone at its rank by its own name."""
+    fig = ladder_plots.plot_ranks(bump_rungs())
+    (ax,) = fig.axes
+    lines = {tuple(line.get_ydata()): line for line in ax.get_lines()}
+    assert set(lines) == {(2, 1), (1, 2), (3, 3)}
+    for ranks, tuned in (((1, 2), False), ((2, 1), True), ((3, 3), False)):
+        assert list(lines[ranks].get_xdata()) == [0, 1]
+        assert lines[ranks].get_linestyle() == ("-" if tuned else "--"), ranks
+        assert (lines[ranks].get_markerfacecolor() == "white") is not tuned, ranks
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1 epoch", "3 epochs"]
+    low, high = ax.get_ylim()
+    assert low > 3 > 1 > high  # inverted: rank 1 on top
+    ends: dict[str, dict[float, str]] = {"left": {}, "right": {}}
+    for text in ax.texts:
+        x, rank = text.get_position()
+        ends["left" if x < 0 else "right"][rank] = text.get_text()
+    assert ends == {
+        "left": {1: "gap_cnn x concat", 2: "gap_cnn x concat (tuned)", 3: "small_cnn x concat"},
+        "right": {1: "gap_cnn x concat (tuned)", 2: "gap_cnn x concat", 3: "small_cnn x concat"},
+    }
+
+
+def test_the_learning_curves_draw_tuned_solid_and_default_dashed_on_log_epochs() -> None:
+    """Each line goes through its rungs' epochs on a log axis ticked at those epochs, its style
+    the kind its key entry names."""
+    rows = [dict(arch="gap_cnn", fusion="concat", tuned=t, test_sum_err_mean=1.0 + t,
+                 test_sum_err_ci=0.1) for t in (False, True)]  # fmt: skip
+    fig = ladder_plots.plot_curves([(e, pd.DataFrame(rows)) for e in (1, 3, 9)])
+    (ax,) = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+    assert list(ax.get_xticks()) == [1, 3, 9]
+    styles = {c.get_label(): c.lines[0].get_linestyle() for c in ax.containers}
+    assert styles == {"concat (default)": "--", "concat (tuned)": "-"}
+    assert all(list(c.lines[0].get_xdata()) == [1, 3, 9] for c in ax.containers)
+
+
+def test_equal_times_front_is_its_front_points_in_time_order_each_numbered_in_its_key() -> None:
+    """The dotted step line joins only the points on the front, fastest first, and the front's
+    key names each of them by the number beside its marker; a point off the front gets neither."""
+    rows = [(1, "gap_cnn", 10.0, 2.0, True), (3, "gap_cnn", 30.0, 0.8, True),
+            (3, "small_cnn", 60.0, 1.5, False), (9, "gap_cnn", 90.0, 0.5, True)]  # fmt: skip
+    columns = ["rung", "arch", "train_seconds_mean", "test_sum_err_mean", "front"]
+    points = pd.DataFrame(rows, columns=columns).assign(
+        fusion="concat", tuned=[True, False, True, True], test_sum_err_ci=0.1,
+        train_seconds_std=1.0,
+    )  # fmt: skip
+    fig = ladder_plots.plot_time(points, "cpu: test")
+    (ax,) = fig.axes
+    (step,) = [line for line in ax.get_lines() if line.get_drawstyle() == "steps-post"]
+    assert list(step.get_xdata()) == [10.0, 30.0, 90.0]
+    assert list(step.get_ydata()) == [2.0, 0.8, 0.5]
+    numbers = {t.get_text(): t.xy for t in ax.texts}
+    assert numbers == {"1": (10.0, 2.0), "2": (30.0, 0.8), "3": (90.0, 0.5)}
+    key = ax.get_legend()
+    assert key.get_title().get_text() == "Pareto front"
+    assert [t.get_text() for t in key.get_texts()] == [
+        "1  gap_cnn x concat (tuned), 1 epoch",
+        "2  gap_cnn x concat, 3 epochs",
+        "3  gap_cnn x concat (tuned), 9 epochs",
+    ]
+    assert "cpu: test" in ax.get_xlabel()
+
+
+def test_the_ladder_draws_its_three_plots_from_two_rungs_and_leaves_out_what_has_no_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two rungs with groups are a ladder: its ranks, curves and equal-time plot; no
+    equal-time points leave that one out; a rung without groups is no rung, so one rung left
+    draws nothing."""
+    drawn: list[set[str]] = []
+    monkeypatch.setattr(ladder_plots, "stamped", lambda plots, stamp: drawn.append(set(plots)))
+    monkeypatch.setattr(ladder_plots, "plot_ranks", lambda *a: "ranks")
+    rungs = bump_rungs()
+    rungs = [(e, g.assign(test_sum_err_mean=1.0, test_sum_err_ci=0.1)) for e, g in rungs]
+    points = rungs[0][1].assign(rung=1, train_seconds_mean=10.0, train_seconds_std=1.0,
+                                front=True)  # fmt: skip
+    ladder_plots.ladder_plots(rungs, points, "cpu: test")
+    ladder_plots.ladder_plots(rungs, points.iloc[:0], "cpu: test")
+    assert drawn == [{"ladder_ranks", "ladder_curves", "ladder_time"},
+                     {"ladder_ranks", "ladder_curves"}]  # fmt: skip
+    empty = [rungs[0], (9, rungs[1][1].iloc[:0])]
+    assert ladder_plots.ladder_plots(empty, points, "cpu: test") == {}
+    assert len(drawn) == 2

@@ -247,6 +247,93 @@ def test_a_wide_time_bar_does_not_switch_the_time_axis_to_log() -> None:
     assert low <= 0.5 and 31 <= high
 
 
+def test_a_log_cost_axis_holds_the_ends_of_its_bars_and_a_narrow_one_stays_linear() -> None:
+    """Seconds of 10 and 1,000 with bars reaching 1 and 5,000: the log axis holds both ends
+    (its limits from the means alone cut the bars off); 10 to 150 is a linear axis."""
+    from matplotlib.figure import Figure
+
+    from benchmark.report.marks import cost_axis
+
+    ax = Figure().subplots()
+    cost_axis(ax, "x", pd.Series([10.0, 1000.0]), pd.Series([1.0, 5000.0]))
+    low, high = ax.get_xlim()
+    assert ax.get_xscale() == "log" and low < 1.0 and 5000.0 < high
+    narrow = Figure().subplots()
+    cost_axis(narrow, "x", pd.Series([10.0, 150.0]), pd.Series([0.5, 300.0]))
+    assert narrow.get_xscale() == "linear"
+
+
+def test_cost_axis_tick_labels_read_short() -> None:
+    from benchmark.report.marks import compact
+
+    values = (0.5, 12, 999, 1000, 80_000, 1_000_000, 1_500_000)
+    assert [compact(v) for v in values] == ["0.5", "12", "999", "1k", "80k", "1M", "1.5M"]
+
+
+def test_an_error_axis_holds_every_mean_and_interval_and_ends_at_100_percent() -> None:
+    """An interval reaching below 0 leaves the axis at its mean (not down at ``FLOOR``), an
+    error of 0 (no place on a log axis) gives an axis down to ``FLOOR``, and one near 100% an
+    axis that ends at 100."""
+    from benchmark.report.marks import FLOOR, error_span, percent_span
+
+    rows = pd.DataFrame({"test_sum_err_mean": [0.3, 2.0], "test_sum_err_ci": [0.5, math.nan]})
+    assert error_span(rows) == pytest.approx((0.24, 2.5))
+    low, high = percent_span(0.0, 0.0)
+    assert 0 < low <= FLOOR < high < 0.01
+    low, high = percent_span(60.0, 99.0)
+    assert high == 100.0 and low < 60.0
+
+
+def test_a_spread_bar_on_a_log_axis_stops_above_zero_and_on_a_linear_one_is_whole() -> None:
+    from benchmark.report.marks import spread_bar, spread_ends
+
+    assert spread_bar(10.0, 20.0) == (9.0, 20.0)
+    assert spread_bar(10.0, 20.0, log=False) == (20.0, 20.0)
+    assert spread_bar(10.0, math.nan) == (0.0, 0.0)  # one seed: no bar
+    ends = spread_ends(pd.Series([10.0, 100.0]), pd.Series([20.0, 5.0]))
+    assert list(ends) == pytest.approx([1.0, 95.0, 30.0, 105.0])
+
+
+def test_a_tuned_groups_point_is_filled_and_a_default_ones_hollow() -> None:
+    from types import SimpleNamespace
+
+    from matplotlib.colors import to_hex
+    from matplotlib.figure import Figure
+
+    from benchmark.report.marks import error_point
+
+    ax = Figure().subplots()
+    for tuned in (True, False):
+        row = SimpleNamespace(test_sum_err_mean=0.5, test_sum_err_ci=0.1, tuned=tuned)
+        error_point(ax, 1.0, row, "tab:red", "o")
+    filled, hollow = (to_hex(c.lines[0].get_markerfacecolor()) for c in ax.containers)
+    assert filled == to_hex("tab:red") and hollow == "#ffffff"
+
+
+def test_beside_a_reference_only_the_users_points_are_ringed() -> None:
+    from matplotlib.figure import Figure
+
+    from benchmark.report.marks import scatter
+
+    rows = pd.DataFrame({
+        "arch": "gap_cnn", "fusion": ["concat", "late_sum"], "tuned": False, "params": [10, 900],
+        "yours": [True, False], "test_sum_err_mean": [0.5, 0.9], "test_sum_err_ci": 0.1,
+    })  # fmt: skip
+    ax = Figure().subplots()
+    scatter(ax, rows, "params", {"gap_cnn": "tab:blue"}, {"concat": "o", "late_sum": "s"})
+    rings = [line for line in ax.get_lines() if line.get_markersize() == 14]
+    assert [(list(r.get_xdata()), r.get_markerfacecolor()) for r in rings] == [([10], "none")]
+
+
+def test_a_plot_title_wraps_to_the_width_of_its_figure() -> None:
+    from benchmark.report.marks import title
+
+    text = "validation error of each group of the main comparison by epoch " * 3
+    lines = title(text, 4.0, 10.0).splitlines()  # 4 in at 10 pt: 52 characters a line
+    assert len(lines) > 1 and all(len(line) <= 52 for line in lines)
+    assert max(map(len, title(text, 0.5, 10.0).splitlines())) > 10  # never under 20 a line
+
+
 def test_pareto_column_in_summary(tmp_path: Path) -> None:
     inputs = load(make_suite(tmp_path))
     summary = report.summarize(inputs.runs, inputs.bench).set_index("label")
@@ -2573,6 +2660,38 @@ def test_what_sets_a_tuned_group_apart_leaves_out_what_its_study_tuned() -> None
     assert ref.differs(config, {"study": "s", "budget": {"epochs": 3}}) == "tuned by s; epochs 3"
 
 
+def test_what_differs_says_the_full_split_in_words_and_floats_short() -> None:
+    """Beside a reference of 512 training images, a run on the full split says so (not
+    "train_subset None"); floats read as they would be typed (lr 1, not 1.0)."""
+    from benchmark.report.reference import Reference, learned
+
+    ref = Reference(learned({"epochs": 1, "train_subset": 512}), None, "x")
+    config = {"arch": "gap_cnn", "fusion": "concat", "epochs": 1, "lr": 1.0, "weight_decay": 0.0}
+    assert ref.differs(config, None) == (
+        "lr 1; train_subset none (the full training split); weight_decay 0"
+    )
+
+
+def test_a_tie_between_budgets_goes_to_more_epochs_before_more_images() -> None:
+    from benchmark.report.reference import most_used
+
+    assert most_used([{"epochs": 3, "train_subset": 3000}, {"epochs": 1}]).base["epochs"] == 3
+
+
+def test_a_reference_opened_for_a_users_runs_takes_any_combination_and_keeps_its_cap() -> None:
+    """``report --against``: a user's combination the protocol never named is compared at its
+    budget; the protocol's parameter cap still holds (at the cap is within it)."""
+    from benchmark.report.reference import Reference, learned
+
+    pairs = frozenset({("gap_cnn", "concat")})
+    ref = Reference(learned({"epochs": 1}), frozenset({"s"}), "x", pairs, 2000)
+    mine = {"arch": "my_cnn", "fusion": "gated", "epochs": 1}
+    assert not ref.is_main(mine, None)
+    opened = ref.opened()
+    assert opened.is_main(mine, None)
+    assert opened.over_cap(2001) and not opened.over_cap(2000) and not opened.over_cap(math.nan)
+
+
 def test_two_seeds_in_any_tested_group_bring_the_few_seeds_note(tmp_path: Path) -> None:
     """The best has 3 seeds, the other group 2: its interval is the wide one."""
     runs = tmp_path / "runs"
@@ -2947,3 +3066,196 @@ def test_beside_a_group_of_yours_found_better_the_worse_ones_are_still_said() ->
     text = " ".join(tested_sentences(main, main.iloc[0]))
     assert "w is worse by Welch's t-test at 5%" in text
     assert "finds a lower error than it for mine." in text
+
+
+def test_the_forest_puts_the_best_on_top_marks_it_and_draws_yours_and_untested_apart() -> None:
+    """Best first reads top down: the best group's row is the top one, the larger marker with a
+    dashed line through its mean; a group of yours is a diamond, an untested one hollow."""
+    from benchmark.report.plots import STANDING_STYLE, forest_figure
+
+    summary = pd.DataFrame({
+        "label": ["best", "near", "worse", "untested"], "section": "main",
+        "standing": ["best", "near", "worse", "untested"],
+        "test_sum_err_mean": [0.5, 0.6, 1.5, 2.0], "test_sum_err_ci": [0.1, 0.1, 0.2, math.nan],
+        "yours": [False, True, False, False], "same_as_default": False,
+    })  # fmt: skip
+    (ax,) = forest_figure(summary).axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["untested", "worse", "near", "best"]
+    points = {int(c.lines[0].get_ydata()[0]): c.lines[0] for c in ax.containers}
+    assert {y: p.get_xdata()[0] for y, p in points.items()} == {0: 2.0, 1: 1.5, 2: 0.6, 3: 0.5}
+    assert points[3].get_markersize() > points[2].get_markersize()
+    assert [points[y].get_marker() for y in range(4)] == ["o", "o", "D", "o"]
+    assert points[0].get_markerfacecolor() == "white"
+    assert points[1].get_markerfacecolor() == STANDING_STYLE["worse"][0]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert [list(line.get_xdata()) for line in dashed] == [[0.5, 0.5]]
+
+
+def test_each_pareto_panel_steps_through_its_lowest_error_groups_on_a_log_error_axis() -> None:
+    """A group with more parameters (or seconds) and more error is off the front: the dotted
+    step joins the others, cheapest first, on both panels."""
+    from benchmark.report.plots import pareto_figure
+
+    summary = pd.DataFrame({
+        "label": ["a", "b", "c"], "section": "main", "yours": False, "arch": "gap_cnn",
+        "fusion": ["concat", "late_sum", "film"], "tuned": False,
+        "params": [1000, 3000, 2000], "train_seconds_mean": [10.0, 30.0, 20.0],
+        "train_seconds_std": math.nan, "test_sum_err_mean": [1.0, 0.8, 0.5],
+        "test_sum_err_ci": 0.05,
+    })  # fmt: skip
+    fig = pareto_figure(summary)
+    for ax, cost in zip(fig.axes, ([1000, 2000], [10.0, 20.0]), strict=True):
+        (step,) = [line for line in ax.get_lines() if line.get_drawstyle() == "steps-post"]
+        assert list(step.get_xdata()) == cost and list(step.get_ydata()) == [1.0, 0.5]
+        assert ax.get_yscale() == "log"
+
+
+def test_without_a_main_comparison_the_curves_are_every_group_but_the_held_out_ones() -> None:
+    from benchmark.report.plots import curve_groups
+
+    summary = pd.DataFrame({"label": ["a", "b", "c"], "section": ["other", "heldout", "other"]})
+    assert list(curve_groups(summary)["label"]) == ["a", "c"]
+    assert list(curve_groups(summary.assign(section=["main", "other", "main"]))["label"]) == [
+        "a",
+        "c",
+    ]
+
+
+def test_a_curves_key_entry_says_tuned_for_its_study_and_yours_for_yours() -> None:
+    """ "tuned by <study>" is shortened to "tuned" (not said twice), the reference is left
+    unsaid, and a group of yours says so."""
+    from benchmark.report.plots import curve_label
+
+    row = pd.Series({"fusion": "concat", "differs": "tuned by gap_cnn__concat__e1; lr=0.01",
+                     "tuned": True, "yours": False, "same_as_default": False})  # fmt: skip
+    assert curve_label(row) == "concat, tuned, lr=0.01"
+    mine = pd.Series({**row, "differs": "the reference's budget", "tuned": False, "yours": True})
+    assert curve_label(mine) == "concat, default, yours"
+
+
+def test_val_curves_draw_error_not_accuracy_and_dot_a_second_line_of_one_fusion_and_kind() -> None:
+    """Two default concat groups of one encoder (two learning rates): the second is dotted,
+    the title says what dotted means; each line is 100 x (1 - accuracy) per epoch."""
+    from benchmark.report.plots import val_curves_figure
+
+    summary = pd.DataFrame({
+        "label": ["a", "b"], "section": "main", "arch": "gap_cnn", "fusion": "concat",
+        "tuned": False, "differs": ["", "lr=0.01"], "yours": False, "same_as_default": False,
+    })  # fmt: skip
+    curves = pd.DataFrame({"label": ["a", "a", "b", "b"], "epoch": [1, 2, 1, 2],
+                           "val_sum_acc": [0.8, 0.9, 0.7, 0.95]})  # fmt: skip
+    fig = val_curves_figure(curves, summary, None)
+    (ax,) = fig.axes
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert [lines[k].get_linestyle() for k in ("concat", "concat, lr=0.01")] == ["--", ":"]
+    assert list(lines["concat"].get_ydata()) == pytest.approx([20.0, 10.0])
+    assert list(lines["concat, lr=0.01"].get_ydata()) == pytest.approx([30.0, 5.0])
+    assert "dotted: another variant of the same fusion" in " ".join(fig.get_suptitle().split())
+
+
+def test_the_heatmap_shows_each_sums_error_under_its_sum() -> None:
+    """A row's cells are its error % per true sum, 0 to 18 left to right."""
+    from benchmark.report.plots import plot_class_heatmap
+
+    accuracy = [1 - (s + 1) / 100 for s in range(19)]
+    classes = pd.DataFrame([accuracy], index=["gap_cnn x concat"], columns=range(19))
+    (ax, _) = plot_class_heatmap(classes).axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(s) for s in range(19)]
+    assert list(ax.images[0].get_array()[0]) == pytest.approx([s + 1 for s in range(19)])
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["gap_cnn x concat"]
+
+
+def test_validation_curves_of_one_epoch_are_dots_and_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A curve of one point is no line: a group trained one epoch has none in the validation
+    plot, and with no group of two epochs or more there is no validation plot at all."""
+    from types import SimpleNamespace
+
+    from benchmark.report import plots
+
+    summary = pd.DataFrame({"label": ["a", "b"], "section": "main", "arch": "gap_cnn",
+                            "fusion": ["concat", "late_sum"],
+                            "same_as_default": False})  # fmt: skip
+    curves = pd.DataFrame({"label": ["a", "b", "b"], "epoch": [1, 1, 2], "val_sum_acc": 0.9})
+    inputs = SimpleNamespace(runs=pd.DataFrame(), history=pd.DataFrame())
+    drawn: list[set[str]] = []
+    handed: list[list[str]] = []
+    monkeypatch.setattr(plots, "stamped", lambda figures, stamp: drawn.append(set(figures)))
+    monkeypatch.setattr(plots, "val_curves", lambda *a: curves)
+    monkeypatch.setattr(plots, "val_curves_figure",
+                        lambda c, *a: handed.append(sorted(set(c["label"]))))  # fmt: skip
+    monkeypatch.setattr(plots, "class_accuracy", lambda *a: pd.DataFrame())
+    for name in ("forest_figure", "pareto_figure"):
+        monkeypatch.setattr(plots, name, lambda *a: None)
+    plots.render_plots(inputs, summary)  # type: ignore[arg-type]
+    assert handed == [["b"]] and drawn[-1] == {"forest", "pareto", "val_curves"}
+    curves = curves.iloc[:2]
+    plots.render_plots(inputs, summary)  # type: ignore[arg-type]
+    assert handed == [["b"]] and drawn[-1] == {"forest", "pareto"}
+
+
+def test_study_plots_name_their_study_and_count_only_complete_trials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each plot's title starts with the study it shows (a report holds several); the
+    importances' note counts the complete trials they are computed from, not a failed one."""
+    import optuna
+
+    from benchmark.report import study_plots
+
+    figures: list = []
+    monkeypatch.setattr(study_plots, "png_bytes", lambda fig, _: figures.append(fig) or b"")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    study = optuna.create_study(study_name="gap_cnn__concat__e1", direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(0))  # fmt: skip
+    study.optimize(lambda t: t.suggest_float("lr", 1e-3, 1e-2), 8)
+    study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
+    assert set(study_plots.study_plots(study)) == {"history", "importance"}
+    titles = [fig.axes[0].get_title() for fig in figures]
+    assert all(t.startswith("gap_cnn__concat__e1: ") for t in titles), titles
+    assert titles[1].endswith("(PED-ANOVA over 8 complete trials)")
+
+
+def test_a_studys_plots_are_kept_only_when_every_one_carries_the_stamp(tmp_path: Path) -> None:
+    """One plot drawn from other trials (or missing) and both are drawn again: a history beside
+    an importance plot of other trials would contradict it."""
+    from conftest import one_pixel_png
+
+    from benchmark.report.study_plots import STUDIES_DIR, kept_plots
+
+    folder = tmp_path / STUDIES_DIR
+    folder.mkdir()
+    for kind, stamp in (("history", "abc"), ("importance", "abc")):
+        (folder / f"s-{kind}.png").write_bytes(one_pixel_png(None, stamp))
+    assert set(kept_plots(tmp_path, "s", ["history", "importance"], "abc")) == {
+        "history",
+        "importance",
+    }
+    (folder / "s-importance.png").write_bytes(one_pixel_png(None, "old"))
+    assert kept_plots(tmp_path, "s", ["history", "importance"], "abc") == {}
+    (folder / "s-importance.png").unlink()
+    assert kept_plots(tmp_path, "s", ["history", "importance"], "abc") == {}
+    assert kept_plots(None, "s", ["history"], "abc") == {}
+
+
+def test_runs_that_held_pairs_out_get_the_generalisation_plot_and_others_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The seen-vs-held-out plot is drawn where runs held pairs out, and only there."""
+    from types import SimpleNamespace
+
+    from benchmark.report import plots
+
+    summary = pd.DataFrame({"label": ["a"], "section": "other", "arch": "gap_cnn",
+                            "fusion": "concat", "same_as_default": False})  # fmt: skip
+    drawn: list[set[str]] = []
+    monkeypatch.setattr(plots, "stamped", lambda figures, stamp: drawn.append(set(figures)))
+    monkeypatch.setattr(plots, "val_curves", lambda *a: pd.DataFrame(columns=["label", "epoch"]))
+    monkeypatch.setattr(plots, "plot_generalisation", lambda runs: None)
+    for held in (0.9, math.nan):
+        runs = pd.DataFrame({"arch": ["gap_cnn"], "test_heldout.sum_acc": [held],
+                             "config.holdout_pairs": [20]})  # fmt: skip
+        inputs = SimpleNamespace(runs=runs, history=pd.DataFrame())
+        plots.render_plots(inputs, summary)  # type: ignore[arg-type]
+    assert drawn == [{"generalisation"}, set()]

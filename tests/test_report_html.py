@@ -94,6 +94,44 @@ def test_a_ladders_answer_across_budgets_stays_beside_the_answer() -> None:
     assert page.index("The answer across budgets") < page.index("Hardware: x.")
 
 
+def test_text_that_reads_as_markup_is_escaped_on_the_page() -> None:
+    """report.md writes p-values as ``<0.001`` and a name may hold ``&``: passed through raw, a
+    browser reads ``<0.001 ...`` as a tag and drops it. The title, the cells and the line naming
+    an image left out are escaped alike."""
+    page = render_html(
+        "# a <b> & c\n\np <0.001 & q\n\n| c | d |\n|---|---|\n| <0.001 | a&b |\n\n"
+        "![x<y](plots/a&b.png)\n",
+        {},
+    )
+    assert "<title>a &lt;b&gt; &amp; c</title>" in page and "<h1>a &lt;b&gt; &amp; c</h1>" in page
+    assert "<p>p &lt;0.001 &amp; q</p>" in page
+    assert "<td>&lt;0.001</td><td>a&amp;b</td>" in page
+    assert "<p>[x&lt;y: plots/a&amp;b.png not embedded]</p>" in page
+
+
+def test_asterisks_between_words_or_set_apart_by_spaces_are_no_emphasis() -> None:
+    """``*y*`` is emphasis; the ``*`` of ``3 * 4`` or ``a*b*c`` is text: read as markup, the
+    words between them were set in italics and the asterisks lost."""
+    page = render_html("# t\n\n3 * 4 * 5 and a*b*c, *y*\n", {})
+    assert "<p>3 * 4 * 5 and a*b*c, <em>y</em></p>" in page
+
+
+def test_a_line_of_spaces_parts_blocks_as_an_empty_line_does() -> None:
+    """A section's heading after a line holding only spaces is still a heading, not the end of
+    the paragraph above it."""
+    page = render_html("# t\n\nA.\n   \n## Main\n\nB.\n", {})
+    assert "<p>A.</p>" in page and "<section><h2>Main</h2><p>B.</p>" in page
+
+
+def test_a_block_is_a_list_or_a_table_only_where_all_its_lines_say_so() -> None:
+    """Lines that all start ``- `` are a list; a dash on the first line alone, or a first line
+    in pipes with no separator line under it, is a paragraph, every character kept."""
+    page = render_html("# t\n\n- a\n- b\n\n- c\nd\n\n| x | is x\nor not\n", {})
+    assert "<ul><li>a</li><li>b</li></ul>" in page
+    assert "<p>- c d</p>" in page and "<p>| x | is x or not</p>" in page
+    assert page.count("<table") == 0
+
+
 @pytest.mark.slow
 def test_report_html_renders_in_headless_chromium(tmp_path: Path) -> None:
     browser = next(filter(None, map(shutil.which, ("chromium", "chromium-browser"))), None)

@@ -38,6 +38,18 @@ BENCH_BEST = {
 }
 
 
+# what a group's runs share, taken from its first run
+ONE_PER_GROUP = (
+    "epochs",
+    "params",
+    "macs_per_image",
+    "section",
+    "differs",
+    "sizes",
+    "timing_device",
+)
+
+
 def owned(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with the ``yours`` column (False where the loader left it out: no reference)."""
     return runs if "yours" in runs else runs.assign(yours=False)
@@ -298,9 +310,9 @@ def same_as_default(summary: pd.DataFrame) -> pd.Series:
         (["arch", "fusion", "config_hash", "precision", "yours", "section"], tuned),
         (["arch", "fusion", "precision", "yours", "section"], tuned & summary["from_defaults"]),
     ):
-        default = summary.loc[~tuned, on].drop_duplicates().assign(twin=True)
-        twin = summary[on].merge(default, on=on, how="left")["twin"].set_axis(summary.index)
-        found |= twin.fillna(False).astype(bool) & mine
+        rows = list(zip(*(summary[k] for k in on), strict=True))
+        defaults = {row for row, its in zip(rows, tuned, strict=True) if not its}
+        found |= pd.Series([row in defaults for row in rows], index=summary.index) & mine
     return found
 
 
@@ -352,17 +364,7 @@ def summarize(
                 target_reached=("target_seconds", "count"),
                 from_defaults=("from_defaults", "all"),
             ),
-            grouped[
-                [
-                    "epochs",
-                    "params",
-                    "macs_per_image",
-                    "section",
-                    "differs",
-                    "sizes",
-                    "timing_device",
-                ]
-            ].first(),  # fmt: skip
+            grouped[list(ONE_PER_GROUP)].first(),
             *(
                 getattr(per_seed, stat)().rename(columns=lambda c, s=stat: f"{names[c]}_{s}")
                 for stat in ("mean", "std")

@@ -309,6 +309,78 @@ def test_generalisation_table_section_and_plot() -> None:
     assert held == ["99.0", "10.0"]
 
 
+def verdict_of(*groups: tuple[str, float, float, float]) -> str:
+    """The section's answer for groups of two seeds: (fusion, seen sum accuracy, held-out sum
+    accuracy, held-out digit accuracy)."""
+    from benchmark.report.generalisation import verdict
+
+    metrics = [
+        {**fake_metrics(fusion, s, seen, held),
+         "test_heldout": {"sum_acc": held, "digit_acc": digit, "consistency": 0.5}}
+        for fusion, seen, held, digit in groups
+        for s in range(2)
+    ]  # fmt: skip
+    return verdict(generalisation_table(metrics))
+
+
+def test_the_held_out_verdict_draws_its_lines_at_one_point_half_and_ten_points() -> None:
+    """As good: a gap within 1 point (0.8 is, 1.5 is not); seen only: held-out under half the
+    seen accuracy (0.45 of 0.98 is, 0.55 is not); weak: seen accuracy 10 points or more under
+    the held-out digit accuracy (10 exactly is, 9 is not)."""
+    said = verdict_of(
+        ("late_sum", 0.99, 0.982, 0.99),
+        ("film", 0.99, 0.975, 0.99),
+        ("concat", 0.98, 0.45, 0.99),
+        ("bilinear", 0.98, 0.55, 0.99),
+        ("small_linear_head", 0.1, 0.0, 0.2),
+        ("embed_add", 0.9, 0.5, 0.99),
+    )
+    assert said == (
+        "As good on held-out pairs as on seen ones (within 1 point): gap_cnn x late_sum. "
+        "Good on seen pairs only (held-out sum accuracy under half the seen one): "
+        "gap_cnn x concat. Weak even on seen pairs (reading the digit, not summing it: a gap "
+        "that says nothing about generalising): gap_cnn x small_linear_head (10.00% of seen "
+        "sums right, 20.00% of held-out digits)."
+    )
+
+
+def test_a_group_weak_even_on_seen_pairs_is_not_called_as_good_on_held_out_ones() -> None:
+    """Reading the digit alone scores about as badly on held-out pairs as on seen ones: that
+    gap of near 0 says nothing about having learned addition."""
+    said = verdict_of(("small_linear_head", 0.3, 0.295, 0.99))
+    assert said.startswith("No group is as good on held-out pairs as on seen ones")
+    assert "Weak even on seen pairs" in said and "gap_cnn x small_linear_head (30.00%" in said
+
+
+def test_the_held_out_section_tells_a_tuned_group_from_its_default() -> None:
+    """A tuned group and the default of the same pair are named apart in the answer; a run from
+    before ``tuned`` was written is a default one."""
+    from benchmark.report.generalisation import verdict
+
+    default = [fake_metrics("late_sum", s, 0.99, 0.985) for s in range(2)]
+    tuned = [{**m, "tuned": True, "config_hash": "htuned"} for m in default]
+    said = verdict(generalisation_table(default + tuned))
+    assert said == (
+        "As good on held-out pairs as on seen ones (within 1 point): gap_cnn x late_sum, "
+        "gap_cnn x late_sum (tuned)."
+    )
+    assert "| gap_cnn x late_sum | 20 | yes | htuned |" in generalisation_section(default + tuned)
+    older = [{k: v for k, v in m.items() if k != "tuned"} for m in default]
+    assert list(generalisation_table(older)["tuned"]) == [False]
+    assert "| gap_cnn x late_sum | 20 | no |" in generalisation_section(older)
+
+
+def test_the_held_out_section_of_one_seed_shows_no_spread_and_no_image_unasked() -> None:
+    """One seed has no std: its cells are the mean alone, not "± nan"; a metric its run did
+    not measure is "-"; without ``plot_link`` the section links no image (the report's
+    section is written without one)."""
+    one = fake_metrics("late_sum", 0, 0.99, 0.985)  # no joint_acc: measured before it existed
+    text = generalisation_section([one])
+    row = "| gap_cnn x late_sum | 20 | no | hlate_sum | 2 | 1 | 99.00 | 98.50 | -0.50 | 98.00 | - |"
+    assert row + " 50.00 |" in text
+    assert "nan" not in text and "![" not in text
+
+
 def test_validation_history_uses_seen_pairs_only(synthetic: DigitSumData) -> None:
     """Held-out pairs never steer a decision: per-epoch validation is on seen pairs only."""
     from benchmark.config import TrainConfig

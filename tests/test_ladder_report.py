@@ -255,6 +255,17 @@ def test_kendall_tau_against_a_hand_count(ladder: tuple[Path, str]) -> None:
         assert f"ranking against the 9-epoch one: {tau:.2f}" in text
 
 
+def test_kendall_of_a_single_group_is_untested_without_a_warning() -> None:
+    """A rung of one group ranks nothing: NaN, said quietly rather than by scipy's warning on
+    the report's terminal."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau, p = kendall([1.0], [2.0])
+    assert math.isnan(tau) and math.isnan(p)
+
+
 @pytest.mark.usefixtures("undrawn")
 def test_a_partial_ladder_says_so_near_the_answer(tmp_path: Path) -> None:
     """A ladder under way keeps the answer of its highest complete rung, and says so."""
@@ -469,6 +480,14 @@ def test_equal_time_says_when_the_rungs_trained_in_different_arithmetic() -> Non
     assert arithmetic_note(points.assign(precision="bf16")) == ""
 
 
+def test_equal_time_names_every_arithmetic_of_a_rung_that_trained_in_several() -> None:
+    """A rung whose groups trained in bf16 and in fp32 says both, not the first of them."""
+    points = pd.DataFrame({"rung": [1, 1, 3], "precision": ["fp32", "bf16", "bf16"]})
+    assert arithmetic_note(points).startswith(
+        " The rungs trained in different arithmetic (1 epoch: bf16/fp32; 3 epochs: bf16),"
+    )
+
+
 def test_the_answer_reuses_the_summary_of_the_rung_it_is_given_at(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -591,6 +610,20 @@ def test_equal_time_counts_the_groups_timed_elsewhere_in_words(away: int, said: 
              images=55_000, n=1, train_seconds_std=float("nan"))  # fmt: skip
     assert f" {said} left out." in time_section(points, "cpu: test", away)
     assert "other devices" not in time_section(points, "cpu: test", 0)
+
+
+def test_equal_time_names_the_device_that_timed_its_groups() -> None:
+    """Seconds are a cost on one machine: the section says which."""
+    from benchmark.report.equal_time import time_section
+
+    points = pd.DataFrame(
+        [(1, "gap_cnn", 10.0, 1.0)],
+        columns=["rung", "arch", "train_seconds_mean", "test_sum_err_mean"],
+    ).assign(fusion="concat", tuned=False, test_sum_err_ci=0.1, front=True, precision="fp32",
+             images=55_000, n=1, train_seconds_std=float("nan"))  # fmt: skip
+    assert "for every group at every rung, all timed on cuda: NVIDIA H100." in time_section(
+        points, "cuda: NVIDIA H100", 0
+    )
 
 
 def kept_the_default(results: Path, epochs: int) -> None:

@@ -1403,6 +1403,33 @@ def test_interval_and_welch_against_hand_computation() -> None:
     assert list(told) == [False, True, False]  # the converse, NaN neither
 
 
+def test_an_interval_over_no_values_has_no_mean_rather_than_a_perfect_one() -> None:
+    """A precision twin whose runs gave no error is an empty list: a mean of 0 would read as
+    a model that makes no mistakes."""
+    from benchmark.report import stats
+
+    mean, half = stats.interval([])
+    assert math.isnan(mean) and math.isnan(half)
+
+
+def test_welch_leaves_a_side_of_one_seed_untested_even_beside_a_constant_group() -> None:
+    """One seed has no spread: not testable, even where the other side's seeds all agree."""
+    from benchmark.report import stats
+
+    assert math.isnan(stats.welch_p([1.0], [1.0, 1.0]))
+    assert math.isnan(stats.welch_p([2.0, 2.0], [1.0]))
+
+
+def test_welch_tests_a_constant_group_against_a_varied_one_rather_than_by_equality() -> None:
+    """Only two constant sides are decided by equality: a group whose seeds agree beside one
+    whose seeds vary is Welch's test, with the varied side's spread alone."""
+    from benchmark.report import stats
+
+    # t = -2 / sqrt(0 + 1/3) = -sqrt(12), df = 2: two-sided p = 1 - sqrt(12 / 14) = 0.074180
+    assert stats.welch_p([1.0, 1.0, 1.0], [2.0, 3.0, 4.0]) == pytest.approx(0.074180, rel=1e-4)
+    assert stats.welch_p([1.0, 1.0], [0.0, 2.0]) == pytest.approx(1.0)  # the same mean
+
+
 def configured_run(root: Path, name: str, config: dict, **kwargs: Any) -> Path:
     """``make_run`` with a fuller config.json section (budget, flags, tuned_from)."""
     run_dir = make_run(root, name, **kwargs)

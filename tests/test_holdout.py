@@ -344,6 +344,16 @@ def test_the_held_out_verdict_draws_its_lines_at_one_point_half_and_ten_points()
     )
 
 
+def test_a_gap_of_exactly_one_point_or_ten_is_on_the_line_as_the_table_shows_it() -> None:
+    """0.98 - 0.99 is -0.010000000000000009 in floating point and 0.99 - 0.89 is
+    0.09999999999999998: the table showed a gap of -1.00 points, yet the verdict said no
+    group was within 1 point; and 10 points under the digit accuracy was not called weak."""
+    assert verdict_of(("late_sum", 0.99, 0.98, 0.99)).startswith(
+        "As good on held-out pairs as on seen ones (within 1 point): gap_cnn x late_sum."
+    )
+    assert "Weak even on seen pairs" in verdict_of(("small_linear_head", 0.89, 0.5, 0.99))
+
+
 def test_a_group_weak_even_on_seen_pairs_is_not_called_as_good_on_held_out_ones() -> None:
     """Reading the digit alone scores about as badly on held-out pairs as on seen ones: that
     gap of near 0 says nothing about having learned addition."""

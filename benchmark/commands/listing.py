@@ -37,9 +37,9 @@ def built(make: Callable[[], Any]) -> tuple[Any, str]:
 
 
 def cannot_run(arch: str, fusion: str) -> str:
-    """ "" if the model of ``arch`` x ``fusion`` with their defaults takes 1x28x28 images (the
-    meta-device dry run ``run`` refuses a model by); else why not, with the sizes that run it
-    where there are any (a ViT left at 224 pixels), for the entry's row."""
+    """Why the model of ``arch`` x ``fusion`` with their defaults cannot take 1x28x28 images,
+    for the entry's row, with the sizes that run it where there are any (a ViT left at 224
+    pixels); "" where it can. The meta-device dry run ``run`` refuses a model by."""
     from architectures import CannotRunError, check_model
 
     try:

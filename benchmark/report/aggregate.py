@@ -353,8 +353,9 @@ def summarize(
     target = time_to_target(history if history is not None else pd.DataFrame())
     runs = runs.assign(target_seconds=runs["run"].map(target))
     grouped = runs.groupby(KEYS, sort=True)
-    per_seed = grouped[list(seed_stats().values())]  # each statistic over all columns at once:
-    names = {column: name for name, column in seed_stats().items()}  # a third of the time
+    # each statistic over all the per-seed columns at once: a third of the time of one call each
+    per_seed = grouped[list(seed_stats().values())]
+    names = {column: name for name, column in seed_stats().items()}
     summary = pd.concat(
         [
             grouped.agg(

@@ -39,15 +39,7 @@ BENCH_BEST = {
 
 
 # what a group's runs share, taken from its first run
-ONE_PER_GROUP = (
-    "epochs",
-    "params",
-    "macs_per_image",
-    "section",
-    "differs",
-    "sizes",
-    "timing_device",
-)
+SHARED = ("epochs", "params", "macs_per_image", "section", "differs", "sizes", "timing_device")
 
 
 def owned(runs: pd.DataFrame) -> pd.DataFrame:
@@ -365,7 +357,7 @@ def summarize(
                 target_reached=("target_seconds", "count"),
                 from_defaults=("from_defaults", "all"),
             ),
-            grouped[list(ONE_PER_GROUP)].first(),
+            grouped[list(SHARED)].first(),
             *(
                 getattr(per_seed, stat)().rename(columns=lambda c, s=stat: f"{names[c]}_{s}")
                 for stat in ("mean", "std")

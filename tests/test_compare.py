@@ -247,7 +247,12 @@ def test_the_status_names_running_queued_diverged_and_unreadable_work(
     monkeypatch.setattr(compare, "ladder_status", lambda *a: [rung])
     monkeypatch.setattr(storages, "open_to_read", lambda spec: None)
     assert show_status([], f"sqlite:///{tmp_path / 'optuna.db'}", None, tmp_path) == 0
-    said = " ".join(capsys.readouterr().out.split())
+    out = capsys.readouterr().out
+    said = " ".join(out.split())
+    lines = out.splitlines()  # the note under the table, as wide as the page: no ragged caption
+    assert lines[lines.index(next(x for x in lines if x.startswith("└"))) + 1].startswith(
+        "running: as the storage holds it; the work of a worker killed outright"
+    )
     assert "4 of 20, 1 running, 2 queued" in said
     assert (
         "5 of 10, 1 diverged, 1 interrupted (the next compare goes on with it), 2 unreadable here "

@@ -207,12 +207,12 @@ def show_status(
         unreadable = rung["runs_unreadable"]
         runs += f", {unreadable} unreadable here (trains again)" if unreadable else ""
         table.add_row(epochs_text(rung["epochs"]), trials, runs)
-    if any(rung["trials_running"] or rung["runs_running"] for rung in found):
-        table.caption = (  # a killed worker's work is not told from live work by the storage
-            "running: as the storage holds it; the work of a worker killed outright shows as "
-            "running until the next compare takes it over"
-        )
     print_wide(table)  # a storage's URL is wider than the table: a title line of its own
+    if any(rung["trials_running"] or rung["runs_running"] for rung in found):
+        console.print(  # under the table, not its caption: wrapped to its width, ragged
+            "running: as the storage holds it; the work of a worker killed outright shows as "
+            "running until the next compare takes it over"  # not told from live work
+        )
     return 0
 
 

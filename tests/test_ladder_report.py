@@ -21,7 +21,7 @@ from benchmark.report import answer_lead, ladder_plots, load_inputs, write_repor
 from benchmark.report.equal_time import arithmetic_note
 from benchmark.report.ladder import LADDER_PLOTS, Rung
 from benchmark.report.stats import kendall
-from benchmark.report.studies import load_studies, studies_section
+from benchmark.report.studies import StudyDigest, load_studies, studies_section
 
 PAIRS = [("gap_cnn", "concat"), ("gap_cnn", "late_sum"), ("small_cnn", "concat")]
 SEEDS = [0, 1, 2]
@@ -1068,6 +1068,194 @@ def test_the_partial_warning_names_a_study_one_trial_short() -> None:
     assert "study s" not in partial_text([rung], partial_inputs(5))
 
 
+def test_the_partial_warning_names_exactly_eight_missing_runs_and_counts_no_more() -> None:
+    """Four seeds miss eight runs: all eight named, none counted as "and 0 more"."""
+    from benchmark.report.ladder import partial_text
+
+    text = partial_text([partial_rung(4, 3)], partial_inputs(3))
+    (line,) = [line for line in text.splitlines() if "final runs complete" in line]
+    kinds = ("default", "tuned")
+    names = "; ".join(f"gap_cnn x concat {kind} seed {seed}" for kind in kinds for seed in range(4))
+    assert line.endswith(f"missing: {names}"), line
+
+
+def test_the_partial_warning_names_eight_runs_before_it_counts_the_rest() -> None:
+    """Ten missing: eight named and two counted, so every missing run is named or counted."""
+    from benchmark.report.ladder import partial_text
+
+    text = partial_text([partial_rung(5, 3)], partial_inputs(3))
+    (line,) = [line for line in text.splitlines() if "final runs complete" in line]
+    named, counted = line.split("missing: ")[1].split(" and ")
+    assert len(named.split("; ")) == 8 and counted == "2 more"
+
+
+def test_the_partial_warning_names_a_study_of_the_plan_that_has_not_started() -> None:
+    """A study of the plan not in the storage at all has finished none of its trials."""
+    from benchmark.report.ladder import partial_text
+
+    rung = partial_rung(1, 3)
+    rung.plan["studies"] = ["s", "t"]
+    text = partial_text([rung], partial_inputs(3))
+    assert "study t has 0 of 3 finished trials" in text and "study s has" not in text
+
+
+def test_runs_chosen_by_a_glob_keep_only_their_combinations_studies() -> None:
+    """The plan's studies run parallel to its pairs: the studies of the combinations left out
+    are not the chosen runs' to finish."""
+    from benchmark.report.ladder import among
+
+    plan = {"pairs": [["a", "concat"], ["b", "concat"]], "studies": ["sa", "sb"], "seeds": [0]}
+    runs = pd.DataFrame({"arch": ["b"], "fusion": ["concat"]})
+    assert among(plan, runs) == {"pairs": [["b", "concat"]], "studies": ["sb"], "seeds": [0]}
+
+
+def test_a_rungs_groups_leave_out_yours() -> None:
+    """Beside a reference (``report --against``) your groups are in its main comparison: they
+    have no rung, so no rank there."""
+    rung = rung_of(9, [("a", True, 2, 1.0, 1.0, "x"), ("b", True, 2, 0.5, 0.01, "x")])
+    rung.summary["yours"] = [False, True]
+    assert list(rung.groups["arch"]) == ["a"] and list(rung.groups["rank"]) == [1]
+
+
+def test_groups_of_one_error_are_ranked_in_the_order_of_their_names() -> None:
+    rung = rung_of(9, [("b", True, 2, 1.0, 1.0, "x"), ("a", True, 2, 1.0, 1.0, "x")])
+    assert list(rung.groups["arch"]) == ["a", "b"]
+
+
+def test_a_lower_rung_with_no_complete_group_says_so() -> None:
+    from benchmark.report.ladder import winners_text
+
+    low = rung_of(1, [("a", True, 2, 1.0, 1.0, "x")])
+    low.summary["section"] = "other"
+    top = rung_of(9, [("a", True, 2, 1.0, 1.0, "x")])
+    assert winners_text([low, top])[0] == "- At 1 epoch no group is complete yet."
+
+
+def test_a_lower_rungs_one_seed_winner_is_said_to_have_no_interval() -> None:
+    from benchmark.report.ladder import winners_text
+
+    low = rung_of(1, [("a", True, 1, 1.0, float("nan"), "x")])
+    top = rung_of(9, [("a", True, 2, 0.5, 1.0, "x")])
+    (line, *_) = winners_text([low, top])
+    assert line.startswith("- At 1 epoch **a x concat (tuned)** is best: 1.00% (one seed, no "
+                           "interval). At 9 epochs it has 0.50% (95% CI")  # fmt: skip
+
+
+def test_a_lower_rungs_winner_without_runs_at_the_top_rung_is_said_to_have_none() -> None:
+    from benchmark.report.ladder import winners_text
+
+    low = rung_of(1, [("c", True, 2, 1.0, 1.0, "x")])
+    top = rung_of(9, [("a", True, 2, 0.5, 1.0, "x"), ("b", True, 2, 0.6, 0.01, "x")])
+    (line, *_) = winners_text([low, top])
+    assert line.endswith("is best: 1.00% (95% CI 0.95-1.05). It has no complete runs at 9 epochs.")
+
+
+def test_a_winner_still_first_at_the_top_rung_is_still_the_winner_and_nothing_more() -> None:
+    from benchmark.report.ladder import winners_text
+
+    groups = [("a", True, 2, 1.0, 1.0, "x"), ("b", True, 2, 2.0, 0.01, "x")]
+    (line, *_) = winners_text([rung_of(1, groups), rung_of(9, groups)])
+    assert line.endswith(" rank 1 of 2: still the winner."), line
+
+
+def test_a_winner_whose_top_study_kept_the_default_beside_another_best_is_tested_against_it():
+    """Its study keeping the default makes it the best's configuration only where the best is
+    its own combination's; beside another combination's best it is tested as any group."""
+    from benchmark.report.ladder import winners_text
+
+    low = rung_of(1, [("a", True, 2, 1.0, 1.0, "x"), ("b", True, 2, 2.0, 0.01, "x")])
+    top = rung_of(9, [("b", True, 2, 0.5, 1.0, "x"), ("a", True, 2, 0.9, 0.01, "x")])
+    top.summary["same_as_default"] = top.summary["arch"] == "a"
+    (line, *_) = winners_text([low, top])
+    assert "; worse than the best there, b x concat (tuned) at 0.50%" in line, line
+    assert "kept the default" not in line
+
+
+def test_a_winner_of_one_seed_at_the_top_rung_is_not_tested_against_its_best() -> None:
+    """The winner ranked among all of the top rung's groups (three there, one below)."""
+    from benchmark.report.ladder import winners_text
+
+    low = rung_of(1, [("a", True, 2, 1.0, 1.0, "x")])
+    top = rung_of(9, [("a", True, 1, 0.9, float("nan"), "x"), ("b", True, 2, 0.5, 1.0, "x"),
+                      ("c", True, 2, 0.8, 0.01, "x")])  # fmt: skip
+    (line, *_) = winners_text([low, top])
+    assert line.endswith(
+        "rank 3 of 3; too few seeds to test it against the best, b x concat (tuned)."
+    ), line
+
+
+def test_a_lower_rung_whose_groups_all_tie_gets_no_kendalls_tau() -> None:
+    """A ranking with no order to compare gives tau no value: no line of "nan"."""
+    from benchmark.report.ladder import winners_text
+
+    low = rung_of(1, [("a", True, 2, 2.0, 1.0, "x"), ("b", True, 2, 2.0, 1.0, "x")])
+    top = rung_of(3, [("a", True, 2, 1.0, 1.0, "x"), ("b", True, 2, 1.5, 0.01, "x")])
+    lines = winners_text([low, top])
+    assert len(lines) == 1 and "Kendall" not in lines[0]
+
+
+def test_the_ranks_list_groups_the_top_rung_lacks_by_the_highest_rung_that_has_them() -> None:
+    from benchmark.report.ladder import ranks_section
+
+    rungs = [
+        rung_of(1, [("a", True, 2, 1.0, 1.0, "x"), ("c", True, 2, 2.0, 0.01, "x")]),
+        rung_of(3, [("a", True, 2, 1.0, 1.0, "x"), ("b", True, 2, 2.0, 0.01, "x")]),
+        rung_of(9, [("a", True, 2, 1.0, 1.0, "x")]),
+    ]
+    for rung in rungs:
+        rung.summary["params"] = 1000
+    text = ranks_section(rungs, {})
+    rows = [line.split(" | ")[0] for line in text.splitlines() if " x concat | yes |" in line]
+    assert rows == ["| a x concat", "| b x concat", "| c x concat"]
+
+
+def test_equal_time_takes_the_device_first_by_name_of_two_that_timed_as_many_groups() -> None:
+    from benchmark.report.ladder import time_points
+
+    rung = rung_of(1, [("a", True, 2, 1.0, 1.0, "cpu: y"), ("b", True, 2, 1.1, 0.5, "cpu: x")])
+    assert time_points([rung])[1:] == ("cpu: x", 1)
+
+
+def test_the_ladders_tuning_table_leaves_out_your_combinations() -> None:
+    """Beside a reference, your tuned vs default pairs are no rung's."""
+    from benchmark.report.ladder import tuning_section
+
+    rung, runs = tuning_rung({"gap_cnn": -1.0, "small_cnn": 0.5})
+    rung.summary["yours"] = rung.summary["arch"] == "small_cnn"
+    runs["yours"] = runs["arch"] == "small_cnn"
+    assert "| 1 epoch | 1 | 0 | 0 | 0 (1 untested) | 0 | -1.00 | -1.00 |" in tuning_section(
+        [rung], runs
+    )
+
+
+def test_the_ladders_tuning_table_counts_the_studies_that_kept_the_default() -> None:
+    from benchmark.report.ladder import tuning_section
+
+    rung, runs = tuning_rung({"gap_cnn": 0.0})
+    rung.summary["same_as_default"] = rung.summary["tuned"]
+    assert "| 1 epoch | 1 | 0 | 0 | 0 | 1 | +0.00 | +0.00 |" in tuning_section([rung], runs)
+
+
+def test_a_machines_seconds_beside_anothers_minute_are_said_to_be_little_work() -> None:
+    """A minute is where the cost table turns to minutes ("1.0 min" beside "3.6 s")."""
+    from benchmark.report.ladder import cost_section
+
+    stages = {"tune": {"vm (cpu: a)": 60.0, "vm (cpu: b)": 3.6}}
+    assert "A machine's seconds beside another's minutes" in cost_section(
+        [SimpleNamespace(epochs=1, stages=stages)], None
+    )
+
+
+def test_the_cost_table_lists_stages_and_machines_in_one_order_whatever_the_files() -> None:
+    from benchmark.report.ladder import cost_section
+
+    stages = {"tune": {"vm b": 2.0, "vm a": 3.0}, "runs": {"vm b": 1.0}}
+    text = cost_section([SimpleNamespace(epochs=1, stages=stages)], None)
+    rows = [line for line in text.splitlines() if line.startswith("| 1 epoch |")]
+    assert rows == ["| 1 epoch | runs | vm b | 1.0 s |", "| 1 epoch | tune | vm a | 3.0 s |",
+                    "| 1 epoch | tune | vm b | 2.0 s |"]  # fmt: skip
+
+
 def test_a_marker_means_one_fusion_in_every_ladder_plot_and_no_curve_wears_an_encoders_colour():
     """The time plot marked the encoder (a circle there was gap_cnn, in the others concat) and
     the curves coloured their fusions blue, orange and green, the encoders' colours elsewhere:
@@ -1212,6 +1400,48 @@ def test_a_budget_of_epochs_of_another_type_costs_no_study(epochs: object) -> No
     study.add_trial(optuna.trial.create_trial(value=0.9))
     found = digest(study)
     assert (found.epochs, found.unpruned, found.best_value) == (None, 0, 0.9)
+
+
+def pruned_digest(name: str, epochs: int | None, pruner: str) -> StudyDigest:
+    """The digest of a study of ``epochs`` that recorded the pruning rule ``pruner``."""
+    return StudyDigest(name, epochs, 2, 0, 0.9, 0, 4, 6, pruner, ())
+
+
+def test_the_pruning_rules_are_listed_by_budget_each_with_its_budgets_in_order() -> None:
+    said = studies_section(
+        [
+            pruned_digest("a", 9, "zeta"),
+            pruned_digest("b", 3, "alpha"),
+            pruned_digest("c", 9, "alpha"),
+            pruned_digest("d", 1, "zeta"),
+        ]
+    )
+    assert " Pruning, as the studies recorded it: `zeta` at 1, 9 epochs; `alpha` at 3, 9 " in said
+
+
+def test_a_pruning_rule_of_a_study_of_unknown_epochs_names_no_budget() -> None:
+    """A hand-edited budget leaves a study's epochs unknown: no rule "at None epochs"."""
+    said = studies_section([pruned_digest("a", 3, "median"), pruned_digest("b", None, "halving")])
+    assert "Pruning, as the studies recorded it: `median` at 3 epochs." in said
+    assert "None" not in said and "*halving*" not in said
+
+
+def test_the_ladders_words_are_explained_whichever_study_recorded_them_first() -> None:
+    """tune's plain halving at 3 epochs, compare's ranked one at 9: both words explained."""
+    said = studies_section([pruned_digest("a", 3, "halving"),
+                            pruned_digest("b", 9, "halving, defaults ranked")])  # fmt: skip
+    assert "*halving*: successive halving" in said
+    assert "; *defaults ranked*: the defaults trial, never stopped, counts" in said
+
+
+def test_the_best_trial_of_tied_values_is_the_first_as_optunas() -> None:
+    """Optuna's best trial (what ``tune`` exports) is the first of those of the best value."""
+    from benchmark.report.studies import digest
+
+    study = in_memory_study({"epochs": 1})
+    for _ in range(2):
+        study.add_trial(optuna.trial.create_trial(value=0.9))
+    assert digest(study).best_trial == study.best_trial.number == 0
 
 
 def bump_rungs() -> list[tuple[int, pd.DataFrame]]:

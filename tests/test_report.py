@@ -1727,6 +1727,26 @@ def test_the_studies_table_says_when_the_best_trial_was_the_defaults() -> None:
     assert "| found | 20 | 0 | 90.00 | 7 |" in text
 
 
+def test_the_studies_table_links_each_studys_trials_and_plots_by_kind() -> None:
+    from benchmark.report.studies import StudyDigest, studies_section
+
+    files = ("studies/s__e1.csv", "studies/s__e1-history.png", "studies/s__e1-importance.png")
+    text = studies_section([StudyDigest("s__e1", 1, 2, 0, 0.9, 1, 2, 2, None, files)])
+    assert ("| [trials](studies/s__e1.csv), [history](studies/s__e1-history.png), "
+            "[importance](studies/s__e1-importance.png) |") in text  # fmt: skip
+
+
+def test_the_plots_of_a_study_whose_files_were_not_written_are_kept() -> None:
+    """Its trials CSV and plots not written this time (a drawing error, noted): the report
+    removes none of its earlier plots; a study with files has those it did not draw removed."""
+    from benchmark.report.studies import Studies, StudyDigest
+
+    common = (1, 2, 0, 0.9, 1, 2, 2, None)
+    drawn = ("studies/b.csv", "studies/b-history.png")
+    found = Studies([StudyDigest("a", *common, ()), StudyDigest("b", *common, drawn)])
+    assert found.unwritten_plots() == ["studies/b-importance.png"]
+
+
 def test_studies_of_one_epoch_get_no_pruning_columns() -> None:
     """Pruning saves nothing at one epoch: the columns of what it saved are for budgets over
     one epoch only."""

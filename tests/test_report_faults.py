@@ -524,3 +524,20 @@ def test_compares_run_queue_is_no_study_of_the_report(
     monkeypatch.setattr(studies, "study_files", lambda study, out: {})  # no plots: fast
     found = studies.load_studies(tmp_path, None, storage)
     assert [d.name for d in found.digests] == [STUDY] and found.notes == []
+
+
+def test_the_studies_of_a_storage_are_listed_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not in the order they were made (a storage lists them so): the same studies give the
+    same table whichever was tuned first."""
+    storage = journal_studies(tmp_path, ["small_cnn__concat__e1", STUDY])
+    monkeypatch.setattr(studies, "study_files", lambda study, out: {})  # no plots: fast
+    found = studies.load_studies(tmp_path, None, storage)
+    assert [d.name for d in found.digests] == sorted(["small_cnn__concat__e1", STUDY])
+
+
+def test_a_storages_error_is_given_in_its_first_line() -> None:
+    """A note is one line: a multi-line error (a traceback of the server's) gives its first."""
+    assert studies.why(RuntimeError("database is locked\n  at line 3")) == "database is locked"
+    assert studies.why(RuntimeError("")) == "RuntimeError"

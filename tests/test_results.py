@@ -4,12 +4,14 @@ reproduces the arithmetic the run used (``run --config`` of it computes as the r
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+from conftest import leave_undrawn
 
 from benchmark import rundir
-from benchmark.cli import build_parser
+from benchmark.cli import build_parser, main
 from benchmark.commands.common import base_config
 from benchmark.config import TrainConfig
 from benchmark.hardware import decide
@@ -129,3 +131,20 @@ def test_an_export_of_another_pair_under_this_pairs_name_is_named(
     assert main([*argv, "--print-config", "--results-dir", str(tmp_path)]) == 1
     err = " ".join(capsys.readouterr().err.split())
     assert f"{late_sum}: an export of gap_cnn x concat under gap_cnn x late_sum's name" in err
+
+
+@pytest.mark.slow  # a report of the committed 412 run directories: seconds on 2 cores
+def test_the_committed_report_is_what_report_writes_from_the_committed_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """report.md and summary.csv are generated, never edited: the report of a copy of results/
+    says what the committed one says, so a change to the report's code that changes its words
+    cannot land without the report made again. The figures are not compared: their stamp holds
+    matplotlib's version, which a fresh install may not share (``compare``'s no-op redraws
+    them)."""
+    shutil.copytree(RESULTS, tmp_path / "results")
+    monkeypatch.chdir(tmp_path)  # as committed: --results-dir results, paths said relative
+    leave_undrawn(monkeypatch)
+    assert main(["report", "--results-dir", "results"]) == 0
+    for name in ("report.md", "summary.csv"):
+        assert (tmp_path / "results" / name).read_text() == (RESULTS / name).read_text(), name

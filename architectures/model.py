@@ -137,11 +137,12 @@ _PASSED: set[tuple[Any, Any, str]] = set()  # the models check_model passed in t
 class CannotRunError(ValueError):
     """A model that cannot run on 1x28x28 images (``check_model``); ``sizes`` holds the model
     arguments that do run it, where there are any (a ViT left at 224 pixels), so a caller
-    naming several such models can give each its sizes without reading them from the line."""
+    naming several such models can give each its sizes without reading them from the line;
+    ``why`` is the line after the model and its arguments (``list --check``'s row)."""
 
-    def __init__(self, line: str, sizes: dict[str, int] | None = None) -> None:
+    def __init__(self, line: str, sizes: dict[str, int] | None = None, why: str = "") -> None:
         super().__init__(line)
-        self.sizes = sizes
+        self.sizes, self.why = sizes, why
 
 
 def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
@@ -161,11 +162,8 @@ def check_model(arch: str, fusion: str, overrides: dict[str, Any]) -> None:
         reason = lines[0] if lines else type(exc).__name__
         args = ", ".join(f"{k}={v}" for k, v in overrides.items()) or "its defaults"
         sizes, hint = _size_hint(arch, fusion, overrides)
-        raise CannotRunError(
-            f"{arch} x {fusion} with {args} cannot run on 1x28x28 images: "
-            f"{type(exc).__name__}: {reason}{hint}",
-            sizes,
-        ) from None
+        why = f"cannot run on 1x28x28 images: {type(exc).__name__}: {reason}{hint}"
+        raise CannotRunError(f"{arch} x {fusion} with {args} {why}", sizes, why) from None
     _PASSED.add(key)
 
 

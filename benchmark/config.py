@@ -327,6 +327,7 @@ def field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
 
+@functools.cache  # a report asks for the same kinds some 300 times
 def fields_of(*kinds: str) -> tuple[str, ...]:
     """The ``TrainConfig`` fields of the given kinds (see ``KINDS``), in declaration order."""
     unknown = set(kinds) - set(KINDS)
@@ -345,9 +346,8 @@ def learned_values(config: dict[str, Any], *, names: bool = True) -> dict[str, A
     when ``names`` is false. The config hash, the report's groups and ``compare``'s key use it."""
     kinds = LEARNED_KINDS if names else tuple(k for k in LEARNED_KINDS if k != "name")
     full = {**default_values(), **config}
-    return {
-        k: dict(v) if isinstance(v, dict) else v for k, v in full.items() if k in learned(kinds)
-    }
+    values = {k: full[k] for k in fields_of(*kinds)}
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in values.items()}  # each its own
 
 
 @functools.cache
@@ -355,12 +355,6 @@ def default_values() -> dict[str, Any]:
     """``TrainConfig()``'s fields, made once: a report fills hundreds of configs with them, and
     ``asdict`` copies deeply (a dict field, model_args, is copied again where it is used)."""
     return TrainConfig().to_dict()
-
-
-@functools.cache
-def learned(kinds: tuple[str, ...]) -> frozenset[str]:
-    """The names of the fields of ``kinds``, as a set."""
-    return frozenset(fields_of(*kinds))
 
 
 BATCH_SIZES = (64, 128, 256)  # the batch sizes tuning may pick

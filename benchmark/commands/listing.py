@@ -44,8 +44,8 @@ def cannot_run(arch: str, fusion: str) -> str:
 
     try:
         check_model(arch, fusion, {})
-    except CannotRunError as exc:  # "A x F with its defaults cannot run on ...": the entry's row
-        return f"{str(exc).removeprefix(f'{arch} x {fusion} with its defaults ')}; "
+    except CannotRunError as exc:
+        return f"{exc.why}; "
     return ""
 
 

@@ -42,6 +42,12 @@ BENCH_BEST = {
 SHARED = ("epochs", "params", "macs_per_image", "section", "differs", "sizes", "timing_device")
 
 
+def keys_of(frame: pd.DataFrame, on: list[str] = KEYS) -> list[tuple[Any, ...]]:
+    """Each row's group key (its ``on`` columns) as a tuple: the loops below find groups with
+    them, where a pandas call per group cost more than the rest of a summary."""
+    return list(zip(*(frame[k] for k in on), strict=True))
+
+
 def owned(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` with the ``yours`` column (False where the loader left it out: no reference)."""
     return runs if "yours" in runs else runs.assign(yours=False)
@@ -205,9 +211,9 @@ def same_device_timings(runs: pd.DataFrame) -> pd.DataFrame:
     """Timings kept only for the runs on their group's most common device (a group spread over
     machines gets one machine's figures, never an average of several), and that device."""
     machine = machines(runs)
-    keys = list(zip(*(runs[k] for k in KEYS), strict=True))
+    keys = keys_of(runs)
     counts: dict[tuple[Any, ...], Counter[str]] = {}
-    for key, name in zip(keys, machine, strict=True):  # a loop: pandas' per-group call cost more
+    for key, name in zip(keys, machine, strict=True):
         counts.setdefault(key, Counter())[name] += 1
     modal_of = {key: min(c, key=lambda name, c=c: (-c[name], name)) for key, c in counts.items()}
     modal = pd.Series(  # ties: the first by name; a group with a key unknown has no device
@@ -235,10 +241,10 @@ def sum_errors(runs: pd.DataFrame) -> dict[tuple[Any, ...], list[float]]:
     """Test sum error % of each run, listed per group (``KEYS`` tuple)."""
     runs = owned(runs)
     found: dict[tuple[Any, ...], list[float]] = {}
-    for *key, acc in zip(*(runs[k] for k in KEYS), runs["test.sum_acc"], strict=True):
-        if not pd.isna(key).any():  # as a groupby drops a key unknown
-            found.setdefault(tuple(key), []).append(100 * (1 - acc))
-    return dict(sorted(found.items()))  # a loop: a pandas groupby cost more than the rest
+    for key, acc in zip(keys_of(runs), runs["test.sum_acc"], strict=True):
+        if not pd.isna(list(key)).any():  # as a groupby drops a key unknown
+            found.setdefault(key, []).append(100 * (1 - acc))
+    return dict(sorted(found.items()))  # in key order, as a groupby gave them
 
 
 def best_key(errors: dict[tuple[Any, ...], list[float]]) -> tuple[Any, ...]:
@@ -279,7 +285,7 @@ def error_stats(runs: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
         return out
     best = best_key(errors)
     found = []  # per group: interval, p, near, standing, set a column at once (.at costs)
-    for key in zip(*(out[k] for k in KEYS), strict=True):
+    for key in keys_of(out):
         if key not in errors:
             found.append((math.nan, math.nan, False, ""))
             continue
@@ -302,7 +308,7 @@ def same_as_default(summary: pd.DataFrame) -> pd.Series:
         (["arch", "fusion", "config_hash", "precision", "yours", "section"], tuned),
         (["arch", "fusion", "precision", "yours", "section"], tuned & summary["from_defaults"]),
     ):
-        rows = list(zip(*(summary[k] for k in on), strict=True))
+        rows = keys_of(summary, on)
         defaults = {row for row, its in zip(rows, tuned, strict=True) if not its}
         found |= pd.Series([row in defaults for row in rows], index=summary.index) & mine
     return found

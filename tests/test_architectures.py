@@ -377,12 +377,13 @@ def test_list_shows_a_model_that_cannot_be_built_and_goes_on(
     for registry, name in ((A.ENCODERS, "tiny_resnet"), (A.FUSIONS, "film")):
         broken = dataclasses.replace(registry.entries[name], factory=fails)
         monkeypatch.setitem(registry.entries, name, broken)
-    argv = ["list", "--encoders", "tiny_resnet,small_cnn", "--fusions", "film,late_sum"]
+    argv = ["list", "--encoders", "tiny_resnet,small_cnn,gap_cnn", "--fusions", "film,late_sum"]
     assert main(argv) == 0
     out = " ".join(capsys.readouterr().out.split())
     assert out.count("cannot be built: TypeError: Broken.__init__() got an unexpected") == 2
     assert "│ small_cnn │ 128 │" in out and "│ late_sum │" in out
-    assert "2 of 4 cannot be built (their rows say why): tiny_resnet, film" in out
+    said = "2 of the 3 encoders and 2 fusions listed cannot be built (their rows say why): "
+    assert said + "tiny_resnet, film" in out
 
 
 @pytest.mark.slow

@@ -97,12 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format",
         choices=sorted(FORMATS),
-        help="output format [the one --out's suffix names: .onnx, or .pt or .pth for torchscript]",
+        help="output format [the one --out's suffix names: .onnx, or .pt or .pth for "
+        "torchscript]; give --format, an --out with such a suffix, or both",
     )
     p.add_argument(
         "--out",
         type=path_text,
         metavar="PATH",
-        help="output file [RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt]",
+        help="output file [with --format: RUN_DIR/model.onnx or RUN_DIR/model.torchscript.pt]",
     )
     add_plugin_flag(p, cmd_export)

@@ -839,14 +839,21 @@ def test_every_help_fits_an_80_column_terminal(capsys, monkeypatch: pytest.Monke
 
 @pytest.mark.parametrize(
     "command, shown",
-    [("run", "--data-dir DIR[,DIR...]"), ("tune", "--data-dir DIR"), ("datapath", "--steps N")],
+    [
+        ("run", "--data-dir DIR[,DIR...]"),
+        ("run", "--results-dir DIR"),
+        ("tune", "--data-dir DIR"),
+        ("datapath", "--steps N"),
+    ],
 )
 def test_help_names_a_value_by_what_it_is(command: str, shown: str, capsys) -> None:
     """--data-dir showed STR (a folder), datapath's counts STEPS, WARMUP_STEPS and NUM_WORKERS
-    where every other command's counts read N."""
+    where every other command's counts read N, and run's --results-dir RESULTS_DIR where every
+    other command's reads DIR."""
     assert exit_status([command, "--help"]) == 0
     out = capsys.readouterr().out
     assert shown in out and "STR" not in out and "NUM_WORKERS" not in out
+    assert "RESULTS_DIR" not in out
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from benchmark.commands.common import (
     add_config_file_flags,
     add_config_flags,
     add_plugin_flag,
+    add_results_dir_flag,
     add_tuned_flags,
     apply_tuned_flags,
     base_config,
@@ -434,12 +435,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="train arch x fusion x seed runs", description=cmd_run.__doc__)
     p.add_argument("--arch", help="encoder(s): comma list, wildcards, or all [gap_cnn]")
     p.add_argument("--fusion", help="fusion(s): comma list, wildcards, or all [concat]")
-    p.add_argument("--seed", type=int, help="one seed [0]")
+    p.add_argument("--seed", type=int, metavar="S", help="one seed [0]")
     p.add_argument("--seeds", type=seed_list, help="several seeds, e.g. 0,1,2 (one run each)")
     add_model_arg_flag(p, sweeps=True)
-    p.add_argument(
-        "--results-dir", type=path_text, default=OUTPUT, help=f"where runs/ is written [{OUTPUT}]"
-    )
+    add_results_dir_flag(p, "where runs/ is written")
     p.add_argument(
         "--resume", type=path_text, metavar="RUN_DIR", help="continue an interrupted run"
     )

@@ -197,7 +197,10 @@ class RunsProgress:
         head = f"{self.done}/{self.runs} done " if self.runs > 1 else ""
         left = self.held if self.evaluating else self.time_left()
         tail = f" {self.epoch}{self.loss}" + (f" {duration(left)} left" if left is not None else "")
-        size = min(width - len(head) - len(tail) - 24, 30)  # leave the label 22 columns
+        room = width - len(head) - len(tail) - 2  # for the bar and the label
+        # the label whole if the bar keeps 10 columns (its seed tells a sequence's runs apart),
+        # else a bar of 10 and at least 22 columns of label, else no bar
+        size = max(min(room - min(len(self.label), 32), 30), min(10, room - 22))
         bar = Text()
         if size >= 10:
             filled = round(size * (self.trained + self.current) / self.steps)

@@ -862,6 +862,19 @@ def test_a_single_runs_live_line_has_no_runs_done_count() -> None:
     assert "done" not in out.getvalue() and "gap_cnn x concat" in out.getvalue()
 
 
+@pytest.mark.parametrize("loss", [" loss 0.4132", " validating"])
+def test_a_sequences_live_line_at_80_columns_shows_the_runs_seed(loss: str) -> None:
+    """The seed is what tells ``--seeds 0,1``'s runs apart: the bar gives up columns for it (a
+    bar of 17 had cut the label to "gap_cnn x concat, see…"), down to a bar of 10."""
+    shown = RunsProgress(runs=2, steps=100, estimate=4000)
+    shown.epoch, shown.loss, shown.label = "epoch 1/4", loss, "gap_cnn x concat, seed 0"
+    out = io.StringIO()
+    Console(file=out, width=WIDTH, color_system=None).print(shown)
+    (line,) = out.getvalue().splitlines()
+    assert line.endswith("  gap_cnn x concat, seed 0") and " 67 min left" in line
+    assert "━" * 10 in line and len(line) <= WIDTH
+
+
 def play(monkeypatch: pytest.MonkeyPatch, steps: list[int], epochs: int, per_epoch: int) -> None:
     """``runs.execute`` replaced by one that reports ``steps`` (each epoch's last one twice, the
     second time with its validation), 10 s apart."""

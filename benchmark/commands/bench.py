@@ -198,9 +198,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             console.print(f"[{done}/{len(configs)}] {escape(label)}: {escape(status)}")
             for row in found:
                 if (spread := row.get("timing_spread", 0)) > NOISY:  # NaN (an error): no
-                    way = "compiled" if row["compile"] else "eager"
+                    way = "compiled" if row["compile"] else "eager"  # of an A/B pair
+                    whose = f"its {way} row's" if len(found) > 1 else "its"
                     console.print(
-                        f"      note: its {way} row's timed calls varied by {spread:.1f}x "
+                        f"      note: {whose} timed calls varied by {spread:.1f}x "
                         "(upper over lower quartile): a busy machine or too short a warm-up; "
                         "measure again on a quiet one, or with more --warmup-calls",
                         markup=False,

@@ -176,7 +176,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for flag, default, said in (  # N, as every command's counts are named
         ("--steps", 200, "timed steps, each of the three"),
         ("--warmup-steps", 10, "untimed steps before each of the three"),
-        ("--rounds", 10, "the three alternate, steps/rounds each time"),
+        ("--rounds", 10, "rounds in which the three take turns, each timing steps/rounds steps"),
         ("--num-workers", 0, "DataLoader worker processes"),
     ):
         kind = processes if flag == "--num-workers" else int

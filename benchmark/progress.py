@@ -17,9 +17,20 @@ from rich.console import Console
 from benchmark.config import TrainConfig
 from benchmark.errors import UsageError
 from benchmark.trials import rejected
-from benchmark.wording import percent, settings
+from benchmark.wording import duration, percent, settings
 
-console = Console(highlight=False)
+
+class LineConsole(Console):
+    """rich's console, except that into a pipe or a log a line is printed whole, as ``say_whole``
+    prints one: wrapped at rich's 80 columns there, text had broken mid-sentence with a space
+    left at the end of each piece, between tables printed at their natural width."""
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **options: Any) -> None:
+        wrap = not self.is_terminal if soft_wrap is None else soft_wrap
+        super().print(*objects, soft_wrap=wrap, **options)
+
+
+console = LineConsole(highlight=False)
 LOG_WIDTH = 160  # columns of a progress line written into a pipe or a log
 T = TypeVar("T")
 
@@ -123,19 +134,6 @@ def cpu_of(machine_key: str) -> str:
     """The CPU a probe's machine key (``hardware.machine_key``: CPU | torch release | bf16)
     names."""
     return machine_key.split(" | ")[0]
-
-
-def duration(seconds: float) -> str:
-    """``<1 s``, ``42 s``, ``7 min``, ``2 h 05 min``: a time as a person reads it in a progress
-    line (a tiny run's epoch is not "0 s")."""
-    if seconds < 1:
-        return "<1 s"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min"
-    hours, minutes = divmod(round(seconds / 60), 60)
-    return f"{hours} h {minutes:02d} min"
 
 
 class RunsProgress:
@@ -269,8 +267,8 @@ class RunsProgress:
         return found
 
 
-def say(text: str, soft_wrap: bool = False) -> None:
-    """A line as typed (no markup: labels hold brackets)."""
+def say(text: str, soft_wrap: bool | None = None) -> None:
+    """A line as typed (no markup: labels hold brackets); whole into a pipe (``LineConsole``)."""
     console.print(text, markup=False, soft_wrap=soft_wrap)
 
 

@@ -78,3 +78,16 @@ def differences(found: dict[str, Any], wanted: dict[str, Any]) -> str:
     first one's value, then the second's (a study's settings, each whole, hid the one)."""
     keys = [k for k in {**found, **wanted} if found.get(k) != wanted.get(k)]
     return "; ".join(f"{k} {found.get(k)!r}, not {wanted.get(k)!r}" for k in keys)
+
+
+def duration(seconds: float) -> str:
+    """``<1 s``, ``42 s``, ``7 min``, ``2 h 05 min``: a time as a person reads it in a progress
+    line (a tiny run's epoch is not "0 s")."""
+    if seconds < 1:
+        return "<1 s"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes:02d} min"

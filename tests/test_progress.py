@@ -676,7 +676,7 @@ def test_a_finished_trial_is_one_line_in_a_log(monkeypatch: pytest.MonkeyPatch) 
     ],
 )
 def test_a_duration_reads_as_a_person_says_it(seconds: float, said: str) -> None:
-    from benchmark.progress import duration
+    from benchmark.wording import duration
 
     assert duration(seconds) == said
 
@@ -965,6 +965,27 @@ def test_a_pruned_trial_says_its_last_epoch() -> None:
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     stopped = create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.3, 3: 0.6, 2: 0.5})
     assert "pruned: val joint acc 60.00% at epoch 3" in describe_trial(stopped)
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_any_printed_line_wraps_in_a_terminal_and_is_whole_without_trailing_spaces_in_a_pipe(
+    terminal: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pipe had run's "auto on this cpu: ..." cut at 80 columns with a space left at the end
+    of each piece, beside tables printed at their natural width."""
+    from benchmark import progress
+
+    out = io.StringIO()
+    screen = progress.LineConsole(file=out, width=40, force_terminal=terminal, color_system=None)
+    monkeypatch.setattr(progress, "console", screen)
+    text = "auto on this cpu: bf16, channels_last (probed 2026-12-07 21:33:18; training"
+    progress.say(text)
+    screen.print(text, markup=False)
+    lines = out.getvalue().splitlines()
+    if terminal:
+        assert len(lines) > 2 and all(len(line) <= 40 for line in lines)
+    else:
+        assert lines == [text, text]  # whole, and no space left at the end of a piece
 
 
 @pytest.mark.parametrize("terminal", [True, False])

@@ -45,7 +45,6 @@ from benchmark.places import RUNS
 from benchmark.progress import (
     RunsProgress,
     check_layout,
-    duration,
     notes_to_stderr,
     prepare,
     run_label,
@@ -56,7 +55,7 @@ from benchmark.progress import (
     train_with_progress,
 )
 from benchmark.trackers import check_available, destination
-from benchmark.wording import plural
+from benchmark.wording import duration, plural
 
 
 def pop_sweeps(args: argparse.Namespace) -> dict[str, list[Any]]:

@@ -771,8 +771,9 @@ def test_an_interrupted_tune_says_what_it_keeps(
     tmp_path: Path, synthetic_root: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     """Ctrl-C during the trials: exit 130 and one sentence on the study's finished trials, its
-    count agreeing with its noun ("1 finished trial", not "the 1 finished trials")."""
-    from benchmark import tuning
+    count agreeing with its noun ("1 finished trial", not "the 1 finished trials"), and the
+    command that exports their best without tuning more (which works)."""
+    from benchmark import exports, tuning
 
     def one_trial_then_ctrl_c(study: optuna.Study, *args: object, **kwargs: object) -> None:
         study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
@@ -782,8 +783,13 @@ def test_an_interrupted_tune_says_what_it_keeps(
     assert tune(tmp_path, synthetic_root, "--trials", "3") == 130
     out = " ".join(capsys.readouterr().out.split())
     said = f"interrupted: study {STUDY} keeps its 1 finished trial, its best not exported yet;"
-    assert said + " run the same command again to continue it" in out
+    now = ", or with --arch gap_cnn --fusion concat --trials 1 to export the best of those now"
+    assert said + " run the same command again to continue it" + now in out
     assert not (tmp_path / "tuned").exists()
+    monkeypatch.setattr(tuning, "optimize", pytest.fail)  # tunes nothing more
+    exported = []  # the study's best, exported (its trial has no parameters to write)
+    monkeypatch.setattr(exports, "export_best", lambda study, *_: exported.append(study.best_value))
+    assert tune(tmp_path, synthetic_root, "--trials", "1") == 0 and exported == [0.5]
 
 
 def test_a_tune_asked_for_fewer_trials_than_done_says_so(

@@ -149,10 +149,13 @@ def tune_study(
                 optimize(args.trials, tracker)
             tracker.refresh()  # the last trials, where another worker finished them
     except KeyboardInterrupt:
-        kept = plural(tuning.finished_count(study), "finished trial")
+        finished = tuning.finished_count(study)
+        only = f"--arch {cfg.arch} --fusion {cfg.fusion} --trials {finished}"  # of a grid, it
+        now = f", or with {only} to export the best of those now" if finished else ""
         console.print(
-            f"interrupted: study {name} keeps its {kept}, its best not exported yet; run the "
-            "same command again to continue it"
+            f"interrupted: study {name} keeps its {plural(finished, 'finished trial')}, its best "
+            f"not exported yet; run the same command again to continue it{now}",
+            markup=False,
         )
         raise
     for line in died:

@@ -97,6 +97,7 @@ def read_export(path: Path) -> dict[str, Any]:
         kinds = {**EXPORT_TYPES, "user_attrs": dict, "budget epochs": int}
         if wrong := files.mistyped(checked, kinds):
             raise TypeError(f"{wrong} {checked[wrong]!r}")
+        fixed_problem(tuned["budget"].get("fixed", {}))
         if untuned := sorted(set(tuned["train"]) - set(SEARCHED)):  # e.g. a seed, written in
             # by hand: applied, it would override the --seeds typed (tuning sets none of them)
             raise ValueError(f"train holds {', '.join(untuned)}, which tuning never sets")
@@ -104,6 +105,18 @@ def read_export(path: Path) -> dict[str, Any]:
     except (OSError, ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
         # a file, damaged: exit 1 as every damaged file read (a bad flag is 2)
         raise DamagedFileError(f"{path}: not an export of `tune` ({exc!r})") from None
+
+
+def fixed_problem(fixed: Any) -> None:
+    """A ``TypeError`` for a budget's ``fixed`` that ``tune`` could not have written: its
+    settings are compared with a run's by name (``same_budget``), so a key that is no setting
+    or model arguments that are no mapping ended in a traceback there."""
+    if not isinstance(fixed, dict):
+        raise TypeError(f"budget fixed {fixed!r}")
+    if unknown := sorted(set(fixed) - {*fields_of("setting"), "model_args"}):
+        raise TypeError(f"budget fixed holds {', '.join(map(str, unknown))}, no setting")
+    if not isinstance(fixed.get("model_args", {}), dict):
+        raise TypeError(f"budget fixed model_args {fixed['model_args']!r}")
 
 
 def plain_name_problem(name: str) -> str | None:

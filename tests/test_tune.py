@@ -259,6 +259,31 @@ def test_an_export_with_a_field_of_another_type_is_one_line_naming_it(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tuned"]
 
 
+@pytest.mark.parametrize(
+    ("fixed", "said"),
+    [
+        ({"width": 8}, "budget fixed holds width, no setting"),
+        ([1], "budget fixed [1]"),
+        ({"model_args": [1]}, "budget fixed model_args [1]"),
+    ],
+)
+def test_an_export_whose_budget_holds_fixed_what_tune_never_writes_is_one_line(
+    fixed: object, said: str, tmp_path: Path, capsys
+) -> None:
+    """The settings a study held fixed are compared with the run's by name: a key that is no
+    setting was an ``AttributeError`` traceback, a list in place of the mapping another."""
+    name = write_export(tmp_path, 1)
+    path = tmp_path / "tuned" / f"{name}.json"
+    found = json.loads(path.read_text())
+    found["budget"]["fixed"] = fixed
+    path.write_text(json.dumps(found))
+    argv = ["run", "--tuned", "--epochs", "1", "--print-config", "--results-dir", str(tmp_path)]
+    assert main(argv) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"{path}: not an export of `tune` (TypeError(" in line and said in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tuned"]
+
+
 @pytest.mark.parametrize("damage", ["minimise", "budget"])
 def test_a_study_changed_in_its_storage_is_refused_not_exported(
     damage: str, tmp_path: Path, synthetic_root: Path, capsys

@@ -359,6 +359,27 @@ def test_a_true_where_comparison_json_holds_a_number_is_damaged(tmp_path: Path) 
     assert comparison.read_comparison(tmp_path) is None  # a reader goes on without it
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "flag"), [("seeds", [], "--seeds"), ("epochs", -1, "--epochs")]
+)
+def test_a_plan_whose_flags_are_refused_is_a_damaged_comparison_json_for_status(
+    field: str, value: object, flag: str, tmp_path: Path, capsys
+) -> None:
+    """``--status`` reads its protocol's flags from comparison.json: a hand-edited plan (no
+    seeds, -1 epochs) gave flags argparse refused, with its usage dump and exit 2, as though
+    typed. Now one line naming the file, exit 1, and nothing written."""
+    plan = {"key": "k", "pairs": [["gap_cnn", "concat"]], "seeds": [0], "trials": 2}
+    plan["budget"] = {"epochs": 1, "train_subset": None, "holdout_pairs": 0}
+    (plan["budget"] if field == "epochs" else plan)[field] = value
+    path = tmp_path / comparison.COMPARISON
+    path.write_text(json.dumps({"plan": plan, "stages": {}}))
+    assert exit_status(["compare", "--status", "--results-dir", str(tmp_path)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.startswith(f"python -m benchmark compare: error: {path}: its plans give flags")
+    assert f"(argument {flag}: " in line and line.endswith("); repair it or move it away")
+    assert [p.name for p in tmp_path.iterdir()] == [comparison.COMPARISON]
+
+
 def test_a_report_file_that_is_a_directory_stops_compare_before_any_work(
     tmp_path: Path, capsys
 ) -> None:

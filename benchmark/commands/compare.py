@@ -38,6 +38,7 @@ from benchmark.commands.models import (
 from benchmark.commands.values import (
     add_model_arg_flag,
     budget_list,
+    parse_recorded,
     path_text,
     processes,
     seed_list,
@@ -228,11 +229,9 @@ def as_recorded(args: argparse.Namespace, found: dict[str, Any] | None) -> argpa
     typed = {word.split("=", 1)[0] for word in args.argv[1:] if word.startswith("-")}
     if typed - WHERE_FLAGS or not (flags := recorded_flags(found)):
         return args
-    parser = argparse.ArgumentParser()
-    add_parser(parser.add_subparsers())
-    again = parser.parse_args(["compare", *shlex.split(flags), *args.argv[1:]])
-    again.argv = args.argv
     where = Path(args.results_dir) / COMPARISON
+    again = parse_recorded(add_parser, ["compare", *shlex.split(flags), *args.argv[1:]], where)
+    again.argv = args.argv
     console.print(f"the protocol {where} holds: {flags}", soft_wrap=True)
     return again
 

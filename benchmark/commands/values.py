@@ -7,9 +7,10 @@ import argparse
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from benchmark.config import seed_problem
+from benchmark.errors import DamagedFileError
 
 
 def path_text(text: str) -> str:
@@ -207,3 +208,26 @@ def add_model_arg_flag(
     parser.add_argument(
         "--model-arg", type=parse, action=AppendOnce, metavar="KEY=VALUE", help=what
     )
+
+
+class RecordedFlags(argparse.ArgumentParser):
+    """A parser whose refusal is an exception, not argparse's usage dump and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ValueError(message)
+
+
+def parse_recorded(
+    add_parser: Callable[[Any], None], argv: list[str], where: Path
+) -> argparse.Namespace:
+    """``argv`` as a command's ``add_parser`` parses it, where ``argv`` holds the flags a file
+    (``where``, a comparison.json) recorded: a hand-edited plan (no seeds, -1 epochs) gave
+    flags argparse refused with its usage and exit 2, as though the user had typed them; it
+    is the file's damage, named in one line."""
+    parser = RecordedFlags()
+    add_parser(parser.add_subparsers())
+    try:
+        return parser.parse_args(argv)
+    except ValueError as exc:
+        refused = f"its plans give flags that are refused ({exc})"
+        raise DamagedFileError(f"{where}: {refused}; repair it or move it away") from None

@@ -1198,6 +1198,24 @@ def test_runs_naming_the_folder_of_runs_is_refused_before_the_report_is_replaced
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
+@pytest.mark.parametrize("second", ["typo/*", "pictures"])
+def test_each_runs_glob_of_several_must_match_a_run_directory(
+    second: str, tmp_path: Path, capsys: Any
+) -> None:
+    """``--runs`` repeated: a glob typed wrong beside one that matched was passed over, and the
+    report written without its runs, exit 0. Each is held to what one alone is, before any
+    file is written."""
+    root = make_suite(tmp_path / "r")
+    (tmp_path / "pictures" / "album").mkdir(parents=True)
+    out = tmp_path / "out"
+    given = str(tmp_path / second)
+    argv = ["report", "--runs", str(root / "runs" / "*"), "--runs", given, "--out", str(out)]
+    assert main(argv) == 2
+    line = one_line(capsys.readouterr().err)
+    assert f"--runs {given!r} matches no run directory" in line
+    assert not out.exists()
+
+
 @pytest.mark.usefixtures("undrawn")
 def test_a_directory_of_tuning_studies_alone_is_reported(tmp_path: Path, capsys: Any) -> None:
     """``tune`` then ``report`` (no run yet): the studies, and an answer that says why there is

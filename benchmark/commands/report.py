@@ -38,7 +38,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     )
     from benchmark.report.load import (
         NOT_A_RUN,
-        find_run_dirs,
         incomplete_count,
         reference_inputs,
         repeated,
@@ -56,27 +55,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         from benchmark.storages import check_form
 
         check_form(args.storage, "--storage")  # a typo is one line; no server, a note
-    matched = find_run_dirs(args.runs) if args.runs else []
-    if args.runs and not any(found.is_dir() for found in matched):
-        more = ", ..." if len(matched) > 1 else ""
-        first = f"{matched[0]}{' (a broken link)' * (not matched[0].exists())}" if matched else ""
-        links = any(found.is_symlink() for found in matched)
-        noun = plural(len(matched), *(("file or link", "files or links") if links else ("file",)))
-        files_only = f" (only {noun}: {first}{more})" if matched else ""
-        raise UsageError(
-            f"--runs {' '.join(args.runs)!r} matches no run directory{files_only}; expected a "
-            "glob of run directories such as results/runs/*"
-        )
-    if args.runs and not any(map(rundir.is_run_dir, matched)):  # it wrote an empty report
-        holder = next((d for d in matched if holds_runs(d)), None)
-        hint = (
-            f"; {holder} holds run directories: give {quote(str(holder / '*'))}" if holder else ""
-        )
-        raise UsageError(
-            f"--runs {' '.join(args.runs)!r} matches no run directory (none holds a file a run "
-            f"writes, such as config.json){hint}; expected a glob of run directories such as "
-            "results/runs/*"
-        )
+    for given in args.runs or []:  # each: a glob typed wrong beside one right left runs out
+        check_runs_glob(given)
     check_writable(
         out,
         "--out" if args.out else "--results-dir",
@@ -140,6 +120,35 @@ def cmd_report(args: argparse.Namespace) -> int:
     console.print(f"answer: {answer_lead(written[0].read_text())}", markup=False)
     say_whole(written_line(out, written))
     return 0
+
+
+def check_runs_glob(given: str) -> None:
+    """A ``UsageError`` for a ``--runs`` glob that matches no run directory: a path typed wrong
+    is named, not reported on as no runs, or as one unreadable run; with ``--runs`` repeated,
+    each glob is held to it (one typed wrong was passed over where another matched)."""
+    from benchmark.report.load import find_run_dirs
+
+    matched = find_run_dirs(given)
+    if not any(found.is_dir() for found in matched):
+        more = ", ..." if len(matched) > 1 else ""
+        first = f"{matched[0]}{' (a broken link)' * (not matched[0].exists())}" if matched else ""
+        links = any(found.is_symlink() for found in matched)
+        noun = plural(len(matched), *(("file or link", "files or links") if links else ("file",)))
+        files_only = f" (only {noun}: {first}{more})" if matched else ""
+        raise UsageError(
+            f"--runs {given!r} matches no run directory{files_only}; expected a "
+            "glob of run directories such as results/runs/*"
+        )
+    if not any(map(rundir.is_run_dir, matched)):  # it wrote an empty report
+        holder = next((d for d in matched if holds_runs(d)), None)
+        hint = (
+            f"; {holder} holds run directories: give {quote(str(holder / '*'))}" if holder else ""
+        )
+        raise UsageError(
+            f"--runs {given!r} matches no run directory (none holds a file a run "
+            f"writes, such as config.json){hint}; expected a glob of run directories such as "
+            "results/runs/*"
+        )
 
 
 def misplaced(folder: Path) -> str:

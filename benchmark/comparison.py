@@ -234,6 +234,26 @@ PLAN_FIELDS = {
 BUDGET_TYPES = {"epochs": INT, "train_subset": (int, type(None)), "holdout_pairs": INT}
 
 
+# the least value of a plan's numbers that compare writes (its flags refuse less)
+PLAN_LEAST = {"trials": 1, "max_params": 1}
+BUDGET_LEAST = {"epochs": 1, "train_subset": 1, "holdout_pairs": 0}
+
+
+def range_problem(where: str, plan: dict[str, Any]) -> str | None:
+    """What in a plan of the right types ``compare`` could not have written, or None: no seeds
+    or combinations, -1 epochs, 0 trials. Its flags, given back to the user (and re-parsed by
+    ``--status``), were refused as though typed, exit 2; the file is the one to name."""
+    if empty := next((k for k in ("seeds", "pairs") if plan.get(k) == []), None):
+        return f"{where}.{empty} is empty"
+    budget = plan.get("budget", {})
+    least = [(f"{where}.{k}", plan.get(k), n) for k, n in PLAN_LEAST.items()]
+    least += [(f"{where}.budget.{k}", budget.get(k), n) for k, n in BUDGET_LEAST.items()]
+    least += [(f"{where}.seeds[{i}]", seed, 0) for i, seed in enumerate(plan.get("seeds", []))]
+    return next(
+        (f"{name} is {v!r}, under {n}" for name, v, n in least if v is not None and v < n), None
+    )
+
+
 def shape_problem(found: dict[str, Any]) -> str | None:
     """What in a comparison.json is not of the shape ``compare`` writes (its plans' fields and
     the stage times, top level and per rung), or None: a report or a compare that took a
@@ -253,6 +273,8 @@ def shape_problem(found: dict[str, Any]) -> str | None:
         seeds = dict(enumerate(plan.get("seeds", [])))
         if (key := files.mistyped(seeds, dict.fromkeys(seeds, INT))) is not None:
             return f"{where}.seeds[{key}] is {seeds[key]!r}"
+        if problem := range_problem(where, plan):
+            return problem
     stages = [("stages", found.get("stages", {}))]
     stages += [(f"rungs.{k}.stages", r.get("stages", {})) for k, r in rungs.items()]
     for where, times in stages:

@@ -359,25 +359,54 @@ def test_a_true_where_comparison_json_holds_a_number_is_damaged(tmp_path: Path) 
     assert comparison.read_comparison(tmp_path) is None  # a reader goes on without it
 
 
-@pytest.mark.parametrize(
-    ("field", "value", "flag"), [("seeds", [], "--seeds"), ("epochs", -1, "--epochs")]
-)
+PLAN = {"key": "k", "pairs": [["gap_cnn", "concat"]], "seeds": [0], "trials": 2}
+PLAN |= {"budget": {"epochs": 1, "train_subset": None, "holdout_pairs": 0}}
+
+
 def test_a_plan_whose_flags_are_refused_is_a_damaged_comparison_json_for_status(
-    field: str, value: object, flag: str, tmp_path: Path, capsys
+    tmp_path: Path, capsys
 ) -> None:
-    """``--status`` reads its protocol's flags from comparison.json: a hand-edited plan (no
-    seeds, -1 epochs) gave flags argparse refused, with its usage dump and exit 2, as though
-    typed. Now one line naming the file, exit 1, and nothing written."""
-    plan = {"key": "k", "pairs": [["gap_cnn", "concat"]], "seeds": [0], "trials": 2}
-    plan["budget"] = {"epochs": 1, "train_subset": None, "holdout_pairs": 0}
-    (plan["budget"] if field == "epochs" else plan)[field] = value
+    """``--status`` reads its protocol's flags from comparison.json: a plan whose flags argparse
+    refused (a seed past 64 bits) gave its usage dump and exit 2, as though typed. Now one line
+    naming the file, exit 1, and nothing written."""
     path = tmp_path / comparison.COMPARISON
-    path.write_text(json.dumps({"plan": plan, "stages": {}}))
+    path.write_text(json.dumps({"plan": {**PLAN, "seeds": [2**64]}, "stages": {}}))
     assert exit_status(["compare", "--status", "--results-dir", str(tmp_path)]) == 1
     line = one_line(capsys.readouterr().err)
     assert line.startswith(f"python -m benchmark compare: error: {path}: its plans give flags")
-    assert f"(argument {flag}: " in line and line.endswith("); repair it or move it away")
+    assert "(argument --seeds: " in line and line.endswith("); repair it or move it away")
     assert [p.name for p in tmp_path.iterdir()] == [comparison.COMPARISON]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"seeds": []}, "plan.seeds is empty"),
+        ({"pairs": []}, "plan.pairs is empty"),
+        ({"seeds": [0, -1]}, "plan.seeds[1] is -1, under 0"),
+        ({"trials": 0}, "plan.trials is 0, under 1"),
+        ({"max_params": 0}, "plan.max_params is 0, under 1"),
+        ({"budget": {**PLAN["budget"], "epochs": -1}}, "plan.budget.epochs is -1, under 1"),
+        ({"budget": {**PLAN["budget"], "train_subset": 0}}, "plan.budget.train_subset is 0"),
+        ({"budget": {**PLAN["budget"], "holdout_pairs": -2}}, "plan.budget.holdout_pairs is -2"),
+    ],
+)
+@pytest.mark.parametrize("status", [True, False])
+def test_a_plan_holding_what_compare_never_writes_is_a_damaged_comparison_json(
+    change: dict, said: str, status: bool, tmp_path: Path, capsys
+) -> None:
+    """A hand-edited plan of the right types but out of range (no seeds, -1 epochs, 0 trials)
+    was given back as flags: ``--status`` refused them as though typed (argparse's usage, or
+    "--trials must be a positive integer"), and compare told the user to type a command that
+    could not run. Now the file is named, exit 1, and nothing written."""
+    path = tmp_path / comparison.COMPARISON
+    path.write_text(json.dumps({"plan": {**PLAN, **change}, "stages": {}}))
+    argv = ["compare", "--results-dir", str(tmp_path)] + (["--status"] if status else TINY)
+    assert exit_status(argv) == 1
+    line = one_line(capsys.readouterr().err)
+    assert f"error: {path}: {said}" in line and line.endswith("; repair it or move it away")
+    assert [p.name for p in tmp_path.iterdir()] == [comparison.COMPARISON]
+    assert comparison.read_comparison(tmp_path) is None  # a reader goes on without it
 
 
 def test_a_report_file_that_is_a_directory_stops_compare_before_any_work(

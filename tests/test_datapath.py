@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -291,3 +293,57 @@ def test_a_file_of_another_shape_where_the_measurement_goes_is_named_not_a_trace
     assert main(["datapath", *args]) == 1
     assert f"{path}: not a datapath measurement; move it away" in one_line(capsys.readouterr().err)
     assert path.read_text() == found
+
+
+def test_a_timing_waits_for_the_device_before_its_clock_starts_and_after_the_last_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CUDA runs asynchronously: a clock started with work still queued, or read before the
+    last step has run, times the launches, not the steps."""
+    from benchmark import datapath
+
+    calls, clock = [], iter([10.0, 12.5])
+    monkeypatch.setattr(
+        datapath, "time", SimpleNamespace(perf_counter=lambda: calls.append("clock") or next(clock))
+    )
+    ex = SimpleNamespace(synchronize=lambda: calls.append("sync"))
+    assert datapath.timed_seconds(lambda: calls.append("step"), 2, ex) == 2.5
+    assert calls == ["sync", "clock", "step", "step", "sync", "clock"]
+
+
+def test_the_dataloader_way_loads_with_the_workers_and_batch_size_asked_for(
+    synthetic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--num-workers`` is recorded beside the figure: the loader must have used it."""
+    from benchmark.config import TrainConfig
+    from benchmark.datapath import dataloader_step
+
+    made = []
+
+    class Loader:
+        def __init__(self, dataset: object, **kwargs: object) -> None:
+            made.append(kwargs)
+
+        def __iter__(self) -> Iterator[object]:
+            return iter(())
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", Loader)
+    cfg, ex = hardware.decide(TrainConfig(batch_size=16, **PLAIN_CPU))
+    dataloader_step(cfg, synthetic.train.subset(64), 3, ex)
+    assert [(kw["num_workers"], kw["batch_size"]) for kw in made] == [(3, 16)]
+
+
+def test_the_markdown_gives_each_paths_figure_in_its_own_row_and_the_warmup_as_run() -> None:
+    from benchmark.datapath import markdown
+
+    report = {"arch": "gap_cnn", "fusion": "concat", "device": "cpu: a CPU", "torch": "2.x"}
+    report |= {"commit": "abc1234", "batch_size": 64, "steps": 40, "warmup": 5, "rounds": 4}
+    report |= {"precision": "fp32", "channels_last": False, "num_workers": 2}
+    report["images_per_s"] = {"trainer": 3000.0, "prebuilt": 4000.0, "dataloader": 1000.0}
+    report["ratios"] = {"trainer_over_prebuilt": 0.75, "trainer_over_dataloader": 3.0}
+    md = markdown(report)
+    assert "| trainer (device-resident, `benchmark.trainer.train`) | 3,000 |" in md
+    assert "| one pre-built batch (no data path: the ceiling, up to noise) | 4,000 |" in md
+    assert "| per-item Dataset + DataLoader | 1,000 |" in md
+    assert "40 timed steps each after 5 warm-up steps, interleaved in 4 rounds" in md
+    assert "- trainer / prebuilt: 0.750\n- trainer / dataloader: 3.00\n" in md

@@ -38,6 +38,8 @@ class WriteFailed(OSError):
 
     def __init__(self, path: object, cause: OSError, hint: str = "") -> None:
         reason = os.strerror(cause.errno) if cause.errno else str(cause)
+        if str(cause.strerror).startswith(reason):  # with words its raiser added: "(read-only)"
+            reason = cause.strerror
         super().__init__(cause.errno, f"cannot write {path}: {reason}" + (hint and f"; {hint}"))
         self.filename = str(path)
 

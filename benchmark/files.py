@@ -89,7 +89,9 @@ def _atomic(path: Path, write: Any) -> None:
         if existing and not os.access(path, os.W_OK):
             if os.statvfs(path.parent).f_flag & os.ST_RDONLY:  # the disk's, said as it is below
                 raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
-            raise PermissionError(errno.EACCES, "Permission denied (read-only)", str(path))
+            raise PermissionError(
+                errno.EACCES, "Permission denied (the file is read-only)", str(path)
+            )
         mode = stat.S_IMODE(path.stat().st_mode) if existing else 0o666 & ~_umask()
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:

@@ -56,7 +56,7 @@ def test_the_bytes_are_in_the_file_when_it_is_synced_not_still_in_a_buffer(
 
 @pytest.mark.parametrize(
     ("disk_flags", "said"),
-    [(os.ST_RDONLY, "Read-only file system"), (0, "Permission denied")],
+    [(os.ST_RDONLY, "Read-only file system"), (0, "Permission denied (the file is read-only)")],
     ids=["read-only disk", "read-only file"],
 )
 def test_a_file_that_may_not_be_written_says_whether_the_disk_or_the_file_refuses(

@@ -150,7 +150,7 @@ def tune_study(
             tracker.refresh()  # the last trials, where another worker finished them
     except KeyboardInterrupt:
         finished = tuning.finished_count(study)
-        only = f"--arch {cfg.arch} --fusion {cfg.fusion} --trials {finished}"  # of a grid, it
+        only = f"--arch {cfg.arch} --fusion {cfg.fusion} --trials {finished}"  # not a grid
         now = f", or with {only} to export the best of those now" if finished else ""
         console.print(
             f"interrupted: study {name} keeps its {plural(finished, 'finished trial')}, its best "

@@ -318,9 +318,13 @@ def test_a_title_wider_than_its_table_is_a_line_of_its_own(
     title = "bench on cpu: AMD EPYC (2 threads) with avx512 bf16, bf16, inference batch 1024"
     table = Table("arch", "params", title=title)
     table.add_row("gap_cnn", "85,357")
+    table.caption = "all runs"  # centred under the table: padded on both sides
     common.print_wide(table)
     lines = term.file.getvalue().splitlines()
     assert lines[0] == title and "gap_cnn" in " ".join(lines[1:])
+    if not terminal:  # a pipe: no line ends in the spaces that pad a row or a caption
+        assert lines[-1].strip() == "all runs"
+        assert not any(line.endswith(" ") for line in lines), lines
 
 
 @pytest.mark.parametrize(

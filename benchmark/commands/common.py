@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import logging
 import os
 import signal
@@ -335,9 +336,10 @@ def natural_width(table: Any) -> int:
 
 def print_wide(table: Any) -> None:
     """Into a pipe or log, print at the table's natural width rather than rich's default 80
-    columns, which would elide the numbers; a terminal keeps its own width, and a table wider
-    than it folds its cells rather than cut them ("206,9…", a file name lost to "/tmp/…"). A
-    title wider than the table is a line of its own: the table's width cut it mid-phrase."""
+    columns, which would elide the numbers, and with no spaces at the ends of its lines; a
+    terminal keeps its own width, and a table wider than it folds its cells rather than cut
+    them ("206,9…", a file name lost to "/tmp/…"). A title wider than the table is a line of
+    its own: the table's width cut it mid-phrase."""
     natural = natural_width(table)  # of its columns: the title takes none of it
     if table.title and len(str(table.title)) > natural:
         title, table.title = table.title, None
@@ -348,8 +350,9 @@ def print_wide(table: Any) -> None:
                 column.no_wrap, column.overflow = False, "fold"
         console.print(table)
         return
-    width = max(console.width, natural)
-    Console(file=console.file, width=width, highlight=False).print(table)
+    text = io.StringIO()  # its lines ended in the spaces that pad the rows to the table's width
+    Console(file=text, width=max(console.width, natural), highlight=False).print(table)
+    console.file.write("".join(line.rstrip() + "\n" for line in text.getvalue().splitlines()))
 
 
 WORKERS_POLL_S = 2.0  # how often the parent refreshes the progress while worker processes run

@@ -250,7 +250,12 @@ def range_problem(where: str, plan: dict[str, Any]) -> str | None:
     least += [(f"{where}.budget.{k}", budget.get(k), n) for k, n in BUDGET_LEAST.items()]
     least += [(f"{where}.seeds[{i}]", seed, 0) for i, seed in enumerate(plan.get("seeds", []))]
     return next(
-        (f"{name} is {v!r}, under {n}" for name, v, n in least if v is not None and v < n), None
+        (
+            f"{name} is {v!r}, less than compare writes ({n})"
+            for name, v, n in least
+            if v is not None and v < n
+        ),
+        None,
     )
 
 

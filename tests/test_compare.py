@@ -383,10 +383,13 @@ def test_a_plan_whose_flags_are_refused_is_a_damaged_comparison_json_for_status(
     [
         ({"seeds": []}, "plan.seeds is empty"),
         ({"pairs": []}, "plan.pairs is empty"),
-        ({"seeds": [0, -1]}, "plan.seeds[1] is -1, under 0"),
-        ({"trials": 0}, "plan.trials is 0, under 1"),
-        ({"max_params": 0}, "plan.max_params is 0, under 1"),
-        ({"budget": {**PLAN["budget"], "epochs": -1}}, "plan.budget.epochs is -1, under 1"),
+        ({"seeds": [0, -1]}, "plan.seeds[1] is -1, less than compare writes (0)"),
+        ({"trials": 0}, "plan.trials is 0, less than compare writes (1)"),
+        ({"max_params": 0}, "plan.max_params is 0, less than compare writes (1)"),
+        (
+            {"budget": {**PLAN["budget"], "epochs": -1}},
+            "plan.budget.epochs is -1, less than compare writes (1)",
+        ),
         ({"budget": {**PLAN["budget"], "train_subset": 0}}, "plan.budget.train_subset is 0"),
         ({"budget": {**PLAN["budget"], "holdout_pairs": -2}}, "plan.budget.holdout_pairs is -2"),
     ],

@@ -8,6 +8,7 @@ four IDX files at full size, seven-segment digits) and trains tiny budgets on it
 
 from __future__ import annotations
 
+import fcntl
 import gc
 import glob
 import json
@@ -725,3 +726,15 @@ def screen(raw: str, width: int = 80) -> list[str]:
             lines[row] = lines[row][:col].ljust(col) + char + lines[row][col + 1 :]
             col += 1
     return lines
+
+
+def shared_lock_refused(lock: Path) -> bool:
+    """Whether another open of ``lock`` is refused even a shared ``flock`` now."""
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

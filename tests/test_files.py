@@ -5,7 +5,6 @@ commands' use of them is test_reliability.py's, test_faults.py's and test_signal
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 from collections import Counter
@@ -13,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import shared_lock_refused
 
 from benchmark import files
 from benchmark.errors import UsageError
@@ -102,18 +102,6 @@ def test_a_temporary_that_cannot_be_removed_stays_without_an_error(
     monkeypatch.setattr(Path, "unlink", refused)
     assert files.remove_temporaries(tmp_path) == []
     assert left.exists()
-
-
-def shared_lock_refused(lock: Path) -> bool:
-    """Whether another open of ``lock`` is refused even a shared ``flock`` now."""
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def test_a_lock_is_exclusive_while_held_and_free_once_left(tmp_path: Path) -> None:

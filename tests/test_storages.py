@@ -5,31 +5,19 @@ test_concurrency.py's."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 from pathlib import Path
 
 import optuna
 import pytest
+from conftest import shared_lock_refused
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError
 
 from benchmark import storages
 from benchmark.errors import DamagedFileError, UsageError
-
-
-def shared_lock_refused(lock: Path) -> bool:
-    """Whether another open of ``lock`` is refused even a shared ``flock`` now."""
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # the study.ask

@@ -235,6 +235,29 @@ def spent_table(plans: list[Any], spent: dict[int, dict[tuple[str, str], tuple[i
     return table
 
 
+def status_table(found: list[dict[str, int]], title: str) -> Any:
+    """``compare --status``'s table: each rung's tuning trials and final runs done against those
+    wanted, and what else the storage holds of them (running, queued, diverged, interrupted)."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("rung", "tuning trials", "final runs"):
+        table.add_column(column, justify="left" if column == "rung" else "right")
+    for rung in found:
+        trials = f"{rung['trials']} of {rung['trials_wanted']}"
+        runs = f"{rung['runs']} of {rung['runs_wanted']}"
+        trials += f", {rung['trials_running']} running" if rung["trials_running"] else ""
+        trials += f", {rung['trials_queued']} queued" if rung["trials_queued"] else ""
+        runs += f", {rung['runs_running']} running" if rung["runs_running"] else ""
+        runs += f", {rung['runs_diverged']} diverged" if rung["runs_diverged"] else ""
+        stopped = rung["runs_interrupted"]
+        runs += f", {stopped} interrupted (the next compare goes on with it)" if stopped else ""
+        unreadable = rung["runs_unreadable"]
+        runs += f", {unreadable} unreadable here (trains again)" if unreadable else ""
+        table.add_row(epochs_text(rung["epochs"]), trials, runs)
+    return table
+
+
 def train_ladder(
     plans: list[Any],
     storage: Any,

@@ -182,6 +182,12 @@ def test_status_says_where_each_rung_stands_and_writes_nothing(
     out = capsys.readouterr().out
     assert "holds: --arch small_cnn --fusion late_sum --seeds 0 --trials 2 --max-params" in out
     assert "│ 1 epoch  │ 2 of 2, 1 queued │" in out and "another protocol" not in out
+    # flags of how the work is done are no protocol: still the status of the one there, and
+    # said to change nothing (--jobs had made it the defaults' status)
+    assert main(["compare", *results, "--status", "--jobs", "2", "--tune-only"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --status only reads; --tune-only and --jobs change nothing there\n" in out
+    assert "│ 1 epoch  │ 2 of 2, 1 queued │" in out and "another protocol" not in out
     assert main(["compare", *results, "--status", "--epochs", "4"]) == 0
     (note,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("note:")]
     flags = note.split("holds another protocol (", 1)[1].split(");", 1)[0]

@@ -178,9 +178,7 @@ def show_status(
     flags of another protocol that results_dir's comparison.json holds ("" where they cannot
     be written out), said first (a status of the defaults' protocol beside a finished ladder
     read as nothing done)."""
-    from rich.table import Table
-
-    from benchmark import compare, storages
+    from benchmark import compare, stages, storages
 
     label = storages.storage_label(spec)
     if other is not None:
@@ -193,21 +191,7 @@ def show_status(
         return 0
     with storages.storage_errors(spec):
         found = compare.ladder_status(plans, storages.open_to_read(spec), results_dir)
-    table = Table(title=f"the ladder in {label}", title_justify="left")
-    for column in ("rung", "tuning trials", "final runs"):
-        table.add_column(column, justify="left" if column == "rung" else "right")
-    for rung in found:
-        trials = f"{rung['trials']} of {rung['trials_wanted']}"
-        runs = f"{rung['runs']} of {rung['runs_wanted']}"
-        trials += f", {rung['trials_running']} running" if rung["trials_running"] else ""
-        trials += f", {rung['trials_queued']} queued" if rung["trials_queued"] else ""
-        runs += f", {rung['runs_running']} running" if rung["runs_running"] else ""
-        runs += f", {rung['runs_diverged']} diverged" if rung["runs_diverged"] else ""
-        stopped = rung["runs_interrupted"]
-        runs += f", {stopped} interrupted (the next compare goes on with it)" if stopped else ""
-        unreadable = rung["runs_unreadable"]
-        runs += f", {unreadable} unreadable here (trains again)" if unreadable else ""
-        table.add_row(epochs_text(rung["epochs"]), trials, runs)
+    table = stages.status_table(found, f"the ladder in {label}")
     print_wide(table)  # a storage's URL is wider than the table: a title line of its own
     if any(rung["trials_running"] or rung["runs_running"] for rung in found):
         console.print(  # under the table, not its caption: wrapped to its width, ragged
@@ -217,7 +201,14 @@ def show_status(
     return 0
 
 
-WHERE_FLAGS = {"--status", "--results-dir", "--storage", "--plugin"}  # no protocol in them
+# compare's flags of how the work is done: --status reads, and they change nothing there
+WORK_FLAGS = ("--tune-only", "--no-report", "--jobs", "--worker", "--sharing", "--seed")
+WHERE_FLAGS = {"--status", "--results-dir", "--storage", "--plugin", *WORK_FLAGS}  # no protocol
+
+
+def typed_flags(args: argparse.Namespace) -> set[str]:
+    """The flags the command line named (``--jobs=2`` as ``--jobs``), not their defaults."""
+    return {word.split("=", 1)[0] for word in args.argv[1:] if word.startswith("-")}
 
 
 def as_recorded(args: argparse.Namespace, found: dict[str, Any] | None) -> argparse.Namespace:
@@ -226,8 +217,7 @@ def as_recorded(args: argparse.Namespace, found: dict[str, Any] | None) -> argpa
     protocol, beside a note, and read as nothing done); ``args`` where there are none."""
     import shlex
 
-    typed = {word.split("=", 1)[0] for word in args.argv[1:] if word.startswith("-")}
-    if typed - WHERE_FLAGS or not (flags := recorded_flags(found)):
+    if typed_flags(args) - WHERE_FLAGS or not (flags := recorded_flags(found)):
         return args
     where = Path(args.results_dir) / COMPARISON
     again = parse_recorded(add_parser, ["compare", *shlex.split(flags), *args.argv[1:]], where)
@@ -264,7 +254,11 @@ def protocol(args: argparse.Namespace) -> int:
 
     results_dir = Path(args.results_dir)
     found = load_comparison(results_dir)  # damaged: said now, not after hours of work
-    args = as_recorded(args, found) if args.status else args
+    if args.status:  # a flag of the work had made it the defaults' status, in silence
+        if idle := [flag for flag in WORK_FLAGS if flag in typed_flags(args)]:
+            verb = "changes" if len(idle) == 1 else "change"
+            console.print(f"note: --status only reads; {listing(idle)} {verb} nothing there")
+        args = as_recorded(args, found)
     plans = plans_from(args)
     ladder = [plan.base.epochs for plan in plans]  # lowest first
     spec = storages.storage_spec(args.storage, results_dir)

@@ -196,9 +196,9 @@ def test_a_ladder_with_one_rung_readable_points_to_no_cost_per_budget(tmp_path: 
                                            (60, "1.0 min"), (13_800, "230.0 min")])  # fmt: skip
 def test_a_stages_wall_time_is_never_none(seconds: float, said: str) -> None:
     """A tiny stage's "0.0 s" read as no time at all."""
-    from benchmark.report.render import duration
+    from benchmark.report.render import stage_time
 
-    assert duration(seconds) == said
+    assert stage_time(seconds) == said
 
 
 def test_a_sentence_names_a_ladders_default_group_so() -> None:

@@ -25,7 +25,7 @@ from benchmark.report.load import Inputs
 from benchmark.report.marks import Styles
 from benchmark.report.output import error_cell, fmt, markdown_table, p_cell
 from benchmark.report.reference import Reference, from_comparison
-from benchmark.report.render import PER_BUDGET, duration, sittings_text
+from benchmark.report.render import PER_BUDGET, sittings_text, stage_time
 from benchmark.report.stats import indistinguishable, kendall, verdicts
 from benchmark.wording import ONE_SEED_ABOVE, SAME_CONFIG, error_range
 
@@ -382,7 +382,7 @@ def cost_section(rungs: list[Rung], comparison: dict[str, Any] | None) -> str:
             "rung": f"{epochs_text(rung.epochs)}",
             "stage": stage,
             "machine": where,
-            "wall time": duration(seconds),  # as the cost of the protocol
+            "wall time": stage_time(seconds),  # as the cost of the protocol
         }  # fmt: skip
         for rung in rungs
         for stage, per in sorted(rung.stages.items())

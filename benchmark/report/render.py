@@ -296,7 +296,7 @@ def other_section(summary: pd.DataFrame) -> str:
     )
 
 
-def duration(seconds: float) -> str:
+def stage_time(seconds: float) -> str:
     """A stage's wall time in a table: tenths of a second or of a minute (a tiny stage's "0.0 s"
     read as no time at all: "<0.1 s")."""
     if seconds < 0.05:
@@ -315,7 +315,7 @@ def sittings_text(comparison: dict[str, Any] | None) -> str:
     if not totals:
         return ""
     parts = [
-        f"{where}, {n} worker processes: {duration(sum(seconds))} in {len(seconds)} "
+        f"{where}, {n} worker processes: {stage_time(sum(seconds))} in {len(seconds)} "
         f"sitting{'s' if len(seconds) > 1 else ''}"
         for (where, n), seconds in sorted(totals.items())
     ]
@@ -337,7 +337,7 @@ def cost_section(
         return ""
     plan = comparison["plan"]
     rows = [
-        {"stage": stage, "machine": where, "wall time": duration(seconds)}
+        {"stage": stage, "machine": where, "wall time": stage_time(seconds)}
         for stage, per in sorted(comparison["stages"].items())
         if isinstance(per, dict)
         for where, seconds in sorted(per.items())

@@ -5,6 +5,8 @@ through all of them are other files' (``test_holdout``, ``test_progress``, ``tes
 from __future__ import annotations
 
 import copy
+import itertools
+import math
 from dataclasses import replace
 
 import pytest
@@ -17,6 +19,7 @@ from benchmark import hardware
 from benchmark.config import TrainConfig
 from benchmark.data import DigitSumData, to_float
 from benchmark.trainer import (
+    EpochStats,
     NonFiniteLossError,
     TrainState,
     build_state,
@@ -221,15 +224,17 @@ def test_the_seed_sets_the_batch_order_and_addends_not_only_the_weights(tiny) ->
     over seeds leaves out the data order's share of the variance."""
     from benchmark.data import training_batches
 
-    def first_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def first_batch(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg, ex = hardware.decide(replace(TINY, seed=seed))
         batches = training_batches(tiny, cfg, ex.memory_format)
-        images, labels, addends = next(batches.epoch(build_state(cfg, ex).generator))
-        return images, addends
+        state = build_state(cfg, ex)
+        images, labels, addends = next(batches.epoch(state.generator))
+        return images, addends, next(state.model.parameters()).detach()
 
+    # torch's generator drawn on in between, as by whatever ran before: the seed sets the weights
     same, again, other = first_batch(1), first_batch(1), first_batch(2)
     assert all(torch.equal(a, b) for a, b in zip(same, again, strict=True))
-    assert not torch.equal(same[0], other[0]) and not torch.equal(same[1], other[1])
+    assert not any(torch.equal(a, b) for a, b in zip(same, other, strict=True))
 
 
 def test_a_state_restores_both_generators() -> None:
@@ -243,6 +248,19 @@ def test_a_state_restores_both_generators() -> None:
     state.load_state_dict(saved)
     got = (torch.rand(3), torch.rand(3, generator=state.generator))
     assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_a_state_restores_its_step_history_and_times() -> None:
+    """A resumed run goes on from its step, keeps the epochs it had and adds its training and
+    compilation times to those before the interruption (metrics.json's, and the throughput)."""
+    cfg, ex = hardware.decide(TINY)
+    state = build_state(cfg, ex)
+    state.step, state.train_seconds, state.compile_seconds = 8, 3.5, 1.25
+    state.history = [EpochStats(1, 0.5, 0.25, {"sum_acc": 0.5}, 1e-3, 3.5)]
+    resumed = build_state(cfg, ex)
+    resumed.load_state_dict(state.state_dict())
+    kept = ("step", "train_seconds", "compile_seconds", "history")
+    assert [getattr(resumed, name) for name in kept] == [getattr(state, name) for name in kept]
 
 
 def test_a_state_on_a_gpu_keeps_the_gpu_generator_its_dropout_draws_from(
@@ -282,6 +300,66 @@ def test_a_diverged_epoch_is_an_error_even_with_no_listener(tiny) -> None:
     cfg, ex = hardware.decide(replace(TINY, epochs=1, lr=1e30, schedule="constant"))
     with pytest.raises(NonFiniteLossError, match="non-finite loss in epoch 1"):
         train(cfg, tiny, ex, listen=None)
+
+
+@pytest.mark.parametrize(("every", "said"), [(2, "steps 5-6"), (1, "step 5")])
+def test_a_divergence_names_the_steps_since_the_last_finite_look(
+    tiny, monkeypatch: pytest.MonkeyPatch, every: int, said: str
+) -> None:
+    """The loss is looked at every ``step_every`` steps: one non-finite from step 5 on is
+    found at the next look and said to lie in the steps since the last, not from step 1."""
+    from benchmark import trainer
+
+    steps = itertools.count(1)
+
+    def diverging_at_step_5(*args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        loss, correct = compute_loss(*args)
+        return (loss * math.nan if next(steps) >= 5 else loss), correct
+
+    monkeypatch.setattr(trainer, "compute_loss", diverging_at_step_5)
+    cfg, ex = hardware.decide(replace(TINY, epochs=1))
+    with pytest.raises(NonFiniteLossError, match=f"non-finite loss at epoch 1, {said}, lr "):
+        train(cfg, tiny, ex, listen=lambda event: None, step_every=every)
+
+
+def test_every_step_trains_in_training_mode_whatever_mode_the_model_came_in(
+    tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model handed over in evaluation mode (a plug-in's, built so) still trains with its
+    dropout and batch statistics on, from the first step."""
+    from benchmark import trainer
+
+    modes = []
+
+    def recorded(model: nn.Module, *args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        modes.append(model.training)
+        return compute_loss(model, *args)
+
+    monkeypatch.setattr(trainer, "compute_loss", recorded)
+    cfg, ex = hardware.decide(replace(TINY, epochs=1))
+    state = build_state(cfg, ex)
+    state.model.eval()
+    train(cfg, tiny, ex, state=state, step_every=None)
+    assert modes == [True] * (256 // 32)
+
+
+def test_the_first_compiled_steps_time_is_compilation_not_training(
+    tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step that compiles is timed apart: its time is compile_seconds, and the epoch's
+    training time (the throughput's) is the rest. The clock is a stand-in read in order: epoch
+    start, the compiling step's start and end, epoch end."""
+    from types import SimpleNamespace
+
+    from benchmark import trainer
+
+    readings = iter([0.0, 1.0, 11.0, 12.0])
+    monkeypatch.setattr(trainer, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    monkeypatch.setattr(hardware.Execution, "compiled", lambda self, fn: fn)  # no torch.compile
+    cfg, ex = hardware.decide(replace(TINY, epochs=1))
+    ex = replace(ex, compile=True)
+    state = train(cfg, tiny, ex, step_every=None)
+    assert (state.compile_seconds, state.train_seconds, state.history[0].seconds) == (10, 2, 2)
 
 
 def test_the_final_evaluation_reads_validation_and_test_each_from_its_own_split(tiny) -> None:

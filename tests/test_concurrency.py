@@ -267,8 +267,8 @@ def test_without_heartbeats_a_dead_local_workers_trial_is_failed(tmp_path: Path)
         storage=storages.open_storage(f"journal:{tmp_path / 'optuna.log'}"),
         direction="maximize",
     )
-    host = socket.gethostname()
-    owners = [f"{host}:{dead_pid()}", f"{host}:{os.getpid()}", "another-host:1", None]
+    host, dead = socket.gethostname(), dead_pid()  # a pid no process of this machine has
+    owners = [f"{host}:{dead}", f"{host}:{os.getpid()}", f"another-host:{dead}", None]
     for owner in owners:
         trial = study.ask()
         if owner:

@@ -898,6 +898,24 @@ DAMAGED_ROWS = {
 }
 
 
+def test_an_accuracy_of_0_or_1_and_a_parameter_at_its_bounds_are_no_damage() -> None:
+    """A trial that learned nothing (0) or everything (1), or drew the end of its range, is a
+    trial as any other."""
+    import optuna
+    from optuna.distributions import IntDistribution
+
+    from benchmark import tuning
+
+    study = optuna.create_study(direction="maximize")
+    for value, depth in ((0.0, 1), (1.0, 2)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"depth": depth}, distributions={"depth": IntDistribution(1, 2)}, value=value
+            )
+        )
+    tuning.check_study(study)
+
+
 @pytest.mark.parametrize(
     ("command", "damage"),
     [pytest.param("tune", damage, id=f"tune-{what}") for what, damage in DAMAGED_ROWS.items()]

@@ -288,15 +288,18 @@ def test_a_study_tuned_under_another_pruner_is_refused_in_one_line(small_data) -
 
 
 def test_the_ladder_prunes_by_successive_halving_from_one_epoch() -> None:
+    """A third of the trials at a rung go on, from the first epoch: of four, the second best
+    stops too (a half would have let it on), as ``HALVING_FACTOR`` and the cap count."""
     pruner = pruning.make_pruner("halving", 9)
     assert isinstance(pruner, optuna.pruners.SuccessiveHalvingPruner)
     study = optuna.create_study(direction="maximize", pruner=pruner)
-    for value in (0.9, 0.8, 0.7):  # three trials reach epoch 1; the third is not in the best third
+    pruned = []
+    for value in (0.9, 0.1, 0.2, 0.85):  # four trials reach epoch 1
         trial = study.ask()
         trial.report(value, 1)
-        pruned = trial.should_prune()
+        pruned.append(trial.should_prune())
         study.tell(trial, value)
-    assert pruned
+    assert pruned == [False, True, True, True]
 
 
 def test_tunes_median_pruner_waits_for_five_finished_trials() -> None:
@@ -445,6 +448,34 @@ def test_the_cap_stops_a_trial_only_past_it_and_halvings_rungs_are_1_3_9() -> No
     assert not counts_towards_budget(over)
     failed = optuna.trial.create_trial(state=TrialState.FAIL)
     assert not counts_towards_budget(failed)
+
+
+def test_a_trial_the_cap_stops_still_sets_halvings_bar_at_its_rung() -> None:
+    """Halving is asked first, whatever the cap decides: the value of a trial stopped by the cap
+    is ranked at its rung as any other's, so the trials after it must beat it too."""
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    trial.report(0.5, 1)
+    frozen = study.get_trials(deepcopy=False)[-1]
+    assert pruning.EpochCap(pruning.make_pruner("halving", 9), 9, 10, cap=0).prune(study, frozen)
+    assert study.get_trials(deepcopy=False)[-1].system_attrs["completed_rung_0"] == 0.5
+
+
+def test_epochs_spent_counts_only_the_trials_that_trained() -> None:
+    """What pruning saved, over the trials that count towards --trials: one rejected before
+    training or failed adds neither its epochs nor a budget's; a budget whose epochs is no
+    whole number (true) leaves the unpruned epochs unknown (0)."""
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(direction="maximize")
+    study.set_user_attr("budget", {"epochs": 3})
+    study.add_trial(create_trial(value=0.5, intermediate_values={1: 0.4, 2: 0.45, 3: 0.5}))
+    study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.2}))
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"over_cap": 10}))
+    study.add_trial(create_trial(state=TrialState.FAIL, intermediate_values={1: 0.3}))
+    assert epochs_spent(study) == (3 + 1, 2 * 3)
+    study.set_user_attr("budget", {"epochs": True})
+    assert epochs_spent(study) == (3 + 1, 0)
 
 
 def test_the_cap_applies_where_halvings_own_schedule_keeps_under_it() -> None:

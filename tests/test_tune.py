@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -1126,17 +1127,45 @@ def test_a_suggestion_at_the_cap_itself_is_within_it() -> None:
 def test_a_trials_value_is_its_last_epochs_validation_joint_accuracy(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from benchmark.trainer import EpochStats
+    """Its last epoch's, not its best; each epoch reports the same figure to the pruner (what
+    the study maximises, not the sum's accuracy), and its throughput counts images, not steps."""
+    from benchmark.trainer import EpochStats, Progress
 
-    def one_epoch(cfg, data, ex, state, listen, step_every) -> None:
-        val = {"joint_acc": 0.3, "sum_acc": 0.7, "digit_acc": 0.7, "consistency": 0.5}
-        state.history.append(EpochStats(1, 0.1, 0.5, val, 0.001, 1.0))
+    def two_epochs(cfg, data, ex, state, listen, step_every) -> None:
+        for epoch, joint in ((1, 0.4), (2, 0.3)):
+            val = {"joint_acc": joint, "sum_acc": 0.7, "digit_acc": 0.7, "consistency": 0.5}
+            stats = EpochStats(epoch, 0.1, 0.5, val, 0.001, 1.0)
+            state.history.append(stats)
+            state.step, state.train_seconds = 4 * epoch, 2.0 * epoch
+            listen(Progress(state.step, 8, epoch, 0.1, 0.5, stats, state))
 
-    monkeypatch.setattr("benchmark.trainer.train", one_epoch)  # imported when called
-    cfg = TrainConfig(epochs=1, **PLAIN_CPU)
+    monkeypatch.setattr("benchmark.trainer.train", two_epochs)  # imported when called
+    cfg = TrainConfig(epochs=2, **PLAIN_CPU)
     cfg, ex = hardware.decide(cfg)
     study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", cfg, None)
-    assert tuning.objective(study.ask(), cfg, None, ex) == 0.3
+    assert tuning.objective(study.ask(), cfg, None, ex) == 0.3  # the defaults: never pruned
+    (trial,) = study.get_trials(deepcopy=False)
+    assert trial.intermediate_values == {1: 0.4, 2: 0.3}
+    assert trial.user_attrs["images_per_s"] == 8 * cfg.batch_size / 4.0
+
+
+def test_a_trial_that_diverges_is_pruned_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It finished, badly: pruned (counted towards --trials), and its line in tune's output
+    gives the trainer's words."""
+    from benchmark.errors import TrainingFailed
+
+    said = "non-finite loss at epoch 1, steps 1-4, lr 1e+09"
+
+    def diverging(cfg, data, ex, state, listen, step_every) -> None:
+        raise TrainingFailed(said)
+
+    monkeypatch.setattr("benchmark.trainer.train", diverging)  # imported when called
+    cfg, ex = hardware.decide(TrainConfig(epochs=1, **PLAIN_CPU))
+    study = tuning.open_study(optuna.storages.InMemoryStorage(), "s", cfg, None)
+    trial = study.ask()
+    with pytest.raises(optuna.TrialPruned, match=re.escape(said)):
+        tuning.objective(trial, cfg, None, ex)
+    assert trial.user_attrs["diverged"] == said
 
 
 def test_a_flag_typed_wins_over_the_tuned_value() -> None:
@@ -1172,6 +1201,18 @@ def test_a_study_opened_at_another_budget_names_what_differs() -> None:
         "study 's' was tuned with epochs 1, not 2; val_subset None, not 500; give the same "
         "settings or another --study NAME"
     )
+
+
+def test_a_study_of_an_older_budget_record_opens_at_the_same_settings() -> None:
+    """Studies tuned before the parameter cap and the fixed settings were recorded lack both
+    keys: read as no cap and nothing fixed, they go on, rather than being called another
+    budget."""
+    storage = optuna.storages.InMemoryStorage()
+    study = tuning.open_study(storage, "s", TrainConfig(), None)
+    recorded = study.user_attrs["budget"]
+    older = {k: v for k, v in recorded.items() if k not in ("max_params", "fixed")}
+    study.set_user_attr("budget", older)
+    assert tuning.open_study(storage, "s", TrainConfig(), None).user_attrs["budget"] == older
 
 
 def test_a_trial_that_trained_every_epoch_is_never_pruned_after_its_last(

@@ -16,7 +16,15 @@ import optuna
 import pandas as pd
 import pytest
 import torch
-from conftest import PLAIN_CPU, checkpoint_of, exit_status, make_run, one_line, queue_trial
+from conftest import (
+    PLAIN_CPU,
+    checkpoint_of,
+    exit_status,
+    make_run,
+    one_line,
+    queue_trial,
+    shared_lock_refused,
+)
 from optuna.trial import TrialState
 
 from benchmark import compare, comparison, hardware, places, rundir, storages, tuning
@@ -314,6 +322,20 @@ def test_the_flags_to_go_on_name_every_setting_a_plan_records_and_no_grid_it_doe
     two = [["gap_cnn", "concat"], ["small_cnn", "late_sum"]]  # not every arch x fusion
     flags = comparison.recorded_flags({"plan": {**plan, "pairs": two}})
     assert flags == "--seeds 0,1 --trials 2 --holdout-pairs 3 --epochs 1"
+    twice = [*two, *two]  # as many pairs as the grid, but two of them twice: not the grid
+    flags = comparison.recorded_flags({"plan": {**plan, "pairs": twice}})
+    assert flags == "--seeds 0,1 --trials 2 --holdout-pairs 3 --epochs 1"
+    capped = {
+        **plan,
+        "pairs": two,
+        "max_params": 5000,
+        "budget": {"epochs": 1, "train_subset": 512},
+    }
+    flags = comparison.recorded_flags({"plan": capped})
+    assert flags == "--seeds 0,1 --trials 2 --max-params 5000 --train-subset 512 --epochs 1"
+    # a plug-in's combinations: flags that leave its --plugin out would be another protocol
+    plugin = [{"plugin": "my_encoders.py", "sha256": "ab12", "entries": ["encoder mine"]}]
+    assert comparison.recorded_flags({"plan": {**plan, "pairs": grid, "plugins": plugin}}) == ""
 
 
 def test_a_ladders_top_level_is_its_highest_rung_and_rungs_are_read_lowest_first(
@@ -344,6 +366,7 @@ def test_a_sitting_of_another_shape_is_left_out() -> None:
     """A hand-edited sitting (seconds as text, processes missing) is not summed by the report."""
     good = {"where": "vm", "processes": 2, "seconds": 60.0, "rungs": ["k"]}
     held = [good, {**good, "seconds": "60"}, {"where": "vm", "seconds": 1.0, "rungs": []}]
+    held += [{k: v for k, v in good.items() if k != "rungs"}]  # the next record_stage read them
     assert comparison.sittings({"plan": {}, "sittings": held}) == [good]
 
 
@@ -357,6 +380,19 @@ def test_a_true_where_comparison_json_holds_a_number_is_damaged(tmp_path: Path) 
     with pytest.raises(DamagedFileError, match=r"plan\.trials is True; repair it or move it away"):
         comparison.load_comparison(tmp_path)
     assert comparison.read_comparison(tmp_path) is None  # a reader goes on without it
+
+
+def test_a_comparison_json_that_cannot_be_read_is_named_as_bad_json_is(
+    tmp_path: Path, capsys
+) -> None:
+    """A directory where it goes (or a file this user may not read): one line naming it, exit
+    1, as a writer says of bad JSON; a reader (the report, a sitting's check) goes on without."""
+    path = tmp_path / comparison.COMPARISON
+    path.mkdir()
+    assert exit_status(["compare", "--status", "--results-dir", str(tmp_path)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert line.endswith(f"{path}: unreadable (Is a directory); repair it or move it away")
+    assert comparison.read_comparison(tmp_path) is None
 
 
 PLAN = {"key": "k", "pairs": [["gap_cnn", "concat"]], "seeds": [0], "trials": 2}
@@ -790,12 +826,29 @@ def test_a_jobs_sitting_records_the_machines_wall_time_only_when_work_was_done(
     assert comparison.sittings(comparison.read_comparison(tmp_path)) == []
 
 
+def test_a_sitting_of_one_rung_is_kept_by_the_ladder_that_goes_on_with_that_rung(
+    tmp_path: Path,
+) -> None:
+    """``compare --epochs 1``, then ``--epochs 1,3`` in the same directory: the ladder keeps the
+    1-epoch rung's stage times, and the wall time of the sitting that worked on it with them."""
+    one, ladder = [FakePlan("k1", 1)], [FakePlan("k1", 1), FakePlan("k3", 3)]
+    with comparison.Sitting(tmp_path, one, "host", 2):
+        comparison.record_stage(tmp_path, one[0].to_dict(), "tune", 8.0, "host")
+    dicts = [p.to_dict() for p in ladder]
+    comparison.record_stage(tmp_path, dicts[1], "tune", 1.0, "host", dicts)
+    found = comparison.read_comparison(tmp_path)
+    assert found["rungs"]["1"]["stages"] == {"tune": {"host": 8.0}}
+    assert [s["rungs"] for s in comparison.sittings(found)] == [["k1"]]
+
+
 def test_a_stage_clock_writes_each_tenth_once_and_nothing_for_a_stage_without_work(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Written between runs and on leaving, the time is the stage's wall time, not counted
-    again at each write; a stage that found everything complete leaves no file."""
-    now = iter([0.0, 1.0, 1.5, 10.0, 20.0])
+    again at each write; a stage that found everything complete leaves no file, nor does one
+    whose work took under a tenth (comparison.json keeps tenths). A stage counted whatever it
+    did (the report, when the workers did work) is written all the same."""
+    now = iter([0.0, 1.0, 1.5, 10.0, 20.0, 20.04, 20.04, 30.0, 32.0])
     monkeypatch.setattr(comparison.time, "perf_counter", lambda: next(now))
     plan = FakePlan("k", 1)
     with comparison.StageClock(tmp_path, plan, "runs", "vm", [plan]) as clock:
@@ -804,7 +857,30 @@ def test_a_stage_clock_writes_each_tenth_once_and_nothing_for_a_stage_without_wo
     (tmp_path / comparison.COMPARISON).unlink()
     with comparison.StageClock(tmp_path, plan, "tune", "vm", [plan]):
         pass  # nothing to do
+    with comparison.StageClock(tmp_path, plan, "tune", "vm", [plan]) as clock:
+        clock()  # a trial done, 0.04 s in
     assert not (tmp_path / comparison.COMPARISON).exists()
+    with comparison.StageClock(tmp_path, plan, "report", "vm", [plan], counted=True):
+        pass  # the report, which calls no clock
+    assert comparison.read_comparison(tmp_path)["stages"] == {"report": {"vm": 2.0}}
+
+
+def test_a_sitting_adds_its_time_holding_the_lock_the_workers_add_theirs_under(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sitting reads, changes and writes comparison.json as its workers do: outside their
+    lock, a worker's stage time written between its read and its write was lost."""
+    plan = FakePlan("k", 1)
+    write, held = comparison.files.write_json, []
+
+    def locked_write(path: Path, value: dict) -> None:
+        held.append(shared_lock_refused(tmp_path / comparison.LOCK))
+        write(path, value)
+
+    with comparison.Sitting(tmp_path, [plan], "host", 2):
+        comparison.record_stage(tmp_path, plan.to_dict(), "tune", 1.0, "host")
+        monkeypatch.setattr(comparison.files, "write_json", locked_write)
+    assert held == [True] and len(comparison.sittings(comparison.read_comparison(tmp_path))) == 1
 
 
 def test_the_cost_section_gives_the_sittings_wall_time() -> None:

@@ -128,9 +128,11 @@ def test_a_storage_damaged_throughout_costs_its_section_only(results: Path) -> N
         '{"plan": {"budget": {"epochs": "9"}}}',
         '{"plan": {"seeds": [0, "1"]}}',
         '{"plan": {}, "rungs": [1]}',
+        '{"plan": {}, "rungs": {"1": 5}}',
         '{"plan": {}, "rungs": {"1": {"plan": {"trials": "20"}}}}',
         '{"plan": {}, "stages": {"tune": {"vm": "an hour"}}}',
         '{"plan": {}, "stages": {"runs": {"vm": -5}}}',  # was shown as "-5.0 s"
+        '{"plan": {}, "rungs": {"1": {"plan": {}, "stages": {"tune": {"vm": -5}}}}}',
     ],
 )
 def test_a_damaged_comparison_json_costs_its_sections_and_is_never_written_over(

@@ -1230,6 +1230,17 @@ def test_a_seed_run_twice_is_found_complete_in_its_first_run(tmp_path: Path) -> 
     assert list(rundir.complete_seeds(tmp_path).values()) == [first.name]
 
 
+def test_a_run_from_before_tuned_was_recorded_is_its_seeds_untuned_run(tmp_path: Path) -> None:
+    """A metrics.json without ``tuned`` is an untuned run, as the report reads it: the seed is
+    found complete in it, not trained again beside it."""
+    cfg = TrainConfig(arch="gap_cnn", fusion="concat", seed=0)
+    run_dir = make_run(tmp_path / "runs", "old", config_hash=cfg.config_hash())
+    found = json.loads((run_dir / rundir.METRICS).read_text())
+    del found["tuned"]
+    (run_dir / rundir.METRICS).write_text(json.dumps(found))
+    assert rundir.complete_seeds(tmp_path) == {rundir.planned_seed(cfg, "fp32"): "old"}
+
+
 def test_a_run_interrupted_on_another_worker_is_counted_as_interrupted(tmp_path: Path) -> None:
     """The count that sends compare round for a next pass: a run whose worker was stopped
     during this pass (its one queue trial failed) was counted nowhere, and compare ended with

@@ -193,6 +193,36 @@ def test_an_accuracy_outside_0_to_1_in_metrics_is_a_corrupt_run(tmp_path: Path, 
         rundir.read_metrics(run_dir)
 
 
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"tuned": "no"}, "tuned"),
+        ({"config": ["gap_cnn"]}, "config"),
+        ({"val": 0.9}, "val"),
+        ({"versions": "2.5"}, "versions"),
+        ({"data": "mnist"}, "data"),
+        ({"test_heldout": {}, "config": {}}, "config.holdout_pairs"),
+    ],
+)
+def test_a_metrics_field_of_another_shape_is_a_corrupt_run(
+    change: dict, field: str, tmp_path: Path
+) -> None:
+    """The report flattens every run's metrics into one table: a field of another shape than a
+    run writes (``"tuned": "no"``, a list for the config, held-out figures without the count of
+    held-out pairs) is a corrupt run, named, not a table the report then fails on."""
+    import shutil
+
+    from benchmark import rundir
+
+    reference = Path(__file__).resolve().parents[1] / "results" / "runs"
+    run_dir = tmp_path / "run"
+    shutil.copytree(sorted(reference.glob("*/metrics.json"))[0].parent, run_dir)
+    found = json.loads((run_dir / rundir.METRICS).read_text())
+    (run_dir / rundir.METRICS).write_text(json.dumps({**found, **change}))
+    with pytest.raises(rundir.IncompleteRun, match=rf"missing or invalid {re.escape(field)}$"):
+        rundir.read_metrics(run_dir)
+
+
 @pytest.mark.parametrize("kept", [True, False])
 def test_a_resume_says_where_it_starts_and_why_from_the_start(
     kept: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
@@ -856,6 +886,17 @@ def test_an_optuna_db_emptied_just_now_beside_its_comparison_json_is_one_line(
     line = one_line(capsys.readouterr().err)
     assert f"{db}: empty (0 bytes), as a crash or a full disk leaves a file" in line, line
     assert db.stat().st_size == 0
+
+
+@pytest.mark.parametrize("content", ['{"message": "stopped"}', '{"status": 3}', "[]", "{"])
+def test_a_status_json_without_a_status_is_read_as_unreadable(content: str, tmp_path: Path) -> None:
+    """The listing, the report and predict's hints read a run's status: a status.json without
+    one as text is "unreadable", as bad JSON is, not a KeyError or a number shown as a status."""
+    from benchmark import rundir
+
+    run_dir = interrupted_run(tmp_path / "run")
+    (run_dir / rundir.STATUS).write_text(content)
+    assert rundir.read_status(run_dir) == ("unreadable", "")
 
 
 def test_a_moved_runs_resume_hint_names_where_it_is_now(tmp_path: Path) -> None:

@@ -488,6 +488,30 @@ def test_a_committed_run_without_weights_names_the_one_with_them(
     assert f"reference model's: {REFERENCE});" in err and f"--config {other / 'config.json'}" in err
 
 
+@pytest.mark.parametrize("with_weights", [3, 4])
+def test_a_committed_run_without_weights_names_up_to_three_with_them_and_past_that_the_readme(
+    with_weights: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More runs with weights than three made the line a list of paths: the README lists them."""
+    from benchmark import rundir
+    from benchmark.errors import UsageError
+
+    monkeypatch.setattr(rundir, "committed", lambda run_dir: True)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("{}")
+    rundir.write_status(mine, "complete")
+    kept = [tmp_path / f"weights-{i}" for i in range(with_weights)]
+    for run in kept:
+        run.mkdir()
+        (run / "model.pt").write_bytes(b"")
+    with pytest.raises(UsageError) as refused:
+        rundir.check_finished(mine, "--run")
+    named = ", ".join(map(str, kept))
+    said = f": {named})" if with_weights <= 3 else ", see the README)"
+    assert f"git keeps only the reference model's{said}" in str(refused.value)
+
+
 @pytest.mark.parametrize("status", ["complete", "interrupted", "failed", "running"])
 def test_a_run_of_ones_own_without_weights_says_what_to_do(
     status: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -801,7 +801,15 @@ def test_a_run_found_twice_counts_once(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    ["seconds 1e308", "seconds -5", "val_sum_acc 7", "val_sum_acc nan", "train_loss inf", "binary"],
+    [
+        "seconds 1e308",
+        "seconds -5",
+        "val_sum_acc 7",
+        "val_sum_acc nan",
+        "train_loss inf",
+        "binary",
+        "no val_sum_acc",
+    ],
 )
 def test_a_damaged_history_is_named_and_its_curve_left_out(damage: str, tmp_path: Path) -> None:
     """A history.csv of 1e308 seconds made the "s to 99% val" cell 309 digits long; one of
@@ -813,6 +821,8 @@ def test_a_damaged_history_is_named_and_its_curve_left_out(damage: str, tmp_path
     path = runs / "a1" / "history.csv"
     if damage == "binary":
         path.write_bytes(bytes(range(256)))
+    elif damage == "no val_sum_acc":  # the column the curves are drawn from
+        pd.read_csv(path).drop(columns="val_sum_acc").to_csv(path, index=False)
     else:
         column, value = damage.split()
         frame = pd.read_csv(path)
@@ -1214,6 +1224,26 @@ def test_each_runs_glob_of_several_must_match_a_run_directory(
     line = one_line(capsys.readouterr().err)
     assert f"--runs {given!r} matches no run directory" in line
     assert not out.exists()
+
+
+def test_a_folder_this_user_may_not_look_into_is_no_run_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file's stat in a folder without its x bit is refused (EACCES): ``--runs 'results/*'``
+    with such a folder beside the runs stopped on a traceback. (Root, whom no mode stops, runs
+    the tests: the refusal is stood in for.)"""
+    from benchmark import rundir
+
+    locked, exists = tmp_path / "locked", Path.exists
+    locked.mkdir()
+
+    def refused(path: Path) -> bool:
+        if path.parent == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return exists(path)
+
+    monkeypatch.setattr(Path, "exists", refused)
+    assert not rundir.is_run_dir(locked)
 
 
 @pytest.mark.usefixtures("undrawn")

@@ -232,6 +232,40 @@ def test_signals_are_held_during_a_group_of_writes() -> None:
     assert reached
 
 
+def test_of_signals_held_during_a_group_of_writes_the_first_is_raised_after_it() -> None:
+    """Ctrl-C, then a SIGTERM from a supervisor giving up: the run stops as interrupted
+    (exit 130), as the first signal said, not as the one that came last."""
+    heard: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, _: heard.append(signum)) for s in watched}
+    try:
+        with rundir.signals_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert heard == []
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert heard == [signal.SIGINT]
+
+
+def test_a_group_of_writes_off_the_main_thread_goes_on_without_holding_signals() -> None:
+    """Python lets only the main thread set a signal handler: a run saved from another thread
+    (a library caller's) raised ValueError at its first checkpoint."""
+    import threading
+
+    done: list[bool] = []
+
+    def writes() -> None:
+        with rundir.signals_deferred():
+            done.append(True)
+
+    writer = threading.Thread(target=writes)
+    writer.start()
+    writer.join()
+    assert done == [True]
+
+
 def test_a_temporary_left_by_a_killed_writer_is_removed_when_the_run_is_next_claimed(
     tmp_path: Path,
 ) -> None:
@@ -262,27 +296,34 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_when_the_run_is_next_cla
     assert names == {rundir.CONFIG, rundir.STATUS, rundir.LOCK, "notes.tmp", ".hidden.tmp"}
 
 
-@pytest.mark.parametrize("keep", [False, True])
+@pytest.mark.parametrize("keep", [False, True, "unsaid", "unreadable"])
 def test_a_run_killed_after_writing_its_metrics_is_closed_when_next_claimed(
-    keep: bool, tmp_path: Path
+    keep: bool | str, tmp_path: Path
 ) -> None:
     """SIGKILL between metrics.json and the status left a complete run "running" with its
-    checkpoint: the next claim marks it complete and removes the checkpoint, unless kept."""
+    checkpoint: the next claim marks it complete and removes the checkpoint, unless kept: by
+    its config, or where config.json does not say (a run from before ``--keep-checkpoint``)
+    or cannot be read (unsure: left)."""
     from benchmark.config import TrainConfig
     from benchmark.metrics import names
 
-    cfg = TrainConfig(keep_checkpoint=keep)
+    cfg = TrainConfig(keep_checkpoint=keep is True)
     run_dir = tmp_path / "run"
-    files.write_json(run_dir / rundir.CONFIG, cfg.to_dict())
+    values = cfg.to_dict()
+    if keep == "unsaid":
+        del values["keep_checkpoint"]
+    files.write_json(run_dir / rundir.CONFIG, values)
     rundir.write_status(run_dir, "running")
     files.save_torch(run_dir / rundir.CHECKPOINT, {"step": 1})
     metrics = {"arch": cfg.arch, "fusion": cfg.fusion, "config_hash": cfg.config_hash()}
     metrics |= {"seed": 0, "params": 10, "test": {name: 0.5 for name in names()}}
     files.write_json(run_dir / rundir.METRICS, metrics)
+    if keep == "unreadable":
+        (run_dir / rundir.CONFIG).write_text("{")
     with rundir.claimed(run_dir):
         pass
     assert rundir.read_status(run_dir)[0] == "complete"
-    assert (run_dir / rundir.CHECKPOINT).exists() == keep
+    assert (run_dir / rundir.CHECKPOINT).exists() == (keep is not False)
 
 
 @pytest.mark.parametrize("when", ["during-the-last-writes", "after-them"])

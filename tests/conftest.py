@@ -430,6 +430,13 @@ def child(code: str, *args: str, ready: str) -> Iterator[subprocess.Popen]:
         proc.wait()
 
 
+# ``child``'s code for a process holding the run directory it is given, as one training in it
+HOLDS_RUN = (
+    "import sys, time; from pathlib import Path; from benchmark import rundir\n"
+    "with rundir.claimed(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
+)
+
+
 def no_data_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading the data fails the test: bad input must be refused before that."""
     monkeypatch.setattr("benchmark.data.load_mnist", lambda *a, **k: pytest.fail("data loaded"))

@@ -85,10 +85,14 @@ def test_a_damaged_config_json_on_resume_is_one_line(
 def checkpoint_damage() -> list[tuple[str, object, str]]:
     """(id, what to put in checkpoint.pt: bytes, an object to torch.save, or None for a
     directory, the expected fragment)."""
-    from benchmark.config import TrainConfig
+    from benchmark.config import MNIST_TRAIN_IMAGES, TrainConfig
 
     cfg = TrainConfig()
     valid = checkpoint_of(cfg)
+    stats = {"train_loss": 0.1, "train_sum_acc": 0.5, "val": {}, "lr": 1e-3, "seconds": 1.0}
+    past = cfg.epochs + 1  # a whole epoch more than config.json's, its steps and all
+    ahead = {"history": [{**stats, "epoch": e} for e in range(1, past + 1)]}
+    ahead["step"] = past * cfg.steps_per_epoch(MNIST_TRAIN_IMAGES)
     saved = io.BytesIO()
     torch.save(valid, saved)
     return [
@@ -104,6 +108,7 @@ def checkpoint_damage() -> list[tuple[str, object, str]]:
         ("another-model", checkpoint_of(TrainConfig(arch="small_cnn")), "not a checkpoint"),
         ("step-mid-epoch", {**valid, "step": 7}, "does not fit this run's config"),
         ("more-epochs", {**valid, "history": [{}] * 9}, "not a checkpoint of this run"),
+        ("past-its-epochs", {**valid, **ahead}, "does not fit this run's config"),
     ]
 
 
@@ -405,7 +410,7 @@ def test_damaged_weights_for_predict_are_one_line(
 
 def test_a_buffer_may_hold_minus_inf_a_parameter_may_not(tmp_path: Path) -> None:
     """-inf is a plausible mask buffer in a plug-in (sum logits may be -inf); a parameter of
-    inf is damage, as NaN anywhere is."""
+    inf is damage, as NaN anywhere is (a buffer's too)."""
     from architectures import create_model
     from benchmark import files, rundir, runs
     from benchmark.config import TrainConfig
@@ -421,6 +426,10 @@ def test_a_buffer_may_hold_minus_inf_a_parameter_may_not(tmp_path: Path) -> None
     torch.save({**weights, parameter: torch.full_like(weights[parameter], math.inf)},
                run_dir / rundir.MODEL)  # fmt: skip
     with pytest.raises(files.UnreadableFileError, match=f"{parameter} holds NaN or inf"):
+        runs.load_run(run_dir)
+    torch.save({**weights, buffer: torch.full_like(weights[buffer], math.nan)},
+               run_dir / rundir.MODEL)  # fmt: skip
+    with pytest.raises(files.UnreadableFileError, match=f"{buffer} holds NaN or inf"):
         runs.load_run(run_dir)
 
 

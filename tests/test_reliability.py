@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import child, one_line, only_run
+from conftest import HOLDS_RUN, child, one_line, only_run
 
 from benchmark import files, rundir
 from benchmark.cli import main
@@ -42,6 +42,26 @@ def test_non_finite_loss_stops_with_one_line_and_marks_failed(
     assert not (run_dir / rundir.METRICS).exists()
 
 
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError, MemoryError])
+def test_out_of_memory_stops_with_one_line_and_marks_failed(
+    error: type[Exception], small_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """Left "running", the run was listed as one whose process may have been killed, to be
+    resumed: at the same batch size it runs out of memory again."""
+    from benchmark import runs
+
+    def out_of_memory(*args, **kwargs):
+        raise error("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(runs, "train", out_of_memory)
+    assert main(["run", *SMALL, "--results-dir", str(tmp_path)]) == 1
+    line = one_line(capsys.readouterr().err)
+    name = error.__name__
+    assert line.endswith(f"out of memory ({name}); try a smaller --batch-size or model")
+    status = json.loads((only_run(tmp_path) / rundir.STATUS).read_text())
+    assert (status["status"], status["message"]) == ("failed", f"{name}: out of memory")
+
+
 # ------------------------------------------------------------------------ one process per run
 
 
@@ -50,15 +70,25 @@ def test_resume_refuses_a_run_another_process_is_running(tmp_path: Path, capsys)
     blocks no more: the kernel dropped its lock."""
     run_dir = tmp_path / "run"
     files.write_json(run_dir / rundir.CONFIG, TrainConfig().to_dict())
-    hold = (
-        "import sys, time; from pathlib import Path; from benchmark import rundir\n"
-        "with rundir.claimed(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)"
-    )
-    with child(hold, str(run_dir), ready="held") as other:
+    with child(HOLDS_RUN, str(run_dir), ready="held") as other:
         assert main(["run", "--resume", str(run_dir)]) == 2
         assert f"still running (pid {other.pid} since" in one_line(capsys.readouterr().err)
     with rundir.claimed(run_dir):  # the killed holder's lock is gone
         assert (run_dir / rundir.LOCK).is_file()
+
+
+def test_training_refuses_a_run_another_process_holds(tmp_path: Path) -> None:
+    """A run started here and resumed by hand in another shell at once: whichever claims the
+    run directory first trains it; the other is refused before it writes anything."""
+    from benchmark import runs
+    from benchmark.errors import UsageError
+
+    run_dir = tmp_path / "run"
+    files.write_json(run_dir / rundir.CONFIG, TrainConfig().to_dict())
+    with child(HOLDS_RUN, str(run_dir), ready="held") as other:
+        with pytest.raises(UsageError, match=f"still running \\(pid {other.pid} since"):
+            runs.execute(TrainConfig(), None, run_dir, None)
+    assert sorted(p.name for p in run_dir.iterdir()) == [rundir.LOCK, rundir.CONFIG]
 
 
 @pytest.mark.slow

@@ -249,6 +249,28 @@ def test_of_signals_held_during_a_group_of_writes_the_first_is_raised_after_it()
     assert heard == [signal.SIGINT]
 
 
+def test_a_signal_after_the_checkpoint_waits_for_the_history_of_its_epoch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C as checkpoint.pt is renamed into place: history.csv is written too before the
+    run stops, so the two agree (a checkpoint an epoch ahead of its history is mended only on
+    resume)."""
+    from types import SimpleNamespace
+
+    epoch = SimpleNamespace(row=lambda: {"epoch": 1, "val_sum_acc": 0.5})
+    state = SimpleNamespace(state_dict=lambda: {"step": 1}, history=[epoch])
+    save = files.save_torch
+
+    def saved_then_interrupted(path: Path, obj: object) -> None:
+        save(path, obj)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(files, "save_torch", saved_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runs.save_checkpoint(tmp_path, state)
+    assert history_rows(tmp_path) == [{"epoch": "1", "val_sum_acc": "0.5"}]
+
+
 def test_a_group_of_writes_off_the_main_thread_goes_on_without_holding_signals() -> None:
     """Python lets only the main thread set a signal handler: a run saved from another thread
     (a library caller's) raised ValueError at its first checkpoint."""

@@ -17,8 +17,10 @@ import pandas as pd
 import pytest
 import torch
 from conftest import (
+    HOLDS_RUN,
     PLAIN_CPU,
     checkpoint_of,
+    child,
     exit_status,
     make_run,
     one_line,
@@ -753,6 +755,21 @@ def test_a_stopped_run_whose_checkpoint_is_damaged_is_marked_failed_and_its_seed
     trained = trained_by_stages(plan, storage, ex, records, tmp_path, monkeypatch)
     assert rundir.read_status(stopped)[0] == "failed"
     assert trained[False][0] != stopped and not trained[False][1]  # afresh, beside it
+
+
+def test_a_stopped_run_another_process_holds_is_left_to_it_and_its_seed_trained_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A run resumed by hand (``run --resume``) as compare goes round: compare trained in the
+    directory the other process was training in. Now it says so and trains the seed afresh
+    beside it, leaving the run to its holder."""
+    plan, storage, ex, records, stopped = stopped_default_run(tmp_path, "interrupted")
+    with child(HOLDS_RUN, str(stopped), ready="held"):
+        trained = trained_by_stages(plan, storage, ex, records, tmp_path, monkeypatch)
+    assert trained[False][0] != stopped and not trained[False][1]  # afresh, beside it
+    said = " ".join(capsys.readouterr().out.split())
+    assert f"not resuming {stopped} (still running (pid " in said
+    assert rundir.read_status(stopped)[0] == "interrupted"  # its holder's to mark
 
 
 @pytest.mark.slow

@@ -10,8 +10,11 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -399,15 +402,17 @@ def test_a_compare_worker_trains_the_next_rungs_runs_while_one_rungs_are_held(
     assert [rundir.read_metrics(d)["epochs"] for d in runs] == [2, 2, 1, 1]  # in order begun
 
 
+@contextmanager
+def worked_clock(plan: object, stage: str) -> Iterator[SimpleNamespace]:
+    """A stage clock that writes nothing, for passes faked whole: their work is done."""
+    yield SimpleNamespace(worked=True)
+
+
 def test_runs_interrupted_on_another_worker_are_trained_in_a_next_pass(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A run whose worker was interrupted (its queue trial failed) is queued again only by the
     next pass: ending after the first, compare left it untrained and the rung short."""
-    from collections.abc import Iterator
-    from contextlib import contextmanager
-    from types import SimpleNamespace
-
     from benchmark import compare, stages
 
     monkeypatch.setattr(stages, "POLL_S", 0.0)
@@ -420,10 +425,47 @@ def test_runs_interrupted_on_another_worker_are_trained_in_a_next_pass(
         calls.append(plan.base.epochs)
         return passes[len(calls) - 1]
 
-    @contextmanager
-    def clock(plan: compare.Plan, stage: str) -> Iterator[SimpleNamespace]:
-        yield SimpleNamespace(worked=True)
-
     monkeypatch.setattr(stages, "train_all", one_pass)
-    assert stages.train_ladder(plans, None, None, None, tmp_path, {1: {}}, clock) == (0, True)
+    ended = stages.train_ladder(plans, None, None, None, tmp_path, {1: {}}, worked_clock)
+    assert ended == (0, True)
     assert calls == [1, 1]
+
+
+def test_tuning_goes_on_until_every_study_of_the_ladder_has_its_trials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pass that leaves one study a trial short (its place held by a worker whose trial then
+    failed) is followed by another: ending once any study had its trials, compare exported the
+    others short of them."""
+    from benchmark import compare, stages
+
+    pairs = (("gap_cnn", "concat"), ("gap_cnn", "late_sum"))
+    plans = [compare.Plan(TrainConfig(epochs=1), pairs, (0,), 2, 10**6)]
+    passes = [[2, 1], [2, 2]]  # finished trials of each study after each pass
+    calls: list[int] = []
+
+    def one_pass(plan: compare.Plan, *args: object) -> list[SimpleNamespace]:
+        calls.append(plan.base.epochs)
+        return [SimpleNamespace(finished=n) for n in passes[len(calls) - 1]]
+
+    monkeypatch.setattr(stages, "tune_all", one_pass)
+    monkeypatch.setattr(tuning, "finished_count", lambda study: study.finished)
+    monkeypatch.setattr(compare, "tuning_finished", lambda studies: True)
+    spent = {pair: (2, 2) for pair in pairs}
+    monkeypatch.setattr(compare, "export_rung", lambda plan, *args: ({}, spent))
+    stages.tune_ladder(plans, None, "spec", None, None, 0, None, tmp_path, worked_clock)
+    assert calls == [1, 1]
+
+
+def test_the_diverged_final_runs_of_every_rung_are_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """compare exits 1 where a final run diverged, at any rung: the count is every rung's."""
+    from benchmark import compare, stages
+
+    pair = ("gap_cnn", "concat")
+    plans = [compare.Plan(TrainConfig(epochs=e), (pair,), (0,), 2, 10**6) for e in (1, 2)]
+    counts = {"running": 0, "waiting": 0, "interrupted": 0, "complete": 1, "diverged": 1}
+    monkeypatch.setattr(stages, "train_all", lambda *args: counts)
+    ended = stages.train_ladder(plans, None, None, None, tmp_path, {1: {}, 2: {}}, worked_clock)
+    assert ended == (2, True)

@@ -171,6 +171,8 @@ def open_to_read(spec: str) -> BaseStorage:
     """A storage that exists, opened to read its studies and nothing else (the report's): no
     table, file or folder is created, and a local file that is not there is one line."""
     path = check_form(spec)
+    if path is not None and path.is_dir():  # as check_storage says it: "no such file" misled
+        raise IsADirectoryError(f"{path}: a directory; expected a file")
     if path is not None and not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     if is_journal(spec):

@@ -1661,6 +1661,9 @@ def test_a_report_reads_the_studies_from_the_storage_they_were_tuned_in(
         in said
     )
     assert not gone.exists() and (results / "report.md").is_file()
+    assert main([*argv, "--storage", f"journal:{journal.parent}"]) == 0  # a folder, not a file
+    said = "".join(capsys.readouterr().out.split())
+    assert "".join(f"{journal.parent}: a directory; expected a file".split()) in said
     # any SQLite URL SQLAlchemy takes: another driver, %-escapes, a query (as tune takes them)
     spaced = tmp_path / "my studies" / "optuna.db"
     spaced.parent.mkdir()

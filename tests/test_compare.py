@@ -744,6 +744,30 @@ def test_a_run_stopped_in_an_earlier_sitting_is_resumed_by_compare_not_trained_a
     assert sorted((tmp_path / "runs").iterdir()) == sorted([stopped, tuned_dir])
 
 
+def test_a_run_compare_resumes_is_headed_as_every_run_of_the_stage_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run resumed from an earlier sitting is headed with its place in the stage ("[1/2 at
+    1 epoch] ...") as a fresh run is, and says it resumes: without the heading its line named
+    the run alone, and the count of the stage's runs skipped it."""
+    from benchmark import stages
+
+    plan, storage, ex, records, stopped = stopped_default_run(tmp_path, "interrupted")
+    shown: dict[Path, tuple[str | None, str]] = {}
+
+    def fake(
+        cfg: TrainConfig, data: object, run_dir: Path, ex: object, state=None, label=None, note=""
+    ) -> dict:
+        shown[run_dir] = (label, note)
+        return {"run_id": run_dir.name, "test": {"sum_acc": 0.5}}
+
+    monkeypatch.setattr(stages, "train_with_progress", fake)
+    stages.train_all(plan, storage, None, ex, tmp_path, records, lambda: None)
+    label, note = shown[stopped]
+    assert label == "[1/2 at 1 epoch] gap_cnn x concat default, seed 0"
+    assert note == "resuming at epoch 1: stopped in an earlier sitting"
+
+
 def test_a_stopped_run_whose_checkpoint_is_damaged_is_marked_failed_and_its_seed_trained_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -769,6 +793,8 @@ def test_a_stopped_run_another_process_holds_is_left_to_it_and_its_seed_trained_
     assert trained[False][0] != stopped and not trained[False][1]  # afresh, beside it
     said = " ".join(capsys.readouterr().out.split())
     assert f"not resuming {stopped} (still running (pid " in said
+    # run --resume's words: compare does not stop it, and trains the seed afresh instead
+    assert f"--resume {stopped}" not in said and "stop it first" not in said
     assert rundir.read_status(stopped)[0] == "interrupted"  # its holder's to mark
 
 

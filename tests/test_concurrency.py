@@ -469,3 +469,74 @@ def test_the_diverged_final_runs_of_every_rung_are_counted(
     monkeypatch.setattr(stages, "train_all", lambda *args: counts)
     ended = stages.train_ladder(plans, None, None, None, tmp_path, {1: {}, 2: {}}, worked_clock)
     assert ended == (2, True)
+
+
+def test_tuning_held_by_other_workers_is_waited_for_not_polled_in_a_busy_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pass that leaves every free place trained and the last trials running on other
+    workers says so and waits for them (``compare.wait_for_tuning``) before the next pass:
+    without the wait, compare went straight into pass after pass, opening every study of the
+    ladder again and again while the others trained, and never said what it waited for."""
+    from benchmark import compare, stages
+
+    pairs = (("gap_cnn", "concat"),)
+    plans = [compare.Plan(TrainConfig(epochs=1), pairs, (0,), 2, 10**6)]
+    passes = [[1], [2]]  # the study's finished trials after each pass: one held elsewhere
+    events: list[str] = []
+
+    def one_pass(plan: compare.Plan, *args: object) -> list[SimpleNamespace]:
+        events.append("pass")
+        return [SimpleNamespace(finished=passes[events.count("pass") - 1][0])]
+
+    monkeypatch.setattr(stages, "tune_all", one_pass)
+    monkeypatch.setattr(stages, "waiting_words", lambda studies: "waiting for the others")
+    monkeypatch.setattr(tuning, "finished_count", lambda study: study.finished)
+    monkeypatch.setattr(compare, "tuning_finished", lambda studies: studies[0].finished >= 2)
+    monkeypatch.setattr(compare, "wait_for_tuning", lambda studies: events.append("wait"))
+    monkeypatch.setattr(compare, "export_rung", lambda plan, *args: ({}, {pairs[0]: (2, 2)}))
+    stages.tune_ladder(plans, None, "spec", None, None, 0, None, tmp_path, worked_clock)
+    assert events == ["pass", "wait", "pass"]
+    assert "waiting for the others" in capsys.readouterr().out
+
+
+def test_a_ladder_pass_that_trained_only_at_a_lower_rung_counts_as_worked() -> None:
+    """``each_rung`` says whether any rung's work trained, not the last rung's alone: a
+    worker that trained at the first rung only was taken for a rerun that did nothing (its
+    report stage's time not counted in comparison.json)."""
+    from benchmark import compare, stages
+
+    pairs = (("gap_cnn", "concat"),)
+    plans = [compare.Plan(TrainConfig(epochs=e), pairs, (0,), 2, 10**6) for e in (1, 2)]
+
+    @contextmanager
+    def clock(plan: compare.Plan, stage: str) -> Iterator[SimpleNamespace]:
+        yield SimpleNamespace(worked=plan.base.epochs == 1)  # trained at the first rung only
+
+    out, worked = stages.each_rung(plans, "runs", clock, lambda plan, lap: plan.base.epochs * 10)
+    assert out == {1: 10, 2: 20}
+    assert worked
+
+
+def test_runs_queued_again_during_a_pass_are_trained_in_a_next_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run another worker queued again as this pass ended (a dead worker's, taken over) is
+    waiting in the queue: the stage goes on until no run is held or waiting. Counting only the
+    running and interrupted ones, compare ended with it untrained and the rung short."""
+    from benchmark import compare, stages
+
+    monkeypatch.setattr(stages, "POLL_S", 0.0)
+    plans = [compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)]
+    left = {"running": 0, "interrupted": 0, "diverged": 0}
+    passes = [{**left, "complete": 1, "waiting": 1}, {**left, "complete": 2, "waiting": 0}]
+    calls: list[int] = []
+
+    def one_pass(plan: compare.Plan, *args: object) -> dict[str, int]:
+        calls.append(plan.base.epochs)
+        return passes[len(calls) - 1]
+
+    monkeypatch.setattr(stages, "train_all", one_pass)
+    ended = stages.train_ladder(plans, None, None, None, tmp_path, {1: {}}, worked_clock)
+    assert ended == (0, True)
+    assert calls == [1, 1]

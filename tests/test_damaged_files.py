@@ -82,6 +82,39 @@ def test_a_damaged_config_json_on_resume_is_one_line(
     assert not (run_dir / rundir.CHECKPOINT).exists() and not (run_dir / rundir.METRICS).exists()
 
 
+def test_model_args_the_model_cannot_run_with_are_refused_before_a_resume_trains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """A config.json whose model arguments pass the names-and-ranges check but build a model
+    that cannot take a 1x28x28 image (a kernel wider than the image) is refused by the meta
+    dry run in ``runs.load_config``: without it the resume marked the run running, loaded the
+    data and failed in the first step."""
+    from torch import nn
+
+    from architectures import Range, register_encoder
+    from benchmark import rundir
+    from benchmark.config import TrainConfig
+
+    class Kernel(nn.Module):
+        def __init__(self, width: int) -> None:
+            super().__init__()
+            self.body = nn.Sequential(nn.Conv2d(1, 4, width), nn.Flatten(1))
+            self.num_features = 4
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)[:, :4]
+
+    register_encoder("kernel_cnn", ranges={"width": Range(1, 64)})(lambda width=3: Kernel(width))
+    no_data_load(monkeypatch)
+    cfg = TrainConfig(arch="kernel_cnn", model_args={"width": 40})
+    run_dir = interrupted_run(tmp_path / "run", cfg)
+    before = (run_dir / rundir.STATUS).read_text()
+    assert exit_status(["run", "--resume", str(run_dir)]) == 1
+    line = one_line(capsys.readouterr().err)
+    assert str(run_dir / rundir.CONFIG) in line and "cannot run on 1x28x28 images" in line
+    assert (run_dir / rundir.STATUS).read_text() == before  # not marked running
+
+
 def checkpoint_damage() -> list[tuple[str, object, str]]:
     """(id, what to put in checkpoint.pt: bytes, an object to torch.save, or None for a
     directory, the expected fragment)."""

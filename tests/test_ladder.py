@@ -3,6 +3,7 @@ tuning (successive halving stops poor trials, never the defaults one) and rung r
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import socket
@@ -572,3 +573,44 @@ def test_a_ladder_whose_final_runs_diverged_says_how_many(
 
     failed, worked = stages.train_ladder(plans, None, None, None, tmp_path, {1: {}, 3: {}}, clock)
     assert (failed, worked) == (1, False)
+
+
+def test_a_one_rung_compare_names_its_epochs_not_rung_1_of_1() -> None:
+    """Progress lines name the rung only on a ladder: a plain compare of one budget said
+    "3 epochs, rung 1 of 1" in every line, as if a ladder had been asked for."""
+    from benchmark import stages
+
+    pairs = (("gap_cnn", "concat"),)
+    one = [compare.Plan(TrainConfig(epochs=3), pairs, (0,), 2, 10**6)]
+    assert stages.rung_words(one[0], one) == "3 epochs"
+    two = [compare.Plan(TrainConfig(epochs=e), pairs, (0,), 2, 10**6) for e in (1, 3)]
+    assert stages.rung_words(two[1], two) == "3 epochs, rung 2 of 2"
+
+
+def table_text(table: object) -> str:
+    """A rich table as the terminal shows it, wide enough to keep each cell on one line."""
+    from rich.console import Console
+
+    out = Console(record=True, width=200, file=io.StringIO())
+    out.print(table)
+    return out.export_text()
+
+
+def test_the_spent_table_shows_a_share_only_where_trials_were_counted() -> None:
+    """The share is trained over unpruned: a study whose counted trials would train nothing
+    (none counted, its trials failed) is "-", not a ZeroDivisionError ending compare after
+    tuning, and one that trained nothing of what it counted is 0%, not "-"."""
+    from benchmark import stages
+
+    pairs = (("gap_cnn", "concat"), ("gap_cnn", "late_sum"))
+    plans = [compare.Plan(TrainConfig(epochs=e), pairs, (0,), 2, 10**6) for e in (1, 2)]
+    spent = {1: {pairs[0]: (3, 0), pairs[1]: (0, 4)}, 2: {pairs[0]: (3, 6), pairs[1]: (8, 8)}}
+    rows = [
+        line.split("│")[1:4]
+        for line in table_text(stages.spent_table(plans, spent)).splitlines()
+        if "│" in line
+    ]
+    assert [[cell.strip() for cell in row] for row in rows] == [
+        ["gap_cnn x concat", "-", "3 of 6, 50%"],
+        ["gap_cnn x late_sum", "0 of 4, 0%", "8 of 8, 100%"],
+    ]

@@ -273,6 +273,32 @@ def test_weights_a_changed_plugin_cannot_take_blame_the_plugin_not_the_file(
     )
 
 
+def test_weights_of_no_model_shape_are_the_files_fault_though_a_plugin_changed(
+    plugin_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only weights that do not fit the model built now (load_state_dict's RuntimeError: keys
+    or shapes) can be a changed plug-in's doing. A model.pt holding a list (TypeError) is
+    damaged whatever the plug-in's code: blaming the edit sent its user after the wrong fix."""
+    import shutil
+
+    import torch
+
+    edited = tmp_path / "my_plugin.py"
+    edited.write_text(PLUGIN + "\n# a comment: the sha256 changes, the model does not\n")
+    run_dir = shutil.copytree(plugin_run, tmp_path / "run")
+    config = json.loads((run_dir / "config.json").read_text())
+    config["plugins"][0]["plugin"] = str(edited)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    torch.save([1, 2], run_dir / "model.pt")
+    image = REPO / "examples" / "seven.png"
+    with plugins_undone():
+        argv = ["predict", "--run", str(run_dir), "--image", str(image), "--addend", "1"]
+        assert main(argv) == 1
+    error = " ".join(capsys.readouterr().err.strip().split("\n")[-1].split())
+    assert error.endswith(f"{run_dir / 'model.pt'}: not weights of ext_cnn x ext_mix (TypeError)")
+    assert "changed since the run" not in error
+
+
 def test_an_entry_a_changed_plugin_renamed_blames_the_plugin_not_the_file(
     plugin_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,6 +22,7 @@ from conftest import (
     interrupted_run,
     no_data_load,
     one_line,
+    plugins_undone,
     read_only,
 )
 from PIL import Image, ImageDraw
@@ -104,12 +105,15 @@ def test_model_args_the_model_cannot_run_with_are_refused_before_a_resume_trains
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.body(x)[:, :4]
 
-    register_encoder("kernel_cnn", ranges={"width": Range(1, 64)})(lambda width=3: Kernel(width))
     no_data_load(monkeypatch)
-    cfg = TrainConfig(arch="kernel_cnn", model_args={"width": 40})
-    run_dir = interrupted_run(tmp_path / "run", cfg)
-    before = (run_dir / rundir.STATUS).read_text()
-    assert exit_status(["run", "--resume", str(run_dir)]) == 1
+    with plugins_undone():  # the registry as other tests know it, after
+        register_encoder("kernel_cnn", ranges={"width": Range(1, 64)})(
+            lambda width=3: Kernel(width)
+        )
+        cfg = TrainConfig(arch="kernel_cnn", model_args={"width": 40})
+        run_dir = interrupted_run(tmp_path / "run", cfg)
+        before = (run_dir / rundir.STATUS).read_text()
+        assert exit_status(["run", "--resume", str(run_dir)]) == 1
     line = one_line(capsys.readouterr().err)
     assert str(run_dir / rundir.CONFIG) in line and "cannot run on 1x28x28 images" in line
     assert (run_dir / rundir.STATUS).read_text() == before  # not marked running

@@ -408,17 +408,20 @@ def worked_clock(plan: object, stage: str) -> Iterator[SimpleNamespace]:
     yield SimpleNamespace(worked=True)
 
 
-def test_runs_interrupted_on_another_worker_are_trained_in_a_next_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("held", ["interrupted", "waiting"])
+def test_runs_held_at_the_end_of_a_pass_are_trained_in_a_next_pass(
+    held: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A run whose worker was interrupted (its queue trial failed) is queued again only by the
-    next pass: ending after the first, compare left it untrained and the rung short."""
+    """A run whose worker was interrupted (its queue trial failed), or one another worker
+    queued again as this pass ended (a dead worker's, taken over, waiting in the queue), is
+    trained only by a next pass: the stage goes on until no run is held or waiting. Ending after
+    the first, compare left it untrained and the rung short."""
     from benchmark import compare, stages
 
     monkeypatch.setattr(stages, "POLL_S", 0.0)
     plans = [compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)]
-    left = {"running": 0, "waiting": 0, "diverged": 0}
-    passes = [{**left, "complete": 1, "interrupted": 1}, {**left, "complete": 2, "interrupted": 0}]
+    left = {"running": 0, "interrupted": 0, "waiting": 0, "diverged": 0}
+    passes = [{**left, "complete": 1, held: 1}, {**left, "complete": 2}]
     calls: list[int] = []
 
     def one_pass(plan: compare.Plan, *args: object) -> dict[str, int]:
@@ -516,27 +519,3 @@ def test_a_ladder_pass_that_trained_only_at_a_lower_rung_counts_as_worked() -> N
     out, worked = stages.each_rung(plans, "runs", clock, lambda plan, lap: plan.base.epochs * 10)
     assert out == {1: 10, 2: 20}
     assert worked
-
-
-def test_runs_queued_again_during_a_pass_are_trained_in_a_next_pass(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run another worker queued again as this pass ended (a dead worker's, taken over) is
-    waiting in the queue: the stage goes on until no run is held or waiting. Counting only the
-    running and interrupted ones, compare ended with it untrained and the rung short."""
-    from benchmark import compare, stages
-
-    monkeypatch.setattr(stages, "POLL_S", 0.0)
-    plans = [compare.Plan(TrainConfig(epochs=1), (("gap_cnn", "concat"),), (0,), 2, 10**6)]
-    left = {"running": 0, "interrupted": 0, "diverged": 0}
-    passes = [{**left, "complete": 1, "waiting": 1}, {**left, "complete": 2, "waiting": 0}]
-    calls: list[int] = []
-
-    def one_pass(plan: compare.Plan, *args: object) -> dict[str, int]:
-        calls.append(plan.base.epochs)
-        return passes[len(calls) - 1]
-
-    monkeypatch.setattr(stages, "train_all", one_pass)
-    ended = stages.train_ladder(plans, None, None, None, tmp_path, {1: {}}, worked_clock)
-    assert ended == (0, True)
-    assert calls == [1, 1]
